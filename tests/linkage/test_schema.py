@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from xlink.errors import SchemaError
+from xlink.linkage.fields import Field, Transform, TransformKind
+from xlink.linkage.schema import (
+    SCHEMA_DIGEST_DST,
+    load_default_schema,
+    load_schema,
+    parse_schema,
+    schema_digest,
+    schema_to_canonical,
+    validate_schema,
+)
+
+GOOD_JSON = """
+{
+  "id": "ca-us-mou-7",
+  "version": 2,
+  "description": "test schema",
+  "threshold": 12.5,
+  "keys": [
+    {"name": "name_dob", "version": 1, "fields": ["given", "family", "birth_date"],
+     "m": 0.9, "u": 0.0001},
+    {"name": "phonetic", "version": 3, "fields": ["family", "birth_date"],
+     "transforms": {"family": ["soundex"], "birth_date": "year"}, "use_variants": false},
+    {"name": "pair", "version": 1, "fields": ["given", "family"], "unordered": true,
+     "transforms": {"given": ["identity", "first_n:3"]}}
+  ]
+}
+"""
+
+GOOD_TOML = """
+id = "ca-us-mou-7"
+version = 2
+description = "same schema, other words and format"
+threshold = 12.5
+
+[[keys]]
+name = "name_dob"
+version = 1
+fields = ["given", "family", "birth_date"]
+m = 0.9
+u = 1e-4
+
+[[keys]]
+name = "phonetic"
+version = 3
+fields = ["family", "birth_date"]
+use_variants = false
+transforms = { family = ["soundex"], birth_date = ["year"] }
+
+[[keys]]
+name = "pair"
+version = 1
+fields = ["given", "family"]
+unordered = true
+transforms = { given = ["first_n:3"] }
+"""
+
+
+def test_valid_schema() -> None:
+    schema = parse_schema(GOOD_JSON, "json")
+    assert schema.id == "ca-us-mou-7" and schema.version == 2 and schema.threshold == 12.5
+    assert schema.key_names == ("name_dob", "phonetic", "pair")
+    phonetic = schema.keys[1]
+    assert phonetic.fields == (Field.FAMILY, Field.BIRTH_DATE)
+    assert phonetic.transforms == (
+        (Transform(TransformKind.SOUNDEX),),
+        (Transform(TransformKind.YEAR),),
+    )
+    assert not phonetic.use_variants
+    assert schema.keys[2].transforms == ((Transform(TransformKind.FIRST_N, 3),), ())
+    assert schema.keys[2].unordered
+
+
+def test_toml_and_json_give_the_same_digest() -> None:
+    a, b = parse_schema(GOOD_JSON, "json"), parse_schema(GOOD_TOML, "toml")
+    assert a.description != b.description
+    assert schema_digest(a) == schema_digest(b)
+
+
+def test_digest_is_documented_encoding() -> None:
+    schema = parse_schema(GOOD_JSON, "json")
+    canonical = json.dumps(schema_to_canonical(schema), sort_keys=True, separators=(",", ":"))
+    expected = hashlib.sha256(
+        len(SCHEMA_DIGEST_DST).to_bytes(4, "big") + SCHEMA_DIGEST_DST + canonical.encode()
+    ).digest()
+    assert schema_digest(schema) == expected
+    assert schema_to_canonical(schema)["threshold"] == "12.5"
+
+
+def test_digest_changes_with_content() -> None:
+    base = json.loads(GOOD_JSON)
+    digests = {schema_digest(validate_schema(base))}
+    for path, value in [
+        (("id",), "other"),
+        (("version",), 3),
+        (("threshold",), 12.0),
+        (("keys", 0, "version"), 2),
+        (("keys", 0, "u"), 0.001),
+        (("keys", 1, "use_variants"), True),
+    ]:
+        data = json.loads(GOOD_JSON)
+        target = data
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+        digests.add(schema_digest(validate_schema(data)))
+    assert len(digests) == 7
+
+
+def test_digest_is_stable() -> None:
+    # Pinned: a change here breaks interoperability between versions of xlink.
+    schema = parse_schema(GOOD_JSON, "json")
+    assert schema_digest(schema) == schema_digest(parse_schema(GOOD_JSON, "json"))
+    assert len(schema_digest(schema)) == 32
+    assert schema_digest(schema).hex() == PINNED_DIGEST
+
+
+PINNED_DIGEST = "52e4b9a001ec04977b2370791ee8b5385e06114cb06f030c3347c68a644b9aec"
+
+
+def test_every_error_is_collected() -> None:
+    bad = {
+        "version": 0,
+        "colour": "blue",
+        "keys": [
+            {"name": "a", "version": 1, "fields": ["given", "shoe_size"]},
+            {"name": "a", "version": 1, "fields": ["family"], "transforms": {"family": ["soundx"]}},
+            {"name": "b", "version": 1, "fields": ["birth_date"], "m": 1.5, "u": 0.2},
+            {"name": "c", "version": 1, "fields": ["given"], "m": 0.1, "u": 0.2},
+            {"name": "d", "version": 1, "fields": ["sex"], "transforms": {"sex": ["soundex"]}},
+            {"name": "e", "version": 1, "fields": ["given"], "transforms": {"given": ["first_n"]}},
+            {"name": "f", "version": 1, "fields": ["given"], "m": 0.5},
+            {"name": "Bad Name", "version": "1", "fields": []},
+        ],
+    }
+    with pytest.raises(SchemaError) as info:
+        validate_schema(bad)
+    errors = "\n".join(info.value.errors)
+    for expected in [
+        "id: required",
+        "version: must be an integer",
+        "unknown member 'colour'",
+        "keys[0].fields[1]: unknown field 'shoe_size'",
+        "keys[1].name: duplicate key name",
+        "keys[1].transforms.family: unknown transform 'soundx'",
+        "keys[2].m: must be a probability",
+        "keys[3]: m must be greater than u",
+        "keys[4].transforms.sex: soundex applies only to name-like fields",
+        "keys[5].transforms.given: transform 'first_n' needs a length",
+        "keys[6]: m and u go together",
+        "keys[7].name: required",
+        "keys[7].version: must be an integer",
+        "keys[7].fields: required",
+    ]:
+        assert expected in errors, expected
+    assert len(info.value.errors) >= 14
+
+
+def test_syntax_errors_are_schema_errors() -> None:
+    with pytest.raises(SchemaError):
+        parse_schema("{", "json")
+    with pytest.raises(SchemaError):
+        parse_schema("id = ", "toml")
+    with pytest.raises(SchemaError):
+        validate_schema([1, 2])
+
+
+def test_load_schema_from_file(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(GOOD_TOML, encoding="utf-8")
+    (tmp_path / "s.json").write_text(GOOD_JSON, encoding="utf-8")
+    assert schema_digest(load_schema(tmp_path / "s.toml")) == schema_digest(
+        load_schema(tmp_path / "s.json")
+    )
+    with pytest.raises(ValueError):
+        load_schema(tmp_path / "s.yaml")
+
+
+def test_default_schema() -> None:
+    schema = load_default_schema()
+    assert schema.id == "xlink-default" and schema.version == 1
+    assert schema.threshold is not None
+    assert all(k.m is not None and k.u is not None for k in schema.keys)
+    assert len(set(schema.key_names)) == len(schema.keys)

@@ -1,0 +1,351 @@
+"""Loaders: whole-file errors raise LoadError; bad rows become rejects in the input format."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from xlink.data import _generate
+from xlink.errors import LoadError
+from xlink.records import ColumnMapping, LoadResult, load_csv, load_dataframe, load_jsonl
+from xlink.records.model import Category
+
+DATA = Path(_generate.__file__).parent
+HEADER = "record_id,category,family_name,given_name,birth_date,Remarks\n"
+SECRET = "Zhukovskaya"  # a name that must never show in errors or reprs
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "in.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
+
+
+# -- whole-file errors -----------------------------------------------------------------------
+
+
+def test_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(LoadError, match="file not found"):
+        load_csv(tmp_path / "missing.csv")
+
+
+def test_non_utf8_input_names_the_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        (HEADER + "1,watchlist,Smith,Jo,1980,\n2,watchlist,M\xfcller,J,,\n").encode("latin-1"),
+    )
+    with pytest.raises(LoadError, match=r"not UTF-8 text \(line 3\)"):
+        load_csv(path)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "\ufeff"])
+def test_empty_file(tmp_path: Path, text: str) -> None:
+    with pytest.raises(LoadError, match="empty file"):
+        load_csv(write(tmp_path, text))
+    with pytest.raises(LoadError, match="empty file"):
+        load_jsonl(write(tmp_path, text, "in.jsonl"))
+
+
+def test_header_without_rows_is_empty(tmp_path: Path) -> None:
+    with pytest.raises(LoadError, match="empty: a header but no data rows"):
+        load_csv(write(tmp_path, HEADER + "\n"))
+
+
+def test_missing_required_columns_are_all_listed(tmp_path: Path) -> None:
+    with pytest.raises(LoadError) as info:
+        load_csv(write(tmp_path, "id,dob\n1,1980\n"))
+    assert "missing required columns: record_id, category, a name column" in str(info.value)
+
+
+def test_constant_category_makes_the_column_optional(tmp_path: Path) -> None:
+    path = write(tmp_path, "ID,Surname\n1,Smith\n")
+    result = load_csv(
+        path,
+        mapping={"columns": {"ID": "record_id", "Surname": "family_name"}, "category": "traveller"},
+    )
+    assert result.records[0].category is Category.TRAVELLER
+
+
+def test_duplicate_and_unnamed_columns(tmp_path: Path) -> None:
+    with pytest.raises(LoadError) as info:
+        load_csv(write(tmp_path, "record_id,category,family_name,family_name,\n1,other,A,B,\n"))
+    assert "column 5 has no name" in str(info.value)
+    assert "duplicate column names: family_name" in str(info.value)
+
+
+def test_two_columns_mapped_to_one_field(tmp_path: Path) -> None:
+    path = write(tmp_path, "record_id,category,Surname,family_name\n1,other,A,B\n")
+    with pytest.raises(LoadError, match="all map to 'family_name'"):
+        load_csv(path, mapping={"Surname": "family_name"})
+
+
+def test_bad_mapping(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not canonical fields"):
+        load_csv(write(tmp_path, HEADER + "1,other,A,B,,\n"), mapping={"Surname": "surname"})
+    bad = write(tmp_path, "{not json", "m.json")
+    with pytest.raises(LoadError, match="mapping file does not parse"):
+        load_csv(write(tmp_path, HEADER + "1,other,A,B,,\n"), mapping=bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('1,other,"Smith\n2,other,Doe\n', r"malformed CSV \(line 3\): unexpected end of data"),
+        ('1,other,"Sm"ith,,,\n', r"malformed CSV \(line 2\)"),
+    ],
+)
+def test_stray_quotes_do_not_swallow_rows(tmp_path: Path, text: str, reason: str) -> None:
+    with pytest.raises(LoadError, match=reason):
+        load_csv(write(tmp_path, HEADER + text))
+
+
+def test_rejects_path_must_not_be_the_input(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "1,other,A,B,,\n")
+    with pytest.raises(ValueError, match="overwrite the input"):
+        load_csv(path, rejects_path=path)
+
+
+# -- rows and rejects ------------------------------------------------------------------------
+
+CATEGORY_REASON = "unknown category (expected one of watchlist, sex_offender, traveller, other)"
+BAD_CSV = (
+    "\ufeff"
+    + HEADER
+    + '1,watchlist,Smith,John,03/04/1980,"two\nlines"\n'
+    + "2,watchlist,Doe,Jane,31/04/1990,\n"
+    + "\n"
+    + "3,terrorist,Roe,Rick,1980,x\n"
+    + "1,watchlist,Smith,Johnny,1980,\n"
+    + "4,other,Short\n"
+    + "5,other,Li,Wei,1700,\n"
+)
+
+
+def test_rejects_report_physical_lines_and_every_error(tmp_path: Path) -> None:
+    path = write(tmp_path, BAD_CSV)
+    result = load_csv(path)
+    assert (result.loaded, result.rejected, result.total) == (1, 5, 6)
+    lines = {r.line: {e.field: e.reason for e in r.errors} for r in result.rejects}
+    assert lines == {
+        4: {"birth_date": "impossible date"},
+        6: {"category": CATEGORY_REASON},
+        7: {"record_id": "duplicate record_id (first seen on line 2)"},
+        8: {"<row>": "3 fields, the header has 6"},
+        9: {"birth_date": "year out of range"},
+    }
+    assert result.rejects_path == tmp_path / "in.rejects.csv"
+    assert result.summary() == f"loaded 1, rejected 5 (see rejects: {tmp_path / 'in.rejects.csv'})"
+
+
+def test_rejects_csv_holds_only_bad_rows_as_read(tmp_path: Path) -> None:
+    result = load_csv(write(tmp_path, BAD_CSV))
+    assert result.rejects_path is not None
+    rows = read_csv(result.rejects_path)
+    assert rows[0] == [*HEADER.strip().split(","), "xlink_error"]
+    assert [r[:-1] for r in rows[1:]] == [
+        ["2", "watchlist", "Doe", "Jane", "31/04/1990", ""],
+        ["3", "terrorist", "Roe", "Rick", "1980", "x"],
+        ["1", "watchlist", "Smith", "Johnny", "1980", ""],
+        ["4", "other", "Short", "", "", ""],  # padded so that the error is in its column
+        ["5", "other", "Li", "Wei", "1700", ""],
+    ]
+    assert rows[1][-1] == "line 4: birth_date: impossible date"
+    # a corrected rejects file loads again as it is: xlink_error is ignored on input
+    fixed = result.rejects_path.read_text().replace("31/04/1990", "30/04/1990")
+    again = load_csv(write(tmp_path, fixed, "fixed.csv"), write_rejects=False)
+    # the duplicate has no first occurrence any more, and the short row was padded
+    assert [r.record_id for r in again.records] == ["2", "1", "4"]
+    assert [r.line for r in again.rejects] == [3, 6]
+    assert "xlink_error" not in again.records[0].payload
+
+
+def test_quoted_newlines_keep_line_numbers_and_raw_text(tmp_path: Path) -> None:
+    text = HEADER + '1,other,A,B,,"a\nb\nc"\n2,other,C,D,1990-13-01,"x\ny"\n3,other,E,F,1700,\n'
+    result = load_csv(write(tmp_path, text))
+    assert [r.line for r in result.rejects] == [5, 7]
+    assert result.rejects[0].raw == '2,other,C,D,1990-13-01,"x\ny"'
+    assert result.records[0].payload["Remarks"] == "a\nb\nc"
+
+
+def test_stale_rejects_file_is_removed(tmp_path: Path) -> None:
+    stale = write(tmp_path, "old", "in.rejects.csv")
+    result = load_csv(write(tmp_path, HEADER + "1,other,A,B,,\n"))
+    assert result.rejected == 0 and result.rejects_path is None
+    assert not stale.exists()
+    assert result.summary() == "loaded 1, rejected 0"
+
+
+def test_no_rejects_file_when_disabled(tmp_path: Path) -> None:
+    result = load_csv(write(tmp_path, BAD_CSV), write_rejects=False)
+    assert result.rejected == 5 and result.rejects_path is None
+    assert not (tmp_path / "in.rejects.csv").exists()
+
+
+def test_mapping_files_json_and_toml(tmp_path: Path) -> None:
+    path = write(tmp_path, "ID,Surname,DOB\nA,Müller,03/04/1980\nB,Li,13/04/1980\n")
+    doc = {
+        "columns": {"ID": "record_id", "Surname": "family_name", "DOB": "birth_date"},
+        "date_order": "MDY",
+        "category": "watchlist",
+    }
+    json_map = write(tmp_path, json.dumps(doc), "m.json")
+    toml_map = write(
+        tmp_path,
+        'date_order = "MDY"\ncategory = "watchlist"\n[columns]\nID = "record_id"\n'
+        'Surname = "family_name"\nDOB = "birth_date"\n',
+        "m.toml",
+    )
+    for mapping in (json_map, toml_map, doc, ColumnMapping.from_dict(doc)):
+        result = load_csv(path, mapping=mapping, write_rejects=False)
+        assert result.records[0].birth_date is not None
+        assert result.records[0].birth_date.isoformat() == "1980-03-04"
+        assert [r.errors[0].field for r in result.rejects] == ["DOB"]  # input's column name
+    # the argument overrides the mapping's date order
+    result = load_csv(path, mapping=doc, date_order="DMY", write_rejects=False)
+    assert result.loaded == 2
+
+
+def test_progress_is_called_every_10000_rows_and_at_the_end(tmp_path: Path) -> None:
+    rows = "".join(f"{i},other,N{i},,,\n" for i in range(25_000))
+    calls: list[int] = []
+    load_csv(write(tmp_path, HEADER + rows), progress=calls.append)
+    assert calls == [10_000, 20_000, 25_000]
+
+
+def test_errors_and_reprs_never_show_names(tmp_path: Path) -> None:
+    text = HEADER + f"1,watchlist,{SECRET},{SECRET},31/04/1990,{SECRET}\n1,spy,{SECRET},,,\n"
+    result = load_csv(write(tmp_path, text))
+    shown = [repr(result), result.summary(), *map(repr, result.rejects), *map(repr, result.records)]
+    shown += [str(e) for r in result.rejects for e in r.errors]
+    assert all(SECRET not in s for s in shown)
+    assert SECRET in result.rejects[0].raw  # but the raw row is kept for the rejects file
+
+
+# -- JSON Lines ------------------------------------------------------------------------------
+
+
+def test_jsonl_rows_documents_and_malformed_lines(tmp_path: Path) -> None:
+    lines = [
+        {
+            "record_id": "1",
+            "category": "watchlist",
+            "family_name": "Haddad",
+            "aliases": ["Hadad, Omar"],
+            "documents": [{"doc_type": "P", "doc_number": "X1", "doc_country": "LBN"}],
+            "risk": 3,
+        },
+        "{not json",
+        "",
+        [1, 2],
+        {"record_id": "2", "category": "other", "family_name": "A", "birth_date": {"y": 1}},
+        '{"record_id": "3", "record_id": "4"}',
+        {"record_id": "5", "category": "other", "family_name": "B", "documents": [{"number": "Z"}]},
+    ]
+    text = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n"
+    path = write(tmp_path, text, "in.jsonl")
+    result = load_jsonl(path)
+    record = result.records[0]
+    assert record.documents[0].issuing_country == "LBN"
+    assert record.aliases[0].family == "Hadad"
+    assert record.payload == {"risk": "3"}
+    errors = {r.line: [(e.field, e.reason) for e in r.errors] for r in result.rejects}
+    assert errors == {
+        2: [("<line>", "malformed JSON (column 2)")],
+        4: [("<line>", "not a JSON object")],
+        5: [("birth_date", "expected a string, number or null")],
+        6: [("<line>", "duplicate key in a JSON object")],
+        7: [
+            ("documents[0]", "expected an object of doc_type, doc_number, doc_country, doc_expiry")
+        ],
+    }
+    assert result.rejects_path == tmp_path / "in.rejects.jsonl"
+    written = [json.loads(x) for x in result.rejects_path.read_text().splitlines()]
+    assert [w["xlink_error"].split(":")[0] for w in written] == [
+        "line 2",
+        "line 4",
+        "line 5",
+        "line 6",
+        "line 7",
+    ]
+    assert written[0]["xlink_raw"] == "{not json"
+    assert written[2]["birth_date"] == {"y": 1}  # the object as read, plus xlink_error
+
+
+# -- DataFrames ------------------------------------------------------------------------------
+
+
+def test_dataframe_input(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(
+        {
+            "ID": [1.0, 2.0, None],
+            "Surname": ["Müller", "Li", "Roe"],
+            "DOB": [pd.Timestamp("1980-04-03"), pd.NaT, datetime.date(1700, 1, 1)],
+            "score": [0.5, float("nan"), 1],
+        }
+    )
+    mapping = ColumnMapping(
+        {"ID": "record_id", "Surname": "family_name", "DOB": "birth_date"},
+        category=Category.WATCHLIST,
+    )
+    rejects = tmp_path / "df.rejects.csv"
+    result = load_dataframe(df, mapping=mapping, rejects_path=rejects)
+    assert isinstance(result, LoadResult) and result.source == "<DataFrame>"
+    assert [r.record_id for r in result.records] == ["1", "2"]
+    assert (
+        result.records[0].birth_date is not None
+        and result.records[0].birth_date.isoformat() == "1980-04-03"
+    )
+    assert result.records[0].payload == {"score": "0.5"}
+    assert [(r.line, [e.field for e in r.errors]) for r in result.rejects] == [(3, ["ID", "DOB"])]
+    assert read_csv(rejects)[0] == ["ID", "Surname", "DOB", "score", "xlink_error"]
+
+
+def test_dataframe_whole_frame_errors() -> None:
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(LoadError, match="missing required columns"):
+        load_dataframe(pd.DataFrame({"x": [1]}))
+    with pytest.raises(LoadError, match="empty"):
+        load_dataframe(pd.DataFrame({"record_id": [], "category": [], "full_name": []}))
+    with pytest.raises(LoadError, match="column names must be strings"):
+        load_dataframe(pd.DataFrame({0: [1]}))
+
+
+# -- the bundled sample data -----------------------------------------------------------------
+
+MANIFEST = json.loads((DATA / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST["files"]))
+def test_bundled_files_load_as_intended(name: str) -> None:
+    info = MANIFEST["files"][name]
+    result = load_csv(DATA / name, mapping=DATA / info["mapping"], write_rejects=False)
+    assert (result.loaded, result.rejected) == (info["loaded"], info["rejected"])
+    assert [r.line for r in result.rejects] == info["reject_lines"]
+
+
+def test_bundled_truth_pairs_name_loaded_records() -> None:
+    loaded: dict[str, set[str]] = {}
+    for name, info in MANIFEST["files"].items():
+        result = load_csv(DATA / name, mapping=DATA / info["mapping"], write_rejects=False)
+        loaded[name] = {r.record_id for r in result.records}
+    truth = list(csv.DictReader(io.StringIO((DATA / "truth.csv").read_text())))
+    assert len(truth) == MANIFEST["truth"]["pairs"]
+    for pair in truth:
+        assert pair["ca_record_id"] in loaded[pair["ca_file"]]
+        assert pair["us_record_id"] in loaded[pair["us_file"]]
+
+
+def test_bundled_files_are_the_generator_output() -> None:
+    for name, content in _generate.build().items():
+        assert (DATA / name).read_bytes() == content, f"{name} is stale: rerun _generate"

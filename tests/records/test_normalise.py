@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from xlink.records.model import BirthDate, PersonName
+from xlink.records.normalise import (
+    birth_date_variants,
+    name_order_variants,
+    name_part_components,
+    normalise_document_number,
+    normalise_name,
+    normalise_name_part,
+    normalise_place,
+    normalise_text,
+)
+from xlink.records.transliterate import LATIN_TABLE, transliterate
+
+FOLDED = "ÁÀÂÃĂĀĄÉÈÊËĚĖĒĘÍÌÎÏĪÓÒÔÕŌŐÚÙÛŪŰŮÇČĆŠŚŽŹŻÑŃŇŘĎŤ"
+NAME_ALPHABET = st.sampled_from(list("abcdefghijklmnopqrstuvwxyzABCXYZ") + list(FOLDED))
+names = st.text(alphabet=st.one_of(NAME_ALPHABET, st.sampled_from([" ", "-", "'"])), max_size=30)
+
+
+def test_normalise_text_examples() -> None:
+    assert normalise_text("  Dr. José  O’Brien ") == "dr josé o'brien"
+    assert normalise_text("SMITH,  John") == "smith john"
+    assert normalise_text("Jean -- Luc") == "jean luc"
+    assert normalise_text("Jean--Luc") == "jean-luc"
+    assert normalise_text("MÜLLER<<HANS") == "müller hans"
+    assert normalise_text("ﬁnn") == "finn"  # NFKC
+
+
+def test_name_part_examples() -> None:
+    assert normalise_name_part("Müller") == {"MUELLER", "MULLER"}
+    assert normalise_name_part("van der Berg") == {"VANDERBERG"}
+    assert normalise_name_part("VanderBerg") == {"VANDERBERG"}
+    assert normalise_name_part("García-López") == {"GARCIALOPEZ"}
+    assert normalise_name_part("O'Brien") == normalise_name_part("OBRIEN") == {"OBRIEN"}
+    assert normalise_name_part("Mr. John Smith Jr.") == {"JOHNSMITH"}
+    assert normalise_name_part("Dr") == {"DR"}  # never strips the last word
+    assert normalise_name_part("   ") == frozenset()
+    assert normalise_name_part("Хрущёв") == {"KHRUSHCHEV"}
+
+
+def test_components_of_compound_names() -> None:
+    assert name_part_components("García-López") == ("GARCIA", "LOPEZ")
+    assert name_part_components("van der Berg") == ("BERG",)
+    assert name_part_components("de la Cruz Garcia") == ("CRUZ", "GARCIA", "CRUZGARCIA")
+    assert name_part_components("Smith") == ()
+
+
+def test_name_order_variants() -> None:
+    assert name_order_variants(PersonName(given="Jean", family="Dupont")) == {
+        ("JEAN", "DUPONT"),
+        ("DUPONT", "JEAN"),
+    }
+    assert name_order_variants(PersonName(full="Ivan Petrovich Sidorov")) == {
+        ("IVAN", "SIDOROV"),
+        ("SIDOROV", "IVAN"),
+    }
+    assert name_order_variants(PersonName(full="Madonna")) == frozenset()
+    assert name_order_variants(PersonName(family="Smith")) == frozenset()
+
+
+def test_normalise_name_readings() -> None:
+    first, swapped = normalise_name(PersonName(given="Mary Ann", family="Müller"))
+    assert first.given == ("MARYANN",) and first.given_first == ("MARY",)
+    assert first.family == ("MUELLER", "MULLER") and not first.swapped
+    assert swapped.swapped and swapped.given == first.family
+    assert first.full_name[0] == "ANN MARY MUELLER" == swapped.full_name[0]
+
+
+def test_untransliterable_name_parts_are_missing_not_empty_strings() -> None:
+    (reading, *_) = normalise_name(PersonName(given="محمد", family="Smith"))
+    assert reading.given == () and reading.family == ("SMITH",)
+    assert normalise_name(PersonName(given="محمد", family="Smith"))[0].given == ()
+
+
+def test_birth_date_variants() -> None:
+    assert birth_date_variants(BirthDate(1980, 3, 4)) == {"1980-03-04"}
+    assert birth_date_variants(BirthDate(1980, 3, 4, day_month_ambiguous=True)) == {
+        "1980-03-04",
+        "1980-04-03",
+    }
+    assert birth_date_variants(BirthDate(1980, 5, 5, day_month_ambiguous=True)) == {"1980-05-05"}
+    assert birth_date_variants(BirthDate(1980, 3)) == {"1980-03"}
+    assert birth_date_variants(BirthDate(1980)) == {"1980"}
+
+
+def test_document_numbers() -> None:
+    assert normalise_document_number("ab-123 456<<") == "AB123456"
+    assert normalise_document_number("O0I1") == "O0I1"  # no look-alike folding
+    assert normalise_document_number("--") == ""
+
+
+def test_places() -> None:
+    assert normalise_place("Rue de l'Église 12") == "RUE DE LEGLISE 12"
+    assert normalise_place("  ") == ""
+
+
+@given(st.text(max_size=40))
+def test_normalise_text_idempotent(text: str) -> None:
+    once = normalise_text(text)
+    assert normalise_text(once) == once
+
+
+@given(names)
+def test_name_part_idempotent(text: str) -> None:
+    for value in normalise_name_part(text):
+        assert normalise_name_part(value) == {value}
+
+
+@given(names)
+def test_name_part_case_invariant(text: str) -> None:
+    assert normalise_name_part(text.upper()) == normalise_name_part(text.lower())
+
+
+@given(names, st.lists(st.sampled_from([" ", "  ", "\t", "\u00a0"]), min_size=1, max_size=3))
+def test_name_part_whitespace_invariant(text: str, spaces: list[str]) -> None:
+    padded = spaces[0] + text.replace(" ", "".join(spaces)) + spaces[-1]
+    assert normalise_name_part(padded) == normalise_name_part(text)
+
+
+@given(st.text(alphabet=NAME_ALPHABET, min_size=1, max_size=20))
+def test_folded_diacritics_invariant(text: str) -> None:
+    """Letters the table folds to one value normalise like their base letter."""
+    plain = "".join(transliterate(ch) for ch in text)
+    assert normalise_name_part(text) == normalise_name_part(plain)
+
+
+@pytest.mark.parametrize("letter", sorted(ch for ch, v in LATIN_TABLE.items() if len(v) == 1))
+def test_single_valued_rows_have_one_variant(letter: str) -> None:
+    assert len(normalise_name_part("X" + letter)) == 1

@@ -1,0 +1,324 @@
+"""validate_row and the field parsers: every bad field is reported, never quoting its value."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from xlink.errors import FieldError
+from xlink.records import (
+    AdmiraltyGrading,
+    BirthDate,
+    Category,
+    HandlingCode,
+    PersonName,
+    PersonRecord,
+    Sex,
+    UkGrading,
+)
+from xlink.records.validation import (
+    CANONICAL_FIELDS,
+    NAME_PSEUDO_FIELD,
+    DateOrder,
+    parse_aliases,
+    parse_birth_date,
+    parse_grading,
+    parse_sex,
+    validate_row,
+)
+
+GOOD = {
+    "record_id": "CA-1",
+    "category": "watchlist",
+    "given_name": "Jürgen",
+    "family_name": "Müller",
+    "birth_date": "1980-04-03",
+}
+
+
+def errors_of(row: dict[str, str], **kwargs: object) -> dict[str, str]:
+    result = validate_row(row, 7, **kwargs)  # type: ignore[arg-type]
+    assert isinstance(result, tuple), "expected field errors"
+    assert all(isinstance(e, FieldError) and e.line == 7 for e in result)
+    return {e.field: e.reason for e in result}
+
+
+def test_full_row_parses_every_field() -> None:
+    row = {
+        **GOOD,
+        "middle_name": "K",
+        "aliases": "Mueller, Juergen; J. Muller",
+        "sex": "male",
+        "nationalities": "deu; can;DEU",
+        "birth_place": "Köln",
+        "doc_type": "p",
+        "doc_number": "C01X00T47",
+        "doc_country": "D",
+        "doc_expiry": "2031-05-01",
+        "address": "12 Rue X; Apt 3",
+        "locality": "Montréal",
+        "region": "QC",
+        "postcode": "H2X 1Y4",
+        "country": "can",
+        "source_id": "SRC-1",
+        "grading": "2b",
+        "handling_code": "c",
+        "handling_conditions": "no onward sharing",
+        "Offence": " Fraud ",
+        "Remarks": "",
+    }
+    record = validate_row(row, 2)
+    assert isinstance(record, PersonRecord)
+    assert record.name == PersonName(given="Jürgen", middle="K", family="Müller")
+    assert record.aliases == (
+        PersonName(given="Juergen", family="Mueller"),
+        PersonName(full="J. Muller"),
+    )
+    assert record.birth_date == BirthDate(1980, 4, 3)
+    assert record.sex is Sex.MALE
+    assert record.nationalities == ("DEU", "CAN")
+    assert record.documents[0].doc_type == "P"
+    assert record.documents[0].issuing_country == "D"
+    assert record.documents[0].expiry == "2031-05-01"
+    assert record.addresses[0].lines == ("12 Rue X", "Apt 3")
+    assert record.addresses[0].country == "CAN"
+    assert record.source is not None
+    assert record.source.grading == UkGrading(2, "B")
+    assert record.source.handling_code is HandlingCode.CONDITIONS
+    assert dict(record.payload) == {"Offence": "Fraud"}  # stripped; empty = missing
+
+
+@pytest.mark.parametrize(
+    ("text", "order", "expected"),
+    [
+        ("1980-04-03", "unknown", BirthDate(1980, 4, 3)),
+        ("1980-04", "unknown", BirthDate(1980, 4)),
+        ("1980", "unknown", BirthDate(1980)),
+        ("19800403", "unknown", BirthDate(1980, 4, 3)),
+        ("1980/04/03", "DMY", BirthDate(1980, 4, 3)),
+        ("04/1980", "MDY", BirthDate(1980, 4)),
+        ("03/04/1980", "DMY", BirthDate(1980, 4, 3)),
+        ("03.04.1980", "DMY", BirthDate(1980, 4, 3)),
+        ("03/04/1980", "MDY", BirthDate(1980, 3, 4)),
+        ("25/04/1980", "unknown", BirthDate(1980, 4, 25)),  # deduced day-first
+        ("04/25/1980", "unknown", BirthDate(1980, 4, 25)),  # deduced month-first
+        ("03/04/1980", "unknown", BirthDate(1980, 4, 3, day_month_ambiguous=True)),
+        ("05/05/1980", "unknown", BirthDate(1980, 5, 5)),  # same either way: not ambiguous
+    ],
+)
+def test_birth_date_forms(text: str, order: str, expected: BirthDate) -> None:
+    assert parse_birth_date(text, order) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "order", "reason"),
+    [
+        ("31/04/1990", "DMY", "impossible date"),
+        ("31/04/1990", "unknown", "impossible date"),
+        ("1990-02-30", "unknown", "impossible date"),
+        ("29/02/1989", "DMY", "impossible date"),
+        ("13/13/1990", "unknown", "impossible date"),
+        ("04/25/1980", "DMY", "impossible date"),
+        ("1700", "unknown", "year out of range"),
+        ("01/15/1700", "MDY", "year out of range"),
+        ("03/04/80", "DMY", "unrecognised date format"),
+        ("3 April 1980", "DMY", "unrecognised date format"),
+        ("03/04/1980", "YMD", "day or month first, but the date order is YMD"),
+    ],
+)
+def test_impossible_dates_are_field_errors(text: str, order: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_birth_date(text, order)
+    assert errors_of({**GOOD, "birth_date": text}, date_order=order) == {"birth_date": reason}
+
+
+def test_bad_date_order_is_a_caller_error() -> None:
+    with pytest.raises(ValueError):
+        validate_row(GOOD, 2, date_order="DDMM")
+
+
+def test_every_error_in_a_row_is_collected_in_field_order() -> None:
+    row = {
+        "record_id": " ",
+        "category": "terrorist",
+        "birth_date": "31/04/1990",
+        "sex": "Q",
+        "nationalities": "CAN;CA",
+        "doc_country": "CANADA",
+        "grading": "9Z",
+        "handling_code": "C",
+    }
+    result = validate_row(row, 5, date_order="DMY")
+    assert isinstance(result, tuple)
+    assert [e.field for e in result] == [
+        "record_id",
+        "category",
+        NAME_PSEUDO_FIELD,
+        "birth_date",
+        "sex",
+        "nationalities",
+        "doc_number",
+        "doc_country",
+        "grading",
+        "handling_conditions",
+    ]
+    reasons = {e.field: e.reason for e in result}
+    assert reasons["record_id"] == "required"
+    assert reasons["category"].startswith("unknown category")
+    assert reasons["nationalities"] == "nationality 2 is not an ISO 3166-1 alpha-3 code"
+    assert reasons["doc_number"] == "document number missing"
+    assert reasons["handling_conditions"] == "required when the handling code is C"
+
+
+def test_category_is_required_unless_a_default_is_given() -> None:
+    row = {k: v for k, v in GOOD.items() if k != "category"}
+    assert errors_of(row) == {"category": "required"}
+    record = validate_row(row, 2, default_category=Category.TRAVELLER)
+    assert isinstance(record, PersonRecord) and record.category is Category.TRAVELLER
+    explicit = validate_row({**GOOD, "category": "Sex Offender"}, 2, default_category=None)
+    assert isinstance(explicit, PersonRecord) and explicit.category is Category.SEX_OFFENDER
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1A", UkGrading(1, "A")), ("3e", UkGrading(3, "E")), ("B2", AdmiraltyGrading("B", 2))],
+)
+def test_grading_shape_decides_the_scheme(text: str, expected: object) -> None:
+    assert parse_grading(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("4A", "3x5x2 grading must be 1-3 then A-E"),
+        ("1F", "3x5x2 grading must be 1-3 then A-E"),
+        ("G1", "Admiralty grading must be A-F then 1-6"),
+        ("A7", "Admiralty grading must be A-F then 1-6"),
+        ("AA", "unrecognised grading"),
+    ],
+)
+def test_bad_grading(text: str, reason: str) -> None:
+    assert errors_of({**GOOD, "grading": text})["grading"].startswith(reason)
+
+
+def test_handling_code_c_needs_conditions() -> None:
+    assert errors_of({**GOOD, "handling_code": "C"}) == {
+        "handling_conditions": "required when the handling code is C"
+    }
+    assert errors_of({**GOOD, "handling_code": "Z"}) == {
+        "handling_code": "handling code must be P or C"
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "sex"),
+    [("F", Sex.FEMALE), ("female", Sex.FEMALE), ("M", Sex.MALE), ("Unknown", Sex.UNSPECIFIED)],
+)
+def test_sex_words(text: str, sex: Sex) -> None:
+    assert parse_sex(text) is sex
+
+
+def test_aliases() -> None:
+    assert parse_aliases("Al-Hashimi, Omar;; Umar Alhashimi ;") == (
+        PersonName(given="Omar", family="Al-Hashimi"),
+        PersonName(full="Umar Alhashimi"),
+    )
+    assert errors_of({**GOOD, "aliases": "A, B, C"}) == {
+        "aliases": "alias 1 has more than one comma"
+    }
+    assert errors_of({**GOOD, "aliases": "ok; ,"}) == {"aliases": "alias 2 has no name"}
+
+
+def test_extra_documents_are_validated_and_named_by_index() -> None:
+    docs = [
+        {"doc_type": "P", "doc_number": "AB123456", "doc_country": "CAN"},
+        {"doc_type": "P", "doc_country": "CANADA"},
+        {"doc_number": ""},
+    ]
+    assert errors_of(GOOD, documents=docs) == {
+        "documents[1].doc_number": "document number missing",
+        "documents[1].doc_country": "not an ISO 3166-1 alpha-3 country code",
+        "documents[2]": "empty document",
+    }
+    record = validate_row(GOOD, 2, documents=docs[:1])
+    assert isinstance(record, PersonRecord) and record.documents[0].number == "AB123456"
+
+
+def test_full_name_alone_is_enough() -> None:
+    record = validate_row({"record_id": "1", "category": "other", "full_name": "Wang Wei"}, 2)
+    assert isinstance(record, PersonRecord) and record.name.full == "Wang Wei"
+
+
+NAME = "Zhukovskaya-Abdelrahman"
+
+
+def test_reasons_and_reprs_never_quote_values() -> None:
+    row = {
+        "record_id": "X",
+        "category": NAME,
+        "given_name": NAME,
+        "birth_date": NAME,
+        "sex": NAME,
+        "nationalities": NAME,
+        "aliases": f"{NAME}, {NAME}, {NAME}",
+        "doc_type": NAME,
+        "doc_country": NAME,
+        "grading": NAME,
+        "handling_code": NAME,
+        "country": NAME,
+    }
+    result = validate_row(row, 3)
+    assert isinstance(result, tuple) and len(result) == 11  # with doc_number missing
+    for error in result:
+        assert NAME not in str(error) and NAME not in repr(error)
+    record = validate_row({**GOOD, "given_name": NAME}, 3)
+    assert NAME not in repr(record)
+
+
+# -- properties ------------------------------------------------------------------------------
+
+names = st.text(alphabet=string.ascii_letters + "éüłЖ -'", min_size=1, max_size=20).filter(
+    lambda s: bool(s.strip()) and ";" not in s
+)
+valid_rows = st.fixed_dictionaries(
+    {
+        "record_id": st.from_regex(r"[A-Z]{2}-[0-9]{1,6}", fullmatch=True),
+        "category": st.sampled_from([c.value for c in Category]),
+        "family_name": names,
+    },
+    optional={
+        "given_name": names,
+        "birth_date": st.dates().filter(lambda d: 1850 <= d.year <= 2200).map(str),
+        "sex": st.sampled_from(["F", "m", "x", "female", "Male", "unknown"]),
+        "nationalities": st.lists(st.from_regex(r"[A-Z]{3}", fullmatch=True), max_size=3).map(
+            ";".join
+        ),
+        "grading": st.sampled_from(["1A", "3E", "B2", "F6"]),
+        "handling_code": st.just("P"),
+        "Remarks": st.text(max_size=30),
+    },
+)
+
+
+@given(valid_rows)
+def test_valid_rows_give_records(row: dict[str, str]) -> None:
+    record = validate_row(row, 2)
+    assert isinstance(record, PersonRecord)
+    assert record.record_id == row["record_id"]
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([*CANONICAL_FIELDS, "payload_x"]), st.text(max_size=25), max_size=12
+    ),
+    st.sampled_from(list(DateOrder)),
+)
+def test_arbitrary_rows_give_a_record_or_field_errors(
+    row: dict[str, str], order: DateOrder
+) -> None:
+    result = validate_row(row, 9, date_order=order)
+    if not isinstance(result, PersonRecord):
+        assert result and all(isinstance(e, FieldError) for e in result)

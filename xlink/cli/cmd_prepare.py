@@ -1,0 +1,117 @@
+"""``xlink prepare``: load, validate, normalise and tokenise one agency's files; report
+rejects and likely duplicates so the analyst can clean the data before any exchange."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from xlink.cli._common import emit_json, progress_reporter
+from xlink.cli.exitcodes import ExitCode
+from xlink.linkage.schema import load_default_schema, load_schema, schema_digest
+from xlink.prepare import prepare_side
+
+__all__ = ["register", "run"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "prepare",
+        help="load and validate an agency's files, derive match tokens, report duplicates",
+        description="Load one agency's record files (CSV or JSON Lines), validate every row, "
+        "write bad rows to a rejects file, derive match tokens with the linkage schema and "
+        "report likely duplicates inside the agency's own data. Nothing leaves the machine.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="CSV or JSON Lines files")
+    p.add_argument(
+        "--mapping",
+        action="append",
+        metavar="PATH",
+        help="column mapping (.json/.toml), once per FILE in order; "
+        "default: FILE's stem + .mapping.json next to it, if present",
+    )
+    p.add_argument(
+        "--date-order",
+        choices=("DMY", "MDY", "YMD", "unknown"),
+        help="how slash dates are written (overrides the mapping)",
+    )
+    p.add_argument("--schema", metavar="PATH", help="linkage schema (default: bundled v1)")
+    p.add_argument(
+        "--rejects-dir", metavar="DIR", help="write rejects here (default: next to FILE)"
+    )
+    p.add_argument(
+        "--duplicate-threshold", type=float, default=0.85, help="report pairs at or above this"
+    )
+    p.add_argument("--no-duplicates", action="store_true", help="skip the duplicate report")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any row was rejected")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xlink.linkage.duplicates import find_duplicates
+
+    schema = load_schema(args.schema) if args.schema else load_default_schema()
+    if args.mapping is not None and len(args.mapping) != len(args.files):
+        raise SystemExit("xlink prepare: give --mapping once per FILE, or not at all")
+    report, close = progress_reporter(not args.json)
+    try:
+        side = prepare_side(
+            args.files,
+            schema=schema,
+            mappings=args.mapping,
+            date_order=args.date_order,
+            rejects_dir=args.rejects_dir,
+            progress=report,
+        )
+        duplicates = (
+            [] if args.no_duplicates else find_duplicates(side.records, args.duplicate_threshold)
+        )
+    finally:
+        close()
+    summary = {
+        "files": [
+            {
+                "source": load.source,
+                "loaded": load.loaded,
+                "rejected": load.rejected,
+                "rejects_path": str(load.rejects_path) if load.rejects_path else None,
+            }
+            for load in side.loads
+        ],
+        "records": side.loaded,
+        "rejected": side.rejected,
+        "tokens": len(side.tokens),
+        "tokens_per_record": round(side.tokens.tokens_per_record(), 3),
+        "schema": {
+            "id": schema.id,
+            "version": schema.version,
+            "digest": schema_digest(schema).hex(),
+        },
+        "duplicates": [
+            {"left": d.left_id, "right": d.right_id, "score": round(d.score, 3)} for d in duplicates
+        ],
+    }
+    if args.json:
+        emit_json(summary)
+    else:
+        for load in side.loads:
+            print(load.summary())
+        print(
+            f"{side.loaded} records, {len(side.tokens)} match tokens "
+            f"({side.tokens.tokens_per_record():.2f} per record), schema {schema.id} "
+            f"v{schema.version} digest {schema_digest(schema).hex()[:16]}…"
+        )
+        if args.no_duplicates:
+            pass
+        elif duplicates:
+            print(f"{len(duplicates)} likely duplicate pair(s) inside this agency's data:")
+            for d in duplicates[:20]:
+                print(f"  {d.left_id} ~ {d.right_id}  score {d.score:.2f}")
+            if len(duplicates) > 20:
+                print(f"  ... and {len(duplicates) - 20} more (use --json for all)")
+        else:
+            print("no likely duplicates inside this agency's data")
+    if args.strict and side.rejected:
+        return ExitCode.REJECTS
+    return ExitCode.OK

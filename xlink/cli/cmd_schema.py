@@ -1,0 +1,45 @@
+"""``xlink schema``: validate a linkage schema and print its canonical digest."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from xlink.cli._common import emit_json
+from xlink.cli.exitcodes import ExitCode
+from xlink.linkage.schema import load_default_schema, load_schema, schema_digest
+
+__all__ = ["register", "run"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "schema",
+        help="validate a linkage schema and print its digest",
+        description="Validate a linkage schema (JSON or TOML), reporting every error at once, "
+        "and print the canonical digest both parties compare before an exchange.",
+    )
+    p.add_argument("path", nargs="?", metavar="PATH", help="schema file (default: bundled v1)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    schema = load_schema(args.path) if args.path else load_default_schema()
+    digest = schema_digest(schema).hex()
+    if args.json:
+        emit_json(
+            {
+                "id": schema.id,
+                "version": schema.version,
+                "digest": digest,
+                "keys": [k.name for k in schema.keys],
+                "threshold": schema.threshold,
+            }
+        )
+    else:
+        print(f"schema {schema.id} v{schema.version}: valid, {len(schema.keys)} keys")
+        print(f"digest {digest}")
+        for k in schema.keys:
+            print(f"  {k.name} v{k.version}: {', '.join(f.value for f in k.fields)}")
+    return ExitCode.OK

@@ -1,0 +1,359 @@
+"""The linkage schema: a declarative, versioned list of match-key recipes (DESIGN §2 step 2).
+
+Both parties of an MOU use the same schema and compare :func:`schema_digest` in the handshake.
+A schema is data (JSON or TOML, same content, same digest); :func:`validate_schema` checks all of
+it and raises one :class:`~xlink.errors.SchemaError` listing every problem. The format is
+documented field by field in ``docs/records-and-linkage.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from xlink.errors import SchemaError
+from xlink.linkage.fields import (
+    DATE_ONLY_TRANSFORMS,
+    PHONETIC_TRANSFORMS,
+    Field,
+    FieldGroup,
+    Transform,
+    TransformKind,
+)
+from xlink.linkage.scoring import DEFAULT_KEY_WEIGHT, KeyWeight
+
+__all__ = [
+    "DEFAULT_SCHEMA_RESOURCE",
+    "SCHEMA_DIGEST_DST",
+    "Field",
+    "FieldGroup",
+    "KeyRecipe",
+    "LinkageSchema",
+    "Transform",
+    "TransformKind",
+    "load_default_schema",
+    "load_schema",
+    "parse_schema",
+    "schema_digest",
+    "schema_to_canonical",
+    "validate_schema",
+]
+
+#: Domain label prefixed to the canonical encoding hashed by :func:`schema_digest`.
+SCHEMA_DIGEST_DST = b"xlink/v1/linkage-schema"
+#: Package resource holding the default schema.
+DEFAULT_SCHEMA_RESOURCE = "data/schemas/default-v1.json"
+
+_MAX_KEYS = 255  # TokenSet stores the key index in one byte
+_MAX_VERSION = 2**32 - 1  # token_digest encodes versions in four bytes
+_KEY_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_SCHEMA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecipe:
+    """One match key: the fields it combines and how each is transformed.
+
+    ``transforms[i]`` is the chain applied to ``fields[i]`` (empty = identity). ``m``/``u`` are
+    the Fellegi–Sunter probabilities (both or neither). ``use_variants``: transliteration,
+    ambiguous-date and name-order variants each give a token; otherwise only the primary reading
+    does. ``unordered``: the parts are sorted before hashing, so ``(A, B)`` and ``(B, A)`` agree.
+    """
+
+    name: str
+    version: int
+    fields: tuple[Field, ...]
+    transforms: tuple[tuple[Transform, ...], ...]
+    m: float | None = None
+    u: float | None = None
+    use_variants: bool = True
+    unordered: bool = False
+    description: str = ""
+
+    @property
+    def weight(self) -> KeyWeight | float:
+        """The key's :class:`KeyWeight`, or :data:`DEFAULT_KEY_WEIGHT` without ``m``/``u``."""
+        if self.m is None or self.u is None:
+            return DEFAULT_KEY_WEIGHT
+        return KeyWeight(self.name, self.m, self.u)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkageSchema:
+    """A validated linkage schema. Build it with :func:`validate_schema`."""
+
+    id: str
+    version: int
+    keys: tuple[KeyRecipe, ...]
+    threshold: float | None = None
+    description: str = ""
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return tuple(k.name for k in self.keys)
+
+    def weights(self) -> dict[str, KeyWeight | float]:
+        """Key name → weight, for :func:`~xlink.linkage.scoring.fellegi_sunter_score`."""
+        return {k.name: k.weight for k in self.keys}
+
+
+def _as_real(value: object) -> float | None:
+    """``value`` as a finite float, or None when it is not a finite number (bool excluded)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+_SCHEMA_MEMBERS = frozenset({"id", "version", "description", "threshold", "keys"})
+_KEY_MEMBERS = frozenset(
+    {"name", "version", "description", "fields", "transforms", "m", "u", "use_variants",
+     "unordered"}
+)  # fmt: skip
+
+
+def _check_version(value: object, where: str, errors: list[str]) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= _MAX_VERSION:
+        return value
+    errors.append(f"{where}: must be an integer 1..{_MAX_VERSION}")
+    return 1
+
+
+def _check_recipe(raw: object, where: str, errors: list[str]) -> KeyRecipe | None:
+    if not isinstance(raw, Mapping):
+        errors.append(f"{where}: must be a table/object")
+        return None
+    for member in sorted(set(raw) - _KEY_MEMBERS, key=str):
+        errors.append(f"{where}: unknown member {member!r}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _KEY_NAME.fullmatch(name):
+        errors.append(f"{where}.name: required, lower-case [a-z][a-z0-9_]*, at most 64 chars")
+        name = ""
+    version = _check_version(raw.get("version"), f"{where}.version", errors)
+    fields: list[Field] = []
+    raw_fields = raw.get("fields")
+    if not isinstance(raw_fields, list) or not raw_fields:
+        errors.append(f"{where}.fields: required, a non-empty list")
+        raw_fields = []
+    for i, f in enumerate(raw_fields):
+        try:
+            field = Field(f)
+        except ValueError:
+            errors.append(f"{where}.fields[{i}]: unknown field {f!r}")
+            continue
+        if field in fields:
+            errors.append(f"{where}.fields[{i}]: field {f!r} listed twice")
+        fields.append(field)
+    raw_transforms = raw.get("transforms", {})
+    if not isinstance(raw_transforms, Mapping):
+        errors.append(f"{where}.transforms: must map field names to lists of transforms")
+        raw_transforms = {}
+    chains: dict[Field, tuple[Transform, ...]] = {}
+    for fname, chain in raw_transforms.items():
+        tw = f"{where}.transforms.{fname}"
+        field_or_none = next((f for f in fields if f.value == fname), None)
+        if field_or_none is None:
+            errors.append(f"{tw}: not one of this key's fields")
+        if isinstance(chain, str):
+            chain = [chain]
+        if not isinstance(chain, list):
+            errors.append(f"{tw}: must be a transform name or a list of them")
+            continue
+        steps: list[Transform] = []
+        for spec in chain:
+            try:
+                step = Transform.parse(spec) if isinstance(spec, str) else None
+            except ValueError as exc:
+                errors.append(f"{tw}: {exc}")
+                continue
+            if step is None:
+                errors.append(f"{tw}: a transform must be a string")
+                continue
+            if field_or_none is not None:
+                if step.kind in PHONETIC_TRANSFORMS and not field_or_none.alphabetic:
+                    errors.append(f"{tw}: {step} applies only to name-like fields")
+                if step.kind in DATE_ONLY_TRANSFORMS and field_or_none is not Field.BIRTH_DATE:
+                    errors.append(f"{tw}: {step} applies only to birth_date")
+            if step.kind is not TransformKind.IDENTITY:
+                steps.append(step)
+        if field_or_none is not None:
+            chains[field_or_none] = tuple(steps)
+    raw_m, raw_u = raw.get("m"), raw.get("u")
+    if (raw_m is None) != (raw_u is None):
+        errors.append(f"{where}: m and u go together (both or neither)")
+    m, u = _as_real(raw_m), _as_real(raw_u)
+    for label, raw_p, p in (("m", raw_m, m), ("u", raw_u, u)):
+        if raw_p is not None and (p is None or not 0.0 < p < 1.0):
+            errors.append(f"{where}.{label}: must be a probability strictly between 0 and 1")
+    if m is not None and u is not None and m <= u:
+        errors.append(f"{where}: m must be greater than u (agreement must be evidence)")
+    flags: dict[str, bool] = {}
+    for flag, default in (("use_variants", True), ("unordered", False)):
+        value = raw.get(flag, default)
+        if not isinstance(value, bool):
+            errors.append(f"{where}.{flag}: must be true or false")
+            value = default
+        flags[flag] = value
+    if flags["unordered"] and len(fields) < 2:
+        errors.append(f"{where}.unordered: needs at least two fields")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        errors.append(f"{where}.description: must be a string")
+        description = ""
+    return KeyRecipe(
+        name=name,
+        version=version,
+        fields=tuple(fields),
+        transforms=tuple(chains.get(f, ()) for f in fields),
+        m=m if raw_u is not None else None,
+        u=u if raw_m is not None else None,
+        use_variants=flags["use_variants"],
+        unordered=flags["unordered"],
+        description=description,
+    )
+
+
+def validate_schema(data: object) -> LinkageSchema:
+    """Check a parsed schema document and build the :class:`LinkageSchema`.
+
+    Collects every problem (unknown member, field or transform, transform not applicable to its
+    field, duplicate key name, missing or malformed id, bad version, ``m``/``u`` outside (0, 1)
+    or ``m <= u``, no keys, more than 255 keys, bad threshold ...) and raises one
+    :class:`~xlink.errors.SchemaError` listing them all, each prefixed by its location
+    (``keys[2].transforms.family``).
+    """
+    errors: list[str] = []
+    if not isinstance(data, Mapping):
+        raise SchemaError(["schema: must be a table/object"])
+    for member in sorted(set(data) - _SCHEMA_MEMBERS, key=str):
+        errors.append(f"schema: unknown member {member!r}")
+    schema_id = data.get("id")
+    if not isinstance(schema_id, str) or not _SCHEMA_ID.fullmatch(schema_id):
+        errors.append("id: required, 1-128 chars of A-Z a-z 0-9 . _ : / -")
+        schema_id = ""
+    version = _check_version(data.get("version"), "version", errors)
+    raw_threshold = data.get("threshold")
+    threshold = _as_real(raw_threshold)
+    if raw_threshold is not None and threshold is None:
+        errors.append("threshold: must be a finite number")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        errors.append("description: must be a string")
+        description = ""
+    raw_keys = data.get("keys")
+    if not isinstance(raw_keys, list) or not raw_keys:
+        errors.append("keys: required, a non-empty list of key recipes")
+        raw_keys = []
+    if len(raw_keys) > _MAX_KEYS:
+        errors.append(f"keys: at most {_MAX_KEYS} keys")
+    recipes: list[KeyRecipe] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_keys):
+        recipe = _check_recipe(raw, f"keys[{i}]", errors)
+        if recipe is None:
+            continue
+        if recipe.name and recipe.name in seen:
+            errors.append(f"keys[{i}].name: duplicate key name (also keys[{seen[recipe.name]}])")
+        seen.setdefault(recipe.name, i)
+        recipes.append(recipe)
+    if errors:
+        raise SchemaError(errors)
+    return LinkageSchema(
+        id=schema_id,
+        version=version,
+        keys=tuple(recipes),
+        threshold=threshold,
+        description=description,
+    )
+
+
+def parse_schema(text: str, fmt: str) -> LinkageSchema:
+    """Parse ``text`` as ``fmt`` (``"json"`` or ``"toml"``) and validate it.
+
+    Raises :class:`~xlink.errors.SchemaError` for a syntax error or any invalid content, and
+    ``ValueError`` for an unknown ``fmt``.
+    """
+    if fmt == "json":
+        try:
+            data: object = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SchemaError([f"not valid JSON: line {exc.lineno}: {exc.msg}"]) from None
+    elif fmt == "toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SchemaError([f"not valid TOML: {exc}"]) from None
+    else:
+        raise ValueError("fmt must be 'json' or 'toml'")
+    return validate_schema(data)
+
+
+def load_schema(path: str | Path) -> LinkageSchema:
+    """Read a ``.json`` or ``.toml`` schema file. Raises ``OSError`` if unreadable,
+    ``ValueError`` for another suffix, :class:`~xlink.errors.SchemaError` if invalid."""
+    p = Path(path)
+    fmt = p.suffix.lower().lstrip(".")
+    if fmt not in ("json", "toml"):
+        raise ValueError("a schema file ends in .json or .toml")
+    return parse_schema(p.read_text(encoding="utf-8"), fmt)
+
+
+def load_default_schema() -> LinkageSchema:
+    """The schema shipped as package data (``xlink/data/schemas/default-v1.json``)."""
+    text = resources.files("xlink").joinpath(DEFAULT_SCHEMA_RESOURCE).read_text("utf-8")
+    return parse_schema(text, "json")
+
+
+def _real(value: float | None) -> str | None:
+    # C printf "%.17g": round-trips every double and is reproducible outside Python.
+    return None if value is None else f"{value:.17g}"
+
+
+def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
+    """The canonical object hashed by :func:`schema_digest` (descriptions left out).
+
+    Every member is present (defaults filled in); transforms are listed for every field in field
+    order, identity steps dropped, as their string form; numbers that are not integers (``m``,
+    ``u``, ``threshold``) are strings in C ``printf("%.17g")`` form, or ``null`` when absent.
+    """
+    return {
+        "id": schema.id,
+        "version": schema.version,
+        "threshold": _real(schema.threshold),
+        "keys": [
+            {
+                "name": k.name,
+                "version": k.version,
+                "fields": [f.value for f in k.fields],
+                "transforms": [[str(t) for t in chain] for chain in k.transforms],
+                "m": _real(k.m),
+                "u": _real(k.u),
+                "use_variants": k.use_variants,
+                "unordered": k.unordered,
+            }
+            for k in schema.keys
+        ],
+    }
+
+
+def schema_digest(schema: LinkageSchema) -> bytes:
+    """SHA-256 of the schema, independent of the file format it was read from.
+
+    ``SHA-256(len(L) || L || C)`` where ``L = b"xlink/v1/linkage-schema"``, ``len(L)`` is 4 bytes
+    big-endian, and ``C`` is :func:`schema_to_canonical` as JSON with sorted keys, separators
+    ``","`` and ``":"`` (no whitespace), non-ASCII kept as UTF-8. Descriptions are not included:
+    rewording them does not change how tokens are derived or pairs decided.
+    """
+    canonical = json.dumps(
+        schema_to_canonical(schema), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8")
+    h = hashlib.sha256()
+    h.update(len(SCHEMA_DIGEST_DST).to_bytes(4, "big") + SCHEMA_DIGEST_DST)
+    h.update(canonical)
+    return h.digest()

@@ -1,0 +1,44 @@
+"""Abort codes: the machine-readable reason a session ended early (spec: xlink-psi-v1 §8).
+
+The numeric values are on the wire (in the ``Abort`` message) and in audit entries, so they
+are part of the protocol and never renumbered.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["AbortCode"]
+
+
+class AbortCode(IntEnum):
+    """Why a session was aborted. See protocols/xlink-psi-v1.md §8 for each code's meaning."""
+
+    # Framing and encoding.
+    MALFORMED_MESSAGE = 1
+    FRAME_TOO_LARGE = 2
+    TRUNCATED = 3
+    UNSUPPORTED_VERSION = 4
+    UNEXPECTED_MESSAGE = 5
+    UNKNOWN_MESSAGE = 6
+    # Handshake agreement.
+    UNSUPPORTED_SUITE = 10
+    MOU_MISMATCH = 11
+    SCHEMA_MISMATCH = 12
+    PARTY_MISMATCH = 13
+    MODE_MISMATCH = 14
+    BAD_SET_SIZE = 15
+    ROLE_MISMATCH = 16
+    # Exchange.
+    INVALID_ELEMENT = 20
+    IDENTITY_ELEMENT = 21
+    DUPLICATE_ELEMENT = 22
+    WRONG_COUNT = 23
+    CHUNK_OUT_OF_ORDER = 24
+    CHUNK_REPLAYED = 25
+    BAD_REVEAL = 26
+    # Session level.
+    PEER_ABORTED = 40
+    TIMEOUT = 41
+    CONNECTION_LOST = 42
+    INTERNAL_ERROR = 50

@@ -1,0 +1,45 @@
+"""Person records: the model, loaders and validation, normalisation and transliteration."""
+
+from xlink.records.loaders import (
+    ColumnMapping,
+    LoadResult,
+    Reject,
+    load_csv,
+    load_dataframe,
+    load_jsonl,
+)
+from xlink.records.model import (
+    Address,
+    AdmiraltyGrading,
+    BirthDate,
+    Category,
+    Grading,
+    HandlingCode,
+    IdentityDocument,
+    PersonName,
+    PersonRecord,
+    Sex,
+    SourceMetadata,
+    UkGrading,
+)
+
+__all__ = [
+    "Address",
+    "AdmiraltyGrading",
+    "BirthDate",
+    "Category",
+    "ColumnMapping",
+    "Grading",
+    "HandlingCode",
+    "IdentityDocument",
+    "LoadResult",
+    "PersonName",
+    "PersonRecord",
+    "Reject",
+    "Sex",
+    "SourceMetadata",
+    "UkGrading",
+    "load_csv",
+    "load_dataframe",
+    "load_jsonl",
+]

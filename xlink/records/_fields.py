@@ -1,0 +1,257 @@
+"""Parsers for single fields of a raw row; each raises ``ValueError`` with a value-free reason.
+
+Used by :func:`xlink.records.validation.validate_row`, which re-exports the public names. A
+reason never quotes the value it rejects, because values may be identities.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+from xlink.records.model import (
+    AdmiraltyGrading,
+    BirthDate,
+    Category,
+    Grading,
+    HandlingCode,
+    PersonName,
+    Sex,
+    UkGrading,
+)
+
+__all__ = [
+    "DateOrder",
+    "parse_aliases",
+    "parse_birth_date",
+    "parse_category",
+    "parse_country_code",
+    "parse_doc_type",
+    "parse_grading",
+    "parse_handling_code",
+    "parse_nationalities",
+    "parse_sex",
+]
+
+
+class DateOrder(StrEnum):
+    """How a file writes day and month in ``NN/NN/YYYY`` dates (``/`` or ``.`` separated).
+
+    ``UNKNOWN`` deduces the order from each date when one part is above 12, and otherwise reads
+    the date as day-first and marks it ``day_month_ambiguous`` so that normalisation can derive
+    both readings. ISO forms (``YYYY-MM-DD`` ...) are unambiguous whatever the order.
+    """
+
+    DMY = "DMY"
+    MDY = "MDY"
+    YMD = "YMD"
+    UNKNOWN = "unknown"
+
+
+_SEX_WORDS = {
+    "F": Sex.FEMALE,
+    "FEMALE": Sex.FEMALE,
+    "M": Sex.MALE,
+    "MALE": Sex.MALE,
+    "X": Sex.UNSPECIFIED,
+    "U": Sex.UNSPECIFIED,
+    "UNKNOWN": Sex.UNSPECIFIED,
+    "UNSPECIFIED": Sex.UNSPECIFIED,
+}
+
+_ISO_FULL = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_ISO_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_YEAR = re.compile(r"\d{4}")
+_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
+_YEAR_FIRST = re.compile(r"(\d{4})([/.])(\d{1,2})\2(\d{1,2})")
+_YEAR_LAST = re.compile(r"(\d{1,2})([/.])(\d{1,2})\2(\d{4})")
+_MONTH_YEAR = re.compile(r"(\d{1,2})[/.](\d{4})")
+_COUNTRY = re.compile(r"[A-Z]{3}")
+_DOC_TYPE = re.compile(r"[A-Z0-9]{1,2}")
+
+
+def _birth_date(
+    year: int, month: int | None, day: int | None, ambiguous: bool = False
+) -> BirthDate:
+    """Build a :class:`BirthDate`, turning its checks into the two reasons users see."""
+    try:
+        return BirthDate(year, month, day, day_month_ambiguous=ambiguous)
+    except ValueError as exc:
+        if "year" in str(exc):
+            raise ValueError("year out of range") from None
+        raise ValueError("impossible date") from None
+
+
+def parse_birth_date(text: str, date_order: DateOrder | str = DateOrder.UNKNOWN) -> BirthDate:
+    """Parse a possibly partial date of birth.
+
+    Accepted forms: ``YYYY-MM-DD``, ``YYYY-MM``, ``YYYY``, ``YYYYMMDD``, ``YYYY/MM/DD``, ``MM/YYYY``
+    and ``NN/NN/YYYY`` (``/`` or ``.``), the last read by ``date_order`` (see :class:`DateOrder`).
+    With ``UNKNOWN`` order and both parts <= 12 and different, the day-first reading is returned
+    with ``day_month_ambiguous=True``.
+
+    Raises:
+        ValueError: "unrecognised date format", "impossible date" (31 April, month 13),
+            "year out of range" (outside 1850..2200), or "day or month first, but the date order
+            is YMD".
+    """
+    order = DateOrder(date_order)
+    text = text.strip()
+    if m := _ISO_FULL.fullmatch(text) or _COMPACT.fullmatch(text):
+        return _birth_date(int(m[1]), int(m[2]), int(m[3]))
+    if m := _YEAR_FIRST.fullmatch(text):
+        return _birth_date(int(m[1]), int(m[3]), int(m[4]))
+    if m := _ISO_MONTH.fullmatch(text):
+        return _birth_date(int(m[1]), int(m[2]), None)
+    if _YEAR.fullmatch(text):
+        return _birth_date(int(text), None, None)
+    if m := _MONTH_YEAR.fullmatch(text):
+        return _birth_date(int(m[2]), int(m[1]), None)
+    if m := _YEAR_LAST.fullmatch(text):
+        first, second, year = int(m[1]), int(m[3]), int(m[4])
+        if order is DateOrder.YMD:
+            raise ValueError("day or month first, but the date order is YMD")
+        if order is DateOrder.DMY:
+            return _birth_date(year, second, first)
+        if order is DateOrder.MDY:
+            return _birth_date(year, first, second)
+        if first > 12 and second <= 12:
+            return _birth_date(year, second, first)
+        if second > 12 and first <= 12:
+            return _birth_date(year, first, second)
+        if first > 12 and second > 12:
+            _birth_date(year, None, None)  # report a bad year before a bad day/month
+            raise ValueError("impossible date")
+        return _birth_date(year, second, first, ambiguous=first != second)
+    raise ValueError("unrecognised date format")
+
+
+def parse_category(text: str) -> Category:
+    """Parse a record category, case-insensitively (``sex offender`` = ``sex_offender``).
+
+    Raises:
+        ValueError: "unknown category (expected watchlist, sex_offender, traveller or other)".
+    """
+    key = re.sub(r"[\s-]+", "_", text.strip().lower())
+    try:
+        return Category(key)
+    except ValueError:
+        allowed = ", ".join(c.value for c in Category)
+        raise ValueError(f"unknown category (expected one of {allowed})") from None
+
+
+def parse_sex(text: str) -> Sex:
+    """Parse F/M/X or female/male/unknown/unspecified, case-insensitively.
+
+    Raises:
+        ValueError: "unknown sex marker (expected F, M or X)".
+    """
+    try:
+        return _SEX_WORDS[text.strip().upper()]
+    except KeyError:
+        raise ValueError("unknown sex marker (expected F, M or X)") from None
+
+
+def parse_country_code(text: str) -> str:
+    """Parse an ISO 3166-1 alpha-3 code (as ICAO 9303 uses them), returned in upper case.
+
+    ICAO 9303's single-letter ``D`` (Germany) is accepted as well.
+
+    Raises:
+        ValueError: "not an ISO 3166-1 alpha-3 country code".
+    """
+    code = text.strip().upper()
+    if code == "D" or _COUNTRY.fullmatch(code):
+        return code
+    raise ValueError("not an ISO 3166-1 alpha-3 country code")
+
+
+def parse_grading(text: str) -> Grading:
+    """Parse a source grading; its shape says which scheme it is.
+
+    Digit then letter is UK 3x5x2 (``1A`` .. ``3E``); letter then digit is NATO Admiralty
+    (``A1`` .. ``F6``). Case-insensitive.
+
+    Raises:
+        ValueError: "3x5x2 grading must be 1-3 then A-E", "Admiralty grading must be A-F then
+            1-6", or "unrecognised grading (expected 3x5x2 like 1A or Admiralty like B2)".
+    """
+    code = text.strip().upper()
+    if re.fullmatch(r"\d[A-Z]", code):
+        if code[0] in "123" and code[1] in "ABCDE":
+            return UkGrading(int(code[0]), code[1])
+        raise ValueError("3x5x2 grading must be 1-3 then A-E")
+    if re.fullmatch(r"[A-Z]\d", code):
+        if code[0] in "ABCDEF" and code[1] in "123456":
+            return AdmiraltyGrading(code[0], int(code[1]))
+        raise ValueError("Admiralty grading must be A-F then 1-6")
+    raise ValueError("unrecognised grading (expected 3x5x2 like 1A or Admiralty like B2)")
+
+
+def parse_handling_code(text: str) -> HandlingCode:
+    """Parse a 3x5x2 handling code, ``P`` or ``C`` (case-insensitive).
+
+    Raises:
+        ValueError: "handling code must be P or C".
+    """
+    try:
+        return HandlingCode(text.strip().upper())
+    except ValueError:
+        raise ValueError("handling code must be P or C") from None
+
+
+def parse_aliases(text: str) -> tuple[PersonName, ...]:
+    """Parse ``;``-separated aliases; each is ``Family, Given`` or a full name.
+
+    Empty entries (``a;;b``) are skipped.
+
+    Raises:
+        ValueError: "alias N has more than one comma" or "alias N has no name" (N is 1-based).
+    """
+    names: list[PersonName] = []
+    for number, alias in enumerate(text.split(";"), start=1):
+        alias = alias.strip()
+        if not alias:
+            continue
+        if "," not in alias:
+            names.append(PersonName(full=alias))
+            continue
+        family, _, given = alias.partition(",")
+        if "," in given:
+            raise ValueError(f"alias {number} has more than one comma")
+        family, given = family.strip(), given.strip()
+        if not (family or given):
+            raise ValueError(f"alias {number} has no name")
+        names.append(PersonName(given=given, family=family))
+    return tuple(names)
+
+
+def parse_nationalities(text: str) -> tuple[str, ...]:
+    """Parse ``;``-separated alpha-3 codes, upper-cased, duplicates dropped.
+
+    Raises:
+        ValueError: "nationality N is not an ISO 3166-1 alpha-3 code" (N is 1-based).
+    """
+    codes: list[str] = []
+    for number, part in enumerate(text.split(";"), start=1):
+        if not part.strip():
+            continue
+        try:
+            code = parse_country_code(part)
+        except ValueError:
+            raise ValueError(f"nationality {number} is not an ISO 3166-1 alpha-3 code") from None
+        if code not in codes:
+            codes.append(code)
+    return tuple(codes)
+
+
+def parse_doc_type(text: str) -> str:
+    """Parse an ICAO 9303 document type code (``P``, ``ID``, ``V`` ...), upper-cased.
+
+    Raises:
+        ValueError: "document type must be a 1-2 character ICAO 9303 code".
+    """
+    code = text.strip().upper()
+    if not _DOC_TYPE.fullmatch(code):
+        raise ValueError("document type must be a 1-2 character ICAO 9303 code")
+    return code

@@ -1,0 +1,145 @@
+"""Rejects files: the bad rows of an input, exactly as read, each with its errors (docs/loading.md).
+
+Rejects hold identities, so they are written atomically (a temporary file in the same directory,
+then a rename) with the temporary file's owner-only permissions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from xlink.errors import FieldError
+from xlink.records._mapping import ERROR_COLUMN
+
+__all__ = [
+    "Reject",
+    "default_rejects_path",
+    "describe",
+    "parse_json_object",
+    "remove_stale",
+    "write_csv",
+    "write_jsonl",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """One input row that did not load.
+
+    ``line`` is the row's first physical line (1-based; the CSV header is line 1) or its 1-based
+    DataFrame position. ``raw`` is the row as read: the CSV text of its line(s), the JSON Lines
+    line, or a CSV rendering of a DataFrame row. ``errors`` lists every problem in the row.
+    ``repr`` leaves ``raw`` out: it holds identities.
+    """
+
+    line: int
+    raw: str
+    errors: tuple[FieldError, ...]
+
+    def __repr__(self) -> str:
+        return f"Reject(line={self.line}, errors={self.errors!r})"
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate key in a JSON object")
+    return obj
+
+
+def parse_json_object(text: str) -> dict[str, object]:
+    """Parse one JSON Lines line that must be a JSON object without duplicate keys.
+
+    Raises:
+        ValueError: "malformed JSON (column N)", "duplicate key in a JSON object", or "not a JSON
+            object". The reasons never quote the text.
+    """
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON (column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError("malformed JSON (nested too deeply)") from None
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    return obj
+
+
+def describe(reject: Reject) -> str:
+    """The text of the rejects file's error column: line, then each ``field: reason``."""
+    return f"line {reject.line}: " + "; ".join(f"{e.field}: {e.reason}" for e in reject.errors)
+
+
+def default_rejects_path(source: Path, extension: str) -> Path:
+    """``<stem>.rejects.<extension>`` next to ``source``."""
+    return source.with_name(f"{source.stem}.rejects.{extension}")
+
+
+def remove_stale(path: Path) -> None:
+    """Delete a rejects file left by an earlier load, so that it cannot mislead."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            write(out)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_csv(path: Path, header: Sequence[str], rejects: Sequence[Reject]) -> None:
+    """Write the original header plus :data:`ERROR_COLUMN`, then each rejected row.
+
+    Cells are the row's cells as read; a short row is padded with empty cells so that the error
+    lands in its column. If the input already had an :data:`ERROR_COLUMN` (a rejects file loaded
+    again), that column is reused.
+    """
+    columns = list(header)
+    if ERROR_COLUMN not in columns:
+        columns.append(ERROR_COLUMN)
+    error_at = columns.index(ERROR_COLUMN)
+
+    def write(out: TextIO) -> None:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for reject in rejects:
+            cells = next(csv.reader(io.StringIO(reject.raw, newline="")), [])
+            cells += [""] * (len(columns) - len(cells))
+            cells[error_at] = describe(reject)
+            writer.writerow(cells)
+
+    _write_atomically(path, write)
+
+
+def write_jsonl(path: Path, rejects: Sequence[Reject]) -> None:
+    """Write each rejected line with an :data:`ERROR_COLUMN` key added.
+
+    A line that is not a valid JSON object (malformed, not an object, or with a duplicate key)
+    is kept whole as the string ``"xlink_raw"``.
+    """
+
+    def write(out: TextIO) -> None:
+        for reject in rejects:
+            try:
+                obj = parse_json_object(reject.raw)
+            except ValueError:
+                obj = {"xlink_raw": reject.raw}
+            obj[ERROR_COLUMN] = describe(reject)
+            out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    _write_atomically(path, write)

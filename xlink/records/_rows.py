@@ -1,0 +1,113 @@
+"""Raw rows: what each input format yields before validation (see :mod:`xlink.records.loaders`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from xlink.errors import FieldError, LoadError
+from xlink.records._mapping import ColumnMapping
+from xlink.records._rejects import parse_json_object
+from xlink.records.validation import DOCUMENT_FIELDS
+
+__all__ = ["Lines", "RawRow", "json_row"]
+
+_BOM = b"\xef\xbb\xbf"
+_LIST_FIELDS = frozenset({"aliases", "nationalities", "address"})
+
+
+@dataclass(slots=True)
+class RawRow:
+    """One row before validation, keyed by the input's own column names."""
+
+    line: int
+    raw: str
+    values: dict[str, str] | None  # None: the row could not even be split into fields
+    documents: list[dict[str, str]] = field(default_factory=list)
+    errors: list[FieldError] = field(default_factory=list)
+
+
+class Lines:
+    """Decodes a binary file line by line (so a non-UTF-8 line is named) and keeps the raw text
+    of the lines read since the last :meth:`take`, which is exactly one CSV record."""
+
+    def __init__(self, fh: BinaryIO, source: str) -> None:
+        self._fh = fh
+        self._source = source
+        self.number = 0
+        self._pending: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        for data in self._fh:
+            self.number += 1
+            if self.number == 1 and data.startswith(_BOM):
+                data = data[len(_BOM) :]
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise LoadError(self._source, f"not UTF-8 text (line {self.number})") from None
+            self._pending.append(text)
+            yield text
+
+    def take(self) -> str:
+        text = "".join(self._pending)
+        self._pending.clear()
+        return text.removesuffix("\n").removesuffix("\r")
+
+
+def json_row(line: int, text: str, mapping: ColumnMapping) -> RawRow:
+    """Split one JSON Lines object into string values, documents, and type errors."""
+    try:
+        obj = parse_json_object(text)
+    except ValueError as exc:
+        return RawRow(line, text, None, errors=[FieldError(line, "<line>", str(exc))])
+    row = RawRow(line, text, {})
+    assert row.values is not None
+    for key, value in obj.items():
+        target = mapping.target(key)
+        if target is None:
+            continue
+        if target == "documents":
+            if not isinstance(value, list):
+                row.errors.append(FieldError(line, key, "expected a list of document objects"))
+                continue
+            for index, item in enumerate(value):
+                converted = _json_document(item)
+                if converted is None:
+                    reason = "expected an object of doc_type, doc_number, doc_country, doc_expiry"
+                    row.errors.append(FieldError(line, f"documents[{index}]", reason))
+                else:
+                    row.documents.append(converted)
+        elif target in _LIST_FIELDS and isinstance(value, list):
+            if all(isinstance(item, str) for item in value):
+                row.values[key] = "; ".join(str(item) for item in value)
+            else:
+                row.errors.append(FieldError(line, key, "expected a list of strings"))
+        elif (scalar := _json_scalar(value)) is not None:
+            row.values[key] = scalar
+        else:
+            row.errors.append(FieldError(line, key, "expected a string, number or null"))
+    return row
+
+
+def _json_scalar(value: object) -> str | None:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return None
+
+
+def _json_document(value: object) -> dict[str, str] | None:
+    if not isinstance(value, dict):
+        return None
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        scalar = _json_scalar(item)
+        if key not in DOCUMENT_FIELDS or scalar is None:
+            return None
+        out[key] = scalar
+    return out

@@ -1,0 +1,378 @@
+"""Loaders: CSV, JSON Lines and pandas DataFrames into person records (DESIGN.md §2 step 1).
+
+Every row is validated (:func:`~xlink.records.validation.validate_row`); a bad row is never
+dropped silently: it becomes a :class:`Reject` with every :class:`~xlink.errors.FieldError` found,
+and the bad rows are written, exactly as read, to a rejects file in the input's format. Only a
+problem that makes the whole input untrustworthy raises :class:`~xlink.errors.LoadError`.
+
+Decisions (see docs/loading.md): line numbers are physical lines (the CSV header is line 1); a
+``record_id`` belongs to the first row that carries it, valid or not, and later rows with it are
+rejected; a header without data rows is an empty file; blank lines are skipped; the rejects file
+is written or removed only after a successful load.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from xlink.errors import FieldError, LoadError
+from xlink.records import _rejects
+from xlink.records._mapping import ColumnMapping, StrPath
+from xlink.records._rejects import Reject
+from xlink.records._rows import Lines, RawRow, json_row
+from xlink.records.model import PersonRecord
+from xlink.records.validation import NAME_FIELDS, DateOrder, validate_row
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "PROGRESS_EVERY",
+    "ColumnMapping",
+    "LoadResult",
+    "MappingArg",
+    "Reject",
+    "load_csv",
+    "load_dataframe",
+    "load_jsonl",
+]
+
+#: ``progress`` is called after every this many rows, and once at the end.
+PROGRESS_EVERY = 10_000
+
+MappingArg = ColumnMapping | Mapping[str, object] | StrPath | None
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class LoadResult:
+    """What one load produced: the good records, the rejected rows, and where rejects went."""
+
+    source: str
+    records: tuple[PersonRecord, ...]
+    rejects: tuple[Reject, ...]
+    rejects_path: Path | None = None  # set only when a rejects file was written
+
+    @property
+    def loaded(self) -> int:
+        return len(self.records)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejects)
+
+    @property
+    def total(self) -> int:
+        """Data rows read (blank lines not counted)."""
+        return self.loaded + self.rejected
+
+    def summary(self) -> str:
+        """One line for people: ``loaded 998, rejected 2 (see rejects: x.rejects.csv)``."""
+        text = f"loaded {self.loaded}, rejected {self.rejected}"
+        if self.rejects_path is not None:
+            text += f" (see rejects: {self.rejects_path})"
+        return text
+
+    def __repr__(self) -> str:
+        return f"LoadResult(source={self.source!r}, {self.summary()})"
+
+
+class _Collector:
+    """Validates rows one by one: mapping, duplicate ids, validation, error column names."""
+
+    def __init__(
+        self,
+        mapping: ColumnMapping,
+        date_order: DateOrder | str | None,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.mapping = mapping
+        self.date_order = DateOrder(date_order or mapping.date_order or DateOrder.UNKNOWN)
+        self.progress = progress
+        self.records: list[PersonRecord] = []
+        self.rejects: list[Reject] = []
+        self.first_line: dict[str, int] = {}
+
+    def add(self, row: RawRow) -> None:
+        errors = list(row.errors)
+        record: PersonRecord | tuple[FieldError, ...] | None = None
+        if row.values is not None:
+            targets, conflicts = self.mapping.resolve(row.values)
+            errors += (FieldError(row.line, "<row>", reason) for reason in conflicts)
+            canonical = {targets[c]: v for c, v in row.values.items() if c in targets}
+            column_of = {t: c for c, t in targets.items()}
+            record_id = canonical.get("record_id", "").strip()
+            if record_id in self.first_line:
+                reason = f"duplicate record_id (first seen on line {self.first_line[record_id]})"
+                errors.append(FieldError(row.line, column_of["record_id"], reason))
+            elif record_id:
+                self.first_line[record_id] = row.line
+            record = validate_row(
+                canonical,
+                row.line,
+                date_order=self.date_order,
+                default_category=self.mapping.category,
+                documents=row.documents,
+            )
+            if isinstance(record, tuple):
+                errors += (replace(e, field=column_of.get(e.field, e.field)) for e in record)
+        if errors or not isinstance(record, PersonRecord):
+            self.rejects.append(Reject(row.line, row.raw, tuple(errors)))
+        else:
+            self.records.append(record)
+        done = len(self.records) + len(self.rejects)
+        if self.progress is not None and done % PROGRESS_EVERY == 0:
+            self.progress(done)
+
+    def finish(
+        self,
+        source: str,
+        rejects_path: Path | None,
+        write: Callable[[Path, Sequence[Reject]], None],
+    ) -> LoadResult:
+        done = len(self.records) + len(self.rejects)
+        if self.progress is not None and done % PROGRESS_EVERY != 0:
+            self.progress(done)
+        written = None
+        if rejects_path is not None:
+            if self.rejects:
+                write(rejects_path, self.rejects)
+                written = rejects_path
+            else:
+                _rejects.remove_stale(rejects_path)
+        return LoadResult(source, tuple(self.records), tuple(self.rejects), written)
+
+
+def _required_columns_missing(targets: set[str], mapping: ColumnMapping) -> list[str]:
+    missing = [f for f in ("record_id", "category") if f not in targets]
+    if "category" in missing and mapping.category is not None:
+        missing.remove("category")
+    if not targets & set(NAME_FIELDS):
+        missing.append("a name column (" + ", ".join(NAME_FIELDS) + ")")
+    return missing
+
+
+def _check_header(source: str, header: Sequence[str], mapping: ColumnMapping) -> None:
+    """Raise LoadError for unnamed, duplicate, conflicting or missing required columns."""
+    problems = [f"column {i} has no name" for i, name in enumerate(header, start=1) if not name]
+    seen: set[str] = set()
+    duplicates: set[str] = set()
+    for name in header:
+        if name and name in seen:
+            duplicates.add(name)
+        seen.add(name)
+    if duplicates:
+        problems.append("duplicate column names: " + ", ".join(sorted(duplicates)))
+    targets, conflicts = mapping.resolve(name for name in header if name)
+    problems += conflicts
+    missing = _required_columns_missing(set(targets.values()), mapping)
+    if missing:
+        problems.append("missing required columns: " + ", ".join(missing))
+    if problems:
+        raise LoadError(source, "; ".join(problems))
+
+
+def _rejects_target(
+    path: Path, rejects_path: StrPath | None, write_rejects: bool, extension: str
+) -> Path | None:
+    if not write_rejects:
+        return None
+    target = Path(rejects_path) if rejects_path is not None else None
+    target = target or _rejects.default_rejects_path(path, extension)
+    if target.resolve() == path.resolve():
+        raise ValueError("the rejects file would overwrite the input")
+    return target
+
+
+def _open(path: Path, source: str) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise LoadError(source, "file not found") from None
+    except OSError as exc:
+        raise LoadError(source, f"cannot read ({exc.strerror})") from None
+
+
+def load_csv(
+    path: StrPath,
+    *,
+    mapping: MappingArg = None,
+    date_order: DateOrder | str | None = None,
+    rejects_path: StrPath | None = None,
+    write_rejects: bool = True,
+    progress: ProgressCallback | None = None,
+) -> LoadResult:
+    """Load a UTF-8 CSV file (a BOM is accepted) whose first line is the header.
+
+    ``mapping`` renames columns (:class:`ColumnMapping`, a dict, or a ``.json``/``.toml`` file)
+    and may set the date order and a constant category. ``date_order`` overrides the mapping's;
+    without either it is ``unknown``. Rejects go to ``rejects_path`` (default
+    ``<stem>.rejects.csv`` next to the input) with an ``xlink_error`` column; a stale rejects
+    file is removed when there are none. ``write_rejects=False`` keeps everything in memory.
+    ``progress(rows_done)`` is called every :data:`PROGRESS_EVERY` rows and at the end.
+
+    Raises:
+        LoadError: file not found or unreadable, a line not UTF-8 (named), malformed CSV, an
+            empty file or a header without rows, unnamed/duplicate/conflicting columns, missing
+            required columns (all listed), or a bad mapping file.
+        ValueError: a bad ``mapping`` dict or ``date_order``, or a rejects path equal to the input.
+    """
+    source, file = os.fspath(path), Path(path)
+    columns = ColumnMapping.coerce(mapping)
+    collector = _Collector(columns, date_order, progress)
+    target = _rejects_target(file, rejects_path, write_rejects, "csv")
+    with _open(file, source) as fh:
+        lines = Lines(fh, source)
+        reader = csv.reader(lines, strict=True)  # a stray quote must not swallow rows
+        header_raw: list[str] | None = None
+        header: list[str] = []
+        start = 1
+        try:
+            for cells in reader:
+                raw = lines.take()
+                line, start = start, reader.line_num + 1
+                if not any(cell.strip() for cell in cells):
+                    continue
+                if header_raw is None:
+                    header_raw, header = cells, [c.strip() for c in cells]
+                    _check_header(source, header, columns)
+                    continue
+                if len(cells) != len(header):
+                    reason = f"{len(cells)} fields, the header has {len(header)}"
+                    collector.add(
+                        RawRow(line, raw, None, errors=[FieldError(line, "<row>", reason)])
+                    )
+                else:
+                    collector.add(RawRow(line, raw, dict(zip(header, cells, strict=True))))
+        except csv.Error as exc:
+            raise LoadError(source, f"malformed CSV (line {reader.line_num}): {exc}") from None
+    if header_raw is None:
+        raise LoadError(source, "empty file")
+    if not collector.records and not collector.rejects:
+        raise LoadError(source, "empty: a header but no data rows")
+    final_header = header_raw
+    return collector.finish(
+        source, target, lambda p, rejects: _rejects.write_csv(p, final_header, rejects)
+    )
+
+
+def load_jsonl(
+    path: StrPath,
+    *,
+    mapping: MappingArg = None,
+    date_order: DateOrder | str | None = None,
+    rejects_path: StrPath | None = None,
+    write_rejects: bool = True,
+    progress: ProgressCallback | None = None,
+) -> LoadResult:
+    """Load a UTF-8 JSON Lines file: one JSON object per line, blank lines skipped.
+
+    Values are strings, numbers, booleans or null (null = missing); ``aliases``,
+    ``nationalities`` and ``address`` may be lists of strings; a ``documents`` key may hold a list
+    of objects with :data:`~xlink.records.validation.DOCUMENT_FIELDS` keys. A line that is not a
+    JSON object is a reject with field ``"<line>"``. Other parameters are as for
+    :func:`load_csv`; rejects go to ``<stem>.rejects.jsonl`` with an ``xlink_error`` key.
+
+    Raises:
+        LoadError: file not found or unreadable, a line not UTF-8 (named), an empty file, or a
+            bad mapping file.
+        ValueError: a bad ``mapping`` dict or ``date_order``, or a rejects path equal to the input.
+    """
+    source, file = os.fspath(path), Path(path)
+    columns = ColumnMapping.coerce(mapping)
+    collector = _Collector(columns, date_order, progress)
+    target = _rejects_target(file, rejects_path, write_rejects, "jsonl")
+    with _open(file, source) as fh:
+        lines = Lines(fh, source)
+        for text in lines:
+            lines.take()
+            if text.strip():
+                collector.add(json_row(lines.number, text.strip(), columns))
+    if not collector.records and not collector.rejects:
+        raise LoadError(source, "empty file")
+    return collector.finish(source, target, _rejects.write_jsonl)
+
+
+def _cell(value: object) -> str | None:
+    """A DataFrame cell as text: missing values are ``""``; ``None`` for unsupported types."""
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()  # numpy scalar -> Python scalar
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # integer columns with missing values arrive as floats: 12.0 is the id "12"
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime.datetime):
+        return value.date().isoformat() if value.time() == datetime.time() else value.isoformat()
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return None
+
+
+def load_dataframe(
+    df: pd.DataFrame,
+    *,
+    mapping: MappingArg = None,
+    date_order: DateOrder | str | None = None,
+    rejects_path: StrPath | None = None,
+    progress: ProgressCallback | None = None,
+    source: str = "<DataFrame>",
+) -> LoadResult:
+    """Load a pandas DataFrame, one row per person; the index is ignored.
+
+    Cells may be strings, numbers, booleans, dates or missing (``None``, ``NaN``, ``NaT``,
+    ``pd.NA``); an integral float (an integer column with gaps) becomes its integer text, and a
+    midnight timestamp its ``YYYY-MM-DD`` date. Error lines are 1-based row positions. Rejects
+    are written, as CSV with the DataFrame's columns plus ``xlink_error``, only when
+    ``rejects_path`` is given. Other parameters are as for :func:`load_csv`.
+
+    Raises:
+        LoadError: no rows; column names that are not strings, unnamed, duplicated, or
+            conflicting; missing required columns; or a bad mapping file.
+        ValueError: a bad ``mapping`` dict or ``date_order``.
+    """
+    import pandas as pd  # imported here so that `import xlink` stays cheap
+    from pandas.api.types import is_scalar
+
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError("load_dataframe needs a pandas DataFrame")
+    columns = ColumnMapping.coerce(mapping)
+    header = [c if isinstance(c, str) else "" for c in df.columns]
+    if any(not isinstance(c, str) for c in df.columns):
+        raise LoadError(source, "column names must be strings")
+    _check_header(source, header, columns)
+    if df.empty:
+        raise LoadError(source, "empty: no rows")
+    collector = _Collector(columns, date_order, progress)
+    for position, values in enumerate(df.itertuples(index=False, name=None), start=1):
+        cells = ["" if is_scalar(v) and pd.isna(v) else _cell(v) for v in values]
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(
+            [str(v) if c is None else c for v, c in zip(values, cells, strict=True)]
+        )
+        values_by_column = {n: c for n, c in zip(header, cells, strict=True) if c is not None}
+        row = RawRow(position, out.getvalue(), values_by_column)
+        row.errors += (
+            FieldError(position, name, "unsupported value type")
+            for name, cell in zip(header, cells, strict=True)
+            if cell is None
+        )
+        collector.add(row)
+    target = Path(rejects_path) if rejects_path is not None else None
+    return collector.finish(
+        source, target, lambda p, rejects: _rejects.write_csv(p, header, rejects)
+    )

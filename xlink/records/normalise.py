@@ -1,0 +1,319 @@
+"""Normalisation of names, dates, documents and places (DESIGN §2 step 2, §5).
+
+Every function here is pure and deterministic. The output alphabet of name functions is the MRZ
+alphabet ``A``-``Z`` (ICAO Doc 9303), produced by :mod:`xlink.records.transliterate` *before*
+anything deletes characters: ``recordlinkage.preprocessing.clean()`` would delete ``ł``, ``ø``,
+``ß`` and all of Cyrillic.
+
+Pipeline for a name part (``normalise_name_part``):
+
+1. :func:`normalise_text`: NFKC, case folding, punctuation to spaces except in-name hyphens and
+   apostrophes, whitespace collapsed (``"  Dr. José  O’Brien "`` → ``"dr josé o'brien"``).
+2. Honorifics (``MR``, ``DR``, ``SIR`` ...) are removed from the front and generational or
+   academic suffixes (``JR``, ``III``, ``PHD`` ...) from the end, but never the last word left.
+3. ICAO 9303 transliteration with variants (``Müller`` → ``MUELLER``, ``MULLER``).
+4. Spaces, hyphens and apostrophes are removed: the *joined* form is the value
+   (``van der Berg`` → ``VANDERBERG``, ``García-López`` → ``GARCIALOPEZ``, ``O'Brien`` →
+   ``OBRIEN``).
+
+Compound names and particles: the joined form is the primary value, so that ``VAN DER BERG`` and
+``VANDERBERG`` agree. :func:`name_part_components` gives the weaker, secondary values (each
+component of a compound name, and the name without its particles: ``BERG``) for a separate key;
+they are never mixed into the primary value, because ``GARCIA`` alone is much less specific than
+``GARCIALOPEZ``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from xlink.records.model import BirthDate, PersonName
+from xlink.records.transliterate import (
+    UntransliterableError,
+    transliterate,
+    transliterate_variants_ordered,
+)
+
+__all__ = [
+    "HONORIFICS",
+    "NAME_PARTICLES",
+    "NAME_SUFFIXES",
+    "NormalisedName",
+    "birth_date_variants",
+    "birth_date_variants_ordered",
+    "name_order_variants",
+    "name_part_components",
+    "name_part_variants",
+    "name_words",
+    "normalise_code",
+    "normalise_document_number",
+    "normalise_name",
+    "normalise_name_part",
+    "normalise_place",
+    "normalise_text",
+    "strip_honorifics",
+]
+
+# fmt: off
+#: Titles removed from the front of a name (compared after transliteration, without dots).
+HONORIFICS = frozenset({
+    "MR", "MRS", "MS", "MISS", "MX", "MASTER", "DR", "PROF", "SIR", "DAME", "LORD", "LADY",
+    "REV", "FR", "SR", "SRA", "SRTA", "HERR", "FRAU", "MME", "MLLE", "GOSPODIN", "GOSPOZHA",
+})
+#: Generational and academic suffixes removed from the end of a name.
+NAME_SUFFIXES = frozenset({"JR", "JNR", "SR", "SNR", "II", "III", "IV", "ESQ", "PHD", "MD"})
+#: Particles: kept in the joined primary value, dropped from the secondary components.
+NAME_PARTICLES = frozenset({
+    "VAN", "VON", "DER", "DEN", "DE", "DI", "DA", "DU", "DEL", "DELLA", "DELLE", "DOS", "DAS",
+    "DO", "LA", "LE", "LES", "TER", "TEN", "Y", "E", "AL", "EL", "BIN", "BEN", "IBN", "BINT",
+    "ABU",
+})
+# fmt: on
+
+_HYPHENS = "-‐‑‒–—―−﹘﹣－"
+_APOSTROPHES = "'`´ʹʻʼʽˈ‘’‛′＇"
+_NOT_A_Z = re.compile(r"[^A-Z]+")
+_NOT_A_Z0_9 = re.compile(r"[^A-Z0-9]+")
+_JOINER_RUN = re.compile(r"[-']{2,}")
+
+
+def _map_char(ch: str) -> str:
+    if ch in _HYPHENS:
+        return "-"
+    if ch in _APOSTROPHES:
+        return "'"
+    category = unicodedata.category(ch)
+    if category[0] in "LMN":
+        return ch
+    return " "
+
+
+def normalise_text(text: str) -> str:
+    """NFKC, case-fold, keep letters/marks/digits, in-name hyphens and apostrophes; collapse spaces.
+
+    Every other character (punctuation, symbols, control characters, the MRZ filler ``<``) becomes
+    a space. A hyphen or apostrophe survives only between two non-space characters, and runs of
+    them collapse to one. The result is idempotent: ``normalise_text(normalise_text(s)) ==
+    normalise_text(s)``. Examples: ``"  SMITH,  John "`` → ``"smith john"``;
+    ``"Jean -- Luc"`` → ``"jean luc"``; ``"O’Brien"`` → ``"o'brien"``. Never raises.
+    """
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    mapped = "".join(_map_char(ch) for ch in folded)
+    words = (_JOINER_RUN.sub(_first_joiner, w.strip("-'")) for w in mapped.split())
+    return " ".join(w for w in words if w)
+
+
+def _first_joiner(match: re.Match[str]) -> str:
+    return match.group(0)[0]
+
+
+def _word_key(word: str) -> str:
+    try:
+        return _NOT_A_Z.sub("", transliterate(word))
+    except UntransliterableError:
+        return ""
+
+
+def strip_honorifics(words: list[str]) -> list[str]:
+    """Drop leading :data:`HONORIFICS` and trailing :data:`NAME_SUFFIXES`, keeping >= 1 word."""
+    out = list(words)
+    while len(out) > 1 and _word_key(out[0]) in HONORIFICS:
+        out.pop(0)
+    while len(out) > 1 and _word_key(out[-1]) in NAME_SUFFIXES:
+        out.pop()
+    return out
+
+
+def name_words(text: str) -> list[str]:
+    """The words of a name after :func:`normalise_text` and :func:`strip_honorifics`."""
+    normalised = normalise_text(text)
+    return strip_honorifics(normalised.split(" ")) if normalised else []
+
+
+def name_part_variants(text: str) -> tuple[str, ...]:
+    """The joined MRZ forms of a name part, primary first (module docstring, steps 1-4).
+
+    Returns ``()`` for a blank name. Raises
+    :class:`~xlink.records.transliterate.UntransliterableError` when a letter has no
+    transliteration (the caller treats the field as missing).
+    """
+    words = name_words(text)
+    if not words:
+        return ()
+    out: dict[str, None] = {}
+    for variant in transliterate_variants_ordered(" ".join(words)):
+        joined = _NOT_A_Z.sub("", variant)
+        if joined:
+            out[joined] = None
+    return tuple(out)
+
+
+def normalise_name_part(text: str) -> frozenset[str]:
+    """The set of joined MRZ forms of a name part: ``"Müller"`` → ``{"MUELLER", "MULLER"}``.
+
+    Raises :class:`~xlink.records.transliterate.UntransliterableError` like
+    :func:`name_part_variants`.
+    """
+    return frozenset(name_part_variants(text))
+
+
+def name_part_components(text: str) -> tuple[str, ...]:
+    """Secondary values of a compound or particled name, for a separate, weaker key.
+
+    ``"García-López"`` → ``("GARCIA", "LOPEZ")``; ``"van der Berg"`` → ``("BERG",)``;
+    ``"de la Cruz Garcia"`` → ``("CRUZ", "GARCIA", "CRUZGARCIA")``. A simple name has none:
+    ``"Smith"`` → ``()``. Uses the primary transliteration only. Raises like
+    :func:`name_part_variants`.
+    """
+    words = name_words(text)
+    if not words:
+        return ()
+    primary = transliterate(" ".join(words))
+    pieces = [_NOT_A_Z.sub("", p) for p in re.split(r"[ -]", primary)]
+    pieces = [p for p in pieces if p]
+    kept = [p for p in pieces if p not in NAME_PARTICLES] or pieces
+    if len(pieces) < 2:
+        return ()
+    out: dict[str, None] = dict.fromkeys(kept)
+    joined_without_particles = "".join(kept)
+    if len(kept) > 1 and joined_without_particles != "".join(pieces):
+        out[joined_without_particles] = None
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedName:
+    """One reading of a :class:`~xlink.records.model.PersonName`, every field variants-first.
+
+    An empty tuple means the part is unknown or untransliterable. ``swapped`` marks a name-order
+    variant (given and family exchanged); ``full_name`` is order-insensitive (sorted words).
+    """
+
+    given: tuple[str, ...]
+    given_first: tuple[str, ...]
+    family: tuple[str, ...]
+    family_parts: tuple[str, ...]
+    full_name: tuple[str, ...]
+    swapped: bool = False
+
+
+def _safe(fn: Callable[[str], tuple[str, ...]], text: str) -> tuple[str, ...]:
+    try:
+        return fn(text)
+    except UntransliterableError:
+        return ()
+
+
+def _first_word(text: str) -> str:
+    words = name_words(text)
+    return words[0] if words else ""
+
+
+def _full_name_variants(words: list[str]) -> tuple[str, ...]:
+    try:
+        variants = transliterate_variants_ordered(" ".join(words))
+    except UntransliterableError:
+        return ()
+    out: dict[str, None] = {}
+    for variant in variants:
+        parts = sorted(p for p in (_NOT_A_Z.sub("", w) for w in variant.split(" ")) if p)
+        if parts:
+            out[" ".join(parts)] = None
+    return tuple(out)
+
+
+def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
+    """The readings of a name: as recorded first, then the given/family swap.
+
+    A structured name (given and/or family known) is read as recorded; when both are known the
+    swap follows. A name with only ``full`` is split into first word (given) and last word
+    (family), then the reverse; middle words are ignored for given/family but kept in
+    ``full_name``. Never raises: untransliterable parts come out empty.
+    """
+    if name.is_structured:
+        given_text, family_text = name.given, name.family
+        all_words = name_words(f"{name.given} {name.middle} {name.family}")
+    else:
+        all_words = name_words(name.full)
+        given_text = all_words[0] if len(all_words) > 1 else ""
+        family_text = all_words[-1] if all_words else ""
+    given = _safe(name_part_variants, given_text)
+    given_first = _safe(name_part_variants, _first_word(given_text))
+    family = _safe(name_part_variants, family_text)
+    family_parts = _safe(name_part_components, family_text)
+    full = _full_name_variants(all_words)
+    readings = [NormalisedName(given, given_first, family, family_parts, full)]
+    if given and family:
+        readings.append(
+            NormalisedName(
+                given=family,
+                given_first=_safe(name_part_variants, _first_word(family_text)),
+                family=given,
+                family_parts=_safe(name_part_components, given_text),
+                full_name=full,
+                swapped=True,
+            )
+        )
+    return tuple(readings)
+
+
+def name_order_variants(name: PersonName) -> frozenset[tuple[str, str]]:
+    """``(given, family)`` pairs in primary MRZ form, as recorded and swapped.
+
+    ``PersonName(given="Jean", family="Dupont")`` → ``{("JEAN", "DUPONT"), ("DUPONT", "JEAN")}``;
+    ``PersonName(full="Ivan Petrovich Sidorov")`` → ``{("IVAN", "SIDOROV"), ("SIDOROV", "IVAN")}``.
+    Empty when given and family cannot both be known. Never raises.
+    """
+    return frozenset(
+        (r.given[0], r.family[0]) for r in normalise_name(name) if r.given and r.family
+    )
+
+
+def birth_date_variants_ordered(date: BirthDate) -> tuple[str, ...]:
+    """ISO forms of a birth date at its own precision, as recorded first.
+
+    ``BirthDate(1980, 3, 4, day_month_ambiguous=True)`` → ``("1980-03-04", "1980-04-03")``;
+    ``BirthDate(1980, 3)`` → ``("1980-03",)``; ``BirthDate(1980)`` → ``("1980",)``. Never raises.
+    """
+    recorded = date.isoformat()
+    if not date.day_month_ambiguous or date.day == date.month:
+        return (recorded,)
+    assert date.day is not None and date.month is not None
+    return (recorded, f"{date.year:04d}-{date.day:02d}-{date.month:02d}")
+
+
+def birth_date_variants(date: BirthDate) -> frozenset[str]:
+    """The set of :func:`birth_date_variants_ordered`."""
+    return frozenset(birth_date_variants_ordered(date))
+
+
+def normalise_document_number(number: str) -> str:
+    """Upper-case and keep only ``A``-``Z`` and ``0``-``9`` (spaces, ``-``, ``<``, ``/`` go).
+
+    ``"ab-123 456<<"`` → ``"AB123456"``. Look-alike confusions (``O``/``0``, ``I``/``1``) are NOT
+    folded: document numbers mix letters and digits by design, and folding would merge distinct
+    numbers. Non-ASCII letters are dropped after NFKC (document numbers are ASCII in ICAO 9303).
+    Returns ``""`` when nothing is left. Never raises.
+    """
+    return _NOT_A_Z0_9.sub("", unicodedata.normalize("NFKC", number).upper())
+
+
+def normalise_code(code: str) -> str:
+    """Postcodes and country codes: NFKC, upper-case, only ``A``-``Z0``-``9`` (``"k1a 0b1"`` →
+    ``"K1A0B1"``). Never raises."""
+    return normalise_document_number(code)
+
+
+def normalise_place(text: str) -> str:
+    """Free place text (street, locality): transliterated words of ``A``-``Z0``-``9``, one space
+    between them (``"Rue de l'Église"`` → ``"RUE DE LEGLISE"``). ``""`` when untransliterable
+    or blank. Never raises."""
+    try:
+        primary = transliterate(normalise_text(text))
+    except UntransliterableError:
+        return ""
+    words = (_NOT_A_Z0_9.sub("", w) for w in primary.split(" "))
+    return " ".join(w for w in words if w)
