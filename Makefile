@@ -22,9 +22,11 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 demo: $(STAMP_RUN)
 	$(BIN)/xlink demo
 
+LINT_PATHS := $(wildcard xlink tests bench examples protocols)
+
 lint: $(STAMP_TEST)
-	$(BIN)/ruff check xlink tests bench examples protocols
-	$(BIN)/ruff format --check xlink tests bench examples protocols
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy --strict xlink

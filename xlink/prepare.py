@@ -97,9 +97,9 @@ def prepare_side(
     bundled default schema).
 
     Rejects go next to each input, or into ``rejects_dir`` (created if missing) when given.
-    ``progress(step, n)`` reports rows loaded and records tokenised. Raises :class:`~xlink.errors.LoadError` when a
-    file cannot be loaded or when the same record id appears in two files (ids must identify
-    one record across the agency's whole side).
+    ``progress(step, n)`` reports rows loaded and records tokenised. Raises
+    :class:`~xlink.errors.LoadError` when a file cannot be loaded or when the same record id
+    appears in two files (ids must identify one record across the agency's whole side).
     """
     if not paths:
         raise ValueError("at least one input file is needed")

@@ -1,0 +1,159 @@
+"""The ``xlink`` command: exit codes, JSON output, and files written where the user said."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xlink.cli.cmd_demo import bundled_path
+from xlink.cli.exitcodes import ExitCode
+from xlink.cli.main import main
+
+
+def _json_out(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    out = capsys.readouterr().out
+    parsed = json.loads(out)
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def test_console_script_is_installed_and_has_help() -> None:
+    exe = Path(sys.executable).with_name("xlink")
+    proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0
+    for command in ("prepare", "eval", "schema", "demo"):
+        assert command in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["prepare", "eval", "schema", "demo"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: xlink " + command in capsys.readouterr().out
+
+
+def test_demo_summarises_both_agencies_and_writes_rejects_to_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package_data = bundled_path("ca_watchlist.csv").parent
+    before = sorted(p.name for p in package_data.iterdir())
+    assert main(["demo", "--out", str(tmp_path), "--json"]) == ExitCode.OK
+    summary = _json_out(capsys)
+    agencies = summary["agencies"]
+    assert isinstance(agencies, list)
+    by_name = {a["agency"]: a for a in agencies}
+    assert by_name["CA (RCMP/CBSA)"]["records"] == 500
+    assert by_name["US (DHS/CBP)"]["records"] == 800
+    assert by_name["CA (RCMP/CBSA)"]["rejected"] == 7
+    assert by_name["US (DHS/CBP)"]["rejected"] == 5
+    rejects = sorted(p.name for p in tmp_path.rglob("*.rejects.csv"))
+    assert rejects == [
+        "ca_sex_offenders.rejects.csv",
+        "ca_watchlist.rejects.csv",
+        "us_travellers.rejects.csv",
+        "us_watchlist.rejects.csv",
+    ]
+    # Nothing is written inside the installed package.
+    assert sorted(p.name for p in package_data.iterdir()) == before
+
+
+def test_prepare_reports_rejects_and_strict_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = bundled_path("us_watchlist.csv")
+    shutil.copy(src, tmp_path / "us.csv")
+    shutil.copy(bundled_path("us_watchlist.mapping.json"), tmp_path / "us.mapping.json")
+    code = main(["prepare", str(tmp_path / "us.csv"), "--json", "--no-duplicates"])
+    assert code == ExitCode.OK
+    summary = _json_out(capsys)
+    assert summary["records"] == 300
+    assert summary["rejected"] == 3
+    assert Path(str(summary["files"][0]["rejects_path"])).is_file()  # type: ignore[index]
+    assert summary["tokens_per_record"] > 5
+    strict = ["prepare", str(tmp_path / "us.csv"), "--strict", "--no-duplicates", "--json"]
+    assert main(strict) == ExitCode.REJECTS
+
+
+def test_prepare_missing_file_is_an_input_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["prepare", str(tmp_path / "missing.csv")]) == ExitCode.INPUT
+    err = capsys.readouterr().err
+    assert "missing.csv" in err
+    assert "Traceback" not in err
+
+
+def test_prepare_unknown_suffix_is_an_input_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "records.xlsx"
+    path.write_bytes(b"PK\x03\x04")
+    assert main(["prepare", str(path)]) == ExitCode.INPUT
+    assert "unknown file type" in capsys.readouterr().err
+
+
+def test_prepare_finds_duplicates_inside_one_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "dups.csv"
+    path.write_text(
+        "record_id,category,given_name,family_name,birth_date\n"
+        "A1,watchlist,Dmitry,Ivanov,1980-03-14\n"
+        "A2,watchlist,Dmitriy,Ivanov,1980-03-14\n"
+        "A3,watchlist,Maria,Lopez,1975-01-02\n",
+        encoding="utf-8",
+    )
+    assert main(["prepare", str(path), "--json"]) == ExitCode.OK
+    summary = _json_out(capsys)
+    pairs = [(d["left"], d["right"]) for d in summary["duplicates"]]  # type: ignore[union-attr, index]
+    assert pairs == [("A1", "A2")]
+
+
+def test_schema_reports_every_error_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "id": "",
+                "version": 0,
+                "keys": [
+                    {"name": "a", "version": 1, "fields": ["no_such_field"]},
+                    {"name": "a", "version": 1, "fields": ["family"], "m": 0.1, "u": 0.5},
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert main(["schema", str(bad)]) == ExitCode.INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n  - ") >= 4, err
+
+
+def test_schema_digest_of_the_default_schema_is_stable(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", "--json"]) == ExitCode.OK
+    first = _json_out(capsys)
+    assert main(["schema", "--json"]) == ExitCode.OK
+    assert _json_out(capsys)["digest"] == first["digest"]
+    assert len(str(first["digest"])) == 64
+
+
+def test_eval_febrl4_meets_the_issue_target(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "febrl4", "--json", "--min-f1", "0.98"]) == ExitCode.OK
+    figures = _json_out(capsys)
+    for key in ("precision", "recall", "f1", "tokens_per_record"):
+        assert key in figures
+    assert float(figures["f1"]) >= 0.98  # type: ignore[arg-type]
+
+
+def test_eval_min_f1_gate_fails_when_missed(capsys: pytest.CaptureFixture[str]) -> None:
+    # A threshold no pair can reach links nothing: F1 is 0, so the gate must trip.
+    code = main(["eval", "febrl4", "--json", "--threshold", "1e9", "--min-f1", "0.5"])
+    assert code == ExitCode.TARGET
