@@ -99,7 +99,7 @@ def find_duplicates(
     if len(recs) < 2:
         return []
     frame = pd.DataFrame([_row(r) for r in recs], index=pd.Index(ids, name="record_id"))
-    frame = frame.mask(frame.eq(""))  # empty string = missing (NaN)
+    frame = frame.mask(frame == "")  # empty string = missing (NaN)
     indexer = recordlinkage.Index()
     indexer.block(left_on=["family_soundex", "birth_year"])
     indexer.block(left_on=["given_soundex", Field.BIRTH_DATE.value])

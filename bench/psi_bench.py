@@ -1,0 +1,264 @@
+"""Benchmark: a mutual PSI between two OS processes connected by a socket pair.
+
+Prints JSON figures. Speed is judged as a ratio against the floor measured in the same run on the
+same machine, because absolute times on shared machines drift:
+
+- ``floor_s``: the time the ciphersuite's primitives alone (hash to group: 2x SHA-512,
+  2x Elligator 2 + point addition in libsodium; blinding: one X25519 in OpenSSL) take for the
+  number of operations each party performs, measured with both cores busy (two calibration
+  processes at once), taking the slower party.
+- ``wall_s``: from both parties starting the protocol (tokens already in memory) to both
+  having their results.
+- ``ratio`` = ``wall_s / floor_s``.
+
+Usage::
+
+    python bench/psi_bench.py --n 100000 --keys 1 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import selectors
+import socket
+import subprocess
+import sys
+import time
+from array import array
+from typing import Any
+
+from xlink.linkage.tokens import TokenSet
+
+CALIBRATION_OPS = 20_000
+
+
+def make_tokens(n: int, keys: int, overlap: int, party: str, seed: int) -> TokenSet:
+    """``n`` records with ``keys`` tokens each; the first ``overlap`` records are shared by both
+    parties (same tokens), the rest are the party's own. Deterministic in ``seed``."""
+    from xlink.crypto.rand import DeterministicRandom
+
+    shared = DeterministicRandom(f"shared/{seed}")(32 * overlap * keys)
+    own = DeterministicRandom(f"{party}/{seed}")(32 * (n - overlap) * keys)
+    record_index = array("I", (t // keys for t in range(n * keys)))
+    key_index = array("B", (t % keys for t in range(n * keys)))
+    prefix = "A" if party == "initiator" else "B"
+    return TokenSet(
+        key_names=tuple(f"k{j}" for j in range(keys)),
+        record_ids=tuple(f"{prefix}{i}" for i in range(n)),
+        values=shared + own,
+        record_index=record_index,
+        key_index=key_index,
+    )
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_party(role: str, fd: int, n: int, keys: int, overlap: int, seed: int, chunk: int) -> None:
+    """One party: drive a PsiSession over a non-blocking socket until it completes."""
+    from xlink.crypto.rand import DeterministicRandom
+    from xlink.protocol import HandshakeComplete, Mode, PsiSession, Role, SessionConfig
+    from xlink.protocol.framing import FrameDecoder, encode_frame
+
+    tokens = make_tokens(n, keys, overlap, role, seed)
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+    is_init = role == "initiator"
+    config = SessionConfig(
+        role=Role.INITIATOR if is_init else Role.RESPONDER,
+        mode=Mode.PSI,
+        party_id="CA-RCMP" if is_init else "US-DHS",
+        peer_id="US-DHS" if is_init else "CA-RCMP",
+        mou_id="MOU-BENCH-1",
+        mou_digest=hashlib.sha256(b"bench mou").digest(),
+        schema_digest=hashlib.sha256(b"bench schema").digest(),
+        chunk_size=chunk,
+    )
+    session = PsiSession(config, tokens, rng=DeterministicRandom(f"session/{role}/{seed}"))
+    decoder = FrameDecoder(max_frame=1 << 24)
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ)
+    outbuf = bytearray()
+    sent = 0
+    peer_elements = 0
+    start = time.perf_counter()
+    if is_init:
+        session.initiate()
+    while not session.done:
+        produced = False
+        if not outbuf:
+            message = session.next_message()
+            if message is not None:
+                outbuf += encode_frame(message)
+                produced = True
+        if outbuf:
+            try:
+                k = sock.send(outbuf)
+                del outbuf[:k]
+                sent += k
+            except BlockingIOError:
+                pass
+        # Block only when the session has nothing to send and nothing is buffered; otherwise
+        # poll, so that blinding our own chunks and reblinding the peer's interleave.
+        idle = not outbuf and not produced
+        for _key, _ev in sel.select(timeout=None if idle else 0):
+            data = sock.recv(1 << 20)
+            if not data:
+                decoder.close()
+                raise SystemExit(f"{role}: peer closed early")
+            for frame in decoder.feed(data):
+                for event in session.receive_message(frame):
+                    if isinstance(event, HandshakeComplete):
+                        peer_elements = event.peer_padded_size
+                if session.done:
+                    break
+    # Flush what is left (the last messages of the protocol).
+    sock.setblocking(True)
+    while True:
+        message = session.next_message()
+        if message is None:
+            break
+        outbuf += encode_frame(message)
+    if outbuf:
+        sock.sendall(outbuf)
+        sent += len(outbuf)
+    wall = time.perf_counter() - start
+    result = session.result
+    matched = getattr(result, "matched_tokens", None)
+    pairs = len(getattr(result, "pairs", ()))
+    print(
+        json.dumps(
+            {
+                "role": role,
+                "wall_s": wall,
+                "bytes_sent": sent,
+                "peak_rss_mb": _peak_rss_mb(),
+                "matched_tokens": matched,
+                "pairs": pairs,
+                "own_elements": session.padded_size,
+                "peer_elements": peer_elements,
+            }
+        )
+    )
+    sock.close()
+
+
+def calibrate(ops: int) -> None:
+    """Time the raw primitives (no xlink code) for ``ops`` operations; print seconds per op."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import (
+        X25519PrivateKey,
+        X25519PublicKey,
+    )
+    from nacl import bindings as sodium
+
+    from xlink.crypto.suite import expand_message_xmd_sha512
+
+    from_uniform = sodium.crypto_core_ed25519_from_uniform
+    add = sodium.crypto_core_ed25519_add
+    msgs = [os.urandom(32) for _ in range(ops)]
+    t0 = time.perf_counter()
+    for m in msgs:
+        b0 = hashlib.sha512(m).digest()
+        b1 = hashlib.sha512(b0).digest()
+        add(from_uniform(b0[:32]), from_uniform(b1[:32]))
+    hash_s = (time.perf_counter() - t0) / ops
+    # Valid inputs for X25519: public keys of random scalars.
+    key = X25519PrivateKey.generate()
+    pubs = [X25519PrivateKey.generate().public_key().public_bytes_raw() for _ in range(ops // 4)]
+    pubs = (pubs * 4)[:ops]
+    t0 = time.perf_counter()
+    for p in pubs:
+        key.exchange(X25519PublicKey.from_public_bytes(p))
+    blind_s = (time.perf_counter() - t0) / ops
+    del expand_message_xmd_sha512  # imported only to make sure xlink's suite is importable
+    print(json.dumps({"hash_s": hash_s, "blind_s": blind_s}))
+
+
+def _spawn(args: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        pass_fds=pass_fds,
+    )
+
+
+def _collect(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, _ = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"child failed with exit code {proc.returncode}")
+    parsed: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return parsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n", type=int, default=100_000, help="records per side")
+    ap.add_argument("--keys", type=int, default=1, help="tokens per record")
+    ap.add_argument("--overlap", type=float, default=0.5, help="fraction of records shared")
+    ap.add_argument("--chunk", type=int, default=2048, help="elements per chunk")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--_child", nargs=2, metavar=("ROLE", "FD"), help=argparse.SUPPRESS)
+    ap.add_argument("--_calibrate", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    overlap = int(args.n * args.overlap)
+
+    if args._calibrate:
+        calibrate(args._calibrate)
+        return
+    if args._child:
+        role, fd = args._child
+        run_party(role, int(fd), args.n, args.keys, overlap, args.seed, args.chunk)
+        return
+
+    # Calibrate with both cores busy, like the real run.
+    cal = [_collect(p) for p in [_spawn(["--_calibrate", str(CALIBRATION_OPS)]) for _ in "ab"]]
+    a, b = socket.socketpair()
+    common = [f"--n={args.n}", f"--keys={args.keys}", f"--overlap={args.overlap}"]
+    common += [f"--chunk={args.chunk}", f"--seed={args.seed}"]
+    procs = [
+        _spawn([*common, "--_child", "initiator", str(a.fileno())], pass_fds=(a.fileno(),)),
+        _spawn([*common, "--_child", "responder", str(b.fileno())], pass_fds=(b.fileno(),)),
+    ]
+    a.close()
+    b.close()
+    parties = [_collect(p) for p in procs]
+    hash_s = max(c["hash_s"] for c in cal)
+    blind_s = max(c["blind_s"] for c in cal)
+    # Each party hashes and blinds its own padded set and re-blinds the peer's.
+    floors = [
+        p["own_elements"] * (hash_s + blind_s) + p["peer_elements"] * blind_s for p in parties
+    ]
+    floor_s = max(floors)
+    wall_s = max(p["wall_s"] for p in parties)
+    expected = overlap * args.keys
+    figures = {
+        "n": args.n,
+        "keys": args.keys,
+        "overlap_records": overlap,
+        "wall_s": round(wall_s, 3),
+        "floor_s": round(floor_s, 3),
+        "ratio": round(wall_s / floor_s, 3),
+        "peak_rss_mb_per_party": round(max(p["peak_rss_mb"] for p in parties), 1),
+        "bytes_sent": sum(p["bytes_sent"] for p in parties),
+        "matched_tokens": parties[0]["matched_tokens"],
+        "expected_matched_tokens": expected,
+        "candidate_pairs": parties[0]["pairs"],
+        "primitive_us": {"hash_to_group": hash_s * 1e6, "x25519": blind_s * 1e6},
+        "cores": os.cpu_count(),
+    }
+    if parties[0]["matched_tokens"] != expected or parties[1]["matched_tokens"] != expected:
+        figures["error"] = "matched token count differs from the planted overlap"
+    print(json.dumps(figures, indent=None if args.json else 2))
+    if "error" in figures:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,676 @@
+#!/usr/bin/env python3
+"""Generate the xlink-psi-v1 test vectors (spec: protocols/xlink-psi-v1.md §11).
+
+Writes ``protocols/vectors/psi-v1/valid.json`` and ``invalid.json``. Everything is derived
+from fixed seeds through ``DeterministicRandom``, so running this twice gives identical files;
+``tests/protocol/test_vectors.py`` regenerates the vectors in memory and checks the files.
+
+Usage: ``python protocols/generate_psi_vectors.py [--check]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from xlink.crypto.rand import DeterministicRandom
+from xlink.crypto.suite import SMALL_ORDER_U
+from xlink.errors import RemoteProtocolError
+from xlink.linkage.tokens import TokenSet, TokenSetBuilder
+from xlink.protocol.abort import AbortCode
+from xlink.protocol.codec import decode_message, encode_message
+from xlink.protocol.config import Mode, Role, SessionConfig
+from xlink.protocol.events import CardinalityResult, PsiResult
+from xlink.protocol.messages import Elements, Hello, Message, Reblinded, Reveal
+from xlink.protocol.pair import run_pair
+from xlink.protocol.session import PsiSession
+
+OUT_DIR = Path(__file__).resolve().parent / "vectors" / "psi-v1"
+KEYS = ("name_dob", "passport", "surname_postcode")
+P = 2**255 - 19
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+def _token(key: str, value: str) -> bytes:
+    return hashlib.sha256(f"xlink-vector-token|{key}|{value}".encode()).digest()
+
+
+def _records(side: str) -> list[tuple[str, list[tuple[str, bytes]]]]:
+    """Four records per side: one agrees on all keys, one on two keys, one shares only a
+    surname+postcode value that two of the responder's records also carry, one matches nothing."""
+    shared = {
+        "p1": {k: f"p1-{k}" for k in KEYS},
+        "p2": {"name_dob": "p2-nd", "passport": "p2-pp", "surname_postcode": f"p2-sp-{side}"},
+        "p3": {"name_dob": f"p3-nd-{side}", "passport": f"p3-pp-{side}", "surname_postcode": "sp"},
+    }
+    out = []
+    for i, person in enumerate(("p1", "p2", "p3")):
+        out.append((f"{side}-{i + 1}", [(k, _token(k, v)) for k, v in shared[person].items()]))
+    out.append((f"{side}-4", [(k, _token(k, f"{side}-only-{k}")) for k in KEYS]))
+    if side == "R":
+        out.append(("R-5", [("surname_postcode", _token("surname_postcode", "sp"))]))
+    return out
+
+
+def _token_set(side: str) -> TokenSet:
+    builder = TokenSetBuilder(KEYS)
+    for record_id, tokens in _records(side):
+        builder.add_record(record_id, tokens)
+    return builder.build()
+
+
+def _config(role: Role, mode: Mode) -> SessionConfig:
+    me, peer = ("RCMP", "DHS") if role is Role.INITIATOR else ("DHS", "RCMP")
+    return SessionConfig(
+        role=role,
+        mode=mode,
+        party_id=me,
+        peer_id=peer,
+        mou_id="MOU-CA-US-2025-001",
+        mou_digest=hashlib.sha256(b"xlink vector MOU").digest(),
+        schema_digest=hashlib.sha256(b"xlink vector schema").digest(),
+        padding_bucket=8,
+        chunk_size=4,
+    )
+
+
+def _party_json(role: Role, mode: Mode, seed: str, tokens: TokenSet) -> dict[str, Any]:
+    c = _config(role, mode)
+    return {
+        "role": role.name,
+        "mode": mode.name,
+        "party_id": c.party_id,
+        "peer_id": c.peer_id,
+        "mou_id": c.mou_id,
+        "mou_digest": c.mou_digest.hex(),
+        "schema_digest": c.schema_digest.hex(),
+        "padding_bucket": c.padding_bucket,
+        "chunk_size": c.chunk_size,
+        "suite_id": c.suite_id,
+        "rng_seed": seed,
+        "key_names": list(tokens.key_names),
+        "records": [
+            {"id": rid, "tokens": [[k, v.hex()] for k, v in toks]}
+            for rid, toks in _records("I" if role is Role.INITIATOR else "R")
+        ],
+    }
+
+
+def session_from_json(party: dict[str, Any]) -> PsiSession:
+    """Build the session a vector describes (used by the tests and by other implementations'
+    harnesses as the reference reading of the JSON)."""
+    config = SessionConfig(
+        role=Role[party["role"]],
+        mode=Mode[party["mode"]],
+        party_id=party["party_id"],
+        peer_id=party["peer_id"],
+        mou_id=party["mou_id"],
+        mou_digest=bytes.fromhex(party["mou_digest"]),
+        schema_digest=bytes.fromhex(party["schema_digest"]),
+        padding_bucket=party["padding_bucket"],
+        chunk_size=party["chunk_size"],
+        suite_id=party["suite_id"],
+    )
+    builder = TokenSetBuilder(party["key_names"])
+    for record in party["records"]:
+        builder.add_record(record["id"], [(k, bytes.fromhex(v)) for k, v in record["tokens"]])
+    return PsiSession(config, builder.build(), rng=DeterministicRandom(party["rng_seed"]))
+
+
+# -- valid vectors -----------------------------------------------------------------------------
+
+
+def _result_json(result: PsiResult | CardinalityResult) -> dict[str, Any]:
+    if isinstance(result, CardinalityResult):
+        return {"intersection_size": result.intersection_size}
+    return {
+        "matched_tokens": result.matched_tokens,
+        "pairs": [
+            {
+                "local_record_id": p.local_record_id,
+                "peer_ref": p.peer_ref,
+                "agreeing_keys": sorted(p.agreeing_keys),
+                "handles": [h.hex() for h in p.handles],
+            }
+            for p in result.pairs
+        ],
+    }
+
+
+def _valid_case(name: str, description: str, mode: Mode, seeds: tuple[str, str]) -> dict[str, Any]:
+    parties = {
+        "initiator": _party_json(Role.INITIATOR, mode, seeds[0], _token_set("I")),
+        "responder": _party_json(Role.RESPONDER, mode, seeds[1], _token_set("R")),
+    }
+    a = session_from_json(parties["initiator"])
+    b = session_from_json(parties["responder"])
+    messages: list[dict[str, str]] = []
+
+    def observe(sender: PsiSession, message: bytes) -> None:
+        who = "initiator" if sender is a else "responder"
+        messages.append(
+            {"from": who, "type": type(decode_message(message)).__name__, "hex": message.hex()}
+        )
+
+    ra, rb = run_pair(a, b, observer=observe)
+    assert a.session_id is not None
+    return {
+        "name": name,
+        "description": description,
+        **parties,
+        "messages": messages,
+        "session_id": a.session_id.hex(),
+        "results": {"initiator": _result_json(ra), "responder": _result_json(rb)},
+    }
+
+
+def valid_cases() -> list[dict[str, Any]]:
+    return [
+        _valid_case(
+            "psi_three_keys",
+            "PSI mode; one person agrees on all three keys, one on two, one shares only a "
+            "surname+postcode value that two responder records carry (deduplicated before "
+            "blinding); four chunks of four elements per side.",
+            Mode.PSI,
+            ("vector-psi-initiator", "vector-psi-responder"),
+        ),
+        _valid_case(
+            "cardinality_three_keys",
+            "Cardinality mode over the same sets: re-blinded chunks come back sorted, no reveal.",
+            Mode.CARDINALITY,
+            ("vector-card-initiator", "vector-card-responder"),
+        ),
+    ]
+
+
+# -- invalid vectors ---------------------------------------------------------------------------
+
+
+def _pack(*body: object) -> bytes:
+    return b"\x01" + msgpack.packb(list(body), use_bin_type=True)
+
+
+def _fields(message: Message) -> list[object]:
+    return [getattr(message, f.name) for f in dataclasses.fields(message)]
+
+
+def _with_element(message: bytes, index: int, element: bytes) -> bytes:
+    decoded = decode_message(message)
+    assert isinstance(decoded, Elements | Reblinded)
+    buf = bytearray(decoded.elements)
+    buf[32 * index : 32 * index + 32] = element
+    return encode_message(dataclasses.replace(decoded, elements=bytes(buf)))
+
+
+def _hello_with(message: bytes, **changes: object) -> bytes:
+    decoded = decode_message(message)
+    assert isinstance(decoded, Hello)
+    return encode_message(dataclasses.replace(decoded, **changes))
+
+
+def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
+    """Cases built by corrupting the peer's messages of the valid PSI transcript."""
+    from_r = [bytes.fromhex(m["hex"]) for m in valid["messages"] if m["from"] == "responder"]
+    by_type: dict[str, list[bytes]] = {}
+    for m in valid["messages"]:
+        if m["from"] == "initiator":
+            by_type.setdefault(m["type"], []).append(bytes.fromhex(m["hex"]))
+    hello, elements = by_type["Hello"][0], by_type["Elements"]
+    reblinded, reveals = by_type["Reblinded"], by_type["Reveal"]
+    r_hello = from_r[0]
+    exchange = [hello, *elements, *reblinded]
+    e0 = decode_message(elements[0])
+    assert isinstance(e0, Elements)
+    reveal = decode_message(reveals[0])
+    assert isinstance(reveal, Reveal) and reveal.final and len(reveal.records) >= 2
+    multi = next(r for r in reveal.records if len(r) >= 32)
+    fake = hashlib.sha256(b"not a handle").digest()[:16]
+    forged_entry = b"".join(sorted([multi[16:32], fake]))
+    h_fields = _fields(decode_message(hello))
+
+    def hello_raw(index: int, value: object) -> bytes:
+        fields = list(h_fields)
+        fields[index] = value
+        return _pack(1, *fields)
+
+    cases: list[tuple[str, str, str, list[bytes], AbortCode]] = [
+        (
+            "truncated",
+            "Hello cut short inside its msgpack body",
+            "R",
+            [hello[:-5]],
+            AbortCode.TRUNCATED,
+        ),
+        ("empty_message", "a zero-length message", "R", [b""], AbortCode.MALFORMED_MESSAGE),
+        (
+            "oversize_field",
+            "sender_id of 65 bytes (limit 64)",
+            "R",
+            [hello_raw(3, "R" * 65)],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "oversize_chunk",
+            "Elements chunk with one element more than the declared chunk_size",
+            "R",
+            [hello, encode_message(Elements(0, e0.elements + elements[1][-32:]))],
+            AbortCode.WRONG_COUNT,
+        ),
+        (
+            "wrong_version",
+            "version byte 2",
+            "R",
+            [b"\x02" + hello[1:]],
+            AbortCode.UNSUPPORTED_VERSION,
+        ),
+        (
+            "wrong_suite",
+            "suite_id 2",
+            "R",
+            [_hello_with(hello, suite_id=2)],
+            AbortCode.UNSUPPORTED_SUITE,
+        ),
+        (
+            "role_mismatch",
+            "initiator's Hello claims the responder role",
+            "R",
+            [_hello_with(hello, role=1)],
+            AbortCode.ROLE_MISMATCH,
+        ),
+        (
+            "mode_mismatch",
+            "CARDINALITY Hello to a PSI session",
+            "R",
+            [_hello_with(hello, mode=2)],
+            AbortCode.MODE_MISMATCH,
+        ),
+        (
+            "mou_id_mismatch",
+            "different MOU id",
+            "R",
+            [_hello_with(hello, mou_id="MOU-OTHER")],
+            AbortCode.MOU_MISMATCH,
+        ),
+        (
+            "mou_digest_mismatch",
+            "different MOU digest",
+            "R",
+            [_hello_with(hello, mou_digest=b"\x00" * 32)],
+            AbortCode.MOU_MISMATCH,
+        ),
+        (
+            "padding_bucket_mismatch",
+            "different padding bucket",
+            "R",
+            [_hello_with(hello, padding_bucket=16, padded_size=16)],
+            AbortCode.MOU_MISMATCH,
+        ),
+        (
+            "schema_digest_mismatch",
+            "different linkage-schema digest",
+            "R",
+            [_hello_with(hello, schema_digest=b"\x00" * 32)],
+            AbortCode.SCHEMA_MISMATCH,
+        ),
+        (
+            "party_mismatch_sender",
+            "sender_id is not the expected peer",
+            "R",
+            [_hello_with(hello, sender_id="FBI")],
+            AbortCode.PARTY_MISMATCH,
+        ),
+        (
+            "party_mismatch_receiver",
+            "receiver_id is not us",
+            "R",
+            [_hello_with(hello, receiver_id="CBP")],
+            AbortCode.PARTY_MISMATCH,
+        ),
+        (
+            "bad_set_size",
+            "padded_size not a multiple of the bucket",
+            "R",
+            [_hello_with(hello, padded_size=12)],
+            AbortCode.BAD_SET_SIZE,
+        ),
+        (
+            "initiator_party_mismatch",
+            "responder's Hello names another receiver",
+            "I",
+            [_hello_with(r_hello, receiver_id="CSIS")],
+            AbortCode.PARTY_MISMATCH,
+        ),
+        (
+            "initiator_role_mismatch",
+            "responder's Hello claims the initiator role",
+            "I",
+            [_hello_with(r_hello, role=0)],
+            AbortCode.ROLE_MISMATCH,
+        ),
+        (
+            "unexpected_elements_before_hello",
+            "Elements as the first message",
+            "R",
+            [elements[0]],
+            AbortCode.UNEXPECTED_MESSAGE,
+        ),
+        (
+            "unexpected_second_hello",
+            "a second Hello",
+            "R",
+            [hello, hello],
+            AbortCode.UNEXPECTED_MESSAGE,
+        ),
+        (
+            "unexpected_reveal_in_exchange",
+            "Reveal before the exchange is done",
+            "R",
+            [hello, reveals[0]],
+            AbortCode.UNEXPECTED_MESSAGE,
+        ),
+        ("unknown_message_type", "message type 9", "R", [_pack(9, 0)], AbortCode.UNKNOWN_MESSAGE),
+        (
+            "extra_field",
+            "Elements with a third field",
+            "R",
+            [hello, _pack(2, 0, e0.elements, 0)],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "missing_field",
+            "Elements without its elements",
+            "R",
+            [hello, _pack(2, 0)],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "wrong_field_type",
+            "seq as a string",
+            "R",
+            [hello, _pack(2, "0", e0.elements)],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "bool_for_int",
+            "seq as a boolean",
+            "R",
+            [hello, _pack(2, False, e0.elements)],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "str_for_bin",
+            "elements as a msgpack str",
+            "R",
+            [hello, _pack(2, 0, "x" * 128)],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "msgpack_ext_type",
+            "an ext type where seq belongs",
+            "R",
+            [hello, _pack(2, msgpack.ExtType(1, b"\x00"), e0.elements)],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "map_instead_of_array",
+            "the body is a map",
+            "R",
+            [b"\x01" + msgpack.packb({"type": 1})],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "non_minimal_int",
+            "seq 0 encoded as uint8 (0xcc 0x00)",
+            "R",
+            [hello, b"\x01\x93\x02\xcc\x00" + msgpack.packb(e0.elements, use_bin_type=True)],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "trailing_bytes",
+            "one byte after the msgpack body",
+            "R",
+            [hello + b"\x00"],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "invalid_utf8",
+            "mou_id is not UTF-8",
+            "R",
+            [_raw_hello_bad_utf8(h_fields)],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "bad_point_encoding",
+            "element with the top bit set",
+            "R",
+            [hello, _with_element(elements[0], 1, b"\x09" + b"\x00" * 30 + b"\x80")],
+            AbortCode.INVALID_ELEMENT,
+        ),
+        (
+            "non_canonical_u",
+            "u = p (non-canonical encoding of 0)",
+            "R",
+            [hello, _with_element(elements[0], 0, P.to_bytes(32, "little"))],
+            AbortCode.INVALID_ELEMENT,
+        ),
+        (
+            "non_canonical_u_max",
+            "u = 2^255 - 1",
+            "R",
+            [hello, _with_element(elements[0], 2, (2**255 - 1).to_bytes(32, "little"))],
+            AbortCode.INVALID_ELEMENT,
+        ),
+        (
+            "identity_point",
+            "u = 0",
+            "R",
+            [hello, _with_element(elements[0], 0, SMALL_ORDER_U[0])],
+            AbortCode.IDENTITY_ELEMENT,
+        ),
+        (
+            "small_order_point",
+            "a point of order 8",
+            "R",
+            [hello, _with_element(elements[0], 3, SMALL_ORDER_U[2])],
+            AbortCode.IDENTITY_ELEMENT,
+        ),
+        (
+            "wrong_count",
+            "Elements chunk with three of four elements",
+            "R",
+            [hello, encode_message(Elements(0, e0.elements[:96]))],
+            AbortCode.WRONG_COUNT,
+        ),
+        (
+            "chunk_out_of_order",
+            "Elements 1 before Elements 0",
+            "R",
+            [hello, elements[1]],
+            AbortCode.CHUNK_OUT_OF_ORDER,
+        ),
+        (
+            "chunk_replayed",
+            "Elements 0 twice",
+            "R",
+            [hello, elements[0], elements[0]],
+            AbortCode.CHUNK_REPLAYED,
+        ),
+        (
+            "extra_chunk",
+            "an Elements chunk beyond the declared padded size",
+            "R",
+            [hello, *elements, encode_message(Elements(len(elements), e0.elements))],
+            AbortCode.WRONG_COUNT,
+        ),
+        (
+            "duplicate_element",
+            "an element repeated inside one chunk",
+            "R",
+            [hello, _with_element(elements[0], 1, e0.elements[:32])],
+            AbortCode.DUPLICATE_ELEMENT,
+        ),
+        (
+            "duplicate_across_chunks",
+            "an element of chunk 0 repeated in chunk 1 (caught with the last chunk)",
+            "R",
+            [hello, elements[0], _with_element(elements[1], 0, e0.elements[:32]), *elements[2:]],
+            AbortCode.DUPLICATE_ELEMENT,
+        ),
+        (
+            "reblinded_identity",
+            "a re-blinded element equal to 0",
+            "R",
+            [hello, *elements, _with_element(reblinded[0], 0, SMALL_ORDER_U[0])],
+            AbortCode.IDENTITY_ELEMENT,
+        ),
+        (
+            "reblinded_replayed",
+            "Reblinded 0 twice",
+            "R",
+            [hello, *elements, reblinded[0], reblinded[0]],
+            AbortCode.CHUNK_REPLAYED,
+        ),
+        (
+            "bad_reveal_unknown_handle",
+            "a reveal entry naming a handle outside the intersection",
+            "R",
+            [
+                *exchange,
+                encode_message(
+                    dataclasses.replace(
+                        reveal,
+                        records=tuple(forged_entry if r == multi else r for r in reveal.records),
+                    )
+                ),
+            ],
+            AbortCode.BAD_REVEAL,
+        ),
+        (
+            "bad_reveal_missing",
+            "a final reveal naming no record",
+            "R",
+            [*exchange, encode_message(dataclasses.replace(reveal, records=()))],
+            AbortCode.BAD_REVEAL,
+        ),
+        (
+            "bad_reveal_unsorted",
+            "a reveal entry whose handles are not ascending",
+            "R",
+            [
+                *exchange,
+                encode_message(
+                    dataclasses.replace(
+                        reveal,
+                        records=tuple(
+                            multi[16:32] + multi[:16] + multi[32:] if r == multi else r
+                            for r in reveal.records
+                        ),
+                    )
+                ),
+            ],
+            AbortCode.BAD_REVEAL,
+        ),
+        (
+            "reveal_out_of_order",
+            "Reveal with seq 1 first",
+            "R",
+            [*exchange, encode_message(dataclasses.replace(reveal, seq=1))],
+            AbortCode.CHUNK_OUT_OF_ORDER,
+        ),
+    ]
+    out = []
+    for name, description, target, messages, code in cases:
+        party = valid["initiator" if target == "I" else "responder"]
+        _check_invalid(party, messages, code, name)
+        out.append(
+            {
+                "name": name,
+                "description": description,
+                "session": "initiator" if target == "I" else "responder",
+                "messages": [m.hex() for m in messages],
+                "expected_abort": code.name,
+            }
+        )
+    return out
+
+
+def _raw_hello_bad_utf8(h_fields: list[object]) -> bytes:
+    """A Hello whose mou_id str holds the bytes ff fe (not UTF-8), spliced in by hand since
+    msgpack will not encode it."""
+    fields = list(h_fields)
+    fields[5] = "\x00\x00"
+    raw = _pack(1, *fields)
+    marker = b"\xa2\x00\x00"
+    assert raw.count(marker) == 1
+    return raw.replace(marker, b"\xa2\xff\xfe")
+
+
+def run_invalid(party: dict[str, Any], messages: list[bytes]) -> RemoteProtocolError | None:
+    """Feed ``messages`` to the session ``party`` describes, taking all its output before each
+    one (spec §11.2). Returns the error the last message raised, or None if none did."""
+    session = session_from_json(party)
+    if session.role is Role.INITIATOR:
+        session.initiate()
+    for i, message in enumerate(messages):
+        while session.next_message() is not None:
+            pass
+        try:
+            session.receive_message(message)
+        except RemoteProtocolError as exc:
+            if i != len(messages) - 1:
+                raise AssertionError(f"message {i} rejected early: {exc}") from None
+            return exc
+    return None
+
+
+def _check_invalid(
+    party: dict[str, Any], messages: list[bytes], code: AbortCode, name: str
+) -> None:
+    exc = run_invalid(party, messages)
+    if exc is None or exc.code is not code:
+        raise AssertionError(f"{name}: expected {code.name}, got {exc!r}")
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def build_vectors() -> dict[str, str]:
+    """The file name -> JSON text of every vector file."""
+    valid = valid_cases()
+    invalid = invalid_cases(valid[0])
+    header = {"protocol": "xlink-psi-v1", "generator": "protocols/generate_psi_vectors.py"}
+    return {
+        "valid.json": json.dumps({**header, "cases": valid}, indent=1) + "\n",
+        "invalid.json": json.dumps({**header, "cases": invalid}, indent=1) + "\n",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, text in build_vectors().items():
+        path = OUT_DIR / name
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    if stale:
+        print("stale vectors: " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""Canonical, strict, size-limited encoding of xlink-psi-v1 messages (spec: xlink-psi-v1 §6.2).
+
+A message is one version byte (``PROTOCOL_VERSION``) followed by one msgpack array
+``[type, field1, field2, ...]`` with the fields of :data:`~xlink.protocol.messages.FIELDS` in
+order. Decoding accepts exactly one encoding per message: the one :func:`encode_message`
+produces (minimal integer widths, ``bin`` for bytes, ``str`` for text, no maps, no ext types,
+no trailing bytes). Any untrusted input that is not such an encoding raises
+:class:`~xlink.errors.RemoteProtocolError` and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import msgpack
+
+from xlink.errors import RemoteProtocolError
+from xlink.protocol import limits as L
+from xlink.protocol.abort import AbortCode
+from xlink.protocol.messages import (
+    FIELDS,
+    BinField,
+    BoolField,
+    Field,
+    Message,
+    MessageType,
+    StrField,
+    UintField,
+)
+
+__all__ = ["decode_message", "encode_message", "peek_type"]
+
+
+class _Invalid(Exception):
+    """A field failed its check; carries a reason that never quotes the value."""
+
+
+def _reject_ext(code: int, data: bytes) -> NoReturn:
+    raise _Invalid("msgpack ext types are not allowed")
+
+
+def encode_message(message: Message) -> bytes:
+    """Return the canonical bytes of ``message`` (spec §6.2). Raises ``ValueError`` if a field
+    is outside its limits (a bug in the caller, never the peer)."""
+    _, fields = FIELDS[message.TYPE]
+    values = [getattr(message, f.name) for f in fields]
+    try:
+        for field, value in zip(fields, values, strict=True):
+            _check_field(field, value)
+    except _Invalid as exc:
+        raise ValueError(f"{message.TYPE.name}: {exc}") from None
+    body = [int(message.TYPE), *(list(v) if isinstance(v, tuple) else v for v in values)]
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
+    data = bytes([L.PROTOCOL_VERSION]) + packed
+    if len(data) > L.MAX_MESSAGE_SIZE:
+        raise ValueError(f"{message.TYPE.name}: message larger than MAX_MESSAGE_SIZE")
+    return data
+
+
+def peek_type(data: bytes) -> int | None:
+    """The message type of a well-formed message, or None; never raises (for logs and tests)."""
+    try:
+        return int(decode_message(data).TYPE)
+    except RemoteProtocolError:
+        return None
+
+
+def decode_message(data: bytes) -> Message:
+    """Decode one message, checking version, type, field count, exact field types and limits,
+    and canonical encoding, in that order (spec §6.2).
+
+    Raises :class:`~xlink.errors.RemoteProtocolError` with ``FRAME_TOO_LARGE``,
+    ``MALFORMED_MESSAGE``, ``TRUNCATED``, ``UNSUPPORTED_VERSION`` or ``UNKNOWN_MESSAGE``.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError("a message is bytes")
+    data = bytes(data)
+    if len(data) > L.MAX_MESSAGE_SIZE:
+        raise RemoteProtocolError(AbortCode.FRAME_TOO_LARGE, "message exceeds the limit")
+    if not data:
+        raise RemoteProtocolError(AbortCode.MALFORMED_MESSAGE, "empty message")
+    if data[0] != L.PROTOCOL_VERSION:
+        raise RemoteProtocolError(AbortCode.UNSUPPORTED_VERSION, "unsupported protocol version")
+    try:
+        body = _unpack(data[1:])
+    except _Truncated:
+        raise RemoteProtocolError(AbortCode.TRUNCATED, "message body is truncated") from None
+    except Exception:  # any failure inside msgpack on untrusted bytes is the peer's fault
+        raise RemoteProtocolError(AbortCode.MALFORMED_MESSAGE, "not a valid msgpack body") from None
+    if type(body) is not list or not body:
+        raise RemoteProtocolError(AbortCode.MALFORMED_MESSAGE, "body is not a non-empty array")
+    kind = body[0]
+    if type(kind) is not int:
+        raise RemoteProtocolError(AbortCode.MALFORMED_MESSAGE, "message type is not an integer")
+    try:
+        mtype = MessageType(kind)
+    except ValueError:
+        raise RemoteProtocolError(AbortCode.UNKNOWN_MESSAGE, "unknown message type") from None
+    cls, fields = FIELDS[mtype]
+    if len(body) != 1 + len(fields):
+        raise RemoteProtocolError(
+            AbortCode.MALFORMED_MESSAGE, f"{mtype.name}: wrong number of fields"
+        )
+    values: list[object] = []
+    for field, value in zip(fields, body[1:], strict=True):
+        try:
+            values.append(_check_field(field, value))
+        except _Invalid as exc:
+            raise RemoteProtocolError(
+                AbortCode.MALFORMED_MESSAGE, f"{mtype.name}.{field.name}: {exc}"
+            ) from None
+    message: Message = cls(*values)  # type: ignore[arg-type]
+    if encode_message(message) != data:
+        raise RemoteProtocolError(AbortCode.MALFORMED_MESSAGE, f"{mtype.name}: non-canonical")
+    return message
+
+
+class _Truncated(Exception):
+    pass
+
+
+def _unpack(body: bytes) -> object:
+    unpacker = msgpack.Unpacker(
+        raw=False,
+        use_list=True,
+        strict_map_key=True,
+        ext_hook=_reject_ext,
+        timestamp=0,
+        max_buffer_size=L.MAX_MESSAGE_SIZE,
+        max_str_len=L.MAX_DETAIL_BYTES,
+        max_bin_len=L.MAX_CHUNK_ELEMENTS * 32,
+        max_array_len=L.MAX_RECORDS_PER_REVEAL,
+        max_map_len=0,
+        max_ext_len=0,
+    )
+    unpacker.feed(body)
+    try:
+        obj = unpacker.unpack()
+    except msgpack.OutOfData:
+        raise _Truncated from None
+    if unpacker.tell() != len(body):
+        raise _Invalid("trailing bytes")
+    return obj
+
+
+def _check_field(field: Field, value: object) -> object:
+    """Return the value as the message class holds it, or raise :class:`_Invalid`."""
+    if isinstance(field, UintField):
+        if type(value) is not int:
+            raise _Invalid("expected an unsigned integer")
+        if not field.minimum <= value <= field.maximum:
+            raise _Invalid("integer out of range")
+        return value
+    if isinstance(field, BoolField):
+        if type(value) is not bool:
+            raise _Invalid("expected a boolean")
+        return value
+    if isinstance(field, StrField):
+        if type(value) is not str:
+            raise _Invalid("expected a string")
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise _Invalid("string is not valid UTF-8") from None
+        if not field.min_bytes <= size <= field.max_bytes:
+            raise _Invalid("string length out of range")
+        return value
+    if isinstance(field, BinField):
+        return _check_bin(field, value)
+    if type(value) is not list and type(value) is not tuple:
+        raise _Invalid("expected an array")
+    assert isinstance(value, list | tuple)
+    if not field.min_items <= len(value) <= field.max_items:
+        raise _Invalid("array length out of range")
+    items = tuple(_check_bin(field.item, v) for v in value)
+    if sum(len(v) for v in items) > field.max_total_units * field.item.unit:
+        raise _Invalid("too many units in all")
+    return items
+
+
+def _check_bin(field: BinField, value: object) -> bytes:
+    if type(value) is not bytes:
+        raise _Invalid("expected binary data")
+    units, rest = divmod(len(value), field.unit)
+    if rest or not field.min_units <= units <= field.max_units:
+        raise _Invalid("binary length out of range")
+    return value

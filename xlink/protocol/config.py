@@ -1,0 +1,82 @@
+"""What a PSI session is configured with (spec: xlink-psi-v1 §4, §5.1).
+
+:class:`SessionConfig` holds what both parties must agree on (mode, suite, MOU, schema,
+padding bucket) plus the local identity and chunking; the Hello carries all of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from xlink.protocol import limits as L
+
+__all__ = ["Mode", "Role", "SessionConfig", "padded_size"]
+
+
+class Role(Enum):
+    """Who speaks first: the initiator sends the first Hello (spec §5)."""
+
+    INITIATOR = 0
+    RESPONDER = 1
+
+
+class Mode(Enum):
+    """What the session reveals (spec §3): matched tokens and candidate pairs, or only the
+    size of the intersection."""
+
+    PSI = 1
+    CARDINALITY = 2
+
+
+def padded_size(n: int, bucket: int) -> int:
+    """The padded set size for ``n`` distinct elements: the smallest positive multiple of
+    ``bucket`` that is ``>= n`` (spec §5.3). An empty set still sends one bucket of dummies."""
+    if n < 0 or bucket < 1:
+        raise ValueError("n must be >= 0 and bucket >= 1")
+    return bucket * max(1, -(-n // bucket))
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """One party's session parameters. Raises ``ValueError`` when a field is out of range.
+
+    ``mou_digest`` and ``schema_digest`` are 32-byte digests of the signed MOU and of the
+    linkage schema; ``padding_bucket`` comes from the MOU; ``chunk_size`` is local (the peer
+    learns it from the Hello) and bounds both message size and the work per call.
+    """
+
+    role: Role
+    mode: Mode
+    party_id: str
+    peer_id: str
+    mou_id: str
+    mou_digest: bytes
+    schema_digest: bytes
+    padding_bucket: int = 1024
+    chunk_size: int = 2048
+    suite_id: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("party_id", "peer_id"):
+            size = _utf8_len(getattr(self, name))
+            if not 1 <= size <= L.MAX_PARTY_ID_BYTES:
+                raise ValueError(f"{name} must be 1..{L.MAX_PARTY_ID_BYTES} UTF-8 bytes")
+        if self.party_id == self.peer_id:
+            raise ValueError("party_id and peer_id must differ")
+        if not 1 <= _utf8_len(self.mou_id) <= L.MAX_MOU_ID_BYTES:
+            raise ValueError(f"mou_id must be 1..{L.MAX_MOU_ID_BYTES} UTF-8 bytes")
+        for name in ("mou_digest", "schema_digest"):
+            value = getattr(self, name)
+            if not isinstance(value, bytes) or len(value) != L.DIGEST_SIZE:
+                raise ValueError(f"{name} must be {L.DIGEST_SIZE} bytes")
+        if not 1 <= self.padding_bucket <= L.MAX_PADDING_BUCKET:
+            raise ValueError(f"padding_bucket must be 1..{L.MAX_PADDING_BUCKET}")
+        if not 1 <= self.chunk_size <= L.MAX_CHUNK_ELEMENTS:
+            raise ValueError(f"chunk_size must be 1..{L.MAX_CHUNK_ELEMENTS}")
+        if not isinstance(self.role, Role) or not isinstance(self.mode, Mode):
+            raise ValueError("role and mode must be Role and Mode members")

@@ -1,0 +1,54 @@
+"""Every size limit of xlink-psi-v1, in one place (spec: xlink-psi-v1 §6.3).
+
+The limits are part of the protocol: a message exceeding one is rejected, never truncated.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "DIGEST_SIZE",
+    "HANDLE_SIZE",
+    "MAX_CHUNK_ELEMENTS",
+    "MAX_DETAIL_BYTES",
+    "MAX_HANDLES_PER_RECORD",
+    "MAX_HANDLES_PER_REVEAL",
+    "MAX_MESSAGE_SIZE",
+    "MAX_MOU_ID_BYTES",
+    "MAX_PADDING_BUCKET",
+    "MAX_PARTY_ID_BYTES",
+    "MAX_RECORDS_PER_REVEAL",
+    "MAX_SEQ",
+    "MAX_SET_SIZE",
+    "NONCE_SIZE",
+    "PROTOCOL_VERSION",
+]
+
+PROTOCOL_VERSION: Final = 1
+"""The first byte of every message."""
+
+MAX_MESSAGE_SIZE: Final = 1 << 20
+"""Largest message (frame payload) in bytes: 1 MiB."""
+
+MAX_PARTY_ID_BYTES: Final = 64
+MAX_MOU_ID_BYTES: Final = 128
+MAX_DETAIL_BYTES: Final = 256
+NONCE_SIZE: Final = 32
+DIGEST_SIZE: Final = 32
+HANDLE_SIZE: Final = 16
+
+MAX_SET_SIZE: Final = 1 << 24
+"""Largest padded set a party may declare (16,777,216 elements)."""
+
+MAX_PADDING_BUCKET: Final = 1 << 20
+
+MAX_CHUNK_ELEMENTS: Final = 16384
+"""Largest number of elements in one Elements or Reblinded message (512 KiB of elements)."""
+
+MAX_SEQ: Final = MAX_SET_SIZE
+"""Largest chunk sequence number accepted by the codec (the session enforces the exact bound)."""
+
+MAX_RECORDS_PER_REVEAL: Final = 4096
+MAX_HANDLES_PER_RECORD: Final = 1024
+MAX_HANDLES_PER_REVEAL: Final = 16384

@@ -1,0 +1,214 @@
+"""The messages of xlink-psi-v1 as frozen value objects (spec: xlink-psi-v1 §6).
+
+Each message class names its wire type and its fields in order; :mod:`xlink.protocol.codec`
+turns them into canonical bytes and back. Field limits are enforced by the codec from
+:data:`FIELDS`, so this module is the single description of what each message holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import ClassVar, Final
+
+from xlink.protocol import limits as L
+
+__all__ = [
+    "FIELDS",
+    "Abort",
+    "BinField",
+    "BinListField",
+    "BoolField",
+    "Elements",
+    "Field",
+    "Hello",
+    "Message",
+    "MessageType",
+    "Reblinded",
+    "Reveal",
+    "StrField",
+    "UintField",
+]
+
+
+class MessageType(IntEnum):
+    """The first element of every message body (spec §6.2)."""
+
+    HELLO = 1
+    ELEMENTS = 2
+    REBLINDED = 3
+    REVEAL = 4
+    ABORT = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Handshake: everything both parties must agree on, plus this sender's sizes (spec §6.4)."""
+
+    role: int  # 0 initiator, 1 responder
+    suite_id: int
+    mode: int  # 1 PSI, 2 CARDINALITY
+    sender_id: str
+    receiver_id: str
+    mou_id: str
+    mou_digest: bytes
+    schema_digest: bytes
+    padding_bucket: int
+    padded_size: int
+    chunk_size: int
+    nonce: bytes
+
+    TYPE: ClassVar[MessageType] = MessageType.HELLO
+
+
+@dataclass(frozen=True, slots=True)
+class Elements:
+    """Chunk ``seq`` of the sender's own blinded, shuffled, padded elements (spec §6.5)."""
+
+    seq: int
+    elements: bytes
+
+    TYPE: ClassVar[MessageType] = MessageType.ELEMENTS
+
+
+@dataclass(frozen=True, slots=True)
+class Reblinded:
+    """The receiver's re-blinding of the peer's chunk ``seq`` (spec §6.6)."""
+
+    seq: int
+    elements: bytes
+
+    TYPE: ClassVar[MessageType] = MessageType.REBLINDED
+
+
+@dataclass(frozen=True, slots=True)
+class Reveal:
+    """Chunk ``seq`` of the sender's matched records: one entry of sorted handles per record
+    (spec §6.7). The entry's position in the whole reveal is the record's peer reference."""
+
+    seq: int
+    final: bool
+    records: tuple[bytes, ...]
+
+    TYPE: ClassVar[MessageType] = MessageType.REVEAL
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:
+    """The sender ends the session with ``code`` (an AbortCode value) (spec §6.8)."""
+
+    code: int
+    detail: str
+
+    TYPE: ClassVar[MessageType] = MessageType.ABORT
+
+
+Message = Hello | Elements | Reblinded | Reveal | Abort
+
+
+@dataclass(frozen=True, slots=True)
+class UintField:
+    """A msgpack non-negative integer (not a bool) in ``[minimum, maximum]``."""
+
+    name: str
+    minimum: int
+    maximum: int
+
+
+@dataclass(frozen=True, slots=True)
+class BoolField:
+    """A msgpack boolean."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class StrField:
+    """A msgpack str of valid UTF-8, ``min_bytes..max_bytes`` long once encoded."""
+
+    name: str
+    min_bytes: int
+    max_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class BinField:
+    """A msgpack bin whose length is a multiple of ``unit`` in ``[min_units, max_units]``."""
+
+    name: str
+    unit: int
+    min_units: int
+    max_units: int
+
+
+@dataclass(frozen=True, slots=True)
+class BinListField:
+    """A msgpack array of ``min_items..max_items`` bins, each as ``item`` says, with at most
+    ``max_total_units`` units in all."""
+
+    name: str
+    min_items: int
+    max_items: int
+    item: BinField
+    max_total_units: int
+
+
+Field = UintField | BoolField | StrField | BinField | BinListField
+
+_U32: Final = 2**32 - 1
+
+FIELDS: Final[dict[MessageType, tuple[type[Message], tuple[Field, ...]]]] = {
+    MessageType.HELLO: (
+        Hello,
+        (
+            UintField("role", 0, 1),
+            UintField("suite_id", 0, 255),
+            UintField("mode", 0, 255),
+            StrField("sender_id", 1, L.MAX_PARTY_ID_BYTES),
+            StrField("receiver_id", 1, L.MAX_PARTY_ID_BYTES),
+            StrField("mou_id", 1, L.MAX_MOU_ID_BYTES),
+            BinField("mou_digest", L.DIGEST_SIZE, 1, 1),
+            BinField("schema_digest", L.DIGEST_SIZE, 1, 1),
+            UintField("padding_bucket", 1, _U32),
+            UintField("padded_size", 1, _U32),
+            UintField("chunk_size", 1, L.MAX_CHUNK_ELEMENTS),
+            BinField("nonce", L.NONCE_SIZE, 1, 1),
+        ),
+    ),
+    MessageType.ELEMENTS: (
+        Elements,
+        (
+            UintField("seq", 0, L.MAX_SEQ),
+            BinField("elements", 32, 1, L.MAX_CHUNK_ELEMENTS),
+        ),
+    ),
+    MessageType.REBLINDED: (
+        Reblinded,
+        (
+            UintField("seq", 0, L.MAX_SEQ),
+            BinField("elements", 32, 1, L.MAX_CHUNK_ELEMENTS),
+        ),
+    ),
+    MessageType.REVEAL: (
+        Reveal,
+        (
+            UintField("seq", 0, L.MAX_SEQ),
+            BoolField("final"),
+            BinListField(
+                "records",
+                0,
+                L.MAX_RECORDS_PER_REVEAL,
+                BinField("handles", L.HANDLE_SIZE, 1, L.MAX_HANDLES_PER_RECORD),
+                L.MAX_HANDLES_PER_REVEAL,
+            ),
+        ),
+    ),
+    MessageType.ABORT: (
+        Abort,
+        (
+            UintField("code", 0, 255),
+            StrField("detail", 0, L.MAX_DETAIL_BYTES),
+        ),
+    ),
+}
+"""For each message type: its class and its fields in wire order (spec §6.2-§6.8)."""
