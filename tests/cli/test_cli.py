@@ -52,6 +52,16 @@ def test_demo_summarises_both_agencies_and_writes_rejects_to_out(
     assert by_name["US (DHS/CBP)"]["records"] == 800
     assert by_name["CA (RCMP/CBSA)"]["rejected"] == 7
     assert by_name["US (DHS/CBP)"]["rejected"] == 5
+    exchange = summary["exchange"]
+    assert isinstance(exchange, dict)
+    assert exchange["both_sides_agree"] is True
+    assert exchange["decided_matches"] > 0
+    assert exchange["candidate_pairs"] >= exchange["decided_matches"]
+    truth = summary["ground_truth"]
+    assert isinstance(truth, dict)
+    # Measured 1.0 / 0.904 on the bundled data; a drop below these means a regression.
+    assert truth["precision"] >= 0.99
+    assert truth["recall"] >= 0.88
     rejects = sorted(p.name for p in tmp_path.rglob("*.rejects.csv"))
     assert rejects == [
         "ca_sex_offenders.rejects.csv",

@@ -1,0 +1,73 @@
+"""Deciding matches from a PSI result (DESIGN.md §2 step 5; spec xlink-psi-v1 §7.3).
+
+Each candidate pair's agreement pattern (which keys agreed) is scored with the linkage schema's
+Fellegi–Sunter weights, pairs below the threshold are dropped, and a one-to-one step keeps a
+pair only when it is the best for both of its records (ties refused, so households and twins
+go to a human instead of flooding the output). Both parties compute the same scores from the
+same pattern and schema, so both reach the same decisions without another message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xlink.linkage.schema import LinkageSchema
+from xlink.linkage.scoring import decide_matches, fellegi_sunter_score
+from xlink.protocol.events import PsiResult
+
+__all__ = ["DecidedMatch", "Decision", "decide"]
+
+
+@dataclass(frozen=True, slots=True)
+class DecidedMatch:
+    """One decided match, seen from one side: a local record and the peer's per-session
+    reference for its record, with the keys that agreed, the score and the shared handles."""
+
+    local_record_id: str
+    peer_ref: int
+    agreeing_keys: frozenset[str]
+    score: float
+    handles: tuple[bytes, ...]
+
+    def __repr__(self) -> str:  # handles are opaque but need not reach logs
+        return (
+            f"DecidedMatch({self.local_record_id!r}, peer_ref={self.peer_ref}, "
+            f"keys={sorted(self.agreeing_keys)}, score={self.score:.2f})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What one side decided from one session."""
+
+    session_id: bytes
+    threshold: float
+    candidates: int
+    matches: tuple[DecidedMatch, ...]
+
+
+def decide(result: PsiResult, schema: LinkageSchema, threshold: float | None = None) -> Decision:
+    """Score every candidate pair of ``result`` with ``schema``'s weights and keep the pairs at
+    or above ``threshold`` (default: the schema's; one agreeing key when it has none) that are
+    best for both of their records.
+
+    Raises ``KeyError`` if a pair agrees on a key the schema does not name (the two parties
+    used different schemas, which the handshake's schema digest should have caught).
+    """
+    if threshold is None:
+        threshold = schema.threshold if schema.threshold is not None else 1.0
+    weights = schema.weights()
+    by_ref: dict[tuple[str, str], tuple[int, frozenset[str], tuple[bytes, ...]]] = {}
+    scored: list[tuple[str, str, frozenset[str], float]] = []
+    candidates = 0
+    for pair in result.pairs:
+        candidates += 1
+        peer = str(pair.peer_ref)
+        by_ref[(pair.local_record_id, peer)] = (pair.peer_ref, pair.agreeing_keys, pair.handles)
+        score = fellegi_sunter_score(pair.agreeing_keys, weights)
+        scored.append((pair.local_record_id, peer, pair.agreeing_keys, score))
+    matches = []
+    for kept in decide_matches(scored, threshold):
+        ref, keys, handles = by_ref[(kept.left_id, kept.right_id)]
+        matches.append(DecidedMatch(kept.left_id, ref, keys, kept.score, handles))
+    return Decision(result.session_id, threshold, candidates, tuple(matches))
