@@ -15,4 +15,5 @@ class ExitCode(IntEnum):
     PROTOCOL = 4  # a session was aborted (RemoteProtocolError / LocalProtocolError)
     POLICY = 5  # the MOU forbids what was asked (PolicyDenied)
     TARGET = 6  # an evaluation missed its stated target (--min-f1)
+    TAMPERED = 7  # an audit log failed verification
     INTERNAL = 70  # a bug: an exception xlink did not mean to raise
