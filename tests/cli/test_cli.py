@@ -167,3 +167,17 @@ def test_eval_min_f1_gate_fails_when_missed(capsys: pytest.CaptureFixture[str]) 
     # A threshold no pair can reach links nothing: F1 is 0, so the gate must trip.
     code = main(["eval", "febrl4", "--json", "--threshold", "1e9", "--min-f1", "0.5"])
     assert code == ExitCode.TARGET
+
+
+def test_a_bug_exits_70_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import xlink.cli.cmd_schema as cmd_schema
+
+    def broken(_args: object) -> int:
+        raise ZeroDivisionError("simulated bug")
+
+    monkeypatch.setattr(cmd_schema, "run", broken)
+    assert main(["schema"]) == ExitCode.INTERNAL
+    err = capsys.readouterr().err
+    assert "ZeroDivisionError" in err and "internal error" in err

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
 from xlink import __version__
@@ -18,7 +19,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from xlink.cli import cmd_demo, cmd_eval, cmd_prepare, cmd_schema
+    from xlink.cli import cmd_audit, cmd_demo, cmd_eval, cmd_prepare, cmd_schema
 
     parser = argparse.ArgumentParser(
         prog="xlink",
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"xlink {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (cmd_prepare, cmd_eval, cmd_schema, cmd_demo):
+    for module in (cmd_prepare, cmd_eval, cmd_schema, cmd_demo, cmd_audit):
         module.register(sub)
     return parser
 
@@ -58,6 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xlink: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug: keep the traceback for the report, with its own exit code
+        traceback.print_exc()
+        print(
+            "xlink: internal error (a bug): please report it with the traceback above",
+            file=sys.stderr,
+        )
+        return ExitCode.INTERNAL
     return code
 
 

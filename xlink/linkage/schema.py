@@ -12,12 +12,12 @@ import hashlib
 import json
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from xlink.documents import DocumentError, document_format, parse_document
 from xlink.errors import SchemaError
 from xlink.linkage.fields import (
     DATE_ONLY_TRANSFORMS,
@@ -273,35 +273,27 @@ def validate_schema(data: object) -> LinkageSchema:
     )
 
 
-def parse_schema(text: str, fmt: str) -> LinkageSchema:
+def parse_schema(text: str | bytes, fmt: str) -> LinkageSchema:
     """Parse ``text`` as ``fmt`` (``"json"`` or ``"toml"``) and validate it.
 
-    Raises :class:`~xlink.errors.SchemaError` for a syntax error or any invalid content, and
-    ``ValueError`` for an unknown ``fmt``.
+    Raises :class:`~xlink.errors.SchemaError` for an unknown format, a document that does not
+    parse (:func:`xlink.documents.parse_document`) or any invalid content.
     """
-    if fmt == "json":
-        try:
-            data: object = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SchemaError([f"not valid JSON: line {exc.lineno}: {exc.msg}"]) from None
-    elif fmt == "toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise SchemaError([f"not valid TOML: {exc}"]) from None
-    else:
-        raise ValueError("fmt must be 'json' or 'toml'")
+    try:
+        data = parse_document(text, fmt)
+    except DocumentError as exc:
+        raise SchemaError([exc.reason]) from None
     return validate_schema(data)
 
 
 def load_schema(path: str | Path) -> LinkageSchema:
-    """Read a ``.json`` or ``.toml`` schema file. Raises ``OSError`` if unreadable,
-    ``ValueError`` for another suffix, :class:`~xlink.errors.SchemaError` if invalid."""
-    p = Path(path)
-    fmt = p.suffix.lower().lstrip(".")
-    if fmt not in ("json", "toml"):
-        raise ValueError("a schema file ends in .json or .toml")
-    return parse_schema(p.read_text(encoding="utf-8"), fmt)
+    """Read a ``.json`` or ``.toml`` schema file. Raises ``OSError`` if unreadable and
+    :class:`~xlink.errors.SchemaError` for another suffix or an invalid document."""
+    try:
+        fmt = document_format(path)
+    except DocumentError as exc:
+        raise SchemaError([exc.reason]) from None
+    return parse_schema(Path(path).read_bytes(), fmt)
 
 
 def load_default_schema() -> LinkageSchema:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from xlink.documents import DocumentError, parse_document
 from xlink.errors import LoadError
 from xlink.records.model import Category
 from xlink.records.validation import CANONICAL_FIELDS, DateOrder, parse_category
@@ -104,12 +103,11 @@ class ColumnMapping:
             raise LoadError(source, "mapping file not found") from None
         except OSError as exc:
             raise LoadError(source, f"cannot read mapping file ({exc.strerror})") from None
+        fmt = "toml" if Path(path).suffix.lower() == ".toml" else "json"
         try:
-            text = raw.decode("utf-8-sig")
-            is_toml = Path(path).suffix.lower() == ".toml"
-            data: object = tomllib.loads(text) if is_toml else json.loads(text)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise LoadError(source, f"mapping file does not parse ({type(exc).__name__})") from None
+            data = parse_document(raw, fmt)
+        except DocumentError as exc:
+            raise LoadError(source, f"mapping file does not parse: {exc.reason}") from None
         if not isinstance(data, Mapping):
             raise LoadError(source, "a mapping file must hold one object/table")
         try:

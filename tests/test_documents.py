@@ -1,0 +1,65 @@
+"""Configuration documents: every malformed input is a DocumentError, nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from xlink.documents import MAX_DOCUMENT_BYTES, DocumentError, document_format, parse_document
+from xlink.errors import LoadError, SchemaError
+from xlink.linkage.schema import load_schema, parse_schema
+from xlink.records._mapping import ColumnMapping
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt", "reason"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "json", "nested too deeply"),
+        ('{"id": ' + "9" * 5000 + "}", "json", "not valid JSON"),
+        (b"\xff\xfe{}", "json", "not UTF-8"),
+        ("{", "json", "not valid JSON: line 1"),
+        ("a = ", "toml", "not valid TOML"),
+        ("{}", "yaml", "unknown format"),
+        (" " * (MAX_DOCUMENT_BYTES + 1), "json", "larger than"),
+    ],
+)
+def test_malformed_documents_raise_document_error(data: str | bytes, fmt: str, reason: str) -> None:
+    with pytest.raises(DocumentError) as exc:
+        parse_document(data, fmt)
+    assert reason in exc.value.reason
+
+
+def test_byte_order_mark_is_accepted() -> None:
+    assert parse_document(b'\xef\xbb\xbf{"a": 1}', "json") == {"a": 1}
+    assert parse_document("\ufeffa = 1", "toml") == {"a": 1}
+
+
+def test_format_comes_from_the_suffix() -> None:
+    assert document_format("x.JSON") == "json"
+    assert document_format("dir/x.toml") == "toml"
+    with pytest.raises(DocumentError):
+        document_format("x.yaml")
+
+
+@given(st.binary(max_size=300), st.sampled_from(["json", "toml"]))
+def test_random_bytes_raise_only_document_error(data: bytes, fmt: str) -> None:
+    with contextlib.suppress(DocumentError):  # anything else fails the test
+        parse_document(data, fmt)
+
+
+def test_schema_and_mapping_loaders_turn_it_into_their_own_errors(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    deep = "[" * 50_000 + "]" * 50_000
+    with pytest.raises(SchemaError, match="nested too deeply"):
+        parse_schema(deep, "json")
+    (tmp_path / "s.yaml").write_text("{}", encoding="utf-8")
+    with pytest.raises(SchemaError, match="unknown file type"):
+        load_schema(tmp_path / "s.yaml")
+    (tmp_path / "m.json").write_text(deep, encoding="utf-8")
+    with pytest.raises(LoadError, match="nested too deeply"):
+        ColumnMapping.from_file(tmp_path / "m.json")

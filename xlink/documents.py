@@ -1,0 +1,68 @@
+"""Parsing configuration documents (linkage schemas, column mappings, MOUs) from JSON or TOML.
+
+One place decides what a malformed document is, so that no parser error — deep nesting that
+exhausts the recursion limit, an integer too long to convert, bytes that are not UTF-8, an
+unknown format — escapes as anything but :class:`DocumentError`, which each caller turns into
+its own typed error (:class:`~xlink.errors.SchemaError`, :class:`~xlink.errors.LoadError`).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Final
+
+__all__ = ["MAX_DOCUMENT_BYTES", "DocumentError", "document_format", "parse_document"]
+
+#: Configuration documents are small; anything larger is refused before parsing.
+MAX_DOCUMENT_BYTES: Final = 1 << 20
+
+_FORMATS: Final = {".json": "json", ".toml": "toml"}
+
+
+class DocumentError(ValueError):
+    """A document cannot be parsed; ``reason`` says why without quoting its content."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def document_format(path: str | Path) -> str:
+    """``"json"`` or ``"toml"`` from the file suffix; :class:`DocumentError` otherwise."""
+    fmt = _FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise DocumentError("unknown file type: use .json or .toml")
+    return fmt
+
+
+def parse_document(data: bytes | str, fmt: str) -> object:
+    """Parse ``data`` as ``fmt`` (``"json"`` or ``"toml"``); a UTF-8 byte-order mark is allowed.
+
+    Raises :class:`DocumentError` for an unknown format, a document over
+    :data:`MAX_DOCUMENT_BYTES`, bytes that are not UTF-8, or any syntax error — including
+    nesting too deep to parse and numbers too long to convert.
+    """
+    if fmt not in ("json", "toml"):
+        raise DocumentError("unknown format: use json or toml")
+    size = len(data.encode("utf-8") if isinstance(data, str) else data)
+    if size > MAX_DOCUMENT_BYTES:
+        raise DocumentError(f"document larger than {MAX_DOCUMENT_BYTES} bytes")
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DocumentError(f"not UTF-8 (byte {exc.start})") from None
+    else:
+        text = data.removeprefix("\ufeff")
+    try:
+        return json.loads(text) if fmt == "json" else tomllib.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DocumentError(f"not valid JSON: line {exc.lineno}: {exc.msg}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DocumentError(f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise DocumentError(f"not valid {fmt.upper()}: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts
+        raise DocumentError(f"not valid {fmt.upper()}: {exc}") from None
