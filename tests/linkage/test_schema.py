@@ -179,7 +179,7 @@ def test_load_schema_from_file(tmp_path: Path) -> None:
     assert schema_digest(load_schema(tmp_path / "s.toml")) == schema_digest(
         load_schema(tmp_path / "s.json")
     )
-    with pytest.raises(ValueError):
+    with pytest.raises(SchemaError, match="unknown file type"):
         load_schema(tmp_path / "s.yaml")
 
 
