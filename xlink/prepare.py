@@ -83,6 +83,13 @@ class PreparedSide:
     def rejected(self) -> int:
         return sum(load.rejected for load in self.loads)
 
+    @property
+    def untokenised(self) -> tuple[str, ...]:
+        """Ids of records that derived no token at all (every key's fields missing): they can
+        never match, so the analyst should see them rather than have them vanish."""
+        with_tokens = set(self.tokens.record_index)
+        return tuple(rid for i, rid in enumerate(self.tokens.record_ids) if i not in with_tokens)
+
 
 def prepare_side(
     paths: Sequence[StrPath],

@@ -181,3 +181,17 @@ def test_a_bug_exits_70_with_its_traceback(
     assert main(["schema"]) == ExitCode.INTERNAL
     err = capsys.readouterr().err
     assert "ZeroDivisionError" in err and "internal error" in err
+
+
+def test_prepare_names_records_that_cannot_match(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "thin.csv"
+    path.write_text(
+        "record_id,category,given_name,family_name,birth_date\n"
+        "A1,watchlist,Dmitry,Ivanov,1980-03-14\n"
+        "A2,watchlist,,Madonna,\n",
+        encoding="utf-8",
+    )
+    assert main(["prepare", str(path), "--json", "--no-duplicates"]) == ExitCode.OK
+    assert _json_out(capsys)["untokenised_records"] == ["A2"]

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         "records": side.loaded,
         "rejected": side.rejected,
         "tokens": len(side.tokens),
+        "untokenised_records": list(side.untokenised),
         "tokens_per_record": round(side.tokens.tokens_per_record(), 3),
         "schema": {
             "id": schema.id,
@@ -102,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
             f"({side.tokens.tokens_per_record():.2f} per record), schema {schema.id} "
             f"v{schema.version} digest {schema_digest(schema).hex()[:16]}…"
         )
+        if side.untokenised:
+            print(
+                f"{len(side.untokenised)} record(s) derive no match token (every key needs a "
+                f"field they lack) and cannot match: {', '.join(side.untokenised[:10])}"
+            )
         if args.no_duplicates:
             pass
         elif duplicates:

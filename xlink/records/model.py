@@ -63,6 +63,9 @@ class PersonName:
         if not (self.given or self.middle or self.family or self.full):
             raise ValueError("a name needs at least one non-empty part")
 
+    def __repr__(self) -> str:  # identities stay out of logs and tracebacks
+        return "PersonName(<redacted>)"
+
     @property
     def is_structured(self) -> bool:
         """True when given or family name are known separately (not only ``full``)."""
@@ -104,6 +107,9 @@ class BirthDate:
         ):
             raise ValueError("only a full date with day and month both <= 12 can be ambiguous")
 
+    def __repr__(self) -> str:
+        return f"BirthDate(<redacted>, precision={self.precision})"
+
     @property
     def precision(self) -> str:
         """``"day"``, ``"month"`` or ``"year"``."""
@@ -134,6 +140,9 @@ class IdentityDocument:
         if not self.number.strip():
             raise ValueError("a document needs a number")
 
+    def __repr__(self) -> str:
+        return f"IdentityDocument({self.doc_type!r}, <redacted>)"
+
 
 @dataclass(frozen=True, slots=True)
 class Address:
@@ -144,6 +153,9 @@ class Address:
     region: str = ""
     postcode: str = ""
     country: str = ""
+
+    def __repr__(self) -> str:
+        return "Address(<redacted>)"
 
 
 class HandlingCode(Enum):
