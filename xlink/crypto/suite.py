@@ -5,9 +5,10 @@ Suite 1, ``XLINK-PSI-X25519-SHA512-ELL2RO`` (the only one in v1):
 - **Hash to group.** ``expand_message_xmd`` with SHA-512 (RFC 9380 §5.3.1) turns the per-MOU
   domain label and a 32-byte match token into 64 uniform bytes ``r0 || r1``. Each half goes
   through libsodium's ``crypto_core_ed25519_from_uniform`` (Elligator 2 to edwards25519, then the
-  cofactor cleared) and the two points are added — the random-oracle construction of RFC 9380
-  §3 (``hash_to_curve``), so the result is in the prime-order subgroup and indifferentiable from
-  a random oracle. The point is then written as its Montgomery u-coordinate
+  cofactor cleared) and the two points are added — the structure of RFC 9380's random-oracle
+  ``hash_to_curve`` (two maps and an addition, indifferentiable from a random oracle), though not
+  the RFC's own edwards25519 suite (spec §4.1 gives the exact steps). The result is in the
+  prime-order subgroup. The point is then written as its Montgomery u-coordinate
   ``u = (1 + y) / (1 - y)`` (RFC 7748 §4.1) so that X25519 can act on it.
 - **Blind.** X25519 (RFC 7748 §5) with a per-session 32-byte scalar. X25519 clamps the scalar:
   the result is ``[8k]P`` with ``k`` secret, so the cofactor is cleared on every input and
