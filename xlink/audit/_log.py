@@ -1,0 +1,303 @@
+"""The audit log: append-only, hash-chained entries in SQLite with signed checkpoints
+(DESIGN §2 step 8; docs/audit.md).
+
+Every append runs in one ``BEGIN IMMEDIATE`` transaction that reads the head, writes the entry
+and, when due, its checkpoint: an entry and its checkpoint land together or not at all, and
+two writers on one file serialise instead of forking the chain. No clock is read: entries and
+checkpoints carry the ``now`` they are given (a closing checkpoint carries its head entry's).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Final
+
+from xlink.audit._encoding import (
+    GENESIS_HASH,
+    checkpoint_message,
+    decode_fields,
+    encode_fields,
+    entry_hash,
+    from_micros,
+    to_micros,
+)
+from xlink.audit._vocab import AuditEvent, FieldValue, check_fields
+from xlink.crypto.keys import SigningKey
+
+__all__ = ["MAX_CHECKPOINT_EVERY", "AuditLog", "Checkpoint", "Entry"]
+
+MAX_CHECKPOINT_EVERY: Final = 1_000_000
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS audit_entries (
+    seq INTEGER PRIMARY KEY,
+    time_us INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    entry_hash BLOB NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    seq INTEGER PRIMARY KEY,
+    head_hash BLOB NOT NULL,
+    time_us INTEGER NOT NULL,
+    prev_seq INTEGER NOT NULL,
+    interval INTEGER NOT NULL,
+    signature BLOB NOT NULL
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS audit_entries_no_update BEFORE UPDATE ON audit_entries
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_entries_no_delete BEFORE DELETE ON audit_entries
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+"""
+# The triggers stop accidents (an UPDATE from a maintenance script), not an attacker, who can
+# drop them: that is what the hash chain and the signed checkpoints are for.
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One audit entry. ``fields`` hold only vocabulary values (see :mod:`xlink.audit`)."""
+
+    seq: int
+    time: datetime
+    kind: AuditEvent
+    fields: Mapping[str, FieldValue]
+    prev_hash: bytes
+    entry_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed statement that entry ``seq`` has hash ``head_hash`` (and so, by the chain, that
+    entries ``1..seq`` are exactly as logged). ``prev_seq`` is the previous checkpoint's seq
+    (0 for the first); ``interval`` is the log's ``checkpoint_every``. Publishing checkpoints
+    to a partner is what anchors the log against truncation (docs/audit.md)."""
+
+    seq: int
+    head_hash: bytes
+    time: datetime
+    prev_seq: int
+    interval: int
+    signature: bytes
+
+    def message(self) -> bytes:
+        """The exact bytes :attr:`signature` covers."""
+        return checkpoint_message(
+            self.seq, self.head_hash, to_micros(self.time), self.prev_seq, self.interval
+        )
+
+
+class AuditLog:
+    """An open audit log. Create with :meth:`open`; use as a context manager or :meth:`close`."""
+
+    __slots__ = ("_conn", "_interval", "_key", "path")
+
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, key: SigningKey | None, interval: int
+    ) -> None:
+        self._conn = conn
+        self._key = key
+        self._interval = interval
+        self.path = path
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        signing_key: SigningKey | None,
+        checkpoint_every: int = 100,
+    ) -> AuditLog:
+        """Open (creating if needed) the log at ``path``.
+
+        With ``signing_key=None`` the log is read-only (for :meth:`entries` and
+        :meth:`checkpoints`): a log is never written without checkpoints. A checkpoint is
+        signed on the first entry, then whenever ``checkpoint_every`` entries have passed since
+        the last one, on :meth:`checkpoint` and on :meth:`close`. Raises ``ValueError`` if
+        ``checkpoint_every`` is out of range or differs from the interval the log's checkpoints
+        already state (verification relies on it), and ``sqlite3.Error`` if ``path`` is not a
+        usable database.
+        """
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int):
+            raise ValueError("checkpoint_every must be an int")
+        if not 1 <= checkpoint_every <= MAX_CHECKPOINT_EVERY:
+            raise ValueError(f"checkpoint_every must be 1..{MAX_CHECKPOINT_EVERY}")
+        path = Path(path)
+        if signing_key is None:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        else:
+            conn = sqlite3.connect(path)
+        conn.isolation_level = None  # explicit transactions only
+        try:
+            if signing_key is not None:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.executescript(_SCHEMA)
+                last = conn.execute(
+                    "SELECT interval FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                if last is not None and last[0] != checkpoint_every:
+                    raise ValueError(
+                        f"this log checkpoints every {last[0]} entries; "
+                        f"open it with checkpoint_every={last[0]}"
+                    )
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path, signing_key, checkpoint_every)
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _writable_key(self) -> SigningKey:
+        if self._key is None:
+            raise ValueError("this audit log was opened without a signing key: read-only")
+        return self._key
+
+    def append(self, kind: AuditEvent, fields: Mapping[str, object], *, now: datetime) -> Entry:
+        """Append one entry; sign a checkpoint in the same transaction when one is due.
+
+        Raises ``ValueError`` (before anything is written) if ``fields`` fall outside the
+        vocabulary for ``kind`` or ``now`` is naive, or if the log is read-only. If anything
+        fails mid-way, the transaction is rolled back and the log is as it was.
+        """
+        key = self._writable_key()
+        checked = check_fields(kind, fields)
+        time_us = to_micros(now)
+        with self._transaction():
+            seq, prev = self._head()
+            seq += 1
+            digest = entry_hash(prev, seq, time_us, kind.name, checked)
+            self._conn.execute(
+                "INSERT INTO audit_entries (seq, time_us, kind, fields, prev_hash, entry_hash)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (seq, time_us, kind.name, encode_fields(checked), prev, digest),
+            )
+            last_cp = self._last_checkpoint_seq()
+            if last_cp == 0 or seq - last_cp >= self._interval:
+                self._sign(key, seq, digest, time_us, last_cp)
+        return Entry(seq, from_micros(time_us), kind, MappingProxyType(checked), prev, digest)
+
+    def checkpoint(self, *, now: datetime) -> Checkpoint | None:
+        """Sign a checkpoint at the current head unless it already has one; return the
+        checkpoint at the head (``None`` for an empty log)."""
+        key = self._writable_key()
+        time_us = to_micros(now)
+        with self._transaction():
+            seq, head = self._head()
+            last_cp = self._last_checkpoint_seq()
+            if seq != 0 and last_cp != seq:
+                self._sign(key, seq, head, time_us, last_cp)
+        return self.last_checkpoint()
+
+    def close(self) -> None:
+        """Sign a closing checkpoint if the head has none (dated with the head entry's time, so
+        no clock is read), then close the database. Idempotent."""
+        try:
+            if self._key is not None:
+                with self._transaction():
+                    seq, head = self._head()
+                    last_cp = self._last_checkpoint_seq()
+                    if seq != 0 and last_cp != seq:
+                        row = self._conn.execute(
+                            "SELECT time_us FROM audit_entries WHERE seq = ?", (seq,)
+                        ).fetchone()
+                        self._sign(self._key, seq, head, int(row[0]), last_cp)
+                self._key = None
+        finally:
+            self._conn.close()
+
+    def entries(self) -> Iterator[Entry]:
+        """The entries in order, as stored (verify with :func:`~xlink.audit.verify_log`)."""
+        rows = self._conn.execute(
+            "SELECT seq, time_us, kind, fields, prev_hash, entry_hash FROM audit_entries"
+            " ORDER BY seq"
+        )
+        for seq, time_us, kind, fields, prev, digest in rows:
+            checked = check_fields(AuditEvent[kind], decode_fields(fields))
+            fields_ro = MappingProxyType(checked)
+            yield Entry(seq, from_micros(time_us), AuditEvent[kind], fields_ro, prev, digest)
+
+    def checkpoints(self) -> Iterator[Checkpoint]:
+        """The checkpoints in order of the entry they cover."""
+        rows = self._conn.execute(
+            "SELECT seq, head_hash, time_us, prev_seq, interval, signature"
+            " FROM audit_checkpoints ORDER BY seq"
+        )
+        for seq, head, time_us, prev_seq, interval, signature in rows:
+            yield Checkpoint(seq, head, from_micros(time_us), prev_seq, interval, signature)
+
+    def last_checkpoint(self) -> Checkpoint | None:
+        """The latest checkpoint: the thing to publish to a partner as an external anchor."""
+        row = self._conn.execute(
+            "SELECT seq, head_hash, time_us, prev_seq, interval, signature"
+            " FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        seq, head, time_us, prev_seq, interval, signature = row
+        return Checkpoint(seq, head, from_micros(time_us), prev_seq, interval, signature)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+    def _head(self) -> tuple[int, bytes]:
+        row = self._conn.execute(
+            "SELECT seq, entry_hash FROM audit_entries ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return (0, GENESIS_HASH) if row is None else (int(row[0]), bytes(row[1]))
+
+    def _last_checkpoint_seq(self) -> int:
+        row = self._conn.execute("SELECT MAX(seq) FROM audit_checkpoints").fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    def _sign(self, key: SigningKey, seq: int, head: bytes, time_us: int, prev_seq: int) -> None:
+        message = checkpoint_message(seq, head, time_us, prev_seq, self._interval)
+        self._conn.execute(
+            "INSERT INTO audit_checkpoints (seq, head_hash, time_us, prev_seq, interval,"
+            " signature) VALUES (?, ?, ?, ?, ?, ?)",
+            (seq, head, time_us, prev_seq, self._interval, key.sign(message)),
+        )
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception (even a
+    ``KeyboardInterrupt``), so a half-written append never reaches the file."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self._conn.execute("COMMIT")
+        else:
+            self._conn.execute("ROLLBACK")

@@ -1,0 +1,188 @@
+"""The closed vocabulary of audit entries: which kinds exist, which fields each allows, and
+what each field may hold (docs/audit.md, "Entries").
+
+This is the guard against plaintext leaking into the log. An entry carries only counts,
+hex-encoded opaque ids (session ids, handles, digests, key fingerprints), enum names, agency
+and MOU identifiers, purposes and reason codes from short fixed charsets. Free text has no
+field to go into: an unknown field, a value of the wrong type, a space, a comma or a non-ASCII
+letter is refused with ``ValueError`` before anything is written. Error messages name the
+kind and the field, never the refused value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from enum import Enum
+from typing import Final
+
+from xlink.protocol.abort import AbortCode
+
+__all__ = ["FIELDS", "KINDS", "AuditEvent", "FieldType", "FieldValue", "check_fields"]
+
+FieldValue = int | str
+"""A field value as stored and hashed: a non-negative integer or an ASCII string."""
+
+MAX_COUNT: Final = 2**63 - 1
+
+
+class AuditEvent(Enum):
+    """What an audit entry records. The member name is what is stored and hashed."""
+
+    SESSION_STARTED = "session_started"
+    SESSION_COMPLETED = "session_completed"
+    SESSION_ABORTED = "session_aborted"
+    SIZES = "sizes"
+    MATCHES = "matches"
+    ORACLE_QUERY = "oracle_query"
+    RELEASE_PENDING = "release_pending"
+    RELEASE_APPROVED = "release_approved"
+    RELEASE_DENIED = "release_denied"
+    RELEASE_SENT = "release_sent"
+    RELEASE_RECEIVED = "release_received"
+    RECEIPT_SENT = "receipt_sent"
+    RECEIPT_RECEIVED = "receipt_received"
+    RECORD_READ = "record_read"
+    PURGE = "purge"
+    MOU_ACCEPTED = "mou_accepted"
+    KEY_EVENT = "key_event"
+
+
+class FieldType(Enum):
+    """The type of one field; each admits a fixed, short charset or a closed set of names."""
+
+    COUNT = "count"  # int, 0 .. 2**63-1 (bool refused)
+    ID16 = "id16"  # 16 bytes as 32 lowercase hex digits: session ids, handles, fingerprints
+    DIGEST = "digest"  # 32 bytes as 64 lowercase hex digits: SHA-256 digests
+    IDENT = "ident"  # agency or MOU id: [A-Za-z0-9][A-Za-z0-9._:-]{0,63}
+    PURPOSE = "purpose"  # [a-z][a-z0-9_-]{0,47}
+    REASON = "reason"  # machine-readable reason code: [a-z][a-z0-9_.-]{0,63}
+    ABORT_CODE = "abort_code"  # an AbortCode member name
+    SIDE = "side"  # LOCAL | PEER
+    ROLE = "role"  # INITIATOR | RESPONDER
+    MODE = "mode"  # PSI | CARDINALITY
+    KEY_ACTION = "key_action"  # GENERATED | ROTATED | REVOKED | IMPORTED | PINNED
+    KEY_TYPE = "key_type"  # ED25519 | X25519
+
+
+_PATTERNS: Final[dict[FieldType, re.Pattern[str]]] = {
+    FieldType.ID16: re.compile(r"[0-9a-f]{32}"),
+    FieldType.DIGEST: re.compile(r"[0-9a-f]{64}"),
+    FieldType.IDENT: re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}"),
+    FieldType.PURPOSE: re.compile(r"[a-z][a-z0-9_-]{0,47}"),
+    FieldType.REASON: re.compile(r"[a-z][a-z0-9_.-]{0,63}"),
+}
+
+_NAMES: Final[dict[FieldType, frozenset[str]]] = {
+    FieldType.ABORT_CODE: frozenset(c.name for c in AbortCode),
+    FieldType.SIDE: frozenset({"LOCAL", "PEER"}),
+    FieldType.ROLE: frozenset({"INITIATOR", "RESPONDER"}),
+    FieldType.MODE: frozenset({"PSI", "CARDINALITY"}),
+    FieldType.KEY_ACTION: frozenset({"GENERATED", "ROTATED", "REVOKED", "IMPORTED", "PINNED"}),
+    FieldType.KEY_TYPE: frozenset({"ED25519", "X25519"}),
+}
+
+_HEX_SIZES: Final = {FieldType.ID16: 16, FieldType.DIGEST: 32}
+
+FIELDS: Final[Mapping[str, FieldType]] = {
+    # A field name has one type everywhere it is used.
+    "session": FieldType.ID16,
+    "handle": FieldType.ID16,
+    "fingerprint": FieldType.ID16,
+    "approver": FieldType.ID16,  # the approving officer's signing-key fingerprint, not a name
+    "digest": FieldType.DIGEST,
+    "mou_digest": FieldType.DIGEST,
+    "schema_digest": FieldType.DIGEST,
+    "mou": FieldType.IDENT,
+    "peer": FieldType.IDENT,
+    "category": FieldType.IDENT,
+    "purpose": FieldType.PURPOSE,
+    "reason": FieldType.REASON,
+    "code": FieldType.ABORT_CODE,
+    "side": FieldType.SIDE,
+    "role": FieldType.ROLE,
+    "mode": FieldType.MODE,
+    "action": FieldType.KEY_ACTION,
+    "key_type": FieldType.KEY_TYPE,
+    "own": FieldType.COUNT,
+    "own_padded": FieldType.COUNT,
+    "peer_padded": FieldType.COUNT,
+    "matched": FieldType.COUNT,
+    "pairs": FieldType.COUNT,
+    "evaluations": FieldType.COUNT,
+    "records": FieldType.COUNT,
+}
+
+E = AuditEvent
+# kind -> (required fields, optional fields)
+KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
+    E.SESSION_STARTED: (
+        frozenset({"session", "mou", "peer", "role", "mode"}),
+        frozenset({"mou_digest", "schema_digest"}),
+    ),
+    E.SESSION_COMPLETED: (frozenset({"session"}), frozenset()),
+    E.SESSION_ABORTED: (frozenset({"code", "side"}), frozenset({"session", "peer"})),
+    E.SIZES: (frozenset({"session", "own", "own_padded", "peer_padded"}), frozenset()),
+    E.MATCHES: (frozenset({"session", "matched"}), frozenset({"pairs"})),
+    E.ORACLE_QUERY: (frozenset({"session", "evaluations"}), frozenset({"peer"})),
+    E.RELEASE_PENDING: (frozenset({"session", "handle"}), frozenset({"category"})),
+    E.RELEASE_APPROVED: (frozenset({"session", "handle", "approver"}), frozenset()),
+    E.RELEASE_DENIED: (frozenset({"session", "handle", "reason"}), frozenset({"approver"})),
+    E.RELEASE_SENT: (frozenset({"session", "handle", "digest"}), frozenset({"category"})),
+    E.RELEASE_RECEIVED: (frozenset({"session", "handle", "digest", "peer"}), frozenset()),
+    E.RECEIPT_SENT: (frozenset({"session", "handle", "digest"}), frozenset()),
+    E.RECEIPT_RECEIVED: (frozenset({"session", "handle", "digest"}), frozenset()),
+    E.RECORD_READ: (frozenset({"handle", "purpose"}), frozenset({"session"})),
+    E.PURGE: (frozenset({"handle", "reason"}), frozenset({"session"})),
+    E.MOU_ACCEPTED: (frozenset({"mou", "mou_digest", "peer"}), frozenset()),
+    E.KEY_EVENT: (frozenset({"action", "key_type", "fingerprint"}), frozenset({"mou"})),
+}
+del E
+
+
+def _check_value(kind: AuditEvent, name: str, ftype: FieldType, value: object) -> FieldValue:
+    where = f"{kind.name} field {name!r}"
+    if ftype is FieldType.COUNT:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+            raise ValueError(f"{where} must be an int in 0..2**63-1")
+        return value
+    if ftype in _HEX_SIZES and isinstance(value, bytes | bytearray):
+        if len(value) != _HEX_SIZES[ftype]:
+            raise ValueError(f"{where} must be {_HEX_SIZES[ftype]} bytes")
+        return bytes(value).hex()
+    if ftype in _NAMES and isinstance(value, Enum):
+        value = value.name
+    if not isinstance(value, str):
+        raise ValueError(f"{where} must be a {ftype.value}")
+    pattern = _PATTERNS.get(ftype)
+    if pattern is not None:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{where} must be a {ftype.value} matching {pattern.pattern}")
+    elif value not in _NAMES[ftype]:
+        raise ValueError(f"{where} must be one of {', '.join(sorted(_NAMES[ftype]))}")
+    return value
+
+
+def check_fields(kind: AuditEvent, fields: Mapping[str, object]) -> dict[str, FieldValue]:
+    """Validate ``fields`` for ``kind`` against the vocabulary; return them normalised.
+
+    Accepts ``bytes`` for hex fields and enum members for name fields (stored as hex and as
+    the member name). Raises ``ValueError`` for an unknown kind, a missing, unknown or
+    ill-typed field; the message never quotes the refused value or the unknown field names.
+    """
+    if not isinstance(kind, AuditEvent):
+        raise ValueError("kind must be an AuditEvent")
+    if not isinstance(fields, Mapping):
+        raise ValueError(f"{kind.name} fields must be a mapping")
+    required, optional = KINDS[kind]
+    allowed = required | optional
+    names = set(fields)
+    if not names <= allowed:
+        raise ValueError(
+            f"{kind.name} allows only the fields {', '.join(sorted(allowed))}; "
+            f"{len(names - allowed)} other field(s) given"
+        )
+    missing = required - names
+    if missing:
+        raise ValueError(f"{kind.name} requires the fields {', '.join(sorted(missing))}")
+    return {name: _check_value(kind, name, FIELDS[name], fields[name]) for name in sorted(names)}
