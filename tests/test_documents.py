@@ -24,6 +24,8 @@ from xlink.records._mapping import ColumnMapping
         ("a = ", "toml", "not valid TOML"),
         ("{}", "yaml", "unknown format"),
         (" " * (MAX_DOCUMENT_BYTES + 1), "json", "larger than"),
+        ('{"id": "a", "id": "b"}', "json", "member 'id' given twice"),
+        ('{"m": NaN}', "json", "NaN is not JSON"),
     ],
 )
 def test_malformed_documents_raise_document_error(data: str | bytes, fmt: str, reason: str) -> None:

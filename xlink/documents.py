@@ -21,6 +21,21 @@ MAX_DOCUMENT_BYTES: Final = 1 << 20
 _FORMATS: Final = {".json": "json", ".toml": "toml"}
 
 
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            # json.loads would keep the last one silently: a signed or hashed document must
+            # not mean two things.
+            raise ValueError(f"member {key!r} given twice")
+        out[key] = value
+    return out
+
+
 class DocumentError(ValueError):
     """A document cannot be parsed; ``reason`` says why without quoting its content."""
 
@@ -40,6 +55,7 @@ def document_format(path: str | Path) -> str:
 def parse_document(data: bytes | str, fmt: str) -> object:
     """Parse ``data`` as ``fmt`` (``"json"`` or ``"toml"``); a UTF-8 byte-order mark is allowed.
 
+    JSON is read strictly: a member given twice, ``NaN`` and ``Infinity`` are syntax errors.
     Raises :class:`DocumentError` for an unknown format, a document over
     :data:`MAX_DOCUMENT_BYTES`, bytes that are not UTF-8, or any syntax error — including
     nesting too deep to parse and numbers too long to convert.
@@ -57,7 +73,11 @@ def parse_document(data: bytes | str, fmt: str) -> object:
     else:
         text = data.removeprefix("\ufeff")
     try:
-        return json.loads(text) if fmt == "json" else tomllib.loads(text)
+        if fmt == "json":
+            return json.loads(
+                text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
+            )
+        return tomllib.loads(text)
     except json.JSONDecodeError as exc:
         raise DocumentError(f"not valid JSON: line {exc.lineno}: {exc.msg}") from None
     except tomllib.TOMLDecodeError as exc:

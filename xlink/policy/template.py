@@ -1,0 +1,166 @@
+"""MOU templates: a document whose keys are filled in when they exist (docs/mou.md §6).
+
+Keys are generated when an agency deploys xlink (and at demo time), after the text of the MOU
+was agreed. A template is an MOU document in which each party's ``verify_key``, ``sealing_key``
+and ``tls_cert_sha256``, and ``linkage.schema_digest``, may be left out; everything else is
+checked when the template is read. :meth:`MouTemplate.fill` supplies them and gives a
+validated :class:`~xlink.policy.mou.Mou`, ready for :func:`~xlink.policy.signing.sign_mou`.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Final
+
+from xlink.crypto.keys import SealingKey, SealingPublicKey, SigningKey, VerifyKey
+from xlink.errors import SchemaError
+from xlink.policy._validate import validate_mou
+from xlink.policy.document import format_of, parse_document
+from xlink.policy.mou import Mou
+
+__all__ = [
+    "SAMPLE_TEMPLATE_RESOURCE",
+    "MouTemplate",
+    "PartyKeys",
+    "load_mou_template",
+    "load_sample_template",
+    "parse_mou_template",
+]
+
+#: Package resource holding the sample CA-RCMP / US-DHS template.
+SAMPLE_TEMPLATE_RESOURCE: Final = "data/mou/ca-us-demo.toml"
+
+_KEY_MEMBERS = ("verify_key", "sealing_key", "tls_cert_sha256")
+
+
+@dataclass(frozen=True, slots=True)
+class PartyKeys:
+    """The public keys one party brings: Ed25519 verify key, X25519 sealing key, and the
+    SHA-256 of its TLS certificate (DER). Raises ``ValueError`` for a fingerprint that is not
+    32 bytes."""
+
+    verify_key: VerifyKey
+    sealing_key: SealingPublicKey
+    tls_cert_sha256: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tls_cert_sha256, bytes) or len(self.tls_cert_sha256) != 32:
+            raise ValueError("tls_cert_sha256 must be 32 bytes")
+
+    def as_members(self) -> dict[str, str]:
+        return {
+            "verify_key": bytes(self.verify_key).hex(),
+            "sealing_key": bytes(self.sealing_key).hex(),
+            "tls_cert_sha256": self.tls_cert_sha256.hex(),
+        }
+
+
+def _jsonable(value: object) -> object:
+    """TOML dates as ISO strings, so that a template is plain JSON data whatever its format."""
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _parties(doc: dict[str, object]) -> list[dict[str, object]]:
+    raw = doc.get("parties")
+    return [p for p in raw if isinstance(p, dict)] if isinstance(raw, list) else []
+
+
+@dataclass(frozen=True, slots=True)
+class MouTemplate:
+    """A checked MOU template. ``document`` is its JSON text (dates as ``YYYY-MM-DD``)."""
+
+    document: str
+
+    @property
+    def agency_ids(self) -> tuple[str, ...]:
+        doc = json.loads(self.document)
+        return tuple(str(p.get("agency_id")) for p in _parties(doc))
+
+    def fill(
+        self,
+        keys: Mapping[str, PartyKeys],
+        *,
+        schema_digest: bytes | None = None,
+        valid_from: datetime.date | None = None,
+        valid_until: datetime.date | None = None,
+    ) -> Mou:
+        """The MOU with ``keys`` (by agency id) and the optional members filled in.
+
+        ``schema_digest`` is :func:`~xlink.linkage.schema.schema_digest` of the linkage schema
+        named in ``linkage``; ``valid_from``/``valid_until`` replace the template's dates.
+        Raises ``ValueError`` for keys of an agency the template does not name, and
+        :class:`~xlink.errors.SchemaError` when the result is not a valid MOU (a party left
+        without keys, the schema digest still missing ...).
+        """
+        doc = json.loads(self.document)
+        named = set(self.agency_ids)
+        unknown = sorted(set(keys) - named)
+        if unknown:
+            raise ValueError("keys given for agencies the template does not name")
+        for party in _parties(doc):
+            agency_keys = keys.get(str(party.get("agency_id")))
+            if agency_keys is not None:
+                party.update(agency_keys.as_members())
+        if schema_digest is not None:
+            if not isinstance(schema_digest, bytes) or len(schema_digest) != 32:
+                raise ValueError("schema_digest must be 32 bytes")
+            linkage = doc.get("linkage")
+            if isinstance(linkage, dict):
+                linkage["schema_digest"] = schema_digest.hex()
+        if valid_from is not None:
+            doc["valid_from"] = valid_from.isoformat()
+        if valid_until is not None:
+            doc["valid_until"] = valid_until.isoformat()
+        return validate_mou(doc)
+
+
+def _placeholder_filled(doc: dict[str, object]) -> dict[str, object]:
+    trial = copy.deepcopy(doc)
+    for i, party in enumerate(_parties(trial)):
+        seed = bytes([i + 1]) * 32
+        stand_in = PartyKeys(SigningKey(seed).verify_key, SealingKey(seed).public_key, seed)
+        for member, value in stand_in.as_members().items():
+            party.setdefault(member, value)
+    linkage = trial.get("linkage")
+    if isinstance(linkage, dict):
+        linkage.setdefault("schema_digest", "00" * 32)
+    return trial
+
+
+def parse_mou_template(text: str | bytes, fmt: str) -> MouTemplate:
+    """Parse a template (``"json"`` or ``"toml"``) and check everything but the missing keys.
+
+    Raises :class:`~xlink.errors.SchemaError` listing every problem (a template carries no
+    ``signatures``; an unknown ``fmt`` included).
+    """
+    data = _jsonable(parse_document(text, fmt))
+    if not isinstance(data, dict):
+        raise SchemaError(["mou: must be a table/object"])
+    if "signatures" in data:
+        raise SchemaError(["signatures: a template is not signed (sign the filled MOU)"])
+    validate_mou(_placeholder_filled(data))
+    return MouTemplate(json.dumps(data, ensure_ascii=False, sort_keys=True))
+
+
+def load_mou_template(path: str | Path) -> MouTemplate:
+    """Read a ``.json`` or ``.toml`` template file (errors as :func:`parse_mou_template`)."""
+    fmt = format_of(path)
+    return parse_mou_template(Path(path).read_bytes(), fmt)
+
+
+def load_sample_template() -> MouTemplate:
+    """The sample CA-RCMP / US-DHS template shipped as ``xlink/data/mou/ca-us-demo.toml``."""
+    text = resources.files("xlink").joinpath(SAMPLE_TEMPLATE_RESOURCE).read_text("utf-8")
+    return parse_mou_template(text, "toml")
