@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Secure cross-border intelligence exchange: private matching of person "
         "records, release under MOU caveats.",
         epilog="Exit codes: 0 ok, 1 rows rejected under --strict, 2 usage, 3 bad input, "
-        "4 protocol abort, 5 policy refusal, 6 evaluation target missed, 70 internal error.",
+        "4 protocol abort, 5 policy refusal, 6 evaluation target missed, 7 audit log tampered, "
+        "70 internal error.",
     )
     parser.add_argument("--version", action="version", version=f"xlink {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
