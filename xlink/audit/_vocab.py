@@ -54,7 +54,7 @@ class FieldType(Enum):
     COUNT = "count"  # int, 0 .. 2**63-1 (bool refused)
     ID16 = "id16"  # 16 bytes as 32 lowercase hex digits: session ids, handles, fingerprints
     DIGEST = "digest"  # 32 bytes as 64 lowercase hex digits: SHA-256 digests
-    IDENT = "ident"  # agency or MOU id: [A-Za-z0-9][A-Za-z0-9._:-]{0,63}
+    IDENT = "ident"  # agency or MOU id, category: [A-Za-z0-9][A-Za-z0-9._:-]{0,63}
     PURPOSE = "purpose"  # [a-z][a-z0-9_-]{0,47}
     REASON = "reason"  # machine-readable reason code: [a-z][a-z0-9_.-]{0,63}
     ABORT_CODE = "abort_code"  # an AbortCode member name
@@ -68,7 +68,7 @@ class FieldType(Enum):
 _PATTERNS: Final[dict[FieldType, re.Pattern[str]]] = {
     FieldType.ID16: re.compile(r"[0-9a-f]{32}"),
     FieldType.DIGEST: re.compile(r"[0-9a-f]{64}"),
-    FieldType.IDENT: re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}"),
+    FieldType.IDENT: re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}"),
     FieldType.PURPOSE: re.compile(r"[a-z][a-z0-9_-]{0,47}"),
     FieldType.REASON: re.compile(r"[a-z][a-z0-9_.-]{0,63}"),
 }

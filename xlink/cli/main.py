@@ -19,7 +19,15 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from xlink.cli import cmd_audit, cmd_demo, cmd_eval, cmd_prepare, cmd_schema
+    from xlink.cli import (
+        cmd_audit,
+        cmd_demo,
+        cmd_eval,
+        cmd_prepare,
+        cmd_releases,
+        cmd_schema,
+        cmd_source,
+    )
 
     parser = argparse.ArgumentParser(
         prog="xlink",
@@ -31,7 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"xlink {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (cmd_prepare, cmd_eval, cmd_schema, cmd_demo, cmd_audit):
+    for module in (
+        cmd_prepare,
+        cmd_eval,
+        cmd_schema,
+        cmd_demo,
+        cmd_releases,
+        cmd_source,
+        cmd_audit,
+    ):
         module.register(sub)
     return parser
 

@@ -1,0 +1,99 @@
+"""``xlink releases`` and ``xlink source resolve`` (registered here on a bare parser: the
+lead wires them into xlink.cli.main)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+from _release_support import APPROVER, MOU, SIGNING, T0, release_record
+
+from xlink.audit import AuditEvent, AuditLog
+from xlink.cli import cmd_releases, cmd_source
+from xlink.cli.exitcodes import ExitCode
+from xlink.crypto.rand import DeterministicRandom
+from xlink.errors import InputError
+from xlink.release import ApprovalQueue, SourceHandleKey, make_source_handle
+
+NOW = "2026-03-01T12:00:00+00:00"
+DATA = Path(__file__).resolve().parents[2] / "xlink" / "data"
+
+
+def _run(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="xlink")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cmd_releases.register(sub)
+    cmd_source.register(sub)
+    args = parser.parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+@pytest.fixture
+def queue_file(tmp_path: Path) -> Path:
+    path = tmp_path / "queue.db"
+    with ApprovalQueue.open(path) as q:
+        for i in (1, 2):
+            record = release_record(release_id=DeterministicRandom(i)(16))
+            q.enqueue(record, record_id=f"CAWL-{i}", mou=MOU, now=T0)
+    return path
+
+
+def test_pending_approve_deny(queue_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    q = str(queue_file)
+    assert _run("releases", "pending", "--queue", q, "--now", NOW) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert "2 release(s)" in out and "CAWL-1" in out and "deadline 2026-03-03T12:00" in out
+    assert "OVERDUE" not in out
+    assert _run("releases", "pending", "--queue", q, "--now", "2026-03-04T00:00:00+00:00") == 0
+    assert capsys.readouterr().out.count("OVERDUE") == 2
+    assert _run("releases", "approve", "1", "--queue", q, "--approver", APPROVER, "--now", NOW) == 0
+    assert "release 1 approved" in capsys.readouterr().out
+    audit, key = queue_file.parent / "audit.db", queue_file.parent / "audit.key"
+    key.write_text(SIGNING["CA-RCMP"].seed().hex())
+    code = _run(
+        "releases", "deny", "2", "--reason", "insufficient-grounds", "--queue", q,
+        "--approver", APPROVER, "--audit", str(audit), "--audit-key", str(key), "--json",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "DENIED"
+    with AuditLog.open(audit, signing_key=None) as log:
+        assert [e.kind for e in log.entries()] == [AuditEvent.RELEASE_DENIED]
+    assert _run("releases", "pending", "--queue", q, "--json", "--now", NOW) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    with pytest.raises(InputError):
+        _run("releases", "approve", "2", "--queue", q, "--approver", APPROVER)
+    with pytest.raises(InputError):
+        _run("releases", "approve", "9", "--queue", q, "--approver", "bob")
+    with pytest.raises(InputError):
+        _run("releases", "pending", "--queue", str(queue_file.parent / "nope.db"))
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["releases", "--help"],
+        ["releases", "deny", "--help"],
+        ["source", "resolve", "--help"],
+    ):
+        with pytest.raises(SystemExit) as exc:
+            _run(*argv)
+        assert exc.value.code == 0
+    assert "--key-file" in capsys.readouterr().out
+
+
+def test_source_resolve(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key = SourceHandleKey(b"\x05" * 32)
+    key_file = tmp_path / "handle.key"
+    key_file.write_text(key.secret().hex())
+    handle = make_source_handle(key, "RCMP-SRC-4994", DeterministicRandom("cli"))
+    files = [str(DATA / "ca_watchlist.csv"), str(DATA / "ca_sex_offenders.csv")]
+    assert _run("source", "resolve", handle.hex(), "--key-file", str(key_file), *files) == 0
+    assert capsys.readouterr().out.strip() == "RCMP-SRC-4994"
+    other = make_source_handle(key, "FBI-SRC-0001", DeterministicRandom("cli"))
+    code = _run("source", "resolve", other.hex(), "--key-file", str(key_file), *files, "--json")
+    assert code == ExitCode.INPUT
+    assert json.loads(capsys.readouterr().out)["resolved"] is False
+    with pytest.raises(InputError):
+        _run("source", "resolve", "abcd", "--key-file", str(key_file), *files)

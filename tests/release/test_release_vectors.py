@@ -1,0 +1,106 @@
+"""The release vectors: the file equals what the generator produces, every valid vector is
+reproduced and opens, every invalid one is refused with its named error (spec §9)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from xlink.crypto.keys import SealingKey, SigningKey
+from xlink.errors import DecryptionError, PolicyDenied
+from xlink.policy import parse_mou
+from xlink.release import (
+    ReleaseRejected,
+    SealedRelease,
+    SourceHandleKey,
+    decode_release,
+    encode_release,
+    open_release,
+    release_digest,
+    resolve_source_handle,
+    verify_receipt,
+)
+from xlink.release._codec import pack
+
+ROOT = Path(__file__).resolve().parents[2]
+PATH = ROOT / "protocols" / "vectors" / "release-v1" / "release.json"
+DOC: dict[str, Any] = json.loads(PATH.read_text())
+MOU = parse_mou(json.dumps(DOC["mou"]), "json").mou
+KEYS = DOC["keys"]
+ORIGINATOR = SigningKey(bytes.fromhex(KEYS["originator_signing_seed"])).verify_key
+RECIPIENT_SEALING = SealingKey(bytes.fromhex(KEYS["recipient_sealing_secret"]))
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "generate_release_vectors", ROOT / "protocols" / "generate_release_vectors.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_file_equals_regenerated_vectors() -> None:
+    assert _generator().build_vectors() == PATH.read_text()
+
+
+def test_mou_digest_and_keys_agree() -> None:
+    from xlink.policy import mou_digest
+
+    assert mou_digest(MOU).hex() == DOC["mou_digest"]
+    assert MOU.party(KEYS["originator"]).verify_key == ORIGINATOR
+
+
+@pytest.mark.parametrize("case", DOC["valid"], ids=lambda c: c["name"])
+def test_valid(case: dict[str, Any]) -> None:
+    encoded = bytes.fromhex(case["encoded"])
+    record = decode_release(encoded)
+    assert encode_release(record) == encoded
+    assert dict(record.fields) == {k: tuple(v) for k, v in case["release"]["fields"].items()}
+    assert record.release_id.hex() == case["release"]["release_id"]
+    digest = release_digest(encoded)
+    assert digest.hex() == case["digest"]
+    signature = bytes.fromhex(case["signature"])
+    ORIGINATOR.verify(signature, digest)
+    assert pack([encoded, signature]).hex() == case["envelope"]
+    session = bytes.fromhex(case["session_id"])
+    opened = open_release(
+        bytes.fromhex(case["sealed"]), RECIPIENT_SEALING, mou=MOU, expected_session_id=session
+    )
+    assert opened == record
+    key = SourceHandleKey(bytes.fromhex(KEYS["source_handle_key"]))
+    assert (
+        resolve_source_handle(record.source_handle, key, [case["source_id"], "x"])
+        == (case["source_id"])
+    )
+    sealed = SealedRelease(
+        record.release_id, session, digest, record.originator, record.recipient, "", b""
+    )
+    got = verify_receipt(bytes.fromhex(case["receipt"]), mou=MOU, release=sealed)
+    assert int(got.received_at.timestamp() * 1_000_000) == case["receipt_received_at_us"]
+
+
+@pytest.mark.parametrize("case", DOC["invalid"], ids=lambda c: c["name"])
+def test_invalid(case: dict[str, Any]) -> None:
+    sealed = RECIPIENT_SEALING.public_key.seal(bytes.fromhex(case["envelope"]))
+    session = bytes.fromhex(case["expected_session_id"])
+    errors: dict[str, type[Exception]] = {
+        "DecryptionError": DecryptionError,
+        "ReleaseRejected": ReleaseRejected,
+        "PolicyDenied": PolicyDenied,
+    }
+    with pytest.raises(errors[case["error"]]) as exc:
+        open_release(sealed, RECIPIENT_SEALING, mou=MOU, expected_session_id=session)
+    if case["error"] == "ReleaseRejected":
+        assert isinstance(exc.value, ReleaseRejected) and exc.value.reason == case["reason"]
+    if case["error"] == "PolicyDenied":
+        assert isinstance(exc.value, PolicyDenied)
+        assert list(exc.value.reasons) == case["reasons"]

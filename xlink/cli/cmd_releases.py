@@ -1,0 +1,178 @@
+"""``xlink releases pending|approve|deny``: the two-step release queue (docs/release.md)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from xlink.audit import AuditLog
+from xlink.cli._common import emit_json
+from xlink.cli.exitcodes import ExitCode
+from xlink.crypto.keys import SigningKey
+from xlink.errors import InputError
+from xlink.release import ApprovalQueue, QueueError, QueueItem
+
+__all__ = ["register", "run"]
+
+_HEX32 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "releases",
+        help="list, approve or deny releases waiting for approval",
+        description="Work with the approval queue of a two-step (Prüm-style) release: when the "
+        "MOU requires approval, each release waits here until an officer approves or denies "
+        "it, and nothing is sent before. The follow-up deadline is the MOU's follow_up_hours "
+        "after the hit. Exit 0 on success, 3 for an unknown id, an item not pending or an "
+        "unreadable file.",
+    )
+    actions = p.add_subparsers(dest="releases_command", metavar="ACTION", required=True)
+    pending = actions.add_parser(
+        "pending",
+        help="list releases awaiting approval, with their deadlines",
+        description="List releases awaiting approval, earliest deadline first. Each shows "
+        "its queue id, category, the local record id, the follow-up deadline and OVERDUE "
+        "when it has passed.",
+    )
+    approve = actions.add_parser(
+        "approve",
+        help="approve one release",
+        description="Approve a pending release: it is signed, sealed and sent by the next "
+        "release run. Audited as RELEASE_APPROVED when --audit is given.",
+    )
+    deny = actions.add_parser(
+        "deny",
+        help="deny one release",
+        description="Deny a pending release: it is never sent. Audited as RELEASE_DENIED "
+        "when --audit is given.",
+    )
+    for action in (approve, deny):
+        action.add_argument("id", metavar="ID", type=int, help="the queue id (see pending)")
+        action.add_argument(
+            "--approver",
+            required=True,
+            metavar="FINGERPRINT",
+            help="the approving officer's key fingerprint (32 hex digits)",
+        )
+        action.add_argument("--audit", metavar="PATH", help="append the decision to this audit log")
+        action.add_argument(
+            "--audit-key",
+            metavar="FILE",
+            help="file holding the audit log's Ed25519 signing seed (64 hex digits)",
+        )
+    deny.add_argument(
+        "--reason",
+        required=True,
+        metavar="CODE",
+        help="why, as a code such as insufficient-grounds ([a-z][a-z0-9_.-]*)",
+    )
+    for action in (pending, approve, deny):
+        action.add_argument("--queue", required=True, metavar="PATH", help="the queue file")
+        action.add_argument(
+            "--now",
+            metavar="ISO8601",
+            help="the time to use instead of the clock (with a UTC offset)",
+        )
+        action.add_argument("--json", action="store_true", help="print JSON")
+        action.set_defaults(handler=run)
+
+
+def _now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError("--now: not an ISO 8601 date and time") from None
+    if when.tzinfo is None:
+        raise InputError("--now: give a UTC offset (2026-03-01T12:00:00+00:00)")
+    return when
+
+
+def _signing_key(path: str) -> SigningKey:
+    try:
+        raw = Path(path).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        raise InputError(f"--audit-key: cannot read {path}") from None
+    if not _HEX32.fullmatch(raw):
+        raise InputError(f"--audit-key: {path} does not hold 64 hex digits")
+    return SigningKey(bytes.fromhex(raw))
+
+
+@contextlib.contextmanager
+def _open(args: argparse.Namespace) -> Iterator[ApprovalQueue]:
+    path = Path(args.queue)
+    if not path.is_file():
+        raise InputError(f"{args.queue}: no such queue file")
+    audit_path = getattr(args, "audit", None)
+    key_path = getattr(args, "audit_key", None)
+    if (audit_path is None) != (key_path is None):
+        raise InputError("--audit and --audit-key go together")
+    with contextlib.ExitStack() as stack:
+        audit = None
+        if audit_path is not None and key_path is not None:
+            audit = stack.enter_context(
+                AuditLog.open(audit_path, signing_key=_signing_key(key_path))
+            )
+        yield stack.enter_context(ApprovalQueue.open(path, audit=audit))
+
+
+def _as_json(item: QueueItem) -> dict[str, object]:
+    return {
+        "id": item.item_id,
+        "release_id": item.release_id.hex(),
+        "session_id": item.session_id.hex(),
+        "record_id": item.record_id,
+        "category": item.category,
+        "recipient": item.recipient,
+        "queued_at": item.queued_at.isoformat(),
+        "deadline": item.deadline.isoformat(),
+        "overdue": item.overdue,
+        "state": item.state.value,
+        "approver": item.approver,
+        "reason": item.reason,
+    }
+
+
+def _line(item: QueueItem) -> str:
+    late = "  OVERDUE" if item.overdue else ""
+    return (
+        f"{item.item_id:>5}  {item.category:<13} {item.record_id:<20} -> {item.recipient:<10}"
+        f" deadline {item.deadline.isoformat(timespec='minutes')}{late}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    now = _now(args.now)
+    with _open(args) as queue:
+        try:
+            if args.releases_command == "pending":
+                items = queue.pending(now)
+                if args.json:
+                    emit_json([_as_json(i) for i in items])
+                elif not items:
+                    print("no releases awaiting approval")
+                else:
+                    print(f"{len(items)} release(s) awaiting approval:")
+                    for item in items:
+                        print(_line(item))
+                return ExitCode.OK
+            if args.releases_command == "approve":
+                item = queue.approve(args.id, args.approver, now=now)
+            else:
+                item = queue.deny(args.id, args.approver, args.reason, now=now)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        except QueueError as exc:
+            raise InputError(str(exc)) from None
+    if args.json:
+        emit_json(_as_json(item))
+    else:
+        print(f"release {item.item_id} {item.state.value.lower()}")
+    return ExitCode.OK

@@ -1,0 +1,87 @@
+"""``xlink source resolve``: which of our sources a release's source handle stands for
+(docs/release.md, "Source protection")."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from xlink.cli._common import emit_json
+from xlink.cli.exitcodes import ExitCode
+from xlink.errors import InputError
+from xlink.prepare import load_records
+from xlink.release import SOURCE_HANDLE_SIZE, SourceHandleKey, resolve_source_handle
+
+__all__ = ["register", "run"]
+
+_HEX_HANDLE = re.compile(f"[0-9a-fA-F]{{{2 * SOURCE_HANDLE_SIZE}}}")
+_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "source",
+        help="resolve a source handle (originator only)",
+        description="Source handles stand in for the source of each released record. Only "
+        "the originator, holding its source-handle key and its own record files, can tell "
+        "which source a handle stands for.",
+    )
+    actions = p.add_subparsers(dest="source_command", metavar="ACTION", required=True)
+    r = actions.add_parser(
+        "resolve",
+        help="find the source a handle stands for",
+        description="Check HANDLE against every source id in FILE... with the source-handle "
+        "key. Prints the source id. Exit 0 when resolved, 3 when no source in the files "
+        "matches (or a file or the key cannot be read).",
+    )
+    r.add_argument("handle", metavar="HANDLE", help=f"{2 * SOURCE_HANDLE_SIZE} hex digits")
+    r.add_argument(
+        "--key-file",
+        required=True,
+        metavar="PATH",
+        help="file holding the agency's source-handle key (64 hex digits)",
+    )
+    r.add_argument("files", nargs="+", metavar="FILE", help="the agency's record files")
+    r.add_argument("--json", action="store_true", help="print JSON")
+    r.set_defaults(handler=run)
+
+
+def _key(path: str) -> SourceHandleKey:
+    try:
+        raw = Path(path).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        raise InputError(f"--key-file: cannot read {path}") from None
+    if not _HEX_KEY.fullmatch(raw):
+        raise InputError(f"--key-file: {path} does not hold 64 hex digits")
+    return SourceHandleKey(bytes.fromhex(raw))
+
+
+def run(args: argparse.Namespace) -> int:
+    if not _HEX_HANDLE.fullmatch(args.handle):
+        raise InputError(f"HANDLE must be {2 * SOURCE_HANDLE_SIZE} hex digits")
+    key = _key(args.key_file)
+    candidates: set[str] = set()
+    without_source = 0
+    for path in args.files:
+        for record in load_records(path).records:
+            if record.source is None:
+                without_source += 1
+            else:
+                candidates.add(record.source.source_id)
+    if without_source:
+        candidates.add("")  # a record without a source gets a handle over the empty id
+    found = resolve_source_handle(bytes.fromhex(args.handle), key, sorted(candidates))
+    if args.json:
+        emit_json(
+            {"handle": args.handle.lower(), "resolved": found is not None, "source_id": found}
+        )
+    elif found is None:
+        print("not resolved: no source in these files matches the handle", file=sys.stderr)
+    elif found == "":
+        print("(a record without source metadata)")
+    else:
+        print(found)
+    return ExitCode.OK if found is not None else ExitCode.INPUT

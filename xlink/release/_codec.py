@@ -1,0 +1,164 @@
+"""Canonical msgpack for release objects, the way the PSI codec does it (spec: xlink-release-v1
+§4; xlink-psi-v1 §6.2): one version byte, one msgpack array, minimal widths, ``bin`` for bytes,
+``str`` for text, no maps, no ext types, no trailing bytes; a decoded object is re-encoded and
+must give back the same bytes, so every object has exactly one encoding.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NoReturn
+
+import msgpack
+
+from xlink.errors import ProtocolError
+
+__all__ = [
+    "MAX_ENVELOPE_SIZE",
+    "RELEASE_VERSION",
+    "ReleaseRejected",
+    "lp",
+    "pack",
+    "unpack",
+]
+
+RELEASE_VERSION: Final = 1
+"""The first byte of every release record, signed release and receipt."""
+
+MAX_ENVELOPE_SIZE: Final = 64 * 1024
+"""Largest encoded release, signed release or receipt, in bytes (spec §4.3)."""
+
+MAX_STR_BYTES: Final = 16384
+MAX_ARRAY_ITEMS: Final = 1024
+
+
+class ReleaseRejected(ProtocolError):
+    """A release or receipt cannot be accepted; ``reason`` is a machine-readable code
+    (spec §7): ``malformed``, ``truncated``, ``too-large``, ``unsupported-version``,
+    ``wrong-originator``, ``wrong-recipient``, ``mou-mismatch``, ``wrong-session``,
+    ``wrong-release``."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"release rejected: {reason}")
+
+
+def lp(data: bytes) -> bytes:
+    """``len(data)`` as 4 bytes big-endian, then ``data`` (spec §2)."""
+    return len(data).to_bytes(4, "big") + data
+
+
+def pack(body: list[object]) -> bytes:
+    """Version byte + canonical msgpack of ``body``."""
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
+    return bytes([RELEASE_VERSION]) + packed
+
+
+def _reject_ext(code: int, data: bytes) -> NoReturn:
+    raise ValueError("msgpack ext types are not allowed")
+
+
+class _Truncated(Exception):
+    pass
+
+
+def unpack(data: bytes) -> list[object]:
+    """The top-level array of an encoded object, or :class:`ReleaseRejected` (``too-large``,
+    ``malformed``, ``unsupported-version``, ``truncated``). The caller checks the items and
+    then that :func:`pack` gives back ``data`` (canonical form)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError("an encoded release object is bytes")
+    data = bytes(data)
+    if len(data) > MAX_ENVELOPE_SIZE:
+        raise ReleaseRejected("too-large")
+    if not data:
+        raise ReleaseRejected("malformed")
+    if data[0] != RELEASE_VERSION:
+        raise ReleaseRejected("unsupported-version")
+    unpacker = msgpack.Unpacker(
+        raw=False,
+        use_list=True,
+        strict_map_key=True,
+        ext_hook=_reject_ext,
+        timestamp=0,
+        max_buffer_size=MAX_ENVELOPE_SIZE,
+        max_str_len=MAX_STR_BYTES,
+        max_bin_len=MAX_ENVELOPE_SIZE,
+        max_array_len=MAX_ARRAY_ITEMS,
+        max_map_len=0,
+        max_ext_len=0,
+    )
+    try:
+        unpacker.feed(data[1:])
+        try:
+            body = unpacker.unpack()
+        except msgpack.OutOfData:
+            raise _Truncated from None
+        trailing = unpacker.tell() != len(data) - 1
+    except _Truncated:
+        raise ReleaseRejected("truncated") from None
+    except Exception:  # anything msgpack raises on untrusted bytes is the sender's fault
+        raise ReleaseRejected("malformed") from None
+    if trailing or type(body) is not list:
+        raise ReleaseRejected("malformed")
+    return body
+
+
+class Reader:
+    """Typed access to the items of a decoded array; any mismatch is ``malformed``."""
+
+    __slots__ = ("_items", "_pos")
+
+    def __init__(self, items: list[object], count: int) -> None:
+        if len(items) != count:
+            raise ReleaseRejected("malformed")
+        self._items = items
+        self._pos = 0
+
+    def _next(self) -> object:
+        value = self._items[self._pos]
+        self._pos += 1
+        return value
+
+    def bin(self, size: int | None = None) -> bytes:
+        value = self._next()
+        if type(value) is not bytes or (size is not None and len(value) != size):
+            raise ReleaseRejected("malformed")
+        return value
+
+    def text(self, max_bytes: int, *, min_bytes: int = 0) -> str:
+        value = self._next()
+        if type(value) is not str:
+            raise ReleaseRejected("malformed")
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ReleaseRejected("malformed") from None
+        if not min_bytes <= size <= max_bytes:
+            raise ReleaseRejected("malformed")
+        return value
+
+    def uint(self, maximum: int) -> int:
+        value = self._next()
+        if type(value) is not int or not 0 <= value <= maximum:
+            raise ReleaseRejected("malformed")
+        return value
+
+    def boolean(self) -> bool:
+        value = self._next()
+        if type(value) is not bool:
+            raise ReleaseRejected("malformed")
+        return value
+
+    def array(self, max_items: int, *, min_items: int = 0) -> list[object]:
+        value = self._next()
+        if type(value) is not list or not min_items <= len(value) <= max_items:
+            raise ReleaseRejected("malformed")
+        return value
+
+    def optional_array(self, count: int) -> list[object] | None:
+        value = self._next()
+        if value is None:
+            return None
+        if type(value) is not list or len(value) != count:
+            raise ReleaseRejected("malformed")
+        return value
