@@ -44,7 +44,7 @@ from xlink.release import (
     release_digest,
     sign_release,
 )
-from xlink.release._codec import pack
+from xlink.release.codec import pack
 
 OUT = Path(__file__).resolve().parent / "vectors" / "release-v1" / "release.json"
 CA, US = "CA-RCMP", "US-DHS"

@@ -41,7 +41,7 @@ from xlink.release import (
     sign_release,
     verify_receipt,
 )
-from xlink.release._codec import pack
+from xlink.release.codec import pack
 
 
 def _sealed(record: ReleaseRecord, key: SigningKey | None = None) -> SealedRelease:

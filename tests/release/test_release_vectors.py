@@ -26,7 +26,7 @@ from xlink.release import (
     resolve_source_handle,
     verify_receipt,
 )
-from xlink.release._codec import pack
+from xlink.release.codec import pack
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH = ROOT / "protocols" / "vectors" / "release-v1" / "release.json"

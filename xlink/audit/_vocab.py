@@ -44,6 +44,10 @@ class AuditEvent(Enum):
     RECEIPT_RECEIVED = "receipt_received"
     RECORD_READ = "record_read"
     PURGE = "purge"
+    READ_DENIED = "read_denied"
+    CONSENT_ISSUED = "consent_issued"
+    ONWARD_SHARED = "onward_shared"
+    ONWARD_DENIED = "onward_denied"
     MOU_ACCEPTED = "mou_accepted"
     KEY_EVENT = "key_event"
 
@@ -90,6 +94,7 @@ FIELDS: Final[Mapping[str, FieldType]] = {
     "handle": FieldType.ID16,
     "fingerprint": FieldType.ID16,
     "approver": FieldType.ID16,  # the approving officer's signing-key fingerprint, not a name
+    "reader": FieldType.ID16,  # the reading officer's signing-key fingerprint, not a name
     "digest": FieldType.DIGEST,
     "mou_digest": FieldType.DIGEST,
     "schema_digest": FieldType.DIGEST,
@@ -132,8 +137,13 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     E.RELEASE_RECEIVED: (frozenset({"session", "handle", "digest", "peer"}), frozenset()),
     E.RECEIPT_SENT: (frozenset({"session", "handle", "digest"}), frozenset()),
     E.RECEIPT_RECEIVED: (frozenset({"session", "handle", "digest"}), frozenset()),
-    E.RECORD_READ: (frozenset({"handle", "purpose"}), frozenset({"session"})),
-    E.PURGE: (frozenset({"handle", "reason"}), frozenset({"session"})),
+    E.RECORD_READ: (frozenset({"handle", "purpose"}), frozenset({"session", "reader"})),
+    # One PURGE per record removed (handle, session), and one per purge run (records: count).
+    E.PURGE: (frozenset({"reason"}), frozenset({"handle", "session", "records"})),
+    E.READ_DENIED: (frozenset({"handle", "reason"}), frozenset({"session", "reader"})),
+    E.CONSENT_ISSUED: (frozenset({"handle", "peer", "purpose"}), frozenset({"session"})),
+    E.ONWARD_SHARED: (frozenset({"handle", "peer"}), frozenset({"session", "purpose"})),
+    E.ONWARD_DENIED: (frozenset({"handle", "peer", "reason"}), frozenset({"session"})),
     E.MOU_ACCEPTED: (frozenset({"mou", "mou_digest", "peer"}), frozenset()),
     E.KEY_EVENT: (frozenset({"action", "key_type", "fingerprint"}), frozenset({"mou"})),
 }

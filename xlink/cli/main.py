@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_releases,
         cmd_schema,
         cmd_source,
+        cmd_store,
     )
 
     parser = argparse.ArgumentParser(
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_schema,
         cmd_demo,
         cmd_releases,
+        cmd_store,
         cmd_source,
         cmd_audit,
     ):

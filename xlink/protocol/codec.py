@@ -10,10 +10,7 @@ no trailing bytes). Any untrusted input that is not such an encoding raises
 
 from __future__ import annotations
 
-from typing import NoReturn
-
-import msgpack
-
+from xlink import canonical
 from xlink.errors import RemoteProtocolError
 from xlink.protocol import limits as L
 from xlink.protocol.abort import AbortCode
@@ -35,10 +32,6 @@ class _Invalid(Exception):
     """A field failed its check; carries a reason that never quotes the value."""
 
 
-def _reject_ext(code: int, data: bytes) -> NoReturn:
-    raise _Invalid("msgpack ext types are not allowed")
-
-
 def encode_message(message: Message) -> bytes:
     """Return the canonical bytes of ``message`` (spec §6.2). Raises ``ValueError`` if a field
     is outside its limits (a bug in the caller, never the peer)."""
@@ -50,8 +43,7 @@ def encode_message(message: Message) -> bytes:
     except _Invalid as exc:
         raise ValueError(f"{message.TYPE.name}: {exc}") from None
     body = [int(message.TYPE), *(list(v) if isinstance(v, tuple) else v for v in values)]
-    packed: bytes = msgpack.packb(body, use_bin_type=True)
-    data = bytes([L.PROTOCOL_VERSION]) + packed
+    data = canonical.pack(L.PROTOCOL_VERSION, body)
     if len(data) > L.MAX_MESSAGE_SIZE:
         raise ValueError(f"{message.TYPE.name}: message larger than MAX_MESSAGE_SIZE")
     return data
@@ -82,10 +74,16 @@ def decode_message(data: bytes) -> Message:
     if data[0] != L.PROTOCOL_VERSION:
         raise RemoteProtocolError(AbortCode.UNSUPPORTED_VERSION, "unsupported protocol version")
     try:
-        body = _unpack(data[1:])
-    except _Truncated:
+        body = canonical.unpack(
+            data[1:],
+            max_size=L.MAX_MESSAGE_SIZE,
+            max_str=L.MAX_DETAIL_BYTES,
+            max_bin=L.MAX_CHUNK_ELEMENTS * 32,
+            max_array=L.MAX_RECORDS_PER_REVEAL,
+        )
+    except canonical.Truncated:
         raise RemoteProtocolError(AbortCode.TRUNCATED, "message body is truncated") from None
-    except Exception:  # any failure inside msgpack on untrusted bytes is the peer's fault
+    except canonical.Malformed:
         raise RemoteProtocolError(AbortCode.MALFORMED_MESSAGE, "not a valid msgpack body") from None
     if type(body) is not list or not body:
         raise RemoteProtocolError(AbortCode.MALFORMED_MESSAGE, "body is not a non-empty array")
@@ -113,34 +111,6 @@ def decode_message(data: bytes) -> Message:
     if encode_message(message) != data:
         raise RemoteProtocolError(AbortCode.MALFORMED_MESSAGE, f"{mtype.name}: non-canonical")
     return message
-
-
-class _Truncated(Exception):
-    pass
-
-
-def _unpack(body: bytes) -> object:
-    unpacker = msgpack.Unpacker(
-        raw=False,
-        use_list=True,
-        strict_map_key=True,
-        ext_hook=_reject_ext,
-        timestamp=0,
-        max_buffer_size=L.MAX_MESSAGE_SIZE,
-        max_str_len=L.MAX_DETAIL_BYTES,
-        max_bin_len=L.MAX_CHUNK_ELEMENTS * 32,
-        max_array_len=L.MAX_RECORDS_PER_REVEAL,
-        max_map_len=0,
-        max_ext_len=0,
-    )
-    unpacker.feed(body)
-    try:
-        obj = unpacker.unpack()
-    except msgpack.OutOfData:
-        raise _Truncated from None
-    if unpacker.tell() != len(body):
-        raise _Invalid("trailing bytes")
-    return obj
 
 
 def _check_field(field: Field, value: object) -> object:

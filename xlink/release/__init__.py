@@ -18,7 +18,7 @@ and recipient side::
 
 from __future__ import annotations
 
-from xlink.release._codec import MAX_ENVELOPE_SIZE, RELEASE_VERSION, ReleaseRejected
+from xlink.release.codec import MAX_ENVELOPE_SIZE, RELEASE_VERSION, ReleaseRejected
 from xlink.release.handles import (
     SOURCE_HANDLE_DST,
     SOURCE_HANDLE_SIZE,

@@ -14,7 +14,7 @@ from typing import Final
 
 from xlink.crypto.keys import SIGNATURE_SIZE, SigningKey
 from xlink.policy.mou import Mou
-from xlink.release._codec import Reader, ReleaseRejected, lp, pack, unpack
+from xlink.release.codec import Reader, ReleaseRejected, lp, pack, unpack
 from xlink.release.record import (
     DIGEST_SIZE,
     ID_SIZE,

@@ -20,7 +20,7 @@ from typing import Final, TypeVar
 from xlink.crypto.keys import SIGNATURE_SIZE, SigningKey
 from xlink.policy.mou import Caveats, PermittedAction, Tlp
 from xlink.records.model import Category, Grading, HandlingCode
-from xlink.release._codec import Reader, ReleaseRejected, lp, pack, unpack
+from xlink.release.codec import Reader, ReleaseRejected, lp, pack, unpack
 from xlink.release.handles import SOURCE_HANDLE_SIZE
 from xlink.release.policy import grading_from_wire, grading_to_wire
 

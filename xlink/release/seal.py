@@ -12,7 +12,7 @@ from xlink.decide import DecidedMatch
 from xlink.errors import PolicyDenied
 from xlink.policy.document import mou_digest
 from xlink.policy.mou import Mou
-from xlink.release._codec import ReleaseRejected
+from xlink.release.codec import ReleaseRejected
 from xlink.release.policy import (
     DENY_CATEGORY_NOT_ALLOWED,
     DENY_CAVEATS_MISMATCH,

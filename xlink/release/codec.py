@@ -6,10 +6,9 @@ must give back the same bytes, so every object has exactly one encoding.
 
 from __future__ import annotations
 
-from typing import Final, NoReturn
+from typing import Final
 
-import msgpack
-
+from xlink import canonical
 from xlink.errors import ProtocolError
 
 __all__ = [
@@ -49,16 +48,7 @@ def lp(data: bytes) -> bytes:
 
 def pack(body: list[object]) -> bytes:
     """Version byte + canonical msgpack of ``body``."""
-    packed: bytes = msgpack.packb(body, use_bin_type=True)
-    return bytes([RELEASE_VERSION]) + packed
-
-
-def _reject_ext(code: int, data: bytes) -> NoReturn:
-    raise ValueError("msgpack ext types are not allowed")
-
-
-class _Truncated(Exception):
-    pass
+    return canonical.pack(RELEASE_VERSION, body)
 
 
 def unpack(data: bytes) -> list[object]:
@@ -74,31 +64,19 @@ def unpack(data: bytes) -> list[object]:
         raise ReleaseRejected("malformed")
     if data[0] != RELEASE_VERSION:
         raise ReleaseRejected("unsupported-version")
-    unpacker = msgpack.Unpacker(
-        raw=False,
-        use_list=True,
-        strict_map_key=True,
-        ext_hook=_reject_ext,
-        timestamp=0,
-        max_buffer_size=MAX_ENVELOPE_SIZE,
-        max_str_len=MAX_STR_BYTES,
-        max_bin_len=MAX_ENVELOPE_SIZE,
-        max_array_len=MAX_ARRAY_ITEMS,
-        max_map_len=0,
-        max_ext_len=0,
-    )
     try:
-        unpacker.feed(data[1:])
-        try:
-            body = unpacker.unpack()
-        except msgpack.OutOfData:
-            raise _Truncated from None
-        trailing = unpacker.tell() != len(data) - 1
-    except _Truncated:
+        body = canonical.unpack(
+            data[1:],
+            max_size=MAX_ENVELOPE_SIZE,
+            max_str=MAX_STR_BYTES,
+            max_bin=MAX_ENVELOPE_SIZE,
+            max_array=MAX_ARRAY_ITEMS,
+        )
+    except canonical.Truncated:
         raise ReleaseRejected("truncated") from None
-    except Exception:  # anything msgpack raises on untrusted bytes is the sender's fault
+    except canonical.Malformed:
         raise ReleaseRejected("malformed") from None
-    if trailing or type(body) is not list:
+    if type(body) is not list:
         raise ReleaseRejected("malformed")
     return body
 

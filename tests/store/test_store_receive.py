@@ -1,0 +1,160 @@
+"""Receiving: every check runs before anything is stored, replays are refused, the record is
+kept sealed at rest, and the receipt verifies at the originator (issue 4 item 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _store_support import (
+    AUDIT_KEY,
+    MOU,
+    OTHER_SIGNING,
+    SEALING,
+    SESSION,
+    T0,
+    US,
+    audit_kinds,
+    make_record,
+    open_store,
+    seal,
+)
+
+from xlink.audit import AuditEvent, AuditLog, verify_log
+from xlink.crypto.keys import SealingKey
+from xlink.errors import DecryptionError, PolicyDenied
+from xlink.records.model import Category
+from xlink.release import ReleaseRejected, verify_receipt
+from xlink.store import ReleaseReplayed, ReleaseStore
+
+
+def _assert_empty(path: Path, audit: AuditLog) -> None:
+    with open_store(path) as store:
+        assert store.list(T0) == ()
+    assert audit_kinds(audit) == []
+
+
+def test_receive_stores_and_returns_a_receipt_the_originator_verifies(tmp_path: Path) -> None:
+    record = make_record()
+    sealed = seal(record)
+    with AuditLog.open(tmp_path / "audit.db", signing_key=AUDIT_KEY) as audit:
+        with open_store(tmp_path / "store.db", audit=audit) as store:
+            receipt = store.receive(sealed, expected_session_id=SESSION, now=T0)
+            assert store.receipt(record.release_id) == receipt
+            (meta,) = store.list(T0)
+        assert audit_kinds(audit) == [AuditEvent.RELEASE_RECEIVED, AuditEvent.RECEIPT_SENT]
+    got = verify_receipt(receipt, mou=MOU, release=sealed)
+    assert got.release_id == record.release_id and got.received_at == T0
+    assert meta.release_id == record.release_id and meta.session_id == SESSION
+    assert meta.category is Category.WATCHLIST and meta.originator == record.originator
+    assert meta.received_at == T0
+    assert (meta.expires_at - T0).days == record.caveats.retention_days == 365
+    assert not meta.expired
+    assert verify_log(tmp_path / "audit.db", AUDIT_KEY.verify_key).ok
+
+
+def test_the_record_is_sealed_at_rest(tmp_path: Path) -> None:
+    record = make_record()
+    with open_store(tmp_path / "store.db") as store:
+        store.receive(seal(record).data, expected_session_id=SESSION, now=T0)
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    values = [v.encode() for vs in record.fields.values() for v in vs if len(v) >= 4]
+    assert values and not any(v in raw for v in values)
+    assert record.release_id in raw  # the index column is there, the content is not
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "reason"),
+    [
+        (lambda: seal(make_record(), key=OTHER_SIGNING), DecryptionError, None),
+        (
+            lambda: seal(make_record(mou_id="OTHER-MOU-2026-001")),
+            ReleaseRejected,
+            "mou-mismatch",
+        ),
+        (lambda: seal(make_record(mou_digest=b"\x00" * 32)), ReleaseRejected, "mou-mismatch"),
+        (lambda: seal(make_record(session_id=b"\x09" * 16)), ReleaseRejected, "wrong-session"),
+        (
+            lambda: seal(make_record(fields={"family_name": ("X",), "source_id": ("S",)})),
+            PolicyDenied,
+            None,
+        ),
+    ],
+    ids=["bad-signature", "wrong-mou-id", "wrong-mou-digest", "wrong-session", "source-field"],
+)
+def test_refused_releases_store_and_audit_nothing(
+    tmp_path: Path, make: object, error: type[Exception], reason: str | None
+) -> None:
+    sealed = make()  # type: ignore[operator]
+    with AuditLog.open(tmp_path / "audit.db", signing_key=AUDIT_KEY) as audit:
+        with open_store(tmp_path / "store.db", audit=audit) as store, pytest.raises(error) as exc:
+            store.receive(sealed, expected_session_id=SESSION, now=T0)
+        if reason is not None:
+            assert getattr(exc.value, "reason", None) == reason
+        _assert_empty(tmp_path / "store.db", audit)
+
+
+def test_a_release_sealed_to_someone_else_is_refused(tmp_path: Path) -> None:
+    to_ca = make_record(sender=US)  # sealed to CA: the US store cannot open it
+    with open_store(tmp_path / "store.db") as store, pytest.raises(DecryptionError):
+        store.receive(seal(to_ca), expected_session_id=SESSION, now=T0)
+
+
+def test_replay_is_refused_and_nothing_changes(tmp_path: Path) -> None:
+    sealed = seal(make_record())
+    with AuditLog.open(tmp_path / "audit.db", signing_key=AUDIT_KEY) as audit:
+        with open_store(tmp_path / "store.db", audit=audit) as store:
+            first = store.receive(sealed, expected_session_id=SESSION, now=T0)
+            with pytest.raises(ReleaseReplayed) as exc:
+                store.receive(sealed, expected_session_id=SESSION, now=T0)
+            assert isinstance(exc.value, ReleaseRejected) and exc.value.reason == "replayed"
+            assert len(store.list(T0)) == 1
+            assert store.receipt(sealed.release_id) == first
+        assert audit_kinds(audit).count(AuditEvent.RELEASE_RECEIVED) == 1
+
+
+def test_an_audit_failure_rolls_the_store_back(tmp_path: Path) -> None:
+    AuditLog.open(tmp_path / "audit.db", signing_key=AUDIT_KEY).close()
+    with (
+        AuditLog.open(tmp_path / "audit.db", signing_key=None) as read_only,
+        open_store(tmp_path / "store.db", audit=read_only) as store,
+    ):
+        with pytest.raises(ValueError, match="read-only"):
+            store.receive(seal(make_record()), expected_session_id=SESSION, now=T0)
+        assert store.list(T0) == ()
+
+
+def test_open_checks_the_keys_against_the_mou(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="sealing key"):
+        ReleaseStore.open(
+            tmp_path / "s.db", mou=MOU, sealing_key=SealingKey(b"\x07" * 32), signing_key=None
+        )
+    with pytest.raises(ValueError, match="signing_key"):
+        ReleaseStore.open(
+            tmp_path / "s.db", mou=MOU, sealing_key=SEALING[US], signing_key=OTHER_SIGNING
+        )
+    with (
+        ReleaseStore.open(
+            tmp_path / "s.db", mou=MOU, sealing_key=SEALING[US], signing_key=None
+        ) as store,
+        pytest.raises(ValueError, match="signing key"),
+    ):
+        store.receive(seal(make_record()), expected_session_id=SESSION, now=T0)
+    assert (tmp_path / "s.db").stat().st_mode & 0o077 == 0
+
+
+def test_naive_now_is_refused(tmp_path: Path) -> None:
+    with open_store(tmp_path / "store.db") as store, pytest.raises(ValueError, match="aware"):
+        store.receive(seal(make_record()), expected_session_id=SESSION, now=T0.replace(tzinfo=None))
+
+
+def test_expiry_follows_each_categorys_retention(tmp_path: Path) -> None:
+    with open_store(tmp_path / "store.db") as store:
+        store.receive(seal(make_record(1)), expected_session_id=SESSION, now=T0)
+        store.receive(
+            seal(make_record(2, category=Category.SEX_OFFENDER)),
+            expected_session_id=SESSION,
+            now=T0,
+        )
+        days = {m.category: (m.expires_at - m.received_at).days for m in store.list(T0)}
+    assert days == {Category.WATCHLIST: 365, Category.SEX_OFFENDER: 90}

@@ -1,0 +1,253 @@
+"""``xlink store list|read|purge|export``: the recipient's store of released records
+(docs/store.md)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from xlink.audit import AuditLog
+from xlink.cli._common import emit_json
+from xlink.cli.exitcodes import ExitCode
+from xlink.crypto.keys import SealingKey, SigningKey
+from xlink.errors import InputError, PolicyDenied
+from xlink.policy import accept_mou, load_mou
+from xlink.release import ReleaseRecord
+from xlink.store import ReleaseStore, StoredRelease, to_stix_bundle
+
+__all__ = ["register", "run"]
+
+_HEX32 = re.compile(r"[0-9a-fA-F]{64}")
+_RELEASE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "store",
+        help="list, read, purge or export the released records received",
+        description="Work with the recipient's store of released records. Records are kept "
+        "sealed (encrypted) at rest; every read states a purpose the MOU lists, and is "
+        "audited; purge removes records past their retention. Exit 0 on success, 3 for bad "
+        "input or files, 4 for a record that fails verification, 5 for a policy refusal "
+        "(purpose not allowed, retention over, unknown id, MOU refused).",
+    )
+    actions = p.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    list_ = actions.add_parser(
+        "list",
+        help="list stored releases (metadata only)",
+        description="List stored releases: id, category, originator, received and expiry "
+        "times. Nothing is opened, so nothing is audited.",
+    )
+    read = actions.add_parser(
+        "read",
+        help="open one stored record for a stated purpose",
+        description="Open one stored record for a purpose the MOU lists; audited as "
+        "RECORD_READ (or READ_DENIED) when --audit is given.",
+    )
+    read.add_argument("id", metavar="ID", help="the release id (32 hex digits, see list)")
+    purge = actions.add_parser(
+        "purge",
+        help="delete records past their retention",
+        description="Delete every record whose retention period (the MOU's retention_days "
+        "after receipt) is over; audited as PURGE when --audit is given.",
+    )
+    export = actions.add_parser(
+        "export",
+        help="export the records still in retention as a STIX 2.1 bundle",
+        description="Read every record still in retention (each read audited with --purpose) "
+        "and write them as one STIX 2.1 bundle marked with the standard TLP 2.0 marking "
+        "definitions. The same records always give the same bundle.",
+    )
+    export.add_argument("--out", metavar="FILE", help="write the bundle here (default: stdout)")
+    for action in (read, export):
+        action.add_argument(
+            "--purpose", required=True, help="why: one of the MOU's purposes (border-security)"
+        )
+        action.add_argument(
+            "--reader",
+            required=True,
+            metavar="FINGERPRINT",
+            help="the reading officer's key fingerprint (32 hex digits)",
+        )
+    for action in (list_, read, purge, export):
+        action.add_argument("--store", required=True, metavar="PATH", help="the store file")
+        action.add_argument("--mou", required=True, metavar="FILE", help="the signed MOU")
+        action.add_argument(
+            "--sealing-key",
+            required=True,
+            metavar="FILE",
+            help="file holding this agency's X25519 sealing key (64 hex digits)",
+        )
+        action.add_argument("--audit", metavar="PATH", help="append to this audit log")
+        action.add_argument(
+            "--audit-key",
+            metavar="FILE",
+            help="file holding the audit log's Ed25519 signing seed (64 hex digits)",
+        )
+        action.add_argument(
+            "--now",
+            metavar="ISO8601",
+            help="the time to use instead of the clock (with a UTC offset)",
+        )
+        action.add_argument("--json", action="store_true", help="print JSON")
+        action.set_defaults(handler=run)
+
+
+def _now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError("--now: not an ISO 8601 date and time") from None
+    if when.tzinfo is None:
+        raise InputError("--now: give a UTC offset (2026-03-01T12:00:00+00:00)")
+    return when
+
+
+def _key_bytes(path: str, option: str) -> bytes:
+    try:
+        raw = Path(path).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        raise InputError(f"{option}: cannot read {path}") from None
+    if not _HEX32.fullmatch(raw):
+        raise InputError(f"{option}: {path} does not hold 64 hex digits")
+    return bytes.fromhex(raw)
+
+
+@contextlib.contextmanager
+def _open(args: argparse.Namespace, now: datetime) -> Iterator[ReleaseStore]:
+    path = Path(args.store)
+    if not path.is_file():
+        raise InputError(f"{args.store}: no such store file")
+    if (args.audit is None) != (args.audit_key is None):
+        raise InputError("--audit and --audit-key go together")
+    sealing_key = SealingKey(_key_bytes(args.sealing_key, "--sealing-key"))
+    signed = load_mou(args.mou)
+    local = next(
+        (p.agency_id for p in signed.mou.parties if p.sealing_key == sealing_key.public_key),
+        None,
+    )
+    if local is None:
+        raise InputError("--sealing-key: not the sealing key of a party to this MOU")
+    mou = accept_mou(signed, local_agency=local, today=now.date())
+    with contextlib.ExitStack() as stack:
+        audit = None
+        if args.audit is not None:
+            key = SigningKey(_key_bytes(args.audit_key, "--audit-key"))
+            audit = stack.enter_context(AuditLog.open(args.audit, signing_key=key))
+        yield stack.enter_context(
+            ReleaseStore.open(path, mou=mou, sealing_key=sealing_key, signing_key=None, audit=audit)
+        )
+
+
+def _meta_json(m: StoredRelease) -> dict[str, object]:
+    return {
+        "release_id": m.release_id.hex(),
+        "session_id": m.session_id.hex(),
+        "category": m.category.value,
+        "originator": m.originator,
+        "received_at": m.received_at.isoformat(),
+        "expires_at": m.expires_at.isoformat(),
+        "expired": m.expired,
+    }
+
+
+def _record_json(r: ReleaseRecord) -> dict[str, object]:
+    c = r.caveats
+    return {
+        "release_id": r.release_id.hex(),
+        "session_id": r.session_id.hex(),
+        "mou_id": r.mou_id,
+        "originator": r.originator,
+        "category": r.category.value,
+        "created_at": r.created_at.isoformat(),
+        "fields": {name: list(values) for name, values in r.fields.items()},
+        "grading": None if r.grading is None else r.grading.code(),
+        "source_handle": r.source_handle.hex(),
+        "caveats": {
+            "tlp": c.tlp.value,
+            "permitted_actions": c.permitted_actions.value,
+            "handling_code": c.handling_code.value,
+            "handling_conditions": c.handling_conditions,
+            "originator_control": c.originator_control,
+            "retention_days": c.retention_days,
+        },
+    }
+
+
+def _release_id(text: str) -> bytes:
+    if not _RELEASE_ID.fullmatch(text.lower()):
+        raise InputError("ID: a release id is 32 hex digits")
+    return bytes.fromhex(text)
+
+
+def _act(args: argparse.Namespace, store: ReleaseStore, now: datetime) -> None:
+    if args.store_command == "list":
+        items = store.list(now)
+        if args.json:
+            emit_json([_meta_json(m) for m in items])
+            return
+        print(f"{len(items)} release(s) stored")
+        for m in items:
+            late = "  EXPIRED" if m.expired else ""
+            print(
+                f"{m.release_id.hex()}  {m.category.value:<13} from {m.originator:<10}"
+                f" expires {m.expires_at.isoformat(timespec='minutes')}{late}"
+            )
+    elif args.store_command == "read":
+        try:
+            record = store.read(
+                _release_id(args.id), purpose=args.purpose, reader=args.reader, now=now
+            )
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        doc = _record_json(record)
+        if args.json:
+            emit_json(doc)
+            return
+        print(f"release {doc['release_id']} ({doc['category']}, from {doc['originator']})")
+        for name, values in record.fields.items():
+            print(f"  {name}: {'; '.join(values)}")
+        print(f"  caveats: TLP:{record.caveats.tlp.value}, {record.caveats.handling_code.value}")
+    elif args.store_command == "purge":
+        count = store.purge(now)
+        if args.json:
+            emit_json({"purged": count})
+        else:
+            print(f"{count} record(s) purged")
+    else:
+        try:
+            records = [
+                store.read(m.release_id, purpose=args.purpose, reader=args.reader, now=now)
+                for m in store.list(now)
+                if not m.expired
+            ]
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        text = json.dumps(to_stix_bundle(records), indent=2, sort_keys=True, ensure_ascii=False)
+        if args.out is None:
+            sys.stdout.write(text + "\n")
+        else:
+            Path(args.out).write_text(text + "\n", encoding="utf-8")
+            print(f"{len(records)} record(s) exported to {args.out}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    now = _now(args.now)
+    try:
+        with _open(args, now) as store:
+            _act(args, store, now)
+    except PolicyDenied as exc:
+        if args.json:
+            emit_json({"denied": list(exc.reasons)})
+        print(f"xlink: {exc}", file=sys.stderr)
+        return ExitCode.POLICY
+    return ExitCode.OK

@@ -1,0 +1,62 @@
+"""The store's refusals: machine-readable reasons carried by :class:`~xlink.errors.PolicyDenied`,
+and :class:`ReleaseReplayed` for a release delivered twice (docs/store.md).
+
+Reasons are short codes from the audit vocabulary's ``reason`` charset, so each refusal can be
+audited as it is raised.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from xlink.release import ReleaseRejected
+
+__all__ = [
+    "DENY_CONSENT_EXPIRED",
+    "DENY_CONSENT_INVALID",
+    "DENY_CONSENT_MISMATCH",
+    "DENY_CONSENT_REQUIRED",
+    "DENY_EXPIRED",
+    "DENY_NOT_A_THIRD_PARTY",
+    "DENY_PERMITTED_ACTIONS",
+    "DENY_PURPOSE_NOT_ALLOWED",
+    "DENY_TLP",
+    "DENY_UNKNOWN_RELEASE",
+    "PURGE_EXPIRED",
+    "PURGE_RUN",
+    "ReleaseReplayed",
+]
+
+#: The release id is not in the store (never received, or purged).
+DENY_UNKNOWN_RELEASE: Final = "unknown-release"
+#: The stated purpose is not one of the MOU's ``purposes``.
+DENY_PURPOSE_NOT_ALLOWED: Final = "purpose-not-allowed"
+#: The record's retention period is over: it may no longer be used (and the next purge removes it).
+DENY_EXPIRED: Final = "retention-expired"
+#: Onward sharing: the release is under originator control and no consent token was given.
+DENY_CONSENT_REQUIRED: Final = "consent-required"
+#: The consent token does not parse or its signature is not the originator's.
+DENY_CONSENT_INVALID: Final = "consent-invalid"
+#: The consent token is for another release, MOU or third party.
+DENY_CONSENT_MISMATCH: Final = "consent-mismatch"
+#: The consent token's ``expires_at`` has passed.
+DENY_CONSENT_EXPIRED: Final = "consent-expired"
+#: TLP:RED and TLP:AMBER+STRICT never leave the recipient organisation (docs/store.md).
+DENY_TLP: Final = "tlp-forbids-sharing"
+#: IEP ``permitted_actions = none``: the recipient may not act on the record at all.
+DENY_PERMITTED_ACTIONS: Final = "permitted-actions-forbid-sharing"
+#: The "third party" is one of the MOU's own parties: that is not onward sharing.
+DENY_NOT_A_THIRD_PARTY: Final = "not-a-third-party"
+
+#: Audit reasons of PURGE entries: one per record removed, one per purge run.
+PURGE_EXPIRED: Final = "retention-expired"
+PURGE_RUN: Final = "retention-run"
+
+
+class ReleaseReplayed(ReleaseRejected):
+    """A release whose id the store already holds was delivered again (a replay, or an honest
+    re-send after a lost receipt: :meth:`~xlink.store.ReleaseStore.receipt` gives the receipt
+    issued the first time). Nothing is stored or audited."""
+
+    def __init__(self) -> None:
+        super().__init__("replayed")
