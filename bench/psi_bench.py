@@ -96,16 +96,19 @@ def run_party(role: str, fd: int, n: int, keys: int, overlap: int, seed: int, ch
             if message is not None:
                 outbuf += encode_frame(message)
                 produced = True
+        flushed = False
         if outbuf:
             try:
                 k = sock.send(outbuf)
                 del outbuf[:k]
                 sent += k
+                flushed = True
             except BlockingIOError:
                 pass
         # Block only when the session has nothing to send and nothing is buffered; otherwise
         # poll, so that blinding our own chunks and reblinding the peer's interleave.
-        idle = not outbuf and not produced
+        # (Not after flushing the rest of a frame: the session may have more to send.)
+        idle = not outbuf and not produced and not flushed
         for _key, _ev in sel.select(timeout=None if idle else 0):
             data = sock.recv(1 << 20)
             if not data:
@@ -130,7 +133,7 @@ def run_party(role: str, fd: int, n: int, keys: int, overlap: int, seed: int, ch
     wall = time.perf_counter() - start
     result = session.result
     matched = getattr(result, "matched_tokens", None)
-    pairs = len(getattr(result, "pairs", ()))
+    pairs = getattr(result, "pair_count", 0)
     print(
         json.dumps(
             {

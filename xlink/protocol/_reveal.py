@@ -4,14 +4,22 @@
 Only records with at least one matched token are listed, under a fresh per-session reference
 (their position in a random order), never their ids. The receiver accepts the peer's reveal only
 if it names exactly the handles it matched itself.
+
+Everything is held in numpy columns (no Python object per matched token or per pair): own
+matches sorted by handle, per-record entries as offsets into a handle-index column (CSR), Reveal
+messages built one chunk at a time, and the peer's reveal accumulated as arrays and grouped into
+pairs once it is complete.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from array import array
+from collections.abc import Sequence
+from typing import ClassVar, Final
+
+import numpy as np
+import numpy.typing as npt
 
 from xlink.crypto.rand import RandomSource
 from xlink.errors import RemoteProtocolError
@@ -19,75 +27,151 @@ from xlink.linkage.tokens import TokenSet
 from xlink.protocol import limits as L
 from xlink.protocol._sets import random_permutation
 from xlink.protocol.abort import AbortCode
-from xlink.protocol.events import CandidatePair
+from xlink.protocol.events import PairTable
 from xlink.protocol.messages import Reveal
 
-__all__ = ["OwnMatches", "PeerRevealReader", "reveal_chunks"]
+__all__ = ["OwnMatches", "PeerRevealReader", "RevealWriter"]
+
+Ints = npt.NDArray[np.int64]
+_HANDLE: Final = np.dtype((np.void, L.HANDLE_SIZE))
 
 
-@dataclass(frozen=True, slots=True)
+def _column_at(column: array[int], index: Ints) -> Ints:
+    """``column[index]`` for an ``array.array`` column of a TokenSet, as int64."""
+    return np.asarray(memoryview(column))[index].astype(np.int64)
+
+
+def _gather_ranges(starts: Ints, counts: Ints) -> Ints:
+    """The concatenation of ``range(s, s + c)`` for each start and count (vectorised)."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    return np.repeat(starts - (ends - counts), counts) + np.arange(total, dtype=np.int64)
+
+
+def _first_true(flags: npt.NDArray[np.bool_], positions: Ints, default: int) -> int:
+    hits = positions[flags]
+    return int(hits[0]) if len(hits) else default
+
+
 class OwnMatches:
-    """This party's matched tokens: for each handle, the ``(record index, key index)`` pairs of
-    the local tokens carrying that value."""
+    """This party's matched tokens, by handle.
 
-    by_handle: Mapping[bytes, Sequence[tuple[int, int]]]
+    ``handles`` holds the ``m`` distinct handles in ascending byte order (``(m, 16)`` uint8);
+    the tokens carrying handle ``h`` are ``tokens[offsets[h]:offsets[h + 1]]`` (token indices
+    into the TokenSet, ascending).
+    """
+
+    __slots__ = ("handles", "offsets", "tokens")
+
+    def __init__(self, handles: npt.NDArray[np.uint8], offsets: Ints, tokens: Ints) -> None:
+        self.handles = handles
+        self.offsets = offsets
+        self.tokens = tokens
 
     @classmethod
-    def build(cls, tokens: TokenSet, token_handles: Mapping[int, bytes]) -> OwnMatches:
-        """``token_handles`` maps a matched token's index in ``tokens`` to its handle."""
-        by_handle: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
-        for i, handle in token_handles.items():
-            by_handle[handle].append((tokens.record_index[i], tokens.key_index[i]))
-        return cls(dict(by_handle))
+    def build(
+        cls,
+        handles: bytes | bytearray,
+        value_index: Ints,
+        inverse: npt.NDArray[np.int32],
+        distinct_count: int,
+    ) -> OwnMatches:
+        """``handles`` are the concatenated handles of the matched distinct token values whose
+        indices are ``value_index``; ``inverse`` maps each token to its distinct value."""
+        view = np.frombuffer(handles, dtype=_HANDLE)
+        order = np.argsort(view, kind="stable")
+        # int32 is enough: at most MAX_SET_SIZE distinct values.
+        handle_of_value = np.full(distinct_count, -1, dtype=np.int32)
+        handle_of_value[value_index[order]] = np.arange(len(order), dtype=np.int32)
+        token_handle = handle_of_value[inverse]
+        del handle_of_value
+        tokens = np.flatnonzero(token_handle >= 0).astype(np.int64)
+        token_handle = token_handle[tokens]
+        by_handle = np.argsort(token_handle, kind="stable")
+        offsets = np.zeros(len(order) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(token_handle, minlength=len(order)), out=offsets[1:])
+        sorted_handles = view[order].view(np.uint8).reshape(-1, L.HANDLE_SIZE)
+        return cls(sorted_handles, offsets, tokens[by_handle])
 
-    def record_entries(self) -> dict[int, list[bytes]]:
-        """For each matched local record index, its sorted distinct handles."""
-        per_record: dict[int, set[bytes]] = defaultdict(set)
-        for handle, owners in self.by_handle.items():
-            for record, _ in owners:
-                per_record[record].add(handle)
-        return {r: sorted(hs) for r, hs in per_record.items()}
+    def __len__(self) -> int:
+        return len(self.handles)
+
+    def handle_ids(self) -> Ints:
+        """For each entry of ``tokens``, its handle index."""
+        return np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.offsets))
 
 
-def reveal_chunks(matches: OwnMatches, rng: RandomSource) -> list[Reveal]:
-    """The Reveal messages listing ``matches`` record by record in a random order (spec §6.7).
+class RevealWriter:
+    """The Reveal messages listing our matched records in a random order (spec §6.7), built
+    one chunk at a time.
 
-    Records are ordered by a permutation drawn as in spec §5.3 (one ``rng(8 * m)`` call over
-    the matched records in ascending record-index order); a chunk holds at most
-    ``MAX_RECORDS_PER_REVEAL`` entries and ``MAX_HANDLES_PER_REVEAL`` handles.
+    Records are ordered by a permutation drawn at construction as in spec §5.3 (one
+    ``rng(8 * m)`` call over the matched records in ascending record-index order); a chunk holds
+    at most ``MAX_RECORDS_PER_REVEAL`` entries and ``MAX_HANDLES_PER_REVEAL`` handles. Raises
+    ``ValueError`` if a record has more than ``MAX_HANDLES_PER_RECORD`` matched handles.
     """
-    entries_by_record = matches.record_entries()
-    records = sorted(entries_by_record)
-    order = random_permutation(len(records), rng)
-    chunks: list[Reveal] = []
-    current: list[bytes] = []
-    handles = 0
-    for pos in order:
-        entry = entries_by_record[records[int(pos)]]
-        if len(entry) > L.MAX_HANDLES_PER_RECORD:
+
+    __slots__ = ("_counts", "_entries", "_handles", "_order", "_pos", "_seq", "_starts", "done")
+
+    max_records: ClassVar[int] = L.MAX_RECORDS_PER_REVEAL
+    max_handles: ClassVar[int] = L.MAX_HANDLES_PER_REVEAL
+
+    def __init__(self, matches: OwnMatches, tokens: TokenSet, rng: RandomSource) -> None:
+        record = _column_at(tokens.record_index, matches.tokens)
+        handle = matches.handle_ids()
+        by_record = np.lexsort((handle, record))
+        record, handle = record[by_record], handle[by_record]
+        keep = np.ones(len(record), dtype=np.bool_)
+        keep[1:] = (record[1:] != record[:-1]) | (handle[1:] != handle[:-1])
+        record, handle = record[keep], handle[keep]
+        _, starts, counts = np.unique(record, return_index=True, return_counts=True)
+        if len(counts) and int(counts.max()) > L.MAX_HANDLES_PER_RECORD:
             raise ValueError("a record has more matched tokens than MAX_HANDLES_PER_RECORD")
-        if len(current) == L.MAX_RECORDS_PER_REVEAL or (
-            handles + len(entry) > L.MAX_HANDLES_PER_REVEAL
-        ):
-            chunks.append(Reveal(len(chunks), False, tuple(current)))
-            current, handles = [], 0
-        current.append(b"".join(entry))
-        handles += len(entry)
-    chunks.append(Reveal(len(chunks), True, tuple(current)))
-    return chunks
+        self._handles = matches.handles
+        self._entries = handle
+        self._starts = starts.astype(np.int64)
+        self._counts = counts.astype(np.int64)
+        self._order = random_permutation(len(counts), rng)
+        self._pos = 0
+        self._seq = 0
+        self.done = False
+
+    def next_chunk(self) -> Reveal:
+        """The next Reveal; the last one has ``final`` set and makes ``done`` true."""
+        if self.done:
+            raise ValueError("all Reveal chunks have been built")
+        pick = self._order[self._pos : self._pos + self.max_records]
+        counts = self._counts[pick]
+        ends = np.cumsum(counts)
+        k = int(np.searchsorted(ends, self.max_handles, side="right"))
+        pick, counts, ends = pick[:k], counts[:k], ends[:k]
+        index = self._entries[_gather_ranges(self._starts[pick], counts)]
+        data = self._handles[index].tobytes()
+        bounds = (L.HANDLE_SIZE * np.concatenate(([0], ends))).tolist()
+        records = tuple(data[a:b] for a, b in itertools.pairwise(bounds))
+        self._pos += k
+        self.done = self._pos == len(self._order)
+        chunk = Reveal(self._seq, self.done, records)
+        self._seq += 1
+        if self.done:
+            self._entries = self._starts = self._counts = self._order = np.zeros(0, np.int64)
+        return chunk
 
 
 class PeerRevealReader:
     """Checks the peer's Reveal chunks against our own matches and builds candidate pairs."""
 
-    __slots__ = ("_covered", "_matches", "_next_ref", "_next_seq", "_pairs", "finished")
+    __slots__ = ("_covered", "_matches", "_next_ref", "_next_seq", "_parts", "_view", "finished")
 
     def __init__(self, matches: OwnMatches) -> None:
         self._matches = matches
+        self._view = matches.handles.view(_HANDLE).ravel()
         self._next_seq = 0
         self._next_ref = 0
-        self._covered: set[bytes] = set()
-        self._pairs: dict[tuple[int, int], tuple[set[int], set[bytes]]] = {}
+        self._covered = np.zeros(len(matches), dtype=np.bool_)
+        self._parts: list[tuple[Ints, Ints, Ints]] = []
         self.finished = False
 
     @property
@@ -98,45 +182,136 @@ class PeerRevealReader:
         """Check one chunk (spec §6.7 receiver rules). Raises ``RemoteProtocolError``:
         ``CHUNK_REPLAYED``/``CHUNK_OUT_OF_ORDER`` for a bad ``seq``, ``BAD_REVEAL`` for a chunk
         after the final one, unsorted or repeated handles in an entry, a handle we did not
-        match, or a final chunk that leaves one of our matched handles unnamed."""
+        match, or a final chunk that leaves one of our matched handles unnamed. Entries are
+        checked in order; within an entry, the order of its handles comes first."""
         if chunk.seq < self._next_seq:
             raise RemoteProtocolError(AbortCode.CHUNK_REPLAYED, "reveal chunk replayed")
         if chunk.seq > self._next_seq:
             raise RemoteProtocolError(AbortCode.CHUNK_OUT_OF_ORDER, "reveal chunk out of order")
         if self.finished:
             raise RemoteProtocolError(AbortCode.BAD_REVEAL, "reveal chunk after the final one")
-        by_handle = self._matches.by_handle
-        for entry in chunk.records:
-            handles = [entry[i : i + L.HANDLE_SIZE] for i in range(0, len(entry), L.HANDLE_SIZE)]
-            if any(a >= b for a, b in itertools.pairwise(handles)):
-                raise RemoteProtocolError(AbortCode.BAD_REVEAL, "handles not strictly ascending")
-            ref = self._next_ref
-            self._next_ref += 1
-            for handle in handles:
-                owners = by_handle.get(handle)
-                if owners is None:
-                    raise RemoteProtocolError(AbortCode.BAD_REVEAL, "handle not in intersection")
-                self._covered.add(handle)
-                for record, key in owners:
-                    keys, shared = self._pairs.setdefault((record, ref), (set(), set()))
-                    keys.add(key)
-                    shared.add(handle)
+        k = len(chunk.records)
+        if k:
+            self._feed_entries(chunk.records)
+        self._next_ref += k
         self._next_seq += 1
         if chunk.final:
-            if len(self._covered) != len(by_handle):
+            if not bool(self._covered.all()):
                 raise RemoteProtocolError(AbortCode.BAD_REVEAL, "matched handles left unnamed")
             self.finished = True
 
-    def pairs(self, tokens: TokenSet) -> tuple[CandidatePair, ...]:
-        """The candidate pairs, sorted by local record id then peer reference."""
-        out = [
-            CandidatePair(
-                local_record_id=tokens.record_ids[record],
-                peer_ref=ref,
-                agreeing_keys=frozenset(tokens.key_names[k] for k in keys),
-                handles=tuple(sorted(shared)),
-            )
-            for (record, ref), (keys, shared) in self._pairs.items()
-        ]
-        out.sort(key=lambda p: (p.local_record_id, p.peer_ref))
-        return tuple(out)
+    def _feed_entries(self, records: tuple[bytes, ...]) -> None:
+        k = len(records)
+        lengths = np.fromiter(map(len, records), dtype=np.int64, count=k) // L.HANDLE_SIZE
+        data = b"".join(records)
+        entry = np.repeat(np.arange(k, dtype=np.int64), lengths)
+        # Strictly ascending within each entry: compare as two big-endian 64-bit words.
+        words = np.frombuffer(data, dtype=">u8").reshape(-1, 2)
+        hi, lo = words[:, 0], words[:, 1]
+        ascending = (hi[:-1] < hi[1:]) | ((hi[:-1] == hi[1:]) & (lo[:-1] < lo[1:]))
+        same_entry = entry[1:] == entry[:-1]
+        bad_order = _first_true(same_entry & ~ascending, entry[1:], k)
+        # Each handle must be one of ours.
+        view = np.frombuffer(data, dtype=_HANDLE)
+        m = len(self._view)
+        if m:
+            found = np.minimum(np.searchsorted(self._view, view), m - 1)
+            known = self._view[found] == view
+        else:
+            found = np.zeros(len(view), dtype=np.int64)
+            known = np.zeros(len(view), dtype=np.bool_)
+        bad_handle = _first_true(~known, entry, k)
+        if bad_order < k and bad_order <= bad_handle:
+            raise RemoteProtocolError(AbortCode.BAD_REVEAL, "handles not strictly ascending")
+        if bad_handle < k:
+            raise RemoteProtocolError(AbortCode.BAD_REVEAL, "handle not in intersection")
+        handle = found.astype(np.int64)
+        self._covered[handle] = True
+        offsets = self._matches.offsets
+        owners = offsets[handle + 1] - offsets[handle]
+        tokens = self._matches.tokens[_gather_ranges(offsets[handle], owners)]
+        refs = np.repeat(self._next_ref + entry, owners)
+        self._parts.append((tokens, refs, np.repeat(handle, owners)))
+
+    def pairs(self, tokens: TokenSet) -> PairTable:
+        """The candidate pairs, sorted by local record id then peer reference (spec §7.3)."""
+        if not self._parts:
+            return PairTable.empty(tokens.record_ids, tokens.key_names)
+        # Columns are replaced one at a time so that few full-length temporaries coexist.
+        token, ref, handle = (np.concatenate(c) for c in zip(*self._parts, strict=True))
+        self._parts.clear()
+        record = _column_at(tokens.record_index, token)
+        # Group by (record, peer ref); within a group, handles ascending, then token index.
+        order = np.lexsort((token, handle, ref, record))
+        token = token[order]
+        ref = ref[order]
+        handle = handle[order]
+        record = record[order]
+        del order
+        new_group = np.ones(len(token), dtype=np.bool_)
+        new_group[1:] = (record[1:] != record[:-1]) | (ref[1:] != ref[:-1])
+        first = np.flatnonzero(new_group)
+        g_record, g_ref, g_token = record[first], ref[first], token[first]
+        del record, ref
+        pattern, patterns = _key_patterns(
+            _column_at(tokens.key_index, token), first, tokens.key_names
+        )
+        del token
+        # A handle appears once per pair even if two of the record's tokens carry it.
+        repeated = np.zeros(len(handle), dtype=np.bool_)
+        repeated[1:] = ~new_group[1:] & (handle[1:] == handle[:-1])
+        if repeated.any():
+            handle, new_group = handle[~repeated], new_group[~repeated]
+        del repeated
+        starts = np.flatnonzero(new_group)
+        counts = np.diff(np.append(starts, len(handle)))
+        del new_group
+        # Result order: local record id, then peer ref; equal ids (if the caller's ids repeat)
+        # keep the order in which the pairs were first seen (first shared handle, then token).
+        rank = _id_rank(g_record, tokens.record_ids)
+        g_order = np.lexsort((g_token, handle[starts], g_ref, rank))
+        del rank, g_token
+        counts = counts[g_order]
+        offsets = np.zeros(len(first) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return PairTable(
+            record_ids=tokens.record_ids,
+            key_names=tokens.key_names,
+            handles=self._matches.handles,
+            record=g_record[g_order],
+            ref=g_ref[g_order],
+            pattern=pattern[g_order],
+            patterns=patterns,
+            offsets=offsets,
+            handle_index=handle[_gather_ranges(starts[g_order], counts)],
+        )
+
+
+def _key_patterns(
+    key: Ints, first: Ints, key_names: tuple[str, ...]
+) -> tuple[Ints, tuple[frozenset[str], ...]]:
+    """For each group (rows ``first[g]..first[g+1]-1``), the index of its set of keys among the
+    distinct sets, and those sets (each frozenset built once)."""
+    words = max(1, -(-len(key_names) // 64))
+    bits = np.zeros((len(key), words), dtype=np.uint64)
+    bits[np.arange(len(key)), key // 64] = np.left_shift(np.uint64(1), (key % 64).astype(np.uint64))
+    group_bits = np.bitwise_or.reduceat(bits, first, axis=0)
+    distinct, inverse = np.unique(group_bits, axis=0, return_inverse=True)
+    patterns = tuple(
+        frozenset(
+            key_names[64 * w + b] for w in range(words) for b in range(64) if int(row[w]) >> b & 1
+        )
+        for row in distinct
+    )
+    return inverse.astype(np.int64).ravel(), patterns
+
+
+def _id_rank(records: Ints, record_ids: Sequence[str]) -> Ints:
+    """For each record index, the rank of its id among the ids of ``records`` (equal ids share
+    a rank); ids compare as Python strings."""
+    distinct, inverse = np.unique(records, return_inverse=True)
+    ids = np.empty(len(distinct), dtype=object)
+    for i in range(0, len(distinct), 1 << 16):  # blocks: no full-length list of ints
+        ids[i : i + (1 << 16)] = [record_ids[r] for r in distinct[i : i + (1 << 16)].tolist()]
+    _, id_rank = np.unique(ids, return_inverse=True)
+    return id_rank.astype(np.int64).ravel()[inverse.ravel()]

@@ -2,10 +2,13 @@
 (spec: xlink-psi-v1 §5.3, §7).
 
 Rows are 32-byte elements held as ``(n, 32)`` uint8 arrays; ``V32`` views give memcmp order.
+The whole-set operations avoid full-size copies: a duplicate check sorts 8-byte prefixes only,
+and membership works against a set that was sorted in place once.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Final
 
 import numpy as np
@@ -14,17 +17,23 @@ import numpy.typing as npt
 from xlink.crypto.rand import RandomSource
 
 __all__ = [
+    "Index",
     "Rows",
-    "distinct_rows",
+    "distinct_index",
+    "gather_sources",
     "has_duplicates",
-    "member_mask",
+    "member_mask_sorted",
     "random_permutation",
     "rows_of",
-    "sorted_rows",
+    "sort_rows_in_place",
+    "sorted_has_duplicates",
 ]
 
 Rows = npt.NDArray[np.uint8]
+Index = npt.NDArray[np.int32]
+"""Indices into a set: int32 is enough, sets are at most ``MAX_SET_SIZE`` long."""
 _ROW: Final = 32
+_BLOCK: Final = 1 << 16
 
 
 def rows_of(buffer: bytes | bytearray) -> Rows:
@@ -36,51 +45,104 @@ def _void(rows: Rows) -> npt.NDArray[np.void]:
     return np.ascontiguousarray(rows).view(np.dtype((np.void, _ROW))).ravel()
 
 
-def distinct_rows(rows: Rows) -> tuple[Rows, npt.NDArray[np.intp]]:
-    """The distinct rows in ascending byte order and, for each input row, its index among them."""
-    if len(rows) == 0:
-        return np.zeros((0, _ROW), dtype=np.uint8), np.zeros(0, dtype=np.intp)
-    uniq, inverse = np.unique(_void(rows), return_inverse=True)
-    return uniq.view(np.uint8).reshape(-1, _ROW), inverse.astype(np.intp).ravel()
+def distinct_index(rows: Rows) -> tuple[Index, Index]:
+    """The distinct rows in ascending byte order, given as the index of each one's first
+    occurrence in ``rows``, and, for each input row, its index among the distinct ones.
+
+    Sorts an index (stable), not the rows, and compares neighbours block by block, so the only
+    full-length temporaries are index arrays.
+    """
+    n = len(rows)
+    if n == 0:
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    v = _void(rows)
+    order = np.argsort(v, kind="stable")
+    new = np.ones(n, dtype=np.bool_)
+    for start in range(1, n, _BLOCK):
+        block = v[order[start - 1 : start + _BLOCK]]
+        new[start : start + len(block) - 1] = block[1:] != block[:-1]
+    first = order[new].astype(np.int32)
+    inverse = np.empty(n, dtype=np.int32)
+    inverse[order] = np.cumsum(new, dtype=np.int32) - 1
+    return first, inverse
 
 
-def sorted_rows(rows: Rows) -> Rows:
-    """The rows in ascending byte order (a copy)."""
-    return np.sort(_void(rows)).view(np.uint8).reshape(-1, _ROW)
+def gather_sources(values: Rows, first: Index, dummies: Rows, sources: Index) -> Rows:
+    """Rows of the source sequence ``values[first] ++ dummies`` at the indices ``sources``
+    (spec §5.3 step 4), without materialising the sequence."""
+    out = np.empty((len(sources), _ROW), dtype=np.uint8)
+    real = sources < len(first)
+    out[real] = values[first[sources[real]]]
+    out[~real] = dummies[sources[~real] - len(first)]
+    return out
 
 
-def has_duplicates(rows: Rows) -> bool:
-    """True if two rows are equal."""
+def sort_rows_in_place(rows: Rows) -> None:
+    """Sort a C-contiguous ``(n, 32)`` array in ascending byte order, without a copy."""
+    if not rows.flags.c_contiguous:
+        raise ValueError("rows must be C-contiguous")
+    rows.view(np.dtype((np.void, _ROW))).ravel().sort()
+
+
+def sorted_has_duplicates(rows: Rows) -> bool:
+    """True if two rows of an already sorted array are equal."""
     if len(rows) < 2:
         return False
-    s = np.sort(_void(rows))
-    return bool(np.any(s[1:] == s[:-1]))
+    v = _void(rows)
+    return bool(np.any(v[1:] == v[:-1]))
 
 
 def _prefix(rows: Rows) -> npt.NDArray[np.uint64]:
-    return np.ascontiguousarray(rows[:, :8]).view(">u8").ravel().astype(np.uint64)
+    """The first 8 bytes of each row as big-endian integers (one 8-byte copy per row)."""
+    p = np.array(rows[:, :8], dtype=np.uint8, order="C", copy=True).view(np.uint64).ravel()
+    if sys.byteorder == "little":
+        p.byteswap(inplace=True)
+    return p
 
 
-def member_mask(rows: Rows, others: Rows) -> npt.NDArray[np.bool_]:
-    """For each row of ``rows``, whether it equals some row of ``others``.
+def has_duplicates(rows: Rows) -> bool:
+    """True if two rows are equal.
 
-    Sorts ``others`` once, finds candidates by 8-byte prefix with ``searchsorted`` and confirms
-    full 32-byte equality; rows whose prefix collides resolve through a full-width search.
+    Sorts the 8-byte prefixes only; rows whose prefix repeats (rare for group elements) are
+    compared in full.
+    """
+    if len(rows) < 2:
+        return False
+    p = _prefix(rows)
+    s = np.sort(p)
+    repeated = np.unique(s[1:][s[1:] == s[:-1]])
+    if len(repeated) == 0:
+        return False
+    candidates = np.sort(_void(rows[np.isin(p, repeated)]))
+    return bool(np.any(candidates[1:] == candidates[:-1]))
+
+
+def member_mask_sorted(rows: Rows, others: Rows) -> npt.NDArray[np.bool_]:
+    """For each row of ``rows``, whether it equals some row of ``others`` (sorted ascending).
+
+    Finds candidates by 8-byte prefix with ``searchsorted`` and confirms full 32-byte equality;
+    rows whose prefix collides resolve through a full-width search. Works in blocks of rows so
+    that temporaries stay small.
     """
     n, m = len(rows), len(others)
-    if n == 0 or m == 0:
-        return np.zeros(n, dtype=np.bool_)
-    sv = np.sort(_void(others))
-    sp = _prefix(sv.view(np.uint8).reshape(-1, _ROW))
-    rv = _void(rows)
-    idx = np.minimum(np.searchsorted(sp, _prefix(rows)), m - 1)
-    candidate = sp[idx] == _prefix(rows)
     result = np.zeros(n, dtype=np.bool_)
-    result[candidate] = sv[idx[candidate]] == rv[candidate]
-    ambiguous = np.nonzero(candidate & ~result)[0]
-    if len(ambiguous):
-        j = np.minimum(np.searchsorted(sv, rv[ambiguous]), m - 1)
-        result[ambiguous] = sv[j] == rv[ambiguous]
+    if n == 0 or m == 0:
+        return result
+    sv = _void(others)
+    sp = _prefix(others)
+    for start in range(0, n, _BLOCK):
+        block = rows[start : start + _BLOCK]
+        rv = _void(block)
+        rp = _prefix(block)
+        idx = np.minimum(np.searchsorted(sp, rp), m - 1)
+        candidate = sp[idx] == rp
+        hit = np.zeros(len(block), dtype=np.bool_)
+        hit[candidate] = sv[idx[candidate]] == rv[candidate]
+        ambiguous = np.nonzero(candidate & ~hit)[0]
+        if len(ambiguous):
+            j = np.minimum(np.searchsorted(sv, rv[ambiguous]), m - 1)
+            hit[ambiguous] = sv[j] == rv[ambiguous]
+        result[start : start + len(block)] = hit
     return result
 
 

@@ -6,7 +6,11 @@ record id or token (the peer never sent them).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 from xlink.protocol.abort import AbortCode
 
@@ -17,6 +21,7 @@ __all__ = [
     "Event",
     "ExchangeComplete",
     "HandshakeComplete",
+    "PairTable",
     "Progress",
     "PsiResult",
 ]
@@ -37,13 +42,140 @@ class CandidatePair:
     handles: tuple[bytes, ...]
 
 
-@dataclass(frozen=True, slots=True)
+class PairTable:
+    """Candidate pairs in columns, in result order (local record id, then peer reference).
+
+    Built by the session from numpy arrays; no Python object exists per pair until one is asked
+    for. ``record_ids`` and ``key_names`` are the local :class:`~xlink.linkage.tokens.TokenSet`'s
+    own (not copied); ``handles`` is the ``(m, 16)`` array of matched handles in ascending byte
+    order; pair ``i`` is local record ``record[i]``, peer reference ``ref[i]``, agreeing keys
+    ``patterns[pattern[i]]`` and handles ``handles[handle_index[offsets[i]:offsets[i + 1]]]``.
+    """
+
+    __slots__ = (
+        "handle_index",
+        "handles",
+        "key_names",
+        "offsets",
+        "pattern",
+        "patterns",
+        "record",
+        "record_ids",
+        "ref",
+    )
+
+    def __init__(
+        self,
+        *,
+        record_ids: Sequence[str],
+        key_names: tuple[str, ...],
+        handles: npt.NDArray[np.uint8],
+        record: npt.NDArray[np.int64],
+        ref: npt.NDArray[np.int64],
+        pattern: npt.NDArray[np.int64],
+        patterns: tuple[frozenset[str], ...],
+        offsets: npt.NDArray[np.int64],
+        handle_index: npt.NDArray[np.int64],
+    ) -> None:
+        if not len(record) == len(ref) == len(pattern) == len(offsets) - 1:
+            raise ValueError("PairTable columns have different lengths")
+        self.record_ids = record_ids
+        self.key_names = key_names
+        self.handles = handles
+        self.record = record
+        self.ref = ref
+        self.pattern = pattern
+        self.patterns = patterns
+        self.offsets = offsets
+        self.handle_index = handle_index
+
+    @classmethod
+    def empty(cls, record_ids: Sequence[str], key_names: tuple[str, ...]) -> PairTable:
+        none = np.zeros(0, dtype=np.int64)
+        return cls(
+            record_ids=record_ids,
+            key_names=key_names,
+            handles=np.zeros((0, 16), dtype=np.uint8),
+            record=none,
+            ref=none,
+            pattern=none,
+            patterns=(),
+            offsets=np.zeros(1, dtype=np.int64),
+            handle_index=none,
+        )
+
+    def __len__(self) -> int:
+        return len(self.record)
+
+    def __iter__(self) -> Iterator[CandidatePair]:
+        data = self.handles.tobytes()
+        offsets = self.offsets.tolist()
+        handle_index = self.handle_index.tolist()
+        ids, patterns = self.record_ids, self.patterns
+        for i, (record, ref, pattern) in enumerate(
+            zip(self.record.tolist(), self.ref.tolist(), self.pattern.tolist(), strict=True)
+        ):
+            yield CandidatePair(
+                local_record_id=ids[record],
+                peer_ref=ref,
+                agreeing_keys=patterns[pattern],
+                handles=tuple(
+                    data[16 * h : 16 * h + 16] for h in handle_index[offsets[i] : offsets[i + 1]]
+                ),
+            )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PairTable):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class PsiResult:
-    """Outcome of a PSI-mode session: how many distinct token values matched and the pairs."""
+    """Outcome of a PSI-mode session: how many distinct token values matched and the candidate
+    pairs (spec §7.3), held compactly in a :class:`PairTable`.
+
+    ``pair_count`` and :meth:`iter_pairs` cost nothing per pair up front; ``pairs`` builds the
+    whole tuple of :class:`CandidatePair` on each access (same values and order as
+    :meth:`iter_pairs`). Equal results have the same session id, count and pairs.
+    """
 
     session_id: bytes
     matched_tokens: int
-    pairs: tuple[CandidatePair, ...]
+    table: PairTable
+
+    @property
+    def pair_count(self) -> int:
+        return len(self.table)
+
+    def iter_pairs(self) -> Iterator[CandidatePair]:
+        """The candidate pairs one by one, sorted by local record id then peer reference."""
+        return iter(self.table)
+
+    @property
+    def pairs(self) -> tuple[CandidatePair, ...]:
+        """All candidate pairs, sorted by local record id then peer reference (a new tuple)."""
+        return tuple(self.table)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PsiResult):
+            return NotImplemented
+        return (
+            self.session_id == other.session_id
+            and self.matched_tokens == other.matched_tokens
+            and self.table == other.table
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.session_id, self.matched_tokens, self.pair_count))
+
+    def __repr__(self) -> str:
+        return (
+            f"PsiResult(session_id={self.session_id.hex()!r}, "
+            f"matched_tokens={self.matched_tokens}, pair_count={self.pair_count})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,15 +20,24 @@ from xlink.errors import LocalProtocolError, RemoteProtocolError
 from xlink.linkage.tokens import TOKEN_SIZE, TokenSet
 from xlink.protocol import _keys
 from xlink.protocol import limits as L
-from xlink.protocol._reveal import OwnMatches, PeerRevealReader, reveal_chunks
+from xlink.protocol._matching import (
+    check_seq,
+    chunk_len,
+    element_error,
+    matched_handles,
+    member_mask_sorted,
+    own_matches,
+)
+from xlink.protocol._reveal import PeerRevealReader, RevealWriter
 from xlink.protocol._sets import (
     Rows,
-    distinct_rows,
+    distinct_index,
+    gather_sources,
     has_duplicates,
-    member_mask,
     random_permutation,
     rows_of,
-    sorted_rows,
+    sort_rows_in_place,
+    sorted_has_duplicates,
 )
 from xlink.protocol._state import TERMINAL, State, Trigger, next_state
 from xlink.protocol.abort import AbortCode
@@ -57,8 +66,7 @@ _RECV_TRIGGER = {
 }
 
 
-def _chunk_len(total: int, chunk: int, seq: int) -> int:
-    return min(chunk, total - seq * chunk)
+_NO_INDEX = np.zeros(0, dtype=np.int32)
 
 
 class PsiSession:
@@ -82,38 +90,34 @@ class PsiSession:
         self.result: PsiResult | CardinalityResult | None = None
         self._dst = _keys.hash_to_group_dst(self._suite.name, config.mou_digest)
 
-        distinct, self._inverse = distinct_rows(rows_of(tokens.values))
-        self._distinct_count = len(distinct)
+        self._values = rows_of(tokens.values)
+        self._first, self._inverse = distinct_index(self._values)
+        self._distinct_count = len(self._first)
         size = padded_size(self._distinct_count, config.padding_bucket)
         if size > L.MAX_SET_SIZE:
             raise ValueError("padded set larger than MAX_SET_SIZE")
         self._own_total = size
         self._nonce = rng(L.NONCE_SIZE)
         self._key = BlindingKey.generate(rng)
-        self._perm = random_permutation(size, rng)
-        dummies = rows_of(rng(TOKEN_SIZE * (size - self._distinct_count)))
-        self._sources = np.concatenate([distinct, dummies])
+        self._perm = random_permutation(size, rng).astype(np.int32)
+        self._dummies = rows_of(rng(TOKEN_SIZE * (size - self._distinct_count)))
         self._own_chunks = -(-size // config.chunk_size)
-        self._own_sent = 0
-        self._own_returned = 0
-        self._own_double = np.zeros((size, 32), dtype=np.uint8)
+        self._own_sent = self._own_returned = 0
+        self._own_double: Rows | None = np.zeros((size, 32), dtype=np.uint8)
 
         self._outbox: deque[bytes] = deque()
-        self._hello_initiator = b""
-        self._hello_responder = b""
-        self._transcript = b""
+        self._hello_initiator = self._hello_responder = self._transcript = b""
         self.session_id: bytes | None = None
         self._peer: Hello | None = None
-        self._peer_total = 0
+        self._peer_total = self._peer_chunks = self._peer_received = 0
         self._peer_chunk = 1
-        self._peer_chunks = 0
-        self._peer_received = 0
-        self._peer_double = bytearray()
-        self._peer_returns: Rows | None = None
-        self._return_queue: deque[int] = deque()
+        # The peer's doubly-blinded set, sorted in place once complete (PSI returns are queued
+        # with their bytes; CARDINALITY returns, data None, are cut from the sorted set).
+        self._peer_double: Rows | None = None
+        self._return_queue: deque[tuple[int, bytes | None]] = deque()
         self._returned = 0
         self._data_complete = False
-        self._reveal_out: deque[Reveal] = deque()
+        self._reveal_writer: RevealWriter | None = None
         self._reveal_reader: PeerRevealReader | None = None
         self._matched_tokens = 0
 
@@ -168,8 +172,9 @@ class PsiSession:
             message = self._next_exchange_message()
             self._advance()
             return message
-        if self._state is State.REVEAL and self._reveal_out:
-            chunk = self._reveal_out.popleft()
+        writer = self._reveal_writer
+        if self._state is State.REVEAL and writer is not None and not writer.done:
+            chunk = writer.next_chunk()
             self._step(Trigger.SEND_REVEAL)
             self._advance()
             return encode_message(chunk)
@@ -247,59 +252,59 @@ class PsiSession:
         self._peer_total = hello.padded_size
         self._peer_chunk = hello.chunk_size
         self._peer_chunks = -(-hello.padded_size // hello.chunk_size)
+        self._peer_double = np.zeros((hello.padded_size, 32), dtype=np.uint8)  # pages on use
         return [HandshakeComplete(self.session_id, hello.sender_id, hello.padded_size)]
 
-    def _check_seq(self, seq: int, expected: int, total: int, what: str) -> None:
-        if seq < expected:
-            raise RemoteProtocolError(AbortCode.CHUNK_REPLAYED, f"{what} chunk replayed")
-        if seq > expected:
-            raise RemoteProtocolError(AbortCode.CHUNK_OUT_OF_ORDER, f"{what} chunk out of order")
-        if seq >= total:
-            raise RemoteProtocolError(AbortCode.WRONG_COUNT, f"more {what} chunks than declared")
-
     def _on_elements(self, msg: Elements) -> list[Event]:
-        self._check_seq(msg.seq, self._peer_received, self._peer_chunks, "Elements")
-        want = _chunk_len(self._peer_total, self._peer_chunk, msg.seq)
+        check_seq(msg.seq, self._peer_received, self._peer_chunks, "Elements")
+        want = chunk_len(self._peer_total, self._peer_chunk, msg.seq)
         if len(msg.elements) != want * 32:
             raise RemoteProtocolError(AbortCode.WRONG_COUNT, "wrong number of elements")
         try:
             reblinded = self._suite.blind(self._key, msg.elements)
         except InvalidElement as exc:
-            raise _element_error(exc) from None
+            raise element_error(exc) from None
         if has_duplicates(rows_of(msg.elements)):
             raise RemoteProtocolError(AbortCode.DUPLICATE_ELEMENT, "duplicate element in chunk")
-        self._peer_double += reblinded
+        peer = self._peer_double
+        assert peer is not None  # allocated with the Hello
+        start = msg.seq * self._peer_chunk
+        peer[start : start + want] = rows_of(reblinded)
         self._peer_received += 1
         if self._peer_received == self._peer_chunks:
-            peer = rows_of(self._peer_double)
-            if has_duplicates(peer):
+            # One in-place sort serves the duplicate check and the matching (§7).
+            sort_rows_in_place(peer)
+            if sorted_has_duplicates(peer):
                 raise RemoteProtocolError(AbortCode.DUPLICATE_ELEMENT, "duplicate element in set")
             if self.config.mode is Mode.CARDINALITY:
                 # Sorted order depends only on the set, so the peer cannot map values back.
-                self._peer_returns = sorted_rows(peer)
-                self._return_queue.extend(range(self._peer_chunks))
+                self._return_queue.extend((seq, None) for seq in range(self._peer_chunks))
         if self.config.mode is Mode.PSI:
-            self._return_queue.append(msg.seq)
+            self._return_queue.append((msg.seq, reblinded))
+        del peer  # matching may release the set
         self._step(Trigger.RECV_ELEMENTS)
         events: list[Event] = [Progress("peer_elements", self._peer_received, self._peer_chunks)]
         return self._after_receive(events)
 
     def _on_reblinded(self, msg: Reblinded) -> list[Event]:
-        self._check_seq(msg.seq, self._own_returned, self._own_chunks, "Reblinded")
+        check_seq(msg.seq, self._own_returned, self._own_chunks, "Reblinded")
         if msg.seq >= self._own_sent:
             raise RemoteProtocolError(AbortCode.CHUNK_OUT_OF_ORDER, "Reblinded before Elements")
         c = self.config.chunk_size
-        if len(msg.elements) != _chunk_len(self._own_total, c, msg.seq) * 32:
+        if len(msg.elements) != chunk_len(self._own_total, c, msg.seq) * 32:
             raise RemoteProtocolError(AbortCode.WRONG_COUNT, "wrong number of elements")
         try:
             check_elements(msg.elements)
         except InvalidElement as exc:
-            raise _element_error(exc) from None
+            raise element_error(exc) from None
         rows = rows_of(msg.elements)
-        self._own_double[msg.seq * c : msg.seq * c + len(rows)] = rows
+        own = self._own_double
+        assert own is not None  # kept until matching
+        own[msg.seq * c : msg.seq * c + len(rows)] = rows
         self._own_returned += 1
-        if self._own_returned == self._own_chunks and has_duplicates(self._own_double):
+        if self._own_returned == self._own_chunks and has_duplicates(own):
             raise RemoteProtocolError(AbortCode.DUPLICATE_ELEMENT, "duplicate re-blinded element")
+        del own  # matching may release the set
         self._step(Trigger.RECV_REBLINDED)
         events: list[Event] = [Progress("own_elements", self._own_returned, self._own_chunks)]
         return self._after_receive(events)
@@ -312,9 +317,9 @@ class PsiSession:
         events: list[Event] = [Progress("reveal", reader.received, reader.received)]
         if reader.finished:
             assert self.session_id is not None
-            self.result = PsiResult(
-                self.session_id, self._matched_tokens, reader.pairs(self._tokens)
-            )
+            pairs = reader.pairs(self._tokens)
+            self.result = PsiResult(self.session_id, self._matched_tokens, pairs)
+            self._reveal_reader = None
             events.append(ExchangeComplete(self.result))
         self._advance()
         return events
@@ -326,7 +331,10 @@ class PsiSession:
             and self._peer_received == self._peer_chunks
         ):
             self._data_complete = True
-            mask = member_mask(self._own_double, rows_of(self._peer_double))
+            assert self._own_double is not None and self._peer_double is not None
+            mask = member_mask_sorted(self._own_double, self._peer_double)
+            if self.config.mode is Mode.PSI:
+                self._peer_double = None  # the pending returns carry their own bytes
             assert self.session_id is not None
             if self.config.mode is Mode.CARDINALITY:
                 self.result = CardinalityResult(self.session_id, int(mask.sum()))
@@ -337,40 +345,37 @@ class PsiSession:
         return events
 
     def _prepare_reveal(self, mask: npt.NDArray[np.bool_]) -> None:
-        slots = np.nonzero(mask)[0]
-        sources = self._perm[slots]
-        real = sources < self._distinct_count
-        handle_of: dict[int, bytes] = {
-            int(src): _keys.match_handle(self._transcript, self._own_double[slot].tobytes())
-            for slot, src in zip(slots[real], sources[real], strict=True)
-        }
-        self._matched_tokens = len(handle_of)
-        matched = np.zeros(self._distinct_count, dtype=np.bool_)
-        matched[sources[real]] = True
-        token_idx = np.nonzero(matched[self._inverse])[0]
-        token_handles = {int(i): handle_of[int(self._inverse[i])] for i in token_idx}
-        matches = OwnMatches.build(self._tokens, token_handles)
-        self._reveal_out.extend(reveal_chunks(matches, self._rng))
+        assert self._own_double is not None
+        handles, sources = matched_handles(
+            self._transcript, self._own_double, mask, self._perm, self._distinct_count
+        )
+        self._own_double, self._perm = None, _NO_INDEX  # released before the next step
+        matches = own_matches(handles, sources, self._inverse, self._distinct_count)
+        self._inverse = _NO_INDEX
+        self._matched_tokens = len(matches)
+        self._reveal_writer = RevealWriter(matches, self._tokens, self._rng)
         self._reveal_reader = PeerRevealReader(matches)
 
     def _next_exchange_message(self) -> bytes | None:
         if self._return_queue:
-            seq = self._return_queue.popleft()
-            n = _chunk_len(self._peer_total, self._peer_chunk, seq)
-            start = seq * self._peer_chunk
-            if self._peer_returns is not None:
-                data = self._peer_returns[start : start + n].tobytes()
-            else:
-                data = bytes(self._peer_double[start * 32 : (start + n) * 32])
+            seq, data = self._return_queue.popleft()
+            if data is None:
+                assert self._peer_double is not None
+                start = seq * self._peer_chunk
+                n = chunk_len(self._peer_total, self._peer_chunk, seq)
+                data = self._peer_double[start : start + n].tobytes()
             self._returned += 1
             self._step(Trigger.SEND_REBLINDED)
             return encode_message(Reblinded(seq, data))
         if self._own_sent < self._own_chunks:
             seq = self._own_sent
             c = self.config.chunk_size
-            slots = self._perm[seq * c : seq * c + _chunk_len(self._own_total, c, seq)]
-            elements = self._suite.hash_to_group(self._dst, self._sources[slots].tobytes())
+            slots = self._perm[seq * c : seq * c + chunk_len(self._own_total, c, seq)]
+            sources = gather_sources(self._values, self._first, self._dummies, slots)
+            elements = self._suite.hash_to_group(self._dst, sources.tobytes())
             self._own_sent += 1
+            if self._own_sent == self._own_chunks:  # every own element is on its way
+                self._first, self._dummies = _NO_INDEX, rows_of(b"")
             self._step(Trigger.SEND_ELEMENTS)
             return encode_message(Elements(seq, self._suite.blind(self._key, elements)))
         return None
@@ -384,16 +389,11 @@ class PsiSession:
         )
         if self._state is State.EXCHANGE and self._data_complete and all_sent:
             self._step(Trigger.MATCHED if self.config.mode is Mode.PSI else Trigger.COUNTED)
+            self._peer_double = None  # matched, and every return has been sent
         if (
             self._state is State.REVEAL
-            and not self._reveal_out
-            and self._reveal_reader is not None
-            and self._reveal_reader.finished
+            and self._reveal_writer is not None
+            and self._reveal_writer.done
+            and self.result is not None
         ):
             self._step(Trigger.REVEALED)
-
-
-def _element_error(exc: InvalidElement) -> RemoteProtocolError:
-    if exc.identity:
-        return RemoteProtocolError(AbortCode.IDENTITY_ELEMENT, f"element {exc.index}: {exc.reason}")
-    return RemoteProtocolError(AbortCode.INVALID_ELEMENT, f"element {exc.index}: {exc.reason}")
