@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
+from xlink.audit import AuditLog
+from xlink.audit.session import SessionAuditor
 from xlink.crypto.rand import RandomSource, system_random
+from xlink.errors import ProtocolError
 from xlink.linkage.schema import LinkageSchema, schema_digest
 from xlink.linkage.tokens import TokenSet
 from xlink.protocol.config import Mode, Role, SessionConfig
-from xlink.protocol.events import CardinalityResult, PsiResult
+from xlink.protocol.events import CardinalityResult, Event, PsiResult
 from xlink.protocol.pair import run_pair
 from xlink.protocol.session import PsiSession
 
@@ -26,11 +30,13 @@ Result = PsiResult | CardinalityResult
 
 @dataclass(frozen=True, slots=True)
 class Party:
-    """One side of an in-memory exchange: its agency id, tokens and source of randomness."""
+    """One side of an in-memory exchange: its agency id, tokens, source of randomness and,
+    optionally, the audit log its session is written to."""
 
     party_id: str
     tokens: TokenSet
     rng: RandomSource = system_random
+    audit: AuditLog | None = None
 
 
 def exchange_in_memory(
@@ -44,14 +50,21 @@ def exchange_in_memory(
     padding_bucket: int = 1024,
     chunk_size: int = 2048,
     observer: Callable[[PsiSession, bytes], None] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> tuple[Result, Result]:
     """Run a full session between the two parties and return ``(initiator's, responder's)``
     results. Both sides use ``schema`` (its digest goes into the handshake) and are bound to
     ``mou_id``/``mou_digest``.
 
+    A party with an ``audit`` log gets its session's start, sizes, match counts and end (or
+    abort, with its code and which side detected it) written there, timed by ``clock``.
+
     Raises :class:`~xlink.errors.RemoteProtocolError` if either side aborts (which, between two
-    honest in-memory parties, means a bug) and ``ValueError`` for an invalid configuration.
+    honest in-memory parties, means a bug) and ``ValueError`` for an invalid configuration
+    (including an audit log without a ``clock``).
     """
+    if clock is None and (initiator.audit is not None or responder.audit is not None):
+        raise ValueError("an audited exchange needs a clock")
     digest = schema_digest(schema)
 
     def config(role: Role, me: str, peer: str) -> SessionConfig:
@@ -77,4 +90,20 @@ def exchange_in_memory(
         responder.tokens,
         rng=responder.rng,
     )
-    return run_pair(a, b, observer=observer)
+    auditors: dict[int, SessionAuditor] = {}
+    for party, session in ((initiator, a), (responder, b)):
+        if party.audit is not None:
+            assert clock is not None
+            auditors[id(session)] = SessionAuditor(
+                party.audit, session, own_tokens=len(party.tokens), clock=clock
+            )
+
+    def on_events(session: PsiSession, events: list[Event]) -> None:
+        if (auditor := auditors.get(id(session))) is not None:
+            auditor.record(events)
+
+    def on_error(session: PsiSession, error: ProtocolError) -> None:
+        if (auditor := auditors.get(id(session))) is not None:
+            auditor.record_error(error)
+
+    return run_pair(a, b, observer=observer, on_events=on_events, on_error=on_error)

@@ -1,0 +1,129 @@
+"""Writing one party's PSI session into its audit log, from the session's events.
+
+Any driver of a :class:`~xlink.protocol.PsiSession` — the in-memory pair, the network transport,
+an agency's own service — passes every event list it gets from the session to
+:meth:`SessionAuditor.record`, and every :class:`~xlink.errors.ProtocolError` it catches to
+:meth:`SessionAuditor.record_error`. The log then holds, for each session: its start (peer, MOU,
+role, mode, digests), the sizes, the match counts, and its completion or its abort with the
+coded reason and which side detected it — opaque ids and counts only, never a token or a name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from xlink.audit._log import AuditLog
+from xlink.audit._vocab import AuditEvent
+from xlink.errors import ProtocolError, RemoteProtocolError
+from xlink.protocol.abort import AbortCode
+from xlink.protocol.events import (
+    Aborted,
+    CardinalityResult,
+    Event,
+    ExchangeComplete,
+    HandshakeComplete,
+    PsiResult,
+)
+from xlink.protocol.session import PsiSession
+
+__all__ = ["SessionAuditor"]
+
+
+class SessionAuditor:
+    """Appends a session's milestones to ``audit``; ``clock`` supplies each entry's time.
+
+    ``own_tokens`` is the number of token values the party put into the session (before
+    padding). Each milestone is written once, however often it is reported.
+    """
+
+    def __init__(
+        self,
+        audit: AuditLog,
+        session: PsiSession,
+        *,
+        own_tokens: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._audit = audit
+        self._session = session
+        self._own = own_tokens
+        self._clock = clock
+        self._started = False
+        self._ended = False
+
+    def record(self, events: Iterable[Event]) -> None:
+        """Write the milestones among ``events`` (as returned by ``receive_message``)."""
+        for event in events:
+            if isinstance(event, HandshakeComplete):
+                self._start(event)
+            elif isinstance(event, ExchangeComplete):
+                self._complete(event.result)
+            elif isinstance(event, Aborted):
+                self._abort(event.code, by_peer=event.by_peer)
+
+    def record_error(self, error: ProtocolError) -> None:
+        """Write the abort for an error the session raised (we detected the fault), or for a
+        local failure (``LocalProtocolError``: recorded as ``INTERNAL_ERROR``)."""
+        code = error.code if isinstance(error, RemoteProtocolError) else AbortCode.INTERNAL_ERROR
+        self._abort(code, by_peer=False)
+
+    def _now(self) -> datetime:
+        return self._clock()
+
+    def _start(self, event: HandshakeComplete) -> None:
+        if self._started:
+            return
+        self._started = True
+        config = self._session.config
+        self._audit.append(
+            AuditEvent.SESSION_STARTED,
+            {
+                "session": event.session_id,
+                "mou": config.mou_id,
+                "peer": config.peer_id,
+                "role": config.role,
+                "mode": config.mode,
+                "mou_digest": config.mou_digest,
+                "schema_digest": config.schema_digest,
+            },
+            now=self._now(),
+        )
+        self._audit.append(
+            AuditEvent.SIZES,
+            {
+                "session": event.session_id,
+                "own": self._own,
+                "own_padded": self._session.padded_size,
+                "peer_padded": event.peer_padded_size,
+            },
+            now=self._now(),
+        )
+
+    def _complete(self, result: PsiResult | CardinalityResult) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        fields: dict[str, object] = {"session": result.session_id}
+        if isinstance(result, PsiResult):
+            fields["matched"] = result.matched_tokens
+            fields["pairs"] = result.pair_count
+        else:
+            fields["matched"] = result.intersection_size
+        self._audit.append(AuditEvent.MATCHES, fields, now=self._now())
+        self._audit.append(
+            AuditEvent.SESSION_COMPLETED, {"session": result.session_id}, now=self._now()
+        )
+
+    def _abort(self, code: AbortCode, *, by_peer: bool) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        fields: dict[str, object] = {
+            "code": code,
+            "side": "PEER" if by_peer else "LOCAL",
+            "peer": self._session.config.peer_id,
+        }
+        if self._session.session_id is not None:
+            fields["session"] = self._session.session_id
+        self._audit.append(AuditEvent.SESSION_ABORTED, fields, now=self._now())
