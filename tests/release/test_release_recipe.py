@@ -5,7 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _release_support import CA, HANDLE_KEY, SEALING, SESSION, SIGNING, T0, US, person, sample_mou
+from _release_support import (
+    CA,
+    HANDLE_KEY,
+    HANDLES,
+    SEALING,
+    SESSION,
+    SIGNING,
+    T0,
+    US,
+    person,
+    sample_mou,
+)
 
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.rand import DeterministicRandom
@@ -57,3 +68,20 @@ def test_approval_required_needs_a_queue_and_holds_everything(tmp_path: Path) ->
         assert len(sent) == 1
         assert release_approved(queue, mou=mou, signing_key=SIGNING[CA], now=T0) == ()
         log.close()
+
+
+def test_a_match_below_the_mou_threshold_is_never_released(tmp_path: Path) -> None:
+    mou = sample_mou(approval_required=False)
+    weak = DecidedMatch("CAWL-1", 0, frozenset({"k"}), mou.match_threshold - 0.01, HANDLES)
+    # The caller decided with a laxer threshold than the MOU allows.
+    decision = Decision(SESSION, mou.match_threshold - 5, 1, (weak,))
+    with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
+        batch = release_decided(
+            decision, RECORDS, mou=mou, originator=CA, signing_key=SIGNING[CA],
+            handle_key=HANDLE_KEY[CA], rng=DeterministicRandom("r"), now=T0, audit=log,
+        )  # fmt: skip
+        entries = list(log.entries())
+    assert not batch.sealed and not batch.queued
+    assert batch.denied[0].reasons == ("below-mou-threshold",)
+    assert [e.kind for e in entries] == [AuditEvent.RELEASE_DENIED]
+    assert entries[0].fields["reason"] == "below-mou-threshold"

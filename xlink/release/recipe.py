@@ -123,8 +123,10 @@ def release_decided(
 ) -> ReleaseBatch:
     """Release what the MOU allows of every decided match (DESIGN §2 step 6).
 
-    For each match, :func:`decide_release` cuts the record to its tearline; a denial is
-    collected (and audited as ``RELEASE_DENIED`` under the pair's first match handle). When
+    A match scoring below the MOU's ``match_threshold`` is denied (``below-mou-threshold``),
+    whatever threshold the decision used. For the others, :func:`decide_release` cuts the record
+    to its tearline. A denial is collected (and audited as ``RELEASE_DENIED`` under the pair's
+    first match handle). When
     ``mou.approval_required`` the release waits in ``queue`` (``ValueError`` if none is given);
     otherwise it is signed, sealed to the peer and audited as ``RELEASE_SENT``. ``records``
     are the originator's own (``KeyError`` if a decided record is missing).
@@ -138,6 +140,8 @@ def release_decided(
     for match in decision.matches:
         record = by_id[match.local_record_id]
         try:
+            if match.score < mou.match_threshold:
+                raise PolicyDenied(["below-mou-threshold"])
             content = decide_release(record, mou, originator=originator)
         except PolicyDenied as exc:
             denied.append(DeniedRelease(record.record_id, exc.reasons))
