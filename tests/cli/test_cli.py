@@ -26,12 +26,14 @@ def test_console_script_is_installed_and_has_help() -> None:
     exe = Path(sys.executable).with_name("xlink")
     proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0
-    for command in ("prepare", "eval", "schema", "demo", "releases", "store", "source", "audit"):
+    commands = ("prepare", "eval", "schema", "demo", "releases", "store", "source", "audit")
+    for command in (*commands, "keygen", "mou"):
         assert command in proc.stdout
 
 
 @pytest.mark.parametrize(
-    "command", ["prepare", "eval", "schema", "demo", "releases", "store", "source", "audit"]
+    "command",
+    ["prepare", "eval", "schema", "demo", "releases", "store", "source", "audit", "keygen", "mou"],
 )
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:

@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_audit,
         cmd_demo,
         cmd_eval,
+        cmd_keygen,
+        cmd_mou,
         cmd_prepare,
         cmd_releases,
         cmd_schema,
@@ -49,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_store,
         cmd_source,
         cmd_audit,
+        cmd_keygen,
+        cmd_mou,
     ):
         module.register(sub)
     return parser

@@ -1,0 +1,275 @@
+"""``xlink keygen`` and ``xlink mou fill|sign|verify``: the key and MOU ceremony end to end."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import io
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+import xlink.cli.main as cli_main
+from xlink.cli import cmd_keygen, cmd_mou
+from xlink.cli.exitcodes import ExitCode
+from xlink.crypto.keyfiles import KEY_DIR_FILES, PUBLIC_BUNDLE_FILE, AgencyKeys, PublicBundle
+from xlink.crypto.keys import SealingKey
+from xlink.crypto.rand import DeterministicRandom
+from xlink.policy import PartyKeys, dump_mou, load_mou, load_sample_template
+from xlink.policy.template import SAMPLE_TEMPLATE_RESOURCE
+
+CA_PASS = "ca passphrase, long enough"
+US_PASS = "us passphrase, long enough too"
+SAMPLE = Path(cli_main.__file__).parents[1] / SAMPLE_TEMPLATE_RESOURCE
+Run = Callable[..., int]
+
+
+@pytest.fixture
+def xlink(monkeypatch: pytest.MonkeyPatch) -> Run:
+    """``main`` (its real exit-code mapping) with keygen and mou registered, whether or not
+    main.py registers them yet."""
+    original = cli_main.build_parser
+
+    def build_parser() -> argparse.ArgumentParser:
+        parser = original()
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        for module in (cmd_keygen, cmd_mou):
+            if module.__name__.rsplit("_", 1)[1] not in sub.choices:
+                module.register(sub)
+        return parser
+
+    monkeypatch.setattr(cli_main, "build_parser", build_parser)
+    monkeypatch.setattr(sys, "stdin", io.StringIO())  # not a terminal: never prompt
+    monkeypatch.delenv("XLINK_PASSPHRASE", raising=False)
+
+    def run(*argv: str) -> int:
+        return cli_main.main(list(argv))
+
+    return run
+
+
+def _json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    parsed = json.loads(capsys.readouterr().out)
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def _keygen_both(xlink: Run, monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
+    monkeypatch.setenv("XLINK_PASSPHRASE", CA_PASS)
+    monkeypatch.setenv("US_PASS", US_PASS)
+    assert xlink("keygen", "--agency", "CA-RCMP", "--out", str(tmp / "ca")) == ExitCode.OK
+    assert (
+        xlink("keygen", "--agency", "US-DHS", "--out", str(tmp / "us"), "--passphrase-env",
+              "US_PASS", "--valid-days", "30")
+        == ExitCode.OK
+    )  # fmt: skip
+
+
+def _fill(xlink: Run, tmp: Path, *extra: str) -> Path:
+    out = tmp / "ca-us.toml"
+    code = xlink(
+        "mou", "fill", str(SAMPLE),
+        "--bundle", str(tmp / "ca" / PUBLIC_BUNDLE_FILE),
+        "--bundle", str(tmp / "us" / PUBLIC_BUNDLE_FILE),
+        "--out", str(out), *extra,
+    )  # fmt: skip
+    assert code == ExitCode.OK
+    return out
+
+
+def _sign(xlink: Run, mou: Path, side: str, agency: str, *extra: str) -> int:
+    return xlink(
+        "mou", "sign", str(mou), "--keys", str(mou.parent / side), "--agency", agency, *extra
+    )
+
+
+@pytest.mark.parametrize(
+    "argv", [["keygen"], ["mou"], ["mou", "fill"], ["mou", "sign"], ["mou", "verify"]]
+)
+def test_every_command_has_help(
+    xlink: Run, argv: Sequence[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        xlink(*argv, "--help")
+    assert exc.value.code == 0
+    assert "usage: xlink " + " ".join(argv) in capsys.readouterr().out
+
+
+def test_ceremony_end_to_end(
+    xlink: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _keygen_both(xlink, monkeypatch, tmp_path)
+    for side in ("ca", "us"):
+        assert sorted(p.name for p in (tmp_path / side).iterdir()) == sorted(KEY_DIR_FILES)
+    mou_path = _fill(xlink, tmp_path, "--valid-from", "2025-06-01", "--valid-until", "2026-05-31")
+    assert _sign(xlink, mou_path, "ca", "CA-RCMP") == ExitCode.OK
+    capsys.readouterr()
+
+    # One signature: refused, naming the missing one.
+    assert xlink("mou", "verify", str(mou_path), "--agency", "US-DHS", "--today", "2025-07-01",
+                 "--json") == ExitCode.POLICY  # fmt: skip
+    refused = _json(capsys)
+    assert refused["accepted"] is False
+    assert refused["reasons"] == ["signature-missing:US-DHS"]
+
+    monkeypatch.delenv("XLINK_PASSPHRASE")
+    assert _sign(xlink, mou_path, "us", "US-DHS", "--passphrase-env", "US_PASS") == ExitCode.OK
+    assert list(load_mou(mou_path).signatures) == ["CA-RCMP", "US-DHS"]
+    capsys.readouterr()
+
+    for agency in ("CA-RCMP", "US-DHS"):
+        code = xlink("mou", "verify", str(mou_path), "--agency", agency, "--today",
+                     "2025-07-01", "--json")  # fmt: skip
+        assert code == ExitCode.OK
+        accepted = _json(capsys)
+        assert accepted["accepted"] is True and accepted["reasons"] == []
+        assert accepted["signatures"] == ["CA-RCMP", "US-DHS"]
+    ca = json.loads((tmp_path / "ca" / PUBLIC_BUNDLE_FILE).read_text())
+    parties = accepted["parties"]
+    assert isinstance(parties, list)
+    assert parties[0]["tls_cert_sha256"] == ca["tls_cert_sha256"]
+
+    # After the validity window: refused as expired.
+    code = xlink("mou", "verify", str(mou_path), "--agency", "CA-RCMP", "--today", "2026-06-01")
+    assert code == ExitCode.POLICY
+    captured = capsys.readouterr()
+    assert "expired" in captured.out and "expired" in captured.err
+
+
+def test_no_secret_is_ever_printed(
+    xlink: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _keygen_both(xlink, monkeypatch, tmp_path)
+    mou_path = _fill(xlink, tmp_path)
+    assert _sign(xlink, mou_path, "ca", "CA-RCMP", "--json") == ExitCode.OK
+    assert xlink("keygen", "--agency", "CA-RCMP", "--out", str(tmp_path / "x"), "--json") == 0
+    assert _sign(xlink, mou_path, "us", "US-DHS", "--passphrase-env", "US_PASS") == 0
+    assert xlink("mou", "verify", str(mou_path), "--agency", "CA-RCMP") == 0
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err
+    assert "verify key" in printed
+    for side, passphrase in (("ca", CA_PASS), ("us", US_PASS), ("x", CA_PASS)):
+        keys = AgencyKeys.load(tmp_path / side, passphrase.encode())
+        tls_body = "".join(keys.tls.key_pem.decode().splitlines()[1:-1])
+        public = (tmp_path / side / PUBLIC_BUNDLE_FILE).read_text()
+        for secret in (
+            passphrase, keys.signing_key.seed().hex(), keys.sealing_key.secret().hex(), tls_body
+        ):  # fmt: skip
+            assert secret not in printed
+            assert secret not in public
+            assert secret not in mou_path.read_text()
+
+
+def test_keygen_refuses_existing_keys_and_missing_passphrase(
+    xlink: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path / "ca")
+    assert xlink("keygen", "--agency", "CA-RCMP", "--out", out) == ExitCode.INPUT
+    assert "no passphrase: set XLINK_PASSPHRASE" in capsys.readouterr().err
+    monkeypatch.setenv("XLINK_PASSPHRASE", "short")
+    assert xlink("keygen", "--agency", "CA-RCMP", "--out", out) == ExitCode.INPUT
+    assert "at least 12 bytes" in capsys.readouterr().err
+    monkeypatch.setenv("XLINK_PASSPHRASE", CA_PASS)
+    assert xlink("keygen", "--agency", "CA-RCMP", "--out", out, "--json") == ExitCode.OK
+    first = _json(capsys)
+    assert first["bundle"] == str(tmp_path / "ca" / PUBLIC_BUNDLE_FILE)
+    assert xlink("keygen", "--agency", "CA-RCMP", "--out", out) == ExitCode.INPUT
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert xlink("keygen", "--agency", "CA-RCMP", "--out", out, "--force", "--json") == 0
+    assert _json(capsys)["verify_key"] != first["verify_key"]
+    with pytest.raises(SystemExit) as exc:
+        xlink("keygen", "--agency", "not an id", "--out", out)
+    assert exc.value.code == ExitCode.USAGE
+
+
+def test_keygen_prompts_on_a_terminal(
+    xlink: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    answers = iter([CA_PASS, CA_PASS, CA_PASS, "something else entirely"])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: next(answers))
+    assert xlink("keygen", "--agency", "CA-RCMP", "--out", str(tmp_path / "a")) == ExitCode.OK
+    AgencyKeys.load(tmp_path / "a", CA_PASS.encode())
+    assert xlink("keygen", "--agency", "CA-RCMP", "--out", str(tmp_path / "b")) == ExitCode.INPUT
+    assert "differ" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_sign_refuses_wrong_passphrase_and_someone_elses_keys(
+    xlink: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _keygen_both(xlink, monkeypatch, tmp_path)
+    mou_path = _fill(xlink, tmp_path)
+    before = mou_path.read_text()
+    monkeypatch.setenv("XLINK_PASSPHRASE", "not the right passphrase")
+    assert _sign(xlink, mou_path, "ca", "CA-RCMP") == ExitCode.INPUT
+    assert "decryption or verification failed" in capsys.readouterr().err
+    monkeypatch.setenv("XLINK_PASSPHRASE", US_PASS)
+    assert _sign(xlink, mou_path, "us", "CA-RCMP") == ExitCode.INPUT
+    assert "holds the keys of US-DHS" in capsys.readouterr().err
+    assert _sign(xlink, mou_path, "us", "MX-SSPC") == ExitCode.INPUT
+    assert "not a party" in capsys.readouterr().err
+    assert mou_path.read_text() == before
+
+
+def test_sign_refuses_an_mou_naming_another_sealing_key_for_us(
+    xlink: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _keygen_both(xlink, monkeypatch, tmp_path)
+    ca = AgencyKeys.load(tmp_path / "ca", CA_PASS.encode()).public_bundle()
+    us = AgencyKeys.load(tmp_path / "us", US_PASS.encode()).public_bundle()
+    intruder = SealingKey.generate(DeterministicRandom("intruder")).public_key
+    swapped = PublicBundle(ca.agency_id, ca.verify_key, intruder, ca.tls_cert_pem, ca.created)
+    mou = load_sample_template().fill(
+        {
+            b.agency_id: PartyKeys(b.verify_key, b.sealing_key, b.tls_cert_sha256)
+            for b in (swapped, us)
+        },
+        schema_digest=bytes(32),
+    )
+    mou_path = tmp_path / "swapped.json"
+    mou_path.write_text(dump_mou(mou, "json"))
+    assert _sign(xlink, mou_path, "ca", "CA-RCMP") == ExitCode.INPUT
+    err = capsys.readouterr().err
+    assert "sealing_key" in err and "refusing to sign" in err
+    assert not load_mou(mou_path).signatures
+
+
+def test_fill_errors(
+    xlink: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _keygen_both(xlink, monkeypatch, tmp_path)
+    ca = str(tmp_path / "ca" / PUBLIC_BUNDLE_FILE)
+    out = str(tmp_path / "m.toml")
+    assert xlink("mou", "fill", "--bundle", ca, "--out", out) == ExitCode.INPUT
+    assert "none given for US-DHS" in capsys.readouterr().err
+    assert xlink("mou", "fill", "--bundle", ca, "--bundle", ca, "--out", out) == ExitCode.INPUT
+    assert "a second bundle" in capsys.readouterr().err
+    assert xlink("keygen", "--agency", "MX-SSPC", "--out", str(tmp_path / "mx")) == 0
+    mx = str(tmp_path / "mx" / PUBLIC_BUNDLE_FILE)
+    assert xlink("mou", "fill", "--bundle", ca, "--bundle", mx, "--out", out) == ExitCode.INPUT
+    assert "not a party" in capsys.readouterr().err
+    broken = tmp_path / "broken.json"
+    broken.write_text("{}")
+    assert xlink("mou", "fill", "--bundle", str(broken), "--out", out) == ExitCode.INPUT
+    assert not Path(out).exists()
+    # Default template is the bundled sample; the output exists afterwards and is not replaced.
+    us = str(tmp_path / "us" / PUBLIC_BUNDLE_FILE)
+    assert xlink("mou", "fill", "--bundle", ca, "--bundle", us, "--out", out, "--json") == 0
+    filled = _json(capsys)
+    assert filled["signatures"] == [] and filled["id"] == "CA-US-XLINK-DEMO-2025-001"
+    assert xlink("mou", "fill", "--bundle", ca, "--bundle", us, "--out", out) == ExitCode.INPUT
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_verify_unreadable_or_invalid_is_exit_3(
+    xlink: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert xlink("mou", "verify", str(tmp_path / "none.toml"), "--agency", "CA-RCMP") == 3
+    bad = tmp_path / "bad.toml"
+    bad.write_text('format = "xlink-mou-v1"\n')
+    assert xlink("mou", "verify", str(bad), "--agency", "CA-RCMP") == ExitCode.INPUT
+    assert "error(s)" in capsys.readouterr().err

@@ -1,0 +1,272 @@
+"""``xlink mou fill|sign|verify``: the MOU ceremony (docs/keys.md §5, docs/mou.md)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from xlink.cli._common import emit_json
+from xlink.cli.cmd_keygen import add_passphrase_option, agency_id, read_passphrase
+from xlink.cli.exitcodes import ExitCode
+from xlink.crypto.keyfiles import AgencyKeys, PublicBundle, load_public_bundle
+from xlink.errors import InputError
+from xlink.linkage.schema import load_default_schema, load_schema, schema_digest
+from xlink.policy import (
+    Mou,
+    MouRefused,
+    PartyKeys,
+    SignedMou,
+    accept_mou,
+    dump_mou,
+    load_mou,
+    load_mou_template,
+    load_sample_template,
+    mou_digest,
+    sign_mou,
+)
+from xlink.policy.document import format_of
+
+__all__ = ["register", "run"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "mou",
+        help="fill an MOU template with both agencies' keys, sign it, verify it",
+        description="The MOU ceremony: fill a template with both agencies' public bundles, "
+        "have each agency sign it, and verify it before use (docs/keys.md). Exit 0 on "
+        "success, 3 for an unreadable or invalid file, key or passphrase, 5 when verify "
+        "refuses the MOU (every reason listed).",
+    )
+    actions = p.add_subparsers(dest="mou_command", metavar="ACTION", required=True)
+    fill = actions.add_parser(
+        "fill",
+        help="fill a template with both agencies' public keys",
+        description="Fill an MOU template with each party's verify key, sealing key and TLS "
+        "certificate pin (from its public bundle) and the linkage schema digest; write the "
+        "unsigned MOU (.toml or .json, from --out's suffix).",
+    )
+    fill.add_argument(
+        "template",
+        nargs="?",
+        metavar="TEMPLATE",
+        help="template file (.toml/.json; default: the bundled CA-RCMP/US-DHS sample)",
+    )
+    fill.add_argument(
+        "--bundle",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="a party's public.json (give it once per party)",
+    )
+    fill.add_argument("--schema", metavar="PATH", help="linkage schema (default: bundled v1)")
+    fill.add_argument("--valid-from", type=_date, metavar="YYYY-MM-DD", help="first valid day")
+    fill.add_argument("--valid-until", type=_date, metavar="YYYY-MM-DD", help="last valid day")
+    fill.add_argument("--out", required=True, metavar="FILE", help="the MOU to write")
+    fill.add_argument("--force", action="store_true", help="replace --out if it exists")
+    sign = actions.add_parser(
+        "sign",
+        help="add this agency's signature",
+        description="Add this agency's Ed25519 signature over the MOU digest, keeping the other "
+        "party's. Refused (exit 3) unless the MOU names this agency's own verify key, sealing "
+        "key and TLS certificate. Check the other party's keys it prints against what they "
+        "told you over a second channel.",
+    )
+    sign.add_argument("mou", metavar="MOU", help="the MOU file")
+    sign.add_argument("--keys", required=True, metavar="DIR", help="this agency's key directory")
+    sign.add_argument("--agency", required=True, type=agency_id, metavar="ID", help="signer")
+    sign.add_argument("--out", metavar="FILE", help="write here (default: replace MOU)")
+    add_passphrase_option(sign)
+    verify = actions.add_parser(
+        "verify",
+        help="check both signatures and the validity period",
+        description="Accept the MOU for this agency, or refuse it listing every reason: "
+        "not-a-party, signature-missing:<agency>, signature-invalid:<agency>, not-yet-valid, "
+        "expired. Exit 0 accepted, 5 refused, 3 unreadable or invalid.",
+    )
+    verify.add_argument("mou", metavar="MOU", help="the MOU file")
+    verify.add_argument("--agency", required=True, type=agency_id, metavar="ID", help="us")
+    verify.add_argument(
+        "--today", type=_date, metavar="YYYY-MM-DD", help="the day to check (default: UTC today)"
+    )
+    for action in (fill, sign, verify):
+        action.add_argument("--json", action="store_true", help="print JSON")
+        action.set_defaults(handler=run)
+
+
+def _date(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a date YYYY-MM-DD") from None
+
+
+def _write_atomic(path: Path, text: str, *, overwrite: bool) -> None:
+    """Write ``path`` through a temporary file in the same directory, renamed into place."""
+    if not overwrite and path.exists():
+        raise InputError(f"{path}: already exists (use --force to replace it)")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _party_keys(bundle: PublicBundle) -> PartyKeys:
+    return PartyKeys(bundle.verify_key, bundle.sealing_key, bundle.tls_cert_sha256)
+
+
+def _parties_json(mou: Mou) -> list[dict[str, str]]:
+    return [
+        {
+            "agency_id": p.agency_id,
+            "verify_key": bytes(p.verify_key).hex(),
+            "sealing_key": bytes(p.sealing_key).hex(),
+            "tls_cert_sha256": p.tls_cert_sha256.hex(),
+        }
+        for p in mou.parties
+    ]
+
+
+def _summary(signed: SignedMou) -> dict[str, object]:
+    mou = signed.mou
+    return {
+        "id": mou.id,
+        "version": mou.version,
+        "digest": mou_digest(mou).hex(),
+        "valid_from": mou.valid_from.isoformat(),
+        "valid_until": mou.valid_until.isoformat(),
+        "parties": _parties_json(mou),
+        "signatures": list(signed.signatures),
+    }
+
+
+def _print_summary(summary: dict[str, object]) -> None:
+    print(f"MOU {summary['id']} v{summary['version']}, digest {summary['digest']}")
+    print(f"  valid {summary['valid_from']} .. {summary['valid_until']}")
+    parties = summary["parties"]
+    assert isinstance(parties, list)
+    for p in parties:
+        print(f"  {p['agency_id']}: verify key {p['verify_key']}")
+        print(f"  {' ' * len(p['agency_id'])}  sealing key {p['sealing_key']}")
+        print(f"  {' ' * len(p['agency_id'])}  TLS SHA-256 {p['tls_cert_sha256']}")
+    signatures = summary["signatures"]
+    assert isinstance(signatures, list)
+    print(f"  signed by: {', '.join(signatures) or 'nobody yet'}")
+
+
+def _fill(args: argparse.Namespace) -> int:
+    template = load_mou_template(args.template) if args.template else load_sample_template()
+    bundles = [load_public_bundle(path) for path in args.bundle]
+    keys: dict[str, PartyKeys] = {}
+    for path, bundle in zip(args.bundle, bundles, strict=True):
+        if bundle.agency_id in keys:
+            raise InputError(f"{path}: a second bundle for {bundle.agency_id}")
+        if bundle.agency_id not in template.agency_ids:
+            raise InputError(f"{path}: {bundle.agency_id} is not a party in the template")
+        keys[bundle.agency_id] = _party_keys(bundle)
+    missing = [a for a in template.agency_ids if a not in keys]
+    if missing:
+        raise InputError(f"--bundle: none given for {', '.join(missing)}")
+    schema = load_schema(args.schema) if args.schema else load_default_schema()
+    mou = template.fill(
+        keys,
+        schema_digest=schema_digest(schema),
+        valid_from=args.valid_from,
+        valid_until=args.valid_until,
+    )
+    if (mou.schema_id, mou.schema_version) != (schema.id, schema.version):
+        raise InputError(
+            f"the template names linkage schema {mou.schema_id} v{mou.schema_version}, "
+            f"not {schema.id} v{schema.version} (pass it with --schema)"
+        )
+    out = Path(args.out)
+    _write_atomic(out, dump_mou(mou, format_of(out)), overwrite=args.force)
+    summary = {**_summary(SignedMou(mou)), "out": str(out)}
+    if args.json:
+        emit_json(summary)
+    else:
+        _print_summary(summary)
+        print(f"written to {out}: each agency checks the keys above, then runs `xlink mou sign`")
+    return ExitCode.OK
+
+
+def _sign(args: argparse.Namespace) -> int:
+    signed = load_mou(args.mou)
+    out = Path(args.out) if args.out else Path(args.mou)
+    fmt = format_of(out)
+    try:
+        own = signed.mou.party(args.agency)
+    except KeyError:
+        raise InputError(f"{args.mou}: {args.agency} is not a party to this MOU") from None
+    passphrase = read_passphrase(args.passphrase_env, confirm=False)
+    keys = AgencyKeys.load(args.keys, passphrase)
+    if keys.agency_id != args.agency:
+        raise InputError(f"{args.keys}: holds the keys of {keys.agency_id}, not {args.agency}")
+    # Signing a document that names someone else's sealing key or certificate for us would
+    # send our records, or our TLS session, to them: every one of our keys must be ours.
+    wrong = [
+        member
+        for member, ok in (
+            ("verify_key", own.verify_key == keys.signing_key.verify_key),
+            ("sealing_key", own.sealing_key == keys.sealing_key.public_key),
+            ("tls_cert_sha256", own.tls_cert_sha256 == keys.tls.fingerprint),
+        )
+        if not ok
+    ]
+    if wrong:
+        raise InputError(
+            f"{args.mou}: the MOU's {', '.join(wrong)} for {args.agency} is not the key in "
+            f"{args.keys}; refusing to sign"
+        )
+    signed = sign_mou(signed, args.agency, keys.signing_key)
+    _write_atomic(out, dump_mou(signed, fmt), overwrite=True)
+    summary = {**_summary(signed), "signed_by": args.agency, "out": str(out)}
+    if args.json:
+        emit_json(summary)
+    else:
+        _print_summary(summary)
+        print(f"signed by {args.agency}, written to {out}")
+    return ExitCode.OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    signed = load_mou(args.mou)
+    today = args.today or datetime.datetime.now(datetime.UTC).date()
+    summary = {**_summary(signed), "agency": args.agency, "today": today.isoformat()}
+    try:
+        accept_mou(signed, local_agency=args.agency, today=today)
+    except MouRefused as exc:
+        if args.json:
+            emit_json({**summary, "accepted": False, "reasons": list(exc.reasons)})
+        else:
+            print(f"MOU {signed.mou.id} v{signed.mou.version} refused for {args.agency}:")
+            for reason in exc.reasons:
+                print(f"  {reason}")
+        print(f"xlink: {exc}", file=sys.stderr)
+        return ExitCode.POLICY
+    if args.json:
+        emit_json({**summary, "accepted": True, "reasons": []})
+    else:
+        _print_summary(summary)
+        print(f"accepted for {args.agency} on {today.isoformat()}")
+    return ExitCode.OK
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.mou_command == "fill":
+        return _fill(args)
+    if args.mou_command == "sign":
+        return _sign(args)
+    return _verify(args)

@@ -1,0 +1,168 @@
+"""Self-signed TLS identities for the mutual-TLS transport (docs/transport.md).
+
+Each agency presents one self-signed certificate. It is its own trust anchor: the peer loads it
+as the only CA it trusts, and after the handshake compares its SHA-256 fingerprint with the pin
+written in the MOU. No public CA, no hostname: the MOU is the trust root.
+
+Keys are ECDSA P-256 (every TLS 1.3 stack, HSM and OpenSSL build supports it; Python's ``ssl``
+negotiates TLS 1.3 with it). Time is a parameter (``not_before``/``not_after``); randomness is
+either the operating system's or derived from ``key_seed``, in which case the whole certificate
+is reproducible (deterministic ECDSA, RFC 6979, and a serial derived from the key and validity).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+__all__ = [
+    "FINGERPRINT_SIZE",
+    "TlsIdentity",
+    "certificate_fingerprint",
+    "fingerprints_equal",
+    "make_tls_identity",
+]
+
+FINGERPRINT_SIZE: Final = 32
+"""Size of a certificate fingerprint (SHA-256 of the DER certificate), in bytes."""
+
+_KEY_SEED_DST: Final = b"xlink/v1/tls-key-seed"
+_SERIAL_DST: Final = b"xlink/v1/tls-serial"
+_P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+@dataclass(frozen=True, slots=True)
+class TlsIdentity:
+    """One agency's TLS certificate and private key, both PEM-encoded.
+
+    ``key_pem`` is an unencrypted PKCS#8 private key: keep it in a file only the service account
+    can read (the key-file writer encrypts it at rest).
+    """
+
+    cert_pem: bytes
+    key_pem: bytes
+
+    @property
+    def fingerprint(self) -> bytes:
+        """SHA-256 of the DER certificate: the value an MOU pins."""
+        return certificate_fingerprint(self.cert_pem)
+
+    def __repr__(self) -> str:
+        return f"TlsIdentity(fingerprint={self.fingerprint.hex()}, key_pem=<secret>)"
+
+
+def certificate_fingerprint(cert: bytes) -> bytes:
+    """SHA-256 of a certificate given as PEM or DER. Raises ``ValueError`` if it does not parse."""
+    if cert.lstrip().startswith(b"-----BEGIN"):
+        der = x509.load_pem_x509_certificate(cert).public_bytes(serialization.Encoding.DER)
+    else:
+        der = x509.load_der_x509_certificate(cert).public_bytes(serialization.Encoding.DER)
+    return hashlib.sha256(der).digest()
+
+
+def fingerprints_equal(a: bytes, b: bytes) -> bool:
+    """Constant-time comparison of two fingerprints."""
+    return hmac.compare_digest(a, b)
+
+
+def _private_key(key_seed: bytes | None) -> ec.EllipticCurvePrivateKey:
+    if key_seed is None:
+        return ec.generate_private_key(ec.SECP256R1())
+    if len(key_seed) < 16:
+        raise ValueError("key_seed must be at least 16 bytes")
+    # 64 bytes reduced modulo the group order: bias below 2^-256.
+    wide = hashlib.shake_256(_KEY_SEED_DST + key_seed).digest(64)
+    scalar = int.from_bytes(wide, "big") % (_P256_ORDER - 1) + 1
+    return ec.derive_private_key(scalar, ec.SECP256R1())
+
+
+def _utc(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+def make_tls_identity(
+    agency_id: str,
+    *,
+    not_before: datetime,
+    not_after: datetime,
+    key_seed: bytes | None = None,
+) -> TlsIdentity:
+    """Make a self-signed certificate for ``agency_id`` that can be its own trust anchor.
+
+    Subject and issuer are ``CN=<agency_id>``; basicConstraints ``CA:TRUE`` (critical) and
+    keyUsage ``digitalSignature, keyCertSign`` (critical), so OpenSSL accepts it both as the
+    end-entity certificate and as the trust anchor that verifies it. ``not_before`` and
+    ``not_after`` must be timezone-aware with ``not_before < not_after``. With ``key_seed``
+    (at least 16 secret bytes) the key and the certificate are deterministic.
+
+    Raises ``ValueError`` on an empty agency id, a naive datetime, an empty validity window or a
+    short seed.
+    """
+    if not agency_id:
+        raise ValueError("agency_id must not be empty")
+    start = _utc(not_before, "not_before")
+    end = _utc(not_after, "not_after")
+    if not start < end:
+        raise ValueError("not_before must be earlier than not_after")
+    key = _private_key(key_seed)
+    public_der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    serial_input = (
+        _SERIAL_DST
+        + public_der
+        + start.isoformat().encode("ascii")
+        + end.isoformat().encode("ascii")
+        + agency_id.encode("utf-8")
+    )
+    # Positive, at most 20 octets (RFC 5280 §4.1.2.2).
+    serial = int.from_bytes(hashlib.sha256(serial_input).digest()[:19], "big") | 1
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, agency_id)])
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ski, critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+        )
+        .sign(key, hashes.SHA256(), ecdsa_deterministic=key_seed is not None)
+    )
+    return TlsIdentity(
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
