@@ -5,8 +5,12 @@ same machine, because absolute times on shared machines drift:
 
 - ``floor_s``: the time the ciphersuite's primitives alone (hash to group: 2x SHA-512,
   2x Elligator 2 + point addition in libsodium; blinding: one X25519 in OpenSSL) take for the
-  number of operations each party performs, measured with both cores busy (two calibration
-  processes at once), taking the slower party.
+  number of operations each party performs, taking the slower party. The per-op times are
+  calibrated inside the two party processes themselves, once just before and once just after
+  the protocol run (the parties synchronise over their socket so that both calibrate at the
+  same time: both cores busy in both windows, as in the run); the floor uses the mean of the
+  four measurements (2 parties x before/after). ``floor_calibration_us`` shows the before and
+  after means so that drift during the run is visible.
 - ``wall_s``: from both parties starting the protocol (tokens already in memory) to both
   having their results.
 - ``ratio`` = ``wall_s / floor_s``.
@@ -59,15 +63,26 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _barrier(sock: socket.socket, *, received: int = 0) -> None:
+    """Wait until the peer reaches the same point (one byte each way, outside the protocol).
+    ``received`` says the peer's byte has already been read (with its last protocol frame)."""
+    sock.setblocking(True)
+    sock.sendall(b"\x00")
+    if received == 1:
+        return
+    if received or sock.recv(1) != b"\x00":
+        raise SystemExit("benchmark barrier: unexpected bytes from the peer")
+
+
 def run_party(role: str, fd: int, n: int, keys: int, overlap: int, seed: int, chunk: int) -> None:
-    """One party: drive a PsiSession over a non-blocking socket until it completes."""
+    """One party: calibrate, drive a PsiSession over a non-blocking socket until it completes,
+    calibrate again. Barriers keep the two parties' calibration windows aligned."""
     from xlink.crypto.rand import DeterministicRandom
     from xlink.protocol import HandshakeComplete, Mode, PsiSession, Role, SessionConfig
     from xlink.protocol.framing import FrameDecoder, encode_frame
 
     tokens = make_tokens(n, keys, overlap, role, seed)
     sock = socket.socket(fileno=fd)
-    sock.setblocking(False)
     is_init = role == "initiator"
     config = SessionConfig(
         role=Role.INITIATOR if is_init else Role.RESPONDER,
@@ -80,7 +95,11 @@ def run_party(role: str, fd: int, n: int, keys: int, overlap: int, seed: int, ch
         chunk_size=chunk,
     )
     session = PsiSession(config, tokens, rng=DeterministicRandom(f"session/{role}/{seed}"))
+    _barrier(sock)
+    before = calibrate(CALIBRATION_OPS)
+    _barrier(sock)
     decoder = FrameDecoder(max_frame=1 << 24)
+    sock.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ)
     outbuf = bytearray()
@@ -131,6 +150,11 @@ def run_party(role: str, fd: int, n: int, keys: int, overlap: int, seed: int, ch
         sock.sendall(outbuf)
         sent += len(outbuf)
     wall = time.perf_counter() - start
+    sel.close()
+    # Every protocol byte has been read by now (the peer's last message is its final Reveal):
+    # a byte left in the decoder is the peer's barrier byte, read along with that Reveal.
+    _barrier(sock, received=decoder.pending)
+    after = calibrate(CALIBRATION_OPS)
     result = session.result
     matched = getattr(result, "matched_tokens", None)
     pairs = getattr(result, "pair_count", 0)
@@ -145,14 +169,16 @@ def run_party(role: str, fd: int, n: int, keys: int, overlap: int, seed: int, ch
                 "pairs": pairs,
                 "own_elements": session.padded_size,
                 "peer_elements": peer_elements,
+                "calibration_before": before,
+                "calibration_after": after,
             }
         )
     )
     sock.close()
 
 
-def calibrate(ops: int) -> None:
-    """Time the raw primitives (no xlink code) for ``ops`` operations; print seconds per op."""
+def calibrate(ops: int) -> dict[str, float]:
+    """Time the raw primitives (no xlink code) for ``ops`` operations: seconds per op."""
     from cryptography.hazmat.primitives.asymmetric.x25519 import (
         X25519PrivateKey,
         X25519PublicKey,
@@ -179,7 +205,7 @@ def calibrate(ops: int) -> None:
         key.exchange(X25519PublicKey.from_public_bytes(p))
     blind_s = (time.perf_counter() - t0) / ops
     del expand_message_xmd_sha512  # imported only to make sure xlink's suite is importable
-    print(json.dumps({"hash_s": hash_s, "blind_s": blind_s}))
+    return {"hash_s": hash_s, "blind_s": blind_s}
 
 
 def _spawn(args: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[str]:
@@ -208,20 +234,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--_child", nargs=2, metavar=("ROLE", "FD"), help=argparse.SUPPRESS)
-    ap.add_argument("--_calibrate", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     overlap = int(args.n * args.overlap)
 
-    if args._calibrate:
-        calibrate(args._calibrate)
-        return
     if args._child:
         role, fd = args._child
         run_party(role, int(fd), args.n, args.keys, overlap, args.seed, args.chunk)
         return
 
-    # Calibrate with both cores busy, like the real run.
-    cal = [_collect(p) for p in [_spawn(["--_calibrate", str(CALIBRATION_OPS)]) for _ in "ab"]]
     a, b = socket.socketpair()
     common = [f"--n={args.n}", f"--keys={args.keys}", f"--overlap={args.overlap}"]
     common += [f"--chunk={args.chunk}", f"--seed={args.seed}"]
@@ -232,8 +252,12 @@ def main() -> None:
     a.close()
     b.close()
     parties = [_collect(p) for p in procs]
-    hash_s = max(c["hash_s"] for c in cal)
-    blind_s = max(c["blind_s"] for c in cal)
+    windows = {
+        w: {k: sum(p[f"calibration_{w}"][k] for p in parties) / 2 for k in ("hash_s", "blind_s")}
+        for w in ("before", "after")
+    }
+    hash_s = (windows["before"]["hash_s"] + windows["after"]["hash_s"]) / 2
+    blind_s = (windows["before"]["blind_s"] + windows["after"]["blind_s"]) / 2
     # Each party hashes and blinds its own padded set and re-blinds the peer's.
     floors = [
         p["own_elements"] * (hash_s + blind_s) + p["peer_elements"] * blind_s for p in parties
@@ -254,6 +278,13 @@ def main() -> None:
         "expected_matched_tokens": expected,
         "candidate_pairs": parties[0]["pairs"],
         "primitive_us": {"hash_to_group": hash_s * 1e6, "x25519": blind_s * 1e6},
+        "floor_calibration_us": {
+            w: {
+                "hash_to_group": round(windows[w]["hash_s"] * 1e6, 3),
+                "x25519": round(windows[w]["blind_s"] * 1e6, 3),
+            }
+            for w in ("before", "after")
+        },
         "cores": os.cpu_count(),
     }
     if parties[0]["matched_tokens"] != expected or parties[1]["matched_tokens"] != expected:

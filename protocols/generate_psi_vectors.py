@@ -60,14 +60,27 @@ def _records(side: str) -> list[tuple[str, list[tuple[str, bytes]]]]:
     return out
 
 
-def _token_set(side: str) -> TokenSet:
+Records = list[tuple[str, list[tuple[str, bytes]]]]
+
+
+def _token_set(records: Records) -> TokenSet:
     builder = TokenSetBuilder(KEYS)
-    for record_id, tokens in _records(side):
+    for record_id, tokens in records:
         builder.add_record(record_id, tokens)
     return builder.build()
 
 
-def _config(role: Role, mode: Mode) -> SessionConfig:
+@dataclasses.dataclass(frozen=True)
+class Side:
+    """One party of a valid case: its records and its local parameters."""
+
+    records: Records
+    seed: str
+    chunk_size: int = 4
+    reveal_chunk_records: int = 4096
+
+
+def _config(role: Role, mode: Mode, side: Side) -> SessionConfig:
     me, peer = ("RCMP", "DHS") if role is Role.INITIATOR else ("DHS", "RCMP")
     return SessionConfig(
         role=role,
@@ -78,12 +91,13 @@ def _config(role: Role, mode: Mode) -> SessionConfig:
         mou_digest=hashlib.sha256(b"xlink vector MOU").digest(),
         schema_digest=hashlib.sha256(b"xlink vector schema").digest(),
         padding_bucket=8,
-        chunk_size=4,
+        chunk_size=side.chunk_size,
+        reveal_chunk_records=side.reveal_chunk_records,
     )
 
 
-def _party_json(role: Role, mode: Mode, seed: str, tokens: TokenSet) -> dict[str, Any]:
-    c = _config(role, mode)
+def _party_json(role: Role, mode: Mode, side: Side) -> dict[str, Any]:
+    c = _config(role, mode, side)
     return {
         "role": role.name,
         "mode": mode.name,
@@ -95,11 +109,11 @@ def _party_json(role: Role, mode: Mode, seed: str, tokens: TokenSet) -> dict[str
         "padding_bucket": c.padding_bucket,
         "chunk_size": c.chunk_size,
         "suite_id": c.suite_id,
-        "rng_seed": seed,
-        "key_names": list(tokens.key_names),
+        "reveal_chunk_records": c.reveal_chunk_records,
+        "rng_seed": side.seed,
+        "key_names": list(KEYS),
         "records": [
-            {"id": rid, "tokens": [[k, v.hex()] for k, v in toks]}
-            for rid, toks in _records("I" if role is Role.INITIATOR else "R")
+            {"id": rid, "tokens": [[k, v.hex()] for k, v in toks]} for rid, toks in side.records
         ],
     }
 
@@ -118,6 +132,7 @@ def session_from_json(party: dict[str, Any]) -> PsiSession:
         padding_bucket=party["padding_bucket"],
         chunk_size=party["chunk_size"],
         suite_id=party["suite_id"],
+        reveal_chunk_records=party["reveal_chunk_records"],
     )
     builder = TokenSetBuilder(party["key_names"])
     for record in party["records"]:
@@ -145,10 +160,12 @@ def _result_json(result: PsiResult | CardinalityResult) -> dict[str, Any]:
     }
 
 
-def _valid_case(name: str, description: str, mode: Mode, seeds: tuple[str, str]) -> dict[str, Any]:
+def _valid_case(
+    name: str, description: str, mode: Mode, initiator: Side, responder: Side
+) -> dict[str, Any]:
     parties = {
-        "initiator": _party_json(Role.INITIATOR, mode, seeds[0], _token_set("I")),
-        "responder": _party_json(Role.RESPONDER, mode, seeds[1], _token_set("R")),
+        "initiator": _party_json(Role.INITIATOR, mode, initiator),
+        "responder": _party_json(Role.RESPONDER, mode, responder),
     }
     a = session_from_json(parties["initiator"])
     b = session_from_json(parties["responder"])
@@ -173,6 +190,7 @@ def _valid_case(name: str, description: str, mode: Mode, seeds: tuple[str, str])
 
 
 def valid_cases() -> list[dict[str, Any]]:
+    i_records, r_records = _records("I"), _records("R")
     return [
         _valid_case(
             "psi_three_keys",
@@ -180,13 +198,42 @@ def valid_cases() -> list[dict[str, Any]]:
             "surname+postcode value that two responder records carry (deduplicated before "
             "blinding); four chunks of four elements per side.",
             Mode.PSI,
-            ("vector-psi-initiator", "vector-psi-responder"),
+            Side(i_records, "vector-psi-initiator"),
+            Side(r_records, "vector-psi-responder"),
         ),
         _valid_case(
             "cardinality_three_keys",
             "Cardinality mode over the same sets: re-blinded chunks come back sorted, no reveal.",
             Mode.CARDINALITY,
-            ("vector-card-initiator", "vector-card-responder"),
+            Side(i_records, "vector-card-initiator"),
+            Side(r_records, "vector-card-responder"),
+        ),
+        _valid_case(
+            "psi_empty_initiator",
+            "PSI mode; the initiator has no records: it sends one bucket (8) of dummies, nothing "
+            "matches, and each side sends one empty final Reveal.",
+            Mode.PSI,
+            Side([], "vector-empty-initiator"),
+            Side(r_records, "vector-empty-responder"),
+        ),
+        _valid_case(
+            "cardinality_uneven_chunks",
+            "Cardinality mode; chunk sizes 3 (initiator) and 5 (responder), neither dividing "
+            "N = 16: Elements chunks of 3,3,3,3,3,1 and 5,5,5,1; each side returns the sorted "
+            "re-blinded peer set cut into the PEER's chunk sizes.",
+            Mode.CARDINALITY,
+            Side(i_records, "vector-uneven-initiator", chunk_size=3),
+            Side(r_records, "vector-uneven-responder", chunk_size=5),
+        ),
+        _valid_case(
+            "psi_multi_chunk_reveal",
+            "PSI mode; chunk sizes 3 and 5 (PSI returns each chunk in the peer's chunking), and "
+            "reveal_chunk_records 2 on both sides: the initiator's 3 matched records go in "
+            "Reveal chunks of 2 and 1, the responder's 4 in chunks of 2 and 2; peer references "
+            "run across chunks.",
+            Mode.PSI,
+            Side(i_records, "vector-multi-initiator", chunk_size=3, reveal_chunk_records=2),
+            Side(r_records, "vector-multi-responder", chunk_size=5, reveal_chunk_records=2),
         ),
     ]
 
@@ -377,6 +424,56 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
             AbortCode.UNEXPECTED_MESSAGE,
         ),
         ("unknown_message_type", "message type 9", "R", [_pack(9, 0)], AbortCode.UNKNOWN_MESSAGE),
+        (
+            "unknown_message_type_uint16",
+            "message type 300 (uint16): an unsigned integer, not a defined type",
+            "R",
+            [_pack(300, 0)],
+            AbortCode.UNKNOWN_MESSAGE,
+        ),
+        (
+            "negative_message_type",
+            "message type -1 (negative fixint 0xff): types are unsigned",
+            "R",
+            [bytes.fromhex("0192ff00")],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "negative_message_type_int8",
+            "message type -128 (int8 0xd0 0x80) alone in the array",
+            "R",
+            [bytes.fromhex("0191d080")],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "truncated_oversized_bin",
+            "Elements whose bin32 header declares 2^31-1 bytes (limit 524288) and the body ends "
+            "right after the header: the oversized header is read first",
+            "R",
+            [bytes.fromhex("01930200c67fffffff")],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "truncated_oversized_str",
+            "Abort whose detail str32 header declares 2^31-1 bytes (limit 256), nothing after",
+            "R",
+            [bytes.fromhex("01930501db7fffffff")],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "truncated_oversized_array",
+            "the body is an array32 header declaring 2^32-1 items (limit 4096), nothing after",
+            "R",
+            [bytes.fromhex("01ddffffffff")],
+            AbortCode.MALFORMED_MESSAGE,
+        ),
+        (
+            "truncated_inside_bin",
+            "Elements whose bin8 header declares 32 bytes (within limits) but 2 follow",
+            "R",
+            [bytes.fromhex("01930200c4200000")],
+            AbortCode.TRUNCATED,
+        ),
         (
             "extra_field",
             "Elements with a third field",

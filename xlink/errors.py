@@ -22,6 +22,7 @@ __all__ = [
     "DecryptionError",
     "FieldError",
     "InputError",
+    "InternalProtocolError",
     "LoadError",
     "LocalProtocolError",
     "PolicyDenied",
@@ -88,6 +89,22 @@ class ProtocolError(XlinkError):
 
 class LocalProtocolError(ProtocolError):
     """The caller used a session in a way its state does not allow (a bug in the caller)."""
+
+
+class InternalProtocolError(LocalProtocolError):
+    """A local failure inside a session (spec xlink-psi-v1 §8 ``INTERNAL_ERROR``): not the
+    peer's fault and not the caller's misuse, e.g. a token that hashed to the identity or a bug.
+
+    When this is raised the session is already ABORTED and has queued an Abort with
+    ``INTERNAL_ERROR`` for the peer: take it with ``next_message()`` and send it. ``detail``
+    names the failure's type only, never a value; the original exception is ``__cause__``.
+    """
+
+    code = AbortCode.INTERNAL_ERROR
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(f"INTERNAL_ERROR ({int(AbortCode.INTERNAL_ERROR)}): {detail}")
 
 
 class RemoteProtocolError(ProtocolError):

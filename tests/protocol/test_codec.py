@@ -135,3 +135,42 @@ def test_framing_errors() -> None:
     assert info.value.code is AbortCode.TRUNCATED
     with pytest.raises(ValueError):
         encode_frame(b"\x00" * (L.MAX_MESSAGE_SIZE + 1))
+
+
+def test_check_order_header_limits_before_truncation() -> None:
+    """Spec §6.2: items are read in order, each header before its content; a header over the
+    limits is MALFORMED even when the body ends before the item would."""
+    malformed, truncated = AbortCode.MALFORMED_MESSAGE, AbortCode.TRUNCATED
+    assert _code(bytes.fromhex("01ddffffffff")) is malformed  # array32 of 2^32-1 items
+    assert _code(bytes.fromhex("01dc1001")) is malformed  # array16 of 4097 items
+    assert _code(bytes.fromhex("01930200c67fffffff")) is malformed  # bin32 of 2^31-1 bytes
+    assert _code(bytes.fromhex("01930200c600080001")) is malformed  # bin32 of 524289
+    assert _code(bytes.fromhex("01930501db7fffffff")) is malformed  # str32 over 256
+    assert _code(bytes.fromhex("01930501da0101")) is malformed  # str16 of 257
+    assert _code(bytes.fromhex("01930200c7")) is malformed  # ext header
+    assert _code(bytes.fromhex("01938100")) is malformed  # map header
+    assert _code(bytes.fromhex("019302c1")) is malformed  # reserved byte
+    # Within the limits, running out of bytes is TRUNCATED, however deep.
+    assert _code(bytes.fromhex("01930200c4200000")) is truncated
+    assert _code(bytes.fromhex("01930200c6000080")) is truncated  # bin32 of 128 bytes
+    assert _code(bytes.fromhex("01930200c5ffff")) is truncated  # bin16 of 65535: in limits
+    assert _code(bytes.fromhex("01930200c6")) is truncated  # inside the length itself
+    assert _code(bytes.fromhex("01dc0100")) is truncated
+    assert _code(bytes.fromhex("019f919191")) is truncated
+
+
+def test_message_type_is_unsigned() -> None:
+    """Spec §6.2: a negative type is MALFORMED; an unsigned one not defined is UNKNOWN."""
+    assert _code(bytes.fromhex("0191ff")) is AbortCode.MALFORMED_MESSAGE
+    assert _code(bytes.fromhex("0192ff00")) is AbortCode.MALFORMED_MESSAGE
+    assert _code(bytes.fromhex("0191d080")) is AbortCode.MALFORMED_MESSAGE
+    assert _code(bytes.fromhex("0191d3" + "ff" * 8)) is AbortCode.MALFORMED_MESSAGE
+    assert _code(bytes.fromhex("0191cd012c")) is AbortCode.UNKNOWN_MESSAGE
+    assert _code(bytes.fromhex("0191cf" + "ff" * 8)) is AbortCode.UNKNOWN_MESSAGE
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(MESSAGES), st.integers(min_value=2))
+def test_every_strict_prefix_of_a_message_is_truncated(message: Message, cut: int) -> None:
+    data = encode_message(message)
+    assert _code(data[: 2 + cut % (len(data) - 2)]) is AbortCode.TRUNCATED

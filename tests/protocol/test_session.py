@@ -5,18 +5,20 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
-from _support import KEYS, config, pair, record_lists, records_of, token, token_set
+from _support import KEYS, config, pair, record_lists, records_of, token_set
 from hypothesis import given, settings
 
+from xlink.crypto import suite
 from xlink.crypto.rand import DeterministicRandom
 from xlink.errors import LocalProtocolError, RemoteProtocolError
-from xlink.linkage.tokens import TokenSet
+from xlink.linkage.tokens import TokenSet, token_digest
 from xlink.protocol import (
     AbortCode,
     Aborted,
     CardinalityResult,
     ExchangeComplete,
     HandshakeComplete,
+    InternalProtocolError,
     Mode,
     PsiResult,
     PsiSession,
@@ -24,8 +26,10 @@ from xlink.protocol import (
     State,
     run_pair,
 )
-from xlink.protocol.codec import decode_message
+from xlink.protocol import limits as L
+from xlink.protocol.codec import decode_message, encode_message
 from xlink.protocol.messages import Abort
+from xlink.protocol.session import sanitize_detail
 
 
 def _expected_pairs(a: TokenSet, b: TokenSet) -> dict[tuple[str, str], frozenset[str]]:
@@ -209,14 +213,153 @@ def test_two_sessions_give_unlinkable_handles() -> None:
     assert r1.pairs[0].handles != r2.pairs[0].handles and r1.session_id != r2.session_id
 
 
-def test_token_helper_is_domain_separated_by_key() -> None:
-    assert token("passport", 1) != token("name_dob", 1)
+def test_token_digest_is_domain_separated_by_key() -> None:
+    """Spec §3.1: the key name (and version, schema) is inside the token digest."""
+    base = token_digest("schema", 1, "passport", 1, ["P1234567", "CA"])
+    assert len(base) == 32
+    assert token_digest("schema", 1, "passport", 1, ["P1234567", "CA"]) == base
+    assert token_digest("schema", 1, "passport_alias", 1, ["P1234567", "CA"]) != base
+    assert token_digest("schema", 1, "passport", 2, ["P1234567", "CA"]) != base
+    assert token_digest("schema", 2, "passport", 1, ["P1234567", "CA"]) != base
+    assert token_digest("other", 1, "passport", 1, ["P1234567", "CA"]) != base
+    # Length prefixes: moving a boundary between parts gives another token.
+    assert token_digest("schema", 1, "passport", 1, ["P1234567C", "A"]) != base
 
 
-def test_construction_draws_only_from_rng() -> None:
+def _transcript(
+    ta: TokenSet, tb: TokenSet, mode: Mode, seeds: tuple[str, str]
+) -> tuple[list[tuple[str, bytes]], object, object]:
+    a = PsiSession(config(Role.INITIATOR, mode), ta, rng=DeterministicRandom(seeds[0]))
+    b = PsiSession(config(Role.RESPONDER, mode), tb, rng=DeterministicRandom(seeds[1]))
+    sent: list[tuple[str, bytes]] = []
+    ra, rb = run_pair(a, b, observer=lambda s, m: sent.append((s.role.name, m)))
+    return sent, ra, rb
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_construction_draws_only_from_rng(mode: Mode) -> None:
+    """Same inputs and seeds give the same whole transcript and results: the nonce, scalar,
+    shuffle, dummies and reveal order all come from the given random source (spec §5.3)."""
+    ta = token_set([("a1", [("passport", 1), ("name_dob", 2)]), ("a2", [("passport", 3)])])
+    tb = token_set([("b1", [("passport", 1)]), ("b2", [("name_dob", 2)]), ("b3", [])])
+    first = _transcript(ta, tb, mode, ("x", "y"))
+    assert first == _transcript(ta, tb, mode, ("x", "y"))
+    assert _transcript(ta, tb, mode, ("x", "z"))[0] != first[0]
+
+
+def test_record_with_too_many_tokens_is_refused_at_construction() -> None:
+    """A record with more than MAX_HANDLES_PER_RECORD tokens could not be revealed (§6.3)."""
+    many = [("passport", i) for i in range(L.MAX_HANDLES_PER_RECORD + 1)]
+    with pytest.raises(ValueError, match="MAX_HANDLES_PER_RECORD"):
+        PsiSession(config(Role.INITIATOR), token_set([("r", many)]), rng=DeterministicRandom(1))
+    ok = token_set([("r", many[:-1])])
+    PsiSession(config(Role.INITIATOR, bucket=1024, chunk=512), ok, rng=DeterministicRandom(1))
+
+
+def _expect_internal_abort(session: PsiSession, info: pytest.ExceptionInfo[Exception]) -> None:
+    assert isinstance(info.value, InternalProtocolError)
+    assert isinstance(info.value, LocalProtocolError)
+    assert info.value.code is AbortCode.INTERNAL_ERROR
+    assert session.state is State.ABORTED and session.done
+    out = session.next_message()
+    assert out is not None and session.next_message() is None
+    abort = decode_message(out)
+    assert isinstance(abort, Abort) and abort.code == AbortCode.INTERNAL_ERROR
+
+
+def test_reveal_preparation_failure_aborts_with_internal_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A local failure while a received message is processed (here: building the reveal of a
+    record with more matched handles than the limit, past the construction check) aborts with
+    INTERNAL_ERROR instead of escaping and leaving the session in EXCHANGE (spec §5.5, §8)."""
+    values = [("passport", 1), ("name_dob", 2), ("surname_postcode", 3)]
+    ta, tb = token_set([("a1", values)]), token_set([("b1", values)])
+    a, b = pair(ta, tb)
+    monkeypatch.setattr(L, "MAX_HANDLES_PER_RECORD", 2)  # after construction
+    a.initiate()
+    failed: PsiSession | None = None
+    with pytest.raises(LocalProtocolError) as info:
+        while not (a.done or b.done):
+            for x, y in ((a, b), (b, a)):
+                m = x.next_message()
+                if m is not None:
+                    failed = y
+                    y.receive_message(m)
+    assert failed is not None
+    _expect_internal_abort(failed, info)
+    peer = b if failed is a else a
+    events = peer.receive_message(failed_abort(failed, info))
+    assert events[0] == Aborted(AbortCode.INTERNAL_ERROR, info.value.detail, by_peer=True)
+    assert peer.state is State.ABORTED and peer.next_message() is None
+
+
+def failed_abort(session: PsiSession, info: pytest.ExceptionInfo[Exception]) -> bytes:
+    assert isinstance(info.value, InternalProtocolError)
+    return encode_message(Abort(int(AbortCode.INTERNAL_ERROR), info.value.detail))
+
+
+def test_hash_to_identity_in_next_message_aborts_with_internal_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Spec §4.1: a token hashed to the identity aborts the session with INTERNAL_ERROR."""
     ta = token_set([("a1", [("passport", 1)])])
-    s1 = PsiSession(config(Role.INITIATOR), ta, rng=DeterministicRandom(5))
-    s2 = PsiSession(config(Role.INITIATOR), ta, rng=DeterministicRandom(5))
-    s1.initiate()
-    s2.initiate()
-    assert s1.next_message() == s2.next_message()
+    a, b = pair(ta, ta)
+    a.initiate()
+    b.receive_message(a.next_message() or b"")
+    a.receive_message(b.next_message() or b"")
+
+    to_u = suite._edwards_y_to_montgomery_u
+    monkeypatch.setattr(suite, "_edwards_y_to_montgomery_u", lambda ys: to_u([1] * len(ys)))
+    with pytest.raises(InternalProtocolError) as info:
+        a.next_message()
+    assert "identity" not in info.value.detail  # the type only, never a value
+    _expect_internal_abort(a, info)
+
+
+def test_initiator_in_idle_does_not_answer_an_abort() -> None:
+    """Spec §6.8: no Abort is sent in answer to an Abort, in any state."""
+    ta = token_set([])
+    for role in Role:
+        s = PsiSession(config(role), ta, rng=DeterministicRandom(1))
+        events = s.receive_message(encode_message(Abort(int(AbortCode.TIMEOUT), "bye")))
+        assert events == [Aborted(AbortCode.TIMEOUT, "bye", by_peer=True)]
+        assert s.state is State.ABORTED and s.next_message() is None
+
+
+def test_received_abort_detail_is_sanitised() -> None:
+    """Spec §6.8: control and format characters of a peer's detail never reach the caller."""
+    ta = token_set([])
+    a, _ = pair(ta, ta)
+    a.initiate()
+    nasty = "ok\nFAKE LOG LINE\r\x1b[31m\x00\x7f\x85\u202etxet\u2028end\U000e0041é"
+    (event,) = a.receive_message(encode_message(Abort(int(AbortCode.MOU_MISMATCH), nasty)))
+    assert isinstance(event, Aborted)
+    assert event.detail == (
+        "ok\\x0aFAKE LOG LINE\\x0d\\x1b[31m\\x00\\x7f\\x85\\u202etxet\\u2028end\\U000e0041é"
+    )
+    assert event.detail.isprintable()
+    long = "\x01" * 256  # escapes are longer than the input: still cut to the limit
+    assert len(sanitize_detail(long).encode()) <= L.MAX_DETAIL_BYTES
+    assert sanitize_detail("é" * 200).encode("utf-8").decode("utf-8") == "é" * 128
+
+
+def test_frame_too_large_aborts_the_session() -> None:
+    """FRAME_TOO_LARGE is not in invalid.json (the case is over 1 MiB); spec §11.2."""
+    ta = token_set([])
+    _, b = pair(ta, ta)
+    with pytest.raises(RemoteProtocolError) as info:
+        b.receive_message(b"\x01" + b"\x00" * L.MAX_MESSAGE_SIZE)
+    assert info.value.code is AbortCode.FRAME_TOO_LARGE and b.state is State.ABORTED
+    out = b.next_message()
+    assert out is not None and decode_message(out) == Abort(
+        int(AbortCode.FRAME_TOO_LARGE), "message exceeds the limit"
+    )
+
+
+def test_type_error_does_not_abort() -> None:
+    ta = token_set([])
+    _, b = pair(ta, ta)
+    with pytest.raises(TypeError):
+        b.receive_message("not bytes")  # type: ignore[arg-type]
+    assert b.state is State.IDLE and b.next_message() is None

@@ -104,3 +104,36 @@ def test_invalid_vector_rejected_with_its_code(case: dict[str, Any]) -> None:
     assert out is not None
     abort = decode_message(out)
     assert isinstance(abort, Abort) and abort.code == int(AbortCode[case["expected_abort"]])
+
+
+def _messages(case: dict[str, Any], side: str, kind: str) -> list[Any]:
+    return [
+        decode_message(bytes.fromhex(m["hex"]))
+        for m in case["messages"]
+        if m["from"] == side and m["type"] == kind
+    ]
+
+
+def test_valid_cases_cover_edge_shapes() -> None:
+    """Spec §11.1: the valid vectors include an empty own set, chunk sizes that differ and do
+    not divide N, and reveals of several chunks."""
+    by_name = {c["name"]: c for c in VALID}
+    empty = by_name["psi_empty_initiator"]
+    assert empty["initiator"]["records"] == [] and empty["results"]["initiator"]["pairs"] == []
+    uneven = by_name["cardinality_uneven_chunks"]
+    sizes = {}
+    for side in ("initiator", "responder"):
+        (hello,) = _messages(uneven, side, "Hello")
+        assert hello.padded_size % hello.chunk_size != 0
+        sizes[side] = hello.chunk_size
+        # Reblinded sent BY this side are cut by the PEER's chunk size.
+        peer = "responder" if side == "initiator" else "initiator"
+        got = [len(m.elements) // 32 for m in _messages(uneven, side, "Reblinded")]
+        (peer_hello,) = _messages(uneven, peer, "Hello")
+        n, c = peer_hello.padded_size, peer_hello.chunk_size
+        assert got == [min(c, n - i * c) for i in range(-(-n // c))]
+    assert sizes["initiator"] != sizes["responder"]
+    multi = by_name["psi_multi_chunk_reveal"]
+    for side in ("initiator", "responder"):
+        reveals = _messages(multi, side, "Reveal")
+        assert len(reveals) >= 2 and [r.final for r in reveals][-1] is True

@@ -189,11 +189,6 @@ class Ciphersuite:
                 ) from None
         return bytes(out)
 
-    def random_elements(self, dst: bytes, count: int, rng: RandomSource) -> bytes:
-        """``count`` dummy elements: hashes of random tokens, indistinguishable from real ones
-        once blinded (spec §5.3)."""
-        return self.hash_to_group(dst, rng(32 * count))
-
 
 def check_elements(elements: bytes) -> None:
     """Validate received elements that will only be compared, not multiplied (spec §4.3).

@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from xlink.errors import InternalProtocolError
     from xlink.protocol._state import State
     from xlink.protocol.abort import AbortCode
     from xlink.protocol.codec import decode_message, encode_message
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
         Event,
         ExchangeComplete,
         HandshakeComplete,
+        PairTable,
         Progress,
         PsiResult,
     )
@@ -38,7 +40,9 @@ _EXPORTS = {
     "ExchangeComplete": "events",
     "FrameDecoder": "framing",
     "HandshakeComplete": "events",
+    "InternalProtocolError": "session",
     "Mode": "config",
+    "PairTable": "events",
     "Progress": "events",
     "PsiResult": "events",
     "PsiSession": "session",
@@ -61,7 +65,9 @@ __all__ = [
     "ExchangeComplete",
     "FrameDecoder",
     "HandshakeComplete",
+    "InternalProtocolError",
     "Mode",
+    "PairTable",
     "Progress",
     "PsiResult",
     "PsiSession",

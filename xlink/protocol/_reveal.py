@@ -109,16 +109,36 @@ class RevealWriter:
 
     Records are ordered by a permutation drawn at construction as in spec §5.3 (one
     ``rng(8 * m)`` call over the matched records in ascending record-index order); a chunk holds
-    at most ``MAX_RECORDS_PER_REVEAL`` entries and ``MAX_HANDLES_PER_REVEAL`` handles. Raises
-    ``ValueError`` if a record has more than ``MAX_HANDLES_PER_RECORD`` matched handles.
+    at most ``max_records`` entries (``MAX_RECORDS_PER_REVEAL`` unless the session config says
+    fewer) and ``MAX_HANDLES_PER_REVEAL`` handles. Raises ``ValueError`` if a record has more
+    than ``MAX_HANDLES_PER_RECORD`` matched handles (the session refuses such token sets at
+    construction; should it happen, the session aborts with ``INTERNAL_ERROR``).
     """
 
-    __slots__ = ("_counts", "_entries", "_handles", "_order", "_pos", "_seq", "_starts", "done")
+    __slots__ = (
+        "_counts",
+        "_entries",
+        "_handles",
+        "_max_records",
+        "_order",
+        "_pos",
+        "_seq",
+        "_starts",
+        "done",
+    )
 
     max_records: ClassVar[int] = L.MAX_RECORDS_PER_REVEAL
     max_handles: ClassVar[int] = L.MAX_HANDLES_PER_REVEAL
 
-    def __init__(self, matches: OwnMatches, tokens: TokenSet, rng: RandomSource) -> None:
+    def __init__(
+        self,
+        matches: OwnMatches,
+        tokens: TokenSet,
+        rng: RandomSource,
+        max_records: int | None = None,
+    ) -> None:
+        limit = self.max_records
+        self._max_records = limit if max_records is None else min(limit, max_records)
         record = _column_at(tokens.record_index, matches.tokens)
         handle = matches.handle_ids()
         by_record = np.lexsort((handle, record))
@@ -142,7 +162,7 @@ class RevealWriter:
         """The next Reveal; the last one has ``final`` set and makes ``done`` true."""
         if self.done:
             raise ValueError("all Reveal chunks have been built")
-        pick = self._order[self._pos : self._pos + self.max_records]
+        pick = self._order[self._pos : self._pos + self._max_records]
         counts = self._counts[pick]
         ends = np.cumsum(counts)
         k = int(np.searchsorted(ends, self.max_handles, side="right"))

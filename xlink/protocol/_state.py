@@ -3,8 +3,9 @@
 Everything a session may do is a :class:`Trigger`; :data:`TRANSITIONS` maps ``(state, trigger)``
 to the next state and the roles allowed to take that step. A pair that is not in the table is
 illegal: a local call raises :class:`~xlink.errors.LocalProtocolError`, a received message
-aborts with ``UNEXPECTED_MESSAGE``. The spec carries the same table in markdown and a test
-checks that the two are equal.
+aborts with ``UNEXPECTED_MESSAGE``. Every change of state, aborts included (``fail``,
+``recv Abort``), goes through :func:`next_state`. The spec carries the same table in markdown
+and a test checks that the two are equal.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ _BOTH: Final = frozenset({Role.INITIATOR, Role.RESPONDER})
 TRANSITIONS: Final[dict[tuple[State, Trigger], tuple[frozenset[Role], State]]] = {
     (State.IDLE, Trigger.INITIATE): (_I, State.AWAIT_HELLO),
     (State.IDLE, Trigger.RECV_HELLO): (_R, State.EXCHANGE),
-    (State.IDLE, Trigger.RECV_ABORT): (_R, State.ABORTED),
+    (State.IDLE, Trigger.RECV_ABORT): (_BOTH, State.ABORTED),
     (State.IDLE, Trigger.FAIL): (_BOTH, State.ABORTED),
     (State.AWAIT_HELLO, Trigger.SEND_HELLO): (_I, State.AWAIT_HELLO),
     (State.AWAIT_HELLO, Trigger.RECV_HELLO): (_I, State.EXCHANGE),

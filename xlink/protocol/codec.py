@@ -10,6 +10,8 @@ no trailing bytes). Any untrusted input that is not such an encoding raises
 
 from __future__ import annotations
 
+from typing import Final
+
 from xlink import canonical
 from xlink.errors import RemoteProtocolError
 from xlink.protocol import limits as L
@@ -26,6 +28,71 @@ from xlink.protocol.messages import (
 )
 
 __all__ = ["decode_message", "encode_message", "peek_type"]
+
+
+_MAX_STR: Final = L.MAX_DETAIL_BYTES
+_MAX_BIN: Final = L.MAX_CHUNK_ELEMENTS * 32
+_MAX_ARRAY: Final = L.MAX_RECORDS_PER_REVEAL
+
+# msgpack first bytes with a fixed-size payload: byte -> payload length.
+_FIXED: Final = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+_FIXED.update({0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8})
+# Length-prefixed items: byte -> (width of the length, limit).
+_SIZED: Final = {0xC4: (1, _MAX_BIN), 0xC5: (2, _MAX_BIN), 0xC6: (4, _MAX_BIN)}
+_SIZED.update({0xD9: (1, _MAX_STR), 0xDA: (2, _MAX_STR), 0xDB: (4, _MAX_STR)})
+_ARRAYS: Final = {0xDC: 2, 0xDD: 4}
+
+
+def _bad_header_before_end(data: bytes, pos: int) -> bool:
+    """Walk the msgpack items of a body that ends early, in reading order (spec §6.2). True if
+    an item header no message may carry comes first: the reserved byte 0xc1, a map or ext
+    header, or a str/bin/array length above the codec limits. False if the bytes run out first.
+    """
+    end = len(data)
+    pending = 1  # items still to read
+    stack: list[int] = []
+    while pending or stack:
+        if not pending:
+            pending = stack.pop()
+            continue
+        if pos >= end:
+            return False
+        b = data[pos]
+        pos += 1
+        pending -= 1
+        if b <= 0x7F or b >= 0xE0:  # positive / negative fixint
+            continue
+        if 0x90 <= b <= 0x9F or b in _ARRAYS:
+            if b in _ARRAYS:
+                width = _ARRAYS[b]
+                if pos + width > end:
+                    return False
+                count = int.from_bytes(data[pos : pos + width], "big")
+                pos += width
+                if count > _MAX_ARRAY:
+                    return True
+            else:
+                count = b & 0x0F
+            stack.append(pending)
+            pending = count
+            continue
+        if 0xA0 <= b <= 0xBF:  # fixstr: at most 31 bytes, within the limit
+            pos += b & 0x1F
+            continue
+        if b in _FIXED:
+            pos += _FIXED[b]
+            continue
+        if b in _SIZED:
+            width, limit = _SIZED[b]
+            if pos + width > end:
+                return False
+            size = int.from_bytes(data[pos : pos + width], "big")
+            if size > limit:
+                return True
+            pos += width + size
+            continue
+        return True  # 0xc1, fixmap, map16/32, ext, fixext
+    return False
 
 
 class _Invalid(Exception):
@@ -77,19 +144,27 @@ def decode_message(data: bytes) -> Message:
         body = canonical.unpack(
             data[1:],
             max_size=L.MAX_MESSAGE_SIZE,
-            max_str=L.MAX_DETAIL_BYTES,
-            max_bin=L.MAX_CHUNK_ELEMENTS * 32,
-            max_array=L.MAX_RECORDS_PER_REVEAL,
+            max_str=_MAX_STR,
+            max_bin=_MAX_BIN,
+            max_array=_MAX_ARRAY,
         )
     except canonical.Truncated:
+        # The body ends early; but an item header before that point that no message may carry
+        # is the first failure in reading order (spec §6.2): MALFORMED, not TRUNCATED.
+        if _bad_header_before_end(data, 1):
+            raise RemoteProtocolError(
+                AbortCode.MALFORMED_MESSAGE, "not a valid msgpack body"
+            ) from None
         raise RemoteProtocolError(AbortCode.TRUNCATED, "message body is truncated") from None
     except canonical.Malformed:
         raise RemoteProtocolError(AbortCode.MALFORMED_MESSAGE, "not a valid msgpack body") from None
     if type(body) is not list or not body:
         raise RemoteProtocolError(AbortCode.MALFORMED_MESSAGE, "body is not a non-empty array")
     kind = body[0]
-    if type(kind) is not int:
-        raise RemoteProtocolError(AbortCode.MALFORMED_MESSAGE, "message type is not an integer")
+    if type(kind) is not int or kind < 0:
+        raise RemoteProtocolError(
+            AbortCode.MALFORMED_MESSAGE, "message type is not an unsigned integer"
+        )
     try:
         mtype = MessageType(kind)
     except ValueError:

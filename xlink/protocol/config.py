@@ -47,7 +47,9 @@ class SessionConfig:
 
     ``mou_digest`` and ``schema_digest`` are 32-byte digests of the signed MOU and of the
     linkage schema; ``padding_bucket`` comes from the MOU; ``chunk_size`` is local (the peer
-    learns it from the Hello) and bounds both message size and the work per call.
+    learns it from the Hello) and bounds both message size and the work per call;
+    ``reveal_chunk_records`` is local too (the peer accepts any chunking): the most record
+    entries this side puts in one Reveal message (spec §6.7).
     """
 
     role: Role
@@ -60,6 +62,7 @@ class SessionConfig:
     padding_bucket: int = 1024
     chunk_size: int = 2048
     suite_id: int = 1
+    reveal_chunk_records: int = L.MAX_RECORDS_PER_REVEAL
 
     def __post_init__(self) -> None:
         for name in ("party_id", "peer_id"):
@@ -78,5 +81,7 @@ class SessionConfig:
             raise ValueError(f"padding_bucket must be 1..{L.MAX_PADDING_BUCKET}")
         if not 1 <= self.chunk_size <= L.MAX_CHUNK_ELEMENTS:
             raise ValueError(f"chunk_size must be 1..{L.MAX_CHUNK_ELEMENTS}")
+        if not 1 <= self.reveal_chunk_records <= L.MAX_RECORDS_PER_REVEAL:
+            raise ValueError(f"reveal_chunk_records must be 1..{L.MAX_RECORDS_PER_REVEAL}")
         if not isinstance(self.role, Role) or not isinstance(self.mode, Mode):
             raise ValueError("role and mode must be Role and Mode members")

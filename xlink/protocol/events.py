@@ -198,11 +198,12 @@ class HandshakeComplete:
 @dataclass(frozen=True, slots=True)
 class Progress:
     """``done`` of ``total`` chunks of ``phase`` ("peer_elements", "own_elements",
-    "reveal") have been received."""
+    "reveal") have been received. ``total`` is None while it is not known: the number of the
+    peer's Reveal chunks is known only once its final chunk has arrived."""
 
     phase: str
     done: int
-    total: int
+    total: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,14 +9,17 @@ peer (at most one chunk of work) and returns events. Transitions follow
 
 from __future__ import annotations
 
+import unicodedata
 from collections import deque
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from xlink.crypto.rand import RandomSource
 from xlink.crypto.suite import BlindingKey, InvalidElement, check_elements, get_suite
-from xlink.errors import LocalProtocolError, RemoteProtocolError
+from xlink.errors import InternalProtocolError, LocalProtocolError, RemoteProtocolError
 from xlink.linkage.tokens import TOKEN_SIZE, TokenSet
 from xlink.protocol import _keys
 from xlink.protocol import limits as L
@@ -55,7 +58,32 @@ from xlink.protocol.events import (
 from xlink.protocol.handshake import check_peer_hello, make_hello
 from xlink.protocol.messages import Abort, Elements, Hello, Message, Reblinded, Reveal
 
-__all__ = ["PsiSession"]
+__all__ = ["InternalProtocolError", "PsiSession", "sanitize_detail"]
+
+_T = TypeVar("_T")
+
+
+def sanitize_detail(detail: str) -> str:
+    """An Abort detail made safe to log (spec §6.8): every control, format, surrogate,
+    private-use or unassigned character (Unicode categories C*, which include the C0 and C1
+    controls, DEL and the bidirectional overrides) and every line or paragraph separator is
+    replaced by a ``\\xNN``, ``\\uNNNN`` or ``\\UNNNNNNNN`` escape; then the text is cut to
+    ``MAX_DETAIL_BYTES`` UTF-8 bytes on a character boundary."""
+    out = []
+    for ch in detail:
+        if unicodedata.category(ch)[0] == "C" or ch in "\u2028\u2029":
+            code = ord(ch)
+            if code < 0x100:
+                out.append(f"\\x{code:02x}")
+            elif code < 0x10000:
+                out.append(f"\\u{code:04x}")
+            else:
+                out.append(f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    text = "".join(out)
+    return text.encode("utf-8")[: L.MAX_DETAIL_BYTES].decode("utf-8", "ignore")
+
 
 _RECV_TRIGGER = {
     Hello: Trigger.RECV_HELLO,
@@ -74,8 +102,15 @@ class PsiSession:
 
     Construction deduplicates the token values, fixes the padded size and draws, in this order
     (spec §5.3): the 32-byte nonce, the 32-byte blinding scalar, the shuffle keys and the dummy
-    tokens. Raises ``ValueError`` if the padded set would exceed ``MAX_SET_SIZE`` or the suite
-    is unknown.
+    tokens. Raises ``ValueError`` if the padded set would exceed ``MAX_SET_SIZE``, the suite
+    is unknown, or a record has more than ``MAX_HANDLES_PER_RECORD`` tokens (its reveal entry
+    could not be sent, spec §6.3, §6.7).
+
+    Failures: a message the peer should not have sent raises
+    :class:`~xlink.errors.RemoteProtocolError`; a local failure while processing or producing a
+    message raises :class:`InternalProtocolError`. Either way the session is then ABORTED and
+    has queued an Abort for the peer (take it with :meth:`next_message`). Calls the current
+    state does not allow raise :class:`~xlink.errors.LocalProtocolError` and change nothing.
     """
 
     def __init__(self, config: SessionConfig, tokens: TokenSet, *, rng: RandomSource) -> None:
@@ -84,6 +119,11 @@ class PsiSession:
         except KeyError:
             raise ValueError("unknown ciphersuite") from None
         self.config = config
+        records = np.asarray(memoryview(tokens.record_index))
+        if len(records) and int(np.bincount(records).max()) > L.MAX_HANDLES_PER_RECORD:
+            raise ValueError(
+                f"a record has more than MAX_HANDLES_PER_RECORD ({L.MAX_HANDLES_PER_RECORD}) tokens"
+            )
         self._tokens = tokens
         self._rng = rng
         self._state = State.IDLE
@@ -159,7 +199,9 @@ class PsiSession:
         """The next message to send, or None when nothing is due until a message arrives.
 
         Order of preference: the Hello, the Abort, re-blinded peer chunks, own element chunks
-        (one chunk of hashing and blinding per call), reveal chunks.
+        (one chunk of hashing and blinding per call), reveal chunks. Raises
+        :class:`InternalProtocolError` (session ABORTED, Abort queued) if preparing the message
+        fails locally, e.g. a token hashed to the identity (spec §4.1).
         """
         if self._outbox:
             data = self._outbox.popleft()
@@ -169,40 +211,54 @@ class PsiSession:
                 self._step(Trigger.SEND_ABORT)
             return data
         if self._state is State.EXCHANGE:
-            message = self._next_exchange_message()
-            self._advance()
-            return message
+            return self._guarded(self._exchange_message)
         writer = self._reveal_writer
         if self._state is State.REVEAL and writer is not None and not writer.done:
-            chunk = writer.next_chunk()
-            self._step(Trigger.SEND_REVEAL)
-            self._advance()
-            return encode_message(chunk)
+            return self._guarded(self._reveal_message)
         return None
 
     def receive_message(self, message: bytes) -> list[Event]:
         """Process one message from the peer and return the events it caused.
 
-        Raises ``LocalProtocolError`` if the session is finished. If the message is not allowed,
-        queues an Abort for the peer, moves to ABORTED and raises ``RemoteProtocolError`` with
-        the abort code; nothing else escapes.
+        Raises ``LocalProtocolError`` if the session is finished (``TypeError`` if ``message``
+        is not bytes); neither changes the session. If the message is not allowed, queues an
+        Abort for the peer, moves to ABORTED and raises ``RemoteProtocolError`` with the abort
+        code. If processing fails locally, queues an Abort with ``INTERNAL_ERROR``, moves to
+        ABORTED and raises :class:`InternalProtocolError`. A received Abort ends the session
+        without an answer (spec §6.8). Nothing else escapes.
         """
         if self.done:
             raise LocalProtocolError("session is already finished")
-        try:
-            decoded = decode_message(message)
-            trigger = _RECV_TRIGGER[type(decoded)]
-            if next_state(self.role, self._state, trigger) is None:
-                raise RemoteProtocolError(
-                    AbortCode.UNEXPECTED_MESSAGE,
-                    f"{decoded.TYPE.name} not allowed in {self._state.value}",
-                )
-            return self._dispatch(decoded)
-        except RemoteProtocolError as exc:
-            self._fail(exc.code, exc.detail)
-            raise
+        if not isinstance(message, bytes | bytearray | memoryview):
+            raise TypeError("a message is bytes")
+        data = bytes(message)
+        return self._guarded(lambda: self._receive(data))
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _guarded(self, work: Callable[[], _T]) -> _T:
+        """Run ``work``; turn a peer's fault or a local failure into an abort (spec §8)."""
+        try:
+            return work()
+        except RemoteProtocolError as exc:
+            if self._state not in TERMINAL:
+                self._fail(exc.code, exc.detail)
+            raise
+        except Exception as exc:  # a local failure: INTERNAL_ERROR, never a silent stall
+            detail = f"local failure: {type(exc).__name__}"
+            if self._state not in TERMINAL:
+                self._fail(AbortCode.INTERNAL_ERROR, detail)
+            raise InternalProtocolError(detail) from exc
+
+    def _receive(self, message: bytes) -> list[Event]:
+        decoded = decode_message(message)
+        trigger = _RECV_TRIGGER[type(decoded)]
+        if next_state(self.role, self._state, trigger) is None:
+            raise RemoteProtocolError(
+                AbortCode.UNEXPECTED_MESSAGE,
+                f"{decoded.TYPE.name} not allowed in {self._state.value}",
+            )
+        return self._dispatch(decoded)
 
     def _step(self, trigger: Trigger) -> None:
         nxt = next_state(self.role, self._state, trigger)
@@ -211,10 +267,17 @@ class PsiSession:
         self._state = nxt
 
     def _fail(self, code: AbortCode, detail: str) -> None:
+        """Take the ``fail`` transition and queue our Abort (spec §5.5, §6.8)."""
+        self._step(Trigger.FAIL)
         self._outbox.clear()
-        self._state = State.ABORTED
-        safe = detail.encode("utf-8")[: L.MAX_DETAIL_BYTES].decode("utf-8", "ignore")
-        self._outbox.append(encode_message(Abort(int(code), safe)))
+        self._release()
+        self._outbox.append(encode_message(Abort(int(code), sanitize_detail(detail))))
+
+    def _release(self) -> None:
+        """Drop the working sets of a session that has ended."""
+        self._return_queue.clear()
+        self._reveal_writer = self._reveal_reader = None
+        self._own_double = self._peer_double = None
 
     def _own_hello(self) -> bytes:
         return encode_message(
@@ -230,12 +293,15 @@ class PsiSession:
             return self._on_reblinded(message)
         if isinstance(message, Reveal):
             return self._on_reveal(message)
-        self._state = State.ABORTED
+        # An Abort: end the session without answering it (spec §6.8).
+        self._step(Trigger.RECV_ABORT)
+        self._outbox.clear()
+        self._release()
         try:
             code = AbortCode(message.code)
         except ValueError:
             code = AbortCode.PEER_ABORTED
-        return [Aborted(code, message.detail, by_peer=True)]
+        return [Aborted(code, sanitize_detail(message.detail), by_peer=True)]
 
     def _on_hello(self, hello: Hello) -> list[Event]:
         check_peer_hello(self.config, hello)
@@ -314,7 +380,9 @@ class PsiSession:
         assert reader is not None  # REVEAL state implies matching is done
         reader.feed(msg)
         self._step(Trigger.RECV_REVEAL)
-        events: list[Event] = [Progress("reveal", reader.received, reader.received)]
+        # The peer's number of Reveal chunks is known only from its final chunk.
+        total = reader.received if reader.finished else None
+        events: list[Event] = [Progress("reveal", reader.received, total)]
         if reader.finished:
             assert self.session_id is not None
             pairs = reader.pairs(self._tokens)
@@ -353,8 +421,23 @@ class PsiSession:
         matches = own_matches(handles, sources, self._inverse, self._distinct_count)
         self._inverse = _NO_INDEX
         self._matched_tokens = len(matches)
-        self._reveal_writer = RevealWriter(matches, self._tokens, self._rng)
+        self._reveal_writer = RevealWriter(
+            matches, self._tokens, self._rng, self.config.reveal_chunk_records
+        )
         self._reveal_reader = PeerRevealReader(matches)
+
+    def _exchange_message(self) -> bytes | None:
+        message = self._next_exchange_message()
+        self._advance()
+        return message
+
+    def _reveal_message(self) -> bytes:
+        writer = self._reveal_writer
+        assert writer is not None
+        chunk = writer.next_chunk()
+        self._step(Trigger.SEND_REVEAL)
+        self._advance()
+        return encode_message(chunk)
 
     def _next_exchange_message(self) -> bytes | None:
         if self._return_queue:
