@@ -1,0 +1,322 @@
+"""Running a :class:`~xlink.protocol.PsiSession` over a connection (docs/transport.md).
+
+:func:`run_session` is the loop of docs/embedding.md made real: a reader task keeps reading, so
+neither side's writes can block on the other; frames that have arrived are delivered before
+more are produced; a silent or vanished peer ends the session with ``TIMEOUT`` or
+``CONNECTION_LOST`` within the idle timeout; every event and error goes to the auditor; the
+connection is always closed. :func:`connect` and :func:`serve_once` open the mutual-TLS
+connection and check the MOU's certificate pin before any protocol byte is exchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+from xlink.audit.session import SessionAuditor
+from xlink.crypto.tls_certs import TlsIdentity
+from xlink.errors import LocalProtocolError, ProtocolError, RemoteProtocolError, XlinkError
+from xlink.protocol import State
+from xlink.protocol.abort import AbortCode
+from xlink.protocol.config import Role
+from xlink.protocol.events import Aborted, CardinalityResult, PsiResult
+from xlink.protocol.limits import MAX_MESSAGE_SIZE
+from xlink.protocol.session import PsiSession
+from xlink.transport.errors import (
+    ConnectionLost,
+    PeerAborted,
+    PeerRefused,
+    RefusalReason,
+    TransportTimeout,
+)
+from xlink.transport.stream import Connection, FramedConnection
+from xlink.transport.tls import check_peer, client_context, refusal_from_ssl_error, server_context
+
+__all__ = ["DEFAULT_MAX_BUFFERED", "connect", "run_session", "serve_once"]
+
+Result = PsiResult | CardinalityResult
+
+DEFAULT_MAX_BUFFERED: Final = 16 * MAX_MESSAGE_SIZE
+"""Bytes of received, undelivered messages past which the reader stops reading (so TCP flow
+control pushes back on the peer). Far above the two frames in flight that the loop needs."""
+
+_Item = bytes | None | Exception
+
+
+class _Inbox:
+    """Messages read but not yet delivered, in order; the reader waits while more than
+    ``high_water`` bytes are queued."""
+
+    def __init__(self, high_water: int) -> None:
+        self._items: deque[_Item] = deque()
+        self._size = 0
+        self._high = high_water
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    @property
+    def ready(self) -> bool:
+        return bool(self._items)
+
+    async def put(self, item: _Item) -> None:
+        self._items.append(item)
+        self._size += len(item) if isinstance(item, bytes) else 0
+        self._arrived.set()
+        if self._size > self._high:
+            self._room.clear()
+            await self._room.wait()
+
+    def pop(self) -> _Item:
+        item = self._items.popleft()
+        self._size -= len(item) if isinstance(item, bytes) else 0
+        if self._size <= self._high:
+            self._room.set()
+        return item
+
+    async def get(self) -> _Item:
+        while not self._items:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self.pop()
+
+
+async def _read_all(conn: Connection, inbox: _Inbox) -> None:
+    try:
+        while True:
+            message = await conn.receive()
+            await inbox.put(message)
+            if message is None:
+                return
+    except Exception as exc:  # handed to the driver, which raises it in order
+        await inbox.put(exc)
+
+
+async def run_session(
+    session: PsiSession,
+    conn: Connection,
+    *,
+    auditor: SessionAuditor | None = None,
+    idle_timeout: float,
+    abort_timeout: float = 1.0,
+    max_buffered: int = DEFAULT_MAX_BUFFERED,
+) -> Result:
+    """Run ``session`` to completion over ``conn`` and return its result; always close ``conn``.
+
+    Calls ``initiate()`` for an initiator that has not started. ``idle_timeout`` bounds each
+    wait for the peer when this side has nothing to send. Every event list the session returns
+    goes to ``auditor.record`` and every error this side detects to ``auditor.record_error``.
+    When this side aborts, sending the Abort and closing together take at most
+    ``abort_timeout``, so a silent peer is given up within ``idle_timeout + abort_timeout``.
+
+    Raises (the session is then ABORTED and has no result):
+
+    - :class:`~xlink.errors.RemoteProtocolError` — the peer misbehaved (its Abort was sent
+      first, within ``abort_timeout``); this includes :class:`TransportTimeout` (``TIMEOUT``:
+      idle, read or write timeout; an Abort is attempted) and :class:`ConnectionLost`
+      (``CONNECTION_LOST``: end of stream, reset or TLS alert before the session was done);
+    - :class:`PeerAborted` — the peer sent an Abort; ``code`` is its reason;
+    - :class:`~xlink.protocol.InternalProtocolError` — a local failure (Abort sent);
+    - ``LocalProtocolError`` if the session was already finished; ``ValueError`` for a
+      non-positive timeout.
+    """
+    if idle_timeout <= 0 or abort_timeout <= 0:
+        raise ValueError("timeouts must be > 0")
+    if session.done:
+        raise LocalProtocolError("session is already finished")
+    if session.role is Role.INITIATOR and session.state is State.IDLE:
+        session.initiate()
+    loop = asyncio.get_running_loop()
+    inbox = _Inbox(max_buffered)
+    reading = asyncio.create_task(_read_all(conn, inbox))
+    deadline: float | None = None  # set when this side aborts: bounds the Abort and the close
+    try:
+        await _drive(session, conn, inbox, idle_timeout, auditor)
+    except PeerAborted:
+        raise  # already recorded from the Aborted event; an Abort is never answered
+    except ProtocolError as exc:
+        deadline = loop.time() + abort_timeout
+        await _abort(session, conn, exc, auditor, abort_timeout)
+        raise
+    finally:
+        reading.cancel()
+        await asyncio.wait([reading])
+        if deadline is None:
+            await conn.close()
+        else:
+            await conn.close(timeout=max(0.0, deadline - loop.time()))
+    if session.result is None:  # pragma: no cover - _drive returns only when complete
+        raise LocalProtocolError("session finished without a result")
+    return session.result
+
+
+async def _drive(
+    session: PsiSession,
+    conn: Connection,
+    inbox: _Inbox,
+    idle_timeout: float,
+    auditor: SessionAuditor | None,
+) -> None:
+    while not session.done:
+        # Deliver whatever has arrived before producing more of our own.
+        while inbox.ready and not session.done:
+            _deliver(session, inbox.pop(), auditor)
+        if session.done:
+            break
+        message = session.next_message()  # at most one chunk of work
+        if message is not None:
+            await conn.send(message)
+            continue
+        try:
+            async with asyncio.timeout(idle_timeout):
+                item = await inbox.get()
+        except TimeoutError:
+            raise TransportTimeout(f"no message from the peer for {idle_timeout:g} s") from None
+        _deliver(session, item, auditor)
+    while (message := session.next_message()) is not None:
+        await conn.send(message)  # our last messages
+    if session.result is None:  # pragma: no cover - a completed session has a result
+        raise LocalProtocolError("session finished without a result")
+
+
+def _deliver(session: PsiSession, item: _Item, auditor: SessionAuditor | None) -> None:
+    if isinstance(item, Exception):
+        raise item
+    if item is None:
+        raise ConnectionLost("peer closed the connection")
+    events = session.receive_message(item)
+    if auditor is not None:
+        auditor.record(events)
+    for event in events:
+        if isinstance(event, Aborted) and event.by_peer:
+            raise PeerAborted(event.code, event.detail)
+
+
+async def _abort(
+    session: PsiSession,
+    conn: Connection,
+    error: ProtocolError,
+    auditor: SessionAuditor | None,
+    timeout: float,
+) -> None:
+    """Abort the session for ``error`` (unless it already did), record it, tell the peer."""
+    if not session.done:
+        if isinstance(error, RemoteProtocolError):
+            session.abort(error.code, error.detail)
+        else:
+            session.abort(AbortCode.INTERNAL_ERROR, "local failure")
+    if auditor is not None:
+        auditor.record_error(error)
+    if isinstance(error, ConnectionLost):
+        return  # nobody left to tell
+    with contextlib.suppress(XlinkError, TimeoutError):
+        async with asyncio.timeout(timeout):
+            while (message := session.next_message()) is not None:
+                await conn.send(message)
+
+
+async def connect(
+    host: str,
+    port: int,
+    *,
+    identity: TlsIdentity,
+    peer_cert_pem: bytes,
+    pinned_sha256: bytes,
+    timeout: float,
+    max_frame: int = MAX_MESSAGE_SIZE,
+    write_timeout: float = 30.0,
+) -> FramedConnection:
+    """Open a mutual-TLS 1.3 connection to the peer and check its certificate pin.
+
+    Raises :class:`PeerRefused`: ``TIMEOUT`` (no connection or handshake within ``timeout``),
+    ``TLS_FAILURE`` (connection refused or reset, protocol failure), ``CERTIFICATE_INVALID``
+    (expired or untrusted server certificate), ``FINGERPRINT_MISMATCH``. The server's verdict
+    on *our* certificate arrives after the TLS 1.3 handshake: a refusal surfaces on the first
+    read as :class:`ConnectionLost`.
+    """
+    ctx = client_context(identity, peer_cert_pem)
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
+    except TimeoutError:
+        raise PeerRefused(RefusalReason.TIMEOUT, "connect or handshake") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise refusal_from_ssl_error(exc) from None
+    return _pinned(reader, writer, pinned_sha256, max_frame, write_timeout)
+
+
+async def serve_once(
+    host: str,
+    port: int,
+    *,
+    identity: TlsIdentity,
+    peer_cert_pem: bytes,
+    pinned_sha256: bytes,
+    timeout: float,
+    on_listening: Callable[[int], object] | None = None,
+    max_frame: int = MAX_MESSAGE_SIZE,
+    write_timeout: float = 30.0,
+) -> FramedConnection:
+    """Listen on ``host:port``, accept one peer, authenticate it, stop listening.
+
+    ``on_listening(port)`` is called once the socket is bound (``port=0`` picks a free one).
+    ``timeout`` bounds the wait for the peer and, again, its TLS handshake. Exactly one
+    connection is accepted: others are reset, and a failed handshake or pin check raises
+    :class:`PeerRefused` (``NO_CERTIFICATE``, ``CERTIFICATE_INVALID``,
+    ``FINGERPRINT_MISMATCH``, ``TLS_FAILURE``, ``TIMEOUT``) rather than waiting for another.
+    """
+    ctx = server_context(identity, peer_cert_pem)
+    accepted: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+        asyncio.get_running_loop().create_future()
+    )
+
+    def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if accepted.done():
+            writer.transport.abort()
+        else:
+            accepted.set_result((reader, writer))
+
+    # TLS is started by hand after the accept, so that a failed handshake reaches us as an
+    # exception instead of being logged and dropped by the server.
+    server = await asyncio.start_server(on_connect, host, port, backlog=1)
+    try:
+        if on_listening is not None:
+            on_listening(server.sockets[0].getsockname()[1])
+        async with asyncio.timeout(timeout):
+            reader, writer = await accepted
+    except TimeoutError:
+        raise PeerRefused(RefusalReason.TIMEOUT, "no peer connected") from None
+    finally:
+        server.close()  # one peer, one session
+    try:
+        async with asyncio.timeout(timeout):
+            await writer.start_tls(ctx)
+    except TimeoutError:
+        writer.transport.abort()
+        raise PeerRefused(RefusalReason.TIMEOUT, "handshake") from None
+    except (ssl.SSLError, OSError) as exc:
+        writer.transport.abort()
+        raise refusal_from_ssl_error(exc) from None
+    return _pinned(reader, writer, pinned_sha256, max_frame, write_timeout)
+
+
+def _pinned(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    pinned_sha256: bytes,
+    max_frame: int,
+    write_timeout: float,
+) -> FramedConnection:
+    ssl_object = writer.get_extra_info("ssl_object")
+    try:
+        if not isinstance(ssl_object, ssl.SSLObject):
+            raise PeerRefused(RefusalReason.TLS_FAILURE, "not a TLS connection")
+        check_peer(ssl_object, pinned_sha256)
+    except (PeerRefused, ValueError):
+        writer.transport.abort()
+        raise
+    return FramedConnection(reader, writer, max_frame=max_frame, write_timeout=write_timeout)
