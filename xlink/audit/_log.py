@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Final
 
+from xlink._sqlite import connect, transaction
 from xlink.audit._encoding import (
     GENESIS_HASH,
     checkpoint_message,
@@ -132,11 +134,7 @@ class AuditLog:
         if not 1 <= checkpoint_every <= MAX_CHECKPOINT_EVERY:
             raise ValueError(f"checkpoint_every must be 1..{MAX_CHECKPOINT_EVERY}")
         path = Path(path)
-        if signing_key is None:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        else:
-            conn = sqlite3.connect(path)
-        conn.isolation_level = None  # explicit transactions only
+        conn = connect(path, read_only=signing_key is None)
         try:
             if signing_key is not None:
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -257,8 +255,8 @@ class AuditLog:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._conn)
+    def _transaction(self) -> AbstractContextManager[None]:
+        return transaction(self._conn)
 
     def _head(self) -> tuple[int, bytes]:
         row = self._conn.execute(
@@ -277,27 +275,3 @@ class AuditLog:
             " signature) VALUES (?, ?, ?, ?, ?, ?)",
             (seq, head, time_us, prev_seq, self._interval, key.sign(message)),
         )
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception (even a
-    ``KeyboardInterrupt``), so a half-written append never reaches the file."""
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self._conn.execute("COMMIT")
-        else:
-            self._conn.execute("ROLLBACK")

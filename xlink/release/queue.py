@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from xlink._sqlite import connect, transaction
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keys import VerifyKey
 from xlink.errors import XlinkError
@@ -115,8 +116,7 @@ class ApprovalQueue:
         """Open (creating if needed) the queue at ``path``; entries go to ``audit`` if given.
         Raises ``sqlite3.Error`` if ``path`` is not a usable database."""
         path = Path(path)
-        conn = sqlite3.connect(path)
-        conn.isolation_level = None
+        conn = connect(path)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
@@ -153,7 +153,7 @@ class ApprovalQueue:
             raise ValueError("the release is not under this MOU")
         queued = _micros(now)
         deadline = _micros(now + timedelta(hours=mou.follow_up_hours))
-        with _Transaction(self._conn):
+        with transaction(self._conn):
             try:
                 cursor = self._conn.execute(
                     "INSERT INTO release_queue (release_id, session_id, record_id, category,"
@@ -231,7 +231,7 @@ class ApprovalQueue:
     def _decide(
         self, item_id: int, state: QueueState, who: str, reason: str | None, now: datetime
     ) -> QueueItem:
-        with _Transaction(self._conn):
+        with transaction(self._conn):
             item = self.item(item_id, now=now)
             if item.state is not QueueState.PENDING:
                 raise QueueError(f"release {item_id} is {item.state.value}, not PENDING")
@@ -255,7 +255,7 @@ class ApprovalQueue:
     def take_approved(self, *, now: datetime) -> tuple[tuple[QueueItem, ReleaseRecord], ...]:
         """Hand out every approved release not handed out before, marking it ``TAKEN``: the
         only way a queued release leaves the queue, and only once."""
-        with _Transaction(self._conn):
+        with transaction(self._conn):
             rows = self._conn.execute(
                 f"SELECT {_COLUMNS}, release FROM release_queue"  # noqa: S608
                 " WHERE state = 'APPROVED' ORDER BY item_id"
@@ -298,25 +298,3 @@ def _item(row: tuple[Any, ...], now_us: int) -> QueueItem:
 
 def _replace_state(item: QueueItem, state: QueueState) -> QueueItem:
     return replace(item, state=state)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception: a queue change and
-    its audit entry are made together (the audit entry first; a failed audit append undoes
-    the change)."""
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")

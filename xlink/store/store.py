@@ -10,17 +10,16 @@ is refused like a forged release. No clock is read: every call takes ``now``.
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Final
 
+from xlink._sqlite import connect, transaction
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keys import SealingKey, SigningKey, VerifyKey
 from xlink.errors import PolicyDenied
@@ -166,10 +165,7 @@ class ReleaseStore:
         if signing_key is not None and signing_key.verify_key != party.verify_key:
             raise ValueError("signing_key is not the verify key the MOU names for this party")
         path = Path(path)
-        if not path.exists():
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        conn = sqlite3.connect(path)
-        conn.isolation_level = None  # explicit transactions only
+        conn = connect(path)
         try:
             # Freed pages are overwritten with zeros, so a purged record's bytes do not linger
             # in the file (they are ciphertext anyway; this is defence in depth).
@@ -399,13 +395,5 @@ class ReleaseStore:
         if self._audit is not None:
             self._audit.append(kind, fields, now=now)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[None]:
+        return transaction(self._conn)
