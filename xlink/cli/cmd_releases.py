@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from xlink.audit import AuditLog
-from xlink.cli._common import emit_json
+from xlink.cli._common import (
+    add_audit_options,
+    add_now_option,
+    emit_json,
+    open_audit,
+    parse_now,
+)
 from xlink.cli.exitcodes import ExitCode
-from xlink.crypto.keys import SigningKey
 from xlink.errors import InputError
 from xlink.release import ApprovalQueue, QueueError, QueueItem
 
 __all__ = ["register", "run"]
-
-_HEX32 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def register(sub: Any) -> None:
@@ -60,12 +60,7 @@ def register(sub: Any) -> None:
             metavar="FINGERPRINT",
             help="the approving officer's key fingerprint (32 hex digits)",
         )
-        action.add_argument("--audit", metavar="PATH", help="append the decision to this audit log")
-        action.add_argument(
-            "--audit-key",
-            metavar="FILE",
-            help="file holding the audit log's Ed25519 signing seed (64 hex digits)",
-        )
+        add_audit_options(action, "append the decision to this audit log")
     deny.add_argument(
         "--reason",
         required=True,
@@ -74,35 +69,9 @@ def register(sub: Any) -> None:
     )
     for action in (pending, approve, deny):
         action.add_argument("--queue", required=True, metavar="PATH", help="the queue file")
-        action.add_argument(
-            "--now",
-            metavar="ISO8601",
-            help="the time to use instead of the clock (with a UTC offset)",
-        )
+        add_now_option(action)
         action.add_argument("--json", action="store_true", help="print JSON")
         action.set_defaults(handler=run)
-
-
-def _now(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError("--now: not an ISO 8601 date and time") from None
-    if when.tzinfo is None:
-        raise InputError("--now: give a UTC offset (2026-03-01T12:00:00+00:00)")
-    return when
-
-
-def _signing_key(path: str) -> SigningKey:
-    try:
-        raw = Path(path).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        raise InputError(f"--audit-key: cannot read {path}") from None
-    if not _HEX32.fullmatch(raw):
-        raise InputError(f"--audit-key: {path} does not hold 64 hex digits")
-    return SigningKey(bytes.fromhex(raw))
 
 
 @contextlib.contextmanager
@@ -110,17 +79,8 @@ def _open(args: argparse.Namespace) -> Iterator[ApprovalQueue]:
     path = Path(args.queue)
     if not path.is_file():
         raise InputError(f"{args.queue}: no such queue file")
-    audit_path = getattr(args, "audit", None)
-    key_path = getattr(args, "audit_key", None)
-    if (audit_path is None) != (key_path is None):
-        raise InputError("--audit and --audit-key go together")
-    with contextlib.ExitStack() as stack:
-        audit = None
-        if audit_path is not None and key_path is not None:
-            audit = stack.enter_context(
-                AuditLog.open(audit_path, signing_key=_signing_key(key_path))
-            )
-        yield stack.enter_context(ApprovalQueue.open(path, audit=audit))
+    with open_audit(args) as audit, ApprovalQueue.open(path, audit=audit) as queue:
+        yield queue
 
 
 def _as_json(item: QueueItem) -> dict[str, object]:
@@ -149,7 +109,7 @@ def _line(item: QueueItem) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    now = _now(args.now)
+    now = parse_now(args.now)
     with _open(args) as queue:
         try:
             if args.releases_command == "pending":

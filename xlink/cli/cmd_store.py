@@ -9,14 +9,20 @@ import json
 import re
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from xlink.audit import AuditLog
-from xlink.cli._common import emit_json
+from xlink.cli._common import (
+    add_audit_options,
+    add_now_option,
+    emit_json,
+    open_audit,
+    parse_now,
+    read_hex_key,
+)
 from xlink.cli.exitcodes import ExitCode
-from xlink.crypto.keys import SealingKey, SigningKey
+from xlink.crypto.keys import SealingKey
 from xlink.errors import InputError, PolicyDenied
 from xlink.policy import accept_mou, load_mou
 from xlink.release import ReleaseRecord
@@ -24,7 +30,6 @@ from xlink.store import ReleaseStore, StoredRelease, to_stix_bundle
 
 __all__ = ["register", "run"]
 
-_HEX32 = re.compile(r"[0-9a-fA-F]{64}")
 _RELEASE_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -85,41 +90,10 @@ def register(sub: Any) -> None:
             metavar="FILE",
             help="file holding this agency's X25519 sealing key (64 hex digits)",
         )
-        action.add_argument("--audit", metavar="PATH", help="append to this audit log")
-        action.add_argument(
-            "--audit-key",
-            metavar="FILE",
-            help="file holding the audit log's Ed25519 signing seed (64 hex digits)",
-        )
-        action.add_argument(
-            "--now",
-            metavar="ISO8601",
-            help="the time to use instead of the clock (with a UTC offset)",
-        )
+        add_audit_options(action, "append to this audit log")
+        add_now_option(action)
         action.add_argument("--json", action="store_true", help="print JSON")
         action.set_defaults(handler=run)
-
-
-def _now(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError("--now: not an ISO 8601 date and time") from None
-    if when.tzinfo is None:
-        raise InputError("--now: give a UTC offset (2026-03-01T12:00:00+00:00)")
-    return when
-
-
-def _key_bytes(path: str, option: str) -> bytes:
-    try:
-        raw = Path(path).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        raise InputError(f"{option}: cannot read {path}") from None
-    if not _HEX32.fullmatch(raw):
-        raise InputError(f"{option}: {path} does not hold 64 hex digits")
-    return bytes.fromhex(raw)
 
 
 @contextlib.contextmanager
@@ -127,9 +101,7 @@ def _open(args: argparse.Namespace, now: datetime) -> Iterator[ReleaseStore]:
     path = Path(args.store)
     if not path.is_file():
         raise InputError(f"{args.store}: no such store file")
-    if (args.audit is None) != (args.audit_key is None):
-        raise InputError("--audit and --audit-key go together")
-    sealing_key = SealingKey(_key_bytes(args.sealing_key, "--sealing-key"))
+    sealing_key = SealingKey(read_hex_key(args.sealing_key, "--sealing-key"))
     signed = load_mou(args.mou)
     local = next(
         (p.agency_id for p in signed.mou.parties if p.sealing_key == sealing_key.public_key),
@@ -138,14 +110,13 @@ def _open(args: argparse.Namespace, now: datetime) -> Iterator[ReleaseStore]:
     if local is None:
         raise InputError("--sealing-key: not the sealing key of a party to this MOU")
     mou = accept_mou(signed, local_agency=local, today=now.date())
-    with contextlib.ExitStack() as stack:
-        audit = None
-        if args.audit is not None:
-            key = SigningKey(_key_bytes(args.audit_key, "--audit-key"))
-            audit = stack.enter_context(AuditLog.open(args.audit, signing_key=key))
-        yield stack.enter_context(
-            ReleaseStore.open(path, mou=mou, sealing_key=sealing_key, signing_key=None, audit=audit)
-        )
+    with (
+        open_audit(args) as audit,
+        ReleaseStore.open(
+            path, mou=mou, sealing_key=sealing_key, signing_key=None, audit=audit
+        ) as store,
+    ):
+        yield store
 
 
 def _meta_json(m: StoredRelease) -> dict[str, object]:
@@ -241,7 +212,7 @@ def _act(args: argparse.Namespace, store: ReleaseStore, now: datetime) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    now = _now(args.now)
+    now = parse_now(args.now)
     try:
         with _open(args, now) as store:
             _act(args, store, now)
