@@ -27,13 +27,26 @@ def test_console_script_is_installed_and_has_help() -> None:
     proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0
     commands = ("prepare", "eval", "schema", "demo", "releases", "store", "source", "audit")
-    for command in (*commands, "keygen", "mou"):
+    for command in (*commands, "keygen", "mou", "serve", "match"):
         assert command in proc.stdout
 
 
 @pytest.mark.parametrize(
     "command",
-    ["prepare", "eval", "schema", "demo", "releases", "store", "source", "audit", "keygen", "mou"],
+    [
+        "prepare",
+        "eval",
+        "schema",
+        "demo",
+        "releases",
+        "store",
+        "source",
+        "audit",
+        "keygen",
+        "mou",
+        "serve",
+        "match",
+    ],
 )
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
@@ -47,7 +60,7 @@ def test_demo_summarises_both_agencies_and_writes_rejects_to_out(
 ) -> None:
     package_data = bundled_path("ca_watchlist.csv").parent
     before = sorted(p.name for p in package_data.iterdir())
-    assert main(["demo", "--out", str(tmp_path), "--json"]) == ExitCode.OK
+    assert main(["demo", "--in-process", "--out", str(tmp_path), "--json"]) == ExitCode.OK
     summary = _json_out(capsys)
     agencies = summary["agencies"]
     assert isinstance(agencies, list)

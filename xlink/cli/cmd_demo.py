@@ -8,17 +8,26 @@ every rejected row to the output directory. Nothing is written inside the instal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from xlink.ceremony import CeremonyFiles, demo_ceremony
 from xlink.cli._common import emit_json, progress_reporter
 from xlink.cli.exitcodes import ExitCode
+from xlink.crypto.rand import system_random
 from xlink.decide import Decision, decide
 from xlink.exchange import Party, exchange_in_memory
 from xlink.linkage.schema import load_default_schema, schema_digest
@@ -26,7 +35,16 @@ from xlink.prepare import PreparedSide, prepare_side
 from xlink.protocol.events import PsiResult
 from xlink.protocol.session import PsiSession
 
-__all__ = ["AGENCY_FILES", "DEMO_MOU_DIGEST", "DEMO_MOU_ID", "bundled_path", "register", "run"]
+__all__ = [
+    "AGENCY_FILES",
+    "DEMO_MOU_DIGEST",
+    "DEMO_MOU_ID",
+    "bundled_path",
+    "register",
+    "run",
+    "run_in_process",
+    "run_network",
+]
 
 # Signed MOU documents are not built yet; the demo binds its session to a fixed id and digest.
 DEMO_MOU_ID = "MOU-CA-US-DEMO-2026"
@@ -47,11 +65,21 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
         help="run the bundled Canada ↔ US example end to end",
-        description="Prepare two agencies' bundled synthetic files, run the private set "
-        "intersection between them, decide matches and print a summary.",
+        description="Make keys for CA-RCMP and US-DHS and a signed MOU in a temporary "
+        "directory, then run the two agencies as separate processes (`xlink serve`, `xlink "
+        "match`) over mutual TLS on 127.0.0.1 with their bundled synthetic files: private set "
+        "intersection, decided matches, sealed releases and receipts, audit logs. Prints a "
+        "summary. With --in-process: both sides in this process, no network, compared with "
+        "the bundled ground truth. Exit 0 ok, 4 an agency failed, 7 an audit log failed.",
     )
     p.add_argument("--out", metavar="DIR", help="output directory (default: a temporary one)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run both agencies in this process, without keys, MOU or network (and compare "
+        "with the bundled ground truth)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -81,6 +109,12 @@ def _by_category(side: PreparedSide, decision: Decision) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.in_process:
+        return run_in_process(args)
+    return run_network(args)
+
+
+def run_in_process(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="xlink-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     schema = load_default_schema()
@@ -195,4 +229,174 @@ def _print_summary(summary: dict[str, Any], sides: dict[str, PreparedSide]) -> N
         f"recall {gt['recall']}"
     )
     print(f"rejected rows, with line, field and reason: {summary['output_dir']}")
+    print(f"done in {summary['wall_s']} s")
+
+
+# -- the network demo: two processes over TLS on 127.0.0.1 -----------------------------------
+
+NETWORK_AGENCIES: dict[str, tuple[str, str]] = {  # agency -> (role, the other agency)
+    "US-DHS": ("serve", "CA-RCMP"),
+    "CA-RCMP": ("match", "US-DHS"),
+}
+_AGENCY_BUNDLED = {"CA-RCMP": "CA (RCMP/CBSA)", "US-DHS": "US (DHS/CBP)"}
+_PASS_ENV = "XLINK_DEMO_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+_DEADLINE_S = 55.0
+
+
+def _agency_argv(
+    agency: str, out: Path, ceremony: CeremonyFiles, port: int, port_file: Path
+) -> list[str]:
+    role, peer = NETWORK_AGENCIES[agency]
+    where = (
+        ["--listen", "127.0.0.1:0", "--port-file", str(port_file)]
+        if role == "serve"
+        else ["--peer", f"127.0.0.1:{port}"]
+    )
+    return [
+        sys.executable, "-m", "xlink.cli.main", role, *where,
+        "--agency", agency,
+        "--keys", str(ceremony.keys[agency]),
+        "--mou", str(ceremony.mou),
+        "--peer-bundle", str(ceremony.bundles[peer]),
+        "--workdir", str(out / agency.lower()),
+        "--passphrase-env", _PASS_ENV,
+        "--timeout", "30",
+        "--json",
+        *(str(bundled_path(f)) for f in AGENCY_FILES[_AGENCY_BUNDLED[agency]]),
+    ]  # fmt: skip
+
+
+def _start(argv: list[str], out: Path, agency: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with (
+        (out / f"{agency.lower()}.json").open("wb") as stdout,
+        (out / f"{agency.lower()}.log").open("wb") as stderr,
+    ):
+        return subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env)  # noqa: S603
+
+
+def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def run_network(args: argparse.Namespace) -> int:
+    """Keys, a signed MOU, then `xlink serve` (US-DHS) and `xlink match` (CA-RCMP) as two
+    processes on 127.0.0.1; print both outcomes side by side."""
+    start = time.perf_counter()
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="xlink-demo-"))
+    out.mkdir(parents=True, exist_ok=True)
+    passphrase = secrets.token_urlsafe(24)
+    report, close = progress_reporter(not args.json)
+    # The demo MOU releases straight through (the bundled template asks for an officer's
+    # approval of each release, which a demo cannot wait for).
+    report("keys and signed MOU", 0)
+    ceremony = demo_ceremony(
+        out / "ceremony",
+        passphrase=passphrase.encode(),
+        now=datetime.now(UTC),
+        rng=system_random,
+        approval_required=False,
+    )
+    env = {**os.environ, _PASS_ENV: passphrase}
+    port_file = out / "port"
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    port = 0
+    try:
+        procs["US-DHS"] = _start(
+            _agency_argv("US-DHS", out, ceremony, 0, port_file), out, "US-DHS", env
+        )
+        while not port_file.exists():
+            if procs["US-DHS"].poll() is not None or time.perf_counter() - start > 20:
+                break
+            time.sleep(0.05)
+        else:
+            port = int(port_file.read_text(encoding="ascii"))
+            procs["CA-RCMP"] = _start(
+                _agency_argv("CA-RCMP", out, ceremony, port, port_file), out, "CA-RCMP", env
+            )
+        for proc in procs.values():
+            remaining = _DEADLINE_S - (time.perf_counter() - start)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(remaining, 0.1))
+            report("both agencies running", int(time.perf_counter() - start))
+    finally:
+        _stop(procs)
+        close()
+    wall = time.perf_counter() - start
+    outcomes: dict[str, dict[str, Any]] = {}
+    failed: list[str] = []
+    for agency in NETWORK_AGENCIES:
+        child = procs.get(agency)
+        text = (out / f"{agency.lower()}.json").read_text(encoding="utf-8") if child else ""
+        if child is None or child.returncode != 0 or not text.strip():
+            failed.append(agency)
+            continue
+        outcomes[agency] = json.loads(text)
+    if failed:
+        for agency in failed:
+            log = out / f"{agency.lower()}.log"
+            detail = (
+                log.read_text(encoding="utf-8", errors="replace").strip() if log.exists() else ""
+            )
+            code = procs[agency].returncode if agency in procs else "not started"
+            print(f"xlink demo: {agency} failed (exit {code}): {detail[-2000:]}", file=sys.stderr)
+        return ExitCode.PROTOCOL
+    ca, us = outcomes["CA-RCMP"], outcomes["US-DHS"]
+    agree = (
+        ca["session_id"] == us["session_id"]
+        and ca["decided"] == us["decided"]
+        and ca["released"] == us["received"]
+        and us["released"] == ca["received"]
+    )
+    audit_ok = all(o["audit_ok"] for o in outcomes.values())
+    summary = {
+        "mode": "network",
+        "output_dir": str(out),
+        "port": port,
+        "mou": str(ceremony.mou),
+        "mou_id": ca["mou_id"],
+        "agencies": [outcomes[a] for a in ("CA-RCMP", "US-DHS")],
+        "both_sides_agree": agree,
+        "audit_ok": audit_ok,
+        "wall_s": round(wall, 2),
+    }
+    if args.json:
+        emit_json(summary)
+    else:
+        _print_network(summary, ca, us)
+    if not audit_ok:
+        return ExitCode.TAMPERED
+    return ExitCode.OK if agree else ExitCode.PROTOCOL
+
+
+def _print_network(summary: dict[str, Any], ca: dict[str, Any], us: dict[str, Any]) -> None:
+    print(
+        f"xlink demo — Canada ↔ United States, two processes over mutual TLS on "
+        f"127.0.0.1:{summary['port']}"
+    )
+    print(f"MOU {summary['mou_id']}, signed by CA-RCMP and US-DHS (straight-through release)")
+    print()
+    head = ("agency", "role", "records", "rejected", "tokens", "matched", "decided")
+    print(f"{head[0]:<9} {head[1]:<6}" + "".join(f"{h:>9}" for h in head[2:]))
+    for o in (ca, us):
+        cells = (o["records"], o["rejected"], o["tokens"], o["matched_tokens"], o["decided"])
+        print(f"{o['agency']:<9} {o['role']:<6}" + "".join(f"{c:>9}" for c in cells))
+    print()
+    print("releases (signed, sealed, sent; receipts verified by the originator):")
+    for o in (ca, us):
+        detail = ", ".join(f"{k} {v}" for k, v in o["released"].items()) or "none"
+        print(
+            f"  {o['agency']} → {o['peer']}: {o['released_total']:>4}  ({detail}); "
+            f"denied {o['denied']}, receipts verified {o['receipts_verified']}"
+        )
+    print()
+    for o in (ca, us):
+        verdict = "verified" if o["audit_ok"] else f"FAILED ({o['audit_reason']})"
+        print(f"audit log {o['agency']:<8} {verdict}, {o['audit_entries']} entries")
+    print(
+        f"both sides reached the same decisions: {'yes' if summary['both_sides_agree'] else 'NO'}"
+    )
+    print(f"keys, MOU, stores, audit logs and rejects: {summary['output_dir']}")
     print(f"done in {summary['wall_s']} s")

@@ -24,10 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_demo,
         cmd_eval,
         cmd_keygen,
+        cmd_match,
         cmd_mou,
         cmd_prepare,
         cmd_releases,
         cmd_schema,
+        cmd_serve,
         cmd_source,
         cmd_store,
     )
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_audit,
         cmd_keygen,
         cmd_mou,
+        cmd_serve,
+        cmd_match,
     ):
         module.register(sub)
     return parser

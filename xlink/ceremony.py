@@ -1,0 +1,76 @@
+"""The key and MOU ceremony of docs/keys.md §5 in one call, for the demo and the end-to-end
+tests: keys for both agencies of the bundled sample MOU, the template filled and signed by both.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from xlink.crypto.keyfiles import AgencyKeys
+from xlink.crypto.rand import RandomSource
+from xlink.linkage.schema import load_default_schema, schema_digest
+from xlink.policy import PartyKeys, dump_mou, load_sample_template, parse_mou_template, sign_mou
+from xlink.prepare import StrPath
+
+__all__ = ["CeremonyFiles", "demo_ceremony"]
+
+
+@dataclass(frozen=True, slots=True)
+class CeremonyFiles:
+    """What :func:`demo_ceremony` wrote: a key directory and public bundle per agency (by
+    agency id), and the MOU both signed."""
+
+    keys: dict[str, Path]
+    bundles: dict[str, Path]
+    mou: Path
+
+
+def demo_ceremony(
+    directory: StrPath,
+    *,
+    passphrase: bytes,
+    now: datetime,
+    rng: RandomSource,
+    approval_required: bool | None = None,
+    valid_days: int = 2,
+) -> CeremonyFiles:
+    """The ceremony of docs/keys.md §5 in one call, on the bundled sample template: keys for
+    both agencies (TLS certificates valid ``valid_days``), the template filled with both
+    bundles and the default schema's digest, valid from ``now``'s date for ``valid_days``, and
+    signed by both. ``approval_required`` overrides the template's (``None``: keep it)."""
+    base = Path(directory)
+    base.mkdir(parents=True, exist_ok=True)
+    template = load_sample_template()
+    if approval_required is not None:
+        doc = json.loads(template.document)
+        doc["release"]["approval_required"] = approval_required
+        template = parse_mou_template(json.dumps(doc), "json")
+    generated = {
+        agency: AgencyKeys.generate(agency, rng=rng, now=now, valid_days=valid_days)
+        for agency in template.agency_ids
+    }
+    keys_dirs: dict[str, Path] = {}
+    bundles: dict[str, Path] = {}
+    for agency, agency_keys in generated.items():
+        keys_dirs[agency] = base / f"{agency.lower()}-keys"
+        bundles[agency] = agency_keys.save(keys_dirs[agency], passphrase)
+    mou = template.fill(
+        {
+            agency: PartyKeys(k.signing_key.verify_key, k.sealing_key.public_key, k.tls.fingerprint)
+            for agency, k in generated.items()
+        },
+        schema_digest=schema_digest(load_default_schema()),
+        valid_from=now.date(),
+        valid_until=now.date() + _dt.timedelta(days=valid_days),
+    )
+    signed = None
+    for agency, k in generated.items():
+        signed = sign_mou(signed if signed is not None else mou, agency, k.signing_key)
+    assert signed is not None
+    mou_path = base / "mou.toml"
+    mou_path.write_text(dump_mou(signed, "toml"), encoding="utf-8")
+    return CeremonyFiles(keys_dirs, bundles, mou_path)

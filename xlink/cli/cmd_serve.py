@@ -1,0 +1,171 @@
+"""``xlink serve``: wait for the partner agency and run one exchange with it (docs/quickstart.md,
+"Two machines"). Also home of the options and output that ``xlink match`` shares."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from xlink.cli._common import emit_json, progress_reporter
+from xlink.cli.cmd_keygen import add_passphrase_option, agency_id, read_passphrase
+from xlink.cli.exitcodes import ExitCode
+from xlink.crypto.rand import system_random
+from xlink.errors import InputError
+from xlink.runner import AgencyOutcome, RoleName, run_agency
+from xlink.transport import PeerRefused
+
+__all__ = [
+    "EXIT_CODES_HELP",
+    "add_exchange_options",
+    "host_port",
+    "register",
+    "run",
+    "run_exchange",
+]
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 done (audit log verified), 3 unusable keys, passphrase, MOU, bundle or input "
+    "file, 4 session aborted or peer refused (TLS, certificate pin, timeout), 5 MOU refused "
+    "(signatures, validity, not a party), 7 own audit log failed verification."
+)
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """argparse type: ``HOST:PORT`` (``[v6]:PORT`` for IPv6); port 0..65535."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError("expected HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def add_exchange_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help="this agency's input files")
+    p.add_argument("--agency", required=True, type=agency_id, metavar="ID", help="this agency")
+    p.add_argument("--keys", required=True, metavar="DIR", help="this agency's key directory")
+    p.add_argument("--mou", required=True, metavar="FILE", help="the MOU both agencies signed")
+    p.add_argument(
+        "--peer-bundle",
+        required=True,
+        metavar="FILE",
+        help="the other agency's public.json (its TLS certificate; the MOU pins it)",
+    )
+    p.add_argument(
+        "--workdir",
+        required=True,
+        metavar="DIR",
+        help="where the audit log, release store, approval queue and rejects go",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="wait this long for the peer to connect or answer (default 60)",
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON summary on standard output")
+    add_passphrase_option(p)
+    p.set_defaults(handler=run)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="wait for the partner agency and run one exchange",
+        description="Listen on HOST:PORT for the other agency (mutual TLS 1.3, certificate "
+        "pinned by the MOU), run one private set intersection, decide matches, exchange "
+        "sealed releases and receipts, verify the audit log, and exit. " + EXIT_CODES_HELP,
+    )
+    p.add_argument(
+        "--listen",
+        required=True,
+        type=host_port,
+        metavar="HOST:PORT",
+        help="address to listen on (port 0: any free port, printed on standard error)",
+    )
+    p.add_argument(
+        "--port-file",
+        metavar="FILE",
+        help="write the bound port to this file once listening (for scripts with port 0)",
+    )
+    add_exchange_options(p)
+    p.set_defaults(role="serve")
+
+
+def run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int) -> int:
+    passphrase = read_passphrase(args.passphrase_env, confirm=False)
+    if args.timeout <= 0:
+        raise InputError("--timeout must be > 0")
+    report, close = progress_reporter(True)
+    port_file = getattr(args, "port_file", None)
+
+    def listening(bound: int) -> None:
+        print(f"xlink: {args.agency} listening on {host}:{bound}", file=sys.stderr, flush=True)
+        if port_file:
+            tmp = Path(f"{port_file}.tmp")
+            tmp.write_text(f"{bound}\n", encoding="ascii")
+            tmp.replace(port_file)
+
+    start = time.perf_counter()
+    try:
+        outcome = asyncio.run(
+            run_agency(
+                role,
+                agency=args.agency,
+                files=args.files,
+                keys_dir=args.keys,
+                passphrase=passphrase,
+                mou_path=args.mou,
+                peer_bundle_path=args.peer_bundle,
+                host=host,
+                port=port,
+                workdir=args.workdir,
+                now_clock=lambda: datetime.now(UTC),
+                rng=system_random,
+                timeout=args.timeout,
+                idle_timeout=args.timeout,
+                on_listening=listening,
+                progress=report,
+            )
+        )
+    except PeerRefused as exc:
+        close()
+        print(f"xlink: {exc}", file=sys.stderr)
+        return ExitCode.PROTOCOL
+    finally:
+        close()
+    wall = time.perf_counter() - start
+    if args.json:
+        emit_json({**outcome.to_json(), "wall_s": round(wall, 2)})
+    else:
+        _print_outcome(outcome, wall)
+    return ExitCode.OK if outcome.audit_ok else ExitCode.TAMPERED
+
+
+def _print_outcome(o: AgencyOutcome, wall: float) -> None:
+    print(f"{o.agency} ({o.role}) with {o.peer}, MOU {o.mou_id}, session {o.session_id[:16]}…")
+    print(f"  records {o.records}, rejected rows {o.rejected}, tokens {o.tokens}")
+    print(f"  matched tokens {o.matched_tokens}, candidate pairs {o.candidates}")
+    print(f"  decided matches {o.decided}")
+    released = ", ".join(f"{k} {v}" for k, v in o.released.items()) or "none"
+    print(f"  released {o.released_total} ({released}), denied {o.denied}, queued {o.queued}")
+    if o.approval_required and o.queued:
+        print(f"    the MOU requires approval: review with `xlink releases` in {o.workdir}")
+    print(f"  receipts verified {o.receipts_verified}, refused by the peer {o.refused_by_peer}")
+    received = ", ".join(f"{k} {v}" for k, v in o.received.items()) or "none"
+    print(f"  received {o.received_total} ({received}), refused {o.refused_by_us}")
+    verdict = "ok" if o.audit_ok else f"FAILED: {o.audit_reason}"
+    print(f"  audit log {verdict} ({o.audit_entries} entries)")
+    print(f"  workdir {o.workdir}; done in {wall:.1f} s")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.role == "serve":
+        host, port = args.listen
+        return run_exchange(args, "serve", host, port)
+    host, port = args.peer
+    return run_exchange(args, "match", host, port)
