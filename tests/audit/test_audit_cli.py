@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ from _audit_support import KEY, OTHER_KEY, attacker, build_log
 
 from xlink.cli.exitcodes import ExitCode
 from xlink.cli.main import main
+from xlink.crypto.keyfiles import AgencyKeys
+from xlink.crypto.rand import system_random
 
 HEX = bytes(KEY.verify_key).hex()
 
@@ -89,3 +92,32 @@ def test_not_a_database_exits_7(audit_dir: Path, capsys: pytest.CaptureFixture[s
     path.write_text("hello" * 1000)
     assert main(["audit", "verify", str(path), "--key", HEX]) == ExitCode.TAMPERED
     assert "TAMPERED" in capsys.readouterr().out
+
+
+def test_verify_key_from_a_public_bundle(
+    audit_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--bundle public.json``: the verify key of the agency whose signing key signs the log
+    (as ``xlink serve`` signs its audit log with the key directory's signing key)."""
+    now = datetime.now(UTC)
+    ours, theirs = (
+        AgencyKeys.generate(agency, rng=system_random, now=now, valid_days=2)
+        for agency in ("US-DHS", "CA-RCMP")
+    )
+    bundle, other = audit_dir / "public.json", audit_dir / "other.json"
+    bundle.write_text(ours.public_bundle().to_json())
+    other.write_text(theirs.public_bundle().to_json())
+    path = build_log(audit_dir / "agency.db", key=ours.signing_key)
+    assert main(["audit", "verify", str(path), "--bundle", str(bundle)]) == ExitCode.OK
+    assert "intact, 10 entries, 4 checkpoints" in capsys.readouterr().out
+    assert main(["audit", "verify", str(path), "--bundle", str(other), "--json"]) == 7
+    report = json.loads(capsys.readouterr().out)
+    assert not report["ok"]
+    assert report["key_fingerprint"] == theirs.signing_key.verify_key.fingerprint()
+    assert main(["audit", "verify", str(path), "--bundle", str(audit_dir / "no.json")]) == 3
+    assert "--bundle: no such file" in capsys.readouterr().err
+    assert main(["audit", "verify", str(path), "--bundle", str(path)]) == ExitCode.INPUT
+    with pytest.raises(SystemExit) as exc:
+        main(["audit", "verify", str(path), "--bundle", str(bundle), "--key", HEX])
+    assert exc.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from _release_support import APPROVER, MOU, SIGNING, T0, release_record
 
-from xlink.audit import AuditEvent, AuditLog
+from xlink.audit import AuditEvent, AuditLog, verify_log
+from xlink.ceremony import demo_ceremony
 from xlink.cli import cmd_releases, cmd_source
 from xlink.cli.exitcodes import ExitCode
-from xlink.crypto.rand import DeterministicRandom
+from xlink.crypto.keyfiles import load_public_bundle
+from xlink.crypto.rand import DeterministicRandom, system_random
 from xlink.errors import InputError
 from xlink.release import ApprovalQueue, SourceHandleKey, make_source_handle
 
@@ -97,3 +100,36 @@ def test_source_resolve(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert json.loads(capsys.readouterr().out)["resolved"] is False
     with pytest.raises(InputError):
         _run("source", "resolve", "abcd", "--key-file", str(key_file), *files)
+
+
+def test_approve_with_a_key_dir(
+    queue_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--keys DIR``: the agency's signing key signs the ``--audit`` log (no --audit-key)."""
+    passphrase = "correct horse battery staple"
+    monkeypatch.setenv("XLINK_PASSPHRASE", passphrase)
+    ceremony = demo_ceremony(
+        queue_file.parent / "ceremony",
+        passphrase=passphrase.encode(),
+        now=datetime.now(UTC),
+        rng=system_random,
+    )
+    keys, audit, q = str(ceremony.keys["CA-RCMP"]), queue_file.parent / "audit.db", str(queue_file)
+    base = ["--queue", q, "--approver", APPROVER, "--now", NOW]
+    assert _run("releases", "approve", "1", *base, "--keys", keys, "--audit", str(audit)) == 0
+    assert "release 1 approved" in capsys.readouterr().out
+    report = verify_log(audit, load_public_bundle(ceremony.bundles["CA-RCMP"]).verify_key)
+    assert report.ok and report.entries == 1
+    key_file = queue_file.parent / "audit.key"
+    key_file.write_text(SIGNING["CA-RCMP"].seed().hex())
+    deny = ["releases", "deny", "2", "--reason", "insufficient-grounds", *base]
+    with pytest.raises(InputError, match="--keys and --audit-key"):
+        _run(*deny, "--keys", keys, "--audit", str(audit), "--audit-key", str(key_file))
+    with pytest.raises(InputError, match="give --audit PATH too"):
+        _run(*deny, "--keys", keys)
+    with pytest.raises(InputError, match="--audit: give the log's signing key"):
+        _run(*deny, "--audit", str(audit))
+    with pytest.raises(InputError, match="give the audit log too"):
+        _run(*deny, "--audit-key", str(key_file))
+    with ApprovalQueue.open(queue_file) as queue:
+        assert [i.item_id for i in queue.pending(T0)] == [2]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,13 +23,17 @@ from _store_support import (
     seal,
 )
 
-from xlink.audit import AuditEvent, AuditLog
+from xlink.audit import AuditEvent, AuditLog, verify_log
+from xlink.ceremony import demo_ceremony
 from xlink.cli import cmd_store
 from xlink.cli.exitcodes import ExitCode
+from xlink.crypto.keyfiles import AgencyKeys, load_public_bundle
+from xlink.crypto.rand import system_random
 from xlink.errors import InputError
-from xlink.policy import dump_mou, sign_mou
+from xlink.policy import accept_mou, dump_mou, load_mou, sign_mou
 from xlink.records.model import Category
-from xlink.store import TLP2_MARKINGS
+from xlink.release import seal_release, sign_release
+from xlink.store import TLP2_MARKINGS, ReleaseStore
 
 NOW = "2026-03-02T12:00:00+00:00"
 LATE = "2026-06-15T12:00:00+00:00"  # past the 90 days of sex_offender records
@@ -133,3 +139,109 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
             _run(*argv)
         assert exc.value.code == 0
     assert "--purpose" in capsys.readouterr().out
+
+
+# ``--keys DIR``: the agency's key directory, as ``xlink keygen`` and ``xlink demo`` make it.
+
+PASSPHRASE = "correct horse battery staple"
+
+
+@pytest.fixture
+def demo_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """A real key ceremony (keys for CA-RCMP and US-DHS, the MOU both signed) and US-DHS's
+    store holding one watchlist release from CA-RCMP, made by ``ReleaseStore`` itself."""
+    monkeypatch.setenv("XLINK_PASSPHRASE", PASSPHRASE)
+    now = datetime.now(UTC)
+    tmp_path = tmp_path / "demo"  # beside the files of the ``files`` fixture
+    ceremony = demo_ceremony(
+        tmp_path / "ceremony", passphrase=PASSPHRASE.encode(), now=now, rng=system_random
+    )
+    ca_keys = AgencyKeys.load(ceremony.keys[CA], PASSPHRASE.encode())
+    us_keys = AgencyKeys.load(ceremony.keys[US], PASSPHRASE.encode())
+    mou = accept_mou(load_mou(ceremony.mou), local_agency=US, today=now.date())
+    record = make_record(1, mou=mou, mou_id=mou.id)
+    sealed = seal_release(sign_release(record, ca_keys.signing_key), mou)
+    with ReleaseStore.open(
+        tmp_path / "store.db",
+        mou=mou,
+        sealing_key=us_keys.sealing_key,
+        signing_key=us_keys.signing_key,
+    ) as store:
+        store.receive(sealed, expected_session_id=SESSION, now=now)
+    return {
+        "keys": ceremony.keys[US],
+        "ca_keys": ceremony.keys[CA],
+        "bundle": ceremony.bundles[US],
+        "mou": ceremony.mou,
+        "store": tmp_path / "store.db",
+        "audit": tmp_path / "audit.db",
+    }
+
+
+def _with_keys(f: dict[str, Path], *extra: str) -> list[str]:
+    return ["--store", str(f["store"]), "--mou", str(f["mou"]), "--keys", str(f["keys"]), *extra]
+
+
+def test_keys_dir_lists_reads_and_signs_the_audit_log(
+    demo_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run("store", "list", *_with_keys(demo_files), "--json") == ExitCode.OK
+    (item,) = json.loads(capsys.readouterr().out)
+    assert item["originator"] == CA and item["category"] == "watchlist"
+    audit = ["--audit", str(demo_files["audit"])]  # no --audit-key: the keys' signing key
+    code = _run(
+        "store", "read", item["release_id"], "--purpose", "border-security",
+        "--reader", READER, *_with_keys(demo_files, *audit), "--json",
+    )  # fmt: skip
+    assert code == ExitCode.OK
+    assert json.loads(capsys.readouterr().out)["release_id"] == item["release_id"]
+    verify_key = load_public_bundle(demo_files["bundle"]).verify_key
+    report = verify_log(demo_files["audit"], verify_key)
+    assert report.ok and report.entries == 1
+    with AuditLog.open(demo_files["audit"], signing_key=None) as log:
+        assert [e.kind for e in log.entries()] == [AuditEvent.RECORD_READ]
+
+
+def test_keys_with_a_custom_passphrase_variable(
+    demo_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("XLINK_PASSPHRASE")
+    monkeypatch.setenv("MY_PASS", PASSPHRASE)
+    argv = _with_keys(demo_files, "--passphrase-env", "MY_PASS")
+    assert _run("store", "list", *argv) == ExitCode.OK
+    assert "1 release(s) stored" in capsys.readouterr().out
+
+
+def test_keys_errors(
+    demo_files: dict[str, Path],
+    files: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sealing = files[files.index("--sealing-key") + 1]
+    audit_key = files[files.index("--audit-key") + 1]
+    # --keys and --sealing-key together, or neither: a usage error naming both options
+    for extra in (["--sealing-key", sealing], []):
+        argv = _with_keys(demo_files) if extra else ["--store", str(demo_files["store"])]
+        with pytest.raises(SystemExit) as exc:
+            _run("store", "list", *argv, *extra, "--mou", str(demo_files["mou"]))
+        assert exc.value.code == 2
+        assert "--keys" in capsys.readouterr().err
+    with pytest.raises(InputError, match="--keys and --audit-key"):
+        _run("store", "purge", *_with_keys(demo_files, "--audit-key", audit_key))
+    with pytest.raises(InputError, match="--audit: give the log's signing key"):
+        _run("store", "purge", *files[:6], "--audit", str(demo_files["audit"]))
+    with pytest.raises(InputError, match="not the sealing key of a party"):
+        argv = _with_keys(demo_files)
+        argv[argv.index("--mou") + 1] = files[files.index("--mou") + 1]  # another MOU
+        _run("store", "list", *argv)
+    with pytest.raises(InputError, match="not a key directory"):
+        _run("store", "list", *_with_keys({**demo_files, "keys": demo_files["store"]}))
+    monkeypatch.setenv("XLINK_PASSPHRASE", "not the passphrase")
+    with pytest.raises(InputError, match="cannot decrypt"):
+        _run("store", "list", *_with_keys(demo_files))
+    monkeypatch.delenv("XLINK_PASSPHRASE")
+    monkeypatch.setattr("sys.stdin", io.StringIO())
+    with pytest.raises(InputError, match="no passphrase: set XLINK_PASSPHRASE"):
+        _run("store", "list", *_with_keys(demo_files))
+    assert not demo_files["audit"].exists()

@@ -13,13 +13,17 @@ from pathlib import Path
 
 from xlink.audit import AuditLog
 from xlink.cli.progress import Progress
+from xlink.crypto.keyfiles import AgencyKeys
 from xlink.crypto.keys import SigningKey
-from xlink.errors import InputError
+from xlink.errors import DecryptionError, InputError
 
 __all__ = [
     "add_audit_options",
+    "add_keys_option",
     "add_now_option",
+    "check_audit_options",
     "emit_json",
+    "load_keys",
     "open_audit",
     "parse_now",
     "progress_reporter",
@@ -89,25 +93,77 @@ def read_hex_key(path: str, option: str) -> bytes:
     return bytes.fromhex(raw)
 
 
+def add_keys_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--keys DIR`` (a key directory written by ``xlink keygen``) and ``--passphrase-env``."""
+    from xlink.cli.cmd_keygen import add_passphrase_option  # cmd_keygen imports this module
+
+    parser.add_argument("--keys", metavar="DIR", help=help_text)
+    add_passphrase_option(parser)
+
+
+def load_keys(args: argparse.Namespace) -> AgencyKeys | None:
+    """The key directory named by ``--keys``, decrypted with the passphrase from
+    ``--passphrase-env`` (or a prompt), or None when ``--keys`` is not given."""
+    from xlink.cli.cmd_keygen import read_passphrase  # cmd_keygen imports this module
+
+    directory = getattr(args, "keys", None)
+    if directory is None:
+        return None
+    if not Path(directory).is_dir():
+        raise InputError(f"--keys: {directory} is not a key directory")
+    passphrase = read_passphrase(args.passphrase_env, confirm=False)
+    try:
+        return AgencyKeys.load(directory, passphrase)
+    except DecryptionError:
+        raise InputError(
+            f"--keys: cannot decrypt the keys in {directory} (wrong passphrase in "
+            f"{args.passphrase_env} or at the prompt, or a damaged key file)"
+        ) from None
+
+
 def add_audit_options(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--audit", metavar="PATH", help=help_text)
     parser.add_argument(
         "--audit-key",
         metavar="FILE",
-        help="file holding the audit log's Ed25519 signing seed (64 hex digits)",
+        help="file holding the audit log's Ed25519 signing seed (64 hex digits); not with "
+        "--keys, whose signing key signs the log",
     )
 
 
-@contextlib.contextmanager
-def open_audit(args: argparse.Namespace) -> Iterator[AuditLog | None]:
-    """The audit log named by ``--audit``/``--audit-key`` (which go together), or None."""
+def check_audit_options(args: argparse.Namespace) -> None:
+    """Refuse a wrong combination of ``--audit``, ``--audit-key`` and ``--keys`` before any
+    passphrase is asked for."""
     audit_path = getattr(args, "audit", None)
     key_path = getattr(args, "audit_key", None)
-    if (audit_path is None) != (key_path is None):
-        raise InputError("--audit and --audit-key go together")
-    if audit_path is None or key_path is None:
+    has_keys = getattr(args, "keys", None) is not None
+    if has_keys and key_path is not None:
+        raise InputError("--keys and --audit-key: give one or the other, not both")
+    if audit_path is None and key_path is not None:
+        raise InputError("--audit-key: give the audit log too (--audit PATH)")
+    if audit_path is not None and key_path is None and not has_keys:
+        raise InputError(
+            "--audit: give the log's signing key: --keys DIR (the agency's key directory) "
+            "or --audit-key FILE"
+        )
+
+
+@contextlib.contextmanager
+def open_audit(
+    args: argparse.Namespace, keys: AgencyKeys | None = None
+) -> Iterator[AuditLog | None]:
+    """The audit log named by ``--audit``, signed with ``keys``' signing key (from ``--keys``)
+    or the seed in ``--audit-key``; None without ``--audit``."""
+    check_audit_options(args)
+    audit_path = getattr(args, "audit", None)
+    if audit_path is None:
         yield None
         return
-    key = SigningKey(read_hex_key(key_path, "--audit-key"))
+    if keys is not None:
+        key = keys.signing_key
+    elif getattr(args, "audit_key", None) is not None:
+        key = SigningKey(read_hex_key(args.audit_key, "--audit-key"))
+    else:  # --keys given but not loaded: a caller's bug
+        raise AssertionError("open_audit: pass the keys loaded from --keys")
     with AuditLog.open(audit_path, signing_key=key) as log:
         yield log

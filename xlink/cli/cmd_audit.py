@@ -10,6 +10,7 @@ from typing import Any
 from xlink.audit import VerifyReport, verify_log
 from xlink.cli._common import emit_json
 from xlink.cli.exitcodes import ExitCode
+from xlink.crypto.keyfiles import load_public_bundle
 from xlink.crypto.keys import VerifyKey
 from xlink.errors import InputError
 
@@ -31,16 +32,22 @@ def register(sub: Any) -> None:
         description="Recompute the hash chain of an audit log and check every signed "
         "checkpoint. Exit 0 when the log is intact; 7 when an entry was modified, deleted, "
         "inserted or reordered, a checkpoint was deleted or forged, or entries a checkpoint "
-        "covers were truncated (the first bad entry is named); 3 when the file or key cannot "
-        "be read. Entries after the last checkpoint are not signed yet: publish checkpoints "
-        "to your partner to anchor them (see docs/audit.md).",
+        "covers were truncated (the first bad entry is named); 3 when the file, key or "
+        "bundle cannot be read. Entries after the last checkpoint are not signed yet: publish "
+        "checkpoints to your partner to anchor them (see docs/audit.md).",
     )
     v.add_argument("path", metavar="PATH", help="the audit log (an SQLite file)")
-    v.add_argument(
+    key = v.add_mutually_exclusive_group(required=True)
+    key.add_argument(
         "--key",
-        required=True,
         metavar="HEX_OR_FILE",
         help="the agency's checkpoint verify key: 64 hex digits, or a file holding them",
+    )
+    key.add_argument(
+        "--bundle",
+        metavar="FILE",
+        help="instead of --key: the agency's public bundle (public.json, from xlink keygen), "
+        "whose verify key is the one its audit log is signed with",
     )
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     v.set_defaults(handler=run)
@@ -77,8 +84,14 @@ def _summary(path: str, report: VerifyReport) -> str:
     return text
 
 
+def _bundle_key(path: str) -> VerifyKey:
+    if not Path(path).is_file():
+        raise InputError(f"--bundle: no such file: {path}")
+    return load_public_bundle(path).verify_key
+
+
 def run(args: argparse.Namespace) -> int:
-    key = parse_verify_key(args.key)
+    key = parse_verify_key(args.key) if args.bundle is None else _bundle_key(args.bundle)
     path = Path(args.path)
     if not path.is_file():
         raise InputError(f"{args.path}: no such audit log")

@@ -27,8 +27,10 @@ from typing import Any
 from xlink.ceremony import CeremonyFiles, demo_ceremony
 from xlink.cli._common import emit_json, progress_reporter
 from xlink.cli.exitcodes import ExitCode
+from xlink.crypto.keyfiles import MIN_PASSPHRASE_BYTES
 from xlink.crypto.rand import system_random
 from xlink.decide import Decision, decide
+from xlink.errors import InputError
 from xlink.exchange import Party, exchange_in_memory
 from xlink.linkage.schema import load_default_schema, schema_digest
 from xlink.prepare import PreparedSide, prepare_side
@@ -287,7 +289,11 @@ def run_network(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="xlink-demo-"))
     out.mkdir(parents=True, exist_ok=True)
-    passphrase = secrets.token_urlsafe(24)
+    # The user's own passphrase when set, so the demo's key directories can be opened later
+    # (`xlink store ... --keys`, docs/quickstart.md); otherwise a random one nobody needs.
+    passphrase = os.environ.get("XLINK_PASSPHRASE") or secrets.token_urlsafe(24)
+    if len(passphrase.encode()) < MIN_PASSPHRASE_BYTES:
+        raise InputError(f"XLINK_PASSPHRASE: use at least {MIN_PASSPHRASE_BYTES} bytes")
     report, close = progress_reporter(not args.json)
     # The demo MOU releases straight through (the bundled template asks for an officer's
     # approval of each release, which a demo cannot wait for).

@@ -10,8 +10,11 @@ from typing import Any
 
 from xlink.cli._common import (
     add_audit_options,
+    add_keys_option,
     add_now_option,
+    check_audit_options,
     emit_json,
+    load_keys,
     open_audit,
     parse_now,
 )
@@ -61,6 +64,11 @@ def register(sub: Any) -> None:
             help="the approving officer's key fingerprint (32 hex digits)",
         )
         add_audit_options(action, "append the decision to this audit log")
+        add_keys_option(
+            action,
+            "this agency's key directory (from xlink keygen): its signing key signs the "
+            "--audit log (instead of --audit-key)",
+        )
     deny.add_argument(
         "--reason",
         required=True,
@@ -79,7 +87,11 @@ def _open(args: argparse.Namespace) -> Iterator[ApprovalQueue]:
     path = Path(args.queue)
     if not path.is_file():
         raise InputError(f"{args.queue}: no such queue file")
-    with open_audit(args) as audit, ApprovalQueue.open(path, audit=audit) as queue:
+    check_audit_options(args)
+    if getattr(args, "keys", None) is not None and args.audit is None:
+        raise InputError("--keys: only signs the audit log here; give --audit PATH too")
+    keys = load_keys(args)
+    with open_audit(args, keys) as audit, ApprovalQueue.open(path, audit=audit) as queue:
         yield queue
 
 

@@ -16,11 +16,14 @@ from typing import Any
 from xlink.cli._common import (
     add_audit_options,
     add_now_option,
+    check_audit_options,
     emit_json,
+    load_keys,
     open_audit,
     parse_now,
     read_hex_key,
 )
+from xlink.cli.cmd_keygen import add_passphrase_option
 from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.keys import SealingKey
 from xlink.errors import InputError, PolicyDenied
@@ -84,12 +87,20 @@ def register(sub: Any) -> None:
     for action in (list_, read, purge, export):
         action.add_argument("--store", required=True, metavar="PATH", help="the store file")
         action.add_argument("--mou", required=True, metavar="FILE", help="the signed MOU")
-        action.add_argument(
-            "--sealing-key",
-            required=True,
-            metavar="FILE",
-            help="file holding this agency's X25519 sealing key (64 hex digits)",
+        keys = action.add_mutually_exclusive_group(required=True)
+        keys.add_argument(
+            "--keys",
+            metavar="DIR",
+            help="this agency's key directory (from xlink keygen): its sealing key opens the "
+            "store and its signing key signs the --audit log",
         )
+        keys.add_argument(
+            "--sealing-key",
+            metavar="FILE",
+            help="instead of --keys: file holding this agency's X25519 sealing key "
+            "(64 hex digits); --audit then needs --audit-key",
+        )
+        add_passphrase_option(action)
         add_audit_options(action, "append to this audit log")
         add_now_option(action)
         action.add_argument("--json", action="store_true", help="print JSON")
@@ -101,17 +112,23 @@ def _open(args: argparse.Namespace, now: datetime) -> Iterator[ReleaseStore]:
     path = Path(args.store)
     if not path.is_file():
         raise InputError(f"{args.store}: no such store file")
-    sealing_key = SealingKey(read_hex_key(args.sealing_key, "--sealing-key"))
+    check_audit_options(args)
+    keys = load_keys(args)
+    if keys is not None:
+        sealing_key, option = keys.sealing_key, "--keys"
+    else:
+        sealing_key = SealingKey(read_hex_key(args.sealing_key, "--sealing-key"))
+        option = "--sealing-key"
     signed = load_mou(args.mou)
     local = next(
         (p.agency_id for p in signed.mou.parties if p.sealing_key == sealing_key.public_key),
         None,
     )
     if local is None:
-        raise InputError("--sealing-key: not the sealing key of a party to this MOU")
+        raise InputError(f"{option}: not the sealing key of a party to this MOU")
     mou = accept_mou(signed, local_agency=local, today=now.date())
     with (
-        open_audit(args) as audit,
+        open_audit(args, keys) as audit,
         ReleaseStore.open(
             path, mou=mou, sealing_key=sealing_key, signing_key=None, audit=audit
         ) as store,
