@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
-from xlink.audit import AuditLog, verify_log
+from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.audit.session import SessionAuditor
 from xlink.crypto.keyfiles import AgencyKeys, load_public_bundle
 from xlink.crypto.rand import RandomSource
@@ -39,16 +39,21 @@ from xlink.protocol.session import PsiSession
 from xlink.release import ApprovalQueue, SourceHandleKey, release_decided
 from xlink.release.receipt import verify_receipt
 from xlink.store import ReleaseStore
-from xlink.transport import connect, run_session, serve_once
+from xlink.transport import PeerRefused, RefusalReason, connect, run_session, serve_once
 from xlink.transport.release_transfer import TransferGate, transfer_releases
 
 __all__ = [
+    "PEER_REFUSAL_REASONS",
     "AgencyOutcome",
     "SchemaMismatch",
+    "refusal_reason",
     "run_agency",
 ]
 
 RoleName = Literal["serve", "match"]
+
+PEER_REFUSAL_REASONS: Final = frozenset(r.value for r in RefusalReason)
+"""The ``reason`` values of a ``PEER_REFUSED`` audit entry: the transport's refusal reasons."""
 
 
 class SchemaMismatch(InputError):
@@ -125,6 +130,12 @@ class _ProgressAuditor(SessionAuditor):
                     self._progress(f"PSI {event.phase.replace('_', ' ')}", event.done)
 
 
+def refusal_reason(error: PeerRefused) -> str:
+    """The machine-readable reason of a refused or absent peer (one of
+    :data:`PEER_REFUSAL_REASONS`), for the audit log and ``--json`` output."""
+    return error.reason.value
+
+
 def _handle_key(path: Path, rng: RandomSource) -> SourceHandleKey:
     if path.exists():
         raw = path.read_text(encoding="ascii").strip()
@@ -164,8 +175,10 @@ async def run_agency(
     Raises :class:`~xlink.policy.MouRefused` (the MOU is not signed by both, expired, or does
     not name ``agency``), :class:`SchemaMismatch`, :class:`~xlink.errors.InputError` (keys,
     bundle or files unusable, or keys that are not the ones the MOU names),
-    :class:`~xlink.transport.PeerRefused` (TLS or pin refused, no peer within ``timeout``) and
-    the :class:`~xlink.errors.ProtocolError` s of :func:`~xlink.transport.run_session`.
+    :class:`~xlink.transport.PeerRefused` (TLS or pin refused, no peer within ``timeout``,
+    connection failed; first recorded in the audit log as ``PEER_REFUSED`` with
+    :func:`refusal_reason`) and the :class:`~xlink.errors.ProtocolError` s of
+    :func:`~xlink.transport.run_session`.
     """
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -229,25 +242,40 @@ async def run_agency(
         )
         if progress is not None:
             progress("waiting for the peer" if role == "serve" else "connecting", 0)
-        if role == "serve":
-            conn = await serve_once(
-                host,
-                port,
-                identity=keys.tls,
-                peer_cert_pem=bundle.tls_cert_pem,
-                pinned_sha256=peer.tls_cert_sha256,
-                timeout=timeout,
-                on_listening=on_listening,
+        try:
+            if role == "serve":
+                conn = await serve_once(
+                    host,
+                    port,
+                    identity=keys.tls,
+                    peer_cert_pem=bundle.tls_cert_pem,
+                    pinned_sha256=peer.tls_cert_sha256,
+                    timeout=timeout,
+                    on_listening=on_listening,
+                )
+            else:
+                conn = await connect(
+                    host,
+                    port,
+                    identity=keys.tls,
+                    peer_cert_pem=bundle.tls_cert_pem,
+                    pinned_sha256=peer.tls_cert_sha256,
+                    timeout=timeout,
+                )
+        except PeerRefused as exc:
+            # No session started, so no SessionAuditor: record the refused (or absent) peer
+            # here — the agency expected and a reason code, never certificate content.
+            audit.append(
+                AuditEvent.PEER_REFUSED,
+                {
+                    "peer": peer.agency_id,
+                    "reason": refusal_reason(exc),
+                    "mou": mou.id,
+                    "role": psi_role,
+                },
+                now=now_clock(),
             )
-        else:
-            conn = await connect(
-                host,
-                port,
-                identity=keys.tls,
-                peer_cert_pem=bundle.tls_cert_pem,
-                pinned_sha256=peer.tls_cert_sha256,
-                timeout=timeout,
-            )
+            raise
         gate = TransferGate(conn)
         try:
             session = PsiSession(config, side.tokens, rng=rng)

@@ -108,3 +108,24 @@ def test_generated_events_are_valid_and_idempotent(
     kind, fields = ev
     checked = check_fields(kind, fields)
     assert check_fields(kind, checked) == checked
+
+
+def test_peer_refused_takes_a_peer_and_a_reason_code_only() -> None:
+    """A refused (or absent) TLS peer: the agency expected and a reason code; no certificate,
+    no address, no free text."""
+    base = {"peer": "CA-RCMP", "reason": "certificate-invalid"}
+    assert check_fields(AuditEvent.PEER_REFUSED, base) == base
+    full = {**base, "mou": "MOU-CA-US-2026", "role": "RESPONDER"}
+    assert check_fields(AuditEvent.PEER_REFUSED, full) == full
+    for reason in ("no-certificate", "fingerprint-mismatch", "handshake-timeout", "no-peer"):
+        check_fields(AuditEvent.PEER_REFUSED, {**base, "reason": reason})
+    with pytest.raises(ValueError, match="requires the fields reason"):
+        check_fields(AuditEvent.PEER_REFUSED, {"peer": "CA-RCMP"})
+    for bad in (
+        {**base, "reason": "certificate has expired"},  # free text
+        {**base, "reason": "-----BEGIN CERTIFICATE-----"},
+        {**base, "fingerprint": "ab" * 16},  # not a field of this kind
+        {**base, "session": "ab" * 16},  # no session was started
+    ):
+        with pytest.raises(ValueError):
+            check_fields(AuditEvent.PEER_REFUSED, bad)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -21,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from xlink.audit import AuditEvent, AuditLog
+from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.ceremony import CeremonyFiles, demo_ceremony
-from xlink.crypto.keyfiles import AgencyKeys
+from xlink.crypto.keyfiles import AgencyKeys, load_public_bundle
 from xlink.crypto.rand import system_random
 from xlink.linkage.schema import load_default_schema, schema_digest
 from xlink.policy import (
@@ -113,7 +114,9 @@ def _cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "xlink.cli.main", *args]
 
 
-def _exchange_args(agency: str, keys: Path, mou: Path, peer_bundle: Path, work: Path) -> list[str]:
+def _exchange_args(
+    agency: str, keys: Path, mou: Path, peer_bundle: Path, work: Path, timeout: str = TIMEOUT
+) -> list[str]:
     return [
         "--agency", agency,
         "--keys", str(keys),
@@ -121,7 +124,7 @@ def _exchange_args(agency: str, keys: Path, mou: Path, peer_bundle: Path, work: 
         "--peer-bundle", str(peer_bundle),
         "--workdir", str(work / agency),
         "--passphrase-env", ENV_VAR,
-        "--timeout", TIMEOUT,
+        "--timeout", timeout,
         "--json",
         *(str(f) for f in FILES[agency]),
     ]  # fmt: skip
@@ -129,7 +132,7 @@ def _exchange_args(agency: str, keys: Path, mou: Path, peer_bundle: Path, work: 
 
 @contextmanager
 def _serving(
-    tmp_path: Path, keys: Path, mou: Path, peer_bundle: Path
+    tmp_path: Path, keys: Path, mou: Path, peer_bundle: Path, timeout: str = TIMEOUT
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """`xlink serve` for US-DHS on 127.0.0.1, port 0: yield the process once it listens, and
     its port. Killed on the way out if still running."""
@@ -137,7 +140,7 @@ def _serving(
     server = subprocess.Popen(
         _cmd(
             "serve", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
-            *_exchange_args("US-DHS", keys, mou, peer_bundle, tmp_path),
+            *_exchange_args("US-DHS", keys, mou, peer_bundle, tmp_path, timeout),
         ),
         env=ENV,
         stdout=subprocess.PIPE,
@@ -200,12 +203,52 @@ def _kinds(entries: list[tuple[AuditEvent, dict[str, object]]]) -> set[AuditEven
     return {kind for kind, _ in entries}
 
 
-def _assert_refused(served: subprocess.CompletedProcess[str], reason: str) -> None:
-    """`xlink serve` refused its peer before any session: exit 4, the reason on stderr, no JSON
-    summary (PeerRefused is reported on stderr only)."""
+def _failure(done: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    """The one JSON object a failed `--json` run prints on stdout (and nothing else): ok false,
+    the process's own exit code, and the error."""
+    doc = json.loads(done.stdout)
+    assert isinstance(doc, dict) and set(doc) == {"ok", "exit_code", "error"}, doc
+    assert doc["ok"] is False and doc["exit_code"] == done.returncode, doc
+    error = doc["error"]
+    assert isinstance(error, dict) and set(error) == {"type", "code", "reason", "detail"}, doc
+    assert isinstance(error["type"], str) and isinstance(error["detail"], str), doc
+    assert "BEGIN" not in done.stdout and "PRIVATE" not in done.stdout  # no PEM, no key
+    return error
+
+
+def _peer_refused(
+    entries: list[tuple[AuditEvent, dict[str, object]]],
+) -> list[dict[str, object]]:
+    return [f for kind, f in entries if kind is AuditEvent.PEER_REFUSED]
+
+
+def _assert_refused(
+    served: subprocess.CompletedProcess[str], reason: str, json_reason: str | None = None
+) -> None:
+    """`xlink serve` refused its peer before any session: exit 4, the reason on stderr, and
+    with --json one failure object on stdout naming the refusal reason (the audit's reason:
+    ``json_reason`` when it refines the transport's)."""
     assert served.returncode == 4, served.stderr
     assert f"xlink: peer refused: {reason}" in served.stderr, served.stderr
-    assert served.stdout == ""
+    error = _failure(served)
+    assert error["type"] == "PeerRefused" and error["code"] is None, error
+    assert error["reason"] == (json_reason or reason.split(" ")[0]), error
+    assert str(error["detail"]).startswith(f"peer refused: {reason}"), error
+
+
+def _assert_refusal_audited(work: Path, reason: str, us_bundle: Path) -> None:
+    """The server's audit log: exactly one PEER_REFUSED for the expected peer with ``reason``,
+    no session, and the log verifies with US-DHS's key."""
+    report = verify_log(work / "US-DHS" / "audit.db", load_public_bundle(us_bundle).verify_key)
+    assert report.ok, report
+    entries = _audit(work, "US-DHS")
+    assert AuditEvent.SESSION_STARTED not in _kinds(entries)
+    assert AuditEvent.SESSION_ABORTED not in _kinds(entries)
+    refused = _peer_refused(entries)
+    assert len(refused) == 1, entries
+    assert refused[0]["peer"] == "CA-RCMP" and refused[0]["reason"] == reason, refused
+    assert refused[0]["role"] == "RESPONDER", refused
+    assert set(refused[0]) == {"peer", "reason", "mou", "role"}, refused
 
 
 # -- the tests ---------------------------------------------------------------------------------
@@ -223,6 +266,7 @@ def test_client_without_certificate_is_refused(tmp_path: Path) -> None:
     assert seen["handshake"] is True and seen["version"] == "TLSv1.3"
     assert seen["read"] != "data"
     assert AuditEvent.SESSION_STARTED not in _kinds(_audit(tmp_path, "US-DHS"))
+    _assert_refusal_audited(tmp_path, "no-certificate", c.bundles["US-DHS"])
     assert time.monotonic() - start < BUDGET
 
 
@@ -241,6 +285,9 @@ def test_client_with_the_wrong_certificate_is_refused(tmp_path: Path) -> None:
         matched = _match(tmp_path, port, other_dir, c.mou, c.bundles["US-DHS"])
         assert matched.returncode == 3, matched.stderr
         assert "not the ones the MOU names for CA-RCMP" in matched.stderr
+        error = _failure(matched)
+        assert (error["type"], error["code"], error["reason"]) == ("InputError", None, None)
+        assert "not the ones the MOU names for CA-RCMP" in str(error["detail"])
         assert server.poll() is None
         # ... and a raw TLS client presenting the other certificate is what the server judges.
         seen = _raw_client(port, c.keys["US-DHS"] / "tls.crt", identity)
@@ -250,6 +297,7 @@ def test_client_with_the_wrong_certificate_is_refused(tmp_path: Path) -> None:
     _assert_refused(served, "certificate-invalid")
     assert seen["read"] != "data"
     assert AuditEvent.SESSION_STARTED not in _kinds(_audit(tmp_path, "US-DHS"))
+    _assert_refusal_audited(tmp_path, "certificate-invalid", c.bundles["US-DHS"])
     assert time.monotonic() - start < BUDGET
 
 
@@ -273,6 +321,7 @@ def test_client_with_an_expired_certificate_is_refused(tmp_path: Path) -> None:
     # certificate; serve exits 4 naming the expiry.
     _assert_refused(served, "certificate-invalid (certificate has expired)")
     assert AuditEvent.SESSION_STARTED not in _kinds(_audit(tmp_path, "US-DHS"))
+    _assert_refusal_audited(tmp_path, "certificate-invalid", us_bundle)
     # The client: in TLS 1.3 its own handshake completes (the server's certificate is valid),
     # so it starts the session and learns of the refusal on its first read: the connection is
     # lost, a session abort (exit 4) that it detected itself, before any session started.
@@ -282,6 +331,14 @@ def test_client_with_an_expired_certificate_is_refused(tmp_path: Path) -> None:
     assert AuditEvent.SESSION_STARTED not in _kinds(ca_log)
     aborts = [f for kind, f in ca_log if kind is AuditEvent.SESSION_ABORTED]
     assert [(str(f["code"]), f["side"]) for f in aborts] == [("CONNECTION_LOST", "LOCAL")]
+    # Its own TLS layer refused nothing: a session abort, not a PEER_REFUSED.
+    assert _peer_refused(ca_log) == []
+    error = _failure(matched)
+    assert (error["type"], error["code"], error["reason"]) == (
+        "ConnectionLost",
+        "CONNECTION_LOST",
+        None,
+    ), error
     assert time.monotonic() - start < BUDGET
 
 
@@ -302,7 +359,13 @@ def test_mou_digest_mismatch_aborts_both(tmp_path: Path) -> None:
     assert matched.returncode == 4, matched.stderr
     for done in (served, matched):
         assert "xlink: session aborted: MOU_MISMATCH" in done.stderr, done.stderr
-        assert done.stdout == ""  # an aborted run prints no --json summary
+        # An aborted run prints no --json summary, only the failure object.
+        error = _failure(done)
+        assert error["code"] == "MOU_MISMATCH" and error["reason"] is None, error
+        assert str(error["detail"]).startswith("MOU_MISMATCH"), error
+    # The responder detected the mismatch; the initiator received the responder's Abort.
+    assert _failure(served)["type"] == "RemoteProtocolError"
+    assert _failure(matched)["type"] == "PeerAborted"
     sides: dict[str, object] = {}
     for agency in ("US-DHS", "CA-RCMP"):
         entries = _audit(tmp_path, agency)
@@ -310,7 +373,47 @@ def test_mou_digest_mismatch_aborts_both(tmp_path: Path) -> None:
         assert len(aborts) == 1, entries
         assert str(aborts[0]["code"]) == "MOU_MISMATCH"
         sides[agency] = aborts[0]["side"]
+        assert _peer_refused(entries) == [], entries  # TLS accepted the peer
     # The responder (serve) compares the initiator's MOU digest with its own, detects the
     # mismatch and aborts (LOCAL); the initiator (match) records the peer's Abort (PEER).
     assert sides == {"US-DHS": "LOCAL", "CA-RCMP": "PEER"}, sides
+    assert time.monotonic() - start < BUDGET
+
+
+def test_serve_with_no_peer_records_no_peer(tmp_path: Path) -> None:
+    start = time.monotonic()
+    c = _ceremony(tmp_path)
+    with _serving(tmp_path, c.keys["US-DHS"], c.mou, c.bundles["CA-RCMP"], timeout="1") as (
+        server,
+        _,
+    ):
+        served = _finish(server)
+    # The audit reason (and the JSON one) says what happened: nobody came.
+    _assert_refused(served, "no-peer (no peer connected)", json_reason="no-peer")
+    _assert_refusal_audited(tmp_path, "no-peer", c.bundles["US-DHS"])
+    assert time.monotonic() - start < BUDGET
+
+
+def test_match_with_nobody_listening_records_connect_failed(tmp_path: Path) -> None:
+    start = time.monotonic()
+    c = _ceremony(tmp_path)
+    # A port that was free a moment ago: nobody listens on it, so the connection is refused.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    matched = _match(tmp_path, port, c.keys["CA-RCMP"], c.mou, c.bundles["US-DHS"])
+    assert matched.returncode == 4, matched.stderr
+    assert "xlink: peer refused: connect-failed" in matched.stderr, matched.stderr
+    error = _failure(matched)
+    assert (error["type"], error["code"], error["reason"]) == (
+        "PeerRefused",
+        None,
+        "connect-failed",
+    ), error
+    entries = _audit(tmp_path, "CA-RCMP")
+    assert AuditEvent.SESSION_STARTED not in _kinds(entries)
+    refused = _peer_refused(entries)
+    assert [(f["peer"], f["reason"], f["role"]) for f in refused] == [
+        ("US-DHS", "connect-failed", "INITIATOR")
+    ], entries
     assert time.monotonic() - start < BUDGET

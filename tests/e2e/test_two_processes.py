@@ -172,7 +172,7 @@ def test_refusals_exit_codes(tmp_path: Path) -> None:
         text=True,
     )
     assert matched.returncode == 4, matched.stderr
-    assert "tls-failure" in matched.stderr
+    assert "connect-failed" in matched.stderr
 
 
 @pytest.mark.parametrize("command", ["serve", "match"])

@@ -258,7 +258,7 @@ def test_nobody_connecting_times_out(identities: Identities) -> None:
                 timeout=0.2,
             )
         )
-    assert info.value.reason is RefusalReason.TIMEOUT
+    assert info.value.reason is RefusalReason.NO_PEER
 
 
 def test_check_peer_rejects_a_short_pin(identities: Identities) -> None:

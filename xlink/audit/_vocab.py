@@ -50,6 +50,7 @@ class AuditEvent(Enum):
     ONWARD_DENIED = "onward_denied"
     MOU_ACCEPTED = "mou_accepted"
     KEY_EVENT = "key_event"
+    PEER_REFUSED = "peer_refused"
 
 
 class FieldType(Enum):
@@ -146,6 +147,9 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     E.ONWARD_DENIED: (frozenset({"handle", "peer", "reason"}), frozenset({"session"})),
     E.MOU_ACCEPTED: (frozenset({"mou", "mou_digest", "peer"}), frozenset()),
     E.KEY_EVENT: (frozenset({"action", "key_type", "fingerprint"}), frozenset({"mou"})),
+    # A peer refused, or never reached, before any session (xlink.runner.PEER_REFUSAL_REASONS):
+    # the agency expected and why, never a certificate or an address.
+    E.PEER_REFUSED: (frozenset({"peer", "reason"}), frozenset({"mou", "role"})),
 }
 del E
 

@@ -15,13 +15,15 @@ from xlink.cli._common import emit_json, progress_reporter
 from xlink.cli.cmd_keygen import add_passphrase_option, agency_id, read_passphrase
 from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.rand import system_random
-from xlink.errors import InputError
-from xlink.runner import AgencyOutcome, RoleName, run_agency
+from xlink.errors import InputError, PolicyDenied, ProtocolError, XlinkError
+from xlink.protocol.abort import AbortCode
+from xlink.runner import AgencyOutcome, RoleName, refusal_reason, run_agency
 from xlink.transport import PeerRefused
 
 __all__ = [
     "EXIT_CODES_HELP",
     "add_exchange_options",
+    "failure_json",
     "host_port",
     "register",
     "run",
@@ -67,7 +69,12 @@ def add_exchange_options(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="wait this long for the peer to connect or answer (default 60)",
     )
-    p.add_argument("--json", action="store_true", help="print a JSON summary on standard output")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON summary on standard output; a failed run prints one JSON object "
+        '{"ok": false, "exit_code": N, "error": {...}} instead',
+    )
     add_passphrase_option(p)
     p.set_defaults(handler=run)
 
@@ -96,7 +103,64 @@ def register(sub: Any) -> None:
     p.set_defaults(role="serve")
 
 
+def _exit_code(error: BaseException) -> int:
+    """The exit code ``xlink.cli.main`` gives ``error`` (``PeerRefused``: this module's)."""
+    if isinstance(error, PeerRefused | ProtocolError):
+        return ExitCode.PROTOCOL
+    if isinstance(error, PolicyDenied):
+        return ExitCode.POLICY
+    if isinstance(error, XlinkError | OSError):  # InputError and the rest of the tree
+        return ExitCode.INPUT
+    return ExitCode.INTERNAL
+
+
+def failure_json(error: BaseException, role: RoleName) -> dict[str, object]:
+    """The ``--json`` document of a failed run: ``ok`` false, the exit code, and the error's
+    type, abort code (``MOU_MISMATCH``... or null), machine-readable reason (a peer refusal's,
+    the first of a policy refusal's, or null) and detail: xlink's own message, which names no
+    key material, identity or certificate content; for a bug, no message at all."""
+    code = getattr(error, "code", None)
+    reason: str | None = None
+    if isinstance(error, PeerRefused):
+        reason = refusal_reason(error)
+    elif isinstance(error, PolicyDenied) and error.reasons:
+        reason = error.reasons[0]
+    if isinstance(error, XlinkError):
+        detail = str(error)
+    elif isinstance(error, OSError):
+        detail = f"{error.strerror or error}: {error.filename}"
+    else:
+        detail = "internal error (a bug)"
+    return {
+        "ok": False,
+        "exit_code": int(_exit_code(error)),
+        "error": {
+            "type": type(error).__name__,
+            "code": code.name if isinstance(code, AbortCode) else None,
+            "reason": reason,
+            "detail": detail,
+        },
+    }
+
+
 def run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int) -> int:
+    """Run the exchange; with ``--json``, a failure also prints :func:`failure_json` on
+    standard output. The error itself still goes to standard error, with the same exit code:
+    a refused peer here, anything else re-raised to ``xlink.cli.main``."""
+    try:
+        return _run_exchange(args, role, host, port)
+    except PeerRefused as exc:
+        print(f"xlink: {exc}", file=sys.stderr)
+        if args.json:
+            emit_json(failure_json(exc, role))
+        return ExitCode.PROTOCOL
+    except Exception as exc:
+        if args.json:
+            emit_json(failure_json(exc, role))
+        raise
+
+
+def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int) -> int:
     passphrase = read_passphrase(args.passphrase_env, confirm=False)
     if args.timeout <= 0:
         raise InputError("--timeout must be > 0")
@@ -132,18 +196,28 @@ def run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int)
                 progress=report,
             )
         )
-    except PeerRefused as exc:
-        close()
-        print(f"xlink: {exc}", file=sys.stderr)
-        return ExitCode.PROTOCOL
     finally:
         close()
     wall = time.perf_counter() - start
+    code = ExitCode.OK if outcome.audit_ok else ExitCode.TAMPERED
     if args.json:
-        emit_json({**outcome.to_json(), "wall_s": round(wall, 2)})
+        doc: dict[str, object] = {
+            **outcome.to_json(),
+            "wall_s": round(wall, 2),
+            "ok": code == ExitCode.OK,
+            "exit_code": int(code),
+        }
+        if code != ExitCode.OK:
+            doc["error"] = {
+                "type": "AuditLogInvalid",
+                "code": None,
+                "reason": None,
+                "detail": f"own audit log failed verification: {outcome.audit_reason}",
+            }
+        emit_json(doc)
     else:
         _print_outcome(outcome, wall)
-    return ExitCode.OK if outcome.audit_ok else ExitCode.TAMPERED
+    return code
 
 
 def _print_outcome(o: AgencyOutcome, wall: float) -> None:

@@ -244,8 +244,10 @@ async def connect(
             reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
     except TimeoutError:
         raise PeerRefused(RefusalReason.TIMEOUT, "connect or handshake") from None
-    except (ssl.SSLError, OSError) as exc:
-        raise refusal_from_ssl_error(exc) from None
+    except (ssl.SSLError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
+        raise refusal_from_ssl_error(exc) from None  # the TCP connection existed: a TLS failure
+    except OSError as exc:  # refused, unreachable, unresolvable: no TCP connection at all
+        raise PeerRefused(RefusalReason.CONNECT_FAILED, type(exc).__name__) from None
     return _pinned(reader, writer, pinned_sha256, max_frame, write_timeout)
 
 
@@ -289,7 +291,7 @@ async def serve_once(
         async with asyncio.timeout(timeout):
             reader, writer = await accepted
     except TimeoutError:
-        raise PeerRefused(RefusalReason.TIMEOUT, "no peer connected") from None
+        raise PeerRefused(RefusalReason.NO_PEER, "no peer connected") from None
     finally:
         server.close()  # one peer, one session
     try:

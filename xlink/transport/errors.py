@@ -30,6 +30,10 @@ class RefusalReason(Enum):
     """Any other TLS failure (protocol version, cipher, alert, connection reset)."""
     TIMEOUT = "handshake-timeout"
     """No connection or no completed handshake within the time allowed."""
+    NO_PEER = "no-peer"
+    """``serve_once``: nobody connected within the time allowed."""
+    CONNECT_FAILED = "connect-failed"
+    """``connect``: no TCP connection could be made (refused, unreachable, unresolvable)."""
 
 
 class PeerRefused(XlinkError):
