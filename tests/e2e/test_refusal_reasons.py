@@ -37,7 +37,7 @@ def test_every_transport_refusal_is_a_valid_audit_reason() -> None:
 def test_failure_json(
     error: BaseException, exit_code: int, type_: str, code: str | None, reason: str | None
 ) -> None:
-    doc = failure_json(error, "serve")
+    doc = failure_json(error)
     assert (doc["ok"], doc["exit_code"]) == (False, exit_code)
     fields = doc["error"]
     assert isinstance(fields, dict)
@@ -46,6 +46,6 @@ def test_failure_json(
 
 
 def test_failure_json_of_a_bug_carries_no_message() -> None:
-    doc = failure_json(RuntimeError("secret-ish internals"), "match")
+    doc = failure_json(RuntimeError("secret-ish internals"))
     assert doc["exit_code"] == 70
     assert "secret-ish" not in str(doc)

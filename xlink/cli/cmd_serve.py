@@ -114,7 +114,7 @@ def _exit_code(error: BaseException) -> int:
     return ExitCode.INTERNAL
 
 
-def failure_json(error: BaseException, role: RoleName) -> dict[str, object]:
+def failure_json(error: BaseException) -> dict[str, object]:
     """The ``--json`` document of a failed run: ``ok`` false, the exit code, and the error's
     type, abort code (``MOU_MISMATCH``... or null), machine-readable reason (a peer refusal's,
     the first of a policy refusal's, or null) and detail: xlink's own message, which names no
@@ -152,11 +152,11 @@ def run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int)
     except PeerRefused as exc:
         print(f"xlink: {exc}", file=sys.stderr)
         if args.json:
-            emit_json(failure_json(exc, role))
+            emit_json(failure_json(exc))
         return ExitCode.PROTOCOL
     except Exception as exc:
         if args.json:
-            emit_json(failure_json(exc, role))
+            emit_json(failure_json(exc))
         raise
 
 
