@@ -49,7 +49,8 @@ class Decision:
 def decide(result: PsiResult, schema: LinkageSchema, threshold: float | None = None) -> Decision:
     """Score every candidate pair of ``result`` with ``schema``'s weights and keep the pairs at
     or above ``threshold`` (default: the schema's; one agreeing key when it has none) that are
-    best for both of their records.
+    best for both of their records, or that reach the schema's ``certain_threshold``
+    (:func:`~xlink.linkage.scoring.one_to_one`).
 
     Raises ``KeyError`` if a pair agrees on a key the schema does not name (the two parties
     used different schemas, which the handshake's schema digest should have caught).
@@ -67,7 +68,7 @@ def decide(result: PsiResult, schema: LinkageSchema, threshold: float | None = N
         score = fellegi_sunter_score(pair.agreeing_keys, weights)
         scored.append((pair.local_record_id, peer, pair.agreeing_keys, score))
     matches = []
-    for kept in decide_matches(scored, threshold):
+    for kept in decide_matches(scored, threshold, schema.certain_threshold):
         ref, keys, handles = by_ref[(kept.left_id, kept.right_id)]
         matches.append(DecidedMatch(kept.left_id, ref, keys, kept.score, handles))
     return Decision(result.session_id, threshold, candidates, tuple(matches))

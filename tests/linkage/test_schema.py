@@ -185,7 +185,62 @@ def test_load_schema_from_file(tmp_path: Path) -> None:
 
 def test_default_schema() -> None:
     schema = load_default_schema()
-    assert schema.id == "xlink-default" and schema.version == 1
-    assert schema.threshold is not None
-    assert all(k.m is not None and k.u is not None for k in schema.keys)
+    assert schema.id == "xlink-default" and schema.version == 2
+    assert schema.threshold is not None and schema.certain_threshold is not None
+    assert schema.certain_threshold >= schema.threshold
+    assert all(k.weight is not None and k.m is None for k in schema.keys)
     assert len(set(schema.key_names)) == len(schema.keys)
+
+
+def test_schema_document_round_trips_weights_and_thresholds() -> None:
+    from xlink.linkage.schema import schema_to_document
+
+    data = {
+        "id": "t",
+        "version": 2,
+        "description": "round trip",
+        "threshold": -1.5,
+        "certain_threshold": 4.25,
+        "keys": [
+            {"name": "a", "version": 1, "fields": ["family", "birth_date"], "weight": -0.75},
+            {
+                "name": "b",
+                "version": 3,
+                "description": "fuzzy",
+                "fields": ["given", "family"],
+                "transforms": {"given": ["nospace", "minhash:4x2"]},
+                "unordered": True,
+                "use_variants": False,
+                "m": 0.9,
+                "u": 0.001,
+            },
+        ],
+    }
+    schema = validate_schema(data)
+    again = validate_schema(json.loads(json.dumps(schema_to_document(schema))))
+    assert again == schema and schema_digest(again) == schema_digest(schema)
+    assert schema.keys[0].score_weight == -0.75
+
+
+def test_weight_and_certain_threshold_are_checked() -> None:
+    base = {"id": "t", "version": 1, "threshold": 1.0, "keys": [
+        {"name": "a", "version": 1, "fields": ["family"], "weight": 1.0}]}  # fmt: skip
+    bad = [
+        {"keys": [{"name": "a", "version": 1, "fields": ["family"], "weight": 65}]},
+        {"keys": [{"name": "a", "version": 1, "fields": ["family"], "weight": "1"}]},
+        {
+            "keys": [
+                {"name": "a", "version": 1, "fields": ["family"], "weight": 1, "m": 0.9, "u": 0.1}
+            ]
+        },
+        {"certain_threshold": 0.5},
+        {"threshold": None, "certain_threshold": 2.0},
+    ]
+    validate_schema(base)
+    for change in bad:
+        with pytest.raises(SchemaError):
+            validate_schema({**base, **change})
+    # Schemas without the new members keep their digest: they are left out of the canonical form.
+    plain = validate_schema({"id": "t", "version": 1, "keys": [
+        {"name": "a", "version": 1, "fields": ["family"]}]})  # fmt: skip
+    assert "certain_threshold" not in schema_to_canonical(plain)

@@ -74,3 +74,43 @@ def test_one_to_one_is_a_matching(pairs: list[tuple[str, str, frozenset[str], fl
     kept = one_to_one(pairs)
     assert len({p.left_id for p in kept}) == len(kept) == len({p.right_id for p in kept})
     assert one_to_one(kept) == kept
+
+
+def test_certain_pairs_are_kept_despite_a_tie() -> None:
+    # One person recorded twice on the right: both pairs tie for a1.
+    k = frozenset({"k"})
+    pairs = [("a1", "b1", k, 40.0), ("a1", "b2", k, 40.0), ("a2", "b3", k, 10.0)]
+    assert [(p.left_id, p.right_id) for p in one_to_one(pairs)] == [("a2", "b3")]
+    kept = one_to_one(pairs, certain=40.0)
+    assert [(p.left_id, p.right_id) for p in kept] == [("a1", "b1"), ("a1", "b2"), ("a2", "b3")]
+    # Just below the certain threshold the tie is refused again.
+    assert len(one_to_one(pairs, certain=40.5)) == 1
+
+
+def test_certain_pair_kept_even_when_beaten() -> None:
+    k = frozenset({"k"})
+    pairs = [("a1", "b1", k, 50.0), ("a1", "b2", k, 30.0)]
+    assert len(one_to_one(pairs, certain=35.0)) == 1
+    assert len(one_to_one(pairs, certain=30.0)) == 2
+    assert len(decide_matches(pairs, 40.0, certain=30.0)) == 1  # the threshold still applies
+
+
+@given(st.lists(pair, max_size=12), st.integers(0, 6).map(float))
+def test_threshold_and_one_to_one_commute(
+    pairs: list[tuple[str, str, frozenset[str], float]], threshold: float
+) -> None:
+    # xlink.evaluation.fitting.choose_thresholds sweeps thresholds over one one-to-one run.
+    filtered_first = one_to_one(p for p in pairs if p[3] >= threshold)
+    assert filtered_first == [p for p in one_to_one(pairs) if p.score >= threshold]
+
+
+@given(st.lists(pair, max_size=12), st.integers(0, 6).map(float))
+def test_below_certain_every_kept_pair_is_best_for_both(
+    pairs: list[tuple[str, str, frozenset[str], float]], certain: float
+) -> None:
+    kept = one_to_one(pairs, certain=certain)
+    assert set(one_to_one(pairs)) <= set(kept)
+    for p in kept:
+        if p.score < certain:
+            rivals = [q for q in pairs if (q[0] == p.left_id) != (q[1] == p.right_id)]
+            assert all(q[3] < p.score for q in rivals)

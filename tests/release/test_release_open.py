@@ -90,10 +90,13 @@ def test_receipt_refusals() -> None:
 def test_match_for_finds_the_recipients_own_pair() -> None:
     from xlink.decide import DecidedMatch
 
-    mine = DecidedMatch("USWL-7", 3, frozenset({"k"}), 30.0, (HANDLES[1],))
+    mine = DecidedMatch("USWL-7", 3, frozenset({"k"}), 30.0, tuple(reversed(HANDLES)))
     other = DecidedMatch("USWL-8", 4, frozenset({"k"}), 30.0, (b"\x07" * 16,))
-    assert match_for(release_record(), [other, mine]) is mine
-    assert match_for(release_record(), [other]) is None
+    # One record in two decided pairs (a person listed twice on one side) shares a handle with
+    # both: only the pair with exactly the release's handles is the release's.
+    twin = DecidedMatch("USWL-9", 5, frozenset({"k"}), 30.0, (HANDLES[1],))
+    assert match_for(release_record(), [other, twin, mine]) is mine
+    assert match_for(release_record(), [other, twin]) is None
 
 
 def test_not_sealed_to_us() -> None:

@@ -153,10 +153,11 @@ def run_in_process(args: argparse.Namespace) -> int:
     ca_decision, us_decision = decide(ca_result, schema), decide(us_result, schema)
     wall = time.perf_counter() - start
 
-    # Referee's view, possible only because this demo holds both sides: join the two
-    # agencies' decisions on their shared handles and compare with the bundled ground truth.
-    us_by_handles = {m.handles: m.local_record_id for m in us_decision.matches}
-    joined = {(m.local_record_id, us_by_handles[m.handles]) for m in ca_decision.matches}
+    # Referee's view, possible only because this demo holds both sides: resolve each side's
+    # peer references through the other side's own result (PsiResult.revealed), compare the
+    # two sides' decisions and check them against the bundled ground truth.
+    joined = {(m.local_record_id, us_result.revealed[m.peer_ref]) for m in ca_decision.matches}
+    us_view = {(ca_result.revealed[m.peer_ref], m.local_record_id) for m in us_decision.matches}
     loaded = {r.record_id for s in sides.values() for r in s.records}
     truth = {p for p in _truth_pairs() if p[0] in loaded and p[1] in loaded}
     hits = len(joined & truth)
@@ -178,7 +179,7 @@ def run_in_process(args: argparse.Namespace) -> int:
                 ca_name: _by_category(ca, ca_decision),
                 us_name: _by_category(us, us_decision),
             },
-            "both_sides_agree": len(joined) == len(us_decision.matches) == len(ca_decision.matches),
+            "both_sides_agree": joined == us_view,
         },
         "ground_truth": {
             "true_pairs": len(truth),

@@ -65,7 +65,7 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help="a party's public.json (give it once per party)",
     )
-    fill.add_argument("--schema", metavar="PATH", help="linkage schema (default: bundled v1)")
+    fill.add_argument("--schema", metavar="PATH", help="linkage schema (default: the bundled one)")
     fill.add_argument("--valid-from", type=_date, metavar="YYYY-MM-DD", help="first valid day")
     fill.add_argument("--valid-until", type=_date, metavar="YYYY-MM-DD", help="last valid day")
     fill.add_argument("--out", required=True, metavar="FILE", help="the MOU to write")

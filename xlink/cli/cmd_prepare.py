@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
         choices=("DMY", "MDY", "YMD", "unknown"),
         help="how slash dates are written (overrides the mapping)",
     )
-    p.add_argument("--schema", metavar="PATH", help="linkage schema (default: bundled v1)")
+    p.add_argument("--schema", metavar="PATH", help="linkage schema (default: the bundled one)")
     p.add_argument(
         "--rejects-dir", metavar="DIR", help="write rejects here (default: next to FILE)"
     )

@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
         description="Validate a linkage schema (JSON or TOML), reporting every error at once, "
         "and print the canonical digest both parties compare before an exchange.",
     )
-    p.add_argument("path", nargs="?", metavar="PATH", help="schema file (default: bundled v1)")
+    p.add_argument("path", nargs="?", metavar="PATH", help="schema file (default: the bundled one)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(handler=run)
 

@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_serve,
         cmd_source,
         cmd_store,
+        cmd_synth,
     )
 
     parser = argparse.ArgumentParser(
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_mou,
         cmd_serve,
         cmd_match,
+        cmd_synth,
     ):
         module.register(sub)
     return parser

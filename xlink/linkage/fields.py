@@ -1,13 +1,26 @@
 """Normalised fields and the transforms a key recipe applies to them (linkage schema, keys).
 
 Fields are what :mod:`xlink.linkage.keys` extracts from a normalised record; transforms turn a
-field value into the value hashed in a token. All transforms are pure; a transform that cannot
-apply to a value (``year_month`` of a year-only date, ``digits`` of a value without digits)
-returns ``None`` and that value gives no token.
+field value into the values hashed in tokens. All transforms are pure. Most give one value; a
+transform that cannot apply (``year_month`` of a year-only date, ``digits`` of a value without
+digits) gives none, and that value gives no token. The *fuzzy* transforms give several values, so
+that two values that differ a little still share one:
+
+- ``deletions``: the value and every value with one character deleted (the deletion
+  neighbourhood). Two values within one edit (substitution, insertion, deletion, adjacent
+  transposition) share at least one, except two different one-character values.
+- ``minhash:BxR``: ``B`` locality-sensitive band values of a MinHash over the value's letter
+  bigrams (``R`` rows per band). Two values share band ``j`` with probability ``J**R`` where
+  ``J`` is the Jaccard similarity of their bigram sets, so at least one band with
+  ``1 - (1 - J**R)**B``.
+
+The exact definitions (byte for byte, so that another implementation derives the same tokens) are
+in docs/records-and-linkage.md §4.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +30,9 @@ import jellyfish
 
 __all__ = [
     "DATE_ONLY_TRANSFORMS",
+    "EXPANDING_TRANSFORMS",
+    "MAX_MINHASH_FUNCTIONS",
+    "MINHASH_DST",
     "PHONETIC_TRANSFORMS",
     "Field",
     "FieldGroup",
@@ -95,7 +111,7 @@ _ALPHABETIC = frozenset(
 
 class TransformKind(Enum):
     """A transform applied to a field value before hashing (``first_n`` and ``last_n`` take a
-    length: ``"first_n:3"``)."""
+    length: ``"first_n:3"``; ``minhash`` takes bands and rows: ``"minhash:4x2"``)."""
 
     IDENTITY = "identity"
     SOUNDEX = "soundex"
@@ -107,9 +123,19 @@ class TransformKind(Enum):
     DIGITS = "digits"
     YEAR = "year"
     YEAR_MONTH = "year_month"
+    NOSPACE = "nospace"
+    DELETIONS = "deletions"
+    MINHASH = "minhash"
 
 
 _PARAMETRISED = frozenset({TransformKind.FIRST_N, TransformKind.LAST_N})
+#: Transforms that give several values for one (the fuzzy ones).
+EXPANDING_TRANSFORMS = frozenset({TransformKind.DELETIONS, TransformKind.MINHASH})
+#: Bound on ``bands x rows`` of one ``minhash`` transform.
+MAX_MINHASH_FUNCTIONS = 64
+#: Domain label of the MinHash hash functions.
+MINHASH_DST = b"xlink/v1/minhash"
+_MINHASH_SPEC = re.compile(r"([1-9][0-9]?)x([1-9][0-9]?)")
 PHONETIC_TRANSFORMS = frozenset(
     {TransformKind.SOUNDEX, TransformKind.NYSIIS, TransformKind.METAPHONE}
 )
@@ -118,22 +144,41 @@ DATE_ONLY_TRANSFORMS = frozenset({TransformKind.YEAR, TransformKind.YEAR_MONTH})
 
 @dataclass(frozen=True, slots=True)
 class Transform:
-    """One transform step; ``length`` is set only for ``first_n``/``last_n`` (1..64)."""
+    """One transform step. ``length`` is set only for ``first_n``/``last_n`` (1..64) and for
+    ``minhash`` (the number of bands); ``rows`` only for ``minhash`` (rows per band;
+    ``length * rows`` at most :data:`MAX_MINHASH_FUNCTIONS`)."""
 
     kind: TransformKind
     length: int | None = None
+    rows: int | None = None
 
     def __str__(self) -> str:
+        if self.rows is not None:
+            return f"{self.kind.value}:{self.length}x{self.rows}"
         return self.kind.value if self.length is None else f"{self.kind.value}:{self.length}"
+
+    @property
+    def expanding(self) -> bool:
+        """True for a fuzzy transform, which gives several values for one."""
+        return self.kind in EXPANDING_TRANSFORMS
 
     @classmethod
     def parse(cls, spec: str) -> Transform:
-        """Parse ``"soundex"`` or ``"first_n:3"``. Raises ``ValueError`` with the reason."""
+        """Parse ``"soundex"``, ``"first_n:3"`` or ``"minhash:4x2"``. Raises ``ValueError``
+        with the reason."""
         name, sep, arg = spec.partition(":")
         try:
             kind = TransformKind(name)
         except ValueError:
             raise ValueError(f"unknown transform {spec!r}") from None
+        if kind is TransformKind.MINHASH:
+            match = _MINHASH_SPEC.fullmatch(arg) if sep else None
+            if match is None:
+                raise ValueError("transform 'minhash' needs bands and rows, as 'minhash:4x2'")
+            bands, rows = int(match[1]), int(match[2])
+            if bands * rows > MAX_MINHASH_FUNCTIONS:
+                raise ValueError(f"minhash: bands x rows is at most {MAX_MINHASH_FUNCTIONS}")
+            return cls(kind, bands, rows)
         if kind in _PARAMETRISED:
             if not (sep and arg.isdigit() and 1 <= int(arg) <= 64):
                 raise ValueError(f"transform {name!r} needs a length 1..64, as '{name}:3'")
@@ -146,15 +191,9 @@ class Transform:
 _NOT_DIGIT = re.compile(r"[^0-9]+")
 
 
-def apply_transform(step: Transform, value: str) -> str | None:
-    """Apply one transform to a normalised value; ``None`` when it does not apply. Never raises.
-
-    Phonetic codes come from ``jellyfish`` on the MRZ form (``A``-``Z``); spaces in a value are
-    removed first.
-    """
+def _one_value(step: Transform, value: str) -> str | None:
+    """The transforms that give at most one value."""
     kind = step.kind
-    if not value:
-        return None
     if kind is TransformKind.IDENTITY:
         return value
     if kind in PHONETIC_TRANSFORMS:
@@ -178,17 +217,74 @@ def apply_transform(step: Transform, value: str) -> str | None:
         return value[-step.length :]
     if kind is TransformKind.DIGITS:
         return _NOT_DIGIT.sub("", value) or None
+    if kind is TransformKind.NOSPACE:
+        return value.replace(" ", "") or None
     if kind is TransformKind.YEAR:
         return value[:4]
     # YEAR_MONTH of an ISO date: needs at least "YYYY-MM"
     return value[:7] if len(value) >= 7 else None
 
 
-def apply_chain(chain: tuple[Transform, ...], value: str) -> str | None:
-    """Apply a chain of transforms in order; ``None`` as soon as one does not apply."""
-    out: str | None = value
+def deletion_neighbourhood(value: str) -> tuple[str, ...]:
+    """``value`` then each distinct value with one character deleted, in deletion-position
+    order (``"ANNA"`` → ``ANNA, NNA, ANA, ANN``). A one-character value gives only itself."""
+    if len(value) < 2:
+        return (value,)
+    out = dict.fromkeys((value, *(value[:i] + value[i + 1 :] for i in range(len(value)))))
+    return tuple(out)
+
+
+def _minhash_function(index: int, gram: bytes) -> int:
+    digest = hashlib.sha256(
+        len(MINHASH_DST).to_bytes(4, "big") + MINHASH_DST + index.to_bytes(4, "big") + gram
+    ).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def minhash_bands(value: str, bands: int, rows: int) -> tuple[str, ...]:
+    """The ``bands`` LSH band values of ``value``'s bigram MinHash (``rows`` per band).
+
+    Spaces are removed and the value is wrapped as ``"^" + value + "$"``; its bigrams are the
+    UTF-8 encodings of each two consecutive characters, as a set. Hash function ``i`` (``0 <=
+    i < bands*rows``) maps a bigram ``g`` to the first 8 bytes, big-endian, of ``SHA-256(
+    u32(len(D)) || D || u32(i) || g)`` with ``D =`` :data:`MINHASH_DST`; the MinHash is the
+    minimum over the bigrams. Band ``j`` is ``"j:"`` followed by the lower-case 16-digit hex of
+    minimums ``j*rows .. j*rows+rows-1``, joined by ``"."``. Empty for an empty value.
+    """
+    letters = value.replace(" ", "")
+    if not letters:
+        return ()
+    wrapped = f"^{letters}$"
+    grams = {wrapped[i : i + 2].encode("utf-8") for i in range(len(wrapped) - 1)}
+    mins = [min(_minhash_function(i, g) for g in grams) for i in range(bands * rows)]
+    return tuple(
+        f"{j}:" + ".".join(f"{m:016x}" for m in mins[j * rows : (j + 1) * rows])
+        for j in range(bands)
+    )
+
+
+def apply_transform(step: Transform, value: str) -> tuple[str, ...]:
+    """Apply one transform to a normalised value: the values it gives (none when it does not
+    apply). Never raises.
+
+    Phonetic codes come from ``jellyfish`` on the MRZ form (``A``-``Z``); spaces in a value are
+    removed first.
+    """
+    if not value:
+        return ()
+    if step.kind is TransformKind.DELETIONS:
+        return deletion_neighbourhood(value)
+    if step.kind is TransformKind.MINHASH:
+        assert step.length is not None and step.rows is not None
+        return minhash_bands(value, step.length, step.rows)
+    one = _one_value(step, value)
+    return (one,) if one else ()
+
+
+def apply_chain(chain: tuple[Transform, ...], value: str) -> tuple[str, ...]:
+    """Apply a chain of transforms in order to ``value``: every value the last step gives, for
+    every value the steps before gave, distinct, in order. Empty when a step does not apply."""
+    values: tuple[str, ...] = (value,) if value else ()
     for step in chain:
-        if out is None:
-            return None
-        out = apply_transform(step, out)
-    return out
+        values = tuple(dict.fromkeys(out for v in values for out in apply_transform(step, v)))
+    return values

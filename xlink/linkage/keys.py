@@ -28,7 +28,8 @@ Fields, from :class:`~xlink.records.model.PersonRecord`:
   ``street`` (the first address line), ``region``; ``birth_place``.
 
 Variants (transliteration alternatives, the second order of an ambiguous date, name swaps) are
-used only by recipes with ``use_variants``; aliases and second documents always are (they are
+used only by recipes with ``use_variants``; the given/family swap only by those that also use a
+given-name field and a family-name field; aliases and second documents always are (they are
 recorded facts, not guesses). A key whose field is missing (or untransliterable) on the record is
 skipped. A key gives at most :data:`MAX_TOKENS_PER_KEY` tokens per record, first ones first.
 """
@@ -128,13 +129,26 @@ def record_instances(record: PersonRecord) -> dict[FieldGroup, tuple[Instance, .
     return out
 
 
+_GIVEN_FIELDS = frozenset({Field.GIVEN, Field.GIVEN_FIRST})
+_FAMILY_FIELDS = frozenset({Field.FAMILY, Field.FAMILY_PART})
+
+
+def _uses_both_name_parts(recipe: KeyRecipe) -> bool:
+    """Whether a recipe has a given-name field and a family-name field: only such a key is
+    helped by the given/family swap (in any other, the swap just puts the family name where the
+    given name belongs, so that siblings would agree on it)."""
+    fields = set(recipe.fields)
+    return bool(fields & _GIVEN_FIELDS) and bool(fields & _FAMILY_FIELDS)
+
+
 def _group_options(
     recipe: KeyRecipe, fields: Sequence[int], instances: Iterable[Instance]
 ) -> list[tuple[str, ...]]:
     """All value tuples one group contributes to ``recipe`` (fields by index in the recipe)."""
     options: dict[tuple[str, ...], None] = {}
+    swaps = recipe.use_variants and _uses_both_name_parts(recipe)
     for inst in instances:
-        if inst.variant and not recipe.use_variants:
+        if inst.variant and not swaps:
             continue
         columns: list[list[str]] = []
         for i in fields:
@@ -142,7 +156,7 @@ def _group_options(
             if not recipe.use_variants:
                 raw = raw[:1]
             chain = recipe.transforms[i]
-            column = list(dict.fromkeys(v for v in (apply_chain(chain, r) for r in raw) if v))
+            column = list(dict.fromkeys(v for r in raw for v in apply_chain(chain, r)))
             if not column:
                 break
             columns.append(column)

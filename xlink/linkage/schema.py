@@ -43,13 +43,14 @@ __all__ = [
     "parse_schema",
     "schema_digest",
     "schema_to_canonical",
+    "schema_to_document",
     "validate_schema",
 ]
 
 #: Domain label prefixed to the canonical encoding hashed by :func:`schema_digest`.
 SCHEMA_DIGEST_DST = b"xlink/v1/linkage-schema"
 #: Package resource holding the default schema.
-DEFAULT_SCHEMA_RESOURCE = "data/schemas/default-v1.json"
+DEFAULT_SCHEMA_RESOURCE = "data/schemas/default-v2.json"
 
 _MAX_KEYS = 255  # TokenSet stores the key index in one byte
 _MAX_VERSION = 2**32 - 1  # token_digest encodes versions in four bytes
@@ -62,7 +63,10 @@ class KeyRecipe:
     """One match key: the fields it combines and how each is transformed.
 
     ``transforms[i]`` is the chain applied to ``fields[i]`` (empty = identity). ``m``/``u`` are
-    the Fellegi–Sunter probabilities (both or neither). ``use_variants``: transliteration,
+    the Fellegi–Sunter probabilities (both or neither); ``weight`` is instead a score in bits
+    given directly (fitted jointly with the other keys' by logistic regression, so it may be
+    negative: see docs/evaluation.md). A key has ``m``/``u``, a ``weight`` or neither.
+    ``use_variants``: transliteration,
     ambiguous-date and name-order variants each give a token; otherwise only the primary reading
     does. ``unordered``: the parts are sorted before hashing, so ``(A, B)`` and ``(B, A)`` agree.
     """
@@ -76,10 +80,14 @@ class KeyRecipe:
     use_variants: bool = True
     unordered: bool = False
     description: str = ""
+    weight: float | None = None
 
     @property
-    def weight(self) -> KeyWeight | float:
-        """The key's :class:`KeyWeight`, or :data:`DEFAULT_KEY_WEIGHT` without ``m``/``u``."""
+    def score_weight(self) -> KeyWeight | float:
+        """What an agreement on this key adds to a pair's score: its :class:`KeyWeight` (from
+        ``m``/``u``), its ``weight``, or :data:`DEFAULT_KEY_WEIGHT` without either."""
+        if self.weight is not None:
+            return self.weight
         if self.m is None or self.u is None:
             return DEFAULT_KEY_WEIGHT
         return KeyWeight(self.name, self.m, self.u)
@@ -94,6 +102,7 @@ class LinkageSchema:
     keys: tuple[KeyRecipe, ...]
     threshold: float | None = None
     description: str = ""
+    certain_threshold: float | None = None
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -101,7 +110,7 @@ class LinkageSchema:
 
     def weights(self) -> dict[str, KeyWeight | float]:
         """Key name → weight, for :func:`~xlink.linkage.scoring.fellegi_sunter_score`."""
-        return {k.name: k.weight for k in self.keys}
+        return {k.name: k.score_weight for k in self.keys}
 
 
 def _as_real(value: object) -> float | None:
@@ -111,10 +120,13 @@ def _as_real(value: object) -> float | None:
     return None
 
 
-_SCHEMA_MEMBERS = frozenset({"id", "version", "description", "threshold", "keys"})
+_SCHEMA_MEMBERS = frozenset(
+    {"id", "version", "description", "threshold", "certain_threshold", "keys"}
+)
+_MAX_WEIGHT = 64.0  # bits: beyond any evidence a key can carry
 _KEY_MEMBERS = frozenset(
-    {"name", "version", "description", "fields", "transforms", "m", "u", "use_variants",
-     "unordered"}
+    {"name", "version", "description", "fields", "transforms", "m", "u", "weight",
+     "use_variants", "unordered"}
 )  # fmt: skip
 
 
@@ -184,6 +196,12 @@ def _check_recipe(raw: object, where: str, errors: list[str]) -> KeyRecipe | Non
                 steps.append(step)
         if field_or_none is not None:
             chains[field_or_none] = tuple(steps)
+    fuzzy = [f.value for f, chain in chains.items() for t in chain if t.expanding]
+    if len(fuzzy) > 1:
+        errors.append(
+            f"{where}.transforms: at most one fuzzy transform (deletions, minhash) per key; "
+            f"here on {', '.join(fuzzy)}"
+        )
     raw_m, raw_u = raw.get("m"), raw.get("u")
     if (raw_m is None) != (raw_u is None):
         errors.append(f"{where}: m and u go together (both or neither)")
@@ -193,6 +211,14 @@ def _check_recipe(raw: object, where: str, errors: list[str]) -> KeyRecipe | Non
             errors.append(f"{where}.{label}: must be a probability strictly between 0 and 1")
     if m is not None and u is not None and m <= u:
         errors.append(f"{where}: m must be greater than u (agreement must be evidence)")
+    raw_weight = raw.get("weight")
+    weight = _as_real(raw_weight)
+    if raw_weight is not None:
+        if weight is None or abs(weight) > _MAX_WEIGHT:
+            errors.append(f"{where}.weight: must be a number between -64 and 64 (bits)")
+            weight = None
+        if raw_m is not None or raw_u is not None:
+            errors.append(f"{where}: give m and u, or weight, not both")
     flags: dict[str, bool] = {}
     for flag, default in (("use_variants", True), ("unordered", False)):
         value = raw.get(flag, default)
@@ -216,6 +242,7 @@ def _check_recipe(raw: object, where: str, errors: list[str]) -> KeyRecipe | Non
         use_variants=flags["use_variants"],
         unordered=flags["unordered"],
         description=description,
+        weight=weight,
     )
 
 
@@ -242,6 +269,12 @@ def validate_schema(data: object) -> LinkageSchema:
     threshold = _as_real(raw_threshold)
     if raw_threshold is not None and threshold is None:
         errors.append("threshold: must be a finite number")
+    raw_certain = data.get("certain_threshold")
+    certain = _as_real(raw_certain)
+    if raw_certain is not None and certain is None:
+        errors.append("certain_threshold: must be a finite number")
+    if certain is not None and (threshold is None or certain < threshold):
+        errors.append("certain_threshold: needs a threshold, and must not be below it")
     description = data.get("description", "")
     if not isinstance(description, str):
         errors.append("description: must be a string")
@@ -270,6 +303,7 @@ def validate_schema(data: object) -> LinkageSchema:
         keys=tuple(recipes),
         threshold=threshold,
         description=description,
+        certain_threshold=certain,
     )
 
 
@@ -297,9 +331,45 @@ def load_schema(path: str | Path) -> LinkageSchema:
 
 
 def load_default_schema() -> LinkageSchema:
-    """The schema shipped as package data (``xlink/data/schemas/default-v1.json``)."""
+    """The schema shipped as package data (``xlink/data/schemas/default-v2.json``)."""
     text = resources.files("xlink").joinpath(DEFAULT_SCHEMA_RESOURCE).read_text("utf-8")
     return parse_schema(text, "json")
+
+
+def schema_to_document(schema: LinkageSchema) -> dict[str, object]:
+    """``schema`` as a JSON-ready document that :func:`validate_schema` reads back to an equal
+    schema: members at their defaults are left out, descriptions are kept."""
+    keys: list[dict[str, object]] = []
+    for k in schema.keys:
+        key: dict[str, object] = {"name": k.name, "version": k.version}
+        if k.description:
+            key["description"] = k.description
+        key["fields"] = [f.value for f in k.fields]
+        pairs = zip(k.fields, k.transforms, strict=True)
+        chains = {f.value: [str(t) for t in chain] for f, chain in pairs if chain}
+        if chains:
+            key["transforms"] = {f: c[0] if len(c) == 1 else c for f, c in chains.items()}
+        for member, value, default in (
+            ("use_variants", k.use_variants, True),
+            ("unordered", k.unordered, False),
+        ):
+            if value != default:
+                key[member] = value
+        for member, number in (("m", k.m), ("u", k.u), ("weight", k.weight)):
+            if number is not None:
+                key[member] = number
+        keys.append(key)
+    doc: dict[str, object] = {"id": schema.id, "version": schema.version}
+    if schema.description:
+        doc["description"] = schema.description
+    for member, number in (
+        ("threshold", schema.threshold),
+        ("certain_threshold", schema.certain_threshold),
+    ):
+        if number is not None:
+            doc[member] = number
+    doc["keys"] = keys
+    return doc
 
 
 def _real(value: float | None) -> str | None:
@@ -310,11 +380,14 @@ def _real(value: float | None) -> str | None:
 def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
     """The canonical object hashed by :func:`schema_digest` (descriptions left out).
 
-    Every member is present (defaults filled in); transforms are listed for every field in field
-    order, identity steps dropped, as their string form; numbers that are not integers (``m``,
-    ``u``, ``threshold``) are strings in C ``printf("%.17g")`` form, or ``null`` when absent.
+    Every member of schema version 1 is present (defaults filled in); transforms are listed for
+    every field in field order, identity steps dropped, as their string form; numbers that are
+    not integers (``m``, ``u``, ``threshold``) are strings in C ``printf("%.17g")`` form, or
+    ``null`` when absent. The members added later (a key's ``weight``, the schema's
+    ``certain_threshold``) appear only when set, in the same string form, so that the digest of a
+    schema that does not use them is unchanged.
     """
-    return {
+    out: dict[str, object] = {
         "id": schema.id,
         "version": schema.version,
         "threshold": _real(schema.threshold),
@@ -328,10 +401,14 @@ def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
                 "u": _real(k.u),
                 "use_variants": k.use_variants,
                 "unordered": k.unordered,
+                **({"weight": _real(k.weight)} if k.weight is not None else {}),
             }
             for k in schema.keys
         ],
     }
+    if schema.certain_threshold is not None:
+        out["certain_threshold"] = _real(schema.certain_threshold)
+    return out
 
 
 def schema_digest(schema: LinkageSchema) -> bytes:

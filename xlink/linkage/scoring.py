@@ -4,11 +4,19 @@ Independent of plaintext: the inputs are record ids, the *names* of the keys two
 on, and per-key weights, so the PSI protocol can reuse these functions on its intersection
 output exactly as the plaintext evaluation does.
 
-Fellegi–Sunter with agreement weights only: a candidate pair's score is the sum of
-``log2(m/u)`` over the keys on which it agrees. Disagreement weights ``log2((1-m)/(1-u))`` are
-deliberately not used: after a PSI a party learns which keys agreed, but cannot tell a disagreeing
-key from one that is missing on either side, so penalising "not agreeing" would punish missing
-data.
+A candidate pair's score is the sum of its agreeing keys' weights (the Fellegi–Sunter form):
+``log2(m/u)`` for a key given ``m``/``u`` (classic Fellegi–Sunter, which treats the keys as
+independent), or a weight in bits given directly (fitted jointly by logistic regression, which
+corrects for keys that overlap, e.g. family+birth date and family+birth date+sex; such a weight
+may be negative). Disagreement weights ``log2((1-m)/(1-u))`` are not used: after a PSI a party
+learns which keys agreed, but cannot tell a disagreeing key from one that is missing on either
+side.
+
+The decision keeps a pair at or above the threshold if it is the best pair of both its records
+with no tie (so that households and twins, who share a surname, an address and sometimes a birth
+date, go to a human instead of flooding the output), or if it reaches the *certain* threshold:
+evidence that strong means the same person, and two such pairs for one record mean that person
+is recorded twice on one side.
 """
 
 from __future__ import annotations
@@ -79,12 +87,16 @@ def fellegi_sunter_score(
     return total
 
 
-def one_to_one(pairs: Iterable[tuple[str, str, frozenset[str], float]]) -> list[CandidatePair]:
-    """Keep a pair only if it is the best-scoring pair of both its records; ties are refused.
+def one_to_one(
+    pairs: Iterable[tuple[str, str, frozenset[str], float]], certain: float | None = None
+) -> list[CandidatePair]:
+    """Keep a pair if it is the best-scoring pair of both its records, ties refused, or if its
+    score is at least ``certain``.
 
-    A record whose best score is shared by two or more pairs keeps none of them (the evidence
-    cannot tell them apart, so a human must). A pair given twice keeps its highest score.
-    Returns the kept pairs by descending score, then ids (deterministic). Never raises.
+    A record whose best score is shared by two or more pairs keeps none of them below
+    ``certain`` (the evidence cannot tell them apart, so a human must). A pair given twice keeps
+    its highest score. Returns the kept pairs by descending score, then ids (deterministic).
+    Never raises.
     """
     merged: dict[tuple[str, str], CandidatePair] = {}
     for item in pairs:
@@ -104,14 +116,18 @@ def one_to_one(pairs: Iterable[tuple[str, str, frozenset[str], float]]) -> list[
     kept = [
         p
         for p in merged.values()
-        if best_left[p.left_id] == (p.score, 1) and best_right[p.right_id] == (p.score, 1)
+        if (certain is not None and p.score >= certain)
+        or (best_left[p.left_id] == (p.score, 1) and best_right[p.right_id] == (p.score, 1))
     ]
     kept.sort(key=lambda p: (-p.score, p.left_id, p.right_id))
     return kept
 
 
 def decide_matches(
-    pairs: Iterable[tuple[str, str, frozenset[str], float]], threshold: float
+    pairs: Iterable[tuple[str, str, frozenset[str], float]],
+    threshold: float,
+    certain: float | None = None,
 ) -> list[CandidatePair]:
-    """Pairs scoring at least ``threshold``, then :func:`one_to_one`. Never raises."""
-    return one_to_one(p for p in pairs if p[3] >= threshold)
+    """Pairs scoring at least ``threshold``, then :func:`one_to_one` (with ``certain``).
+    Never raises."""
+    return one_to_one((p for p in pairs if p[3] >= threshold), certain)

@@ -125,6 +125,7 @@ class RevealWriter:
         "_seq",
         "_starts",
         "done",
+        "revealed_records",
     )
 
     max_records: ClassVar[int] = L.MAX_RECORDS_PER_REVEAL
@@ -146,7 +147,7 @@ class RevealWriter:
         keep = np.ones(len(record), dtype=np.bool_)
         keep[1:] = (record[1:] != record[:-1]) | (handle[1:] != handle[:-1])
         record, handle = record[keep], handle[keep]
-        _, starts, counts = np.unique(record, return_index=True, return_counts=True)
+        records, starts, counts = np.unique(record, return_index=True, return_counts=True)
         if len(counts) and int(counts.max()) > L.MAX_HANDLES_PER_RECORD:
             raise ValueError("a record has more matched tokens than MAX_HANDLES_PER_RECORD")
         self._handles = matches.handles
@@ -154,6 +155,8 @@ class RevealWriter:
         self._starts = starts.astype(np.int64)
         self._counts = counts.astype(np.int64)
         self._order = random_permutation(len(counts), rng)
+        #: Our record indices by the peer reference they are revealed under (a local output).
+        self.revealed_records = records.astype(np.int64)[self._order]
         self._pos = 0
         self._seq = 0
         self.done = False

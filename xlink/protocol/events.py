@@ -137,6 +137,9 @@ class PsiResult:
     """Outcome of a PSI-mode session: how many distinct token values matched and the candidate
     pairs (spec §7.3), held compactly in a :class:`PairTable`.
 
+    ``revealed`` is local knowledge the peer does not have: our own record ids in the order of
+    our Reveal, so ``revealed[r]`` is the record the peer knows as reference ``r``.
+
     ``pair_count`` and :meth:`iter_pairs` cost nothing per pair up front; ``pairs`` builds the
     whole tuple of :class:`CandidatePair` on each access (same values and order as
     :meth:`iter_pairs`). Equal results have the same session id, count and pairs.
@@ -145,6 +148,7 @@ class PsiResult:
     session_id: bytes
     matched_tokens: int
     table: PairTable
+    revealed: tuple[str, ...] = ()
 
     @property
     def pair_count(self) -> int:
@@ -166,6 +170,7 @@ class PsiResult:
             self.session_id == other.session_id
             and self.matched_tokens == other.matched_tokens
             and self.table == other.table
+            and self.revealed == other.revealed
         )
 
     def __hash__(self) -> int:

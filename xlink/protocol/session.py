@@ -160,6 +160,7 @@ class PsiSession:
         self._reveal_writer: RevealWriter | None = None
         self._reveal_reader: PeerRevealReader | None = None
         self._matched_tokens = 0
+        self._revealed: tuple[str, ...] = ()
 
     # -- public API -------------------------------------------------------------------------
 
@@ -386,7 +387,7 @@ class PsiSession:
         if reader.finished:
             assert self.session_id is not None
             pairs = reader.pairs(self._tokens)
-            self.result = PsiResult(self.session_id, self._matched_tokens, pairs)
+            self.result = PsiResult(self.session_id, self._matched_tokens, pairs, self._revealed)
             self._reveal_reader = None
             events.append(ExchangeComplete(self.result))
         self._advance()
@@ -425,6 +426,8 @@ class PsiSession:
             matches, self._tokens, self._rng, self.config.reveal_chunk_records
         )
         self._reveal_reader = PeerRevealReader(matches)
+        ids = self._tokens.record_ids
+        self._revealed = tuple(ids[i] for i in self._reveal_writer.revealed_records.tolist())
 
     def _exchange_message(self) -> bytes | None:
         message = self._next_exchange_message()

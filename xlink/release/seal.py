@@ -144,10 +144,12 @@ def open_release(
 
 
 def match_for(record: ReleaseRecord, matches: Iterable[DecidedMatch]) -> DecidedMatch | None:
-    """The recipient's own decided match that ``record`` is about: the one sharing a match
-    handle with it (both sides of a pair hold the same handles), or ``None``."""
-    handles = set(record.match_handles)
+    """The recipient's own decided match that ``record`` is about: the one whose match handles
+    are exactly the record's (both sides of a pair hold the same handles, the tokens the two
+    records share), or ``None``. Sharing only some handles is not enough: one record can be in
+    two decided pairs (a person recorded twice on one side) that share a token."""
+    handles = tuple(sorted(record.match_handles))
     for match in matches:
-        if handles.intersection(match.handles):
+        if tuple(sorted(match.handles)) == handles:
             return match
     return None

@@ -170,6 +170,10 @@ async def _drive(
         message = session.next_message()  # at most one chunk of work
         if message is not None:
             await conn.send(message)
+            # send() returns without suspending while the stream has room, so without this the
+            # reader task would not run until every own chunk was sent: the peer, unread, would
+            # stall on its own sends and the two parties would work in turns, not together.
+            await asyncio.sleep(0)
             continue
         try:
             async with asyncio.timeout(idle_timeout):

@@ -1,0 +1,326 @@
+"""Evaluation through the real protocol path (docs/evaluation.md).
+
+:func:`evaluate` plays both agencies of a :class:`~xlink.evaluation.datasets.Dataset`: each
+side loads its records and derives its tokens with the linkage schema, the two
+:class:`~xlink.protocol.PsiSession` s run the whole xlink-psi-v1 protocol, and the left side
+decides matches from its :class:`~xlink.protocol.events.PsiResult` with
+:func:`xlink.decide.decide`, exactly as ``xlink serve``/``xlink match`` do.
+
+By default the two parties are two OS processes (the right side is forked) talking over a
+socket pair through the transport's framing and session driver (:func:`xlink.transport.driver.
+run_session`), so that each uses one core as two agencies would; ``parallel=False`` runs both
+in this process through :func:`xlink.exchange.exchange_in_memory`.
+
+Only the evaluator, which holds the ground truth, joins the two sides' outputs: a peer
+reference is resolved through the right side's own result (``PsiResult.revealed``, the records
+it revealed in reference order). Key weights and both thresholds are fitted on the development
+split's candidate pairs (:mod:`xlink.evaluation.fitting`) unless ``fit="schema"``; the headline
+figures are those of the held-out split.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import multiprocessing
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from xlink.crypto.rand import RandomSource, system_random
+from xlink.decide import decide
+from xlink.evaluation.datasets import Dataset, Side, Split
+from xlink.evaluation.fitting import (
+    LabelledPair,
+    LinkageQuality,
+    choose_thresholds,
+    fit_logistic_weights,
+    fit_weights,
+    quality,
+)
+from xlink.exchange import Party, exchange_in_memory
+from xlink.linkage.keys import derive_token_set
+from xlink.linkage.schema import LinkageSchema, schema_digest
+from xlink.linkage.tokens import TokenSet
+from xlink.protocol.config import Mode, Role, SessionConfig
+from xlink.protocol.events import PsiResult
+from xlink.protocol.session import PsiSession
+
+__all__ = ["EVAL_MOU_DIGEST", "EVAL_MOU_ID", "IDLE_TIMEOUT", "EvaluationError", "evaluate"]
+
+#: MOU id both evaluation parties bind their sessions to.
+EVAL_MOU_ID = "xlink-eval"
+_EVAL_MOU_DST = b"xlink/v1/eval-mou"
+#: Stand-in MOU digest for evaluation sessions: ``SHA-256(u32(len(D)) || D)``, D the label.
+EVAL_MOU_DIGEST = hashlib.sha256(len(_EVAL_MOU_DST).to_bytes(4, "big") + _EVAL_MOU_DST).digest()
+#: Seconds a party waits for its peer (which may still be loading and tokenising).
+IDLE_TIMEOUT = 900.0
+_PARTIES = ("eval-left", "eval-right")
+
+Progress = Callable[[str], None]
+
+
+class EvaluationError(RuntimeError):
+    """The right-hand party process failed (its error is in the message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _SideRun:
+    """What one party reports: sizes and timings."""
+
+    records: int
+    tokens: int
+    load_s: float
+    tokens_s: float
+    psi_s: float
+
+
+def _config(role: Role, schema: LinkageSchema) -> SessionConfig:
+    me, peer = _PARTIES if role is Role.INITIATOR else reversed(_PARTIES)
+    return SessionConfig(
+        role=role,
+        mode=Mode.PSI,
+        party_id=me,
+        peer_id=peer,
+        mou_id=EVAL_MOU_ID,
+        mou_digest=EVAL_MOU_DIGEST,
+        schema_digest=schema_digest(schema),
+    )
+
+
+def _tokens(
+    side: Side, schema: LinkageSchema, clock: Callable[[], float], progress: Progress | None
+) -> tuple[TokenSet, float, float]:
+    start = clock()
+    records = side.load()
+    loaded = clock()
+    if progress:
+        progress(f"{side.label}: {len(records)} records loaded in {loaded - start:.1f} s")
+    tokens = derive_token_set(records, schema)
+    done = clock()
+    if progress:
+        progress(f"{side.label}: {len(tokens)} tokens derived in {done - loaded:.1f} s")
+    return tokens, loaded - start, done - loaded
+
+
+async def _over_socket(session: PsiSession, sock: socket.socket) -> PsiResult:
+    from xlink.transport.driver import run_session
+    from xlink.transport.stream import FramedConnection
+
+    reader, writer = await asyncio.open_connection(sock=sock)
+    conn = FramedConnection(reader, writer, write_timeout=IDLE_TIMEOUT)
+    result = await run_session(session, conn, idle_timeout=IDLE_TIMEOUT)
+    assert isinstance(result, PsiResult)
+    return result
+
+
+def _run_side(
+    side: Side,
+    role: Role,
+    schema: LinkageSchema,
+    sock: socket.socket,
+    rng: RandomSource,
+    clock: Callable[[], float],
+    progress: Progress | None,
+) -> tuple[PsiResult, _SideRun]:
+    tokens, load_s, tokens_s = _tokens(side, schema, clock, progress)
+    start = clock()
+    result = asyncio.run(_over_socket(PsiSession(_config(role, schema), tokens, rng=rng), sock))
+    psi_s = clock() - start
+    run = _SideRun(len(tokens.record_ids), len(tokens), load_s, tokens_s, psi_s)
+    return result, run
+
+
+def _right_party(
+    side: Side,
+    schema: LinkageSchema,
+    sock: socket.socket,
+    pipe: Any,
+    clock: Callable[[], float],
+    progress: Progress | None,
+) -> None:  # pragma: no cover - runs in the forked process (its effects are tested)
+    try:
+        result, run = _run_side(side, Role.RESPONDER, schema, sock, system_random, clock, progress)
+        pipe.send(("ok", run, result.revealed))
+    except BaseException as exc:  # reported to the parent, which raises EvaluationError
+        pipe.send(("error", f"{type(exc).__name__}: {exc}", None))
+    finally:
+        pipe.close()
+
+
+def _two_processes(
+    dataset: Dataset, schema: LinkageSchema, clock: Callable[[], float], progress: Progress | None
+) -> tuple[PsiResult, tuple[str, ...], _SideRun, _SideRun]:
+    ctx = multiprocessing.get_context("fork")
+    left_sock, right_sock = socket.socketpair()
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(
+        target=_right_party,
+        args=(dataset.right, schema, right_sock, send, clock, progress),
+        daemon=True,
+    )
+    child.start()
+    right_sock.close()
+    send.close()
+    try:
+        result, left = _run_side(
+            dataset.left, Role.INITIATOR, schema, left_sock, system_random, clock, progress
+        )
+    except BaseException:
+        if receive.poll(5):
+            status, detail, _ = receive.recv()
+            if status == "error":
+                raise EvaluationError(f"right party failed: {detail}") from None
+        raise
+    finally:
+        left_sock.close()
+    status, payload, revealed = receive.recv()
+    child.join()
+    if status != "ok":
+        raise EvaluationError(f"right party failed: {payload}")
+    return result, revealed, left, payload
+
+
+def _one_process(
+    dataset: Dataset,
+    schema: LinkageSchema,
+    rng: RandomSource,
+    clock: Callable[[], float],
+    progress: Progress | None,
+) -> tuple[PsiResult, tuple[str, ...], _SideRun, _SideRun]:
+    left_tokens, left_load, left_tok = _tokens(dataset.left, schema, clock, progress)
+    right_tokens, right_load, right_tok = _tokens(dataset.right, schema, clock, progress)
+    start = clock()
+    mine, theirs = exchange_in_memory(
+        Party(_PARTIES[0], left_tokens, rng),
+        Party(_PARTIES[1], right_tokens, rng),
+        schema=schema,
+        mou_id=EVAL_MOU_ID,
+        mou_digest=EVAL_MOU_DIGEST,
+    )
+    psi_s = clock() - start
+    assert isinstance(mine, PsiResult) and isinstance(theirs, PsiResult)
+    left = _SideRun(len(left_tokens.record_ids), len(left_tokens), left_load, left_tok, psi_s)
+    right = _SideRun(len(right_tokens.record_ids), len(right_tokens), right_load, right_tok, psi_s)
+    return mine, theirs.revealed, left, right
+
+
+def _figures(q: LinkageQuality) -> dict[str, Any]:
+    out = asdict(q)
+    for key in ("precision", "recall", "f1"):
+        out[key] = round(out[key], 5)
+    return out
+
+
+def evaluate(
+    dataset: Dataset,
+    schema: LinkageSchema,
+    *,
+    fit: str = "logistic",
+    parallel: bool = True,
+    rng: RandomSource = system_random,
+    clock: Callable[[], float] = time.perf_counter,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Link ``dataset`` through a real PSI session and return JSON-ready figures.
+
+    ``fit``: ``"logistic"`` (key weights fitted jointly, :func:`~xlink.evaluation.fitting.
+    fit_logistic_weights`) or ``"fellegi-sunter"`` (``m``/``u`` per key), then both thresholds
+    chosen (:func:`~xlink.evaluation.fitting.choose_thresholds`), all on the development split;
+    ``"schema"`` uses the schema's own weights and thresholds. Raises ``ValueError`` for another
+    value. ``parallel``: one process per
+    party (needs ``fork``; ``rng`` is then the system's), else both in this one. ``progress``
+    receives one line per stage.
+
+    The result has the held-out ``precision``, ``recall`` and ``f1`` at the top (with
+    ``n_pairs``, ``true_links``, ``true_positives``), the same under ``dev`` and ``all``, the
+    ``threshold``, the fitted ``weights``, ``tokens_per_record``, the PSI cost, and timings
+    (``wall_s`` from the first record loaded to the last decision), and under
+    ``fitted_schema`` the :class:`~xlink.linkage.schema.LinkageSchema` that decided (not JSON:
+    pop it before printing). Raises
+    :class:`EvaluationError` if the right party's process fails.
+    """
+    if fit not in ("logistic", "fellegi-sunter", "schema"):
+        raise ValueError(f"unknown fit {fit!r}")
+    if parallel and "fork" not in multiprocessing.get_all_start_methods():
+        parallel = False
+    start = clock()
+    if parallel:
+        result, refs, left, right = _two_processes(dataset, schema, clock, progress)
+    else:
+        result, refs, left, right = _one_process(dataset, schema, rng, clock, progress)
+    psi_s = max(left.psi_s, right.psi_s)
+    if progress:
+        progress(f"psi: {result.pair_count} candidate pairs in {psi_s:.1f} s")
+    decide_start = clock()
+    pairs = [
+        LabelledPair(
+            p.local_record_id,
+            refs[p.peer_ref],
+            p.agreeing_keys,
+            (p.local_record_id, refs[p.peer_ref]) in dataset.truth,
+            dataset.split_of(p.local_record_id) is Split.DEV,
+        )
+        for p in result.iter_pairs()
+    ]
+    truth = {
+        split: {t for t in dataset.truth if dataset.split_of(t[0]) is split} for split in Split
+    }
+    if fit == "logistic":
+        schema = fit_logistic_weights(schema, pairs)
+    elif fit == "fellegi-sunter":
+        dev_left = sum(1 for s in dataset.split.values() if s is Split.DEV)
+        schema = fit_weights(
+            schema,
+            pairs,
+            dev_true_links=len(truth[Split.DEV]),
+            dev_left_records=dev_left,
+            right_records=right.records,
+        )
+    if fit != "schema":
+        schema = choose_thresholds(pairs, schema, len(truth[Split.DEV]))
+    decision = decide(result, schema)
+    decided = [(m.local_record_id, refs[m.peer_ref]) for m in decision.matches]
+    by_split = {
+        split: quality((d for d in decided if dataset.split_of(d[0]) is split), truth[split])
+        for split in Split
+    }
+    overall = quality(decided, set(dataset.truth))
+    end = clock()
+    n_records = left.records + right.records
+    tokens_per_record = (left.tokens + right.tokens) / max(n_records, 1)
+    return {
+        "dataset": dataset.name,
+        "reported_on": "heldout",
+        **_figures(by_split[Split.HELDOUT]),
+        "dev": _figures(by_split[Split.DEV]),
+        "all": _figures(overall),
+        "split_rule": dataset.split_rule,
+        "schema_id": schema.id,
+        "schema_version": schema.version,
+        "schema_digest": schema_digest(schema).hex(),
+        "weights": fit,
+        "threshold": schema.threshold,
+        "certain_threshold": schema.certain_threshold,
+        "keys": {
+            k.name: k.weight if k.weight is not None else {"m": k.m, "u": k.u} for k in schema.keys
+        },
+        "records": {"left": left.records, "right": right.records},
+        "tokens": {"left": left.tokens, "right": right.tokens},
+        "tokens_per_record": round(tokens_per_record, 3),
+        "candidate_pairs": result.pair_count,
+        "matched_tokens": result.matched_tokens,
+        "psi": {
+            "parties": "two processes" if parallel else "one process",
+            "group_operations_per_record": round(3 * tokens_per_record, 2),
+            "ms_per_record": round(1000 * psi_s / max(left.records, right.records, 1), 3),
+        },
+        "load_s": round(max(left.load_s, right.load_s), 3),
+        "tokens_s": round(max(left.tokens_s, right.tokens_s), 3),
+        "psi_s": round(psi_s, 3),
+        "decide_s": round(end - decide_start, 3),
+        "wall_s": round(end - start, 3),
+        "fitted_schema": schema,
+    }

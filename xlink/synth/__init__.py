@@ -1,0 +1,37 @@
+"""SYNTHETIC cross-border person data with ground truth, for evaluating private matching.
+
+``xlink synth`` (docs/synth.md) writes two agencies' watchlist files, a Canadian one and a US one,
+of ``n`` records each, plus the true (CA, US) pairs, a dev/held-out split by household, and a
+manifest of what was done. Every person, name combination, date, address and document number is
+invented; any resemblance to a real person is a coincidence of common names.
+
+The data is meant to be demanding: names from a dozen cultures with Zipf-like frequencies,
+Cyrillic written in several romanisation schemes (or in Cyrillic), nicknames, typos, compound and
+married surnames, households and twins that share a surname, an address and a birth date, partial
+and swapped dates, passports on some records only, people who moved, and duplicates within one
+agency's list. Each record is corrupted independently, several corruptions at once.
+"""
+
+from __future__ import annotations
+
+from xlink.synth.generate import (
+    GENERATOR,
+    GENERATOR_VERSION,
+    SynthData,
+    SynthRecord,
+    build_synth,
+    generate_synth,
+)
+from xlink.synth.writer import OUTPUT_FILES, read_split, read_truth
+
+__all__ = [
+    "GENERATOR",
+    "GENERATOR_VERSION",
+    "OUTPUT_FILES",
+    "SynthData",
+    "SynthRecord",
+    "build_synth",
+    "generate_synth",
+    "read_split",
+    "read_truth",
+]

@@ -1,0 +1,176 @@
+"""The files of a synthetic data set: each agency's CSV and mapping, truth, split and manifest.
+
+The Canadian file uses the bundled Canadian watchlist's columns and mapping (DD/MM/YYYY, ``DMY``),
+the US file the bundled US watchlist's (MM/DD/YYYY, ``MDY``), from :mod:`xlink.data._agencies`.
+Files are written under temporary names and renamed into place, ``manifest.json`` last and only
+after every other file is complete, so a directory with a manifest holds a whole data set.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from xlink.data._agencies import CA_WL, MAPPINGS, US_WL, payload, source
+from xlink.synth.corrupt import Draft
+
+__all__ = [
+    "CA_COLUMNS",
+    "MANIFEST",
+    "OUTPUT_FILES",
+    "US_COLUMNS",
+    "read_split",
+    "read_truth",
+    "row_for",
+    "write_files",
+]
+
+MANIFEST = "manifest.json"
+#: Every file a data set holds, in the order they are written (the manifest last).
+OUTPUT_FILES = (
+    "ca.csv",
+    "ca.mapping.json",
+    "us.csv",
+    "us.mapping.json",
+    "truth.csv",
+    "split.csv",
+    MANIFEST,
+)
+CA_COLUMNS = (
+    "Subject ID", "Surname", "Given Names", "Category", "Also Known As", "Date of Birth", "Sex",
+    "Citizenship", "Place of Birth", "Document Type", "Passport No", "Passport Country",
+    "Passport Expiry", "Street Address", "City", "Province", "Postal Code", "Country",
+    "Source Ref", "Grading", "Handling Code", "Handling Conditions", "Offence", "Risk Level",
+    "Remarks",
+)  # fmt: skip
+US_COLUMNS = (
+    "uid", "list_type", "last_name", "first_name", "middle_name", "aka", "dob", "gender",
+    "citizenship", "doc_type", "doc_num", "doc_country", "doc_exp", "street", "city", "state",
+    "zip", "country", "src", "src_grade", "handling", "handling_caveat", "offense",
+    "threat_level", "notes",
+)  # fmt: skip
+MAPPING = {"ca": MAPPINGS[CA_WL], "us": MAPPINGS[US_WL]}
+
+
+def _date(parts: tuple[int, int | None, int | None] | None, side: str, iso: bool) -> str:
+    if parts is None:
+        return ""
+    y, m, d = parts
+    if m is None:
+        return f"{y:04d}"
+    if d is None:
+        return f"{m:02d}/{y:04d}"
+    if iso:
+        return f"{y:04d}-{m:02d}-{d:02d}"
+    return f"{d:02d}/{m:02d}/{y:04d}" if side == "ca" else f"{m:02d}/{d:02d}/{y:04d}"
+
+
+def row_for(rng: random.Random, draft: Draft, record_id: str) -> list[str]:
+    """The CSV row of ``draft`` in its agency's columns (:data:`CA_COLUMNS` or
+    :data:`US_COLUMNS`), with invented source metadata and payload."""
+    side = draft.side
+    iso = side == "ca" and rng.random() < 0.03  # some Canadian systems export ISO dates
+    dob = _date(draft.dob, side, iso)
+    exp = draft.passport_expiry
+    expiry = _date((exp.year, exp.month, exp.day), side, False) if exp else ""
+    line, locality, region, postcode, country = draft.address or ("", "", "", "", "")
+    doc_type = "P" if draft.passport else ""
+    file = CA_WL if side == "ca" else US_WL
+    src, grading, handling, conditions = source(rng, file)
+    extra = list(payload(rng, file).values())
+    if side == "ca":
+        return [
+            record_id, draft.family, draft.given, "watchlist", draft.alias, dob, draft.sex,
+            draft.nationality, draft.birth_place, doc_type, draft.passport,
+            draft.passport_country, expiry, line, locality, region, postcode, country, src,
+            grading, handling, conditions, *extra,
+        ]  # fmt: skip
+    return [
+        record_id, "WATCHLIST", draft.family, draft.given, draft.middle, draft.alias, dob,
+        draft.sex, draft.nationality, doc_type, draft.passport, draft.passport_country, expiry,
+        line, locality, region, postcode, country, src, grading, handling, conditions, *extra,
+    ]  # fmt: skip
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
+    """UTF-8 CSV with ``\\n`` line ends (the same bytes on every platform)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def json_bytes(obj: object) -> bytes:
+    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def write_files(out_dir: Path, files: Mapping[str, bytes]) -> None:
+    """Write ``files`` into ``out_dir`` via temporary names, :data:`MANIFEST` last.
+
+    An existing manifest is removed first, so an interrupted run never leaves a manifest beside
+    files it does not describe.
+
+    Raises:
+        OSError: the directory cannot be created or written.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MANIFEST).unlink(missing_ok=True)
+    order = [name for name in OUTPUT_FILES if name in files and name != MANIFEST]
+    temps: list[Path] = []
+    try:
+        for name in order:
+            temp = out_dir / f".{name}.tmp"
+            temps.append(temp)
+            temp.write_bytes(files[name])
+        for name, temp in zip(order, temps, strict=True):
+            os.replace(temp, out_dir / name)
+        if MANIFEST in files:
+            temp = out_dir / f".{MANIFEST}.tmp"
+            temps.append(temp)
+            temp.write_bytes(files[MANIFEST])
+            os.replace(temp, out_dir / MANIFEST)
+    finally:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+
+
+def _rows(path: Path, header: Sequence[str]) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows or rows[0] != list(header):
+        raise ValueError(f"{path}: the header must be {','.join(header)}")
+    return rows[1:]
+
+
+def read_truth(path: Path | str) -> set[tuple[str, str]]:
+    """The true pairs of a ``truth.csv``: ``{(ca_record_id, us_record_id), ...}``.
+
+    Raises:
+        OSError: the file cannot be read. ValueError: wrong header or row shape.
+    """
+    pairs: set[tuple[str, str]] = set()
+    for row in _rows(Path(path), ("ca_record_id", "us_record_id")):
+        if len(row) != 2:
+            raise ValueError(f"{path}: every row needs two ids")
+        pairs.add((row[0], row[1]))
+    return pairs
+
+
+def read_split(path: Path | str) -> dict[str, str]:
+    """The split of a ``split.csv``: ``{ca_record_id: "dev" | "heldout"}``.
+
+    Raises:
+        OSError: the file cannot be read. ValueError: wrong header, row shape or split name.
+    """
+    split: dict[str, str] = {}
+    for row in _rows(Path(path), ("ca_record_id", "split")):
+        if len(row) != 2 or row[1] not in ("dev", "heldout"):
+            raise ValueError(f"{path}: every row needs an id and dev or heldout")
+        split[row[0]] = row[1]
+    return split
