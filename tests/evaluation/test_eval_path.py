@@ -162,3 +162,22 @@ def test_eval_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "synth", "--no-id"]) == ExitCode.USAGE
     assert main(["eval", "synth", "--n", "0"]) == ExitCode.USAGE
     assert "--no-id applies to febrl4" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_febrl4_without_id_meets_the_issue_target(capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue 6: FEBRL4 without soc_sec_id, through the real PSI path, held-out split:
+    # F1 >= 0.995 with precision >= 0.999 (measured: 0.9958 and 1.0, docs/evaluation.md).
+    argv = ["eval", "febrl4", "--no-id", "--json", "--quiet"]
+    code, figures = _gate([*argv, "--min-f1", "0.995", "--min-precision", "0.999"], capsys)
+    assert code == ExitCode.OK
+    assert figures["dataset"] == "febrl4-no-id" and figures["true_links"] == 2500
+    assert figures["psi"]["parties"] == "two processes"  # type: ignore[index]
+
+
+@pytest.mark.slow
+def test_febrl4_with_every_column(capsys: pytest.CaptureFixture[str]) -> None:
+    # Measured 0.9970 on the held-out split, short of the issue's 0.998 (docs/evaluation.md):
+    # this guards what the schema reaches, not the target.
+    code, figures = _gate(["eval", "febrl4", "--json", "--quiet", "--min-f1", "0.996"], capsys)
+    assert code == ExitCode.OK and figures["precision"] == 1.0
