@@ -20,6 +20,7 @@ from xlink.protocol.abort import AbortCode
 __all__ = [
     "AbortCode",
     "DecryptionError",
+    "EvaluationError",
     "FieldError",
     "InputError",
     "InternalProtocolError",
@@ -56,6 +57,11 @@ class FieldError:
 
 class InputError(XlinkError):
     """Input data that cannot be used as it is."""
+
+
+class EvaluationError(InputError):
+    """A data set cannot be evaluated as given: too small to fit weights on its development
+    split, or a party's records could not be loaded (``xlink.evaluation``)."""
 
 
 class LoadError(InputError):

@@ -103,7 +103,7 @@ def test_logistic_weights_rank_the_discriminating_key_first() -> None:
     weights = {k.name: k.weight for k in fitted.keys}
     assert weights["strong"] is not None and weights["weak"] is not None
     assert weights["strong"] > 1 and weights["strong"] > 5 * abs(weights["weak"])
-    with pytest.raises(ValueError, match="both true and false"):
+    with pytest.raises(EvaluationError, match="both true and false"):
         fit_logistic_weights(_schema(), _pairs(rows[:30]))  # type: ignore[arg-type]
 
 
@@ -158,6 +158,12 @@ def test_eval_gate_trips_when_the_target_is_missed(
     assert code == ExitCode.OK  # nothing decided: precision is vacuously 1
 
 
+def test_a_data_set_too_small_to_fit_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["eval", "synth", "--n", "2", "--in-process", "--json", "--quiet"])
+    assert code == ExitCode.INPUT
+    assert "development split needs both true and false" in capsys.readouterr().err
+
+
 def test_eval_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "synth", "--no-id"]) == ExitCode.USAGE
     assert main(["eval", "synth", "--n", "0"]) == ExitCode.USAGE
@@ -181,3 +187,44 @@ def test_febrl4_with_every_column(capsys: pytest.CaptureFixture[str]) -> None:
     # this guards what the schema reaches, not the target.
     code, figures = _gate(["eval", "febrl4", "--json", "--quiet", "--min-f1", "0.996"], capsys)
     assert code == ExitCode.OK and figures["precision"] == 1.0
+
+
+def test_eval_synth_generates_its_files(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["eval", "synth", "--n", "200", "--seed", "5", "--in-process", "--json", "--quiet"]
+    code, figures = _gate(argv, capsys)
+    assert code == ExitCode.OK
+    assert figures["records"] == {"left": 200, "right": 200}
+    assert isinstance(figures["generate_s"], float) and figures["psi"]["parties"] == "one process"  # type: ignore[index]
+
+
+def test_write_schema_writes_the_fitted_schema(
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from xlink.linkage.schema import load_schema
+
+    out = tmp_path / "fitted.json"
+    argv = ["eval", "synth", "--data", str(small), "--json", "--quiet", "--write-schema", str(out)]
+    code, figures = _gate(argv, capsys)
+    assert code == ExitCode.OK
+    fitted = load_schema(out)
+    assert fitted.threshold == figures["threshold"]
+    assert {k.name: k.weight for k in fitted.keys} == figures["keys"]  # bits, as used
+    assert fitted.key_names == load_default_schema().key_names
+
+
+def test_a_failing_left_party_leaves_no_process_behind(small: Path, tmp_path: Path) -> None:
+    import multiprocessing
+    import time
+
+    from xlink.errors import LoadError
+
+    broken = tmp_path / "broken-left"
+    broken.mkdir()
+    for f in small.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "ca.csv").write_bytes(b"\xff\xfe not utf-8\n")
+    start = time.perf_counter()
+    with pytest.raises(LoadError):
+        evaluate(synth(broken), load_default_schema(), parallel=True)
+    assert time.perf_counter() - start < 30  # not the 900 s idle timeout
+    assert multiprocessing.active_children() == []

@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from xlink.errors import EvaluationError
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import CandidatePair, fellegi_sunter_score, one_to_one
 
@@ -82,6 +83,16 @@ def _sig(value: float) -> float:
     return float(f"{value:.4g}")
 
 
+def _sig_floor(value: float) -> float:
+    """``value`` rounded *down* to 4 significant digits: a threshold rounded up could exclude
+    the pairs whose score it was set on."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    step = 10.0 ** (math.floor(math.log10(abs(value))) - 3)
+    floored = math.floor(value / step) * step
+    return min(float(f"{floored:.4g}"), value)
+
+
 def fit_weights(
     schema: LinkageSchema,
     pairs: Sequence[LabelledPair],
@@ -123,7 +134,8 @@ def fit_logistic_weights(schema: LinkageSchema, pairs: Sequence[LabelledPair]) -
     ``ln 2``), rounded to 4 significant digits; ``m``/``u`` are dropped. The intercept is not
     kept: :func:`choose_thresholds` sets the threshold on the same scale.
 
-    Raises ``ValueError`` unless the development pairs contain both true and false pairs.
+    Raises :class:`~xlink.errors.EvaluationError` unless the development pairs contain both
+    true and false pairs.
     """
     import numpy as np
     from sklearn.linear_model import LogisticRegression
@@ -132,7 +144,9 @@ def fit_logistic_weights(schema: LinkageSchema, pairs: Sequence[LabelledPair]) -
     dev = [p for p in pairs if p.dev]
     labels = np.fromiter((p.true for p in dev), dtype=np.bool_, count=len(dev))
     if labels.all() or not labels.any():
-        raise ValueError("the development pairs need both true and false pairs")
+        raise EvaluationError(
+            "cannot fit weights: the development split needs both true and false candidate pairs"
+        )
     features = np.zeros((len(dev), len(names)), dtype=np.float64)
     column = {name: j for j, name in enumerate(names)}
     for i, p in enumerate(dev):
@@ -181,7 +195,8 @@ def choose_thresholds(
     the most true development pairs wins; its threshold is put halfway between the lowest score
     it includes and the next lower kept score (the widest margin), or, when no kept pair scores
     lower, at the lowest score. If no setting is precise enough, the most precise is taken.
-    Raises ``ValueError`` without development pairs.
+    Thresholds are rounded down to 4 significant digits. Raises
+    :class:`~xlink.errors.EvaluationError` when no development pair is true.
     """
     weights = schema.weights()
     scored = [
@@ -189,9 +204,13 @@ def choose_thresholds(
         for p in pairs
     ]
     label = {(p.left_id, p.right_id): p for p in pairs}
-    true_scores = sorted(c.score for c in scored if label[(c.left_id, c.right_id)].true)
-    if not any(p.dev for p in pairs) or not true_scores:
-        raise ValueError("no development pairs to choose thresholds on")
+    true_scores = sorted(
+        c.score
+        for c in scored
+        if label[(c.left_id, c.right_id)].true and label[(c.left_id, c.right_id)].dev
+    )
+    if not true_scores:
+        raise EvaluationError("cannot choose thresholds: no true development pair")
     certains: list[float | None] = [None]
     for q in _CERTAIN_QUANTILES:
         certains.append(true_scores[min(int(q * len(true_scores)), len(true_scores) - 1)])
@@ -219,6 +238,6 @@ def choose_thresholds(
         certain = threshold
     return replace(
         schema,
-        threshold=_sig(threshold),
-        certain_threshold=None if certain is None else max(_sig(certain), _sig(threshold)),
+        threshold=_sig_floor(threshold),
+        certain_threshold=None if certain is None else _sig_floor(certain),
     )

@@ -31,6 +31,7 @@ from typing import Any
 
 from xlink.crypto.rand import RandomSource, system_random
 from xlink.decide import decide
+from xlink.errors import EvaluationError, ProtocolError, XlinkError
 from xlink.evaluation.datasets import Dataset, Side, Split
 from xlink.evaluation.fitting import (
     LabelledPair,
@@ -43,6 +44,7 @@ from xlink.evaluation.fitting import (
 from xlink.exchange import Party, exchange_in_memory
 from xlink.linkage.keys import derive_token_set
 from xlink.linkage.schema import LinkageSchema, schema_digest
+from xlink.linkage.scoring import fellegi_sunter_score
 from xlink.linkage.tokens import TokenSet
 from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import PsiResult
@@ -60,10 +62,6 @@ IDLE_TIMEOUT = 900.0
 _PARTIES = ("eval-left", "eval-right")
 
 Progress = Callable[[str], None]
-
-
-class EvaluationError(RuntimeError):
-    """The right-hand party process failed (its error is in the message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,17 +135,31 @@ def _right_party(
     side: Side,
     schema: LinkageSchema,
     sock: socket.socket,
+    others: tuple[Any, ...],
     pipe: Any,
     clock: Callable[[], float],
     progress: Progress | None,
 ) -> None:  # pragma: no cover - runs in the forked process (its effects are tested)
+    for inherited in others:  # the parent's ends: closed here so that its close reaches us
+        inherited.close()
     try:
         result, run = _run_side(side, Role.RESPONDER, schema, sock, system_random, clock, progress)
         pipe.send(("ok", run, result.revealed))
-    except BaseException as exc:  # reported to the parent, which raises EvaluationError
+    except XlinkError as exc:  # our own messages carry no record values
         pipe.send(("error", f"{type(exc).__name__}: {exc}", None))
+    except BaseException as exc:  # anything else may: only its type crosses
+        pipe.send(("bug", type(exc).__name__, None))
     finally:
         pipe.close()
+
+
+def _outcome(receive: Any, child: Any) -> tuple[str, Any, Any]:
+    """The child's report, or ``("bug", ...)`` if it exited without one."""
+    try:
+        return receive.recv()  # type: ignore[no-any-return]
+    except EOFError:
+        child.join()
+        return ("bug", f"exited with code {child.exitcode} without a report", None)
 
 
 def _two_processes(
@@ -158,28 +170,42 @@ def _two_processes(
     receive, send = ctx.Pipe(duplex=False)
     child = ctx.Process(
         target=_right_party,
-        args=(dataset.right, schema, right_sock, send, clock, progress),
+        args=(dataset.right, schema, right_sock, (left_sock, receive), send, clock, progress),
         daemon=True,
     )
     child.start()
     right_sock.close()
     send.close()
+    report: tuple[str, Any, Any] | None = None
     try:
-        result, left = _run_side(
-            dataset.left, Role.INITIATOR, schema, left_sock, system_random, clock, progress
-        )
-    except BaseException:
-        if receive.poll(5):
-            status, detail, _ = receive.recv()
-            if status == "error":
-                raise EvaluationError(f"right party failed: {detail}") from None
-        raise
+        try:
+            result, left = _run_side(
+                dataset.left, Role.INITIATOR, schema, left_sock, system_random, clock, progress
+            )
+        except ProtocolError:
+            # The connection failed under us: the right party's own report says why.
+            left_sock.close()
+            if receive.poll(5):
+                report = _outcome(receive, child)
+            if report is not None and report[0] == "error":
+                raise EvaluationError(f"right party failed: {report[1]}") from None
+            if report is not None and report[0] == "bug":
+                raise RuntimeError(f"right party failed: {report[1]}") from None
+            raise
+        report = _outcome(receive, child)
     finally:
         left_sock.close()
-    status, payload, revealed = receive.recv()
-    child.join()
-    if status != "ok":
+        receive.close()
+        if child.is_alive():
+            child.join(timeout=5)
+        if child.is_alive():
+            child.terminate()
+        child.join()
+    status, payload, revealed = report
+    if status == "error":
         raise EvaluationError(f"right party failed: {payload}")
+    if status != "ok":
+        raise RuntimeError(f"right party failed: {payload}")
     return result, revealed, left, payload
 
 
@@ -239,8 +265,13 @@ def evaluate(
     ``threshold``, the fitted ``weights``, ``tokens_per_record``, the PSI cost, and timings
     (``wall_s`` from the first record loaded to the last decision), and under
     ``fitted_schema`` the :class:`~xlink.linkage.schema.LinkageSchema` that decided (not JSON:
-    pop it before printing). Raises
-    :class:`EvaluationError` if the right party's process fails.
+    pop it before printing).
+
+    Raises :class:`~xlink.errors.EvaluationError` when the right party cannot load its records
+    (its xlink error is in the message) or the development split cannot be fitted (no true or
+    no false development pairs), the left party's own errors as they are, and
+    ``RuntimeError`` if the right party's process fails for another reason (a bug: only the
+    exception's type is reported, never its message, which could hold record values).
     """
     if fit not in ("logistic", "fellegi-sunter", "schema"):
         raise ValueError(f"unknown fit {fit!r}")
@@ -282,6 +313,7 @@ def evaluate(
     if fit != "schema":
         schema = choose_thresholds(pairs, schema, len(truth[Split.DEV]))
     decision = decide(result, schema)
+    weights = schema.weights()
     decided = [(m.local_record_id, refs[m.peer_ref]) for m in decision.matches]
     by_split = {
         split: quality((d for d in decided if dataset.split_of(d[0]) is split), truth[split])
@@ -302,11 +334,9 @@ def evaluate(
         "schema_version": schema.version,
         "schema_digest": schema_digest(schema).hex(),
         "weights": fit,
-        "threshold": schema.threshold,
+        "threshold": decision.threshold,
         "certain_threshold": schema.certain_threshold,
-        "keys": {
-            k.name: k.weight if k.weight is not None else {"m": k.m, "u": k.u} for k in schema.keys
-        },
+        "keys": {k.name: round(fellegi_sunter_score([k.name], weights), 4) for k in schema.keys},
         "records": {"left": left.records, "right": right.records},
         "tokens": {"left": left.tokens, "right": right.tokens},
         "tokens_per_record": round(tokens_per_record, 3),
