@@ -9,8 +9,33 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
-__all__ = ["connect", "transaction"]
+__all__ = ["SqliteStore", "connect", "transaction"]
+
+
+class SqliteStore:
+    """Base of the embedded stores: owns one connection and closes it as a context manager.
+    Subclasses set ``_conn`` and may extend :meth:`close` (which must stay idempotent)."""
+
+    __slots__ = ("_conn",)
+    _conn: sqlite3.Connection
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database. Idempotent."""
+        self._conn.close()
 
 
 def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:

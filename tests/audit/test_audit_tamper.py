@@ -147,34 +147,27 @@ def test_reorder_two_entries(log: Path) -> None:
     _bad(log, 6)
 
 
-def test_truncate_after_a_checkpoint(log: Path) -> None:
+@pytest.mark.parametrize(
+    ("sql", "first_bad", "reason"),
+    [
+        pytest.param("DELETE FROM audit_entries WHERE seq >= 8", 8, "truncated", id="truncate"),
+        pytest.param("DELETE FROM audit_entries WHERE seq = 10", 10, "", id="drop-last-entry"),
+        pytest.param(
+            "DELETE FROM audit_checkpoints WHERE seq = 5",
+            5,
+            "checkpoint was deleted",
+            id="delete-checkpoint",
+        ),
+        pytest.param(
+            "DELETE FROM audit_checkpoints WHERE seq = 1", 1, "", id="delete-first-checkpoint"
+        ),
+        pytest.param("DELETE FROM audit_checkpoints", 1, "", id="delete-every-checkpoint"),
+    ],
+)
+def test_deletions(log: Path, sql: str, first_bad: int, reason: str) -> None:
     with attacker(log) as db:
-        db.execute("DELETE FROM audit_entries WHERE seq >= 8")
-    assert "truncated" in (_bad(log, 8).reason or "")
-
-
-def test_truncate_the_last_entry(log: Path) -> None:
-    with attacker(log) as db:
-        db.execute("DELETE FROM audit_entries WHERE seq = 10")
-    _bad(log, 10)
-
-
-def test_delete_a_checkpoint(log: Path) -> None:
-    with attacker(log) as db:
-        db.execute("DELETE FROM audit_checkpoints WHERE seq = 5")
-    assert "checkpoint was deleted" in (_bad(log, 5).reason or "")
-
-
-def test_delete_the_first_checkpoint(log: Path) -> None:
-    with attacker(log) as db:
-        db.execute("DELETE FROM audit_checkpoints WHERE seq = 1")
-    _bad(log, 1)
-
-
-def test_delete_every_checkpoint(log: Path) -> None:
-    with attacker(log) as db:
-        db.execute("DELETE FROM audit_checkpoints")
-    _bad(log, 1)
+        db.execute(sql)
+    assert reason in (_bad(log, first_bad).reason or "")
 
 
 def test_delete_the_last_checkpoint_when_a_long_tail_remains(audit_dir: Path) -> None:

@@ -102,25 +102,39 @@ def test_pinned_peers_connect_over_tls13(identities: Identities) -> None:
     assert version == "TLSv1.3"
 
 
+def _us_server(
+    identities: Identities,
+) -> tuple[asyncio.Future[int], asyncio.Task[FramedConnection]]:
+    """The US side's serve_once, trusting Canada; call inside the running loop."""
+    port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    server = asyncio.create_task(
+        serve_once(
+            "127.0.0.1",
+            0,
+            identity=identities.us,
+            peer_cert_pem=identities.ca.cert_pem,
+            pinned_sha256=identities.ca.fingerprint,
+            timeout=TIMEOUT,
+            on_listening=port.set_result,
+        )
+    )
+    return port, server
+
+
+def _raw_client_context(identities: Identities) -> ssl.SSLContext:
+    """A plain TLS client context that trusts the US server and has no certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(cadata=identities.us.cert_pem.decode())
+    return ctx
+
+
 def test_client_without_certificate_is_refused(identities: Identities) -> None:
     async def scenario() -> tuple[BaseException | FramedConnection, bytes | BaseException]:
-        port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        server = asyncio.create_task(
-            serve_once(
-                "127.0.0.1",
-                0,
-                identity=identities.us,
-                peer_cert_pem=identities.ca.cert_pem,
-                pinned_sha256=identities.ca.fingerprint,
-                timeout=TIMEOUT,
-                on_listening=port.set_result,
-            )
-        )
+        port, server = _us_server(identities)
         # A raw TLS 1.3 client that trusts the server but has no certificate of its own.
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
+        ctx = _raw_client_context(identities)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        ctx.load_verify_locations(cadata=identities.us.cert_pem.decode())
         reader, writer = await asyncio.open_connection("127.0.0.1", await port, ssl=ctx)
         served = await asyncio.gather(server, return_exceptions=True)
         try:
@@ -221,22 +235,9 @@ def test_expired_server_certificate_is_refused_by_the_client(
 
 def test_tls12_client_is_refused(identities: Identities) -> None:
     async def scenario() -> BaseException | FramedConnection:
-        port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        server = asyncio.create_task(
-            serve_once(
-                "127.0.0.1",
-                0,
-                identity=identities.us,
-                peer_cert_pem=identities.ca.cert_pem,
-                pinned_sha256=identities.ca.fingerprint,
-                timeout=TIMEOUT,
-                on_listening=port.set_result,
-            )
-        )
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
+        port, server = _us_server(identities)
+        ctx = _raw_client_context(identities)
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_verify_locations(cadata=identities.us.cert_pem.decode())
         with pytest.raises((ssl.SSLError, ConnectionError)):
             await asyncio.open_connection("127.0.0.1", await port, ssl=ctx)
         return (await asyncio.gather(server, return_exceptions=True))[0]

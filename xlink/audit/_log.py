@@ -15,10 +15,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Final
 
-from xlink._sqlite import connect, transaction
+from xlink._sqlite import SqliteStore, connect, transaction
 from xlink.audit._encoding import (
     GENESIS_HASH,
     checkpoint_message,
@@ -98,10 +98,10 @@ class Checkpoint:
         )
 
 
-class AuditLog:
+class AuditLog(SqliteStore):
     """An open audit log. Create with :meth:`open`; use as a context manager or :meth:`close`."""
 
-    __slots__ = ("_conn", "_interval", "_key", "path")
+    __slots__ = ("_interval", "_key", "path")
 
     def __init__(
         self, conn: sqlite3.Connection, path: Path, key: SigningKey | None, interval: int
@@ -152,17 +152,6 @@ class AuditLog:
             conn.close()
             raise
         return cls(conn, path, signing_key, checkpoint_every)
-
-    def __enter__(self) -> AuditLog:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _writable_key(self) -> SigningKey:
         if self._key is None:

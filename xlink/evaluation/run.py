@@ -70,9 +70,16 @@ class _SideRun:
 
     records: int
     tokens: int
+    distinct: int  # distinct token values: what the PSI hashes and blinds
     load_s: float
     tokens_s: float
     psi_s: float
+
+
+def _distinct(tokens: TokenSet) -> int:
+    import numpy as np
+
+    return len(np.unique(np.frombuffer(tokens.values, dtype="V32")))
 
 
 def _config(role: Role, schema: LinkageSchema) -> SessionConfig:
@@ -127,7 +134,7 @@ def _run_side(
     start = clock()
     result = asyncio.run(_over_socket(PsiSession(_config(role, schema), tokens, rng=rng), sock))
     psi_s = clock() - start
-    run = _SideRun(len(tokens.record_ids), len(tokens), load_s, tokens_s, psi_s)
+    run = _SideRun(len(tokens.record_ids), len(tokens), _distinct(tokens), load_s, tokens_s, psi_s)
     return result, run
 
 
@@ -228,8 +235,14 @@ def _one_process(
     )
     psi_s = clock() - start
     assert isinstance(mine, PsiResult) and isinstance(theirs, PsiResult)
-    left = _SideRun(len(left_tokens.record_ids), len(left_tokens), left_load, left_tok, psi_s)
-    right = _SideRun(len(right_tokens.record_ids), len(right_tokens), right_load, right_tok, psi_s)
+    left = _SideRun(
+        len(left_tokens.record_ids), len(left_tokens), _distinct(left_tokens), left_load, left_tok,
+        psi_s,
+    )  # fmt: skip
+    right = _SideRun(
+        len(right_tokens.record_ids), len(right_tokens), _distinct(right_tokens), right_load,
+        right_tok, psi_s,
+    )  # fmt: skip
     return mine, theirs.revealed, left, right
 
 
@@ -346,6 +359,7 @@ def evaluate(
             "parties": "two processes" if parallel else "one process",
             "group_operations_per_record": round(3 * tokens_per_record, 2),
             "ms_per_record": round(1000 * psi_s / max(left.records, right.records, 1), 3),
+            "distinct_tokens": {"left": left.distinct, "right": right.distinct},
         },
         "load_s": round(max(left.load_s, right.load_s), 3),
         "tokens_s": round(max(left.tokens_s, right.tokens_s), 3),

@@ -16,10 +16,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
-from xlink._sqlite import connect, transaction
+from xlink._sqlite import SqliteStore, connect, transaction
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keys import VerifyKey
 from xlink.errors import XlinkError
@@ -101,10 +100,10 @@ _COLUMNS: Final = (
 )
 
 
-class ApprovalQueue:
+class ApprovalQueue(SqliteStore):
     """An approval queue in one SQLite file. Open with :meth:`open`; a context manager."""
 
-    __slots__ = ("_audit", "_conn", "path")
+    __slots__ = ("_audit", "path")
 
     def __init__(self, conn: sqlite3.Connection, path: Path, audit: AuditLog | None) -> None:
         self._conn = conn
@@ -124,20 +123,6 @@ class ApprovalQueue:
             conn.close()
             raise
         return cls(conn, path, audit)
-
-    def __enter__(self) -> ApprovalQueue:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._conn.close()
 
     def _log(self, kind: AuditEvent, fields: dict[str, object], now: datetime) -> None:
         if self._audit is not None:

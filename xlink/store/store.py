@@ -16,10 +16,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Final
 
-from xlink._sqlite import connect, transaction
+from xlink._sqlite import SqliteStore, connect, transaction
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keys import SealingKey, SigningKey, VerifyKey
 from xlink.errors import PolicyDenied
@@ -117,11 +116,11 @@ class _Row:
     sealed: bytes
 
 
-class ReleaseStore:
+class ReleaseStore(SqliteStore):
     """Released records received under one MOU. Create with :meth:`open`; use as a context
     manager or :meth:`close`."""
 
-    __slots__ = ("_audit", "_conn", "_mou", "_sealing_key", "_signing_key", "path")
+    __slots__ = ("_audit", "_mou", "_sealing_key", "_signing_key", "path")
 
     def __init__(
         self,
@@ -178,20 +177,7 @@ class ReleaseStore:
             raise
         return cls(conn, path, mou, sealing_key, signing_key, audit)
 
-    def __enter__(self) -> ReleaseStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the database (the audit log is the caller's to close). Idempotent."""
-        self._conn.close()
+    # close(): SqliteStore's (the audit log is the caller's to close).
 
     # -- receiving ------------------------------------------------------------------------
 

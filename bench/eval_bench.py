@@ -1,0 +1,79 @@
+"""Benchmark: linkage quality and speed of ``xlink eval`` through the real PSI path.
+
+Prints one JSON object: the evaluation's figures (held-out precision, recall, F1, tokens per
+record, timings; see docs/evaluation.md) and the PSI's speed against the primitive floor
+measured in the same run on the same machine, as ``bench/psi_bench.py`` does:
+
+- ``floor_s``: what the ciphersuite's primitives alone take for the work of the slower party
+  (its distinct token values hashed to the group and blinded, the peer's re-blinded), with the
+  per-operation times of :func:`psi_bench.calibrate` measured just before and just after the
+  evaluation (mean of the two);
+- ``psi_s``: the PSI's wall time (both parties, two processes);
+- ``ratio`` = ``psi_s / floor_s``.
+
+Usage::
+
+    python bench/eval_bench.py febrl4 --no-id
+    python bench/eval_bench.py febrl4
+    python bench/eval_bench.py synth --n 100000 --seed 1 [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from psi_bench import CALIBRATION_OPS, calibrate
+
+from xlink.evaluation import datasets, evaluate
+from xlink.linkage.schema import load_default_schema
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("dataset", choices=("febrl4", "synth"))
+    parser.add_argument("--no-id", action="store_true", help="febrl4 without soc_sec_id")
+    parser.add_argument("--n", type=int, default=100_000, help="synth records per side")
+    parser.add_argument("--seed", type=int, default=1, help="synth seed")
+    parser.add_argument("--data", help="synth: files already written by xlink synth")
+    args = parser.parse_args()
+    before = calibrate(CALIBRATION_OPS)
+    with tempfile.TemporaryDirectory(prefix="xlink-eval-bench-") as tmp:
+        if args.dataset == "febrl4":
+            data = datasets.febrl4(with_id=not args.no_id)
+        else:
+            root = Path(args.data) if args.data else Path(tmp)
+            if not args.data:
+                from xlink.synth import generate_synth
+
+                generate_synth(root, args.n, args.seed)
+            data = datasets.synth(root)
+        start = time.perf_counter()
+        figures = evaluate(data, load_default_schema())
+        bench_wall_s = time.perf_counter() - start
+    after = calibrate(CALIBRATION_OPS)
+    figures.pop("fitted_schema")
+    hash_s = (before["hash_s"] + after["hash_s"]) / 2
+    blind_s = (before["blind_s"] + after["blind_s"]) / 2
+    own = figures["psi"]["distinct_tokens"]
+    floor_s = max(
+        own[me] * (hash_s + blind_s) + own[peer] * blind_s
+        for me, peer in (("left", "right"), ("right", "left"))
+    )
+    figures["floor_s"] = round(floor_s, 3)
+    figures["ratio"] = round(figures["psi_s"] / floor_s, 3)
+    figures["bench_wall_s"] = round(bench_wall_s, 3)
+    figures["floor_calibration_us"] = {
+        w: {k: round(v * 1e6, 2) for k, v in c.items()}
+        for w, c in (("before", before), ("after", after))
+    }
+    json.dump(figures, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
