@@ -154,6 +154,8 @@ def _result_json(result: PsiResult | CardinalityResult) -> dict[str, Any]:
                 "peer_ref": p.peer_ref,
                 "agreeing_keys": sorted(p.agreeing_keys),
                 "handles": [h.hex() for h in p.handles],
+                "local_keys": sorted(p.local_keys),
+                "peer_keys": sorted(p.peer_keys),
             }
             for p in result.pairs
         ],
@@ -263,6 +265,28 @@ def _hello_with(message: bytes, **changes: object) -> bytes:
     return encode_message(dataclasses.replace(decoded, **changes))
 
 
+def _entry_keys(valid: dict[str, Any], entry: bytes) -> list[int]:
+    """Indices (in the schema's key order) of the keys of an initiator reveal entry's handles,
+    from the responder's result: the pairs naming those handles say which keys agreed."""
+    handles = {entry[i : i + 16].hex() for i in range(0, len(entry), 16)}
+    names = valid["initiator"]["key_names"]
+    keys = set()
+    for pair in valid["results"]["responder"]["pairs"]:
+        if handles & set(pair["handles"]):
+            keys.update(pair["agreeing_keys"])
+    return sorted(names.index(k) for k in keys)
+
+
+def _with_byte(data: bytes, index: int, value: int) -> bytes:
+    return data[:index] + bytes([value]) + data[index + 1 :]
+
+
+def _clear_bits(presence: bytes, entry: int, keys: list[int]) -> bytes:
+    """``presence`` (one byte per entry) with the bits of ``keys`` cleared for ``entry``."""
+    mask = sum(1 << key for key in keys)
+    return _with_byte(presence, entry, presence[entry] & ~mask & 0xFF)
+
+
 def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
     """Cases built by corrupting the peer's messages of the valid PSI transcript."""
     from_r = [bytes.fromhex(m["hex"]) for m in valid["messages"] if m["from"] == "responder"]
@@ -281,6 +305,23 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
     multi = next(r for r in reveal.records if len(r) >= 32)
     fake = hashlib.sha256(b"not a handle").digest()[:16]
     forged_entry = b"".join(sorted([multi[16:32], fake]))
+    # Key presence: one byte per entry (three keys); entry j's is byte j.
+    keys = valid["initiator"]["key_names"]
+    assert len(keys) < 8 and len(reveal.presence) == len(reveal.records)
+    j = reveal.records.index(multi)
+    unknown_key = _with_byte(reveal.presence, j, reveal.presence[j] | 0x80)  # bit 7: no key
+    no_key = _clear_bits(reveal.presence, j, _entry_keys(valid, multi))
+
+    def with_entry(entry: bytes) -> bytes:
+        return encode_message(
+            dataclasses.replace(
+                reveal, records=tuple(entry if r == multi else r for r in reveal.records)
+            )
+        )
+
+    def with_presence(presence: bytes) -> bytes:
+        return encode_message(dataclasses.replace(reveal, presence=presence))
+
     h_fields = _fields(decode_message(hello))
 
     def hello_raw(index: int, value: object) -> bytes:
@@ -639,15 +680,28 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
             "bad_reveal_unknown_handle",
             "a reveal entry naming a handle outside the intersection",
             "R",
-            [
-                *exchange,
-                encode_message(
-                    dataclasses.replace(
-                        reveal,
-                        records=tuple(forged_entry if r == multi else r for r in reveal.records),
-                    )
-                ),
-            ],
+            [*exchange, with_entry(forged_entry)],
+            AbortCode.BAD_REVEAL,
+        ),
+        (
+            "bad_reveal_presence_unknown_key",
+            "a reveal entry whose key presence sets a bit beyond the schema's keys",
+            "R",
+            [*exchange, with_presence(unknown_key)],
+            AbortCode.BAD_REVEAL,
+        ),
+        (
+            "bad_reveal_presence_missing_key",
+            "a reveal entry whose key presence leaves out the keys of its handles",
+            "R",
+            [*exchange, with_presence(no_key)],
+            AbortCode.BAD_REVEAL,
+        ),
+        (
+            "bad_reveal_presence_length",
+            "a reveal whose key presence is one byte longer than one byte per entry",
+            "R",
+            [*exchange, with_presence(reveal.presence + b"\x00")],
             AbortCode.BAD_REVEAL,
         ),
         (
@@ -661,18 +715,7 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
             "bad_reveal_unsorted",
             "a reveal entry whose handles are not ascending",
             "R",
-            [
-                *exchange,
-                encode_message(
-                    dataclasses.replace(
-                        reveal,
-                        records=tuple(
-                            multi[16:32] + multi[:16] + multi[32:] if r == multi else r
-                            for r in reveal.records
-                        ),
-                    )
-                ),
-            ],
+            [*exchange, with_entry(multi[16:32] + multi[:16] + multi[32:])],
             AbortCode.BAD_REVEAL,
         ),
         (

@@ -1,10 +1,14 @@
 """Deciding matches from a PSI result (DESIGN.md §2 step 5; spec xlink-psi-v1 §7.3).
 
-Each candidate pair's agreement pattern (which keys agreed) is scored with the linkage schema's
-Fellegi–Sunter weights, pairs below the threshold are dropped, and a one-to-one step keeps a
-pair only when it is the best for both of its records (ties refused, so households and twins
-go to a human instead of flooding the output). Both parties compute the same scores from the
-same pattern and schema, so both reach the same decisions without another message.
+Each candidate pair's agreement pattern is scored with the linkage schema's weights: the
+agreement weights of the keys that agreed plus the disagreement weights of the keys that
+disagreed (both records have the key, from the key presence the PSI reveals, spec xlink-psi-v1
+§6.7, but share no token for it; :func:`~xlink.linkage.scoring.fellegi_sunter_score`). Pairs
+below the threshold are dropped, and a one-to-one step keeps a pair only when it is the best
+for both of its records (ties refused, so households and twins go to a human instead of
+flooding the output) or reaches the certain threshold. Both parties compute the same scores
+from the same pattern, key presence and schema, so both reach the same decisions without
+another message.
 """
 
 from __future__ import annotations
@@ -47,17 +51,20 @@ class Decision:
 
 
 def decide(result: PsiResult, schema: LinkageSchema, threshold: float | None = None) -> Decision:
-    """Score every candidate pair of ``result`` with ``schema``'s weights and keep the pairs at
-    or above ``threshold`` (default: the schema's; one agreeing key when it has none) that are
+    """Score every candidate pair of ``result`` with ``schema``'s weights (its agreeing keys'
+    weights plus its :attr:`~xlink.protocol.events.CandidatePair.disagreeing_keys`'
+    ``disagreement_weight``, 0 for a key without one) and keep the pairs at or above
+    ``threshold`` (default: the schema's; one agreeing key when it has none) that are
     best for both of their records, or that reach the schema's ``certain_threshold``
     (:func:`~xlink.linkage.scoring.one_to_one`).
 
-    Raises ``KeyError`` if a pair agrees on a key the schema does not name (the two parties
-    used different schemas, which the handshake's schema digest should have caught).
+    Raises ``KeyError`` if a pair agrees or disagrees on a key the schema does not name (the two
+    parties used different schemas, which the handshake's schema digest should have caught).
     """
     if threshold is None:
         threshold = schema.threshold if schema.threshold is not None else 1.0
     weights = schema.weights()
+    disagreement = schema.disagreement_weights()
     by_ref: dict[tuple[str, str], tuple[int, frozenset[str], tuple[bytes, ...]]] = {}
     scored: list[tuple[str, str, frozenset[str], float]] = []
     candidates = 0
@@ -65,7 +72,9 @@ def decide(result: PsiResult, schema: LinkageSchema, threshold: float | None = N
         candidates += 1
         peer = str(pair.peer_ref)
         by_ref[(pair.local_record_id, peer)] = (pair.peer_ref, pair.agreeing_keys, pair.handles)
-        score = fellegi_sunter_score(pair.agreeing_keys, weights)
+        score = fellegi_sunter_score(
+            pair.agreeing_keys, weights, pair.disagreeing_keys, disagreement
+        )
         scored.append((pair.local_record_id, peer, pair.agreeing_keys, score))
     matches = []
     for kept in decide_matches(scored, threshold, schema.certain_threshold):

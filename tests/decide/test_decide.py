@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from xlink.crypto.rand import DeterministicRandom
 from xlink.decide import decide
 from xlink.exchange import Party, exchange_in_memory
@@ -97,3 +99,69 @@ def test_both_sides_decide_the_same_pairs_through_a_real_session() -> None:
     assert da.matches[0].agreeing_keys == frozenset({"strong", "weak"})
     assert da.candidates == db.candidates == 3
     assert "handles" not in repr(da.matches[0])
+
+
+DISAGREE = validate_schema(
+    {
+        "id": "test-disagree",
+        "version": 1,
+        "threshold": 5.0,
+        "keys": [
+            {"name": "strong", "version": 1, "fields": ["document_number"], "weight": 10,
+             "disagreement_weight": -8},
+            {"name": "weak", "version": 1, "fields": ["family"], "weight": 6},
+            {"name": "dob", "version": 1, "fields": ["birth_date"], "weight": 3,
+             "disagreement_weight": -1.5},
+        ],
+    }
+)  # fmt: skip
+
+
+def _present(
+    local: str, ref: int, agree: set[str], local_keys: set[str], peer_keys: set[str]
+) -> CandidatePair:
+    return CandidatePair(
+        local,
+        ref,
+        frozenset(agree),
+        (bytes([ref]) * 16,),
+        local_keys=frozenset(agree | local_keys),
+        peer_keys=frozenset(agree | peer_keys),
+    )
+
+
+def test_disagreeing_keys_are_scored() -> None:
+    all_keys = {"strong", "weak", "dob"}
+    result = PsiResult(
+        b"s" * 32,
+        3,
+        (
+            # Both have a document number and it differs: 6 - 8, below the threshold.
+            _present("a", 0, {"weak"}, all_keys, all_keys),
+            # The peer record has only a family name: nothing disagrees, 6 stays.
+            _present("b", 1, {"weak"}, all_keys, {"weak"}),
+            # Birth dates differ, no document number on our side: 6 + 10 - 1.5.
+            _present("c", 2, {"weak", "strong"}, {"weak", "dob"}, all_keys),
+        ),
+    )
+    decision = decide(result, DISAGREE)
+    assert [(m.local_record_id, m.score) for m in decision.matches] == [("c", 14.5), ("b", 6.0)]
+    # Without key presence (as before the protocol revealed it) "a" would have been decided.
+    blind = PsiResult(b"s" * 32, 3, (_pair("a", 0, {"weak"}),))
+    assert [m.local_record_id for m in decide(blind, DISAGREE).matches] == ["a"]
+
+
+def test_a_disagreement_breaks_a_tie() -> None:
+    keys = {"weak", "dob"}
+    result = PsiResult(
+        b"s" * 32,
+        2,
+        (_present("a", 0, {"weak"}, keys, keys), _present("a", 1, {"weak"}, keys, {"weak"})),
+    )
+    assert [(m.peer_ref, m.score) for m in decide(result, DISAGREE).matches] == [(1, 6.0)]
+
+
+def test_a_disagreeing_key_the_schema_does_not_name_is_an_error() -> None:
+    result = PsiResult(b"s" * 32, 1, (_present("a", 0, {"weak"}, {"other"}, {"other"}),))
+    with pytest.raises(KeyError):
+        decide(result, DISAGREE)

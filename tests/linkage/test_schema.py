@@ -185,10 +185,11 @@ def test_load_schema_from_file(tmp_path: Path) -> None:
 
 def test_default_schema() -> None:
     schema = load_default_schema()
-    assert schema.id == "xlink-default" and schema.version == 2
+    assert schema.id == "xlink-default" and schema.version == 3
     assert schema.threshold is not None and schema.certain_threshold is not None
     assert schema.certain_threshold >= schema.threshold
     assert all(k.weight is not None and k.m is None for k in schema.keys)
+    assert all(k.disagreement_weight is not None for k in schema.keys)
     assert len(set(schema.key_names)) == len(schema.keys)
 
 
@@ -244,3 +245,88 @@ def test_weight_and_certain_threshold_are_checked() -> None:
     plain = validate_schema({"id": "t", "version": 1, "keys": [
         {"name": "a", "version": 1, "fields": ["family"]}]})  # fmt: skip
     assert "certain_threshold" not in schema_to_canonical(plain)
+
+
+def _one_key(**extra: object) -> dict[str, object]:
+    return {"id": "t", "version": 1, "keys": [
+        {"name": "a", "version": 1, "fields": ["family"], **extra}]}  # fmt: skip
+
+
+def test_disagreement_weight_goes_with_m_u_weight_or_neither() -> None:
+    for extra in ({"m": 0.9, "u": 0.1}, {"weight": 3.5}, {}):
+        schema = validate_schema(_one_key(disagreement_weight=-2.25, **extra))
+        assert schema.keys[0].disagreement_weight == -2.25
+        assert schema.disagreement_weights() == {"a": -2.25}
+    for edge in (-64, 64, 0):
+        key = validate_schema(_one_key(disagreement_weight=edge)).keys[0]
+        assert key.disagreement_weight == float(edge)
+    without = validate_schema(_one_key(weight=1.0))
+    assert without.keys[0].disagreement_weight is None
+    assert without.disagreement_weights() == {"a": 0.0}
+
+
+@pytest.mark.parametrize("value", [64.5, -65, "1", True, None, [1.0], float("nan"), float("inf")])
+def test_disagreement_weight_must_be_a_finite_number_of_at_most_64_bits(value: object) -> None:
+    data = _one_key(disagreement_weight=value)
+    if value is None:  # JSON null: as good as absent (like weight)
+        assert validate_schema(data).keys[0].disagreement_weight is None
+        return
+    with pytest.raises(SchemaError) as err:
+        validate_schema(data)
+    assert err.value.errors == (
+        "keys[0].disagreement_weight: must be a number between -64 and 64 (bits)",
+    )
+
+
+def test_disagreement_weight_errors_are_collected_with_the_others() -> None:
+    data = _one_key(disagreement_weight="-1", weight=99)
+    data["keys"].append({"name": "b", "version": 1, "fields": ["given"],  # type: ignore[attr-defined]
+                         "disagreement_weight": -100})  # fmt: skip
+    with pytest.raises(SchemaError) as err:
+        validate_schema(data)
+    assert err.value.errors == (
+        "keys[0].weight: must be a number between -64 and 64 (bits)",
+        "keys[0].disagreement_weight: must be a number between -64 and 64 (bits)",
+        "keys[1].disagreement_weight: must be a number between -64 and 64 (bits)",
+    )
+
+
+def test_disagreement_weight_in_canonical_form_and_digest() -> None:
+    plain = validate_schema(_one_key(weight=1.0))
+    assert "disagreement_weight" not in schema_to_canonical(plain)["keys"][0]  # type: ignore[index]
+    from xlink.linkage.schema import schema_to_document
+
+    assert "disagreement_weight" not in schema_to_document(plain)["keys"][0]  # type: ignore[index]
+    # Absent, the digest is the one of a schema that never knew the member (not even as null).
+    canonical = {"id": "t", "version": 1, "threshold": None, "keys": [
+        {"name": "a", "version": 1, "fields": ["family"], "transforms": [[]], "m": None,
+         "u": None, "use_variants": True, "unordered": False, "weight": "1"}]}  # fmt: skip
+    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+    dst = len(SCHEMA_DIGEST_DST).to_bytes(4, "big") + SCHEMA_DIGEST_DST
+    assert schema_digest(plain) == hashlib.sha256(dst + encoded).digest()
+    with_it = validate_schema(_one_key(weight=1.0, disagreement_weight=-0.1))
+    key = schema_to_canonical(with_it)["keys"][0]  # type: ignore[index]
+    assert key["disagreement_weight"] == "-0.10000000000000001"
+    digests = {
+        schema_digest(s)
+        for s in (
+            plain,
+            with_it,
+            validate_schema(_one_key(weight=1.0, disagreement_weight=-0.2)),
+            validate_schema(_one_key(weight=1.0, disagreement_weight=0)),
+        )
+    }
+    assert len(digests) == 4  # 0 is set, not absent: it is hashed
+    doc = schema_to_document(with_it)
+    assert doc["keys"][0]["disagreement_weight"] == -0.1  # type: ignore[index]
+    again = validate_schema(json.loads(json.dumps(doc)))
+    assert again == with_it and schema_digest(again) == schema_digest(with_it)
+
+
+def test_pinned_digests_do_not_move() -> None:
+    # GOOD_JSON and the v1 default schema (tests/linkage/test_fuzzy_transforms.py) use no
+    # disagreement weight: their pinned digests hold.
+    assert schema_digest(parse_schema(GOOD_JSON, "json")).hex() == PINNED_DIGEST
+    v1 = load_schema(Path(__file__).with_name("schema-default-v1.json"))
+    assert all(k.disagreement_weight is None for k in v1.keys)
+    assert "disagreement_weight" not in json.dumps(schema_to_canonical(v1))

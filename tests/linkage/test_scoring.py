@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,6 +13,7 @@ from xlink.linkage.scoring import (
     decide_matches,
     fellegi_sunter_score,
     one_to_one,
+    one_to_one_mask,
 )
 
 
@@ -114,3 +116,69 @@ def test_below_certain_every_kept_pair_is_best_for_both(
         if p.score < certain:
             rivals = [q for q in pairs if (q[0] == p.left_id) != (q[1] == p.right_id)]
             assert all(q[3] < p.score for q in rivals)
+
+
+def test_score_with_disagreement() -> None:
+    weights: dict[str, KeyWeight | float] = {"a": KeyWeight("a", 0.8, 0.1), "b": 2.0, "c": 1.5}
+    disagreement = {"a": -4.0, "b": -1.25, "c": 0.0}
+    assert fellegi_sunter_score(["a"], weights, ["b", "b"], disagreement) == pytest.approx(1.75)
+    assert fellegi_sunter_score([], weights, ["a", "b", "c"], disagreement) == -5.25
+    # Without a disagreement mapping, disagreeing keys add nothing (and need no weight).
+    assert fellegi_sunter_score(["b"], weights, ["a", "zz"]) == 2.0
+    with pytest.raises(KeyError):
+        fellegi_sunter_score(["a"], weights, ["zz"], disagreement)
+    with pytest.raises(KeyError):
+        fellegi_sunter_score(["zz"], weights, [], disagreement)
+
+
+def test_a_key_both_agreeing_and_disagreeing_counts_as_agreeing() -> None:
+    weights: dict[str, KeyWeight | float] = {"a": 3.0, "b": 2.0}
+    disagreement = {"a": -4.0, "b": -1.0}
+    # The keys both records have may be passed as the disagreeing keys.
+    both = {"a", "b"}
+    assert fellegi_sunter_score(["a"], weights, both, disagreement) == 3.0 - 1.0
+
+
+def test_one_to_one_mask_columns() -> None:
+    kept = one_to_one_mask([0, 0, 1, 2], [5, 6, 6, 7], [10.0, 5.0, 8.0, 8.0])
+    assert kept.dtype == np.bool_ and kept.tolist() == [True, False, True, True]
+    # Ties refused unless certain.
+    assert one_to_one_mask([0, 0], [1, 2], [5.0, 5.0]).tolist() == [False, False]
+    assert one_to_one_mask([0, 0], [1, 2], [5.0, 5.0], certain=5.0).tolist() == [True, True]
+    assert one_to_one_mask([0, 0], [1, 2], [5.0, 5.0], certain=5.5).tolist() == [False, False]
+    assert one_to_one_mask([], [], []).tolist() == []
+    # Ids are codes, not positions: any integers, negative or large.
+    assert one_to_one_mask([-7, 2**40], [3, 3], [1.0, 2.0]).tolist() == [False, True]
+    with pytest.raises(ValueError, match="different lengths"):
+        one_to_one_mask([0, 1], [0], [1.0, 2.0])
+
+
+distinct_pairs = st.dictionaries(
+    st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    st.sampled_from([-1.5, 0.0, 2.0, 3.0]),
+    max_size=16,
+)
+
+
+@given(
+    distinct_pairs,
+    st.sampled_from([None, -1.5, 0.0, 2.0, 2.5, 3.0]),
+    st.sampled_from([0, -5, 10**12]),  # small codes are used as they are, others are ranked
+)
+def test_one_to_one_mask_agrees_with_one_to_one(
+    pairs: dict[tuple[int, int], float], certain: float | None, offset: int
+) -> None:
+    items = list(pairs.items())
+    k = frozenset({"k"})
+    expected = {
+        (p.left_id, p.right_id)
+        for p in one_to_one([(f"l{a}", f"r{b}", k, s) for (a, b), s in items], certain)
+    }
+    mask = one_to_one_mask(
+        np.array([a + offset for (a, _), _ in items], dtype=np.int64),
+        np.array([b * 3 + offset for (_, b), _ in items], dtype=np.int64),
+        np.array([s for _, s in items], dtype=np.float64),
+        certain,
+    )
+    got = {(f"l{a}", f"r{b}") for ((a, b), _), keep in zip(items, mask, strict=True) if keep}
+    assert got == expected

@@ -22,7 +22,7 @@ MESSAGES: list[Message] = [
     Elements(0, b"\x09" * 64),
     Reblinded(70000, b"\x05" * 32),
     Reveal(0, True, ()),
-    Reveal(3, False, (b"\x01" * 16, b"\x02" * 48)),
+    Reveal(3, False, (b"\x00" * 32 + b"\x01" * 16, b"\x03" * 32 + b"\x02" * 48)),
     Abort(11, "MOU digest differs"),
 ]
 

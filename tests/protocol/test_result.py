@@ -131,6 +131,7 @@ def test_reveal_chunks_respect_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [r.seq for r in reveals] == list(range(len(reveals))) and len(reveals) > 5
     assert [r.final for r in reveals] == [False] * (len(reveals) - 1) + [True]
     sizes = [[len(e) // L.HANDLE_SIZE for e in r.records] for r in reveals]
+    assert all(len(r.presence) == len(r.records) for r in reveals)  # 3 keys: 1 byte each
     for i, chunk in enumerate(sizes):
         assert 1 <= len(chunk) <= 3 and sum(chunk) <= 5
         if i + 1 < len(sizes):  # greedy: the next entry did not fit

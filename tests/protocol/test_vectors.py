@@ -137,3 +137,18 @@ def test_valid_cases_cover_edge_shapes() -> None:
     for side in ("initiator", "responder"):
         reveals = _messages(multi, side, "Reveal")
         assert len(reveals) >= 2 and [r.final for r in reveals][-1] is True
+
+
+def test_forged_presence_is_refused_for_its_reason() -> None:
+    """The two key-presence cases fail on the presence check itself (§6.7), not on an earlier
+    check that happens to carry the same code."""
+    invalid = {c["name"]: c for c in INVALID}
+    for name, reason in (
+        ("bad_reveal_presence_unknown_key", "a key the schema does not have"),
+        ("bad_reveal_presence_missing_key", "leaves out the key of a handle"),
+        ("bad_reveal_presence_length", "key presence of the wrong length"),
+    ):
+        case = invalid[name]
+        party = VALID[0][case["session"]]
+        exc = GEN.run_invalid(party, [bytes.fromhex(m) for m in case["messages"]])
+        assert exc is not None and reason in str(exc), name

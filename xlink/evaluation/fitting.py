@@ -1,17 +1,18 @@
 """Labelled candidate pairs, key weights and thresholds fitted on a development split, quality.
 
 Supervised, so used on the development split only (docs/evaluation.md). Every function takes
-the candidate pairs a real PSI produced (:class:`LabelledPair`: the keys that agreed, and
-whether the pair is a true link), never plaintext.
+the candidate pairs a real PSI produced (:class:`LabelledPair`: the keys that agreed, the keys
+that disagreed, and whether the pair is a true link), never plaintext.
 
-Two ways to weigh keys, both giving an additive score over the agreeing keys:
+Two ways to weigh keys, both giving an additive score:
 
 - :func:`fit_weights` (``"fellegi-sunter"``): each key's ``m``/``u`` estimated separately; the
-  weight is ``log2(m/u)``. Exact when keys are independent; overlapping keys (family+birth date
-  and family+birth date+sex) count the same evidence twice.
-- :func:`fit_logistic_weights` (``"logistic"``): all weights fitted jointly by logistic
-  regression (scikit-learn) on the development candidate pairs, in bits, so a key that only
-  repeats another's evidence gets little or negative weight.
+  weight is ``log2(m/u)``, over the agreeing keys only. Exact when keys are independent;
+  overlapping keys (family+birth date and family+birth date+sex) count the same evidence twice.
+- :func:`fit_logistic_weights` (``"logistic"``): an agreement and a disagreement weight per key
+  fitted jointly by logistic regression (scikit-learn) on the development candidate pairs, in
+  bits, so a key that only repeats another's evidence gets little or negative weight, and a key
+  that both records have but that did not agree counts against the pair.
 
 :func:`choose_thresholds` then picks the decision threshold and the *certain* threshold
 (:func:`xlink.linkage.scoring.one_to_one`).
@@ -23,9 +24,12 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+import numpy.typing as npt
+
 from xlink.errors import EvaluationError
 from xlink.linkage.schema import LinkageSchema
-from xlink.linkage.scoring import CandidatePair, fellegi_sunter_score, one_to_one
+from xlink.linkage.scoring import fellegi_sunter_score, one_to_one_mask
 
 __all__ = [
     "MIN_DEV_PRECISION",
@@ -41,20 +45,24 @@ __all__ = [
 #: split: a false match discloses a person who is not on the other side.
 MIN_DEV_PRECISION = 0.997
 _LN2 = math.log(2.0)
-# Where the certain threshold may go: these shares of the development true pairs score lower.
-_CERTAIN_QUANTILES = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
+# Where the certain threshold may go: these shares of the development true pairs score lower
+# (0.02, 0.04, ..., 0.98).
+_CERTAIN_QUANTILES = tuple(i / 50 for i in range(1, 50))
 
 
 @dataclass(frozen=True, slots=True)
 class LabelledPair:
     """A candidate pair seen by the evaluator: ids of both records, the agreeing keys, whether
-    it is a true link and whether its left record is in the development split."""
+    it is a true link, whether its left record is in the development split, and the
+    disagreeing keys (both records have the key, it did not agree:
+    :attr:`xlink.protocol.events.CandidatePair.disagreeing_keys`)."""
 
     left_id: str
     right_id: str
     keys: frozenset[str]
     true: bool
     dev: bool
+    disagree: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +109,10 @@ def fit_weights(
     dev_left_records: int,
     right_records: int,
 ) -> LinkageSchema:
-    """``schema`` with every key's ``m`` and ``u`` estimated on the development pairs (and any
-    ``weight`` dropped).
+    """``schema`` with every key's ``m`` and ``u`` estimated on the development pairs, and any
+    ``weight`` and ``disagreement_weight`` dropped: this fit is agreement-only (disagreements
+    then add nothing), and a disagreement weight fitted against other agreement weights must not
+    survive next to the new ones.
 
     ``m`` = share of the development true links whose pair agreed on the key (a true link that
     the PSI never paired agreed on nothing), smoothed ``(k + 0.5) / (n + 1)``; ``u`` = share of
@@ -123,14 +133,15 @@ def fit_weights(
                     agree_false += 1
         m = (agree_true + 0.5) / (dev_true_links + 1)
         u = min(max(agree_false, 0.5) / non_links, m / 2)
-        keys.append(replace(recipe, m=_sig(m), u=_sig(u), weight=None))
+        keys.append(replace(recipe, m=_sig(m), u=_sig(u), weight=None, disagreement_weight=None))
     return replace(schema, keys=tuple(keys))
 
 
 def fit_logistic_weights(schema: LinkageSchema, pairs: Sequence[LabelledPair]) -> LinkageSchema:
-    """``schema`` with every key's ``weight`` fitted by L2-regularised logistic regression
-    (scikit-learn, ``C = 1``) on the development candidate pairs: one 0/1 feature per key (did
-    it agree), the label is the truth. Weights are the coefficients in bits (divided by
+    """``schema`` with every key's ``weight`` and ``disagreement_weight`` fitted by
+    L2-regularised logistic regression (scikit-learn, ``C = 1``) on the development candidate
+    pairs: two 0/1 features per key (did it agree; did it disagree, :attr:`LabelledPair.
+    disagree`), the label is the truth. Weights are the coefficients in bits (divided by
     ``ln 2``), rounded to 4 significant digits; ``m``/``u`` are dropped. The intercept is not
     kept: :func:`choose_thresholds` sets the threshold on the same scale.
 
@@ -147,34 +158,41 @@ def fit_logistic_weights(schema: LinkageSchema, pairs: Sequence[LabelledPair]) -
         raise EvaluationError(
             "cannot fit weights: the development split needs both true and false candidate pairs"
         )
-    features = np.zeros((len(dev), len(names)), dtype=np.float64)
+    k = len(names)
+    features = np.zeros((len(dev), 2 * k), dtype=np.float64)
     column = {name: j for j, name in enumerate(names)}
     for i, p in enumerate(dev):
         for key in p.keys:
             features[i, column[key]] = 1.0
+        for key in p.disagree - p.keys:
+            features[i, k + column[key]] = 1.0
     model = LogisticRegression(C=1.0, max_iter=5000).fit(features, labels)
     coef = model.coef_[0]
     keys = tuple(
-        replace(recipe, m=None, u=None, weight=_sig(float(coef[j]) / _LN2))
+        replace(
+            recipe,
+            m=None,
+            u=None,
+            weight=_sig(float(coef[j]) / _LN2),
+            disagreement_weight=_sig(float(coef[k + j]) / _LN2),
+        )
         for j, recipe in enumerate(schema.keys)
     )
     return replace(schema, keys=keys)
 
 
 def _sweep(
-    kept: list[CandidatePair], label: dict[tuple[str, str], LabelledPair], dev_true_links: int
-) -> list[tuple[float, int, int]]:
-    """``(threshold, decided, true)`` at each distinct score of the kept development pairs."""
-    out: list[tuple[float, int, int]] = []
-    n = tp = 0
-    dev_kept = [c for c in kept if label[(c.left_id, c.right_id)].dev]
-    for i, c in enumerate(dev_kept):  # descending score
-        n += 1
-        tp += label[(c.left_id, c.right_id)].true
-        if i + 1 < len(dev_kept) and dev_kept[i + 1].score == c.score:
-            continue  # a threshold keeps every pair of one score or none
-        out.append((c.score, n, tp))
-    return out
+    score: npt.NDArray[np.float64], true: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``(threshold, decided, true)`` at each distinct score of the given (kept development)
+    pairs, by descending score: a threshold keeps every pair of one score or none."""
+    order = np.argsort(-score, kind="stable")
+    ordered = score[order]
+    n = np.arange(1, len(ordered) + 1, dtype=np.int64)
+    tp = np.cumsum(true[order], dtype=np.int64)
+    last = np.ones(len(ordered), dtype=np.bool_)  # the last pair of each run of one score
+    last[:-1] = ordered[1:] != ordered[:-1]
+    return ordered[last], n[last], tp[last]
 
 
 def choose_thresholds(
@@ -186,52 +204,83 @@ def choose_thresholds(
 ) -> LinkageSchema:
     """``schema`` with ``threshold`` and ``certain_threshold`` chosen on the development split.
 
-    Candidates for the certain threshold are no certain threshold at all and the 5th, 10th,
-    20th, 30th, 50th and 70th percentiles of the true development pairs' scores. For each, the
-    one-to-one step runs once over all pairs and the kept development pairs are swept by
-    descending score (the same as re-deciding at every threshold: a pair best for both records
-    stays so when lower pairs are dropped). Among the settings whose development precision is at
-    least ``min_precision`` (with the threshold not above the certain threshold), the one with
-    the most true development pairs wins; its threshold is put halfway between the lowest score
-    it includes and the next lower kept score (the widest margin), or, when no kept pair scores
-    lower, at the lowest score. If no setting is precise enough, the most precise is taken.
-    Thresholds are rounded down to 4 significant digits. Raises
-    :class:`~xlink.errors.EvaluationError` when no development pair is true.
+    Pairs are scored with the schema's agreement and disagreement weights. Candidates for the
+    certain threshold are no certain threshold at all and the quantiles ``q = 0.02, 0.04, ...,
+    0.98`` of the true development pairs' scores (the score with a share ``q`` of them below
+    it). For each, the one-to-one step (:func:`~xlink.linkage.scoring.one_to_one_mask`) runs
+    once over all pairs and the kept development pairs are swept by descending score (the same
+    as re-deciding at every threshold: a pair best for both records stays so when lower pairs
+    are dropped). Among the settings whose development precision is at least ``min_precision``
+    (with the threshold not above the certain threshold), the one with the most true
+    development pairs wins (the first such in the order above); its threshold is put halfway
+    between the lowest score it includes and the next lower kept score (the widest margin), or,
+    when no kept pair scores lower, at the lowest score. If no setting is precise enough, the
+    most precise is taken. Thresholds are rounded down to 4 significant digits. A pair listed
+    twice counts once, with its higher score. Raises :class:`~xlink.errors.EvaluationError` when
+    no development pair is true.
     """
     weights = schema.weights()
-    scored = [
-        CandidatePair(p.left_id, p.right_id, p.keys, fellegi_sunter_score(p.keys, weights))
-        for p in pairs
-    ]
-    label = {(p.left_id, p.right_id): p for p in pairs}
-    true_scores = sorted(
-        c.score
-        for c in scored
-        if label[(c.left_id, c.right_id)].true and label[(c.left_id, c.right_id)].dev
-    )
-    if not true_scores:
+    disagreement = schema.disagreement_weights()
+    cache: dict[tuple[frozenset[str], frozenset[str]], float] = {}
+    left_codes: dict[str, int] = {}
+    right_codes: dict[str, int] = {}
+    n = len(pairs)
+    left = np.empty(n, dtype=np.int64)
+    right = np.empty(n, dtype=np.int64)
+    score = np.empty(n, dtype=np.float64)
+    true = np.empty(n, dtype=np.bool_)
+    dev = np.empty(n, dtype=np.bool_)
+    for i, p in enumerate(pairs):
+        pattern = (p.keys, p.disagree)
+        s = cache.get(pattern)
+        if s is None:
+            s = cache[pattern] = fellegi_sunter_score(p.keys, weights, p.disagree, disagreement)
+        left[i] = left_codes.setdefault(p.left_id, len(left_codes))
+        right[i] = right_codes.setdefault(p.right_id, len(right_codes))
+        score[i], true[i], dev[i] = s, p.true, p.dev
+    # One row per (left, right), its highest score, as one_to_one merges repeats.
+    order = np.argsort(-score, kind="stable")
+    _, first = np.unique(left[order] * len(right_codes) + right[order], return_index=True)
+    rows = np.sort(order[first])
+    left, right, score, true, dev = left[rows], right[rows], score[rows], true[rows], dev[rows]
+    true_scores = np.sort(score[true & dev])
+    if len(true_scores) == 0:
         raise EvaluationError("cannot choose thresholds: no true development pair")
     certains: list[float | None] = [None]
     for q in _CERTAIN_QUANTILES:
-        certains.append(true_scores[min(int(q * len(true_scores)), len(true_scores) - 1)])
-    # (recall-rank, precision, threshold, certain)
+        value = float(true_scores[min(int(q * len(true_scores)), len(true_scores) - 1)])
+        if value not in certains:  # the same candidate twice decides the same
+            certains.append(value)
+    # (true, precision, threshold, certain)
     best: tuple[int, float, float, float | None] | None = None
     fallback: tuple[float, int, float, float | None] | None = None
     for certain in certains:
-        curve = _sweep(one_to_one(scored, certain), label, dev_true_links)
-        for i, (threshold, n, tp) in enumerate(curve):
-            if certain is not None and threshold > certain:
-                continue
-            precision = tp / n
-            lower = curve[i + 1][0] if i + 1 < len(curve) else threshold
-            chosen = (threshold + lower) / 2
-            if precision >= min_precision and (best is None or tp > best[0]):
-                best = (tp, precision, chosen, certain)
-            if fallback is None or (precision, tp) > (fallback[0], fallback[1]):
-                fallback = (precision, tp, chosen, certain)
+        kept = one_to_one_mask(left, right, score, certain) & dev
+        thresholds, decided, tps = _sweep(score[kept], true[kept])
+        if len(thresholds) == 0:
+            continue
+        lower = np.append(thresholds[1:], thresholds[-1])
+        chosen = (thresholds + lower) / 2
+        precision = tps / decided
+        allowed = np.ones(len(thresholds), dtype=np.bool_)
+        if certain is not None:
+            allowed = thresholds <= certain
+        if not allowed.any():
+            continue
+        ok = allowed & (precision >= min_precision)
+        if ok.any():
+            i = int(np.argmax(np.where(ok, tps, -1)))  # first of the most true pairs
+            if best is None or int(tps[i]) > best[0]:
+                best = (int(tps[i]), float(precision[i]), float(chosen[i]), certain)
+        top = np.max(precision[allowed])
+        i = int(np.argmax(np.where(allowed & (precision == top), tps, -1)))
+        if fallback is None or (float(precision[i]), int(tps[i])) > fallback[:2]:
+            fallback = (float(precision[i]), int(tps[i]), float(chosen[i]), certain)
     if best is not None:
         threshold, certain = best[2], best[3]
     else:
+        # Not None: at a certain threshold set on a true development pair's score that pair is
+        # kept, at a threshold not above it.
         assert fallback is not None
         threshold, certain = fallback[2], fallback[3]
     if certain is not None and certain < threshold:

@@ -265,17 +265,19 @@ def evaluate(
 ) -> dict[str, Any]:
     """Link ``dataset`` through a real PSI session and return JSON-ready figures.
 
-    ``fit``: ``"logistic"`` (key weights fitted jointly, :func:`~xlink.evaluation.fitting.
-    fit_logistic_weights`) or ``"fellegi-sunter"`` (``m``/``u`` per key), then both thresholds
-    chosen (:func:`~xlink.evaluation.fitting.choose_thresholds`), all on the development split;
+    ``fit``: ``"logistic"`` (agreement and disagreement weights fitted jointly,
+    :func:`~xlink.evaluation.fitting.fit_logistic_weights`) or ``"fellegi-sunter"`` (``m``/``u``
+    per key, agreement only), then both thresholds chosen
+    (:func:`~xlink.evaluation.fitting.choose_thresholds`), all on the development split;
     ``"schema"`` uses the schema's own weights and thresholds. Raises ``ValueError`` for another
-    value. ``parallel``: one process per
-    party (needs ``fork``; ``rng`` is then the system's), else both in this one. ``progress``
-    receives one line per stage.
+    value. ``parallel``: one process per party (needs ``fork``; ``rng`` is then the system's),
+    else both in this one. ``progress`` receives one line per stage.
 
     The result has the held-out ``precision``, ``recall`` and ``f1`` at the top (with
     ``n_pairs``, ``true_links``, ``true_positives``), the same under ``dev`` and ``all``, the
-    ``threshold``, the fitted ``weights``, ``tokens_per_record``, the PSI cost, and timings
+    ``threshold``, the weighting (``weights``), each key's agreement weight in bits (``keys``)
+    and disagreement weight (``disagreement_weights``, 0 for a key without one),
+    ``tokens_per_record``, the PSI cost, and timings
     (``wall_s`` from the first record loaded to the last decision), and under
     ``fitted_schema`` the :class:`~xlink.linkage.schema.LinkageSchema` that decided (not JSON:
     pop it before printing).
@@ -306,6 +308,7 @@ def evaluate(
             p.agreeing_keys,
             (p.local_record_id, refs[p.peer_ref]) in dataset.truth,
             dataset.split_of(p.local_record_id) is Split.DEV,
+            disagree=p.disagreeing_keys,
         )
         for p in result.iter_pairs()
     ]
@@ -350,6 +353,9 @@ def evaluate(
         "threshold": decision.threshold,
         "certain_threshold": schema.certain_threshold,
         "keys": {k.name: round(fellegi_sunter_score([k.name], weights), 4) for k in schema.keys},
+        "disagreement_weights": {
+            name: round(value, 4) for name, value in schema.disagreement_weights().items()
+        },
         "records": {"left": left.records, "right": right.records},
         "tokens": {"left": left.tokens, "right": right.tokens},
         "tokens_per_record": round(tokens_per_record, 3),

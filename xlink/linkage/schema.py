@@ -50,7 +50,7 @@ __all__ = [
 #: Domain label prefixed to the canonical encoding hashed by :func:`schema_digest`.
 SCHEMA_DIGEST_DST = b"xlink/v1/linkage-schema"
 #: Package resource holding the default schema.
-DEFAULT_SCHEMA_RESOURCE = "data/schemas/default-v2.json"
+DEFAULT_SCHEMA_RESOURCE = "data/schemas/default-v3.json"
 
 _MAX_KEYS = 255  # TokenSet stores the key index in one byte
 _MAX_VERSION = 2**32 - 1  # token_digest encodes versions in four bytes
@@ -66,7 +66,10 @@ class KeyRecipe:
     the Fellegi–Sunter probabilities (both or neither); ``weight`` is instead a score in bits
     given directly (fitted jointly with the other keys' by logistic regression, so it may be
     negative: see docs/evaluation.md). A key has ``m``/``u``, a ``weight`` or neither.
-    ``use_variants``: transliteration,
+    ``disagreement_weight`` (bits, usually negative) is added instead when the key *disagrees*:
+    both records have a token for it and none is shared (the PSI reveals which keys each record
+    has, spec xlink-psi-v1 §6.7); it may go with ``m``/``u``, with ``weight`` or alone, and
+    without it a disagreement adds nothing. ``use_variants``: transliteration,
     ambiguous-date and name-order variants each give a token; otherwise only the primary reading
     does. ``unordered``: the parts are sorted before hashing, so ``(A, B)`` and ``(B, A)`` agree.
     """
@@ -81,6 +84,7 @@ class KeyRecipe:
     unordered: bool = False
     description: str = ""
     weight: float | None = None
+    disagreement_weight: float | None = None
 
     @property
     def score_weight(self) -> KeyWeight | float:
@@ -112,6 +116,15 @@ class LinkageSchema:
         """Key name → weight, for :func:`~xlink.linkage.scoring.fellegi_sunter_score`."""
         return {k.name: k.score_weight for k in self.keys}
 
+    def disagreement_weights(self) -> dict[str, float]:
+        """Key name → what a disagreement on the key adds to a pair's score (its
+        ``disagreement_weight``, 0.0 without one), for the ``disagreement`` argument of
+        :func:`~xlink.linkage.scoring.fellegi_sunter_score`."""
+        return {
+            k.name: 0.0 if k.disagreement_weight is None else k.disagreement_weight
+            for k in self.keys
+        }
+
 
 def _as_real(value: object) -> float | None:
     """``value`` as a finite float, or None when it is not a finite number (bool excluded)."""
@@ -126,7 +139,7 @@ _SCHEMA_MEMBERS = frozenset(
 _MAX_WEIGHT = 64.0  # bits: beyond any evidence a key can carry
 _KEY_MEMBERS = frozenset(
     {"name", "version", "description", "fields", "transforms", "m", "u", "weight",
-     "use_variants", "unordered"}
+     "disagreement_weight", "use_variants", "unordered"}
 )  # fmt: skip
 
 
@@ -219,6 +232,11 @@ def _check_recipe(raw: object, where: str, errors: list[str]) -> KeyRecipe | Non
             weight = None
         if raw_m is not None or raw_u is not None:
             errors.append(f"{where}: give m and u, or weight, not both")
+    raw_disagreement = raw.get("disagreement_weight")
+    disagreement = _as_real(raw_disagreement)
+    if raw_disagreement is not None and (disagreement is None or abs(disagreement) > _MAX_WEIGHT):
+        errors.append(f"{where}.disagreement_weight: must be a number between -64 and 64 (bits)")
+        disagreement = None
     flags: dict[str, bool] = {}
     for flag, default in (("use_variants", True), ("unordered", False)):
         value = raw.get(flag, default)
@@ -243,6 +261,7 @@ def _check_recipe(raw: object, where: str, errors: list[str]) -> KeyRecipe | Non
         unordered=flags["unordered"],
         description=description,
         weight=weight,
+        disagreement_weight=disagreement,
     )
 
 
@@ -251,8 +270,9 @@ def validate_schema(data: object) -> LinkageSchema:
 
     Collects every problem (unknown member, field or transform, transform not applicable to its
     field, duplicate key name, missing or malformed id, bad version, ``m``/``u`` outside (0, 1)
-    or ``m <= u``, no keys, more than 255 keys, bad threshold ...) and raises one
-    :class:`~xlink.errors.SchemaError` listing them all, each prefixed by its location
+    or ``m <= u``, ``weight`` together with ``m``/``u``, a ``weight`` or ``disagreement_weight``
+    that is not a number in [-64, 64], no keys, more than 255 keys, bad threshold ...) and raises
+    one :class:`~xlink.errors.SchemaError` listing them all, each prefixed by its location
     (``keys[2].transforms.family``).
     """
     errors: list[str] = []
@@ -331,7 +351,7 @@ def load_schema(path: str | Path) -> LinkageSchema:
 
 
 def load_default_schema() -> LinkageSchema:
-    """The schema shipped as package data (``xlink/data/schemas/default-v2.json``)."""
+    """The schema shipped as package data (``xlink/data/schemas/default-v3.json``)."""
     text = resources.files("xlink").joinpath(DEFAULT_SCHEMA_RESOURCE).read_text("utf-8")
     return parse_schema(text, "json")
 
@@ -355,7 +375,12 @@ def schema_to_document(schema: LinkageSchema) -> dict[str, object]:
         ):
             if value != default:
                 key[member] = value
-        for member, number in (("m", k.m), ("u", k.u), ("weight", k.weight)):
+        for member, number in (
+            ("m", k.m),
+            ("u", k.u),
+            ("weight", k.weight),
+            ("disagreement_weight", k.disagreement_weight),
+        ):
             if number is not None:
                 key[member] = number
         keys.append(key)
@@ -383,9 +408,9 @@ def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
     Every member of schema version 1 is present (defaults filled in); transforms are listed for
     every field in field order, identity steps dropped, as their string form; numbers that are
     not integers (``m``, ``u``, ``threshold``) are strings in C ``printf("%.17g")`` form, or
-    ``null`` when absent. The members added later (a key's ``weight``, the schema's
-    ``certain_threshold``) appear only when set, in the same string form, so that the digest of a
-    schema that does not use them is unchanged.
+    ``null`` when absent. The members added later (a key's ``weight`` and
+    ``disagreement_weight``, the schema's ``certain_threshold``) appear only when set, in the
+    same string form, so that the digest of a schema that does not use them is unchanged.
     """
     out: dict[str, object] = {
         "id": schema.id,
@@ -402,6 +427,11 @@ def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
                 "use_variants": k.use_variants,
                 "unordered": k.unordered,
                 **({"weight": _real(k.weight)} if k.weight is not None else {}),
+                **(
+                    {"disagreement_weight": _real(k.disagreement_weight)}
+                    if k.disagreement_weight is not None
+                    else {}
+                ),
             }
             for k in schema.keys
         ],

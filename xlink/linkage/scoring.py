@@ -1,16 +1,20 @@
 """Scoring agreement patterns and one-to-one assignment (DESIGN §2 step 5, §5).
 
 Independent of plaintext: the inputs are record ids, the *names* of the keys two records agree
-on, and per-key weights, so the PSI protocol can reuse these functions on its intersection
-output exactly as the plaintext evaluation does.
+and disagree on, and per-key weights, so the PSI protocol can reuse these functions on its
+intersection output exactly as the plaintext evaluation does.
 
 A candidate pair's score is the sum of its agreeing keys' weights (the Fellegi–Sunter form):
 ``log2(m/u)`` for a key given ``m``/``u`` (classic Fellegi–Sunter, which treats the keys as
 independent), or a weight in bits given directly (fitted jointly by logistic regression, which
 corrects for keys that overlap, e.g. family+birth date and family+birth date+sex; such a weight
-may be negative). Disagreement weights ``log2((1-m)/(1-u))`` are not used: after a PSI a party
-learns which keys agreed, but cannot tell a disagreeing key from one that is missing on either
-side.
+may be negative), plus the *disagreement* weights of its disagreeing keys. A key disagrees when
+both records have at least one token for it and share none; a key missing on either side
+neither agrees nor disagrees. The PSI tells each party which keys each revealed record has
+(its key presence, spec xlink-psi-v1 §6.7, §7.3), so both parties can tell a disagreeing key
+from a missing one. A disagreement adds the key's ``disagreement_weight`` (bits, usually
+negative, fitted jointly with the agreement weights by logistic regression), and nothing for a
+key that has none: the classic ``log2((1-m)/(1-u))`` is not derived from ``m``/``u``.
 
 The decision keeps a pair at or above the threshold if it is the best pair of both its records
 with no tie (so that households and twins, who share a surname, an address and sometimes a birth
@@ -26,6 +30,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = [
     "DEFAULT_KEY_WEIGHT",
     "CandidatePair",
@@ -33,6 +40,7 @@ __all__ = [
     "decide_matches",
     "fellegi_sunter_score",
     "one_to_one",
+    "one_to_one_mask",
 ]
 
 #: Weight of a key whose schema gives no ``m``/``u``: each such key counts as one vote.
@@ -72,18 +80,30 @@ class CandidatePair(NamedTuple):
 
 
 def fellegi_sunter_score(
-    agreeing_keys: Iterable[str], weights: Mapping[str, KeyWeight | float]
+    agreeing_keys: Iterable[str],
+    weights: Mapping[str, KeyWeight | float],
+    disagreeing_keys: Iterable[str] = (),
+    disagreement: Mapping[str, float] | None = None,
 ) -> float:
-    """Sum of the agreement weights of ``agreeing_keys`` (each key counted once).
+    """Sum of the agreement weights of ``agreeing_keys`` and of the disagreement weights of
+    ``disagreeing_keys`` (each key counted once).
 
-    A weight may be a :class:`KeyWeight` or a plain number (e.g. :data:`DEFAULT_KEY_WEIGHT`).
-    Raises ``KeyError`` for a key that has no weight: silently scoring it 0 would hide a schema
-    mismatch.
+    A weight may be a :class:`KeyWeight` or a plain number (e.g. :data:`DEFAULT_KEY_WEIGHT`);
+    ``disagreement`` maps key names to bits (e.g.
+    :meth:`~xlink.linkage.schema.LinkageSchema.disagreement_weights`). Without ``disagreement``
+    the disagreeing keys add nothing. The two sets are meant to be disjoint; a key in both counts
+    as agreeing only (so the keys both records have may be passed as ``disagreeing_keys``).
+    Raises ``KeyError`` for an agreeing key that has no weight, or a disagreeing key missing from
+    a given ``disagreement``: silently scoring it 0 would hide a schema mismatch.
     """
+    agreeing = set(agreeing_keys)
     total = 0.0
-    for key in set(agreeing_keys):
+    for key in agreeing:
         weight = weights[key]
         total += weight.agreement if isinstance(weight, KeyWeight) else float(weight)
+    if disagreement is not None:
+        for key in set(disagreeing_keys) - agreeing:
+            total += float(disagreement[key])
     return total
 
 
@@ -120,6 +140,45 @@ def one_to_one(
         or (best_left[p.left_id] == (p.score, 1) and best_right[p.right_id] == (p.score, 1))
     ]
     kept.sort(key=lambda p: (-p.score, p.left_id, p.right_id))
+    return kept
+
+
+def _best_once(ids: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Whether each pair has the best score of its record ``ids[i]`` and no other pair of that
+    record has the same score."""
+    if ids.min() >= 0 and ids.max() < 4 * len(ids) + 64:
+        group = ids  # already small codes: one slot per code, no sort needed
+    else:
+        group = np.unique(ids, return_inverse=True)[1].reshape(-1)
+    best = np.full(int(group.max()) + 1, -np.inf)
+    np.maximum.at(best, group, score)
+    is_best = score == best[group]
+    count = np.bincount(group[is_best], minlength=len(best))
+    result: npt.NDArray[np.bool_] = is_best & (count[group] == 1)
+    return result
+
+
+def one_to_one_mask(
+    left: npt.ArrayLike, right: npt.ArrayLike, score: npt.ArrayLike, certain: float | None = None
+) -> npt.NDArray[np.bool_]:
+    """:func:`one_to_one` over columns: ``mask[i]`` says whether pair ``i`` (left record
+    ``left[i]``, right record ``right[i]``, both integer codes, score ``score[i]``) is kept.
+
+    Same rule: a pair is kept if it is the best-scoring pair of both its records, ties refused,
+    or if its score is at least ``certain``. The pairs must be distinct (``one_to_one`` keeps the
+    highest score of a pair given twice; here both copies would tie) and the scores finite.
+    Raises ``ValueError`` if the three columns have different lengths.
+    """
+    lefts = np.asarray(left, dtype=np.int64).reshape(-1)
+    rights = np.asarray(right, dtype=np.int64).reshape(-1)
+    scores = np.asarray(score, dtype=np.float64).reshape(-1)
+    if not len(lefts) == len(rights) == len(scores):
+        raise ValueError("one_to_one_mask: columns of different lengths")
+    if len(scores) == 0:
+        return np.zeros(0, dtype=np.bool_)
+    kept = _best_once(lefts, scores) & _best_once(rights, scores)
+    if certain is not None:
+        kept |= scores >= certain
     return kept
 
 

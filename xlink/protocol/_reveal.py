@@ -2,8 +2,10 @@
 (spec: xlink-psi-v1 §6.7, §7.3).
 
 Only records with at least one matched token are listed, under a fresh per-session reference
-(their position in a random order), never their ids. The receiver accepts the peer's reveal only
-if it names exactly the handles it matched itself.
+(their position in a random order), never their ids, each with its key presence (which keys the
+record has at least one token for, so that the receiver can tell a key that disagreed from one
+that is missing). The receiver accepts the peer's reveal only if it names exactly the handles it
+matched itself and every entry's presence includes the keys of its handles.
 
 Everything is held in numpy columns (no Python object per matched token or per pair): own
 matches sorted by handle, per-record entries as offsets into a handle-index column (CSR), Reveal
@@ -16,7 +18,7 @@ from __future__ import annotations
 import itertools
 from array import array
 from collections.abc import Sequence
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -27,13 +29,15 @@ from xlink.linkage.tokens import TokenSet
 from xlink.protocol import limits as L
 from xlink.protocol._sets import random_permutation
 from xlink.protocol.abort import AbortCode
-from xlink.protocol.events import PairTable
+from xlink.protocol.events import PairTable, decode_key_set
 from xlink.protocol.messages import Reveal
 
 __all__ = ["OwnMatches", "PeerRevealReader", "RevealWriter"]
 
 Ints = npt.NDArray[np.int64]
 _HANDLE: Final = np.dtype((np.void, L.HANDLE_SIZE))
+_MAX_WORDS: Final = L.PRESENCE_BYTES_PER_RECORD // 8
+Words = npt.NDArray[np.uint64]  # key sets, one row each: key i is bit i % 64 of word i // 64
 
 
 def _column_at(column: array[int], index: Ints) -> Ints:
@@ -48,6 +52,66 @@ def _gather_ranges(starts: Ints, counts: Ints) -> Ints:
         return np.zeros(0, dtype=np.int64)
     ends = np.cumsum(counts)
     return np.repeat(starts - (ends - counts), counts) + np.arange(total, dtype=np.int64)
+
+
+def _words(key_names: Sequence[str]) -> int:
+    """64-bit words a key set of this schema needs (at least one)."""
+    return max(1, -(-len(key_names) // 64))
+
+
+def presence_size(key_names: Sequence[str]) -> int:
+    """Bytes of key presence per Reveal entry for a schema of these keys: ``ceil(K / 8)``."""
+    return -(-len(key_names) // 8)
+
+
+def record_key_sets(tokens: TokenSet) -> npt.NDArray[np.unsignedinteger[Any]]:
+    """For every record of ``tokens``, the set of keys it has a token of, in the smallest
+    unsigned type that holds one bit per key (``(n, words)`` 64-bit words beyond 64 keys).
+
+    Built once when a session starts, while memory is low: a few bytes per record, so that the
+    reveal needs no per-token temporaries at the end of the exchange, when memory peaks."""
+    n, k = len(tokens.record_ids), len(tokens.key_names)
+    record = np.asarray(memoryview(tokens.record_index))
+    key = np.asarray(memoryview(tokens.key_index))
+    if k <= 64:
+        dtype = next(
+            t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if np.iinfo(t).bits >= k
+        )
+        flat: npt.NDArray[np.unsignedinteger[Any]] = np.zeros(n, dtype=dtype)
+        np.bitwise_or.at(flat, record, np.left_shift(dtype(1), key.astype(dtype)))
+        return flat
+    sets = np.zeros((n, _words(tokens.key_names)), dtype=np.uint64)
+    wide = key.astype(np.uint64)
+    np.bitwise_or.at(
+        sets, (record, wide >> np.uint64(6)), np.left_shift(np.uint64(1), wide & np.uint64(63))
+    )
+    return sets
+
+
+def _key_sets_at(sets: npt.NDArray[np.unsignedinteger[Any]], records: Ints) -> Words:
+    """The key sets of ``records`` (from :func:`record_key_sets`) as rows of 64-bit words."""
+    picked = sets[records]
+    return (picked.reshape(-1, 1) if picked.ndim == 1 else picked).astype(np.uint64)
+
+
+def _presence_bytes(keys: Words, size: int) -> bytes:
+    """Key sets as a Reveal's presence field (spec §6.7): ``size`` bytes each, bit ``i % 8``
+    (least significant first) of byte ``i // 8`` for key ``i``, concatenated."""
+    wide = np.zeros((len(keys), _MAX_WORDS), dtype=np.dtype("<u8"))
+    wide[:, : keys.shape[1]] = keys
+    return wide.view(np.uint8).reshape(len(keys), 8 * _MAX_WORDS)[:, :size].tobytes()
+
+
+def _presence_codes(
+    presence: npt.NDArray[np.uint8], like: npt.NDArray[np.unsignedinteger[Any]]
+) -> npt.NDArray[np.unsignedinteger[Any]]:
+    """``(n, size)`` presence rows as key-set codes of the same type and shape per row as
+    ``like`` (from :func:`record_key_sets`): the inverse of :func:`_presence_bytes`."""
+    width = like.dtype.itemsize * (like.shape[1] if like.ndim == 2 else 1)
+    wide = np.zeros((len(presence), width), dtype=np.uint8)
+    wide[:, : presence.shape[1]] = presence
+    codes = wide.view(like.dtype.newbyteorder("<")).astype(like.dtype)
+    return codes.ravel() if like.ndim == 1 else codes
 
 
 def _first_true(flags: npt.NDArray[np.bool_], positions: Ints, default: int) -> int:
@@ -119,9 +183,11 @@ class RevealWriter:
         "_counts",
         "_entries",
         "_handles",
+        "_key_sets",
         "_max_records",
         "_order",
         "_pos",
+        "_presence_size",
         "_seq",
         "_starts",
         "done",
@@ -137,6 +203,7 @@ class RevealWriter:
         tokens: TokenSet,
         rng: RandomSource,
         max_records: int | None = None,
+        key_sets: npt.NDArray[np.unsignedinteger[Any]] | None = None,
     ) -> None:
         limit = self.max_records
         self._max_records = limit if max_records is None else min(limit, max_records)
@@ -151,6 +218,8 @@ class RevealWriter:
         if len(counts) and int(counts.max()) > L.MAX_HANDLES_PER_RECORD:
             raise ValueError("a record has more matched tokens than MAX_HANDLES_PER_RECORD")
         self._handles = matches.handles
+        self._key_sets = record_key_sets(tokens) if key_sets is None else key_sets
+        self._presence_size = presence_size(tokens.key_names)
         self._entries = handle
         self._starts = starts.astype(np.int64)
         self._counts = counts.astype(np.int64)
@@ -174,23 +243,55 @@ class RevealWriter:
         data = self._handles[index].tobytes()
         bounds = (L.HANDLE_SIZE * np.concatenate(([0], ends))).tolist()
         records = tuple(data[a:b] for a, b in itertools.pairwise(bounds))
+        mine = self.revealed_records[self._pos : self._pos + k]  # = records[pick]
+        presence = _presence_bytes(_key_sets_at(self._key_sets, mine), self._presence_size)
         self._pos += k
         self.done = self._pos == len(self._order)
-        chunk = Reveal(self._seq, self.done, records)
+        chunk = Reveal(self._seq, self.done, records, presence)
         self._seq += 1
         if self.done:
             self._entries = self._starts = self._counts = self._order = np.zeros(0, np.int64)
+            self._key_sets = self._key_sets[:0]
         return chunk
 
 
 class PeerRevealReader:
     """Checks the peer's Reveal chunks against our own matches and builds candidate pairs."""
 
-    __slots__ = ("_covered", "_matches", "_next_ref", "_next_seq", "_parts", "_view", "finished")
+    __slots__ = (
+        "_allowed",
+        "_covered",
+        "_handle_key",
+        "_key_sets",
+        "_matches",
+        "_next_ref",
+        "_next_seq",
+        "_parts",
+        "_presence",
+        "_size",
+        "_view",
+        "finished",
+    )
 
-    def __init__(self, matches: OwnMatches) -> None:
+    def __init__(
+        self,
+        matches: OwnMatches,
+        tokens: TokenSet,
+        key_sets: npt.NDArray[np.unsignedinteger[Any]] | None = None,
+    ) -> None:
         self._matches = matches
         self._view = matches.handles.view(_HANDLE).ravel()
+        # The key of each handle: tokens are key-separated, so every token carrying a handle
+        # (here, the first) has the same key, on both sides.
+        self._handle_key = np.asarray(memoryview(tokens.key_index))[
+            matches.tokens[matches.offsets[:-1]]
+        ]
+        keys = np.arange(len(tokens.key_names), dtype=np.int64)
+        self._size = presence_size(tokens.key_names)
+        self._allowed = np.zeros(self._size, dtype=np.uint8)
+        np.bitwise_or.at(self._allowed, keys >> 3, np.left_shift(1, keys & 7).astype(np.uint8))
+        self._key_sets = record_key_sets(tokens) if key_sets is None else key_sets
+        self._presence: list[npt.NDArray[np.unsignedinteger[Any]]] = []
         self._next_seq = 0
         self._next_ref = 0
         self._covered = np.zeros(len(matches), dtype=np.bool_)
@@ -204,9 +305,11 @@ class PeerRevealReader:
     def feed(self, chunk: Reveal) -> None:
         """Check one chunk (spec §6.7 receiver rules). Raises ``RemoteProtocolError``:
         ``CHUNK_REPLAYED``/``CHUNK_OUT_OF_ORDER`` for a bad ``seq``, ``BAD_REVEAL`` for a chunk
-        after the final one, unsorted or repeated handles in an entry, a handle we did not
-        match, or a final chunk that leaves one of our matched handles unnamed. Entries are
-        checked in order; within an entry, the order of its handles comes first."""
+        after the final one, key presence of the wrong length, unsorted or repeated handles in
+        an entry, a handle we did not match, a presence bit for a key the schema does not have,
+        a presence that leaves out the key of one of the entry's handles, or a final chunk that
+        leaves one of our matched handles unnamed. Entries are checked in order; within an
+        entry, in that order."""
         if chunk.seq < self._next_seq:
             raise RemoteProtocolError(AbortCode.CHUNK_REPLAYED, "reveal chunk replayed")
         if chunk.seq > self._next_seq:
@@ -214,8 +317,11 @@ class PeerRevealReader:
         if self.finished:
             raise RemoteProtocolError(AbortCode.BAD_REVEAL, "reveal chunk after the final one")
         k = len(chunk.records)
+        if len(chunk.presence) != self._size * k:
+            raise RemoteProtocolError(AbortCode.BAD_REVEAL, "key presence of the wrong length")
         if k:
-            self._feed_entries(chunk.records)
+            presence = np.frombuffer(chunk.presence, dtype=np.uint8).reshape(k, self._size)
+            self._feed_entries(chunk.records, presence)
         self._next_ref += k
         self._next_seq += 1
         if chunk.final:
@@ -223,7 +329,7 @@ class PeerRevealReader:
                 raise RemoteProtocolError(AbortCode.BAD_REVEAL, "matched handles left unnamed")
             self.finished = True
 
-    def _feed_entries(self, records: tuple[bytes, ...]) -> None:
+    def _feed_entries(self, records: tuple[bytes, ...], presence: npt.NDArray[np.uint8]) -> None:
         k = len(records)
         lengths = np.fromiter(map(len, records), dtype=np.int64, count=k) // L.HANDLE_SIZE
         data = b"".join(records)
@@ -244,10 +350,26 @@ class PeerRevealReader:
             found = np.zeros(len(view), dtype=np.int64)
             known = np.zeros(len(view), dtype=np.bool_)
         bad_handle = _first_true(~known, entry, k)
-        if bad_order < k and bad_order <= bad_handle:
-            raise RemoteProtocolError(AbortCode.BAD_REVEAL, "handles not strictly ascending")
-        if bad_handle < k:
-            raise RemoteProtocolError(AbortCode.BAD_REVEAL, "handle not in intersection")
+        # Presence: no bit beyond the schema's keys, and the key of every handle named.
+        unknown_key: npt.NDArray[np.bool_] = np.any(presence & ~self._allowed, axis=1)
+        bad_bits = _first_true(unknown_key, np.arange(k, dtype=np.int64), k)
+        key = self._handle_key[found] if m else np.zeros(len(view), dtype=np.uint8)
+        has_key = (presence[entry, key >> 3] >> (key & 7)) & 1
+        bad_key = _first_true(known & (has_key == 0), entry, k)
+        first = min(bad_order, bad_handle, bad_bits, bad_key)
+        if first < k:
+            reason = next(
+                text
+                for bad, text in (
+                    (bad_order, "handles not strictly ascending"),
+                    (bad_handle, "handle not in intersection"),
+                    (bad_bits, "presence names a key the schema does not have"),
+                    (bad_key, "presence leaves out the key of a handle"),
+                )
+                if bad == first
+            )
+            raise RemoteProtocolError(AbortCode.BAD_REVEAL, reason)
+        self._presence.append(_presence_codes(presence, self._key_sets))
         handle = found.astype(np.int64)
         self._covered[handle] = True
         offsets = self._matches.offsets
@@ -260,6 +382,8 @@ class PeerRevealReader:
         """The candidate pairs, sorted by local record id then peer reference (spec §7.3)."""
         if not self._parts:
             return PairTable.empty(tokens.record_ids, tokens.key_names)
+        peer_key_sets = np.concatenate(self._presence)
+        self._presence.clear()
         # Columns are replaced one at a time so that few full-length temporaries coexist.
         token, ref, handle = (np.concatenate(c) for c in zip(*self._parts, strict=True))
         self._parts.clear()
@@ -307,6 +431,8 @@ class PeerRevealReader:
             patterns=patterns,
             offsets=offsets,
             handle_index=handle[_gather_ranges(starts[g_order], counts)],
+            local_key_sets=self._key_sets,
+            peer_key_sets=peer_key_sets,
         )
 
 
@@ -315,17 +441,12 @@ def _key_patterns(
 ) -> tuple[Ints, tuple[frozenset[str], ...]]:
     """For each group (rows ``first[g]..first[g+1]-1``), the index of its set of keys among the
     distinct sets, and those sets (each frozenset built once)."""
-    words = max(1, -(-len(key_names) // 64))
+    words = _words(key_names)
     bits = np.zeros((len(key), words), dtype=np.uint64)
     bits[np.arange(len(key)), key // 64] = np.left_shift(np.uint64(1), (key % 64).astype(np.uint64))
     group_bits = np.bitwise_or.reduceat(bits, first, axis=0)
     distinct, inverse = np.unique(group_bits, axis=0, return_inverse=True)
-    patterns = tuple(
-        frozenset(
-            key_names[64 * w + b] for w in range(words) for b in range(64) if int(row[w]) >> b & 1
-        )
-        for row in distinct
-    )
+    patterns = tuple(decode_key_set(tuple(int(w) for w in row), key_names) for row in distinct)
     return inverse.astype(np.int64).ravel(), patterns
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,19 +28,38 @@ __all__ = [
 ]
 
 
+def decode_key_set(code: int | tuple[int, ...], key_names: Sequence[str]) -> frozenset[str]:
+    """The key names of a key-set code: bit ``j`` (of word ``j // 64`` for a row of words)
+    stands for ``key_names[j]``."""
+    words = code if isinstance(code, tuple) else (code,)
+    return frozenset(
+        key_names[64 * w + b] for w, word in enumerate(words) for b in range(64) if word >> b & 1
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CandidatePair:
     """A local record and a peer record sharing at least one matched token (spec §7.3).
 
     ``peer_ref`` is the peer's per-session reference for its record (its position in the
     peer's reveal); ``agreeing_keys`` names the linkage keys whose tokens matched;
-    ``handles`` are the shared match handles, sorted.
+    ``handles`` are the shared match handles, sorted. ``local_keys`` are the keys the local
+    record has at least one token for, ``peer_keys`` those of the peer record (from the key
+    presence of its reveal entry, spec §6.7); both contain ``agreeing_keys``.
     """
 
     local_record_id: str
     peer_ref: int
     agreeing_keys: frozenset[str]
     handles: tuple[bytes, ...]
+    local_keys: frozenset[str] = frozenset()
+    peer_keys: frozenset[str] = frozenset()
+
+    @property
+    def disagreeing_keys(self) -> frozenset[str]:
+        """Keys both records have tokens for that did not agree (a key missing on either side
+        is neither agreeing nor disagreeing)."""
+        return (self.local_keys & self.peer_keys) - self.agreeing_keys
 
 
 class PairTable:
@@ -50,15 +70,20 @@ class PairTable:
     own (not copied); ``handles`` is the ``(m, 16)`` array of matched handles in ascending byte
     order; pair ``i`` is local record ``record[i]``, peer reference ``ref[i]``, agreeing keys
     ``patterns[pattern[i]]`` and handles ``handles[handle_index[offsets[i]:offsets[i + 1]]]``.
+    The keys each record has are held per record, not per pair: ``local_key_sets[record[i]]``
+    and ``peer_key_sets[ref[i]]`` are key-set codes (bit ``j`` for ``key_names[j]``: an
+    unsigned integer, or a row of 64-bit words beyond 64 keys).
     """
 
     __slots__ = (
         "handle_index",
         "handles",
         "key_names",
+        "local_key_sets",
         "offsets",
         "pattern",
         "patterns",
+        "peer_key_sets",
         "record",
         "record_ids",
         "ref",
@@ -76,6 +101,8 @@ class PairTable:
         patterns: tuple[frozenset[str], ...],
         offsets: npt.NDArray[np.int64],
         handle_index: npt.NDArray[np.int64],
+        local_key_sets: npt.NDArray[np.unsignedinteger[Any]],
+        peer_key_sets: npt.NDArray[np.unsignedinteger[Any]],
     ) -> None:
         if not len(record) == len(ref) == len(pattern) == len(offsets) - 1:
             raise ValueError("PairTable columns have different lengths")
@@ -88,6 +115,8 @@ class PairTable:
         self.patterns = patterns
         self.offsets = offsets
         self.handle_index = handle_index
+        self.local_key_sets = local_key_sets
+        self.peer_key_sets = peer_key_sets
 
     @classmethod
     def empty(cls, record_ids: Sequence[str], key_names: tuple[str, ...]) -> PairTable:
@@ -102,6 +131,8 @@ class PairTable:
             patterns=(),
             offsets=np.zeros(1, dtype=np.int64),
             handle_index=none,
+            local_key_sets=np.zeros(len(record_ids), dtype=np.uint8),
+            peer_key_sets=np.zeros(0, dtype=np.uint8),
         )
 
     def __len__(self) -> int:
@@ -112,9 +143,19 @@ class PairTable:
         offsets = self.offsets.tolist()
         handle_index = self.handle_index.tolist()
         ids, patterns = self.record_ids, self.patterns
-        for i, (record, ref, pattern) in enumerate(
-            zip(self.record.tolist(), self.ref.tolist(), self.pattern.tolist(), strict=True)
-        ):
+        local_codes = self.local_key_sets[self.record].tolist()
+        peer_codes = self.peer_key_sets[self.ref].tolist()
+        cache: dict[object, frozenset[str]] = {}
+
+        def keys(code: Any) -> frozenset[str]:
+            code = tuple(code) if isinstance(code, list) else code  # a row of words
+            found = cache.get(code)
+            if found is None:
+                found = cache[code] = decode_key_set(code, self.key_names)
+            return found
+
+        columns = (self.record.tolist(), self.ref.tolist(), self.pattern.tolist())
+        for i, (record, ref, pattern) in enumerate(zip(*columns, strict=True)):
             yield CandidatePair(
                 local_record_id=ids[record],
                 peer_ref=ref,
@@ -122,6 +163,8 @@ class PairTable:
                 handles=tuple(
                     data[16 * h : 16 * h + 16] for h in handle_index[offsets[i] : offsets[i + 1]]
                 ),
+                local_keys=keys(local_codes[i]),
+                peer_keys=keys(peer_codes[i]),
             )
 
     def __eq__(self, other: object) -> bool:

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_SEQ",
     "MAX_SET_SIZE",
     "NONCE_SIZE",
+    "PRESENCE_BYTES_PER_RECORD",
     "PROTOCOL_VERSION",
 ]
 
@@ -52,3 +53,6 @@ MAX_SEQ: Final = MAX_SET_SIZE
 MAX_RECORDS_PER_REVEAL: Final = 4096
 MAX_HANDLES_PER_RECORD: Final = 1024
 MAX_HANDLES_PER_REVEAL: Final = 16384
+PRESENCE_BYTES_PER_RECORD: Final = 32
+"""Most bytes of key presence per Reveal entry: ``ceil(K / 8)`` for a schema of ``K <= 255``
+keys."""

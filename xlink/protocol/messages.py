@@ -83,12 +83,15 @@ class Reblinded:
 
 @dataclass(frozen=True, slots=True)
 class Reveal:
-    """Chunk ``seq`` of the sender's matched records: one entry of sorted handles per record
-    (spec §6.7). The entry's position in the whole reveal is the record's peer reference."""
+    """Chunk ``seq`` of the sender's matched records: one entry of sorted handles per record,
+    and each record's key presence, ``ceil(K / 8)`` bytes per entry for a schema of ``K`` keys,
+    concatenated in entry order (spec §6.7). The entry's position in the whole reveal is the
+    record's peer reference."""
 
     seq: int
     final: bool
     records: tuple[bytes, ...]
+    presence: bytes = b""
 
     TYPE: ClassVar[MessageType] = MessageType.REVEAL
 
@@ -201,6 +204,7 @@ FIELDS: Final[dict[MessageType, tuple[type[Message], tuple[Field, ...]]]] = {
                 BinField("handles", L.HANDLE_SIZE, 1, L.MAX_HANDLES_PER_RECORD),
                 L.MAX_HANDLES_PER_REVEAL,
             ),
+            BinField("presence", 1, 0, L.MAX_RECORDS_PER_REVEAL * L.PRESENCE_BYTES_PER_RECORD),
         ),
     ),
     MessageType.ABORT: (

@@ -31,7 +31,7 @@ from xlink.protocol._matching import (
     member_mask_sorted,
     own_matches,
 )
-from xlink.protocol._reveal import PeerRevealReader, RevealWriter
+from xlink.protocol._reveal import PeerRevealReader, RevealWriter, record_key_sets
 from xlink.protocol._sets import (
     Rows,
     distinct_index,
@@ -125,6 +125,9 @@ class PsiSession:
                 f"a record has more than MAX_HANDLES_PER_RECORD ({L.MAX_HANDLES_PER_RECORD}) tokens"
             )
         self._tokens = tokens
+        # Which keys each record has (the Reveal's key presence, spec §6.7), built now while
+        # memory is low rather than at the end of the exchange.
+        self._key_sets = record_key_sets(tokens) if config.mode is Mode.PSI else None
         self._rng = rng
         self._state = State.IDLE
         self.result: PsiResult | CardinalityResult | None = None
@@ -423,9 +426,9 @@ class PsiSession:
         self._inverse = _NO_INDEX
         self._matched_tokens = len(matches)
         self._reveal_writer = RevealWriter(
-            matches, self._tokens, self._rng, self.config.reveal_chunk_records
+            matches, self._tokens, self._rng, self.config.reveal_chunk_records, self._key_sets
         )
-        self._reveal_reader = PeerRevealReader(matches)
+        self._reveal_reader = PeerRevealReader(matches, self._tokens, self._key_sets)
         ids = self._tokens.record_ids
         self._revealed = tuple(ids[i] for i in self._reveal_writer.revealed_records.tolist())
 

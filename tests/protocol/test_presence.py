@@ -1,0 +1,95 @@
+"""Key presence in the reveal (spec: xlink-psi-v1 §6.7, §7.3): each candidate pair says which
+keys each of its two records has, so that a key that disagreed can be told from one that is
+missing on either side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from _support import KEYS, pair, token_set
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xlink.protocol import PsiResult, run_pair
+
+VECTORS = Path(__file__).parents[2] / "protocols" / "vectors" / "psi-v1"
+
+
+def _keys_of(records: list[tuple[str, list[tuple[str, object]]]]) -> dict[str, frozenset[str]]:
+    return {rid: frozenset(k for k, _ in values) for rid, values in records}
+
+
+def _check(
+    result: PsiResult,
+    peer: PsiResult,
+    mine: dict[str, frozenset[str]],
+    theirs: dict[str, frozenset[str]],
+) -> None:
+    for p in result.iter_pairs():
+        peer_id = peer.revealed[p.peer_ref]
+        assert p.local_keys == mine[p.local_record_id]
+        assert p.peer_keys == theirs[peer_id]
+        assert p.agreeing_keys <= p.local_keys & p.peer_keys
+        assert p.disagreeing_keys == (mine[p.local_record_id] & theirs[peer_id]) - p.agreeing_keys
+
+
+def test_pairs_say_which_keys_each_record_has() -> None:
+    a = [
+        ("a1", [("passport", 1), ("name_dob", 2), ("surname_postcode", 3)]),
+        ("a2", [("name_dob", 5)]),  # no passport, no address on file
+    ]
+    b = [
+        ("b1", [("passport", 1), ("name_dob", 9)]),  # passport agrees, name_dob differs
+        ("b2", [("name_dob", 5), ("passport", 6), ("surname_postcode", 7)]),
+    ]
+    ra, rb = run_pair(*pair(token_set(a), token_set(b)))
+    assert isinstance(ra, PsiResult) and isinstance(rb, PsiResult)
+    by_local = {p.local_record_id: p for p in ra.iter_pairs()}
+    assert by_local["a1"].agreeing_keys == {"passport"}
+    assert by_local["a1"].disagreeing_keys == {"name_dob"}  # both have it; no token shared
+    # a2's only key agreed: nothing disagrees, although b2 has keys a2 lacks (a key missing
+    # on one side is not a disagreement).
+    assert by_local["a2"].peer_keys == set(KEYS) and by_local["a2"].disagreeing_keys == set()
+    _check(ra, rb, _keys_of(a), _keys_of(b))
+    _check(rb, ra, _keys_of(b), _keys_of(a))
+
+
+_records = st.lists(
+    st.lists(st.tuples(st.sampled_from(KEYS), st.integers(0, 6)), min_size=1, max_size=4),
+    min_size=0,
+    max_size=6,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_records, _records)
+def test_presence_is_the_keys_of_each_record(a_values: Any, b_values: Any) -> None:
+    a = [(f"a{i}", v) for i, v in enumerate(a_values)]
+    b = [(f"b{i}", v) for i, v in enumerate(b_values)]
+    ra, rb = run_pair(*pair(token_set(a), token_set(b), bucket=4, chunk=3))
+    assert isinstance(ra, PsiResult) and isinstance(rb, PsiResult)
+    _check(ra, rb, _keys_of(a), _keys_of(b))
+    _check(rb, ra, _keys_of(b), _keys_of(a))
+
+
+def test_vectors_state_each_records_keys() -> None:
+    """The valid vectors' results agree with the keys of the records in their inputs (read
+    from the JSON, not from our sessions)."""
+    cases = json.loads((VECTORS / "valid.json").read_text())["cases"]
+    seen_disagreement = False
+    for case in cases:
+        if case["initiator"]["mode"] != "PSI":
+            continue
+        keys = {
+            side: {r["id"]: sorted({k for k, _ in r["tokens"]}) for r in case[side]["records"]}
+            for side in ("initiator", "responder")
+        }
+        for side, peer in (("initiator", "responder"), ("responder", "initiator")):
+            for p in case["results"][side]["pairs"]:
+                assert p["local_keys"] == keys[side][p["local_record_id"]]
+                assert p["peer_keys"] in keys[peer].values()
+                both = set(p["local_keys"]) & set(p["peer_keys"])
+                seen_disagreement |= bool(both - set(p["agreeing_keys"]))
+    assert seen_disagreement
