@@ -8,11 +8,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from _support import KEYS, pair, token_set
+import pytest
+from _support import KEYS, config, pair, token, token_set
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from xlink.crypto.rand import DeterministicRandom
+from xlink.linkage.tokens import TokenSet, TokenSetBuilder
 from xlink.protocol import PsiResult, run_pair
+from xlink.protocol.config import Role
+from xlink.protocol.session import PsiSession
 
 VECTORS = Path(__file__).parents[2] / "protocols" / "vectors" / "psi-v1"
 
@@ -93,3 +98,28 @@ def test_vectors_state_each_records_keys() -> None:
                 both = set(p["local_keys"]) & set(p["peer_keys"])
                 seen_disagreement |= bool(both - set(p["agreeing_keys"]))
     assert seen_disagreement
+
+
+def _build(names: tuple[str, ...], records: list[tuple[str, list[tuple[str, int]]]]) -> TokenSet:
+    builder = TokenSetBuilder(names)
+    for rid, values in records:
+        builder.add_record(rid, [(k, token(k, v)) for k, v in values])
+    return builder.build()
+
+
+@pytest.mark.parametrize("names", [tuple(f"k{i}" for i in range(70)), ("only",)])
+def test_schemas_of_more_than_64_keys_and_of_one_key(names: tuple[str, ...]) -> None:
+    """Key sets beyond one 64-bit word (presence beyond 8 bytes) round-trip, as do the one-byte
+    sets of a single key."""
+    first, last = names[0], names[-1]
+    a = [("a1", [(first, 1), (last, 2)]), ("a2", [(last, 3)])]
+    b = [("b1", [(last, 2), (first, 9)]), ("b2", [(last, 3)])]
+    sa = PsiSession(config(Role.INITIATOR), _build(names, a), rng=DeterministicRandom("a"))
+    sb = PsiSession(config(Role.RESPONDER), _build(names, b), rng=DeterministicRandom("b"))
+    ra, rb = run_pair(sa, sb)
+    assert isinstance(ra, PsiResult) and isinstance(rb, PsiResult)
+    assert ra.pair_count == 2
+    _check(ra, rb, _keys_of(a), _keys_of(b))  # type: ignore[arg-type]
+    _check(rb, ra, _keys_of(b), _keys_of(a))  # type: ignore[arg-type]
+    a1 = next(p for p in ra.iter_pairs() if p.local_record_id == "a1")
+    assert a1.disagreeing_keys == ({first} if len(names) > 1 else set())
