@@ -62,6 +62,21 @@ def _records(side: str) -> list[tuple[str, list[tuple[str, bytes]]]]:
 
 Records = list[tuple[str, list[tuple[str, bytes]]]]
 
+MANY_KEYS = tuple(f"k{i:02d}" for i in range(70))
+
+
+def _many_keys_records(side: str) -> Records:
+    """Two records per side under :data:`MANY_KEYS` (see the ``psi_seventy_keys`` case)."""
+    one = {"k00": "same", "k09": f"differs-{side}", "k65": "same"}
+    two = {"k69": "same"}
+    if side == "R":
+        one["k33"] = "responder-only"
+        two["k08"] = "responder-only"
+    return [
+        (f"{side}-{i + 1}", [(k, _token(k, f"{i}-{v}")) for k, v in rec.items()])
+        for i, rec in enumerate((one, two))
+    ]
+
 
 def _token_set(records: Records) -> TokenSet:
     builder = TokenSetBuilder(KEYS)
@@ -78,6 +93,7 @@ class Side:
     seed: str
     chunk_size: int = 4
     reveal_chunk_records: int = 4096
+    keys: tuple[str, ...] = KEYS
 
 
 def _config(role: Role, mode: Mode, side: Side) -> SessionConfig:
@@ -111,7 +127,7 @@ def _party_json(role: Role, mode: Mode, side: Side) -> dict[str, Any]:
         "suite_id": c.suite_id,
         "reveal_chunk_records": c.reveal_chunk_records,
         "rng_seed": side.seed,
-        "key_names": list(KEYS),
+        "key_names": list(side.keys),
         "records": [
             {"id": rid, "tokens": [[k, v.hex()] for k, v in toks]} for rid, toks in side.records
         ],
@@ -236,6 +252,16 @@ def valid_cases() -> list[dict[str, Any]]:
             Mode.PSI,
             Side(i_records, "vector-multi-initiator", chunk_size=3, reveal_chunk_records=2),
             Side(r_records, "vector-multi-responder", chunk_size=5, reveal_chunk_records=2),
+        ),
+        _valid_case(
+            "psi_seventy_keys",
+            "PSI mode with a schema of 70 keys: key presence is 9 bytes per entry, and the keys "
+            "used (0, 8, 9, 33, 64, 65, 69) sit in different bytes and on both sides of bit 64. "
+            "I-1 and R-1 agree on k00 and k65 and disagree on k09; R-1 also has k33, which I-1 "
+            "lacks; I-2 and R-2 agree on k69, and R-2 has k08 besides.",
+            Mode.PSI,
+            Side(_many_keys_records("I"), "vector-70-initiator", keys=MANY_KEYS),
+            Side(_many_keys_records("R"), "vector-70-responder", keys=MANY_KEYS),
         ),
     ]
 

@@ -182,3 +182,33 @@ def test_one_to_one_mask_agrees_with_one_to_one(
     )
     got = {(f"l{a}", f"r{b}") for ((a, b), _), keep in zip(items, mask, strict=True) if keep}
     assert got == expected
+
+
+def test_scores_do_not_depend_on_the_process_hash_seed() -> None:
+    """Both parties must score a pattern to the same bits: set order follows PYTHONHASHSEED,
+    and a plain float sum in that order differs in the last bit between processes (which
+    decides pairs at exactly the threshold). Every agree/disagree split of the default schema's
+    keys into small patterns, scored in three processes with different hash seeds."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import itertools\n"
+        "from xlink.linkage.schema import load_default_schema\n"
+        "from xlink.linkage.scoring import fellegi_sunter_score\n"
+        "s = load_default_schema(); w = s.weights(); d = s.disagreement_weights()\n"
+        "names = sorted(s.key_names); out = []\n"
+        "for a in itertools.combinations(names, 2):\n"
+        "    for b in itertools.combinations(sorted(set(names) - set(a)), 4):\n"
+        "        out.append(fellegi_sunter_score(set(a), w, set(b), d).hex())\n"
+        "print(','.join(out))\n"
+    )
+    results = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
+        results.add(done.stdout)
+    assert len(results) == 1

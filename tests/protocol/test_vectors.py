@@ -133,6 +133,11 @@ def test_valid_cases_cover_edge_shapes() -> None:
         n, c = peer_hello.padded_size, peer_hello.chunk_size
         assert got == [min(c, n - i * c) for i in range(-(-n // c))]
     assert sizes["initiator"] != sizes["responder"]
+    wide = by_name["psi_seventy_keys"]
+    assert len(wide["initiator"]["key_names"]) == 70
+    for side in ("initiator", "responder"):
+        for reveal in _messages(wide, side, "Reveal"):
+            assert len(reveal.presence) == 9 * len(reveal.records)  # ceil(70 / 8) per entry
     multi = by_name["psi_multi_chunk_reveal"]
     for side in ("initiator", "responder"):
         reveals = _messages(multi, side, "Reveal")

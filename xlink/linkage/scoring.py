@@ -95,16 +95,20 @@ def fellegi_sunter_score(
     as agreeing only (so the keys both records have may be passed as ``disagreeing_keys``).
     Raises ``KeyError`` for an agreeing key that has no weight, or a disagreeing key missing from
     a given ``disagreement``: silently scoring it 0 would hide a schema mismatch.
+
+    The sum is correctly rounded (:func:`math.fsum`), so it does not depend on the order in
+    which the keys are visited: set order follows each process's string hashing, and the two
+    parties must get the same bits for the same pattern, or a pair scoring exactly at a
+    threshold would be kept by one side and dropped by the other.
     """
     agreeing = set(agreeing_keys)
-    total = 0.0
+    terms = []
     for key in agreeing:
         weight = weights[key]
-        total += weight.agreement if isinstance(weight, KeyWeight) else float(weight)
+        terms.append(weight.agreement if isinstance(weight, KeyWeight) else float(weight))
     if disagreement is not None:
-        for key in set(disagreeing_keys) - agreeing:
-            total += float(disagreement[key])
-    return total
+        terms.extend(float(disagreement[key]) for key in set(disagreeing_keys) - agreeing)
+    return math.fsum(terms)
 
 
 def one_to_one(

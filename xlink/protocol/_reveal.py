@@ -354,7 +354,10 @@ class PeerRevealReader:
         unknown_key: npt.NDArray[np.bool_] = np.any(presence & ~self._allowed, axis=1)
         bad_bits = _first_true(unknown_key, np.arange(k, dtype=np.int64), k)
         key = self._handle_key[found] if m else np.zeros(len(view), dtype=np.uint8)
-        has_key = (presence[entry, key >> 3] >> (key & 7)) & 1
+        if self._size:
+            has_key = (presence[entry, key >> 3] >> (key & 7)) & 1
+        else:  # no keys, so no handle of ours either: bad_handle already names the entry
+            has_key = np.ones(len(view), dtype=np.uint8)
         bad_key = _first_true(known & (has_key == 0), entry, k)
         first = min(bad_order, bad_handle, bad_bits, bad_key)
         if first < k:
