@@ -67,14 +67,20 @@ def decide(result: PsiResult, schema: LinkageSchema, threshold: float | None = N
     disagreement = schema.disagreement_weights()
     by_ref: dict[tuple[str, str], tuple[int, frozenset[str], tuple[bytes, ...]]] = {}
     scored: list[tuple[str, str, frozenset[str], float]] = []
+    # Scores depend only on the pattern; a session has few patterns and may have millions of
+    # pairs, and the key sets of one pattern are shared objects (PairTable builds each once).
+    by_pattern: dict[tuple[frozenset[str], frozenset[str], frozenset[str]], float] = {}
     candidates = 0
-    for pair in result.pairs:
+    for pair in result.iter_pairs():
         candidates += 1
         peer = str(pair.peer_ref)
         by_ref[(pair.local_record_id, peer)] = (pair.peer_ref, pair.agreeing_keys, pair.handles)
-        score = fellegi_sunter_score(
-            pair.agreeing_keys, weights, pair.disagreeing_keys, disagreement
-        )
+        pattern = (pair.agreeing_keys, pair.local_keys, pair.peer_keys)
+        score = by_pattern.get(pattern)
+        if score is None:
+            score = by_pattern[pattern] = fellegi_sunter_score(
+                pair.agreeing_keys, weights, pair.disagreeing_keys, disagreement
+            )
         scored.append((pair.local_record_id, peer, pair.agreeing_keys, score))
     matches = []
     for kept in decide_matches(scored, threshold, schema.certain_threshold):
