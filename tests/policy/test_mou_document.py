@@ -55,6 +55,7 @@ follow_up_hours = 48
 [exchange]
 padding_bucket = 1024
 query_quota_per_day = 0
+set_size_budget_per_day = 100000
 
 [[parties]]
 agency_id = "A"
@@ -63,6 +64,7 @@ country = "CAN"
 verify_key = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
 sealing_key = "79a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a"
 tls_cert_sha256 = "0101010101010101010101010101010101010101010101010101010101010101"
+max_set_size = 4096
 
 [[parties]]
 agency_id = "B"
@@ -71,6 +73,7 @@ country = "USA"
 verify_key = "29acbae141bccaf0b22e1a94d34d0bc7361e526d0bfe12c89794bc9322966dd7"
 sealing_key = "675dd574ed7789310b3d2e7681f3790b466c773b1521fecf36577958371ea52f"
 tls_cert_sha256 = "0202020202020202020202020202020202020202020202020202020202020202"
+max_set_size = 65536
 
 [[categories]]
 category = "watchlist"
@@ -89,28 +92,29 @@ retention_days = 90
 require_grading = true
 """
 VECTOR_CANONICAL = (
-    '{"categories":[{"category":"watchlist","caveats":{"affected_party_notifications":false,"en'
-    'crypt_at_rest":true,"handling_code":"C","handling_conditions":"Border screening only.","or'
-    'iginator_control":true,"permitted_actions":"contact-for-instruction","provider_attribution'
-    '":false,"require_grading":true,"retention_days":90,"tlp":"AMBER+STRICT","unmodified_resale'
-    '":false},"releasable_fields":["family_name","birth_date","payload.risk_level"]}],"exchange'
-    '":{"padding_bucket":1024,"query_quota_per_day":0},"format":"xlink-mou-v1","id":"EXAMPLE-1"'
-    ',"legal_basis":"Accord d\'échange (illustratif)","linkage":{"match_threshold":"23.25","sche'
-    'ma_digest":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a","schema_id":'
-    '"xlink-default","schema_version":1},"parties":[{"agency_id":"A","country":"CAN","name":"Ag'
-    'ency A","sealing_key":"79a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a","'
-    'tls_cert_sha256":"0101010101010101010101010101010101010101010101010101010101010101","verif'
-    'y_key":"03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"},{"agency_id":"B'
-    '","country":"USA","name":"Agency B","sealing_key":"675dd574ed7789310b3d2e7681f3790b466c773'
-    'b1521fecf36577958371ea52f","tls_cert_sha256":"02020202020202020202020202020202020202020202'
-    '02020202020202020202","verify_key":"29acbae141bccaf0b22e1a94d34d0bc7361e526d0bfe12c89794bc'
-    '9322966dd7"}],"purposes":["border-security"],"release":{"approval_required":true,"follow_u'
-    'p_hours":48},"valid_from":"2025-06-01","valid_until":"2026-05-31","version":2}'
+    '{"categories":[{"category":"watchlist","caveats":{"affected_party_notifications":false,"enc'
+    'rypt_at_rest":true,"handling_code":"C","handling_conditions":"Border screening only.","orig'
+    'inator_control":true,"permitted_actions":"contact-for-instruction","provider_attribution":f'
+    'alse,"require_grading":true,"retention_days":90,"tlp":"AMBER+STRICT","unmodified_resale":fa'
+    'lse},"releasable_fields":["family_name","birth_date","payload.risk_level"]}],"exchange":{"p'
+    'adding_bucket":1024,"query_quota_per_day":0,"set_size_budget_per_day":100000},"format":"xli'
+    'nk-mou-v1","id":"EXAMPLE-1","legal_basis":"Accord d\'échange (illustratif)","linkage":{"matc'
+    'h_threshold":"23.25","schema_digest":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5'
+    'a5a5a5a5a5a","schema_id":"xlink-default","schema_version":1},"parties":[{"agency_id":"A","c'
+    'ountry":"CAN","max_set_size":4096,"name":"Agency A","sealing_key":"79a631eede1bf9c98f12032c'
+    'deadd0e7a079398fc786b88cc846ec89af85a51a","tls_cert_sha256":"010101010101010101010101010101'
+    '0101010101010101010101010101010101","verify_key":"03a107bff3ce10be1d70dd18e74bc09967e4d6309'
+    'ba50d5f1ddc8664125531b8"},{"agency_id":"B","country":"USA","max_set_size":65536,"name":"Age'
+    'ncy B","sealing_key":"675dd574ed7789310b3d2e7681f3790b466c773b1521fecf36577958371ea52f","tl'
+    's_cert_sha256":"0202020202020202020202020202020202020202020202020202020202020202","verify_k'
+    'ey":"29acbae141bccaf0b22e1a94d34d0bc7361e526d0bfe12c89794bc9322966dd7"}],"purposes":["borde'
+    'r-security"],"release":{"approval_required":true,"follow_up_hours":48},"valid_from":"2025-0'
+    '6-01","valid_until":"2026-05-31","version":2}'
 )
-VECTOR_DIGEST = "c92d6d1f5a7665ab5859d8c5f8519e287fc8f2de9bb33fc0c5e1f18ed4f9ccf9"
+VECTOR_DIGEST = "0171201d22886eaad36d4da7c042a306fd08b6c16f86764459762b5b43ef7198"
 VECTOR_SIGNATURE_A = (
-    "54d7f1fe21217155dd73d2853db3ae60d9f4c04901f637eb6d030c26980ceff0"
-    "1ef8aa4ea9fafc3e2472c6b42fce781f5adf8c69b9745afa1d3bfae16efe480b"
+    "d82be20d135138b87ce953219f18553be4efbec262aaf3a4c431e72701ab7597"
+    "d612e553cc1abfd4aa7bb7bb96d75d10a43f5894926366861600e893a66f6106"
 )
 
 
@@ -180,6 +184,11 @@ def test_digest_covers_every_member() -> None:
         dataclasses.replace(mou, follow_up_hours=72),
         dataclasses.replace(mou, padding_bucket=2048),
         dataclasses.replace(mou, query_quota_per_day=1),
+        dataclasses.replace(mou, set_size_budget_per_day=None),
+        dataclasses.replace(mou, set_size_budget_per_day=1 << 21),
+        dataclasses.replace(
+            mou, parties=(dataclasses.replace(mou.parties[0], max_set_size=1024), mou.parties[1])
+        ),
         dataclasses.replace(mou, schema_digest=bytes(32)),
         dataclasses.replace(mou, categories=mou.categories[::-1]),
         dataclasses.replace(

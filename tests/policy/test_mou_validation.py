@@ -138,6 +138,23 @@ case(
 )(lambda d: d["parties"][1].update(sealing_key="00" * 32))
 case("certificate digest short", "parties[1].tls_cert_sha256: must be 64 lower-case hex digits "
      "(32 bytes)")(lambda d: d["parties"][1].update(tls_cert_sha256="00"))  # fmt: skip
+case("missing max set size", "parties[1].max_set_size: required")(
+    lambda d: d["parties"][1].pop("max_set_size")
+)
+case("max set size zero", "parties[0].max_set_size: must be an integer 1..16777216")(
+    lambda d: d["parties"][0].update(max_set_size=0)
+)
+case("max set size above 2^24", "parties[0].max_set_size: must be an integer 1..16777216")(
+    lambda d: d["parties"][0].update(max_set_size=(1 << 24) + 1024)
+)
+case("max set size as text", "parties[1].max_set_size: must be an integer 1..16777216")(
+    lambda d: d["parties"][1].update(max_set_size="65536")
+)
+case(
+    "max set size off the bucket",
+    "parties[1].max_set_size: must be a multiple of exchange.padding_bucket (a padded set size "
+    "always is)",
+)(lambda d: d["parties"][1].update(max_set_size=65536 + 1))
 
 # -- linkage, release, exchange ------------------------------------------------------------------
 case("threshold as text", "linkage.match_threshold: must be a finite number")(
@@ -166,6 +183,17 @@ case("bucket too large", "exchange.padding_bucket: must be an integer 1..1048576
 case("negative quota", "exchange.query_quota_per_day: must be an integer 0..1000000000")(
     lambda d: d["exchange"].update(query_quota_per_day=-1)
 )
+case("budget zero", "exchange.set_size_budget_per_day: must be an integer 1..1099511627776")(
+    lambda d: d["exchange"].update(set_size_budget_per_day=0)
+)
+case("budget as bool", "exchange.set_size_budget_per_day: must be an integer 1..1099511627776")(
+    lambda d: d["exchange"].update(set_size_budget_per_day=True)
+)
+case(
+    "budget below a bound",
+    "exchange.set_size_budget_per_day: must be at least every party's max_set_size (one session "
+    "at the bound must fit)",
+)(lambda d: d["exchange"].update(set_size_budget_per_day=65535))
 
 # -- categories and caveats ----------------------------------------------------------------------
 case("no categories", "categories: at least one record category required")(
@@ -290,6 +318,7 @@ def test_every_error_is_collected_at_once() -> None:
         "unknown top member", "bad id", "version as text", "legal basis blank", "purpose twice",
         "dates out of order", "two-letter country", "key in capitals", "low-order X25519 key",
         "threshold as text", "approval as text", "bucket too large", "negative quota",
+        "missing max set size", "budget zero",
         "unknown category", "unknown TLP", "C without conditions", "retention zero",
         "signature of a stranger",
     ]  # fmt: skip

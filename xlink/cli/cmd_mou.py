@@ -20,6 +20,7 @@ from xlink.linkage.schema import load_default_schema, load_schema, schema_digest
 from xlink.policy import (
     Mou,
     MouRefused,
+    MouTemplate,
     PartyKeys,
     SignedMou,
     accept_mou,
@@ -49,8 +50,9 @@ def register(sub: Any) -> None:
         "fill",
         help="fill a template with both agencies' public keys",
         description="Fill an MOU template with each party's verify key, sealing key and TLS "
-        "certificate pin (from its public bundle) and the linkage schema digest; write the "
-        "unsigned MOU (.toml or .json, from --out's suffix).",
+        "certificate pin (from its public bundle), the linkage schema digest and any set-size "
+        "bounds the template leaves out; write the unsigned MOU (.toml or .json, from --out's "
+        "suffix).",
     )
     fill.add_argument(
         "template",
@@ -68,6 +70,23 @@ def register(sub: Any) -> None:
     fill.add_argument("--schema", metavar="PATH", help="linkage schema (default: the bundled one)")
     fill.add_argument("--valid-from", type=_date, metavar="YYYY-MM-DD", help="first valid day")
     fill.add_argument("--valid-until", type=_date, metavar="YYYY-MM-DD", help="last valid day")
+    fill.add_argument(
+        "--max-set-size",
+        action="append",
+        type=_set_size,
+        default=[],
+        metavar="[AGENCY=]N",
+        help="the largest padded PSI set AGENCY may declare in one session (parties[]."
+        "max_set_size), a multiple of the template's padding bucket; without AGENCY= for every "
+        "party not named; repeatable. Required for a party whose template leaves it out",
+    )
+    fill.add_argument(
+        "--set-size-budget-per-day",
+        type=int,
+        metavar="N",
+        help="the most padded elements one party may send per UTC day over all its sessions "
+        "(exchange.set_size_budget_per_day; default: the template's, if any)",
+    )
     fill.add_argument("--out", required=True, metavar="FILE", help="the MOU to write")
     fill.add_argument("--force", action="store_true", help="replace --out if it exists")
     sign = actions.add_parser(
@@ -107,6 +126,41 @@ def _date(text: str) -> datetime.date:
         raise argparse.ArgumentTypeError("not a date YYYY-MM-DD") from None
 
 
+def _set_size(text: str) -> tuple[str | None, int]:
+    agency, sep, number = text.rpartition("=")
+    try:
+        return (agency if sep else None, int(number, 10))
+    except ValueError:
+        raise argparse.ArgumentTypeError("not [AGENCY=]N with N an integer") from None
+
+
+def _max_set_sizes(given: list[tuple[str | None, int]], template: MouTemplate) -> dict[str, int]:
+    """The ``--max-set-size`` values by agency: ``AGENCY=N`` for that party, a bare ``N`` for
+    every other party. A party the template gives no bound must get one here."""
+    parties = template.agency_ids
+    named: dict[str, int] = {}
+    default: int | None = None
+    for agency, size in given:
+        if agency is None:
+            if default is not None:
+                raise InputError("--max-set-size: a value without AGENCY= given twice")
+            default = size
+        elif agency not in parties:
+            raise InputError(f"--max-set-size: {agency} is not a party in the template")
+        elif agency in named:
+            raise InputError(f"--max-set-size: {agency} given twice")
+        else:
+            named[agency] = size
+    sizes = {a: named.get(a, default) for a in parties}
+    in_template = template.max_set_sizes
+    missing = [a for a, size in sizes.items() if size is None and a not in in_template]
+    if missing:
+        raise InputError(
+            f"--max-set-size: none given for {', '.join(missing)} (the template does not set it)"
+        )
+    return {a: size for a, size in sizes.items() if size is not None}
+
+
 def _write_atomic(path: Path, text: str, *, overwrite: bool) -> None:
     """Write ``path`` through a temporary file in the same directory, renamed into place."""
     if not overwrite and path.exists():
@@ -127,13 +181,14 @@ def _party_keys(bundle: PublicBundle) -> PartyKeys:
     return PartyKeys(bundle.verify_key, bundle.sealing_key, bundle.tls_cert_sha256)
 
 
-def _parties_json(mou: Mou) -> list[dict[str, str]]:
+def _parties_json(mou: Mou) -> list[dict[str, str | int]]:
     return [
         {
             "agency_id": p.agency_id,
             "verify_key": bytes(p.verify_key).hex(),
             "sealing_key": bytes(p.sealing_key).hex(),
             "tls_cert_sha256": p.tls_cert_sha256.hex(),
+            "max_set_size": p.max_set_size,
         }
         for p in mou.parties
     ]
@@ -148,6 +203,8 @@ def _summary(signed: SignedMou) -> dict[str, object]:
         "valid_from": mou.valid_from.isoformat(),
         "valid_until": mou.valid_until.isoformat(),
         "parties": _parties_json(mou),
+        "padding_bucket": mou.padding_bucket,
+        "set_size_budget_per_day": mou.set_size_budget_per_day,
         "signatures": list(signed.signatures),
     }
 
@@ -161,6 +218,12 @@ def _print_summary(summary: dict[str, object]) -> None:
         print(f"  {p['agency_id']}: verify key {p['verify_key']}")
         print(f"  {' ' * len(p['agency_id'])}  sealing key {p['sealing_key']}")
         print(f"  {' ' * len(p['agency_id'])}  TLS SHA-256 {p['tls_cert_sha256']}")
+        print(f"  {' ' * len(p['agency_id'])}  max set size {p['max_set_size']} per session")
+    budget = summary["set_size_budget_per_day"]
+    print(
+        f"  padding bucket {summary['padding_bucket']}, set-size budget per day: "
+        f"{'none' if budget is None else budget}"
+    )
     signatures = summary["signatures"]
     assert isinstance(signatures, list)
     print(f"  signed by: {', '.join(signatures) or 'nobody yet'}")
@@ -179,12 +242,15 @@ def _fill(args: argparse.Namespace) -> int:
     missing = [a for a in template.agency_ids if a not in keys]
     if missing:
         raise InputError(f"--bundle: none given for {', '.join(missing)}")
+    sizes = _max_set_sizes(args.max_set_size, template)
     schema = load_schema(args.schema) if args.schema else load_default_schema()
     mou = template.fill(
         keys,
         schema_digest=schema_digest(schema),
         valid_from=args.valid_from,
         valid_until=args.valid_until,
+        max_set_size=sizes,
+        set_size_budget_per_day=args.set_size_budget_per_day,
     )
     if (mou.schema_id, mou.schema_version) != (schema.id, schema.version):
         raise InputError(

@@ -2,7 +2,8 @@
 
 Limits and patterns here are mirrored in ``protocols/schemas/mou-v1.json``; the checks that a
 JSON Schema cannot express (date order, parties that differ, categories listed once, signatures
-filed under a party, valid key points) are made here only.
+filed under a party, valid key points, set sizes that fit the padding bucket and the daily
+budget) are made here only.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from nacl.exceptions import RuntimeError as NaclRuntimeError
 
 from xlink.crypto.keys import SIGNATURE_SIZE, SealingPublicKey, VerifyKey
 from xlink.errors import SchemaError
-from xlink.policy._checker import MISSING, Checker
+from xlink.policy._checker import ABSENT, MISSING, Checker
 from xlink.policy.mou import (
     FORBIDDEN_FIELDS,
     MOU_FORMAT,
@@ -39,6 +40,9 @@ MAX_VERSION = 2**32 - 1
 MAX_RETENTION_DAYS = 36500
 MAX_FOLLOW_UP_HOURS = 8760
 MAX_QUERY_QUOTA = 10**9
+#: Largest ``exchange.set_size_budget_per_day`` (2^40 padded elements: 65,536 sessions at
+#: ``MAX_SET_SIZE``), so that the daily sum fits any integer type the enforcement uses.
+MAX_SET_SIZE_BUDGET = 1 << 40
 MAX_PURPOSES = 32
 MAX_LONG_TEXT_CHARS = 4000
 
@@ -55,10 +59,13 @@ _TOP = frozenset(
     {"format", "id", "version", "valid_from", "valid_until", "legal_basis", "purposes",
      "parties", "linkage", "release", "exchange", "categories", "signatures"}
 )  # fmt: skip
-_PARTY = ("agency_id", "name", "country", "verify_key", "sealing_key", "tls_cert_sha256")
+_PARTY = (
+    "agency_id", "name", "country", "verify_key", "sealing_key", "tls_cert_sha256",
+    "max_set_size",
+)  # fmt: skip
 _LINKAGE = ("schema_id", "schema_version", "schema_digest", "match_threshold")
 _RELEASE = ("approval_required", "follow_up_hours")
-_EXCHANGE = ("padding_bucket", "query_quota_per_day")
+_EXCHANGE = ("padding_bucket", "query_quota_per_day", "set_size_budget_per_day")
 _CATEGORY = ("category", "releasable_fields", "caveats")
 _CAVEATS = (
     "tlp", "permitted_actions", "provider_attribution", "affected_party_notifications",
@@ -113,9 +120,11 @@ def _check_party(c: Checker, raw: object, where: str) -> Party | None:
         c.error(f"{where}.sealing_key", "not a usable X25519 public key (a low-order point)")
         sealing_key = None
     tls = c.hexbytes(raw, "tls_cert_sha256", f"{where}.tls_cert_sha256", 32)
+    # Checked against exchange.padding_bucket by _check_set_sizes, once the bucket is read.
+    max_set_size = c.integer(raw, "max_set_size", f"{where}.max_set_size", 1, L.MAX_SET_SIZE)
     if not (agency_id and name and country and tls) or verify_key is None or sealing_key is None:
         return None
-    return Party(agency_id, name, country, verify_key, sealing_key, tls)
+    return Party(agency_id, name, country, verify_key, sealing_key, tls, max_set_size)
 
 
 def _check_parties(c: Checker, data: Mapping[str, object]) -> tuple[Party, Party] | None:
@@ -137,6 +146,35 @@ def _check_parties(c: Checker, data: Mapping[str, object]) -> tuple[Party, Party
     if len(parties) != 2 or parties[0] is None or parties[1] is None:
         return None
     return (parties[0], parties[1])
+
+
+def _is_integer(value: object, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def _check_set_sizes(
+    c: Checker, data: Mapping[str, object], bucket: int | None, budget: int | None
+) -> None:
+    """Cross-check each party's ``max_set_size`` (already range-checked where it was read, and
+    not reported again) against the valid ``padding_bucket`` and ``set_size_budget_per_day``."""
+    raw = data.get("parties")
+    sizes = [
+        (i, p["max_set_size"])
+        for i, p in enumerate(raw if isinstance(raw, list) else [])
+        if isinstance(p, Mapping) and _is_integer(p.get("max_set_size"), 1, L.MAX_SET_SIZE)
+    ]
+    if bucket is not None:
+        for i, size in sizes:
+            if size % bucket:
+                c.error(
+                    f"parties[{i}].max_set_size",
+                    "must be a multiple of exchange.padding_bucket (a padded set size always is)",
+                )
+    if budget is not None and any(size > budget for _, size in sizes):
+        c.error(
+            "exchange.set_size_budget_per_day",
+            "must be at least every party's max_set_size (one session at the bound must fit)",
+        )
 
 
 def _check_field(c: Checker, raw: object, where: str) -> str:
@@ -333,12 +371,26 @@ def validate_signed_mou(data: object) -> SignedMou:
     )
     exchange = c.table(data, "exchange", "exchange")
     c.members(exchange, _EXCHANGE, "exchange")
+    before = len(c.errors)
     bucket = c.integer(
         exchange, "padding_bucket", "exchange.padding_bucket", 1, L.MAX_PADDING_BUCKET
     )
+    bucket_ok = len(c.errors) == before and exchange is not ABSENT
     quota = c.integer(
         exchange, "query_quota_per_day", "exchange.query_quota_per_day", 0, MAX_QUERY_QUOTA
     )
+    budget: int | None = None
+    if "set_size_budget_per_day" in exchange:  # optional: absent means no daily budget
+        before = len(c.errors)
+        value = c.integer(
+            exchange,
+            "set_size_budget_per_day",
+            "exchange.set_size_budget_per_day",
+            1,
+            MAX_SET_SIZE_BUDGET,
+        )
+        budget = value if len(c.errors) == before else None
+    _check_set_sizes(c, data, bucket if bucket_ok else None, budget)
     categories = _check_categories(c, data)
     mou = None
     if not c.errors and parties and valid_from and valid_until:
@@ -359,6 +411,7 @@ def validate_signed_mou(data: object) -> SignedMou:
             categories=categories,
             padding_bucket=bucket,
             query_quota_per_day=quota,
+            set_size_budget_per_day=budget,
         )
     signatures = _check_signatures(c, data)
     if c.errors or mou is None:

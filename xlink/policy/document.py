@@ -76,6 +76,16 @@ def _real(value: float) -> str:
     return f"{value:.17g}"
 
 
+def _exchange(mou: Mou) -> dict[str, object]:
+    exchange: dict[str, object] = {
+        "padding_bucket": mou.padding_bucket,
+        "query_quota_per_day": mou.query_quota_per_day,
+    }
+    if mou.set_size_budget_per_day is not None:  # optional: present only when the MOU sets it
+        exchange["set_size_budget_per_day"] = mou.set_size_budget_per_day
+    return exchange
+
+
 def _document(mou: Mou, threshold: object) -> dict[str, object]:
     return {
         "format": MOU_FORMAT,
@@ -93,6 +103,7 @@ def _document(mou: Mou, threshold: object) -> dict[str, object]:
                 "verify_key": bytes(p.verify_key).hex(),
                 "sealing_key": bytes(p.sealing_key).hex(),
                 "tls_cert_sha256": p.tls_cert_sha256.hex(),
+                "max_set_size": p.max_set_size,
             }
             for p in mou.parties
         ],
@@ -106,10 +117,7 @@ def _document(mou: Mou, threshold: object) -> dict[str, object]:
             "approval_required": mou.approval_required,
             "follow_up_hours": mou.follow_up_hours,
         },
-        "exchange": {
-            "padding_bucket": mou.padding_bucket,
-            "query_quota_per_day": mou.query_quota_per_day,
-        },
+        "exchange": _exchange(mou),
         "categories": [
             {
                 "category": c.category.value,
@@ -137,7 +145,8 @@ def mou_to_canonical(mou: Mou) -> dict[str, object]:
     """The canonical object hashed by :func:`mou_digest` (docs/mou.md §4).
 
     It is the JSON document form without ``signatures``: every member present (an empty
-    ``handling_conditions`` included), lists in document order, dates as ``YYYY-MM-DD``, keys and
+    ``handling_conditions`` included; the optional ``exchange.set_size_budget_per_day`` only when
+    set), lists in document order, dates as ``YYYY-MM-DD``, keys and
     digests as lower-case hex, ``match_threshold`` as a string in C ``printf("%.17g")`` form.
     """
     return _document(mou, _real(mou.match_threshold))

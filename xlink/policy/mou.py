@@ -100,7 +100,9 @@ class Party:
 
     ``verify_key`` checks its MOU signature and the records it releases; released records are
     sealed to ``sealing_key``; ``tls_cert_sha256`` pins its TLS certificate (SHA-256 of the DER).
-    ``country`` is ISO 3166-1 alpha-3 (``CAN``, ``USA``).
+    ``country`` is ISO 3166-1 alpha-3 (``CAN``, ``USA``). ``max_set_size``: the largest padded
+    PSI set (distinct token values rounded up to :attr:`Mou.padding_bucket`) this party may
+    declare in one session; a multiple of the bucket, at most ``MAX_SET_SIZE`` (docs/mou.md §7).
     """
 
     agency_id: str
@@ -109,6 +111,7 @@ class Party:
     verify_key: VerifyKey
     sealing_key: SealingPublicKey
     tls_cert_sha256: bytes
+    max_set_size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +160,9 @@ class Mou:
     :func:`~xlink.linkage.schema.schema_digest` of the linkage schema both parties use.
     ``follow_up_hours``: the deadline for the follow-up after a hit. ``padding_bucket``: PSI set
     sizes are padded to a multiple of it. ``query_quota_per_day``: real-time queries each party
-    may make per day (0: none).
+    may make per day (0: none). ``set_size_budget_per_day``: the most padded elements one party
+    may send, summed over all its sessions in a UTC day (``None``: no budget beyond each
+    session's :attr:`Party.max_set_size`); modelled here, enforced from the audit log.
     """
 
     id: str
@@ -176,6 +181,7 @@ class Mou:
     categories: tuple[CategoryPolicy, ...]
     padding_bucket: int
     query_quota_per_day: int
+    set_size_budget_per_day: int | None
 
     @property
     def agency_ids(self) -> tuple[str, str]:

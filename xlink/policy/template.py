@@ -1,10 +1,11 @@
 """MOU templates: a document whose keys are filled in when they exist (docs/mou.md §6).
 
 Keys are generated when an agency deploys xlink (and at demo time), after the text of the MOU
-was agreed. A template is an MOU document in which each party's ``verify_key``, ``sealing_key``
-and ``tls_cert_sha256``, and ``linkage.schema_digest``, may be left out; everything else is
-checked when the template is read. :meth:`MouTemplate.fill` supplies them and gives a
-validated :class:`~xlink.policy.mou.Mou`, ready for :func:`~xlink.policy.signing.sign_mou`.
+was agreed. A template is an MOU document in which each party's ``verify_key``, ``sealing_key``,
+``tls_cert_sha256`` and ``max_set_size``, and ``linkage.schema_digest``, may be left out;
+everything else is checked when the template is read. :meth:`MouTemplate.fill` supplies them
+and gives a validated :class:`~xlink.policy.mou.Mou`, ready for
+:func:`~xlink.policy.signing.sign_mou`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from xlink.errors import SchemaError
 from xlink.policy._validate import validate_mou
 from xlink.policy.document import format_of, parse_document
 from xlink.policy.mou import Mou
+from xlink.protocol.limits import MAX_SET_SIZE
 
 __all__ = [
     "SAMPLE_TEMPLATE_RESOURCE",
@@ -88,6 +90,15 @@ class MouTemplate:
         doc = json.loads(self.document)
         return tuple(str(p.get("agency_id")) for p in _parties(doc))
 
+    @property
+    def max_set_sizes(self) -> dict[str, object]:
+        """Each party's ``max_set_size`` as the template states it, by agency id; a party whose
+        template leaves it out (to be given to :meth:`fill`) is not listed."""
+        doc = json.loads(self.document)
+        return {
+            str(p.get("agency_id")): p["max_set_size"] for p in _parties(doc) if "max_set_size" in p
+        }
+
     def fill(
         self,
         keys: Mapping[str, PartyKeys],
@@ -95,24 +106,39 @@ class MouTemplate:
         schema_digest: bytes | None = None,
         valid_from: datetime.date | None = None,
         valid_until: datetime.date | None = None,
+        max_set_size: Mapping[str, int] | None = None,
+        set_size_budget_per_day: int | None = None,
     ) -> Mou:
         """The MOU with ``keys`` (by agency id) and the optional members filled in.
 
         ``schema_digest`` is :func:`~xlink.linkage.schema.schema_digest` of the linkage schema
-        named in ``linkage``; ``valid_from``/``valid_until`` replace the template's dates.
-        Raises ``ValueError`` for keys of an agency the template does not name, and
+        named in ``linkage``; ``valid_from``/``valid_until`` replace the template's dates;
+        ``max_set_size`` (by agency id) replaces or supplies those parties' bounds and
+        ``set_size_budget_per_day`` the template's ``exchange`` budget. Raises ``ValueError``
+        for keys or sizes of an agency the template does not name, and
         :class:`~xlink.errors.SchemaError` when the result is not a valid MOU (a party left
-        without keys, the schema digest still missing ...).
+        without keys or ``max_set_size``, a size not a multiple of the padding bucket, the
+        schema digest still missing ...).
         """
         doc = json.loads(self.document)
         named = set(self.agency_ids)
         unknown = sorted(set(keys) - named)
         if unknown:
             raise ValueError("keys given for agencies the template does not name")
+        sizes = dict(max_set_size or {})
+        if set(sizes) - named:
+            raise ValueError("max_set_size given for agencies the template does not name")
         for party in _parties(doc):
-            agency_keys = keys.get(str(party.get("agency_id")))
+            agency = str(party.get("agency_id"))
+            agency_keys = keys.get(agency)
             if agency_keys is not None:
                 party.update(agency_keys.as_members())
+            if agency in sizes:
+                party["max_set_size"] = sizes[agency]
+        if set_size_budget_per_day is not None:
+            exchange = doc.get("exchange")
+            if isinstance(exchange, dict):
+                exchange["set_size_budget_per_day"] = set_size_budget_per_day
         if schema_digest is not None:
             if not isinstance(schema_digest, bytes) or len(schema_digest) != 32:
                 raise ValueError("schema_digest must be 32 bytes")
@@ -128,11 +154,17 @@ class MouTemplate:
 
 def _placeholder_filled(doc: dict[str, object]) -> dict[str, object]:
     trial = copy.deepcopy(doc)
+    exchange = trial.get("exchange")
+    bucket = exchange.get("padding_bucket") if isinstance(exchange, dict) else None
+    # One bucket is always a valid bound when the bucket is; a bad bucket is reported anyway.
+    fits = isinstance(bucket, int) and not isinstance(bucket, bool) and 1 <= bucket <= MAX_SET_SIZE
+    size_stand_in = bucket if fits else 1
     for i, party in enumerate(_parties(trial)):
         seed = bytes([i + 1]) * 32
         stand_in = PartyKeys(SigningKey(seed).verify_key, SealingKey(seed).public_key, seed)
         for member, value in stand_in.as_members().items():
             party.setdefault(member, value)
+        party.setdefault("max_set_size", size_stand_in)
     linkage = trial.get("linkage")
     if isinstance(linkage, dict):
         linkage.setdefault("schema_digest", "00" * 32)
