@@ -14,6 +14,12 @@ same machine, because absolute times on shared machines drift:
 - ``wall_s``: from both parties starting the protocol (tokens already in memory) to both
   having their results.
 - ``ratio`` = ``wall_s / floor_s``.
+- ``psi_wall_s`` / ``psi_ratio``: the exchange alone (start to the confirmation round, the
+  slower party) against the same floor: what xlink-psi-v1 measured as its whole run.
+- ``confirm_s``, ``confirm_us_per_match``, ``confirm_ratio``: the confirmation round of
+  xlink-psi-v2 (§6.9-6.10), whose work grows with the matched tokens, not the list: its floor
+  is, per matched token and party, one hash to group and three edwards25519 scalar
+  multiplications (blind, unblind, and the answer to the peer's request).
 
 Usage::
 
@@ -106,9 +112,14 @@ def run_party(role: str, fd: int, n: int, keys: int, overlap: int, seed: int, ch
     sent = 0
     peer_elements = 0
     start = time.perf_counter()
+    marks: dict[str, float] = {}
     if is_init:
         session.initiate()
+    peaks: dict[str, float] = {}
     while not session.done:
+        if session.state.value not in marks:
+            marks[session.state.value] = time.perf_counter() - start
+            peaks[session.state.value] = _peak_rss_mb()  # the peak up to entering this phase
         produced = False
         if not outbuf:
             message = session.next_message()
@@ -163,8 +174,11 @@ def run_party(role: str, fd: int, n: int, keys: int, overlap: int, seed: int, ch
             {
                 "role": role,
                 "wall_s": wall,
+                "confirm_start_s": marks.get("CONFIRM", wall),
+                "reveal_start_s": marks.get("REVEAL", wall),
                 "bytes_sent": sent,
                 "peak_rss_mb": _peak_rss_mb(),
+                "peak_rss_mb_before_phase": peaks,
                 "matched_tokens": matched,
                 "pairs": pairs,
                 "own_elements": session.padded_size,
@@ -205,7 +219,13 @@ def calibrate(ops: int) -> dict[str, float]:
         key.exchange(X25519PublicKey.from_public_bytes(p))
     blind_s = (time.perf_counter() - t0) / ops
     del expand_message_xmd_sha512  # imported only to make sure xlink's suite is importable
-    return {"hash_s": hash_s, "blind_s": blind_s}
+    scalar = sodium.crypto_core_ed25519_scalar_reduce(os.urandom(64))
+    points = [add(from_uniform(m), from_uniform(m[::-1])) for m in msgs[: ops // 4]]
+    t0 = time.perf_counter()
+    for q in points:
+        sodium.crypto_scalarmult_ed25519_noclamp(scalar, q)
+    ed_s = (time.perf_counter() - t0) / len(points)
+    return {"hash_s": hash_s, "blind_s": blind_s, "ed_mult_s": ed_s}
 
 
 def _spawn(args: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[str]:
@@ -253,7 +273,10 @@ def main() -> None:
     b.close()
     parties = [_collect(p) for p in procs]
     windows = {
-        w: {k: sum(p[f"calibration_{w}"][k] for p in parties) / 2 for k in ("hash_s", "blind_s")}
+        w: {
+            k: sum(p[f"calibration_{w}"][k] for p in parties) / 2
+            for k in ("hash_s", "blind_s", "ed_mult_s")
+        }
         for w in ("before", "after")
     }
     hash_s = (windows["before"]["hash_s"] + windows["after"]["hash_s"]) / 2
@@ -264,6 +287,11 @@ def main() -> None:
     ]
     floor_s = max(floors)
     wall_s = max(p["wall_s"] for p in parties)
+    ed_s = (windows["before"]["ed_mult_s"] + windows["after"]["ed_mult_s"]) / 2
+    psi_wall_s = max(p["confirm_start_s"] for p in parties)
+    confirm_s = max(p["reveal_start_s"] - p["confirm_start_s"] for p in parties)
+    matched = max(parties[0]["matched_tokens"] or 0, 1)
+    confirm_floor_s = matched * (hash_s + 3 * ed_s)
     expected = overlap * args.keys
     figures = {
         "n": args.n,
@@ -272,12 +300,26 @@ def main() -> None:
         "wall_s": round(wall_s, 3),
         "floor_s": round(floor_s, 3),
         "ratio": round(wall_s / floor_s, 3),
+        "psi_wall_s": round(psi_wall_s, 3),
+        "psi_ratio": round(psi_wall_s / floor_s, 3),
+        "confirm_s": round(confirm_s, 3),
+        "confirm_us_per_match": round(confirm_s / matched * 1e6, 1),
+        "confirm_floor_s": round(confirm_floor_s, 3),
+        "confirm_ratio": round(confirm_s / confirm_floor_s, 3),
         "peak_rss_mb_per_party": round(max(p["peak_rss_mb"] for p in parties), 1),
+        "peak_rss_mb_before_phase": {
+            phase: round(max(p["peak_rss_mb_before_phase"].get(phase, 0) for p in parties), 1)
+            for phase in ("EXCHANGE", "CONFIRM", "REVEAL")
+        },
         "bytes_sent": sum(p["bytes_sent"] for p in parties),
         "matched_tokens": parties[0]["matched_tokens"],
         "expected_matched_tokens": expected,
         "candidate_pairs": parties[0]["pairs"],
-        "primitive_us": {"hash_to_group": hash_s * 1e6, "x25519": blind_s * 1e6},
+        "primitive_us": {
+            "hash_to_group": hash_s * 1e6,
+            "x25519": blind_s * 1e6,
+            "ed25519_scalar_mult": ed_s * 1e6,
+        },
         "floor_calibration_us": {
             w: {
                 "hash_to_group": round(windows[w]["hash_s"] * 1e6, 3),

@@ -1,7 +1,7 @@
 """Canada ↔ United States watchlist match, in one process, through the Python API.
 
 Each agency prepares its own watchlist (load, validate, derive match tokens), the two run an
-xlink-psi-v1 session, and each side decides its matches from what the protocol revealed. Run:
+xlink-psi-v2 session, and each side decides its matches from what the protocol revealed. Run:
 
     python examples/bilateral_watchlist_match.py [--json]
 

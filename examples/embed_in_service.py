@@ -2,7 +2,7 @@
 
 Each agency runs a ``LinkageService``: it loads its own files when it starts (in a worker
 thread, so the event loop stays free), and exposes ``async def check_manifest(...)``, which
-runs one xlink-psi-v1 session with the partner over TLS 1.3 — certificate pinned by the signed
+runs one xlink-psi-v2 session with the partner over TLS 1.3 — certificate pinned by the signed
 MOU — writes the session to the agency's own tamper-evident audit log, and decides the matches.
 Here both services run in one event loop on 127.0.0.1; in production each runs on its own
 agency's network. Run:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Generate the xlink-psi-v1 test vectors (spec: protocols/xlink-psi-v1.md §11).
+"""Generate the xlink-psi-v2 test vectors (spec: protocols/xlink-psi-v2.md §11).
 
-Writes ``protocols/vectors/psi-v1/valid.json`` and ``invalid.json``. Everything is derived
+Writes ``protocols/vectors/psi-v2/valid.json`` and ``invalid.json``. Everything is derived
 from fixed seeds through ``DeterministicRandom``, so running this twice gives identical files;
 ``tests/protocol/test_vectors.py`` regenerates the vectors in memory and checks the files.
 
@@ -24,17 +24,30 @@ from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.suite import SMALL_ORDER_U
 from xlink.errors import RemoteProtocolError
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder
+from xlink.protocol._reveal import RevealBound
 from xlink.protocol.abort import AbortCode
 from xlink.protocol.codec import decode_message, encode_message
 from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import CardinalityResult, PsiResult
-from xlink.protocol.messages import Elements, Hello, Message, Reblinded, Reveal
+from xlink.protocol.limits import MAX_SET_SIZE
+from xlink.protocol.messages import (
+    Commit,
+    ConfirmRequest,
+    ConfirmResponse,
+    Elements,
+    Hello,
+    Message,
+    Reblinded,
+    Reveal,
+)
 from xlink.protocol.pair import run_pair
 from xlink.protocol.session import PsiSession
 
-OUT_DIR = Path(__file__).resolve().parent / "vectors" / "psi-v1"
+OUT_DIR = Path(__file__).resolve().parent / "vectors" / "psi-v2"
 KEYS = ("name_dob", "passport", "surname_postcode")
 P = 2**255 - 19
+# An edwards25519 point of order 8 (libsodium's small-order blocklist).
+ORDER_8_POINT = bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")
 
 # -- inputs ------------------------------------------------------------------------------------
 
@@ -94,6 +107,11 @@ class Side:
     chunk_size: int = 4
     reveal_chunk_records: int = 4096
     keys: tuple[str, ...] = KEYS
+    bound: RevealBound | None = None
+    max_peer_set_size: int = MAX_SET_SIZE
+
+
+MINIMAL_BOUND = RevealBound((1.0, 1.0, 1.0), (-1.0, -1.0, -1.0), 2.0)
 
 
 def _config(role: Role, mode: Mode, side: Side) -> SessionConfig:
@@ -109,6 +127,8 @@ def _config(role: Role, mode: Mode, side: Side) -> SessionConfig:
         padding_bucket=8,
         chunk_size=side.chunk_size,
         reveal_chunk_records=side.reveal_chunk_records,
+        max_peer_set_size=side.max_peer_set_size,
+        reveal_bound=side.bound,
     )
 
 
@@ -126,6 +146,14 @@ def _party_json(role: Role, mode: Mode, side: Side) -> dict[str, Any]:
         "chunk_size": c.chunk_size,
         "suite_id": c.suite_id,
         "reveal_chunk_records": c.reveal_chunk_records,
+        "max_peer_set_size": c.max_peer_set_size,
+        "reveal_bound": None
+        if c.reveal_bound is None
+        else {
+            "agreement": list(c.reveal_bound.agreement),
+            "disagreement": list(c.reveal_bound.disagreement),
+            "threshold": c.reveal_bound.threshold,
+        },
         "rng_seed": side.seed,
         "key_names": list(side.keys),
         "records": [
@@ -149,6 +177,14 @@ def session_from_json(party: dict[str, Any]) -> PsiSession:
         chunk_size=party["chunk_size"],
         suite_id=party["suite_id"],
         reveal_chunk_records=party["reveal_chunk_records"],
+        max_peer_set_size=party["max_peer_set_size"],
+        reveal_bound=None
+        if party["reveal_bound"] is None
+        else RevealBound(
+            tuple(party["reveal_bound"]["agreement"]),
+            tuple(party["reveal_bound"]["disagreement"]),
+            party["reveal_bound"]["threshold"],
+        ),
     )
     builder = TokenSetBuilder(party["key_names"])
     for record in party["records"]:
@@ -159,11 +195,22 @@ def session_from_json(party: dict[str, Any]) -> PsiSession:
 # -- valid vectors -----------------------------------------------------------------------------
 
 
-def _result_json(result: PsiResult | CardinalityResult) -> dict[str, Any]:
+def _result_json(
+    result: PsiResult | CardinalityResult, session: PsiSession, peer: PsiSession
+) -> dict[str, Any]:
     if isinstance(result, CardinalityResult):
         return {"intersection_size": result.intersection_size}
+    # Spec §7.5: the label evaluation for every handle of a candidate pair, ascending: our
+    # request, the peer's answer, our outputs (under the peer's key).
+    handles = sorted({h for p in result.pairs for h in p.handles})
+    request = session.label_request(handles)
+    answer = peer.answer_label_request(request)
+    outputs = session.label_outputs(handles, answer)
     return {
         "matched_tokens": result.matched_tokens,
+        "label_request": request.hex(),
+        "label_answer": answer.hex(),
+        "label_outputs": {h.hex(): o.hex() for h, o in zip(handles, outputs, strict=True)},
         "pairs": [
             {
                 "local_record_id": p.local_record_id,
@@ -203,7 +250,10 @@ def _valid_case(
         **parties,
         "messages": messages,
         "session_id": a.session_id.hex(),
-        "results": {"initiator": _result_json(ra), "responder": _result_json(rb)},
+        "results": {
+            "initiator": _result_json(ra, a, b),
+            "responder": _result_json(rb, b, a),
+        },
     }
 
 
@@ -216,8 +266,8 @@ def valid_cases() -> list[dict[str, Any]]:
             "surname+postcode value that two responder records carry (deduplicated before "
             "blinding); four chunks of four elements per side.",
             Mode.PSI,
-            Side(i_records, "vector-psi-initiator"),
-            Side(r_records, "vector-psi-responder"),
+            Side(i_records, "vector-psi-initiator", max_peer_set_size=16),
+            Side(r_records, "vector-psi-responder", max_peer_set_size=16),
         ),
         _valid_case(
             "cardinality_three_keys",
@@ -263,6 +313,16 @@ def valid_cases() -> list[dict[str, Any]]:
             Side(_many_keys_records("I"), "vector-70-initiator", keys=MANY_KEYS),
             Side(_many_keys_records("R"), "vector-70-responder", keys=MANY_KEYS),
         ),
+        _valid_case(
+            "psi_minimal_reveal",
+            "PSI mode with a minimal reveal on both sides: every key weighs 1 when it agrees, "
+            "-1 when it disagrees, threshold 2. A record whose matched keys cannot sum to 2 "
+            "(one matched key) is not revealed, so only the pair agreeing on two or more keys "
+            "is a candidate.",
+            Mode.PSI,
+            Side(i_records, "vector-minimal-initiator", bound=MINIMAL_BOUND),
+            Side(r_records, "vector-minimal-responder", bound=MINIMAL_BOUND),
+        ),
     ]
 
 
@@ -270,7 +330,11 @@ def valid_cases() -> list[dict[str, Any]]:
 
 
 def _pack(*body: object) -> bytes:
-    return b"\x01" + msgpack.packb(list(body), use_bin_type=True)
+    return b"\x02" + msgpack.packb(list(body), use_bin_type=True)
+
+
+def _unpack_field(message: bytes, index: int) -> Any:
+    return msgpack.unpackb(message[1:])[index]
 
 
 def _fields(message: Message) -> list[object]:
@@ -322,8 +386,18 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
             by_type.setdefault(m["type"], []).append(bytes.fromhex(m["hex"]))
     hello, elements = by_type["Hello"][0], by_type["Elements"]
     reblinded, reveals = by_type["Reblinded"], by_type["Reveal"]
+    requests, responses = by_type["ConfirmRequest"], by_type["ConfirmResponse"]
+    commit = by_type["Commit"][0]
     r_hello = from_r[0]
-    exchange = [hello, *elements, *reblinded]
+    from_i = [bytes.fromhex(m["hex"]) for m in valid["messages"] if m["from"] == "initiator"]
+    # The initiator's messages up to its first Reveal, in the order it sent them.
+    exchange = from_i[: from_i.index(reveals[0])]
+    before_commit = exchange[: exchange.index(commit)]
+    before_answers = exchange[: exchange.index(responses[0])]
+    request0 = decode_message(requests[0])
+    answer0 = decode_message(responses[0])
+    assert isinstance(request0, ConfirmRequest) and isinstance(answer0, ConfirmResponse)
+    assert len(answer0.points) >= 128
     e0 = decode_message(elements[0])
     assert isinstance(e0, Elements)
     reveal = decode_message(reveals[0])
@@ -380,10 +454,24 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         (
             "wrong_version",
-            "version byte 2",
+            "version byte 3",
             "R",
-            [b"\x02" + hello[1:]],
+            [b"\x03" + hello[1:]],
             AbortCode.UNSUPPORTED_VERSION,
+        ),
+        (
+            "version_one_refused",
+            "a Hello of xlink-psi-v2 (version byte 1): v1 is decodable only to be refused",
+            "R",
+            [b"\x01" + hello[1:]],
+            AbortCode.UNSUPPORTED_VERSION,
+        ),
+        (
+            "set_size_above_mou_bound",
+            "padded_size 24 (a multiple of the bucket) above the MOU's bound for the peer (16)",
+            "R",
+            [_hello_with(hello, padded_size=24)],
+            AbortCode.BAD_SET_SIZE,
         ),
         (
             "wrong_suite",
@@ -502,14 +590,14 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
             "negative_message_type",
             "message type -1 (negative fixint 0xff): types are unsigned",
             "R",
-            [bytes.fromhex("0192ff00")],
+            [bytes.fromhex("0292ff00")],
             AbortCode.MALFORMED_MESSAGE,
         ),
         (
             "negative_message_type_int8",
             "message type -128 (int8 0xd0 0x80) alone in the array",
             "R",
-            [bytes.fromhex("0191d080")],
+            [bytes.fromhex("0291d080")],
             AbortCode.MALFORMED_MESSAGE,
         ),
         (
@@ -517,28 +605,28 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
             "Elements whose bin32 header declares 2^31-1 bytes (limit 524288) and the body ends "
             "right after the header: the oversized header is read first",
             "R",
-            [bytes.fromhex("01930200c67fffffff")],
+            [bytes.fromhex("02930200c67fffffff")],
             AbortCode.MALFORMED_MESSAGE,
         ),
         (
             "truncated_oversized_str",
             "Abort whose detail str32 header declares 2^31-1 bytes (limit 256), nothing after",
             "R",
-            [bytes.fromhex("01930501db7fffffff")],
+            [bytes.fromhex("02930501db7fffffff")],
             AbortCode.MALFORMED_MESSAGE,
         ),
         (
             "truncated_oversized_array",
             "the body is an array32 header declaring 2^32-1 items (limit 4096), nothing after",
             "R",
-            [bytes.fromhex("01ddffffffff")],
+            [bytes.fromhex("02ddffffffff")],
             AbortCode.MALFORMED_MESSAGE,
         ),
         (
             "truncated_inside_bin",
             "Elements whose bin8 header declares 32 bytes (within limits) but 2 follow",
             "R",
-            [bytes.fromhex("01930200c4200000")],
+            [bytes.fromhex("02930200c4200000")],
             AbortCode.TRUNCATED,
         ),
         (
@@ -587,14 +675,14 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
             "map_instead_of_array",
             "the body is a map",
             "R",
-            [b"\x01" + msgpack.packb({"type": 1})],
+            [b"\x02" + msgpack.packb({"type": 1})],
             AbortCode.MALFORMED_MESSAGE,
         ),
         (
             "non_minimal_int",
             "seq 0 encoded as uint8 (0xcc 0x00)",
             "R",
-            [hello, b"\x01\x93\x02\xcc\x00" + msgpack.packb(e0.elements, use_bin_type=True)],
+            [hello, b"\x02\x93\x02\xcc\x00" + msgpack.packb(e0.elements, use_bin_type=True)],
             AbortCode.MALFORMED_MESSAGE,
         ),
         (
@@ -689,11 +777,66 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
             AbortCode.DUPLICATE_ELEMENT,
         ),
         (
-            "reblinded_identity",
-            "a re-blinded element equal to 0",
+            "reblinded_group_elements",
+            "Reblinded 0 carrying 32-byte values (group elements, as v1 sent) instead of 16-byte "
+            "hashes: twice the expected length",
             "R",
-            [hello, *elements, _with_element(reblinded[0], 0, SMALL_ORDER_U[0])],
-            AbortCode.IDENTITY_ELEMENT,
+            [hello, *elements, _pack(3, 0, _unpack_field(reblinded[0], 2) * 2)],
+            AbortCode.WRONG_COUNT,
+        ),
+        (
+            "confirm_more_claims",
+            "a ConfirmRequest with one point more than the responder matched",
+            "R",
+            [
+                *exchange[: exchange.index(requests[0])],
+                encode_message(
+                    dataclasses.replace(request0, points=request0.points + request0.points[:32])
+                ),
+            ],
+            AbortCode.WRONG_COUNT,
+        ),
+        (
+            "confirm_invalid_point",
+            "a ConfirmRequest point that is not in the prime-order subgroup (a point of order 8)",
+            "R",
+            [
+                *exchange[: exchange.index(requests[0])],
+                encode_message(
+                    dataclasses.replace(request0, points=ORDER_8_POINT + request0.points[32:])
+                ),
+            ],
+            AbortCode.INVALID_ELEMENT,
+        ),
+        (
+            "confirm_answers_swapped",
+            "a ConfirmResponse whose first two answers are swapped (honest re-blinding, wrong "
+            "positions: the permuted-answers attack)",
+            "R",
+            [
+                *before_answers,
+                encode_message(
+                    dataclasses.replace(
+                        answer0,
+                        points=answer0.points[64:128] + answer0.points[:64] + answer0.points[128:],
+                    )
+                ),
+            ],
+            AbortCode.CONFIRMATION_FAILED,
+        ),
+        (
+            "reveal_before_commit",
+            "the initiator's first Reveal chunk sent in place of its Commit",
+            "R",
+            [*before_commit, reveals[0]],
+            AbortCode.UNEXPECTED_MESSAGE,
+        ),
+        (
+            "commit_mismatch",
+            "a Commit to other bytes, then the honest Reveal",
+            "R",
+            [*before_commit, encode_message(Commit(b"\x00" * 32)), *reveals],
+            AbortCode.BAD_COMMITMENT,
         ),
         (
             "reblinded_replayed",
@@ -731,10 +874,21 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
             AbortCode.BAD_REVEAL,
         ),
         (
-            "bad_reveal_missing",
-            "a final reveal naming no record",
+            "reveal_not_opening_commitment",
+            "a final reveal naming no record (allowed by the entry checks, but not what the "
+            "initiator committed to)",
             "R",
-            [*exchange, encode_message(dataclasses.replace(reveal, records=()))],
+            [
+                *exchange,
+                encode_message(dataclasses.replace(reveal, records=(), presence=b"")),
+            ],
+            AbortCode.BAD_COMMITMENT,
+        ),
+        (
+            "reveal_salt_missing",
+            "a final reveal without its salt",
+            "R",
+            [*exchange, encode_message(dataclasses.replace(reveal, salt=b""))],
             AbortCode.BAD_REVEAL,
         ),
         (
@@ -812,7 +966,7 @@ def build_vectors() -> dict[str, str]:
     """The file name -> JSON text of every vector file."""
     valid = valid_cases()
     invalid = invalid_cases(valid[0])
-    header = {"protocol": "xlink-psi-v1", "generator": "protocols/generate_psi_vectors.py"}
+    header = {"protocol": "xlink-psi-v2", "generator": "protocols/generate_psi_vectors.py"}
     return {
         "valid.json": json.dumps({**header, "cases": valid}, indent=1) + "\n",
         "invalid.json": json.dumps({**header, "cases": invalid}, indent=1) + "\n",

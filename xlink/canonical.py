@@ -1,5 +1,5 @@
 """Canonical, strict msgpack: the one encoding core shared by every xlink wire and signed format
-(spec: xlink-psi-v1 §6.2, xlink-release-v1 §4).
+(spec: xlink-psi-v2 §6.2, xlink-release-v1 §4).
 
 An object is one version byte followed by one msgpack array, packed with minimal widths, ``bin``
 for bytes and ``str`` for text. Decoding untrusted bytes refuses ext types, maps, trailing bytes

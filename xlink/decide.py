@@ -1,8 +1,8 @@
-"""Deciding matches from a PSI result (DESIGN.md §2 step 5; spec xlink-psi-v1 §7.3).
+"""Deciding matches from a PSI result (DESIGN.md §2 step 5; spec xlink-psi-v2 §7.3).
 
 Each candidate pair's agreement pattern is scored with the linkage schema's weights: the
 agreement weights of the keys that agreed plus the disagreement weights of the keys that
-disagreed (both records have the key, from the key presence the PSI reveals, spec xlink-psi-v1
+disagreed (both records have the key, from the key presence the PSI reveals, spec xlink-psi-v2
 §6.7, but share no token for it; :func:`~xlink.linkage.scoring.fellegi_sunter_score`). Pairs
 below the threshold are dropped, and a one-to-one step keeps a pair only when it is the best
 for both of its records (ties refused, so households and twins go to a human instead of
@@ -16,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xlink.linkage.schema import LinkageSchema
-from xlink.linkage.scoring import decide_matches, fellegi_sunter_score
+from xlink.linkage.scoring import KeyWeight, decide_matches, fellegi_sunter_score
+from xlink.protocol._reveal import RevealBound
 from xlink.protocol.events import PsiResult
 
-__all__ = ["DecidedMatch", "Decision", "decide"]
+__all__ = ["DecidedMatch", "Decision", "decide", "reveal_bound_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +88,21 @@ def decide(result: PsiResult, schema: LinkageSchema, threshold: float | None = N
         ref, keys, handles = by_ref[(kept.left_id, kept.right_id)]
         matches.append(DecidedMatch(kept.left_id, ref, keys, kept.score, handles))
     return Decision(result.session_id, threshold, candidates, tuple(matches))
+
+
+def reveal_bound_for(schema: LinkageSchema, threshold: float | None = None) -> RevealBound:
+    """The minimal-reveal bound (spec xlink-psi-v2 §6.7) that goes with :func:`decide` for
+    ``schema`` and ``threshold`` (default: the schema's, as :func:`decide` takes it): a record
+    whose matched keys cannot reach the threshold can never be decided, so it is not revealed.
+    """
+    if threshold is None:
+        threshold = schema.threshold if schema.threshold is not None else 1.0
+    weights = schema.weights()
+    disagreement = schema.disagreement_weights()
+    agreement = tuple(
+        w.agreement if isinstance(w, KeyWeight) else float(w)
+        for w in (weights[name] for name in schema.key_names)
+    )
+    return RevealBound(
+        agreement, tuple(disagreement[name] for name in schema.key_names), float(threshold)
+    )

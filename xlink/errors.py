@@ -98,7 +98,7 @@ class LocalProtocolError(ProtocolError):
 
 
 class InternalProtocolError(LocalProtocolError):
-    """A local failure inside a session (spec xlink-psi-v1 §8 ``INTERNAL_ERROR``): not the
+    """A local failure inside a session (spec xlink-psi-v2 §8 ``INTERNAL_ERROR``): not the
     peer's fault and not the caller's misuse, e.g. a token that hashed to the identity or a bug.
 
     When this is raised the session is already ABORTED and has queued an Abort with

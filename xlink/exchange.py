@@ -18,6 +18,7 @@ from xlink.crypto.rand import RandomSource, system_random
 from xlink.errors import ProtocolError
 from xlink.linkage.schema import LinkageSchema, schema_digest
 from xlink.linkage.tokens import TokenSet
+from xlink.protocol._reveal import RevealBound
 from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import CardinalityResult, Event, PsiResult
 from xlink.protocol.pair import run_pair
@@ -51,6 +52,7 @@ def exchange_in_memory(
     chunk_size: int = 2048,
     observer: Callable[[PsiSession, bytes], None] | None = None,
     clock: Callable[[], datetime] | None = None,
+    reveal_bound: RevealBound | None = None,
 ) -> tuple[Result, Result]:
     """Run a full session between the two parties and return ``(initiator's, responder's)``
     results. Both sides use ``schema`` (its digest goes into the handshake) and are bound to
@@ -58,6 +60,10 @@ def exchange_in_memory(
 
     A party with an ``audit`` log gets its session's start, sizes, match counts and end (or
     abort, with its code and which side detected it) written there, timed by ``clock``.
+
+    ``reveal_bound`` (:func:`xlink.decide.reveal_bound_for`) makes both Reveals minimal: only
+    records that can still reach the threshold are revealed (spec xlink-psi-v2 §6.7). Leave it
+    ``None`` only to fit weights on a development split, which needs every pattern.
 
     Raises :class:`~xlink.errors.RemoteProtocolError` if either side aborts (which, between two
     honest in-memory parties, means a bug) and ``ValueError`` for an invalid configuration
@@ -78,6 +84,7 @@ def exchange_in_memory(
             schema_digest=digest,
             padding_bucket=padding_bucket,
             chunk_size=chunk_size,
+            reveal_bound=reveal_bound,
         )
 
     a = PsiSession(

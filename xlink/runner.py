@@ -3,8 +3,10 @@
 
 :func:`run_agency` loads the agency's keys, accepts the signed MOU, prepares the agency's files
 with the MOU's linkage schema, opens the audit log, connects to the peer (``match``) or waits for
-it (``serve``) over mutual TLS pinned by the MOU, runs the PSI session, decides matches, then
-exchanges sealed releases and their receipts over the same connection ("release transfer v0",
+it (``serve``) over mutual TLS pinned by the MOU, runs the PSI session (xlink-psi-v2, with the
+MOU's set-size bounds, lowered to what its daily budget leaves, and a minimal reveal), decides
+matches, compares the decided pairs with the peer's, then exchanges labelled, sealed releases
+and their receipts over the same connection ("release transfer v1", xlink-release-v1 §10,
 docs/transport.md), verifies its audit log and returns the counts.
 
 Everything the run writes goes into ``workdir``: ``audit.db``, ``store.db`` (releases
@@ -16,31 +18,50 @@ first use, mode 0600).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal
 
 from xlink.audit import AuditEvent, AuditLog, verify_log
+from xlink.audit.history import SetSizeHistory, set_size_history
 from xlink.audit.session import SessionAuditor
 from xlink.crypto.keyfiles import AgencyKeys, load_public_bundle
 from xlink.crypto.rand import RandomSource
-from xlink.decide import decide
-from xlink.errors import InputError, XlinkError
+from xlink.decide import decide, reveal_bound_for
+from xlink.errors import DecryptionError, InputError, RemoteProtocolError, XlinkError
 from xlink.linkage.schema import load_default_schema, schema_digest
-from xlink.policy import accept_mou, load_mou, mou_digest
+from xlink.policy import Mou, accept_mou, load_mou, mou_digest
 from xlink.prepare import StrPath, prepare_side
+from xlink.protocol.abort import AbortCode
 from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import Event, Progress, PsiResult
+from xlink.protocol.limits import HANDLE_SIZE
 from xlink.protocol.session import PsiSession
 from xlink.release import ApprovalQueue, SourceHandleKey, release_decided
+from xlink.release.label import (
+    LabelError,
+    LabelNotMatched,
+    labelled_handles,
+    open_labelled,
+    seal_labelled,
+)
 from xlink.release.receipt import verify_receipt
 from xlink.store import ReleaseStore
+from xlink.store.reasons import DENY_LABEL_FAILED, DENY_NOT_DECIDED
+from xlink.store.store import DecidedMatches
 from xlink.transport import PeerRefused, RefusalReason, connect, run_session, serve_once
-from xlink.transport.release_transfer import TransferGate, transfer_releases
+from xlink.transport.release_transfer import (
+    TransferGate,
+    agree_decided_pairs,
+    exchange_labels,
+    label_handles,
+    transfer_releases,
+)
 
 __all__ = [
     "PEER_REFUSAL_REASONS",
@@ -117,8 +138,9 @@ class _ProgressAuditor(SessionAuditor):
         own_tokens: int,
         clock: Callable[[], datetime],
         progress: Callable[[str, int], None] | None,
+        history: SetSizeHistory | None = None,
     ) -> None:
-        super().__init__(audit, session, own_tokens=own_tokens, clock=clock)
+        super().__init__(audit, session, own_tokens=own_tokens, clock=clock, history=history)
         self._progress = progress
 
     def record(self, events: Iterable[Event]) -> None:
@@ -128,6 +150,38 @@ class _ProgressAuditor(SessionAuditor):
             for event in events:
                 if isinstance(event, Progress):
                     self._progress(f"PSI {event.phase.replace('_', ' ')}", event.done)
+
+
+def _within_daily_budget(
+    config: SessionConfig, mou: Mou, history: SetSizeHistory, audit: AuditLog, now: datetime
+) -> SessionConfig:
+    """``config`` with each party's set-size bound lowered to what is left today of the MOU's
+    ``set_size_budget_per_day`` (:meth:`~xlink.audit.history.SetSizeHistory.daily_caps`).
+
+    Raises :class:`~xlink.errors.InputError` (after auditing ``SESSION_ABORTED`` with
+    ``BAD_SET_SIZE``) when no bucket is left for one party: no session can start today."""
+    budget = mou.set_size_budget_per_day
+    if budget is None:
+        return config
+    caps = history.daily_caps(
+        budget,
+        config.padding_bucket,
+        own_max=config.max_own_set_size,
+        peer_max=config.max_peer_set_size,
+        day=now.astimezone(UTC).date(),
+    )
+    if caps is None:
+        audit.append(
+            AuditEvent.SESSION_ABORTED,
+            {"code": AbortCode.BAD_SET_SIZE, "side": "LOCAL", "peer": config.peer_id},
+            now=now,
+        )
+        raise InputError(
+            f"the MOU's daily set-size budget ({budget} padded elements) is used up today "
+            "(UTC): no session can start before tomorrow"
+        )
+    own_cap, peer_cap = caps
+    return dataclasses.replace(config, max_own_set_size=own_cap, max_peer_set_size=peer_cap)
 
 
 def refusal_reason(error: PeerRefused) -> str:
@@ -174,11 +228,14 @@ async def run_agency(
 
     Raises :class:`~xlink.policy.MouRefused` (the MOU is not signed by both, expired, or does
     not name ``agency``), :class:`SchemaMismatch`, :class:`~xlink.errors.InputError` (keys,
-    bundle or files unusable, or keys that are not the ones the MOU names),
-    :class:`~xlink.transport.PeerRefused` (TLS or pin refused, no peer within ``timeout``,
-    connection failed; first recorded in the audit log as ``PEER_REFUSED`` with
-    :func:`refusal_reason`) and the :class:`~xlink.errors.ProtocolError` s of
-    :func:`~xlink.transport.run_session`.
+    bundle or files unusable, keys that are not the ones the MOU names, our own set above the
+    MOU's bound, or the MOU's daily set-size budget used up),
+    :class:`~xlink.transport.PeerRefused` (``match``: TLS or pin refused, connection failed;
+    ``serve``: no authenticated peer within ``timeout``, each refused connection before it
+    audited as ``PEER_REFUSED`` with :func:`refusal_reason`), the
+    :class:`~xlink.errors.ProtocolError` s of :func:`~xlink.transport.run_session`
+    (``CONFIRMATION_FAILED``, ``BAD_COMMITMENT``, ``BAD_SET_SIZE``, ...) and the release
+    transfer's ``TransferError`` / ``DecisionMismatch``, each audited with its code.
     """
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -223,9 +280,14 @@ async def run_agency(
         mou_digest=mou_digest(mou),
         schema_digest=mou.schema_digest,
         padding_bucket=mou.padding_bucket,
+        max_peer_set_size=peer.max_set_size,
+        max_own_set_size=own.max_set_size,
+        reveal_bound=reveal_bound_for(schema, mou.match_threshold),
     )
     with contextlib.ExitStack() as stack:
         audit = stack.enter_context(AuditLog.open(audit_path, signing_key=keys.signing_key))
+        history = set_size_history(audit, peer.agency_id)
+        config = _within_daily_budget(config, mou, history, audit, now_clock())
         store = stack.enter_context(
             ReleaseStore.open(
                 work / "store.db",
@@ -242,6 +304,21 @@ async def run_agency(
         )
         if progress is not None:
             progress("waiting for the peer" if role == "serve" else "connecting", 0)
+
+        def audit_refused(exc: PeerRefused) -> None:
+            # The agency expected and a reason code, never certificate content. Under `serve`
+            # a refused connection does not end the wait: each one is audited.
+            audit.append(
+                AuditEvent.PEER_REFUSED,
+                {
+                    "peer": peer.agency_id,
+                    "reason": refusal_reason(exc),
+                    "mou": mou.id,
+                    "role": psi_role,
+                },
+                now=now_clock(),
+            )
+
         try:
             if role == "serve":
                 conn = await serve_once(
@@ -252,6 +329,7 @@ async def run_agency(
                     pinned_sha256=peer.tls_cert_sha256,
                     timeout=timeout,
                     on_listening=on_listening,
+                    on_refused=audit_refused,
                 )
             else:
                 conn = await connect(
@@ -263,29 +341,52 @@ async def run_agency(
                     timeout=timeout,
                 )
         except PeerRefused as exc:
-            # No session started, so no SessionAuditor: record the refused (or absent) peer
-            # here — the agency expected and a reason code, never certificate content.
-            audit.append(
-                AuditEvent.PEER_REFUSED,
-                {
-                    "peer": peer.agency_id,
-                    "reason": refusal_reason(exc),
-                    "mou": mou.id,
-                    "role": psi_role,
-                },
-                now=now_clock(),
-            )
+            # No session started, so no SessionAuditor: record the refused (or absent) peer.
+            audit_refused(exc)
             raise
         gate = TransferGate(conn)
         try:
-            session = PsiSession(config, side.tokens, rng=rng)
+            try:
+                session = PsiSession(config, side.tokens, rng=rng)
+            except ValueError as exc:  # e.g. our own set above the MOU's bound
+                raise InputError(f"cannot start the session: {exc}") from None
             auditor = _ProgressAuditor(
-                audit, session, own_tokens=len(side.tokens), clock=now_clock, progress=progress
+                audit,
+                session,
+                own_tokens=len(side.tokens),
+                clock=now_clock,
+                progress=progress,
+                history=history,
             )
             result = await run_session(session, gate, auditor=auditor, idle_timeout=idle_timeout)
             if not isinstance(result, PsiResult):  # pragma: no cover - Mode.PSI
                 raise InputError("the session did not produce a PSI result")
             decision = decide(result, schema, mou.match_threshold)
+            session_id = result.session_id
+            decided_handles = [m.handles for m in decision.matches]
+
+            def transfer_aborted(exc: RemoteProtocolError) -> None:
+                # The session completed but its release transfer did not: audit the code.
+                fields = {"code": exc.code, "side": "LOCAL", "session": session_id}
+                audit.append(
+                    AuditEvent.SESSION_ABORTED, {**fields, "peer": peer.agency_id}, now=now_clock()
+                )
+
+            try:
+                # Both sides must have decided the same pairs before anything is released.
+                await agree_decided_pairs(gate, session_id, decided_handles, idle_timeout)
+                # Then the key material of the labels, for the decided pairs' tokens only.
+                peer_outputs = await exchange_labels(
+                    gate,
+                    label_handles(decided_handles),
+                    request=session.label_request,
+                    answer=session.answer_label_request,
+                    outputs=session.label_outputs,
+                    idle_timeout=idle_timeout,
+                )
+            except RemoteProtocolError as exc:
+                transfer_aborted(exc)
+                raise
             if progress is not None:
                 progress("releasing", 0)
             now = now_clock()
@@ -302,12 +403,37 @@ async def run_agency(
                 audit=audit,
             )
             refused_by_us = 0
+            expected = DecidedMatches(decided_handles)  # each decided match takes one release
 
-            def store_one(data: bytes) -> tuple[bool, bytes]:
+            def refuse_label(named: tuple[bytes, ...], reason: str) -> tuple[bool, bytes]:
                 nonlocal refused_by_us
+                refused_by_us += 1
+                # The first handle the frame names stands for the release (its id is inside).
+                first = named[0] if named and len(named[0]) == HANDLE_SIZE else bytes(HANDLE_SIZE)
+                fields = {"session": session_id, "handle": first, "reason": reason}
+                audit.append(
+                    AuditEvent.RECEIVE_DENIED, {**fields, "peer": peer.agency_id}, now=now_clock()
+                )
+                return False, reason.encode("ascii")
+
+            def store_one(frame: bytes) -> tuple[bool, bytes]:
+                nonlocal refused_by_us
+                # A release opens only with the OPRF outputs of tokens we hold (spec §10.2).
+                named = labelled_handles(frame)
+                try:
+                    _, data = open_labelled(
+                        frame, session_id=session_id, output_of=peer_outputs.__getitem__
+                    )
+                except LabelNotMatched:  # names a handle we never matched
+                    return refuse_label(named, DENY_NOT_DECIDED)
+                except (LabelError, DecryptionError):
+                    return refuse_label(named, DENY_LABEL_FAILED)
                 try:
                     receipt = store.receive(
-                        data, expected_session_id=result.session_id, now=now_clock()
+                        data,
+                        expected_session_id=session_id,
+                        now=now_clock(),
+                        expected_matches=expected,
                     )
                 except XlinkError as exc:
                     refused_by_us += 1
@@ -315,7 +441,23 @@ async def run_agency(
                     return False, str(reason[0]).encode("utf-8")[:200]
                 return True, receipt
 
-            transferred = await transfer_releases(gate, batch.sealed, store_one, idle_timeout)
+            try:
+                transferred = await transfer_releases(
+                    gate,
+                    batch.sealed,
+                    store_one,
+                    idle_timeout,
+                    encode=lambda s: seal_labelled(
+                        s.data,
+                        s.match_handles,
+                        session_id=session_id,
+                        output_of=session.own_oprf_output,
+                        rng=rng,
+                    ),
+                )
+            except RemoteProtocolError as exc:
+                transfer_aborted(exc)
+                raise
         except BaseException:
             await conn.close(timeout=1.0)
             raise

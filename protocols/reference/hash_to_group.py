@@ -107,7 +107,7 @@ VECTOR_DST = b"xlink-psi-v1:XLINK-PSI-X25519-SHA512-ELL2RO:" + bytes(range(32))
 
 
 def vectors() -> dict[str, object]:
-    """The step-by-step vectors of ``protocols/vectors/psi-v1/hash_to_group.json``."""
+    """The step-by-step vectors of ``protocols/vectors/psi-v2/hash_to_group.json``."""
     tokens = [bytes(32), bytes([0xFF]) * 32] + [
         hashlib.sha256(b"xlink hash-to-group vector %d" % i).digest() for i in range(6)
     ]
@@ -124,6 +124,6 @@ if __name__ == "__main__":
 
     text = json.dumps(vectors(), indent=2) + "\n"
     if sys.argv[1:] == ["--check"]:
-        with open("protocols/vectors/psi-v1/hash_to_group.json", encoding="utf-8") as f:
+        with open("protocols/vectors/psi-v2/hash_to_group.json", encoding="utf-8") as f:
             sys.exit(0 if f.read() == text else 1)
     sys.stdout.write(text)

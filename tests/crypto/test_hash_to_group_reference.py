@@ -1,5 +1,5 @@
 """Hash to group against an independent pure-Python reference written from the spec text,
-and against the step-by-step vectors in protocols/vectors/psi-v1/hash_to_group.json."""
+and against the step-by-step vectors in protocols/vectors/psi-v2/hash_to_group.json."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from nacl import bindings as sodium
 from xlink.crypto.suite import SUITE_X25519
 
 ROOT = Path(__file__).resolve().parents[2]
-VECTORS = ROOT / "protocols" / "vectors" / "psi-v1" / "hash_to_group.json"
+VECTORS = ROOT / "protocols" / "vectors" / "psi-v2" / "hash_to_group.json"
 
 
 def _reference() -> ModuleType:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import pickle
@@ -10,9 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from xlink.crypto.keyfiles import (
     KEY_DIR_FILES,
@@ -248,6 +253,37 @@ def test_bundle_rejects_bad_members(member: str, value: object, reason: str) -> 
     doc[member] = value
     with pytest.raises(SchemaError, match=reason):
         parse_public_bundle(json.dumps(doc))
+
+
+def _pem(der: bytes) -> str:
+    b64 = base64.b64encode(der).decode("ascii")
+    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+
+
+_CERT_DER = x509.load_pem_x509_certificate(_keys().tls.cert_pem).public_bytes(
+    serialization.Encoding.DER
+)
+_VERSION_AT = _CERT_DER.index(b"\xa0\x03\x02\x01") + 4  # tbsCertificate's version INTEGER
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_CERT_DER) - 1), st.integers(0, 255)), max_size=4))
+@example([(_VERSION_AT, 3)]).via("version field 3: cryptography's InvalidVersion")
+@example([(_VERSION_AT, 0xFF)]).via("version field -1")
+def test_mutated_certificates_raise_only_schema_errors(changes: list[tuple[int, int]]) -> None:
+    """A partner's bundle may carry any certificate bytes (issue 11: a version field of 3 made
+    cryptography raise InvalidVersion). The pin is made to match, so only the certificate
+    itself is judged."""
+    der = bytearray(_CERT_DER)
+    for at, value in changes:
+        der[at] = value
+    doc = _bundle_doc(_keys())
+    doc.update(tls_cert_pem=_pem(bytes(der)), tls_cert_sha256=hashlib.sha256(der).hexdigest())
+    try:
+        parse_public_bundle(json.dumps(doc))
+    except SchemaError as exc:
+        assert all(e.startswith(("tls_cert_pem:", "tls_cert_sha256:")) for e in exc.errors)
 
 
 def test_bundle_syntax_and_missing_members(tmp_path: Path) -> None:

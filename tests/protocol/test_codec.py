@@ -1,4 +1,4 @@
-"""Canonical, strict decoding and framing (spec: xlink-psi-v1 §6)."""
+"""Canonical, strict decoding and framing (spec: xlink-psi-v2 §6)."""
 
 from __future__ import annotations
 
@@ -51,30 +51,30 @@ def _code(data: bytes) -> AbortCode:
 
 def test_non_canonical_encodings_rejected() -> None:
     body = b"\x93\x02\xcd\x00\x00" + msgpack.packb(b"\x09" * 32, use_bin_type=True)
-    assert _code(b"\x01" + body) is AbortCode.MALFORMED_MESSAGE  # uint16 for 0
-    bin_as_str_header = b"\x01\x93\x02\x00\xd9\x20" + b"a" * 32  # str8 where bin expected
+    assert _code(b"\x02" + body) is AbortCode.MALFORMED_MESSAGE  # uint16 for 0
+    bin_as_str_header = b"\x02\x93\x02\x00\xd9\x20" + b"a" * 32  # str8 where bin expected
     assert _code(bin_as_str_header) is AbortCode.MALFORMED_MESSAGE
-    wide_array = b"\x01\xdc\x00\x03\x02\x00" + msgpack.packb(b"\x09" * 32, use_bin_type=True)
+    wide_array = b"\x02\xdc\x00\x03\x02\x00" + msgpack.packb(b"\x09" * 32, use_bin_type=True)
     assert _code(wide_array) is AbortCode.MALFORMED_MESSAGE  # array16 for 3 items
 
 
 def test_size_limits() -> None:
-    assert _code(b"\x01" + b"\x00" * L.MAX_MESSAGE_SIZE) is AbortCode.FRAME_TOO_LARGE
-    too_many = b"\x01" + msgpack.packb([2, 0, b"\x09" * 32 * (L.MAX_CHUNK_ELEMENTS + 1)])
+    assert _code(b"\x02" + b"\x00" * L.MAX_MESSAGE_SIZE) is AbortCode.FRAME_TOO_LARGE
+    too_many = b"\x02" + msgpack.packb([2, 0, b"\x09" * 32 * (L.MAX_CHUNK_ELEMENTS + 1)])
     assert _code(too_many) is AbortCode.MALFORMED_MESSAGE
     assert _code(b"") is AbortCode.MALFORMED_MESSAGE
     assert _code(b"\x00") is AbortCode.UNSUPPORTED_VERSION
-    assert _code(b"\x01") is AbortCode.TRUNCATED
-    assert _code(b"\x01\x91\x07") is AbortCode.UNKNOWN_MESSAGE
-    assert _code(b"\x01\xc1") is AbortCode.MALFORMED_MESSAGE  # never-used msgpack byte
-    assert _code(b"\x01\x90") is AbortCode.MALFORMED_MESSAGE
-    assert _code(b"\x01\x91\xcb" + b"\x00" * 8) is AbortCode.MALFORMED_MESSAGE  # float type
+    assert _code(b"\x02") is AbortCode.TRUNCATED
+    assert _code(b"\x02\x91\x09") is AbortCode.UNKNOWN_MESSAGE
+    assert _code(b"\x02\xc1") is AbortCode.MALFORMED_MESSAGE  # never-used msgpack byte
+    assert _code(b"\x02\x90") is AbortCode.MALFORMED_MESSAGE
+    assert _code(b"\x02\x91\xcb" + b"\x00" * 8) is AbortCode.MALFORMED_MESSAGE  # float type
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_raise_only_remote_errors(data: bytes) -> None:
-    for candidate in (data, b"\x01" + data):
+    for candidate in (data, b"\x02" + data):
         with contextlib.suppress(RemoteProtocolError):
             decode_message(candidate)
 
@@ -106,9 +106,9 @@ _msgpack_values = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(0, 7), st.lists(_msgpack_values, max_size=14))
+@given(st.integers(0, 9), st.lists(_msgpack_values, max_size=14))
 def test_structured_garbage_raises_only_remote_errors(kind: int, fields: list[object]) -> None:
-    data = b"\x01" + msgpack.packb([kind, *fields], use_bin_type=True)
+    data = b"\x02" + msgpack.packb([kind, *fields], use_bin_type=True)
     with contextlib.suppress(RemoteProtocolError):
         decode_message(data)
 
@@ -141,32 +141,32 @@ def test_check_order_header_limits_before_truncation() -> None:
     """Spec §6.2: items are read in order, each header before its content; a header over the
     limits is MALFORMED even when the body ends before the item would."""
     malformed, truncated = AbortCode.MALFORMED_MESSAGE, AbortCode.TRUNCATED
-    assert _code(bytes.fromhex("01ddffffffff")) is malformed  # array32 of 2^32-1 items
-    assert _code(bytes.fromhex("01dc1001")) is malformed  # array16 of 4097 items
-    assert _code(bytes.fromhex("01930200c67fffffff")) is malformed  # bin32 of 2^31-1 bytes
-    assert _code(bytes.fromhex("01930200c600080001")) is malformed  # bin32 of 524289
-    assert _code(bytes.fromhex("01930501db7fffffff")) is malformed  # str32 over 256
-    assert _code(bytes.fromhex("01930501da0101")) is malformed  # str16 of 257
-    assert _code(bytes.fromhex("01930200c7")) is malformed  # ext header
-    assert _code(bytes.fromhex("01938100")) is malformed  # map header
-    assert _code(bytes.fromhex("019302c1")) is malformed  # reserved byte
+    assert _code(bytes.fromhex("02ddffffffff")) is malformed  # array32 of 2^32-1 items
+    assert _code(bytes.fromhex("02dc1001")) is malformed  # array16 of 4097 items
+    assert _code(bytes.fromhex("02930200c67fffffff")) is malformed  # bin32 of 2^31-1 bytes
+    assert _code(bytes.fromhex("02930200c600080001")) is malformed  # bin32 of 524289
+    assert _code(bytes.fromhex("02930501db7fffffff")) is malformed  # str32 over 256
+    assert _code(bytes.fromhex("02930501da0101")) is malformed  # str16 of 257
+    assert _code(bytes.fromhex("02930200c7")) is malformed  # ext header
+    assert _code(bytes.fromhex("02938100")) is malformed  # map header
+    assert _code(bytes.fromhex("029302c1")) is malformed  # reserved byte
     # Within the limits, running out of bytes is TRUNCATED, however deep.
-    assert _code(bytes.fromhex("01930200c4200000")) is truncated
-    assert _code(bytes.fromhex("01930200c6000080")) is truncated  # bin32 of 128 bytes
-    assert _code(bytes.fromhex("01930200c5ffff")) is truncated  # bin16 of 65535: in limits
-    assert _code(bytes.fromhex("01930200c6")) is truncated  # inside the length itself
-    assert _code(bytes.fromhex("01dc0100")) is truncated
-    assert _code(bytes.fromhex("019f919191")) is truncated
+    assert _code(bytes.fromhex("02930200c4200000")) is truncated
+    assert _code(bytes.fromhex("02930200c6000080")) is truncated  # bin32 of 128 bytes
+    assert _code(bytes.fromhex("02930200c5ffff")) is truncated  # bin16 of 65535: in limits
+    assert _code(bytes.fromhex("02930200c6")) is truncated  # inside the length itself
+    assert _code(bytes.fromhex("02dc0100")) is truncated
+    assert _code(bytes.fromhex("029f919191")) is truncated
 
 
 def test_message_type_is_unsigned() -> None:
     """Spec §6.2: a negative type is MALFORMED; an unsigned one not defined is UNKNOWN."""
-    assert _code(bytes.fromhex("0191ff")) is AbortCode.MALFORMED_MESSAGE
-    assert _code(bytes.fromhex("0192ff00")) is AbortCode.MALFORMED_MESSAGE
-    assert _code(bytes.fromhex("0191d080")) is AbortCode.MALFORMED_MESSAGE
-    assert _code(bytes.fromhex("0191d3" + "ff" * 8)) is AbortCode.MALFORMED_MESSAGE
-    assert _code(bytes.fromhex("0191cd012c")) is AbortCode.UNKNOWN_MESSAGE
-    assert _code(bytes.fromhex("0191cf" + "ff" * 8)) is AbortCode.UNKNOWN_MESSAGE
+    assert _code(bytes.fromhex("0291ff")) is AbortCode.MALFORMED_MESSAGE
+    assert _code(bytes.fromhex("0292ff00")) is AbortCode.MALFORMED_MESSAGE
+    assert _code(bytes.fromhex("0291d080")) is AbortCode.MALFORMED_MESSAGE
+    assert _code(bytes.fromhex("0291d3" + "ff" * 8)) is AbortCode.MALFORMED_MESSAGE
+    assert _code(bytes.fromhex("0291cd012c")) is AbortCode.UNKNOWN_MESSAGE
+    assert _code(bytes.fromhex("0291cf" + "ff" * 8)) is AbortCode.UNKNOWN_MESSAGE
 
 
 @settings(max_examples=200, deadline=None)

@@ -19,7 +19,7 @@ from xlink.protocol import PsiResult, run_pair
 from xlink.protocol.config import Role
 from xlink.protocol.session import PsiSession
 
-VECTORS = Path(__file__).parents[2] / "protocols" / "vectors" / "psi-v1"
+VECTORS = Path(__file__).parents[2] / "protocols" / "vectors" / "psi-v2"
 
 
 def _keys_of(records: list[tuple[str, list[tuple[str, object]]]]) -> dict[str, frozenset[str]]:

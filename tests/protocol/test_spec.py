@@ -9,7 +9,7 @@ from xlink.protocol._state import TRANSITIONS, State, Trigger
 from xlink.protocol.abort import AbortCode
 from xlink.protocol.config import Role
 
-SPEC = (Path(__file__).resolve().parents[2] / "protocols" / "xlink-psi-v1.md").read_text()
+SPEC = (Path(__file__).resolve().parents[2] / "protocols" / "xlink-psi-v2.md").read_text()
 
 
 def _table(name: str) -> list[list[str]]:

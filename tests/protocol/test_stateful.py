@@ -1,4 +1,4 @@
-"""Random event orders follow the transition table exactly (spec: xlink-psi-v1 §5.5).
+"""Random event orders follow the transition table exactly (spec: xlink-psi-v2 §5.5).
 
 Two sessions (PSI or cardinality) are driven by random local calls, deliveries, replays and
 garbage. After every step, each state change a session made is checked against the table: the
@@ -70,9 +70,9 @@ _msgpack_values = st.recursive(
     ),
     max_leaves=12,
 )
-# 0x01 then a msgpack array that starts like a message: a (mostly known) type and random fields.
+# 0x02 then a msgpack array that starts like a message: a (mostly known) type and random fields.
 structured_garbage = st.builds(
-    lambda kind, fields: b"\x01" + msgpack.packb([kind, *fields], use_bin_type=True),
+    lambda kind, fields: b"\x02" + msgpack.packb([kind, *fields], use_bin_type=True),
     st.integers(-1, 7),
     st.lists(_msgpack_values, max_size=13),
 )

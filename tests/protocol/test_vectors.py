@@ -17,7 +17,7 @@ from xlink.protocol.codec import decode_message, encode_message
 from xlink.protocol.messages import Abort
 
 ROOT = Path(__file__).resolve().parents[2]
-VECTORS = ROOT / "protocols" / "vectors" / "psi-v1"
+VECTORS = ROOT / "protocols" / "vectors" / "psi-v2"
 
 
 def _generator() -> ModuleType:
@@ -60,8 +60,8 @@ def test_valid_vector_reproduced_byte_for_byte(case: dict[str, Any]) -> None:
     ra, rb = run_pair(a, b, observer=observe)
     assert sent == [{"from": m["from"], "hex": m["hex"]} for m in case["messages"]]
     assert a.session_id is not None and a.session_id.hex() == case["session_id"]
-    assert GEN._result_json(ra) == case["results"]["initiator"]
-    assert GEN._result_json(rb) == case["results"]["responder"]
+    assert GEN._result_json(ra, a, b) == case["results"]["initiator"]
+    assert GEN._result_json(rb, b, a) == case["results"]["responder"]
 
 
 @pytest.mark.parametrize("case", VALID, ids=lambda c: c["name"])
@@ -128,7 +128,7 @@ def test_valid_cases_cover_edge_shapes() -> None:
         sizes[side] = hello.chunk_size
         # Reblinded sent BY this side are cut by the PEER's chunk size.
         peer = "responder" if side == "initiator" else "initiator"
-        got = [len(m.elements) // 32 for m in _messages(uneven, side, "Reblinded")]
+        got = [len(m.elements) // 16 for m in _messages(uneven, side, "Reblinded")]
         (peer_hello,) = _messages(uneven, peer, "Hello")
         n, c = peer_hello.padded_size, peer_hello.chunk_size
         assert got == [min(c, n - i * c) for i in range(-(-n // c))]

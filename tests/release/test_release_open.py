@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,7 +23,7 @@ from _release_support import (
     person,
     release_record,
 )
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from xlink.crypto.keys import SigningKey
@@ -41,7 +43,8 @@ from xlink.release import (
     sign_release,
     verify_receipt,
 )
-from xlink.release.codec import pack
+from xlink.release.codec import lp, pack
+from xlink.release.receipt import DST_RECEIPT
 
 
 def _sealed(record: ReleaseRecord, key: SigningKey | None = None) -> SealedRelease:
@@ -227,3 +230,28 @@ def test_mutated_records_raise_only_xlink_errors(data: st.DataObject) -> None:
         encoded[i] = data.draw(st.integers(0, 255))
     with contextlib.suppress(XlinkError):
         decode_release(bytes(encoded))
+
+
+_LAST_US = (datetime.max.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+    microseconds=1
+)
+_SEALED = _sealed(release_record())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**64 - 1))
+@example(_LAST_US).via("the last microsecond of year 9999")
+@example(_LAST_US + 1).via("past year 9999 (issue 11: an OverflowError)")
+@example(2**63 - 1).via("the largest time the wire allows")
+def test_signed_receipts_of_any_time_raise_only_xlink_errors(micros: int) -> None:
+    """The recipient signs whatever time it likes: a receipt verifies when a ``datetime`` can
+    hold its time and is otherwise ``malformed``, never an OverflowError."""
+    body = pack([_SEALED.release_id, _SEALED.session_id, _SEALED.digest, CA, US, micros])
+    receipt = pack([body, SIGNING[US].sign(hashlib.sha256(lp(DST_RECEIPT) + body).digest())])
+    if micros <= _LAST_US:
+        got = verify_receipt(receipt, mou=MOU, release=_SEALED)
+        assert got.received_at == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    else:
+        with pytest.raises(ReleaseRejected) as exc:
+            verify_receipt(receipt, mou=MOU, release=_SEALED)
+        assert exc.value.reason == "malformed"

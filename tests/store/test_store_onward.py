@@ -3,7 +3,8 @@ control, and never for TLP:RED or TLP:AMBER+STRICT; every decision audited (issu
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,12 +25,15 @@ from _store_support import (
     red_mou,
     seal,
 )
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.errors import PolicyDenied
 from xlink.policy import Mou, PermittedAction, Tlp
 from xlink.records.model import Category
 from xlink.release import ReleaseRecord, ReleaseRejected
+from xlink.release.codec import lp, pack
 from xlink.store import (
     DENY_CONSENT_EXPIRED,
     DENY_CONSENT_INVALID,
@@ -40,8 +44,10 @@ from xlink.store import (
     DENY_PURPOSE_NOT_ALLOWED,
     DENY_TLP,
     DENY_UNKNOWN_RELEASE,
+    DST_CONSENT,
     ConsentToken,
     issue_consent,
+    verify_consent,
 )
 
 THIRD = "GB-NCA"
@@ -236,6 +242,35 @@ def test_consent_tokens_round_trip_and_reject_garbage() -> None:
     for bad in (b"", token.to_bytes()[:-1], token.to_bytes() + b"\x00", b"\x02" + b"x" * 10):
         with pytest.raises(ReleaseRejected):
             ConsentToken.from_bytes(bad)
+
+
+_LAST_US = (datetime.max.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+    microseconds=1
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**64 - 1))
+@example(_LAST_US + 1).via("past year 9999 (issue 11: an OverflowError)")
+@example(2**63 - 1).via("the largest time the wire allows")
+def test_consent_tokens_of_any_time_raise_only_xlink_errors(micros: int) -> None:
+    """The originator signs whatever expiry it likes: a token parses when a ``datetime`` can
+    hold the time and is otherwise ``malformed``, never an OverflowError."""
+    record = make_record()
+    token = _consent(record)
+    body = pack([token.release_id, token.mou_id, token.third_party, token.purpose, micros])
+    data = pack([body, SIGNING[CA].sign(hashlib.sha256(lp(DST_CONSENT) + body).digest())])
+    if micros > _LAST_US:
+        with pytest.raises(ReleaseRejected) as exc:
+            ConsentToken.from_bytes(data)
+        assert exc.value.reason == "malformed"
+        return
+    parsed = ConsentToken.from_bytes(data)
+    assert parsed.expires_at == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    try:
+        verify_consent(parsed, record, mou=MOU, third_party=THIRD, now=T0)
+    except PolicyDenied as denied:
+        assert denied.reasons == (DENY_CONSENT_EXPIRED,)
 
 
 def test_issue_consent_checks_its_inputs() -> None:

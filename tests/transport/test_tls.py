@@ -34,6 +34,41 @@ class Outcome:
     client_read: object = None
 
 
+async def _first_verdict(
+    server_identity: TlsIdentity,
+    server_trusts: TlsIdentity,
+    port: asyncio.Future[int],
+    server_pin: bytes | None = None,
+) -> FramedConnection | PeerRefused:
+    """serve_once, stopped at its first verdict: the connection it authenticated, or the
+    refusal it reported for the first connection (serve_once itself would go on waiting for
+    the pinned peer until its timeout: tests/adversarial/test_serve_junk.py)."""
+    refused: asyncio.Future[PeerRefused] = asyncio.get_running_loop().create_future()
+
+    def report(error: PeerRefused) -> None:
+        if not refused.done():
+            refused.set_result(error)
+
+    server = asyncio.create_task(
+        serve_once(
+            "127.0.0.1",
+            0,
+            identity=server_identity,
+            peer_cert_pem=server_trusts.cert_pem,
+            pinned_sha256=server_pin or server_trusts.fingerprint,
+            timeout=TIMEOUT,
+            on_listening=port.set_result,
+            on_refused=report,
+        )
+    )
+    await asyncio.wait([server, refused], return_when=asyncio.FIRST_COMPLETED)
+    if not server.done():
+        server.cancel()
+        await asyncio.gather(server, return_exceptions=True)
+        return refused.result()
+    return server.result()
+
+
 async def _handshake(
     server_identity: TlsIdentity,
     server_trusts: TlsIdentity,
@@ -45,17 +80,7 @@ async def _handshake(
 ) -> Outcome:
     """serve_once and connect against each other; each side's connection or error."""
     port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(
-        serve_once(
-            "127.0.0.1",
-            0,
-            identity=server_identity,
-            peer_cert_pem=server_trusts.cert_pem,
-            pinned_sha256=server_pin or server_trusts.fingerprint,
-            timeout=TIMEOUT,
-            on_listening=port.set_result,
-        )
-    )
+    server = asyncio.create_task(_first_verdict(server_identity, server_trusts, port, server_pin))
     client = connect(
         "127.0.0.1",
         await port,
@@ -104,21 +129,11 @@ def test_pinned_peers_connect_over_tls13(identities: Identities) -> None:
 
 def _us_server(
     identities: Identities,
-) -> tuple[asyncio.Future[int], asyncio.Task[FramedConnection]]:
-    """The US side's serve_once, trusting Canada; call inside the running loop."""
+) -> tuple[asyncio.Future[int], asyncio.Task[FramedConnection | PeerRefused]]:
+    """The US side's serve_once, trusting Canada, up to its first verdict; call inside the
+    running loop."""
     port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(
-        serve_once(
-            "127.0.0.1",
-            0,
-            identity=identities.us,
-            peer_cert_pem=identities.ca.cert_pem,
-            pinned_sha256=identities.ca.fingerprint,
-            timeout=TIMEOUT,
-            on_listening=port.set_result,
-        )
-    )
-    return port, server
+    return port, asyncio.create_task(_first_verdict(identities.us, identities.ca, port))
 
 
 def _raw_client_context(identities: Identities) -> ssl.SSLContext:

@@ -41,6 +41,7 @@ class AuditEvent(Enum):
     RELEASE_SENT = "release_sent"
     RELEASE_RECEIVED = "release_received"
     RECEIPT_SENT = "receipt_sent"
+    RECEIVE_DENIED = "receive_denied"
     RECEIPT_RECEIVED = "receipt_received"
     RECORD_READ = "record_read"
     PURGE = "purge"
@@ -51,6 +52,7 @@ class AuditEvent(Enum):
     MOU_ACCEPTED = "mou_accepted"
     KEY_EVENT = "key_event"
     PEER_REFUSED = "peer_refused"
+    SET_SIZE_ALARM = "set_size_alarm"
 
 
 class FieldType(Enum):
@@ -117,6 +119,7 @@ FIELDS: Final[Mapping[str, FieldType]] = {
     "pairs": FieldType.COUNT,
     "evaluations": FieldType.COUNT,
     "records": FieldType.COUNT,
+    "usual": FieldType.COUNT,
 }
 
 E = AuditEvent
@@ -129,6 +132,9 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     E.SESSION_COMPLETED: (frozenset({"session"}), frozenset()),
     E.SESSION_ABORTED: (frozenset({"code", "side"}), frozenset({"session", "peer"})),
     E.SIZES: (frozenset({"session", "own", "own_padded", "peer_padded"}), frozenset()),
+    # A partner declared a padded set far above its usual one (xlink.audit.history): usual is
+    # the median of its recent sessions' sizes.
+    E.SET_SIZE_ALARM: (frozenset({"session", "peer", "peer_padded", "usual"}), frozenset()),
     E.MATCHES: (frozenset({"session", "matched"}), frozenset({"pairs"})),
     E.ORACLE_QUERY: (frozenset({"session", "evaluations"}), frozenset({"peer"})),
     E.RELEASE_PENDING: (frozenset({"session", "handle"}), frozenset({"category"})),
@@ -137,6 +143,9 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     E.RELEASE_SENT: (frozenset({"session", "handle", "digest"}), frozenset({"category"})),
     E.RELEASE_RECEIVED: (frozenset({"session", "handle", "digest", "peer"}), frozenset()),
     E.RECEIPT_SENT: (frozenset({"session", "handle", "digest"}), frozenset()),
+    # A verified release of the peer refused on receipt (xlink.store.reasons): handle is its
+    # release id, digest its release digest, peer its originator.
+    E.RECEIVE_DENIED: (frozenset({"session", "handle", "reason"}), frozenset({"digest", "peer"})),
     E.RECEIPT_RECEIVED: (frozenset({"session", "handle", "digest"}), frozenset()),
     E.RECORD_READ: (frozenset({"handle", "purpose"}), frozenset({"session", "reader"})),
     # One PURGE per record removed (handle, session), and one per purge run (records: count).

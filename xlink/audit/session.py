@@ -15,6 +15,7 @@ from datetime import datetime
 
 from xlink.audit._log import AuditLog
 from xlink.audit._vocab import AuditEvent
+from xlink.audit.history import SetSizeHistory
 from xlink.errors import ProtocolError, RemoteProtocolError
 from xlink.protocol.abort import AbortCode
 from xlink.protocol.events import (
@@ -34,7 +35,9 @@ class SessionAuditor:
     """Appends a session's milestones to ``audit``; ``clock`` supplies each entry's time.
 
     ``own_tokens`` is the number of token values the party put into the session (before
-    padding). Each milestone is written once, however often it is reported.
+    padding). Each milestone is written once, however often it is reported. With the
+    ``history`` of past sessions with this peer (:func:`~xlink.audit.history.set_size_history`),
+    a peer padded size far above its usual one is also written as ``SET_SIZE_ALARM``.
     """
 
     def __init__(
@@ -44,9 +47,11 @@ class SessionAuditor:
         *,
         own_tokens: int,
         clock: Callable[[], datetime],
+        history: SetSizeHistory | None = None,
     ) -> None:
         self._audit = audit
         self._session = session
+        self._history = history
         self._own = own_tokens
         self._clock = clock
         self._started = False
@@ -99,6 +104,18 @@ class SessionAuditor:
             },
             now=self._now(),
         )
+        history = self._history
+        if history is not None and history.is_alarming(event.peer_padded_size):
+            self._audit.append(
+                AuditEvent.SET_SIZE_ALARM,
+                {
+                    "session": event.session_id,
+                    "peer": config.peer_id,
+                    "peer_padded": event.peer_padded_size,
+                    "usual": history.usual_peer_size(),
+                },
+                now=self._now(),
+            )
 
     def _complete(self, result: PsiResult | CardinalityResult) -> None:
         if self._ended:

@@ -29,7 +29,7 @@ from xlink.cli._common import emit_json, progress_reporter
 from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.keyfiles import MIN_PASSPHRASE_BYTES
 from xlink.crypto.rand import system_random
-from xlink.decide import Decision, decide
+from xlink.decide import Decision, decide, reveal_bound_for
 from xlink.errors import InputError
 from xlink.exchange import Party, exchange_in_memory
 from xlink.linkage.schema import load_default_schema, schema_digest
@@ -81,6 +81,13 @@ def register(sub: Any) -> None:
         action="store_true",
         help="run both agencies in this process, without keys, MOU or network (and compare "
         "with the bundled ground truth)",
+    )
+    p.add_argument(
+        "--reveal-all",
+        action="store_true",
+        help="with --in-process: reveal every record with a matched token instead of only those "
+        "that can reach the threshold (to measure what the minimal reveal saves; "
+        "docs/leakage.md)",
     )
     p.set_defaults(handler=run)
 
@@ -146,6 +153,7 @@ def run_in_process(args: argparse.Namespace) -> int:
             mou_id=DEMO_MOU_ID,
             mou_digest=DEMO_MOU_DIGEST,
             observer=count,
+            reveal_bound=None if args.reveal_all else reveal_bound_for(schema),
         )
     finally:
         close()
@@ -172,6 +180,11 @@ def run_in_process(args: argparse.Namespace) -> int:
             "messages": wire["messages"],
             "bytes": wire["bytes"],
             "matched_tokens": ca_result.matched_tokens,
+            # Disclosure (docs/leakage.md): records of each side the other side saw revealed.
+            "revealed_records": {
+                ca_name: len(set(ca_result.revealed)),
+                us_name: len(set(us_result.revealed)),
+            },
             "candidate_pairs": ca_decision.candidates,
             "decided_matches": len(ca_decision.matches),
             "threshold": ca_decision.threshold,

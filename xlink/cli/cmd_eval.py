@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
         "eval",
         help="measure linkage quality through a real PSI session",
         description="Play both agencies of a data set with known true links: each side derives "
-        "its tokens, the two run the xlink-psi-v1 protocol (two processes over a socket pair), "
+        "its tokens, the two run the xlink-psi-v2 protocol (two processes over a socket pair), "
         "and matches are decided from the PSI result. Key weights and the threshold are fitted "
         "on the development split; precision, recall and F1 are reported on the held-out split "
         "(also under 'dev' and 'all').",

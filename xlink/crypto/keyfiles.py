@@ -30,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -42,7 +41,12 @@ from nacl.exceptions import RuntimeError as NaclRuntimeError
 
 from xlink.crypto.keys import KEY_SIZE, SealingKey, SealingPublicKey, SigningKey, VerifyKey
 from xlink.crypto.rand import RandomSource
-from xlink.crypto.tls_certs import TlsIdentity, certificate_fingerprint, make_tls_identity
+from xlink.crypto.tls_certs import (
+    TlsIdentity,
+    certificate_fingerprint,
+    load_certificate,
+    make_tls_identity,
+)
 from xlink.documents import DocumentError, parse_document
 from xlink.errors import DecryptionError, InputError, SchemaError
 
@@ -173,7 +177,7 @@ def _check_bundle(data: object) -> PublicBundle:
             if not isinstance(raw_cert, str) or not raw_cert.startswith("-----BEGIN CERTIFICATE"):
                 raise ValueError
             cert_pem = raw_cert.encode("ascii")
-            x509.load_pem_x509_certificate(cert_pem)
+            load_certificate(cert_pem)  # every parse failure (bad version too) a ValueError
         except ValueError:  # UnicodeEncodeError included
             errors.append("tls_cert_pem: must be one PEM X.509 certificate")
             cert_pem = None
@@ -186,7 +190,7 @@ def _check_bundle(data: object) -> PublicBundle:
             if not isinstance(raw_created, str):
                 raise ValueError
             created = _utc_seconds(datetime.fromisoformat(raw_created), "created")
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: past year 9999 once in UTC
             errors.append("created: must be an ISO 8601 date and time with a UTC offset")
     if errors:
         raise SchemaError(errors)
@@ -398,7 +402,9 @@ class AgencyKeys:
             raise InputError(f"{src / TLS_KEY_FILE}: not an ECDSA private key")
         try:
             cert_pem = (src / TLS_CERT_FILE).read_bytes()
-            cert = x509.load_pem_x509_certificate(cert_pem)
+            if not cert_pem.lstrip().startswith(b"-----BEGIN"):
+                raise ValueError
+            cert = load_certificate(cert_pem)
         except ValueError:
             raise InputError(f"{src / TLS_CERT_FILE}: not a PEM X.509 certificate") from None
         if cert.public_key() != tls_key.public_key():

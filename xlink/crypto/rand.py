@@ -81,8 +81,8 @@ def randbelow(n: int, rng: RandomSource) -> int:
 def shuffle(items: MutableSequence[T], rng: RandomSource) -> None:
     """Fisher-Yates shuffle in place, drawing from ``rng`` (via :func:`randbelow`).
 
-    Not used by xlink-psi-v1: the protocol orders its slots and reveal records by sorting random
-    64-bit keys (psi-v1 §5.3 step 5, §6.7), which fixes the random bytes drawn exactly."""
+    Not used by xlink-psi-v2: the protocol orders its slots and reveal records by sorting random
+    64-bit keys (xlink-psi-v2 §5.3 step 5, §6.7), which fixes the random bytes drawn exactly."""
     for i in range(len(items) - 1, 0, -1):
         j = randbelow(i + 1, rng)
         items[i], items[j] = items[j], items[i]

@@ -1,6 +1,7 @@
-"""PSI ciphersuites: hash to a prime-order group, blind with a secret scalar (spec: psi-v1 §4).
+"""PSI ciphersuites: hash to a prime-order group, blind with a secret scalar
+(spec: xlink-psi-v2 §4).
 
-Suite 1, ``XLINK-PSI-X25519-SHA512-ELL2RO`` (the only one in v1):
+Suite 1, ``XLINK-PSI-X25519-SHA512-ELL2RO`` (the only one in xlink-psi-v1 and v2):
 
 - **Hash to group.** ``expand_message_xmd`` with SHA-512 (RFC 9380 §5.3.1) turns the per-MOU
   domain label and a 32-byte match token into 64 uniform bytes ``r0 || r1``. Each half goes
@@ -46,6 +47,7 @@ __all__ = [
     "Ciphersuite",
     "InvalidElement",
     "check_elements",
+    "edwards_to_u",
     "expand_message_xmd_sha512",
     "get_suite",
 ]
@@ -126,6 +128,16 @@ class BlindingKey:
     def generate(cls, rng: RandomSource) -> BlindingKey:
         return cls(rng(32))
 
+    def group_scalar(self) -> bytes:
+        """The scalar X25519 multiplies by (RFC 7748 clamping) reduced modulo the group order
+        ``l``: on the prime-order subgroup ``X25519(k, u(P)) == u([group_scalar]P)``. The
+        confirmation round evaluates the PSI key on edwards points with it (spec §4.4)."""
+        clamped = bytearray(self._key.private_bytes_raw())
+        clamped[0] &= 248
+        clamped[31] &= 127
+        clamped[31] |= 64
+        return bytes(_sodium.crypto_core_ed25519_scalar_reduce(bytes(clamped) + bytes(32)))
+
     def __repr__(self) -> str:
         return "BlindingKey(<secret>)"
 
@@ -152,19 +164,28 @@ class Ciphersuite:
         a malformed buffer; a token hashing to the identity has probability ~2**-252 and raises
         ``ArithmeticError`` (spec §4.1 says to abort the session).
         """
+        points = self.hash_to_points(dst, tokens, token_size)
+        ys = [
+            int.from_bytes(points[i : i + 32], "little") & _MASK255
+            for i in range(0, len(points), 32)
+        ]
+        return _edwards_y_to_montgomery_u(ys)
+
+    def hash_to_points(self, dst: bytes, tokens: bytes, token_size: int = 32) -> bytes:
+        """The edwards25519 points (32-byte encodings) that :meth:`hash_to_group` writes as
+        u-coordinates: the inputs of the confirmation round (spec §4.1 step 3, §4.4)."""
         if len(tokens) % token_size:
             raise ValueError("token buffer is not a whole number of tokens")
         n = len(tokens) // token_size
         from_uniform = _sodium.crypto_core_ed25519_from_uniform
         add = _sodium.crypto_core_ed25519_add
-        ys: list[int] = []
+        out = bytearray()
         for i in range(n):
             uniform = expand_message_xmd_sha512(
                 tokens[i * token_size : (i + 1) * token_size], dst, 64
             )
-            point = add(from_uniform(uniform[:32]), from_uniform(uniform[32:]))
-            ys.append(int.from_bytes(point, "little") & _MASK255)
-        return _edwards_y_to_montgomery_u(ys)
+            out += add(from_uniform(uniform[:32]), from_uniform(uniform[32:]))
+        return bytes(out)
 
     def blind(self, key: BlindingKey, elements: bytes) -> bytes:
         """Return ``X25519(key, e)`` for every element ``e`` of the buffer, in order.
@@ -215,6 +236,16 @@ def check_elements(elements: bytes) -> None:
         if non_canonical[i]:
             raise InvalidElement(i, "non-canonical encoding")
         raise InvalidElement(i, "identity or small-order element", identity=True)
+
+
+def edwards_to_u(points: bytes) -> bytes:
+    """The Montgomery u-coordinates (RFC 7748 §4.1) of concatenated edwards25519 point
+    encodings, with one field inversion for all of them. The points are not checked: use it on
+    points libsodium has produced (the confirmation round's unblinded answers)."""
+    ys = [
+        int.from_bytes(points[i : i + 32], "little") & _MASK255 for i in range(0, len(points), 32)
+    ]
+    return _edwards_y_to_montgomery_u(ys)
 
 
 def _edwards_y_to_montgomery_u(ys: list[int]) -> bytes:

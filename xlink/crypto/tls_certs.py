@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -28,6 +29,7 @@ __all__ = [
     "TlsIdentity",
     "certificate_fingerprint",
     "fingerprints_equal",
+    "load_certificate",
     "make_tls_identity",
 ]
 
@@ -59,12 +61,22 @@ class TlsIdentity:
         return f"TlsIdentity(fingerprint={self.fingerprint.hex()}, key_pem=<secret>)"
 
 
+def load_certificate(cert: bytes) -> x509.Certificate:
+    """Parse one X.509 certificate given as PEM or DER (possibly someone else's: a partner's
+    bundle). Raises ``ValueError`` — never one of cryptography's own exceptions, such as
+    ``InvalidVersion`` for a version field other than v1/v3 — if it does not parse."""
+    try:
+        if cert.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(cert)
+        return x509.load_der_x509_certificate(cert)
+    except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm):
+        raise ValueError("not an X.509 certificate") from None
+
+
 def certificate_fingerprint(cert: bytes) -> bytes:
-    """SHA-256 of a certificate given as PEM or DER. Raises ``ValueError`` if it does not parse."""
-    if cert.lstrip().startswith(b"-----BEGIN"):
-        der = x509.load_pem_x509_certificate(cert).public_bytes(serialization.Encoding.DER)
-    else:
-        der = x509.load_der_x509_certificate(cert).public_bytes(serialization.Encoding.DER)
+    """SHA-256 of a certificate given as PEM or DER. Raises ``ValueError`` if it does not parse
+    (:func:`load_certificate`)."""
+    der = load_certificate(cert).public_bytes(serialization.Encoding.DER)
     return hashlib.sha256(der).digest()
 
 

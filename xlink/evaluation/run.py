@@ -2,7 +2,7 @@
 
 :func:`evaluate` plays both agencies of a :class:`~xlink.evaluation.datasets.Dataset`: each
 side loads its records and derives its tokens with the linkage schema, the two
-:class:`~xlink.protocol.PsiSession` s run the whole xlink-psi-v1 protocol, and the left side
+:class:`~xlink.protocol.PsiSession` s run the whole xlink-psi-v2 protocol, and the left side
 decides matches from its :class:`~xlink.protocol.events.PsiResult` with
 :func:`xlink.decide.decide`, exactly as ``xlink serve``/``xlink match`` do.
 

@@ -68,7 +68,7 @@ class KeyRecipe:
     negative: see docs/evaluation.md). A key has ``m``/``u``, a ``weight`` or neither.
     ``disagreement_weight`` (bits, usually negative) is added instead when the key *disagrees*:
     both records have a token for it and none is shared (the PSI reveals which keys each record
-    has, spec xlink-psi-v1 §6.7); it may go with ``m``/``u``, with ``weight`` or alone, and
+    has, spec xlink-psi-v2 §6.7); it may go with ``m``/``u``, with ``weight`` or alone, and
     without it a disagreement adds nothing. ``use_variants``: transliteration,
     ambiguous-date and name-order variants each give a token; otherwise only the primary reading
     does. ``unordered``: the parts are sorted before hashing, so ``(A, B)`` and ``(B, A)`` agree.

@@ -11,7 +11,7 @@ corrects for keys that overlap, e.g. family+birth date and family+birth date+sex
 may be negative), plus the *disagreement* weights of its disagreeing keys. A key disagrees when
 both records have at least one token for it and share none; a key missing on either side
 neither agrees nor disagrees. The PSI tells each party which keys each revealed record has
-(its key presence, spec xlink-psi-v1 §6.7, §7.3), so both parties can tell a disagreeing key
+(its key presence, spec xlink-psi-v2 §6.7, §7.3), so both parties can tell a disagreeing key
 from a missing one. A disagreement adds the key's ``disagreement_weight`` (bits, usually
 negative, fitted jointly with the agreement weights by logistic regression), and nothing for a
 key that has none: the classic ``log2((1-m)/(1-u))`` is not derived from ``m``/``u``.

@@ -1,4 +1,5 @@
-"""Match tokens: the domain-separated digests a record contributes to matching (spec: psi-v1 §3).
+"""Match tokens: the domain-separated digests a record contributes to matching
+(spec: xlink-psi-v2 §3).
 
 A token is ``SHA-256`` over a length-prefixed encoding of the domain label, the linkage schema id
 and version, the key name and version, and the normalised value parts. Tokens never leave the
@@ -30,7 +31,7 @@ def _lp(data: bytes) -> bytes:
 def token_digest(
     schema_id: str, schema_version: int, key_name: str, key_version: int, parts: Sequence[str]
 ) -> bytes:
-    """Return the 32-byte token for one key of one record (spec: psi-v1 §3.1).
+    """Return the 32-byte token for one key of one record (spec: xlink-psi-v2 §3.1).
 
     ``parts`` are the normalised values the key's recipe produced, in recipe order.
     """

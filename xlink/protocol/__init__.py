@@ -1,4 +1,4 @@
-"""Sans-I/O protocol core: messages, codec and state machines (spec: protocols/xlink-psi-v1.md).
+"""Sans-I/O protocol core: messages, codec and state machines (spec: protocols/xlink-psi-v2.md).
 
 The public surface is re-exported here; modules starting with ``_`` are internal. Names are
 loaded on first use because :mod:`xlink.errors` imports :mod:`xlink.protocol.abort` (which

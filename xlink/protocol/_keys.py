@@ -1,4 +1,4 @@
-"""Domain-separation labels and the transcript-derived values (spec: xlink-psi-v1 §4.2, §7.1).
+"""Domain-separation labels and the transcript-derived values (spec: xlink-psi-v2 §4.2, §4.5, §7.1).
 
 Every hash in the protocol starts with its own length-prefixed label, so that no value computed
 for one purpose can be mistaken for another.
@@ -7,25 +7,40 @@ for one purpose can be mistaken for another.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Final
 
-from xlink.protocol.limits import HANDLE_SIZE
+from xlink.protocol.limits import HANDLE_SIZE, REBLINDED_SIZE
 
 __all__ = [
+    "DST_COMMIT",
+    "DST_CONFIRM_BLIND",
     "DST_HANDLE",
+    "DST_LABEL_BLIND",
+    "DST_OPRF_OUTPUT",
+    "DST_REBLINDED",
     "DST_SESSION_ID",
     "DST_TRANSCRIPT",
     "SESSION_ID_SIZE",
+    "add_reveal_chunk",
     "hash_to_group_dst",
     "match_handle",
+    "oprf_output",
+    "reblinded_hasher",
+    "reveal_commitment",
     "session_id_of",
     "transcript_hash",
 ]
 
 DST_HASH_TO_GROUP_PREFIX: Final = b"xlink-psi-v1:"
-DST_TRANSCRIPT: Final = b"xlink-psi-v1/transcript"
-DST_SESSION_ID: Final = b"xlink-psi-v1/session-id"
-DST_HANDLE: Final = b"xlink-psi-v1/match-handle"
+DST_TRANSCRIPT: Final = b"xlink-psi-v2/transcript"
+DST_SESSION_ID: Final = b"xlink-psi-v2/session-id"
+DST_HANDLE: Final = b"xlink-psi-v2/match-handle"
+DST_REBLINDED: Final = b"xlink-psi-v2/reblinded"
+DST_COMMIT: Final = b"xlink-psi-v2/reveal-commit"
+DST_OPRF_OUTPUT: Final = b"xlink-psi-v2/oprf-output"
+DST_CONFIRM_BLIND: Final = b"xlink-psi-v2/confirm-blind"
+DST_LABEL_BLIND: Final = b"xlink-psi-v2/label-blind"
 SESSION_ID_SIZE: Final = 16
 
 
@@ -55,7 +70,49 @@ def session_id_of(transcript: bytes) -> bytes:
     return hashlib.sha256(_lp(DST_SESSION_ID) + transcript).digest()[:SESSION_ID_SIZE]
 
 
-def match_handle(transcript: bytes, doubly_blinded: bytes) -> bytes:
-    """The 16-byte opaque handle of one matched value (spec §7.2): bound to this session's
-    transcript, so handles from two sessions never link."""
-    return hashlib.sha256(_lp(DST_HANDLE) + transcript + doubly_blinded).digest()[:HANDLE_SIZE]
+def reblinded_hasher(transcript: bytes, owner_role: int) -> Callable[[bytes], bytes]:
+    """The function that turns a doubly-blinded value ``v`` into what crosses the wire (or is
+    compared) for an element owned by the party of ``owner_role`` (0 initiator, 1 responder):
+    ``SHA-256(lp(DST_REBLINDED) || transcript || u8(owner_role) || v)[:16]`` (spec §4.5).
+
+    The direction tag is what stops reflection: the values a party computes for the peer's
+    elements are tagged with the peer's role, the values it expects for its own with its own,
+    so nothing it sends can come back as a valid answer to its own elements."""
+    base = hashlib.sha256(_lp(DST_REBLINDED) + transcript + bytes([owner_role]))
+
+    def tag(value: bytes) -> bytes:
+        h = base.copy()
+        h.update(value)
+        return h.digest()[:REBLINDED_SIZE]
+
+    return tag
+
+
+def match_handle(transcript: bytes, tag_initiator: bytes, tag_responder: bytes) -> bytes:
+    """The 16-byte opaque handle of one matched value (spec §7.2), from its two direction tags
+    in role order: bound to this session's transcript, so handles of two sessions never link."""
+    return hashlib.sha256(_lp(DST_HANDLE) + transcript + tag_initiator + tag_responder).digest()[
+        :HANDLE_SIZE
+    ]
+
+
+def reveal_commitment(transcript: bytes, sender_role: int) -> hashlib._Hash:
+    """The running hash a Reveal commitment is computed with (spec §6.11): it starts with
+    ``lp(DST_COMMIT) || transcript || u8(sender_role)``; each Reveal chunk then adds
+    ``u32(entries) || lp(entry)... || lp(presence)`` and the final chunk's salt ends it."""
+    return hashlib.sha256(_lp(DST_COMMIT) + transcript + bytes([sender_role]))
+
+
+def add_reveal_chunk(h: hashlib._Hash, records: tuple[bytes, ...], presence: bytes) -> None:
+    """Feed one Reveal chunk into a commitment hash (spec §6.11)."""
+    h.update(len(records).to_bytes(4, "big"))
+    for entry in records:
+        h.update(_lp(entry))
+    h.update(_lp(presence))
+
+
+def oprf_output(transcript: bytes, token: bytes, evaluated: bytes) -> bytes:
+    """A finalized OPRF output ``SHA-256(lp(DST_OPRF_OUTPUT) || transcript || lp(token) ||
+    [s]Q)``: only a party that holds ``token`` can compute it, and only with the evaluator's
+    help (spec §7.5)."""
+    return hashlib.sha256(_lp(DST_OPRF_OUTPUT) + transcript + _lp(token) + evaluated).digest()

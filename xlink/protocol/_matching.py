@@ -1,4 +1,4 @@
-"""Chunk checks, matching of the doubly-blinded sets and match handles (spec: xlink-psi-v1
+"""Chunk checks, matching of the doubly-blinded sets and match handles (spec: xlink-psi-v2
 §5.3, §6.5-§6.6, §7.1-§7.2).
 
 Works on numpy columns: the peer's set is sorted in place once (used for both the duplicate check
@@ -17,9 +17,9 @@ from xlink.crypto.suite import InvalidElement
 from xlink.errors import RemoteProtocolError
 from xlink.protocol import _keys
 from xlink.protocol._reveal import OwnMatches
-from xlink.protocol._sets import Index, Rows, member_mask_sorted
+from xlink.protocol._sets import Index, Rows, lookup_sorted, member_mask_sorted
 from xlink.protocol.abort import AbortCode
-from xlink.protocol.limits import HANDLE_SIZE
+from xlink.protocol.limits import HANDLE_SIZE, REBLINDED_SIZE
 
 __all__ = [
     "check_seq",
@@ -57,29 +57,36 @@ def element_error(exc: InvalidElement) -> RemoteProtocolError:
 
 def matched_handles(
     transcript: bytes,
-    own_double: Rows,
-    mask: npt.NDArray[np.bool_],
+    role: int,
+    own_tags: Rows,
+    peer_rows: Rows,
     perm: Index,
     distinct_count: int,
 ) -> tuple[bytearray, npt.NDArray[np.int64]]:
     """The handles of the own matched token values (spec §7.2), concatenated, and the index of
     each value among the distinct ones.
 
-    ``mask[j]`` says slot ``j`` of the own sequence matched; slot ``j`` carries source
-    ``perm[j]``, a distinct token value when below ``distinct_count`` (dummies are ignored).
+    ``own_tags[j]`` is the peer's answer for slot ``j`` of the own sequence (tagged with our
+    role); ``peer_rows`` holds, sorted, one row per peer element: its value tagged with our
+    role, then tagged with the peer's. Slot ``j`` carries source ``perm[j]``, a distinct token
+    value when below ``distinct_count`` (dummies are ignored).
     """
-    slots = np.flatnonzero(mask)
+    found = lookup_sorted(own_tags, peer_rows)
+    slots = np.flatnonzero(found >= 0)
     sources = perm[slots].astype(np.int64)
     real = sources < distinct_count
     slots, sources = slots[real], sources[real]
+    rows = found[slots]
     handles = bytearray(HANDLE_SIZE * len(slots))
+    half = REBLINDED_SIZE
     for start in range(0, len(slots), _BLOCK):
-        values = own_double[slots[start : start + _BLOCK]].tobytes()
-        for i in range(len(values) // 32):
+        block = peer_rows[rows[start : start + _BLOCK]].tobytes()
+        for i in range(len(block) // (2 * half)):
+            ours = block[2 * half * i : 2 * half * i + half]
+            theirs = block[2 * half * i + half : 2 * half * (i + 1)]
+            pair = (ours, theirs) if role == 0 else (theirs, ours)
             at = HANDLE_SIZE * (start + i)
-            handles[at : at + HANDLE_SIZE] = _keys.match_handle(
-                transcript, values[32 * i : 32 * (i + 1)]
-            )
+            handles[at : at + HANDLE_SIZE] = _keys.match_handle(transcript, *pair)
     return handles, sources
 
 

@@ -1,5 +1,5 @@
 """The reveal step of PSI mode: which matched handles belong to the same record
-(spec: xlink-psi-v1 §6.7, §7.3).
+(spec: xlink-psi-v2 §6.7, §7.3).
 
 Only records with at least one matched token are listed, under a fresh per-session reference
 (their position in a random order), never their ids, each with its key presence (which keys the
@@ -15,9 +15,12 @@ pairs once it is complete.
 
 from __future__ import annotations
 
+import hmac
 import itertools
+import math
 from array import array
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 import numpy as np
@@ -26,13 +29,14 @@ import numpy.typing as npt
 from xlink.crypto.rand import RandomSource
 from xlink.errors import RemoteProtocolError
 from xlink.linkage.tokens import TokenSet
+from xlink.protocol import _keys
 from xlink.protocol import limits as L
 from xlink.protocol._sets import random_permutation
 from xlink.protocol.abort import AbortCode
 from xlink.protocol.events import PairTable, decode_key_set
 from xlink.protocol.messages import Reveal
 
-__all__ = ["OwnMatches", "PeerRevealReader", "RevealWriter"]
+__all__ = ["OwnMatches", "PeerRevealReader", "RevealBound", "RevealWriter"]
 
 Ints = npt.NDArray[np.int64]
 _HANDLE: Final = np.dtype((np.void, L.HANDLE_SIZE))
@@ -114,6 +118,57 @@ def _presence_codes(
     return codes.ravel() if like.ndim == 1 else codes
 
 
+@dataclass(frozen=True, slots=True)
+class RevealBound:
+    """What a minimal reveal needs (spec §6.7): per key of the schema, in schema order, its
+    agreement weight and its disagreement weight (0 when it has none), and the MOU's match
+    threshold. A record is revealed only if the best score any peer record could give it,
+    given which of its keys matched, reaches the threshold."""
+
+    agreement: tuple[float, ...]
+    disagreement: tuple[float, ...]
+    threshold: float
+
+    def upper_bound(self, matched: frozenset[int]) -> float:
+        """The highest score a pair of a record whose matched keys are ``matched`` can have:
+        a matched key may agree, disagree or be missing on the peer's side; any other key may
+        disagree or be missing. Summed with ``math.fsum`` (order-free, as scoring is)."""
+        return math.fsum(
+            max(a, d, 0.0) if k in matched else max(d, 0.0)
+            for k, (a, d) in enumerate(zip(self.agreement, self.disagreement, strict=True))
+        )
+
+
+def _reachable(
+    key: Ints, starts: Ints, key_names: tuple[str, ...], bound: RevealBound
+) -> npt.NDArray[np.bool_]:
+    """For each record group (entries ``starts[g]..starts[g+1]-1`` of ``key``), whether its
+    matched keys can still reach ``bound.threshold``."""
+    if len(bound.agreement) != len(key_names):
+        raise ValueError("the reveal bound has a weight per key of another schema")
+    words = _words(key_names)
+    bits = np.zeros((len(key), words), dtype=np.uint64)
+    bits[np.arange(len(key)), key // 64] = np.left_shift(np.uint64(1), (key % 64).astype(np.uint64))
+    group_bits = np.bitwise_or.reduceat(bits, starts, axis=0)
+    distinct, inverse = np.unique(group_bits, axis=0, return_inverse=True)
+    ok = np.array(
+        [
+            bound.upper_bound(
+                frozenset(
+                    w * 64 + b
+                    for w, word in enumerate(row.tolist())
+                    for b in range(64)
+                    if int(word) >> b & 1
+                )
+            )
+            >= bound.threshold
+            for row in distinct
+        ],
+        dtype=np.bool_,
+    )
+    return ok[inverse.ravel()]
+
+
 def _first_true(flags: npt.NDArray[np.bool_], positions: Ints, default: int) -> int:
     hits = positions[flags]
     return int(hits[0]) if len(hits) else default
@@ -180,6 +235,7 @@ class RevealWriter:
     """
 
     __slots__ = (
+        "_committed",
         "_counts",
         "_entries",
         "_handles",
@@ -188,6 +244,7 @@ class RevealWriter:
         "_order",
         "_pos",
         "_presence_size",
+        "_salt",
         "_seq",
         "_starts",
         "done",
@@ -204,6 +261,7 @@ class RevealWriter:
         rng: RandomSource,
         max_records: int | None = None,
         key_sets: npt.NDArray[np.unsignedinteger[Any]] | None = None,
+        bound: RevealBound | None = None,
     ) -> None:
         limit = self.max_records
         self._max_records = limit if max_records is None else min(limit, max_records)
@@ -217,6 +275,14 @@ class RevealWriter:
         records, starts, counts = np.unique(record, return_index=True, return_counts=True)
         if len(counts) and int(counts.max()) > L.MAX_HANDLES_PER_RECORD:
             raise ValueError("a record has more matched tokens than MAX_HANDLES_PER_RECORD")
+        if bound is not None and len(records):
+            # Minimal reveal (spec §6.7): only records whose matched keys can still reach the
+            # threshold, whatever the peer's record holds.
+            key = np.asarray(memoryview(tokens.key_index))[
+                matches.tokens[matches.offsets[handle]]
+            ].astype(np.int64)
+            keep_record = _reachable(key, starts, tokens.key_names, bound)
+            records, starts, counts = records[keep_record], starts[keep_record], counts[keep_record]
         self._handles = matches.handles
         self._key_sets = record_key_sets(tokens) if key_sets is None else key_sets
         self._presence_size = presence_size(tokens.key_names)
@@ -229,8 +295,41 @@ class RevealWriter:
         self._pos = 0
         self._seq = 0
         self.done = False
+        self._committed = False
+        self._salt = b""
+
+    def commit(self, transcript: bytes, role: int, rng: RandomSource) -> bytes:
+        """Draw the 32-byte salt (after the record order, spec §5.3) and return the commitment
+        to the whole Reveal (spec §6.11). The chunks are built once here to be hashed, and
+        built again, one at a time, by :meth:`next_chunk` (the final one carrying the salt):
+        the order is fixed, so both passes give the same chunks, and no more than one chunk is
+        held at a time."""
+        self._salt = rng(L.SALT_SIZE)
+        h = _keys.reveal_commitment(transcript, role)
+        while not self.done:
+            chunk = self._build_chunk(last_pass=False)
+            _keys.add_reveal_chunk(h, chunk.records, chunk.presence)
+        h.update(self._salt)
+        self._pos = self._seq = 0
+        self.done = False
+        self._committed = True
+        return h.digest()
+
+    @property
+    def exhausted(self) -> bool:
+        """True once every chunk has been handed out."""
+        return self._committed and self.done
 
     def next_chunk(self) -> Reveal:
+        """The next chunk, after :meth:`commit`; the final one carries the salt."""
+        if not self._committed or self.done:
+            raise ValueError("no Reveal chunk to hand out")
+        chunk = self._build_chunk(last_pass=True)
+        if chunk.final:
+            chunk = Reveal(chunk.seq, True, chunk.records, chunk.presence, self._salt)
+        return chunk
+
+    def _build_chunk(self, *, last_pass: bool) -> Reveal:
         """The next Reveal; the last one has ``final`` set and makes ``done`` true."""
         if self.done:
             raise ValueError("all Reveal chunks have been built")
@@ -249,7 +348,7 @@ class RevealWriter:
         self.done = self._pos == len(self._order)
         chunk = Reveal(self._seq, self.done, records, presence)
         self._seq += 1
-        if self.done:
+        if self.done and last_pass:
             self._entries = self._starts = self._counts = self._order = np.zeros(0, np.int64)
             self._key_sets = self._key_sets[:0]
         return chunk
@@ -260,14 +359,17 @@ class PeerRevealReader:
 
     __slots__ = (
         "_allowed",
-        "_covered",
+        "_commitment",
+        "_expected",
         "_handle_key",
         "_key_sets",
         "_matches",
         "_next_ref",
         "_next_seq",
+        "_own_mask",
         "_parts",
         "_presence",
+        "_record_index",
         "_size",
         "_view",
         "finished",
@@ -278,8 +380,21 @@ class PeerRevealReader:
         matches: OwnMatches,
         tokens: TokenSet,
         key_sets: npt.NDArray[np.unsignedinteger[Any]] | None = None,
+        *,
+        transcript: bytes = b"",
+        peer_role: int = 0,
+        own_revealed: Ints | None = None,
     ) -> None:
         self._matches = matches
+        # With a minimal reveal, pairs are formed only with our own revealed records: a record
+        # we did not reveal cannot reach the threshold, and the peer sees no pair with it.
+        self._own_mask: npt.NDArray[np.bool_] | None = None
+        if own_revealed is not None:
+            self._own_mask = np.zeros(len(tokens.record_ids), dtype=np.bool_)
+            self._own_mask[own_revealed] = True
+        self._record_index = tokens.record_index
+        self._commitment = _keys.reveal_commitment(transcript, peer_role)
+        self._expected: bytes | None = None
         self._view = matches.handles.view(_HANDLE).ravel()
         # The key of each handle: tokens are key-separated, so every token carrying a handle
         # (here, the first) has the same key, on both sides.
@@ -294,7 +409,6 @@ class PeerRevealReader:
         self._presence: list[npt.NDArray[np.unsignedinteger[Any]]] = []
         self._next_seq = 0
         self._next_ref = 0
-        self._covered = np.zeros(len(matches), dtype=np.bool_)
         self._parts: list[tuple[Ints, Ints, Ints]] = []
         self.finished = False
 
@@ -302,31 +416,52 @@ class PeerRevealReader:
     def received(self) -> int:
         return self._next_seq
 
+    @property
+    def committed(self) -> bool:
+        return self._expected is not None
+
+    def expect(self, digest: bytes) -> None:
+        """The peer's commitment to its Reveal (spec §6.11); a second one is ``UNEXPECTED``."""
+        if self._expected is not None:
+            raise RemoteProtocolError(AbortCode.UNEXPECTED_MESSAGE, "a second Commit")
+        self._expected = digest
+
     def feed(self, chunk: Reveal) -> None:
         """Check one chunk (spec §6.7 receiver rules). Raises ``RemoteProtocolError``:
         ``CHUNK_REPLAYED``/``CHUNK_OUT_OF_ORDER`` for a bad ``seq``, ``BAD_REVEAL`` for a chunk
         after the final one, key presence of the wrong length, unsorted or repeated handles in
         an entry, a handle we did not match, a presence bit for a key the schema does not have,
-        a presence that leaves out the key of one of the entry's handles, or a final chunk that
-        leaves one of our matched handles unnamed. Entries are checked in order; within an
-        entry, in that order."""
+        a presence that leaves out the key of one of the entry's handles, or a salt on a chunk
+        that is not the final one.
+        Entries are checked in order; within an entry, in that order. ``UNEXPECTED_MESSAGE``
+        before the peer's Commit; ``BAD_COMMITMENT`` when the final chunk does not open it
+        (spec §6.11). A matched handle the peer leaves unnamed is allowed: a minimal reveal
+        lists only the records that can reach the threshold (spec §6.7)."""
         if chunk.seq < self._next_seq:
             raise RemoteProtocolError(AbortCode.CHUNK_REPLAYED, "reveal chunk replayed")
         if chunk.seq > self._next_seq:
             raise RemoteProtocolError(AbortCode.CHUNK_OUT_OF_ORDER, "reveal chunk out of order")
         if self.finished:
             raise RemoteProtocolError(AbortCode.BAD_REVEAL, "reveal chunk after the final one")
+        if self._expected is None:
+            raise RemoteProtocolError(AbortCode.UNEXPECTED_MESSAGE, "Reveal before Commit")
         k = len(chunk.records)
         if len(chunk.presence) != self._size * k:
             raise RemoteProtocolError(AbortCode.BAD_REVEAL, "key presence of the wrong length")
+        if bool(chunk.salt) != chunk.final:
+            raise RemoteProtocolError(AbortCode.BAD_REVEAL, "salt on a chunk other than the final")
         if k:
             presence = np.frombuffer(chunk.presence, dtype=np.uint8).reshape(k, self._size)
             self._feed_entries(chunk.records, presence)
+        _keys.add_reveal_chunk(self._commitment, chunk.records, chunk.presence)
         self._next_ref += k
         self._next_seq += 1
         if chunk.final:
-            if not bool(self._covered.all()):
-                raise RemoteProtocolError(AbortCode.BAD_REVEAL, "matched handles left unnamed")
+            self._commitment.update(chunk.salt)
+            if not hmac.compare_digest(self._commitment.digest(), self._expected):
+                raise RemoteProtocolError(
+                    AbortCode.BAD_COMMITMENT, "the Reveal does not open the peer's commitment"
+                )
             self.finished = True
 
     def _feed_entries(self, records: tuple[bytes, ...], presence: npt.NDArray[np.uint8]) -> None:
@@ -374,12 +509,15 @@ class PeerRevealReader:
             raise RemoteProtocolError(AbortCode.BAD_REVEAL, reason)
         self._presence.append(_presence_codes(presence, self._key_sets))
         handle = found.astype(np.int64)
-        self._covered[handle] = True
         offsets = self._matches.offsets
         owners = offsets[handle + 1] - offsets[handle]
         tokens = self._matches.tokens[_gather_ranges(offsets[handle], owners)]
         refs = np.repeat(self._next_ref + entry, owners)
-        self._parts.append((tokens, refs, np.repeat(handle, owners)))
+        handles = np.repeat(handle, owners)
+        if self._own_mask is not None:
+            mine = self._own_mask[_column_at(self._record_index, tokens)]
+            tokens, refs, handles = tokens[mine], refs[mine], handles[mine]
+        self._parts.append((tokens, refs, handles))
 
     def pairs(self, tokens: TokenSet) -> PairTable:
         """The candidate pairs, sorted by local record id then peer reference (spec §7.3)."""

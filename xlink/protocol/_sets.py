@@ -1,5 +1,5 @@
 """Set operations on element buffers with numpy, without per-element Python objects
-(spec: xlink-psi-v1 §5.3, §7).
+(spec: xlink-psi-v2 §5.3, §7).
 
 Rows are 32-byte elements held as ``(n, 32)`` uint8 arrays; ``V32`` views give memcmp order.
 The whole-set operations avoid full-size copies: a duplicate check sorts 8-byte prefixes only,
@@ -22,6 +22,7 @@ __all__ = [
     "distinct_index",
     "gather_sources",
     "has_duplicates",
+    "lookup_sorted",
     "member_mask_sorted",
     "random_permutation",
     "rows_of",
@@ -36,13 +37,14 @@ _ROW: Final = 32
 _BLOCK: Final = 1 << 16
 
 
-def rows_of(buffer: bytes | bytearray) -> Rows:
-    """View a concatenated buffer of 32-byte elements as an ``(n, 32)`` array (no copy)."""
-    return np.frombuffer(buffer, dtype=np.uint8).reshape(-1, _ROW)
+def rows_of(buffer: bytes | bytearray, width: int = _ROW) -> Rows:
+    """View a concatenated buffer of ``width``-byte values as an ``(n, width)`` array (no
+    copy)."""
+    return np.frombuffer(buffer, dtype=np.uint8).reshape(-1, width)
 
 
 def _void(rows: Rows) -> npt.NDArray[np.void]:
-    return np.ascontiguousarray(rows).view(np.dtype((np.void, _ROW))).ravel()
+    return np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
 
 
 def distinct_index(rows: Rows) -> tuple[Index, Index]:
@@ -143,6 +145,24 @@ def member_mask_sorted(rows: Rows, others: Rows) -> npt.NDArray[np.bool_]:
             j = np.minimum(np.searchsorted(sv, rv[ambiguous]), m - 1)
             hit[ambiguous] = sv[j] == rv[ambiguous]
         result[start : start + len(block)] = hit
+    return result
+
+
+def lookup_sorted(keys: Rows, table: Rows) -> npt.NDArray[np.int64]:
+    """For each row of ``keys`` (``(n, w)``), the index of the row of ``table`` (``(m, W)``,
+    ``W >= w``, sorted ascending) whose first ``w`` bytes equal it, or -1. ``table``'s rows are
+    distinct in their first ``w`` bytes (the caller checked)."""
+    n, m = len(keys), len(table)
+    result = np.full(n, -1, dtype=np.int64)
+    if n == 0 or m == 0:
+        return result
+    width = keys.shape[1]
+    tk = _void(table[:, :width])
+    for start in range(0, n, _BLOCK):
+        kv = _void(keys[start : start + _BLOCK])
+        idx = np.minimum(np.searchsorted(tk, kv), m - 1)
+        hit = tk[idx] == kv
+        result[start : start + len(kv)] = np.where(hit, idx, -1)
     return result
 
 

@@ -1,4 +1,4 @@
-"""The PSI session state machine as data (spec: xlink-psi-v1 §5, table "Transitions").
+"""The PSI session state machine as data (spec: xlink-psi-v2 §5, table "Transitions").
 
 Everything a session may do is a :class:`Trigger`; :data:`TRANSITIONS` maps ``(state, trigger)``
 to the next state and the roles allowed to take that step. A pair that is not in the table is
@@ -24,6 +24,7 @@ class State(Enum):
     IDLE = "IDLE"
     AWAIT_HELLO = "AWAIT_HELLO"
     EXCHANGE = "EXCHANGE"
+    CONFIRM = "CONFIRM"
     REVEAL = "REVEAL"
     COMPLETE = "COMPLETE"
     ABORTED = "ABORTED"
@@ -41,6 +42,13 @@ class Trigger(Enum):
     RECV_REBLINDED = "recv Reblinded"
     MATCHED = "matched"
     COUNTED = "counted"
+    SEND_CONFIRM_REQUEST = "send ConfirmRequest"
+    RECV_CONFIRM_REQUEST = "recv ConfirmRequest"
+    SEND_CONFIRM_RESPONSE = "send ConfirmResponse"
+    RECV_CONFIRM_RESPONSE = "recv ConfirmResponse"
+    CONFIRMED = "confirmed"
+    SEND_COMMIT = "send Commit"
+    RECV_COMMIT = "recv Commit"
     SEND_REVEAL = "send Reveal"
     RECV_REVEAL = "recv Reveal"
     REVEALED = "revealed"
@@ -67,10 +75,19 @@ TRANSITIONS: Final[dict[tuple[State, Trigger], tuple[frozenset[Role], State]]] =
     (State.EXCHANGE, Trigger.RECV_ELEMENTS): (_BOTH, State.EXCHANGE),
     (State.EXCHANGE, Trigger.SEND_REBLINDED): (_BOTH, State.EXCHANGE),
     (State.EXCHANGE, Trigger.RECV_REBLINDED): (_BOTH, State.EXCHANGE),
-    (State.EXCHANGE, Trigger.MATCHED): (_BOTH, State.REVEAL),
+    (State.EXCHANGE, Trigger.MATCHED): (_BOTH, State.CONFIRM),
     (State.EXCHANGE, Trigger.COUNTED): (_BOTH, State.COMPLETE),
     (State.EXCHANGE, Trigger.RECV_ABORT): (_BOTH, State.ABORTED),
     (State.EXCHANGE, Trigger.FAIL): (_BOTH, State.ABORTED),
+    (State.CONFIRM, Trigger.SEND_CONFIRM_REQUEST): (_BOTH, State.CONFIRM),
+    (State.CONFIRM, Trigger.RECV_CONFIRM_REQUEST): (_BOTH, State.CONFIRM),
+    (State.CONFIRM, Trigger.SEND_CONFIRM_RESPONSE): (_BOTH, State.CONFIRM),
+    (State.CONFIRM, Trigger.RECV_CONFIRM_RESPONSE): (_BOTH, State.CONFIRM),
+    (State.CONFIRM, Trigger.CONFIRMED): (_BOTH, State.REVEAL),
+    (State.CONFIRM, Trigger.RECV_ABORT): (_BOTH, State.ABORTED),
+    (State.CONFIRM, Trigger.FAIL): (_BOTH, State.ABORTED),
+    (State.REVEAL, Trigger.SEND_COMMIT): (_BOTH, State.REVEAL),
+    (State.REVEAL, Trigger.RECV_COMMIT): (_BOTH, State.REVEAL),
     (State.REVEAL, Trigger.SEND_REVEAL): (_BOTH, State.REVEAL),
     (State.REVEAL, Trigger.RECV_REVEAL): (_BOTH, State.REVEAL),
     (State.REVEAL, Trigger.REVEALED): (_BOTH, State.COMPLETE),

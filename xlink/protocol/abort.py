@@ -1,4 +1,4 @@
-"""Abort codes: the machine-readable reason a session ended early (spec: xlink-psi-v1 §8).
+"""Abort codes: the machine-readable reason a session ended early (spec: xlink-psi-v2 §8).
 
 The numeric values are on the wire (in the ``Abort`` message) and in audit entries, so they
 are part of the protocol and never renumbered.
@@ -12,7 +12,7 @@ __all__ = ["AbortCode"]
 
 
 class AbortCode(IntEnum):
-    """Why a session was aborted. See protocols/xlink-psi-v1.md §8 for each code's meaning."""
+    """Why a session was aborted. See protocols/xlink-psi-v2.md §8 for each code's meaning."""
 
     # Framing and encoding.
     MALFORMED_MESSAGE = 1
@@ -37,8 +37,13 @@ class AbortCode(IntEnum):
     CHUNK_OUT_OF_ORDER = 24
     CHUNK_REPLAYED = 25
     BAD_REVEAL = 26
+    CONFIRMATION_FAILED = 27
+    BAD_COMMITMENT = 28
     # Session level.
     PEER_ABORTED = 40
     TIMEOUT = 41
     CONNECTION_LOST = 42
     INTERNAL_ERROR = 50
+    # Release transfer (xlink-release-v1 §10): never in a PSI Abort message.
+    DECISION_MISMATCH = 60
+    TOO_MANY_RELEASES = 61

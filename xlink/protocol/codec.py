@@ -1,4 +1,4 @@
-"""Canonical, strict, size-limited encoding of xlink-psi-v1 messages (spec: xlink-psi-v1 §6.2).
+"""Canonical, strict, size-limited encoding of xlink-psi-v2 messages (spec: xlink-psi-v2 §6.2).
 
 A message is one version byte (``PROTOCOL_VERSION``) followed by one msgpack array
 ``[type, field1, field2, ...]`` with the fields of :data:`~xlink.protocol.messages.FIELDS` in
@@ -139,6 +139,11 @@ def decode_message(data: bytes) -> Message:
     if not data:
         raise RemoteProtocolError(AbortCode.MALFORMED_MESSAGE, "empty message")
     if data[0] != L.PROTOCOL_VERSION:
+        if data[0] == 1:
+            raise RemoteProtocolError(
+                AbortCode.UNSUPPORTED_VERSION,
+                "xlink-psi-v2 is refused: it lets a dishonest peer fake matches; upgrade to v2",
+            )
         raise RemoteProtocolError(AbortCode.UNSUPPORTED_VERSION, "unsupported protocol version")
     try:
         body = canonical.unpack(

@@ -1,4 +1,4 @@
-"""What a PSI session is configured with (spec: xlink-psi-v1 §4, §5.1).
+"""What a PSI session is configured with (spec: xlink-psi-v2 §4, §5.1).
 
 :class:`SessionConfig` holds what both parties must agree on (mode, suite, MOU, schema,
 padding bucket) plus the local identity and chunking; the Hello carries all of it.
@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from xlink.protocol import limits as L
+
+if TYPE_CHECKING:
+    from xlink.protocol._reveal import RevealBound
 
 __all__ = ["Mode", "Role", "SessionConfig", "padded_size"]
 
@@ -50,6 +54,13 @@ class SessionConfig:
     learns it from the Hello) and bounds both message size and the work per call;
     ``reveal_chunk_records`` is local too (the peer accepts any chunking): the most record
     entries this side puts in one Reveal message (spec §6.7).
+
+    ``max_peer_set_size`` and ``max_own_set_size`` come from the MOU: the largest padded set
+    each party may declare; a larger peer Hello aborts with ``BAD_SET_SIZE`` (spec §6.4), a
+    larger own set is refused before anything is sent. ``reveal_bound`` (the schema's weights
+    and the MOU's threshold) makes the Reveal minimal: only records that can still reach the
+    threshold are listed (spec §6.7); ``None`` lists every matched record (what fitting weights
+    on a development split needs).
     """
 
     role: Role
@@ -63,6 +74,9 @@ class SessionConfig:
     chunk_size: int = 2048
     suite_id: int = 1
     reveal_chunk_records: int = L.MAX_RECORDS_PER_REVEAL
+    max_peer_set_size: int = L.MAX_SET_SIZE
+    max_own_set_size: int = L.MAX_SET_SIZE
+    reveal_bound: RevealBound | None = None
 
     def __post_init__(self) -> None:
         for name in ("party_id", "peer_id"):
@@ -83,5 +97,8 @@ class SessionConfig:
             raise ValueError(f"chunk_size must be 1..{L.MAX_CHUNK_ELEMENTS}")
         if not 1 <= self.reveal_chunk_records <= L.MAX_RECORDS_PER_REVEAL:
             raise ValueError(f"reveal_chunk_records must be 1..{L.MAX_RECORDS_PER_REVEAL}")
+        for name in ("max_peer_set_size", "max_own_set_size"):
+            if not 1 <= getattr(self, name) <= L.MAX_SET_SIZE:
+                raise ValueError(f"{name} must be 1..{L.MAX_SET_SIZE}")
         if not isinstance(self.role, Role) or not isinstance(self.mode, Mode):
             raise ValueError("role and mode must be Role and Mode members")

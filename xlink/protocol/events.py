@@ -1,4 +1,4 @@
-"""What a session reports to its caller: events and results (spec: xlink-psi-v1 §7, §9).
+"""What a session reports to its caller: events and results (spec: xlink-psi-v2 §7, §9).
 
 Results carry opaque handles and fresh per-session peer references only, never a peer's
 record id or token (the peer never sent them).

@@ -1,4 +1,4 @@
-"""Length-prefixed framing of protocol messages on a byte stream (spec: xlink-psi-v1 §6.1).
+"""Length-prefixed framing of protocol messages on a byte stream (spec: xlink-psi-v2 §6.1).
 
 A frame is a 4-byte big-endian length followed by that many bytes of message. Framing is kept
 apart from the session so that the session is message-oriented and a transport that already

@@ -1,4 +1,4 @@
-"""Building our Hello and checking the peer's (spec: xlink-psi-v1 §6.4, §5.2).
+"""Building our Hello and checking the peer's (spec: xlink-psi-v2 §6.4, §5.2).
 
 The checks run in a fixed order so that two implementations abort a bad Hello with the same
 code: role, suite, mode, MOU (id, digest, padding bucket), schema, parties, set size.
@@ -58,3 +58,5 @@ def check_peer_hello(config: SessionConfig, hello: Hello) -> None:
         raise fail(AbortCode.PARTY_MISMATCH, "party ids differ")
     if hello.padded_size % hello.padding_bucket or hello.padded_size > L.MAX_SET_SIZE:
         raise fail(AbortCode.BAD_SET_SIZE, "padded size not allowed by the bucket rule")
+    if hello.padded_size > config.max_peer_set_size:
+        raise fail(AbortCode.BAD_SET_SIZE, "padded size above the MOU's bound for the peer")

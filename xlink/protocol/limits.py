@@ -1,4 +1,4 @@
-"""Every size limit of xlink-psi-v1, in one place (spec: xlink-psi-v1 §6.3).
+"""Every size limit of xlink-psi-v2, in one place (spec: xlink-psi-v2 §6.3).
 
 The limits are part of the protocol: a message exceeding one is rejected, never truncated.
 """
@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "COMMIT_SIZE",
     "DIGEST_SIZE",
     "HANDLE_SIZE",
     "MAX_CHUNK_ELEMENTS",
+    "MAX_CONFIRM_POINTS",
     "MAX_DETAIL_BYTES",
     "MAX_HANDLES_PER_RECORD",
     "MAX_HANDLES_PER_REVEAL",
@@ -22,12 +24,28 @@ __all__ = [
     "MAX_SEQ",
     "MAX_SET_SIZE",
     "NONCE_SIZE",
+    "POINT_SIZE",
     "PRESENCE_BYTES_PER_RECORD",
     "PROTOCOL_VERSION",
+    "REBLINDED_SIZE",
+    "SALT_SIZE",
 ]
 
-PROTOCOL_VERSION: Final = 1
-"""The first byte of every message."""
+PROTOCOL_VERSION: Final = 2
+"""The first byte of every message (xlink-psi-v2). A v1 message (``0x01``) is refused with
+``UNSUPPORTED_VERSION``."""
+
+REBLINDED_SIZE: Final = 16
+"""Bytes of one re-blinded value on the wire: a direction-tagged hash, never a group element."""
+
+MAX_CONFIRM_POINTS: Final = 8192
+"""Most points in one ConfirmRequest (and answers in one ConfirmResponse: 64 bytes each)."""
+
+POINT_SIZE: Final = 32
+"""An edwards25519 point in the confirmation round and label evaluation (spec §4.4)."""
+
+COMMIT_SIZE: Final = 32
+SALT_SIZE: Final = 32
 
 MAX_MESSAGE_SIZE: Final = 1 << 20
 """Largest message (frame payload) in bytes: 1 MiB."""

@@ -1,4 +1,4 @@
-"""The messages of xlink-psi-v1 as frozen value objects (spec: xlink-psi-v1 §6).
+"""The messages of xlink-psi-v2 as frozen value objects (spec: xlink-psi-v2 §6).
 
 Each message class names its wire type and its fields in order; :mod:`xlink.protocol.codec`
 turns them into canonical bytes and back. Field limits are enforced by the codec from
@@ -19,6 +19,9 @@ __all__ = [
     "BinField",
     "BinListField",
     "BoolField",
+    "Commit",
+    "ConfirmRequest",
+    "ConfirmResponse",
     "Elements",
     "Field",
     "Hello",
@@ -39,6 +42,9 @@ class MessageType(IntEnum):
     REBLINDED = 3
     REVEAL = 4
     ABORT = 5
+    CONFIRM_REQUEST = 6
+    CONFIRM_RESPONSE = 7
+    COMMIT = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +79,9 @@ class Elements:
 
 @dataclass(frozen=True, slots=True)
 class Reblinded:
-    """The receiver's re-blinding of the peer's chunk ``seq`` (spec §6.6)."""
+    """The receiver's answer to the peer's chunk ``seq``: for each element, a 16-byte hash of
+    its re-blinding tagged with the element owner's role, never the group element itself
+    (spec §6.6)."""
 
     seq: int
     elements: bytes
@@ -92,8 +100,42 @@ class Reveal:
     final: bool
     records: tuple[bytes, ...]
     presence: bytes = b""
+    salt: bytes = b""
 
     TYPE: ClassVar[MessageType] = MessageType.REVEAL
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmRequest:
+    """Chunk ``seq`` of the sender's blinded points, one per matched token value it claims
+    (spec §6.9)."""
+
+    seq: int
+    final: bool
+    points: bytes
+
+    TYPE: ClassVar[MessageType] = MessageType.CONFIRM_REQUEST
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmResponse:
+    """The answer to the peer's ConfirmRequest ``seq``: for each point ``R``, ``[k]R`` under
+    the PSI key, 32 bytes per point (spec §6.10)."""
+
+    seq: int
+    points: bytes
+
+    TYPE: ClassVar[MessageType] = MessageType.CONFIRM_RESPONSE
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """The sender's commitment to its whole Reveal, sent before it sees the peer's (spec
+    §6.11)."""
+
+    digest: bytes
+
+    TYPE: ClassVar[MessageType] = MessageType.COMMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +148,7 @@ class Abort:
     TYPE: ClassVar[MessageType] = MessageType.ABORT
 
 
-Message = Hello | Elements | Reblinded | Reveal | Abort
+Message = Hello | Elements | Reblinded | Reveal | Abort | ConfirmRequest | ConfirmResponse | Commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +231,7 @@ FIELDS: Final[dict[MessageType, tuple[type[Message], tuple[Field, ...]]]] = {
         Reblinded,
         (
             UintField("seq", 0, L.MAX_SEQ),
-            BinField("elements", 32, 1, L.MAX_CHUNK_ELEMENTS),
+            BinField("elements", L.REBLINDED_SIZE, 1, L.MAX_CHUNK_ELEMENTS),
         ),
     ),
     MessageType.REVEAL: (
@@ -205,6 +247,7 @@ FIELDS: Final[dict[MessageType, tuple[type[Message], tuple[Field, ...]]]] = {
                 L.MAX_HANDLES_PER_REVEAL,
             ),
             BinField("presence", 1, 0, L.MAX_RECORDS_PER_REVEAL * L.PRESENCE_BYTES_PER_RECORD),
+            BinField("salt", L.SALT_SIZE, 0, 1),
         ),
     ),
     MessageType.ABORT: (
@@ -214,5 +257,21 @@ FIELDS: Final[dict[MessageType, tuple[type[Message], tuple[Field, ...]]]] = {
             StrField("detail", 0, L.MAX_DETAIL_BYTES),
         ),
     ),
+    MessageType.CONFIRM_REQUEST: (
+        ConfirmRequest,
+        (
+            UintField("seq", 0, L.MAX_SEQ),
+            BoolField("final"),
+            BinField("points", 32, 0, L.MAX_CONFIRM_POINTS),
+        ),
+    ),
+    MessageType.CONFIRM_RESPONSE: (
+        ConfirmResponse,
+        (
+            UintField("seq", 0, L.MAX_SEQ),
+            BinField("points", L.POINT_SIZE, 0, L.MAX_CONFIRM_POINTS),
+        ),
+    ),
+    MessageType.COMMIT: (Commit, (BinField("digest", L.COMMIT_SIZE, 1, 1),)),
 }
 """For each message type: its class and its fields in wire order (spec §6.2-§6.8)."""

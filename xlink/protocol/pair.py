@@ -1,4 +1,4 @@
-"""Two sessions wired together in memory (spec: xlink-psi-v1 §5; h11's ConnectionPair).
+"""Two sessions wired together in memory (spec: xlink-psi-v2 §5; h11's ConnectionPair).
 
 For tests, examples and benchmarks: no transport, no framing, strictly alternating so neither
 side runs ahead of the other by more than one message.

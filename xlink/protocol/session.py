@@ -1,4 +1,4 @@
-"""The sans-I/O PSI session: bytes in, events out (spec: xlink-psi-v1 §5-§7).
+"""The sans-I/O PSI session: bytes in, events out (spec: xlink-psi-v2 §5-§7).
 
 A :class:`PsiSession` never touches a socket, a clock or randomness it was not given. The caller
 moves messages: :meth:`PsiSession.next_message` yields the next message to send (computing at
@@ -11,32 +11,34 @@ from __future__ import annotations
 
 import unicodedata
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from xlink.crypto.oprf import OprfScalar, evaluate_points
 from xlink.crypto.rand import RandomSource
-from xlink.crypto.suite import BlindingKey, InvalidElement, check_elements, get_suite
+from xlink.crypto.suite import BlindingKey, InvalidElement, get_suite
 from xlink.errors import InternalProtocolError, LocalProtocolError, RemoteProtocolError
 from xlink.linkage.tokens import TOKEN_SIZE, TokenSet
 from xlink.protocol import _keys
 from xlink.protocol import limits as L
+from xlink.protocol._confirm import OwnConfirmation, PeerConfirmation
 from xlink.protocol._matching import (
     check_seq,
     chunk_len,
     element_error,
     matched_handles,
-    member_mask_sorted,
     own_matches,
 )
-from xlink.protocol._reveal import PeerRevealReader, RevealWriter, record_key_sets
+from xlink.protocol._reveal import OwnMatches, PeerRevealReader, RevealWriter, record_key_sets
 from xlink.protocol._sets import (
     Rows,
     distinct_index,
     gather_sources,
     has_duplicates,
+    lookup_sorted,
     random_permutation,
     rows_of,
     sort_rows_in_place,
@@ -56,7 +58,17 @@ from xlink.protocol.events import (
     PsiResult,
 )
 from xlink.protocol.handshake import check_peer_hello, make_hello
-from xlink.protocol.messages import Abort, Elements, Hello, Message, Reblinded, Reveal
+from xlink.protocol.messages import (
+    Abort,
+    Commit,
+    ConfirmRequest,
+    ConfirmResponse,
+    Elements,
+    Hello,
+    Message,
+    Reblinded,
+    Reveal,
+)
 
 __all__ = ["InternalProtocolError", "PsiSession", "sanitize_detail"]
 
@@ -91,6 +103,9 @@ _RECV_TRIGGER = {
     Reblinded: Trigger.RECV_REBLINDED,
     Reveal: Trigger.RECV_REVEAL,
     Abort: Trigger.RECV_ABORT,
+    ConfirmRequest: Trigger.RECV_CONFIRM_REQUEST,
+    ConfirmResponse: Trigger.RECV_CONFIRM_RESPONSE,
+    Commit: Trigger.RECV_COMMIT,
 }
 
 
@@ -98,7 +113,7 @@ _NO_INDEX = np.zeros(0, dtype=np.int32)
 
 
 class PsiSession:
-    """One party's side of one xlink-psi-v1 session (spec §5).
+    """One party's side of one xlink-psi-v2 session (spec §5).
 
     Construction deduplicates the token values, fixes the padded size and draws, in this order
     (spec §5.3): the 32-byte nonce, the 32-byte blinding scalar, the shuffle keys and the dummy
@@ -139,14 +154,21 @@ class PsiSession:
         size = padded_size(self._distinct_count, config.padding_bucket)
         if size > L.MAX_SET_SIZE:
             raise ValueError("padded set larger than MAX_SET_SIZE")
+        if size > config.max_own_set_size:
+            raise ValueError(
+                f"padded set of {size} is above the MOU's bound of {config.max_own_set_size}"
+            )
         self._own_total = size
         self._nonce = rng(L.NONCE_SIZE)
         self._key = BlindingKey.generate(rng)
+        self._oprf_key = OprfScalar.generate(rng)
+        self._confirm_seed = rng(32)
         self._perm = random_permutation(size, rng).astype(np.int32)
         self._dummies = rows_of(rng(TOKEN_SIZE * (size - self._distinct_count)))
         self._own_chunks = -(-size // config.chunk_size)
         self._own_sent = self._own_returned = 0
-        self._own_double: Rows | None = np.zeros((size, 32), dtype=np.uint8)
+        # The peer's answers for our slots: 16-byte direction-tagged hashes (spec §4.5).
+        self._own_double: Rows | None = np.zeros((size, L.REBLINDED_SIZE), dtype=np.uint8)
 
         self._outbox: deque[bytes] = deque()
         self._hello_initiator = self._hello_responder = self._transcript = b""
@@ -159,9 +181,15 @@ class PsiSession:
         self._peer_double: Rows | None = None
         self._return_queue: deque[tuple[int, bytes | None]] = deque()
         self._returned = 0
+        self._sorted_returns: npt.NDArray[np.void] = np.zeros(0, dtype=np.dtype((np.void, 16)))
         self._data_complete = False
         self._reveal_writer: RevealWriter | None = None
         self._reveal_reader: PeerRevealReader | None = None
+        self._matches: OwnMatches | None = None
+        self._own_confirm: OwnConfirmation | None = None
+        self._peer_confirm: PeerConfirmation | None = None
+        self._commit: bytes | None = None
+        self._labels: OwnConfirmation | None = None
         self._matched_tokens = 0
         self._revealed: tuple[str, ...] = ()
 
@@ -184,6 +212,42 @@ class PsiSession:
     def padded_size(self) -> int:
         """This party's padded set size, as its Hello declares it."""
         return self._own_total
+
+    def _confirmed(self) -> OwnConfirmation:
+        if self._labels is None or self._state is not State.COMPLETE:
+            raise LocalProtocolError("labels need a completed PSI session")
+        return self._labels
+
+    def label_request(self, handles: Sequence[bytes]) -> bytes:
+        """Blinded points for the tokens behind ``handles`` (matched handles of this completed
+        session, in the order both sides agreed), to be evaluated by the peer with its session
+        OPRF key (spec §7.5). Raises ``LocalProtocolError`` before COMPLETE, ``KeyError`` for a
+        handle we did not match."""
+        return self._confirmed().label_request(handles)
+
+    def answer_label_request(self, points: bytes) -> bytes:
+        """``[s]R`` for each of the peer's points, with this session's OPRF key ``s``. The
+        caller bounds the count (the release transfer answers exactly one point per handle of
+        the decided pairs). Raises ``LocalProtocolError`` before COMPLETE, ``RemoteProtocolError``
+        (``INVALID_ELEMENT`` / ``IDENTITY_ELEMENT``) for a bad point."""
+        self._confirmed()
+        try:
+            return evaluate_points((self._oprf_key,), points)
+        except InvalidElement as exc:
+            raise element_error(exc) from None
+
+    def label_outputs(self, handles: Sequence[bytes], answers: bytes) -> list[bytes]:
+        """The OPRF outputs, under the peer's session key, of our tokens behind ``handles``,
+        from the peer's answers to :meth:`label_request`: key material only a holder of the
+        tokens can compute (spec §7.5). Raises ``RemoteProtocolError`` for a wrong count or a
+        bad point, ``LocalProtocolError`` before COMPLETE."""
+        return self._confirmed().label_outputs(handles, answers)
+
+    def own_oprf_output(self, handle: bytes) -> bytes:
+        """The OPRF output of our token behind ``handle`` under our own session key: what the
+        peer obtains from :meth:`label_outputs` for its copy of the token (spec §7.5). Raises
+        ``KeyError`` for a handle we did not match, ``LocalProtocolError`` before COMPLETE."""
+        return self._confirmed().own_output(handle, self._oprf_key)
 
     def initiate(self) -> None:
         """Queue the initiator's Hello. Raises ``LocalProtocolError`` for a responder or when
@@ -216,8 +280,9 @@ class PsiSession:
             return data
         if self._state is State.EXCHANGE:
             return self._guarded(self._exchange_message)
-        writer = self._reveal_writer
-        if self._state is State.REVEAL and writer is not None and not writer.done:
+        if self._state is State.CONFIRM:
+            return self._guarded(self._confirm_message)
+        if self._state is State.REVEAL:
             return self._guarded(self._reveal_message)
         return None
 
@@ -281,6 +346,8 @@ class PsiSession:
         """Drop the working sets of a session that has ended."""
         self._return_queue.clear()
         self._reveal_writer = self._reveal_reader = None
+        self._own_confirm = self._peer_confirm = None
+        self._matches = self._labels = None
         self._own_double = self._peer_double = None
 
     def _own_hello(self) -> bytes:
@@ -297,6 +364,12 @@ class PsiSession:
             return self._on_reblinded(message)
         if isinstance(message, Reveal):
             return self._on_reveal(message)
+        if isinstance(message, ConfirmRequest):
+            return self._on_confirm_request(message)
+        if isinstance(message, ConfirmResponse):
+            return self._on_confirm_response(message)
+        if isinstance(message, Commit):
+            return self._on_commit(message)
         # An Abort: end the session without answering it (spec §6.8).
         self._step(Trigger.RECV_ABORT)
         self._outbox.clear()
@@ -319,6 +392,8 @@ class PsiSession:
         self._step(Trigger.RECV_HELLO)
         self._transcript = _keys.transcript_hash(self._hello_initiator, self._hello_responder)
         self.session_id = _keys.session_id_of(self._transcript)
+        self._tag_own = _keys.reblinded_hasher(self._transcript, self.role.value)
+        self._tag_peer = _keys.reblinded_hasher(self._transcript, 1 - self.role.value)
         self._peer_total = hello.padded_size
         self._peer_chunk = hello.chunk_size
         self._peer_chunks = -(-hello.padded_size // hello.chunk_size)
@@ -339,7 +414,18 @@ class PsiSession:
         peer = self._peer_double
         assert peer is not None  # allocated with the Hello
         start = msg.seq * self._peer_chunk
-        peer[start : start + want] = rows_of(reblinded)
+        # Each peer element's value, tagged for our side (to match our own slots) then for the
+        # peer's (what we send back): never the group element itself (spec §4.5).
+        tag_own, tag_peer = self._tag_own, self._tag_peer
+        rows = bytearray()
+        sent = bytearray()
+        for i in range(0, len(reblinded), 32):
+            v = reblinded[i : i + 32]
+            theirs = tag_peer(v)
+            rows += tag_own(v)
+            rows += theirs
+            sent += theirs
+        peer[start : start + want] = rows_of(rows)
         self._peer_received += 1
         if self._peer_received == self._peer_chunks:
             # One in-place sort serves the duplicate check and the matching (§7).
@@ -348,9 +434,14 @@ class PsiSession:
                 raise RemoteProtocolError(AbortCode.DUPLICATE_ELEMENT, "duplicate element in set")
             if self.config.mode is Mode.CARDINALITY:
                 # Sorted order depends only on the set, so the peer cannot map values back.
+                self._sorted_returns = np.sort(
+                    np.ascontiguousarray(peer[:, L.REBLINDED_SIZE :])
+                    .view(np.dtype((np.void, L.REBLINDED_SIZE)))
+                    .ravel()
+                )
                 self._return_queue.extend((seq, None) for seq in range(self._peer_chunks))
         if self.config.mode is Mode.PSI:
-            self._return_queue.append((msg.seq, reblinded))
+            self._return_queue.append((msg.seq, bytes(sent)))
         del peer  # matching may release the set
         self._step(Trigger.RECV_ELEMENTS)
         events: list[Event] = [Progress("peer_elements", self._peer_received, self._peer_chunks)]
@@ -361,13 +452,9 @@ class PsiSession:
         if msg.seq >= self._own_sent:
             raise RemoteProtocolError(AbortCode.CHUNK_OUT_OF_ORDER, "Reblinded before Elements")
         c = self.config.chunk_size
-        if len(msg.elements) != chunk_len(self._own_total, c, msg.seq) * 32:
+        if len(msg.elements) != chunk_len(self._own_total, c, msg.seq) * L.REBLINDED_SIZE:
             raise RemoteProtocolError(AbortCode.WRONG_COUNT, "wrong number of elements")
-        try:
-            check_elements(msg.elements)
-        except InvalidElement as exc:
-            raise element_error(exc) from None
-        rows = rows_of(msg.elements)
+        rows = rows_of(msg.elements, L.REBLINDED_SIZE)
         own = self._own_double
         assert own is not None  # kept until matching
         own[msg.seq * c : msg.seq * c + len(rows)] = rows
@@ -396,6 +483,33 @@ class PsiSession:
         self._advance()
         return events
 
+    def _on_commit(self, msg: Commit) -> list[Event]:
+        reader = self._reveal_reader
+        assert reader is not None  # REVEAL state implies the reader exists
+        reader.expect(msg.digest)
+        self._step(Trigger.RECV_COMMIT)
+        self._advance()
+        return []
+
+    def _on_confirm_request(self, msg: ConfirmRequest) -> list[Event]:
+        evaluator = self._peer_confirm
+        assert evaluator is not None  # CONFIRM state implies matching is done
+        evaluator.on_request(msg)
+        self._step(Trigger.RECV_CONFIRM_REQUEST)
+        self._advance()
+        return []
+
+    def _on_confirm_response(self, msg: ConfirmResponse) -> list[Event]:
+        own = self._own_confirm
+        assert own is not None
+        own.on_response(msg)
+        self._step(Trigger.RECV_CONFIRM_RESPONSE)
+        events: list[Event] = [Progress("confirm", own._answered, own.chunks)]
+        if own.done:
+            self._labels = own
+        self._advance()
+        return events
+
     def _after_receive(self, events: list[Event]) -> list[Event]:
         if (
             not self._data_complete
@@ -404,42 +518,99 @@ class PsiSession:
         ):
             self._data_complete = True
             assert self._own_double is not None and self._peer_double is not None
-            mask = member_mask_sorted(self._own_double, self._peer_double)
-            if self.config.mode is Mode.PSI:
-                self._peer_double = None  # the pending returns carry their own bytes
             assert self.session_id is not None
             if self.config.mode is Mode.CARDINALITY:
-                self.result = CardinalityResult(self.session_id, int(mask.sum()))
+                found = lookup_sorted(self._own_double, self._peer_double)
+                self.result = CardinalityResult(self.session_id, int((found >= 0).sum()))
                 events.append(ExchangeComplete(self.result))
             else:
-                self._prepare_reveal(mask)
+                self._prepare_confirmation()
+                self._peer_double = None  # the pending returns carry their own bytes
         self._advance()
         return events
 
-    def _prepare_reveal(self, mask: npt.NDArray[np.bool_]) -> None:
-        assert self._own_double is not None
+    def _prepare_confirmation(self) -> None:
+        assert self._own_double is not None and self._peer_double is not None
         handles, sources = matched_handles(
-            self._transcript, self._own_double, mask, self._perm, self._distinct_count
+            self._transcript,
+            self.role.value,
+            self._own_double,
+            self._peer_double,
+            self._perm,
+            self._distinct_count,
         )
         self._own_double, self._perm = None, _NO_INDEX  # released before the next step
         matches = own_matches(handles, sources, self._inverse, self._distinct_count)
         self._inverse = _NO_INDEX
         self._matched_tokens = len(matches)
-        self._reveal_writer = RevealWriter(
-            matches, self._tokens, self._rng, self.config.reveal_chunk_records, self._key_sets
+        self._matches = matches
+        group_scalar = self._key.group_scalar()
+        self._own_confirm = OwnConfirmation(
+            matches,
+            self._tokens,
+            suite=self._suite,
+            dst=self._dst,
+            group_scalar=group_scalar,
+            transcript=self._transcript,
+            seed=self._confirm_seed,
         )
-        self._reveal_reader = PeerRevealReader(matches, self._tokens, self._key_sets)
+        self._peer_confirm = PeerConfirmation(len(matches), group_scalar)
+
+    def _prepare_reveal(self) -> None:
+        """Entering REVEAL: build the whole (minimal) Reveal, commit to it (spec §6.7, §6.11)."""
+        matches = self._matches
+        assert matches is not None
+        self._matches = None
+        writer = RevealWriter(
+            matches,
+            self._tokens,
+            self._rng,
+            self.config.reveal_chunk_records,
+            self._key_sets,
+            bound=self.config.reveal_bound,
+        )
+        self._commit = writer.commit(self._transcript, self.role.value, self._rng)
+        self._reveal_writer = writer
+        self._reveal_reader = PeerRevealReader(
+            matches,
+            self._tokens,
+            self._key_sets,
+            transcript=self._transcript,
+            peer_role=1 - self.role.value,
+            own_revealed=None if self.config.reveal_bound is None else writer.revealed_records,
+        )
         ids = self._tokens.record_ids
-        self._revealed = tuple(ids[i] for i in self._reveal_writer.revealed_records.tolist())
+        self._revealed = tuple(ids[i] for i in writer.revealed_records.tolist())
+
+    def _confirm_message(self) -> bytes | None:
+        evaluator, own = self._peer_confirm, self._own_confirm
+        assert evaluator is not None and own is not None
+        if evaluator.answers:
+            answer = evaluator.answers.popleft()
+            self._step(Trigger.SEND_CONFIRM_RESPONSE)
+            self._advance()
+            return encode_message(answer)
+        if own.pending:
+            request = own.next_request()
+            self._step(Trigger.SEND_CONFIRM_REQUEST)
+            self._advance()
+            return encode_message(request)
+        return None
 
     def _exchange_message(self) -> bytes | None:
         message = self._next_exchange_message()
         self._advance()
         return message
 
-    def _reveal_message(self) -> bytes:
-        writer = self._reveal_writer
-        assert writer is not None
+    def _reveal_message(self) -> bytes | None:
+        if self._commit is not None:
+            digest, self._commit = self._commit, None
+            self._step(Trigger.SEND_COMMIT)
+            return encode_message(Commit(digest))
+        writer, reader = self._reveal_writer, self._reveal_reader
+        # Our Reveal only once the peer has committed to its own (spec §6.11).
+        if writer is None or writer.exhausted or (reader is not None and not reader.committed):
+            return None
         chunk = writer.next_chunk()
         self._step(Trigger.SEND_REVEAL)
         self._advance()
@@ -449,10 +620,9 @@ class PsiSession:
         if self._return_queue:
             seq, data = self._return_queue.popleft()
             if data is None:
-                assert self._peer_double is not None
                 start = seq * self._peer_chunk
                 n = chunk_len(self._peer_total, self._peer_chunk, seq)
-                data = self._peer_double[start : start + n].tobytes()
+                data = self._sorted_returns[start : start + n].tobytes()
             self._returned += 1
             self._step(Trigger.SEND_REBLINDED)
             return encode_message(Reblinded(seq, data))
@@ -480,9 +650,20 @@ class PsiSession:
             self._step(Trigger.MATCHED if self.config.mode is Mode.PSI else Trigger.COUNTED)
             self._peer_double = None  # matched, and every return has been sent
         if (
+            self._state is State.CONFIRM
+            and self._own_confirm is not None
+            and self._own_confirm.done
+            and self._peer_confirm is not None
+            and self._peer_confirm.done
+        ):
+            self._step(Trigger.CONFIRMED)
+            self._own_confirm = self._peer_confirm = None
+            self._prepare_reveal()
+        if (
             self._state is State.REVEAL
+            and self._commit is None
             and self._reveal_writer is not None
-            and self._reveal_writer.done
+            and self._reveal_writer.exhausted
             and self.result is not None
         ):
             self._step(Trigger.REVEALED)

@@ -1,5 +1,5 @@
 """Canonical msgpack for release objects, the way the PSI codec does it (spec: xlink-release-v1
-§4; xlink-psi-v1 §6.2): one version byte, one msgpack array, minimal widths, ``bin`` for bytes,
+§4; xlink-psi-v2 §6.2): one version byte, one msgpack array, minimal widths, ``bin`` for bytes,
 ``str`` for text, no maps, no ext types, no trailing bytes; a decoded object is re-encoded and
 must give back the same bytes, so every object has exactly one encoding.
 """

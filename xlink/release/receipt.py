@@ -44,6 +44,15 @@ class Receipt:
     received_at: datetime
 
 
+def _time(micros: int) -> datetime:
+    """``micros`` after the epoch. The wire allows up to 2**63-1, a ``datetime`` only up to
+    year 9999: a later time raises :class:`ReleaseRejected` (``malformed``)."""
+    try:
+        return _EPOCH + timedelta(microseconds=micros)
+    except OverflowError:
+        raise ReleaseRejected("malformed") from None
+
+
 def _receipt_digest(body: bytes) -> bytes:
     return hashlib.sha256(lp(DST_RECEIPT) + body).digest()
 
@@ -79,7 +88,7 @@ def _decode_body(body: bytes) -> Receipt:
         release_digest=r.bin(DIGEST_SIZE),
         originator=r.text(MAX_AGENCY_ID_BYTES, min_bytes=1),
         recipient=r.text(MAX_AGENCY_ID_BYTES, min_bytes=1),
-        received_at=_EPOCH + timedelta(microseconds=r.uint(MAX_TIME_US)),
+        received_at=_time(r.uint(MAX_TIME_US)),
     )
     if _encode_body(receipt) != body:
         raise ReleaseRejected("malformed")
@@ -89,8 +98,9 @@ def _decode_body(body: bytes) -> Receipt:
 def verify_receipt(data: bytes, *, mou: Mou, release: SealedRelease) -> Receipt:
     """Check a receipt for ``release`` (spec §8.2): parse the envelope (:class:`ReleaseRejected`),
     verify the signature with the recipient's key from the MOU
-    (:class:`~xlink.errors.DecryptionError`), parse the body, then check that it names this
-    release, session, digest and these agencies (``wrong-release``)."""
+    (:class:`~xlink.errors.DecryptionError`), parse the body (:class:`ReleaseRejected`
+    ``malformed``, also for a time past year 9999), then check that it names this release,
+    session, digest and these agencies (``wrong-release``)."""
     r = Reader(unpack(data), 2)
     body = r.bin()
     signature = r.bin(SIGNATURE_SIZE)

@@ -45,6 +45,8 @@ class SealedRelease:
     recipient: str
     category: str
     data: bytes
+    match_handles: tuple[bytes, ...] = ()
+    """The decided pair's handles: what the transfer labels the release with (spec §10.2)."""
 
     def __repr__(self) -> str:
         return f"SealedRelease({self.release_id.hex()}, {self.originator}->{self.recipient})"
@@ -72,6 +74,7 @@ def seal_release(signed: SignedRelease, mou: Mou) -> SealedRelease:
         recipient=record.recipient,
         category=record.category.value,
         data=recipient.sealing_key.seal(signed.to_bytes()),
+        match_handles=record.match_handles,
     )
 
 

@@ -51,6 +51,15 @@ def _micros(when: datetime) -> int:
     return (when - _EPOCH) // timedelta(microseconds=1)
 
 
+def _time(micros: int) -> datetime:
+    """``micros`` after the epoch. The wire allows up to 2**63-1, a ``datetime`` only up to
+    year 9999: a later time raises :class:`~xlink.release.ReleaseRejected` (``malformed``)."""
+    try:
+        return _EPOCH + timedelta(microseconds=micros)
+    except OverflowError:
+        raise ReleaseRejected("malformed") from None
+
+
 @dataclass(frozen=True, slots=True)
 class ConsentToken:
     """The originator's consent to share release ``release_id`` (made under MOU ``mou_id``) with
@@ -78,7 +87,8 @@ class ConsentToken:
     def from_bytes(cls, data: bytes) -> ConsentToken:
         """Parse a token (unverified). Raises :class:`~xlink.release.ReleaseRejected`
         (``malformed``, ``truncated``, ``too-large``, ``unsupported-version``) unless ``data``
-        is exactly the canonical encoding of a token."""
+        is exactly the canonical encoding of a token whose time a ``datetime`` can hold (up to
+        year 9999)."""
         outer = Reader(unpack(data), 2)
         body = outer.bin()
         signature = outer.bin(SIGNATURE_SIZE)
@@ -88,7 +98,7 @@ class ConsentToken:
             mou_id=r.text(MAX_MOU_ID_BYTES, min_bytes=1),
             third_party=r.text(MAX_AGENCY_ID_BYTES, min_bytes=1),
             purpose=r.text(MAX_PURPOSE_BYTES, min_bytes=1),
-            expires_at=_EPOCH + timedelta(microseconds=r.uint(MAX_TIME_US)),
+            expires_at=_time(r.uint(MAX_TIME_US)),
             signature=signature,
         )
         if token.to_bytes() != bytes(data):

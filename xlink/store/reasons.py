@@ -17,7 +17,9 @@ __all__ = [
     "DENY_CONSENT_MISMATCH",
     "DENY_CONSENT_REQUIRED",
     "DENY_EXPIRED",
+    "DENY_MATCH_ALREADY_RECEIVED",
     "DENY_NOT_A_THIRD_PARTY",
+    "DENY_NOT_DECIDED",
     "DENY_PERMITTED_ACTIONS",
     "DENY_PURPOSE_NOT_ALLOWED",
     "DENY_TLP",
@@ -47,6 +49,16 @@ DENY_TLP: Final = "tlp-forbids-sharing"
 DENY_PERMITTED_ACTIONS: Final = "permitted-actions-forbid-sharing"
 #: The "third party" is one of the MOU's own parties: that is not onward sharing.
 DENY_NOT_A_THIRD_PARTY: Final = "not-a-third-party"
+
+#: Receiving within a release transfer (xlink-release-v1 §7 step 11): the release's match handles
+#: are not, as a set, the handles of one of our own decided matches of the session.
+DENY_NOT_DECIDED: Final = "not-decided"
+#: Receiving within a release transfer: every decided match with these handles already has its
+#: release (a second release for the same decided match).
+DENY_MATCH_ALREADY_RECEIVED: Final = "match-already-received"
+#: Receiving within a release transfer: a labelled release (xlink-release-v1 §10.2) that is
+#: malformed or does not open with the OPRF outputs of the handles it names.
+DENY_LABEL_FAILED: Final = "label-failed"
 
 #: Audit reasons of PURGE entries: one per record removed, one per purge run.
 PURGE_EXPIRED: Final = "retention-expired"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections import Counter
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +39,8 @@ from xlink.store.consent import ConsentToken
 from xlink.store.onward import check_onward_sharing
 from xlink.store.reasons import (
     DENY_EXPIRED,
+    DENY_MATCH_ALREADY_RECEIVED,
+    DENY_NOT_DECIDED,
     DENY_PURPOSE_NOT_ALLOWED,
     DENY_UNKNOWN_RELEASE,
     PURGE_EXPIRED,
@@ -44,7 +48,7 @@ from xlink.store.reasons import (
     ReleaseReplayed,
 )
 
-__all__ = ["ReleaseStore", "StoredRelease"]
+__all__ = ["DecidedMatches", "ReleaseStore", "StoredRelease"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US_PER_DAY: Final = 86_400_000_000
@@ -103,6 +107,41 @@ class StoredRelease:
     received_at: datetime
     expires_at: datetime
     expired: bool
+
+
+class DecidedMatches:
+    """What one release transfer may deliver (xlink-release-v1 §7 step 11): our own decided
+    matches of the session, each named by the set of its shared PSI handles
+    (:attr:`xlink.decide.DecidedMatch.handles`, which both parties hold), each taking one
+    release. Give it to :meth:`ReleaseStore.receive` as ``expected_matches``: a release is
+    stored only for a decided match that has none yet, and counted against it.
+
+    ``len()`` is the number of decided matches, received or not.
+    """
+
+    __slots__ = ("_left", "_total")
+
+    def __init__(self, matches: Iterable[Iterable[bytes]]) -> None:
+        self._left: Counter[frozenset[bytes]] = Counter(frozenset(m) for m in matches)
+        self._total = self._left.total()
+
+    def __len__(self) -> int:
+        return self._total
+
+    def __repr__(self) -> str:  # the handles are opaque but need not reach logs
+        return f"DecidedMatches({self._total} decided, {self._left.total()} not yet received)"
+
+    def refusal(self, match_handles: Iterable[bytes]) -> str | None:
+        """None if a release for ``match_handles`` may be stored now; otherwise the reason:
+        ``not-decided`` (not exactly, as a set, the handles of one of our decided matches) or
+        ``match-already-received`` (each decided match with these handles has its release)."""
+        key = frozenset(match_handles)
+        if key not in self._left:
+            return DENY_NOT_DECIDED
+        return None if self._left[key] > 0 else DENY_MATCH_ALREADY_RECEIVED
+
+    def _received(self, match_handles: Iterable[bytes]) -> None:
+        self._left[frozenset(match_handles)] -= 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,18 +221,29 @@ class ReleaseStore(SqliteStore):
     # -- receiving ------------------------------------------------------------------------
 
     def receive(
-        self, sealed: bytes | SealedRelease, *, expected_session_id: bytes, now: datetime
+        self,
+        sealed: bytes | SealedRelease,
+        *,
+        expected_session_id: bytes,
+        now: datetime,
+        expected_matches: DecidedMatches | None = None,
     ) -> bytes:
         """Verify one release and store it; return the signed receipt for the originator
         (DESIGN §2 step 7; xlink-release-v1 §7, §8).
 
         Every check is :func:`~xlink.release.open_release`'s (signature, originator,
         recipient, MOU id and digest, session, category, fields, caveats, grading) and raises
-        what it raises. Then, in one transaction: a release id already stored raises
+        what it raises. With ``expected_matches`` (our decided matches of this session: what
+        a release transfer must give), a release whose match handles are not, as a set, those
+        of one of them (``not-decided``), or of one that already has its release
+        (``match-already-received``), raises :class:`~xlink.errors.PolicyDenied` with that
+        reason and is audited as ``RECEIVE_DENIED`` (release id, digest, originator, never the
+        handles). Then, in one transaction: a release id already stored raises
         :class:`~xlink.store.ReleaseReplayed`; otherwise the sealed bytes are stored as
-        received, with ``expires_at = now + retention_days``, and ``RELEASE_RECEIVED`` and
-        ``RECEIPT_SENT`` are audited. Nothing is stored or audited if anything fails.
-        ``ValueError`` if the store was opened without a signing key.
+        received, with ``expires_at = now + retention_days``, ``RELEASE_RECEIVED`` and
+        ``RECEIPT_SENT`` are audited, and the release is counted in ``expected_matches``.
+        Nothing else is stored or audited if anything fails. ``ValueError`` if the store was
+        opened without a signing key.
         """
         if self._signing_key is None:
             raise ValueError("receiving needs the signing key that signs receipts")
@@ -202,6 +252,18 @@ class ReleaseStore(SqliteStore):
         record = open_release(
             data, self._sealing_key, mou=self._mou, expected_session_id=expected_session_id
         )
+        if expected_matches is not None:
+            reason = expected_matches.refusal(record.match_handles)
+            if reason is not None:
+                fields: dict[str, object] = {
+                    "session": record.session_id,
+                    "handle": record.release_id,
+                    "reason": reason,
+                    "digest": release_digest(encode_release(record)),
+                    "peer": record.originator,
+                }
+                self._log(AuditEvent.RECEIVE_DENIED, fields, now)
+                raise PolicyDenied([reason])
         receipt = issue_receipt(record, self._signing_key, now=now)
         expires_us = received_us + record.caveats.retention_days * _US_PER_DAY
         with self._transaction():
@@ -226,6 +288,8 @@ class ReleaseStore(SqliteStore):
                 fields = {**base, "digest": digest, "peer": record.originator}
                 self._audit.append(AuditEvent.RELEASE_RECEIVED, fields, now=now)
                 self._audit.append(AuditEvent.RECEIPT_SENT, {**base, "digest": digest}, now=now)
+        if expected_matches is not None:
+            expected_matches._received(record.match_handles)
         return receipt
 
     def receipt(self, release_id: bytes) -> bytes:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Final
 
 from xlink.audit.session import SessionAuditor
-from xlink.crypto.tls_certs import TlsIdentity
+from xlink.crypto.tls_certs import FINGERPRINT_SIZE, TlsIdentity
 from xlink.errors import LocalProtocolError, ProtocolError, RemoteProtocolError, XlinkError
 from xlink.protocol import State
 from xlink.protocol.abort import AbortCode
@@ -36,7 +36,14 @@ from xlink.transport.errors import (
 from xlink.transport.stream import Connection, FramedConnection
 from xlink.transport.tls import check_peer, client_context, refusal_from_ssl_error, server_context
 
-__all__ = ["DEFAULT_MAX_BUFFERED", "connect", "run_session", "serve_once"]
+__all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_MAX_BUFFERED",
+    "DEFAULT_MAX_HANDSHAKES",
+    "connect",
+    "run_session",
+    "serve_once",
+]
 
 Result = PsiResult | CardinalityResult
 
@@ -255,6 +262,13 @@ async def connect(
     return _pinned(reader, writer, pinned_sha256, max_frame, write_timeout)
 
 
+DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
+"""Seconds :func:`serve_once` gives each accepted connection to finish its TLS handshake."""
+
+DEFAULT_MAX_HANDSHAKES: Final = 8
+"""Handshakes :func:`serve_once` runs at once; a connection beyond them is closed at once."""
+
+
 async def serve_once(
     host: str,
     port: int,
@@ -264,50 +278,120 @@ async def serve_once(
     pinned_sha256: bytes,
     timeout: float,
     on_listening: Callable[[int], object] | None = None,
+    on_refused: Callable[[PeerRefused], object] | None = None,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
     max_frame: int = MAX_MESSAGE_SIZE,
     write_timeout: float = 30.0,
 ) -> FramedConnection:
-    """Listen on ``host:port``, accept one peer, authenticate it, stop listening.
+    """Listen on ``host:port`` until the pinned peer authenticates, then stop listening.
 
     ``on_listening(port)`` is called once the socket is bound (``port=0`` picks a free one).
-    ``timeout`` bounds the wait for the peer and, again, its TLS handshake. Exactly one
-    connection is accepted: others are reset, and a failed handshake or pin check raises
-    :class:`PeerRefused` (``NO_CERTIFICATE``, ``CERTIFICATE_INVALID``,
-    ``FINGERPRINT_MISMATCH``, ``TLS_FAILURE``, ``TIMEOUT``) rather than waiting for another.
+    Each accepted connection must finish the TLS 1.3 handshake (mutual authentication) and the
+    pin check within ``handshake_timeout`` (and within the overall ``timeout``); at most
+    ``max_handshakes`` run at once. A connection that fails is closed, reported to
+    ``on_refused`` as a :class:`PeerRefused` — ``TIMEOUT`` (handshake not done in time),
+    ``NO_CERTIFICATE``, ``CERTIFICATE_INVALID``, ``FINGERPRINT_MISMATCH``, ``TLS_FAILURE``, or
+    ``TOO_MANY_HANDSHAKES`` (closed at once: every slot busy) — and the wait goes on: an idle
+    connection, junk bytes or a wrong certificate cannot end it. The first connection that
+    authenticates is returned; handshakes still running then are closed, unreported.
+
+    Raises :class:`PeerRefused` (``NO_PEER``) when ``timeout`` passes with no authenticated
+    peer; ``ValueError`` for a non-positive timeout, ``max_handshakes < 1`` or a
+    ``pinned_sha256`` that is not 32 bytes; whatever ``on_refused`` raises (the wait ends).
     """
+    if timeout <= 0 or handshake_timeout <= 0:
+        raise ValueError("timeouts must be > 0")
+    if max_handshakes < 1:
+        raise ValueError("max_handshakes must be >= 1")
+    if len(pinned_sha256) != FINGERPRINT_SIZE:
+        raise ValueError("pinned_sha256 must be 32 bytes")
     ctx = server_context(identity, peer_cert_pem)
-    accepted: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
-        asyncio.get_running_loop().create_future()
-    )
+    authenticated: asyncio.Future[FramedConnection] = asyncio.get_running_loop().create_future()
+    handshakes: set[asyncio.Task[None]] = set()
+    refused = 0
+
+    def refuse(error: PeerRefused) -> None:
+        nonlocal refused
+        refused += 1
+        if on_refused is None:
+            return
+        try:
+            on_refused(error)
+        except Exception as exc:  # e.g. the audit log failed: that ends the wait
+            if not authenticated.done():
+                authenticated.set_exception(exc)
+
+    async def handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            try:
+                async with asyncio.timeout(handshake_timeout):
+                    await writer.start_tls(ctx)
+            except TimeoutError:
+                raise PeerRefused(RefusalReason.TIMEOUT, "handshake") from None
+            except (ssl.SSLError, OSError) as exc:
+                raise refusal_from_ssl_error(exc) from None
+            if writer.transport is None or writer.transport.is_closing():
+                raise PeerRefused(RefusalReason.TLS_FAILURE, "closed during the handshake")
+            conn = _pinned(reader, writer, pinned_sha256, max_frame, write_timeout)
+        except PeerRefused as exc:
+            _reset(writer)
+            refuse(exc)
+            return
+        except asyncio.CancelledError:  # serve_once is returning
+            _reset(writer)
+            raise
+        except Exception as exc:  # not the peer's doing: a bug ends the wait with it
+            _reset(writer)
+            if not authenticated.done():
+                authenticated.set_exception(exc)
+            return
+        if authenticated.done():  # pragma: no cover - a second authenticated connection
+            _reset(writer)
+        else:
+            authenticated.set_result(conn)
 
     def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if accepted.done():
+        if authenticated.done():
             writer.transport.abort()
+        elif len(handshakes) >= max_handshakes:
+            writer.transport.abort()
+            refuse(PeerRefused(RefusalReason.TOO_MANY_HANDSHAKES, f"{max_handshakes} running"))
         else:
-            accepted.set_result((reader, writer))
+            task = asyncio.create_task(handshake(reader, writer))
+            handshakes.add(task)
+            task.add_done_callback(handshakes.discard)
 
     # TLS is started by hand after the accept, so that a failed handshake reaches us as an
     # exception instead of being logged and dropped by the server.
-    server = await asyncio.start_server(on_connect, host, port, backlog=1)
+    server = await asyncio.start_server(on_connect, host, port, backlog=max_handshakes)
     try:
         if on_listening is not None:
             on_listening(server.sockets[0].getsockname()[1])
-        async with asyncio.timeout(timeout):
-            reader, writer = await accepted
-    except TimeoutError:
-        raise PeerRefused(RefusalReason.NO_PEER, "no peer connected") from None
+        await asyncio.wait([authenticated], timeout=timeout)
+    except BaseException:
+        if authenticated.done() and not authenticated.exception():
+            await authenticated.result().close(timeout=0)
+        raise
     finally:
         server.close()  # one peer, one session
-    try:
-        async with asyncio.timeout(timeout):
-            await writer.start_tls(ctx)
-    except TimeoutError:
-        writer.transport.abort()
-        raise PeerRefused(RefusalReason.TIMEOUT, "handshake") from None
-    except (ssl.SSLError, OSError) as exc:
-        writer.transport.abort()
-        raise refusal_from_ssl_error(exc) from None
-    return _pinned(reader, writer, pinned_sha256, max_frame, write_timeout)
+        running = list(handshakes)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        if not authenticated.done():
+            authenticated.cancel()
+    if authenticated.cancelled():
+        detail = f"{refused} refused" if refused else "no peer connected"
+        raise PeerRefused(RefusalReason.NO_PEER, detail)
+    return authenticated.result()  # or what on_refused raised
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Reset the connection (a refused or surplus peer gets no close_notify)."""
+    transport = writer.transport
+    if transport is not None:
+        transport.abort()
 
 
 def _pinned(

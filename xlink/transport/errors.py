@@ -3,7 +3,7 @@
 A peer that refuses or fails authentication never reaches a session: :class:`PeerRefused`.
 A peer that goes silent or away during a session is the peer's fault as far as this side can
 tell, so :class:`TransportTimeout` and :class:`ConnectionLost` are
-:class:`~xlink.errors.RemoteProtocolError` with the abort codes of spec xlink-psi-v1 §8
+:class:`~xlink.errors.RemoteProtocolError` with the abort codes of spec xlink-psi-v2 §8
 (``TIMEOUT``, ``CONNECTION_LOST``); an auditor records them like any other abort.
 """
 
@@ -31,7 +31,10 @@ class RefusalReason(Enum):
     TIMEOUT = "handshake-timeout"
     """No connection or no completed handshake within the time allowed."""
     NO_PEER = "no-peer"
-    """``serve_once``: nobody connected within the time allowed."""
+    """``serve_once``: no peer authenticated within the time allowed (nobody connected, or
+    every connection was refused)."""
+    TOO_MANY_HANDSHAKES = "too-many-handshakes"
+    """``serve_once``: a connection came while every handshake slot was busy; closed at once."""
     CONNECT_FAILED = "connect-failed"
     """``connect``: no TCP connection could be made (refused, unreachable, unresolvable)."""
 

@@ -1,7 +1,7 @@
 """Message connections: length-prefixed frames over asyncio streams, and an in-memory pair.
 
 Both implement :class:`Connection`, the interface the session driver uses: whole messages in and
-out, typed errors, and a graceful close. Framing follows xlink-psi-v1 §6.1 and reuses the
+out, typed errors, and a graceful close. Framing follows xlink-psi-v2 §6.1 and reuses the
 protocol's :class:`~xlink.protocol.framing.FrameDecoder`, so the frame limit is enforced from
 the 4-byte header, before the payload is buffered.
 """

@@ -1,0 +1,26 @@
+"""Message rewrites a dishonest partner applies to what its own (honest) session sends."""
+
+from __future__ import annotations
+
+from xlink.protocol import limits as L
+from xlink.protocol.codec import decode_message, encode_message
+from xlink.protocol.messages import ConfirmResponse, Reblinded
+
+
+def rotate_reblinded(message: bytes) -> bytes:
+    """Every PSI answer of a chunk moved one position on (honest values, wrong positions)."""
+    msg = decode_message(message)
+    if not isinstance(msg, Reblinded):
+        return message
+    size = L.REBLINDED_SIZE
+    values = [msg.elements[i : i + size] for i in range(0, len(msg.elements), size)]
+    return encode_message(Reblinded(msg.seq, b"".join(values[1:] + values[:1])))
+
+
+def swap_confirmation_answers(message: bytes) -> bytes:
+    """The first two answers of a ConfirmResponse swapped."""
+    msg = decode_message(message)
+    if isinstance(msg, ConfirmResponse) and len(msg.points) >= 128:
+        p = msg.points
+        return encode_message(ConfirmResponse(msg.seq, p[64:128] + p[:64] + p[128:]))
+    return message

@@ -1,0 +1,607 @@
+"""A dishonest partner in the release transfer (issue 11: item 3's decided-pairs digest, item 4,
+attack 6): it sends correctly signed releases for handles it never matched, announces more
+releases than we decided, sends a decided-pairs digest that is not ours, or speaks transfer v0.
+Each is refused with a code, nothing of it is stored, and the refusal is audited; an honest
+exchange still transfers everything.
+
+In memory, a hand-written partner (frames built from xlink-release-v1 §10, not from the
+module under test) faces the real transfer and the real store; over real TLS, a partner built
+on the library with one step falsified faces `run_agency`.
+
+On the code before this change the store kept any signed release of the session (200 of 200),
+the transfer had no digest frame, and these tests fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "release"))
+sys.path.insert(0, str(ROOT / "tests" / "store"))
+
+from _agencies import Agencies  # noqa: E402
+from _store_support import (  # noqa: E402
+    AUDIT_KEY,
+    CA,
+    MOU,
+    SEALING,
+    SESSION,
+    SIGNING,
+    T0,
+    US,
+    make_record,
+    open_store,
+    seal,
+)
+
+import xlink.runner as runner  # noqa: E402
+from xlink.audit import AuditEvent, AuditLog, verify_log  # noqa: E402
+from xlink.decide import Decision, decide  # noqa: E402
+from xlink.errors import XlinkError  # noqa: E402
+from xlink.protocol.abort import AbortCode  # noqa: E402
+from xlink.release import (  # noqa: E402
+    SealedRelease,
+    open_release,
+    release_decided,
+    verify_receipt,
+)
+from xlink.release.label import seal_labelled  # noqa: E402
+from xlink.store.store import DecidedMatches  # noqa: E402
+from xlink.transport import MemoryConnection, memory_pair  # noqa: E402
+from xlink.transport.release_transfer import (  # noqa: E402
+    DecisionMismatch,
+    TransferError,
+    TransferGate,
+    TransferResult,
+    agree_decided_pairs,
+    decided_pairs_digest,
+    transfer_releases,
+)
+
+TIMEOUT = 5.0  # a hang fails the test instead of blocking it
+VECTORS = ROOT / "protocols" / "vectors" / "release-v1" / "decided-pairs.json"
+DATA = ROOT / "xlink" / "data"
+
+# xlink-release-v1 §10, written out here rather than imported.
+MAGIC = b"\xf0XR\x01"
+V0_MAGIC = b"\xf0XRT"
+COUNT, RELEASE, END, RECEIPT, REFUSED, RECEIPTS_END, DIGEST = range(1, 8)
+
+
+def frame(kind: int, body: bytes = b"", magic: bytes = MAGIC) -> bytes:
+    return magic + bytes([kind]) + body
+
+
+def u32(n: int) -> bytes:
+    return n.to_bytes(4, "big")
+
+
+def reference_digest(session_id: bytes, pairs: Sequence[Sequence[bytes]]) -> bytes:
+    """§10.1 transcribed: the digest the partner computes."""
+    label = b"xlink-release/decided-pairs"
+    ordered = sorted((sorted(p) for p in pairs), key=b"".join)
+    data = u32(len(label)) + label + session_id + u32(len(ordered))
+    for p in ordered:
+        data += u32(len(p)) + b"".join(p)
+    return hashlib.sha256(data).digest()
+
+
+def random_pairs(rng: random.Random, n: int) -> list[tuple[bytes, ...]]:
+    return [tuple(rng.randbytes(16) for _ in range(1 + i % 3)) for i in range(n)]
+
+
+def partner_frames(
+    decided: Sequence[Sequence[bytes]], releases: Sequence[SealedRelease]
+) -> list[bytes]:
+    """A partner with the right digest that sends ``releases`` and expects none."""
+    return [
+        frame(DIGEST, reference_digest(SESSION, decided)),
+        frame(COUNT, u32(len(releases))),
+        *(frame(RELEASE, s.data) for s in releases),
+        frame(END),
+        frame(RECEIPTS_END, u32(0)),
+    ]
+
+
+# -- the decided-pairs digest --------------------------------------------------------------------
+
+
+def test_digest_vectors() -> None:
+    vectors = json.loads(VECTORS.read_text())
+    assert vectors["label"] == "xlink-release/decided-pairs"
+    assert len(vectors["cases"]) >= 4
+    for case in vectors["cases"]:
+        session_id = bytes.fromhex(case.get("session_id", vectors["session_id"]))
+        pairs = [[bytes.fromhex(h) for h in p] for p in case["pairs"]]
+        assert decided_pairs_digest(session_id, pairs).hex() == case["digest"], case["name"]
+        assert reference_digest(session_id, pairs).hex() == case["digest"], case["name"]
+
+
+def test_digest_does_not_depend_on_the_order_of_pairs_or_handles() -> None:
+    rng = random.Random(3)
+    pairs = random_pairs(rng, 40)
+    expected = decided_pairs_digest(SESSION, pairs)
+    assert expected == reference_digest(SESSION, pairs)
+    for _ in range(10):
+        shuffled = [rng.sample(p, len(p)) for p in pairs]
+        rng.shuffle(shuffled)
+        assert decided_pairs_digest(SESSION, shuffled) == expected
+        assert decided_pairs_digest(SESSION, (iter(p) for p in shuffled)) == expected
+
+
+def test_digest_changes_with_the_decision() -> None:
+    rng = random.Random(4)
+    pairs = random_pairs(rng, 6)
+    base = decided_pairs_digest(SESSION, pairs)
+    moved = [pairs[0] + pairs[1][:1], pairs[1][1:], *pairs[2:]]  # one handle, another pair
+    assert sum(map(len, moved)) == sum(map(len, pairs))
+    others = [
+        pairs[:-1],  # one pair fewer
+        [*pairs, (rng.randbytes(16),)],  # one more
+        [*pairs, pairs[0]],  # the same pair decided twice
+        moved,
+        [pairs[0] + pairs[1], *pairs[2:]],  # two pairs merged
+    ]
+    digests = {base, decided_pairs_digest(b"\xff" * 16, pairs)}
+    digests |= {decided_pairs_digest(SESSION, p) for p in others}
+    assert len(digests) == len(others) + 2
+
+
+@pytest.mark.parametrize(
+    ("session_id", "pairs"),
+    [(b"\x00" * 15, []), ("00" * 16, []), (SESSION, [["not bytes"]])],
+)
+def test_digest_refuses_bad_input(session_id: Any, pairs: Any) -> None:
+    with pytest.raises(ValueError):
+        decided_pairs_digest(session_id, pairs)
+
+
+# -- in memory: a hand-written partner against the real transfer and store ----------------------
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A directory on tmpfs when there is one: the store and the log fsync every commit."""
+    shm = "/dev/shm"
+    where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    with tempfile.TemporaryDirectory(dir=where, prefix="xlink-dishonest-") as tmp:
+        yield Path(tmp)
+
+
+@dataclasses.dataclass
+class Run:
+    """What one in-memory transfer did, seen from US-DHS (honest) and from the partner."""
+
+    result: TransferResult | None
+    error: BaseException | None
+    to_partner: list[bytes]  # every frame US-DHS sent, in order
+    stored: int
+    audit: list[tuple[AuditEvent, dict[str, Any]]]
+    refusals: list[str]
+
+
+def forged(n: int, handles: Sequence[bytes]) -> SealedRelease:
+    """The ``n``-th release of CA-RCMP to US-DHS for ``handles``: signed with CA-RCMP's real
+    key, in the real session, sealed to US-DHS; everything but the handles is genuine."""
+    sealed: SealedRelease = seal(make_record(n, match_handles=tuple(handles)))
+    return sealed
+
+
+def run_transfer(
+    directory: Path,
+    *,
+    decided: Sequence[Sequence[bytes]],
+    partner_frames: Sequence[bytes],
+    ours: Sequence[SealedRelease] = (),
+) -> Run:
+    """US-DHS, having decided ``decided``, runs release transfer v1 (digest, then releases)
+    against a partner that sends ``partner_frames`` at once and records what it receives."""
+    refusals: list[str] = []
+    directory.mkdir(parents=True, exist_ok=True)
+    with AuditLog.open(directory / "audit.db", signing_key=AUDIT_KEY) as audit:
+        with open_store(directory / "store.db", audit=audit) as store:
+            expected = DecidedMatches(decided)
+
+            def store_one(data: bytes) -> tuple[bool, bytes]:  # as run_agency's
+                try:
+                    receipt = store.receive(
+                        data, expected_session_id=SESSION, now=T0, expected_matches=expected
+                    )
+                except XlinkError as exc:
+                    reason = str(getattr(exc, "reasons", [type(exc).__name__])[0])
+                    refusals.append(reason)
+                    return False, reason.encode()
+                return True, receipt
+
+            async def us(conn: MemoryConnection) -> TransferResult:
+                gate = TransferGate(conn)
+                try:
+                    await agree_decided_pairs(gate, SESSION, decided, TIMEOUT)
+                    return await transfer_releases(gate, ours, store_one, TIMEOUT)
+                finally:
+                    await conn.close(1.0)  # as run_agency: room for the end of stream
+
+            async def partner(conn: MemoryConnection) -> list[bytes]:
+                async def send_all() -> None:
+                    for f in partner_frames:
+                        await conn.send(f)
+
+                sending = asyncio.create_task(send_all())
+                received = []
+                while (message := await conn.receive()) is not None:
+                    received.append(message)
+                sending.cancel()
+                with contextlib.suppress(BaseException):
+                    await sending
+                return received
+
+            async def scenario() -> tuple[TransferResult | BaseException, list[bytes]]:
+                ours_end, theirs_end = memory_pair(capacity=8)
+                got = await asyncio.wait_for(
+                    asyncio.gather(us(ours_end), partner(theirs_end), return_exceptions=True),
+                    4 * TIMEOUT,
+                )
+                outcome, frames = got
+                assert isinstance(frames, list), frames
+                return outcome, frames
+
+            outcome, frames = asyncio.run(scenario())
+            stored = len(store.list(T0))
+        entries = [(e.kind, dict(e.fields)) for e in audit.entries()]
+    assert verify_log(directory / "audit.db", AUDIT_KEY.verify_key).ok
+    if isinstance(outcome, BaseException):
+        return Run(None, outcome, frames, stored, entries, refusals)
+    return Run(outcome, None, frames, stored, entries, refusals)
+
+
+def test_unsolicited_releases_are_refused_and_audited(scratch: Path) -> None:
+    """Attack 6: 200 releases, correctly signed with the partner's real key in the real
+    session, for handles we never matched. Before: 200 of 200 stored."""
+    rng = random.Random(6)
+    decided = random_pairs(rng, 200)
+    fake = [forged(i, pair) for i, pair in enumerate(random_pairs(rng, 200))]
+    run = run_transfer(scratch, decided=decided, partner_frames=partner_frames(decided, fake))
+    assert run.error is None and run.result is not None
+    assert run.result.answers == []
+    assert run.stored == 0
+    assert run.refusals == ["not-decided"] * 200
+    answers = [f for f in run.to_partner if f[4] in (RECEIPT, REFUSED)]
+    assert answers == [frame(REFUSED, b"not-decided")] * 200
+    denied = [f for k, f in run.audit if k is AuditEvent.RECEIVE_DENIED]
+    assert [k for k, _ in run.audit] == [AuditEvent.RECEIVE_DENIED] * 200
+    assert [d["handle"] for d in denied] == [s.release_id.hex() for s in fake]
+    assert [d["digest"] for d in denied] == [s.digest.hex() for s in fake]
+    assert {(d["reason"], d["session"], d["peer"]) for d in denied} == {
+        ("not-decided", SESSION.hex(), CA)
+    }
+    # The audit names the release, never the match handles it claimed.
+    text = json.dumps([fields for _, fields in run.audit])
+    assert not any(h.hex() in text for s in fake for h in _handles_of(s))
+
+
+def _handles_of(sealed: SealedRelease) -> tuple[bytes, ...]:
+    record = open_release(sealed, SEALING[US], mou=MOU, expected_session_id=SESSION)
+    return record.match_handles
+
+
+def test_only_exactly_a_decided_match_and_only_once(scratch: Path) -> None:
+    """Handles must equal, as a set, those of one decided match (not a subset, not a
+    superset), and each decided match takes one release."""
+    rng = random.Random(7)
+    a, b, c, d, e = (rng.randbytes(16) for _ in range(5))
+    decided = [(a, b), (c,), (d, e), (d,), (e,)]
+    sent = [
+        forged(1, (b, a)),  # decided (handles in another order): stored
+        forged(2, (a,)),  # a subset of a decided match
+        forged(3, (a, b, c)),  # a superset
+        forged(4, (a, b)),  # a second release for the first match
+        forged(5, (c,)),  # decided: stored
+    ]
+    run = run_transfer(scratch, decided=decided, partner_frames=partner_frames(decided, sent))
+    assert run.error is None and run.result is not None
+    assert run.refusals == ["not-decided", "not-decided", "match-already-received"]
+    assert run.stored == 2
+    answers = [f[4] for f in run.to_partner if f[4] in (RECEIPT, REFUSED)]
+    assert answers == [RECEIPT, REFUSED, REFUSED, REFUSED, RECEIPT]
+    denied = [f for k, f in run.audit if k is AuditEvent.RECEIVE_DENIED]
+    assert [(x["handle"], x["reason"]) for x in denied] == [
+        (sent[1].release_id.hex(), "not-decided"),
+        (sent[2].release_id.hex(), "not-decided"),
+        (sent[3].release_id.hex(), "match-already-received"),
+    ]
+    received = [f["handle"] for k, f in run.audit if k is AuditEvent.RELEASE_RECEIVED]
+    assert received == [sent[0].release_id.hex(), sent[4].release_id.hex()]
+
+
+def test_a_repeated_handle_set_takes_as_many_releases_as_it_was_decided(scratch: Path) -> None:
+    rng = random.Random(8)
+    pair = (rng.randbytes(16), rng.randbytes(16))
+    decided = [pair, pair, (rng.randbytes(16),)]  # two decided matches on the same values
+    sent = [forged(i, pair) for i in (1, 2, 3)]
+    run = run_transfer(scratch, decided=decided, partner_frames=partner_frames(decided, sent))
+    assert run.error is None
+    assert run.refusals == ["match-already-received"] and run.stored == 2
+
+
+def test_more_releases_announced_than_decided_aborts_before_storing(scratch: Path) -> None:
+    rng = random.Random(9)
+    decided = random_pairs(rng, 3)
+    genuine = [forged(i, pair) for i, pair in enumerate(decided)]
+    frames = [
+        frame(DIGEST, reference_digest(SESSION, decided)),
+        frame(COUNT, u32(4)),
+        *(frame(RELEASE, s.data) for s in [*genuine, forged(9, decided[0])]),
+        frame(END),
+    ]
+    run = run_transfer(scratch, decided=decided, partner_frames=frames)
+    assert isinstance(run.error, TransferError)
+    assert run.error.code is AbortCode.TOO_MANY_RELEASES
+    assert run.stored == 0 and run.refusals == [] and run.audit == []
+
+
+def test_a_different_decided_pairs_digest_aborts_before_any_release(scratch: Path) -> None:
+    """Item 3: the partner decided (or claims) other pairs. We send our digest and nothing
+    else: no COUNT, no release; nothing of the partner's is stored."""
+    rng = random.Random(10)
+    decided = random_pairs(rng, 5)
+    ours = [seal(make_record(i, sender=US)) for i in range(3)]
+    theirs = [forged(i, pair) for i, pair in enumerate(decided)]
+    for claimed in (decided[:-1], [*decided, (rng.randbytes(16),)], []):
+        frames = [
+            frame(DIGEST, reference_digest(SESSION, claimed)),
+            frame(COUNT, u32(len(theirs))),
+            *(frame(RELEASE, s.data) for s in theirs),
+            frame(END),
+        ]
+        directory = scratch / str(len(claimed))
+        run = run_transfer(directory, decided=decided, partner_frames=frames, ours=ours)
+        assert isinstance(run.error, DecisionMismatch)
+        assert run.error.code is AbortCode.DECISION_MISMATCH
+        assert run.to_partner == [frame(DIGEST, reference_digest(SESSION, decided))]
+        assert run.stored == 0 and run.audit == []
+
+
+@pytest.mark.parametrize(
+    ("first", "code"),
+    [
+        (frame(COUNT, u32(0)), AbortCode.UNEXPECTED_MESSAGE),  # no digest first
+        (frame(DIGEST, b"\x00" * 31), AbortCode.UNEXPECTED_MESSAGE),  # short digest
+        (frame(COUNT, u32(0), magic=V0_MAGIC), AbortCode.UNSUPPORTED_VERSION),  # a v0 peer
+    ],
+)
+def test_a_partner_that_skips_the_digest_is_refused(
+    scratch: Path, first: bytes, code: AbortCode
+) -> None:
+    rng = random.Random(12)
+    decided = random_pairs(rng, 2)
+    rest = [frame(RELEASE, forged(i, p).data) for i, p in enumerate(decided)]
+    run = run_transfer(scratch, decided=decided, partner_frames=[first, *rest, frame(END)])
+    assert isinstance(run.error, TransferError) and run.error.code is code
+    assert len(run.to_partner) == 1 and run.to_partner[0][4] == DIGEST
+    assert run.stored == 0
+
+
+def test_an_honest_partner_gets_everything_through(scratch: Path) -> None:
+    """Both sides honest, in memory: each side's releases are stored by the other, and every
+    receipt verifies."""
+    rng = random.Random(13)
+    decided = random_pairs(rng, 4)
+    from_ca = [forged(i, pair) for i, pair in enumerate(decided)]
+    from_us = [seal(make_record(i, sender=US, match_handles=p)) for i, p in enumerate(decided)]
+    results: dict[str, TransferResult] = {}
+    logs = {a: scratch / f"{a}-audit.db" for a in (CA, US)}
+
+    async def side(agency: str, conn: MemoryConnection, ours: list[SealedRelease]) -> None:
+        with (
+            AuditLog.open(logs[agency], signing_key=SIGNING[agency]) as audit,
+            open_store(scratch / f"{agency}.db", agency=agency, audit=audit) as store,
+        ):
+            expected = DecidedMatches(reversed(decided))
+
+            def store_one(data: bytes) -> tuple[bool, bytes]:
+                return True, store.receive(
+                    data, expected_session_id=SESSION, now=T0, expected_matches=expected
+                )
+
+            gate = TransferGate(conn)
+            await agree_decided_pairs(gate, SESSION, list(reversed(decided)), TIMEOUT)
+            results[agency] = await transfer_releases(gate, ours, store_one, TIMEOUT)
+            await conn.close()
+            assert len(store.list(T0)) == len(decided)
+
+    async def scenario() -> None:
+        a, b = memory_pair(capacity=4)
+        await asyncio.wait_for(asyncio.gather(side(CA, a, from_ca), side(US, b, from_us)), 20)
+
+    asyncio.run(scenario())
+    for agency, sent in ((CA, from_ca), (US, from_us)):
+        answers = results[agency].answers
+        assert [ok for ok, _ in answers] == [True] * len(sent)
+        for release, (_, receipt) in zip(sent, answers, strict=True):
+            verify_receipt(receipt, mou=MOU, release=release)
+        assert verify_log(logs[agency], SIGNING[agency].verify_key).ok
+
+
+# -- over real TLS: a partner built on the library, with one step falsified ---------------------
+
+
+def _is_partner(decision: Decision) -> bool:
+    return any(m.local_record_id.startswith("CAWL") for m in decision.matches)
+
+
+def test_real_tls_honest_run_transfers_everything(tmp_path: Path) -> None:
+    agencies = Agencies(tmp_path)
+    out = agencies.run()
+    us, ca = out[US], out[CA]
+    assert not isinstance(us, BaseException), us
+    assert not isinstance(ca, BaseException), ca
+    assert us.decided == ca.decided >= 5
+    assert us.received == ca.released and ca.received == us.released
+    assert us.received_total == ca.released_total > 0
+    assert us.refused_by_us == ca.refused_by_us == 0
+    assert us.receipts_verified == us.released_total and ca.receipts_verified == ca.released_total
+    assert us.audit_ok and ca.audit_ok
+    kinds = [k for k, _ in agencies.audit(US)]
+    assert AuditEvent.SESSION_ABORTED not in kinds and AuditEvent.RECEIVE_DENIED not in kinds
+
+
+def test_real_tls_releases_for_handles_never_matched_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partner decides honestly (same digest) but builds each release, signed with its
+    real key in the real session, for random handles instead of the decided pair's."""
+
+    def forging(decision: Decision, *args: Any, **kwargs: Any) -> Any:
+        if kwargs["originator"] == CA:
+            rng = random.Random(14)
+            matches = tuple(
+                dataclasses.replace(m, handles=tuple(rng.randbytes(16) for _ in m.handles))
+                for m in decision.matches
+            )
+            decision = dataclasses.replace(decision, matches=matches)
+        return release_decided(decision, *args, **kwargs)
+
+    def label_anyway(data: bytes, handles: Any, **kwargs: Any) -> bytes:
+        # It holds no OPRF output for handles it never matched: it labels with made-up ones.
+        own = kwargs["output_of"]
+
+        def output_of(handle: bytes) -> bytes:
+            try:
+                return bytes(own(handle))
+            except KeyError:
+                return hashlib.sha256(handle).digest()
+
+        return seal_labelled(data, handles, **{**kwargs, "output_of": output_of})
+
+    monkeypatch.setattr(runner, "release_decided", forging)
+    monkeypatch.setattr(runner, "seal_labelled", label_anyway)
+    agencies = Agencies(tmp_path)
+    out = agencies.run()
+    us, ca = out[US], out[CA]
+    assert not isinstance(us, BaseException), us
+    assert not isinstance(ca, BaseException), ca
+    assert ca.released_total > 0
+    assert us.refused_by_us == ca.refused_by_peer == ca.released_total
+    assert us.received == {} and agencies.stored(US) == 0
+    denied = [f for k, f in agencies.audit(US) if k is AuditEvent.RECEIVE_DENIED]
+    assert len(denied) == ca.released_total
+    assert {(d["reason"], d["peer"], d["session"]) for d in denied} == {
+        ("not-decided", CA, us.session_id)
+    }
+    # Our own releases went through: the partner held the decided handles.
+    assert ca.received == us.released and ca.received_total > 0
+
+
+def test_real_tls_a_different_decision_releases_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partner decided one pair fewer than we did (e.g. after lying in its Reveal):
+    the digests differ, both sides abort with DECISION_MISMATCH before any release is built,
+    sent or stored, and our audit log says so with the code."""
+
+    def lying(*args: Any, **kwargs: Any) -> Decision:
+        decision = decide(*args, **kwargs)
+        if _is_partner(decision):
+            return dataclasses.replace(decision, matches=decision.matches[:-1])
+        return decision
+
+    monkeypatch.setattr(runner, "decide", lying)
+    agencies = Agencies(tmp_path)
+    out = agencies.run()
+    for agency in (US, CA):
+        error = out[agency]
+        assert isinstance(error, DecisionMismatch), error
+        assert error.code is AbortCode.DECISION_MISMATCH
+        assert agencies.stored(agency) == 0
+    entries = agencies.audit(US)
+    kinds = [k for k, _ in entries]
+    assert AuditEvent.SESSION_COMPLETED in kinds
+    assert AuditEvent.RELEASE_SENT not in kinds and AuditEvent.RELEASE_RECEIVED not in kinds
+    (aborted,) = [f for k, f in entries if k is AuditEvent.SESSION_ABORTED]
+    session = next(f["session"] for k, f in entries if k is AuditEvent.SESSION_COMPLETED)
+    assert aborted == {
+        "code": "DECISION_MISMATCH",
+        "side": "LOCAL",
+        "session": session,
+        "peer": CA,
+    }
+    assert kinds[-1] is AuditEvent.SESSION_ABORTED
+
+
+def test_real_tls_more_releases_than_decided_aborts_and_is_audited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partner agrees on the decided pairs, then announces one release more than we
+    decided (its own library would refuse to, so it writes the frames itself)."""
+
+    async def overselling(
+        gate: TransferGate, ours: Sequence[SealedRelease], *args: Any, **kwargs: Any
+    ) -> TransferResult:
+        if not ours or ours[0].originator != CA:
+            return await transfer_releases(gate, ours, *args, **kwargs)
+        assert gate.decided is not None
+        extra = ours[0].data  # a genuine release, announced and sent twice
+        for f in [
+            frame(COUNT, u32(gate.decided + 1)),
+            *(frame(RELEASE, s.data) for s in ours),
+            frame(RELEASE, extra),
+            frame(END),
+        ]:
+            await gate.send(f)
+        while True:  # until US-DHS hangs up
+            await gate.next_transfer_frame(TIMEOUT)
+
+    monkeypatch.setattr(runner, "transfer_releases", overselling)
+    agencies = Agencies(tmp_path)
+    out = agencies.run()
+    error = out[US]
+    assert isinstance(error, TransferError), error
+    assert error.code is AbortCode.TOO_MANY_RELEASES
+    assert isinstance(out[CA], TransferError)  # the partner saw us hang up
+    assert agencies.stored(US) == 0
+    entries = agencies.audit(US)
+    kinds = [k for k, _ in entries]
+    assert AuditEvent.RELEASE_RECEIVED not in kinds
+    assert kinds[-1] is AuditEvent.SESSION_ABORTED
+    assert entries[-1][1]["code"] == "TOO_MANY_RELEASES" and entries[-1][1]["side"] == "LOCAL"
+
+
+def test_real_tls_release_labelled_without_the_tokens_does_not_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partner decided honestly but labels its releases with outputs it made up instead of
+    the ones its tokens give (as a party not holding the tokens would have to): none opens, each
+    is refused as label-failed and audited, nothing is stored."""
+
+    def mislabel(data: bytes, handles: Any, **kwargs: Any) -> bytes:
+        if kwargs["session_id"] and kwargs["output_of"].__self__.config.party_id == CA:
+            kwargs = {**kwargs, "output_of": lambda h: hashlib.sha256(b"guess" + h).digest()}
+        return seal_labelled(data, handles, **kwargs)
+
+    monkeypatch.setattr(runner, "seal_labelled", mislabel)
+    agencies = Agencies(tmp_path)
+    out = agencies.run()
+    us, ca = out[US], out[CA]
+    assert not isinstance(us, BaseException), us
+    assert not isinstance(ca, BaseException), ca
+    assert ca.released_total > 0
+    assert us.refused_by_us == ca.refused_by_peer == ca.released_total
+    assert us.received == {} and agencies.stored(US) == 0
+    denied = [f for k, f in agencies.audit(US) if k is AuditEvent.RECEIVE_DENIED]
+    assert {d["reason"] for d in denied} == {"label-failed"}
+    assert len(denied) == ca.released_total
+    assert ca.received == us.released and ca.received_total > 0  # ours opened for the partner

@@ -1,0 +1,110 @@
+"""The confirmation round's outputs and the minimal reveal (spec: xlink-psi-v2 §6.7, §6.9-§6.11,
+§7.5)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from _support import KEYS, config, pair, record_lists, records_of, token_set
+from hypothesis import given, settings
+
+from xlink.crypto.rand import DeterministicRandom
+from xlink.errors import LocalProtocolError, RemoteProtocolError
+from xlink.protocol import AbortCode, PsiResult, PsiSession, Role, run_pair
+from xlink.protocol._reveal import RevealBound
+
+BOUND = RevealBound((1.5, 2.0, 0.5), (-1.0, 0.0, -0.5), 2.0)
+
+
+def _score(pair_keys: tuple[frozenset[str], frozenset[str]], bound: RevealBound) -> float:
+    agreeing, disagreeing = pair_keys
+    terms = [bound.agreement[KEYS.index(k)] for k in agreeing]
+    terms += [bound.disagreement[KEYS.index(k)] for k in disagreeing - agreeing]
+    return math.fsum(terms)
+
+
+def _bounded_pair(ta: object, tb: object) -> tuple[PsiSession, PsiSession]:
+    from dataclasses import replace
+
+    from xlink.protocol import Mode
+
+    a = PsiSession(
+        replace(config(Role.INITIATOR, Mode.PSI), reveal_bound=BOUND),
+        ta,  # type: ignore[arg-type]
+        rng=DeterministicRandom("a0"),
+    )
+    b = PsiSession(
+        replace(config(Role.RESPONDER, Mode.PSI), reveal_bound=BOUND),
+        tb,  # type: ignore[arg-type]
+        rng=DeterministicRandom("b0"),
+    )
+    return a, b
+
+
+@settings(max_examples=25, deadline=None)
+@given(record_lists, record_lists)
+def test_minimal_reveal_keeps_every_pair_that_can_be_decided(
+    left: list[list[tuple[str, int]]], right: list[list[tuple[str, int]]]
+) -> None:
+    """Every pair the full reveal gives that scores at or above the threshold is also given by
+    the minimal reveal, with the same pattern; the minimal reveal gives no other pair."""
+    ta, tb = token_set(records_of("L", left)), token_set(records_of("R", right))
+    full_a, full_b = pair(ta, tb)
+    ra, _ = run_pair(full_a, full_b)
+    min_a, min_b = _bounded_pair(ta, tb)
+    ma, _ = run_pair(min_a, min_b)
+    assert isinstance(ra, PsiResult) and isinstance(ma, PsiResult)
+
+    def by_record(result: PsiResult) -> dict[tuple[str, frozenset[bytes]], object]:
+        return {
+            (p.local_record_id, frozenset(p.handles)): (p.agreeing_keys, p.disagreeing_keys)
+            for p in result.pairs
+        }
+
+    full, minimal = by_record(ra), by_record(ma)
+    decidable = {
+        k: v
+        for k, v in full.items()
+        if _score(v, BOUND) >= BOUND.threshold  # type: ignore[arg-type]
+    }
+    assert set(decidable) <= set(minimal)
+    assert all(minimal[k] == v for k, v in decidable.items())
+    assert set(minimal) <= set(full)
+
+
+def test_upper_bound_counts_only_what_can_help() -> None:
+    assert BOUND.upper_bound(frozenset()) == 0.0
+    assert BOUND.upper_bound(frozenset({0})) == 1.5
+    assert BOUND.upper_bound(frozenset({0, 1, 2})) == 4.0
+    positive_disagreement = RevealBound((1.0, 1.0), (0.25, -3.0), 1.2)
+    assert positive_disagreement.upper_bound(frozenset({0})) == 1.0
+    assert positive_disagreement.upper_bound(frozenset({1})) == 1.25
+
+
+def test_label_outputs_agree_across_sides_and_differ_per_key() -> None:
+    shared = [("name_dob", "x"), ("passport", "P1")]
+    ta = token_set([("a1", shared), ("a2", [("name_dob", "only-a")])])
+    tb = token_set([("b1", shared), ("b2", [("passport", "only-b")])])
+    a, b = pair(ta, tb)
+    with pytest.raises(LocalProtocolError):
+        a.label_request([b"\x00" * 16])
+    ra, _ = run_pair(a, b)
+    assert isinstance(ra, PsiResult)
+    handles = sorted({h for p in ra.pairs for h in p.handles})
+    assert len(handles) == 2
+    from_b = a.label_outputs(handles, b.answer_label_request(a.label_request(handles)))
+    from_a = b.label_outputs(handles, a.answer_label_request(b.label_request(handles)))
+    for h, out_b, out_a in zip(handles, from_b, from_a, strict=True):
+        assert out_b == b.own_oprf_output(h)
+        assert out_a == a.own_oprf_output(h)
+        assert out_b != out_a
+    assert len(set(from_b)) == 2
+    with pytest.raises(KeyError):
+        a.label_request([b"\x01" * 16])
+    with pytest.raises(RemoteProtocolError) as info:  # an answer that is not a point
+        a.label_outputs(handles, b"\xff" * 64)
+    assert info.value.code is AbortCode.INVALID_ELEMENT
+    with pytest.raises(RemoteProtocolError) as info:
+        a.label_outputs(handles, b"\x00" * 32)
+    assert info.value.code is AbortCode.WRONG_COUNT

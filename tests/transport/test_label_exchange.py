@@ -1,0 +1,114 @@
+"""The label evaluation of release transfer v1 (xlink-release-v1 §10.2) between two real,
+completed PSI sessions over the in-memory connection: both sides end with the OPRF outputs of
+the decided pairs' tokens under the other's key, and a partner that asks for more evaluations
+than the decided pairs have handles is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import pytest
+
+from xlink.crypto.rand import DeterministicRandom
+from xlink.linkage.tokens import TokenSetBuilder
+from xlink.protocol import AbortCode, Mode, PsiResult, PsiSession, Role, SessionConfig, run_pair
+from xlink.transport import memory_pair
+from xlink.transport.release_transfer import (
+    LABEL_CHUNK,
+    RELEASE_MAGIC,
+    TransferError,
+    TransferGate,
+    agree_decided_pairs,
+    decided_pairs_digest,
+    exchange_labels,
+    label_handles,
+)
+
+TIMEOUT = 5.0
+
+
+def _session(role: Role, people: range) -> PsiSession:
+    me, peer = ("CA-RCMP", "US-DHS") if role is Role.INITIATOR else ("US-DHS", "CA-RCMP")
+    builder = TokenSetBuilder(("a", "b"))
+    for n in people:
+        builder.add_record(
+            f"{me}-{n}",
+            [(k, hashlib.sha256(f"{k}{n}".encode()).digest()) for k in ("a", "b")],
+        )
+    config = SessionConfig(
+        role=role,
+        mode=Mode.PSI,
+        party_id=me,
+        peer_id=peer,
+        mou_id="MOU-1",
+        mou_digest=b"\x01" * 32,
+        schema_digest=b"\x02" * 32,
+        padding_bucket=8,
+    )
+    return PsiSession(config, builder.build(), rng=DeterministicRandom(me))
+
+
+def _completed() -> tuple[PsiSession, PsiSession, list[tuple[bytes, ...]]]:
+    a, b = _session(Role.INITIATOR, range(0, 12)), _session(Role.RESPONDER, range(6, 20))
+    ra, _ = run_pair(a, b)
+    assert isinstance(ra, PsiResult)
+    return a, b, [p.handles for p in ra.pairs]
+
+
+def test_both_sides_get_the_other_keys_outputs() -> None:
+    a, b, pairs = _completed()
+    handles = label_handles(pairs)
+    assert len(handles) == 12 and handles == label_handles(reversed(pairs))
+    assert a.session_id is not None
+
+    async def side(session: PsiSession, gate: TransferGate) -> dict[bytes, bytes]:
+        assert session.session_id is not None
+        await agree_decided_pairs(gate, session.session_id, pairs, TIMEOUT)
+        return await exchange_labels(
+            gate,
+            handles,
+            request=session.label_request,
+            answer=session.answer_label_request,
+            outputs=session.label_outputs,
+            idle_timeout=TIMEOUT,
+        )
+
+    async def scenario() -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+        x, y = memory_pair(capacity=2)
+        return await asyncio.gather(side(a, TransferGate(x)), side(b, TransferGate(y)))
+
+    from_b, from_a = asyncio.run(scenario())
+    assert from_b == {h: b.own_oprf_output(h) for h in handles}
+    assert from_a == {h: a.own_oprf_output(h) for h in handles}
+
+
+def test_more_points_than_decided_handles_is_refused() -> None:
+    a, _, pairs = _completed()
+    handles = label_handles(pairs)
+    assert len(handles) < LABEL_CHUNK
+    assert a.session_id is not None
+
+    async def scenario() -> TransferError:
+        ours, theirs = memory_pair(capacity=8)
+        gate = TransferGate(ours)
+        assert a.session_id is not None
+        # The partner agrees on the pairs, then asks for one evaluation more (a guess).
+        digest = decided_pairs_digest(a.session_id, pairs)
+        await theirs.send(RELEASE_MAGIC + bytes([7]) + digest)
+        probe = b"\x00" * 4 + bytes.fromhex("58" + "66" * 31) * (len(handles) + 1)
+        await theirs.send(RELEASE_MAGIC + bytes([8]) + probe)
+        await agree_decided_pairs(gate, a.session_id, pairs, TIMEOUT)
+        with pytest.raises(TransferError) as info:
+            await exchange_labels(
+                gate,
+                handles,
+                request=a.label_request,
+                answer=a.answer_label_request,
+                outputs=a.label_outputs,
+                idle_timeout=TIMEOUT,
+            )
+        return info.value
+
+    error = asyncio.run(scenario())
+    assert error.code is AbortCode.WRONG_COUNT

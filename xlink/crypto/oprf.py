@@ -1,0 +1,150 @@
+"""Blinded evaluation on edwards25519's prime-order subgroup: the confirmation round of
+xlink-psi-v2 (spec: xlink-psi-v2 §4.4, §6.9-§6.10).
+
+The requester hashes a token to a point ``Q`` (the PSI suite's hash to group, before it is
+written as a Montgomery u-coordinate), blinds it with a fresh scalar ``r`` and sends ``R = [r]Q``.
+The evaluator answers ``[k]R`` for a secret scalar ``k``; the requester removes ``r`` (``[1/r]``),
+so it learns ``[k]Q`` for the token it holds and nothing else, and the evaluator learns nothing
+about ``Q`` (``R`` is uniform in the group). This is the blind-evaluate-unblind core of an
+RFC 9497 OPRF over edwards25519's prime-order subgroup, with libsodium's
+``crypto_scalarmult_ed25519_noclamp`` (points are checked first with
+``crypto_core_ed25519_is_valid_point``: canonical, on the curve, in the prime-order subgroup,
+not of small order) and its scalar arithmetic modulo the group order ``l``.
+
+Every function works on concatenated buffers of 32-byte points or scalars.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Final
+
+from nacl import bindings as _sodium
+from nacl.exceptions import RuntimeError as _SodiumRuntimeError
+
+from xlink.crypto.rand import RandomSource
+from xlink.crypto.suite import InvalidElement
+
+__all__ = [
+    "GROUP_ORDER",
+    "POINT_SIZE",
+    "SCALAR_SIZE",
+    "OprfScalar",
+    "blind_points",
+    "blind_scalar",
+    "evaluate_points",
+    "scalar_product_with_inverses",
+    "unblind_point",
+]
+
+POINT_SIZE: Final = 32
+SCALAR_SIZE: Final = 32
+
+
+class OprfScalar:
+    """A secret scalar modulo the group order, never zero. Not printable, not picklable."""
+
+    __slots__ = ("_k",)
+
+    def __init__(self, scalar: bytes) -> None:
+        if len(scalar) != SCALAR_SIZE or scalar == bytes(SCALAR_SIZE):
+            raise ValueError("a scalar is 32 bytes and not zero")
+        self._k = scalar
+
+    @classmethod
+    def generate(cls, rng: RandomSource) -> OprfScalar:
+        """A uniform non-zero scalar: 64 random bytes reduced modulo ``l`` (one draw)."""
+        scalar = _sodium.crypto_core_ed25519_scalar_reduce(rng(64))
+        if scalar == bytes(SCALAR_SIZE):  # probability 2**-252
+            scalar = (1).to_bytes(SCALAR_SIZE, "little")
+        return cls(scalar)
+
+    def divided_by(self, scalars: list[bytes]) -> list[bytes]:
+        """``self / s`` modulo ``l`` for each non-zero scalar ``s`` (one inversion in all)."""
+        return scalar_product_with_inverses(self._k, scalars)
+
+    def multiply(self, point: bytes) -> bytes:
+        return bytes(_sodium.crypto_scalarmult_ed25519_noclamp(self._k, point))
+
+    def __repr__(self) -> str:
+        return "OprfScalar(<secret>)"
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        raise TypeError("OprfScalar cannot be pickled")
+
+
+def _scalar_mult(scalar: bytes, point: bytes, index: int) -> bytes:
+    # libsodium checks the input itself (canonical, on the curve, not of small order, in the
+    # prime-order subgroup) and refuses an identity result; the check is only repeated on
+    # failure, to name the reason.
+    try:
+        return bytes(_sodium.crypto_scalarmult_ed25519_noclamp(scalar, point))
+    except _SodiumRuntimeError:
+        if not _sodium.crypto_core_ed25519_is_valid_point(point):
+            raise InvalidElement(index, "not a point of the prime-order subgroup") from None
+        raise InvalidElement(index, "identity", identity=True) from None
+
+
+GROUP_ORDER: Final = 2**252 + 27742317777372353535851937790883648493
+
+
+def _to_scalar(value: int) -> bytes:
+    return value.to_bytes(SCALAR_SIZE, "little")
+
+
+def blind_scalar(seed: bytes, label: bytes, index: int) -> bytes:
+    """The ``index``-th blinding scalar derived from a secret per-session ``seed``:
+    ``SHA-512(lp(label) || seed || u64(index))`` reduced modulo the group order (1 if that is
+    0). A PRF of a fresh secret, so the scalars are uniform and independent of everything the
+    peer sees, and can be derived again instead of stored (spec xlink-psi-v2 §4.4)."""
+    digest = hashlib.sha512(
+        len(label).to_bytes(4, "big") + label + seed + index.to_bytes(8, "big")
+    ).digest()
+    value = int.from_bytes(digest, "little") % GROUP_ORDER
+    return _to_scalar(value or 1)
+
+
+def scalar_product_with_inverses(factor: bytes, scalars: list[bytes]) -> list[bytes]:
+    """``factor / s`` modulo the group order for every non-zero scalar ``s``, with one modular
+    inversion for the whole list (Montgomery's trick)."""
+    values = [int.from_bytes(x, "little") % GROUP_ORDER for x in scalars]
+    prefix = []
+    acc = 1
+    for v in values:
+        prefix.append(acc)
+        acc = acc * v % GROUP_ORDER
+    inv = pow(acc, -1, GROUP_ORDER)
+    f = int.from_bytes(factor, "little") % GROUP_ORDER
+    out = [b""] * len(values)
+    for i in range(len(values) - 1, -1, -1):
+        out[i] = _to_scalar(f * inv * prefix[i] % GROUP_ORDER)
+        inv = inv * values[i] % GROUP_ORDER
+    return out
+
+
+def blind_points(points: bytes, scalars: list[bytes]) -> bytes:
+    """``[r_i]Q_i`` for every point of ``points`` and scalar of ``scalars``."""
+    return b"".join(
+        _scalar_mult(r, points[POINT_SIZE * i : POINT_SIZE * (i + 1)], i)
+        for i, r in enumerate(scalars)
+    )
+
+
+def evaluate_points(keys: tuple[OprfScalar, ...], points: bytes) -> bytes:
+    """For every received point ``R`` (in order), ``[k]R`` for each key of ``keys``,
+    concatenated per point. Raises :class:`InvalidElement` for the first point that is not a
+    canonical point of the prime-order subgroup other than the identity."""
+    if len(points) % POINT_SIZE:
+        raise InvalidElement(len(points) // POINT_SIZE, "truncated point")
+    out = bytearray()
+    for i in range(len(points) // POINT_SIZE):
+        point = points[POINT_SIZE * i : POINT_SIZE * (i + 1)]
+        for key in keys:
+            out += _scalar_mult(key._k, point, i)
+    return bytes(out)
+
+
+def unblind_point(scalar: bytes, point: bytes, index: int = 0) -> bytes:
+    """``[scalar]P`` for a received point ``P``; raises :class:`InvalidElement` if ``P`` is not a
+    valid point of the prime-order subgroup."""
+    return _scalar_mult(scalar, point, index)

@@ -1,0 +1,254 @@
+"""The confirmation round of PSI mode: each side proves, per claimed match, that the peer's
+answer for it is bound to a token the peer holds (spec: xlink-psi-v2 §4.4, §6.9, §6.10, §7.5).
+
+For every own matched handle ``h`` (token ``t``, hashed to the point ``Q``) the requester sends
+``R = [r]Q`` with a fresh scalar ``r``. The evaluator answers ``[k]R`` with its PSI key ``k``.
+The requester checks that ``u([k_own / r][k]R)`` — the doubly-blinded value of ``t``
+recomputed from a fresh, blinded evaluation — gives back ``h``. A peer that moved matches onto
+tokens it does not hold (permuted answers), or reflected our own values, cannot produce
+``[k]R`` consistent with ``h`` without knowing ``t``: the check fails and the session aborts
+with ``CONFIRMATION_FAILED``. The evaluator answers exactly as many points as it matched
+itself, so the round cannot be used to probe the peer's list beyond the intersection's size.
+
+:class:`OwnConfirmation` then stays with the completed session as the record of our confirmed
+matches: the label evaluation of spec §7.5 (after the decision, only for the decided pairs'
+handles) blinds, evaluates and finalises through it.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import deque
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from xlink.crypto.oprf import (
+    OprfScalar,
+    blind_points,
+    blind_scalar,
+    evaluate_points,
+    scalar_product_with_inverses,
+    unblind_point,
+)
+from xlink.crypto.suite import Ciphersuite, InvalidElement, edwards_to_u
+from xlink.errors import RemoteProtocolError
+from xlink.linkage.tokens import TOKEN_SIZE, TokenSet
+from xlink.protocol import _keys
+from xlink.protocol import limits as L
+from xlink.protocol._matching import element_error
+from xlink.protocol._reveal import OwnMatches
+from xlink.protocol.abort import AbortCode
+from xlink.protocol.messages import ConfirmRequest, ConfirmResponse
+
+__all__ = ["OwnConfirmation", "PeerConfirmation"]
+
+_HANDLE: Final = np.dtype((np.void, L.HANDLE_SIZE))
+
+
+class OwnConfirmation:
+    """Our side as requester: builds ConfirmRequest chunks and checks the peer's answers."""
+
+    __slots__ = (
+        "_answered",
+        "_dst",
+        "_first",
+        "_handles",
+        "_key",
+        "_seed",
+        "_sent",
+        "_suite",
+        "_tags",
+        "_tokens",
+        "_transcript",
+        "chunks",
+    )
+
+    def __init__(
+        self,
+        matches: OwnMatches,
+        tokens: TokenSet,
+        *,
+        suite: Ciphersuite,
+        dst: bytes,
+        group_scalar: bytes,
+        transcript: bytes,
+        seed: bytes,
+        chunk: int = L.MAX_CONFIRM_POINTS,
+    ) -> None:
+        self._seed = seed
+        # One token per handle (all tokens carrying a handle have the same value), as indices:
+        # no Python object per match.
+        self._tokens: TokenSet = tokens
+        self._first: npt.NDArray[np.int32] = matches.tokens[matches.offsets[:-1]].astype(np.int32)
+        self._handles: npt.NDArray[np.uint8] = matches.handles
+        self._suite, self._dst = suite, dst
+        self._key = OprfScalar(group_scalar)
+        self._transcript = transcript
+        self._tags = (
+            _keys.reblinded_hasher(transcript, 0),
+            _keys.reblinded_hasher(transcript, 1),
+        )
+        n = len(self._handles)
+        self.chunks = max(1, -(-n // chunk))
+        self._sent = self._answered = 0
+
+    @property
+    def done(self) -> bool:
+        return self._answered == self.chunks
+
+    @property
+    def pending(self) -> bool:
+        return self._sent < self.chunks
+
+    def _token(self, i: int) -> bytes:
+        t = int(self._first[i])
+        return bytes(self._tokens.values[TOKEN_SIZE * t : TOKEN_SIZE * (t + 1)])
+
+    def _range(self, seq: int) -> range:
+        n = len(self._handles)
+        size = -(-n // self.chunks) if n else 0
+        return range(seq * size, min(n, (seq + 1) * size))
+
+    def _blinds(self, span: range) -> list[bytes]:
+        return [blind_scalar(self._seed, _keys.DST_CONFIRM_BLIND, i) for i in span]
+
+    def next_request(self) -> ConfirmRequest:
+        """The next request chunk: one blinded point per claimed token (spec §6.9)."""
+        seq = self._sent
+        span = self._range(seq)
+        tokens = b"".join(self._token(i) for i in span)
+        points = self._suite.hash_to_points(self._dst, tokens)
+        blinded = blind_points(points, self._blinds(span))
+        self._sent += 1
+        return ConfirmRequest(seq, self._sent == self.chunks, blinded)
+
+    def on_response(self, msg: ConfirmResponse) -> None:
+        """Check one answer chunk (spec §6.10). Raises ``RemoteProtocolError``:
+        ``CHUNK_REPLAYED``/``CHUNK_OUT_OF_ORDER`` for a bad ``seq`` or an answer to a chunk not
+        yet sent, ``WRONG_COUNT`` for the wrong number of answers, ``INVALID_ELEMENT`` /
+        ``IDENTITY_ELEMENT`` for a bad point, ``CONFIRMATION_FAILED`` when an answer does not
+        lead back to the handle we matched."""
+        if msg.seq < self._answered:
+            raise RemoteProtocolError(AbortCode.CHUNK_REPLAYED, "ConfirmResponse replayed")
+        if msg.seq > self._answered or msg.seq >= self._sent:
+            raise RemoteProtocolError(AbortCode.CHUNK_OUT_OF_ORDER, "ConfirmResponse out of order")
+        span = self._range(msg.seq)
+        if len(msg.points) != L.POINT_SIZE * len(span):
+            raise RemoteProtocolError(AbortCode.WRONG_COUNT, "wrong number of answers")
+        tag_i, tag_r = self._tags
+        try:
+            unblinded = b"".join(
+                unblind_point(s, msg.points[32 * j : 32 * (j + 1)], j)
+                for j, s in enumerate(self._key.divided_by(self._blinds(span)))
+            )
+        except InvalidElement as exc:
+            raise element_error(exc) from None
+        us = edwards_to_u(unblinded)  # one field inversion for the whole chunk
+        for j, i in enumerate(span):
+            u = us[32 * j : 32 * (j + 1)]
+            handle = _keys.match_handle(self._transcript, tag_i(u), tag_r(u))
+            if not hmac.compare_digest(handle, self._handles[i].tobytes()):
+                raise RemoteProtocolError(
+                    AbortCode.CONFIRMATION_FAILED,
+                    "an answer does not confirm the match the peer claimed",
+                )
+        self._answered += 1
+
+    def _index(self, handle: bytes) -> int:
+        view = self._handles.view(_HANDLE).ravel()
+        key = np.frombuffer(handle, dtype=_HANDLE)
+        i = int(np.searchsorted(view, key)[0]) if len(view) else 0
+        if len(handle) != L.HANDLE_SIZE or i >= len(view) or view[i] != key[0]:
+            raise KeyError("not a matched handle of this session")
+        return i
+
+    def label_request(self, handles: Sequence[bytes]) -> bytes:
+        """``[r_i]Q`` for the token behind each handle, in order, ``r_i`` the ``i``-th label
+        blind (spec §7.5). Raises ``KeyError`` for a handle we did not match."""
+        tokens = b"".join(self._token(self._index(h)) for h in handles)
+        points = self._suite.hash_to_points(self._dst, tokens)
+        return blind_points(points, self._label_blinds(len(handles)))
+
+    def label_outputs(self, handles: Sequence[bytes], answers: bytes) -> list[bytes]:
+        """The OPRF outputs behind ``handles`` from the peer's ``answers`` to
+        :meth:`label_request` (same order). Raises ``RemoteProtocolError``: ``WRONG_COUNT`` for
+        the wrong number of answers, ``INVALID_ELEMENT`` / ``IDENTITY_ELEMENT`` for a bad
+        point."""
+        if len(answers) != L.POINT_SIZE * len(handles):
+            raise RemoteProtocolError(AbortCode.WRONG_COUNT, "wrong number of label answers")
+        inverses = scalar_product_with_inverses(_ONE, self._label_blinds(len(handles)))
+        out = []
+        try:
+            for i, (handle, inverse) in enumerate(zip(handles, inverses, strict=True)):
+                evaluated = unblind_point(inverse, answers[32 * i : 32 * (i + 1)], i)
+                token = self._token(self._index(handle))
+                out.append(_keys.oprf_output(self._transcript, token, evaluated))
+        except InvalidElement as exc:
+            raise element_error(exc) from None
+        return out
+
+    def own_output(self, handle: bytes, key: OprfScalar) -> bytes:
+        """The OPRF output of our token behind ``handle`` under our own session key ``key``:
+        what the peer obtains for its copy of the token (spec §7.5). Raises ``KeyError`` for a
+        handle we did not match."""
+        token = self._token(self._index(handle))
+        point = self._suite.hash_to_points(self._dst, token)
+        return _keys.oprf_output(self._transcript, token, key.multiply(point))
+
+    def _label_blinds(self, n: int) -> list[bytes]:
+        return [blind_scalar(self._seed, _keys.DST_LABEL_BLIND, i) for i in range(n)]
+
+
+_ONE: Final = (1).to_bytes(32, "little")
+
+
+class PeerConfirmation:
+    """Our side as evaluator: answers the peer's ConfirmRequest chunks, exactly as many points
+    as we matched ourselves."""
+
+    __slots__ = ("_count", "_expected", "_keys", "_next_seq", "answers", "finished")
+
+    def __init__(self, expected: int, psi_scalar: bytes) -> None:
+        self._expected = expected
+        self._keys = (OprfScalar(psi_scalar),)
+        self._count = 0
+        self._next_seq = 0
+        self.answers: deque[ConfirmResponse] = deque()
+        self.finished = False
+
+    @property
+    def done(self) -> bool:
+        return self.finished and not self.answers
+
+    @property
+    def received(self) -> int:
+        return self._next_seq
+
+    def on_request(self, msg: ConfirmRequest) -> None:
+        """Check and answer one request chunk (spec §6.9 receiver rules). Raises
+        ``RemoteProtocolError``: ``CHUNK_REPLAYED``/``CHUNK_OUT_OF_ORDER`` for a bad ``seq``,
+        ``WRONG_COUNT`` for a chunk after the final one, an empty chunk that is not final, or
+        more (or, on the final chunk, fewer) points than we matched, ``INVALID_ELEMENT`` /
+        ``IDENTITY_ELEMENT`` for a point that is not in the prime-order subgroup."""
+        if msg.seq < self._next_seq:
+            raise RemoteProtocolError(AbortCode.CHUNK_REPLAYED, "ConfirmRequest replayed")
+        if msg.seq > self._next_seq:
+            raise RemoteProtocolError(AbortCode.CHUNK_OUT_OF_ORDER, "ConfirmRequest out of order")
+        if self.finished:
+            raise RemoteProtocolError(AbortCode.WRONG_COUNT, "ConfirmRequest after the final one")
+        n = len(msg.points) // 32
+        if (n == 0 and not msg.final) or self._count + n > self._expected:
+            raise RemoteProtocolError(AbortCode.WRONG_COUNT, "more claims than matches")
+        if msg.final and self._count + n != self._expected:
+            raise RemoteProtocolError(AbortCode.WRONG_COUNT, "fewer claims than matches")
+        try:
+            answers = evaluate_points(self._keys, msg.points)
+        except InvalidElement as exc:
+            raise element_error(exc) from None
+        self._count += n
+        self._next_seq += 1
+        self.finished = msg.final
+        self.answers.append(ConfirmResponse(msg.seq, answers))
