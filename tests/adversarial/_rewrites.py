@@ -9,6 +9,8 @@ from xlink.protocol.messages import ConfirmResponse, Reblinded
 
 def rotate_reblinded(message: bytes) -> bytes:
     """Every PSI answer of a chunk moved one position on (honest values, wrong positions)."""
+    if message[:1] != b"\x02":  # a release transfer frame
+        return message
     msg = decode_message(message)
     if not isinstance(msg, Reblinded):
         return message
@@ -19,6 +21,8 @@ def rotate_reblinded(message: bytes) -> bytes:
 
 def swap_confirmation_answers(message: bytes) -> bytes:
     """The first two answers of a ConfirmResponse swapped."""
+    if message[:1] != b"\x02":  # a release transfer frame
+        return message
     msg = decode_message(message)
     if isinstance(msg, ConfirmResponse) and len(msg.points) >= 128:
         p = msg.points

@@ -9,6 +9,7 @@ permuted-answers attack 163 records of people the partner did not hold.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
@@ -20,10 +21,11 @@ from _rewrites import rotate_reblinded, swap_confirmation_answers
 
 import xlink.runner as runner
 from xlink.audit import AuditEvent
+from xlink.crypto.suite import SUITE_X25519, BlindingKey
 from xlink.errors import RemoteProtocolError
 from xlink.protocol import AbortCode
 from xlink.protocol.codec import decode_message, encode_message
-from xlink.protocol.messages import Hello
+from xlink.protocol.messages import Elements, Hello, Reblinded, Reveal
 from xlink.transport.stream import Connection
 
 Rewrite = Callable[[bytes], bytes]
@@ -105,3 +107,100 @@ def test_oversized_hello_against_serve_is_refused(
     _assert_aborted_and_audited(agencies, out, (AbortCode.BAD_SET_SIZE,))
     (refused,) = [f for k, f in agencies.audit(US) if k is AuditEvent.SESSION_ABORTED]
     assert refused["side"] == "LOCAL"
+
+
+class _Mirroring:
+    """The partner's connection, playing back what it received: each outgoing message of a
+    type in ``kinds`` is replaced by the victim's message of the same type and ``seq``, passed
+    through ``transform``. One that has not arrived yet is held and sent as soon as it does,
+    before the partner's session sees it (so the partner's later messages still follow it)."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        kinds: tuple[type, ...],
+        transform: Callable[[Any], Any] = lambda m: m,
+    ) -> None:
+        self._conn, self._kinds, self._transform = conn, kinds, transform
+        self._seen: dict[tuple[type, int], Any] = {}
+        self._held: set[tuple[type, int]] = set()
+        self._lock = asyncio.Lock()
+
+    async def _send(self, message: bytes) -> None:
+        async with self._lock:
+            await self._conn.send(message)
+
+    async def send(self, message: bytes) -> None:
+        msg = decode_message(message) if message[:1] == b"\x02" else None  # PSI, not transfer
+        if isinstance(msg, self._kinds):
+            key = (type(msg), msg.seq)
+            if key not in self._seen:
+                self._held.add(key)
+                return
+            message = encode_message(self._transform(self._seen[key]))
+        await self._send(message)
+
+    async def receive(self) -> bytes | None:
+        message = await self._conn.receive()
+        if message is not None and message[:1] == b"\x02":
+            msg = decode_message(message)
+            if isinstance(msg, self._kinds):
+                key = (type(msg), msg.seq)
+                self._seen[key] = msg
+                if key in self._held:
+                    self._held.discard(key)
+                    await self._send(encode_message(self._transform(msg)))
+        return message
+
+    async def close(self, timeout: float | None = None) -> None:
+        await self._conn.close(timeout)
+
+
+def _run_with_partner_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wrap: Callable[[Connection], Any]
+) -> tuple[Agencies, dict[str, Any]]:
+    connect = runner.connect
+
+    async def partner_connect(*args: Any, **kwargs: Any) -> Any:
+        return wrap(await connect(*args, **kwargs))
+
+    monkeypatch.setattr(runner, "connect", partner_connect)
+    agencies = Agencies(tmp_path)
+    return agencies, agencies.run()
+
+
+def test_reflection_against_serve_matches_and_releases_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partner sends the victim's own blinded elements back as its own (re-randomised by a
+    scalar it knows) and the victim's answers back as its answers. Both lists here pad to one
+    bucket, so the sizes line up. Against v1 this released every record; now the answers are
+    tagged for the other direction and nothing matches: nothing is decided, sent or stored."""
+    scalar = BlindingKey(b"\x05" * 32)
+
+    def rerandomise(msg: Any) -> Any:
+        if isinstance(msg, Elements):
+            return Elements(msg.seq, SUITE_X25519.blind(scalar, msg.elements))
+        return msg
+
+    agencies, out = _run_with_partner_connection(
+        tmp_path, monkeypatch, lambda conn: _Mirroring(conn, (Elements, Reblinded), rerandomise)
+    )
+    us = out[US]
+    assert not isinstance(us, BaseException), (us, out)
+    assert us.matched_tokens == 0 and us.decided == 0
+    assert us.released_total == 0 and us.received_total == 0 and agencies.stored(US) == 0
+    kinds = [k for k, _ in agencies.audit(US)]
+    assert AuditEvent.RELEASE_SENT not in kinds
+
+
+def test_copied_reveal_against_serve_aborts_with_bad_commitment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partner commits to its own Reveal, waits for the victim's (which comes only after
+    both Commits) and sends a copy of it instead of its own, to mirror the victim's grouping:
+    the copy does not open the partner's commitment. BAD_COMMITMENT, audited, nothing released."""
+    agencies, out = _run_with_partner_connection(
+        tmp_path, monkeypatch, lambda conn: _Mirroring(conn, (Reveal,))
+    )
+    _assert_aborted_and_audited(agencies, out, (AbortCode.BAD_COMMITMENT, AbortCode.BAD_REVEAL))
