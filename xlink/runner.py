@@ -18,26 +18,24 @@ first use, mode 0600).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
 
 from xlink.audit import AuditEvent, AuditLog, verify_log
-from xlink.audit.history import SetSizeHistory, set_size_history
+from xlink.audit.history import SetSizeHistory, apply_daily_budget, set_size_history
 from xlink.audit.session import SessionAuditor
 from xlink.crypto.keyfiles import AgencyKeys, load_public_bundle
 from xlink.crypto.rand import RandomSource
 from xlink.decide import decide, reveal_bound_for
 from xlink.errors import DecryptionError, InputError, RemoteProtocolError, XlinkError
 from xlink.linkage.schema import load_default_schema, schema_digest
-from xlink.policy import Mou, accept_mou, load_mou, mou_digest
+from xlink.policy import accept_mou, load_mou, mou_digest
 from xlink.prepare import StrPath, prepare_side
-from xlink.protocol.abort import AbortCode
 from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import Event, Progress, PsiResult
 from xlink.protocol.limits import HANDLE_SIZE
@@ -152,38 +150,6 @@ class _ProgressAuditor(SessionAuditor):
                     self._progress(f"PSI {event.phase.replace('_', ' ')}", event.done)
 
 
-def _within_daily_budget(
-    config: SessionConfig, mou: Mou, history: SetSizeHistory, audit: AuditLog, now: datetime
-) -> SessionConfig:
-    """``config`` with each party's set-size bound lowered to what is left today of the MOU's
-    ``set_size_budget_per_day`` (:meth:`~xlink.audit.history.SetSizeHistory.daily_caps`).
-
-    Raises :class:`~xlink.errors.InputError` (after auditing ``SESSION_ABORTED`` with
-    ``BAD_SET_SIZE``) when no bucket is left for one party: no session can start today."""
-    budget = mou.set_size_budget_per_day
-    if budget is None:
-        return config
-    caps = history.daily_caps(
-        budget,
-        config.padding_bucket,
-        own_max=config.max_own_set_size,
-        peer_max=config.max_peer_set_size,
-        day=now.astimezone(UTC).date(),
-    )
-    if caps is None:
-        audit.append(
-            AuditEvent.SESSION_ABORTED,
-            {"code": AbortCode.BAD_SET_SIZE, "side": "LOCAL", "peer": config.peer_id},
-            now=now,
-        )
-        raise InputError(
-            f"the MOU's daily set-size budget ({budget} padded elements) is used up today "
-            "(UTC): no session can start before tomorrow"
-        )
-    own_cap, peer_cap = caps
-    return dataclasses.replace(config, max_own_set_size=own_cap, max_peer_set_size=peer_cap)
-
-
 def refusal_reason(error: PeerRefused) -> str:
     """The machine-readable reason of a refused or absent peer (one of
     :data:`PEER_REFUSAL_REASONS`), for the audit log and ``--json`` output."""
@@ -287,7 +253,9 @@ async def run_agency(
     with contextlib.ExitStack() as stack:
         audit = stack.enter_context(AuditLog.open(audit_path, signing_key=keys.signing_key))
         history = set_size_history(audit, peer.agency_id)
-        config = _within_daily_budget(config, mou, history, audit, now_clock())
+        config = apply_daily_budget(
+            config, mou.set_size_budget_per_day, history, audit, now_clock()
+        )
         store = stack.enter_context(
             ReleaseStore.open(
                 work / "store.db",
@@ -421,7 +389,7 @@ async def run_agency(
                 # A release opens only with the OPRF outputs of tokens we hold (spec §10.2).
                 named = labelled_handles(frame)
                 try:
-                    _, data = open_labelled(
+                    label, data = open_labelled(
                         frame, session_id=session_id, output_of=peer_outputs.__getitem__
                     )
                 except LabelNotMatched:  # names a handle we never matched
@@ -434,6 +402,7 @@ async def run_agency(
                         expected_session_id=session_id,
                         now=now_clock(),
                         expected_matches=expected,
+                        label_handles=label,
                     )
                 except XlinkError as exc:
                     refused_by_us += 1
@@ -467,7 +436,10 @@ async def run_agency(
             if not ok:
                 refused_by_peer += 1
                 continue
-            verify_receipt(answer, mou=mou, release=sealed)
+            try:
+                verify_receipt(answer, mou=mou, release=sealed)
+            except XlinkError:  # a forged or garbled receipt: counted as not verified
+                continue
             verified += 1
         received = Counter(
             r.category.value for r in store.list(now_clock()) if r.session_id == result.session_id

@@ -338,3 +338,27 @@ def test_confirmation_answer_out_of_subgroup_is_refused() -> None:
 
     error = _drive(victim, attacker, poison)
     assert error is not None and error.code is AbortCode.INVALID_ELEMENT
+
+
+def test_reveal_with_more_entries_than_the_peer_set_is_refused() -> None:
+    """A partner repeating one of its genuine entries to make us build pairs (and hold memory)
+    without bound: a Reveal naming more records than its padded set has values is BAD_REVEAL,
+    as soon as the chunk that crosses the bound arrives."""
+    victim = PsiSession(_config(Role.INITIATOR), _tokens("ca", range(0, 30)), rng=_rng("v9"))
+    attacker = PsiSession(_config(Role.RESPONDER), _tokens("us", range(10, 40)), rng=_rng("a9"))
+    victim.initiate()
+
+    def repeat(message: bytes) -> bytes:
+        msg = decode_message(message)
+        if not isinstance(msg, Reveal) or not msg.records:
+            return message
+        size = len(msg.presence) // len(msg.records)
+        n = attacker.padded_size + 1
+        return encode_message(
+            Reveal(msg.seq, msg.final, (msg.records[0],) * n, msg.presence[:size] * n, msg.salt)
+        )
+
+    error = _drive(victim, attacker, repeat)
+    assert error is not None and error.code is AbortCode.BAD_REVEAL
+    assert "padded set size" in error.detail
+    assert victim.result is None

@@ -130,3 +130,19 @@ def test_budget_left_lets_the_session_run(tmp_path: Path, spent: int) -> None:
     out = agencies.run()
     assert not isinstance(out[US], BaseException), out[US]
     assert out[US].decided > 0
+
+
+def test_confirmation_points_answered_count_against_the_partner(tmp_path: Path) -> None:
+    """Every confirmation point we answer is a membership test the partner could spend on a
+    guess (xlink-psi-v2 §9): the audit log's ORACLE_QUERY entries count in its daily use."""
+    with AuditLog.open(tmp_path / "a.db", signing_key=SigningKey(b"\x03" * 32)) as log:
+        _log_sessions(log, "CA-RCMP", [(T0, 1024, 2048)])
+        session = hashlib.sha256(b"CA-RCMP0").digest()[:16]
+        log.append(
+            AuditEvent.ORACLE_QUERY,
+            {"session": session, "evaluations": 700, "peer": "CA-RCMP"},
+            now=T0,
+        )
+        history = set_size_history(log, "CA-RCMP")
+    assert history.used_on(DAY) == (1024, 2748)
+    assert history.daily_caps(4096, 1024, own_max=4096, peer_max=4096, day=DAY) == (3072, 1024)

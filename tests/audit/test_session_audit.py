@@ -65,6 +65,7 @@ def test_completed_session_is_audited_on_both_sides(audit_dir: Path) -> None:
     expected = [
         AuditEvent.SESSION_STARTED,
         AuditEvent.SIZES,
+        AuditEvent.ORACLE_QUERY,  # the peer's confirmation points we answered (psi-v2 §6.9)
         AuditEvent.MATCHES,
         AuditEvent.SESSION_COMPLETED,
     ]
@@ -72,12 +73,13 @@ def test_completed_session_is_audited_on_both_sides(audit_dir: Path) -> None:
     assert _kinds(audit_dir / "us.db") == expected
     assert verify_log(audit_dir / "ca.db", KEY.verify_key).ok
     assert verify_log(audit_dir / "us.db", OTHER_KEY.verify_key).ok
-    started, sizes, matches, _ = (e.fields for e in ca_entries)
+    started, sizes, oracle, matches, _ = (e.fields for e in ca_entries)
     assert started["session"] == ca.session_id.hex()
     assert started["peer"] == "US-DHS" and started["role"] == "INITIATOR"
     assert started["schema_digest"] == schema_digest(schema).hex()
     assert sizes == {"session": ca.session_id.hex(), "own": 2, "own_padded": 16, "peer_padded": 16}
     assert matches["matched"] == 1 and matches["pairs"] == 1
+    assert oracle == {"session": ca.session_id.hex(), "evaluations": 1, "peer": "US-DHS"}
     # Nothing of the names or the tokens reaches the log file.
     raw = (audit_dir / "ca.db").read_bytes() + (audit_dir / "us.db").read_bytes()
     for name in NAMES.values():

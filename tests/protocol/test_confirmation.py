@@ -100,6 +100,12 @@ def test_label_outputs_agree_across_sides_and_differ_per_key() -> None:
         assert out_a == a.own_oprf_output(h)
         assert out_b != out_a
     assert len(set(from_b)) == 2
+    # A chunk's blinds are those of its place in the whole list (spec §7.5): a request cut in two
+    # is the whole request cut in two, and no blind is used twice.
+    whole = a.label_request(handles)
+    assert a.label_request(handles[:1]) + a.label_request(handles[1:], 1) == whole
+    assert a.label_request(handles[1:]) != whole[32:]
+    assert a.label_outputs(handles[1:], b.answer_label_request(whole[32:]), 1) == from_b[1:]
     with pytest.raises(KeyError):
         a.label_request([b"\x01" * 16])
     with pytest.raises(RemoteProtocolError) as info:  # an answer that is not a point

@@ -158,3 +158,32 @@ def test_expiry_follows_each_categorys_retention(tmp_path: Path) -> None:
         )
         days = {m.category: (m.expires_at - m.received_at).days for m in store.list(T0)}
     assert days == {Category.WATCHLIST: 365, Category.SEX_OFFENDER: 90}
+
+
+def test_a_release_must_be_labelled_with_exactly_its_handles(tmp_path: Path) -> None:
+    """xlink-release-v1 §10.2: the handles the transfer label named (the tokens whose outputs
+    opened it) must be exactly the release's match handles; a label over a subset is refused
+    as label-failed and audited, nothing stored."""
+    record = make_record(match_handles=(b"\x01" * 16, b"\x02" * 16))
+    sealed = seal(record)
+    with AuditLog.open(tmp_path / "audit.db", signing_key=AUDIT_KEY) as audit:
+        with open_store(tmp_path / "store.db", audit=audit) as store:
+            with pytest.raises(PolicyDenied) as info:
+                store.receive(
+                    sealed, expected_session_id=SESSION, now=T0, label_handles=[b"\x01" * 16]
+                )
+            assert info.value.reasons == ("label-failed",)
+            assert store.list(T0) == ()
+            store.receive(
+                sealed,
+                expected_session_id=SESSION,
+                now=T0,
+                label_handles=[b"\x02" * 16, b"\x01" * 16],
+            )
+            assert len(store.list(T0)) == 1
+        kinds = audit_kinds(audit)
+    assert kinds == [
+        AuditEvent.RECEIVE_DENIED,
+        AuditEvent.RELEASE_RECEIVED,
+        AuditEvent.RECEIPT_SENT,
+    ]

@@ -9,15 +9,25 @@ partner's usual one is an audited alarm, so that a probing partner shows up in t
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Final
 
 from xlink.audit._log import AuditLog
 from xlink.audit._vocab import AuditEvent
+from xlink.errors import InputError
+from xlink.protocol.abort import AbortCode
+from xlink.protocol.config import SessionConfig
 
-__all__ = ["ALARM_FACTOR", "ALARM_MIN_SESSIONS", "SetSizeHistory", "set_size_history"]
+__all__ = [
+    "ALARM_FACTOR",
+    "ALARM_MIN_SESSIONS",
+    "SetSizeHistory",
+    "apply_daily_budget",
+    "set_size_history",
+]
 
 ALARM_FACTOR: Final = 4
 """A declared padded size more than this many times the partner's usual one raises the alarm."""
@@ -29,14 +39,19 @@ _RECENT: Final = 10
 @dataclass(frozen=True, slots=True)
 class SetSizeHistory:
     """Per past session with one partner (oldest first): its UTC day, our padded size and the
-    partner's."""
+    partner's; and the confirmation points we answered for it."""
 
     sessions: tuple[tuple[date, int, int], ...]
+    evaluations: tuple[tuple[date, int], ...] = ()
+    """Confirmation points we answered for the partner (``ORACLE_QUERY``), by UTC day: each
+    is a membership test it could have spent on a guess (xlink-psi-v2 §9, §10)."""
 
     def used_on(self, day: date) -> tuple[int, int]:
-        """Padded elements (ours, the partner's) declared in the sessions of ``day``."""
+        """What ``day``'s sessions spent (ours, the partner's): padded elements declared, and,
+        for the partner, the confirmation points we answered."""
         own = sum(o for d, o, _ in self.sessions if d == day)
         peer = sum(p for d, _, p in self.sessions if d == day)
+        peer += sum(n for d, n in self.evaluations if d == day)
         return own, peer
 
     def daily_caps(
@@ -70,6 +85,7 @@ def set_size_history(log: AuditLog, peer: str) -> SetSizeHistory:
     """The sizes of every session with ``peer`` recorded in ``log`` (one pass over it)."""
     peer_of: dict[object, bool] = {}
     sessions: list[tuple[date, int, int]] = []
+    probes: list[tuple[date, int]] = []
     for entry in log.entries():
         if entry.kind is AuditEvent.SESSION_STARTED:
             peer_of[entry.fields["session"]] = entry.fields["peer"] == peer
@@ -77,4 +93,44 @@ def set_size_history(log: AuditLog, peer: str) -> SetSizeHistory:
             own, theirs = entry.fields["own_padded"], entry.fields["peer_padded"]
             assert isinstance(own, int) and isinstance(theirs, int)
             sessions.append((entry.time.date(), own, theirs))
-    return SetSizeHistory(tuple(sessions))
+        elif entry.kind is AuditEvent.ORACLE_QUERY and peer_of.get(entry.fields["session"]):
+            evaluations = entry.fields["evaluations"]
+            assert isinstance(evaluations, int)
+            probes.append((entry.time.date(), evaluations))
+    return SetSizeHistory(tuple(sessions), tuple(probes))
+
+
+def apply_daily_budget(
+    config: SessionConfig,
+    budget: int | None,
+    history: SetSizeHistory,
+    audit: AuditLog,
+    now: datetime,
+) -> SessionConfig:
+    """``config`` with each party's set-size bound lowered to what is left today of the MOU's
+    ``set_size_budget_per_day`` ``budget`` (:meth:`SetSizeHistory.daily_caps`); ``config``
+    itself when the MOU sets no budget.
+
+    Raises :class:`~xlink.errors.InputError` (after auditing ``SESSION_ABORTED`` with
+    ``BAD_SET_SIZE``) when no bucket is left for one party: no session can start today."""
+    if budget is None:
+        return config
+    caps = history.daily_caps(
+        budget,
+        config.padding_bucket,
+        own_max=config.max_own_set_size,
+        peer_max=config.max_peer_set_size,
+        day=now.astimezone(UTC).date(),
+    )
+    if caps is None:
+        audit.append(
+            AuditEvent.SESSION_ABORTED,
+            {"code": AbortCode.BAD_SET_SIZE, "side": "LOCAL", "peer": config.peer_id},
+            now=now,
+        )
+        raise InputError(
+            f"the MOU's daily set-size budget ({budget} padded elements) is used up today "
+            "(UTC): no session can start before tomorrow"
+        )
+    own_cap, peer_cap = caps
+    return dataclasses.replace(config, max_own_set_size=own_cap, max_peer_set_size=peer_cap)

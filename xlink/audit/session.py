@@ -24,6 +24,7 @@ from xlink.protocol.events import (
     Event,
     ExchangeComplete,
     HandshakeComplete,
+    Progress,
     PsiResult,
 )
 from xlink.protocol.session import PsiSession
@@ -56,6 +57,7 @@ class SessionAuditor:
         self._clock = clock
         self._started = False
         self._ended = False
+        self._evaluated = 0
 
     def record(self, events: Iterable[Event]) -> None:
         """Write the milestones among ``events`` (as returned by ``receive_message``)."""
@@ -66,6 +68,8 @@ class SessionAuditor:
                 self._complete(event.result)
             elif isinstance(event, Aborted):
                 self._abort(event.code, by_peer=event.by_peer)
+            elif isinstance(event, Progress) and event.phase == "peer_claims":
+                self._evaluations(event.done)
 
     def record_error(self, error: ProtocolError) -> None:
         """Write the abort for an error the session raised (we detected the fault), or for a
@@ -114,6 +118,18 @@ class SessionAuditor:
                     "peer_padded": event.peer_padded_size,
                     "usual": history.usual_peer_size(),
                 },
+                now=self._now(),
+            )
+
+    def _evaluations(self, total: int) -> None:
+        """The peer's confirmation requests we answered (xlink-psi-v2 §6.9): each one a
+        membership test it could make with a guess, logged per chunk as ``ORACLE_QUERY``."""
+        new, self._evaluated = total - self._evaluated, total
+        session_id = self._session.session_id
+        if new > 0 and session_id is not None:
+            self._audit.append(
+                AuditEvent.ORACLE_QUERY,
+                {"session": session_id, "evaluations": new, "peer": self._session.config.peer_id},
                 now=self._now(),
             )
 

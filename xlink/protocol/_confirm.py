@@ -8,7 +8,9 @@ recomputed from a fresh, blinded evaluation — gives back ``h``. A peer that mo
 tokens it does not hold (permuted answers), or reflected our own values, cannot produce
 ``[k]R`` consistent with ``h`` without knowing ``t``: the check fails and the session aborts
 with ``CONFIRMATION_FAILED``. The evaluator answers exactly as many points as it matched
-itself, so the round cannot be used to probe the peer's list beyond the intersection's size.
+itself (``m``). A dishonest requester can put a guessed token's point in place of a claim and
+compare the answer with our Elements: up to ``m`` membership tests a session, reported as
+``Progress("peer_claims", ...)`` so that they are audited and budgeted (spec §6.9, §10).
 
 :class:`OwnConfirmation` then stays with the completed session as the record of our confirmed
 matches: the label evaluation of spec §7.5 (after the decision, only for the decided pairs'
@@ -165,21 +167,24 @@ class OwnConfirmation:
             raise KeyError("not a matched handle of this session")
         return i
 
-    def label_request(self, handles: Sequence[bytes]) -> bytes:
-        """``[r_i]Q`` for the token behind each handle, in order, ``r_i`` the ``i``-th label
-        blind (spec §7.5). Raises ``KeyError`` for a handle we did not match."""
+    def label_request(self, handles: Sequence[bytes], start: int = 0) -> bytes:
+        """``[b_i]Q`` for the token behind each handle, in order, ``b_i`` the label blind of the
+        handle's index ``i = start, start + 1, ...`` in the whole list (spec §7.5). Raises
+        ``KeyError`` for a handle we did not match."""
         tokens = b"".join(self._token(self._index(h)) for h in handles)
         points = self._suite.hash_to_points(self._dst, tokens)
-        return blind_points(points, self._label_blinds(len(handles)))
+        return blind_points(points, self._label_blinds(start, len(handles)))
 
-    def label_outputs(self, handles: Sequence[bytes], answers: bytes) -> list[bytes]:
+    def label_outputs(
+        self, handles: Sequence[bytes], answers: bytes, start: int = 0
+    ) -> list[bytes]:
         """The OPRF outputs behind ``handles`` from the peer's ``answers`` to
         :meth:`label_request` (same order). Raises ``RemoteProtocolError``: ``WRONG_COUNT`` for
         the wrong number of answers, ``INVALID_ELEMENT`` / ``IDENTITY_ELEMENT`` for a bad
         point."""
         if len(answers) != L.POINT_SIZE * len(handles):
             raise RemoteProtocolError(AbortCode.WRONG_COUNT, "wrong number of label answers")
-        inverses = scalar_product_with_inverses(_ONE, self._label_blinds(len(handles)))
+        inverses = scalar_product_with_inverses(_ONE, self._label_blinds(start, len(handles)))
         out = []
         try:
             for i, (handle, inverse) in enumerate(zip(handles, inverses, strict=True)):
@@ -198,8 +203,8 @@ class OwnConfirmation:
         point = self._suite.hash_to_points(self._dst, token)
         return _keys.oprf_output(self._transcript, token, key.multiply(point))
 
-    def _label_blinds(self, n: int) -> list[bytes]:
-        return [blind_scalar(self._seed, _keys.DST_LABEL_BLIND, i) for i in range(n)]
+    def _label_blinds(self, start: int, n: int) -> list[bytes]:
+        return [blind_scalar(self._seed, _keys.DST_LABEL_BLIND, i) for i in range(start, start + n)]
 
 
 _ONE: Final = (1).to_bytes(32, "little")
@@ -226,6 +231,16 @@ class PeerConfirmation:
     @property
     def received(self) -> int:
         return self._next_seq
+
+    @property
+    def evaluated(self) -> int:
+        """Points answered so far."""
+        return self._count
+
+    @property
+    def expected(self) -> int:
+        """Points the peer must send: our number of matched values."""
+        return self._expected
 
     def on_request(self, msg: ConfirmRequest) -> None:
         """Check and answer one request chunk (spec §6.9 receiver rules). Raises

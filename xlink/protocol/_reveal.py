@@ -364,6 +364,7 @@ class PeerRevealReader:
         "_handle_key",
         "_key_sets",
         "_matches",
+        "_max_entries",
         "_next_ref",
         "_next_seq",
         "_own_mask",
@@ -384,8 +385,12 @@ class PeerRevealReader:
         transcript: bytes = b"",
         peer_role: int = 0,
         own_revealed: Ints | None = None,
+        max_entries: int = L.MAX_SET_SIZE,
     ) -> None:
         self._matches = matches
+        # A record has at least one distinct matched value, so an honest Reveal names at most
+        # as many records as the peer's padded set has values (spec §6.7): a bound on our memory.
+        self._max_entries = max_entries
         # With a minimal reveal, pairs are formed only with our own revealed records: a record
         # we did not reveal cannot reach the threshold, and the peer sees no pair with it.
         self._own_mask: npt.NDArray[np.bool_] | None = None
@@ -446,6 +451,10 @@ class PeerRevealReader:
         if self._expected is None:
             raise RemoteProtocolError(AbortCode.UNEXPECTED_MESSAGE, "Reveal before Commit")
         k = len(chunk.records)
+        if self._next_ref + k > self._max_entries:
+            raise RemoteProtocolError(
+                AbortCode.BAD_REVEAL, "more Reveal entries than the peer's padded set size"
+            )
         if len(chunk.presence) != self._size * k:
             raise RemoteProtocolError(AbortCode.BAD_REVEAL, "key presence of the wrong length")
         if bool(chunk.salt) != chunk.final:

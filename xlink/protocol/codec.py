@@ -142,7 +142,7 @@ def decode_message(data: bytes) -> Message:
         if data[0] == 1:
             raise RemoteProtocolError(
                 AbortCode.UNSUPPORTED_VERSION,
-                "xlink-psi-v2 is refused: it lets a dishonest peer fake matches; upgrade to v2",
+                "xlink-psi-v1 is refused: it lets a dishonest peer fake matches; upgrade to v2",
             )
         raise RemoteProtocolError(AbortCode.UNSUPPORTED_VERSION, "unsupported protocol version")
     try:

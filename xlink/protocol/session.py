@@ -218,12 +218,13 @@ class PsiSession:
             raise LocalProtocolError("labels need a completed PSI session")
         return self._labels
 
-    def label_request(self, handles: Sequence[bytes]) -> bytes:
+    def label_request(self, handles: Sequence[bytes], start: int = 0) -> bytes:
         """Blinded points for the tokens behind ``handles`` (matched handles of this completed
         session, in the order both sides agreed), to be evaluated by the peer with its session
-        OPRF key (spec §7.5). Raises ``LocalProtocolError`` before COMPLETE, ``KeyError`` for a
-        handle we did not match."""
-        return self._confirmed().label_request(handles)
+        OPRF key (spec §7.5); ``start`` is the index of ``handles[0]`` in the whole list (its
+        blinds are the list's). Raises ``LocalProtocolError`` before COMPLETE, ``KeyError`` for
+        a handle we did not match."""
+        return self._confirmed().label_request(handles, start)
 
     def answer_label_request(self, points: bytes) -> bytes:
         """``[s]R`` for each of the peer's points, with this session's OPRF key ``s``. The
@@ -236,12 +237,14 @@ class PsiSession:
         except InvalidElement as exc:
             raise element_error(exc) from None
 
-    def label_outputs(self, handles: Sequence[bytes], answers: bytes) -> list[bytes]:
+    def label_outputs(
+        self, handles: Sequence[bytes], answers: bytes, start: int = 0
+    ) -> list[bytes]:
         """The OPRF outputs, under the peer's session key, of our tokens behind ``handles``,
         from the peer's answers to :meth:`label_request`: key material only a holder of the
         tokens can compute (spec §7.5). Raises ``RemoteProtocolError`` for a wrong count or a
         bad point, ``LocalProtocolError`` before COMPLETE."""
-        return self._confirmed().label_outputs(handles, answers)
+        return self._confirmed().label_outputs(handles, answers, start)
 
     def own_oprf_output(self, handle: bytes) -> bytes:
         """The OPRF output of our token behind ``handle`` under our own session key: what the
@@ -496,8 +499,11 @@ class PsiSession:
         assert evaluator is not None  # CONFIRM state implies matching is done
         evaluator.on_request(msg)
         self._step(Trigger.RECV_CONFIRM_REQUEST)
+        # Each point answered is a membership test the peer can make against our set (spec
+        # §9): reported so that the auditor logs and counts it (ORACLE_QUERY).
+        events: list[Event] = [Progress("peer_claims", evaluator.evaluated, evaluator.expected)]
         self._advance()
-        return []
+        return events
 
     def _on_confirm_response(self, msg: ConfirmResponse) -> list[Event]:
         own = self._own_confirm
@@ -569,6 +575,10 @@ class PsiSession:
             self._key_sets,
             bound=self.config.reveal_bound,
         )
+        if len(writer.revealed_records) > self._own_total:
+            # Only records that share every matched value with others can get here; the peer
+            # would refuse the Reveal (spec §6.7): fail locally, saying why.
+            raise ValueError("more records to reveal than the padded set size")
         self._commit = writer.commit(self._transcript, self.role.value, self._rng)
         self._reveal_writer = writer
         self._reveal_reader = PeerRevealReader(
@@ -578,6 +588,7 @@ class PsiSession:
             transcript=self._transcript,
             peer_role=1 - self.role.value,
             own_revealed=None if self.config.reveal_bound is None else writer.revealed_records,
+            max_entries=self._peer_total,
         )
         ids = self._tokens.record_ids
         self._revealed = tuple(ids[i] for i in writer.revealed_records.tolist())

@@ -1,13 +1,14 @@
 """Labelled releases: a sealed release in transit opens only for a partner that holds the
 tokens that decided it (spec: xlink-release-v1 §10.2; xlink-psi-v2 §7.5).
 
-Both sides of a PSI session hold, for every confirmed matched token, the same OPRF output
-under the originator's session key: the originator computes it itself, the recipient obtained
-it through one blinded evaluation in the confirmation round, which needs the token. The label key
-of a decided pair is HKDF-SHA256 over those outputs (sorted by handle), salted with the session
-id; the sealed release is encrypted under it with ChaCha20-Poly1305, the pair's handles as
-associated data. A partner that does not hold every token of the pair cannot derive the key, so
-even a release sent by mistake (or obtained by faking a match) does not open.
+After the decided-pairs digests agree, the release transfer's label evaluation gives both sides,
+for every token of a decided pair, the same OPRF output under the originator's session key
+(xlink-psi-v2 §7.5): the originator computes it itself, the recipient obtains it through one
+blinded evaluation that needs the token. The label key of a decided pair is HKDF-SHA256 over
+those outputs (sorted by handle), salted with the session id; the sealed release is encrypted
+under it with ChaCha20-Poly1305, the pair's handles as associated data. A partner that does not
+hold every token of the pair cannot derive the key, so even a release sent by mistake (or
+obtained by faking a match) does not open.
 
 Wire form: ``u8(h) || handle_1 .. handle_h || nonce(12) || ciphertext``.
 """

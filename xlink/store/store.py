@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +39,7 @@ from xlink.store.consent import ConsentToken
 from xlink.store.onward import check_onward_sharing
 from xlink.store.reasons import (
     DENY_EXPIRED,
+    DENY_LABEL_FAILED,
     DENY_MATCH_ALREADY_RECEIVED,
     DENY_NOT_DECIDED,
     DENY_PURPOSE_NOT_ALLOWED,
@@ -227,6 +228,7 @@ class ReleaseStore(SqliteStore):
         expected_session_id: bytes,
         now: datetime,
         expected_matches: DecidedMatches | None = None,
+        label_handles: Collection[bytes] | None = None,
     ) -> bytes:
         """Verify one release and store it; return the signed receipt for the originator
         (DESIGN §2 step 7; xlink-release-v1 §7, §8).
@@ -238,7 +240,10 @@ class ReleaseStore(SqliteStore):
         of one of them (``not-decided``), or of one that already has its release
         (``match-already-received``), raises :class:`~xlink.errors.PolicyDenied` with that
         reason and is audited as ``RECEIVE_DENIED`` (release id, digest, originator, never the
-        handles). Then, in one transaction: a release id already stored raises
+        handles). With ``label_handles`` (the handles its transfer label named,
+        xlink-release-v1 §10.2), a release whose match handles are not exactly those is refused
+        and audited the same way (``label-failed``). Then, in one transaction: a release id
+        already stored raises
         :class:`~xlink.store.ReleaseReplayed`; otherwise the sealed bytes are stored as
         received, with ``expires_at = now + retention_days``, ``RELEASE_RECEIVED`` and
         ``RECEIPT_SENT`` are audited, and the release is counted in ``expected_matches``.
@@ -252,18 +257,25 @@ class ReleaseStore(SqliteStore):
         record = open_release(
             data, self._sealing_key, mou=self._mou, expected_session_id=expected_session_id
         )
+        reason = None
         if expected_matches is not None:
             reason = expected_matches.refusal(record.match_handles)
-            if reason is not None:
-                fields: dict[str, object] = {
-                    "session": record.session_id,
-                    "handle": record.release_id,
-                    "reason": reason,
-                    "digest": release_digest(encode_release(record)),
-                    "peer": record.originator,
-                }
-                self._log(AuditEvent.RECEIVE_DENIED, fields, now)
-                raise PolicyDenied([reason])
+        if (
+            reason is None
+            and label_handles is not None
+            and frozenset(label_handles) != frozenset(record.match_handles)
+        ):
+            reason = DENY_LABEL_FAILED
+        if reason is not None:
+            fields: dict[str, object] = {
+                "session": record.session_id,
+                "handle": record.release_id,
+                "reason": reason,
+                "digest": release_digest(encode_release(record)),
+                "peer": record.originator,
+            }
+            self._log(AuditEvent.RECEIVE_DENIED, fields, now)
+            raise PolicyDenied([reason])
         receipt = issue_receipt(record, self._signing_key, now=now)
         expires_us = received_us + record.caveats.retention_days * _US_PER_DAY
         with self._transaction():

@@ -3,7 +3,7 @@ ways, on the connection that just carried a PSI session (xlink-release-v1 §10; 
 "Release transfer").
 
 Every frame starts with :data:`RELEASE_MAGIC`; a PSI message starts with its protocol version
-byte (0x01), so the two kinds of frame cannot be confused. First each side sends DIGEST, the
+byte (0x02), so the two kinds of frame cannot be confused. First each side sends DIGEST, the
 :func:`decided_pairs_digest` of its decided matches, and reads the peer's
 (:func:`agree_decided_pairs`): when they differ the transfer ends (``DECISION_MISMATCH``)
 before any release is built or sent. Then (:func:`transfer_releases`) each side sends COUNT,
@@ -49,7 +49,7 @@ __all__ = [
 _MAGIC_FAMILY: Final = b"\xf0XR"
 RELEASE_MAGIC: Final = _MAGIC_FAMILY + b"\x01"
 """First bytes of every release-transfer-v1 frame: ``f0 58 52`` then the version byte ``01``
-(v0 had ``54``, "T"). A PSI message starts with its protocol version byte (0x01), so the two
+(v0 had ``54``, "T"). A PSI message starts with its protocol version byte (0x02), so the two
 kinds of frame cannot be confused."""
 
 DST_DECIDED_PAIRS: Final = b"xlink-release/decided-pairs"
@@ -308,14 +308,15 @@ async def exchange_labels(
     gate: TransferGate,
     handles: Sequence[bytes],
     *,
-    request: Callable[[Sequence[bytes]], bytes],
+    request: Callable[[Sequence[bytes], int], bytes],
     answer: Callable[[bytes], bytes],
-    outputs: Callable[[Sequence[bytes], bytes], list[bytes]],
+    outputs: Callable[[Sequence[bytes], bytes, int], list[bytes]],
     idle_timeout: float,
 ) -> dict[bytes, bytes]:
     """The label evaluation of release transfer v1 (§10.2), after :func:`agree_decided_pairs`:
     both sides hold the same ``handles`` (:func:`label_handles` of the agreed pairs). Each
-    sends LABELS frames, ``u32(seq) || points`` with ``request(handles[chunk])``, at most
+    sends LABELS frames, ``u32(seq) || points`` with ``request(handles[chunk], chunk.start)``,
+    at most
     :data:`LABEL_CHUNK` points each; answers each of the peer's with LABEL_ANSWERS,
     ``u32(seq) || answer(points)``; and finalises the answers to its own with ``outputs``.
     Returns handle -> the OPRF output under the peer's key (``PsiSession.label_request``,
@@ -335,7 +336,7 @@ async def exchange_labels(
     outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
     for seq, span in enumerate(spans):
         outbox.put_nowait(
-            _frame(_LABELS, _U32.pack(seq) + request(handles[span.start : span.stop]))
+            _frame(_LABELS, _U32.pack(seq) + request(handles[span.start : span.stop], span.start))
         )
 
     async def sender() -> None:
@@ -375,5 +376,5 @@ async def exchange_labels(
     for span, got in zip(spans, answers, strict=True):
         chunk = handles[span.start : span.stop]
         assert got is not None
-        out.update(zip(chunk, outputs(chunk, got), strict=True))
+        out.update(zip(chunk, outputs(chunk, got, span.start), strict=True))
     return out
