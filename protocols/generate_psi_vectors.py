@@ -24,7 +24,7 @@ from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.suite import SMALL_ORDER_U
 from xlink.errors import RemoteProtocolError
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder
-from xlink.protocol._reveal import RevealBound
+from xlink.protocol import RevealBound
 from xlink.protocol.abort import AbortCode
 from xlink.protocol.codec import decode_message, encode_message
 from xlink.protocol.config import Mode, Role, SessionConfig
@@ -203,9 +203,9 @@ def _result_json(
     # Spec §7.5: the label evaluation for every handle of a candidate pair, ascending: our
     # request, the peer's answer, our outputs (under the peer's key).
     handles = sorted({h for p in result.pairs for h in p.handles})
-    request = session.label_request(handles)
-    answer = peer.answer_label_request(request)
-    outputs = session.label_outputs(handles, answer)
+    request = session.labels.request(handles)
+    answer = peer.labels.answer(request)
+    outputs = session.labels.outputs(handles, answer)
     return {
         "matched_tokens": result.matched_tokens,
         "label_request": request.hex(),

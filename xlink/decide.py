@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import KeyWeight, decide_matches, fellegi_sunter_score
-from xlink.protocol._reveal import RevealBound
+from xlink.protocol.bound import RevealBound
 from xlink.protocol.events import PsiResult
 
 __all__ = ["DecidedMatch", "Decision", "decide", "reveal_bound_for"]

@@ -18,7 +18,7 @@ from xlink.crypto.rand import RandomSource, system_random
 from xlink.errors import ProtocolError
 from xlink.linkage.schema import LinkageSchema, schema_digest
 from xlink.linkage.tokens import TokenSet
-from xlink.protocol._reveal import RevealBound
+from xlink.protocol.bound import RevealBound
 from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import CardinalityResult, Event, PsiResult
 from xlink.protocol.pair import run_pair

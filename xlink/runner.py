@@ -347,9 +347,9 @@ async def run_agency(
                 peer_outputs = await exchange_labels(
                     gate,
                     label_handles(decided_handles),
-                    request=session.label_request,
-                    answer=session.answer_label_request,
-                    outputs=session.label_outputs,
+                    request=session.labels.request,
+                    answer=session.labels.answer,
+                    outputs=session.labels.outputs,
                     idle_timeout=idle_timeout,
                 )
             except RemoteProtocolError as exc:
@@ -420,7 +420,7 @@ async def run_agency(
                         s.data,
                         s.match_handles,
                         session_id=session_id,
-                        output_of=session.own_oprf_output,
+                        output_of=session.labels.own_output,
                         rng=rng,
                     ),
                 )

@@ -342,23 +342,31 @@ def test_confirmation_answer_out_of_subgroup_is_refused() -> None:
 
 def test_reveal_with_more_entries_than_the_peer_set_is_refused() -> None:
     """A partner repeating one of its genuine entries to make us build pairs (and hold memory)
-    without bound: a Reveal naming more records than its padded set has values is BAD_REVEAL,
-    as soon as the chunk that crosses the bound arrives."""
+    without bound: a Reveal naming more than max(N, 65,536) records is BAD_REVEAL as soon as the
+    chunk that crosses the cap arrives, before its final chunk."""
     victim = PsiSession(_config(Role.INITIATOR), _tokens("ca", range(0, 30)), rng=_rng("v9"))
     attacker = PsiSession(_config(Role.RESPONDER), _tokens("us", range(10, 40)), rng=_rng("a9"))
     victim.initiate()
+    captured: list[Reveal] = []
 
-    def repeat(message: bytes) -> bytes:
+    def hold_reveal(message: bytes) -> bytes:
         msg = decode_message(message)
-        if not isinstance(msg, Reveal) or not msg.records:
-            return message
-        size = len(msg.presence) // len(msg.records)
-        n = attacker.padded_size + 1
-        return encode_message(
-            Reveal(msg.seq, msg.final, (msg.records[0],) * n, msg.presence[:size] * n, msg.salt)
-        )
+        if isinstance(msg, Reveal):
+            captured.append(msg)
+            raise _Withheld
+        return message
 
-    error = _drive(victim, attacker, repeat)
-    assert error is not None and error.code is AbortCode.BAD_REVEAL
-    assert "padded set size" in error.detail
-    assert victim.result is None
+    with pytest.raises(_Withheld):
+        _drive(victim, attacker, hold_reveal)
+    entry, presence = captured[0].records[0], captured[0].presence[:1]
+    per_chunk = L.MAX_RECORDS_PER_REVEAL
+    cap = max(attacker.padded_size, L.MIN_REVEAL_CAP)
+    chunks = cap // per_chunk + 1
+    with pytest.raises(RemoteProtocolError) as info:
+        for seq in range(chunks):
+            victim.receive_message(
+                encode_message(Reveal(seq, False, (entry,) * per_chunk, presence * per_chunk))
+            )
+    assert info.value.code is AbortCode.BAD_REVEAL
+    assert "cap for the peer's set size" in info.value.detail
+    assert victim.result is None and victim.done

@@ -11,8 +11,7 @@ from hypothesis import given, settings
 
 from xlink.crypto.rand import DeterministicRandom
 from xlink.errors import LocalProtocolError, RemoteProtocolError
-from xlink.protocol import AbortCode, PsiResult, PsiSession, Role, run_pair
-from xlink.protocol._reveal import RevealBound
+from xlink.protocol import AbortCode, PsiResult, PsiSession, RevealBound, Role, run_pair
 
 BOUND = RevealBound((1.5, 2.0, 0.5), (-1.0, 0.0, -0.5), 2.0)
 
@@ -88,29 +87,29 @@ def test_label_outputs_agree_across_sides_and_differ_per_key() -> None:
     tb = token_set([("b1", shared), ("b2", [("passport", "only-b")])])
     a, b = pair(ta, tb)
     with pytest.raises(LocalProtocolError):
-        a.label_request([b"\x00" * 16])
+        a.labels.request([b"\x00" * 16])
     ra, _ = run_pair(a, b)
     assert isinstance(ra, PsiResult)
     handles = sorted({h for p in ra.pairs for h in p.handles})
     assert len(handles) == 2
-    from_b = a.label_outputs(handles, b.answer_label_request(a.label_request(handles)))
-    from_a = b.label_outputs(handles, a.answer_label_request(b.label_request(handles)))
+    from_b = a.labels.outputs(handles, b.labels.answer(a.labels.request(handles)))
+    from_a = b.labels.outputs(handles, a.labels.answer(b.labels.request(handles)))
     for h, out_b, out_a in zip(handles, from_b, from_a, strict=True):
-        assert out_b == b.own_oprf_output(h)
-        assert out_a == a.own_oprf_output(h)
+        assert out_b == b.labels.own_output(h)
+        assert out_a == a.labels.own_output(h)
         assert out_b != out_a
     assert len(set(from_b)) == 2
     # A chunk's blinds are those of its place in the whole list (spec §7.5): a request cut in two
     # is the whole request cut in two, and no blind is used twice.
-    whole = a.label_request(handles)
-    assert a.label_request(handles[:1]) + a.label_request(handles[1:], 1) == whole
-    assert a.label_request(handles[1:]) != whole[32:]
-    assert a.label_outputs(handles[1:], b.answer_label_request(whole[32:]), 1) == from_b[1:]
+    whole = a.labels.request(handles)
+    assert a.labels.request(handles[:1]) + a.labels.request(handles[1:], 1) == whole
+    assert a.labels.request(handles[1:]) != whole[32:]
+    assert a.labels.outputs(handles[1:], b.labels.answer(whole[32:]), 1) == from_b[1:]
     with pytest.raises(KeyError):
-        a.label_request([b"\x01" * 16])
+        a.labels.request([b"\x01" * 16])
     with pytest.raises(RemoteProtocolError) as info:  # an answer that is not a point
-        a.label_outputs(handles, b"\xff" * 64)
+        a.labels.outputs(handles, b"\xff" * 64)
     assert info.value.code is AbortCode.INVALID_ELEMENT
     with pytest.raises(RemoteProtocolError) as info:
-        a.label_outputs(handles, b"\x00" * 32)
+        a.labels.outputs(handles, b"\x00" * 32)
     assert info.value.code is AbortCode.WRONG_COUNT

@@ -68,9 +68,9 @@ def test_both_sides_get_the_other_keys_outputs() -> None:
         return await exchange_labels(
             gate,
             handles,
-            request=session.label_request,
-            answer=session.answer_label_request,
-            outputs=session.label_outputs,
+            request=session.labels.request,
+            answer=session.labels.answer,
+            outputs=session.labels.outputs,
             idle_timeout=TIMEOUT,
         )
 
@@ -79,8 +79,8 @@ def test_both_sides_get_the_other_keys_outputs() -> None:
         return await asyncio.gather(side(a, TransferGate(x)), side(b, TransferGate(y)))
 
     from_b, from_a = asyncio.run(scenario())
-    assert from_b == {h: b.own_oprf_output(h) for h in handles}
-    assert from_a == {h: a.own_oprf_output(h) for h in handles}
+    assert from_b == {h: b.labels.own_output(h) for h in handles}
+    assert from_a == {h: a.labels.own_output(h) for h in handles}
 
 
 def test_more_points_than_decided_handles_is_refused() -> None:
@@ -103,9 +103,9 @@ def test_more_points_than_decided_handles_is_refused() -> None:
             await exchange_labels(
                 gate,
                 handles,
-                request=a.label_request,
-                answer=a.answer_label_request,
-                outputs=a.label_outputs,
+                request=a.labels.request,
+                answer=a.labels.answer,
+                outputs=a.labels.outputs,
                 idle_timeout=TIMEOUT,
             )
         return info.value

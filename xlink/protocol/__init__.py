@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from xlink.errors import InternalProtocolError
     from xlink.protocol._state import State
     from xlink.protocol.abort import AbortCode
+    from xlink.protocol.bound import RevealBound
     from xlink.protocol.codec import decode_message, encode_message
     from xlink.protocol.config import Mode, Role, SessionConfig, padded_size
     from xlink.protocol.events import (
@@ -46,6 +47,7 @@ _EXPORTS = {
     "Progress": "events",
     "PsiResult": "events",
     "PsiSession": "session",
+    "RevealBound": "bound",
     "Role": "config",
     "SessionConfig": "config",
     "State": "_state",
@@ -71,6 +73,7 @@ __all__ = [
     "Progress",
     "PsiResult",
     "PsiSession",
+    "RevealBound",
     "Role",
     "SessionConfig",
     "State",

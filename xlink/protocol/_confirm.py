@@ -45,7 +45,7 @@ from xlink.protocol._reveal import OwnMatches
 from xlink.protocol.abort import AbortCode
 from xlink.protocol.messages import ConfirmRequest, ConfirmResponse
 
-__all__ = ["OwnConfirmation", "PeerConfirmation"]
+__all__ = ["OwnConfirmation", "PeerConfirmation", "SessionLabels"]
 
 _HANDLE: Final = np.dtype((np.void, L.HANDLE_SIZE))
 
@@ -267,3 +267,42 @@ class PeerConfirmation:
         self._next_seq += 1
         self.finished = msg.final
         self.answers.append(ConfirmResponse(msg.seq, answers))
+
+
+class SessionLabels:
+    """The label evaluation of a completed session (spec §7.5), from ``PsiSession.labels``:
+    our confirmed matches and our session OPRF key."""
+
+    __slots__ = ("_key", "_matches")
+
+    def __init__(self, matches: OwnConfirmation, key: OprfScalar) -> None:
+        self._matches, self._key = matches, key
+
+    def request(self, handles: Sequence[bytes], start: int = 0) -> bytes:
+        """Blinded points for the tokens behind ``handles`` (matched handles, in the order both
+        sides agreed), for the peer to evaluate with its session OPRF key; ``start`` is the
+        index of ``handles[0]`` in the whole list (its blinds are the list's). Raises
+        ``KeyError`` for a handle we did not match."""
+        return self._matches.label_request(handles, start)
+
+    def answer(self, points: bytes) -> bytes:
+        """``[s]R`` for each of the peer's points, with our session OPRF key ``s``. The caller
+        bounds the count (the release transfer answers exactly one point per handle of the
+        decided pairs). Raises ``RemoteProtocolError`` (``INVALID_ELEMENT`` /
+        ``IDENTITY_ELEMENT``) for a bad point."""
+        try:
+            return evaluate_points((self._key,), points)
+        except InvalidElement as exc:
+            raise element_error(exc) from None
+
+    def outputs(self, handles: Sequence[bytes], answers: bytes, start: int = 0) -> list[bytes]:
+        """The OPRF outputs, under the peer's key, of our tokens behind ``handles``, from its
+        answers to :meth:`request`: key material only a holder of the tokens can compute.
+        Raises ``RemoteProtocolError`` for a wrong count or a bad point."""
+        return self._matches.label_outputs(handles, answers, start)
+
+    def own_output(self, handle: bytes) -> bytes:
+        """The OPRF output of our token behind ``handle`` under our own key: what the peer
+        obtains from :meth:`outputs` for its copy. Raises ``KeyError`` for a handle we did not
+        match."""
+        return self._matches.own_output(handle, self._key)

@@ -6,9 +6,12 @@ are part of the protocol and never renumbered.
 
 from __future__ import annotations
 
+import unicodedata
 from enum import IntEnum
 
-__all__ = ["AbortCode"]
+from xlink.protocol import limits as L
+
+__all__ = ["AbortCode", "sanitize_detail"]
 
 
 class AbortCode(IntEnum):
@@ -47,3 +50,25 @@ class AbortCode(IntEnum):
     # Release transfer (xlink-release-v1 §10): never in a PSI Abort message.
     DECISION_MISMATCH = 60
     TOO_MANY_RELEASES = 61
+
+
+def sanitize_detail(detail: str) -> str:
+    """An Abort detail made safe to log (spec §6.8): every control, format, surrogate,
+    private-use or unassigned character (Unicode categories C*, which include the C0 and C1
+    controls, DEL and the bidirectional overrides) and every line or paragraph separator is
+    replaced by a ``\\xNN``, ``\\uNNNN`` or ``\\UNNNNNNNN`` escape; then the text is cut to
+    ``MAX_DETAIL_BYTES`` UTF-8 bytes on a character boundary."""
+    out = []
+    for ch in detail:
+        if unicodedata.category(ch)[0] == "C" or ch in "\u2028\u2029":
+            code = ord(ch)
+            if code < 0x100:
+                out.append(f"\\x{code:02x}")
+            elif code < 0x10000:
+                out.append(f"\\u{code:04x}")
+            else:
+                out.append(f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    text = "".join(out)
+    return text.encode("utf-8")[: L.MAX_DETAIL_BYTES].decode("utf-8", "ignore")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from xlink.protocol import limits as L
 
 if TYPE_CHECKING:
-    from xlink.protocol._reveal import RevealBound
+    from xlink.protocol.bound import RevealBound
 
 __all__ = ["Mode", "Role", "SessionConfig", "padded_size"]
 

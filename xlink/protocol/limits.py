@@ -23,6 +23,7 @@ __all__ = [
     "MAX_RECORDS_PER_REVEAL",
     "MAX_SEQ",
     "MAX_SET_SIZE",
+    "MIN_REVEAL_CAP",
     "NONCE_SIZE",
     "POINT_SIZE",
     "PRESENCE_BYTES_PER_RECORD",
@@ -43,6 +44,10 @@ MAX_CONFIRM_POINTS: Final = 8192
 
 POINT_SIZE: Final = 32
 """An edwards25519 point in the confirmation round and label evaluation (spec §4.4)."""
+
+MIN_REVEAL_CAP: Final = 1 << 16
+"""A Reveal may name at most ``max(N, MIN_REVEAL_CAP)`` records, ``N`` its sender's padded size
+(spec §6.7): records that share all their matched values can outnumber ``N`` a little."""
 
 COMMIT_SIZE: Final = 32
 SALT_SIZE: Final = 32

@@ -9,22 +9,21 @@ peer (at most one chunk of work) and returns events. Transitions follow
 
 from __future__ import annotations
 
-import unicodedata
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from xlink.crypto.oprf import OprfScalar, evaluate_points
+from xlink.crypto.oprf import OprfScalar
 from xlink.crypto.rand import RandomSource
 from xlink.crypto.suite import BlindingKey, InvalidElement, get_suite
 from xlink.errors import InternalProtocolError, LocalProtocolError, RemoteProtocolError
 from xlink.linkage.tokens import TOKEN_SIZE, TokenSet
 from xlink.protocol import _keys
 from xlink.protocol import limits as L
-from xlink.protocol._confirm import OwnConfirmation, PeerConfirmation
+from xlink.protocol._confirm import OwnConfirmation, PeerConfirmation, SessionLabels
 from xlink.protocol._matching import (
     check_seq,
     chunk_len,
@@ -32,7 +31,8 @@ from xlink.protocol._matching import (
     matched_handles,
     own_matches,
 )
-from xlink.protocol._reveal import OwnMatches, PeerRevealReader, RevealWriter, record_key_sets
+from xlink.protocol._reveal import OwnMatches, RevealWriter, record_key_sets
+from xlink.protocol._reveal_reader import PeerRevealReader
 from xlink.protocol._sets import (
     Rows,
     distinct_index,
@@ -45,7 +45,7 @@ from xlink.protocol._sets import (
     sorted_has_duplicates,
 )
 from xlink.protocol._state import TERMINAL, State, Trigger, next_state
-from xlink.protocol.abort import AbortCode
+from xlink.protocol.abort import AbortCode, sanitize_detail
 from xlink.protocol.codec import decode_message, encode_message
 from xlink.protocol.config import Mode, Role, SessionConfig, padded_size
 from xlink.protocol.events import (
@@ -73,28 +73,6 @@ from xlink.protocol.messages import (
 __all__ = ["InternalProtocolError", "PsiSession", "sanitize_detail"]
 
 _T = TypeVar("_T")
-
-
-def sanitize_detail(detail: str) -> str:
-    """An Abort detail made safe to log (spec §6.8): every control, format, surrogate,
-    private-use or unassigned character (Unicode categories C*, which include the C0 and C1
-    controls, DEL and the bidirectional overrides) and every line or paragraph separator is
-    replaced by a ``\\xNN``, ``\\uNNNN`` or ``\\UNNNNNNNN`` escape; then the text is cut to
-    ``MAX_DETAIL_BYTES`` UTF-8 bytes on a character boundary."""
-    out = []
-    for ch in detail:
-        if unicodedata.category(ch)[0] == "C" or ch in "\u2028\u2029":
-            code = ord(ch)
-            if code < 0x100:
-                out.append(f"\\x{code:02x}")
-            elif code < 0x10000:
-                out.append(f"\\u{code:04x}")
-            else:
-                out.append(f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    text = "".join(out)
-    return text.encode("utf-8")[: L.MAX_DETAIL_BYTES].decode("utf-8", "ignore")
 
 
 _RECV_TRIGGER = {
@@ -213,44 +191,14 @@ class PsiSession:
         """This party's padded set size, as its Hello declares it."""
         return self._own_total
 
-    def _confirmed(self) -> OwnConfirmation:
+    @property
+    def labels(self) -> SessionLabels:
+        """The label evaluation of this completed session (spec §7.5): request, answer and
+        finalise OPRF outputs for matched handles. Raises ``LocalProtocolError`` before
+        COMPLETE (or after an abort)."""
         if self._labels is None or self._state is not State.COMPLETE:
             raise LocalProtocolError("labels need a completed PSI session")
-        return self._labels
-
-    def label_request(self, handles: Sequence[bytes], start: int = 0) -> bytes:
-        """Blinded points for the tokens behind ``handles`` (matched handles of this completed
-        session, in the order both sides agreed), to be evaluated by the peer with its session
-        OPRF key (spec §7.5); ``start`` is the index of ``handles[0]`` in the whole list (its
-        blinds are the list's). Raises ``LocalProtocolError`` before COMPLETE, ``KeyError`` for
-        a handle we did not match."""
-        return self._confirmed().label_request(handles, start)
-
-    def answer_label_request(self, points: bytes) -> bytes:
-        """``[s]R`` for each of the peer's points, with this session's OPRF key ``s``. The
-        caller bounds the count (the release transfer answers exactly one point per handle of
-        the decided pairs). Raises ``LocalProtocolError`` before COMPLETE, ``RemoteProtocolError``
-        (``INVALID_ELEMENT`` / ``IDENTITY_ELEMENT``) for a bad point."""
-        self._confirmed()
-        try:
-            return evaluate_points((self._oprf_key,), points)
-        except InvalidElement as exc:
-            raise element_error(exc) from None
-
-    def label_outputs(
-        self, handles: Sequence[bytes], answers: bytes, start: int = 0
-    ) -> list[bytes]:
-        """The OPRF outputs, under the peer's session key, of our tokens behind ``handles``,
-        from the peer's answers to :meth:`label_request`: key material only a holder of the
-        tokens can compute (spec §7.5). Raises ``RemoteProtocolError`` for a wrong count or a
-        bad point, ``LocalProtocolError`` before COMPLETE."""
-        return self._confirmed().label_outputs(handles, answers, start)
-
-    def own_oprf_output(self, handle: bytes) -> bytes:
-        """The OPRF output of our token behind ``handle`` under our own session key: what the
-        peer obtains from :meth:`label_outputs` for its copy of the token (spec §7.5). Raises
-        ``KeyError`` for a handle we did not match, ``LocalProtocolError`` before COMPLETE."""
-        return self._confirmed().own_output(handle, self._oprf_key)
+        return SessionLabels(self._labels, self._oprf_key)
 
     def initiate(self) -> None:
         """Queue the initiator's Hello. Raises ``LocalProtocolError`` for a responder or when
@@ -575,10 +523,10 @@ class PsiSession:
             self._key_sets,
             bound=self.config.reveal_bound,
         )
-        if len(writer.revealed_records) > self._own_total:
+        if len(writer.revealed_records) > max(self._own_total, L.MIN_REVEAL_CAP):
             # Only records that share every matched value with others can get here; the peer
             # would refuse the Reveal (spec §6.7): fail locally, saying why.
-            raise ValueError("more records to reveal than the padded set size")
+            raise ValueError("more records to reveal than the Reveal cap (spec §6.7)")
         self._commit = writer.commit(self._transcript, self.role.value, self._rng)
         self._reveal_writer = writer
         self._reveal_reader = PeerRevealReader(
@@ -588,7 +536,7 @@ class PsiSession:
             transcript=self._transcript,
             peer_role=1 - self.role.value,
             own_revealed=None if self.config.reveal_bound is None else writer.revealed_records,
-            max_entries=self._peer_total,
+            max_entries=max(self._peer_total, L.MIN_REVEAL_CAP),
         )
         ids = self._tokens.record_ids
         self._revealed = tuple(ids[i] for i in writer.revealed_records.tolist())

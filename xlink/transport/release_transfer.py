@@ -319,8 +319,8 @@ async def exchange_labels(
     at most
     :data:`LABEL_CHUNK` points each; answers each of the peer's with LABEL_ANSWERS,
     ``u32(seq) || answer(points)``; and finalises the answers to its own with ``outputs``.
-    Returns handle -> the OPRF output under the peer's key (``PsiSession.label_request``,
-    ``answer_label_request``, ``label_outputs``).
+    Returns handle -> the OPRF output under the peer's key (``PsiSession.labels``: ``request``,
+    ``answer``, ``outputs``).
 
     Sending runs beside receiving, so two sides with much to send never block each other.
     Raises :class:`TransferError` for a frame out of order (``UNEXPECTED_MESSAGE``) or a chunk

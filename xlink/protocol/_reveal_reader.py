@@ -1,0 +1,295 @@
+"""The receiving side of the Reveal (spec: xlink-psi-v2 §6.7, §6.11, §7.3): checks the peer's
+chunks against our own matches and its commitment, and builds the candidate pairs.
+
+Everything is held in numpy columns, as in :mod:`xlink.protocol._reveal`: the peer's reveal is
+accumulated as arrays and grouped into pairs once it is complete.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from xlink.errors import RemoteProtocolError
+from xlink.linkage.tokens import TokenSet
+from xlink.protocol import _keys
+from xlink.protocol import limits as L
+from xlink.protocol._reveal import (
+    _HANDLE,
+    Ints,
+    OwnMatches,
+    _column_at,
+    _first_true,
+    _gather_ranges,
+    _presence_codes,
+    _words,
+    presence_size,
+    record_key_sets,
+)
+from xlink.protocol.abort import AbortCode
+from xlink.protocol.events import PairTable, decode_key_set
+from xlink.protocol.messages import Reveal
+
+__all__ = ["PeerRevealReader"]
+
+
+class PeerRevealReader:
+    """Checks the peer's Reveal chunks against our own matches and builds candidate pairs."""
+
+    __slots__ = (
+        "_allowed",
+        "_commitment",
+        "_expected",
+        "_handle_key",
+        "_key_sets",
+        "_matches",
+        "_max_entries",
+        "_next_ref",
+        "_next_seq",
+        "_own_mask",
+        "_parts",
+        "_presence",
+        "_record_index",
+        "_size",
+        "_view",
+        "finished",
+    )
+
+    def __init__(
+        self,
+        matches: OwnMatches,
+        tokens: TokenSet,
+        key_sets: npt.NDArray[np.unsignedinteger[Any]] | None = None,
+        *,
+        transcript: bytes = b"",
+        peer_role: int = 0,
+        own_revealed: Ints | None = None,
+        max_entries: int = L.MAX_SET_SIZE,
+    ) -> None:
+        self._matches = matches
+        # A record has at least one distinct matched value, so an honest Reveal names about as
+        # many records as the peer's padded set has values at most (spec §6.7): a bound on our
+        # memory and on the pairs a peer can make us build.
+        self._max_entries = max_entries
+        # With a minimal reveal, pairs are formed only with our own revealed records: a record
+        # we did not reveal cannot reach the threshold, and the peer sees no pair with it.
+        self._own_mask: npt.NDArray[np.bool_] | None = None
+        if own_revealed is not None:
+            self._own_mask = np.zeros(len(tokens.record_ids), dtype=np.bool_)
+            self._own_mask[own_revealed] = True
+        self._record_index = tokens.record_index
+        self._commitment = _keys.reveal_commitment(transcript, peer_role)
+        self._expected: bytes | None = None
+        self._view = matches.handles.view(_HANDLE).ravel()
+        # The key of each handle: tokens are key-separated, so every token carrying a handle
+        # (here, the first) has the same key, on both sides.
+        self._handle_key = np.asarray(memoryview(tokens.key_index))[
+            matches.tokens[matches.offsets[:-1]]
+        ]
+        keys = np.arange(len(tokens.key_names), dtype=np.int64)
+        self._size = presence_size(tokens.key_names)
+        self._allowed = np.zeros(self._size, dtype=np.uint8)
+        np.bitwise_or.at(self._allowed, keys >> 3, np.left_shift(1, keys & 7).astype(np.uint8))
+        self._key_sets = record_key_sets(tokens) if key_sets is None else key_sets
+        self._presence: list[npt.NDArray[np.unsignedinteger[Any]]] = []
+        self._next_seq = 0
+        self._next_ref = 0
+        self._parts: list[tuple[Ints, Ints, Ints]] = []
+        self.finished = False
+
+    @property
+    def received(self) -> int:
+        return self._next_seq
+
+    @property
+    def committed(self) -> bool:
+        return self._expected is not None
+
+    def expect(self, digest: bytes) -> None:
+        """The peer's commitment to its Reveal (spec §6.11); a second one is ``UNEXPECTED``."""
+        if self._expected is not None:
+            raise RemoteProtocolError(AbortCode.UNEXPECTED_MESSAGE, "a second Commit")
+        self._expected = digest
+
+    def feed(self, chunk: Reveal) -> None:
+        """Check one chunk (spec §6.7 receiver rules). Raises ``RemoteProtocolError``:
+        ``CHUNK_REPLAYED``/``CHUNK_OUT_OF_ORDER`` for a bad ``seq``, ``BAD_REVEAL`` for a chunk
+        after the final one, key presence of the wrong length, unsorted or repeated handles in
+        an entry, a handle we did not match, a presence bit for a key the schema does not have,
+        a presence that leaves out the key of one of the entry's handles, or a salt on a chunk
+        that is not the final one.
+        Entries are checked in order; within an entry, in that order. ``UNEXPECTED_MESSAGE``
+        before the peer's Commit; ``BAD_COMMITMENT`` when the final chunk does not open it
+        (spec §6.11). A matched handle the peer leaves unnamed is allowed: a minimal reveal
+        lists only the records that can reach the threshold (spec §6.7)."""
+        if chunk.seq < self._next_seq:
+            raise RemoteProtocolError(AbortCode.CHUNK_REPLAYED, "reveal chunk replayed")
+        if chunk.seq > self._next_seq:
+            raise RemoteProtocolError(AbortCode.CHUNK_OUT_OF_ORDER, "reveal chunk out of order")
+        if self.finished:
+            raise RemoteProtocolError(AbortCode.BAD_REVEAL, "reveal chunk after the final one")
+        if self._expected is None:
+            raise RemoteProtocolError(AbortCode.UNEXPECTED_MESSAGE, "Reveal before Commit")
+        k = len(chunk.records)
+        if self._next_ref + k > self._max_entries:
+            raise RemoteProtocolError(
+                AbortCode.BAD_REVEAL, "more Reveal entries than the cap for the peer's set size"
+            )
+        if len(chunk.presence) != self._size * k:
+            raise RemoteProtocolError(AbortCode.BAD_REVEAL, "key presence of the wrong length")
+        if bool(chunk.salt) != chunk.final:
+            raise RemoteProtocolError(AbortCode.BAD_REVEAL, "salt on a chunk other than the final")
+        if k:
+            presence = np.frombuffer(chunk.presence, dtype=np.uint8).reshape(k, self._size)
+            self._feed_entries(chunk.records, presence)
+        _keys.add_reveal_chunk(self._commitment, chunk.records, chunk.presence)
+        self._next_ref += k
+        self._next_seq += 1
+        if chunk.final:
+            self._commitment.update(chunk.salt)
+            if not hmac.compare_digest(self._commitment.digest(), self._expected):
+                raise RemoteProtocolError(
+                    AbortCode.BAD_COMMITMENT, "the Reveal does not open the peer's commitment"
+                )
+            self.finished = True
+
+    def _feed_entries(self, records: tuple[bytes, ...], presence: npt.NDArray[np.uint8]) -> None:
+        k = len(records)
+        lengths = np.fromiter(map(len, records), dtype=np.int64, count=k) // L.HANDLE_SIZE
+        data = b"".join(records)
+        entry = np.repeat(np.arange(k, dtype=np.int64), lengths)
+        # Strictly ascending within each entry: compare as two big-endian 64-bit words.
+        words = np.frombuffer(data, dtype=">u8").reshape(-1, 2)
+        hi, lo = words[:, 0], words[:, 1]
+        ascending = (hi[:-1] < hi[1:]) | ((hi[:-1] == hi[1:]) & (lo[:-1] < lo[1:]))
+        same_entry = entry[1:] == entry[:-1]
+        bad_order = _first_true(same_entry & ~ascending, entry[1:], k)
+        # Each handle must be one of ours.
+        view = np.frombuffer(data, dtype=_HANDLE)
+        m = len(self._view)
+        if m:
+            found = np.minimum(np.searchsorted(self._view, view), m - 1)
+            known = self._view[found] == view
+        else:
+            found = np.zeros(len(view), dtype=np.int64)
+            known = np.zeros(len(view), dtype=np.bool_)
+        bad_handle = _first_true(~known, entry, k)
+        # Presence: no bit beyond the schema's keys, and the key of every handle named.
+        unknown_key: npt.NDArray[np.bool_] = np.any(presence & ~self._allowed, axis=1)
+        bad_bits = _first_true(unknown_key, np.arange(k, dtype=np.int64), k)
+        key = self._handle_key[found] if m else np.zeros(len(view), dtype=np.uint8)
+        if self._size:
+            has_key = (presence[entry, key >> 3] >> (key & 7)) & 1
+        else:  # no keys, so no handle of ours either: bad_handle already names the entry
+            has_key = np.ones(len(view), dtype=np.uint8)
+        bad_key = _first_true(known & (has_key == 0), entry, k)
+        first = min(bad_order, bad_handle, bad_bits, bad_key)
+        if first < k:
+            reason = next(
+                text
+                for bad, text in (
+                    (bad_order, "handles not strictly ascending"),
+                    (bad_handle, "handle not in intersection"),
+                    (bad_bits, "presence names a key the schema does not have"),
+                    (bad_key, "presence leaves out the key of a handle"),
+                )
+                if bad == first
+            )
+            raise RemoteProtocolError(AbortCode.BAD_REVEAL, reason)
+        self._presence.append(_presence_codes(presence, self._key_sets))
+        handle = found.astype(np.int64)
+        offsets = self._matches.offsets
+        owners = offsets[handle + 1] - offsets[handle]
+        tokens = self._matches.tokens[_gather_ranges(offsets[handle], owners)]
+        refs = np.repeat(self._next_ref + entry, owners)
+        handles = np.repeat(handle, owners)
+        if self._own_mask is not None:
+            mine = self._own_mask[_column_at(self._record_index, tokens)]
+            tokens, refs, handles = tokens[mine], refs[mine], handles[mine]
+        self._parts.append((tokens, refs, handles))
+
+    def pairs(self, tokens: TokenSet) -> PairTable:
+        """The candidate pairs, sorted by local record id then peer reference (spec §7.3)."""
+        if not self._parts:
+            return PairTable.empty(tokens.record_ids, tokens.key_names)
+        peer_key_sets = np.concatenate(self._presence)
+        self._presence.clear()
+        # Columns are replaced one at a time so that few full-length temporaries coexist.
+        token, ref, handle = (np.concatenate(c) for c in zip(*self._parts, strict=True))
+        self._parts.clear()
+        record = _column_at(tokens.record_index, token)
+        # Group by (record, peer ref); within a group, handles ascending, then token index.
+        order = np.lexsort((token, handle, ref, record))
+        token = token[order]
+        ref = ref[order]
+        handle = handle[order]
+        record = record[order]
+        del order
+        new_group = np.ones(len(token), dtype=np.bool_)
+        new_group[1:] = (record[1:] != record[:-1]) | (ref[1:] != ref[:-1])
+        first = np.flatnonzero(new_group)
+        g_record, g_ref, g_token = record[first], ref[first], token[first]
+        del record, ref
+        pattern, patterns = _key_patterns(
+            _column_at(tokens.key_index, token), first, tokens.key_names
+        )
+        del token
+        # A handle appears once per pair even if two of the record's tokens carry it.
+        repeated = np.zeros(len(handle), dtype=np.bool_)
+        repeated[1:] = ~new_group[1:] & (handle[1:] == handle[:-1])
+        if repeated.any():
+            handle, new_group = handle[~repeated], new_group[~repeated]
+        del repeated
+        starts = np.flatnonzero(new_group)
+        counts = np.diff(np.append(starts, len(handle)))
+        del new_group
+        # Result order: local record id, then peer ref; equal ids (if the caller's ids repeat)
+        # keep the order in which the pairs were first seen (first shared handle, then token).
+        rank = _id_rank(g_record, tokens.record_ids)
+        g_order = np.lexsort((g_token, handle[starts], g_ref, rank))
+        del rank, g_token
+        counts = counts[g_order]
+        offsets = np.zeros(len(first) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return PairTable(
+            record_ids=tokens.record_ids,
+            key_names=tokens.key_names,
+            handles=self._matches.handles,
+            record=g_record[g_order],
+            ref=g_ref[g_order],
+            pattern=pattern[g_order],
+            patterns=patterns,
+            offsets=offsets,
+            handle_index=handle[_gather_ranges(starts[g_order], counts)],
+            local_key_sets=self._key_sets,
+            peer_key_sets=peer_key_sets,
+        )
+
+
+def _key_patterns(
+    key: Ints, first: Ints, key_names: tuple[str, ...]
+) -> tuple[Ints, tuple[frozenset[str], ...]]:
+    """For each group (rows ``first[g]..first[g+1]-1``), the index of its set of keys among the
+    distinct sets, and those sets (each frozenset built once)."""
+    words = _words(key_names)
+    bits = np.zeros((len(key), words), dtype=np.uint64)
+    bits[np.arange(len(key)), key // 64] = np.left_shift(np.uint64(1), (key % 64).astype(np.uint64))
+    group_bits = np.bitwise_or.reduceat(bits, first, axis=0)
+    distinct, inverse = np.unique(group_bits, axis=0, return_inverse=True)
+    patterns = tuple(decode_key_set(tuple(int(w) for w in row), key_names) for row in distinct)
+    return inverse.astype(np.int64).ravel(), patterns
+
+
+def _id_rank(records: Ints, record_ids: Sequence[str]) -> Ints:
+    """For each record index, the rank of its id among the ids of ``records`` (equal ids share
+    a rank); ids compare as Python strings."""
+    distinct, inverse = np.unique(records, return_inverse=True)
+    ids = np.empty(len(distinct), dtype=object)
+    for i in range(0, len(distinct), 1 << 16):  # blocks: no full-length list of ints
+        ids[i : i + (1 << 16)] = [record_ids[r] for r in distinct[i : i + (1 << 16)].tolist()]
+    _, id_rank = np.unique(ids, return_inverse=True)
+    return id_rank.astype(np.int64).ravel()[inverse.ravel()]
