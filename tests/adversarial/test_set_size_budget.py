@@ -5,6 +5,7 @@ declared size far above the partner's usual one is an audited alarm."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -146,3 +147,18 @@ def test_confirmation_points_answered_count_against_the_partner(tmp_path: Path) 
         history = set_size_history(log, "CA-RCMP")
     assert history.used_on(DAY) == (1024, 2748)
     assert history.daily_caps(4096, 1024, own_max=4096, peer_max=4096, day=DAY) == (3072, 1024)
+
+
+def test_a_second_run_on_the_same_workdir_is_refused_at_once(tmp_path: Path) -> None:
+    """Two runs on one workdir would each read the whole remaining daily budget (and share the
+    audit log and store): the second is refused before it reads anything."""
+    agencies = Agencies(tmp_path)
+    work = tmp_path / US
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / "run.lock", "a", encoding="ascii") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a run in progress
+        with pytest.raises(InputError, match="another xlink run"):
+            asyncio.run(agencies._run("serve", US, CA, 0))
+    assert not (work / "audit.db").exists()
+    out = agencies.run()  # once the first run is over, the workdir is usable again
+    assert not isinstance(out[US], BaseException), out[US]
