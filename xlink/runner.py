@@ -18,16 +18,15 @@ first use, mode 0600).
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import functools
 import os
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, Literal, ParamSpec, TypeVar, cast
+from typing import Final, Literal
 
+from xlink._workdir import one_run_per_workdir
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.audit.history import SetSizeHistory, apply_daily_budget, set_size_history
 from xlink.audit.session import SessionAuditor
@@ -172,33 +171,7 @@ def _handle_key(path: Path, rng: RandomSource) -> SourceHandleKey:
     return key
 
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def _one_run_per_workdir(
-    run: Callable[P, Coroutine[Any, Any, T]],
-) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Hold an exclusive lock on ``WORKDIR/run.lock`` for the whole run: two runs on one
-    workdir would share its audit log, store, queue and the MOU's daily budget count. Raises
-    :class:`~xlink.errors.InputError` at once when another run holds it."""
-
-    @functools.wraps(run)
-    async def locked(*args: P.args, **kwargs: P.kwargs) -> T:
-        work = Path(cast("StrPath", kwargs["workdir"]))
-        work.mkdir(parents=True, exist_ok=True)
-        with open(work / "run.lock", "a", encoding="ascii") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise InputError(f"{work}: another xlink run is using this workdir") from None
-            result: T = await run(*args, **kwargs)
-            return result
-
-    return locked
-
-
-@_one_run_per_workdir
+@one_run_per_workdir
 async def run_agency(
     role: RoleName,
     *,
