@@ -439,6 +439,21 @@ def test_an_honest_partner_gets_everything_through(scratch: Path) -> None:
 # -- over real TLS: a partner built on the library, with one step falsified ---------------------
 
 
+def _partner_releases_all_refused(agencies: Agencies) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """Run both agencies; check that the partner released something and that every one of its
+    releases was refused by us and stored nowhere. Returns both outcomes and our
+    RECEIVE_DENIED entries."""
+    out = agencies.run()
+    us, ca = out[US], out[CA]
+    assert not isinstance(us, BaseException), us
+    assert not isinstance(ca, BaseException), ca
+    assert ca.released_total > 0
+    assert us.refused_by_us == ca.refused_by_peer == ca.released_total
+    assert us.received == {} and agencies.stored(US) == 0
+    denied = [f for k, f in agencies.audit(US) if k is AuditEvent.RECEIVE_DENIED]
+    return us, ca, denied
+
+
 def _is_partner(decision: Decision) -> bool:
     return any(m.local_record_id.startswith("CAWL") for m in decision.matches)
 
@@ -490,14 +505,7 @@ def test_real_tls_releases_for_handles_never_matched_are_refused(
     monkeypatch.setattr(runner, "release_decided", forging)
     monkeypatch.setattr(runner, "seal_labelled", label_anyway)
     agencies = Agencies(tmp_path)
-    out = agencies.run()
-    us, ca = out[US], out[CA]
-    assert not isinstance(us, BaseException), us
-    assert not isinstance(ca, BaseException), ca
-    assert ca.released_total > 0
-    assert us.refused_by_us == ca.refused_by_peer == ca.released_total
-    assert us.received == {} and agencies.stored(US) == 0
-    denied = [f for k, f in agencies.audit(US) if k is AuditEvent.RECEIVE_DENIED]
+    us, ca, denied = _partner_releases_all_refused(agencies)
     assert len(denied) == ca.released_total
     assert {(d["reason"], d["peer"], d["session"]) for d in denied} == {
         ("not-decided", CA, us.session_id)
@@ -595,14 +603,7 @@ def test_real_tls_release_labelled_without_the_tokens_does_not_open(
 
     monkeypatch.setattr(runner, "seal_labelled", mislabel)
     agencies = Agencies(tmp_path)
-    out = agencies.run()
-    us, ca = out[US], out[CA]
-    assert not isinstance(us, BaseException), us
-    assert not isinstance(ca, BaseException), ca
-    assert ca.released_total > 0
-    assert us.refused_by_us == ca.refused_by_peer == ca.released_total
-    assert us.received == {} and agencies.stored(US) == 0
-    denied = [f for k, f in agencies.audit(US) if k is AuditEvent.RECEIVE_DENIED]
+    us, ca, denied = _partner_releases_all_refused(agencies)
     assert {d["reason"] for d in denied} == {"label-failed"}
     assert len(denied) == ca.released_total
     assert ca.received == us.released and ca.received_total > 0  # ours opened for the partner

@@ -167,6 +167,35 @@ def _frame(kind: int, body: bytes = b"") -> bytes:
     return RELEASE_MAGIC + bytes([kind]) + body
 
 
+class _Outbox:
+    """Frames to send, sent by a task of their own while the caller keeps reading, so two
+    sides with much to send never block each other. ``put`` queues a frame; ``finish`` waits
+    (at most ``idle_timeout``) for everything queued to be sent; ``close`` stops the task."""
+
+    def __init__(self, gate: TransferGate) -> None:
+        self._gate = gate
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._send_all())
+
+    async def _send_all(self) -> None:
+        while (frame := await self._queue.get()) is not None:
+            await self._gate.send(frame)
+
+    def put(self, frame: bytes) -> None:
+        self._queue.put_nowait(frame)
+
+    async def finish(self, idle_timeout: float) -> None:
+        self._queue.put_nowait(None)
+        async with asyncio.timeout(idle_timeout):
+            await self._task
+
+    async def close(self) -> None:
+        if not self._task.done():
+            self._task.cancel()
+        with contextlib.suppress(BaseException):
+            await self._task
+
+
 @dataclass
 class TransferResult:
     peer_releases: list[bytes]
@@ -228,19 +257,14 @@ async def transfer_releases(
         raise LocalProtocolError("agree on the decided pairs before transferring releases")
     if len(ours) > decided:
         raise LocalProtocolError("more releases than decided matches")
-    outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
-    for frame in (
+    frames = [
         _frame(_COUNT, _U32.pack(len(ours))),
         *(_frame(_RELEASE, s.data if encode is None else encode(s)) for s in ours),
         _frame(_END),
-    ):
-        outbox.put_nowait(frame)
-
-    async def sender() -> None:
-        while (frame := await outbox.get()) is not None:
-            await gate.send(frame)
-
-    sending = asyncio.create_task(sender())
+    ]
+    outbox = _Outbox(gate)
+    for frame in frames:
+        outbox.put(frame)
     peer_releases: list[bytes] = []
     answers: list[tuple[bool, bytes]] = []
     expected: int | None = None
@@ -261,13 +285,12 @@ async def transfer_releases(
                     raise TransferError("more releases than announced")
                 peer_releases.append(body)
                 ok, answer = store_one(body)
-                outbox.put_nowait(_frame(_RECEIPT if ok else _REFUSED, answer))
+                outbox.put(_frame(_RECEIPT if ok else _REFUSED, answer))
             elif kind == _END and expected is not None and not peer_done:
                 if len(peer_releases) != expected:
                     raise TransferError("fewer releases than announced")
                 peer_done = True
-                outbox.put_nowait(_frame(_RECEIPTS_END, _U32.pack(expected)))
-                outbox.put_nowait(None)
+                outbox.put(_frame(_RECEIPTS_END, _U32.pack(expected)))
             elif kind in (_RECEIPT, _REFUSED) and not receipts_done:
                 if len(answers) >= len(ours):
                     raise TransferError("more receipts than releases")
@@ -278,13 +301,9 @@ async def transfer_releases(
                 receipts_done = True
             else:
                 raise TransferError(f"unexpected release transfer frame {kind}")
-        async with asyncio.timeout(idle_timeout):
-            await sending
+        await outbox.finish(idle_timeout)
     finally:
-        if not sending.done():
-            sending.cancel()
-        with contextlib.suppress(BaseException):
-            await sending
+        await outbox.close()
     return TransferResult(peer_releases, answers)
 
 
@@ -333,17 +352,13 @@ async def exchange_labels(
     spans = [
         range(i, min(i + LABEL_CHUNK, len(handles))) for i in range(0, len(handles), LABEL_CHUNK)
     ]
-    outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
-    for seq, span in enumerate(spans):
-        outbox.put_nowait(
-            _frame(_LABELS, _U32.pack(seq) + request(handles[span.start : span.stop], span.start))
-        )
-
-    async def sender() -> None:
-        while (frame := await outbox.get()) is not None:
-            await gate.send(frame)
-
-    sending = asyncio.create_task(sender())
+    requests = [
+        _frame(_LABELS, _U32.pack(seq) + request(handles[span.start : span.stop], span.start))
+        for seq, span in enumerate(spans)
+    ]
+    outbox = _Outbox(gate)
+    for frame in requests:
+        outbox.put(frame)
     answers: list[bytes | None] = [None] * len(spans)
     answered_peer = 0
     try:
@@ -358,20 +373,15 @@ async def exchange_labels(
                     raise TransferError("label request out of order")
                 if len(points) != 32 * len(spans[seq]):
                     raise TransferError("wrong number of label points", AbortCode.WRONG_COUNT)
-                outbox.put_nowait(_frame(_LABEL_ANSWERS, _U32.pack(seq) + answer(points)))
+                outbox.put(_frame(_LABEL_ANSWERS, _U32.pack(seq) + answer(points)))
                 answered_peer += 1
             else:
                 if seq >= len(spans) or answers[seq] is not None:
                     raise TransferError("label answer out of order")
                 answers[seq] = points
-        outbox.put_nowait(None)
-        async with asyncio.timeout(idle_timeout):
-            await sending
+        await outbox.finish(idle_timeout)
     finally:
-        if not sending.done():
-            sending.cancel()
-        with contextlib.suppress(BaseException):
-            await sending
+        await outbox.close()
     out: dict[bytes, bytes] = {}
     for span, got in zip(spans, answers, strict=True):
         chunk = handles[span.start : span.stop]
