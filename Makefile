@@ -32,7 +32,7 @@ typecheck: $(STAMP_TEST)
 	$(BIN)/mypy --strict xlink
 
 pytest: $(STAMP_TEST)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 test: lint typecheck pytest
 

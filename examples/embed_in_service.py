@@ -1,9 +1,15 @@
-"""The Python API inside an async service: two agencies' sessions over real mutual TLS.
+"""The Python API inside an async service: two agencies' exchanges over real mutual TLS.
 
-Each agency runs a ``LinkageService``: it loads its own files when it starts (in a worker
-thread, so the event loop stays free), and exposes ``async def check_manifest(...)``, which
-runs one xlink-psi-v2 session with the partner over TLS 1.3 — certificate pinned by the signed
-MOU — writes the session to the agency's own tamper-evident audit log, and decides the matches.
+Each agency runs a ``LinkageService`` around an :class:`xlink.agency.Agency`. When the service
+starts it opens its agency (keys, the MOU both signed, the partner's public bundle, and in its
+own working directory the audit log, the release store and the outbound ledger) and loads and
+tokenises its files in a worker thread, so the event loop stays free. ``async def
+check_manifest(...)`` then runs one whole exchange with the partner over TLS 1.3, the
+certificate pinned by the signed MOU: the private set intersection, the decisions, the check
+that both sides decided the same pairs, and each side's matched records released to the other
+under the MOU, with receipts — every step in the agency's tamper-evident audit log. The
+service reports counts and its own record ids; what the partner released waits in the store
+(``inbox()`` lists it without opening anything; ``Agency.store.read`` opens one for a purpose).
 Here both services run in one event loop on 127.0.0.1; in production each runs on its own
 agency's network. Run:
 
@@ -14,67 +20,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import tempfile
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
-from xlink.audit import AuditLog, verify_log
-from xlink.audit.session import SessionAuditor
+from xlink.agency import Agency, AgencyOutcome
+from xlink.ceremony import demo_ceremony
 from xlink.cli.cmd_demo import bundled_path
-from xlink.crypto.keys import SealingKey, SigningKey
-from xlink.crypto.rand import DeterministicRandom, system_random
-from xlink.crypto.tls_certs import TlsIdentity, make_tls_identity
-from xlink.decide import decide
-from xlink.linkage.schema import load_default_schema, schema_digest
-from xlink.policy import Mou, PartyKeys, accept_mou, load_sample_template, mou_digest, sign_mou
-from xlink.prepare import PreparedSide, prepare_side
-from xlink.protocol import Mode, PsiResult, PsiSession, Role, SessionConfig
-from xlink.transport import FramedConnection, connect, run_session, serve_once
+from xlink.crypto.rand import DeterministicRandom, RandomSource, system_random
+from xlink.prepare import PreparedSide
 
 CA, US = "CA-RCMP", "US-DHS"
 FILES = {CA: ["ca_watchlist.csv", "ca_sex_offenders.csv"], US: ["us_travellers.csv"]}
+PASSPHRASE = b"example passphrase, not a secret"  # a real service reads it from its secrets
 
 
 @dataclass(frozen=True)
-class Credentials:
-    """One agency's secrets. Fixed seeds make the example reproducible; a real agency generates
-    them with ``system_random`` and keeps them in encrypted key files (``xlink keys``)."""
+class ServiceConfig:
+    """Where one agency's service finds what it needs: all of it local to the agency."""
 
-    tls: TlsIdentity  # its TLS certificate and key; the MOU pins the certificate's SHA-256
-    signing: SigningKey  # signs the MOU
-    sealing: SealingKey  # opens records released to it
-    audit: SigningKey  # signs its audit log's checkpoints
-
-
-def credentials(agency: str, now: datetime) -> Credentials:
-    rng = DeterministicRandom(f"embed-example/{agency}")
-    # OpenSSL checks the certificate's validity window against the real clock.
-    tls = make_tls_identity(
-        agency,
-        not_before=now - timedelta(hours=1),
-        not_after=now + timedelta(days=30),
-        key_seed=rng(32),
-    )
-    return Credentials(tls, SigningKey.generate(rng), SealingKey.generate(rng), SigningKey(rng(32)))
-
-
-def agree_mou(creds: dict[str, Credentials], now: datetime) -> Mou:
-    """The bundled CA-US template, filled with both agencies' keys and pins, signed by both."""
-    mou = load_sample_template().fill(
-        {
-            agency: PartyKeys(c.signing.verify_key, c.sealing.public_key, c.tls.fingerprint)
-            for agency, c in creds.items()
-        },
-        schema_digest=schema_digest(load_default_schema()),
-        valid_from=now.date(),
-        valid_until=now.date() + timedelta(days=365),
-    )
-    signed = sign_mou(sign_mou(mou, CA, creds[CA].signing), US, creds[US].signing)
-    return accept_mou(signed, local_agency=CA, today=now.date())
+    agency: str
+    workdir: Path  # audit log, release store, outbound ledger, matches files, rejects
+    keys_dir: Path  # its encrypted keys (``xlink keys generate``)
+    mou: Path  # the MOU both agencies signed
+    peer_bundle: Path  # the partner's public bundle, exchanged with the MOU
+    files: Sequence[Path]
 
 
 @dataclass(frozen=True)
@@ -82,58 +59,92 @@ class CheckReport:
     """What one agency's service reports after a check: ids and counts, no partner data."""
 
     agency: str
+    role: str
     session_id: str
     records: int
     candidates: int
     matched: int
-    first_matches: list[str]  # the agency's OWN record ids
-    tls_version: str
+    first_matches: list[str]  # the agency's OWN record ids, from its matches file
+    released: dict[str, int]  # by category, each receipted by the partner
+    received: dict[str, int]  # by category, stored sealed in the agency's store
+    receipts_verified: int
     audit_ok: bool
     audit_entries: int
 
-
-class LinkageService:
-    """One agency's linkage service. ``start()`` once, then ``check_manifest()`` per session."""
-
-    def __init__(
-        self, agency: str, *, mou: Mou, creds: Credentials, peer_cert_pem: bytes, audit_path: Path
-    ) -> None:
-        self.agency = agency
-        self.mou = mou
-        self.creds = creds
-        self.peer = mou.peer_of(agency)
-        self.peer_cert_pem = peer_cert_pem  # exchanged with the MOU; its SHA-256 is pinned
-        self.audit_path = audit_path
-        self.side: PreparedSide | None = None
-
-    async def _open(
-        self, host: str, port: int, *, listen: bool, on_listening: Callable[[int], object] | None
-    ) -> FramedConnection:
-        """Mutual TLS 1.3, trusting only the partner's certificate, pinned by the signed MOU."""
-        pin = self.peer.tls_cert_sha256
-        if listen:
-            return await serve_once(
-                host,
-                port,
-                identity=self.creds.tls,
-                peer_cert_pem=self.peer_cert_pem,
-                pinned_sha256=pin,
-                timeout=10.0,
-                on_listening=on_listening,
-            )
-        return await connect(
-            host,
-            port,
-            identity=self.creds.tls,
-            peer_cert_pem=self.peer_cert_pem,
-            pinned_sha256=pin,
-            timeout=10.0,
+    @classmethod
+    def of(cls, outcome: AgencyOutcome) -> CheckReport:
+        with open(outcome.matches_file, encoding="utf-8", newline="") as f:
+            own = sorted(row["own_record_id"] for row in csv.DictReader(f))
+        return cls(
+            agency=outcome.agency,
+            role=outcome.role,
+            session_id=outcome.session_id,
+            records=outcome.records,
+            candidates=outcome.candidates,
+            matched=outcome.decided,
+            first_matches=own[:3],
+            released=outcome.released,
+            received=outcome.received,
+            receipts_verified=outcome.receipts_verified,
+            audit_ok=outcome.audit_ok,
+            audit_entries=outcome.audit_entries,
         )
 
+
+class LinkageService:
+    """One agency's linkage service: ``async with`` it (or ``start()`` / ``stop()``), then
+    ``check_manifest()`` per exchange. One service per working directory: the agency holds
+    its lock while the service runs."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        passphrase: bytes,
+        clock: Callable[[], datetime],
+        rng: RandomSource,
+    ) -> None:
+        self.config = config
+        self._passphrase = passphrase
+        self._clock = clock
+        self._rng = rng
+        self._agency: Agency | None = None
+        self._side: PreparedSide | None = None
+
     async def start(self) -> None:
-        """Load and tokenise the agency's files off the event loop."""
-        files = [bundled_path(name) for name in FILES[self.agency]]
-        self.side = await asyncio.to_thread(prepare_side, files)
+        """Open the agency, then load and tokenise its files off the event loop. Raises
+        ``InputError`` (unusable keys, a bundle or MOU that is not the partner's, the workdir
+        in use), ``MouRefused`` and ``SchemaMismatch`` before any partner connects."""
+        c = self.config
+        # Opened in the event loop's thread: the agency's SQLite stores stay in that thread.
+        self._agency = Agency.open(
+            c.workdir,
+            agency=c.agency,
+            keys_dir=c.keys_dir,
+            passphrase=self._passphrase,
+            mou_path=c.mou,
+            peer_bundle_path=c.peer_bundle,
+            clock=self._clock,
+            rng=self._rng,
+        )
+        self._side = await asyncio.to_thread(self._agency.prepare, c.files)
+
+    def stop(self) -> None:
+        if self._agency is not None:
+            self._agency.close()
+            self._agency = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
     async def check_manifest(
         self,
@@ -143,93 +154,96 @@ class LinkageService:
         listen: bool = False,
         on_listening: Callable[[int], object] | None = None,
     ) -> CheckReport:
-        """Run one session with the MOU partner: listen for it (``listen=True``; the bound port
-        goes to ``on_listening``) or connect to it. Raises ``PeerRefused`` when the TLS
-        handshake or pin check fails, and a ``RemoteProtocolError`` when the session aborts
-        (nothing is decided then)."""
-        assert self.side is not None, "call start() first"
-        conn = await self._open(host, port, listen=listen, on_listening=on_listening)
-        tls_version = conn.ssl_object.version() if conn.ssl_object else "none"
-        config = SessionConfig(
-            role=Role.RESPONDER if listen else Role.INITIATOR,
-            mode=Mode.PSI,
-            party_id=self.agency,
-            peer_id=self.peer.agency_id,
-            mou_id=self.mou.id,
-            mou_digest=mou_digest(self.mou),
-            schema_digest=schema_digest(self.side.schema),
-            padding_bucket=self.mou.padding_bucket,
-        )
-        session = PsiSession(config, self.side.tokens, rng=system_random)
-        with AuditLog.open(self.audit_path, signing_key=self.creds.audit) as audit:
-            auditor = SessionAuditor(
-                audit, session, own_tokens=len(self.side.tokens), clock=lambda: datetime.now(UTC)
+        """Run one exchange with the MOU partner: listen for it (``listen=True``; the bound
+        port goes to ``on_listening``) or connect to it. Raises ``PeerRefused`` when no pinned
+        partner answers in time, ``InputError`` when the MOU's daily budget is spent, and a
+        ``ProtocolError`` when the exchange aborts (each audited)."""
+        assert self._agency is not None and self._side is not None, "call start() first"
+        if listen:
+            outcome = await self._agency.serve(
+                self._side, host, port, timeout=10.0, on_listening=on_listening
             )
-            result = await run_session(session, conn, auditor=auditor, idle_timeout=30.0)
-        assert isinstance(result, PsiResult)
-        decision = decide(result, self.side.schema, threshold=self.mou.match_threshold)
-        verified = verify_log(self.audit_path, self.creds.audit.verify_key)
-        return CheckReport(
-            agency=self.agency,
-            session_id=result.session_id.hex(),
-            records=self.side.loaded,
-            candidates=decision.candidates,
-            matched=len(decision.matches),
-            first_matches=sorted(m.local_record_id for m in decision.matches)[:3],
-            tls_version=str(tls_version),
-            audit_ok=verified.ok,
-            audit_entries=verified.entries,
+        else:
+            outcome = await self._agency.match(self._side, host, port, timeout=10.0)
+        return CheckReport.of(outcome)
+
+    def inbox(self) -> dict[str, int]:
+        """What the partner has released to this agency and the store still holds, by
+        category: metadata only, nothing opened (opening is ``store.read``, audited)."""
+        assert self._agency is not None, "call start() first"
+        held = self._agency.store.list(self._clock())
+        return dict(sorted(Counter(r.category.value for r in held if not r.expired).items()))
+
+
+async def run(work: Path) -> dict[str, Any]:
+    now = datetime.now(UTC)  # OpenSSL checks the certificates' validity against the real clock
+    # Keys for both agencies and the MOU both signed (docs/keys.md §5 in one call). Seeded for
+    # the example; a real agency generates its keys with system_random. Straight-through
+    # release: with the template's approval_required, releases wait in each agency's outbound
+    # ledger (Agency.queue) for an officer, and the next exchange sends the approved ones.
+    ceremony = demo_ceremony(
+        work / "ceremony",
+        passphrase=PASSPHRASE,
+        now=now,
+        rng=DeterministicRandom("embed-example/ceremony"),
+        approval_required=False,
+    )
+    ca_config, us_config = (
+        ServiceConfig(
+            agency=agency,
+            workdir=work / agency.lower(),
+            keys_dir=ceremony.keys[agency],
+            mou=ceremony.mou,
+            peer_bundle=ceremony.bundles[peer],
+            files=[bundled_path(name) for name in FILES[agency]],
+        )
+        for agency, peer in ((CA, US), (US, CA))
+    )
+
+    def service(config: ServiceConfig) -> LinkageService:
+        return LinkageService(
+            config, passphrase=PASSPHRASE, clock=lambda: datetime.now(UTC), rng=system_random
         )
 
-
-async def run(audit_dir: Path) -> tuple[CheckReport, CheckReport]:
-    now = datetime.now(UTC)
-    creds = {agency: credentials(agency, now) for agency in (CA, US)}
-    mou = agree_mou(creds, now)
-    ca, us = (
-        LinkageService(
-            agency,
-            mou=mou,
-            creds=creds[agency],
-            peer_cert_pem=creds[mou.peer_of(agency).agency_id].tls.cert_pem,
-            audit_path=audit_dir / f"{agency}.audit.db",
+    async with service(ca_config) as ca, service(us_config) as us:
+        # The US listens on an ephemeral port; Canada connects once it is bound.
+        bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        serving = asyncio.create_task(
+            us.check_manifest("127.0.0.1", 0, listen=True, on_listening=bound.set_result)
         )
-        for agency in (CA, US)
-    )
-    await asyncio.gather(ca.start(), us.start())
-
-    # The US listens on an ephemeral port; Canada connects once it is bound.
-    bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    serving = asyncio.create_task(
-        us.check_manifest("127.0.0.1", 0, listen=True, on_listening=bound.set_result)
-    )
-    first: list[asyncio.Future[Any]] = [bound, serving]
-    await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
-    if serving.done():
-        serving.result()  # the listener failed before binding: raise its error
-    ca_report, us_report = await asyncio.gather(
-        ca.check_manifest("127.0.0.1", bound.result()), serving
-    )
-    return ca_report, us_report
+        first: list[asyncio.Future[Any]] = [bound, serving]
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        if serving.done():
+            serving.result()  # the listener failed before binding: raise its error
+        ca_report, us_report = await asyncio.gather(
+            ca.check_manifest("127.0.0.1", bound.result()), serving
+        )
+        return {
+            "canada": {**asdict(ca_report), "inbox": ca.inbox()},
+            "usa": {**asdict(us_report), "inbox": us.inbox()},
+        }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as audit_dir:
-        ca, us = asyncio.run(run(Path(audit_dir)))
+    with tempfile.TemporaryDirectory() as work:
+        reports = asyncio.run(run(Path(work)))
     if args.json:
-        print(json.dumps({"canada": asdict(ca), "usa": asdict(us)}, indent=2))
+        print(json.dumps(reports, indent=2))
         return
-    for report in (ca, us):
+    for r in reports.values():
         print(
-            f"{report.agency}: {report.records} records, {report.matched} matched "
-            f"(of {report.candidates} candidate pairs), e.g. {', '.join(report.first_matches)}"
+            f"{r['agency']} ({r['role']}): {r['records']} records, {r['matched']} matched "
+            f"(of {r['candidates']} candidate pairs), e.g. {', '.join(r['first_matches'])}"
         )
+        released = ", ".join(f"{k} {v}" for k, v in r["released"].items()) or "none"
+        inbox = ", ".join(f"{k} {v}" for k, v in r["inbox"].items()) or "empty"
+        print(f"    released {released} ({r['receipts_verified']} receipted); inbox {inbox}")
         print(
-            f"    session {report.session_id[:16]}… over {report.tls_version}; audit log "
-            f"{'verified' if report.audit_ok else 'FAILED'} ({report.audit_entries} entries)"
+            f"    session {r['session_id'][:16]}… over mutual TLS; audit log "
+            f"{'verified' if r['audit_ok'] else 'FAILED'} ({r['audit_entries']} entries)"
         )
 
 

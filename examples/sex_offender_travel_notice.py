@@ -1,11 +1,16 @@
 """Travel notices: a flight manifest against a high-risk sex-offender registry, in one process.
 
 Canada (CA-RCMP) holds the high-risk sex-offender registry; the United States (US-DHS) holds an
-inbound traveller manifest. The two run a private set intersection, each decides its matches,
-and Canada — the originator — releases ONLY the registry records that matched, cut to what the
-signed MOU allows for the category, under its caveats (TLP, handling code, retention), with the
-source replaced by an opaque handle. The US opens each release and issues a travel notice for
-its own matched traveller. Run:
+inbound traveller manifest. Each opens its ``Agency`` under the MOU both signed, and the two run
+an exchange over an in-memory connection: a private set intersection, each side's decision, and
+the release of each side's matched records only — cut to what the MOU allows for the category,
+under its caveats (TLP, handling code, retention), with the source replaced by an opaque handle.
+
+The MOU requires an officer's approval of each release (Prüm-style two-step): the first
+exchange reports the hits and queues the releases; a Canadian officer approves Canada's; the
+next exchange sends the approved ones. The US opens each release from its store and issues a
+travel notice for its own matched traveller (the US's own releases of its travellers wait for
+a US officer, who is not part of this example). Run:
 
     python examples/sex_offender_travel_notice.py [--json]
 
@@ -17,65 +22,27 @@ of the registry, no registry record id, no source.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from xlink.agency import Agency, exchange_in_process
+from xlink.ceremony import CeremonyFiles, demo_ceremony
 from xlink.cli.cmd_demo import bundled_path
-from xlink.crypto.keys import SealingKey, SigningKey
+from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import DeterministicRandom
-from xlink.decide import decide
-from xlink.exchange import Party, exchange_in_memory
-from xlink.linkage.schema import load_default_schema, schema_digest
-from xlink.policy import Mou, PartyKeys, accept_mou, load_sample_template, mou_digest, sign_mou
-from xlink.prepare import prepare_side
-from xlink.protocol import PsiResult
-from xlink.release import (
-    ApprovalQueue,
-    ReleaseRecord,
-    SourceHandleKey,
-    match_for,
-    open_release,
-    release_approved,
-    release_decided,
-)
+from xlink.release import ReleaseRecord
 
 CA, US = "CA-RCMP", "US-DHS"
-# A fixed clock and fixed key seeds keep the example reproducible. DeterministicRandom is for
-# tests and examples only: a real agency generates keys with system_random and keeps them.
+# A fixed clock and seeded randomness keep the example reproducible. DeterministicRandom is for
+# tests and examples only: a real agency uses system_random and keeps its keys.
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class AgencyKeys:
-    signing: SigningKey  # signs the MOU and the records it releases
-    sealing: SealingKey  # opens the records released to it
-    tls_sha256: bytes  # stands in for its TLS certificate's fingerprint (not used in memory)
-
-
-def agency_keys(seed: str) -> AgencyKeys:
-    rng = DeterministicRandom(seed)
-    return AgencyKeys(SigningKey.generate(rng), SealingKey.generate(rng), rng(32))
-
-
-def agree_mou(keys: dict[str, AgencyKeys]) -> Mou:
-    """Fill the bundled CA-US template with both agencies' public keys; both sign; each side
-    accepts it (signatures valid, in force today) before using it."""
-    schema = load_default_schema()
-    mou = load_sample_template().fill(
-        {
-            agency: PartyKeys(k.signing.verify_key, k.sealing.public_key, k.tls_sha256)
-            for agency, k in keys.items()
-        },
-        schema_digest=schema_digest(schema),
-    )
-    signed = sign_mou(sign_mou(mou, CA, keys[CA].signing), US, keys[US].signing)
-    today = NOW.date()
-    accepted = {agency: accept_mou(signed, local_agency=agency, today=today) for agency in keys}
-    assert accepted[CA] == accepted[US]
-    return accepted[US]
+PASSPHRASE = b"example passphrase, not a secret"
+PURPOSE = "child-protection"  # one of the MOU's purposes: every read of a release names one
 
 
 @dataclass(frozen=True)
@@ -105,88 +72,108 @@ class TravelNotice:
         )
 
 
+def open_agency(work: Path, ceremony: CeremonyFiles, agency: str, peer: str) -> Agency:
+    return ceremony.open_agency(
+        agency,
+        work / agency.lower(),
+        passphrase=PASSPHRASE,
+        clock=lambda: NOW,
+        rng=DeterministicRandom(f"travel-notice-example/{agency}"),
+    )
+
+
+async def run(work: Path) -> dict[str, Any]:
+    # Keys for both agencies and the bundled CA-US MOU template filled and signed by both;
+    # the template keeps its approval_required = true.
+    ceremony = demo_ceremony(
+        work / "ceremony",
+        passphrase=PASSPHRASE,
+        now=NOW,
+        rng=DeterministicRandom("travel-notice-example/ceremony"),
+    )
+    officers = {
+        agency: SigningKey.generate(DeterministicRandom(f"travel-notice-example/{agency}/officer"))
+        for agency in (CA, US)
+    }
+    with open_agency(work, ceremony, CA, US) as ca, open_agency(work, ceremony, US, CA) as us:
+        registry = ca.prepare([bundled_path("ca_sex_offenders.csv")])
+        manifest = us.prepare([bundled_path("us_travellers.csv")])
+
+        # 1. The hits: PSI, decisions, the check that both decided the same pairs. Each
+        #    side's releases wait in its outbound ledger for an officer.
+        first, _ = await exchange_in_process((ca, registry), (us, manifest))
+
+        # 2. A Canadian officer reviews Canada's queued releases and approves them.
+        approved = [
+            ca.queue.approve(item.item_id, officers[CA].verify_key, now=NOW)
+            for item in ca.queue.pending(NOW)
+        ]
+
+        # 3. The next exchange sends what was approved (a fresh session; nothing pending,
+        #    denied or delivered before is queued or sent again), with receipts.
+        ca_out, us_out = await exchange_in_process((ca, registry), (us, manifest))
+
+        # 4. A US officer opens each release received, for a purpose the MOU allows (every read
+        #    is audited), and finds the US's own traveller it matched.
+        notices = []
+        for stored in us.store.list(NOW):
+            assert stored.own_record_id is not None
+            record = us.store.read(
+                stored.release_id, purpose=PURPOSE, reader=officers[US].verify_key, now=NOW
+            )
+            notices.append(TravelNotice.of(record, stored.own_record_id))
+        notices.sort(key=lambda n: n.traveller_id)
+    return {
+        "mou_id": ca_out.mou_id,
+        "registry_size": registry.loaded,
+        "manifest_size": manifest.loaded,
+        "decided_matches": us_out.decided,
+        "queued_for_approval": first.queued,
+        "approved": len(approved),
+        "denied": ca_out.denied,  # by the MOU, or by an officer
+        "sent": ca_out.released_total,
+        "receipts_verified": ca_out.receipts_verified,
+        "us_releases_awaiting_approval": us_out.pending,
+        "canada_received": ca_out.received_total,
+        "audit_ok": ca_out.audit_ok and us_out.audit_ok,
+        "notices": notices,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-
-    keys = {CA: agency_keys("example-ca"), US: agency_keys("example-us")}
-    mou = agree_mou(keys)
-    schema = load_default_schema()
     with tempfile.TemporaryDirectory() as work:
-        registry = prepare_side([bundled_path("ca_sex_offenders.csv")], rejects_dir=work)
-        manifest = prepare_side([bundled_path("us_travellers.csv")], rejects_dir=work)
-
-        # 1. Private set intersection, bound to the MOU's id and digest (one process here;
-        #    across a network each side runs its own session: examples/embed_in_service.py).
-        ca_result, us_result = exchange_in_memory(
-            Party(CA, registry.tokens, rng=DeterministicRandom("example-ca-psi")),
-            Party(US, manifest.tokens, rng=DeterministicRandom("example-us-psi")),
-            schema=schema,
-            mou_id=mou.id,
-            mou_digest=mou_digest(mou),
-        )
-        assert isinstance(ca_result, PsiResult) and isinstance(us_result, PsiResult)
-
-        # 2. Each side decides, at the MOU's threshold, from what the protocol revealed.
-        ca_decision = decide(ca_result, schema, threshold=mou.match_threshold)
-        us_decision = decide(us_result, schema, threshold=mou.match_threshold)
-
-        # 3. Canada releases its matched registry records only. The sample MOU requires an
-        #    officer's approval for each release (Prüm-style two-step): queue, approve, send.
-        rng = DeterministicRandom("example-ca-release")
-        officer = SigningKey.generate(rng).verify_key
-        with ApprovalQueue.open(Path(work) / "ca-releases.db") as queue:
-            batch = release_decided(
-                ca_decision,
-                registry.records,
-                mou=mou,
-                originator=CA,
-                signing_key=keys[CA].signing,
-                handle_key=SourceHandleKey.generate(rng),
-                rng=rng,
-                now=NOW,
-                queue=queue,
-            )
-            for pending in batch.queued:
-                queue.approve(pending.item_id, officer, now=NOW)
-            sealed = release_approved(queue, mou=mou, signing_key=keys[CA].signing, now=NOW)
-
-    # 4. The US opens each release (seal, signature, MOU, session, policy all checked) and
-    #    finds its own traveller through the match handles both sides hold.
-    notices: list[TravelNotice] = []
-    for release in sealed:  # each .data is the bytes sent to the US
-        record = open_release(
-            release.data, keys[US].sealing, mou=mou, expected_session_id=us_decision.session_id
-        )
-        match = match_for(record, us_decision.matches)
-        assert match is not None
-        notices.append(TravelNotice.of(record, match.local_record_id))
-    notices.sort(key=lambda n: n.traveller_id)
+        summary = asyncio.run(run(Path(work)))
+    notices: list[TravelNotice] = summary.pop("notices")
 
     if args.json:
-        summary = {
-            "registry_size": registry.loaded,
-            "manifest_size": manifest.loaded,
-            "decided_matches": len(us_decision.matches),
-            "denied": len(batch.denied),
-            "notices": [
-                {
-                    "traveller_id": n.traveller_id,
-                    "category": n.category,
-                    "tlp": n.tlp,
-                    "fields": sorted(n.fields),  # names only: the values stay in the notice
-                }
-                for n in notices
-            ],
-        }
+        summary["notices"] = [
+            {
+                "traveller_id": n.traveller_id,
+                "category": n.category,
+                "tlp": n.tlp,
+                "fields": sorted(n.fields),  # names only: the values stay in the notice
+            }
+            for n in notices
+        ]
         print(json.dumps(summary, indent=2))
         return
     print(
-        f"{US}: manifest of {manifest.loaded} travellers checked against {CA}'s registry "
-        f"({registry.loaded} records) under MOU {mou.id}"
+        f"{US}: manifest of {summary['manifest_size']} travellers checked against {CA}'s "
+        f"registry ({summary['registry_size']} records) under MOU {summary['mou_id']}"
     )
-    print(f"{len(notices)} travel notice(s); {len(batch.denied)} release(s) denied by the MOU\n")
+    print(
+        f"{summary['decided_matches']} hit(s); {CA} queued {summary['queued_for_approval']} "
+        f"release(s), its officer approved {summary['approved']}, "
+        f"{summary['denied']} denied; {summary['sent']} sent, "
+        f"{summary['receipts_verified']} receipted"
+    )
+    print(
+        f"{len(notices)} travel notice(s); {summary['us_releases_awaiting_approval']} US "
+        f"release(s) await a US officer\n"
+    )
     for n in notices:
         print(
             f"TRAVEL NOTICE  traveller {n.traveller_id}  [{n.category}]  TLP:{n.tlp}  "

@@ -16,15 +16,9 @@ from typing import NoReturn
 
 import msgpack
 
+from xlink.errors import Malformed, Truncated
+
 __all__ = ["Malformed", "Truncated", "pack", "unpack"]
-
-
-class Malformed(ValueError):
-    """The bytes are not one well-formed, allowed msgpack object."""
-
-
-class Truncated(Malformed):
-    """The bytes end before the object does."""
 
 
 def _reject_ext(code: int, data: bytes) -> NoReturn:

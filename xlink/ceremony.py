@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from xlink.agency import Agency
 from xlink.crypto.keyfiles import AgencyKeys
 from xlink.crypto.rand import RandomSource
 from xlink.linkage.schema import load_default_schema, schema_digest
@@ -27,6 +29,29 @@ class CeremonyFiles:
     keys: dict[str, Path]
     bundles: dict[str, Path]
     mou: Path
+
+    def open_agency(
+        self,
+        agency: str,
+        workdir: StrPath,
+        *,
+        passphrase: bytes,
+        clock: Callable[[], datetime],
+        rng: RandomSource,
+    ) -> Agency:
+        """:meth:`Agency.open <xlink.agency.Agency.open>` for ``agency`` with its keys, the
+        signed MOU and the other agency's bundle, in ``workdir``."""
+        (peer,) = (other for other in self.bundles if other != agency)
+        return Agency.open(
+            workdir,
+            agency=agency,
+            keys_dir=self.keys[agency],
+            passphrase=passphrase,
+            mou_path=self.mou,
+            peer_bundle_path=self.bundles[peer],
+            clock=clock,
+            rng=rng,
+        )
 
 
 def demo_ceremony(

@@ -14,11 +14,15 @@ another message.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import KeyWeight, decide_matches, fellegi_sunter_score
 from xlink.protocol.bound import RevealBound
 from xlink.protocol.events import PsiResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["DecidedMatch", "Decision", "decide", "reveal_bound_for"]
 
@@ -33,6 +37,10 @@ class DecidedMatch:
     agreeing_keys: frozenset[str]
     score: float
     handles: tuple[bytes, ...]
+    disagreeing_keys: frozenset[str] = frozenset()
+    """Keys both records have tokens for that did not agree."""
+    missing_keys: frozenset[str] = frozenset()
+    """Keys of the schema that one record or the other has no token for."""
 
     def __repr__(self) -> str:  # handles are opaque but need not reach logs
         return (
@@ -50,6 +58,33 @@ class Decision:
     candidates: int
     matches: tuple[DecidedMatch, ...]
 
+    def to_frame(self) -> pd.DataFrame:
+        """The decided matches as a pandas DataFrame, one row each: ``local_record_id``,
+        ``peer_ref``, ``score`` and the ``agreeing_keys`` / ``disagreeing_keys`` /
+        ``missing_keys`` (sorted tuples). No handle, no partner data."""
+        import pandas as pd
+
+        columns = (
+            "local_record_id",
+            "peer_ref",
+            "score",
+            "agreeing_keys",
+            "disagreeing_keys",
+            "missing_keys",
+        )
+        rows = [
+            (
+                m.local_record_id,
+                m.peer_ref,
+                m.score,
+                tuple(sorted(m.agreeing_keys)),
+                tuple(sorted(m.disagreeing_keys)),
+                tuple(sorted(m.missing_keys)),
+            )
+            for m in self.matches
+        ]
+        return pd.DataFrame.from_records(rows, columns=columns)
+
 
 def decide(result: PsiResult, schema: LinkageSchema, threshold: float | None = None) -> Decision:
     """Score every candidate pair of ``result`` with ``schema``'s weights (its agreeing keys'
@@ -66,7 +101,9 @@ def decide(result: PsiResult, schema: LinkageSchema, threshold: float | None = N
         threshold = schema.threshold if schema.threshold is not None else 1.0
     weights = schema.weights()
     disagreement = schema.disagreement_weights()
-    by_ref: dict[tuple[str, str], tuple[int, frozenset[str], tuple[bytes, ...]]] = {}
+    by_ref: dict[tuple[str, str], tuple[int, frozenset[str], tuple[bytes, ...], frozenset[str]]]
+    by_ref = {}
+    every_key = frozenset(schema.key_names)
     scored: list[tuple[str, str, frozenset[str], float]] = []
     # Scores depend only on the pattern; a session has few patterns and may have millions of
     # pairs, and the key sets of one pattern are shared objects (PairTable builds each once).
@@ -75,7 +112,12 @@ def decide(result: PsiResult, schema: LinkageSchema, threshold: float | None = N
     for pair in result.iter_pairs():
         candidates += 1
         peer = str(pair.peer_ref)
-        by_ref[(pair.local_record_id, peer)] = (pair.peer_ref, pair.agreeing_keys, pair.handles)
+        by_ref[(pair.local_record_id, peer)] = (
+            pair.peer_ref,
+            pair.agreeing_keys,
+            pair.handles,
+            pair.disagreeing_keys,
+        )
         pattern = (pair.agreeing_keys, pair.local_keys, pair.peer_keys)
         score = by_pattern.get(pattern)
         if score is None:
@@ -85,8 +127,11 @@ def decide(result: PsiResult, schema: LinkageSchema, threshold: float | None = N
         scored.append((pair.local_record_id, peer, pair.agreeing_keys, score))
     matches = []
     for kept in decide_matches(scored, threshold, schema.certain_threshold):
-        ref, keys, handles = by_ref[(kept.left_id, kept.right_id)]
-        matches.append(DecidedMatch(kept.left_id, ref, keys, kept.score, handles))
+        ref, keys, handles, disagreeing = by_ref[(kept.left_id, kept.right_id)]
+        missing = every_key - keys - disagreeing
+        matches.append(
+            DecidedMatch(kept.left_id, ref, keys, kept.score, handles, disagreeing, missing)
+        )
     return Decision(result.session_id, threshold, candidates, tuple(matches))
 
 

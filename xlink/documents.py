@@ -13,6 +13,8 @@ import tomllib
 from pathlib import Path
 from typing import Final
 
+from xlink.errors import DocumentError
+
 __all__ = ["MAX_DOCUMENT_BYTES", "DocumentError", "document_format", "parse_document"]
 
 #: Configuration documents are small; anything larger is refused before parsing.
@@ -34,14 +36,6 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
             raise ValueError(f"member {key!r} given twice")
         out[key] = value
     return out
-
-
-class DocumentError(ValueError):
-    """A document cannot be parsed; ``reason`` says why without quoting its content."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
 
 
 def document_format(path: str | Path) -> str:

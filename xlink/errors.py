@@ -1,13 +1,24 @@
-"""The one exception tree of xlink, rooted at :class:`XlinkError`.
+"""The one exception tree of xlink, rooted at :class:`XlinkError`, and the one module where
+every public exception of xlink is defined (docs/embedding.md, "Errors").
 
 Whose fault it is decides the class: the caller's misuse (:class:`LocalProtocolError`, or a plain
 ``TypeError``/``ValueError`` for a wrong argument), the peer's misbehaviour
-(:class:`RemoteProtocolError`, always with an :class:`~xlink.protocol.abort.AbortCode`), bad input
+(:class:`RemoteProtocolError`, always with an :class:`~xlink.error_codes.AbortCode`), bad input
 data (:class:`InputError` and subclasses) and policy refusals (:class:`PolicyDenied`). Any other
-exception escaping xlink is a bug.
+exception escaping xlink is a bug. The command line's exit code for each class is
+:func:`xlink.cli.exitcodes.exit_code_for`.
 
-Messages never contain plaintext identities, secret keys or unblinded tokens: they name a line, a
-field and a reason, never the offending value.
+A few classes are not in the tree on purpose: :class:`DocumentError`, :class:`InvalidElement`,
+:class:`Malformed` and :class:`Truncated` are ``ValueError`` signals between xlink's own layers,
+each turned into a typed error (``SchemaError``, ``LoadError``, an abort) before it reaches the
+caller.
+
+Messages never contain plaintext identities, secret keys or unblinded tokens: they name a line,
+a field and a reason, never the offending value.
+
+This module is a leaf: it imports nothing from xlink but :mod:`xlink.error_codes` (itself a
+leaf), so that every module can import it. The modules that used to define these classes
+(``xlink.release.codec``, ``xlink.transport.errors``...) import and re-export them.
 """
 
 from __future__ import annotations
@@ -15,21 +26,41 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from xlink.protocol.abort import AbortCode
+from xlink.error_codes import AbortCode, RefusalReason
 
 __all__ = [
     "AbortCode",
+    "ConnectionLost",
+    "DecisionMismatch",
     "DecryptionError",
+    "DocumentError",
     "EvaluationError",
     "FieldError",
+    "IdentifierError",
     "InputError",
     "InternalProtocolError",
+    "InvalidElement",
+    "LabelError",
+    "LabelNotMatched",
     "LoadError",
     "LocalProtocolError",
+    "Malformed",
+    "MouRefused",
+    "PeerAborted",
+    "PeerRefused",
     "PolicyDenied",
     "ProtocolError",
+    "QueueError",
+    "RefusalReason",
+    "ReleaseRejected",
+    "ReleaseReplayed",
     "RemoteProtocolError",
     "SchemaError",
+    "SchemaMismatch",
+    "TransferError",
+    "TransportTimeout",
+    "Truncated",
+    "UntransliterableError",
     "XlinkError",
 ]
 
@@ -40,7 +71,7 @@ class XlinkError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
-    """One problem with one field of one input row.
+    """One problem with one field of one input row (not an exception: collected, not raised).
 
     ``line`` is the 1-based physical line of the input file (the header is line 1 in a CSV file),
     or the 1-based row number of a DataFrame. ``field`` is the column as the input names it.
@@ -53,6 +84,9 @@ class FieldError:
 
     def __str__(self) -> str:
         return f"line {self.line}, field {self.field!r}: {self.reason}"
+
+
+# -- bad input --------------------------------------------------------------------------------
 
 
 class InputError(XlinkError):
@@ -89,6 +123,43 @@ class SchemaError(InputError):
         )
 
 
+class SchemaMismatch(InputError):
+    """The linkage schema this side would use is not the one the MOU's digest names."""
+
+
+class IdentifierError(InputError, ValueError):
+    """A string that should be an identifier (agency id, MOU id, purpose...) breaks its rule
+    (:mod:`xlink.identifiers`). ``kind`` names the rule (``"agency id"``); the message says
+    what is wrong, the length or the position of the first bad character, never the value.
+    Also a ``ValueError``, as a bad argument value."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+class UntransliterableError(InputError, ValueError):
+    """A letter has no ICAO 9303 transliteration and no decomposition to a Latin letter.
+
+    The message names the Unicode script family of the letter, never the letter or the text.
+    """
+
+    def __init__(self, script: str) -> None:
+        self.script = script
+        super().__init__(f"a letter of script {script} has no ICAO 9303 transliteration")
+
+
+class LabelError(InputError):
+    """A labelled frame that is not well formed (too short, no handle, handles not sorted)."""
+
+
+class LabelNotMatched(LabelError):
+    """A labelled frame names a handle that is not one of our matched handles."""
+
+
+# -- protocol ---------------------------------------------------------------------------------
+
+
 class ProtocolError(XlinkError):
     """A protocol session cannot continue."""
 
@@ -122,6 +193,74 @@ class RemoteProtocolError(ProtocolError):
         super().__init__(f"{code.name} ({int(code)}): {detail}")
 
 
+class TransportTimeout(RemoteProtocolError):
+    """A read, a write or the session itself made no progress within its timeout."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(AbortCode.TIMEOUT, detail)
+
+
+class ConnectionLost(RemoteProtocolError):
+    """The connection ended (closed, reset, TLS alert) before the session was done."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(AbortCode.CONNECTION_LOST, detail)
+
+
+class PeerAborted(RemoteProtocolError):
+    """The peer sent an Abort; ``code`` is the peer's reason (spec §6.8)."""
+
+
+class TransferError(RemoteProtocolError):
+    """The peer broke release transfer v1: a frame out of order, a count that disagrees
+    (``UNEXPECTED_MESSAGE``), more releases than we decided matches (``TOO_MANY_RELEASES``),
+    another version of the transfer (``UNSUPPORTED_VERSION``)."""
+
+    def __init__(self, detail: str, code: AbortCode = AbortCode.UNEXPECTED_MESSAGE) -> None:
+        super().__init__(code, detail)
+
+
+class DecisionMismatch(TransferError):
+    """The peer's decided-pairs digest is not ours (``DECISION_MISMATCH``): the two sides did
+    not decide the same matches, so neither releases anything."""
+
+    def __init__(self) -> None:
+        super().__init__("the peer decided other matches", AbortCode.DECISION_MISMATCH)
+
+
+class ReleaseRejected(ProtocolError):
+    """A release or receipt cannot be accepted; ``reason`` is a machine-readable code
+    (spec §7): ``malformed``, ``truncated``, ``too-large``, ``unsupported-version``,
+    ``wrong-originator``, ``wrong-recipient``, ``mou-mismatch``, ``wrong-session``,
+    ``wrong-release``."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"release rejected: {reason}")
+
+
+class ReleaseReplayed(ReleaseRejected):
+    """A release whose id the store already holds was delivered again (a replay, or an honest
+    re-send after a lost receipt: :meth:`~xlink.store.ReleaseStore.receipt` gives the receipt
+    issued the first time). Nothing is stored or audited."""
+
+    def __init__(self) -> None:
+        super().__init__("replayed")
+
+
+class PeerRefused(XlinkError):
+    """The peer could not be authenticated; no session was started. ``reason`` says why in a
+    machine-readable way; the message names no certificate content."""
+
+    def __init__(self, reason: RefusalReason, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"peer refused: {reason.value}" + (f" ({detail})" if detail else ""))
+
+
+# -- policy and cryptography ------------------------------------------------------------------
+
+
 class PolicyDenied(XlinkError):
     """The MOU forbids what was asked; ``reasons`` are machine-readable codes."""
 
@@ -130,8 +269,54 @@ class PolicyDenied(XlinkError):
         super().__init__("denied by policy: " + ", ".join(self.reasons))
 
 
+class MouRefused(PolicyDenied):
+    """An MOU cannot be used: ``reasons`` lists every machine-readable reason, in the order
+    ``not-a-party``, ``signature-missing:<agency>`` / ``signature-invalid:<agency>`` (parties in
+    MOU order), ``not-yet-valid`` / ``expired``."""
+
+
 class DecryptionError(XlinkError):
     """A sealed or signed object failed to open or verify. Deliberately says nothing more."""
 
     def __init__(self) -> None:
         super().__init__("decryption or verification failed")
+
+
+class QueueError(XlinkError):
+    """An approval-queue request that cannot be done: no such item, or not in a state that
+    allows it (approving a denied item, denying one already approved...)."""
+
+
+# -- signals between xlink's layers (ValueError, outside the tree) ----------------------------
+
+
+class DocumentError(ValueError):
+    """A document cannot be parsed; ``reason`` says why without quoting its content. Each
+    caller turns it into its own typed error (:class:`SchemaError`, :class:`LoadError`)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class InvalidElement(ValueError):
+    """A received element is not a valid group element; ``index`` is its position in the buffer.
+
+    ``identity`` is True when the element is the identity (``u = 0``) or of small order.
+    The protocol layer turns this into an abort with the matching code.
+    """
+
+    def __init__(self, index: int, reason: str, *, identity: bool = False) -> None:
+        self.index = index
+        self.reason = reason
+        self.identity = identity
+        super().__init__(f"element {index}: {reason}")
+
+
+class Malformed(ValueError):
+    """The bytes are not one well-formed, allowed msgpack object (:mod:`xlink.canonical`); each
+    format turns it into its own typed error (``RemoteProtocolError``, ``ReleaseRejected``)."""
+
+
+class Truncated(Malformed):
+    """The bytes end before the object does."""

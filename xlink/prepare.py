@@ -14,6 +14,7 @@ from pathlib import Path
 from xlink.errors import LoadError
 from xlink.linkage.schema import LinkageSchema, load_default_schema
 from xlink.linkage.tokens import TokenSet
+from xlink.progress import ProgressFn, count_progress
 from xlink.records.loaders import LoadResult, load_csv, load_jsonl
 from xlink.records.model import PersonRecord
 
@@ -91,6 +92,29 @@ class PreparedSide:
         return tuple(rid for i, rid in enumerate(self.tokens.record_ids) if i not in with_tokens)
 
 
+def _estimate_rows(path: StrPath) -> int | None:
+    """An upper bound on the data rows of ``path`` for progress: its lines (less the header of
+    a CSV file). Every row takes at least one line; blank lines and quoted line breaks make
+    the bound loose. None when the file cannot be read (the loader reports that)."""
+    p = Path(path)
+    lf = cr = 0
+    last = b"\n"
+    try:
+        with p.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                lf += chunk.count(b"\n")
+                cr += chunk.count(b"\r")
+                last = chunk[-1:]
+    except OSError:
+        return None
+    lines = max(lf, cr)  # LF, CRLF or old-Mac CR line ends
+    if last not in (b"\n", b"\r"):
+        lines += 1  # a last line without a line break
+    if p.suffix.lower() in _CSV_SUFFIXES:
+        lines -= 1
+    return max(lines, 0)
+
+
 def prepare_side(
     paths: Sequence[StrPath],
     *,
@@ -98,13 +122,16 @@ def prepare_side(
     mappings: Sequence[StrPath | None] | None = None,
     date_order: str | None = None,
     rejects_dir: StrPath | None = None,
-    progress: Callable[[str, int], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> PreparedSide:
     """Load every file of one agency and derive its token set with ``schema`` (default: the
     bundled default schema).
 
     Rejects go next to each input, or into ``rejects_dir`` (created if missing) when given.
-    ``progress(step, n)`` reports rows loaded and records tokenised. Raises
+    ``progress(phase, done, total)`` (a :class:`~xlink.progress.ProgressFn`) reports rows
+    loaded per file (``"loading NAME"``, out of the file's line count: an upper bound, the
+    final report gives the rows read) and records tokenised (``"deriving match tokens"``, out
+    of the records loaded). Raises
     :class:`~xlink.errors.LoadError` when a file cannot be loaded or when the same record id
     appears in two files (ids must identify one record across the agency's whole side).
     """
@@ -122,19 +149,22 @@ def prepare_side(
             p = Path(path)
             rejects_path = Path(rejects_dir) / f"{p.stem}.rejects{p.suffix}"
 
-        def report(n: int, name: str = Path(path).name) -> None:
-            if progress is not None:
-                progress(f"loading {name}", n)
-
-        loads.append(
-            load_records(
-                path,
-                mapping=None if mappings is None else mappings[i],
-                date_order=date_order,
-                rejects_path=rejects_path,
-                progress=report,
-            )
+        name = Path(path).name
+        phase = f"loading {name}"
+        rows = None
+        if progress is not None:
+            rows = _estimate_rows(path)
+            progress(phase, 0, rows)
+        load = load_records(
+            path,
+            mapping=None if mappings is None else mappings[i],
+            date_order=date_order,
+            rejects_path=rejects_path,
+            progress=count_progress(progress, phase, rows),
         )
+        if progress is not None:
+            progress(phase, load.total, load.total)  # the estimate may be above the rows read
+        loads.append(load)
     seen: set[str] = set()
     clashes = 0
     for load in loads:
@@ -150,10 +180,11 @@ def prepare_side(
 
     from xlink.linkage.keys import derive_token_set
 
-    def report_tokens(n: int) -> None:
-        if progress is not None:
-            progress("deriving match tokens", n)
-
     records = [r for load in loads for r in load.records]
-    tokens = derive_token_set(records, schema, progress=report_tokens)
+    phase = "deriving match tokens"
+    if progress is not None:
+        progress(phase, 0, len(records))
+    tokens = derive_token_set(
+        records, schema, progress=count_progress(progress, phase, len(records))
+    )
     return PreparedSide(loads=tuple(loads), schema=schema, tokens=tokens)

@@ -19,7 +19,7 @@ import pytest
 from _agencies import US, Agencies
 from _rewrites import rotate_reblinded, swap_confirmation_answers
 
-import xlink.runner as runner
+import xlink.agency._agency as runner
 from xlink.audit import AuditEvent
 from xlink.crypto.suite import SUITE_X25519, BlindingKey
 from xlink.errors import RemoteProtocolError

@@ -48,7 +48,7 @@ from _store_support import (  # noqa: E402
     seal,
 )
 
-import xlink.runner as runner  # noqa: E402
+import xlink.agency._agency as runner  # noqa: E402
 from xlink.audit import AuditEvent, AuditLog, verify_log  # noqa: E402
 from xlink.decide import Decision, decide  # noqa: E402
 from xlink.errors import XlinkError  # noqa: E402
@@ -547,7 +547,9 @@ def test_real_tls_a_different_decision_releases_nothing(
         "session": session,
         "peer": CA,
     }
-    assert kinds[-1] is AuditEvent.SESSION_ABORTED
+    assert kinds[-2:] == [AuditEvent.SESSION_ABORTED, AuditEvent.RUN_ENDED]
+    assert entries[-1][1]["outcome"] == "transfer-failed"
+    assert entries[-1][1]["code"] == "DECISION_MISMATCH"
 
 
 def test_real_tls_more_releases_than_decided_aborts_and_is_audited(
@@ -584,8 +586,9 @@ def test_real_tls_more_releases_than_decided_aborts_and_is_audited(
     entries = agencies.audit(US)
     kinds = [k for k, _ in entries]
     assert AuditEvent.RELEASE_RECEIVED not in kinds
-    assert kinds[-1] is AuditEvent.SESSION_ABORTED
-    assert entries[-1][1]["code"] == "TOO_MANY_RELEASES" and entries[-1][1]["side"] == "LOCAL"
+    assert kinds[-2:] == [AuditEvent.SESSION_ABORTED, AuditEvent.RUN_ENDED]
+    assert entries[-2][1]["code"] == "TOO_MANY_RELEASES" and entries[-2][1]["side"] == "LOCAL"
+    assert entries[-1][1]["outcome"] == "transfer-failed"
 
 
 def test_real_tls_release_labelled_without_the_tokens_does_not_open(

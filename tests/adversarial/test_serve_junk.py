@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from xlink.agency import AgencyOutcome, RoleName, run_agency
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.ceremony import demo_ceremony
 from xlink.crypto.keyfiles import load_public_bundle
 from xlink.crypto.rand import system_random
 from xlink.crypto.tls_certs import TlsIdentity, make_tls_identity
-from xlink.runner import AgencyOutcome, RoleName, run_agency
 from xlink.transport import FramedConnection, PeerRefused, RefusalReason, connect, serve_once
 from xlink.transport.driver import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES
 

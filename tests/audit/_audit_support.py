@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from xlink.audit import FIELDS, KINDS, AuditEvent, AuditLog, FieldType
 from xlink.audit._vocab import _NAMES  # the enum-name sets, to draw valid values from
 from xlink.crypto.keys import SigningKey
+from xlink.identifiers import AGENCY_ID, MOU_ID, PURPOSE, REASON_CODE
 
 KEY = SigningKey(bytes(range(32)))
 OTHER_KEY = SigningKey(bytes(range(1, 33)))
@@ -83,14 +84,15 @@ def replace_entries(conn: sqlite3.Connection, new_rows: Sequence[Sequence[object
 
 # -- hypothesis strategies ---------------------------------------------------------------------
 
-_IDENT = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,20}", fullmatch=True)
+# Identifier fields: drawn from the shared rules (xlink.identifiers), as the vocabulary uses them.
 _VALUES: Mapping[FieldType, st.SearchStrategy[object]] = {
     FieldType.COUNT: st.integers(0, 2**63 - 1),
     FieldType.ID16: st.binary(min_size=16, max_size=16),
     FieldType.DIGEST: st.binary(min_size=32, max_size=32).map(bytes.hex),
-    FieldType.IDENT: _IDENT,
-    FieldType.PURPOSE: st.from_regex(r"[a-z][a-z0-9_-]{0,20}", fullmatch=True),
-    FieldType.REASON: st.from_regex(r"[a-z][a-z0-9_.-]{0,20}", fullmatch=True),
+    FieldType.IDENT: st.from_regex(AGENCY_ID, fullmatch=True),
+    FieldType.MOU_ID: st.from_regex(MOU_ID, fullmatch=True),
+    FieldType.PURPOSE: st.from_regex(PURPOSE, fullmatch=True),
+    FieldType.REASON: st.from_regex(REASON_CODE, fullmatch=True),
     **{t: st.sampled_from(sorted(names)) for t, names in _NAMES.items()},
 }
 

@@ -148,3 +148,32 @@ def test_an_audited_exchange_needs_a_clock(audit_dir: Path) -> None:
             mou_id="MOU-1",
             mou_digest=MOU,
         )
+
+
+@pytest.mark.parametrize(
+    ("peer_id", "mou_id", "refused"),
+    [("US DHS", "MOU-1", "peer_id"), ("US-DHS", "MOU 1", "mou_id"), ("US.DHS", "MOU-1", "peer_id")],
+)
+def test_ids_the_log_cannot_hold_are_refused_before_the_session(
+    audit_dir: Path, peer_id: str, mou_id: str, refused: str
+) -> None:
+    """Not in the middle of the session, when the start would be written (xlink.identifiers)."""
+    from xlink.errors import IdentifierError
+
+    config = SessionConfig(
+        role=Role.INITIATOR,
+        mode=Mode.PSI,
+        party_id="CA-RCMP",
+        peer_id=peer_id,
+        mou_id=mou_id,
+        mou_digest=MOU,
+        schema_digest=bytes(32),
+        padding_bucket=16,
+    )
+    session = PsiSession(config, _tokens("CA").build(), rng=DeterministicRandom(1))
+    with (
+        AuditLog.open(audit_dir / "a.db", signing_key=KEY) as log,
+        pytest.raises(IdentifierError, match=f"^{refused}: must be"),
+    ):
+        SessionAuditor(log, session, own_tokens=2, clock=_clock())
+    assert _kinds(audit_dir / "a.db") == []

@@ -165,3 +165,40 @@ def test_a_disagreeing_key_the_schema_does_not_name_is_an_error() -> None:
     result = PsiResult(b"s" * 32, 1, (_present("a", 0, {"weak"}, {"other"}, {"other"}),))
     with pytest.raises(KeyError):
         decide(result, DISAGREE)
+
+
+def test_decided_matches_name_their_disagreeing_and_missing_keys_and_make_a_frame() -> None:
+    all_keys = {"strong", "weak", "dob"}
+    result = PsiResult(
+        b"s" * 32,
+        2,
+        (
+            _present("b", 1, {"weak"}, all_keys, {"weak"}),
+            _present("c", 2, {"weak", "strong"}, {"weak", "dob"}, all_keys),
+        ),
+    )
+    decision = decide(result, DISAGREE)
+    by_id = {m.local_record_id: m for m in decision.matches}
+    assert by_id["c"].disagreeing_keys == {"dob"} and by_id["c"].missing_keys == frozenset()
+    assert by_id["b"].disagreeing_keys == frozenset()
+    assert by_id["b"].missing_keys == {"strong", "dob"}
+    frame = decision.to_frame()
+    assert list(frame.columns) == [
+        "local_record_id",
+        "peer_ref",
+        "score",
+        "agreeing_keys",
+        "disagreeing_keys",
+        "missing_keys",
+    ]
+    assert frame.to_dict("records") == [
+        {
+            "local_record_id": m.local_record_id,
+            "peer_ref": m.peer_ref,
+            "score": m.score,
+            "agreeing_keys": tuple(sorted(m.agreeing_keys)),
+            "disagreeing_keys": tuple(sorted(m.disagreeing_keys)),
+            "missing_keys": tuple(sorted(m.missing_keys)),
+        }
+        for m in decision.matches
+    ]

@@ -34,14 +34,54 @@ def test_every_example_is_covered() -> None:
     ]
 
 
+# The sample MOU's releasable fields for the watchlist category (xlink/data/mou/ca-us-demo.toml).
+WATCHLIST_RELEASABLE = {
+    "given_name",
+    "middle_name",
+    "family_name",
+    "full_name",
+    "aliases",
+    "birth_date",
+    "nationalities",
+    "documents",
+    "payload.risk_level",
+    "payload.threat_level",
+}
+
+
 def test_bilateral_watchlist_match() -> None:
-    out = json.loads(_run("bilateral_watchlist_match.py", "--json"))
+    raw = _run("bilateral_watchlist_match.py", "--json")
+    out = json.loads(raw)
     ca, us = out["canada"], out["usa"]
+    assert (ca["agency"], us["agency"]) == ("CA-RCMP", "US-DHS")
     assert ca["records"] == 300 and us["records"] == 300
-    # Both sides decide the same number of pairs, and each side sees only its own ids.
-    assert len(ca["matches"]) == len(us["matches"]) > 0
-    assert all(rid.startswith("CAWL-") for rid, _ in ca["matches"])
-    assert all(rid.startswith("USWL-") for rid, _ in us["matches"])
+    # Both sides decide the same number of pairs, each released to the other and receipted,
+    # and each side's matches name only its own records.
+    assert ca["decided"] == us["decided"] == len(ca["matches"]) == len(us["matches"]) > 0
+    assert ca["released"] == us["received"] == ca["receipts_verified"] == ca["decided"]
+    assert us["released"] == ca["received"] == us["receipts_verified"] == us["decided"]
+    assert all(m["own_record_id"].startswith("CAWL-") for m in ca["matches"])
+    assert all(m["own_record_id"].startswith("USWL-") for m in us["matches"])
+    # Every match came with the partner's release: a watchlist record cut to what the MOU
+    # allows for the category, under its caveats.
+    for side in (ca, us):
+        assert side["audit_ok"] is True
+        ids = [m["partner_release"]["release_id"] for m in side["matches"]]
+        assert len(set(ids)) == len(ids)
+        for m in side["matches"]:
+            got = m["partner_release"]
+            assert got["category"] == "watchlist" and got["tlp"] == "AMBER"
+            assert got["retention_days"] == 365
+            assert got["fields"] and set(got["fields"]) <= WATCHLIST_RELEASABLE
+        released = {name for m in side["matches"] for name in m["partner_release"]["fields"]}
+        assert {"family_name", "birth_date", "documents"} <= released
+    # Neither side learns the partner's record ids, in either output.
+    text = _run("bilateral_watchlist_match.py")
+    assert "USWL-" not in json.dumps(ca) and "CAWL-" not in json.dumps(us)
+    ca_text, us_text = text.split("\nUS-DHS:")
+    assert "CAWL-" in ca_text and "USWL-" not in ca_text
+    assert "USWL-" in us_text and "CAWL-" not in us_text
+    assert "TLP:AMBER" in text
 
 
 # The sample MOU's releasable fields for the sex_offender category (xlink/data/mou/ca-us-demo.toml).
@@ -68,9 +108,16 @@ def test_sex_offender_travel_notice() -> None:
     manifest = _column("us_travellers.csv", "pax_id")
     assert out["registry_size"] == 200 and out["manifest_size"] == 500
     notices = out["notices"]
-    # One notice per decided match (none denied), each about a traveller of the US manifest.
+    # Canada's officer approved every queued release, and the next exchange sent them: one
+    # notice per decided match (none denied), each about a traveller of the US manifest.
     assert out["decided_matches"] > 0 and out["denied"] == 0
+    assert out["queued_for_approval"] == out["approved"] == out["decided_matches"]
+    assert out["sent"] == out["receipts_verified"] == out["decided_matches"]
     assert len(notices) == out["decided_matches"]
+    # The US's own releases of its travellers wait for a US officer: Canada learns nothing.
+    assert out["us_releases_awaiting_approval"] == out["decided_matches"]
+    assert out["canada_received"] == 0
+    assert out["audit_ok"] is True
     ids = [n["traveller_id"] for n in notices]
     assert len(set(ids)) == len(ids) and set(ids) <= manifest
     for n in notices:
@@ -95,13 +142,21 @@ def test_embed_in_service() -> None:
     out = json.loads(_run("embed_in_service.py", "--json"))
     ca, us = out["canada"], out["usa"]
     assert (ca["agency"], us["agency"]) == ("CA-RCMP", "US-DHS")
+    assert (ca["role"], us["role"]) == ("match", "serve")
     assert ca["records"] == 500 and us["records"] == 500
-    # Both services ran the same session over TLS 1.3 and reached the same decisions.
+    # Both services ran the same exchange over TLS and reached the same decisions.
     assert ca["session_id"] == us["session_id"] and len(ca["session_id"]) == 32
     assert ca["matched"] == us["matched"] > 0
     assert ca["candidates"] == us["candidates"] >= ca["matched"]
-    assert ca["tls_version"] == us["tls_version"] == "TLSv1.3"
+    # Each side released its matched records to the other, receipted, and what it received
+    # waits in its store: Canada's registry and watchlist records, the US's travellers.
+    assert ca["released"] == us["received"] == us["inbox"]
+    assert us["released"] == ca["received"] == ca["inbox"] == {"traveller": ca["matched"]}
+    assert set(ca["released"]) <= {"watchlist", "sex_offender"}
+    assert sum(ca["released"].values()) == ca["receipts_verified"] == ca["matched"]
+    assert us["receipts_verified"] == us["matched"]
     # Each side lists only its own record ids, and each audit log verifies.
+    assert ca["first_matches"] and us["first_matches"]
     assert all(rid.startswith(("CAWL-", "CASO-")) for rid in ca["first_matches"])
     assert all(rid.startswith("USTR-") for rid in us["first_matches"])
     for side in (ca, us):

@@ -104,7 +104,10 @@ def test_ceremony_end_to_end(
     _keygen_both(xlink, monkeypatch, tmp_path)
     for side in ("ca", "us"):
         assert sorted(p.name for p in (tmp_path / side).iterdir()) == sorted(KEY_DIR_FILES)
-    mou_path = _fill(xlink, tmp_path, "--valid-from", "2025-06-01", "--valid-until", "2026-05-31")
+    mou_path = _fill(
+        xlink, tmp_path, "--valid-from", "2025-06-01", "--valid-until", "2026-05-31",
+        "--today", "2025-06-01",
+    )  # fmt: skip
     assert _sign(xlink, mou_path, "ca", "CA-RCMP") == ExitCode.OK
     capsys.readouterr()
 

@@ -25,12 +25,16 @@ def test_nothing_leaves_before_approval_and_each_only_once(tmp_path: Path) -> No
     with _queue(tmp_path) as q:
         a = q.enqueue(_record(1), record_id="CAWL-1", mou=MOU, now=T0)
         b = q.enqueue(_record(2), record_id="CAWL-2", mou=MOU, now=T0)
-        assert q.take_approved(now=T0) == ()
+        with pytest.raises(QueueError):  # pending: cannot be handed out
+            q.take(a.item_id, now=T0)
         q.approve(a.item_id, APPROVER, now=T0)
-        taken = q.take_approved(now=T0)
-        assert [(i.item_id, i.state) for i, _ in taken] == [(a.item_id, QueueState.TAKEN)]
-        assert taken[0][1] == _record(1)
-        assert q.take_approved(now=T0) == ()
+        assert q.take(a.item_id, now=T0).state is QueueState.TAKEN
+        with pytest.raises(QueueError):  # not yet delivered... but never pending again
+            q.approve(a.item_id, APPROVER, now=T0)
+        sent = q.mark_sent(a.item_id, b"\x07" * 16, now=T0)
+        assert sent.state is QueueState.SENT and sent.sent_release_id == b"\x07" * 16
+        with pytest.raises(QueueError):  # delivered: never handed out again
+            q.take(a.item_id, now=T0)
         assert [i.item_id for i in q.pending(T0)] == [b.item_id]
         with pytest.raises(QueueError):
             q.approve(a.item_id, APPROVER, now=T0)
@@ -44,7 +48,8 @@ def test_denied_is_never_released_and_is_audited(tmp_path: Path) -> None:
             item = q.enqueue(_record(1), record_id="CAWL-1", mou=MOU, now=T0)
             denied = q.deny(item.item_id, APPROVER, "insufficient-grounds", now=T0)
             assert denied.state is QueueState.DENIED and denied.reason == "insufficient-grounds"
-            assert q.take_approved(now=T0) == ()
+            with pytest.raises(QueueError):  # denied: never handed out
+                q.take(item.item_id, now=T0)
             with pytest.raises(QueueError):
                 q.approve(item.item_id, APPROVER, now=T0)
             with pytest.raises(ValueError):
@@ -95,3 +100,45 @@ def test_deadline_and_overdue(tmp_path: Path) -> None:
         assert q.items(T0)[0].state is QueueState.APPROVED
         with pytest.raises(ValueError):
             q.pending(T0.replace(tzinfo=None))
+
+
+def test_an_overdue_item_is_audited_once(tmp_path: Path) -> None:
+    with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
+        with _queue(tmp_path, log) as q:
+            late = q.enqueue(_record(1), record_id="CAWL-1", mou=MOU, now=T0)
+            decided = q.enqueue(_record(2), record_id="CAWL-2", mou=MOU, now=T0)
+            q.approve(decided.item_id, APPROVER, now=T0)
+            assert q.audit_overdue(late.deadline) == ()  # at the deadline: not yet overdue
+            after = late.deadline + timedelta(minutes=1)
+            assert [i.item_id for i in q.audit_overdue(after)] == [late.item_id]
+            assert q.audit_overdue(after + timedelta(days=3)) == ()  # once only
+        overdue = [e for e in log.entries() if e.kind is AuditEvent.RELEASE_OVERDUE]
+    assert [e.fields["handle"] for e in overdue] == [late.release_id.hex()]
+
+
+def test_a_queue_from_before_the_ledger_columns_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "queue.db")
+    conn.executescript(
+        """CREATE TABLE release_queue (item_id INTEGER PRIMARY KEY, release_id BLOB NOT NULL
+        UNIQUE, session_id BLOB NOT NULL, record_id TEXT NOT NULL, category TEXT NOT NULL,
+        recipient TEXT NOT NULL, mou_id TEXT NOT NULL, release BLOB NOT NULL, queued_us
+        INTEGER NOT NULL, deadline_us INTEGER NOT NULL, state TEXT NOT NULL CHECK (state IN
+        ('PENDING', 'APPROVED', 'DENIED', 'TAKEN')), approver TEXT, reason TEXT,
+        decided_us INTEGER) STRICT;
+        INSERT INTO release_queue VALUES (7, x'00', x'01', 'CAWL-9', 'watchlist', 'US-DHS',
+        'M', x'02', 0, 1, 'PENDING', NULL, NULL, NULL);"""
+    )
+    conn.close()
+    with _queue(tmp_path) as q:
+        (item,) = q.items(T0)
+        assert (item.item_id, item.record_id, item.state, item.version) == (
+            7,
+            "CAWL-9",
+            QueueState.PENDING,
+            None,
+        )
+        q.approve(7, APPROVER, now=T0)
+        q.take(7, now=T0)
+        assert q.mark_sent(7, b"\x01" * 16, now=T0).state is QueueState.SENT

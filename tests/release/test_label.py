@@ -1,5 +1,5 @@
 """Labelled releases: a release in transit opens only with the OPRF outputs of the tokens that
-decided it (spec: xlink-release-v1 §10.3)."""
+decided it (spec: xlink-release-v1 §10.2)."""
 
 from __future__ import annotations
 

@@ -90,10 +90,10 @@ def test_source_resolve(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     key = SourceHandleKey(b"\x05" * 32)
     key_file = tmp_path / "handle.key"
     key_file.write_text(key.secret().hex())
-    handle = make_source_handle(key, "RCMP-SRC-4994", DeterministicRandom("cli"))
+    handle = make_source_handle(key, "RCMP-SRC-6624", DeterministicRandom("cli"))
     files = [str(DATA / "ca_watchlist.csv"), str(DATA / "ca_sex_offenders.csv")]
     assert _run("source", "resolve", handle.hex(), "--key-file", str(key_file), *files) == 0
-    assert capsys.readouterr().out.strip() == "RCMP-SRC-4994"
+    assert capsys.readouterr().out.strip() == "RCMP-SRC-6624"
     other = make_source_handle(key, "FBI-SRC-0001", DeterministicRandom("cli"))
     code = _run("source", "resolve", other.hex(), "--key-file", str(key_file), *files, "--json")
     assert code == ExitCode.INPUT

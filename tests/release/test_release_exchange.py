@@ -22,7 +22,6 @@ from xlink.release import (
     encode_release,
     match_for,
     receive_release,
-    release_approved,
     release_decided,
     verify_receipt,
 )
@@ -116,7 +115,18 @@ def _release_both_ways(ex: Exchanged, approval: bool, tmp_path: Path) -> list[by
             assert not sealed and batch.queued  # nothing leaves before approval
             for item in queue.pending(T0):
                 queue.approve(item.item_id, SIGNING[originator].verify_key, now=T0)
-            sealed = release_approved(queue, mou=mou, signing_key=SIGNING[originator], now=T0)
+            # The next exchange (the same decision here) sends what was approved.
+            sealed = release_decided(
+                ex.decisions[originator],
+                ex.sides[originator].records,
+                mou=mou,
+                originator=originator,
+                signing_key=SIGNING[originator],
+                handle_key=HANDLE_KEY[originator],
+                rng=DeterministicRandom(f"release-{originator}-2"),
+                now=T0,
+                queue=queue,
+            ).sealed
             queue.close()
         assert len(sealed) + len(batch.denied) == len(ex.decisions[originator].matches)
         assert len(sealed) > 5

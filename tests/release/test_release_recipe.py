@@ -22,7 +22,7 @@ from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.rand import DeterministicRandom
 from xlink.decide import DecidedMatch, Decision
 from xlink.records.model import Category
-from xlink.release import ApprovalQueue, open_release, release_approved, release_decided
+from xlink.release import ApprovalQueue, Fate, QueueState, open_release, release_decided
 
 MATCHES = (
     DecidedMatch("CAWL-1", 0, frozenset({"k"}), 30.0, (b"\x01" * 16,)),
@@ -49,7 +49,8 @@ def test_straight_through_when_no_approval_is_required(tmp_path: Path) -> None:
     assert [d.record_id for d in batch.denied] == ["CAOT-1"]
     assert batch.denied[0].reasons == ("category-not-allowed",)
     assert len(batch.sealed) == 1 and not batch.queued
-    assert kinds == [AuditEvent.RELEASE_SENT, AuditEvent.RELEASE_DENIED]
+    # Nothing is audited as sent before the peer answered (settle_receipts does that).
+    assert kinds == [AuditEvent.RELEASE_DENIED]
     mou = sample_mou(approval_required=False)
     record = open_release(batch.sealed[0], SEALING[US], mou=mou, expected_session_id=SESSION)
     assert record.match_handles == MATCHES[0].handles
@@ -60,14 +61,27 @@ def test_approval_required_needs_a_queue_and_holds_everything(tmp_path: Path) ->
         _release(True, tmp_path)[1].close()
     with ApprovalQueue.open(tmp_path / "q.db") as queue:
         batch, log = _release(True, tmp_path, queue)
-        assert not batch.sealed and len(batch.queued) == 1
-        mou = sample_mou(approval_required=True)
-        assert release_approved(queue, mou=mou, signing_key=SIGNING[CA], now=T0) == ()
-        queue.approve(batch.queued[0].item_id, SIGNING[CA].verify_key, now=T0)
-        sent = release_approved(queue, mou=mou, signing_key=SIGNING[CA], now=T0, audit=log)
-        assert len(sent) == 1
-        assert release_approved(queue, mou=mou, signing_key=SIGNING[CA], now=T0) == ()
         log.close()
+        assert not batch.sealed and len(batch.queued) == 1
+        # The next exchange decides the same match: still pending, so not queued again.
+        again, log = _release(True, tmp_path, queue)
+        log.close()
+        assert not again.sealed and not again.queued
+        assert [f.fate for f in again.fates if f.record_id == "CAWL-1"] == [Fate.PENDING]
+        assert len(queue.items(T0)) == 1
+        queue.approve(batch.queued[0].item_id, SIGNING[CA].verify_key, now=T0)
+        # Approved: the next exchange builds it afresh for its session and sends it.
+        sent, log = _release(True, tmp_path, queue)
+        log.close()
+        assert len(sent.sealed) == 1 and sent.items == (batch.queued[0].item_id,)
+        # Until its receipt verifies it is handed out (sent again by a later exchange) ...
+        assert queue.item(batch.queued[0].item_id, now=T0).state is QueueState.TAKEN
+        queue.mark_sent(batch.queued[0].item_id, sent.sealed[0].release_id, now=T0)
+        # ... then delivered: never sent again.
+        after, log = _release(True, tmp_path, queue)
+        log.close()
+        assert not after.sealed
+        assert [f.fate for f in after.fates if f.record_id == "CAWL-1"] == [Fate.DELIVERED]
 
 
 def test_a_match_below_the_mou_threshold_is_never_released(tmp_path: Path) -> None:

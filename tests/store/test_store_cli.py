@@ -245,3 +245,29 @@ def test_keys_errors(
     with pytest.raises(InputError, match="no passphrase: set XLINK_PASSPHRASE"):
         _run("store", "list", *_with_keys(demo_files))
     assert not demo_files["audit"].exists()
+
+
+def test_read_in_text_shows_every_caveat_an_officer_must_obey(
+    files: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run("store", "list", *files, "--now", NOW, "--json") == ExitCode.OK
+    one = json.loads(capsys.readouterr().out)[0]["release_id"]
+    argv = ["--purpose", "border-security", "--reader", READER, *files, "--now", NOW]
+    assert _run("store", "read", one, *argv, "--json") == ExitCode.OK
+    caveats = json.loads(capsys.readouterr().out)["caveats"]
+    assert _run("store", "read", one, *argv) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert f"TLP:{caveats['tlp']}" in out and f"handling code {caveats['handling_code']}" in out
+    if caveats["handling_conditions"]:
+        assert f"conditions: {caveats['handling_conditions']}" in out
+    assert f"permitted actions: {caveats['permitted_actions']}" in out
+    for label in (
+        "attribute the provider:",
+        "notify affected parties:",
+        "pass on only unmodified:",
+        "encrypt at rest:",
+        "onward sharing:",
+        "source grading:",
+    ):
+        assert label in out
+    assert f"retention: {caveats['retention_days']} days, expires " in out

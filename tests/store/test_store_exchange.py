@@ -1,107 +1,88 @@
-"""THE end-to-end test of issue 4 item 4: two agencies' records -> PSI in memory -> decide on
-both sides -> releases both ways -> each recipient's store -> receipts verified by each
-originator -> both stores hold the releases, both audit logs verify."""
+"""THE end-to-end test of the stores: two agencies' records -> one exchange through
+`xlink.agency` (PSI, decisions, labelled releases both ways, receipts) over a memory pair ->
+each recipient's store holds the partner's releases, each filed against its own matched record,
+readable under the MOU, exportable to STIX without a source; both audit logs verify."""
 
 from __future__ import annotations
 
+import asyncio
+import csv
+from datetime import UTC, datetime
 from pathlib import Path
 
-from _store_support import CA, HANDLE_KEY, SEALING, SIGNING, T0, US, sample_mou
-
+from xlink.agency import exchange_in_process
 from xlink.audit import AuditEvent, AuditLog, verify_log
-from xlink.crypto.rand import DeterministicRandom
-from xlink.decide import decide
-from xlink.exchange import Party, exchange_in_memory
-from xlink.linkage.schema import load_default_schema
-from xlink.policy import mou_digest
-from xlink.prepare import prepare_side
-from xlink.protocol.events import PsiResult
-from xlink.release import match_for, release_decided, verify_receipt
-from xlink.store import ReleaseStore, to_stix_bundle
+from xlink.ceremony import demo_ceremony
+from xlink.crypto.keyfiles import load_public_bundle
+from xlink.crypto.rand import DeterministicRandom, system_random
+from xlink.store import to_stix_bundle
 
 DATA = Path(__file__).resolve().parents[2] / "xlink" / "data"
+CA, US = "CA-RCMP", "US-DHS"
+PEER = {CA: US, US: CA}
 FILES = {CA: [DATA / "ca_watchlist.csv"], US: [DATA / "us_watchlist.csv"]}
+PASSPHRASE = b"store exchange test, not secret"
 
 
 def test_two_agencies_end_to_end_into_both_stores(tmp_path: Path) -> None:
-    mou = sample_mou(approval_required=False)
-    schema = load_default_schema()
-    sides = {a: prepare_side(FILES[a], schema=schema) for a in (CA, US)}
-    ca_result, us_result = exchange_in_memory(
-        Party(CA, sides[CA].tokens, rng=DeterministicRandom("ca-psi")),
-        Party(US, sides[US].tokens, rng=DeterministicRandom("us-psi")),
-        schema=schema,
-        mou_id=mou.id,
-        mou_digest=mou_digest(mou),
-        padding_bucket=mou.padding_bucket,
+    now = datetime.now(UTC)
+    c = demo_ceremony(
+        tmp_path / "ceremony",
+        passphrase=PASSPHRASE,
+        now=now,
+        rng=system_random,
+        approval_required=False,
     )
-    assert isinstance(ca_result, PsiResult) and isinstance(us_result, PsiResult)
-    decisions = {
-        CA: decide(ca_result, schema, mou.match_threshold),
-        US: decide(us_result, schema, mou.match_threshold),
-    }
-    assert decisions[CA].matches and len(decisions[CA].matches) == len(decisions[US].matches)
-
-    audits = {
-        a: AuditLog.open(tmp_path / f"{a}-audit.db", signing_key=SIGNING[a]) for a in (CA, US)
-    }
-    stores = {
-        a: ReleaseStore.open(
-            tmp_path / f"{a}-store.db",
-            mou=mou,
-            sealing_key=SEALING[a],
-            signing_key=SIGNING[a],
-            audit=audits[a],
+    agencies = {
+        a: c.open_agency(
+            a,
+            tmp_path / a,
+            passphrase=PASSPHRASE,
+            clock=lambda: datetime.now(UTC),
+            rng=DeterministicRandom(f"exchange-{a}"),
         )
         for a in (CA, US)
     }
-    sent: dict[str, set[bytes]] = {}
-    for originator, recipient in ((CA, US), (US, CA)):
-        batch = release_decided(
-            decisions[originator],
-            sides[originator].records,
-            mou=mou,
-            originator=originator,
-            signing_key=SIGNING[originator],
-            handle_key=HANDLE_KEY[originator],
-            rng=DeterministicRandom(f"release-{originator}"),
-            now=T0,
-            audit=audits[originator],
+    try:
+        sides = {a: agencies[a].prepare(FILES[a]) for a in (CA, US)}
+        ca, us = asyncio.run(
+            exchange_in_process((agencies[CA], sides[CA]), (agencies[US], sides[US]))
         )
-        assert batch.sealed and not batch.queued
-        sources = {r.source.source_id for r in sides[originator].records if r.source is not None}
-        for sealed in batch.sealed:
-            receipt = stores[recipient].receive(
-                sealed.data, expected_session_id=decisions[recipient].session_id, now=T0
-            )
-            # The originator checks the receipt and logs it.
-            got = verify_receipt(receipt, mou=mou, release=sealed)
-            audits[originator].append(
-                AuditEvent.RECEIPT_RECEIVED,
-                {"session": got.session_id, "handle": got.release_id, "digest": got.release_digest},
-                now=T0,
-            )
-        sent[recipient] = {s.release_id for s in batch.sealed}
-        # The recipient holds every release, finds its own record for each, and can read it.
-        listed = stores[recipient].list(T0)
-        assert {m.release_id for m in listed} == sent[recipient]
-        reader = SIGNING[recipient].verify_key
-        records = [
-            stores[recipient].read(m.release_id, purpose="border-security", reader=reader, now=T0)
-            for m in listed
-        ]
-        assert all(match_for(r, decisions[recipient].matches) for r in records)
-        bundle = str(to_stix_bundle(records))
-        assert not any(source in bundle for source in sources)
-
+        assert ca.decided == us.decided > 0
+        assert ca.released_total == ca.receipts_verified == us.received_total > 0
+        assert us.released_total == us.receipts_verified == ca.received_total > 0
+        for me, outcome in ((CA, ca), (US, us)):
+            store = agencies[me].store
+            listed = store.list(now)
+            assert len(listed) == outcome.received_total
+            # Each release is filed against one of our own decided records, as the matches
+            # file says.
+            with Path(outcome.matches_file).open(encoding="utf-8") as f:
+                rows = {r["inbound_release_id"]: r for r in csv.DictReader(f)}
+            own_ids = {r.record_id for r in sides[me].records}
+            for m in listed:
+                assert m.own_record_id in own_ids
+                assert rows[m.release_id.hex()]["own_record_id"] == m.own_record_id
+            reader = agencies[me].keys.signing_key.verify_key
+            records = [
+                store.read(m.release_id, purpose="border-security", reader=reader, now=now)
+                for m in listed
+            ]
+            # The partner's sources never reach us, not even in a STIX export.
+            bundle = str(to_stix_bundle(records))
+            peer_sources = {
+                r.source.source_id for r in sides[PEER[me]].records if r.source is not None
+            }
+            assert peer_sources and not any(source in bundle for source in peer_sources)
+    finally:
+        for agency in agencies.values():
+            agency.close()
     for a in (CA, US):
-        stores[a].close()
-        audits[a].close()
-        report = verify_log(tmp_path / f"{a}-audit.db", SIGNING[a].verify_key)
-        assert report.ok, report
-    with AuditLog.open(tmp_path / f"{US}-audit.db", signing_key=None) as log:
+        key = load_public_bundle(c.bundles[a]).verify_key
+        assert verify_log(tmp_path / a / "audit.db", key).ok
+    with AuditLog.open(tmp_path / US / "audit.db", signing_key=None) as log:
         kinds = [e.kind for e in log.entries()]
-    n = len(sent[US])
+    n = us.received_total
     assert kinds.count(AuditEvent.RELEASE_RECEIVED) == kinds.count(AuditEvent.RECEIPT_SENT) == n
     assert kinds.count(AuditEvent.RECORD_READ) == n
-    assert kinds.count(AuditEvent.RECEIPT_RECEIVED) == len(sent[CA])
+    assert kinds.count(AuditEvent.RECEIPT_RECEIVED) == us.released_total

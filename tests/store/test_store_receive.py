@@ -187,3 +187,25 @@ def test_a_release_must_be_labelled_with_exactly_its_handles(tmp_path: Path) -> 
         AuditEvent.RELEASE_RECEIVED,
         AuditEvent.RECEIPT_SENT,
     ]
+
+
+def test_a_rerun_copy_of_held_content_is_receipted_but_not_stored_twice(tmp_path: Path) -> None:
+    first = make_record(1)  # the same content, sent again by a later session's release
+    again = make_record(3)
+    other = make_record(2, category=Category.SEX_OFFENDER)
+    with (
+        AuditLog.open(tmp_path / "audit.db", signing_key=AUDIT_KEY) as audit,
+        open_store(tmp_path / "store.db", audit=audit) as store,
+    ):
+        a = store.accept(seal(first), expected_session_id=SESSION, now=T0, own_record_id="R1")
+        b = store.accept(seal(again), expected_session_id=SESSION, now=T0, own_record_id="R1")
+        # The same content for another of our records is another match: stored.
+        c = store.accept(seal(again), expected_session_id=SESSION, now=T0, own_record_id="R2")
+        d = store.accept(seal(other), expected_session_id=SESSION, now=T0, own_record_id="R1")
+        assert (a.stored, b.stored, c.stored, d.stored) == (True, False, True, True)
+        listed = store.list(T0)
+        assert sorted(r.own_record_id or "" for r in listed) == ["R1", "R1", "R2"]
+        assert b.release_id == again.release_id and b.receipt
+        kinds = audit_kinds(audit)
+    assert kinds.count(AuditEvent.RELEASE_RECEIVED) == 3
+    assert kinds.count(AuditEvent.RECEIPT_SENT) == 4

@@ -218,7 +218,7 @@ class AuditLog(SqliteStore):
             " ORDER BY seq"
         )
         for seq, time_us, kind, fields, prev, digest in rows:
-            checked = check_fields(AuditEvent[kind], decode_fields(fields))
+            checked = check_fields(AuditEvent[kind], decode_fields(fields), stored=True)
             fields_ro = MappingProxyType(checked)
             yield Entry(seq, from_micros(time_us), AuditEvent[kind], fields_ro, prev, digest)
 

@@ -149,7 +149,7 @@ class _Walker:
         try:
             if not isinstance(row[3], str):
                 raise ValueError("fields are not text")
-            checked = check_fields(AuditEvent[kind], decode_fields(row[3]))
+            checked = check_fields(AuditEvent[kind], decode_fields(row[3]), stored=True)
         except (ValueError, RecursionError):
             raise _Bad(seq, "fields are malformed or outside the audit vocabulary") from None
         if entry_hash(prev, seq, time_us, kind, checked) != stored:

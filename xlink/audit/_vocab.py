@@ -7,6 +7,13 @@ and MOU identifiers, purposes and reason codes from short fixed charsets. Free t
 field to go into: an unknown field, a value of the wrong type, a space, a comma or a non-ASCII
 letter is refused with ``ValueError`` before anything is written. Error messages name the
 kind and the field, never the refused value.
+
+Identifier fields (``mou``, ``peer``, ``category``, ``purpose``, ``reason``) follow the rules of
+:mod:`xlink.identifiers`, the ones the MOU validator applies: every MOU id, agency id and
+purpose a valid MOU holds can be logged. A refused identifier raises
+:class:`~xlink.errors.IdentifierError` (a ``ValueError`` and an ``InputError``). Entries read
+back from a log (:func:`check_fields` with ``stored=True``) are also allowed the narrower or
+different charsets earlier versions wrote (``_STORED_ALSO``), so that an old log still verifies.
 """
 
 from __future__ import annotations
@@ -16,7 +23,14 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Final
 
-from xlink.protocol.abort import AbortCode
+from xlink.error_codes import AbortCode
+from xlink.identifiers import (
+    AGENCY_ID_RULE,
+    MOU_ID_RULE,
+    PURPOSE_RULE,
+    REASON_CODE_RULE,
+    IdentifierRule,
+)
 
 __all__ = ["FIELDS", "KINDS", "AuditEvent", "FieldType", "FieldValue", "check_fields"]
 
@@ -53,6 +67,8 @@ class AuditEvent(Enum):
     KEY_EVENT = "key_event"
     PEER_REFUSED = "peer_refused"
     SET_SIZE_ALARM = "set_size_alarm"
+    RELEASE_OVERDUE = "release_overdue"
+    RUN_ENDED = "run_ended"
 
 
 class FieldType(Enum):
@@ -61,9 +77,10 @@ class FieldType(Enum):
     COUNT = "count"  # int, 0 .. 2**63-1 (bool refused)
     ID16 = "id16"  # 16 bytes as 32 lowercase hex digits: session ids, handles, fingerprints
     DIGEST = "digest"  # 32 bytes as 64 lowercase hex digits: SHA-256 digests
-    IDENT = "ident"  # agency or MOU id, category: [A-Za-z0-9][A-Za-z0-9._:-]{0,63}
-    PURPOSE = "purpose"  # [a-z][a-z0-9_-]{0,47}
-    REASON = "reason"  # machine-readable reason code: [a-z][a-z0-9_.-]{0,63}
+    IDENT = "ident"  # agency id, category: identifiers.AGENCY_ID [A-Za-z0-9][A-Za-z0-9_-]{0,63}
+    MOU_ID = "mou_id"  # identifiers.MOU_ID: [A-Za-z0-9][A-Za-z0-9._:/-]{0,127}
+    PURPOSE = "purpose"  # identifiers.PURPOSE: [a-z][a-z0-9-]{0,63}
+    REASON = "reason"  # reason code, identifiers.REASON_CODE: [a-z][a-z0-9_.-]{0,63}
     ABORT_CODE = "abort_code"  # an AbortCode member name
     SIDE = "side"  # LOCAL | PEER
     ROLE = "role"  # INITIATOR | RESPONDER
@@ -75,9 +92,21 @@ class FieldType(Enum):
 _PATTERNS: Final[dict[FieldType, re.Pattern[str]]] = {
     FieldType.ID16: re.compile(r"[0-9a-f]{32}"),
     FieldType.DIGEST: re.compile(r"[0-9a-f]{64}"),
+}
+
+_RULES: Final[dict[FieldType, IdentifierRule]] = {
+    FieldType.IDENT: AGENCY_ID_RULE,
+    FieldType.MOU_ID: MOU_ID_RULE,
+    FieldType.PURPOSE: PURPOSE_RULE,
+    FieldType.REASON: REASON_CODE_RULE,
+}
+
+# What logs written before xlink.identifiers may hold beyond its rules (agency ids with '.' or
+# ':', purposes with '_'): accepted when reading a log back, never when writing. (MOU ids were
+# written with the IDENT charset, which the MOU id rule includes.)
+_STORED_ALSO: Final[dict[FieldType, re.Pattern[str]]] = {
     FieldType.IDENT: re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}"),
     FieldType.PURPOSE: re.compile(r"[a-z][a-z0-9_-]{0,47}"),
-    FieldType.REASON: re.compile(r"[a-z][a-z0-9_.-]{0,63}"),
 }
 
 _NAMES: Final[dict[FieldType, frozenset[str]]] = {
@@ -101,11 +130,12 @@ FIELDS: Final[Mapping[str, FieldType]] = {
     "digest": FieldType.DIGEST,
     "mou_digest": FieldType.DIGEST,
     "schema_digest": FieldType.DIGEST,
-    "mou": FieldType.IDENT,
+    "mou": FieldType.MOU_ID,
     "peer": FieldType.IDENT,
     "category": FieldType.IDENT,
     "purpose": FieldType.PURPOSE,
     "reason": FieldType.REASON,
+    "outcome": FieldType.REASON,
     "code": FieldType.ABORT_CODE,
     "side": FieldType.SIDE,
     "role": FieldType.ROLE,
@@ -117,6 +147,8 @@ FIELDS: Final[Mapping[str, FieldType]] = {
     "peer_padded": FieldType.COUNT,
     "matched": FieldType.COUNT,
     "pairs": FieldType.COUNT,
+    "released": FieldType.COUNT,
+    "received": FieldType.COUNT,
     "evaluations": FieldType.COUNT,
     "records": FieldType.COUNT,
     "usual": FieldType.COUNT,
@@ -156,15 +188,32 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     E.ONWARD_DENIED: (frozenset({"handle", "peer", "reason"}), frozenset({"session"})),
     E.MOU_ACCEPTED: (frozenset({"mou", "mou_digest", "peer"}), frozenset()),
     E.KEY_EVENT: (frozenset({"action", "key_type", "fingerprint"}), frozenset({"mou"})),
-    # A peer refused, or never reached, before any session (xlink.runner.PEER_REFUSAL_REASONS):
+    # A peer refused, or never reached, before any session (a RefusalReason value):
     # the agency expected and why, never a certificate or an address.
     E.PEER_REFUSED: (frozenset({"peer", "reason"}), frozenset({"mou", "role"})),
+    # A queued release still pending past the MOU's follow-up deadline (audited once).
+    E.RELEASE_OVERDUE: (frozenset({"session", "handle"}), frozenset()),
+    # How one run of an exchange (xlink.agency) ended, on each side: outcome is completed,
+    # aborted, interrupted, transfer-failed, refused, or unrecorded (a run that ended without
+    # an entry, found by the next run); code the abort code when there is one.
+    E.RUN_ENDED: (
+        frozenset({"outcome", "peer"}),
+        frozenset({"session", "code", "released", "received", "mou"}),
+    ),
 }
 del E
 
 
-def _check_value(kind: AuditEvent, name: str, ftype: FieldType, value: object) -> FieldValue:
+def _check_value(
+    kind: AuditEvent, name: str, ftype: FieldType, value: object, stored: bool
+) -> FieldValue:
     where = f"{kind.name} field {name!r}"
+    rule = _RULES.get(ftype)
+    if rule is not None:
+        also = _STORED_ALSO.get(ftype) if stored else None
+        if also is not None and isinstance(value, str) and also.fullmatch(value):
+            return value
+        return rule.check(value, what=where)
     if ftype is FieldType.COUNT:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
             raise ValueError(f"{where} must be an int in 0..2**63-1")
@@ -186,12 +235,17 @@ def _check_value(kind: AuditEvent, name: str, ftype: FieldType, value: object) -
     return value
 
 
-def check_fields(kind: AuditEvent, fields: Mapping[str, object]) -> dict[str, FieldValue]:
+def check_fields(
+    kind: AuditEvent, fields: Mapping[str, object], *, stored: bool = False
+) -> dict[str, FieldValue]:
     """Validate ``fields`` for ``kind`` against the vocabulary; return them normalised.
 
     Accepts ``bytes`` for hex fields and enum members for name fields (stored as hex and as
     the member name). Raises ``ValueError`` for an unknown kind, a missing, unknown or
-    ill-typed field; the message never quotes the refused value or the unknown field names.
+    ill-typed field, :class:`~xlink.errors.IdentifierError` (a ``ValueError``) for an
+    identifier field that breaks its :mod:`xlink.identifiers` rule; the message never quotes
+    the refused value or the unknown field names. ``stored=True`` checks fields read back from
+    a log: identifiers are then also allowed the charsets earlier versions wrote.
     """
     if not isinstance(kind, AuditEvent):
         raise ValueError("kind must be an AuditEvent")
@@ -208,4 +262,6 @@ def check_fields(kind: AuditEvent, fields: Mapping[str, object]) -> dict[str, Fi
     missing = required - names
     if missing:
         raise ValueError(f"{kind.name} requires the fields {', '.join(sorted(missing))}")
-    return {name: _check_value(kind, name, FIELDS[name], fields[name]) for name in sorted(names)}
+    return {
+        name: _check_value(kind, name, FIELDS[name], fields[name], stored) for name in sorted(names)
+    }

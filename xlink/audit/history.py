@@ -27,6 +27,7 @@ __all__ = [
     "SetSizeHistory",
     "apply_daily_budget",
     "set_size_history",
+    "unrecorded_runs",
 ]
 
 ALARM_FACTOR: Final = 4
@@ -134,3 +135,16 @@ def apply_daily_budget(
         )
     own_cap, peer_cap = caps
     return dataclasses.replace(config, max_own_set_size=own_cap, max_peer_set_size=peer_cap)
+
+
+def unrecorded_runs(log: AuditLog, peer: str) -> tuple[bytes, ...]:
+    """The sessions with ``peer`` started after the last ``RUN_ENDED`` entry for ``peer``: runs
+    that ended without one (a killed process, a power cut). The next run records each as
+    ``RUN_ENDED`` with outcome ``unrecorded`` (xlink.agency), so every run has an end."""
+    started: list[bytes] = []
+    for entry in log.entries():
+        if entry.kind is AuditEvent.RUN_ENDED and entry.fields.get("peer") == peer:
+            started.clear()
+        elif entry.kind is AuditEvent.SESSION_STARTED and entry.fields["peer"] == peer:
+            started.append(bytes.fromhex(str(entry.fields["session"])))
+    return tuple(started)

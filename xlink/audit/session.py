@@ -17,6 +17,7 @@ from xlink.audit._log import AuditLog
 from xlink.audit._vocab import AuditEvent
 from xlink.audit.history import SetSizeHistory
 from xlink.errors import ProtocolError, RemoteProtocolError
+from xlink.identifiers import check_agency_id, check_mou_id
 from xlink.protocol.abort import AbortCode
 from xlink.protocol.events import (
     Aborted,
@@ -39,6 +40,10 @@ class SessionAuditor:
     padding). Each milestone is written once, however often it is reported. With the
     ``history`` of past sessions with this peer (:func:`~xlink.audit.history.set_size_history`),
     a peer padded size far above its usual one is also written as ``SET_SIZE_ALARM``.
+
+    Raises :class:`~xlink.errors.IdentifierError` at once when the session's ``peer_id`` or
+    ``mou_id`` is not an identifier the log can hold (:mod:`xlink.identifiers`, the MOU's
+    rules), rather than in the middle of the session.
     """
 
     def __init__(
@@ -50,6 +55,8 @@ class SessionAuditor:
         clock: Callable[[], datetime],
         history: SetSizeHistory | None = None,
     ) -> None:
+        check_agency_id(session.config.peer_id, what="peer_id")
+        check_mou_id(session.config.mou_id, what="mou_id")
         self._audit = audit
         self._session = session
         self._history = history

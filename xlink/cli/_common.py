@@ -10,15 +10,17 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from xlink.audit import AuditLog
-from xlink.cli.progress import Progress
+from xlink.cli.progress import ProgressReporter
 from xlink.crypto.keyfiles import AgencyKeys
 from xlink.crypto.keys import SigningKey
 from xlink.errors import DecryptionError, InputError
 
 __all__ = [
     "add_audit_options",
+    "add_input_options",
     "add_keys_option",
     "add_now_option",
     "check_audit_options",
@@ -26,6 +28,7 @@ __all__ = [
     "load_keys",
     "open_audit",
     "parse_now",
+    "phase_timings",
     "progress_reporter",
     "read_hex_key",
 ]
@@ -39,26 +42,24 @@ def emit_json(obj: object) -> None:
     sys.stdout.write("\n")
 
 
-def progress_reporter(enabled: bool) -> tuple[Callable[[str, int], None], Callable[[], None]]:
-    """A ``(step, n)`` callback drawing one progress line per step, and a function closing it."""
-    bars: dict[str, Progress] = {}
+def progress_reporter(
+    enabled: bool,
+    *,
+    stream: TextIO | None = None,
+    clock: Callable[[], float] | None = None,
+) -> ProgressReporter:
+    """The CLI's progress reporter (:class:`~xlink.cli.progress.ProgressReporter`), drawing on
+    standard error when ``enabled`` and timing the phases either way: call it as a
+    :class:`~xlink.progress.ProgressFn`, then ``close()``; ``timings()`` gives each phase's
+    seconds for ``"phases"`` in ``--json``. It also unpacks as ``report, close``."""
+    if clock is None:
+        return ProgressReporter(enabled=enabled, stream=stream)
+    return ProgressReporter(enabled=enabled, stream=stream, clock=clock)
 
-    def report(step: str, n: int) -> None:
-        if not enabled:
-            return
-        if step not in bars:
-            for bar in bars.values():
-                bar.close()
-            bars.clear()
-            bars[step] = Progress(step)
-        bars[step](n)
 
-    def close() -> None:
-        for bar in bars.values():
-            bar.close()
-        bars.clear()
-
-    return report, close
+def phase_timings(reporter: ProgressReporter) -> dict[str, float]:
+    """``reporter.timings()`` rounded to milliseconds, for ``"phases"`` in ``--json`` output."""
+    return {phase: round(seconds, 3) for phase, seconds in reporter.timings().items()}
 
 
 def add_now_option(parser: argparse.ArgumentParser) -> None:
@@ -167,3 +168,21 @@ def open_audit(
         raise AssertionError("open_audit: pass the keys loaded from --keys")
     with AuditLog.open(audit_path, signing_key=key) as log:
         yield log
+
+
+def add_input_options(parser: argparse.ArgumentParser, files_help: str) -> None:
+    """An agency's input files and how to read them: ``FILE...``, ``--mapping`` (once per
+    file) and ``--date-order`` (``prepare``, ``serve``, ``match``, ``check``)."""
+    parser.add_argument("files", nargs="+", metavar="FILE", help=files_help)
+    parser.add_argument(
+        "--mapping",
+        action="append",
+        metavar="PATH",
+        help="column mapping (.json/.toml), once per FILE in order; "
+        "default: FILE's stem + .mapping.json next to it, if present",
+    )
+    parser.add_argument(
+        "--date-order",
+        choices=("DMY", "MDY", "YMD", "unknown"),
+        help="how slash dates are written (overrides the mapping)",
+    )

@@ -1,16 +1,19 @@
 """``xlink demo``: the main job on bundled synthetic data, Canada ↔ United States.
 
-It prepares both agencies' bundled files (a Canadian watchlist and sex-offender registry; a US
-watchlist and traveller manifest), shows what each side would put into an exchange, and writes
-every rejected row to the output directory. Nothing is written inside the installed package.
+Keys for CA-RCMP and US-DHS and a signed MOU, then both agencies' bundled files (a Canadian
+watchlist and sex-offender registry; a US watchlist and traveller manifest) through the one
+exchange path, ``xlink.agency``: as two processes (``xlink serve`` / ``xlink match``) over mutual
+TLS on 127.0.0.1, or with ``--in-process`` in this process over a memory pair, checked against the
+bundled ground truth. Everything is written under the output directory, nothing inside the
+installed package.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import csv
-import hashlib
 import json
 import os
 import secrets
@@ -24,33 +27,24 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from xlink.agency import AgencyOutcome, exchange_in_process
 from xlink.ceremony import CeremonyFiles, demo_ceremony
 from xlink.cli._common import emit_json, progress_reporter
 from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.keyfiles import MIN_PASSPHRASE_BYTES
 from xlink.crypto.rand import system_random
-from xlink.decide import Decision, decide, reveal_bound_for
 from xlink.errors import InputError
-from xlink.exchange import Party, exchange_in_memory
-from xlink.linkage.schema import load_default_schema, schema_digest
-from xlink.prepare import PreparedSide, prepare_side
-from xlink.protocol.events import PsiResult
-from xlink.protocol.session import PsiSession
+from xlink.linkage.schema import schema_digest
+from xlink.prepare import PreparedSide
 
 __all__ = [
     "AGENCY_FILES",
-    "DEMO_MOU_DIGEST",
-    "DEMO_MOU_ID",
     "bundled_path",
     "register",
     "run",
     "run_in_process",
     "run_network",
 ]
-
-# Signed MOU documents are not built yet; the demo binds its session to a fixed id and digest.
-DEMO_MOU_ID = "MOU-CA-US-DEMO-2026"
-DEMO_MOU_DIGEST = hashlib.sha256(b"xlink demo MOU: CA-RCMP / US-DHS, 2026").digest()
 
 AGENCY_FILES: dict[str, tuple[str, ...]] = {
     "CA (RCMP/CBSA)": ("ca_watchlist.csv", "ca_sex_offenders.csv"),
@@ -71,23 +65,17 @@ def register(sub: Any) -> None:
         "directory, then run the two agencies as separate processes (`xlink serve`, `xlink "
         "match`) over mutual TLS on 127.0.0.1 with their bundled synthetic files: private set "
         "intersection, decided matches, sealed releases and receipts, audit logs. Prints a "
-        "summary. With --in-process: both sides in this process, no network, compared with "
-        "the bundled ground truth. Exit 0 ok, 4 an agency failed, 7 an audit log failed.",
+        "summary. With --in-process: both agencies in this process over a memory pair instead "
+        "of TLS (the same keys, MOU and exchange), compared with the bundled ground truth. "
+        "Exit 0 ok, 4 an agency failed or the two sides disagree, 7 an audit log failed.",
     )
     p.add_argument("--out", metavar="DIR", help="output directory (default: a temporary one)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument(
         "--in-process",
         action="store_true",
-        help="run both agencies in this process, without keys, MOU or network (and compare "
-        "with the bundled ground truth)",
-    )
-    p.add_argument(
-        "--reveal-all",
-        action="store_true",
-        help="with --in-process: reveal every record with a matched token instead of only those "
-        "that can reach the threshold (to measure what the minimal reveal saves; "
-        "docs/leakage.md)",
+        help="run both agencies in this process over a memory pair instead of two processes "
+        "over TLS (and compare their decisions with the bundled ground truth)",
     )
     p.set_defaults(handler=run)
 
@@ -111,108 +99,201 @@ def _truth_pairs() -> set[tuple[str, str]]:
         return {(row["ca_record_id"], row["us_record_id"]) for row in csv.DictReader(f)}
 
 
-def _by_category(side: PreparedSide, decision: Decision) -> dict[str, int]:
-    category = {r.record_id: r.category.value for r in side.records}
-    counts = Counter(category[m.local_record_id] for m in decision.matches)
-    return dict(sorted(counts.items()))
-
-
 def run(args: argparse.Namespace) -> int:
     if args.in_process:
         return run_in_process(args)
     return run_network(args)
 
 
+# -- the in-process demo: both agencies in this process, over a memory pair -----------------
+
+_IN_PROCESS: tuple[tuple[str, str], ...] = (("CA-RCMP", "US-DHS"), ("US-DHS", "CA-RCMP"))
+"""(agency, partner), the initiator first."""
+
+
+def _in_process_passphrase() -> bytes:
+    # As the network demo: the user's own passphrase when set, so the key directories can be
+    # opened later (`xlink store ... --keys`); otherwise a random one nobody needs.
+    passphrase = os.environ.get("XLINK_PASSPHRASE") or secrets.token_urlsafe(24)
+    if len(passphrase.encode()) < MIN_PASSPHRASE_BYTES:
+        raise InputError(f"XLINK_PASSPHRASE: use at least {MIN_PASSPHRASE_BYTES} bytes")
+    return passphrase.encode()
+
+
+def _matches_rows(outcome: AgencyOutcome) -> list[dict[str, str]]:
+    """One agency's matches file (its JSON Lines twin): one row per decided match."""
+    path = Path(outcome.matches_file).with_suffix(".jsonl")
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _referee_pairs(
+    ca_rows: list[dict[str, str]], us_rows: list[dict[str, str]]
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """(CA record id, US record id) of each decided pair, joined through the releases: a CA
+    row's outbound release is a US row's inbound release (first set), and the other way round
+    (second set). Only a referee holding both matches files can do this (demo only)."""
+
+    def inbound(rows: list[dict[str, str]]) -> dict[str, str]:
+        return {
+            r["inbound_release_id"]: r["own_record_id"] for r in rows if r["inbound_release_id"]
+        }
+
+    us_in, ca_in = inbound(us_rows), inbound(ca_rows)
+    via_ca = {
+        (r["own_record_id"], us_in[r["outbound_release_id"]])
+        for r in ca_rows
+        if r["outbound_release_id"] in us_in
+    }
+    via_us = {
+        (ca_in[r["outbound_release_id"]], r["own_record_id"])
+        for r in us_rows
+        if r["outbound_release_id"] in ca_in
+    }
+    return via_ca, via_us
+
+
+def _by_category(rows: list[dict[str, str]]) -> dict[str, int]:
+    return dict(sorted(Counter(r["own_category"] for r in rows).items()))
+
+
 def run_in_process(args: argparse.Namespace) -> int:
+    """Keys and a signed MOU, then both agencies' :class:`~xlink.agency.Agency` in this
+    process, one exchange over a memory pair (:func:`~xlink.agency.exchange_in_process`), and
+    the referee's check of both sides' decisions against the bundled ground truth."""
+    start = time.perf_counter()
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="xlink-demo-"))
     out.mkdir(parents=True, exist_ok=True)
-    schema = load_default_schema()
+    passphrase = _in_process_passphrase()
     report, close = progress_reporter(not args.json)
     sides: dict[str, PreparedSide] = {}
-    wire = {"messages": 0, "bytes": 0}
-
-    def count(_sender: PsiSession, message: bytes) -> None:
-        wire["messages"] += 1
-        wire["bytes"] += len(message)
-        report("private set intersection", wire["messages"])
-
-    start = time.perf_counter()
     try:
-        for agency, files in AGENCY_FILES.items():
-            sides[agency] = prepare_side(
-                [bundled_path(f) for f in files],
-                schema=schema,
-                rejects_dir=out / agency.split()[0].lower(),
-                progress=report,
-            )
-        (ca_name, ca), (us_name, us) = sides.items()
-        ca_result, us_result = exchange_in_memory(
-            Party("CA-RCMP", ca.tokens),
-            Party("US-DHS", us.tokens),
-            schema=schema,
-            mou_id=DEMO_MOU_ID,
-            mou_digest=DEMO_MOU_DIGEST,
-            observer=count,
-            reveal_bound=None if args.reveal_all else reveal_bound_for(schema),
+        # The demo MOU releases straight through (the bundled template asks for an officer's
+        # approval of each release, which a demo cannot wait for).
+        report("keys and signed MOU", 0)
+        ceremony = demo_ceremony(
+            out / "ceremony",
+            passphrase=passphrase,
+            now=datetime.now(UTC),
+            rng=system_random,
+            approval_required=False,
         )
+        with contextlib.ExitStack() as stack:
+            agencies = {
+                agency: stack.enter_context(
+                    ceremony.open_agency(
+                        agency,
+                        out / agency.lower(),
+                        passphrase=passphrase,
+                        clock=lambda: datetime.now(UTC),
+                        rng=system_random,
+                    )
+                )
+                for agency, _ in _IN_PROCESS
+            }
+            prepared = {
+                agency: me.prepare(
+                    [bundled_path(f) for f in AGENCY_FILES[_AGENCY_BUNDLED[agency]]],
+                    progress=report,
+                )
+                for agency, me in agencies.items()
+            }
+            report("exchange: PSI, decisions, releases", 0)
+            ca_out, us_out = asyncio.run(
+                exchange_in_process(*((agencies[a], prepared[a]) for a, _ in _IN_PROCESS))
+            )
+            schema, mou = agencies["CA-RCMP"].schema, agencies["CA-RCMP"].mou
+        sides = {_AGENCY_BUNDLED[agency]: side for agency, side in prepared.items()}
     finally:
         close()
-    assert isinstance(ca_result, PsiResult) and isinstance(us_result, PsiResult)
-    ca_decision, us_decision = decide(ca_result, schema), decide(us_result, schema)
     wall = time.perf_counter() - start
 
-    # Referee's view, possible only because this demo holds both sides: resolve each side's
-    # peer references through the other side's own result (PsiResult.revealed), compare the
-    # two sides' decisions and check them against the bundled ground truth.
-    joined = {(m.local_record_id, us_result.revealed[m.peer_ref]) for m in ca_decision.matches}
-    us_view = {(ca_result.revealed[m.peer_ref], m.local_record_id) for m in us_decision.matches}
+    # The exchange itself checks that both sides decided the same pairs before releasing
+    # (the decided-pairs digest); as in the network demo, both outcomes must tell the same
+    # story: one session, as many decided pairs, what one released the other received.
+    agree = (
+        ca_out.session_id == us_out.session_id
+        and ca_out.decided == us_out.decided
+        and ca_out.released == us_out.received
+        and us_out.released == ca_out.received
+    )
+    # Referee's view, possible only because this demo holds both sides: join the two matches
+    # files through the releases each side sent and the other received, giving (CA record,
+    # US record) for each decided pair, and check them against the bundled ground truth.
+    ca_rows, us_rows = _matches_rows(ca_out), _matches_rows(us_out)
+    via_ca, via_us = _referee_pairs(ca_rows, us_rows)
+    joined = via_ca | via_us
     loaded = {r.record_id for s in sides.values() for r in s.records}
     truth = {p for p in _truth_pairs() if p[0] in loaded and p[1] in loaded}
     hits = len(joined & truth)
+    outcomes = {"CA-RCMP": ca_out, "US-DHS": us_out}
+    audit_ok = ca_out.audit_ok and us_out.audit_ok
     summary = {
+        "mode": "in-process",
         "output_dir": str(out),
         "schema": {"id": schema.id, "version": schema.version},
         "schema_digest": schema_digest(schema).hex(),
-        "mou_id": DEMO_MOU_ID,
+        "mou": str(ceremony.mou),
+        "mou_id": mou.id,
         "agencies": [_side_summary(name, side) for name, side in sides.items()],
         "exchange": {
-            "session_id": ca_result.session_id.hex(),
-            "messages": wire["messages"],
-            "bytes": wire["bytes"],
-            "matched_tokens": ca_result.matched_tokens,
-            # Disclosure (docs/leakage.md): records of each side the other side saw revealed.
-            "revealed_records": {
-                ca_name: len(set(ca_result.revealed)),
-                us_name: len(set(us_result.revealed)),
-            },
-            "candidate_pairs": ca_decision.candidates,
-            "decided_matches": len(ca_decision.matches),
-            "threshold": ca_decision.threshold,
+            "session_id": ca_out.session_id,
+            "matched_tokens": ca_out.matched_tokens,
+            "candidate_pairs": ca_out.candidates,
+            "decided_matches": ca_out.decided,
+            "threshold": mou.match_threshold,
             "matches_by_category": {
-                ca_name: _by_category(ca, ca_decision),
-                us_name: _by_category(us, us_decision),
+                _AGENCY_BUNDLED["CA-RCMP"]: _by_category(ca_rows),
+                _AGENCY_BUNDLED["US-DHS"]: _by_category(us_rows),
             },
-            "both_sides_agree": joined == us_view,
+            "both_sides_agree": agree,
         },
+        "referee": {
+            "pairs_resolved": len(joined),
+            "via_ca_releases": len(via_ca),
+            "via_us_releases": len(via_us),
+            "both_joins_agree": via_ca == via_us,
+        },
+        "releases": {
+            agency: {
+                "to": o.peer,
+                "released": o.released,
+                "denied": o.denied,
+                "receipts_verified": o.receipts_verified,
+                "received": o.received,
+            }
+            for agency, o in outcomes.items()
+        },
+        "audit": {
+            agency: {"ok": o.audit_ok, "entries": o.audit_entries, "reason": o.audit_reason}
+            for agency, o in outcomes.items()
+        },
+        "audit_ok": audit_ok,
         "ground_truth": {
             "true_pairs": len(truth),
             "found": hits,
             "precision": round(hits / len(joined), 4) if joined else None,
             "recall": round(hits / len(truth), 4) if truth else None,
         },
+        "outcomes": [o.to_json() for o in outcomes.values()],
         "wall_s": round(wall, 2),
     }
     if args.json:
         emit_json(summary)
-        return ExitCode.OK
-    _print_summary(summary, sides)
-    return ExitCode.OK
+    else:
+        _print_summary(summary, sides)
+    if not audit_ok:
+        return ExitCode.TAMPERED
+    return ExitCode.OK if agree else ExitCode.PROTOCOL
 
 
 def _print_summary(summary: dict[str, Any], sides: dict[str, PreparedSide]) -> None:
     ex = summary["exchange"]
     gt = summary["ground_truth"]
-    print(f"xlink demo — Canada ↔ United States, MOU {summary['mou_id']}")
+    print(
+        f"xlink demo — Canada ↔ United States in one process, MOU {summary['mou_id']} "
+        "(signed by CA-RCMP and US-DHS, straight-through release)"
+    )
     print(
         f"linkage schema {summary['schema']['id']} v{summary['schema']['version']}, "
         f"digest {summary['schema_digest'][:16]}…"
@@ -224,10 +305,7 @@ def _print_summary(summary: dict[str, Any], sides: dict[str, PreparedSide]) -> N
             print(f"{name:<16} {Path(load.source).name:<24} {load.loaded:>7} {load.rejected:>9}")
         print(f"{'':<16} {'total':<24} {side.loaded:>7} {side.rejected:>9} {len(side.tokens):>8}")
     print()
-    print(
-        f"private set intersection: {ex['messages']} messages, {ex['bytes'] / 1e6:.1f} MB, "
-        f"session {ex['session_id'][:16]}…"
-    )
+    print(f"exchange over a memory pair, session {ex['session_id'][:16]}…")
     print(f"  matched token values   {ex['matched_tokens']:>6}")
     print(f"  candidate record pairs {ex['candidate_pairs']:>6}")
     print(
@@ -239,12 +317,30 @@ def _print_summary(summary: dict[str, Any], sides: dict[str, PreparedSide]) -> N
         print(f"    {agency:<16} {detail}")
     print(f"  both sides reached the same decisions: {'yes' if ex['both_sides_agree'] else 'NO'}")
     print()
+    print("releases (signed, sealed, sent; receipts verified by the originator):")
+    for agency, r in summary["releases"].items():
+        detail = ", ".join(f"{k} {v}" for k, v in r["released"].items()) or "none"
+        print(
+            f"  {agency} → {r['to']}: {sum(r['released'].values()):>4}  ({detail}); "
+            f"denied {r['denied']}, receipts verified {r['receipts_verified']}"
+        )
+    for agency, a in summary["audit"].items():
+        verdict = "verified" if a["ok"] else f"FAILED ({a['reason']})"
+        print(f"audit log {agency:<8} {verdict}, {a['entries']} entries")
+    print()
+    ref = summary["referee"]
     print(
-        f"ground truth (demo only — a real exchange has no referee): {gt['found']} of "
+        f"referee (demo only — a real exchange has no referee): {ref['pairs_resolved']} of "
+        f"{ex['decided_matches']} decided pairs named through the releases (via CA's "
+        f"{ref['via_ca_releases']}, via the US's {ref['via_us_releases']}"
+        f"{'' if ref['both_joins_agree'] else ', NOT the same pairs'})"
+    )
+    print(
+        f"ground truth: {gt['found']} of "
         f"{gt['true_pairs']} true pairs found, precision {gt['precision']}, "
         f"recall {gt['recall']}"
     )
-    print(f"rejected rows, with line, field and reason: {summary['output_dir']}")
+    print(f"keys, MOU, stores, audit logs, matches files and rejects: {summary['output_dir']}")
     print(f"done in {summary['wall_s']} s")
 
 

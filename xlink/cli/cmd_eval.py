@@ -10,11 +10,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xlink.cli._common import emit_json
+from xlink.cli._common import emit_json, phase_timings, progress_reporter
 from xlink.cli.exitcodes import ExitCode
+from xlink.cli.progress import ProgressReporter
 from xlink.linkage.schema import load_default_schema, load_schema, schema_to_document
+from xlink.progress import count_progress
 
 __all__ = ["register", "run"]
+
+#: The phase that covers :func:`~xlink.evaluation.evaluate` until it reports phases of its own.
+EVALUATING = "evaluating"
 
 _SUMMARY = ("precision", "recall", "f1", "threshold", "tokens_per_record", "psi_s", "wall_s")
 
@@ -63,6 +68,22 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=run)
 
 
+class EvalProgress:
+    """What :func:`~xlink.evaluation.evaluate` is given as ``progress``: a stage line
+    (``progress("left: 5000 records loaded in 1.2 s")``) is written as a note, a phase
+    (``progress(phase, done, total)``, a :class:`~xlink.progress.ProgressFn` call) goes to the
+    reporter. So both evaluation's stage lines and phases reported through it are drawn."""
+
+    def __init__(self, reporter: ProgressReporter) -> None:
+        self.reporter = reporter
+
+    def __call__(self, phase: str, done: int | None = None, total: int | None = None) -> None:
+        if done is None:
+            self.reporter.note(phase)
+        else:
+            self.reporter(phase, done, total)
+
+
 def run(args: argparse.Namespace) -> int:
     from xlink.evaluation import datasets, evaluate
 
@@ -74,11 +95,10 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     schema = load_schema(args.schema) if args.schema else load_default_schema()
 
-    def progress(line: str) -> None:
-        if not args.quiet:
-            print(f"xlink eval: {line}", file=sys.stderr, flush=True)
-
-    with tempfile.TemporaryDirectory(prefix="xlink-eval-") as tmp:
+    with (
+        progress_reporter(not args.quiet) as reporter,
+        tempfile.TemporaryDirectory(prefix="xlink-eval-") as tmp,
+    ):
         generate_s = None
         if args.dataset == "febrl4":
             data = datasets.febrl4(with_id=not args.no_id)
@@ -88,17 +108,25 @@ def run(args: argparse.Namespace) -> int:
                 from xlink.synth import generate_synth
 
                 start = time.perf_counter()
-                progress(f"generating {args.n} records per side (seed {args.seed})")
-                generate_synth(root, args.n, args.seed)
+                reporter.note(f"generating {args.n} records per side (seed {args.seed})")
+                phase, total = "generating records", 2 * args.n
+                reporter(phase, 0, total)
+                generate_synth(
+                    root, args.n, args.seed, progress=count_progress(reporter, phase, total)
+                )
                 generate_s = round(time.perf_counter() - start, 3)
             data = datasets.synth(root)
+        # An open phase, so that a long evaluation shows life (a line every 10 s off a
+        # terminal) even between the stage lines; evaluation's own phases end it.
+        reporter(EVALUATING, 0)
         figures = evaluate(
             data,
             schema,
             fit=args.weights,
             parallel=not args.in_process,
-            progress=progress,
+            progress=EvalProgress(reporter),
         )
+    figures["phases"] = phase_timings(reporter)
     if generate_s is not None:
         figures["generate_s"] = generate_s
     fitted = figures.pop("fitted_schema")

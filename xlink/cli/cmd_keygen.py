@@ -24,22 +24,16 @@ from xlink.crypto.keyfiles import (
 )
 from xlink.crypto.rand import system_random
 from xlink.errors import InputError
+from xlink.identifiers import AGENCY_ID_RULE, arg_type
 
 __all__ = ["DEFAULT_PASSPHRASE_ENV", "add_passphrase_option", "read_passphrase", "register", "run"]
 
 DEFAULT_PASSPHRASE_ENV: Final = "XLINK_PASSPHRASE"  # noqa: S105 (a variable name)
 DEFAULT_VALID_DAYS: Final = 730
-_AGENCY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-
-def agency_id(text: str) -> str:
-    """argparse type: an agency id an MOU can name."""
-    if not _AGENCY_ID.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            "must be 1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit"
-        )
-    return text
+#: argparse type: an agency id an MOU can name (:data:`xlink.identifiers.AGENCY_ID`).
+agency_id: Final = arg_type(AGENCY_ID_RULE)
 
 
 def _env_name(text: str) -> str:

@@ -5,18 +5,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import os
 import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
+from xlink.agency import SCHEMA_SIDECAR_SUFFIX
 from xlink.cli._common import emit_json
 from xlink.cli.cmd_keygen import add_passphrase_option, agency_id, read_passphrase
 from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.keyfiles import AgencyKeys, PublicBundle, load_public_bundle
 from xlink.errors import InputError
-from xlink.linkage.schema import load_default_schema, load_schema, schema_digest
+from xlink.linkage.schema import (
+    load_default_schema,
+    load_schema,
+    schema_digest,
+    schema_to_document,
+)
 from xlink.policy import (
     Mou,
     MouRefused,
@@ -33,7 +40,10 @@ from xlink.policy import (
 )
 from xlink.policy.document import format_of
 
-__all__ = ["register", "run"]
+__all__ = ["RELEASE_MODES", "register", "run"]
+
+#: ``mou fill --release``: the value of ``release.approval_required`` each mode writes.
+RELEASE_MODES: dict[str, bool] = {"officer-approval": True, "straight-through": False}
 
 
 def register(sub: Any) -> None:
@@ -52,7 +62,8 @@ def register(sub: Any) -> None:
         description="Fill an MOU template with each party's verify key, sealing key and TLS "
         "certificate pin (from its public bundle), the linkage schema digest and any set-size "
         "bounds the template leaves out; write the unsigned MOU (.toml or .json, from --out's "
-        "suffix).",
+        "suffix). Refused (exit 3) when the validity window has already ended: valid_until "
+        "must be after today; valid_from may be in the past.",
     )
     fill.add_argument(
         "template",
@@ -69,7 +80,26 @@ def register(sub: Any) -> None:
     )
     fill.add_argument("--schema", metavar="PATH", help="linkage schema (default: the bundled one)")
     fill.add_argument("--valid-from", type=_date, metavar="YYYY-MM-DD", help="first valid day")
-    fill.add_argument("--valid-until", type=_date, metavar="YYYY-MM-DD", help="last valid day")
+    fill.add_argument(
+        "--valid-until",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="last valid day; must be after today (default: the template's)",
+    )
+    fill.add_argument(
+        "--release",
+        choices=RELEASE_MODES,
+        metavar="{" + ",".join(RELEASE_MODES) + "}",
+        help="officer-approval: each hit waits in the approval queue until an officer approves "
+        "it (release.approval_required = true); straight-through: matches are released "
+        "without approval (false). Default: the template's",
+    )
+    fill.add_argument(
+        "--today",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="the day the validity window is checked against (default: UTC today)",
+    )
     fill.add_argument(
         "--max-set-size",
         action="append",
@@ -205,6 +235,7 @@ def _summary(signed: SignedMou) -> dict[str, object]:
         "parties": _parties_json(mou),
         "padding_bucket": mou.padding_bucket,
         "set_size_budget_per_day": mou.set_size_budget_per_day,
+        "approval_required": mou.approval_required,
         "signatures": list(signed.signatures),
     }
 
@@ -224,9 +255,27 @@ def _print_summary(summary: dict[str, object]) -> None:
         f"  padding bucket {summary['padding_bucket']}, set-size budget per day: "
         f"{'none' if budget is None else budget}"
     )
+    if summary["approval_required"]:
+        print("  release: officer-approval (each hit waits for an officer's approval)")
+    else:
+        print("  release: straight-through (matches are released without approval)")
     signatures = summary["signatures"]
     assert isinstance(signatures, list)
     print(f"  signed by: {', '.join(signatures) or 'nobody yet'}")
+
+
+def _check_window(mou: Mou, args: argparse.Namespace) -> None:
+    """Refuse an MOU whose validity window ends today or earlier: nobody could sign and use it
+    (``--today``, or the UTC date, is the day checked). A window that began in the past is
+    fine as long as it has not ended."""
+    today = args.today or datetime.datetime.now(datetime.UTC).date()
+    if mou.valid_until > today:
+        return
+    field = "--valid-until" if args.valid_until else "valid_until (from the template)"
+    raise InputError(
+        f"{field}: the MOU would be valid until {mou.valid_until.isoformat()}, which is not "
+        f"after today ({today.isoformat()}); give a later --valid-until"
+    )
 
 
 def _fill(args: argparse.Namespace) -> int:
@@ -251,7 +300,9 @@ def _fill(args: argparse.Namespace) -> int:
         valid_until=args.valid_until,
         max_set_size=sizes,
         set_size_budget_per_day=args.set_size_budget_per_day,
+        approval_required=None if args.release is None else RELEASE_MODES[args.release],
     )
+    _check_window(mou, args)
     if (mou.schema_id, mou.schema_version) != (schema.id, schema.version):
         raise InputError(
             f"the template names linkage schema {mou.schema_id} v{mou.schema_version}, "
@@ -259,7 +310,14 @@ def _fill(args: argparse.Namespace) -> int:
         )
     out = Path(args.out)
     _write_atomic(out, dump_mou(mou, format_of(out)), overwrite=args.force)
-    summary = {**_summary(SignedMou(mou)), "out": str(out)}
+    summary: dict[str, object] = {**_summary(SignedMou(mou)), "out": str(out)}
+    if args.schema:
+        # The schema travels with the MOU: serve and match take the schema the MOU names
+        # from here (or from the bundled ones), checked against the signed digest.
+        sidecar = Path(str(out) + SCHEMA_SIDECAR_SUFFIX)
+        text = json.dumps(schema_to_document(schema), indent=2, sort_keys=True) + "\n"
+        _write_atomic(sidecar, text, overwrite=True)
+        summary["schema_file"] = str(sidecar)
     if args.json:
         emit_json(summary)
     else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from xlink.cli._common import emit_json, progress_reporter
+from xlink.cli._common import add_input_options, emit_json, phase_timings, progress_reporter
 from xlink.cli.exitcodes import ExitCode
 from xlink.linkage.schema import load_default_schema, load_schema, schema_digest
 from xlink.prepare import prepare_side
@@ -22,19 +22,7 @@ def register(sub: Any) -> None:
         "write bad rows to a rejects file, derive match tokens with the linkage schema and "
         "report likely duplicates inside the agency's own data. Nothing leaves the machine.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="CSV or JSON Lines files")
-    p.add_argument(
-        "--mapping",
-        action="append",
-        metavar="PATH",
-        help="column mapping (.json/.toml), once per FILE in order; "
-        "default: FILE's stem + .mapping.json next to it, if present",
-    )
-    p.add_argument(
-        "--date-order",
-        choices=("DMY", "MDY", "YMD", "unknown"),
-        help="how slash dates are written (overrides the mapping)",
-    )
+    add_input_options(p, "CSV or JSON Lines files")
     p.add_argument("--schema", metavar="PATH", help="linkage schema (default: the bundled one)")
     p.add_argument(
         "--rejects-dir", metavar="DIR", help="write rejects here (default: next to FILE)"
@@ -49,26 +37,24 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xlink.linkage.duplicates import find_duplicates
+    from xlink.linkage.duplicates import DuplicatePair, find_duplicates
 
     schema = load_schema(args.schema) if args.schema else load_default_schema()
     if args.mapping is not None and len(args.mapping) != len(args.files):
         raise SystemExit("xlink prepare: give --mapping once per FILE, or not at all")
-    report, close = progress_reporter(not args.json)
-    try:
+    with progress_reporter(not args.json) as reporter:
         side = prepare_side(
             args.files,
             schema=schema,
             mappings=args.mapping,
             date_order=args.date_order,
             rejects_dir=args.rejects_dir,
-            progress=report,
+            progress=reporter,
         )
-        duplicates = (
-            [] if args.no_duplicates else find_duplicates(side.records, args.duplicate_threshold)
-        )
-    finally:
-        close()
+        duplicates: list[DuplicatePair] = []
+        if not args.no_duplicates:
+            reporter("finding likely duplicates", 0)  # ends when the reporter closes
+            duplicates = find_duplicates(side.records, args.duplicate_threshold)
     summary = {
         "files": [
             {
@@ -92,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         "duplicates": [
             {"left": d.left_id, "right": d.right_id, "score": round(d.score, 3)} for d in duplicates
         ],
+        "phases": phase_timings(reporter),
     }
     if args.json:
         emit_json(summary)

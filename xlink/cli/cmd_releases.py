@@ -41,13 +41,16 @@ def register(sub: Any) -> None:
         help="list releases awaiting approval, with their deadlines",
         description="List releases awaiting approval, earliest deadline first. Each shows "
         "its queue id, category, the local record id, the follow-up deadline and OVERDUE "
-        "when it has passed.",
+        "when it has passed; with --audit, each overdue item is audited once "
+        "(RELEASE_OVERDUE).",
     )
     approve = actions.add_parser(
         "approve",
         help="approve one release",
-        description="Approve a pending release: it is signed, sealed and sent by the next "
-        "release run. Audited as RELEASE_APPROVED when --audit is given.",
+        description="Approve a pending release: the next exchange with the partner "
+        "(`xlink serve` / `xlink match` on the same workdir) builds it for that session, signs, "
+        "seals and sends it, and records it SENT once the partner's receipt verifies. Audited "
+        "as RELEASE_APPROVED when --audit is given.",
     )
     deny = actions.add_parser(
         "deny",
@@ -125,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     with _open(args) as queue:
         try:
             if args.releases_command == "pending":
+                queue.audit_overdue(now)
                 items = queue.pending(now)
                 if args.json:
                     emit_json([_as_json(i) for i in items])

@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 import sys
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from xlink.cli._common import emit_json, progress_reporter
+from xlink.agency import AgencyOutcome, RoleName, run_agency
+from xlink.cli._common import add_input_options, emit_json, phase_timings, progress_reporter
 from xlink.cli.cmd_keygen import add_passphrase_option, agency_id, read_passphrase
-from xlink.cli.exitcodes import ExitCode
+from xlink.cli.exitcodes import ExitCode, exit_code_for
 from xlink.crypto.rand import system_random
-from xlink.errors import InputError, PolicyDenied, ProtocolError, XlinkError
+from xlink.errors import InputError, PolicyDenied, XlinkError
 from xlink.protocol.abort import AbortCode
-from xlink.runner import AgencyOutcome, RoleName, refusal_reason, run_agency
 from xlink.transport import PeerRefused
+
+T = TypeVar("T")
 
 __all__ = [
     "EXIT_CODES_HELP",
@@ -46,7 +51,7 @@ def host_port(text: str) -> tuple[str, int]:
 
 
 def add_exchange_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE", help="this agency's input files")
+    add_input_options(p, "this agency's input files (CSV or JSON Lines)")
     p.add_argument("--agency", required=True, type=agency_id, metavar="ID", help="this agency")
     p.add_argument("--keys", required=True, metavar="DIR", help="this agency's key directory")
     p.add_argument("--mou", required=True, metavar="FILE", help="the MOU both agencies signed")
@@ -60,7 +65,8 @@ def add_exchange_options(p: argparse.ArgumentParser) -> None:
         "--workdir",
         required=True,
         metavar="DIR",
-        help="where the audit log, release store, approval queue and rejects go",
+        help="where the audit log, release store, outbound ledger (approval queue), matches "
+        "files and rejects go",
     )
     p.add_argument(
         "--timeout",
@@ -103,17 +109,6 @@ def register(sub: Any) -> None:
     p.set_defaults(role="serve")
 
 
-def _exit_code(error: BaseException) -> int:
-    """The exit code ``xlink.cli.main`` gives ``error`` (``PeerRefused``: this module's)."""
-    if isinstance(error, PeerRefused | ProtocolError):
-        return ExitCode.PROTOCOL
-    if isinstance(error, PolicyDenied):
-        return ExitCode.POLICY
-    if isinstance(error, XlinkError | OSError):  # InputError and the rest of the tree
-        return ExitCode.INPUT
-    return ExitCode.INTERNAL
-
-
 def failure_json(error: BaseException) -> dict[str, object]:
     """The ``--json`` document of a failed run: ``ok`` false, the exit code, and the error's
     type, abort code (``MOU_MISMATCH``... or null), machine-readable reason (a peer refusal's,
@@ -122,7 +117,7 @@ def failure_json(error: BaseException) -> dict[str, object]:
     code = getattr(error, "code", None)
     reason: str | None = None
     if isinstance(error, PeerRefused):
-        reason = refusal_reason(error)
+        reason = error.reason.value
     elif isinstance(error, PolicyDenied) and error.reasons:
         reason = error.reasons[0]
     if isinstance(error, XlinkError):
@@ -133,7 +128,7 @@ def failure_json(error: BaseException) -> dict[str, object]:
         detail = "internal error (a bug)"
     return {
         "ok": False,
-        "exit_code": int(_exit_code(error)),
+        "exit_code": int(exit_code_for(error)),
         "error": {
             "type": type(error).__name__,
             "code": code.name if isinstance(code, AbortCode) else None,
@@ -145,15 +140,10 @@ def failure_json(error: BaseException) -> dict[str, object]:
 
 def run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int) -> int:
     """Run the exchange; with ``--json``, a failure also prints :func:`failure_json` on
-    standard output. The error itself still goes to standard error, with the same exit code:
-    a refused peer here, anything else re-raised to ``xlink.cli.main``."""
+    standard output. The error is re-raised to ``xlink.cli.main``, which prints it on standard
+    error and exits with :func:`~xlink.cli.exitcodes.exit_code_for`, the code in the JSON."""
     try:
         return _run_exchange(args, role, host, port)
-    except PeerRefused as exc:
-        print(f"xlink: {exc}", file=sys.stderr)
-        if args.json:
-            emit_json(failure_json(exc))
-        return ExitCode.PROTOCOL
     except Exception as exc:
         if args.json:
             emit_json(failure_json(exc))
@@ -164,7 +154,8 @@ def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int
     passphrase = read_passphrase(args.passphrase_env, confirm=False)
     if args.timeout <= 0:
         raise InputError("--timeout must be > 0")
-    report, close = progress_reporter(True)
+    if args.mapping is not None and len(args.mapping) != len(args.files):
+        raise InputError("give --mapping once per FILE, or not at all")
     port_file = getattr(args, "port_file", None)
 
     def listening(bound: int) -> None:
@@ -175,8 +166,9 @@ def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int
             tmp.replace(port_file)
 
     start = time.perf_counter()
+    report, close = progress_reporter(True)
     try:
-        outcome = asyncio.run(
+        outcome = run_cancellable(
             run_agency(
                 role,
                 agency=args.agency,
@@ -190,6 +182,8 @@ def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int
                 workdir=args.workdir,
                 now_clock=lambda: datetime.now(UTC),
                 rng=system_random,
+                mappings=args.mapping,
+                date_order=args.date_order,
                 timeout=args.timeout,
                 idle_timeout=args.timeout,
                 on_listening=listening,
@@ -203,6 +197,7 @@ def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int
     if args.json:
         doc: dict[str, object] = {
             **outcome.to_json(),
+            "phases": {**phase_timings(report), **outcome.phases},
             "wall_s": round(wall, 2),
             "ok": code == ExitCode.OK,
             "exit_code": int(code),
@@ -220,6 +215,28 @@ def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int
     return code
 
 
+def run_cancellable(run: Coroutine[Any, Any, T]) -> T:
+    """Run ``run`` to completion; SIGTERM cancels it like Ctrl-C does, so an interrupted
+    exchange still closes its connection and audits how it ended."""
+
+    async def main() -> T:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        if task is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await run
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGTERM)
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+
+
 def _print_outcome(o: AgencyOutcome, wall: float) -> None:
     print(f"{o.agency} ({o.role}) with {o.peer}, MOU {o.mou_id}, session {o.session_id[:16]}…")
     print(f"  records {o.records}, rejected rows {o.rejected}, tokens {o.tokens}")
@@ -227,11 +244,24 @@ def _print_outcome(o: AgencyOutcome, wall: float) -> None:
     print(f"  decided matches {o.decided}")
     released = ", ".join(f"{k} {v}" for k, v in o.released.items()) or "none"
     print(f"  released {o.released_total} ({released}), denied {o.denied}, queued {o.queued}")
-    if o.approval_required and o.queued:
-        print(f"    the MOU requires approval: review with `xlink releases` in {o.workdir}")
+    if o.pending or o.delivered_before:
+        print(
+            f"    from earlier runs: {o.pending} still pending approval, "
+            f"{o.delivered_before} delivered before (not sent again)"
+        )
+    if o.overdue:
+        print(f"    {o.overdue} queued release(s) now past the MOU's follow-up deadline (audited)")
+    if o.approval_required and (o.queued or o.pending):
+        print(
+            f"    the MOU requires approval: review with `xlink releases pending --queue "
+            f"{Path(o.workdir) / 'queue.db'}`; approved ones go with the next exchange"
+        )
     print(f"  receipts verified {o.receipts_verified}, refused by the peer {o.refused_by_peer}")
     received = ", ".join(f"{k} {v}" for k, v in o.received.items()) or "none"
     print(f"  received {o.received_total} ({received}), refused {o.refused_by_us}")
+    if o.received_before:
+        print(f"    {o.received_before} already held from an earlier run (not stored twice)")
+    print(f"  matches file {o.matches_file}")
     verdict = "ok" if o.audit_ok else f"FAILED: {o.audit_reason}"
     print(f"  audit log {verdict} ({o.audit_entries} entries)")
     print(f"  workdir {o.workdir}; done in {wall:.1f} s")

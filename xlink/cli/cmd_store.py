@@ -145,6 +145,7 @@ def _meta_json(m: StoredRelease) -> dict[str, object]:
         "received_at": m.received_at.isoformat(),
         "expires_at": m.expires_at.isoformat(),
         "expired": m.expired,
+        "own_record_id": m.own_record_id,
     }
 
 
@@ -167,8 +168,49 @@ def _record_json(r: ReleaseRecord) -> dict[str, object]:
             "handling_conditions": c.handling_conditions,
             "originator_control": c.originator_control,
             "retention_days": c.retention_days,
+            "provider_attribution": c.provider_attribution,
+            "affected_party_notifications": c.affected_party_notifications,
+            "unmodified_resale": c.unmodified_resale,
+            "encrypt_at_rest": c.encrypt_at_rest,
         },
     }
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _print_record(record: ReleaseRecord, meta: StoredRelease | None) -> None:
+    """Everything an officer must obey, in plain text: the conditions, the permitted actions,
+    attribution and notification duties, onward sharing, grading and expiry."""
+    c = record.caveats
+    print(f"release {record.release_id.hex()} ({record.category.value}, from {record.originator})")
+    if meta is not None:
+        print(f"  matched our record: {meta.own_record_id or '(not recorded)'}")
+    for name, values in record.fields.items():
+        print(f"  {name}: {'; '.join(values)}")
+    print("handling:")
+    print(f"  TLP:{c.tlp.value}; handling code {c.handling_code.value}")
+    if c.handling_conditions:
+        print(f"  conditions: {c.handling_conditions}")
+    print(f"  permitted actions: {c.permitted_actions.value}")
+    print(f"  attribute the provider: {_yes(c.provider_attribution)}")
+    print(f"  notify affected parties: {_yes(c.affected_party_notifications)}")
+    print(f"  pass on only unmodified: {_yes(c.unmodified_resale)}")
+    print(f"  encrypt at rest: {_yes(c.encrypt_at_rest)}")
+    onward = (
+        "only with the originator's consent (the third-party rule)"
+        if c.originator_control
+        else "allowed within the caveats"
+    )
+    print(f"  onward sharing: {onward}")
+    print(f"  source grading: {record.grading.code() if record.grading else 'none given'}")
+    expiry = (
+        f"expires {meta.expires_at.isoformat(timespec='minutes')}"
+        if meta is not None
+        else f"kept {c.retention_days} days"
+    )
+    print(f"  retention: {c.retention_days} days, {expiry}")
 
 
 def _release_id(text: str) -> bytes:
@@ -188,6 +230,7 @@ def _act(args: argparse.Namespace, store: ReleaseStore, now: datetime) -> None:
             late = "  EXPIRED" if m.expired else ""
             print(
                 f"{m.release_id.hex()}  {m.category.value:<13} from {m.originator:<10}"
+                f" our record {m.own_record_id or '-':<14}"
                 f" expires {m.expires_at.isoformat(timespec='minutes')}{late}"
             )
     elif args.store_command == "read":
@@ -197,14 +240,15 @@ def _act(args: argparse.Namespace, store: ReleaseStore, now: datetime) -> None:
             )
         except ValueError as exc:
             raise InputError(str(exc)) from None
+        meta = next((m for m in store.list(now) if m.release_id == record.release_id), None)
         doc = _record_json(record)
+        if meta is not None:
+            doc["own_record_id"] = meta.own_record_id
+            doc["expires_at"] = meta.expires_at.isoformat()
         if args.json:
             emit_json(doc)
             return
-        print(f"release {doc['release_id']} ({doc['category']}, from {doc['originator']})")
-        for name, values in record.fields.items():
-            print(f"  {name}: {'; '.join(values)}")
-        print(f"  caveats: TLP:{record.caveats.tlp.value}, {record.caveats.handling_code.value}")
+        _print_record(record, meta)
     elif args.store_command == "purge":
         count = store.purge(now)
         if args.json:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from xlink.cli._common import emit_json
+from xlink.cli._common import emit_json, progress_reporter
 from xlink.cli.exitcodes import ExitCode
 from xlink.errors import InputError
+from xlink.progress import count_progress
 
 __all__ = ["register", "run"]
 
@@ -68,12 +68,17 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir() and any(out.iterdir()) and not args.force:
         raise InputError(f"--out: {out} is not empty; refusing to write into it without --force")
     total = 2 * args.n
-
-    def report(done: int) -> None:
-        if total >= 50_000:
-            print(f"xlink synth: {done}/{total} records drafted", file=sys.stderr, flush=True)
-
-    manifest = generate_synth(out, args.n, args.seed, overlap=args.overlap, progress=report)
+    phase = "generating records"
+    # Progress goes to standard error, so it is drawn with --json too (stdout: the manifest).
+    with progress_reporter(True) as reporter:
+        reporter(phase, 0, total)
+        manifest = generate_synth(
+            out,
+            args.n,
+            args.seed,
+            overlap=args.overlap,
+            progress=count_progress(reporter, phase, total),
+        )
     if args.json:
         emit_json(manifest)
         return ExitCode.OK

@@ -7,20 +7,22 @@ maps xlink's exceptions to documented exit codes and keeps tracebacks for real b
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 
 from xlink import __version__
-from xlink.cli.exitcodes import ExitCode
-from xlink.errors import InputError, PolicyDenied, ProtocolError, XlinkError
+from xlink.cli.exitcodes import ExitCode, exit_code_for
+from xlink.errors import PeerRefused, PolicyDenied, ProtocolError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "report_failure"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     from xlink.cli import (
         cmd_audit,
+        cmd_check,
         cmd_demo,
         cmd_eval,
         cmd_keygen,
@@ -41,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         "records, release under MOU caveats.",
         epilog="Exit codes: 0 ok, 1 rows rejected under --strict, 2 usage, 3 bad input, "
         "4 protocol abort, 5 policy refusal, 6 evaluation target missed, 7 audit log tampered, "
-        "70 internal error.",
+        "70 internal error, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"xlink {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_audit,
         cmd_keygen,
         cmd_mou,
+        cmd_check,
         cmd_serve,
         cmd_match,
         cmd_synth,
@@ -70,31 +73,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
-    except InputError as exc:
-        print(f"xlink: error: {exc}", file=sys.stderr)
-        return ExitCode.INPUT
-    except ProtocolError as exc:
-        print(f"xlink: session aborted: {exc}", file=sys.stderr)
-        return ExitCode.PROTOCOL
-    except PolicyDenied as exc:
-        print(f"xlink: {exc}", file=sys.stderr)
-        return ExitCode.POLICY
-    except XlinkError as exc:
-        print(f"xlink: error: {exc}", file=sys.stderr)
-        return ExitCode.INPUT
-    except OSError as exc:  # a file we were told to read or write: say which, no traceback
-        print(f"xlink: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
-        return ExitCode.INPUT
-    except KeyboardInterrupt:
-        print("xlink: interrupted", file=sys.stderr)
-        return 130
-    except Exception:  # a bug: keep the traceback for the report, with its own exit code
-        traceback.print_exc()
+    except BrokenPipeError:
+        # The reader went away (`xlink store list | head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return ExitCode.OK
+    except (Exception, KeyboardInterrupt) as exc:
+        return report_failure(exc)
+    return code
+
+
+def report_failure(exc: BaseException) -> ExitCode:
+    """Say on standard error why a command failed; return its exit code
+    (:func:`~xlink.cli.exitcodes.exit_code_for`). xlink's own messages name no key material,
+    identity or certificate content; a bug (``INTERNAL``) keeps its traceback for the report."""
+    code = exit_code_for(exc)
+    if code is ExitCode.INTERNAL:
+        traceback.print_exception(exc)
         print(
             "xlink: internal error (a bug): please report it with the traceback above",
             file=sys.stderr,
         )
-        return ExitCode.INTERNAL
+    elif code is ExitCode.INTERRUPTED:
+        print("xlink: interrupted", file=sys.stderr)
+    elif isinstance(exc, OSError):  # a file we were told to read or write: say which
+        print(f"xlink: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+    elif isinstance(exc, ProtocolError):
+        print(f"xlink: session aborted: {exc}", file=sys.stderr)
+    elif isinstance(exc, PolicyDenied | PeerRefused):
+        print(f"xlink: {exc}", file=sys.stderr)
+    else:
+        print(f"xlink: error: {exc}", file=sys.stderr)
     return code
 
 

@@ -49,6 +49,7 @@ from xlink.crypto.tls_certs import (
 )
 from xlink.documents import DocumentError, parse_document
 from xlink.errors import DecryptionError, InputError, SchemaError
+from xlink.identifiers import AGENCY_ID_RULE, check_agency_id
 
 __all__ = [
     "KEY_DIR_FILES",
@@ -85,7 +86,6 @@ DIR_MODE: Final = 0o700
 #: does not refuse a certificate made just now.
 TLS_BACKDATE: Final = timedelta(hours=1)
 
-_AGENCY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _HEX32 = re.compile(r"[0-9a-f]{64}")
 _ENCRYPTED_PEM = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
 _MAX_KEY_FILE_BYTES = 64 * 1024
@@ -154,8 +154,8 @@ def _check_bundle(data: object) -> PublicBundle:
     if "format" in data and data["format"] != PUBLIC_BUNDLE_FORMAT:
         errors.append(f"format: must be {PUBLIC_BUNDLE_FORMAT!r}")
     agency_id = data.get("agency_id")
-    if "agency_id" in data and not (isinstance(agency_id, str) and _AGENCY_ID.fullmatch(agency_id)):
-        errors.append("agency_id: must be 1-64 of A-Z a-z 0-9 _ -, starting with a letter/digit")
+    if "agency_id" in data and not AGENCY_ID_RULE.matches(agency_id):
+        errors.append(f"agency_id: must be {AGENCY_ID_RULE.description}")
     verify_raw = _hex_key(data, "verify_key", errors) if "verify_key" in data else None
     # OpenSSL accepts any 32 bytes as an Ed25519 key and libsodium any X25519 point; a
     # small-order key would make signatures or sealing meaningless (as docs/mou.md §2).
@@ -323,10 +323,11 @@ class AgencyKeys:
         cls, agency_id: str, *, rng: RandomSource, now: datetime, valid_days: int
     ) -> AgencyKeys:
         """Make fresh keys; the TLS certificate is valid from ``now`` (less an hour) for
-        ``valid_days`` days. ``now`` must be timezone-aware. Raises ``ValueError`` for an agency
-        id an MOU could not name, a naive ``now`` or ``valid_days < 1``."""
-        if not isinstance(agency_id, str) or not _AGENCY_ID.fullmatch(agency_id):
-            raise ValueError("agency_id must be 1-64 of A-Z a-z 0-9 _ -")
+        ``valid_days`` days. ``now`` must be timezone-aware. Raises
+        :class:`~xlink.errors.IdentifierError` (a ``ValueError``) for an agency id an MOU could
+        not name (:data:`xlink.identifiers.AGENCY_ID`), ``ValueError`` for a naive ``now`` or
+        ``valid_days < 1``."""
+        check_agency_id(agency_id, what="agency_id")
         if isinstance(valid_days, bool) or not isinstance(valid_days, int) or valid_days < 1:
             raise ValueError("valid_days must be a positive integer")
         created = _utc_seconds(now, "now")

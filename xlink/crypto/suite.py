@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from nacl import bindings as _sodium
 
 from xlink.crypto.rand import RandomSource
+from xlink.errors import InvalidElement
 
 __all__ = [
     "ELEMENT_SIZE",
@@ -77,20 +78,6 @@ blocklist). X25519 maps every one of them to the all-zero output."""
 _SMALL_ORDER_CANONICAL: Final = np.frombuffer(b"".join(SMALL_ORDER_U[:5]), dtype=np.uint8).reshape(
     5, 32
 )
-
-
-class InvalidElement(ValueError):
-    """A received element is not a valid group element; ``index`` is its position in the buffer.
-
-    ``identity`` is True when the element is the identity (``u = 0``) or of small order.
-    The protocol layer turns this into an abort with the matching code.
-    """
-
-    def __init__(self, index: int, reason: str, *, identity: bool = False) -> None:
-        self.index = index
-        self.reason = reason
-        self.identity = identity
-        super().__init__(f"element {index}: {reason}")
 
 
 def expand_message_xmd_sha512(msg: bytes, dst: bytes, len_in_bytes: int) -> bytes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from xlink.documents import DocumentError, document_format, parse_document
 from xlink.errors import SchemaError
+from xlink.identifiers import KEY_NAME, KEY_NAME_RULE, SCHEMA_ID, SCHEMA_ID_RULE
 from xlink.linkage.fields import (
     DATE_ONLY_TRANSFORMS,
     PHONETIC_TRANSFORMS,
@@ -54,8 +54,6 @@ DEFAULT_SCHEMA_RESOURCE = "data/schemas/default-v3.json"
 
 _MAX_KEYS = 255  # TokenSet stores the key index in one byte
 _MAX_VERSION = 2**32 - 1  # token_digest encodes versions in four bytes
-_KEY_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_SCHEMA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +155,8 @@ def _check_recipe(raw: object, where: str, errors: list[str]) -> KeyRecipe | Non
     for member in sorted(set(raw) - _KEY_MEMBERS, key=str):
         errors.append(f"{where}: unknown member {member!r}")
     name = raw.get("name")
-    if not isinstance(name, str) or not _KEY_NAME.fullmatch(name):
-        errors.append(f"{where}.name: required, lower-case [a-z][a-z0-9_]*, at most 64 chars")
+    if not isinstance(name, str) or not KEY_NAME.fullmatch(name):
+        errors.append(f"{where}.name: required, {KEY_NAME_RULE.description}")
         name = ""
     version = _check_version(raw.get("version"), f"{where}.version", errors)
     fields: list[Field] = []
@@ -281,8 +279,8 @@ def validate_schema(data: object) -> LinkageSchema:
     for member in sorted(set(data) - _SCHEMA_MEMBERS, key=str):
         errors.append(f"schema: unknown member {member!r}")
     schema_id = data.get("id")
-    if not isinstance(schema_id, str) or not _SCHEMA_ID.fullmatch(schema_id):
-        errors.append("id: required, 1-128 chars of A-Z a-z 0-9 . _ : / -")
+    if not isinstance(schema_id, str) or not SCHEMA_ID.fullmatch(schema_id):
+        errors.append(f"id: required, {SCHEMA_ID_RULE.description}")
         schema_id = ""
     version = _check_version(data.get("version"), "version", errors)
     raw_threshold = data.get("threshold")

@@ -1,14 +1,14 @@
 """Validating a parsed MOU document: every member, every cross-check, one error (docs/mou.md §2).
 
-Limits and patterns here are mirrored in ``protocols/schemas/mou-v1.json``; the checks that a
-JSON Schema cannot express (date order, parties that differ, categories listed once, signatures
-filed under a party, valid key points, set sizes that fit the padding bucket and the daily
-budget) are made here only.
+Limits here and the identifier rules of :mod:`xlink.identifiers` (agency, MOU and schema ids,
+purposes, countries, payload names) are mirrored in ``protocols/schemas/mou-v1.json``; the checks
+that a JSON Schema cannot express (date order, parties that differ, categories listed once,
+signatures filed under a party, valid key points, set sizes that fit the padding bucket and the
+daily budget) are made here only.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from nacl import bindings as nacl_bindings
@@ -16,6 +16,19 @@ from nacl.exceptions import RuntimeError as NaclRuntimeError
 
 from xlink.crypto.keys import SIGNATURE_SIZE, SealingPublicKey, VerifyKey
 from xlink.errors import SchemaError
+from xlink.identifiers import (
+    AGENCY_ID,
+    AGENCY_ID_RULE,
+    COUNTRY,
+    COUNTRY_RULE,
+    MOU_ID,
+    MOU_ID_RULE,
+    PAYLOAD_NAME,
+    PURPOSE,
+    PURPOSE_RULE,
+    SCHEMA_ID,
+    SCHEMA_ID_RULE,
+)
 from xlink.policy._checker import ABSENT, MISSING, Checker
 from xlink.policy.mou import (
     FORBIDDEN_FIELDS,
@@ -45,13 +58,6 @@ MAX_QUERY_QUOTA = 10**9
 MAX_SET_SIZE_BUDGET = 1 << 40
 MAX_PURPOSES = 32
 MAX_LONG_TEXT_CHARS = 4000
-
-MOU_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
-AGENCY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-SCHEMA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
-PURPOSE = re.compile(r"[a-z][a-z0-9-]{0,63}")
-COUNTRY = re.compile(r"[A-Z]{3}")
-PAYLOAD_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 _TEST_SCALAR = bytes(range(1, 33))
 
@@ -101,7 +107,7 @@ def _check_party(c: Checker, raw: object, where: str) -> Party | None:
         "agency_id",
         f"{where}.agency_id",
         pattern=AGENCY_ID,
-        rule="1-64 chars of A-Z a-z 0-9 _ -, starting with a letter or digit",
+        rule=AGENCY_ID_RULE.description,
     )
     name = c.text(raw, "name", f"{where}.name")
     country = c.text(
@@ -109,7 +115,7 @@ def _check_party(c: Checker, raw: object, where: str) -> Party | None:
         "country",
         f"{where}.country",
         pattern=COUNTRY,
-        rule="an ISO 3166-1 alpha-3 code in capitals (CAN, USA)",
+        rule=COUNTRY_RULE.description,
     )
     verify_key = c.key(raw, "verify_key", f"{where}.verify_key", VerifyKey, "Ed25519")
     if verify_key is not None and not _ed25519_point_ok(bytes(verify_key)):
@@ -285,7 +291,7 @@ def _check_purposes(c: Checker, data: Mapping[str, object]) -> tuple[str, ...]:
     purposes: list[str] = []
     for i, p in enumerate(raw):
         if not isinstance(p, str) or not PURPOSE.fullmatch(p):
-            c.error(f"purposes[{i}]", "must be lower-case [a-z][a-z0-9-]*, at most 64 chars")
+            c.error(f"purposes[{i}]", f"must be {PURPOSE_RULE.description}")
         elif p in purposes:
             c.error(f"purposes[{i}]", "listed twice")
         else:
@@ -339,7 +345,7 @@ def validate_signed_mou(data: object) -> SignedMou:
         "id",
         "id",
         pattern=MOU_ID,
-        rule="1-128 chars of A-Z a-z 0-9 . _ : / -, starting with a letter or digit",
+        rule=MOU_ID_RULE.description,
     )
     version = c.integer(data, "version", "version", 1, MAX_VERSION)
     valid_from = c.date(data, "valid_from", "valid_from")
@@ -358,7 +364,7 @@ def validate_signed_mou(data: object) -> SignedMou:
         "schema_id",
         "linkage.schema_id",
         pattern=SCHEMA_ID,
-        rule="a linkage schema id (1-128 chars of A-Z a-z 0-9 . _ : / -)",
+        rule=f"a linkage schema id ({SCHEMA_ID_RULE.description})",
     )
     schema_version = c.integer(linkage, "schema_version", "linkage.schema_version", 1, MAX_VERSION)
     schema_digest = c.hexbytes(linkage, "schema_digest", "linkage.schema_digest", L.DIGEST_SIZE)

@@ -12,7 +12,7 @@ import datetime
 from typing import Final
 
 from xlink.crypto.keys import SigningKey
-from xlink.errors import DecryptionError, PolicyDenied
+from xlink.errors import DecryptionError, MouRefused
 from xlink.policy.document import mou_digest
 from xlink.policy.mou import Mou, SignedMou
 
@@ -33,12 +33,6 @@ SIGNATURE_MISSING: Final = "signature-missing"
 SIGNATURE_INVALID: Final = "signature-invalid"
 NOT_YET_VALID: Final = "not-yet-valid"
 EXPIRED: Final = "expired"
-
-
-class MouRefused(PolicyDenied):
-    """An MOU cannot be used: ``reasons`` lists every machine-readable reason, in the order
-    ``not-a-party``, ``signature-missing:<agency>`` / ``signature-invalid:<agency>`` (parties in
-    MOU order), ``not-yet-valid`` / ``expired``."""
 
 
 def sign_mou(mou: Mou | SignedMou, agency_id: str, signing_key: SigningKey) -> SignedMou:

@@ -108,13 +108,16 @@ class MouTemplate:
         valid_until: datetime.date | None = None,
         max_set_size: Mapping[str, int] | None = None,
         set_size_budget_per_day: int | None = None,
+        approval_required: bool | None = None,
     ) -> Mou:
         """The MOU with ``keys`` (by agency id) and the optional members filled in.
 
         ``schema_digest`` is :func:`~xlink.linkage.schema.schema_digest` of the linkage schema
         named in ``linkage``; ``valid_from``/``valid_until`` replace the template's dates;
         ``max_set_size`` (by agency id) replaces or supplies those parties' bounds and
-        ``set_size_budget_per_day`` the template's ``exchange`` budget. Raises ``ValueError``
+        ``set_size_budget_per_day`` the template's ``exchange`` budget; ``approval_required``
+        replaces ``release.approval_required`` (True: an officer approves each release before
+        anything is sealed; False: straight-through release). Raises ``ValueError``
         for keys or sizes of an agency the template does not name, and
         :class:`~xlink.errors.SchemaError` when the result is not a valid MOU (a party left
         without keys or ``max_set_size``, a size not a multiple of the padding bucket, the
@@ -139,6 +142,12 @@ class MouTemplate:
             exchange = doc.get("exchange")
             if isinstance(exchange, dict):
                 exchange["set_size_budget_per_day"] = set_size_budget_per_day
+        if approval_required is not None:
+            if not isinstance(approval_required, bool):
+                raise ValueError("approval_required must be True or False")
+            release = doc.get("release")
+            if isinstance(release, dict):
+                release["approval_required"] = approval_required
         if schema_digest is not None:
             if not isinstance(schema_digest, bytes) or len(schema_digest) != 32:
                 raise ValueError("schema_digest must be 32 bytes")

@@ -1,55 +1,18 @@
 """Abort codes: the machine-readable reason a session ended early (spec: xlink-psi-v2 §8).
 
 The numeric values are on the wire (in the ``Abort`` message) and in audit entries, so they
-are part of the protocol and never renumbered.
+are part of the protocol and never renumbered. :class:`AbortCode` is defined in the leaf
+:mod:`xlink.error_codes` (so that :mod:`xlink.errors` imports nothing else) and re-exported here.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from enum import IntEnum
 
+from xlink.error_codes import AbortCode
 from xlink.protocol import limits as L
 
 __all__ = ["AbortCode", "sanitize_detail"]
-
-
-class AbortCode(IntEnum):
-    """Why a session was aborted. See protocols/xlink-psi-v2.md §8 for each code's meaning."""
-
-    # Framing and encoding.
-    MALFORMED_MESSAGE = 1
-    FRAME_TOO_LARGE = 2
-    TRUNCATED = 3
-    UNSUPPORTED_VERSION = 4
-    UNEXPECTED_MESSAGE = 5
-    UNKNOWN_MESSAGE = 6
-    # Handshake agreement.
-    UNSUPPORTED_SUITE = 10
-    MOU_MISMATCH = 11
-    SCHEMA_MISMATCH = 12
-    PARTY_MISMATCH = 13
-    MODE_MISMATCH = 14
-    BAD_SET_SIZE = 15
-    ROLE_MISMATCH = 16
-    # Exchange.
-    INVALID_ELEMENT = 20
-    IDENTITY_ELEMENT = 21
-    DUPLICATE_ELEMENT = 22
-    WRONG_COUNT = 23
-    CHUNK_OUT_OF_ORDER = 24
-    CHUNK_REPLAYED = 25
-    BAD_REVEAL = 26
-    CONFIRMATION_FAILED = 27
-    BAD_COMMITMENT = 28
-    # Session level.
-    PEER_ABORTED = 40
-    TIMEOUT = 41
-    CONNECTION_LOST = 42
-    INTERNAL_ERROR = 50
-    # Release transfer (xlink-release-v1 §10): never in a PSI Abort message.
-    DECISION_MISMATCH = 60
-    TOO_MANY_RELEASES = 61
 
 
 def sanitize_detail(detail: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from xlink.identifiers import COUNTRY
 from xlink.records.model import (
     AdmiraltyGrading,
     BirthDate,
@@ -66,7 +67,7 @@ _COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _YEAR_FIRST = re.compile(r"(\d{4})([/.])(\d{1,2})\2(\d{1,2})")
 _YEAR_LAST = re.compile(r"(\d{1,2})([/.])(\d{1,2})\2(\d{4})")
 _MONTH_YEAR = re.compile(r"(\d{1,2})[/.](\d{4})")
-_COUNTRY = re.compile(r"[A-Z]{3}")
+_COUNTRY = COUNTRY  # ISO 3166-1 alpha-3, as the MOU's parties
 _DOC_TYPE = re.compile(r"[A-Z0-9]{1,2}")
 
 

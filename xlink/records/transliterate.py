@@ -34,7 +34,7 @@ import unicodedata
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from xlink.errors import InputError
+from xlink.errors import UntransliterableError
 
 __all__ = [
     "CYRILLIC_TABLE",
@@ -48,17 +48,6 @@ __all__ = [
 
 #: At most this many variants are returned for one text.
 MAX_VARIANTS = 8
-
-
-class UntransliterableError(InputError, ValueError):
-    """A letter has no ICAO 9303 transliteration and no decomposition to a Latin letter.
-
-    The message names the Unicode script family of the letter, never the letter or the text.
-    """
-
-    def __init__(self, script: str) -> None:
-        self.script = script
-        super().__init__(f"a letter of script {script} has no ICAO 9303 transliteration")
 
 
 def _rows(spec: str) -> dict[str, tuple[str, ...]]:

@@ -7,8 +7,9 @@ The usual path, originator side::
     batch = release_decided(decision, records, mou=mou, originator="CA-RCMP",
                             signing_key=key, handle_key=handle_key, rng=system_random,
                             now=now, queue=queue, audit=audit)
-    # approval_required: officers approve in the queue, then
-    sealed = release_approved(queue, mou=mou, signing_key=key, now=now, audit=audit)
+    # batch.sealed go to the peer (xlink.agency does this); then, with its answers:
+    settle_receipts(batch, answers, mou=mou, now=now, queue=queue, audit=audit)
+    # approval_required: officers approve in the queue; the next exchange sends them.
 
 and recipient side::
 
@@ -31,11 +32,13 @@ from xlink.release.queue import ApprovalQueue, QueueError, QueueItem, QueueState
 from xlink.release.receipt import DST_RECEIPT, Receipt, issue_receipt, verify_receipt
 from xlink.release.recipe import (
     DeniedRelease,
+    Fate,
+    MatchFate,
     ReleaseBatch,
     build_release,
     receive_release,
-    release_approved,
     release_decided,
+    settle_receipts,
 )
 from xlink.release.record import (
     DST_RELEASE,
@@ -64,6 +67,8 @@ __all__ = [
     "SOURCE_HANDLE_SIZE",
     "ApprovalQueue",
     "DeniedRelease",
+    "Fate",
+    "MatchFate",
     "QueueError",
     "QueueItem",
     "QueueState",
@@ -87,11 +92,11 @@ __all__ = [
     "open_release",
     "receive_release",
     "record_fields",
-    "release_approved",
     "release_decided",
     "release_digest",
     "resolve_source_handle",
     "seal_release",
+    "settle_receipts",
     "sign_release",
     "verify_receipt",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from xlink import canonical
-from xlink.errors import ProtocolError
+from xlink.errors import ReleaseRejected
 
 __all__ = [
     "MAX_ENVELOPE_SIZE",
@@ -28,17 +28,6 @@ MAX_ENVELOPE_SIZE: Final = 64 * 1024
 
 MAX_STR_BYTES: Final = 16384
 MAX_ARRAY_ITEMS: Final = 1024
-
-
-class ReleaseRejected(ProtocolError):
-    """A release or receipt cannot be accepted; ``reason`` is a machine-readable code
-    (spec §7): ``malformed``, ``truncated``, ``too-large``, ``unsupported-version``,
-    ``wrong-originator``, ``wrong-recipient``, ``mou-mismatch``, ``wrong-session``,
-    ``wrong-release``."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"release rejected: {reason}")
 
 
 def lp(data: bytes) -> bytes:

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from xlink.crypto.rand import RandomSource
-from xlink.errors import DecryptionError, InputError
+from xlink.errors import DecryptionError, LabelError, LabelNotMatched
 from xlink.protocol.limits import HANDLE_SIZE
 
 __all__ = [
@@ -42,14 +42,6 @@ LABEL_INFO: Final = b"xlink-release-v1/label-key"
 """HKDF ``info``: domain separation of the label key from every other use of the outputs."""
 _NONCE: Final = 12
 MAX_LABEL_HANDLES: Final = 255
-
-
-class LabelError(InputError):
-    """A labelled frame that is not well formed (too short, no handle, handles not sorted)."""
-
-
-class LabelNotMatched(LabelError):
-    """A labelled frame names a handle that is not one of our matched handles."""
 
 
 def label_key(session_id: bytes, outputs: Sequence[bytes]) -> bytes:

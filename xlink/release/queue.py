@@ -1,18 +1,21 @@
 """The approval queue: two-step, Prüm-style release (DESIGN §2 step 6; docs/release.md).
 
 When the MOU requires approval, each release is built and kept here, unsigned, until an officer
-approves or denies it. The queue is the only way out: :meth:`ApprovalQueue.take_approved` hands
-back approved releases, each once, so nothing can be signed or sealed before approval. Every
-enqueue, approval and denial is appended to the audit log when one is given, with ids and
-handles only. Time is a parameter (``now=``); the follow-up deadline is the MOU's
+approves or denies it; nothing is signed or sealed before approval. The queue is also the
+originator's outbound ledger: one item per record version offered to the peer (straight-through
+releases too), so an exchange run again neither queues nor sends a version twice
+(:func:`~xlink.release.release_decided`). An approved item is delivered by the next exchange,
+built afresh for that session (a release is bound to its session, xlink-release-v1 §10.2), and
+marked ``SENT`` once the peer's receipt verifies. Every enqueue, approval, denial and overdue
+item is appended to the audit log when one is given, with ids and handles only.
+Time is a parameter (``now=``); the follow-up deadline is the MOU's
 ``follow_up_hours`` after enqueueing.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
@@ -21,15 +24,16 @@ from typing import Any, Final
 from xlink._sqlite import SqliteStore, connect, transaction
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keys import VerifyKey
-from xlink.errors import XlinkError
+from xlink.errors import QueueError
+from xlink.identifiers import FINGERPRINT, REASON_CODE
 from xlink.policy.mou import Mou
-from xlink.release.record import ReleaseRecord, decode_release, encode_release
+from xlink.release.record import ReleaseRecord, encode_release
 
 __all__ = ["ApprovalQueue", "QueueError", "QueueItem", "QueueState"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_FINGERPRINT = re.compile(r"[0-9a-f]{32}")
-_REASON = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+_FINGERPRINT = FINGERPRINT
+_REASON = REASON_CODE
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS release_queue (
@@ -43,24 +47,39 @@ CREATE TABLE IF NOT EXISTS release_queue (
     release BLOB NOT NULL,
     queued_us INTEGER NOT NULL,
     deadline_us INTEGER NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('PENDING', 'APPROVED', 'DENIED', 'TAKEN')),
+    state TEXT NOT NULL
+        CHECK (state IN ('PENDING', 'APPROVED', 'DENIED', 'TAKEN', 'SENT')),
     approver TEXT,
     reason TEXT,
-    decided_us INTEGER
+    decided_us INTEGER,
+    version BLOB,
+    sent_release_id BLOB,
+    sent_us INTEGER,
+    overdue_audited INTEGER NOT NULL DEFAULT 0
 ) STRICT;
+CREATE INDEX IF NOT EXISTS release_queue_match
+    ON release_queue (mou_id, recipient, record_id, version);
 """
 
-
-class QueueError(XlinkError):
-    """An approval-queue request that cannot be done: no such item, or not in a state that
-    allows it (approving a denied item, denying one already approved...)."""
+# A queue written before the ledger columns existed: its rows are kept, with no version (so
+# they never stand for a record version) and their states unchanged.
+_MIGRATE: Final = """
+ALTER TABLE release_queue RENAME TO release_queue_old;
+{schema}
+INSERT INTO release_queue (item_id, release_id, session_id, record_id, category, recipient,
+    mou_id, release, queued_us, deadline_us, state, approver, reason, decided_us)
+SELECT item_id, release_id, session_id, record_id, category, recipient, mou_id, release,
+    queued_us, deadline_us, state, approver, reason, decided_us FROM release_queue_old;
+DROP TABLE release_queue_old;
+"""
 
 
 class QueueState(Enum):
     PENDING = "PENDING"
     APPROVED = "APPROVED"
     DENIED = "DENIED"
-    TAKEN = "TAKEN"  # approved and handed out for signing and sealing
+    TAKEN = "TAKEN"  # approved (or straight-through) and handed out for signing and sealing
+    SENT = "SENT"  # delivered: the recipient's receipt was verified
 
 
 def _micros(when: datetime) -> int:
@@ -92,11 +111,14 @@ class QueueItem:
     approver: str | None
     reason: str | None
     decided_at: datetime | None
+    version: bytes | None = None
+    sent_release_id: bytes | None = None
+    sent_at: datetime | None = None
 
 
 _COLUMNS: Final = (
     "item_id, release_id, session_id, record_id, category, recipient, queued_us, deadline_us,"
-    " state, approver, reason, decided_us"
+    " state, approver, reason, decided_us, version, sent_release_id, sent_us"
 )
 
 
@@ -118,6 +140,9 @@ class ApprovalQueue(SqliteStore):
         conn = connect(path)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(release_queue)")}
+            if columns and "version" not in columns:
+                conn.executescript("BEGIN;" + _MIGRATE.format(schema=_SCHEMA.strip()) + "COMMIT;")
             conn.executescript(_SCHEMA)
         except BaseException:
             conn.close()
@@ -129,36 +154,21 @@ class ApprovalQueue(SqliteStore):
             self._audit.append(kind, fields, now=now)
 
     def enqueue(
-        self, record: ReleaseRecord, *, record_id: str, mou: Mou, now: datetime
+        self,
+        record: ReleaseRecord,
+        *,
+        record_id: str,
+        mou: Mou,
+        now: datetime,
+        version: bytes | None = None,
     ) -> QueueItem:
         """Hold ``record`` (built from ``record_id``) for approval; the follow-up deadline is
-        ``now + mou.follow_up_hours``. Audited as ``RELEASE_PENDING``. Raises ``ValueError``
-        if ``record`` is not under ``mou`` or is already queued."""
-        if record.mou_id != mou.id:
-            raise ValueError("the release is not under this MOU")
-        queued = _micros(now)
-        deadline = _micros(now + timedelta(hours=mou.follow_up_hours))
+        ``now + mou.follow_up_hours``. ``version`` is the record version it stands for
+        (:func:`~xlink.release.record.content_digest`; see :meth:`lookup`). Audited as
+        ``RELEASE_PENDING``. Raises ``ValueError`` if ``record`` is not under ``mou`` or is
+        already queued."""
+        item_id = self._insert(record, record_id, mou, now, version, QueueState.PENDING)
         with transaction(self._conn):
-            try:
-                cursor = self._conn.execute(
-                    "INSERT INTO release_queue (release_id, session_id, record_id, category,"
-                    " recipient, mou_id, release, queued_us, deadline_us, state)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'PENDING')",
-                    (
-                        record.release_id,
-                        record.session_id,
-                        record_id,
-                        record.category.value,
-                        record.recipient,
-                        record.mou_id,
-                        encode_release(record),
-                        queued,
-                        deadline,
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                raise ValueError("this release is already queued") from None
-            item_id = int(cursor.lastrowid or 0)
             self._log(
                 AuditEvent.RELEASE_PENDING,
                 {
@@ -169,6 +179,117 @@ class ApprovalQueue(SqliteStore):
                 now,
             )
         return self.item(item_id, now=now)
+
+    def hold_for_sending(
+        self, record: ReleaseRecord, *, record_id: str, mou: Mou, now: datetime, version: bytes
+    ) -> QueueItem:
+        """Record a straight-through release (the MOU needs no approval) as handed out
+        (``TAKEN``) until :meth:`mark_sent`: the outbound ledger keeps every release, approved
+        or not, so that an exchange run again does not send a delivered record twice."""
+        item_id = self._insert(record, record_id, mou, now, version, QueueState.TAKEN)
+        return self.item(item_id, now=now)
+
+    def _insert(
+        self,
+        record: ReleaseRecord,
+        record_id: str,
+        mou: Mou,
+        now: datetime,
+        version: bytes | None,
+        state: QueueState,
+    ) -> int:
+        if record.mou_id != mou.id:
+            raise ValueError("the release is not under this MOU")
+        queued = _micros(now)
+        hours = mou.follow_up_hours if state is QueueState.PENDING else 0
+        deadline = _micros(now + timedelta(hours=hours))
+        with transaction(self._conn):
+            try:
+                cursor = self._conn.execute(
+                    "INSERT INTO release_queue (release_id, session_id, record_id, category,"
+                    " recipient, mou_id, release, queued_us, deadline_us, state, version)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.release_id,
+                        record.session_id,
+                        record_id,
+                        record.category.value,
+                        record.recipient,
+                        record.mou_id,
+                        encode_release(record),
+                        queued,
+                        deadline,
+                        state.value,
+                        version,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise ValueError("this release is already queued") from None
+            return int(cursor.lastrowid or 0)
+
+    def lookup(
+        self, *, mou_id: str, recipient: str, record_id: str, version: bytes, now: datetime
+    ) -> tuple[QueueItem, ...]:
+        """Every item for this version of record ``record_id`` released to ``recipient`` under
+        ``mou_id``, oldest first (more than one when the record was in several decided pairs):
+        what an exchange consults before queueing or sending a decided match again (pending,
+        denied and sent items are neither queued nor sent a second time; approved and
+        handed-out ones are sent)."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM release_queue"  # noqa: S608
+            " WHERE mou_id = ? AND recipient = ? AND record_id = ? AND version = ?"
+            " ORDER BY item_id",
+            (mou_id, recipient, record_id, version),
+        ).fetchall()
+        now_us = _micros(now)
+        return tuple(_item(row, now_us) for row in rows)
+
+    def take(self, item_id: int, *, now: datetime) -> QueueItem:
+        """Hand out one approved item for signing and sealing (``APPROVED`` → ``TAKEN``); a
+        ``TAKEN`` item (handed out before, never receipted) is handed out again.
+        :class:`QueueError` in any other state."""
+        with transaction(self._conn):
+            item = self.item(item_id, now=now)
+            if item.state not in (QueueState.APPROVED, QueueState.TAKEN):
+                raise QueueError(f"release {item_id} is {item.state.value}, not APPROVED")
+            self._conn.execute(
+                "UPDATE release_queue SET state = 'TAKEN' WHERE item_id = ?", (item_id,)
+            )
+        return self.item(item_id, now=now)
+
+    def mark_sent(self, item_id: int, sent_release_id: bytes, *, now: datetime) -> QueueItem:
+        """The recipient's receipt for ``sent_release_id`` (the release that carried this
+        item) was verified: ``TAKEN`` → ``SENT``. :class:`QueueError` unless ``TAKEN``."""
+        with transaction(self._conn):
+            item = self.item(item_id, now=now)
+            if item.state is not QueueState.TAKEN:
+                raise QueueError(f"release {item_id} is {item.state.value}, not TAKEN")
+            self._conn.execute(
+                "UPDATE release_queue SET state = 'SENT', sent_release_id = ?, sent_us = ?"
+                " WHERE item_id = ?",
+                (sent_release_id, _micros(now), item_id),
+            )
+        return self.item(item_id, now=now)
+
+    def audit_overdue(self, now: datetime) -> tuple[QueueItem, ...]:
+        """Audit, once each, the pending items past their follow-up deadline
+        (``RELEASE_OVERDUE``); return them."""
+        with transaction(self._conn):
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM release_queue"  # noqa: S608
+                " WHERE state = 'PENDING' AND deadline_us < ? AND overdue_audited = 0"
+                " ORDER BY item_id",
+                (_micros(now),),
+            ).fetchall()
+            items = tuple(_item(row, _micros(now)) for row in rows)
+            for item in items:
+                self._conn.execute(
+                    "UPDATE release_queue SET overdue_audited = 1 WHERE item_id = ?",
+                    (item.item_id,),
+                )
+                fields: dict[str, object] = {"session": item.session_id, "handle": item.release_id}
+                self._log(AuditEvent.RELEASE_OVERDUE, fields, now)
+        return items
 
     def item(self, item_id: int, *, now: datetime) -> QueueItem:
         """One item; :class:`QueueError` if there is none with that id."""
@@ -237,21 +358,6 @@ class ApprovalQueue(SqliteStore):
                 self._log(AuditEvent.RELEASE_APPROVED, fields, now)
         return self.item(item_id, now=now)
 
-    def take_approved(self, *, now: datetime) -> tuple[tuple[QueueItem, ReleaseRecord], ...]:
-        """Hand out every approved release not handed out before, marking it ``TAKEN``: the
-        only way a queued release leaves the queue, and only once."""
-        with transaction(self._conn):
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS}, release FROM release_queue"  # noqa: S608
-                " WHERE state = 'APPROVED' ORDER BY item_id"
-            ).fetchall()
-            self._conn.execute("UPDATE release_queue SET state = 'TAKEN' WHERE state = 'APPROVED'")
-        taken = []
-        for row in rows:
-            item = _item(row[:-1], _micros(now))
-            taken.append((_replace_state(item, QueueState.TAKEN), decode_release(row[-1])))
-        return tuple(taken)
-
 
 def _fingerprint(approver: str | VerifyKey) -> str:
     who = approver.fingerprint() if isinstance(approver, VerifyKey) else approver
@@ -262,7 +368,7 @@ def _fingerprint(approver: str | VerifyKey) -> str:
 
 def _item(row: tuple[Any, ...], now_us: int) -> QueueItem:
     item_id, release_id, session_id, record_id, category, recipient, queued, deadline = row[:8]
-    state, approver, reason, decided = row[8:12]
+    state, approver, reason, decided, version, sent_release_id, sent = row[8:15]
     q_state = QueueState(state)
     return QueueItem(
         item_id=int(item_id),
@@ -278,8 +384,7 @@ def _item(row: tuple[Any, ...], now_us: int) -> QueueItem:
         approver=approver,
         reason=reason,
         decided_at=None if decided is None else _time(int(decided)),
+        version=None if version is None else bytes(version),
+        sent_release_id=None if sent_release_id is None else bytes(sent_release_id),
+        sent_at=None if sent is None else _time(int(sent)),
     )
-
-
-def _replace_state(item: QueueItem, state: QueueState) -> QueueItem:
-    return replace(item, state=state)

@@ -8,25 +8,28 @@ the parts; these calls make no choices the MOU does not already make.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
+from typing import Final
 
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keys import SealingKey, SigningKey
 from xlink.crypto.rand import RandomSource
 from xlink.decide import DecidedMatch, Decision
-from xlink.errors import PolicyDenied
+from xlink.errors import PolicyDenied, XlinkError
 from xlink.policy.document import mou_digest
 from xlink.policy.mou import Mou
 from xlink.records.model import PersonRecord
 from xlink.release.handles import SourceHandleKey, make_source_handle
 from xlink.release.policy import ReleaseContent, decide_release
-from xlink.release.queue import ApprovalQueue, QueueItem
-from xlink.release.receipt import issue_receipt
+from xlink.release.queue import ApprovalQueue, QueueItem, QueueState
+from xlink.release.receipt import issue_receipt, verify_receipt
 from xlink.release.record import (
     ID_SIZE,
     ReleaseRecord,
+    content_digest,
     encode_release,
     release_digest,
     sign_release,
@@ -35,11 +38,13 @@ from xlink.release.seal import SealedRelease, open_release, seal_release
 
 __all__ = [
     "DeniedRelease",
+    "Fate",
+    "MatchFate",
     "ReleaseBatch",
     "build_release",
     "receive_release",
-    "release_approved",
     "release_decided",
+    "settle_receipts",
 ]
 
 
@@ -51,14 +56,39 @@ class DeniedRelease:
     reasons: tuple[str, ...]
 
 
+class Fate(Enum):
+    """What became of one decided match on the originator's side in one exchange."""
+
+    SENT = "sent"  # signed, sealed and offered to the peer in this exchange
+    QUEUED = "queued"  # newly queued for an officer's approval
+    PENDING = "pending"  # queued before, still awaiting approval: not queued again
+    DENIED = "denied"  # denied by the MOU now, or by an officer before: never sent
+    DELIVERED = "delivered"  # this record version was delivered (receipted) before
+
+
+@dataclass(frozen=True, slots=True)
+class MatchFate:
+    """One decided match's fate: the local record id, what happened, and the release id that
+    stands for it (the release offered now, the queued one, or the one delivered before)."""
+
+    record_id: str
+    fate: Fate
+    release_id: bytes | None = None
+    reasons: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class ReleaseBatch:
     """What :func:`release_decided` did with each decided match: sealed and ready to send,
-    queued for approval, or denied by the MOU."""
+    queued for approval, or denied by the MOU. ``fates`` has one entry per decided match, in
+    the decision's order; ``items`` the outbound-ledger item of each sealed release (``None``
+    without a ledger), in the order of ``sealed``."""
 
     sealed: tuple[SealedRelease, ...]
     queued: tuple[QueueItem, ...]
     denied: tuple[DeniedRelease, ...]
+    fates: tuple[MatchFate, ...] = ()
+    items: tuple[int | None, ...] = ()
 
 
 def build_release(
@@ -93,19 +123,8 @@ def build_release(
     )
 
 
-def _seal(
-    record: ReleaseRecord, mou: Mou, key: SigningKey, audit: AuditLog | None, now: datetime
-) -> SealedRelease:
-    sealed = seal_release(sign_release(record, key), mou)
-    if audit is not None:
-        fields = {
-            "session": record.session_id,
-            "handle": record.release_id,
-            "digest": sealed.digest,
-            "category": record.category.value,
-        }
-        audit.append(AuditEvent.RELEASE_SENT, fields, now=now)
-    return sealed
+def _seal(record: ReleaseRecord, mou: Mou, key: SigningKey) -> SealedRelease:
+    return seal_release(sign_release(record, key), mou)
 
 
 def release_decided(
@@ -126,17 +145,29 @@ def release_decided(
     A match scoring below the MOU's ``match_threshold`` is denied (``below-mou-threshold``),
     whatever threshold the decision used. For the others, :func:`decide_release` cuts the record
     to its tearline. A denial is collected (and audited as ``RELEASE_DENIED`` under the pair's
-    first match handle). When
-    ``mou.approval_required`` the release waits in ``queue`` (``ValueError`` if none is given);
-    otherwise it is signed, sealed to the peer and audited as ``RELEASE_SENT``. ``records``
-    are the originator's own (``KeyError`` if a decided record is missing).
+    first match handle). ``records`` are the originator's own (``KeyError`` if a decided record
+    is missing).
+
+    ``queue`` is the outbound ledger (required when ``mou.approval_required``, ``ValueError``
+    otherwise). It is consulted for each match's record version
+    (:func:`~xlink.release.record.content_digest`), so an exchange run again changes nothing:
+    a version queued and still pending, denied by an officer, or delivered before is neither
+    queued nor sent again; an approved version (or one handed out before and never receipted)
+    is built afresh for this session and sent. A new version is queued when the MOU requires
+    approval, and otherwise recorded in the ledger as handed out. Without a ledger (and no
+    approval required) every release is sealed. Nothing is audited as sent here: the caller
+    audits ``RELEASE_SENT`` once the peer has answered (:func:`settle_receipts`).
     """
     if mou.approval_required and queue is None:
         raise ValueError("this MOU requires approval: give an ApprovalQueue")
     by_id = {r.record_id: r for r in records}
     sealed: list[SealedRelease] = []
+    items: list[int | None] = []
     queued: list[QueueItem] = []
     denied: list[DeniedRelease] = []
+    fates: list[MatchFate] = []
+    taken: set[int] = set()  # ledger items used by this batch
+    created: set[int] = set()  # ledger items queued by this batch
     for match in decision.matches:
         record = by_id[match.local_record_id]
         try:
@@ -145,6 +176,7 @@ def release_decided(
             content = decide_release(record, mou, originator=originator)
         except PolicyDenied as exc:
             denied.append(DeniedRelease(record.record_id, exc.reasons))
+            fates.append(MatchFate(record.record_id, Fate.DENIED, reasons=exc.reasons))
             if audit is not None:
                 fields = {
                     "session": decision.session_id,
@@ -165,31 +197,98 @@ def release_decided(
             rng=rng,
             now=now,
         )
-        if queue is not None and mou.approval_required:
-            queued.append(queue.enqueue(release, record_id=record.record_id, mou=mou, now=now))
-        else:
-            sealed.append(_seal(release, mou, signing_key, audit, now))
-    return ReleaseBatch(tuple(sealed), tuple(queued), tuple(denied))
+        if queue is None:
+            sealed.append(_seal(release, mou, signing_key))
+            items.append(None)
+            fates.append(MatchFate(record.record_id, Fate.SENT, release.release_id))
+            continue
+        version = content_digest(release)
+        earlier = queue.lookup(
+            mou_id=mou.id,
+            recipient=release.recipient,
+            record_id=record.record_id,
+            version=version,
+            now=now,
+        )
+        # One item per decided pair of the record: the first not used by this batch yet; when
+        # every one is (the record is in more pairs now than before), the latest decides.
+        fresh = [i for i in earlier if i.item_id not in taken]
+        before = fresh[0] if fresh else (earlier[-1] if earlier else None)
+        if before is not None and before.state in _NOT_AGAIN:
+            taken.add(before.item_id)
+            fate, rid = _NOT_AGAIN[before.state], before.sent_release_id or before.release_id
+            if before.item_id in created:  # the record's other pair in this session
+                fate = Fate.QUEUED
+            fates.append(MatchFate(record.record_id, fate, rid, _reasons(before.reason)))
+            continue
+        if before is None and mou.approval_required:
+            item = queue.enqueue(
+                release, record_id=record.record_id, mou=mou, now=now, version=version
+            )
+            taken.add(item.item_id)
+            created.add(item.item_id)
+            queued.append(item)
+            fates.append(MatchFate(record.record_id, Fate.QUEUED, release.release_id))
+            continue
+        if before is None or not fresh:
+            item = queue.hold_for_sending(
+                release, record_id=record.record_id, mou=mou, now=now, version=version
+            )
+        else:  # approved, or handed out before and never receipted
+            item = queue.take(before.item_id, now=now)
+        taken.add(item.item_id)
+        sealed.append(_seal(release, mou, signing_key))
+        items.append(item.item_id)
+        fates.append(MatchFate(record.record_id, Fate.SENT, release.release_id))
+    return ReleaseBatch(tuple(sealed), tuple(queued), tuple(denied), tuple(fates), tuple(items))
 
 
-def release_approved(
-    queue: ApprovalQueue,
+_NOT_AGAIN: Final = {
+    QueueState.PENDING: Fate.PENDING,
+    QueueState.DENIED: Fate.DENIED,
+    QueueState.SENT: Fate.DELIVERED,
+}
+
+
+def _reasons(reason: str | None) -> tuple[str, ...]:
+    return () if reason is None else (reason,)
+
+
+def settle_receipts(
+    batch: ReleaseBatch,
+    answers: Sequence[tuple[bool, bytes]],
     *,
     mou: Mou,
-    signing_key: SigningKey,
     now: datetime,
+    queue: ApprovalQueue | None = None,
     audit: AuditLog | None = None,
-) -> tuple[SealedRelease, ...]:
-    """Sign and seal every release approved since the last call (each once), audited as
-    ``RELEASE_SENT``. Raises :class:`~xlink.errors.PolicyDenied` (``mou-mismatch``) for a
-    queued release made under another MOU or MOU version."""
-    digest = mou_digest(mou)
-    out = []
-    for _, record in queue.take_approved(now=now):
-        if record.mou_id != mou.id or record.mou_digest != digest:
-            raise PolicyDenied(["mou-mismatch"])
-        out.append(_seal(record, mou, signing_key, audit, now))
-    return tuple(out)
+) -> tuple[int, int]:
+    """After the transfer: the peer's answer to each sealed release of ``batch``, in order.
+    Each release is audited as ``RELEASE_SENT``; a verified receipt as ``RECEIPT_RECEIVED``,
+    and its ledger item is marked delivered. A refusal, or a receipt that does not verify,
+    leaves the item handed out, so the next exchange offers that record version again.
+    Returns ``(receipts verified, refused by the peer)``."""
+    if len(answers) != len(batch.sealed):
+        raise ValueError("one answer per sealed release")
+    verified = refused = 0
+    items = batch.items or (None,) * len(batch.sealed)
+    for sealed, item, (ok, answer) in zip(batch.sealed, items, answers, strict=True):
+        base = {"session": sealed.session_id, "handle": sealed.release_id, "digest": sealed.digest}
+        if audit is not None:
+            audit.append(AuditEvent.RELEASE_SENT, {**base, "category": sealed.category}, now=now)
+        if not ok:
+            refused += 1
+            continue
+        try:
+            verify_receipt(answer, mou=mou, release=sealed)
+        except XlinkError:  # a forged or garbled receipt: not counted as delivered
+            continue
+        verified += 1
+        if audit is not None:
+            audit.append(AuditEvent.RECEIPT_RECEIVED, base, now=now)
+        if queue is not None and item is not None:
+            queue.mark_sent(item, sealed.release_id, now=now)
+    return verified, refused
 
 
 def receive_release(

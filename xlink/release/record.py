@@ -26,6 +26,7 @@ from xlink.release.policy import grading_from_wire, grading_to_wire
 
 __all__ = [
     "DST_RELEASE",
+    "DST_RELEASE_CONTENT",
     "ID_SIZE",
     "MAX_FIELDS",
     "MAX_MATCH_HANDLES",
@@ -33,6 +34,7 @@ __all__ = [
     "MAX_VALUE_BYTES",
     "ReleaseRecord",
     "SignedRelease",
+    "content_digest",
     "decode_release",
     "decode_signed_release",
     "encode_release",
@@ -41,6 +43,7 @@ __all__ = [
 ]
 
 DST_RELEASE: Final = b"xlink/v1/release"
+DST_RELEASE_CONTENT: Final = b"xlink/v1/release-content"
 ID_SIZE: Final = 16
 DIGEST_SIZE: Final = 32
 HANDLE_SIZE: Final = 16
@@ -183,6 +186,17 @@ def release_digest(encoded: bytes) -> bytes:
     """``SHA-256(lp("xlink/v1/release") || encoded)`` (spec §5): the signed digest, the
     ``digest`` of audit entries and what a receipt acknowledges."""
     return hashlib.sha256(lp(DST_RELEASE) + encoded).digest()
+
+
+def content_digest(record: ReleaseRecord) -> bytes:
+    """``SHA-256(lp("xlink/v1/release-content") || pack(content))``: what a release says about
+    its record, without what changes from one release of it to the next (release id, session,
+    match handles, time, source handle). Two releases of the same record version under the same
+    MOU to the same recipient have the same content digest, so neither side keeps a record twice
+    when an exchange is run again (xlink-release-v1 §10.4). Local only: never on the wire."""
+    body = _body(record)
+    content = [body[2], body[3], body[4], body[5], body[6], *body[9:12]]
+    return hashlib.sha256(lp(DST_RELEASE_CONTENT) + pack(content)).digest()
 
 
 def _enum(kind: type[_E], value: str) -> _E:

@@ -16,7 +16,6 @@ recipient, the only agency that holds that release.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -24,6 +23,7 @@ from typing import Final
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keys import SIGNATURE_SIZE, SigningKey
 from xlink.errors import DecryptionError, PolicyDenied
+from xlink.identifiers import PURPOSE_RULE, check_agency_id
 from xlink.policy.mou import Mou
 from xlink.release import ReleaseRecord, ReleaseRejected
 from xlink.release.codec import Reader, lp, pack, unpack
@@ -39,10 +39,9 @@ from xlink.store.reasons import (
 __all__ = ["DST_CONSENT", "ConsentToken", "issue_consent", "verify_consent"]
 
 DST_CONSENT: Final = b"xlink/v1/consent"
-MAX_PURPOSE_BYTES: Final = 48
+#: A purpose as the MOU allows it (:data:`xlink.identifiers.PURPOSE`, ASCII: one byte a char).
+MAX_PURPOSE_BYTES: Final = PURPOSE_RULE.max_chars
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-# The audit vocabulary's ident charset: a third party must be loggable as a ``peer``.
-_AGENCY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 def _micros(when: datetime) -> int:
@@ -132,8 +131,9 @@ def issue_consent(
     ``CONSENT_ISSUED``.
 
     Raises ``ValueError`` when ``signing_key`` is not the key the MOU pins for the record's
-    originator, when ``third_party`` is not an agency id (``[A-Za-z0-9][A-Za-z0-9_.:-]*``,
-    at most 64), or when ``expires_at`` is not after ``now``; and
+    originator, or when ``expires_at`` is not after ``now``;
+    :class:`~xlink.errors.IdentifierError` (a ``ValueError``) when ``third_party`` is not an
+    agency id (:data:`xlink.identifiers.AGENCY_ID`, the rule of the MOU's parties); and
     :class:`~xlink.errors.PolicyDenied` when ``third_party`` is one of the MOU's parties
     (``not-a-third-party``) or ``purpose`` is not one of the MOU's (``purpose-not-allowed``).
     """
@@ -143,8 +143,7 @@ def issue_consent(
         raise ValueError("the record's originator is not a party to this MOU") from None
     if signing_key.verify_key != originator.verify_key:
         raise ValueError("signing_key is not the originator's key in the MOU")
-    if not isinstance(third_party, str) or not _AGENCY_ID.fullmatch(third_party):
-        raise ValueError("third_party must be an agency id")
+    check_agency_id(third_party, what="third_party")
     if _micros(expires_at) <= _micros(now):
         raise ValueError("expires_at must be after now")
     if third_party in mou.agency_ids:

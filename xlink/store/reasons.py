@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from xlink.release import ReleaseRejected
+from xlink.errors import ReleaseReplayed
 
 __all__ = [
     "DENY_CONSENT_EXPIRED",
@@ -63,12 +63,3 @@ DENY_LABEL_FAILED: Final = "label-failed"
 #: Audit reasons of PURGE entries: one per record removed, one per purge run.
 PURGE_EXPIRED: Final = "retention-expired"
 PURGE_RUN: Final = "retention-run"
-
-
-class ReleaseReplayed(ReleaseRejected):
-    """A release whose id the store already holds was delivered again (a replay, or an honest
-    re-send after a lost receipt: :meth:`~xlink.store.ReleaseStore.receipt` gives the receipt
-    issued the first time). Nothing is stored or audited."""
-
-    def __init__(self) -> None:
-        super().__init__("replayed")

@@ -10,7 +10,6 @@ is refused like a forged release. No clock is read: every call takes ``now``.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections import Counter
 from collections.abc import Collection, Iterable
@@ -24,6 +23,7 @@ from xlink._sqlite import SqliteStore, connect, transaction
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keys import SealingKey, SigningKey, VerifyKey
 from xlink.errors import PolicyDenied
+from xlink.identifiers import AGENCY_ID, FINGERPRINT
 from xlink.policy.mou import Mou
 from xlink.records.model import Category
 from xlink.release import (
@@ -35,6 +35,7 @@ from xlink.release import (
     open_release,
     release_digest,
 )
+from xlink.release.record import content_digest
 from xlink.store.consent import ConsentToken
 from xlink.store.onward import check_onward_sharing
 from xlink.store.reasons import (
@@ -53,8 +54,8 @@ __all__ = ["DecidedMatches", "ReleaseStore", "StoredRelease"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US_PER_DAY: Final = 86_400_000_000
-_FINGERPRINT = re.compile(r"[0-9a-f]{32}")
-_AGENCY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+_FINGERPRINT = FINGERPRINT
+_AGENCY_ID = AGENCY_ID
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS releases (
@@ -65,17 +66,22 @@ CREATE TABLE IF NOT EXISTS releases (
     received_us INTEGER NOT NULL,
     expires_us INTEGER NOT NULL,
     sealed BLOB NOT NULL,
-    receipt BLOB NOT NULL
+    receipt BLOB NOT NULL,
+    own_record_id TEXT,
+    content BLOB
 ) STRICT;
 CREATE INDEX IF NOT EXISTS releases_expiry ON releases (expires_us);
+CREATE INDEX IF NOT EXISTS releases_content ON releases (originator, content);
 """
+# Columns added after the first stores were written: added in place to an older store.
+_ADDED_COLUMNS: Final = (("own_record_id", "TEXT"), ("content", "BLOB"))
 _SELECT: Final = (
-    "SELECT release_id, session_id, category, originator, received_us, expires_us, sealed"
-    " FROM releases"
+    "SELECT release_id, session_id, category, originator, received_us, expires_us, sealed,"
+    " own_record_id FROM releases"
 )
 _INSERT: Final = (
     "INSERT INTO releases (release_id, session_id, category, originator, received_us,"
-    " expires_us, sealed, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " expires_us, sealed, receipt, own_record_id, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -108,6 +114,18 @@ class StoredRelease:
     received_at: datetime
     expires_at: datetime
     expired: bool
+    own_record_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A release :meth:`ReleaseStore.accept` took: the receipt to return, the release's id and
+    category, and whether it was stored (False: a re-run's copy of content already held)."""
+
+    receipt: bytes
+    release_id: bytes
+    category: Category
+    stored: bool
 
 
 class DecidedMatches:
@@ -154,6 +172,7 @@ class _Row:
     received_us: int
     expires_us: int
     sealed: bytes
+    own_record_id: str | None = None
 
 
 class ReleaseStore(SqliteStore):
@@ -211,6 +230,10 @@ class ReleaseStore(SqliteStore):
             conn.execute("PRAGMA secure_delete=ON")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(releases)")}
+            for name, kind in _ADDED_COLUMNS if columns else ():
+                if name not in columns:
+                    conn.execute(f"ALTER TABLE releases ADD COLUMN {name} {kind}")
             conn.executescript(_SCHEMA)
         except BaseException:
             conn.close()
@@ -229,7 +252,28 @@ class ReleaseStore(SqliteStore):
         now: datetime,
         expected_matches: DecidedMatches | None = None,
         label_handles: Collection[bytes] | None = None,
+        own_record_id: str | None = None,
     ) -> bytes:
+        """:meth:`accept`, returning only the signed receipt."""
+        return self.accept(
+            sealed,
+            expected_session_id=expected_session_id,
+            now=now,
+            expected_matches=expected_matches,
+            label_handles=label_handles,
+            own_record_id=own_record_id,
+        ).receipt
+
+    def accept(
+        self,
+        sealed: bytes | SealedRelease,
+        *,
+        expected_session_id: bytes,
+        now: datetime,
+        expected_matches: DecidedMatches | None = None,
+        label_handles: Collection[bytes] | None = None,
+        own_record_id: str | None = None,
+    ) -> Accepted:
         """Verify one release and store it; return the signed receipt for the originator
         (DESIGN §2 step 7; xlink-release-v1 §7, §8).
 
@@ -249,6 +293,12 @@ class ReleaseStore(SqliteStore):
         ``RECEIPT_SENT`` are audited, and the release is counted in ``expected_matches``.
         Nothing else is stored or audited if anything fails. ``ValueError`` if the store was
         opened without a signing key.
+
+        ``own_record_id`` is our own record the release matched (local, shown to the analyst).
+        A release with the same content (:func:`~xlink.release.record.content_digest`) from
+        the same originator for the same own record as one already stored is a re-run's copy
+        (xlink-release-v1 §10.4): it is receipted (``RECEIPT_SENT``) but not stored again.
+        Without ``own_record_id`` nothing is treated as a copy.
         """
         if self._signing_key is None:
             raise ValueError("receiving needs the signing key that signs receipts")
@@ -278,9 +328,18 @@ class ReleaseStore(SqliteStore):
             raise PolicyDenied([reason])
         receipt = issue_receipt(record, self._signing_key, now=now)
         expires_us = received_us + record.caveats.retention_days * _US_PER_DAY
+        content = content_digest(record)
         with self._transaction():
             if self._row(record.release_id) is not None:
                 raise ReleaseReplayed()
+            if own_record_id is not None and self._holds(record.originator, content, own_record_id):
+                if self._audit is not None:
+                    base = {"session": record.session_id, "handle": record.release_id}
+                    digest = release_digest(encode_release(record))
+                    self._audit.append(AuditEvent.RECEIPT_SENT, {**base, "digest": digest}, now=now)
+                if expected_matches is not None:
+                    expected_matches._received(record.match_handles)
+                return Accepted(receipt, record.release_id, record.category, stored=False)
             self._conn.execute(
                 _INSERT,
                 (
@@ -292,6 +351,8 @@ class ReleaseStore(SqliteStore):
                     expires_us,
                     data,
                     receipt,
+                    own_record_id,
+                    content,
                 ),
             )
             if self._audit is not None:
@@ -302,7 +363,15 @@ class ReleaseStore(SqliteStore):
                 self._audit.append(AuditEvent.RECEIPT_SENT, {**base, "digest": digest}, now=now)
         if expected_matches is not None:
             expected_matches._received(record.match_handles)
-        return receipt
+        return Accepted(receipt, record.release_id, record.category, stored=True)
+
+    def _holds(self, originator: str, content: bytes, own_record_id: str) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM releases WHERE originator = ? AND content = ?"
+            " AND own_record_id = ? LIMIT 1",
+            (originator, content, own_record_id),
+        ).fetchone()
+        return row is not None
 
     def receipt(self, release_id: bytes) -> bytes:
         """The receipt returned when ``release_id`` was stored (to send again after a lost
@@ -329,6 +398,7 @@ class ReleaseStore(SqliteStore):
                 received_at=_time(r.received_us),
                 expires_at=_time(r.expires_us),
                 expired=now_us >= r.expires_us,
+                own_record_id=r.own_record_id,
             )
             for r in (_Row(*row) for row in rows)
         )

@@ -10,6 +10,10 @@ Cyrillic written in several romanisation schemes (or in Cyrillic), nicknames, ty
 married surnames, households and twins that share a surname, an address and a birth date, partial
 and swapped dates, passports on some records only, people who moved, and duplicates within one
 agency's list. Each record is corrupted independently, several corruptions at once.
+
+The sample bundled with xlink (``xlink/data``: four agency files, truth and manifest) is written
+by the same generator, with a fixed seed: ``python -m xlink.synth.bundled --out DIR``
+(:mod:`xlink.synth.bundled`, in the layouts of :mod:`xlink.synth.agencies`).
 """
 
 from __future__ import annotations

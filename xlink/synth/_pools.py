@@ -6,14 +6,16 @@ rank). In an entry, ``|`` separates spellings met in practice (the first is the 
 and Ukrainian pools are in Cyrillic; :mod:`xlink.synth.romanise` derives their Latin spellings.
 ``STEMS`` and ``SUFFIXES`` build further family names combinatorially (stem + suffix), so that a
 few thousand distinct family names exist and name + date of birth collisions happen at
-realistic rates. :mod:`xlink.synth.names` parses all of this and merges in the bundled demo
-pools of :mod:`xlink.data._names` (a name already here gains their spellings; others are added
-at the end).
+realistic rates. ``EXTRA_*`` hold further spellings, merged in by :mod:`xlink.synth.names` (a
+name already in a pool gains their spellings; others are added at the end).
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "EXTRA_FAMILY",
+    "EXTRA_GIVEN_F",
+    "EXTRA_GIVEN_M",
     "FAMILY",
     "GIVEN_F",
     "GIVEN_M",
@@ -93,6 +95,7 @@ GIVEN_M: dict[str, str] = {
         Gopal, Hari""",
     "vietnamese": """Minh, Hùng, Dũng, Tuấn, Hải, Long, Nam, Thành, Quang, Sơn, Phúc, Đức, Huy,
         Khoa, Bảo, Trung, Hiếu, Tâm, Vinh, Thắng, Cường, Khánh, Phong, Hoàng, Tùng""",
+    "turkish": "Mehmet|Mehmed, Emre, Çağlar|Caglar",
 }
 
 GIVEN_F: dict[str, str] = {
@@ -158,6 +161,7 @@ GIVEN_F: dict[str, str] = {
         Kamala, Savitri, Jyoti|Jyothi, Swati|Swathi, Preeti|Priti, Nandini, Bhavna|Bhavana""",
     "vietnamese": """Lan, Hoa, Hương, Mai, Linh, Trang, Thảo, Ngọc, Hạnh, Hà, Nga, Yến, Phương,
         Thủy, Loan, Nhung, Hằng, Dung, Vân, Oanh, Anh, Huyền, Quỳnh, Thu, Tuyết""",
+    "turkish": "Ayşe|Ayse, Yıldız|Yildiz, Elif",
 }
 
 FAMILY: dict[str, str] = {
@@ -281,6 +285,7 @@ FAMILY: dict[str, str] = {
         Natarajan, Balasubramanian, Srinivasan, Ramanathan, Sundaram, Thakur, Chauhan,
         Rathore|Rathod, Bhatt|Bhat, Trivedi, Pandya, Dave, Vyas, Parekh|Parikh, Modi,
         Thakkar, Amin, Chavan, Patil, Kulkarni, Deshpande, Jadhav, Pawar, Shinde""",
+    "turkish": "Yılmaz|Yilmaz, Şahin|Sahin, Öztürk|Ozturk|Oeztuerk",
 }
 
 #: Stems and suffixes that build further family names (``Ash`` + ``ford`` = ``Ashford``).
@@ -324,3 +329,39 @@ SYLLABLES_F = """Na, Mei, Ling, Yan, Fang, Xiu, Ying, Lan, Hua, Qing, Jing, Li, 
 #: Vietnamese middle names, most often Văn (men) and Thị (women).
 VIETNAMESE_MIDDLE_M = "Văn, Đức, Minh, Quốc, Hữu, Thanh"
 VIETNAMESE_MIDDLE_F = "Thị, Ngọc, Thu, Kim, Thanh, Mỹ"
+
+#: Further names and spellings, merged into the pools above by :mod:`xlink.synth.names`: a name
+#: already in a pool gains these spellings, a new one is added at the end of the pool (two-part
+#: Hispanic surnames are skipped: the generator composes those itself; Chinese given names are
+#: built from ``SYLLABLES_*`` instead).
+EXTRA_GIVEN_M: dict[str, str] = {
+    "english": "James, Robert, Michael, William, David, Stephen|Steven",
+    "french": "François|Francois, Étienne|Etienne, Jean-Luc|Jean Luc, Gilles, Mathieu|Matthieu",
+    "german": "Jürgen|Juergen|Jurgen, Günter|Guenter|Gunter, Lukas|Lucas, Matthias",
+    "arabic": """Mohammed|Muhammad|Mohamed|Mohamad, Abdel-Rahman|Abdul Rahman|Abdelrahman,
+        Hussein|Husain|Hussain, Youssef|Yusuf|Yousef, Omar|Umar""",
+    "hispanic": "José|Jose, Jesús|Jesus, Alejandro",
+    "polish": "Łukasz|Lukasz, Grzegorz, Wojciech",
+}
+EXTRA_GIVEN_F: dict[str, str] = {
+    "english": "Mary, Jennifer|Jenifer, Sarah|Sara, Emily, Catherine|Katherine|Kathryn",
+    "french": "Geneviève|Genevieve, Hélène|Helene, Chloé|Chloe, Noémie|Noemie, Isabelle",
+    "german": "Käthe|Kaethe|Kathe, Brigitte, Ursula, Anke",
+    "arabic": "Fatima|Fatimah|Fatma, Aisha|Aicha|Ayesha, Layla|Leila|Laila, Mariam|Maryam",
+    "hispanic": "María|Maria, Lucía|Lucia, Guadalupe",
+    "polish": "Małgorzata|Malgorzata, Agnieszka, Katarzyna",
+}
+EXTRA_FAMILY: dict[str, str] = {
+    "english": """Smith, Johnson|Johnston, Brown, Taylor, Campbell, MacDonald|McDonald,
+        O'Brien|OBrien""",
+    "french": "Tremblay, Gagnon, Côté|Cote, Bouchard, Lévesque|Levesque, Bélanger|Belanger",
+    "german": """Müller|Mueller|Muller, Schröder|Schroeder|Schroder, Weiß|Weiss,
+        Köhler|Koehler|Kohler, Schäfer|Schaefer|Schafer""",
+    "arabic": """Al-Hashimi|Alhashimi|El Hachemi|Al Hashemi, Haddad|Hadad,
+        Abdullah|Abdallah|Abdulla, El-Sayed|Elsayed|Al-Sayyid, Khoury|Khouri|Khuri,
+        Mansour|Mansur""",
+    "chinese": "Wang, Zhang|Chang, Chen|Chan, Liu|Lau",
+    "hispanic": """Peña|Pena, Muñoz|Munoz, García|Garcia, Hernández|Hernandez,
+        García López|Garcia-Lopez|Garcia Lopez""",
+    "polish": "Wójcik|Wojcik, Dąbrowski|Dabrowski, Kowalczyk",
+}

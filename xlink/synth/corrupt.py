@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import datetime
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from xlink.data._names import passport_number
 from xlink.synth.names import NameForm
 from xlink.synth.places import Home, random_home
-from xlink.synth.population import Person
+from xlink.synth.population import Person, passport_number
 from xlink.synth.romanise import fold_accents
 
 __all__ = [
@@ -186,21 +186,27 @@ def _dob_typo(rng: random.Random, d: datetime.date) -> tuple[int, int, int]:
 class _Record:
     """Draws the corruptions of one record; ``tags`` collects the ones applied."""
 
-    def __init__(self, rng: random.Random, person: Person, side: str) -> None:
+    def __init__(
+        self, rng: random.Random, person: Person, side: str, rates: Mapping[str, float]
+    ) -> None:
         self.rng = rng
         self.p = person
         self.side = side
+        self.rates = rates
         self.tags: list[str] = []
 
+    def rate(self, name: str) -> float:
+        return self.rates[name] if name in self.rates else _rate(name, self.side)
+
     def hit(self, name: str) -> bool:
-        return self.rng.random() < _rate(name, self.side)
+        return self.rng.random() < self.rate(name)
 
     def spell(self, form: NameForm, allow_translit: bool) -> str:
         base = form.spelling(self.p.spelling)
         if not allow_translit:
             return base
         others = [s for s in dict.fromkeys(form.spellings) if s != base]
-        if form.cyrillic and self.rng.random() < _rate("cyrillic_script", self.side):
+        if form.cyrillic and self.rng.random() < self.rate("cyrillic_script"):
             self.tags += ["transliteration", "cyrillic_script"]
             return form.cyrillic
         if not others:
@@ -262,7 +268,7 @@ class _Record:
 
     def document(self) -> str:
         p = self.p
-        present = _rate("document_present", self.side) / 0.88  # 88% of people hold one
+        present = self.rate("document_present") / 0.88  # 88% of people hold one
         if not p.passport or self.rng.random() >= present:
             return ""
         number = p.passport
@@ -331,9 +337,23 @@ def _doc_typo(rng: random.Random, number: str) -> str:
     return number[:i] + new + number[i + 1 :]
 
 
-def draft_record(rng: random.Random, person: Person, side: str) -> Draft:
-    """``side``'s record (``"ca"`` or ``"us"``) of ``person``, independently corrupted."""
-    r = _Record(rng, person, side)
+def draft_record(
+    rng: random.Random,
+    person: Person,
+    side: str,
+    *,
+    rates: Mapping[str, float] | None = None,
+    middle_column: bool | None = None,
+) -> Draft:
+    """``side``'s record (``"ca"`` or ``"us"``) of ``person``, independently corrupted.
+
+    ``rates`` replaces some of :data:`RATES` for this record, for an agency file that records
+    differently (a traveller manifest always has the passport); ``middle_column`` says whether
+    the file has a middle-name column (by default the US file has one and the Canadian not).
+    """
+    r = _Record(rng, person, side, rates or {})
+    if middle_column is None:
+        middle_column = side == "us"
     culture = person.culture
     given = r.given()
     family = r.family()
@@ -346,7 +366,7 @@ def draft_record(rng: random.Random, person: Person, side: str) -> Draft:
     middle = ""
     if person.middle is not None:
         middle = person.middle.spelling(person.spelling)
-        if side == "ca":
+        if not middle_column:
             if r.hit("middle_in_given"):
                 r.tags.append("middle_in_given")
                 given = f"{given} {middle}"

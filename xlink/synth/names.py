@@ -2,8 +2,8 @@
 
 Parses :mod:`xlink.synth._pools` into :class:`Culture` objects whose pools draw names with
 weight ``1 / (rank + q) ** s``, so that common names really are common (Nguyễn is about two in
-five Vietnamese surnames; Smith about one in sixty English ones). The demo pools of
-:mod:`xlink.data._names` are merged in, and their Turkish culture is used as it is.
+five Vietnamese surnames; Smith about one in sixty English ones). The ``EXTRA_*`` spellings of
+the pools are merged in.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from xlink.data import _names as demo
 from xlink.synth import _pools
 from xlink.synth.romanise import SCHEMES, expand_umlauts, fold_accents, romanise
 
@@ -125,7 +124,7 @@ def _key(form: NameForm) -> str:
 def _merge(
     forms: list[NameForm], extra: Sequence[tuple[str, ...]], compound: bool = False
 ) -> list[NameForm]:
-    """Add the demo pool's names: known names gain spellings, new ones go last.
+    """Add further names: known names gain spellings, new ones go last.
 
     With ``compound``, two-part surnames are skipped: the generator composes those itself.
     """
@@ -220,7 +219,11 @@ def _syllable_names(text: str) -> tuple[list[NameForm], list[float]]:
     return forms, weights
 
 
-_DEMO = {c.label: c for c in demo.CULTURES}
+def _spellings(table: dict[str, str], label: str) -> list[tuple[str, ...]]:
+    """Each name of ``table[label]`` (none when absent) as its spellings, nicknames left out."""
+    return [tuple(spellings) for spellings, _ in _entries(table.get(label, ""))]
+
+
 _LATIN_MERGE = ("english", "french", "german", "arabic", "chinese", "hispanic", "polish")
 
 
@@ -281,11 +284,13 @@ def _build(spec: _Spec) -> Culture:
             continue
         forms = _pool_forms(label, table[label], schemes)
         if label in _LATIN_MERGE:
-            forms = _merge(forms, _DEMO[label].given_f if sex == "F" else _DEMO[label].given_m)
+            more = _pools.EXTRA_GIVEN_F if sex == "F" else _pools.EXTRA_GIVEN_M
+            forms = _merge(forms, _spellings(more, label))
         given[sex], weights[sex] = forms, None
     family = _pool_forms(label, _pools.FAMILY[label], schemes)
     if label in _LATIN_MERGE:
-        family = _merge(family, _DEMO[label].family, compound=label == "hispanic")
+        more_family = _spellings(_pools.EXTRA_FAMILY, label)
+        family = _merge(family, more_family, compound=label == "hispanic")
     family = _dedupe(family + _combined_family(label, schemes))
     feminine: dict[str, NameForm] = {}
     if extra.get("slavic"):
@@ -312,15 +317,19 @@ def _build(spec: _Spec) -> Culture:
 
 
 def _turkish() -> Culture:
-    t = _DEMO["turkish"]
+    """Turkish names: a small pool, each name as it is (no merging, no built surnames)."""
+
+    def pool(table: dict[str, str]) -> Pool:
+        return Pool.zipf([NameForm(n) for n in _spellings(table, "turkish")], 1.0, 2.0)
+
     return Culture(
         label="turkish",
-        nationality=t.nationality,
+        nationality="TUR",
         share=0.01,
-        given_f=Pool.zipf([NameForm(n) for n in t.given_f], 1.0, 2.0),
-        given_m=Pool.zipf([NameForm(n) for n in t.given_m], 1.0, 2.0),
-        family=Pool.zipf([NameForm(n) for n in t.family], 1.0, 2.0),
-        birth_places=t.birth_places,
+        given_f=pool(_pools.GIVEN_F),
+        given_m=pool(_pools.GIVEN_M),
+        family=pool(_pools.FAMILY),
+        birth_places=("İstanbul", "Ankara", "İzmir"),
         middle_rate=0.1,
         spouse_name_rate=0.9,
     )

@@ -13,13 +13,13 @@ import bisect
 import datetime
 import itertools
 import random
+import string
 from dataclasses import dataclass
 
-from xlink.data._names import passport_number
 from xlink.synth.names import CULTURES, Culture, NameForm, patronymic
 from xlink.synth.places import Home, random_home
 
-__all__ = ["Person", "Population", "build_population"]
+__all__ = ["Person", "Population", "build_population", "passport_number"]
 
 #: Household kinds and their shares: one adult, a couple, a couple with children, two adult
 #: siblings.
@@ -68,6 +68,16 @@ class Population:
     shared: int  # people listed by both agencies
     duplicates_ca: int
     duplicates_us: int
+
+
+def passport_number(rng: random.Random, country: str) -> str:
+    """A passport number shaped like ``country``'s (CAN: 2 letters + 6 digits; USA: 9 digits;
+    others: 9 letters and digits)."""
+    if country == "CAN":
+        return "".join(rng.choices(string.ascii_uppercase, k=2)) + f"{rng.randrange(10**6):06d}"
+    if country == "USA":
+        return f"{rng.randrange(10**8, 10**9)}"
+    return "".join(rng.choices(string.ascii_uppercase + string.digits, k=9))
 
 
 def _culture(rng: random.Random) -> Culture:

@@ -1,7 +1,7 @@
 """The files of a synthetic data set: each agency's CSV and mapping, truth, split and manifest.
 
 The Canadian file uses the bundled Canadian watchlist's columns and mapping (DD/MM/YYYY, ``DMY``),
-the US file the bundled US watchlist's (MM/DD/YYYY, ``MDY``), from :mod:`xlink.data._agencies`.
+the US file the bundled US watchlist's (MM/DD/YYYY, ``MDY``), from :mod:`xlink.synth.agencies`.
 Files are written under temporary names and renamed into place, ``manifest.json`` last and only
 after every other file is complete, so a directory with a manifest holds a whole data set.
 """
@@ -16,7 +16,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from xlink.data._agencies import CA_WL, MAPPINGS, US_WL, payload, source
+from xlink.synth.agencies import CA_WL, COLUMNS, MAPPINGS, US_WL, agency_row
 from xlink.synth.corrupt import Draft
 
 __all__ = [
@@ -41,60 +41,15 @@ OUTPUT_FILES = (
     "split.csv",
     MANIFEST,
 )
-CA_COLUMNS = (
-    "Subject ID", "Surname", "Given Names", "Category", "Also Known As", "Date of Birth", "Sex",
-    "Citizenship", "Place of Birth", "Document Type", "Passport No", "Passport Country",
-    "Passport Expiry", "Street Address", "City", "Province", "Postal Code", "Country",
-    "Source Ref", "Grading", "Handling Code", "Handling Conditions", "Offence", "Risk Level",
-    "Remarks",
-)  # fmt: skip
-US_COLUMNS = (
-    "uid", "list_type", "last_name", "first_name", "middle_name", "aka", "dob", "gender",
-    "citizenship", "doc_type", "doc_num", "doc_country", "doc_exp", "street", "city", "state",
-    "zip", "country", "src", "src_grade", "handling", "handling_caveat", "offense",
-    "threat_level", "notes",
-)  # fmt: skip
+CA_COLUMNS = COLUMNS[CA_WL]
+US_COLUMNS = COLUMNS[US_WL]
 MAPPING = {"ca": MAPPINGS[CA_WL], "us": MAPPINGS[US_WL]}
-
-
-def _date(parts: tuple[int, int | None, int | None] | None, side: str, iso: bool) -> str:
-    if parts is None:
-        return ""
-    y, m, d = parts
-    if m is None:
-        return f"{y:04d}"
-    if d is None:
-        return f"{m:02d}/{y:04d}"
-    if iso:
-        return f"{y:04d}-{m:02d}-{d:02d}"
-    return f"{d:02d}/{m:02d}/{y:04d}" if side == "ca" else f"{m:02d}/{d:02d}/{y:04d}"
 
 
 def row_for(rng: random.Random, draft: Draft, record_id: str) -> list[str]:
     """The CSV row of ``draft`` in its agency's columns (:data:`CA_COLUMNS` or
     :data:`US_COLUMNS`), with invented source metadata and payload."""
-    side = draft.side
-    iso = side == "ca" and rng.random() < 0.03  # some Canadian systems export ISO dates
-    dob = _date(draft.dob, side, iso)
-    exp = draft.passport_expiry
-    expiry = _date((exp.year, exp.month, exp.day), side, False) if exp else ""
-    line, locality, region, postcode, country = draft.address or ("", "", "", "", "")
-    doc_type = "P" if draft.passport else ""
-    file = CA_WL if side == "ca" else US_WL
-    src, grading, handling, conditions = source(rng, file)
-    extra = list(payload(rng, file).values())
-    if side == "ca":
-        return [
-            record_id, draft.family, draft.given, "watchlist", draft.alias, dob, draft.sex,
-            draft.nationality, draft.birth_place, doc_type, draft.passport,
-            draft.passport_country, expiry, line, locality, region, postcode, country, src,
-            grading, handling, conditions, *extra,
-        ]  # fmt: skip
-    return [
-        record_id, "WATCHLIST", draft.family, draft.given, draft.middle, draft.alias, dob,
-        draft.sex, draft.nationality, doc_type, draft.passport, draft.passport_country, expiry,
-        line, locality, region, postcode, country, src, grading, handling, conditions, *extra,
-    ]  # fmt: skip
+    return agency_row(rng, CA_WL if draft.side == "ca" else US_WL, draft, record_id)
 
 
 def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
@@ -111,7 +66,8 @@ def json_bytes(obj: object) -> bytes:
 
 
 def write_files(out_dir: Path, files: Mapping[str, bytes]) -> None:
-    """Write ``files`` into ``out_dir`` via temporary names, :data:`MANIFEST` last.
+    """Write ``files`` into ``out_dir`` via temporary names, in their order, :data:`MANIFEST`
+    last.
 
     An existing manifest is removed first, so an interrupted run never leaves a manifest beside
     files it does not describe.
@@ -121,7 +77,7 @@ def write_files(out_dir: Path, files: Mapping[str, bytes]) -> None:
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST).unlink(missing_ok=True)
-    order = [name for name in OUTPUT_FILES if name in files and name != MANIFEST]
+    order = [name for name in files if name != MANIFEST]
     temps: list[Path] = []
     try:
         for name in order:

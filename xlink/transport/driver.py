@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable
@@ -27,16 +29,20 @@ from xlink.protocol.events import Aborted, CardinalityResult, PsiResult
 from xlink.protocol.limits import MAX_MESSAGE_SIZE
 from xlink.protocol.session import PsiSession
 from xlink.transport.errors import (
+    NOBODY_LISTENING,
     ConnectionLost,
     PeerAborted,
     PeerRefused,
     RefusalReason,
     TransportTimeout,
+    refused,
 )
 from xlink.transport.stream import Connection, FramedConnection
 from xlink.transport.tls import check_peer, client_context, refusal_from_ssl_error, server_context
 
 __all__ = [
+    "CONNECT_RETRY_FIRST",
+    "CONNECT_RETRY_MAX",
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_MAX_BUFFERED",
     "DEFAULT_MAX_HANDSHAKES",
@@ -230,6 +236,80 @@ async def _abort(
                 await conn.send(message)
 
 
+CONNECT_RETRY_FIRST: Final = 0.25
+"""Seconds :func:`connect` waits before its second attempt; each wait then doubles..."""
+
+CONNECT_RETRY_MAX: Final = 2.0
+"""... up to this many seconds between two attempts."""
+
+# Connection failures worth another attempt: the partner's machine or network may be coming
+# up (its `xlink serve` not started yet, a route not there yet).
+_RETRY_ERRNOS: Final = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+        errno.ENETDOWN,
+        errno.EHOSTDOWN,
+        errno.ETIMEDOUT,
+        errno.ECONNABORTED,
+        errno.ECONNRESET,
+    }
+)
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+class _NoConnection(Exception):
+    """One attempt to open the TCP connection failed: ``refused`` (someone answered and
+    nothing listens), or the address was unreachable or did not resolve (``resolving``);
+    ``final`` when retrying cannot help."""
+
+    def __init__(
+        self, detail: str, *, refused: bool = False, final: bool = False, resolving: bool = False
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.refused = refused
+        self.final = final
+        self.resolving = resolving
+
+
+async def _open_tcp(host: str, port: int) -> socket.socket:
+    """A connected TCP socket to ``host:port`` (each resolved address in turn), or
+    :class:`_NoConnection`."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        temporary = exc.errno == socket.EAI_AGAIN
+        detail = exc.strerror or "name not found"
+        raise _NoConnection(detail, final=not temporary, resolving=True) from None
+    was_refused, retry, detail = False, False, "no address"
+    for family, type_, proto, _, sockaddr in infos:
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, sockaddr)
+        except OSError as exc:
+            sock.close()
+            was_refused = was_refused or isinstance(exc, ConnectionRefusedError)
+            retry = retry or exc.errno in _RETRY_ERRNOS
+            detail = exc.strerror or type(exc).__name__
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise _NoConnection(detail, refused=was_refused, final=not (was_refused or retry))
+
+
 async def connect(
     host: str,
     port: int,
@@ -240,26 +320,123 @@ async def connect(
     timeout: float,
     max_frame: int = MAX_MESSAGE_SIZE,
     write_timeout: float = 30.0,
+    retry_first: float = CONNECT_RETRY_FIRST,
+    retry_max: float = CONNECT_RETRY_MAX,
 ) -> FramedConnection:
     """Open a mutual-TLS 1.3 connection to the peer and check its certificate pin.
 
-    Raises :class:`PeerRefused`: ``TIMEOUT`` (no connection or handshake within ``timeout``),
-    ``TLS_FAILURE`` (connection refused or reset, protocol failure), ``CERTIFICATE_INVALID``
-    (expired or untrusted server certificate), ``FINGERPRINT_MISMATCH``. The server's verdict
-    on *our* certificate arrives after the TLS 1.3 handshake: a refusal surfaces on the first
-    read as :class:`ConnectionLost`.
+    A connection that cannot be made (refused: nothing listens on the port yet; network or
+    host unreachable; a temporary name-resolution failure) is tried again after
+    ``retry_first`` seconds, then twice as long each time up to ``retry_max``, until
+    ``timeout`` seconds have passed since the call: the partner may start ``xlink serve``
+    after us. Once a TCP connection exists, the TLS handshake and the pin check are tried
+    once: their failures are final. The handshake gets what is left of ``timeout``, and at
+    least ``min(timeout, DEFAULT_HANDSHAKE_TIMEOUT)`` seconds. Times are the event loop's.
+
+    Raises :class:`PeerRefused`, whose message names ``HOST:PORT``: ``NOBODY_LISTENING``
+    ("nobody listening at HOST:PORT (retried for 30 s)"), ``CONNECT_FAILED`` (still
+    unreachable at the timeout, or a name that does not resolve), ``TIMEOUT`` (no answer at
+    all, or a handshake that did not finish), ``TLS_FAILURE`` / ``CERTIFICATE_INVALID`` /
+    ``NO_CERTIFICATE`` ("TLS handshake with HOST:PORT refused: ..."), ``FINGERPRINT_MISMATCH``
+    ("certificate at HOST:PORT is not the one the MOU pins"). The server's verdict on *our*
+    certificate arrives after the TLS 1.3 handshake: a refusal surfaces on the first read as
+    :class:`ConnectionLost`. Raises ``ValueError`` for a non-positive ``timeout`` or a pin
+    that is not 32 bytes.
     """
+    if timeout <= 0:
+        raise ValueError("timeout must be > 0")
+    if len(pinned_sha256) != FINGERPRINT_SIZE:
+        raise ValueError("pinned_sha256 must be 32 bytes")
     ctx = client_context(identity, peer_cert_pem)
+    where = _address(host, port)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = retry_first
+    last: _NoConnection | None = None
+    while True:
+        try:
+            async with asyncio.timeout_at(deadline):
+                sock = await _open_tcp(host, port)
+            break
+        except TimeoutError:
+            raise _gave_up(last, where, timeout) from None
+        except _NoConnection as failure:
+            last = failure
+            if failure.final:
+                what = f"resolve {host}" if failure.resolving else f"connect to {where}"
+                raise refused(
+                    RefusalReason.CONNECT_FAILED,
+                    failure.detail,
+                    message=f"cannot {what}: {failure.detail}",
+                ) from None
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise _gave_up(last, where, timeout) from None
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(2 * delay, retry_max)
     try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
+        reader, writer = await asyncio.open_connection(sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+    handshake_deadline = max(deadline, loop.time() + min(timeout, DEFAULT_HANDSHAKE_TIMEOUT))
+    try:
+        async with asyncio.timeout_at(handshake_deadline):
+            await writer.start_tls(ctx, server_hostname=host)
     except TimeoutError:
-        raise PeerRefused(RefusalReason.TIMEOUT, "connect or handshake") from None
-    except (ssl.SSLError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
-        raise refusal_from_ssl_error(exc) from None  # the TCP connection existed: a TLS failure
-    except OSError as exc:  # refused, unreachable, unresolvable: no TCP connection at all
-        raise PeerRefused(RefusalReason.CONNECT_FAILED, type(exc).__name__) from None
-    return _pinned(reader, writer, pinned_sha256, max_frame, write_timeout)
+        _reset(writer)
+        raise refused(
+            RefusalReason.TIMEOUT,
+            "handshake",
+            message=f"TLS handshake with {where} did not finish within {_seconds(timeout)}",
+        ) from None
+    except (ssl.SSLError, OSError) as exc:  # the TCP connection existed: a TLS failure
+        _reset(writer)
+        raise _tls_refused(refusal_from_ssl_error(exc), where) from None
+    except BaseException:
+        _reset(writer)
+        raise
+    try:
+        return _pinned(reader, writer, pinned_sha256, max_frame, write_timeout)
+    except PeerRefused as exc:
+        raise _tls_refused(exc, where) from None
+
+
+def _gave_up(last: _NoConnection | None, where: str, timeout: float) -> PeerRefused:
+    """The refusal of a :func:`connect` whose ``timeout`` passed before any TCP connection."""
+    if last is None:  # the first attempt (or the name lookup) never answered
+        return refused(
+            RefusalReason.TIMEOUT,
+            "connect",
+            message=f"no answer from {where} within {_seconds(timeout)}",
+        )
+    if last.refused:
+        return refused(
+            NOBODY_LISTENING,
+            "connection refused",
+            message=f"nobody listening at {where} (retried for {_seconds(timeout)})",
+        )
+    return refused(
+        RefusalReason.CONNECT_FAILED,
+        last.detail,
+        message=f"cannot reach {where}: {last.detail} (retried for {_seconds(timeout)})",
+    )
+
+
+def _tls_refused(error: PeerRefused, where: str) -> PeerRefused:
+    """``error`` (a failed handshake or pin check by :func:`connect`) with its message saying
+    what happened at ``where``."""
+    reason, detail = error.reason, error.detail
+    if reason is RefusalReason.FINGERPRINT_MISMATCH:
+        message = f"certificate at {where} is not the one the MOU pins"
+    elif reason is RefusalReason.NO_CERTIFICATE:
+        message = f"TLS handshake with {where} refused: no certificate"
+    elif reason is RefusalReason.CERTIFICATE_INVALID:
+        message = f"TLS handshake with {where} refused: its certificate did not verify"
+        message += f" ({detail})" if detail else ""
+    else:
+        message = f"TLS handshake with {where} refused: {detail or reason.value}"
+    return refused(reason, detail, message=message)
 
 
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
@@ -309,11 +486,11 @@ async def serve_once(
     ctx = server_context(identity, peer_cert_pem)
     authenticated: asyncio.Future[FramedConnection] = asyncio.get_running_loop().create_future()
     handshakes: set[asyncio.Task[None]] = set()
-    refused = 0
+    refused_count = 0
 
     def refuse(error: PeerRefused) -> None:
-        nonlocal refused
-        refused += 1
+        nonlocal refused_count
+        refused_count += 1
         if on_refused is None:
             return
         try:
@@ -365,9 +542,10 @@ async def serve_once(
     # TLS is started by hand after the accept, so that a failed handshake reaches us as an
     # exception instead of being logged and dropped by the server.
     server = await asyncio.start_server(on_connect, host, port, backlog=max_handshakes)
+    bound = server.sockets[0].getsockname()[1]
     try:
         if on_listening is not None:
-            on_listening(server.sockets[0].getsockname()[1])
+            on_listening(bound)
         await asyncio.wait([authenticated], timeout=timeout)
     except BaseException:
         if authenticated.done() and not authenticated.exception():
@@ -382,8 +560,17 @@ async def serve_once(
         if not authenticated.done():
             authenticated.cancel()
     if authenticated.cancelled():
-        detail = f"{refused} refused" if refused else "no peer connected"
-        raise PeerRefused(RefusalReason.NO_PEER, detail)
+        where = _address(host, bound)
+        if refused_count:
+            detail = f"{refused_count} refused"
+            message = (
+                f"no partner authenticated at {where} within {_seconds(timeout)} "
+                f"({refused_count} connection(s) refused: see the audit log)"
+            )
+        else:
+            detail = "no peer connected"
+            message = f"no partner connected within {_seconds(timeout)} (listening at {where})"
+        raise refused(RefusalReason.NO_PEER, detail, message=message)
     return authenticated.result()  # or what on_refused raised
 
 

@@ -1,4 +1,5 @@
-"""The transport's errors, in the one tree rooted at :class:`~xlink.errors.XlinkError`.
+"""The transport's errors, in the one tree rooted at :class:`~xlink.errors.XlinkError` (defined
+in :mod:`xlink.errors`, re-exported here).
 
 A peer that refuses or fails authentication never reaches a session: :class:`PeerRefused`.
 A peer that goes silent or away during a session is the peer's fault as far as this side can
@@ -9,59 +10,29 @@ tell, so :class:`TransportTimeout` and :class:`ConnectionLost` are
 
 from __future__ import annotations
 
-from enum import Enum
+from xlink.error_codes import RefusalReason
+from xlink.errors import ConnectionLost, PeerAborted, PeerRefused, TransportTimeout
 
-from xlink.errors import RemoteProtocolError, XlinkError
-from xlink.protocol.abort import AbortCode
-
-__all__ = ["ConnectionLost", "PeerAborted", "PeerRefused", "RefusalReason", "TransportTimeout"]
-
-
-class RefusalReason(Enum):
-    """Why a connection was refused before any protocol message (docs/transport.md)."""
-
-    NO_CERTIFICATE = "no-certificate"
-    """The peer presented no certificate."""
-    CERTIFICATE_INVALID = "certificate-invalid"
-    """The peer's certificate did not verify: expired, not yet valid, or not the trusted one."""
-    FINGERPRINT_MISMATCH = "fingerprint-mismatch"
-    """The handshake succeeded but the certificate is not the one the MOU pins."""
-    TLS_FAILURE = "tls-failure"
-    """Any other TLS failure (protocol version, cipher, alert, connection reset)."""
-    TIMEOUT = "handshake-timeout"
-    """No connection or no completed handshake within the time allowed."""
-    NO_PEER = "no-peer"
-    """``serve_once``: no peer authenticated within the time allowed (nobody connected, or
-    every connection was refused)."""
-    TOO_MANY_HANDSHAKES = "too-many-handshakes"
-    """``serve_once``: a connection came while every handshake slot was busy; closed at once."""
-    CONNECT_FAILED = "connect-failed"
-    """``connect``: no TCP connection could be made (refused, unreachable, unresolvable)."""
+__all__ = [
+    "NOBODY_LISTENING",
+    "ConnectionLost",
+    "PeerAborted",
+    "PeerRefused",
+    "RefusalReason",
+    "TransportTimeout",
+    "refused",
+]
 
 
-class PeerRefused(XlinkError):
-    """The peer could not be authenticated; no session was started. ``reason`` says why in a
-    machine-readable way; the message names no certificate content."""
-
-    def __init__(self, reason: RefusalReason, detail: str = "") -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"peer refused: {reason.value}" + (f" ({detail})" if detail else ""))
-
-
-class TransportTimeout(RemoteProtocolError):
-    """A read, a write or the session itself made no progress within its timeout."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(AbortCode.TIMEOUT, detail)
+def refused(reason: RefusalReason, detail: str = "", *, message: str) -> PeerRefused:
+    """A :class:`PeerRefused` for ``reason`` and ``detail`` whose message is ``message``: what
+    happened, said for people and naming the address (``nobody listening at HOST:PORT
+    (retried for 30 s)``), never certificate content. ``reason`` stays the audit code."""
+    error = PeerRefused(reason, detail)
+    error.args = (message,)
+    return error
 
 
-class ConnectionLost(RemoteProtocolError):
-    """The connection ended (closed, reset, TLS alert) before the session was done."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(AbortCode.CONNECTION_LOST, detail)
-
-
-class PeerAborted(RemoteProtocolError):
-    """The peer sent an Abort; ``code`` is the peer's reason (spec §6.8)."""
+NOBODY_LISTENING: RefusalReason = RefusalReason.NOBODY_LISTENING
+"""The reason :func:`~xlink.transport.driver.connect` gives when the partner's machine kept
+refusing the connection (nothing listening on the port) until the timeout."""

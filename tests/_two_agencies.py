@@ -1,0 +1,160 @@
+"""Two real agencies over mutual TLS on 127.0.0.1, in one event loop: US-DHS serves, CA-RCMP
+matches, each through `xlink.agency.run_agency` (what `xlink serve` / `xlink match` run), in
+its own workdir, as often as a test asks. Used by the adversarial and the end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from xlink.agency import AgencyOutcome, run_agency
+from xlink.audit import AuditEvent, AuditLog, verify_log
+from xlink.ceremony import CeremonyFiles, demo_ceremony
+from xlink.crypto.keyfiles import load_public_bundle
+from xlink.crypto.rand import system_random
+
+DATA = Path(__file__).resolve().parents[1] / "xlink" / "data"
+CA, US = "CA-RCMP", "US-DHS"
+BUNDLED = {
+    CA: [DATA / "ca_watchlist.csv", DATA / "ca_sex_offenders.csv"],
+    US: [DATA / "us_watchlist.csv", DATA / "us_travellers.csv"],
+}
+
+Interrupt = tuple[str, Callable[[str, int], bool]]
+
+# Ten people on both watchlists (xlink/data/truth.csv) and a few on one side only.
+CA_IDS = [f"CAWL-{i:05d}" for i in (1, 2, 3, 4, 5, 15, 29, 36, 42, 46, 55, 61, 63)]
+US_IDS = [f"USWL-{i:05d}" for i in (1, 2, 3, 161, 71, 234, 198, 72, 21, 131, 112, 137, 177)]
+
+
+def _subset(source: Path, directory: Path, ids: Sequence[str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    with source.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    kept = [rows[0], *(r for r in rows[1:] if r[0] in ids)]
+    assert len(kept) == len(ids) + 1
+    target = directory / source.name
+    with target.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows(kept)
+    mapping = source.with_name(source.stem + ".mapping.json")  # how its columns map
+    (directory / mapping.name).write_bytes(mapping.read_bytes())
+    return target
+
+
+def small_files(base: Path) -> dict[str, list[Path]]:
+    """Thirteen records of each bundled watchlist, ten people on both, written under ``base``:
+    a real exchange in about a second."""
+    return {
+        US: [_subset(DATA / "us_watchlist.csv", base / "us-data", US_IDS)],
+        CA: [_subset(DATA / "ca_watchlist.csv", base / "ca-data", CA_IDS)],
+    }
+
+
+class TwoAgencies:
+    """US-DHS (`serve`) and CA-RCMP (`match`) with keys and a signed MOU of their own."""
+
+    def __init__(
+        self,
+        base: Path,
+        files: dict[str, Sequence[Path]],
+        *,
+        passphrase: bytes,
+        timeout: float,
+        approval_required: bool = False,
+    ) -> None:
+        self.base = base
+        self.files = files
+        self.passphrase = passphrase
+        self.timeout = timeout
+        self.ceremony: CeremonyFiles = demo_ceremony(
+            base / "ceremony",
+            passphrase=passphrase,
+            now=datetime.now(UTC),
+            rng=system_random,
+            approval_required=approval_required,
+        )
+
+    async def _run(self, role: str, agency: str, peer: str, port: int, **kw: Any) -> Any:
+        c = self.ceremony
+        return await run_agency(
+            role,  # type: ignore[arg-type]
+            agency=agency,
+            files=self.files[agency],
+            keys_dir=c.keys[agency],
+            passphrase=self.passphrase,
+            mou_path=c.mou,
+            peer_bundle_path=c.bundles[peer],
+            host="127.0.0.1",
+            port=port,
+            workdir=self.base / agency,
+            now_clock=lambda: datetime.now(UTC),
+            rng=system_random,
+            timeout=self.timeout,
+            idle_timeout=self.timeout,
+            **kw,
+        )
+
+    def run(self, interrupt: Interrupt | None = None) -> dict[str, Any]:
+        """Both sides; each value is the AgencyOutcome or the exception it raised.
+        ``interrupt=(agency, when)`` cancels that agency's run (as Ctrl-C does) at the first
+        progress report ``when(phase, done)`` accepts."""
+
+        async def scenario() -> dict[str, Any]:
+            loop = asyncio.get_running_loop()
+            listening: asyncio.Future[int] = loop.create_future()
+            tasks: dict[str, asyncio.Task[AgencyOutcome]] = {}
+
+            def watcher(agency: str) -> Callable[..., None]:
+                def progress(phase: str, done: int, total: int | None = None) -> None:
+                    if interrupt and interrupt[0] == agency and interrupt[1](phase, done):
+                        tasks[agency].cancel()
+
+                return progress
+
+            tasks[US] = asyncio.create_task(
+                self._run(
+                    "serve", US, CA, 0, on_listening=listening.set_result, progress=watcher(US)
+                )
+            )
+            port = await asyncio.wait_for(listening, self.timeout)
+            tasks[CA] = asyncio.create_task(self._run("match", CA, US, port, progress=watcher(CA)))
+            done = await asyncio.wait_for(
+                asyncio.gather(*tasks.values(), return_exceptions=True), 6 * self.timeout
+            )
+            return dict(zip(tasks, done, strict=True))
+
+        return asyncio.run(scenario())
+
+    def rows(self, agency: str, db: str, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of one of the agency's databases, read with plain SQLite."""
+        conn = sqlite3.connect(self.base / agency / db)
+        try:
+            return [tuple(r) for r in conn.execute(sql).fetchall()]
+        finally:
+            conn.close()
+
+    def stored_ids(self, agency: str) -> list[tuple[Any, ...]]:
+        """The release ids in the agency's store of received releases."""
+        return self.rows(agency, "store.db", "SELECT release_id FROM releases ORDER BY 1")
+
+    def stored(self, agency: str) -> int:
+        return len(self.stored_ids(agency))
+
+    def ledger(self, agency: str) -> list[tuple[Any, ...]]:
+        """(item, state, record id) of the agency's outbound ledger."""
+        return self.rows(
+            agency, "queue.db", "SELECT item_id, state, record_id FROM release_queue ORDER BY 1"
+        )
+
+    def audit(self, agency: str) -> list[tuple[AuditEvent, dict[str, Any]]]:
+        """The agency's audit entries, after checking the log verifies."""
+        path = self.base / agency / "audit.db"
+        key = load_public_bundle(self.ceremony.bundles[agency]).verify_key
+        assert verify_log(path, key).ok
+        with AuditLog.open(path, signing_key=None) as log:
+            return [(e.kind, dict(e.fields)) for e in log.entries()]

@@ -1,0 +1,86 @@
+"""`xlink check`: the preflight names what would fail before a partner connects."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from xlink.ceremony import CeremonyFiles, demo_ceremony
+from xlink.cli.main import main
+from xlink.crypto.rand import system_random
+
+DATA = Path(__file__).resolve().parents[2] / "xlink" / "data"
+PASSPHRASE = "preflight passphrase, not secret"
+
+
+@pytest.fixture(scope="module")
+def ceremony(tmp_path_factory: pytest.TempPathFactory) -> CeremonyFiles:
+    return demo_ceremony(
+        tmp_path_factory.mktemp("ceremony"),
+        passphrase=PASSPHRASE.encode(),
+        now=datetime.now(UTC),
+        rng=system_random,
+    )
+
+
+def _run(
+    capsys: pytest.CaptureFixture[str], c: CeremonyFiles, work: Path, *extra: str, **kw: str
+) -> tuple[int, list[dict[str, object]]]:
+    argv = [
+        "check", "--agency", "CA-RCMP", "--keys", str(c.keys["CA-RCMP"]), "--mou", str(c.mou),
+        "--peer-bundle", str(c.bundles[kw.get("bundle", "US-DHS")]), "--workdir", str(work),
+        "--json", *extra,
+    ]  # fmt: skip
+    code = main(argv)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["exit_code"] == code and doc["ok"] is (code == 0)
+    return code, doc["checks"]
+
+
+def test_everything_ready(
+    ceremony: CeremonyFiles,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("XLINK_PASSPHRASE", PASSPHRASE)
+    files = [str(DATA / "ca_watchlist.csv"), str(DATA / "ca_sex_offenders.csv")]
+    code, checks = _run(capsys, ceremony, tmp_path / "w", "--listen", "127.0.0.1:0", *files)
+    assert code == 0 and all(c["ok"] for c in checks)
+    assert "500 records, 7 rows rejected" in str(checks[1]["detail"])
+    assert not (tmp_path / "w" / "audit.db").exists()  # nothing audited, nothing opened
+
+
+@pytest.mark.parametrize(
+    ("change", "failing", "code", "says"),
+    [
+        ("passphrase", 0, 3, "passphrase"),
+        ("bundle", 0, 3, "a bundle for CA-RCMP, not US-DHS"),
+        ("file", 1, 3, "nope.csv"),
+        ("port", 3, 3, "cannot listen on"),
+    ],
+)
+def test_the_first_failure_is_named_and_the_rest_not_checked(
+    ceremony: CeremonyFiles,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    change: str,
+    failing: int,
+    code: int,
+    says: str,
+) -> None:
+    monkeypatch.setenv("XLINK_PASSPHRASE", "wrong" * 5 if change == "passphrase" else PASSPHRASE)
+    files = [str(DATA / "ca_watchlist.csv")]
+    if change == "file":
+        files.append(str(tmp_path / "nope.csv"))
+    where = ["--listen", "192.0.2.1:1"] if change == "port" else ["--peer", "127.0.0.1:9"]
+    bundle = "CA-RCMP" if change == "bundle" else "US-DHS"
+    got, checks = _run(capsys, ceremony, tmp_path / "w", *where, *files, bundle=bundle)
+    assert got == code
+    assert [c["ok"] for c in checks[:failing]] == [True] * failing
+    assert checks[failing]["ok"] is False and says in str(checks[failing]["detail"])
+    assert all(c["ok"] is None for c in checks[failing + 1 :])

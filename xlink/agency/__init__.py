@@ -1,0 +1,31 @@
+"""One agency under one MOU, and the one way to run an exchange (docs/embedding.md).
+
+:class:`Agency` holds the keys, the MOU and the linkage schema it names, the audit log, the
+release store, the outbound ledger, a clock and a source of randomness; :meth:`Agency.exchange`
+runs one whole exchange over a connection. ``xlink serve`` / ``xlink match`` call
+:meth:`Agency.serve` / :meth:`Agency.match`; an in-process exchange is
+:func:`exchange_in_process` (two agencies on a memory pair).
+"""
+
+from xlink.agency._agency import (
+    SCHEMA_SIDECAR_SUFFIX,
+    Agency,
+    SchemaMismatch,
+    exchange_in_process,
+    schema_for_mou,
+)
+from xlink.agency._matches import COLUMNS as MATCHES_COLUMNS
+from xlink.agency._outcome import AgencyOutcome
+from xlink.agency._run import RoleName, run_agency
+
+__all__ = [
+    "MATCHES_COLUMNS",
+    "SCHEMA_SIDECAR_SUFFIX",
+    "Agency",
+    "AgencyOutcome",
+    "RoleName",
+    "SchemaMismatch",
+    "exchange_in_process",
+    "run_agency",
+    "schema_for_mou",
+]

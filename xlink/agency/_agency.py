@@ -1,0 +1,764 @@
+"""One agency under one MOU: :class:`Agency`, the one way to run an exchange.
+
+``xlink serve`` and ``xlink match``, both demo modes, the examples and the tests all go through
+:meth:`Agency.exchange`; an in-process exchange is two agencies on a
+:func:`~xlink.transport.memory_pair` (:func:`exchange_in_process`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import date, datetime
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Literal, Self
+
+from xlink._workdir import workdir_lock
+from xlink.agency._matches import Inbound, write_matches
+from xlink.agency._outcome import AgencyOutcome
+from xlink.audit import AuditEvent, AuditLog, verify_log
+from xlink.audit.history import apply_daily_budget, set_size_history, unrecorded_runs
+from xlink.audit.session import SessionAuditor
+from xlink.crypto.keyfiles import AgencyKeys, PublicBundle, load_public_bundle
+from xlink.crypto.rand import RandomSource
+from xlink.decide import Decision, decide, reveal_bound_for
+from xlink.errors import (
+    DecryptionError,
+    InputError,
+    ProtocolError,
+    RemoteProtocolError,
+    SchemaMismatch,
+    XlinkError,
+)
+from xlink.linkage.schema import LinkageSchema, load_schema, schema_digest
+from xlink.policy import Mou, accept_mou, load_mou, mou_digest
+from xlink.prepare import PreparedSide, StrPath, prepare_side
+from xlink.progress import ProgressFn
+from xlink.protocol.config import Mode, Role, SessionConfig
+from xlink.protocol.events import Event, Progress, PsiResult
+from xlink.protocol.limits import HANDLE_SIZE
+from xlink.protocol.session import PsiSession
+from xlink.release import ApprovalQueue, SourceHandleKey, release_decided, settle_receipts
+from xlink.release.label import (
+    LabelError,
+    LabelNotMatched,
+    labelled_handles,
+    open_labelled,
+    seal_labelled,
+)
+from xlink.store import ReleaseStore
+from xlink.store.reasons import DENY_LABEL_FAILED, DENY_NOT_DECIDED
+from xlink.store.store import DecidedMatches
+from xlink.transport import Connection, PeerRefused, connect, memory_pair, run_session, serve_once
+from xlink.transport.release_transfer import (
+    TransferGate,
+    agree_decided_pairs,
+    exchange_labels,
+    label_handles,
+    transfer_releases,
+)
+
+__all__ = ["Agency", "SchemaMismatch", "exchange_in_process", "schema_for_mou"]
+
+
+RoleName = Literal["serve", "match"]
+
+SCHEMA_SIDECAR_SUFFIX: Final = ".schema.json"
+"""``xlink mou fill --schema S --out M`` writes S beside the MOU as ``M`` + this suffix."""
+
+
+def _bundled_schemas() -> list[Path]:
+    folder = resources.files("xlink").joinpath("data", "schemas")
+    return sorted(Path(str(folder)).glob("*.json"))
+
+
+def schema_for_mou(mou: Mou, mou_path: StrPath | None = None) -> LinkageSchema:
+    """The linkage schema the MOU names (by id, version and digest): one of the bundled
+    schemas, or the MOU's sidecar ``<mou>.schema.json`` written by ``xlink mou fill
+    --schema``. :class:`SchemaMismatch` if none has the MOU's digest."""
+    candidates = _bundled_schemas()
+    if mou_path is not None:
+        sidecar = Path(str(mou_path) + SCHEMA_SIDECAR_SUFFIX)
+        candidates.insert(0, sidecar)
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            schema = load_schema(path)
+        except XlinkError:
+            continue
+        if schema_digest(schema) == mou.schema_digest:
+            return schema
+    where = " or ".join(str(p) for p in candidates[:1]) if mou_path is not None else "xlink"
+    raise SchemaMismatch(
+        f"the MOU names linkage schema {mou.schema_id} v{mou.schema_version} "
+        f"({mou.schema_digest.hex()[:16]}…), which neither {where} nor the bundled schemas hold"
+    )
+
+
+class Agency:
+    """One agency's side of exchanges with its partner under one MOU, in one working directory.
+
+    Open with :meth:`open` and use as a context manager: it holds the workdir's lock (one run at
+    a time), the audit log, the release store, the outbound ledger (approval queue), the keys,
+    the MOU and the linkage schema the MOU names, a clock and a source of randomness. Then
+    :meth:`prepare` the agency's files and run :meth:`exchange` over a connection (or
+    :meth:`serve` / :meth:`match`, which open the pinned mutual-TLS connection first).
+
+    Everything goes into ``workdir``: ``audit.db``, ``store.db`` (releases received),
+    ``queue.db`` (the outbound ledger: releases waiting for approval, approved, sent),
+    ``matches/`` (one matches file per session), ``rejects/`` and ``source-handle.key``
+    (created on first use, mode 0600).
+    """
+
+    def __init__(
+        self,
+        *,
+        keys: AgencyKeys,
+        mou: Mou,
+        schema: LinkageSchema,
+        peer_bundle: PublicBundle,
+        workdir: Path,
+        clock: Callable[[], datetime],
+        rng: RandomSource,
+    ) -> None:
+        self.keys = keys
+        self.mou = mou
+        self.schema = schema
+        self.peer_bundle = peer_bundle
+        self.workdir = workdir
+        self.clock = clock
+        self.rng = rng
+        self._stack = contextlib.ExitStack()
+        self._audit: AuditLog | None = None
+        self._store: ReleaseStore | None = None
+        self._queue: ApprovalQueue | None = None
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @staticmethod
+    def check(
+        *,
+        agency: str,
+        keys_dir: str | Path,
+        passphrase: bytes,
+        mou_path: str | Path,
+        peer_bundle_path: str | Path,
+        today: date,
+    ) -> tuple[AgencyKeys, Mou, LinkageSchema, PublicBundle]:
+        """The checks of :meth:`open` that touch no workdir (``xlink check`` runs them before a
+        partner connects): the keys open with ``passphrase`` and are ``agency``'s, the MOU is
+        signed by both, valid ``today``, names ``agency`` and these keys, the bundle is the
+        partner's with the certificate the MOU pins, and the MOU's linkage schema is at hand.
+        Raises what :meth:`open` raises."""
+        try:
+            keys = AgencyKeys.load(keys_dir, passphrase)
+        except DecryptionError:
+            raise InputError(
+                f"{keys_dir}: the keys do not open with this passphrase (or were altered)"
+            ) from None
+        if keys.agency_id != agency:
+            raise InputError(f"{keys_dir}: holds the keys of {keys.agency_id}, not {agency}")
+        mou = accept_mou(load_mou(mou_path), local_agency=agency, today=today)
+        own, peer = mou.party(agency), mou.peer_of(agency)
+        if own.tls_cert_sha256 != keys.tls.fingerprint or own.verify_key != (
+            keys.signing_key.verify_key
+        ):
+            raise InputError(f"{keys_dir}: these keys are not the ones the MOU names for {agency}")
+        bundle = load_public_bundle(peer_bundle_path)
+        if bundle.agency_id != peer.agency_id:
+            raise InputError(
+                f"{peer_bundle_path}: a bundle for {bundle.agency_id}, not {peer.agency_id}"
+            )
+        if bundle.tls_cert_sha256 != peer.tls_cert_sha256:
+            raise InputError(
+                f"{peer_bundle_path}: its TLS certificate is not the one the MOU pins for "
+                f"{peer.agency_id}"
+            )
+        schema = schema_for_mou(mou, mou_path)
+        return keys, mou, schema, bundle
+
+    @classmethod
+    def open(
+        cls,
+        workdir: StrPath,
+        *,
+        agency: str,
+        keys_dir: str | Path,
+        passphrase: bytes,
+        mou_path: str | Path,
+        peer_bundle_path: str | Path,
+        clock: Callable[[], datetime],
+        rng: RandomSource,
+    ) -> Agency:
+        """Check and load everything a run needs, before any partner connects.
+
+        Raises :class:`~xlink.errors.InputError` (keys unusable or not the ones the MOU names,
+        bundle not the partner's or not the certificate the MOU pins, workdir in use by another
+        run), :class:`~xlink.policy.MouRefused` (not signed by both, expired, not naming
+        ``agency``) and :class:`SchemaMismatch`.
+        """
+        keys, mou, schema, bundle = cls.check(
+            agency=agency,
+            keys_dir=keys_dir,
+            passphrase=passphrase,
+            mou_path=mou_path,
+            peer_bundle_path=peer_bundle_path,
+            today=clock().date(),
+        )
+        work = Path(workdir)
+        work.mkdir(parents=True, exist_ok=True)
+        self = cls(
+            keys=keys,
+            mou=mou,
+            schema=schema,
+            peer_bundle=bundle,
+            workdir=work,
+            clock=clock,
+            rng=rng,
+        )
+        try:
+            self._stack.enter_context(workdir_lock(work))
+            self._audit = self._stack.enter_context(
+                AuditLog.open(work / "audit.db", signing_key=keys.signing_key)
+            )
+            self._store = self._stack.enter_context(
+                ReleaseStore.open(
+                    work / "store.db",
+                    mou=mou,
+                    sealing_key=keys.sealing_key,
+                    signing_key=keys.signing_key,
+                    audit=self._audit,
+                )
+            )
+            self._queue = self._stack.enter_context(
+                ApprovalQueue.open(work / "queue.db", audit=self._audit)
+            )
+            self._record_unrecorded_runs()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def _record_unrecorded_runs(self) -> None:
+        audit = self.audit
+        for session in unrecorded_runs(audit, self.peer_id):
+            fields = {"outcome": "unrecorded", "peer": self.peer_id, "session": session}
+            audit.append(AuditEvent.RUN_ENDED, {**fields, "mou": self.mou.id}, now=self.clock())
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- what it holds -----------------------------------------------------------------------
+
+    @property
+    def agency_id(self) -> str:
+        return self.keys.agency_id
+
+    @property
+    def peer_id(self) -> str:
+        return self.mou.peer_of(self.agency_id).agency_id
+
+    @property
+    def audit(self) -> AuditLog:
+        if self._audit is None:
+            raise InputError("this agency is closed")
+        return self._audit
+
+    @property
+    def store(self) -> ReleaseStore:
+        if self._store is None:
+            raise InputError("this agency is closed")
+        return self._store
+
+    @property
+    def queue(self) -> ApprovalQueue:
+        if self._queue is None:
+            raise InputError("this agency is closed")
+        return self._queue
+
+    # -- preparing ---------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        files: Sequence[StrPath],
+        *,
+        mappings: Sequence[StrPath | None] | None = None,
+        date_order: str | None = None,
+        progress: ProgressFn | None = None,
+    ) -> PreparedSide:
+        """Load, validate and tokenise this agency's files with the MOU's schema; rejected
+        rows go to ``WORKDIR/rejects/`` with line, field and reason."""
+        return prepare_side(
+            list(files),
+            schema=self.schema,
+            mappings=mappings,
+            date_order=date_order,
+            rejects_dir=self.workdir / "rejects",
+            progress=progress,
+        )
+
+    # -- connecting --------------------------------------------------------------------------
+
+    def _audit_refused(self, exc: PeerRefused, role: Role) -> None:
+        # The agency expected and a reason code, never certificate content or an address.
+        fields = {"peer": self.peer_id, "reason": exc.reason.value, "mou": self.mou.id}
+        self.audit.append(AuditEvent.PEER_REFUSED, {**fields, "role": role}, now=self.clock())
+
+    async def serve(
+        self,
+        side: PreparedSide,
+        host: str,
+        port: int,
+        *,
+        timeout: float = 60.0,
+        idle_timeout: float = 60.0,
+        on_listening: Callable[[int], object] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> AgencyOutcome:
+        """Wait on ``host:port`` for the partner (responder), then :meth:`exchange`. Each
+        refused connection is audited (``PEER_REFUSED``) and the wait goes on, until
+        ``timeout``: then :class:`~xlink.transport.PeerRefused`, audited too."""
+        return await self._connected(
+            Role.RESPONDER,
+            side,
+            lambda tls: serve_once(
+                host,
+                port,
+                **tls,
+                timeout=timeout,
+                on_listening=on_listening,
+                on_refused=lambda exc: self._audit_refused(exc, Role.RESPONDER),
+            ),
+            idle_timeout,
+            progress,
+        )
+
+    async def match(
+        self,
+        side: PreparedSide,
+        host: str,
+        port: int,
+        *,
+        timeout: float = 60.0,
+        idle_timeout: float = 60.0,
+        progress: ProgressFn | None = None,
+    ) -> AgencyOutcome:
+        """Connect to the partner at ``host:port`` (initiator), retrying until ``timeout``
+        while nobody listens there, then :meth:`exchange`.
+        :class:`~xlink.transport.PeerRefused` (audited) if no pinned partner answers."""
+        return await self._connected(
+            Role.INITIATOR,
+            side,
+            lambda tls: connect(host, port, **tls, timeout=timeout),
+            idle_timeout,
+            progress,
+        )
+
+    async def _connected(
+        self,
+        role: Role,
+        side: PreparedSide,
+        opening: Callable[[dict[str, Any]], Awaitable[Connection]],
+        idle_timeout: float,
+        progress: ProgressFn | None,
+    ) -> AgencyOutcome:
+        config = self.session_config(role)  # a spent daily budget refuses before any network
+        if progress is not None:
+            progress("waiting for the partner" if role is Role.RESPONDER else "connecting", 0)
+        tls = {
+            "identity": self.keys.tls,
+            "peer_cert_pem": self.peer_bundle.tls_cert_pem,
+            "pinned_sha256": self.peer_bundle.tls_cert_sha256,
+        }
+        try:
+            conn = await opening(tls)
+        except PeerRefused as exc:
+            self._audit_refused(exc, role)
+            self._run_ended("refused", None)
+            raise
+        return await self.exchange(
+            conn, side, config=config, idle_timeout=idle_timeout, progress=progress
+        )
+
+    # -- the exchange ------------------------------------------------------------------------
+
+    def _run_ended(
+        self,
+        outcome: str,
+        session: bytes | None,
+        code: str | None = None,
+        counts: tuple[int, int] | None = None,
+    ) -> None:
+        fields: dict[str, object] = {"outcome": outcome, "peer": self.peer_id, "mou": self.mou.id}
+        if session is not None:
+            fields["session"] = session
+        if code is not None:
+            fields["code"] = code
+        if counts is not None:
+            fields["released"], fields["received"] = counts
+        self.audit.append(AuditEvent.RUN_ENDED, fields, now=self.clock())
+
+    def session_config(self, role: Role) -> SessionConfig:
+        """The PSI session's configuration under the MOU: its ids and digests, set-size bounds
+        lowered to what the daily budget leaves (:class:`~xlink.errors.InputError` when it is
+        spent, audited), and the minimal reveal."""
+        own, peer = self.mou.party(self.agency_id), self.mou.peer_of(self.agency_id)
+        config = SessionConfig(
+            role=role,
+            mode=Mode.PSI,
+            party_id=self.agency_id,
+            peer_id=peer.agency_id,
+            mou_id=self.mou.id,
+            mou_digest=mou_digest(self.mou),
+            schema_digest=self.mou.schema_digest,
+            padding_bucket=self.mou.padding_bucket,
+            max_peer_set_size=peer.max_set_size,
+            max_own_set_size=own.max_set_size,
+            reveal_bound=reveal_bound_for(self.schema, self.mou.match_threshold),
+        )
+        history = set_size_history(self.audit, peer.agency_id)
+        return apply_daily_budget(
+            config, self.mou.set_size_budget_per_day, history, self.audit, self.clock()
+        )
+
+    async def exchange(
+        self,
+        conn: Connection,
+        side: PreparedSide,
+        *,
+        role: Role | None = None,
+        config: SessionConfig | None = None,
+        idle_timeout: float = 60.0,
+        progress: ProgressFn | None = None,
+    ) -> AgencyOutcome:
+        """Run one whole exchange with the partner over ``conn`` and close it: the PSI session
+        (xlink-psi-v2, bounded by the MOU and its daily budget, minimal reveal), the decision,
+        the check that both sides decided the same pairs, the label exchange, then releases
+        both ways with receipts (xlink-release-v1 §10), and the matches file.
+
+        Safe to run again: a record version pending approval, denied, or delivered before is
+        neither queued nor sent again, approved ones are sent, and a release whose content is
+        already stored is receipted without storing it twice. Every end is audited
+        (``RUN_ENDED``: completed, aborted, transfer-failed, interrupted).
+
+        Give ``role``, or ``config`` (:meth:`session_config`, made before connecting).
+        Raises the :class:`~xlink.errors.ProtocolError` s of the session and the transfer (each
+        audited with its code), :class:`SchemaMismatch` if ``side`` was prepared with another
+        schema, and :class:`~xlink.errors.InputError` for our own set above the MOU's bound or
+        the daily budget used up.
+        """
+        if schema_digest(side.schema) != self.mou.schema_digest:
+            await conn.close(timeout=1.0)
+            raise SchemaMismatch("these records were prepared with another linkage schema")
+        if config is None:
+            if role is None:
+                raise ValueError("give the role or the session config")
+            config = self.session_config(role)
+        role = config.role
+        phases: dict[str, float] = {}
+        started = time.perf_counter()
+        session_id: bytes | None = None
+        outcome, code = "aborted", None
+        try:
+            gate = TransferGate(conn)
+            try:
+                session = PsiSession(config, side.tokens, rng=self.rng)
+            except ValueError as exc:  # e.g. our own set above the MOU's bound
+                raise InputError(f"cannot start the session: {exc}") from None
+            auditor = _ProgressAuditor(
+                self.audit,
+                session,
+                own_tokens=len(side.tokens),
+                clock=self.clock,
+                progress=progress,
+                history=set_size_history(self.audit, self.peer_id),
+            )
+            result = await run_session(session, gate, auditor=auditor, idle_timeout=idle_timeout)
+            if not isinstance(result, PsiResult):  # pragma: no cover - Mode.PSI
+                raise InputError("the session did not produce a PSI result")
+            session_id = result.session_id
+            phases["psi"] = time.perf_counter() - started
+            decision = decide(result, self.schema, self.mou.match_threshold)
+            outcome = "transfer-failed"
+            mark = time.perf_counter()
+            outcome_counts = await self._transfer(
+                gate, session, decision, side, idle_timeout, progress
+            )
+            phases["transfer"] = time.perf_counter() - mark
+            outcome = "completed"
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            outcome = "interrupted"
+            raise
+        except RemoteProtocolError as exc:
+            code = exc.code.name
+            if outcome == "transfer-failed":  # the session's auditor wrote PSI aborts
+                fields = {"code": code, "side": "LOCAL", "peer": self.peer_id}
+                if session_id is not None:
+                    fields["session"] = session_id.hex()
+                self.audit.append(AuditEvent.SESSION_ABORTED, fields, now=self.clock())
+            raise
+        except ProtocolError:
+            code = "INTERNAL_ERROR"
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(conn.close(timeout=1.0))
+            counts = None
+            if outcome == "completed":
+                counts = (outcome_counts["released"], outcome_counts["received"])
+            self._run_ended(outcome, session_id, code, counts)
+        report = verify_log(self.audit.path, self.keys.signing_key.verify_key)
+        return AgencyOutcome(
+            agency=self.agency_id,
+            peer=self.peer_id,
+            role="serve" if role is Role.RESPONDER else "match",
+            mou_id=self.mou.id,
+            session_id=result.session_id.hex(),
+            records=side.loaded,
+            rejected=side.rejected,
+            tokens=len(side.tokens),
+            matched_tokens=result.matched_tokens,
+            candidates=decision.candidates,
+            decided=len(decision.matches),
+            approval_required=self.mou.approval_required,
+            workdir=str(self.workdir),
+            audit_ok=report.ok,
+            audit_entries=report.entries,
+            audit_reason=report.reason,
+            phases={k: round(v, 3) for k, v in phases.items()},
+            **outcome_counts["fields"],
+        )
+
+    async def _transfer(
+        self,
+        gate: TransferGate,
+        session: PsiSession,
+        decision: Decision,
+        side: PreparedSide,
+        idle_timeout: float,
+        progress: ProgressFn | None,
+    ) -> dict[str, Any]:
+        session_id = decision.session_id
+        decided_handles = [m.handles for m in decision.matches]
+        # Both sides must have decided the same pairs before anything is released.
+        await agree_decided_pairs(gate, session_id, decided_handles, idle_timeout)
+        # Then the key material of the labels, for the decided pairs' tokens only.
+        peer_outputs = await exchange_labels(
+            gate,
+            label_handles(decided_handles),
+            request=session.labels.request,
+            answer=session.labels.answer,
+            outputs=session.labels.outputs,
+            idle_timeout=idle_timeout,
+        )
+        if progress is not None:
+            progress("releasing", 0, len(decision.matches))
+        overdue = self.queue.audit_overdue(self.clock())
+        batch = release_decided(
+            decision,
+            side.records,
+            mou=self.mou,
+            originator=self.agency_id,
+            signing_key=self.keys.signing_key,
+            handle_key=self._handle_key(),
+            rng=self.rng,
+            now=self.clock(),
+            queue=self.queue,
+            audit=self.audit,
+        )
+        receiver = _Receiver(self, session_id, decision, peer_outputs.__getitem__)
+        transferred = await transfer_releases(
+            gate,
+            batch.sealed,
+            receiver.store_one,
+            idle_timeout,
+            encode=lambda s: seal_labelled(
+                s.data,
+                s.match_handles,
+                session_id=session_id,
+                output_of=session.labels.own_output,
+                rng=self.rng,
+            ),
+        )
+        if progress is not None:
+            progress("releasing", len(decision.matches), len(decision.matches))
+        verified, refused_by_peer = settle_receipts(
+            batch,
+            transferred.answers,
+            mou=self.mou,
+            now=self.clock(),
+            queue=self.queue,
+            audit=self.audit,
+        )
+        categories = {r.record_id: r.category.value for r in side.records}
+        matches_file = write_matches(
+            self.workdir / "matches", decision, batch.fates, categories, receiver.inbound
+        )
+        fates = Counter(f.fate.value for f in batch.fates)
+        received = Counter(got.category for got in receiver.accepted)
+        fields = {
+            "released": dict(sorted(Counter(s.category for s in batch.sealed).items())),
+            "queued": fates["queued"],
+            "pending": fates["pending"],
+            "denied": fates["denied"],
+            "delivered_before": fates["delivered"],
+            "received": dict(sorted(received.items())),
+            "received_before": sum(1 for got in receiver.accepted if got.status == "held-before"),
+            "overdue": len(overdue),
+            "refused_by_us": receiver.refused,
+            "receipts_verified": verified,
+            "refused_by_peer": refused_by_peer,
+            "matches_file": str(matches_file),
+        }
+        return {"released": len(batch.sealed), "received": received.total(), "fields": fields}
+
+    def _handle_key(self) -> SourceHandleKey:
+        path = self.workdir / "source-handle.key"
+        if path.exists():
+            raw = path.read_text(encoding="ascii").strip()
+            try:
+                return SourceHandleKey(bytes.fromhex(raw))
+            except ValueError:
+                raise InputError(f"{path}: not a 32-byte source handle key in hex") from None
+        key = SourceHandleKey.generate(self.rng)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(key.secret().hex() + "\n")
+        return key
+
+
+class _Receiver:
+    """The receiving half of one transfer: opens each labelled release with the OPRF outputs
+    of tokens we hold (spec §10.2) and stores it against the decided match it names."""
+
+    def __init__(
+        self,
+        agency: Agency,
+        session_id: bytes,
+        decision: Decision,
+        output_of: Callable[[bytes], bytes],
+    ) -> None:
+        self._agency = agency
+        self._session_id = session_id
+        self._output_of = output_of
+        self._expected = DecidedMatches(m.handles for m in decision.matches)
+        # Our decided matches by handle set, in order: two of our records decided with the same
+        # peer record on the same tokens share a handle set, and take its releases in turn.
+        self._waiting: dict[frozenset[bytes], list[int]] = {}
+        for i, m in enumerate(decision.matches):
+            self._waiting.setdefault(frozenset(m.handles), []).append(i)
+        self._matches = decision.matches
+        self.inbound: dict[int, Inbound] = {}  # by index of the decided match
+        self.accepted: list[Inbound] = []
+        self.refused = 0
+
+    def _refuse(self, named: tuple[bytes, ...], reason: str) -> tuple[bool, bytes]:
+        self.refused += 1
+        # The first handle the frame names stands for the release (its id is inside).
+        first = named[0] if named and len(named[0]) == HANDLE_SIZE else bytes(HANDLE_SIZE)
+        fields = {"session": self._session_id, "handle": first, "reason": reason}
+        agency = self._agency
+        agency.audit.append(
+            AuditEvent.RECEIVE_DENIED, {**fields, "peer": agency.peer_id}, now=agency.clock()
+        )
+        return False, reason.encode("ascii")
+
+    def store_one(self, frame: bytes) -> tuple[bool, bytes]:
+        named = labelled_handles(frame)
+        try:
+            label, data = open_labelled(
+                frame, session_id=self._session_id, output_of=self._output_of
+            )
+        except LabelNotMatched:  # names a handle we never matched
+            return self._refuse(named, DENY_NOT_DECIDED)
+        except (LabelError, DecryptionError):
+            return self._refuse(named, DENY_LABEL_FAILED)
+        waiting = self._waiting.get(frozenset(label))
+        index = waiting[0] if waiting else None
+        own = self._matches[index].local_record_id if index is not None else None
+        try:
+            accepted = self._agency.store.accept(
+                data,
+                expected_session_id=self._session_id,
+                now=self._agency.clock(),
+                expected_matches=self._expected,
+                label_handles=label,
+                own_record_id=own,
+            )
+        except XlinkError as exc:
+            self.refused += 1
+            reason = getattr(exc, "reasons", None) or [type(exc).__name__]
+            return False, str(reason[0]).encode("utf-8")[:200]
+        status = "received" if accepted.stored else "held-before"
+        got = Inbound(status, accepted.release_id, accepted.category.value)
+        if waiting:
+            self.inbound[waiting.pop(0)] = got
+        self.accepted.append(got)
+        return True, accepted.receipt
+
+
+class _ProgressAuditor(SessionAuditor):
+    """A session auditor that also reports the session's Progress events."""
+
+    def __init__(
+        self,
+        audit: AuditLog,
+        session: PsiSession,
+        *,
+        own_tokens: int,
+        clock: Callable[[], datetime],
+        progress: ProgressFn | None,
+        history: Any = None,
+    ) -> None:
+        super().__init__(audit, session, own_tokens=own_tokens, clock=clock, history=history)
+        self._progress = progress
+
+    def record(self, events: Iterable[Event]) -> None:
+        events = list(events)
+        super().record(events)
+        if self._progress is not None:
+            for event in events:
+                if isinstance(event, Progress):
+                    phase = f"PSI {event.phase.replace('_', ' ')}"
+                    self._progress(phase, event.done, event.total)
+
+
+async def exchange_in_process(
+    initiator: tuple[Agency, PreparedSide],
+    responder: tuple[Agency, PreparedSide],
+    *,
+    idle_timeout: float = 60.0,
+) -> tuple[AgencyOutcome, AgencyOutcome]:
+    """Two agencies' exchange in one process, over a memory pair instead of TLS: the same
+    :meth:`Agency.exchange` on each side. Returns ``(initiator's, responder's)`` outcomes."""
+    left, right = memory_pair()
+    (a, a_side), (b, b_side) = initiator, responder
+    results = await asyncio.gather(
+        a.exchange(left, a_side, role=Role.INITIATOR, idle_timeout=idle_timeout),
+        b.exchange(right, b_side, role=Role.RESPONDER, idle_timeout=idle_timeout),
+        return_exceptions=True,
+    )
+    for item in results:
+        if isinstance(item, BaseException):
+            raise item
+    first, second = results
+    assert isinstance(first, AgencyOutcome) and isinstance(second, AgencyOutcome)
+    return first, second

@@ -1,0 +1,104 @@
+"""The matches file: what an analyst acts on after a run (docs/cli.md, "Matches file").
+
+One row per decided match of the session, local to the agency that wrote it: its own record
+id and category, the score and which linkage keys agreed, disagreed or were missing, what this
+side did with its own record (``outbound``) and what the partner's release for that match did
+here (``inbound``), each with its release id. Written twice, as CSV and as JSON Lines, into
+``WORKDIR/matches/`` and named by the session id; the partner's data appears only as release
+ids (open them with ``xlink store read``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, TextIO
+
+from xlink.decide import Decision
+from xlink.release.recipe import MatchFate
+
+__all__ = ["COLUMNS", "Inbound", "write_matches"]
+
+COLUMNS: Final = (
+    "session",
+    "own_record_id",
+    "own_category",
+    "score",
+    "agreeing_keys",
+    "disagreeing_keys",
+    "missing_keys",
+    "outbound",
+    "outbound_release_id",
+    "outbound_reasons",
+    "inbound",
+    "inbound_release_id",
+    "inbound_category",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """What became of the partner's release for one decided match: ``received`` (stored now),
+    ``held-before`` (the same content was stored by an earlier run), or ``refused:<reason>``."""
+
+    status: str
+    release_id: bytes
+    category: str
+
+
+def write_matches(
+    directory: Path,
+    decision: Decision,
+    fates: Sequence[MatchFate],
+    categories: Mapping[str, str],
+    inbound: Mapping[int, Inbound],
+) -> Path:
+    """Write ``matches/<session>.csv`` and ``.jsonl`` (mode 0600: they name own records);
+    return the CSV's path. ``fates`` are in the decision's order (or empty when the run ended
+    before releasing); ``categories`` maps own record ids to their category; ``inbound`` the
+    partner's release for a match, by the match's index in the decision."""
+    directory.mkdir(parents=True, exist_ok=True)
+    session = decision.session_id.hex()
+    rows: list[dict[str, str]] = []
+    for i, match in enumerate(decision.matches):
+        fate = fates[i] if i < len(fates) else None
+        got = inbound.get(i)
+        rows.append(
+            {
+                "session": session,
+                "own_record_id": match.local_record_id,
+                "own_category": categories.get(match.local_record_id, ""),
+                "score": f"{match.score:.3f}",
+                "agreeing_keys": " ".join(sorted(match.agreeing_keys)),
+                "disagreeing_keys": " ".join(sorted(match.disagreeing_keys)),
+                "missing_keys": " ".join(sorted(match.missing_keys)),
+                "outbound": fate.fate.value if fate is not None else "not-released",
+                "outbound_release_id": _hex(fate.release_id if fate is not None else None),
+                "outbound_reasons": " ".join(fate.reasons) if fate is not None else "",
+                "inbound": got.status if got is not None else "none",
+                "inbound_release_id": _hex(got.release_id if got is not None else None),
+                "inbound_category": got.category if got is not None else "",
+            }
+        )
+    csv_path = directory / f"{session}.csv"
+    with _private(csv_path) as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    with _private(directory / f"{session}.jsonl") as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+    return csv_path
+
+
+def _hex(value: bytes | None) -> str:
+    return "" if value is None else value.hex()
+
+
+def _private(path: Path) -> TextIO:
+    fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8", newline="")

@@ -1,0 +1,60 @@
+"""What one exchange did, as counts (never a record): :class:`AgencyOutcome`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["AgencyOutcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyOutcome:
+    """What one agency's exchange did: counts only, never a record. ``matches_file`` is the
+    run's matches file (CSV; the JSON Lines twin beside it), local to this agency."""
+
+    agency: str
+    peer: str
+    role: str
+    mou_id: str
+    session_id: str
+    records: int
+    rejected: int
+    tokens: int
+    matched_tokens: int
+    candidates: int
+    decided: int
+    approval_required: bool
+    released: dict[str, int] = field(default_factory=dict)
+    queued: int = 0
+    """Decided matches newly queued for approval (a record in two pairs is one queue item)."""
+    pending: int = 0
+    """Decided matches whose record was queued by an earlier run and awaits approval."""
+    overdue: int = 0
+    """Releases newly past their follow-up deadline, still awaiting approval (audited)."""
+    denied: int = 0
+    delivered_before: int = 0
+    received: dict[str, int] = field(default_factory=dict)
+    received_before: int = 0
+    refused_by_us: int = 0
+    receipts_verified: int = 0
+    refused_by_peer: int = 0
+    audit_ok: bool = False
+    audit_entries: int = 0
+    audit_reason: str | None = None
+    workdir: str = ""
+    matches_file: str = ""
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def released_total(self) -> int:
+        return sum(self.released.values())
+
+    @property
+    def received_total(self) -> int:
+        return sum(self.received.values())
+
+    def to_json(self) -> dict[str, object]:
+        doc = asdict(self)
+        doc["released_total"] = self.released_total
+        doc["received_total"] = self.received_total
+        return doc

@@ -1,0 +1,134 @@
+"""``xlink check``: a preflight of everything ``xlink serve`` / ``xlink match`` need, run before a
+partner connects (docs/cli.md): keys and passphrase, the MOU, the partner's bundle, the linkage
+schema the MOU names, the input files, the workdir and the port. Nothing is sent anywhere and
+nothing is audited."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from xlink._workdir import workdir_lock
+from xlink.agency import Agency
+from xlink.cli._common import emit_json
+from xlink.cli.cmd_keygen import read_passphrase
+from xlink.cli.cmd_serve import add_exchange_options, host_port
+from xlink.cli.exitcodes import ExitCode, exit_code_for
+from xlink.errors import InputError
+from xlink.prepare import prepare_side
+
+__all__ = ["register", "run"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "check",
+        help="preflight: keys, passphrase, MOU, bundle, schema, files, workdir and port",
+        description="Check, before the partner connects, everything `xlink serve` or `xlink "
+        "match` with the same options would need: the keys open with the passphrase and are "
+        "the ones the MOU names; the MOU is signed by both and valid today; the partner's "
+        "bundle carries the certificate the MOU pins; the linkage schema the MOU names is at "
+        "hand; every input file loads (rejected rows are counted, not written); the workdir "
+        "is writable and no other run holds it; the --listen port can be bound, or the --peer "
+        "host resolves. Nothing is sent and nothing is audited. Exit 0 when every check "
+        "passes, else the exit code the failing check would give serve/match (3 input, 5 MOU "
+        "refused).",
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--listen", type=host_port, metavar="HOST:PORT", help="as for serve")
+    where.add_argument("--peer", type=host_port, metavar="HOST:PORT", help="as for match")
+    add_exchange_options(p)
+    p.set_defaults(handler=run)
+
+
+def _port(args: argparse.Namespace) -> str:
+    if args.listen is not None:
+        host, port = args.listen
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            with socket.socket(infos[0][0], socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(infos[0][4])
+        except OSError as exc:
+            raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        return f"{host}:{port} can be bound"
+    host, port = args.peer
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise InputError(f"cannot resolve {host}: {exc.strerror or exc}") from None
+    return f"{host} resolves (the partner is not contacted)"
+
+
+def _workdir(path: Path) -> str:
+    path.mkdir(parents=True, exist_ok=True)
+    with workdir_lock(path), tempfile.TemporaryFile(dir=path):
+        pass
+    return f"{path} is writable and free"
+
+
+def run(args: argparse.Namespace) -> int:
+    checks: list[dict[str, object]] = []
+    failed: BaseException | None = None
+
+    def step(name: str, action: Any) -> Any:
+        nonlocal failed
+        if failed is not None:
+            checks.append({"check": name, "ok": None, "detail": "not checked"})
+            return None
+        try:
+            result = action()
+        except Exception as exc:
+            failed = exc
+            checks.append({"check": name, "ok": False, "detail": str(exc)})
+            return None
+        detail = result[1] if isinstance(result, tuple) else str(result)
+        checks.append({"check": name, "ok": True, "detail": detail})
+        return result
+
+    def agency() -> tuple[Any, str]:
+        passphrase = read_passphrase(args.passphrase_env, confirm=False)
+        found = Agency.check(
+            agency=args.agency,
+            keys_dir=args.keys,
+            passphrase=passphrase,
+            mou_path=args.mou,
+            peer_bundle_path=args.peer_bundle,
+            today=datetime.now(UTC).date(),
+        )
+        _, mou, schema, bundle = found
+        return found, (
+            f"MOU {mou.id} signed by both, valid until {mou.valid_until}; partner "
+            f"{bundle.agency_id}; schema {schema.id} v{schema.version}"
+        )
+
+    def files(schema: Any) -> str:
+        if args.mapping is not None and len(args.mapping) != len(args.files):
+            raise InputError("give --mapping once per FILE, or not at all")
+        with tempfile.TemporaryDirectory() as rejects:
+            side = prepare_side(
+                args.files,
+                schema=schema,
+                mappings=args.mapping,
+                date_order=args.date_order,
+                rejects_dir=rejects,
+            )
+        return f"{side.loaded} records, {side.rejected} rows rejected, {len(side.tokens)} tokens"
+
+    found = step("keys, passphrase, MOU, partner bundle, schema", agency)
+    schema = found[0][2] if found is not None else None
+    step("input files", lambda: files(schema))
+    step("workdir", lambda: _workdir(Path(args.workdir)))
+    step("port", lambda: _port(args))
+    code = ExitCode.OK if failed is None else exit_code_for(failed)
+    if args.json:
+        emit_json({"ok": failed is None, "exit_code": int(code), "checks": checks})
+    else:
+        for c in checks:
+            mark = {True: "ok  ", False: "FAIL", None: "-   "}[c["ok"]]  # type: ignore[index]
+            print(f"{mark} {c['check']}: {c['detail']}")
+    return code

@@ -1,0 +1,81 @@
+"""The machine-readable codes xlink's exceptions carry: :class:`AbortCode` (why a session was
+aborted, spec xlink-psi-v2 §8) and :class:`RefusalReason` (why a peer was refused before any
+session, docs/transport.md).
+
+A leaf module: it imports nothing from xlink, so that :mod:`xlink.errors` (which imports it) is
+a leaf too. Import the codes from where they are documented (``xlink.protocol.AbortCode``,
+``xlink.transport.RefusalReason``, ``xlink.errors``); they are the same objects.
+"""
+
+from __future__ import annotations
+
+from enum import Enum, IntEnum
+
+__all__ = ["AbortCode", "RefusalReason"]
+
+
+class AbortCode(IntEnum):
+    """Why a session was aborted. See protocols/xlink-psi-v2.md §8 for each code's meaning.
+
+    The numeric values are on the wire (in the ``Abort`` message) and in audit entries, so they
+    are part of the protocol and never renumbered.
+    """
+
+    # Framing and encoding.
+    MALFORMED_MESSAGE = 1
+    FRAME_TOO_LARGE = 2
+    TRUNCATED = 3
+    UNSUPPORTED_VERSION = 4
+    UNEXPECTED_MESSAGE = 5
+    UNKNOWN_MESSAGE = 6
+    # Handshake agreement.
+    UNSUPPORTED_SUITE = 10
+    MOU_MISMATCH = 11
+    SCHEMA_MISMATCH = 12
+    PARTY_MISMATCH = 13
+    MODE_MISMATCH = 14
+    BAD_SET_SIZE = 15
+    ROLE_MISMATCH = 16
+    # Exchange.
+    INVALID_ELEMENT = 20
+    IDENTITY_ELEMENT = 21
+    DUPLICATE_ELEMENT = 22
+    WRONG_COUNT = 23
+    CHUNK_OUT_OF_ORDER = 24
+    CHUNK_REPLAYED = 25
+    BAD_REVEAL = 26
+    CONFIRMATION_FAILED = 27
+    BAD_COMMITMENT = 28
+    # Session level.
+    PEER_ABORTED = 40
+    TIMEOUT = 41
+    CONNECTION_LOST = 42
+    INTERNAL_ERROR = 50
+    # Release transfer (xlink-release-v1 §10): never in a PSI Abort message.
+    DECISION_MISMATCH = 60
+    TOO_MANY_RELEASES = 61
+
+
+class RefusalReason(Enum):
+    """Why a connection was refused before any protocol message (docs/transport.md)."""
+
+    NO_CERTIFICATE = "no-certificate"
+    """The peer presented no certificate."""
+    CERTIFICATE_INVALID = "certificate-invalid"
+    """The peer's certificate did not verify: expired, not yet valid, or not the trusted one."""
+    FINGERPRINT_MISMATCH = "fingerprint-mismatch"
+    """The handshake succeeded but the certificate is not the one the MOU pins."""
+    TLS_FAILURE = "tls-failure"
+    """Any other TLS failure (protocol version, cipher, alert, connection reset)."""
+    TIMEOUT = "handshake-timeout"
+    """No connection or no completed handshake within the time allowed."""
+    NO_PEER = "no-peer"
+    """``serve_once``: no peer authenticated within the time allowed (nobody connected, or
+    every connection was refused)."""
+    TOO_MANY_HANDSHAKES = "too-many-handshakes"
+    """``serve_once``: a connection came while every handshake slot was busy; closed at once."""
+    CONNECT_FAILED = "connect-failed"
+    """``connect``: no TCP connection could be made (refused, unreachable, unresolvable)."""
+    NOBODY_LISTENING = "nobody-listening"
+    """``connect``: the partner's machine answered, but nothing listened on the port until
+    the timeout (connections refused on every retry)."""

@@ -1,0 +1,578 @@
+"""Release transfer v1 as a sans-I/O state machine: bytes in, events out (xlink-release-v1 §10).
+
+After a PSI session the two parties keep its connection and run, over it: ``DIGEST`` (the
+decided pairs agree, §10.1), the label evaluation (``LABELS`` / ``LABEL_ANSWERS``, §10.2),
+then ``COUNT``, ``RELEASE`` frames and ``END`` each way, every release answered by ``RECEIPT``
+or ``REFUSED`` and the answers closed by ``RECEIPTS_END``. A :class:`ReleaseTransfer` is one
+side of that; like :class:`~xlink.protocol.session.PsiSession` it never touches a socket, a
+clock or a store. The caller moves frames and makes the local decisions:
+
+* :meth:`ReleaseTransfer.next_frame` gives the next frame to send (None: nothing is due);
+* :meth:`ReleaseTransfer.receive` takes one frame of the peer and returns events;
+* :meth:`ReleaseTransfer.evaluate_labels` starts the label evaluation once the digests agree
+  (:class:`DecisionsAgreed`), with the session's label functions;
+* :meth:`ReleaseTransfer.send_releases` gives our encoded releases once the labels are
+  evaluated (:class:`LabelsEvaluated`), or right after the agreement for an unlabelled
+  transfer;
+* :meth:`ReleaseTransfer.answer` answers the peer's release of a :class:`ReleaseReceived`
+  event (our store's receipt or refusal) before the next frame is received.
+
+The transfer ends with :class:`TransferComplete` (state DONE). Every frame the peer should not
+have sent (malformed, of another version, unknown, out of order, replayed, oversize, a count
+that disagrees, a dishonest claim) raises :class:`TransferError` with its
+:class:`~xlink.protocol.abort.AbortCode`; the machine is then ABORTED and gives no frame
+any more, so nothing is released after an abort. Release transfer v1 has no abort frame: the
+driver closes the connection. Calls the current state does not allow raise
+:class:`~xlink.errors.LocalProtocolError` and change nothing.
+
+The async driver over a connection is :mod:`xlink.transport.release_transfer`.
+:class:`~xlink.errors.TransferError` and :class:`~xlink.errors.DecisionMismatch` live in the
+one exception tree, :mod:`xlink.errors`, and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+from typing import Final
+
+from xlink.errors import DecisionMismatch, LocalProtocolError, RemoteProtocolError, TransferError
+from xlink.protocol.abort import AbortCode
+from xlink.protocol.limits import MAX_MESSAGE_SIZE
+
+__all__ = [
+    "DST_DECIDED_PAIRS",
+    "LABEL_CHUNK",
+    "MAGIC_FAMILY",
+    "MAX_REFUSAL_SIZE",
+    "RELEASE_MAGIC",
+    "DecisionMismatch",
+    "DecisionsAgreed",
+    "FrameType",
+    "LabelsEvaluated",
+    "ReleaseAnswered",
+    "ReleaseReceived",
+    "ReleaseTransfer",
+    "TransferComplete",
+    "TransferError",
+    "TransferEvent",
+    "TransferResult",
+    "TransferState",
+    "check_magic",
+    "decided_pairs_digest",
+    "label_handles",
+    "split_frame",
+    "transfer_frame",
+]
+
+MAGIC_FAMILY: Final = b"\xf0XR"
+"""First bytes of a frame of any version of the release transfer."""
+RELEASE_MAGIC: Final = MAGIC_FAMILY + b"\x01"
+"""First bytes of every release-transfer-v1 frame: ``f0 58 52`` then the version byte ``01``
+(v0 had ``54``, "T"). A PSI message starts with its protocol version byte (0x02), so the two
+kinds of frame cannot be confused."""
+
+DST_DECIDED_PAIRS: Final = b"xlink-release/decided-pairs"
+"""The label of :func:`decided_pairs_digest`."""
+
+LABEL_CHUNK: Final = 16384
+"""Most points in one LABELS or LABEL_ANSWERS frame (512 KiB)."""
+
+MAX_REFUSAL_SIZE: Final = 200
+"""Longest reason of a REFUSED frame, in bytes."""
+
+_U32: Final = struct.Struct(">I")
+_DIGEST_SIZE: Final = 32
+_SESSION_ID_SIZE: Final = 16
+_POINT_SIZE: Final = 32
+_HEADER: Final = len(RELEASE_MAGIC) + 1
+
+
+class FrameType(IntEnum):
+    """The type byte after :data:`RELEASE_MAGIC` (xlink-release-v1 §10)."""
+
+    COUNT = 1
+    RELEASE = 2
+    END = 3
+    RECEIPT = 4
+    REFUSED = 5
+    RECEIPTS_END = 6
+    DIGEST = 7
+    LABELS = 8
+    LABEL_ANSWERS = 9
+
+
+class TransferState(Enum):
+    """Where one side of the transfer is.
+
+    AGREEING: our DIGEST is due or out, the peer's is awaited. AGREED: the digests are equal;
+    waiting for the caller (:meth:`~ReleaseTransfer.evaluate_labels` or
+    :meth:`~ReleaseTransfer.send_releases`). LABELLING: the label evaluation. LABELLED: its
+    outputs are known; waiting for :meth:`~ReleaseTransfer.send_releases`. RELEASING: releases
+    and answers both ways. DONE: the peer's END and RECEIPTS_END are in (frames of ours may
+    still be due). ABORTED: ended by an error; nothing more is sent.
+    """
+
+    AGREEING = "agreeing"
+    AGREED = "agreed"
+    LABELLING = "labelling"
+    LABELLED = "labelled"
+    RELEASING = "releasing"
+    DONE = "done"
+    ABORTED = "aborted"
+
+
+@dataclass
+class TransferResult:
+    """What a completed transfer moved: the peer's releases (RELEASE bodies, in order) and the
+    peer's answer to each of ours, ``(True, receipt)`` or ``(False, reason)``."""
+
+    peer_releases: list[bytes]
+    answers: list[tuple[bool, bytes]]  # per release of ours: (receipt?, receipt or reason)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionsAgreed:
+    """The peer's digest equals ours: both decided the same ``decided`` matches."""
+
+    decided: int
+
+
+@dataclass(frozen=True, slots=True)
+class LabelsEvaluated:
+    """The label evaluation is over: handle -> its OPRF output under the peer's key."""
+
+    outputs: Mapping[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseReceived:
+    """The peer's release number ``index`` (from 0): answer it with
+    :meth:`ReleaseTransfer.answer` before receiving anything else."""
+
+    index: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseAnswered:
+    """The peer answered our release number ``index``: ``ok`` with its receipt, or not with
+    its reason."""
+
+    index: int
+    ok: bool
+    answer: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TransferComplete:
+    """Both sides' releases are in and answered."""
+
+    result: TransferResult
+
+
+TransferEvent = (
+    DecisionsAgreed | LabelsEvaluated | ReleaseReceived | ReleaseAnswered | TransferComplete
+)
+
+
+def decided_pairs_digest(session_id: bytes, pairs: Iterable[Iterable[bytes]]) -> bytes:
+    """The digest both sides compare before any release (xlink-release-v1 §10.1)::
+
+        SHA-256(lp("xlink-release/decided-pairs") || session_id || u32(n)
+                || for each pair, in ascending order of its sorted handles' concatenation:
+                   u32(h) || handle_1 || ... || handle_h)
+
+    with each pair's ``h`` handles sorted ascending; ``pairs`` are the decided matches' shared
+    handles (:attr:`xlink.decide.DecidedMatch.handles`), in any order. ``ValueError`` for a
+    session id that is not 16 bytes or a handle that is not bytes.
+    """
+    if type(session_id) is not bytes or len(session_id) != _SESSION_ID_SIZE:
+        raise ValueError(f"session_id must be {_SESSION_ID_SIZE} bytes")
+    encoded = []
+    for pair in pairs:
+        handles = list(pair)
+        if any(type(h) is not bytes for h in handles):
+            raise ValueError("handles must be bytes")
+        encoded.append((b"".join(sorted(handles)), len(handles)))
+    encoded.sort()
+    digest = hashlib.sha256(_U32.pack(len(DST_DECIDED_PAIRS)) + DST_DECIDED_PAIRS)
+    digest.update(session_id)
+    digest.update(_U32.pack(len(encoded)))
+    for joined, count in encoded:
+        digest.update(_U32.pack(count))
+        digest.update(joined)
+    return digest.digest()
+
+
+def label_handles(pairs: Iterable[Iterable[bytes]]) -> list[bytes]:
+    """The handles of the decided pairs in the order both sides use for the label exchange
+    (xlink-release-v1 §10.2): pairs in the order of :func:`decided_pairs_digest`, handles
+    ascending within a pair, each handle once (at its first place)."""
+    ordered = sorted(sorted(pair) for pair in pairs)
+    ordered.sort(key=b"".join)
+    seen: set[bytes] = set()
+    out = []
+    for pair in ordered:
+        for handle in pair:
+            if handle not in seen:
+                seen.add(handle)
+                out.append(handle)
+    return out
+
+
+def transfer_frame(kind: FrameType, body: bytes = b"") -> bytes:
+    """A release transfer v1 frame: :data:`RELEASE_MAGIC`, the type byte, ``body``."""
+    return RELEASE_MAGIC + bytes([kind]) + body
+
+
+def check_magic(frame: bytes) -> None:
+    """Raise :class:`TransferError` unless ``frame`` starts with :data:`RELEASE_MAGIC` and a
+    type byte: ``UNSUPPORTED_VERSION`` for another version of the transfer (``f0 58 52``, then
+    a version byte other than ``01``), ``UNEXPECTED_MESSAGE`` for anything else."""
+    if frame.startswith(MAGIC_FAMILY) and not frame.startswith(RELEASE_MAGIC):
+        raise TransferError("not release transfer v1", AbortCode.UNSUPPORTED_VERSION)
+    if not frame.startswith(RELEASE_MAGIC) or len(frame) < _HEADER:
+        raise TransferError("not a release transfer frame")
+
+
+def split_frame(frame: bytes) -> tuple[FrameType, bytes]:
+    """The type and body of a release transfer v1 frame. Raises :class:`TransferError`:
+    ``FRAME_TOO_LARGE`` above ``MAX_MESSAGE_SIZE``, the errors of :func:`check_magic`, and
+    ``UNEXPECTED_MESSAGE`` for an unknown type byte."""
+    if len(frame) > MAX_MESSAGE_SIZE:
+        raise TransferError("frame larger than MAX_MESSAGE_SIZE", AbortCode.FRAME_TOO_LARGE)
+    check_magic(frame)
+    try:
+        kind = FrameType(frame[len(RELEASE_MAGIC)])
+    except ValueError:
+        raise TransferError(f"unknown release transfer frame {frame[len(RELEASE_MAGIC)]}") from None
+    return kind, frame[_HEADER:]
+
+
+_Request = Callable[[Sequence[bytes], int], bytes]
+_Answer = Callable[[bytes], bytes]
+_Outputs = Callable[[Sequence[bytes], bytes, int], list[bytes]]
+
+
+class ReleaseTransfer:
+    """One side of one release transfer v1 (xlink-release-v1 §10), after the PSI session
+    ``session_id`` in which this side decided the matches ``pairs`` (each the shared handles
+    of one decided match, :attr:`xlink.decide.DecidedMatch.handles`; any order).
+
+    Construction queues our DIGEST (state AGREEING). Raises ``ValueError`` as
+    :func:`decided_pairs_digest`.
+
+    Send the DIGEST before reading the peer's first frame: the machine gives no frame after an
+    abort, and a peer must have our digest to tell a mismatch (``DECISION_MISMATCH``) from a
+    hang-up.
+    """
+
+    def __init__(self, session_id: bytes, pairs: Iterable[Iterable[bytes]]) -> None:
+        decided = [tuple(pair) for pair in pairs]
+        self._digest = decided_pairs_digest(session_id, decided)
+        self.session_id = session_id
+        self.pairs: tuple[tuple[bytes, ...], ...] = tuple(decided)
+        self.decided = len(decided)
+        """Our number of decided matches: the most releases the peer may send."""
+        self._state = TransferState.AGREEING
+        self._agreed = False
+        self._out: deque[bytes] = deque([transfer_frame(FrameType.DIGEST, self._digest)])
+        # The label evaluation.
+        self._handles: tuple[bytes, ...] = ()
+        self._spans: list[range] = []
+        self._answer_points: _Answer | None = None
+        self._outputs_of: _Outputs | None = None
+        self._requests_sent = 0  # our LABELS given out by next_frame
+        self._requests_answered = 0  # the peer's LABELS we answered
+        self._outputs: list[list[bytes] | None] = []
+        self.peer_outputs: dict[bytes, bytes] | None = None
+        """Handle -> OPRF output under the peer's key, once LABELLED (None before)."""
+        # The releases.
+        self._ours = 0
+        self._releases_sent = 0  # our RELEASE frames given out by next_frame
+        self._expected: int | None = None  # the peer's COUNT
+        self._peer_releases: list[bytes] = []
+        self._peer_done = False  # the peer's END is in
+        self._answers: list[tuple[bool, bytes]] = []
+        self._receipts_done = False  # the peer's RECEIPTS_END is in
+        self._pending: int | None = None  # the peer's release awaiting our answer
+        self.result: TransferResult | None = None
+        """What the transfer moved, once DONE (None before)."""
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> TransferState:
+        return self._state
+
+    @property
+    def done(self) -> bool:
+        """True once the transfer is DONE or ABORTED."""
+        return self._state in (TransferState.DONE, TransferState.ABORTED)
+
+    @property
+    def agreed(self) -> bool:
+        """True once the peer's digest was found equal to ours (and after, even if the transfer
+        was aborted later)."""
+        return self._agreed
+
+    @property
+    def awaiting_answer(self) -> int | None:
+        """The index of the peer's release that :meth:`answer` must answer next, or None."""
+        return self._pending
+
+    def next_frame(self) -> bytes | None:
+        """The next frame to send, or None when nothing is due until a frame arrives or the
+        caller acts (always None once ABORTED)."""
+        if self._state is TransferState.ABORTED or not self._out:
+            return None
+        frame = self._out.popleft()
+        kind = frame[len(RELEASE_MAGIC)]
+        if kind == FrameType.RELEASE:
+            self._releases_sent += 1
+        elif kind == FrameType.LABELS:
+            self._requests_sent += 1
+        return frame
+
+    def receive(self, frame: bytes) -> list[TransferEvent]:
+        """Process one frame of the peer and return the events it caused.
+
+        If the frame is not allowed, the machine moves to ABORTED (dropping every frame not
+        yet given out) and raises :class:`TransferError` with the code; an error of a label
+        function (a bad point: ``INVALID_ELEMENT``, ``IDENTITY_ELEMENT``) is raised as a
+        :class:`TransferError` with its code, any other exception of theirs as it is, after
+        the abort. Raises :class:`~xlink.errors.LocalProtocolError`, changing nothing, when
+        the machine is ABORTED, waits for the caller (AGREED, LABELLED, or a release to
+        answer), or ``TypeError`` if ``frame`` is not bytes. A frame after DONE is the peer's
+        error (``UNEXPECTED_MESSAGE``).
+        """
+        if self._state is TransferState.ABORTED:
+            raise LocalProtocolError("the release transfer was aborted")
+        if self._state in (TransferState.AGREED, TransferState.LABELLED):
+            raise LocalProtocolError(f"the transfer waits for the caller ({self._state.value})")
+        if self._pending is not None:
+            raise LocalProtocolError("answer the peer's release before receiving more")
+        if not isinstance(frame, bytes | bytearray | memoryview):
+            raise TypeError("a frame is bytes")
+        data = bytes(frame)
+        try:
+            kind, body = split_frame(data)
+            return self._dispatch(kind, body)
+        except TransferError:
+            self._fail()
+            raise
+        except RemoteProtocolError as exc:  # a label function refused a point of the peer
+            self._fail()
+            raise TransferError(exc.detail, exc.code) from exc
+        except Exception:
+            self._fail()
+            raise
+
+    def evaluate_labels(
+        self,
+        *,
+        request: _Request,
+        answer: _Answer,
+        outputs: _Outputs,
+        handles: Sequence[bytes] | None = None,
+    ) -> list[TransferEvent]:
+        """Start the label evaluation (xlink-release-v1 §10.2), once AGREED: queue our LABELS
+        frames, ``u32(seq) || request(handles[chunk], chunk.start)`` for each chunk of at most
+        :data:`LABEL_CHUNK` handles; answer the peer's with ``answer(points)``; turn the
+        answers to ours into outputs with ``outputs(handles[chunk], answers, chunk.start)``
+        (``PsiSession.labels``: ``request``, ``answer``, ``outputs``). ``handles`` defaults
+        to :func:`label_handles` of our decided pairs.
+
+        Returns ``[LabelsEvaluated({})]`` (state LABELLED) when there is no handle: nothing is
+        sent. Raises :class:`~xlink.errors.LocalProtocolError` unless AGREED; the exceptions of
+        ``request`` (nothing changed).
+        """
+        if self._state is not TransferState.AGREED:
+            raise LocalProtocolError(f"labels are evaluated once agreed, not {self._state.value}")
+        listed = tuple(label_handles(self.pairs) if handles is None else handles)
+        spans = [
+            range(i, min(i + LABEL_CHUNK, len(listed))) for i in range(0, len(listed), LABEL_CHUNK)
+        ]
+        requests = [
+            transfer_frame(
+                FrameType.LABELS,
+                _U32.pack(seq) + request(listed[span.start : span.stop], span.start),
+            )
+            for seq, span in enumerate(spans)
+        ]
+        self._handles, self._spans = listed, spans
+        self._answer_points, self._outputs_of = answer, outputs
+        self._outputs = [None] * len(spans)
+        self._out.extend(requests)
+        self._state = TransferState.LABELLING
+        return self._labels_progress()
+
+    def send_releases(self, releases: Sequence[bytes]) -> None:
+        """Queue COUNT, our releases (the RELEASE bodies: labelled releases, §10.2) and END;
+        from AGREED (an unlabelled transfer) or LABELLED. Raises
+        :class:`~xlink.errors.LocalProtocolError` in another state or for more releases than
+        we decided matches (nothing changed)."""
+        if self._state not in (TransferState.AGREED, TransferState.LABELLED):
+            raise LocalProtocolError(f"releases are sent once agreed, not {self._state.value}")
+        if len(releases) > self.decided:
+            raise LocalProtocolError("more releases than decided matches")
+        bodies = [bytes(r) for r in releases]
+        self._ours = len(bodies)
+        self._out.append(transfer_frame(FrameType.COUNT, _U32.pack(len(bodies))))
+        self._out.extend(transfer_frame(FrameType.RELEASE, b) for b in bodies)
+        self._out.append(transfer_frame(FrameType.END))
+        self._state = TransferState.RELEASING
+
+    def answer(self, ok: bool, answer: bytes) -> None:
+        """Answer the peer's release of the last :class:`ReleaseReceived`: ``(True, receipt)``
+        queues RECEIPT, ``(False, reason)`` REFUSED. Raises
+        :class:`~xlink.errors.LocalProtocolError` when no release awaits an answer,
+        ``ValueError`` for a reason longer than :data:`MAX_REFUSAL_SIZE` bytes (nothing
+        changed either way)."""
+        if self._pending is None:
+            raise LocalProtocolError("no release of the peer awaits an answer")
+        body = bytes(answer)
+        if not ok and len(body) > MAX_REFUSAL_SIZE:
+            raise ValueError(f"a refusal reason is at most {MAX_REFUSAL_SIZE} bytes")
+        self._out.append(transfer_frame(FrameType.RECEIPT if ok else FrameType.REFUSED, body))
+        self._pending = None
+
+    def peer_closed(self) -> None:
+        """The peer closed the connection. Before DONE that ends the transfer: raises
+        :class:`TransferError` (``UNEXPECTED_MESSAGE``), ABORTED. Raises
+        :class:`~xlink.errors.LocalProtocolError` once ABORTED."""
+        if self._state is TransferState.ABORTED:
+            raise LocalProtocolError("the release transfer was aborted")
+        if self._state is not TransferState.DONE:
+            self._fail()
+            raise TransferError("the peer closed the connection during the release transfer")
+
+    def abort(self) -> None:
+        """End the transfer locally (a timeout, a failure of our own): ABORTED, and no frame
+        is given any more. Raises :class:`~xlink.errors.LocalProtocolError` once done."""
+        if self.done:
+            raise LocalProtocolError("the release transfer is already finished")
+        self._fail()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _fail(self) -> None:
+        self._state = TransferState.ABORTED
+        self._out.clear()
+        self._pending = None
+        self._answer_points = self._outputs_of = None
+        self._outputs = []
+        self._peer_releases = []
+
+    def _dispatch(self, kind: FrameType, body: bytes) -> list[TransferEvent]:
+        if self._state is TransferState.AGREEING:
+            return self._on_digest(kind, body)
+        if self._state is TransferState.LABELLING:
+            return self._on_label_frame(kind, body)
+        if self._state is TransferState.RELEASING:
+            return self._on_release_frame(kind, body)
+        raise TransferError(f"frame {int(kind)} after the release transfer was done")
+
+    def _on_digest(self, kind: FrameType, body: bytes) -> list[TransferEvent]:
+        if kind is not FrameType.DIGEST or len(body) != _DIGEST_SIZE:
+            raise TransferError(f"expected the decided-pairs digest, got frame {int(kind)}")
+        if not hmac.compare_digest(body, self._digest):
+            raise DecisionMismatch()
+        self._agreed = True
+        self._state = TransferState.AGREED
+        return [DecisionsAgreed(self.decided)]
+
+    def _on_label_frame(self, kind: FrameType, body: bytes) -> list[TransferEvent]:
+        if kind not in (FrameType.LABELS, FrameType.LABEL_ANSWERS) or len(body) < _U32.size:
+            raise TransferError(f"unexpected frame {int(kind)} during the label exchange")
+        seq, points = _U32.unpack(body[: _U32.size])[0], body[_U32.size :]
+        if kind is FrameType.LABELS:
+            if seq != self._requests_answered or seq >= len(self._spans):
+                raise TransferError("label request out of order")
+            if len(points) != _POINT_SIZE * len(self._spans[seq]):
+                raise TransferError("wrong number of label points", AbortCode.WRONG_COUNT)
+            assert self._answer_points is not None
+            evaluated = self._answer_points(points)
+            self._out.append(transfer_frame(FrameType.LABEL_ANSWERS, body[:4] + evaluated))
+            self._requests_answered += 1
+        else:
+            if seq >= self._requests_sent or self._outputs[seq] is not None:
+                raise TransferError("label answer out of order")
+            span = self._spans[seq]
+            if len(points) != _POINT_SIZE * len(span):
+                raise TransferError("wrong number of label answers", AbortCode.WRONG_COUNT)
+            assert self._outputs_of is not None
+            chunk = self._handles[span.start : span.stop]
+            got = self._outputs_of(chunk, points, span.start)
+            if len(got) != len(chunk):
+                raise ValueError("the outputs function gave the wrong number of outputs")
+            self._outputs[seq] = got
+        return self._labels_progress()
+
+    def _labels_progress(self) -> list[TransferEvent]:
+        if self._requests_answered < len(self._spans) or any(o is None for o in self._outputs):
+            return []
+        outputs: dict[bytes, bytes] = {}
+        for span, got in zip(self._spans, self._outputs, strict=True):
+            assert got is not None
+            outputs.update(zip(self._handles[span.start : span.stop], got, strict=True))
+        self.peer_outputs = outputs
+        self._answer_points = self._outputs_of = None
+        self._outputs = []
+        self._state = TransferState.LABELLED
+        return [LabelsEvaluated(outputs)]
+
+    def _on_release_frame(self, kind: FrameType, body: bytes) -> list[TransferEvent]:
+        if kind is FrameType.COUNT and self._expected is None and len(body) == _U32.size:
+            expected = _U32.unpack(body)[0]
+            if expected > self.decided:
+                raise TransferError(
+                    f"{expected} releases announced for {self.decided} decided matches",
+                    AbortCode.TOO_MANY_RELEASES,
+                )
+            self._expected = expected
+            return []
+        if kind is FrameType.RELEASE and self._expected is not None and not self._peer_done:
+            if len(self._peer_releases) >= self._expected:
+                raise TransferError("more releases than announced")
+            index = len(self._peer_releases)
+            self._peer_releases.append(body)
+            self._pending = index
+            return [ReleaseReceived(index, body)]
+        if kind is FrameType.END and self._expected is not None and not self._peer_done:
+            if body:
+                raise TransferError("END has no body")
+            if len(self._peer_releases) != self._expected:
+                raise TransferError("fewer releases than announced")
+            self._peer_done = True
+            self._out.append(transfer_frame(FrameType.RECEIPTS_END, _U32.pack(self._expected)))
+            return self._releases_progress([])
+        if kind in (FrameType.RECEIPT, FrameType.REFUSED) and not self._receipts_done:
+            if len(self._answers) >= self._ours:
+                raise TransferError("more receipts than releases")
+            if len(self._answers) >= self._releases_sent:
+                raise TransferError("an answer to a release not sent yet")
+            if kind is FrameType.REFUSED and len(body) > MAX_REFUSAL_SIZE:
+                raise TransferError(f"a refusal reason longer than {MAX_REFUSAL_SIZE} bytes")
+            answered = (kind is FrameType.RECEIPT, body)
+            self._answers.append(answered)
+            return [ReleaseAnswered(len(self._answers) - 1, *answered)]
+        if kind is FrameType.RECEIPTS_END and not self._receipts_done and len(body) == 4:
+            if _U32.unpack(body)[0] != self._ours or len(self._answers) != self._ours:
+                raise TransferError("receipts do not answer every release")
+            self._receipts_done = True
+            return self._releases_progress([])
+        raise TransferError(f"unexpected release transfer frame {int(kind)}")
+
+    def _releases_progress(self, events: list[TransferEvent]) -> list[TransferEvent]:
+        if self._peer_done and self._receipts_done:
+            self.result = TransferResult(self._peer_releases, self._answers)
+            self._state = TransferState.DONE
+            events.append(TransferComplete(self.result))
+        return events
