@@ -45,6 +45,7 @@ from xlink.release import (
     sign_release,
 )
 from xlink.release.codec import pack
+from xlink.release.record import content_digest
 
 OUT = Path(__file__).resolve().parent / "vectors" / "release-v1" / "release.json"
 CA, US = "CA-RCMP", "US-DHS"
@@ -166,6 +167,7 @@ def valid_cases(keys: Keys, mou: Mou) -> tuple[list[dict[str, Any]], list[Releas
                 "source_id": record.source.source_id if record.source else "",
                 "encoded": encode_release(release).hex(),
                 "digest": signed.digest.hex(),
+                "content_digest": content_digest(release).hex(),
                 "signature": signed.signature.hex(),
                 "envelope": envelope.hex(),
                 "sealed": sealed,

@@ -134,7 +134,7 @@ def _psi_started(phase: str, done: int) -> bool:
 
 
 def _releasing(phase: str, done: int) -> bool:
-    return phase == "releasing"
+    return phase == "releases sent"
 
 
 @pytest.mark.parametrize("victim", [US, CA])
@@ -170,10 +170,18 @@ def test_an_interrupted_run_is_completed_by_the_next_one(
     assert ca.delivered_before + ca.released_total == ca.decided
 
 
-def test_a_killed_process_is_recorded_and_completed_by_the_next_run(tmp_path: Path) -> None:
-    """`xlink match` killed with SIGKILL in the middle of PSI (no chance to write anything):
-    the partner records its failed run; the next run records the killed one as `unrecorded`
-    and completes the exchange."""
+@pytest.mark.parametrize(
+    "kill_at",
+    ["[xlink] PSI own elements", "[xlink] PSI reveal"],
+    ids=["psi", "transfer"],
+)
+def test_a_killed_process_is_recorded_and_completed_by_the_next_run(
+    tmp_path: Path, kill_at: str
+) -> None:
+    """`xlink match` killed with SIGKILL (no chance to write anything) during PSI, or as the
+    release transfer begins (its PSI session complete): the partner records its failed run; the
+    next run records the killed one as `unrecorded` and completes the exchange, each release
+    stored once and every ledger item delivered."""
     pair = Pair(tmp_path, approval_required=False)
     c = pair.ceremony
     env = {**os.environ, "XLINK_RERUN_PASS": PASSPHRASE.decode()}
@@ -222,11 +230,15 @@ def test_a_killed_process_is_recorded_and_completed_by_the_next_run(tmp_path: Pa
                 if proc.poll() is None:
                     proc.kill()
 
-    ca_code, us_code = run_both(kill_ca_at="[xlink] PSI")
+    ca_code, us_code = run_both(kill_ca_at=kill_at)
     assert ca_code == -signal.SIGKILL and us_code == 4
     assert _run_ends(pair, CA) == []  # killed: no chance to write its end
     assert _run_ends(pair, US)[-1] in ("aborted", "transfer-failed")
-    assert pair.stored(US) == pair.stored(CA) == []
+    ca_kinds = [k for k, _ in pair.audit(CA)]
+    if kill_at.endswith("reveal"):
+        assert AuditEvent.SESSION_COMPLETED in ca_kinds  # killed after its PSI session
+    else:
+        assert pair.stored(US) == pair.stored(CA) == []
 
     assert run_both(kill_ca_at=None) == (0, 0)
     assert _run_ends(pair, CA) == ["unrecorded", "completed"]

@@ -27,6 +27,7 @@ from xlink.release import (
     verify_receipt,
 )
 from xlink.release.codec import pack
+from xlink.release.record import content_digest
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH = ROOT / "protocols" / "vectors" / "release-v1" / "release.json"
@@ -68,6 +69,8 @@ def test_valid(case: dict[str, Any]) -> None:
     assert record.release_id.hex() == case["release"]["release_id"]
     digest = release_digest(encoded)
     assert digest.hex() == case["digest"]
+    # The local content digest of §10.4 (what neither side keeps twice).
+    assert content_digest(record).hex() == case["content_digest"]
     signature = bytes.fromhex(case["signature"])
     ORIGINATOR.verify(signature, digest)
     assert pack([encoded, signature]).hex() == case["envelope"]

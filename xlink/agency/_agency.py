@@ -31,11 +31,14 @@ from xlink.decide import Decision, decide, reveal_bound_for
 from xlink.errors import (
     DecryptionError,
     InputError,
+    PolicyDenied,
     ProtocolError,
+    ReleaseRejected,
     RemoteProtocolError,
     SchemaMismatch,
     XlinkError,
 )
+from xlink.identifiers import REASON_CODE
 from xlink.linkage.schema import LinkageSchema, load_schema, schema_digest
 from xlink.policy import Mou, accept_mou, load_mou, mou_digest
 from xlink.prepare import PreparedSide, StrPath, prepare_side
@@ -52,8 +55,13 @@ from xlink.release.label import (
     open_labelled,
     seal_labelled,
 )
+from xlink.release.seal import SealedRelease
 from xlink.store import ReleaseStore
-from xlink.store.reasons import DENY_LABEL_FAILED, DENY_NOT_DECIDED
+from xlink.store.reasons import (
+    DENY_LABEL_FAILED,
+    DENY_MATCH_ALREADY_RECEIVED,
+    DENY_NOT_DECIDED,
+)
 from xlink.store.store import DecidedMatches
 from xlink.transport import Connection, PeerRefused, connect, memory_pair, run_session, serve_once
 from xlink.transport.release_transfer import (
@@ -569,8 +577,6 @@ class Agency:
             outputs=session.labels.outputs,
             idle_timeout=idle_timeout,
         )
-        if progress is not None:
-            progress("releasing", 0, len(decision.matches))
         overdue = self.queue.audit_overdue(self.clock())
         batch = release_decided(
             decision,
@@ -584,22 +590,18 @@ class Agency:
             queue=self.queue,
             audit=self.audit,
         )
+        if progress is not None:  # releases sent now (queued, pending, denied ones are not)
+            progress("releases sent", 0, len(batch.sealed))
         receiver = _Receiver(self, session_id, decision, peer_outputs.__getitem__)
         transferred = await transfer_releases(
             gate,
             batch.sealed,
             receiver.store_one,
             idle_timeout,
-            encode=lambda s: seal_labelled(
-                s.data,
-                s.match_handles,
-                session_id=session_id,
-                output_of=session.labels.own_output,
-                rng=self.rng,
-            ),
+            encode=self._handing_over(session, session_id),
         )
         if progress is not None:
-            progress("releasing", len(decision.matches), len(decision.matches))
+            progress("releases sent", len(batch.sealed), len(batch.sealed))
         verified, refused_by_peer = settle_receipts(
             batch,
             transferred.answers,
@@ -629,6 +631,29 @@ class Agency:
             "matches_file": str(matches_file),
         }
         return {"released": len(batch.sealed), "received": received.total(), "fields": fields}
+
+    def _handing_over(
+        self, session: PsiSession, session_id: bytes
+    ) -> Callable[[SealedRelease], bytes]:
+        """Label each release for the peer (spec §10.2) as it is handed to the connection,
+        and audit it then as ``RELEASE_SENT``: a release that left is audited even if the peer
+        hangs up before answering it."""
+
+        def encode(sealed: SealedRelease) -> bytes:
+            frame = seal_labelled(
+                sealed.data,
+                sealed.match_handles,
+                session_id=session_id,
+                output_of=session.labels.own_output,
+                rng=self.rng,
+            )
+            fields = {"session": session_id, "handle": sealed.release_id, "digest": sealed.digest}
+            self.audit.append(
+                AuditEvent.RELEASE_SENT, {**fields, "category": sealed.category}, now=self.clock()
+            )
+            return frame
+
+        return encode
 
     def _handle_key(self) -> SourceHandleKey:
         path = self.workdir / "source-handle.key"
@@ -704,15 +729,38 @@ class _Receiver:
                 own_record_id=own,
             )
         except XlinkError as exc:
-            self.refused += 1
-            reason = getattr(exc, "reasons", None) or [type(exc).__name__]
-            return False, str(reason[0]).encode("utf-8")[:200]
+            reason = _refusal_reason(exc)
+            if isinstance(exc, PolicyDenied) and reason in _AUDITED_BY_THE_STORE:
+                self.refused += 1
+                return False, reason.encode("ascii")
+            # Every other refusal of §7 (wrong session, MOU, originator, signature, fields,
+            # caveats, a replayed release id...) is audited here, with its code.
+            return self._refuse(label, reason)
         status = "received" if accepted.stored else "held-before"
         got = Inbound(status, accepted.release_id, accepted.category.value)
         if waiting:
             self.inbound[waiting.pop(0)] = got
         self.accepted.append(got)
         return True, accepted.receipt
+
+
+# The refusals ReleaseStore.accept audits itself (xlink-release-v1 §7 step 11).
+_AUDITED_BY_THE_STORE: Final = frozenset(
+    {DENY_NOT_DECIDED, DENY_LABEL_FAILED, DENY_MATCH_ALREADY_RECEIVED}
+)
+
+
+def _refusal_reason(exc: XlinkError) -> str:
+    """The reason code of a refused release, for the REFUSED answer and the audit log."""
+    if isinstance(exc, PolicyDenied) and exc.reasons:
+        code = exc.reasons[0]
+    elif isinstance(exc, ReleaseRejected):
+        code = exc.reason
+    elif isinstance(exc, DecryptionError):
+        code = "decryption-failed"
+    else:
+        code = "rejected"
+    return code if REASON_CODE.fullmatch(code) else "rejected"
 
 
 class _ProgressAuditor(SessionAuditor):

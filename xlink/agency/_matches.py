@@ -42,8 +42,9 @@ COLUMNS: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """What became of the partner's release for one decided match: ``received`` (stored now),
-    ``held-before`` (the same content was stored by an earlier run), or ``refused:<reason>``."""
+    """What became of the partner's release for one decided match: ``received`` (stored now) or
+    ``held-before`` (the same content was already stored for this record). A refused release
+    is not filed against a match (it is audited as ``RECEIVE_DENIED``)."""
 
     status: str
     release_id: bytes

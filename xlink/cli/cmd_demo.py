@@ -407,7 +407,7 @@ def run_network(args: argparse.Namespace) -> int:
     report, close = progress_reporter(not args.json)
     # The demo MOU releases straight through (the bundled template asks for an officer's
     # approval of each release, which a demo cannot wait for).
-    report("keys and signed MOU", 0)
+    report("keys and signed MOU", 0, 1)
     ceremony = demo_ceremony(
         out / "ceremony",
         passphrase=passphrase.encode(),
@@ -415,6 +415,8 @@ def run_network(args: argparse.Namespace) -> int:
         rng=system_random,
         approval_required=False,
     )
+    report("keys and signed MOU", 1, 1)
+    report("agencies finished (serve, match)", 0, 2)
     env = {**os.environ, _PASS_ENV: passphrase}
     port_file = out / "port"
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -432,11 +434,11 @@ def run_network(args: argparse.Namespace) -> int:
             procs["CA-RCMP"] = _start(
                 _agency_argv("CA-RCMP", out, ceremony, port, port_file), out, "CA-RCMP", env
             )
-        for proc in procs.values():
+        for finished, proc in enumerate(procs.values(), start=1):
             remaining = _DEADLINE_S - (time.perf_counter() - start)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(remaining, 0.1))
-            report("both agencies running", int(time.perf_counter() - start))
+            report("agencies finished (serve, match)", finished, 2)
     finally:
         _stop(procs)
         close()

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from xlink.cli._common import emit_json
 from xlink.cli.exitcodes import ExitCode
-from xlink.linkage.schema import load_default_schema, load_schema, schema_digest
+from xlink.errors import InputError
+from xlink.linkage.schema import (
+    load_default_schema,
+    load_schema,
+    schema_digest,
+    schema_to_document,
+)
 
 __all__ = ["register", "run"]
 
@@ -17,16 +24,30 @@ def register(sub: Any) -> None:
         "schema",
         help="validate a linkage schema and print its digest",
         description="Validate a linkage schema (JSON or TOML), reporting every error at once, "
-        "and print the canonical digest both parties compare before an exchange.",
+        "and print the canonical digest both parties compare before an exchange. With --write, "
+        "also save it as JSON (without PATH: the bundled default schema, to start from).",
     )
     p.add_argument("path", nargs="?", metavar="PATH", help="schema file (default: the bundled one)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument(
+        "--write",
+        metavar="OUT",
+        help="also write the schema (validated, as JSON) to OUT: a starting point to edit, or "
+        "what `xlink eval --write-schema` would fit; refuses to replace an existing file",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     schema = load_schema(args.path) if args.path else load_default_schema()
     digest = schema_digest(schema).hex()
+    if args.write:
+        text = json.dumps(schema_to_document(schema), indent=2, sort_keys=True) + "\n"
+        try:
+            with open(args.write, "x", encoding="utf-8") as f:
+                f.write(text)
+        except FileExistsError:
+            raise InputError(f"{args.write}: already exists; choose another name") from None
     if args.json:
         emit_json(
             {

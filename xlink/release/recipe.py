@@ -156,7 +156,8 @@ def release_decided(
     is built afresh for this session and sent. A new version is queued when the MOU requires
     approval, and otherwise recorded in the ledger as handed out. Without a ledger (and no
     approval required) every release is sealed. Nothing is audited as sent here: the caller
-    audits ``RELEASE_SENT`` once the peer has answered (:func:`settle_receipts`).
+    audits ``RELEASE_SENT`` as it hands each release to the connection, and settles the
+    answers with :func:`settle_receipts`.
     """
     if mou.approval_required and queue is None:
         raise ValueError("this MOU requires approval: give an ApprovalQueue")
@@ -263,10 +264,11 @@ def settle_receipts(
     queue: ApprovalQueue | None = None,
     audit: AuditLog | None = None,
 ) -> tuple[int, int]:
-    """After the transfer: the peer's answer to each sealed release of ``batch``, in order.
-    Each release is audited as ``RELEASE_SENT``; a verified receipt as ``RECEIPT_RECEIVED``,
-    and its ledger item is marked delivered. A refusal, or a receipt that does not verify,
-    leaves the item handed out, so the next exchange offers that record version again.
+    """After the transfer: the peer's answer to each sealed release of ``batch``, in order. A
+    verified receipt is audited as ``RECEIPT_RECEIVED`` and its ledger item marked delivered
+    (the caller audits ``RELEASE_SENT`` as each release is handed to the connection). A
+    refusal, or a receipt that does not verify, leaves the item handed out, so the next
+    exchange offers that record version again.
     Returns ``(receipts verified, refused by the peer)``."""
     if len(answers) != len(batch.sealed):
         raise ValueError("one answer per sealed release")
@@ -274,8 +276,6 @@ def settle_receipts(
     items = batch.items or (None,) * len(batch.sealed)
     for sealed, item, (ok, answer) in zip(batch.sealed, items, answers, strict=True):
         base = {"session": sealed.session_id, "handle": sealed.release_id, "digest": sealed.digest}
-        if audit is not None:
-            audit.append(AuditEvent.RELEASE_SENT, {**base, "category": sealed.category}, now=now)
         if not ok:
             refused += 1
             continue
