@@ -5,18 +5,21 @@ its own workdir, as often as a test asks. Used by the adversarial and the end-to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from xlink.agency import AgencyOutcome, run_agency
+from xlink.agency import Agency, AgencyOutcome, exchange_in_process, run_agency
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.ceremony import CeremonyFiles, demo_ceremony
 from xlink.crypto.keyfiles import load_public_bundle
-from xlink.crypto.rand import system_random
+from xlink.crypto.rand import DeterministicRandom, system_random
+from xlink.prepare import PreparedSide
 
 DATA = Path(__file__).resolve().parents[1] / "xlink" / "data"
 CA, US = "CA-RCMP", "US-DHS"
@@ -158,3 +161,47 @@ class TwoAgencies:
         assert verify_log(path, key).ok
         with AuditLog.open(path, signing_key=None) as log:
             return [(e.kind, dict(e.fields)) for e in log.entries()]
+
+
+@dataclass
+class InProcess:
+    """Two agencies exchanged once in one process (`exchange_in_process`), still open: their
+    `Agency` objects (store, queue, keys), prepared sides and outcomes, by agency id."""
+
+    ceremony: CeremonyFiles
+    agencies: dict[str, Agency]
+    sides: dict[str, PreparedSide]
+    outcomes: dict[str, AgencyOutcome]
+
+
+@contextlib.contextmanager
+def exchanged_in_process(
+    base: Path, files: dict[str, Sequence[Path]], *, passphrase: bytes, seed: str
+) -> Iterator[InProcess]:
+    """Keys and a straight-through MOU for both, one exchange over a memory pair (CA-RCMP
+    initiates), then the open agencies; closed on leaving."""
+    c = demo_ceremony(
+        base / "ceremony",
+        passphrase=passphrase,
+        now=datetime.now(UTC),
+        rng=system_random,
+        approval_required=False,
+    )
+    with contextlib.ExitStack() as stack:
+        agencies = {
+            a: stack.enter_context(
+                c.open_agency(
+                    a,
+                    base / a,
+                    passphrase=passphrase,
+                    clock=lambda: datetime.now(UTC),
+                    rng=DeterministicRandom(f"{seed}-{a}"),
+                )
+            )
+            for a in (CA, US)
+        }
+        sides = {a: agencies[a].prepare(files[a]) for a in (CA, US)}
+        ca, us = asyncio.run(
+            exchange_in_process((agencies[CA], sides[CA]), (agencies[US], sides[US]))
+        )
+        yield InProcess(c, agencies, sides, {CA: ca, US: us})

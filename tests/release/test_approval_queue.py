@@ -142,3 +142,21 @@ def test_a_queue_from_before_the_ledger_columns_is_migrated(tmp_path: Path) -> N
         q.approve(7, APPROVER, now=T0)
         q.take(7, now=T0)
         assert q.mark_sent(7, b"\x01" * 16, now=T0).state is QueueState.SENT
+
+
+def test_a_listing_without_an_audit_log_does_not_swallow_the_overdue_audit(
+    tmp_path: Path,
+) -> None:
+    # `xlink releases pending` without --audit used to mark overdue items as audited, so no
+    # exchange ever wrote their RELEASE_OVERDUE.
+    with _queue(tmp_path) as q:
+        late = q.enqueue(_record(1), record_id="CAWL-1", mou=MOU, now=T0)
+        after = late.deadline + timedelta(minutes=1)
+        assert [i.item_id for i in q.audit_overdue(after)] == [late.item_id]
+    with (
+        AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log,
+        _queue(tmp_path, log) as q,
+    ):
+        assert [i.item_id for i in q.audit_overdue(after)] == [late.item_id]
+        kinds = [e.kind for e in log.entries()]
+    assert kinds.count(AuditEvent.RELEASE_OVERDUE) == 1

@@ -133,3 +133,20 @@ def test_approve_with_a_key_dir(
         _run(*deny, "--audit-key", str(key_file))
     with ApprovalQueue.open(queue_file) as queue:
         assert [i.item_id for i in queue.pending(T0)] == [2]
+
+
+def test_source_resolve_writes_nothing_next_to_the_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A lookup must not leave a rejects file beside the agency's own files (it did, inside
+    # the installed package's sample data).
+    for name in ("ca_watchlist.csv", "ca_watchlist.mapping.json"):
+        (tmp_path / name).write_bytes((DATA / name).read_bytes())
+    key_file = tmp_path / "handle.key"
+    key_file.write_text((b"\x05" * 32).hex())
+    handle = make_source_handle(SourceHandleKey(b"\x05" * 32), "X", DeterministicRandom("w"))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    _run("source", "resolve", handle.hex(), "--key-file", str(key_file),
+         str(tmp_path / "ca_watchlist.csv"), "--json")  # fmt: skip
+    capsys.readouterr()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

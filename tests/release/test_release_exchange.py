@@ -63,12 +63,16 @@ class Exchanged:
 
 
 @pytest.fixture(scope="module")
-def exchanged() -> Exchanged:
+def exchanged(tmp_path_factory: pytest.TempPathFactory) -> Exchanged:
     """One PSI session on the bundled files (CA watchlist + sex offenders against the US
     watchlist + travellers), decided at the sample MOU's threshold."""
     mou = sample_mou()
     schema = load_default_schema()
-    sides = {agency: prepare_side(FILES[agency], schema=schema) for agency in (CA, US)}
+    rejects = tmp_path_factory.mktemp("rejects")  # never next to the bundled files
+    sides = {
+        agency: prepare_side(FILES[agency], schema=schema, rejects_dir=rejects)
+        for agency in (CA, US)
+    }
     crossed: list[bytes] = []
 
     def observe(sender: PsiSession, message: bytes) -> None:

@@ -99,3 +99,62 @@ def test_a_match_below_the_mou_threshold_is_never_released(tmp_path: Path) -> No
     assert batch.denied[0].reasons == ("below-mou-threshold",)
     assert [e.kind for e in entries] == [AuditEvent.RELEASE_DENIED]
     assert entries[0].fields["reason"] == "below-mou-threshold"
+
+
+def _pairs(*handles: int) -> Decision:
+    """CAWL-1 decided with one peer record per handle (a person listed twice by the peer)."""
+    matches = tuple(
+        DecidedMatch("CAWL-1", ref, frozenset({"k"}), 30.0, (bytes([h]) * 16,))
+        for ref, h in enumerate(handles)
+    )
+    return Decision(SESSION, 23.25, len(matches), matches)
+
+
+def _again(decision: Decision, queue: ApprovalQueue, approval: bool, seed: str):  # type: ignore[no-untyped-def]
+    return release_decided(
+        decision, RECORDS, mou=sample_mou(approval_required=approval), originator=CA,
+        signing_key=SIGNING[CA], handle_key=HANDLE_KEY[CA], rng=DeterministicRandom(seed),
+        now=T0, queue=queue,
+    )  # fmt: skip
+
+
+def test_a_record_in_two_pairs_is_delivered_to_both_whatever_their_order(
+    tmp_path: Path,
+) -> None:
+    # Run 1 delivers pair A (receipt verified) but not pair B (refused). Run 2 lists the pairs
+    # the other way round: both must be sent again (the partner keeps a copy it holds once),
+    # not "delivered" to B on A's receipt.
+    with ApprovalQueue.open(tmp_path / "q.db") as queue:
+        first = _again(_pairs(7, 8), queue, False, "r1")
+        assert len(first.sealed) == 2
+        queue.mark_sent(first.items[0], first.sealed[0].release_id, now=T0, session_id=b"1" * 16)
+        second = _again(_pairs(8, 7), queue, False, "r2")
+        assert [f.fate for f in second.fates] == [Fate.SENT, Fate.SENT]
+        assert len(second.sealed) == 2
+        for item, sealed in zip(second.items, second.sealed, strict=True):
+            assert item is not None
+            queue.mark_sent(item, sealed.release_id, now=T0, session_id=b"2" * 16)
+        # Every item delivered, as many as pairs: nothing is sent a third time.
+        third = _again(_pairs(7, 8), queue, False, "r3")
+        assert [f.fate for f in third.fates] == [Fate.DELIVERED, Fate.DELIVERED]
+        assert not third.sealed
+        # A third pair of the same record version later: it is sent to every pair again.
+        fourth = _again(_pairs(7, 8, 9), queue, False, "r4")
+        assert len(fourth.sealed) == 3
+
+
+def test_one_approval_per_record_version_and_never_past_a_denial(tmp_path: Path) -> None:
+    with ApprovalQueue.open(tmp_path / "q.db") as queue:
+        first = _again(_pairs(7, 8), queue, True, "r1")
+        assert [f.fate for f in first.fates] == [Fate.QUEUED, Fate.QUEUED]
+        (item,) = queue.items(T0)  # one queue item for the version
+        assert _again(_pairs(8, 7), queue, True, "r2").sealed == ()
+        queue.approve(item.item_id, SIGNING[CA].verify_key, now=T0)
+        sent = _again(_pairs(7, 8), queue, True, "r3")
+        assert [f.fate for f in sent.fates] == [Fate.SENT, Fate.SENT]
+    with ApprovalQueue.open(tmp_path / "denied.db") as queue:
+        _again(_pairs(7, 8), queue, True, "d1")
+        (item,) = queue.items(T0)
+        queue.deny(item.item_id, SIGNING[CA].verify_key, "insufficient-grounds", now=T0)
+        after = _again(_pairs(7, 8, 9), queue, True, "d2")
+        assert not after.sealed and {f.fate for f in after.fates} == {Fate.DENIED}

@@ -9,7 +9,6 @@ is recomputed here from the construction docs/store.md documents."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import hashlib
 import json
@@ -32,13 +31,11 @@ from _store_support import (
     open_store,
     seal,
 )
+from _two_agencies import exchanged_in_process
 from stix2validator import ValidationOptions, validate_instance, validate_string
 
-from xlink.agency import exchange_in_process
-from xlink.ceremony import demo_ceremony
 from xlink.cli import cmd_store
 from xlink.cli.exitcodes import ExitCode
-from xlink.crypto.rand import DeterministicRandom, system_random
 from xlink.policy import CategoryPolicy, Mou, Tlp, dump_mou, sign_mou
 from xlink.policy.mou import PermittedAction
 from xlink.records.model import AdmiraltyGrading, Category, HandlingCode
@@ -228,32 +225,14 @@ def test_demo_stores_export_validates(tmp_path: Path) -> None:
     """The demo's exchange (the one exchange path, over a memory pair): each agency's store of
     the partner's releases exports to a bundle the validator accepts. US-DHS's releases to
     CA-RCMP include ungraded travellers (the issue's null gradings)."""
-    passphrase = b"stix demo test, not secret"
-    c = demo_ceremony(
-        tmp_path / "ceremony",
-        passphrase=passphrase,
-        now=datetime.now(UTC),
-        rng=system_random,
-        approval_required=False,
-    )
-    agencies = {
-        a: c.open_agency(
-            a,
-            tmp_path / a,
-            passphrase=passphrase,
-            clock=lambda: datetime.now(UTC),
-            rng=DeterministicRandom(f"stix-{a}"),
-        )
-        for a in (CA, US)
-    }
     ungraded = 0
-    try:
-        sides = {a: agencies[a].prepare(DEMO_FILES[a]) for a in (CA, US)}
-        asyncio.run(exchange_in_process((agencies[CA], sides[CA]), (agencies[US], sides[US])))
+    with exchanged_in_process(
+        tmp_path, DEMO_FILES, passphrase=b"stix demo test, not secret", seed="stix"
+    ) as run:
         now = datetime.now(UTC)
         for a in (CA, US):
-            store = agencies[a].store
-            reader = agencies[a].keys.signing_key.verify_key
+            store = run.agencies[a].store
+            reader = run.agencies[a].keys.signing_key.verify_key
             records = [
                 store.read(m.release_id, purpose="border-security", reader=reader, now=now)
                 for m in store.list(now)
@@ -261,7 +240,4 @@ def test_demo_stores_export_validates(tmp_path: Path) -> None:
             assert records
             ungraded += sum(r.grading is None for r in records)
             assert_valid(_text(to_stix_bundle(records)))
-    finally:
-        for agency in agencies.values():
-            agency.close()
     assert ungraded  # the case the issue reported is in there

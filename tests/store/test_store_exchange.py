@@ -5,16 +5,14 @@ readable under the MOU, exportable to STIX without a source; both audit logs ver
 
 from __future__ import annotations
 
-import asyncio
 import csv
 from datetime import UTC, datetime
 from pathlib import Path
 
-from xlink.agency import exchange_in_process
+from _two_agencies import exchanged_in_process
+
 from xlink.audit import AuditEvent, AuditLog, verify_log
-from xlink.ceremony import demo_ceremony
 from xlink.crypto.keyfiles import load_public_bundle
-from xlink.crypto.rand import DeterministicRandom, system_random
 from xlink.store import to_stix_bundle
 
 DATA = Path(__file__).resolve().parents[2] / "xlink" / "data"
@@ -26,28 +24,9 @@ PASSPHRASE = b"store exchange test, not secret"
 
 def test_two_agencies_end_to_end_into_both_stores(tmp_path: Path) -> None:
     now = datetime.now(UTC)
-    c = demo_ceremony(
-        tmp_path / "ceremony",
-        passphrase=PASSPHRASE,
-        now=now,
-        rng=system_random,
-        approval_required=False,
-    )
-    agencies = {
-        a: c.open_agency(
-            a,
-            tmp_path / a,
-            passphrase=PASSPHRASE,
-            clock=lambda: datetime.now(UTC),
-            rng=DeterministicRandom(f"exchange-{a}"),
-        )
-        for a in (CA, US)
-    }
-    try:
-        sides = {a: agencies[a].prepare(FILES[a]) for a in (CA, US)}
-        ca, us = asyncio.run(
-            exchange_in_process((agencies[CA], sides[CA]), (agencies[US], sides[US]))
-        )
+    with exchanged_in_process(tmp_path, FILES, passphrase=PASSPHRASE, seed="exchange") as run:
+        agencies, sides, c = run.agencies, run.sides, run.ceremony
+        ca, us = run.outcomes[CA], run.outcomes[US]
         assert ca.decided == us.decided > 0
         assert ca.released_total == ca.receipts_verified == us.received_total > 0
         assert us.released_total == us.receipts_verified == ca.received_total > 0
@@ -74,9 +53,6 @@ def test_two_agencies_end_to_end_into_both_stores(tmp_path: Path) -> None:
                 r.source.source_id for r in sides[PEER[me]].records if r.source is not None
             }
             assert peer_sources and not any(source in bundle for source in peer_sources)
-    finally:
-        for agency in agencies.values():
-            agency.close()
     for a in (CA, US):
         key = load_public_bundle(c.bundles[a]).verify_key
         assert verify_log(tmp_path / a / "audit.db", key).ok

@@ -262,6 +262,7 @@ class Agency:
 
     def close(self) -> None:
         self._stack.close()
+        self._audit = self._store = self._queue = None
 
     def __enter__(self) -> Self:
         return self
@@ -402,6 +403,9 @@ class Agency:
             self._audit_refused(exc, role)
             self._run_ended("refused", None)
             raise
+        except (asyncio.CancelledError, KeyboardInterrupt):  # interrupted while waiting
+            self._run_ended("interrupted", None)
+            raise
         return await self.exchange(
             conn, side, config=config, idle_timeout=idle_timeout, progress=progress
         )
@@ -473,13 +477,20 @@ class Agency:
         schema, and :class:`~xlink.errors.InputError` for our own set above the MOU's bound or
         the daily budget used up.
         """
-        if schema_digest(side.schema) != self.mou.schema_digest:
+        if config is None and role is None:
             await conn.close(timeout=1.0)
-            raise SchemaMismatch("these records were prepared with another linkage schema")
-        if config is None:
-            if role is None:
-                raise ValueError("give the role or the session config")
-            config = self.session_config(role)
+            raise ValueError("give the role or the session config")
+        try:
+            if schema_digest(side.schema) != self.mou.schema_digest:
+                raise SchemaMismatch("these records were prepared with another linkage schema")
+            if config is None:
+                assert role is not None
+                config = self.session_config(role)
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(conn.close(timeout=1.0))
+            self._run_ended("refused", None)
+            raise
         role = config.role
         phases: dict[str, float] = {}
         started = time.perf_counter()
@@ -527,7 +538,7 @@ class Agency:
             code = "INTERNAL_ERROR"
             raise
         finally:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(BaseException):  # even a second Ctrl-C: the end is audited
                 await asyncio.shield(conn.close(timeout=1.0))
             counts = None
             if outcome == "completed":
@@ -635,9 +646,9 @@ class Agency:
     def _handing_over(
         self, session: PsiSession, session_id: bytes
     ) -> Callable[[SealedRelease], bytes]:
-        """Label each release for the peer (spec §10.2) as it is handed to the connection,
-        and audit it then as ``RELEASE_SENT``: a release that left is audited even if the peer
-        hangs up before answering it."""
+        """Label each release for the peer (spec §10.2) as the transfer takes it to send, and
+        audit it then as ``RELEASE_SENT`` (before the peer answers): a release that may have
+        left is audited even if the peer hangs up before answering it."""
 
         def encode(sealed: SealedRelease) -> bytes:
             frame = seal_labelled(

@@ -59,9 +59,9 @@ def write_matches(
     inbound: Mapping[int, Inbound],
 ) -> Path:
     """Write ``matches/<session>.csv`` and ``.jsonl`` (mode 0600: they name own records);
-    return the CSV's path. ``fates`` are in the decision's order (or empty when the run ended
-    before releasing); ``categories`` maps own record ids to their category; ``inbound`` the
-    partner's release for a match, by the match's index in the decision."""
+    return the CSV's path. ``fates`` are in the decision's order; ``categories`` maps own
+    record ids to their category; ``inbound`` the partner's release for a match, by the
+    match's index in the decision."""
     directory.mkdir(parents=True, exist_ok=True)
     session = decision.session_id.hex()
     rows: list[dict[str, str]] = []
@@ -102,4 +102,5 @@ def _hex(value: bytes | None) -> str:
 
 def _private(path: Path) -> TextIO:
     fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    os.fchmod(fd, 0o600)  # a file left by an earlier run keeps its mode otherwise
     return os.fdopen(fd, "w", encoding="utf-8", newline="")

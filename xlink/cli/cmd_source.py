@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +66,14 @@ def run(args: argparse.Namespace) -> int:
     key = _key(args.key_file)
     candidates: set[str] = set()
     without_source = 0
-    for path in args.files:
-        for record in load_records(path).records:
-            if record.source is None:
-                without_source += 1
-            else:
-                candidates.add(record.source.source_id)
+    with tempfile.TemporaryDirectory() as scratch:  # a lookup writes no rejects file
+        for i, path in enumerate(args.files):
+            rejects = Path(scratch) / f"{i}.rejects.csv"
+            for record in load_records(path, rejects_path=rejects).records:
+                if record.source is None:
+                    without_source += 1
+                else:
+                    candidates.add(record.source.source_id)
     if without_source:
         candidates.add("")  # a record without a source gets a handle over the empty id
     found = resolve_source_handle(bytes.fromhex(args.handle), key, sorted(candidates))

@@ -24,10 +24,10 @@ from typing import Any, Final
 from xlink._sqlite import SqliteStore, connect, transaction
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keys import VerifyKey
-from xlink.errors import QueueError
+from xlink.errors import QueueError, XlinkError
 from xlink.identifiers import FINGERPRINT, REASON_CODE
 from xlink.policy.mou import Mou
-from xlink.release.record import ReleaseRecord, encode_release
+from xlink.release.record import ReleaseRecord, content_digest, decode_release, encode_release
 
 __all__ = ["ApprovalQueue", "QueueError", "QueueItem", "QueueState"]
 
@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS release_queue (
     version BLOB,
     sent_release_id BLOB,
     sent_us INTEGER,
-    overdue_audited INTEGER NOT NULL DEFAULT 0
+    overdue_audited INTEGER NOT NULL DEFAULT 0,
+    sent_session BLOB
 ) STRICT;
 CREATE INDEX IF NOT EXISTS release_queue_match
     ON release_queue (mou_id, recipient, record_id, version);
@@ -114,11 +115,12 @@ class QueueItem:
     version: bytes | None = None
     sent_release_id: bytes | None = None
     sent_at: datetime | None = None
+    sent_session: bytes | None = None
 
 
 _COLUMNS: Final = (
     "item_id, release_id, session_id, record_id, category, recipient, queued_us, deadline_us,"
-    " state, approver, reason, decided_us, version, sent_release_id, sent_us"
+    " state, approver, reason, decided_us, version, sent_release_id, sent_us, sent_session"
 )
 
 
@@ -168,16 +170,6 @@ class ApprovalQueue(SqliteStore):
         ``RELEASE_PENDING``. Raises ``ValueError`` if ``record`` is not under ``mou`` or is
         already queued."""
         item_id = self._insert(record, record_id, mou, now, version, QueueState.PENDING)
-        with transaction(self._conn):
-            self._log(
-                AuditEvent.RELEASE_PENDING,
-                {
-                    "session": record.session_id,
-                    "handle": record.release_id,
-                    "category": record.category.value,
-                },
-                now,
-            )
         return self.item(item_id, now=now)
 
     def hold_for_sending(
@@ -225,6 +217,13 @@ class ApprovalQueue(SqliteStore):
                 )
             except sqlite3.IntegrityError:
                 raise ValueError("this release is already queued") from None
+            if state is QueueState.PENDING:  # in the same transaction: both or neither
+                fields: dict[str, object] = {
+                    "session": record.session_id,
+                    "handle": record.release_id,
+                    "category": record.category.value,
+                }
+                self._log(AuditEvent.RELEASE_PENDING, fields, now)
             return int(cursor.lastrowid or 0)
 
     def lookup(
@@ -257,23 +256,32 @@ class ApprovalQueue(SqliteStore):
             )
         return self.item(item_id, now=now)
 
-    def mark_sent(self, item_id: int, sent_release_id: bytes, *, now: datetime) -> QueueItem:
+    def mark_sent(
+        self,
+        item_id: int,
+        sent_release_id: bytes,
+        *,
+        now: datetime,
+        session_id: bytes | None = None,
+    ) -> QueueItem:
         """The recipient's receipt for ``sent_release_id`` (the release that carried this
-        item) was verified: ``TAKEN`` → ``SENT``. :class:`QueueError` unless ``TAKEN``."""
+        item, in session ``session_id``) was verified: ``TAKEN`` → ``SENT``.
+        :class:`QueueError` unless ``TAKEN``."""
         with transaction(self._conn):
             item = self.item(item_id, now=now)
             if item.state is not QueueState.TAKEN:
                 raise QueueError(f"release {item_id} is {item.state.value}, not TAKEN")
             self._conn.execute(
-                "UPDATE release_queue SET state = 'SENT', sent_release_id = ?, sent_us = ?"
-                " WHERE item_id = ?",
-                (sent_release_id, _micros(now), item_id),
+                "UPDATE release_queue SET state = 'SENT', sent_release_id = ?, sent_us = ?,"
+                " sent_session = ? WHERE item_id = ?",
+                (sent_release_id, _micros(now), session_id, item_id),
             )
         return self.item(item_id, now=now)
 
     def audit_overdue(self, now: datetime) -> tuple[QueueItem, ...]:
         """Audit, once each, the pending items past their follow-up deadline
-        (``RELEASE_OVERDUE``); return them."""
+        (``RELEASE_OVERDUE``); return them. Without an audit log nothing is marked, so a
+        later call with one still audits them."""
         with transaction(self._conn):
             rows = self._conn.execute(
                 f"SELECT {_COLUMNS} FROM release_queue"  # noqa: S608
@@ -282,7 +290,7 @@ class ApprovalQueue(SqliteStore):
                 (_micros(now),),
             ).fetchall()
             items = tuple(_item(row, _micros(now)) for row in rows)
-            for item in items:
+            for item in items if self._audit is not None else ():
                 self._conn.execute(
                     "UPDATE release_queue SET overdue_audited = 1 WHERE item_id = ?",
                     (item.item_id,),
@@ -359,6 +367,23 @@ class ApprovalQueue(SqliteStore):
         return self.item(item_id, now=now)
 
 
+def _fill_versions(conn: sqlite3.Connection) -> None:
+    """Give the rows of a migrated queue the record version of the release they hold, so an
+    exchange finds them (pending ones are not queued again; approved ones are sent)."""
+    with transaction(conn):
+        rows = conn.execute(
+            "SELECT item_id, release FROM release_queue WHERE version IS NULL"
+        ).fetchall()
+        for item_id, blob in rows:
+            try:
+                version: bytes | None = content_digest(decode_release(bytes(blob)))
+            except XlinkError:  # not a release this version can read: left without one
+                version = None
+            conn.execute(
+                "UPDATE release_queue SET version = ? WHERE item_id = ?", (version, item_id)
+            )
+
+
 def _fingerprint(approver: str | VerifyKey) -> str:
     who = approver.fingerprint() if isinstance(approver, VerifyKey) else approver
     if not isinstance(who, str) or not _FINGERPRINT.fullmatch(who):
@@ -368,7 +393,7 @@ def _fingerprint(approver: str | VerifyKey) -> str:
 
 def _item(row: tuple[Any, ...], now_us: int) -> QueueItem:
     item_id, release_id, session_id, record_id, category, recipient, queued, deadline = row[:8]
-    state, approver, reason, decided, version, sent_release_id, sent = row[8:15]
+    state, approver, reason, decided, version, sent_release_id, sent, sent_session = row[8:16]
     q_state = QueueState(state)
     return QueueItem(
         item_id=int(item_id),
@@ -387,4 +412,5 @@ def _item(row: tuple[Any, ...], now_us: int) -> QueueItem:
         version=None if version is None else bytes(version),
         sent_release_id=None if sent_release_id is None else bytes(sent_release_id),
         sent_at=None if sent is None else _time(int(sent)),
+        sent_session=None if sent_session is None else bytes(sent_session),
     )

@@ -8,11 +8,11 @@ the parts; these calls make no choices the MOU does not already make.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Final
 
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keys import SealingKey, SigningKey
@@ -148,16 +148,17 @@ def release_decided(
     first match handle). ``records`` are the originator's own (``KeyError`` if a decided record
     is missing).
 
-    ``queue`` is the outbound ledger (required when ``mou.approval_required``, ``ValueError``
-    otherwise). It is consulted for each match's record version
-    (:func:`~xlink.release.record.content_digest`), so an exchange run again changes nothing:
-    a version queued and still pending, denied by an officer, or delivered before is neither
-    queued nor sent again; an approved version (or one handed out before and never receipted)
-    is built afresh for this session and sent. A new version is queued when the MOU requires
-    approval, and otherwise recorded in the ledger as handed out. Without a ledger (and no
-    approval required) every release is sealed. Nothing is audited as sent here: the caller
-    audits ``RELEASE_SENT`` as it hands each release to the connection, and settles the
-    answers with :func:`settle_receipts`.
+    ``queue`` is the outbound ledger; an MOU that requires approval needs one (``ValueError``
+    without). It is consulted once per record version
+    (:func:`~xlink.release.record.content_digest`) for all the pairs the record is decided in,
+    so an exchange run again changes nothing (xlink-release-v1 §10.4): a version an officer
+    denied is never sent; one awaiting approval is not queued again (a new version is queued
+    once, whatever its number of pairs); an approved or straight-through version is sent to
+    every pair of this session, built afresh for it, unless every item of it is delivered
+    (receipted) and one session delivered it to as many pairs as there are now. Without a
+    ledger every release is sealed. Nothing is audited as sent here: the caller audits
+    ``RELEASE_SENT`` as it hands each release to the connection, and settles the answers with
+    :func:`settle_receipts`.
     """
     if mou.approval_required and queue is None:
         raise ValueError("this MOU requires approval: give an ApprovalQueue")
@@ -166,10 +167,11 @@ def release_decided(
     items: list[int | None] = []
     queued: list[QueueItem] = []
     denied: list[DeniedRelease] = []
-    fates: list[MatchFate] = []
-    taken: set[int] = set()  # ledger items used by this batch
-    created: set[int] = set()  # ledger items queued by this batch
-    for match in decision.matches:
+    fates: dict[int, MatchFate] = {}
+    # The decided pairs of each record, in the decision's order: the ledger is consulted once
+    # per record version, for all its pairs (a record may be decided with two peer records).
+    pairs: dict[str, list[tuple[int, ReleaseRecord]]] = {}
+    for index, match in enumerate(decision.matches):
         record = by_id[match.local_record_id]
         try:
             if match.score < mou.match_threshold:
@@ -177,7 +179,7 @@ def release_decided(
             content = decide_release(record, mou, originator=originator)
         except PolicyDenied as exc:
             denied.append(DeniedRelease(record.record_id, exc.reasons))
-            fates.append(MatchFate(record.record_id, Fate.DENIED, reasons=exc.reasons))
+            fates[index] = MatchFate(record.record_id, Fate.DENIED, reasons=exc.reasons)
             if audit is not None:
                 fields = {
                     "session": decision.session_id,
@@ -198,57 +200,67 @@ def release_decided(
             rng=rng,
             now=now,
         )
-        if queue is None:
-            sealed.append(_seal(release, mou, signing_key))
-            items.append(None)
-            fates.append(MatchFate(record.record_id, Fate.SENT, release.release_id))
-            continue
-        version = content_digest(release)
-        earlier = queue.lookup(
-            mou_id=mou.id,
-            recipient=release.recipient,
-            record_id=record.record_id,
-            version=version,
-            now=now,
-        )
-        # One item per decided pair of the record: the first not used by this batch yet; when
-        # every one is (the record is in more pairs now than before), the latest decides.
-        fresh = [i for i in earlier if i.item_id not in taken]
-        before = fresh[0] if fresh else (earlier[-1] if earlier else None)
-        if before is not None and before.state in _NOT_AGAIN:
-            taken.add(before.item_id)
-            fate, rid = _NOT_AGAIN[before.state], before.sent_release_id or before.release_id
-            if before.item_id in created:  # the record's other pair in this session
-                fate = Fate.QUEUED
-            fates.append(MatchFate(record.record_id, fate, rid, _reasons(before.reason)))
-            continue
-        if before is None and mou.approval_required:
-            item = queue.enqueue(
-                release, record_id=record.record_id, mou=mou, now=now, version=version
-            )
-            taken.add(item.item_id)
-            created.add(item.item_id)
-            queued.append(item)
-            fates.append(MatchFate(record.record_id, Fate.QUEUED, release.release_id))
-            continue
-        if before is None or not fresh:
-            item = queue.hold_for_sending(
-                release, record_id=record.record_id, mou=mou, now=now, version=version
-            )
-        else:  # approved, or handed out before and never receipted
-            item = queue.take(before.item_id, now=now)
-        taken.add(item.item_id)
+        pairs.setdefault(record.record_id, []).append((index, release))
+
+    def send(index: int, release: ReleaseRecord, item: int | None) -> None:
         sealed.append(_seal(release, mou, signing_key))
-        items.append(item.item_id)
-        fates.append(MatchFate(record.record_id, Fate.SENT, release.release_id))
-    return ReleaseBatch(tuple(sealed), tuple(queued), tuple(denied), tuple(fates), tuple(items))
+        items.append(item)
+        fates[index] = MatchFate(release_record_id[index], Fate.SENT, release.release_id)
 
-
-_NOT_AGAIN: Final = {
-    QueueState.PENDING: Fate.PENDING,
-    QueueState.DENIED: Fate.DENIED,
-    QueueState.SENT: Fate.DELIVERED,
-}
+    release_record_id = {
+        index: record_id for record_id, group in pairs.items() for index, _ in group
+    }
+    for record_id, group in pairs.items():
+        if queue is None:
+            for index, release in group:
+                send(index, release, None)
+            continue
+        first = group[0][1]
+        version = content_digest(first)
+        earlier = queue.lookup(
+            mou_id=mou.id, recipient=first.recipient, record_id=record_id, version=version, now=now
+        )
+        states = {i.state for i in earlier}
+        approved = bool(states & {QueueState.APPROVED, QueueState.TAKEN, QueueState.SENT})
+        if mou.approval_required and QueueState.DENIED in states:
+            item = next(i for i in earlier if i.state is QueueState.DENIED)
+            for index, _ in group:  # an officer denied this version: never sent
+                fates[index] = MatchFate(
+                    record_id, Fate.DENIED, item.release_id, _reasons(item.reason)
+                )
+            continue
+        if mou.approval_required and not approved:
+            pending = [i for i in earlier if i.state is QueueState.PENDING]
+            if pending:  # queued by an earlier run: not queued again
+                fate, item = Fate.PENDING, pending[0]
+            else:  # one queue item for the version, whatever its number of pairs
+                item = queue.enqueue(first, record_id=record_id, mou=mou, now=now, version=version)
+                queued.append(item)
+                fate = Fate.QUEUED
+            for index, _ in group:
+                fates[index] = MatchFate(record_id, fate, item.release_id)
+            continue
+        delivered = [i for i in earlier if i.state is QueueState.SENT]
+        # Delivered to as many pairs as now, in one session, and nothing left undelivered.
+        per_session = Counter(i.sent_session for i in delivered)
+        if delivered and len(delivered) == len(earlier) and max(per_session.values()) >= len(group):
+            for (index, _), item in zip(group, delivered, strict=False):
+                fates[index] = MatchFate(record_id, Fate.DELIVERED, item.sent_release_id)
+            continue
+        # Not every pair is known to have it: send the version to every pair of this session
+        # (the partner stores a copy it already holds for a record only once, §10.4). Items
+        # approved or handed out and never receipted are used first, then new ones.
+        reusable = [i for i in earlier if i.state in (QueueState.APPROVED, QueueState.TAKEN)]
+        for index, release in group:
+            if reusable:
+                item = queue.take(reusable.pop(0).item_id, now=now)
+            else:
+                item = queue.hold_for_sending(
+                    release, record_id=record_id, mou=mou, now=now, version=version
+                )
+            send(index, release, item.item_id)
+    ordered = tuple(fates[i] for i in range(len(decision.matches)))
+    return ReleaseBatch(tuple(sealed), tuple(queued), tuple(denied), ordered, tuple(items))
 
 
 def _reasons(reason: str | None) -> tuple[str, ...]:
@@ -266,7 +278,7 @@ def settle_receipts(
 ) -> tuple[int, int]:
     """After the transfer: the peer's answer to each sealed release of ``batch``, in order. A
     verified receipt is audited as ``RECEIPT_RECEIVED`` and its ledger item marked delivered
-    (the caller audits ``RELEASE_SENT`` as each release is handed to the connection). A
+    (the caller audits ``RELEASE_SENT`` as the transfer takes each release to send). A
     refusal, or a receipt that does not verify, leaves the item handed out, so the next
     exchange offers that record version again.
     Returns ``(receipts verified, refused by the peer)``."""
@@ -287,7 +299,7 @@ def settle_receipts(
         if audit is not None:
             audit.append(AuditEvent.RECEIPT_RECEIVED, base, now=now)
         if queue is not None and item is not None:
-            queue.mark_sent(item, sealed.release_id, now=now)
+            queue.mark_sent(item, sealed.release_id, now=now, session_id=sealed.session_id)
     return verified, refused
 
 
