@@ -502,6 +502,13 @@ def test_withheld_or_forged_receipts_keep_our_releases_offered_until_one_verifie
         assert all(not ids & earlier for earlier in sent_ids)  # built afresh
         sent_ids.append(ids)
         assert not _entries(agencies, AuditEvent.RECEIPT_RECEIVED)
+        # What the partner did to each of our releases is in our log, by release id.
+        refused = _entries(agencies, AuditEvent.RELEASE_REFUSED, us.session_id)
+        invalid = _entries(agencies, AuditEvent.RECEIPT_INVALID, us.session_id)
+        if answer is _refuse:
+            assert {e["handle"] for e in refused} == ids and not invalid
+        else:
+            assert {e["handle"] for e in invalid} == ids and not refused
         if session == 0:
             ledger = agencies.ledger(US)
             assert len(ledger) == 10 and {state for _, state, _ in ledger} == {"TAKEN"}

@@ -68,6 +68,8 @@ class AuditEvent(Enum):
     PEER_REFUSED = "peer_refused"
     SET_SIZE_ALARM = "set_size_alarm"
     RELEASE_OVERDUE = "release_overdue"
+    RELEASE_REFUSED = "release_refused"
+    RECEIPT_INVALID = "receipt_invalid"
     RUN_ENDED = "run_ended"
 
 
@@ -191,6 +193,10 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     # A peer refused, or never reached, before any session (a RefusalReason value):
     # the agency expected and why, never a certificate or an address.
     E.PEER_REFUSED: (frozenset({"peer", "reason"}), frozenset({"mou", "role"})),
+    # The peer answered one of our releases with REFUSED (reason: its code, or `unreadable`),
+    # or with a receipt that does not verify: the release stays offered for the next exchange.
+    E.RELEASE_REFUSED: (frozenset({"session", "handle", "reason"}), frozenset()),
+    E.RECEIPT_INVALID: (frozenset({"session", "handle", "digest"}), frozenset()),
     # A queued release still pending past the MOU's follow-up deadline (audited once).
     E.RELEASE_OVERDUE: (frozenset({"session", "handle"}), frozenset()),
     # How one run of an exchange (xlink.agency) ended, on each side: outcome is completed,

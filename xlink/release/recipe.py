@@ -19,6 +19,7 @@ from xlink.crypto.keys import SealingKey, SigningKey
 from xlink.crypto.rand import RandomSource
 from xlink.decide import DecidedMatch, Decision
 from xlink.errors import PolicyDenied, XlinkError
+from xlink.identifiers import REASON_CODE
 from xlink.policy.document import mou_digest
 from xlink.policy.mou import Mou
 from xlink.records.model import PersonRecord
@@ -263,6 +264,16 @@ def release_decided(
     return ReleaseBatch(tuple(sealed), tuple(queued), tuple(denied), ordered, tuple(items))
 
 
+def _peer_reason(answer: bytes) -> str:
+    """The peer's refusal reason if it is a well-formed code, else ``unreadable`` (what a
+    partner writes is never copied into our log as is)."""
+    try:
+        text = answer.decode("ascii")
+    except UnicodeDecodeError:
+        return "unreadable"
+    return text if REASON_CODE.fullmatch(text) else "unreadable"
+
+
 def _reasons(reason: str | None) -> tuple[str, ...]:
     return () if reason is None else (reason,)
 
@@ -279,8 +290,9 @@ def settle_receipts(
     """After the transfer: the peer's answer to each sealed release of ``batch``, in order. A
     verified receipt is audited as ``RECEIPT_RECEIVED`` and its ledger item marked delivered
     (the caller audits ``RELEASE_SENT`` as the transfer takes each release to send). A
-    refusal, or a receipt that does not verify, leaves the item handed out, so the next
-    exchange offers that record version again.
+    refusal (audited as ``RELEASE_REFUSED`` with the peer's reason code, or ``unreadable``),
+    or a receipt that does not verify (``RECEIPT_INVALID``), leaves the item handed out, so
+    the next exchange offers that record version again.
     Returns ``(receipts verified, refused by the peer)``."""
     if len(answers) != len(batch.sealed):
         raise ValueError("one answer per sealed release")
@@ -290,10 +302,16 @@ def settle_receipts(
         base = {"session": sealed.session_id, "handle": sealed.release_id, "digest": sealed.digest}
         if not ok:
             refused += 1
+            if audit is not None:
+                reason = _peer_reason(answer)
+                fields = {"session": sealed.session_id, "handle": sealed.release_id}
+                audit.append(AuditEvent.RELEASE_REFUSED, {**fields, "reason": reason}, now=now)
             continue
         try:
             verify_receipt(answer, mou=mou, release=sealed)
         except XlinkError:  # a forged or garbled receipt: not counted as delivered
+            if audit is not None:
+                audit.append(AuditEvent.RECEIPT_INVALID, base, now=now)
             continue
         verified += 1
         if audit is not None:
