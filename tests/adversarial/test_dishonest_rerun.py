@@ -29,6 +29,7 @@ import pytest
 from _agencies import CA, US, Agencies
 
 import xlink.agency._agency as runner
+import xlink.agency._inbound as inbound
 from xlink.agency import AgencyOutcome
 from xlink.audit import AuditEvent
 from xlink.decide import Decision
@@ -42,7 +43,7 @@ MAGIC = b"\xf0XR\x01"
 RECEIPT, REFUSED, RECEIPTS_END = 4, 5, 6
 HANDLE = 16
 
-REAL_STORE_ONE = runner._Receiver.store_one
+REAL_STORE_ONE = inbound.Receiver.store_one
 
 Answer = tuple[bool, bytes]
 Encode = Callable[[SealedRelease], bytes]
@@ -83,7 +84,7 @@ class Partner:
         self.drop: frozenset[int] = frozenset()
         monkeypatch.setattr(runner, "release_decided", self._release_decided)
         monkeypatch.setattr(runner, "transfer_releases", self._transfer_releases)
-        monkeypatch.setattr(runner._Receiver, "store_one", self._store_one())
+        monkeypatch.setattr(inbound.Receiver, "store_one", self._store_one())
 
     def honest(self) -> None:
         self.forget_ledger = False

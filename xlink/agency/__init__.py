@@ -7,16 +7,13 @@ runs one whole exchange over a connection. ``xlink serve`` / ``xlink match`` cal
 :func:`exchange_in_process` (two agencies on a memory pair).
 """
 
-from xlink.agency._agency import (
-    SCHEMA_SIDECAR_SUFFIX,
-    Agency,
-    SchemaMismatch,
-    exchange_in_process,
-    schema_for_mou,
-)
+from xlink.agency._agency import Agency
+from xlink.agency._in_process import exchange_in_process
 from xlink.agency._matches import COLUMNS as MATCHES_COLUMNS
 from xlink.agency._outcome import AgencyOutcome
 from xlink.agency._run import RoleName, run_agency
+from xlink.agency._schema import SCHEMA_SIDECAR_SUFFIX, schema_for_mou
+from xlink.errors import SchemaMismatch
 
 __all__ = [
     "MATCHES_COLUMNS",

@@ -14,14 +14,15 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime
-from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Literal, Self
 
 from xlink._workdir import workdir_lock
-from xlink.agency._matches import Inbound, write_matches
+from xlink.agency._inbound import Receiver
+from xlink.agency._matches import write_matches
 from xlink.agency._outcome import AgencyOutcome
+from xlink.agency._schema import schema_for_mou
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.audit.history import apply_daily_budget, set_size_history, unrecorded_runs
 from xlink.audit.session import SessionAuditor
@@ -31,39 +32,24 @@ from xlink.decide import Decision, decide, reveal_bound_for
 from xlink.errors import (
     DecryptionError,
     InputError,
-    PolicyDenied,
     ProtocolError,
-    ReleaseRejected,
     RemoteProtocolError,
     SchemaMismatch,
-    XlinkError,
 )
-from xlink.identifiers import REASON_CODE
-from xlink.linkage.schema import LinkageSchema, load_schema, schema_digest
+from xlink.linkage.schema import LinkageSchema, schema_digest
 from xlink.policy import Mou, accept_mou, load_mou, mou_digest
 from xlink.prepare import PreparedSide, StrPath, prepare_side
 from xlink.progress import ProgressFn
 from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import Event, Progress, PsiResult
-from xlink.protocol.limits import HANDLE_SIZE
 from xlink.protocol.session import PsiSession
 from xlink.release import ApprovalQueue, SourceHandleKey, release_decided, settle_receipts
 from xlink.release.label import (
-    LabelError,
-    LabelNotMatched,
-    labelled_handles,
-    open_labelled,
     seal_labelled,
 )
 from xlink.release.seal import SealedRelease
 from xlink.store import ReleaseStore
-from xlink.store.reasons import (
-    DENY_LABEL_FAILED,
-    DENY_MATCH_ALREADY_RECEIVED,
-    DENY_NOT_DECIDED,
-)
-from xlink.store.store import DecidedMatches
-from xlink.transport import Connection, PeerRefused, connect, memory_pair, run_session, serve_once
+from xlink.transport import Connection, PeerRefused, connect, run_session, serve_once
 from xlink.transport.release_transfer import (
     TransferGate,
     agree_decided_pairs,
@@ -72,42 +58,10 @@ from xlink.transport.release_transfer import (
     transfer_releases,
 )
 
-__all__ = ["Agency", "SchemaMismatch", "exchange_in_process", "schema_for_mou"]
+__all__ = ["Agency"]
 
 
 RoleName = Literal["serve", "match"]
-
-SCHEMA_SIDECAR_SUFFIX: Final = ".schema.json"
-"""``xlink mou fill --schema S --out M`` writes S beside the MOU as ``M`` + this suffix."""
-
-
-def _bundled_schemas() -> list[Path]:
-    folder = resources.files("xlink").joinpath("data", "schemas")
-    return sorted(Path(str(folder)).glob("*.json"))
-
-
-def schema_for_mou(mou: Mou, mou_path: StrPath | None = None) -> LinkageSchema:
-    """The linkage schema the MOU names (by id, version and digest): one of the bundled
-    schemas, or the MOU's sidecar ``<mou>.schema.json`` written by ``xlink mou fill
-    --schema``. :class:`SchemaMismatch` if none has the MOU's digest."""
-    candidates = _bundled_schemas()
-    if mou_path is not None:
-        sidecar = Path(str(mou_path) + SCHEMA_SIDECAR_SUFFIX)
-        candidates.insert(0, sidecar)
-    for path in candidates:
-        if not path.is_file():
-            continue
-        try:
-            schema = load_schema(path)
-        except XlinkError:
-            continue
-        if schema_digest(schema) == mou.schema_digest:
-            return schema
-    where = " or ".join(str(p) for p in candidates[:1]) if mou_path is not None else "xlink"
-    raise SchemaMismatch(
-        f"the MOU names linkage schema {mou.schema_id} v{mou.schema_version} "
-        f"({mou.schema_digest.hex()[:16]}…), which neither {where} nor the bundled schemas hold"
-    )
 
 
 class Agency:
@@ -603,7 +557,7 @@ class Agency:
         )
         if progress is not None:  # releases sent now (queued, pending, denied ones are not)
             progress("releases sent", 0, len(batch.sealed))
-        receiver = _Receiver(self, session_id, decision, peer_outputs.__getitem__)
+        receiver = Receiver(self, session_id, decision, peer_outputs.__getitem__)
         transferred = await transfer_releases(
             gate,
             batch.sealed,
@@ -681,99 +635,6 @@ class Agency:
         return key
 
 
-class _Receiver:
-    """The receiving half of one transfer: opens each labelled release with the OPRF outputs
-    of tokens we hold (spec §10.2) and stores it against the decided match it names."""
-
-    def __init__(
-        self,
-        agency: Agency,
-        session_id: bytes,
-        decision: Decision,
-        output_of: Callable[[bytes], bytes],
-    ) -> None:
-        self._agency = agency
-        self._session_id = session_id
-        self._output_of = output_of
-        self._expected = DecidedMatches(m.handles for m in decision.matches)
-        # Our decided matches by handle set, in order: two of our records decided with the same
-        # peer record on the same tokens share a handle set, and take its releases in turn.
-        self._waiting: dict[frozenset[bytes], list[int]] = {}
-        for i, m in enumerate(decision.matches):
-            self._waiting.setdefault(frozenset(m.handles), []).append(i)
-        self._matches = decision.matches
-        self.inbound: dict[int, Inbound] = {}  # by index of the decided match
-        self.accepted: list[Inbound] = []
-        self.refused = 0
-
-    def _refuse(self, named: tuple[bytes, ...], reason: str) -> tuple[bool, bytes]:
-        self.refused += 1
-        # The first handle the frame names stands for the release (its id is inside).
-        first = named[0] if named and len(named[0]) == HANDLE_SIZE else bytes(HANDLE_SIZE)
-        fields = {"session": self._session_id, "handle": first, "reason": reason}
-        agency = self._agency
-        agency.audit.append(
-            AuditEvent.RECEIVE_DENIED, {**fields, "peer": agency.peer_id}, now=agency.clock()
-        )
-        return False, reason.encode("ascii")
-
-    def store_one(self, frame: bytes) -> tuple[bool, bytes]:
-        named = labelled_handles(frame)
-        try:
-            label, data = open_labelled(
-                frame, session_id=self._session_id, output_of=self._output_of
-            )
-        except LabelNotMatched:  # names a handle we never matched
-            return self._refuse(named, DENY_NOT_DECIDED)
-        except (LabelError, DecryptionError):
-            return self._refuse(named, DENY_LABEL_FAILED)
-        waiting = self._waiting.get(frozenset(label))
-        index = waiting[0] if waiting else None
-        own = self._matches[index].local_record_id if index is not None else None
-        try:
-            accepted = self._agency.store.accept(
-                data,
-                expected_session_id=self._session_id,
-                now=self._agency.clock(),
-                expected_matches=self._expected,
-                label_handles=label,
-                own_record_id=own,
-            )
-        except XlinkError as exc:
-            reason = _refusal_reason(exc)
-            if isinstance(exc, PolicyDenied) and reason in _AUDITED_BY_THE_STORE:
-                self.refused += 1
-                return False, reason.encode("ascii")
-            # Every other refusal of §7 (wrong session, MOU, originator, signature, fields,
-            # caveats, a replayed release id...) is audited here, with its code.
-            return self._refuse(label, reason)
-        status = "received" if accepted.stored else "held-before"
-        got = Inbound(status, accepted.release_id, accepted.category.value)
-        if waiting:
-            self.inbound[waiting.pop(0)] = got
-        self.accepted.append(got)
-        return True, accepted.receipt
-
-
-# The refusals ReleaseStore.accept audits itself (xlink-release-v1 §7 step 11).
-_AUDITED_BY_THE_STORE: Final = frozenset(
-    {DENY_NOT_DECIDED, DENY_LABEL_FAILED, DENY_MATCH_ALREADY_RECEIVED}
-)
-
-
-def _refusal_reason(exc: XlinkError) -> str:
-    """The reason code of a refused release, for the REFUSED answer and the audit log."""
-    if isinstance(exc, PolicyDenied) and exc.reasons:
-        code = exc.reasons[0]
-    elif isinstance(exc, ReleaseRejected):
-        code = exc.reason
-    elif isinstance(exc, DecryptionError):
-        code = "decryption-failed"
-    else:
-        code = "rejected"
-    return code if REASON_CODE.fullmatch(code) else "rejected"
-
-
 class _ProgressAuditor(SessionAuditor):
     """A session auditor that also reports the session's Progress events."""
 
@@ -798,26 +659,3 @@ class _ProgressAuditor(SessionAuditor):
                 if isinstance(event, Progress):
                     phase = f"PSI {event.phase.replace('_', ' ')}"
                     self._progress(phase, event.done, event.total)
-
-
-async def exchange_in_process(
-    initiator: tuple[Agency, PreparedSide],
-    responder: tuple[Agency, PreparedSide],
-    *,
-    idle_timeout: float = 60.0,
-) -> tuple[AgencyOutcome, AgencyOutcome]:
-    """Two agencies' exchange in one process, over a memory pair instead of TLS: the same
-    :meth:`Agency.exchange` on each side. Returns ``(initiator's, responder's)`` outcomes."""
-    left, right = memory_pair()
-    (a, a_side), (b, b_side) = initiator, responder
-    results = await asyncio.gather(
-        a.exchange(left, a_side, role=Role.INITIATOR, idle_timeout=idle_timeout),
-        b.exchange(right, b_side, role=Role.RESPONDER, idle_timeout=idle_timeout),
-        return_exceptions=True,
-    )
-    for item in results:
-        if isinstance(item, BaseException):
-            raise item
-    first, second = results
-    assert isinstance(first, AgencyOutcome) and isinstance(second, AgencyOutcome)
-    return first, second

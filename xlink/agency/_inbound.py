@@ -1,0 +1,120 @@
+"""The receiving half of one release transfer: each labelled release of the partner's opened
+with the OPRF outputs of tokens we hold, stored against one of our decided matches, and every
+refusal answered with its reason code and audited."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+from xlink.agency._matches import Inbound
+from xlink.audit import AuditEvent
+from xlink.decide import Decision
+from xlink.errors import DecryptionError, PolicyDenied, ReleaseRejected, XlinkError
+from xlink.identifiers import REASON_CODE
+from xlink.protocol.limits import HANDLE_SIZE
+from xlink.release.label import LabelError, LabelNotMatched, labelled_handles, open_labelled
+from xlink.store.reasons import (
+    DENY_LABEL_FAILED,
+    DENY_MATCH_ALREADY_RECEIVED,
+    DENY_NOT_DECIDED,
+)
+from xlink.store.store import DecidedMatches
+
+if TYPE_CHECKING:
+    from xlink.agency._agency import Agency
+
+__all__ = ["Receiver"]
+
+
+class Receiver:
+    """The receiving half of one transfer: opens each labelled release with the OPRF outputs
+    of tokens we hold (spec §10.2) and stores it against the decided match it names."""
+
+    def __init__(
+        self,
+        agency: Agency,
+        session_id: bytes,
+        decision: Decision,
+        output_of: Callable[[bytes], bytes],
+    ) -> None:
+        self._agency = agency
+        self._session_id = session_id
+        self._output_of = output_of
+        self._expected = DecidedMatches(m.handles for m in decision.matches)
+        # Our decided matches by handle set, in order: two of our records decided with the same
+        # peer record on the same tokens share a handle set, and take its releases in turn.
+        self._waiting: dict[frozenset[bytes], list[int]] = {}
+        for i, m in enumerate(decision.matches):
+            self._waiting.setdefault(frozenset(m.handles), []).append(i)
+        self._matches = decision.matches
+        self.inbound: dict[int, Inbound] = {}  # by index of the decided match
+        self.accepted: list[Inbound] = []
+        self.refused = 0
+
+    def _refuse(self, named: tuple[bytes, ...], reason: str) -> tuple[bool, bytes]:
+        self.refused += 1
+        # The first handle the frame names stands for the release (its id is inside).
+        first = named[0] if named and len(named[0]) == HANDLE_SIZE else bytes(HANDLE_SIZE)
+        fields = {"session": self._session_id, "handle": first, "reason": reason}
+        agency = self._agency
+        agency.audit.append(
+            AuditEvent.RECEIVE_DENIED, {**fields, "peer": agency.peer_id}, now=agency.clock()
+        )
+        return False, reason.encode("ascii")
+
+    def store_one(self, frame: bytes) -> tuple[bool, bytes]:
+        named = labelled_handles(frame)
+        try:
+            label, data = open_labelled(
+                frame, session_id=self._session_id, output_of=self._output_of
+            )
+        except LabelNotMatched:  # names a handle we never matched
+            return self._refuse(named, DENY_NOT_DECIDED)
+        except (LabelError, DecryptionError):
+            return self._refuse(named, DENY_LABEL_FAILED)
+        waiting = self._waiting.get(frozenset(label))
+        index = waiting[0] if waiting else None
+        own = self._matches[index].local_record_id if index is not None else None
+        try:
+            accepted = self._agency.store.accept(
+                data,
+                expected_session_id=self._session_id,
+                now=self._agency.clock(),
+                expected_matches=self._expected,
+                label_handles=label,
+                own_record_id=own,
+            )
+        except XlinkError as exc:
+            reason = _refusal_reason(exc)
+            if isinstance(exc, PolicyDenied) and reason in _AUDITED_BY_THE_STORE:
+                self.refused += 1
+                return False, reason.encode("ascii")
+            # Every other refusal of §7 (wrong session, MOU, originator, signature, fields,
+            # caveats, a replayed release id...) is audited here, with its code.
+            return self._refuse(label, reason)
+        status = "received" if accepted.stored else "held-before"
+        got = Inbound(status, accepted.release_id, accepted.category.value)
+        if waiting:
+            self.inbound[waiting.pop(0)] = got
+        self.accepted.append(got)
+        return True, accepted.receipt
+
+
+# The refusals ReleaseStore.accept audits itself (xlink-release-v1 §7 step 11).
+_AUDITED_BY_THE_STORE: Final = frozenset(
+    {DENY_NOT_DECIDED, DENY_LABEL_FAILED, DENY_MATCH_ALREADY_RECEIVED}
+)
+
+
+def _refusal_reason(exc: XlinkError) -> str:
+    """The reason code of a refused release, for the REFUSED answer and the audit log."""
+    if isinstance(exc, PolicyDenied) and exc.reasons:
+        code = exc.reasons[0]
+    elif isinstance(exc, ReleaseRejected):
+        code = exc.reason
+    elif isinstance(exc, DecryptionError):
+        code = "decryption-failed"
+    else:
+        code = "rejected"
+    return code if REASON_CODE.fullmatch(code) else "rejected"
