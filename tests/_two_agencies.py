@@ -187,19 +187,12 @@ def exchanged_in_process(
         rng=system_random,
         approval_required=False,
     )
-    with contextlib.ExitStack() as stack:
-        agencies = {
-            a: stack.enter_context(
-                c.open_agency(
-                    a,
-                    base / a,
-                    passphrase=passphrase,
-                    clock=lambda: datetime.now(UTC),
-                    rng=DeterministicRandom(f"{seed}-{a}"),
-                )
-            )
-            for a in (CA, US)
-        }
+    with c.open_agencies(
+        {a: base / a for a in (CA, US)},
+        passphrase=passphrase,
+        clock=lambda: datetime.now(UTC),
+        rng_of=lambda a: DeterministicRandom(f"{seed}-{a}"),
+    ) as agencies:
         sides = {a: agencies[a].prepare(files[a]) for a in (CA, US)}
         ca, us = asyncio.run(
             exchange_in_process((agencies[CA], sides[CA]), (agencies[US], sides[US]))

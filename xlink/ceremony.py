@@ -4,9 +4,10 @@ tests: keys for both agencies of the bundled sample MOU, the template filled and
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +53,27 @@ class CeremonyFiles:
             clock=clock,
             rng=rng,
         )
+
+    @contextlib.contextmanager
+    def open_agencies(
+        self,
+        workdirs: Mapping[str, StrPath],
+        *,
+        passphrase: bytes,
+        clock: Callable[[], datetime],
+        rng_of: Callable[[str], RandomSource],
+    ) -> Iterator[dict[str, Agency]]:
+        """:meth:`open_agency` for each agency of ``workdirs`` (agency id -> workdir), its
+        randomness from ``rng_of(agency)``; all closed on leaving."""
+        with contextlib.ExitStack() as stack:
+            yield {
+                agency: stack.enter_context(
+                    self.open_agency(
+                        agency, work, passphrase=passphrase, clock=clock, rng=rng_of(agency)
+                    )
+                )
+                for agency, work in workdirs.items()
+            }
 
 
 def demo_ceremony(

@@ -19,6 +19,7 @@ from xlink.protocol.events import PsiResult
 from xlink.protocol.session import PsiSession
 from xlink.release import (
     ApprovalQueue,
+    ReleaseBatch,
     encode_release,
     match_for,
     receive_release,
@@ -103,34 +104,30 @@ def _release_both_ways(ex: Exchanged, approval: bool, tmp_path: Path) -> list[by
     crossed: list[bytes] = []
     for originator, recipient in ((CA, US), (US, CA)):
         queue = ApprovalQueue.open(tmp_path / f"{originator}.db") if approval else None
-        batch = release_decided(
-            ex.decisions[originator],
-            ex.sides[originator].records,
-            mou=mou,
-            originator=originator,
-            signing_key=SIGNING[originator],
-            handle_key=HANDLE_KEY[originator],
-            rng=DeterministicRandom(f"release-{originator}"),
-            now=T0,
-            queue=queue,
-        )
-        sealed = batch.sealed
-        if queue is not None:
-            assert not sealed and batch.queued  # nothing leaves before approval
-            for item in queue.pending(T0):
-                queue.approve(item.item_id, SIGNING[originator].verify_key, now=T0)
-            # The next exchange (the same decision here) sends what was approved.
-            sealed = release_decided(
+
+        def release(
+            seed: str, originator: str = originator, queue: ApprovalQueue | None = queue
+        ) -> ReleaseBatch:
+            return release_decided(
                 ex.decisions[originator],
                 ex.sides[originator].records,
                 mou=mou,
                 originator=originator,
                 signing_key=SIGNING[originator],
                 handle_key=HANDLE_KEY[originator],
-                rng=DeterministicRandom(f"release-{originator}-2"),
+                rng=DeterministicRandom(f"{seed}-{originator}"),
                 now=T0,
                 queue=queue,
-            ).sealed
+            )
+
+        batch = release("release")
+        sealed = batch.sealed
+        if queue is not None:
+            assert not sealed and batch.queued  # nothing leaves before approval
+            for item in queue.pending(T0):
+                queue.approve(item.item_id, SIGNING[originator].verify_key, now=T0)
+            # The next exchange (the same decision here) sends what was approved.
+            sealed = release("release-again").sealed
             queue.close()
         assert len(sealed) + len(batch.denied) == len(ex.decisions[originator].matches)
         assert len(sealed) > 5

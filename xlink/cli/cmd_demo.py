@@ -178,19 +178,12 @@ def run_in_process(args: argparse.Namespace) -> int:
             rng=system_random,
             approval_required=False,
         )
-        with contextlib.ExitStack() as stack:
-            agencies = {
-                agency: stack.enter_context(
-                    ceremony.open_agency(
-                        agency,
-                        out / agency.lower(),
-                        passphrase=passphrase,
-                        clock=lambda: datetime.now(UTC),
-                        rng=system_random,
-                    )
-                )
-                for agency, _ in _IN_PROCESS
-            }
+        with ceremony.open_agencies(
+            {agency: out / agency.lower() for agency, _ in _IN_PROCESS},
+            passphrase=passphrase,
+            clock=lambda: datetime.now(UTC),
+            rng_of=lambda _: system_random,
+        ) as agencies:
             prepared = {
                 agency: me.prepare(
                     [bundled_path(f) for f in AGENCY_FILES[_AGENCY_BUNDLED[agency]]],
