@@ -84,17 +84,22 @@ def demo_ceremony(
     rng: RandomSource,
     approval_required: bool | None = None,
     valid_days: int = 2,
+    query_quota_per_day: int | None = None,
 ) -> CeremonyFiles:
     """The ceremony of docs/keys.md §5 in one call, on the bundled sample template: keys for
     both agencies (TLS certificates valid ``valid_days``), the template filled with both
     bundles and the default schema's digest, valid from ``now``'s date for ``valid_days``, and
-    signed by both. ``approval_required`` overrides the template's (``None``: keep it)."""
+    signed by both. ``approval_required`` and ``query_quota_per_day`` override the template's
+    (``None``: keep it)."""
     base = Path(directory)
     base.mkdir(parents=True, exist_ok=True)
     template = load_sample_template()
-    if approval_required is not None:
+    if approval_required is not None or query_quota_per_day is not None:
         doc = json.loads(template.document)
-        doc["release"]["approval_required"] = approval_required
+        if approval_required is not None:
+            doc["release"]["approval_required"] = approval_required
+        if query_quota_per_day is not None:
+            doc["exchange"]["query_quota_per_day"] = query_quota_per_day
         template = parse_mou_template(json.dumps(doc), "json")
     generated = {
         agency: AgencyKeys.generate(agency, rng=rng, now=now, valid_days=valid_days)

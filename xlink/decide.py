@@ -13,18 +13,30 @@ another message.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import KeyWeight, decide_matches, fellegi_sunter_score
 from xlink.protocol.bound import RevealBound
-from xlink.protocol.events import PsiResult
+from xlink.protocol.events import CandidatePair
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DecidedMatch", "Decision", "decide", "reveal_bound_for"]
+__all__ = ["CandidateSource", "DecidedMatch", "Decision", "decide", "reveal_bound_for"]
+
+
+class CandidateSource(Protocol):
+    """What :func:`decide` reads: a session id and candidate pairs. A
+    :class:`~xlink.protocol.events.PsiResult` is one; the query mode builds its own from its
+    table lookups (xlink-query-v1 §7.4)."""
+
+    @property
+    def session_id(self) -> bytes: ...
+
+    def iter_pairs(self) -> Iterator[CandidatePair]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +98,9 @@ class Decision:
         return pd.DataFrame.from_records(rows, columns=columns)
 
 
-def decide(result: PsiResult, schema: LinkageSchema, threshold: float | None = None) -> Decision:
+def decide(
+    result: CandidateSource, schema: LinkageSchema, threshold: float | None = None
+) -> Decision:
     """Score every candidate pair of ``result`` with ``schema``'s weights (its agreeing keys'
     weights plus its :attr:`~xlink.protocol.events.CandidatePair.disagreeing_keys`'
     ``disagreement_weight``, 0 for a key without one) and keep the pairs at or above

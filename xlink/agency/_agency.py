@@ -12,7 +12,7 @@ import contextlib
 import os
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +22,7 @@ from xlink._workdir import workdir_lock
 from xlink.agency._inbound import Receiver
 from xlink.agency._matches import write_matches
 from xlink.agency._outcome import AgencyOutcome
+from xlink.agency._query import QueryClient, QueryOutcome, QueryService
 from xlink.agency._schema import schema_for_mou
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.audit.history import apply_daily_budget, set_size_history, unrecorded_runs
@@ -43,13 +44,22 @@ from xlink.progress import ProgressFn
 from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import Event, Progress, PsiResult
 from xlink.protocol.session import PsiSession
+from xlink.records.model import PersonRecord
 from xlink.release import ApprovalQueue, SourceHandleKey, release_decided, settle_receipts
 from xlink.release.label import (
     seal_labelled,
 )
+from xlink.release.recipe import ReleaseBatch
 from xlink.release.seal import SealedRelease
 from xlink.store import ReleaseStore
-from xlink.transport import Connection, PeerRefused, connect, run_session, serve_once
+from xlink.transport import (
+    Connection,
+    PeerRefused,
+    connect,
+    run_session,
+    serve_once,
+    serve_pinned,
+)
 from xlink.transport.release_transfer import (
     TransferGate,
     agree_decided_pairs,
@@ -364,6 +374,92 @@ class Agency:
             conn, side, config=config, idle_timeout=idle_timeout, progress=progress
         )
 
+    # -- the real-time query mode (xlink-query-v1, docs/query.md) ----------------------------
+
+    def _tls(self) -> dict[str, Any]:
+        return {
+            "identity": self.keys.tls,
+            "peer_cert_pem": self.peer_bundle.tls_cert_pem,
+            "pinned_sha256": self.peer_bundle.tls_cert_sha256,
+        }
+
+    def query_service(
+        self, side: PreparedSide, *, progress: ProgressFn | None = None
+    ) -> QueryService:
+        """The holder's :class:`~xlink.agency.QueryService` for ``side`` (this agency's list):
+        the month's table built, or loaded and updated with the list's changes."""
+        return QueryService(self, side, progress=progress)
+
+    async def serve_queries(
+        self,
+        side: PreparedSide,
+        host: str,
+        port: int,
+        *,
+        max_connections: int | None = None,
+        idle_timeout: float = 60.0,
+        on_listening: Callable[[int], object] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> int:
+        """Answer the partner's real-time queries about ``side`` on ``host:port`` until
+        cancelled (or ``max_connections`` served): every connection over pinned mutual TLS,
+        each refused one audited. Returns the connections served."""
+        service = QueryService(self, side, progress=progress)
+
+        async def answer(conn: Connection) -> None:
+            with contextlib.suppress(ProtocolError):  # audited by the service
+                await service.handle(conn, idle_timeout=idle_timeout)
+
+        return await serve_pinned(
+            host,
+            port,
+            **self._tls(),
+            on_connection=answer,
+            on_listening=on_listening,
+            on_refused=lambda exc: self._audit_refused(exc, Role.RESPONDER),
+            max_connections=max_connections,
+        )
+
+    @contextlib.asynccontextmanager
+    async def query_session(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float = 60.0,
+        idle_timeout: float = 60.0,
+        progress: ProgressFn | None = None,
+    ) -> AsyncIterator[QueryClient]:
+        """An open query session with the partner's query server at ``host:port`` (pinned
+        mutual TLS), its table copy brought up to date: ``async with agency.query_session(h,
+        p) as client: outcome = await client.ask(travellers)``, as often as needed."""
+        try:
+            conn = await connect(host, port, **self._tls(), timeout=timeout)
+        except PeerRefused as exc:
+            self._audit_refused(exc, Role.INITIATOR)
+            raise
+        async with QueryClient(self, conn, idle_timeout=idle_timeout, progress=progress) as c:
+            yield c
+
+    async def ask(
+        self,
+        travellers: PreparedSide,
+        host: str,
+        port: int,
+        *,
+        timeout: float = 60.0,
+        idle_timeout: float = 60.0,
+        progress: ProgressFn | None = None,
+    ) -> QueryOutcome:
+        """Ask the partner's query server at ``host:port`` about ``travellers`` (records of
+        ours: one traveller or a manifest) in one session; returns a
+        :class:`~xlink.agency.QueryOutcome`. Releases of decided matches go into our store,
+        as in an exchange."""
+        async with self.query_session(
+            host, port, timeout=timeout, idle_timeout=idle_timeout, progress=progress
+        ) as client:
+            return await client.ask(travellers)
+
     # -- the exchange ------------------------------------------------------------------------
 
     def _run_ended(
@@ -543,18 +639,7 @@ class Agency:
             idle_timeout=idle_timeout,
         )
         overdue = self.queue.audit_overdue(self.clock())
-        batch = release_decided(
-            decision,
-            side.records,
-            mou=self.mou,
-            originator=self.agency_id,
-            signing_key=self.keys.signing_key,
-            handle_key=self._handle_key(),
-            rng=self.rng,
-            now=self.clock(),
-            queue=self.queue,
-            audit=self.audit,
-        )
+        batch = self.release(decision, side.records)
         if progress is not None:  # releases sent now (queued, pending, denied ones are not)
             progress("releases sent", 0, len(batch.sealed))
         receiver = Receiver(self, session_id, decision, peer_outputs.__getitem__)
@@ -605,20 +690,45 @@ class Agency:
         left is audited even if the peer hangs up before answering it."""
 
         def encode(sealed: SealedRelease) -> bytes:
-            frame = seal_labelled(
-                sealed.data,
-                sealed.match_handles,
-                session_id=session_id,
-                output_of=session.labels.own_output,
-                rng=self.rng,
-            )
-            fields = {"session": session_id, "handle": sealed.release_id, "digest": sealed.digest}
-            self.audit.append(
-                AuditEvent.RELEASE_SENT, {**fields, "category": sealed.category}, now=self.clock()
-            )
-            return frame
+            return self.hand_over(sealed, session_id, session.labels.own_output)
 
         return encode
+
+    def release(self, decision: Decision, records: Iterable[PersonRecord]) -> ReleaseBatch:
+        """:func:`~xlink.release.release_decided` for ``decision`` with this agency's MOU,
+        keys, outbound ledger, audit log, clock and randomness (the exchange and the query
+        holder both release through it)."""
+        return release_decided(
+            decision,
+            records,
+            mou=self.mou,
+            originator=self.agency_id,
+            signing_key=self.keys.signing_key,
+            handle_key=self._handle_key(),
+            rng=self.rng,
+            now=self.clock(),
+            queue=self.queue,
+            audit=self.audit,
+        )
+
+    def hand_over(
+        self, sealed: SealedRelease, session_id: bytes, output_of: Callable[[bytes], bytes]
+    ) -> bytes:
+        """One release as it leaves: labelled for the peer with our OPRF outputs of its match
+        handles (xlink-release-v1 §10.2) and audited ``RELEASE_SENT`` before the peer answers,
+        so that a release that may have left is audited even if the peer hangs up."""
+        frame = seal_labelled(
+            sealed.data,
+            sealed.match_handles,
+            session_id=session_id,
+            output_of=output_of,
+            rng=self.rng,
+        )
+        fields = {"session": session_id, "handle": sealed.release_id, "digest": sealed.digest}
+        self.audit.append(
+            AuditEvent.RELEASE_SENT, {**fields, "category": sealed.category}, now=self.clock()
+        )
+        return frame
 
     def _handle_key(self) -> SourceHandleKey:
         path = self.workdir / "source-handle.key"

@@ -71,6 +71,10 @@ class AuditEvent(Enum):
     RELEASE_REFUSED = "release_refused"
     RECEIPT_INVALID = "receipt_invalid"
     RUN_ENDED = "run_ended"
+    QUERY_STARTED = "query_started"
+    QUERY_EVALUATED = "query_evaluated"
+    QUERY_REFUSED = "query_refused"
+    QUERY_ENDED = "query_ended"
 
 
 class FieldType(Enum):
@@ -205,6 +209,19 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     E.RUN_ENDED: (
         frozenset({"outcome", "peer"}),
         frozenset({"session", "code", "released", "received", "mou"}),
+    ),
+    # Real-time queries (xlink-query-v1): counts, never content. role is RESPONDER on the
+    # holder's side, INITIATOR on the asker's; evaluations counts OPRF elements (the quota's
+    # unit), records the travellers asked about, matched the records decided.
+    E.QUERY_STARTED: (frozenset({"session", "peer", "role"}), frozenset({"mou"})),
+    E.QUERY_EVALUATED: (frozenset({"session", "evaluations", "role"}), frozenset({"peer"})),
+    E.QUERY_REFUSED: (
+        frozenset({"peer", "reason"}),
+        frozenset({"session", "evaluations", "role"}),
+    ),
+    E.QUERY_ENDED: (
+        frozenset({"session", "outcome", "role"}),
+        frozenset({"code", "evaluations", "records", "matched", "released", "received"}),
     ),
 }
 del E

@@ -26,6 +26,7 @@ __all__ = [
     "ALARM_MIN_SESSIONS",
     "SetSizeHistory",
     "apply_daily_budget",
+    "query_evaluations_on",
     "set_size_history",
     "unrecorded_runs",
 ]
@@ -148,3 +149,25 @@ def unrecorded_runs(log: AuditLog, peer: str) -> tuple[bytes, ...]:
         elif entry.kind is AuditEvent.SESSION_STARTED and entry.fields["peer"] == peer:
             started.append(bytes.fromhex(str(entry.fields["session"])))
     return tuple(started)
+
+
+def query_evaluations_on(log: AuditLog, peer: str, day: date) -> int:
+    """The OPRF evaluations we answered as a query holder for ``peer`` on the UTC ``day``
+    (``QUERY_EVALUATED`` entries of our ``RESPONDER`` sessions with it): what the MOU's
+    ``query_quota_per_day`` counts (xlink-query-v1 §8)."""
+    peer_of: dict[object, bool] = {}
+    used = 0
+    for entry in log.entries():
+        if entry.kind is AuditEvent.QUERY_STARTED:
+            peer_of[entry.fields["session"]] = (
+                entry.fields["peer"] == peer and entry.fields["role"] == "RESPONDER"
+            )
+        elif (
+            entry.kind is AuditEvent.QUERY_EVALUATED
+            and peer_of.get(entry.fields["session"])
+            and entry.time.astimezone(UTC).date() == day
+        ):
+            count = entry.fields["evaluations"]
+            assert isinstance(count, int)
+            used += count
+    return used

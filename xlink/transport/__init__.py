@@ -6,7 +6,13 @@ The protocol core never imports this package; this package drives it.
 
 from __future__ import annotations
 
-from xlink.transport.driver import DEFAULT_MAX_BUFFERED, connect, run_session, serve_once
+from xlink.transport.driver import (
+    DEFAULT_MAX_BUFFERED,
+    connect,
+    run_session,
+    serve_once,
+    serve_pinned,
+)
 from xlink.transport.errors import (
     ConnectionLost,
     PeerAborted,
@@ -33,5 +39,6 @@ __all__ = [
     "memory_pair",
     "run_session",
     "serve_once",
+    "serve_pinned",
     "server_context",
 ]

@@ -16,7 +16,7 @@ import errno
 import socket
 import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from xlink.audit.session import SessionAuditor
@@ -501,16 +501,9 @@ async def serve_once(
 
     async def handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            try:
-                async with asyncio.timeout(handshake_timeout):
-                    await writer.start_tls(ctx)
-            except TimeoutError:
-                raise PeerRefused(RefusalReason.TIMEOUT, "handshake") from None
-            except (ssl.SSLError, OSError) as exc:
-                raise refusal_from_ssl_error(exc) from None
-            if writer.transport is None or writer.transport.is_closing():
-                raise PeerRefused(RefusalReason.TLS_FAILURE, "closed during the handshake")
-            conn = _pinned(reader, writer, pinned_sha256, max_frame, write_timeout)
+            conn = await _server_handshake(
+                reader, writer, ctx, pinned_sha256, handshake_timeout, max_frame, write_timeout
+            )
         except PeerRefused as exc:
             _reset(writer)
             refuse(exc)
@@ -572,6 +565,114 @@ async def serve_once(
             message = f"no partner connected within {_seconds(timeout)} (listening at {where})"
         raise refused(RefusalReason.NO_PEER, detail, message=message)
     return authenticated.result()  # or what on_refused raised
+
+
+async def _server_handshake(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    ctx: ssl.SSLContext,
+    pinned_sha256: bytes,
+    handshake_timeout: float,
+    max_frame: int,
+    write_timeout: float,
+) -> FramedConnection:
+    """The server's TLS 1.3 handshake on an accepted connection and the pin check; raises
+    :class:`PeerRefused` with the reason."""
+    try:
+        async with asyncio.timeout(handshake_timeout):
+            await writer.start_tls(ctx)
+    except TimeoutError:
+        raise PeerRefused(RefusalReason.TIMEOUT, "handshake") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise refusal_from_ssl_error(exc) from None
+    if writer.transport is None or writer.transport.is_closing():
+        raise PeerRefused(RefusalReason.TLS_FAILURE, "closed during the handshake")
+    return _pinned(reader, writer, pinned_sha256, max_frame, write_timeout)
+
+
+async def serve_pinned(
+    host: str,
+    port: int,
+    *,
+    identity: TlsIdentity,
+    peer_cert_pem: bytes,
+    pinned_sha256: bytes,
+    on_connection: Callable[[FramedConnection], Awaitable[object]],
+    on_listening: Callable[[int], object] | None = None,
+    on_refused: Callable[[PeerRefused], object] | None = None,
+    max_connections: int | None = None,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
+    max_frame: int = MAX_MESSAGE_SIZE,
+    write_timeout: float = 30.0,
+) -> int:
+    """Listen on ``host:port`` and run ``on_connection(conn)`` for every connection of the
+    pinned peer, side by side, until cancelled or until ``max_connections`` have been served
+    (None: for ever). The query holder's server (``xlink query serve``).
+
+    Each accepted connection gets the checks of :func:`serve_once` (TLS 1.3, mutual
+    authentication, the pin, ``handshake_timeout``, at most ``max_handshakes`` at once); a
+    refused one goes to ``on_refused`` and the serving goes on. ``on_connection`` owns the
+    connection (it closes it); an exception it raises is its own business and does not stop
+    the server. Returns the number of connections served."""
+    if handshake_timeout <= 0 or max_handshakes < 1:
+        raise ValueError("handshake_timeout must be > 0 and max_handshakes >= 1")
+    if len(pinned_sha256) != FINGERPRINT_SIZE:
+        raise ValueError("pinned_sha256 must be 32 bytes")
+    ctx = server_context(identity, peer_cert_pem)
+    handshakes: set[asyncio.Task[None]] = set()
+    running: set[asyncio.Task[None]] = set()
+    served = 0
+    finished = asyncio.Event()
+
+    async def serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal served
+        try:
+            conn = await _server_handshake(
+                reader, writer, ctx, pinned_sha256, handshake_timeout, max_frame, write_timeout
+            )
+        except PeerRefused as exc:
+            _reset(writer)
+            if on_refused is not None:
+                on_refused(exc)
+            return
+        if max_connections is not None and served >= max_connections:
+            _reset(writer)
+            return
+        served += 1
+        try:
+            await on_connection(conn)
+        except Exception:  # noqa: S110 - the handler audits its own failures
+            pass
+        finally:
+            await conn.close(timeout=0)
+            if max_connections is not None and served >= max_connections:
+                finished.set()
+
+    def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(handshakes) >= max_handshakes:
+            writer.transport.abort()
+            if on_refused is not None:
+                on_refused(
+                    PeerRefused(RefusalReason.TOO_MANY_HANDSHAKES, f"{max_handshakes} running")
+                )
+            return
+        task = asyncio.create_task(serve_one(reader, writer))
+        handshakes.add(task)
+        task.add_done_callback(handshakes.discard)
+
+    server = await asyncio.start_server(on_connect, host, port, backlog=max_handshakes)
+    try:
+        if on_listening is not None:
+            on_listening(server.sockets[0].getsockname()[1])
+        await finished.wait()
+    finally:
+        server.close()
+        tasks = list(handshakes | running)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return served
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

@@ -1,0 +1,217 @@
+"""A dishonest asker against the query holder, over real mutual TLS on 127.0.0.1 where the
+network matters (`Agency.serve_queries`, what `xlink query serve` runs), and over a memory
+pair for the message-level attacks: a guessed traveller learns no-match and opens nothing; a
+claimed match on handles it cannot compute releases nothing; a replayed or malformed request
+aborts with a code; the quota holds under a burst; the holder's transcript holds no query
+content."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "query"))
+
+from _query_agencies import QueryPair, query_pair, truth_pairs
+
+from xlink.agency import QueryService
+from xlink.agency._query import QueryClient, ask
+from xlink.audit import AuditEvent, AuditLog
+from xlink.crypto import oprf9497
+from xlink.error_codes import AbortCode
+from xlink.errors import PeerAborted, RemoteProtocolError
+from xlink.query import RequestedHit
+from xlink.query import messages as M
+from xlink.transport import memory_pair
+
+PAIRS = truth_pairs()
+FOUND = ["USTR-00022", "USTR-00039", "USTR-00057"]  # decided by the schema (test_query_mode)
+STRANGER = ["USTR-00002"]
+
+
+class Recording:
+    """A connection end that keeps every frame it receives (the holder's transcript)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.received: list[bytes] = []
+
+    async def send(self, message: bytes) -> None:
+        await self.inner.send(message)
+
+    async def receive(self) -> bytes | None:
+        frame = await self.inner.receive()
+        if frame is not None:
+            self.received.append(frame)
+        return frame
+
+    async def close(self, timeout: float | None = None) -> None:
+        await self.inner.close(timeout)
+
+
+def _holder_entries(pair: QueryPair) -> list[tuple[AuditEvent, dict[str, Any]]]:
+    with AuditLog.open(pair.holder.workdir / "audit.db", signing_key=None) as log:
+        return [(e.kind, dict(e.fields)) for e in log.entries()]
+
+
+def _serve_and(pair: QueryPair, service: QueryService, asker: Callable[[Any], Any]) -> Any:
+    """Run the holder on one end of a memory pair and ``asker(conn)`` on the other; returns
+    (holder's result or exception, asker's result or exception, the holder's transcript)."""
+
+    async def both() -> Any:
+        a, b = memory_pair()
+        recording = Recording(b)
+        results = await asyncio.gather(
+            service.handle(recording, idle_timeout=5), asker(a), return_exceptions=True
+        )
+        return (*results, recording.received)
+
+    return asyncio.run(both())
+
+
+@pytest.fixture()
+def pair(tmp_path: Path) -> Any:
+    with query_pair(tmp_path) as p:
+        yield p
+
+
+def test_a_guessed_traveller_learns_no_match_and_nothing_is_released(pair: QueryPair) -> None:
+    service = pair.holder.query_service(pair.registry)
+    side = pair.travellers(STRANGER)
+    served, outcome, _ = _serve_and(pair, service, lambda c: ask(pair.asker, c, side))
+    assert not isinstance(outcome, BaseException), outcome
+    assert [a.matched for a in outcome.answers] == [False]
+    assert outcome.received == 0 and served.released == 0
+    assert pair.asker.store.list(now=pair.asker.clock()) == ()
+
+
+def test_the_holder_transcript_holds_no_query_content(pair: QueryPair) -> None:
+    service = pair.holder.query_service(pair.registry)
+    side = pair.travellers(FOUND)
+    _, outcome, transcript = _serve_and(pair, service, lambda c: ask(pair.asker, c, side))
+    assert outcome.matched == len(FOUND)
+    wire = b"".join(transcript)
+    tokens = side.tokens
+    secrets = [tokens.value(i) for i in range(len(tokens))]
+    secrets += [oprf9497.hash_to_group(t) for t in secrets]  # unblinded group elements
+    for record in side.records:
+        words = [record.record_id, record.name.family, record.name.given]
+        words += [d.number for d in record.documents]
+        if record.birth_date is not None:
+            words.append(str(record.birth_date.year))
+        secrets += [w.encode() for w in words if len(w) >= 4]
+    for secret in secrets:
+        assert secret not in wire
+
+
+def test_a_claimed_match_on_handles_it_cannot_compute_releases_nothing(pair: QueryPair) -> None:
+    """The asker names a real registry record (index 0) with made-up handles, as a guesser
+    or a partner replaying another session's handles would: the holder aborts with
+    CONFIRMATION_FAILED before building any release, and audits it."""
+    service = pair.holder.query_service(pair.registry)
+
+    async def liar(conn: Any) -> Any:
+        client = QueryClient(pair.asker, conn)
+        await client.open()
+        session = client.session
+        session.request_releases([RequestedHit(0, b"\xff\xff", (bytes(16), b"\x01" * 16))])
+        for frame in iter(session.next_frame, None):
+            await conn.send(frame)
+        frame = await conn.receive()
+        try:
+            session.receive(frame)
+        finally:
+            await conn.close(0)
+
+    served, asked, _ = _serve_and(pair, service, liar)
+    assert isinstance(served, RemoteProtocolError)
+    assert served.code is AbortCode.CONFIRMATION_FAILED
+    assert isinstance(asked, PeerAborted) and asked.code is AbortCode.CONFIRMATION_FAILED
+    kinds = [k for k, _ in _holder_entries(pair)]
+    assert AuditEvent.RELEASE_SENT not in kinds
+    ended = [f for k, f in _holder_entries(pair) if k is AuditEvent.QUERY_ENDED]
+    assert ended[-1]["code"] == "CONFIRMATION_FAILED"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "code"),
+    [
+        (lambda frame: frame[:-1], AbortCode.TRUNCATED),
+        (lambda frame: b"\x02" + frame[1:], AbortCode.UNSUPPORTED_VERSION),
+        ("replay", AbortCode.CHUNK_REPLAYED),
+        ("skip", AbortCode.CHUNK_OUT_OF_ORDER),
+    ],
+    ids=["truncated", "psi-version", "replayed", "skipped"],
+)
+def test_a_malformed_or_replayed_evaluate_aborts_with_a_code(
+    pair: QueryPair, tamper: Any, code: AbortCode
+) -> None:
+    service = pair.holder.query_service(pair.registry)
+
+    async def asker(conn: Any) -> Any:
+        client = QueryClient(pair.asker, conn)
+        await client.open()
+        _, blinded = oprf9497.blind([b"\x00" * 32], pair.asker.rng)
+        first = M.encode(M.Evaluate(1, blinded))
+        if tamper == "replay":
+            await conn.send(first)
+            await conn.receive()
+            frame = first
+        elif tamper == "skip":
+            frame = M.encode(M.Evaluate(2, blinded))
+        else:
+            frame = tamper(first)
+        await conn.send(frame)
+        answer = await conn.receive()
+        await conn.close(0)
+        return M.decode(answer) if answer else None
+
+    served, answer, _ = _serve_and(pair, service, asker)
+    assert isinstance(served, RemoteProtocolError) and served.code is code
+    assert isinstance(answer, M.Abort) and answer.code == int(code)
+    ended = [f for k, f in _holder_entries(pair) if k is AuditEvent.QUERY_ENDED]
+    assert ended[-1]["code"] == code.name
+
+
+def test_the_quota_holds_under_a_burst(tmp_path: Path) -> None:
+    """Five askers at once over mutual TLS against a holder whose MOU allows 100 evaluations
+    a day: the evaluations answered never pass 100, the rest are refused with
+    QUOTA_EXHAUSTED, and each refusal is audited."""
+    with query_pair(tmp_path, quota=100) as pair:
+        side = pair.travellers(FOUND[:1])  # about 25 tokens: four askers fit, not five
+        per_ask = len(side.tokens)
+        assert 100 // per_ask < 5
+
+        async def burst() -> list[Any]:
+            loop = asyncio.get_running_loop()
+            port: asyncio.Future[int] = loop.create_future()
+            server = asyncio.create_task(
+                pair.holder.serve_queries(
+                    pair.registry, "127.0.0.1", 0, max_connections=5, on_listening=port.set_result
+                )
+            )
+            bound = await asyncio.wait_for(port, 30)
+            results = await asyncio.gather(
+                *(pair.asker.ask(side, "127.0.0.1", bound, timeout=30) for _ in range(5)),
+                return_exceptions=True,
+            )
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(server, 30)
+            return results
+
+        results = asyncio.run(burst())
+        ok = [r for r in results if not isinstance(r, BaseException)]
+        refused = [r for r in results if isinstance(r, PeerAborted)]
+        assert len(ok) == 100 // per_ask
+        assert len(refused) == 5 - len(ok)
+        assert all(r.code is AbortCode.QUOTA_EXHAUSTED for r in refused)
+        entries = _holder_entries(pair)
+        answered = sum(f["evaluations"] for k, f in entries if k is AuditEvent.QUERY_EVALUATED)
+        assert answered <= 100
+        assert sum(k is AuditEvent.QUERY_REFUSED for k, _ in entries) == len(refused)

@@ -1,0 +1,142 @@
+"""The query mode end to end in one process (the real Agency path over a memory pair): a
+traveller on the holder's registry is found, fuzzy like the batch path, and its release
+stored; one who is not learns no-match; a re-run delivers nothing twice; both audit logs hold
+counts, never content; officer approval gives pending, then the release."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from _query_agencies import US, QueryPair, query_pair, truth_pairs
+
+from xlink.agency import QueryOutcome, QueryService, exchange_in_process
+from xlink.agency._query import ask
+from xlink.audit import AuditEvent, AuditLog
+from xlink.transport import memory_pair
+
+PAIRS = truth_pairs()
+HIT = sorted(PAIRS)[:6]
+MISS = ["USTR-00002", "USTR-00004", "USTR-00005"]  # on no list of the bundled truth
+assert not set(MISS) & set(PAIRS)
+
+
+def _run(pair: QueryPair, service: QueryService, ids: list[str], name: str) -> QueryOutcome:
+    side = pair.travellers(ids, name)
+
+    async def both() -> QueryOutcome:
+        a, b = memory_pair()
+        _, outcome = await asyncio.gather(service.handle(b), ask(pair.asker, a, side))
+        return outcome
+
+    return asyncio.run(both())
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[QueryPair, list[QueryOutcome]]:
+    base = tmp_path_factory.mktemp("query-straight")
+    with query_pair(base) as pair:
+        service = pair.holder.query_service(pair.registry)
+        first = _run(pair, service, HIT + MISS, "first.csv")
+        again = _run(pair, service, HIT + MISS, "again.csv")
+        yield pair, [first, again]
+
+
+def test_travellers_on_the_registry_are_found_and_released(
+    straight: tuple[QueryPair, list[QueryOutcome]],
+) -> None:
+    pair, (first, _) = straight
+    by_id = {a.record_id: a for a in first.answers}
+    found = [t for t in HIT if by_id[t].matched]
+    # The bundled pairs carry corruptions (a compound name dropped, a nickname, day and month
+    # swapped); what the schema's decision finds of them is what the batch path finds
+    # (test_the_query_decides_what_the_batch_exchange_decides).
+    assert len(found) >= 3
+    for t in found:
+        assert by_id[t].fate == "sent" and by_id[t].category == "sex_offender"
+    assert not any(by_id[t].matched for t in MISS)
+    assert first.received == len(found)
+    held = pair.asker.store.list(now=pair.asker.clock())
+    assert sorted(r.own_record_id for r in held) == sorted(found)
+    assert {r.category.value for r in held} == {"sex_offender"}
+
+
+def test_asking_again_delivers_nothing_twice(
+    straight: tuple[QueryPair, list[QueryOutcome]],
+) -> None:
+    _, (first, again) = straight
+    assert again.table_fetched == 0  # the copy of the table was current
+    before = {a.record_id: a for a in first.answers if a.matched}
+    after = {a.record_id: a for a in again.answers if a.matched}
+    assert before.keys() == after.keys()
+    assert all(a.fate == "delivered" for a in after.values())
+    assert again.received == 0
+
+
+def test_audit_logs_hold_counts_never_content(
+    straight: tuple[QueryPair, list[QueryOutcome]],
+) -> None:
+    pair, (first, _) = straight
+    for agency in (pair.holder, pair.asker):
+        with AuditLog.open(agency.workdir / "audit.db", signing_key=None) as log:
+            entries = list(log.entries())
+        kinds = {e.kind for e in entries}
+        assert {
+            AuditEvent.QUERY_STARTED,
+            AuditEvent.QUERY_EVALUATED,
+            AuditEvent.QUERY_ENDED,
+        } <= kinds
+        text = repr([dict(e.fields) for e in entries])
+        for word in ("USTR-", "CASO-", "González", "1980"):
+            assert word not in text
+    with AuditLog.open(pair.holder.workdir / "audit.db", signing_key=None) as log:
+        evaluated = sum(
+            int(e.fields["evaluations"])
+            for e in log.entries()
+            if e.kind is AuditEvent.QUERY_EVALUATED
+        )
+    assert evaluated == 2 * first.evaluations
+
+
+def test_officer_approval_gives_pending_then_the_release(tmp_path: Path) -> None:
+    with query_pair(tmp_path, approval_required=True) as pair:
+        service = pair.holder.query_service(pair.registry)
+        first = _run(pair, service, HIT, "a.csv")
+        matched = [a for a in first.answers if a.matched]
+        assert matched and all(a.fate == "queued" for a in matched)
+        assert first.received == 0
+        queue = pair.holder.queue
+        pending = queue.pending(now=pair.holder.clock())
+        assert len(pending) == len(matched)
+        for item in pending:
+            queue.approve(item.item_id, approver="0" * 32, now=pair.holder.clock())
+        second = _run(pair, service, HIT, "b.csv")
+        assert [a.fate for a in second.answers if a.matched] == ["sent"] * len(matched)
+        assert second.received == len(matched)
+        third = _run(pair, service, HIT, "c.csv")
+        assert [a.fate for a in third.answers if a.matched] == ["delivered"] * len(matched)
+
+
+def test_the_query_decides_what_the_batch_exchange_decides(tmp_path: Path) -> None:
+    """Same schema, scoring and decision as the batch path: a manifest asked about gives the
+    travellers the batch exchange of that manifest against the registry decides."""
+    ids = sorted(PAIRS)[:20] + MISS
+    with query_pair(tmp_path / "batch") as pair:
+        side = pair.travellers(ids)
+        batch, _ = asyncio.run(
+            exchange_in_process((pair.asker, side), (pair.holder, pair.registry))
+        )
+        matches = (tmp_path / "batch" / US / "matches").glob("*.csv")
+        decided_batch = set()
+        for path in matches:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            header = lines[0].split(",")
+            column = header.index("own_record_id")
+            decided_batch |= {line.split(",")[column] for line in lines[1:]}
+    with query_pair(tmp_path / "query") as pair:
+        service = pair.holder.query_service(pair.registry)
+        outcome = _run(pair, service, ids, "m.csv")
+    decided_query = {a.record_id for a in outcome.answers if a.matched}
+    assert batch.decided == len(decided_batch) > 0
+    assert decided_query == decided_batch

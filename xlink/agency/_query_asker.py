@@ -1,0 +1,515 @@
+"""The asker's side of the real-time query mode (xlink-query-v1 §5.3, §7.3, §7.4;
+docs/query.md): :class:`QueryClient` keeps its copy of the holder's table current, blinds its
+travellers' tokens, looks the outputs up, scores and decides the candidates with the MOU's
+schema exactly as the batch path does, asks for the decided records' releases and stores
+them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Self, TypeVar
+
+from xlink.agency._inbound import Receiver
+from xlink.agency._query_common import (
+    EVALUATE_CHUNK,
+    EVALUATE_WINDOW,
+    _config,
+    _flush,
+    _lp,
+    _receive,
+)
+from xlink.audit import AuditEvent
+from xlink.crypto import oprf9497
+from xlink.decide import DecidedMatch, Decision, decide
+from xlink.error_codes import AbortCode
+from xlink.errors import InputError, InvalidElement, ProtocolError, RemoteProtocolError
+from xlink.linkage.schema import schema_digest
+from xlink.policy import mou_digest
+from xlink.prepare import PreparedSide
+from xlink.progress import ProgressFn
+from xlink.protocol.events import CandidatePair
+from xlink.query.messages import MAX_EVALUATE, MAX_HITS
+from xlink.query.session import (
+    AskerSession,
+    EvaluationAnswered,
+    Fate,
+    ReleasesReceived,
+    RequestedHit,
+    TableChunkReceived,
+    TableComplete,
+    Welcomed,
+    query_handle,
+)
+from xlink.query.table import AskerTable, presence_bits
+from xlink.transport import Connection
+
+if TYPE_CHECKING:
+    from xlink.agency._agency import Agency
+
+__all__ = ["QueryClient", "QueryOutcome", "TravellerAnswer", "ask"]
+
+
+# -- the asker -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TravellerAnswer:
+    """The answer about one traveller (one of the asker's records): no match, or a decided
+    match and what the holder did with its release (``sent`` and stored, ``queued`` or
+    ``pending`` an officer's approval, ``denied``, ``delivered`` before, or ``not-decided``
+    by the holder)."""
+
+    record_id: str
+    matched: bool
+    fate: str | None = None
+    release_id: str | None = None
+    category: str | None = None
+    score: float | None = None
+
+
+@dataclass
+class QueryOutcome:
+    """What one query session gave the asker. Counts and the per-traveller answers; no holder
+    record id, no holder data beyond the releases in the store."""
+
+    agency: str
+    holder: str
+    session_id: str
+    period: str
+    travellers: int
+    evaluations: int
+    table_entries: int
+    table_fetched: int
+    candidates: int
+    answers: tuple[TravellerAnswer, ...] = ()
+    received: int = 0
+    refused_by_us: int = 0
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def matched(self) -> int:
+        return sum(a.matched for a in self.answers)
+
+
+def _table_meta(agency: Agency, period: str) -> bytes:
+    return (
+        _lp(agency.peer_id.encode())
+        + _lp(period.encode())
+        + mou_digest(agency.mou)
+        + agency.mou.schema_digest
+    )
+
+
+class QueryClient:
+    """An open query session with the holder at the other end of ``conn``: the copy of its
+    table brought up to date once (:meth:`open`), then any number of :meth:`ask` calls (an
+    officer's terminal keeps one open), then :meth:`close` (BYE). Use ``async with``.
+
+    Every end is audited (``QUERY_ENDED`` with the session's totals); a protocol error aborts
+    the session with its code and is raised, e.g. :class:`~xlink.errors.PeerAborted` with
+    ``QUOTA_EXHAUSTED``."""
+
+    def __init__(
+        self,
+        agency: Agency,
+        conn: Connection,
+        *,
+        idle_timeout: float = 60.0,
+        progress: ProgressFn | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.agency = agency
+        self._conn = conn
+        self._idle = idle_timeout
+        self._progress = progress
+        self._tick = clock
+        self.session = AskerSession(
+            _config(agency, asker=agency.agency_id, holder=agency.peer_id),
+            have_version=0,
+            rng=agency.rng,
+        )
+        self.table = AskerTable(len(agency.schema.key_names))
+        self.period = ""
+        self.fetched = 0
+        self._totals = {"evaluations": 0, "records": 0, "matched": 0, "received": 0}
+        self._ended = False
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            await self.close()
+        else:
+            await self._end(_outcome_of(exc), exc)
+
+    async def _guard(self, work: Awaitable[_T]) -> _T:
+        try:
+            return await work
+        except BaseException as exc:
+            await self._end(_outcome_of(exc), exc)
+            raise
+
+    async def open(self) -> None:
+        """HELLO / WELCOME, then the table: the copy in ``WORKDIR/query/`` if it is this
+        period's and current, else what changed since it (or all of it)."""
+        await self._guard(self._open())
+
+    async def _open(self) -> None:
+        agency, session, conn = self.agency, self.session, self._conn
+        session.start()
+        await _flush(conn, session)
+        welcome = _only(session.receive(await _receive(conn, self._idle)), Welcomed)
+        agency.audit.append(
+            AuditEvent.QUERY_STARTED,
+            {
+                "session": welcome.session_id,
+                "peer": agency.peer_id,
+                "role": "INITIATOR",
+                "mou": agency.mou.id,
+            },
+            now=agency.clock(),
+        )
+        self.period = welcome.period
+        folder = agency.workdir / "query"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{_safe(agency.peer_id)}-{welcome.period}.npz"
+        meta = _table_meta(agency, welcome.period)
+        table = AskerTable.load(path, meta=meta)
+        keys = len(agency.schema.key_names)
+        if table is None or table.keys != keys or table.version > welcome.table_version:
+            table = AskerTable(keys)
+        if table.version != welcome.table_version or table.entries != welcome.entries:
+            if table.version == welcome.table_version:  # same version, other entries: refetch
+                table = AskerTable(keys)
+            self.fetched = await _fetch_table(conn, session, table, self._idle, self._progress)
+            table.save(path, meta=meta)
+        self.table = table
+
+    async def ask(self, travellers: PreparedSide) -> QueryOutcome:
+        """Ask about ``travellers`` (the asker's own records: one traveller or a manifest):
+        evaluate their tokens, look them up, decide, ask for the decided records' releases and
+        store them. The session stays open."""
+        if schema_digest(travellers.schema) != self.agency.mou.schema_digest:
+            raise InputError("these travellers were prepared with another linkage schema")
+        return await self._guard(self._ask(travellers))
+
+    async def _ask(self, travellers: PreparedSide) -> QueryOutcome:
+        agency, session, conn = self.agency, self.session, self._conn
+        assert session.session_id is not None
+        started = self._tick()
+        counts = {"evaluations": 0}
+        outputs = await _evaluate_all(conn, session, travellers, self._idle, agency, counts)
+        evaluated = self._tick()
+        decision, candidates = _decide(agency, session.session_id, travellers, self.table, outputs)
+        answers, received, refused = await _collect_releases(
+            conn, session, agency, travellers, decision, outputs, self._idle
+        )
+        done = self._tick()
+        records = len(travellers.tokens.record_ids)
+        for name, value in (
+            ("evaluations", counts["evaluations"]),
+            ("records", records),
+            ("matched", len(decision.matches)),
+            ("received", received),
+        ):
+            self._totals[name] += value
+        return QueryOutcome(
+            agency=agency.agency_id,
+            holder=agency.peer_id,
+            session_id=session.session_id.hex(),
+            period=self.period,
+            travellers=records,
+            evaluations=counts["evaluations"],
+            table_entries=self.table.entries,
+            table_fetched=self.fetched,
+            candidates=candidates,
+            answers=answers,
+            received=received,
+            refused_by_us=refused,
+            phases={
+                "evaluate": round(evaluated - started, 6),
+                "decide_and_release": round(done - evaluated, 6),
+                "total": round(done - started, 6),
+            },
+        )
+
+    async def close(self) -> None:
+        """BYE, then close the connection (audited as completed)."""
+        if self._ended:
+            return
+        self.session.close()
+        with contextlib.suppress(ProtocolError, OSError):
+            await _flush(self._conn, self.session)
+        await self._end("completed", None)
+
+    async def _end(self, outcome: str, exc: BaseException | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        session = self.session
+        if isinstance(exc, ProtocolError):
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(_flush(self._conn, session))
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(self._conn.close(timeout=1.0))
+        if session.session_id is None:
+            return
+        fields: dict[str, object] = {
+            "session": session.session_id,
+            "outcome": outcome,
+            "role": "INITIATOR",
+            **self._totals,
+        }
+        if isinstance(exc, ProtocolError):
+            fields["code"] = (
+                exc.code.name if isinstance(exc, RemoteProtocolError) else "INTERNAL_ERROR"
+            )
+        agency = self.agency
+        agency.audit.append(AuditEvent.QUERY_ENDED, fields, now=agency.clock())
+
+
+def _outcome_of(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+        return "interrupted"
+    return "aborted"
+
+
+async def ask(
+    agency: Agency,
+    conn: Connection,
+    travellers: PreparedSide,
+    *,
+    idle_timeout: float = 60.0,
+    progress: ProgressFn | None = None,
+) -> QueryOutcome:
+    """One whole query session over ``conn``: :class:`QueryClient` opened, one
+    :meth:`~QueryClient.ask` about ``travellers``, closed."""
+    async with QueryClient(agency, conn, idle_timeout=idle_timeout, progress=progress) as client:
+        return await client.ask(travellers)
+
+
+def _safe(agency_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in agency_id)
+
+
+_E = TypeVar("_E")
+_T = TypeVar("_T")
+
+
+def _only(events: Sequence[object], kind: type[_E]) -> _E:
+    for event in events:
+        if isinstance(event, kind):
+            return event
+    raise RemoteProtocolError(AbortCode.UNEXPECTED_MESSAGE, f"expected {kind.__name__}")
+
+
+async def _fetch_table(
+    conn: Connection,
+    session: AskerSession,
+    table: AskerTable,
+    idle_timeout: float,
+    progress: ProgressFn | None,
+) -> int:
+    session.request_table(table.version)
+    await _flush(conn, session)
+    tags, labels = [], []
+    fetched = 0
+    while True:
+        events = session.receive(await _receive(conn, idle_timeout))
+        for event in events:
+            if isinstance(event, TableChunkReceived):
+                try:
+                    t, lab = AskerTable.parse_chunk(event.entries, table.label_size)
+                except RemoteProtocolError as exc:
+                    session.abort(exc.code, exc.detail)
+                    raise
+                tags.append(t)
+                labels.append(lab)
+                fetched += len(t)
+                if progress is not None:
+                    progress("fetching the partner's query table", fetched, None)
+            elif isinstance(event, TableComplete):
+                import numpy as np
+
+                all_tags = np.concatenate(tags) if tags else np.zeros(0, dtype=np.uint64)
+                all_labels = (
+                    np.concatenate(labels)
+                    if labels
+                    else np.zeros((0, table.label_size), dtype=np.uint8)
+                )
+                try:
+                    table.merge(all_tags, all_labels, version=event.version, total=event.total)
+                except RemoteProtocolError as exc:
+                    session.abort(exc.code, exc.detail)
+                    raise
+                return fetched
+
+
+async def _evaluate_all(
+    conn: Connection,
+    session: AskerSession,
+    travellers: PreparedSide,
+    idle_timeout: float,
+    agency: Agency,
+    counts: dict[str, int],
+) -> list[bytes]:
+    """The OPRF output of every token of ``travellers`` (in token order)."""
+    tokens = travellers.tokens
+    values = [tokens.value(i) for i in range(len(tokens))]
+    outputs: list[bytes] = []
+    waiting: deque[oprf9497.BlindState] = deque()
+
+    async def take_answer() -> None:
+        state = waiting.popleft()
+        answer = _only(session.receive(await _receive(conn, idle_timeout)), EvaluationAnswered)
+        try:
+            outputs.extend(oprf9497.finalize(state, answer.evaluated))
+        except InvalidElement as exc:
+            code = AbortCode.IDENTITY_ELEMENT if exc.identity else AbortCode.INVALID_ELEMENT
+            session.abort(code, f"element {exc.index}")
+            raise RemoteProtocolError(code, f"evaluated element {exc.index}") from None
+
+    # Blinding the next chunk overlaps the holder's evaluation of the one before.
+    chunk = min(MAX_EVALUATE, max(EVALUATE_CHUNK, -(-len(values) // 8)))
+    for start in range(0, len(values), chunk):
+        part = values[start : start + chunk]
+        state, blinded = oprf9497.blind(part, agency.rng)
+        session.evaluate(blinded)
+        await _flush(conn, session)
+        waiting.append(state)
+        counts["evaluations"] += len(part)
+        assert session.session_id is not None
+        agency.audit.append(
+            AuditEvent.QUERY_EVALUATED,
+            {"session": session.session_id, "evaluations": len(part), "role": "INITIATOR"},
+            now=agency.clock(),
+        )
+        if len(waiting) >= EVALUATE_WINDOW:
+            await take_answer()
+    while waiting:
+        await take_answer()
+    return outputs
+
+
+class _Candidates:
+    """Candidate pairs (traveller, holder record) in the shape :func:`decide` reads."""
+
+    def __init__(self, session_id: bytes, pairs: list[CandidatePair]) -> None:
+        self.session_id = session_id
+        self._pairs = pairs
+
+    def iter_pairs(self) -> Iterator[CandidatePair]:
+        return iter(self._pairs)
+
+
+def _decide(
+    agency: Agency,
+    session_id: bytes,
+    travellers: PreparedSide,
+    table: AskerTable,
+    outputs: list[bytes],
+) -> tuple[Decision, int]:
+    tokens = travellers.tokens
+    names = agency.schema.key_names
+    own_keys: dict[int, set[str]] = {}
+    found: dict[tuple[int, int], tuple[set[str], set[bytes], frozenset[int]]] = {}
+    for i, output in enumerate(outputs):
+        record, key = tokens.record_index[i], tokens.key_names[tokens.key_index[i]]
+        own_keys.setdefault(record, set()).add(key)
+        for hit in table.lookup(output):
+            keys, handles, _ = found.setdefault((record, hit.record), (set(), set(), hit.presence))
+            keys.add(key)
+            handles.add(query_handle(session_id, output))
+    pairs = [
+        CandidatePair(
+            local_record_id=tokens.record_ids[record],
+            peer_ref=holder_record,
+            agreeing_keys=frozenset(keys),
+            handles=tuple(sorted(handles)),
+            local_keys=frozenset(own_keys[record]),
+            peer_keys=frozenset(names[k] for k in presence) | frozenset(keys),
+        )
+        for (record, holder_record), (keys, handles, presence) in sorted(found.items())
+    ]
+    decision = decide(_Candidates(session_id, pairs), agency.schema, agency.mou.match_threshold)
+    return decision, len(pairs)
+
+
+async def _collect_releases(
+    conn: Connection,
+    session: AskerSession,
+    agency: Agency,
+    travellers: PreparedSide,
+    decision: Decision,
+    outputs: list[bytes],
+    idle_timeout: float,
+) -> tuple[tuple[TravellerAnswer, ...], int, int]:
+    session_id = decision.session_id
+    by_record: dict[str, DecidedMatch] = {m.local_record_id: m for m in decision.matches}
+    fates: dict[str, tuple[str, str | None, str | None]] = {}
+    received = refused = 0
+    matches = list(decision.matches)[:MAX_HITS]
+    if matches:
+        names = agency.schema.key_names
+        tokens = travellers.tokens
+        own_output = {query_handle(session_id, y): y for y in outputs}
+        keys_of: dict[str, set[int]] = {}
+        for i in range(len(tokens)):
+            keys_of.setdefault(tokens.record_ids[tokens.record_index[i]], set()).add(
+                tokens.key_index[i]
+            )
+        hits = [
+            RequestedHit(
+                m.peer_ref,
+                presence_bits(sorted(keys_of[m.local_record_id]), len(names)),
+                m.handles,
+            )
+            for m in matches
+        ]
+        session.request_releases(hits)
+        await _flush(conn, session)
+        got = _only(session.receive(await _receive(conn, idle_timeout)), ReleasesReceived)
+        receiver = Receiver(agency, session_id, decision, own_output.__getitem__)
+        receipts: list[tuple[bool, bytes]] = []
+        for match, answer in zip(matches, got.answers, strict=True):
+            release_id = answer.release_id.hex() if any(answer.release_id) else None
+            category = None
+            if answer.fate is Fate.SENT:
+                ok, data = receiver.store_one(answer.frame)
+                receipts.append((ok, data))
+                if ok:
+                    category = receiver.accepted[-1].category
+                    received += 1
+            fates[match.local_record_id] = (
+                answer.fate.name.lower().replace("_", "-"),
+                release_id,
+                category,
+            )
+        refused = receiver.refused
+        if receipts:
+            session.send_receipts(receipts)
+            await _flush(conn, session)
+    answers = []
+    for rid in travellers.tokens.record_ids:
+        decided = by_record.get(rid)
+        if decided is None:
+            answers.append(TravellerAnswer(rid, False))
+            continue
+        fate, release_id, category = fates.get(rid, ("not-asked", None, None))
+        answers.append(
+            TravellerAnswer(rid, True, fate, release_id, category, round(decided.score, 3))
+        )
+    return tuple(answers), received, refused

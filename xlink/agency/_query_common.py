@@ -1,0 +1,79 @@
+"""What both sides of the query mode share: the session configuration from the MOU, the key
+period, framing helpers (xlink-query-v1; docs/query.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
+
+from xlink.error_codes import AbortCode
+from xlink.errors import InputError, RemoteProtocolError
+from xlink.policy import mou_digest
+from xlink.query.session import AskerSession, Fate, HolderSession, QueryConfig
+from xlink.release.recipe import Fate as ReleaseFate
+from xlink.transport import Connection
+
+if TYPE_CHECKING:
+    from xlink.agency._agency import Agency
+
+__all__ = ["DST_PERIOD_KEY", "DST_TABLE_CHECK", "period_of"]
+
+DST_PERIOD_KEY: Final = b"xlink-query-v1/period-key"
+"""HKDF ``info`` of the holder's per-MOU OPRF seed, derived from its sealing key (§4.2)."""
+DST_TABLE_CHECK: Final = b"xlink-query-v1/table-check"
+EVALUATE_CHUNK: Final = 256
+"""Fewest elements per EVALUATE of a large query (a manifest goes in about eight)."""
+EVALUATE_WINDOW: Final = 3
+"""EVALUATEs the asker keeps outstanding, so that its blinding overlaps the holder's work."""
+
+_FATES: Final = {
+    ReleaseFate.SENT: Fate.SENT,
+    ReleaseFate.QUEUED: Fate.QUEUED,
+    ReleaseFate.PENDING: Fate.PENDING,
+    ReleaseFate.DENIED: Fate.DENIED,
+    ReleaseFate.DELIVERED: Fate.DELIVERED,
+}
+
+
+def period_of(now: datetime) -> str:
+    """The key period of ``now``: its UTC calendar month, ``YYYY-MM`` (§4.2)."""
+    return now.astimezone(UTC).strftime("%Y-%m")
+
+
+def _lp(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def _config(agency: Agency, *, asker: str, holder: str) -> QueryConfig:
+    return QueryConfig(
+        mou_id=agency.mou.id,
+        mou_digest=mou_digest(agency.mou),
+        schema_digest=agency.mou.schema_digest,
+        keys=len(agency.schema.key_names),
+        asker=asker,
+        holder=holder,
+    )
+
+
+def _quota(agency: Agency) -> int:
+    quota = agency.mou.query_quota_per_day
+    if not quota:
+        raise InputError(f"the MOU {agency.mou.id} allows no real-time queries (quota 0)")
+    return quota
+
+
+async def _receive(conn: Connection, idle_timeout: float) -> bytes:
+    try:
+        async with asyncio.timeout(idle_timeout):
+            frame = await conn.receive()
+    except TimeoutError:
+        raise RemoteProtocolError(AbortCode.TIMEOUT, "the peer sent nothing in time") from None
+    if frame is None:
+        raise RemoteProtocolError(AbortCode.CONNECTION_LOST, "the peer closed the connection")
+    return frame
+
+
+async def _flush(conn: Connection, session: HolderSession | AskerSession) -> None:
+    while (frame := session.next_frame()) is not None:
+        await conn.send(frame)

@@ -1,0 +1,313 @@
+"""The holder's side of the real-time query mode (xlink-query-v1 §5, §7.2, §7.5;
+docs/query.md): :class:`QueryService` keeps the agency's list as a table of OPRF entries under
+its key of the month and answers each asker connection with a
+:class:`~xlink.query.HolderSession`: the table (or what changed since the asker's copy),
+blinded evaluations counted against the MOU's ``query_quota_per_day``, and, for the records
+the asker decided and proves it matched, the batch path's releases."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from xlink.agency._query_common import (
+    _FATES,
+    DST_PERIOD_KEY,
+    DST_TABLE_CHECK,
+    _config,
+    _flush,
+    _lp,
+    _quota,
+    _receive,
+    period_of,
+)
+from xlink.audit import AuditEvent
+from xlink.audit.history import query_evaluations_on
+from xlink.crypto import oprf9497
+from xlink.crypto.oprf9497 import OprfKey
+from xlink.decide import DecidedMatch, Decision
+from xlink.error_codes import AbortCode
+from xlink.errors import InputError, InvalidElement, ProtocolError, RemoteProtocolError
+from xlink.linkage.schema import schema_digest
+from xlink.linkage.scoring import fellegi_sunter_score
+from xlink.policy import mou_digest
+from xlink.prepare import PreparedSide
+from xlink.progress import ProgressFn
+from xlink.protocol.limits import MAX_MESSAGE_SIZE
+from xlink.query.session import (
+    AskerLeft,
+    EvaluationRequested,
+    Fate,
+    HolderSession,
+    ReceiptsReceived,
+    ReleaseAnswer,
+    ReleaseRequested,
+    TableRequested,
+    query_handle,
+)
+from xlink.query.table import TAG_SIZE, HolderTable
+from xlink.release import settle_receipts
+from xlink.release.recipe import Fate as ReleaseFate
+from xlink.release.recipe import ReleaseBatch
+from xlink.transport import Connection
+
+if TYPE_CHECKING:
+    from xlink.agency._agency import Agency
+
+__all__ = ["QueryServed", "QueryService"]
+
+
+# -- the holder ----------------------------------------------------------------------------------
+
+
+@dataclass
+class QueryServed:
+    """What one asker connection did on the holder's side (counts only)."""
+
+    session_id: str | None = None
+    evaluations: int = 0
+    requested: int = 0
+    released: int = 0
+    outcome: str = "aborted"
+    code: str | None = None
+
+
+class QueryService:
+    """The holder's side of the query mode for one agency and its list, for the current key
+    period: the table (built, or loaded and brought up to date with the list), the key, the
+    daily quota; :meth:`handle` answers one asker connection."""
+
+    def __init__(
+        self, agency: Agency, side: PreparedSide, *, progress: ProgressFn | None = None
+    ) -> None:
+        if schema_digest(side.schema) != agency.mou.schema_digest:
+            raise InputError("these records were prepared with another linkage schema")
+        self.agency = agency
+        self.side = side
+        self.quota = _quota(agency)
+        self.period = period_of(agency.clock())
+        self._key = _period_key(agency, self.period)
+        check = self._key.evaluate(DST_TABLE_CHECK)[:16]
+        folder = agency.workdir / "query"
+        folder.mkdir(exist_ok=True)
+        self.table_path = folder / f"table-{self.period}.npz"
+        table = HolderTable.load(self.table_path, self._key, check=check)
+        if table is None:
+            table = HolderTable.build(self._key, side.tokens, progress=progress)
+        else:
+            table.update(side.tokens, progress=progress)
+        table.save(self.table_path, check=check)
+        self.table = table
+        self._records = {r.record_id: r for r in side.records}
+        self._used = query_evaluations_on(agency.audit, agency.peer_id, agency.clock().date())
+        self._day = agency.clock().astimezone(UTC).date()
+
+    def update(self, side: PreparedSide, *, progress: ProgressFn | None = None) -> None:
+        """Bring the table to a changed list (added, removed, changed records): only the
+        changed records are evaluated again (measured in bench/query_bench.py)."""
+        self.table.update(side.tokens, progress=progress)
+        self.side = side
+        self._records = {r.record_id: r for r in side.records}
+        check = self._key.evaluate(DST_TABLE_CHECK)[:16]
+        self.table.save(self.table_path, check=check)
+
+    def quota_left(self) -> int:
+        today = self.agency.clock().astimezone(UTC).date()
+        if today != self._day:
+            self._day, self._used = today, 0
+        return max(self.quota - self._used, 0)
+
+    async def handle(self, conn: Connection, *, idle_timeout: float = 60.0) -> QueryServed:
+        """Answer one asker over ``conn`` until it says BYE, then close. Raises the
+        :class:`~xlink.errors.ProtocolError` that ended it (audited with its code)."""
+        agency = self.agency
+        session = HolderSession(
+            _config(agency, asker=agency.peer_id, holder=agency.agency_id),
+            period=self.period,
+            table_version=self.table.version,
+            entries=self.table.entries,
+            quota_left=self.quota_left(),
+            rng=agency.rng,
+        )
+        served = QueryServed()
+        batch: _Outgoing | None = None
+        try:
+            while not session.done:
+                events = session.receive(await _receive(conn, idle_timeout))
+                if served.session_id is None and session.session_id is not None:
+                    served.session_id = session.session_id.hex()
+                    self._audit(AuditEvent.QUERY_STARTED, session, mou=agency.mou.id)
+                for event in events:
+                    if isinstance(event, TableRequested):
+                        width = TAG_SIZE + self.table.label_size
+                        session.send_table(
+                            self.table.delta(event.since, chunk=(MAX_MESSAGE_SIZE - 64) // width),
+                            version=self.table.version,
+                            total=self.table.entries,
+                        )
+                    elif isinstance(event, EvaluationRequested):
+                        self._evaluate(session, event, served)
+                    elif isinstance(event, ReleaseRequested):
+                        batch = self._releases(session, event, served)
+                    elif isinstance(event, ReceiptsReceived) and batch is not None:
+                        settle_receipts(
+                            batch.batch,
+                            event.answers,
+                            mou=agency.mou,
+                            now=agency.clock(),
+                            queue=agency.queue,
+                            audit=agency.audit,
+                        )
+                        batch = None
+                    elif isinstance(event, AskerLeft):
+                        served.outcome = "completed"
+                await _flush(conn, session)
+        except ProtocolError as exc:
+            served.code = (
+                exc.code.name if isinstance(exc, RemoteProtocolError) else "INTERNAL_ERROR"
+            )
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(_flush(conn, session))
+            raise
+        finally:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(conn.close(timeout=1.0))
+            if session.session_id is not None:
+                fields: dict[str, object] = {
+                    "outcome": served.outcome,
+                    "evaluations": served.evaluations,
+                    "released": served.released,
+                }
+                if served.code is not None:
+                    fields["code"] = served.code
+                self._audit(AuditEvent.QUERY_ENDED, session, **fields)
+        return served
+
+    def _audit(self, kind: AuditEvent, session: HolderSession, **fields: object) -> None:
+        agency = self.agency
+        assert session.session_id is not None
+        base: dict[str, object] = {"session": session.session_id, "role": "RESPONDER"}
+        if kind is not AuditEvent.QUERY_ENDED:
+            base["peer"] = agency.peer_id
+        agency.audit.append(kind, {**base, **fields}, now=agency.clock())
+
+    def _evaluate(
+        self, session: HolderSession, event: EvaluationRequested, served: QueryServed
+    ) -> None:
+        agency = self.agency
+        count = event.count
+        if count > self.quota_left():
+            fields = {"peer": agency.peer_id, "reason": "quota-exhausted", "evaluations": count}
+            assert session.session_id is not None
+            agency.audit.append(
+                AuditEvent.QUERY_REFUSED,
+                {**fields, "session": session.session_id, "role": "RESPONDER"},
+                now=agency.clock(),
+            )
+            session.abort(AbortCode.QUOTA_EXHAUSTED, "the MOU's daily query quota is used up")
+            raise RemoteProtocolError(AbortCode.QUOTA_EXHAUSTED, f"{count} evaluations asked")
+        try:
+            evaluated = self._key.blind_evaluate(event.blinded)
+        except InvalidElement as exc:
+            code = AbortCode.IDENTITY_ELEMENT if exc.identity else AbortCode.INVALID_ELEMENT
+            session.abort(code, f"element {exc.index}")
+            raise RemoteProtocolError(code, f"element {exc.index}: {exc.reason}") from None
+        self._used += count
+        served.evaluations += count
+        self._audit(AuditEvent.QUERY_EVALUATED, session, evaluations=count)
+        session.answer_evaluation(evaluated)
+
+    def _releases(
+        self, session: HolderSession, event: ReleaseRequested, served: QueryServed
+    ) -> _Outgoing:
+        agency, table, schema = self.agency, self.table, self.agency.schema
+        assert session.session_id is not None
+        session_id = session.session_id
+        weights, disagreement = schema.weights(), schema.disagreement_weights()
+        outputs: dict[bytes, bytes] = {}
+        matches: list[DecidedMatch] = []
+        positions: list[int] = []  # request position of each match
+        for position, hit in enumerate(event.hits):
+            record_id = table.record_id(hit.record)
+            if record_id is None or record_id not in self._records:
+                continue  # removed since the asker's copy: not decided
+            by_handle = {
+                query_handle(session_id, y): (key, y) for key, y in table.record_outputs(hit.record)
+            }
+            if not set(hit.handles) <= by_handle.keys():
+                # A claimed match on a token this record does not have: the asker does not hold
+                # what it claims (a guess, a copied handle), and nothing is released.
+                session.abort(AbortCode.CONFIRMATION_FAILED, "a claimed match that is not one")
+                raise RemoteProtocolError(
+                    AbortCode.CONFIRMATION_FAILED, f"record {position}: handles not of it"
+                )
+            agreeing = frozenset(by_handle[h][0] for h in hit.handles)
+            asker_keys = _keys_of(hit.presence, schema.key_names)
+            disagreeing = (asker_keys & table.presence(hit.record)) - agreeing
+            score = fellegi_sunter_score(agreeing, weights, disagreeing, disagreement)
+            if score < agency.mou.match_threshold:
+                continue
+            for h in hit.handles:
+                outputs[h] = by_handle[h][1]
+            matches.append(
+                DecidedMatch(
+                    record_id,
+                    position,
+                    agreeing,
+                    score,
+                    tuple(sorted(hit.handles)),
+                    disagreeing,
+                )
+            )
+            positions.append(position)
+        served.requested += len(event.hits)
+        decision = Decision(session_id, agency.mou.match_threshold, len(event.hits), tuple(matches))
+        batch = agency.release(decision, [self._records[m.local_record_id] for m in matches])
+        answers = [ReleaseAnswer(Fate.NOT_DECIDED)] * len(event.hits)
+        sealed = iter(batch.sealed)
+        for position, fate in zip(positions, batch.fates, strict=True):
+            release_id = fate.release_id or bytes(16)
+            if fate.fate is ReleaseFate.SENT:
+                release = next(sealed)
+                frame = agency.hand_over(release, session_id, outputs.__getitem__)
+                served.released += 1
+                answers[position] = ReleaseAnswer(Fate.SENT, release_id, frame)
+            else:
+                answers[position] = ReleaseAnswer(_FATES[fate.fate], release_id)
+        session.send_releases(answers)
+        return _Outgoing(batch)
+
+
+@dataclass
+class _Outgoing:
+    batch: ReleaseBatch
+
+
+def _keys_of(bitmap: bytes, key_names: Sequence[str]) -> frozenset[str]:
+    return frozenset(
+        name
+        for i, name in enumerate(key_names)
+        if i // 8 < len(bitmap) and bitmap[i // 8] >> (i % 8) & 1
+    )
+
+
+def _period_key(agency: Agency, period: str) -> OprfKey:
+    """The holder's OPRF key for ``period`` under its MOU (§4.2): RFC 9497 DeriveKeyPair from a
+    seed derived from the agency's sealing key, with the MOU and the period as ``info``. The
+    key changes every month and with every MOU; nothing new is stored."""
+    mou = agency.mou
+    seed = HKDF(
+        algorithm=hashes.SHA256(),
+        length=oprf9497.SEED_SIZE,
+        salt=mou_digest(mou),
+        info=DST_PERIOD_KEY,
+    ).derive(agency.keys.sealing_key.secret())
+    info = _lp(mou.id.encode()) + _lp(period.encode())
+    return OprfKey.derive(seed, info)
