@@ -1,22 +1,24 @@
-"""Travel notices: a flight manifest against a high-risk sex-offender registry, in one process.
+"""Travel notices: a flight manifest asked of a high-risk sex-offender registry, in one process.
 
 Canada (CA-RCMP) holds the high-risk sex-offender registry; the United States (US-DHS) holds an
-inbound traveller manifest. Each opens its ``Agency`` under the MOU both signed, and the two run
-an exchange over an in-memory connection: a private set intersection, each side's decision, and
-the release of each side's matched records only — cut to what the MOU allows for the category,
-under its caveats (TLP, handling code, retention), with the source replaced by an opaque handle.
+inbound traveller manifest. Each opens its ``Agency`` under the MOU both signed, and they use
+the real-time query mode (docs/query.md) over an in-memory connection: Canada serves its
+registry as a table of OPRF entries under its key of the month (``QueryService``); the US asks
+about its manifest, learns which of its travellers match, and asks for those records' releases
+only: cut to what the MOU allows for the category, under its caveats (TLP, handling code,
+retention), with the source replaced by an opaque handle. Canada learns how many evaluations
+were asked and which of its records' releases, nothing about the travellers without a hit.
 
-The MOU requires an officer's approval of each release (Prüm-style two-step): the first
-exchange reports the hits and queues the releases; a Canadian officer approves Canada's; the
-next exchange sends the approved ones. The US opens each release from its store and issues a
-travel notice for its own matched traveller (the US's own releases of its travellers wait for
-a US officer, who is not part of this example). Run:
+The MOU requires an officer's approval of each release (Prüm-style two-step): the first query
+reports the hits and Canada queues the releases (pending); a Canadian officer approves them;
+the next query delivers them. The US opens each release from its store and issues a travel
+notice for its own matched traveller. Run:
 
     python examples/sex_offender_travel_notice.py [--json]
 
 What is printed is what US-DHS learns: for each matched traveller (its own manifest id), the
-released fields and their caveats. Nothing about unmatched travellers, nothing about the rest
-of the registry, no registry record id, no source.
+released fields and their caveats. Nothing about the rest of the registry, no registry record
+id, no source.
 """
 
 from __future__ import annotations
@@ -25,17 +27,20 @@ import argparse
 import asyncio
 import json
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from xlink.agency import Agency, exchange_in_process
+from xlink.agency import Agency, QueryOutcome, QueryService, query_in_process
+from xlink.audit import verify_log
 from xlink.ceremony import CeremonyFiles, demo_ceremony
 from xlink.cli.cmd_demo import bundled_path
 from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import DeterministicRandom
-from xlink.release import ReleaseRecord
+from xlink.prepare import PreparedSide
+from xlink.release import QueueState, ReleaseRecord
 
 CA, US = "CA-RCMP", "US-DHS"
 # A fixed clock and seeded randomness keep the example reproducible. DeterministicRandom is for
@@ -43,6 +48,9 @@ CA, US = "CA-RCMP", "US-DHS"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PASSPHRASE = b"example passphrase, not a secret"
 PURPOSE = "child-protection"  # one of the MOU's purposes: every read of a release names one
+# The MOU's daily quota of OPRF evaluations the US may ask of Canada: about 27 per traveller with
+# the default linkage schema, so a manifest of 500 takes some 13,500, and it is asked twice here.
+QUOTA_PER_DAY = 50_000
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class TravelNotice:
         )
 
 
-def open_agency(work: Path, ceremony: CeremonyFiles, agency: str, peer: str) -> Agency:
+def open_agency(work: Path, ceremony: CeremonyFiles, agency: str) -> Agency:
     return ceremony.open_agency(
         agency,
         work / agency.lower(),
@@ -82,26 +90,37 @@ def open_agency(work: Path, ceremony: CeremonyFiles, agency: str, peer: str) -> 
     )
 
 
+async def query(registry: QueryService, us: Agency, manifest: PreparedSide) -> QueryOutcome:
+    """One query session: Canada's service answers the US over an in-memory connection (over
+    the network: ``xlink query serve`` and ``xlink query manifest``, docs/query.md)."""
+    outcome = await query_in_process(registry, (us, manifest))
+    return outcome
+
+
 async def run(work: Path) -> dict[str, Any]:
-    # Keys for both agencies and the bundled CA-US MOU template filled and signed by both;
-    # the template keeps its approval_required = true.
+    # Keys for both agencies and the bundled CA-US MOU template filled and signed by both; the
+    # template keeps its approval_required = true.
     ceremony = demo_ceremony(
         work / "ceremony",
         passphrase=PASSPHRASE,
         now=NOW,
         rng=DeterministicRandom("travel-notice-example/ceremony"),
+        query_quota_per_day=QUOTA_PER_DAY,
     )
     officers = {
         agency: SigningKey.generate(DeterministicRandom(f"travel-notice-example/{agency}/officer"))
         for agency in (CA, US)
     }
-    with open_agency(work, ceremony, CA, US) as ca, open_agency(work, ceremony, US, CA) as us:
+    with open_agency(work, ceremony, CA) as ca, open_agency(work, ceremony, US) as us:
         registry = ca.prepare([bundled_path("ca_sex_offenders.csv")])
         manifest = us.prepare([bundled_path("us_travellers.csv")])
+        # Canada's query table of the month: its registry's tokens under its OPRF key.
+        service = ca.query_service(registry)
 
-        # 1. The hits: PSI, decisions, the check that both decided the same pairs. Each
-        #    side's releases wait in its outbound ledger for an officer.
-        first, _ = await exchange_in_process((ca, registry), (us, manifest))
+        # 1. The hits: the US evaluates its travellers' tokens with Canada (blinded), looks
+        #    them up in its copy of Canada's table, decides with the MOU's schema and asks for
+        #    the decided records' releases. Canada queues them for an officer: pending.
+        first = await query(service, us, manifest)
 
         # 2. A Canadian officer reviews Canada's queued releases and approves them.
         approved = [
@@ -109,9 +128,10 @@ async def run(work: Path) -> dict[str, Any]:
             for item in ca.queue.pending(NOW)
         ]
 
-        # 3. The next exchange sends what was approved (a fresh session; nothing pending,
-        #    denied or delivered before is queued or sent again), with receipts.
-        ca_out, us_out = await exchange_in_process((ca, registry), (us, manifest))
+        # 3. The next query delivers what was approved, with the US's receipts (a record
+        #    pending, denied or delivered before is never queued or sent again).
+        second = await query(service, us, manifest)
+        receipted = sum(item.state is QueueState.SENT for item in ca.queue.items(NOW))
 
         # 4. A US officer opens each release received, for a purpose the MOU allows (every read
         #    is audited), and finds the US's own traveller it matched.
@@ -123,19 +143,31 @@ async def run(work: Path) -> dict[str, Any]:
             )
             notices.append(TravelNotice.of(record, stored.own_record_id))
         notices.sort(key=lambda n: n.traveller_id)
+        mou_id = ca.mou.id
+        keys = {agency: a.keys.signing_key.verify_key for agency, a in ((CA, ca), (US, us))}
+    first_fates = Counter(a.fate for a in first.answers if a.matched)
+    second_fates = Counter(a.fate for a in second.answers if a.matched)
     return {
-        "mou_id": ca_out.mou_id,
+        "mou_id": mou_id,
         "registry_size": registry.loaded,
         "manifest_size": manifest.loaded,
-        "decided_matches": us_out.decided,
-        "queued_for_approval": first.queued,
+        "table_entries": second.table_entries,
+        "decided_matches": first.matched,
+        "queued_for_approval": first_fates["queued"],
+        "received_first": first.received,
         "approved": len(approved),
-        "denied": ca_out.denied,  # by the MOU, or by an officer
-        "sent": ca_out.released_total,
-        "receipts_verified": ca_out.receipts_verified,
-        "us_releases_awaiting_approval": us_out.pending,
-        "canada_received": ca_out.received_total,
-        "audit_ok": ca_out.audit_ok and us_out.audit_ok,
+        "denied": second_fates["denied"],  # by the MOU, or by an officer
+        "sent": second_fates["sent"],
+        "received": second.received,
+        "receipts_verified": receipted,
+        # What Canada learns of each query: the number of evaluations, and the records whose
+        # release the US asked for; never which travellers did not match.
+        "canada_learned": {
+            "evaluations_per_query": second.evaluations,
+            "releases_asked_per_query": second.matched,
+        },
+        "quota_per_day": QUOTA_PER_DAY,
+        "audit_ok": all(verify_log(work / a.lower() / "audit.db", keys[a]).ok for a in (CA, US)),
         "notices": notices,
     }
 
@@ -160,20 +192,24 @@ def main() -> None:
         ]
         print(json.dumps(summary, indent=2))
         return
+    learned = summary["canada_learned"]
     print(
-        f"{US}: manifest of {summary['manifest_size']} travellers checked against {CA}'s "
-        f"registry ({summary['registry_size']} records) under MOU {summary['mou_id']}"
+        f"{US}: manifest of {summary['manifest_size']} travellers asked of {CA}'s registry "
+        f"({summary['registry_size']} records, a query table of {summary['table_entries']} "
+        f"entries) under MOU {summary['mou_id']}"
     )
     print(
         f"{summary['decided_matches']} hit(s); {CA} queued {summary['queued_for_approval']} "
-        f"release(s), its officer approved {summary['approved']}, "
-        f"{summary['denied']} denied; {summary['sent']} sent, "
+        f"release(s) (pending), its officer approved {summary['approved']}; the next query: "
+        f"{summary['sent']} sent, {summary['denied']} denied, "
         f"{summary['receipts_verified']} receipted"
     )
     print(
-        f"{len(notices)} travel notice(s); {summary['us_releases_awaiting_approval']} US "
-        f"release(s) await a US officer\n"
+        f"{CA} learned of each query: {learned['evaluations_per_query']} evaluations (of "
+        f"{summary['quota_per_day']} a day) and {learned['releases_asked_per_query']} "
+        f"release request(s); nothing about the travellers without a hit"
     )
+    print(f"{len(notices)} travel notice(s)\n")
     for n in notices:
         print(
             f"TRAVEL NOTICE  traveller {n.traveller_id}  [{n.category}]  TLP:{n.tlp}  "

@@ -51,6 +51,7 @@ __all__ = [
     "PolicyDenied",
     "ProtocolError",
     "QueueError",
+    "QuotaExhausted",
     "RefusalReason",
     "ReleaseRejected",
     "ReleaseReplayed",
@@ -209,6 +210,15 @@ class ConnectionLost(RemoteProtocolError):
 
 class PeerAborted(RemoteProtocolError):
     """The peer sent an Abort; ``code`` is the peer's reason (spec §6.8)."""
+
+
+class QuotaExhausted(PeerAborted):
+    """The holder's daily query quota (the MOU's ``query_quota_per_day``, in OPRF evaluations)
+    does not cover this query (``QUOTA_EXHAUSTED``): the holder refused it, or the asker saw
+    from the holder's WELCOME that it would and spent nothing (xlink-query-v1 §8)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(AbortCode.QUOTA_EXHAUSTED, detail)
 
 
 class TransferError(RemoteProtocolError):

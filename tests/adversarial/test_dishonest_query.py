@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "query"))
-
 from _query_agencies import QueryPair, query_pair, truth_pairs
 
 from xlink.agency import QueryService
@@ -25,9 +21,10 @@ from xlink.agency._query import QueryClient, ask
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto import oprf9497
 from xlink.error_codes import AbortCode
-from xlink.errors import PeerAborted, RemoteProtocolError
+from xlink.errors import DecryptionError, PeerAborted, QuotaExhausted, RemoteProtocolError
 from xlink.query import RequestedHit
 from xlink.query import messages as M
+from xlink.release.label import LabelNotMatched, labelled_handles, open_labelled
 from xlink.transport import memory_pair
 
 PAIRS = truth_pairs()
@@ -214,4 +211,60 @@ def test_the_quota_holds_under_a_burst(tmp_path: Path) -> None:
         entries = _holder_entries(pair)
         answered = sum(f["evaluations"] for k, f in entries if k is AuditEvent.QUERY_EVALUATED)
         assert answered <= 100
-        assert sum(k is AuditEvent.QUERY_REFUSED for k, _ in entries) == len(refused)
+        # Refused by the holder, or by the asker itself when the WELCOME already showed too
+        # little quota left: each refusal audited on the side that made it.
+        with AuditLog.open(pair.asker.workdir / "audit.db", signing_key=None) as log:
+            by_asker = sum(e.kind is AuditEvent.QUERY_REFUSED for e in log.entries())
+        by_holder = sum(k is AuditEvent.QUERY_REFUSED for k, _ in entries)
+        assert by_holder + by_asker == len(refused)
+
+
+def test_a_query_beyond_the_quota_left_is_refused_before_anything_is_spent(
+    tmp_path: Path,
+) -> None:
+    with query_pair(tmp_path, quota=40) as pair:
+        service = pair.holder.query_service(pair.registry)
+        one = pair.travellers(FOUND[:1], "one.csv")
+        assert 20 <= len(one.tokens) <= 40
+
+        async def twice(conn: Any) -> Any:
+            async with QueryClient(pair.asker, conn) as client:
+                first = await client.ask(one)
+                with pytest.raises(QuotaExhausted):
+                    await client.ask(one)
+                return first
+
+        served, first, _ = _serve_and(pair, service, twice)
+        assert not isinstance(first, BaseException), first
+        assert served.evaluations == len(one.tokens)  # the second ask reached nothing
+        assert first.matched == 1
+
+
+def test_a_release_frame_opens_only_with_the_outputs_of_the_matched_tokens(
+    pair: QueryPair,
+) -> None:
+    """A labelled release taken off the wire (or obtained by a partner that guessed a record
+    index and handles) does not open without the OPRF outputs of the tokens that decided it:
+    a guesser who names the right handles but holds other outputs gets a DecryptionError."""
+    service = pair.holder.query_service(pair.registry)
+    side = pair.travellers(FOUND[:1])
+    frames: list[bytes] = []
+
+    async def asker(conn: Any) -> Any:
+        recording = Recording(conn)
+        outcome = await ask(pair.asker, recording, side)
+        frames.extend(recording.received)
+        return outcome
+
+    _, outcome, _ = _serve_and(pair, service, asker)
+    assert outcome.received == 1
+    sent = [M.decode(f) for f in frames]
+    releases = [m for m in sent if isinstance(m, M.ReleasesMessage)]
+    (frame,) = releases[0].frames
+    session_id = bytes.fromhex(outcome.session_id)
+    named = labelled_handles(frame)
+    wrong = {h: oprf9497.OprfKey.derive(b"\x07" * 32, b"guess").evaluate(h) for h in named}
+    with pytest.raises(DecryptionError):
+        open_labelled(frame, session_id=session_id, output_of=wrong.__getitem__)
+    with pytest.raises(LabelNotMatched):
+        open_labelled(frame, session_id=session_id, output_of={}.__getitem__)

@@ -27,7 +27,7 @@ def test_console_script_is_installed_and_has_help() -> None:
     proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0
     commands = ("prepare", "eval", "schema", "demo", "releases", "store", "source", "audit")
-    for command in (*commands, "keygen", "mou", "serve", "match", "synth"):
+    for command in (*commands, "keygen", "mou", "serve", "match", "synth", "query"):
         assert command in proc.stdout
 
 
@@ -47,11 +47,15 @@ def test_console_script_is_installed_and_has_help() -> None:
         "serve",
         "match",
         "synth",
+        "query",
+        "query serve",
+        "query ask",
+        "query manifest",
     ],
 )
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        main([command, "--help"])
+        main([*command.split(), "--help"])
     assert exc.value.code == 0
     assert "usage: xlink " + command in capsys.readouterr().out
 

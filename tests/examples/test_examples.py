@@ -108,15 +108,20 @@ def test_sex_offender_travel_notice() -> None:
     manifest = _column("us_travellers.csv", "pax_id")
     assert out["registry_size"] == 200 and out["manifest_size"] == 500
     notices = out["notices"]
-    # Canada's officer approved every queued release, and the next exchange sent them: one
+    # The first query found the hits and Canada queued their releases (pending, nothing
+    # received); Canada's officer approved every one, and the next query delivered them: one
     # notice per decided match (none denied), each about a traveller of the US manifest.
     assert out["decided_matches"] > 0 and out["denied"] == 0
     assert out["queued_for_approval"] == out["approved"] == out["decided_matches"]
-    assert out["sent"] == out["receipts_verified"] == out["decided_matches"]
+    assert out["received_first"] == 0
+    assert out["sent"] == out["received"] == out["receipts_verified"] == out["decided_matches"]
     assert len(notices) == out["decided_matches"]
-    # The US's own releases of its travellers wait for a US officer: Canada learns nothing.
-    assert out["us_releases_awaiting_approval"] == out["decided_matches"]
-    assert out["canada_received"] == 0
+    # What Canada learns of a query: how many evaluations (within the MOU's daily quota) and
+    # the records whose release was asked; nothing of the travellers without a hit.
+    learned = out["canada_learned"]
+    assert 0 < learned["evaluations_per_query"] <= out["quota_per_day"]
+    assert learned["releases_asked_per_query"] == out["decided_matches"]
+    assert out["table_entries"] > out["registry_size"]
     assert out["audit_ok"] is True
     ids = [n["traveller_id"] for n in notices]
     assert len(set(ids)) == len(ids) and set(ids) <= manifest

@@ -6,6 +6,7 @@ counts, never content; officer approval gives pending, then the release."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,23 @@ def test_the_query_decides_what_the_batch_exchange_decides(tmp_path: Path) -> No
     decided_query = {a.record_id for a in outcome.answers if a.matched}
     assert batch.decided == len(decided_batch) > 0
     assert decided_query == decided_batch
+
+
+def test_a_new_month_rotates_the_key_and_the_table(tmp_path: Path) -> None:
+    """The holder's key is per MOU and month: a session in the next month uses a new key and
+    table, the asker's copy of last month's table is not used, and the answers are the same."""
+    with query_pair(tmp_path) as pair:
+        service = pair.holder.query_service(pair.registry)
+        before = _run(pair, service, HIT, "a.csv")
+        old_entries = service.table.entries
+        old_period = service.period
+        real_clock = pair.holder.clock
+        later = real_clock() + timedelta(days=32)
+        pair.holder.clock = lambda: later  # type: ignore[method-assign]
+        after = _run(pair, service, HIT, "b.csv")
+        pair.holder.clock = real_clock  # type: ignore[method-assign]
+        assert service.period != old_period == before.period
+        assert after.period == service.period
+        assert after.table_fetched == old_entries == service.table.entries  # fetched anew
+        assert [a.matched for a in after.answers] == [a.matched for a in before.answers]
+        assert (pair.holder.workdir / "query" / f"table-{service.period}.npz").exists()

@@ -8,7 +8,7 @@ runs one whole exchange over a connection. ``xlink serve`` / ``xlink match`` cal
 """
 
 from xlink.agency._agency import Agency
-from xlink.agency._in_process import exchange_in_process
+from xlink.agency._in_process import exchange_in_process, query_in_process
 from xlink.agency._matches import COLUMNS as MATCHES_COLUMNS
 from xlink.agency._outcome import AgencyOutcome
 from xlink.agency._query import QueryClient, QueryOutcome, QueryService, TravellerAnswer
@@ -28,6 +28,7 @@ __all__ = [
     "SchemaMismatch",
     "TravellerAnswer",
     "exchange_in_process",
+    "query_in_process",
     "run_agency",
     "schema_for_mou",
 ]

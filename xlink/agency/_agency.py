@@ -392,7 +392,7 @@ class Agency:
 
     async def serve_queries(
         self,
-        side: PreparedSide,
+        side: PreparedSide | QueryService,
         host: str,
         port: int,
         *,
@@ -401,10 +401,13 @@ class Agency:
         on_listening: Callable[[int], object] | None = None,
         progress: ProgressFn | None = None,
     ) -> int:
-        """Answer the partner's real-time queries about ``side`` on ``host:port`` until
-        cancelled (or ``max_connections`` served): every connection over pinned mutual TLS,
-        each refused one audited. Returns the connections served."""
-        service = QueryService(self, side, progress=progress)
+        """Answer the partner's real-time queries about ``side`` (our list, or a
+        :meth:`query_service` already built for it) on ``host:port`` until cancelled (or
+        ``max_connections`` served): every connection over pinned mutual TLS, each refused one
+        audited. Returns the connections served."""
+        service = (
+            side if isinstance(side, QueryService) else QueryService(self, side, progress=progress)
+        )
 
         async def answer(conn: Connection) -> None:
             with contextlib.suppress(ProtocolError):  # audited by the service

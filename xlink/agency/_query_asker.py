@@ -28,7 +28,15 @@ from xlink.audit import AuditEvent
 from xlink.crypto import oprf9497
 from xlink.decide import DecidedMatch, Decision, decide
 from xlink.error_codes import AbortCode
-from xlink.errors import InputError, InvalidElement, ProtocolError, RemoteProtocolError
+from xlink.errors import (
+    ConnectionLost,
+    InputError,
+    InvalidElement,
+    PeerAborted,
+    ProtocolError,
+    QuotaExhausted,
+    RemoteProtocolError,
+)
 from xlink.linkage.schema import schema_digest
 from xlink.policy import mou_digest
 from xlink.prepare import PreparedSide
@@ -136,6 +144,8 @@ class QueryClient:
         )
         self.table = AskerTable(len(agency.schema.key_names))
         self.period = ""
+        self.quota_left = 0
+        """The holder's evaluations left today, as its WELCOME said, less what we spent since."""
         self.fetched = 0
         self._totals = {"evaluations": 0, "records": 0, "matched": 0, "received": 0}
         self._ended = False
@@ -183,6 +193,7 @@ class QueryClient:
             now=agency.clock(),
         )
         self.period = welcome.period
+        self.quota_left = welcome.quota_left
         folder = agency.workdir / "query"
         folder.mkdir(exist_ok=True)
         path = folder / f"{_safe(agency.peer_id)}-{welcome.period}.npz"
@@ -204,6 +215,25 @@ class QueryClient:
         store them. The session stays open."""
         if schema_digest(travellers.schema) != self.agency.mou.schema_digest:
             raise InputError("these travellers were prepared with another linkage schema")
+        if self.session.session_id is None:
+            raise InputError("the query session is not open")
+        needed = len(travellers.tokens)
+        if needed > self.quota_left:
+            # Refused before anything is spent: the holder would refuse it part way.
+            fields = {
+                "peer": self.agency.peer_id,
+                "reason": "quota-exhausted",
+                "evaluations": needed,
+            }
+            self.agency.audit.append(
+                AuditEvent.QUERY_REFUSED,
+                {**fields, "session": self.session.session_id, "role": "INITIATOR"},
+                now=self.agency.clock(),
+            )
+            raise QuotaExhausted(
+                f"this query needs {needed} OPRF evaluations and the partner's quota has "
+                f"{self.quota_left} left today (UTC)"
+            )
         return await self._guard(self._ask(travellers))
 
     async def _ask(self, travellers: PreparedSide) -> QueryOutcome:
@@ -218,6 +248,7 @@ class QueryClient:
             conn, session, agency, travellers, decision, outputs, self._idle
         )
         done = self._tick()
+        self.quota_left -= counts["evaluations"]
         records = len(travellers.tokens.record_ids)
         for name, value in (
             ("evaluations", counts["evaluations"]),
@@ -388,7 +419,7 @@ async def _evaluate_all(
         part = values[start : start + chunk]
         state, blinded = oprf9497.blind(part, agency.rng)
         session.evaluate(blinded)
-        await _flush(conn, session)
+        await _send_or_surface(conn, session)
         waiting.append(state)
         counts["evaluations"] += len(part)
         assert session.session_id is not None
@@ -402,6 +433,23 @@ async def _evaluate_all(
     while waiting:
         await take_answer()
     return outputs
+
+
+async def _send_or_surface(conn: Connection, session: AskerSession) -> None:
+    """Send what is due; if the holder has closed meanwhile (it aborted, e.g. the quota ran
+    out part way), its ABORT is read and raised instead of a bare connection error."""
+    try:
+        await _flush(conn, session)
+    except ConnectionLost as lost:
+        try:
+            async with asyncio.timeout(1.0):
+                while (frame := await conn.receive()) is not None:
+                    session.receive(frame)  # the holder's ABORT raises PeerAborted here
+        except PeerAborted:
+            raise
+        except (ProtocolError, TimeoutError, OSError):
+            pass
+        raise lost from None
 
 
 class _Candidates:

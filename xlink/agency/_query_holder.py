@@ -92,22 +92,30 @@ class QueryService:
         self.agency = agency
         self.side = side
         self.quota = _quota(agency)
-        self.period = period_of(agency.clock())
-        self._key = _period_key(agency, self.period)
-        check = self._key.evaluate(DST_TABLE_CHECK)[:16]
-        folder = agency.workdir / "query"
-        folder.mkdir(exist_ok=True)
-        self.table_path = folder / f"table-{self.period}.npz"
-        table = HolderTable.load(self.table_path, self._key, check=check)
-        if table is None:
-            table = HolderTable.build(self._key, side.tokens, progress=progress)
-        else:
-            table.update(side.tokens, progress=progress)
-        table.save(self.table_path, check=check)
-        self.table = table
         self._records = {r.record_id: r for r in side.records}
-        self._used = query_evaluations_on(agency.audit, agency.peer_id, agency.clock().date())
-        self._day = agency.clock().astimezone(UTC).date()
+        self.period = ""
+        self._progress = progress
+        self._enter_period(period_of(agency.clock()))
+        day = agency.clock().astimezone(UTC).date()
+        self._used = query_evaluations_on(agency.audit, agency.peer_id, day)
+        self._day = day
+
+    def _enter_period(self, period: str) -> None:
+        """The key and table of ``period``: the saved table if it is this key's, brought up to
+        date with the list, else a new one (a new month: the key rotates, the table with it)."""
+        self.period = period
+        self._key = _period_key(self.agency, period)
+        self._check = self._key.evaluate(DST_TABLE_CHECK)[:16]
+        folder = self.agency.workdir / "query"
+        folder.mkdir(exist_ok=True)
+        self.table_path = folder / f"table-{period}.npz"
+        table = HolderTable.load(self.table_path, self._key, check=self._check)
+        if table is None:
+            table = HolderTable.build(self._key, self.side.tokens, progress=self._progress)
+        else:
+            table.update(self.side.tokens, progress=self._progress)
+        table.save(self.table_path, check=self._check)
+        self.table = table
 
     def update(self, side: PreparedSide, *, progress: ProgressFn | None = None) -> None:
         """Bring the table to a changed list (added, removed, changed records): only the
@@ -115,8 +123,7 @@ class QueryService:
         self.table.update(side.tokens, progress=progress)
         self.side = side
         self._records = {r.record_id: r for r in side.records}
-        check = self._key.evaluate(DST_TABLE_CHECK)[:16]
-        self.table.save(self.table_path, check=check)
+        self.table.save(self.table_path, check=self._check)
 
     def quota_left(self) -> int:
         today = self.agency.clock().astimezone(UTC).date()
@@ -126,8 +133,11 @@ class QueryService:
 
     async def handle(self, conn: Connection, *, idle_timeout: float = 60.0) -> QueryServed:
         """Answer one asker over ``conn`` until it says BYE, then close. Raises the
-        :class:`~xlink.errors.ProtocolError` that ended it (audited with its code)."""
+        :class:`~xlink.errors.ProtocolError` that ended it (audited with its code). A session
+        that starts in a new month first moves the key and the table to it."""
         agency = self.agency
+        if period_of(agency.clock()) != self.period:
+            self._enter_period(period_of(agency.clock()))
         session = HolderSession(
             _config(agency, asker=agency.peer_id, holder=agency.agency_id),
             period=self.period,

@@ -19,11 +19,13 @@ from xlink.crypto.keys import SigningKey
 from xlink.errors import DecryptionError, InputError
 
 __all__ = [
+    "add_agency_options",
     "add_audit_options",
     "add_input_options",
     "add_keys_option",
     "add_now_option",
     "check_audit_options",
+    "check_mappings",
     "emit_json",
     "load_keys",
     "open_audit",
@@ -186,3 +188,47 @@ def add_input_options(parser: argparse.ArgumentParser, files_help: str) -> None:
         choices=("DMY", "MDY", "YMD", "unknown"),
         help="how slash dates are written (overrides the mapping)",
     )
+
+
+def check_mappings(args: argparse.Namespace) -> None:
+    """Refuse ``--mapping`` given, but not once per FILE (:func:`add_input_options`)."""
+    if args.mapping is not None and len(args.mapping) != len(args.files):
+        raise InputError("give --mapping once per FILE, or not at all")
+
+
+def add_agency_options(parser: argparse.ArgumentParser) -> None:
+    """What opens one agency's side under its MOU and reaches the partner: ``--agency``,
+    ``--keys``, ``--mou``, ``--peer-bundle``, ``--workdir``, ``--timeout``, ``--json`` and
+    ``--passphrase-env`` (``serve``, ``match``, ``query serve|ask|manifest``)."""
+    from xlink.cli.cmd_keygen import add_passphrase_option, agency_id  # imports this module
+
+    parser.add_argument("--agency", required=True, type=agency_id, metavar="ID", help="this agency")
+    parser.add_argument("--keys", required=True, metavar="DIR", help="this agency's key directory")
+    parser.add_argument("--mou", required=True, metavar="FILE", help="the MOU both agencies signed")
+    parser.add_argument(
+        "--peer-bundle",
+        required=True,
+        metavar="FILE",
+        help="the other agency's public.json (its TLS certificate; the MOU pins it)",
+    )
+    parser.add_argument(
+        "--workdir",
+        required=True,
+        metavar="DIR",
+        help="where the audit log, release store, outbound ledger (approval queue), matches "
+        "files, query tables and rejects go",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="wait this long for the peer to connect or answer (default 60)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON summary on standard output; a failed run prints one JSON object "
+        '{"ok": false, "exit_code": N, "error": {...}} instead',
+    )
+    add_passphrase_option(parser)

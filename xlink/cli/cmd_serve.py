@@ -15,8 +15,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from xlink.agency import AgencyOutcome, RoleName, run_agency
-from xlink.cli._common import add_input_options, emit_json, phase_timings, progress_reporter
-from xlink.cli.cmd_keygen import add_passphrase_option, agency_id, read_passphrase
+from xlink.cli._common import (
+    add_agency_options,
+    add_input_options,
+    check_mappings,
+    emit_json,
+    phase_timings,
+    progress_reporter,
+)
+from xlink.cli.cmd_keygen import read_passphrase
 from xlink.cli.exitcodes import ExitCode, exit_code_for
 from xlink.crypto.rand import system_random
 from xlink.errors import InputError, PolicyDenied, XlinkError
@@ -52,36 +59,7 @@ def host_port(text: str) -> tuple[str, int]:
 
 def add_exchange_options(p: argparse.ArgumentParser) -> None:
     add_input_options(p, "this agency's input files (CSV or JSON Lines)")
-    p.add_argument("--agency", required=True, type=agency_id, metavar="ID", help="this agency")
-    p.add_argument("--keys", required=True, metavar="DIR", help="this agency's key directory")
-    p.add_argument("--mou", required=True, metavar="FILE", help="the MOU both agencies signed")
-    p.add_argument(
-        "--peer-bundle",
-        required=True,
-        metavar="FILE",
-        help="the other agency's public.json (its TLS certificate; the MOU pins it)",
-    )
-    p.add_argument(
-        "--workdir",
-        required=True,
-        metavar="DIR",
-        help="where the audit log, release store, outbound ledger (approval queue), matches "
-        "files and rejects go",
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="wait this long for the peer to connect or answer (default 60)",
-    )
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print a JSON summary on standard output; a failed run prints one JSON object "
-        '{"ok": false, "exit_code": N, "error": {...}} instead',
-    )
-    add_passphrase_option(p)
+    add_agency_options(p)
     p.set_defaults(handler=run)
 
 
@@ -154,8 +132,7 @@ def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int
     passphrase = read_passphrase(args.passphrase_env, confirm=False)
     if args.timeout <= 0:
         raise InputError("--timeout must be > 0")
-    if args.mapping is not None and len(args.mapping) != len(args.files):
-        raise InputError("give --mapping once per FILE, or not at all")
+    check_mappings(args)
     port_file = getattr(args, "port_file", None)
 
     def listening(bound: int) -> None:

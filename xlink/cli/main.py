@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_match,
         cmd_mou,
         cmd_prepare,
+        cmd_query,
         cmd_releases,
         cmd_schema,
         cmd_serve,
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_check,
         cmd_serve,
         cmd_match,
+        cmd_query,
         cmd_synth,
     ):
         module.register(sub)

@@ -33,7 +33,7 @@ from typing import Final
 
 from xlink.crypto.rand import RandomSource
 from xlink.error_codes import AbortCode
-from xlink.errors import LocalProtocolError, PeerAborted, RemoteProtocolError
+from xlink.errors import LocalProtocolError, PeerAborted, QuotaExhausted, RemoteProtocolError
 from xlink.protocol.abort import sanitize_detail
 from xlink.query import messages as M
 from xlink.query.table import label_size_for
@@ -263,6 +263,8 @@ class _Session:
                 code = AbortCode(message.code)
             except ValueError:
                 code = AbortCode.PEER_ABORTED
+            if code is AbortCode.QUOTA_EXHAUSTED:
+                raise QuotaExhausted(sanitize_detail(message.detail))
             raise PeerAborted(code, sanitize_detail(message.detail))
         return message
 

@@ -298,14 +298,22 @@ class HolderTable:
         cost nothing; the version goes up by one if anything changed."""
         started = time.perf_counter()
         incoming: dict[str, int] = {rid: i for i, rid in enumerate(tokens.record_ids)}
-        token_sets = _tokens_by_record(tokens)
+        # Each record's tokens as an order-free fingerprint (sum and count), computed in
+        # numpy for both sides: a million records compare in about a second.
+        theirs = _fingerprints(
+            np.frombuffer(tokens.record_index, dtype=np.uint32),
+            np.frombuffer(tokens.key_index, dtype=np.uint8),
+            np.frombuffer(tokens.values, dtype=f"V{TOKEN_SIZE}"),
+            len(tokens.record_ids),
+        )
+        ours = _fingerprints(self._records, self._keys, self._tokens, len(self.record_ids))
         removed: set[int] = set()
         changed = 0
         for rid, index in list(self._index_of.items()):
             position = incoming.get(rid)
             if position is None:
                 removed.add(index)
-            elif self._record_tokens(index) != token_sets.get(position, frozenset()):
+            elif ours[index] != theirs[position]:
                 removed.add(index)
                 changed += 1
         added = [
@@ -337,12 +345,6 @@ class HolderTable:
         left = int(np.searchsorted(self._records, index, side="left"))
         right = int(np.searchsorted(self._records, index, side="right"))
         return slice(left, right)
-
-    def _record_tokens(self, index: int) -> frozenset[tuple[int, bytes]]:
-        part = self._record_slice(index)
-        return frozenset(
-            (int(k), bytes(v)) for k, v in zip(self._keys[part], self._tokens[part], strict=True)
-        )
 
     def _tombstone(self, indexes: Sequence[int]) -> int:
         evaluations = 0
@@ -487,13 +489,21 @@ def _meta(
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")
 
 
-def _tokens_by_record(tokens: TokenSet) -> dict[int, frozenset[tuple[int, bytes]]]:
-    grouped: dict[int, set[tuple[int, bytes]]] = {}
-    for i in range(len(tokens)):
-        grouped.setdefault(tokens.record_index[i], set()).add(
-            (tokens.key_index[i], tokens.value(i))
-        )
-    return {r: frozenset(s) for r, s in grouped.items()}
+def _fingerprints(
+    records: npt.NDArray[np.uint32],
+    keys: npt.NDArray[np.uint8],
+    values: npt.NDArray[np.void],
+    count: int,
+) -> list[tuple[int, int]]:
+    """Per record index: the sum (mod 2**64) over its tokens of the token's first eight bytes
+    mixed with its key, and its number of tokens. Equal token sets give equal fingerprints in
+    any order; the holder's own lists are not adversarial, so a 64-bit sum is enough."""
+    head = values.view(np.uint8).reshape(-1, TOKEN_SIZE)[:, :8].copy().view("<u8").ravel()
+    mixed = head ^ (keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    sums = np.zeros(count, dtype=np.uint64)
+    np.add.at(sums, records, mixed)
+    counts = np.bincount(records, minlength=count)
+    return list(zip(sums.tolist(), counts.tolist(), strict=True))
 
 
 class AskerTable:

@@ -16,7 +16,7 @@ from xlink.ceremony import CeremonyFiles, demo_ceremony
 from xlink.crypto.rand import DeterministicRandom, system_random
 from xlink.prepare import PreparedSide
 
-DATA = Path(__file__).resolve().parents[2] / "xlink" / "data"
+DATA = Path(__file__).resolve().parents[1] / "xlink" / "data"
 CA, US = "CA-RCMP", "US-DHS"
 PASSPHRASE = b"query tests passphrase, not a secret"
 

@@ -1,0 +1,1246 @@
+#!/usr/bin/env python3
+"""Generate the xlink-query-v1 test vectors (spec: protocols/xlink-query-v1.md §11).
+
+Writes ``protocols/vectors/query-v1/valid.json`` and ``invalid.json``; with ``--check`` it
+compares them with what it would write and writes nothing (exit status 1 if they differ).
+Every input is fixed: the secrets, digests, nonces, blinds and label nonces come from labels
+through :class:`~xlink.crypto.rand.DeterministicRandom`, so running this twice gives identical
+files. ``tests/protocol/test_query_vectors.py`` recomputes every value from the code, replays
+the conversation through fresh sessions and checks every invalid case.
+
+The sessions are sans-I/O; what their callers do is part of some checks (the holder's OPRF
+evaluation and quota, its check of the claimed handles, the asker's table and unblinding). The
+drivers here (:class:`HolderDriver`, :class:`AskerDriver`) take those steps as the agency does:
+the holder's evaluation and handle check run the real ``QueryService._evaluate`` and
+``QueryService._releases`` (``xlink/agency/_query_holder.py``) on a stand-in agency; the
+asker's mirror ``_fetch_table`` and ``_evaluate_all`` (``xlink/agency/_query_asker.py``).
+
+Usage: ``python protocols/generate_query_vectors.py [--check]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+import sys
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import msgpack
+import rbcl
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from xlink.agency._query_common import DST_PERIOD_KEY
+from xlink.agency._query_holder import QueryServed, QueryService
+from xlink.crypto import oprf9497
+from xlink.crypto.oprf9497 import OprfKey
+from xlink.crypto.rand import DeterministicRandom
+from xlink.error_codes import AbortCode
+from xlink.errors import (
+    InvalidElement,
+    LocalProtocolError,
+    PeerAborted,
+    ProtocolError,
+    RemoteProtocolError,
+)
+from xlink.linkage.tokens import TokenSet, TokenSetBuilder, token_digest
+from xlink.query import messages as M
+from xlink.query.session import (
+    AskerSession,
+    EvaluationAnswered,
+    EvaluationRequested,
+    Fate,
+    HolderSession,
+    QueryConfig,
+    ReleaseAnswer,
+    ReleaseRequested,
+    ReleasesReceived,
+    RequestedHit,
+    SessionState,
+    TableChunkReceived,
+    TableComplete,
+    TableRequested,
+    query_handle,
+    session_id_of,
+)
+from xlink.query.table import (
+    ENTRY_DST,
+    TOMBSTONE,
+    AskerTable,
+    HolderTable,
+    label_size_for,
+    presence_bits,
+)
+from xlink.release.label import open_labelled, seal_labelled
+
+HERE = Path(__file__).resolve().parent
+OUT_DIR = HERE / "vectors" / "query-v1"
+PREFIX = "xlink-query-v1-vector/"
+
+# -- the fixed inputs ---------------------------------------------------------------------------
+
+SCHEMA_ID = "query-vector-schema"
+KEYS = ("name_dob", "document")
+MOU_ID = "ca-us-query-vector"
+ASKER = "agency-ca"
+HOLDER = "agency-us"
+PERIOD = "2025-06"
+TABLE_CHUNK_ENTRIES = 4
+"""Entries per TABLE_CHUNK in the conversation (the agency fills whole frames)."""
+QUOTA_LEFT = 100
+NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
+
+# The tokens, by name: what each stands for is written in ``_TOKEN_PARTS``.
+_TOKEN_PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "T1": ("name_dob", ("ada", "lovelace", "1815-12-10")),
+    "T2": ("document", ("P", "CA1234567")),
+    "T3": ("document", ("P", "GB7654321")),
+    "T4": ("name_dob", ("charles", "babbage", "1791-12-26")),
+    "T5": ("document", ("P", "US1111111")),
+    "T6": ("name_dob", ("mary", "somerville", "1780-12-26")),
+    "T7": ("document", ("P", "FR2222222")),
+}
+# The holder's list before and after its one update: H-2 is removed (its entries become
+# tombstones), H-4 is added (T1's third occurrence, j = 2).
+LIST_V1: list[tuple[str, list[str]]] = [
+    ("H-1", ["T1", "T2"]),
+    ("H-2", ["T1", "T3"]),
+    ("H-3", ["T4"]),
+]
+LIST_V2: list[tuple[str, list[str]]] = [
+    ("H-1", ["T1", "T2"]),
+    ("H-3", ["T4"]),
+    ("H-4", ["T1", "T5"]),
+]
+# The asker's travellers: X holds H-1's two tokens, Y nothing the holder has, Z H-3's one.
+TRAVELLERS: list[tuple[str, list[str]]] = [
+    ("X", ["T1", "T2"]),
+    ("Y", ["T6", "T7"]),
+    ("Z", ["T4"]),
+]
+# The EVALUATEs (pipelined: both are sent before the first answer) and their tokens.
+EVALUATIONS: list[list[str]] = [["T1", "T2"], ["T6", "T7", "T4"]]
+# The release request: X with H-1 (record 0) on T1 and T2; Z with H-3 (record 2) on T4.
+REQUESTED: list[tuple[str, int, list[str]]] = [("X", 0, ["T1", "T2"]), ("Z", 2, ["T4"])]
+
+
+def fixed(label: str, n: int) -> bytes:
+    """``n`` fixed bytes named ``label``: the first ``n`` of its DeterministicRandom stream."""
+    return DeterministicRandom(PREFIX + label)(n)
+
+
+def token(name: str) -> bytes:
+    key, parts = _TOKEN_PARTS[name]
+    return token_digest(SCHEMA_ID, 1, key, 1, parts)
+
+
+def key_of(name: str) -> str:
+    return _TOKEN_PARTS[name][0]
+
+
+def random_scalar(rng: Callable[[int], bytes]) -> bytes:
+    """RFC 9497 ``RandomScalar`` as :func:`oprf9497.blind` draws it: 64 bytes reduced modulo
+    the group order, drawn again if zero."""
+    while True:
+        scalar = bytes(rbcl.crypto_core_ristretto255_scalar_reduce(rng(64)))
+        if any(scalar):
+            return scalar
+
+
+SEALING_SECRET = fixed("sealing-key", 32)
+MOU_DIGEST = fixed("mou-digest", 32)
+SCHEMA_DIGEST = fixed("schema-digest", 32)
+
+
+def lp(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def period_seed(secret: bytes, mou_digest: bytes) -> bytes:
+    """§4.2: HKDF-SHA256 of the sealing key's secret, salted with the MOU digest."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=mou_digest, info=DST_PERIOD_KEY)
+    return hkdf.derive(secret)
+
+
+def period_info(mou_id: str, period: str) -> bytes:
+    return lp(mou_id.encode()) + lp(period.encode())
+
+
+def derive_scalar(seed: bytes, info: bytes) -> bytes:
+    """RFC 9497 §3.2.1 ``DeriveKeyPair`` (the private scalar ``skS``), written out."""
+    derive_input = seed + len(info).to_bytes(2, "big") + info
+    for counter in range(256):
+        scalar = oprf9497.hash_to_scalar(
+            derive_input + bytes([counter]), oprf9497.DERIVE_KEY_PAIR_DST
+        )
+        if any(scalar):
+            return scalar
+    raise AssertionError("DeriveKeyPairError")
+
+
+def period_key() -> OprfKey:
+    return OprfKey.derive(period_seed(SEALING_SECRET, MOU_DIGEST), period_info(MOU_ID, PERIOD))
+
+
+def config() -> QueryConfig:
+    return QueryConfig(MOU_ID, MOU_DIGEST, SCHEMA_DIGEST, len(KEYS), ASKER, HOLDER)
+
+
+def token_set(records: list[tuple[str, list[str]]]) -> TokenSet:
+    builder = TokenSetBuilder(KEYS)
+    for record_id, names in records:
+        builder.add_record(record_id, [(key_of(n), token(n)) for n in names])
+    return builder.build()
+
+
+def holder_tables(key: OprfKey) -> tuple[HolderTable, bytes]:
+    """The holder's table at version 2, and the entries of its version 1."""
+    table = HolderTable.build(key, token_set(LIST_V1))
+    version_1 = b"".join(table.delta(0))
+    table.update(token_set(LIST_V2))
+    assert table.version == 2
+    return table, version_1
+
+
+def hexes(items: list[bytes]) -> list[str]:
+    return [x.hex() for x in items]
+
+
+# -- (a) the OPRF under the period key ----------------------------------------------------------
+
+
+def oprf_vectors() -> dict[str, Any]:
+    seed = period_seed(SEALING_SECRET, MOU_DIGEST)
+    info = period_info(MOU_ID, PERIOD)
+    key = OprfKey.derive(seed, info)
+    sk = derive_scalar(seed, info)
+    assert OprfKey(sk).evaluate(b"check") == key.evaluate(b"check")
+    rng = DeterministicRandom(PREFIX + "oprf-blinds")
+    cases = []
+    for name in ("T1", "T2", "T4"):
+        t = token(name)
+        blind = random_scalar(rng)
+        state, blinded = oprf9497.blind_with([t], [blind])
+        evaluated = key.blind_evaluate(blinded)
+        (output,) = oprf9497.finalize(state, evaluated)
+        assert output == key.evaluate(t)
+        cases.append(
+            {
+                "token": name,
+                "input": t.hex(),
+                "blind": blind.hex(),
+                "blinded_element": blinded.hex(),
+                "evaluated_element": evaluated.hex(),
+                "output": output.hex(),
+            }
+        )
+    return {
+        "suite": oprf9497.SUITE,
+        "mode": oprf9497.MODE_OPRF,
+        "context_string": oprf9497.CONTEXT_STRING.hex(),
+        "blind_seed": PREFIX + "oprf-blinds",
+        "key": {
+            "sealing_key_secret": SEALING_SECRET.hex(),
+            "mou_digest": MOU_DIGEST.hex(),
+            "hkdf_info": DST_PERIOD_KEY.decode(),
+            "seed": seed.hex(),
+            "mou_id": MOU_ID,
+            "period": PERIOD,
+            "info": info.hex(),
+            "skS": sk.hex(),
+        },
+        "cases": cases,
+    }
+
+
+# -- (b) the table ------------------------------------------------------------------------------
+
+
+def _entry(record: int, presence: bytes, output: bytes, j: int) -> tuple[int, bytes, bytes]:
+    """§5.1 written out: (tag, plain label, encrypted label)."""
+    d = hashlib.sha512(lp(ENTRY_DST) + output + j.to_bytes(4, "big")).digest()
+    plain = record.to_bytes(4, "big") + presence
+    label = bytes(a ^ b for a, b in zip(plain, d[8 : 8 + len(plain)], strict=True))
+    return int.from_bytes(d[:8], "big"), plain, label
+
+
+def _spec_entries(key: OprfKey) -> list[dict[str, Any]]:
+    """Every entry of the version-2 table, derived from §5.1-§5.2 (not from HolderTable)."""
+    entries: list[dict[str, Any]] = []
+    occurrences: dict[str, int] = {}
+    live_v2 = {rid for rid, _ in LIST_V2}
+    records = [(rid, names, 1) for rid, names in LIST_V1]
+    records += [(rid, names, 2) for rid, names in LIST_V2 if rid not in dict(LIST_V1)]
+    for index, (rid, names, added) in enumerate(records):
+        removed = rid not in live_v2
+        presence = presence_bits(sorted(KEYS.index(key_of(n)) for n in names), len(KEYS))
+        for name in names:
+            j = occurrences.get(name, 0)
+            occurrences[name] = j + 1
+            output = key.evaluate(token(name))
+            if removed:
+                tag, plain, label = _entry(TOMBSTONE, bytes(len(presence)), output, j)
+            else:
+                tag, plain, label = _entry(index, presence, output, j)
+            entries.append(
+                {
+                    "record_id": rid,
+                    "record": index,
+                    "key": key_of(name),
+                    "token": name,
+                    "output": output.hex(),
+                    "j": j,
+                    "tag": tag.to_bytes(8, "big").hex(),
+                    "plain_label": plain.hex(),
+                    "label": label.hex(),
+                    "version": 2 if (removed or added == 2) else 1,
+                    "tombstone": removed,
+                }
+            )
+    entries.sort(key=lambda e: e["tag"])
+    return entries
+
+
+def _lookups(table: AskerTable, key: OprfKey) -> dict[str, list[dict[str, Any]]]:
+    return {
+        name: [
+            {"record": h.record, "presence": sorted(KEYS[k] for k in h.presence)}
+            for h in table.lookup(key.evaluate(token(name)))
+        ]
+        for name in sorted(_TOKEN_PARTS)
+    }
+
+
+def table_vectors() -> dict[str, Any]:
+    key = period_key()
+    table, version_1 = holder_tables(key)
+    entries = _spec_entries(key)
+    width = 8 + label_size_for(len(KEYS))
+    since_0 = b"".join(table.delta(0))
+    since_1 = b"".join(table.delta(1))
+    assert since_0 == b"".join(bytes.fromhex(e["tag"] + e["label"]) for e in entries)
+    assert since_1 == b"".join(
+        bytes.fromhex(e["tag"] + e["label"]) for e in entries if e["version"] > 1
+    )
+    assert len(version_1) == width * 5
+    copy = AskerTable(len(KEYS))
+    copy.merge(*AskerTable.parse_chunk(version_1, copy.label_size), version=1, total=5)
+    after_v1 = _lookups(copy, key)
+    copy.merge(*AskerTable.parse_chunk(since_1, copy.label_size), version=2, total=7)
+    after_v2 = _lookups(copy, key)
+    return {
+        "keys": list(KEYS),
+        "label_size": label_size_for(len(KEYS)),
+        "entry_dst": ENTRY_DST.decode(),
+        "tokens": {
+            name: {"key": k, "parts": list(parts), "token": token(name).hex()}
+            for name, (k, parts) in _TOKEN_PARTS.items()
+        },
+        "token_schema": {"schema_id": SCHEMA_ID, "schema_version": 1, "key_version": 1},
+        "list_version_1": [{"record_id": r, "tokens": t} for r, t in LIST_V1],
+        "list_version_2": [{"record_id": r, "tokens": t} for r, t in LIST_V2],
+        "entries": entries,
+        "version_1_entries": version_1.hex(),
+        "delta_since_0": since_0.hex(),
+        "delta_since_1": since_1.hex(),
+        "lookups_at_version_1": after_v1,
+        "lookups_at_version_2": after_v2,
+    }
+
+
+# -- the drivers: the sessions with their callers -----------------------------------------------
+
+
+class _NullAudit:
+    def append(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+def stand_in_service(key: OprfKey, table: HolderTable, *, quota_left: int) -> QueryService:
+    """A :class:`QueryService` without an agency: enough of one for ``_evaluate`` (the quota
+    and the element checks) and for the handle check of ``_releases`` (with an infinite
+    threshold, so that nothing is scored as released and no release is built)."""
+    service = QueryService.__new__(QueryService)
+    weights = {k: 1.0 for k in KEYS}
+    agency = SimpleNamespace(
+        peer_id=ASKER,
+        agency_id=HOLDER,
+        clock=lambda: NOW,
+        audit=_NullAudit(),
+        mou=SimpleNamespace(id=MOU_ID, match_threshold=math.inf, approval_required=False),
+        schema=SimpleNamespace(
+            key_names=KEYS, weights=lambda: weights, disagreement_weights=lambda: weights
+        ),
+        keys=SimpleNamespace(signing_key=None),
+        _handle_key=lambda: None,
+        rng=DeterministicRandom(PREFIX + "unused"),
+        queue=None,
+        # Nothing reaches the threshold, so the batch is empty.
+        release=lambda decision, records: SimpleNamespace(sealed=(), fates=()),
+    )
+    service.agency = cast(Any, agency)
+    service._key = key
+    service.table = table
+    service.quota = quota_left
+    service._used = 0
+    service._day = NOW.date()
+    service._records = cast(Any, {rid: None for rid in table.record_ids if rid is not None})
+    return service
+
+
+@dataclass
+class HolderDriver:
+    """The holder's session and what its caller does with each event."""
+
+    session: HolderSession
+    service: QueryService
+    chunk_entries: int
+    answers: list[ReleaseAnswer]
+
+    def drain(self) -> list[bytes]:
+        out = []
+        while (frame := self.session.next_frame()) is not None:
+            out.append(frame)
+        return out
+
+    def deliver(self, frame: bytes) -> None:
+        session, table = self.session, self.service.table
+        for event in session.receive(frame):
+            if isinstance(event, TableRequested):
+                session.send_table(
+                    table.delta(event.since, chunk=self.chunk_entries),
+                    version=table.version,
+                    total=table.entries,
+                )
+            elif isinstance(event, EvaluationRequested):
+                self.service._evaluate(session, event, QueryServed())
+            elif isinstance(event, ReleaseRequested):
+                # The agency's handle check (CONFIRMATION_FAILED) on the real code path; its
+                # answers are then this case's fixed ones.
+                check = SimpleNamespace(
+                    session_id=session.session_id,
+                    abort=session.abort,
+                    send_releases=lambda answers: None,
+                )
+                self.service._releases(cast(Any, check), event, QueryServed())
+                answers = self.answers
+                if len(answers) != len(event.hits):
+                    answers = [ReleaseAnswer(Fate.NOT_DECIDED)] * len(event.hits)
+                session.send_releases(answers)
+
+
+@dataclass
+class AskerDriver:
+    """The asker's session, its script of requests and what it does with each event."""
+
+    session: AskerSession
+    since: int
+    evaluations: list[tuple[list[bytes], list[bytes]]]  # (inputs, blinds) per EVALUATE
+    hits: list[RequestedHit]
+    receipts: list[tuple[bool, bytes]]
+    actions: deque[str] = field(default_factory=deque)
+    blinded: deque[oprf9497.BlindState] = field(default_factory=deque)
+    outputs: list[bytes] = field(default_factory=list)
+    chunks: list[bytes] = field(default_factory=list)
+    table: AskerTable | None = None
+    releases: list[ReleaseAnswer] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        evaluations = (f"evaluate {i}" for i in range(len(self.evaluations)))
+        self.actions = deque(["start", "table", *evaluations, "releases", "receipts", "close"])
+
+    def _can(self, action: str) -> bool:
+        state = self.session.state
+        if action == "start":
+            return True
+        if action.startswith("evaluate"):
+            return state in (SessionState.READY, SessionState.EVALUATING) and (
+                state is SessionState.READY or action != "evaluate 0"
+            )
+        if action == "receipts":
+            return state is SessionState.RECEIPTS
+        return state is SessionState.READY
+
+    def step(self) -> list[bytes]:
+        """Take every request that is due, then every frame queued."""
+        s = self.session
+        while self.actions and not s.done and self._can(self.actions[0]):
+            action = self.actions.popleft()
+            if action == "start":
+                s.start()
+            elif action == "table":
+                s.request_table(self.since)
+            elif action.startswith("evaluate"):
+                inputs, blinds = self.evaluations[int(action.split()[1])]
+                state, blinded = oprf9497.blind_with(inputs, blinds)
+                self.blinded.append(state)
+                s.evaluate(blinded)
+            elif action == "releases":
+                s.request_releases(self.hits)
+            elif action == "receipts":
+                s.send_receipts(self.receipts)
+            else:
+                s.close()
+        out = []
+        while (frame := s.next_frame()) is not None:
+            out.append(frame)
+        return out
+
+    def deliver(self, frame: bytes) -> None:
+        s = self.session
+        for event in s.receive(frame):
+            try:
+                if isinstance(event, TableChunkReceived):
+                    AskerTable.parse_chunk(event.entries, s.config.presence_size + 4)
+                    self.chunks.append(event.entries)
+                elif isinstance(event, TableComplete):
+                    table = AskerTable(s.config.keys)
+                    table.merge(
+                        *AskerTable.parse_chunk(b"".join(self.chunks), table.label_size),
+                        version=event.version,
+                        total=event.total,
+                    )
+                    self.table = table
+                elif isinstance(event, EvaluationAnswered):
+                    try:
+                        self.outputs += oprf9497.finalize(self.blinded.popleft(), event.evaluated)
+                    except InvalidElement as exc:
+                        code = (
+                            AbortCode.IDENTITY_ELEMENT
+                            if exc.identity
+                            else AbortCode.INVALID_ELEMENT
+                        )
+                        raise RemoteProtocolError(code, f"element {exc.index}") from None
+                elif isinstance(event, ReleasesReceived):
+                    self.releases = list(event.answers)
+            except RemoteProtocolError as exc:
+                s.abort(exc.code, exc.detail)
+                raise
+
+
+# -- (c) the conversation -----------------------------------------------------------------------
+
+
+def _release_answers(session_id: bytes, key: OprfKey) -> tuple[list[ReleaseAnswer], list[Any]]:
+    """The holder's answers to the release request: H-1's release SENT (a stand-in sealed
+    release in a labelled frame, xlink-release-v1 §10.2), H-3 NOT_DECIDED."""
+    names = REQUESTED[0][2]
+    outputs = {query_handle(session_id, y): y for y in (key.evaluate(token(n)) for n in names)}
+    sealed = b"stand-in sealed release: H-1"
+    frame = seal_labelled(
+        sealed,
+        list(outputs),
+        session_id=session_id,
+        output_of=outputs.__getitem__,
+        rng=DeterministicRandom(PREFIX + "label-nonce"),
+    )
+    release_id = fixed("release-id", 16)
+    answers = [ReleaseAnswer(Fate.SENT, release_id, frame), ReleaseAnswer(Fate.NOT_DECIDED)]
+    described = [
+        {
+            "fate": "SENT",
+            "release_id": release_id.hex(),
+            "sealed": sealed.hex(),
+            "handles": sorted(h.hex() for h in outputs),
+            "nonce_seed": PREFIX + "label-nonce",
+            "frame": frame.hex(),
+        },
+        {"fate": "NOT_DECIDED", "release_id": bytes(16).hex(), "frame": ""},
+    ]
+    return answers, described
+
+
+def _session_id() -> bytes:
+    return session_id_of(config(), fixed("asker-nonce", 16), fixed("holder-nonce", 16), PERIOD)
+
+
+def _blinds() -> list[list[bytes]]:
+    rng = DeterministicRandom(PREFIX + "asker-blinds")
+    return [[random_scalar(rng) for _ in names] for names in EVALUATIONS]
+
+
+def build_parties(
+    *, quota_left: int = QUOTA_LEFT, have_version: int = 0, since: int = 0
+) -> tuple[HolderDriver, AskerDriver]:
+    """The holder and the asker of the conversation (§11), fresh; ``quota_left`` and
+    ``have_version`` as an invalid case may set them."""
+    key = period_key()
+    table, _ = holder_tables(key)
+    holder_session = HolderSession(
+        config(),
+        period=PERIOD,
+        table_version=table.version,
+        entries=table.entries,
+        quota_left=quota_left,
+        rng=DeterministicRandom(PREFIX + "holder-nonce"),
+    )
+    sid = _session_id()
+    answers, _ = _release_answers(sid, key)
+    holder = HolderDriver(
+        holder_session,
+        stand_in_service(key, table, quota_left=quota_left),
+        TABLE_CHUNK_ENTRIES,
+        answers,
+    )
+    asker_session = AskerSession(
+        config(), have_version=have_version, rng=DeterministicRandom(PREFIX + "asker-nonce")
+    )
+    traveller_keys = {t: sorted(KEYS.index(key_of(n)) for n in names) for t, names in TRAVELLERS}
+    hits = [
+        RequestedHit(
+            record,
+            presence_bits(traveller_keys[traveller], len(KEYS)),
+            tuple(sorted(query_handle(sid, key.evaluate(token(n))) for n in names)),
+        )
+        for traveller, record, names in REQUESTED
+    ]
+    evaluations = [
+        ([token(n) for n in names], blinds)
+        for names, blinds in zip(EVALUATIONS, _blinds(), strict=True)
+    ]
+    receipts = [(True, b"stand-in receipt: agency-ca for H-1")]
+    asker = AskerDriver(asker_session, since, evaluations, hits, receipts)
+    return holder, asker
+
+
+def run_conversation(holder: HolderDriver, asker: AskerDriver) -> list[tuple[str, bytes]]:
+    """The reference pair driver: in rounds, the asker takes the requests due and sends its
+    frames; the holder receives each (answering each event at once) and sends what is due;
+    then the asker receives the holder's. Returns ``(sender, frame)`` in the order sent."""
+    transcript: list[tuple[str, bytes]] = []
+    to_asker: deque[bytes] = deque()
+    while True:
+        sent = asker.step()
+        transcript += [("asker", f) for f in sent]
+        for frame in sent:
+            holder.deliver(frame)
+            answer = holder.drain()
+            transcript += [("holder", f) for f in answer]
+            to_asker.extend(answer)
+        if not sent and not to_asker:
+            break
+        while to_asker:
+            asker.deliver(to_asker.popleft())
+    assert holder.session.state is SessionState.CLOSED
+    assert asker.session.state is SessionState.CLOSED
+    return transcript
+
+
+def _type_name(frame: bytes) -> str:
+    return M.decode(frame).TYPE.name
+
+
+def conversation_vectors() -> dict[str, Any]:
+    key = period_key()
+    holder, asker = build_parties()
+    transcript = run_conversation(holder, asker)
+    sid = _session_id()
+    assert holder.session.session_id == asker.session.session_id == sid
+    _, described = _release_answers(sid, key)
+    names = sorted({n for names in EVALUATIONS for n in names})
+    outputs = {n: key.evaluate(token(n)) for n in names}
+    assert asker.outputs == [outputs[n] for names in EVALUATIONS for n in names]
+    assert asker.table is not None
+    lookups = {
+        n: [
+            {"record": h.record, "presence": sorted(KEYS[k] for k in h.presence)}
+            for h in asker.table.lookup(outputs[n])
+        ]
+        for n in names
+    }
+    # The released frame opens with the asker's outputs (xlink-release-v1 §10.2).
+    own = {query_handle(sid, y): y for y in asker.outputs}
+    _, sealed = open_labelled(asker.releases[0].frame, session_id=sid, output_of=own.__getitem__)
+    assert sealed == bytes.fromhex(described[0]["sealed"])
+    blinds = _blinds()
+    return {
+        "config": {
+            "mou_id": MOU_ID,
+            "mou_digest": MOU_DIGEST.hex(),
+            "schema_digest": SCHEMA_DIGEST.hex(),
+            "keys": len(KEYS),
+            "asker": ASKER,
+            "holder": HOLDER,
+        },
+        "holder": {
+            "nonce_seed": PREFIX + "holder-nonce",
+            "nonce": fixed("holder-nonce", 16).hex(),
+            "period": PERIOD,
+            "table": "the version-2 table of `table` under the key of `oprf`",
+            "table_version": 2,
+            "entries": 7,
+            "quota_left": QUOTA_LEFT,
+            "table_chunk_entries": TABLE_CHUNK_ENTRIES,
+            "release_answers": described,
+        },
+        "asker": {
+            "nonce_seed": PREFIX + "asker-nonce",
+            "nonce": fixed("asker-nonce", 16).hex(),
+            "have_version": 0,
+            "since": 0,
+            "travellers": [{"record_id": t, "tokens": n} for t, n in TRAVELLERS],
+            "blind_seed": PREFIX + "asker-blinds",
+            "evaluations": [
+                {
+                    "request": i + 1,
+                    "tokens": names,
+                    "blinds": hexes(bs),
+                }
+                for i, (names, bs) in enumerate(zip(EVALUATIONS, blinds, strict=True))
+            ],
+            "release_request": [
+                {
+                    "traveller": traveller,
+                    "record": record,
+                    "tokens": names,
+                    "presence": hit.presence.hex(),
+                    "handles": hexes(list(hit.handles)),
+                }
+                for (traveller, record, names), hit in zip(REQUESTED, asker.hits, strict=True)
+            ],
+            "receipts": [{"ok": ok, "body": body.hex()} for ok, body in asker.receipts],
+        },
+        "session_id": sid.hex(),
+        "outputs": {n: y.hex() for n, y in outputs.items()},
+        "handles": {n: query_handle(sid, y).hex() for n, y in outputs.items()},
+        "lookups": lookups,
+        "frames": [{"from": who, "type": _type_name(f), "hex": f.hex()} for who, f in transcript],
+    }
+
+
+# -- invalid vectors ----------------------------------------------------------------------------
+
+
+def raw(*body: object) -> bytes:
+    """A message of any body (``0x51`` then msgpack), canonical or not."""
+    return bytes([M.QUERY_VERSION]) + _packb(list(body))
+
+
+def _packb(obj: object) -> bytes:
+    return cast(bytes, msgpack.packb(obj, use_bin_type=True))
+
+
+def enc(message: M.QueryMessage) -> bytes:
+    return M.encode(message)
+
+
+@dataclass
+class Outcome:
+    error: str  # RemoteProtocolError, PeerAborted or LocalProtocolError
+    code: AbortCode | None
+    state: str  # the session's state before the frame
+    abort_frame: bytes | None
+
+
+def replay_case(side: str, setup: dict[str, Any], prefix: list[bytes], frame: bytes) -> Outcome:
+    """§11.2's procedure: build the side, feed the prefix (the side's own output and requests
+    taken before each frame; every prefix frame must be accepted), then the frame, which must
+    raise. Returns what it raised and the ABORT it queued."""
+    holder, asker = build_parties(**setup)
+    party: HolderDriver | AskerDriver = holder if side == "holder" else asker
+
+    def take() -> None:
+        if isinstance(party, AskerDriver):
+            party.step()
+        else:
+            party.drain()
+
+    for i, f in enumerate(prefix):
+        take()
+        try:
+            party.deliver(f)
+        except ProtocolError as exc:
+            raise AssertionError(f"prefix frame {i} rejected: {exc}") from None
+    take()
+    state = party.session.state.value
+    try:
+        party.deliver(frame)
+    except PeerAborted as exc:
+        return Outcome("PeerAborted", exc.code, state, party.session.next_frame())
+    except RemoteProtocolError as exc:
+        return Outcome("RemoteProtocolError", exc.code, state, party.session.next_frame())
+    except LocalProtocolError:
+        return Outcome("LocalProtocolError", None, state, party.session.next_frame())
+    raise AssertionError("the frame was accepted")
+
+
+def _find_invalid_encoding() -> bytes:
+    """The first even, canonical 32-byte string (little-endian 2, 4, 6, ...) that is not a
+    ristretto255 encoding (no square root)."""
+    for n in range(2, 1000, 2):
+        candidate = n.to_bytes(32, "little")
+        if not rbcl.crypto_core_ristretto255_is_valid_point(candidate):
+            return candidate
+    raise AssertionError("none found")
+
+
+def bad_elements(valid: bytes) -> list[tuple[str, str, bytes, bool, AbortCode]]:
+    """(name, description, element, identity flag, abort code) of invalid elements."""
+    top = bytearray(valid)
+    top[31] |= 0x80
+    p_value = ((1 << 255) - 19).to_bytes(32, "little")
+    return [
+        ("identity", "the identity (32 zero bytes)", bytes(32), True, AbortCode.IDENTITY_ELEMENT),
+        (
+            "identity_top_bit",
+            "the identity with bit 255 set (libsodium 1.0.18 would read it as the identity)",
+            bytes(31) + b"\x80",
+            False,
+            AbortCode.INVALID_ELEMENT,
+        ),
+        (
+            "top_bit_set",
+            "a valid element with bit 255 set (an alias libsodium 1.0.18 would accept)",
+            bytes(top),
+            False,
+            AbortCode.INVALID_ELEMENT,
+        ),
+        (
+            "not_canonical_p",
+            "the field value p = 2^255 - 19 (not reduced)",
+            p_value,
+            False,
+            AbortCode.INVALID_ELEMENT,
+        ),
+        (
+            "negative_s",
+            "s = 1: odd, i.e. negative (RFC 9496 §4.3.1)",
+            (1).to_bytes(32, "little"),
+            False,
+            AbortCode.INVALID_ELEMENT,
+        ),
+        (
+            "no_square_root",
+            "the first even s with no valid decoding",
+            _find_invalid_encoding(),
+            False,
+            AbortCode.INVALID_ELEMENT,
+        ),
+    ]
+
+
+def _frames_of(conv: dict[str, Any], who: str) -> dict[str, list[bytes]]:
+    out: dict[str, list[bytes]] = {}
+    for f in conv["frames"]:
+        if f["from"] == who:
+            out.setdefault(f["type"], []).append(bytes.fromhex(f["hex"]))
+    return out
+
+
+_Case = tuple[str, str, str, dict[str, Any], list[bytes], bytes, AbortCode | None, str, str]
+"""name, section, side, setup, prefix, frame, abort code (None: LocalProtocolError), flags
+(space-separated), requirement"""
+
+
+def invalid_cases(conv: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every invalid case (§11.2), checked against the code, and the invalid elements."""
+    a = _frames_of(conv, "asker")
+    h = _frames_of(conv, "holder")
+    (hello,), (table_request,), (e1, e2) = a["HELLO"], a["TABLE_REQUEST"], a["EVALUATE"]
+    (release_request,), (receipts,), (bye,) = a["RELEASE_REQUEST"], a["RECEIPTS"], a["BYE"]
+    (welcome,), (c1, c2), (table_end,) = h["WELCOME"], h["TABLE_CHUNK"], h["TABLE_END"]
+    (v1, v2), (releases,) = h["EVALUATED"], h["RELEASES"]
+    hl = cast(M.Hello, M.decode(hello))
+    wl = cast(M.Welcome, M.decode(welcome))
+    ev = cast(M.Evaluate, M.decode(e1))
+    rr = cast(M.ReleaseRequest, M.decode(release_request))
+    rs = cast(M.ReleasesMessage, M.decode(releases))
+    rc = cast(M.ReceiptsMessage, M.decode(receipts))
+    ch1 = cast(M.TableChunk, M.decode(c1)).entries
+    ch2 = cast(M.TableChunk, M.decode(c2)).entries
+    vd = cast(M.Evaluated, M.decode(v1))
+    hello_with = functools.partial(dataclasses.replace, hl)
+    rr_with = functools.partial(dataclasses.replace, rr)
+    releases_with = functools.partial(dataclasses.replace, rs)
+
+    def hello_raw(*fields: object) -> bytes:
+        return raw(1, *fields)
+
+    # The prefixes: each side's peer frames of the conversation up to a point.
+    h_ready = [hello]
+    h_tabled = [hello, table_request]
+    h_evaluated = [*h_tabled, e1, e2]
+    h_released = [*h_evaluated, release_request]
+    h_all = [*h_released, receipts, bye]
+    a_tabling = [welcome]
+    a_ready = [welcome, c1, c2, table_end]
+    a_evaluated = [*a_ready, v1, v2]
+    a_releases = [*a_evaluated, releases]
+    t1, t2, t4 = rr.handles[:16], rr.handles[16:32], rr.handles[32:48]
+    fields = (hl.nonce, hl.mou_id, hl.mou_digest, hl.schema_digest, hl.asker, hl.holder)
+    unexpected = AbortCode.UNEXPECTED_MESSAGE
+    malformed = AbortCode.MALFORMED_MESSAGE
+    A = AbortCode
+    # fmt: off
+    cases: list[_Case] = [
+        # -- encoding (§6.2), to the holder waiting for a HELLO
+        ("empty_message", "6.2", "holder", {}, [], b"", malformed, "codec",
+         "an empty message is MALFORMED_MESSAGE"),
+        ("psi_version_byte", "6.2", "holder", {}, [], b"\x02" + hello[1:],
+         A.UNSUPPORTED_VERSION, "codec",
+         "a first byte other than 0x51 (here 0x02, an xlink-psi-v2 message) is "
+         "UNSUPPORTED_VERSION"),
+        ("transfer_frame", "6.2", "holder", {}, [], b"\xf0XR\x01\x07" + bytes(32),
+         A.UNSUPPORTED_VERSION, "codec",
+         "a release-transfer frame (f0 58 52 01) is UNSUPPORTED_VERSION"),
+        ("truncated_body", "6.2", "holder", {}, [], hello[:-1], A.TRUNCATED, "codec",
+         "a body that ends before its last item is TRUNCATED"),
+        ("truncated_bin", "6.2", "holder", {}, [], hello[:4], A.TRUNCATED, "codec",
+         "a bin header announcing more bytes than follow is TRUNCATED"),
+        ("trailing_byte", "6.2", "holder", {}, [], hello + b"\x00", malformed, "codec",
+         "a byte after the array is MALFORMED_MESSAGE"),
+        ("non_canonical_integer", "6.2", "holder", {}, [], hello[:-1] + b"\xcc\x00", malformed,
+         "codec non-canonical",
+         "have_version 0 as a uint8 (cc 00) instead of a positive fixint is MALFORMED_MESSAGE"),
+        ("non_canonical_bin", "6.2", "holder", {}, [], hello[:3] + b"\xc5\x00\x10" + hello[5:],
+         malformed, "codec non-canonical",
+         "the nonce as a bin16 instead of a bin8 is MALFORMED_MESSAGE"),
+        ("map_body", "6.2", "holder", {}, [], b"\x51" + _packb({1: 2}), malformed, "codec",
+         "a map instead of an array is MALFORMED_MESSAGE"),
+        ("integer_body", "6.2", "holder", {}, [], b"\x51\x01", malformed, "codec",
+         "a body that is not an array is MALFORMED_MESSAGE"),
+        ("empty_array", "6.2", "holder", {}, [], raw(), malformed, "codec",
+         "an empty array is MALFORMED_MESSAGE"),
+        ("negative_type", "6.2", "holder", {}, [], raw(-1), malformed, "codec",
+         "a negative type is MALFORMED_MESSAGE"),
+        ("unknown_type_13", "6.2", "holder", {}, [], raw(13), A.UNKNOWN_MESSAGE, "codec",
+         "type 13 is UNKNOWN_MESSAGE"),
+        ("unknown_type_0", "6.2", "holder", {}, [], raw(0), A.UNKNOWN_MESSAGE, "codec",
+         "type 0 is UNKNOWN_MESSAGE"),
+        ("hello_six_fields", "6.2", "holder", {}, [], hello_raw(*fields), malformed, "codec",
+         "a HELLO without its last field (a wrong field count) is MALFORMED_MESSAGE"),
+        ("hello_nonce_str", "6.2", "holder", {}, [], hello_raw("x" * 16, *fields[1:], 0),
+         malformed, "codec", "a str where a bin is expected is MALFORMED_MESSAGE"),
+        ("hello_nonce_15", "6.4", "holder", {}, [], hello_raw(hl.nonce[:15], *fields[1:], 0),
+         malformed, "codec", "a HELLO nonce of 15 bytes is MALFORMED_MESSAGE"),
+        ("hello_version_bool", "6.2", "holder", {}, [], hello_raw(*fields, True), malformed,
+         "codec", "a boolean where an integer is expected is MALFORMED_MESSAGE"),
+        ("ext_type", "6.2", "holder", {}, [], b"\x51" + _packb([1, msgpack.ExtType(1, b"x")]),
+         malformed, "codec", "an ext type is MALFORMED_MESSAGE"),
+        ("reserved_byte", "6.2", "holder", {}, [], b"\x51\xc1", malformed, "codec",
+         "the reserved byte 0xc1 is MALFORMED_MESSAGE"),
+        ("array_header_beyond_limit", "6.2", "holder", {}, [], b"\x51\xdd\xff\xff\xff\xff",
+         malformed, "codec",
+         "an array32 header of 2^32-1 items is MALFORMED_MESSAGE although the body ends there"),
+        ("bin_header_beyond_limit", "6.2", "holder", {}, [], bytes.fromhex("51930601c67fffffff"),
+         A.TRUNCATED, "codec",
+         "a bin32 header of 2^31-1 bytes with the body ending there is TRUNCATED (the str and "
+         "bin limits are checked once the content is there)"),
+        # -- the handshake (§6.4, §7.2)
+        ("hello_other_mou_id", "6.4", "holder", {}, [], enc(hello_with(mou_id="another-mou")),
+         A.MOU_MISMATCH, "handshake", "a HELLO naming another MOU is MOU_MISMATCH"),
+        ("hello_other_mou_digest", "6.4", "holder", {}, [],
+         enc(hello_with(mou_digest=bytes(32))), A.MOU_MISMATCH, "handshake",
+         "a HELLO with another MOU digest is MOU_MISMATCH"),
+        ("hello_other_schema", "6.4", "holder", {}, [],
+         enc(hello_with(schema_digest=bytes(32))), A.SCHEMA_MISMATCH, "handshake",
+         "a HELLO with another linkage-schema digest is SCHEMA_MISMATCH"),
+        ("hello_other_asker", "6.4", "holder", {}, [], enc(hello_with(asker="agency-xx")),
+         A.PARTY_MISMATCH, "handshake", "a HELLO from another asker is PARTY_MISMATCH"),
+        ("hello_parties_swapped", "6.4", "holder", {}, [],
+         enc(hello_with(asker=HOLDER, holder=ASKER)), A.PARTY_MISMATCH, "handshake",
+         "a HELLO with the asker and the holder swapped is PARTY_MISMATCH"),
+        ("hello_version_not_served", "6.4", "holder", {}, [], enc(hello_with(have_version=3)),
+         A.BAD_TABLE, "handshake table",
+         "a HELLO holding table version 3 when the holder serves version 2 is BAD_TABLE"),
+        ("evaluate_before_hello", "7.2", "holder", {}, [], e1, unexpected, "order",
+         "an EVALUATE before the HELLO is UNEXPECTED_MESSAGE"),
+        ("bye_before_hello", "7.2", "holder", {}, [], bye, unexpected, "order",
+         "a BYE before the HELLO is UNEXPECTED_MESSAGE"),
+        ("hello_twice", "7.2", "holder", {}, h_ready, hello, unexpected, "order",
+         "a second HELLO is UNEXPECTED_MESSAGE"),
+        ("welcome_to_the_holder", "7.2", "holder", {}, h_ready, welcome, unexpected, "order",
+         "a WELCOME sent to the holder is UNEXPECTED_MESSAGE"),
+        # -- the table (§6.6)
+        ("table_request_not_served", "6.6", "holder", {}, h_ready, enc(M.TableRequest(3)),
+         A.BAD_TABLE, "table",
+         "a TABLE_REQUEST since version 3 when the holder serves version 2 is BAD_TABLE"),
+        # -- EVALUATE (§6.9, §8)
+        ("evaluate_replayed", "6.9", "holder", {}, [*h_tabled, e1], e1, A.CHUNK_REPLAYED,
+         "order replay", "an EVALUATE with the number of the previous request is "
+         "CHUNK_REPLAYED"),
+        ("evaluate_skipped", "6.9", "holder", {}, h_tabled, enc(M.Evaluate(2, ev.blinded)),
+         A.CHUNK_OUT_OF_ORDER, "order",
+         "an EVALUATE numbered 2 as the first request is CHUNK_OUT_OF_ORDER"),
+        ("evaluate_request_zero", "6.9", "holder", {}, h_tabled,
+         enc(M.Evaluate(0, ev.blinded)), A.CHUNK_REPLAYED, "order",
+         "an EVALUATE numbered 0 is CHUNK_REPLAYED (requests are numbered from 1)"),
+        ("evaluate_33_bytes", "6.9", "holder", {}, h_tabled, raw(6, 1, ev.blinded[:33]),
+         malformed, "codec count",
+         "an EVALUATE of 33 bytes (not whole elements) is MALFORMED_MESSAGE"),
+        ("evaluate_empty", "6.9", "holder", {}, h_tabled, raw(6, 1, b""), malformed,
+         "codec count", "an EVALUATE of no element is MALFORMED_MESSAGE"),
+        ("evaluate_over_quota", "8", "holder", {"quota_left": 4}, h_tabled,
+         enc(M.Evaluate(1, ev.blinded * 2 + ev.blinded[:32])), A.QUOTA_EXHAUSTED,
+         "quota caller",
+         "an EVALUATE of 5 elements with 4 evaluations left today is QUOTA_EXHAUSTED"),
+        # -- RELEASE_REQUEST (§6.11, §7.5)
+        ("release_request_presence_short", "6.11", "holder", {}, h_evaluated,
+         enc(rr_with(presence=rr.presence[:1])), malformed, "count",
+         "a RELEASE_REQUEST whose presence is not P bytes per record is MALFORMED_MESSAGE"),
+        ("release_request_counts_disagree", "6.11", "holder", {}, h_evaluated,
+         enc(rr_with(counts=rr.counts + b"\x01")), malformed, "count",
+         "a RELEASE_REQUEST with more counts than records is MALFORMED_MESSAGE"),
+        ("release_request_zero_count", "6.11", "holder", {}, h_evaluated,
+         enc(rr_with(counts=b"\x03\x00")), malformed, "count",
+         "a RELEASE_REQUEST with a record of 0 handles is MALFORMED_MESSAGE"),
+        ("release_request_handles_disagree", "6.11", "holder", {}, h_evaluated,
+         enc(rr_with(handles=rr.handles + t4)), malformed, "count",
+         "a RELEASE_REQUEST whose handles are not 16 bytes times the sum of the counts is "
+         "MALFORMED_MESSAGE"),
+        ("release_request_duplicate_record", "6.11", "holder", {}, h_evaluated,
+         enc(rr_with(records=rr.records[:4] * 2)), malformed, "duplicate",
+         "a RELEASE_REQUEST naming one record twice is MALFORMED_MESSAGE"),
+        ("release_request_duplicate_handle", "6.11", "holder", {}, h_evaluated,
+         enc(rr_with(handles=t1 + t1 + t4)), malformed, "duplicate",
+         "a RELEASE_REQUEST repeating a handle within a record is MALFORMED_MESSAGE"),
+        ("release_request_replayed_number", "6.11", "holder", {}, h_evaluated,
+         enc(rr_with(request=2)), A.CHUNK_REPLAYED, "order replay",
+         "a RELEASE_REQUEST with the number of the last EVALUATE is CHUNK_REPLAYED"),
+        ("release_request_foreign_handle", "7.5", "holder", {}, h_evaluated,
+         enc(rr_with(handles=t1 + t2 + t1)), A.CONFIRMATION_FAILED, "caller handles",
+         "a RELEASE_REQUEST claiming for H-3 the handle of a token H-3 does not hold is "
+         "CONFIRMATION_FAILED"),
+        ("release_request_made_up_handle", "7.5", "holder", {}, h_evaluated,
+         enc(rr_with(handles=t1 + t2 + bytes(16))), A.CONFIRMATION_FAILED, "caller handles",
+         "a RELEASE_REQUEST with a handle that is no output's is CONFIRMATION_FAILED"),
+        # -- RECEIPTS (§6.13)
+        ("receipts_before_releases", "7.2", "holder", {}, h_evaluated, receipts, unexpected,
+         "order", "RECEIPTS with no release outstanding is UNEXPECTED_MESSAGE"),
+        ("receipts_wrong_count", "6.13", "holder", {}, h_released,
+         enc(M.ReceiptsMessage(rc.request, rc.oks * 2, rc.answers * 2)), A.WRONG_COUNT,
+         "count", "RECEIPTS with two answers for one SENT release is WRONG_COUNT"),
+        ("receipts_flag_2", "6.13", "holder", {}, h_released,
+         enc(M.ReceiptsMessage(rc.request, b"\x02", rc.answers)), malformed, "codec",
+         "an answer flag other than 0 or 1 is MALFORMED_MESSAGE"),
+        ("receipts_other_request", "6.13", "holder", {}, h_released,
+         enc(M.ReceiptsMessage(rc.request + 1, rc.oks, rc.answers)), unexpected, "order",
+         "RECEIPTS for another request number is UNEXPECTED_MESSAGE"),
+        # -- ABORT and the end (§6.14, §6.15)
+        ("abort_from_the_asker", "6.15", "holder", {}, h_tabled,
+         enc(M.Abort(int(A.WRONG_COUNT), "answers disagree")), A.WRONG_COUNT, "peer-abort",
+         "an ABORT ends the session: PeerAborted with its code, and no ABORT is sent back"),
+        ("abort_unknown_code", "6.15", "holder", {}, h_ready, enc(M.Abort(200, "")),
+         A.PEER_ABORTED, "peer-abort",
+         "an ABORT with a code this version does not define is reported as PEER_ABORTED"),
+        ("message_after_bye", "7.2", "holder", {}, h_all, e1, None, "after-close",
+         "after BYE the holder is CLOSED: a frame is a local error (LocalProtocolError) and "
+         "nothing is sent"),
+        # -- the asker: WELCOME (§6.5, §7.3)
+        ("welcome_bad_period", "6.5", "asker", {}, [],
+         enc(dataclasses.replace(wl, period="2025-13")), malformed, "handshake",
+         "a WELCOME period that is not YYYY-MM (month 13) is MALFORMED_MESSAGE"),
+        ("welcome_short_period", "6.5", "asker", {}, [], raw(2, wl.nonce, "2025-6", 2, 7, 100, 2),
+         malformed, "codec", "a WELCOME period of 6 bytes is MALFORMED_MESSAGE"),
+        ("welcome_other_keys", "6.5", "asker", {}, [], enc(dataclasses.replace(wl, keys=3)),
+         A.SCHEMA_MISMATCH, "handshake",
+         "a WELCOME with another number of keys is SCHEMA_MISMATCH"),
+        ("welcome_older_table", "6.5", "asker", {"have_version": 3}, [], welcome, A.BAD_TABLE,
+         "handshake table",
+         "a WELCOME with a table version older than the one the asker holds (3) is BAD_TABLE"),
+        ("welcome_twice", "7.3", "asker", {}, a_ready, welcome, unexpected, "order",
+         "a second WELCOME is UNEXPECTED_MESSAGE"),
+        ("hello_to_the_asker", "7.3", "asker", {}, [], hello, unexpected, "order",
+         "a HELLO sent to the asker is UNEXPECTED_MESSAGE"),
+        # -- the table (§6.7, §6.8, §5.3)
+        ("table_chunk_unrequested", "7.3", "asker", {}, [], c1, unexpected, "order",
+         "a TABLE_CHUNK before any TABLE_REQUEST is UNEXPECTED_MESSAGE"),
+        ("table_chunk_out_of_order", "6.7", "asker", {}, a_tabling, c2, A.CHUNK_OUT_OF_ORDER,
+         "order", "TABLE_CHUNK 2 first is CHUNK_OUT_OF_ORDER"),
+        ("table_chunk_replayed", "6.7", "asker", {}, [*a_tabling, c1], c1, A.CHUNK_REPLAYED,
+         "order replay", "TABLE_CHUNK 1 twice is CHUNK_REPLAYED"),
+        ("table_chunk_seq_0", "6.7", "asker", {}, a_tabling, enc(M.TableChunk(0, ch1)),
+         A.CHUNK_REPLAYED, "order", "TABLE_CHUNK 0 is CHUNK_REPLAYED (chunks count from 1)"),
+        ("table_chunk_partial_entry", "5.3", "asker", {}, a_tabling,
+         enc(M.TableChunk(1, ch1[:-1])), A.BAD_TABLE, "table caller",
+         "a TABLE_CHUNK that is not whole entries of 8 + label_size bytes is BAD_TABLE"),
+        ("table_end_other_chunk_count", "6.8", "asker", {}, [*a_tabling, c1, c2],
+         enc(M.TableEnd(3, 2, 7)), A.WRONG_COUNT, "count",
+         "TABLE_END announcing 3 chunks after 2 is WRONG_COUNT"),
+        ("table_end_other_total", "5.3", "asker", {}, [*a_tabling, c1, c2],
+         enc(M.TableEnd(2, 2, 8)), A.BAD_TABLE, "table caller",
+         "TABLE_END announcing 8 entries when the merged copy has 7 is BAD_TABLE"),
+        ("table_entries_not_ascending", "5.3", "asker", {},
+         [*a_tabling, enc(M.TableChunk(1, ch2)), enc(M.TableChunk(2, ch1))], table_end,
+         A.BAD_TABLE, "table caller",
+         "table entries not ascending by tag (the two chunks' entries swapped; each chunk is "
+         "accepted, the merge at TABLE_END is not) are BAD_TABLE"),
+        # -- EVALUATED (§6.10, §7.3)
+        ("evaluated_unrequested", "7.3", "asker", {}, a_tabling, v1, unexpected, "order",
+         "an EVALUATED with no EVALUATE outstanding is UNEXPECTED_MESSAGE"),
+        ("evaluated_other_request", "6.10", "asker", {}, a_ready, v2, unexpected, "order",
+         "an EVALUATED answering request 2 before request 1 is UNEXPECTED_MESSAGE"),
+        ("evaluated_wrong_length", "6.10", "asker", {}, a_ready,
+         enc(M.Evaluated(1, vd.evaluated[:32])), A.WRONG_COUNT, "count",
+         "an EVALUATED with one element fewer than its EVALUATE is WRONG_COUNT"),
+        ("evaluated_replayed", "6.10", "asker", {}, [*a_ready, v1], v1, unexpected,
+         "order replay", "EVALUATED 1 twice is UNEXPECTED_MESSAGE"),
+        # -- RELEASES (§6.12, §7.3)
+        ("releases_unrequested", "7.3", "asker", {}, a_ready, releases, unexpected, "order",
+         "RELEASES with no RELEASE_REQUEST outstanding is UNEXPECTED_MESSAGE"),
+        ("releases_unknown_fate", "6.12", "asker", {}, a_evaluated,
+         enc(releases_with(fates=b"\x01\x07")), malformed, "codec",
+         "a fate of 7 is MALFORMED_MESSAGE"),
+        ("releases_fate_0", "6.12", "asker", {}, a_evaluated,
+         enc(releases_with(fates=b"\x01\x00")), malformed, "codec",
+         "a fate of 0 is MALFORMED_MESSAGE"),
+        ("releases_frames_disagree", "6.12", "asker", {}, a_evaluated,
+         enc(releases_with(frames=())), A.WRONG_COUNT, "count",
+         "one SENT fate and no frame is WRONG_COUNT"),
+        ("releases_extra_frame", "6.12", "asker", {}, a_evaluated,
+         enc(releases_with(frames=rs.frames * 2)), A.WRONG_COUNT, "count",
+         "one SENT fate and two frames is WRONG_COUNT"),
+        ("releases_fate_count", "6.12", "asker", {}, a_evaluated,
+         enc(releases_with(fates=rs.fates + b"\x06", release_ids=rs.release_ids + bytes(16))),
+         A.WRONG_COUNT, "count", "three fates for two requested records is WRONG_COUNT"),
+        ("releases_release_ids_count", "6.12", "asker", {}, a_evaluated,
+         enc(releases_with(release_ids=rs.release_ids[:16])), A.WRONG_COUNT, "count",
+         "one release id for two records is WRONG_COUNT"),
+        ("releases_other_request", "6.12", "asker", {}, a_evaluated,
+         enc(releases_with(request=2)), unexpected, "order",
+         "RELEASES for another request number is UNEXPECTED_MESSAGE"),
+        # -- ABORT and the end
+        ("abort_from_the_holder", "6.15", "asker", {}, a_ready,
+         enc(M.Abort(int(A.QUOTA_EXHAUSTED), "the MOU's daily query quota is used up")),
+         A.QUOTA_EXHAUSTED, "peer-abort",
+         "an ABORT (QUOTA_EXHAUSTED) ends the session: PeerAborted with its code"),
+        ("asker_message_after_bye", "7.3", "asker", {}, a_releases, v1, None, "after-close",
+         "after its BYE the asker is CLOSED: a frame is a local error (LocalProtocolError) "
+         "and nothing is sent"),
+    ]
+    # fmt: on
+    # Invalid elements: to the holder in an EVALUATE, to the asker in an EVALUATED (§4.1).
+    elements = []
+    for name, description, bad, identity, refusal in bad_elements(ev.blinded[:32]):
+        evaluate = enc(M.Evaluate(1, ev.blinded[:32] + bad))
+        evaluated = enc(M.Evaluated(1, vd.evaluated[:32] + bad))
+        requirement = f"element 1 {description} is {refusal.name}"
+        cases.append((f"evaluate_{name}", "4.1", "holder", {}, h_tabled, evaluate, refusal,
+                      "element caller", f"EVALUATE {requirement}"))  # fmt: skip
+        cases.append((f"evaluated_{name}", "4.1", "asker", {}, a_ready, evaluated, refusal,
+                      "element caller", f"EVALUATED {requirement}"))  # fmt: skip
+        elements.append(_element_case(name, description, bad, identity, refusal))
+    out = []
+    for tc_id, (name, section, side, setup, prefix, frame, code, flags, requirement) in enumerate(
+        cases, start=1
+    ):
+        outcome = replay_case(side, setup, prefix, frame)
+        if outcome.code is not code:
+            raise AssertionError(f"{name}: expected {code}, got {outcome}")
+        if outcome.error in ("PeerAborted", "LocalProtocolError"):
+            assert outcome.abort_frame is None, name
+        else:
+            assert outcome.abort_frame is not None, name
+            sent = cast(M.Abort, M.decode(outcome.abort_frame))
+            assert code is not None and sent.code == int(code), name
+        case: dict[str, Any] = {
+            "tcId": tc_id,
+            "name": name,
+            "section": section,
+            "requirement": requirement,
+            "side": side,
+        }
+        if setup:
+            case["setup"] = setup
+        case |= {
+            "state": outcome.state,
+            "prefix": hexes(prefix),
+            "frame": frame.hex(),
+            "result": "invalid",
+            "error": outcome.error,
+            "abort": None if code is None else code.name,
+            "flags": flags.split(),
+        }
+        out.append(case)
+    return out, elements
+
+
+def _element_case(
+    name: str, description: str, bad: bytes, identity: bool, code: AbortCode
+) -> dict[str, Any]:
+    """One invalid element, checked directly: ``OprfKey.blind_evaluate`` (the holder) and
+    ``finalize`` (the asker) raise InvalidElement with its ``identity`` flag."""
+    key = period_key()
+    for call in (
+        lambda: key.blind_evaluate(bad),
+        lambda: oprf9497.finalize(
+            oprf9497.blind_with([b"x"], [(1).to_bytes(32, "little")])[0], bad
+        ),
+    ):
+        try:
+            call()
+        except InvalidElement as exc:
+            assert exc.identity is identity and exc.index == 0, name
+        else:
+            raise AssertionError(f"{name}: accepted")
+    return {
+        "name": name,
+        "description": description,
+        "element": bad.hex(),
+        "identity": identity,
+        "abort": code.name,
+    }
+
+
+# -- output -------------------------------------------------------------------------------------
+
+
+def build_vectors() -> dict[str, str]:
+    """The file name -> JSON text of every vector file."""
+    conversation = conversation_vectors()
+    cases, elements = invalid_cases(conversation)
+    header = {
+        "protocol": "xlink-query-v1",
+        "spec": "protocols/xlink-query-v1.md",
+        "generator": "protocols/generate_query_vectors.py",
+    }
+    valid = {
+        **header,
+        "section": "11.1",
+        "oprf": oprf_vectors(),
+        "table": table_vectors(),
+        "conversation": conversation,
+    }
+    invalid = {
+        **header,
+        "section": "11.2",
+        "elements": elements,
+        "cases": cases,
+    }
+    return {
+        "valid.json": json.dumps(valid, indent=1) + "\n",
+        "invalid.json": json.dumps(invalid, indent=1) + "\n",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, text in build_vectors().items():
+        path = OUT_DIR / name
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    if stale:
+        print("stale vectors: " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
