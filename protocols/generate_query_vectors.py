@@ -13,7 +13,8 @@ evaluation and quota, its check of the claimed handles, the asker's table and un
 drivers here (:class:`HolderDriver`, :class:`AskerDriver`) take those steps as the agency does:
 the holder's evaluation and handle check run the real ``QueryService._evaluate`` and
 ``QueryService._releases`` (``xlink/agency/_query_holder.py``) on a stand-in agency; the
-asker's mirror ``_fetch_table`` and ``_evaluate_all`` (``xlink/agency/_query_asker.py``).
+asker's mirror ``QueryClient._open`` (whether to fetch), ``_fetch_table`` (the merge, checked
+against WELCOME's table digest) and ``_evaluate_all`` (``xlink/agency/_query_asker.py``).
 
 Usage: ``python protocols/generate_query_vectors.py [--check]``
 """
@@ -51,6 +52,7 @@ from xlink.errors import (
     LocalProtocolError,
     PeerAborted,
     ProtocolError,
+    QuotaExhausted,
     RemoteProtocolError,
 )
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder, token_digest
@@ -70,16 +72,19 @@ from xlink.query.session import (
     TableChunkReceived,
     TableComplete,
     TableRequested,
+    Welcomed,
     query_handle,
     session_id_of,
 )
 from xlink.query.table import (
+    DIGEST_DST,
     ENTRY_DST,
     TOMBSTONE,
     AskerTable,
     HolderTable,
     label_size_for,
     presence_bits,
+    table_digest,
 )
 from xlink.release.label import open_labelled, seal_labelled
 
@@ -321,11 +326,52 @@ def _lookups(table: AskerTable, key: OprfKey) -> dict[str, list[dict[str, Any]]]
     }
 
 
+def spec_digest(entries: bytes, label_size: int) -> bytes:
+    """§5.4 written out (not from ``table_digest``): SHA-256 of ``lp(DIGEST_DST)`` and the
+    entries ``tag || label`` in ascending byte order, i.e. by tag, then by label."""
+    width = 8 + label_size
+    items = sorted(entries[i : i + width] for i in range(0, len(entries), width))
+    return hashlib.sha256(lp(DIGEST_DST) + b"".join(items)).digest()
+
+
+def code_digest(entries: bytes, label_size: int) -> bytes:
+    """``table_digest`` of entries given as bytes, in any order."""
+    return table_digest(*AskerTable.parse_chunk(entries, label_size))
+
+
+# Entries (tag, label) in no order, for the digest's ordering: equal tags (ordered by label,
+# labels differing in their last byte and in a byte after a zero), tags that sort differently
+# as little-endian or as signed integers.
+_DIGEST_EXAMPLE: list[tuple[str, str]] = [
+    ("8000000000000000", "0000000000"),
+    ("0000000000000002", "0100000000"),
+    ("0000000000000100", "0000000003"),
+    ("0000000000000002", "00ff000000"),
+    ("0100000000000000", "0000000000"),
+    ("0000000000000002", "0100000001"),
+    ("0000000000000001", "ffffffffff"),
+]
+
+
+def digest_example() -> dict[str, Any]:
+    size = label_size_for(len(KEYS))
+    given = [bytes.fromhex(t + label) for t, label in _DIGEST_EXAMPLE]
+    digest = spec_digest(b"".join(given), size)
+    assert code_digest(b"".join(given), size) == digest
+    assert code_digest(b"".join(reversed(given)), size) == digest
+    return {
+        "entries": hexes(given),
+        "ordered": hexes(sorted(given)),
+        "digest": digest.hex(),
+    }
+
+
 def table_vectors() -> dict[str, Any]:
     key = period_key()
     table, version_1 = holder_tables(key)
     entries = _spec_entries(key)
-    width = 8 + label_size_for(len(KEYS))
+    size = label_size_for(len(KEYS))
+    width = 8 + size
     since_0 = b"".join(table.delta(0))
     since_1 = b"".join(table.delta(1))
     assert since_0 == b"".join(bytes.fromhex(e["tag"] + e["label"]) for e in entries)
@@ -333,10 +379,19 @@ def table_vectors() -> dict[str, Any]:
         bytes.fromhex(e["tag"] + e["label"]) for e in entries if e["version"] > 1
     )
     assert len(version_1) == width * 5
+    digests = {
+        "0": spec_digest(b"", size),
+        "1": spec_digest(version_1, size),
+        "2": spec_digest(since_0, size),
+    }
+    assert table.digest() == digests["2"] == code_digest(since_0, size)
+    assert HolderTable.build(key, token_set(LIST_V1)).digest() == digests["1"]
     copy = AskerTable(len(KEYS))
-    copy.merge(*AskerTable.parse_chunk(version_1, copy.label_size), version=1, total=5)
+    assert copy.digest == digests["0"]
+    copy.merge(*AskerTable.parse_chunk(version_1, size), version=1, total=5, digest=digests["1"])
     after_v1 = _lookups(copy, key)
-    copy.merge(*AskerTable.parse_chunk(since_1, copy.label_size), version=2, total=7)
+    copy.merge(*AskerTable.parse_chunk(since_1, size), version=2, total=7, digest=digests["2"])
+    assert copy.digest == digests["2"]
     after_v2 = _lookups(copy, key)
     return {
         "keys": list(KEYS),
@@ -353,6 +408,9 @@ def table_vectors() -> dict[str, Any]:
         "version_1_entries": version_1.hex(),
         "delta_since_0": since_0.hex(),
         "delta_since_1": since_1.hex(),
+        "digest_dst": DIGEST_DST.decode(),
+        "digests": {version: d.hex() for version, d in digests.items()},
+        "digest_example": digest_example(),
         "lookups_at_version_1": after_v1,
         "lookups_at_version_2": after_v2,
     }
@@ -441,10 +499,11 @@ class HolderDriver:
 
 @dataclass
 class AskerDriver:
-    """The asker's session, its script of requests and what it does with each event."""
+    """The asker's session, its script of requests and what it does with each event. Its copy
+    of the table (``table``) starts empty, version 0, unless the caller sets another before
+    the WELCOME."""
 
     session: AskerSession
-    since: int
     evaluations: list[tuple[list[bytes], list[bytes]]]  # (inputs, blinds) per EVALUATE
     hits: list[RequestedHit]
     receipts: list[tuple[bool, bytes]]
@@ -452,10 +511,12 @@ class AskerDriver:
     blinded: deque[oprf9497.BlindState] = field(default_factory=deque)
     outputs: list[bytes] = field(default_factory=list)
     chunks: list[bytes] = field(default_factory=list)
-    table: AskerTable | None = None
+    table: AskerTable = field(init=False)
+    welcome: Welcomed | None = None
     releases: list[ReleaseAnswer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.table = AskerTable(self.session.config.keys)
         evaluations = (f"evaluate {i}" for i in range(len(self.evaluations)))
         self.actions = deque(["start", "table", *evaluations, "releases", "receipts", "close"])
 
@@ -479,7 +540,7 @@ class AskerDriver:
             if action == "start":
                 s.start()
             elif action == "table":
-                s.request_table(self.since)
+                self._fetch_if_stale()
             elif action.startswith("evaluate"):
                 inputs, blinds = self.evaluations[int(action.split()[1])]
                 state, blinded = oprf9497.blind_with(inputs, blinds)
@@ -496,21 +557,37 @@ class AskerDriver:
             out.append(frame)
         return out
 
+    def _fetch_if_stale(self) -> None:
+        """As ``QueryClient._open``: the copy is current iff its digest is WELCOME's; else
+        fetch what changed since its version (all of it, from an empty copy, when its version
+        is not older than WELCOME's)."""
+        welcome, keys = self.welcome, self.session.config.keys
+        assert welcome is not None
+        if self.table.version > welcome.table_version:
+            self.table = AskerTable(keys)
+        if self.table.digest != welcome.table_digest:
+            if self.table.version == welcome.table_version:
+                self.table = AskerTable(keys)
+            self.session.request_table(self.table.version)
+
     def deliver(self, frame: bytes) -> None:
         s = self.session
         for event in s.receive(frame):
             try:
-                if isinstance(event, TableChunkReceived):
+                if isinstance(event, Welcomed):
+                    self.welcome = event
+                elif isinstance(event, TableChunkReceived):
                     AskerTable.parse_chunk(event.entries, s.config.presence_size + 4)
                     self.chunks.append(event.entries)
                 elif isinstance(event, TableComplete):
-                    table = AskerTable(s.config.keys)
-                    table.merge(
-                        *AskerTable.parse_chunk(b"".join(self.chunks), table.label_size),
+                    assert self.welcome is not None
+                    entries, self.chunks = b"".join(self.chunks), []
+                    self.table.merge(
+                        *AskerTable.parse_chunk(entries, self.table.label_size),
                         version=event.version,
                         total=event.total,
+                        digest=self.welcome.table_digest,
                     )
-                    self.table = table
                 elif isinstance(event, EvaluationAnswered):
                     try:
                         self.outputs += oprf9497.finalize(self.blinded.popleft(), event.evaluated)
@@ -569,11 +646,9 @@ def _blinds() -> list[list[bytes]]:
     return [[random_scalar(rng) for _ in names] for names in EVALUATIONS]
 
 
-def build_parties(
-    *, quota_left: int = QUOTA_LEFT, have_version: int = 0, since: int = 0
-) -> tuple[HolderDriver, AskerDriver]:
-    """The holder and the asker of the conversation (§11), fresh; ``quota_left`` and
-    ``have_version`` as an invalid case may set them."""
+def build_parties(*, quota_left: int = QUOTA_LEFT) -> tuple[HolderDriver, AskerDriver]:
+    """The holder and the asker of the conversation (§11), fresh; ``quota_left`` as an
+    invalid case may set it."""
     key = period_key()
     table, _ = holder_tables(key)
     holder_session = HolderSession(
@@ -581,6 +656,7 @@ def build_parties(
         period=PERIOD,
         table_version=table.version,
         entries=table.entries,
+        table_digest=table.digest(),
         quota_left=quota_left,
         rng=DeterministicRandom(PREFIX + "holder-nonce"),
     )
@@ -592,9 +668,7 @@ def build_parties(
         TABLE_CHUNK_ENTRIES,
         answers,
     )
-    asker_session = AskerSession(
-        config(), have_version=have_version, rng=DeterministicRandom(PREFIX + "asker-nonce")
-    )
+    asker_session = AskerSession(config(), rng=DeterministicRandom(PREFIX + "asker-nonce"))
     traveller_keys = {t: sorted(KEYS.index(key_of(n)) for n in names) for t, names in TRAVELLERS}
     hits = [
         RequestedHit(
@@ -609,7 +683,7 @@ def build_parties(
         for names, blinds in zip(EVALUATIONS, _blinds(), strict=True)
     ]
     receipts = [(True, b"stand-in receipt: agency-ca for H-1")]
-    asker = AskerDriver(asker_session, since, evaluations, hits, receipts)
+    asker = AskerDriver(asker_session, evaluations, hits, receipts)
     return holder, asker
 
 
@@ -650,7 +724,7 @@ def conversation_vectors() -> dict[str, Any]:
     names = sorted({n for names in EVALUATIONS for n in names})
     outputs = {n: key.evaluate(token(n)) for n in names}
     assert asker.outputs == [outputs[n] for names in EVALUATIONS for n in names]
-    assert asker.table is not None
+    assert asker.table.version == 2 and asker.table.digest == holder.service.table.digest()
     lookups = {
         n: [
             {"record": h.record, "presence": sorted(KEYS[k] for k in h.presence)}
@@ -679,6 +753,7 @@ def conversation_vectors() -> dict[str, Any]:
             "table": "the version-2 table of `table` under the key of `oprf`",
             "table_version": 2,
             "entries": 7,
+            "table_digest": holder.service.table.digest().hex(),
             "quota_left": QUOTA_LEFT,
             "table_chunk_entries": TABLE_CHUNK_ENTRIES,
             "release_answers": described,
@@ -686,7 +761,7 @@ def conversation_vectors() -> dict[str, Any]:
         "asker": {
             "nonce_seed": PREFIX + "asker-nonce",
             "nonce": fixed("asker-nonce", 16).hex(),
-            "have_version": 0,
+            "copy": "none: an empty copy (version 0), so the whole table is fetched",
             "since": 0,
             "travellers": [{"record_id": t, "tokens": n} for t, n in TRAVELLERS],
             "blind_seed": PREFIX + "asker-blinds",
@@ -736,7 +811,7 @@ def enc(message: M.QueryMessage) -> bytes:
 
 @dataclass
 class Outcome:
-    error: str  # RemoteProtocolError, PeerAborted or LocalProtocolError
+    error: str  # RemoteProtocolError, PeerAborted, QuotaExhausted or LocalProtocolError
     code: AbortCode | None
     state: str  # the session's state before the frame
     abort_frame: bytes | None
@@ -765,6 +840,8 @@ def replay_case(side: str, setup: dict[str, Any], prefix: list[bytes], frame: by
     state = party.session.state.value
     try:
         party.deliver(frame)
+    except QuotaExhausted as exc:
+        return Outcome("QuotaExhausted", exc.code, state, party.session.next_frame())
     except PeerAborted as exc:
         return Outcome("PeerAborted", exc.code, state, party.session.next_frame())
     except RemoteProtocolError as exc:
@@ -899,9 +976,10 @@ def invalid_cases(conv: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict
          "a bin header announcing more bytes than follow is TRUNCATED"),
         ("trailing_byte", "6.2", "holder", {}, [], hello + b"\x00", malformed, "codec",
          "a byte after the array is MALFORMED_MESSAGE"),
-        ("non_canonical_integer", "6.2", "holder", {}, [], hello[:-1] + b"\xcc\x00", malformed,
-         "codec non-canonical",
-         "have_version 0 as a uint8 (cc 00) instead of a positive fixint is MALFORMED_MESSAGE"),
+        ("non_canonical_integer", "6.2", "holder", {}, [], table_request[:-1] + b"\xcc\x00",
+         malformed, "codec non-canonical",
+         "TABLE_REQUEST's since 0 as a uint8 (cc 00) instead of a positive fixint is "
+         "MALFORMED_MESSAGE"),
         ("non_canonical_bin", "6.2", "holder", {}, [], hello[:3] + b"\xc5\x00\x10" + hello[5:],
          malformed, "codec non-canonical",
          "the nonce as a bin16 instead of a bin8 is MALFORMED_MESSAGE"),
@@ -917,14 +995,18 @@ def invalid_cases(conv: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict
          "type 13 is UNKNOWN_MESSAGE"),
         ("unknown_type_0", "6.2", "holder", {}, [], raw(0), A.UNKNOWN_MESSAGE, "codec",
          "type 0 is UNKNOWN_MESSAGE"),
-        ("hello_six_fields", "6.2", "holder", {}, [], hello_raw(*fields), malformed, "codec",
-         "a HELLO without its last field (a wrong field count) is MALFORMED_MESSAGE"),
-        ("hello_nonce_str", "6.2", "holder", {}, [], hello_raw("x" * 16, *fields[1:], 0),
+        ("hello_five_fields", "6.2", "holder", {}, [], hello_raw(*fields[:-1]), malformed,
+         "codec", "a HELLO without its last field (a wrong field count) is MALFORMED_MESSAGE"),
+        ("hello_seven_fields", "6.2", "holder", {}, [], hello_raw(*fields, 0), malformed,
+         "codec",
+         "a HELLO with a seventh field (an earlier draft's have_version 0) is MALFORMED_MESSAGE"),
+        ("hello_nonce_str", "6.2", "holder", {}, [], hello_raw("x" * 16, *fields[1:]),
          malformed, "codec", "a str where a bin is expected is MALFORMED_MESSAGE"),
-        ("hello_nonce_15", "6.4", "holder", {}, [], hello_raw(hl.nonce[:15], *fields[1:], 0),
+        ("hello_nonce_15", "6.4", "holder", {}, [], hello_raw(hl.nonce[:15], *fields[1:]),
          malformed, "codec", "a HELLO nonce of 15 bytes is MALFORMED_MESSAGE"),
-        ("hello_version_bool", "6.2", "holder", {}, [], hello_raw(*fields, True), malformed,
-         "codec", "a boolean where an integer is expected is MALFORMED_MESSAGE"),
+        ("table_request_since_bool", "6.2", "holder", {}, [], raw(3, True), malformed,
+         "codec",
+         "a boolean where an integer is expected (TABLE_REQUEST's since) is MALFORMED_MESSAGE"),
         ("ext_type", "6.2", "holder", {}, [], b"\x51" + _packb([1, msgpack.ExtType(1, b"x")]),
          malformed, "codec", "an ext type is MALFORMED_MESSAGE"),
         ("reserved_byte", "6.2", "holder", {}, [], b"\x51\xc1", malformed, "codec",
@@ -950,9 +1032,6 @@ def invalid_cases(conv: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict
         ("hello_parties_swapped", "6.4", "holder", {}, [],
          enc(hello_with(asker=HOLDER, holder=ASKER)), A.PARTY_MISMATCH, "handshake",
          "a HELLO with the asker and the holder swapped is PARTY_MISMATCH"),
-        ("hello_version_not_served", "6.4", "holder", {}, [], enc(hello_with(have_version=3)),
-         A.BAD_TABLE, "handshake table",
-         "a HELLO holding table version 3 when the holder serves version 2 is BAD_TABLE"),
         ("evaluate_before_hello", "7.2", "holder", {}, [], e1, unexpected, "order",
          "an EVALUATE before the HELLO is UNEXPECTED_MESSAGE"),
         ("bye_before_hello", "7.2", "holder", {}, [], bye, unexpected, "order",
@@ -998,12 +1077,26 @@ def invalid_cases(conv: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict
          enc(rr_with(handles=rr.handles + t4)), malformed, "count",
          "a RELEASE_REQUEST whose handles are not 16 bytes times the sum of the counts is "
          "MALFORMED_MESSAGE"),
+        ("release_request_presence_bit_k", "6.11", "holder", {}, h_evaluated,
+         enc(rr_with(presence=bytes([rr.presence[0] | 1 << len(KEYS)]) + rr.presence[1:])),
+         malformed, "presence",
+         "a RELEASE_REQUEST whose first presence sets bit K = 2 (a key the schema does not "
+         "name) is MALFORMED_MESSAGE"),
+        ("release_request_presence_bit_7", "6.11", "holder", {}, h_evaluated,
+         enc(rr_with(presence=rr.presence[:1] + bytes([rr.presence[1] | 0x80]))),
+         malformed, "presence",
+         "a RELEASE_REQUEST whose second presence sets bit 7 (the last bit of its byte, above "
+         "K) is MALFORMED_MESSAGE"),
         ("release_request_duplicate_record", "6.11", "holder", {}, h_evaluated,
          enc(rr_with(records=rr.records[:4] * 2)), malformed, "duplicate",
          "a RELEASE_REQUEST naming one record twice is MALFORMED_MESSAGE"),
         ("release_request_duplicate_handle", "6.11", "holder", {}, h_evaluated,
          enc(rr_with(handles=t1 + t1 + t4)), malformed, "duplicate",
          "a RELEASE_REQUEST repeating a handle within a record is MALFORMED_MESSAGE"),
+        ("release_request_handles_descending", "6.11", "holder", {}, h_evaluated,
+         enc(rr_with(handles=t2 + t1 + t4)), malformed, "order",
+         "a RELEASE_REQUEST whose handles of one record are not ascending is "
+         "MALFORMED_MESSAGE"),
         ("release_request_replayed_number", "6.11", "holder", {}, h_evaluated,
          enc(rr_with(request=2)), A.CHUNK_REPLAYED, "order replay",
          "a RELEASE_REQUEST with the number of the last EVALUATE is CHUNK_REPLAYED"),
@@ -1040,14 +1133,18 @@ def invalid_cases(conv: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict
         ("welcome_bad_period", "6.5", "asker", {}, [],
          enc(dataclasses.replace(wl, period="2025-13")), malformed, "handshake",
          "a WELCOME period that is not YYYY-MM (month 13) is MALFORMED_MESSAGE"),
-        ("welcome_short_period", "6.5", "asker", {}, [], raw(2, wl.nonce, "2025-6", 2, 7, 100, 2),
-         malformed, "codec", "a WELCOME period of 6 bytes is MALFORMED_MESSAGE"),
+        ("welcome_short_period", "6.5", "asker", {}, [],
+         raw(2, wl.nonce, "2025-6", 2, 7, wl.table_digest, 100, 2), malformed, "codec",
+         "a WELCOME period of 6 bytes is MALFORMED_MESSAGE"),
+        ("welcome_six_fields", "6.5", "asker", {}, [], raw(2, wl.nonce, wl.period, 2, 7, 100, 2),
+         malformed, "codec",
+         "a WELCOME without table_digest (an earlier draft's six fields) is MALFORMED_MESSAGE"),
+        ("welcome_digest_31", "6.5", "asker", {}, [],
+         raw(2, wl.nonce, wl.period, 2, 7, wl.table_digest[:31], 100, 2), malformed, "codec",
+         "a WELCOME table_digest of 31 bytes is MALFORMED_MESSAGE"),
         ("welcome_other_keys", "6.5", "asker", {}, [], enc(dataclasses.replace(wl, keys=3)),
          A.SCHEMA_MISMATCH, "handshake",
          "a WELCOME with another number of keys is SCHEMA_MISMATCH"),
-        ("welcome_older_table", "6.5", "asker", {"have_version": 3}, [], welcome, A.BAD_TABLE,
-         "handshake table",
-         "a WELCOME with a table version older than the one the asker holds (3) is BAD_TABLE"),
         ("welcome_twice", "7.3", "asker", {}, a_ready, welcome, unexpected, "order",
          "a second WELCOME is UNEXPECTED_MESSAGE"),
         ("hello_to_the_asker", "7.3", "asker", {}, [], hello, unexpected, "order",
@@ -1067,9 +1164,21 @@ def invalid_cases(conv: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict
         ("table_end_other_chunk_count", "6.8", "asker", {}, [*a_tabling, c1, c2],
          enc(M.TableEnd(3, 2, 7)), A.WRONG_COUNT, "count",
          "TABLE_END announcing 3 chunks after 2 is WRONG_COUNT"),
-        ("table_end_other_total", "5.3", "asker", {}, [*a_tabling, c1, c2],
-         enc(M.TableEnd(2, 2, 8)), A.BAD_TABLE, "table caller",
-         "TABLE_END announcing 8 entries when the merged copy has 7 is BAD_TABLE"),
+        ("table_end_other_version", "6.8", "asker", {}, [*a_tabling, c1, c2],
+         enc(M.TableEnd(2, 3, 7)), A.BAD_TABLE, "table",
+         "TABLE_END announcing version 3 when WELCOME named version 2 is BAD_TABLE"),
+        ("table_end_other_total", "6.8", "asker", {}, [*a_tabling, c1, c2],
+         enc(M.TableEnd(2, 2, 8)), A.BAD_TABLE, "table",
+         "TABLE_END announcing 8 entries when WELCOME named 7 is BAD_TABLE (before any merge)"),
+        ("table_merged_total_other", "5.3", "asker", {}, [*a_tabling, c1],
+         enc(M.TableEnd(1, 2, 7)), A.BAD_TABLE, "table caller",
+         "a delta that merges into 4 entries (the second TABLE_CHUNK withheld, TABLE_END "
+         "counting one) when TABLE_END and WELCOME say 7 is BAD_TABLE"),
+        ("table_digest_other", "5.4", "asker", {},
+         [*a_tabling, c1, enc(M.TableChunk(2, ch2[:-1] + bytes([ch2[-1] ^ 1])))], table_end,
+         A.BAD_TABLE, "table caller",
+         "a delta with one label bit flipped (whole entries, ascending, 7 of them) merges into "
+         "a table whose digest is not WELCOME's: BAD_TABLE"),
         ("table_entries_not_ascending", "5.3", "asker", {},
          [*a_tabling, enc(M.TableChunk(1, ch2)), enc(M.TableChunk(2, ch1))], table_end,
          A.BAD_TABLE, "table caller",
@@ -1110,10 +1219,16 @@ def invalid_cases(conv: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict
          enc(releases_with(request=2)), unexpected, "order",
          "RELEASES for another request number is UNEXPECTED_MESSAGE"),
         # -- ABORT and the end
-        ("abort_from_the_holder", "6.15", "asker", {}, a_ready,
+        ("abort_from_the_holder", "6.15", "asker", {}, a_tabling,
+         enc(M.Abort(int(A.BAD_TABLE), "a table version not served")), A.BAD_TABLE,
+         "peer-abort",
+         "an ABORT (BAD_TABLE, answering the TABLE_REQUEST) ends the session: PeerAborted with "
+         "its code"),
+        ("abort_quota_exhausted", "8", "asker", {}, a_ready,
          enc(M.Abort(int(A.QUOTA_EXHAUSTED), "the MOU's daily query quota is used up")),
-         A.QUOTA_EXHAUSTED, "peer-abort",
-         "an ABORT (QUOTA_EXHAUSTED) ends the session: PeerAborted with its code"),
+         A.QUOTA_EXHAUSTED, "peer-abort quota",
+         "an ABORT with QUOTA_EXHAUSTED (the holder refusing an EVALUATE) raises "
+         "QuotaExhausted, the PeerAborted of that code"),
         ("asker_message_after_bye", "7.3", "asker", {}, a_releases, v1, None, "after-close",
          "after its BYE the asker is CLOSED: a frame is a local error (LocalProtocolError) "
          "and nothing is sent"),
@@ -1137,7 +1252,7 @@ def invalid_cases(conv: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict
         outcome = replay_case(side, setup, prefix, frame)
         if outcome.code is not code:
             raise AssertionError(f"{name}: expected {code}, got {outcome}")
-        if outcome.error in ("PeerAborted", "LocalProtocolError"):
+        if outcome.error in ("PeerAborted", "QuotaExhausted", "LocalProtocolError"):
             assert outcome.abort_frame is None, name
         else:
             assert outcome.abort_frame is not None, name
@@ -1192,6 +1307,92 @@ def _element_case(
     }
 
 
+def _copy_of(entries: bytes, version: int) -> AskerTable:
+    """An asker's copy holding ``entries`` at ``version`` (merged into an empty copy)."""
+    copy = AskerTable(len(KEYS))
+    if entries:
+        tags, labels = AskerTable.parse_chunk(entries, copy.label_size)
+        copy.merge(tags, labels, version=version, total=len(tags))
+    return copy
+
+
+def merge_cases() -> list[dict[str, Any]]:
+    """Deltas the asker's copy refuses at the merge (§5.3, §5.4), checked directly on
+    ``AskerTable.merge``: each raises BAD_TABLE and leaves the copy as it was. ``check`` is
+    the first check that fails: ``order``, ``total`` or ``digest`` (a ``digest`` case merges
+    without error when no digest is given: only the digest tells)."""
+    key = period_key()
+    table, version_1 = holder_tables(key)
+    size = label_size_for(len(KEYS))
+    width = 8 + size
+    since_0, since_1 = b"".join(table.delta(0)), b"".join(table.delta(1))
+    digest_1, digest_2 = code_digest(version_1, size), table.digest()
+    tombstone = next(
+        bytes.fromhex(e["tag"] + e["label"]) for e in _spec_entries(key) if e["tombstone"]
+    )
+    assert since_1.count(tombstone) == 1
+    # The asker's copy is of the table the holder had before it lost its saved table: version
+    # 1 of the same list in another order (other table indexes, so other labels under the
+    # same tags). The holder rebuilt it (the vectors' version 1) and updated it to version 2.
+    reordered = [LIST_V1[1], LIST_V1[0], LIST_V1[2]]
+    rebuilt = b"".join(HolderTable.build(key, token_set(reordered)).delta(0))
+    assert rebuilt != version_1 and len(rebuilt) == len(version_1)
+    swapped = since_0[width : 2 * width] + since_0[:width] + since_0[2 * width :]
+    flipped = since_0[:-1] + bytes([since_0[-1] ^ 1])
+    cases: list[tuple[str, str, bytes, int, bytes, int, bytes, str]] = [
+        ("tombstone_withheld", "the delta since version 1 without one of H-2's two "
+         "tombstones: still 7 entries (a tombstone replaces an entry), but H-2's live entry "
+         "is kept", version_1, 1, since_1.replace(tombstone, b""), 7, digest_2, "digest"),
+        ("label_changed", "the whole table with one bit of its last label flipped",
+         b"", 0, flipped, 7, digest_2, "digest"),
+        ("copy_of_a_rebuilt_table", "a version-1 copy of the table the holder had before it "
+         "lost it and rebuilt it (its list in another order, so other indexes), brought to "
+         "version 2 by the current table's honest delta since 1: 7 entries, not the table "
+         "announced", rebuilt, 1, since_1, 7, digest_2, "digest"),
+        ("announced_other_digest", "the whole version-2 table checked against the digest of "
+         "version 1", b"", 0, since_0, 7, digest_1, "digest"),
+        ("total_other", "the whole version-2 table announced with 8 entries", b"", 0,
+         since_0, 8, digest_2, "total"),
+        ("entries_not_ascending", "the whole version-2 table with its first two entries "
+         "swapped", b"", 0, swapped, 7, digest_2, "order"),
+    ]  # fmt: skip
+    out = []
+    for name, requirement, copy_entries, copy_version, delta, total, digest, check in cases:
+        copy = _copy_of(copy_entries, copy_version)
+        before = (copy.tags.copy(), copy.labels.copy(), copy.version, copy.digest)
+        tags, labels = AskerTable.parse_chunk(delta, size)
+        try:
+            copy.merge(tags, labels, version=2, total=total, digest=digest)
+        except RemoteProtocolError as exc:
+            assert exc.code is AbortCode.BAD_TABLE, name
+        else:
+            raise AssertionError(f"{name}: merged")
+        assert (copy.tags == before[0]).all() and (copy.labels == before[1]).all(), name
+        assert (copy.version, copy.digest) == before[2:], name
+        lenient = _copy_of(copy_entries, copy_version)
+        try:
+            lenient.merge(tags, labels, version=2, total=total)
+        except RemoteProtocolError:
+            assert check != "digest", name
+        else:
+            assert check == "digest" and lenient.digest != digest, name
+        out.append(
+            {
+                "name": name,
+                "section": "5.4" if check == "digest" else "5.3",
+                "requirement": f"{requirement}: BAD_TABLE",
+                "copy": {"version": copy_version, "entries": copy_entries.hex()},
+                "delta": delta.hex(),
+                "version": 2,
+                "total": total,
+                "digest": digest.hex(),
+                "check": check,
+                "abort": AbortCode.BAD_TABLE.name,
+            }
+        )
+    return out
+
+
 # -- output -------------------------------------------------------------------------------------
 
 
@@ -1215,6 +1416,7 @@ def build_vectors() -> dict[str, str]:
         **header,
         "section": "11.2",
         "elements": elements,
+        "merges": merge_cases(),
         "cases": cases,
     }
     return {

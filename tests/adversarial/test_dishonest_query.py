@@ -117,7 +117,7 @@ def test_a_claimed_match_on_handles_it_cannot_compute_releases_nothing(pair: Que
         client = QueryClient(pair.asker, conn)
         await client.open()
         session = client.session
-        session.request_releases([RequestedHit(0, b"\xff\xff", (bytes(16), b"\x01" * 16))])
+        session.request_releases([RequestedHit(0, b"\xff\x3f", (bytes(16), b"\x01" * 16))])
         for frame in iter(session.next_frame, None):
             await conn.send(frame)
         frame = await conn.receive()

@@ -1,6 +1,7 @@
 """The two state machines of xlink-query-v1 (protocols/xlink-query-v1.md §6, §7): the happy
 path request by request, pipelined EVALUATEs answered in order, the caller's misuse refused
-locally (LocalProtocolError, nothing sent), the message limits, and every message's codec."""
+locally (LocalProtocolError, nothing sent, nothing changed), ABORT details cut to 200 UTF-8
+bytes, the message limits, and every message's codec."""
 
 from __future__ import annotations
 
@@ -42,18 +43,21 @@ CONFIG = QueryConfig(
     holder="agency-us",
 )
 PERIOD = "2025-01"
+DIGEST = bytes(range(64, 96))
+"""The table digest the holder announces (any 32 bytes: the session only carries it)."""
 
 
-def _pair(*, table_version: int = 2, have_version: int = 0) -> tuple[HolderSession, AskerSession]:
+def _pair(*, table_version: int = 2) -> tuple[HolderSession, AskerSession]:
     holder = HolderSession(
         CONFIG,
         period=PERIOD,
         table_version=table_version,
         entries=10,
+        table_digest=DIGEST,
         quota_left=50,
         rng=DeterministicRandom("holder"),
     )
-    asker = AskerSession(CONFIG, have_version=have_version, rng=DeterministicRandom("asker"))
+    asker = AskerSession(CONFIG, rng=DeterministicRandom("asker"))
     return holder, asker
 
 
@@ -99,18 +103,29 @@ def test_handshake_gives_both_the_same_session_id() -> None:
     assert _state(holder) is asker.state is SessionState.WAITING
     asker.start()
     (hello,) = _flush(asker)
-    assert isinstance(M.decode(hello), M.Hello)
+    assert M.decode(hello) == M.Hello(
+        DeterministicRandom("asker")(16),
+        CONFIG.mou_id,
+        CONFIG.mou_digest,
+        CONFIG.schema_digest,
+        CONFIG.asker,
+        CONFIG.holder,
+    )
     assert holder.receive(hello) == []
     assert _state(holder) is SessionState.READY
     (welcome,) = _flush(holder)
+    assert M.decode(welcome) == M.Welcome(
+        DeterministicRandom("holder")(16), PERIOD, 2, 10, DIGEST, 50, CONFIG.keys
+    )
     (event,) = asker.receive(welcome)
     assert isinstance(event, Welcomed)
-    assert (event.period, event.table_version, event.entries, event.quota_left) == (
-        PERIOD,
-        2,
-        10,
-        50,
-    )
+    assert (
+        event.period,
+        event.table_version,
+        event.entries,
+        event.table_digest,
+        event.quota_left,
+    ) == (PERIOD, 2, 10, DIGEST, 50)
     expected = session_id_of(
         CONFIG, DeterministicRandom("asker")(16), DeterministicRandom("holder")(16), PERIOD
     )
@@ -295,6 +310,125 @@ def test_holder_answers_out_of_state_are_refused_locally() -> None:
     assert _state(holder) is SessionState.READY
 
 
+def test_start_twice_is_refused_locally() -> None:
+    holder, asker = _pair()
+    asker.start()
+    with pytest.raises(LocalProtocolError):
+        asker.start()
+    (hello,) = _flush(asker)  # one HELLO
+    holder.receive(hello)
+    _deliver(holder, asker)
+    with pytest.raises(LocalProtocolError):
+        asker.start()
+    assert _state(asker) is SessionState.READY and _flush(asker) == []
+    _, aborted = _pair()
+    aborted.abort(AbortCode.INTERNAL_ERROR, "before the start")
+    _flush(aborted)
+    with pytest.raises(LocalProtocolError):
+        aborted.start()
+    assert _flush(aborted) == []
+
+
+def _still_ready_for_request_1(holder: HolderSession, asker: AskerSession) -> None:
+    """After a refused call nothing was queued, the state is READY, and the next valid
+    request still gets number 1 and is accepted by the holder."""
+    assert _state(asker) is SessionState.READY and _flush(asker) == []
+    assert asker.evaluate(bytes(32)) == 1
+    (requested,) = _deliver(asker, holder)
+    assert isinstance(requested, EvaluationRequested) and requested.request == 1
+
+
+@pytest.mark.parametrize(
+    "blinded",
+    [b"", bytes(31), bytes(33), bytes(32 * (M.MAX_EVALUATE + 1))],
+    ids=["empty", "31_bytes", "33_bytes", "16385_elements"],
+)
+def test_evaluate_of_a_bad_buffer_is_refused_locally(blinded: bytes) -> None:
+    holder, asker = _ready()
+    with pytest.raises(LocalProtocolError):
+        asker.evaluate(blinded)
+    _still_ready_for_request_1(holder, asker)
+
+
+def test_evaluate_of_a_bad_buffer_while_evaluating_changes_nothing() -> None:
+    _, asker = _ready()
+    assert asker.evaluate(bytes(32)) == 1
+    with pytest.raises(LocalProtocolError):
+        asker.evaluate(bytes(40))
+    assert _state(asker) is SessionState.EVALUATING
+    assert asker.evaluate(bytes(64)) == 2
+    assert [cast(M.Evaluate, M.decode(f)).request for f in _flush(asker)] == [1, 2]
+
+
+_H = b"h" * 16
+_BAD_HITS: dict[str, list[RequestedHit]] = {
+    "no_hit": [],
+    "1025_hits": [_hit(i, _H) for i in range(M.MAX_HITS + 1)],
+    "no_handle": [_hit(0, _H), RequestedHit(1, b"\x05", ())],
+    "256_handles": [RequestedHit(0, b"\x05", tuple(i.to_bytes(16, "big") for i in range(256)))],
+    "presence_empty": [RequestedHit(0, b"", (_H,))],
+    "presence_2_bytes": [RequestedHit(0, b"\x05\x00", (_H,))],
+    # 1,024 records of 64 handles: the handles alone are 1 MiB, so the frame is larger.
+    "larger_than_a_frame": [
+        RequestedHit(i, b"\x05", tuple((i * 64 + j).to_bytes(16, "big") for j in range(64)))
+        for i in range(M.MAX_HITS)
+    ],
+    # 1,024 records of 255 handles: the handles field is above its own limit.
+    "handles_above_the_bin_limit": [
+        RequestedHit(i, b"\x05", tuple((i * 255 + j).to_bytes(16, "big") for j in range(255)))
+        for i in range(M.MAX_HITS)
+    ],
+}
+
+
+@pytest.mark.parametrize("hits", list(_BAD_HITS.values()), ids=list(_BAD_HITS))
+def test_a_bad_release_request_is_refused_locally(hits: list[RequestedHit]) -> None:
+    holder, asker = _ready()
+    with pytest.raises(LocalProtocolError):
+        asker.request_releases(hits)
+    _still_ready_for_request_1(holder, asker)
+
+
+def test_the_largest_release_request_that_fits_is_sent() -> None:
+    """1,024 records of 63 handles fit in one frame: the local refusal is only for what the
+    holder could not receive."""
+    holder, asker = _ready()
+    hits = [
+        RequestedHit(i, b"\x05", tuple((i * 63 + j).to_bytes(16, "big") for j in range(63)))
+        for i in range(M.MAX_HITS)
+    ]
+    assert asker.request_releases(hits) == 1
+    (requested,) = _deliver(asker, holder)
+    assert isinstance(requested, ReleaseRequested) and requested.hits == tuple(hits)
+
+
+@pytest.mark.parametrize("elements", [0, 1, 3], ids=["none", "one_short", "one_more"])
+def test_an_evaluation_answer_of_another_size_is_refused_locally(elements: int) -> None:
+    holder, asker = _ready()
+    asker.evaluate(bytes(64))
+    _deliver(asker, holder)
+    with pytest.raises(LocalProtocolError):
+        holder.answer_evaluation(bytes(32 * elements))
+    assert _state(holder) is SessionState.EVALUATING and _flush(holder) == []
+    holder.answer_evaluation(bytes([7]) * 64)
+    (answered,) = _deliver(holder, asker)
+    assert answered.request == 1 and answered.evaluated == bytes([7]) * 64
+
+
+@pytest.mark.parametrize("answers", [0, 1, 3], ids=["none", "one_short", "one_more"])
+def test_releases_not_one_per_requested_record_are_refused_locally(answers: int) -> None:
+    holder, asker = _ready()
+    asker.request_releases([_hit(4, _H), _hit(9, _H)])
+    _deliver(asker, holder)
+    with pytest.raises(LocalProtocolError):
+        holder.send_releases([ReleaseAnswer(Fate.DENIED)] * answers)
+    assert _state(holder) is SessionState.RELEASING and _flush(holder) == []
+    holder.send_releases([ReleaseAnswer(Fate.DENIED), ReleaseAnswer(Fate.NOT_DECIDED)])
+    assert _state(holder) is SessionState.READY
+    (received,) = _deliver(holder, asker)
+    assert [a.fate for a in received.answers] == [Fate.DENIED, Fate.NOT_DECIDED]
+
+
 def test_a_done_session_receives_nothing() -> None:
     holder, asker = _ready()
     asker.abort(AbortCode.INTERNAL_ERROR, "local failure")
@@ -320,12 +454,46 @@ def test_an_abort_replaces_what_was_queued() -> None:
     assert M.decode(only) == M.Abort(int(AbortCode.QUOTA_EXHAUSTED), "quota")
 
 
-def test_a_bad_period_is_refused_at_construction() -> None:
+def _holder(period: str = PERIOD, digest: bytes = DIGEST) -> HolderSession:
+    return HolderSession(
+        CONFIG,
+        period=period,
+        table_version=1,
+        entries=0,
+        table_digest=digest,
+        quota_left=1,
+        rng=DeterministicRandom("holder"),
+    )
+
+
+def test_a_bad_period_or_digest_is_refused_at_construction() -> None:
     for period in ("2025-13", "2025-00", "25-01", "2025-1", "2025/01"):
         with pytest.raises(ValueError):
-            HolderSession(
-                CONFIG, period=period, table_version=1, entries=0, quota_left=1, rng=bytes
-            )
+            _holder(period=period)
+    for digest in (b"", bytes(31), bytes(33)):
+        with pytest.raises(ValueError):
+            _holder(digest=digest)
+
+
+@pytest.mark.parametrize(
+    ("detail", "kept"),
+    [("é" * 150, "é" * 100), ("a" + "é" * 150, "a" + "é" * 99), ("€" * 100, "€" * 66)],
+    ids=["150_e_acute", "odd_offset", "three_byte_characters"],
+)
+def test_an_abort_detail_is_cut_to_200_utf8_bytes(detail: str, kept: str) -> None:
+    """The detail is cut to 200 UTF-8 bytes (not characters), on a character boundary, so
+    that the ABORT is one the peer accepts."""
+    holder, asker = _ready()
+    asker.abort(AbortCode.INTERNAL_ERROR, detail)
+    assert _state(asker) is SessionState.ABORTED
+    (frame,) = _flush(asker)
+    abort = M.decode(frame)
+    assert isinstance(abort, M.Abort) and abort.detail == kept
+    assert len(abort.detail.encode()) <= M.MAX_DETAIL
+    with pytest.raises(PeerAborted) as raised:
+        holder.receive(frame)
+    assert raised.value.code is AbortCode.INTERNAL_ERROR and raised.value.detail == kept
+    assert _state(holder) is SessionState.ABORTED
 
 
 def test_close_outside_ready_sends_no_bye() -> None:
@@ -354,9 +522,20 @@ def test_a_message_above_the_frame_limit_is_frame_too_large() -> None:
         [6, 1, bytes(32 * (M.MAX_EVALUATE + 1))],
         [8, 1, bytes(4 * (M.MAX_HITS + 1)), b"\x01", b"\x01", bytes(16)],
         [12, 1, "x" * (M.MAX_DETAIL + 1)],
-        [2, bytes(16), "2025-01", 1, 1, 1, 1, 7],
+        [12, 1, "é" * 101],
+        [2, bytes(16), "2025-01", 1, 1, bytes(32), 1, 1, 7],
+        [2, bytes(16), "2025-01", 1, 1, bytes(33), 1, 1],
+        [1, bytes(16), "m", bytes(32), bytes(32), "a", "b", 0],
     ],
-    ids=["evaluate_16385", "release_request_1025_records", "abort_detail_201", "welcome_extra"],
+    ids=[
+        "evaluate_16385",
+        "release_request_1025_records",
+        "abort_detail_201",
+        "abort_detail_202_bytes_of_101_characters",
+        "welcome_extra",
+        "welcome_digest_33",
+        "hello_with_have_version",
+    ],
 )
 def test_fields_beyond_their_limits_are_malformed(body: list[object]) -> None:
     import msgpack
@@ -374,8 +553,9 @@ def test_the_largest_evaluate_fits_in_a_frame() -> None:
 
 
 MESSAGES: list[M.QueryMessage] = [
-    M.Hello(bytes(16), "m", bytes(32), bytes(32), "a", "b", 2**64 - 1),
-    M.Welcome(bytes(16), "2025-12", 3, 70000, 0, 255),
+    M.Hello(bytes(16), "m", bytes(32), bytes(32), "a", "b"),
+    M.Welcome(bytes(16), "2025-12", 3, 70000, bytes(range(32)), 0, 255),
+    M.Welcome(bytes(16), "2025-12", 2**64 - 1, 2**64 - 1, bytes(32), 2**64 - 1, 255),
     M.TableRequest(0),
     M.TableChunk(1, b"\x00" * 13),
     M.TableEnd(0, 1, 0),

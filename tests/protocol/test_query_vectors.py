@@ -1,12 +1,14 @@
 """The xlink-query-v1 vectors (protocols/xlink-query-v1.md §11): the files are what the
 generator writes (its ``--check`` passes); every valid value is recomputed from the code (the
-period key, the OPRF, the table entries and deltas, the asker's lookups, the session id, the
-handles, the labelled release); the conversation replays byte for byte, both as a pair and one
-side at a time; every invalid case aborts with exactly its code; and random bytes into either
-session raise only the protocol's own errors."""
+period key, the OPRF, the table entries, deltas and digests, the asker's lookups, the session
+id, the handles, the labelled release); the conversation replays byte for byte, both as a pair
+and one side at a time; every invalid case aborts with exactly its code, and every refused
+merge leaves the copy as it was; and random bytes into either session raise only the
+protocol's own errors."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import sys
@@ -30,6 +32,7 @@ from xlink.errors import (
     LocalProtocolError,
     PeerAborted,
     ProtocolError,
+    QuotaExhausted,
     RemoteProtocolError,
 )
 from xlink.linkage.tokens import token_digest
@@ -43,7 +46,15 @@ from xlink.query.session import (
     query_handle,
     session_id_of,
 )
-from xlink.query.table import TOMBSTONE, AskerTable, HolderTable, entry_pad, label_size_for
+from xlink.query.table import (
+    DIGEST_DST,
+    TOMBSTONE,
+    AskerTable,
+    HolderTable,
+    entry_pad,
+    label_size_for,
+    table_digest,
+)
 from xlink.release.label import open_labelled, seal_labelled
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +79,13 @@ GEN = _generator()
 VALID: dict[str, Any] = json.loads((VECTORS / "valid.json").read_text())
 INVALID: dict[str, Any] = json.loads((VECTORS / "invalid.json").read_text())
 CASES: list[dict[str, Any]] = INVALID["cases"]
+MERGES: list[dict[str, Any]] = INVALID["merges"]
+ERRORS: dict[str, type[ProtocolError]] = {
+    "RemoteProtocolError": RemoteProtocolError,
+    "PeerAborted": PeerAborted,
+    "QuotaExhausted": QuotaExhausted,
+    "LocalProtocolError": LocalProtocolError,
+}
 OPRF, TABLE, CONV = VALID["oprf"], VALID["table"], VALID["conversation"]
 X = bytes.fromhex
 
@@ -117,11 +135,18 @@ def test_cases_are_well_formed() -> None:
         assert case["result"] == "invalid"
         assert case["side"] in ("holder", "asker")
         assert case["state"] in {s.value for s in SessionState}
-        assert case["error"] in ("RemoteProtocolError", "PeerAborted", "LocalProtocolError")
+        assert case["error"] in ERRORS
         assert (case["abort"] is None) == (case["error"] == "LocalProtocolError")
         assert case["abort"] is None or case["abort"] in names
+        if case["error"] in ("PeerAborted", "QuotaExhausted"):  # a received ABORT
+            assert (case["error"] == "QuotaExhausted") == (case["abort"] == "QUOTA_EXHAUSTED")
         assert case["flags"] and case["section"]
+        assert set(case.get("setup", {})) <= {"quota_left"}
     assert len(INVALID["elements"]) >= 5
+    assert len({m["name"] for m in MERGES}) == len(MERGES) >= 5
+    for merge in MERGES:
+        assert merge["abort"] == "BAD_TABLE" and merge["check"] in ("order", "total", "digest")
+    assert {m["check"] for m in MERGES} == {"order", "total", "digest"}
 
 
 def test_the_spec_names_every_code_and_section_the_vectors_use() -> None:
@@ -139,7 +164,7 @@ def test_the_spec_names_every_code_and_section_the_vectors_use() -> None:
     assert all(AbortCode[name] == code for name, code in named.items())
     assert {c["abort"] for c in CASES if c["abort"]} <= named.keys()
     headings = set(re.findall(r"^#{2,3} (\d+(?:\.\d+)?)\.? ", spec, re.M))
-    assert {c["section"] for c in CASES} <= headings
+    assert {c["section"] for c in CASES} | {m["section"] for m in MERGES} <= headings
     for t in M.QueryType:
         assert f"{t.name} (type {int(t)}," in spec
 
@@ -263,19 +288,138 @@ def _lookups(copy: AskerTable) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_asker_copy_merges_and_looks_up() -> None:
+    digests = {int(v): X(d) for v, d in TABLE["digests"].items()}
     copy = AskerTable(len(TABLE["keys"]))
+    assert copy.version == 0 and copy.digest == digests[0]
     first = X(TABLE["version_1_entries"])
-    copy.merge(*AskerTable.parse_chunk(first, copy.label_size), version=1, total=5)
+    copy.merge(
+        *AskerTable.parse_chunk(first, copy.label_size), version=1, total=5, digest=digests[1]
+    )
+    assert copy.digest == digests[1]
     assert _lookups(copy) == TABLE["lookups_at_version_1"]
     delta = X(TABLE["delta_since_1"])
-    copy.merge(*AskerTable.parse_chunk(delta, copy.label_size), version=2, total=7)
-    assert copy.version == 2 and copy.entries == 7
+    copy.merge(
+        *AskerTable.parse_chunk(delta, copy.label_size), version=2, total=7, digest=digests[2]
+    )
+    assert copy.version == 2 and copy.entries == 7 and copy.digest == digests[2]
     assert _lookups(copy) == TABLE["lookups_at_version_2"]
     # A copy fetched whole at version 2 is the same copy.
     whole = AskerTable(len(TABLE["keys"]))
     everything = X(TABLE["delta_since_0"])
-    whole.merge(*AskerTable.parse_chunk(everything, whole.label_size), version=2, total=7)
+    whole.merge(
+        *AskerTable.parse_chunk(everything, whole.label_size), version=2, total=7, digest=digests[2]
+    )
     assert (whole.tags == copy.tags).all() and (whole.labels == copy.labels).all()
+    assert whole.digest == copy.digest
+
+
+def _spec_digest(entries: list[bytes]) -> bytes:
+    """§5.4 written out: SHA-256 of lp(DST) then every entry tag || label, ascending by tag
+    (as a u64), then by label bytes."""
+    ordered = sorted(entries, key=lambda e: (int.from_bytes(e[:8], "big"), e[8:]))
+    return hashlib.sha256(_lp(DIGEST_DST) + b"".join(ordered)).digest()
+
+
+def _entries(data: bytes, label_size: int) -> list[bytes]:
+    width = 8 + label_size
+    return [data[i : i + width] for i in range(0, len(data), width)]
+
+
+def _code_digest(entries: list[bytes], label_size: int) -> bytes:
+    return table_digest(*AskerTable.parse_chunk(b"".join(entries), label_size))
+
+
+def test_table_digests_follow_the_definition() -> None:
+    """Each version's digest is §5.4 over that version's entries: the empty copy's, version
+    1's (the whole table then) and version 2's; the holder's table gives the same."""
+    size = TABLE["label_size"]
+    assert TABLE["digest_dst"].encode() == DIGEST_DST == b"xlink-query-v1/table-digest"
+    by_version = {
+        "0": [],
+        "1": _entries(X(TABLE["version_1_entries"]), size),
+        "2": [X(e["tag"] + e["label"]) for e in TABLE["entries"]],
+    }
+    assert set(TABLE["digests"]) == set(by_version)
+    for version, entries in by_version.items():
+        assert _spec_digest(entries).hex() == TABLE["digests"][version]
+        assert _code_digest(entries, size).hex() == TABLE["digests"][version]
+        assert _code_digest(entries[::-1], size).hex() == TABLE["digests"][version]
+    table, _ = _holder_table()
+    assert table.digest().hex() == TABLE["digests"]["2"] == CONV["holder"]["table_digest"]
+    key = _key()
+    first = HolderTable.build(key, GEN.token_set(GEN.LIST_V1))
+    assert first.version == 1 and first.digest().hex() == TABLE["digests"]["1"]
+
+
+def test_the_digest_orders_by_tag_then_label() -> None:
+    example, size = TABLE["digest_example"], TABLE["label_size"]
+    given = [X(e) for e in example["entries"]]
+    assert [X(e) for e in example["ordered"]] == sorted(
+        given, key=lambda e: (int.from_bytes(e[:8], "big"), e[8:])
+    )
+    assert _spec_digest(given).hex() == example["digest"]
+    assert _code_digest(given, size).hex() == example["digest"]
+    assert _code_digest(given[::-1], size).hex() == example["digest"]
+    written_out = hashlib.sha256(
+        _lp(b"xlink-query-v1/table-digest") + b"".join(X(e) for e in example["ordered"])
+    ).digest()
+    assert written_out.hex() == example["digest"]
+
+
+_ENTRY_LISTS = st.integers(1, 6).flatmap(
+    lambda size: st.tuples(
+        st.just(size),
+        st.lists(
+            st.tuples(
+                st.sampled_from([0, 1, 2, 255, 256, 2**63 - 1, 2**63, 2**64 - 1])
+                | st.integers(0, 2**64 - 1),
+                st.binary(min_size=size, max_size=size),
+            ),
+            max_size=12,
+        ),
+        st.randoms(use_true_random=False),
+    )
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ENTRY_LISTS)
+def test_table_digest_is_the_definition_in_any_order(
+    drawn: tuple[int, list[tuple[int, bytes]], Any],
+) -> None:
+    """table_digest is §5.4 for any entries (many equal tags, labels with zero bytes, tags
+    at the signed and byte-order edges), whatever order they come in."""
+    size, pairs, rnd = drawn
+    entries = [tag.to_bytes(8, "big") + label for tag, label in pairs]
+    expected = _spec_digest(entries)
+    assert _code_digest(entries, size) == expected
+    rnd.shuffle(entries)
+    assert _code_digest(entries, size) == expected
+
+
+@pytest.mark.parametrize("merge", MERGES, ids=lambda m: m["name"])
+def test_a_refused_merge_leaves_the_copy_as_it_was(merge: dict[str, Any]) -> None:
+    size = TABLE["label_size"]
+    copy = AskerTable(len(TABLE["keys"]))
+    if merge["copy"]["entries"]:
+        tags, labels = AskerTable.parse_chunk(X(merge["copy"]["entries"]), size)
+        copy.merge(tags, labels, version=merge["copy"]["version"], total=len(tags))
+    assert copy.version == merge["copy"]["version"]
+    before = (copy.tags.copy(), copy.labels.copy(), copy.version, copy.digest)
+    delta = AskerTable.parse_chunk(X(merge["delta"]), size)
+    args = {"version": merge["version"], "total": merge["total"]}
+    with pytest.raises(RemoteProtocolError) as raised:
+        copy.merge(*delta, **args, digest=X(merge["digest"]))
+    assert raised.value.code is AbortCode[merge["abort"]] is AbortCode.BAD_TABLE
+    assert (copy.tags == before[0]).all() and (copy.labels == before[1]).all()
+    assert (copy.version, copy.digest) == before[2:]
+    # Without the digest, only the order and the total are checked: a "digest" case merges.
+    if merge["check"] == "digest":
+        copy.merge(*delta, **args)
+        assert copy.entries == merge["total"] and copy.digest != X(merge["digest"])
+    else:
+        with pytest.raises(RemoteProtocolError):
+            copy.merge(*delta, **args)
 
 
 # -- (c) the conversation (§6, §7) ----------------------------------------------------------------
@@ -335,7 +479,6 @@ def test_session_id_handles_and_messages() -> None:
         X(c["schema_digest"]),
         c["asker"],
         c["holder"],
-        asker["have_version"],
     )
     assert M.encode(hello).hex() == frames[0]["hex"]
     welcome = M.Welcome(
@@ -343,10 +486,14 @@ def test_session_id_handles_and_messages() -> None:
         holder["period"],
         holder["table_version"],
         holder["entries"],
+        X(holder["table_digest"]),
         holder["quota_left"],
         c["keys"],
     )
     assert M.encode(welcome).hex() == frames[1]["hex"]
+    assert holder["table_digest"] == TABLE["digests"][str(holder["table_version"])]
+    end = cast(M.TableEnd, M.decode(X(frames[5]["hex"])))
+    assert (end.chunks, end.version, end.total) == (2, holder["table_version"], holder["entries"])
 
 
 def test_evaluations_and_release_request_follow_the_lookups() -> None:
@@ -425,6 +572,61 @@ def test_asker_fed_the_holders_frames_sends_its_own() -> None:
     ]
 
 
+def _copy(version: int) -> AskerTable:
+    """An honest copy of the holder's table at ``version`` (0: empty)."""
+    copy = AskerTable(len(TABLE["keys"]))
+    if version:
+        data = X(TABLE["version_1_entries"] if version == 1 else TABLE["delta_since_0"])
+        tags, labels = AskerTable.parse_chunk(data, copy.label_size)
+        copy.merge(tags, labels, version=version, total=len(tags))
+    return copy
+
+
+def _rebuilt_copy() -> AskerTable:
+    """A version-2 copy of another table: the holder's list of version 1 built in another
+    order (other indexes, so other labels under the same tags) and updated to version 2."""
+    lists = [GEN.LIST_V1[1], GEN.LIST_V1[0], GEN.LIST_V1[2]]
+    table = HolderTable.build(_key(), GEN.token_set(lists))
+    table.update(GEN.token_set(GEN.LIST_V2))
+    copy = AskerTable(len(TABLE["keys"]))
+    tags, labels = AskerTable.parse_chunk(b"".join(table.delta(0)), copy.label_size)
+    copy.merge(tags, labels, version=table.version, total=len(tags))
+    assert copy.version == 2 and copy.entries == 7 and copy.digest.hex() != TABLE["digests"]["2"]
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("name", "since"),
+    [("current", None), ("version_1", 1), ("version_3", 0), ("rebuilt", 0)],
+)
+def test_the_asker_fetches_unless_its_copy_has_the_announced_digest(
+    name: str, since: int | None
+) -> None:
+    """The asker's copy is current iff its digest is WELCOME's: a current copy fetches
+    nothing; an older one what changed since its version; one at a version above WELCOME's
+    the whole table; one at WELCOME's version but with another digest (a table the holder
+    has since rebuilt) the whole table. Every fetch ends with the holder's version-2 copy."""
+    copy = {
+        "current": lambda: _copy(2),
+        "version_1": lambda: _copy(1),
+        "version_3": lambda: AskerTable(len(TABLE["keys"]), version=3),
+        "rebuilt": _rebuilt_copy,
+    }[name]()
+    holder, asker = GEN.build_parties()
+    asker.table = copy
+    transcript = GEN.run_conversation(holder, asker)
+    requests = [cast(M.TableRequest, M.decode(f)) for _, f in transcript if f[2] == 3]
+    assert [r.since for r in requests] == ([] if since is None else [since])
+    assert asker.table.version == 2 and asker.table.digest.hex() == TABLE["digests"]["2"]
+    assert [y.hex() for y in asker.outputs] == [
+        CONV["outputs"][n] for e in CONV["asker"]["evaluations"] for n in e["tokens"]
+    ]
+    # The handshake, and everything from the first EVALUATE on, are the reference's.
+    frames = [f.hex() for _, f in transcript]
+    reference = [f["hex"] for f in CONV["frames"]]
+    assert frames[:2] == reference[:2] and frames[-8:] == reference[-8:]
+
+
 # -- invalid cases (§11.2) ----------------------------------------------------------------------
 
 
@@ -451,16 +653,19 @@ def test_invalid_case_aborts_with_its_code(case: dict[str, Any]) -> None:
             party.deliver(frame)
         assert session.state is SessionState.CLOSED and session.next_frame() is None
         return
-    expected = PeerAborted if case["error"] == "PeerAborted" else RemoteProtocolError
-    with pytest.raises(expected) as raised:
+    expected = ERRORS[case["error"]]
+    with pytest.raises(RemoteProtocolError) as raised:
         party.deliver(frame)
-    # A received ABORT is a PeerAborted (QuotaExhausted for QUOTA_EXHAUSTED); any other
-    # refusal is a RemoteProtocolError that is not one.
-    assert isinstance(raised.value, PeerAborted) is (expected is PeerAborted)
+    assert isinstance(raised.value, expected)
+    # A received ABORT is a PeerAborted (QuotaExhausted, a PeerAborted, for QUOTA_EXHAUSTED);
+    # any other refusal is a RemoteProtocolError that is not one.
+    received = expected is not RemoteProtocolError
+    assert isinstance(raised.value, PeerAborted) is received
+    assert isinstance(raised.value, QuotaExhausted) is (expected is QuotaExhausted)
     assert raised.value.code is AbortCode[case["abort"]]
     assert session.state is SessionState.ABORTED
     queued = session.next_frame()
-    if expected is PeerAborted:
+    if received:
         assert queued is None  # no ABORT answers an ABORT
     else:
         assert queued is not None

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from _query_agencies import US, QueryPair, query_pair, truth_pairs
+from _query_agencies import DATA, US, QueryPair, query_pair, truth_pairs
 
 from xlink.agency import QueryOutcome, QueryService, exchange_in_process
 from xlink.agency._query import ask
@@ -161,3 +161,21 @@ def test_a_new_month_rotates_the_key_and_the_table(tmp_path: Path) -> None:
         assert after.table_fetched == old_entries == service.table.entries  # fetched anew
         assert [a.matched for a in after.answers] == [a.matched for a in before.answers]
         assert (pair.holder.workdir / "query" / f"table-{service.period}.npz").exists()
+
+
+def test_a_holder_that_lost_its_table_is_fetched_again_whole(tmp_path: Path) -> None:
+    """The holder loses its table file and rebuilds it within the month from another list,
+    then updates it: the asker's copy (version 1 of the old table) plus the changes since
+    version 1 do not give the table WELCOME announces; the asker fetches it whole in the same
+    session and answers as before."""
+    with query_pair(tmp_path) as pair:
+        service = pair.holder.query_service(pair.registry)
+        before = _run(pair, service, HIT, "a.csv")
+        service.table_path.unlink()
+        other = pair.holder.prepare([DATA / "ca_watchlist.csv"])
+        rebuilt = pair.holder.query_service(other)
+        rebuilt.update(pair.registry)
+        assert rebuilt.table.version == 2
+        after = _run(pair, rebuilt, HIT, "b.csv")
+        assert after.table_fetched == rebuilt.table.entries
+        assert [a.matched for a in after.answers] == [a.matched for a in before.answers]

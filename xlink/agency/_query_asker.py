@@ -49,6 +49,7 @@ from xlink.query.session import (
     Fate,
     ReleasesReceived,
     RequestedHit,
+    SessionState,
     TableChunkReceived,
     TableComplete,
     Welcomed,
@@ -139,7 +140,6 @@ class QueryClient:
         self._tick = clock
         self.session = AskerSession(
             _config(agency, asker=agency.agency_id, holder=agency.peer_id),
-            have_version=0,
             rng=agency.rng,
         )
         self.table = AskerTable(len(agency.schema.key_names))
@@ -202,10 +202,23 @@ class QueryClient:
         keys = len(agency.schema.key_names)
         if table is None or table.keys != keys or table.version > welcome.table_version:
             table = AskerTable(keys)
-        if table.version != welcome.table_version or table.entries != welcome.entries:
-            if table.version == welcome.table_version:  # same version, other entries: refetch
+        if table.digest != welcome.table_digest:
+            if table.version == welcome.table_version:  # same version, other table: refetch
                 table = AskerTable(keys)
-            self.fetched = await _fetch_table(conn, session, table, self._idle, self._progress)
+            try:
+                self.fetched = await _fetch_table(
+                    conn, session, table, welcome.table_digest, self._idle, self._progress
+                )
+            except RemoteProtocolError as exc:
+                if exc.code is not AbortCode.BAD_TABLE or table.version == 0:
+                    raise
+                # Our copy and the holder's changes since it do not make its table (it lost
+                # and rebuilt it within the month): fetch the whole table once, in this
+                # session (spec §5.3).
+                table = AskerTable(keys)
+                self.fetched = await _fetch_table(
+                    conn, session, table, welcome.table_digest, self._idle, self._progress
+                )
             table.save(path, meta=meta)
         self.table = table
 
@@ -291,7 +304,9 @@ class QueryClient:
             return
         self._ended = True
         session = self.session
-        if isinstance(exc, ProtocolError):
+        if session.state is SessionState.READY:  # e.g. refused locally: say BYE
+            session.close()
+        if isinstance(exc, ProtocolError) or session.state is SessionState.CLOSED:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(_flush(self._conn, session))
         with contextlib.suppress(BaseException):
@@ -315,6 +330,8 @@ class QueryClient:
 def _outcome_of(exc: BaseException) -> str:
     if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
         return "interrupted"
+    if isinstance(exc, QuotaExhausted | InputError):
+        return "refused"
     return "aborted"
 
 
@@ -351,6 +368,7 @@ async def _fetch_table(
     conn: Connection,
     session: AskerSession,
     table: AskerTable,
+    digest: bytes,
     idle_timeout: float,
     progress: ProgressFn | None,
 ) -> int:
@@ -382,10 +400,17 @@ async def _fetch_table(
                     else np.zeros((0, table.label_size), dtype=np.uint8)
                 )
                 try:
-                    table.merge(all_tags, all_labels, version=event.version, total=event.total)
-                except RemoteProtocolError as exc:
-                    session.abort(exc.code, exc.detail)
-                    raise
+                    table.merge(
+                        all_tags,
+                        all_labels,
+                        version=event.version,
+                        total=event.total,
+                        digest=digest,
+                    )
+                except RemoteProtocolError:
+                    if table.version == 0:  # the whole table is not what WELCOME announced
+                        session.abort(AbortCode.BAD_TABLE, "the table is not the one announced")
+                    raise  # a delta that does not fit our copy: the caller fetches it all
                 return fetched
 
 

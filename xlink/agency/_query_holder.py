@@ -143,6 +143,7 @@ class QueryService:
             period=self.period,
             table_version=self.table.version,
             entries=self.table.entries,
+            table_digest=self.table.digest(),
             quota_left=self.quota_left(),
             rng=agency.rng,
         )

@@ -79,7 +79,6 @@ class Hello:
     schema_digest: bytes
     asker: str
     holder: str
-    have_version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +88,7 @@ class Welcome:
     period: str
     table_version: int
     entries: int
+    table_digest: bytes
     quota_left: int
     keys: int
 
@@ -193,12 +193,11 @@ _SCHEMA: Final[dict[QueryType, tuple[type, tuple[_Kind, ...]]]] = {
             ("b", 32, 1, 1),
             ("s", 1, 64),
             ("s", 1, 64),
-            ("u",),
         ),
     ),
     QueryType.WELCOME: (
         Welcome,
-        (("b", 16, 1, 1), ("s", 7, 7), ("u",), ("u",), ("u",), ("u",)),
+        (("b", 16, 1, 1), ("s", 7, 7), ("u",), ("u",), ("b", 32, 1, 1), ("u",), ("u",)),
     ),
     QueryType.TABLE_REQUEST: (TableRequest, (("u",),)),
     QueryType.TABLE_CHUNK: (TableChunk, (("u",), ("b", 1, 1, _MAX_BIN))),

@@ -1,7 +1,9 @@
 """xlink-query-v1 as two sans-I/O state machines: bytes in, events out (spec: xlink-query-v1 §7).
 
-The asker (:class:`AskerSession`) connects to the holder (:class:`HolderSession`) and the two
-speak in lock step: every request of the asker is answered before the next is sent.
+The asker (:class:`AskerSession`) connects to the holder (:class:`HolderSession`); the holder
+answers every request in order, and only EVALUATEs may be outstanding several at a time (so
+that the asker's blinding overlaps the holder's work): every other request is answered before
+the next is sent.
 
 * ``HELLO`` / ``WELCOME``: both bind the session to the MOU, the schema, the two agencies and
   the holder's key period; the session id is a hash of both nonces and those.
@@ -29,6 +31,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum, IntEnum
+from itertools import pairwise
 from typing import Final
 
 from xlink.crypto.rand import RandomSource
@@ -105,7 +108,7 @@ class SessionState(Enum):
 
 
 class Fate(IntEnum):
-    """What the holder did for one record of a release request (§6.9)."""
+    """What the holder did for one record of a release request (§6.12, §7.5)."""
 
     SENT = 1
     QUEUED = 2
@@ -175,6 +178,7 @@ class Welcomed:
     period: str
     table_version: int
     entries: int
+    table_digest: bytes
     quota_left: int
 
 
@@ -241,7 +245,8 @@ class _Session:
         if self.done:
             return
         self._out.clear()
-        self._out.append(M.encode(M.Abort(int(code), sanitize_detail(detail)[: M.MAX_DETAIL])))
+        text = sanitize_detail(detail).encode("utf-8")[: M.MAX_DETAIL].decode("utf-8", "ignore")
+        self._out.append(M.encode(M.Abort(int(code), text)))
         self.state = SessionState.ABORTED
 
     def _fail(self, code: AbortCode, detail: str) -> RemoteProtocolError:
@@ -294,10 +299,14 @@ class HolderSession(_Session):
         period: str,
         table_version: int,
         entries: int,
+        table_digest: bytes,
         quota_left: int,
         rng: RandomSource,
     ) -> None:
         super().__init__(config)
+        if len(table_digest) != 32:
+            raise ValueError("a table digest is 32 bytes")
+        self._table_digest = table_digest
         if not _PERIOD.fullmatch(period):
             raise ValueError("a period is YYYY-MM")
         self.period = period
@@ -306,6 +315,7 @@ class HolderSession(_Session):
         self._quota_left = quota_left
         self._nonce = rng(NONCE_SIZE)
         self._released = 0  # frames of the outstanding RELEASES
+        self._asked = 0  # elements of the EVALUATE, or records of the RELEASE_REQUEST, due
 
     def receive(self, frame: bytes) -> list[HolderEvent]:
         message = self._decode(frame)
@@ -321,10 +331,12 @@ class HolderSession(_Session):
             if isinstance(message, M.Evaluate):
                 self._check_request(message.request)
                 self.state = SessionState.EVALUATING
+                self._asked = len(message.blinded) // 32
                 return [EvaluationRequested(message.request, message.blinded)]
             if isinstance(message, M.ReleaseRequest):
                 self._check_request(message.request)
                 hits = self._hits(message)
+                self._asked = len(hits)
                 self.state = SessionState.RELEASING
                 return [ReleaseRequested(message.request, hits)]
             if isinstance(message, M.Bye):
@@ -346,8 +358,6 @@ class HolderSession(_Session):
             raise self._fail(AbortCode.SCHEMA_MISMATCH, "another linkage schema")
         if hello.asker != c.asker or hello.holder != c.holder:
             raise self._fail(AbortCode.PARTY_MISMATCH, "another pair of agencies")
-        if hello.have_version > self._table_version:
-            raise self._fail(AbortCode.BAD_TABLE, "holds a table version not served yet")
         self.session_id = session_id_of(c, hello.nonce, self._nonce, self.period)
         self._out.append(
             M.encode(
@@ -356,6 +366,7 @@ class HolderSession(_Session):
                     self.period,
                     self._table_version,
                     self._entries,
+                    self._table_digest,
                     self._quota_left,
                     c.keys,
                 )
@@ -382,10 +393,17 @@ class HolderSession(_Session):
                 for k in range(count)
             )
             position += count
-            if record in seen or len(set(handles)) != count:
+            if any(a >= b for a, b in pairwise(handles)):
+                raise self._fail(
+                    AbortCode.MALFORMED_MESSAGE, "RELEASE_REQUEST: handles not ascending"
+                )
+            if record in seen:
                 raise self._fail(AbortCode.MALFORMED_MESSAGE, "RELEASE_REQUEST: duplicates")
             seen.add(record)
-            hits.append(RequestedHit(record, message.presence[size * i : size * (i + 1)], handles))
+            presence = message.presence[size * i : size * (i + 1)]
+            if int.from_bytes(presence, "little") >> self.config.keys:
+                raise self._fail(AbortCode.MALFORMED_MESSAGE, "RELEASE_REQUEST: a key not named")
+            hits.append(RequestedHit(record, presence, handles))
         return tuple(hits)
 
     def _on_receipts(self, message: M.ReceiptsMessage) -> list[HolderEvent]:
@@ -418,6 +436,8 @@ class HolderSession(_Session):
 
     def answer_evaluation(self, evaluated: bytes) -> None:
         self._expect(SessionState.EVALUATING, "answer_evaluation")
+        if len(evaluated) != 32 * self._asked:
+            raise LocalProtocolError(f"{self._asked} evaluated elements expected")
         self._out.append(M.encode(M.Evaluated(self._request, evaluated)))
         self.state = SessionState.READY
 
@@ -426,6 +446,8 @@ class HolderSession(_Session):
         self._expect(SessionState.RELEASING, "send_releases")
         if self._released:
             raise LocalProtocolError("releases already sent")
+        if len(answers) != self._asked:
+            raise LocalProtocolError(f"{self._asked} answers expected, one per requested record")
         frames = tuple(a.frame for a in answers if a.fate is Fate.SENT)
         self._out.append(
             M.encode(
@@ -446,16 +468,21 @@ class HolderSession(_Session):
 class AskerSession(_Session):
     """The asker's side: :meth:`start`, then requests, each answered by one event."""
 
-    def __init__(self, config: QueryConfig, *, have_version: int, rng: RandomSource) -> None:
+    def __init__(self, config: QueryConfig, *, rng: RandomSource) -> None:
         super().__init__(config)
         self._nonce = rng(NONCE_SIZE)
-        self._have_version = have_version
+        self._welcome: M.Welcome | None = None
+        self._started = False
         self._pending = 0  # hits of the outstanding RELEASE_REQUEST, then releases to answer
         self._evaluations: deque[tuple[int, int]] = deque()  # outstanding (request, elements)
         self._chunks = 0
         self._period = ""
 
     def start(self) -> None:
+        """Queue the HELLO (once)."""
+        if self.state is not SessionState.WAITING or self._started:
+            raise LocalProtocolError("the session has started")
+        self._started = True
         c = self.config
         self._out.append(
             M.encode(
@@ -466,7 +493,6 @@ class AskerSession(_Session):
                     c.schema_digest,
                     c.asker,
                     c.holder,
-                    self._have_version,
                 )
             )
         )
@@ -479,8 +505,7 @@ class AskerSession(_Session):
                 raise self._fail(AbortCode.MALFORMED_MESSAGE, "WELCOME: not a period")
             if message.keys != self.config.keys:
                 raise self._fail(AbortCode.SCHEMA_MISMATCH, "another number of keys")
-            if message.table_version < self._have_version:
-                raise self._fail(AbortCode.BAD_TABLE, "a table version older than ours")
+            self._welcome = message
             self._period = message.period
             self.session_id = session_id_of(self.config, self._nonce, message.nonce, message.period)
             self.state = SessionState.READY
@@ -490,6 +515,7 @@ class AskerSession(_Session):
                     message.period,
                     message.table_version,
                     message.entries,
+                    message.table_digest,
                     message.quota_left,
                 )
             ]
@@ -507,6 +533,12 @@ class AskerSession(_Session):
             if isinstance(message, M.TableEnd):
                 if message.chunks != self._chunks:
                     raise self._fail(AbortCode.WRONG_COUNT, "TABLE_END: another chunk count")
+                assert self._welcome is not None
+                if (message.version, message.total) != (
+                    self._welcome.table_version,
+                    self._welcome.entries,
+                ):
+                    raise self._fail(AbortCode.BAD_TABLE, "TABLE_END: not the table WELCOME named")
                 self.state = SessionState.READY
                 return [TableComplete(message.version, message.total)]
         if isinstance(message, M.Evaluated) and state is SessionState.EVALUATING:
@@ -565,27 +597,45 @@ class AskerSession(_Session):
         holder answers them in order), so that blinding overlaps the holder's work."""
         if self.state is not SessionState.EVALUATING:
             self._ready("evaluate")
+        if not blinded or len(blinded) % 32 or len(blinded) > 32 * M.MAX_EVALUATE:
+            raise LocalProtocolError(f"an EVALUATE carries 1..{M.MAX_EVALUATE} whole elements")
+        frame = M.encode(M.Evaluate(self._request + 1, blinded))
         self._request += 1
         self._evaluations.append((self._request, len(blinded) // 32))
-        self._out.append(M.encode(M.Evaluate(self._request, blinded)))
+        self._out.append(frame)
         self.state = SessionState.EVALUATING
         return self._request
 
     def request_releases(self, hits: Sequence[RequestedHit]) -> int:
         self._ready("request_releases")
-        self._request += 1
-        self._pending = len(hits)
-        self._out.append(
-            M.encode(
+        if not 1 <= len(hits) <= M.MAX_HITS or any(
+            not 1 <= len(h.handles) <= 255
+            or len(h.presence) != self.config.presence_size
+            or int.from_bytes(h.presence, "little") >> self.config.keys
+            or any(a >= b for a, b in pairwise(h.handles))
+            for h in hits
+        ):
+            raise LocalProtocolError(
+                f"1..{M.MAX_HITS} hits, each with 1..255 ascending handles and a presence "
+                "bitmap of the schema's keys"
+            )
+        if len({h.record for h in hits}) != len(hits):
+            raise LocalProtocolError("a record named twice")
+        try:
+            frame = M.encode(
                 M.ReleaseRequest(
-                    self._request,
+                    self._request + 1,
                     b"".join(h.record.to_bytes(4, "big") for h in hits),
                     b"".join(h.presence for h in hits),
                     bytes(len(h.handles) for h in hits),
                     b"".join(b"".join(h.handles) for h in hits),
                 )
             )
-        )
+        except ValueError as exc:
+            raise LocalProtocolError(str(exc)) from None
+        self._request += 1
+        self._pending = len(hits)
+        self._out.append(frame)
         self.state = SessionState.RELEASING
         return self._request
 

@@ -54,10 +54,13 @@ __all__ = [
     "entry_pad",
     "label_size_for",
     "presence_bits",
+    "table_digest",
 ]
 
 ENTRY_DST: Final = b"xlink-query-v1/entry"
 """Domain label of the entry derivation (§5.1)."""
+DIGEST_DST: Final = b"xlink-query-v1/table-digest"
+"""Domain label of the table digest (§5.4)."""
 TAG_SIZE: Final = 8
 RECORD_SIZE: Final = 4
 TOMBSTONE: Final = 0xFFFFFFFF
@@ -67,6 +70,30 @@ MAX_PROBES: Final = 1 << 20
 """Most entries one output is probed for (records sharing one token value)."""
 
 _U64 = np.dtype(">u8")
+
+
+def table_digest(tags: npt.NDArray[np.uint64], labels: npt.NDArray[np.uint8]) -> bytes:
+    """SHA-256 over the domain label and every entry ``tag || label`` in ascending order of
+    tag, then label (§5.4): the same table gives the same digest on both sides, however it
+    was built, updated or merged."""
+    order = np.argsort(tags, kind="stable")
+    sorted_tags = tags[order]
+    ties = np.flatnonzero(sorted_tags[1:] == sorted_tags[:-1])
+    if len(ties):  # equal tags (about one table in 10**5): order those entries by label
+        starts = np.unique(ties)
+        for start in starts:
+            end = start + 1
+            while end < len(sorted_tags) and sorted_tags[end] == sorted_tags[start]:
+                end += 1
+            run = order[start:end]
+            order[start:end] = run[np.argsort([labels[i].tobytes() for i in run], kind="stable")]
+    h = hashlib.sha256(len(DIGEST_DST).to_bytes(4, "big") + DIGEST_DST)
+    step = 1 << 18
+    for start in range(0, len(order), step):
+        part = order[start : start + step]
+        head = tags[part].astype(_U64).view(np.uint8).reshape(-1, TAG_SIZE)
+        h.update(np.hstack([head, labels[part]]).tobytes())
+    return h.digest()
 
 
 def label_size_for(keys: int) -> int:
@@ -154,6 +181,7 @@ class HolderTable:
         self._versions = versions
         self.version = version
         self._sorted: tuple[int, npt.NDArray[np.intp]] | None = None
+        self._digest: tuple[int, bytes] | None = None
         self.workers = os.cpu_count() or 1
         """Threads that evaluate the OPRF when the table is built or updated."""
 
@@ -385,6 +413,12 @@ class HolderTable:
             tags = self._tags[part].astype(_U64).view(np.uint8).reshape(-1, TAG_SIZE)
             yield np.hstack([tags, self._labels[part]]).tobytes()
 
+    def digest(self) -> bytes:
+        """:func:`table_digest` of the current version (computed once per version)."""
+        if self._digest is None or self._digest[0] != self.version:
+            self._digest = (self.version, table_digest(self._tags, self._labels))
+        return self._digest[1]
+
     def record_id(self, index: int) -> str | None:
         """The record id at table index ``index`` (None: removed or out of range)."""
         return self.record_ids[index] if 0 <= index < len(self.record_ids) else None
@@ -517,6 +551,7 @@ class AskerTable:
         tags: npt.NDArray[np.uint64] | None = None,
         labels: npt.NDArray[np.uint8] | None = None,
         version: int = 0,
+        digest: bytes | None = None,
     ) -> None:
         self.keys = keys
         self.label_size = label_size_for(keys)
@@ -525,6 +560,7 @@ class AskerTable:
             labels if labels is not None else np.zeros((0, self.label_size), dtype=np.uint8)
         )
         self.version = version
+        self.digest = digest if digest is not None else table_digest(self.tags, self.labels)
 
     @property
     def entries(self) -> int:
@@ -550,10 +586,12 @@ class AskerTable:
         *,
         version: int,
         total: int,
+        digest: bytes | None = None,
     ) -> None:
         """Apply a delta (entries ascending by tag): an entry replaces the one with its tag,
         the others are added. Raises ``RemoteProtocolError`` (BAD_TABLE) if the result does
-        not have ``total`` entries or the delta is not ascending; the copy is then unchanged."""
+        not have ``total`` entries or (given ``digest``) not that :func:`table_digest`, or the
+        delta is not ascending; the copy is then unchanged."""
         if len(tags) > 1 and bool(np.any(tags[1:] < tags[:-1])):
             raise RemoteProtocolError(AbortCode.BAD_TABLE, "table entries out of order")
         if len(tags):
@@ -568,7 +606,11 @@ class AskerTable:
             raise RemoteProtocolError(
                 AbortCode.BAD_TABLE, f"the table has {len(merged_tags)} entries, not {total}"
             )
+        merged_digest = table_digest(merged_tags, merged_labels)
+        if digest is not None and merged_digest != digest:
+            raise RemoteProtocolError(AbortCode.BAD_TABLE, "the table is not the one announced")
         self.tags, self.labels, self.version = merged_tags, merged_labels, version
+        self.digest = merged_digest
 
     def lookup(self, output: bytes) -> list[TableHit]:
         """Every live entry of the token whose OPRF output is ``output``."""
@@ -597,6 +639,7 @@ class AskerTable:
                 tags=self.tags,
                 labels=self.labels,
                 info=np.array([self.keys, self.version], dtype=np.int64),
+                digest=np.frombuffer(self.digest, dtype=np.uint8),
                 meta=np.frombuffer(meta, dtype=np.uint8),
             )
         tmp.replace(path)
@@ -615,6 +658,7 @@ class AskerTable:
                     tags=data["tags"].astype(np.uint64),
                     labels=data["labels"].astype(np.uint8),
                     version=version,
+                    digest=bytes(data["digest"]),
                 )
         except (OSError, ValueError, KeyError, TypeError):
             return None
