@@ -22,6 +22,7 @@ Usage: ``python protocols/generate_query_vectors.py [--check]``
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import functools
 import hashlib
@@ -481,7 +482,7 @@ class HolderDriver:
                     total=table.entries,
                 )
             elif isinstance(event, EvaluationRequested):
-                self.service._evaluate(session, event, QueryServed())
+                asyncio.run(self.service._evaluate(session, event, QueryServed()))
             elif isinstance(event, ReleaseRequested):
                 # The agency's handle check (CONFIRMATION_FAILED) on the real code path; its
                 # answers are then this case's fixed ones.

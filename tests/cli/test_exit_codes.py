@@ -42,6 +42,7 @@ EXPECTED: dict[type[BaseException], ExitCode] = {
     E.TransportTimeout: PROTOCOL,
     E.ConnectionLost: PROTOCOL,
     E.PeerAborted: PROTOCOL,
+    E.QuotaExhausted: PROTOCOL,
     E.TransferError: PROTOCOL,
     E.DecisionMismatch: PROTOCOL,
     E.ReleaseRejected: PROTOCOL,

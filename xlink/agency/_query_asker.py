@@ -499,10 +499,10 @@ def _decide(
     names = agency.schema.key_names
     own_keys: dict[int, set[str]] = {}
     found: dict[tuple[int, int], tuple[set[str], set[bytes], frozenset[int]]] = {}
-    for i, output in enumerate(outputs):
+    for i, (output, found_hits) in enumerate(zip(outputs, table.lookup_many(outputs), strict=True)):
         record, key = tokens.record_index[i], tokens.key_names[tokens.key_index[i]]
         own_keys.setdefault(record, set()).add(key)
-        for hit in table.lookup(output):
+        for hit in found_hits:
             keys, handles, _ = found.setdefault((record, hit.record), (set(), set(), hit.presence))
             keys.add(key)
             handles.add(query_handle(session_id, output))

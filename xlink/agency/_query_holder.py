@@ -52,7 +52,7 @@ from xlink.query.session import (
     TableRequested,
     query_handle,
 )
-from xlink.query.table import TAG_SIZE, HolderTable
+from xlink.query.table import TAG_SIZE, HolderTable, UpdateStats
 from xlink.release import settle_receipts
 from xlink.release.recipe import Fate as ReleaseFate
 from xlink.release.recipe import ReleaseBatch
@@ -117,13 +117,14 @@ class QueryService:
         table.save(self.table_path, check=self._check)
         self.table = table
 
-    def update(self, side: PreparedSide, *, progress: ProgressFn | None = None) -> None:
+    def update(self, side: PreparedSide, *, progress: ProgressFn | None = None) -> UpdateStats:
         """Bring the table to a changed list (added, removed, changed records): only the
         changed records are evaluated again (measured in bench/query_bench.py)."""
-        self.table.update(side.tokens, progress=progress)
+        stats = self.table.update(side.tokens, progress=progress)
         self.side = side
         self._records = {r.record_id: r for r in side.records}
         self.table.save(self.table_path, check=self._check)
+        return stats
 
     def quota_left(self) -> int:
         today = self.agency.clock().astimezone(UTC).date()
@@ -164,7 +165,7 @@ class QueryService:
                             total=self.table.entries,
                         )
                     elif isinstance(event, EvaluationRequested):
-                        self._evaluate(session, event, served)
+                        await self._evaluate(session, event, served)
                     elif isinstance(event, ReleaseRequested):
                         batch = self._releases(session, event, served)
                     elif isinstance(event, ReceiptsReceived) and batch is not None:
@@ -209,7 +210,7 @@ class QueryService:
             base["peer"] = agency.peer_id
         agency.audit.append(kind, {**base, **fields}, now=agency.clock())
 
-    def _evaluate(
+    async def _evaluate(
         self, session: HolderSession, event: EvaluationRequested, served: QueryServed
     ) -> None:
         agency = self.agency
@@ -224,15 +225,25 @@ class QueryService:
             )
             session.abort(AbortCode.QUOTA_EXHAUSTED, "the MOU's daily query quota is used up")
             raise RemoteProtocolError(AbortCode.QUOTA_EXHAUSTED, f"{count} evaluations asked")
+        # The evaluation runs on a worker thread (libsodium releases the GIL) while the audit
+        # entry is written and synced here: both are done before the answer leaves. The
+        # evaluations count against the quota once asked, valid or not.
+        work = asyncio.get_running_loop().run_in_executor(
+            None, self._key.blind_evaluate, event.blinded
+        )
+        self._used += count
+        served.evaluations += count
         try:
-            evaluated = self._key.blind_evaluate(event.blinded)
+            self._audit(AuditEvent.QUERY_EVALUATED, session, evaluations=count)
+        finally:
+            with contextlib.suppress(InvalidElement):
+                await asyncio.shield(work)  # never leave the thread running unobserved
+        try:
+            evaluated = work.result()
         except InvalidElement as exc:
             code = AbortCode.IDENTITY_ELEMENT if exc.identity else AbortCode.INVALID_ELEMENT
             session.abort(code, f"element {exc.index}")
             raise RemoteProtocolError(code, f"element {exc.index}: {exc.reason}") from None
-        self._used += count
-        served.evaluations += count
-        self._audit(AuditEvent.QUERY_EVALUATED, session, evaluations=count)
         session.answer_evaluation(evaluated)
 
     def _releases(

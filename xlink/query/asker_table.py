@@ -3,6 +3,7 @@ announced digest, looked up by OPRF output (spec: xlink-query-v1 §5.3)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,22 +110,44 @@ class AskerTable:
 
     def lookup(self, output: bytes) -> list[TableHit]:
         """Every live entry of the token whose OPRF output is ``output``."""
-        hits: list[TableHit] = []
+        return self.lookup_many([output])[0]
+
+    def lookup_many(self, outputs: Sequence[bytes]) -> list[list[TableHit]]:
+        """:meth:`lookup` for each output: occurrence ``j`` of every output still found is
+        probed in one binary search over the column (the tags compared as unsigned 64-bit
+        integers, never as floats)."""
+        hits: list[list[TableHit]] = [[] for _ in outputs]
+        probing = list(range(len(outputs)))
         for j in range(MAX_PROBES):
-            tag, pad = entry_pad(output, j, self.label_size)
-            left = int(np.searchsorted(self.tags, tag, side="left"))
-            right = int(np.searchsorted(self.tags, tag, side="right"))
-            if left == right:
+            if not probing or not len(self.tags):
                 break
-            for i in range(left, right):
-                plain = xor_bytes(self.labels[i].tobytes(), pad)
-                record = int.from_bytes(plain[:RECORD_SIZE], "big")
-                if record == TOMBSTONE:
+            pads = [entry_pad(outputs[i], j, self.label_size) for i in probing]
+            tags = np.array([tag for tag, _ in pads], dtype=np.uint64)
+            left = self.tags.searchsorted(tags, side="left")
+            right = self.tags.searchsorted(tags, side="right")
+            still = []
+            for n, i in enumerate(probing):
+                lo, hi = int(left[n]), int(right[n])
+                if lo == hi:
                     continue
-                bits = plain[RECORD_SIZE:]
-                presence = frozenset(k for k in range(self.keys) if bits[k // 8] >> (k % 8) & 1)
-                hits.append(TableHit(record, presence))
+                still.append(i)
+                pad = pads[n][1]
+                for row in range(lo, hi):
+                    hit = self._open(row, pad)
+                    if hit is not None:
+                        hits[i].append(hit)
+            probing = still
         return hits
+
+    def _open(self, row: int, pad: bytes) -> TableHit | None:
+        plain = xor_bytes(self.labels[row].tobytes(), pad)
+        record = int.from_bytes(plain[:RECORD_SIZE], "big")
+        if record == TOMBSTONE:
+            return None
+        bits = plain[RECORD_SIZE:]
+        return TableHit(
+            record, frozenset(k for k in range(self.keys) if bits[k // 8] >> (k % 8) & 1)
+        )
 
     def save(self, path: Path, *, meta: bytes) -> None:
         tmp = path.with_name(path.name + ".tmp")

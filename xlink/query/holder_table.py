@@ -3,10 +3,12 @@ deltas since a version (spec: xlink-query-v1 §5.2)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,17 +145,27 @@ class HolderTable:
         unique, inverse = np.unique(values, return_inverse=True)
         counts = self._occurrences(unique)
         js = np.zeros(len(values), dtype=np.uint32)
+        by_value = np.argsort(inverse, kind="stable")
+        sorted_inv = inverse[by_value]
+        starts = np.searchsorted(sorted_inv, np.arange(len(unique) + 1))
         if len(values):
-            by_value = np.argsort(inverse, kind="stable")
-            sorted_inv = inverse[by_value]
-            starts = np.searchsorted(sorted_inv, np.arange(len(unique)))
             rank = np.arange(len(values)) - starts[sorted_inv]
             js[by_value] = (counts[sorted_inv] + rank).astype(np.uint32)
-        outputs = self._evaluate(unique, progress)
         plain = np.zeros((len(values), self.label_size), dtype=np.uint8)
         plain[:, :RECORD_SIZE] = recs.astype(">u4").view(np.uint8).reshape(-1, RECORD_SIZE)
         plain[:, RECORD_SIZE:] = self._presence(recs, key_col)
-        tags, labels = entries_of(outputs, inverse, js, plain)
+        tags = np.zeros(len(values), dtype=np.uint64)
+        labels = np.zeros((len(values), self.label_size), dtype=np.uint8)
+        # Value by value range: the outputs of one range are used for its occurrences and
+        # dropped, so memory stays that of the columns, not of a Python object per output.
+        for low, high, outputs in self._evaluate(unique, progress):
+            occurrences = by_value[starts[low] : starts[high]]
+            part_tags, part_labels = entries_of(
+                outputs, inverse[occurrences] - low, js[occurrences], plain[occurrences]
+            )
+            tags[occurrences] = part_tags
+            labels[occurrences] = part_labels
+        del plain, by_value, sorted_inv
         self._tokens = np.concatenate([self._tokens, values])
         self._records = np.concatenate([self._records, recs])
         self._keys = np.concatenate([self._keys, key_col])
@@ -174,32 +186,38 @@ class HolderTable:
         right = np.searchsorted(existing, unique, side="right")
         return (right - left).astype(np.int64)
 
-    def _evaluate(self, unique: npt.NDArray[np.void], progress: ProgressFn | None) -> list[bytes]:
-        """The OPRF output of every value, on every core: the group operations run in
-        libsodium without the GIL, so threads share the work (and the key stays in this
-        process)."""
+    def _evaluate(
+        self, unique: npt.NDArray[np.void], progress: ProgressFn | None
+    ) -> Iterator[tuple[int, int, list[bytes]]]:
+        """The OPRF outputs of ``unique``, range by range, in order: ``(low, high, outputs of
+        unique[low:high])``. On every core: the group operations run in libsodium without the
+        GIL, so threads share the work (and the key stays in this process); a few ranges are
+        in flight at a time."""
         step = 4096
-        parts = [
-            [bytes(v) for v in unique[start : start + step]]
-            for start in range(0, len(unique), step)
-        ]
-        outputs: list[bytes] = []
-        workers = min(self.workers, len(parts))
-        done: Iterator[list[bytes]]
+        ranges = [(low, min(low + step, len(unique))) for low in range(0, len(unique), step)]
+
+        def evaluate(bounds: tuple[int, int]) -> list[bytes]:
+            return self._key.evaluate_many([bytes(v) for v in unique[bounds[0] : bounds[1]]])
+
+        workers = min(self.workers, len(ranges))
         if workers <= 1:
-            done = map(self._key.evaluate_many, parts)
-        else:
-            pool = ThreadPoolExecutor(workers, thread_name_prefix="xlink-table")
-            done = pool.map(self._key.evaluate_many, parts)
-        try:
-            for part in done:
-                outputs.extend(part)
+            for low, high in ranges:
+                yield low, high, evaluate((low, high))
                 if progress is not None:
-                    progress("building the query table", len(outputs), len(unique))
-        finally:
-            if workers > 1:
-                pool.shutdown(cancel_futures=True)
-        return outputs
+                    progress("building the query table", high, len(unique))
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="xlink-table") as pool:
+            pending: deque[tuple[int, int, Future[list[bytes]]]] = deque()
+            todo = iter(ranges)
+            for low, high in itertools.islice(todo, 2 * workers):
+                pending.append((low, high, pool.submit(evaluate, (low, high))))
+            while pending:
+                low, high, future = pending.popleft()
+                for more in itertools.islice(todo, 1):
+                    pending.append((*more, pool.submit(evaluate, more)))
+                yield low, high, future.result()
+                if progress is not None:
+                    progress("building the query table", high, len(unique))
 
     def _presence(
         self, recs: npt.NDArray[np.uint32], key_col: npt.NDArray[np.uint8]
@@ -272,8 +290,10 @@ class HolderTable:
         )
 
     def _record_slice(self, index: int) -> slice:
-        left = int(np.searchsorted(self._records, index, side="left"))
-        right = int(np.searchsorted(self._records, index, side="right"))
+        # An np.uint32 key: a Python int would make numpy copy the whole column to int64.
+        key = np.uint32(index)
+        left = int(self._records.searchsorted(key, side="left"))
+        right = int(self._records.searchsorted(key, side="right"))
         return slice(left, right)
 
     def _tombstone(self, indexes: Sequence[int]) -> int:

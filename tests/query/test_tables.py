@@ -1,0 +1,62 @@
+"""The query table's columns: a tag is compared as an unsigned 64-bit integer (never as a
+float, which cannot tell neighbouring tags apart), and the holder finds one record's
+occurrences without copying its columns."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xlink.query.asker_table import AskerTable
+from xlink.query.entries import RECORD_SIZE, entry_pad, label_size_for, xor_bytes
+
+KEYS = 3
+
+
+def _entry(output: bytes, record: int, j: int = 0) -> tuple[int, bytes]:
+    size = label_size_for(KEYS)
+    tag, pad = entry_pad(output, j, size)
+    plain = record.to_bytes(RECORD_SIZE, "big") + bytes([0b101])
+    return tag, xor_bytes(plain, pad)
+
+
+def _table(entries: list[tuple[int, bytes]]) -> AskerTable:
+    entries = sorted(entries)
+    tags = np.array([t for t, _ in entries], dtype=np.uint64)
+    labels = np.array([list(lab) for _, lab in entries], dtype=np.uint8).reshape(
+        len(entries), label_size_for(KEYS)
+    )
+    return AskerTable(KEYS, tags=tags, labels=labels)
+
+
+def _output_with_tag_below(limit: int) -> bytes:
+    while True:
+        output = os.urandom(64)
+        if entry_pad(output, 0, label_size_for(KEYS))[0] < limit:
+            return output
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(min_value=1, max_value=1000), st.sampled_from([2**53, 2**62, 2**63, 2**64]))
+def test_neighbouring_tags_are_told_apart(spread: int, limit: int) -> None:
+    """Entries whose tags differ by 1..1000 next to the asker's own: only its entry opens. A
+    search that turned the tags into floats (53-bit mantissa) lumped them together."""
+    output = _output_with_tag_below(limit)
+    tag, label = _entry(output, 7)
+    noise = os.urandom(label_size_for(KEYS))
+    entries = [(tag, label)]
+    entries += [(t, noise) for t in (tag - spread, tag + spread) if 0 <= t < 2**64]
+    (hits,) = _table(entries).lookup_many([output])
+    assert [(h.record, sorted(h.presence)) for h in hits] == [(7, [0, 2])]
+
+
+def test_every_occurrence_is_found_and_a_stranger_finds_nothing() -> None:
+    outputs = [os.urandom(64) for _ in range(40)]
+    entries = [_entry(y, r, j) for r, y in enumerate(outputs) for j in range(r % 4)]
+    table = _table(entries)
+    found = table.lookup_many([*outputs, os.urandom(64)])
+    assert [len(h) for h in found] == [r % 4 for r in range(40)] + [0]
+    assert all(h.record == r for r, hits in enumerate(found[:40]) for h in hits)
