@@ -224,22 +224,12 @@ class OprfKey:
         blinded = bytes(blinded)
         n = _element_count(blinded)
         k = self._k
-        mult = _scalarmult
 
         def work(low: int, high: int) -> list[bytes]:
             out: list[bytes] = []
             for i in range(low, high):
                 element = blinded[i * ELEMENT_SIZE : (i + 1) * ELEMENT_SIZE]
-                if element[31] & 0x80:  # libsodium 1.0.18 ignores the top bit: refused first
-                    _check_element(i, element)
-                # libsodium decodes (refusing a non-canonical or invalid encoding) and refuses
-                # an identity result: the hot path makes no second decoding, the reason is
-                # found on failure only.
-                try:
-                    out.append(mult(k, element))
-                except RuntimeError:
-                    _check_element(i, element)
-                    raise InvalidElement(i, "identity", identity=True) from None
+                out.append(_multiply_received(i, k, element))
             return out
 
         return b"".join(_spread(work, n))
@@ -332,6 +322,21 @@ def blind_with(inputs: Sequence[bytes], blinds: Sequence[bytes]) -> tuple[BlindS
     return _blind(checked, scalars)
 
 
+def _multiply_received(index: int, scalar: bytes, element: bytes) -> bytes:
+    """``[scalar]element`` for an element received from the peer, or
+    :class:`~xlink.errors.InvalidElement` naming ``index``. libsodium decodes the element
+    (refusing an invalid or non-canonical encoding, except that version 1.0.18 ignores the top
+    bit, refused here first) and refuses an identity result: the hot path decodes once, the
+    reason is found on failure only."""
+    if element[31] & 0x80:
+        _check_element(index, element)
+    try:
+        return _scalarmult(scalar, element)
+    except RuntimeError:
+        _check_element(index, element)
+        raise InvalidElement(index, "identity", identity=True) from None
+
+
 _PARALLEL_MIN: Final = 128
 """Fewest elements per thread when a batch is shared between threads: a manifest's batches
 are, one traveller's (a few dozen tokens, where a hand-off measured no gain) are not."""
@@ -390,21 +395,13 @@ def finalize(state: BlindState, evaluated: bytes) -> list[bytes]:
     if n == 0:
         return []
     inverses = scalar_product_with_inverses(_ONE_SCALAR, list(state._blinds))
-    mult, finalize_hash, inputs = _scalarmult, _finalize_hash, state._inputs
+    finalize_hash, inputs = _finalize_hash, state._inputs
 
     def work(low: int, high: int) -> list[bytes]:
         out: list[bytes] = []
         for i in range(low, high):
             element = evaluated[i * ELEMENT_SIZE : (i + 1) * ELEMENT_SIZE]
-            if element[31] & 0x80:  # libsodium 1.0.18 ignores the top bit: refused first
-                _check_element(i, element)
-            # libsodium decodes (refusing an invalid encoding) and refuses an identity result;
-            # the reason is found on failure only.
-            try:
-                out.append(finalize_hash(inputs[i], mult(inverses[i], element)))
-            except RuntimeError:
-                _check_element(i, element)
-                raise InvalidElement(i, "identity", identity=True) from None
+            out.append(finalize_hash(inputs[i], _multiply_received(i, inverses[i], element)))
         return out
 
     return _spread(work, n)
