@@ -15,12 +15,14 @@ Usage: ``python protocols/generate_fuzzy_vectors.py [--check]``
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import vector_files
 
 from xlink.linkage.fields import MINHASH_DST, Transform, apply_transform
 
@@ -143,22 +145,8 @@ def build_vectors() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="compare instead of writing")
-    args = parser.parse_args(argv)
-    stale = []
-    for name, text in build_vectors().items():
-        path = OUT_DIR / name
-        if args.check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                stale.append(name)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-    if stale:
-        print("stale vectors: " + ", ".join(stale), file=sys.stderr)
-        return 1
-    return 0
+    description = __doc__.splitlines()[0] if __doc__ else None
+    return vector_files.main(build_vectors, OUT_DIR, description, argv)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Usage: ``python protocols/generate_query_vectors.py [--check]``
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import functools
@@ -41,6 +40,9 @@ import msgpack
 import rbcl
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import vector_files
 
 from xlink.agency._query_common import DST_PERIOD_KEY
 from xlink.agency._query_holder import QueryServed, QueryService
@@ -1427,22 +1429,8 @@ def build_vectors() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="compare instead of writing")
-    args = parser.parse_args(argv)
-    stale = []
-    for name, text in build_vectors().items():
-        path = OUT_DIR / name
-        if args.check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(name)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-    if stale:
-        print("stale vectors: " + ", ".join(stale), file=sys.stderr)
-        return 1
-    return 0
+    description = __doc__.splitlines()[0] if __doc__ else None
+    return vector_files.main(build_vectors, OUT_DIR, description, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Usage: ``python protocols/generate_release_vectors.py [--check]``
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -21,9 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import vector_files
+
 from xlink.crypto.keys import SealingKey, SigningKey
 from xlink.crypto.rand import DeterministicRandom
-from xlink.errors import DecryptionError, XlinkError
+from xlink.errors import DecryptionError
 from xlink.policy import Mou, PartyKeys, load_sample_template, mou_digest, mou_to_document
 from xlink.records.model import (
     BirthDate,
@@ -284,22 +286,8 @@ def build_vectors() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="compare instead of writing")
-    args = parser.parse_args(argv)
-    try:
-        text = build_vectors()
-    except XlinkError as exc:  # pragma: no cover - a broken tree
-        print(f"cannot build vectors: {exc}", file=sys.stderr)
-        return 1
-    if args.check:
-        if not OUT.exists() or OUT.read_text() != text:
-            print(f"stale vectors: {OUT.name}", file=sys.stderr)
-            return 1
-        return 0
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
-    return 0
+    description = __doc__.splitlines()[0] if __doc__ else None
+    return vector_files.main(lambda: {OUT.name: build_vectors()}, OUT.parent, description, argv)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,16 @@ Usage: ``python protocols/generate_transfer_vectors.py [--check]``
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
-import importlib.util
 import json
 import sys
 from collections import deque
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import vector_files
 
 from xlink.crypto.rand import DeterministicRandom
 from xlink.protocol import PsiResult, PsiSession, run_pair
@@ -47,18 +47,7 @@ SIDES = ("initiator", "responder")
 ORDER_8_POINT = bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-PSI = _load("generate_psi_vectors", HERE / "generate_psi_vectors.py")
+PSI = vector_files.load("generate_psi_vectors")
 
 
 # -- the PSI sessions the transfers follow ------------------------------------------------------
@@ -573,22 +562,8 @@ def build_vectors() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="compare instead of writing")
-    args = parser.parse_args(argv)
-    stale = []
-    for name, text in build_vectors().items():
-        path = OUT_DIR / name
-        if args.check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(name)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-    if stale:
-        print("stale vectors: " + ", ".join(stale), file=sys.stderr)
-        return 1
-    return 0
+    description = __doc__.splitlines()[0] if __doc__ else None
+    return vector_files.main(build_vectors, OUT_DIR, description, argv)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ written from the spec text (docs/records-and-linkage.md §4, Fuzzy transforms)."
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import struct
 import subprocess
@@ -15,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from _generators import generator
 
 from xlink.linkage.fields import Transform, apply_transform
 
@@ -24,11 +24,7 @@ VECTORS = ROOT / "protocols" / "vectors" / "fuzzy-v1" / "transforms.json"
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate_fuzzy_vectors", GENERATOR)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return generator("generate_fuzzy_vectors")
 
 
 DOC: dict[str, Any] = json.loads(VECTORS.read_text(encoding="utf-8"))

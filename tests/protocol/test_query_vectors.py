@@ -9,15 +9,14 @@ protocol's own errors."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any, cast
 
 import msgpack
 import pytest
+from _generators import generator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -62,17 +61,7 @@ VECTORS = ROOT / "protocols" / "vectors" / "query-v1"
 
 
 def _generator() -> ModuleType:
-    name = "generate_query_vectors"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, ROOT / "protocols" / "generate_query_vectors.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return generator("generate_query_vectors")
 
 
 GEN = _generator()

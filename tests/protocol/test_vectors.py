@@ -3,14 +3,13 @@ named abort code; the files equal what the generator produces (spec: xlink-psi-v
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from _generators import generator
 
 from xlink.protocol import AbortCode, PsiSession, run_pair
 from xlink.protocol.codec import decode_message, encode_message
@@ -21,14 +20,7 @@ VECTORS = ROOT / "protocols" / "vectors" / "psi-v2"
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "generate_psi_vectors", ROOT / "protocols" / "generate_psi_vectors.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return generator("generate_psi_vectors")
 
 
 GEN = _generator()

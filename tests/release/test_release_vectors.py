@@ -3,14 +3,13 @@ reproduced and opens, every invalid one is refused with its named error (spec §
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from _generators import generator
 
 from xlink.crypto.keys import SealingKey, SigningKey
 from xlink.errors import DecryptionError, PolicyDenied
@@ -39,14 +38,7 @@ RECIPIENT_SEALING = SealingKey(bytes.fromhex(KEYS["recipient_sealing_secret"]))
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "generate_release_vectors", ROOT / "protocols" / "generate_release_vectors.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return generator("generate_release_vectors")
 
 
 def test_file_equals_regenerated_vectors() -> None:

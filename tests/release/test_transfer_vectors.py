@@ -7,14 +7,13 @@ frames."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from _generators import generator
 
 from xlink.crypto.rand import DeterministicRandom
 from xlink.protocol import AbortCode
@@ -37,17 +36,7 @@ TIMEOUT = 5.0
 
 
 def _generator() -> ModuleType:
-    name = "generate_transfer_vectors"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, ROOT / "protocols" / "generate_transfer_vectors.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return generator("generate_transfer_vectors")
 
 
 GEN = _generator()
