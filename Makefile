@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench conformance-report clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,27 @@ test: lint typecheck pytest
 
 bench: $(STAMP_RUN)
 	$(BIN)/python bench/psi_bench.py --n 100000 --keys 1 --json
+
+# The conformance suite against xlink's own agent, every role, two processes each: the
+# reports shown in docs/conformance.md, written to docs/conformance/.
+CONFORMANCE := build/conformance
+conformance-report: $(STAMP_RUN)
+	rm -rf $(CONFORMANCE) && mkdir -p $(CONFORMANCE) docs/conformance
+	$(BIN)/xlink conformance kit $(CONFORMANCE)/kit
+	for role in responder initiator holder; do \
+	  $(BIN)/xlink conformance agent --kit $(CONFORMANCE)/kit --role $$role \
+	    --listen 127.0.0.1:0 --port-file $(CONFORMANCE)/$$role.port \
+	    --workdir $(CONFORMANCE)/agent-$$role --outcomes $(CONFORMANCE)/$$role.jsonl \
+	    --idle-timeout 1 > $(CONFORMANCE)/agent-$$role.log 2>&1 & agent=$$!; \
+	  while [ ! -s $(CONFORMANCE)/$$role.port ]; do sleep 0.2; done; \
+	  $(BIN)/xlink conformance run --kit $(CONFORMANCE)/kit --role $$role \
+	    --peer 127.0.0.1:$$(cat $(CONFORMANCE)/$$role.port) \
+	    --outcomes $(CONFORMANCE)/$$role.jsonl --workdir $(CONFORMANCE)/runner-$$role \
+	    --idle-timeout 1 --strict --json docs/conformance/report-$$role.json \
+	    --junit docs/conformance/junit-$$role.xml > docs/conformance/report-$$role.txt; \
+	  status=$$?; kill $$agent; wait $$agent; tail -1 docs/conformance/report-$$role.txt; \
+	  [ $$status -eq 0 ] || exit $$status; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

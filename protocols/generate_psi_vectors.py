@@ -22,6 +22,7 @@ import msgpack
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vector_files
 
+from xlink.conformance.cases_psi import PSI_CASES, ROLE_CASES
 from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.suite import SMALL_ORDER_U
 from xlink.errors import RemoteProtocolError
@@ -46,6 +47,21 @@ from xlink.protocol.pair import run_pair
 from xlink.protocol.session import PsiSession
 
 OUT_DIR = Path(__file__).resolve().parent / "vectors" / "psi-v2"
+INVALID_SCHEMA = "protocols/schemas/invalid-vectors-v1.json"
+FLAG_NOTES = {
+    "codec": "the message is not a canonical, well-typed encoding (§6.2)",
+    "limits": "a length or count above the codec's limits, refused from its header (§6.3)",
+    "downgrade": "the shape of xlink-psi-v1, refused in v2",
+    "handshake": "a Hello that does not agree with the MOU, the schema or the parties (§6.4)",
+    "probing": "a set larger than the MOU allows: dictionary probing (§6.4, §10)",
+    "ordering": "a message in a state that does not allow it, or a chunk out of order (§5.5)",
+    "replay": "a message or chunk sent twice",
+    "count": "the wrong number of elements, chunks or values",
+    "point-validation": "an element or point that is not a valid group element (§4.3, §4.4)",
+    "duplicates": "two equal elements in one set (§4.3)",
+    "dishonest": "a peer lying about its matches, answers, commitment or reveal (§6.7-6.11)",
+}
+"""What each flag of invalid.json means (Wycheproof's ``notes``)."""
 KEYS = ("name_dob", "passport", "surname_postcode")
 P = 2**255 - 19
 # An edwards25519 point of order 8 (libsodium's small-order blocklist).
@@ -908,17 +924,23 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
             AbortCode.CHUNK_OUT_OF_ORDER,
         ),
     ]
+    live = {c.name: c for c in (*PSI_CASES, *ROLE_CASES)}  # section and flags: one home
     out = []
-    for name, description, target, messages, code in cases:
+    for tc_id, (name, description, target, messages, code) in enumerate(cases, start=1):
         party = valid["initiator" if target == "I" else "responder"]
         _check_invalid(party, messages, code, name)
         out.append(
             {
+                "tcId": tc_id,
                 "name": name,
+                "section": live[name].section,
+                "requirement": f"{description}: MUST be rejected with {code.name}",
                 "description": description,
                 "session": "initiator" if target == "I" else "responder",
                 "messages": [m.hex() for m in messages],
-                "expected_abort": code.name,
+                "result": "invalid",
+                "abort": code.name,
+                "flags": list(live[name].flags),
             }
         )
     return out
@@ -971,7 +993,10 @@ def build_vectors() -> dict[str, str]:
     header = {"protocol": "xlink-psi-v2", "generator": "protocols/generate_psi_vectors.py"}
     return {
         "valid.json": json.dumps({**header, "cases": valid}, indent=1) + "\n",
-        "invalid.json": json.dumps({**header, "cases": invalid}, indent=1) + "\n",
+        "invalid.json": json.dumps(
+            {**header, "schema": INVALID_SCHEMA, "notes": FLAG_NOTES, "cases": invalid}, indent=1
+        )
+        + "\n",
     }
 
 

@@ -142,6 +142,26 @@ EVALUATIONS: list[list[str]] = [["T1", "T2"], ["T6", "T7", "T4"]]
 REQUESTED: list[tuple[str, int, list[str]]] = [("X", 0, ["T1", "T2"]), ("Z", 2, ["T4"])]
 
 
+FLAG_NOTES = {
+    "after-close": "a frame after the session ended (§6)",
+    "caller": "a call the session's state does not allow (the caller's bug, not the peer's)",
+    "codec": "not a canonical, well-typed frame (§6.2)",
+    "count": "the wrong number of elements, handles or entries",
+    "duplicate": "a value repeated where each must be distinct",
+    "element": "an element that is not a valid ristretto255 encoding (§4)",
+    "handles": "request handles that are not the ones the holder evaluated",
+    "handshake": "a HELLO or WELCOME that does not agree with the MOU or the parties",
+    "non-canonical": "an encoding with another canonical form",
+    "order": "a frame in a state that does not allow it",
+    "peer-abort": "an ABORT from the peer",
+    "presence": "a presence field that does not fit the entries",
+    "quota": "more OPRF evaluations than the quota leaves (§8)",
+    "replay": "a frame or request sent twice",
+    "table": "a table or delta that does not check out against its digest (§5)",
+}
+"""What each flag of invalid.json means (Wycheproof's ``notes``)."""
+
+
 def fixed(label: str, n: int) -> bytes:
     """``n`` fixed bytes named ``label``: the first ``n`` of its DeterministicRandom stream."""
     return DeterministicRandom(PREFIX + label)(n)
@@ -1418,6 +1438,8 @@ def build_vectors() -> dict[str, str]:
     invalid = {
         **header,
         "section": "11.2",
+        "schema": "protocols/schemas/invalid-vectors-v1.json",
+        "notes": FLAG_NOTES,
         "elements": elements,
         "merges": merge_cases(),
         "cases": cases,

@@ -37,6 +37,7 @@ from xlink.release.transfer import (
     TransferState,
     decided_pairs_digest,
     label_handles,
+    split_frame,
     transfer_frame,
 )
 
@@ -525,21 +526,36 @@ def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ),
     ]
     out = []
-    for name, description, case, frames, code in cases:
+    for tc_id, (name, description, case, frames, code) in enumerate(cases, start=1):
         _sent, error = replay(party_from_json(case, "responder"), frames)
         if error is None or error.code is not code:
             raise AssertionError(f"{name}: expected {code.name}, got {error!r}")
         out.append(
             {
+                "tcId": tc_id,
                 "name": name,
+                "section": "10",
+                "requirement": f"{description}: MUST be rejected with {code.name}",
                 "description": description,
                 "case": case["name"],
                 "side": "responder",
                 "frames": [f.hex() for f in frames],
-                "expected_abort": code.name,
+                "result": "invalid",
+                "abort": code.name,
+                "flags": _transfer_flags(frames),
             }
         )
     return out
+
+
+def _transfer_flags(frames: list[bytes]) -> list[str]:
+    """The type of the frame that is refused (``framing`` when it is not a release transfer
+    v1 frame of a known type)."""
+    try:
+        kind, _body = split_frame(frames[-1])
+    except TransferError:
+        return ["framing"]
+    return [kind.name.lower()]
 
 
 # -- output -------------------------------------------------------------------------------------
@@ -557,7 +573,19 @@ def build_vectors() -> dict[str, str]:
     }
     return {
         "valid.json": json.dumps({**header, "cases": valid}, indent=1) + "\n",
-        "invalid.json": json.dumps({**header, "cases": invalid}, indent=1) + "\n",
+        "invalid.json": json.dumps(
+            {
+                **header,
+                "schema": "protocols/schemas/invalid-vectors-v1.json",
+                "notes": {
+                    "framing": "not a release transfer v1 frame of a known type (§10)",
+                    **{k.name.lower(): f"the refused frame is a {k.name} (§10)" for k in FrameType},
+                },
+                "cases": invalid,
+            },
+            indent=1,
+        )
+        + "\n",
     }
 
 

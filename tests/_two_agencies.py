@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 from xlink.agency import Agency, AgencyOutcome, exchange_in_process, run_agency
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.ceremony import CeremonyFiles, demo_ceremony
+from xlink.conformance.kit import AGENT_IDS, RUNNER_IDS, subset_file
 from xlink.crypto.keyfiles import load_public_bundle
 from xlink.crypto.rand import DeterministicRandom, system_random
 from xlink.prepare import PreparedSide
@@ -30,31 +30,13 @@ BUNDLED = {
 
 Interrupt = tuple[str, Callable[[str, int], bool]]
 
-# Ten people on both watchlists (xlink/data/truth.csv) and a few on one side only.
-CA_IDS = [f"CAWL-{i:05d}" for i in (1, 2, 3, 4, 5, 15, 29, 36, 42, 46, 55, 61, 63)]
-US_IDS = [f"USWL-{i:05d}" for i in (1, 2, 3, 161, 71, 234, 198, 72, 21, 131, 112, 137, 177)]
-
-
-def _subset(source: Path, directory: Path, ids: Sequence[str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    with source.open(encoding="utf-8-sig", newline="") as f:
-        rows = list(csv.reader(f))
-    kept = [rows[0], *(r for r in rows[1:] if r[0] in ids)]
-    assert len(kept) == len(ids) + 1
-    target = directory / source.name
-    with target.open("w", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerows(kept)
-    mapping = source.with_name(source.stem + ".mapping.json")  # how its columns map
-    (directory / mapping.name).write_bytes(mapping.read_bytes())
-    return target
-
 
 def small_files(base: Path) -> dict[str, list[Path]]:
     """Thirteen records of each bundled watchlist, ten people on both, written under ``base``:
     a real exchange in about a second."""
     return {
-        US: [_subset(DATA / "us_watchlist.csv", base / "us-data", US_IDS)],
-        CA: [_subset(DATA / "ca_watchlist.csv", base / "ca-data", CA_IDS)],
+        US: [subset_file(DATA / "us_watchlist.csv", base / "us-data", AGENT_IDS)],
+        CA: [subset_file(DATA / "ca_watchlist.csv", base / "ca-data", RUNNER_IDS)],
     }
 
 

@@ -85,21 +85,22 @@ def demo_ceremony(
     approval_required: bool | None = None,
     valid_days: int = 2,
     query_quota_per_day: int | None = None,
+    padding_bucket: int | None = None,
 ) -> CeremonyFiles:
     """The ceremony of docs/keys.md §5 in one call, on the bundled sample template: keys for
     both agencies (TLS certificates valid ``valid_days``), the template filled with both
     bundles and the default schema's digest, valid from ``now``'s date for ``valid_days``, and
-    signed by both. ``approval_required`` and ``query_quota_per_day`` override the template's
-    (``None``: keep it)."""
+    signed by both. ``approval_required``, ``query_quota_per_day`` and ``padding_bucket``
+    override the template's (``None``: keep it)."""
     base = Path(directory)
     base.mkdir(parents=True, exist_ok=True)
     template = load_sample_template()
-    if approval_required is not None or query_quota_per_day is not None:
+    exchange = {"query_quota_per_day": query_quota_per_day, "padding_bucket": padding_bucket}
+    if approval_required is not None or any(v is not None for v in exchange.values()):
         doc = json.loads(template.document)
         if approval_required is not None:
             doc["release"]["approval_required"] = approval_required
-        if query_quota_per_day is not None:
-            doc["exchange"]["query_quota_per_day"] = query_quota_per_day
+        doc["exchange"].update({k: v for k, v in exchange.items() if v is not None})
         template = parse_mou_template(json.dumps(doc), "json")
     generated = {
         agency: AgencyKeys.generate(agency, rng=rng, now=now, valid_days=valid_days)

@@ -19,11 +19,9 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 import random
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,15 +169,6 @@ def test_digest_refuses_bad_input(session_id: Any, pairs: Any) -> None:
 
 
 # -- in memory: a hand-written partner against the real transfer and store ----------------------
-
-
-@pytest.fixture
-def scratch() -> Iterator[Path]:
-    """A directory on tmpfs when there is one: the store and the log fsync every commit."""
-    shm = "/dev/shm"
-    where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-    with tempfile.TemporaryDirectory(dir=where, prefix="xlink-dishonest-") as tmp:
-        yield Path(tmp)
 
 
 @dataclasses.dataclass

@@ -36,7 +36,7 @@ def test_files_equal_regenerated_vectors() -> None:
 def test_enough_invalid_cases_with_distinct_names() -> None:
     names = [c["name"] for c in INVALID]
     assert len(names) == len(set(names)) >= 20
-    assert {c["expected_abort"] for c in INVALID} <= {c.name for c in AbortCode}
+    assert {c["abort"] for c in INVALID} <= {c.name for c in AbortCode}
 
 
 @pytest.mark.parametrize("case", VALID, ids=lambda c: c["name"])
@@ -80,7 +80,7 @@ def test_invalid_vector_rejected_with_its_code(case: dict[str, Any]) -> None:
     valid = VALID[0]
     party = valid[case["session"]]
     exc = GEN.run_invalid(party, [bytes.fromhex(m) for m in case["messages"]])
-    assert exc is not None and exc.code is AbortCode[case["expected_abort"]]
+    assert exc is not None and exc.code is AbortCode[case["abort"]]
     # The session has queued an Abort carrying the same code.
     session: PsiSession = GEN.session_from_json(party)
     if session.role.name == "INITIATOR":
@@ -95,7 +95,7 @@ def test_invalid_vector_rejected_with_its_code(case: dict[str, Any]) -> None:
     out = session.next_message()
     assert out is not None
     abort = decode_message(out)
-    assert isinstance(abort, Abort) and abort.code == int(AbortCode[case["expected_abort"]])
+    assert isinstance(abort, Abort) and abort.code == int(AbortCode[case["abort"]])
 
 
 def _messages(case: dict[str, Any], side: str, kind: str) -> list[Any]:

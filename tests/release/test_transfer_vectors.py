@@ -78,7 +78,7 @@ def test_cases_are_well_formed() -> None:
     ]
     names = [c["name"] for c in INVALID]
     assert len(names) == len(set(names)) >= 30
-    assert {c["expected_abort"] for c in INVALID} <= {c.name for c in AbortCode}
+    assert {c["abort"] for c in INVALID} <= {c.name for c in AbortCode}
     for case in VALID:
         for f in case["frames"]:
             frame = bytes.fromhex(f["hex"])
@@ -159,7 +159,7 @@ def test_invalid_frames_abort_with_their_code(case: dict[str, Any]) -> None:
     party = GEN.party_from_json(valid, case["side"])
     frames = [bytes.fromhex(f) for f in case["frames"]]
     _, error = GEN.replay(party, frames)  # every frame but the last is accepted
-    assert error is not None and error.code is AbortCode[case["expected_abort"]]
+    assert error is not None and error.code is AbortCode[case["abort"]]
     m: ReleaseTransfer = party.machine
     assert m.state is TransferState.ABORTED and m.next_frame() is None
 

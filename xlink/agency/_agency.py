@@ -356,13 +356,8 @@ class Agency:
         config = self.session_config(role)  # a spent daily budget refuses before any network
         if progress is not None:
             progress("waiting for the partner" if role is Role.RESPONDER else "connecting", 0)
-        tls = {
-            "identity": self.keys.tls,
-            "peer_cert_pem": self.peer_bundle.tls_cert_pem,
-            "pinned_sha256": self.peer_bundle.tls_cert_sha256,
-        }
         try:
-            conn = await opening(tls)
+            conn = await opening(self.tls_options())
         except PeerRefused as exc:
             self._audit_refused(exc, role)
             self._run_ended("refused", None)
@@ -376,7 +371,9 @@ class Agency:
 
     # -- the real-time query mode (xlink-query-v1, docs/query.md) ----------------------------
 
-    def _tls(self) -> dict[str, Any]:
+    def tls_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`~xlink.transport.connect` and the servers: our TLS
+        identity, and the partner's certificate and the pin the MOU gives for it."""
         return {
             "identity": self.keys.tls,
             "peer_cert_pem": self.peer_bundle.tls_cert_pem,
@@ -416,7 +413,7 @@ class Agency:
         return await serve_pinned(
             host,
             port,
-            **self._tls(),
+            **self.tls_options(),
             on_connection=answer,
             on_listening=on_listening,
             on_refused=lambda exc: self._audit_refused(exc, Role.RESPONDER),
@@ -437,7 +434,7 @@ class Agency:
         mutual TLS), its table copy brought up to date: ``async with agency.query_session(h,
         p) as client: outcome = await client.ask(travellers)``, as often as needed."""
         try:
-            conn = await connect(host, port, **self._tls(), timeout=timeout)
+            conn = await connect(host, port, **self.tls_options(), timeout=timeout)
         except PeerRefused as exc:
             self._audit_refused(exc, Role.INITIATOR)
             raise

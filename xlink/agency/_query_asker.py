@@ -19,6 +19,7 @@ from xlink.agency._inbound import Receiver
 from xlink.agency._query_common import (
     EVALUATE_CHUNK,
     EVALUATE_WINDOW,
+    _abort_for,
     _config,
     _flush,
     _lp,
@@ -304,6 +305,7 @@ class QueryClient:
             return
         self._ended = True
         session = self.session
+        _abort_for(session, exc)
         if session.state is SessionState.READY:  # e.g. refused locally: say BYE
             session.close()
         if isinstance(exc, ProtocolError) or session.state is SessionState.CLOSED:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from xlink.error_codes import AbortCode
-from xlink.errors import InputError, RemoteProtocolError
+from xlink.errors import InputError, PeerAborted, RemoteProtocolError
 from xlink.policy import mou_digest
 from xlink.query.session import AskerSession, Fate, HolderSession, QueryConfig
 from xlink.release.recipe import Fate as ReleaseFate
@@ -72,6 +72,19 @@ async def _receive(conn: Connection, idle_timeout: float) -> bytes:
     if frame is None:
         raise RemoteProtocolError(AbortCode.CONNECTION_LOST, "the peer closed the connection")
     return frame
+
+
+def _abort_for(session: HolderSession | AskerSession, exc: BaseException | None) -> None:
+    """Queue the ABORT a failure outside the session calls for (``TIMEOUT``,
+    ``FRAME_TOO_LARGE``, ``TRUNCATED`` from the transport: the session saw no frame to refuse,
+    so it has not aborted itself; xlink-query-v1 §7, "a check fails: ABORT sent"). Nothing
+    for a lost connection (nobody to tell), a received ABORT, or a session already ended."""
+    if (
+        isinstance(exc, RemoteProtocolError)
+        and not isinstance(exc, PeerAborted)
+        and exc.code is not AbortCode.CONNECTION_LOST
+    ):
+        session.abort(exc.code, exc.detail)
 
 
 async def _flush(conn: Connection, session: HolderSession | AskerSession) -> None:

@@ -21,6 +21,7 @@ from xlink.agency._query_common import (
     _FATES,
     DST_PERIOD_KEY,
     DST_TABLE_CHECK,
+    _abort_for,
     _config,
     _flush,
     _lp,
@@ -185,6 +186,7 @@ class QueryService:
             served.code = (
                 exc.code.name if isinstance(exc, RemoteProtocolError) else "INTERNAL_ERROR"
             )
+            _abort_for(session, exc)
             with contextlib.suppress(BaseException):
                 await asyncio.shield(_flush(conn, session))
             raise

@@ -211,11 +211,13 @@ class AuditLog(SqliteStore):
         finally:
             self._conn.close()
 
-    def entries(self) -> Iterator[Entry]:
-        """The entries in order, as stored (verify with :func:`~xlink.audit.verify_log`)."""
+    def entries(self, after: int = 0) -> Iterator[Entry]:
+        """The entries in order, as stored (verify with :func:`~xlink.audit.verify_log`); only
+        those whose ``seq`` is above ``after`` when given."""
         rows = self._conn.execute(
             "SELECT seq, time_us, kind, fields, prev_hash, entry_hash FROM audit_entries"
-            " ORDER BY seq"
+            " WHERE seq > ? ORDER BY seq",
+            (after,),
         )
         for seq, time_us, kind, fields, prev, digest in rows:
             checked = check_fields(AuditEvent[kind], decode_fields(fields), stored=True)

@@ -38,6 +38,15 @@ __all__ = [
 _HEX32 = re.compile(r"[0-9a-fA-F]{64}")
 
 
+def write_port_file(path: str | Path | None, port: int) -> None:
+    """Write the bound ``port`` to ``path`` (``--port-file``: for scripts that listen on port
+    0), atomically: a reader sees the whole number or no file. Nothing when ``path`` is None."""
+    if path:
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(f"{port}\n", encoding="ascii")
+        tmp.replace(path)
+
+
 def emit_json(obj: object) -> None:
     """Print one JSON document on standard output (sorted keys, for diffable scripts)."""
     json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=str)

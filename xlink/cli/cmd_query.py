@@ -27,6 +27,7 @@ from xlink.cli._common import (
     emit_json,
     phase_timings,
     progress_reporter,
+    write_port_file,
 )
 from xlink.cli.cmd_keygen import read_passphrase
 from xlink.cli.cmd_serve import failure_json, run_cancellable
@@ -276,10 +277,7 @@ async def _serve(args: argparse.Namespace, passphrase: bytes) -> int:
                 )
                 print(f"listening on {args.host}:{port}")
             sys.stdout.flush()
-            if args.port_file:
-                tmp = Path(f"{args.port_file}.tmp")
-                tmp.write_text(f"{port}\n", encoding="ascii")
-                tmp.replace(args.port_file)
+            write_port_file(args.port_file, port)
 
         served = await me.serve_queries(
             side,

@@ -22,6 +22,7 @@ from xlink.cli._common import (
     emit_json,
     phase_timings,
     progress_reporter,
+    write_port_file,
 )
 from xlink.cli.cmd_keygen import read_passphrase
 from xlink.cli.exitcodes import ExitCode, exit_code_for
@@ -137,10 +138,7 @@ def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int
 
     def listening(bound: int) -> None:
         print(f"xlink: {args.agency} listening on {host}:{bound}", file=sys.stderr, flush=True)
-        if port_file:
-            tmp = Path(f"{port_file}.tmp")
-            tmp.write_text(f"{bound}\n", encoding="ascii")
-            tmp.replace(port_file)
+        write_port_file(port_file, bound)
 
     start = time.perf_counter()
     report, close = progress_reporter(True)

@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     from xlink.cli import (
         cmd_audit,
         cmd_check,
+        cmd_conformance,
         cmd_demo,
         cmd_eval,
         cmd_keygen,
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_match,
         cmd_query,
         cmd_synth,
+        cmd_conformance,
     ):
         module.register(sub)
     return parser

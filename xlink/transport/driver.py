@@ -123,7 +123,8 @@ async def run_session(
     Calls ``initiate()`` for an initiator that has not started. ``idle_timeout`` bounds each
     wait for the peer when this side has nothing to send. Every event list the session returns
     goes to ``auditor.record`` and every error this side detects to ``auditor.record_error``.
-    When this side aborts, sending the Abort and closing together take at most
+    When this side aborts, sending the Abort, reading (and dropping) what the peer still sends
+    until it closes or is quiet for a moment, and closing together take at most
     ``abort_timeout``, so a silent peer is given up within ``idle_timeout + abort_timeout``.
 
     Raises (the session is then ABORTED and has no result):
@@ -154,6 +155,8 @@ async def run_session(
     except ProtocolError as exc:
         deadline = loop.time() + abort_timeout
         await _abort(session, conn, exc, auditor, abort_timeout)
+        if not isinstance(exc, ConnectionLost):
+            await _linger(inbox, deadline - loop.time())
         raise
     finally:
         reading.cancel()
@@ -198,6 +201,26 @@ async def _drive(
         await conn.send(message)  # our last messages
     if session.result is None:  # pragma: no cover - a completed session has a result
         raise LocalProtocolError("session finished without a result")
+
+
+LINGER_QUIET: Final = 0.1
+"""Seconds without a message from the peer after which an aborting side stops reading."""
+
+
+async def _linger(inbox: _Inbox, timeout: float) -> None:
+    """After our Abort: read and drop what the peer still sends until it closes or is quiet for
+    :data:`LINGER_QUIET` seconds, for at most ``timeout`` seconds. Closing with its messages
+    in flight would reset the connection, and a reset can destroy our Abort in the peer's
+    receive buffer before the peer reads it (it would see CONNECTION_LOST, not our code)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(timeout, 0.0)
+    while (left := deadline - loop.time()) > 0:
+        try:
+            async with asyncio.timeout(min(LINGER_QUIET, left)):
+                if not isinstance(await inbox.get(), bytes):
+                    return  # the peer closed (or the connection failed)
+        except TimeoutError:
+            return
 
 
 def _deliver(session: PsiSession, item: _Item, auditor: SessionAuditor | None) -> None:

@@ -78,10 +78,15 @@ class FramedConnection:
         return obj if isinstance(obj, ssl.SSLObject) else None
 
     async def send(self, message: bytes) -> None:
+        await self.write_raw(encode_frame(message))
+
+    async def write_raw(self, data: bytes) -> None:
+        """Write ``data`` as it is, without a frame header: for conformance testing, which
+        sends malformed and partial frames on purpose. Raises ``ConnectionLost``."""
         if self._closed or self._writer.is_closing():
             raise ConnectionLost("connection closed")
         try:
-            self._writer.write(encode_frame(message))
+            self._writer.write(data)
             async with asyncio.timeout(self._write_timeout):
                 await self._writer.drain()
         except TimeoutError:

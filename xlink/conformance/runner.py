@@ -1,0 +1,144 @@
+"""``xlink conformance run``: play every case against an implementation under test listening
+at ``HOST:PORT`` and judge it (protocols/conformance.md §4-5)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+from xlink.conformance.agent import ROLES
+from xlink.conformance.cases import all_cases, select
+from xlink.conformance.kit import AGENT_AGENCY, RUNNER_AGENCY, Kit
+from xlink.conformance.model import Case, Observation, Outcome, Result, Verdict, judge
+from xlink.conformance.script import PlayContext
+from xlink.crypto.rand import RandomSource
+from xlink.errors import InputError, XlinkError
+from xlink.protocol.config import Role
+from xlink.transport.driver import connect
+
+__all__ = ["CHUNKS", "run_suite"]
+
+CHUNKS: Final = 4
+"""Chunks the runner sends its set of one padding bucket in, so that the cases about chunk
+order have chunks to reorder."""
+
+
+async def run_suite(
+    kit: Kit,
+    *,
+    host: str,
+    port: int,
+    role: str,
+    outcomes: Path,
+    workdir: Path,
+    clock: Callable[[], datetime],
+    rng: RandomSource,
+    idle_timeout: float = 2.0,
+    patterns: Iterable[str] = (),
+    strict: bool = False,
+    on_result: Callable[[Result], object] | None = None,
+) -> list[Result]:
+    """Play the cases for an agent in ``role`` (``initiator``, ``responder``, ``holder``) at
+    ``host:port``, one connection each, in order; ``outcomes`` is the agent's outcomes file
+    and ``idle_timeout`` the idle timeout it was started with; the SHOULD cases too when
+    ``strict``. Returns the results."""
+    if role not in ROLES:
+        raise InputError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    runner_role = Role.RESPONDER if role == "initiator" else Role.INITIATOR  # holder: unused
+    cases = select(all_cases(), role, patterns, strict=strict)
+    with kit.open_agency(RUNNER_AGENCY, workdir / "prepare", clock=clock, rng=rng) as agency:
+        side = agency.prepare(kit.files[RUNNER_AGENCY])
+        disjoint = agency.prepare(kit.disjoint)
+        agent_list = agency.prepare(kit.files[AGENT_AGENCY])
+    memory: dict[str, object] = {}
+    results = []
+    for case in cases:
+        with kit.open_agency(
+            RUNNER_AGENCY, workdir / f"{case.tc_id:04d}-{role}", clock=clock, rng=rng
+        ) as agency:
+            own = agency.mou.party(RUNNER_AGENCY)
+            memory["max_runner_set_size"] = own.max_set_size
+            memory["schema_keys"] = len(agency.schema.keys)
+            chunk = max(agency.mou.padding_bucket // CHUNKS, 1)
+            config = dataclasses.replace(agency.session_config(runner_role), chunk_size=chunk)
+            before = _lines(outcomes)
+            seen = Observation(idle_timeout=idle_timeout)
+            try:
+                conn = await connect(host, port, **agency.tls_options(), timeout=10.0)
+            except XlinkError as exc:
+                result = Result(case, role, Verdict.FAILED, f"cannot connect: {exc}", seen, None)
+            else:
+                ctx = PlayContext(
+                    conn,
+                    agency,
+                    side,
+                    disjoint,
+                    agent_list,
+                    config,
+                    2 * idle_timeout,
+                    seen,
+                    memory,
+                    role,
+                )
+                try:
+                    await asyncio.wait_for(case.play(ctx), 10 * idle_timeout + 10)
+                except TimeoutError:
+                    seen.notes.append("the case did not end in time")
+                except Exception as exc:
+                    seen.notes.append(f"the runner could not play the case: {exc!r}")
+                finally:
+                    await conn.close(timeout=1.0)
+                outcome = await _next_outcome(outcomes, before, 4 * idle_timeout + 5)
+                verdict, reason = judge(case, seen, outcome)
+                result = Result(case, role, verdict, reason, seen, outcome)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+def _lines(path: Path) -> int:
+    try:
+        with path.open("rb") as f:
+            return sum(1 for _ in f)
+    except FileNotFoundError:
+        return 0
+
+
+async def _next_outcome(path: Path, before: int, timeout: float) -> Outcome | None:
+    """The agent's outcome line for the connection just played: the first line after the
+    ``before`` there were, once it is there (None after ``timeout`` seconds)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            lines = []
+        if len(lines) > before:
+            try:
+                return Outcome.from_json(json.loads(lines[before]))
+            except (ValueError, KeyError, TypeError):
+                return None
+        if loop.time() >= deadline:
+            return None
+        await asyncio.sleep(0.02)
+
+
+def failed(results: Iterable[Result], *, strict: bool) -> list[Result]:
+    """The results that fail the run: FAILED, and NON-STRICT too under ``strict``."""
+    bad = {Verdict.FAILED, Verdict.NON_STRICT} if strict else {Verdict.FAILED}
+    return [r for r in results if r.verdict in bad]
+
+
+def case_by_id(case_id: str) -> Case:
+    """The case ``case_id`` of the suite."""
+    for case in all_cases():
+        if case.id == case_id:
+            return case
+    raise InputError(f"no conformance case {case_id!r}")
