@@ -50,7 +50,8 @@ conformance-report: $(STAMP_RUN)
 	    --listen 127.0.0.1:0 --port-file $(CONFORMANCE)/$$role.port \
 	    --workdir $(CONFORMANCE)/agent-$$role --outcomes $(CONFORMANCE)/$$role.jsonl \
 	    --idle-timeout 1 > $(CONFORMANCE)/agent-$$role.log 2>&1 & agent=$$!; \
-	  while [ ! -s $(CONFORMANCE)/$$role.port ]; do sleep 0.2; done; \
+	  for i in $$(seq 150); do [ -s $(CONFORMANCE)/$$role.port ] && break; sleep 0.2; done; \
+	  [ -s $(CONFORMANCE)/$$role.port ] || { cat $(CONFORMANCE)/agent-$$role.log; exit 1; }; \
 	  $(BIN)/xlink conformance run --kit $(CONFORMANCE)/kit --role $$role \
 	    --peer 127.0.0.1:$$(cat $(CONFORMANCE)/$$role.port) \
 	    --outcomes $(CONFORMANCE)/$$role.jsonl --workdir $(CONFORMANCE)/runner-$$role \

@@ -19,6 +19,7 @@ from xlink.agency._inbound import Receiver
 from xlink.agency._query_common import (
     EVALUATE_CHUNK,
     EVALUATE_WINDOW,
+    LINGER,
     _abort_for,
     _config,
     _flush,
@@ -58,6 +59,7 @@ from xlink.query.session import (
 )
 from xlink.query.table import AskerTable, presence_bits
 from xlink.transport import Connection
+from xlink.transport.stream import linger
 
 if TYPE_CHECKING:
     from xlink.agency._agency import Agency
@@ -305,12 +307,14 @@ class QueryClient:
             return
         self._ended = True
         session = self.session
-        _abort_for(session, exc)
+        tell = _abort_for(session, exc)
         if session.state is SessionState.READY:  # e.g. refused locally: say BYE
             session.close()
         if isinstance(exc, ProtocolError) or session.state is SessionState.CLOSED:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(_flush(self._conn, session))
+        if tell:
+            await linger(self._conn.receive, LINGER)
         with contextlib.suppress(BaseException):
             await asyncio.shield(self._conn.close(timeout=1.0))
         if session.session_id is None:

@@ -74,17 +74,25 @@ async def _receive(conn: Connection, idle_timeout: float) -> bytes:
     return frame
 
 
-def _abort_for(session: HolderSession | AskerSession, exc: BaseException | None) -> None:
+def _abort_for(session: HolderSession | AskerSession, exc: BaseException | None) -> bool:
     """Queue the ABORT a failure outside the session calls for (``TIMEOUT``,
     ``FRAME_TOO_LARGE``, ``TRUNCATED`` from the transport: the session saw no frame to refuse,
     so it has not aborted itself; xlink-query-v1 §7, "a check fails: ABORT sent"). Nothing
-    for a lost connection (nobody to tell), a received ABORT, or a session already ended."""
+    for a lost connection (nobody to tell), a received ABORT, or a session already ended.
+    Returns whether the peer is to be told (then :func:`~xlink.transport.stream.linger` after
+    sending, so that the close does not reset the connection under our ABORT)."""
     if (
         isinstance(exc, RemoteProtocolError)
         and not isinstance(exc, PeerAborted)
         and exc.code is not AbortCode.CONNECTION_LOST
     ):
         session.abort(exc.code, exc.detail)
+        return True
+    return False
+
+
+LINGER: Final = 0.75
+"""Seconds at most that a query side that sent an ABORT reads what the peer still sends."""
 
 
 async def _flush(conn: Connection, session: HolderSession | AskerSession) -> None:

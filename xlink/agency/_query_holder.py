@@ -21,6 +21,7 @@ from xlink.agency._query_common import (
     _FATES,
     DST_PERIOD_KEY,
     DST_TABLE_CHECK,
+    LINGER,
     _abort_for,
     _config,
     _flush,
@@ -58,6 +59,7 @@ from xlink.release import settle_receipts
 from xlink.release.recipe import Fate as ReleaseFate
 from xlink.release.recipe import ReleaseBatch
 from xlink.transport import Connection
+from xlink.transport.stream import linger
 
 if TYPE_CHECKING:
     from xlink.agency._agency import Agency
@@ -186,9 +188,11 @@ class QueryService:
             served.code = (
                 exc.code.name if isinstance(exc, RemoteProtocolError) else "INTERNAL_ERROR"
             )
-            _abort_for(session, exc)
+            tell = _abort_for(session, exc)
             with contextlib.suppress(BaseException):
                 await asyncio.shield(_flush(conn, session))
+            if tell:
+                await linger(conn.receive, LINGER)
             raise
         finally:
             with contextlib.suppress(BaseException):

@@ -6,12 +6,13 @@ implementation and writes the reports, ``list`` prints the cases."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from xlink.cli._common import emit_json, write_port_file
+from xlink.cli._common import write_port_file
 from xlink.cli.cmd_serve import host_port, run_cancellable
 from xlink.cli.exitcodes import ExitCode
 from xlink.conformance.agent import ROLES, run_agent
@@ -45,9 +46,9 @@ def register(sub: Any) -> None:
         "conformance",
         help="test an implementation of the xlink protocols against the conformance suite",
         description="The conformance suite (docs/conformance.md): every invalid vector of "
-        "xlink-psi-v2 and release transfer v1 played live, timing, size and ordering cases, and "
-        "the dishonest-partner attacks, each over pinned mutual TLS against the implementation "
-        "under test, with a verdict per case. " + _EXIT,
+        "xlink-psi-v2, release transfer v1 and the xlink-query-v1 holder played live, timing, "
+        "size and ordering cases, and the dishonest-partner attacks, each over pinned mutual "
+        "TLS against the implementation under test, with a verdict per case. " + _EXIT,
     )
     actions = p.add_subparsers(dest="conformance_command", metavar="ACTION", required=True)
 
@@ -115,13 +116,19 @@ def register(sub: Any) -> None:
     run.add_argument("--json", type=Path, metavar="FILE", help="write the JSON report here")
     run.add_argument("--junit", type=Path, metavar="FILE", help="write a JUnit XML report here")
     run.add_argument("--failures-only", action="store_true",
-                     help="print only the cases that did not pass")  # fmt: skip
+                     help="print only the cases whose verdict is not OK")  # fmt: skip
     run.set_defaults(handler=run_run)
 
-    listing = actions.add_parser("list", help="print the cases, their sections and roles")
+    listing = actions.add_parser(
+        "list",
+        help="print the cases: id, level, section, roles, expected codes",
+        description="One line per case: tcId, id, level (MUST or SHOULD), spec section, the "
+        "roles it is played against and the abort codes it expects; with --json one JSON "
+        "object per line, with the requirement and the vector it plays too.",
+    )
     listing.add_argument("--role", choices=ROLES)
     listing.add_argument("--strict", action="store_true", help="include the SHOULD cases")
-    listing.add_argument("--json", action="store_true", help="one JSON object per case")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=run_list)
 
 
@@ -216,7 +223,11 @@ def run_list(args: argparse.Namespace) -> int:
             "requirement": c.requirement,
         }
         if args.json:
-            emit_json(row)
+            print(json.dumps(row, sort_keys=True, ensure_ascii=False))
         else:
-            print(f"{c.tc_id:>4}  {c.id:<45} {c.section:<28} {','.join(sorted(c.roles))}")
+            expected = ",".join(row["expected"] or ["-"])  # type: ignore[arg-type]
+            print(
+                f"{c.tc_id:>4}  {c.id:<44} {c.expect.level:<6} {c.section:<24} "
+                f"{','.join(sorted(c.roles)):<28} {expected}"
+            )
     return ExitCode.OK

@@ -19,11 +19,11 @@ from xlink.conformance.script import (
     RawPlay,
     Rewrite,
     RuleContext,
-    abort_received,
     kind_of,
+    observe,
 )
 from xlink.crypto.suite import SUITE_X25519, BlindingKey
-from xlink.errors import PeerAborted, XlinkError
+from xlink.errors import XlinkError
 from xlink.protocol import limits as L
 from xlink.protocol.codec import decode_message, encode_message
 from xlink.protocol.config import Role
@@ -58,16 +58,16 @@ async def silence(ctx: PlayContext) -> None:
 
 
 def slow_drip(ctx: PlayContext) -> Any:
-    """The honest Hello, one byte at a time, a third of the idle timeout apart."""
+    """The honest Hello, one byte at a time, a third of the agent's idle timeout apart, for at
+    most five idle timeouts."""
 
     async def action(ctx: PlayContext) -> None:
         frame = encode_frame(await honest_hello(ctx))
+        idle = ctx.seen.idle_timeout
         try:
-            for i in range(len(frame)):
+            for i in range(min(len(frame), 15)):
                 await ctx.conn.write_raw(frame[i : i + 1])
-                await asyncio.sleep(ctx.idle_timeout / 3)
-                if i * ctx.idle_timeout / 3 > 4 * ctx.idle_timeout:
-                    break
+                await asyncio.sleep(idle / 3)
         except XlinkError:
             pass  # the agent closed: what is wanted
 
@@ -186,17 +186,8 @@ class Mirror:
     async def __call__(self, ctx: PlayContext) -> None:
         conn = _Mirroring(ctx.conn, self.kinds, self.transform, ctx.seen)
         side = ctx.agent_list if self.agent_list else ctx.side
-        start = time.perf_counter()
-        try:
-            ctx.seen.outcome = await ctx.agency.exchange(
-                conn, side, config=ctx.config, idle_timeout=ctx.idle_timeout
-            )
-        except PeerAborted as exc:
-            ctx.seen.error, ctx.seen.peer_abort = exc, exc.code
-        except XlinkError as exc:
-            ctx.seen.error = exc
-        ctx.seen.elapsed = time.perf_counter() - start
-        ctx.seen.peer_abort = ctx.seen.peer_abort or abort_received(ctx.seen.received)
+        exchange = ctx.agency.exchange(conn, side, config=ctx.config, idle_timeout=ctx.idle_timeout)
+        await observe(ctx, exchange, time.perf_counter())
 
 
 _SCALAR: Final = BlindingKey(b"\x05" * 32)

@@ -82,7 +82,8 @@ def _receipts_end_minus_one(m: bytes, _c: RuleContext) -> list[bytes]:
 def _t(
     name: str, description: str, rule: At, code: A = U, *, releasing: bool = False
 ) -> TransferCase:
-    stored_before = rule.kind in (F.RELEASE, F.END, F.RECEIPT, F.RECEIPTS_END) or (
+    after_releases = {F.RELEASE, F.END, F.RECEIPT, F.RECEIPTS_END}
+    stored_before = (isinstance(rule.kind, F) and rule.kind in after_releases) or (
         name == "more_releases_than_count"
     )
     return TransferCase(name, description, rule, code, releasing, stored_before)

@@ -130,7 +130,9 @@ def write_kit(directory: Path, *, now: datetime, rng: RandomSource, valid_days: 
         "runner": {**_party(RUNNER_AGENCY, ceremony, files, rel), "disjoint": [rel(disjoint[0])]},
         "agent": _party(AGENT_AGENCY, ceremony, files, rel),
     }
-    (directory / "kit.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    manifest_path = directory / "kit.json"
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    manifest_path.chmod(0o600)  # it holds the (test) keys' passphrase
     return Kit(directory, ceremony, passphrase, files, disjoint)
 
 

@@ -98,6 +98,8 @@ class Observation:
     notes: list[str] = field(default_factory=list)
     idle_timeout: float = 0.0
     """The agent's idle timeout, as the runner was told it."""
+    unplayed: int = 0
+    """The case's changes that were never made (the conversation ended before their frame)."""
 
 
 @dataclass(frozen=True)
@@ -110,14 +112,22 @@ class Outcome:
     stored: int
     refused: int
 
+    connection: int = 0
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Outcome:
+        """The outcome line ``data``. Every field is required: ``KeyError``, ``ValueError``
+        or ``TypeError`` for a line that is not one."""
+        if not isinstance(data, dict):
+            raise TypeError("an outcome line is a JSON object")
+        code = data["code"]
         return cls(
             str(data["outcome"]),
-            None if data.get("code") is None else str(data["code"]),
-            int(data.get("released", 0)),
-            int(data.get("stored", 0)),
-            int(data.get("refused", 0)),
+            None if code is None else str(code),
+            int(data["released"]),
+            int(data["stored"]),
+            int(data["refused"]),
+            int(data["connection"]),
         )
 
 
@@ -137,8 +147,20 @@ def judge(case: Case, seen: Observation, outcome: Outcome | None) -> tuple[Verdi
     """The verdict of ``case`` from what the runner saw and the agent's outcome line."""
     expect = case.expect
     failed = Verdict.NON_STRICT if expect.level == "SHOULD" else Verdict.FAILED
+    unplayable = [n for n in seen.notes if n.startswith("the runner could not play")]
+    if unplayable:
+        return Verdict.FAILED, unplayable[0]
+    if seen.unplayed:
+        return Verdict.FAILED, (
+            "the conversation ended before the case's change was made: "
+            f"{outcome.outcome if outcome else 'no outcome'} with "
+            f"{outcome.code if outcome else None}"
+        )
     if outcome is None:
-        return failed, "the implementation reported no outcome for the connection"
+        bad = [n for n in seen.notes if n.startswith("outcome line")]
+        return failed, bad[
+            0
+        ] if bad else "the implementation reported no outcome for the connection"
     names = {c.name for c in expect.abort}
     if expect.either:
         if outcome.outcome != "completed" and (outcome.released or outcome.stored):

@@ -57,6 +57,7 @@ async def run_suite(
         agent_list = agency.prepare(kit.files[AGENT_AGENCY])
     memory: dict[str, object] = {}
     results = []
+    expected: int | None = None  # the agent's next connection number, once one is known
     for case in cases:
         with kit.open_agency(
             RUNNER_AGENCY, workdir / f"{case.tc_id:04d}-{role}", clock=clock, rng=rng
@@ -93,7 +94,13 @@ async def run_suite(
                     seen.notes.append(f"the runner could not play the case: {exc!r}")
                 finally:
                     await conn.close(timeout=1.0)
-                outcome = await _next_outcome(outcomes, before, 4 * idle_timeout + 5)
+                outcome, problem = await _next_outcome(
+                    outcomes, before, 4 * idle_timeout + 5, expected
+                )
+                if problem is not None:
+                    seen.notes.append(problem)
+                if outcome is not None:
+                    expected = outcome.connection + 1
                 verdict, reason = judge(case, seen, outcome)
                 result = Result(case, role, verdict, reason, seen, outcome)
         results.append(result)
@@ -103,30 +110,40 @@ async def run_suite(
 
 
 def _lines(path: Path) -> int:
+    """The complete (newline-terminated) lines of ``path``."""
     try:
-        with path.open("rb") as f:
-            return sum(1 for _ in f)
+        return path.read_bytes().count(b"\n")
     except FileNotFoundError:
         return 0
 
 
-async def _next_outcome(path: Path, before: int, timeout: float) -> Outcome | None:
-    """The agent's outcome line for the connection just played: the first line after the
-    ``before`` there were, once it is there (None after ``timeout`` seconds)."""
+async def _next_outcome(
+    path: Path, before: int, timeout: float, expected: int | None
+) -> tuple[Outcome | None, str | None]:
+    """The agent's outcome line for the connection just played: the first complete line after
+    the ``before`` there were, once it is there; with the reason it cannot be used, if it
+    cannot (not an outcome line; its ``connection`` not ``expected``, the one after the last
+    case's); (None, None) when none came within ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = path.read_bytes().split(b"\n")[:-1]  # the complete lines
         except FileNotFoundError:
             lines = []
         if len(lines) > before:
             try:
-                return Outcome.from_json(json.loads(lines[before]))
+                outcome = Outcome.from_json(json.loads(lines[before]))
             except (ValueError, KeyError, TypeError):
-                return None
+                return None, f"outcome line {before + 1} is not an outcome line"
+            if expected is not None and outcome.connection != expected:
+                return None, (
+                    f"outcome line {before + 1} is for connection {outcome.connection}, "
+                    f"expected {expected}"
+                )
+            return outcome, None
         if loop.time() >= deadline:
-            return None
+            return None, None
         await asyncio.sleep(0.02)
 
 

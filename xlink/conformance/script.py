@@ -74,7 +74,7 @@ def kind_of(frame: bytes) -> Kind | None:
     if frame[:1] == b"\x02":
         try:
             return MessageType(msgpack.unpackb(frame[1:])[0])
-        except (ValueError, TypeError, IndexError, msgpack.UnpackException):
+        except (ValueError, TypeError, IndexError, KeyError, msgpack.UnpackException):
             return None
     return None
 
@@ -162,6 +162,11 @@ class _Scripted:
             self._seen.received.append(frame)
         return frame
 
+    @property
+    def unplayed(self) -> int:
+        """The rules that never fired: the conversation ended before their frame."""
+        return len(self._pending)
+
     async def close(self, timeout: float | None = None) -> None:
         """Read what the agent still sends until it closes (at most ``DRAIN`` seconds), then
         close: an Abort it sends as the runner finishes (after the runner's last frame) is
@@ -202,6 +207,22 @@ class Play(Protocol):
     async def __call__(self, ctx: PlayContext) -> None: ...
 
 
+async def observe(ctx: PlayContext, run: Awaitable[Any], start: float) -> None:
+    """Await the runner's side of a case (``run``: its exchange or query session) and record
+    how it ended: its outcome, or the error it ended with and the agent's Abort code (raised,
+    or among the frames received), and the time since ``start``."""
+    seen = ctx.seen
+    try:
+        seen.outcome = await run
+    except PeerAborted as exc:
+        seen.error, seen.peer_abort = exc, exc.code
+    except XlinkError as exc:
+        seen.error = exc
+    finally:
+        seen.elapsed = time.perf_counter() - start
+    seen.peer_abort = seen.peer_abort or abort_received(seen.received)
+
+
 @dataclass(frozen=True)
 class Rewrite:
     """Run the runner's honest exchange with the agent, through ``rules``; with the runner's
@@ -216,17 +237,12 @@ class Rewrite:
         scripted = _Scripted(ctx.conn, self.rules, ctx.seen, ctx.memory)
         side = ctx.disjoint_side if self.disjoint else ctx.side
         start = time.perf_counter()
-        try:
-            ctx.seen.outcome = await ctx.agency.exchange(
-                scripted, side, config=ctx.config, idle_timeout=ctx.idle_timeout
-            )
-        except PeerAborted as exc:
-            ctx.seen.error, ctx.seen.peer_abort = exc, exc.code
-        except XlinkError as exc:
-            ctx.seen.error = exc
-        finally:
-            ctx.seen.elapsed = time.perf_counter() - start
-        ctx.seen.peer_abort = ctx.seen.peer_abort or abort_received(ctx.seen.received)
+        await observe(
+            ctx,
+            ctx.agency.exchange(scripted, side, config=ctx.config, idle_timeout=ctx.idle_timeout),
+            start,
+        )
+        ctx.seen.unplayed = scripted.unplayed
         if self.record is not None:
             ctx.memory.setdefault(self.record, scripted.context.sent)
 
@@ -240,17 +256,13 @@ class QueryRewrite:
 
     async def __call__(self, ctx: PlayContext) -> None:
         scripted = _Scripted(ctx.conn, self.rules, ctx.seen, ctx.memory)
-        start = time.perf_counter()
-        try:
+
+        async def session() -> Any:
             async with QueryClient(ctx.agency, scripted, idle_timeout=ctx.idle_timeout) as client:
-                ctx.seen.outcome = await client.ask(ctx.side)
-        except PeerAborted as exc:
-            ctx.seen.error, ctx.seen.peer_abort = exc, exc.code
-        except XlinkError as exc:
-            ctx.seen.error = exc
-        finally:
-            ctx.seen.elapsed = time.perf_counter() - start
-        ctx.seen.peer_abort = ctx.seen.peer_abort or abort_received(ctx.seen.received)
+                return await client.ask(ctx.side)
+
+        await observe(ctx, session(), time.perf_counter())
+        ctx.seen.unplayed = scripted.unplayed
 
 
 @dataclass(frozen=True)
@@ -273,16 +285,17 @@ class RawPlay:
 
     async def __call__(self, ctx: PlayContext) -> None:
         start = time.perf_counter()
+        wait = max(self.wait, 4 * ctx.seen.idle_timeout + 2)
         try:
             await self.action(ctx)
-            async with asyncio.timeout(self.wait):
+            async with asyncio.timeout(wait):
                 while (frame := await ctx.conn.receive()) is not None:
                     ctx.seen.received.append(frame)
                     ctx.seen.peer_abort = ctx.seen.peer_abort or abort_received([frame])
                     if ctx.seen.peer_abort is not None:
                         break  # the session is over: close, as a peer does on an Abort
         except TimeoutError:
-            ctx.seen.notes.append(f"the agent kept the connection open for {self.wait:g} s")
+            ctx.seen.notes.append(f"the agent kept the connection open for {wait:g} s")
         except XlinkError as exc:
             ctx.seen.error = exc
         finally:

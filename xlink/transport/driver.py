@@ -37,7 +37,7 @@ from xlink.transport.errors import (
     TransportTimeout,
     refused,
 )
-from xlink.transport.stream import Connection, FramedConnection
+from xlink.transport.stream import Connection, FramedConnection, linger
 from xlink.transport.tls import check_peer, client_context, refusal_from_ssl_error, server_context
 
 __all__ = [
@@ -155,8 +155,9 @@ async def run_session(
     except ProtocolError as exc:
         deadline = loop.time() + abort_timeout
         await _abort(session, conn, exc, auditor, abort_timeout)
-        if not isinstance(exc, ConnectionLost):
-            await _linger(inbox, deadline - loop.time())
+        if not isinstance(exc, ConnectionLost) and not reading.done():
+            # Keep a quarter of the budget for the close itself.
+            await linger(inbox.get, deadline - loop.time() - abort_timeout / 4)
         raise
     finally:
         reading.cancel()
@@ -201,26 +202,6 @@ async def _drive(
         await conn.send(message)  # our last messages
     if session.result is None:  # pragma: no cover - a completed session has a result
         raise LocalProtocolError("session finished without a result")
-
-
-LINGER_QUIET: Final = 0.1
-"""Seconds without a message from the peer after which an aborting side stops reading."""
-
-
-async def _linger(inbox: _Inbox, timeout: float) -> None:
-    """After our Abort: read and drop what the peer still sends until it closes or is quiet for
-    :data:`LINGER_QUIET` seconds, for at most ``timeout`` seconds. Closing with its messages
-    in flight would reset the connection, and a reset can destroy our Abort in the peer's
-    receive buffer before the peer reads it (it would see CONNECTION_LOST, not our code)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(timeout, 0.0)
-    while (left := deadline - loop.time()) > 0:
-        try:
-            async with asyncio.timeout(min(LINGER_QUIET, left)):
-                if not isinstance(await inbox.get(), bytes):
-                    return  # the peer closed (or the connection failed)
-        except TimeoutError:
-            return
 
 
 def _deliver(session: PsiSession, item: _Item, auditor: SessionAuditor | None) -> None:

@@ -12,16 +12,47 @@ import asyncio
 import contextlib
 import ssl
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
 from xlink.protocol.framing import FrameDecoder, encode_frame
 from xlink.protocol.limits import MAX_MESSAGE_SIZE
 from xlink.transport.errors import ConnectionLost, TransportTimeout
 
-__all__ = ["READ_SIZE", "Connection", "FramedConnection", "MemoryConnection", "memory_pair"]
+__all__ = [
+    "LINGER_QUIET",
+    "READ_SIZE",
+    "Connection",
+    "FramedConnection",
+    "MemoryConnection",
+    "linger",
+    "memory_pair",
+]
 
 READ_SIZE: Final = 1 << 16
 """Bytes asked of the stream per read."""
+
+
+LINGER_QUIET: Final = 0.1
+"""Seconds without a message from the peer after which :func:`linger` stops reading."""
+
+
+async def linger(receive: Callable[[], Awaitable[object]], timeout: float) -> None:
+    """After sending our Abort: take and drop what the peer still sends (``receive``: the next
+    message, or something else once the stream has ended or failed) until it closes or is
+    quiet for :data:`LINGER_QUIET` seconds, for at most ``timeout`` seconds. Closing with the
+    peer's messages in flight would reset the connection, and a reset can destroy our Abort in
+    the peer's receive buffer before the peer reads it (it would see a lost connection, not
+    our code). Never raises."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(timeout, 0.0)
+    while (left := deadline - loop.time()) > 0:
+        try:
+            async with asyncio.timeout(min(LINGER_QUIET, left)):
+                if not isinstance(await receive(), bytes):
+                    return  # the peer closed (or the connection failed)
+        except Exception:
+            return
 
 
 class Connection(Protocol):
