@@ -103,6 +103,27 @@ def test_the_reflection_case_fails_a_peer_that_does_not_reflect(kit: Kit, scratc
     assert result.outcome is not None and result.outcome.released > 0
 
 
+def test_an_agent_under_reporting_its_releases_fails(kit: Kit, scratch: Path) -> None:
+    """The outcome line is cross-checked against the RELEASE frames on the wire: an agent
+    that reports none while it sent some fails the sanity cases, which it would otherwise
+    pass."""
+    import xlink.conformance.agent as agent
+
+    original = agent.outcome_record
+
+    def under_reporting(*args: Any) -> dict[str, Any]:
+        return {**original(*args), "released": 0}
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(agent, "outcome_record", under_reporting)
+        results = _run(kit, "responder", scratch, "psi.wrong_suite")
+    verdicts = {r.case.id: r for r in results}
+    assert verdicts["psi.wrong_suite"].verdict is Verdict.OK  # it released nothing there
+    for case in ("sanity.first", "sanity.last"):
+        assert verdicts[case].verdict is Verdict.FAILED
+        assert "releases but reported 0" in verdicts[case].reason
+
+
 def test_case_ids_and_numbers_are_unique_and_stable() -> None:
     cases = all_cases()
     assert [c.tc_id for c in cases] == list(range(1, len(cases) + 1))

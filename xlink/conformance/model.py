@@ -100,6 +100,8 @@ class Observation:
     """The agent's idle timeout, as the runner was told it."""
     unplayed: int = 0
     """The case's changes that were never made (the conversation ended before their frame)."""
+    wire_releases: int = 0
+    """RELEASE frames (release transfer v1) the agent sent, as the runner received them."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,11 @@ def judge(case: Case, seen: Observation, outcome: Outcome | None) -> tuple[Verdi
             "the conversation ended before the case's change was made: "
             f"{outcome.outcome if outcome else 'no outcome'} with "
             f"{outcome.code if outcome else None}"
+        )
+    if outcome is not None and seen.wire_releases > outcome.released:
+        return Verdict.FAILED, (
+            f"sent {seen.wire_releases} releases but reported {outcome.released}: the outcome "
+            "line does not tell what happened"
         )
     if outcome is None:
         bad = [n for n in seen.notes if n.startswith("outcome line")]

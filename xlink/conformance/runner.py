@@ -15,10 +15,11 @@ from xlink.conformance.agent import ROLES
 from xlink.conformance.cases import all_cases, select
 from xlink.conformance.kit import AGENT_AGENCY, RUNNER_AGENCY, Kit
 from xlink.conformance.model import Case, Observation, Outcome, Result, Verdict, judge
-from xlink.conformance.script import PlayContext
+from xlink.conformance.script import PlayContext, kind_of
 from xlink.crypto.rand import RandomSource
 from xlink.errors import InputError, XlinkError
 from xlink.protocol.config import Role
+from xlink.release.transfer import FrameType
 from xlink.transport.driver import connect
 
 __all__ = ["CHUNKS", "run_suite"]
@@ -94,6 +95,9 @@ async def run_suite(
                     seen.notes.append(f"the runner could not play the case: {exc!r}")
                 finally:
                     await conn.close(timeout=1.0)
+                seen.wire_releases = sum(
+                    1 for f in seen.received if kind_of(f) is FrameType.RELEASE
+                )
                 outcome, problem = await _next_outcome(
                     outcomes, before, 4 * idle_timeout + 5, expected
                 )
