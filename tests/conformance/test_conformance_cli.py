@@ -86,6 +86,22 @@ def test_a_run_whose_cases_fail_exits_4_and_names_them(agent: tuple[Path, int]) 
     assert any("sanity.first" in line and "FAILED" in line for line in lines)
 
 
+def test_a_wrong_outcomes_path_stops_the_run_after_the_first_case(
+    agent: tuple[Path, int],
+) -> None:
+    """Not 116 cases waiting for an outcome each: exit 3 and what to fix."""
+    base, port = agent
+    started = time.monotonic()
+    done = _xlink(
+        "conformance", "run", "--kit", "kit", "--peer", f"127.0.0.1:{port}", "--role",
+        "responder", "--outcomes", "no-such.jsonl", "--workdir", "runner", "--idle-timeout",
+        "1", cwd=base,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "no-such.jsonl: no outcome line came for the first case" in done.stderr
+    assert time.monotonic() - started < 60
+
+
 def test_list_prints_every_case_with_its_section(tmp_path: Path) -> None:
     done = _xlink("conformance", "list", "--role", "responder", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

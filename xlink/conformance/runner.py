@@ -57,7 +57,7 @@ async def run_suite(
         disjoint = agency.prepare(kit.disjoint)
         agent_list = agency.prepare(kit.files[AGENT_AGENCY])
     memory: dict[str, object] = {}
-    results = []
+    results: list[Result] = []
     expected: int | None = None  # the agent's next connection number, once one is known
     for case in cases:
         with kit.open_agency(
@@ -105,6 +105,13 @@ async def run_suite(
                     seen.notes.append(problem)
                 if outcome is not None:
                     expected = outcome.connection + 1
+                if not results and outcome is None and _lines(outcomes) == before:
+                    raise InputError(
+                        f"{outcomes}: no outcome line came for the first case within "
+                        f"{4 * idle_timeout + 5:g} s; --outcomes must name the file the "
+                        "implementation under test appends one line to per connection "
+                        "(protocols/conformance.md §3.3)"
+                    )
                 verdict, reason = judge(case, seen, outcome)
                 result = Result(case, role, verdict, reason, seen, outcome)
         results.append(result)
