@@ -121,10 +121,10 @@ def register(sub: Any) -> None:
 
     listing = actions.add_parser(
         "list",
-        help="print the cases: id, level, section, roles, expected codes",
-        description="One line per case: tcId, id, level (MUST or SHOULD), spec section, the "
-        "roles it is played against and the abort codes it expects; with --json one JSON "
-        "object per line, with the requirement and the vector it plays too.",
+        help="print the cases: id, level, roles, expected codes, section",
+        description="One line per case: tcId, id, level (MUST or SHOULD), the roles it is "
+        "played against, the abort codes it expects and its spec section; with --json one "
+        "JSON object per line, with the requirement and the vector it plays too.",
     )
     listing.add_argument("--role", choices=ROLES)
     listing.add_argument("--strict", action="store_true", help="include the SHOULD cases")
@@ -227,7 +227,7 @@ def run_list(args: argparse.Namespace) -> int:
         else:
             expected = ",".join(row["expected"] or ["-"])  # type: ignore[arg-type]
             print(
-                f"{c.tc_id:>4}  {c.id:<44} {c.expect.level:<6} {c.section:<24} "
-                f"{','.join(sorted(c.roles)):<28} {expected}"
+                f"{c.tc_id:>4}  {c.id:<44} {c.expect.level:<6} "
+                f"{','.join(sorted(c.roles)):<28} {expected:<30} {c.section}"
             )
     return ExitCode.OK

@@ -23,10 +23,19 @@ from xlink.protocol.config import Role
 from xlink.transport.driver import serve_pinned
 from xlink.transport.stream import FramedConnection
 
-__all__ = ["ROLES", "outcome_record", "run_agent"]
+__all__ = ["ROLES", "fresh_workdir", "outcome_record", "run_agent"]
 
 ROLES = ("initiator", "responder", "holder")
 """The agent's roles: the two of xlink-psi-v2, and the holder of xlink-query-v1."""
+
+
+def fresh_workdir(workdir: Path) -> None:
+    """Refuse a working directory that is not empty: every connection (and every case) must
+    start from a fresh state, and an earlier run's folders would be reused."""
+    if workdir.exists() and any(workdir.iterdir()):
+        raise InputError(
+            f"{workdir}: not empty (an earlier run's state would be reused); give a new --workdir"
+        )
 
 
 def outcome_record(
@@ -77,6 +86,7 @@ async def run_agent(
     connection). Returns the connections served."""
     if role not in ROLES:
         raise InputError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    fresh_workdir(workdir)
     lock = asyncio.Lock()
     served = 0
     with kit.open_agency(AGENT_AGENCY, workdir / "listener", clock=clock, rng=rng) as listener:

@@ -372,8 +372,10 @@ PSI_CASES: Final[tuple[PsiCase, ...]] = (
        A.CHUNK_OUT_OF_ORDER, flags=("ordering",)),
     _c("chunk_replayed", "6.5", "Elements 0 twice", At(E, _twice), A.CHUNK_REPLAYED,
        flags=("ordering", "replay")),
-    _c("extra_chunk", "6.5", "an Elements chunk beyond the declared padded size",
-       At(E, _with_extra_chunk, nth=-1), A.WRONG_COUNT, flags=("count",)),
+    _c("extra_chunk", "6.5",
+       "an Elements chunk beyond the declared padded size (UNEXPECTED_MESSAGE when the agent "
+       "has already moved past its exchange state: §5.5 checks the state first)",
+       At(E, _with_extra_chunk, nth=-1), A.WRONG_COUNT, A.UNEXPECTED_MESSAGE, flags=("count",)),
     # Reblinded (§6.6).
     _c("reblinded_group_elements", "6.6",
        "Reblinded carrying 32-byte values (group elements, as v1 sent) for 16-byte tags",

@@ -23,7 +23,7 @@ from xlink.conformance.script import (
     observe,
 )
 from xlink.crypto.suite import SUITE_X25519, BlindingKey
-from xlink.errors import XlinkError
+from xlink.errors import InputError, XlinkError
 from xlink.protocol import limits as L
 from xlink.protocol.codec import decode_message, encode_message
 from xlink.protocol.config import Role
@@ -49,7 +49,11 @@ async def honest_hello(ctx: PlayContext) -> bytes:
         ctx.seen.received.append(first)
         session.receive_message(first)
     hello = session.next_message()
-    assert hello is not None
+    if hello is None:
+        raise InputError(
+            "the agent's first message is not the Hello of the role opposite to the runner's: "
+            "is --role the role the agent was started in?"
+        )
     return hello
 
 

@@ -115,6 +115,7 @@ class Outcome:
     refused: int
 
     connection: int = 0
+    role: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Outcome:
@@ -130,6 +131,7 @@ class Outcome:
             int(data["stored"]),
             int(data["refused"]),
             int(data["connection"]),
+            str(data["role"]),
         )
 
 

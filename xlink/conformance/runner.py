@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-from xlink.conformance.agent import ROLES
+from xlink.conformance.agent import ROLES, fresh_workdir
 from xlink.conformance.cases import all_cases, select
 from xlink.conformance.kit import AGENT_AGENCY, RUNNER_AGENCY, Kit
 from xlink.conformance.model import Case, Observation, Outcome, Result, Verdict, judge
@@ -52,6 +52,9 @@ async def run_suite(
         raise InputError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     runner_role = Role.RESPONDER if role == "initiator" else Role.INITIATOR  # holder: unused
     cases = select(all_cases(), role, patterns, strict=strict)
+    if patterns and len(cases) == 2:  # the sanity cases only
+        raise InputError(f"no case for a {role} matches {' '.join(patterns)}")
+    fresh_workdir(workdir)
     with kit.open_agency(RUNNER_AGENCY, workdir / "prepare", clock=clock, rng=rng) as agency:
         side = agency.prepare(kit.files[RUNNER_AGENCY])
         disjoint = agency.prepare(kit.disjoint)
@@ -73,6 +76,8 @@ async def run_suite(
             try:
                 conn = await connect(host, port, **agency.tls_options(), timeout=10.0)
             except XlinkError as exc:
+                if not results:  # nothing to play against: say so at once
+                    raise
                 result = Result(case, role, Verdict.FAILED, f"cannot connect: {exc}", seen, None)
             else:
                 ctx = PlayContext(
@@ -105,6 +110,11 @@ async def run_suite(
                     seen.notes.append(problem)
                 if outcome is not None:
                     expected = outcome.connection + 1
+                if not results and outcome is not None and outcome.role != role:
+                    raise InputError(
+                        f"the agent reports the role {outcome.role}: run with --role "
+                        f"{outcome.role}, or start the agent with --role {role}"
+                    )
                 if not results and outcome is None and _lines(outcomes) == before:
                     raise InputError(
                         f"{outcomes}: no outcome line came for the first case within "
