@@ -10,7 +10,8 @@ to what the MOU allows for the category, signed, sealed and receipted. Run:
     python examples/bilateral_watchlist_match.py [--json]
 
 What each side prints is what that side learns: its own matched records and, for each, the
-fields the partner released with their caveats, read from its own store — never the partner's
+fields the partner released with their caveats, read from its own store by an officer the
+agency enrolled, who signs each read (audited with the officer's key) — never the partner's
 record id, source or any field the MOU keeps back.
 """
 
@@ -21,15 +22,15 @@ import asyncio
 import json
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from xlink.agency import Agency, AgencyOutcome, exchange_in_process
 from xlink.ceremony import CeremonyFiles, demo_ceremony
 from xlink.cli.cmd_demo import bundled_path
-from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import DeterministicRandom, RandomSource
+from xlink.officers import OfficerAction, OfficerKey, OfficerRole
 
 CA, US = "CA-RCMP", "US-DHS"
 FILES = {CA: "ca_watchlist.csv", US: "us_watchlist.csv"}
@@ -54,11 +55,30 @@ def open_agency(
     )
 
 
+def enrol_reader(me: Agency, now: datetime) -> OfficerKey:
+    """An officer's own key (a real one is made with ``xlink officer keygen`` and kept under
+    the officer's passphrase), enrolled by the agency as a reader: the store opens a record
+    only for an enrolled officer's signed read."""
+    officer = OfficerKey.generate(
+        f"{me.agency_id} analyst", rng=DeterministicRandom(f"{me.agency_id}/officer")
+    )
+    me.officers.enrol(
+        officer.public,
+        [OfficerRole.READER],
+        agency_key=me.keys.signing_key,
+        audit=me.audit,
+        now=now,
+        valid_for=timedelta(days=365),
+    )
+    return officer
+
+
 def what_it_learned(
-    me: Agency, outcome: AgencyOutcome, officer: SigningKey, now: datetime
+    me: Agency, outcome: AgencyOutcome, officer: OfficerKey, now: datetime
 ) -> dict[str, Any]:
     """One side's view: each row of its matches file (its own record, the score and the keys
-    that agreed), with the partner's release for that match opened from its own store."""
+    that agreed), with the partner's release for that match opened from its own store by
+    ``officer``, who signs each read with the purpose."""
     rows = [json.loads(line) for line in Path(outcome.matches_file).with_suffix(".jsonl").open()]
     matches = []
     for row in rows:
@@ -69,12 +89,11 @@ def what_it_learned(
             "partner_release": None,
         }
         if row["inbound_release_id"]:
-            record = me.store.read(
-                bytes.fromhex(row["inbound_release_id"]),
-                purpose=PURPOSE,
-                reader=officer.verify_key,
-                now=now,
+            release_id = bytes.fromhex(row["inbound_release_id"])
+            read = officer.sign_act(
+                OfficerAction.READ, agency=me.agency_id, target=release_id, detail=PURPOSE, now=now
             )
+            record = me.store.read(release_id, act=read, now=now)
             match["partner_release"] = {
                 "release_id": row["inbound_release_id"],
                 "category": record.category.value,
@@ -119,8 +138,7 @@ async def run(work: Path) -> dict[str, Any]:
         us_side = us.prepare([bundled_path(FILES[US])])
         ca_out, us_out = await exchange_in_process((ca, ca_side), (us, us_side))
         for me, outcome in ((ca, ca_out), (us, us_out)):
-            officer = SigningKey.generate(DeterministicRandom(f"{me.agency_id}/officer"))
-            views[me.agency_id] = what_it_learned(me, outcome, officer, NOW)
+            views[me.agency_id] = what_it_learned(me, outcome, enrol_reader(me, NOW), NOW)
     return {"session_id": ca_out.session_id, "mou_id": ca_out.mou_id, **views}
 
 

@@ -10,9 +10,11 @@ retention), with the source replaced by an opaque handle. Canada learns how many
 were asked and which of its records' releases, nothing about the travellers without a hit.
 
 The MOU requires an officer's approval of each release (Prüm-style two-step): the first query
-reports the hits and Canada queues the releases (pending); a Canadian officer approves them;
-the next query delivers them. The US opens each release from its store and issues a travel
-notice for its own matched traveller. Run:
+reports the hits and Canada queues the releases (pending); a Canadian officer, enrolled by
+Canada as an approver, signs an approval of each; the next query delivers them. A US officer,
+enrolled by the US as a reader, opens each release from the US store (each read signed and
+audited with the officer's key) and issues a travel notice for the US's own matched traveller.
+Run:
 
     python examples/sex_offender_travel_notice.py [--json]
 
@@ -29,7 +31,7 @@ import json
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +39,8 @@ from xlink.agency import Agency, QueryOutcome, QueryService, query_in_process
 from xlink.audit import verify_log
 from xlink.ceremony import CeremonyFiles, demo_ceremony
 from xlink.cli.cmd_demo import bundled_path
-from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import DeterministicRandom
+from xlink.officers import OfficerAction, OfficerKey, OfficerRole
 from xlink.prepare import PreparedSide
 from xlink.release import QueueState, ReleaseRecord
 
@@ -90,6 +92,26 @@ def open_agency(work: Path, ceremony: CeremonyFiles, agency: str) -> Agency:
     )
 
 
+def enrol_officer(agency: Agency, role: OfficerRole) -> OfficerKey:
+    """An officer's own key (a real one is made with ``xlink officer keygen`` and kept under
+    the officer's passphrase), enrolled by ``agency`` with ``role``: the queue takes only an
+    enrolled approver's signed decision, the store opens a record only for an enrolled
+    reader's signed read."""
+    officer = OfficerKey.generate(
+        f"{agency.agency_id} {role.value}",
+        rng=DeterministicRandom(f"travel-notice-example/{agency.agency_id}/officer"),
+    )
+    agency.officers.enrol(
+        officer.public,
+        [role],
+        agency_key=agency.keys.signing_key,
+        audit=agency.audit,
+        now=NOW,
+        valid_for=timedelta(days=365),
+    )
+    return officer
+
+
 async def query(registry: QueryService, us: Agency, manifest: PreparedSide) -> QueryOutcome:
     """One query session: Canada's service answers the US over an in-memory connection (over
     the network: ``xlink query serve`` and ``xlink query manifest``, docs/query.md)."""
@@ -107,11 +129,9 @@ async def run(work: Path) -> dict[str, Any]:
         rng=DeterministicRandom("travel-notice-example/ceremony"),
         query_quota_per_day=QUOTA_PER_DAY,
     )
-    officers = {
-        agency: SigningKey.generate(DeterministicRandom(f"travel-notice-example/{agency}/officer"))
-        for agency in (CA, US)
-    }
     with open_agency(work, ceremony, CA) as ca, open_agency(work, ceremony, US) as us:
+        approver = enrol_officer(ca, OfficerRole.APPROVER)
+        reader = enrol_officer(us, OfficerRole.READER)
         registry = ca.prepare([bundled_path("ca_sex_offenders.csv")])
         manifest = us.prepare([bundled_path("us_travellers.csv")])
         # Canada's query table of the month: its registry's tokens under its OPRF key.
@@ -122,9 +142,16 @@ async def run(work: Path) -> dict[str, Any]:
         #    the decided records' releases. Canada queues them for an officer: pending.
         first = await query(service, us, manifest)
 
-        # 2. A Canadian officer reviews Canada's queued releases and approves them.
+        # 2. A Canadian officer reviews Canada's queued releases and approves each, signing
+        #    the approval of that release (audited with the officer's key and signature).
         approved = [
-            ca.queue.approve(item.item_id, officers[CA].verify_key, now=NOW)
+            ca.queue.approve(
+                item.item_id,
+                act=approver.sign_act(
+                    OfficerAction.APPROVE, agency=CA, target=item.release_id, detail="", now=NOW
+                ),
+                now=NOW,
+            )
             for item in ca.queue.pending(NOW)
         ]
 
@@ -133,18 +160,20 @@ async def run(work: Path) -> dict[str, Any]:
         second = await query(service, us, manifest)
         receipted = sum(item.state is QueueState.SENT for item in ca.queue.items(NOW))
 
-        # 4. A US officer opens each release received, for a purpose the MOU allows (every read
-        #    is audited), and finds the US's own traveller it matched.
+        # 4. A US officer opens each release received, signing a read for a purpose the MOU
+        #    allows (every read is audited), and finds the US's own traveller it matched.
         notices = []
         for stored in us.store.list(NOW):
             assert stored.own_record_id is not None
-            record = us.store.read(
-                stored.release_id, purpose=PURPOSE, reader=officers[US].verify_key, now=NOW
+            read = reader.sign_act(
+                OfficerAction.READ, agency=US, target=stored.release_id, detail=PURPOSE, now=NOW
             )
+            record = us.store.read(stored.release_id, act=read, now=NOW)
             notices.append(TravelNotice.of(record, stored.own_record_id))
         notices.sort(key=lambda n: n.traveller_id)
         mou_id = ca.mou.id
-        keys = {agency: a.keys.signing_key.verify_key for agency, a in ((CA, ca), (US, us))}
+        # Each log is checked with the key that signs its checkpoints: the agency's audit key.
+        keys = {agency: a.keys.audit_key.verify_key for agency, a in ((CA, ca), (US, us))}
     first_fates = Counter(a.fate for a in first.answers if a.matched)
     second_fates = Counter(a.fate for a in second.answers if a.matched)
     return {

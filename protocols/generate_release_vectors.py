@@ -14,6 +14,7 @@ Usage: ``python protocols/generate_release_vectors.py [--check]``
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vector_files
 
+from xlink.audit import Checkpoint, PublishedCheckpoint
 from xlink.crypto.keys import SealingKey, SigningKey
 from xlink.crypto.rand import DeterministicRandom
 from xlink.errors import DecryptionError
@@ -37,6 +39,8 @@ from xlink.records.model import (
     UkGrading,
 )
 from xlink.release import (
+    DST_RECEIPT,
+    RECEIPT_VERSION,
     ReleaseRecord,
     SourceHandleKey,
     decide_release,
@@ -46,13 +50,14 @@ from xlink.release import (
     release_digest,
     sign_release,
 )
-from xlink.release.codec import pack
+from xlink.release.codec import lp, pack
 from xlink.release.record import content_digest
 
 OUT = Path(__file__).resolve().parent / "vectors" / "release-v1" / "release.json"
 CA, US = "CA-RCMP", "US-DHS"
 SCHEMA_DIGEST = bytes(32)  # the vectors do not depend on a linkage schema
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+NOW_US = int(NOW.timestamp()) * 1_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,13 +65,41 @@ class Keys:
     signing: dict[str, SigningKey]
     sealing: dict[str, SealingKey]
     handle: SourceHandleKey
+    audit: SigningKey  # the recipient's audit key: signs the checkpoint its receipts carry
 
 
 def make_keys() -> Keys:
     rng = DeterministicRandom("xlink-release-v1/keys")
     signing = {CA: SigningKey.generate(rng), US: SigningKey.generate(rng)}
     sealing = {CA: SealingKey.generate(rng), US: SealingKey.generate(rng)}
-    return Keys(signing, sealing, SourceHandleKey.generate(rng))
+    handle = SourceHandleKey.generate(rng)
+    audit = SigningKey(DeterministicRandom("xlink-release-v1/recipient-audit-key")(32))
+    return Keys(signing, sealing, handle, audit)
+
+
+def recipient_checkpoint(
+    keys: Keys, seq: int, *, prev_seq: int = 1, interval: int = 100, key: SigningKey | None = None
+) -> PublishedCheckpoint:
+    """A checkpoint of the recipient's audit log (seq ``seq``, a fixed head hash, dated
+    :data:`NOW`) signed by its audit key (or ``key``), as its receipts carry (spec §8)."""
+    head = hashlib.sha256(f"xlink-release-v1/recipient-log-head/{seq}".encode()).digest()
+    unsigned = Checkpoint(seq, head, NOW, prev_seq, interval, b"")
+    signature = (key or keys.audit).sign(unsigned.message())
+    checkpoint = dataclasses.replace(unsigned, signature=signature)
+    return PublishedCheckpoint(keys.audit.verify_key, checkpoint)
+
+
+def signed_receipt(
+    members: list[object],
+    key: SigningKey,
+    version: int = RECEIPT_VERSION,
+    body_version: int | None = None,
+) -> bytes:
+    """A receipt of ``version`` over a body of ``members`` (of ``body_version``, by default
+    the same), signed by ``key`` as §8.1 says, whatever the members hold (invalid cases)."""
+    body = pack(members, version=version if body_version is None else body_version)
+    digest = hashlib.sha256(lp(DST_RECEIPT) + body).digest()
+    return pack([body, key.sign(digest)], version=version)
 
 
 def make_mou(keys: Keys) -> Mou:
@@ -152,7 +185,8 @@ def valid_cases(keys: Keys, mou: Mou) -> tuple[list[dict[str, Any]], list[Releas
         sealed = _stored_sealed(name, envelope, keys)
         if sealed is None:
             sealed = keys.sealing[US].public_key.seal(envelope).hex()
-        receipt = issue_receipt(release, keys.signing[US], now=NOW)
+        checkpoint = recipient_checkpoint(keys, 40 + len(cases))
+        receipt = issue_receipt(release, keys.signing[US], now=NOW, checkpoint=checkpoint)
         cases.append(
             {
                 "name": name,
@@ -174,6 +208,7 @@ def valid_cases(keys: Keys, mou: Mou) -> tuple[list[dict[str, Any]], list[Releas
                 "envelope": envelope.hex(),
                 "sealed": sealed,
                 "receipt_received_at_us": int(NOW.timestamp()) * 1_000_000,
+                "receipt_checkpoint": checkpoint.to_json(),
                 "receipt": receipt.hex(),
             }
         )
@@ -262,6 +297,76 @@ def invalid_cases(keys: Keys, mou: Mou, base: ReleaseRecord) -> list[dict[str, A
     ]
 
 
+def receipt_cases(keys: Keys, release: ReleaseRecord) -> list[dict[str, Any]]:
+    """Receipts for the first valid release (spec §8): one without a checkpoint, which
+    verifies, and the ones an originator must refuse, with the error each must give."""
+    cp = recipient_checkpoint(keys, 7, prev_seq=5)
+    wire = [
+        bytes(cp.audit_key),
+        cp.checkpoint.seq,
+        cp.checkpoint.head_hash,
+        NOW_US,
+        cp.checkpoint.prev_seq,
+        cp.checkpoint.interval,
+        cp.checkpoint.signature,
+    ]
+    names = [
+        release.release_id,
+        release.session_id,
+        release_digest(encode_release(release)),
+        release.originator,
+        release.recipient,
+        NOW_US,
+    ]
+    us = keys.signing[US]
+    forged = recipient_checkpoint(keys, 7, prev_seq=5, key=keys.signing[CA])
+    forged_wire = [*wire[:6], forged.checkpoint.signature]
+    out: list[tuple[str, bytes, dict[str, Any]]] = [
+        ("no-checkpoint", signed_receipt([*names, None], us), {"result": "valid"}),
+        (
+            "version-1",
+            signed_receipt(names, us, version=1),
+            {"error": "ReleaseRejected", "reason": "unsupported-version"},
+        ),
+        (
+            "signed-by-another-key",
+            signed_receipt([*names, wire], keys.signing[CA]),
+            {"error": "DecryptionError"},
+        ),
+        (
+            "checkpoint-forged",
+            signed_receipt([*names, forged_wire], us),
+            {"error": "DecryptionError"},
+        ),
+        (
+            "checkpoint-prev-seq-not-below-seq",
+            signed_receipt([*names, [*wire[:4], 7, *wire[5:]]], us),
+            {"error": "ReleaseRejected", "reason": "malformed"},
+        ),
+        (
+            "checkpoint-seq-zero",
+            signed_receipt([*names, [wire[0], 0, *wire[2:4], 0, *wire[5:]]], us),
+            {"error": "ReleaseRejected", "reason": "malformed"},
+        ),
+        (
+            "checkpoint-six-members",
+            signed_receipt([*names, wire[:6]], us),
+            {"error": "ReleaseRejected", "reason": "malformed"},
+        ),
+        (
+            "checkpoint-short-key",
+            signed_receipt([*names, [wire[0][:31], *wire[1:]]], us),
+            {"error": "ReleaseRejected", "reason": "malformed"},
+        ),
+        (
+            "body-version-1",
+            signed_receipt([*names, wire], us, body_version=1),
+            {"error": "ReleaseRejected", "reason": "unsupported-version"},
+        ),
+    ]
+    return [{"name": name, "receipt": data.hex(), **result} for name, data, result in out]
+
+
 def build_vectors() -> str:
     keys = make_keys()
     mou = make_mou(keys)
@@ -275,12 +380,14 @@ def build_vectors() -> str:
             "originator_signing_seed": keys.signing[CA].seed().hex(),
             "recipient_signing_seed": keys.signing[US].seed().hex(),
             "recipient_sealing_secret": keys.sealing[US].secret().hex(),
+            "recipient_audit_seed": keys.audit.seed().hex(),
             "source_handle_key": keys.handle.secret().hex(),
         },
         "mou": mou_to_document(mou),
         "mou_digest": mou_digest(mou).hex(),
         "valid": valid,
         "invalid": invalid_cases(keys, mou, built[0]),
+        "receipts": receipt_cases(keys, built[0]),
     }
     return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
 

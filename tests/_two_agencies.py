@@ -17,7 +17,7 @@ from xlink.agency import Agency, AgencyOutcome, exchange_in_process, run_agency
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.ceremony import CeremonyFiles, demo_ceremony
 from xlink.conformance.kit import AGENT_IDS, RUNNER_IDS, subset_file
-from xlink.crypto.keyfiles import load_public_bundle
+from xlink.crypto.keyfiles import load_audit_verify_key
 from xlink.crypto.rand import DeterministicRandom, system_random
 from xlink.prepare import PreparedSide
 
@@ -139,7 +139,7 @@ class TwoAgencies:
     def audit(self, agency: str) -> list[tuple[AuditEvent, dict[str, Any]]]:
         """The agency's audit entries, after checking the log verifies."""
         path = self.base / agency / "audit.db"
-        key = load_public_bundle(self.ceremony.bundles[agency]).verify_key
+        key = load_audit_verify_key(self.ceremony.keys[agency])  # the audit key signs it
         assert verify_log(path, key).ok
         with AuditLog.open(path, signing_key=None) as log:
             return [(e.kind, dict(e.fields)) for e in log.entries()]

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from xlink.agency import Agency
+from xlink.crypto.envelope import DEFAULT_KDF, KdfParams
 from xlink.crypto.keyfiles import AgencyKeys
 from xlink.crypto.rand import RandomSource
 from xlink.linkage.schema import load_default_schema, schema_digest
@@ -86,12 +87,18 @@ def demo_ceremony(
     valid_days: int = 2,
     query_quota_per_day: int | None = None,
     padding_bucket: int | None = None,
+    kdf: KdfParams = DEFAULT_KDF,
 ) -> CeremonyFiles:
     """The ceremony of docs/keys.md §5 in one call, on the bundled sample template: keys for
     both agencies (TLS certificates valid ``valid_days``), the template filled with both
     bundles and the default schema's digest, valid from ``now``'s date for ``valid_days``, and
     signed by both. ``approval_required``, ``query_quota_per_day`` and ``padding_bucket``
-    override the template's (``None``: keep it)."""
+    override the template's (``None``: keep it).
+
+    ``kdf`` seals the key directories (docs/keys.md §2): the real
+    :data:`~xlink.crypto.envelope.DEFAULT_KDF` by default, as ``xlink demo`` uses; the test
+    suite makes hundreds of ceremonies and passes (or, in tests/conftest.py, defaults to)
+    :data:`~xlink.crypto.envelope.TEST_KDF`, so as not to pay a second per ceremony."""
     base = Path(directory)
     base.mkdir(parents=True, exist_ok=True)
     template = load_sample_template()
@@ -110,7 +117,7 @@ def demo_ceremony(
     bundles: dict[str, Path] = {}
     for agency, agency_keys in generated.items():
         keys_dirs[agency] = base / f"{agency.lower()}-keys"
-        bundles[agency] = agency_keys.save(keys_dirs[agency], passphrase)
+        bundles[agency] = agency_keys.save(keys_dirs[agency], passphrase, params=kdf, rng=rng)
     mou = template.fill(
         {
             agency: PartyKeys(k.signing_key.verify_key, k.sealing_key.public_key, k.tls.fingerprint)

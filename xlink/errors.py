@@ -62,6 +62,7 @@ __all__ = [
     "TransportTimeout",
     "Truncated",
     "UntransliterableError",
+    "WeakPassphrase",
     "XlinkError",
 ]
 
@@ -148,6 +149,18 @@ class UntransliterableError(InputError, ValueError):
     def __init__(self, script: str) -> None:
         self.script = script
         super().__init__(f"a letter of script {script} has no ICAO 9303 transliteration")
+
+
+class WeakPassphrase(InputError, ValueError):
+    """A passphrase too easy to guess to protect keys at rest
+    (:func:`xlink.crypto.envelope.check_passphrase_strength`). ``reasons`` are machine-readable
+    codes (``too-short``, ``common-password``, ``agency-id``, ``repeated``, ``sequence``,
+    ``guessable``); the message says what is wrong, never the passphrase. Also a
+    ``ValueError``, as a bad argument value."""
+
+    def __init__(self, reasons: Sequence[str], message: str) -> None:
+        self.reasons = tuple(reasons)
+        super().__init__(message)
 
 
 class LabelError(InputError):

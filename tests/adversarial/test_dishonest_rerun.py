@@ -116,10 +116,15 @@ class Partner:
         store_one: Callable[[bytes], Answer],
         idle_timeout: float,
         encode: Encode | None = None,
+        on_answer: Callable[[int, bool, bytes], object] | None = None,
     ) -> TransferResult:
         receiver = getattr(store_one, "__self__", None)
         if receiver is None or receiver._agency.agency_id != CA:
-            return await transfer_releases(gate, ours, store_one, idle_timeout, encode)
+            return await transfer_releases(
+                gate, ours, store_one, idle_timeout, encode, on_answer=on_answer
+            )
+        # The partner's own bookkeeping settles the answers at the end (below, one per
+        # release its library built), not as they arrive: its frames are not its releases.
         run = self.runs[-1]
         run.sealed = list(ours)
         run.honest_frames = [s.data if encode is None else encode(s) for s in ours]
@@ -563,17 +568,38 @@ def _hang_up(agencies: Agencies, partner: Partner, how: str) -> AgencyOutcome:
     return ca
 
 
+def test_receipts_that_came_before_a_hang_up_are_settled_as_they_came(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Session 1: the partner answers each of our releases with its genuine receipt, then hangs
+    up before RECEIPTS_END. Each receipt was settled when it arrived (issue 14: every event is
+    written when it happens): audited RECEIPT_RECEIVED, its checkpoint countersigned, the
+    ledger item SENT with the receipt kept. So the next exchange sends none of them again."""
+    partner = Partner(monkeypatch)
+    agencies = Agencies(tmp_path)
+    _hang_up(agencies, partner, "receipts-then-hangup")
+    assert {state for _, state, _ in agencies.ledger(US)} == {"SENT"}
+    assert len(_entries(agencies, AuditEvent.RECEIPT_RECEIVED)) == 10
+    assert len(_entries(agencies, AuditEvent.CHECKPOINT_RECEIVED)) == 10
+    kept = agencies.rows(US, "queue.db", "SELECT receipt FROM release_queue")
+    assert [r[0] for r in kept] == [got for _, got in partner.runs[0].issued]
+
+    partner.honest()
+    us, _ = _ok(agencies.run())
+    assert us.released_total == 0 and us.delivered_before == 10
+
+
 def test_a_partner_that_hangs_up_with_our_releases_then_claims_old_receipts_gets_no_delivery(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Session 1: the partner takes our releases (its store issues genuine receipts) and hangs
-    up before RECEIPTS_END. Session 2: it answers the releases we send again with those
+    up without sending any. Session 2: it answers the releases we send again with those
     receipts of session 1, as if delivery had happened then. Neither counts: our ledger stays
     TAKEN until session 3, where an honest answer delivers them; its releases to us, receipted
     in session 1, are held once and not sent again."""
     partner = Partner(monkeypatch)
     agencies = Agencies(tmp_path)
-    _hang_up(agencies, partner, "receipts-then-hangup")
+    _hang_up(agencies, partner, "silent-hangup")
     ledger = agencies.ledger(US)
     assert len(ledger) == 10 and {state for _, state, _ in ledger} == {"TAKEN"}
     assert agencies.stored(US) == 10  # its releases came before the hang-up: kept, once

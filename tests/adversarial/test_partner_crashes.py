@@ -53,9 +53,11 @@ def _mou() -> Mou:
 
 
 def signed_receipt(received_us: int) -> bytes:
-    """A receipt from US-DHS for CA-RCMP's release, correctly signed, dated ``received_us``."""
-    body = pack([RELEASE_ID, SESSION_ID, DIGEST, CA, US, received_us])
-    return pack([body, SIGNING[US].sign(hashlib.sha256(lp(DST_RECEIPT) + body).digest())])
+    """A receipt (version 2, no checkpoint) from US-DHS for CA-RCMP's release, correctly
+    signed, dated ``received_us``."""
+    body = pack([RELEASE_ID, SESSION_ID, DIGEST, CA, US, received_us, None], version=2)
+    signature = SIGNING[US].sign(hashlib.sha256(lp(DST_RECEIPT) + body).digest())
+    return pack([body, signature], version=2)
 
 
 def signed_consent(expires_us: int) -> bytes:

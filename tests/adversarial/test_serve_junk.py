@@ -23,7 +23,7 @@ import pytest
 from xlink.agency import AgencyOutcome, RoleName, run_agency
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.ceremony import demo_ceremony
-from xlink.crypto.keyfiles import load_public_bundle
+from xlink.crypto.keyfiles import load_audit_verify_key
 from xlink.crypto.rand import system_random
 from xlink.crypto.tls_certs import TlsIdentity, make_tls_identity
 from xlink.transport import FramedConnection, PeerRefused, RefusalReason, connect, serve_once
@@ -348,7 +348,7 @@ def test_run_agency_audits_each_refused_connection_and_still_serves(tmp_path: Pa
         assert await _closed(idle)
 
     asyncio.run(scenario())
-    us_verify_key = load_public_bundle(c.bundles["US-DHS"]).verify_key
+    us_verify_key = load_audit_verify_key(c.keys["US-DHS"])  # the audit key signs the log
     assert verify_log(tmp_path / "US-DHS" / "audit.db", us_verify_key).ok
     with AuditLog.open(tmp_path / "US-DHS" / "audit.db", signing_key=None) as log:
         entries = [(e.kind, dict(e.fields)) for e in log.entries()]

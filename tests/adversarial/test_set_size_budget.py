@@ -111,7 +111,7 @@ def test_spent_daily_budget_refuses_the_session_and_is_audited(tmp_path: Path) -
     keys = AgencyKeys.load(agencies.ceremony.keys[US], PASSPHRASE)
     now = datetime.now(UTC)
     (tmp_path / US).mkdir(parents=True, exist_ok=True)
-    with AuditLog.open(tmp_path / US / "audit.db", signing_key=keys.signing_key) as log:
+    with AuditLog.open(tmp_path / US / "audit.db", signing_key=keys.audit_key) as log:
         _log_sessions(log, CA, [(now, 1024, 65536)] * 16)  # 16 x the bound: the whole budget
     with pytest.raises(InputError, match="budget"):  # before it even listens
         asyncio.run(agencies._run("serve", US, CA, 0))
@@ -126,7 +126,7 @@ def test_budget_left_lets_the_session_run(tmp_path: Path, spent: int) -> None:
     agencies = Agencies(tmp_path)
     keys = AgencyKeys.load(agencies.ceremony.keys[US], PASSPHRASE)
     (tmp_path / US).mkdir(parents=True, exist_ok=True)
-    with AuditLog.open(tmp_path / US / "audit.db", signing_key=keys.signing_key) as log:
+    with AuditLog.open(tmp_path / US / "audit.db", signing_key=keys.audit_key) as log:
         _log_sessions(log, CA, [(datetime.now(UTC), 1024, 65536)] * spent)
     out = agencies.run()
     assert not isinstance(out[US], BaseException), out[US]

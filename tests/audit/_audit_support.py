@@ -89,6 +89,7 @@ _VALUES: Mapping[FieldType, st.SearchStrategy[object]] = {
     FieldType.COUNT: st.integers(0, 2**63 - 1),
     FieldType.ID16: st.binary(min_size=16, max_size=16),
     FieldType.DIGEST: st.binary(min_size=32, max_size=32).map(bytes.hex),
+    FieldType.SIGNATURE: st.binary(min_size=64, max_size=64).map(bytes.hex),
     FieldType.IDENT: st.from_regex(AGENCY_ID, fullmatch=True),
     FieldType.MOU_ID: st.from_regex(MOU_ID, fullmatch=True),
     FieldType.PURPOSE: st.from_regex(PURPOSE, fullmatch=True),

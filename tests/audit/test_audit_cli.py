@@ -11,7 +11,7 @@ from _audit_support import KEY, OTHER_KEY, attacker, build_log
 
 from xlink.cli.exitcodes import ExitCode
 from xlink.cli.main import main
-from xlink.crypto.keyfiles import AgencyKeys
+from xlink.crypto.keyfiles import AUDIT_ENDORSEMENT_FILE, PUBLIC_BUNDLE_FILE, AgencyKeys
 from xlink.crypto.rand import system_random
 
 HEX = bytes(KEY.verify_key).hex()
@@ -94,30 +94,51 @@ def test_not_a_database_exits_7(audit_dir: Path, capsys: pytest.CaptureFixture[s
     assert "TAMPERED" in capsys.readouterr().out
 
 
-def test_verify_key_from_a_public_bundle(
+def _key_directory(directory: Path, keys: AgencyKeys) -> Path:
+    """The public half of a key directory: public.json and the endorsed audit-key.json."""
+    directory.mkdir()
+    (directory / PUBLIC_BUNDLE_FILE).write_text(keys.public_bundle().to_json())
+    (directory / AUDIT_ENDORSEMENT_FILE).write_text(keys.audit_endorsement())
+    return directory
+
+
+def test_verify_key_from_the_key_directory(
     audit_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``--bundle public.json``: the verify key of the agency whose signing key signs the log
-    (as ``xlink serve`` signs its audit log with the key directory's signing key)."""
+    """``--keys DIR``: the audit verify key the agency's signing key endorsed
+    (audit-key.json), the key ``xlink serve`` signs its audit log with; a log signed with the
+    agency's signing key instead does not verify."""
     now = datetime.now(UTC)
     ours, theirs = (
         AgencyKeys.generate(agency, rng=system_random, now=now, valid_days=2)
         for agency in ("US-DHS", "CA-RCMP")
     )
-    bundle, other = audit_dir / "public.json", audit_dir / "other.json"
-    bundle.write_text(ours.public_bundle().to_json())
-    other.write_text(theirs.public_bundle().to_json())
-    path = build_log(audit_dir / "agency.db", key=ours.signing_key)
-    assert main(["audit", "verify", str(path), "--bundle", str(bundle)]) == ExitCode.OK
+    keys_dir = _key_directory(audit_dir / "keys", ours)
+    other_dir = _key_directory(audit_dir / "other", theirs)
+    path = build_log(audit_dir / "agency.db", key=ours.audit_key)
+    assert main(["audit", "verify", str(path), "--keys", str(keys_dir)]) == ExitCode.OK
     assert "intact, 10 entries, 4 checkpoints" in capsys.readouterr().out
-    assert main(["audit", "verify", str(path), "--bundle", str(other), "--json"]) == 7
+    assert main(["audit", "verify", str(path), "--keys", str(other_dir), "--json"]) == 7
     report = json.loads(capsys.readouterr().out)
     assert not report["ok"]
-    assert report["key_fingerprint"] == theirs.signing_key.verify_key.fingerprint()
-    assert main(["audit", "verify", str(path), "--bundle", str(audit_dir / "no.json")]) == 3
-    assert "--bundle: no such file" in capsys.readouterr().err
-    assert main(["audit", "verify", str(path), "--bundle", str(path)]) == ExitCode.INPUT
+    assert report["key_fingerprint"] == theirs.audit_key.verify_key.fingerprint()
+    signed_by_agency_key = build_log(audit_dir / "old.db", key=ours.signing_key)
+    assert main(["audit", "verify", str(signed_by_agency_key), "--keys", str(keys_dir)]) == 7
+    assert main(["audit", "verify", str(path), "--keys", str(audit_dir / "none")]) == 3
+    assert "--keys: no such key directory" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        main(["audit", "verify", str(path), "--bundle", str(bundle), "--key", HEX])
+        main(["audit", "verify", str(path), "--keys", str(keys_dir), "--key", HEX])
     assert exc.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_bundle_is_refused_with_a_clear_error(
+    log: Path, audit_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--bundle`` is gone: a bundle's verify key is the agency's signing key, which no
+    longer signs audit logs. Saying so beats verifying against the wrong key."""
+    bundle = audit_dir / "public.json"
+    bundle.write_text("{}")
+    assert main(["audit", "verify", str(log), "--bundle", str(bundle)]) == ExitCode.INPUT
+    err = capsys.readouterr().err
+    assert "--bundle" in err and "--keys DIR" in err and "audit key" in err

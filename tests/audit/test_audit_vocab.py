@@ -61,7 +61,7 @@ def test_unknown_fields_are_refused_without_echoing_their_names() -> None:
     with pytest.raises(ValueError) as exc:
         check_fields(AuditEvent.RECORD_READ, {**VALID_READ, "surname": "DUPONT"})
     assert "surname" not in str(exc.value) and "DUPONT" not in str(exc.value)
-    assert "allows only the fields handle, purpose, reader, session" in str(exc.value)
+    assert "allows only the fields handle, officer_sig, purpose, reader, session" in str(exc.value)
     with pytest.raises(ValueError):
         check_fields(AuditEvent.RECORD_READ, {**VALID_READ, NAME: 1})
 

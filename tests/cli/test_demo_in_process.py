@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _officers import READER, act, enrol_agency_officers
 
 from xlink.agency import Agency
+from xlink.audit import AuditEvent
 from xlink.cli.cmd_demo import _referee_pairs
 from xlink.cli.exitcodes import ExitCode
 from xlink.cli.main import main
 from xlink.crypto.rand import system_random
+from xlink.officers import OfficerAction
 from xlink.policy import load_mou
 
 PASSPHRASE = "in-process demo passphrase"
@@ -101,16 +104,25 @@ def test_the_stores_hold_the_partner_releases_cut_to_the_mou(
         assert len(held) == outcome["received_total"] - outcome["received_before"] > 0
         assert all(r.originator == "CA-RCMP" for r in held)
         assert {r.category.value for r in held} == {"sex_offender", "watchlist"}
-        reader = "0" * 32
+        enrol_agency_officers(us, now)
         for stored in held:
             assert stored.own_record_id is not None
             assert stored.own_record_id.startswith(("USWL-", "USTR-"))
-            record = us.store.read(
-                stored.release_id, purpose="border-security", reader=reader, now=now
+            signed = act(
+                READER,
+                OfficerAction.READ,
+                agency="US-DHS",
+                target=stored.release_id,
+                now=now,
+                detail="border-security",
             )
+            record = us.store.read(stored.release_id, act=signed, now=now)
             policy = us.mou.policy_for(record.category)
             assert policy is not None
             assert record.fields and set(record.fields) <= set(policy.releasable_fields)
+        # Each read is audited with the enrolled reader's key.
+        reads = [e for e in us.audit.entries() if e.kind is AuditEvent.RECORD_READ]
+        assert [e.fields["reader"] for e in reads] == [READER.fingerprint] * len(held)
 
 
 def test_the_referee_joins_the_matches_files_through_the_releases() -> None:

@@ -29,6 +29,7 @@ EXPECTED: dict[type[BaseException], ExitCode] = {
     E.SchemaMismatch: INPUT,
     E.IdentifierError: INPUT,
     E.UntransliterableError: INPUT,
+    E.WeakPassphrase: INPUT,  # a passphrase too easy to guess, refused before any key is sealed
     E.LabelError: INPUT,
     E.LabelNotMatched: INPUT,
     E.DecryptionError: INPUT,  # a wrong passphrase, a key file or release that does not open

@@ -129,9 +129,9 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
 def _stored(holder: Holder, capsys: pytest.CaptureFixture[str]) -> dict[str, str | None]:
     """The asker's store: release id -> the own record it matched (`xlink store list`)."""
     c = holder.ceremony
-    store = str(holder.base / US / "store.db")
+    workdir = str(holder.base / US)
     args = [
-        "store", "list", "--store", store, "--mou", str(c.mou), "--keys", str(c.keys[US]),
+        "store", "list", "--workdir", workdir, "--mou", str(c.mou), "--keys", str(c.keys[US]),
         "--passphrase-env", ENV_VAR, "--json",
     ]  # fmt: skip
     code = main(args)

@@ -25,15 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _officers import approve, deny, enrol_agency_officers
 from _two_agencies import BUNDLED, CA, US, TwoAgencies, small_files
 
-from xlink.agency import AgencyOutcome
+from xlink.agency import Agency, AgencyOutcome
 from xlink.audit import AuditEvent
-from xlink.release import ApprovalQueue
+from xlink.crypto.rand import system_random
 
 PASSPHRASE = b"rerun tests passphrase, not secret"
 TIMEOUT = 20.0
-OFFICER = "0123456789abcdef0123456789abcdef"
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +53,19 @@ class Pair(TwoAgencies):
 
     def stored(self, agency: str) -> list[tuple[Any, ...]]:  # type: ignore[override]
         return self.stored_ids(agency)
+
+    def open(self, agency: str, now: datetime) -> Agency:
+        """The agency's own ``Agency`` on its workdir between runs (as its officers use it),
+        with READER and APPROVER enrolled."""
+        opened = self.ceremony.open_agency(
+            agency,
+            self.base / agency,
+            passphrase=PASSPHRASE,
+            clock=lambda: now,
+            rng=system_random,
+        )
+        enrol_agency_officers(opened, now)
+        return opened
 
 
 def _ok(out: dict[str, Any]) -> tuple[AgencyOutcome, AgencyOutcome]:
@@ -103,12 +116,12 @@ def test_approved_releases_go_with_the_next_exchange_and_denied_ones_never(
     assert us2.received_total == 0
 
     # CA's officer approves all but one, which is denied.
-    with ApprovalQueue.open(tmp_path / CA / "queue.db") as queue:
-        now = datetime.now(UTC)
-        first, *rest = queue.pending(now)
-        queue.deny(first.item_id, OFFICER, "insufficient-grounds", now=now)
+    now = datetime.now(UTC)
+    with pair.open(CA, now) as ca:
+        first, *rest = ca.queue.pending(now)
+        deny(ca.queue, first.item_id, "insufficient-grounds", agency=CA, now=now)
         for item in rest:
-            queue.approve(item.item_id, OFFICER, now=now)
+            approve(ca.queue, item.item_id, agency=CA, now=now)
     approved = {item.record_id for item in rest}
     us3, ca3 = _ok(pair.run())
     with Path(ca3.matches_file).open(encoding="utf-8") as f:

@@ -24,7 +24,7 @@ import pytest
 
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.ceremony import CeremonyFiles, demo_ceremony
-from xlink.crypto.keyfiles import AgencyKeys, load_public_bundle
+from xlink.crypto.keyfiles import AgencyKeys, load_audit_verify_key
 from xlink.crypto.rand import system_random
 from xlink.linkage.schema import load_default_schema, schema_digest
 from xlink.policy import (
@@ -241,8 +241,9 @@ def _assert_refused(
 
 def _assert_refusal_audited(work: Path, reasons: list[str], us_bundle: Path) -> None:
     """The server's audit log: one PEER_REFUSED for the expected peer per reason of
-    ``reasons``, in order, no session, and the log verifies with US-DHS's key."""
-    report = verify_log(work / "US-DHS" / "audit.db", load_public_bundle(us_bundle).verify_key)
+    ``reasons``, in order, no session, and the log verifies with US-DHS's audit key (its key
+    directory is the bundle's)."""
+    report = verify_log(work / "US-DHS" / "audit.db", load_audit_verify_key(us_bundle.parent))
     assert report.ok, report
     entries = _audit(work, "US-DHS")
     assert AuditEvent.SESSION_STARTED not in _kinds(entries)

@@ -20,7 +20,7 @@ import pytest
 from xlink.audit import verify_log
 from xlink.ceremony import CeremonyFiles, demo_ceremony
 from xlink.cli.main import main
-from xlink.crypto.keyfiles import load_public_bundle
+from xlink.crypto.keyfiles import load_audit_verify_key
 from xlink.crypto.rand import system_random
 
 DATA = Path(__file__).resolve().parents[2] / "xlink" / "data"
@@ -117,9 +117,9 @@ def test_success_path(tmp_path: Path) -> None:
     assert ca["refused_by_peer"] == us["refused_by_peer"] == 0
     assert ca["released_total"] + ca["denied"] == ca["decided"]
     assert ca["audit_ok"] and us["audit_ok"]
-    # The audit logs verify independently, with each agency's own verify key.
+    # The audit logs verify independently, with each agency's own audit verify key.
     for agency in ("CA-RCMP", "US-DHS"):
-        key = load_public_bundle(c.bundles[agency]).verify_key
+        key = load_audit_verify_key(c.keys[agency])
         assert verify_log(tmp_path / agency / "audit.db", key).ok
     assert time.monotonic() - start < 40
 

@@ -1,4 +1,6 @@
-"""Agency key directories: generate, save encrypted, load, public bundle (docs/keys.md)."""
+"""Agency key directories: generate, save sealed, load, public bundle (docs/keys.md). Key
+directories here are sealed with the cheap TEST_KDF; the real parameters are tested in
+tests/crypto/."""
 
 from __future__ import annotations
 
@@ -14,25 +16,36 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from xlink.crypto.envelope import (
+    PURPOSE_AUDIT,
+    PURPOSE_SEALING,
+    PURPOSE_SIGNING,
+    PURPOSE_TLS,
+    TEST_KDF,
+    open_secret,
+)
 from xlink.crypto.keyfiles import (
+    AUDIT_ENDORSEMENT_FILE,
+    AUDIT_KEY_FILE,
     KEY_DIR_FILES,
+    KEY_PURPOSES,
     PRIVATE_KEY_FILES,
     PUBLIC_BUNDLE_FILE,
     PUBLIC_BUNDLE_FORMAT,
     SEALING_KEY_FILE,
     SIGNING_KEY_FILE,
     TLS_CERT_FILE,
+    TLS_KEY_FILE,
     AgencyKeys,
     load_public_bundle,
     parse_public_bundle,
 )
 from xlink.crypto.rand import DeterministicRandom
-from xlink.errors import DecryptionError, InputError, SchemaError
+from xlink.errors import DecryptionError, InputError, SchemaError, WeakPassphrase
 from xlink.policy import PartyKeys
 
 NOW = datetime(2025, 3, 1, 12, 30, 15, 999, tzinfo=UTC)
@@ -47,14 +60,14 @@ def _keys(agency: str = "CA-RCMP", seed: str = "ca") -> AgencyKeys:
 def _secrets(keys: AgencyKeys) -> list[bytes]:
     """Every representation of private key material a leak could take."""
     tls_body = b"".join(keys.tls.key_pem.splitlines()[1:-1])
-    raw = [keys.signing_key.seed(), keys.sealing_key.secret()]
+    raw = [keys.signing_key.seed(), keys.sealing_key.secret(), keys.audit_key.seed()]
     return [*raw, *(r.hex().encode() for r in raw), tls_body, PASSPHRASE]
 
 
 @pytest.fixture
 def saved(tmp_path: Path) -> tuple[AgencyKeys, Path]:
     keys = _keys()
-    keys.save(tmp_path / "ca", PASSPHRASE)
+    keys.save(tmp_path / "ca", PASSPHRASE, params=TEST_KDF)
     return keys, tmp_path / "ca"
 
 
@@ -81,7 +94,7 @@ def test_generation_is_deterministic_under_a_fixed_rng() -> None:
 def test_files_are_0600_and_exactly_the_expected_ones(tmp_path: Path) -> None:
     old = os.umask(0)  # a permissive umask must not loosen the modes
     try:
-        _keys().save(tmp_path / "ca", PASSPHRASE)
+        _keys().save(tmp_path / "ca", PASSPHRASE, params=TEST_KDF)
     finally:
         os.umask(old)
     directory = tmp_path / "ca"
@@ -92,23 +105,40 @@ def test_files_are_0600_and_exactly_the_expected_ones(tmp_path: Path) -> None:
             assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600, name
 
 
-def test_private_keys_are_standard_encrypted_pkcs8(saved: tuple[AgencyKeys, Path]) -> None:
+def test_private_keys_are_sealed_envelopes_of_their_purpose(
+    saved: tuple[AgencyKeys, Path],
+) -> None:
     keys, directory = saved
+    salts = set()
     for name in PRIVATE_KEY_FILES:
-        pem = (directory / name).read_bytes()
-        assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n"), name
-        with pytest.raises(TypeError):  # not readable without the passphrase
-            serialization.load_pem_private_key(pem, None)
-    signing = serialization.load_pem_private_key(
-        (directory / SIGNING_KEY_FILE).read_bytes(), PASSPHRASE
+        doc = json.loads((directory / name).read_bytes())
+        assert doc["format"] == "xlink-sealed-key-v1", name
+        assert doc["purpose"] == KEY_PURPOSES[name]
+        salts.add(doc["kdf"]["salt"])
+    assert len(salts) == 1  # one derivation opens the directory
+    signing = open_secret(
+        (directory / SIGNING_KEY_FILE).read_bytes(), PASSPHRASE, purpose=PURPOSE_SIGNING
     )
-    sealing = serialization.load_pem_private_key(
-        (directory / SEALING_KEY_FILE).read_bytes(), PASSPHRASE
+    sealing = open_secret(
+        (directory / SEALING_KEY_FILE).read_bytes(), PASSPHRASE, purpose=PURPOSE_SEALING
     )
-    assert isinstance(signing, Ed25519PrivateKey)
-    assert signing.private_bytes_raw() == keys.signing_key.seed()
-    assert isinstance(sealing, X25519PrivateKey)
-    assert sealing.private_bytes_raw() == keys.sealing_key.secret()
+    tls = open_secret((directory / TLS_KEY_FILE).read_bytes(), PASSPHRASE, purpose=PURPOSE_TLS)
+    audit = open_secret(
+        (directory / AUDIT_KEY_FILE).read_bytes(), PASSPHRASE, purpose=PURPOSE_AUDIT
+    )
+    assert signing == keys.signing_key.seed()
+    assert sealing == keys.sealing_key.secret()
+    assert audit == keys.audit_key.seed() != signing
+    tls_key = serialization.load_der_private_key(tls, None)  # PKCS#8 DER inside
+    assert isinstance(tls_key, ec.EllipticCurvePrivateKey)
+    assert (
+        tls_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        == keys.tls.key_pem
+    )
     assert (directory / TLS_CERT_FILE).read_bytes() == keys.tls.cert_pem
 
 
@@ -148,9 +178,9 @@ def test_refuses_to_overwrite_unless_asked(saved: tuple[AgencyKeys, Path]) -> No
     before = {name: (directory / name).read_bytes() for name in KEY_DIR_FILES}
     other = _keys(seed="replacement")
     with pytest.raises(InputError, match="refusing to overwrite"):
-        other.save(directory, PASSPHRASE)
+        other.save(directory, PASSPHRASE, params=TEST_KDF)
     assert {name: (directory / name).read_bytes() for name in KEY_DIR_FILES} == before
-    other.save(directory, PASSPHRASE, overwrite=True)
+    other.save(directory, PASSPHRASE, overwrite=True, params=TEST_KDF)
     assert sorted(p.name for p in directory.iterdir()) == sorted(KEY_DIR_FILES)
     reloaded = AgencyKeys.load(directory, PASSPHRASE)
     assert reloaded.signing_key.verify_key == other.signing_key.verify_key
@@ -159,15 +189,17 @@ def test_refuses_to_overwrite_unless_asked(saved: tuple[AgencyKeys, Path]) -> No
 def test_one_existing_file_stops_the_whole_save(tmp_path: Path) -> None:
     (tmp_path / TLS_CERT_FILE).write_bytes(b"someone else's")
     with pytest.raises(InputError, match=TLS_CERT_FILE):
-        _keys().save(tmp_path, PASSPHRASE)
+        _keys().save(tmp_path, PASSPHRASE, params=TEST_KDF)
     assert [p.name for p in tmp_path.iterdir()] == [TLS_CERT_FILE]
 
 
-def test_passphrase_rules() -> None:
-    with pytest.raises(ValueError, match="at least"):
-        _keys().save("unused", b"short")
+def test_passphrase_rules(tmp_path: Path) -> None:
+    for weak in (b"short", b"password1234", b"CA-RCMP-123456789"):
+        with pytest.raises(WeakPassphrase):
+            _keys().save(tmp_path / "unused", weak, params=TEST_KDF)
     with pytest.raises(TypeError):
-        _keys().save("unused", "a str passphrase")  # type: ignore[arg-type]
+        _keys().save(tmp_path / "unused", "a str passphrase", params=TEST_KDF)  # type: ignore[arg-type]
+    assert not (tmp_path / "unused").exists()
 
 
 @pytest.mark.parametrize(
@@ -201,7 +233,8 @@ def test_bundle_validates_and_matches_the_keys(saved: tuple[AgencyKeys, Path]) -
 
 def test_nothing_secret_in_public_files_or_reprs(saved: tuple[AgencyKeys, Path]) -> None:
     keys, directory = saved
-    public = [(directory / n).read_bytes() for n in (PUBLIC_BUNDLE_FILE, TLS_CERT_FILE)]
+    public_files = (PUBLIC_BUNDLE_FILE, TLS_CERT_FILE, AUDIT_ENDORSEMENT_FILE)
+    public = [(directory / n).read_bytes() for n in public_files]
     shown = [repr(keys).encode(), repr(keys.public_bundle()).encode(), str(keys).encode()]
     for blob in public + shown:
         for secret in _secrets(keys):
@@ -304,7 +337,7 @@ def test_load_refuses_files_that_do_not_belong_together(
 ) -> None:
     _, directory = saved
     other = tmp_path / "us"
-    _keys("US-DHS", "us").save(other, PASSPHRASE)
+    _keys("US-DHS", "us").save(other, PASSPHRASE, params=TEST_KDF)
     (directory / PUBLIC_BUNDLE_FILE).write_bytes((other / PUBLIC_BUNDLE_FILE).read_bytes())
     with pytest.raises(InputError, match="does not match"):
         AgencyKeys.load(directory, PASSPHRASE)
@@ -318,8 +351,8 @@ def test_load_names_a_missing_or_foreign_key_file(saved: tuple[AgencyKeys, Path]
     fd = os.open(directory / SEALING_KEY_FILE, os.O_CREAT | os.O_WRONLY, 0o600)
     os.write(fd, (directory / SIGNING_KEY_FILE).read_bytes())
     os.close(fd)
-    with pytest.raises(InputError, match="not an X25519 private key"):
+    with pytest.raises(InputError, match="holds a secret for 'xlink/v1/key/signing'"):
         AgencyKeys.load(directory, PASSPHRASE)
     (directory / SEALING_KEY_FILE).write_bytes(b"-----BEGIN PRIVATE KEY-----\n")
-    with pytest.raises(InputError, match="not an encrypted PKCS#8"):
+    with pytest.raises(SchemaError, match="not an xlink-sealed-key-v1 file"):
         AgencyKeys.load(directory, PASSPHRASE)

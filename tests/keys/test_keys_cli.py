@@ -8,16 +8,22 @@ import io
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 import xlink.cli.main as cli_main
 from xlink.cli import cmd_keygen, cmd_mou
 from xlink.cli.exitcodes import ExitCode
+from xlink.crypto.envelope import TEST_KDF
 from xlink.crypto.keyfiles import KEY_DIR_FILES, PUBLIC_BUNDLE_FILE, AgencyKeys, PublicBundle
 from xlink.crypto.keys import SealingKey
 from xlink.crypto.rand import DeterministicRandom
+from xlink.errors import InputError
 from xlink.policy import PartyKeys, dump_mou, load_mou, load_sample_template
 from xlink.policy.template import SAMPLE_TEMPLATE_RESOURCE
 
@@ -42,6 +48,7 @@ def xlink(monkeypatch: pytest.MonkeyPatch) -> Run:
         return parser
 
     monkeypatch.setattr(cli_main, "build_parser", build_parser)
+    monkeypatch.setattr(cmd_keygen, "DEFAULT_KDF", TEST_KDF)  # keygen in microseconds
     monkeypatch.setattr(sys, "stdin", io.StringIO())  # not a terminal: never prompt
     monkeypatch.delenv("XLINK_PASSPHRASE", raising=False)
 
@@ -276,3 +283,87 @@ def test_verify_unreadable_or_invalid_is_exit_3(
     bad.write_text('format = "xlink-mou-v1"\n')
     assert xlink("mou", "verify", str(bad), "--agency", "CA-RCMP") == ExitCode.INPUT
     assert "error(s)" in capsys.readouterr().err
+
+
+def test_keygen_refuses_a_weak_passphrase(
+    xlink: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for weak in ("password1234", "CA-RCMP-20250101", "aaaaaaaaaaaaaaaa"):
+        monkeypatch.setenv("XLINK_PASSPHRASE", weak)
+        assert xlink("keygen", "--agency", "CA-RCMP", "--out", str(tmp_path / "ca")) == 3
+        err = capsys.readouterr().err
+        assert "too easy to guess" in err and weak not in err
+    assert not (tmp_path / "ca").exists()
+
+
+def _legacy_directory(keys: AgencyKeys, directory: Path, passphrase: bytes) -> None:
+    """A key directory as xlink 0.1 wrote it: PKCS#8 PEM, BestAvailableEncryption."""
+    encryption = serialization.BestAvailableEncryption(passphrase)
+    pkcs8 = (serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    signing = Ed25519PrivateKey.from_private_bytes(keys.signing_key.seed())
+    sealing = X25519PrivateKey.from_private_bytes(keys.sealing_key.secret())
+    tls = serialization.load_pem_private_key(keys.tls.key_pem, None)
+    directory.mkdir(mode=0o700)
+    for name, data in {
+        "signing.key": signing.private_bytes(*pkcs8),
+        "sealing.key": sealing.private_bytes(*pkcs8),
+        "tls.key": tls.private_bytes(*pkcs8),
+        "tls.crt": keys.tls.cert_pem,
+        PUBLIC_BUNDLE_FILE: keys.public_bundle().to_json().encode(),
+    }.items():
+        (directory / name).write_bytes(data)
+        (directory / name).chmod(0o600)
+
+
+def test_keygen_upgrade_in_place(
+    xlink: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = AgencyKeys.generate(
+        "CA-RCMP", rng=DeterministicRandom("old"), now=datetime.now(UTC), valid_days=30
+    )
+    old = tmp_path / "old"
+    _legacy_directory(keys, old, CA_PASS.encode())
+    monkeypatch.setenv("XLINK_PASSPHRASE", CA_PASS)
+    with pytest.raises(InputError, match=f"run `xlink keygen --upgrade --out {old}`"):
+        AgencyKeys.load(old, CA_PASS.encode())  # an old directory does not open, says how
+    assert xlink("keygen", "--upgrade", "--out", str(old)) == ExitCode.OK
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        str(old / n)
+        for n in ("signing.key", "sealing.key", "tls.key", "audit.key", "audit-key.json")
+    ]
+    assert sorted(p.name for p in old.iterdir()) == sorted(KEY_DIR_FILES)
+    loaded = AgencyKeys.load(old, CA_PASS.encode())
+    assert loaded.signing_key.seed() == keys.signing_key.seed()
+    # A second run changes nothing.
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    assert xlink("keygen", "--upgrade", "--out", str(old), "--json") == ExitCode.OK
+    assert _json(capsys)["changed"] == []
+    assert xlink("keygen", "--upgrade", "--out", str(old)) == ExitCode.OK
+    assert "nothing changed" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before
+    # Wrong agency, --force, no --agency without --upgrade: refused.
+    assert xlink("keygen", "--upgrade", "--out", str(old), "--agency", "US-DHS") == 3
+    assert "holds the keys of CA-RCMP" in capsys.readouterr().err
+    assert xlink("keygen", "--upgrade", "--out", str(old), "--force") == ExitCode.USAGE
+    assert xlink("keygen", "--out", str(tmp_path / "new")) == ExitCode.USAGE
+
+
+def test_keygen_upgrade_of_a_weak_passphrase_needs_a_new_one(
+    xlink: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = AgencyKeys.generate(
+        "US-DHS", rng=DeterministicRandom("weak"), now=datetime.now(UTC), valid_days=30
+    )
+    old = tmp_path / "old"
+    _legacy_directory(keys, old, b"password1234")  # xlink 0.1 took it
+    monkeypatch.setenv("XLINK_PASSPHRASE", "password1234")
+    assert xlink("keygen", "--upgrade", "--out", str(old)) == ExitCode.INPUT
+    err = capsys.readouterr().err
+    assert "too easy to guess" in err and "--new-passphrase-env" in err
+    new = tmp_path / "new-pass"
+    new.write_text(US_PASS + "\n")
+    new.chmod(0o600)
+    assert xlink("keygen", "--upgrade", "--out", str(old), "--new-passphrase-file", str(new)) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 5
+    AgencyKeys.load(old, US_PASS.encode())

@@ -10,7 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from _query_agencies import DATA, US, QueryPair, query_pair, truth_pairs
+from _officers import approve, enrol_agency_officers
+from _query_agencies import CA, DATA, US, QueryPair, query_pair, truth_pairs
 
 from xlink.agency import QueryOutcome, QueryService, exchange_in_process
 from xlink.agency._query import ask
@@ -110,8 +111,9 @@ def test_officer_approval_gives_pending_then_the_release(tmp_path: Path) -> None
         queue = pair.holder.queue
         pending = queue.pending(now=pair.holder.clock())
         assert len(pending) == len(matched)
+        enrol_agency_officers(pair.holder, pair.holder.clock())
         for item in pending:
-            queue.approve(item.item_id, approver="0" * 32, now=pair.holder.clock())
+            approve(queue, item.item_id, agency=CA, now=pair.holder.clock())
         second = _run(pair, service, HIT, "b.csv")
         assert [a.fate for a in second.answers if a.matched] == ["sent"] * len(matched)
         assert second.received == len(matched)

@@ -2,19 +2,53 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _release_support import APPROVER, CA, MOU, SESSION, SIGNING, T0, release_record
+from _officers import APPROVER as OFFICER
+from _officers import READER, STRANGER, act, enrol_officers
+from _release_support import CA, MOU, SESSION, SIGNING, T0, release_record
 
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.crypto.rand import DeterministicRandom
-from xlink.release import ApprovalQueue, QueueError, QueueState
+from xlink.errors import PolicyDenied
+from xlink.officers import OfficerAction, OfficerKey
+from xlink.release import ApprovalQueue, QueueError, QueueItem, QueueState
+
+APPROVER = OFFICER.fingerprint
 
 
-def _queue(tmp_path: Path, audit: AuditLog | None = None) -> ApprovalQueue:
-    return ApprovalQueue.open(tmp_path / "queue.db", audit=audit)
+@contextlib.contextmanager
+def _queue(tmp_path: Path, audit: AuditLog | None = None) -> Iterator[ApprovalQueue]:
+    """CA's queue, audited to ``audit`` (or ``audit.db`` in ``tmp_path``), with OFFICER
+    enrolled as an approver and READER as a reader."""
+    with contextlib.ExitStack() as stack:
+        if audit is None:
+            audit = stack.enter_context(
+                AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA])
+            )
+        officers = enrol_officers(tmp_path, agency=CA, agency_key=SIGNING[CA], audit=audit, now=T0)
+        yield stack.enter_context(
+            ApprovalQueue.open(tmp_path / "queue.db", audit=audit, officers=officers)
+        )
+
+
+def _approve(
+    q: ApprovalQueue, item_id: int, *, now: datetime, officer: OfficerKey = OFFICER
+) -> QueueItem:
+    target = q.item(item_id, now=now).release_id
+    signed = act(officer, OfficerAction.APPROVE, agency=CA, target=target, now=now)
+    return q.approve(item_id, act=signed, now=now)
+
+
+def _deny(q: ApprovalQueue, item_id: int, reason: str, *, now: datetime) -> QueueItem:
+    target = q.item(item_id, now=now).release_id
+    signed = act(OFFICER, OfficerAction.DENY, agency=CA, target=target, now=now, detail=reason)
+    return q.deny(item_id, act=signed, now=now)
 
 
 def _record(i: int):  # type: ignore[no-untyped-def]
@@ -27,17 +61,17 @@ def test_nothing_leaves_before_approval_and_each_only_once(tmp_path: Path) -> No
         b = q.enqueue(_record(2), record_id="CAWL-2", mou=MOU, now=T0)
         with pytest.raises(QueueError):  # pending: cannot be handed out
             q.take(a.item_id, now=T0)
-        q.approve(a.item_id, APPROVER, now=T0)
+        _approve(q, a.item_id, now=T0)
         assert q.take(a.item_id, now=T0).state is QueueState.TAKEN
         with pytest.raises(QueueError):  # not yet delivered... but never pending again
-            q.approve(a.item_id, APPROVER, now=T0)
+            _approve(q, a.item_id, now=T0)
         sent = q.mark_sent(a.item_id, b"\x07" * 16, now=T0)
         assert sent.state is QueueState.SENT and sent.sent_release_id == b"\x07" * 16
         with pytest.raises(QueueError):  # delivered: never handed out again
             q.take(a.item_id, now=T0)
         assert [i.item_id for i in q.pending(T0)] == [b.item_id]
         with pytest.raises(QueueError):
-            q.approve(a.item_id, APPROVER, now=T0)
+            _approve(q, a.item_id, now=T0)
         with pytest.raises(ValueError):
             q.enqueue(_record(2), record_id="CAWL-2", mou=MOU, now=T0)
 
@@ -46,17 +80,17 @@ def test_denied_is_never_released_and_is_audited(tmp_path: Path) -> None:
     with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
         with _queue(tmp_path, log) as q:
             item = q.enqueue(_record(1), record_id="CAWL-1", mou=MOU, now=T0)
-            denied = q.deny(item.item_id, APPROVER, "insufficient-grounds", now=T0)
+            denied = _deny(q, item.item_id, "insufficient-grounds", now=T0)
             assert denied.state is QueueState.DENIED and denied.reason == "insufficient-grounds"
             with pytest.raises(QueueError):  # denied: never handed out
                 q.take(item.item_id, now=T0)
             with pytest.raises(QueueError):
-                q.approve(item.item_id, APPROVER, now=T0)
+                _approve(q, item.item_id, now=T0)
             with pytest.raises(ValueError):
-                q.deny(item.item_id, APPROVER, "Not a code!", now=T0)
+                _deny(q, item.item_id, "Not a code!", now=T0)
             with pytest.raises(QueueError):
-                q.approve(99, APPROVER, now=T0)
-        entries = list(log.entries())
+                _approve(q, 99, now=T0)
+        entries = [e for e in log.entries() if e.kind is not AuditEvent.KEY_EVENT]
     assert [e.kind for e in entries] == [AuditEvent.RELEASE_PENDING, AuditEvent.RELEASE_DENIED]
     denial = entries[1].fields
     assert denial["reason"] == "insufficient-grounds" and denial["approver"] == APPROVER
@@ -65,24 +99,79 @@ def test_denied_is_never_released_and_is_audited(tmp_path: Path) -> None:
     assert verify_log(tmp_path / "audit.db", SIGNING[CA].verify_key).ok
 
 
-def test_approval_is_audited_with_the_approver(tmp_path: Path) -> None:
+def test_approval_is_audited_with_the_approvers_key_and_signature(tmp_path: Path) -> None:
     with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
         with _queue(tmp_path, log) as q:
             item = q.enqueue(_record(1), record_id="CAWL-1", mou=MOU, now=T0)
-            q.approve(item.item_id, SIGNING[CA].verify_key, now=T0)
-        kinds = [(e.kind, dict(e.fields)) for e in log.entries()]
-    assert kinds[1][0] is AuditEvent.RELEASE_APPROVED
-    assert kinds[1][1]["approver"] == SIGNING[CA].verify_key.fingerprint()
+            signed = act(OFFICER, OfficerAction.APPROVE, agency=CA, target=item.release_id, now=T0)
+            q.approve(item.item_id, act=signed, now=T0)
+        (entry,) = [e for e in log.entries() if e.kind is AuditEvent.RELEASE_APPROVED]
+    assert entry.fields["approver"] == OFFICER.fingerprint
+    assert entry.fields["officer_sig"] == signed.signature.hex()
+
+
+def _refused(q: ApprovalQueue, item: QueueItem, signed: object) -> str:
+    with pytest.raises(PolicyDenied) as exc:
+        q.approve(item.item_id, act=signed, now=T0)  # type: ignore[arg-type]
+    assert q.item(item.item_id, now=T0).state is QueueState.PENDING
+    return exc.value.reasons[0]
+
+
+def test_only_an_enrolled_approvers_own_act_approves(tmp_path: Path) -> None:
+    """Issue 14: a made-up approver approved a release and the log did not change."""
+    with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
+        with _queue(tmp_path, log) as q:
+            item = q.enqueue(_record(1), record_id="CAWL-1", mou=MOU, now=T0)
+            other = q.enqueue(_record(2), record_id="CAWL-2", mou=MOU, now=T0)
+            rid = item.release_id
+
+            def approval(officer: OfficerKey, target: bytes = rid) -> object:
+                return act(officer, OfficerAction.APPROVE, agency=CA, target=target, now=T0)
+
+            assert _refused(q, item, approval(STRANGER)) == "officer-not-enrolled"
+            assert _refused(q, item, approval(READER)) == "officer-not-authorised"
+            assert _refused(q, item, approval(OFFICER, other.release_id)) == "officer-act-mismatch"
+            forged = dataclasses.replace(approval(OFFICER), signature=bytes(64))  # type: ignore[type-var]
+            assert _refused(q, item, forged) == "officer-signature-invalid"
+            assert _refused(q, item, OFFICER.fingerprint) == "officer-act-mismatch"
+            _approve(q, item.item_id, now=T0)
+        refusals = [e for e in log.entries() if e.kind is AuditEvent.DECISION_REFUSED]
+    assert [e.fields["reason"] for e in refusals] == [
+        "officer-not-enrolled",
+        "officer-not-authorised",
+        "officer-act-mismatch",
+        "officer-signature-invalid",
+        "officer-act-mismatch",
+    ]
+    assert refusals[0].fields["approver"] == STRANGER.fingerprint
+    assert verify_log(tmp_path / "audit.db", SIGNING[CA].verify_key).ok
+
+
+def test_a_revoked_approver_is_refused_whatever_time_the_act_states(tmp_path: Path) -> None:
+    with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
+        with _queue(tmp_path, log) as q:
+            item = q.enqueue(_record(1), record_id="CAWL-1", mou=MOU, now=T0)
+            later = T0 + timedelta(days=1)
+            q._officers.revoke(OFFICER.fingerprint, agency_key=SIGNING[CA], audit=log, now=later)
+            for when in (T0, later):  # a back-dated act does not slip before the revocation
+                with pytest.raises(PolicyDenied):
+                    _approve(q, item.item_id, now=when)
+            assert q.item(item.item_id, now=later).state is QueueState.PENDING
+        refusals = [
+            e.fields["reason"] for e in log.entries() if e.kind is AuditEvent.DECISION_REFUSED
+        ]
+    # Back-dated, the act falls before the log's latest entry; at the time, it is revoked.
+    assert refusals == ["time-before-log", "officer-revoked"]
 
 
 def test_a_failed_audit_append_undoes_the_change(tmp_path: Path) -> None:
     with _queue(tmp_path) as q:
         item = q.enqueue(_record(1), record_id="CAWL-1", mou=MOU, now=T0)
-    AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]).close()
+        registry = q._officers
     read_only = AuditLog.open(tmp_path / "audit.db", signing_key=None)
-    with ApprovalQueue.open(tmp_path / "queue.db", audit=read_only) as q:
+    with ApprovalQueue.open(tmp_path / "queue.db", audit=read_only, officers=registry) as q:
         with pytest.raises(ValueError):
-            q.approve(item.item_id, APPROVER, now=T0)
+            _approve(q, item.item_id, now=T0)
         assert q.item(item.item_id, now=T0).state is QueueState.PENDING
     read_only.close()
 
@@ -94,7 +183,7 @@ def test_deadline_and_overdue(tmp_path: Path) -> None:
         assert not q.pending(item.deadline)[0].overdue
         late = q.pending(item.deadline + timedelta(microseconds=1))[0]
         assert late.overdue and late.record_id == "CAWL-1" and late.category == "watchlist"
-        q.approve(item.item_id, APPROVER, now=item.deadline + timedelta(hours=1))
+        _approve(q, item.item_id, now=item.deadline + timedelta(hours=1))
         assert q.pending(T0) == ()
     with _queue(tmp_path) as q:  # persisted
         assert q.items(T0)[0].state is QueueState.APPROVED
@@ -107,7 +196,7 @@ def test_an_overdue_item_is_audited_once(tmp_path: Path) -> None:
         with _queue(tmp_path, log) as q:
             late = q.enqueue(_record(1), record_id="CAWL-1", mou=MOU, now=T0)
             decided = q.enqueue(_record(2), record_id="CAWL-2", mou=MOU, now=T0)
-            q.approve(decided.item_id, APPROVER, now=T0)
+            _approve(q, decided.item_id, now=T0)
             assert q.audit_overdue(late.deadline) == ()  # at the deadline: not yet overdue
             after = late.deadline + timedelta(minutes=1)
             assert [i.item_id for i in q.audit_overdue(after)] == [late.item_id]
@@ -127,7 +216,8 @@ def test_a_queue_from_before_the_ledger_columns_is_migrated(tmp_path: Path) -> N
         INTEGER NOT NULL, deadline_us INTEGER NOT NULL, state TEXT NOT NULL CHECK (state IN
         ('PENDING', 'APPROVED', 'DENIED', 'TAKEN')), approver TEXT, reason TEXT,
         decided_us INTEGER) STRICT;
-        INSERT INTO release_queue VALUES (7, x'00', x'01', 'CAWL-9', 'watchlist', 'US-DHS',
+        INSERT INTO release_queue VALUES (7, x'00000000000000000000000000000007',
+        x'00000000000000000000000000000001', 'CAWL-9', 'watchlist', 'US-DHS',
         'M', x'02', 0, 1, 'PENDING', NULL, NULL, NULL);"""
     )
     conn.close()
@@ -139,24 +229,12 @@ def test_a_queue_from_before_the_ledger_columns_is_migrated(tmp_path: Path) -> N
             QueueState.PENDING,
             None,
         )
-        q.approve(7, APPROVER, now=T0)
+        _approve(q, 7, now=T0)
         q.take(7, now=T0)
         assert q.mark_sent(7, b"\x01" * 16, now=T0).state is QueueState.SENT
 
 
-def test_a_listing_without_an_audit_log_does_not_swallow_the_overdue_audit(
-    tmp_path: Path,
-) -> None:
-    # `xlink releases pending` without --audit used to mark overdue items as audited, so no
-    # exchange ever wrote their RELEASE_OVERDUE.
-    with _queue(tmp_path) as q:
-        late = q.enqueue(_record(1), record_id="CAWL-1", mou=MOU, now=T0)
-        after = late.deadline + timedelta(minutes=1)
-        assert [i.item_id for i in q.audit_overdue(after)] == [late.item_id]
-    with (
-        AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log,
-        _queue(tmp_path, log) as q,
-    ):
-        assert [i.item_id for i in q.audit_overdue(after)] == [late.item_id]
-        kinds = [e.kind for e in log.entries()]
-    assert kinds.count(AuditEvent.RELEASE_OVERDUE) == 1
+def test_a_queue_is_never_opened_without_an_audit_log(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="audit log"):
+        ApprovalQueue.open(tmp_path / "queue.db", audit=None)  # type: ignore[arg-type]
+    assert not (tmp_path / "queue.db").exists()

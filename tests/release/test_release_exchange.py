@@ -3,10 +3,12 @@ that crossed for source ids and for the names of unmatched records (issue 4 test
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _officers import approve, open_queue
 from _release_support import CA, HANDLE_KEY, SEALING, SIGNING, T0, US, sample_mou
 
 from xlink.crypto.rand import DeterministicRandom
@@ -99,36 +101,47 @@ def exchanged(tmp_path_factory: pytest.TempPathFactory) -> Exchanged:
 
 def _release_both_ways(ex: Exchanged, approval: bool, tmp_path: Path) -> list[bytes]:
     """Release every decided match both ways, open each at the recipient and verify its
-    receipt; return the sealed releases and receipts (the bytes that crossed)."""
+    receipt; return the sealed releases and receipts (the bytes that crossed). With
+    ``approval``, each originator's ledger (audited, its approver enrolled) holds every
+    release until the approver approves it."""
     mou = sample_mou(approval_required=approval)
     crossed: list[bytes] = []
     for originator, recipient in ((CA, US), (US, CA)):
-        queue = ApprovalQueue.open(tmp_path / f"{originator}.db") if approval else None
+        with contextlib.ExitStack() as stack:
+            queue = None
+            if approval:
+                queue = stack.enter_context(
+                    open_queue(
+                        tmp_path / originator / "queue.db",
+                        agency=originator,
+                        agency_key=SIGNING[originator],
+                        now=T0,
+                    )
+                )
 
-        def release(
-            seed: str, originator: str = originator, queue: ApprovalQueue | None = queue
-        ) -> ReleaseBatch:
-            return release_decided(
-                ex.decisions[originator],
-                ex.sides[originator].records,
-                mou=mou,
-                originator=originator,
-                signing_key=SIGNING[originator],
-                handle_key=HANDLE_KEY[originator],
-                rng=DeterministicRandom(f"{seed}-{originator}"),
-                now=T0,
-                queue=queue,
-            )
+            def release(
+                seed: str, originator: str = originator, queue: ApprovalQueue | None = queue
+            ) -> ReleaseBatch:
+                return release_decided(
+                    ex.decisions[originator],
+                    ex.sides[originator].records,
+                    mou=mou,
+                    originator=originator,
+                    signing_key=SIGNING[originator],
+                    handle_key=HANDLE_KEY[originator],
+                    rng=DeterministicRandom(f"{seed}-{originator}"),
+                    now=T0,
+                    queue=queue,
+                )
 
-        batch = release("release")
-        sealed = batch.sealed
-        if queue is not None:
-            assert not sealed and batch.queued  # nothing leaves before approval
-            for item in queue.pending(T0):
-                queue.approve(item.item_id, SIGNING[originator].verify_key, now=T0)
-            # The next exchange (the same decision here) sends what was approved.
-            sealed = release("release-again").sealed
-            queue.close()
+            batch = release("release")
+            sealed = batch.sealed
+            if queue is not None:
+                assert not sealed and batch.queued  # nothing leaves before approval
+                for item in queue.pending(T0):
+                    approve(queue, item.item_id, agency=originator, now=T0)
+                # The next exchange (the same decision here) sends what was approved.
+                sealed = release("release-again").sealed
         assert len(sealed) + len(batch.denied) == len(ex.decisions[originator].matches)
         assert len(sealed) > 5
         sources = _secrets(ex.sides[originator], ex.decisions[originator])[0]

@@ -26,6 +26,7 @@ from _release_support import (
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from xlink.audit import Checkpoint, PublishedCheckpoint
 from xlink.crypto.keys import SigningKey
 from xlink.errors import DecryptionError, PolicyDenied, XlinkError
 from xlink.records.model import Category
@@ -44,7 +45,16 @@ from xlink.release import (
     verify_receipt,
 )
 from xlink.release.codec import lp, pack
-from xlink.release.receipt import DST_RECEIPT
+from xlink.release.receipt import DST_RECEIPT, RECEIPT_VERSION
+
+AUDIT_KEY = SigningKey(hashlib.sha256(b"test-release-open/audit-key").digest())
+
+
+def _checkpoint(seq: int = 3) -> PublishedCheckpoint:
+    """A checkpoint of the recipient's audit log, signed by its audit key (spec §8)."""
+    unsigned = Checkpoint(seq, bytes([seq]) * 32, T0, seq - 1, 100, b"")
+    signed = dataclasses.replace(unsigned, signature=AUDIT_KEY.sign(unsigned.message()))
+    return PublishedCheckpoint(AUDIT_KEY.verify_key, signed)
 
 
 def _sealed(record: ReleaseRecord, key: SigningKey | None = None) -> SealedRelease:
@@ -67,9 +77,10 @@ def test_round_trip_and_receipt() -> None:
     opened = _open(sealed.data)
     assert opened == record
     assert encode_release(opened) == encode_release(record)
-    receipt = issue_receipt(opened, SIGNING[US], now=T0)
+    receipt = issue_receipt(opened, SIGNING[US], now=T0, checkpoint=_checkpoint())
     got = verify_receipt(receipt, mou=MOU, release=sealed)
     assert got.release_digest == sealed.digest and got.received_at == T0
+    assert got.checkpoint == _checkpoint()
     # Sealed bytes carry nothing in the clear; each sealing differs.
     assert b"RCMP" not in sealed.data and b"Grzegorz" not in sealed.data
     assert _sealed(record).data != sealed.data
@@ -79,13 +90,14 @@ def test_receipt_refusals() -> None:
     record = release_record()
     sealed = _sealed(record)
     other = _sealed(release_record(release_id=b"\x09" * 16))
-    receipt = issue_receipt(record, SIGNING[US], now=T0)
+    receipt = issue_receipt(record, SIGNING[US], now=T0, checkpoint=_checkpoint())
     with pytest.raises(ReleaseRejected) as exc:
         verify_receipt(receipt, mou=MOU, release=other)
     assert exc.value.reason == "wrong-release"
     with pytest.raises(DecryptionError):
-        verify_receipt(issue_receipt(record, OTHER_SIGNING, now=T0), mou=MOU, release=sealed)
-    for bad in (receipt[:-1], receipt + b"\x00", b"", b"\x02" + receipt[1:]):
+        forged = issue_receipt(record, OTHER_SIGNING, now=T0, checkpoint=_checkpoint())
+        verify_receipt(forged, mou=MOU, release=sealed)
+    for bad in (receipt[:-1], receipt + b"\x00", b"", b"\x01" + receipt[1:]):
         with pytest.raises(ReleaseRejected):
             verify_receipt(bad, mou=MOU, release=sealed)
 
@@ -246,8 +258,10 @@ _SEALED = _sealed(release_record())
 def test_signed_receipts_of_any_time_raise_only_xlink_errors(micros: int) -> None:
     """The recipient signs whatever time it likes: a receipt verifies when a ``datetime`` can
     hold its time and is otherwise ``malformed``, never an OverflowError."""
-    body = pack([_SEALED.release_id, _SEALED.session_id, _SEALED.digest, CA, US, micros])
-    receipt = pack([body, SIGNING[US].sign(hashlib.sha256(lp(DST_RECEIPT) + body).digest())])
+    members = [_SEALED.release_id, _SEALED.session_id, _SEALED.digest, CA, US, micros, None]
+    body = pack(members, version=RECEIPT_VERSION)
+    signature = SIGNING[US].sign(hashlib.sha256(lp(DST_RECEIPT) + body).digest())
+    receipt = pack([body, signature], version=RECEIPT_VERSION)
     if micros <= _LAST_US:
         got = verify_receipt(receipt, mou=MOU, release=_SEALED)
         assert got.received_at == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)

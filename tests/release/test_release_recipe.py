@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
+from _officers import approve, deny, open_queue
 from _release_support import (
     CA,
     HANDLE_KEY,
@@ -30,6 +32,12 @@ MATCHES = (
 )
 DECISION = Decision(SESSION, 23.25, 2, MATCHES)
 RECORDS = [person("CAWL-1"), person("CAOT-1", Category.OTHER), person("UNMATCHED")]
+
+
+def _ledger(tmp_path: Path, name: str = "ledger") -> AbstractContextManager[ApprovalQueue]:
+    """CA's outbound ledger in a directory of its own (its audit log and enrolled officers
+    beside it), apart from the ``audit.db`` that :func:`_release` writes in ``tmp_path``."""
+    return open_queue(tmp_path / name / "queue.db", agency=CA, agency_key=SIGNING[CA], now=T0)
 
 
 def _release(mou_approval: bool, tmp_path: Path, queue: ApprovalQueue | None = None):  # type: ignore[no-untyped-def]
@@ -59,7 +67,7 @@ def test_straight_through_when_no_approval_is_required(tmp_path: Path) -> None:
 def test_approval_required_needs_a_queue_and_holds_everything(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         _release(True, tmp_path)[1].close()
-    with ApprovalQueue.open(tmp_path / "q.db") as queue:
+    with _ledger(tmp_path) as queue:
         batch, log = _release(True, tmp_path, queue)
         log.close()
         assert not batch.sealed and len(batch.queued) == 1
@@ -69,7 +77,7 @@ def test_approval_required_needs_a_queue_and_holds_everything(tmp_path: Path) ->
         assert not again.sealed and not again.queued
         assert [f.fate for f in again.fates if f.record_id == "CAWL-1"] == [Fate.PENDING]
         assert len(queue.items(T0)) == 1
-        queue.approve(batch.queued[0].item_id, SIGNING[CA].verify_key, now=T0)
+        approve(queue, batch.queued[0].item_id, agency=CA, now=T0)
         # Approved: the next exchange builds it afresh for its session and sends it.
         sent, log = _release(True, tmp_path, queue)
         log.close()
@@ -124,7 +132,7 @@ def test_a_record_in_two_pairs_is_delivered_to_both_whatever_their_order(
     # Run 1 delivers pair A (receipt verified) but not pair B (refused). Run 2 lists the pairs
     # the other way round: both must be sent again (the partner keeps a copy it holds once),
     # not "delivered" to B on A's receipt.
-    with ApprovalQueue.open(tmp_path / "q.db") as queue:
+    with _ledger(tmp_path) as queue:
         first = _again(_pairs(7, 8), queue, False, "r1")
         assert len(first.sealed) == 2
         queue.mark_sent(first.items[0], first.sealed[0].release_id, now=T0, session_id=b"1" * 16)
@@ -144,17 +152,17 @@ def test_a_record_in_two_pairs_is_delivered_to_both_whatever_their_order(
 
 
 def test_one_approval_per_record_version_and_never_past_a_denial(tmp_path: Path) -> None:
-    with ApprovalQueue.open(tmp_path / "q.db") as queue:
+    with _ledger(tmp_path) as queue:
         first = _again(_pairs(7, 8), queue, True, "r1")
         assert [f.fate for f in first.fates] == [Fate.QUEUED, Fate.QUEUED]
         (item,) = queue.items(T0)  # one queue item for the version
         assert _again(_pairs(8, 7), queue, True, "r2").sealed == ()
-        queue.approve(item.item_id, SIGNING[CA].verify_key, now=T0)
+        approve(queue, item.item_id, agency=CA, now=T0)
         sent = _again(_pairs(7, 8), queue, True, "r3")
         assert [f.fate for f in sent.fates] == [Fate.SENT, Fate.SENT]
-    with ApprovalQueue.open(tmp_path / "denied.db") as queue:
+    with _ledger(tmp_path, "denied") as queue:
         _again(_pairs(7, 8), queue, True, "d1")
         (item,) = queue.items(T0)
-        queue.deny(item.item_id, SIGNING[CA].verify_key, "insufficient-grounds", now=T0)
+        deny(queue, item.item_id, "insufficient-grounds", agency=CA, now=T0)
         after = _again(_pairs(7, 8, 9), queue, True, "d2")
         assert not after.sealed and {f.fate for f in after.fates} == {Fate.DENIED}

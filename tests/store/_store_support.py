@@ -3,15 +3,17 @@ MOU, records): sealed releases, stores and audit logs."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "release"))
 
+from _officers import APPROVER, READER, STRANGER, act, enrol_officers
 from _release_support import (
     CA,
     HANDLE_KEY,
@@ -29,21 +31,25 @@ from _release_support import (
 
 from xlink.audit import AuditEvent, AuditLog, Entry
 from xlink.crypto.rand import DeterministicRandom
+from xlink.officers import OfficerAct, OfficerAction, OfficerKey
 from xlink.policy import Caveats, Mou, Tlp, mou_digest
 from xlink.records.model import Category
 from xlink.release import ReleaseRecord, SealedRelease, seal_release, sign_release
 from xlink.store import ReleaseStore
 
 __all__ = [
+    "APPROVER",
     "AUDIT_KEY",
     "CA",
     "DAY",
     "HANDLE_KEY",
     "MOU",
     "OTHER_SIGNING",
+    "READER",
     "SEALING",
     "SESSION",
     "SIGNING",
+    "STRANGER",
     "T0",
     "US",
     "audit_kinds",
@@ -52,6 +58,7 @@ __all__ = [
     "mou_with_caveats",
     "open_store",
     "person",
+    "read_act",
     "red_mou",
     "release_record",
     "sample_mou",
@@ -106,10 +113,47 @@ def red_mou() -> Mou:
 def open_store(
     path: Path, *, mou: Mou = MOU, agency: str = US, audit: AuditLog | None = None
 ) -> Iterator[ReleaseStore]:
-    with ReleaseStore.open(
-        path, mou=mou, sealing_key=SEALING[agency], signing_key=SIGNING[agency], audit=audit
-    ) as store:
+    """The store at ``path`` for ``agency``, audited to ``audit`` (or to ``audit.db`` beside
+    it), with READER enrolled as a reader and APPROVER as an approver (in ``.officers/``
+    beside it, one per agency)."""
+    with contextlib.ExitStack() as stack:
+        if audit is None:
+            audit = stack.enter_context(
+                AuditLog.open(path.parent / "audit.db", signing_key=AUDIT_KEY)
+            )
+        # Enrolled in a set-up directory with a log of its own, so that the store's log holds
+        # only what the store audits.
+        setup = path.parent / f".officers-{agency}"
+        setup.mkdir(exist_ok=True)
+        with AuditLog.open(setup / "audit.db", signing_key=SIGNING[agency]) as setup_log:
+            officers = enrol_officers(
+                setup, agency=agency, agency_key=SIGNING[agency], audit=setup_log, now=T0
+            )
+        store = stack.enter_context(
+            ReleaseStore.open(
+                path,
+                mou=mou,
+                sealing_key=SEALING[agency],
+                signing_key=SIGNING[agency],
+                audit=audit,
+                officers=officers,
+            )
+        )
         yield store
+
+
+def read_act(
+    release_id: bytes,
+    now: datetime,
+    *,
+    purpose: str = "border-security",
+    officer: OfficerKey = READER,
+    agency: str = US,
+) -> OfficerAct:
+    """READER's (or ``officer``'s) signed read of ``release_id`` at ``now`` for ``purpose``."""
+    return act(
+        officer, OfficerAction.READ, agency=agency, target=release_id, now=now, detail=purpose
+    )
 
 
 def audit_kinds(log: AuditLog) -> list[AuditEvent]:

@@ -8,23 +8,20 @@ is recomputed here from the construction docs/store.md documents."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from _officers import READER, enrol_agency_officers, export_act
 from _store_support import (
-    AUDIT_KEY,
     CA,
     MOU,
-    SEALING,
     SESSION,
-    SIGNING,
     T0,
     US,
     make_record,
@@ -34,9 +31,7 @@ from _store_support import (
 from _two_agencies import exchanged_in_process
 from stix2validator import ValidationOptions, validate_instance, validate_string
 
-from xlink.cli import cmd_store
-from xlink.cli.exitcodes import ExitCode
-from xlink.policy import CategoryPolicy, Mou, Tlp, dump_mou, sign_mou
+from xlink.policy import CategoryPolicy, Mou, Tlp
 from xlink.policy.mou import PermittedAction
 from xlink.records.model import AdmiraltyGrading, Category, HandlingCode
 from xlink.release import ReleaseRecord
@@ -47,8 +42,6 @@ from xlink.store import ReleaseStore, to_stix_bundle
 OPTIONS = ValidationOptions(version="2.1", strict_types=True, strict_properties=True)
 # The id construction of docs/store.md, written out again here (not imported from xlink).
 ID_DST = b"xlink/v1/stix-id"
-READER = AUDIT_KEY.verify_key.fingerprint()
-NOW = "2026-03-02T12:00:00+00:00"
 
 
 def _lp(data: bytes) -> bytes:
@@ -123,12 +116,12 @@ def store(tmp_path: Path) -> Iterator[ReleaseStore]:
         yield opened
 
 
-def _read_all(store: ReleaseStore) -> list[ReleaseRecord]:
-    reader = SIGNING[US].verify_key
-    return [
-        store.read(m.release_id, purpose="border-security", reader=reader, now=T0)
-        for m in store.list(T0)
-    ]
+def _read_all(store: ReleaseStore, *, later: timedelta = timedelta(0)) -> list[ReleaseRecord]:
+    """Every record, as ``xlink store export`` reads them (``ReleaseStore.export``), ``later``
+    after T0 (an officer's act is used once: a second export is a second act)."""
+    now = T0 + later
+    act = export_act(READER, agency=US, purpose="border-security", now=now)
+    return list(store.export(act=act, now=now))
 
 
 def test_store_export_validates(store: ReleaseStore) -> None:
@@ -158,7 +151,7 @@ def test_every_tlp_marking_validates() -> None:
 def test_ids_are_uuid4_and_stable_across_exports(store: ReleaseStore) -> None:
     records = _read_all(store)
     first = to_stix_bundle(records)
-    again = to_stix_bundle(_read_all(store))  # a second export of the same store
+    again = to_stix_bundle(_read_all(store, later=timedelta(hours=1)))  # a second export
     alone = to_stix_bundle(records[:1])  # the same release in another bundle
     assert _text(first) == _text(again)
     objects = {o["id"]: o for o in first["objects"]}  # type: ignore[attr-defined]
@@ -178,36 +171,6 @@ def test_ids_are_uuid4_and_stable_across_exports(store: ReleaseStore) -> None:
     alone_ids = {o["id"] for o in alone["objects"]}  # type: ignore[attr-defined]
     assert _expected_id("identity", f"release:{records[0].release_id.hex()}") in alone_ids
     assert alone["id"] != first["id"]
-
-
-# -- the CLI's output --------------------------------------------------------------------
-
-
-def _run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="xlink")
-    sub = parser.add_subparsers(dest="command", required=True)
-    cmd_store.register(sub)
-    args = parser.parse_args(argv)
-    code: int = args.handler(args)
-    return code
-
-
-def test_cli_export_validates(store: ReleaseStore, tmp_path: Path) -> None:
-    mou_file = tmp_path / "mou.json"
-    signed = sign_mou(sign_mou(ALL_MOU, CA, SIGNING[CA]), US, SIGNING[US])
-    mou_file.write_text(dump_mou(signed, "json"))
-    (tmp_path / "sealing.key").write_text(SEALING[US].secret().hex())
-    out = tmp_path / "bundle.json"
-    store.close()  # the CLI opens the file itself
-    code = _run(
-        "store", "export", "--purpose", "border-security", "--reader", READER,
-        "--store", str(tmp_path / "store.db"), "--mou", str(mou_file),
-        "--sealing-key", str(tmp_path / "sealing.key"), "--now", NOW, "--out", str(out),
-    )  # fmt: skip
-    assert code == ExitCode.OK
-    text = out.read_text(encoding="utf-8")
-    assert len(json.loads(text)["objects"]) > len(Category)
-    assert_valid(text)
 
 
 # -- the demo's stores ----------------------------------------------------------------------
@@ -231,12 +194,12 @@ def test_demo_stores_export_validates(tmp_path: Path) -> None:
     ) as run:
         now = datetime.now(UTC)
         for a in (CA, US):
-            store = run.agencies[a].store
-            reader = run.agencies[a].keys.signing_key.verify_key
-            records = [
-                store.read(m.release_id, purpose="border-security", reader=reader, now=now)
-                for m in store.list(now)
-            ]
+            enrol_agency_officers(run.agencies[a], now)
+            records = list(
+                run.agencies[a].store.export(
+                    act=export_act(READER, agency=a, purpose="border-security", now=now), now=now
+                )
+            )
             assert records
             ungraded += sum(r.grading is None for r in records)
             assert_valid(_text(to_stix_bundle(records)))

@@ -9,10 +9,12 @@ import csv
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _officers import enrol_agency_officers
+from _store_support import read_act
 from _two_agencies import exchanged_in_process
 
 from xlink.audit import AuditEvent, AuditLog, verify_log
-from xlink.crypto.keyfiles import load_public_bundle
+from xlink.crypto.keyfiles import load_audit_verify_key
 from xlink.store import to_stix_bundle
 
 DATA = Path(__file__).resolve().parents[2] / "xlink" / "data"
@@ -42,9 +44,9 @@ def test_two_agencies_end_to_end_into_both_stores(tmp_path: Path) -> None:
             for m in listed:
                 assert m.own_record_id in own_ids
                 assert rows[m.release_id.hex()]["own_record_id"] == m.own_record_id
-            reader = agencies[me].keys.signing_key.verify_key
+            enrol_agency_officers(agencies[me], now)
             records = [
-                store.read(m.release_id, purpose="border-security", reader=reader, now=now)
+                store.read(m.release_id, act=read_act(m.release_id, now, agency=me), now=now)
                 for m in listed
             ]
             # The partner's sources never reach us, not even in a STIX export.
@@ -54,7 +56,7 @@ def test_two_agencies_end_to_end_into_both_stores(tmp_path: Path) -> None:
             }
             assert peer_sources and not any(source in bundle for source in peer_sources)
     for a in (CA, US):
-        key = load_public_bundle(c.bundles[a]).verify_key
+        key = load_audit_verify_key(c.keys[a])
         assert verify_log(tmp_path / a / "audit.db", key).ok
     with AuditLog.open(tmp_path / US / "audit.db", signing_key=None) as log:
         kinds = [e.kind for e in log.entries()]

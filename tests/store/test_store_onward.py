@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from _officers import READER, STRANGER, act
 from _store_support import (
     AUDIT_KEY,
     CA,
@@ -30,6 +31,7 @@ from hypothesis import strategies as st
 
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.errors import PolicyDenied
+from xlink.officers import OfficerAct, OfficerAction
 from xlink.policy import Mou, PermittedAction, Tlp
 from xlink.records.model import Category
 from xlink.release import ReleaseRecord, ReleaseRejected
@@ -88,7 +90,11 @@ def _share(
             outcome: ReleaseRecord | PolicyDenied
             try:
                 outcome = store.share_onward(
-                    record.release_id, third_party=third_party, consent=consent, now=now
+                    record.release_id,
+                    third_party=third_party,
+                    consent=consent,
+                    act=_share_act(record.release_id, third_party, now),
+                    now=now,
                 )
             except PolicyDenied as exc:
                 outcome = exc
@@ -99,6 +105,12 @@ def _share(
         ]
     assert verify_log(tmp_path / "audit.db", AUDIT_KEY.verify_key).ok
     return outcome, onward
+
+
+def _share_act(release_id: bytes, third_party: str, now: datetime) -> OfficerAct:
+    return act(
+        READER, OfficerAction.SHARE, agency=US, target=release_id, now=now, detail=third_party
+    )
 
 
 def _denied(outcome: object, reason: str, onward: list[dict[str, object]]) -> None:
@@ -119,6 +131,8 @@ def test_a_valid_consent_token_allows_sharing(tmp_path: Path) -> None:
             "session": SESSION.hex(),
             "peer": THIRD,
             "purpose": "border-security",
+            "reader": READER.fingerprint,
+            "officer_sig": _share_act(record.release_id, THIRD, T0 + DAY).signature.hex(),
         }
     ]
 
@@ -229,11 +243,44 @@ def test_unknown_and_expired_records_are_not_shared(tmp_path: Path) -> None:
     record = make_record()
     outcome, _ = _share(tmp_path, record, _consent(record), now=T0 + 365 * DAY)
     assert isinstance(outcome, PolicyDenied) and outcome.reasons == ("retention-expired",)
+    late = T0 + 365 * DAY  # not before what the audit log has seen
+    unknown = make_record(7).release_id
     with open_store(tmp_path / "store.db") as store, pytest.raises(PolicyDenied) as exc:
-        store.share_onward(make_record(7).release_id, third_party=THIRD, consent=None, now=T0)
+        store.share_onward(
+            unknown,
+            third_party=THIRD,
+            consent=None,
+            act=_share_act(unknown, THIRD, late),
+            now=late,
+        )
     assert exc.value.reasons == (DENY_UNKNOWN_RELEASE,)
     with open_store(tmp_path / "store.db") as store, pytest.raises(ValueError):
-        store.share_onward(record.release_id, third_party="GB NCA", consent=None, now=T0)
+        store.share_onward(
+            record.release_id,
+            third_party="GB NCA",
+            consent=None,
+            act=_share_act(record.release_id, THIRD, late),
+            now=late,
+        )
+
+
+def test_an_onward_share_needs_an_enrolled_readers_act(tmp_path: Path) -> None:
+    record = make_record()
+    with open_store(tmp_path / "store.db") as store:
+        store.receive(seal(record), expected_session_id=SESSION, now=T0)
+        stranger = act(
+            STRANGER, OfficerAction.SHARE, agency=US, target=record.release_id, now=T0,
+            detail=THIRD,
+        )  # fmt: skip
+        with pytest.raises(PolicyDenied, match="officer-not-enrolled"):
+            store.share_onward(
+                record.release_id, third_party=THIRD, consent=None, act=stranger, now=T0
+            )
+        other_party = _share_act(record.release_id, "AU-AFP", T0)
+        with pytest.raises(PolicyDenied, match="officer-act-mismatch"):
+            store.share_onward(
+                record.release_id, third_party=THIRD, consent=None, act=other_party, now=T0
+            )
 
 
 def test_consent_tokens_round_trip_and_reject_garbage() -> None:

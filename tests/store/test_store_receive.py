@@ -57,7 +57,7 @@ def test_the_record_is_sealed_at_rest(tmp_path: Path) -> None:
     record = make_record()
     with open_store(tmp_path / "store.db") as store:
         store.receive(seal(record).data, expected_session_id=SESSION, now=T0)
-    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     values = [v.encode() for vs in record.fields.values() for v in vs if len(v) >= 4]
     assert values and not any(v in raw for v in values)
     assert record.release_id in raw  # the index column is there, the content is not
@@ -127,15 +127,24 @@ def test_an_audit_failure_rolls_the_store_back(tmp_path: Path) -> None:
 def test_open_checks_the_keys_against_the_mou(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="sealing key"):
         ReleaseStore.open(
-            tmp_path / "s.db", mou=MOU, sealing_key=SealingKey(b"\x07" * 32), signing_key=None
+            tmp_path / "s.db",
+            mou=MOU,
+            sealing_key=SealingKey(b"\x07" * 32),
+            signing_key=None,
+            audit=None,  # type: ignore[arg-type]
         )
     with pytest.raises(ValueError, match="signing_key"):
         ReleaseStore.open(
-            tmp_path / "s.db", mou=MOU, sealing_key=SEALING[US], signing_key=OTHER_SIGNING
+            tmp_path / "s.db",
+            mou=MOU,
+            sealing_key=SEALING[US],
+            signing_key=OTHER_SIGNING,
+            audit=None,  # type: ignore[arg-type]
         )
     with (
+        AuditLog.open(tmp_path / "audit.db", signing_key=AUDIT_KEY) as audit,
         ReleaseStore.open(
-            tmp_path / "s.db", mou=MOU, sealing_key=SEALING[US], signing_key=None
+            tmp_path / "s.db", mou=MOU, sealing_key=SEALING[US], signing_key=None, audit=audit
         ) as store,
         pytest.raises(ValueError, match="signing key"),
     ):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -26,8 +25,13 @@ from xlink.agency._query import QueryClient, QueryOutcome, QueryService
 from xlink.agency._schema import schema_for_mou
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.audit.history import apply_daily_budget, set_size_history, unrecorded_runs
+from xlink.audit.milestones import agency_keys_in_use, record_in_force
 from xlink.audit.session import SessionAuditor
-from xlink.crypto.keyfiles import AgencyKeys, PublicBundle, load_public_bundle
+from xlink.crypto.keyfiles import (
+    AgencyKeys,
+    PublicBundle,
+    load_public_bundle,
+)
 from xlink.crypto.rand import RandomSource
 from xlink.decide import Decision, decide, reveal_bound_for
 from xlink.errors import (
@@ -38,6 +42,7 @@ from xlink.errors import (
     SchemaMismatch,
 )
 from xlink.linkage.schema import LinkageSchema, schema_digest
+from xlink.officers import OFFICERS_DIR, OfficerRegistry
 from xlink.policy import Mou, accept_mou, load_mou, mou_digest
 from xlink.prepare import PreparedSide, StrPath, prepare_side
 from xlink.progress import ProgressFn
@@ -45,11 +50,12 @@ from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import Event, Progress, PsiResult
 from xlink.protocol.session import PsiSession
 from xlink.records.model import PersonRecord
-from xlink.release import ApprovalQueue, SourceHandleKey, release_decided, settle_receipts
+from xlink.release import ApprovalQueue, SourceHandleKey, release_decided
+from xlink.release.handles import open_source_handle_key
 from xlink.release.label import (
     seal_labelled,
 )
-from xlink.release.recipe import ReleaseBatch
+from xlink.release.recipe import ReceiptSettler, ReleaseBatch
 from xlink.release.seal import SealedRelease
 from xlink.store import ReleaseStore
 from xlink.transport import (
@@ -85,8 +91,9 @@ class Agency:
 
     Everything goes into ``workdir``: ``audit.db``, ``store.db`` (releases received),
     ``queue.db`` (the outbound ledger: releases waiting for approval, approved, sent),
-    ``matches/`` (one matches file per session), ``rejects/`` and ``source-handle.key``
-    (created on first use, mode 0600).
+    ``matches/`` (one matches file per session), ``rejects/``, ``officers/`` (the officers
+    enrolled to read and approve) and ``source-handle.key`` (created on first use, mode
+    0600).
     """
 
     def __init__(
@@ -111,6 +118,9 @@ class Agency:
         self._audit: AuditLog | None = None
         self._store: ReleaseStore | None = None
         self._queue: ApprovalQueue | None = None
+        #: The officers this agency enrolled (``officers/`` in the workdir): enrol with
+        #: ``agency.officers.enrol(...)``; reads and approvals are checked against them.
+        self.officers = OfficerRegistry(keys.agency_id, workdir / OFFICERS_DIR, (), {})
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -198,7 +208,13 @@ class Agency:
         try:
             self._stack.enter_context(workdir_lock(work))
             self._audit = self._stack.enter_context(
-                AuditLog.open(work / "audit.db", signing_key=keys.signing_key)
+                AuditLog.open(work / "audit.db", signing_key=keys.audit_key)
+            )
+            self.officers = OfficerRegistry.load(
+                work / OFFICERS_DIR,
+                agency_id=agency,
+                agency_key=keys.signing_key.verify_key,
+                audit=self._audit,
             )
             self._store = self._stack.enter_context(
                 ReleaseStore.open(
@@ -207,16 +223,46 @@ class Agency:
                     sealing_key=keys.sealing_key,
                     signing_key=keys.signing_key,
                     audit=self._audit,
+                    officers=self.officers,
                 )
             )
             self._queue = self._stack.enter_context(
-                ApprovalQueue.open(work / "queue.db", audit=self._audit)
+                ApprovalQueue.open(work / "queue.db", audit=self._audit, officers=self.officers)
             )
+            self._record_in_force()
             self._record_unrecorded_runs()
         except BaseException:
             self._stack.close()
             raise
         return self
+
+    def _record_in_force(self) -> None:
+        """``MOU_ACCEPTED`` the first time this workdir's log runs under this MOU's digest,
+        ``KEY_EVENT`` ``FIRST_USE`` the first time under each of our keys (docs/audit.md).
+        Refuses (:class:`~xlink.errors.InputError`) a log whose checkpoints another key signs,
+        e.g. one begun under the signing key, before the audit key: mixed, it could not be
+        verified."""
+        keys = self.keys
+        if not self.audit.signed_by(keys.audit_key.verify_key):
+            raise InputError(
+                f"{self.audit.path}: its checkpoints are not signed by this agency's audit key "
+                f"({keys.audit_key.verify_key.fingerprint()}): verify it with the key that "
+                "signed it (xlink audit verify --key), move it aside and start a new log"
+            )
+        in_use = agency_keys_in_use(
+            signing=keys.signing_key.verify_key,
+            sealing=keys.sealing_key.public_key,
+            tls_cert_sha256=keys.tls.fingerprint,
+            audit=keys.audit_key.verify_key,
+        )
+        record_in_force(
+            self.audit,
+            mou=self.mou.id,
+            mou_digest=mou_digest(self.mou),
+            peer=self.peer_id,
+            keys=in_use,
+            now=self.clock(),
+        )
 
     def _record_unrecorded_runs(self) -> None:
         audit = self.audit
@@ -594,7 +640,7 @@ class Agency:
             if outcome == "completed":
                 counts = (outcome_counts["released"], outcome_counts["received"])
             self._run_ended(outcome, session_id, code, counts)
-        report = verify_log(self.audit.path, self.keys.signing_key.verify_key)
+        report = verify_log(self.audit.path, self.keys.audit_key.verify_key)
         return AgencyOutcome(
             agency=self.agency_id,
             peer=self.peer_id,
@@ -643,23 +689,22 @@ class Agency:
         if progress is not None:  # releases sent now (queued, pending, denied ones are not)
             progress("releases sent", 0, len(batch.sealed))
         receiver = Receiver(self, session_id, decision, peer_outputs.__getitem__)
+        # Each receipt is settled (audited, its checkpoint kept, the ledger marked) as it
+        # arrives: one that came in is recorded even if the transfer fails after it.
+        settler = ReceiptSettler(
+            batch, mou=self.mou, clock=self.clock, queue=self.queue, audit=self.audit
+        )
         transferred = await transfer_releases(
             gate,
             batch.sealed,
             receiver.store_one,
             idle_timeout,
             encode=self._handing_over(session, session_id),
+            on_answer=settler.settle,
         )
         if progress is not None:
             progress("releases sent", len(batch.sealed), len(batch.sealed))
-        verified, refused_by_peer = settle_receipts(
-            batch,
-            transferred.answers,
-            mou=self.mou,
-            now=self.clock(),
-            queue=self.queue,
-            audit=self.audit,
-        )
+        verified, refused_by_peer = settler.finish(transferred.answers)
         categories = {r.record_id: r.category.value for r in side.records}
         matches_file = write_matches(
             self.workdir / "matches", decision, batch.fates, categories, receiver.inbound
@@ -731,18 +776,9 @@ class Agency:
         return frame
 
     def _handle_key(self) -> SourceHandleKey:
-        path = self.workdir / "source-handle.key"
-        if path.exists():
-            raw = path.read_text(encoding="ascii").strip()
-            try:
-                return SourceHandleKey(bytes.fromhex(raw))
-            except ValueError:
-                raise InputError(f"{path}: not a 32-byte source handle key in hex") from None
-        key = SourceHandleKey.generate(self.rng)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(key.secret().hex() + "\n")
-        return key
+        """The originator's source-handle key, made on first use and kept wrapped under our
+        sealing key (:func:`~xlink.release.handles.open_source_handle_key`)."""
+        return open_source_handle_key(self.workdir, self.keys.sealing_key, rng=self.rng)
 
 
 class _ProgressAuditor(SessionAuditor):

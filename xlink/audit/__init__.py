@@ -14,12 +14,21 @@ secret or token can be logged by mistake. Time is always a parameter.
 
 from __future__ import annotations
 
+from xlink.audit._anchors import (
+    CHECKPOINTS_FORMAT,
+    CheckpointsFile,
+    PublishedCheckpoint,
+    dump_checkpoints,
+    load_checkpoints,
+    make_checkpoint,
+)
 from xlink.audit._encoding import DST_CHECKPOINT, DST_ENTRY, GENESIS_HASH
 from xlink.audit._log import MAX_CHECKPOINT_EVERY, AuditLog, Checkpoint, Entry
 from xlink.audit._verify import VerifyReport, verify_log
 from xlink.audit._vocab import FIELDS, KINDS, AuditEvent, FieldType, FieldValue, check_fields
 
 __all__ = [
+    "CHECKPOINTS_FORMAT",
     "DST_CHECKPOINT",
     "DST_ENTRY",
     "FIELDS",
@@ -29,10 +38,15 @@ __all__ = [
     "AuditEvent",
     "AuditLog",
     "Checkpoint",
+    "CheckpointsFile",
     "Entry",
     "FieldType",
     "FieldValue",
+    "PublishedCheckpoint",
     "VerifyReport",
     "check_fields",
+    "dump_checkpoints",
+    "load_checkpoints",
+    "make_checkpoint",
     "verify_log",
 ]

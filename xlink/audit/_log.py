@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from xlink._sqlite import SqliteStore, connect, transaction
 from xlink.audit._encoding import (
@@ -29,7 +29,11 @@ from xlink.audit._encoding import (
     to_micros,
 )
 from xlink.audit._vocab import AuditEvent, FieldValue, check_fields
-from xlink.crypto.keys import SigningKey
+from xlink.crypto.keys import SigningKey, VerifyKey
+from xlink.errors import DecryptionError
+
+if TYPE_CHECKING:
+    from xlink.audit._anchors import PublishedCheckpoint
 
 __all__ = ["MAX_CHECKPOINT_EVERY", "AuditLog", "Checkpoint", "Entry"]
 
@@ -63,6 +67,36 @@ BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 """
 # The triggers stop accidents (an UPDATE from a maintenance script), not an attacker, who can
 # drop them: that is what the hash chain and the signed checkpoints are for.
+
+# The partner's checkpoints our receipts brought (docs/audit.md, "Partner checkpoints"): kept
+# beside the chain, not in it (each is countersigned by a CHECKPOINT_RECEIVED entry), and
+# self-authenticating (each carries the partner's audit key and signature).
+_SPENT_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS spent_acts (token BLOB PRIMARY KEY) STRICT;
+CREATE TRIGGER IF NOT EXISTS spent_acts_no_delete BEFORE DELETE ON spent_acts
+BEGIN SELECT RAISE(ABORT, 'spent acts are kept'); END;
+"""
+# The signatures of officer acts already used (xlink.officers.authorize), outside the chain:
+# each is in the chained entry of its act too; this table makes the refusal of a replay cheap.
+
+_PARTNER_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS partner_checkpoints (
+    peer TEXT NOT NULL,
+    audit_key BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    head_hash BLOB NOT NULL,
+    time_us INTEGER NOT NULL,
+    prev_seq INTEGER NOT NULL,
+    interval INTEGER NOT NULL,
+    signature BLOB NOT NULL,
+    received_us INTEGER NOT NULL,
+    PRIMARY KEY (peer, audit_key, seq, head_hash, signature)
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS partner_checkpoints_no_update BEFORE UPDATE ON partner_checkpoints
+BEGIN SELECT RAISE(ABORT, 'partner checkpoints are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS partner_checkpoints_no_delete BEFORE DELETE ON partner_checkpoints
+BEGIN SELECT RAISE(ABORT, 'partner checkpoints are append-only'); END;
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +174,8 @@ class AuditLog(SqliteStore):
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.executescript(_SCHEMA)
+                conn.executescript(_PARTNER_SCHEMA)
+                conn.executescript(_SPENT_SCHEMA)
                 last = conn.execute(
                     "SELECT interval FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
                 ).fetchone()
@@ -169,17 +205,23 @@ class AuditLog(SqliteStore):
         checked = check_fields(kind, fields)
         time_us = to_micros(now)
         with self._transaction():
-            seq, prev = self._head()
-            seq += 1
-            digest = entry_hash(prev, seq, time_us, kind.name, checked)
-            self._conn.execute(
-                "INSERT INTO audit_entries (seq, time_us, kind, fields, prev_hash, entry_hash)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (seq, time_us, kind.name, encode_fields(checked), prev, digest),
-            )
-            last_cp = self._last_checkpoint_seq()
-            if last_cp == 0 or seq - last_cp >= self._interval:
-                self._sign(key, seq, digest, time_us, last_cp)
+            return self._append_locked(key, kind, checked, time_us)
+
+    def _append_locked(
+        self, key: SigningKey, kind: AuditEvent, checked: dict[str, FieldValue], time_us: int
+    ) -> Entry:
+        """Write one checked entry (and its checkpoint when due), inside a transaction."""
+        seq, prev = self._head()
+        seq += 1
+        digest = entry_hash(prev, seq, time_us, kind.name, checked)
+        self._conn.execute(
+            "INSERT INTO audit_entries (seq, time_us, kind, fields, prev_hash, entry_hash)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (seq, time_us, kind.name, encode_fields(checked), prev, digest),
+        )
+        last_cp = self._last_checkpoint_seq()
+        if last_cp == 0 or seq - last_cp >= self._interval:
+            self._sign(key, seq, digest, time_us, last_cp)
         return Entry(seq, from_micros(time_us), kind, MappingProxyType(checked), prev, digest)
 
     def checkpoint(self, *, now: datetime) -> Checkpoint | None:
@@ -193,6 +235,105 @@ class AuditLog(SqliteStore):
             if seq != 0 and last_cp != seq:
                 self._sign(key, seq, head, time_us, last_cp)
         return self.last_checkpoint()
+
+    def publish(self, *, now: datetime) -> PublishedCheckpoint | None:
+        """Sign a checkpoint at the head (:meth:`checkpoint`) and return it with this log's
+        audit verify key: what a receipt carries to the partner (xlink-release-v1 §8), so that
+        the partner holds our commitment to entries ``1..seq``. ``None`` for an empty log."""
+        from xlink.audit._anchors import PublishedCheckpoint  # _anchors builds on this module
+
+        key = self._writable_key()
+        checkpoint = self.checkpoint(now=now)
+        return None if checkpoint is None else PublishedCheckpoint(key.verify_key, checkpoint)
+
+    def keep_partner_checkpoint(
+        self,
+        peer: str,
+        published: PublishedCheckpoint,
+        *,
+        now: datetime,
+        session: bytes | None = None,
+        handle: bytes | None = None,
+    ) -> bool:
+        """Keep ``peer``'s checkpoint (from a receipt that verified: ``session`` and ``handle``
+        name the release it receipted) in ``partner_checkpoints`` and countersign it in our
+        chain as ``CHECKPOINT_RECEIVED`` (peer, seq, head hash, audit-key fingerprint), both in
+        one transaction. Returns False, writing nothing, when that checkpoint is already kept.
+
+        Raises :class:`~xlink.errors.DecryptionError` unless its signature verifies with the
+        key it carries (nothing unverified is kept), ``ValueError`` for a ``peer`` the
+        vocabulary refuses, a naive ``now`` or a read-only log.
+        """
+        key = self._writable_key()
+        published.verify()
+        cp = published.checkpoint
+        fields: dict[str, object] = {
+            "peer": peer,
+            "seq": cp.seq,
+            "digest": cp.head_hash,
+            "fingerprint": published.audit_key.fingerprint(),
+        }
+        if session is not None:
+            fields["session"] = session
+        if handle is not None:
+            fields["handle"] = handle
+        checked = check_fields(AuditEvent.CHECKPOINT_RECEIVED, fields)
+        time_us = to_micros(now)
+        row = (
+            peer,
+            bytes(published.audit_key),
+            cp.seq,
+            cp.head_hash,
+            to_micros(cp.time),
+            cp.prev_seq,
+            cp.interval,
+            cp.signature,
+            time_us,
+        )
+        with self._transaction():
+            cursor = self._conn.execute(
+                "INSERT OR IGNORE INTO partner_checkpoints (peer, audit_key, seq, head_hash,"
+                " time_us, prev_seq, interval, signature, received_us)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            if cursor.rowcount == 0:
+                return False
+            self._append_locked(key, AuditEvent.CHECKPOINT_RECEIVED, checked, time_us)
+        return True
+
+    def signed_by(self, verify_key: VerifyKey) -> bool:
+        """True when the latest checkpoint verifies with ``verify_key`` (or there is none): a
+        log has one checkpoint key, or it cannot be verified. A log begun under another key
+        (an agency's signing key, before its audit key) is to be verified with that key and
+        followed by a new log, not written on (:class:`~xlink.agency.Agency` refuses it)."""
+        last = self.last_checkpoint()
+        if last is None:
+            return True
+        try:
+            verify_key.verify(last.signature, last.message())
+        except (DecryptionError, ValueError, OverflowError):
+            return False
+        return True
+
+    def partner_checkpoints(self, peer: str) -> tuple[PublishedCheckpoint, ...]:
+        """The checkpoints of ``peer``'s log kept by :meth:`keep_partner_checkpoint`, in
+        ``seq`` order: what ``xlink audit export-checkpoints`` writes for the peer's auditor.
+        Empty for a log written before partner checkpoints were kept."""
+        from xlink.audit._anchors import PublishedCheckpoint, make_checkpoint
+
+        try:
+            rows = self._conn.execute(
+                "SELECT audit_key, seq, head_hash, time_us, prev_seq, interval, signature"
+                " FROM partner_checkpoints WHERE peer = ? ORDER BY seq, head_hash, signature",
+                (peer,),
+            ).fetchall()
+        except sqlite3.OperationalError:  # an older log, opened read-only: no such table
+            return ()
+        return tuple(
+            PublishedCheckpoint(VerifyKey(bytes(key)), make_checkpoint(*rest))
+            for key, *rest in rows
+        )
 
     def close(self) -> None:
         """Sign a closing checkpoint if the head has none (dated with the head entry's time, so
@@ -243,6 +384,25 @@ class AuditLog(SqliteStore):
             return None
         seq, head, time_us, prev_seq, interval, signature = row
         return Checkpoint(seq, head, from_micros(time_us), prev_seq, interval, signature)
+
+    def spend_once(self, token: bytes) -> bool:
+        """Record ``token`` (an officer act's signature) as used; ``False`` if it was already,
+        so that no act is accepted twice. ``ValueError`` if the log is read-only."""
+        self._writable_key()
+        try:
+            with self._transaction():
+                self._conn.execute("INSERT INTO spent_acts (token) VALUES (?)", (bytes(token),))
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def head_time(self) -> datetime | None:
+        """The latest time any entry states (``None`` for an empty log): the store and the
+        approval queue refuse an act dated before it, so that a clock set back cannot step
+        back into a retention period. The highest time, not the last entry's: a refusal logged
+        at an early time must not lower it."""
+        row = self._conn.execute("SELECT MAX(time_us) FROM audit_entries").fetchone()
+        return None if row is None or row[0] is None else from_micros(int(row[0]))
 
     # -- internals ---------------------------------------------------------------------------
 

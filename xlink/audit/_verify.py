@@ -14,17 +14,27 @@ failure is reported as the earliest entry that may differ from what the writer w
 - a deleted checkpoint (the next one points back to it): the entry it covered;
 - truncation (a valid checkpoint covers entries that are gone): the first missing entry.
 
+With the partner's copies of our checkpoints (``partner_checkpoints``: each came to the partner
+in one of our receipts, xlink-release-v1 §8), the log must also contain every one of them: an
+entry whose hash is not the head a partner checkpoint states names the first entry after the
+last partner checkpoint that matched (whoever holds our audit key may have re-chained and
+re-signed everything since); a partner checkpoint beyond the last entry names the first missing
+entry (truncation, or a log replaced by a new one). A partner checkpoint that does not verify
+with the audit key is reported and not trusted.
+
 Nothing here raises on a bad database: every problem becomes ``ok=False`` with a reason.
 """
 
 from __future__ import annotations
 
+import hmac
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from xlink.audit._anchors import PublishedCheckpoint
 from xlink.audit._encoding import (
     GENESIS_HASH,
     HASH_SIZE,
@@ -50,6 +60,8 @@ class VerifyReport:
     database itself is unusable); ``reason`` starts with ``"entry N: "`` when there is such
     an entry. ``covered`` is the seq of the last valid checkpoint: entries after it are not
     signed yet, and could be truncated or rewritten without detection (docs/audit.md).
+    ``anchored`` is the seq of the last partner checkpoint the log matched (0 when none was
+    given): entries up to it are as the partner was told, even by the holder of the audit key.
     """
 
     ok: bool
@@ -58,6 +70,7 @@ class VerifyReport:
     first_bad_seq: int | None
     reason: str | None
     covered: int = 0
+    anchored: int = 0
 
 
 class _Bad(Exception):
@@ -88,8 +101,12 @@ def _bytes(value: object, size: int) -> bytes:
 class _Walker:
     """The verification state: the chain so far and the checkpoints still ahead."""
 
-    def __init__(self, checkpoints: list[_Row], key: VerifyKey) -> None:
+    def __init__(
+        self, checkpoints: list[_Row], key: VerifyKey, anchors: dict[int, list[bytes]]
+    ) -> None:
         self.key = key
+        self.anchors = anchors  # seq -> the head hashes trusted partner checkpoints state
+        self.anchored = 0  # seq of the last partner checkpoint the log matched
         self.expected = 1
         self.prev_hash = GENESIS_HASH
         self.prev_prev_hash = GENESIS_HASH
@@ -176,6 +193,20 @@ class _Walker:
         checkpoint = self.pending.pop(seq, None)
         if checkpoint is not None:
             self._checkpoint(seq, stored, checkpoint)
+        heads = self.anchors.pop(seq, None)
+        if heads is not None:
+            self._anchor(seq, stored, heads)
+
+    def _anchor(self, seq: int, entry_hash: bytes, heads: list[bytes]) -> None:
+        """Entry ``seq`` against the heads partner checkpoints state for it: they vouch for
+        entries ``1..seq`` even against the holder of our audit key."""
+        if not all(hmac.compare_digest(head, entry_hash) for head in heads):
+            raise _Bad(
+                self.anchored + 1,
+                f"entries {self.anchored + 1}..{seq} do not match the partner's checkpoint at "
+                f"entry {seq} (the log was rewritten and re-signed)",
+            )
+        self.anchored = seq
 
     def _checkpoint(self, seq: int, head_hash: bytes, row: _Row) -> None:
         head, prev_seq, interval = self._signed(seq, row)
@@ -214,20 +245,59 @@ class _Walker:
                 f"not signed: {last - self.covered} entries follow the last checkpoint, which "
                 f"says one is written every {self.interval} (a checkpoint was deleted)",
             )
+        if self.anchors:
+            seq = max(self.anchors)
+            raise _Bad(
+                last + 1,
+                f"is missing (the log was truncated or replaced: the partner holds a "
+                f"checkpoint of entry {seq})",
+            )
+
+
+def _trusted_anchors(
+    partner_checkpoints: Iterable[PublishedCheckpoint], key: VerifyKey
+) -> tuple[dict[int, list[bytes]], str | None]:
+    """The head hashes by seq of the partner checkpoints that verify with ``key``, and the
+    reason the first one that does not is not trusted (None when all are)."""
+    anchors: dict[int, list[bytes]] = {}
+    untrusted: list[str] = []
+    given = list(partner_checkpoints)
+    for index, published in enumerate(given, 1):
+        cp = published.checkpoint
+        where = f"partner checkpoint {index} of {len(given)} (entry {cp.seq})"
+        if published.audit_key != key:
+            untrusted.append(
+                f"{where} is signed by another audit key "
+                f"({published.audit_key.fingerprint()}): not trusted"
+            )
+            continue
+        try:
+            published.verify()
+        except DecryptionError:
+            untrusted.append(f"{where} does not verify with the audit key (forged): not trusted")
+            continue
+        anchors.setdefault(cp.seq, []).append(cp.head_hash)
+    reason = None
+    if untrusted:
+        more = f" (and {len(untrusted) - 1} more)" if len(untrusted) > 1 else ""
+        reason = untrusted[0] + more
+    return anchors, reason
 
 
 def verify_rows(
     entries: Iterable[_Row],
     checkpoints: Iterable[_Row],
     verify_key: VerifyKey,
+    partner_checkpoints: Iterable[PublishedCheckpoint] = (),
 ) -> VerifyReport:
     """Verify rows as read from the two tables (``entries`` in seq order); see the module."""
     checkpoint_rows = list(checkpoints)
+    anchors, untrusted = _trusted_anchors(partner_checkpoints, verify_key)
     rows = iter(entries)
     count = 0
     walker: _Walker | None = None
     try:
-        walker = _Walker(checkpoint_rows, verify_key)
+        walker = _Walker(checkpoint_rows, verify_key, anchors)
         for row in rows:
             count += 1
             walker.entry(row)
@@ -235,17 +305,42 @@ def verify_rows(
     except _Bad as bad:
         count += sum(1 for _ in rows)
         covered = 0 if walker is None else walker.covered
-        return VerifyReport(False, count, len(checkpoint_rows), bad.seq, bad.reason, covered)
-    return VerifyReport(True, count, len(checkpoint_rows), None, None, walker.covered)
+        anchored = 0 if walker is None else walker.anchored
+        return VerifyReport(
+            False, count, len(checkpoint_rows), bad.seq, bad.reason, covered, anchored
+        )
+    # The log itself is intact; a partner checkpoint that is not ours is still a failure
+    # (the evidence was tampered with, or is for another key), never silently dropped.
+    return VerifyReport(
+        untrusted is None,
+        count,
+        len(checkpoint_rows),
+        None,
+        untrusted,
+        walker.covered,
+        walker.anchored,
+    )
 
 
-def verify_log(path: str | Path, verify_key: VerifyKey) -> VerifyReport:
-    """Verify the audit log at ``path`` with the agency's checkpoint ``verify_key``.
+def verify_log(
+    path: str | Path,
+    verify_key: VerifyKey,
+    *,
+    partner_checkpoints: Iterable[PublishedCheckpoint] = (),
+) -> VerifyReport:
+    """Verify the audit log at ``path`` with the agency's audit (checkpoint) ``verify_key``
+    and, when given, against ``partner_checkpoints``: the checkpoints of this log that the
+    partner kept from our receipts (:func:`~xlink.audit.load_checkpoints` of what it
+    exported; docs/audit.md, "Partner checkpoints").
 
-    Returns ``ok=True`` only if every entry hash, prev link and checkpoint verifies and nothing
-    a checkpoint covers is missing. A file that is not SQLite, lacks the tables or holds values
-    of the wrong types gives ``ok=False`` with a reason. Raises ``FileNotFoundError`` if
-    ``path`` does not exist (a missing log is not a verdict on a log).
+    Returns ``ok=True`` only if every entry hash, prev link and checkpoint verifies, nothing
+    a checkpoint covers is missing, and every partner checkpoint verifies with ``verify_key``
+    and names an entry of the log with exactly its head hash. A partner checkpoint that does
+    not verify (forged, or another key) gives ``ok=False`` with ``first_bad_seq=None`` and is
+    not used. A file that is not SQLite, lacks the tables or holds values of the wrong types
+    gives ``ok=False`` with a reason. Raises ``FileNotFoundError`` if ``path`` does not exist
+    (a missing log is not a verdict on a log: give an empty one to check it against partner
+    checkpoints).
     """
     path = Path(path)
     if not path.is_file():
@@ -263,7 +358,7 @@ def verify_log(path: str | Path, verify_key: VerifyKey) -> VerifyReport:
             "SELECT seq, time_us, kind, fields, prev_hash, entry_hash FROM audit_entries"
             " ORDER BY seq"
         )
-        return verify_rows(cursor, checkpoints, verify_key)
+        return verify_rows(cursor, checkpoints, verify_key, partner_checkpoints)
     except sqlite3.Error as exc:
         return VerifyReport(False, 0, 0, None, f"not a readable audit log: {exc}")
     finally:

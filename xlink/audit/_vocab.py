@@ -75,6 +75,9 @@ class AuditEvent(Enum):
     QUERY_EVALUATED = "query_evaluated"
     QUERY_REFUSED = "query_refused"
     QUERY_ENDED = "query_ended"
+    CHECKPOINT_RECEIVED = "checkpoint_received"
+    RECORDS_EXPORTED = "records_exported"
+    DECISION_REFUSED = "decision_refused"
 
 
 class FieldType(Enum):
@@ -91,13 +94,16 @@ class FieldType(Enum):
     SIDE = "side"  # LOCAL | PEER
     ROLE = "role"  # INITIATOR | RESPONDER
     MODE = "mode"  # PSI | CARDINALITY
-    KEY_ACTION = "key_action"  # GENERATED | ROTATED | REVOKED | IMPORTED | PINNED
-    KEY_TYPE = "key_type"  # ED25519 | X25519
+    KEY_ACTION = "key_action"  # GENERATED ROTATED REVOKED IMPORTED PINNED ENROLLED FIRST_USE
+    SIGNATURE = "signature"  # 64 bytes as 128 lowercase hex digits: an officer's signed act
+    KEY_TYPE = "key_type"  # ED25519 | X25519 | P256
+    KEY_USE = "key_use"  # SIGNING | SEALING | TLS | AUDIT
 
 
 _PATTERNS: Final[dict[FieldType, re.Pattern[str]]] = {
     FieldType.ID16: re.compile(r"[0-9a-f]{32}"),
     FieldType.DIGEST: re.compile(r"[0-9a-f]{64}"),
+    FieldType.SIGNATURE: re.compile(r"[0-9a-f]{128}"),
 }
 
 _RULES: Final[dict[FieldType, IdentifierRule]] = {
@@ -120,11 +126,14 @@ _NAMES: Final[dict[FieldType, frozenset[str]]] = {
     FieldType.SIDE: frozenset({"LOCAL", "PEER"}),
     FieldType.ROLE: frozenset({"INITIATOR", "RESPONDER"}),
     FieldType.MODE: frozenset({"PSI", "CARDINALITY"}),
-    FieldType.KEY_ACTION: frozenset({"GENERATED", "ROTATED", "REVOKED", "IMPORTED", "PINNED"}),
-    FieldType.KEY_TYPE: frozenset({"ED25519", "X25519"}),
+    FieldType.KEY_ACTION: frozenset(
+        {"GENERATED", "ROTATED", "REVOKED", "IMPORTED", "PINNED", "ENROLLED", "FIRST_USE"}
+    ),
+    FieldType.KEY_TYPE: frozenset({"ED25519", "X25519", "P256"}),
+    FieldType.KEY_USE: frozenset({"SIGNING", "SEALING", "TLS", "AUDIT"}),
 }
 
-_HEX_SIZES: Final = {FieldType.ID16: 16, FieldType.DIGEST: 32}
+_HEX_SIZES: Final = {FieldType.ID16: 16, FieldType.DIGEST: 32, FieldType.SIGNATURE: 64}
 
 FIELDS: Final[Mapping[str, FieldType]] = {
     # A field name has one type everywhere it is used.
@@ -133,6 +142,8 @@ FIELDS: Final[Mapping[str, FieldType]] = {
     "fingerprint": FieldType.ID16,
     "approver": FieldType.ID16,  # the approving officer's signing-key fingerprint, not a name
     "reader": FieldType.ID16,  # the reading officer's signing-key fingerprint, not a name
+    # The officer's signature over the act (xlink.officers.act_message) the entry records.
+    "officer_sig": FieldType.SIGNATURE,
     "digest": FieldType.DIGEST,
     "mou_digest": FieldType.DIGEST,
     "schema_digest": FieldType.DIGEST,
@@ -148,6 +159,7 @@ FIELDS: Final[Mapping[str, FieldType]] = {
     "mode": FieldType.MODE,
     "action": FieldType.KEY_ACTION,
     "key_type": FieldType.KEY_TYPE,
+    "key_use": FieldType.KEY_USE,
     "own": FieldType.COUNT,
     "own_padded": FieldType.COUNT,
     "peer_padded": FieldType.COUNT,
@@ -158,6 +170,7 @@ FIELDS: Final[Mapping[str, FieldType]] = {
     "evaluations": FieldType.COUNT,
     "records": FieldType.COUNT,
     "usual": FieldType.COUNT,
+    "seq": FieldType.COUNT,  # an entry's seq in a partner's audit log (CHECKPOINT_RECEIVED)
 }
 
 E = AuditEvent
@@ -176,8 +189,14 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     E.MATCHES: (frozenset({"session", "matched"}), frozenset({"pairs"})),
     E.ORACLE_QUERY: (frozenset({"session", "evaluations"}), frozenset({"peer"})),
     E.RELEASE_PENDING: (frozenset({"session", "handle"}), frozenset({"category"})),
-    E.RELEASE_APPROVED: (frozenset({"session", "handle", "approver"}), frozenset()),
-    E.RELEASE_DENIED: (frozenset({"session", "handle", "reason"}), frozenset({"approver"})),
+    E.RELEASE_APPROVED: (
+        frozenset({"session", "handle", "approver"}),
+        frozenset({"officer_sig"}),
+    ),
+    E.RELEASE_DENIED: (
+        frozenset({"session", "handle", "reason"}),
+        frozenset({"approver", "officer_sig"}),
+    ),
     E.RELEASE_SENT: (frozenset({"session", "handle", "digest"}), frozenset({"category"})),
     E.RELEASE_RECEIVED: (frozenset({"session", "handle", "digest", "peer"}), frozenset()),
     E.RECEIPT_SENT: (frozenset({"session", "handle", "digest"}), frozenset()),
@@ -185,15 +204,41 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     # release id, digest its release digest, peer its originator.
     E.RECEIVE_DENIED: (frozenset({"session", "handle", "reason"}), frozenset({"digest", "peer"})),
     E.RECEIPT_RECEIVED: (frozenset({"session", "handle", "digest"}), frozenset()),
-    E.RECORD_READ: (frozenset({"handle", "purpose"}), frozenset({"session", "reader"})),
+    E.RECORD_READ: (
+        frozenset({"handle", "purpose"}),
+        frozenset({"session", "reader", "officer_sig"}),
+    ),
     # One PURGE per record removed (handle, session), and one per purge run (records: count).
     E.PURGE: (frozenset({"reason"}), frozenset({"handle", "session", "records"})),
     E.READ_DENIED: (frozenset({"handle", "reason"}), frozenset({"session", "reader"})),
+    # An approval or denial refused before anything changed (an officer not enrolled, not an
+    # approver, a bad act): reason the refusal, approver the key that signed the act.
+    E.DECISION_REFUSED: (frozenset({"session", "handle", "reason"}), frozenset({"approver"})),
+    # One export (xlink store export) by one officer: records is how many were read.
+    E.RECORDS_EXPORTED: (
+        frozenset({"records", "purpose", "reader"}),
+        frozenset({"officer_sig"}),
+    ),
     E.CONSENT_ISSUED: (frozenset({"handle", "peer", "purpose"}), frozenset({"session"})),
-    E.ONWARD_SHARED: (frozenset({"handle", "peer"}), frozenset({"session", "purpose"})),
+    E.ONWARD_SHARED: (
+        frozenset({"handle", "peer"}),
+        frozenset({"session", "purpose", "reader", "officer_sig"}),
+    ),
     E.ONWARD_DENIED: (frozenset({"handle", "peer", "reason"}), frozenset({"session"})),
     E.MOU_ACCEPTED: (frozenset({"mou", "mou_digest", "peer"}), frozenset()),
-    E.KEY_EVENT: (frozenset({"action", "key_type", "fingerprint"}), frozenset({"mou"})),
+    # FIRST_USE: the first time this log is written with one of the agency's keys in use
+    # (xlink.audit.milestones); key_use says which, digest is a TLS certificate's SHA-256.
+    E.KEY_EVENT: (
+        frozenset({"action", "key_type", "fingerprint"}),
+        frozenset({"mou", "key_use", "digest"}),
+    ),
+    # A partner's signed checkpoint, carried by its receipt (xlink-release-v1 §8) and kept
+    # (docs/audit.md, "Partner checkpoints"): seq and digest (its head hash) in the partner's
+    # log, fingerprint its audit key; session and handle the release it receipted.
+    E.CHECKPOINT_RECEIVED: (
+        frozenset({"peer", "seq", "digest", "fingerprint"}),
+        frozenset({"session", "handle"}),
+    ),
     # A peer refused, or never reached, before any session (a RefusalReason value):
     # the agency expected and why, never a certificate or an address.
     E.PEER_REFUSED: (frozenset({"peer", "reason"}), frozenset({"mou", "role"})),

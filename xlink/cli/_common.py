@@ -3,39 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from xlink.audit import AuditLog
 from xlink.cli.progress import ProgressReporter
 from xlink.crypto.keyfiles import AgencyKeys
-from xlink.crypto.keys import SigningKey
 from xlink.errors import DecryptionError, InputError
 
 __all__ = [
     "add_agency_options",
-    "add_audit_options",
     "add_input_options",
     "add_keys_option",
     "add_now_option",
-    "check_audit_options",
     "check_mappings",
     "emit_json",
     "load_keys",
-    "open_audit",
     "parse_now",
     "phase_timings",
     "progress_reporter",
-    "read_hex_key",
 ]
-
-_HEX32 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def write_port_file(path: str | Path | None, port: int) -> None:
@@ -94,19 +84,9 @@ def parse_now(text: str | None) -> datetime:
     return when
 
 
-def read_hex_key(path: str, option: str) -> bytes:
-    """The 32 bytes held as 64 hex digits in the file ``path`` (named ``option`` in errors)."""
-    try:
-        raw = Path(path).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        raise InputError(f"{option}: cannot read {path}") from None
-    if not _HEX32.fullmatch(raw):
-        raise InputError(f"{option}: {path} does not hold 64 hex digits")
-    return bytes.fromhex(raw)
-
-
 def add_keys_option(parser: argparse.ArgumentParser, help_text: str) -> None:
-    """``--keys DIR`` (a key directory written by ``xlink keygen``) and ``--passphrase-env``."""
+    """``--keys DIR`` (a key directory written by ``xlink keygen``) and the passphrase
+    options (``--passphrase-env|-file|-fd``)."""
     from xlink.cli.cmd_keygen import add_passphrase_option  # cmd_keygen imports this module
 
     parser.add_argument("--keys", metavar="DIR", help=help_text)
@@ -114,71 +94,23 @@ def add_keys_option(parser: argparse.ArgumentParser, help_text: str) -> None:
 
 
 def load_keys(args: argparse.Namespace) -> AgencyKeys | None:
-    """The key directory named by ``--keys``, decrypted with the passphrase from
-    ``--passphrase-env`` (or a prompt), or None when ``--keys`` is not given."""
-    from xlink.cli.cmd_keygen import read_passphrase  # cmd_keygen imports this module
+    """The key directory named by ``--keys``, decrypted with the passphrase of the passphrase
+    options (or a prompt), or None when ``--keys`` is not given."""
+    from xlink.cli.cmd_keygen import passphrase_source, read_passphrase  # imports this module
 
     directory = getattr(args, "keys", None)
     if directory is None:
         return None
     if not Path(directory).is_dir():
         raise InputError(f"--keys: {directory} is not a key directory")
-    passphrase = read_passphrase(args.passphrase_env, confirm=False)
+    passphrase = read_passphrase(args, confirm=False)
     try:
         return AgencyKeys.load(directory, passphrase)
     except DecryptionError:
         raise InputError(
             f"--keys: cannot decrypt the keys in {directory} (wrong passphrase in "
-            f"{args.passphrase_env} or at the prompt, or a damaged key file)"
+            f"{passphrase_source(args)}, or a damaged key file)"
         ) from None
-
-
-def add_audit_options(parser: argparse.ArgumentParser, help_text: str) -> None:
-    parser.add_argument("--audit", metavar="PATH", help=help_text)
-    parser.add_argument(
-        "--audit-key",
-        metavar="FILE",
-        help="file holding the audit log's Ed25519 signing seed (64 hex digits); not with "
-        "--keys, whose signing key signs the log",
-    )
-
-
-def check_audit_options(args: argparse.Namespace) -> None:
-    """Refuse a wrong combination of ``--audit``, ``--audit-key`` and ``--keys`` before any
-    passphrase is asked for."""
-    audit_path = getattr(args, "audit", None)
-    key_path = getattr(args, "audit_key", None)
-    has_keys = getattr(args, "keys", None) is not None
-    if has_keys and key_path is not None:
-        raise InputError("--keys and --audit-key: give one or the other, not both")
-    if audit_path is None and key_path is not None:
-        raise InputError("--audit-key: give the audit log too (--audit PATH)")
-    if audit_path is not None and key_path is None and not has_keys:
-        raise InputError(
-            "--audit: give the log's signing key: --keys DIR (the agency's key directory) "
-            "or --audit-key FILE"
-        )
-
-
-@contextlib.contextmanager
-def open_audit(
-    args: argparse.Namespace, keys: AgencyKeys | None = None
-) -> Iterator[AuditLog | None]:
-    """The audit log named by ``--audit``, signed with ``keys``' signing key (from ``--keys``)
-    or the seed in ``--audit-key``; None without ``--audit``."""
-    check_audit_options(args)
-    audit_path = getattr(args, "audit", None)
-    if audit_path is None:
-        yield None
-        return
-    if keys is not None:
-        key = keys.signing_key
-    elif getattr(args, "audit_key", None) is not None:
-        key = SigningKey(read_hex_key(args.audit_key, "--audit-key"))
-    else:  # --keys given but not loaded: a caller's bug
-        raise AssertionError("open_audit: pass the keys loaded from --keys")
-    with AuditLog.open(audit_path, signing_key=key) as log:
-        yield log
 
 
 def add_input_options(parser: argparse.ArgumentParser, files_help: str) -> None:

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         return result
 
     def agency() -> tuple[Any, str]:
-        passphrase = read_passphrase(args.passphrase_env, confirm=False)
+        passphrase = read_passphrase(args, confirm=False)
         found = Agency.check(
             agency=args.agency,
             keys_dir=args.keys,

@@ -410,7 +410,12 @@ def run_network(args: argparse.Namespace) -> int:
     )
     report("keys and signed MOU", 1, 1)
     report("agencies finished (serve, match)", 0, 2)
-    env = {**os.environ, _PASS_ENV: passphrase}
+    # The agencies get the passphrase in a variable of their own, which each deletes once read
+    # (docs/keys.md §2.4); the user's XLINK_PASSPHRASE is not passed on.
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "XLINK_PASSPHRASE"},
+        _PASS_ENV: passphrase,
+    }
     port_file = out / "port"
     procs: dict[str, subprocess.Popen[bytes]] = {}
     port = 0

@@ -334,7 +334,7 @@ def _sign(args: argparse.Namespace) -> int:
         own = signed.mou.party(args.agency)
     except KeyError:
         raise InputError(f"{args.mou}: {args.agency} is not a party to this MOU") from None
-    passphrase = read_passphrase(args.passphrase_env, confirm=False)
+    passphrase = read_passphrase(args, confirm=False)
     keys = AgencyKeys.load(args.keys, passphrase)
     if keys.agency_id != args.agency:
         raise InputError(f"{args.keys}: holds the keys of {keys.agency_id}, not {args.agency}")

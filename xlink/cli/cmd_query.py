@@ -201,7 +201,7 @@ def _reporting_failures(args: argparse.Namespace, command: Callable[[], int]) ->
 def _read_passphrase(args: argparse.Namespace) -> bytes:
     if args.timeout <= 0:
         raise InputError("--timeout must be > 0")
-    return read_passphrase(args.passphrase_env, confirm=False)
+    return read_passphrase(args, confirm=False)
 
 
 def _open(args: argparse.Namespace, passphrase: bytes) -> Agency:

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from xlink.cli._common import (
-    add_audit_options,
-    add_keys_option,
-    add_now_option,
-    check_audit_options,
-    emit_json,
-    load_keys,
-    open_audit,
-    parse_now,
-)
+from xlink.cli._common import add_now_option, emit_json, parse_now
+from xlink.cli._custody import add_custody_options, add_officer_options, load_officer, open_custody
 from xlink.cli.exitcodes import ExitCode
-from xlink.errors import InputError
+from xlink.errors import InputError, PolicyDenied
+from xlink.identifiers import REASON_CODE_RULE
+from xlink.officers import OfficerAction
 from xlink.release import ApprovalQueue, QueueError, QueueItem
 
 __all__ = ["register", "run"]
+
+QUEUE_FILE: Final = "queue.db"
 
 
 def register(sub: Any) -> None:
@@ -32,8 +29,10 @@ def register(sub: Any) -> None:
         description="Work with the approval queue of a two-step (Prüm-style) release: when the "
         "MOU requires approval, each release waits here until an officer approves or denies "
         "it, and nothing is sent before. The follow-up deadline is the MOU's follow_up_hours "
-        "after the hit. Exit 0 on success, 3 for an unknown id, an item not pending or an "
-        "unreadable file.",
+        "after the hit. Approvals and denials are signed by an enrolled approver (--officer) "
+        "and everything is audited in the workdir's audit.db, which must exist. Exit 0 on "
+        "success, 3 for an unknown id, an item not pending or an unreadable file, 5 when the "
+        "officer is refused (not enrolled, revoked, not an approver).",
     )
     actions = p.add_subparsers(dest="releases_command", metavar="ACTION", required=True)
     pending = actions.add_parser(
@@ -41,8 +40,7 @@ def register(sub: Any) -> None:
         help="list releases awaiting approval, with their deadlines",
         description="List releases awaiting approval, earliest deadline first. Each shows "
         "its queue id, category, the local record id, the follow-up deadline and OVERDUE "
-        "when it has passed; with --audit, each overdue item is audited once "
-        "(RELEASE_OVERDUE).",
+        "when it has passed; each overdue item is audited once (RELEASE_OVERDUE).",
     )
     approve = actions.add_parser(
         "approve",
@@ -50,28 +48,17 @@ def register(sub: Any) -> None:
         description="Approve a pending release: the next exchange with the partner "
         "(`xlink serve` / `xlink match` on the same workdir) builds it for that session, signs, "
         "seals and sends it, and records it SENT once the partner's receipt verifies. Audited "
-        "as RELEASE_APPROVED when --audit is given.",
+        "as RELEASE_APPROVED with the approver's key and signature.",
     )
     deny = actions.add_parser(
         "deny",
         help="deny one release",
         description="Deny a pending release: it is never sent. Audited as RELEASE_DENIED "
-        "when --audit is given.",
+        "with the approver's key and signature.",
     )
     for action in (approve, deny):
         action.add_argument("id", metavar="ID", type=int, help="the queue id (see pending)")
-        action.add_argument(
-            "--approver",
-            required=True,
-            metavar="FINGERPRINT",
-            help="the approving officer's key fingerprint (32 hex digits)",
-        )
-        add_audit_options(action, "append the decision to this audit log")
-        add_keys_option(
-            action,
-            "this agency's key directory (from xlink keygen): its signing key signs the "
-            "--audit log (instead of --audit-key)",
-        )
+        add_officer_options(action, "decides (an enrolled approver)")
     deny.add_argument(
         "--reason",
         required=True,
@@ -79,23 +66,22 @@ def register(sub: Any) -> None:
         help="why, as a code such as insufficient-grounds ([a-z][a-z0-9_.-]*)",
     )
     for action in (pending, approve, deny):
-        action.add_argument("--queue", required=True, metavar="PATH", help="the queue file")
+        add_custody_options(action)
         add_now_option(action)
         action.add_argument("--json", action="store_true", help="print JSON")
         action.set_defaults(handler=run)
 
 
 @contextlib.contextmanager
-def _open(args: argparse.Namespace) -> Iterator[ApprovalQueue]:
-    path = Path(args.queue)
+def _open(args: argparse.Namespace) -> Iterator[tuple[ApprovalQueue, str]]:
+    path = Path(args.workdir) / QUEUE_FILE
     if not path.is_file():
-        raise InputError(f"{args.queue}: no such queue file")
-    check_audit_options(args)
-    if getattr(args, "keys", None) is not None and args.audit is None:
-        raise InputError("--keys: only signs the audit log here; give --audit PATH too")
-    keys = load_keys(args)
-    with open_audit(args, keys) as audit, ApprovalQueue.open(path, audit=audit) as queue:
-        yield queue
+        raise InputError(f"--workdir: {path} does not exist (no release was ever queued there)")
+    with (
+        open_custody(args) as custody,
+        ApprovalQueue.open(path, audit=custody.audit, officers=custody.officers) as queue,
+    ):
+        yield queue, custody.keys.agency_id
 
 
 def _as_json(item: QueueItem) -> dict[str, object]:
@@ -125,7 +111,9 @@ def _line(item: QueueItem) -> str:
 
 def run(args: argparse.Namespace) -> int:
     now = parse_now(args.now)
-    with _open(args) as queue:
+    if args.releases_command == "deny" and not REASON_CODE_RULE.matches(args.reason):
+        raise InputError(f"--reason: must be {REASON_CODE_RULE.description}")
+    with _open(args) as (queue, agency):
         try:
             if args.releases_command == "pending":
                 queue.audit_overdue(now)
@@ -139,14 +127,25 @@ def run(args: argparse.Namespace) -> int:
                     for item in items:
                         print(_line(item))
                 return ExitCode.OK
+            target = queue.item(args.id, now=now).release_id
+            officer = load_officer(args)
             if args.releases_command == "approve":
-                item = queue.approve(args.id, args.approver, now=now)
+                act = officer.sign_act(
+                    OfficerAction.APPROVE, agency=agency, target=target, detail="", now=now
+                )
+                item = queue.approve(args.id, act=act, now=now)
             else:
-                item = queue.deny(args.id, args.approver, args.reason, now=now)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+                act = officer.sign_act(
+                    OfficerAction.DENY, agency=agency, target=target, detail=args.reason, now=now
+                )
+                item = queue.deny(args.id, act=act, now=now)
         except QueueError as exc:
             raise InputError(str(exc)) from None
+        except PolicyDenied as exc:
+            if args.json:
+                emit_json({"denied": list(exc.reasons)})
+            print(f"xlink: {exc}", file=sys.stderr)
+            return ExitCode.POLICY
     if args.json:
         emit_json(_as_json(item))
     else:

@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from xlink.agency import AgencyOutcome, RoleName, run_agency
@@ -130,7 +129,7 @@ def run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int)
 
 
 def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int) -> int:
-    passphrase = read_passphrase(args.passphrase_env, confirm=False)
+    passphrase = read_passphrase(args, confirm=False)
     if args.timeout <= 0:
         raise InputError("--timeout must be > 0")
     check_mappings(args)
@@ -228,8 +227,8 @@ def _print_outcome(o: AgencyOutcome, wall: float) -> None:
         print(f"    {o.overdue} queued release(s) now past the MOU's follow-up deadline (audited)")
     if o.approval_required and (o.queued or o.pending):
         print(
-            f"    the MOU requires approval: review with `xlink releases pending --queue "
-            f"{Path(o.workdir) / 'queue.db'}`; approved ones go with the next exchange"
+            f"    the MOU requires approval: review with `xlink releases pending --workdir "
+            f"{o.workdir} --keys ...`; approved ones go with the next exchange"
         )
     print(f"  receipts verified {o.receipts_verified}, refused by the peer {o.refused_by_peer}")
     received = ", ".join(f"{k} {v}" for k, v in o.received.items()) or "none"

@@ -10,16 +10,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from xlink.cli._common import emit_json
+from xlink.cli._common import add_keys_option, emit_json, load_keys
 from xlink.cli.exitcodes import ExitCode
 from xlink.errors import InputError
 from xlink.prepare import load_records
-from xlink.release import SOURCE_HANDLE_SIZE, SourceHandleKey, resolve_source_handle
+from xlink.release import SOURCE_HANDLE_SIZE, resolve_source_handle
+from xlink.release.handles import open_source_handle_key
 
 __all__ = ["register", "run"]
 
 _HEX_HANDLE = re.compile(f"[0-9a-fA-F]{{{2 * SOURCE_HANDLE_SIZE}}}")
-_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def register(sub: Any) -> None:
@@ -34,36 +34,36 @@ def register(sub: Any) -> None:
     r = actions.add_parser(
         "resolve",
         help="find the source a handle stands for",
-        description="Check HANDLE against every source id in FILE... with the source-handle "
-        "key. Prints the source id. Exit 0 when resolved, 3 when no source in the files "
+        description="Check HANDLE against every source id in FILE... with the agency's "
+        "source-handle key (WORKDIR/source-handle.key, opened with the sealing key from "
+        "--keys). Prints the source id. Exit 0 when resolved, 3 when no source in the files "
         "matches (or a file or the key cannot be read).",
     )
     r.add_argument("handle", metavar="HANDLE", help=f"{2 * SOURCE_HANDLE_SIZE} hex digits")
     r.add_argument(
-        "--key-file",
+        "--workdir",
         required=True,
-        metavar="PATH",
-        help="file holding the agency's source-handle key (64 hex digits)",
+        metavar="DIR",
+        help="the agency's workdir: its source-handle.key, wrapped under the sealing key",
+    )
+    add_keys_option(
+        r,
+        "this agency's key directory (from xlink keygen): its sealing key opens "
+        "the source-handle key",
     )
     r.add_argument("files", nargs="+", metavar="FILE", help="the agency's record files")
     r.add_argument("--json", action="store_true", help="print JSON")
     r.set_defaults(handler=run)
 
 
-def _key(path: str) -> SourceHandleKey:
-    try:
-        raw = Path(path).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        raise InputError(f"--key-file: cannot read {path}") from None
-    if not _HEX_KEY.fullmatch(raw):
-        raise InputError(f"--key-file: {path} does not hold 64 hex digits")
-    return SourceHandleKey(bytes.fromhex(raw))
-
-
 def run(args: argparse.Namespace) -> int:
     if not _HEX_HANDLE.fullmatch(args.handle):
         raise InputError(f"HANDLE must be {2 * SOURCE_HANDLE_SIZE} hex digits")
-    key = _key(args.key_file)
+    if args.keys is None:
+        raise InputError("--keys: give this agency's key directory")
+    keys = load_keys(args)
+    assert keys is not None
+    key = open_source_handle_key(Path(args.workdir), keys.sealing_key)
     candidates: set[str] = set()
     without_source = 0
     with tempfile.TemporaryDirectory() as scratch:  # a lookup writes no rejects file

@@ -11,40 +11,41 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from xlink.cli._common import (
-    add_audit_options,
-    add_now_option,
-    check_audit_options,
-    emit_json,
-    load_keys,
-    open_audit,
-    parse_now,
-    read_hex_key,
+from xlink.cli._common import add_now_option, emit_json, parse_now
+from xlink.cli._custody import (
+    add_custody_options,
+    add_officer_options,
+    load_officer,
+    open_custody,
+    parse_read_time,
 )
-from xlink.cli.cmd_keygen import add_passphrase_option
 from xlink.cli.exitcodes import ExitCode
-from xlink.crypto.keys import SealingKey
 from xlink.errors import InputError, PolicyDenied
+from xlink.officers import EXPORT_TARGET, OfficerAction
 from xlink.policy import accept_mou, load_mou
 from xlink.release import ReleaseRecord
 from xlink.store import ReleaseStore, StoredRelease, to_stix_bundle
+from xlink.store._rows import expires_at
 
 __all__ = ["register", "run"]
 
 _RELEASE_ID = re.compile(r"[0-9a-f]{32}")
+STORE_FILE: Final = "store.db"
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "store",
         help="list, read, purge or export the released records received",
-        description="Work with the recipient's store of released records. Records are kept "
-        "sealed (encrypted) at rest; every read states a purpose the MOU lists, and is "
-        "audited; purge removes records past their retention. Exit 0 on success, 3 for bad "
-        "input or files, 4 for a record that fails verification, 5 for a policy refusal "
-        "(purpose not allowed, retention over, unknown id, MOU refused).",
+        description="Work with the recipient's store of released records (the workdir's "
+        "store.db). Records are kept sealed (encrypted) at rest; every read and export is "
+        "signed by an enrolled officer, states a purpose the MOU lists and is audited in the "
+        "workdir's audit.db, which must exist; purge removes records past their retention. "
+        "Exit 0 on success, 3 for bad input or files, 4 for a record that fails "
+        "verification, 5 for a policy refusal (officer not enrolled or not a reader, purpose "
+        "not allowed, retention over, --now before the audit log, unknown id, MOU refused).",
     )
     actions = p.add_subparsers(dest="store_command", metavar="ACTION", required=True)
     list_ = actions.add_parser(
@@ -56,84 +57,56 @@ def register(sub: Any) -> None:
     read = actions.add_parser(
         "read",
         help="open one stored record for a stated purpose",
-        description="Open one stored record for a purpose the MOU lists; audited as "
-        "RECORD_READ (or READ_DENIED) when --audit is given.",
+        description="Open one stored record for a purpose the MOU lists, as an enrolled "
+        "reader signs it (--officer); audited as RECORD_READ, or READ_DENIED with the reason.",
     )
     read.add_argument("id", metavar="ID", help="the release id (32 hex digits, see list)")
     purge = actions.add_parser(
         "purge",
         help="delete records past their retention",
-        description="Delete every record whose retention period (the MOU's retention_days "
-        "after receipt) is over; audited as PURGE when --audit is given.",
+        description="Delete every record whose retention period is over (the MOU's "
+        "retention_days after the release's signed creation time, read from each opened "
+        "record); audited as PURGE.",
     )
     export = actions.add_parser(
         "export",
         help="export the records still in retention as a STIX 2.1 bundle",
-        description="Read every record still in retention (each read audited with --purpose) "
-        "and write them as one STIX 2.1 bundle marked with the standard TLP 2.0 marking "
-        "definitions. The same records always give the same bundle.",
+        description="Read every record still in retention, as an enrolled reader signs it "
+        "(each read audited as RECORD_READ, and the export as RECORDS_EXPORTED), and write "
+        "them as one STIX 2.1 bundle marked with the standard TLP 2.0 marking definitions. "
+        "The same records always give the same bundle.",
     )
     export.add_argument("--out", metavar="FILE", help="write the bundle here (default: stdout)")
     for action in (read, export):
         action.add_argument(
             "--purpose", required=True, help="why: one of the MOU's purposes (border-security)"
         )
-        action.add_argument(
-            "--reader",
-            required=True,
-            metavar="FINGERPRINT",
-            help="the reading officer's key fingerprint (32 hex digits)",
-        )
+        add_officer_options(action, "reads")
     for action in (list_, read, purge, export):
-        action.add_argument("--store", required=True, metavar="PATH", help="the store file")
         action.add_argument("--mou", required=True, metavar="FILE", help="the signed MOU")
-        keys = action.add_mutually_exclusive_group(required=True)
-        keys.add_argument(
-            "--keys",
-            metavar="DIR",
-            help="this agency's key directory (from xlink keygen): its sealing key opens the "
-            "store and its signing key signs the --audit log",
-        )
-        keys.add_argument(
-            "--sealing-key",
-            metavar="FILE",
-            help="instead of --keys: file holding this agency's X25519 sealing key "
-            "(64 hex digits); --audit then needs --audit-key",
-        )
-        add_passphrase_option(action)
-        add_audit_options(action, "append to this audit log")
+        add_custody_options(action)
         add_now_option(action)
         action.add_argument("--json", action="store_true", help="print JSON")
         action.set_defaults(handler=run)
 
 
 @contextlib.contextmanager
-def _open(args: argparse.Namespace, now: datetime) -> Iterator[ReleaseStore]:
-    path = Path(args.store)
+def _open(args: argparse.Namespace, now: datetime) -> Iterator[tuple[ReleaseStore, str]]:
+    path = Path(args.workdir) / STORE_FILE
     if not path.is_file():
-        raise InputError(f"{args.store}: no such store file")
-    check_audit_options(args)
-    keys = load_keys(args)
-    if keys is not None:
-        sealing_key, option = keys.sealing_key, "--keys"
-    else:
-        sealing_key = SealingKey(read_hex_key(args.sealing_key, "--sealing-key"))
-        option = "--sealing-key"
-    signed = load_mou(args.mou)
-    local = next(
-        (p.agency_id for p in signed.mou.parties if p.sealing_key == sealing_key.public_key),
-        None,
-    )
-    if local is None:
-        raise InputError(f"{option}: not the sealing key of a party to this MOU")
-    mou = accept_mou(signed, local_agency=local, today=now.date())
-    with (
-        open_audit(args, keys) as audit,
-        ReleaseStore.open(
-            path, mou=mou, sealing_key=sealing_key, signing_key=None, audit=audit
-        ) as store,
-    ):
-        yield store
+        raise InputError(f"--workdir: {path} does not exist (no release was ever stored there)")
+    with open_custody(args) as custody:
+        keys = custody.keys
+        mou = accept_mou(load_mou(args.mou), local_agency=keys.agency_id, today=now.date())
+        with ReleaseStore.open(
+            path,
+            mou=mou,
+            sealing_key=keys.sealing_key,
+            signing_key=None,
+            audit=custody.audit,
+            officers=custody.officers,
+        ) as store:
+            yield store, keys.agency_id
 
 
 def _meta_json(m: StoredRelease) -> dict[str, object]:
@@ -205,12 +178,8 @@ def _print_record(record: ReleaseRecord, meta: StoredRelease | None) -> None:
     )
     print(f"  onward sharing: {onward}")
     print(f"  source grading: {record.grading.code() if record.grading else 'none given'}")
-    expiry = (
-        f"expires {meta.expires_at.isoformat(timespec='minutes')}"
-        if meta is not None
-        else f"kept {c.retention_days} days"
-    )
-    print(f"  retention: {c.retention_days} days, {expiry}")
+    expiry = expires_at(record).isoformat(timespec="minutes")
+    print(f"  retention: {c.retention_days} days, expires {expiry}")
 
 
 def _release_id(text: str) -> bytes:
@@ -219,7 +188,7 @@ def _release_id(text: str) -> bytes:
     return bytes.fromhex(text)
 
 
-def _act(args: argparse.Namespace, store: ReleaseStore, now: datetime) -> None:
+def _act(args: argparse.Namespace, store: ReleaseStore, agency: str, now: datetime) -> None:
     if args.store_command == "list":
         items = store.list(now)
         if args.json:
@@ -234,17 +203,16 @@ def _act(args: argparse.Namespace, store: ReleaseStore, now: datetime) -> None:
                 f" expires {m.expires_at.isoformat(timespec='minutes')}{late}"
             )
     elif args.store_command == "read":
-        try:
-            record = store.read(
-                _release_id(args.id), purpose=args.purpose, reader=args.reader, now=now
-            )
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+        release_id = _release_id(args.id)
+        act = load_officer(args).sign_act(
+            OfficerAction.READ, agency=agency, target=release_id, detail=args.purpose, now=now
+        )
+        record = store.read(release_id, act=act, now=now)
         meta = next((m for m in store.list(now) if m.release_id == record.release_id), None)
         doc = _record_json(record)
         if meta is not None:
             doc["own_record_id"] = meta.own_record_id
-            doc["expires_at"] = meta.expires_at.isoformat()
+        doc["expires_at"] = expires_at(record).isoformat()
         if args.json:
             emit_json(doc)
             return
@@ -256,14 +224,10 @@ def _act(args: argparse.Namespace, store: ReleaseStore, now: datetime) -> None:
         else:
             print(f"{count} record(s) purged")
     else:
-        try:
-            records = [
-                store.read(m.release_id, purpose=args.purpose, reader=args.reader, now=now)
-                for m in store.list(now)
-                if not m.expired
-            ]
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+        act = load_officer(args).sign_act(
+            OfficerAction.EXPORT, agency=agency, target=EXPORT_TARGET, detail=args.purpose, now=now
+        )
+        records = store.export(act=act, now=now)
         text = json.dumps(to_stix_bundle(records), indent=2, sort_keys=True, ensure_ascii=False)
         if args.out is None:
             sys.stdout.write(text + "\n")
@@ -273,10 +237,11 @@ def _act(args: argparse.Namespace, store: ReleaseStore, now: datetime) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    now = parse_now(args.now)
+    reads = args.store_command in ("read", "export")
+    now = parse_read_time(args.now) if reads else parse_now(args.now)
     try:
-        with _open(args, now) as store:
-            _act(args, store, now)
+        with _open(args, now) as (store, agency):
+            _act(args, store, agency, now)
     except PolicyDenied as exc:
         if args.json:
             emit_json({"denied": list(exc.reasons)})

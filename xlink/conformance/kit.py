@@ -21,6 +21,7 @@ from typing import Final
 
 from xlink.agency import Agency
 from xlink.ceremony import CeremonyFiles, demo_ceremony
+from xlink.crypto.envelope import TEST_KDF
 from xlink.crypto.rand import RandomSource
 from xlink.errors import InputError
 
@@ -113,6 +114,9 @@ def write_kit(directory: Path, *, now: datetime, rng: RandomSource, valid_days: 
         approval_required=False,
         valid_days=valid_days,
         padding_bucket=PADDING_BUCKET,
+        # Test keys whose passphrase is in kit.json: a slow KDF would protect nothing, and the
+        # runner and the agent open the keys once per case (docs/keys.md §2.2).
+        kdf=TEST_KDF,
     )
     files = {
         RUNNER_AGENCY: [subset_file(_DATA / "ca_watchlist.csv", directory / "runner", RUNNER_IDS)],

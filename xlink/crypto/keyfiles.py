@@ -1,32 +1,35 @@
-"""An agency's key directory: generate the keys, keep them encrypted at rest, load them, and
-export the public bundle an MOU is filled from (docs/keys.md).
+"""An agency's key directory: generate the keys, keep them sealed at rest, load them, upgrade a
+directory written by an older xlink, and export the public bundle an MOU is filled from
+(docs/keys.md).
 
 One directory holds one agency's keys::
 
-    signing.key   Ed25519 signing key   encrypted PKCS#8 PEM   mode 0600
-    sealing.key   X25519 sealing key    encrypted PKCS#8 PEM   mode 0600
-    tls.key       ECDSA P-256 TLS key   encrypted PKCS#8 PEM   mode 0600
-    tls.crt       self-signed TLS certificate (PEM)            mode 0600
-    public.json   the public bundle (format xlink-public-keys-v1)   mode 0600
+    signing.key     Ed25519 signing key         xlink-sealed-key-v1   mode 0600
+    sealing.key     X25519 sealing key          xlink-sealed-key-v1   mode 0600
+    tls.key         ECDSA P-256 TLS key         xlink-sealed-key-v1   mode 0600
+    audit.key       Ed25519 audit-signing key   xlink-sealed-key-v1   mode 0600
+    tls.crt         self-signed TLS certificate (PEM)                 mode 0600
+    audit-key.json  the audit key, endorsed by the signing key        mode 0600
+    public.json     the public bundle (format xlink-public-keys-v1)   mode 0600
 
-Private keys are written with ``cryptography``'s ``BestAvailableEncryption`` (PKCS#8 PBES2) and
-nothing else: no format of our own. Every file is created with ``O_CREAT | O_EXCL``, mode 0600,
-written and synced under a temporary name, then linked into place, so that a reader never sees a
-half-written key and an existing key is never replaced unless asked. Loading refuses a private
-key file that its group or others may read (as ssh does), and a wrong passphrase is one opaque
-:class:`~xlink.errors.DecryptionError`.
+Private keys are sealed with :mod:`xlink.crypto.envelope` (Argon2id, then ChaCha20-Poly1305,
+each file bound to its purpose), all four under one salt so that opening the directory costs
+one key derivation. Every file is created with ``O_CREAT | O_EXCL``, mode 0600, written and
+synced under a temporary name, then linked (or, when replacing, renamed) into place, so that a
+reader never sees a half-written key and an existing key is never replaced unless asked.
+Loading refuses a private key file that its group or others may read (as ssh does), and a wrong
+passphrase is one opaque :class:`~xlink.errors.DecryptionError`.
+
+The public documents (``public.json``, ``audit-key.json``) are read in
+:mod:`xlink.crypto._public_docs`, and secret files written and read in
+:mod:`xlink.crypto._secret_files`; this module re-exports both.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import re
-import secrets
-import stat
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
@@ -36,23 +39,53 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from nacl import bindings as nacl_bindings
-from nacl.exceptions import RuntimeError as NaclRuntimeError
 
-from xlink.crypto.keys import KEY_SIZE, SealingKey, SealingPublicKey, SigningKey, VerifyKey
-from xlink.crypto.rand import RandomSource
-from xlink.crypto.tls_certs import (
-    TlsIdentity,
-    certificate_fingerprint,
-    load_certificate,
-    make_tls_identity,
+from xlink.crypto._public_docs import (
+    AUDIT_ENDORSEMENT_DST,
+    AUDIT_ENDORSEMENT_FORMAT,
+    PUBLIC_BUNDLE_FORMAT,
+    PublicBundle,
+    audit_endorsement_message,
+    load_public_bundle,
+    parse_audit_endorsement,
+    parse_public_bundle,
+    utc_seconds,
 )
-from xlink.documents import DocumentError, parse_document
+from xlink.crypto._secret_files import (
+    DIR_MODE,
+    FILE_MODE,
+    fsync_dir,
+    read_private_file,
+    write_file,
+)
+from xlink.crypto.envelope import (
+    DEFAULT_KDF,
+    MIN_PASSPHRASE_BYTES,
+    PURPOSE_AUDIT,
+    PURPOSE_SEALING,
+    PURPOSE_SIGNING,
+    PURPOSE_TLS,
+    KdfParams,
+    PassphraseOpener,
+    PassphraseSealer,
+    check_passphrase_strength,
+    sealed_kdf_params,
+)
+from xlink.crypto.keys import KEY_SIZE, SealingKey, SigningKey, VerifyKey
+from xlink.crypto.rand import RandomSource, system_random
+from xlink.crypto.tls_certs import TlsIdentity, load_certificate, make_tls_identity
 from xlink.errors import DecryptionError, InputError, SchemaError
-from xlink.identifiers import AGENCY_ID_RULE, check_agency_id
+from xlink.identifiers import check_agency_id
 
 __all__ = [
+    "AUDIT_ENDORSEMENT_DST",
+    "AUDIT_ENDORSEMENT_FILE",
+    "AUDIT_ENDORSEMENT_FORMAT",
+    "AUDIT_KEY_FILE",
+    "DIR_MODE",
+    "FILE_MODE",
     "KEY_DIR_FILES",
+    "KEY_PURPOSES",
     "MIN_PASSPHRASE_BYTES",
     "PRIVATE_KEY_FILES",
     "PUBLIC_BUNDLE_FILE",
@@ -63,259 +96,125 @@ __all__ = [
     "TLS_KEY_FILE",
     "AgencyKeys",
     "PublicBundle",
+    "load_audit_verify_key",
     "load_public_bundle",
+    "parse_audit_endorsement",
     "parse_public_bundle",
+    "read_private_file",
+    "write_file",
 ]
 
-PUBLIC_BUNDLE_FORMAT: Final = "xlink-public-keys-v1"
 SIGNING_KEY_FILE: Final = "signing.key"
 SEALING_KEY_FILE: Final = "sealing.key"
 TLS_KEY_FILE: Final = "tls.key"
+AUDIT_KEY_FILE: Final = "audit.key"
 TLS_CERT_FILE: Final = "tls.crt"
+AUDIT_ENDORSEMENT_FILE: Final = "audit-key.json"
 PUBLIC_BUNDLE_FILE: Final = "public.json"
-PRIVATE_KEY_FILES: Final = (SIGNING_KEY_FILE, SEALING_KEY_FILE, TLS_KEY_FILE)
-KEY_DIR_FILES: Final = (*PRIVATE_KEY_FILES, TLS_CERT_FILE, PUBLIC_BUNDLE_FILE)
+PRIVATE_KEY_FILES: Final = (SIGNING_KEY_FILE, SEALING_KEY_FILE, TLS_KEY_FILE, AUDIT_KEY_FILE)
+#: Every file of a key directory, in the order they are written: public.json last.
+KEY_DIR_FILES: Final = (
+    *PRIVATE_KEY_FILES, TLS_CERT_FILE, AUDIT_ENDORSEMENT_FILE, PUBLIC_BUNDLE_FILE
+)  # fmt: skip
+#: The envelope purpose each private key file is sealed for.
+KEY_PURPOSES: Final = {
+    SIGNING_KEY_FILE: PURPOSE_SIGNING,
+    SEALING_KEY_FILE: PURPOSE_SEALING,
+    TLS_KEY_FILE: PURPOSE_TLS,
+    AUDIT_KEY_FILE: PURPOSE_AUDIT,
+}
 
-#: ``BestAvailableEncryption`` for PKCS#8 is PBKDF2-HMAC-SHA256 with only 2048 iterations
-#: (OpenSSL's default), so the passphrase itself must carry the strength.
-MIN_PASSPHRASE_BYTES: Final = 12
-
-FILE_MODE: Final = 0o600
-DIR_MODE: Final = 0o700
 #: The TLS certificate starts an hour early, so that a peer whose clock is a little behind
 #: does not refuse a certificate made just now.
 TLS_BACKDATE: Final = timedelta(hours=1)
 
-_HEX32 = re.compile(r"[0-9a-f]{64}")
-_ENCRYPTED_PEM = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
-_MAX_KEY_FILE_BYTES = 64 * 1024
-_BUNDLE_MEMBERS = (
-    "format", "agency_id", "verify_key", "sealing_key", "tls_cert_sha256", "tls_cert_pem",
-    "created",
-)  # fmt: skip
-_X25519_TEST_SCALAR = bytes(range(1, 33))
+#: The key files of xlink 0.1: PKCS#8 PEM, PBKDF2-HMAC-SHA256 with 2048 iterations.
+_LEGACY_PEM = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+_LEGACY_FILES: Final = (SIGNING_KEY_FILE, SEALING_KEY_FILE, TLS_KEY_FILE)
+
+_UPGRADE_HINT = "run `xlink keygen --upgrade --out {0}` to upgrade the key directory"
 
 
-def _utc_seconds(when: datetime, name: str) -> datetime:
-    if not isinstance(when, datetime) or when.tzinfo is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime")
-    return when.astimezone(UTC).replace(microsecond=0)
+def load_audit_verify_key(directory: str | Path) -> VerifyKey:
+    """The audit-signing key of the key directory ``directory``, checked against the signing
+    key of its ``public.json`` (no passphrase needed: both files are public).
 
-
-def _iso(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True, slots=True)
-class PublicBundle:
-    """What one agency sends the other before an MOU is filled: its public keys, its TLS
-    certificate, and when they were made. Holding one says nothing about who sent it: compare
-    the fingerprints over a second channel (docs/keys.md §4)."""
-
-    agency_id: str
-    verify_key: VerifyKey
-    sealing_key: SealingPublicKey
-    tls_cert_pem: bytes
-    created: datetime
-
-    @property
-    def tls_cert_sha256(self) -> bytes:
-        """SHA-256 of the DER certificate: the pin an MOU carries."""
-        return certificate_fingerprint(self.tls_cert_pem)
-
-    def to_document(self) -> dict[str, str]:
-        return {
-            "format": PUBLIC_BUNDLE_FORMAT,
-            "agency_id": self.agency_id,
-            "verify_key": bytes(self.verify_key).hex(),
-            "sealing_key": bytes(self.sealing_key).hex(),
-            "tls_cert_sha256": self.tls_cert_sha256.hex(),
-            "tls_cert_pem": self.tls_cert_pem.decode("ascii"),
-            "created": _iso(self.created),
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_document(), indent=2) + "\n"
-
-
-def _hex_key(data: dict[str, object], member: str, errors: list[str]) -> bytes | None:
-    value = data.get(member)
-    if not isinstance(value, str) or not _HEX32.fullmatch(value):
-        errors.append(f"{member}: must be 64 lower-case hex digits (32 bytes)")
-        return None
-    return bytes.fromhex(value)
-
-
-def _check_bundle(data: object) -> PublicBundle:
-    if not isinstance(data, dict):
-        raise SchemaError(["public bundle: must be a JSON object"])
-    errors = [f"{m}: unknown member" for m in sorted(set(data) - set(_BUNDLE_MEMBERS))]
-    errors += [f"{m}: missing" for m in _BUNDLE_MEMBERS if m not in data]
-    if "format" in data and data["format"] != PUBLIC_BUNDLE_FORMAT:
-        errors.append(f"format: must be {PUBLIC_BUNDLE_FORMAT!r}")
-    agency_id = data.get("agency_id")
-    if "agency_id" in data and not AGENCY_ID_RULE.matches(agency_id):
-        errors.append(f"agency_id: must be {AGENCY_ID_RULE.description}")
-    verify_raw = _hex_key(data, "verify_key", errors) if "verify_key" in data else None
-    # OpenSSL accepts any 32 bytes as an Ed25519 key and libsodium any X25519 point; a
-    # small-order key would make signatures or sealing meaningless (as docs/mou.md §2).
-    if verify_raw is not None and not nacl_bindings.crypto_core_ed25519_is_valid_point(verify_raw):
-        errors.append("verify_key: not an Ed25519 public key of prime order")
-        verify_raw = None
-    sealing_raw = _hex_key(data, "sealing_key", errors) if "sealing_key" in data else None
-    if sealing_raw is not None:
-        try:
-            nacl_bindings.crypto_scalarmult(_X25519_TEST_SCALAR, sealing_raw)
-        except NaclRuntimeError:
-            errors.append("sealing_key: an X25519 public key of low order")
-            sealing_raw = None
-    pin = _hex_key(data, "tls_cert_sha256", errors) if "tls_cert_sha256" in data else None
-    cert_pem: bytes | None = None
-    raw_cert = data.get("tls_cert_pem")
-    if "tls_cert_pem" in data:
-        try:
-            if not isinstance(raw_cert, str) or not raw_cert.startswith("-----BEGIN CERTIFICATE"):
-                raise ValueError
-            cert_pem = raw_cert.encode("ascii")
-            load_certificate(cert_pem)  # every parse failure (bad version too) a ValueError
-        except ValueError:  # UnicodeEncodeError included
-            errors.append("tls_cert_pem: must be one PEM X.509 certificate")
-            cert_pem = None
-    if pin is not None and cert_pem is not None and certificate_fingerprint(cert_pem) != pin:
-        errors.append("tls_cert_sha256: is not the SHA-256 of tls_cert_pem")
-    created: datetime | None = None
-    raw_created = data.get("created")
-    if "created" in data:
-        try:
-            if not isinstance(raw_created, str):
-                raise ValueError
-            created = _utc_seconds(datetime.fromisoformat(raw_created), "created")
-        except (ValueError, OverflowError):  # OverflowError: past year 9999 once in UTC
-            errors.append("created: must be an ISO 8601 date and time with a UTC offset")
-    if errors:
-        raise SchemaError(errors)
-    assert isinstance(agency_id, str) and verify_raw and sealing_raw and cert_pem and created
-    return PublicBundle(
-        agency_id, VerifyKey(verify_raw), SealingPublicKey(sealing_raw), cert_pem, created
-    )
-
-
-def parse_public_bundle(text: str | bytes) -> PublicBundle:
-    """Parse and check a public bundle (JSON, read strictly).
-
-    Raises :class:`~xlink.errors.SchemaError` listing every problem: unknown or missing members,
-    a wrong ``format``, keys that are not 64 lower-case hex digits or are of small order, a
-    certificate that does not parse or whose SHA-256 is not ``tls_cert_sha256``.
+    Raises :class:`~xlink.errors.InputError` naming the file when ``audit-key.json`` is missing
+    or does not verify, :class:`~xlink.errors.SchemaError` when either file is invalid.
     """
+    src = Path(directory)
+    bundle = load_public_bundle(src / PUBLIC_BUNDLE_FILE)
+    path = src / AUDIT_ENDORSEMENT_FILE
     try:
-        data = parse_document(text, "json")
-    except DocumentError as exc:
-        raise SchemaError([f"public bundle: {exc.reason}"]) from None
-    return _check_bundle(data)
-
-
-def load_public_bundle(path: str | Path) -> PublicBundle:
-    """Read a public bundle file. Raises ``OSError`` if unreadable and
-    :class:`~xlink.errors.SchemaError` (each error prefixed with the path) if invalid."""
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing: {_UPGRADE_HINT.format(src)}") from None
     try:
-        return parse_public_bundle(Path(path).read_bytes())
+        return parse_audit_endorsement(text, bundle.verify_key, agency_id=bundle.agency_id)
     except SchemaError as exc:
         raise SchemaError([f"{path}: {e}" for e in exc.errors]) from None
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
 
 
-# -- files -------------------------------------------------------------------------------------
+# -- reading the key files ---------------------------------------------------------------------
 
 
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
+def _is_legacy(data: bytes) -> bool:
+    return data.lstrip().startswith(_LEGACY_PEM)
+
+
+def _open_legacy(path: Path, data: bytes, passphrase: bytes) -> bytes:
+    """The secret of a key file of xlink 0.1 (PKCS#8 PEM): raw for Ed25519 and X25519 keys,
+    unencrypted PKCS#8 DER for the TLS key."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        key: PrivateKeyTypes = serialization.load_pem_private_key(data, passphrase)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise DecryptionError() from None  # wrong passphrase or damaged: one opaque error
+    if isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
+        return key.private_bytes_raw()
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return _tls_der(key)
+    raise InputError(f"{path}: not a key of a type xlink uses")
 
 
-def _write_file(path: Path, data: bytes, *, overwrite: bool) -> None:
-    """Create ``path`` holding ``data``, mode 0600, all or nothing.
-
-    The bytes go to a fresh temporary name opened ``O_CREAT | O_EXCL`` (never an existing file
-    or a symlink planted there), are synced, then linked to ``path`` (which fails if ``path``
-    exists) or, with ``overwrite``, renamed over it.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), FILE_MODE)  # whatever the umask
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise InputError(f"{path}: already exists; refusing to overwrite it") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def _read_private_file(path: Path) -> bytes:
-    """Read a private key file, refusing one that group or others may read (like ssh)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        raise InputError(f"{path}: missing key file") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"{path}: not a regular file")
-        mode = stat.S_IMODE(st.st_mode)
-        if os.name == "posix" and mode & 0o077:
-            raise InputError(
-                f"{path}: permissions {mode:04o} are too open: a private key file must be "
-                f"readable by its owner only (chmod 600 {path})"
-            )
-        return f.read(_MAX_KEY_FILE_BYTES)
-
-
-def _encrypted_pem(key: PrivateKeyTypes, passphrase: bytes) -> bytes:
+def _tls_der(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
-        serialization.Encoding.PEM,
+        serialization.Encoding.DER,
         serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(passphrase),
+        serialization.NoEncryption(),
     )
 
 
-def _decrypt_pem(path: Path, passphrase: bytes) -> PrivateKeyTypes:
-    pem = _read_private_file(path)
-    if not pem.lstrip().startswith(_ENCRYPTED_PEM):
-        raise InputError(f"{path}: not an encrypted PKCS#8 PEM private key")
+def _open_sealed(path: Path, data: bytes, opener: PassphraseOpener) -> bytes:
     try:
-        return serialization.load_pem_private_key(pem, passphrase)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        # Wrong passphrase or a damaged file: deliberately the same opaque error.
-        raise DecryptionError() from None
+        return opener.open(data, purpose=KEY_PURPOSES[path.name])
+    except SchemaError as exc:
+        raise SchemaError([f"{path}: {e}" for e in exc.errors]) from None
+    except InputError as exc:  # sealed for another purpose: files swapped
+        raise InputError(f"{path}: {exc}") from None
 
 
-def _check_passphrase(passphrase: bytes) -> None:
-    if not isinstance(passphrase, bytes):
-        raise TypeError("passphrase must be bytes")
+def _read_keys(src: Path) -> dict[str, bytes | None]:
+    """Every private key file's bytes; None for a missing ``audit.key`` (xlink 0.1 had none)."""
+    found: dict[str, bytes | None] = {}
+    for name in PRIVATE_KEY_FILES:
+        path = src / name
+        missing = not path.exists() and not path.is_symlink()
+        found[name] = None if name == AUDIT_KEY_FILE and missing else read_private_file(path)
+    return found
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
 class AgencyKeys:
-    """One agency's three keys: Ed25519 signing, X25519 sealing, and its TLS identity."""
+    """One agency's four keys: Ed25519 signing, X25519 sealing, its TLS identity, and the
+    Ed25519 audit-signing key (endorsed by the signing key in ``audit-key.json``)."""
 
     agency_id: str
     signing_key: SigningKey
     sealing_key: SealingKey
     tls: TlsIdentity
+    audit_key: SigningKey
     created: datetime
 
     @classmethod
@@ -330,14 +229,15 @@ class AgencyKeys:
         check_agency_id(agency_id, what="agency_id")
         if isinstance(valid_days, bool) or not isinstance(valid_days, int) or valid_days < 1:
             raise ValueError("valid_days must be a positive integer")
-        created = _utc_seconds(now, "now")
+        created = utc_seconds(now, "now")
         tls = make_tls_identity(
             agency_id,
             not_before=created - TLS_BACKDATE,
             not_after=created + timedelta(days=valid_days),
             key_seed=rng(KEY_SIZE),
         )
-        return cls(agency_id, SigningKey.generate(rng), SealingKey.generate(rng), tls, created)
+        signing, sealing = SigningKey.generate(rng), SealingKey.generate(rng)
+        return cls(agency_id, signing, sealing, tls, SigningKey.generate(rng), created)
 
     def public_bundle(self) -> PublicBundle:
         return PublicBundle(
@@ -348,57 +248,188 @@ class AgencyKeys:
             self.created,
         )
 
-    def save(self, directory: str | Path, passphrase: bytes, *, overwrite: bool = False) -> Path:
+    def audit_endorsement(self) -> str:
+        """``audit-key.json``: the audit key's public half, signed by the signing key."""
+        audit = self.audit_key.verify_key
+        signature = self.signing_key.sign(audit_endorsement_message(self.agency_id, audit))
+        doc = {
+            "format": AUDIT_ENDORSEMENT_FORMAT,
+            "agency_id": self.agency_id,
+            "audit_key": bytes(audit).hex(),
+            "signature": signature.hex(),
+        }
+        return json.dumps(doc, indent=2) + "\n"
+
+    def _sealed_files(
+        self, passphrase: bytes, *, rng: RandomSource, params: KdfParams
+    ) -> dict[str, bytes]:
+        """The four private key files, sealed under one salt (one derivation to open)."""
+        tls_key = serialization.load_pem_private_key(self.tls.key_pem, None)
+        assert isinstance(tls_key, ec.EllipticCurvePrivateKey)
+        plain = {
+            SIGNING_KEY_FILE: self.signing_key.seed(),
+            SEALING_KEY_FILE: self.sealing_key.secret(),
+            TLS_KEY_FILE: _tls_der(tls_key),
+            AUDIT_KEY_FILE: self.audit_key.seed(),
+        }
+        sealer = PassphraseSealer(passphrase, rng=rng, params=params)
+        return {name: sealer.seal(plain[name], purpose=KEY_PURPOSES[name]) for name in plain}
+
+    def save(
+        self,
+        directory: str | Path,
+        passphrase: bytes,
+        *,
+        overwrite: bool = False,
+        params: KdfParams = DEFAULT_KDF,
+        rng: RandomSource = system_random,
+    ) -> Path:
         """Write the key directory (created mode 0700 if missing); return the bundle's path.
 
-        Raises :class:`~xlink.errors.InputError` if any of the files exists and not
-        ``overwrite``, ``ValueError`` for a passphrase under :data:`MIN_PASSPHRASE_BYTES`.
+        The private keys are sealed with ``params`` (:data:`~xlink.crypto.envelope.TEST_KDF`
+        only in tests) and randomness from ``rng``. Raises
+        :class:`~xlink.errors.WeakPassphrase` (an ``InputError``) for a passphrase
+        :func:`~xlink.crypto.envelope.check_passphrase_strength` refuses,
+        :class:`~xlink.errors.InputError` if any of the files exists and not ``overwrite``.
         """
-        _check_passphrase(passphrase)
-        if len(passphrase) < MIN_PASSPHRASE_BYTES:
-            raise ValueError(f"passphrase must be at least {MIN_PASSPHRASE_BYTES} bytes")
+        check_passphrase_strength(passphrase, context=(self.agency_id,))
         out = Path(directory)
         out.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         if not overwrite:
             for name in KEY_DIR_FILES:
                 if (out / name).exists() or (out / name).is_symlink():
                     raise InputError(f"{out / name}: already exists; refusing to overwrite it")
-        tls_key = serialization.load_pem_private_key(self.tls.key_pem, None)
         contents = {
-            SIGNING_KEY_FILE: _encrypted_pem(
-                Ed25519PrivateKey.from_private_bytes(self.signing_key.seed()), passphrase
-            ),
-            SEALING_KEY_FILE: _encrypted_pem(
-                X25519PrivateKey.from_private_bytes(self.sealing_key.secret()), passphrase
-            ),
-            TLS_KEY_FILE: _encrypted_pem(tls_key, passphrase),
+            **self._sealed_files(passphrase, rng=rng, params=params),
             TLS_CERT_FILE: self.tls.cert_pem,
+            AUDIT_ENDORSEMENT_FILE: self.audit_endorsement().encode("utf-8"),
             PUBLIC_BUNDLE_FILE: self.public_bundle().to_json().encode("utf-8"),
         }
         for name in KEY_DIR_FILES:  # the bundle last: its presence means the set is complete
-            _write_file(out / name, contents[name], overwrite=overwrite)
-        _fsync_dir(out)
+            write_file(out / name, contents[name], overwrite=overwrite)
+        fsync_dir(out)
         return out / PUBLIC_BUNDLE_FILE
 
     @classmethod
     def load(cls, directory: str | Path, passphrase: bytes) -> AgencyKeys:
-        """Read and decrypt a key directory written by :meth:`save`.
+        """Read and open a key directory written by :meth:`save`.
 
-        Raises :class:`~xlink.errors.DecryptionError` (and nothing more specific) for a wrong
-        passphrase or a damaged key; :class:`~xlink.errors.InputError` naming the file for a
-        missing file, a private key file readable by group or others, a key of the wrong type,
-        or files that do not belong together; :class:`~xlink.errors.SchemaError` for an invalid
-        ``public.json``.
+        Never writes and draws no randomness: a directory of an older xlink (PKCS#8 PEM key
+        files, no ``audit.key``) raises :class:`~xlink.errors.InputError` saying to run
+        ``xlink keygen --upgrade`` (:meth:`upgrade`). Raises
+        :class:`~xlink.errors.DecryptionError` (and nothing more specific) for a wrong
+        passphrase or a changed key file; :class:`~xlink.errors.InputError` naming the file for
+        a missing file, a private key file readable by group or others, a file sealed for
+        another key, or files that do not belong together; :class:`~xlink.errors.SchemaError`
+        for an invalid ``public.json``, ``audit-key.json`` or key file.
         """
-        _check_passphrase(passphrase)
+        if not isinstance(passphrase, bytes):
+            raise TypeError("passphrase must be bytes")
         src = Path(directory)
         bundle = load_public_bundle(src / PUBLIC_BUNDLE_FILE)
-        keys = {name: _decrypt_pem(src / name, passphrase) for name in PRIVATE_KEY_FILES}
-        signing, sealing, tls_key = (keys[n] for n in PRIVATE_KEY_FILES)
-        if not isinstance(signing, Ed25519PrivateKey):
-            raise InputError(f"{src / SIGNING_KEY_FILE}: not an Ed25519 private key")
-        if not isinstance(sealing, X25519PrivateKey):
-            raise InputError(f"{src / SEALING_KEY_FILE}: not an X25519 private key")
+        found = _read_keys(src)
+        old = [n for n, data in found.items() if data is None or _is_legacy(data)]
+        if old:
+            raise InputError(
+                f"{src}: {', '.join(old)}: missing or in the format of xlink 0.1 (PKCS#8 PEM, "
+                f"PBKDF2 with 2048 iterations); {_UPGRADE_HINT.format(src)}"
+            )
+        opener = PassphraseOpener(passphrase)
+        plain = {n: _open_sealed(src / n, d, opener) for n, d in found.items() if d is not None}
+        keys = cls._assemble(src, bundle, plain)
+        if load_audit_verify_key(src) != keys.audit_key.verify_key:
+            raise InputError(f"{src / AUDIT_ENDORSEMENT_FILE}: does not match {AUDIT_KEY_FILE}")
+        return keys
+
+    @classmethod
+    def upgrade(
+        cls,
+        directory: str | Path,
+        passphrase: bytes,
+        *,
+        rng: RandomSource,
+        params: KdfParams = DEFAULT_KDF,
+        new_passphrase: bytes | None = None,
+    ) -> list[str]:
+        """Bring a key directory up to this version in place; return what changed, one line per
+        file (empty when nothing needed doing: running it twice changes nothing the second time).
+
+        Key files of xlink 0.1 (PKCS#8 PEM, PBKDF2 with 2048 iterations) and sealed files whose
+        parameters are lighter than ``params`` are re-sealed with ``params``; a missing
+        ``audit.key`` is generated from ``rng`` and ``audit-key.json`` written. With
+        ``new_passphrase`` every key is re-sealed under it. When one private key is re-sealed,
+        all four are, under one salt. Every file is replaced atomically (temporary file, then
+        rename); everything is read and checked before anything is written.
+
+        Raises :class:`~xlink.errors.WeakPassphrase` when the passphrase the keys will be
+        sealed under is refused by the strength check, and as :meth:`load` otherwise.
+        """
+        if not isinstance(passphrase, bytes):
+            raise TypeError("passphrase must be bytes")
+        src = Path(directory)
+        bundle = load_public_bundle(src / PUBLIC_BUNDLE_FILE)
+        target = passphrase if new_passphrase is None else new_passphrase
+        check_passphrase_strength(target, context=(bundle.agency_id,))
+        found = _read_keys(src)
+        endorsement = src / AUDIT_ENDORSEMENT_FILE
+        if found[AUDIT_KEY_FILE] is None and endorsement.exists():
+            # A new audit key would orphan the log its endorsed predecessor signed.
+            raise InputError(
+                f"{src / AUDIT_KEY_FILE}: missing, but {AUDIT_ENDORSEMENT_FILE} endorses an audit "
+                "key: restore the file from a backup (a new key would not verify the audit log)"
+            )
+        opener = PassphraseOpener(passphrase)
+        # A run under a new passphrase that stopped half-way left some files under each: the
+        # next run (with both passphrases again) opens each under whichever seals it.
+        fallback = None if new_passphrase is None else PassphraseOpener(new_passphrase)
+        plain: dict[str, bytes] = {}
+        why: dict[str, str] = {}
+        for name, data in found.items():
+            if data is None:
+                plain[name] = rng(KEY_SIZE)
+                why[name] = "generated (a new Ed25519 audit-signing key)"
+            elif _is_legacy(data) and name in _LEGACY_FILES:
+                plain[name] = _open_legacy(src / name, data, passphrase)
+                why[name] = f"PKCS#8 PEM (PBKDF2, 2048 iterations) re-sealed ({params})"
+            else:
+                try:
+                    plain[name] = _open_sealed(src / name, data, opener)
+                except DecryptionError:
+                    if fallback is None:
+                        raise
+                    plain[name] = _open_sealed(src / name, data, fallback)
+                if (was := sealed_kdf_params(data)).weaker_than(params):
+                    why[name] = f"re-sealed: {was} -> {params}"
+        keys = cls._assemble(src, bundle, plain)  # all checked before anything is written
+        if new_passphrase is not None:
+            why = {n: why.get(n, "re-sealed under the new passphrase") for n in found}
+        elif why:
+            why = {n: why.get(n, f"re-sealed with the others ({params})") for n in found}
+        if found[AUDIT_KEY_FILE] is None or not endorsement.exists():
+            why[AUDIT_ENDORSEMENT_FILE] = "written (the audit key, endorsed by the signing key)"
+        elif load_audit_verify_key(src) != keys.audit_key.verify_key:
+            raise InputError(f"{endorsement}: does not match {AUDIT_KEY_FILE}")
+        if any(n in why for n in PRIVATE_KEY_FILES):
+            sealed = keys._sealed_files(target, rng=rng, params=params)
+            for name in PRIVATE_KEY_FILES:
+                write_file(src / name, sealed[name], overwrite=True)
+        if AUDIT_ENDORSEMENT_FILE in why:
+            data = keys.audit_endorsement().encode("utf-8")
+            write_file(endorsement, data, overwrite=True)
+        if why:
+            fsync_dir(src)
+        return [f"{name}: {why[name]}" for name in KEY_DIR_FILES if name in why]
+
+    @classmethod
+    def _assemble(cls, src: Path, bundle: PublicBundle, plain: dict[str, bytes]) -> AgencyKeys:
+        """The keys from the opened files, checked against each other and ``public.json``."""
+        for name in (SIGNING_KEY_FILE, SEALING_KEY_FILE, AUDIT_KEY_FILE):
+            if len(plain[name]) != KEY_SIZE:
+                raise InputError(f"{src / name}: not a {KEY_SIZE}-byte private key")
+        try:
+            tls_key = serialization.load_der_private_key(plain[TLS_KEY_FILE], None)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            tls_key = None
         if not isinstance(tls_key, ec.EllipticCurvePrivateKey):
             raise InputError(f"{src / TLS_KEY_FILE}: not an ECDSA private key")
         try:
@@ -417,9 +448,10 @@ class AgencyKeys:
         )
         loaded = cls(
             bundle.agency_id,
-            SigningKey(signing.private_bytes_raw()),
-            SealingKey(sealing.private_bytes_raw()),
+            SigningKey(plain[SIGNING_KEY_FILE]),
+            SealingKey(plain[SEALING_KEY_FILE]),
             TlsIdentity(cert_pem=cert_pem, key_pem=key_pem),
+            SigningKey(plain[AUDIT_KEY_FILE]),
             bundle.created,
         )
         if (
@@ -433,7 +465,7 @@ class AgencyKeys:
     def __repr__(self) -> str:
         return (
             f"AgencyKeys({self.agency_id!r}, {self.signing_key!r}, {self.sealing_key!r}, "
-            f"{self.tls!r})"
+            f"{self.tls!r}, audit={self.audit_key!r})"
         )
 
     def __reduce__(self) -> str | tuple[object, ...]:

@@ -19,6 +19,7 @@ from typing import Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl import bindings as nacl_bindings
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey as _NaclPrivateKey
 from nacl.public import PublicKey as _NaclPublicKey
@@ -64,6 +65,10 @@ class VerifyKey:
     def __init__(self, raw: bytes) -> None:
         _check_size(raw, KEY_SIZE, "an Ed25519 public key")
         self._raw = bytes(raw)
+        # OpenSSL takes any 32 bytes; a key of small order (or not on the curve) would let a
+        # forged signature verify (R the identity, S = 0), so it is no key at all.
+        if not nacl_bindings.crypto_core_ed25519_is_valid_point(self._raw):
+            raise ValueError("not a valid Ed25519 public key (not a prime-order point)")
         try:
             self._key = Ed25519PublicKey.from_public_bytes(self._raw)
         except ValueError:

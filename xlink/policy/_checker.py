@@ -186,8 +186,11 @@ class Checker:
             return None
         try:
             return make(raw)
-        except ValueError:
-            self.error(where, f"not a valid {what} public key")
+        except ValueError as exc:  # the key type's own reason when it gives one
+            reason = str(exc)
+            self.error(
+                where, reason if reason.startswith("not a") else f"not a valid {what} public key"
+            )
             return None
 
 

@@ -14,7 +14,8 @@ The usual path, originator side::
 and recipient side::
 
     record, receipt = receive_release(sealed.data, mou=mou, sealing_key=skey,
-                                      signing_key=key, expected_session_id=sid, now=now)
+                                      signing_key=key, expected_session_id=sid, now=now,
+                                      audit=audit)  # the receipt carries its checkpoint
 """
 
 from __future__ import annotations
@@ -29,11 +30,18 @@ from xlink.release.handles import (
 )
 from xlink.release.policy import ReleaseContent, decide_release, record_fields
 from xlink.release.queue import ApprovalQueue, QueueError, QueueItem, QueueState
-from xlink.release.receipt import DST_RECEIPT, Receipt, issue_receipt, verify_receipt
+from xlink.release.receipt import (
+    DST_RECEIPT,
+    RECEIPT_VERSION,
+    Receipt,
+    issue_receipt,
+    verify_receipt,
+)
 from xlink.release.recipe import (
     DeniedRelease,
     Fate,
     MatchFate,
+    ReceiptSettler,
     ReleaseBatch,
     build_release,
     receive_release,
@@ -62,6 +70,7 @@ __all__ = [
     "DST_RECEIPT",
     "DST_RELEASE",
     "MAX_ENVELOPE_SIZE",
+    "RECEIPT_VERSION",
     "RELEASE_VERSION",
     "SOURCE_HANDLE_DST",
     "SOURCE_HANDLE_SIZE",
@@ -73,6 +82,7 @@ __all__ = [
     "QueueItem",
     "QueueState",
     "Receipt",
+    "ReceiptSettler",
     "ReleaseBatch",
     "ReleaseContent",
     "ReleaseRecord",

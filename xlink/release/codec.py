@@ -21,7 +21,8 @@ __all__ = [
 ]
 
 RELEASE_VERSION: Final = 1
-"""The first byte of every release record, signed release and receipt."""
+"""The first byte of every release record and signed release (receipts have their own,
+:data:`xlink.release.receipt.RECEIPT_VERSION`)."""
 
 MAX_ENVELOPE_SIZE: Final = 64 * 1024
 """Largest encoded release, signed release or receipt, in bytes (spec §4.3)."""
@@ -35,15 +36,16 @@ def lp(data: bytes) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
-def pack(body: list[object]) -> bytes:
+def pack(body: list[object], *, version: int = RELEASE_VERSION) -> bytes:
     """Version byte + canonical msgpack of ``body``."""
-    return canonical.pack(RELEASE_VERSION, body)
+    return canonical.pack(version, body)
 
 
-def unpack(data: bytes) -> list[object]:
+def unpack(data: bytes, *, version: int = RELEASE_VERSION) -> list[object]:
     """The top-level array of an encoded object, or :class:`ReleaseRejected` (``too-large``,
     ``malformed``, ``unsupported-version``, ``truncated``). The caller checks the items and
-    then that :func:`pack` gives back ``data`` (canonical form)."""
+    then that :func:`pack` gives back ``data`` (canonical form). ``version`` is the first
+    byte expected (receipts are version 2, §8)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError("an encoded release object is bytes")
     data = bytes(data)
@@ -51,7 +53,7 @@ def unpack(data: bytes) -> list[object]:
         raise ReleaseRejected("too-large")
     if not data:
         raise ReleaseRejected("malformed")
-    if data[0] != RELEASE_VERSION:
+    if data[0] != version:
         raise ReleaseRejected("unsupported-version")
     try:
         body = canonical.unpack(

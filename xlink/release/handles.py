@@ -19,17 +19,32 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Final
 
+from xlink.crypto.envelope import (
+    PURPOSE_SOURCE_HANDLE,
+    is_envelope,
+    unwrap_secret,
+    wrap_secret,
+)
+from xlink.crypto.keyfiles import write_file
+from xlink.crypto.keys import SealingKey
 from xlink.crypto.rand import RandomSource
+from xlink.errors import DecryptionError, InputError
 
 __all__ = [
     "SOURCE_HANDLE_DST",
+    "SOURCE_HANDLE_KEY_FILE",
     "SOURCE_HANDLE_SIZE",
     "SourceHandleKey",
     "make_source_handle",
+    "open_source_handle_key",
     "resolve_source_handle",
 ]
+
+#: The originator's source-handle key in its workdir.
+SOURCE_HANDLE_KEY_FILE: Final = "source-handle.key"
 
 SOURCE_HANDLE_DST: Final = b"xlink/v1/source-handle"
 NONCE_SIZE: Final = 16
@@ -104,3 +119,45 @@ def resolve_source_handle(
         if hmac.compare_digest(_mac(key, nonce, candidate), tag) and found is None:
             found = candidate
     return found
+
+
+def open_source_handle_key(
+    workdir: Path, sealing_key: SealingKey, *, rng: RandomSource | None = None
+) -> SourceHandleKey:
+    """The originator's source-handle key, ``WORKDIR/source-handle.key`` (mode 0600), kept
+    wrapped (``xlink-wrapped-key-v1``) under a key derived with HKDF from the agency's sealing
+    key, so that an unattended ``serve`` opens it and the file alone gives nothing away
+    (docs/keys.md §7).
+
+    With ``rng`` (the exchange path): made on first use, and the plain-hex file of an older
+    xlink wrapped in place, the same key. Without (``xlink source resolve``): read only, and
+    :class:`~xlink.errors.InputError` if missing. ``InputError`` too for a file that does not
+    open with this sealing key or is not a key."""
+    path = Path(workdir) / SOURCE_HANDLE_KEY_FILE
+    wrapping = sealing_key.secret()
+    if path.exists():
+        data = path.read_bytes()
+        if is_envelope(data):
+            try:
+                raw = unwrap_secret(data, wrapping, purpose=PURPOSE_SOURCE_HANDLE)
+                return SourceHandleKey(raw)
+            except DecryptionError:
+                raise InputError(
+                    f"{path}: does not open with this agency's sealing key (made under other "
+                    "keys, or changed)"
+                ) from None
+            except (InputError, ValueError) as exc:
+                raise InputError(f"{path}: not a source handle key: {exc}") from None
+        try:
+            key = SourceHandleKey(bytes.fromhex(data.decode("ascii").strip()))
+        except ValueError:  # UnicodeDecodeError included
+            raise InputError(f"{path}: not a 32-byte source handle key in hex") from None
+        if rng is None:
+            return key  # an older xlink's plain file: the next exchange wraps it
+    elif rng is None:
+        raise InputError(f"{path}: no source-handle key (this workdir never released)")
+    else:
+        key = SourceHandleKey.generate(rng)
+    wrapped = wrap_secret(key.secret(), wrapping, purpose=PURPOSE_SOURCE_HANDLE, rng=rng)
+    write_file(path, wrapped, overwrite=path.exists())
+    return key

@@ -23,16 +23,15 @@ from typing import Any, Final
 
 from xlink._sqlite import SqliteStore, connect, transaction
 from xlink.audit import AuditEvent, AuditLog
-from xlink.crypto.keys import VerifyKey
-from xlink.errors import QueueError, XlinkError
-from xlink.identifiers import FINGERPRINT, REASON_CODE
+from xlink.errors import PolicyDenied, QueueError, XlinkError
+from xlink.identifiers import REASON_CODE
+from xlink.officers import OfficerAct, OfficerAction, OfficerRegistry, authorize
 from xlink.policy.mou import Mou
 from xlink.release.record import ReleaseRecord, content_digest, decode_release, encode_release
 
 __all__ = ["ApprovalQueue", "QueueError", "QueueItem", "QueueState"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_FINGERPRINT = FINGERPRINT
 _REASON = REASON_CODE
 
 _SCHEMA: Final = """
@@ -56,7 +55,8 @@ CREATE TABLE IF NOT EXISTS release_queue (
     sent_release_id BLOB,
     sent_us INTEGER,
     overdue_audited INTEGER NOT NULL DEFAULT 0,
-    sent_session BLOB
+    sent_session BLOB,
+    receipt BLOB
 ) STRICT;
 CREATE INDEX IF NOT EXISTS release_queue_match
     ON release_queue (mou_id, recipient, record_id, version);
@@ -127,17 +127,31 @@ _COLUMNS: Final = (
 class ApprovalQueue(SqliteStore):
     """An approval queue in one SQLite file. Open with :meth:`open`; a context manager."""
 
-    __slots__ = ("_audit", "path")
+    __slots__ = ("_audit", "_officers", "path")
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, audit: AuditLog | None) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        audit: AuditLog,
+        officers: OfficerRegistry | None,
+    ) -> None:
         self._conn = conn
         self._audit = audit
+        self._officers = officers
         self.path = path
 
     @classmethod
-    def open(cls, path: str | Path, *, audit: AuditLog | None = None) -> ApprovalQueue:
-        """Open (creating if needed) the queue at ``path``; entries go to ``audit`` if given.
-        Raises ``sqlite3.Error`` if ``path`` is not a usable database."""
+    def open(
+        cls, path: str | Path, *, audit: AuditLog, officers: OfficerRegistry | None = None
+    ) -> ApprovalQueue:
+        """Open (creating if needed) the queue at ``path``. Every enqueue, approval, denial,
+        refusal and overdue item goes to ``audit``, which is required. ``officers`` (the
+        agency's enrolments) is what approvals and denials are checked against; without it
+        they are refused (``ValueError``). Raises ``sqlite3.Error`` if ``path`` is not a usable
+        database."""
+        if not isinstance(audit, AuditLog):
+            raise ValueError("an approval queue is always opened with its agency's audit log")
         path = Path(path)
         conn = connect(path)
         try:
@@ -145,15 +159,16 @@ class ApprovalQueue(SqliteStore):
             columns = {row[1] for row in conn.execute("PRAGMA table_info(release_queue)")}
             if columns and "version" not in columns:
                 conn.executescript("BEGIN;" + _MIGRATE.format(schema=_SCHEMA.strip()) + "COMMIT;")
+            elif columns and "receipt" not in columns:  # a ledger from before receipts were kept
+                conn.execute("ALTER TABLE release_queue ADD COLUMN receipt BLOB")
             conn.executescript(_SCHEMA)
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path, audit)
+        return cls(conn, path, audit, officers)
 
     def _log(self, kind: AuditEvent, fields: dict[str, object], now: datetime) -> None:
-        if self._audit is not None:
-            self._audit.append(kind, fields, now=now)
+        self._audit.append(kind, fields, now=now)
 
     def enqueue(
         self,
@@ -263,9 +278,11 @@ class ApprovalQueue(SqliteStore):
         *,
         now: datetime,
         session_id: bytes | None = None,
+        receipt: bytes | None = None,
     ) -> QueueItem:
         """The recipient's receipt for ``sent_release_id`` (the release that carried this
-        item, in session ``session_id``) was verified: ``TAKEN`` → ``SENT``.
+        item, in session ``session_id``) was verified: ``TAKEN`` → ``SENT``, keeping the
+        ``receipt`` bytes as proof of delivery (:meth:`receipt`; xlink-release-v1 §8).
         :class:`QueueError` unless ``TAKEN``."""
         with transaction(self._conn):
             item = self.item(item_id, now=now)
@@ -273,15 +290,24 @@ class ApprovalQueue(SqliteStore):
                 raise QueueError(f"release {item_id} is {item.state.value}, not TAKEN")
             self._conn.execute(
                 "UPDATE release_queue SET state = 'SENT', sent_release_id = ?, sent_us = ?,"
-                " sent_session = ? WHERE item_id = ?",
-                (sent_release_id, _micros(now), session_id, item_id),
+                " sent_session = ?, receipt = ? WHERE item_id = ?",
+                (sent_release_id, _micros(now), session_id, receipt, item_id),
             )
         return self.item(item_id, now=now)
 
+    def receipt(self, item_id: int) -> bytes | None:
+        """The recipient's signed receipt kept by :meth:`mark_sent` (None: not delivered, or
+        delivered before receipts were kept). :class:`QueueError` if there is no such item."""
+        row = self._conn.execute(
+            "SELECT receipt FROM release_queue WHERE item_id = ?", (item_id,)
+        ).fetchone()
+        if row is None:
+            raise QueueError(f"no queued release with id {item_id}")
+        return None if row[0] is None else bytes(row[0])
+
     def audit_overdue(self, now: datetime) -> tuple[QueueItem, ...]:
         """Audit, once each, the pending items past their follow-up deadline
-        (``RELEASE_OVERDUE``); return them. Without an audit log nothing is marked, so a
-        later call with one still audits them."""
+        (``RELEASE_OVERDUE``); return them."""
         with transaction(self._conn):
             rows = self._conn.execute(
                 f"SELECT {_COLUMNS} FROM release_queue"  # noqa: S608
@@ -290,7 +316,7 @@ class ApprovalQueue(SqliteStore):
                 (_micros(now),),
             ).fetchall()
             items = tuple(_item(row, _micros(now)) for row in rows)
-            for item in items if self._audit is not None else ():
+            for item in items:
                 self._conn.execute(
                     "UPDATE release_queue SET overdue_audited = 1 WHERE item_id = ?",
                     (item.item_id,),
@@ -326,38 +352,61 @@ class ApprovalQueue(SqliteStore):
         ).fetchall()
         return tuple(_item(row, now_us) for row in rows)
 
-    def approve(self, item_id: int, approver: str | VerifyKey, *, now: datetime) -> QueueItem:
-        """Approve a pending item. ``approver`` is the officer's signing-key fingerprint (or
-        verify key). Audited as ``RELEASE_APPROVED``. :class:`QueueError` unless pending."""
-        who = _fingerprint(approver)
-        return self._decide(item_id, QueueState.APPROVED, who, None, now)
+    def approve(self, item_id: int, *, act: OfficerAct, now: datetime) -> QueueItem:
+        """Approve a pending item, as an enrolled approver's signed ``act`` (an
+        :attr:`~xlink.officers.OfficerAction.APPROVE` of the item's release id, detail ``""``,
+        dated ``now``) asks. Audited as ``RELEASE_APPROVED`` with the officer's fingerprint and
+        signature. :class:`QueueError` unless pending; :class:`~xlink.errors.PolicyDenied`
+        with the officer's reason (audited as ``DECISION_REFUSED``) if the act is refused."""
+        return self._decide(item_id, QueueState.APPROVED, act, now)
 
-    def deny(
-        self, item_id: int, approver: str | VerifyKey, reason: str, *, now: datetime
-    ) -> QueueItem:
-        """Deny a pending item for ``reason`` (a code ``[a-z][a-z0-9_.-]{0,63}``, such as
-        ``insufficient-grounds``): it is never released. Audited as ``RELEASE_DENIED``."""
-        who = _fingerprint(approver)
-        if not _REASON.fullmatch(reason):
+    def deny(self, item_id: int, *, act: OfficerAct, now: datetime) -> QueueItem:
+        """Deny a pending item for the reason the approver's signed ``act`` states (a
+        :attr:`~xlink.officers.OfficerAction.DENY` whose detail is a code
+        ``[a-z][a-z0-9_.-]{0,63}``, such as ``insufficient-grounds``): it is never released.
+        Audited as ``RELEASE_DENIED``; refused as :meth:`approve` is."""
+        if not isinstance(act, OfficerAct) or not _REASON.fullmatch(act.detail):
             raise ValueError("a denial reason is a code matching [a-z][a-z0-9_.-]{0,63}")
-        return self._decide(item_id, QueueState.DENIED, who, reason, now)
+        return self._decide(item_id, QueueState.DENIED, act, now)
 
-    def _decide(
-        self, item_id: int, state: QueueState, who: str, reason: str | None, now: datetime
-    ) -> QueueItem:
+    def _decide(self, item_id: int, state: QueueState, act: OfficerAct, now: datetime) -> QueueItem:
+        action = OfficerAction.APPROVE if state is QueueState.APPROVED else OfficerAction.DENY
+        detail = act.detail if isinstance(act, OfficerAct) else ""
+        reason = detail if state is QueueState.DENIED else None
         with transaction(self._conn):
             item = self.item(item_id, now=now)
             if item.state is not QueueState.PENDING:
                 raise QueueError(f"release {item_id} is {item.state.value}, not PENDING")
+            try:
+                who = authorize(
+                    self._officers,
+                    act,
+                    action=action,
+                    target=item.release_id,
+                    detail=detail,
+                    now=now,
+                    audit=self._audit,
+                )
+            except PolicyDenied as exc:  # the audit log is its own file: the entry stays
+                fields: dict[str, object] = {
+                    "session": item.session_id,
+                    "handle": item.release_id,
+                    "reason": exc.reasons[0],
+                }
+                if isinstance(act, OfficerAct):
+                    fields["approver"] = act.fingerprint
+                self._log(AuditEvent.DECISION_REFUSED, fields, now)
+                raise
             self._conn.execute(
                 "UPDATE release_queue SET state = ?, approver = ?, reason = ?, decided_us = ?"
                 " WHERE item_id = ?",
                 (state.value, who, reason, _micros(now), item_id),
             )
-            fields: dict[str, object] = {
+            fields = {
                 "session": item.session_id,
                 "handle": item.release_id,
                 "approver": who,
+                "officer_sig": act.signature,
             }
             if state is QueueState.DENIED:
                 fields["reason"] = reason
@@ -382,13 +431,6 @@ def _fill_versions(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE release_queue SET version = ? WHERE item_id = ?", (version, item_id)
             )
-
-
-def _fingerprint(approver: str | VerifyKey) -> str:
-    who = approver.fingerprint() if isinstance(approver, VerifyKey) else approver
-    if not isinstance(who, str) or not _FINGERPRINT.fullmatch(who):
-        raise ValueError("approver must be a key fingerprint: 32 lower-case hex digits")
-    return who
 
 
 def _item(row: tuple[Any, ...], now_us: int) -> QueueItem:

@@ -9,7 +9,7 @@ the parts; these calls make no choices the MOU does not already make.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -41,6 +41,7 @@ __all__ = [
     "DeniedRelease",
     "Fate",
     "MatchFate",
+    "ReceiptSettler",
     "ReleaseBatch",
     "build_release",
     "receive_release",
@@ -278,6 +279,96 @@ def _reasons(reason: str | None) -> tuple[str, ...]:
     return () if reason is None else (reason,)
 
 
+class ReceiptSettler:
+    """Settles the peer's answers to the sealed releases of ``batch``, each as it arrives
+    (:meth:`settle`; xlink-release-v1 §8, §10), so that a receipt that came in is recorded even
+    if the transfer then fails. ``clock`` dates each entry.
+
+    A verified receipt is audited as ``RECEIPT_RECEIVED``; the recipient's audit checkpoint it
+    carries is kept and countersigned (:meth:`AuditLog.keep_partner_checkpoint
+    <xlink.audit.AuditLog.keep_partner_checkpoint>`: ``CHECKPOINT_RECEIVED``); its ledger item
+    is marked delivered with the receipt's bytes kept (:meth:`ApprovalQueue.mark_sent`). A
+    refusal (audited as ``RELEASE_REFUSED`` with the peer's reason code, or ``unreadable``), or
+    a receipt that does not verify, its checkpoint included (``RECEIPT_INVALID``), leaves the
+    item handed out, so the next exchange offers that record version again. The caller audits
+    ``RELEASE_SENT`` as the transfer takes each release to send.
+    """
+
+    __slots__ = ("_audit", "_batch", "_clock", "_items", "_mou", "_queue", "_settled")
+
+    def __init__(
+        self,
+        batch: ReleaseBatch,
+        *,
+        mou: Mou,
+        clock: Callable[[], datetime],
+        queue: ApprovalQueue | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self._batch = batch
+        self._mou = mou
+        self._clock = clock
+        self._queue = queue
+        self._audit = audit
+        self._items = batch.items or (None,) * len(batch.sealed)
+        self._settled: dict[int, bool | None] = {}  # index -> verified / refused / None
+
+    def settle(self, index: int, ok: bool, answer: bytes) -> None:
+        """The peer's answer to our release number ``index`` (from 0): ``(True, receipt)`` or
+        ``(False, reason)``. Each index is settled once (``ValueError`` for a second answer
+        or an index outside the batch)."""
+        if not 0 <= index < len(self._batch.sealed) or index in self._settled:
+            raise ValueError(f"release {index}: not in the batch, or already answered")
+        sealed, item = self._batch.sealed[index], self._items[index]
+        audit, now = self._audit, self._clock()
+        ids = {"session": sealed.session_id, "handle": sealed.release_id}
+        if not ok:
+            self._settled[index] = False
+            if audit is not None:
+                reason = _peer_reason(answer)
+                audit.append(AuditEvent.RELEASE_REFUSED, {**ids, "reason": reason}, now=now)
+            return
+        base = {**ids, "digest": sealed.digest}
+        try:
+            receipt = verify_receipt(answer, mou=self._mou, release=sealed)
+        except XlinkError:  # a forged or garbled receipt: not counted as delivered
+            self._settled[index] = None
+            if audit is not None:
+                audit.append(AuditEvent.RECEIPT_INVALID, base, now=now)
+            return
+        self._settled[index] = True
+        if audit is not None:
+            audit.append(AuditEvent.RECEIPT_RECEIVED, base, now=now)
+            if receipt.checkpoint is not None:
+                audit.keep_partner_checkpoint(
+                    sealed.recipient,
+                    receipt.checkpoint,
+                    now=now,
+                    session=sealed.session_id,
+                    handle=sealed.release_id,
+                )
+        if self._queue is not None and item is not None:
+            self._queue.mark_sent(
+                item,
+                sealed.release_id,
+                now=now,
+                session_id=sealed.session_id,
+                receipt=bytes(answer),
+            )
+
+    def finish(self, answers: Sequence[tuple[bool, bytes]]) -> tuple[int, int]:
+        """After the transfer, with every answer (one per sealed release, in order): settle
+        those :meth:`settle` has not seen, and return ``(receipts verified, refused by the
+        peer)``. ``ValueError`` unless there is one answer per sealed release."""
+        if len(answers) != len(self._batch.sealed):
+            raise ValueError("one answer per sealed release")
+        for index, (ok, answer) in enumerate(answers):
+            if index not in self._settled:
+                self.settle(index, ok, answer)
+        outcomes = list(self._settled.values())
+        return outcomes.count(True), outcomes.count(False)
+
+
 def settle_receipts(
     batch: ReleaseBatch,
     answers: Sequence[tuple[bool, bytes]],
@@ -287,38 +378,11 @@ def settle_receipts(
     queue: ApprovalQueue | None = None,
     audit: AuditLog | None = None,
 ) -> tuple[int, int]:
-    """After the transfer: the peer's answer to each sealed release of ``batch``, in order. A
-    verified receipt is audited as ``RECEIPT_RECEIVED`` and its ledger item marked delivered
-    (the caller audits ``RELEASE_SENT`` as the transfer takes each release to send). A
-    refusal (audited as ``RELEASE_REFUSED`` with the peer's reason code, or ``unreadable``),
-    or a receipt that does not verify (``RECEIPT_INVALID``), leaves the item handed out, so
-    the next exchange offers that record version again.
-    Returns ``(receipts verified, refused by the peer)``."""
-    if len(answers) != len(batch.sealed):
-        raise ValueError("one answer per sealed release")
-    verified = refused = 0
-    items = batch.items or (None,) * len(batch.sealed)
-    for sealed, item, (ok, answer) in zip(batch.sealed, items, answers, strict=True):
-        base = {"session": sealed.session_id, "handle": sealed.release_id, "digest": sealed.digest}
-        if not ok:
-            refused += 1
-            if audit is not None:
-                reason = _peer_reason(answer)
-                fields = {"session": sealed.session_id, "handle": sealed.release_id}
-                audit.append(AuditEvent.RELEASE_REFUSED, {**fields, "reason": reason}, now=now)
-            continue
-        try:
-            verify_receipt(answer, mou=mou, release=sealed)
-        except XlinkError:  # a forged or garbled receipt: not counted as delivered
-            if audit is not None:
-                audit.append(AuditEvent.RECEIPT_INVALID, base, now=now)
-            continue
-        verified += 1
-        if audit is not None:
-            audit.append(AuditEvent.RECEIPT_RECEIVED, base, now=now)
-        if queue is not None and item is not None:
-            queue.mark_sent(item, sealed.release_id, now=now, session_id=sealed.session_id)
-    return verified, refused
+    """The peer's answer to each sealed release of ``batch``, in order, settled at once as
+    :class:`ReceiptSettler` does, dated ``now`` (for answers that arrive together: the query
+    mode's RECEIPTS message). Returns ``(receipts verified, refused by the peer)``."""
+    settler = ReceiptSettler(batch, mou=mou, clock=lambda: now, queue=queue, audit=audit)
+    return settler.finish(answers)
 
 
 def receive_release(
@@ -332,11 +396,13 @@ def receive_release(
     audit: AuditLog | None = None,
 ) -> tuple[ReleaseRecord, bytes]:
     """The recipient's step (DESIGN §2 step 7): :func:`open_release` with every check, then
-    a signed receipt to return. Audited as ``RELEASE_RECEIVED`` and ``RECEIPT_SENT``. Raises
-    what :func:`open_release` raises; nothing is audited for a refused release (the caller
-    logs the refusal with its session)."""
+    a signed receipt to return, carrying ``audit``'s checkpoint signed now (xlink-release-v1
+    §8; none without a log). Audited as ``RELEASE_RECEIVED`` and ``RECEIPT_SENT``, after the
+    checkpoint. Raises what :func:`open_release` raises; nothing is audited for a refused
+    release (the caller logs the refusal with its session)."""
     record = open_release(sealed, sealing_key, mou=mou, expected_session_id=expected_session_id)
-    receipt = issue_receipt(record, signing_key, now=now)
+    checkpoint = None if audit is None else audit.publish(now=now)
+    receipt = issue_receipt(record, signing_key, now=now, checkpoint=checkpoint)
     if audit is not None:
         digest = release_digest(encode_release(record))
         base = {"session": record.session_id, "handle": record.release_id, "digest": digest}

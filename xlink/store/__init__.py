@@ -3,10 +3,12 @@ caveats (DESIGN §2 step 7; guide: docs/store.md).
 
 Recipient side::
 
-    with ReleaseStore.open("releases.db", mou=mou, sealing_key=skey, signing_key=key,
-                           audit=audit) as store:
+    with ReleaseStore.open("store.db", mou=mou, sealing_key=skey, signing_key=key,
+                           audit=audit, officers=officers) as store:
         receipt = store.receive(sealed, expected_session_id=sid, now=now)  # back to originator
-        record = store.read(release_id, purpose="border-security", reader=officer, now=now)
+        act = officer.sign_act(OfficerAction.READ, agency=me, target=release_id,
+                               detail="border-security", now=now)     # the officer's own key
+        record = store.read(release_id, act=act, now=now)  # checked, audited
         store.purge(now)                                   # retention: audited
 
 Onward sharing needs the originator's consent token (:func:`issue_consent` on its side), and

@@ -10,27 +10,39 @@ from __future__ import annotations
 from typing import Final
 
 from xlink.errors import ReleaseReplayed
+from xlink.officers import DENY_TIME_BEFORE_LOG as _DENY_TIME_BEFORE_LOG
 
 __all__ = [
     "DENY_CONSENT_EXPIRED",
     "DENY_CONSENT_INVALID",
     "DENY_CONSENT_MISMATCH",
     "DENY_CONSENT_REQUIRED",
+    "DENY_CREATED_IN_FUTURE",
     "DENY_EXPIRED",
     "DENY_MATCH_ALREADY_RECEIVED",
     "DENY_NOT_A_THIRD_PARTY",
     "DENY_NOT_DECIDED",
     "DENY_PERMITTED_ACTIONS",
     "DENY_PURPOSE_NOT_ALLOWED",
+    "DENY_RECORD_UNREADABLE",
+    "DENY_TIME_BEFORE_LOG",
     "DENY_TLP",
     "DENY_UNKNOWN_RELEASE",
     "PURGE_EXPIRED",
     "PURGE_RUN",
+    "PURGE_UNREADABLE",
     "ReleaseReplayed",
 ]
 
 #: The release id is not in the store (never received, or purged).
 DENY_UNKNOWN_RELEASE: Final = "unknown-release"
+#: A read, export or onward share dated before the audit log's latest entry: the clock (or
+#: ``--now``) was set back, which must not step back into a retention period (the officers'
+#: gate's reason, :func:`xlink.officers.authorize`).
+DENY_TIME_BEFORE_LOG: Final = _DENY_TIME_BEFORE_LOG
+#: Receiving: the release's signed ``created_at`` is more than an hour after it arrived
+#: (retention runs from it, so a date in the future would lengthen it).
+DENY_CREATED_IN_FUTURE: Final = "created-in-future"
 #: The stated purpose is not one of the MOU's ``purposes``.
 DENY_PURPOSE_NOT_ALLOWED: Final = "purpose-not-allowed"
 #: The record's retention period is over: it may no longer be used (and the next purge removes it).
@@ -63,3 +75,7 @@ DENY_LABEL_FAILED: Final = "label-failed"
 #: Audit reasons of PURGE entries: one per record removed, one per purge run.
 PURGE_EXPIRED: Final = "retention-expired"
 PURGE_RUN: Final = "retention-run"
+#: A stored record that no longer opens (altered in the file): a read is refused with it, and
+#: a purge keeps the record and says so.
+DENY_RECORD_UNREADABLE: Final = "record-unreadable"
+PURGE_UNREADABLE: Final = DENY_RECORD_UNREADABLE

@@ -11,19 +11,23 @@ is refused like a forged release. No clock is read: every call takes ``now``.
 from __future__ import annotations
 
 import sqlite3
-from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Final
 
 from xlink._sqlite import SqliteStore, connect, transaction
 from xlink.audit import AuditEvent, AuditLog
-from xlink.crypto.keys import SealingKey, SigningKey, VerifyKey
-from xlink.errors import PolicyDenied
-from xlink.identifiers import AGENCY_ID, FINGERPRINT
+from xlink.crypto.keys import SealingKey, SigningKey
+from xlink.errors import PolicyDenied, XlinkError
+from xlink.identifiers import AGENCY_ID
+from xlink.officers import (
+    EXPORT_TARGET,
+    OfficerAct,
+    OfficerAction,
+    OfficerRegistry,
+    authorize,
+)
 from xlink.policy.mou import Mou
 from xlink.records.model import Category
 from xlink.release import (
@@ -36,150 +40,54 @@ from xlink.release import (
     release_digest,
 )
 from xlink.release.record import content_digest
+from xlink.store._rows import (
+    _ADDED_COLUMNS,
+    _CREATED_AHEAD_US,
+    _INSERT,
+    _SCHEMA,
+    _SELECT,
+    CLOCK_TOLERANCE,
+    MAX_CREATED_AHEAD,
+    Accepted,
+    DecidedMatches,
+    StoredRelease,
+    _expires_us,
+    _micros,
+    _release_id,
+    _Row,
+    _time,
+)
 from xlink.store.consent import ConsentToken
 from xlink.store.onward import check_onward_sharing
 from xlink.store.reasons import (
+    DENY_CREATED_IN_FUTURE,
     DENY_EXPIRED,
     DENY_LABEL_FAILED,
-    DENY_MATCH_ALREADY_RECEIVED,
-    DENY_NOT_DECIDED,
     DENY_PURPOSE_NOT_ALLOWED,
+    DENY_RECORD_UNREADABLE,
     DENY_UNKNOWN_RELEASE,
     PURGE_EXPIRED,
     PURGE_RUN,
+    PURGE_UNREADABLE,
     ReleaseReplayed,
 )
 
-__all__ = ["DecidedMatches", "ReleaseStore", "StoredRelease"]
+__all__ = [
+    "CLOCK_TOLERANCE",
+    "MAX_CREATED_AHEAD",
+    "DecidedMatches",
+    "ReleaseStore",
+    "StoredRelease",
+]
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_US_PER_DAY: Final = 86_400_000_000
-_FINGERPRINT = FINGERPRINT
 _AGENCY_ID = AGENCY_ID
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS releases (
-    release_id BLOB PRIMARY KEY,
-    session_id BLOB NOT NULL,
-    category TEXT NOT NULL,
-    originator TEXT NOT NULL,
-    received_us INTEGER NOT NULL,
-    expires_us INTEGER NOT NULL,
-    sealed BLOB NOT NULL,
-    receipt BLOB NOT NULL,
-    own_record_id TEXT,
-    content BLOB
-) STRICT;
-CREATE INDEX IF NOT EXISTS releases_expiry ON releases (expires_us);
-CREATE INDEX IF NOT EXISTS releases_content ON releases (originator, content);
-"""
-# Columns added after the first stores were written: added in place to an older store.
-_ADDED_COLUMNS: Final = (("own_record_id", "TEXT"), ("content", "BLOB"))
-_SELECT: Final = (
-    "SELECT release_id, session_id, category, originator, received_us, expires_us, sealed,"
-    " own_record_id FROM releases"
-)
-_INSERT: Final = (
-    "INSERT INTO releases (release_id, session_id, category, originator, received_us,"
-    " expires_us, sealed, receipt, own_record_id, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _micros(when: datetime) -> int:
-    if not isinstance(when, datetime) or when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError("now must be an aware datetime")
-    return (when - _EPOCH) // timedelta(microseconds=1)
-
-
-def _time(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def _release_id(value: object) -> bytes:
-    if not isinstance(value, bytes) or len(value) != 16:
-        raise ValueError("a release id is 16 bytes")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRelease:
-    """What the store says about a release without opening it: metadata only, no field value.
-    ``expires_at`` is ``received_at`` plus the caveats' ``retention_days``; ``expired`` is as
-    of the ``now`` the listing was made for."""
-
-    release_id: bytes
-    session_id: bytes
-    category: Category
-    originator: str
-    received_at: datetime
-    expires_at: datetime
-    expired: bool
-    own_record_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """A release :meth:`ReleaseStore.accept` took: the receipt to return, the release's id and
-    category, and whether it was stored (False: a re-run's copy of content already held)."""
-
-    receipt: bytes
-    release_id: bytes
-    category: Category
-    stored: bool
-
-
-class DecidedMatches:
-    """What one release transfer may deliver (xlink-release-v1 §7 step 11): our own decided
-    matches of the session, each named by the set of its shared PSI handles
-    (:attr:`xlink.decide.DecidedMatch.handles`, which both parties hold), each taking one
-    release. Give it to :meth:`ReleaseStore.receive` as ``expected_matches``: a release is
-    stored only for a decided match that has none yet, and counted against it.
-
-    ``len()`` is the number of decided matches, received or not.
-    """
-
-    __slots__ = ("_left", "_total")
-
-    def __init__(self, matches: Iterable[Iterable[bytes]]) -> None:
-        self._left: Counter[frozenset[bytes]] = Counter(frozenset(m) for m in matches)
-        self._total = self._left.total()
-
-    def __len__(self) -> int:
-        return self._total
-
-    def __repr__(self) -> str:  # the handles are opaque but need not reach logs
-        return f"DecidedMatches({self._total} decided, {self._left.total()} not yet received)"
-
-    def refusal(self, match_handles: Iterable[bytes]) -> str | None:
-        """None if a release for ``match_handles`` may be stored now; otherwise the reason:
-        ``not-decided`` (not exactly, as a set, the handles of one of our decided matches) or
-        ``match-already-received`` (each decided match with these handles has its release)."""
-        key = frozenset(match_handles)
-        if key not in self._left:
-            return DENY_NOT_DECIDED
-        return None if self._left[key] > 0 else DENY_MATCH_ALREADY_RECEIVED
-
-    def _received(self, match_handles: Iterable[bytes]) -> None:
-        self._left[frozenset(match_handles)] -= 1
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    release_id: bytes
-    session_id: bytes
-    category: str
-    originator: str
-    received_us: int
-    expires_us: int
-    sealed: bytes
-    own_record_id: str | None = None
 
 
 class ReleaseStore(SqliteStore):
     """Released records received under one MOU. Create with :meth:`open`; use as a context
     manager or :meth:`close`."""
 
-    __slots__ = ("_audit", "_mou", "_sealing_key", "_signing_key", "path")
+    __slots__ = ("_audit", "_mou", "_officers", "_sealing_key", "_signing_key", "path")
 
     def __init__(
         self,
@@ -188,13 +96,15 @@ class ReleaseStore(SqliteStore):
         mou: Mou,
         sealing_key: SealingKey,
         signing_key: SigningKey | None,
-        audit: AuditLog | None,
+        audit: AuditLog,
+        officers: OfficerRegistry | None,
     ) -> None:
         self._conn = conn
         self._mou = mou
         self._sealing_key = sealing_key
         self._signing_key = signing_key
         self._audit = audit
+        self._officers = officers
         self.path = path
 
     @classmethod
@@ -205,23 +115,28 @@ class ReleaseStore(SqliteStore):
         mou: Mou,
         sealing_key: SealingKey,
         signing_key: SigningKey | None,
-        audit: AuditLog | None = None,
+        audit: AuditLog,
+        officers: OfficerRegistry | None = None,
     ) -> ReleaseStore:
         """Open (creating, readable by its owner only) the store at ``path`` for the MOU party
         whose sealing key ``sealing_key`` is. ``signing_key`` signs receipts (only
         :meth:`receive` needs it). ``mou`` should come from
-        :func:`~xlink.policy.accept_mou`. Every receipt, read, refusal, onward-sharing decision
-        and purge is appended to ``audit`` when given.
+        :func:`~xlink.policy.accept_mou`. Every receipt, read, export, refusal, onward-sharing
+        decision and purge is appended to ``audit``, which is required: nothing this store
+        does goes unaudited. ``officers`` (the agency's enrolments) is what reads, exports and
+        onward shares are checked against; without it they are refused (``ValueError``).
 
         Raises ``ValueError`` if ``sealing_key`` is not a party's key in the MOU, or
-        ``signing_key`` not that party's verify key; ``sqlite3.Error`` if ``path`` is not a
-        usable database.
+        ``signing_key`` not that party's verify key, or ``audit`` is not an open
+        :class:`~xlink.audit.AuditLog`; ``sqlite3.Error`` if ``path`` is not a usable database.
         """
         party = next((p for p in mou.parties if p.sealing_key == sealing_key.public_key), None)
         if party is None:
             raise ValueError("this sealing key is not a party's key in the MOU")
         if signing_key is not None and signing_key.verify_key != party.verify_key:
             raise ValueError("signing_key is not the verify key the MOU names for this party")
+        if not isinstance(audit, AuditLog):
+            raise ValueError("a release store is always opened with its agency's audit log")
         path = Path(path)
         conn = connect(path)
         try:
@@ -238,7 +153,7 @@ class ReleaseStore(SqliteStore):
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path, mou, sealing_key, signing_key, audit)
+        return cls(conn, path, mou, sealing_key, signing_key, audit, officers)
 
     # close(): SqliteStore's (the audit log is the caller's to close).
 
@@ -310,6 +225,8 @@ class ReleaseStore(SqliteStore):
         reason = None
         if expected_matches is not None:
             reason = expected_matches.refusal(record.match_handles)
+        if reason is None and _micros(record.created_at) > received_us + _CREATED_AHEAD_US:
+            reason = DENY_CREATED_IN_FUTURE
         if (
             reason is None
             and label_handles is not None
@@ -326,17 +243,19 @@ class ReleaseStore(SqliteStore):
             }
             self._log(AuditEvent.RECEIVE_DENIED, fields, now)
             raise PolicyDenied([reason])
-        receipt = issue_receipt(record, self._signing_key, now=now)
-        expires_us = received_us + record.caveats.retention_days * _US_PER_DAY
+        # The receipt carries our log's checkpoint, signed now: it covers every entry before
+        # this release's RELEASE_RECEIVED / RECEIPT_SENT (xlink-release-v1 §8.3).
+        checkpoint = self._audit.publish(now=now)
+        receipt = issue_receipt(record, self._signing_key, now=now, checkpoint=checkpoint)
+        expires_us = _expires_us(record)
         content = content_digest(record)
         with self._transaction():
             if self._row(record.release_id) is not None:
                 raise ReleaseReplayed()
             if own_record_id is not None and self._holds(record.originator, content, own_record_id):
-                if self._audit is not None:
-                    base = {"session": record.session_id, "handle": record.release_id}
-                    digest = release_digest(encode_release(record))
-                    self._audit.append(AuditEvent.RECEIPT_SENT, {**base, "digest": digest}, now=now)
+                base = {"session": record.session_id, "handle": record.release_id}
+                digest = release_digest(encode_release(record))
+                self._audit.append(AuditEvent.RECEIPT_SENT, {**base, "digest": digest}, now=now)
                 if expected_matches is not None:
                     expected_matches._received(record.match_handles)
                 return Accepted(receipt, record.release_id, record.category, stored=False)
@@ -355,12 +274,11 @@ class ReleaseStore(SqliteStore):
                     content,
                 ),
             )
-            if self._audit is not None:
-                digest = release_digest(encode_release(record))
-                base = {"session": record.session_id, "handle": record.release_id}
-                fields = {**base, "digest": digest, "peer": record.originator}
-                self._audit.append(AuditEvent.RELEASE_RECEIVED, fields, now=now)
-                self._audit.append(AuditEvent.RECEIPT_SENT, {**base, "digest": digest}, now=now)
+            digest = release_digest(encode_release(record))
+            base = {"session": record.session_id, "handle": record.release_id}
+            fields = {**base, "digest": digest, "peer": record.originator}
+            self._audit.append(AuditEvent.RELEASE_RECEIVED, fields, now=now)
+            self._audit.append(AuditEvent.RECEIPT_SENT, {**base, "digest": digest}, now=now)
         if expected_matches is not None:
             expected_matches._received(record.match_handles)
         return Accepted(receipt, record.release_id, record.category, stored=True)
@@ -403,41 +321,94 @@ class ReleaseStore(SqliteStore):
             for r in (_Row(*row) for row in rows)
         )
 
-    def read(
-        self, release_id: bytes, *, purpose: str, reader: str | VerifyKey, now: datetime
-    ) -> ReleaseRecord:
-        """Open one stored record for ``purpose``, read by the officer whose signing-key
-        fingerprint is ``reader``. Audited as ``RECORD_READ`` (or ``READ_DENIED``).
+    def read(self, release_id: bytes, *, act: OfficerAct, now: datetime) -> ReleaseRecord:
+        """Open one stored record for the purpose an enrolled officer's signed ``act`` states
+        (an :attr:`~xlink.officers.OfficerAction.READ` of this release, dated ``now``).
+        Audited as ``RECORD_READ`` with the officer's fingerprint and signature, or as
+        ``READ_DENIED`` with the first reason.
 
-        Raises :class:`~xlink.errors.PolicyDenied` with every reason that applies:
+        Raises :class:`~xlink.errors.PolicyDenied` with the reasons that apply, checked in this
+        order: ``time-before-log`` (``now`` is earlier than the audit log's latest entry: a
+        clock set back cannot step back into the retention period); the officer's
+        (:meth:`~xlink.officers.OfficerRegistry.check`: not enrolled, revoked, expired, no
+        reader role, an act for another release, purpose or time, a bad signature);
         ``unknown-release``; ``purpose-not-allowed`` (not one of the MOU's ``purposes``);
-        ``retention-expired`` (``now`` at or past ``expires_at``). A row altered in the file
-        fails :func:`~xlink.release.open_release`'s checks (``DecryptionError``,
-        :class:`~xlink.release.ReleaseRejected`). ``ValueError`` for a malformed id or reader.
+        ``retention-expired`` (``now`` at or past the record's authenticated expiry: its
+        signed ``created_at`` plus its caveats' ``retention_days``, never a column of the
+        file). A row altered in the file fails :func:`~xlink.release.open_release`'s checks
+        (``DecryptionError``, :class:`~xlink.release.ReleaseRejected`). ``ValueError`` for a
+        malformed id or a store opened without officers.
         """
-        fingerprint = reader.fingerprint() if isinstance(reader, VerifyKey) else reader
-        if not isinstance(fingerprint, str) or not _FINGERPRINT.fullmatch(fingerprint):
-            raise ValueError("reader must be a key fingerprint (32 lowercase hex digits)")
-        row = self._row(_release_id(release_id))
-        now_us = _micros(now)
-        reasons = []
-        if row is None:
-            reasons.append(DENY_UNKNOWN_RELEASE)
-        else:
-            if purpose not in self._mou.purposes:
-                reasons.append(DENY_PURPOSE_NOT_ALLOWED)
-            if now_us >= row.expires_us:
-                reasons.append(DENY_EXPIRED)
-        base: dict[str, object] = {"handle": release_id, "reader": fingerprint}
+        rid = _release_id(release_id)
+        purpose = act.detail if isinstance(act, OfficerAct) else ""
+        row = self._row(rid)
+        base: dict[str, object] = {"handle": rid}
         if row is not None:
             base["session"] = row.session_id
-        if reasons:
-            self._log(AuditEvent.READ_DENIED, {**base, "reason": reasons[0]}, now)
-            raise PolicyDenied(reasons)
-        assert row is not None
-        record = self._open(row)
-        self._log(AuditEvent.RECORD_READ, {**base, "purpose": purpose}, now)
+        try:
+            reader = self._officer(act, OfficerAction.READ, rid, purpose, now)
+            base["reader"] = reader
+            if row is None:
+                raise PolicyDenied([DENY_UNKNOWN_RELEASE])
+            reasons = []
+            if purpose not in self._mou.purposes:
+                reasons.append(DENY_PURPOSE_NOT_ALLOWED)
+            try:
+                record = self._open(row)
+            except XlinkError:  # altered in the file: refused like a forged release, audited
+                self._log(AuditEvent.READ_DENIED, {**base, "reason": DENY_RECORD_UNREADABLE}, now)
+                raise
+            if _micros(now) >= _expires_us(record):
+                reasons.append(DENY_EXPIRED)
+            if reasons:
+                raise PolicyDenied(reasons)
+        except PolicyDenied as exc:
+            self._log(AuditEvent.READ_DENIED, {**base, "reason": exc.reasons[0]}, now)
+            raise
+        fields = {**base, "purpose": purpose, "officer_sig": act.signature}
+        self._log(AuditEvent.RECORD_READ, fields, now)
         return record
+
+    def export(self, *, act: OfficerAct, now: datetime) -> tuple[ReleaseRecord, ...]:
+        """Every record still in retention (by its authenticated expiry), oldest first, for the
+        purpose an enrolled officer's signed ``act`` states (an
+        :attr:`~xlink.officers.OfficerAction.EXPORT` of :data:`~xlink.officers.EXPORT_TARGET`).
+        Each record is audited as ``RECORD_READ`` and the export as ``RECORDS_EXPORTED``, all
+        with the officer's fingerprint and signature; a refusal is audited as ``READ_DENIED``
+        and raises :class:`~xlink.errors.PolicyDenied` (``time-before-log``, the officer's
+        reasons, ``purpose-not-allowed``)."""
+        purpose = act.detail if isinstance(act, OfficerAct) else ""
+        base: dict[str, object] = {"handle": EXPORT_TARGET}
+        try:
+            reader = self._officer(act, OfficerAction.EXPORT, EXPORT_TARGET, purpose, now)
+            base["reader"] = reader
+            if purpose not in self._mou.purposes:
+                raise PolicyDenied([DENY_PURPOSE_NOT_ALLOWED])
+        except PolicyDenied as exc:
+            self._log(AuditEvent.READ_DENIED, {**base, "reason": exc.reasons[0]}, now)
+            raise
+        now_us = _micros(now)
+        rows = self._conn.execute(_SELECT + " ORDER BY received_us, release_id").fetchall()
+        records = []
+        for row in (_Row(*r) for r in rows):
+            record = self._open(row)
+            if now_us >= _expires_us(record):
+                continue
+            records.append(record)
+        sig = act.signature
+        for record in records:
+            fields: dict[str, object] = {
+                "handle": record.release_id,
+                "session": record.session_id,
+                "reader": reader,
+                "purpose": purpose,
+                "officer_sig": sig,
+            }
+            self._log(AuditEvent.RECORD_READ, fields, now)
+        summary: dict[str, object] = {"records": len(records), "purpose": purpose}
+        summary["reader"] = reader
+        self._log(AuditEvent.RECORDS_EXPORTED, {**summary, "officer_sig": sig}, now)
+        return tuple(records)
 
     def share_onward(
         self,
@@ -445,65 +416,103 @@ class ReleaseStore(SqliteStore):
         *,
         third_party: str,
         consent: ConsentToken | None,
+        act: OfficerAct,
         now: datetime,
     ) -> ReleaseRecord:
-        """The record to hand to ``third_party``, if the caveats allow it (the third-party
-        rule; docs/store.md, "Onward sharing"). Every decision is audited: ``ONWARD_SHARED``
-        (with the consent's purpose) or ``ONWARD_DENIED`` (with the first reason).
+        """The record to hand to ``third_party``, if an enrolled officer's signed ``act`` (a
+        :attr:`~xlink.officers.OfficerAction.SHARE` of this release, its detail the third
+        party's id) asks for it and the caveats allow it (the third-party rule; docs/store.md,
+        "Onward sharing"). Every decision is audited: ``ONWARD_SHARED`` (with the consent's
+        purpose and the officer) or ``ONWARD_DENIED`` (with the first reason).
 
-        Raises :class:`~xlink.errors.PolicyDenied`: ``unknown-release``,
-        ``retention-expired``, then :func:`~xlink.store.check_onward_sharing`'s reasons (TLP
-        RED and AMBER+STRICT never; IEP ``none`` never; consent required under originator
-        control, ``contact-for-instruction`` or TLP AMBER, and then valid, unexpired and for
-        this release, MOU and third party). ``ValueError`` if ``third_party`` is not an agency
-        id (``[A-Za-z0-9][A-Za-z0-9_.:-]*``, at most 64).
+        Raises :class:`~xlink.errors.PolicyDenied`: ``time-before-log``, the officer's reasons,
+        ``unknown-release``, ``retention-expired`` (authenticated expiry), then
+        :func:`~xlink.store.check_onward_sharing`'s reasons (TLP RED and AMBER+STRICT never; IEP
+        ``none`` never; consent required under originator control, ``contact-for-instruction``
+        or TLP AMBER, and then valid, unexpired and for this release, MOU and third party).
+        ``ValueError`` if ``third_party`` is not an agency id (``[A-Za-z0-9][A-Za-z0-9_.:-]*``,
+        at most 64).
         """
         if not isinstance(third_party, str) or not _AGENCY_ID.fullmatch(third_party):
             raise ValueError("third_party must be an agency id")
-        row = self._row(_release_id(release_id))
-        base: dict[str, object] = {"handle": release_id, "peer": third_party}
+        rid = _release_id(release_id)
+        row = self._row(rid)
+        base: dict[str, object] = {"handle": rid, "peer": third_party}
         if row is not None:
             base["session"] = row.session_id
         try:
+            reader = self._officer(act, OfficerAction.SHARE, rid, third_party, now)
             if row is None:
                 raise PolicyDenied([DENY_UNKNOWN_RELEASE])
-            if _micros(now) >= row.expires_us:
-                raise PolicyDenied([DENY_EXPIRED])
             record = self._open(row)
+            if _micros(now) >= _expires_us(record):
+                raise PolicyDenied([DENY_EXPIRED])
             check_onward_sharing(
                 record, mou=self._mou, third_party=third_party, consent=consent, now=now
             )
         except PolicyDenied as exc:
             self._log(AuditEvent.ONWARD_DENIED, {**base, "reason": exc.reasons[0]}, now)
             raise
+        base |= {"reader": reader, "officer_sig": act.signature}
         if consent is not None:
             base["purpose"] = consent.purpose
         self._log(AuditEvent.ONWARD_SHARED, base, now)
         return record
 
     def purge(self, now: datetime) -> int:
-        """Delete every record whose retention has ended (``expires_at <= now``); return how
-        many. Audited in the same transaction: one ``PURGE`` per record
+        """Delete every record whose retention has ended (its authenticated expiry, the signed
+        ``created_at`` plus ``retention_days``, is at or before ``now``); return how many.
+        Every stored record is opened to find out, so an edited expiry column neither keeps a
+        record nor removes one. Audited in the same transaction: one ``PURGE`` per record
         (``retention-expired``, with its handle and session) and one for the run
-        (``retention-run``, with the count, also when it is 0). The deleted pages are
-        zeroed (``secure_delete``) and the write-ahead log is checkpointed and truncated."""
+        (``retention-run``, with the count, also when it is 0). The deleted pages are zeroed
+        (``secure_delete``) and the write-ahead log is checkpointed and truncated. A record
+        that no longer opens (altered in the file) is kept, as evidence, and audited as
+        ``PURGE`` ``record-unreadable`` on each run: it neither stops the purge of the others
+        nor can be read."""
         now_us = _micros(now)
         with self._transaction():
-            rows = self._conn.execute(
-                "SELECT release_id, session_id FROM releases WHERE expires_us <= ?"
-                " ORDER BY received_us, release_id",
-                (now_us,),
-            ).fetchall()
-            self._conn.execute("DELETE FROM releases WHERE expires_us <= ?", (now_us,))
-            if self._audit is not None:
-                for release_id, session_id in rows:
-                    fields = {"handle": release_id, "session": session_id, "reason": PURGE_EXPIRED}
-                    self._audit.append(AuditEvent.PURGE, fields, now=now)
-                run = {"reason": PURGE_RUN, "records": len(rows)}
-                self._audit.append(AuditEvent.PURGE, run, now=now)
-        if rows:
+            rows = self._conn.execute(_SELECT + " ORDER BY received_us, release_id").fetchall()
+            expired = []
+            for row in (_Row(*r) for r in rows):
+                try:
+                    record = self._open(row)
+                except (XlinkError, ValueError):  # altered in the file: kept, and said so
+                    kept: dict[str, object] = {"reason": PURGE_UNREADABLE}
+                    if isinstance(row.release_id, bytes) and len(row.release_id) == 16:
+                        kept["handle"] = row.release_id
+                    self._audit.append(AuditEvent.PURGE, kept, now=now)
+                    continue
+                if now_us >= _expires_us(record):
+                    expired.append(row)
+            for row in expired:
+                self._conn.execute("DELETE FROM releases WHERE release_id = ?", (row.release_id,))
+                fields = {
+                    "handle": row.release_id,
+                    "session": row.session_id,
+                    "reason": PURGE_EXPIRED,
+                }
+                self._audit.append(AuditEvent.PURGE, fields, now=now)
+            run = {"reason": PURGE_RUN, "records": len(expired)}
+            self._audit.append(AuditEvent.PURGE, run, now=now)
+        if expired:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return len(rows)
+        return len(expired)
+
+    def _officer(
+        self, act: OfficerAct, action: OfficerAction, target: bytes, detail: str, now: datetime
+    ) -> str:
+        """The officer's fingerprint if ``act`` may do ``action`` now
+        (:func:`xlink.officers.authorize`); else ``PolicyDenied``."""
+        return authorize(
+            self._officers,
+            act,
+            action=action,
+            target=target,
+            detail=detail,
+            now=now,
+            audit=self._audit,
+        )
 
     # -- internals ------------------------------------------------------------------------
 
@@ -524,8 +533,7 @@ class ReleaseStore(SqliteStore):
         return record
 
     def _log(self, kind: AuditEvent, fields: dict[str, object], now: datetime) -> None:
-        if self._audit is not None:
-            self._audit.append(kind, fields, now=now)
+        self._audit.append(kind, fields, now=now)
 
     def _transaction(self) -> AbstractContextManager[None]:
         return transaction(self._conn)

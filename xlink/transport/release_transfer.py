@@ -35,6 +35,7 @@ from xlink.release.transfer import (
     MAGIC_FAMILY,
     RELEASE_MAGIC,
     DecisionMismatch,
+    ReleaseAnswered,
     ReleaseReceived,
     ReleaseTransfer,
     TransferError,
@@ -68,6 +69,7 @@ __all__ = [
 _MAGIC_FAMILY = MAGIC_FAMILY
 
 StoreOne = Callable[[bytes], tuple[bool, bytes]]
+OnAnswer = Callable[[int, bool, bytes], object]
 
 
 class LabelFunctions(Protocol):
@@ -214,10 +216,11 @@ async def _exchange(
     *,
     until: TransferState,
     store_one: StoreOne | None = None,
+    on_answer: OnAnswer | None = None,
 ) -> None:
     """Send the machine's frames while reading the peer's until the machine reaches ``until``
-    (answering each release of the peer with ``store_one``), then wait until every frame
-    due is sent."""
+    (answering each release of the peer with ``store_one``, handing each answer to ours to
+    ``on_answer`` as it arrives), then wait until every frame due is sent."""
     outbox = _Outbox(gate, machine)
     try:
         while machine.state is not until:
@@ -227,6 +230,8 @@ async def _exchange(
                     if store_one is None:  # pragma: no cover - the machine sent no releases
                         raise LocalProtocolError("a release arrived with no store to take it")
                     machine.answer(*store_one(event.data))
+                elif isinstance(event, ReleaseAnswered) and on_answer is not None:
+                    on_answer(event.index, event.ok, event.answer)
         await outbox.finish(idle_timeout)
     except BaseException:
         _abort(machine)
@@ -303,13 +308,15 @@ async def transfer_releases(
     store_one: StoreOne,
     idle_timeout: float,
     encode: Callable[[SealedRelease], bytes] | None = None,
+    on_answer: OnAnswer | None = None,
 ) -> TransferResult:
     """Release transfer v1 after :func:`agree_decided_pairs` (and :func:`exchange_labels`):
     send COUNT, our releases, END; answer each of the peer's releases with ``store_one(data)``
     — ``(True, receipt)`` or ``(False, reason)`` — as RECEIPT or REFUSED, then RECEIPTS_END;
     read the same from the peer. ``encode`` turns each of our releases into the RELEASE
     frame's body (the runner labels them, :mod:`xlink.release.label`; default: the sealed
-    bytes as they are).
+    bytes as they are). ``on_answer(index, ok, answer)`` gets each of the peer's answers to
+    ours as it arrives (:class:`~xlink.release.ReceiptSettler` settles it then).
 
     Raises :class:`TransferError`: a COUNT above our number of decided matches
     (``TOO_MANY_RELEASES``, before any of the peer's releases is stored), a frame out of order
@@ -324,7 +331,14 @@ async def transfer_releases(
     if len(ours) > decided:
         raise LocalProtocolError("more releases than decided matches")
     machine.send_releases([s.data if encode is None else encode(s) for s in ours])
-    await _exchange(gate, machine, idle_timeout, until=TransferState.DONE, store_one=store_one)
+    await _exchange(
+        gate,
+        machine,
+        idle_timeout,
+        until=TransferState.DONE,
+        store_one=store_one,
+        on_answer=on_answer,
+    )
     assert machine.result is not None
     return machine.result
 

@@ -1,0 +1,165 @@
+"""What the store keeps and says about a release without opening it, and the time rules it
+reads them with (docs/store.md): the metadata of a stored release, what ``accept`` returns,
+the decided matches a transfer may deliver, and expiry from the signed record."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from xlink.officers import CLOCK_TOLERANCE as OFFICERS_CLOCK_TOLERANCE
+from xlink.records.model import Category
+from xlink.release import ReleaseRecord
+from xlink.store.reasons import DENY_MATCH_ALREADY_RECEIVED, DENY_NOT_DECIDED
+
+__all__ = [
+    "CLOCK_TOLERANCE",
+    "MAX_CREATED_AHEAD",
+    "Accepted",
+    "DecidedMatches",
+    "StoredRelease",
+    "expires_at",
+]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_US_PER_DAY: Final = 86_400_000_000
+#: A release dated more than this after it arrives is refused (``created-in-future``): its
+#: signed ``created_at`` is what its retention runs from.
+MAX_CREATED_AHEAD: Final = timedelta(hours=1)
+_CREATED_AHEAD_US: Final = MAX_CREATED_AHEAD // timedelta(microseconds=1)
+CLOCK_TOLERANCE: Final = OFFICERS_CLOCK_TOLERANCE  # the officers' gate, xlink.officers
+
+
+def _micros(when: datetime) -> int:
+    if not isinstance(when, datetime) or when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError("now must be an aware datetime")
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+def _time(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _expires_us(record: ReleaseRecord) -> int:
+    """When ``record`` may no longer be used, from what its originator signed: its
+    ``created_at`` plus its caveats' ``retention_days`` (never from a column of the file)."""
+    return _micros(record.created_at) + record.caveats.retention_days * _US_PER_DAY
+
+
+def expires_at(record: ReleaseRecord) -> datetime:
+    """When ``record`` may no longer be used: its signed ``created_at`` plus its caveats'
+    ``retention_days`` (what reads, exports and purges go by)."""
+    return _time(_expires_us(record))
+
+
+def _release_id(value: object) -> bytes:
+    if not isinstance(value, bytes) or len(value) != 16:
+        raise ValueError("a release id is 16 bytes")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRelease:
+    """What the store says about a release without opening it: metadata only, no field value.
+    ``expires_at`` is the release's signed ``created_at`` plus the caveats'
+    ``retention_days``, as indexed when it was stored (a listing opens nothing: reads, exports
+    and purges decide from the opened record); ``expired`` is as of the ``now`` the listing
+    was made for."""
+
+    release_id: bytes
+    session_id: bytes
+    category: Category
+    originator: str
+    received_at: datetime
+    expires_at: datetime
+    expired: bool
+    own_record_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A release :meth:`ReleaseStore.accept` took: the receipt to return, the release's id and
+    category, and whether it was stored (False: a re-run's copy of content already held)."""
+
+    receipt: bytes
+    release_id: bytes
+    category: Category
+    stored: bool
+
+
+class DecidedMatches:
+    """What one release transfer may deliver (xlink-release-v1 §7 step 11): our own decided
+    matches of the session, each named by the set of its shared PSI handles
+    (:attr:`xlink.decide.DecidedMatch.handles`, which both parties hold), each taking one
+    release. Give it to :meth:`ReleaseStore.receive` as ``expected_matches``: a release is
+    stored only for a decided match that has none yet, and counted against it.
+
+    ``len()`` is the number of decided matches, received or not.
+    """
+
+    __slots__ = ("_left", "_total")
+
+    def __init__(self, matches: Iterable[Iterable[bytes]]) -> None:
+        self._left: Counter[frozenset[bytes]] = Counter(frozenset(m) for m in matches)
+        self._total = self._left.total()
+
+    def __len__(self) -> int:
+        return self._total
+
+    def __repr__(self) -> str:  # the handles are opaque but need not reach logs
+        return f"DecidedMatches({self._total} decided, {self._left.total()} not yet received)"
+
+    def refusal(self, match_handles: Iterable[bytes]) -> str | None:
+        """None if a release for ``match_handles`` may be stored now; otherwise the reason:
+        ``not-decided`` (not exactly, as a set, the handles of one of our decided matches) or
+        ``match-already-received`` (each decided match with these handles has its release)."""
+        key = frozenset(match_handles)
+        if key not in self._left:
+            return DENY_NOT_DECIDED
+        return None if self._left[key] > 0 else DENY_MATCH_ALREADY_RECEIVED
+
+    def _received(self, match_handles: Iterable[bytes]) -> None:
+        self._left[frozenset(match_handles)] -= 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    release_id: bytes
+    session_id: bytes
+    category: str
+    originator: str
+    received_us: int
+    expires_us: int
+    sealed: bytes
+    own_record_id: str | None = None
+
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS releases (
+    release_id BLOB PRIMARY KEY,
+    session_id BLOB NOT NULL,
+    category TEXT NOT NULL,
+    originator TEXT NOT NULL,
+    received_us INTEGER NOT NULL,
+    expires_us INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    receipt BLOB NOT NULL,
+    own_record_id TEXT,
+    content BLOB
+) STRICT;
+CREATE INDEX IF NOT EXISTS releases_expiry ON releases (expires_us);
+CREATE INDEX IF NOT EXISTS releases_content ON releases (originator, content);
+"""
+# Columns added after the first stores were written: added in place to an older store.
+_ADDED_COLUMNS: Final = (("own_record_id", "TEXT"), ("content", "BLOB"))
+_SELECT: Final = (
+    "SELECT release_id, session_id, category, originator, received_us, expires_us, sealed,"
+    " own_record_id FROM releases"
+)
+_INSERT: Final = (
+    "INSERT INTO releases (release_id, session_id, category, originator, received_us,"
+    " expires_us, sealed, receipt, own_record_id, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
