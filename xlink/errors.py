@@ -155,8 +155,8 @@ class WeakPassphrase(InputError, ValueError):
     """A passphrase too easy to guess to protect keys at rest
     (:func:`xlink.crypto.envelope.check_passphrase_strength`). ``reasons`` are machine-readable
     codes (``too-short``, ``common-password``, ``agency-id``, ``repeated``, ``sequence``,
-    ``guessable``); the message says what is wrong, never the passphrase. Also a
-    ``ValueError``, as a bad argument value."""
+    ``keyboard-walk``, ``year``, ``guessable``); the message says what is wrong, never the
+    passphrase. Also a ``ValueError``, as a bad argument value."""
 
     def __init__(self, reasons: Sequence[str], message: str) -> None:
         self.reasons = tuple(reasons)

@@ -5,9 +5,10 @@ The estimate is the cheapest way to write the passphrase as a sequence of pieces
 cracking rules would try, each piece costed in bits, in the spirit of zxcvbn (Wheeler, USENIX
 Security 2016) but small: a bundled list of the most common passwords (also capitalised and in
 "leet"), the agency id and its parts, runs of one character, sequences (``abcd``, ``4321``,
-keyboard rows), years, and copies of an earlier piece; anything else is priced as brute force
-over its character class. It knows no natural-language dictionary, so for a sentence it is an
-upper bound: it refuses the trivial and the common, it does not prove a passphrase strong.
+keyboard rows), keyboard walks (``1qaz2wsx``), years, and copies of an earlier piece; anything
+else is priced as brute force over its character class. It knows no natural-language
+dictionary, so for a sentence it is an upper bound: it refuses the trivial and the common, it
+does not prove a passphrase strong.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ _RANK: Final = {word: rank for rank, word in reversed(list(enumerate(_COMMON, st
 _UNLEET: Final = str.maketrans({"@": "a", "4": "a", "3": "e", "1": "i", "!": "i", "0": "o",
                                 "$": "s", "5": "s", "7": "t", "+": "t", "|": "l"})  # fmt: skip
 _KEYBOARD_ROWS: Final = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm", "azertyuiop")
+# A QWERTY keyboard, each row half a key right of the one above: keys next to each other in a
+# row, or touching across rows, are one step of a "keyboard walk" (1qaz2wsx, zaq12wsx).
+_QWERTY_ROWS: Final = ("1234567890-=", "qwertyuiop[]", "asdfghjkl;'", "zxcvbnm,./")
+_KEY_AT: Final = {key: (r, c) for r, row in enumerate(_QWERTY_ROWS) for c, key in enumerate(row)}
 _MAX_WORD: Final = max(map(len, _COMMON))
 _MAX_ESTIMATED_CHARS: Final = 256  # beyond this, only the first 256 count (ample either way)
 
@@ -93,6 +98,33 @@ def _sequence_cost(piece: str) -> float | None:
     return None
 
 
+def _walk_step(a: str, b: str) -> tuple[int, int] | None:
+    """The direction from key ``a`` to key ``b`` if they touch on the keyboard, else None."""
+    if a not in _KEY_AT or b not in _KEY_AT:
+        return None
+    (ra, ca), (rb, cb) = _KEY_AT[a], _KEY_AT[b]
+    # Row r+1 sits half a key right of row r: key c of row r touches keys c-1 and c of r+1.
+    touching = (
+        (rb == ra and abs(cb - ca) == 1)
+        or (rb == ra + 1 and cb in (ca - 1, ca))
+        or (rb == ra - 1 and cb in (ca, ca + 1))
+    )
+    return (rb - ra, cb - ca) if touching else None
+
+
+def _walk_cost(piece: str) -> float | None:
+    """A keyboard walk: every key touches the one before. Priced as its starting key, its
+    length and each change of direction (six directions), as cracking rules enumerate them."""
+    lower = piece.lower()
+    steps = [_walk_step(a, b) for a, b in itertools.pairwise(lower)]
+    if len(steps) < 2 or any(step is None for step in steps):
+        return None
+    if all(step is not None and step[0] == 0 for step in steps):
+        return None  # along one row: a sequence (_sequence_cost)
+    turns = sum(1 for x, y in itertools.pairwise(steps) if x != y)
+    return math.log2(len(_KEY_AT)) + math.log2(len(piece)) + turns * math.log2(6) + 1.0
+
+
 def _context_parts(context: Iterable[str]) -> set[str]:
     parts: set[str] = set()
     for word in context:
@@ -105,8 +137,8 @@ def _context_parts(context: Iterable[str]) -> set[str]:
 def estimate(passphrase: str, context: Iterable[str] = ()) -> tuple[float, frozenset[str]]:
     """Estimated bits of guessing work for ``passphrase`` and the kinds of pieces the cheapest
     reading of it is made of (``common-password``, ``agency-id``, ``repeated``, ``sequence``,
-    ``year``; brute-forced characters add none). ``context`` are words an attacker would try
-    first (the agency id)."""
+    ``keyboard-walk``, ``year``; brute-forced characters add none). ``context`` are words an
+    attacker would try first (the agency id)."""
     text = passphrase[:_MAX_ESTIMATED_CHARS]
     parts = _context_parts(context)
     n = len(text)
@@ -125,6 +157,8 @@ def estimate(passphrase: str, context: Iterable[str] = ()) -> tuple[float, froze
                     options.append((_char_bits(piece[0]) + math.log2(j - i), i, "repeated"))
                 elif (cost := _sequence_cost(piece)) is not None:
                     options.append((cost, i, "sequence"))
+                if (cost := _walk_cost(piece)) is not None:
+                    options.append((cost, i, "keyboard-walk"))
                 offset = text.find(piece, max(0, i - 64), j - 1)
                 if 0 <= offset < i:  # a copy of earlier text (overlapping allowed)
                     cost = 1.0 + math.log2(i - offset) + math.log2(j - i)
@@ -169,6 +203,7 @@ def check_passphrase_strength(passphrase: bytes, *, context: Iterable[str] = ())
         "agency-id": "the agency id",
         "repeated": "repetition",
         "sequence": "a sequence (abcd, 1234, a keyboard row)",
+        "keyboard-walk": "a walk over neighbouring keys (1qaz2wsx)",
         "year": "a year",
         "guessable": "too few characters of too few kinds",
     }
