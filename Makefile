@@ -31,8 +31,16 @@ lint: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy --strict xlink
 
+# Two lanes on the two cores: the tests marked slow (whole exchanges in several processes, the
+# quickstart, the evaluation targets, the conformance suite) beside all the others, each in its
+# own temporary directory; the run fails if either lane fails, and prints both.
 pytest: $(STAMP_TEST)
-	$(BIN)/pytest -q --durations=15
+	@mkdir -p build; \
+	$(BIN)/pytest -q -m slow --durations=10 -p no:cacheprovider \
+	  --basetemp=build/pytest-slow > build/pytest-slow.log 2>&1 & slow=$$!; \
+	$(BIN)/pytest -q -m "not slow" --durations=10 --basetemp=build/pytest-rest; rest=$$?; \
+	wait $$slow; slowrc=$$?; echo "-- tests marked slow:"; cat build/pytest-slow.log; \
+	[ $$rest -eq 0 ] && [ $$slowrc -eq 0 ]
 
 test: lint typecheck pytest
 

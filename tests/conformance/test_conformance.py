@@ -49,6 +49,7 @@ def _verdicts(results: list[Result]) -> dict[str, Verdict]:
     return {r.case.id: r.verdict for r in results}
 
 
+@pytest.mark.slow
 def test_xlink_passes_every_case_in_every_role(kit: Kit, scratch: Path) -> None:
     """The issue's bar: at least 150 cases against xlink, every one OK (strict: the SHOULD
     cases too). Its wall time is the suite's cost: see the durations of `make test`."""
