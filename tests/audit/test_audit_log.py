@@ -193,3 +193,14 @@ def test_an_independent_verifier_written_from_the_docs(audit_dir: Path) -> None:
         public.verify(signature, message)
         assert heads[seq] == head
     conn.close()
+
+
+def test_entries_of_some_kinds_only_are_those_entries_in_order(tmp_path: Path) -> None:
+    path = build_log(tmp_path / "audit.db", n=12)
+    with AuditLog.open(path, signing_key=None) as log:
+        every = list(log.entries())
+        wanted = {AuditEvent.MATCHES, AuditEvent.RELEASE_SENT}
+        some = list(log.entries(kinds=wanted))
+        assert some == [e for e in every if e.kind in wanted] and some
+        assert list(log.entries(after=5, kinds=wanted)) == [e for e in some if e.seq > 5]
+        assert list(log.entries(kinds=())) == []

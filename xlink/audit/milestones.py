@@ -78,7 +78,7 @@ def record_in_force(
     digest = mou_digest.hex()
     mou_seen = False
     keys_seen: set[tuple[str, str]] = set()
-    for entry in log.entries():
+    for entry in log.entries(kinds=(AuditEvent.MOU_ACCEPTED, AuditEvent.KEY_EVENT)):
         if entry.kind is AuditEvent.MOU_ACCEPTED and entry.fields["mou_digest"] == digest:
             mou_seen = True
         elif entry.kind is AuditEvent.KEY_EVENT and entry.fields["action"] == "FIRST_USE":

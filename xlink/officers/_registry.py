@@ -324,7 +324,7 @@ class OfficerRegistry:
             if file.name != expected or owner != agency_id:
                 raise InputError(f"{file}: is not an enrolment file of {agency_id} by that name")
         if audit is not None:
-            for entry in audit.entries():
+            for entry in audit.entries(kinds=(AuditEvent.KEY_EVENT,)):
                 fields = entry.fields
                 if (
                     entry.kind is AuditEvent.KEY_EVENT
