@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lint typecheck pytest bench conformance-report clean
+.PHONY: demo demo-hub test lint typecheck pytest bench conformance-report clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP_RUN)
 	$(BIN)/xlink demo
+
+# Three agencies (CA-RCMP, CA-CBSA, US-DHS) through an information-sharing hub (docs/hub.md).
+demo-hub: $(STAMP_RUN)
+	$(BIN)/xlink demo --hub
 
 LINT_PATHS := $(wildcard xlink tests bench examples protocols)
 

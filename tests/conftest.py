@@ -1,8 +1,8 @@
 """Shared test set-up: the tests folder on sys.path, so helpers used by several test folders
 (``_two_agencies``) have one home; the ``scratch`` fixture (a directory on tmpfs); key
 directories sealed with the cheap ``TEST_KDF`` (the ``test_kdf`` fixture, and the default of
-``demo_ceremony`` in every test); passphrase variables kept in the environment of the test
-process."""
+``demo_ceremony`` and ``hub_ceremony`` in every test); passphrase variables kept in the
+environment of the test process."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from xlink.ceremony import demo_ceremony
+from xlink.ceremony import demo_ceremony, hub_ceremony
 from xlink.cli import cmd_keygen
 from xlink.crypto.envelope import TEST_KDF, KdfParams
 from xlink.officers import OfficerKey
@@ -47,9 +47,12 @@ def _cheap_demo_ceremonies() -> Iterator[None]:
     tests make a ceremony, and each would otherwise pay two real Argon2id derivations (and one
     more per agency opened). Key directories made any other way keep the real default."""
     assert demo_ceremony.__kwdefaults__ is not None
+    assert hub_ceremony.__kwdefaults__ is not None
     assert OfficerKey.save.__kwdefaults__ is not None
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(demo_ceremony.__kwdefaults__, "kdf", TEST_KDF)
+        # The same for the multilateral ceremony: three key directories and the hub's key.
+        mp.setitem(hub_ceremony.__kwdefaults__, "kdf", TEST_KDF)
         # The same for officer keys (`xlink officer keygen`): a read unlocks one.
         mp.setitem(OfficerKey.save.__kwdefaults__, "params", TEST_KDF)
         yield

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import Enum, IntEnum
 
-__all__ = ["AbortCode", "RefusalReason"]
+__all__ = ["AbortCode", "HubReason", "RefusalReason"]
 
 
 class AbortCode(IntEnum):
@@ -82,3 +82,36 @@ class RefusalReason(Enum):
     NOBODY_LISTENING = "nobody-listening"
     """``connect``: the partner's machine answered, but nothing listened on the port until
     the timeout (connections refused on every retry)."""
+
+
+class HubReason(Enum):
+    """Why the hub refused a connection or ended a job (protocols/xlink-hub-v1.md §6).
+
+    The values are on the wire (the hub's ``REFUSED`` message), in the hub's job table and in
+    audit entries, so they are part of the protocol."""
+
+    MALFORMED = "malformed"
+    """A hub message that does not decode, or one that is not allowed at this point."""
+    NOT_A_PARTY = "not-a-party"
+    """The hello names an agency the multilateral MOU does not."""
+    BAD_SIGNATURE = "bad-signature"
+    """The hello's signature does not verify under the key the MOU names for that agency, or
+    the hub's welcome does not verify under the hub key the MOU names."""
+    STALE = "stale"
+    """The hello's time is too far from the hub's clock."""
+    NO_TERMS = "no-terms"
+    """The two agencies have no terms in the multilateral MOU: the hub routes nothing between
+    them."""
+    PEER_OFFLINE = "peer-offline"
+    """The partner asked for is not connected to the hub."""
+    UNKNOWN_JOB = "unknown-job"
+    """A session connection names a job the hub did not give this agency."""
+    DUPLICATE = "duplicate"
+    """A second control connection, or a second session connection for the same job and
+    agency."""
+    TIMEOUT = "timeout"
+    """The other side of a job did not come in time."""
+    PEER_FAILED = "peer-failed"
+    """The other agency of a job reported a failure or went away."""
+    HUB_RESTARTED = "hub-restarted"
+    """The hub stopped while the job was running; it runs again."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from xlink.error_codes import AbortCode, RefusalReason
+from xlink.error_codes import AbortCode, HubReason, RefusalReason
 
 __all__ = [
     "AbortCode",
@@ -36,6 +36,8 @@ __all__ = [
     "DocumentError",
     "EvaluationError",
     "FieldError",
+    "HubError",
+    "HubReason",
     "IdentifierError",
     "InputError",
     "InternalProtocolError",
@@ -279,6 +281,17 @@ class PeerRefused(XlinkError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"peer refused: {reason.value}" + (f" ({detail})" if detail else ""))
+
+
+class HubError(XlinkError):
+    """The hub refused us, or a hub message broke xlink-hub-v1 (protocols/xlink-hub-v1.md):
+    ``reason`` is the :class:`~xlink.error_codes.HubReason`; the message names agencies and
+    jobs, never a record, a token or a key."""
+
+    def __init__(self, reason: HubReason, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"hub: {reason.value}" + (f" ({detail})" if detail else ""))
 
 
 # -- policy and cryptography ------------------------------------------------------------------

@@ -49,6 +49,7 @@ EXPECTED: dict[type[BaseException], ExitCode] = {
     E.ReleaseRejected: PROTOCOL,
     E.ReleaseReplayed: PROTOCOL,
     E.PeerRefused: PROTOCOL,
+    E.HubError: PROTOCOL,
     # the MOU says no
     E.PolicyDenied: POLICY,
     E.MouRefused: POLICY,

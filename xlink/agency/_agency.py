@@ -43,7 +43,7 @@ from xlink.errors import (
 )
 from xlink.linkage.schema import LinkageSchema, schema_digest
 from xlink.officers import OFFICERS_DIR, OfficerRegistry
-from xlink.policy import Mou, accept_mou, load_mou, mou_digest
+from xlink.policy import Mou, load_pair_mou, mou_digest
 from xlink.prepare import PreparedSide, StrPath, prepare_side
 from xlink.progress import ProgressFn
 from xlink.protocol.config import Mode, Role, SessionConfig
@@ -133,35 +133,43 @@ class Agency:
         mou_path: str | Path,
         peer_bundle_path: str | Path,
         today: date,
+        peer: str | None = None,
+        keys: AgencyKeys | None = None,
     ) -> tuple[AgencyKeys, Mou, LinkageSchema, PublicBundle]:
         """The checks of :meth:`open` that touch no workdir (``xlink check`` runs them before a
         partner connects): the keys open with ``passphrase`` and are ``agency``'s, the MOU is
-        signed by both, valid ``today``, names ``agency`` and these keys, the bundle is the
-        partner's with the certificate the MOU pins, and the MOU's linkage schema is at hand.
-        Raises what :meth:`open` raises."""
-        try:
-            keys = AgencyKeys.load(keys_dir, passphrase)
-        except DecryptionError:
-            raise InputError(
-                f"{keys_dir}: the keys do not open with this passphrase (or were altered)"
-            ) from None
+        signed by every party, valid ``today``, names ``agency`` and these keys, the bundle is
+        the partner's with the certificate the MOU pins, and the MOU's linkage schema is at
+        hand. The MOU file is bilateral or multilateral
+        (:func:`~xlink.policy.load_pair_mou`): ``peer`` names the partner, required with a
+        multilateral MOU (the agency then runs under that pair's view) and, with a bilateral
+        one, checked to be its other party. ``keys``: the keys of ``keys_dir`` already
+        opened (a long-running agent opens them once, not once per run); the passphrase is
+        then not used. Raises what :meth:`open` raises."""
+        if keys is None:
+            try:
+                keys = AgencyKeys.load(keys_dir, passphrase)
+            except DecryptionError:
+                raise InputError(
+                    f"{keys_dir}: the keys do not open with this passphrase (or were altered)"
+                ) from None
         if keys.agency_id != agency:
             raise InputError(f"{keys_dir}: holds the keys of {keys.agency_id}, not {agency}")
-        mou = accept_mou(load_mou(mou_path), local_agency=agency, today=today)
-        own, peer = mou.party(agency), mou.peer_of(agency)
+        mou = load_pair_mou(mou_path, local_agency=agency, peer=peer, today=today)
+        own, partner = mou.party(agency), mou.peer_of(agency)
         if own.tls_cert_sha256 != keys.tls.fingerprint or own.verify_key != (
             keys.signing_key.verify_key
         ):
             raise InputError(f"{keys_dir}: these keys are not the ones the MOU names for {agency}")
         bundle = load_public_bundle(peer_bundle_path)
-        if bundle.agency_id != peer.agency_id:
+        if bundle.agency_id != partner.agency_id:
             raise InputError(
-                f"{peer_bundle_path}: a bundle for {bundle.agency_id}, not {peer.agency_id}"
+                f"{peer_bundle_path}: a bundle for {bundle.agency_id}, not {partner.agency_id}"
             )
-        if bundle.tls_cert_sha256 != peer.tls_cert_sha256:
+        if bundle.tls_cert_sha256 != partner.tls_cert_sha256:
             raise InputError(
                 f"{peer_bundle_path}: its TLS certificate is not the one the MOU pins for "
-                f"{peer.agency_id}"
+                f"{partner.agency_id}"
             )
         schema = schema_for_mou(mou, mou_path)
         return keys, mou, schema, bundle
@@ -178,13 +186,18 @@ class Agency:
         peer_bundle_path: str | Path,
         clock: Callable[[], datetime],
         rng: RandomSource,
+        peer: str | None = None,
+        keys: AgencyKeys | None = None,
     ) -> Agency:
         """Check and load everything a run needs, before any partner connects.
 
-        Raises :class:`~xlink.errors.InputError` (keys unusable or not the ones the MOU names,
-        bundle not the partner's or not the certificate the MOU pins, workdir in use by another
-        run), :class:`~xlink.policy.MouRefused` (not signed by both, expired, not naming
-        ``agency``) and :class:`SchemaMismatch`.
+        ``mou_path`` is a bilateral MOU, or a multilateral one with ``peer`` naming the
+        partner: the agency then runs under that pair's view (:func:`~xlink.policy.pair_mou`),
+        one pair under one MOU as ever. Raises :class:`~xlink.errors.InputError` (keys unusable
+        or not the ones the MOU names, bundle not the partner's or not the certificate the MOU
+        pins, workdir in use by another run, no ``peer`` with a multilateral MOU),
+        :class:`~xlink.policy.MouRefused` (not signed by every party, expired, not naming
+        ``agency`` or ``peer``, no terms for the pair) and :class:`SchemaMismatch`.
         """
         keys, mou, schema, bundle = cls.check(
             agency=agency,
@@ -193,6 +206,8 @@ class Agency:
             mou_path=mou_path,
             peer_bundle_path=peer_bundle_path,
             today=clock().date(),
+            peer=peer,
+            keys=keys,
         )
         work = Path(workdir)
         work.mkdir(parents=True, exist_ok=True)

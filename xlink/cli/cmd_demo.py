@@ -77,6 +77,13 @@ def register(sub: Any) -> None:
         help="run both agencies in this process over a memory pair instead of two processes "
         "over TLS (and compare their decisions with the bundled ground truth)",
     )
+    p.add_argument(
+        "--hub",
+        action="store_true",
+        help="three agencies (CA-RCMP, CA-CBSA, US-DHS) through an information-sharing hub, "
+        "each in its own process: a round of every pair, a fan-out query, the combined view "
+        "(docs/hub.md)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -100,6 +107,10 @@ def _truth_pairs() -> set[tuple[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.hub:
+        from xlink.cli.cmd_demo_hub import run_hub_demo  # which imports this module
+
+        return run_hub_demo(args)
     if args.in_process:
         return run_in_process(args)
     return run_network(args)

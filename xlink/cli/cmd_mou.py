@@ -1,4 +1,5 @@
-"""``xlink mou fill|sign|verify``: the MOU ceremony (docs/keys.md §5, docs/mou.md)."""
+"""``xlink mou fill|sign|verify``: the MOU ceremony (docs/keys.md §5, docs/mou.md), for a
+bilateral MOU or a multilateral one (docs/mou.md §8), decided by the document's ``format``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -17,6 +19,8 @@ from xlink.cli._common import emit_json
 from xlink.cli.cmd_keygen import add_passphrase_option, agency_id, read_passphrase
 from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.keyfiles import AgencyKeys, PublicBundle, load_public_bundle
+from xlink.crypto.keys import VerifyKey
+from xlink.documents import DocumentError, parse_document
 from xlink.errors import InputError
 from xlink.linkage.schema import (
     load_default_schema,
@@ -25,20 +29,30 @@ from xlink.linkage.schema import (
     schema_to_document,
 )
 from xlink.policy import (
+    MULTILATERAL_MOU_FORMAT,
     Mou,
     MouRefused,
     MouTemplate,
+    MultilateralMou,
+    MultilateralTemplate,
     PartyKeys,
     SignedMou,
+    SignedMultilateralMou,
     accept_mou,
+    accept_multilateral,
     dump_mou,
-    load_mou,
-    load_mou_template,
+    dump_multilateral,
+    load_any_mou,
+    load_any_template,
     load_sample_template,
     mou_digest,
+    multilateral_digest,
+    pair_mou,
     sign_mou,
+    sign_multilateral,
 )
 from xlink.policy.document import format_of
+from xlink.policy.signing import NOT_A_PARTY
 
 __all__ = ["RELEASE_MODES", "register", "run"]
 
@@ -49,11 +63,13 @@ RELEASE_MODES: dict[str, bool] = {"officer-approval": True, "straight-through": 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "mou",
-        help="fill an MOU template with both agencies' keys, sign it, verify it",
-        description="The MOU ceremony: fill a template with both agencies' public bundles, "
-        "have each agency sign it, and verify it before use (docs/keys.md). Exit 0 on "
-        "success, 3 for an unreadable or invalid file, key or passphrase, 5 when verify "
-        "refuses the MOU (every reason listed).",
+        help="fill an MOU template with the agencies' keys, sign it, verify it",
+        description="The MOU ceremony: fill a template with the agencies' public bundles, "
+        "have each agency sign it, and verify it before use (docs/keys.md). A bilateral MOU "
+        "or a multilateral one (format xlink-mou-multilateral-v1: many agencies and a hub, "
+        "docs/mou.md §8), decided by the document's format member. Exit 0 on success, 3 for "
+        "an unreadable or invalid file, key or passphrase, 5 when verify refuses the MOU "
+        "(every reason listed).",
     )
     actions = p.add_subparsers(dest="mou_command", metavar="ACTION", required=True)
     fill = actions.add_parser(
@@ -62,14 +78,16 @@ def register(sub: Any) -> None:
         description="Fill an MOU template with each party's verify key, sealing key and TLS "
         "certificate pin (from its public bundle), the linkage schema digest and any set-size "
         "bounds the template leaves out; write the unsigned MOU (.toml or .json, from --out's "
-        "suffix). Refused (exit 3) when the validity window has already ended: valid_until "
+        "suffix). A multilateral template also takes the hub's verify key (--hub-key-pub). "
+        "Refused (exit 3) when the validity window has already ended: valid_until "
         "must be after today; valid_from may be in the past.",
     )
     fill.add_argument(
         "template",
         nargs="?",
         metavar="TEMPLATE",
-        help="template file (.toml/.json; default: the bundled CA-RCMP/US-DHS sample)",
+        help="template file (.toml/.json; default: the bundled CA-RCMP/US-DHS sample); a "
+        "multilateral one (format xlink-mou-multilateral-v1) names a hub and many parties",
     )
     fill.add_argument(
         "--bundle",
@@ -77,6 +95,13 @@ def register(sub: Any) -> None:
         required=True,
         metavar="FILE",
         help="a party's public.json (give it once per party)",
+    )
+    fill.add_argument(
+        "--hub-key-pub",
+        metavar="HEX|FILE",
+        help="multilateral templates only, and required there: the hub's Ed25519 verify key "
+        "(hub.verify_key), as 64 hex digits or a file holding them, or a JSON file with a "
+        "verify_key member (and, if it has one, a hub_id that must be the template's)",
     )
     fill.add_argument("--schema", metavar="PATH", help="linkage schema (default: the bundled one)")
     fill.add_argument("--valid-from", type=_date, metavar="YYYY-MM-DD", help="first valid day")
@@ -115,17 +140,19 @@ def register(sub: Any) -> None:
         type=int,
         metavar="N",
         help="the most padded elements one party may send per UTC day over all its sessions "
-        "(exchange.set_size_budget_per_day; default: the template's, if any)",
+        "(exchange.set_size_budget_per_day; default: the template's, if any). Bilateral "
+        "templates only: a multilateral one sets it per pair, in its terms",
     )
     fill.add_argument("--out", required=True, metavar="FILE", help="the MOU to write")
     fill.add_argument("--force", action="store_true", help="replace --out if it exists")
     sign = actions.add_parser(
         "sign",
         help="add this agency's signature",
-        description="Add this agency's Ed25519 signature over the MOU digest, keeping the other "
-        "party's. Refused (exit 3) unless the MOU names this agency's own verify key, sealing "
-        "key and TLS certificate. Check the other party's keys it prints against what they "
-        "told you over a second channel.",
+        description="Add this agency's Ed25519 signature over the MOU digest (of either kind), "
+        "keeping the other parties'. Refused (exit 3) unless the MOU names this agency's own "
+        "verify key, sealing key and TLS certificate. Check the other parties' keys (and a "
+        "multilateral MOU's hub key) it prints against what they told you over a second "
+        "channel.",
     )
     sign.add_argument("mou", metavar="MOU", help="the MOU file")
     sign.add_argument("--keys", required=True, metavar="DIR", help="this agency's key directory")
@@ -134,13 +161,29 @@ def register(sub: Any) -> None:
     add_passphrase_option(sign)
     verify = actions.add_parser(
         "verify",
-        help="check both signatures and the validity period",
+        help="check every signature and the validity period",
         description="Accept the MOU for this agency, or refuse it listing every reason: "
         "not-a-party, signature-missing:<agency>, signature-invalid:<agency>, not-yet-valid, "
-        "expired. Exit 0 accepted, 5 refused, 3 unreadable or invalid.",
+        "expired, and with --peer not-a-party:<peer> or (multilateral) no-terms:<a>+<b>. A "
+        "multilateral MOU needs every party's signature; its summary lists the pairs with "
+        "terms, and with --peer the digest of that pair's view (the one the PSI handshake "
+        "compares). Exit 0 accepted, 5 refused, 3 unreadable or invalid.",
     )
     verify.add_argument("mou", metavar="MOU", help="the MOU file")
-    verify.add_argument("--agency", required=True, type=agency_id, metavar="ID", help="us")
+    verify.add_argument(
+        "--agency",
+        required=True,
+        type=agency_id,
+        metavar="ID",
+        help="us: a party; for a multilateral MOU also the hub's id (the hub accepting it)",
+    )
+    verify.add_argument(
+        "--peer",
+        type=agency_id,
+        metavar="ID",
+        help="the partner: must be the other party of a bilateral MOU; with a multilateral "
+        "one, prints the digest of the pair view of --agency and this partner",
+    )
     verify.add_argument(
         "--today", type=_date, metavar="YYYY-MM-DD", help="the day to check (default: UTC today)"
     )
@@ -164,7 +207,9 @@ def _set_size(text: str) -> tuple[str | None, int]:
         raise argparse.ArgumentTypeError("not [AGENCY=]N with N an integer") from None
 
 
-def _max_set_sizes(given: list[tuple[str | None, int]], template: MouTemplate) -> dict[str, int]:
+def _max_set_sizes(
+    given: list[tuple[str | None, int]], template: MouTemplate | MultilateralTemplate
+) -> dict[str, int]:
     """The ``--max-set-size`` values by agency: ``AGENCY=N`` for that party, a bare ``N`` for
     every other party. A party the template gives no bound must get one here."""
     parties = template.agency_ids
@@ -211,7 +256,7 @@ def _party_keys(bundle: PublicBundle) -> PartyKeys:
     return PartyKeys(bundle.verify_key, bundle.sealing_key, bundle.tls_cert_sha256)
 
 
-def _parties_json(mou: Mou) -> list[dict[str, str | int]]:
+def _parties_json(mou: Mou | MultilateralMou) -> list[dict[str, str | int]]:
     return [
         {
             "agency_id": p.agency_id,
@@ -240,16 +285,49 @@ def _summary(signed: SignedMou) -> dict[str, object]:
     }
 
 
-def _print_summary(summary: dict[str, object]) -> None:
-    print(f"MOU {summary['id']} v{summary['version']}, digest {summary['digest']}")
-    print(f"  valid {summary['valid_from']} .. {summary['valid_until']}")
-    parties = summary["parties"]
+def _multi_summary(signed: SignedMultilateralMou) -> dict[str, object]:
+    mou = signed.mou
+    pairs = []
+    for a, b in mou.pairs():
+        terms = mou.terms_for(a, b)
+        assert terms is not None
+        pairs.append(
+            {
+                "pair": [a, b],
+                "approval_required": terms.approval_required,
+                "query_quota_per_day": terms.query_quota_per_day,
+                "set_size_budget_per_day": terms.set_size_budget_per_day,
+                "categories": [c.category.value for c in terms.categories],
+            }
+        )
+    return {
+        "format": MULTILATERAL_MOU_FORMAT,
+        "id": mou.id,
+        "version": mou.version,
+        "digest": multilateral_digest(mou).hex(),
+        "valid_from": mou.valid_from.isoformat(),
+        "valid_until": mou.valid_until.isoformat(),
+        "hub": {"hub_id": mou.hub.hub_id, "verify_key": bytes(mou.hub.verify_key).hex()},
+        "parties": _parties_json(mou),
+        "padding_bucket": mou.padding_bucket,
+        "pairs": pairs,
+        "signatures": list(signed.signatures),
+    }
+
+
+def _print_parties(parties: object) -> None:
     assert isinstance(parties, list)
     for p in parties:
         print(f"  {p['agency_id']}: verify key {p['verify_key']}")
         print(f"  {' ' * len(p['agency_id'])}  sealing key {p['sealing_key']}")
         print(f"  {' ' * len(p['agency_id'])}  TLS SHA-256 {p['tls_cert_sha256']}")
         print(f"  {' ' * len(p['agency_id'])}  max set size {p['max_set_size']} per session")
+
+
+def _print_summary(summary: dict[str, object]) -> None:
+    print(f"MOU {summary['id']} v{summary['version']}, digest {summary['digest']}")
+    print(f"  valid {summary['valid_from']} .. {summary['valid_until']}")
+    _print_parties(summary["parties"])
     budget = summary["set_size_budget_per_day"]
     print(
         f"  padding bucket {summary['padding_bucket']}, set-size budget per day: "
@@ -264,7 +342,31 @@ def _print_summary(summary: dict[str, object]) -> None:
     print(f"  signed by: {', '.join(signatures) or 'nobody yet'}")
 
 
-def _check_window(mou: Mou, args: argparse.Namespace) -> None:
+def _print_multi_summary(summary: dict[str, object]) -> None:
+    print(f"multilateral MOU {summary['id']} v{summary['version']}, digest {summary['digest']}")
+    print(f"  valid {summary['valid_from']} .. {summary['valid_until']}")
+    hub = summary["hub"]
+    assert isinstance(hub, dict)
+    print(f"  hub {hub['hub_id']}: verify key {hub['verify_key']}")
+    _print_parties(summary["parties"])
+    print(f"  padding bucket {summary['padding_bucket']}")
+    pairs = summary["pairs"]
+    assert isinstance(pairs, list)
+    print(f"  pairs with terms ({len(pairs)}):")
+    for pair in pairs:
+        budget = pair["set_size_budget_per_day"]
+        release = "officer-approval" if pair["approval_required"] else "straight-through"
+        print(
+            f"    {'+'.join(pair['pair'])}: {', '.join(pair['categories'])}; release {release}; "
+            f"query quota {pair['query_quota_per_day']}/day; set-size budget per day "
+            f"{'none' if budget is None else budget}"
+        )
+    signatures = summary["signatures"]
+    assert isinstance(signatures, list)
+    print(f"  signed by: {', '.join(signatures) or 'nobody yet'}")
+
+
+def _check_window(mou: Mou | MultilateralMou, args: argparse.Namespace) -> None:
     """Refuse an MOU whose validity window ends today or earlier: nobody could sign and use it
     (``--today``, or the UTC date, is the day checked). A window that began in the past is
     fine as long as it has not ended."""
@@ -278,56 +380,123 @@ def _check_window(mou: Mou, args: argparse.Namespace) -> None:
     )
 
 
-def _fill(args: argparse.Namespace) -> int:
-    template = load_mou_template(args.template) if args.template else load_sample_template()
+_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _hub_key(value: str, template: MultilateralTemplate) -> VerifyKey:
+    """``--hub-key-pub``: 64 hex digits, or a file holding them, or a JSON file with a
+    ``verify_key`` member (``hub_id``, when there, must be the template's hub)."""
+    text = value
+    if not _HEX_KEY.fullmatch(value):
+        try:
+            raw = Path(value).read_bytes()
+        except OSError as exc:
+            raise InputError(f"--hub-key-pub: cannot read {value}: {exc.strerror}") from None
+        text = raw.decode("utf-8", errors="replace").strip()
+        if text.startswith("{"):
+            try:
+                doc = parse_document(raw, "json")
+            except DocumentError as exc:
+                raise InputError(f"--hub-key-pub: {value}: {exc.reason}") from None
+            if not isinstance(doc, dict) or not isinstance(doc.get("verify_key"), str):
+                raise InputError(f"--hub-key-pub: {value}: no verify_key member")
+            if "hub_id" in doc and doc["hub_id"] != template.hub_id:
+                raise InputError(
+                    f"--hub-key-pub: {value}: the key of another hub, not {template.hub_id}"
+                )
+            text = doc["verify_key"]
+    if not _HEX_KEY.fullmatch(text):
+        raise InputError("--hub-key-pub: not 64 hex digits (an Ed25519 public key)")
+    try:
+        return VerifyKey(bytes.fromhex(text))
+    except ValueError:
+        raise InputError("--hub-key-pub: not a valid Ed25519 public key") from None
+
+
+def _bundle_keys(args: argparse.Namespace, agency_ids: tuple[str, ...]) -> dict[str, PartyKeys]:
+    """Each party's keys from its ``--bundle``; every party needs one, no other may be given."""
     bundles = [load_public_bundle(path) for path in args.bundle]
     keys: dict[str, PartyKeys] = {}
     for path, bundle in zip(args.bundle, bundles, strict=True):
         if bundle.agency_id in keys:
             raise InputError(f"{path}: a second bundle for {bundle.agency_id}")
-        if bundle.agency_id not in template.agency_ids:
+        if bundle.agency_id not in agency_ids:
             raise InputError(f"{path}: {bundle.agency_id} is not a party in the template")
         keys[bundle.agency_id] = _party_keys(bundle)
-    missing = [a for a in template.agency_ids if a not in keys]
+    missing = [a for a in agency_ids if a not in keys]
     if missing:
         raise InputError(f"--bundle: none given for {', '.join(missing)}")
+    return keys
+
+
+def _fill(args: argparse.Namespace) -> int:
+    template = load_any_template(args.template) if args.template else load_sample_template()
+    multilateral = isinstance(template, MultilateralTemplate)
+    if multilateral and args.hub_key_pub is None:
+        raise InputError("--hub-key-pub: required for a multilateral template (the hub's key)")
+    if not multilateral and args.hub_key_pub is not None:
+        raise InputError("--hub-key-pub: only for a multilateral template (this one is not)")
+    if multilateral and args.set_size_budget_per_day is not None:
+        raise InputError(
+            "--set-size-budget-per-day: a multilateral MOU sets it per pair, in the template's "
+            "terms (terms[].exchange.set_size_budget_per_day)"
+        )
+    keys = _bundle_keys(args, template.agency_ids)
     sizes = _max_set_sizes(args.max_set_size, template)
     schema = load_schema(args.schema) if args.schema else load_default_schema()
-    mou = template.fill(
-        keys,
-        schema_digest=schema_digest(schema),
-        valid_from=args.valid_from,
-        valid_until=args.valid_until,
-        max_set_size=sizes,
-        set_size_budget_per_day=args.set_size_budget_per_day,
-        approval_required=None if args.release is None else RELEASE_MODES[args.release],
-    )
+    approval = None if args.release is None else RELEASE_MODES[args.release]
+    out = Path(args.out)
+    fmt = format_of(out)
+    mou: Mou | MultilateralMou
+    if isinstance(template, MultilateralTemplate):
+        mou = template.fill(
+            keys,
+            hub_key=_hub_key(args.hub_key_pub, template),
+            schema_digest=schema_digest(schema),
+            valid_from=args.valid_from,
+            valid_until=args.valid_until,
+            max_set_size=sizes,
+            approval_required=approval,
+        )
+        text = dump_multilateral(mou, fmt)
+        summary: dict[str, object] = _multi_summary(SignedMultilateralMou(mou))
+    else:
+        mou = template.fill(
+            keys,
+            schema_digest=schema_digest(schema),
+            valid_from=args.valid_from,
+            valid_until=args.valid_until,
+            max_set_size=sizes,
+            set_size_budget_per_day=args.set_size_budget_per_day,
+            approval_required=approval,
+        )
+        text = dump_mou(mou, fmt)
+        summary = _summary(SignedMou(mou))
     _check_window(mou, args)
     if (mou.schema_id, mou.schema_version) != (schema.id, schema.version):
         raise InputError(
             f"the template names linkage schema {mou.schema_id} v{mou.schema_version}, "
             f"not {schema.id} v{schema.version} (pass it with --schema)"
         )
-    out = Path(args.out)
-    _write_atomic(out, dump_mou(mou, format_of(out)), overwrite=args.force)
-    summary: dict[str, object] = {**_summary(SignedMou(mou)), "out": str(out)}
+    _write_atomic(out, text, overwrite=args.force)
+    summary["out"] = str(out)
     if args.schema:
         # The schema travels with the MOU: serve and match take the schema the MOU names
         # from here (or from the bundled ones), checked against the signed digest.
         sidecar = Path(str(out) + SCHEMA_SIDECAR_SUFFIX)
-        text = json.dumps(schema_to_document(schema), indent=2, sort_keys=True) + "\n"
-        _write_atomic(sidecar, text, overwrite=True)
+        schema_text = json.dumps(schema_to_document(schema), indent=2, sort_keys=True) + "\n"
+        _write_atomic(sidecar, schema_text, overwrite=True)
         summary["schema_file"] = str(sidecar)
     if args.json:
         emit_json(summary)
     else:
-        _print_summary(summary)
+        (_print_multi_summary if multilateral else _print_summary)(summary)
         print(f"written to {out}: each agency checks the keys above, then runs `xlink mou sign`")
     return ExitCode.OK
 
 
 def _sign(args: argparse.Namespace) -> int:
-    signed = load_mou(args.mou)
+    signed = load_any_mou(args.mou)
     out = Path(args.out) if args.out else Path(args.mou)
     fmt = format_of(out)
     try:
@@ -354,37 +523,85 @@ def _sign(args: argparse.Namespace) -> int:
             f"{args.mou}: the MOU's {', '.join(wrong)} for {args.agency} is not the key in "
             f"{args.keys}; refusing to sign"
         )
-    signed = sign_mou(signed, args.agency, keys.signing_key)
-    _write_atomic(out, dump_mou(signed, fmt), overwrite=True)
-    summary = {**_summary(signed), "signed_by": args.agency, "out": str(out)}
+    if isinstance(signed, SignedMultilateralMou):
+        multi = sign_multilateral(signed, args.agency, keys.signing_key)
+        text, summary = dump_multilateral(multi, fmt), _multi_summary(multi)
+    else:
+        bilateral = sign_mou(signed, args.agency, keys.signing_key)
+        text, summary = dump_mou(bilateral, fmt), _summary(bilateral)
+    _write_atomic(out, text, overwrite=True)
+    summary = {**summary, "signed_by": args.agency, "out": str(out)}
     if args.json:
         emit_json(summary)
     else:
-        _print_summary(summary)
+        multilateral = isinstance(signed, SignedMultilateralMou)
+        (_print_multi_summary if multilateral else _print_summary)(summary)
         print(f"signed by {args.agency}, written to {out}")
     return ExitCode.OK
 
 
+def _refused(
+    args: argparse.Namespace, summary: dict[str, object], what: str, exc: MouRefused
+) -> int:
+    if args.json:
+        emit_json({**summary, "accepted": False, "reasons": list(exc.reasons)})
+    else:
+        print(f"{what} refused for {args.agency}:")
+        for reason in exc.reasons:
+            print(f"  {reason}")
+    print(f"xlink: {exc}", file=sys.stderr)
+    return ExitCode.POLICY
+
+
 def _verify(args: argparse.Namespace) -> int:
-    signed = load_mou(args.mou)
+    if args.peer is not None and args.peer == args.agency:
+        raise InputError("--peer: names --agency itself, not a partner")
+    signed = load_any_mou(args.mou)
     today = args.today or datetime.datetime.now(datetime.UTC).date()
+    if isinstance(signed, SignedMultilateralMou):
+        return _verify_multilateral(args, signed, today)
     summary = {**_summary(signed), "agency": args.agency, "today": today.isoformat()}
     try:
-        accept_mou(signed, local_agency=args.agency, today=today)
+        mou = accept_mou(signed, local_agency=args.agency, today=today)
+        if args.peer is not None and args.peer != mou.peer_of(args.agency).agency_id:
+            raise MouRefused([f"{NOT_A_PARTY}:{args.peer}"])
     except MouRefused as exc:
-        if args.json:
-            emit_json({**summary, "accepted": False, "reasons": list(exc.reasons)})
-        else:
-            print(f"MOU {signed.mou.id} v{signed.mou.version} refused for {args.agency}:")
-            for reason in exc.reasons:
-                print(f"  {reason}")
-        print(f"xlink: {exc}", file=sys.stderr)
-        return ExitCode.POLICY
+        return _refused(args, summary, f"MOU {signed.mou.id} v{signed.mou.version}", exc)
     if args.json:
         emit_json({**summary, "accepted": True, "reasons": []})
     else:
         _print_summary(summary)
         print(f"accepted for {args.agency} on {today.isoformat()}")
+    return ExitCode.OK
+
+
+def _verify_multilateral(
+    args: argparse.Namespace, signed: SignedMultilateralMou, today: datetime.date
+) -> int:
+    """Every party's signature and the window; ``--agency`` a party, or the hub's id (the hub
+    accepting it); with ``--peer``, the pair view's id and digest."""
+    hub = signed.mou.hub.hub_id
+    local = None if args.agency == hub else args.agency
+    if local is None and args.peer is not None:
+        raise InputError(f"--peer: give --agency as one of the pair ({hub} is the hub)")
+    summary = {**_multi_summary(signed), "agency": args.agency, "today": today.isoformat()}
+    try:
+        mou = accept_multilateral(signed, local_agency=local, today=today)
+        if args.peer is not None:
+            view = pair_mou(mou, args.agency, args.peer)
+            summary["pair"] = {"id": view.id, "peer": args.peer, "digest": mou_digest(view).hex()}
+    except MouRefused as exc:
+        what = f"multilateral MOU {signed.mou.id} v{signed.mou.version}"
+        return _refused(args, summary, what, exc)
+    if args.json:
+        emit_json({**summary, "accepted": True, "reasons": []})
+        return ExitCode.OK
+    _print_multi_summary(summary)
+    pair = summary.get("pair")
+    if isinstance(pair, dict):
+        print(f"  pair view {pair['id']} ({args.agency} + {pair['peer']}): digest {pair['digest']}")
+    who = f"the hub {hub}" if local is None else args.agency
+    print(f"accepted for {who} on {today.isoformat()}")
     return ExitCode.OK
 
 

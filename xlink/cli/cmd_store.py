@@ -24,7 +24,7 @@ from xlink.cli._custody import (
 from xlink.cli.exitcodes import ExitCode
 from xlink.errors import InputError, PolicyDenied
 from xlink.officers import EXPORT_TARGET, OfficerAction
-from xlink.policy import accept_mou, load_mou
+from xlink.policy import load_pair_mou
 from xlink.release import ReleaseRecord
 from xlink.store import ReleaseStore, StoredRelease, to_stix_bundle
 from xlink.store._rows import expires_at
@@ -84,6 +84,12 @@ def register(sub: Any) -> None:
         add_officer_options(action, "reads")
     for action in (list_, read, purge, export):
         action.add_argument("--mou", required=True, metavar="FILE", help="the signed MOU")
+        action.add_argument(
+            "--peer",
+            metavar="ID",
+            help="the partner whose releases these are: required with a multilateral MOU "
+            "(docs/hub.md), checked against a bilateral one",
+        )
         add_custody_options(action)
         add_now_option(action)
         action.add_argument("--json", action="store_true", help="print JSON")
@@ -97,7 +103,7 @@ def _open(args: argparse.Namespace, now: datetime) -> Iterator[tuple[ReleaseStor
         raise InputError(f"--workdir: {path} does not exist (no release was ever stored there)")
     with open_custody(args) as custody:
         keys = custody.keys
-        mou = accept_mou(load_mou(args.mou), local_agency=keys.agency_id, today=now.date())
+        mou = load_pair_mou(args.mou, local_agency=keys.agency_id, peer=args.peer, today=now.date())
         with ReleaseStore.open(
             path,
             mou=mou,

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from xlink.errors import DocumentError, PeerRefused, PolicyDenied, ProtocolError, XlinkError
+from xlink.errors import (
+    DocumentError,
+    HubError,
+    PeerRefused,
+    PolicyDenied,
+    ProtocolError,
+    XlinkError,
+)
 
 __all__ = ["ExitCode", "exit_code_for"]
 
@@ -15,7 +22,7 @@ class ExitCode(IntEnum):
     REJECTS = 1  # the job ran, but rows were rejected and --strict was given
     USAGE = 2  # bad command line (argparse's own code)
     INPUT = 3  # an input file, schema, identifier or key cannot be used (InputError...)
-    PROTOCOL = 4  # a session was aborted or the peer refused (ProtocolError, PeerRefused)
+    PROTOCOL = 4  # a session aborted, the peer or the hub refused (ProtocolError, PeerRefused)
     POLICY = 5  # the MOU forbids what was asked (PolicyDenied)
     TARGET = 6  # an evaluation missed its stated target (--min-f1)
     TAMPERED = 7  # an audit log failed verification
@@ -29,7 +36,8 @@ def exit_code_for(exc: BaseException) -> ExitCode:
 
     - :class:`~xlink.errors.PolicyDenied` (and ``MouRefused``): ``POLICY``;
     - :class:`~xlink.errors.ProtocolError` (aborts, timeouts, lost connections, refused
-      releases) and :class:`~xlink.errors.PeerRefused` (no session was started): ``PROTOCOL``;
+      releases), :class:`~xlink.errors.PeerRefused` (no session was started) and
+      :class:`~xlink.errors.HubError` (the hub refused us): ``PROTOCOL``;
     - the rest of :class:`~xlink.errors.XlinkError` (``InputError`` and subclasses,
       ``DecryptionError``, ``QueueError``), :class:`~xlink.errors.DocumentError` (a document
       that does not parse) and ``OSError`` (a file we were told to read or write): ``INPUT``;
@@ -40,7 +48,7 @@ def exit_code_for(exc: BaseException) -> ExitCode:
     """
     if isinstance(exc, PolicyDenied):
         return ExitCode.POLICY
-    if isinstance(exc, ProtocolError | PeerRefused):
+    if isinstance(exc, ProtocolError | PeerRefused | HubError):
         return ExitCode.PROTOCOL
     if isinstance(exc, XlinkError | DocumentError | OSError):
         return ExitCode.INPUT

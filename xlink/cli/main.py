@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_conformance,
         cmd_demo,
         cmd_eval,
+        cmd_hub,
         cmd_keygen,
         cmd_match,
         cmd_mou,
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_serve,
         cmd_match,
         cmd_query,
+        cmd_hub,
         cmd_synth,
         cmd_conformance,
     ):

@@ -51,6 +51,7 @@ __all__ = [
     "MIN_PASSPHRASE_BITS",
     "MIN_PASSPHRASE_BYTES",
     "PURPOSE_AUDIT",
+    "PURPOSE_HUB_SIGNING",
     "PURPOSE_SEALING",
     "PURPOSE_SIGNING",
     "PURPOSE_SOURCE_HANDLE",
@@ -80,6 +81,8 @@ PURPOSE_SEALING: Final = "xlink/v1/key/sealing"
 PURPOSE_TLS: Final = "xlink/v1/key/tls"
 PURPOSE_AUDIT: Final = "xlink/v1/key/audit-signing"
 PURPOSE_SOURCE_HANDLE: Final = "xlink/v1/key/source-handle"
+#: A hub's Ed25519 signing key (:mod:`xlink.crypto.hub_key`).
+PURPOSE_HUB_SIGNING: Final = "xlink/v1/key/hub-signing"
 
 #: Labels of the associated data and of the HKDF ``info`` of wrapped secrets.
 AD_DST: Final = b"xlink/v1/key-envelope/associated-data"

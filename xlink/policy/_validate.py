@@ -5,11 +5,18 @@ purposes, countries, payload names) are mirrored in ``protocols/schemas/mou-v1.j
 that a JSON Schema cannot express (date order, parties that differ, categories listed once,
 signatures filed under a party, valid key points, set sizes that fit the padding bucket and the
 daily budget) are made here only.
+
+The multilateral validator (:mod:`xlink.policy._validate_multi`) reads the members it shares
+with this format through the same functions (``check_header``, ``check_party_list``,
+``check_schema_ref``, ``check_bucket``, ``check_set_sizes``, ``check_signatures``): one home
+for each rule.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from nacl import bindings as nacl_bindings
 from nacl.exceptions import RuntimeError as NaclRuntimeError
@@ -97,7 +104,17 @@ def _x25519_point_ok(raw: bytes) -> bool:
     return True
 
 
-def _check_party(c: Checker, raw: object, where: str) -> Party | None:
+def check_verify_key(c: Checker, raw: Mapping[str, object], where: str) -> VerifyKey | None:
+    """``raw["verify_key"]`` (the last part of ``where``): an Ed25519 key of prime order."""
+    member = where.rpartition(".")[2]
+    verify_key = c.key(raw, member, where, VerifyKey, "Ed25519")
+    if verify_key is not None and not _ed25519_point_ok(bytes(verify_key)):
+        c.error(where, "not a valid Ed25519 public key (not a prime-order point)")
+        return None
+    return verify_key
+
+
+def check_party(c: Checker, raw: object, where: str) -> Party | None:
     if not isinstance(raw, Mapping):
         c.error(where, "must be a table/object")
         return None
@@ -117,29 +134,33 @@ def _check_party(c: Checker, raw: object, where: str) -> Party | None:
         pattern=COUNTRY,
         rule=COUNTRY_RULE.description,
     )
-    verify_key = c.key(raw, "verify_key", f"{where}.verify_key", VerifyKey, "Ed25519")
-    if verify_key is not None and not _ed25519_point_ok(bytes(verify_key)):
-        c.error(f"{where}.verify_key", "not a valid Ed25519 public key (not a prime-order point)")
-        verify_key = None
+    verify_key = check_verify_key(c, raw, f"{where}.verify_key")
     sealing_key = c.key(raw, "sealing_key", f"{where}.sealing_key", SealingPublicKey, "X25519")
     if sealing_key is not None and not _x25519_point_ok(bytes(sealing_key)):
         c.error(f"{where}.sealing_key", "not a usable X25519 public key (a low-order point)")
         sealing_key = None
     tls = c.hexbytes(raw, "tls_cert_sha256", f"{where}.tls_cert_sha256", 32)
-    # Checked against exchange.padding_bucket by _check_set_sizes, once the bucket is read.
+    # Checked against exchange.padding_bucket by check_set_sizes, once the bucket is read.
     max_set_size = c.integer(raw, "max_set_size", f"{where}.max_set_size", 1, L.MAX_SET_SIZE)
     if not (agency_id and name and country and tls) or verify_key is None or sealing_key is None:
         return None
     return Party(agency_id, name, country, verify_key, sealing_key, tls, max_set_size)
 
 
-def _check_parties(c: Checker, data: Mapping[str, object]) -> tuple[Party, Party] | None:
+def check_party_list(
+    c: Checker, data: Mapping[str, object], *, least: int, most: int, rule: str
+) -> tuple[Party, ...] | None:
+    """``parties``: ``least`` to ``most`` parties (``rule`` says so in the error), each checked,
+    no two with the same agency id, verify key, sealing key or certificate. ``None`` when any of
+    it is wrong."""
     raw_parties = c.list(data, "parties", "parties")
     if raw_parties is None:
         return None
-    if len(raw_parties) != 2:
-        c.error("parties", f"exactly two parties required, found {len(raw_parties)}")
-    parties = [_check_party(c, raw, f"parties[{i}]") for i, raw in enumerate(raw_parties)]
+    if not least <= len(raw_parties) <= most:
+        c.error("parties", f"{rule}, found {len(raw_parties)}")
+    if len(raw_parties) > most:
+        return None  # not read any further: a party list that long is no agreement
+    parties = [check_party(c, raw, f"parties[{i}]") for i, raw in enumerate(raw_parties)]
     seen: dict[object, int] = {}
     for i, party in enumerate(parties):
         if party is None:
@@ -149,16 +170,22 @@ def _check_parties(c: Checker, data: Mapping[str, object]) -> tuple[Party, Party
             first = seen.setdefault((member, value), i)
             if first != i:
                 c.error(f"parties[{i}].{member}", f"same as parties[{first}] (parties must differ)")
-    if len(parties) != 2 or parties[0] is None or parties[1] is None:
+    if not least <= len(parties) <= most:
         return None
-    return (parties[0], parties[1])
+    checked = tuple(p for p in parties if p is not None)
+    return checked if len(checked) == len(parties) else None
+
+
+def _check_parties(c: Checker, data: Mapping[str, object]) -> tuple[Party, Party] | None:
+    parties = check_party_list(c, data, least=2, most=2, rule="exactly two parties required")
+    return None if parties is None else (parties[0], parties[1])
 
 
 def _is_integer(value: object, lo: int, hi: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
-def _check_set_sizes(
+def check_set_sizes(
     c: Checker, data: Mapping[str, object], bucket: int | None, budget: int | None
 ) -> None:
     """Cross-check each party's ``max_set_size`` (already range-checked where it was read, and
@@ -263,7 +290,7 @@ def _check_category(c: Checker, raw: object, where: str) -> CategoryPolicy | Non
     return CategoryPolicy(category, tuple(fields), caveats)
 
 
-def _check_categories(c: Checker, data: Mapping[str, object]) -> tuple[CategoryPolicy, ...]:
+def check_categories(c: Checker, data: Mapping[str, object]) -> tuple[CategoryPolicy, ...]:
     raw = c.list(data, "categories", "categories")
     if raw is None:
         return ()
@@ -306,7 +333,7 @@ def _named_parties(data: Mapping[str, object]) -> set[str]:
     return {p["agency_id"] for p in items if isinstance(p, Mapping) and "agency_id" in p}
 
 
-def _check_signatures(c: Checker, data: Mapping[str, object]) -> dict[str, bytes]:
+def check_signatures(c: Checker, data: Mapping[str, object]) -> dict[str, bytes]:
     parties = _named_parties(data)
     raw = data.get("signatures", {})
     if not isinstance(raw, Mapping):
@@ -323,6 +350,62 @@ def _check_signatures(c: Checker, data: Mapping[str, object]) -> dict[str, bytes
     return signatures
 
 
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The members every MOU document begins with, as read (stand-ins where wrong)."""
+
+    id: str
+    version: int
+    valid_from: datetime.date | None
+    valid_until: datetime.date | None
+    legal_basis: str
+    purposes: tuple[str, ...]
+
+
+def check_header(c: Checker, data: Mapping[str, object], fmt: str) -> Header:
+    """``format`` (must be ``fmt``), ``id``, ``version``, the validity dates, ``legal_basis``
+    and ``purposes``: the same rules for a bilateral and a multilateral MOU."""
+    value = data.get("format", MISSING)
+    if value is MISSING:
+        c.error("format", "required")
+    elif value != fmt:
+        c.error("format", f"must be {fmt!r}")
+    mou_id = c.text(data, "id", "id", pattern=MOU_ID, rule=MOU_ID_RULE.description)
+    version = c.integer(data, "version", "version", 1, MAX_VERSION)
+    valid_from = c.date(data, "valid_from", "valid_from")
+    valid_until = c.date(data, "valid_until", "valid_until")
+    if valid_from and valid_until and valid_until < valid_from:
+        c.error("valid_until", "must not be before valid_from")
+    legal_basis = c.text(
+        data, "legal_basis", "legal_basis", max_chars=MAX_LONG_TEXT_CHARS, multiline=True
+    )
+    purposes = _check_purposes(c, data)
+    return Header(mou_id, version, valid_from, valid_until, legal_basis, purposes)
+
+
+def check_schema_ref(c: Checker, linkage: Mapping[str, object]) -> tuple[str, int, bytes]:
+    """``linkage.schema_id``, ``.schema_version`` and ``.schema_digest``."""
+    schema_id = c.text(
+        linkage,
+        "schema_id",
+        "linkage.schema_id",
+        pattern=SCHEMA_ID,
+        rule=f"a linkage schema id ({SCHEMA_ID_RULE.description})",
+    )
+    schema_version = c.integer(linkage, "schema_version", "linkage.schema_version", 1, MAX_VERSION)
+    schema_digest = c.hexbytes(linkage, "schema_digest", "linkage.schema_digest", L.DIGEST_SIZE)
+    return schema_id, schema_version, schema_digest
+
+
+def check_bucket(c: Checker, exchange: Mapping[str, object]) -> int | None:
+    """``exchange.padding_bucket``; ``None`` when it is missing or wrong (already reported)."""
+    before = len(c.errors)
+    bucket = c.integer(
+        exchange, "padding_bucket", "exchange.padding_bucket", 1, L.MAX_PADDING_BUCKET
+    )
+    return bucket if len(c.errors) == before and exchange is not ABSENT else None
+
+
 def validate_signed_mou(data: object) -> SignedMou:
     """Check a parsed MOU document (JSON object or TOML table) and build the :class:`SignedMou`.
 
@@ -335,39 +418,11 @@ def validate_signed_mou(data: object) -> SignedMou:
         raise SchemaError(["mou: must be a table/object"])
     c = Checker()
     c.members(data, _TOP, "")
-    fmt = data.get("format", MISSING)
-    if fmt is MISSING:
-        c.error("format", "required")
-    elif fmt != MOU_FORMAT:
-        c.error("format", f"must be {MOU_FORMAT!r}")
-    mou_id = c.text(
-        data,
-        "id",
-        "id",
-        pattern=MOU_ID,
-        rule=MOU_ID_RULE.description,
-    )
-    version = c.integer(data, "version", "version", 1, MAX_VERSION)
-    valid_from = c.date(data, "valid_from", "valid_from")
-    valid_until = c.date(data, "valid_until", "valid_until")
-    if valid_from and valid_until and valid_until < valid_from:
-        c.error("valid_until", "must not be before valid_from")
-    legal_basis = c.text(
-        data, "legal_basis", "legal_basis", max_chars=MAX_LONG_TEXT_CHARS, multiline=True
-    )
-    purposes = _check_purposes(c, data)
+    header = check_header(c, data, MOU_FORMAT)
     parties = _check_parties(c, data)
     linkage = c.table(data, "linkage", "linkage")
     c.members(linkage, _LINKAGE, "linkage")
-    schema_id = c.text(
-        linkage,
-        "schema_id",
-        "linkage.schema_id",
-        pattern=SCHEMA_ID,
-        rule=f"a linkage schema id ({SCHEMA_ID_RULE.description})",
-    )
-    schema_version = c.integer(linkage, "schema_version", "linkage.schema_version", 1, MAX_VERSION)
-    schema_digest = c.hexbytes(linkage, "schema_digest", "linkage.schema_digest", L.DIGEST_SIZE)
+    schema_id, schema_version, schema_digest = check_schema_ref(c, linkage)
     threshold = c.number(linkage, "match_threshold", "linkage.match_threshold")
     release = c.table(data, "release", "release")
     c.members(release, _RELEASE, "release")
@@ -377,11 +432,7 @@ def validate_signed_mou(data: object) -> SignedMou:
     )
     exchange = c.table(data, "exchange", "exchange")
     c.members(exchange, _EXCHANGE, "exchange")
-    before = len(c.errors)
-    bucket = c.integer(
-        exchange, "padding_bucket", "exchange.padding_bucket", 1, L.MAX_PADDING_BUCKET
-    )
-    bucket_ok = len(c.errors) == before and exchange is not ABSENT
+    bucket = check_bucket(c, exchange)
     quota = c.integer(
         exchange, "query_quota_per_day", "exchange.query_quota_per_day", 0, MAX_QUERY_QUOTA
     )
@@ -396,17 +447,17 @@ def validate_signed_mou(data: object) -> SignedMou:
             MAX_SET_SIZE_BUDGET,
         )
         budget = value if len(c.errors) == before else None
-    _check_set_sizes(c, data, bucket if bucket_ok else None, budget)
-    categories = _check_categories(c, data)
+    check_set_sizes(c, data, bucket, budget)
+    categories = check_categories(c, data)
     mou = None
-    if not c.errors and parties and valid_from and valid_until:
+    if not c.errors and parties and header.valid_from and header.valid_until and bucket:
         mou = Mou(
-            id=mou_id,
-            version=version,
-            valid_from=valid_from,
-            valid_until=valid_until,
-            legal_basis=legal_basis,
-            purposes=purposes,
+            id=header.id,
+            version=header.version,
+            valid_from=header.valid_from,
+            valid_until=header.valid_until,
+            legal_basis=header.legal_basis,
+            purposes=header.purposes,
             parties=parties,
             schema_id=schema_id,
             schema_version=schema_version,
@@ -419,7 +470,7 @@ def validate_signed_mou(data: object) -> SignedMou:
             query_quota_per_day=quota,
             set_size_budget_per_day=budget,
         )
-    signatures = _check_signatures(c, data)
+    signatures = check_signatures(c, data)
     if c.errors or mou is None:
         raise SchemaError(c.errors or ["mou: invalid"])
     return SignedMou(mou, signatures)

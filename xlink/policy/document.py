@@ -15,7 +15,7 @@ from xlink.documents import DocumentError, document_format
 from xlink.documents import parse_document as _parse
 from xlink.errors import SchemaError
 from xlink.policy._validate import validate_mou, validate_signed_mou
-from xlink.policy.mou import MOU_FORMAT, Mou, SignedMou
+from xlink.policy.mou import MOU_FORMAT, CategoryPolicy, Mou, Party, SignedMou
 
 __all__ = [
     "MOU_DIGEST_DST",
@@ -71,7 +71,7 @@ def load_mou(path: str | Path) -> SignedMou:
     return parse_mou(Path(path).read_bytes(), fmt)
 
 
-def _real(value: float) -> str:
+def canonical_real(value: float) -> str:
     # C printf "%.17g": round-trips every double and is reproducible outside Python.
     return f"{value:.17g}"
 
@@ -86,6 +86,40 @@ def _exchange(mou: Mou) -> dict[str, object]:
     return exchange
 
 
+def party_to_document(p: Party) -> dict[str, object]:
+    """One ``parties[]`` table of the document form."""
+    return {
+        "agency_id": p.agency_id,
+        "name": p.name,
+        "country": p.country,
+        "verify_key": bytes(p.verify_key).hex(),
+        "sealing_key": bytes(p.sealing_key).hex(),
+        "tls_cert_sha256": p.tls_cert_sha256.hex(),
+        "max_set_size": p.max_set_size,
+    }
+
+
+def category_to_document(c: CategoryPolicy) -> dict[str, object]:
+    """One ``categories[]`` table of the document form (``handling_conditions`` always there)."""
+    return {
+        "category": c.category.value,
+        "releasable_fields": list(c.releasable_fields),
+        "caveats": {
+            "tlp": c.caveats.tlp.value,
+            "permitted_actions": c.caveats.permitted_actions.value,
+            "provider_attribution": c.caveats.provider_attribution,
+            "affected_party_notifications": c.caveats.affected_party_notifications,
+            "unmodified_resale": c.caveats.unmodified_resale,
+            "encrypt_at_rest": c.caveats.encrypt_at_rest,
+            "handling_code": c.caveats.handling_code.value,
+            "handling_conditions": c.caveats.handling_conditions,
+            "originator_control": c.caveats.originator_control,
+            "retention_days": c.caveats.retention_days,
+            "require_grading": c.caveats.require_grading,
+        },
+    }
+
+
 def _document(mou: Mou, threshold: object) -> dict[str, object]:
     return {
         "format": MOU_FORMAT,
@@ -95,18 +129,7 @@ def _document(mou: Mou, threshold: object) -> dict[str, object]:
         "valid_until": mou.valid_until.isoformat(),
         "legal_basis": mou.legal_basis,
         "purposes": list(mou.purposes),
-        "parties": [
-            {
-                "agency_id": p.agency_id,
-                "name": p.name,
-                "country": p.country,
-                "verify_key": bytes(p.verify_key).hex(),
-                "sealing_key": bytes(p.sealing_key).hex(),
-                "tls_cert_sha256": p.tls_cert_sha256.hex(),
-                "max_set_size": p.max_set_size,
-            }
-            for p in mou.parties
-        ],
+        "parties": [party_to_document(p) for p in mou.parties],
         "linkage": {
             "schema_id": mou.schema_id,
             "schema_version": mou.schema_version,
@@ -118,26 +141,7 @@ def _document(mou: Mou, threshold: object) -> dict[str, object]:
             "follow_up_hours": mou.follow_up_hours,
         },
         "exchange": _exchange(mou),
-        "categories": [
-            {
-                "category": c.category.value,
-                "releasable_fields": list(c.releasable_fields),
-                "caveats": {
-                    "tlp": c.caveats.tlp.value,
-                    "permitted_actions": c.caveats.permitted_actions.value,
-                    "provider_attribution": c.caveats.provider_attribution,
-                    "affected_party_notifications": c.caveats.affected_party_notifications,
-                    "unmodified_resale": c.caveats.unmodified_resale,
-                    "encrypt_at_rest": c.caveats.encrypt_at_rest,
-                    "handling_code": c.caveats.handling_code.value,
-                    "handling_conditions": c.caveats.handling_conditions,
-                    "originator_control": c.caveats.originator_control,
-                    "retention_days": c.caveats.retention_days,
-                    "require_grading": c.caveats.require_grading,
-                },
-            }
-            for c in mou.categories
-        ],
+        "categories": [category_to_document(c) for c in mou.categories],
     }
 
 
@@ -149,7 +153,7 @@ def mou_to_canonical(mou: Mou) -> dict[str, object]:
     set), lists in document order, dates as ``YYYY-MM-DD``, keys and
     digests as lower-case hex, ``match_threshold`` as a string in C ``printf("%.17g")`` form.
     """
-    return _document(mou, _real(mou.match_threshold))
+    return _document(mou, canonical_real(mou.match_threshold))
 
 
 def mou_digest(mou: Mou) -> bytes:
@@ -160,12 +164,22 @@ def mou_digest(mou: Mou) -> bytes:
     separators ``","`` and ``":"`` (no whitespace), non-ASCII kept as UTF-8. Both parties sign
     this digest; the handshake compares it.
     """
-    canonical = json.dumps(
-        mou_to_canonical(mou), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
+    return domain_digest(MOU_DIGEST_DST, mou_to_canonical(mou))
+
+
+def canonical_bytes(canonical: object) -> bytes:
+    """``canonical`` as JSON with sorted member names, no whitespace, UTF-8 (docs/mou.md §4)."""
+    return json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
+
+
+def domain_digest(dst: bytes, canonical: object) -> bytes:
+    """``SHA-256(uint32_be(len(dst)) || dst || canonical_bytes(canonical))``: the digest of an
+    MOU (:data:`MOU_DIGEST_DST`) and of a multilateral MOU, each under its own label."""
     h = hashlib.sha256()
-    h.update(len(MOU_DIGEST_DST).to_bytes(4, "big") + MOU_DIGEST_DST)
-    h.update(canonical)
+    h.update(len(dst).to_bytes(4, "big") + dst)
+    h.update(canonical_bytes(canonical))
     return h.digest()
 
 
@@ -181,7 +195,7 @@ def mou_to_document(mou: Mou | SignedMou) -> dict[str, object]:
     return doc
 
 
-def _toml_value(value: object) -> str:
+def toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -190,13 +204,13 @@ def _toml_value(value: object) -> str:
         # A JSON string is a valid TOML basic string: same escapes (\" \\ \n \t \uXXXX ...).
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
-def _toml_table(header: str, table: dict[str, object]) -> list[str]:
+def toml_table(header: str, table: dict[str, object]) -> list[str]:
     lines = [header] if header else []
-    lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    lines += [f"{k} = {toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
     return lines
 
 
@@ -208,31 +222,41 @@ def dump_mou(mou: Mou | SignedMou, fmt: str) -> str:
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     if fmt != "toml":
         raise ValueError("fmt must be 'json' or 'toml'")
-    lines = [
+    lines = toml_header(doc)
+    for section in ("linkage", "release", "exchange"):
+        lines += ["", *toml_table(f"[{section}]", as_table(doc[section]))]
+    for party in as_list(doc["parties"]):
+        lines += ["", *toml_table("[[parties]]", as_table(party))]
+    for category in as_list(doc["categories"]):
+        cat = as_table(category)
+        lines += ["", *toml_table("[[categories]]", cat)]
+        lines += toml_table("[categories.caveats]", as_table(cat["caveats"]))
+    return "\n".join(lines + toml_signatures(doc)) + "\n"
+
+
+def toml_header(doc: dict[str, object]) -> list[str]:
+    """The top-level lines of an MOU document in TOML: its scalars and ``purposes``."""
+    return [
         # valid_from/valid_until as TOML local dates (bare YYYY-MM-DD), not strings.
-        f"{k} = {v}" if k in ("valid_from", "valid_until") else f"{k} = {_toml_value(v)}"
+        f"{k} = {v}" if k in ("valid_from", "valid_until") else f"{k} = {toml_value(v)}"
         for k, v in doc.items()
         if not isinstance(v, dict) and (not isinstance(v, list) or k == "purposes")
     ]
-    for section in ("linkage", "release", "exchange"):
-        lines += ["", *_toml_table(f"[{section}]", _as_table(doc[section]))]
-    for party in _as_list(doc["parties"]):
-        lines += ["", *_toml_table("[[parties]]", _as_table(party))]
-    for category in _as_list(doc["categories"]):
-        cat = _as_table(category)
-        lines += ["", *_toml_table("[[categories]]", cat)]
-        lines += _toml_table("[categories.caveats]", _as_table(cat["caveats"]))
-    if "signatures" in doc:
-        # agency ids are TOML bare keys by construction ([A-Za-z0-9_-]).
-        lines += ["", *_toml_table("[signatures]", _as_table(doc["signatures"]))]
-    return "\n".join(lines) + "\n"
 
 
-def _as_table(value: object) -> dict[str, object]:
+def toml_signatures(doc: dict[str, object]) -> list[str]:
+    """The ``[signatures]`` table, when the document has one (its last lines)."""
+    if "signatures" not in doc:
+        return []
+    # agency ids are TOML bare keys by construction ([A-Za-z0-9_-]).
+    return ["", *toml_table("[signatures]", as_table(doc["signatures"]))]
+
+
+def as_table(value: object) -> dict[str, object]:
     assert isinstance(value, dict)
     return value
 
 
-def _as_list(value: object) -> list[object]:
+def as_list(value: object) -> list[object]:
     assert isinstance(value, list)
     return value

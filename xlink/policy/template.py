@@ -1,4 +1,4 @@
-"""MOU templates: a document whose keys are filled in when they exist (docs/mou.md §6).
+"""MOU templates: a document whose keys are filled in when they exist (docs/mou.md §6, §8.5).
 
 Keys are generated when an agency deploys xlink (and at demo time), after the text of the MOU
 was agreed. A template is an MOU document in which each party's ``verify_key``, ``sealing_key``,
@@ -24,19 +24,33 @@ from xlink.errors import SchemaError
 from xlink.policy._validate import validate_mou
 from xlink.policy.document import format_of, parse_document
 from xlink.policy.mou import Mou
+from xlink.policy.multilateral import (
+    MultilateralMou,
+    is_multilateral_document,
+    validate_multilateral,
+)
 from xlink.protocol.limits import MAX_SET_SIZE
 
 __all__ = [
+    "HUB_TEMPLATE_RESOURCE",
     "SAMPLE_TEMPLATE_RESOURCE",
     "MouTemplate",
+    "MultilateralTemplate",
     "PartyKeys",
+    "load_any_template",
+    "load_hub_template",
     "load_mou_template",
+    "load_multilateral_template",
     "load_sample_template",
     "parse_mou_template",
+    "parse_multilateral_template",
 ]
 
 #: Package resource holding the sample CA-RCMP / US-DHS template.
 SAMPLE_TEMPLATE_RESOURCE: Final = "data/mou/ca-us-demo.toml"
+#: Package resource holding the sample multilateral template (hub CA-PS-HUB; CA-RCMP, CA-CBSA,
+#: US-DHS).
+HUB_TEMPLATE_RESOURCE: Final = "data/mou/hub-demo.toml"
 
 _KEY_MEMBERS = ("verify_key", "sealing_key", "tls_cert_sha256")
 
@@ -124,41 +138,132 @@ class MouTemplate:
         schema digest still missing ...).
         """
         doc = json.loads(self.document)
-        named = set(self.agency_ids)
-        unknown = sorted(set(keys) - named)
-        if unknown:
-            raise ValueError("keys given for agencies the template does not name")
-        sizes = dict(max_set_size or {})
-        if set(sizes) - named:
-            raise ValueError("max_set_size given for agencies the template does not name")
-        for party in _parties(doc):
-            agency = str(party.get("agency_id"))
-            agency_keys = keys.get(agency)
-            if agency_keys is not None:
-                party.update(agency_keys.as_members())
-            if agency in sizes:
-                party["max_set_size"] = sizes[agency]
+        _fill_common(
+            doc,
+            set(self.agency_ids),
+            keys,
+            schema_digest=schema_digest,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            max_set_size=max_set_size,
+        )
         if set_size_budget_per_day is not None:
             exchange = doc.get("exchange")
             if isinstance(exchange, dict):
                 exchange["set_size_budget_per_day"] = set_size_budget_per_day
         if approval_required is not None:
-            if not isinstance(approval_required, bool):
-                raise ValueError("approval_required must be True or False")
-            release = doc.get("release")
-            if isinstance(release, dict):
-                release["approval_required"] = approval_required
-        if schema_digest is not None:
-            if not isinstance(schema_digest, bytes) or len(schema_digest) != 32:
-                raise ValueError("schema_digest must be 32 bytes")
-            linkage = doc.get("linkage")
-            if isinstance(linkage, dict):
-                linkage["schema_digest"] = schema_digest.hex()
-        if valid_from is not None:
-            doc["valid_from"] = valid_from.isoformat()
-        if valid_until is not None:
-            doc["valid_until"] = valid_until.isoformat()
+            _set_approval(doc.get("release"), approval_required)
         return validate_mou(doc)
+
+
+def _set_approval(release: object, approval_required: bool) -> None:
+    if not isinstance(approval_required, bool):
+        raise ValueError("approval_required must be True or False")
+    if isinstance(release, dict):
+        release["approval_required"] = approval_required
+
+
+def _fill_common(
+    doc: dict[str, object],
+    named: set[str],
+    keys: Mapping[str, PartyKeys],
+    *,
+    schema_digest: bytes | None,
+    valid_from: datetime.date | None,
+    valid_until: datetime.date | None,
+    max_set_size: Mapping[str, int] | None,
+) -> None:
+    """What filling a template of either kind does to its document: the parties' keys and
+    ``max_set_size``, ``linkage.schema_digest`` and the dates."""
+    unknown = sorted(set(keys) - named)
+    if unknown:
+        raise ValueError("keys given for agencies the template does not name")
+    sizes = dict(max_set_size or {})
+    if set(sizes) - named:
+        raise ValueError("max_set_size given for agencies the template does not name")
+    for party in _parties(doc):
+        agency = str(party.get("agency_id"))
+        agency_keys = keys.get(agency)
+        if agency_keys is not None:
+            party.update(agency_keys.as_members())
+        if agency in sizes:
+            party["max_set_size"] = sizes[agency]
+    if schema_digest is not None:
+        if not isinstance(schema_digest, bytes) or len(schema_digest) != 32:
+            raise ValueError("schema_digest must be 32 bytes")
+        linkage = doc.get("linkage")
+        if isinstance(linkage, dict):
+            linkage["schema_digest"] = schema_digest.hex()
+    if valid_from is not None:
+        doc["valid_from"] = valid_from.isoformat()
+    if valid_until is not None:
+        doc["valid_until"] = valid_until.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class MultilateralTemplate:
+    """A checked multilateral MOU template (docs/mou.md §8.5): as an MOU template, and the
+    hub's ``verify_key`` may be left out too. ``document`` is its JSON text."""
+
+    document: str
+
+    @property
+    def agency_ids(self) -> tuple[str, ...]:
+        doc = json.loads(self.document)
+        return tuple(str(p.get("agency_id")) for p in _parties(doc))
+
+    @property
+    def hub_id(self) -> str:
+        return str(json.loads(self.document)["hub"]["hub_id"])
+
+    @property
+    def max_set_sizes(self) -> dict[str, object]:
+        """Each party's ``max_set_size`` as the template states it, by agency id."""
+        doc = json.loads(self.document)
+        return {
+            str(p.get("agency_id")): p["max_set_size"] for p in _parties(doc) if "max_set_size" in p
+        }
+
+    def fill(
+        self,
+        keys: Mapping[str, PartyKeys],
+        *,
+        hub_key: VerifyKey,
+        schema_digest: bytes | None = None,
+        valid_from: datetime.date | None = None,
+        valid_until: datetime.date | None = None,
+        max_set_size: Mapping[str, int] | None = None,
+        approval_required: bool | None = None,
+    ) -> MultilateralMou:
+        """The multilateral MOU with ``keys`` (by agency id), the hub's ``hub_key`` and the
+        optional members filled in, as :meth:`MouTemplate.fill`; ``approval_required``
+        replaces ``release.approval_required`` in every ``terms`` entry. Raises ``ValueError``
+        for keys or sizes of an agency the template does not name, and
+        :class:`~xlink.errors.SchemaError` when the result is not a valid multilateral MOU."""
+        if not isinstance(hub_key, VerifyKey):
+            raise ValueError("hub_key must be a VerifyKey")
+        doc = json.loads(self.document)
+        _fill_common(
+            doc,
+            set(self.agency_ids),
+            keys,
+            schema_digest=schema_digest,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            max_set_size=max_set_size,
+        )
+        hub = doc.get("hub")
+        if isinstance(hub, dict):
+            hub["verify_key"] = bytes(hub_key).hex()
+        if approval_required is not None:
+            for terms in _list(doc.get("terms")):
+                if isinstance(terms, dict):
+                    _set_approval(terms.get("release"), approval_required)
+        return validate_multilateral(doc).mou
+
+
+def _list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
 
 
 def _placeholder_filled(doc: dict[str, object]) -> dict[str, object]:
@@ -177,7 +282,19 @@ def _placeholder_filled(doc: dict[str, object]) -> dict[str, object]:
     linkage = trial.get("linkage")
     if isinstance(linkage, dict):
         linkage.setdefault("schema_digest", "00" * 32)
+    hub = trial.get("hub")
+    if isinstance(hub, dict):  # a multilateral template: the hub's key, unlike any party's
+        hub.setdefault("verify_key", bytes(SigningKey(b"\xee" * 32).verify_key).hex())
     return trial
+
+
+def _template_data(text: str | bytes, fmt: str) -> dict[str, object]:
+    data = _jsonable(parse_document(text, fmt))
+    if not isinstance(data, dict):
+        raise SchemaError(["mou: must be a table/object"])
+    if "signatures" in data:
+        raise SchemaError(["signatures: a template is not signed (sign the filled MOU)"])
+    return data
 
 
 def parse_mou_template(text: str | bytes, fmt: str) -> MouTemplate:
@@ -186,13 +303,39 @@ def parse_mou_template(text: str | bytes, fmt: str) -> MouTemplate:
     Raises :class:`~xlink.errors.SchemaError` listing every problem (a template carries no
     ``signatures``; an unknown ``fmt`` included).
     """
-    data = _jsonable(parse_document(text, fmt))
-    if not isinstance(data, dict):
-        raise SchemaError(["mou: must be a table/object"])
-    if "signatures" in data:
-        raise SchemaError(["signatures: a template is not signed (sign the filled MOU)"])
+    data = _template_data(text, fmt)
     validate_mou(_placeholder_filled(data))
     return MouTemplate(json.dumps(data, ensure_ascii=False, sort_keys=True))
+
+
+def parse_multilateral_template(text: str | bytes, fmt: str) -> MultilateralTemplate:
+    """Parse a multilateral template (``"json"`` or ``"toml"``) and check everything but the
+    missing keys; raises :class:`~xlink.errors.SchemaError` listing every problem."""
+    data = _template_data(text, fmt)
+    validate_multilateral(_placeholder_filled(data))
+    return MultilateralTemplate(json.dumps(data, ensure_ascii=False, sort_keys=True))
+
+
+def load_multilateral_template(path: str | Path) -> MultilateralTemplate:
+    """Read a ``.json`` or ``.toml`` multilateral template file (errors as
+    :func:`parse_multilateral_template`)."""
+    return parse_multilateral_template(Path(path).read_bytes(), format_of(path))
+
+
+def load_any_template(path: str | Path) -> MouTemplate | MultilateralTemplate:
+    """Read a template of either kind, decided by its ``format`` member (a multilateral one
+    when it is ``xlink-mou-multilateral-v1``)."""
+    text, fmt = Path(path).read_bytes(), format_of(path)
+    if is_multilateral_document(parse_document(text, fmt)):
+        return parse_multilateral_template(text, fmt)
+    return parse_mou_template(text, fmt)
+
+
+def load_hub_template() -> MultilateralTemplate:
+    """The sample CA-PS-HUB template (CA-RCMP, CA-CBSA, US-DHS) shipped as
+    ``xlink/data/mou/hub-demo.toml``."""
+    text = resources.files("xlink").joinpath(HUB_TEMPLATE_RESOURCE).read_text("utf-8")
+    return parse_multilateral_template(text, "toml")
 
 
 def load_mou_template(path: str | Path) -> MouTemplate:

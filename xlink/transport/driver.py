@@ -49,6 +49,7 @@ __all__ = [
     "connect",
     "run_session",
     "serve_once",
+    "tls_on_socket",
 ]
 
 Result = PsiResult | CardinalityResult
@@ -378,15 +379,33 @@ async def connect(
                 raise _gave_up(last, where, timeout) from None
             await asyncio.sleep(min(delay, remaining))
             delay = min(2 * delay, retry_max)
+    handshake_deadline = max(deadline, loop.time() + min(timeout, DEFAULT_HANDSHAKE_TIMEOUT))
+    return await _client_tls(
+        sock, ctx, where, host, pinned_sha256, handshake_deadline, timeout, max_frame, write_timeout
+    )
+
+
+async def _client_tls(
+    sock: socket.socket,
+    ctx: ssl.SSLContext,
+    where: str,
+    server_hostname: str | None,
+    pinned_sha256: bytes,
+    handshake_deadline: float,
+    timeout: float,
+    max_frame: int,
+    write_timeout: float,
+) -> FramedConnection:
+    """The client's TLS 1.3 handshake on the connected ``sock`` (which it owns from here) and
+    the pin check, refused as :func:`connect` documents."""
     try:
         reader, writer = await asyncio.open_connection(sock=sock)
     except BaseException:
         sock.close()
         raise
-    handshake_deadline = max(deadline, loop.time() + min(timeout, DEFAULT_HANDSHAKE_TIMEOUT))
     try:
         async with asyncio.timeout_at(handshake_deadline):
-            await writer.start_tls(ctx, server_hostname=host)
+            await writer.start_tls(ctx, server_hostname=server_hostname)
     except TimeoutError:
         _reset(writer)
         raise refused(
@@ -404,6 +423,57 @@ async def connect(
         return _pinned(reader, writer, pinned_sha256, max_frame, write_timeout)
     except PeerRefused as exc:
         raise _tls_refused(exc, where) from None
+
+
+async def tls_on_socket(
+    sock: socket.socket,
+    *,
+    server: bool,
+    identity: TlsIdentity,
+    peer_cert_pem: bytes,
+    pinned_sha256: bytes,
+    where: str,
+    timeout: float | None = None,
+    max_frame: int = MAX_MESSAGE_SIZE,
+    write_timeout: float = 30.0,
+) -> FramedConnection:
+    """Mutual TLS 1.3 pinned by the MOU on a TCP socket that is already connected to the peer
+    through something else (the hub's relay, docs/hub.md): the same contexts, handshake and
+    pin check as :func:`connect` (``server=False``) and :func:`serve_once` (``server=True``),
+    within ``timeout`` seconds (None: ``DEFAULT_HANDSHAKE_TIMEOUT``). ``where`` names the peer
+    in messages. Takes ownership of ``sock``. Raises :class:`PeerRefused` as those do."""
+    timeout = DEFAULT_HANDSHAKE_TIMEOUT if timeout is None else timeout
+    if len(pinned_sha256) != FINGERPRINT_SIZE:
+        sock.close()
+        raise ValueError("pinned_sha256 must be 32 bytes")
+    loop = asyncio.get_running_loop()
+    if not server:
+        ctx = client_context(identity, peer_cert_pem)
+        deadline = loop.time() + timeout
+        return await _client_tls(
+            sock, ctx, where, None, pinned_sha256, deadline, timeout, max_frame, write_timeout
+        )
+    ctx = server_context(identity, peer_cert_pem)
+    writers: list[asyncio.StreamWriter] = []
+    reader = asyncio.StreamReader(limit=max(max_frame, 1 << 16))
+    # A connected callback makes the protocol a server's: start_tls then takes the server side.
+    protocol = asyncio.StreamReaderProtocol(reader, lambda _r, w: writers.append(w))
+    try:
+        await loop.connect_accepted_socket(lambda: protocol, sock)
+    except BaseException:
+        sock.close()
+        raise
+    (writer,) = writers
+    try:
+        return await _server_handshake(
+            reader, writer, ctx, pinned_sha256, timeout, max_frame, write_timeout
+        )
+    except PeerRefused as exc:
+        _reset(writer)
+        raise _tls_refused(exc, where) from None
+    except BaseException:
+        _reset(writer)
+        raise
 
 
 def _gave_up(last: _NoConnection | None, where: str, timeout: float) -> PeerRefused:

@@ -1,0 +1,127 @@
+"""Three agencies and a hub for the hub tests (docs/hub.md): CA-RCMP, CA-CBSA and US-DHS under
+the bundled multilateral demo MOU, each with bundled lists of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from xlink.ceremony import HubCeremonyFiles, hub_ceremony
+from xlink.cli.cmd_demo import bundled_path
+from xlink.crypto.hub_key import HubKey
+from xlink.crypto.rand import DeterministicRandom, RandomSource
+from xlink.hub import AgentFiles, Hub, HubAddress, HubAgent
+from xlink.hub.server import Capture
+from xlink.policy.multilateral import accept_multilateral, load_multilateral
+
+PASSPHRASE = b"correct horse battery staple hub"
+NOW = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
+LISTS: dict[str, tuple[str, ...]] = {
+    "CA-RCMP": ("ca_sex_offenders.csv",),
+    "CA-CBSA": ("ca_watchlist.csv",),
+    "US-DHS": ("us_watchlist.csv", "us_travellers.csv"),
+}
+AGENCIES = tuple(LISTS)
+
+
+def clock() -> datetime:
+    return NOW
+
+
+@dataclass
+class HubWorld:
+    base: Path
+    ceremony: HubCeremonyFiles
+
+    def files(self, agency: str, lists: tuple[str, ...] | None = None) -> AgentFiles:
+        names = LISTS[agency] if lists is None else lists
+        return AgentFiles(
+            agency=agency,
+            keys_dir=self.ceremony.keys[agency],
+            passphrase=PASSPHRASE,
+            mou=self.ceremony.mou,
+            bundles={a: p for a, p in self.ceremony.bundles.items() if a != agency},
+            files=tuple(bundled_path(n) for n in names),
+        )
+
+    def workdir(self, agency: str) -> Path:
+        return self.base / f"{agency.lower()}-work"
+
+    def hub(self, *, capture: Capture | None = None, job_timeout: float = 60.0) -> Hub:
+        mou = accept_multilateral(
+            load_multilateral(self.ceremony.mou), local_agency=None, today=NOW.date()
+        )
+        key = HubKey.load(self.ceremony.hub_key, PASSPHRASE)
+        return Hub(
+            mou,
+            key.signing_key,
+            self.base / "hub-work",
+            clock=clock,
+            rng=DeterministicRandom("hub"),
+            job_timeout=job_timeout,
+            capture=capture,
+        )
+
+    def address(self, port: int) -> HubAddress:
+        mou = accept_multilateral(
+            load_multilateral(self.ceremony.mou), local_agency=None, today=NOW.date()
+        )
+        return HubAddress("127.0.0.1", port, mou.hub)
+
+    def agent(self, agency: str, port: int, rng: RandomSource | None = None) -> HubAgent:
+        return HubAgent(
+            self.files(agency),
+            self.address(port),
+            self.workdir(agency),
+            clock=clock,
+            rng=rng or DeterministicRandom(f"agent {agency}"),
+            session_wait=30.0,
+            idle_timeout=30.0,
+        )
+
+
+def make_world(base: Path, *, now: datetime = NOW) -> HubWorld:
+    """The ceremony for the three agencies and the hub, dated ``now`` (valid two days): the
+    fixed :data:`NOW` for tests that pass clocks, the real time for separate processes."""
+    ceremony = hub_ceremony(
+        base / "ceremony", passphrase=PASSPHRASE, now=now, rng=DeterministicRandom("ceremony")
+    )
+    return HubWorld(base, ceremony)
+
+
+@contextlib.asynccontextmanager
+async def running_hub(hub: Hub) -> AsyncIterator[int]:
+    """The hub serving on 127.0.0.1 (a free port, yielded) until the block ends."""
+    bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(hub.serve("127.0.0.1", 0, on_listening=bound.set_result))
+    try:
+        yield await bound
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def running_agents(agents: list[HubAgent]) -> AsyncIterator[None]:
+    tasks = [asyncio.create_task(a.run()) for a in agents]
+    try:
+        async with asyncio.timeout(30):
+            for a in agents:
+                await a.connected.wait()
+        yield
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for a in agents:
+            a.close()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.1)

@@ -1,0 +1,193 @@
+"""Three agencies through a hub on 127.0.0.1, over real TCP and the agencies' own mutual TLS
+(docs/hub.md): a round of every pair, what the hub saw, fan-out queries, the combined view."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from pathlib import Path
+
+import pytest
+from _hub import AGENCIES, LISTS, NOW, HubWorld, make_world, running_agents, running_hub, until
+
+from xlink.cli.cmd_demo import bundled_path
+from xlink.crypto.rand import DeterministicRandom
+from xlink.hub import ask_partners, partner_workdir
+from xlink.hub.combined import combined_matches
+from xlink.hub.schedule import JobState
+from xlink.linkage.schema import load_default_schema
+from xlink.prepare import prepare_side
+
+
+@pytest.fixture(scope="module")
+def round_done(tmp_path_factory: pytest.TempPathFactory) -> tuple[HubWorld, list[bytes]]:
+    """One round through the hub, every byte the hub received captured."""
+    world = make_world(tmp_path_factory.mktemp("hub-round"))
+    seen: list[bytes] = []
+
+    async def main() -> None:
+        hub = world.hub(capture=lambda _where, data: seen.append(data))
+        async with running_hub(hub) as port:
+            agents = [world.agent(a, port) for a in AGENCIES]
+            async with running_agents(agents):
+                hub.add_round()
+                await until(
+                    lambda: (
+                        not hub.schedule.jobs(state=JobState.PENDING)
+                        and not hub.schedule.jobs(state=JobState.RUNNING)
+                    )
+                )
+                await until(lambda: all(a.state.cosigned() for a in agents), timeout=10)
+        states = {(j.initiator, j.responder): j.state for j in hub.schedule.jobs()}
+        hub.close()
+        assert set(states.values()) == {JobState.DONE}, states
+        assert len(states) == 3
+
+    asyncio.run(main())
+    return world, seen
+
+
+def test_every_pair_exchanged_through_the_hub_and_wrote_its_matches(
+    round_done: tuple[HubWorld, list[bytes]],
+) -> None:
+    world, _ = round_done
+    for agency in AGENCIES:
+        for peer in AGENCIES:
+            if peer == agency:
+                continue
+            matches = list((partner_workdir(world.workdir(agency), peer) / "matches").glob("*.csv"))
+            assert len(matches) == 1, (agency, peer)
+    # The cross-border pairs of the bundled lists share people.
+    us = partner_workdir(world.workdir("CA-CBSA"), "US-DHS") / "matches"
+    with next(us.glob("*.csv")).open(encoding="utf-8") as f:
+        assert len(list(csv.DictReader(f))) > 0
+
+
+def _needles(agency: str) -> set[bytes]:
+    """What the hub must never see of ``agency``: each record's id, names and birth date, and
+    every token it derived (before blinding)."""
+    needles: set[bytes] = set()
+    for name in LISTS[agency]:
+        with bundled_path(name).open(encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                for column, value in row.items():
+                    low = (column or "").lower()
+                    wanted = any(k in low for k in ("id", "name", "birth", "dob", "surname"))
+                    if wanted and len(value.strip()) >= 5:
+                        needles.add(value.strip().encode("utf-8"))
+    side = prepare_side([bundled_path(n) for n in LISTS[agency]], schema=load_default_schema())
+    needles.update(side.tokens.value(i) for i in range(len(side.tokens)))
+    return needles
+
+
+def test_the_hub_never_saw_a_record_or_a_token(
+    round_done: tuple[HubWorld, list[bytes]],
+) -> None:
+    _, seen = round_done
+    blob = b"".join(seen)
+    assert len(blob) > 50_000  # the exchanges did go through it
+    for agency in AGENCIES:
+        needles = _needles(agency)
+        assert len(needles) > 500
+        leaked = [n for n in needles if n in blob]
+        assert leaked == [], f"{agency}: {len(leaked)} plaintext values in the hub's bytes"
+
+
+def test_the_hub_cosigned_each_agencys_checkpoints_and_an_auditor_can_use_them(
+    round_done: tuple[HubWorld, list[bytes]], tmp_path: Path
+) -> None:
+    from xlink.cli.main import main
+
+    world, _ = round_done
+    out = tmp_path / "rcmp-dhs.checkpoints.json"
+    hub_dir = world.base / "hub-work"
+    assert (
+        main(
+            [
+                "hub",
+                "export-checkpoints",
+                "--workdir",
+                str(hub_dir),
+                "--agency",
+                "CA-RCMP",
+                "--partner",
+                "US-DHS",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    workdir = partner_workdir(world.workdir("CA-RCMP"), "US-DHS")
+    code = main(
+        [
+            "audit",
+            "verify",
+            str(workdir / "audit.db"),
+            "--keys",
+            str(world.ceremony.keys["CA-RCMP"]),
+            "--partner-checkpoints",
+            str(out),
+        ]
+    )
+    assert code == 0
+
+
+def test_the_combined_view_names_each_partner_that_matched_a_record(
+    round_done: tuple[HubWorld, list[bytes]],
+) -> None:
+    world, _ = round_done
+    rows = combined_matches(world.workdir("CA-CBSA"))
+    assert rows and {p.partner for r in rows for p in r.partners} <= {"CA-RCMP", "US-DHS"}
+    per_partner = {
+        peer: sum(1 for r in rows if peer in {p.partner for p in r.partners})
+        for peer in ("CA-RCMP", "US-DHS")
+    }
+    for peer, count in per_partner.items():
+        matches = partner_workdir(world.workdir("CA-CBSA"), peer) / "matches"
+        with next(matches.glob("*.csv")).open(encoding="utf-8") as f:
+            assert len({r["own_record_id"] for r in csv.DictReader(f)}) == count
+    two = combined_matches(world.workdir("CA-CBSA"), min_lists=2)
+    assert all(r.lists == 2 for r in two)
+    assert {r.own_record_id for r in two} == {r.own_record_id for r in rows if r.lists >= 2}
+
+
+def test_a_fan_out_query_answers_per_partner_and_names_the_one_offline(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    travellers = bundled_path("us_travellers.csv")
+
+    async def main() -> None:
+        hub = world.hub()
+        async with running_hub(hub) as port:
+            agents = [world.agent(a, port) for a in ("CA-RCMP", "CA-CBSA")]
+            async with running_agents(agents):
+                answers = await ask_partners(
+                    world.files("US-DHS"),
+                    world.address(port),
+                    world.workdir("US-DHS"),
+                    ["CA-RCMP", "CA-CBSA"],
+                    [travellers],
+                    clock=lambda: NOW,
+                    rng_of=lambda p: DeterministicRandom(f"ask {p}"),
+                )
+                by = {a.partner: a for a in answers}
+                assert by["CA-RCMP"].outcome is not None and by["CA-CBSA"].outcome is not None
+                assert by["CA-CBSA"].outcome.travellers == by["CA-RCMP"].outcome.travellers > 0
+                assert by["CA-CBSA"].outcome.matched > 0
+                # Each answer was audited in its own pair's log.
+                for peer in ("CA-RCMP", "CA-CBSA"):
+                    assert (partner_workdir(world.workdir("US-DHS"), peer) / "audit.db").exists()
+            # The agents are gone: the hub says so, per partner.
+            offline = await ask_partners(
+                world.files("US-DHS"),
+                world.address(port),
+                world.workdir("US-DHS"),
+                ["CA-RCMP"],
+                [travellers],
+                clock=lambda: NOW,
+                rng_of=lambda p: DeterministicRandom(f"ask again {p}"),
+            )
+            assert offline[0].outcome is None and offline[0].error == "peer-offline"
+        hub.close()
+
+    asyncio.run(main())

@@ -1,0 +1,131 @@
+"""The hub's schedule (xlink-hub-v1 §6): rounds, who may start, reports, retries with backoff,
+and a restart that loses no job and finishes none twice."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xlink.crypto.rand import DeterministicRandom
+from xlink.hub.schedule import JobState, Schedule
+
+T0 = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
+PAIRS = [("CA-RCMP", "CA-CBSA"), ("CA-RCMP", "US-DHS"), ("US-DHS", "CA-CBSA")]
+ALL = {"CA-RCMP", "CA-CBSA", "US-DHS"}
+
+
+def _open(tmp_path: Path, max_attempts: int = 8, now: datetime = T0) -> Schedule:
+    return Schedule.open(tmp_path / "schedule.db", now=now, max_attempts=max_attempts)
+
+
+def test_a_round_has_one_job_per_pair_the_first_in_sorted_order_responding(
+    tmp_path: Path,
+) -> None:
+    with _open(tmp_path) as s:
+        s.add_round([*PAIRS, ("CA-CBSA", "CA-RCMP")], now=T0, rng=DeterministicRandom(1))
+        jobs = s.jobs()
+    assert sorted((j.responder, j.initiator) for j in jobs) == [
+        ("CA-CBSA", "CA-RCMP"),
+        ("CA-CBSA", "US-DHS"),
+        ("CA-RCMP", "US-DHS"),
+    ]
+    assert {j.state for j in jobs} == {JobState.PENDING}
+
+
+def test_only_jobs_of_connected_free_agencies_start_one_per_agency(tmp_path: Path) -> None:
+    with _open(tmp_path) as s:
+        s.add_round(PAIRS, now=T0, rng=DeterministicRandom(1))
+        assert s.runnable({"CA-RCMP"}, set(), now=T0) == []
+        assert [j.agencies for j in s.runnable({"CA-RCMP", "US-DHS"}, set(), now=T0)] == [
+            ("US-DHS", "CA-RCMP")
+        ]
+        assert s.runnable({"CA-RCMP", "US-DHS"}, {"US-DHS"}, now=T0) == []
+        # Three agencies, three pairs: every pair shares an agency with every other.
+        assert len(s.runnable(ALL, set(), now=T0)) == 1
+
+
+def test_a_job_is_done_only_when_both_agencies_report_success(tmp_path: Path) -> None:
+    with _open(tmp_path) as s:
+        s.add_round(PAIRS[:1], now=T0, rng=DeterministicRandom(1))
+        (job,) = s.jobs()
+        s.start(job.job, now=T0)
+        assert s.report(job.job, job.initiator, ok=True, reason="", now=T0) == JobState.RUNNING
+        assert s.report(job.job, "US-DHS", ok=True, reason="", now=T0) == JobState.RUNNING
+        assert s.report(job.job, job.responder, ok=True, reason="", now=T0) == JobState.DONE
+
+
+def test_a_failure_retries_after_a_doubling_backoff_then_gives_up(tmp_path: Path) -> None:
+    with _open(tmp_path, max_attempts=3) as s:
+        s.add_round(PAIRS[:1], now=T0, rng=DeterministicRandom(1))
+        (job,) = s.jobs()
+        now, waits = T0, []
+        for _ in range(3):
+            (ready,) = s.runnable(ALL, set(), now=now)
+            s.start(ready.job, now=now)
+            state = s.report(job.job, job.initiator, ok=False, reason="timeout", now=now)
+            row = s.get(job.job)
+            assert row is not None
+            waits.append(row.due - now)
+            assert s.runnable(ALL, set(), now=now) == []
+            now = row.due
+        assert state == JobState.FAILED
+        assert waits[:2] == [timedelta(seconds=2), timedelta(seconds=4)]
+        assert row.reason == "timeout" and row.attempts == 3
+
+
+def test_a_restart_puts_running_jobs_back_and_keeps_finished_ones(tmp_path: Path) -> None:
+    with _open(tmp_path) as s:
+        s.add_round(PAIRS, now=T0, rng=DeterministicRandom(1))
+        first, second, _ = s.jobs()
+        s.start(first.job, now=T0)
+        s.start(second.job, now=T0)
+        s.report(second.job, second.initiator, ok=True, reason="", now=T0)
+        s.report(second.job, second.responder, ok=True, reason="", now=T0)
+    later = T0 + timedelta(minutes=1)
+    with _open(tmp_path, now=later) as s:
+        states = {j.job: (j.state, j.reason) for j in s.jobs()}
+        assert states[first.job] == (JobState.PENDING, "hub-restarted")
+        assert states[second.job][0] == JobState.DONE
+        (again,) = s.runnable(set(first.agencies), set(), now=later)
+        assert again.job == first.job
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.sampled_from(["ok", "fail", "start"]), st.booleans()),
+        max_size=30,
+    )
+)
+def test_no_sequence_of_events_finishes_a_job_without_two_successes(
+    events: list[tuple[int, str, bool]],
+) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp, _open(Path(tmp)) as s:
+        s.add_round(PAIRS, now=T0, rng=DeterministicRandom(2))
+        jobs = s.jobs()
+        successes: dict[bytes, set[str]] = {j.job: set() for j in jobs}
+        for index, action, first in events:
+            job = jobs[index]
+            agency = job.initiator if first else job.responder
+            if action == "start":
+                before = s.get(job.job)
+                s.start(job.job, now=T0)
+                if before is not None and before.state == JobState.PENDING:
+                    successes[job.job] = set()
+            elif action == "ok":
+                running = (row := s.get(job.job)) is not None and row.state == JobState.RUNNING
+                s.report(job.job, agency, ok=True, reason="", now=T0)
+                if running:
+                    successes[job.job].add(agency)
+            else:
+                if (row := s.get(job.job)) is not None and row.state == JobState.RUNNING:
+                    successes[job.job] = set()
+                s.report(job.job, agency, ok=False, reason="x", now=T0)
+        for row in s.jobs():
+            if row.state == JobState.DONE:
+                assert successes[row.job] == set(row.agencies)

@@ -1,0 +1,331 @@
+"""``xlink hub agent``: an agency's standing connection to the hub (docs/hub.md).
+
+The agent connects out to the hub (no inbound firewall hole), keeps the connection up
+(reconnecting with a backoff), and does what the hub's jobs say: an exchange with a partner
+through the single exchange path (:meth:`xlink.agency.Agency.exchange`, one workdir per partner
+under the agent's workdir), or the holder's side of a partner's real-time query. It reports
+each job's end, and offers the audit checkpoint of each partner's log for the hub to cosign.
+
+A job the agent has finished is recorded (``hub-agent.db``), so a job the hub gives again —
+after a hub restart, say — is reported done without a second exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+from xlink._sqlite import SqliteStore, connect, transaction
+from xlink.agency import Agency
+from xlink.audit._encoding import to_micros
+from xlink.crypto.keyfiles import AgencyKeys
+from xlink.crypto.rand import RandomSource
+from xlink.errors import HubError, PeerRefused, ProtocolError, XlinkError
+from xlink.hub.client import HubAddress, open_hub, relayed
+from xlink.hub.wire import (
+    CheckpointOffer,
+    Cosigned,
+    Job,
+    JobKind,
+    Purpose,
+    Report,
+    decode,
+    encode,
+)
+from xlink.linkage.schema import schema_digest
+from xlink.prepare import PreparedSide, StrPath
+from xlink.protocol.framing import FRAME_HEADER_SIZE, encode_frame
+from xlink.transport.stream import FramedConnection
+
+__all__ = ["AgentFiles", "HubAgent", "partner_workdir", "partners_of"]
+
+log = logging.getLogger("xlink.hub.agent")
+
+RECONNECT_FIRST: Final = 0.5
+RECONNECT_MAX: Final = 30.0
+SESSION_WAIT: Final = 120.0
+"""Seconds a job's session connection waits for the hub to splice the partner."""
+
+
+def partner_workdir(workdir: Path, peer: str) -> Path:
+    """The Agency workdir of exchanges with ``peer`` under an agent's (or asker's) workdir."""
+    return workdir / "partners" / peer
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFiles:
+    """What an agency's side needs: its key directory and passphrase, the multilateral MOU,
+    each partner's public bundle (by agency id), and the list it brings (files, mappings)."""
+
+    agency: str
+    keys_dir: Path
+    passphrase: bytes = field(repr=False)
+    mou: Path
+    bundles: dict[str, Path]
+    files: tuple[Path, ...]
+    mappings: tuple[Path | None, ...] | None = None
+    date_order: str | None = None
+
+    def open_agency(
+        self,
+        workdir: Path,
+        peer: str,
+        *,
+        clock: Callable[[], datetime],
+        rng: RandomSource,
+        keys: AgencyKeys | None = None,
+    ) -> Agency:
+        """:meth:`Agency.open` for the pair (us, ``peer``) in its partner workdir (``keys``:
+        ours, already opened with the passphrase, so as not to pay the KDF again)."""
+        if peer not in self.bundles:
+            raise XlinkError(f"no public bundle for {peer}")
+        return Agency.open(
+            partner_workdir(workdir, peer),
+            agency=self.agency,
+            peer=peer,
+            keys_dir=self.keys_dir,
+            passphrase=self.passphrase,
+            mou_path=self.mou,
+            peer_bundle_path=self.bundles[peer],
+            clock=clock,
+            rng=rng,
+            keys=keys,
+        )
+
+    def load_keys(self) -> AgencyKeys:
+        """Our keys, opened once with the passphrase."""
+        keys = AgencyKeys.load(self.keys_dir, self.passphrase)
+        if keys.agency_id != self.agency:
+            raise XlinkError(f"{self.keys_dir}: the keys of {keys.agency_id}, not {self.agency}")
+        return keys
+
+
+class _AgentState(SqliteStore):
+    """Jobs finished and checkpoints the hub cosigned (``hub-agent.db``)."""
+
+    __slots__ = ()
+
+    def __init__(self, path: Path) -> None:
+        self._conn = connect(path)
+        self._conn.executescript(
+            "CREATE TABLE IF NOT EXISTS done (job BLOB PRIMARY KEY, peer TEXT NOT NULL,"
+            " finished_us INTEGER NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS cosigned (log TEXT NOT NULL, seq INTEGER NOT NULL,"
+            " signature BLOB NOT NULL, PRIMARY KEY (log, seq));"
+        )
+
+    def is_done(self, job: bytes) -> bool:
+        return self._conn.execute("SELECT 1 FROM done WHERE job = ?", (job,)).fetchone() is not None
+
+    def mark_done(self, job: bytes, peer: str, now: datetime) -> None:
+        with transaction(self._conn):
+            self._conn.execute(
+                "INSERT OR IGNORE INTO done (job, peer, finished_us) VALUES (?, ?, ?)",
+                (job, peer, to_micros(now)),
+            )
+
+    def keep_cosignature(self, log_name: str, seq: int, signature: bytes) -> None:
+        with transaction(self._conn):
+            self._conn.execute(
+                "INSERT OR IGNORE INTO cosigned (log, seq, signature) VALUES (?, ?, ?)",
+                (log_name, seq, signature),
+            )
+
+    def cosigned(self) -> list[tuple[str, int]]:
+        rows = self._conn.execute("SELECT log, seq FROM cosigned ORDER BY log, seq")
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+    def done_jobs(self) -> int:
+        row = self._conn.execute("SELECT COUNT(*) FROM done").fetchone()
+        return int(row[0])
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, HubError):
+        return exc.reason.value
+    if isinstance(exc, PeerRefused):
+        return exc.reason.value
+    code = getattr(exc, "code", None)
+    if code is not None and hasattr(code, "name"):
+        return str(code.name).lower().replace("_", "-")
+    return type(exc).__name__.lower()
+
+
+class HubAgent:
+    """One agency's agent. :meth:`run` until cancelled."""
+
+    def __init__(
+        self,
+        files: AgentFiles,
+        address: HubAddress,
+        workdir: StrPath,
+        *,
+        clock: Callable[[], datetime],
+        rng: RandomSource,
+        session_wait: float = SESSION_WAIT,
+        idle_timeout: float = 60.0,
+    ) -> None:
+        self.files = files
+        self.address = address
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self.rng = rng
+        self.session_wait = session_wait
+        self.idle_timeout = idle_timeout
+        self._keys = files.load_keys()
+        self._signing_key = self._keys.signing_key
+        self.state = _AgentState(self.workdir / "hub-agent.db")
+        self._sides: dict[bytes, PreparedSide] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pair_locks: dict[str, asyncio.Lock] = {}
+        #: Set once the hub has welcomed the control connection (tests and the demo wait on it).
+        self.connected = asyncio.Event()
+
+    def close(self) -> None:
+        self.state.close()
+
+    async def run(self) -> None:
+        """Stay connected to the hub and run its jobs, until cancelled."""
+        delay = RECONNECT_FIRST
+        try:
+            while True:
+                try:
+                    await self._connected_once()
+                    delay = RECONNECT_FIRST
+                except (XlinkError, OSError, asyncio.IncompleteReadError, ConnectionError) as exc:
+                    log.info("%s: hub connection ended: %s", self.files.agency, exc)
+                self.connected.clear()
+                self._writer = None
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, RECONNECT_MAX)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _connected_once(self) -> None:
+        sock = await open_hub(
+            self.address,
+            agency=self.files.agency,
+            signing_key=self._signing_key,
+            purpose=Purpose.CONTROL,
+            clock=self.clock,
+            rng=self.rng,
+        )
+        reader, writer = await asyncio.open_connection(sock=sock)
+        self._writer = writer
+        self.connected.set()
+        log.info("%s: connected to %s", self.files.agency, self.address)
+        try:
+            while True:
+                header = await reader.readexactly(FRAME_HEADER_SIZE)
+                message = decode(await reader.readexactly(int.from_bytes(header, "big")))
+                if isinstance(message, Job):
+                    self._spawn(self._job(message))
+                elif isinstance(message, Cosigned):
+                    self.state.keep_cosignature(message.log, message.seq, message.signature)
+                # a REFUSED of a checkpoint offer: nothing to keep
+        finally:
+            writer.transport.abort()
+
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _send(self, message: Report | CheckpointOffer) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(encode_frame(encode(message)))
+
+    def _side(self, agency: Agency) -> PreparedSide:
+        """Our list, prepared once with the MOU's schema (rejects in the agent's workdir)."""
+        digest = schema_digest(agency.schema)
+        if digest not in self._sides:
+            from xlink.prepare import prepare_side
+
+            self._sides[digest] = prepare_side(
+                list(self.files.files),
+                schema=agency.schema,
+                mappings=list(self.files.mappings) if self.files.mappings else None,
+                date_order=self.files.date_order,
+                rejects_dir=self.workdir / "rejects",
+            )
+        return self._sides[digest]
+
+    async def _job(self, job: Job) -> None:
+        lock = self._pair_locks.setdefault(job.peer, asyncio.Lock())
+        try:
+            if job.kind is JobKind.EXCHANGE and self.state.is_done(job.job):
+                self._send(Report(job.job, True, "already-done"))
+                return
+            async with lock:
+                if job.kind is JobKind.EXCHANGE:
+                    await self._exchange(job)
+                else:
+                    await self._answer(job)
+        except (XlinkError, OSError, ConnectionError) as exc:
+            log.info(
+                "%s: job %s with %s failed: %s", self.files.agency, job.job.hex()[:8], job.peer, exc
+            )
+            if job.kind is JobKind.EXCHANGE:
+                self._send(Report(job.job, False, _reason(exc)))
+
+    def _open(self, peer: str) -> Agency:
+        return self.files.open_agency(
+            self.workdir, peer, clock=self.clock, rng=self.rng, keys=self._keys
+        )
+
+    async def _session(self, agency: Agency, job: Job) -> FramedConnection:
+        sock = await open_hub(
+            self.address,
+            agency=self.files.agency,
+            signing_key=self._signing_key,
+            purpose=Purpose.SESSION,
+            job=job.job,
+            clock=self.clock,
+            rng=self.rng,
+        )
+        return await relayed(
+            sock,
+            role=job.role,
+            tls=agency.tls_options(),
+            where=f"{job.peer} through the hub",
+            wait=self.session_wait,
+        )
+
+    async def _exchange(self, job: Job) -> None:
+        with self._open(job.peer) as a:
+            side = self._side(a)
+            config = a.session_config(job.role)
+            conn = await self._session(a, job)
+            await a.exchange(
+                conn,
+                side,
+                config=config,
+                idle_timeout=self.idle_timeout,
+            )
+            published = a.audit.publish(now=self.clock())
+        self.state.mark_done(job.job, job.peer, self.clock())
+        self._send(Report(job.job, True, ""))
+        if published is not None:
+            self._send(CheckpointOffer(job.peer, published))
+
+    async def _answer(self, job: Job) -> None:
+        with self._open(job.peer) as a:
+            service = a.query_service(self._side(a))
+            conn = await self._session(a, job)
+            with contextlib.suppress(ProtocolError):  # audited by the service
+                await service.handle(conn, idle_timeout=self.idle_timeout)
+
+
+def partners_of(mou_pairs: Sequence[tuple[str, str]], agency: str) -> list[str]:
+    """The agencies ``agency`` has terms with, sorted."""
+    return sorted({b if a == agency else a for a, b in mou_pairs if agency in (a, b)})

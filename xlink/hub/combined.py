@@ -1,0 +1,105 @@
+"""The analyst's combined view (docs/hub.md, "What an analyst sees"): which of our records
+matched which partners, read from the matches files each partner's exchanges wrote
+(``partners/<peer>/matches/*.jsonl`` under the agent's workdir).
+
+Each partner's releases stay where they are: in that partner's store, under that partner's
+caveats; this view names them by release id and partner only. ``min_lists`` keeps the records
+matched on at least that many partners' lists. That figure is computed here, from pairwise
+results we already hold, so it tells us nothing the pairwise exchanges did not, and tells no
+partner anything (docs/hub.md says why a private "on k lists" across partners is not offered).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xlink.errors import InputError
+
+__all__ = ["CombinedMatch", "PartnerMatch", "combined_matches"]
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerMatch:
+    """One partner's latest decided match of one of our records."""
+
+    partner: str
+    session: str
+    score: str
+    outbound: str
+    inbound: str
+    inbound_release_id: str
+    inbound_category: str
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "partner": self.partner,
+            "session": self.session,
+            "score": self.score,
+            "outbound": self.outbound,
+            "inbound": self.inbound,
+            "inbound_release_id": self.inbound_release_id,
+            "inbound_category": self.inbound_category,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CombinedMatch:
+    own_record_id: str
+    own_category: str
+    partners: tuple[PartnerMatch, ...] = field(default_factory=tuple)
+
+    @property
+    def lists(self) -> int:
+        return len(self.partners)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "own_record_id": self.own_record_id,
+            "own_category": self.own_category,
+            "lists": self.lists,
+            "partners": [p.as_json() for p in self.partners],
+        }
+
+
+def combined_matches(workdir: Path, *, min_lists: int = 1) -> list[CombinedMatch]:
+    """Our records matched by at least ``min_lists`` partners, by record id; for each partner
+    its match from the most recent session that matched the record (files in order of
+    modification). :class:`~xlink.errors.InputError` when ``workdir`` has no partner
+    workdirs or a matches file is unreadable."""
+    if min_lists < 1:
+        raise InputError("min_lists must be at least 1")
+    partners_dir = workdir / "partners"
+    if not partners_dir.is_dir():
+        raise InputError(f"{workdir}: no partners/ directory (has the agent run here?)")
+    found: dict[str, dict[str, PartnerMatch]] = {}
+    categories: dict[str, str] = {}
+    for partner_dir in sorted(p for p in partners_dir.iterdir() if p.is_dir()):
+        files = sorted((partner_dir / "matches").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+        for path in files:
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+                rows = [json.loads(line) for line in lines if line.strip()]
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise InputError(f"{path}: not a matches file ({type(exc).__name__})") from None
+            for number, row in enumerate(rows, start=1):
+                if not isinstance(row, dict) or not isinstance(row.get("own_record_id"), str):
+                    raise InputError(f"{path}:{number}: not a matches row")
+                record = row["own_record_id"]
+                categories[record] = str(row.get("own_category", ""))
+                found.setdefault(record, {})[partner_dir.name] = PartnerMatch(
+                    partner=partner_dir.name,
+                    session=str(row.get("session", "")),
+                    score=str(row.get("score", "")),
+                    outbound=str(row.get("outbound", "")),
+                    inbound=str(row.get("inbound", "")),
+                    inbound_release_id=str(row.get("inbound_release_id", "")),
+                    inbound_category=str(row.get("inbound_category", "")),
+                )
+    out = [
+        CombinedMatch(record, categories[record], tuple(by[p] for p in sorted(by)))
+        for record, by in found.items()
+        if len(by) >= min_lists
+    ]
+    return sorted(out, key=lambda m: (-m.lists, m.own_record_id))

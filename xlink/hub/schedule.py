@@ -1,0 +1,285 @@
+"""The hub's schedule: every pairwise exchange it is to run, kept in SQLite so that a hub that
+stops and starts again loses none and runs none twice (docs/hub.md, "Schedule").
+
+A *round* is one exchange for every pair of agencies the multilateral MOU gives terms ("every
+partner against every other"). Each exchange is a *job*: ``pending`` until both agencies are
+connected and free, then ``running``, then ``done`` once both report success. A failure, a
+timeout, an agency that drops or a hub restart sends it back to ``pending`` after a backoff,
+until ``max_attempts``: then ``failed``. Nothing here sees a record or a token.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final, Self
+
+from xlink._sqlite import SqliteStore, connect, transaction
+from xlink.audit._encoding import from_micros, to_micros
+from xlink.crypto.rand import RandomSource
+from xlink.error_codes import HubReason
+
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "JobRow", "JobState", "Schedule"]
+
+DEFAULT_MAX_ATTEMPTS: Final = 8
+RETRY_FIRST: Final = timedelta(seconds=2)
+RETRY_MAX: Final = timedelta(minutes=10)
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS rounds (
+    round INTEGER PRIMARY KEY,
+    created_us INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    job BLOB PRIMARY KEY,
+    round INTEGER NOT NULL REFERENCES rounds(round),
+    initiator TEXT NOT NULL,
+    responder TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_us INTEGER NOT NULL,
+    started_us INTEGER,
+    initiator_ok INTEGER NOT NULL DEFAULT 0,
+    responder_ok INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    updated_us INTEGER NOT NULL,
+    UNIQUE (round, initiator, responder)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    agency TEXT NOT NULL,
+    log TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    published TEXT NOT NULL,
+    cosignature BLOB NOT NULL,
+    received_us INTEGER NOT NULL,
+    PRIMARY KEY (agency, log, seq)
+);
+"""
+
+
+class JobState:
+    PENDING: Final = "pending"
+    RUNNING: Final = "running"
+    DONE: Final = "done"
+    FAILED: Final = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    job: bytes
+    round: int
+    initiator: str
+    responder: str
+    state: str
+    attempts: int
+    due: datetime
+    reason: str
+
+    @property
+    def agencies(self) -> tuple[str, str]:
+        return (self.initiator, self.responder)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "job": self.job.hex(),
+            "round": self.round,
+            "initiator": self.initiator,
+            "responder": self.responder,
+            "state": self.state,
+            "attempts": self.attempts,
+            "due": self.due.isoformat(),
+            "reason": self.reason,
+        }
+
+
+_COLUMNS: Final = "job, round, initiator, responder, state, attempts, due_us, reason"
+
+
+def _row(values: tuple[object, ...]) -> JobRow:
+    job, rnd, ini, res, state, attempts, due_us, reason = values
+    assert isinstance(job, bytes) and isinstance(due_us, int)
+    return JobRow(
+        job,
+        int(str(rnd)),
+        str(ini),
+        str(res),
+        str(state),
+        int(str(attempts)),
+        from_micros(due_us),
+        str(reason),
+    )
+
+
+class Schedule(SqliteStore):
+    """The hub's job table (``schedule.db`` in the hub's working directory)."""
+
+    __slots__ = ("_max_attempts",)
+
+    def __init__(self, conn: sqlite3.Connection, max_attempts: int) -> None:
+        self._conn = conn
+        self._max_attempts = max_attempts
+
+    @classmethod
+    def open(
+        cls, path: str | Path, *, now: datetime, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    ) -> Self:
+        """Open (or create) the schedule. A job left ``running`` by a hub that stopped goes
+        back to ``pending`` at once (reason ``hub-restarted``): it runs again, and the
+        agencies' own ledgers make a second run deliver nothing twice."""
+        conn = connect(path)
+        conn.executescript(_SCHEMA)
+        self = cls(conn, max_attempts)
+        self._recover(now)
+        return self
+
+    @classmethod
+    def read_only(cls, path: str | Path) -> Self:
+        """Open an existing schedule to read it (``xlink hub status``) while the hub runs."""
+        return cls(connect(path, read_only=True), DEFAULT_MAX_ATTEMPTS)
+
+    def _recover(self, now: datetime) -> None:
+        conn = self._conn
+        with transaction(conn):
+            conn.execute(
+                "UPDATE jobs SET state = 'pending', initiator_ok = 0, responder_ok = 0,"
+                " reason = ?, due_us = ?, updated_us = ? WHERE state = 'running'",
+                (HubReason.HUB_RESTARTED.value, to_micros(now), to_micros(now)),
+            )
+
+    def add_round(
+        self, pairs: Iterable[tuple[str, str]], *, now: datetime, rng: RandomSource
+    ) -> int:
+        """A new round: one pending job per pair, due ``now``. In each pair the agency first in
+        sorted order answers (TLS server, PSI responder) and the other initiates."""
+        time_us = to_micros(now)
+        with transaction(self._conn):
+            cursor = self._conn.execute("INSERT INTO rounds (created_us) VALUES (?)", (time_us,))
+            number = cursor.lastrowid
+            assert number is not None
+            for pair in sorted({tuple(sorted(p)) for p in pairs}):
+                responder, initiator = pair
+                self._conn.execute(
+                    "INSERT INTO jobs (job, round, initiator, responder, state, due_us,"
+                    " updated_us) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                    (rng(16), number, initiator, responder, time_us, time_us),
+                )
+        return number
+
+    def last_round(self) -> tuple[int, datetime] | None:
+        row = self._conn.execute(
+            "SELECT round, created_us FROM rounds ORDER BY round DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), from_micros(int(row[1])))
+
+    def jobs(self, *, state: str | None = None) -> list[JobRow]:
+        query = f"SELECT {_COLUMNS} FROM jobs"  # noqa: S608 - constant column list
+        args: tuple[object, ...] = ()
+        if state is not None:
+            query += " WHERE state = ?"
+            args = (state,)
+        rows = self._conn.execute(query + " ORDER BY round, due_us, initiator, responder", args)
+        return [_row(tuple(r)) for r in rows]
+
+    def get(self, job: bytes) -> JobRow | None:
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE job = ?",  # noqa: S608 - constant column list
+            (job,),
+        ).fetchone()
+        return None if row is None else _row(tuple(row))
+
+    def runnable(self, online: set[str], busy: set[str], *, now: datetime) -> list[JobRow]:
+        """Pending jobs now due whose two agencies are both connected and neither busy, in
+        the order they should start (oldest round first), at most one per agency."""
+        chosen: list[JobRow] = []
+        taken = set(busy)
+        for job in self.jobs(state=JobState.PENDING):
+            if job.due > now:
+                continue
+            if set(job.agencies) <= online and not set(job.agencies) & taken:
+                chosen.append(job)
+                taken.update(job.agencies)
+        return chosen
+
+    def start(self, job: bytes, *, now: datetime) -> None:
+        with transaction(self._conn):
+            self._conn.execute(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_us = ?,"
+                " initiator_ok = 0, responder_ok = 0, reason = '', updated_us = ?"
+                " WHERE job = ? AND state = 'pending'",
+                (to_micros(now), to_micros(now), job),
+            )
+
+    def report(self, job: bytes, agency: str, *, ok: bool, reason: str, now: datetime) -> str:
+        """One agency's report on a running job; returns the job's state after it (a job is
+        done when both reported success; a failure sends it back for a retry)."""
+        row = self.get(job)
+        if row is None or row.state != JobState.RUNNING or agency not in row.agencies:
+            return row.state if row is not None else ""
+        if not ok:
+            return self.fail(job, reason or HubReason.PEER_FAILED.value, now=now)
+        column = "initiator_ok" if agency == row.initiator else "responder_ok"
+        with transaction(self._conn):
+            self._conn.execute(
+                f"UPDATE jobs SET {column} = 1, updated_us = ? WHERE job = ?",  # noqa: S608
+                (to_micros(now), job),
+            )
+            self._conn.execute(
+                "UPDATE jobs SET state = 'done' WHERE job = ? AND initiator_ok = 1"
+                " AND responder_ok = 1",
+                (job,),
+            )
+        after = self.get(job)
+        return after.state if after is not None else ""
+
+    def fail(self, job: bytes, reason: str, *, now: datetime) -> str:
+        """A running job did not finish: pending again after a backoff that doubles with each
+        attempt, or failed for good after ``max_attempts``."""
+        row = self.get(job)
+        if row is None or row.state != JobState.RUNNING:
+            return row.state if row is not None else ""
+        final = row.attempts >= self._max_attempts
+        delay = min(RETRY_FIRST * 2 ** max(row.attempts - 1, 0), RETRY_MAX)
+        with transaction(self._conn):
+            self._conn.execute(
+                "UPDATE jobs SET state = ?, due_us = ?, reason = ?, initiator_ok = 0,"
+                " responder_ok = 0, updated_us = ? WHERE job = ?",
+                (
+                    JobState.FAILED if final else JobState.PENDING,
+                    to_micros(now + delay),
+                    reason[:64],
+                    to_micros(now),
+                    job,
+                ),
+            )
+        return JobState.FAILED if final else JobState.PENDING
+
+    def started_before(self, moment: datetime) -> list[bytes]:
+        rows = self._conn.execute(
+            "SELECT job FROM jobs WHERE state = 'running' AND started_us < ?",
+            (to_micros(moment),),
+        )
+        return [bytes(r[0]) for r in rows]
+
+    # -- cosigned checkpoints ----------------------------------------------------------------
+
+    def keep_checkpoint(
+        self, agency: str, log: str, seq: int, published: str, cosignature: bytes, now: datetime
+    ) -> None:
+        with transaction(self._conn):
+            self._conn.execute(
+                "INSERT OR IGNORE INTO checkpoints (agency, log, seq, published, cosignature,"
+                " received_us) VALUES (?, ?, ?, ?, ?, ?)",
+                (agency, log, seq, published, cosignature, to_micros(now)),
+            )
+
+    def checkpoints(self, agency: str, log: str) -> list[str]:
+        """The checkpoints ``agency`` gave for its log of exchanges with ``log``, as the JSON
+        of :meth:`PublishedCheckpoint.to_json`, oldest first."""
+        rows = self._conn.execute(
+            "SELECT published FROM checkpoints WHERE agency = ? AND log = ? ORDER BY seq",
+            (agency, log),
+        )
+        return [str(r[0]) for r in rows]
