@@ -23,6 +23,7 @@ import vector_files
 
 from xlink.audit import Checkpoint, PublishedCheckpoint
 from xlink.canonical import pack
+from xlink.crypto._public_docs import audit_endorsement_message
 from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import DeterministicRandom
 from xlink.error_codes import HubReason
@@ -85,7 +86,9 @@ def build_valid() -> dict[str, object]:
         nonce=agency_nonce,
     )
     welcome = Welcome(hub.sign(welcome_message(HUB_ID, hub_nonce, hello)))
-    offer = CheckpointOffer("US-DHS", _checkpoint(audit))
+    published = _checkpoint(audit)
+    endorsement = agency.sign(audit_endorsement_message(AGENCY, published.audit_key))
+    offer = CheckpointOffer("US-DHS", published, endorsement)
     cosigned = Cosigned("US-DHS", 7, hub.sign(cosign_message(HUB_ID, AGENCY, offer)))
     messages: list[tuple[str, HubMessage]] = [
         ("challenge", Challenge(HUB_ID, hub_nonce)),
@@ -115,7 +118,7 @@ def _raw(members: list[object]) -> str:
 
 
 def build_invalid() -> list[dict[str, str]]:
-    nonce, sig, job = bytes(32), bytes(64), bytes(16)
+    nonce, sig, job, key = bytes(32), bytes(64), bytes(16), bytes(32)
     cases = [
         ("empty", ""),
         ("wrong version", "02" + _raw([1, HUB_ID, nonce])[2:]),
@@ -134,7 +137,8 @@ def build_invalid() -> list[dict[str, str]]:
         ("job with an unknown role", _raw([5, job, "exchange", "US-DHS", "observer"])),
         ("report ok is an integer", _raw([6, job, 1, ""])),
         ("spliced with a member", _raw([7, 0])),
-        ("checkpoint with seq 0", _raw([8, "US-DHS", bytes(32), 0, bytes(32), 1, 0, 1, sig])),
+        ("checkpoint with seq 0", _raw([8, "US-DHS", key, 0, key, 1, 0, 1, sig, sig])),
+        ("checkpoint without endorsement", _raw([8, "US-DHS", key, 1, key, 1, 0, 1, sig])),
         ("trailing bytes", _raw([7]) + "00"),
         ("not the minimal encoding", "01" + "dc0001" + "07"),
         ("a map", "01" + "81a17407"),

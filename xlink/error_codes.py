@@ -115,3 +115,8 @@ class HubReason(Enum):
     """The other agency of a job reported a failure or went away."""
     HUB_RESTARTED = "hub-restarted"
     """The hub stopped while the job was running; it runs again."""
+    BUSY = "busy"
+    """Too many real-time queries of this pair in flight at the hub: ask again shortly."""
+    CONFLICT = "conflict"
+    """A checkpoint contradicting one the hub already keeps for that log (same or earlier
+    entry with other content, or another audit key): kept as evidence, never cosigned."""

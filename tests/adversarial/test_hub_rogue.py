@@ -94,7 +94,8 @@ def test_an_agency_the_mou_does_not_name_is_refused(world: HubWorld) -> None:
                 rng=DeterministicRandom(1),
             )
         )
-        assert reason is HubReason.NOT_A_PARTY
+        # Refused as a bad signature: a stranger does not learn who the parties are.
+        assert reason is HubReason.BAD_SIGNATURE
 
     _with_hub(world, test)
 

@@ -15,10 +15,11 @@ from xlink.hub.schedule import JobState, Schedule
 T0 = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
 PAIRS = [("CA-RCMP", "CA-CBSA"), ("CA-RCMP", "US-DHS"), ("US-DHS", "CA-CBSA")]
 ALL = {"CA-RCMP", "CA-CBSA", "US-DHS"}
+RNG = DeterministicRandom("attempts")
 
 
 def _open(tmp_path: Path, max_attempts: int = 8, now: datetime = T0) -> Schedule:
-    return Schedule.open(tmp_path / "schedule.db", now=now, max_attempts=max_attempts)
+    return Schedule.open(tmp_path / "schedule.db", now=now, max_attempts=max_attempts, recover=True)
 
 
 def test_a_round_has_one_job_per_pair_the_first_in_sorted_order_responding(
@@ -51,7 +52,7 @@ def test_a_job_is_done_only_when_both_agencies_report_success(tmp_path: Path) ->
     with _open(tmp_path) as s:
         s.add_round(PAIRS[:1], now=T0, rng=DeterministicRandom(1))
         (job,) = s.jobs()
-        s.start(job.job, now=T0)
+        s.start(job.job, now=T0, rng=RNG)
         assert s.report(job.job, job.initiator, ok=True, reason="", now=T0) == JobState.RUNNING
         assert s.report(job.job, "US-DHS", ok=True, reason="", now=T0) == JobState.RUNNING
         assert s.report(job.job, job.responder, ok=True, reason="", now=T0) == JobState.DONE
@@ -64,7 +65,7 @@ def test_a_failure_retries_after_a_doubling_backoff_then_gives_up(tmp_path: Path
         now, waits = T0, []
         for _ in range(3):
             (ready,) = s.runnable(ALL, set(), now=now)
-            s.start(ready.job, now=now)
+            s.start(ready.job, now=now, rng=RNG)
             state = s.report(job.job, job.initiator, ok=False, reason="timeout", now=now)
             row = s.get(job.job)
             assert row is not None
@@ -80,8 +81,8 @@ def test_a_restart_puts_running_jobs_back_and_keeps_finished_ones(tmp_path: Path
     with _open(tmp_path) as s:
         s.add_round(PAIRS, now=T0, rng=DeterministicRandom(1))
         first, second, _ = s.jobs()
-        s.start(first.job, now=T0)
-        s.start(second.job, now=T0)
+        s.start(first.job, now=T0, rng=RNG)
+        s.start(second.job, now=T0, rng=RNG)
         s.report(second.job, second.initiator, ok=True, reason="", now=T0)
         s.report(second.job, second.responder, ok=True, reason="", now=T0)
     later = T0 + timedelta(minutes=1)
@@ -91,6 +92,36 @@ def test_a_restart_puts_running_jobs_back_and_keeps_finished_ones(tmp_path: Path
         assert states[second.job][0] == JobState.DONE
         (again,) = s.runnable(set(first.agencies), set(), now=later)
         assert again.job == first.job
+
+
+def test_a_tool_opening_the_schedule_beside_the_hub_leaves_running_jobs_alone(
+    tmp_path: Path,
+) -> None:
+    """``xlink hub schedule`` adds a round while the hub runs: it must not put the hub's
+    running jobs back to pending (the hub would then drop both agencies' reports)."""
+    with _open(tmp_path) as hub:
+        hub.add_round(PAIRS[:1], now=T0, rng=DeterministicRandom(1))
+        (job,) = hub.jobs()
+        attempt = hub.start(job.job, now=T0, rng=RNG)
+        with Schedule.open(tmp_path / "schedule.db", now=T0) as tool:
+            tool.add_round(PAIRS, now=T0, rng=DeterministicRandom(2))
+        assert hub.by_attempt(attempt) is not None
+        assert hub.report(job.job, job.initiator, ok=True, reason="", now=T0) == JobState.RUNNING
+        assert hub.report(job.job, job.responder, ok=True, reason="", now=T0) == JobState.DONE
+
+
+def test_each_start_has_its_own_attempt_id(tmp_path: Path) -> None:
+    with _open(tmp_path) as s:
+        s.add_round(PAIRS[:1], now=T0, rng=DeterministicRandom(1))
+        (job,) = s.jobs()
+        first = s.start(job.job, now=T0, rng=RNG)
+        s.fail(job.job, "timeout", now=T0)
+        row = s.get(job.job)
+        assert row is not None
+        second = s.start(job.job, now=row.due, rng=RNG)
+        assert first != second
+        assert s.by_attempt(first) is None
+        assert s.by_attempt(second) is not None
 
 
 @settings(max_examples=40, deadline=None)
@@ -114,7 +145,7 @@ def test_no_sequence_of_events_finishes_a_job_without_two_successes(
             agency = job.initiator if first else job.responder
             if action == "start":
                 before = s.get(job.job)
-                s.start(job.job, now=T0)
+                s.start(job.job, now=T0, rng=RNG)
                 if before is not None and before.state == JobState.PENDING:
                     successes[job.job] = set()
             elif action == "ok":

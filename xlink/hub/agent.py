@@ -24,6 +24,7 @@ from typing import Final
 from xlink._sqlite import SqliteStore, connect, transaction
 from xlink.agency import Agency
 from xlink.audit._encoding import to_micros
+from xlink.crypto._public_docs import audit_endorsement_message
 from xlink.crypto.keyfiles import AgencyKeys
 from xlink.crypto.rand import RandomSource
 from xlink.errors import HubError, PeerRefused, ProtocolError, XlinkError
@@ -35,12 +36,16 @@ from xlink.hub.wire import (
     JobKind,
     Purpose,
     Report,
-    decode,
+    cosign_message,
     encode,
+    keepalive,
+    read_frame,
+    verify,
 )
+from xlink.identifiers import REASON_CODE_RULE
 from xlink.linkage.schema import schema_digest
 from xlink.prepare import PreparedSide, StrPath
-from xlink.protocol.framing import FRAME_HEADER_SIZE, encode_frame
+from xlink.protocol.framing import encode_frame
 from xlink.transport.stream import FramedConnection
 
 __all__ = ["AgentFiles", "HubAgent", "partner_workdir", "partners_of"]
@@ -49,6 +54,10 @@ log = logging.getLogger("xlink.hub.agent")
 
 RECONNECT_FIRST: Final = 0.5
 RECONNECT_MAX: Final = 30.0
+MAX_QUEUED_PER_PARTNER: Final = 4
+"""Jobs with one partner waiting in the agent at once; more from the hub are dropped."""
+QUERY_STALE: Final = 15.0
+"""Seconds after which a query job still waiting is dropped: its asker has given up."""
 SESSION_WAIT: Final = 120.0
 """Seconds a job's session connection waits for the hub to splice the partner."""
 
@@ -147,14 +156,15 @@ class _AgentState(SqliteStore):
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, HubError):
-        return exc.reason.value
-    if isinstance(exc, PeerRefused):
-        return exc.reason.value
+    """A reason code for a failed job (what a REPORT carries): never a message."""
+    if isinstance(exc, HubError | PeerRefused):
+        return str(exc.reason.value)
     code = getattr(exc, "code", None)
     if code is not None and hasattr(code, "name"):
-        return str(code.name).lower().replace("_", "-")
-    return type(exc).__name__.lower()
+        reason = str(code.name).lower().replace("_", "-")
+    else:
+        reason = type(exc).__name__.lower()
+    return reason if REASON_CODE_RULE.pattern.fullmatch(reason) else "failed"
 
 
 class HubAgent:
@@ -186,6 +196,8 @@ class HubAgent:
         self._writer: asyncio.StreamWriter | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._pair_locks: dict[str, asyncio.Lock] = {}
+        self._queued: dict[str, int] = {}
+        self._offered: dict[tuple[str, int], CheckpointOffer] = {}
         #: Set once the hub has welcomed the control connection (tests and the demo wait on it).
         self.connected = asyncio.Event()
 
@@ -220,21 +232,49 @@ class HubAgent:
             clock=self.clock,
             rng=self.rng,
         )
+        keepalive(sock)
         reader, writer = await asyncio.open_connection(sock=sock)
         self._writer = writer
         self.connected.set()
         log.info("%s: connected to %s", self.files.agency, self.address)
         try:
             while True:
-                header = await reader.readexactly(FRAME_HEADER_SIZE)
-                message = decode(await reader.readexactly(int.from_bytes(header, "big")))
+                message = await read_frame(reader)
                 if isinstance(message, Job):
-                    self._spawn(self._job(message))
+                    self._take(message)
                 elif isinstance(message, Cosigned):
-                    self.state.keep_cosignature(message.log, message.seq, message.signature)
-                # a REFUSED of a checkpoint offer: nothing to keep
+                    self._cosigned(message)
+                # a REFUSED of a checkpoint offer: nothing to keep (the hub keeps the evidence)
         finally:
             writer.transport.abort()
+
+    def _take(self, job: Job) -> None:
+        """Run a JOB the hub sent, within bounds a dishonest hub cannot stretch: only for a
+        partner we hold a bundle for (the MOU's terms are checked when the pair opens), and at
+        most :data:`MAX_QUEUED_PER_PARTNER` waiting per partner."""
+        if job.peer not in self.files.bundles:
+            log.info("%s: a job with %s, for whom we have no bundle: ignored", self.files.agency,
+                     job.peer)  # fmt: skip
+            return
+        queued = self._queued.get(job.peer, 0)
+        if queued >= MAX_QUEUED_PER_PARTNER:
+            log.info("%s: too many jobs with %s waiting: one dropped", self.files.agency, job.peer)
+            return
+        self._queued[job.peer] = queued + 1
+        self._spawn(self._job(job, asyncio.get_running_loop().time()))
+
+    def _cosigned(self, message: Cosigned) -> None:
+        """Keep the hub's cosignature of a checkpoint we offered, once it verifies under the
+        hub key the MOU names over exactly that checkpoint."""
+        offer = self._offered.get((message.log, message.seq))
+        if offer is None:
+            return
+        signed = cosign_message(self.address.hub.hub_id, self.files.agency, offer)
+        if not verify(self.address.hub.verify_key, message.signature, signed):
+            log.warning("%s: a cosignature that does not verify: ignored", self.files.agency)
+            return
+        del self._offered[(message.log, message.seq)]
+        self.state.keep_cosignature(message.log, message.seq, message.signature)
 
     def _spawn(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -260,21 +300,22 @@ class HubAgent:
             )
         return self._sides[digest]
 
-    async def _job(self, job: Job) -> None:
+    async def _job(self, job: Job, received: float) -> None:
         lock = self._pair_locks.setdefault(job.peer, asyncio.Lock())
         try:
-            if job.kind is JobKind.EXCHANGE and self.state.is_done(job.job):
-                self._send(Report(job.job, True, "already-done"))
-                return
             async with lock:
+                self._queued[job.peer] -= 1
                 if job.kind is JobKind.EXCHANGE:
+                    if self.state.is_done(job.job):  # the same start given twice
+                        self._send(Report(job.job, True, "already-done"))
+                        return
                     await self._exchange(job)
-                else:
+                elif asyncio.get_running_loop().time() - received < QUERY_STALE:
                     await self._answer(job)
-        except (XlinkError, OSError, ConnectionError) as exc:
-            log.info(
-                "%s: job %s with %s failed: %s", self.files.agency, job.job.hex()[:8], job.peer, exc
-            )
+                # else: the asker has given up on this query by now
+        except Exception as exc:  # every end of an exchange job is reported
+            log.info("%s: job %s with %s failed: %s", self.files.agency, job.job.hex()[:8],
+                     job.peer, type(exc).__name__)  # fmt: skip
             if job.kind is JobKind.EXCHANGE:
                 self._send(Report(job.job, False, _reason(exc)))
 
@@ -316,7 +357,10 @@ class HubAgent:
         self.state.mark_done(job.job, job.peer, self.clock())
         self._send(Report(job.job, True, ""))
         if published is not None:
-            self._send(CheckpointOffer(job.peer, published))
+            endorsed = audit_endorsement_message(self.files.agency, published.audit_key)
+            offer = CheckpointOffer(job.peer, published, self._signing_key.sign(endorsed))
+            self._offered[(job.peer, published.checkpoint.seq)] = offer
+            self._send(offer)
 
     async def _answer(self, job: Job) -> None:
         with self._open(job.peer) as a:

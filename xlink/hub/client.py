@@ -23,6 +23,7 @@ from xlink.hub.wire import (
     Purpose,
     Spliced,
     Welcome,
+    keepalive,
     recv_message,
     send_message,
     sign_hello,
@@ -77,6 +78,7 @@ async def open_hub(
             failure.detail,
             message=f"cannot reach {address}: {failure.detail}",
         ) from None
+    keepalive(sock)
     try:
         async with asyncio.timeout(timeout):
             challenge = await recv_message(sock)

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS rounds (
 );
 CREATE TABLE IF NOT EXISTS jobs (
     job BLOB PRIMARY KEY,
+    attempt BLOB UNIQUE,
     round INTEGER NOT NULL REFERENCES rounds(round),
     initiator TEXT NOT NULL,
     responder TEXT NOT NULL,
@@ -47,6 +48,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason TEXT NOT NULL DEFAULT '',
     updated_us INTEGER NOT NULL,
     UNIQUE (round, initiator, responder)
+);
+CREATE TABLE IF NOT EXISTS conflicts (
+    agency TEXT NOT NULL,
+    log TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    published TEXT NOT NULL,
+    received_us INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     agency TEXT NOT NULL,
@@ -69,7 +77,12 @@ class JobState:
 
 @dataclass(frozen=True, slots=True)
 class JobRow:
+    """One job. ``attempt`` names its current (or last) start: the id the hub's JOB and the
+    agencies' session connections and reports carry, new at every start, so that nothing
+    from an earlier attempt can act on a later one (xlink-hub-v1 §5.2)."""
+
     job: bytes
+    attempt: bytes | None
     round: int
     initiator: str
     responder: str
@@ -95,14 +108,16 @@ class JobRow:
         }
 
 
-_COLUMNS: Final = "job, round, initiator, responder, state, attempts, due_us, reason"
+_COLUMNS: Final = "job, attempt, round, initiator, responder, state, attempts, due_us, reason"
 
 
 def _row(values: tuple[object, ...]) -> JobRow:
-    job, rnd, ini, res, state, attempts, due_us, reason = values
-    assert isinstance(job, bytes) and isinstance(due_us, int)
+    job, attempt, rnd, ini, res, state, attempts, due_us, reason = values
+    if not isinstance(job, bytes) or not isinstance(due_us, int):
+        raise TypeError("not a job row")
     return JobRow(
         job,
+        attempt if isinstance(attempt, bytes) else None,
         int(str(rnd)),
         str(ini),
         str(res),
@@ -124,15 +139,24 @@ class Schedule(SqliteStore):
 
     @classmethod
     def open(
-        cls, path: str | Path, *, now: datetime, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+        cls,
+        path: str | Path,
+        *,
+        now: datetime,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        recover: bool = False,
     ) -> Self:
-        """Open (or create) the schedule. A job left ``running`` by a hub that stopped goes
-        back to ``pending`` at once (reason ``hub-restarted``): it runs again, and the
-        agencies' own ledgers make a second run deliver nothing twice."""
+        """Open (or create) the schedule. With ``recover`` (the hub, at start, holding its
+        workdir's lock): a job left ``running`` by a hub that stopped goes back to
+        ``pending`` at once (reason ``hub-restarted``); it runs again, and the agencies' own
+        ledgers make a second run deliver nothing twice. A tool that adds a round beside a
+        running hub opens it without, so as not to pull the hub's running jobs from under
+        it."""
         conn = connect(path)
         conn.executescript(_SCHEMA)
         self = cls(conn, max_attempts)
-        self._recover(now)
+        if recover:
+            self._recover(now)
         return self
 
     @classmethod
@@ -203,14 +227,25 @@ class Schedule(SqliteStore):
                 taken.update(job.agencies)
         return chosen
 
-    def start(self, job: bytes, *, now: datetime) -> None:
+    def start(self, job: bytes, *, now: datetime, rng: RandomSource) -> bytes:
+        """Start a pending job under a new attempt id, returned."""
+        attempt = rng(16)
         with transaction(self._conn):
             self._conn.execute(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_us = ?,"
-                " initiator_ok = 0, responder_ok = 0, reason = '', updated_us = ?"
+                " initiator_ok = 0, responder_ok = 0, reason = '', updated_us = ?, attempt = ?"
                 " WHERE job = ? AND state = 'pending'",
-                (to_micros(now), to_micros(now), job),
+                (to_micros(now), to_micros(now), attempt, job),
             )
+        return attempt
+
+    def by_attempt(self, attempt: bytes) -> JobRow | None:
+        """The job whose current start is ``attempt``; None for an old or unknown one."""
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE attempt = ?",  # noqa: S608 - constant columns
+            (attempt,),
+        ).fetchone()
+        return None if row is None else _row(tuple(row))
 
     def report(self, job: bytes, agency: str, *, ok: bool, reason: str, now: datetime) -> str:
         """One agency's report on a running job; returns the job's state after it (a job is
@@ -265,15 +300,42 @@ class Schedule(SqliteStore):
 
     # -- cosigned checkpoints ----------------------------------------------------------------
 
+    def last_checkpoint(self, agency: str, log: str) -> tuple[int, str, bytes] | None:
+        """The latest checkpoint kept for ``agency``'s log ``log``: (seq, its JSON, the
+        hub's cosignature)."""
+        row = self._conn.execute(
+            "SELECT seq, published, cosignature FROM checkpoints WHERE agency = ? AND log = ?"
+            " ORDER BY seq DESC LIMIT 1",
+            (agency, log),
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]), bytes(row[2]))
+
     def keep_checkpoint(
         self, agency: str, log: str, seq: int, published: str, cosignature: bytes, now: datetime
     ) -> None:
         with transaction(self._conn):
             self._conn.execute(
-                "INSERT OR IGNORE INTO checkpoints (agency, log, seq, published, cosignature,"
+                "INSERT INTO checkpoints (agency, log, seq, published, cosignature,"
                 " received_us) VALUES (?, ?, ?, ?, ?, ?)",
                 (agency, log, seq, published, cosignature, to_micros(now)),
             )
+
+    def keep_conflict(self, agency: str, log: str, seq: int, published: str, now: datetime) -> None:
+        """A checkpoint that contradicts what was kept (an earlier or equal seq with other
+        content, or another audit key): evidence of a rewritten log, kept, never cosigned."""
+        with transaction(self._conn):
+            self._conn.execute(
+                "INSERT INTO conflicts (agency, log, seq, published, received_us)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (agency, log, seq, published, to_micros(now)),
+            )
+
+    def conflicts(self, agency: str) -> int:
+        """How many contradicting checkpoints ``agency`` offered."""
+        row = self._conn.execute(
+            "SELECT COUNT(*) FROM conflicts WHERE agency = ?", (agency,)
+        ).fetchone()
+        return int(row[0])
 
     def checkpoints(self, agency: str, log: str) -> list[str]:
         """The checkpoints ``agency`` gave for its log of exchanges with ``log``, as the JSON

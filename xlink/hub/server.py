@@ -6,6 +6,11 @@ agency's standing *control* connection, starts scheduled jobs when both agencies
 connected, and splices the two *session* connections of a job together. From then on it only
 copies bytes: the two agencies run their own mutual TLS, pinned by the MOU, through it. So
 the hub sees who talks to whom, when, and how many bytes — never a record, a token or a key.
+
+Everything an agency can make the hub hold is bounded: handshakes in progress
+(:data:`MAX_HANDSHAKES`, each within :data:`HELLO_TIMEOUT`), one control connection per
+agency, session connections only for a running job's own agencies, queries in flight per pair
+(:data:`MAX_QUERIES_PER_PAIR`), a splice's idle time and a query's whole duration.
 """
 
 from __future__ import annotations
@@ -14,20 +19,22 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+from xlink._workdir import workdir_lock
+from xlink.audit import PublishedCheckpoint
 from xlink.audit._encoding import to_micros
+from xlink.crypto._public_docs import audit_endorsement_message
 from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import RandomSource
 from xlink.error_codes import HubReason
 from xlink.errors import HubError, XlinkError
 from xlink.hub.schedule import JobRow, JobState, Schedule
 from xlink.hub.wire import (
-    MAX_HUB_FRAME,
     NONCE_SIZE,
     Challenge,
     CheckpointOffer,
@@ -42,15 +49,16 @@ from xlink.hub.wire import (
     Spliced,
     Welcome,
     cosign_message,
-    decode,
     encode,
     hello_message,
+    keepalive,
+    read_frame,
     verify,
     welcome_message,
 )
 from xlink.policy.multilateral import MultilateralMou
 from xlink.protocol.config import Role
-from xlink.protocol.framing import FRAME_HEADER_SIZE, encode_frame
+from xlink.protocol.framing import encode_frame
 
 __all__ = ["DEFAULT_JOB_TIMEOUT", "MAX_HELLO_SKEW", "Capture", "Hub"]
 
@@ -60,9 +68,20 @@ MAX_HELLO_SKEW: Final = timedelta(minutes=5)
 """How far a hello's time may be from the hub's clock."""
 DEFAULT_JOB_TIMEOUT: Final = 600.0
 """Seconds a job may run (or wait for its second agency) before it is failed and retried."""
-HELLO_TIMEOUT: Final = 10.0
+HELLO_TIMEOUT: Final = 5.0
+"""Seconds a new connection has to send its hello."""
+MAX_HANDSHAKES: Final = 64
+"""Connections that have not yet been welcomed, at most; more are closed at once."""
 QUERY_WAIT: Final = 15.0
 """Seconds a fan-out query waits for the partner's agent to come on the relay."""
+QUERY_DEADLINE: Final = 600.0
+"""Seconds a relayed query session may last in all."""
+MAX_QUERIES_PER_PAIR: Final = 2
+"""Real-time queries of one asker to one holder relayed at once; more are refused (busy)."""
+SPLICE_IDLE: Final = 300.0
+"""Seconds a spliced connection may carry nothing in either direction before it is closed."""
+HALF_CLOSE_GRACE: Final = 5.0
+"""Seconds the other direction may go on after one side closed its half of a splice."""
 COPY_SIZE: Final = 1 << 16
 
 Capture = Callable[[str, bytes], None]
@@ -72,15 +91,23 @@ Capture = Callable[[str, bytes], None]
 @dataclass(slots=True)
 class _Control:
     writer: asyncio.StreamWriter
-    task: asyncio.Task[None] | None = None
 
 
 @dataclass(slots=True)
 class _Waiting:
+    """One side of a job (or query) at the hub: woken when spliced or when the job ends."""
+
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     spliced: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    aborted: bool = False
+
+    def abort(self) -> None:
+        self.aborted = True
+        self.spliced.set()
+        self.finished.set()
+        self.writer.transport.abort()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +117,8 @@ class _QueryJob:
 
 
 class Hub:
-    """One hub, serving one multilateral MOU from ``workdir`` (``schedule.db``)."""
+    """One hub, serving one multilateral MOU from ``workdir`` (``schedule.db``; one hub per
+    workdir at a time)."""
 
     def __init__(
         self,
@@ -115,16 +143,24 @@ class Hub:
         self.every = every
         self.capture = capture
         workdir.mkdir(parents=True, exist_ok=True)
-        self.schedule = Schedule.open(workdir / "schedule.db", now=clock())
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(workdir_lock(workdir))
+        try:
+            self.schedule = self._stack.enter_context(
+                Schedule.open(workdir / "schedule.db", now=clock(), recover=True)
+            )
+        except BaseException:
+            self._stack.close()
+            raise
         self.controls: dict[str, _Control] = {}
-        self.busy: set[str] = set()
         self.waiting: dict[tuple[bytes, str], _Waiting] = {}
         self.queries: dict[bytes, _QueryJob] = {}
+        self._in_flight: dict[tuple[str, str], int] = {}
+        self._handshakes = 0
         self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def close(self) -> None:
-        self.schedule.close()
+        self._stack.close()
 
     # -- the server --------------------------------------------------------------------------
 
@@ -132,16 +168,17 @@ class Hub:
         self, host: str, port: int, *, on_listening: Callable[[int], object] | None = None
     ) -> None:
         """Accept agencies on ``host:port`` and run the schedule, until cancelled."""
-        server = await asyncio.start_server(self._accept, host, port, limit=MAX_HUB_FRAME)
+        server = await asyncio.start_server(self._accept, host, port)
         try:
             if on_listening is not None:
                 on_listening(server.sockets[0].getsockname()[1])
             await self._dispatch_forever()
         finally:
             server.close()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for waiting in list(self.waiting.values()):
+                waiting.abort()
+            for control in list(self.controls.values()):
+                control.writer.transport.abort()
 
     def add_round(self) -> int:
         """Schedule one exchange for every pair with terms, due now."""
@@ -149,14 +186,12 @@ class Hub:
         self._wake.set()
         return number
 
-    def _spawn(self, work: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _dispatch_forever(self) -> None:
         while True:
-            self._dispatch()
+            try:
+                self._dispatch()
+            except Exception as exc:  # a locked or full database: log it, try again
+                log.warning("dispatch failed (%s); retrying", type(exc).__name__)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.5):
@@ -170,34 +205,33 @@ class Hub:
                 self.schedule.add_round(self.mou.pairs(), now=now, rng=self.rng)
         for job in self.schedule.started_before(now - timedelta(seconds=self.job_timeout)):
             self._fail(job, HubReason.TIMEOUT.value)
-        for row in self.schedule.runnable(set(self.controls), self.busy, now=now):
+        running = self.schedule.jobs(state=JobState.RUNNING)
+        busy = {agency for row in running for agency in row.agencies}
+        for row in self.schedule.runnable(set(self.controls), busy, now=now):
             self._start(row)
 
     def _start(self, row: JobRow) -> None:
-        self.schedule.start(row.job, now=self.clock())
-        self.busy.update(row.agencies)
-        log.info("job %s: %s with %s", row.job.hex()[:8], row.initiator, row.responder)
-        self._send_control(
-            row.initiator, Job(row.job, JobKind.EXCHANGE, row.responder, Role.INITIATOR)
-        )
-        self._send_control(
-            row.responder, Job(row.job, JobKind.EXCHANGE, row.initiator, Role.RESPONDER)
-        )
+        attempt = self.schedule.start(row.job, now=self.clock(), rng=self.rng)
+        log.info("job %s: %s with %s", attempt.hex()[:8], row.initiator, row.responder)
+        kind = JobKind.EXCHANGE
+        self._send_control(row.initiator, Job(attempt, kind, row.responder, Role.INITIATOR))
+        self._send_control(row.responder, Job(attempt, kind, row.initiator, Role.RESPONDER))
 
     def _fail(self, job: bytes, reason: str) -> None:
         row = self.schedule.get(job)
         if row is None or row.state != JobState.RUNNING:
             return
         state = self.schedule.fail(job, reason, now=self.clock())
-        log.info("job %s: %s (%s)", job.hex()[:8], reason, state)
+        log.info("job %s: %s (%s)", (row.attempt or job).hex()[:8], reason, state)
         self._finished(row)
 
     def _finished(self, row: JobRow) -> None:
-        self.busy.difference_update(row.agencies)
-        for agency in row.agencies:
-            waiting = self.waiting.pop((row.job, agency), None)
-            if waiting is not None:
-                waiting.writer.transport.abort()
+        """The attempt ended: close whatever of it is still at the hub."""
+        if row.attempt is not None:
+            for agency in row.agencies:
+                waiting = self.waiting.pop((row.attempt, agency), None)
+                if waiting is not None:
+                    waiting.abort()
         self._wake.set()
 
     def _send_control(self, agency: str, message: HubMessage) -> None:
@@ -208,16 +242,22 @@ class Hub:
     # -- one connection ----------------------------------------------------------------------
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._handshakes >= MAX_HANDSHAKES:
+            writer.transport.abort()
+            return
+        keepalive(writer.get_extra_info("socket"))
+        self._handshakes += 1
         try:
             hello = await self._authenticate(reader, writer)
         except (HubError, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             if isinstance(exc, HubError):
-                log.info("refused a connection: %s", exc.reason.value)
                 with contextlib.suppress(Exception):
-                    writer.write(encode_frame(encode(Refused(exc.reason, exc.detail))))
+                    writer.write(encode_frame(encode(Refused(exc.reason, ""))))
                     await writer.drain()
-            writer.close()
+            writer.transport.abort()
             return
+        finally:
+            self._handshakes -= 1
         try:
             if hello.purpose is Purpose.CONTROL:
                 await self._control(hello.agency, reader, writer)
@@ -226,19 +266,16 @@ class Hub:
             else:
                 await self._query(hello, reader, writer)
         except (HubError, OSError, asyncio.IncompleteReadError, ConnectionError) as exc:
-            log.info("%s connection of %s ended: %s", hello.purpose.value, hello.agency, exc)
+            log.info("%s connection of %s ended: %s", hello.purpose.value, hello.agency,
+                     type(exc).__name__)  # fmt: skip
         finally:
             writer.transport.abort()
 
     async def _read(self, reader: asyncio.StreamReader, where: str) -> HubMessage:
-        header = await reader.readexactly(FRAME_HEADER_SIZE)
-        size = int.from_bytes(header, "big")
-        if size > MAX_HUB_FRAME:
-            raise HubError(HubReason.MALFORMED, "frame exceeds the limit")
-        payload = await reader.readexactly(size)
-        if self.capture is not None:
-            self.capture(where, header + payload)
-        return decode(payload)
+        capture = self.capture
+        if capture is None:
+            return await read_frame(reader)
+        return await read_frame(reader, lambda data: capture(where, data))
 
     async def _authenticate(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -252,11 +289,14 @@ class Hub:
         try:
             party = self.mou.party(hello.agency)
         except KeyError:
-            raise HubError(HubReason.NOT_A_PARTY, hello.agency) from None
+            # Refused as a bad signature: the hub does not tell a stranger who the parties are.
+            log.info("refused a hello: not a party")
+            raise HubError(HubReason.BAD_SIGNATURE) from None
         if not verify(party.verify_key, hello.signature, hello_message(self.hub_id, nonce, hello)):
-            raise HubError(HubReason.BAD_SIGNATURE, hello.agency)
+            log.info("refused a hello of %s: bad signature", hello.agency)
+            raise HubError(HubReason.BAD_SIGNATURE)
         if abs(hello.time_us - to_micros(self.clock())) > MAX_HELLO_SKEW.total_seconds() * 1e6:
-            raise HubError(HubReason.STALE, "the hello's time is too far from the hub's clock")
+            raise HubError(HubReason.STALE)
         self._admit(hello)
         writer.write(
             encode_frame(encode(Welcome(self.key.sign(welcome_message(self.hub_id, nonce, hello)))))
@@ -265,23 +305,30 @@ class Hub:
         return hello
 
     def _admit(self, hello: Hello) -> None:
-        """Refuse what this hello asks for before welcoming it."""
+        """Refuse what this (authenticated) hello asks for before welcoming it."""
         if hello.purpose is Purpose.SESSION:
-            row = self.schedule.get(hello.job)
             query = self.queries.get(hello.job)
             if query is not None:
                 if hello.agency != query.holder:
-                    raise HubError(HubReason.UNKNOWN_JOB, "not this agency's query")
-            elif row is None or row.state != JobState.RUNNING or hello.agency not in row.agencies:
-                raise HubError(HubReason.UNKNOWN_JOB, "no such running job for this agency")
+                    raise HubError(HubReason.UNKNOWN_JOB)
+            else:
+                row = self.schedule.by_attempt(hello.job)
+                if (
+                    row is None
+                    or row.state != JobState.RUNNING
+                    or (hello.agency not in row.agencies)
+                ):
+                    raise HubError(HubReason.UNKNOWN_JOB)
             if (hello.job, hello.agency) in self.waiting:
-                raise HubError(HubReason.DUPLICATE, "this side of the job is already here")
+                raise HubError(HubReason.DUPLICATE)
         elif hello.purpose is Purpose.QUERY:
             terms = self.mou.terms_for(hello.agency, hello.peer) if hello.peer else None
             if terms is None or terms.query_quota_per_day <= 0:
-                raise HubError(HubReason.NO_TERMS, f"{hello.agency} and {hello.peer or '-'}")
+                raise HubError(HubReason.NO_TERMS)
             if hello.peer not in self.controls:
-                raise HubError(HubReason.PEER_OFFLINE, hello.peer)
+                raise HubError(HubReason.PEER_OFFLINE)
+            if self._in_flight.get((hello.agency, hello.peer), 0) >= MAX_QUERIES_PER_PAIR:
+                raise HubError(HubReason.BUSY)
 
     async def _control(
         self, agency: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -299,10 +346,12 @@ class Hub:
                     self._report(agency, message)
                 elif isinstance(message, CheckpointOffer):
                     writer.write(encode_frame(encode(self._cosign(agency, message))))
+                    await writer.drain()  # an agency that does not read slows only itself
                 else:
                     raise HubError(HubReason.MALFORMED, "not a control message")
         finally:
-            if self.controls.get(agency) is not None and self.controls[agency].writer is writer:
+            current = self.controls.get(agency)
+            if current is not None and current.writer is writer:
                 del self.controls[agency]
                 log.info("%s disconnected", agency)
                 for row in self.schedule.jobs(state=JobState.RUNNING):
@@ -310,53 +359,60 @@ class Hub:
                         self._fail(row.job, HubReason.PEER_FAILED.value)
 
     def _report(self, agency: str, report: Report) -> None:
-        if report.job in self.queries:
-            return
-        row = self.schedule.get(report.job)
+        row = self.schedule.by_attempt(report.job)
         if row is None or row.state != JobState.RUNNING:
-            return
+            return  # a query job, or an earlier attempt: nothing to record
         state = self.schedule.report(
-            report.job, agency, ok=report.ok, reason=report.reason, now=self.clock()
+            row.job, agency, ok=report.ok, reason=report.reason, now=self.clock()
         )
-        log.info(
-            "job %s: %s reported %s -> %s",
-            report.job.hex()[:8],
-            agency,
-            "ok" if report.ok else report.reason,
-            state,
-        )
+        log.info("job %s: %s reported %s -> %s", report.job.hex()[:8], agency,
+                 "ok" if report.ok else report.reason, state)  # fmt: skip
         if state != JobState.RUNNING:
             self._finished(row)
 
     def _cosign(self, agency: str, offer: CheckpointOffer) -> HubMessage:
+        """Keep and cosign ``agency``'s checkpoint of its log with ``offer.log`` (§7): only a
+        log of a pair with terms, signed by an audit key the agency's MOU signing key
+        endorses, in order, under one audit key; a contradicting one is kept as evidence and
+        refused (``conflict``)."""
+        if self.mou.terms_for(agency, offer.log) is None:
+            return Refused(HubReason.NO_TERMS, "")
+        endorsed = audit_endorsement_message(agency, offer.published.audit_key)
         try:
             offer.published.verify()
+            self.mou.party(agency).verify_key.verify(offer.endorsement, endorsed)
         except XlinkError:
-            return Refused(HubReason.BAD_SIGNATURE, "the checkpoint does not verify")
-        if offer.log == agency or offer.log not in self.mou.agency_ids:
-            return Refused(HubReason.NOT_A_PARTY, offer.log)
+            return Refused(HubReason.BAD_SIGNATURE, "")
+        text = json.dumps(offer.published.to_json(), sort_keys=True)
+        seq, now = offer.published.checkpoint.seq, self.clock()
+        last = self.schedule.last_checkpoint(agency, offer.log)
+        if last is not None:
+            last_seq, last_text, last_cosig = last
+            kept = PublishedCheckpoint.from_json(json.loads(last_text))
+            if seq == last_seq and text == last_text:
+                return Cosigned(offer.log, seq, last_cosig)  # offered again: same answer
+            if seq <= last_seq or kept.audit_key != offer.published.audit_key:
+                self.schedule.keep_conflict(agency, offer.log, seq, text, now)
+                log.warning("%s offered a checkpoint contradicting its log with %s",
+                            agency, offer.log)  # fmt: skip
+                return Refused(HubReason.CONFLICT, "")
         signature = self.key.sign(cosign_message(self.hub_id, agency, offer))
-        self.schedule.keep_checkpoint(
-            agency,
-            offer.log,
-            offer.published.checkpoint.seq,
-            json.dumps(offer.published.to_json(), sort_keys=True),
-            signature,
-            self.clock(),
-        )
-        return Cosigned(offer.log, offer.published.checkpoint.seq, signature)
+        self.schedule.keep_checkpoint(agency, offer.log, seq, text, signature, now)
+        return Cosigned(offer.log, seq, signature)
 
     async def _session(
         self, hello: Hello, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        key = (hello.job, hello.agency)
         me = _Waiting(reader, writer)
-        self.waiting[(hello.job, hello.agency)] = me
+        self.waiting[key] = me
         query = self.queries.get(hello.job)
         if query is not None:
             other = query.holder if hello.agency == query.asker else query.asker
         else:
-            row = self.schedule.get(hello.job)
-            assert row is not None
+            row = self.schedule.by_attempt(hello.job)
+            if row is None:
+                raise HubError(HubReason.UNKNOWN_JOB)
             other = row.responder if hello.agency == row.initiator else row.initiator
         partner = self.waiting.get((hello.job, other))
         try:
@@ -366,65 +422,86 @@ class Hub:
                     async with asyncio.timeout(timeout):
                         await me.spliced.wait()
                 except TimeoutError:
-                    writer.write(encode_frame(encode(Refused(HubReason.TIMEOUT, "no partner"))))
+                    writer.write(encode_frame(encode(Refused(HubReason.TIMEOUT, ""))))
                     await writer.drain()
                     return
-                await me.finished.wait()  # the partner's handler copies for both
+                if not me.aborted:
+                    await me.finished.wait()  # the partner's handler copies for both
                 return
             partner.spliced.set()
             try:
-                await self._splice(hello.job, (hello.agency, me), (other, partner))
+                deadline = QUERY_DEADLINE if query is not None else None
+                await self._splice(hello.job, (hello.agency, me), (other, partner), deadline)
             finally:
                 partner.finished.set()
         finally:
-            self.waiting.pop((hello.job, hello.agency), None)
-            if query is not None:
-                self.queries.pop(hello.job, None)
+            if self.waiting.get(key) is me:
+                del self.waiting[key]
 
     async def _query(
         self, hello: Hello, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         job = self.rng(16)
+        pair = (hello.agency, hello.peer)
         self.queries[job] = _QueryJob(hello.agency, hello.peer)
-        self._send_control(hello.peer, Job(job, JobKind.QUERY, hello.agency, Role.RESPONDER))
-        # The asker waits as the query job's other side; the holder's session connection
-        # splices to it.
-        await self._session(
-            Hello(
+        self._in_flight[pair] = self._in_flight.get(pair, 0) + 1
+        try:
+            self._send_control(hello.peer, Job(job, JobKind.QUERY, hello.agency, Role.RESPONDER))
+            # The asker waits as the query job's other side; the holder's session connection
+            # splices to it.
+            side = Hello(
                 hello.agency, Purpose.SESSION, job, "", hello.time_us, hello.nonce, hello.signature
-            ),
-            reader,
-            writer,
-        )
+            )
+            await self._session(side, reader, writer)
+        finally:
+            self.queries.pop(job, None)
+            self._in_flight[pair] -= 1
+            if not self._in_flight[pair]:
+                del self._in_flight[pair]
 
     async def _splice(
         self,
         job: bytes,
         first: tuple[str, _Waiting],
         second: tuple[str, _Waiting],
+        deadline: float | None,
     ) -> None:
         (a, wa), (b, wb) = first, second
         for w in (wa, wb):
             w.writer.write(encode_frame(encode(Spliced())))
         log.info("job %s: spliced %s and %s", job.hex()[:8], a, b)
-        await asyncio.gather(
-            self._copy(wa.reader, wb.writer, f"relay:{a}>{b}"),
-            self._copy(wb.reader, wa.writer, f"relay:{b}>{a}"),
-            return_exceptions=True,
-        )
-        for w in (wa, wb):
-            w.writer.transport.abort()
+        copies = {
+            asyncio.ensure_future(self._copy(wa.reader, wb.writer, f"relay:{a}>{b}")),
+            asyncio.ensure_future(self._copy(wb.reader, wa.writer, f"relay:{b}>{a}")),
+        }
+        try:
+            async with asyncio.timeout(deadline):
+                _, pending = await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
+                if pending:  # one side closed its half: the other may finish, briefly
+                    await asyncio.wait(pending, timeout=HALF_CLOSE_GRACE)
+        except TimeoutError:
+            log.info("job %s: the splice reached its deadline", job.hex()[:8])
+        finally:
+            for task in copies:
+                task.cancel()
+            await asyncio.gather(*copies, return_exceptions=True)
+            for w in (wa, wb):
+                w.writer.transport.abort()
 
     async def _copy(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str
     ) -> None:
         try:
-            while data := await reader.read(COPY_SIZE):
+            while True:
+                async with asyncio.timeout(SPLICE_IDLE):
+                    data = await reader.read(COPY_SIZE)
+                if not data:
+                    break
                 if self.capture is not None:
                     self.capture(where, data)
                 writer.write(data)
                 await writer.drain()
             if writer.can_write_eof():
                 writer.write_eof()
-        except (OSError, ConnectionError):
+        except (OSError, ConnectionError, TimeoutError):
             writer.transport.abort()

@@ -11,7 +11,9 @@ agencies' own mutual TLS, and no hub message follows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final, TypeVar
@@ -22,7 +24,7 @@ from xlink.canonical import Malformed, pack, unpack
 from xlink.crypto.keys import SigningKey, VerifyKey
 from xlink.error_codes import HubReason
 from xlink.errors import ConnectionLost, DecryptionError, HubError
-from xlink.identifiers import AGENCY_ID_RULE
+from xlink.identifiers import AGENCY_ID_RULE, REASON_CODE_RULE
 from xlink.protocol.config import Role
 from xlink.protocol.framing import FRAME_HEADER_SIZE, encode_frame
 
@@ -50,6 +52,8 @@ __all__ = [
     "decode",
     "encode",
     "hello_message",
+    "keepalive",
+    "read_frame",
     "recv_message",
     "send_message",
     "welcome_message",
@@ -135,10 +139,13 @@ class Spliced:
 @dataclass(frozen=True, slots=True)
 class CheckpointOffer:
     """An agency's signed audit checkpoint of its log for exchanges with ``log`` (a partner's
-    agency id), for the hub to keep and cosign."""
+    agency id), for the hub to keep and cosign. ``endorsement``: the agency's signature (by
+    the signing key the MOU names) over its audit key, as in its ``audit-key.json``, so that
+    the hub keeps only checkpoints signed by the agency's own audit key."""
 
     log: str
     published: PublishedCheckpoint
+    endorsement: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +188,7 @@ def _body(message: HubMessage) -> list[object]:
             return [job, ok, reason]
         case Spliced():
             return []
-        case CheckpointOffer(log, published):
+        case CheckpointOffer(log, published, endorsement):
             cp = published.checkpoint
             return [
                 log,
@@ -192,6 +199,7 @@ def _body(message: HubMessage) -> list[object]:
                 cp.prev_seq,
                 cp.interval,
                 cp.signature,
+                endorsement,
             ]
         case Cosigned(log, seq, signature):
             return [log, seq, signature]
@@ -240,7 +248,7 @@ def _enum(kind: type[_E], value: object) -> _E:
 
 
 def _decoded(kind: int, f: list[object]) -> HubMessage:
-    shapes = {1: 2, 2: 7, 3: 1, 4: 2, 5: 4, 6: 3, 7: 0, 8: 8, 9: 3}
+    shapes = {1: 2, 2: 7, 3: 1, 4: 2, 5: 4, 6: 3, 7: 0, 8: 9, 9: 3}
     if kind not in shapes:
         raise _bad("unknown message type")
     if len(f) != shapes[kind]:
@@ -275,7 +283,10 @@ def _decoded(kind: int, f: list[object]) -> HubMessage:
     if kind == 6:
         if not isinstance(f[1], bool):
             raise _bad("ok is not a boolean")
-        return Report(_bin(f[0], JOB_ID_SIZE), f[1], _text(f[2]))
+        reason = _text(f[2])
+        if reason and not REASON_CODE_RULE.pattern.fullmatch(reason):
+            raise _bad("a report's reason is not a reason code")
+        return Report(_bin(f[0], JOB_ID_SIZE), f[1], reason)
     if kind == 7:
         return Spliced()
     if kind == 8:
@@ -284,7 +295,8 @@ def _decoded(kind: int, f: list[object]) -> HubMessage:
             key = VerifyKey(_bin(f[1], 32))
         except (ValueError, TypeError):
             raise _bad("not a checkpoint") from None
-        return CheckpointOffer(_text(f[0], ident=True), PublishedCheckpoint(key, checkpoint))
+        published = PublishedCheckpoint(key, checkpoint)
+        return CheckpointOffer(_text(f[0], ident=True), published, _bin(f[8], _SIG))
     return Cosigned(_text(f[0], ident=True), _count(f[1]), _bin(f[2], _SIG))
 
 
@@ -367,6 +379,38 @@ def verify(key: VerifyKey, signature: bytes, message: bytes) -> bool:
     except DecryptionError:
         return False
     return True
+
+
+# -- frames on a stream (the hub, and an agent's control connection) -------------------------
+
+
+async def read_frame(
+    reader: asyncio.StreamReader, seen: Callable[[bytes], object] | None = None
+) -> HubMessage:
+    """Read one hub message from ``reader``: a frame header announcing more than
+    :data:`MAX_HUB_FRAME` ends the connection before anything more is read (``malformed``).
+    ``seen(bytes)`` gets the frame as read (tests)."""
+    header = await reader.readexactly(FRAME_HEADER_SIZE)
+    size = int.from_bytes(header, "big")
+    if size > MAX_HUB_FRAME:
+        raise _bad("frame exceeds the limit")
+    payload = await reader.readexactly(size)
+    if seen is not None:
+        seen(header + payload)
+    return decode(payload)
+
+
+def keepalive(sock: object) -> None:
+    """TCP keepalive on ``sock`` (a socket, or None), probing after 30 s of silence: a
+    control connection whose other end vanished (a half-open connection) is noticed within
+    about a minute instead of never."""
+    if not isinstance(sock, socket.socket):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
 
 
 # -- frames on a raw socket (the agency's side, before its own TLS starts) -------------------

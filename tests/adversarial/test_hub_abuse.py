@@ -1,0 +1,216 @@
+"""A dishonest agency abusing the hub, and a dishonest hub abusing an agent (xlink-hub-v1 §5,
+§7): what the hub holds stays bounded, checkpoints cannot be rewritten through it, and an
+agent reads no frame past the limit and keeps no cosignature that does not verify."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from _hub import NOW, PASSPHRASE, HubWorld, clock, make_world, running_hub
+
+from xlink.audit import Checkpoint, PublishedCheckpoint
+from xlink.crypto._public_docs import audit_endorsement_message
+from xlink.crypto.keyfiles import AgencyKeys
+from xlink.crypto.keys import SigningKey
+from xlink.crypto.rand import DeterministicRandom
+from xlink.error_codes import HubReason
+from xlink.errors import ConnectionLost, HubError
+from xlink.hub import Hub
+from xlink.hub.client import open_hub
+from xlink.hub.server import HALF_CLOSE_GRACE, MAX_QUERIES_PER_PAIR
+from xlink.hub.wire import (
+    CheckpointOffer,
+    Cosigned,
+    Job,
+    Purpose,
+    read_frame,
+    recv_message,
+    send_message,
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> HubWorld:
+    return make_world(tmp_path_factory.mktemp("abuse"))
+
+
+def _key(world: HubWorld, agency: str) -> SigningKey:
+    return AgencyKeys.load(world.ceremony.keys[agency], PASSPHRASE).signing_key
+
+
+async def _connect(
+    world: HubWorld,
+    port: int,
+    agency: str,
+    purpose: Purpose,
+    *,
+    peer: str = "",
+    job: bytes = b"",
+    seed: int = 0,
+) -> socket.socket:
+    return await open_hub(
+        world.address(port),
+        agency=agency,
+        signing_key=_key(world, agency),
+        purpose=purpose,
+        peer=peer,
+        job=job,
+        clock=clock,
+        rng=DeterministicRandom(f"{agency} {purpose} {peer} {seed}"),
+    )
+
+
+def _run(world: HubWorld, test, tmp: Path | None = None) -> Hub:  # type: ignore[no-untyped-def]
+    hub = world.hub() if tmp is None else _fresh_hub(world, tmp)
+
+    async def main() -> None:
+        async with running_hub(hub) as port:
+            await test(hub, port)
+
+    try:
+        asyncio.run(main())
+    finally:
+        hub.close()
+    return hub
+
+
+def _fresh_hub(world: HubWorld, tmp: Path) -> Hub:
+    return dataclasses.replace(world, base=tmp).hub()
+
+
+def test_an_asker_that_never_speaks_holds_nothing_once_the_holder_leaves(
+    world: HubWorld, tmp_path: Path
+) -> None:
+    async def test(hub: Hub, port: int) -> None:
+        holder = await _connect(world, port, "CA-RCMP", Purpose.CONTROL)
+        asker = await _connect(world, port, "US-DHS", Purpose.QUERY, peer="CA-RCMP")
+        job = await recv_message(holder)
+        assert isinstance(job, Job)
+        side = await _connect(world, port, "CA-RCMP", Purpose.SESSION, job=job.job)
+        await recv_message(side)  # SPLICED
+        await recv_message(asker)  # SPLICED
+        side.close()  # the holder gives up on a silent asker
+        # The asker stays silent and keeps its socket open: the hub lets go of it anyway,
+        # once the other direction has had its grace period.
+        async with asyncio.timeout(HALF_CLOSE_GRACE + 3):
+            while hub.queries or hub.waiting:
+                await asyncio.sleep(0.1)
+        asker.close()
+        holder.close()
+
+    _run(world, test, tmp_path)
+
+
+def test_queries_in_flight_per_pair_are_bounded(world: HubWorld, tmp_path: Path) -> None:
+    async def test(hub: Hub, port: int) -> None:
+        holder = await _connect(world, port, "CA-RCMP", Purpose.CONTROL)
+        open_ones = [
+            await _connect(world, port, "US-DHS", Purpose.QUERY, peer="CA-RCMP", seed=i)
+            for i in range(MAX_QUERIES_PER_PAIR)
+        ]
+        with pytest.raises(HubError) as caught:
+            await _connect(world, port, "US-DHS", Purpose.QUERY, peer="CA-RCMP", seed=99)
+        assert caught.value.reason is HubReason.BUSY
+        # Another pair is not held up by this one.
+        other = await _connect(world, port, "CA-CBSA", Purpose.QUERY, peer="CA-RCMP")
+        for s in [*open_ones, other, holder]:
+            s.close()
+
+    _run(world, test, tmp_path)
+
+
+def _checkpoint(audit: SigningKey, seq: int, head: bytes) -> PublishedCheckpoint:
+    unsigned = Checkpoint(seq, head, NOW, 0, 100, bytes(64))
+    signed = dataclasses.replace(unsigned, signature=audit.sign(unsigned.message()))
+    return PublishedCheckpoint(audit.verify_key, signed)
+
+
+def test_a_rewritten_checkpoint_is_refused_and_kept_as_evidence(
+    world: HubWorld, tmp_path: Path
+) -> None:
+    audit = SigningKey.generate(DeterministicRandom("audit"))
+    other_key = SigningKey.generate(DeterministicRandom("another audit key"))
+
+    async def test(hub: Hub, port: int) -> None:
+        control = await _connect(world, port, "CA-RCMP", Purpose.CONTROL)
+
+        rcmp = _key(world, "CA-RCMP")
+
+        async def offer(
+            log: str, published: PublishedCheckpoint, endorser: SigningKey = rcmp
+        ) -> object:
+            endorsed = audit_endorsement_message("CA-RCMP", published.audit_key)
+            await send_message(control, CheckpointOffer(log, published, endorser.sign(endorsed)))
+            try:
+                return await recv_message(control)
+            except HubError as exc:  # a REFUSED answer
+                return exc.reason
+
+        first = _checkpoint(audit, 5, bytes(32))
+        cosigned = await offer("US-DHS", first)
+        assert isinstance(cosigned, Cosigned) and cosigned.seq == 5
+        assert await offer("US-DHS", first) == cosigned  # offered again: the same answer
+        assert await offer("US-DHS", _checkpoint(audit, 5, bytes([1]) * 32)) is HubReason.CONFLICT
+        assert await offer("US-DHS", _checkpoint(audit, 3, bytes(32))) is HubReason.CONFLICT
+        assert await offer("US-DHS", _checkpoint(other_key, 9, bytes(32))) is HubReason.CONFLICT
+        assert await offer("CA-RCMP", first) is HubReason.NO_TERMS  # its own "log": no pair
+        # A checkpoint under an audit key the agency never endorsed (injected by someone on
+        # the path to the hub, say) is refused, and blocks nothing.
+        stranger = SigningKey.generate(DeterministicRandom("stranger"))
+        injected = _checkpoint(stranger, 6, bytes(32))
+        assert await offer("US-DHS", injected, endorser=stranger) is HubReason.BAD_SIGNATURE
+        later = await offer("US-DHS", _checkpoint(audit, 8, bytes([2]) * 32))
+        assert isinstance(later, Cosigned)
+        assert hub.schedule.conflicts("CA-RCMP") == 3
+        kept = [json.loads(t)["seq"] for t in hub.schedule.checkpoints("CA-RCMP", "US-DHS")]
+        assert kept == [5, 8]
+        control.close()
+
+    _run(world, test, tmp_path)
+
+
+def test_an_agent_reads_no_frame_past_the_limit() -> None:
+    async def main() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"\xff\xff\xff\xff" + b"x" * 100)
+        with pytest.raises(HubError) as caught:
+            await read_frame(reader)
+        assert caught.value.reason is HubReason.MALFORMED
+
+    asyncio.run(main())
+
+
+def test_an_agent_keeps_no_cosignature_that_does_not_verify(
+    world: HubWorld, tmp_path: Path
+) -> None:
+    agent = world.agent("CA-RCMP", 1)
+    try:
+        audit = SigningKey.generate(DeterministicRandom("audit"))
+        published = _checkpoint(audit, 4, bytes(32))
+        agent._offered[("US-DHS", 4)] = CheckpointOffer("US-DHS", published, bytes(64))
+        agent._cosigned(Cosigned("US-DHS", 4, bytes(64)))  # a forged cosignature
+        agent._cosigned(Cosigned("US-DHS", 7, bytes(64)))  # one for nothing we offered
+        assert agent.state.cosigned() == []
+    finally:
+        agent.close()
+
+
+def test_a_connection_that_stalls_its_hello_is_closed_and_forgotten(world: HubWorld) -> None:
+    async def test(hub: Hub, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        junk = socket.create_connection(("127.0.0.1", port))
+        junk.setblocking(False)
+        await recv_message(junk)
+        await loop.sock_sendall(junk, b"\x00\x01\x00\x00")  # announces 65,536 bytes, sends none
+        with pytest.raises((HubError, ConnectionLost)):
+            async with asyncio.timeout(10):
+                await recv_message(junk)  # the hello timeout ends it
+        junk.close()
+        assert hub._handshakes == 0
+
+    _run(world, test)
