@@ -53,6 +53,8 @@ OUT_DIR = HERE / "vectors" / "hub-v1"
 HUB_ID = "CA-PS-HUB"
 AGENCY = "CA-RCMP"
 TIME_US = 1_780_000_000_000_000
+CONTROL_BINDING = bytes(range(32))
+"""A stand-in for the SHA-256 of the hub's TLS certificate on a control connection."""
 
 
 def _keys() -> tuple[SigningKey, SigningKey, SigningKey]:
@@ -86,6 +88,18 @@ def build_valid() -> dict[str, object]:
         nonce=agency_nonce,
     )
     welcome = Welcome(hub.sign(welcome_message(HUB_ID, hub_nonce, hello)))
+    control = sign_hello(
+        agency,
+        HUB_ID,
+        hub_nonce,
+        agency=AGENCY,
+        purpose=Purpose.CONTROL,
+        job=b"",
+        peer="",
+        time_us=TIME_US,
+        nonce=agency_nonce,
+        binding=CONTROL_BINDING,
+    )
     published = _checkpoint(audit)
     endorsement = agency.sign(audit_endorsement_message(AGENCY, published.audit_key))
     offer = CheckpointOffer("US-DHS", published, endorsement)
@@ -107,6 +121,11 @@ def build_valid() -> dict[str, object]:
         "agency": AGENCY,
         "agency_verify_key": bytes(agency.verify_key).hex(),
         "hello_signed_message": hello_message(HUB_ID, hub_nonce, hello).hex(),
+        "control_binding": CONTROL_BINDING.hex(),
+        "control_hello_signature": control.signature.hex(),
+        "control_hello_signed_message": hello_message(
+            HUB_ID, hub_nonce, control, CONTROL_BINDING
+        ).hex(),
         "welcome_signed_message": welcome_message(HUB_ID, hub_nonce, hello).hex(),
         "cosign_signed_message": cosign_message(HUB_ID, AGENCY, offer).hex(),
         "messages": [{"name": name, "encoded": encode(m).hex()} for name, m in messages],

@@ -21,16 +21,16 @@ from xlink.crypto.rand import DeterministicRandom
 from xlink.error_codes import HubReason
 from xlink.errors import ConnectionLost, HubError
 from xlink.hub import Hub
-from xlink.hub.client import open_hub
+from xlink.hub.client import HubLink, open_control, open_hub
 from xlink.hub.server import HALF_CLOSE_GRACE, MAX_QUERIES_PER_PAIR
 from xlink.hub.wire import (
+    PREAMBLE_PLAIN,
     CheckpointOffer,
     Cosigned,
     Job,
     Purpose,
     read_frame,
     recv_message,
-    send_message,
 )
 
 
@@ -65,6 +65,16 @@ async def _connect(
     )
 
 
+async def _control(world: HubWorld, port: int, agency: str) -> HubLink:
+    return await open_control(
+        world.address(port),
+        agency=agency,
+        signing_key=_key(world, agency),
+        clock=clock,
+        rng=DeterministicRandom(f"{agency} control"),
+    )
+
+
 def _run(world: HubWorld, test, tmp: Path | None = None) -> Hub:  # type: ignore[no-untyped-def]
     hub = world.hub() if tmp is None else _fresh_hub(world, tmp)
 
@@ -87,9 +97,9 @@ def test_an_asker_that_never_speaks_holds_nothing_once_the_holder_leaves(
     world: HubWorld, tmp_path: Path
 ) -> None:
     async def test(hub: Hub, port: int) -> None:
-        holder = await _connect(world, port, "CA-RCMP", Purpose.CONTROL)
+        holder = await _control(world, port, "CA-RCMP")
         asker = await _connect(world, port, "US-DHS", Purpose.QUERY, peer="CA-RCMP")
-        job = await recv_message(holder)
+        job = await holder.recv()
         assert isinstance(job, Job)
         side = await _connect(world, port, "CA-RCMP", Purpose.SESSION, job=job.job)
         await recv_message(side)  # SPLICED
@@ -108,7 +118,7 @@ def test_an_asker_that_never_speaks_holds_nothing_once_the_holder_leaves(
 
 def test_queries_in_flight_per_pair_are_bounded(world: HubWorld, tmp_path: Path) -> None:
     async def test(hub: Hub, port: int) -> None:
-        holder = await _connect(world, port, "CA-RCMP", Purpose.CONTROL)
+        holder = await _control(world, port, "CA-RCMP")
         open_ones = [
             await _connect(world, port, "US-DHS", Purpose.QUERY, peer="CA-RCMP", seed=i)
             for i in range(MAX_QUERIES_PER_PAIR)
@@ -137,7 +147,7 @@ def test_a_rewritten_checkpoint_is_refused_and_kept_as_evidence(
     other_key = SigningKey.generate(DeterministicRandom("another audit key"))
 
     async def test(hub: Hub, port: int) -> None:
-        control = await _connect(world, port, "CA-RCMP", Purpose.CONTROL)
+        control = await _control(world, port, "CA-RCMP")
 
         rcmp = _key(world, "CA-RCMP")
 
@@ -145,9 +155,9 @@ def test_a_rewritten_checkpoint_is_refused_and_kept_as_evidence(
             log: str, published: PublishedCheckpoint, endorser: SigningKey = rcmp
         ) -> object:
             endorsed = audit_endorsement_message("CA-RCMP", published.audit_key)
-            await send_message(control, CheckpointOffer(log, published, endorser.sign(endorsed)))
+            await control.send(CheckpointOffer(log, published, endorser.sign(endorsed)))
             try:
-                return await recv_message(control)
+                return await control.recv()
             except HubError as exc:  # a REFUSED answer
                 return exc.reason
 
@@ -205,6 +215,7 @@ def test_a_connection_that_stalls_its_hello_is_closed_and_forgotten(world: HubWo
         loop = asyncio.get_running_loop()
         junk = socket.create_connection(("127.0.0.1", port))
         junk.setblocking(False)
+        await loop.sock_sendall(junk, PREAMBLE_PLAIN)
         await recv_message(junk)
         await loop.sock_sendall(junk, b"\x00\x01\x00\x00")  # announces 65,536 bytes, sends none
         with pytest.raises((HubError, ConnectionLost)):
@@ -214,3 +225,23 @@ def test_a_connection_that_stalls_its_hello_is_closed_and_forgotten(world: HubWo
         assert hub._handshakes == 0
 
     _run(world, test)
+
+
+def test_no_job_starts_once_the_mou_has_expired(world: HubWorld, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from xlink.hub.schedule import JobState
+
+    hub = dataclasses.replace(world, base=tmp_path).hub()
+    try:
+        hub.clock = lambda: NOW + timedelta(days=30)  # past valid_until
+        hub.add_round()
+        hub.controls = dict.fromkeys(("CA-RCMP", "CA-CBSA", "US-DHS"))  # type: ignore[arg-type]
+        hub._dispatch()
+        assert hub.schedule.jobs(state=JobState.RUNNING) == []
+        hub.clock = lambda: NOW
+        hub.controls = {}
+        hub._dispatch()  # valid again, but nobody is connected: still nothing
+        assert hub.schedule.jobs(state=JobState.RUNNING) == []
+    finally:
+        hub.close()

@@ -4,9 +4,11 @@ impersonates an agency through the hub, and an agency talks only to the hub its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import socket
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,13 +18,24 @@ from xlink.crypto.hub_key import HubKey
 from xlink.crypto.keyfiles import AgencyKeys
 from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import DeterministicRandom
+from xlink.crypto.tls_certs import make_tls_identity
 from xlink.error_codes import HubReason
 from xlink.errors import HubError, PeerRefused
 from xlink.hub import Hub, HubAddress
-from xlink.hub.client import open_hub
-from xlink.hub.wire import Hello, Purpose, recv_message, send_message
+from xlink.hub.client import open_control, open_hub
+from xlink.hub.wire import (
+    PREAMBLE_CONTROL,
+    PREAMBLE_PLAIN,
+    PREAMBLE_SIZE,
+    TLS_READY,
+    Hello,
+    Purpose,
+    recv_message,
+    send_message,
+)
 from xlink.policy.multilateral import HubParty, accept_multilateral, load_multilateral
 from xlink.transport.driver import tls_on_socket
+from xlink.transport.tls import bound_client_context, bound_server_context
 
 from _hub import PASSPHRASE  # isort: skip
 
@@ -57,22 +70,20 @@ async def _refused(coro: Awaitable[object]) -> HubReason:
 def test_an_agency_signing_as_another_is_refused(world: HubWorld) -> None:
     async def test(port: int) -> None:
         reason = await _refused(
-            open_hub(
+            open_control(
                 world.address(port),
                 agency="CA-RCMP",
                 signing_key=_key(world, "CA-CBSA"),
-                purpose=Purpose.CONTROL,
                 clock=clock,
                 rng=DeterministicRandom(1),
             )
         )
         assert reason is HubReason.BAD_SIGNATURE
         # The hub is still there for the real one.
-        sock = await open_hub(
+        sock = await open_control(
             world.address(port),
             agency="CA-RCMP",
             signing_key=_key(world, "CA-RCMP"),
-            purpose=Purpose.CONTROL,
             clock=clock,
             rng=DeterministicRandom(2),
         )
@@ -85,11 +96,10 @@ def test_an_agency_the_mou_does_not_name_is_refused(world: HubWorld) -> None:
     async def test(port: int) -> None:
         stranger = SigningKey.generate(DeterministicRandom("stranger"))
         reason = await _refused(
-            open_hub(
+            open_control(
                 world.address(port),
                 agency="XX-ROGUE",
                 signing_key=stranger,
-                purpose=Purpose.CONTROL,
                 clock=clock,
                 rng=DeterministicRandom(1),
             )
@@ -114,15 +124,17 @@ def test_a_hello_replayed_on_a_new_connection_is_refused(world: HubWorld) -> Non
 
         client.send_message = spy  # type: ignore[assignment]
         try:
-            sock = await open_hub(
-                world.address(port),
-                agency="CA-RCMP",
-                signing_key=_key(world, "CA-RCMP"),
-                purpose=Purpose.CONTROL,
-                clock=clock,
-                rng=DeterministicRandom(3),
-            )
-            sock.close()
+            with contextlib.suppress(HubError):  # US-DHS is offline: refused after the check
+                sock = await open_hub(
+                    world.address(port),
+                    agency="CA-RCMP",
+                    signing_key=_key(world, "CA-RCMP"),
+                    purpose=Purpose.QUERY,
+                    peer="US-DHS",
+                    clock=clock,
+                    rng=DeterministicRandom(3),
+                )
+                sock.close()
         finally:
             client.send_message = original
         (hello,) = captured
@@ -130,6 +142,7 @@ def test_a_hello_replayed_on_a_new_connection_is_refused(world: HubWorld) -> Non
         loop = asyncio.get_running_loop()
         replay = socket.create_connection(("127.0.0.1", port))
         replay.setblocking(False)
+        await loop.sock_sendall(replay, PREAMBLE_PLAIN)
         await recv_message(replay)
         await send_message(replay, hello)
         with pytest.raises(HubError) as caught:
@@ -144,11 +157,10 @@ def test_a_hello_replayed_on_a_new_connection_is_refused(world: HubWorld) -> Non
 def test_a_stale_hello_is_refused(world: HubWorld) -> None:
     async def test(port: int) -> None:
         reason = await _refused(
-            open_hub(
+            open_control(
                 world.address(port),
                 agency="CA-RCMP",
                 signing_key=_key(world, "CA-RCMP"),
-                purpose=Purpose.CONTROL,
                 rng=DeterministicRandom(1),
                 clock=lambda: NOW.replace(hour=NOW.hour + 1),
             )
@@ -199,18 +211,18 @@ def test_junk_instead_of_a_hello_is_refused_and_the_hub_goes_on(world: HubWorld)
     async def test(port: int) -> None:
         junk = socket.create_connection(("127.0.0.1", port))
         junk.setblocking(False)
-        await recv_message(junk)
         loop = asyncio.get_running_loop()
+        await loop.sock_sendall(junk, PREAMBLE_PLAIN)
+        await recv_message(junk)
         await loop.sock_sendall(junk, b"\x00\x00\x00\x05hello")
         with pytest.raises(HubError) as caught:
             await recv_message(junk)
         assert caught.value.reason is HubReason.MALFORMED
         junk.close()
-        sock = await open_hub(
+        sock = await open_control(
             world.address(port),
             agency="US-DHS",
             signing_key=_key(world, "US-DHS"),
-            purpose=Purpose.CONTROL,
             clock=clock,
             rng=DeterministicRandom(9),
         )
@@ -240,11 +252,10 @@ def test_an_agency_refuses_a_hub_the_mou_does_not_name(world: HubWorld, tmp_path
             async with running_hub(hub) as port:
                 real = HubAddress("127.0.0.1", port, mou.hub)
                 reason = await _refused(
-                    open_hub(
+                    open_control(
                         real,
                         agency="CA-RCMP",
                         signing_key=_key(world, "CA-RCMP"),
-                        purpose=Purpose.CONTROL,
                         clock=clock,
                         rng=DeterministicRandom(1),
                     )
@@ -305,3 +316,58 @@ def test_a_relay_that_splices_the_wrong_agency_is_caught_by_the_tls_pin(
         assert isinstance(results[0], PeerRefused), results
 
     asyncio.run(main())
+
+
+def test_a_man_in_the_middle_of_a_control_connection_is_refused(world: HubWorld) -> None:
+    """Someone on the path terminates the agency's control TLS with a certificate of its own
+    and opens its own TLS to the hub, relaying the messages in between: the agency's hello
+    signs the certificate it saw, which is not the hub's, so the hub refuses it (§4)."""
+
+    async def test(port: int) -> None:
+        ctx = bound_server_context(
+            make_tls_identity(
+                "MITM",
+                not_before=NOW - timedelta(days=1),
+                not_after=NOW + timedelta(days=1),
+                key_seed=bytes(32),
+            )
+        )
+
+        async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            w.transport.abort()
+
+        async def in_the_middle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readexactly(PREAMBLE_SIZE)
+            writer.write(TLS_READY)
+            await writer.drain()
+            await writer.start_tls(ctx)
+            hub_r, hub_w = await asyncio.open_connection("127.0.0.1", port)
+            hub_w.write(PREAMBLE_CONTROL)
+            await hub_w.drain()
+            assert await hub_r.readexactly(1) == TLS_READY
+            await hub_w.start_tls(bound_client_context(), server_hostname="")
+            await asyncio.gather(pump(reader, hub_w), pump(hub_r, writer))
+
+        server = await asyncio.start_server(in_the_middle, "127.0.0.1", 0)
+        try:
+            mitm = HubAddress(
+                "127.0.0.1", server.sockets[0].getsockname()[1], world.address(port).hub
+            )
+            reason = await _refused(
+                open_control(
+                    mitm,
+                    agency="CA-RCMP",
+                    signing_key=_key(world, "CA-RCMP"),
+                    clock=clock,
+                    rng=DeterministicRandom(5),
+                )
+            )
+            assert reason is HubReason.BAD_SIGNATURE
+        finally:
+            server.close()
+
+    _with_hub(world, test)

@@ -187,6 +187,25 @@ def test_a_hub_that_crashes_and_restarts_loses_no_scheduled_exchange(tmp_path: P
                     assert list(matches.glob("*.csv")), (agency, peer)
 
 
+def test_a_rogue_agency_in_its_own_process_cannot_pass_for_another(tmp_path: Path) -> None:
+    """CA-CBSA's operator runs a process that signs as CA-RCMP with CA-CBSA's key, on every
+    kind of connection, throughout a round of the three real agents: every try is refused
+    and the round completes as if it were not there."""
+    with processes(tmp_path) as p:
+        p.hub("--round")
+        for agency in AGENCIES:
+            p.agent(agency)
+        p.wait_for("the hub's round", lambda jobs: len(jobs) == 3)
+        rogue = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("_rogue_agent.py")), str(p.port),
+             str(p.world.ceremony.mou), str(p.world.ceremony.keys["CA-CBSA"]), ENV_VAR, "30"],
+            env=_env(), capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert rogue.returncode == 0, rogue.stderr
+        p.wait_for("every job done", lambda jobs: all(j["state"] == "done" for j in jobs))
+        assert all(j["attempts"] == 1 for j in p.status())
+
+
 def test_the_hub_demo_runs_three_agencies_through_the_hub(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -54,6 +54,13 @@ def test_the_vector_signatures_verify_over_the_stated_messages() -> None:
     assert verify(hub_key, welcome.signature, welcomed)
     # The two labels keep a hello from passing for a welcome, and the reverse.
     assert not verify(agency_key, hello.signature, welcomed)
+    # A control hello signs the TLS certificate the agency saw: another one does not verify.
+    binding = bytes.fromhex(valid["control_binding"])
+    control_sig = bytes.fromhex(valid["control_hello_signature"])
+    control = bytes.fromhex(valid["control_hello_signed_message"])
+    assert verify(agency_key, control_sig, control)
+    assert control.endswith(binding)
+    assert not verify(agency_key, control_sig, control[:-1] + bytes([control[-1] ^ 1]))
 
 
 @pytest.mark.parametrize(

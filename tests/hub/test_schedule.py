@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -160,3 +161,13 @@ def test_no_sequence_of_events_finishes_a_job_without_two_successes(
         for row in s.jobs():
             if row.state == JobState.DONE:
                 assert successes[row.job] == set(row.agencies)
+
+
+def test_a_schedule_serves_one_multilateral_mou(tmp_path: Path) -> None:
+    from xlink.errors import InputError
+
+    with _open(tmp_path) as s:
+        s.bind_mou(bytes(32))
+        s.bind_mou(bytes(32))
+        with pytest.raises(InputError, match="another multilateral MOU"):
+            s.bind_mou(bytes([1]) * 32)

@@ -33,6 +33,7 @@ from xlink.policy.multilateral import (
     MultilateralMou,
     accept_multilateral,
     load_multilateral,
+    multilateral_digest,
 )
 
 __all__ = ["register"]
@@ -235,6 +236,7 @@ def _schedule(args: argparse.Namespace) -> int:
     mou = _mou(args.mou, None)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     with Schedule.open(Path(args.workdir) / "schedule.db", now=_now()) as schedule:
+        schedule.bind_mou(multilateral_digest(mou))
         number = schedule.add_round(mou.pairs(), now=_now(), rng=system_random)
         jobs = [j for j in schedule.jobs() if j.round == number]
     emit_json({"round": number, "jobs": [j.as_json() for j in jobs]})

@@ -28,7 +28,7 @@ from xlink.crypto._public_docs import audit_endorsement_message
 from xlink.crypto.keyfiles import AgencyKeys
 from xlink.crypto.rand import RandomSource
 from xlink.errors import HubError, PeerRefused, ProtocolError, XlinkError
-from xlink.hub.client import HubAddress, open_hub, relayed
+from xlink.hub.client import HubAddress, open_control, open_hub, relayed
 from xlink.hub.wire import (
     CheckpointOffer,
     Cosigned,
@@ -38,7 +38,6 @@ from xlink.hub.wire import (
     Report,
     cosign_message,
     encode,
-    keepalive,
     read_frame,
     verify,
 )
@@ -224,29 +223,26 @@ class HubAgent:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _connected_once(self) -> None:
-        sock = await open_hub(
+        link = await open_control(
             self.address,
             agency=self.files.agency,
             signing_key=self._signing_key,
-            purpose=Purpose.CONTROL,
             clock=self.clock,
             rng=self.rng,
         )
-        keepalive(sock)
-        reader, writer = await asyncio.open_connection(sock=sock)
-        self._writer = writer
+        self._writer = link.writer
         self.connected.set()
         log.info("%s: connected to %s", self.files.agency, self.address)
         try:
             while True:
-                message = await read_frame(reader)
+                message = await read_frame(link.reader)
                 if isinstance(message, Job):
                     self._take(message)
                 elif isinstance(message, Cosigned):
                     self._cosigned(message)
                 # a REFUSED of a checkpoint offer: nothing to keep (the hub keeps the evidence)
         finally:
-            writer.transport.abort()
+            link.close()
 
     def _take(self, job: Job) -> None:
         """Run a JOB the hub sent, within bounds a dishonest hub cannot stretch: only for a

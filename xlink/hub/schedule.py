@@ -21,6 +21,7 @@ from xlink._sqlite import SqliteStore, connect, transaction
 from xlink.audit._encoding import from_micros, to_micros
 from xlink.crypto.rand import RandomSource
 from xlink.error_codes import HubReason
+from xlink.errors import InputError
 
 __all__ = ["DEFAULT_MAX_ATTEMPTS", "JobRow", "JobState", "Schedule"]
 
@@ -29,6 +30,10 @@ RETRY_FIRST: Final = timedelta(seconds=2)
 RETRY_MAX: Final = timedelta(minutes=10)
 
 _SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rounds (
     round INTEGER PRIMARY KEY,
     created_us INTEGER NOT NULL
@@ -171,6 +176,22 @@ class Schedule(SqliteStore):
                 "UPDATE jobs SET state = 'pending', initiator_ok = 0, responder_ok = 0,"
                 " reason = ?, due_us = ?, updated_us = ? WHERE state = 'running'",
                 (HubReason.HUB_RESTARTED.value, to_micros(now), to_micros(now)),
+            )
+
+    def bind_mou(self, digest: bytes) -> None:
+        """Tie this schedule to one multilateral MOU (its digest): the first call records
+        it; a later one with another digest raises :class:`~xlink.errors.InputError`, so
+        that no round of one MOU is ever run under another."""
+        with transaction(self._conn):
+            self._conn.execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('mou_digest', ?)",
+                (digest.hex(),),
+            )
+            row = self._conn.execute("SELECT value FROM meta WHERE name = 'mou_digest'").fetchone()
+        if row[0] != digest.hex():
+            raise InputError(
+                "this hub workdir schedules exchanges under another multilateral MOU "
+                f"(digest {str(row[0])[:16]}…); use a new workdir for a new MOU"
             )
 
     def add_round(

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,11 +32,16 @@ from xlink.audit._encoding import to_micros
 from xlink.crypto._public_docs import audit_endorsement_message
 from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import RandomSource
+from xlink.crypto.tls_certs import make_tls_identity
 from xlink.error_codes import HubReason
 from xlink.errors import HubError, XlinkError
 from xlink.hub.schedule import JobRow, JobState, Schedule
 from xlink.hub.wire import (
     NONCE_SIZE,
+    PREAMBLE_CONTROL,
+    PREAMBLE_PLAIN,
+    PREAMBLE_SIZE,
+    TLS_READY,
     Challenge,
     CheckpointOffer,
     Cosigned,
@@ -56,9 +62,10 @@ from xlink.hub.wire import (
     verify,
     welcome_message,
 )
-from xlink.policy.multilateral import MultilateralMou
+from xlink.policy.multilateral import MultilateralMou, multilateral_digest
 from xlink.protocol.config import Role
 from xlink.protocol.framing import encode_frame
+from xlink.transport.tls import bound_server_context
 
 __all__ = ["DEFAULT_JOB_TIMEOUT", "MAX_HELLO_SKEW", "Capture", "Hub"]
 
@@ -149,6 +156,7 @@ class Hub:
             self.schedule = self._stack.enter_context(
                 Schedule.open(workdir / "schedule.db", now=clock(), recover=True)
             )
+            self.schedule.bind_mou(multilateral_digest(mou))
         except BaseException:
             self._stack.close()
             raise
@@ -157,6 +165,18 @@ class Hub:
         self.queries: dict[bytes, _QueryJob] = {}
         self._in_flight: dict[tuple[str, str], int] = {}
         self._handshakes = 0
+        self._expired = False
+        # The control port's TLS identity: made afresh at each start (no file to keep), and
+        # authenticated to agencies by the welcome, which signs its SHA-256 (§4).
+        now = clock()
+        identity = make_tls_identity(
+            self.hub_id,
+            not_before=now - timedelta(days=1),
+            not_after=now + timedelta(days=3650),
+            key_seed=rng(32),
+        )
+        self._tls = bound_server_context(identity)
+        self._binding = identity.fingerprint
         self._wake = asyncio.Event()
 
     def close(self) -> None:
@@ -199,6 +219,12 @@ class Hub:
 
     def _dispatch(self) -> None:
         now = self.clock()
+        if not self.mou.is_valid_on(now.date()):
+            if not self._expired:
+                log.warning("the multilateral MOU is not valid today: no job starts")
+            self._expired = True
+            return
+        self._expired = False
         if self.every is not None:
             last = self.schedule.last_round()
             if last is None or last[1] + self.every <= now:
@@ -248,8 +274,9 @@ class Hub:
         keepalive(writer.get_extra_info("socket"))
         self._handshakes += 1
         try:
-            hello = await self._authenticate(reader, writer)
-        except (HubError, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            binding = await self._open_channel(reader, writer)
+            hello = await self._authenticate(reader, writer, binding)
+        except (HubError, OSError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
             if isinstance(exc, HubError):
                 with contextlib.suppress(Exception):
                     writer.write(encode_frame(encode(Refused(exc.reason, ""))))
@@ -277,8 +304,25 @@ class Hub:
             return await read_frame(reader)
         return await read_frame(reader, lambda data: capture(where, data))
 
-    async def _authenticate(
+    async def _open_channel(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bytes:
+        """Read the agency's preamble (§3): a control connection turns to TLS (returns the
+        binding, our certificate's SHA-256), a session or query connection stays as it is
+        (returns ``b""``). Raises ``TimeoutError`` or :class:`HubError` (``malformed``)."""
+        async with asyncio.timeout(HELLO_TIMEOUT):
+            preamble = await reader.readexactly(PREAMBLE_SIZE)
+            if preamble == PREAMBLE_PLAIN:
+                return b""
+            if preamble != PREAMBLE_CONTROL:
+                raise HubError(HubReason.MALFORMED, "not an xlink-hub-v1 preamble")
+            writer.write(TLS_READY)
+            await writer.drain()
+            await writer.start_tls(self._tls)
+        return self._binding
+
+    async def _authenticate(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, binding: bytes
     ) -> Hello:
         nonce = self.rng(NONCE_SIZE)
         writer.write(encode_frame(encode(Challenge(self.hub_id, nonce))))
@@ -292,15 +336,19 @@ class Hub:
             # Refused as a bad signature: the hub does not tell a stranger who the parties are.
             log.info("refused a hello: not a party")
             raise HubError(HubReason.BAD_SIGNATURE) from None
-        if not verify(party.verify_key, hello.signature, hello_message(self.hub_id, nonce, hello)):
+        signed = hello_message(self.hub_id, nonce, hello, binding)
+        if not verify(party.verify_key, hello.signature, signed):
+            # A wrong key, or a hello signed over another TLS certificate than ours: someone
+            # in the middle of the control connection.
             log.info("refused a hello of %s: bad signature", hello.agency)
             raise HubError(HubReason.BAD_SIGNATURE)
+        if (hello.purpose is Purpose.CONTROL) != bool(binding):
+            raise HubError(HubReason.MALFORMED, "control connections only, over TLS")
         if abs(hello.time_us - to_micros(self.clock())) > MAX_HELLO_SKEW.total_seconds() * 1e6:
             raise HubError(HubReason.STALE)
         self._admit(hello)
-        writer.write(
-            encode_frame(encode(Welcome(self.key.sign(welcome_message(self.hub_id, nonce, hello)))))
-        )
+        welcome = self.key.sign(welcome_message(self.hub_id, nonce, hello, binding))
+        writer.write(encode_frame(encode(Welcome(welcome))))
         await writer.drain()
         return hello
 

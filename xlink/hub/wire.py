@@ -29,12 +29,17 @@ from xlink.protocol.config import Role
 from xlink.protocol.framing import FRAME_HEADER_SIZE, encode_frame
 
 __all__ = [
+    "BINDING_SIZE",
     "COSIGN_DST",
     "HELLO_DST",
     "HUB_WIRE_VERSION",
     "JOB_ID_SIZE",
     "MAX_HUB_FRAME",
     "NONCE_SIZE",
+    "PREAMBLE_CONTROL",
+    "PREAMBLE_PLAIN",
+    "PREAMBLE_SIZE",
+    "TLS_READY",
     "WELCOME_DST",
     "Challenge",
     "CheckpointOffer",
@@ -60,6 +65,14 @@ __all__ = [
 ]
 
 HUB_WIRE_VERSION: Final = 1
+PREAMBLE_CONTROL: Final = b"XLHUB1\x00C"
+"""What an agency sends first on a control connection: TLS follows once the hub answers
+:data:`TLS_READY` (§3)."""
+PREAMBLE_PLAIN: Final = b"XLHUB1\x00P"
+"""What an agency sends first on a session or query connection: the hub's CHALLENGE follows."""
+PREAMBLE_SIZE: Final = 8
+TLS_READY: Final = b"\x01"
+BINDING_SIZE: Final = 32
 MAX_HUB_FRAME: Final = 64 * 1024
 """The largest hub message; a larger frame header ends the connection before it is read."""
 NONCE_SIZE: Final = 32
@@ -325,7 +338,7 @@ def _framed(dst: bytes, members: list[object]) -> bytes:
     return len(dst).to_bytes(4, "big") + dst + pack(HUB_WIRE_VERSION, members)
 
 
-def _hello_members(hub_id: str, hub_nonce: bytes, hello: Hello) -> list[object]:
+def _hello_members(hub_id: str, hub_nonce: bytes, hello: Hello, binding: bytes) -> list[object]:
     return [
         hub_id,
         hub_nonce,
@@ -335,19 +348,22 @@ def _hello_members(hub_id: str, hub_nonce: bytes, hello: Hello) -> list[object]:
         hello.peer,
         hello.time_us,
         hello.nonce,
+        binding,
     ]
 
 
-def hello_message(hub_id: str, hub_nonce: bytes, hello: Hello) -> bytes:
-    """What an agency signs in its hello (§4): the hub's id and challenge, then every member
-    of the hello but the signature."""
-    return _framed(HELLO_DST, _hello_members(hub_id, hub_nonce, hello))
+def hello_message(hub_id: str, hub_nonce: bytes, hello: Hello, binding: bytes = b"") -> bytes:
+    """What an agency signs in its hello (§4): the hub's id and challenge, every member of the
+    hello but the signature, and ``binding``: on a control connection the SHA-256 of the TLS
+    certificate the hub presented, as the agency saw it (empty otherwise)."""
+    return _framed(HELLO_DST, _hello_members(hub_id, hub_nonce, hello, binding))
 
 
-def welcome_message(hub_id: str, hub_nonce: bytes, hello: Hello) -> bytes:
+def welcome_message(hub_id: str, hub_nonce: bytes, hello: Hello, binding: bytes = b"") -> bytes:
     """What the hub signs in its welcome (§4): the same members under another label, so the
-    agency knows it reached the hub the MOU names and that the hub saw this very hello."""
-    return _framed(WELCOME_DST, _hello_members(hub_id, hub_nonce, hello))
+    agency knows it reached the hub the MOU names, that the hub saw this very hello, and (on
+    a control connection) that the TLS certificate it sees is the hub's own."""
+    return _framed(WELCOME_DST, _hello_members(hub_id, hub_nonce, hello, binding))
 
 
 def cosign_message(hub_id: str, agency: str, offer: CheckpointOffer) -> bytes:
@@ -366,9 +382,10 @@ def sign_hello(
     peer: str,
     time_us: int,
     nonce: bytes,
+    binding: bytes = b"",
 ) -> Hello:
     unsigned = Hello(agency, purpose, job, peer, time_us, nonce, bytes(_SIG))
-    signature = key.sign(hello_message(hub_id, hub_nonce, unsigned))
+    signature = key.sign(hello_message(hub_id, hub_nonce, unsigned, binding))
     return Hello(agency, purpose, job, peer, time_us, nonce, signature)
 
 

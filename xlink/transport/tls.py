@@ -18,7 +18,14 @@ from pathlib import Path
 from xlink.crypto.tls_certs import FINGERPRINT_SIZE, TlsIdentity
 from xlink.transport.errors import PeerRefused, RefusalReason
 
-__all__ = ["check_peer", "client_context", "refusal_from_ssl_error", "server_context"]
+__all__ = [
+    "bound_client_context",
+    "bound_server_context",
+    "check_peer",
+    "client_context",
+    "refusal_from_ssl_error",
+    "server_context",
+]
 
 
 def server_context(identity: TlsIdentity, peer_cert_pem: bytes) -> ssl.SSLContext:
@@ -31,6 +38,30 @@ def client_context(identity: TlsIdentity, peer_cert_pem: bytes) -> ssl.SSLContex
     """A client-side context: TLS 1.3 only, presents ``identity``, verifies the server against
     ``peer_cert_pem`` alone, no hostname check (the fingerprint pin replaces it)."""
     return _context(ssl.PROTOCOL_TLS_CLIENT, identity, peer_cert_pem)
+
+
+def bound_server_context(identity: TlsIdentity) -> ssl.SSLContext:
+    """TLS 1.3 server context presenting ``identity`` and asking for no client certificate:
+    for a channel whose peers authenticate inside it, by signatures that bind this
+    certificate (the hub's control connections, xlink-hub-v1 §4)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    ctx.options |= ssl.OP_NO_TICKET
+    _load_identity(ctx, identity)
+    return ctx
+
+
+def bound_client_context() -> ssl.SSLContext:
+    """TLS 1.3 client context that accepts the server's certificate unverified: the caller
+    MUST then authenticate the server by a signature over the SHA-256 of the certificate it
+    actually presented (channel binding, as tls-server-end-point of RFC 5929), which is what
+    the hub's signed welcome does (xlink-hub-v1 §4). Never use it without that check."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # authenticated by the channel binding, see above
+    ctx.options |= ssl.OP_NO_TICKET
+    return ctx
 
 
 def check_peer(ssl_object: ssl.SSLObject | ssl.SSLSocket, pinned_sha256: bytes) -> None:
