@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -146,7 +147,13 @@ def test_the_combined_view_names_each_partner_that_matched_a_record(
     for peer, count in per_partner.items():
         matches = partner_workdir(world.workdir("CA-CBSA"), peer) / "matches"
         with next(matches.glob("*.csv")).open(encoding="utf-8") as f:
-            assert len({r["own_record_id"] for r in csv.DictReader(f)}) == count
+            file_rows = list(csv.DictReader(f))
+        assert len({r["own_record_id"] for r in file_rows}) == count
+        # Every match is there: a record matched twice by one partner keeps both releases.
+        shown = [p for r in rows for p in r.partners if p.partner == peer]
+        assert sorted(p.inbound_release_id for p in shown) == sorted(
+            r["inbound_release_id"] for r in file_rows
+        )
     two = combined_matches(world.workdir("CA-CBSA"), min_lists=2)
     assert all(r.lists == 2 for r in two)
     assert {r.own_record_id for r in two} == {r.own_record_id for r in rows if r.lists >= 2}
@@ -191,3 +198,24 @@ def test_a_fan_out_query_answers_per_partner_and_names_the_one_offline(tmp_path:
         hub.close()
 
     asyncio.run(main())
+
+
+def test_a_partners_store_opens_only_under_that_partners_pair_view(
+    round_done: tuple[HubWorld, list[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from _hub import PASSPHRASE
+
+    from xlink.cli.main import main
+
+    world, _ = round_done
+    monkeypatch.setenv("XLINK_PASSPHRASE", PASSPHRASE.decode())
+    workdir = partner_workdir(world.workdir("CA-RCMP"), "US-DHS")
+    base = ["store", "list", "--workdir", str(workdir), "--keys",
+            str(world.ceremony.keys["CA-RCMP"]), "--mou", str(world.ceremony.mou),
+            "--now", NOW.isoformat(), "--json"]  # fmt: skip
+    assert main([*base, "--peer", "US-DHS"]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out), list)
+    assert main([*base, "--peer", "CA-CBSA"]) == 3
+    assert "holds exchanges with US-DHS, not CA-CBSA" in capsys.readouterr().err

@@ -10,6 +10,7 @@ agencies (``xlink hub ask``), and each agency's combined view is read (``xlink h
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import secrets
@@ -65,10 +66,14 @@ def _wait_port(path: Path, proc: subprocess.Popen[bytes], deadline: float) -> in
     return int(path.read_text(encoding="ascii"))
 
 
-def _count_rows(folder: Path) -> int:
-    return sum(
-        max(len(p.read_text(encoding="utf-8").splitlines()) - 1, 0) for p in folder.glob("*.csv")
-    )
+def _records_matched(folder: Path) -> int:
+    """Our records a partner matched, from that pair's matches files (a record matched by two
+    of the partner's records counts once)."""
+    records: set[str] = set()
+    for path in folder.glob("*.csv"):
+        with path.open(encoding="utf-8", newline="") as f:
+            records.update(row["own_record_id"] for row in csv.DictReader(f))
+    return len(records)
 
 
 def run_hub_demo(args: argparse.Namespace) -> int:
@@ -129,7 +134,7 @@ def run_hub_demo(args: argparse.Namespace) -> int:
                 "records_matched": len(records),
                 "on_two_lists": sum(1 for r in records if r["lists"] >= 2),
                 "by_partner": {
-                    peer: _count_rows(out / agency.lower() / "partners" / peer / "matches")
+                    peer: _records_matched(out / agency.lower() / "partners" / peer / "matches")
                     for peer in HUB_LISTS
                     if peer != agency
                 },

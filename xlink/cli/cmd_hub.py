@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.hub_key import HubKey
 from xlink.crypto.keyfiles import load_public_bundle
 from xlink.crypto.rand import system_random
-from xlink.errors import DecryptionError, InputError
+from xlink.errors import DecryptionError, InputError, PolicyDenied
 from xlink.hub import AgentFiles, Hub, HubAddress, HubAgent, ask_partners, partners_of
 from xlink.hub.combined import combined_matches
 from xlink.hub.schedule import JobState, Schedule
@@ -129,13 +130,20 @@ def register(sub: Any) -> None:
     matches.add_argument("--workdir", required=True, metavar="DIR", help="the agent's workdir")
     matches.add_argument(
         "--min-lists",
-        type=int,
+        type=_positive,
         default=1,
         metavar="K",
         help="only records matched on at least K partners' lists",
     )
     matches.add_argument("--json", action="store_true")
     matches.set_defaults(handler=_matches)
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("expected an integer of at least 1")
+    return int(text)
 
 
 def _hub_options(p: argparse.ArgumentParser) -> None:
@@ -268,10 +276,22 @@ def _status(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     with _open_schedule(args.workdir) as schedule:
         kept = schedule.checkpoints(args.agency, args.partner)
-    published = [PublishedCheckpoint.from_json(json.loads(text)) for text in kept]
+    if not kept:
+        raise InputError(
+            f"the hub keeps no checkpoint of {args.agency}'s log of exchanges with "
+            f"{args.partner} (check both agency ids: `xlink hub status` lists the pairs)"
+        )
+    try:
+        published = [PublishedCheckpoint.from_json(json.loads(text)) for text in kept]
+    except ValueError:
+        raise InputError(f"{args.workdir}: a kept checkpoint is damaged") from None
     text = dump_checkpoints(args.agency, published)
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        try:  # never overwritten, as `xlink audit export-checkpoints`
+            with open(args.out, "x", encoding="utf-8") as f:
+                f.write(text)
+        except FileExistsError:
+            raise InputError(f"--out: {args.out} exists (not overwritten)") from None
     else:
         sys.stdout.write(text)
     return ExitCode.OK
@@ -283,7 +303,17 @@ def _files(args: argparse.Namespace) -> tuple[AgentFiles, MultilateralMou]:
     bundles: dict[str, Path] = {}
     for path in args.bundle:
         bundle = load_public_bundle(path)
+        if bundle.agency_id == args.agency:
+            raise InputError(f"--bundle: {path} is our own bundle ({args.agency}), not a partner's")
+        if bundle.agency_id in bundles:
+            raise InputError(f"--bundle: two bundles for {bundle.agency_id}")
         bundles[bundle.agency_id] = Path(path)
+    missing = [p for p in partners_of(mou.pairs(), args.agency) if p not in bundles]
+    if missing:
+        raise InputError(
+            f"--bundle: none given for {', '.join(missing)} (every partner the MOU gives "
+            "terms needs its public.json)"
+        )
     passphrase = read_passphrase(args, confirm=False)
     files = AgentFiles(
         agency=args.agency,
@@ -313,11 +343,16 @@ def _agent(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     files, mou = _files(args)
     address = HubAddress(args.hub[0], args.hub[1], mou.hub)
-    partners = args.partner or [
+    allowed = [
         p
         for p in partners_of(mou.pairs(), args.agency)
         if (terms := mou.terms_for(args.agency, p)) is not None and terms.query_quota_per_day > 0
     ]
+    for partner in args.partner or []:
+        if partner not in allowed:
+            reason = "not-a-party" if partner not in mou.agency_ids else "no-query-terms"
+            raise PolicyDenied([f"{reason}:{partner}"])
+    partners = args.partner or allowed
     answers = run_cancellable(
         ask_partners(
             files,
@@ -347,9 +382,15 @@ def _ask(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"partners": doc})
     else:
-        for item in doc:
-            if item["ok"]:
-                print(f"{item['partner']}: {item['matched']} matched, {item['received']} received")
+        for item, answer in zip(doc, answers, strict=True):
+            if answer.outcome is not None:
+                fates = Counter(t.fate for t in answer.outcome.answers if t.matched)
+                how = ", ".join(f"{n} {fate}" for fate, n in sorted(fates.items()))
+                print(
+                    f"{item['partner']}: {item['matched']} of {answer.outcome.travellers} "
+                    f"matched{f' ({how})' if how else ''}; {item['received']} new release(s) "
+                    "stored (one delivered before is not sent again)"
+                )
             else:
                 print(f"{item['partner']}: no answer ({item['error']}: {item['detail']})")
     return ExitCode.OK if all(a.outcome is not None for a in answers) else ExitCode.PROTOCOL
@@ -360,7 +401,11 @@ def _matches(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"records": [r.as_json() for r in rows]})
         return ExitCode.OK
+    if not rows:
+        print(f"no record of ours matched on at least {args.min_lists} partner list(s)")
     for r in rows:
-        names = ", ".join(f"{p.partner} ({p.inbound})" for p in r.partners)
-        print(f"{r.own_record_id} [{r.own_category}] on {r.lists} list(s): {names}")
+        print(f"{r.own_record_id} [{r.own_category}] on {r.lists} list(s):")
+        for p in r.partners:
+            release = p.inbound_release_id or "none"
+            print(f"  {p.partner:8} score {p.score}, release {release} ({p.inbound})")
     return ExitCode.OK

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from xlink.audit import AuditEvent
 from xlink.cli._common import add_now_option, emit_json, parse_now
 from xlink.cli._custody import (
     add_custody_options,
@@ -104,6 +105,15 @@ def _open(args: argparse.Namespace, now: datetime) -> Iterator[tuple[ReleaseStor
     with open_custody(args) as custody:
         keys = custody.keys
         mou = load_pair_mou(args.mou, local_agency=keys.agency_id, peer=args.peer, today=now.date())
+        peers = {
+            str(e.fields["peer"]) for e in custody.audit.entries(kinds=(AuditEvent.MOU_ACCEPTED,))
+        }
+        partner = mou.peer_of(keys.agency_id).agency_id
+        if peers and partner not in peers:
+            raise InputError(
+                f"--workdir: {args.workdir} holds exchanges with {', '.join(sorted(peers))}, "
+                f"not {partner} (another --peer or --mou?)"
+            )
         with ReleaseStore.open(
             path,
             mou=mou,

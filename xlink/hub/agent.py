@@ -212,7 +212,14 @@ class HubAgent:
                     await self._connected_once()
                     delay = RECONNECT_FIRST
                 except (XlinkError, OSError, asyncio.IncompleteReadError, ConnectionError) as exc:
-                    log.info("%s: hub connection ended: %s", self.files.agency, exc)
+                    what = "connection ended" if self.connected.is_set() else "cannot connect"
+                    log.info(
+                        "%s: hub %s (%s); trying again in %g s",
+                        self.files.agency,
+                        what,
+                        type(exc).__name__,
+                        delay,
+                    )
                 self.connected.clear()
                 self._writer = None
                 await asyncio.sleep(delay)
@@ -249,8 +256,13 @@ class HubAgent:
         partner we hold a bundle for (the MOU's terms are checked when the pair opens), and at
         most :data:`MAX_QUEUED_PER_PARTNER` waiting per partner."""
         if job.peer not in self.files.bundles:
-            log.info("%s: a job with %s, for whom we have no bundle: ignored", self.files.agency,
-                     job.peer)  # fmt: skip
+            log.info(
+                "%s: a job with %s, for whom we have no bundle: refused",
+                self.files.agency,
+                job.peer,
+            )
+            if job.kind is JobKind.EXCHANGE:
+                self._send(Report(job.job, False, "no-bundle"))
             return
         queued = self._queued.get(job.peer, 0)
         if queued >= MAX_QUEUED_PER_PARTNER:
@@ -310,8 +322,13 @@ class HubAgent:
                     await self._answer(job)
                 # else: the asker has given up on this query by now
         except Exception as exc:  # every end of an exchange job is reported
-            log.info("%s: job %s with %s failed: %s", self.files.agency, job.job.hex()[:8],
-                     job.peer, type(exc).__name__)  # fmt: skip
+            log.info(
+                "%s: job %s with %s failed: %s",
+                self.files.agency,
+                job.job.hex()[:8],
+                job.peer,
+                type(exc).__name__,
+            )
             if job.kind is JobKind.EXCHANGE:
                 self._send(Report(job.job, False, _reason(exc)))
 

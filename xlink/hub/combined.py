@@ -46,13 +46,17 @@ class PartnerMatch:
 
 @dataclass(frozen=True, slots=True)
 class CombinedMatch:
+    """One of our records and its matches, partner by partner (``partners`` holds every
+    match, so one partner may appear more than once)."""
+
     own_record_id: str
     own_category: str
     partners: tuple[PartnerMatch, ...] = field(default_factory=tuple)
 
     @property
     def lists(self) -> int:
-        return len(self.partners)
+        """On how many partners' lists the record was matched."""
+        return len({p.partner for p in self.partners})
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -64,42 +68,54 @@ class CombinedMatch:
 
 
 def combined_matches(workdir: Path, *, min_lists: int = 1) -> list[CombinedMatch]:
-    """Our records matched by at least ``min_lists`` partners, by record id; for each partner
-    its match from the most recent session that matched the record (files in order of
-    modification). :class:`~xlink.errors.InputError` when ``workdir`` has no partner
-    workdirs or a matches file is unreadable."""
+    """Our records matched by at least ``min_lists`` partners, by record id. For each partner,
+    every match of the record in the most recent matches file that has it (files in order of
+    modification): a record can match two of one partner's records (a watchlist entry and a
+    traveller, say), and each has its own release. ``lists`` counts partners, not matches.
+    :class:`~xlink.errors.InputError` when ``workdir`` has no partner workdirs or a matches
+    file is unreadable."""
     if min_lists < 1:
-        raise InputError("min_lists must be at least 1")
+        raise InputError("--min-lists: must be at least 1")
     partners_dir = workdir / "partners"
     if not partners_dir.is_dir():
         raise InputError(f"{workdir}: no partners/ directory (has the agent run here?)")
-    found: dict[str, dict[str, PartnerMatch]] = {}
+    found: dict[str, dict[str, list[PartnerMatch]]] = {}
     categories: dict[str, str] = {}
     for partner_dir in sorted(p for p in partners_dir.iterdir() if p.is_dir()):
         files = sorted((partner_dir / "matches").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
         for path in files:
-            try:
-                lines = path.read_text(encoding="utf-8").splitlines()
-                rows = [json.loads(line) for line in lines if line.strip()]
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise InputError(f"{path}: not a matches file ({type(exc).__name__})") from None
-            for number, row in enumerate(rows, start=1):
+            in_this_file: dict[str, list[PartnerMatch]] = {}
+            for number, row in enumerate(_rows(path), start=1):
                 if not isinstance(row, dict) or not isinstance(row.get("own_record_id"), str):
                     raise InputError(f"{path}:{number}: not a matches row")
                 record = row["own_record_id"]
                 categories[record] = str(row.get("own_category", ""))
-                found.setdefault(record, {})[partner_dir.name] = PartnerMatch(
-                    partner=partner_dir.name,
-                    session=str(row.get("session", "")),
-                    score=str(row.get("score", "")),
-                    outbound=str(row.get("outbound", "")),
-                    inbound=str(row.get("inbound", "")),
-                    inbound_release_id=str(row.get("inbound_release_id", "")),
-                    inbound_category=str(row.get("inbound_category", "")),
-                )
+                in_this_file.setdefault(record, []).append(_partner_match(partner_dir.name, row))
+            for record, matches in in_this_file.items():  # a later session replaces an earlier
+                found.setdefault(record, {})[partner_dir.name] = matches
     out = [
-        CombinedMatch(record, categories[record], tuple(by[p] for p in sorted(by)))
+        CombinedMatch(record, categories[record], tuple(m for p in sorted(by) for m in by[p]))
         for record, by in found.items()
         if len(by) >= min_lists
     ]
     return sorted(out, key=lambda m: (-m.lists, m.own_record_id))
+
+
+def _rows(path: Path) -> list[object]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a matches file ({type(exc).__name__})") from None
+
+
+def _partner_match(partner: str, row: dict[str, object]) -> PartnerMatch:
+    return PartnerMatch(
+        partner=partner,
+        session=str(row.get("session", "")),
+        score=str(row.get("score", "")),
+        outbound=str(row.get("outbound", "")),
+        inbound=str(row.get("inbound", "")),
+        inbound_release_id=str(row.get("inbound_release_id", "")),
+        inbound_category=str(row.get("inbound_category", "")),
+    )

@@ -254,7 +254,7 @@ class Schedule(SqliteStore):
         with transaction(self._conn):
             self._conn.execute(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_us = ?,"
-                " initiator_ok = 0, responder_ok = 0, reason = '', updated_us = ?, attempt = ?"
+                " initiator_ok = 0, responder_ok = 0, updated_us = ?, attempt = ?"
                 " WHERE job = ? AND state = 'pending'",
                 (to_micros(now), to_micros(now), attempt, job),
             )
