@@ -22,7 +22,8 @@ from xlink.error_codes import HubReason
 from xlink.errors import ConnectionLost, HubError
 from xlink.hub import Hub
 from xlink.hub.client import HubLink, open_control, open_hub
-from xlink.hub.server import HALF_CLOSE_GRACE, MAX_QUERIES_PER_PAIR
+from xlink.hub.relay import HALF_CLOSE_GRACE
+from xlink.hub.server import MAX_QUERIES_PER_PAIR
 from xlink.hub.wire import (
     PREAMBLE_PLAIN,
     CheckpointOffer,

@@ -171,3 +171,15 @@ def test_a_schedule_serves_one_multilateral_mou(tmp_path: Path) -> None:
         s.bind_mou(bytes(32))
         with pytest.raises(InputError, match="another multilateral MOU"):
             s.bind_mou(bytes([1]) * 32)
+
+
+def test_a_new_round_adds_no_second_job_for_a_pair_still_waiting(tmp_path: Path) -> None:
+    with _open(tmp_path) as s:
+        s.add_round(PAIRS, now=T0, rng=DeterministicRandom(1))
+        first = s.jobs()[0]
+        s.start(first.job, now=T0, rng=RNG)
+        s.report(first.job, first.initiator, ok=True, reason="", now=T0)
+        s.report(first.job, first.responder, ok=True, reason="", now=T0)
+        later = s.add_round(PAIRS, now=T0 + timedelta(days=1), rng=DeterministicRandom(2))
+        new = [j for j in s.jobs() if j.round == later]
+        assert [j.agencies for j in new] == [first.agencies]  # only the pair that was done

@@ -198,13 +198,23 @@ class Schedule(SqliteStore):
         self, pairs: Iterable[tuple[str, str]], *, now: datetime, rng: RandomSource
     ) -> int:
         """A new round: one pending job per pair, due ``now``. In each pair the agency first in
-        sorted order answers (TLS server, PSI responder) and the other initiates."""
+        sorted order answers (TLS server, PSI responder) and the other initiates. A pair whose
+        job of an earlier round is still pending or running gets none: that job will do (an
+        agency offline for a week does not come back to seven exchanges in a row)."""
         time_us = to_micros(now)
         with transaction(self._conn):
             cursor = self._conn.execute("INSERT INTO rounds (created_us) VALUES (?)", (time_us,))
             number = cursor.lastrowid
-            assert number is not None
+            if number is None:
+                raise RuntimeError("SQLite gave no round number")
+            waiting = set(
+                self._conn.execute(
+                    "SELECT responder, initiator FROM jobs WHERE state IN ('pending', 'running')"
+                ).fetchall()
+            )
             for pair in sorted({tuple(sorted(p)) for p in pairs}):
+                if pair in waiting:
+                    continue
                 responder, initiator = pair
                 self._conn.execute(
                     "INSERT INTO jobs (job, round, initiator, responder, state, due_us,"

@@ -17,24 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 from xlink._workdir import workdir_lock
-from xlink.audit import PublishedCheckpoint
 from xlink.audit._encoding import to_micros
-from xlink.crypto._public_docs import audit_endorsement_message
 from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import RandomSource
 from xlink.crypto.tls_certs import make_tls_identity
 from xlink.error_codes import HubReason
 from xlink.errors import HubError, XlinkError
+from xlink.hub.checkpoints import cosign_offer
+from xlink.hub.relay import Waiting, splice
 from xlink.hub.schedule import JobRow, JobState, Schedule
 from xlink.hub.wire import (
     NONCE_SIZE,
@@ -44,7 +43,6 @@ from xlink.hub.wire import (
     TLS_READY,
     Challenge,
     CheckpointOffer,
-    Cosigned,
     Hello,
     HubMessage,
     Job,
@@ -52,9 +50,7 @@ from xlink.hub.wire import (
     Purpose,
     Refused,
     Report,
-    Spliced,
     Welcome,
-    cosign_message,
     encode,
     hello_message,
     keepalive,
@@ -85,11 +81,6 @@ QUERY_DEADLINE: Final = 600.0
 """Seconds a relayed query session may last in all."""
 MAX_QUERIES_PER_PAIR: Final = 2
 """Real-time queries of one asker to one holder relayed at once; more are refused (busy)."""
-SPLICE_IDLE: Final = 300.0
-"""Seconds a spliced connection may carry nothing in either direction before it is closed."""
-HALF_CLOSE_GRACE: Final = 5.0
-"""Seconds the other direction may go on after one side closed its half of a splice."""
-COPY_SIZE: Final = 1 << 16
 
 Capture = Callable[[str, bytes], None]
 """``capture(where, data)``: every byte the hub receives, for tests that scan what it saw."""
@@ -98,23 +89,6 @@ Capture = Callable[[str, bytes], None]
 @dataclass(slots=True)
 class _Control:
     writer: asyncio.StreamWriter
-
-
-@dataclass(slots=True)
-class _Waiting:
-    """One side of a job (or query) at the hub: woken when spliced or when the job ends."""
-
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    spliced: asyncio.Event = field(default_factory=asyncio.Event)
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
-    aborted: bool = False
-
-    def abort(self) -> None:
-        self.aborted = True
-        self.spliced.set()
-        self.finished.set()
-        self.writer.transport.abort()
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +135,7 @@ class Hub:
             self._stack.close()
             raise
         self.controls: dict[str, _Control] = {}
-        self.waiting: dict[tuple[bytes, str], _Waiting] = {}
+        self.waiting: dict[tuple[bytes, str], Waiting] = {}
         self.queries: dict[bytes, _QueryJob] = {}
         self._in_flight: dict[tuple[str, str], int] = {}
         self._handshakes = 0
@@ -393,7 +367,10 @@ class Hub:
                 if isinstance(message, Report):
                     self._report(agency, message)
                 elif isinstance(message, CheckpointOffer):
-                    writer.write(encode_frame(encode(self._cosign(agency, message))))
+                    answer = cosign_offer(
+                        self.schedule, self.mou, self.key, agency, message, now=self.clock()
+                    )
+                    writer.write(encode_frame(encode(answer)))
                     await writer.drain()  # an agency that does not read slows only itself
                 else:
                     raise HubError(HubReason.MALFORMED, "not a control message")
@@ -418,41 +395,11 @@ class Hub:
         if state != JobState.RUNNING:
             self._finished(row)
 
-    def _cosign(self, agency: str, offer: CheckpointOffer) -> HubMessage:
-        """Keep and cosign ``agency``'s checkpoint of its log with ``offer.log`` (§7): only a
-        log of a pair with terms, signed by an audit key the agency's MOU signing key
-        endorses, in order, under one audit key; a contradicting one is kept as evidence and
-        refused (``conflict``)."""
-        if self.mou.terms_for(agency, offer.log) is None:
-            return Refused(HubReason.NO_TERMS, "")
-        endorsed = audit_endorsement_message(agency, offer.published.audit_key)
-        try:
-            offer.published.verify()
-            self.mou.party(agency).verify_key.verify(offer.endorsement, endorsed)
-        except XlinkError:
-            return Refused(HubReason.BAD_SIGNATURE, "")
-        text = json.dumps(offer.published.to_json(), sort_keys=True)
-        seq, now = offer.published.checkpoint.seq, self.clock()
-        last = self.schedule.last_checkpoint(agency, offer.log)
-        if last is not None:
-            last_seq, last_text, last_cosig = last
-            kept = PublishedCheckpoint.from_json(json.loads(last_text))
-            if seq == last_seq and text == last_text:
-                return Cosigned(offer.log, seq, last_cosig)  # offered again: same answer
-            if seq <= last_seq or kept.audit_key != offer.published.audit_key:
-                self.schedule.keep_conflict(agency, offer.log, seq, text, now)
-                log.warning("%s offered a checkpoint contradicting its log with %s",
-                            agency, offer.log)  # fmt: skip
-                return Refused(HubReason.CONFLICT, "")
-        signature = self.key.sign(cosign_message(self.hub_id, agency, offer))
-        self.schedule.keep_checkpoint(agency, offer.log, seq, text, signature, now)
-        return Cosigned(offer.log, seq, signature)
-
     async def _session(
         self, hello: Hello, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         key = (hello.job, hello.agency)
-        me = _Waiting(reader, writer)
+        me = Waiting(reader, writer)
         self.waiting[key] = me
         query = self.queries.get(hello.job)
         if query is not None:
@@ -479,7 +426,13 @@ class Hub:
             partner.spliced.set()
             try:
                 deadline = QUERY_DEADLINE if query is not None else None
-                await self._splice(hello.job, (hello.agency, me), (other, partner), deadline)
+                await splice(
+                    hello.job,
+                    (hello.agency, me),
+                    (other, partner),
+                    deadline=deadline,
+                    capture=self.capture,
+                )
             finally:
                 partner.finished.set()
         finally:
@@ -506,50 +459,3 @@ class Hub:
             self._in_flight[pair] -= 1
             if not self._in_flight[pair]:
                 del self._in_flight[pair]
-
-    async def _splice(
-        self,
-        job: bytes,
-        first: tuple[str, _Waiting],
-        second: tuple[str, _Waiting],
-        deadline: float | None,
-    ) -> None:
-        (a, wa), (b, wb) = first, second
-        for w in (wa, wb):
-            w.writer.write(encode_frame(encode(Spliced())))
-        log.info("job %s: spliced %s and %s", job.hex()[:8], a, b)
-        copies = {
-            asyncio.ensure_future(self._copy(wa.reader, wb.writer, f"relay:{a}>{b}")),
-            asyncio.ensure_future(self._copy(wb.reader, wa.writer, f"relay:{b}>{a}")),
-        }
-        try:
-            async with asyncio.timeout(deadline):
-                _, pending = await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
-                if pending:  # one side closed its half: the other may finish, briefly
-                    await asyncio.wait(pending, timeout=HALF_CLOSE_GRACE)
-        except TimeoutError:
-            log.info("job %s: the splice reached its deadline", job.hex()[:8])
-        finally:
-            for task in copies:
-                task.cancel()
-            await asyncio.gather(*copies, return_exceptions=True)
-            for w in (wa, wb):
-                w.writer.transport.abort()
-
-    async def _copy(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str
-    ) -> None:
-        try:
-            while True:
-                async with asyncio.timeout(SPLICE_IDLE):
-                    data = await reader.read(COPY_SIZE)
-                if not data:
-                    break
-                if self.capture is not None:
-                    self.capture(where, data)
-                writer.write(data)
-                await writer.drain()
-            if writer.can_write_eof():
-                writer.write_eof()
-        except (OSError, ConnectionError, TimeoutError):
-            writer.transport.abort()

@@ -1,0 +1,59 @@
+"""The hub's cosigned checkpoints (xlink-hub-v1 §7): which of an agency's audit checkpoints
+the hub keeps and signs, and which it refuses and keeps apart as evidence of a rewritten log."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+
+from xlink.audit import PublishedCheckpoint
+from xlink.crypto._public_docs import audit_endorsement_message
+from xlink.crypto.keys import SigningKey
+from xlink.error_codes import HubReason
+from xlink.errors import XlinkError
+from xlink.hub.schedule import Schedule
+from xlink.hub.wire import CheckpointOffer, Cosigned, HubMessage, Refused, cosign_message
+from xlink.policy.multilateral import MultilateralMou
+
+__all__ = ["cosign_offer"]
+
+log = logging.getLogger("xlink.hub")
+
+
+def cosign_offer(
+    schedule: Schedule,
+    mou: MultilateralMou,
+    key: SigningKey,
+    agency: str,
+    offer: CheckpointOffer,
+    *,
+    now: datetime,
+) -> HubMessage:
+    """Keep and cosign ``agency``'s checkpoint of its log with ``offer.log``: only a log of a
+    pair with terms, signed by an audit key the agency's MOU signing key endorses, in order,
+    under one audit key; the same checkpoint again gets the same answer; a contradicting one
+    is kept as evidence and refused (``conflict``). Returns COSIGNED or REFUSED."""
+    if mou.terms_for(agency, offer.log) is None:
+        return Refused(HubReason.NO_TERMS, "")
+    endorsed = audit_endorsement_message(agency, offer.published.audit_key)
+    try:
+        offer.published.verify()
+        mou.party(agency).verify_key.verify(offer.endorsement, endorsed)
+    except XlinkError:
+        return Refused(HubReason.BAD_SIGNATURE, "")
+    text = json.dumps(offer.published.to_json(), sort_keys=True)
+    seq = offer.published.checkpoint.seq
+    last = schedule.last_checkpoint(agency, offer.log)
+    if last is not None:
+        last_seq, last_text, last_cosig = last
+        kept = PublishedCheckpoint.from_json(json.loads(last_text))
+        if seq == last_seq and text == last_text:
+            return Cosigned(offer.log, seq, last_cosig)  # offered again: the same answer
+        if seq <= last_seq or kept.audit_key != offer.published.audit_key:
+            schedule.keep_conflict(agency, offer.log, seq, text, now)
+            log.warning("%s offered a checkpoint contradicting its log with %s", agency, offer.log)
+            return Refused(HubReason.CONFLICT, "")
+    signature = key.sign(cosign_message(mou.hub.hub_id, agency, offer))
+    schedule.keep_checkpoint(agency, offer.log, seq, text, signature, now)
+    return Cosigned(offer.log, seq, signature)
