@@ -34,7 +34,7 @@ from xlink.hub.wire import (
     send_message,
 )
 from xlink.policy.multilateral import HubParty, accept_multilateral, load_multilateral
-from xlink.transport.driver import tls_on_socket
+from xlink.transport.handshake import tls_on_socket
 from xlink.transport.tls import bound_client_context, bound_server_context
 
 from _hub import PASSPHRASE  # isort: skip

@@ -1,7 +1,7 @@
 """An agency's side of the hub (protocols/xlink-hub-v1.md §4–5): connect out to the hub, prove
 who we are, check that it is the hub the multilateral MOU names, and, once the hub has
 spliced us to the partner, run the partner's and our own mutual TLS through it — the same
-pinned handshake as a direct connection (:func:`xlink.transport.driver.tls_on_socket`)."""
+pinned handshake as a direct connection (:func:`xlink.transport.handshake.tls_on_socket`)."""
 
 from __future__ import annotations
 
@@ -42,8 +42,9 @@ from xlink.hub.wire import (
 from xlink.policy.multilateral import HubParty
 from xlink.protocol.config import Role
 from xlink.protocol.framing import encode_frame
-from xlink.transport.driver import _NoConnection, _open_tcp, tls_on_socket
+from xlink.transport.driver import _NoConnection, _open_tcp
 from xlink.transport.errors import RefusalReason, refused
+from xlink.transport.handshake import tls_on_socket
 from xlink.transport.stream import FramedConnection
 from xlink.transport.tls import bound_client_context
 

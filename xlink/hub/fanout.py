@@ -19,6 +19,8 @@ from xlink.errors import HubError, PeerRefused, XlinkError
 from xlink.hub.agent import AgentFiles
 from xlink.hub.client import HubAddress, open_hub, relayed
 from xlink.hub.wire import Purpose
+from xlink.linkage.schema import schema_digest
+from xlink.prepare import PreparedSide
 from xlink.protocol.config import Role
 
 __all__ = ["PartnerAnswer", "ask_partners"]
@@ -47,14 +49,20 @@ async def _ask_one(
     timeout: float,
     idle_timeout: float,
     keys: AgencyKeys,
+    sides: dict[bytes, PreparedSide],
 ) -> PartnerAnswer:
     try:
         with files.open_agency(workdir, partner, clock=clock, rng=rng, keys=keys) as agency:
-            side = agency.prepare(
-                list(travellers),
-                mappings=list(files.mappings) if files.mappings else None,
-                date_order=files.date_order,
-            )
+            # The travellers are prepared once for all partners (they share the MOU's schema):
+            # no await between the look-up and the store, so concurrent asks reuse it.
+            digest = schema_digest(agency.schema)
+            if digest not in sides:
+                sides[digest] = agency.prepare(
+                    list(travellers),
+                    mappings=list(files.mappings) if files.mappings else None,
+                    date_order=files.date_order,
+                )
+            side = sides[digest]
             sock = await open_hub(
                 address,
                 agency=files.agency,
@@ -100,6 +108,7 @@ async def ask_partners(
     ``files.mappings``) at once, through the hub; one :class:`PartnerAnswer` each, in the
     order of ``partners``. Matched releases go into each partner's store, under its caveats."""
     keys = files.load_keys()
+    sides: dict[bytes, PreparedSide] = {}
     return list(
         await asyncio.gather(
             *(
@@ -114,6 +123,7 @@ async def ask_partners(
                     timeout=timeout,
                     idle_timeout=idle_timeout,
                     keys=keys,
+                    sides=sides,
                 )
                 for partner in partners
             )
