@@ -18,6 +18,7 @@ Usage::
     python bench/eval_bench.py febrl4 --no-id
     python bench/eval_bench.py febrl4
     python bench/eval_bench.py synth --n 100000 --seed 1 [--data DIR]
+    python bench/eval_bench.py febrl4 --no-id --weights estimated [--links best-of-either]
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from pathlib import Path
 from psi_bench import CALIBRATION_OPS, calibrate
 
 from xlink.evaluation import datasets, evaluate
+from xlink.evaluation.judge import FITS
 from xlink.linkage.schema import load_default_schema
+from xlink.linkage.scoring import LINK_RULES, ONE_TO_ONE
 
 
 def main() -> None:
@@ -42,6 +45,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="synth records per side")
     parser.add_argument("--seed", type=int, default=1, help="synth seed")
     parser.add_argument("--data", help="synth: files already written by xlink synth")
+    parser.add_argument("--weights", choices=FITS, default="logistic", help="as xlink eval's")
+    parser.add_argument("--links", choices=LINK_RULES, default=ONE_TO_ONE, help="as xlink eval's")
     args = parser.parse_args()
     before = calibrate(CALIBRATION_OPS)
     with tempfile.TemporaryDirectory(prefix="xlink-eval-bench-") as tmp:
@@ -55,7 +60,7 @@ def main() -> None:
                 generate_synth(root, args.n, args.seed)
             data = datasets.synth(root)
         start = time.perf_counter()
-        figures = evaluate(data, load_default_schema())
+        figures = evaluate(data, load_default_schema(), fit=args.weights, links=args.links)
         bench_wall_s = time.perf_counter() - start
     after = calibrate(CALIBRATION_OPS)
     figures.pop("fitted_schema")

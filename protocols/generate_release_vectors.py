@@ -109,7 +109,11 @@ def make_mou(keys: Keys) -> Mou:
         for a in (CA, US)
     }
     mou = load_sample_template().fill(party, schema_digest=SCHEMA_DIGEST)
-    return dataclasses.replace(mou, approval_required=False)
+    # The vectors' MOU names the linkage schema as it did when they were published (version 3,
+    # threshold 2.886), whatever the sample template names now: they must not change with it.
+    return dataclasses.replace(
+        mou, approval_required=False, schema_version=3, match_threshold=2.886
+    )
 
 
 def records() -> list[PersonRecord]:

@@ -51,6 +51,7 @@ class TwoAgencies:
         passphrase: bytes,
         timeout: float,
         approval_required: bool = False,
+        linkage: dict[str, object] | None = None,
     ) -> None:
         self.base = base
         self.files = files
@@ -62,6 +63,7 @@ class TwoAgencies:
             now=datetime.now(UTC),
             rng=system_random,
             approval_required=approval_required,
+            linkage=linkage,
         )
 
     async def _run(self, role: str, agency: str, peer: str, port: int, **kw: Any) -> Any:

@@ -104,12 +104,14 @@ def demo_ceremony(
     query_quota_per_day: int | None = None,
     padding_bucket: int | None = None,
     kdf: KdfParams = DEFAULT_KDF,
+    linkage: Mapping[str, object] | None = None,
 ) -> CeremonyFiles:
     """The ceremony of docs/keys.md §5 in one call, on the bundled sample template: keys for
     both agencies (TLS certificates valid ``valid_days``), the template filled with both
     bundles and the default schema's digest, valid from ``now``'s date for ``valid_days``, and
     signed by both. ``approval_required``, ``query_quota_per_day`` and ``padding_bucket``
-    override the template's (``None``: keep it).
+    override the template's (``None``: keep it); ``linkage`` members (``weights``, ``links``,
+    ``match_threshold``) are set in the template's ``linkage`` table.
 
     ``kdf`` seals the key directories (docs/keys.md §2): the real
     :data:`~xlink.crypto.envelope.DEFAULT_KDF` by default, as ``xlink demo`` uses; the test
@@ -119,10 +121,11 @@ def demo_ceremony(
     base.mkdir(parents=True, exist_ok=True)
     template = load_sample_template()
     exchange = {"query_quota_per_day": query_quota_per_day, "padding_bucket": padding_bucket}
-    if approval_required is not None or any(v is not None for v in exchange.values()):
+    if approval_required is not None or linkage or any(v is not None for v in exchange.values()):
         doc = json.loads(template.document)
         if approval_required is not None:
             doc["release"]["approval_required"] = approval_required
+        doc["linkage"].update(linkage or {})
         doc["exchange"].update({k: v for k, v in exchange.items() if v is not None})
         template = parse_mou_template(json.dumps(doc), "json")
     generated = {

@@ -13,19 +13,43 @@ another message.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from xlink.errors import EstimationError
+from xlink.linkage.estimate import LinkageEstimate, estimate
 from xlink.linkage.schema import LinkageSchema
-from xlink.linkage.scoring import KeyWeight, decide_matches, fellegi_sunter_score
+from xlink.linkage.scoring import (
+    LINK_RULES,
+    ONE_TO_ONE,
+    KeyWeight,
+    decide_matches,
+    fellegi_sunter_score,
+)
 from xlink.protocol.bound import RevealBound
 from xlink.protocol.events import CandidatePair
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CandidateSource", "DecidedMatch", "Decision", "decide", "reveal_bound_for"]
+__all__ = [
+    "ESTIMATED",
+    "FIXED",
+    "WEIGHTS",
+    "CandidateSource",
+    "DecidedMatch",
+    "Decision",
+    "decide",
+    "pattern_scorer",
+    "reveal_bound_for",
+]
+
+#: :func:`decide`'s weightings: the schema's own weights, or weights estimated per session.
+FIXED = "fixed"
+ESTIMATED = "estimated"
+WEIGHTS = (FIXED, ESTIMATED)
 
 
 class CandidateSource(Protocol):
@@ -69,6 +93,14 @@ class Decision:
     threshold: float
     candidates: int
     matches: tuple[DecidedMatch, ...]
+    weights: str = FIXED
+    """:data:`FIXED` or :data:`ESTIMATED`: what was asked for."""
+    estimate: LinkageEstimate | None = None
+    """The estimate the matches were decided with (``None`` with fixed weights)."""
+    estimate_note: str | None = None
+    """Why estimated weights were asked for and fixed ones used (too few pairs)."""
+    links: str = ONE_TO_ONE
+    """The link rule the matches were kept by."""
 
     def to_frame(self) -> pd.DataFrame:
         """The decided matches as a pandas DataFrame, one row each: ``local_record_id``,
@@ -99,22 +131,58 @@ class Decision:
 
 
 def decide(
-    result: CandidateSource, schema: LinkageSchema, threshold: float | None = None
+    result: CandidateSource,
+    schema: LinkageSchema,
+    threshold: float | None = None,
+    *,
+    weights: str = FIXED,
+    links: str = ONE_TO_ONE,
 ) -> Decision:
-    """Score every candidate pair of ``result`` with ``schema``'s weights (its agreeing keys'
-    weights plus its :attr:`~xlink.protocol.events.CandidatePair.disagreeing_keys`'
-    ``disagreement_weight``, 0 for a key without one) and keep the pairs at or above
-    ``threshold`` (default: the schema's; one agreeing key when it has none) that are
-    best for both of their records, or that reach the schema's ``certain_threshold``
+    """Score every candidate pair of ``result`` and keep the pairs at or above the threshold
+    that are best for both of their records, or that reach the certain threshold
     (:func:`~xlink.linkage.scoring.one_to_one`).
 
+    ``weights``: :data:`FIXED` scores with ``schema``'s weights (a pair's agreeing keys'
+    weights plus its :attr:`~xlink.protocol.events.CandidatePair.disagreeing_keys`'
+    ``disagreement_weight``, 0 for a key without one), the threshold ``threshold`` (default:
+    the schema's; one agreeing key when it has none) and the schema's ``certain_threshold``.
+    :data:`ESTIMATED` estimates each pattern's score and the threshold from this session's
+    candidate pairs (:func:`~xlink.linkage.estimate.estimate`, no labels; ``threshold``, if
+    given, is then a floor under the estimated threshold, and there is no certain threshold)
+    and records the estimate in
+    :attr:`Decision.estimate`; when the session has too few pairs to estimate from, it decides
+    with the fixed weights and says why in :attr:`Decision.estimate_note`. ``links`` is the
+    link rule (:data:`~xlink.linkage.scoring.LINK_RULES`): one-to-one, or best of either
+    record for a list that holds a person several times.
+
     Raises ``KeyError`` if a pair agrees or disagrees on a key the schema does not name (the two
-    parties used different schemas, which the handshake's schema digest should have caught).
+    parties used different schemas, which the handshake's schema digest should have caught),
+    ``ValueError`` for another ``weights`` or ``links``.
     """
+    if weights not in (FIXED, ESTIMATED):
+        raise ValueError(f"unknown weights {weights!r}")
+    if links not in LINK_RULES:
+        raise ValueError(f"unknown link rule {links!r}")
+    found: LinkageEstimate | None = None
+    note: str | None = None
+    certain = schema.certain_threshold
+    if weights == ESTIMATED:
+        try:
+            found = _estimate(result.iter_pairs(), schema, links)
+        except EstimationError as exc:
+            note = f"fixed weights: {exc}"
+            # the schema's threshold, the caller's still a floor under it
+            if schema.threshold is not None:
+                threshold = max(schema.threshold, -math.inf if threshold is None else threshold)
+        else:
+            # the caller's threshold (an MOU's match_threshold) is a floor under the estimate
+            floor = threshold
+            threshold, certain = found.threshold, None
+            if floor is not None and floor > threshold:
+                threshold = floor
     if threshold is None:
         threshold = schema.threshold if schema.threshold is not None else 1.0
-    weights = schema.weights()
-    disagreement = schema.disagreement_weights()
+    score_of = pattern_scorer(schema, found)
     by_ref: dict[tuple[str, str], tuple[int, frozenset[str], tuple[bytes, ...], frozenset[str]]]
     by_ref = {}
     every_key = frozenset(schema.key_names)
@@ -135,18 +203,58 @@ def decide(
         pattern = (pair.agreeing_keys, pair.local_keys, pair.peer_keys)
         score = by_pattern.get(pattern)
         if score is None:
-            score = by_pattern[pattern] = fellegi_sunter_score(
-                pair.agreeing_keys, weights, pair.disagreeing_keys, disagreement
-            )
+            score = by_pattern[pattern] = score_of(pair.agreeing_keys, pair.disagreeing_keys)
         scored.append((pair.local_record_id, peer, pair.agreeing_keys, score))
     matches = []
-    for kept in decide_matches(scored, threshold, schema.certain_threshold):
+    for kept in decide_matches(scored, threshold, certain, links):
         ref, keys, handles, disagreeing = by_ref[(kept.left_id, kept.right_id)]
         missing = every_key - keys - disagreeing
         matches.append(
             DecidedMatch(kept.left_id, ref, keys, kept.score, handles, disagreeing, missing)
         )
-    return Decision(result.session_id, threshold, candidates, tuple(matches))
+    return Decision(
+        result.session_id, threshold, candidates, tuple(matches), weights, found, note, links
+    )
+
+
+def pattern_scorer(
+    schema: LinkageSchema, found: LinkageEstimate | None = None
+) -> Callable[[frozenset[str], frozenset[str]], float]:
+    """How :func:`decide` scores a pattern (agreeing keys, disagreeing keys): with the
+    estimate's pattern scores when there is one, else the schema's weights
+    (:func:`~xlink.linkage.scoring.fellegi_sunter_score`)."""
+    if found is not None:
+        return lambda agreeing, disagreeing: found.score(agreeing, agreeing | disagreeing)
+    key_weights = schema.weights()
+    disagreement = schema.disagreement_weights()
+    return lambda agreeing, disagreeing: fellegi_sunter_score(
+        agreeing, key_weights, disagreeing, disagreement
+    )
+
+
+def _estimate(pairs: Iterable[CandidatePair], schema: LinkageSchema, links: str) -> LinkageEstimate:
+    """:func:`~xlink.linkage.estimate.estimate` over ``pairs``: records coded by first
+    appearance on each side, key sets as bit masks in schema order."""
+    bit = {name: 1 << i for i, name in enumerate(schema.key_names)}
+    mask_of: dict[frozenset[str], int] = {}
+
+    def mask(keys: frozenset[str]) -> int:
+        value = mask_of.get(keys)
+        if value is None:
+            value = mask_of[keys] = sum(bit[k] for k in keys)
+        return value
+
+    local_code: dict[str, int] = {}
+    left: list[int] = []
+    right: list[int] = []
+    agree: list[int] = []
+    present: list[int] = []
+    for p in pairs:
+        left.append(local_code.setdefault(p.local_record_id, len(local_code)))
+        right.append(p.peer_ref)
+        agree.append(mask(p.agreeing_keys))
+        present.append(mask(p.local_keys & p.peer_keys))
+    return estimate(schema, left, right, agree, present, links=links)
 
 
 def reveal_bound_for(schema: LinkageSchema, threshold: float | None = None) -> RevealBound:

@@ -34,6 +34,7 @@ __all__ = [
     "DecisionMismatch",
     "DecryptionError",
     "DocumentError",
+    "EstimationError",
     "EvaluationError",
     "FieldError",
     "HubError",
@@ -100,6 +101,11 @@ class InputError(XlinkError):
 class EvaluationError(InputError):
     """A data set cannot be evaluated as given: too small to fit weights on its development
     split, or a party's records could not be loaded (``xlink.evaluation``)."""
+
+
+class EstimationError(InputError):
+    """A session's candidate pairs are too few to estimate key weights from
+    (:func:`xlink.linkage.estimate.estimate_weights`); the caller decides with fixed weights."""
 
 
 class LoadError(InputError):

@@ -1,7 +1,8 @@
 """Prepare one agency's side of an exchange: load every file, validate, derive match tokens.
 
 This is the recipe layer (DESIGN.md §2 steps 1-2) that the CLI, the demo and the examples share:
-one call from file paths to a :class:`PreparedSide`, with every bad row kept in a rejects file.
+one call from file paths to a :class:`PreparedSide`, with every bad row kept in a rejects file
+and every bad field left out of a kept record listed in a field-errors file.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from xlink.errors import LoadError
 from xlink.linkage.schema import LinkageSchema, load_default_schema
 from xlink.linkage.tokens import TokenSet
 from xlink.progress import ProgressFn, count_progress
-from xlink.records.loaders import LoadResult, load_csv, load_jsonl
+from xlink.records.loaders import BadFieldPolicy, LoadResult, load_csv, load_jsonl
 from xlink.records.model import PersonRecord
 
 __all__ = ["PreparedSide", "default_mapping_path", "load_records", "prepare_side"]
@@ -41,25 +42,39 @@ def load_records(
     *,
     mapping: StrPath | None = None,
     date_order: str | None = None,
+    bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
     rejects_path: StrPath | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> LoadResult:
     """Load a CSV or JSON Lines file, choosing the loader by suffix and the column mapping
-    from ``mapping`` or, when not given, :func:`default_mapping_path`.
+    from ``mapping`` or, when not given, :func:`default_mapping_path`. ``bad_field`` is the
+    loaders' :class:`~xlink.records.BadFieldPolicy` (default: leave a bad field out, keep the
+    record); the field-errors file goes beside the rejects file.
 
     Raises :class:`~xlink.errors.LoadError` for an unknown suffix and for every whole-file
-    problem the loaders report; bad rows are rejected, never raised.
+    problem the loaders report; bad rows are rejected, never raised. ``ValueError`` for a
+    ``bad_field`` that is not a policy.
     """
     p = Path(path)
     suffix = p.suffix.lower()
     chosen = mapping if mapping is not None else default_mapping_path(p)
     if suffix in _CSV_SUFFIXES:
         return load_csv(
-            p, mapping=chosen, date_order=date_order, rejects_path=rejects_path, progress=progress
+            p,
+            mapping=chosen,
+            date_order=date_order,
+            bad_field=bad_field,
+            rejects_path=rejects_path,
+            progress=progress,
         )
     if suffix in _JSONL_SUFFIXES:
         return load_jsonl(
-            p, mapping=chosen, date_order=date_order, rejects_path=rejects_path, progress=progress
+            p,
+            mapping=chosen,
+            date_order=date_order,
+            bad_field=bad_field,
+            rejects_path=rejects_path,
+            progress=progress,
         )
     raise LoadError(str(p), "unknown file type: use .csv or .jsonl (JSON Lines)")
 
@@ -83,6 +98,16 @@ class PreparedSide:
     @property
     def rejected(self) -> int:
         return sum(load.rejected for load in self.loads)
+
+    @property
+    def field_errors(self) -> int:
+        """Bad fields left out of loaded records (``DROP_FIELD``), over every file."""
+        return sum(len(load.field_errors) for load in self.loads)
+
+    @property
+    def with_field_errors(self) -> int:
+        """Loaded records with at least one bad field left out, over every file."""
+        return sum(load.with_field_errors for load in self.loads)
 
     @property
     def untokenised(self) -> tuple[str, ...]:
@@ -121,13 +146,15 @@ def prepare_side(
     schema: LinkageSchema | None = None,
     mappings: Sequence[StrPath | None] | None = None,
     date_order: str | None = None,
+    bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
     rejects_dir: StrPath | None = None,
     progress: ProgressFn | None = None,
 ) -> PreparedSide:
     """Load every file of one agency and derive its token set with ``schema`` (default: the
     bundled default schema).
 
-    Rejects go next to each input, or into ``rejects_dir`` (created if missing) when given.
+    Rejects and field-errors files go next to each input, or into ``rejects_dir`` (created if
+    missing) when given; ``bad_field`` is as for :func:`load_records`.
     ``progress(phase, done, total)`` (a :class:`~xlink.progress.ProgressFn`) reports rows
     loaded per file (``"loading NAME"``, out of the file's line count: an upper bound, the
     final report gives the rows read) and records tokenised (``"deriving match tokens"``, out
@@ -159,6 +186,7 @@ def prepare_side(
             path,
             mapping=None if mappings is None else mappings[i],
             date_order=date_order,
+            bad_field=bad_field,
             rejects_path=rejects_path,
             progress=count_progress(progress, phase, rows),
         )

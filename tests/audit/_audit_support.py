@@ -94,6 +94,7 @@ _VALUES: Mapping[FieldType, st.SearchStrategy[object]] = {
     FieldType.MOU_ID: st.from_regex(MOU_ID, fullmatch=True),
     FieldType.PURPOSE: st.from_regex(PURPOSE, fullmatch=True),
     FieldType.REASON: st.from_regex(REASON_CODE, fullmatch=True),
+    FieldType.DECIMAL: st.from_regex(r"-?[0-9]{1,12}(\.[0-9]{1,9})?", fullmatch=True),
     **{t: st.sampled_from(sorted(names)) for t, names in _NAMES.items()},
 }
 

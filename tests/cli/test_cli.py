@@ -70,10 +70,13 @@ def test_demo_summarises_both_agencies_and_writes_rejects_to_out(
     agencies = summary["agencies"]
     assert isinstance(agencies, list)
     by_name = {a["agency"]: a for a in agencies}
-    assert by_name["CA (RCMP/CBSA)"]["records"] == 500
-    assert by_name["US (DHS/CBP)"]["records"] == 800
-    assert by_name["CA (RCMP/CBSA)"]["rejected"] == 7
-    assert by_name["US (DHS/CBP)"]["rejected"] == 5
+    # The manifest's 500/7 and 800/5 reject every bad row; by default (drop-field) the rows
+    # whose only fault is a field a record may lack load without it: CA's two impossible dates
+    # and its handling code C without conditions, US's impossible date and year 1700.
+    assert by_name["CA (RCMP/CBSA)"]["records"] == 503
+    assert by_name["US (DHS/CBP)"]["records"] == 802
+    assert by_name["CA (RCMP/CBSA)"]["rejected"] == 4
+    assert by_name["US (DHS/CBP)"]["rejected"] == 3
     exchange = summary["exchange"]
     assert isinstance(exchange, dict)
     assert exchange["both_sides_agree"] is True
@@ -104,12 +107,39 @@ def test_prepare_reports_rejects_and_strict_fails(
     code = main(["prepare", str(tmp_path / "us.csv"), "--json", "--no-duplicates"])
     assert code == ExitCode.OK
     summary = _json_out(capsys)
-    assert summary["records"] == 300
-    assert summary["rejected"] == 3
-    assert Path(str(summary["files"][0]["rejects_path"])).is_file()  # type: ignore[index]
+    # 301 and 2: line 297's only fault is an impossible date of birth, so by default
+    # (--bad-field drop-field) it loads without it; the manifest's 300/3 is reject-row's count
+    assert summary["records"] == 301
+    assert summary["rejected"] == 2
+    assert (summary["with_field_errors"], summary["field_errors"]) == (1, 1)
+    files = summary["files"]
+    assert isinstance(files, list)
+    assert Path(str(files[0]["rejects_path"])).is_file()
+    field_errors = Path(str(files[0]["field_errors_path"]))
+    assert field_errors == tmp_path / "us.field-errors.csv"
+    assert field_errors.read_text().splitlines() == ["line,field,reason", "297,dob,impossible date"]
     assert summary["tokens_per_record"] > 5
     strict = ["prepare", str(tmp_path / "us.csv"), "--strict", "--no-duplicates", "--json"]
     assert main(strict) == ExitCode.REJECTS
+
+
+def test_prepare_bad_field_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(bundled_path("us_watchlist.csv"), tmp_path / "us.csv")
+    shutil.copy(bundled_path("us_watchlist.mapping.json"), tmp_path / "us.mapping.json")
+    args = ["prepare", str(tmp_path / "us.csv"), "--no-duplicates"]
+    assert main([*args, "--bad-field", "reject-row", "--json"]) == ExitCode.OK
+    summary = _json_out(capsys)
+    assert (summary["records"], summary["rejected"], summary["field_errors"]) == (300, 3, 0)
+    assert not (tmp_path / "us.field-errors.csv").exists()
+    assert main([*args, "--rejects-dir", str(tmp_path / "rej")]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == (
+        f"loaded 301 (1 with bad fields left out), rejected 2 (see rejects: "
+        f"{tmp_path / 'rej' / 'us.rejects.csv'}; field errors: "
+        f"{tmp_path / 'rej' / 'us.field-errors.csv'})"
+    )
+    with pytest.raises(SystemExit):
+        main([*args, "--bad-field", "drop"])
 
 
 def test_prepare_missing_file_is_an_input_error(

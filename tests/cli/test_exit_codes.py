@@ -24,6 +24,7 @@ EXPECTED: dict[type[BaseException], ExitCode] = {
     # bad input
     E.InputError: INPUT,
     E.EvaluationError: INPUT,
+    E.EstimationError: INPUT,
     E.LoadError: INPUT,
     E.SchemaError: INPUT,
     E.SchemaMismatch: INPUT,

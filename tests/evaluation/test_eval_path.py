@@ -303,7 +303,7 @@ def test_eval_gate_trips_when_the_target_is_missed(
 ) -> None:
     # A threshold no pair can reach decides nothing: F1 is 0, so the gate must trip.
     schema = json.loads(
-        (Path(__file__).parents[2] / "xlink/data/schemas/default-v3.json").read_text("utf-8")
+        (Path(__file__).parents[2] / "xlink/data/schemas/default-v4.json").read_text("utf-8")
     )
     schema["threshold"] = 1e9
     schema.pop("certain_threshold", None)

@@ -185,7 +185,7 @@ def test_load_schema_from_file(tmp_path: Path) -> None:
 
 def test_default_schema() -> None:
     schema = load_default_schema()
-    assert schema.id == "xlink-default" and schema.version == 3
+    assert schema.id == "xlink-default" and schema.version == 4
     assert schema.threshold is not None and schema.certain_threshold is not None
     assert schema.certain_threshold >= schema.threshold
     assert all(k.weight is not None and k.m is None for k in schema.keys)

@@ -415,7 +415,7 @@ def test_bad_mou_files_on_disk(tmp_path: Path) -> None:
     text = dump_mou(signed_sample(), "toml")
     text = text.replace("valid_until = 2027-12-31", "valid_until = 2024-12-31")
     text = text.replace('"payload.offence"', '"source_id"')
-    text = text.replace("match_threshold = 2.886", 'match_threshold = "high"')
+    text = text.replace("match_threshold = 0.06694", 'match_threshold = "high"')
     path = tmp_path / "bad.toml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(SchemaError) as info:

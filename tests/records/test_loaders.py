@@ -12,7 +12,14 @@ import pytest
 
 import xlink
 from xlink.errors import LoadError
-from xlink.records import ColumnMapping, LoadResult, load_csv, load_dataframe, load_jsonl
+from xlink.records import (
+    BadFieldPolicy,
+    ColumnMapping,
+    LoadResult,
+    load_csv,
+    load_dataframe,
+    load_jsonl,
+)
 from xlink.records.model import Category
 
 DATA = Path(xlink.__file__).resolve().parent / "data"  # the bundled sample (xlink.synth.bundled)
@@ -116,7 +123,10 @@ def test_rejects_path_must_not_be_the_input(tmp_path: Path) -> None:
 
 
 # -- rows and rejects ------------------------------------------------------------------------
+# These tests are about rejection itself, so most pass REJECT_ROW: under the default
+# (DROP_FIELD) the rows of BAD_CSV with only a bad date load without it (test_bad_field.py).
 
+REJECT_ROW = BadFieldPolicy.REJECT_ROW
 CATEGORY_REASON = "unknown category (expected one of watchlist, sex_offender, traveller, other)"
 BAD_CSV = (
     "\ufeff"
@@ -133,7 +143,7 @@ BAD_CSV = (
 
 def test_rejects_report_physical_lines_and_every_error(tmp_path: Path) -> None:
     path = write(tmp_path, BAD_CSV)
-    result = load_csv(path)
+    result = load_csv(path, bad_field=REJECT_ROW)
     assert (result.loaded, result.rejected, result.total) == (1, 5, 6)
     lines = {r.line: {e.field: e.reason for e in r.errors} for r in result.rejects}
     assert lines == {
@@ -145,10 +155,22 @@ def test_rejects_report_physical_lines_and_every_error(tmp_path: Path) -> None:
     }
     assert result.rejects_path == tmp_path / "in.rejects.csv"
     assert result.summary() == f"loaded 1, rejected 5 (see rejects: {tmp_path / 'in.rejects.csv'})"
+    assert result.field_errors == () and result.field_errors_path is None
+
+
+def test_default_keeps_rows_whose_only_problem_is_a_field(tmp_path: Path) -> None:
+    result = load_csv(write(tmp_path, BAD_CSV))
+    assert (result.loaded, result.rejected, result.total) == (3, 3, 6)
+    assert [r.line for r in result.rejects] == [6, 7, 8]  # category, duplicate id, short row
+    assert [(r.record_id, r.birth_date) for r in result.records[1:]] == [("2", None), ("5", None)]
+    assert [(e.line, e.field, e.reason) for e in result.field_errors] == [
+        (4, "birth_date", "impossible date"),
+        (9, "birth_date", "year out of range"),
+    ]
 
 
 def test_rejects_csv_holds_only_bad_rows_as_read(tmp_path: Path) -> None:
-    result = load_csv(write(tmp_path, BAD_CSV))
+    result = load_csv(write(tmp_path, BAD_CSV), bad_field=REJECT_ROW)
     assert result.rejects_path is not None
     rows = read_csv(result.rejects_path)
     assert rows[0] == [*HEADER.strip().split(","), "xlink_error"]
@@ -162,7 +184,7 @@ def test_rejects_csv_holds_only_bad_rows_as_read(tmp_path: Path) -> None:
     assert rows[1][-1] == "line 4: birth_date: impossible date"
     # a corrected rejects file loads again as it is: xlink_error is ignored on input
     fixed = result.rejects_path.read_text().replace("31/04/1990", "30/04/1990")
-    again = load_csv(write(tmp_path, fixed, "fixed.csv"), write_rejects=False)
+    again = load_csv(write(tmp_path, fixed, "fixed.csv"), bad_field=REJECT_ROW, write_rejects=False)
     # the duplicate has no first occurrence any more, and the short row was padded
     assert [r.record_id for r in again.records] == ["2", "1", "4"]
     assert [r.line for r in again.rejects] == [3, 6]
@@ -171,7 +193,7 @@ def test_rejects_csv_holds_only_bad_rows_as_read(tmp_path: Path) -> None:
 
 def test_quoted_newlines_keep_line_numbers_and_raw_text(tmp_path: Path) -> None:
     text = HEADER + '1,other,A,B,,"a\nb\nc"\n2,other,C,D,1990-13-01,"x\ny"\n3,other,E,F,1700,\n'
-    result = load_csv(write(tmp_path, text))
+    result = load_csv(write(tmp_path, text), bad_field=REJECT_ROW)
     assert [r.line for r in result.rejects] == [5, 7]
     assert result.rejects[0].raw == '2,other,C,D,1990-13-01,"x\ny"'
     assert result.records[0].payload["Remarks"] == "a\nb\nc"
@@ -186,9 +208,13 @@ def test_stale_rejects_file_is_removed(tmp_path: Path) -> None:
 
 
 def test_no_rejects_file_when_disabled(tmp_path: Path) -> None:
-    result = load_csv(write(tmp_path, BAD_CSV), write_rejects=False)
+    result = load_csv(write(tmp_path, BAD_CSV), bad_field=REJECT_ROW, write_rejects=False)
     assert result.rejected == 5 and result.rejects_path is None
     assert not (tmp_path / "in.rejects.csv").exists()
+    # nor a field-errors file: the errors stay in memory
+    result = load_csv(write(tmp_path, BAD_CSV), write_rejects=False)
+    assert len(result.field_errors) == 2 and result.field_errors_path is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
 def test_mapping_files_json_and_toml(tmp_path: Path) -> None:
@@ -209,10 +235,19 @@ def test_mapping_files_json_and_toml(tmp_path: Path) -> None:
         result = load_csv(path, mapping=mapping, write_rejects=False)
         assert result.records[0].birth_date is not None
         assert result.records[0].birth_date.isoformat() == "1980-03-04"
-        assert [r.errors[0].field for r in result.rejects] == ["DOB"]  # input's column name
+        # 13/04/1980 is impossible month-first: B loads without it (the default, DROP_FIELD)
+        assert [r.record_id for r in result.records] == ["A", "B"]
+        assert result.records[1].birth_date is None
+        assert [e.field for e in result.field_errors] == ["DOB"]  # input's column name
+        rejected = load_csv(path, mapping=mapping, bad_field=REJECT_ROW, write_rejects=False)
+        assert [r.errors[0].field for r in rejected.rejects] == ["DOB"]
     # the argument overrides the mapping's date order
     result = load_csv(path, mapping=doc, date_order="DMY", write_rejects=False)
-    assert result.loaded == 2
+    assert result.loaded == 2 and result.field_errors == ()
+    assert [r.birth_date.isoformat() for r in result.records if r.birth_date] == [
+        "1980-04-03",
+        "1980-04-13",
+    ]
 
 
 def test_progress_is_called_every_10000_rows_and_at_the_end(tmp_path: Path) -> None:
@@ -224,11 +259,15 @@ def test_progress_is_called_every_10000_rows_and_at_the_end(tmp_path: Path) -> N
 
 def test_errors_and_reprs_never_show_names(tmp_path: Path) -> None:
     text = HEADER + f"1,watchlist,{SECRET},{SECRET},31/04/1990,{SECRET}\n1,spy,{SECRET},,,\n"
-    result = load_csv(write(tmp_path, text))
-    shown = [repr(result), result.summary(), *map(repr, result.rejects), *map(repr, result.records)]
-    shown += [str(e) for r in result.rejects for e in r.errors]
-    assert all(SECRET not in s for s in shown)
-    assert SECRET in result.rejects[0].raw  # but the raw row is kept for the rejects file
+    for policy in BadFieldPolicy:
+        result = load_csv(write(tmp_path, text), bad_field=policy)
+        shown = [repr(result), result.summary(), *map(repr, result.rejects)]
+        shown += [*map(repr, result.records), *map(str, result.field_errors)]
+        shown += [str(e) for r in result.rejects for e in r.errors]
+        if result.field_errors_path is not None:
+            shown.append(result.field_errors_path.read_text())
+        assert all(SECRET not in s for s in shown)
+        assert SECRET in result.rejects[0].raw  # but the raw row is kept for the rejects file
 
 
 # -- JSON Lines ------------------------------------------------------------------------------
@@ -253,7 +292,7 @@ def test_jsonl_rows_documents_and_malformed_lines(tmp_path: Path) -> None:
     ]
     text = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n"
     path = write(tmp_path, text, "in.jsonl")
-    result = load_jsonl(path)
+    result = load_jsonl(path, bad_field=BadFieldPolicy.REJECT_ROW)
     record = result.records[0]
     assert record.documents[0].issuing_country == "LBN"
     assert record.aliases[0].family == "Hadad"
@@ -279,6 +318,15 @@ def test_jsonl_rows_documents_and_malformed_lines(tmp_path: Path) -> None:
     ]
     assert written[0]["xlink_raw"] == "{not json"
     assert written[2]["birth_date"] == {"y": 1}  # the object as read, plus xlink_error
+    # by default a value of the wrong type, or a bad document, is left out and the row kept
+    kept = load_jsonl(path, write_rejects=False)
+    assert [r.line for r in kept.rejects] == [2, 4, 6]
+    assert [r.record_id for r in kept.records] == ["1", "2", "5"]
+    assert kept.records[1].birth_date is None and kept.records[2].documents == ()
+    assert [(e.line, e.field) for e in kept.field_errors] == [
+        (5, "birth_date"),
+        (7, "documents[0]"),
+    ]
 
 
 # -- DataFrames ------------------------------------------------------------------------------
@@ -329,9 +377,29 @@ MANIFEST = json.loads((DATA / "manifest.json").read_text())
 @pytest.mark.parametrize("name", sorted(MANIFEST["files"]))
 def test_bundled_files_load_as_intended(name: str) -> None:
     info = MANIFEST["files"][name]
-    result = load_csv(DATA / name, mapping=DATA / info["mapping"], write_rejects=False)
+    # the manifest counts a row as rejected for any bad field: REJECT_ROW
+    mapping = DATA / info["mapping"]
+    result = load_csv(DATA / name, mapping=mapping, bad_field=REJECT_ROW, write_rejects=False)
     assert (result.loaded, result.rejected) == (info["loaded"], info["rejected"])
     assert [r.line for r in result.rejects] == info["reject_lines"]
+    # by default, a row whose only fault is a field a record may lack (an impossible date, a
+    # handling code C without conditions) loads without it and the error is kept beside it
+    kept = load_csv(DATA / name, mapping=mapping, write_rejects=False)
+    columns = ColumnMapping.from_file(mapping)
+    field_only = [  # rows with no error in a field that rejects a row whatever the policy
+        r.line
+        for r in result.rejects
+        if not any(
+            e.field == "<name>" or columns.target(e.field) in ("record_id", "category")
+            for e in r.errors
+        )
+    ]
+    assert field_only  # every bundled file has one
+    assert kept.loaded == info["loaded"] + len(field_only)
+    assert [r.line for r in kept.rejects] == [
+        n for n in info["reject_lines"] if n not in field_only
+    ]
+    assert sorted({e.line for e in kept.field_errors}) == field_only
 
 
 def test_bundled_truth_pairs_name_loaded_records() -> None:

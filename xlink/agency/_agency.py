@@ -19,7 +19,7 @@ from typing import Any, Literal, Self
 
 from xlink._workdir import workdir_lock
 from xlink.agency._inbound import Receiver
-from xlink.agency._matches import write_matches
+from xlink.agency._matches import write_decision, write_matches
 from xlink.agency._outcome import AgencyOutcome
 from xlink.agency._query import QueryClient, QueryOutcome, QueryService
 from xlink.agency._schema import schema_for_mou
@@ -33,7 +33,7 @@ from xlink.crypto.keyfiles import (
     load_public_bundle,
 )
 from xlink.crypto.rand import RandomSource
-from xlink.decide import Decision, decide, reveal_bound_for
+from xlink.decide import FIXED, Decision, decide, reveal_bound_for
 from xlink.errors import (
     DecryptionError,
     InputError,
@@ -50,6 +50,7 @@ from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import Event, Progress, PsiResult
 from xlink.protocol.session import PsiSession
 from xlink.records.model import PersonRecord
+from xlink.records.validation import BadFieldPolicy
 from xlink.release import ApprovalQueue, SourceHandleKey, release_decided
 from xlink.release.handles import open_source_handle_key
 from xlink.release.label import (
@@ -336,15 +337,18 @@ class Agency:
         *,
         mappings: Sequence[StrPath | None] | None = None,
         date_order: str | None = None,
+        bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
         progress: ProgressFn | None = None,
     ) -> PreparedSide:
         """Load, validate and tokenise this agency's files with the MOU's schema; rejected
-        rows go to ``WORKDIR/rejects/`` with line, field and reason."""
+        rows go to ``WORKDIR/rejects/`` with line, field and reason, and so do the field
+        errors of kept records (``bad_field``: as for :func:`~xlink.prepare.prepare_side`)."""
         return prepare_side(
             list(files),
             schema=self.schema,
             mappings=mappings,
             date_order=date_order,
+            bad_field=bad_field,
             rejects_dir=self.workdir / "rejects",
             progress=progress,
         )
@@ -555,7 +559,11 @@ class Agency:
             padding_bucket=self.mou.padding_bucket,
             max_peer_set_size=peer.max_set_size,
             max_own_set_size=own.max_set_size,
-            reveal_bound=reveal_bound_for(self.schema, self.mou.match_threshold),
+            reveal_bound=(
+                reveal_bound_for(self.schema, self.mou.match_threshold)
+                if self.mou.weights == FIXED
+                else None  # estimated scores are not known before the reveal
+            ),
         )
         history = set_size_history(self.audit, peer.agency_id)
         return apply_daily_budget(
@@ -626,7 +634,14 @@ class Agency:
                 raise InputError("the session did not produce a PSI result")
             session_id = result.session_id
             phases["psi"] = time.perf_counter() - started
-            decision = decide(result, self.schema, self.mou.match_threshold)
+            decision = decide(
+                result,
+                self.schema,
+                self.mou.match_threshold,
+                weights=self.mou.weights,
+                links=self.mou.links,
+            )
+            self._decided(decision)
             outcome = "transfer-failed"
             mark = time.perf_counter()
             outcome_counts = await self._transfer(
@@ -676,6 +691,23 @@ class Agency:
             phases={k: round(v, 3) for k, v in phases.items()},
             **outcome_counts["fields"],
         )
+
+    def _decided(self, decision: Decision) -> None:
+        """Write the decision file and audit ``DECIDED`` with its digest."""
+        _, digest = write_decision(self.workdir / "matches", decision)
+        fields: dict[str, object] = {
+            "session": decision.session_id,
+            "weights": decision.weights,
+            "links": decision.links,
+            "threshold": f"{decision.threshold:.6f}",
+            "candidates": decision.candidates,
+            "decided": len(decision.matches),
+            "digest": digest,
+        }
+        if decision.estimate is not None:
+            fields["expected"] = decision.estimate.expected_matches
+            fields["dominated"] = decision.estimate.dominated_pairs
+        self.audit.append(AuditEvent.DECIDED, fields, now=self.clock())
 
     async def _transfer(
         self,

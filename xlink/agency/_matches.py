@@ -11,6 +11,7 @@ ids (open them with ``xlink store read``).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,7 @@ from typing import Final, TextIO
 from xlink.decide import Decision
 from xlink.release.recipe import MatchFate
 
-__all__ = ["COLUMNS", "Inbound", "write_matches"]
+__all__ = ["COLUMNS", "Inbound", "decision_document", "write_decision", "write_matches"]
 
 COLUMNS: Final = (
     "session",
@@ -94,6 +95,33 @@ def write_matches(
         for row in rows:
             f.write(json.dumps(row, sort_keys=True) + "\n")
     return csv_path
+
+
+def decision_document(decision: Decision) -> dict[str, object]:
+    """How a session's matches were decided, as JSON: the weighting, the link rule, the
+    threshold, the counts, and the whole estimate when weights were estimated (no record id:
+    the estimate is over agreement patterns only)."""
+    return {
+        "session": decision.session_id.hex(),
+        "weights": decision.weights,
+        "links": decision.links,
+        "threshold": decision.threshold,
+        "candidates": decision.candidates,
+        "decided": len(decision.matches),
+        "estimate": decision.estimate.to_dict() if decision.estimate is not None else None,
+        "estimate_note": decision.estimate_note,
+    }
+
+
+def write_decision(directory: Path, decision: Decision) -> tuple[Path, bytes]:
+    """Write ``matches/<session>.decision.json`` (:func:`decision_document`, mode 0600);
+    return its path and the SHA-256 of its bytes, which the ``DECIDED`` audit entry holds."""
+    directory.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(decision_document(decision), indent=2, sort_keys=True) + "\n"
+    path = directory / f"{decision.session_id.hex()}.decision.json"
+    with _private(path) as f:
+        f.write(text)
+    return path, hashlib.sha256(text.encode("utf-8")).digest()
 
 
 def _hex(value: bytes | None) -> str:

@@ -13,6 +13,7 @@ from xlink.agency._outcome import AgencyOutcome
 from xlink.crypto.rand import RandomSource
 from xlink.prepare import StrPath
 from xlink.progress import ProgressFn
+from xlink.records.validation import BadFieldPolicy
 
 __all__ = ["RoleName", "run_agency"]
 
@@ -35,6 +36,7 @@ async def run_agency(
     rng: RandomSource,
     mappings: Sequence[StrPath | None] | None = None,
     date_order: str | None = None,
+    bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
     timeout: float = 60.0,
     idle_timeout: float = 60.0,
     on_listening: Callable[[int], object] | None = None,
@@ -53,7 +55,13 @@ async def run_agency(
         clock=now_clock,
         rng=rng,
     ) as me:
-        side = me.prepare(files, mappings=mappings, date_order=date_order, progress=progress)
+        side = me.prepare(
+            files,
+            mappings=mappings,
+            date_order=date_order,
+            bad_field=bad_field,
+            progress=progress,
+        )
         if role == "serve":
             return await me.serve(
                 side,

@@ -78,6 +78,7 @@ class AuditEvent(Enum):
     CHECKPOINT_RECEIVED = "checkpoint_received"
     RECORDS_EXPORTED = "records_exported"
     DECISION_REFUSED = "decision_refused"
+    DECIDED = "decided"
 
 
 class FieldType(Enum):
@@ -98,12 +99,14 @@ class FieldType(Enum):
     SIGNATURE = "signature"  # 64 bytes as 128 lowercase hex digits: an officer's signed act
     KEY_TYPE = "key_type"  # ED25519 | X25519 | P256
     KEY_USE = "key_use"  # SIGNING | SEALING | TLS | AUDIT
+    DECIMAL = "decimal"  # a score in bits, as -?[0-9]{1,12}(.[0-9]{1,9})?
 
 
 _PATTERNS: Final[dict[FieldType, re.Pattern[str]]] = {
     FieldType.ID16: re.compile(r"[0-9a-f]{32}"),
     FieldType.DIGEST: re.compile(r"[0-9a-f]{64}"),
     FieldType.SIGNATURE: re.compile(r"[0-9a-f]{128}"),
+    FieldType.DECIMAL: re.compile(r"-?[0-9]{1,12}(\.[0-9]{1,9})?"),
 }
 
 _RULES: Final[dict[FieldType, IdentifierRule]] = {
@@ -171,6 +174,16 @@ FIELDS: Final[Mapping[str, FieldType]] = {
     "records": FieldType.COUNT,
     "usual": FieldType.COUNT,
     "seq": FieldType.COUNT,  # an entry's seq in a partner's audit log (CHECKPOINT_RECEIVED)
+    # How a session's matches were decided (DECIDED): the weighting, the link rule, the
+    # threshold in bits, and with estimated weights the estimate's expected matches and the
+    # dominated pairs it learnt non-matches from.
+    "weights": FieldType.REASON,
+    "links": FieldType.REASON,
+    "threshold": FieldType.DECIMAL,
+    "candidates": FieldType.COUNT,
+    "decided": FieldType.COUNT,
+    "expected": FieldType.COUNT,
+    "dominated": FieldType.COUNT,
 }
 
 E = AuditEvent
@@ -214,6 +227,12 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     # An approval or denial refused before anything changed (an officer not enrolled, not an
     # approver, a bad act): reason the refusal, approver the key that signed the act.
     E.DECISION_REFUSED: (frozenset({"session", "handle", "reason"}), frozenset({"approver"})),
+    # The decision of a session: digest is the SHA-256 of its decision file
+    # (matches/<session>.decision.json), which holds the whole estimate.
+    E.DECIDED: (
+        frozenset({"session", "weights", "links", "threshold", "candidates", "decided", "digest"}),
+        frozenset({"expected", "dominated"}),
+    ),
     # One export (xlink store export) by one officer: records is how many were read.
     E.RECORDS_EXPORTED: (
         frozenset({"records", "purpose", "reader"}),

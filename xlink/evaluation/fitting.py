@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from xlink.errors import EvaluationError
 from xlink.linkage.schema import LinkageSchema
-from xlink.linkage.scoring import fellegi_sunter_score, one_to_one_mask
+from xlink.linkage.scoring import ONE_TO_ONE, fellegi_sunter_score, one_to_one_mask
 
 __all__ = [
     "MIN_DEV_PRECISION",
@@ -201,6 +201,7 @@ def choose_thresholds(
     dev_true_links: int,
     *,
     min_precision: float = MIN_DEV_PRECISION,
+    links: str = ONE_TO_ONE,
 ) -> LinkageSchema:
     """``schema`` with ``threshold`` and ``certain_threshold`` chosen on the development split.
 
@@ -216,7 +217,8 @@ def choose_thresholds(
     between the lowest score it includes and the next lower kept score (the widest margin), or,
     when no kept pair scores lower, at the lowest score. If no setting is precise enough, the
     most precise is taken. Thresholds are rounded down to 4 significant digits. A pair listed
-    twice counts once, with its higher score. Raises :class:`~xlink.errors.EvaluationError` when
+    twice counts once, with its higher score. ``links`` is the link rule the matches will be
+    kept by. Raises :class:`~xlink.errors.EvaluationError` when
     no development pair is true.
     """
     weights = schema.weights()
@@ -255,7 +257,7 @@ def choose_thresholds(
     best: tuple[int, float, float, float | None] | None = None
     fallback: tuple[float, int, float, float | None] | None = None
     for certain in certains:
-        kept = one_to_one_mask(left, right, score, certain) & dev
+        kept = one_to_one_mask(left, right, score, certain, links) & dev
         thresholds, decided, tps = _sweep(score[kept], true[kept])
         if len(thresholds) == 0:
             continue

@@ -26,25 +26,19 @@ import multiprocessing
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from xlink.crypto.rand import RandomSource, system_random
-from xlink.decide import decide
 from xlink.errors import EvaluationError, ProtocolError, XlinkError
 from xlink.evaluation.datasets import Dataset, Side, Split
-from xlink.evaluation.fitting import (
-    LabelledPair,
-    LinkageQuality,
-    choose_thresholds,
-    fit_logistic_weights,
-    fit_weights,
-    quality,
-)
+from xlink.evaluation.fitting import MIN_DEV_PRECISION
+from xlink.evaluation.judge import FITS, judge
 from xlink.exchange import Party, exchange_in_memory
 from xlink.linkage.keys import derive_token_set
 from xlink.linkage.schema import LinkageSchema, schema_digest
-from xlink.linkage.scoring import fellegi_sunter_score
+from xlink.linkage.scoring import ONE_TO_ONE, fellegi_sunter_score
 from xlink.linkage.tokens import TokenSet
 from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import PsiResult
@@ -74,6 +68,7 @@ class _SideRun:
     load_s: float
     tokens_s: float
     psi_s: float
+    loaded: frozenset[str]  # the ids of the records loaded (rejected rows are not)
 
 
 def _distinct(tokens: TokenSet) -> int:
@@ -134,7 +129,10 @@ def _run_side(
     start = clock()
     result = asyncio.run(_over_socket(PsiSession(_config(role, schema), tokens, rng=rng), sock))
     psi_s = clock() - start
-    run = _SideRun(len(tokens.record_ids), len(tokens), _distinct(tokens), load_s, tokens_s, psi_s)
+    run = _SideRun(
+        len(tokens.record_ids), len(tokens), _distinct(tokens), load_s, tokens_s, psi_s,
+        frozenset(tokens.record_ids),
+    )  # fmt: skip
     return result, run
 
 
@@ -237,20 +235,13 @@ def _one_process(
     assert isinstance(mine, PsiResult) and isinstance(theirs, PsiResult)
     left = _SideRun(
         len(left_tokens.record_ids), len(left_tokens), _distinct(left_tokens), left_load, left_tok,
-        psi_s,
+        psi_s, frozenset(left_tokens.record_ids),
     )  # fmt: skip
     right = _SideRun(
         len(right_tokens.record_ids), len(right_tokens), _distinct(right_tokens), right_load,
-        right_tok, psi_s,
+        right_tok, psi_s, frozenset(right_tokens.record_ids),
     )  # fmt: skip
     return mine, theirs.revealed, left, right
-
-
-def _figures(q: LinkageQuality) -> dict[str, Any]:
-    out = asdict(q)
-    for key in ("precision", "recall", "f1"):
-        out[key] = round(out[key], 5)
-    return out
 
 
 def evaluate(
@@ -259,6 +250,9 @@ def evaluate(
     *,
     fit: str = "logistic",
     parallel: bool = True,
+    precision_floor: float = MIN_DEV_PRECISION,
+    pairs_path: Path | None = None,
+    links: str = ONE_TO_ONE,
     rng: RandomSource = system_random,
     clock: Callable[[], float] = time.perf_counter,
     progress: Progress | None = None,
@@ -269,7 +263,12 @@ def evaluate(
     :func:`~xlink.evaluation.fitting.fit_logistic_weights`) or ``"fellegi-sunter"`` (``m``/``u``
     per key, agreement only), then both thresholds chosen
     (:func:`~xlink.evaluation.fitting.choose_thresholds`), all on the development split;
-    ``"schema"`` uses the schema's own weights and thresholds. Raises ``ValueError`` for another
+    ``"schema"`` uses the schema's own weights and thresholds; ``"estimated"`` estimates them
+    from the session's candidate pairs without labels (:mod:`xlink.linkage.estimate`, the
+    estimate under ``estimate``). Fitted thresholds keep the development precision at least
+    ``precision_floor``. ``pairs_path``: write every candidate pair there
+    (:func:`~xlink.evaluation.judge.write_pairs`). ``links``: the link rule matches are kept
+    by (:data:`~xlink.linkage.scoring.LINK_RULES`). Raises ``ValueError`` for another
     value. ``parallel``: one process per party (needs ``fork``; ``rng`` is then the system's),
     else both in this one. ``progress`` receives one line per stage.
 
@@ -288,7 +287,7 @@ def evaluate(
     ``RuntimeError`` if the right party's process fails for another reason (a bug: only the
     exception's type is reported, never its message, which could hold record values).
     """
-    if fit not in ("logistic", "fellegi-sunter", "schema"):
+    if fit not in FITS:
         raise ValueError(f"unknown fit {fit!r}")
     if parallel and "fork" not in multiprocessing.get_all_start_methods():
         parallel = False
@@ -301,57 +300,32 @@ def evaluate(
     if progress:
         progress(f"psi: {result.pair_count} candidate pairs in {psi_s:.1f} s")
     decide_start = clock()
-    pairs = [
-        LabelledPair(
-            p.local_record_id,
-            refs[p.peer_ref],
-            p.agreeing_keys,
-            (p.local_record_id, refs[p.peer_ref]) in dataset.truth,
-            dataset.split_of(p.local_record_id) is Split.DEV,
-            disagree=p.disagreeing_keys,
-        )
-        for p in result.iter_pairs()
-    ]
-    truth = {
-        split: {t for t in dataset.truth if dataset.split_of(t[0]) is split} for split in Split
-    }
-    if fit == "logistic":
-        schema = fit_logistic_weights(schema, pairs)
-    elif fit == "fellegi-sunter":
-        dev_left = sum(1 for s in dataset.split.values() if s is Split.DEV)
-        schema = fit_weights(
-            schema,
-            pairs,
-            dev_true_links=len(truth[Split.DEV]),
-            dev_left_records=dev_left,
-            right_records=right.records,
-        )
-    if fit != "schema":
-        schema = choose_thresholds(pairs, schema, len(truth[Split.DEV]))
-    decision = decide(result, schema)
+    figures, schema, _ = judge(
+        result,
+        refs.__getitem__,
+        dataset.truth,
+        dataset.split_of,
+        schema,
+        fit=fit,
+        right_records=right.records,
+        dev_left=sum(1 for s in dataset.split.values() if s is Split.DEV),
+        loaded=(left.loaded, right.loaded),
+        precision_floor=precision_floor,
+        pairs_path=pairs_path,
+        links=links,
+    )
     weights = schema.weights()
-    decided = [(m.local_record_id, refs[m.peer_ref]) for m in decision.matches]
-    by_split = {
-        split: quality((d for d in decided if dataset.split_of(d[0]) is split), truth[split])
-        for split in Split
-    }
-    overall = quality(decided, set(dataset.truth))
     end = clock()
     n_records = left.records + right.records
     tokens_per_record = (left.tokens + right.tokens) / max(n_records, 1)
     return {
         "dataset": dataset.name,
         "reported_on": "heldout",
-        **_figures(by_split[Split.HELDOUT]),
-        "dev": _figures(by_split[Split.DEV]),
-        "all": _figures(overall),
+        **figures,
         "split_rule": dataset.split_rule,
         "schema_id": schema.id,
         "schema_version": schema.version,
         "schema_digest": schema_digest(schema).hex(),
-        "weights": fit,
-        "threshold": decision.threshold,
-        "certain_threshold": schema.certain_threshold,
         "keys": {k.name: round(fellegi_sunter_score([k.name], weights), 4) for k in schema.keys},
         "disagreement_weights": {
             name: round(value, 4) for name, value in schema.disagreement_weights().items()

@@ -45,6 +45,7 @@ from xlink.identifiers import REASON_CODE_RULE
 from xlink.linkage.schema import schema_digest
 from xlink.prepare import PreparedSide, StrPath
 from xlink.protocol.framing import encode_frame
+from xlink.records.validation import BadFieldPolicy
 from xlink.transport.stream import FramedConnection
 
 __all__ = ["AgentFiles", "HubAgent", "partner_workdir", "partners_of"]
@@ -79,6 +80,7 @@ class AgentFiles:
     files: tuple[Path, ...]
     mappings: tuple[Path | None, ...] | None = None
     date_order: str | None = None
+    bad_field: BadFieldPolicy = BadFieldPolicy.DROP_FIELD
 
     def open_agency(
         self,
@@ -304,6 +306,7 @@ class HubAgent:
                 schema=agency.schema,
                 mappings=list(self.files.mappings) if self.files.mappings else None,
                 date_order=self.files.date_order,
+                bad_field=self.files.bad_field,
                 rejects_dir=self.workdir / "rejects",
             )
         return self._sides[digest]

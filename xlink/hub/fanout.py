@@ -61,6 +61,7 @@ async def _ask_one(
                     list(travellers),
                     mappings=list(files.mappings) if files.mappings else None,
                     date_order=files.date_order,
+                    bad_field=files.bad_field,
                 )
             side = sides[digest]
             sock = await open_hub(

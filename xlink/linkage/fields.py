@@ -123,6 +123,7 @@ class TransformKind(Enum):
     DIGITS = "digits"
     YEAR = "year"
     YEAR_MONTH = "year_month"
+    DAY_MONTH_SORTED = "day_month_sorted"
     NOSPACE = "nospace"
     DELETIONS = "deletions"
     MINHASH = "minhash"
@@ -139,7 +140,9 @@ _MINHASH_SPEC = re.compile(r"([1-9][0-9]?)x([1-9][0-9]?)")
 PHONETIC_TRANSFORMS = frozenset(
     {TransformKind.SOUNDEX, TransformKind.NYSIIS, TransformKind.METAPHONE}
 )
-DATE_ONLY_TRANSFORMS = frozenset({TransformKind.YEAR, TransformKind.YEAR_MONTH})
+DATE_ONLY_TRANSFORMS = frozenset(
+    {TransformKind.YEAR, TransformKind.YEAR_MONTH, TransformKind.DAY_MONTH_SORTED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +224,12 @@ def _one_value(step: Transform, value: str) -> str | None:
         return value.replace(" ", "") or None
     if kind is TransformKind.YEAR:
         return value[:4]
+    if kind is TransformKind.DAY_MONTH_SORTED:
+        # a full ISO date with its month and day in ascending order: a swap agrees
+        if len(value) != 10:
+            return None
+        low, high = sorted((value[5:7], value[8:10]))
+        return f"{value[:4]}-{low}-{high}"
     # YEAR_MONTH of an ISO date: needs at least "YYYY-MM"
     return value[:7] if len(value) >= 7 else None
 

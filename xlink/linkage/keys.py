@@ -54,6 +54,7 @@ from xlink.records.normalise import (
 
 __all__ = [
     "MAX_TOKENS_PER_KEY",
+    "PLACEHOLDER_GIVEN_NAMES",
     "Instance",
     "derive_match_keys",
     "derive_token_set",
@@ -78,14 +79,54 @@ def _one(field: Field, value: str) -> dict[Field, tuple[str, ...]]:
     return {field: (value,)} if value else {}
 
 
+#: Given names that stand for "not known yet" (an infant, an unidentified person), with spaces
+#: removed, in the MRZ form: a record whose given name is one of them has no given name, since
+#: two such records share nothing but the placeholder (docs/records-and-linkage.md §3).
+PLACEHOLDER_GIVEN_NAMES = frozenset(
+    {
+        "BABY",
+        "BABYBOY",
+        "BABYGIRL",
+        "BOY",
+        "GIRL",
+        "CHILD",
+        "MALE",
+        "FEMALE",
+        "MALECHILD",
+        "FEMALECHILD",
+        "INFANT",
+        "NEWBORN",
+        "UNKNOWN",
+        "UNK",
+        "UNNAMED",
+        "NONAME",
+        "NN",
+        "FNU",
+        "TWIN",
+        "TWINA",
+        "TWINB",
+    }
+)
+
+
+def _given(values: tuple[str, ...]) -> tuple[str, ...]:
+    """``values`` unless the name is a placeholder (:data:`PLACEHOLDER_GIVEN_NAMES`)."""
+    if any(v.replace(" ", "") in PLACEHOLDER_GIVEN_NAMES for v in values):
+        return ()
+    return values
+
+
 def record_instances(record: PersonRecord) -> dict[FieldGroup, tuple[Instance, ...]]:
     """Normalise ``record`` into instances per field group (module docstring). Never raises."""
     names: list[Instance] = []
     for name in (record.name, *record.aliases):
         for reading in normalise_name(name):
+            if reading.swapped and not _given(reading.family):
+                continue  # a placeholder read as a family name
+            given = _given(reading.given)
             values = {
-                Field.GIVEN: reading.given,
-                Field.GIVEN_FIRST: reading.given_first,
+                Field.GIVEN: given,
+                Field.GIVEN_FIRST: reading.given_first if given else (),
                 Field.FAMILY: reading.family,
                 Field.FAMILY_PART: reading.family_parts,
                 Field.FULL_NAME: reading.full_name,

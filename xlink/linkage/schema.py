@@ -50,7 +50,7 @@ __all__ = [
 #: Domain label prefixed to the canonical encoding hashed by :func:`schema_digest`.
 SCHEMA_DIGEST_DST = b"xlink/v1/linkage-schema"
 #: Package resource holding the default schema.
-DEFAULT_SCHEMA_RESOURCE = "data/schemas/default-v3.json"
+DEFAULT_SCHEMA_RESOURCE = "data/schemas/default-v4.json"
 
 _MAX_KEYS = 255  # TokenSet stores the key index in one byte
 _MAX_VERSION = 2**32 - 1  # token_digest encodes versions in four bytes
@@ -349,7 +349,8 @@ def load_schema(path: str | Path) -> LinkageSchema:
 
 
 def load_default_schema() -> LinkageSchema:
-    """The schema shipped as package data (``xlink/data/schemas/default-v3.json``)."""
+    """The schema shipped as package data (``xlink/data/schemas/default-v4.json``; version 3,
+    ``default-v3.json``, is shipped beside it for MOUs signed over it)."""
     text = resources.files("xlink").joinpath(DEFAULT_SCHEMA_RESOURCE).read_text("utf-8")
     return parse_schema(text, "json")
 

@@ -34,7 +34,10 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "BEST_OF_EITHER",
     "DEFAULT_KEY_WEIGHT",
+    "LINK_RULES",
+    "ONE_TO_ONE",
     "CandidatePair",
     "KeyWeight",
     "decide_matches",
@@ -45,6 +48,20 @@ __all__ = [
 
 #: Weight of a key whose schema gives no ``m``/``u``: each such key counts as one vote.
 DEFAULT_KEY_WEIGHT = 1.0
+
+#: How many partners a record may keep (docs/evaluation.md §3). ``one-to-one``: a pair must be
+#: the best of both its records (a person is on each list at most once). ``best-of-either``: the
+#: best of at least one of its records, so a person listed several times on one side (a
+#: registry of events) keeps every listing, whichever side that is; the price is that a record
+#: whose only candidate is someone else's better match keeps it too.
+ONE_TO_ONE = "one-to-one"
+BEST_OF_EITHER = "best-of-either"
+LINK_RULES = (ONE_TO_ONE, BEST_OF_EITHER)
+
+
+def _check_rule(links: str) -> None:
+    if links not in LINK_RULES:
+        raise ValueError(f"unknown link rule {links!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +129,20 @@ def fellegi_sunter_score(
 
 
 def one_to_one(
-    pairs: Iterable[tuple[str, str, frozenset[str], float]], certain: float | None = None
+    pairs: Iterable[tuple[str, str, frozenset[str], float]],
+    certain: float | None = None,
+    links: str = ONE_TO_ONE,
 ) -> list[CandidatePair]:
     """Keep a pair if it is the best-scoring pair of both its records, ties refused, or if its
-    score is at least ``certain``.
+    score is at least ``certain``. With ``links`` :data:`BEST_OF_EITHER`, the best of either
+    of its records is enough. Raises ``ValueError`` for another ``links``.
 
     A record whose best score is shared by two or more pairs keeps none of them below
     ``certain`` (the evidence cannot tell them apart, so a human must). A pair given twice keeps
     its highest score. Returns the kept pairs by descending score, then ids (deterministic).
-    Never raises.
     """
+    _check_rule(links)
+    either = links == BEST_OF_EITHER
     merged: dict[tuple[str, str], CandidatePair] = {}
     for item in pairs:
         pair = CandidatePair(*item)
@@ -137,11 +158,14 @@ def one_to_one(
                 best[rid] = (pair.score, 1)
             elif pair.score == score:
                 best[rid] = (score, count + 1)
+
+    def is_best(p: CandidatePair) -> bool:
+        on_left = best_left[p.left_id] == (p.score, 1)
+        on_right = best_right[p.right_id] == (p.score, 1)
+        return (on_left or on_right) if either else (on_left and on_right)
+
     kept = [
-        p
-        for p in merged.values()
-        if (certain is not None and p.score >= certain)
-        or (best_left[p.left_id] == (p.score, 1) and best_right[p.right_id] == (p.score, 1))
+        p for p in merged.values() if (certain is not None and p.score >= certain) or is_best(p)
     ]
     kept.sort(key=lambda p: (-p.score, p.left_id, p.right_id))
     return kept
@@ -163,7 +187,11 @@ def _best_once(ids: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> np
 
 
 def one_to_one_mask(
-    left: npt.ArrayLike, right: npt.ArrayLike, score: npt.ArrayLike, certain: float | None = None
+    left: npt.ArrayLike,
+    right: npt.ArrayLike,
+    score: npt.ArrayLike,
+    certain: float | None = None,
+    links: str = ONE_TO_ONE,
 ) -> npt.NDArray[np.bool_]:
     """:func:`one_to_one` over columns: ``mask[i]`` says whether pair ``i`` (left record
     ``left[i]``, right record ``right[i]``, both integer codes, score ``score[i]``) is kept.
@@ -171,8 +199,10 @@ def one_to_one_mask(
     Same rule: a pair is kept if it is the best-scoring pair of both its records, ties refused,
     or if its score is at least ``certain``. The pairs must be distinct (``one_to_one`` keeps the
     highest score of a pair given twice; here both copies would tie) and the scores finite.
-    Raises ``ValueError`` if the three columns have different lengths.
+    ``links`` as for :func:`one_to_one`. Raises ``ValueError`` if the three columns have
+    different lengths, or for another ``links``.
     """
+    _check_rule(links)
     lefts = np.asarray(left, dtype=np.int64).reshape(-1)
     rights = np.asarray(right, dtype=np.int64).reshape(-1)
     scores = np.asarray(score, dtype=np.float64).reshape(-1)
@@ -180,7 +210,10 @@ def one_to_one_mask(
         raise ValueError("one_to_one_mask: columns of different lengths")
     if len(scores) == 0:
         return np.zeros(0, dtype=np.bool_)
-    kept = _best_once(lefts, scores) & _best_once(rights, scores)
+    if links == BEST_OF_EITHER:
+        kept = _best_once(lefts, scores) | _best_once(rights, scores)
+    else:
+        kept = _best_once(lefts, scores) & _best_once(rights, scores)
     if certain is not None:
         kept |= scores >= certain
     return kept
@@ -190,7 +223,8 @@ def decide_matches(
     pairs: Iterable[tuple[str, str, frozenset[str], float]],
     threshold: float,
     certain: float | None = None,
+    links: str = ONE_TO_ONE,
 ) -> list[CandidatePair]:
-    """Pairs scoring at least ``threshold``, then :func:`one_to_one` (with ``certain``).
-    Never raises."""
-    return one_to_one((p for p in pairs if p[3] >= threshold), certain)
+    """Pairs scoring at least ``threshold``, then :func:`one_to_one` (with ``certain`` and
+    ``links``). Raises ``ValueError`` only for an unknown ``links``."""
+    return one_to_one((p for p in pairs if p[3] >= threshold), certain, links)

@@ -76,7 +76,10 @@ _PARTY = (
     "agency_id", "name", "country", "verify_key", "sealing_key", "tls_cert_sha256",
     "max_set_size",
 )  # fmt: skip
-_LINKAGE = ("schema_id", "schema_version", "schema_digest", "match_threshold")
+_LINKAGE = ("schema_id", "schema_version", "schema_digest", "match_threshold", "weights", "links")
+#: ``linkage.weights`` and ``linkage.links``, optional; the first of each is the default.
+WEIGHTINGS = ("fixed", "estimated")
+LINKS = ("one-to-one", "best-of-either")
 _RELEASE = ("approval_required", "follow_up_hours")
 _EXCHANGE = ("padding_bucket", "query_quota_per_day", "set_size_budget_per_day")
 _CATEGORY = ("category", "releasable_fields", "caveats")
@@ -424,6 +427,8 @@ def validate_signed_mou(data: object) -> SignedMou:
     c.members(linkage, _LINKAGE, "linkage")
     schema_id, schema_version, schema_digest = check_schema_ref(c, linkage)
     threshold = c.number(linkage, "match_threshold", "linkage.match_threshold")
+    weights = _choice(c, linkage, "weights", WEIGHTINGS)
+    links = _choice(c, linkage, "links", LINKS)
     release = c.table(data, "release", "release")
     c.members(release, _RELEASE, "release")
     approval = c.boolean(release, "approval_required", "release.approval_required")
@@ -468,12 +473,23 @@ def validate_signed_mou(data: object) -> SignedMou:
             categories=categories,
             padding_bucket=bucket,
             query_quota_per_day=quota,
+            weights=weights,
+            links=links,
             set_size_budget_per_day=budget,
         )
     signatures = check_signatures(c, data)
     if c.errors or mou is None:
         raise SchemaError(c.errors or ["mou: invalid"])
     return SignedMou(mou, signatures)
+
+
+def _choice(c: Checker, linkage: Mapping[str, object], key: str, allowed: tuple[str, ...]) -> str:
+    """An optional ``linkage`` member that is one of ``allowed`` (the first when absent)."""
+    value = linkage.get(key, allowed[0])
+    if value not in allowed:
+        c.error(f"linkage.{key}", "must be one of " + ", ".join(allowed))
+        return allowed[0]
+    return str(value)
 
 
 def validate_mou(data: object) -> Mou:

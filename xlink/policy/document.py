@@ -120,6 +120,21 @@ def category_to_document(c: CategoryPolicy) -> dict[str, object]:
     }
 
 
+def _linkage(mou: Mou, threshold: object) -> dict[str, object]:
+    out: dict[str, object] = {
+        "schema_id": mou.schema_id,
+        "schema_version": mou.schema_version,
+        "schema_digest": mou.schema_digest.hex(),
+        "match_threshold": threshold,
+    }
+    # optional members, only when not the default: MOUs without them keep their digests
+    if mou.weights != "fixed":
+        out["weights"] = mou.weights
+    if mou.links != "one-to-one":
+        out["links"] = mou.links
+    return out
+
+
 def _document(mou: Mou, threshold: object) -> dict[str, object]:
     return {
         "format": MOU_FORMAT,
@@ -130,12 +145,7 @@ def _document(mou: Mou, threshold: object) -> dict[str, object]:
         "legal_basis": mou.legal_basis,
         "purposes": list(mou.purposes),
         "parties": [party_to_document(p) for p in mou.parties],
-        "linkage": {
-            "schema_id": mou.schema_id,
-            "schema_version": mou.schema_version,
-            "schema_digest": mou.schema_digest.hex(),
-            "match_threshold": threshold,
-        },
+        "linkage": _linkage(mou, threshold),
         "release": {
             "approval_required": mou.approval_required,
             "follow_up_hours": mou.follow_up_hours,
@@ -150,7 +160,8 @@ def mou_to_canonical(mou: Mou) -> dict[str, object]:
 
     It is the JSON document form without ``signatures``: every member present (an empty
     ``handling_conditions`` included; the optional ``exchange.set_size_budget_per_day`` only when
-    set), lists in document order, dates as ``YYYY-MM-DD``, keys and
+    set, and ``linkage.weights`` / ``linkage.links`` only when not ``fixed`` / ``one-to-one``),
+    lists in document order, dates as ``YYYY-MM-DD``, keys and
     digests as lower-case hex, ``match_threshold`` as a string in C ``printf("%.17g")`` form.
     """
     return _document(mou, canonical_real(mou.match_threshold))

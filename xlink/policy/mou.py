@@ -182,6 +182,12 @@ class Mou:
     padding_bucket: int
     query_quota_per_day: int
     set_size_budget_per_day: int | None
+    weights: str = "fixed"
+    """``fixed``: decide with the schema's weights; ``estimated``: estimate them per session
+    (:func:`xlink.decide.decide`), ``match_threshold`` then a floor under the estimated
+    threshold."""
+    links: str = "one-to-one"
+    """The link rule, :data:`xlink.linkage.scoring.LINK_RULES`."""
 
     @property
     def agency_ids(self) -> tuple[str, str]:

@@ -1,6 +1,7 @@
 """Person records: the model, loaders and validation, normalisation and transliteration."""
 
 from xlink.records.loaders import (
+    BadFieldPolicy,
     ColumnMapping,
     LoadResult,
     Reject,
@@ -26,6 +27,7 @@ from xlink.records.model import (
 __all__ = [
     "Address",
     "AdmiraltyGrading",
+    "BadFieldPolicy",
     "BirthDate",
     "Category",
     "ColumnMapping",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -11,9 +11,9 @@ from types import MappingProxyType
 from xlink.documents import DocumentError, parse_document
 from xlink.errors import LoadError
 from xlink.records.model import Category
-from xlink.records.validation import CANONICAL_FIELDS, DateOrder, parse_category
+from xlink.records.validation import CANONICAL_FIELDS, DATE_FIELDS, DateOrder, parse_category
 
-__all__ = ["ERROR_COLUMN", "ColumnMapping", "StrPath"]
+__all__ = ["COMBINE_SEPARATOR", "ERROR_COLUMN", "ColumnMapping", "StrPath"]
 
 StrPath = str | os.PathLike[str]
 
@@ -21,7 +21,10 @@ StrPath = str | os.PathLike[str]
 #: corrected rejects file can be loaded again as it is.
 ERROR_COLUMN = "xlink_error"
 
-_SETTINGS = ("columns", "date_order", "category")
+_SETTINGS = ("columns", "date_order", "category", "combine", "date_orders")
+
+#: What joins the parts of a combined field (empty parts are skipped).
+COMBINE_SEPARATOR = " "
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,15 +35,26 @@ class ColumnMapping:
     here keeps its own name, so a column already called ``family_name`` needs no entry, and any
     column that is not a canonical field goes to the payload. ``date_order`` is the file's
     day/month order. ``category`` is the category of rows that have none (a registry file where
-    every row is a sex offender need not repeat it).
+    every row is a sex offender need not repeat it). ``combine`` builds one canonical field from
+    several columns, in order, joined by :data:`COMBINE_SEPARATOR` with empty parts skipped
+    (``{"given_name": ("first", "middle")}``); a combined column is used for nothing else.
+    ``date_orders`` gives one of :data:`~xlink.records.validation.DATE_FIELDS` a date order of
+    its own, over ``date_order`` (``{"doc_expiry": DateOrder.YMD}``).
 
     Raises:
-        ValueError: a target is not a canonical field (every bad entry is listed).
+        ValueError: a target is not a canonical field (every bad entry is listed), a combine
+            lists no columns or uses a column that is also mapped or combined elsewhere, or a
+            ``date_orders`` entry is not a date field with a date order.
     """
 
     columns: Mapping[str, str] = field(default_factory=dict)
     date_order: DateOrder | None = None
     category: Category | None = None
+    combine: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    date_orders: Mapping[str, DateOrder] = field(default_factory=dict)
+    _combined_into: Mapping[str, str] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         bad = [
@@ -48,21 +62,55 @@ class ColumnMapping:
             for column, target in self.columns.items()
             if target not in CANONICAL_FIELDS
         ]
+        bad += [
+            f"{' + '.join(repr(c) for c in parts)} -> {target!r}"
+            for target, parts in self.combine.items()
+            if target not in CANONICAL_FIELDS
+        ]
         if bad:
             raise ValueError("mapping targets are not canonical fields: " + ", ".join(bad))
+        empty = [repr(target) for target, parts in self.combine.items() if not parts]
+        if empty:
+            raise ValueError("mapping 'combine' lists no columns for " + ", ".join(empty))
+        combined_into: dict[str, str] = {}
+        reused: list[str] = []
+        for target, parts in self.combine.items():
+            for column in parts:
+                if column in combined_into or column in self.columns:
+                    reused.append(repr(column))
+                combined_into[column] = target
+        if reused:
+            raise ValueError(
+                "mapping columns combined and also mapped or combined elsewhere: "
+                + ", ".join(dict.fromkeys(reused))
+            )
+        not_dates = [repr(name) for name in self.date_orders if name not in DATE_FIELDS]
+        if not_dates:
+            raise ValueError(
+                "mapping 'date_orders' names fields that are not date fields ("
+                + ", ".join(DATE_FIELDS)
+                + "): "
+                + ", ".join(not_dates)
+            )
+        date_orders = {name: DateOrder(order) for name, order in self.date_orders.items()}
         object.__setattr__(self, "columns", MappingProxyType(dict(self.columns)))
+        combine = {target: tuple(parts) for target, parts in self.combine.items()}
+        object.__setattr__(self, "combine", MappingProxyType(combine))
+        object.__setattr__(self, "date_orders", MappingProxyType(date_orders))
+        object.__setattr__(self, "_combined_into", MappingProxyType(combined_into))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> ColumnMapping:
         """Build a mapping from its document form.
 
-        The full form is ``{"columns": {...}, "date_order": "DMY", "category": "traveller"}``
-        (both settings optional). A dict without any of those three keys is read as ``columns``
+        The full form is ``{"columns": {...}, "date_order": "DMY", "category": "traveller",
+        "combine": {"given_name": ["first", "middle"]}, "date_orders": {"doc_expiry": "YMD"}}``
+        (every setting optional). A dict without any of those five keys is read as ``columns``
         alone: ``{"Surname": "family_name", "DOB": "birth_date"}``.
 
         Raises:
-            ValueError: wrong shapes, unknown settings, bad date order or category, or targets
-                that are not canonical fields.
+            ValueError: wrong shapes, unknown settings, bad date orders or category, targets
+                that are not canonical fields, or a combine that reuses a column.
         """
         if not any(key in data for key in _SETTINGS):
             data = {"columns": data}
@@ -74,19 +122,36 @@ class ColumnMapping:
             isinstance(k, str) and isinstance(v, str) for k, v in columns.items()
         ):
             raise ValueError("mapping 'columns' must map column names to field names")
+        allowed = ", ".join(o.value for o in DateOrder)
         date_order = data.get("date_order")
         if date_order is not None and (
             not isinstance(date_order, str) or date_order not in tuple(DateOrder)
         ):
-            allowed = ", ".join(o.value for o in DateOrder)
             raise ValueError(f"mapping 'date_order' must be one of {allowed}")
         category = data.get("category")
         if category is not None and not isinstance(category, str):
             raise ValueError("mapping 'category' must be a string")
+        combine = data.get("combine", {})
+        if not isinstance(combine, Mapping) or not all(
+            isinstance(k, str)
+            and isinstance(v, list | tuple)
+            and all(isinstance(c, str) for c in v)
+            for k, v in combine.items()
+        ):
+            raise ValueError("mapping 'combine' must map field names to lists of column names")
+        date_orders = data.get("date_orders", {})
+        if not isinstance(date_orders, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in date_orders.items()
+        ):
+            raise ValueError("mapping 'date_orders' must map date fields to date orders")
+        if any(v not in tuple(DateOrder) for v in date_orders.values()):
+            raise ValueError(f"mapping 'date_orders' values must be one of {allowed}")
         return cls(
             columns={str(k): str(v) for k, v in columns.items()},
             date_order=DateOrder(date_order) if date_order is not None else None,
             category=parse_category(category) if category is not None else None,
+            combine={str(k): tuple(str(c) for c in v) for k, v in combine.items()},
+            date_orders={str(k): DateOrder(v) for k, v in date_orders.items()},
         )
 
     @classmethod
@@ -133,13 +198,15 @@ class ColumnMapping:
         return cls.from_file(mapping)
 
     def target(self, column: str) -> str | None:
-        """The canonical field (or payload key) of ``column``; ``None`` for :data:`ERROR_COLUMN`."""
+        """The canonical field (or payload key) of ``column``, the field it is combined into,
+        or ``None`` for :data:`ERROR_COLUMN`."""
         if column == ERROR_COLUMN:
             return None
-        return self.columns.get(column, column)
+        return self._combined_into.get(column) or self.columns.get(column, column)
 
     def resolve(self, columns: Iterable[str]) -> tuple[dict[str, str], list[str]]:
-        """Map input columns to targets; also return a reason for each field claimed twice."""
+        """Map input columns to targets; also return a reason for each field claimed twice
+        (the columns of one combine claim their field together, not twice)."""
         targets: dict[str, str] = {}
         claimed: dict[str, list[str]] = {}
         for column in columns:
@@ -150,6 +217,31 @@ class ColumnMapping:
         conflicts = [
             f"columns {', '.join(repr(c) for c in names)} all map to {target!r}"
             for target, names in claimed.items()
-            if len(names) > 1
+            if len(names) > 1 and not set(names) <= set(self.combine.get(target, ()))
         ]
         return targets, conflicts
+
+    def assemble(self, values: Mapping[str, str]) -> dict[str, str]:
+        """One row's values by target (after :meth:`resolve` found no conflict): a combined
+        field is its columns' non-empty values, stripped, in the combine's order, joined by
+        :data:`COMBINE_SEPARATOR`; it is present when any of its columns is."""
+        out: dict[str, str] = {}
+        for column, value in values.items():
+            target = self.target(column)
+            if target is not None and column not in self._combined_into:
+                out[target] = value
+        for target, parts in self.combine.items():
+            if any(column in values for column in parts):
+                present = (values.get(column, "").strip() for column in parts)
+                out[target] = COMBINE_SEPARATOR.join(p for p in present if p)
+        return out
+
+    def source_name(self, target: str, targets: Mapping[str, str]) -> str:
+        """How errors name ``target``: the input column that gave it (``targets`` as from
+        :meth:`resolve`), or a combined field's columns joined by ``+``."""
+        if target in self.combine:
+            return "+".join(self.combine[target])
+        for column, mapped in targets.items():
+            if mapped == target:
+                return column
+        return target

@@ -1,7 +1,9 @@
-"""Rejects files: the bad rows of an input, exactly as read, each with its errors (docs/loading.md).
+"""Rejects files: the bad rows of an input, exactly as read, each with its errors (docs/loading.md);
+and field-errors files: the fields left out of records that loaded (line, field, reason only).
 
 Rejects hold identities, so they are written atomically (a temporary file in the same directory,
-then a rename) with the temporary file's owner-only permissions.
+then a rename) with the temporary file's owner-only permissions; field-errors files hold no
+value, and are written the same way.
 """
 
 from __future__ import annotations
@@ -21,14 +23,20 @@ from xlink.errors import FieldError
 from xlink.records._mapping import ERROR_COLUMN
 
 __all__ = [
+    "FIELD_ERRORS_HEADER",
     "Reject",
     "default_rejects_path",
     "describe",
+    "field_errors_path",
     "parse_json_object",
     "remove_stale",
     "write_csv",
+    "write_field_errors",
     "write_jsonl",
 ]
+
+#: The columns of a field-errors file.
+FIELD_ERRORS_HEADER = ("line", "field", "reason")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +92,16 @@ def default_rejects_path(source: Path, extension: str) -> Path:
     return source.with_name(f"{source.stem}.rejects.{extension}")
 
 
+def field_errors_path(rejects_path: Path) -> Path:
+    """The field-errors file beside a rejects file: ``<stem>.rejects.<ext>`` gives
+    ``<stem>.field-errors.csv`` (any other name ``<its stem>.field-errors.csv``)."""
+    stem = rejects_path.stem.removesuffix(".rejects")
+    return rejects_path.with_name(f"{stem}.field-errors.csv")
+
+
 def remove_stale(path: Path) -> None:
-    """Delete a rejects file left by an earlier load, so that it cannot mislead."""
+    """Delete a rejects (or field-errors) file left by an earlier load, so that it cannot
+    mislead."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
 
@@ -141,5 +157,17 @@ def write_jsonl(path: Path, rejects: Sequence[Reject]) -> None:
                 obj = {"xlink_raw": reject.raw}
             obj[ERROR_COLUMN] = describe(reject)
             out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    _write_atomically(path, write)
+
+
+def write_field_errors(path: Path, errors: Sequence[FieldError]) -> None:
+    """Write :data:`FIELD_ERRORS_HEADER`, then one row per error: its line, the field as the
+    input names it, and the reason. No value of the row is written."""
+
+    def write(out: TextIO) -> None:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(FIELD_ERRORS_HEADER)
+        writer.writerows((e.line, e.field, e.reason) for e in errors)
 
     _write_atomically(path, write)

@@ -1,14 +1,19 @@
 """Loaders: CSV, JSON Lines and pandas DataFrames into person records (DESIGN.md §2 step 1).
 
-Every row is validated (:func:`~xlink.records.validation.validate_row`); a bad row is never
-dropped silently: it becomes a :class:`Reject` with every :class:`~xlink.errors.FieldError` found,
-and the bad rows are written, exactly as read, to a rejects file in the input's format. Only a
-problem that makes the whole input untrustworthy raises :class:`~xlink.errors.LoadError`.
+Every row is validated (:func:`~xlink.records.validation.check_row`); nothing is dropped
+silently. A row that cannot be a person record (no id, no valid category, no name, a repeated id,
+a line that does not parse), or under :attr:`BadFieldPolicy.REJECT_ROW` any bad row, becomes a
+:class:`Reject` with every :class:`~xlink.errors.FieldError` found, and the bad rows are written,
+exactly as read, to a rejects file in the input's format. Under
+:attr:`BadFieldPolicy.DROP_FIELD` (the default) a bad value in any other field is left out, the
+record kept, and the error listed in :attr:`LoadResult.field_errors` and a field-errors file
+(line, field, reason: no value). Only a problem that makes the whole input untrustworthy raises
+:class:`~xlink.errors.LoadError`.
 
 Decisions (see docs/loading.md): line numbers are physical lines (the CSV header is line 1); a
 ``record_id`` belongs to the first row that carries it, valid or not, and later rows with it are
-rejected; a header without data rows is an empty file; blank lines are skipped; the rejects file
-is written or removed only after a successful load.
+rejected; a header without data rows is an empty file; blank lines are skipped; the rejects and
+field-errors files are written or removed only after a successful load.
 """
 
 from __future__ import annotations
@@ -29,13 +34,14 @@ from xlink.records._mapping import ColumnMapping, StrPath
 from xlink.records._rejects import Reject
 from xlink.records._rows import Lines, RawRow, json_row
 from xlink.records.model import PersonRecord
-from xlink.records.validation import NAME_FIELDS, DateOrder, validate_row
+from xlink.records.validation import NAME_FIELDS, BadFieldPolicy, DateOrder, check_row
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
     "PROGRESS_EVERY",
+    "BadFieldPolicy",
     "ColumnMapping",
     "LoadResult",
     "MappingArg",
@@ -51,15 +57,23 @@ PROGRESS_EVERY = 10_000
 MappingArg = ColumnMapping | Mapping[str, object] | StrPath | None
 ProgressCallback = Callable[[int], None]
 
+#: Errors in these (besides :data:`~xlink.records.validation.ROW_FIELDS`) reject a row whatever
+#: the policy: a line that is not a JSON object, a row that cannot be split into its columns, or
+#: two columns claiming one field.
+_ROW_PSEUDO_FIELDS = frozenset({"<line>", "<row>"})
+
 
 @dataclass(frozen=True, slots=True, repr=False)
 class LoadResult:
-    """What one load produced: the good records, the rejected rows, and where rejects went."""
+    """What one load produced: the good records, the rejected rows, the fields left out of good
+    records (``DROP_FIELD``), and where rejects and field errors went."""
 
     source: str
     records: tuple[PersonRecord, ...]
     rejects: tuple[Reject, ...]
     rejects_path: Path | None = None  # set only when a rejects file was written
+    field_errors: tuple[FieldError, ...] = ()  # of kept records; field names as the input's
+    field_errors_path: Path | None = None  # set only when a field-errors file was written
 
     @property
     def loaded(self) -> int:
@@ -74,11 +88,26 @@ class LoadResult:
         """Data rows read (blank lines not counted)."""
         return self.loaded + self.rejected
 
+    @property
+    def with_field_errors(self) -> int:
+        """Records loaded with at least one bad field left out."""
+        return len({e.line for e in self.field_errors})
+
     def summary(self) -> str:
-        """One line for people: ``loaded 998, rejected 2 (see rejects: x.rejects.csv)``."""
-        text = f"loaded {self.loaded}, rejected {self.rejected}"
+        """One line for people: ``loaded 998 (3 with bad fields left out), rejected 2 (see
+        rejects: x.rejects.csv; field errors: x.field-errors.csv)``; the parts about field
+        errors and files appear only when there are some."""
+        text = f"loaded {self.loaded}"
+        if self.field_errors:
+            text += f" ({self.with_field_errors} with bad fields left out)"
+        text += f", rejected {self.rejected}"
+        files = []
         if self.rejects_path is not None:
-            text += f" (see rejects: {self.rejects_path})"
+            files.append(f"rejects: {self.rejects_path}")
+        if self.field_errors_path is not None:
+            files.append(f"field errors: {self.field_errors_path}")
+        if files:
+            text += f" (see {'; '.join(files)})"
         return text
 
     def __repr__(self) -> str:
@@ -86,48 +115,69 @@ class LoadResult:
 
 
 class _Collector:
-    """Validates rows one by one: mapping, duplicate ids, validation, error column names."""
+    """Validates rows one by one: mapping, duplicate ids, validation, error column names, and
+    the policy's verdict on each row."""
 
     def __init__(
         self,
         mapping: ColumnMapping,
         date_order: DateOrder | str | None,
+        bad_field: BadFieldPolicy | str,
         progress: ProgressCallback | None,
     ) -> None:
         self.mapping = mapping
         self.date_order = DateOrder(date_order or mapping.date_order or DateOrder.UNKNOWN)
+        self.bad_field = BadFieldPolicy(bad_field)
         self.progress = progress
         self.records: list[PersonRecord] = []
         self.rejects: list[Reject] = []
+        self.field_errors: list[FieldError] = []
         self.first_line: dict[str, int] = {}
+
+    def _breaks_row(self, error: FieldError) -> bool:
+        """Whether a loader's error (named by the input's column) rejects the row whatever the
+        policy: a row pseudo field, or a bad value for the record id or the category."""
+        target = self.mapping.target(error.field)
+        return error.field in _ROW_PSEUDO_FIELDS or target in ("record_id", "category")
 
     def add(self, row: RawRow) -> None:
         errors = list(row.errors)
-        record: PersonRecord | tuple[FieldError, ...] | None = None
+        rejected = row.values is None or any(self._breaks_row(e) for e in errors)
+        record: PersonRecord | None = None
         if row.values is not None:
             targets, conflicts = self.mapping.resolve(row.values)
             errors += (FieldError(row.line, "<row>", reason) for reason in conflicts)
-            canonical = {targets[c]: v for c, v in row.values.items() if c in targets}
-            column_of = {t: c for c, t in targets.items()}
+            rejected = rejected or bool(conflicts)
+            canonical = self.mapping.assemble(row.values)
             record_id = canonical.get("record_id", "").strip()
             if record_id in self.first_line:
                 reason = f"duplicate record_id (first seen on line {self.first_line[record_id]})"
-                errors.append(FieldError(row.line, column_of["record_id"], reason))
+                errors.append(
+                    FieldError(row.line, self.mapping.source_name("record_id", targets), reason)
+                )
+                rejected = True
             elif record_id:
                 self.first_line[record_id] = row.line
-            record = validate_row(
+            checked = check_row(
                 canonical,
                 row.line,
                 date_order=self.date_order,
+                date_orders=self.mapping.date_orders,
                 default_category=self.mapping.category,
                 documents=row.documents,
+                bad_field=self.bad_field,
             )
-            if isinstance(record, tuple):
-                errors += (replace(e, field=column_of.get(e.field, e.field)) for e in record)
-        if errors or not isinstance(record, PersonRecord):
+            errors += (
+                replace(e, field=self.mapping.source_name(e.field, targets)) for e in checked.errors
+            )
+            record = checked.record
+        if self.bad_field is BadFieldPolicy.REJECT_ROW and errors:
+            rejected = True
+        if rejected or record is None:
             self.rejects.append(Reject(row.line, row.raw, tuple(errors)))
         else:
             self.records.append(record)
+            self.field_errors += errors
         done = len(self.records) + len(self.rejects)
         if self.progress is not None and done % PROGRESS_EVERY == 0:
             self.progress(done)
@@ -141,14 +191,27 @@ class _Collector:
         done = len(self.records) + len(self.rejects)
         if self.progress is not None and done % PROGRESS_EVERY != 0:
             self.progress(done)
-        written = None
+        written = field_errors_written = None
         if rejects_path is not None:
             if self.rejects:
                 write(rejects_path, self.rejects)
                 written = rejects_path
             else:
                 _rejects.remove_stale(rejects_path)
-        return LoadResult(source, tuple(self.records), tuple(self.rejects), written)
+            field_errors_path = _rejects.field_errors_path(rejects_path)
+            if self.field_errors:
+                _rejects.write_field_errors(field_errors_path, self.field_errors)
+                field_errors_written = field_errors_path
+            else:
+                _rejects.remove_stale(field_errors_path)
+        return LoadResult(
+            source,
+            tuple(self.records),
+            tuple(self.rejects),
+            written,
+            tuple(self.field_errors),
+            field_errors_written,
+        )
 
 
 def _required_columns_missing(targets: set[str], mapping: ColumnMapping) -> list[str]:
@@ -181,14 +244,20 @@ def _check_header(source: str, header: Sequence[str], mapping: ColumnMapping) ->
 
 
 def _rejects_target(
-    path: Path, rejects_path: StrPath | None, write_rejects: bool, extension: str
+    path: Path | None, rejects_path: StrPath | None, write_rejects: bool, extension: str
 ) -> Path | None:
-    if not write_rejects:
+    """Where rejects go (``None``: nowhere; ``path`` ``None``: a DataFrame, only if given)."""
+    if not write_rejects or (path is None and rejects_path is None):
         return None
     target = Path(rejects_path) if rejects_path is not None else None
-    target = target or _rejects.default_rejects_path(path, extension)
-    if target.resolve() == path.resolve():
-        raise ValueError("the rejects file would overwrite the input")
+    if target is None:
+        assert path is not None
+        target = _rejects.default_rejects_path(path, extension)
+    field_errors = _rejects.field_errors_path(target)
+    if field_errors.resolve() == target.resolve():
+        raise ValueError("the field-errors file would overwrite the rejects file")
+    if path is not None and path.resolve() in (target.resolve(), field_errors.resolve()):
+        raise ValueError("the rejects or field-errors file would overwrite the input")
     return target
 
 
@@ -206,28 +275,35 @@ def load_csv(
     *,
     mapping: MappingArg = None,
     date_order: DateOrder | str | None = None,
+    bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
     rejects_path: StrPath | None = None,
     write_rejects: bool = True,
     progress: ProgressCallback | None = None,
 ) -> LoadResult:
     """Load a UTF-8 CSV file (a BOM is accepted) whose first line is the header.
 
-    ``mapping`` renames columns (:class:`ColumnMapping`, a dict, or a ``.json``/``.toml`` file)
-    and may set the date order and a constant category. ``date_order`` overrides the mapping's;
-    without either it is ``unknown``. Rejects go to ``rejects_path`` (default
-    ``<stem>.rejects.csv`` next to the input) with an ``xlink_error`` column; a stale rejects
-    file is removed when there are none. ``write_rejects=False`` keeps everything in memory.
-    ``progress(rows_done)`` is called every :data:`PROGRESS_EVERY` rows and at the end.
+    ``mapping`` renames and combines columns (:class:`ColumnMapping`, a dict, or a
+    ``.json``/``.toml`` file) and may set date orders and a constant category. ``date_order``
+    overrides the mapping's file-wide one (not its per-field ``date_orders``); without either
+    it is ``unknown``. ``bad_field`` decides what a bad value in a field a record may lack does
+    (:class:`BadFieldPolicy`: by default the field is left out and the record kept). Rejects go
+    to ``rejects_path`` (default ``<stem>.rejects.csv`` next to the input) with an
+    ``xlink_error`` column, and the fields left out of kept records to the field-errors file
+    beside it (``<stem>.field-errors.csv``: line, field, reason); a stale rejects or
+    field-errors file is removed when there are none. ``write_rejects=False`` writes neither
+    and keeps everything in memory. ``progress(rows_done)`` is called every
+    :data:`PROGRESS_EVERY` rows and at the end.
 
     Raises:
         LoadError: file not found or unreadable, a line not UTF-8 (named), malformed CSV, an
             empty file or a header without rows, unnamed/duplicate/conflicting columns, missing
             required columns (all listed), or a bad mapping file.
-        ValueError: a bad ``mapping`` dict or ``date_order``, or a rejects path equal to the input.
+        ValueError: a bad ``mapping`` dict, ``date_order`` or ``bad_field``, or a rejects or
+            field-errors path equal to the input.
     """
     source, file = os.fspath(path), Path(path)
     columns = ColumnMapping.coerce(mapping)
-    collector = _Collector(columns, date_order, progress)
+    collector = _Collector(columns, date_order, bad_field, progress)
     target = _rejects_target(file, rejects_path, write_rejects, "csv")
     with _open(file, source) as fh:
         lines = Lines(fh, source)
@@ -269,6 +345,7 @@ def load_jsonl(
     *,
     mapping: MappingArg = None,
     date_order: DateOrder | str | None = None,
+    bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
     rejects_path: StrPath | None = None,
     write_rejects: bool = True,
     progress: ProgressCallback | None = None,
@@ -278,17 +355,20 @@ def load_jsonl(
     Values are strings, numbers, booleans or null (null = missing); ``aliases``,
     ``nationalities`` and ``address`` may be lists of strings; a ``documents`` key may hold a list
     of objects with :data:`~xlink.records.validation.DOCUMENT_FIELDS` keys. A line that is not a
-    JSON object is a reject with field ``"<line>"``. Other parameters are as for
-    :func:`load_csv`; rejects go to ``<stem>.rejects.jsonl`` with an ``xlink_error`` key.
+    JSON object is a reject with field ``"<line>"``; a value of the wrong type is a field
+    error like a bad value (a row-breaking one for ``record_id`` and ``category``). Other
+    parameters are as for :func:`load_csv`; rejects go to ``<stem>.rejects.jsonl`` with an
+    ``xlink_error`` key, field errors to ``<stem>.field-errors.csv``.
 
     Raises:
         LoadError: file not found or unreadable, a line not UTF-8 (named), an empty file, or a
             bad mapping file.
-        ValueError: a bad ``mapping`` dict or ``date_order``, or a rejects path equal to the input.
+        ValueError: a bad ``mapping`` dict, ``date_order`` or ``bad_field``, or a rejects or
+            field-errors path equal to the input.
     """
     source, file = os.fspath(path), Path(path)
     columns = ColumnMapping.coerce(mapping)
-    collector = _Collector(columns, date_order, progress)
+    collector = _Collector(columns, date_order, bad_field, progress)
     target = _rejects_target(file, rejects_path, write_rejects, "jsonl")
     with _open(file, source) as fh:
         lines = Lines(fh, source)
@@ -328,6 +408,7 @@ def load_dataframe(
     *,
     mapping: MappingArg = None,
     date_order: DateOrder | str | None = None,
+    bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
     rejects_path: StrPath | None = None,
     progress: ProgressCallback | None = None,
     source: str = "<DataFrame>",
@@ -336,14 +417,16 @@ def load_dataframe(
 
     Cells may be strings, numbers, booleans, dates or missing (``None``, ``NaN``, ``NaT``,
     ``pd.NA``); an integral float (an integer column with gaps) becomes its integer text, and a
-    midnight timestamp its ``YYYY-MM-DD`` date. Error lines are 1-based row positions. Rejects
-    are written, as CSV with the DataFrame's columns plus ``xlink_error``, only when
-    ``rejects_path`` is given. Other parameters are as for :func:`load_csv`.
+    midnight timestamp its ``YYYY-MM-DD`` date; a cell of another type is a field error. Error
+    lines are 1-based row positions. Rejects are written, as CSV with the DataFrame's columns
+    plus ``xlink_error``, and field errors beside them, only when ``rejects_path`` is given.
+    Other parameters are as for :func:`load_csv`.
 
     Raises:
         LoadError: no rows; column names that are not strings, unnamed, duplicated, or
             conflicting; missing required columns; or a bad mapping file.
-        ValueError: a bad ``mapping`` dict or ``date_order``.
+        ValueError: a bad ``mapping`` dict, ``date_order`` or ``bad_field``, or a rejects path
+            whose field-errors file would be itself.
     """
     import pandas as pd  # imported here so that `import xlink` stays cheap
     from pandas.api.types import is_scalar
@@ -357,7 +440,8 @@ def load_dataframe(
     _check_header(source, header, columns)
     if df.empty:
         raise LoadError(source, "empty: no rows")
-    collector = _Collector(columns, date_order, progress)
+    collector = _Collector(columns, date_order, bad_field, progress)
+    target = _rejects_target(None, rejects_path, True, "csv")
     for position, values in enumerate(df.itertuples(index=False, name=None), start=1):
         cells = ["" if is_scalar(v) and pd.isna(v) else _cell(v) for v in values]
         out = io.StringIO()
@@ -372,7 +456,6 @@ def load_dataframe(
             if cell is None
         )
         collector.add(row)
-    target = Path(rejects_path) if rejects_path is not None else None
     return collector.finish(
         source, target, lambda p, rejects: _rejects.write_csv(p, header, rejects)
     )

@@ -22,7 +22,7 @@ import datetime
 import random
 from collections.abc import Callable
 
-from xlink.synth.corrupt import Draft
+from xlink.synth.corrupt import Draft, write_date
 from xlink.synth.places import random_home
 
 __all__ = [
@@ -258,16 +258,10 @@ def source(rng: random.Random, file: str) -> tuple[str, str, str, str]:
 def format_date(parts: tuple[int, int | None, int | None] | None, side: str, iso: bool) -> str:
     """A date as ``side``'s agencies write it: Canada ``DD/MM/YYYY``, the US ``MM/DD/YYYY``,
     ``iso`` ``YYYY-MM-DD``; a partial date as ``MM/YYYY`` or ``YYYY``; none as ``""``."""
-    if parts is None:
-        return ""
-    y, m, d = parts
-    if m is None:
-        return f"{y:04d}"
-    if d is None:
-        return f"{m:02d}/{y:04d}"
-    if iso:
+    if iso and parts is not None and parts[1] is not None and parts[2] is not None:
+        y, m, d = parts
         return f"{y:04d}-{m:02d}-{d:02d}"
-    return f"{d:02d}/{m:02d}/{y:04d}" if side == "ca" else f"{m:02d}/{d:02d}/{y:04d}"
+    return write_date(parts, "DMY" if side == "ca" else "MDY")
 
 
 def agency_row(rng: random.Random, file: str, draft: Draft, record_id: str) -> list[str]:

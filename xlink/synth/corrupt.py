@@ -6,10 +6,17 @@ the two records of a matched person differ in whatever both draws produced. A re
 name every corruption applied; :data:`FORMAT_TAGS` are differences of form that a normaliser is
 expected to undo (accents, abbreviations), the others change a value. docs/synth.md lists the
 rates and why.
+
+The ``names-dob-sex`` profile (:func:`draft_names_dob_sex`) draws from the same machinery with
+the stronger rates of :data:`NAMES_DOB_SEX_RATES`, and adds what a census or a vital-events
+registry does to a record: initials and placeholder given names (``Baby``, ``Male Child``),
+middle names cut to an initial or left out, impossible dates (``31/02``) and garbled ones that
+do not parse at all (``10/Z7/1983``). It writes the date itself, in the file's declared order.
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import random
 from collections.abc import Mapping
@@ -24,11 +31,22 @@ __all__ = [
     "ADDRESS_TAGS",
     "DOB_TAGS",
     "FORMAT_TAGS",
+    "INFANT_BORN_FROM",
+    "NAMES_DOB_SEX_DOB_TAGS",
+    "NAMES_DOB_SEX_FORMAT_TAGS",
+    "NAMES_DOB_SEX_NAME_TAGS",
+    "NAMES_DOB_SEX_RATES",
     "NAME_TAGS",
+    "PLACEHOLDER_NAMES",
     "RATES",
+    "UNPARSEABLE_DOB_TAGS",
     "Draft",
+    "draft_names_dob_sex",
     "draft_record",
+    "garble_date",
+    "impossible_date",
     "typo",
+    "write_date",
 ]
 
 #: Probability of each corruption per record (per name part for typos and transliterations),
@@ -89,6 +107,47 @@ FORMAT_TAGS = frozenset(
     }
 )
 
+#: The ``names-dob-sex`` profile's rates: those it changes from :data:`RATES` and those only it
+#: uses. Rates it does not name are :data:`RATES`'s (transliteration, name order, compound
+#: surnames). It is stronger on dates and names than the cross-border data: a census and a
+#: vital-events registry have no document or address to fall back on.
+NAMES_DOB_SEX_RATES: dict[str, float] = {
+    "given_typo": 0.03,
+    "family_typo": 0.03,
+    "nickname": 0.08,
+    "given_initial": 0.02,  # the given name cut to its initial (J, J.)
+    "given_placeholder": 0.15,  # of records of infants (born from INFANT_BORN_FROM)
+    "maiden_name": 0.25,
+    "cyrillic_script": 0.0,  # both files are in Latin script
+    "accents_dropped": 0.30,
+    "middle_initial": 0.30,  # of records of people with a middle name
+    "middle_missing": 0.25,  # of records of people with a middle name
+    "dob_missing": 0.02,
+    "dob_year_month": 0.005,
+    "dob_year_only": 0.015,
+    "dob_day_month_swap": 0.08,  # of dates with day <= 12 and day != month
+    "dob_typo": 0.03,
+    "dob_impossible": 0.008,  # of full dates: 31/02, 31/04, day 00, the other order
+    "dob_garbled": 0.022,  # of full dates (not impossible): a letter for a digit, ...
+    "sex_missing": 0.04,
+}
+#: People born from this year on are the population's infants (no adult is born after 2005):
+#: under two at a 2008 census, the records a placeholder given name can stand on.
+INFANT_BORN_FROM = 2006
+#: Placeholder given names of an unnamed infant, by sex: (name, weight).
+PLACEHOLDER_NAMES: dict[str, tuple[tuple[str, float], ...]] = {
+    "F": (("Baby", 0.35), ("Female Child", 0.35), ("Unknown", 0.30)),
+    "M": (("Baby", 0.35), ("Male Child", 0.35), ("Unknown", 0.30)),
+}
+NAMES_DOB_SEX_NAME_TAGS = NAME_TAGS | {"given_initial", "given_placeholder"}
+#: A date written so that it does not parse: impossible (31/02) or garbled (10/Z7/1983).
+UNPARSEABLE_DOB_TAGS = frozenset({"dob_impossible", "dob_garbled"})
+NAMES_DOB_SEX_DOB_TAGS = DOB_TAGS | UNPARSEABLE_DOB_TAGS
+NAMES_DOB_SEX_FORMAT_TAGS = frozenset(
+    {"accents_dropped", "compound_hyphenated", "name_order_swap", "middle_initial",
+     "middle_missing"}
+)  # fmt: skip
+
 _ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 _ADJACENT: dict[str, str] = {}
 for _r, _row in enumerate(_ROWS):
@@ -119,6 +178,9 @@ class Draft:
     address: tuple[str, str, str, str, str] | None  # line, locality, region, postcode, country
     alias: str
     tags: list[str] = field(default_factory=list)
+    #: The date of birth exactly as written, when the drafting wrote it (names-dob-sex: in the
+    #: file's date order, possibly impossible or garbled); None: the layout writes ``dob``.
+    dob_text: str | None = None
 
 
 def _rate(name: str, side: str) -> float:
@@ -181,6 +243,65 @@ def _dob_typo(rng: random.Random, d: datetime.date) -> tuple[int, int, int]:
         if (y, m, dd) != (d.year, d.month, d.day) and _valid(y, m, dd):
             return y, m, dd
     return d.year, d.month, max(1, d.day - 1) if d.day > 1 else 2
+
+
+def write_date(parts: tuple[int, int | None, int | None] | None, order: str) -> str:
+    """A date as a file of date order ``order`` writes it: ``DMY`` ``DD/MM/YYYY``, ``MDY``
+    ``MM/DD/YYYY``; a partial date as ``MM/YYYY`` or ``YYYY``; none as ``""``. The parts are
+    written as they are, so an impossible date (31 February, day 0) stays impossible."""
+    if parts is None:
+        return ""
+    y, m, d = parts
+    if m is None:
+        return f"{y:04d}"
+    if d is None:
+        return f"{m:02d}/{y:04d}"
+    return f"{d:02d}/{m:02d}/{y:04d}" if order == "DMY" else f"{m:02d}/{d:02d}/{y:04d}"
+
+
+def impossible_date(rng: random.Random, year: int, month: int, day: int) -> tuple[int, int, int]:
+    """A date no calendar has, as clerks write them: a day past the month's end (31/04, 30/02,
+    29/02 of a common year), the day and month in the other order when the day is over 12 (so
+    the month is 13 or more), or a day or month of 00."""
+    last = calendar.monthrange(year, month)[1]
+    u = rng.random()
+    if day > 12 and u < 0.4:
+        return year, day, month
+    if last < 31 and u < 0.8:
+        return year, month, rng.randrange(last + 1, 32)
+    if rng.random() < 0.5:
+        return year, month, 0
+    return year, 0, day
+
+
+#: Letters read or typed for a digit (OCR of handwriting, a slipped shift key).
+_LOOKALIKE = {
+    "0": "OD", "1": "lI", "2": "Z", "3": "E", "4": "A", "5": "S", "6": "Gb", "7": "T", "8": "B",
+    "9": "gq",
+}  # fmt: skip
+
+
+def garble_date(rng: random.Random, text: str) -> str:
+    """A written full date (``NN/NN/YYYY``) garbled so that no date parser reads it: a letter in
+    place of a digit (``10/Z7/1983``), an unknown day or month written ``??`` or ``XX``
+    (``??/10/1983``), a two-digit year (``10/27/83``), or a digit doubled (``10/277/1983``).
+    Always changes ``text``; the result still has at least one digit."""
+    digits = [i for i, ch in enumerate(text) if ch.isdigit()]
+    u = rng.random()
+    if u < 0.55:
+        i = rng.choice(digits)
+        pool = _LOOKALIKE[text[i]] if rng.random() < 0.7 else "ABCDEFGHJKLMNPRSTUVWXYZ"
+        return text[:i] + rng.choice(pool) + text[i + 1 :]
+    head, middle, year = text.split("/")
+    if u < 0.7:
+        mark = rng.choice(("??", "XX", "xx"))
+        if rng.random() < 0.6:
+            return f"{mark}/{middle}/{year}" if rng.random() < 0.5 else f"{head}/{mark}/{year}"
+        return f"{mark}/{mark}/{year}"
+    if u < 0.85:
+        return f"{head}/{middle}/{year[2:]}"
+    i = rng.choice(digits)
+    return text[: i + 1] + text[i] + text[i + 1 :]
 
 
 class _Record:
@@ -265,6 +386,36 @@ class _Record:
             self.tags.append("dob_year_month")
             return (y, m, None)
         return (y, m, dd)
+
+    def written_dob(self, order: str) -> tuple[tuple[int, int | None, int | None] | None, str]:
+        """The date of birth as recorded (:meth:`dob`), then possibly made impossible or
+        garbled, and written in date order ``order``: ``(parts, text)``. ``parts`` are what
+        the clerk meant to write (an impossible date's parts are impossible)."""
+        parts = self.dob()
+        if parts is None:
+            return None, ""
+        y, m, d = parts
+        if m is None or d is None:
+            return parts, write_date(parts, order)
+        if self.hit("dob_impossible"):
+            self.tags.append("dob_impossible")
+            parts = impossible_date(self.rng, y, m, d)
+            return parts, write_date(parts, order)
+        text = write_date(parts, order)
+        if self.hit("dob_garbled"):
+            self.tags.append("dob_garbled")
+            text = garble_date(self.rng, text)
+        return parts, text
+
+    def placeholder(self) -> str:
+        """A placeholder given name for an unnamed infant of the person's sex."""
+        names = PLACEHOLDER_NAMES[self.p.sex]
+        u = self.rng.random() * sum(w for _, w in names)
+        for name, weight in names:
+            if u < weight:
+                return name
+            u -= weight
+        return names[-1][0]
 
     def document(self) -> str:
         p = self.p
@@ -413,4 +564,80 @@ def draft_record(
         address=address,
         alias=alias,
         tags=r.tags,
+    )
+
+
+def draft_names_dob_sex(
+    rng: random.Random,
+    person: Person,
+    side: str,
+    date_order: str,
+    *,
+    rates: Mapping[str, float] | None = None,
+) -> Draft:
+    """``side``'s record of ``person`` in the ``names-dob-sex`` profile, independently corrupted.
+
+    Only names, date of birth and sex are drawn (the other fields of the draft are empty), at
+    :data:`NAMES_DOB_SEX_RATES` (``rates`` replaces some of them). An infant's record may carry a
+    placeholder given name (:data:`PLACEHOLDER_NAMES`) and no middle name. The date is written
+    in ``date_order`` (``"DMY"`` or ``"MDY"``) into ``dob_text``, possibly impossible or garbled
+    (:meth:`_Record.written_dob`).
+    """
+    r = _Record(rng, person, side, {**NAMES_DOB_SEX_RATES, **(rates or {})})
+    placeholder = person.dob.year >= INFANT_BORN_FROM and r.hit("given_placeholder")
+    family = r.family()
+    if r.hit("family_typo"):
+        r.tags.append("family_typo")
+        family = typo(rng, family)
+    middle = ""
+    if placeholder:
+        r.tags.append("given_placeholder")
+        given = r.placeholder()
+    else:
+        given = r.given()
+        if r.hit("given_typo"):
+            r.tags.append("given_typo")
+            given = typo(rng, given)
+        if r.hit("given_initial"):
+            r.tags.append("given_initial")
+            given = given[0] + ("." if rng.random() < 0.5 else "")
+        if person.middle is not None:
+            middle = person.middle.spelling(person.spelling)
+            u = rng.random()
+            if u < r.rate("middle_missing"):
+                r.tags.append("middle_missing")
+                middle = ""
+            elif u < r.rate("middle_missing") + r.rate("middle_initial"):
+                r.tags.append("middle_initial")
+                middle = middle[0]
+    if r.hit("accents_dropped"):
+        folded = [fold_accents(t) for t in (given, middle, family)]
+        if folded != [given, middle, family]:
+            r.tags.append("accents_dropped")
+            given, middle, family = folded
+    swap = "name_order_swap_family_first" if person.culture.family_first else "name_order_swap"
+    if not placeholder and r.hit(swap):
+        r.tags.append("name_order_swap")
+        given, family = family, given
+    dob, dob_text = r.written_dob(date_order)
+    sex = "" if r.hit("sex_missing") else person.sex
+    if not sex:
+        r.tags.append("sex_missing")
+    return Draft(
+        pid=person.pid,
+        side=side,
+        given=given,
+        middle=middle,
+        family=family,
+        dob=dob,
+        sex=sex,
+        nationality="",
+        birth_place="",
+        passport="",
+        passport_country="",
+        passport_expiry=None,
+        address=None,
+        alias="",
+        tags=r.tags,
+        dob_text=dob_text,
     )

@@ -10,6 +10,7 @@ or by both (``overlap`` of each side's people), and a few people twice by the sa
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime
 import itertools
 import random
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from xlink.synth.names import CULTURES, Culture, NameForm, patronymic
 from xlink.synth.places import Home, random_home
 
-__all__ = ["Person", "Population", "build_population", "passport_number"]
+__all__ = ["Person", "Population", "build_population", "list_repeatedly", "passport_number"]
 
 #: Household kinds and their shares: one adult, a couple, a couple with children, two adult
 #: siblings.
@@ -261,4 +262,32 @@ def build_population(
         shared=shared,
         duplicates_ca=duplicates,
         duplicates_us=duplicates,
+    )
+
+
+def list_repeatedly(
+    rng: random.Random, population: Population, side: str, times: tuple[tuple[int, float], ...]
+) -> Population:
+    """``population`` with each listing of ``side`` (``"ca"`` or ``"us"``) repeated: ``times``
+    gives how many records a listed person has and the share of people with that many (a
+    registry of vital events lists a person once per event). The repeats are counted as that
+    side's within-side duplicates; the other side is unchanged."""
+    total = sum(share for _, share in times)
+    listed: list[int] = []
+    for pid in population.ca if side == "ca" else population.us:
+        u = rng.random() * total
+        count = times[-1][0]
+        for k, share in times:
+            if u < share:
+                count = k
+                break
+            u -= share
+        listed += [pid] * count
+    extra = len(listed) - len(population.ca if side == "ca" else population.us)
+    if side == "ca":
+        return dataclasses.replace(
+            population, ca=tuple(listed), duplicates_ca=population.duplicates_ca + extra
+        )
+    return dataclasses.replace(
+        population, us=tuple(listed), duplicates_us=population.duplicates_us + extra
     )

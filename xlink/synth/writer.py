@@ -2,6 +2,9 @@
 
 The Canadian file uses the bundled Canadian watchlist's columns and mapping (DD/MM/YYYY, ``DMY``),
 the US file the bundled US watchlist's (MM/DD/YYYY, ``MDY``), from :mod:`xlink.synth.agencies`.
+In the ``names-dob-sex`` profile both files have only an id, the names, the date of birth and
+sex (:data:`NAMES_DOB_SEX_COLUMNS`): ``ca.csv`` a census (DD/MM/YYYY), ``us.csv`` a registry of
+vital events (MM/DD/YYYY), each mapping with a constant category.
 Files are written under temporary names and renamed into place, ``manifest.json`` last and only
 after every other file is complete, so a directory with a manifest holds a whole data set.
 """
@@ -22,8 +25,12 @@ from xlink.synth.corrupt import Draft
 __all__ = [
     "CA_COLUMNS",
     "MANIFEST",
+    "NAMES_DOB_SEX_COLUMNS",
+    "NAMES_DOB_SEX_DATE_ORDER",
+    "NAMES_DOB_SEX_MAPPING",
     "OUTPUT_FILES",
     "US_COLUMNS",
+    "names_dob_sex_row",
     "read_split",
     "read_truth",
     "row_for",
@@ -44,6 +51,31 @@ OUTPUT_FILES = (
 CA_COLUMNS = COLUMNS[CA_WL]
 US_COLUMNS = COLUMNS[US_WL]
 MAPPING = {"ca": MAPPINGS[CA_WL], "us": MAPPINGS[US_WL]}
+
+
+#: The ``names-dob-sex`` profile's columns: a census on the left, a vital-events registry on the
+#: right, each in its own names.
+NAMES_DOB_SEX_COLUMNS: dict[str, tuple[str, ...]] = {
+    "ca": ("census_id", "given_name", "middle_name", "surname", "birth_date", "sex"),
+    "us": ("event_id", "first_name", "middle", "last_name", "dob", "gender"),
+}
+NAMES_DOB_SEX_DATE_ORDER = {"ca": "DMY", "us": "MDY"}
+_NDS_FIELDS = ("record_id", "given_name", "middle_name", "family_name", "birth_date", "sex")
+NAMES_DOB_SEX_MAPPING: dict[str, dict[str, object]] = {
+    side: {
+        "date_order": NAMES_DOB_SEX_DATE_ORDER[side],
+        "category": "other",
+        "columns": dict(zip(columns, _NDS_FIELDS, strict=True)),
+    }
+    for side, columns in NAMES_DOB_SEX_COLUMNS.items()
+}
+
+
+def names_dob_sex_row(draft: Draft, record_id: str) -> list[str]:
+    """The CSV row of a ``names-dob-sex`` draft in :data:`NAMES_DOB_SEX_COLUMNS` (the census
+    writes sex ``F``/``M``, the registry ``Female``/``Male``)."""
+    sex = draft.sex if draft.side == "ca" else {"F": "Female", "M": "Male"}.get(draft.sex, "")
+    return [record_id, draft.given, draft.middle, draft.family, draft.dob_text or "", sex]
 
 
 def row_for(rng: random.Random, draft: Draft, record_id: str) -> list[str]:

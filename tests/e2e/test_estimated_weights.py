@@ -1,0 +1,118 @@
+"""An MOU that says `weights = "estimated"`: two real agencies over mutual TLS on 127.0.0.1
+estimate the match evidence from their own session, reach the same decision without another
+message, release under it, and each records the estimate in its decision file and its audit
+log (issue 13)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _two_agencies import CA, US, TwoAgencies, small_files
+
+from xlink.agency import AgencyOutcome
+from xlink.audit import AuditEvent
+from xlink.errors import SchemaError
+from xlink.linkage.schema import load_default_schema
+from xlink.policy import load_mou, mou_to_canonical
+from xlink.synth import generate_synth
+
+PASSPHRASE = b"estimated weights tests, not secret"
+
+
+def _decided(pair: TwoAgencies, agency: str) -> dict[str, Any]:
+    (fields,) = [f for kind, f in pair.audit(agency) if kind is AuditEvent.DECIDED]
+    return fields
+
+
+def _decision_file(pair: TwoAgencies, agency: str, session: str) -> dict[str, Any]:
+    path = pair.base / agency / "matches" / f"{session}.decision.json"
+    assert path.stat().st_mode & 0o077 == 0
+    return json.loads(path.read_text("utf-8"))  # type: ignore[no-any-return]
+
+
+@pytest.mark.slow
+def test_both_agencies_estimate_the_same_evidence_and_release_under_it(tmp_path: Path) -> None:
+    # xlink synth's lists, 1,200 records each: enough candidate pairs to estimate from
+    generate_synth(tmp_path / "data", 1200, 5)
+    files = {CA: [tmp_path / "data" / "ca.csv"], US: [tmp_path / "data" / "us.csv"]}
+    linkage = {"weights": "estimated", "links": "best-of-either", "match_threshold": -1000.0}
+    pair = TwoAgencies(tmp_path, files, passphrase=PASSPHRASE, timeout=60.0, linkage=linkage)
+    mou = load_mou(pair.ceremony.mou).mou
+    assert (mou.weights, mou.links) == ("estimated", "best-of-either")
+    out = pair.run()
+    for agency, outcome in out.items():
+        assert isinstance(outcome, AgencyOutcome), (agency, outcome)
+        assert outcome.audit_ok
+    assert out[CA].decided == out[US].decided > 300  # same pairs: the transfer checked them
+    session = out[CA].session_id
+    ca, us = _decision_file(pair, CA, session), _decision_file(pair, US, session)
+    assert ca["weights"] == "estimated" and ca["links"] == "best-of-either"
+    assert ca["estimate"] is not None and ca["estimate_note"] is None
+    assert ca["estimate"] == us["estimate"] and ca["threshold"] == us["threshold"]
+    for agency in (CA, US):
+        fields = _decided(pair, agency)
+        assert fields["weights"] == "estimated" and fields["links"] == "best-of-either"
+        assert fields["decided"] == out[agency].decided
+        assert fields["expected"] == ca["estimate"]["expected_matches"]
+        raw = (pair.base / agency / "matches" / f"{session}.decision.json").read_bytes()
+        assert fields["digest"] == hashlib.sha256(raw).hexdigest()
+    # released under it: every decided match went out (the MOU's floor is far below)
+    assert sum(out[CA].released.values()) > 300 and sum(out[US].released.values()) > 300
+
+
+def test_too_small_a_session_decides_with_fixed_weights_and_says_why(tmp_path: Path) -> None:
+    linkage = {"weights": "estimated", "match_threshold": -1000.0}
+    pair = TwoAgencies(
+        tmp_path, small_files(tmp_path), passphrase=PASSPHRASE, timeout=10.0, linkage=linkage
+    )
+    out = pair.run()
+    assert all(isinstance(o, AgencyOutcome) for o in out.values())
+    decision = _decision_file(pair, CA, out[CA].session_id)
+    assert decision["weights"] == "estimated" and decision["estimate"] is None
+    assert "fixed weights" in decision["estimate_note"]
+    # the schema's own threshold, not the MOU's floor far below it
+    assert decision["threshold"] == load_default_schema().threshold
+    assert "expected" not in _decided(pair, CA)
+
+
+def test_a_fixed_weights_exchange_audits_its_decision_too(tmp_path: Path) -> None:
+    pair = TwoAgencies(tmp_path, small_files(tmp_path), passphrase=PASSPHRASE, timeout=10.0)
+    out = pair.run()
+    assert all(isinstance(o, AgencyOutcome) for o in out.values())
+    fields = _decided(pair, CA)
+    assert fields["weights"] == "fixed" and fields["links"] == "one-to-one"
+    assert "expected" not in fields
+    decision = _decision_file(pair, CA, out[CA].session_id)
+    assert decision["estimate"] is None and decision["decided"] == out[CA].decided
+
+
+def test_the_mou_members_are_checked_and_left_out_of_the_digest_when_default(
+    tmp_path: Path,
+) -> None:
+    pair = TwoAgencies(tmp_path, small_files(tmp_path), passphrase=PASSPHRASE, timeout=10.0)
+    fixed = load_mou(pair.ceremony.mou).mou
+    assert (fixed.weights, fixed.links) == ("fixed", "one-to-one")
+    linkage = mou_to_canonical(fixed)["linkage"]
+    assert isinstance(linkage, dict) and "weights" not in linkage and "links" not in linkage
+    other = TwoAgencies(
+        tmp_path / "other",
+        small_files(tmp_path),
+        passphrase=PASSPHRASE,
+        timeout=10.0,
+        linkage={"weights": "estimated"},
+    )
+    estimated = load_mou(other.ceremony.mou).mou
+    linkage = mou_to_canonical(estimated)["linkage"]
+    assert isinstance(linkage, dict) and linkage["weights"] == "estimated"
+    with pytest.raises(SchemaError, match=r"linkage\.weights: must be one of fixed, estimated"):
+        TwoAgencies(
+            tmp_path / "bad",
+            small_files(tmp_path),
+            passphrase=PASSPHRASE,
+            timeout=10.0,
+            linkage={"weights": "guessed"},
+        )

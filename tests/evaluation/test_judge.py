@@ -1,0 +1,171 @@
+"""`xlink eval --data DIR`, the pairs file, re-deciding without the PSI, the loss breakdown."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from xlink.cli.exitcodes import ExitCode
+from xlink.cli.main import main
+from xlink.evaluation.datasets import Split, files, hash_split
+from xlink.evaluation.judge import LOSSES, PAIR_COLUMNS
+from xlink.synth import generate_synth
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    generate_synth(root, 400, 11)
+    return root
+
+
+@pytest.fixture(scope="module")
+def estimated_run(
+    small: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, object], Path]:
+    """One `xlink eval --data DIR --weights estimated --pairs P` run, shared."""
+    pairs = tmp_path_factory.mktemp("pairs") / "pairs.csv"
+    argv = ["eval", "--data", str(small), "--weights", "estimated", "--pairs", str(pairs)]
+    out = tmp_path_factory.mktemp("out") / "figures.json"
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main([*argv, "--json", "--quiet"])
+    assert code == ExitCode.OK
+    out.write_text(buffer.getvalue(), encoding="utf-8")
+    return json.loads(buffer.getvalue()), pairs
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, object]]:
+    code = main([*argv, "--json", "--quiet"])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else {}
+
+
+def test_eval_data_dir_reports_losses_that_account_for_every_true_link(
+    estimated_run: tuple[dict[str, object], Path], small: Path
+) -> None:
+    figures, _ = estimated_run
+    losses = figures["losses"]
+    assert isinstance(losses, dict) and set(losses) == {*LOSSES, "false_matches"}
+    truth_rows = len((small / "truth.csv").read_text("utf-8").splitlines()) - 1
+    assert sum(losses[k] for k in LOSSES) == truth_rows
+    all_figures = figures["all"]
+    assert isinstance(all_figures, dict)
+    assert losses["found"] == all_figures["true_positives"]
+    assert losses["false_matches"] == all_figures["n_pairs"] - all_figures["true_positives"]
+    assert figures["weights"] == "estimated"
+    estimate = figures["estimate"]
+    assert isinstance(estimate, dict) and estimate["threshold"] == figures["threshold"]
+    assert figures["dataset"] == "files"
+
+
+def test_the_pairs_file_has_every_candidate_pair_with_its_decision(
+    estimated_run: tuple[dict[str, object], Path], small: Path
+) -> None:
+    figures, pairs = estimated_run
+    with pairs.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert tuple(rows[0]) == PAIR_COLUMNS
+    body = [dict(zip(PAIR_COLUMNS, r, strict=True)) for r in rows[1:]]
+    assert len(body) == figures["candidate_pairs"]
+    threshold = figures["threshold"]
+    assert isinstance(threshold, float)
+    for row in body:
+        score = float(row["score"])
+        if row["decision"] == "below_threshold":
+            assert score < threshold
+        else:
+            assert row["decision"] in ("match", "not_best") and score >= threshold - 1e-5
+        keys = set(row["agreeing"].split()) | set(row["disagreeing"].split())
+        assert not keys & set(row["missing"].split())
+    truth = {tuple(r) for r in csv.reader((small / "truth.csv").open(encoding="utf-8"))}
+    matched_true = sum(
+        1 for r in body if r["decision"] == "match" and (r["left_id"], r["right_id"]) in truth
+    )
+    assert all(r["true"] == str(int((r["left_id"], r["right_id"]) in truth)) for r in body)
+    all_figures = figures["all"]
+    assert isinstance(all_figures, dict) and matched_true == all_figures["true_positives"]
+
+
+def test_a_pairs_file_decides_again_as_the_psi_run_did(
+    estimated_run: tuple[dict[str, object], Path],
+    small: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    figures, pairs = estimated_run
+    truth = str(small / "truth.csv")
+    code, again = _run(
+        ["eval", "--from-pairs", str(pairs), "--truth", truth, "--weights", "estimated"], capsys
+    )
+    assert code == ExitCode.OK
+    assert again["all"] == figures["all"] and again["threshold"] == figures["threshold"]
+    # with the data set's split, the held-out figures are the PSI run's too
+    argv = ["eval", "--from-pairs", str(pairs), "--truth", truth, "--weights", "estimated"]
+    code, split_run = _run([*argv, "--split", str(small / "split.csv")], capsys)
+    assert code == ExitCode.OK
+    for key in ("precision", "recall", "f1", "dev"):
+        assert split_run[key] == figures[key]
+    assert again["estimate"] == figures["estimate"]
+    # and with other weights, without the PSI: the schema's own
+    code, schema_run = _run(
+        ["eval", "--from-pairs", str(pairs), "--truth", truth, "--weights", "schema"], capsys
+    )
+    assert code == ExitCode.OK and schema_run["weights"] == "schema"
+    assert schema_run["threshold"] != figures["threshold"]
+
+
+def test_a_directory_without_truth_or_with_three_files_is_refused(
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("ca.csv", "ca.mapping.json", "us.csv", "us.mapping.json"):
+        shutil.copy(small / name, data / name)
+    assert main(["eval", "--data", str(data), "--quiet"]) == ExitCode.INPUT
+    assert "no truth.csv" in capsys.readouterr().err
+    shutil.copy(small / "truth.csv", data / "truth.csv")
+    shutil.copy(small / "us.csv", data / "third.csv")
+    assert main(["eval", "--data", str(data), "--quiet"]) == ExitCode.INPUT
+    assert "3 data files" in capsys.readouterr().err
+    dataset = files(data, left="ca.csv", right="us.csv")
+    assert dataset.split_rule.startswith("by a hash")  # no split.csv here
+
+
+def test_without_a_split_file_the_split_is_a_fixed_hash() -> None:
+    ids = [f"P{i}" for i in range(2000)]
+    splits = [hash_split(i) for i in ids]
+    assert splits == [hash_split(i) for i in ids]
+    dev = sum(s is Split.DEV for s in splits)
+    assert 900 < dev < 1100
+
+
+def test_eval_option_combinations(capsys: pytest.CaptureFixture[str], small: Path) -> None:
+    assert main(["eval"]) == ExitCode.USAGE
+    assert main(["eval", "--from-pairs", "p.csv"]) == ExitCode.USAGE
+    assert main(["eval", "--data", str(small), "--truth", "t.csv"]) == ExitCode.USAGE
+    assert main(["eval", "febrl4", "--data", str(small)]) == ExitCode.USAGE
+    assert main(["eval", "synth", "--left", "a.csv"]) == ExitCode.USAGE
+    assert main(["eval", "--data", str(small), "--precision-floor", "2"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    for text in ("needs --truth", "go with --from-pairs", "does not apply to febrl4"):
+        assert text in err
+
+
+def test_a_pairs_file_that_is_not_one_is_refused(
+    tmp_path: Path, small: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n", encoding="utf-8")
+    argv = ["eval", "--from-pairs", str(bad), "--truth", str(small / "truth.csv"), "--quiet"]
+    assert main(argv) == ExitCode.INPUT
+    assert "not a pairs file" in capsys.readouterr().err
+    bad.write_text(",".join(PAIR_COLUMNS) + "\nL1,R1,no_such_key,,,1,match,1,dev\n", "utf-8")
+    assert main(argv) == ExitCode.INPUT
+    assert "line 2" in capsys.readouterr().err

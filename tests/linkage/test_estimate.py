@@ -1,0 +1,234 @@
+"""Label-free estimation (xlink.linkage.estimate) and decide(weights="estimated")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xlink.decide import ESTIMATED, FIXED, decide
+from xlink.errors import EstimationError
+from xlink.linkage.estimate import (
+    MIN_DOMINATED,
+    MIN_PAIRS,
+    LinkageEstimate,
+    dominated_pairs,
+    estimate,
+)
+from xlink.linkage.schema import validate_schema
+from xlink.linkage.scoring import one_to_one_mask
+from xlink.protocol.events import CandidatePair
+
+SCHEMA = validate_schema(
+    {
+        "id": "est",
+        "version": 1,
+        "keys": [
+            {"name": "names", "version": 1, "fields": ["given_first", "family"]},
+            {"name": "given_dob", "version": 1, "fields": ["given_first", "birth_date"]},
+            {"name": "family_dob", "version": 1, "fields": ["family", "birth_date"]},
+            {"name": "dob_postcode", "version": 1, "fields": ["birth_date", "postcode"]},
+            {"name": "family_postcode", "version": 1, "fields": ["family", "postcode"]},
+        ],
+    }
+)
+KEY_FIELDS = ((0, 1), (0, 2), (1, 2), (2, 3), (1, 3))  # given, family, birth date, postcode
+M = (0.9, 0.8, 0.9, 0.7)  # P(field agrees | match)
+U = (0.05, 0.3, 0.02, 0.2)  # P(field agrees | non-match), among candidates
+
+
+def _world(
+    seed: int, people: int = 1500, overlap: float = 0.5, decoys: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate pairs of a known field-level model: left ``i`` and right ``i`` are the same
+    person for ``i`` below ``overlap * people``; every left record also meets ``decoys``
+    random right records. Each field agrees with probability M (match) or U (non-match) and
+    is missing on one side 5% of the time; a key agrees when all its fields do; a pair that
+    agrees on no key is not a candidate."""
+    rng = np.random.default_rng(seed)
+    left, right, true = [], [], []
+    for i in range(people):
+        if i < overlap * people:
+            left.append(i), right.append(i), true.append(True)
+        for j in rng.choice(people, size=decoys, replace=False).tolist():
+            if j != i:
+                left.append(i), right.append(j), true.append(False)
+    t = np.array(true)
+    fields = rng.random((len(t), 4)) < np.where(t[:, None], np.array(M), np.array(U))
+    there = rng.random((len(t), 4)) > 0.05
+    agree = np.zeros(len(t), dtype=np.int64)
+    present = np.zeros(len(t), dtype=np.int64)
+    for k, used in enumerate(KEY_FIELDS):
+        has = there[:, used].all(axis=1)
+        present |= has.astype(np.int64) << k
+        agree |= (has & fields[:, used].all(axis=1)).astype(np.int64) << k
+    keep = agree > 0
+    return np.array(left)[keep], np.array(right)[keep], agree[keep], present[keep], t[keep]
+
+
+def _f1(kept: np.ndarray, true: np.ndarray, total_true: int) -> float:
+    tp = int((kept & true).sum())
+    precision = tp / max(int(kept.sum()), 1)
+    recall = tp / total_true
+    return 2 * precision * recall / (precision + recall)
+
+
+def _scores(est: LinkageEstimate, agree: np.ndarray, present: np.ndarray) -> np.ndarray:
+    table = {(a, p): s for a, p, s in est.scores}
+    return np.array([table[(int(a), int(p) | int(a))] for a, p in zip(agree, present, strict=True)])
+
+
+def test_a_known_model_is_recovered_without_labels() -> None:
+    left, right, agree, present, true = _world(1)
+    est = estimate(SCHEMA, left, right, agree, present)
+    # the prior is the share of matches among candidates
+    assert abs(est.prior - true.mean()) < 0.05
+    # each field's agreement rate among matches is found (the state where its test holds)
+    assert est.slots == ("birth", "family", "given", "postcode")
+    for i, model_m in enumerate((M[2], M[1], M[0], M[3])):
+        held = next(j for j, state in enumerate(est.states[i]) if state)
+        assert abs(est.match[i][held] - model_m) < 0.08
+    score = _scores(est, agree, present)
+    above = score >= est.threshold
+    kept = np.zeros(len(score), dtype=bool)
+    kept[above] = one_to_one_mask(left[above], right[above], score[above])
+    assert _f1(kept, true, int(true.sum())) > 0.95
+
+
+def test_overlapping_keys_are_not_counted_twice() -> None:
+    """One wrong birth date breaks three keys at once. A key-by-key model counts that error
+    three times and scores "names agree, date wrong" below "family and postcode agree, given
+    name wrong"; on the fields, the given name is the rarer agreement and wins."""
+    left, right, agree, present, _ = _world(2)
+    est = estimate(SCHEMA, left, right, agree, present)
+    table = {(a, p): s for a, p, s in est.scores}
+    every = 0b11111
+    names_only = table[(0b00001, every)]
+    family_postcode_only = table[(0b10000, every)]
+    assert names_only > family_postcode_only
+
+
+def test_dominated_pairs_are_strict_subsets_sharing_a_record() -> None:
+    # left 0 meets right 0 on {k0,k1} and right 1 on {k0}: the second is dominated.
+    # left 1 meets right 2 on {k0} and right 3 on {k1}: neither contains the other.
+    # left 2 meets right 4 on {k0} and left 3 meets right 4 on {k0}: equal, not strict.
+    left = [0, 0, 1, 1, 2, 3]
+    right = [0, 1, 2, 3, 4, 4]
+    agree = [0b11, 0b01, 0b01, 0b10, 0b01, 0b01]
+    assert dominated_pairs(left, right, agree).tolist() == [False, True] + [False] * 4
+    # the rule is symmetric: the same pairs seen from the other side
+    assert dominated_pairs(right, left, agree).tolist() == [False, True] + [False] * 4
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10_000), st.booleans())
+def test_the_estimate_does_not_depend_on_pair_order_or_side(seed: int, mirror: bool) -> None:
+    left, right, agree, present, _ = _world(seed % 7, people=400)
+    est = estimate(SCHEMA, left, right, agree, present)
+    order = np.random.default_rng(seed).permutation(len(left))
+    a, b = (right, left) if mirror else (left, right)
+    assert estimate(SCHEMA, a[order], b[order], agree[order], present[order]) == est
+
+
+def test_too_few_pairs_are_refused() -> None:
+    left, right, agree, present, _ = _world(2, people=80, decoys=1)
+    assert len(left) < MIN_PAIRS
+    with pytest.raises(EstimationError, match="candidate pairs"):
+        estimate(SCHEMA, left, right, agree, present)
+    # enough pairs but nothing dominated: every record has one candidate
+    n = MIN_PAIRS + 5
+    with pytest.raises(EstimationError, match=f"at least {MIN_DOMINATED}"):
+        estimate(SCHEMA, range(n), range(n), [1] * n, [3] * n)
+
+
+def test_bad_arguments_are_caller_errors() -> None:
+    with pytest.raises(ValueError, match="different lengths"):
+        estimate(SCHEMA, [0, 1], [0], [1, 1], [1, 1])
+    with pytest.raises(ValueError, match="link rule"):
+        estimate(SCHEMA, [0], [0], [1], [1], links="many")
+
+
+# -- through decide() ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    session_id: bytes
+    pairs: tuple[CandidatePair, ...]
+
+    def iter_pairs(self) -> Iterator[CandidatePair]:
+        return iter(self.pairs)
+
+
+def _source(seed: int, people: int = 1500) -> tuple[_Source, set[tuple[str, int]]]:
+    names = SCHEMA.key_names
+    left, right, agree, present, true = _world(seed, people=people)
+
+    def keys(mask: int) -> frozenset[str]:
+        return frozenset(n for j, n in enumerate(names) if mask >> j & 1)
+
+    pairs = tuple(
+        CandidatePair(f"L{a}", int(b), keys(int(g)), (), keys(int(p) | int(g)), keys(int(p)))
+        for a, b, g, p in zip(left, right, agree, present, strict=True)
+    )
+    truth = {(f"L{a}", int(b)) for a, b, t in zip(left, right, true, strict=True) if t}
+    return _Source(b"s", pairs), truth
+
+
+def test_decide_with_estimated_weights_records_the_estimate() -> None:
+    source, truth = _source(4)
+    decision = decide(source, SCHEMA, weights=ESTIMATED)
+    assert decision.weights == ESTIMATED and decision.estimate is not None
+    assert decision.threshold == decision.estimate.threshold
+    got = {(m.local_record_id, m.peer_ref) for m in decision.matches}
+    precision = len(got & truth) / len(got)
+    recall = len(got & truth) / len(truth)
+    assert precision > 0.95 and recall > 0.9
+    # the fixed path, for contrast, records no estimate
+    fixed = decide(source, SCHEMA, weights=FIXED)
+    assert fixed.weights == FIXED and fixed.estimate is None and fixed.estimate_note is None
+
+
+def test_decide_falls_back_to_fixed_weights_and_says_why() -> None:
+    source, _ = _source(5, people=60)
+    decision = decide(source, SCHEMA, weights=ESTIMATED)
+    assert decision.estimate is None
+    assert decision.estimate_note is not None and "fixed weights" in decision.estimate_note
+    assert decision.threshold == 1.0  # the schema has none: one agreeing key
+    with pytest.raises(ValueError, match="unknown weights"):
+        decide(source, SCHEMA, weights="guessed")
+
+
+def test_both_parties_estimate_the_same_across_processes() -> None:
+    """The two parties estimate in different processes, where set and dict orders follow
+    different hash seeds: the estimate and the decisions must be the same bits."""
+    script = (
+        "import sys; sys.path.insert(0, 'tests/linkage')\n"
+        "from test_estimate import SCHEMA, _source\n"
+        "from xlink.decide import decide\n"
+        "source, _ = _source(6)\n"
+        "d = decide(source, SCHEMA, weights='estimated')\n"
+        "print(repr(d.estimate))\n"
+        "print(sorted((m.local_record_id, m.peer_ref, m.score.hex()) for m in d.matches))\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    results = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=root,
+        )
+        results.add(done.stdout)
+    assert len(results) == 1

@@ -1,0 +1,138 @@
+"""What real lists do: month/day swaps in a declared order, placeholder given names, a person
+listed several times on one side."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xlink.linkage.estimate import dominated_pairs
+from xlink.linkage.fields import Field, FieldGroup, Transform, apply_transform
+from xlink.linkage.keys import PLACEHOLDER_GIVEN_NAMES, derive_match_keys, record_instances
+from xlink.linkage.schema import SchemaError, validate_schema
+from xlink.linkage.scoring import BEST_OF_EITHER, ONE_TO_ONE, one_to_one, one_to_one_mask
+from xlink.records.model import BirthDate, Category, PersonName, PersonRecord
+
+SORTED = Transform.parse("day_month_sorted")
+
+
+def test_a_swapped_day_and_month_give_the_same_value() -> None:
+    assert apply_transform(SORTED, "1980-03-12") == apply_transform(SORTED, "1980-12-03")
+    assert apply_transform(SORTED, "1980-03-12") == ("1980-03-12",)
+    assert apply_transform(SORTED, "1980-03-03") == ("1980-03-03",)
+    # a different date does not
+    assert apply_transform(SORTED, "1980-03-13") != apply_transform(SORTED, "1980-12-03")
+    # a date without its day or month gives nothing
+    assert apply_transform(SORTED, "1980-03") == () and apply_transform(SORTED, "1980") == ()
+
+
+def _schema(transform: str, field: str) -> dict[str, object]:
+    return {
+        "id": "t",
+        "version": 1,
+        "keys": [
+            {
+                "name": "k",
+                "version": 1,
+                "fields": ["given_first", field],
+                "transforms": {field: transform},
+            }
+        ],
+    }
+
+
+def test_day_month_sorted_applies_to_the_birth_date_only() -> None:
+    validate_schema(_schema("day_month_sorted", "birth_date"))
+    with pytest.raises(SchemaError):
+        validate_schema(_schema("day_month_sorted", "postcode"))
+
+
+def _person(given: str, family: str = "Smith", dob: BirthDate | None = None) -> PersonRecord:
+    return PersonRecord(
+        record_id="r",
+        category=Category.OTHER,
+        name=PersonName(given=given, family=family),
+        birth_date=dob or BirthDate(2020, 5, 1),
+    )
+
+
+@pytest.mark.parametrize("given", ["Baby", "Male Child", "female child", "UNKNOWN", "Baby Girl"])
+def test_a_placeholder_given_name_is_no_given_name(given: str) -> None:
+    names = record_instances(_person(given))[FieldGroup.NAME]
+    assert len(names) == 1  # no given/family swap that would make the placeholder a surname
+    assert Field.GIVEN not in names[0].values and Field.GIVEN_FIRST not in names[0].values
+    assert names[0].values[Field.FAMILY] == ("SMITH",)
+
+
+def test_two_infants_with_placeholders_share_no_name_key() -> None:
+    from xlink.linkage.schema import load_default_schema
+
+    schema = load_default_schema()
+    baby = derive_match_keys(_person("Baby"), schema)
+    a = {k: t for k, t in baby if "given" in k or k == "names"}
+    b = {k: t for k, t in derive_match_keys(_person("Male Child"), schema)}
+    assert not a
+    assert not {k for k in b if k in ("names", "names_year_month", "given_postcode")}
+    # a real given name still gives them
+    assert any(k == "names" for k, _ in derive_match_keys(_person("Anna"), schema))
+
+
+def test_placeholders_are_in_their_normal_form() -> None:
+    assert all(p == p.upper() and " " not in p for p in PLACEHOLDER_GIVEN_NAMES)
+
+
+def test_best_of_either_keeps_every_listing_of_one_person() -> None:
+    # census record C meets three registry events of the same person, each best for C only
+    pairs = [("C", "e1", frozenset({"k"}), 9.0), ("C", "e2", frozenset({"k"}), 8.0)]
+    pairs.append(("C", "e3", frozenset({"k"}), 7.0))
+    assert [p.right_id for p in one_to_one(pairs)] == ["e1"]
+    kept = one_to_one(pairs, links=BEST_OF_EITHER)
+    assert [p.right_id for p in kept] == ["e1", "e2", "e3"]
+    # the same from the other side: the rule has no favourite side
+    mirrored = [(r, left, k, s) for left, r, k, s in pairs]
+    assert [p.left_id for p in one_to_one(mirrored, links=BEST_OF_EITHER)] == ["e1", "e2", "e3"]
+
+
+def test_best_of_either_needs_a_unique_best_on_one_side() -> None:
+    # e prefers A; B meets only e, so (B, e) is B's best and is kept as well: the price of
+    # not knowing which side lists people several times
+    pairs = [("A", "e", frozenset({"k"}), 9.0), ("B", "e", frozenset({"k"}), 5.0)]
+    kept = {(p.left_id, p.right_id) for p in one_to_one(pairs, links=BEST_OF_EITHER)}
+    assert kept == {("A", "e"), ("B", "e")}
+    assert {(p.left_id, p.right_id) for p in one_to_one(pairs)} == {("A", "e")}
+    # (A, e) ties on both its records: refused; (B, e) and (A, f) are each some record's
+    # unique best
+    tie = [("A", "e", frozenset({"k"}), 9.0), ("B", "e", frozenset({"k"}), 9.0)]
+    tie.append(("A", "f", frozenset({"k"}), 9.0))
+    kept = {(p.left_id, p.right_id) for p in one_to_one(tie, links=BEST_OF_EITHER)}
+    assert kept == {("B", "e"), ("A", "f")}
+
+
+def test_the_array_rule_is_the_list_rule() -> None:
+    rng = np.random.default_rng(3)
+    left = rng.integers(0, 30, 200)
+    right = rng.integers(0, 30, 200)
+    drawn = zip(left, right, rng.integers(0, 6, 200), strict=True)
+    pairs = {(int(a), int(b)): float(s) for a, b, s in drawn}
+    lefts, rights = zip(*pairs, strict=True)
+    scores = list(pairs.values())
+    for links in (ONE_TO_ONE, BEST_OF_EITHER):
+        mask = one_to_one_mask(lefts, rights, scores, links=links)
+        listed = one_to_one(
+            [(str(a), str(b), frozenset(), s) for (a, b), s in pairs.items()], links=links
+        )
+        assert {(str(a), str(b)) for (a, b), k in zip(pairs, mask, strict=True) if k} == {
+            (p.left_id, p.right_id) for p in listed
+        }
+    with pytest.raises(ValueError, match="link rule"):
+        one_to_one_mask(lefts, rights, scores, links="many")
+
+
+def test_dominance_follows_the_link_rule() -> None:
+    # (0,1) is a strict subset of (0,0) on the left record only
+    left, right, agree = [0, 0], [0, 1], [0b11, 0b01]
+    assert dominated_pairs(left, right, agree, ONE_TO_ONE).tolist() == [False, True]
+    assert dominated_pairs(left, right, agree, BEST_OF_EITHER).tolist() == [False, False]
+    # dominated on both sides: (1,1) is beaten on left 1 by (1,0) and on right 1 by (0,1)
+    left, right, agree = [1, 1, 0], [1, 0, 1], [0b01, 0b11, 0b11]
+    assert dominated_pairs(left, right, agree, BEST_OF_EITHER).tolist() == [True, False, False]

@@ -1,0 +1,480 @@
+"""Match evidence estimated from one session's candidate pairs, with no labels
+(docs/evaluation.md §6).
+
+An agency has no labelled pairs, and a partner's list is not the list the bundled schema's
+weights were fitted on. This module estimates, from what a PSI session shows both parties
+alike, how much each candidate pair's *pattern* says for a match: for every key, whether it
+agreed, disagreed (both records have the key and share no token) or is missing on one side.
+
+**Why not one weight per key.** Keys overlap: several hold the family name, several the birth
+date. One misspelt family name makes six keys disagree at once, and a model that takes keys as
+independent counts that one error six times. So the model is one level down, on the *fields*
+the keys are made of, as a plaintext linkage compares fields:
+
+1. **Fields and their states.** Each key is a set of *tests* on fields (``family`` exact,
+   ``family`` under ``soundex``, ``birth_date`` to the year...). Tests on the same part of a
+   record form a *slot* (given name, family name, birth date, and one per other field). A
+   slot's *state* is the set of its tests that hold for a pair, closed under implication
+   (an exact birth date implies the same year). A key agrees when every one of its tests
+   holds; a key observed to disagree where the model says it should agree (an alias, a name
+   read in the other order, a second address) is noise, with probability :data:`NOISE`. A key
+   missing on one side says nothing.
+2. **Each class is a distribution over slot states**, slots independent given the class (the
+   assumption a plaintext Fellegi–Sunter model makes about fields, not about keys). The
+   probability of a pattern is the sum over every combination of slot states of its
+   probability times that of the pattern given the combination.
+3. **Non-matches from pairs the link rule rules out.** Under the one-to-one rule a person is
+   on each list at most once, so of two candidate pairs that share a record, at most one is a
+   match. A pair whose agreeing keys are a *strict subset* of another pair's sharing one of its
+   records is *dominated*: the other pair has every piece of its evidence and more. Under the
+   best-of-either rule (a person may be listed several times on one side) a pair must be
+   dominated on both sides. No weight is involved in choosing them. The non-match class is
+   fitted by EM on the dominated pairs alone: the hard non-matches (a household member, a
+   namesake) a threshold must turn away.
+4. **Matches and the prior by EM.** With the non-match class fixed, the match class and
+   ``λ``, the share of candidate pairs that are matches, are estimated by EM over every
+   candidate pair's pattern.
+5. **Score and threshold.** A pattern's score is ``log2 P(pattern | match) / P(pattern |
+   non-match)``. The threshold keeps no more pairs than the estimate expects matches: the
+   score of the ``round(λ·C)``-th best pair among those the link rule keeps. Under the
+   best-of-either rule, which keeps every record's lone candidate, it is also at least the
+   score at which a pair is as likely a match as not, ``log2((1-λ)/λ)``.
+
+Both parties see the same candidate pairs with the same patterns (mirrored: one party's left is
+the other's right, which changes neither dominance nor patterns), so both reach the same
+estimate. The computation does not depend on the order pairs arrive in or on string hashing
+(patterns are sorted integers), runs a fixed number of EM iterations, and rounds the estimated
+parameters to :data:`DIGITS` significant digits and every score to :data:`SCORE_DECIMALS`
+decimals, so that two machines agree unless floating point differs across a rounding
+boundary, which the release transfer's decision check would then catch (spec
+xlink-release-v1).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from xlink.errors import EstimationError
+from xlink.linkage.fields import Field
+from xlink.linkage.schema import KeyRecipe, LinkageSchema
+from xlink.linkage.scoring import BEST_OF_EITHER, ONE_TO_ONE, one_to_one_mask
+
+__all__ = [
+    "DIGITS",
+    "EM_ITERATIONS",
+    "MAX_COMBINATIONS",
+    "MIN_DOMINATED",
+    "MIN_PAIRS",
+    "NOISE",
+    "SCORE_DECIMALS",
+    "LinkageEstimate",
+    "dominated_pairs",
+    "estimate",
+    "key_tests",
+]
+
+#: EM iterations per class, always all of them (a tolerance could stop two machines apart).
+EM_ITERATIONS = 100
+#: Significant digits the estimated parameters are rounded to; decimals of a score in bits.
+DIGITS = 6
+SCORE_DECIMALS = 6
+#: Fewest candidate pairs, and fewest dominated ones, an estimate is made from.
+MIN_PAIRS = 200
+MIN_DOMINATED = 20
+#: Probability that a key's observed agreement differs from what its fields' states imply.
+NOISE = 0.02
+#: Most slot-state combinations the model enumerates (a schema with more is refused).
+MAX_COMBINATIONS = 100_000
+#: Pseudo-count added to every state of a slot in each EM update (no state is ever impossible).
+_SMOOTHING = 0.5
+
+# Fields that share a slot: the tests on them are about one part of the record.
+_SLOT_OF: dict[Field, str] = {
+    Field.GIVEN: "given",
+    Field.GIVEN_FIRST: "given",
+    Field.FAMILY: "family",
+    Field.FAMILY_PART: "family",
+    Field.BIRTH_DATE: "birth",
+    Field.BIRTH_YEAR: "birth",
+    Field.BIRTH_YEAR_MONTH: "birth",
+}
+# What a date test compares, by field and transform: the full date, year and month, year, or
+# the date with day and month sorted.
+_DATE_PRECISION = {
+    ("birth_date", ""): "full",
+    ("birth_date", "year_month"): "year_month",
+    ("birth_date", "year"): "year",
+    ("birth_date", "day_month_sorted"): "day_month_sorted",
+    ("birth_year_month", ""): "year_month",
+    ("birth_year_month", "year"): "year",
+    ("birth_year", ""): "year",
+}
+_DATE_IMPLIES = {
+    "full": {"full", "year_month", "year", "day_month_sorted"},
+    "year_month": {"year_month", "year"},
+    "day_month_sorted": {"day_month_sorted", "year"},
+    "year": {"year"},
+}
+# An identity test on the first field implies any test on the second.
+_COARSER = {(Field.GIVEN, Field.GIVEN_FIRST), (Field.FAMILY, Field.FAMILY_PART)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Test:
+    field: Field
+    chain: str  # the transform chain as written in the schema, "" for identity
+
+    @property
+    def slot(self) -> str:
+        return _SLOT_OF.get(self.field, self.field.value)
+
+    def __str__(self) -> str:
+        return self.field.value + (f":{self.chain}" if self.chain else "")
+
+    def implies(self, other: _Test) -> bool:
+        """Whether this test holding for a pair means ``other`` holds too."""
+        if self == other:
+            return True
+        mine = _DATE_PRECISION.get((self.field.value, self.chain))
+        theirs = _DATE_PRECISION.get((other.field.value, other.chain))
+        if mine is not None and theirs is not None:
+            return theirs in _DATE_IMPLIES[mine]
+        if self.chain:
+            return False
+        return self.field is other.field or (self.field, other.field) in _COARSER
+
+
+def key_tests(key: KeyRecipe) -> tuple[_Test, ...]:
+    """The field tests a key's agreement is made of."""
+    return tuple(
+        _Test(field, ".".join(str(step) for step in chain))
+        for field, chain in zip(key.fields, key.transforms, strict=True)
+    )
+
+
+def _states(tests: Sequence[_Test]) -> tuple[frozenset[_Test], ...]:
+    """Every subset of ``tests`` closed under implication, smallest first."""
+    out = []
+    for size in range(len(tests) + 1):
+        for subset in itertools.combinations(tests, size):
+            held = set(subset)
+            if all(b in held for a in held for b in tests if a.implies(b)):
+                out.append(frozenset(held))
+    return tuple(out)
+
+
+class _Model:
+    """The slots, states and state combinations of a schema, and what each combination says
+    about each key."""
+
+    def __init__(self, schema: LinkageSchema) -> None:
+        by_slot: dict[str, set[_Test]] = {}
+        self.key_tests = [key_tests(k) for k in schema.keys]
+        for tests in self.key_tests:
+            for test in tests:
+                by_slot.setdefault(test.slot, set()).add(test)
+        self.slots = tuple(sorted(by_slot))
+        self.states = tuple(_states(sorted(by_slot[s], key=str)) for s in self.slots)
+        size = math.prod(len(s) for s in self.states)
+        if size > MAX_COMBINATIONS:
+            raise EstimationError(
+                f"the schema's keys make {size} field-state combinations; at most "
+                f"{MAX_COMBINATIONS} can be estimated"
+            )
+        self.combos = np.array(
+            list(itertools.product(*(range(len(s)) for s in self.states))), dtype=np.int64
+        ).reshape(size, len(self.slots))
+        implied = np.ones((size, len(schema.keys)), dtype=np.bool_)
+        index = {slot: i for i, slot in enumerate(self.slots)}
+        for k, tests in enumerate(self.key_tests):
+            for test in tests:
+                i = index[test.slot]
+                holds = np.array([test in state for state in self.states[i]], dtype=np.bool_)
+                implied[:, k] &= holds[self.combos[:, i]]
+        self.implied = implied.astype(np.float64)
+
+    def loglik(
+        self, agree: npt.NDArray[np.float64], disagree: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """``log P(pattern | combination)``, patterns by combinations."""
+        same = agree @ self.implied.T + disagree @ (1.0 - self.implied).T
+        observed = (agree + disagree).sum(axis=1)[:, None]
+        loglik: npt.NDArray[np.float64] = math.log1p(-NOISE) * same + math.log(NOISE) * (
+            observed - same
+        )
+        return loglik
+
+    def log_prior(self, dist: Sequence[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+        out = np.zeros(len(self.combos))
+        for i, p in enumerate(dist):
+            out += np.log(p)[self.combos[:, i]]
+        return out
+
+    def log_class(
+        self, loglik: npt.NDArray[np.float64], dist: Sequence[npt.NDArray[np.float64]]
+    ) -> npt.NDArray[np.float64]:
+        """``log P(pattern | class)`` for each pattern."""
+        joint = loglik + self.log_prior(dist)[None, :]
+        top = joint.max(axis=1, keepdims=True)
+        result: npt.NDArray[np.float64] = top[:, 0] + np.log(np.exp(joint - top).sum(axis=1))
+        return result
+
+    def update(
+        self,
+        loglik: npt.NDArray[np.float64],
+        dist: Sequence[npt.NDArray[np.float64]],
+        weight: npt.NDArray[np.float64],
+    ) -> list[npt.NDArray[np.float64]]:
+        """One EM step of a class's slot distributions, each pattern counted ``weight`` times."""
+        joint = loglik + self.log_prior(dist)[None, :]
+        joint -= joint.max(axis=1, keepdims=True)
+        resp = np.exp(joint)
+        resp *= (weight / resp.sum(axis=1))[:, None]
+        per_combo = resp.sum(axis=0)
+        out = []
+        for i, states in enumerate(self.states):
+            counts = (
+                np.bincount(self.combos[:, i], weights=per_combo, minlength=len(states))
+                + _SMOOTHING
+            )
+            out.append(counts / counts.sum())
+        return out
+
+    def start(self, confident: float) -> list[npt.NDArray[np.float64]]:
+        """A start: ``confident`` on each slot's fullest state, the rest spread evenly."""
+        out = []
+        for states in self.states:
+            fullest = max(len(s) for s in states)
+            rest = (1.0 - confident) / max(len(states) - 1, 1)
+            out.append(np.array([confident if len(s) == fullest else rest for s in states]))
+        return out
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.{DIGITS}g}")
+
+
+def _rounded(dist: Sequence[npt.NDArray[np.float64]]) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(_round(float(x)) for x in p) for p in dist)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkageEstimate:
+    """What :func:`estimate` found: the slots and their states, each class's distribution over
+    them, the prior, and the decision rule's threshold."""
+
+    key_names: tuple[str, ...]
+    slots: tuple[str, ...]
+    states: tuple[tuple[str, ...], ...]
+    """Per slot, each state as the tests that hold, ``+``-joined (``""`` for none)."""
+    match: tuple[tuple[float, ...], ...]
+    """Per slot, P(state | match)."""
+    non_match: tuple[tuple[float, ...], ...]
+    """Per slot, P(state | non-match), from dominated pairs."""
+    prior: float
+    """Estimated share of the candidate pairs that are matches."""
+    threshold: float
+    """The score of the ``expected_matches``-th best pair the link rule keeps; under
+    best-of-either, at least the even-odds score."""
+    expected_matches: int
+    candidate_pairs: int
+    dominated_pairs: int
+    patterns: int
+    links: str
+    scores: tuple[tuple[int, int, float], ...]
+    """Every pattern seen: ``(agree mask, present mask, score)``, sorted; bit ``k`` is
+    ``key_names[k]``."""
+    _table: dict[tuple[int, int], float] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        self._table.update({(a, p): s for a, p, s in self.scores})
+
+    def score(self, agreeing: frozenset[str], present: frozenset[str]) -> float:
+        """The score of a pattern: the keys that agreed and the keys both records have.
+        Raises ``KeyError`` for a pattern the estimate was not made from."""
+        bit = {name: 1 << i for i, name in enumerate(self.key_names)}
+        agree = sum(bit[k] for k in agreeing)
+        both = sum(bit[k] for k in present) | agree
+        return self._table[(agree, both)]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: per slot its states with P(state | match) and P(state | non-match),
+        then the decision rule's figures (the per-pattern scores are left out)."""
+        return {
+            "method": "estimated",
+            "model": "field states",
+            "noise": NOISE,
+            "slots": {
+                slot: {
+                    state or "none": {"match": m, "non_match": u}
+                    for state, m, u in zip(states, match, non_match, strict=True)
+                }
+                for slot, states, match, non_match in zip(
+                    self.slots, self.states, self.match, self.non_match, strict=True
+                )
+            },
+            "prior": self.prior,
+            "threshold": self.threshold,
+            "expected_matches": self.expected_matches,
+            "candidate_pairs": self.candidate_pairs,
+            "dominated_pairs": self.dominated_pairs,
+            "patterns": self.patterns,
+            "links": self.links,
+        }
+
+
+def _dominated_on(
+    ids: npt.NDArray[np.int64], agree: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """Whether each pair's agree mask is a strict subset of another mask of the same id."""
+    out = np.zeros(len(ids), dtype=np.bool_)
+    order = np.lexsort((agree, ids))
+    bounds = np.flatnonzero(np.diff(ids[order])) + 1
+    starts = np.concatenate(([0], bounds))
+    ends = np.concatenate((bounds, [len(ids)]))
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        if end - start < 2:
+            continue
+        rows = order[start:end]
+        masks = agree[rows]
+        distinct = np.unique(masks)
+        if len(distinct) < 2:
+            continue
+        for mask in distinct.tolist():
+            if np.any(((distinct & mask) == mask) & (distinct != mask)):
+                out[rows[masks == mask]] = True
+    return out
+
+
+def dominated_pairs(
+    left: npt.ArrayLike, right: npt.ArrayLike, agree: npt.ArrayLike, links: str = ONE_TO_ONE
+) -> npt.NDArray[np.bool_]:
+    """Which pairs the link rule refuses whatever the weights: with :data:`~xlink.linkage.
+    scoring.ONE_TO_ONE`, those dominated on either side (another pair sharing their left *or*
+    their right record agrees on every key they agree on, and more); with :data:`~xlink.
+    linkage.scoring.BEST_OF_EITHER`, those dominated on both sides. ``left``/``right`` are
+    record codes, ``agree`` the agreeing keys as bit masks. Symmetric in the two sides."""
+    lefts = np.asarray(left, dtype=np.int64).reshape(-1)
+    rights = np.asarray(right, dtype=np.int64).reshape(-1)
+    masks = np.asarray(agree, dtype=np.int64).reshape(-1)
+    if links == BEST_OF_EITHER:
+        return _dominated_on(lefts, masks) & _dominated_on(rights, masks)
+    return _dominated_on(lefts, masks) | _dominated_on(rights, masks)
+
+
+def _bits(masks: npt.NDArray[np.int64], keys: int) -> npt.NDArray[np.float64]:
+    return ((masks[:, None] >> np.arange(keys, dtype=np.int64)) & 1).astype(np.float64)
+
+
+def estimate(
+    schema: LinkageSchema,
+    left: npt.ArrayLike,
+    right: npt.ArrayLike,
+    agree: npt.ArrayLike,
+    present: npt.ArrayLike,
+    *,
+    links: str = ONE_TO_ONE,
+) -> LinkageEstimate:
+    """Estimate pattern scores and a threshold from candidate pairs (module docstring).
+
+    Pair ``i`` joins left record ``left[i]`` and right record ``right[i]`` (integer codes);
+    ``agree[i]`` has bit ``k`` set when ``schema.keys[k]`` agreed, ``present[i]`` when both
+    records have that key (an agreeing key is present whatever ``present`` says). ``links`` is
+    the link rule the matches will be decided with (:data:`~xlink.linkage.scoring.LINK_RULES`):
+    it says which pairs are known non-matches and which are counted for the threshold. The
+    result does not depend on the order of the pairs.
+
+    Raises:
+        EstimationError: fewer than :data:`MIN_PAIRS` candidate pairs or :data:`MIN_DOMINATED`
+            dominated ones, or a schema too rich to enumerate: the caller decides with fixed
+            weights instead, and says so.
+        ValueError: columns of different lengths, more than 62 keys, or an unknown ``links``.
+    """
+    names = schema.key_names
+    lefts = np.asarray(left, dtype=np.int64).reshape(-1)
+    rights = np.asarray(right, dtype=np.int64).reshape(-1)
+    agrees = np.asarray(agree, dtype=np.int64).reshape(-1)
+    presents = np.asarray(present, dtype=np.int64).reshape(-1) | agrees
+    if not len(lefts) == len(rights) == len(agrees) == len(presents):
+        raise ValueError("estimate: columns of different lengths")
+    if len(names) > 62:
+        raise ValueError("estimate: at most 62 keys")
+    if links not in (ONE_TO_ONE, BEST_OF_EITHER):
+        raise ValueError(f"unknown link rule {links!r}")
+    if len(agrees) < MIN_PAIRS:
+        raise EstimationError(
+            f"{len(agrees)} candidate pairs; at least {MIN_PAIRS} are needed to estimate"
+        )
+    dominated = dominated_pairs(lefts, rights, agrees, links)
+    n_dominated = int(dominated.sum())
+    if n_dominated < MIN_DOMINATED:
+        raise EstimationError(
+            f"{n_dominated} dominated candidate pairs; at least {MIN_DOMINATED} are needed "
+            "to estimate"
+        )
+    model = _Model(schema)
+    rows, inverse, counts = np.unique(
+        np.stack([presents, agrees], axis=1), axis=0, return_inverse=True, return_counts=True
+    )
+    inverse = inverse.reshape(-1)
+    k = len(names)
+    pattern_agree = _bits(rows[:, 1], k)
+    loglik = model.loglik(pattern_agree, _bits(rows[:, 0], k) - pattern_agree)
+    dominated_counts = np.bincount(inverse[dominated], minlength=len(rows)).astype(np.float64)
+    all_counts = counts.astype(np.float64)
+
+    non_match = model.start(0.2)
+    for _ in range(EM_ITERATIONS):
+        non_match = model.update(loglik, non_match, dominated_counts)
+    log_u = model.log_class(loglik, non_match)
+    match = model.start(0.7)
+    prior = 0.5
+    for _ in range(EM_ITERATIONS):
+        odds = math.log(prior) - math.log1p(-prior) + model.log_class(loglik, match) - log_u
+        posterior = 1.0 / (1.0 + np.exp(-np.clip(odds, -700.0, 700.0)))
+        match = model.update(loglik, match, posterior * all_counts)
+        prior = min(max(float((posterior * all_counts).sum() / all_counts.sum()), 1e-6), 1 - 1e-6)
+
+    # scores from the rounded parameters only
+    match_r, non_match_r, prior = _rounded(match), _rounded(non_match), _round(prior)
+    as_arrays = [np.array(p) for p in match_r], [np.array(p) for p in non_match_r]
+    bits_score = (
+        model.log_class(loglik, as_arrays[0]) - model.log_class(loglik, as_arrays[1])
+    ) / math.log(2.0)
+    pattern_score = np.round(bits_score, SCORE_DECIMALS)
+    score = pattern_score[inverse]
+    expected = max(1, round(prior * len(agrees)))
+    kept = np.sort(score[one_to_one_mask(lefts, rights, score, links=links)])[::-1]
+    by_count = float(kept[min(expected, len(kept)) - 1])
+    even_odds = round(math.log2((1.0 - prior) / prior), SCORE_DECIMALS)
+    # best of either keeps every record's lone candidate, so the count alone over-admits
+    threshold = by_count if links == ONE_TO_ONE else max(by_count, even_odds)
+    return LinkageEstimate(
+        key_names=names,
+        slots=model.slots,
+        states=tuple(
+            tuple("+".join(sorted(str(t) for t in state)) for state in states)
+            for states in model.states
+        ),
+        match=match_r,
+        non_match=non_match_r,
+        prior=prior,
+        threshold=threshold,
+        expected_matches=expected,
+        candidate_pairs=len(agrees),
+        dominated_pairs=n_dominated,
+        patterns=len(rows),
+        links=links,
+        scores=tuple(
+            (int(a), int(p), float(s))
+            for (p, a), s in zip(rows.tolist(), pattern_score.tolist(), strict=True)
+        ),
+    )
