@@ -77,6 +77,14 @@ class DecidedMatch:
     """Keys both records have tokens for that did not agree."""
     missing_keys: frozenset[str] = frozenset()
     """Keys of the schema that one record or the other has no token for."""
+    fixed_score: float | None = None
+    """With estimated weights, the pair's score under the schema's own weights, which the
+    MOU's ``match_threshold`` bounds (``None`` with fixed weights: ``score`` is that score)."""
+
+    @property
+    def policy_score(self) -> float:
+        """The score an MOU's ``match_threshold`` applies to: on the schema's own weights."""
+        return self.score if self.fixed_score is None else self.fixed_score
 
     def __repr__(self) -> str:  # handles are opaque but need not reach logs
         return (
@@ -147,9 +155,10 @@ def decide(
     ``disagreement_weight``, 0 for a key without one), the threshold ``threshold`` (default:
     the schema's; one agreeing key when it has none) and the schema's ``certain_threshold``.
     :data:`ESTIMATED` estimates each pattern's score and the threshold from this session's
-    candidate pairs (:func:`~xlink.linkage.estimate.estimate`, no labels; ``threshold``, if
-    given, is then a floor under the estimated threshold, and there is no certain threshold)
-    and records the estimate in
+    candidate pairs (:func:`~xlink.linkage.estimate.estimate`, no labels; there is no certain
+    threshold, and ``threshold``, if given, is a floor on the *schema's own* score: a pair
+    below it is never decided, whatever the estimate says, since a partner's records shape
+    the estimate and cannot move the schema) and records the estimate in
     :attr:`Decision.estimate`; when the session has too few pairs to estimate from, it decides
     with the fixed weights and says why in :attr:`Decision.estimate_note`. ``links`` is the
     link rule (:data:`~xlink.linkage.scoring.LINK_RULES`): one-to-one, or best of either
@@ -165,6 +174,7 @@ def decide(
         raise ValueError(f"unknown link rule {links!r}")
     found: LinkageEstimate | None = None
     note: str | None = None
+    floor: float | None = None
     certain = schema.certain_threshold
     if weights == ESTIMATED:
         try:
@@ -175,14 +185,14 @@ def decide(
             if schema.threshold is not None:
                 threshold = max(schema.threshold, -math.inf if threshold is None else threshold)
         else:
-            # the caller's threshold (an MOU's match_threshold) is a floor under the estimate
-            floor = threshold
-            threshold, certain = found.threshold, None
-            if floor is not None and floor > threshold:
-                threshold = floor
+            # The caller's threshold (an MOU's match_threshold) stays a floor, on the schema's
+            # own weights: the estimate learns from pairs a partner's records make, so what a
+            # partner cannot move is what bounds it.
+            floor, threshold, certain = threshold, found.threshold, None
     if threshold is None:
         threshold = schema.threshold if schema.threshold is not None else 1.0
     score_of = pattern_scorer(schema, found)
+    fixed_of = pattern_scorer(schema) if found is not None else None
     by_ref: dict[tuple[str, str], tuple[int, frozenset[str], tuple[bytes, ...], frozenset[str]]]
     by_ref = {}
     every_key = frozenset(schema.key_names)
@@ -190,6 +200,7 @@ def decide(
     # Scores depend only on the pattern; a session has few patterns and may have millions of
     # pairs, and the key sets of one pattern are shared objects (PairTable builds each once).
     by_pattern: dict[tuple[frozenset[str], frozenset[str], frozenset[str]], float] = {}
+    fixed_by_pattern: dict[tuple[frozenset[str], frozenset[str], frozenset[str]], float] = {}
     candidates = 0
     for pair in result.iter_pairs():
         candidates += 1
@@ -204,13 +215,26 @@ def decide(
         score = by_pattern.get(pattern)
         if score is None:
             score = by_pattern[pattern] = score_of(pair.agreeing_keys, pair.disagreeing_keys)
+        if fixed_of is not None:
+            fixed = fixed_by_pattern.get(pattern)
+            if fixed is None:
+                fixed = fixed_by_pattern[pattern] = fixed_of(
+                    pair.agreeing_keys, pair.disagreeing_keys
+                )
+            if floor is not None and fixed < floor:
+                continue  # below the MOU's floor on the schema's own weights: never a match
         scored.append((pair.local_record_id, peer, pair.agreeing_keys, score))
     matches = []
     for kept in decide_matches(scored, threshold, certain, links):
         ref, keys, handles, disagreeing = by_ref[(kept.left_id, kept.right_id)]
         missing = every_key - keys - disagreeing
+        fixed_score = None
+        if fixed_of is not None:
+            fixed_score = fixed_of(keys, disagreeing)
         matches.append(
-            DecidedMatch(kept.left_id, ref, keys, kept.score, handles, disagreeing, missing)
+            DecidedMatch(
+                kept.left_id, ref, keys, kept.score, handles, disagreeing, missing, fixed_score
+            )
         )
     return Decision(
         result.session_id, threshold, candidates, tuple(matches), weights, found, note, links
@@ -235,6 +259,8 @@ def pattern_scorer(
 def _estimate(pairs: Iterable[CandidatePair], schema: LinkageSchema, links: str) -> LinkageEstimate:
     """:func:`~xlink.linkage.estimate.estimate` over ``pairs``: records coded by first
     appearance on each side, key sets as bit masks in schema order."""
+    if len(schema.key_names) > 62:  # before the masks outgrow 64-bit integers
+        raise EstimationError(f"{len(schema.key_names)} keys; at most 62 can be estimated")
     bit = {name: 1 << i for i, name in enumerate(schema.key_names)}
     mask_of: dict[frozenset[str], int] = {}
 

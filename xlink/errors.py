@@ -104,8 +104,9 @@ class EvaluationError(InputError):
 
 
 class EstimationError(InputError):
-    """A session's candidate pairs are too few to estimate key weights from
-    (:func:`xlink.linkage.estimate.estimate_weights`); the caller decides with fixed weights."""
+    """A session's candidate pairs cannot be estimated from (too few, too many patterns, or a
+    schema too rich: :func:`xlink.linkage.estimate.estimate`); the caller decides with fixed
+    weights."""
 
 
 class LoadError(InputError):

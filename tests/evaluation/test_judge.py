@@ -169,3 +169,40 @@ def test_a_pairs_file_that_is_not_one_is_refused(
     bad.write_text(",".join(PAIR_COLUMNS) + "\nL1,R1,no_such_key,,,1,match,1,dev\n", "utf-8")
     assert main(argv) == ExitCode.INPUT
     assert "line 2" in capsys.readouterr().err
+
+
+def test_a_pair_listed_twice_is_refused_with_its_line(
+    estimated_run: tuple[dict[str, object], Path],
+    small: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, pairs = estimated_run
+    lines = pairs.read_text("utf-8").splitlines()
+    doubled = tmp_path / "doubled.csv"
+    doubled.write_text("\n".join([*lines, lines[1]]) + "\n", "utf-8")
+    argv = ["eval", "--from-pairs", str(doubled), "--truth", str(small / "truth.csv"), "--quiet"]
+    assert main(argv) == ExitCode.INPUT
+    assert f"line {len(lines) + 1}: a pair listed twice" in capsys.readouterr().err
+
+
+def test_one_file_named_takes_the_other_as_its_partner(small: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("ca.csv", "ca.mapping.json", "us.csv", "us.mapping.json", "truth.csv"):
+        shutil.copy(small / name, data / name)
+    assert files(data, left="us.csv").right.label == "ca"
+    assert files(data, right="ca.csv").left.label == "us"
+    assert files(data).left.label == "ca"
+
+
+def test_estimated_weights_are_not_written_as_a_schema(
+    small: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["eval", "--data", str(small), "--weights", "estimated", "--write-schema", "x.json"]
+    assert main(argv) == ExitCode.USAGE
+    assert main(["eval", "--from-pairs", "p.csv", "--truth", "t", "--precision-floor", "7"]) == (
+        ExitCode.USAGE
+    )
+    err = capsys.readouterr().err
+    assert "estimated ones are per session" in err and "--precision-floor" in err

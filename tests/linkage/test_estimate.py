@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -232,3 +233,67 @@ def test_both_parties_estimate_the_same_across_processes() -> None:
         )
         results.add(done.stdout)
     assert len(results) == 1
+
+
+# -- a dishonest partner and a hostile input --------------------------------------------------
+
+
+def test_a_partner_cannot_push_a_pair_past_the_floor_on_the_schemas_own_weights() -> None:
+    """The estimate learns non-matches from pairs a partner's records make, so a partner can
+    shift it (decoys that create dominated pairs). The caller's threshold (an MOU's
+    match_threshold) is therefore a floor on the schema's own weights, which the partner
+    cannot move: a pattern below it is never decided, however the estimate scores it."""
+    weights = (1.0, 1.0, 1.0, 1.0, -5.0)  # family + postcode alone is worth nothing here
+    weighted = dataclasses.replace(
+        SCHEMA,
+        keys=tuple(
+            dataclasses.replace(k, weight=w, disagreement_weight=0.0)
+            for k, w in zip(SCHEMA.keys, weights, strict=True)
+        ),
+    )
+    source, _ = _source(8)
+    free = decide(source, weighted, weights=ESTIMATED)
+    assert any(m.fixed_score is not None and m.fixed_score < 0.5 for m in free.matches)
+    bounded = decide(source, weighted, 0.5, weights=ESTIMATED)
+    assert bounded.estimate is not None
+    for m in bounded.matches:  # every decided pair reaches the floor on the schema's weights
+        assert m.fixed_score is not None and m.fixed_score >= 0.5
+        assert m.policy_score == m.fixed_score
+    assert not any(m.agreeing_keys == {"family_postcode"} for m in bounded.matches)
+    # a floor changes which pairs may be decided, not the estimate both sides share
+    assert bounded.estimate == free.estimate
+
+
+def test_every_best_pair_tied_is_refused_not_a_crash() -> None:
+    # each left record meets two right records with the same strong pattern, and one weaker
+    n = 150
+    left = [i for i in range(n) for _ in range(3)]
+    right = [r for i in range(n) for r in (3 * i, 3 * i + 1, 3 * i + 2)]
+    agree = [m for _ in range(n) for m in (0b11111, 0b11111, 0b00001)]
+    with pytest.raises(EstimationError, match="keeps no candidate pair"):
+        estimate(SCHEMA, left, right, agree, [0b11111] * len(agree))
+
+
+def test_too_many_patterns_are_refused_before_the_work() -> None:
+    import xlink.linkage.estimate as E
+
+    left, right, agree, present, _ = _world(9)
+    cells = len(np.unique(np.stack([present | agree, agree], 1), axis=0)) * 16
+    original = E.MAX_CELLS
+    E.MAX_CELLS = cells - 1
+    try:
+        with pytest.raises(EstimationError, match="cells can be estimated"):
+            estimate(SCHEMA, left, right, agree, present)
+    finally:
+        E.MAX_CELLS = original
+
+
+def test_a_schema_with_more_keys_than_masks_hold_falls_back() -> None:
+    keys = [{"name": f"k{i}", "version": 1, "fields": ["given_first", "family"]} for i in range(63)]
+    wide = validate_schema({"id": "wide", "version": 1, "keys": keys})
+    pairs = tuple(
+        CandidatePair(f"L{i}", i, frozenset({"k0"}), (), frozenset({"k0"}), frozenset({"k0"}))
+        for i in range(300)
+    )
+    decision = decide(_Source(b"s", pairs), wide, weights=ESTIMATED)
+    assert decision.estimate is None and "at most 62" in (decision.estimate_note or "")

@@ -3,13 +3,15 @@ listed several times on one side."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from xlink.linkage.estimate import dominated_pairs
 from xlink.linkage.fields import Field, FieldGroup, Transform, apply_transform
 from xlink.linkage.keys import PLACEHOLDER_GIVEN_NAMES, derive_match_keys, record_instances
-from xlink.linkage.schema import SchemaError, validate_schema
+from xlink.linkage.schema import SchemaError, load_default_schema, validate_schema
 from xlink.linkage.scoring import BEST_OF_EITHER, ONE_TO_ONE, one_to_one, one_to_one_mask
 from xlink.records.model import BirthDate, Category, PersonName, PersonRecord
 
@@ -58,15 +60,13 @@ def _person(given: str, family: str = "Smith", dob: BirthDate | None = None) -> 
 
 @pytest.mark.parametrize("given", ["Baby", "Male Child", "female child", "UNKNOWN", "Baby Girl"])
 def test_a_placeholder_given_name_is_no_given_name(given: str) -> None:
-    names = record_instances(_person(given))[FieldGroup.NAME]
+    names = record_instances(_person(given), placeholder_names=True)[FieldGroup.NAME]
     assert len(names) == 1  # no given/family swap that would make the placeholder a surname
     assert Field.GIVEN not in names[0].values and Field.GIVEN_FIRST not in names[0].values
     assert names[0].values[Field.FAMILY] == ("SMITH",)
 
 
 def test_two_infants_with_placeholders_share_no_name_key() -> None:
-    from xlink.linkage.schema import load_default_schema
-
     schema = load_default_schema()
     baby = derive_match_keys(_person("Baby"), schema)
     a = {k: t for k, t in baby if "given" in k or k == "names"}
@@ -75,6 +75,18 @@ def test_two_infants_with_placeholders_share_no_name_key() -> None:
     assert not {k for k in b if k in ("names", "names_year_month", "given_postcode")}
     # a real given name still gives them
     assert any(k == "names" for k, _ in derive_match_keys(_person("Anna"), schema))
+
+
+def test_a_schema_without_the_rule_keeps_its_tokens() -> None:
+    """Version 3 predates the rule: its tokens for "Baby Smith" must not change, or two
+    parties on different xlink versions would derive different tokens under one digest."""
+    from xlink.linkage.schema import load_schema
+
+    v3 = load_schema(Path(__file__).parents[2] / "xlink/data/schemas/default-v3.json")
+    assert not v3.placeholder_names and load_default_schema().placeholder_names
+    names = record_instances(_person("Baby"))[FieldGroup.NAME]
+    assert names[0].values[Field.GIVEN_FIRST] == ("BABY",)
+    assert any(k == "names" for k, _ in derive_match_keys(_person("Baby"), v3))
 
 
 def test_placeholders_are_in_their_normal_form() -> None:

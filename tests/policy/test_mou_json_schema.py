@@ -101,3 +101,21 @@ def test_schema_covers_the_same_members_as_the_validator() -> None:
     assert set(caveat_schema) == set(doc["categories"][0]["caveats"])
     assert set(SCHEMA["properties"]["signatures"]["additionalProperties"]) == {"type", "pattern"}
     assert CA in doc["signatures"]
+
+
+@pytest.mark.parametrize(
+    ("member", "good", "bad"),
+    [("weights", "estimated", "guessed"), ("links", "best-of-either", "many-to-many")],
+)
+def test_both_validators_agree_on_the_optional_decision_members(
+    member: str, good: str, bad: str
+) -> None:
+    doc = good_document(signed=False)
+    doc["linkage"][member] = good
+    assert schema_errors(doc) == []
+    mou = validate_signed_mou(doc).mou
+    assert getattr(mou, member) == good
+    doc["linkage"][member] = bad
+    assert schema_errors(doc)
+    with pytest.raises(SchemaError, match=f"linkage.{member}: must be one of"):
+        validate_signed_mou(doc)

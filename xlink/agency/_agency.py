@@ -699,7 +699,8 @@ class Agency:
             "session": decision.session_id,
             "weights": decision.weights,
             "links": decision.links,
-            "threshold": f"{decision.threshold:.6f}",
+            # bounded to what the audit's decimal field holds (an MOU may set any finite floor)
+            "threshold": f"{min(max(decision.threshold, -1e11), 1e11):.6f}",
             "candidates": decision.candidates,
             "decided": len(decision.matches),
             "digest": digest,

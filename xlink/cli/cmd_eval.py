@@ -136,6 +136,10 @@ class EvalProgress:
 
 def _usage(args: argparse.Namespace) -> str | None:
     """What is wrong with the combination of options, if anything."""
+    if not 0.0 <= args.precision_floor <= 1.0:
+        return "--precision-floor must be between 0 and 1"
+    if args.write_schema and args.weights == "estimated":
+        return "--write-schema writes fitted weights; estimated ones are per session"
     if args.from_pairs:
         if not args.truth:
             return "--from-pairs needs --truth"
@@ -154,8 +158,6 @@ def _usage(args: argparse.Namespace) -> str | None:
         return "--n must be at least 1"
     if args.no_id and args.dataset != "febrl4":
         return "--no-id applies to febrl4 only"
-    if not 0.0 <= args.precision_floor <= 1.0:
-        return "--precision-floor must be between 0 and 1"
     return None
 
 

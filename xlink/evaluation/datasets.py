@@ -271,8 +271,14 @@ def files(
             raise EvaluationError(
                 f"{root}: {len(found)} data files ({names}); name the two with --left/--right"
             )
-        left = left or found[0].name
-        right = right or found[1].name
+        named = left if left is not None else right
+        if named is not None:  # one named: the other is the other file
+            other = [p.name for p in found if p.name != named]
+            if len(other) != 1:
+                raise EvaluationError(f"{root}: {named!r} is not one of its two data files")
+            left, right = (named, other[0]) if left is not None else (other[0], named)
+        else:
+            left, right = found[0].name, found[1].name
     for chosen in (left, right):
         if not (root / chosen).is_file():
             raise EvaluationError(f"{root}: no data file {chosen!r}")

@@ -186,7 +186,7 @@ def judge(
         "weights": fit,
         "links": links,
         "threshold": decision.threshold,
-        "certain_threshold": schema.certain_threshold,
+        "certain_threshold": None if decision.estimate is not None else schema.certain_threshold,
     }
     if decision.estimate is not None:
         figures["estimate"] = decision.estimate.to_dict()
@@ -285,6 +285,7 @@ def read_pairs(
     split: dict[str, Split] = {}
     out: list[CandidatePair] = []
     shared: dict[str, frozenset[str]] = {}
+    seen: set[tuple[str, str]] = set()
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             rows = csv.reader(handle)
@@ -299,6 +300,11 @@ def read_pairs(
                     raise EvaluationError(
                         f"{path.name}: line {line}: a key the schema does not name"
                     )
+                if (row[0], row[1]) in seen:
+                    raise EvaluationError(f"{path.name}: line {line}: a pair listed twice")
+                seen.add((row[0], row[1]))
+                if split.get(row[0], Split(row[8])) is not Split(row[8]):
+                    raise EvaluationError(f"{path.name}: line {line}: a left record in two splits")
                 ref = right_ids.setdefault(row[1], len(right_ids))
                 both = agree | disagree
                 out.append(CandidatePair(row[0], ref, agree, (), both, both))

@@ -68,7 +68,9 @@ from xlink.linkage.scoring import BEST_OF_EITHER, ONE_TO_ONE, one_to_one_mask
 __all__ = [
     "DIGITS",
     "EM_ITERATIONS",
+    "MAX_CELLS",
     "MAX_COMBINATIONS",
+    "MAX_SLOT_TESTS",
     "MIN_DOMINATED",
     "MIN_PAIRS",
     "NOISE",
@@ -89,8 +91,12 @@ MIN_PAIRS = 200
 MIN_DOMINATED = 20
 #: Probability that a key's observed agreement differs from what its fields' states imply.
 NOISE = 0.02
-#: Most slot-state combinations the model enumerates (a schema with more is refused).
+#: Most slot-state combinations the model enumerates (a schema with more is refused), most
+#: tests in one slot, and most patterns times combinations one estimate works over (a partner
+#: chooses the key presence it declares, so the patterns are bounded here, not by trust).
 MAX_COMBINATIONS = 100_000
+MAX_SLOT_TESTS = 12
+MAX_CELLS = 20_000_000
 #: Pseudo-count added to every state of a slot in each EM update (no state is ever impossible).
 _SMOOTHING = 0.5
 
@@ -180,6 +186,12 @@ class _Model:
             for test in tests:
                 by_slot.setdefault(test.slot, set()).add(test)
         self.slots = tuple(sorted(by_slot))
+        crowded = [s for s in self.slots if len(by_slot[s]) > MAX_SLOT_TESTS]
+        if crowded:
+            raise EstimationError(
+                f"slot {crowded[0]!r} has {len(by_slot[crowded[0]])} field tests; at most "
+                f"{MAX_SLOT_TESTS} can be estimated"
+            )
         self.states = tuple(_states(sorted(by_slot[s], key=str)) for s in self.slots)
         size = math.prod(len(s) for s in self.states)
         if size > MAX_COMBINATIONS:
@@ -394,19 +406,20 @@ def estimate(
 
     Raises:
         EstimationError: fewer than :data:`MIN_PAIRS` candidate pairs or :data:`MIN_DOMINATED`
-            dominated ones, or a schema too rich to enumerate: the caller decides with fixed
-            weights instead, and says so.
-        ValueError: columns of different lengths, more than 62 keys, or an unknown ``links``.
+            dominated ones, no pair the link rule keeps, more than 62 keys, a schema too rich
+            to enumerate, or more patterns than :data:`MAX_CELLS` allows: the caller decides
+            with fixed weights instead, and says so.
+        ValueError: columns of different lengths, or an unknown ``links``.
     """
     names = schema.key_names
+    if len(names) > 62:
+        raise EstimationError(f"{len(names)} keys; at most 62 can be estimated")
     lefts = np.asarray(left, dtype=np.int64).reshape(-1)
     rights = np.asarray(right, dtype=np.int64).reshape(-1)
     agrees = np.asarray(agree, dtype=np.int64).reshape(-1)
     presents = np.asarray(present, dtype=np.int64).reshape(-1) | agrees
     if not len(lefts) == len(rights) == len(agrees) == len(presents):
         raise ValueError("estimate: columns of different lengths")
-    if len(names) > 62:
-        raise ValueError("estimate: at most 62 keys")
     if links not in (ONE_TO_ONE, BEST_OF_EITHER):
         raise ValueError(f"unknown link rule {links!r}")
     if len(agrees) < MIN_PAIRS:
@@ -424,6 +437,11 @@ def estimate(
     rows, inverse, counts = np.unique(
         np.stack([presents, agrees], axis=1), axis=0, return_inverse=True, return_counts=True
     )
+    if len(rows) * len(model.combos) > MAX_CELLS:
+        raise EstimationError(
+            f"{len(rows)} agreement patterns over {len(model.combos)} field-state combinations; "
+            f"at most {MAX_CELLS} cells can be estimated"
+        )
     inverse = inverse.reshape(-1)
     k = len(names)
     pattern_agree = _bits(rows[:, 1], k)
@@ -453,6 +471,8 @@ def estimate(
     score = pattern_score[inverse]
     expected = max(1, round(prior * len(agrees)))
     kept = np.sort(score[one_to_one_mask(lefts, rights, score, links=links)])[::-1]
+    if not len(kept):  # every record's best pair tied: nothing to count from
+        raise EstimationError("the link rule keeps no candidate pair; nothing to estimate from")
     by_count = float(kept[min(expected, len(kept)) - 1])
     even_odds = round(math.log2((1.0 - prior) / prior), SCORE_DECIMALS)
     # best of either keeps every record's lone candidate, so the count alone over-admits

@@ -116,14 +116,18 @@ def _given(values: tuple[str, ...]) -> tuple[str, ...]:
     return values
 
 
-def record_instances(record: PersonRecord) -> dict[FieldGroup, tuple[Instance, ...]]:
-    """Normalise ``record`` into instances per field group (module docstring). Never raises."""
+def record_instances(
+    record: PersonRecord, *, placeholder_names: bool = False
+) -> dict[FieldGroup, tuple[Instance, ...]]:
+    """Normalise ``record`` into instances per field group (module docstring). With
+    ``placeholder_names`` (a schema's ``placeholder_names``), a placeholder given name is no
+    given name. Never raises."""
     names: list[Instance] = []
     for name in (record.name, *record.aliases):
         for reading in normalise_name(name):
-            if reading.swapped and not _given(reading.family):
+            if placeholder_names and reading.swapped and not _given(reading.family):
                 continue  # a placeholder read as a family name
-            given = _given(reading.given)
+            given = _given(reading.given) if placeholder_names else reading.given
             values = {
                 Field.GIVEN: given,
                 Field.GIVEN_FIRST: reading.given_first if given else (),
@@ -240,7 +244,7 @@ def derive_match_keys(record: PersonRecord, schema: LinkageSchema) -> list[tuple
     Keys whose fields the record lacks are skipped; a token value appears once per record.
     Never raises for a valid record and schema.
     """
-    instances = record_instances(record)
+    instances = record_instances(record, placeholder_names=schema.placeholder_names)
     out: list[tuple[str, bytes]] = []
     seen: set[bytes] = set()
     for recipe in schema.keys:

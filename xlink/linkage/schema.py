@@ -105,6 +105,10 @@ class LinkageSchema:
     threshold: float | None = None
     description: str = ""
     certain_threshold: float | None = None
+    placeholder_names: bool = False
+    """Whether a placeholder given name (``Baby``, ``Unknown``...; ``xlink.linkage.keys.
+    PLACEHOLDER_GIVEN_NAMES``) counts as no given name. Off unless a schema says so, so that
+    the tokens of a schema written before the rule do not change."""
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -132,7 +136,7 @@ def _as_real(value: object) -> float | None:
 
 
 _SCHEMA_MEMBERS = frozenset(
-    {"id", "version", "description", "threshold", "certain_threshold", "keys"}
+    {"id", "version", "description", "threshold", "certain_threshold", "placeholder_names", "keys"}
 )
 _MAX_WEIGHT = 64.0  # bits: beyond any evidence a key can carry
 _KEY_MEMBERS = frozenset(
@@ -293,6 +297,10 @@ def validate_schema(data: object) -> LinkageSchema:
         errors.append("certain_threshold: must be a finite number")
     if certain is not None and (threshold is None or certain < threshold):
         errors.append("certain_threshold: needs a threshold, and must not be below it")
+    placeholder_names = data.get("placeholder_names", False)
+    if not isinstance(placeholder_names, bool):
+        errors.append("placeholder_names: must be true or false")
+        placeholder_names = False
     description = data.get("description", "")
     if not isinstance(description, str):
         errors.append("description: must be a string")
@@ -322,6 +330,7 @@ def validate_schema(data: object) -> LinkageSchema:
         threshold=threshold,
         description=description,
         certain_threshold=certain,
+        placeholder_names=placeholder_names,
     )
 
 
@@ -392,6 +401,8 @@ def schema_to_document(schema: LinkageSchema) -> dict[str, object]:
     ):
         if number is not None:
             doc[member] = number
+    if schema.placeholder_names:
+        doc["placeholder_names"] = True
     doc["keys"] = keys
     return doc
 
@@ -408,7 +419,8 @@ def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
     every field in field order, identity steps dropped, as their string form; numbers that are
     not integers (``m``, ``u``, ``threshold``) are strings in C ``printf("%.17g")`` form, or
     ``null`` when absent. The members added later (a key's ``weight`` and
-    ``disagreement_weight``, the schema's ``certain_threshold``) appear only when set, in the
+    ``disagreement_weight``, the schema's ``certain_threshold`` and ``placeholder_names``) appear
+    only when set, in the
     same string form, so that the digest of a schema that does not use them is unchanged.
     """
     out: dict[str, object] = {
@@ -437,6 +449,8 @@ def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
     }
     if schema.certain_threshold is not None:
         out["certain_threshold"] = _real(schema.certain_threshold)
+    if schema.placeholder_names:
+        out["placeholder_names"] = True
     return out
 
 

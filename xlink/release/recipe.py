@@ -145,10 +145,11 @@ def release_decided(
     """Release what the MOU allows of every decided match (DESIGN §2 step 6).
 
     A match scoring below the MOU's ``match_threshold`` is denied (``below-mou-threshold``),
-    whatever threshold the decision used. For the others, :func:`decide_release` cuts the record
-    to its tearline. A denial is collected (and audited as ``RELEASE_DENIED`` under the pair's
-    first match handle). ``records`` are the originator's own (``KeyError`` if a decided record
-    is missing).
+    whatever threshold the decision used (on the schema's own weights:
+    :attr:`~xlink.decide.DecidedMatch.policy_score`). For the others, :func:`decide_release`
+    cuts the record to its tearline. A denial is collected (and audited as ``RELEASE_DENIED``
+    under the pair's first match handle). ``records`` are the originator's own (``KeyError``
+    if a decided record is missing).
 
     ``queue`` is the outbound ledger; an MOU that requires approval needs one (``ValueError``
     without). It is consulted once per record version
@@ -176,7 +177,7 @@ def release_decided(
     for index, match in enumerate(decision.matches):
         record = by_id[match.local_record_id]
         try:
-            if match.score < mou.match_threshold:
+            if match.policy_score < mou.match_threshold:
                 raise PolicyDenied(["below-mou-threshold"])
             content = decide_release(record, mou, originator=originator)
         except PolicyDenied as exc:
