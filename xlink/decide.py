@@ -201,6 +201,7 @@ def decide(
     # pairs, and the key sets of one pattern are shared objects (PairTable builds each once).
     by_pattern: dict[tuple[frozenset[str], frozenset[str], frozenset[str]], float] = {}
     fixed_by_pattern: dict[tuple[frozenset[str], frozenset[str], frozenset[str]], float] = {}
+    fixed_scores: dict[tuple[str, str], float] = {}  # by pair, with estimated weights only
     candidates = 0
     for pair in result.iter_pairs():
         candidates += 1
@@ -223,14 +224,13 @@ def decide(
                 )
             if floor is not None and fixed < floor:
                 continue  # below the MOU's floor on the schema's own weights: never a match
+            fixed_scores[(pair.local_record_id, peer)] = fixed
         scored.append((pair.local_record_id, peer, pair.agreeing_keys, score))
     matches = []
     for kept in decide_matches(scored, threshold, certain, links):
         ref, keys, handles, disagreeing = by_ref[(kept.left_id, kept.right_id)]
         missing = every_key - keys - disagreeing
-        fixed_score = None
-        if fixed_of is not None:
-            fixed_score = fixed_of(keys, disagreeing)
+        fixed_score = fixed_scores.get((kept.left_id, kept.right_id))
         matches.append(
             DecidedMatch(
                 kept.left_id, ref, keys, kept.score, handles, disagreeing, missing, fixed_score

@@ -19,7 +19,7 @@ from typing import Any, Literal, Self
 
 from xlink._workdir import workdir_lock
 from xlink.agency._inbound import Receiver
-from xlink.agency._matches import write_decision, write_matches
+from xlink.agency._matches import record_decision, write_matches
 from xlink.agency._outcome import AgencyOutcome
 from xlink.agency._query import QueryClient, QueryOutcome, QueryService
 from xlink.agency._schema import schema_for_mou
@@ -641,7 +641,7 @@ class Agency:
                 weights=self.mou.weights,
                 links=self.mou.links,
             )
-            self._decided(decision)
+            record_decision(self.workdir / "matches", decision, self.audit, self.clock())
             outcome = "transfer-failed"
             mark = time.perf_counter()
             outcome_counts = await self._transfer(
@@ -691,24 +691,6 @@ class Agency:
             phases={k: round(v, 3) for k, v in phases.items()},
             **outcome_counts["fields"],
         )
-
-    def _decided(self, decision: Decision) -> None:
-        """Write the decision file and audit ``DECIDED`` with its digest."""
-        _, digest = write_decision(self.workdir / "matches", decision)
-        fields: dict[str, object] = {
-            "session": decision.session_id,
-            "weights": decision.weights,
-            "links": decision.links,
-            # bounded to what the audit's decimal field holds (an MOU may set any finite floor)
-            "threshold": f"{min(max(decision.threshold, -1e11), 1e11):.6f}",
-            "candidates": decision.candidates,
-            "decided": len(decision.matches),
-            "digest": digest,
-        }
-        if decision.estimate is not None:
-            fields["expected"] = decision.estimate.expected_matches
-            fields["dominated"] = decision.estimate.dominated_pairs
-        self.audit.append(AuditEvent.DECIDED, fields, now=self.clock())
 
     async def _transfer(
         self,

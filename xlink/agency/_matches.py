@@ -16,13 +16,22 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Final, TextIO
 
+from xlink.audit import AuditEvent, AuditLog
 from xlink.decide import Decision
 from xlink.release.recipe import MatchFate
 
-__all__ = ["COLUMNS", "Inbound", "decision_document", "write_decision", "write_matches"]
+__all__ = [
+    "COLUMNS",
+    "Inbound",
+    "decision_document",
+    "record_decision",
+    "write_decision",
+    "write_matches",
+]
 
 COLUMNS: Final = (
     "session",
@@ -122,6 +131,26 @@ def write_decision(directory: Path, decision: Decision) -> tuple[Path, bytes]:
     with _private(path) as f:
         f.write(text)
     return path, hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def record_decision(directory: Path, decision: Decision, audit: AuditLog, now: datetime) -> None:
+    """Write the decision file (:func:`write_decision`) and audit ``DECIDED`` with its digest,
+    and with estimated weights the expected matches and the dominated pairs learnt from."""
+    _, digest = write_decision(directory, decision)
+    fields: dict[str, object] = {
+        "session": decision.session_id,
+        "weights": decision.weights,
+        "links": decision.links,
+        # bounded to what the audit's decimal field holds (an MOU may set any finite floor)
+        "threshold": f"{min(max(decision.threshold, -1e11), 1e11):.6f}",
+        "candidates": decision.candidates,
+        "decided": len(decision.matches),
+        "digest": digest,
+    }
+    if decision.estimate is not None:
+        fields["expected"] = decision.estimate.expected_matches
+        fields["dominated"] = decision.estimate.dominated_pairs
+    audit.append(AuditEvent.DECIDED, fields, now=now)
 
 
 def _hex(value: bytes | None) -> str:

@@ -163,19 +163,14 @@ def _usage(args: argparse.Namespace) -> str | None:
 
 def _redecide(args: argparse.Namespace, schema: LinkageSchema) -> dict[str, Any]:
     """``--from-pairs``: the decision again from a pairs file, no PSI."""
-    from xlink.errors import EvaluationError
-    from xlink.evaluation.datasets import Split, read_two_columns
+    from xlink.evaluation.datasets import Split, read_split_file, read_two_columns
     from xlink.evaluation.judge import judge, read_pairs
 
     start = time.perf_counter()
     candidates, right_ids, split = read_pairs(Path(args.from_pairs), schema)
     truth = frozenset(read_two_columns(Path(args.truth), "true links"))
     if args.split:
-        split = {}
-        for left_id, value in read_two_columns(Path(args.split), "split"):
-            if value not in ("dev", "heldout"):
-                raise EvaluationError(f"{Path(args.split).name}: split must be dev or heldout")
-            split[left_id] = Split(value)
+        split = read_split_file(Path(args.split))
     figures, fitted, _ = judge(
         candidates,
         right_ids.__getitem__,

@@ -47,6 +47,7 @@ __all__ = [
     "febrl4_records",
     "files",
     "hash_split",
+    "read_split_file",
     "read_two_columns",
     "synth",
 ]
@@ -202,6 +203,17 @@ def read_two_columns(path: Path, what: str) -> list[tuple[str, str]]:
     return out
 
 
+def read_split_file(path: Path) -> dict[str, Split]:
+    """A ``split.csv``: a header, then ``left id, dev|heldout`` rows. Raises
+    :class:`~xlink.errors.EvaluationError` for a row that is neither."""
+    split: dict[str, Split] = {}
+    for rid, value in read_two_columns(path, "split"):
+        if value not in ("dev", "heldout"):
+            raise EvaluationError(f"{path.name}: split must be dev or heldout")
+        split[rid] = Split(value)
+    return split
+
+
 def hash_split(left_id: str) -> Split:
     """The split of a left record when no ``split.csv`` gives one: the first bit of
     ``SHA-256(u32(len(D)) || D || id)``, ``D =`` :data:`SPLIT_DST` (about half each)."""
@@ -288,11 +300,7 @@ def files(
     split: Mapping[str, Split] = _HashSplit(sorted(t[0] for t in truth))
     rule = "by a hash of the left id (no split.csv)"
     if (root / SPLIT_FILE).is_file():
-        split = {}
-        for rid, value in read_two_columns(root / SPLIT_FILE, "split"):
-            if value not in ("dev", "heldout"):
-                raise EvaluationError(f"{SPLIT_FILE}: split must be dev or heldout")
-            split[rid] = Split(value)
+        split = read_split_file(root / SPLIT_FILE)
         rule = f"from {SPLIT_FILE}"
     return Dataset(
         name=name,
