@@ -37,6 +37,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from array import array
 from typing import Any
@@ -80,14 +81,31 @@ def _barrier(sock: socket.socket, *, received: int = 0) -> None:
         raise SystemExit("benchmark barrier: unexpected bytes from the peer")
 
 
-def run_party(role: str, fd: int, n: int, keys: int, overlap: int, seed: int, chunk: int) -> None:
+def run_party(
+    role: str,
+    fd: int,
+    n: int,
+    keys: int,
+    overlap: int,
+    seed: int,
+    chunk: int,
+    workers: int,
+    cache_dir: str | None,
+) -> None:
     """One party: calibrate, drive a PsiSession over a non-blocking socket until it completes,
-    calibrate again. Barriers keep the two parties' calibration windows aligned."""
+    calibrate again. Barriers keep the two parties' calibration windows aligned. With
+    ``cache_dir``, the party's hashes are made there first (not timed: the previous exchange
+    under the same MOU), and the timed run reads them back."""
+    from pathlib import Path
+
     from xlink.crypto.rand import DeterministicRandom
+    from xlink.crypto.workers import GroupWorkers
     from xlink.protocol import HandshakeComplete, Mode, PsiSession, Role, SessionConfig
     from xlink.protocol.framing import FrameDecoder, encode_frame
+    from xlink.protocol.hashed import hash_tokens
 
     tokens = make_tokens(n, keys, overlap, role, seed)
+    pool = GroupWorkers(workers, start_after=0)
     sock = socket.socket(fileno=fd)
     is_init = role == "initiator"
     config = SessionConfig(
@@ -100,10 +118,26 @@ def run_party(role: str, fd: int, n: int, keys: int, overlap: int, seed: int, ch
         schema_digest=hashlib.sha256(b"bench schema").digest(),
         chunk_size=chunk,
     )
-    session = PsiSession(config, tokens, rng=DeterministicRandom(f"session/{role}/{seed}"))
+    cache = Path(cache_dir) if cache_dir is not None else None
+    if cache is not None:  # the previous exchange under this MOU, not timed
+        hash_tokens(tokens, suite_id=1, mou_digest=config.mou_digest, workers=pool, cache_dir=cache)
     _barrier(sock)
     before = calibrate(CALIBRATION_OPS)
     _barrier(sock)
+    start = time.perf_counter()
+    hashed = None
+    if cache is not None:
+        hashed = hash_tokens(
+            tokens, suite_id=1, mou_digest=config.mou_digest, workers=pool, cache_dir=cache
+        )
+        assert hashed.computed == 0, "the cache should hold every token"
+    session = PsiSession(
+        config,
+        tokens,
+        rng=DeterministicRandom(f"session/{role}/{seed}"),
+        workers=pool,
+        hashed=hashed,
+    )
     decoder = FrameDecoder(max_frame=1 << 24)
     sock.setblocking(False)
     sel = selectors.DefaultSelector()
@@ -111,7 +145,6 @@ def run_party(role: str, fd: int, n: int, keys: int, overlap: int, seed: int, ch
     outbuf = bytearray()
     sent = 0
     peer_elements = 0
-    start = time.perf_counter()
     marks: dict[str, float] = {}
     if is_init:
         session.initiate()
@@ -162,6 +195,7 @@ def run_party(role: str, fd: int, n: int, keys: int, overlap: int, seed: int, ch
         sent += len(outbuf)
     wall = time.perf_counter() - start
     sel.close()
+    pool.close()
     # Every protocol byte has been read by now (the peer's last message is its final Reveal):
     # a byte left in the decoder is the peer's barrier byte, read along with that Reveal.
     _barrier(sock, received=decoder.pending)
@@ -178,6 +212,11 @@ def run_party(role: str, fd: int, n: int, keys: int, overlap: int, seed: int, ch
                 "reveal_start_s": marks.get("REVEAL", wall),
                 "bytes_sent": sent,
                 "peak_rss_mb": _peak_rss_mb(),
+                "peak_rss_mb_worker": (
+                    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+                    if workers > 1
+                    else 0.0
+                ),
                 "peak_rss_mb_before_phase": peaks,
                 "matched_tokens": matched,
                 "pairs": pairs,
@@ -252,26 +291,59 @@ def main() -> None:
     ap.add_argument("--overlap", type=float, default=0.5, help="fraction of records shared")
     ap.add_argument("--chunk", type=int, default=2048, help="elements per chunk")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes per party (default 1: the two parties share this machine's cores)",
+    )
+    ap.add_argument(
+        "--cached",
+        action="store_true",
+        help="a repeated exchange: each party's own hashes come from its cache",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--_child", nargs=2, metavar=("ROLE", "FD"), help=argparse.SUPPRESS)
+    ap.add_argument("--_cache", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args()
     overlap = int(args.n * args.overlap)
 
     if args._child:
         role, fd = args._child
-        run_party(role, int(fd), args.n, args.keys, overlap, args.seed, args.chunk)
+        run_party(
+            role,
+            int(fd),
+            args.n,
+            args.keys,
+            overlap,
+            args.seed,
+            args.chunk,
+            args.workers,
+            args._cache,
+        )
         return
 
     a, b = socket.socketpair()
     common = [f"--n={args.n}", f"--keys={args.keys}", f"--overlap={args.overlap}"]
-    common += [f"--chunk={args.chunk}", f"--seed={args.seed}"]
-    procs = [
-        _spawn([*common, "--_child", "initiator", str(a.fileno())], pass_fds=(a.fileno(),)),
-        _spawn([*common, "--_child", "responder", str(b.fileno())], pass_fds=(b.fileno(),)),
-    ]
-    a.close()
-    b.close()
-    parties = [_collect(p) for p in procs]
+    common += [f"--chunk={args.chunk}", f"--seed={args.seed}", f"--workers={args.workers}"]
+    with tempfile.TemporaryDirectory(prefix="psi-bench-cache-") as tmp:
+        caches = {
+            role: [f"--_cache={os.path.join(tmp, role)}"] if args.cached else []
+            for role in ("initiator", "responder")
+        }
+        procs = [
+            _spawn(
+                [*common, *caches["initiator"], "--_child", "initiator", str(a.fileno())],
+                pass_fds=(a.fileno(),),
+            ),
+            _spawn(
+                [*common, *caches["responder"], "--_child", "responder", str(b.fileno())],
+                pass_fds=(b.fileno(),),
+            ),
+        ]
+        a.close()
+        b.close()
+        parties = [_collect(p) for p in procs]
     windows = {
         w: {
             k: sum(p[f"calibration_{w}"][k] for p in parties) / 2
@@ -286,6 +358,9 @@ def main() -> None:
         p["own_elements"] * (hash_s + blind_s) + p["peer_elements"] * blind_s for p in parties
     ]
     floor_s = max(floors)
+    # The X25519 floor: two scalar multiplications per token (blind our own, re-blind the
+    # peer's), the slower party; what a party does if hashing to the group cost nothing.
+    floor_x25519_s = max((p["own_elements"] + p["peer_elements"]) * blind_s for p in parties)
     wall_s = max(p["wall_s"] for p in parties)
     ed_s = (windows["before"]["ed_mult_s"] + windows["after"]["ed_mult_s"]) / 2
     psi_wall_s = max(p["confirm_start_s"] for p in parties)
@@ -302,11 +377,17 @@ def main() -> None:
         "ratio": round(wall_s / floor_s, 3),
         "psi_wall_s": round(psi_wall_s, 3),
         "psi_ratio": round(psi_wall_s / floor_s, 3),
+        "workers_per_party": args.workers,
+        "cached": args.cached,
+        "floor_x25519_s": round(floor_x25519_s, 3),
+        "ratio_x25519": round(psi_wall_s / floor_x25519_s, 3),
+        "ratio_x25519_whole_run": round(wall_s / floor_x25519_s, 3),
         "confirm_s": round(confirm_s, 3),
         "confirm_us_per_match": round(confirm_s / matched * 1e6, 1),
         "confirm_floor_s": round(confirm_floor_s, 3),
         "confirm_ratio": round(confirm_s / confirm_floor_s, 3),
         "peak_rss_mb_per_party": round(max(p["peak_rss_mb"] for p in parties), 1),
+        "peak_rss_mb_per_worker": round(max(p["peak_rss_mb_worker"] for p in parties), 1),
         "peak_rss_mb_before_phase": {
             phase: round(max(p["peak_rss_mb_before_phase"].get(phase, 0) for p in parties), 1)
             for phase in ("EXCHANGE", "CONFIRM", "REVEAL")

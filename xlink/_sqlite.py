@@ -1,6 +1,11 @@
 """The SQLite plumbing shared by xlink's embedded stores (audit log, approval queue, recipient
 store): owner-only files, explicit transactions, and a transaction that is rolled back on any
-exception — even ``KeyboardInterrupt`` — so a half-made change never reaches the file."""
+exception — even ``KeyboardInterrupt`` — so a half-made change never reaches the file.
+
+A transaction opened while one is already open on the connection is a savepoint inside it
+(rolled back alone on an exception), so that :class:`Batch` can hold one write transaction open
+across many operations — each still all or nothing — and commit them with one sync of the file
+(the release transfer: docs/transport.md, "Release transfer")."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-__all__ = ["SqliteStore", "connect", "transaction"]
+__all__ = ["Batch", "BatchLost", "SqliteStore", "connect", "transaction"]
 
 
 class SqliteStore:
@@ -58,7 +63,22 @@ def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` on any exception, which is re-raised."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` on any exception, which is re-raised.
+
+    Inside a transaction already open on ``conn`` (a :class:`Batch`): a savepoint, released
+    on success and rolled back to on any exception, so this part is all or nothing within the
+    outer transaction, and durable when the outer one commits."""
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT xlink_nested")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:  # SQLite may have rolled the whole transaction back
+                conn.execute("ROLLBACK TO xlink_nested")
+                conn.execute("RELEASE xlink_nested")
+            raise
+        conn.execute("RELEASE xlink_nested")
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
@@ -66,3 +86,87 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+class BatchLost(sqlite3.OperationalError):
+    """SQLite rolled back a batch's transaction on its own (an I/O error, a full disk): what
+    was written in it is gone, so nothing that depends on it may be acknowledged."""
+
+
+class Batch:
+    """One write transaction held open on each of several stores, committed by :meth:`flush`
+    in the order given: each operation inside runs in a savepoint (:func:`transaction`), all
+    or nothing as before, and becomes durable at the next flush — one sync per store instead
+    of one per operation.
+
+    The order is the order of dependence: a later store's writes are only committed once the
+    earlier ones are (the audit log first: nothing is committed elsewhere whose audit entries
+    are not). If committing one fails, the stores after it are rolled back and the error is
+    raised. Use as a context manager: leaving it flushes, also on an exception (what was done
+    before a failure stays done, as with one transaction per operation); a failure of the
+    flush itself is raised. :meth:`open` begins the transactions again after a flush (a
+    caller opens before each operation, so that no write lock is held while idle). A store
+    already in a transaction when the batch opens (an outer batch) is left to that one."""
+
+    __slots__ = ("_begun", "_conns")
+
+    def __init__(self, *stores: SqliteStore) -> None:
+        self._conns = tuple(store._conn for store in stores)
+        self._begun: tuple[sqlite3.Connection, ...] | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._begun is not None
+
+    def open(self) -> None:
+        """Begin the transactions (nothing if they are open)."""
+        if self._begun is not None:
+            return
+        begun: list[sqlite3.Connection] = []
+        try:
+            for conn in self._conns:
+                if not conn.in_transaction:
+                    conn.execute("BEGIN IMMEDIATE")
+                    begun.append(conn)
+        except BaseException:
+            for conn in begun:
+                conn.execute("ROLLBACK")
+            raise
+        self._begun = tuple(begun)
+
+    def flush(self) -> None:
+        """Commit the transactions the batch began, in order (nothing if it is not open).
+        Raises :class:`BatchLost` if SQLite ended one on its own, or the error of a failed
+        commit, after rolling back the stores after the failed one. Either way the batch is
+        then closed until :meth:`open`."""
+        begun, self._begun = self._begun, None
+        if begun is None:
+            return
+        failed: BaseException | None = None
+        for conn in begun:
+            if failed is not None:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                continue
+            try:
+                if not conn.in_transaction:
+                    raise BatchLost("the batch's transaction was rolled back by SQLite")
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                failed = exc
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        if failed is not None:
+            raise failed
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.flush()

@@ -9,15 +9,26 @@ for both of its records (ties refused, so households and twins go to a human ins
 flooding the output) or reaches the certain threshold. Both parties compute the same scores
 from the same pattern, key presence and schema, so both reach the same decisions without
 another message.
+
+The work is done on columns (:mod:`xlink._pair_columns`), since a session may have millions
+of candidate pairs and only a few hundred patterns: a pattern is scored once however many
+pairs have it, the link rule is array work (:func:`~xlink.linkage.scoring.one_to_one_mask`),
+and a Python object is built only for a decided pair. The decisions are those of
+:func:`~xlink.linkage.scoring.decide_matches` over the pairs one by one, order and ties
+included (tests/decide/test_decide_columns.py holds that per-pair reference).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
+from xlink._pair_columns import KeySets, PairColumns, pair_columns
 from xlink.errors import EstimationError
 from xlink.linkage.estimate import LinkageEstimate, estimate
 from xlink.linkage.schema import LinkageSchema
@@ -25,8 +36,8 @@ from xlink.linkage.scoring import (
     LINK_RULES,
     ONE_TO_ONE,
     KeyWeight,
-    decide_matches,
     fellegi_sunter_score,
+    one_to_one_mask,
 )
 from xlink.protocol.bound import RevealBound
 from xlink.protocol.events import CandidatePair
@@ -176,9 +187,10 @@ def decide(
     note: str | None = None
     floor: float | None = None
     certain = schema.certain_threshold
+    columns = pair_columns(result)
     if weights == ESTIMATED:
         try:
-            found = _estimate(result.iter_pairs(), schema, links)
+            found = _estimate(columns, schema, links)
         except EstimationError as exc:
             note = f"fixed weights: {exc}"
             # the schema's threshold, the caller's still a floor under it
@@ -191,53 +203,11 @@ def decide(
             floor, threshold, certain = threshold, found.threshold, None
     if threshold is None:
         threshold = schema.threshold if schema.threshold is not None else 1.0
-    score_of = pattern_scorer(schema, found)
-    fixed_of = pattern_scorer(schema) if found is not None else None
-    by_ref: dict[tuple[str, str], tuple[int, frozenset[str], tuple[bytes, ...], frozenset[str]]]
-    by_ref = {}
-    every_key = frozenset(schema.key_names)
-    scored: list[tuple[str, str, frozenset[str], float]] = []
-    # Scores depend only on the pattern; a session has few patterns and may have millions of
-    # pairs, and the key sets of one pattern are shared objects (PairTable builds each once).
-    by_pattern: dict[tuple[frozenset[str], frozenset[str], frozenset[str]], float] = {}
-    fixed_by_pattern: dict[tuple[frozenset[str], frozenset[str], frozenset[str]], float] = {}
-    fixed_scores: dict[tuple[str, str], float] = {}  # by pair, with estimated weights only
-    candidates = 0
-    for pair in result.iter_pairs():
-        candidates += 1
-        peer = str(pair.peer_ref)
-        by_ref[(pair.local_record_id, peer)] = (
-            pair.peer_ref,
-            pair.agreeing_keys,
-            pair.handles,
-            pair.disagreeing_keys,
-        )
-        pattern = (pair.agreeing_keys, pair.local_keys, pair.peer_keys)
-        score = by_pattern.get(pattern)
-        if score is None:
-            score = by_pattern[pattern] = score_of(pair.agreeing_keys, pair.disagreeing_keys)
-        if fixed_of is not None:
-            fixed = fixed_by_pattern.get(pattern)
-            if fixed is None:
-                fixed = fixed_by_pattern[pattern] = fixed_of(
-                    pair.agreeing_keys, pair.disagreeing_keys
-                )
-            if floor is not None and fixed < floor:
-                continue  # below the MOU's floor on the schema's own weights: never a match
-            fixed_scores[(pair.local_record_id, peer)] = fixed
-        scored.append((pair.local_record_id, peer, pair.agreeing_keys, score))
-    matches = []
-    for kept in decide_matches(scored, threshold, certain, links):
-        ref, keys, handles, disagreeing = by_ref[(kept.left_id, kept.right_id)]
-        missing = every_key - keys - disagreeing
-        fixed_score = fixed_scores.get((kept.left_id, kept.right_id))
-        matches.append(
-            DecidedMatch(
-                kept.left_id, ref, keys, kept.score, handles, disagreeing, missing, fixed_score
-            )
-        )
+    score = _pattern_scores(columns.patterns, pattern_scorer(schema, found))
+    fixed = _pattern_scores(columns.patterns, pattern_scorer(schema)) if found is not None else None
+    matches = _matches(columns, score, fixed, floor, threshold, certain, links, schema.key_names)
     return Decision(
-        result.session_id, threshold, candidates, tuple(matches), weights, found, note, links
+        result.session_id, threshold, len(columns), matches, weights, found, note, links
     )
 
 
@@ -256,31 +226,153 @@ def pattern_scorer(
     )
 
 
-def _estimate(pairs: Iterable[CandidatePair], schema: LinkageSchema, links: str) -> LinkageEstimate:
-    """:func:`~xlink.linkage.estimate.estimate` over ``pairs``: records coded by first
-    appearance on each side, key sets as bit masks in schema order."""
+def _pattern_scores(
+    patterns: Sequence[KeySets], score_of: Callable[[frozenset[str], frozenset[str]], float]
+) -> npt.NDArray[np.float64]:
+    """Each pattern's score (agreeing keys, disagreeing keys: those both records have that did
+    not agree), one call per pattern."""
+    return np.array([score_of(a, both - a) for a, both in patterns], dtype=np.float64)
+
+
+def _str_ranks(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Each value's rank among the distinct ``values`` ordered as decimal strings (the order
+    of ``str(peer_ref)``)."""
+    distinct = np.unique(values)
+    by_text = sorted(range(len(distinct)), key=[str(v) for v in distinct.tolist()].__getitem__)
+    rank = np.empty(len(distinct), dtype=np.int64)
+    rank[by_text] = np.arange(len(distinct), dtype=np.int64)
+    ranks: npt.NDArray[np.int64] = rank[np.searchsorted(distinct, values)]
+    return ranks
+
+
+def _matches(
+    columns: PairColumns,
+    score: npt.NDArray[np.float64],
+    fixed: npt.NDArray[np.float64] | None,
+    floor: float | None,
+    threshold: float,
+    certain: float | None,
+    links: str,
+    key_names: Sequence[str],
+) -> tuple[DecidedMatch, ...]:
+    """The pairs at or above ``threshold`` (and, with ``fixed``, at or above ``floor`` on
+    it), kept by the link rule (:func:`~xlink.linkage.scoring.one_to_one_mask`), by descending
+    score, then local record id, then ``str(peer_ref)``.
+
+    As :func:`~xlink.linkage.scoring.decide_matches` over the pairs one by one: a pair given
+    twice (the same local record id and peer reference) competes once, with its highest score
+    among its copies at or above the threshold (and the floor), and is described by its last
+    copy (its last copy at or above the floor for ``fixed_score``)."""
+    usable = score >= threshold
+    valid: npt.NDArray[np.bool_] | None = None
+    if fixed is not None and floor is not None:
+        valid = fixed >= floor  # below the MOU's floor on the schema's own weights: never
+        usable &= valid
+    rows = np.flatnonzero(usable[columns.pattern])
+    group = _repeat_groups(columns.left, columns.ref)
+    if group is None:  # every pair once: each row stands for itself
+        mask = one_to_one_mask(
+            columns.left[rows], columns.ref[rows], score[columns.pattern[rows]], certain, links
+        )
+        kept = described = fixed_rows = rows[mask]
+    else:
+        # one row per group: its highest score among the usable rows
+        order = np.lexsort((-score[columns.pattern[rows]], group[rows]))
+        ordered = rows[order]
+        first = np.ones(len(ordered), dtype=np.bool_)
+        first[1:] = group[ordered[1:]] != group[ordered[:-1]]
+        top = ordered[first]
+        mask = one_to_one_mask(
+            columns.left[top], columns.ref[top], score[columns.pattern[top]], certain, links
+        )
+        kept = top[mask]
+        every = np.arange(len(group), dtype=np.int64)
+        last = np.full(int(group.max()) + 1, -1, dtype=np.int64)
+        np.maximum.at(last, group, every)
+        described = last[group[kept]]
+        last_valid = np.full(len(last), -1, dtype=np.int64)
+        if valid is not None:
+            fine = np.flatnonzero(valid[columns.pattern])
+            np.maximum.at(last_valid, group[fine], fine)
+        else:
+            np.maximum.at(last_valid, group, every)
+        fixed_rows = last_valid[group[kept]]
+    kept_score = score[columns.pattern[kept]]
+    order = np.lexsort((_str_ranks(columns.ref[kept]), columns.left[kept], -kept_score))
+    every_key = frozenset(key_names)
+    sets: dict[int, tuple[frozenset[str], frozenset[str]]] = {}  # disagreeing, missing
+    matches = []
+    kept, described, fixed_rows = kept[order], described[order], fixed_rows[order]
+    patterns = columns.pattern[described].tolist()
+    fixed_scores = fixed[columns.pattern[fixed_rows]].tolist() if fixed is not None else None
+    for i, (left, ref, value, p, handles) in enumerate(
+        zip(
+            columns.left[kept].tolist(),
+            columns.ref[described].tolist(),
+            score[columns.pattern[kept]].tolist(),
+            patterns,
+            columns.handles_of(described),
+            strict=True,
+        )
+    ):
+        agreeing, both = columns.patterns[p]
+        found = sets.get(p)
+        if found is None:
+            disagreeing = both - agreeing
+            found = sets[p] = (disagreeing, every_key - agreeing - disagreeing)
+        matches.append(
+            DecidedMatch(
+                columns.left_ids[left],
+                ref,
+                agreeing,
+                value,
+                handles,
+                found[0],
+                found[1],
+                None if fixed_scores is None else fixed_scores[i],
+            )
+        )
+    return tuple(matches)
+
+
+def _repeat_groups(
+    left: npt.NDArray[np.int64], ref: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64] | None:
+    """``None`` when no (local record, peer reference) is given twice (the usual case, checked
+    without sorting when the pairs come in order), else each pair's group of copies."""
+    if len(left) < 2:
+        return None
+    low = int(ref.min())
+    span = int(ref.max()) - low + 1
+    if (int(left.max()) + 1) * span < 1 << 62:
+        key = left * span + (ref - low)
+        if bool(np.all(key[1:] > key[:-1])):
+            return None
+        distinct, group = np.unique(key, return_inverse=True)
+    else:
+        distinct, group = np.unique(np.stack([left, ref], axis=1), axis=0, return_inverse=True)
+    if len(distinct) == len(left):
+        return None
+    groups: npt.NDArray[np.int64] = group.astype(np.int64).reshape(-1)
+    return groups
+
+
+def _estimate(columns: PairColumns, schema: LinkageSchema, links: str) -> LinkageEstimate:
+    """:func:`~xlink.linkage.estimate.estimate` over the pairs: key sets as bit masks in schema
+    order (local records coded by id: the estimate depends on the grouping, not the codes)."""
     if len(schema.key_names) > 62:  # before the masks outgrow 64-bit integers
         raise EstimationError(f"{len(schema.key_names)} keys; at most 62 can be estimated")
     bit = {name: 1 << i for i, name in enumerate(schema.key_names)}
-    mask_of: dict[frozenset[str], int] = {}
-
-    def mask(keys: frozenset[str]) -> int:
-        value = mask_of.get(keys)
-        if value is None:
-            value = mask_of[keys] = sum(bit[k] for k in keys)
-        return value
-
-    local_code: dict[str, int] = {}
-    left: list[int] = []
-    right: list[int] = []
-    agree: list[int] = []
-    present: list[int] = []
-    for p in pairs:
-        left.append(local_code.setdefault(p.local_record_id, len(local_code)))
-        right.append(p.peer_ref)
-        agree.append(mask(p.agreeing_keys))
-        present.append(mask(p.local_keys & p.peer_keys))
-    return estimate(schema, left, right, agree, present, links=links)
+    agree = np.array([sum(bit[k] for k in a) for a, _ in columns.patterns], dtype=np.int64)
+    both = np.array([sum(bit[k] for k in b) for _, b in columns.patterns], dtype=np.int64)
+    return estimate(
+        schema,
+        columns.left,
+        columns.ref,
+        agree[columns.pattern],
+        both[columns.pattern],
+        links=links,
+    )
 
 
 def reveal_bound_for(schema: LinkageSchema, threshold: float | None = None) -> RevealBound:

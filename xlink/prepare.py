@@ -16,6 +16,7 @@ from xlink.errors import LoadError
 from xlink.linkage.schema import LinkageSchema, load_default_schema
 from xlink.linkage.tokens import TokenSet
 from xlink.progress import ProgressFn, count_progress
+from xlink.protocol.hashed import HashedTokens
 from xlink.records.loaders import BadFieldPolicy, LoadResult, load_csv, load_jsonl
 from xlink.records.model import PersonRecord
 
@@ -86,6 +87,9 @@ class PreparedSide:
     loads: tuple[LoadResult, ...]
     schema: LinkageSchema
     tokens: TokenSet
+    #: The tokens hashed to the group for one MOU, before any session
+    #: (:meth:`xlink.agency.Agency.prepare`); None when the session is to hash them itself.
+    hashed: HashedTokens | None = None
 
     @property
     def records(self) -> tuple[PersonRecord, ...]:
@@ -149,6 +153,7 @@ def prepare_side(
     bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
     rejects_dir: StrPath | None = None,
     progress: ProgressFn | None = None,
+    workers: int | None = 1,
 ) -> PreparedSide:
     """Load every file of one agency and derive its token set with ``schema`` (default: the
     bundled default schema).
@@ -158,7 +163,10 @@ def prepare_side(
     ``progress(phase, done, total)`` (a :class:`~xlink.progress.ProgressFn`) reports rows
     loaded per file (``"loading NAME"``, out of the file's line count: an upper bound, the
     final report gives the rows read) and records tokenised (``"deriving match tokens"``, out
-    of the records loaded). Raises
+    of the records loaded). ``workers``: processes to derive tokens in (default 1: this
+    process; ``None``: one per core for 20,000 records or more), as for
+    :func:`~xlink.linkage.keys.derive_token_set`; the tokens are the same whatever their number.
+    Raises
     :class:`~xlink.errors.LoadError` when a file cannot be loaded or when the same record id
     appears in two files (ids must identify one record across the agency's whole side).
     """
@@ -213,6 +221,6 @@ def prepare_side(
     if progress is not None:
         progress(phase, 0, len(records))
     tokens = derive_token_set(
-        records, schema, progress=count_progress(progress, phase, len(records))
+        records, schema, progress=count_progress(progress, phase, len(records)), workers=workers
     )
     return PreparedSide(loads=tuple(loads), schema=schema, tokens=tokens)

@@ -117,11 +117,12 @@ class Partner:
         idle_timeout: float,
         encode: Encode | None = None,
         on_answer: Callable[[int, bool, bytes], object] | None = None,
+        **kwargs: Any,
     ) -> TransferResult:
         receiver = getattr(store_one, "__self__", None)
         if receiver is None or receiver._agency.agency_id != CA:
             return await transfer_releases(
-                gate, ours, store_one, idle_timeout, encode, on_answer=on_answer
+                gate, ours, store_one, idle_timeout, encode, on_answer=on_answer, **kwargs
             )
         # The partner's own bookkeeping settles the answers at the end (below, one per
         # release its library built), not as they arrive: its frames are not its releases.

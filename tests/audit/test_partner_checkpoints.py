@@ -64,6 +64,21 @@ def test_publish_signs_at_the_head_once(audit_dir: Path) -> None:
     first.verify()
 
 
+def test_a_checkpoint_published_as_signed_is_the_one_kept_and_verifies(audit_dir: Path) -> None:
+    """``publish`` does not verify a checkpoint it has just signed (a receipt's checkpoint is
+    checked once on each side): it is the row the log keeps, and verifies with the key it
+    names on its own; a changed copy is checked again."""
+    with AuditLog.open(audit_dir / "a.db", signing_key=KEY) as log:
+        log.append(AuditEvent.SESSION_COMPLETED, {"session": bytes(16)}, now=T0)
+        log.append(AuditEvent.SESSION_COMPLETED, {"session": bytes(16)}, now=T0)
+        published = log.publish(now=T0 + timedelta(seconds=1))
+        assert published is not None and published.checkpoint == log.last_checkpoint()
+    KEY.verify_key.verify(published.checkpoint.signature, published.checkpoint.message())
+    moved = dataclasses.replace(published.checkpoint, seq=published.checkpoint.seq + 1)
+    with pytest.raises(DecryptionError):
+        dataclasses.replace(published, checkpoint=moved).verify()
+
+
 def test_keeping_a_partner_checkpoint_countersigns_it_once(audit_dir: Path) -> None:
     carried = _published(audit_dir / "theirs.db")
     with AuditLog.open(audit_dir / "ours.db", signing_key=OTHER_KEY) as ours:

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from xlink._sqlite import Batch
 from xlink._workdir import workdir_lock
 from xlink.agency._inbound import Receiver
-from xlink.agency._matches import record_decision, write_matches
+from xlink.agency._matches import record_decision
 from xlink.agency._outcome import AgencyOutcome
 from xlink.agency._query import QueryClient, QueryOutcome, QueryService
 from xlink.agency._schema import schema_for_mou
+from xlink.agency._transfer import agree_and_label, transfer_counts
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.audit.history import apply_daily_budget, set_size_history, unrecorded_runs
 from xlink.audit.milestones import agency_keys_in_use, record_in_force
@@ -33,6 +36,8 @@ from xlink.crypto.keyfiles import (
     load_public_bundle,
 )
 from xlink.crypto.rand import RandomSource
+from xlink.crypto.suite import SUITE_X25519
+from xlink.crypto.workers import GroupWorkers
 from xlink.decide import FIXED, Decision, decide, reveal_bound_for
 from xlink.errors import (
     DecryptionError,
@@ -48,6 +53,7 @@ from xlink.prepare import PreparedSide, StrPath, prepare_side
 from xlink.progress import ProgressFn
 from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import Event, Progress, PsiResult
+from xlink.protocol.hashed import CACHE_DIR, hash_tokens
 from xlink.protocol.session import PsiSession
 from xlink.records.model import PersonRecord
 from xlink.records.validation import BadFieldPolicy
@@ -67,13 +73,7 @@ from xlink.transport import (
     serve_once,
     serve_pinned,
 )
-from xlink.transport.release_transfer import (
-    TransferGate,
-    agree_decided_pairs,
-    exchange_labels,
-    label_handles,
-    transfer_releases,
-)
+from xlink.transport.release_transfer import TransferGate, transfer_releases
 
 __all__ = ["Agency"]
 
@@ -107,6 +107,7 @@ class Agency:
         workdir: Path,
         clock: Callable[[], datetime],
         rng: RandomSource,
+        workers: int | None = None,
     ) -> None:
         self.keys = keys
         self.mou = mou
@@ -119,6 +120,9 @@ class Agency:
         self._audit: AuditLog | None = None
         self._store: ReleaseStore | None = None
         self._queue: ApprovalQueue | None = None
+        #: The group operations of the PSI on every core (``workers`` processes, default: all
+        #: cores), started on first use and stopped by :meth:`close`.
+        self.workers = GroupWorkers(workers)
         #: The officers this agency enrolled (``officers/`` in the workdir): enrol with
         #: ``agency.officers.enrol(...)``; reads and approvals are checked against them.
         self.officers = OfficerRegistry(keys.agency_id, workdir / OFFICERS_DIR, (), {})
@@ -189,6 +193,7 @@ class Agency:
         rng: RandomSource,
         peer: str | None = None,
         keys: AgencyKeys | None = None,
+        workers: int | None = None,
     ) -> Agency:
         """Check and load everything a run needs, before any partner connects.
 
@@ -199,6 +204,8 @@ class Agency:
         pins, workdir in use by another run, no ``peer`` with a multilateral MOU),
         :class:`~xlink.policy.MouRefused` (not signed by every party, expired, not naming
         ``agency`` or ``peer``, no terms for the pair) and :class:`SchemaMismatch`.
+        ``workers`` is the number of processes the PSI's group operations run on (default:
+        every core this process may use).
         """
         keys, mou, schema, bundle = cls.check(
             agency=agency,
@@ -220,6 +227,7 @@ class Agency:
             workdir=work,
             clock=clock,
             rng=rng,
+            workers=workers,
         )
         try:
             self._stack.enter_context(workdir_lock(work))
@@ -287,6 +295,7 @@ class Agency:
             audit.append(AuditEvent.RUN_ENDED, {**fields, "mou": self.mou.id}, now=self.clock())
 
     def close(self) -> None:
+        self.workers.close()
         self._stack.close()
         self._audit = self._store = self._queue = None
 
@@ -339,11 +348,14 @@ class Agency:
         date_order: str | None = None,
         bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
         progress: ProgressFn | None = None,
+        psi: bool = True,
     ) -> PreparedSide:
         """Load, validate and tokenise this agency's files with the MOU's schema; rejected
         rows go to ``WORKDIR/rejects/`` with line, field and reason, and so do the field
-        errors of kept records (``bad_field``: as for :func:`~xlink.prepare.prepare_side`)."""
-        return prepare_side(
+        errors of kept records (``bad_field``: as for :func:`~xlink.prepare.prepare_side`).
+        With ``psi`` (the default) the tokens are then hashed for the exchange
+        (:meth:`hash_tokens`); the query mode, which never runs that session, passes False."""
+        side = prepare_side(
             list(files),
             schema=self.schema,
             mappings=mappings,
@@ -352,6 +364,27 @@ class Agency:
             rejects_dir=self.workdir / "rejects",
             progress=progress,
         )
+        return self.hash_tokens(side, progress=progress) if psi else side
+
+    def hash_tokens(
+        self, side: PreparedSide, *, progress: ProgressFn | None = None
+    ) -> PreparedSide:
+        """``side`` with its tokens hashed to the group under this MOU, before any partner
+        connects, on this agency's worker pool: reused from ``WORKDIR/cache/`` for the tokens
+        the last exchange under this MOU already hashed (xlink-psi-v2 §4.1; the cache is
+        rewritten with exactly these tokens, owner-only)."""
+        report = None
+        if progress is not None:
+            report = functools.partial(progress, "hashing tokens")
+        hashed = hash_tokens(
+            side.tokens,
+            suite_id=SUITE_X25519.suite_id,
+            mou_digest=mou_digest(self.mou),
+            workers=self.workers,
+            cache_dir=self.workdir / CACHE_DIR,
+            progress=report,
+        )
+        return dataclasses.replace(side, hashed=hashed)
 
     # -- connecting --------------------------------------------------------------------------
 
@@ -618,7 +651,9 @@ class Agency:
         try:
             gate = TransferGate(conn)
             try:
-                session = PsiSession(config, side.tokens, rng=self.rng)
+                session = PsiSession(
+                    config, side.tokens, rng=self.rng, workers=self.workers, hashed=side.hashed
+                )
             except ValueError as exc:  # e.g. our own set above the MOU's bound
                 raise InputError(f"cannot start the session: {exc}") from None
             auditor = _ProgressAuditor(
@@ -702,25 +737,15 @@ class Agency:
         progress: ProgressFn | None,
     ) -> dict[str, Any]:
         session_id = decision.session_id
-        decided_handles = [m.handles for m in decision.matches]
-        # Both sides must have decided the same pairs before anything is released.
-        await agree_decided_pairs(gate, session_id, decided_handles, idle_timeout)
-        # Then the key material of the labels, for the decided pairs' tokens only.
-        peer_outputs = await exchange_labels(
-            gate,
-            label_handles(decided_handles),
-            request=session.labels.request,
-            answer=session.labels.answer,
-            outputs=session.labels.outputs,
-            idle_timeout=idle_timeout,
-        )
+        peer_outputs = await agree_and_label(gate, session, decision, idle_timeout)
         overdue = self.queue.audit_overdue(self.clock())
         batch = self.release(decision, side.records)
         if progress is not None:  # releases sent now (queued, pending, denied ones are not)
             progress("releases sent", 0, len(batch.sealed))
         receiver = Receiver(self, session_id, decision, peer_outputs.__getitem__)
         # Each receipt is settled (audited, its checkpoint kept, the ledger marked) as it
-        # arrives: one that came in is recorded even if the transfer fails after it.
+        # arrives, in the transfer's batch: one that came in is recorded even if the
+        # transfer fails after it. Our receipts leave once what they vouch for is committed.
         settler = ReceiptSettler(
             batch, mou=self.mou, clock=self.clock, queue=self.queue, audit=self.audit
         )
@@ -729,62 +754,44 @@ class Agency:
             batch.sealed,
             receiver.store_one,
             idle_timeout,
-            encode=self._handing_over(session, session_id),
+            encode=self._handing_over(session_id, session.labels.own_output),
             on_answer=settler.settle,
+            batch=Batch(self.audit, self.store, self.queue),  # the audit log commits first
         )
         if progress is not None:
             progress("releases sent", len(batch.sealed), len(batch.sealed))
-        verified, refused_by_peer = settler.finish(transferred.answers)
-        categories = {r.record_id: r.category.value for r in side.records}
-        matches_file = write_matches(
-            self.workdir / "matches", decision, batch.fates, categories, receiver.inbound
-        )
-        fates = Counter(f.fate.value for f in batch.fates)
-        received = Counter(got.category for got in receiver.accepted)
-        fields = {
-            "released": dict(sorted(Counter(s.category for s in batch.sealed).items())),
-            "queued": fates["queued"],
-            "pending": fates["pending"],
-            "denied": fates["denied"],
-            "delivered_before": fates["delivered"],
-            "received": dict(sorted(received.items())),
-            "received_before": sum(1 for got in receiver.accepted if got.status == "held-before"),
-            "overdue": len(overdue),
-            "refused_by_us": receiver.refused,
-            "receipts_verified": verified,
-            "refused_by_peer": refused_by_peer,
-            "matches_file": str(matches_file),
-        }
-        return {"released": len(batch.sealed), "received": received.total(), "fields": fields}
+        settled = settler.finish(transferred.answers)
+        return transfer_counts(self.workdir, decision, side, batch, receiver, overdue, settled)
 
     def _handing_over(
-        self, session: PsiSession, session_id: bytes
+        self, session_id: bytes, output_of: Callable[[bytes], bytes]
     ) -> Callable[[SealedRelease], bytes]:
         """Label each release for the peer (spec §10.2) as the transfer takes it to send, and
         audit it then as ``RELEASE_SENT`` (before the peer answers): a release that may have
         left is audited even if the peer hangs up before answering it."""
 
         def encode(sealed: SealedRelease) -> bytes:
-            return self.hand_over(sealed, session_id, session.labels.own_output)
+            return self.hand_over(sealed, session_id, output_of)
 
         return encode
 
     def release(self, decision: Decision, records: Iterable[PersonRecord]) -> ReleaseBatch:
         """:func:`~xlink.release.release_decided` for ``decision`` with this agency's MOU,
         keys, outbound ledger, audit log, clock and randomness (the exchange and the query
-        holder both release through it)."""
-        return release_decided(
-            decision,
-            records,
-            mou=self.mou,
-            originator=self.agency_id,
-            signing_key=self.keys.signing_key,
-            handle_key=self._handle_key(),
-            rng=self.rng,
-            now=self.clock(),
-            queue=self.queue,
-            audit=self.audit,
-        )
+        holder both release through it). The ledger and the audit log each commit once."""
+        with Batch(self.audit, self.queue):
+            return release_decided(
+                decision,
+                records,
+                mou=self.mou,
+                originator=self.agency_id,
+                signing_key=self.keys.signing_key,
+                handle_key=self._handle_key(),
+                rng=self.rng,
+                now=self.clock(),
+                queue=self.queue,
+                audit=self.audit,
+            )
 
     def hand_over(
         self, sealed: SealedRelease, session_id: bytes, output_of: Callable[[bytes], bytes]

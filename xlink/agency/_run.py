@@ -41,10 +41,12 @@ async def run_agency(
     idle_timeout: float = 60.0,
     on_listening: Callable[[int], object] | None = None,
     progress: ProgressFn | None = None,
+    workers: int | None = None,
 ) -> AgencyOutcome:
     """:meth:`Agency.open` on ``workdir``, :meth:`Agency.prepare` ``files``, then
     :meth:`Agency.serve` on ``host:port`` (``serve``: responder) or :meth:`Agency.match` to it
-    (``match``: initiator). Raises what those raise."""
+    (``match``: initiator); ``workers`` as for :meth:`Agency.open`. Raises what those
+    raise."""
     with Agency.open(
         workdir,
         agency=agency,
@@ -54,6 +56,7 @@ async def run_agency(
         peer_bundle_path=peer_bundle_path,
         clock=now_clock,
         rng=rng,
+        workers=workers,
     ) as me:
         side = me.prepare(
             files,

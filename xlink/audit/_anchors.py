@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
@@ -85,11 +85,26 @@ class PublishedCheckpoint:
 
     audit_key: VerifyKey
     checkpoint: Checkpoint
+    _verified: bool = field(default=False, init=False, repr=False, compare=False)
+    """Set once :meth:`verify` succeeded (both members are immutable), or by the log that
+    signed it just now with the key it names (:meth:`AuditLog.publish
+    <xlink.audit.AuditLog.publish>`): a receipt's checkpoint is checked once on each side."""
 
     def verify(self) -> None:
         """Raise :class:`~xlink.errors.DecryptionError` unless the signature verifies with
-        :attr:`audit_key`."""
+        :attr:`audit_key` (checked once per object)."""
+        if self._verified:
+            return
         self.audit_key.verify(self.checkpoint.signature, self.checkpoint.message())
+        object.__setattr__(self, "_verified", True)
+
+    @classmethod
+    def signed_now(cls, audit_key: VerifyKey, checkpoint: Checkpoint) -> PublishedCheckpoint:
+        """``checkpoint`` as the log publishes it right after signing it with the private half
+        of ``audit_key``: valid by construction, so not verified again."""
+        published = cls(audit_key, checkpoint)
+        object.__setattr__(published, "_verified", True)
+        return published
 
     def to_json(self) -> dict[str, object]:
         cp = self.checkpoint

@@ -227,14 +227,22 @@ class AuditLog(SqliteStore):
     def checkpoint(self, *, now: datetime) -> Checkpoint | None:
         """Sign a checkpoint at the current head unless it already has one; return the
         checkpoint at the head (``None`` for an empty log)."""
+        return self._checkpoint_head(now)[0]
+
+    def _checkpoint_head(self, now: datetime) -> tuple[Checkpoint | None, bool]:
+        """:meth:`checkpoint`, and whether it was signed in this call."""
         key = self._writable_key()
         time_us = to_micros(now)
         with self._transaction():
             seq, head = self._head()
             last_cp = self._last_checkpoint_seq()
             if seq != 0 and last_cp != seq:
-                self._sign(key, seq, head, time_us, last_cp)
-        return self.last_checkpoint()
+                signature = self._sign(key, seq, head, time_us, last_cp)
+                made = Checkpoint(
+                    seq, head, from_micros(time_us), last_cp, self._interval, signature
+                )
+                return made, True
+        return self.last_checkpoint(), False
 
     def publish(self, *, now: datetime) -> PublishedCheckpoint | None:
         """Sign a checkpoint at the head (:meth:`checkpoint`) and return it with this log's
@@ -243,8 +251,12 @@ class AuditLog(SqliteStore):
         from xlink.audit._anchors import PublishedCheckpoint  # _anchors builds on this module
 
         key = self._writable_key()
-        checkpoint = self.checkpoint(now=now)
-        return None if checkpoint is None else PublishedCheckpoint(key.verify_key, checkpoint)
+        checkpoint, signed_now = self._checkpoint_head(now)
+        if checkpoint is None:
+            return None
+        if signed_now:  # signed by ``key`` just now: nothing to check
+            return PublishedCheckpoint.signed_now(key.verify_key, checkpoint)
+        return PublishedCheckpoint(key.verify_key, checkpoint)
 
     def keep_partner_checkpoint(
         self,
@@ -424,10 +436,12 @@ class AuditLog(SqliteStore):
         row = self._conn.execute("SELECT MAX(seq) FROM audit_checkpoints").fetchone()
         return 0 if row is None or row[0] is None else int(row[0])
 
-    def _sign(self, key: SigningKey, seq: int, head: bytes, time_us: int, prev_seq: int) -> None:
+    def _sign(self, key: SigningKey, seq: int, head: bytes, time_us: int, prev_seq: int) -> bytes:
         message = checkpoint_message(seq, head, time_us, prev_seq, self._interval)
+        signature = key.sign(message)
         self._conn.execute(
             "INSERT INTO audit_checkpoints (seq, head_hash, time_us, prev_seq, interval,"
             " signature) VALUES (?, ?, ?, ?, ?, ?)",
-            (seq, head, time_us, prev_seq, self._interval, key.sign(message)),
+            (seq, head, time_us, prev_seq, self._interval, signature),
         )
+        return signature

@@ -184,7 +184,7 @@ def _redecide(args: argparse.Namespace, schema: LinkageSchema) -> dict[str, Any]
         pairs_path=Path(args.pairs) if args.pairs else None,
         links=args.links,
     )
-    figures["candidate_pairs"] = len(candidates.pairs)
+    figures["candidate_pairs"] = len(candidates)
     figures["decide_s"] = round(time.perf_counter() - start, 3)
     figures["fitted_schema"] = fitted
     return figures

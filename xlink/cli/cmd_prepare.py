@@ -35,6 +35,13 @@ def register(sub: Any) -> None:
         "--duplicate-threshold", type=float, default=0.85, help="report pairs at or above this"
     )
     p.add_argument("--no-duplicates", action="store_true", help="skip the duplicate report")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes to derive match tokens in (default: one per core for 20,000 records "
+        "or more; the tokens are the same whatever N)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 when any row was rejected")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(handler=run)
@@ -46,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     schema = load_schema(args.schema) if args.schema else load_default_schema()
     if args.mapping is not None and len(args.mapping) != len(args.files):
         raise SystemExit("xlink prepare: give --mapping once per FILE, or not at all")
+    if args.workers is not None and args.workers < 1:
+        raise SystemExit("xlink prepare: --workers must be at least 1")
     with progress_reporter(not args.json) as reporter:
         side = prepare_side(
             args.files,
@@ -55,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             bad_field=args.bad_field,
             rejects_dir=args.rejects_dir,
             progress=reporter,
+            workers=args.workers,
         )
         duplicates: list[DuplicatePair] = []
         if not args.no_duplicates:

@@ -235,6 +235,7 @@ async def _serve(args: argparse.Namespace, passphrase: bytes) -> int:
                 date_order=args.date_order,
                 bad_field=args.bad_field,
                 progress=report,
+                psi=False,
             )
             started = time.perf_counter()
             # The table is built (or brought up to date) and saved here, for its summary;
@@ -343,6 +344,7 @@ async def _ask(
                 date_order=date_order,
                 bad_field=bad_field,
                 progress=report,
+                psi=False,
             )
             if single:
                 _check_single(side, traveller_source or {})

@@ -57,9 +57,22 @@ def host_port(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def worker_count(text: str) -> int:
+    """argparse type: a worker count of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("expected a whole number of at least 1")
+    return int(text)
+
+
 def add_exchange_options(p: argparse.ArgumentParser) -> None:
     add_input_options(p, "this agency's input files (CSV or JSON Lines)")
     add_agency_options(p)
+    p.add_argument(
+        "--workers",
+        type=worker_count,
+        metavar="N",
+        help="processes for hashing and blinding (default: every core this process may use)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -163,6 +176,7 @@ def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int
                 idle_timeout=args.timeout,
                 on_listening=listening,
                 progress=report,
+                workers=args.workers,
             )
         )
     finally:

@@ -34,6 +34,7 @@ from xlink.linkage.scoring import ONE_TO_ONE, fellegi_sunter_score, one_to_one_m
 __all__ = [
     "MIN_DEV_PRECISION",
     "LabelledPair",
+    "LabelledPairs",
     "LinkageQuality",
     "choose_thresholds",
     "fit_logistic_weights",
@@ -63,6 +64,56 @@ class LabelledPair:
     true: bool
     dev: bool
     disagree: frozenset[str] = frozenset()
+
+
+Bools = npt.NDArray[np.bool_]
+Ints = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LabelledPairs:
+    """Labelled candidate pairs in columns (what the fitting works on; a list of
+    :class:`LabelledPair` is turned into one, :meth:`of`).
+
+    Pair ``i`` is left record ``left_ids[left[i]]``, right record ``right_ids[right[i]]``,
+    agreeing keys ``patterns[pattern[i]][0]`` and disagreeing keys ``patterns[pattern[i]][1]``
+    (as :attr:`LabelledPair.disagree`), a true link when ``true[i]``, in the development split
+    when ``dev[i]``. Equal ids have one code, different ids different codes.
+    """
+
+    left: Ints
+    right: Ints
+    pattern: Ints
+    patterns: tuple[tuple[frozenset[str], frozenset[str]], ...]
+    true: Bools
+    dev: Bools
+    left_ids: Sequence[str]
+    right_ids: Sequence[str]
+
+    def __len__(self) -> int:
+        return len(self.left)
+
+    @classmethod
+    def of(cls, pairs: Sequence[LabelledPair] | LabelledPairs) -> LabelledPairs:
+        """``pairs`` in columns (returned as they are if they already are)."""
+        if isinstance(pairs, LabelledPairs):
+            return pairs
+        left: dict[str, int] = {}
+        right: dict[str, int] = {}
+        index: dict[tuple[frozenset[str], frozenset[str]], int] = {}
+        n = len(pairs)
+        columns = np.empty((3, n), dtype=np.int64)
+        true = np.empty(n, dtype=np.bool_)
+        dev = np.empty(n, dtype=np.bool_)
+        for i, p in enumerate(pairs):
+            columns[0, i] = left.setdefault(p.left_id, len(left))
+            columns[1, i] = right.setdefault(p.right_id, len(right))
+            columns[2, i] = index.setdefault((p.keys, p.disagree), len(index))
+            true[i], dev[i] = p.true, p.dev
+        return cls(
+            columns[0].copy(), columns[1].copy(), columns[2].copy(), tuple(index), true, dev,
+            tuple(left), tuple(right),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +154,7 @@ def _sig_floor(value: float) -> float:
 
 def fit_weights(
     schema: LinkageSchema,
-    pairs: Sequence[LabelledPair],
+    pairs: Sequence[LabelledPair] | LabelledPairs,
     *,
     dev_true_links: int,
     dev_left_records: int,
@@ -122,22 +173,23 @@ def fit_weights(
     valid; its weight is then 1 bit). Values are rounded to 4 significant digits.
     """
     non_links = max(dev_left_records * right_records - dev_true_links, 1)
+    data = LabelledPairs.of(pairs)
+    size = len(data.patterns)
+    dev_true = np.bincount(data.pattern[data.dev & data.true], minlength=size)
+    dev_false = np.bincount(data.pattern[data.dev & ~data.true], minlength=size)
     keys = []
     for recipe in schema.keys:
-        agree_true = agree_false = 0
-        for p in pairs:
-            if p.dev and recipe.name in p.keys:
-                if p.true:
-                    agree_true += 1
-                else:
-                    agree_false += 1
+        has = np.array([recipe.name in k for k, _ in data.patterns], dtype=np.bool_)
+        agree_true, agree_false = int(dev_true[has].sum()), int(dev_false[has].sum())
         m = (agree_true + 0.5) / (dev_true_links + 1)
         u = min(max(agree_false, 0.5) / non_links, m / 2)
         keys.append(replace(recipe, m=_sig(m), u=_sig(u), weight=None, disagreement_weight=None))
     return replace(schema, keys=tuple(keys))
 
 
-def fit_logistic_weights(schema: LinkageSchema, pairs: Sequence[LabelledPair]) -> LinkageSchema:
+def fit_logistic_weights(
+    schema: LinkageSchema, pairs: Sequence[LabelledPair] | LabelledPairs
+) -> LinkageSchema:
     """``schema`` with every key's ``weight`` and ``disagreement_weight`` fitted by
     L2-regularised logistic regression (scikit-learn, ``C = 1``) on the development candidate
     pairs: two 0/1 features per key (did it agree; did it disagree, :attr:`LabelledPair.
@@ -148,24 +200,27 @@ def fit_logistic_weights(schema: LinkageSchema, pairs: Sequence[LabelledPair]) -
     Raises :class:`~xlink.errors.EvaluationError` unless the development pairs contain both
     true and false pairs.
     """
-    import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     names = schema.key_names
-    dev = [p for p in pairs if p.dev]
-    labels = np.fromiter((p.true for p in dev), dtype=np.bool_, count=len(dev))
+    data = LabelledPairs.of(pairs)
+    dev = np.flatnonzero(data.dev)
+    labels = data.true[dev]
     if labels.all() or not labels.any():
         raise EvaluationError(
             "cannot fit weights: the development split needs both true and false candidate pairs"
         )
     k = len(names)
-    features = np.zeros((len(dev), 2 * k), dtype=np.float64)
     column = {name: j for j, name in enumerate(names)}
-    for i, p in enumerate(dev):
-        for key in p.keys:
-            features[i, column[key]] = 1.0
-        for key in p.disagree - p.keys:
-            features[i, k + column[key]] = 1.0
+    rows = np.zeros((len(data.patterns), 2 * k), dtype=np.float64)  # one per pattern
+    for i in np.unique(data.pattern[dev]).tolist():
+        agreeing, disagreeing = data.patterns[i]
+        for key in agreeing:
+            rows[i, column[key]] = 1.0
+        for key in disagreeing - agreeing:
+            rows[i, k + column[key]] = 1.0
+    features = rows[data.pattern[dev]]
+    del dev
     model = LogisticRegression(C=1.0, max_iter=5000).fit(features, labels)
     coef = model.coef_[0]
     keys = tuple(
@@ -196,7 +251,7 @@ def _sweep(
 
 
 def choose_thresholds(
-    pairs: Sequence[LabelledPair],
+    pairs: Sequence[LabelledPair] | LabelledPairs,
     schema: LinkageSchema,
     dev_true_links: int,
     *,
@@ -223,26 +278,16 @@ def choose_thresholds(
     """
     weights = schema.weights()
     disagreement = schema.disagreement_weights()
-    cache: dict[tuple[frozenset[str], frozenset[str]], float] = {}
-    left_codes: dict[str, int] = {}
-    right_codes: dict[str, int] = {}
-    n = len(pairs)
-    left = np.empty(n, dtype=np.int64)
-    right = np.empty(n, dtype=np.int64)
-    score = np.empty(n, dtype=np.float64)
-    true = np.empty(n, dtype=np.bool_)
-    dev = np.empty(n, dtype=np.bool_)
-    for i, p in enumerate(pairs):
-        pattern = (p.keys, p.disagree)
-        s = cache.get(pattern)
-        if s is None:
-            s = cache[pattern] = fellegi_sunter_score(p.keys, weights, p.disagree, disagreement)
-        left[i] = left_codes.setdefault(p.left_id, len(left_codes))
-        right[i] = right_codes.setdefault(p.right_id, len(right_codes))
-        score[i], true[i], dev[i] = s, p.true, p.dev
+    data = LabelledPairs.of(pairs)
+    pattern_score = np.array(
+        [fellegi_sunter_score(k, weights, d, disagreement) for k, d in data.patterns],
+        dtype=np.float64,
+    )
+    left, right, true, dev = data.left, data.right, data.true, data.dev
+    score = pattern_score[data.pattern]
     # One row per (left, right), its highest score, as one_to_one merges repeats.
     order = np.argsort(-score, kind="stable")
-    _, first = np.unique(left[order] * len(right_codes) + right[order], return_index=True)
+    _, first = np.unique(left[order] * len(data.right_ids) + right[order], return_index=True)
     rows = np.sort(order[first])
     left, right, score, true, dev = left[rows], right[rows], score[rows], true[rows], dev[rows]
     true_scores = np.sort(score[true & dev])

@@ -14,19 +14,26 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from xlink._pair_columns import KeySets, PairColumns, id_codes, pair_columns
 from xlink.decide import ESTIMATED, FIXED, Decision, decide, pattern_scorer
 from xlink.errors import EvaluationError
 from xlink.evaluation.datasets import Split
 from xlink.evaluation.fitting import (
     MIN_DEV_PRECISION,
     LabelledPair,
+    LabelledPairs,
     LinkageQuality,
     choose_thresholds,
     fit_logistic_weights,
@@ -65,17 +72,36 @@ PAIR_COLUMNS = (
     "split",
 )
 _KEY_SEP = " "
+_CHUNK = 1 << 16  # pairs per block when pairs are turned into rows or objects
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Candidates:
-    """Candidate pairs held in a list (a :class:`~xlink.decide.CandidateSource`)."""
+    """Candidate pairs held in columns (a :class:`~xlink.decide.CandidateSource` that
+    :func:`~xlink.decide.decide` reads without a Python object per pair)."""
 
     session_id: bytes
-    pairs: tuple[CandidatePair, ...]
+    columns: PairColumns
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def pair_columns(self) -> PairColumns:
+        return self.columns
 
     def iter_pairs(self) -> Iterator[CandidatePair]:
-        return iter(self.pairs)
+        c = self.columns
+        for start in range(0, len(c), _CHUNK):
+            rows = np.arange(start, min(start + _CHUNK, len(c)), dtype=np.int64)
+            for left, ref, pattern, handles in zip(
+                c.left[rows].tolist(),
+                c.ref[rows].tolist(),
+                c.pattern[rows].tolist(),
+                c.handles_of(rows),
+                strict=True,
+            ):
+                agreeing, both = c.patterns[pattern]
+                yield CandidatePair(c.left_ids[left], ref, agreeing, handles, both, both)
 
 
 def _figures(q: LinkageQuality) -> dict[str, Any]:
@@ -88,7 +114,7 @@ def _figures(q: LinkageQuality) -> dict[str, Any]:
 def _fit(
     fit: str,
     schema: LinkageSchema,
-    pairs: Sequence[LabelledPair],
+    pairs: LabelledPairs,
     dev_truth: int,
     dev_left: int,
     right_records: int,
@@ -140,21 +166,12 @@ def judge(
     """
     if fit not in FITS:
         raise ValueError(f"unknown fit {fit!r}")
-    pairs = list(candidates.iter_pairs())
-    labelled = [
-        LabelledPair(
-            p.local_record_id,
-            right_id(p.peer_ref),
-            p.agreeing_keys,
-            (p.local_record_id, right_id(p.peer_ref)) in truth,
-            split_of(p.local_record_id) is Split.DEV,
-            disagree=p.disagreeing_keys,
-        )
-        for p in pairs
-    ]
+    columns = pair_columns(candidates)
+    source = Candidates(candidates.session_id, columns)
+    labelled = _labelled(columns, right_id, truth, split_of)
     by_split = {split: {t for t in truth if split_of(t[0]) is split} for split in Split}
     if fit == ESTIMATED:
-        decision = decide(candidates, schema, weights=ESTIMATED, links=links)
+        decision = decide(source, schema, weights=ESTIMATED, links=links)
     else:
         if fit != "schema":
             schema = _fit(
@@ -167,13 +184,11 @@ def judge(
                 precision_floor,
                 links,
             )
-        decision = decide(candidates, schema, weights=FIXED, links=links)
+        decision = decide(source, schema, weights=FIXED, links=links)
+    del source, columns
     decided = {(m.local_record_id, right_id(m.peer_ref)) for m in decision.matches}
     scorer = pattern_scorer(schema, decision.estimate)
-
-    def score(p: LabelledPair) -> float:
-        return scorer(p.keys, p.disagree - p.keys)
-
+    scores = _scores(labelled, scorer)
     figures_by = {
         split: quality((d for d in decided if split_of(d[0]) is split), by_split[split])
         for split in Split
@@ -182,7 +197,7 @@ def judge(
         **_figures(figures_by[Split.HELDOUT]),
         "dev": _figures(figures_by[Split.DEV]),
         "all": _figures(quality(decided, set(truth))),
-        "losses": _losses(labelled, decided, truth, loaded, score, decision.threshold),
+        "losses": _losses(labelled, scores, decided, truth, loaded, decision.threshold),
         "weights": fit,
         "links": links,
         "threshold": decision.threshold,
@@ -193,21 +208,82 @@ def judge(
     if decision.estimate_note is not None:
         figures["estimate_note"] = decision.estimate_note
     if pairs_path is not None:
-        write_pairs(pairs_path, labelled, schema.key_names, score, decision.threshold, decided)
+        write_pairs(pairs_path, labelled, schema.key_names, scorer, decision.threshold, decided)
     return figures, schema, decision
 
 
+def _labelled(
+    columns: PairColumns,
+    right_id: Callable[[int], str],
+    truth: frozenset[tuple[str, str]],
+    split_of: Callable[[str], Split],
+) -> LabelledPairs:
+    """The candidate pairs as the evaluator sees them: right ids resolved (once per peer
+    reference), truth and split attached, in columns."""
+    refs = np.unique(columns.ref)
+    codes, right_ids = id_codes([right_id(r) for r in refs.tolist()])
+    right = codes[np.searchsorted(refs, columns.ref)]
+    del refs, codes
+    true = _member(columns.left, right, columns.left_ids, right_ids, truth)
+    dev_of = np.array([split_of(i) is Split.DEV for i in columns.left_ids], dtype=np.bool_)
+    return LabelledPairs(
+        left=columns.left,
+        right=right,
+        pattern=columns.pattern,
+        patterns=tuple((agreeing, both - agreeing) for agreeing, both in columns.patterns),
+        true=true,
+        dev=dev_of[columns.left],
+        left_ids=columns.left_ids,
+        right_ids=right_ids,
+    )
+
+
+def _member(
+    left: npt.NDArray[np.int64],
+    right: npt.NDArray[np.int64],
+    left_ids: Sequence[str],
+    right_ids: Sequence[str],
+    links: Iterable[tuple[str, str]],
+) -> npt.NDArray[np.bool_]:
+    """Whether each pair ``(left_ids[left[i]], right_ids[right[i]])`` is one of ``links``."""
+    left_code = {s: i for i, s in enumerate(left_ids)}
+    right_code = {s: i for i, s in enumerate(right_ids)}
+    width = max(len(right_ids), 1)
+    wanted = np.array(
+        [
+            left_code[a] * width + right_code[b]
+            for a, b in links
+            if a in left_code and b in right_code
+        ],
+        dtype=np.int64,
+    )
+    return np.isin(left * width + right, wanted)
+
+
+def _scores(
+    pairs: LabelledPairs, scorer: Callable[[frozenset[str], frozenset[str]], float]
+) -> npt.NDArray[np.float64]:
+    """Each pattern's score (agreeing keys, disagreeing keys)."""
+    return np.array([scorer(k, d - k) for k, d in pairs.patterns], dtype=np.float64)
+
+
 def _losses(
-    pairs: Sequence[LabelledPair],
+    pairs: LabelledPairs,
+    scores: npt.NDArray[np.float64],
     decided: set[tuple[str, str]],
     truth: frozenset[tuple[str, str]],
     loaded: tuple[frozenset[str], frozenset[str]] | None,
-    score: Callable[[LabelledPair], float],
     threshold: float,
 ) -> dict[str, int]:
     """Each true link counted once, under the first stage that lost it; and the false
-    matches. Without ``loaded``, ``rejected`` is folded into ``no_shared_token``."""
-    candidate = {(p.left_id, p.right_id): score(p) for p in pairs if p.true}
+    matches. Without ``loaded``, ``rejected`` is folded into ``no_shared_token``.
+    ``scores`` are the patterns' scores."""
+    candidate = {
+        (pairs.left_ids[pairs.left[i]], pairs.right_ids[pairs.right[i]]): float(
+            scores[pairs.pattern[i]]
+        )
+        for i in np.flatnonzero(pairs.true).tolist()
+    }
     counts = dict.fromkeys(LOSSES, 0)
     for link in truth:
         if link in decided:
@@ -223,44 +299,71 @@ def _losses(
     return {**counts, "false_matches": len(decided - truth)}
 
 
+_DECISIONS = ("match", "below_threshold", "not_best")
+
+
 def write_pairs(
     path: Path,
-    pairs: Sequence[LabelledPair],
+    pairs: LabelledPairs | Sequence[LabelledPair],
     key_names: Sequence[str],
-    score: Callable[[LabelledPair], float],
+    score: Callable[[frozenset[str], frozenset[str]], float],
     threshold: float,
     decided: set[tuple[str, str]],
 ) -> None:
-    """Write every candidate pair (:data:`PAIR_COLUMNS`), atomically and owner-only (the ids
-    are the data set's). Key lists are space-separated; ``decision`` is ``match``,
-    ``below_threshold`` or ``not_best`` (at or above the threshold, refused by the one-to-one
-    step); ``true`` is 1 or 0."""
+    """Write every candidate pair (:data:`PAIR_COLUMNS`), sorted by left then right id,
+    atomically and owner-only (the ids are the data set's). ``score`` scores a pattern
+    (agreeing keys, disagreeing keys: :func:`~xlink.decide.pattern_scorer`). Key lists are
+    space-separated; ``decision`` is ``match``, ``below_threshold`` or ``not_best`` (at or
+    above the threshold, refused by the one-to-one step); ``true`` is 1 or 0.
+
+    Each distinct id, and each combination of pattern, decision, truth and split, is put in
+    CSV form once (by :mod:`csv`, whose quoting is per field); a row joins three of them, and
+    rows are written a block at a time, with no Python object held per pair."""
+    data = LabelledPairs.of(pairs)
     every = frozenset(key_names)
+    below = np.zeros(len(data.patterns), dtype=np.bool_)
+    rest: list[str] = []  # per (pattern, decision, true, split): those fields, as CSV
+    for j, (keys, disagree_all) in enumerate(data.patterns):
+        disagree = disagree_all - keys
+        value = score(keys, disagree)
+        below[j] = value < threshold
+        texts = (
+            _KEY_SEP.join(sorted(keys)),
+            _KEY_SEP.join(sorted(disagree)),
+            _KEY_SEP.join(sorted(every - keys - disagree)),
+            f"{value:.6g}",
+        )
+        rest.extend(
+            _csv_row((*texts, decision, true, split))
+            for decision in _DECISIONS
+            for true in (0, 1)
+            for split in ("heldout", "dev")
+        )
+    match = _member(data.left, data.right, data.left_ids, data.right_ids, decided)
+    kind = np.where(match, 0, np.where(below[data.pattern], 1, 2))
+    kind = ((data.pattern * 3 + kind) * 2 + data.true) * 2 + data.dev
+    del match
+    left_rank = id_codes(data.left_ids)[0]
+    right_rank = id_codes(data.right_ids)[0]
+    order = np.lexsort((right_rank[data.right], left_rank[data.left]))  # stable, as sorted()
+    del left_rank, right_rank
+    lefts = [_csv_field(i) for i in data.left_ids]
+    rights = [_csv_field(i) for i in data.right_ids]
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(PAIR_COLUMNS)
-            for p in sorted(pairs, key=lambda p: (p.left_id, p.right_id)):
-                value = score(p)
-                if (p.left_id, p.right_id) in decided:
-                    decision = "match"
-                elif value < threshold:
-                    decision = "below_threshold"
-                else:
-                    decision = "not_best"
-                disagree = p.disagree - p.keys
-                writer.writerow(
-                    (
-                        p.left_id,
-                        p.right_id,
-                        _KEY_SEP.join(sorted(p.keys)),
-                        _KEY_SEP.join(sorted(disagree)),
-                        _KEY_SEP.join(sorted(every - p.keys - disagree)),
-                        f"{value:.6g}",
-                        decision,
-                        int(p.true),
-                        "dev" if p.dev else "heldout",
+            out.write(_csv_row(PAIR_COLUMNS) + "\n")
+            for start in range(0, len(order), _CHUNK):
+                rows = order[start : start + _CHUNK]
+                out.write(
+                    "".join(
+                        f"{lefts[left]},{rights[right]},{rest[k]}\n"
+                        for left, right, k in zip(
+                            data.left[rows].tolist(),
+                            data.right[rows].tolist(),
+                            kind[rows].tolist(),
+                            strict=True,
+                        )
                     )
                 )
         os.replace(tmp, path)
@@ -270,47 +373,115 @@ def write_pairs(
         raise
 
 
+def _csv_row(fields: Sequence[object]) -> str:
+    """``fields`` as one CSV row (the default dialect), without its line end."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(fields)
+    return buffer.getvalue()[:-1]
+
+
+def _csv_field(value: str) -> str:
+    """``value`` as a field of a CSV row of several fields (quoted only if it must be)."""
+    return _csv_row((value, ""))[:-1]
+
+
 def read_pairs(
     path: Path, schema: LinkageSchema
 ) -> tuple[Candidates, tuple[str, ...], Mapping[str, Split]]:
-    """A pairs file as candidate pairs (their ``peer_ref`` indexes the right ids returned),
+    """A pairs file as candidate pairs (their ``peer_ref`` s index the right ids returned),
     the right ids, and the split of each left id it names. Scores, decisions and truth in
     the file are ignored: they are computed again.
 
     Raises :class:`~xlink.errors.EvaluationError` for a file that cannot be read, a wrong
     header, or a key the schema does not name (with the line).
     """
-    names = frozenset(schema.key_names)
-    right_ids: dict[str, int] = {}
-    split: dict[str, Split] = {}
-    out: list[CandidatePair] = []
-    shared: dict[str, frozenset[str]] = {}
-    seen: set[tuple[str, str]] = set()
+    reader = _PairsReader(path.name, frozenset(schema.key_names))
     try:
         with path.open(encoding="utf-8", newline="") as handle:
-            rows = csv.reader(handle)
-            if tuple(next(rows, ())) != PAIR_COLUMNS:
-                raise EvaluationError(f"{path.name}: not a pairs file (wrong header)")
-            for line, row in enumerate(rows, start=2):
-                if len(row) != len(PAIR_COLUMNS) or row[8] not in ("dev", "heldout"):
-                    raise EvaluationError(f"{path.name}: line {line}: malformed row")
-                agree = shared.setdefault(row[2], frozenset(row[2].split()))
-                disagree = shared.setdefault(row[3], frozenset(row[3].split()))
-                if not (agree | disagree) <= names:
-                    raise EvaluationError(
-                        f"{path.name}: line {line}: a key the schema does not name"
-                    )
-                if (row[0], row[1]) in seen:
-                    raise EvaluationError(f"{path.name}: line {line}: a pair listed twice")
-                seen.add((row[0], row[1]))
-                if split.get(row[0], Split(row[8])) is not Split(row[8]):
-                    raise EvaluationError(f"{path.name}: line {line}: a left record in two splits")
-                ref = right_ids.setdefault(row[1], len(right_ids))
-                both = agree | disagree
-                out.append(CandidatePair(row[0], ref, agree, (), both, both))
-                split[row[0]] = Split(row[8])
+            reader.read(csv.reader(handle))
     except OSError as exc:
+        reader.check_repeats()
         raise EvaluationError(f"{path.name}: cannot read ({exc.strerror})") from None
     except (UnicodeDecodeError, csv.Error):
+        reader.check_repeats()
         raise EvaluationError(f"{path.name}: not a UTF-8 CSV file") from None
-    return Candidates(b"", tuple(out)), tuple(right_ids), split
+    reader.check_repeats()
+    return reader.result()
+
+
+class _PairsReader:
+    """:func:`read_pairs` one row at a time into columns. A pair listed twice is found by
+    sorting, before any later error is reported (so the first bad line is the one named)."""
+
+    def __init__(self, name: str, names: frozenset[str]) -> None:
+        self.name = name
+        self.names = names
+        self.left_ids: dict[str, int] = {}
+        self.right_ids: dict[str, int] = {}
+        self.split: dict[str, Split] = {}
+        self.left, self.right, self.pattern = array("q"), array("q"), array("q")
+        self.kinds: dict[tuple[str, str], int] = {}  # (agreeing, disagreeing) text -> pattern
+        self.patterns: dict[KeySets, int] = {}
+
+    def fail(self, line: int, reason: str) -> EvaluationError:
+        self.check_repeats()
+        return EvaluationError(f"{self.name}: line {line}: {reason}")
+
+    def read(self, rows: Iterator[list[str]]) -> None:
+        if tuple(next(rows, ())) != PAIR_COLUMNS:
+            raise EvaluationError(f"{self.name}: not a pairs file (wrong header)")
+        splits = {s.value: s for s in Split}
+        shared: dict[str, frozenset[str]] = {}
+        for line, row in enumerate(rows, start=2):
+            if len(row) != len(PAIR_COLUMNS) or row[8] not in ("dev", "heldout"):
+                raise self.fail(line, "malformed row")
+            kind = self.kinds.get((row[2], row[3]))
+            if kind is None:
+                agree = shared.setdefault(row[2], frozenset(row[2].split()))
+                disagree = shared.setdefault(row[3], frozenset(row[3].split()))
+                if not (agree | disagree) <= self.names:
+                    raise self.fail(line, "a key the schema does not name")
+                both = agree | disagree
+                kind = self.patterns.setdefault((agree, both), len(self.patterns))
+                self.kinds[(row[2], row[3])] = kind
+            self.left.append(self.left_ids.setdefault(row[0], len(self.left_ids)))
+            self.right.append(self.right_ids.setdefault(row[1], len(self.right_ids)))
+            self.pattern.append(kind)
+            split = splits[row[8]]
+            if self.split.setdefault(row[0], split) is not split:
+                raise self.fail(line, "a left record in two splits")
+
+    def check_repeats(self) -> None:
+        """Raise for the first line that repeats an earlier line's pair, if any."""
+        if len(self.left) < 2:
+            return
+        left = np.frombuffer(self.left, dtype=np.int64)
+        right = np.frombuffer(self.right, dtype=np.int64)
+        key = left * len(self.right_ids) + right
+        order = np.argsort(key, kind="stable")
+        ordered = key[order]
+        again = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1
+        if len(again):
+            line = int(order[again].min()) + 2
+            raise EvaluationError(f"{self.name}: line {line}: a pair listed twice")
+
+    def result(self) -> tuple[Candidates, tuple[str, ...], Mapping[str, Split]]:
+        ranks, left_ids = id_codes(list(self.left_ids))
+        n = len(self.left)
+        columns = PairColumns(
+            left=ranks[np.frombuffer(self.left, dtype=np.int64)] if n else _none(),
+            left_ids=left_ids,
+            ref=np.frombuffer(self.right, dtype=np.int64).copy() if n else _none(),
+            pattern=np.frombuffer(self.pattern, dtype=np.int64).copy() if n else _none(),
+            patterns=tuple(self.patterns),
+            handles_of=_no_handles,
+        )
+        return Candidates(b"", columns), tuple(self.right_ids), self.split
+
+
+def _none() -> npt.NDArray[np.int64]:
+    return np.zeros(0, dtype=np.int64)
+
+
+def _no_handles(rows: npt.NDArray[np.int64]) -> list[tuple[bytes, ...]]:
+    return [()] * len(rows)

@@ -61,6 +61,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xlink.errors import EstimationError
+from xlink.linkage._dominance import distinct_rows, dominated_on
 from xlink.linkage.fields import Field
 from xlink.linkage.schema import KeyRecipe, LinkageSchema
 from xlink.linkage.scoring import BEST_OF_EITHER, ONE_TO_ONE, one_to_one_mask
@@ -343,29 +344,6 @@ class LinkageEstimate:
         }
 
 
-def _dominated_on(
-    ids: npt.NDArray[np.int64], agree: npt.NDArray[np.int64]
-) -> npt.NDArray[np.bool_]:
-    """Whether each pair's agree mask is a strict subset of another mask of the same id."""
-    out = np.zeros(len(ids), dtype=np.bool_)
-    order = np.lexsort((agree, ids))
-    bounds = np.flatnonzero(np.diff(ids[order])) + 1
-    starts = np.concatenate(([0], bounds))
-    ends = np.concatenate((bounds, [len(ids)]))
-    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        if end - start < 2:
-            continue
-        rows = order[start:end]
-        masks = agree[rows]
-        distinct = np.unique(masks)
-        if len(distinct) < 2:
-            continue
-        for mask in distinct.tolist():
-            if np.any(((distinct & mask) == mask) & (distinct != mask)):
-                out[rows[masks == mask]] = True
-    return out
-
-
 def dominated_pairs(
     left: npt.ArrayLike, right: npt.ArrayLike, agree: npt.ArrayLike, links: str = ONE_TO_ONE
 ) -> npt.NDArray[np.bool_]:
@@ -378,8 +356,20 @@ def dominated_pairs(
     rights = np.asarray(right, dtype=np.int64).reshape(-1)
     masks = np.asarray(agree, dtype=np.int64).reshape(-1)
     if links == BEST_OF_EITHER:
-        return _dominated_on(lefts, masks) & _dominated_on(rights, masks)
-    return _dominated_on(lefts, masks) | _dominated_on(rights, masks)
+        return dominated_on(lefts, masks) & dominated_on(rights, masks)
+    return dominated_on(lefts, masks) | dominated_on(rights, masks)
+
+
+def _patterns(
+    presents: npt.NDArray[np.int64], agrees: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The distinct ``(present, agree)`` rows sorted, each pair's row and each row's count, as
+    ``numpy.unique`` over rows gives them (:func:`~xlink.linkage._dominance.distinct_rows`)."""
+    if not len(agrees):
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    row_of, row_present, row_agree = distinct_rows(presents, agrees)
+    counts = np.bincount(row_of, minlength=len(row_present)).astype(np.int64)
+    return np.stack([row_present, row_agree], axis=1), row_of, counts
 
 
 def _bits(masks: npt.NDArray[np.int64], keys: int) -> npt.NDArray[np.float64]:
@@ -434,9 +424,7 @@ def estimate(
             "to estimate"
         )
     model = _Model(schema)
-    rows, inverse, counts = np.unique(
-        np.stack([presents, agrees], axis=1), axis=0, return_inverse=True, return_counts=True
-    )
+    rows, inverse, counts = _patterns(presents, agrees)
     if len(rows) * len(model.combos) > MAX_CELLS:
         raise EstimationError(
             f"{len(rows)} agreement patterns over {len(model.combos)} field-state combinations; "

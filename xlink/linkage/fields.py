@@ -20,6 +20,7 @@ in docs/records-and-linkage.md §4.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -250,6 +251,15 @@ def _minhash_function(index: int, gram: bytes) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _gram_hashes(gram: str, functions: int) -> tuple[str, ...]:
+    """``_minhash_function(i, gram)`` for ``i`` in ``range(functions)``, as 16-digit lower-case
+    hex (whose order is the numbers' order): a bigram (not a name) is hashed once per run, not
+    once per value it occurs in."""
+    encoded = gram.encode("utf-8")
+    return tuple(f"{_minhash_function(i, encoded):016x}" for i in range(functions))
+
+
 def minhash_bands(value: str, bands: int, rows: int) -> tuple[str, ...]:
     """The ``bands`` LSH band values of ``value``'s bigram MinHash (``rows`` per band).
 
@@ -264,12 +274,10 @@ def minhash_bands(value: str, bands: int, rows: int) -> tuple[str, ...]:
     if not letters:
         return ()
     wrapped = f"^{letters}$"
-    grams = {wrapped[i : i + 2].encode("utf-8") for i in range(len(wrapped) - 1)}
-    mins = [min(_minhash_function(i, g) for g in grams) for i in range(bands * rows)]
-    return tuple(
-        f"{j}:" + ".".join(f"{m:016x}" for m in mins[j * rows : (j + 1) * rows])
-        for j in range(bands)
-    )
+    grams = {wrapped[i : i + 2] for i in range(len(wrapped) - 1)}  # distinct text, distinct UTF-8
+    functions = bands * rows
+    mins = list(map(min, zip(*[_gram_hashes(g, functions) for g in grams], strict=True)))
+    return tuple(f"{j}:" + ".".join(mins[j * rows : (j + 1) * rows]) for j in range(bands))
 
 
 def apply_transform(step: Transform, value: str) -> tuple[str, ...]:

@@ -43,9 +43,10 @@ from dataclasses import dataclass
 from xlink.linkage.fields import Field, FieldGroup, apply_chain
 from xlink.linkage.schema import KeyRecipe, LinkageSchema
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder, token_digest
-from xlink.records.model import PersonRecord, Sex
+from xlink.records.model import Address, BirthDate, IdentityDocument, PersonName, PersonRecord, Sex
 from xlink.records.normalise import (
     birth_date_variants_ordered,
+    clear_caches,
     normalise_code,
     normalise_document_number,
     normalise_name,
@@ -56,10 +57,21 @@ __all__ = [
     "MAX_TOKENS_PER_KEY",
     "PLACEHOLDER_GIVEN_NAMES",
     "Instance",
+    "address_instance",
+    "address_instances",
+    "birth_instances",
     "derive_match_keys",
     "derive_token_set",
+    "document_instance",
+    "document_instances",
+    "group_options",
     "iter_key_tokens",
     "key_parts",
+    "known_given",
+    "name_instances",
+    "name_swaps",
+    "nationality_instances",
+    "recipe_column",
     "record_instances",
 ]
 
@@ -109,11 +121,84 @@ PLACEHOLDER_GIVEN_NAMES = frozenset(
 )
 
 
-def _given(values: tuple[str, ...]) -> tuple[str, ...]:
+def known_given(values: tuple[str, ...]) -> tuple[str, ...]:
     """``values`` unless the name is a placeholder (:data:`PLACEHOLDER_GIVEN_NAMES`)."""
     if any(v.replace(" ", "") in PLACEHOLDER_GIVEN_NAMES for v in values):
         return ()
     return values
+
+
+def name_instances(
+    names: Iterable[PersonName], *, placeholder_names: bool = False
+) -> tuple[Instance, ...]:
+    """The :data:`~xlink.linkage.fields.FieldGroup.NAME` instances of a record's name and
+    aliases (``names``, the name first): every reading of each (see :func:`record_instances`).
+    Never raises."""
+    out: list[Instance] = []
+    for name in names:
+        for reading in normalise_name(name):
+            if placeholder_names and reading.swapped and not known_given(reading.family):
+                continue  # a placeholder read as a family name
+            given = known_given(reading.given) if placeholder_names else reading.given
+            values = {
+                Field.GIVEN: given,
+                Field.GIVEN_FIRST: reading.given_first if given else (),
+                Field.FAMILY: reading.family,
+                Field.FAMILY_PART: reading.family_parts,
+                Field.FULL_NAME: reading.full_name,
+            }
+            out.append(Instance({f: v for f, v in values.items() if v}, reading.swapped))
+    return tuple(out)
+
+
+def birth_instances(birth_date: BirthDate) -> tuple[Instance, ...]:
+    """The :data:`~xlink.linkage.fields.FieldGroup.BIRTH` instance of a birth date."""
+    dates = birth_date_variants_ordered(birth_date)
+    birth: dict[Field, tuple[str, ...]] = {
+        Field.BIRTH_DATE: dates,
+        Field.BIRTH_YEAR: (f"{birth_date.year:04d}",),
+    }
+    if birth_date.month is not None:
+        birth[Field.BIRTH_YEAR_MONTH] = tuple(dict.fromkeys(d[:7] for d in dates))
+    return (Instance(birth),)
+
+
+def document_instance(number: str, issuing_country: str, doc_type: str) -> Instance:
+    """The :data:`~xlink.linkage.fields.FieldGroup.DOCUMENT` instance of one document."""
+    return Instance(
+        _one(Field.DOCUMENT_NUMBER, normalise_document_number(number))
+        | _one(Field.DOCUMENT_COUNTRY, normalise_code(issuing_country))
+        | _one(Field.DOCUMENT_TYPE, normalise_code(doc_type))
+    )
+
+
+def document_instances(documents: Iterable[IdentityDocument]) -> tuple[Instance, ...]:
+    """One :data:`~xlink.linkage.fields.FieldGroup.DOCUMENT` instance per document."""
+    return tuple(document_instance(d.number, d.issuing_country, d.doc_type) for d in documents)
+
+
+def nationality_instances(nationalities: Iterable[str]) -> tuple[Instance, ...]:
+    """One :data:`~xlink.linkage.fields.FieldGroup.NATIONALITY` instance per nationality."""
+    return tuple(Instance(_one(Field.NATIONALITY, normalise_code(n))) for n in nationalities)
+
+
+def address_instance(street: str, locality: str, region: str, postcode: str) -> Instance:
+    """The :data:`~xlink.linkage.fields.FieldGroup.ADDRESS` instance of one address
+    (``street``: its first line)."""
+    return Instance(
+        _one(Field.POSTCODE, normalise_code(postcode))
+        | _one(Field.LOCALITY, normalise_place(locality))
+        | _one(Field.STREET, normalise_place(street) if street else "")
+        | _one(Field.REGION, normalise_code(region))
+    )
+
+
+def address_instances(addresses: Iterable[Address]) -> tuple[Instance, ...]:
+    """One :data:`~xlink.linkage.fields.FieldGroup.ADDRESS` instance per address."""
+    return tuple(
+        address_instance(a.lines[0] if a.lines else "", a.locality, a.region, a.postcode)
+        for a in addresses
+    )
 
 
 def record_instances(
@@ -122,52 +207,18 @@ def record_instances(
     """Normalise ``record`` into instances per field group (module docstring). With
     ``placeholder_names`` (a schema's ``placeholder_names``), a placeholder given name is no
     given name. Never raises."""
-    names: list[Instance] = []
-    for name in (record.name, *record.aliases):
-        for reading in normalise_name(name):
-            if placeholder_names and reading.swapped and not _given(reading.family):
-                continue  # a placeholder read as a family name
-            given = _given(reading.given) if placeholder_names else reading.given
-            values = {
-                Field.GIVEN: given,
-                Field.GIVEN_FIRST: reading.given_first if given else (),
-                Field.FAMILY: reading.family,
-                Field.FAMILY_PART: reading.family_parts,
-                Field.FULL_NAME: reading.full_name,
-            }
-            names.append(Instance({f: v for f, v in values.items() if v}, reading.swapped))
-    out: dict[FieldGroup, tuple[Instance, ...]] = {FieldGroup.NAME: tuple(names)}
+    out: dict[FieldGroup, tuple[Instance, ...]] = {
+        FieldGroup.NAME: name_instances(
+            (record.name, *record.aliases), placeholder_names=placeholder_names
+        )
+    }
     if record.birth_date is not None:
-        dates = birth_date_variants_ordered(record.birth_date)
-        birth: dict[Field, tuple[str, ...]] = {
-            Field.BIRTH_DATE: dates,
-            Field.BIRTH_YEAR: (f"{record.birth_date.year:04d}",),
-        }
-        if record.birth_date.month is not None:
-            birth[Field.BIRTH_YEAR_MONTH] = tuple(dict.fromkeys(d[:7] for d in dates))
-        out[FieldGroup.BIRTH] = (Instance(birth),)
+        out[FieldGroup.BIRTH] = birth_instances(record.birth_date)
     if record.sex is not None and record.sex is not Sex.UNSPECIFIED:
         out[FieldGroup.SEX] = (Instance({Field.SEX: (record.sex.value,)}),)
-    out[FieldGroup.DOCUMENT] = tuple(
-        Instance(
-            _one(Field.DOCUMENT_NUMBER, normalise_document_number(d.number))
-            | _one(Field.DOCUMENT_COUNTRY, normalise_code(d.issuing_country))
-            | _one(Field.DOCUMENT_TYPE, normalise_code(d.doc_type))
-        )
-        for d in record.documents
-    )
-    out[FieldGroup.NATIONALITY] = tuple(
-        Instance(_one(Field.NATIONALITY, normalise_code(n))) for n in record.nationalities
-    )
-    out[FieldGroup.ADDRESS] = tuple(
-        Instance(
-            _one(Field.POSTCODE, normalise_code(a.postcode))
-            | _one(Field.LOCALITY, normalise_place(a.locality))
-            | _one(Field.STREET, normalise_place(a.lines[0]) if a.lines else "")
-            | _one(Field.REGION, normalise_code(a.region))
-        )
-        for a in record.addresses
-    )
+    out[FieldGroup.DOCUMENT] = document_instances(record.documents)
+    out[FieldGroup.NATIONALITY] = nationality_instances(record.nationalities)
+    out[FieldGroup.ADDRESS] = address_instances(record.addresses)
     place = normalise_place(record.birth_place)
     if place:
         out[FieldGroup.BIRTH_PLACE] = (Instance({Field.BIRTH_PLACE: (place,)}),)
@@ -186,28 +237,46 @@ def _uses_both_name_parts(recipe: KeyRecipe) -> bool:
     return bool(fields & _GIVEN_FIELDS) and bool(fields & _FAMILY_FIELDS)
 
 
-def _group_options(
-    recipe: KeyRecipe, fields: Sequence[int], instances: Iterable[Instance]
+def name_swaps(recipe: KeyRecipe) -> bool:
+    """Whether ``recipe`` takes the given/family swap of a name (a variant reading): only with
+    ``use_variants``, and only when it has a given-name field and a family-name field."""
+    return recipe.use_variants and _uses_both_name_parts(recipe)
+
+
+def group_options(
+    recipe: KeyRecipe,
+    fields: Sequence[int],
+    instances: Iterable[Instance],
+    columns: Sequence[Callable[[tuple[str, ...]], tuple[str, ...]]] | None = None,
 ) -> list[tuple[str, ...]]:
-    """All value tuples one group contributes to ``recipe`` (fields by index in the recipe)."""
+    """All value tuples one group contributes to ``recipe`` (``fields``: the group's fields, by
+    index in the recipe), distinct, in order. ``columns[i]``, when given, stands for
+    :func:`recipe_column` of field ``i`` (a memo of it)."""
     options: dict[tuple[str, ...], None] = {}
-    swaps = recipe.use_variants and _uses_both_name_parts(recipe)
+    swaps = name_swaps(recipe)
     for inst in instances:
         if inst.variant and not swaps:
             continue
-        columns: list[list[str]] = []
+        found: list[tuple[str, ...]] = []
         for i in fields:
             raw = inst.values.get(recipe.fields[i], ())
-            if not recipe.use_variants:
-                raw = raw[:1]
-            chain = recipe.transforms[i]
-            column = list(dict.fromkeys(v for r in raw for v in apply_chain(chain, r)))
+            column = recipe_column(recipe, i, raw) if columns is None else columns[i](raw)
             if not column:
                 break
-            columns.append(column)
+            found.append(column)
         else:
-            options.update(dict.fromkeys(itertools.product(*columns)))
+            options.update(dict.fromkeys(itertools.product(*found)))
     return list(options)
+
+
+def recipe_column(recipe: KeyRecipe, i: int, raw: tuple[str, ...]) -> tuple[str, ...]:
+    """The values field ``i`` of ``recipe`` takes from an instance's values ``raw`` of that
+    field: the primary one only without ``use_variants``, through the field's transforms,
+    distinct, in order."""
+    if not recipe.use_variants:
+        raw = raw[:1]
+    chain = recipe.transforms[i]
+    return tuple(dict.fromkeys(v for r in raw for v in apply_chain(chain, r)))
 
 
 def key_parts(
@@ -222,7 +291,7 @@ def key_parts(
         groups.setdefault(field.group, []).append(i)
     per_group: list[tuple[list[int], list[tuple[str, ...]]]] = []
     for group, indices in groups.items():
-        options = _group_options(recipe, indices, instances.get(group, ()))
+        options = group_options(recipe, indices, instances.get(group, ()))
         if not options:
             return []
         per_group.append((indices, options))
@@ -260,15 +329,41 @@ def derive_token_set(
     records: Iterable[PersonRecord],
     schema: LinkageSchema,
     progress: Callable[[int], None] | None = None,
+    *,
+    workers: int | None = 1,
 ) -> TokenSet:
-    """Tokens of every record, in columns. ``progress(n)`` is called every 1,000 records and at
-    the end with the number of records done so far. Never raises for valid records."""
+    """Tokens of every record, in columns: those of :func:`derive_match_keys`, derived with
+    the work done once per distinct name part, date, place or code
+    (:mod:`xlink.linkage._derive`). ``progress(n)`` is called every 1,000 records and at the end
+    with the number of records done so far. ``workers``: processes to derive in (default 1:
+    this process only; ``None``: one per core for 20,000 records or more, started with
+    ``spawn``, so the calling program's main module must be import-safe; see
+    :mod:`xlink.linkage._pool`); the token set is the same whatever their number. Never raises
+    for valid records."""
+    from xlink.linkage import _pool
+    from xlink.linkage._derive import TokenDeriver
+
     builder = TokenSetBuilder(schema.key_names)
+    if workers is not None and workers < 1:
+        raise ValueError("workers must be at least 1")
+    if not isinstance(records, Sequence):
+        records = list(records)
+    if workers is None:
+        workers = _pool.default_workers(len(records))
     n = 0
-    for n, record in enumerate(records, start=1):
-        builder.add_record(record.record_id, derive_match_keys(record, schema))
-        if progress is not None and n % 1000 == 0:
-            progress(n)
+    try:
+        if workers > 1 and len(records) > _pool.CHUNK:
+            _pool.derive_in_workers(records, schema, builder, workers, progress)
+            n = len(records)
+        else:
+            deriver = TokenDeriver(schema)
+            derive, add = deriver.derive, builder.add_distinct
+            for n, record in enumerate(records, start=1):
+                add(record.record_id, *derive(record))
+                if progress is not None and n % 1000 == 0:
+                    progress(n)
+    finally:
+        clear_caches()  # no name outlives the run in a memo
     if progress is not None and n % 1000 != 0:
         progress(n)
     return builder.build()

@@ -13,11 +13,25 @@ integer arrays) so that a million tokens cost ~37 MB rather than a million Pytho
 from __future__ import annotations
 
 import hashlib
+import io
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from typing import TYPE_CHECKING
 
-__all__ = ["TOKEN_DST", "TOKEN_SIZE", "TokenSet", "TokenSetBuilder", "token_digest"]
+if TYPE_CHECKING:
+    from _hashlib import HASH
+
+__all__ = [
+    "TOKEN_DST",
+    "TOKEN_SIZE",
+    "TokenSet",
+    "TokenSetBuilder",
+    "encode_part",
+    "token_digest",
+    "token_prefix",
+]
 
 TOKEN_DST = b"xlink/v1/match-token"
 TOKEN_SIZE = 32
@@ -28,6 +42,27 @@ def _lp(data: bytes) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
+def token_prefix(
+    schema_id: str, schema_version: int, key_name: str, key_version: int, n_parts: int
+) -> HASH:
+    """A SHA-256 object fed with everything of a token's encoding before its parts: the same
+    for every token of one key, so a caller hashing many can ``copy()`` it and feed only the
+    :func:`encode_part` of each part (spec: xlink-psi-v2 §3.1)."""
+    h = hashlib.sha256()
+    h.update(_lp(TOKEN_DST))
+    h.update(_lp(schema_id.encode("utf-8")))
+    h.update(schema_version.to_bytes(4, "big"))
+    h.update(_lp(key_name.encode("utf-8")))
+    h.update(key_version.to_bytes(4, "big"))
+    h.update(n_parts.to_bytes(4, "big"))
+    return h
+
+
+def encode_part(part: str) -> bytes:
+    """How one normalised value is fed to a token's hash: UTF-8, length-prefixed."""
+    return _lp(part.encode("utf-8"))
+
+
 def token_digest(
     schema_id: str, schema_version: int, key_name: str, key_version: int, parts: Sequence[str]
 ) -> bytes:
@@ -35,15 +70,9 @@ def token_digest(
 
     ``parts`` are the normalised values the key's recipe produced, in recipe order.
     """
-    h = hashlib.sha256()
-    h.update(_lp(TOKEN_DST))
-    h.update(_lp(schema_id.encode("utf-8")))
-    h.update(schema_version.to_bytes(4, "big"))
-    h.update(_lp(key_name.encode("utf-8")))
-    h.update(key_version.to_bytes(4, "big"))
-    h.update(len(parts).to_bytes(4, "big"))
+    h = token_prefix(schema_id, schema_version, key_name, key_version, len(parts))
     for part in parts:
-        h.update(_lp(part.encode("utf-8")))
+        h.update(encode_part(part))
     return h.digest()
 
 
@@ -99,7 +128,9 @@ class TokenSetBuilder:
         if len(self._key_pos) != len(self._key_names):
             raise ValueError("duplicate key names")
         self._record_ids: list[str] = []
-        self._values = bytearray()
+        # BytesIO rather than bytearray: getvalue() hands over its buffer without a copy, so
+        # that building a TokenSet never holds the token values twice.
+        self._values = io.BytesIO()
         self._record_index = array("I")
         self._key_index = array("B")
 
@@ -114,15 +145,52 @@ class TokenSetBuilder:
             if value in seen:
                 continue
             seen.add(value)
-            self._values += value
+            self._values.write(value)
             self._record_index.append(r)
             self._key_index.append(self._key_pos[key])
+
+    def add_distinct(self, record_id: str, key_index: bytes, values: bytes) -> None:
+        """Add one record's tokens in columns: token ``i`` is ``values[32*i : 32*i+32]``, by
+        key ``key_names[key_index[i]]``. The caller guarantees that the values are distinct
+        (:meth:`add_record` removes repeats; this does not look)."""
+        n = len(key_index)
+        if len(values) != n * TOKEN_SIZE:
+            raise ValueError(f"a token is {TOKEN_SIZE} bytes")
+        if n and max(key_index) >= len(self._key_names):
+            raise ValueError("key index out of range")
+        r = len(self._record_ids)
+        self._record_ids.append(record_id)
+        self._values.write(values)
+        self._record_index.extend(repeat(r, n))
+        self._key_index.frombytes(key_index)
+
+    def add_chunk(
+        self, record_ids: Sequence[str], counts: Sequence[int], key_index: bytes, values: bytes
+    ) -> None:
+        """Add several records' tokens in columns: record ``record_ids[j]`` has the next
+        ``counts[j]`` tokens of ``key_index`` and ``values`` (as for :meth:`add_distinct`,
+        each record's values distinct)."""
+        n = len(key_index)
+        if len(counts) != len(record_ids) or sum(counts) != n:
+            raise ValueError("token counts do not match the records and tokens")
+        if len(values) != n * TOKEN_SIZE:
+            raise ValueError(f"a token is {TOKEN_SIZE} bytes")
+        if n and max(key_index) >= len(self._key_names):
+            raise ValueError("key index out of range")
+        base = len(self._record_ids)
+        self._record_ids.extend(record_ids)
+        extend = self._record_index.extend
+        for j, count in enumerate(counts):
+            if count:
+                extend(repeat(base + j, count))
+        self._values.write(values)
+        self._key_index.frombytes(key_index)
 
     def build(self) -> TokenSet:
         return TokenSet(
             key_names=self._key_names,
             record_ids=tuple(self._record_ids),
-            values=bytes(self._values),
+            values=self._values.getvalue(),
             record_index=self._record_index,
             key_index=self._key_index,
         )

@@ -174,8 +174,23 @@ def mou_digest(mou: Mou) -> bytes:
     big-endian, and ``C`` is :func:`mou_to_canonical` as JSON with sorted member names,
     separators ``","`` and ``":"`` (no whitespace), non-ASCII kept as UTF-8. Both parties sign
     this digest; the handshake compares it.
+
+    A :class:`Mou` is immutable, so the digest of the last few MOU objects is kept (by
+    identity): every release and every release opened checks it.
     """
-    return domain_digest(MOU_DIGEST_DST, mou_to_canonical(mou))
+    kept = _DIGESTS.get(id(mou))
+    if kept is not None and kept[0] is mou:
+        return kept[1]
+    digest = domain_digest(MOU_DIGEST_DST, mou_to_canonical(mou))
+    if len(_DIGESTS) >= _DIGESTS_KEPT:
+        del _DIGESTS[next(iter(_DIGESTS))]
+    _DIGESTS[id(mou)] = (mou, digest)
+    return digest
+
+
+# id(mou) -> (mou, its digest): holding the object keeps its id from being reused.
+_DIGESTS: dict[int, tuple[Mou, bytes]] = {}
+_DIGESTS_KEPT: Final = 16
 
 
 def canonical_bytes(canonical: object) -> bytes:

@@ -36,6 +36,7 @@ from xlink.crypto.oprf import (
     unblind_point,
 )
 from xlink.crypto.suite import Ciphersuite, InvalidElement, edwards_to_u
+from xlink.crypto.workers import GroupWorkers
 from xlink.errors import RemoteProtocolError
 from xlink.linkage.tokens import TOKEN_SIZE, TokenSet
 from xlink.protocol import _keys
@@ -65,6 +66,7 @@ class OwnConfirmation:
         "_tags",
         "_tokens",
         "_transcript",
+        "_workers",
         "chunks",
     )
 
@@ -78,9 +80,11 @@ class OwnConfirmation:
         group_scalar: bytes,
         transcript: bytes,
         seed: bytes,
+        workers: GroupWorkers | None = None,
         chunk: int = L.MAX_CONFIRM_POINTS,
     ) -> None:
         self._seed = seed
+        self._workers = workers if workers is not None else GroupWorkers(1)
         # One token per handle (all tokens carrying a handle have the same value), as indices:
         # no Python object per match.
         self._tokens: TokenSet = tokens
@@ -122,8 +126,8 @@ class OwnConfirmation:
         seq = self._sent
         span = self._range(seq)
         tokens = b"".join(self._token(i) for i in span)
-        points = self._suite.hash_to_points(self._dst, tokens)
-        blinded = blind_points(points, self._blinds(span))
+        points = self._workers.hash_to_points(self._suite, self._dst, tokens)
+        blinded = self._workers.multiply(self._suite, b"".join(self._blinds(span)), points)
         self._sent += 1
         return ConfirmRequest(seq, self._sent == self.chunks, blinded)
 
@@ -142,10 +146,8 @@ class OwnConfirmation:
             raise RemoteProtocolError(AbortCode.WRONG_COUNT, "wrong number of answers")
         tag_i, tag_r = self._tags
         try:
-            unblinded = b"".join(
-                unblind_point(s, msg.points[32 * j : 32 * (j + 1)], j)
-                for j, s in enumerate(self._key.divided_by(self._blinds(span)))
-            )
+            inverses = b"".join(self._key.divided_by(self._blinds(span)))
+            unblinded = self._workers.multiply(self._suite, inverses, msg.points)
         except InvalidElement as exc:
             raise element_error(exc) from None
         us = edwards_to_u(unblinded)  # one field inversion for the whole chunk
@@ -214,11 +216,29 @@ class PeerConfirmation:
     """Our side as evaluator: answers the peer's ConfirmRequest chunks, exactly as many points
     as we matched ourselves."""
 
-    __slots__ = ("_count", "_expected", "_keys", "_next_seq", "answers", "finished")
+    __slots__ = (
+        "_count",
+        "_expected",
+        "_key",
+        "_next_seq",
+        "_suite",
+        "_workers",
+        "answers",
+        "finished",
+    )
 
-    def __init__(self, expected: int, psi_scalar: bytes) -> None:
+    def __init__(
+        self,
+        expected: int,
+        psi_scalar: bytes,
+        *,
+        suite: Ciphersuite,
+        workers: GroupWorkers | None = None,
+    ) -> None:
         self._expected = expected
-        self._keys = (OprfScalar(psi_scalar),)
+        self._key = OprfScalar(psi_scalar)
+        self._suite = suite
+        self._workers = workers if workers is not None else GroupWorkers(1)
         self._count = 0
         self._next_seq = 0
         self.answers: deque[ConfirmResponse] = deque()
@@ -260,7 +280,7 @@ class PeerConfirmation:
         if msg.final and self._count + n != self._expected:
             raise RemoteProtocolError(AbortCode.WRONG_COUNT, "fewer claims than matches")
         try:
-            answers = evaluate_points(self._keys, msg.points)
+            answers = self._workers.evaluate(self._suite, self._key, msg.points)
         except InvalidElement as exc:
             raise element_error(exc) from None
         self._count += n

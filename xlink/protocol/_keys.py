@@ -16,6 +16,7 @@ __all__ = [
     "DST_COMMIT",
     "DST_CONFIRM_BLIND",
     "DST_HANDLE",
+    "DST_HASH_CACHE",
     "DST_LABEL_BLIND",
     "DST_OPRF_OUTPUT",
     "DST_REBLINDED",
@@ -41,6 +42,7 @@ DST_COMMIT: Final = b"xlink-psi-v2/reveal-commit"
 DST_OPRF_OUTPUT: Final = b"xlink-psi-v2/oprf-output"
 DST_CONFIRM_BLIND: Final = b"xlink-psi-v2/confirm-blind"
 DST_LABEL_BLIND: Final = b"xlink-psi-v2/label-blind"
+DST_HASH_CACHE: Final = b"xlink-psi-v2/hash-cache"  # local only: names a cache file (§4.1)
 SESSION_ID_SIZE: Final = 16
 
 

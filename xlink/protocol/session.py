@@ -18,7 +18,8 @@ import numpy.typing as npt
 
 from xlink.crypto.oprf import OprfScalar
 from xlink.crypto.rand import RandomSource
-from xlink.crypto.suite import BlindingKey, InvalidElement, get_suite
+from xlink.crypto.suite import ELEMENT_SIZE, BlindingKey, InvalidElement, get_suite
+from xlink.crypto.workers import GroupWorkers
 from xlink.errors import InternalProtocolError, LocalProtocolError, RemoteProtocolError
 from xlink.linkage.tokens import TOKEN_SIZE, TokenSet
 from xlink.protocol import _keys
@@ -34,6 +35,7 @@ from xlink.protocol._matching import (
 from xlink.protocol._reveal import OwnMatches, RevealWriter, record_key_sets
 from xlink.protocol._reveal_reader import PeerRevealReader
 from xlink.protocol._sets import (
+    Index,
     Rows,
     distinct_index,
     gather_sources,
@@ -58,6 +60,7 @@ from xlink.protocol.events import (
     PsiResult,
 )
 from xlink.protocol.handshake import check_peer_hello, make_hello
+from xlink.protocol.hashed import HashedTokens, dst_id
 from xlink.protocol.messages import (
     Abort,
     Commit,
@@ -106,7 +109,15 @@ class PsiSession:
     state does not allow raise :class:`~xlink.errors.LocalProtocolError` and change nothing.
     """
 
-    def __init__(self, config: SessionConfig, tokens: TokenSet, *, rng: RandomSource) -> None:
+    def __init__(
+        self,
+        config: SessionConfig,
+        tokens: TokenSet,
+        *,
+        rng: RandomSource,
+        workers: GroupWorkers | None = None,
+        hashed: HashedTokens | None = None,
+    ) -> None:
         try:
             self._suite = get_suite(config.suite_id)
         except KeyError:
@@ -126,9 +137,17 @@ class PsiSession:
         self.result: PsiResult | CardinalityResult | None = None
         self._dst = _keys.hash_to_group_dst(self._suite.name, config.mou_digest)
 
+        self._workers = workers if workers is not None else GroupWorkers(1)
         self._values = rows_of(tokens.values)
         self._first, self._inverse = distinct_index(self._values)
         self._distinct_count = len(self._first)
+        self._hashed: Rows | None = None
+        if hashed is not None:
+            if hashed.dst_id != dst_id(config.suite_id, config.mou_digest):
+                raise ValueError("the hashed tokens were made for another MOU or suite")
+            if len(hashed) != self._distinct_count:
+                raise ValueError("the hashed tokens are not those of this token set")
+            self._hashed = rows_of(hashed.elements)
         size = padded_size(self._distinct_count, config.padding_bucket)
         if size > L.MAX_SET_SIZE:
             raise ValueError("padded set larger than MAX_SET_SIZE")
@@ -357,7 +376,7 @@ class PsiSession:
         if len(msg.elements) != want * 32:
             raise RemoteProtocolError(AbortCode.WRONG_COUNT, "wrong number of elements")
         try:
-            reblinded = self._suite.blind(self._key, msg.elements)
+            reblinded = self._workers.blind(self._suite, self._key, msg.elements)
         except InvalidElement as exc:
             raise element_error(exc) from None
         if has_duplicates(rows_of(msg.elements)):
@@ -507,8 +526,11 @@ class PsiSession:
             group_scalar=group_scalar,
             transcript=self._transcript,
             seed=self._confirm_seed,
+            workers=self._workers,
         )
-        self._peer_confirm = PeerConfirmation(len(matches), group_scalar)
+        self._peer_confirm = PeerConfirmation(
+            len(matches), group_scalar, suite=self._suite, workers=self._workers
+        )
 
     def _prepare_reveal(self) -> None:
         """Entering REVEAL: build the whole (minimal) Reveal, commit to it (spec §6.7, §6.11)."""
@@ -589,14 +611,29 @@ class PsiSession:
             seq = self._own_sent
             c = self.config.chunk_size
             slots = self._perm[seq * c : seq * c + chunk_len(self._own_total, c, seq)]
-            sources = gather_sources(self._values, self._first, self._dummies, slots)
-            elements = self._suite.hash_to_group(self._dst, sources.tobytes())
+            blinded = self._own_chunk(slots)
             self._own_sent += 1
             if self._own_sent == self._own_chunks:  # every own element is on its way
-                self._first, self._dummies = _NO_INDEX, rows_of(b"")
+                self._first, self._dummies, self._hashed = _NO_INDEX, rows_of(b""), None
             self._step(Trigger.SEND_ELEMENTS)
-            return encode_message(Elements(seq, self._suite.blind(self._key, elements)))
+            return encode_message(Elements(seq, blinded))
         return None
+
+    def _own_chunk(self, slots: Index) -> bytes:
+        """Our elements for these slots, blinded: hashed now, or taken from the hashes made
+        before the session (spec §5.3 step 4; the dummies are always hashed now)."""
+        workers, suite = self._workers, self._suite
+        if self._hashed is None:
+            sources = gather_sources(self._values, self._first, self._dummies, slots)
+            return workers.hash_and_blind(suite, self._key, self._dst, sources.tobytes())
+        elements = np.empty((len(slots), ELEMENT_SIZE), dtype=np.uint8)
+        real = slots < self._distinct_count
+        elements[real] = self._hashed[slots[real]]
+        dummies = self._dummies[slots[~real] - self._distinct_count]
+        if len(dummies):
+            hashed = workers.hash_to_group(suite, self._dst, dummies.tobytes())
+            elements[~real] = rows_of(hashed)
+        return workers.blind(suite, self._key, elements.tobytes())
 
     def _advance(self) -> None:
         """Take the milestone transitions whose conditions now hold (spec §5.4)."""

@@ -34,7 +34,7 @@ from xlink.records._mapping import ColumnMapping, StrPath
 from xlink.records._rejects import Reject
 from xlink.records._rows import Lines, RawRow, json_row
 from xlink.records.model import PersonRecord
-from xlink.records.validation import NAME_FIELDS, BadFieldPolicy, DateOrder, check_row
+from xlink.records.validation import NAME_FIELDS, BadFieldPolicy, DateOrder, RowChecker
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,6 +114,9 @@ class LoadResult:
         return f"LoadResult(source={self.source!r}, {self.summary()})"
 
 
+_ColumnsPlan = tuple[dict[str, str], list[str], Callable[[Mapping[str, str]], dict[str, str]]]
+
+
 class _Collector:
     """Validates rows one by one: mapping, duplicate ids, validation, error column names, and
     the policy's verdict on each row."""
@@ -133,6 +136,25 @@ class _Collector:
         self.rejects: list[Reject] = []
         self.field_errors: list[FieldError] = []
         self.first_line: dict[str, int] = {}
+        self.checker = RowChecker(
+            date_order=self.date_order,
+            date_orders=mapping.date_orders,
+            default_category=mapping.category,
+            bad_field=self.bad_field,
+        )
+        # per set of columns (in order): what resolve() says of them, and their assembler
+        self._plans: dict[tuple[str, ...], _ColumnsPlan] = {}
+
+    def _plan(self, values: Mapping[str, str]) -> _ColumnsPlan:
+        columns = tuple(values)
+        plan = self._plans.get(columns)
+        if plan is None:
+            if len(self._plans) >= 1024:  # JSON Lines objects may each have their own keys
+                self._plans.clear()
+            targets, conflicts = self.mapping.resolve(columns)
+            plan = (targets, conflicts, self.mapping.assembler(columns))
+            self._plans[columns] = plan
+        return plan
 
     def _breaks_row(self, error: FieldError) -> bool:
         """Whether a loader's error (named by the input's column) rejects the row whatever the
@@ -145,10 +167,11 @@ class _Collector:
         rejected = row.values is None or any(self._breaks_row(e) for e in errors)
         record: PersonRecord | None = None
         if row.values is not None:
-            targets, conflicts = self.mapping.resolve(row.values)
-            errors += (FieldError(row.line, "<row>", reason) for reason in conflicts)
-            rejected = rejected or bool(conflicts)
-            canonical = self.mapping.assemble(row.values)
+            targets, conflicts, assemble = self._plan(row.values)
+            if conflicts:
+                errors += (FieldError(row.line, "<row>", reason) for reason in conflicts)
+                rejected = True
+            canonical = assemble(row.values)
             record_id = canonical.get("record_id", "").strip()
             if record_id in self.first_line:
                 reason = f"duplicate record_id (first seen on line {self.first_line[record_id]})"
@@ -158,18 +181,12 @@ class _Collector:
                 rejected = True
             elif record_id:
                 self.first_line[record_id] = row.line
-            checked = check_row(
-                canonical,
-                row.line,
-                date_order=self.date_order,
-                date_orders=self.mapping.date_orders,
-                default_category=self.mapping.category,
-                documents=row.documents,
-                bad_field=self.bad_field,
-            )
-            errors += (
-                replace(e, field=self.mapping.source_name(e.field, targets)) for e in checked.errors
-            )
+            checked = self.checker.check(canonical, row.line, row.documents)
+            if checked.errors:
+                errors += (
+                    replace(e, field=self.mapping.source_name(e.field, targets))
+                    for e in checked.errors
+                )
             record = checked.record
         if self.bad_field is BadFieldPolicy.REJECT_ROW and errors:
             rejected = True

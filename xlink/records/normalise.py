@@ -25,6 +25,7 @@ they are never mixed into the primary value, because ``GARCIA`` alone is much le
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -41,12 +42,17 @@ __all__ = [
     "HONORIFICS",
     "NAME_PARTICLES",
     "NAME_SUFFIXES",
+    "NamePartForms",
     "NormalisedName",
     "birth_date_variants",
     "birth_date_variants_ordered",
+    "clear_caches",
+    "full_name_variants",
     "name_order_variants",
     "name_part_components",
+    "name_part_forms",
     "name_part_variants",
+    "name_texts",
     "name_words",
     "normalise_code",
     "normalise_document_number",
@@ -79,6 +85,25 @@ _NOT_A_Z = re.compile(r"[^A-Z]+")
 _NOT_A_Z0_9 = re.compile(r"[^A-Z0-9]+")
 _JOINER_RUN = re.compile(r"[-']{2,}")
 
+#: What :func:`_map_char` does to each ASCII character (ASCII text is its own NFKC form, and its
+#: case fold is its lower case), for ``str.translate``.
+_ASCII_MAP = {
+    i: (
+        chr(i)
+        if chr(i).isalnum()
+        else "-"
+        if chr(i) in _HYPHENS
+        else "'"
+        if chr(i) in _APOSTROPHES
+        else " "
+    )
+    for i in range(128)
+}
+
+#: Bound on the entries of each memo of a function of one text below; they are emptied by
+#: :func:`clear_caches`, which :func:`xlink.linkage.keys.derive_token_set` calls at its end.
+CACHE_SIZE = 1 << 15
+
 
 def _map_char(ch: str) -> str:
     if ch in _HYPHENS:
@@ -100,10 +125,20 @@ def normalise_text(text: str) -> str:
     normalise_text(s)``. Examples: ``"  SMITH,  John "`` → ``"smith john"``;
     ``"Jean -- Luc"`` → ``"jean luc"``; ``"O’Brien"`` → ``"o'brien"``. Never raises.
     """
-    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
-    mapped = "".join(_map_char(ch) for ch in folded)
-    words = (_JOINER_RUN.sub(_first_joiner, w.strip("-'")) for w in mapped.split())
+    if text.isascii():
+        mapped = text.lower().translate(_ASCII_MAP)
+    else:
+        folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+        mapped = "".join(_map_char(ch) for ch in folded)
+    words = (_joiners(w.strip("-'")) for w in mapped.split())
     return " ".join(w for w in words if w)
+
+
+def _joiners(word: str) -> str:
+    """``word`` with each run of hyphens and apostrophes collapsed to its first character."""
+    if "-" in word or "'" in word:
+        return _JOINER_RUN.sub(_first_joiner, word)
+    return word
 
 
 def _first_joiner(match: re.Match[str]) -> str:
@@ -129,8 +164,13 @@ def strip_honorifics(words: list[str]) -> list[str]:
 
 def name_words(text: str) -> list[str]:
     """The words of a name after :func:`normalise_text` and :func:`strip_honorifics`."""
+    return list(_name_words(text))
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _name_words(text: str) -> tuple[str, ...]:
     normalised = normalise_text(text)
-    return strip_honorifics(normalised.split(" ")) if normalised else []
+    return tuple(strip_honorifics(normalised.split(" "))) if normalised else ()
 
 
 def name_part_variants(text: str) -> tuple[str, ...]:
@@ -140,7 +180,12 @@ def name_part_variants(text: str) -> tuple[str, ...]:
     :class:`~xlink.records.transliterate.UntransliterableError` when a letter has no
     transliteration (the caller treats the field as missing).
     """
-    words = name_words(text)
+    return _name_part_variants(text)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _name_part_variants(text: str) -> tuple[str, ...]:
+    words = _name_words(text)
     if not words:
         return ()
     out: dict[str, None] = {}
@@ -168,7 +213,12 @@ def name_part_components(text: str) -> tuple[str, ...]:
     ``"Smith"`` → ``()``. Uses the primary transliteration only. Raises like
     :func:`name_part_variants`.
     """
-    words = name_words(text)
+    return _name_part_components(text)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _name_part_components(text: str) -> tuple[str, ...]:
+    words = _name_words(text)
     if not words:
         return ()
     primary = transliterate(" ".join(words))
@@ -208,11 +258,47 @@ def _safe(fn: Callable[[str], tuple[str, ...]], text: str) -> tuple[str, ...]:
 
 
 def _first_word(text: str) -> str:
-    words = name_words(text)
+    words = _name_words(text)
     return words[0] if words else ""
 
 
-def _full_name_variants(words: list[str]) -> tuple[str, ...]:
+NamePartForms = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+def name_part_forms(text: str) -> NamePartForms:
+    """What a name reading takes from one name part: its :func:`name_part_variants`, those of
+    its first word, and its :func:`name_part_components`; each ``()`` when blank or
+    untransliterable. Never raises."""
+    return _name_part_forms(text)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _name_part_forms(text: str) -> NamePartForms:
+    return (
+        _safe(name_part_variants, text),
+        _safe(name_part_variants, _first_word(text)),
+        _safe(name_part_components, text),
+    )
+
+
+def name_texts(name: PersonName) -> tuple[str, str, tuple[str, ...]]:
+    """The given-name text, the family-name text and all the words of a name, as
+    :func:`normalise_name` reads them: a structured name's given and family parts; a name with
+    only ``full``, its first word (when it has two or more) and its last word. Never raises."""
+    if name.is_structured:
+        return (
+            name.given,
+            name.family,
+            _name_words(f"{name.given} {name.middle} {name.family}"),
+        )
+    words = _name_words(name.full)
+    return (words[0] if len(words) > 1 else "", words[-1] if words else "", words)
+
+
+def full_name_variants(words: tuple[str, ...]) -> tuple[str, ...]:
+    """The order-insensitive full-name values of a name's words (:func:`name_texts`): each
+    transliteration's words, letters only, sorted and joined by one space. ``()`` when
+    untransliterable. Never raises."""
     try:
         variants = transliterate_variants_ordered(" ".join(words))
     except UntransliterableError:
@@ -233,26 +319,18 @@ def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
     (family), then the reverse; middle words are ignored for given/family but kept in
     ``full_name``. Never raises: untransliterable parts come out empty.
     """
-    if name.is_structured:
-        given_text, family_text = name.given, name.family
-        all_words = name_words(f"{name.given} {name.middle} {name.family}")
-    else:
-        all_words = name_words(name.full)
-        given_text = all_words[0] if len(all_words) > 1 else ""
-        family_text = all_words[-1] if all_words else ""
-    given = _safe(name_part_variants, given_text)
-    given_first = _safe(name_part_variants, _first_word(given_text))
-    family = _safe(name_part_variants, family_text)
-    family_parts = _safe(name_part_components, family_text)
-    full = _full_name_variants(all_words)
+    given_text, family_text, all_words = name_texts(name)
+    given, given_first, given_parts = name_part_forms(given_text)
+    family, family_first, family_parts = name_part_forms(family_text)
+    full = full_name_variants(all_words)
     readings = [NormalisedName(given, given_first, family, family_parts, full)]
     if given and family:
         readings.append(
             NormalisedName(
                 given=family,
-                given_first=_safe(name_part_variants, _first_word(family_text)),
+                given_first=family_first,
                 family=given,
-                family_parts=_safe(name_part_components, given_text),
+                family_parts=given_parts,
                 full_name=full,
                 swapped=True,
             )
@@ -304,6 +382,11 @@ def normalise_document_number(number: str) -> str:
 def normalise_code(code: str) -> str:
     """Postcodes and country codes: NFKC, upper-case, only ``A``-``Z0``-``9`` (``"k1a 0b1"`` →
     ``"K1A0B1"``). Never raises."""
+    return _normalise_code(code)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _normalise_code(code: str) -> str:
     return normalise_document_number(code)
 
 
@@ -311,9 +394,28 @@ def normalise_place(text: str) -> str:
     """Free place text (street, locality): transliterated words of ``A``-``Z0``-``9``, one space
     between them (``"Rue de l'Église"`` → ``"RUE DE LEGLISE"``). ``""`` when untransliterable
     or blank. Never raises."""
+    return _normalise_place(text)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _normalise_place(text: str) -> str:
     try:
         primary = transliterate(normalise_text(text))
     except UntransliterableError:
         return ""
     words = (_NOT_A_Z0_9.sub("", w) for w in primary.split(" "))
     return " ".join(w for w in words if w)
+
+
+def clear_caches() -> None:
+    """Empty the memos of this module's functions (each keeps at most :data:`CACHE_SIZE` recent
+    texts), so that no name or place outlives the records it came from."""
+    for memo in (
+        _name_words,
+        _name_part_variants,
+        _name_part_components,
+        _name_part_forms,
+        _normalise_code,
+        _normalise_place,
+    ):
+        memo.cache_clear()

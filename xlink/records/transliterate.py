@@ -88,8 +88,9 @@ def _script_of(ch: str) -> str:
     return name.split(" ", 1)[0]
 
 
-def _options(ch: str) -> tuple[str, ...]:
-    """The transliteration values of one character, primary first (rules 1-6 of the module)."""
+def _char_options(ch: str) -> tuple[str, ...] | str:
+    """The transliteration values of one character, primary first (rules 1-6 of the module),
+    or the script name (a ``str``) of a letter that has none."""
     for candidate in (ch, ch.upper()):
         if len(candidate) == 1:
             hit = LATIN_TABLE.get(candidate) or CYRILLIC_TABLE.get(candidate)
@@ -107,7 +108,23 @@ def _options(ch: str) -> tuple[str, ...]:
     )
     if base and base.isascii() and base.isalpha():
         return (base.upper(),)
-    raise UntransliterableError(_script_of(ch))
+    return _script_of(ch)
+
+
+#: :func:`_char_options` of every character met so far (characters, not texts: bounded by
+#: Unicode and no identity).
+_OPTIONS: dict[str, tuple[str, ...] | str] = {}
+
+
+def _options(ch: str) -> tuple[str, ...]:
+    """The transliteration values of one character, primary first. Raises
+    :class:`UntransliterableError` for a letter that has none."""
+    hit = _OPTIONS.get(ch)
+    if hit is None:
+        hit = _OPTIONS[ch] = _char_options(ch)
+    if isinstance(hit, str):
+        raise UntransliterableError(hit)
+    return hit
 
 
 def transliterate_variants_ordered(text: str) -> tuple[str, ...]:
@@ -120,6 +137,8 @@ def transliterate_variants_ordered(text: str) -> tuple[str, ...]:
 
     Raises :class:`UntransliterableError` when a letter cannot be transliterated.
     """
+    if text.isascii():  # rules 2 and 5 only: one reading
+        return (text.upper(),)
     choices = [_options(ch) for ch in unicodedata.normalize("NFC", text)]
     primary = "".join(c[0] for c in choices)
     if all(len(c) == 1 for c in choices):
@@ -148,4 +167,6 @@ def transliterate(text: str) -> str:
 
     Raises :class:`UntransliterableError` when a letter cannot be transliterated.
     """
+    if text.isascii():  # rules 2 and 5 only
+        return text.upper()
     return "".join(_options(ch)[0] for ch in unicodedata.normalize("NFC", text))

@@ -57,6 +57,7 @@ __all__ = [
     "BadFieldPolicy",
     "CheckedRow",
     "DateOrder",
+    "RowChecker",
     "check_row",
     "parse_aliases",
     "parse_birth_date",
@@ -132,15 +133,28 @@ class CheckedRow:
 
 
 class _RowReader:
-    """Reads fields of one row, collecting a :class:`FieldError` for each parse failure."""
+    """Reads fields of one row (values stripped once), collecting a :class:`FieldError` for
+    each parse failure. With ``texts``, a value that repeats (a name, a place, a payload
+    value: not one of :data:`_UNIQUE_FIELDS`) is shared with the rows before it."""
 
-    def __init__(self, line: int, values: Mapping[str, str]) -> None:
+    def __init__(
+        self, line: int, values: Mapping[str, str], texts: dict[str, str] | None = None
+    ) -> None:
         self.line = line
-        self.values = values
         self.errors: list[FieldError] = []
+        if texts is None:
+            self.values = {k: v.strip() for k, v in values.items()}
+            return
+        if len(texts) >= _MEMO_SIZE:
+            texts.clear()
+        share = texts.setdefault
+        self.values = {
+            k: v.strip() if k in _UNIQUE_FIELDS else share(v.strip(), v.strip())
+            for k, v in values.items()
+        }
 
     def text(self, field: str) -> str:
-        return self.values.get(field, "").strip()
+        return self.values.get(field, "")
 
     def error(self, field: str, reason: str) -> None:
         self.errors.append(FieldError(self.line, field, reason))
@@ -156,12 +170,70 @@ class _RowReader:
             return None
 
 
-def _read_document(reader: _RowReader, expiry_order: DateOrder) -> IdentityDocument | None:
+class _Parsers:
+    """The field parsers one check uses, each remembering (bounded) the texts it has read when
+    ``remember``: real lists repeat categories, codes, dates and aliases, and parsed values are
+    immutable, so a repeated text is parsed once and its value shared."""
+
+    def __init__(self, orders: Mapping[str, DateOrder], remember: bool) -> None:
+        wrap = _remembering if remember else _as_is
+        birth_order, expiry_order = orders["birth_date"], orders["doc_expiry"]
+        self.category = wrap(parse_category)
+        self.sex = wrap(parse_sex)
+        self.aliases = wrap(parse_aliases)
+        self.nationalities = wrap(parse_nationalities)
+        self.country = wrap(parse_country_code)
+        self.doc_type = wrap(parse_doc_type)
+        self.grading = wrap(parse_grading)
+        self.handling_code = wrap(parse_handling_code)
+        self.birth_date = wrap(lambda t: parse_birth_date(t, birth_order))
+        self.expiry = wrap(lambda t: parse_birth_date(t, expiry_order).isoformat())
+
+
+#: Bound on the texts each remembering parser keeps; a full memo is emptied and starts again.
+_MEMO_SIZE = 1 << 16
+#: Fields whose values rarely repeat: not worth sharing between records.
+_UNIQUE_FIELDS = frozenset({"record_id", "doc_number", "doc_expiry", "address", "postcode"})
+
+
+class _Failed:
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _as_is(parser: Callable[[str], _T]) -> Callable[[str], _T]:
+    return parser
+
+
+def _remembering(parser: Callable[[str], _T]) -> Callable[[str], _T]:
+    """``parser``, remembering its value, or its ``ValueError``'s reason, for each text."""
+    memo: dict[str, _T | _Failed] = {}
+
+    def parse(text: str) -> _T:
+        hit = memo.get(text)
+        if hit is None:
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            try:
+                hit = parser(text)
+            except ValueError as exc:
+                hit = _Failed(str(exc))
+            memo[text] = hit
+        if isinstance(hit, _Failed):
+            raise ValueError(hit.reason)
+        return hit
+
+    return parse
+
+
+def _read_document(reader: _RowReader, parsers: _Parsers) -> IdentityDocument | None:
     """A bad type, country or expiry is left empty; a document without a number is none."""
     present = any(reader.text(f) for f in DOCUMENT_FIELDS)
-    doc_type = reader.parse("doc_type", parse_doc_type) or ""
-    country = reader.parse("doc_country", parse_country_code) or ""
-    expiry = reader.parse("doc_expiry", lambda t: parse_birth_date(t, expiry_order).isoformat())
+    doc_type = reader.parse("doc_type", parsers.doc_type) or ""
+    country = reader.parse("doc_country", parsers.country) or ""
+    expiry = reader.parse("doc_expiry", parsers.expiry)
     number = reader.text("doc_number")
     if present and not number:
         reader.error("doc_number", "document number missing")
@@ -171,16 +243,16 @@ def _read_document(reader: _RowReader, expiry_order: DateOrder) -> IdentityDocum
 
 
 def _read_documents(
-    reader: _RowReader, documents: Sequence[Mapping[str, str]], expiry_order: DateOrder
+    reader: _RowReader, documents: Sequence[Mapping[str, str]], parsers: _Parsers
 ) -> tuple[IdentityDocument, ...]:
     found: list[IdentityDocument] = []
-    if (doc := _read_document(reader, expiry_order)) is not None:
+    if (doc := _read_document(reader, parsers)) is not None:
         found.append(doc)
     for index, fields in enumerate(documents):
         sub = _RowReader(reader.line, fields)
         if not any(sub.text(f) for f in DOCUMENT_FIELDS):
             reader.error(f"documents[{index}]", "empty document")
-        elif (doc := _read_document(sub, expiry_order)) is not None:
+        elif (doc := _read_document(sub, parsers)) is not None:
             found.append(doc)
         reader.errors.extend(
             FieldError(e.line, f"documents[{index}].{e.field}", e.reason) for e in sub.errors
@@ -188,34 +260,38 @@ def _read_documents(
     return tuple(found)
 
 
-def _read_address(reader: _RowReader) -> Address | None:
+_ADDRESS_LINES = re.compile(r"[;\n]")
+
+
+def _read_address(reader: _RowReader, parsers: _Parsers) -> Address | None:
     """A bad country is left empty; an address with nothing left is none."""
     if not any(reader.text(f) for f in _ADDRESS_FIELDS):
         return None
-    lines = tuple(p.strip() for p in re.split(r"[;\n]", reader.text("address")) if p.strip())
-    address = Address(
-        lines=lines,
-        locality=reader.text("locality"),
-        region=reader.text("region"),
-        postcode=reader.text("postcode"),
-        country=reader.parse("country", parse_country_code) or "",
-    )
-    return address if address != Address() else None
+    text = reader.text("address")
+    lines = tuple(p.strip() for p in _ADDRESS_LINES.split(text) if p.strip()) if text else ()
+    locality, region = reader.text("locality"), reader.text("region")
+    postcode = reader.text("postcode")
+    country = reader.parse("country", parsers.country) or ""
+    if not (lines or locality or region or postcode or country):
+        return None  # every part was bad or blank: no address (Address() itself)
+    return Address(lines, locality, region, postcode, country)
 
 
-def _read_source(reader: _RowReader) -> SourceMetadata | None:
+def _read_source(reader: _RowReader, parsers: _Parsers) -> SourceMetadata | None:
     """A bad grading or handling code is left out; so is a handling code C without its
     conditions (with the error on ``handling_conditions``); metadata with nothing left is none."""
     if not any(reader.text(f) for f in _SOURCE_FIELDS):
         return None
-    grading = reader.parse("grading", parse_grading)
-    handling = reader.parse("handling_code", parse_handling_code)
+    grading = reader.parse("grading", parsers.grading)
+    handling = reader.parse("handling_code", parsers.handling_code)
     conditions = reader.text("handling_conditions")
     if handling is HandlingCode.CONDITIONS and not conditions:
         reader.error("handling_conditions", "required when the handling code is C")
         handling = None
-    source = SourceMetadata(reader.text("source_id"), grading, handling, conditions)
-    return source if source != SourceMetadata("") else None
+    source_id = reader.text("source_id")
+    if not (source_id or grading is not None or handling is not None or conditions):
+        return None  # nothing left: SourceMetadata("") is no metadata
+    return SourceMetadata(source_id, grading, handling, conditions)
 
 
 def _date_orders(
@@ -267,54 +343,96 @@ def check_row(
         ValueError: only for a caller's mistake: a ``date_order``, ``date_orders`` entry or
             ``bad_field`` that is not valid.
     """
-    orders = _date_orders(date_order, date_orders)
-    policy = BadFieldPolicy(bad_field)
-    reader = _RowReader(line, row)
-
-    record_id = reader.text("record_id")
-    if not record_id:
-        reader.error("record_id", "required")
-    category = reader.parse("category", parse_category)
-    if category is None and not reader.text("category"):
-        if default_category is None:
-            reader.error("category", "required")
-        category = default_category
-
-    given, middle, family, full = (reader.text(f) for f in NAME_FIELDS)
-    if not (given or middle or family or full):
-        reader.error(NAME_PSEUDO_FIELD, "no name (one of " + ", ".join(NAME_FIELDS) + " needed)")
-    aliases = reader.parse("aliases", parse_aliases) or ()
-    birth_date = reader.parse("birth_date", lambda t: parse_birth_date(t, orders["birth_date"]))
-    sex = reader.parse("sex", parse_sex)
-    nationalities = reader.parse("nationalities", parse_nationalities) or ()
-    docs = _read_documents(reader, documents, orders["doc_expiry"])
-    address = _read_address(reader)
-    source = _read_source(reader)
-
-    errors = tuple(
-        sorted(reader.errors, key=lambda e: _ERROR_ORDER.get(e.field, len(_ERROR_ORDER)))
+    checker = RowChecker(
+        date_order=date_order,
+        date_orders=date_orders,
+        default_category=default_category,
+        bad_field=bad_field,
+        remember=False,
     )
-    if any(e.field in ROW_FIELDS for e in errors) or (
-        errors and policy is BadFieldPolicy.REJECT_ROW
-    ):
-        return CheckedRow(None, errors)
-    assert category is not None
-    payload = {k: v.strip() for k, v in row.items() if k not in _CANONICAL and v.strip()}
-    record = PersonRecord(
-        record_id=record_id,
-        category=category,
-        name=PersonName(given=given, middle=middle, family=family, full=full),
-        aliases=aliases,
-        birth_date=birth_date,
-        sex=sex,
-        nationalities=nationalities,
-        birth_place=reader.text("birth_place"),
-        documents=docs,
-        addresses=(address,) if address is not None else (),
-        source=source,
-        payload=payload,
-    )
-    return CheckedRow(record, errors)
+    return checker.check(row, line, documents)
+
+
+class RowChecker:
+    """:func:`check_row` with its settings fixed, for the rows of one input: with ``remember``
+    (the default) each field parser keeps the values of the texts it has read (at most
+    65,536 each), so that a repeated category, code, date or alias list is parsed once and its
+    immutable value shared between records, and a repeated name, place or payload text is one
+    string for all the records that hold it (memory goes with the records, not their fields).
+    ``check(row, line, documents)`` gives exactly what ``check_row`` gives. Raises
+    ``ValueError`` like ``check_row`` for bad settings."""
+
+    def __init__(
+        self,
+        *,
+        date_order: DateOrder | str = DateOrder.UNKNOWN,
+        date_orders: Mapping[str, DateOrder | str] | None = None,
+        default_category: Category | None = None,
+        bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
+        remember: bool = True,
+    ) -> None:
+        self._parsers = _Parsers(_date_orders(date_order, date_orders), remember)
+        self._policy = BadFieldPolicy(bad_field)
+        self._default_category = default_category
+        self._texts: dict[str, str] | None = {} if remember else None
+
+    def check(
+        self, row: Mapping[str, str], line: int, documents: Sequence[Mapping[str, str]] = ()
+    ) -> CheckedRow:
+        """One row's verdict (see :func:`check_row`)."""
+        parsers = self._parsers
+        reader = _RowReader(line, row, self._texts)
+        values = reader.values
+
+        record_id = values.get("record_id", "")
+        if not record_id:
+            reader.error("record_id", "required")
+        category = reader.parse("category", parsers.category)
+        if category is None and not values.get("category"):
+            if self._default_category is None:
+                reader.error("category", "required")
+            category = self._default_category
+
+        given, middle, family, full = (values.get(f, "") for f in NAME_FIELDS)
+        if not (given or middle or family or full):
+            reader.error(NAME_PSEUDO_FIELD, _NO_NAME)
+        aliases = reader.parse("aliases", parsers.aliases) or ()
+        birth_date = reader.parse("birth_date", parsers.birth_date)
+        sex = reader.parse("sex", parsers.sex)
+        nationalities = reader.parse("nationalities", parsers.nationalities) or ()
+        docs = _read_documents(reader, documents, parsers)
+        address = _read_address(reader, parsers)
+        source = _read_source(reader, parsers)
+
+        errors: tuple[FieldError, ...] = ()
+        if reader.errors:
+            errors = tuple(
+                sorted(reader.errors, key=lambda e: _ERROR_ORDER.get(e.field, len(_ERROR_ORDER)))
+            )
+            if any(e.field in ROW_FIELDS for e in errors) or (
+                self._policy is BadFieldPolicy.REJECT_ROW
+            ):
+                return CheckedRow(None, errors)
+        assert category is not None
+        payload = {k: v for k, v in values.items() if v and k not in _CANONICAL}
+        record = PersonRecord(
+            record_id=record_id,
+            category=category,
+            name=PersonName(given=given, middle=middle, family=family, full=full),
+            aliases=aliases,
+            birth_date=birth_date,
+            sex=sex,
+            nationalities=nationalities,
+            birth_place=values.get("birth_place", ""),
+            documents=docs,
+            addresses=(address,) if address is not None else (),
+            source=source,
+            payload=payload,
+        )
+        return CheckedRow(record, errors)
+
+
+_NO_NAME = "no name (one of " + ", ".join(NAME_FIELDS) + " needed)"
 
 
 def validate_row(

@@ -131,6 +131,22 @@ def issue_receipt(
     return pack([body, key.sign(_receipt_digest(body))], version=RECEIPT_VERSION)
 
 
+def _audit_key(raw: bytes) -> VerifyKey:
+    """``VerifyKey(raw)`` (``ValueError`` for a key that is not one), kept for the few audit
+    keys seen last: every receipt from a partner carries the same key."""
+    key = _AUDIT_KEYS.get(raw)
+    if key is None:
+        key = VerifyKey(raw)
+        if len(_AUDIT_KEYS) >= _AUDIT_KEYS_KEPT:
+            del _AUDIT_KEYS[next(iter(_AUDIT_KEYS))]
+        _AUDIT_KEYS[raw] = key
+    return key
+
+
+_AUDIT_KEYS: dict[bytes, VerifyKey] = {}
+_AUDIT_KEYS_KEPT: Final = 16
+
+
 def _decode_checkpoint(value: object) -> PublishedCheckpoint | None:
     if value is None:
         return None
@@ -142,7 +158,7 @@ def _decode_checkpoint(value: object) -> PublishedCheckpoint | None:
     if any(type(n) is not int for n in (seq, time_us, prev_seq, interval)):
         raise ReleaseRejected("malformed")
     try:
-        audit_key = VerifyKey(raw_key)
+        audit_key = _audit_key(raw_key)
         checkpoint = make_checkpoint(seq, head, time_us, prev_seq, interval, signature)
     except ValueError:  # not a point, or a member out of range
         raise ReleaseRejected("malformed") from None

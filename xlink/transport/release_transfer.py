@@ -17,15 +17,22 @@ that release frames arriving before our own session is done are held back rather
 The rules (which frame when, every check and its abort code) are the machine's; this module
 only moves frames: it sends from a task of its own while it reads, so two sides with much to
 send never block each other, and answers the peer's releases with the caller's ``store_one``.
+
+With a ``batch`` (:class:`Commits`), :func:`transfer_releases` commits the writes of many
+releases at once, each commit before anything that depends on it leaves: our releases after
+their ``RELEASE_SENT`` entries, an answer after the writes behind it (answers are held back
+until then); otherwise when nothing more has arrived, every :data:`MAX_UNCOMMITTED`
+operations, at the end and when the transfer fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Final, Protocol
 
 from xlink.errors import LocalProtocolError
 from xlink.release.seal import SealedRelease
@@ -35,6 +42,7 @@ from xlink.release.transfer import (
     MAGIC_FAMILY,
     RELEASE_MAGIC,
     DecisionMismatch,
+    FrameType,
     ReleaseAnswered,
     ReleaseReceived,
     ReleaseTransfer,
@@ -52,7 +60,9 @@ from xlink.transport.stream import Connection
 __all__ = [
     "DST_DECIDED_PAIRS",
     "LABEL_CHUNK",
+    "MAX_UNCOMMITTED",
     "RELEASE_MAGIC",
+    "Commits",
     "DecisionMismatch",
     "LabelFunctions",
     "TransferError",
@@ -70,6 +80,21 @@ _MAGIC_FAMILY = MAGIC_FAMILY
 
 StoreOne = Callable[[bytes], tuple[bool, bytes]]
 OnAnswer = Callable[[int, bool, bytes], object]
+
+MAX_UNCOMMITTED: Final = 1024
+"""Most operations (releases stored or refused, answers settled) in one commit of a batch."""
+
+_TYPE_AT: Final = len(RELEASE_MAGIC)
+_ANSWERS: Final = frozenset({FrameType.RECEIPT, FrameType.REFUSED})
+
+
+class Commits(Protocol):
+    """Writes grouped into one transaction per store (:class:`xlink._sqlite.Batch`): ``open``
+    before an operation, ``flush`` commits (or raises: then nothing that depends on it leaves)."""
+
+    def open(self) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 class LabelFunctions(Protocol):
@@ -117,6 +142,15 @@ class TransferGate:
     async def close(self, timeout: float | None = None) -> None:
         return None  # the runner closes the connection once the transfer is over
 
+    def buffered(self) -> bool:
+        """True when the peer's next message is at hand (held back here, or already read by
+        the connection): :meth:`next_message` returns it without waiting. False when unknown
+        (a connection that cannot tell)."""
+        if self.held:
+            return True
+        buffered = getattr(self.conn, "buffered", None)
+        return bool(buffered()) if callable(buffered) else False
+
     async def next_message(self, idle_timeout: float) -> bytes | None:
         """The peer's next message (one held back first), None at the end of the stream;
         :class:`~xlink.transport.TransportTimeout` after ``idle_timeout`` seconds of
@@ -146,27 +180,44 @@ class _Outbox:
     two sides with much to send never block each other. The task takes a frame from the
     machine only when it can send it, so nothing the machine drops at an abort goes out.
     ``wake`` after each change of the machine; ``finish`` waits (at most ``idle_timeout``)
-    until every frame due is sent; ``close`` stops the task."""
+    until every frame due is sent; ``close`` stops the task.
 
-    def __init__(self, gate: TransferGate, machine: ReleaseTransfer) -> None:
+    ``gated``: the ``n``-th answer (RECEIPT, REFUSED) leaves once ``commit(k)``, ``k >= n``,
+    said the writes behind it are durable; frames behind a held answer wait with it."""
+
+    def __init__(self, gate: TransferGate, machine: ReleaseTransfer, *, gated: bool) -> None:
         self._gate = gate
         self._machine = machine
         self._wake = asyncio.Event()
         self._finishing = False
+        self._answers = 0  # answers taken from the machine
+        self._committed = 0 if gated else sys.maxsize  # answers that may leave
         self._task = asyncio.create_task(self._send_all())
 
     async def _send_all(self) -> None:
+        frame: bytes | None = None
+        number = 0  # the answer number of ``frame``, 0 for another frame
         while True:
-            frame = self._machine.next_frame()
-            if frame is not None:
-                await self._gate.send(frame)
-            elif self._finishing:
+            if frame is None:
+                frame = self._machine.next_frame()
+                if frame is not None and frame[_TYPE_AT] in _ANSWERS:
+                    self._answers += 1
+                    number = self._answers
+            if frame is not None and number <= self._committed:
+                sending, frame, number = frame, None, 0
+                await self._gate.send(sending)
+            elif frame is None and self._finishing:
                 return
             else:
                 self._wake.clear()
                 await self._wake.wait()
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def commit(self, answers: int) -> None:
+        """The first ``answers`` answers given to the machine are durable: they may leave."""
+        self._committed = max(self._committed, answers)
         self._wake.set()
 
     async def finish(self, idle_timeout: float) -> None:
@@ -188,13 +239,39 @@ def _abort(machine: ReleaseTransfer) -> None:
 
 
 async def _receive_one(
-    gate: TransferGate, machine: ReleaseTransfer, idle_timeout: float
+    gate: TransferGate,
+    machine: ReleaseTransfer,
+    idle_timeout: float,
+    before_waiting: Callable[[], object] | None = None,
 ) -> list[TransferEvent]:
-    message = await gate.next_message(idle_timeout)
+    """The events of the peer's next frame; ``before_waiting`` is called first when that frame
+    is not at hand (none held or buffered, and none arrives at once)."""
+    if before_waiting is None or gate.buffered():
+        message = await gate.next_message(idle_timeout)
+    else:
+        message = await _next_or(gate.next_message(idle_timeout), before_waiting)
     if message is None:
         machine.peer_closed()  # raises before DONE
         return []
     return machine.receive(message)
+
+
+async def _next_or(
+    receiving: Awaitable[bytes | None], before_waiting: Callable[[], object]
+) -> bytes | None:
+    """Await ``receiving``; if it cannot complete at once (what the connection has read, and
+    what the socket has, polled once), call ``before_waiting`` first."""
+    task = asyncio.ensure_future(receiving)
+    try:
+        await asyncio.wait((task,), timeout=0)
+        if not task.done():
+            before_waiting()
+        return await task
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
 
 
 async def _agree(gate: TransferGate, machine: ReleaseTransfer, idle_timeout: float) -> None:
@@ -217,24 +294,51 @@ async def _exchange(
     until: TransferState,
     store_one: StoreOne | None = None,
     on_answer: OnAnswer | None = None,
+    batch: Commits | None = None,
 ) -> None:
     """Send the machine's frames while reading the peer's until the machine reaches ``until``
     (answering each release of the peer with ``store_one``, handing each answer to ours to
-    ``on_answer`` as it arrives), then wait until every frame due is sent."""
-    outbox = _Outbox(gate, machine)
+    ``on_answer`` as it arrives), then wait until every frame due is sent. With ``batch``:
+    each of those operations runs in it, and our answers leave once it is flushed (see the
+    module's docstring for when)."""
+    outbox = _Outbox(gate, machine, gated=batch is not None)
+    given = 0  # answers given to the machine
+    pending = 0  # operations in the batch since its last flush
+
+    def flush() -> None:
+        nonlocal pending
+        if batch is not None and pending:
+            batch.flush()
+        pending = 0
+        outbox.commit(given)
+
     try:
         while machine.state is not until:
             outbox.wake()
-            for event in await _receive_one(gate, machine, idle_timeout):
+            if pending >= MAX_UNCOMMITTED:
+                flush()
+            waiting = flush if pending else None
+            for event in await _receive_one(gate, machine, idle_timeout, waiting):
                 if isinstance(event, ReleaseReceived):
                     if store_one is None:  # pragma: no cover - the machine sent no releases
                         raise LocalProtocolError("a release arrived with no store to take it")
+                    if batch is not None:
+                        batch.open()
+                        pending += 1
                     machine.answer(*store_one(event.data))
+                    given += 1
                 elif isinstance(event, ReleaseAnswered) and on_answer is not None:
+                    if batch is not None:
+                        batch.open()
+                        pending += 1
                     on_answer(event.index, event.ok, event.answer)
+        flush()
         await outbox.finish(idle_timeout)
     except BaseException:
         _abort(machine)
+        if batch is not None:  # what was done stays done; its answers are never sent
+            with contextlib.suppress(Exception):
+                batch.flush()
         raise
     finally:
         await outbox.close()
@@ -309,6 +413,8 @@ async def transfer_releases(
     idle_timeout: float,
     encode: Callable[[SealedRelease], bytes] | None = None,
     on_answer: OnAnswer | None = None,
+    *,
+    batch: Commits | None = None,
 ) -> TransferResult:
     """Release transfer v1 after :func:`agree_decided_pairs` (and :func:`exchange_labels`):
     send COUNT, our releases, END; answer each of the peer's releases with ``store_one(data)``
@@ -316,7 +422,8 @@ async def transfer_releases(
     read the same from the peer. ``encode`` turns each of our releases into the RELEASE
     frame's body (the runner labels them, :mod:`xlink.release.label`; default: the sealed
     bytes as they are). ``on_answer(index, ok, answer)`` gets each of the peer's answers to
-    ours as it arrives (:class:`~xlink.release.ReceiptSettler` settles it then).
+    ours as it arrives (:class:`~xlink.release.ReceiptSettler` settles it then). ``batch``
+    commits what those three write in few commits (the module's docstring).
 
     Raises :class:`TransferError`: a COUNT above our number of decided matches
     (``TOO_MANY_RELEASES``, before any of the peer's releases is stored), a frame out of order
@@ -330,7 +437,14 @@ async def transfer_releases(
     assert decided is not None
     if len(ours) > decided:
         raise LocalProtocolError("more releases than decided matches")
-    machine.send_releases([s.data if encode is None else encode(s) for s in ours])
+    if batch is not None:
+        batch.open()
+    try:
+        bodies = [s.data if encode is None else encode(s) for s in ours]
+    finally:
+        if batch is not None:  # what encode audited is durable before anything is sent
+            batch.flush()
+    machine.send_releases(bodies)
     await _exchange(
         gate,
         machine,
@@ -338,6 +452,7 @@ async def transfer_releases(
         until=TransferState.DONE,
         store_one=store_one,
         on_answer=on_answer,
+        batch=batch,
     )
     assert machine.result is not None
     return machine.result

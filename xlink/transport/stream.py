@@ -143,6 +143,10 @@ class FramedConnection:
             self._frames.extend(self._decoder.feed(data))
         return self._frames.popleft()
 
+    def buffered(self) -> bool:
+        """True when a whole message is already read: :meth:`receive` returns it at once."""
+        return bool(self._frames)
+
     async def close(self, timeout: float | None = None) -> None:
         if self._closed:
             return
@@ -207,6 +211,10 @@ class MemoryConnection:
         if message is None:
             self._eof = True
         return message
+
+    def buffered(self) -> bool:
+        """True when a message is waiting: :meth:`receive` returns it at once."""
+        return not self._inbox.empty()
 
     async def close(self, timeout: float | None = None) -> None:
         if self._closed:

@@ -1,0 +1,207 @@
+"""The memoising token derivation (xlink.linkage._derive, used by derive_token_set) gives exactly
+the tokens of the reference derive_match_keys: same values, same order, same keys, for
+generated records and generated schemas, with its memos cold and warm, and in worker
+processes."""
+
+from __future__ import annotations
+
+from array import array
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xlink.linkage._derive import TokenDeriver
+from xlink.linkage.fields import DATE_ONLY_TRANSFORMS, PHONETIC_TRANSFORMS, Field, Transform
+from xlink.linkage.keys import derive_match_keys, derive_token_set
+from xlink.linkage.schema import LinkageSchema, load_default_schema, load_schema, validate_schema
+from xlink.linkage.tokens import TokenSet, TokenSetBuilder
+from xlink.records.model import (
+    Address,
+    BirthDate,
+    Category,
+    IdentityDocument,
+    PersonName,
+    PersonRecord,
+    Sex,
+)
+
+# Few distinct values, so that memos hit; letters that transliterate to variants, that do not
+# transliterate at all, placeholders, particles, honorifics, compound names.
+_NAMES = st.sampled_from(
+    [
+        "", "Anna", "Müller", "Jürgen", "van der Berg", "García-López", "O'Brien", "Baby",
+        "Unknown", "Dr. José", "Smith Jr", "Петров", "Łukasz", "محمد", "Ann Marie", "Øster",
+        "De La Cruz", "Nguyen", "ß",
+    ]
+)  # fmt: skip
+_TEXT = st.sampled_from(["", "Toronto", "Montréal", "K1A 0B1", "m2r 2x0", "12 Rue de l'Église",
+                         "Zürich", "3 George Road", "ON", "QC", "東京"])  # fmt: skip
+_CODES = st.sampled_from(["", "CAN", "USA", "DEU", "D", "GBR"])
+
+
+@st.composite
+def _names(draw: st.DrawFn) -> PersonName:
+    if draw(st.booleans()):
+        full = draw(st.sampled_from(["Ivan Petrovich Sidorov", "Anna", "Mr John Smith", "Li Wei"]))
+        return PersonName(full=full)
+    given_name, family, middle = draw(_NAMES), draw(_NAMES), draw(_NAMES)
+    if not (given_name or family or middle):
+        family = "Smith"
+    return PersonName(given=given_name, middle=middle, family=family)
+
+
+@st.composite
+def _birth(draw: st.DrawFn) -> BirthDate | None:
+    kind = draw(st.integers(0, 4))
+    year = draw(st.sampled_from([1970, 1980, 2001]))
+    if kind == 0:
+        return None
+    if kind == 1:
+        return BirthDate(year)
+    if kind == 2:
+        return BirthDate(year, draw(st.integers(1, 12)))
+    day, month = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    return BirthDate(year, month, day, day_month_ambiguous=kind == 4 and day != month)
+
+
+@st.composite
+def records(draw: st.DrawFn, n: int = 1) -> PersonRecord:
+    documents = tuple(
+        IdentityDocument(draw(st.sampled_from(["P", "ID", ""])), number, draw(_CODES))
+        for number in draw(
+            st.lists(st.sampled_from(["AB123456", "ab-123 456", "X1", "Z"]), max_size=2)
+        )
+    )
+    addresses = tuple(
+        Address(
+            lines=tuple(draw(st.lists(_TEXT.filter(bool), max_size=2))),
+            locality=draw(_TEXT),
+            region=draw(_TEXT),
+            postcode=draw(_TEXT),
+        )
+        for _ in range(draw(st.integers(0, 2)))
+    )
+    return PersonRecord(
+        record_id=f"r{draw(st.integers(0, 10**6))}",
+        category=Category.WATCHLIST,
+        name=draw(_names()),
+        aliases=tuple(draw(st.lists(_names(), max_size=2))),
+        birth_date=draw(_birth()),
+        sex=draw(st.sampled_from([None, Sex.FEMALE, Sex.MALE, Sex.UNSPECIFIED])),
+        nationalities=tuple(draw(st.lists(_CODES.filter(bool), max_size=2, unique=True))),
+        birth_place=draw(_TEXT),
+        documents=documents,
+        addresses=addresses,
+    )
+
+
+_TRANSFORMS = {
+    "name": ["soundex", "nysiis", "metaphone", "first_initial", "first_n:3", "last_n:2",
+             "deletions", "minhash:2x2", "nospace"],
+    "date": ["year", "year_month", "day_month_sorted", "digits", "deletions"],
+    "other": ["first_n:2", "digits", "nospace", "deletions", "minhash:3x1"],
+}  # fmt: skip
+
+
+@st.composite
+def schemas(draw: st.DrawFn) -> LinkageSchema:
+    keys = []
+    for k in range(draw(st.integers(1, 6))):
+        fields = draw(st.lists(st.sampled_from(list(Field)), min_size=1, max_size=4, unique=True))
+        transforms: dict[str, str] = {}
+        fuzzy = False
+        for field in fields:
+            if not draw(st.booleans()):
+                continue
+            kind = "date" if field is Field.BIRTH_DATE else "name" if field.alphabetic else "other"
+            spec = draw(st.sampled_from(_TRANSFORMS[kind]))
+            step = Transform.parse(spec)
+            if step.expanding and fuzzy:
+                continue
+            if step.kind in PHONETIC_TRANSFORMS and not field.alphabetic:
+                continue
+            if step.kind in DATE_ONLY_TRANSFORMS and field is not Field.BIRTH_DATE:
+                continue
+            fuzzy = fuzzy or step.expanding
+            transforms[field.value] = spec
+        key: dict[str, object] = {
+            "name": f"k{k}",
+            "version": 1,
+            "fields": [f.value for f in fields],
+            "transforms": transforms,
+            "use_variants": draw(st.booleans()),
+        }
+        if len(fields) > 1:
+            key["unordered"] = draw(st.booleans())
+        keys.append(key)
+    return validate_schema(
+        {"id": "gen", "version": 1, "keys": keys, "placeholder_names": draw(st.booleans())}
+    )
+
+
+def _reference(items: list[PersonRecord], schema: LinkageSchema) -> TokenSet:
+    builder = TokenSetBuilder(schema.key_names)
+    for record in items:
+        builder.add_record(record.record_id, derive_match_keys(record, schema))
+    return builder.build()
+
+
+def _same(a: TokenSet, b: TokenSet) -> bool:
+    return (
+        a.key_names == b.key_names
+        and a.record_ids == b.record_ids
+        and a.values == b.values
+        and array("I", a.record_index) == array("I", b.record_index)
+        and array("B", a.key_index) == array("B", b.key_index)
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(records(), min_size=1, max_size=12), schemas())
+def test_cached_derivation_equals_reference_on_generated_schemas(
+    items: list[PersonRecord], schema: LinkageSchema
+) -> None:
+    expected = _reference(items, schema)
+    assert _same(derive_token_set(items, schema), expected)
+    deriver = TokenDeriver(schema)  # warm memos: the same records again
+    for _ in range(2):
+        for record in items:
+            keys, values = deriver.derive(record)
+            pairs = derive_match_keys(record, schema)
+            assert values == b"".join(t for _, t in pairs)
+            assert [schema.key_names[i] for i in keys] == [k for k, _ in pairs]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(records(), min_size=1, max_size=20))
+def test_cached_derivation_equals_reference_on_bundled_schemas(items: list[PersonRecord]) -> None:
+    from xlink.linkage.schema import DEFAULT_SCHEMA_RESOURCE
+
+    v3 = DEFAULT_SCHEMA_RESOURCE.replace("v4", "v3")
+    from importlib import resources
+
+    with resources.as_file(resources.files("xlink") / v3) as path:
+        older = load_schema(path)
+    for schema in (load_default_schema(), older):
+        assert _same(derive_token_set(items, schema), _reference(items, schema))
+
+
+def test_workers_give_the_same_token_set() -> None:
+    schema = load_default_schema()
+    base = [
+        PersonRecord(
+            record_id=f"r{i}",
+            category=Category.TRAVELLER,
+            name=PersonName(given=("Anna", "Jürgen", "Li")[i % 3], family=f"Family{i % 97}"),
+            birth_date=BirthDate(1950 + i % 50, 1 + i % 12, 1 + i % 28),
+            sex=(Sex.FEMALE, Sex.MALE)[i % 2],
+            documents=(IdentityDocument("P", f"AB{i:06d}", "CAN"),) if i % 3 else (),
+            addresses=(Address(lines=(f"{i} Main St",), locality="Toronto", postcode="K1A0B1"),),
+        )
+        for i in range(2_500)
+    ]
+    calls: list[int] = []
+    serial = derive_token_set(base, schema)
+    parallel = derive_token_set(base, schema, progress=calls.append, workers=2)
+    assert _same(serial, parallel)
+    assert calls == [1000, 2000, 2500]

@@ -1,0 +1,271 @@
+"""A party's worker pool for the PSI's group operations: hashing to the group, blinding and
+re-blinding, and the confirmation round's blinded evaluations (spec: xlink-psi-v2 §4), on
+every core of the machine.
+
+The operations are independent per element, so a call on a buffer of ``n`` elements is cut
+into one slice per worker, the slices run in parallel in worker processes, and the results
+are joined in order: the output is byte for byte what :class:`~xlink.crypto.suite.Ciphersuite`
+computes in-process. Calls smaller than :data:`POOL_MIN_ELEMENTS` run in-process, and the
+pool's processes start only once a party has done :data:`POOL_START_ELEMENTS` elements' work
+in-process (a few seconds), so small exchanges never pay for starting them.
+
+Workers are started with ``forkserver`` where the platform has it (``spawn`` elsewhere), never
+by forking a process that holds keys and threads. The session's blinding scalar travels to the
+workers with each call over the pool's local pipe, as 32 raw bytes (so do the confirmation
+round's scalars); a worker keeps nothing between calls. Memory is bounded by the caller's
+chunk: a worker holds one slice at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import sys
+import threading
+import time
+import types
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from types import TracebackType
+from typing import Final, Self
+
+from xlink.crypto.oprf import POINT_SIZE, SCALAR_SIZE, OprfScalar, unblind_point
+from xlink.crypto.suite import ELEMENT_SIZE, BlindingKey, Ciphersuite, get_suite
+from xlink.errors import InvalidElement
+
+__all__ = ["POOL_MIN_ELEMENTS", "POOL_START_ELEMENTS", "GroupWorkers", "default_worker_count"]
+
+POOL_MIN_ELEMENTS: Final = 1024
+"""A call on fewer elements than this runs in the calling process: below it, handing the
+slices to the workers costs more than it saves (about a hundred milliseconds of work)."""
+POOL_START_ELEMENTS: Final = 16384
+"""Elements worked in-process before the pool starts (about two seconds on one core): starting
+the workers costs about half a second, which only a larger set pays back."""
+
+_HASH: Final = "hash"
+_BLIND: Final = "blind"
+_HASH_BLIND: Final = "hash+blind"
+_POINTS: Final = "points"
+_MULTIPLY: Final = "multiply"
+
+_Failure = tuple[int, str, bool]  # index within the slice, reason, identity
+
+
+def default_worker_count() -> int:
+    """The cores this process may run on (its CPU affinity where the platform tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+def _work(
+    op: str, suite_id: int, secret: bytes, dst: bytes, data: bytes, token_size: int
+) -> tuple[bytes, _Failure | None]:
+    """One slice, in a worker (or in-process). Returns the output, or the first invalid
+    element's position and reason (exceptions are not sent back across the pipe)."""
+    suite = get_suite(suite_id)
+    try:
+        if op == _HASH:
+            return suite.hash_to_group(dst, data, token_size), None
+        if op == _POINTS:
+            return suite.hash_to_points(dst, data, token_size), None
+        if op == _MULTIPLY:  # ``secret``: one scalar for all, or one per point
+            each = len(secret) > SCALAR_SIZE
+            return b"".join(
+                unblind_point(
+                    secret[SCALAR_SIZE * i : SCALAR_SIZE * (i + 1)] if each else secret,
+                    data[POINT_SIZE * i : POINT_SIZE * (i + 1)],
+                    i,
+                )
+                for i in range(len(data) // POINT_SIZE)
+            ), None
+        key = BlindingKey(secret)
+        if op == _HASH_BLIND:
+            data = suite.hash_to_group(dst, data, token_size)
+        return suite.blind(key, data), None
+    except InvalidElement as exc:
+        return b"", (exc.index, exc.reason, exc.identity)
+
+
+class GroupWorkers:
+    """The group operations of one party, on ``count`` worker processes (default: every core
+    this process may use; ``1`` runs everything in-process), started once ``start_after``
+    elements have been worked in-process. Use as a context manager, or call :meth:`close`; a
+    closed pool starts again on its next large call.
+
+    Raises ``ValueError`` for a count below 1. Each operation raises what the in-process
+    operation raises (:class:`~xlink.errors.InvalidElement` with the element's position in the
+    whole buffer, ``ValueError`` for a buffer that is not whole elements).
+    """
+
+    def __init__(self, count: int | None = None, *, start_after: int = POOL_START_ELEMENTS) -> None:
+        count = default_worker_count() if count is None else count
+        if count < 1:
+            raise ValueError("the worker count must be at least 1")
+        self.count = count
+        self._start_after = start_after
+        self._worked = 0
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __repr__(self) -> str:
+        return f"GroupWorkers(count={self.count}, started={self._pool is not None})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker processes (they hold nothing worth keeping)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- operations ---------------------------------------------------------------------------
+
+    def hash_to_group(
+        self, suite: Ciphersuite, dst: bytes, tokens: bytes, token_size: int = 32
+    ) -> bytes:
+        """:meth:`Ciphersuite.hash_to_group` of every token, in order."""
+        return self._run(_HASH, suite, b"", dst, tokens, token_size)
+
+    def blind(self, suite: Ciphersuite, key: BlindingKey, elements: bytes) -> bytes:
+        """:meth:`Ciphersuite.blind` of every element, in order."""
+        return self._run(_BLIND, suite, _secret(key), b"", elements, ELEMENT_SIZE)
+
+    def hash_and_blind(
+        self, suite: Ciphersuite, key: BlindingKey, dst: bytes, tokens: bytes
+    ) -> bytes:
+        """Hash every 32-byte token to the group and blind it, in one trip to the workers."""
+        return self._run(_HASH_BLIND, suite, _secret(key), dst, tokens, 32)
+
+    def hash_to_points(self, suite: Ciphersuite, dst: bytes, tokens: bytes) -> bytes:
+        """:meth:`Ciphersuite.hash_to_points` of every 32-byte token, in order."""
+        return self._run(_POINTS, suite, b"", dst, tokens, 32)
+
+    def multiply(self, suite: Ciphersuite, scalars: bytes, points: bytes) -> bytes:
+        """``[s_i]P_i`` on edwards25519 for every point ``P_i`` and its 32-byte scalar ``s_i``
+        (``scalars`` as long as ``points``; spec §4.4). Raises
+        :class:`~xlink.errors.InvalidElement` for the first point that is not a canonical
+        point of the prime-order subgroup, or whose product is the identity."""
+        if len(scalars) != len(points) - len(points) % POINT_SIZE:
+            raise ValueError("give one scalar per point")
+        return self._run(_MULTIPLY, suite, scalars, b"", points, POINT_SIZE)
+
+    def evaluate(self, suite: Ciphersuite, key: OprfScalar, points: bytes) -> bytes:
+        """``[k]P`` on edwards25519 for every point ``P``, with the secret ``key``; raises as
+        :meth:`multiply` does."""
+        return self._run(_MULTIPLY, suite, key._k, b"", points, POINT_SIZE)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def _run(
+        self, op: str, suite: Ciphersuite, secret: bytes, dst: bytes, data: bytes, width: int
+    ) -> bytes:
+        if len(data) % width:
+            if op in (_BLIND, _MULTIPLY):
+                raise InvalidElement(len(data) // width, "truncated element")
+            raise ValueError("token buffer is not a whole number of tokens")
+        n = len(data) // width
+        self._worked += n
+        warming = self._pool is None and self._worked <= self._start_after
+        if self.count == 1 or n < POOL_MIN_ELEMENTS or warming:
+            out, failure = _work(op, suite.suite_id, secret, dst, bytes(data), width)
+            return _checked(out, failure, 0)
+        pool = self._started()
+        step = -(-n // self.count)
+        futures: list[tuple[int, Future[tuple[bytes, _Failure | None]]]] = []
+        each = op == _MULTIPLY and len(secret) > SCALAR_SIZE
+        for start in range(0, n, step):
+            part = bytes(data[start * width : (start + step) * width])
+            scalars = secret[start * SCALAR_SIZE : (start + step) * SCALAR_SIZE] if each else secret
+            futures.append(
+                (start, pool.submit(_work, op, suite.suite_id, scalars, dst, part, width))
+            )
+        outputs = []
+        for start, future in futures:  # in order: the first invalid element is reported
+            out, failure = future.result()
+            outputs.append(_checked(out, failure, start))
+        return b"".join(outputs)
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            methods = multiprocessing.get_all_start_methods()
+            method = "forkserver" if "forkserver" in methods else "spawn"
+            pool = ProcessPoolExecutor(
+                max_workers=self.count,
+                mp_context=multiprocessing.get_context(method),
+                initializer=_exit_with_owner,
+                initargs=(os.getpid(),),
+            )
+            # Every worker starts now, each on a task of its own (the pool starts one per
+            # submitted task), with the caller's main module out of sight: a new process would
+            # otherwise run the caller's script again, which a script without an
+            # ``if __name__ == "__main__"`` guard does not survive. The workers need only
+            # this module.
+            with _main_module_hidden():
+                started = [pool.submit(os.getpid) for _ in range(self.count)]
+            for future in started:
+                future.result()
+            self._pool = pool
+        return self._pool
+
+
+_OWNER_POLL_S: Final = 1.0
+
+
+def _exit_with_owner(owner: int) -> None:
+    """In each worker: exit once the process that started the pool is gone. A party killed
+    outright (SIGKILL, a crash) cannot shut its pool down, and its workers would otherwise
+    wait for work forever."""
+
+    def watch() -> None:
+        while _alive(owner):
+            time.sleep(_OWNER_POLL_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="xlink-owner-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):  # gone, or the pid is another user's now
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):  # no /proc on this platform
+        return True
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Replace ``__main__`` by an empty module while processes start (multiprocessing makes
+    a new process import the script ``__main__`` came from, when it has a file)."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+def _secret(key: BlindingKey) -> bytes:
+    return key._key.private_bytes_raw()
+
+
+def _checked(out: bytes, failure: _Failure | None, offset: int) -> bytes:
+    if failure is not None:
+        index, reason, identity = failure
+        raise InvalidElement(offset + index, reason, identity=identity)
+    return out

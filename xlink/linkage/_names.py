@@ -1,0 +1,173 @@
+"""The name group of token derivation (:mod:`xlink.linkage._derive`), built from name parts.
+
+A key recipe reads a name through its readings (the name as recorded and, for a recipe that
+takes it, the given/family swap; then each alias the same way): the given-name fields
+(``given``, ``given_first``) of a reading come from one name part, its family-name fields
+(``family``, ``family_part``) from another, and ``full_name`` from all the words. Names repeat
+far less than their parts (a list of 100,000 people has ~10,000 given names and ~11,000 family
+names, but ~73,000 full names), so what a recipe takes from one part is memoised per part
+text, and a new name costs a few look-ups and concatenations. The result is exactly
+:func:`~xlink.linkage.keys.group_options` of :func:`~xlink.linkage.keys.name_instances`
+(tests/linkage/test_derive.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xlink.linkage._slots import (
+    EMPTY_SLOT,
+    FieldSlot,
+    Slot,
+    Values,
+    bounded,
+    compose,
+    concat,
+    union,
+)
+from xlink.linkage.fields import Field
+from xlink.linkage.keys import known_given, name_swaps
+from xlink.linkage.schema import KeyRecipe
+from xlink.records.model import PersonName
+from xlink.records.normalise import full_name_variants, name_part_forms, name_texts
+
+__all__ = ["NameGroup"]
+
+#: A reading's values: the given-name part's (``given``, ``given_first``), the family-name
+#: part's (``family``, ``family_part``), then ``full_name``.
+_READING_FIELDS = (Field.GIVEN, Field.GIVEN_FIRST, Field.FAMILY, Field.FAMILY_PART, Field.FULL_NAME)
+_GIVEN_SIDE = frozenset({Field.GIVEN, Field.GIVEN_FIRST})
+_FAMILY_SIDE = frozenset({Field.FAMILY, Field.FAMILY_PART})
+
+# What a recipe reads of a name.
+_GIVEN = 0  # given-name fields only
+_FAMILY = 1  # family-name fields only
+_GIVEN_FAMILY = 2  # given-name fields, then family-name fields
+_OTHER = 3  # anything else (full_name, or a family field before a given one)
+
+
+class _Reader:
+    """What one recipe (or several that read alike) reads of a name; ``columns`` pairs each of
+    its fields' position in a reading with the field's slot function."""
+
+    __slots__ = ("columns", "family_memo", "given_memo", "kind", "split", "swaps")
+
+    def __init__(self, recipe: KeyRecipe, fields: Sequence[int], columns: Sequence[FieldSlot]):
+        names = [recipe.fields[i] for i in fields]
+        self.columns = tuple(
+            (_READING_FIELDS.index(f), columns[i]) for f, i in zip(names, fields, strict=True)
+        )
+        self.swaps = name_swaps(recipe)
+        given = sum(1 for f in names if f in _GIVEN_SIDE)
+        family = sum(1 for f in names if f in _FAMILY_SIDE)
+        if given == len(names):
+            self.kind = _GIVEN
+        elif family == len(names):
+            self.kind = _FAMILY
+        elif given + family == len(names) and all(f in _GIVEN_SIDE for f in names[:given]):
+            self.kind = _GIVEN_FAMILY
+        else:
+            self.kind = _OTHER
+        self.split = given  # the given-name fields come first in a _GIVEN_FAMILY reader
+        self.given_memo: dict[str, Slot] = {}
+        self.family_memo: dict[str, Slot] = {}
+
+
+class NameGroup:
+    """The slots of the name group for a list of recipes' reads (see the module docstring)."""
+
+    def __init__(
+        self,
+        reads: Sequence[tuple[KeyRecipe, Sequence[int], Sequence[FieldSlot]]],
+        placeholder_names: bool,
+    ) -> None:
+        self._readers = tuple(_Reader(recipe, fields, columns) for recipe, fields, columns in reads)
+        self._placeholder = placeholder_names
+        self._given_values: dict[str, tuple[Values, Values]] = {}
+
+    def _given_side(self, text: str) -> tuple[Values, Values]:
+        """``given`` and ``given_first`` of a reading whose given name is ``text``."""
+        found = self._given_values.get(text)
+        if found is None:
+            bounded(self._given_values)
+            variants, first, _ = name_part_forms(text)
+            if self._placeholder:
+                variants = known_given(variants)
+            found = self._given_values[text] = (variants, first if variants else ())
+        return found
+
+    @staticmethod
+    def _family_side(text: str) -> tuple[Values, Values]:
+        """``family`` and ``family_part`` of a reading whose family name is ``text``."""
+        variants, _, components = name_part_forms(text)
+        return variants, components
+
+    def _part(self, reader: _Reader, text: str, family: bool) -> Slot:
+        """What ``reader`` takes from one side of a reading, memoised per text."""
+        memo = reader.family_memo if family else reader.given_memo
+        found = memo.get(text)
+        if found is None:
+            bounded(memo)
+            values = self._family_side(text) if family else self._given_side(text)
+            offset = 2 if family else 0
+            side = self._side(reader, family)
+            found = memo[text] = compose(
+                [column(values[position - offset]) for position, column in side]
+            )
+        return found
+
+    @staticmethod
+    def _side(reader: _Reader, family: bool) -> Sequence[tuple[int, FieldSlot]]:
+        if reader.kind == _GIVEN_FAMILY:
+            return reader.columns[reader.split :] if family else reader.columns[: reader.split]
+        return reader.columns
+
+    def slots(self, names: Sequence[PersonName]) -> list[Slot]:
+        """Each reader's slot for a record's name and aliases (``names``, the name first)."""
+        placeholder = self._placeholder
+        readings: list[tuple[str, str, tuple[str, ...], bool]] = []
+        for name in names:
+            given_text, family_text, words = name_texts(name)
+            given = name_part_forms(given_text)[0]
+            family = name_part_forms(family_text)[0]
+            readings.append((given_text, family_text, words, False))
+            if given and family and not (placeholder and not known_given(given)):
+                readings.append((family_text, given_text, words, True))
+        out: list[Slot] = []
+        part = self._part
+        for reader in self._readers:
+            found: list[Slot] = []
+            kind = reader.kind
+            given_memo, family_memo = reader.given_memo, reader.family_memo
+            for given_text, family_text, words, swapped in readings:
+                if swapped and not reader.swaps:
+                    continue
+                if kind == _GIVEN:
+                    slot = given_memo.get(given_text) or part(reader, given_text, False)
+                elif kind == _FAMILY:
+                    slot = family_memo.get(family_text) or part(reader, family_text, True)
+                elif kind == _GIVEN_FAMILY:
+                    slot = given_memo.get(given_text) or part(reader, given_text, False)
+                    if slot[0]:
+                        second = family_memo.get(family_text) or part(reader, family_text, True)
+                        slot = concat(slot, second) if second[0] else EMPTY_SLOT
+                else:
+                    slot = self._other(reader, given_text, family_text, words)
+                if slot[0]:
+                    found.append(slot)
+            if not found:
+                out.append(EMPTY_SLOT)
+            else:
+                out.append(found[0] if len(found) == 1 else union(found))
+        return out
+
+    def _other(
+        self, reader: _Reader, given_text: str, family_text: str, words: tuple[str, ...]
+    ) -> Slot:
+        """A reader of ``full_name`` or of fields in another order: every field's column."""
+        values = (
+            *self._given_side(given_text),
+            *self._family_side(family_text),
+            full_name_variants(words),
+        )
+        return compose([column(values[position]) for position, column in reader.columns])
