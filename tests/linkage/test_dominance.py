@@ -35,16 +35,19 @@ def test_dominance_is_the_plain_definition(pairs: list[tuple[int, int]], block: 
     assert got.tolist() == _reference(ids, agree)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(-3, 40), st.integers(0, 300)), min_size=1, max_size=150),
-    st.sampled_from([1, 1 << 40]),
+    st.sampled_from([1, 1 << 40, 1 << 57]),
+    st.sampled_from([1, 1 << 50]),
 )
 def test_distinct_rows_are_numpy_unique_over_rows(
-    pairs: list[tuple[int, int]], spread: int
+    pairs: list[tuple[int, int]], spread: int, value_spread: int
 ) -> None:
-    ids = np.array([i * spread for i, _ in pairs], dtype=np.int64)  # wide ids: the sorting way
-    values = np.array([v for _, v in pairs], dtype=np.int64)
+    # wide ids: sorting one key, or two when (id, value) outgrows one integer; wide values:
+    # a binary search instead of a lookup table
+    ids = np.array([i * spread for i, _ in pairs], dtype=np.int64)
+    values = np.array([v * value_spread for _, v in pairs], dtype=np.int64)
     rows, inverse = np.unique(np.stack([ids, values], axis=1), axis=0, return_inverse=True)
     row_of, row_id, row_value = distinct_rows(ids, values)
     assert row_id.tolist() == rows[:, 0].tolist() and row_value.tolist() == rows[:, 1].tolist()

@@ -18,6 +18,8 @@ __all__ = ["distinct_rows", "dominated_on"]
 Ints = npt.NDArray[np.int64]
 #: Comparisons made at once (bounds the temporaries: a few arrays of this many integers).
 _BLOCK = 1 << 22
+#: A table of (id, value) slots is used while it has at most this many slots per pair.
+_TABLE = 8
 
 
 def dominated_on(ids: Ints, agree: Ints) -> npt.NDArray[np.bool_]:
@@ -55,15 +57,17 @@ def dominated_on(ids: Ints, agree: Ints) -> npt.NDArray[np.bool_]:
 
 def distinct_rows(ids: Ints, values: Ints) -> tuple[Ints, Ints, Ints]:
     """The distinct ``(id, value)`` rows, sorted by id then value, as ``(row_of, row_id,
-    row_value)``: pair ``i`` is row ``row_of[i]``. By a table over the few distinct values
-    when it is small enough (no sort of the pairs), else by sorting."""
+    row_value)``: pair ``i`` is row ``row_of[i]``. Values are coded by rank among the few
+    distinct ones; the rows are then found by a table over ``(id, value code)`` when it is
+    small enough (a counting sort: no comparison sort of the pairs), else by sorting one key."""
     n = len(ids)
     distinct = np.unique(values)
+    code = _codes(values, distinct)
     low = int(ids.min())
     span = int(ids.max()) - low + 1
     size = span * len(distinct)
-    if size <= max(4 * n, 1 << 20):
-        key = (ids - low) * len(distinct) + np.searchsorted(distinct, values)
+    if size <= max(_TABLE * n, 1 << 20):
+        key = (ids - low) * len(distinct) + code
         used = np.zeros(size, dtype=np.bool_)
         used[key] = True
         slot = np.cumsum(used, dtype=np.int64 if size >= 1 << 31 else np.int32)
@@ -71,14 +75,28 @@ def distinct_rows(ids: Ints, values: Ints) -> tuple[Ints, Ints, Ints]:
         del slot, key
         rows = np.flatnonzero(used)
         return row_of, rows // len(distinct) + low, distinct[rows % len(distinct)]
-    order = np.lexsort((values, ids))
-    sorted_ids, sorted_values = ids[order], values[order]
+    if size < 1 << 62:
+        order = np.argsort((ids - low) * len(distinct) + code, kind="stable")
+    else:
+        order = np.lexsort((code, ids))
+    sorted_ids, sorted_codes = ids[order], code[order]
     new_row = np.ones(n, dtype=np.bool_)
-    new_row[1:] = (sorted_ids[1:] != sorted_ids[:-1]) | (sorted_values[1:] != sorted_values[:-1])
+    new_row[1:] = (sorted_ids[1:] != sorted_ids[:-1]) | (sorted_codes[1:] != sorted_codes[:-1])
     row_of = np.empty(n, dtype=np.int64)
     row_of[order] = np.cumsum(new_row) - 1
     firsts = np.flatnonzero(new_row)
-    return row_of, sorted_ids[firsts], sorted_values[firsts]
+    return row_of, sorted_ids[firsts], distinct[sorted_codes[firsts]]
+
+
+def _codes(values: Ints, distinct: Ints) -> Ints:
+    """Each value's index in ``distinct`` (its sorted distinct values): by a lookup table
+    when the values are small, else by binary search."""
+    if len(distinct) and int(distinct[0]) >= 0 and int(distinct[-1]) < max(len(values), 1 << 16):
+        table = np.zeros(int(distinct[-1]) + 1, dtype=np.int64)
+        table[distinct] = np.arange(len(distinct), dtype=np.int64)
+        codes: Ints = table[values]
+        return codes
+    return np.searchsorted(distinct, values).astype(np.int64)
 
 
 def _ranges(starts: Ints, counts: Ints) -> Ints:
