@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from xlink._sqlite import Batch, BatchLost, SqliteStore, connect, transaction
+from xlink._sqlite import LOST, Batch, SqliteStore, connect, transaction
 
 
 class Store(SqliteStore):
@@ -87,7 +87,7 @@ def test_a_lost_transaction_commits_nothing_after_it(tmp_path: Path) -> None:
         a.add(1)
         b.add(2)
         a._conn.execute("ROLLBACK")
-        with pytest.raises(BatchLost):
+        with pytest.raises(sqlite3.OperationalError, match=LOST):
             batch.flush()
         assert seen(a.path) == seen(b.path) == []
         assert not a._conn.in_transaction and not b._conn.in_transaction

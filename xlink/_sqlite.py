@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-__all__ = ["Batch", "BatchLost", "SqliteStore", "connect", "transaction"]
+__all__ = ["LOST", "Batch", "SqliteStore", "connect", "transaction"]
 
 
 class SqliteStore:
@@ -88,9 +88,10 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-class BatchLost(sqlite3.OperationalError):
-    """SQLite rolled back a batch's transaction on its own (an I/O error, a full disk): what
-    was written in it is gone, so nothing that depends on it may be acknowledged."""
+#: The message of the ``sqlite3.OperationalError`` raised when SQLite rolled back a batch's
+#: transaction on its own (an I/O error, a full disk): what was written in it is gone, so
+#: nothing that depends on it may be acknowledged. The same type as any other failed write.
+LOST = "the batch's transaction was rolled back by SQLite"
 
 
 class Batch:
@@ -136,9 +137,9 @@ class Batch:
 
     def flush(self) -> None:
         """Commit the transactions the batch began, in order (nothing if it is not open).
-        Raises :class:`BatchLost` if SQLite ended one on its own, or the error of a failed
-        commit, after rolling back the stores after the failed one. Either way the batch is
-        then closed until :meth:`open`."""
+        Raises ``sqlite3.OperationalError`` (:data:`LOST`) if SQLite ended one on its own,
+        or the error of a failed commit, after rolling back the stores after the failed one.
+        Either way the batch is then closed until :meth:`open`."""
         begun, self._begun = self._begun, None
         if begun is None:
             return
@@ -150,7 +151,7 @@ class Batch:
                 continue
             try:
                 if not conn.in_transaction:
-                    raise BatchLost("the batch's transaction was rolled back by SQLite")
+                    raise sqlite3.OperationalError(LOST)
                 conn.execute("COMMIT")
             except BaseException as exc:
                 failed = exc

@@ -48,15 +48,24 @@ def test_cache_is_reused_replaced_and_private(tmp_path: Path) -> None:
     path = cache_path(tmp_path, 1, MOU_DIGEST)
     assert (one.cached, one.computed, one.cache_note) == (0, 30, None)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    written = path.stat()
     again = hash_tokens(first, suite_id=1, mou_digest=MOU_DIGEST, cache_dir=tmp_path)
     assert (again.cached, again.computed) == (30, 0)
     assert again.elements == one.elements
+    # Nothing new and nothing gone: the file is left as it was, not written again.
+    assert path.stat().st_ino == written.st_ino
     # Ten records leave, five arrive: five hashed now, and the file holds exactly the new set.
     changed = _set(list(range(10, 35)))
     three = hash_tokens(changed, suite_id=1, mou_digest=MOU_DIGEST, cache_dir=tmp_path)
     assert (three.cached, three.computed) == (20, 5)
     assert three.elements == _expected(changed)
     assert path.stat().st_size == len(CACHE_MAGIC) + 72 + 25 * 64
+    # A subset: nothing to hash, but the file is rewritten to hold only the current tokens.
+    fewer = hash_tokens(
+        _set(list(range(10, 30))), suite_id=1, mou_digest=MOU_DIGEST, cache_dir=tmp_path
+    )
+    assert (fewer.cached, fewer.computed) == (20, 0)
+    assert path.stat().st_size == len(CACHE_MAGIC) + 72 + 20 * 64
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 
 

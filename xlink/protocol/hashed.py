@@ -87,8 +87,9 @@ def hash_tokens(
 ) -> HashedTokens:
     """Hash the distinct values of ``tokens`` to the group under the MOU's DST.
 
-    With ``cache_dir``, reuses what its cache file holds and writes the file again (owner-only
-    permissions, replaced atomically). ``progress(done, total)`` is called as tokens are
+    With ``cache_dir``, reuses what its cache file holds and, unless it held exactly these
+    tokens, writes the file again with exactly them (owner-only permissions, replaced
+    atomically). ``progress(done, total)`` is called as tokens are
     hashed. Raises ``KeyError`` for an unknown suite, ``OSError`` if the cache cannot be
     written.
     """
@@ -103,11 +104,13 @@ def hash_tokens(
     out = np.zeros((n, ELEMENT_SIZE), dtype=np.uint8)
     missing = np.ones(n, dtype=np.bool_)
     note = None
+    kept = -1  # entries in a cache file used (-1: none used)
     path = cache_path(cache_dir, suite_id, mou_digest) if cache_dir is not None else None
     if path is not None and path.exists():
         cached, note = _read_cache(path, ident)
         if cached is not None:
             c_tokens, c_elements = cached
+            kept = len(c_tokens)
             idx = lookup_sorted(values, c_tokens)
             hit = idx >= 0
             out[hit] = c_elements[idx[hit]]
@@ -116,6 +119,7 @@ def hash_tokens(
             note = _sample_check(suite_id, dst, values, out, hit)
             if note is not None:
                 missing[:] = True
+                kept = -1
     pool = workers if workers is not None else GroupWorkers(1)
     todo = np.nonzero(missing)[0]
     total = len(todo)
@@ -125,7 +129,8 @@ def hash_tokens(
         out[pick] = rows_of(hashed)
         if progress is not None:
             progress(start + len(pick), total)
-    if path is not None:
+    if path is not None and not (total == 0 and kept == n):
+        # (a file that held exactly these tokens, every one found, is left as it is)
         _write_cache(path, ident, values, out)
     return HashedTokens(ident, out.tobytes(), n - total, total, note)
 
