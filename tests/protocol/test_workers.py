@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from _support import MOU_DIGEST, config
 
-from xlink.crypto import workers as workers_module
 from xlink.crypto.oprf import OprfScalar, blind_points, blind_scalar, evaluate_points
 from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.suite import SMALL_ORDER_U, SUITE_X25519, BlindingKey
@@ -92,50 +87,6 @@ def test_the_pool_starts_only_for_a_large_set(tokens: bytes) -> None:
     with GroupWorkers(2, start_after=N // 2) as workers:
         workers.hash_to_group(SUITE_X25519, DST, tokens)
         assert workers._pool is not None
-
-
-def test_a_script_without_a_main_guard_is_not_run_again(tmp_path: Path) -> None:
-    """Worker processes must not import the caller's script: most scripts that embed an
-    exchange have no ``if __name__ == "__main__"`` guard."""
-    script = tmp_path / "embed.py"
-    script.write_text(
-        "import os\n"
-        "from xlink.crypto.suite import SUITE_X25519\n"
-        "from xlink.crypto.workers import GroupWorkers\n"
-        "print('top level', flush=True)\n"
-        "tokens = os.urandom(32 * 3000)\n"
-        "with GroupWorkers(2, start_after=0) as w:\n"
-        "    assert w.hash_to_group(SUITE_X25519, b'd', tokens) == "
-        "SUITE_X25519.hash_to_group(b'd', tokens)\n"
-        "    assert w._pool is not None\n"
-    )
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.count("top level") == 1
-
-
-def test_workers_exit_when_their_party_is_killed(tmp_path: Path) -> None:
-    """A party killed outright cannot stop its pool: the workers notice and exit."""
-    script = tmp_path / "killed.py"
-    script.write_text(
-        "import os, signal\n"
-        "from xlink.crypto.workers import GroupWorkers\n"
-        "w = GroupWorkers(2, start_after=0)\n"
-        "pool = w._started()\n"
-        "print(' '.join(str(p) for p in pool._processes), flush=True)\n"
-        "os.kill(os.getpid(), signal.SIGKILL)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
-    )
-    pids = [int(p) for p in done.stdout.split()]
-    assert len(pids) == 2
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(workers_module._alive(p) for p in pids):
-        time.sleep(0.2)
-    assert not any(workers_module._alive(p) for p in pids)
 
 
 def test_truncated_buffers_are_refused(pool: GroupWorkers) -> None:

@@ -9,27 +9,21 @@ computes in-process. Calls smaller than :data:`POOL_MIN_ELEMENTS` run in-process
 pool's processes start only once a party has done :data:`POOL_START_ELEMENTS` elements' work
 in-process (a few seconds), so small exchanges never pay for starting them.
 
-Workers are started with ``forkserver`` where the platform has it (``spawn`` elsewhere), never
-by forking a process that holds keys and threads. The session's blinding scalar travels to the
-workers with each call over the pool's local pipe, as 32 raw bytes (so do the confirmation
-round's scalars); a worker keeps nothing between calls. Memory is bounded by the caller's
+Workers are started as all of xlink's are (:mod:`xlink._processes`: ``spawn``, never a fork
+of a process that holds keys; the caller's script is not run again; they exit with their
+owner). The session's blinding scalar travels to the workers with each call over the pool's
+local pipe, as 32 raw bytes (so do the confirmation round's scalars); a worker keeps nothing
+between calls. Memory is bounded by the caller's
 chunk: a worker holds one slice at a time.
 """
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-import os
-import sys
-import threading
-import time
-import types
-from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from types import TracebackType
 from typing import Final, Self
 
+from xlink._processes import default_worker_count, start_pool
 from xlink.crypto.oprf import POINT_SIZE, SCALAR_SIZE, OprfScalar, unblind_point
 from xlink.crypto.suite import ELEMENT_SIZE, BlindingKey, Ciphersuite, get_suite
 from xlink.errors import InvalidElement
@@ -50,14 +44,6 @@ _POINTS: Final = "points"
 _MULTIPLY: Final = "multiply"
 
 _Failure = tuple[int, str, bool]  # index within the slice, reason, identity
-
-
-def default_worker_count() -> int:
-    """The cores this process may run on (its CPU affinity where the platform tells it)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
-        return max(1, os.cpu_count() or 1)
 
 
 def _work(
@@ -198,66 +184,8 @@ class GroupWorkers:
 
     def _started(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            methods = multiprocessing.get_all_start_methods()
-            method = "forkserver" if "forkserver" in methods else "spawn"
-            pool = ProcessPoolExecutor(
-                max_workers=self.count,
-                mp_context=multiprocessing.get_context(method),
-                initializer=_exit_with_owner,
-                initargs=(os.getpid(),),
-            )
-            # Every worker starts now, each on a task of its own (the pool starts one per
-            # submitted task), with the caller's main module out of sight: a new process would
-            # otherwise run the caller's script again, which a script without an
-            # ``if __name__ == "__main__"`` guard does not survive. The workers need only
-            # this module.
-            with _main_module_hidden():
-                started = [pool.submit(os.getpid) for _ in range(self.count)]
-            for future in started:
-                future.result()
-            self._pool = pool
+            self._pool = start_pool(self.count)
         return self._pool
-
-
-_OWNER_POLL_S: Final = 1.0
-
-
-def _exit_with_owner(owner: int) -> None:
-    """In each worker: exit once the process that started the pool is gone. A party killed
-    outright (SIGKILL, a crash) cannot shut its pool down, and its workers would otherwise
-    wait for work forever."""
-
-    def watch() -> None:
-        while _alive(owner):
-            time.sleep(_OWNER_POLL_S)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="xlink-owner-watch", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):  # gone, or the pid is another user's now
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):  # no /proc on this platform
-        return True
-
-
-@contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Replace ``__main__`` by an empty module while processes start (multiprocessing makes
-    a new process import the script ``__main__`` came from, when it has a file)."""
-    main = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
 
 
 def _secret(key: BlindingKey) -> bytes:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from xlink.linkage._names import NameGroup
 from xlink.linkage._slots import (
@@ -84,6 +84,8 @@ RecordFields = tuple[
     str,
 ]
 
+
+Reader = Callable[[RecordFields], Entry]
 
 #: A column memo is kept only if, after this many look-ups, at least one in five is a hit.
 _MEMO_TRIAL = 10_000
@@ -180,6 +182,16 @@ def _address_values(street: str, locality: str, region: str, postcode: str) -> t
         _one(normalise_place(street) if street else ""),
         _one(normalise_code(region)),
     )
+
+
+def _birth_instances(key: tuple[int, int | None, int | None, bool]) -> Sequence[Instance]:
+    """The birth date's instances, from its fields in :data:`RecordFields`."""
+    return birth_instances(BirthDate(key[0], key[1], key[2], day_month_ambiguous=key[3]))
+
+
+def _place_instances(text: str) -> Sequence[Instance]:
+    place = normalise_place(text)
+    return (Instance({Field.BIRTH_PLACE: (place,)}),) if place else ()
 
 
 def _hash_all(prefix: HASH, encodings: Sequence[bytes]) -> list[bytes]:
@@ -354,20 +366,35 @@ class TokenDeriver:
                 return entry(g, names.slots((name, *fields[1])))
 
             return read_name
-        if group is FieldGroup.BIRTH:
 
-            def read_birth(fields: RecordFields) -> Entry:
-                key = fields[2]
-                if key is None:
+        def memoised(position: int, instances: Callable[[Any], Sequence[Instance]]) -> Reader:
+            """A reader of one hashable field, its entry computed once per distinct value."""
+
+            def read(fields: RecordFields) -> Entry:
+                key = fields[position]
+                if not key:
                     return empty
                 hit = memo.get(key)
                 if hit is None:
                     bounded(memo)
-                    date = BirthDate(key[0], key[1], key[2], day_month_ambiguous=key[3])
-                    hit = memo[key] = instances_entry(g, birth_instances(date))
+                    hit = memo[key] = instances_entry(g, instances(key))
                 return hit
 
-            return read_birth
+            return read
+
+        def listed(position: int, values_of: Callable[..., tuple[Values, ...]]) -> Reader:
+            """A reader of a field holding several items (documents, addresses)."""
+
+            def read(fields: RecordFields) -> Entry:
+                items = cast(tuple[tuple[str, ...], ...], fields[position])
+                if not items:
+                    return empty
+                return values_entry(g, [values_of(*item) for item in items])
+
+            return read
+
+        if group is FieldGroup.BIRTH:
+            return memoised(2, _birth_instances)
         if group is FieldGroup.SEX:
             female = instances_entry(g, (Instance({Field.SEX: (Sex.FEMALE.value,)}),))
             male = instances_entry(g, (Instance({Field.SEX: (Sex.MALE.value,)}),))
@@ -379,51 +406,13 @@ class TokenDeriver:
 
             return read_sex
         if group is FieldGroup.DOCUMENT:
-
-            def read_documents(fields: RecordFields) -> Entry:
-                documents = fields[4]
-                if not documents:
-                    return empty
-                return values_entry(g, [_document_values(*d) for d in documents])
-
-            return read_documents
+            return listed(4, _document_values)
         if group is FieldGroup.NATIONALITY:
-
-            def read_nationalities(fields: RecordFields) -> Entry:
-                codes = fields[5]
-                if not codes:
-                    return empty
-                hit = memo.get(codes)
-                if hit is None:
-                    bounded(memo)
-                    hit = memo[codes] = instances_entry(g, nationality_instances(codes))
-                return hit
-
-            return read_nationalities
+            return memoised(5, nationality_instances)
         if group is FieldGroup.ADDRESS:
-
-            def read_addresses(fields: RecordFields) -> Entry:
-                addresses = fields[6]
-                if not addresses:
-                    return empty
-                return values_entry(g, [_address_values(*a) for a in addresses])
-
-            return read_addresses
+            return listed(6, _address_values)
         assert group is FieldGroup.BIRTH_PLACE
-
-        def read_place(fields: RecordFields) -> Entry:
-            text = fields[7]
-            if not text:
-                return empty
-            hit = memo.get(text)
-            if hit is None:
-                bounded(memo)
-                place = normalise_place(text)
-                found = (Instance({Field.BIRTH_PLACE: (place,)}),) if place else ()
-                hit = memo[text] = instances_entry(g, found)
-            return hit
-
-        return read_place
+        return memoised(7, _place_instances)
 
     def derive(self, record: PersonRecord) -> tuple[bytes, bytes]:
         """The record's tokens in two columns: key indices (a byte each) and token values (32

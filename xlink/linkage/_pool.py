@@ -5,18 +5,22 @@ as :func:`~xlink.linkage._derive.record_fields` (plain values, cheap to send), t
 its tokens with its own :class:`~xlink.linkage._derive.TokenDeriver` and sends back three
 columns (key indices, token values, tokens per record), and the results are added in chunk
 order: the :class:`~xlink.linkage.tokens.TokenSet` is the same, byte for byte, as one process
-derives. Workers are started with ``spawn`` (a clean interpreter: no fork of a process that may
-hold threads), one per core, and only for :data:`PARALLEL_MIN` records or more, where their
-start-up (an import of xlink each) is small beside the work.
+derives. Workers are started as all of xlink's are (:mod:`xlink._processes`: no fork of a
+process that may hold threads, the caller's script is not run again, they exit with their
+owner), one per core, and only for :data:`PARALLEL_MIN` records or more, where their start-up
+(an import of xlink each) is small beside the work. At most two chunks per worker are in
+flight, so memory stays bounded whatever the list's size.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 from array import array
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 
+from xlink._processes import default_worker_count, start_pool
 from xlink.linkage._derive import RecordFields, TokenDeriver, record_fields
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.tokens import TokenSetBuilder
@@ -38,11 +42,7 @@ def default_workers(records: int) -> int:
     process (which may not start any)."""
     if records < PARALLEL_MIN or multiprocessing.current_process().daemon:
         return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(cores, 1)
+    return default_worker_count()
 
 
 def _start(schema: LinkageSchema) -> None:
@@ -78,14 +78,31 @@ def derive_in_workers(
     chunks = (
         [record_fields(r) for r in records[start : start + CHUNK]] for start in range(0, n, CHUNK)
     )
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_start, initargs=(schema,)) as pool:
-        for start, (keys, values, counts) in zip(
-            range(0, n, CHUNK), pool.imap(_derive_chunk, chunks), strict=True
-        ):
-            done = min(start + CHUNK, n)
+    pool = start_pool(workers, _start, (schema,))
+    try:
+        done = 0
+        for keys, values, counts in _in_order(pool.submit, chunks, 2 * workers):
+            start, done = done, min(done + CHUNK, n)
             per_record = array("I")
             per_record.frombytes(counts)
             builder.add_chunk([r.record_id for r in records[start:done]], per_record, keys, values)
             if progress is not None and done % CHUNK == 0:
                 progress(done)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_Chunk = tuple[bytes, bytes, bytes]
+
+
+def _in_order(
+    submit: Callable[..., Future[_Chunk]], chunks: Iterator[list[RecordFields]], ahead: int
+) -> Iterator[_Chunk]:
+    """Each chunk's result, in order, with at most ``ahead`` chunks in flight."""
+    flying: deque[Future[_Chunk]] = deque()
+    for chunk in chunks:
+        flying.append(submit(_derive_chunk, chunk))
+        if len(flying) >= ahead:
+            yield flying.popleft().result()
+    while flying:
+        yield flying.popleft().result()

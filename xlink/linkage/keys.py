@@ -336,8 +336,7 @@ def derive_token_set(
     the work done once per distinct name part, date, place or code
     (:mod:`xlink.linkage._derive`). ``progress(n)`` is called every 1,000 records and at the end
     with the number of records done so far. ``workers``: processes to derive in (default 1:
-    this process only; ``None``: one per core for 20,000 records or more, started with
-    ``spawn``, so the calling program's main module must be import-safe; see
+    this process only; ``None``: one per core for 20,000 records or more; see
     :mod:`xlink.linkage._pool`); the token set is the same whatever their number. Never raises
     for valid records."""
     from xlink.linkage import _pool

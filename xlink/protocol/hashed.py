@@ -113,7 +113,10 @@ def hash_tokens(
             kept = len(c_tokens)
             idx = lookup_sorted(values, c_tokens)
             hit = idx >= 0
-            out[hit] = c_elements[idx[hit]]
+            if hit.all():  # the usual case: no temporary copy of the elements
+                np.take(c_elements, idx, axis=0, out=out)
+            else:
+                out[hit] = c_elements[idx[hit]]
             missing = ~hit
             del c_tokens, c_elements, cached, idx
             note = _sample_check(suite_id, dst, values, out, hit)
@@ -149,7 +152,10 @@ def _read_cache(path: Path, ident: bytes) -> tuple[tuple[Rows, Rows] | None, str
     checksum = data[at + 40 : _HEADER]
     if len(data) != _HEADER + 2 * 32 * count:
         return None, "cache file truncated"
-    if hashlib.sha256(data[: at + 40] + data[_HEADER:]).digest() != checksum:
+    whole = memoryview(data)
+    summed = hashlib.sha256(whole[: at + 40])
+    summed.update(whole[_HEADER:])  # (no copy of the body)
+    if summed.digest() != checksum:
         return None, "cache file damaged"
     body = np.frombuffer(data, dtype=np.uint8, offset=_HEADER)
     c_tokens = body[: 32 * count].reshape(count, 32)

@@ -18,10 +18,10 @@ import numpy.typing as npt
 
 from xlink.crypto.oprf import OprfScalar
 from xlink.crypto.rand import RandomSource
-from xlink.crypto.suite import ELEMENT_SIZE, BlindingKey, InvalidElement, get_suite
+from xlink.crypto.suite import BlindingKey, InvalidElement, get_suite
 from xlink.crypto.workers import GroupWorkers
 from xlink.errors import InternalProtocolError, LocalProtocolError, RemoteProtocolError
-from xlink.linkage.tokens import TOKEN_SIZE, TokenSet
+from xlink.linkage.tokens import TokenSet
 from xlink.protocol import _keys
 from xlink.protocol import limits as L
 from xlink.protocol._confirm import OwnConfirmation, PeerConfirmation, SessionLabels
@@ -32,16 +32,13 @@ from xlink.protocol._matching import (
     matched_handles,
     own_matches,
 )
+from xlink.protocol._own_set import OwnSet
 from xlink.protocol._reveal import OwnMatches, RevealWriter, record_key_sets
 from xlink.protocol._reveal_reader import PeerRevealReader
 from xlink.protocol._sets import (
-    Index,
     Rows,
-    distinct_index,
-    gather_sources,
     has_duplicates,
     lookup_sorted,
-    random_permutation,
     rows_of,
     sort_rows_in_place,
     sorted_has_duplicates,
@@ -90,9 +87,6 @@ _RECV_TRIGGER = {
 }
 
 
-_NO_INDEX = np.zeros(0, dtype=np.int32)
-
-
 class PsiSession:
     """One party's side of one xlink-psi-v2 session (spec §5).
 
@@ -138,17 +132,8 @@ class PsiSession:
         self._dst = _keys.hash_to_group_dst(self._suite.name, config.mou_digest)
 
         self._workers = workers if workers is not None else GroupWorkers(1)
-        self._values = rows_of(tokens.values)
-        self._first, self._inverse = distinct_index(self._values)
-        self._distinct_count = len(self._first)
-        self._hashed: Rows | None = None
-        if hashed is not None:
-            if hashed.dst_id != dst_id(config.suite_id, config.mou_digest):
-                raise ValueError("the hashed tokens were made for another MOU or suite")
-            if len(hashed) != self._distinct_count:
-                raise ValueError("the hashed tokens are not those of this token set")
-            self._hashed = rows_of(hashed.elements)
-        size = padded_size(self._distinct_count, config.padding_bucket)
+        self._own = OwnSet(tokens, hashed, dst_id(config.suite_id, config.mou_digest))
+        size = padded_size(self._own.distinct_count, config.padding_bucket)
         if size > L.MAX_SET_SIZE:
             raise ValueError("padded set larger than MAX_SET_SIZE")
         if size > config.max_own_set_size:
@@ -160,8 +145,7 @@ class PsiSession:
         self._key = BlindingKey.generate(rng)
         self._oprf_key = OprfScalar.generate(rng)
         self._confirm_seed = rng(32)
-        self._perm = random_permutation(size, rng).astype(np.int32)
-        self._dummies = rows_of(rng(TOKEN_SIZE * (size - self._distinct_count)))
+        self._own.shuffle(size, rng)
         self._own_chunks = -(-size // config.chunk_size)
         self._own_sent = self._own_returned = 0
         # The peer's answers for our slots: 16-byte direction-tagged hashes (spec §4.5).
@@ -504,17 +488,15 @@ class PsiSession:
 
     def _prepare_confirmation(self) -> None:
         assert self._own_double is not None and self._peer_double is not None
+        distinct = self._own.distinct_count
+        perm, inverse = self._own.take_order()
         handles, sources = matched_handles(
-            self._transcript,
-            self.role.value,
-            self._own_double,
-            self._peer_double,
-            self._perm,
-            self._distinct_count,
+            self._transcript, self.role.value, self._own_double, self._peer_double, perm, distinct
         )
-        self._own_double, self._perm = None, _NO_INDEX  # released before the next step
-        matches = own_matches(handles, sources, self._inverse, self._distinct_count)
-        self._inverse = _NO_INDEX
+        self._own_double = None
+        del perm  # released before the next step
+        matches = own_matches(handles, sources, inverse, distinct)
+        del inverse
         self._matched_tokens = len(matches)
         self._matches = matches
         group_scalar = self._key.group_scalar()
@@ -609,31 +591,20 @@ class PsiSession:
             return encode_message(Reblinded(seq, data))
         if self._own_sent < self._own_chunks:
             seq = self._own_sent
-            c = self.config.chunk_size
-            slots = self._perm[seq * c : seq * c + chunk_len(self._own_total, c, seq)]
-            blinded = self._own_chunk(slots)
+            blinded = self._own.chunk(
+                seq,
+                self.config.chunk_size,
+                workers=self._workers,
+                suite=self._suite,
+                key=self._key,
+                dst=self._dst,
+            )
             self._own_sent += 1
-            if self._own_sent == self._own_chunks:  # every own element is on its way
-                self._first, self._dummies, self._hashed = _NO_INDEX, rows_of(b""), None
+            if self._own_sent == self._own_chunks:
+                self._own.all_sent()
             self._step(Trigger.SEND_ELEMENTS)
             return encode_message(Elements(seq, blinded))
         return None
-
-    def _own_chunk(self, slots: Index) -> bytes:
-        """Our elements for these slots, blinded: hashed now, or taken from the hashes made
-        before the session (spec §5.3 step 4; the dummies are always hashed now)."""
-        workers, suite = self._workers, self._suite
-        if self._hashed is None:
-            sources = gather_sources(self._values, self._first, self._dummies, slots)
-            return workers.hash_and_blind(suite, self._key, self._dst, sources.tobytes())
-        elements = np.empty((len(slots), ELEMENT_SIZE), dtype=np.uint8)
-        real = slots < self._distinct_count
-        elements[real] = self._hashed[slots[real]]
-        dummies = self._dummies[slots[~real] - self._distinct_count]
-        if len(dummies):
-            hashed = workers.hash_to_group(suite, self._dst, dummies.tobytes())
-            elements[~real] = rows_of(hashed)
-        return workers.blind(suite, self._key, elements.tobytes())
 
     def _advance(self) -> None:
         """Take the milestone transitions whose conditions now hold (spec §5.4)."""
