@@ -182,7 +182,8 @@ def _matched_slots(victim: PsiSession, attacker_tokens: TokenSet) -> set[int]:
     """The victim's slots (positions in its sent sequence) that carry a token the attacker
     holds: what a patient attacker learns by matching before it answers (white-box here)."""
     held = {attacker_tokens.value(i) for i in range(len(attacker_tokens))}
-    values, first, perm = victim._values, victim._first, victim._perm
+    own = victim._own
+    values, first, perm = own._values, own._first, own.perm
     slots = set()
     for slot, source in enumerate(perm.tolist()):
         if source < len(first) and values[first[source]].tobytes() in held:
