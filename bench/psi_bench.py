@@ -20,10 +20,19 @@ same machine, because absolute times on shared machines drift:
   xlink-psi-v2 (§6.9-6.10), whose work grows with the matched tokens, not the list: its floor
   is, per matched token and party, one hash to group and three edwards25519 scalar
   multiplications (blind, unblind, and the answer to the peer's request).
+- ``ratio_x25519``: the exchange against two X25519 per token for the slower party (what a
+  party costs if hashing were free).
+- ``--cached``: a repeated exchange. Each party's hashes are first made into a cache directory
+  by a process of its own (the earlier exchange: neither its time nor its memory counts), and
+  the timed exchange reads them back, file read included.
+
+Each party runs the session with xlink's own driver (``xlink.transport.run_session``) over
+its end of the socket pair, as every exchange does.
 
 Usage::
 
     python bench/psi_bench.py --n 100000 --keys 1 --json
+    python bench/psi_bench.py --n 1000000 --keys 1 --overlap 0.02 --cached --json
 """
 
 from __future__ import annotations
@@ -33,7 +42,6 @@ import hashlib
 import json
 import os
 import resource
-import selectors
 import socket
 import subprocess
 import sys
@@ -43,8 +51,10 @@ from array import array
 from typing import Any
 
 from xlink.linkage.tokens import TokenSet
+from xlink.protocol.framing import FRAME_HEADER_SIZE
 
 CALIBRATION_OPS = 20_000
+MOU_DIGEST = hashlib.sha256(b"bench mou").digest()
 
 
 def make_tokens(n: int, keys: int, overlap: int, party: str, seed: int) -> TokenSet:
@@ -70,20 +80,43 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _barrier(sock: socket.socket, *, received: int = 0) -> None:
-    """Wait until the peer reaches the same point (one byte each way, outside the protocol).
-    ``received`` says the peer's byte has already been read (with its last protocol frame)."""
-    sock.setblocking(True)
-    sock.sendall(b"\x00")
-    if received == 1:
-        return
-    if received or sock.recv(1) != b"\x00":
-        raise SystemExit("benchmark barrier: unexpected bytes from the peer")
+def _barrier(control: socket.socket) -> None:
+    """Wait until the peer reaches the same point: one byte each way on a socket of their own,
+    outside the protocol."""
+    control.sendall(b"\x00")
+    if control.recv(1) != b"\x00":
+        raise SystemExit("benchmark barrier: the peer has gone")
+
+
+class _Marks:
+    """Times (from ``start``) and peak RSS at the first event seen in each session state: what
+    :func:`~xlink.transport.run_session` reports, as the audit log would see it."""
+
+    def __init__(self, session: Any, start: float) -> None:
+        self.session, self.start = session, start
+        self.times: dict[str, float] = {}
+        self.peaks: dict[str, float] = {}
+        self.peer_elements = 0
+
+    def record(self, events: Any) -> None:
+        from xlink.protocol import HandshakeComplete
+
+        for event in events:
+            if isinstance(event, HandshakeComplete):
+                self.peer_elements = event.peer_padded_size
+        state = self.session.state.value
+        if state not in self.times:
+            self.times[state] = time.perf_counter() - self.start
+            self.peaks[state] = _peak_rss_mb()
+
+    def record_error(self, error: Exception) -> None:
+        raise SystemExit(f"session aborted: {error}")
 
 
 def run_party(
     role: str,
     fd: int,
+    control_fd: int,
     n: int,
     keys: int,
     overlap: int,
@@ -92,21 +125,25 @@ def run_party(
     workers: int,
     cache_dir: str | None,
 ) -> None:
-    """One party: calibrate, drive a PsiSession over a non-blocking socket until it completes,
-    calibrate again. Barriers keep the two parties' calibration windows aligned. With
-    ``cache_dir``, the party's hashes are made there first (not timed: the previous exchange
-    under the same MOU), and the timed run reads them back."""
+    """One party: calibrate, run a PsiSession with xlink's own driver
+    (:func:`~xlink.transport.run_session`, as every exchange does) over its socket until it
+    completes, calibrate again. Barriers on ``control_fd`` keep the two parties' calibration
+    windows aligned. With ``cache_dir`` (filled by :func:`prehash` beforehand, in another
+    process, as an earlier exchange under the same MOU would have), the timed run reads the
+    party's hashes back."""
+    import asyncio
     from pathlib import Path
 
     from xlink.crypto.rand import DeterministicRandom
     from xlink.crypto.workers import GroupWorkers
-    from xlink.protocol import HandshakeComplete, Mode, PsiSession, Role, SessionConfig
-    from xlink.protocol.framing import FrameDecoder, encode_frame
+    from xlink.protocol import Mode, PsiSession, Role, SessionConfig
     from xlink.protocol.hashed import hash_tokens
+    from xlink.transport import FramedConnection, run_session
 
     tokens = make_tokens(n, keys, overlap, role, seed)
     pool = GroupWorkers(workers, start_after=0)
     sock = socket.socket(fileno=fd)
+    control = socket.socket(fileno=control_fd)
     is_init = role == "initiator"
     config = SessionConfig(
         role=Role.INITIATOR if is_init else Role.RESPONDER,
@@ -114,91 +151,42 @@ def run_party(
         party_id="CA-RCMP" if is_init else "US-DHS",
         peer_id="US-DHS" if is_init else "CA-RCMP",
         mou_id="MOU-BENCH-1",
-        mou_digest=hashlib.sha256(b"bench mou").digest(),
+        mou_digest=MOU_DIGEST,
         schema_digest=hashlib.sha256(b"bench schema").digest(),
         chunk_size=chunk,
     )
     cache = Path(cache_dir) if cache_dir is not None else None
-    if cache is not None:  # the previous exchange under this MOU, not timed
-        hash_tokens(tokens, suite_id=1, mou_digest=config.mou_digest, workers=pool, cache_dir=cache)
-    _barrier(sock)
+    _barrier(control)
     before = calibrate(CALIBRATION_OPS)
-    _barrier(sock)
-    start = time.perf_counter()
-    hashed = None
-    if cache is not None:
-        hashed = hash_tokens(
-            tokens, suite_id=1, mou_digest=config.mou_digest, workers=pool, cache_dir=cache
+    _barrier(control)
+
+    async def exchange() -> tuple[Any, _Marks, int]:
+        start = time.perf_counter()
+        hashed = None
+        if cache is not None:
+            hashed = hash_tokens(
+                tokens, suite_id=1, mou_digest=config.mou_digest, workers=pool, cache_dir=cache
+            )
+            assert hashed.computed == 0, "the cache should hold every token"
+        session = PsiSession(
+            config,
+            tokens,
+            rng=DeterministicRandom(f"session/{role}/{seed}"),
+            workers=pool,
+            hashed=hashed,
         )
-        assert hashed.computed == 0, "the cache should hold every token"
-    session = PsiSession(
-        config,
-        tokens,
-        rng=DeterministicRandom(f"session/{role}/{seed}"),
-        workers=pool,
-        hashed=hashed,
-    )
-    decoder = FrameDecoder(max_frame=1 << 24)
-    sock.setblocking(False)
-    sel = selectors.DefaultSelector()
-    sel.register(sock, selectors.EVENT_READ)
-    outbuf = bytearray()
-    sent = 0
-    peer_elements = 0
-    marks: dict[str, float] = {}
-    if is_init:
-        session.initiate()
-    peaks: dict[str, float] = {}
-    while not session.done:
-        if session.state.value not in marks:
-            marks[session.state.value] = time.perf_counter() - start
-            peaks[session.state.value] = _peak_rss_mb()  # the peak up to entering this phase
-        produced = False
-        if not outbuf:
-            message = session.next_message()
-            if message is not None:
-                outbuf += encode_frame(message)
-                produced = True
-        flushed = False
-        if outbuf:
-            try:
-                k = sock.send(outbuf)
-                del outbuf[:k]
-                sent += k
-                flushed = True
-            except BlockingIOError:
-                pass
-        # Block only when the session has nothing to send and nothing is buffered; otherwise
-        # poll, so that blinding our own chunks and reblinding the peer's interleave.
-        # (Not after flushing the rest of a frame: the session may have more to send.)
-        idle = not outbuf and not produced and not flushed
-        for _key, _ev in sel.select(timeout=None if idle else 0):
-            data = sock.recv(1 << 20)
-            if not data:
-                decoder.close()
-                raise SystemExit(f"{role}: peer closed early")
-            for frame in decoder.feed(data):
-                for event in session.receive_message(frame):
-                    if isinstance(event, HandshakeComplete):
-                        peer_elements = event.peer_padded_size
-                if session.done:
-                    break
-    # Flush what is left (the last messages of the protocol).
-    sock.setblocking(True)
-    while True:
-        message = session.next_message()
-        if message is None:
-            break
-        outbuf += encode_frame(message)
-    if outbuf:
-        sock.sendall(outbuf)
-        sent += len(outbuf)
-    wall = time.perf_counter() - start
-    sel.close()
+        marks = _Marks(session, start)
+        reader, writer = await asyncio.open_connection(sock=sock)
+        conn = FramedConnection(reader, writer, write_timeout=3600.0)
+        counted = _Counted(conn)
+        await run_session(session, counted, auditor=marks, idle_timeout=3600.0)
+        marks.times.setdefault("DONE", time.perf_counter() - start)
+        return session, marks, counted.sent
+
+    session, marks, sent = asyncio.run(exchange())
+    wall = marks.times["DONE"]
     pool.close()
-    # Every protocol byte has been read by now (the peer's last message is its final Reveal):
-    # a byte left in the decoder is the peer's barrier byte, read along with that Reveal.
-    _barrier(sock, received=decoder.pending)
+    _barrier(control)
     after = calibrate(CALIBRATION_OPS)
     result = session.result
     matched = getattr(result, "matched_tokens", None)
@@ -208,8 +196,8 @@ def run_party(
             {
                 "role": role,
                 "wall_s": wall,
-                "confirm_start_s": marks.get("CONFIRM", wall),
-                "reveal_start_s": marks.get("REVEAL", wall),
+                "confirm_start_s": marks.times.get("CONFIRM", wall),
+                "reveal_start_s": marks.times.get("REVEAL", wall),
                 "bytes_sent": sent,
                 "peak_rss_mb": _peak_rss_mb(),
                 "peak_rss_mb_worker": (
@@ -217,17 +205,49 @@ def run_party(
                     if workers > 1
                     else 0.0
                 ),
-                "peak_rss_mb_before_phase": peaks,
+                "peak_rss_mb_before_phase": marks.peaks,
                 "matched_tokens": matched,
                 "pairs": pairs,
                 "own_elements": session.padded_size,
-                "peer_elements": peer_elements,
+                "peer_elements": marks.peer_elements,
                 "calibration_before": before,
                 "calibration_after": after,
             }
         )
     )
-    sock.close()
+    control.close()
+
+
+class _Counted:
+    """A connection that counts the framed bytes it sends."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn, self.sent = conn, 0
+
+    async def send(self, message: bytes) -> None:
+        self.sent += FRAME_HEADER_SIZE + len(message)
+        await self._conn.send(message)
+
+    async def receive(self) -> bytes | None:
+        return await self._conn.receive()
+
+    async def close(self, timeout: float | None = None) -> None:
+        await self._conn.close(timeout)
+
+
+def prehash(role: str, n: int, keys: int, overlap: int, seed: int, cache_dir: str) -> None:
+    """The earlier exchange of a ``--cached`` run: hash the party's tokens into ``cache_dir``
+    (in a process of its own, so that neither its time nor its memory is the party's)."""
+    from pathlib import Path
+
+    from xlink.crypto.workers import GroupWorkers
+    from xlink.protocol.hashed import hash_tokens
+
+    tokens = make_tokens(n, keys, overlap, role, seed)
+    with GroupWorkers(1) as pool:
+        hash_tokens(
+            tokens, suite_id=1, mou_digest=MOU_DIGEST, workers=pool, cache_dir=Path(cache_dir)
+        )
 
 
 def calibrate(ops: int) -> dict[str, float]:
@@ -303,16 +323,23 @@ def main() -> None:
         help="a repeated exchange: each party's own hashes come from its cache",
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--_child", nargs=2, metavar=("ROLE", "FD"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--_child", nargs=3, metavar=("ROLE", "FD", "CONTROL_FD"), help=argparse.SUPPRESS
+    )
     ap.add_argument("--_cache", metavar="DIR", help=argparse.SUPPRESS)
+    ap.add_argument("--_prehash", metavar="ROLE", help=argparse.SUPPRESS)
     args = ap.parse_args()
     overlap = int(args.n * args.overlap)
 
+    if args._prehash:
+        prehash(args._prehash, args.n, args.keys, overlap, args.seed, args._cache)
+        return
     if args._child:
-        role, fd = args._child
+        role, fd, control_fd = args._child
         run_party(
             role,
             int(fd),
+            int(control_fd),
             args.n,
             args.keys,
             overlap,
@@ -323,7 +350,8 @@ def main() -> None:
         )
         return
 
-    a, b = socket.socketpair()
+    a, b = socket.socketpair()  # the session's
+    ca, cb = socket.socketpair()  # the barriers'
     common = [f"--n={args.n}", f"--keys={args.keys}", f"--overlap={args.overlap}"]
     common += [f"--chunk={args.chunk}", f"--seed={args.seed}", f"--workers={args.workers}"]
     with tempfile.TemporaryDirectory(prefix="psi-bench-cache-") as tmp:
@@ -331,18 +359,23 @@ def main() -> None:
             role: [f"--_cache={os.path.join(tmp, role)}"] if args.cached else []
             for role in ("initiator", "responder")
         }
+        if args.cached:  # the earlier exchange, both parties at once
+            for proc in [
+                _spawn([*common, *caches[role], "--_prehash", role])
+                for role in ("initiator", "responder")
+            ]:
+                proc.communicate()
+                if proc.returncode != 0:
+                    raise SystemExit(f"hashing for the cache failed: exit code {proc.returncode}")
         procs = [
             _spawn(
-                [*common, *caches["initiator"], "--_child", "initiator", str(a.fileno())],
-                pass_fds=(a.fileno(),),
-            ),
-            _spawn(
-                [*common, *caches["responder"], "--_child", "responder", str(b.fileno())],
-                pass_fds=(b.fileno(),),
-            ),
+                [*common, *caches[role], "--_child", role, str(s.fileno()), str(c.fileno())],
+                pass_fds=(s.fileno(), c.fileno()),
+            )
+            for role, s, c in (("initiator", a, ca), ("responder", b, cb))
         ]
-        a.close()
-        b.close()
+        for s in (a, b, ca, cb):
+            s.close()
         parties = [_collect(p) for p in procs]
     windows = {
         w: {

@@ -84,9 +84,12 @@ def test_a_cache_of_another_mou_is_not_used(tmp_path: Path) -> None:
     [
         (lambda b: b[:-7], "cache file truncated"),
         (lambda b: b[:100] + bytes([b[100] ^ 1]) + b[101:], "cache file damaged"),
+        # in the elements, the tokens being exactly ours: read in pieces, not whole
+        (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "cache file damaged"),
+        (lambda b: b[:60] + bytes([b[60] ^ 1]) + b[61:], "cache file damaged"),  # checksum
         (lambda b: b"not a cache", "cache file not recognised"),
     ],
-    ids=["truncated", "bit-flip", "garbage"],
+    ids=["truncated", "bit-flip-token", "bit-flip-element", "checksum", "garbage"],
 )
 def test_a_damaged_cache_is_not_used(tmp_path: Path, damage, note: str) -> None:  # type: ignore[no-untyped-def]
     tokens = _set(list(range(12)))

@@ -20,6 +20,7 @@ RandomSource = Callable[[int], bytes]
 system_random: RandomSource = os.urandom
 
 _DRBG_DST = b"xlink/v1/deterministic-random"
+_BLOCK = 4096  # bytes of SHAKE-256 output per counter value
 T = TypeVar("T")
 
 
@@ -45,15 +46,17 @@ class DeterministicRandom:
     def __call__(self, n: int) -> bytes:
         if n < 0:
             raise ValueError("n must be >= 0")
-        while len(self._buffer) - self._pos < n:
-            block = hashlib.shake_256(
-                _DRBG_DST
-                + len(self._seed).to_bytes(4, "big")
-                + self._seed
-                + self._counter.to_bytes(8, "big")
-            ).digest(4096)
-            self._counter += 1
-            self._buffer = self._buffer[self._pos :] + block
+        short = n - (len(self._buffer) - self._pos)
+        if short > 0:
+            # Every block still needed at once: one copy of the buffer, not one per block.
+            prefix = _DRBG_DST + len(self._seed).to_bytes(4, "big") + self._seed
+            first = self._counter
+            self._counter += -(-short // _BLOCK)
+            blocks = [
+                hashlib.shake_256(prefix + c.to_bytes(8, "big")).digest(_BLOCK)
+                for c in range(first, self._counter)
+            ]
+            self._buffer = self._buffer[self._pos :] + b"".join(blocks)
             self._pos = 0
         out = self._buffer[self._pos : self._pos + n]
         self._pos += n

@@ -35,6 +35,7 @@ Index = npt.NDArray[np.int32]
 """Indices into a set: int32 is enough, sets are at most ``MAX_SET_SIZE`` long."""
 _ROW: Final = 32
 _BLOCK: Final = 1 << 16
+_PREFIX: Final = 8  # bytes of a row searched as one integer
 
 
 def rows_of(buffer: bytes | bytearray, width: int = _ROW) -> Rows:
@@ -96,7 +97,7 @@ def sorted_has_duplicates(rows: Rows) -> bool:
 
 def _prefix(rows: Rows) -> npt.NDArray[np.uint64]:
     """The first 8 bytes of each row as big-endian integers (one 8-byte copy per row)."""
-    p = np.array(rows[:, :8], dtype=np.uint8, order="C", copy=True).view(np.uint64).ravel()
+    p = np.array(rows[:, :_PREFIX], dtype=np.uint8, order="C", copy=True).view(np.uint64).ravel()
     if sys.byteorder == "little":
         p.byteswap(inplace=True)
     return p
@@ -120,49 +121,49 @@ def has_duplicates(rows: Rows) -> bool:
 
 
 def member_mask_sorted(rows: Rows, others: Rows) -> npt.NDArray[np.bool_]:
-    """For each row of ``rows``, whether it equals some row of ``others`` (sorted ascending).
-
-    Finds candidates by 8-byte prefix with ``searchsorted`` and confirms full 32-byte equality;
-    rows whose prefix collides resolve through a full-width search. Works in blocks of rows so
-    that temporaries stay small.
-    """
-    n, m = len(rows), len(others)
-    result = np.zeros(n, dtype=np.bool_)
-    if n == 0 or m == 0:
-        return result
-    sv = _void(others)
-    sp = _prefix(others)
-    for start in range(0, n, _BLOCK):
-        block = rows[start : start + _BLOCK]
-        rv = _void(block)
-        rp = _prefix(block)
-        idx = np.minimum(np.searchsorted(sp, rp), m - 1)
-        candidate = sp[idx] == rp
-        hit = np.zeros(len(block), dtype=np.bool_)
-        hit[candidate] = sv[idx[candidate]] == rv[candidate]
-        ambiguous = np.nonzero(candidate & ~hit)[0]
-        if len(ambiguous):
-            j = np.minimum(np.searchsorted(sv, rv[ambiguous]), m - 1)
-            hit[ambiguous] = sv[j] == rv[ambiguous]
-        result[start : start + len(block)] = hit
-    return result
+    """For each row of ``rows``, whether it equals some row of ``others`` (sorted ascending)."""
+    return lookup_sorted(rows, others) >= 0
 
 
 def lookup_sorted(keys: Rows, table: Rows) -> npt.NDArray[np.int64]:
-    """For each row of ``keys`` (``(n, w)``), the index of the row of ``table`` (``(m, W)``,
-    ``W >= w``, sorted ascending) whose first ``w`` bytes equal it, or -1. ``table``'s rows are
-    distinct in their first ``w`` bytes (the caller checked)."""
+    """For each row of ``keys`` (``(n, w)``), the index of a row of ``table`` (``(m, W)``,
+    ``W >= w``, sorted ascending) whose first ``w`` bytes equal it (the first such row), or -1.
+
+    Searches by 8-byte prefix as integers, confirms each candidate in full, and resolves
+    a key whose prefix is shared by several rows of the table (rare for group elements and
+    tags) with a full-width search. Works in blocks of keys so that temporaries stay small.
+    """
     n, m = len(keys), len(table)
     result = np.full(n, -1, dtype=np.int64)
     if n == 0 or m == 0:
         return result
     width = keys.shape[1]
-    tk = _void(table[:, :width])
+    table_prefix = _prefix(table) if width >= _PREFIX else None
+    table_full: npt.NDArray[np.void] | None = None  # made only if needed
     for start in range(0, n, _BLOCK):
-        kv = _void(keys[start : start + _BLOCK])
-        idx = np.minimum(np.searchsorted(tk, kv), m - 1)
-        hit = tk[idx] == kv
-        result[start : start + len(kv)] = np.where(hit, idx, -1)
+        block = keys[start : start + _BLOCK]
+        found = result[start : start + len(block)]
+        kv = _void(block)
+        if table_prefix is None:
+            ambiguous = np.arange(len(block))
+        else:
+            prefix = _prefix(block)
+            # Searched in ascending order: neighbouring searches then share cache lines (about
+            # 5x faster on a large table than searching in the keys' own order).
+            order = np.argsort(prefix)
+            idx = np.empty(len(block), dtype=np.intp)
+            idx[order] = np.searchsorted(table_prefix, prefix[order])
+            np.minimum(idx, m - 1, out=idx)
+            candidate = np.flatnonzero(table_prefix[idx] == prefix)
+            same = _void(table[idx[candidate], :width]) == kv[candidate]
+            found[candidate[same]] = idx[candidate[same]]
+            ambiguous = candidate[~same]
+        if len(ambiguous):
+            if table_full is None:
+                table_full = _void(table[:, :width])
+            j = np.minimum(np.searchsorted(table_full, kv[ambiguous]), m - 1)
+            same = table_full[j] == kv[ambiguous]
+            found[ambiguous[same]] = j[same]
     return result
 
 

@@ -18,11 +18,12 @@ used (and is replaced); a wrong entry could only make one of our own tokens miss
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from xlink.crypto.workers import GroupWorkers
 from xlink.linkage.tokens import TOKEN_SIZE, TokenSet
 from xlink.protocol import _keys
 from xlink.protocol._sets import Rows, distinct_index, lookup_sorted, rows_of
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 __all__ = ["CACHE_DIR", "CACHE_MAGIC", "HashedTokens", "cache_path", "hash_tokens"]
 
@@ -41,6 +45,7 @@ CACHE_MAGIC: Final = b"XLINK-H2G-CACHE1"
 _HEADER: Final = len(CACHE_MAGIC) + 32 + 8 + 32  # magic, dst id, count, checksum
 _SAMPLES: Final = 8
 _PIECE: Final = 1 << 15  # tokens per call to the workers: progress, bounded buffers
+_READ: Final = 1 << 20  # bytes per read of a cache file
 
 
 def dst_id(suite_id: int, mou_digest: bytes) -> bytes:
@@ -107,19 +112,20 @@ def hash_tokens(
     kept = -1  # entries in a cache file used (-1: none used)
     path = cache_path(cache_dir, suite_id, mou_digest) if cache_dir is not None else None
     if path is not None and path.exists():
-        cached, note = _read_cache(path, ident)
-        if cached is not None:
+        cached, note = _read_cache(path, ident, values, out)
+        if cached is True:  # the file held exactly these tokens: read straight into ``out``
+            kept = n
+            missing[:] = False
+        elif cached is not None:
             c_tokens, c_elements = cached
             kept = len(c_tokens)
             idx = lookup_sorted(values, c_tokens)
             hit = idx >= 0
-            if hit.all():  # the usual case: no temporary copy of the elements
-                np.take(c_elements, idx, axis=0, out=out)
-            else:
-                out[hit] = c_elements[idx[hit]]
+            out[hit] = c_elements[idx[hit]]
             missing = ~hit
             del c_tokens, c_elements, cached, idx
-            note = _sample_check(suite_id, dst, values, out, hit)
+        if kept >= 0:
+            note = _sample_check(suite_id, dst, values, out, ~missing)
             if note is not None:
                 missing[:] = True
                 kept = -1
@@ -135,33 +141,70 @@ def hash_tokens(
     if path is not None and not (total == 0 and kept == n):
         # (a file that held exactly these tokens, every one found, is left as it is)
         _write_cache(path, ident, values, out)
+    del values  # before the copy below: at most two set-sized arrays at once
     return HashedTokens(ident, out.tobytes(), n - total, total, note)
 
 
-def _read_cache(path: Path, ident: bytes) -> tuple[tuple[Rows, Rows] | None, str | None]:
+def _read_cache(
+    path: Path, ident: bytes, values: Rows, out: Rows
+) -> tuple[tuple[Rows, Rows] | Literal[True] | None, str | None]:
+    """Read the cache file at ``path`` for ``values`` (distinct, ascending). Returns ``(True,
+    None)`` when it holds exactly ``values``: their elements are then in ``out``, read from the
+    file in pieces, with no copy of it in memory (the usual case: nothing changed since the
+    last exchange). Otherwise ``((tokens, elements), None)`` for a file to look values up in,
+    or ``(None, why)`` for a file not to use (``out`` may then hold anything)."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            head = fh.read(_HEADER)
+            if len(head) < _HEADER or head[: len(CACHE_MAGIC)] != CACHE_MAGIC:
+                return None, "cache file not recognised"
+            at = len(CACHE_MAGIC)
+            if head[at : at + 32] != ident:
+                return None, "cache file of another MOU or suite"
+            count = int.from_bytes(head[at + 32 : at + 40], "big")
+            if os.fstat(fh.fileno()).st_size != _HEADER + 2 * 32 * count:
+                return None, "cache file truncated"
+            summed = hashlib.sha256(head[: at + 40])
+            if count == len(values) and _same_tokens(fh, summed, values):
+                into = out.data.cast("B")
+                for start in range(0, len(into), _READ):
+                    piece = into[start : start + _READ]
+                    if fh.readinto(piece) != len(piece):
+                        return None, "cache file truncated"
+                    summed.update(piece)
+                if summed.digest() != head[at + 40 :]:
+                    return None, "cache file damaged"
+                return True, None
+            fh.seek(0)
+            data = fh.read()
     except OSError as exc:
         return None, f"cache not readable ({exc.strerror})"
-    if len(data) < _HEADER or data[: len(CACHE_MAGIC)] != CACHE_MAGIC:
-        return None, "cache file not recognised"
-    at = len(CACHE_MAGIC)
-    if data[at : at + 32] != ident:
-        return None, "cache file of another MOU or suite"
-    count = int.from_bytes(data[at + 32 : at + 40], "big")
-    checksum = data[at + 40 : _HEADER]
-    if len(data) != _HEADER + 2 * 32 * count:
-        return None, "cache file truncated"
     whole = memoryview(data)
     summed = hashlib.sha256(whole[: at + 40])
     summed.update(whole[_HEADER:])  # (no copy of the body)
-    if summed.digest() != checksum:
+    if len(data) != _HEADER + 2 * 32 * count or summed.digest() != data[at + 40 : _HEADER]:
         return None, "cache file damaged"
     body = np.frombuffer(data, dtype=np.uint8, offset=_HEADER)
     c_tokens = body[: 32 * count].reshape(count, 32)
     c_elements = body[32 * count :].reshape(count, 32)
     # Rows out of order only make lookups miss (a hit is always compared in full).
     return (c_tokens, c_elements), None
+
+
+def _same_tokens(fh: io.BufferedReader, summed: HASH, values: Rows) -> bool:
+    """Read the file's token section in pieces, adding it to ``summed``, and say whether it is
+    exactly ``values``. Stops at the first difference (the caller then reads the file whole)."""
+    expected = np.ascontiguousarray(values).data.cast("B")
+    buffer = bytearray(_READ)
+    for start in range(0, len(expected), _READ):
+        want = expected[start : start + _READ]
+        piece = memoryview(buffer)[: len(want)]
+        if fh.readinto(piece) != len(want):
+            return False
+        summed.update(piece)
+        if piece != want:
+            return False
+    return True
 
 
 def _sample_check(

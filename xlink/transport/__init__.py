@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from xlink.transport.driver import (
     DEFAULT_MAX_BUFFERED,
+    SessionObserver,
     connect,
     run_session,
     serve_once,
@@ -32,6 +33,7 @@ __all__ = [
     "PeerAborted",
     "PeerRefused",
     "RefusalReason",
+    "SessionObserver",
     "TransportTimeout",
     "check_peer",
     "client_context",

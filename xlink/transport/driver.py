@@ -15,16 +15,15 @@ import contextlib
 import errno
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Final, Protocol
 
-from xlink.audit.session import SessionAuditor
 from xlink.crypto.tls_certs import FINGERPRINT_SIZE, TlsIdentity
 from xlink.errors import LocalProtocolError, ProtocolError, RemoteProtocolError, XlinkError
 from xlink.protocol import State
 from xlink.protocol.abort import AbortCode
 from xlink.protocol.config import Role
-from xlink.protocol.events import Aborted, CardinalityResult, PsiResult
+from xlink.protocol.events import Aborted, CardinalityResult, Event, PsiResult
 from xlink.protocol.limits import MAX_MESSAGE_SIZE
 from xlink.protocol.session import PsiSession
 from xlink.transport.errors import (
@@ -52,6 +51,7 @@ __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_MAX_BUFFERED",
     "DEFAULT_MAX_HANDSHAKES",
+    "SessionObserver",
     "connect",
     "run_session",
     "serve_once",
@@ -64,6 +64,16 @@ DEFAULT_MAX_BUFFERED: Final = 16 * MAX_MESSAGE_SIZE
 control pushes back on the peer). Far above the two frames in flight that the loop needs."""
 
 _Item = bytes | None | Exception
+
+
+class SessionObserver(Protocol):
+    """What :func:`run_session` tells as the session runs: the events of every message
+    received, and the error that aborted it. :class:`~xlink.audit.session.SessionAuditor`
+    writes them to the audit log; a benchmark may time them."""
+
+    def record(self, events: Iterable[Event]) -> None: ...
+
+    def record_error(self, error: ProtocolError) -> None: ...
 
 
 class _Inbox:
@@ -119,7 +129,7 @@ async def run_session(
     session: PsiSession,
     conn: Connection,
     *,
-    auditor: SessionAuditor | None = None,
+    auditor: SessionObserver | None = None,
     idle_timeout: float,
     abort_timeout: float = 1.0,
     max_buffered: int = DEFAULT_MAX_BUFFERED,
@@ -182,7 +192,7 @@ async def _drive(
     conn: Connection,
     inbox: _Inbox,
     idle_timeout: float,
-    auditor: SessionAuditor | None,
+    auditor: SessionObserver | None,
 ) -> None:
     while not session.done:
         # Deliver whatever has arrived before producing more of our own.
@@ -210,7 +220,7 @@ async def _drive(
         raise LocalProtocolError("session finished without a result")
 
 
-def _deliver(session: PsiSession, item: _Item, auditor: SessionAuditor | None) -> None:
+def _deliver(session: PsiSession, item: _Item, auditor: SessionObserver | None) -> None:
     if isinstance(item, Exception):
         raise item
     if item is None:
@@ -227,7 +237,7 @@ async def _abort(
     session: PsiSession,
     conn: Connection,
     error: ProtocolError,
-    auditor: SessionAuditor | None,
+    auditor: SessionObserver | None,
     timeout: float,
 ) -> None:
     """Abort the session for ``error`` (unless it already did), record it, tell the peer."""
