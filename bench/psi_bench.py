@@ -7,7 +7,7 @@ same machine, because absolute times on shared machines drift:
   2x Elligator 2 + point addition in libsodium; blinding: one X25519 in OpenSSL) take for the
   number of operations each party performs, taking the slower party. The per-op times are
   calibrated inside the two party processes themselves, once just before and once just after
-  the protocol run (the parties synchronise over their socket so that both calibrate at the
+  the protocol run (the parties synchronise over a socket of their own so that both calibrate at the
   same time: both cores busy in both windows, as in the run); the floor uses the mean of the
   four measurements (2 parties x before/after). ``floor_calibration_us`` shows the before and
   after means so that drift during the run is visible.
@@ -89,8 +89,9 @@ def _barrier(control: socket.socket) -> None:
 
 
 class _Marks:
-    """Times (from ``start``) and peak RSS at the first event seen in each session state: what
-    :func:`~xlink.transport.run_session` reports, as the audit log would see it."""
+    """Times (from ``start``) and peak RSS when each session state is first seen, after every
+    message received (what :func:`~xlink.transport.run_session` reports, as the audit log
+    would see it) and every message sent."""
 
     def __init__(self, session: Any, start: float) -> None:
         self.session, self.start = session, start
@@ -104,6 +105,11 @@ class _Marks:
         for event in events:
             if isinstance(event, HandshakeComplete):
                 self.peer_elements = event.peer_padded_size
+        self.note()
+
+    def note(self) -> None:
+        """Mark the state the session is in now (after a message received or sent: a party
+        moves to CONFIRM on either)."""
         state = self.session.state.value
         if state not in self.times:
             self.times[state] = time.perf_counter() - self.start
@@ -178,7 +184,7 @@ def run_party(
         marks = _Marks(session, start)
         reader, writer = await asyncio.open_connection(sock=sock)
         conn = FramedConnection(reader, writer, write_timeout=3600.0)
-        counted = _Counted(conn)
+        counted = _Counted(conn, marks)
         await run_session(session, counted, auditor=marks, idle_timeout=3600.0)
         marks.times.setdefault("DONE", time.perf_counter() - start)
         return session, marks, counted.sent
@@ -219,17 +225,20 @@ def run_party(
 
 
 class _Counted:
-    """A connection that counts the framed bytes it sends."""
+    """A connection that counts the framed bytes it sends and marks the session's state as
+    each message goes."""
 
-    def __init__(self, conn: Any) -> None:
-        self._conn, self.sent = conn, 0
+    def __init__(self, conn: Any, marks: _Marks) -> None:
+        self._conn, self._marks, self.sent = conn, marks, 0
 
     async def send(self, message: bytes) -> None:
+        self._marks.note()
         self.sent += FRAME_HEADER_SIZE + len(message)
         await self._conn.send(message)
 
     async def receive(self) -> bytes | None:
-        return await self._conn.receive()
+        message: bytes | None = await self._conn.receive()
+        return message
 
     async def close(self, timeout: float | None = None) -> None:
         await self._conn.close(timeout)

@@ -13,6 +13,7 @@ from _support import MOU_DIGEST, config, token_set
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import xlink.protocol.hashed as hashed_module
 from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.suite import SUITE_X25519
 from xlink.protocol import Role
@@ -67,6 +68,15 @@ def test_cache_is_reused_replaced_and_private(tmp_path: Path) -> None:
     assert (fewer.cached, fewer.computed) == (20, 0)
     assert path.stat().st_size == len(CACHE_MAGIC) + 72 + 20 * 64
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_an_empty_token_set_is_cached_and_read_back(tmp_path: Path) -> None:
+    """Every row rejected: nothing to hash, and the next prepare under the MOU reads the
+    (empty) cache back rather than failing."""
+    empty = _set([])
+    for _ in range(2):
+        hashed = hash_tokens(empty, suite_id=1, mou_digest=MOU_DIGEST, cache_dir=tmp_path)
+        assert (len(hashed), hashed.elements, hashed.cache_note) == (0, b"", None)
 
 
 def test_a_cache_of_another_mou_is_not_used(tmp_path: Path) -> None:
@@ -129,3 +139,19 @@ def test_a_session_refuses_hashes_of_another_mou_or_token_set() -> None:
     fewer = hash_tokens(_set(list(range(4))), suite_id=1, mou_digest=MOU_DIGEST)
     with pytest.raises(ValueError, match="not those of this token set"):
         PsiSession(cfg, tokens, rng=rng, hashed=fewer)
+
+
+def test_a_cache_of_exactly_our_tokens_is_read_without_a_lookup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual repeated exchange: the file is read straight into the hashes (no copy of it
+    in memory, no search); a search would mean the whole file was read."""
+    tokens = _set(list(range(40)))
+    hash_tokens(tokens, suite_id=1, mou_digest=MOU_DIGEST, cache_dir=tmp_path)
+
+    def no_lookup(*_: object) -> None:
+        raise AssertionError("the cache was searched, not read in place")
+
+    monkeypatch.setattr(hashed_module, "lookup_sorted", no_lookup)
+    hashed = hash_tokens(tokens, suite_id=1, mou_digest=MOU_DIGEST, cache_dir=tmp_path)
+    assert (hashed.cached, hashed.elements) == (40, _expected(tokens))

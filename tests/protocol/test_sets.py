@@ -76,3 +76,12 @@ def test_lookup_in_a_large_table_crosses_blocks() -> None:
     found = lookup_sorted(keys[order], table)
     expected = np.concatenate([present, np.full(40_000, -1)])[order]
     assert found.tolist() == expected.tolist()
+
+
+def test_a_key_behind_another_row_with_its_prefix_is_found() -> None:
+    """Two table rows share their first 8 bytes; the key is the second one: the prefix search
+    lands on the first, and only the full-width search finds the key."""
+    table = _array([bytes(8) + bytes([0] * 24), bytes(8) + bytes([1] * 24)], 32)
+    keys = _array([bytes(8) + bytes([1] * 8), bytes(8) + bytes([2] * 8)], 16)
+    assert lookup_sorted(keys, table).tolist() == [1, -1]
+    assert member_mask_sorted(table[::-1].copy(), table).tolist() == [True, True]
