@@ -458,7 +458,7 @@ async def asker_phases(
     agency: Any, port: int, pipe: Any, singles: list[Any], side: Any, args: argparse.Namespace
 ) -> dict[str, Any]:
     from xlink.agency import QueryClient
-    from xlink.transport.driver import connect
+    from xlink.transport.connect import connect
 
     tls = agency._tls()
     out: dict[str, Any] = {}

@@ -27,7 +27,7 @@ from xlink.crypto.keyfiles import load_audit_verify_key
 from xlink.crypto.rand import system_random
 from xlink.crypto.tls_certs import TlsIdentity, make_tls_identity
 from xlink.transport import FramedConnection, PeerRefused, RefusalReason, connect, serve_once
-from xlink.transport.driver import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES
+from xlink.transport.connect import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES
 
 TIMEOUT = 5.0  # a hang fails the test instead of blocking it
 DATA = Path(__file__).resolve().parents[2] / "xlink" / "data"

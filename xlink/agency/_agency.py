@@ -11,50 +11,39 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
 from xlink._sqlite import Batch
 from xlink._workdir import workdir_lock
-from xlink.agency._inbound import Receiver
-from xlink.agency._matches import record_decision
+from xlink.agency._exchange import run_ended, run_exchange
+from xlink.agency._opening import check_setup, record_in_force_once, record_unrecorded_runs
 from xlink.agency._outcome import AgencyOutcome
 from xlink.agency._query import QueryClient, QueryOutcome, QueryService
-from xlink.agency._schema import schema_for_mou
-from xlink.agency._transfer import agree_and_label, transfer_counts
-from xlink.audit import AuditEvent, AuditLog, verify_log
-from xlink.audit.history import apply_daily_budget, set_size_history, unrecorded_runs
-from xlink.audit.milestones import agency_keys_in_use, record_in_force
-from xlink.audit.session import SessionAuditor
+from xlink.audit import AuditEvent, AuditLog
+from xlink.audit.history import apply_daily_budget, set_size_history
 from xlink.crypto.keyfiles import (
     AgencyKeys,
     PublicBundle,
-    load_public_bundle,
 )
 from xlink.crypto.rand import RandomSource
 from xlink.crypto.suite import SUITE_X25519
 from xlink.crypto.workers import GroupWorkers
-from xlink.decide import FIXED, Decision, decide, reveal_bound_for
+from xlink.decide import FIXED, Decision, reveal_bound_for
 from xlink.errors import (
-    DecryptionError,
     InputError,
     ProtocolError,
-    RemoteProtocolError,
-    SchemaMismatch,
 )
-from xlink.linkage.schema import LinkageSchema, schema_digest
+from xlink.linkage.schema import LinkageSchema
 from xlink.officers import OFFICERS_DIR, OfficerRegistry
-from xlink.policy import Mou, load_pair_mou, mou_digest
+from xlink.policy import Mou, mou_digest
 from xlink.prepare import PreparedSide, StrPath, prepare_side
 from xlink.progress import ProgressFn
 from xlink.protocol.config import Mode, Role, SessionConfig
-from xlink.protocol.events import Event, Progress, PsiResult
 from xlink.protocol.hashed import CACHE_DIR, hash_tokens
-from xlink.protocol.session import PsiSession
 from xlink.records.model import PersonRecord
 from xlink.records.validation import BadFieldPolicy
 from xlink.release import ApprovalQueue, SourceHandleKey, release_decided
@@ -62,18 +51,16 @@ from xlink.release.handles import open_source_handle_key
 from xlink.release.label import (
     seal_labelled,
 )
-from xlink.release.recipe import ReceiptSettler, ReleaseBatch
+from xlink.release.recipe import ReleaseBatch
 from xlink.release.seal import SealedRelease
 from xlink.store import ReleaseStore
 from xlink.transport import (
     Connection,
     PeerRefused,
     connect,
-    run_session,
     serve_once,
     serve_pinned,
 )
-from xlink.transport.release_transfer import TransferGate, transfer_releases
 
 __all__ = ["Agency"]
 
@@ -129,55 +116,7 @@ class Agency:
 
     # -- opening ---------------------------------------------------------------------------
 
-    @staticmethod
-    def check(
-        *,
-        agency: str,
-        keys_dir: str | Path,
-        passphrase: bytes,
-        mou_path: str | Path,
-        peer_bundle_path: str | Path,
-        today: date,
-        peer: str | None = None,
-        keys: AgencyKeys | None = None,
-    ) -> tuple[AgencyKeys, Mou, LinkageSchema, PublicBundle]:
-        """The checks of :meth:`open` that touch no workdir (``xlink check`` runs them before a
-        partner connects): the keys open with ``passphrase`` and are ``agency``'s, the MOU is
-        signed by every party, valid ``today``, names ``agency`` and these keys, the bundle is
-        the partner's with the certificate the MOU pins, and the MOU's linkage schema is at
-        hand. The MOU file is bilateral or multilateral
-        (:func:`~xlink.policy.load_pair_mou`): ``peer`` names the partner, required with a
-        multilateral MOU (the agency then runs under that pair's view) and, with a bilateral
-        one, checked to be its other party. ``keys``: the keys of ``keys_dir`` already
-        opened (a long-running agent opens them once, not once per run); the passphrase is
-        then not used. Raises what :meth:`open` raises."""
-        if keys is None:
-            try:
-                keys = AgencyKeys.load(keys_dir, passphrase)
-            except DecryptionError:
-                raise InputError(
-                    f"{keys_dir}: the keys do not open with this passphrase (or were altered)"
-                ) from None
-        if keys.agency_id != agency:
-            raise InputError(f"{keys_dir}: holds the keys of {keys.agency_id}, not {agency}")
-        mou = load_pair_mou(mou_path, local_agency=agency, peer=peer, today=today)
-        own, partner = mou.party(agency), mou.peer_of(agency)
-        if own.tls_cert_sha256 != keys.tls.fingerprint or own.verify_key != (
-            keys.signing_key.verify_key
-        ):
-            raise InputError(f"{keys_dir}: these keys are not the ones the MOU names for {agency}")
-        bundle = load_public_bundle(peer_bundle_path)
-        if bundle.agency_id != partner.agency_id:
-            raise InputError(
-                f"{peer_bundle_path}: a bundle for {bundle.agency_id}, not {partner.agency_id}"
-            )
-        if bundle.tls_cert_sha256 != partner.tls_cert_sha256:
-            raise InputError(
-                f"{peer_bundle_path}: its TLS certificate is not the one the MOU pins for "
-                f"{partner.agency_id}"
-            )
-        schema = schema_for_mou(mou, mou_path)
-        return keys, mou, schema, bundle
+    check = staticmethod(check_setup)
 
     @classmethod
     def open(
@@ -253,46 +192,12 @@ class Agency:
             self._queue = self._stack.enter_context(
                 ApprovalQueue.open(work / "queue.db", audit=self._audit, officers=self.officers)
             )
-            self._record_in_force()
-            self._record_unrecorded_runs()
+            record_in_force_once(self)
+            record_unrecorded_runs(self)
         except BaseException:
             self._stack.close()
             raise
         return self
-
-    def _record_in_force(self) -> None:
-        """``MOU_ACCEPTED`` the first time this workdir's log runs under this MOU's digest,
-        ``KEY_EVENT`` ``FIRST_USE`` the first time under each of our keys (docs/audit.md).
-        Refuses (:class:`~xlink.errors.InputError`) a log whose checkpoints another key signs,
-        e.g. one begun under the signing key, before the audit key: mixed, it could not be
-        verified."""
-        keys = self.keys
-        if not self.audit.signed_by(keys.audit_key.verify_key):
-            raise InputError(
-                f"{self.audit.path}: its checkpoints are not signed by this agency's audit key "
-                f"({keys.audit_key.verify_key.fingerprint()}): verify it with the key that "
-                "signed it (xlink audit verify --key), move it aside and start a new log"
-            )
-        in_use = agency_keys_in_use(
-            signing=keys.signing_key.verify_key,
-            sealing=keys.sealing_key.public_key,
-            tls_cert_sha256=keys.tls.fingerprint,
-            audit=keys.audit_key.verify_key,
-        )
-        record_in_force(
-            self.audit,
-            mou=self.mou.id,
-            mou_digest=mou_digest(self.mou),
-            peer=self.peer_id,
-            keys=in_use,
-            now=self.clock(),
-        )
-
-    def _record_unrecorded_runs(self) -> None:
-        audit = self.audit
-        for session in unrecorded_runs(audit, self.peer_id):
-            fields = {"outcome": "unrecorded", "peer": self.peer_id, "session": session}
-            audit.append(AuditEvent.RUN_ENDED, {**fields, "mou": self.mou.id}, now=self.clock())
 
     def close(self) -> None:
         self.workers.close()
@@ -458,10 +363,10 @@ class Agency:
             conn = await opening(self.tls_options())
         except PeerRefused as exc:
             self._audit_refused(exc, role)
-            self._run_ended("refused", None)
+            run_ended(self, "refused", None)
             raise
         except (asyncio.CancelledError, KeyboardInterrupt):  # interrupted while waiting
-            self._run_ended("interrupted", None)
+            run_ended(self, "interrupted", None)
             raise
         return await self.exchange(
             conn, side, config=config, idle_timeout=idle_timeout, progress=progress
@@ -560,22 +465,6 @@ class Agency:
 
     # -- the exchange ------------------------------------------------------------------------
 
-    def _run_ended(
-        self,
-        outcome: str,
-        session: bytes | None,
-        code: str | None = None,
-        counts: tuple[int, int] | None = None,
-    ) -> None:
-        fields: dict[str, object] = {"outcome": outcome, "peer": self.peer_id, "mou": self.mou.id}
-        if session is not None:
-            fields["session"] = session
-        if code is not None:
-            fields["code"] = code
-        if counts is not None:
-            fields["released"], fields["received"] = counts
-        self.audit.append(AuditEvent.RUN_ENDED, fields, now=self.clock())
-
     def session_config(self, role: Role) -> SessionConfig:
         """The PSI session's configuration under the MOU: its ids and digests, set-size bounds
         lowered to what the daily budget leaves (:class:`~xlink.errors.InputError` when it is
@@ -629,139 +518,15 @@ class Agency:
         schema, and :class:`~xlink.errors.InputError` for our own set above the MOU's bound or
         the daily budget used up.
         """
-        if config is None and role is None:
-            await conn.close(timeout=1.0)
-            raise ValueError("give the role or the session config")
-        try:
-            if schema_digest(side.schema) != self.mou.schema_digest:
-                raise SchemaMismatch("these records were prepared with another linkage schema")
-            if config is None:
-                assert role is not None
-                config = self.session_config(role)
-        except BaseException:
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(conn.close(timeout=1.0))
-            self._run_ended("refused", None)
-            raise
-        role = config.role
-        phases: dict[str, float] = {}
-        started = time.perf_counter()
-        session_id: bytes | None = None
-        outcome, code = "aborted", None
-        try:
-            gate = TransferGate(conn)
-            try:
-                session = PsiSession(
-                    config, side.tokens, rng=self.rng, workers=self.workers, hashed=side.hashed
-                )
-            except ValueError as exc:  # e.g. our own set above the MOU's bound
-                raise InputError(f"cannot start the session: {exc}") from None
-            auditor = _ProgressAuditor(
-                self.audit,
-                session,
-                own_tokens=len(side.tokens),
-                clock=self.clock,
-                progress=progress,
-                history=set_size_history(self.audit, self.peer_id),
-            )
-            result = await run_session(session, gate, auditor=auditor, idle_timeout=idle_timeout)
-            if not isinstance(result, PsiResult):  # pragma: no cover - Mode.PSI
-                raise InputError("the session did not produce a PSI result")
-            session_id = result.session_id
-            phases["psi"] = time.perf_counter() - started
-            decision = decide(
-                result,
-                self.schema,
-                self.mou.match_threshold,
-                weights=self.mou.weights,
-                links=self.mou.links,
-            )
-            record_decision(self.workdir / "matches", decision, self.audit, self.clock())
-            outcome = "transfer-failed"
-            mark = time.perf_counter()
-            outcome_counts = await self._transfer(
-                gate, session, decision, side, idle_timeout, progress
-            )
-            phases["transfer"] = time.perf_counter() - mark
-            outcome = "completed"
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            outcome = "interrupted"
-            raise
-        except RemoteProtocolError as exc:
-            code = exc.code.name
-            if outcome == "transfer-failed":  # the session's auditor wrote PSI aborts
-                fields = {"code": code, "side": "LOCAL", "peer": self.peer_id}
-                if session_id is not None:
-                    fields["session"] = session_id.hex()
-                self.audit.append(AuditEvent.SESSION_ABORTED, fields, now=self.clock())
-            raise
-        except ProtocolError:
-            code = "INTERNAL_ERROR"
-            raise
-        finally:
-            with contextlib.suppress(BaseException):  # even a second Ctrl-C: the end is audited
-                await asyncio.shield(conn.close(timeout=1.0))
-            counts = None
-            if outcome == "completed":
-                counts = (outcome_counts["released"], outcome_counts["received"])
-            self._run_ended(outcome, session_id, code, counts)
-        report = verify_log(self.audit.path, self.keys.audit_key.verify_key)
-        return AgencyOutcome(
-            agency=self.agency_id,
-            peer=self.peer_id,
-            role="serve" if role is Role.RESPONDER else "match",
-            mou_id=self.mou.id,
-            session_id=result.session_id.hex(),
-            records=side.loaded,
-            rejected=side.rejected,
-            tokens=len(side.tokens),
-            matched_tokens=result.matched_tokens,
-            candidates=decision.candidates,
-            decided=len(decision.matches),
-            approval_required=self.mou.approval_required,
-            workdir=str(self.workdir),
-            audit_ok=report.ok,
-            audit_entries=report.entries,
-            audit_reason=report.reason,
-            phases={k: round(v, 3) for k, v in phases.items()},
-            **outcome_counts["fields"],
+        return await run_exchange(
+            self,
+            conn,
+            side,
+            role=role,
+            config=config,
+            idle_timeout=idle_timeout,
+            progress=progress,
         )
-
-    async def _transfer(
-        self,
-        gate: TransferGate,
-        session: PsiSession,
-        decision: Decision,
-        side: PreparedSide,
-        idle_timeout: float,
-        progress: ProgressFn | None,
-    ) -> dict[str, Any]:
-        session_id = decision.session_id
-        peer_outputs = await agree_and_label(gate, session, decision, idle_timeout)
-        overdue = self.queue.audit_overdue(self.clock())
-        batch = self.release(decision, side.records)
-        if progress is not None:  # releases sent now (queued, pending, denied ones are not)
-            progress("releases sent", 0, len(batch.sealed))
-        receiver = Receiver(self, session_id, decision, peer_outputs.__getitem__)
-        # Each receipt is settled (audited, its checkpoint kept, the ledger marked) as it
-        # arrives, in the transfer's batch: one that came in is recorded even if the
-        # transfer fails after it. Our receipts leave once what they vouch for is committed.
-        settler = ReceiptSettler(
-            batch, mou=self.mou, clock=self.clock, queue=self.queue, audit=self.audit
-        )
-        transferred = await transfer_releases(
-            gate,
-            batch.sealed,
-            receiver.store_one,
-            idle_timeout,
-            encode=self._handing_over(session_id, session.labels.own_output),
-            on_answer=settler.settle,
-            batch=Batch(self.audit, self.store, self.queue),  # the audit log commits first
-        )
-        if progress is not None:
-            progress("releases sent", len(batch.sealed), len(batch.sealed))
-        settled = settler.finish(transferred.answers)
-        return transfer_counts(self.workdir, decision, side, batch, receiver, overdue, settled)
 
     def _handing_over(
         self, session_id: bytes, output_of: Callable[[bytes], bytes]
@@ -816,29 +581,3 @@ class Agency:
         """The originator's source-handle key, made on first use and kept wrapped under our
         sealing key (:func:`~xlink.release.handles.open_source_handle_key`)."""
         return open_source_handle_key(self.workdir, self.keys.sealing_key, rng=self.rng)
-
-
-class _ProgressAuditor(SessionAuditor):
-    """A session auditor that also reports the session's Progress events."""
-
-    def __init__(
-        self,
-        audit: AuditLog,
-        session: PsiSession,
-        *,
-        own_tokens: int,
-        clock: Callable[[], datetime],
-        progress: ProgressFn | None,
-        history: Any = None,
-    ) -> None:
-        super().__init__(audit, session, own_tokens=own_tokens, clock=clock, history=history)
-        self._progress = progress
-
-    def record(self, events: Iterable[Event]) -> None:
-        events = list(events)
-        super().record(events)
-        if self._progress is not None:
-            for event in events:
-                if isinstance(event, Progress):
-                    phase = f"PSI {event.phase.replace('_', ' ')}"
-                    self._progress(phase, event.done, event.total)

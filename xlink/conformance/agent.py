@@ -20,7 +20,7 @@ from xlink.conformance.kit import AGENT_AGENCY, Kit
 from xlink.crypto.rand import RandomSource
 from xlink.errors import InputError, PeerAborted, ProtocolError, XlinkError
 from xlink.protocol.config import Role
-from xlink.transport.driver import serve_pinned
+from xlink.transport.connect import serve_pinned
 from xlink.transport.stream import FramedConnection
 
 __all__ = ["ROLES", "fresh_workdir", "outcome_record", "run_agent"]

@@ -20,7 +20,7 @@ from xlink.crypto.rand import RandomSource
 from xlink.errors import InputError, XlinkError
 from xlink.protocol.config import Role
 from xlink.release.transfer import FrameType
-from xlink.transport.driver import connect
+from xlink.transport.connect import connect
 
 __all__ = ["CHUNKS", "run_suite"]
 

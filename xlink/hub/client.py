@@ -42,7 +42,7 @@ from xlink.hub.wire import (
 from xlink.policy.multilateral import HubParty
 from xlink.protocol.config import Role
 from xlink.protocol.framing import encode_frame
-from xlink.transport.driver import _NoConnection, _open_tcp
+from xlink.transport.connect import _NoConnection, _open_tcp
 from xlink.transport.errors import RefusalReason, refused
 from xlink.transport.handshake import tls_on_socket
 from xlink.transport.stream import FramedConnection

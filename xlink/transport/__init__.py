@@ -6,14 +6,8 @@ The protocol core never imports this package; this package drives it.
 
 from __future__ import annotations
 
-from xlink.transport.driver import (
-    DEFAULT_MAX_BUFFERED,
-    SessionObserver,
-    connect,
-    run_session,
-    serve_once,
-    serve_pinned,
-)
+from xlink.transport.connect import connect, serve_once, serve_pinned
+from xlink.transport.driver import DEFAULT_MAX_BUFFERED, SessionObserver, run_session
 from xlink.transport.errors import (
     ConnectionLost,
     PeerAborted,

@@ -34,5 +34,5 @@ def refused(reason: RefusalReason, detail: str = "", *, message: str) -> PeerRef
 
 
 NOBODY_LISTENING: RefusalReason = RefusalReason.NOBODY_LISTENING
-"""The reason :func:`~xlink.transport.driver.connect` gives when the partner's machine kept
+"""The reason :func:`~xlink.transport.connect.connect` gives when the partner's machine kept
 refusing the connection (nothing listening on the port) until the timeout."""

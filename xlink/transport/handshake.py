@@ -1,6 +1,6 @@
 """Mutual TLS 1.3 on a TCP connection that is already there, pinned by the MOU
 (docs/transport.md): the client's and the server's handshake, the pin check, and how a failure
-is refused. :mod:`xlink.transport.driver` opens or accepts the connection and comes here;
+is refused. :mod:`xlink.transport.connect` opens or accepts the connection and comes here;
 :func:`tls_on_socket` does the same for a connection something else made (the hub's relay,
 docs/hub.md)."""
 

@@ -1,0 +1,229 @@
+"""The exchange itself (:meth:`Agency.exchange <xlink.agency.Agency.exchange>`): the PSI
+session, the decision, the label exchange, releases both ways with receipts, and the audit
+of how the run ended."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from xlink._sqlite import Batch
+from xlink.agency._inbound import Receiver
+from xlink.agency._matches import record_decision
+from xlink.agency._outcome import AgencyOutcome
+from xlink.agency._transfer import agree_and_label, transfer_counts
+from xlink.audit import AuditEvent, AuditLog, verify_log
+from xlink.audit.history import set_size_history
+from xlink.audit.session import SessionAuditor
+from xlink.decide import Decision, decide
+from xlink.errors import InputError, ProtocolError, RemoteProtocolError, SchemaMismatch
+from xlink.linkage.schema import schema_digest
+from xlink.prepare import PreparedSide
+from xlink.progress import ProgressFn
+from xlink.protocol.config import Role, SessionConfig
+from xlink.protocol.events import Event, Progress, PsiResult
+from xlink.protocol.session import PsiSession
+from xlink.release.recipe import ReceiptSettler
+from xlink.transport import Connection, run_session
+from xlink.transport.release_transfer import TransferGate, transfer_releases
+
+if TYPE_CHECKING:
+    from xlink.agency._agency import Agency
+
+__all__ = ["run_ended", "run_exchange"]
+
+
+def run_ended(
+    agency: Agency,
+    outcome: str,
+    session: bytes | None,
+    code: str | None = None,
+    counts: tuple[int, int] | None = None,
+) -> None:
+    """Audit how a run ended (``RUN_ENDED``): completed, aborted, transfer-failed,
+    interrupted or refused, with the session, the abort code and the counts when known."""
+    fields: dict[str, object] = {"outcome": outcome, "peer": agency.peer_id, "mou": agency.mou.id}
+    if session is not None:
+        fields["session"] = session
+    if code is not None:
+        fields["code"] = code
+    if counts is not None:
+        fields["released"], fields["received"] = counts
+    agency.audit.append(AuditEvent.RUN_ENDED, fields, now=agency.clock())
+
+
+async def run_exchange(
+    agency: Agency,
+    conn: Connection,
+    side: PreparedSide,
+    *,
+    role: Role | None,
+    config: SessionConfig | None,
+    idle_timeout: float,
+    progress: ProgressFn | None,
+) -> AgencyOutcome:
+    """:meth:`Agency.exchange <xlink.agency.Agency.exchange>`, which documents it."""
+    if config is None and role is None:
+        await conn.close(timeout=1.0)
+        raise ValueError("give the role or the session config")
+    try:
+        if schema_digest(side.schema) != agency.mou.schema_digest:
+            raise SchemaMismatch("these records were prepared with another linkage schema")
+        if config is None:
+            assert role is not None
+            config = agency.session_config(role)
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(conn.close(timeout=1.0))
+        run_ended(agency, "refused", None)
+        raise
+    role = config.role
+    phases: dict[str, float] = {}
+    started = time.perf_counter()
+    session_id: bytes | None = None
+    outcome, code = "aborted", None
+    try:
+        gate = TransferGate(conn)
+        try:
+            session = PsiSession(
+                config, side.tokens, rng=agency.rng, workers=agency.workers, hashed=side.hashed
+            )
+        except ValueError as exc:  # e.g. our own set above the MOU's bound
+            raise InputError(f"cannot start the session: {exc}") from None
+        auditor = _ProgressAuditor(
+            agency.audit,
+            session,
+            own_tokens=len(side.tokens),
+            clock=agency.clock,
+            progress=progress,
+            history=set_size_history(agency.audit, agency.peer_id),
+        )
+        result = await run_session(session, gate, auditor=auditor, idle_timeout=idle_timeout)
+        if not isinstance(result, PsiResult):  # pragma: no cover - Mode.PSI
+            raise InputError("the session did not produce a PSI result")
+        session_id = result.session_id
+        phases["psi"] = time.perf_counter() - started
+        decision = decide(
+            result,
+            agency.schema,
+            agency.mou.match_threshold,
+            weights=agency.mou.weights,
+            links=agency.mou.links,
+        )
+        record_decision(agency.workdir / "matches", decision, agency.audit, agency.clock())
+        outcome = "transfer-failed"
+        mark = time.perf_counter()
+        outcome_counts = await _transfer(
+            agency, gate, session, decision, side, idle_timeout, progress
+        )
+        phases["transfer"] = time.perf_counter() - mark
+        outcome = "completed"
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        outcome = "interrupted"
+        raise
+    except RemoteProtocolError as exc:
+        code = exc.code.name
+        if outcome == "transfer-failed":  # the session's auditor wrote PSI aborts
+            fields = {"code": code, "side": "LOCAL", "peer": agency.peer_id}
+            if session_id is not None:
+                fields["session"] = session_id.hex()
+            agency.audit.append(AuditEvent.SESSION_ABORTED, fields, now=agency.clock())
+        raise
+    except ProtocolError:
+        code = "INTERNAL_ERROR"
+        raise
+    finally:
+        with contextlib.suppress(BaseException):  # even a second Ctrl-C: the end is audited
+            await asyncio.shield(conn.close(timeout=1.0))
+        counts = None
+        if outcome == "completed":
+            counts = (outcome_counts["released"], outcome_counts["received"])
+        run_ended(agency, outcome, session_id, code, counts)
+    report = verify_log(agency.audit.path, agency.keys.audit_key.verify_key)
+    return AgencyOutcome(
+        agency=agency.agency_id,
+        peer=agency.peer_id,
+        role="serve" if role is Role.RESPONDER else "match",
+        mou_id=agency.mou.id,
+        session_id=result.session_id.hex(),
+        records=side.loaded,
+        rejected=side.rejected,
+        tokens=len(side.tokens),
+        matched_tokens=result.matched_tokens,
+        candidates=decision.candidates,
+        decided=len(decision.matches),
+        approval_required=agency.mou.approval_required,
+        workdir=str(agency.workdir),
+        audit_ok=report.ok,
+        audit_entries=report.entries,
+        audit_reason=report.reason,
+        phases={k: round(v, 3) for k, v in phases.items()},
+        **outcome_counts["fields"],
+    )
+
+
+async def _transfer(
+    agency: Agency,
+    gate: TransferGate,
+    session: PsiSession,
+    decision: Decision,
+    side: PreparedSide,
+    idle_timeout: float,
+    progress: ProgressFn | None,
+) -> dict[str, Any]:
+    session_id = decision.session_id
+    peer_outputs = await agree_and_label(gate, session, decision, idle_timeout)
+    overdue = agency.queue.audit_overdue(agency.clock())
+    batch = agency.release(decision, side.records)
+    if progress is not None:  # releases sent now (queued, pending, denied ones are not)
+        progress("releases sent", 0, len(batch.sealed))
+    receiver = Receiver(agency, session_id, decision, peer_outputs.__getitem__)
+    # Each receipt is settled (audited, its checkpoint kept, the ledger marked) as it
+    # arrives, in the transfer's batch: one that came in is recorded even if the
+    # transfer fails after it. Our receipts leave once what they vouch for is committed.
+    settler = ReceiptSettler(
+        batch, mou=agency.mou, clock=agency.clock, queue=agency.queue, audit=agency.audit
+    )
+    transferred = await transfer_releases(
+        gate,
+        batch.sealed,
+        receiver.store_one,
+        idle_timeout,
+        encode=agency._handing_over(session_id, session.labels.own_output),
+        on_answer=settler.settle,
+        batch=Batch(agency.audit, agency.store, agency.queue),  # the audit log commits first
+    )
+    if progress is not None:
+        progress("releases sent", len(batch.sealed), len(batch.sealed))
+    settled = settler.finish(transferred.answers)
+    return transfer_counts(agency.workdir, decision, side, batch, receiver, overdue, settled)
+
+
+class _ProgressAuditor(SessionAuditor):
+    """A session auditor that also reports the session's Progress events."""
+
+    def __init__(
+        self,
+        audit: AuditLog,
+        session: PsiSession,
+        *,
+        own_tokens: int,
+        clock: Callable[[], datetime],
+        progress: ProgressFn | None,
+        history: Any = None,
+    ) -> None:
+        super().__init__(audit, session, own_tokens=own_tokens, clock=clock, history=history)
+        self._progress = progress
+
+    def record(self, events: Iterable[Event]) -> None:
+        events = list(events)
+        super().record(events)
+        if self._progress is not None:
+            for event in events:
+                if isinstance(event, Progress):
+                    phase = f"PSI {event.phase.replace('_', ' ')}"
+                    self._progress(phase, event.done, event.total)
