@@ -158,7 +158,7 @@ def run_party(args: argparse.Namespace, role: str) -> None:
     import cProfile
     import pstats
 
-    from xlink.agency import _agency, run_agency
+    from xlink.agency import _exchange, run_agency
     from xlink.agency._agency import Agency
     from xlink.crypto.rand import system_random
     from xlink.transport.release_transfer import label_handles
@@ -170,7 +170,7 @@ def run_party(args: argparse.Namespace, role: str) -> None:
     before = calibrate(CALIBRATION_OPS, args.release_bytes)
     marks: dict[str, float] = {}
     profiler = cProfile.Profile(time.process_time) if args.profile else None
-    transfer = Agency._transfer
+    transfer = _exchange._transfer
 
     async def timed_transfer(self: Agency, *a: Any, **kw: Any) -> dict[str, Any]:
         marks["cpu0"], marks["rss0"] = _cpu_s(), _peak_rss_mb()
@@ -183,7 +183,7 @@ def run_party(args: argparse.Namespace, role: str) -> None:
                 profiler.disable()
             marks["cpu1"] = _cpu_s()
 
-    agree_and_label, release = _agency.agree_and_label, Agency.release
+    agree_and_label, release = _exchange.agree_and_label, Agency.release
 
     async def timed_labels(gate: Any, session: Any, decision: Any, *a: Any) -> Any:
         marks["label_handles"] = len(label_handles(m.handles for m in decision.matches))
@@ -213,10 +213,10 @@ def run_party(args: argparse.Namespace, role: str) -> None:
 
         return handing_over(self, session_id, timed_output_of)
 
-    Agency._transfer = timed_transfer  # type: ignore[method-assign]
+    _exchange._transfer = timed_transfer
     Agency.release = timed_release  # type: ignore[method-assign]
     Agency._handing_over = timed_handing_over  # type: ignore[method-assign]
-    _agency.agree_and_label = timed_labels
+    _exchange.agree_and_label = timed_labels
     ceremony = json.loads((base / "ceremony.json").read_text())
     outcome = asyncio.run(
         run_agency(

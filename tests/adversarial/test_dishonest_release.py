@@ -47,6 +47,7 @@ from _store_support import (  # noqa: E402
 )
 
 import xlink.agency._agency as runner  # noqa: E402
+import xlink.agency._exchange as exchange_step  # noqa: E402
 from xlink.audit import AuditEvent, AuditLog, verify_log  # noqa: E402
 from xlink.decide import Decision, decide  # noqa: E402
 from xlink.errors import XlinkError  # noqa: E402
@@ -516,7 +517,7 @@ def test_real_tls_a_different_decision_releases_nothing(
             return dataclasses.replace(decision, matches=decision.matches[:-1])
         return decision
 
-    monkeypatch.setattr(runner, "decide", lying)
+    monkeypatch.setattr(exchange_step, "decide", lying)
     agencies = Agencies(tmp_path)
     out = agencies.run()
     for agency in (US, CA):
@@ -564,7 +565,7 @@ def test_real_tls_more_releases_than_decided_aborts_and_is_audited(
         while True:  # until US-DHS hangs up
             await gate.next_transfer_frame(TIMEOUT)
 
-    monkeypatch.setattr(runner, "transfer_releases", overselling)
+    monkeypatch.setattr(exchange_step, "transfer_releases", overselling)
     agencies = Agencies(tmp_path)
     out = agencies.run()
     error = out[US]

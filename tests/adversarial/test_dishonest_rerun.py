@@ -29,6 +29,7 @@ import pytest
 from _agencies import CA, US, Agencies
 
 import xlink.agency._agency as runner
+import xlink.agency._exchange as exchange_step
 import xlink.agency._inbound as inbound
 from xlink.agency import AgencyOutcome
 from xlink.audit import AuditEvent
@@ -83,7 +84,7 @@ class Partner:
         self.answer: Callable[[PartnerRun, int, Answer], Answer] | None = None
         self.drop: frozenset[int] = frozenset()
         monkeypatch.setattr(runner, "release_decided", self._release_decided)
-        monkeypatch.setattr(runner, "transfer_releases", self._transfer_releases)
+        monkeypatch.setattr(exchange_step, "transfer_releases", self._transfer_releases)
         monkeypatch.setattr(inbound.Receiver, "store_one", self._store_one())
 
     def honest(self) -> None:
