@@ -17,7 +17,7 @@ from xlink.agency._matches import record_decision
 from xlink.agency._outcome import AgencyOutcome
 from xlink.agency._transfer import agree_and_label, transfer_counts
 from xlink.audit import AuditEvent, AuditLog, verify_log
-from xlink.audit.history import set_size_history
+from xlink.audit.history import SetSizeHistory, set_size_history
 from xlink.audit.session import SessionAuditor
 from xlink.decide import Decision, decide
 from xlink.errors import InputError, ProtocolError, RemoteProtocolError, SchemaMismatch
@@ -214,7 +214,7 @@ class _ProgressAuditor(SessionAuditor):
         own_tokens: int,
         clock: Callable[[], datetime],
         progress: ProgressFn | None,
-        history: Any = None,
+        history: SetSizeHistory | None = None,
     ) -> None:
         super().__init__(audit, session, own_tokens=own_tokens, clock=clock, history=history)
         self._progress = progress
