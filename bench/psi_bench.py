@@ -22,6 +22,10 @@ same machine, because absolute times on shared machines drift:
   multiplications (blind, unblind, and the answer to the peer's request).
 - ``ratio_x25519``: the exchange against two X25519 per token for the slower party (what a
   party costs if hashing were free).
+- ``phases_per_party``: for each party and each session state it went through, when it entered
+  it (``start_s``) and, until the next state, the wall time, this process's CPU time and the
+  time spent blocked in sends (the peer not reading). Wall time that is neither CPU nor a
+  blocked send was spent waiting for the peer's messages.
 - ``--cached``: a repeated exchange. Each party's hashes are first made into a cache directory
   by a process of its own (the earlier exchange: neither its time nor its memory counts), and
   the timed exchange reads them back, file read included.
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import resource
@@ -96,6 +101,8 @@ class _Marks:
     def __init__(self, session: Any, start: float) -> None:
         self.session, self.start = session, start
         self.times: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # this process's CPU seconds when the state was seen
+        self.send_wait: dict[str, float] = {}  # seconds awaiting send() per state
         self.peaks: dict[str, float] = {}
         self.peer_elements = 0
 
@@ -113,7 +120,13 @@ class _Marks:
         state = self.session.state.value
         if state not in self.times:
             self.times[state] = time.perf_counter() - self.start
+            self.cpu[state] = time.process_time()
             self.peaks[state] = _peak_rss_mb()
+
+    def waited_sending(self, seconds: float) -> None:
+        """Count ``seconds`` spent in a send (the peer not reading) against the state now."""
+        state = self.session.state.value
+        self.send_wait[state] = self.send_wait.get(state, 0.0) + seconds
 
     def record_error(self, error: Exception) -> None:
         raise SystemExit(f"session aborted: {error}")
@@ -187,6 +200,7 @@ def run_party(
         counted = _Counted(conn, marks)
         await run_session(session, counted, auditor=marks, idle_timeout=3600.0)
         marks.times.setdefault("DONE", time.perf_counter() - start)
+        marks.cpu.setdefault("DONE", time.process_time())
         return session, marks, counted.sent
 
     session, marks, sent = asyncio.run(exchange())
@@ -212,6 +226,7 @@ def run_party(
                     else 0.0
                 ),
                 "peak_rss_mb_before_phase": marks.peaks,
+                "phases": _phases(marks),
                 "matched_tokens": matched,
                 "pairs": pairs,
                 "own_elements": session.padded_size,
@@ -224,6 +239,22 @@ def run_party(
     control.close()
 
 
+def _phases(marks: _Marks) -> dict[str, dict[str, float]]:
+    """Each state the party went through: when it entered it, and the wall time, the CPU time
+    and the time blocked in sends until the next state (what is neither was spent waiting for
+    the peer's messages, or on the event loop)."""
+    order = sorted(marks.times, key=marks.times.__getitem__)
+    out = {}
+    for state, following in itertools.pairwise(order):
+        out[state] = {
+            "start_s": round(marks.times[state], 3),
+            "wall_s": round(marks.times[following] - marks.times[state], 3),
+            "cpu_s": round(marks.cpu[following] - marks.cpu[state], 3),
+            "send_wait_s": round(marks.send_wait.get(state, 0.0), 3),
+        }
+    return out
+
+
 class _Counted:
     """A connection that counts the framed bytes it sends and marks the session's state as
     each message goes."""
@@ -234,7 +265,9 @@ class _Counted:
     async def send(self, message: bytes) -> None:
         self._marks.note()
         self.sent += FRAME_HEADER_SIZE + len(message)
+        began = time.perf_counter()
         await self._conn.send(message)
+        self._marks.waited_sending(time.perf_counter() - began)
 
     async def receive(self) -> bytes | None:
         message: bytes | None = await self._conn.receive()
@@ -435,6 +468,7 @@ def main() -> None:
             for phase in ("EXCHANGE", "CONFIRM", "REVEAL")
         },
         "bytes_sent": sum(p["bytes_sent"] for p in parties),
+        "phases_per_party": {p["role"]: p["phases"] for p in parties},
         "matched_tokens": parties[0]["matched_tokens"],
         "expected_matched_tokens": expected,
         "candidate_pairs": parties[0]["pairs"],

@@ -21,6 +21,7 @@ from xlink.errors import RemoteProtocolError
 from xlink.protocol import AbortCode, PsiResult, PsiSession, Role, State, run_pair
 from xlink.transport import (
     ConnectionLost,
+    MemoryConnection,
     PeerAborted,
     TransportTimeout,
     connect,
@@ -114,6 +115,46 @@ def test_tiny_receive_buffer_still_completes() -> None:
         )
 
     assert asyncio.run(scenario()) == expected
+
+
+async def _send_all_then_read(session: PsiSession, conn: MemoryConnection) -> object:
+    """A peer that sends every message it has due before it reads the next one: an order the
+    spec allows (the send preference is a SHOULD), and the one that fills every buffer."""
+    if session.role is Role.INITIATOR:
+        session.initiate()
+    while not session.done:
+        while (message := session.next_message()) is not None:
+            await conn.send(message)
+        if not session.done:
+            received = await conn.receive()
+            assert received is not None
+            session.receive_message(received)
+    while (message := session.next_message()) is not None:
+        await conn.send(message)
+    return session.result
+
+
+@pytest.mark.parametrize("ours", [Role.INITIATOR, Role.RESPONDER])
+def test_a_peer_that_reads_only_between_bursts_does_not_stall_the_driver(ours: Role) -> None:
+    """With a full inbox, a driver that only waited while its send was blocked would stop
+    reading, and a peer still sending its burst would wait on it for ever. The driver goes on
+    delivering while its send waits."""
+    theirs = Role.RESPONDER if ours is Role.INITIATOR else Role.INITIATOR
+    expected = dict(zip((Role.INITIATOR, Role.RESPONDER), _expected(), strict=True))
+
+    async def scenario() -> list[object]:
+        a, b = memory_pair(capacity=1)
+        return list(
+            await asyncio.wait_for(
+                asyncio.gather(
+                    run_session(make_session(ours), a, idle_timeout=IDLE, max_buffered=1),
+                    _send_all_then_read(make_session(theirs), b),
+                ),
+                timeout=2 * IDLE,
+            )
+        )
+
+    assert asyncio.run(scenario()) == [expected[ours], expected[theirs]]
 
 
 def _aborts(path: Path) -> list[dict[str, object]]:

@@ -77,10 +77,14 @@ class _Inbox:
             self._room.set()
         return item
 
-    async def get(self) -> _Item:
+    async def wait(self) -> None:
+        """Return once a message is ready."""
         while not self._items:
             self._arrived.clear()
             await self._arrived.wait()
+
+    async def get(self) -> _Item:
+        await self.wait()
         return self.pop()
 
 
@@ -172,7 +176,7 @@ async def _drive(
             break
         message = session.next_message()  # at most one chunk of work
         if message is not None:
-            await conn.send(message)
+            await _send(session, conn, message, inbox, auditor)
             # send() returns without suspending while the stream has room, so without this the
             # reader task would not run until every own chunk was sent: the peer, unread, would
             # stall on its own sends and the two parties would work in turns, not together.
@@ -188,6 +192,41 @@ async def _drive(
         await conn.send(message)  # our last messages
     if session.result is None:  # pragma: no cover - a completed session has a result
         raise LocalProtocolError("session finished without a result")
+
+
+async def _send(
+    session: PsiSession,
+    conn: Connection,
+    message: bytes,
+    inbox: _Inbox,
+    auditor: SessionObserver | None,
+) -> None:
+    """Send ``message``, delivering what arrives while the send waits for the peer to read.
+
+    Both parties send more than their buffers hold in the confirmation round (every chunk of
+    claims is answered). A party that only waited for its send would stop delivering, its
+    reader would stop reading once the inbox is full, and a peer doing the same would wait on
+    it in turn: both sides stalled on sends. Delivering meanwhile keeps our side reading. The
+    messages it makes the session produce are sent after this one, so the order on the wire
+    is the session's.
+    """
+    sending = asyncio.ensure_future(conn.send(message))
+    try:
+        while not sending.done():
+            if inbox.ready and not session.done:
+                _deliver(session, inbox.pop(), auditor)
+                continue
+            arrival = asyncio.ensure_future(inbox.wait())
+            try:
+                await asyncio.wait((sending, arrival), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                arrival.cancel()
+        sending.result()  # what the send raised
+    finally:
+        if not sending.done():  # a delivery raised: the abort follows on this connection
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
 
 
 def _deliver(session: PsiSession, item: _Item, auditor: SessionObserver | None) -> None:

@@ -94,6 +94,7 @@ class FramedConnection:
     ) -> None:
         self._reader = reader
         self._writer = writer
+        writer.transport.set_write_buffer_limits(high=4 * max_frame)
         self._decoder = FrameDecoder(max_frame)
         self._frames: deque[bytes] = deque()
         self._read_timeout = read_timeout
