@@ -12,10 +12,11 @@ NIEM correspondences: ``PersonName.given`` = nc:PersonGivenName, ``middle`` = nc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
+from typing import Final
 
 __all__ = [
     "Address",
@@ -25,6 +26,7 @@ __all__ = [
     "Grading",
     "HandlingCode",
     "IdentityDocument",
+    "Payload",
     "PersonName",
     "PersonRecord",
     "Sex",
@@ -219,8 +221,65 @@ class SourceMetadata:
         return "SourceMetadata(<redacted>)"
 
 
-def _frozen_mapping(m: Mapping[str, str]) -> Mapping[str, str]:
-    return MappingProxyType(dict(m))
+class Payload(Mapping[str, str]):
+    """A record's free fields: an immutable mapping that stores one tuple of values per record
+    and shares its keys (and their positions) with every record that has the same keys, as
+    the records of one file do. A dict per record would cost twice the memory, and a list
+    holds a million records."""
+
+    __slots__ = ("_index", "_values")
+
+    _index: Mapping[str, int]
+    _values: tuple[str, ...]
+
+    def __init__(self, fields: Mapping[str, str] | None = None) -> None:
+        items = dict(fields) if fields is not None else {}
+        keep = object.__setattr__
+        keep(self, "_index", _shared_index(tuple(items)))
+        keep(self, "_values", tuple(items.values()))
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[self._index[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a record's payload cannot be changed")
+
+    def __reduce__(self) -> tuple[type[Payload], tuple[dict[str, str]]]:
+        return (Payload, (dict(self),))
+
+    def __repr__(self) -> str:  # the values may be identifying: keys only
+        return f"Payload(keys={list(self._index)!r})"
+
+
+#: Key tuples seen so far and their shared positions; at most :data:`_MAX_KEY_SETS`, after
+#: which a new key set gets positions of its own (files have a few; a JSON Lines file whose
+#: rows all differ must not grow this without bound).
+_KEY_SETS: dict[tuple[str, ...], Mapping[str, int]] = {}
+_MAX_KEY_SETS: Final = 4096
+
+
+def _shared_index(keys: tuple[str, ...]) -> Mapping[str, int]:
+    index = _KEY_SETS.get(keys)
+    if index is None:
+        index = MappingProxyType({k: i for i, k in enumerate(keys)})
+        if len(_KEY_SETS) < _MAX_KEY_SETS:
+            _KEY_SETS[keys] = index
+    return index
+
+
+_EMPTY_PAYLOAD: Final = Payload()
+
+
+def _frozen_mapping(m: Mapping[str, str]) -> Payload:
+    if isinstance(m, Payload):
+        return m
+    return Payload(m) if m else _EMPTY_PAYLOAD
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,8 +149,9 @@ class _RowReader:
             texts.clear()
         share = texts.setdefault
         self.values = {
-            k: v.strip() if k in _UNIQUE_FIELDS else share(v.strip(), v.strip())
+            k: s if k in _UNIQUE_FIELDS else share(s, s)
             for k, v in values.items()
+            for s in (v.strip(),)
         }
 
     def text(self, field: str) -> str:
