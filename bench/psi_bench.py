@@ -24,8 +24,9 @@ same machine, because absolute times on shared machines drift:
   party costs if hashing were free).
 - ``phases_per_party``: for each party and each session state it went through, when it entered
   it (``start_s``) and, until the next state, the wall time, this process's CPU time and the
-  time spent blocked in sends (the peer not reading). Wall time that is neither CPU nor a
-  blocked send was spent waiting for the peer's messages.
+  time its sends were pending (``send_wait_s``: the peer not reading; the driver delivers
+  what arrives meanwhile, so this time may overlap CPU time). Wall time beyond the CPU time
+  was spent waiting for the peer.
 - ``--cached``: a repeated exchange. Each party's hashes are first made into a cache directory
   by a process of its own (the earlier exchange: neither its time nor its memory counts), and
   the timed exchange reads them back, file read included.
@@ -124,7 +125,7 @@ class _Marks:
             self.peaks[state] = _peak_rss_mb()
 
     def waited_sending(self, seconds: float) -> None:
-        """Count ``seconds`` spent in a send (the peer not reading) against the state now."""
+        """Count ``seconds`` a send was pending (the peer not reading) against the state now."""
         state = self.session.state.value
         self.send_wait[state] = self.send_wait.get(state, 0.0) + seconds
 
@@ -241,8 +242,8 @@ def run_party(
 
 def _phases(marks: _Marks) -> dict[str, dict[str, float]]:
     """Each state the party went through: when it entered it, and the wall time, the CPU time
-    and the time blocked in sends until the next state (what is neither was spent waiting for
-    the peer's messages, or on the event loop)."""
+    and the time sends were pending until the next state (wall time beyond the CPU time was
+    spent waiting for the peer)."""
     order = sorted(marks.times, key=marks.times.__getitem__)
     out = {}
     for state, following in itertools.pairwise(order):

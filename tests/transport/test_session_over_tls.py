@@ -25,6 +25,7 @@ from xlink.transport import (
     PeerAborted,
     TransportTimeout,
     connect,
+    driver,
     memory_pair,
     run_session,
     serve_once,
@@ -255,3 +256,39 @@ def test_finished_session_is_refused() -> None:
     with pytest.raises(Exception, match="already finished"):
         asyncio.run(scenario())
     assert len(tokens_for(Role.INITIATOR)) == 80
+
+
+def test_a_finished_session_waits_for_its_last_send_without_spinning() -> None:
+    """The message that finishes a session may still be waiting for the peer to read when the
+    peer's next frame (or its close) is already in: the driver must wait for the send, not go
+    round checking an inbox it will never deliver (which kept a core busy until the write
+    timeout)."""
+    initiator, responder = make_session(Role.INITIATOR), make_session(Role.RESPONDER)
+    run_pair(initiator, responder)
+    assert initiator.done
+
+    async def scenario() -> int:
+        ours, theirs = memory_pair(capacity=1)
+        await ours.send(b"fills the pipe")  # the peer reads only later: our next send waits
+        inbox = driver._Inbox(1 << 20)
+        await inbox.put(b"a frame that arrived after the end")
+        waits = 0
+        wait = inbox.wait
+
+        async def counted() -> None:
+            nonlocal waits
+            waits += 1
+            await wait()
+
+        inbox.wait = counted  # type: ignore[method-assign]
+
+        async def read_later() -> None:
+            await asyncio.sleep(0.05)
+            await theirs.receive()
+
+        reader = asyncio.create_task(read_later())
+        await driver._send(initiator, ours, b"our last message", inbox, None)
+        await reader
+        return waits
+
+    assert asyncio.run(scenario()) == 0

@@ -13,13 +13,12 @@ import json
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from xlink.agency import Agency, QueryOutcome, TravellerAnswer
+from xlink.agency import Agency
 from xlink.cli._common import (
     add_agency_options,
     add_input_options,
@@ -29,6 +28,7 @@ from xlink.cli._common import (
     progress_reporter,
     write_port_file,
 )
+from xlink.cli._query_output import outcome_json, print_ask, print_manifest
 from xlink.cli.cmd_keygen import read_passphrase
 from xlink.cli.cmd_serve import failure_json, run_cancellable
 from xlink.cli.exitcodes import ExitCode
@@ -56,14 +56,6 @@ TRAVELLER_FLAGS: dict[str, str] = {
 }
 DEFAULT_TRAVELLER_ID = "traveller-1"
 _TRAVELLER_FILE = "query-traveller.jsonl"  # its rejects file: WORKDIR/rejects/query-traveller...
-
-_FATE_TEXT = {
-    "queued": "pending approval by {holder}'s officer (ask again once approved)",
-    "pending": "still pending approval by {holder}'s officer (ask again once approved)",
-    "denied": "denied by {holder} (its MOU or its officer): nothing released",
-    "not-decided": "not confirmed by {holder}: nothing released",
-    "not-asked": "release not asked (over the per-query limit): ask about it again",
-}
 
 
 class _TravellerUsageError(InputError):
@@ -363,7 +355,7 @@ async def _ask(
     if args.json:
         emit_json(
             {
-                **_outcome_json(outcome, mou_id, side, every_answer=single),
+                **outcome_json(outcome, mou_id, side, every_answer=single),
                 "phases": {**phase_timings(report), **outcome.phases},
                 "wall_s": round(wall, 2),
                 "ok": True,
@@ -371,9 +363,9 @@ async def _ask(
             }
         )
     elif single:
-        _print_ask(outcome, wall)
+        print_ask(outcome, wall)
     else:
-        _print_manifest(outcome, mou_id, side, files, wall)
+        print_manifest(outcome, mou_id, side, files, wall)
     return ExitCode.OK
 
 
@@ -453,109 +445,3 @@ def _check_single(side: PreparedSide, source: dict[str, str]) -> None:
 
 
 # -- output ------------------------------------------------------------------------------------
-
-
-def _answer_json(a: TravellerAnswer) -> dict[str, object]:
-    return {
-        "record_id": a.record_id,
-        "matched": a.matched,
-        "fate": a.fate,
-        "release_id": a.release_id,
-        "category": a.category,
-        "score": a.score,
-    }
-
-
-def _fates(outcome: QueryOutcome) -> Counter[str]:
-    return Counter(
-        "released"
-        if a.fate == "sent" and a.category is not None
-        else "refused-by-us"
-        if a.fate == "sent"
-        else str(a.fate)
-        for a in outcome.answers
-        if a.matched
-    )
-
-
-def _outcome_json(
-    o: QueryOutcome, mou_id: str, side: PreparedSide, *, every_answer: bool
-) -> dict[str, object]:
-    fates = _fates(o)
-    return {
-        "agency": o.agency,
-        "holder": o.holder,
-        "mou_id": mou_id,
-        "session_id": o.session_id,
-        "period": o.period,
-        "travellers": o.travellers,
-        "rejected": side.rejected,
-        "evaluations": o.evaluations,
-        "table_entries": o.table_entries,
-        "table_fetched": o.table_fetched,
-        "candidates": o.candidates,
-        "matched": o.matched,
-        "released": fates["released"],
-        "released_by_category": dict(
-            Counter(a.category for a in o.answers if a.fate == "sent" and a.category)
-        ),
-        "pending": fates["queued"] + fates["pending"],
-        "denied": fates["denied"],
-        "delivered_before": fates["delivered"],
-        "not_released": fates["not-decided"] + fates["not-asked"],
-        "received": o.received,
-        "refused_by_us": o.refused_by_us,
-        "answers": [_answer_json(a) for a in o.answers if every_answer or a.matched],
-    }
-
-
-def answer_line(a: TravellerAnswer, holder: str) -> str:
-    """``USTR-00397: match (score 31.2): released [sex_offender], release ID, in the store``."""
-    if not a.matched:
-        return f"{a.record_id}: no match"
-    head = f"{a.record_id}: match (score {a.score})" if a.score is not None else a.record_id
-    if a.fate == "sent" and a.category is not None:
-        return f"{head}: released [{a.category}], release {a.release_id}, in the store"
-    if a.fate == "sent":
-        return f"{head}: release refused here (it did not verify; audited)"
-    if a.fate == "delivered":
-        return f"{head}: delivered before, release {a.release_id} (already in the store)"
-    text = _FATE_TEXT.get(str(a.fate), f"{a.fate}")
-    return f"{head}: {text.format(holder=holder)}"
-
-
-def _print_ask(o: QueryOutcome, wall: float) -> None:
-    for a in o.answers:
-        print(answer_line(a, o.holder))
-    print(
-        f"  {o.agency} asked {o.holder}, session {o.session_id[:16]}…: "
-        f"{o.evaluations} evaluations, table of {o.table_entries} entries "
-        f"({o.table_fetched} fetched); done in {wall:.1f} s"
-    )
-
-
-def _print_manifest(
-    o: QueryOutcome, mou_id: str, side: PreparedSide, files: Sequence[StrPath], wall: float
-) -> None:
-    fates = _fates(o)
-    names = ", ".join(Path(f).name for f in files)
-    print(f"{o.agency} asked {o.holder} about {names} (MOU {mou_id}, session {o.session_id[:16]}…)")
-    print(f"  travellers {o.travellers}, rejected rows {side.rejected}")
-    print(
-        f"  evaluations {o.evaluations}, table {o.table_entries} entries "
-        f"({o.table_fetched} fetched), candidate pairs {o.candidates}"
-    )
-    by_category = Counter(a.category for a in o.answers if a.fate == "sent" and a.category)
-    released = ", ".join(f"{k} {v}" for k, v in sorted(by_category.items())) or "none"
-    print(
-        f"  matched {o.matched}: released {fates['released']} ({released}), pending approval "
-        f"{fates['queued'] + fates['pending']}, denied {fates['denied']}, delivered before "
-        f"{fates['delivered']}"
-    )
-    not_released = fates["not-decided"] + fates["not-asked"] + fates["refused-by-us"]
-    if not_released:
-        print(f"  not released {not_released}")
-    print(f"  done in {wall:.1f} s")
-    for a in o.answers:
-        if a.matched:
-            print(answer_line(a, o.holder))

@@ -213,7 +213,10 @@ async def _send(
     sending = asyncio.ensure_future(conn.send(message))
     try:
         while not sending.done():
-            if inbox.ready and not session.done:
+            if session.done:  # nothing more to deliver (and a ready inbox must not spin us)
+                await asyncio.wait((sending,))
+                break
+            if inbox.ready:
                 _deliver(session, inbox.pop(), auditor)
                 continue
             arrival = asyncio.ensure_future(inbox.wait())
@@ -223,10 +226,11 @@ async def _send(
                 arrival.cancel()
         sending.result()  # what the send raised
     finally:
-        if not sending.done():  # a delivery raised: the abort follows on this connection
+        if not sending.done():  # a delivery raised, or we were cancelled: stop the send
             sending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sending
+            await asyncio.wait((sending,))  # a cancel of our own caller still propagates
+        if not sending.cancelled():
+            sending.exception()  # seen: the error being raised is the one that counts
 
 
 def _deliver(session: PsiSession, item: _Item, auditor: SessionObserver | None) -> None:

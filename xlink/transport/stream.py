@@ -32,6 +32,11 @@ __all__ = [
 READ_SIZE: Final = 1 << 16
 """Bytes asked of the stream per read."""
 
+WRITE_BUFFER_HIGH: Final = 4 * MAX_MESSAGE_SIZE
+"""Bytes of our own frames the stream may hold unsent before :meth:`FramedConnection.send`
+waits for the peer to read (asyncio's own default is 64 KiB for plain streams and 512 KiB for
+TLS: less than one confirmation chunk)."""
+
 
 LINGER_QUIET: Final = 0.1
 """Seconds without a message from the peer after which :func:`linger` stops reading."""
@@ -94,7 +99,12 @@ class FramedConnection:
     ) -> None:
         self._reader = reader
         self._writer = writer
-        writer.transport.set_write_buffer_limits(high=4 * max_frame)
+        # Room for a few of our largest messages, so that a party computes its next chunk
+        # while the peer is still busy with the last (docs/transport.md); sending resumes
+        # once a whole message has gone, so a send that does wait waits for about 1 MiB.
+        writer.transport.set_write_buffer_limits(
+            high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_HIGH - MAX_MESSAGE_SIZE
+        )
         self._decoder = FrameDecoder(max_frame)
         self._frames: deque[bytes] = deque()
         self._read_timeout = read_timeout

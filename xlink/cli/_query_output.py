@@ -1,0 +1,127 @@
+"""What ``xlink query ask`` and ``xlink query manifest`` print: each traveller's answer as a
+line, the session's summary, and the same as JSON."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from xlink.agency import QueryOutcome, TravellerAnswer
+from xlink.prepare import PreparedSide, StrPath
+
+__all__ = ["answer_line", "outcome_json", "print_ask", "print_manifest"]
+
+_FATE_TEXT = {
+    "queued": "pending approval by {holder}'s officer (ask again once approved)",
+    "pending": "still pending approval by {holder}'s officer (ask again once approved)",
+    "denied": "denied by {holder} (its MOU or its officer): nothing released",
+    "not-decided": "not confirmed by {holder}: nothing released",
+    "not-asked": "release not asked (over the per-query limit): ask about it again",
+}
+
+
+def _answer_json(a: TravellerAnswer) -> dict[str, object]:
+    return {
+        "record_id": a.record_id,
+        "matched": a.matched,
+        "fate": a.fate,
+        "release_id": a.release_id,
+        "category": a.category,
+        "score": a.score,
+    }
+
+
+def _fates(outcome: QueryOutcome) -> Counter[str]:
+    return Counter(
+        "released"
+        if a.fate == "sent" and a.category is not None
+        else "refused-by-us"
+        if a.fate == "sent"
+        else str(a.fate)
+        for a in outcome.answers
+        if a.matched
+    )
+
+
+def outcome_json(
+    o: QueryOutcome, mou_id: str, side: PreparedSide, *, every_answer: bool
+) -> dict[str, object]:
+    fates = _fates(o)
+    return {
+        "agency": o.agency,
+        "holder": o.holder,
+        "mou_id": mou_id,
+        "session_id": o.session_id,
+        "period": o.period,
+        "travellers": o.travellers,
+        "rejected": side.rejected,
+        "evaluations": o.evaluations,
+        "table_entries": o.table_entries,
+        "table_fetched": o.table_fetched,
+        "candidates": o.candidates,
+        "matched": o.matched,
+        "released": fates["released"],
+        "released_by_category": dict(
+            Counter(a.category for a in o.answers if a.fate == "sent" and a.category)
+        ),
+        "pending": fates["queued"] + fates["pending"],
+        "denied": fates["denied"],
+        "delivered_before": fates["delivered"],
+        "not_released": fates["not-decided"] + fates["not-asked"],
+        "received": o.received,
+        "refused_by_us": o.refused_by_us,
+        "answers": [_answer_json(a) for a in o.answers if every_answer or a.matched],
+    }
+
+
+def answer_line(a: TravellerAnswer, holder: str) -> str:
+    """``USTR-00397: match (score 31.2): released [sex_offender], release ID, in the store``."""
+    if not a.matched:
+        return f"{a.record_id}: no match"
+    head = f"{a.record_id}: match (score {a.score})" if a.score is not None else a.record_id
+    if a.fate == "sent" and a.category is not None:
+        return f"{head}: released [{a.category}], release {a.release_id}, in the store"
+    if a.fate == "sent":
+        return f"{head}: release refused here (it did not verify; audited)"
+    if a.fate == "delivered":
+        return f"{head}: delivered before, release {a.release_id} (already in the store)"
+    text = _FATE_TEXT.get(str(a.fate), f"{a.fate}")
+    return f"{head}: {text.format(holder=holder)}"
+
+
+def print_ask(o: QueryOutcome, wall: float) -> None:
+    for a in o.answers:
+        print(answer_line(a, o.holder))
+    print(
+        f"  {o.agency} asked {o.holder}, session {o.session_id[:16]}…: "
+        f"{o.evaluations} evaluations, table of {o.table_entries} entries "
+        f"({o.table_fetched} fetched); done in {wall:.1f} s"
+    )
+
+
+def print_manifest(
+    o: QueryOutcome, mou_id: str, side: PreparedSide, files: Sequence[StrPath], wall: float
+) -> None:
+    fates = _fates(o)
+    names = ", ".join(Path(f).name for f in files)
+    print(f"{o.agency} asked {o.holder} about {names} (MOU {mou_id}, session {o.session_id[:16]}…)")
+    print(f"  travellers {o.travellers}, rejected rows {side.rejected}")
+    print(
+        f"  evaluations {o.evaluations}, table {o.table_entries} entries "
+        f"({o.table_fetched} fetched), candidate pairs {o.candidates}"
+    )
+    by_category = Counter(a.category for a in o.answers if a.fate == "sent" and a.category)
+    released = ", ".join(f"{k} {v}" for k, v in sorted(by_category.items())) or "none"
+    print(
+        f"  matched {o.matched}: released {fates['released']} ({released}), pending approval "
+        f"{fates['queued'] + fates['pending']}, denied {fates['denied']}, delivered before "
+        f"{fates['delivered']}"
+    )
+    not_released = fates["not-decided"] + fates["not-asked"] + fates["refused-by-us"]
+    if not_released:
+        print(f"  not released {not_released}")
+    print(f"  done in {wall:.1f} s")
+    for a in o.answers:
+        if a.matched:
+            print(answer_line(a, o.holder))
