@@ -16,6 +16,12 @@ from typing import Any
 
 from xlink.agency import SCHEMA_SIDECAR_SUFFIX
 from xlink.cli._common import emit_json
+from xlink.cli._mou_output import (
+    mou_summary,
+    multilateral_summary,
+    print_mou_summary,
+    print_multilateral_summary,
+)
 from xlink.cli.cmd_keygen import add_passphrase_option, agency_id, read_passphrase
 from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.keyfiles import AgencyKeys, PublicBundle, load_public_bundle
@@ -29,7 +35,6 @@ from xlink.linkage.schema import (
     schema_to_document,
 )
 from xlink.policy import (
-    MULTILATERAL_MOU_FORMAT,
     Mou,
     MouRefused,
     MouTemplate,
@@ -46,7 +51,6 @@ from xlink.policy import (
     load_any_template,
     load_sample_template,
     mou_digest,
-    multilateral_digest,
     pair_mou,
     sign_mou,
     sign_multilateral,
@@ -256,116 +260,6 @@ def _party_keys(bundle: PublicBundle) -> PartyKeys:
     return PartyKeys(bundle.verify_key, bundle.sealing_key, bundle.tls_cert_sha256)
 
 
-def _parties_json(mou: Mou | MultilateralMou) -> list[dict[str, str | int]]:
-    return [
-        {
-            "agency_id": p.agency_id,
-            "verify_key": bytes(p.verify_key).hex(),
-            "sealing_key": bytes(p.sealing_key).hex(),
-            "tls_cert_sha256": p.tls_cert_sha256.hex(),
-            "max_set_size": p.max_set_size,
-        }
-        for p in mou.parties
-    ]
-
-
-def _summary(signed: SignedMou) -> dict[str, object]:
-    mou = signed.mou
-    return {
-        "id": mou.id,
-        "version": mou.version,
-        "digest": mou_digest(mou).hex(),
-        "valid_from": mou.valid_from.isoformat(),
-        "valid_until": mou.valid_until.isoformat(),
-        "parties": _parties_json(mou),
-        "padding_bucket": mou.padding_bucket,
-        "set_size_budget_per_day": mou.set_size_budget_per_day,
-        "approval_required": mou.approval_required,
-        "signatures": list(signed.signatures),
-    }
-
-
-def _multi_summary(signed: SignedMultilateralMou) -> dict[str, object]:
-    mou = signed.mou
-    pairs = []
-    for a, b in mou.pairs():
-        terms = mou.terms_for(a, b)
-        assert terms is not None
-        pairs.append(
-            {
-                "pair": [a, b],
-                "approval_required": terms.approval_required,
-                "query_quota_per_day": terms.query_quota_per_day,
-                "set_size_budget_per_day": terms.set_size_budget_per_day,
-                "categories": [c.category.value for c in terms.categories],
-            }
-        )
-    return {
-        "format": MULTILATERAL_MOU_FORMAT,
-        "id": mou.id,
-        "version": mou.version,
-        "digest": multilateral_digest(mou).hex(),
-        "valid_from": mou.valid_from.isoformat(),
-        "valid_until": mou.valid_until.isoformat(),
-        "hub": {"hub_id": mou.hub.hub_id, "verify_key": bytes(mou.hub.verify_key).hex()},
-        "parties": _parties_json(mou),
-        "padding_bucket": mou.padding_bucket,
-        "pairs": pairs,
-        "signatures": list(signed.signatures),
-    }
-
-
-def _print_parties(parties: object) -> None:
-    assert isinstance(parties, list)
-    for p in parties:
-        print(f"  {p['agency_id']}: verify key {p['verify_key']}")
-        print(f"  {' ' * len(p['agency_id'])}  sealing key {p['sealing_key']}")
-        print(f"  {' ' * len(p['agency_id'])}  TLS SHA-256 {p['tls_cert_sha256']}")
-        print(f"  {' ' * len(p['agency_id'])}  max set size {p['max_set_size']} per session")
-
-
-def _print_summary(summary: dict[str, object]) -> None:
-    print(f"MOU {summary['id']} v{summary['version']}, digest {summary['digest']}")
-    print(f"  valid {summary['valid_from']} .. {summary['valid_until']}")
-    _print_parties(summary["parties"])
-    budget = summary["set_size_budget_per_day"]
-    print(
-        f"  padding bucket {summary['padding_bucket']}, set-size budget per day: "
-        f"{'none' if budget is None else budget}"
-    )
-    if summary["approval_required"]:
-        print("  release: officer-approval (each hit waits for an officer's approval)")
-    else:
-        print("  release: straight-through (matches are released without approval)")
-    signatures = summary["signatures"]
-    assert isinstance(signatures, list)
-    print(f"  signed by: {', '.join(signatures) or 'nobody yet'}")
-
-
-def _print_multi_summary(summary: dict[str, object]) -> None:
-    print(f"multilateral MOU {summary['id']} v{summary['version']}, digest {summary['digest']}")
-    print(f"  valid {summary['valid_from']} .. {summary['valid_until']}")
-    hub = summary["hub"]
-    assert isinstance(hub, dict)
-    print(f"  hub {hub['hub_id']}: verify key {hub['verify_key']}")
-    _print_parties(summary["parties"])
-    print(f"  padding bucket {summary['padding_bucket']}")
-    pairs = summary["pairs"]
-    assert isinstance(pairs, list)
-    print(f"  pairs with terms ({len(pairs)}):")
-    for pair in pairs:
-        budget = pair["set_size_budget_per_day"]
-        release = "officer-approval" if pair["approval_required"] else "straight-through"
-        print(
-            f"    {'+'.join(pair['pair'])}: {', '.join(pair['categories'])}; release {release}; "
-            f"query quota {pair['query_quota_per_day']}/day; set-size budget per day "
-            f"{'none' if budget is None else budget}"
-        )
-    signatures = summary["signatures"]
-    assert isinstance(signatures, list)
-    print(f"  signed by: {', '.join(signatures) or 'nobody yet'}")
-
-
 def _check_window(mou: Mou | MultilateralMou, args: argparse.Namespace) -> None:
     """Refuse an MOU whose validity window ends today or earlier: nobody could sign and use it
     (``--today``, or the UTC date, is the day checked). A window that began in the past is
@@ -459,7 +353,7 @@ def _fill(args: argparse.Namespace) -> int:
             approval_required=approval,
         )
         text = dump_multilateral(mou, fmt)
-        summary: dict[str, object] = _multi_summary(SignedMultilateralMou(mou))
+        summary: dict[str, object] = multilateral_summary(SignedMultilateralMou(mou))
     else:
         mou = template.fill(
             keys,
@@ -471,7 +365,7 @@ def _fill(args: argparse.Namespace) -> int:
             approval_required=approval,
         )
         text = dump_mou(mou, fmt)
-        summary = _summary(SignedMou(mou))
+        summary = mou_summary(SignedMou(mou))
     _check_window(mou, args)
     if (mou.schema_id, mou.schema_version) != (schema.id, schema.version):
         raise InputError(
@@ -490,7 +384,7 @@ def _fill(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(summary)
     else:
-        (_print_multi_summary if multilateral else _print_summary)(summary)
+        (print_multilateral_summary if multilateral else print_mou_summary)(summary)
         print(f"written to {out}: each agency checks the keys above, then runs `xlink mou sign`")
     return ExitCode.OK
 
@@ -525,17 +419,17 @@ def _sign(args: argparse.Namespace) -> int:
         )
     if isinstance(signed, SignedMultilateralMou):
         multi = sign_multilateral(signed, args.agency, keys.signing_key)
-        text, summary = dump_multilateral(multi, fmt), _multi_summary(multi)
+        text, summary = dump_multilateral(multi, fmt), multilateral_summary(multi)
     else:
         bilateral = sign_mou(signed, args.agency, keys.signing_key)
-        text, summary = dump_mou(bilateral, fmt), _summary(bilateral)
+        text, summary = dump_mou(bilateral, fmt), mou_summary(bilateral)
     _write_atomic(out, text, overwrite=True)
     summary = {**summary, "signed_by": args.agency, "out": str(out)}
     if args.json:
         emit_json(summary)
     else:
         multilateral = isinstance(signed, SignedMultilateralMou)
-        (_print_multi_summary if multilateral else _print_summary)(summary)
+        (print_multilateral_summary if multilateral else print_mou_summary)(summary)
         print(f"signed by {args.agency}, written to {out}")
     return ExitCode.OK
 
@@ -560,7 +454,7 @@ def _verify(args: argparse.Namespace) -> int:
     today = args.today or datetime.datetime.now(datetime.UTC).date()
     if isinstance(signed, SignedMultilateralMou):
         return _verify_multilateral(args, signed, today)
-    summary = {**_summary(signed), "agency": args.agency, "today": today.isoformat()}
+    summary = {**mou_summary(signed), "agency": args.agency, "today": today.isoformat()}
     try:
         mou = accept_mou(signed, local_agency=args.agency, today=today)
         if args.peer is not None and args.peer != mou.peer_of(args.agency).agency_id:
@@ -570,7 +464,7 @@ def _verify(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({**summary, "accepted": True, "reasons": []})
     else:
-        _print_summary(summary)
+        print_mou_summary(summary)
         print(f"accepted for {args.agency} on {today.isoformat()}")
     return ExitCode.OK
 
@@ -584,7 +478,7 @@ def _verify_multilateral(
     local = None if args.agency == hub else args.agency
     if local is None and args.peer is not None:
         raise InputError(f"--peer: give --agency as one of the pair ({hub} is the hub)")
-    summary = {**_multi_summary(signed), "agency": args.agency, "today": today.isoformat()}
+    summary = {**multilateral_summary(signed), "agency": args.agency, "today": today.isoformat()}
     try:
         mou = accept_multilateral(signed, local_agency=local, today=today)
         if args.peer is not None:
@@ -596,7 +490,7 @@ def _verify_multilateral(
     if args.json:
         emit_json({**summary, "accepted": True, "reasons": []})
         return ExitCode.OK
-    _print_multi_summary(summary)
+    print_multilateral_summary(summary)
     pair = summary.get("pair")
     if isinstance(pair, dict):
         print(f"  pair view {pair['id']} ({args.agency} + {pair['peer']}): digest {pair['digest']}")
