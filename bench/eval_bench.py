@@ -11,7 +11,10 @@ measured in the same run on the same machine, as ``bench/psi_bench.py`` does:
   :func:`psi_bench.calibrate` measured just before and just after the evaluation (mean of the
   two);
 - ``psi_s``: the PSI's wall time (both parties, two processes);
-- ``ratio`` = ``psi_s / floor_s``.
+- ``ratio`` = ``psi_s / floor_s``;
+- ``peak_rss_mb``: the peak resident set of this process (which loads both sides, derives
+  their tokens and decides) and ``peak_rss_mb_party``: that of the largest child process
+  (the PSI party run in a process of its own).
 
 Usage::
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -76,6 +80,10 @@ def main() -> None:
     figures["floor_s"] = round(floor_s, 3)
     figures["ratio"] = round(figures["psi_s"] / floor_s, 3)
     figures["bench_wall_s"] = round(bench_wall_s, 3)
+    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    figures["peak_rss_mb_party"] = round(
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+    )
     figures["floor_calibration_us"] = {
         w: {k: round(v * 1e6, 2) for k, v in c.items()}
         for w, c in (("before", before), ("after", after))

@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 
-def parties_json(mou: Mou | MultilateralMou) -> list[dict[str, str | int]]:
+def _parties_json(mou: Mou | MultilateralMou) -> list[dict[str, str | int]]:
     return [
         {
             "agency_id": p.agency_id,
@@ -42,7 +42,7 @@ def mou_summary(signed: SignedMou) -> dict[str, object]:
         "digest": mou_digest(mou).hex(),
         "valid_from": mou.valid_from.isoformat(),
         "valid_until": mou.valid_until.isoformat(),
-        "parties": parties_json(mou),
+        "parties": _parties_json(mou),
         "padding_bucket": mou.padding_bucket,
         "set_size_budget_per_day": mou.set_size_budget_per_day,
         "approval_required": mou.approval_required,
@@ -73,14 +73,14 @@ def multilateral_summary(signed: SignedMultilateralMou) -> dict[str, object]:
         "valid_from": mou.valid_from.isoformat(),
         "valid_until": mou.valid_until.isoformat(),
         "hub": {"hub_id": mou.hub.hub_id, "verify_key": bytes(mou.hub.verify_key).hex()},
-        "parties": parties_json(mou),
+        "parties": _parties_json(mou),
         "padding_bucket": mou.padding_bucket,
         "pairs": pairs,
         "signatures": list(signed.signatures),
     }
 
 
-def print_parties(parties: object) -> None:
+def _print_parties(parties: object) -> None:
     assert isinstance(parties, list)
     for p in parties:
         print(f"  {p['agency_id']}: verify key {p['verify_key']}")
@@ -92,7 +92,7 @@ def print_parties(parties: object) -> None:
 def print_mou_summary(summary: dict[str, object]) -> None:
     print(f"MOU {summary['id']} v{summary['version']}, digest {summary['digest']}")
     print(f"  valid {summary['valid_from']} .. {summary['valid_until']}")
-    print_parties(summary["parties"])
+    _print_parties(summary["parties"])
     budget = summary["set_size_budget_per_day"]
     print(
         f"  padding bucket {summary['padding_bucket']}, set-size budget per day: "
@@ -113,7 +113,7 @@ def print_multilateral_summary(summary: dict[str, object]) -> None:
     hub = summary["hub"]
     assert isinstance(hub, dict)
     print(f"  hub {hub['hub_id']}: verify key {hub['verify_key']}")
-    print_parties(summary["parties"])
+    _print_parties(summary["parties"])
     print(f"  padding bucket {summary['padding_bucket']}")
     pairs = summary["pairs"]
     assert isinstance(pairs, list)

@@ -224,8 +224,8 @@ class SourceMetadata:
 class Payload(Mapping[str, str]):
     """A record's free fields: an immutable mapping that stores one tuple of values per record
     and shares its keys (and their positions) with every record that has the same keys, as
-    the records of one file do. A dict per record would cost twice the memory, and a list
-    holds a million records."""
+    the records of one file do: half the memory of a dict per record, which counts when a
+    list holds a million records."""
 
     __slots__ = ("_index", "_values")
 
@@ -233,10 +233,10 @@ class Payload(Mapping[str, str]):
     _values: tuple[str, ...]
 
     def __init__(self, fields: Mapping[str, str] | None = None) -> None:
-        items = dict(fields) if fields is not None else {}
-        keep = object.__setattr__
-        keep(self, "_index", _shared_index(tuple(items)))
-        keep(self, "_values", tuple(items.values()))
+        fields = fields if fields is not None else {}
+        keep = object.__setattr__  # the two tuples are the snapshot: no copy of ``fields``
+        keep(self, "_index", _shared_index(tuple(fields)))
+        keep(self, "_values", tuple(fields.values()))
 
     def __getitem__(self, key: str) -> str:
         return self._values[self._index[key]]
