@@ -36,6 +36,7 @@ from pathlib import Path
 
 from psi_bench import CALIBRATION_OPS, calibrate
 
+from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.evaluation import datasets, evaluate
 from xlink.evaluation.judge import FITS
 from xlink.linkage.schema import load_default_schema
@@ -52,7 +53,7 @@ def main() -> None:
     parser.add_argument("--weights", choices=FITS, default="logistic", help="as xlink eval's")
     parser.add_argument("--links", choices=LINK_RULES, default=ONE_TO_ONE, help="as xlink eval's")
     args = parser.parse_args()
-    before = calibrate(CALIBRATION_OPS)
+    before = calibrate(CALIBRATION_OPS, DEFAULT_SUITE.suite_id)
     with tempfile.TemporaryDirectory(prefix="xlink-eval-bench-") as tmp:
         if args.dataset == "febrl4":
             data = datasets.febrl4(with_id=not args.no_id)
@@ -66,7 +67,7 @@ def main() -> None:
         start = time.perf_counter()
         figures = evaluate(data, load_default_schema(), fit=args.weights, links=args.links)
         bench_wall_s = time.perf_counter() - start
-    after = calibrate(CALIBRATION_OPS)
+    after = calibrate(CALIBRATION_OPS, DEFAULT_SUITE.suite_id)
     figures.pop("fitted_schema")
     hash_s = (before["hash_s"] + after["hash_s"]) / 2
     blind_s = (before["blind_s"] + after["blind_s"]) / 2

@@ -7,6 +7,9 @@ inversion per batch (xlink-psi-v2 §4.1). The options measured here, each as mic
 token and as a ratio to one X25519 scalar multiplication measured in the same run:
 
 - ``parts``: each step on its own, and the whole hash as xlink runs it;
+- ``suite2``: ciphersuite 2's hash (xlink-psi-v2 §4.6): the same ``expand_message_xmd``, then
+  ristretto255's one-way map through rbcl (``crypto_core_ristretto255_from_hash``) and a
+  squaring modulo ``p``: its parts and the whole hash as xlink runs it;
 - ``x25519_openssl`` (what the session blinds with) and ``x25519_libsodium`` (the same
   function through PyNaCl) for the floor;
 - ``python_field_pow``: one 255-bit modular exponentiation in Python, the least a map written
@@ -39,7 +42,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from nacl import bindings as sodium
 
-from xlink.crypto.suite import SUITE_X25519, edwards_to_u, expand_message_xmd_sha512
+from xlink.crypto import _rbcl
+from xlink.crypto.suite import SUITE_R255, SUITE_X25519, edwards_to_u, expand_message_xmd_sha512
 from xlink.crypto.workers import GroupWorkers
 from xlink.linkage.tokens import TokenSet
 from xlink.protocol._keys import hash_to_group_dst
@@ -83,6 +87,14 @@ def main() -> None:
         "to_montgomery_batched": _per_op(lambda: edwards_to_u(summed), n),
         "whole_hash_to_group": _per_op(lambda: SUITE_X25519.hash_to_group(dst, tokens), n),
     }
+    dst2 = hash_to_group_dst(SUITE_R255.name, MOU_DIGEST)
+    uniforms2 = [expand_message_xmd_sha512(t, dst2, 64) for t in rows]
+    encodings = [int.from_bytes(_rbcl.from_hash(u), "little") for u in uniforms2]
+    suite2 = {
+        "one_way_map": _per_op(lambda: [_rbcl.from_hash(u) for u in uniforms2], n),
+        "square": _per_op(lambda: [(e * e % P).to_bytes(32, "little") for e in encodings], n),
+        "whole_hash_to_group": _per_op(lambda: SUITE_R255.hash_to_group(dst2, tokens), n),
+    }
     x_openssl = _per_op(
         lambda: [key.exchange(X25519PublicKey.from_public_bytes(e)) for e in els], n
     )
@@ -118,6 +130,7 @@ def main() -> None:
         "n": n,
         "cores": os.cpu_count(),
         "parts": {k: entry(v) for k, v in parts.items()},
+        "suite2": {k: entry(v) for k, v in suite2.items()},
         "x25519_openssl": entry(x_openssl),
         "x25519_libsodium": entry(x_sodium),
         "python_field_pow": entry(py_pow),

@@ -35,7 +35,7 @@ from typing import Any
 from psi_bench import CALIBRATION_OPS, calibrate, make_tokens
 
 from xlink.crypto.rand import DeterministicRandom
-from xlink.crypto.suite import SUITE_X25519
+from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.crypto.workers import POOL_MIN_ELEMENTS, GroupWorkers
 from xlink.linkage.tokens import TokenSet
 from xlink.protocol import Mode, PsiSession, Role, SessionConfig, State, run_pair
@@ -78,7 +78,7 @@ def replay(own: TokenSet, peer_messages: list[bytes], chunk: int, workers: int) 
     recorded message, until the session completes."""
     with GroupWorkers(workers, start_after=0) as pool:
         if workers > 1:  # start the pool outside the timing, as a long-running party has it
-            pool.hash_to_group(SUITE_X25519, b"warm-up", bytes(32 * POOL_MIN_ELEMENTS))
+            pool.hash_to_group(DEFAULT_SUITE, b"warm-up", bytes(32 * POOL_MIN_ELEMENTS))
         session = _session(own, Role.INITIATOR, chunk, pool)
         start = time.perf_counter()
         exchange_s = None
@@ -118,9 +118,9 @@ def main() -> None:
     own = make_tokens(args.n, 1, overlap, "initiator", 1)
     peer = make_tokens(args.n, 1, overlap, "responder", 1)
     messages = record(own, peer, args.chunk)
-    before = calibrate(CALIBRATION_OPS)
+    before = calibrate(CALIBRATION_OPS, DEFAULT_SUITE.suite_id)
     runs = {w: replay(own, messages, args.chunk, w) for w in args.workers}
-    after = calibrate(CALIBRATION_OPS)
+    after = calibrate(CALIBRATION_OPS, DEFAULT_SUITE.suite_id)
     hash_s = (before["hash_s"] + after["hash_s"]) / 2
     blind_s = (before["blind_s"] + after["blind_s"]) / 2
     probe = _session(own, Role.INITIATOR, args.chunk, GroupWorkers(1))

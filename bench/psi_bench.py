@@ -3,7 +3,8 @@
 Prints JSON figures. Speed is judged as a ratio against the floor measured in the same run on the
 same machine, because absolute times on shared machines drift:
 
-- ``floor_s``: the time the ciphersuite's primitives alone (hash to group: 2x SHA-512,
+- ``floor_s``: the time the ciphersuite's primitives alone (hash to group: 2x SHA-512 and, for
+  suite 2 (``--suite 2``, the default), ristretto255's one-way map and a squaring, for suite 1,
   2x Elligator 2 + point addition in libsodium; blinding: one X25519 in OpenSSL) take for the
   number of operations each party performs, taking the slower party. The per-op times are
   calibrated inside the two party processes themselves, once just before and once just after
@@ -18,8 +19,9 @@ same machine, because absolute times on shared machines drift:
   slower party) against the same floor: what xlink-psi-v1 measured as its whole run.
 - ``confirm_s``, ``confirm_us_per_match``, ``confirm_ratio``: the confirmation round of
   xlink-psi-v2 (§6.9-6.10), whose work grows with the matched tokens, not the list: its floor
-  is, per matched token and party, one hash to group and three edwards25519 scalar
-  multiplications (blind, unblind, and the answer to the peer's request).
+  is, per matched token and party, one hash to group and three scalar multiplications in the
+  suite's group (blind, unblind, and the answer to the peer's request: edwards25519 for suite
+  1, ristretto255 for suite 2, which adds one X25519 to recover the value, §4.6).
 - ``ratio_x25519``: the exchange against two X25519 per token for the slower party (what a
   party costs if hashing were free).
 - ``phases_per_party``: for each party and each session state it went through, when it entered
@@ -37,6 +39,7 @@ its end of the socket pair, as every exchange does.
 Usage::
 
     python bench/psi_bench.py --n 100000 --keys 1 --json
+    python bench/psi_bench.py --n 100000 --keys 1 --suite 1 --json
     python bench/psi_bench.py --n 1000000 --keys 1 --overlap 0.02 --cached --json
 """
 
@@ -144,6 +147,7 @@ def run_party(
     chunk: int,
     workers: int,
     cache_dir: str | None,
+    suite_id: int,
 ) -> None:
     """One party: calibrate, run a PsiSession with xlink's own driver
     (:func:`~xlink.transport.run_session`, as every exchange does) over its socket until it
@@ -174,10 +178,11 @@ def run_party(
         mou_digest=MOU_DIGEST,
         schema_digest=hashlib.sha256(b"bench schema").digest(),
         chunk_size=chunk,
+        suite_id=suite_id,
     )
     cache = Path(cache_dir) if cache_dir is not None else None
     _barrier(control)
-    before = calibrate(CALIBRATION_OPS)
+    before = calibrate(CALIBRATION_OPS, suite_id)
     _barrier(control)
 
     async def exchange() -> tuple[Any, _Marks, int]:
@@ -185,7 +190,11 @@ def run_party(
         hashed = None
         if cache is not None:
             hashed = hash_tokens(
-                tokens, suite_id=1, mou_digest=config.mou_digest, workers=pool, cache_dir=cache
+                tokens,
+                suite_id=suite_id,
+                mou_digest=config.mou_digest,
+                workers=pool,
+                cache_dir=cache,
             )
             assert hashed.computed == 0, "the cache should hold every token"
         session = PsiSession(
@@ -208,7 +217,7 @@ def run_party(
     wall = marks.times["DONE"]
     pool.close()
     _barrier(control)
-    after = calibrate(CALIBRATION_OPS)
+    after = calibrate(CALIBRATION_OPS, suite_id)
     result = session.result
     matched = getattr(result, "matched_tokens", None)
     pairs = getattr(result, "pair_count", 0)
@@ -278,7 +287,9 @@ class _Counted:
         await self._conn.close(timeout)
 
 
-def prehash(role: str, n: int, keys: int, overlap: int, seed: int, cache_dir: str) -> None:
+def prehash(
+    role: str, n: int, keys: int, overlap: int, seed: int, cache_dir: str, suite_id: int
+) -> None:
     """The earlier exchange of a ``--cached`` run: hash the party's tokens into ``cache_dir``
     (in a process of its own, so that neither its time nor its memory is the party's)."""
     from pathlib import Path
@@ -289,43 +300,62 @@ def prehash(role: str, n: int, keys: int, overlap: int, seed: int, cache_dir: st
     tokens = make_tokens(n, keys, overlap, role, seed)
     with GroupWorkers(1) as pool:
         hash_tokens(
-            tokens, suite_id=1, mou_digest=MOU_DIGEST, workers=pool, cache_dir=Path(cache_dir)
+            tokens,
+            suite_id=suite_id,
+            mou_digest=MOU_DIGEST,
+            workers=pool,
+            cache_dir=Path(cache_dir),
         )
 
 
-def calibrate(ops: int) -> dict[str, float]:
-    """Time the raw primitives (no xlink code) for ``ops`` operations: seconds per op."""
+def calibrate(ops: int, suite_id: int) -> dict[str, float]:
+    """Time the raw primitives (no xlink code) for ``ops`` operations: seconds per op. For
+    suite 1 the hash is two Elligator 2 maps and an addition through PyNaCl and the group is
+    edwards25519; for suite 2 the hash is rbcl's ristretto255 one-way map and a squaring modulo
+    ``p``, the group ristretto255."""
+    import rbcl
     from cryptography.hazmat.primitives.asymmetric.x25519 import (
         X25519PrivateKey,
         X25519PublicKey,
     )
     from nacl import bindings as sodium
 
-    from xlink.crypto.suite import expand_message_xmd_sha512
-
     from_uniform = sodium.crypto_core_ed25519_from_uniform
     add = sodium.crypto_core_ed25519_add
+    from_hash = rbcl.crypto_core_ristretto255_from_hash
+    p = 2**255 - 19
     msgs = [os.urandom(32) for _ in range(ops)]
     t0 = time.perf_counter()
-    for m in msgs:
-        b0 = hashlib.sha512(m).digest()
-        b1 = hashlib.sha512(b0).digest()
-        add(from_uniform(b0[:32]), from_uniform(b1[:32]))
+    if suite_id == 1:
+        for m in msgs:
+            b0 = hashlib.sha512(m).digest()
+            b1 = hashlib.sha512(b0).digest()
+            add(from_uniform(b0[:32]), from_uniform(b1[:32]))
+    else:
+        for m in msgs:
+            b0 = hashlib.sha512(m).digest()
+            b1 = hashlib.sha512(b0).digest()
+            s = int.from_bytes(from_hash(b1), "little")
+            (s * s % p).to_bytes(32, "little")
     hash_s = (time.perf_counter() - t0) / ops
     # Valid inputs for X25519: public keys of random scalars.
     key = X25519PrivateKey.generate()
     pubs = [X25519PrivateKey.generate().public_key().public_bytes_raw() for _ in range(ops // 4)]
     pubs = (pubs * 4)[:ops]
     t0 = time.perf_counter()
-    for p in pubs:
-        key.exchange(X25519PublicKey.from_public_bytes(p))
+    for pub in pubs:
+        key.exchange(X25519PublicKey.from_public_bytes(pub))
     blind_s = (time.perf_counter() - t0) / ops
-    del expand_message_xmd_sha512  # imported only to make sure xlink's suite is importable
     scalar = sodium.crypto_core_ed25519_scalar_reduce(os.urandom(64))
-    points = [add(from_uniform(m), from_uniform(m[::-1])) for m in msgs[: ops // 4]]
+    if suite_id == 1:
+        points = [add(from_uniform(m), from_uniform(m[::-1])) for m in msgs[: ops // 4]]
+        mult = sodium.crypto_scalarmult_ed25519_noclamp
+    else:
+        points = [from_hash(m + m) for m in msgs[: ops // 4]]
+        mult = rbcl.crypto_scalarmult_ristretto255
     t0 = time.perf_counter()
     for q in points:
-        sodium.crypto_scalarmult_ed25519_noclamp(scalar, q)
+        mult(scalar, q)
     ed_s = (time.perf_counter() - t0) / len(points)
     return {"hash_s": hash_s, "blind_s": blind_s, "ed_mult_s": ed_s}
 
@@ -365,6 +395,9 @@ def main() -> None:
         action="store_true",
         help="a repeated exchange: each party's own hashes come from its cache",
     )
+    ap.add_argument(
+        "--suite", type=int, choices=(1, 2), default=2, help="PSI ciphersuite (default 2)"
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument(
         "--_child", nargs=3, metavar=("ROLE", "FD", "CONTROL_FD"), help=argparse.SUPPRESS
@@ -375,7 +408,7 @@ def main() -> None:
     overlap = int(args.n * args.overlap)
 
     if args._prehash:
-        prehash(args._prehash, args.n, args.keys, overlap, args.seed, args._cache)
+        prehash(args._prehash, args.n, args.keys, overlap, args.seed, args._cache, args.suite)
         return
     if args._child:
         role, fd, control_fd = args._child
@@ -390,6 +423,7 @@ def main() -> None:
             args.chunk,
             args.workers,
             args._cache,
+            args.suite,
         )
         return
 
@@ -397,6 +431,7 @@ def main() -> None:
     ca, cb = socket.socketpair()  # the barriers'
     common = [f"--n={args.n}", f"--keys={args.keys}", f"--overlap={args.overlap}"]
     common += [f"--chunk={args.chunk}", f"--seed={args.seed}", f"--workers={args.workers}"]
+    common += [f"--suite={args.suite}"]
     with tempfile.TemporaryDirectory(prefix="psi-bench-cache-") as tmp:
         caches = {
             role: [f"--_cache={os.path.join(tmp, role)}"] if args.cached else []
@@ -442,7 +477,8 @@ def main() -> None:
     psi_wall_s = max(p["confirm_start_s"] for p in parties)
     confirm_s = max(p["reveal_start_s"] - p["confirm_start_s"] for p in parties)
     matched = max(parties[0]["matched_tokens"] or 0, 1)
-    confirm_floor_s = matched * (hash_s + 3 * ed_s)
+    # Suite 2 recovers each confirmed value with one X25519 (xlink-psi-v2 §4.6).
+    confirm_floor_s = matched * (hash_s + 3 * ed_s + (blind_s if args.suite == 2 else 0.0))
     expected = overlap * args.keys
     figures = {
         "n": args.n,
@@ -453,6 +489,7 @@ def main() -> None:
         "ratio": round(wall_s / floor_s, 3),
         "psi_wall_s": round(psi_wall_s, 3),
         "psi_ratio": round(psi_wall_s / floor_s, 3),
+        "suite": args.suite,
         "workers_per_party": args.workers,
         "cached": args.cached,
         "floor_x25519_s": round(floor_x25519_s, 3),
@@ -476,7 +513,7 @@ def main() -> None:
         "primitive_us": {
             "hash_to_group": hash_s * 1e6,
             "x25519": blind_s * 1e6,
-            "ed25519_scalar_mult": ed_s * 1e6,
+            "group_scalar_mult": ed_s * 1e6,
         },
         "floor_calibration_us": {
             w: {

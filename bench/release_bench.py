@@ -32,10 +32,11 @@ Prints JSON figures. Speed is judged as a ratio against a floor measured in the 
 - The labels of xlink-release-v1 §10.2 cost per handle of the decided pairs
   (``label_handles``, a dozen and more per pair with the default schema's fuzzy keys), not
   per release, and are reported apart. ``labels_s``: the digest agreement and the label
-  evaluation (each side), against ``label_floor_s``, per handle three edwards25519 scalar
-  multiplications (blind our request, answer the peer's, unblind the answer) and one hash to
-  the group. ``own_outputs_s``: computing our own OPRF output of each handle to label our
-  releases with, against ``own_outputs_floor_s`` (one multiplication, one hash per handle).
+  evaluation (each side), against ``label_floor_s``, per handle three scalar
+  multiplications in ciphersuite 2's group, ristretto255 (blind our request, answer the
+  peer's, unblind the answer) and one hash to the group. ``own_outputs_s``: computing our
+  own OPRF output of each handle to label our releases with, against
+  ``own_outputs_floor_s`` (one multiplication, one hash per handle).
   ``release_s`` = ``transfer_s`` less ``labels_s``, against ``release_floor_s`` = ``floor_s``
   + ``own_outputs_floor_s``. ``rest_s`` = ``release_s`` less ``own_outputs_s``: everything
   but the labels (``rest_ratio`` against ``floor_s``; ``releases_per_s_without_labels``).
@@ -91,11 +92,12 @@ def calibrate(ops: int, size: int) -> dict[str, float]:
     """Seconds per op of the raw primitives a release needs (no xlink code): Ed25519 sign and
     verify (OpenSSL, through ``cryptography``, over a 32-byte digest as xlink signs), sealing
     and opening a ``size``-byte message (libsodium ``crypto_box_seal``, through PyNaCl); and
-    those of the label evaluation (xlink-psi-v2 §7.5): one edwards25519 scalar multiplication
-    (libsodium ``noclamp``) and one hash to the group (2x SHA-512, 2x Elligator 2, one point
-    addition), as bench/psi_bench.py calibrates them."""
+    those of the label evaluation (xlink-psi-v2 §4.6, §7.5): one ristretto255 scalar
+    multiplication and one hash to the group (2x SHA-512, ristretto255's one-way map), through
+    rbcl, as bench/psi_bench.py calibrates them for suite 2."""
     import hashlib
 
+    import rbcl
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from nacl import bindings as sodium
     from nacl.public import PrivateKey, SealedBox
@@ -120,18 +122,19 @@ def calibrate(ops: int, size: int) -> dict[str, float]:
     for box in sealed:
         opener.decrypt(box)
     open_s = (time.perf_counter() - t0) / ops
-    from_uniform, add = sodium.crypto_core_ed25519_from_uniform, sodium.crypto_core_ed25519_add
+    # The labels run in ciphersuite 2's group, ristretto255 (xlink-psi-v2 §4.6, §7.5).
+    from_hash, mult = rbcl.crypto_core_ristretto255_from_hash, rbcl.crypto_scalarmult_ristretto255
     t0 = time.perf_counter()
     points = []
     for d in digests:
         b0 = hashlib.sha512(d).digest()
         b1 = hashlib.sha512(b0).digest()
-        points.append(add(from_uniform(b0[:32]), from_uniform(b1[:32])))
+        points.append(from_hash(b0 + b1))
     hash_s = (time.perf_counter() - t0) / ops
     scalar = sodium.crypto_core_ed25519_scalar_reduce(os.urandom(64))
     t0 = time.perf_counter()
     for q in points:
-        sodium.crypto_scalarmult_ed25519_noclamp(scalar, q)
+        mult(scalar, q)
     mult_s = (time.perf_counter() - t0) / ops
     return {
         "sign_s": sign_s,
@@ -139,7 +142,7 @@ def calibrate(ops: int, size: int) -> dict[str, float]:
         "verify_s": verify_s,
         "open_s": open_s,
         "hash_to_group_s": hash_s,
-        "ed_mult_s": mult_s,
+        "group_mult_s": mult_s,
     }
 
 
@@ -392,8 +395,8 @@ def _figures(args: argparse.Namespace, sides: dict[str, dict[str, Any]]) -> dict
     floors = {a: s["released_total"] * out_s + s["received_total"] * in_s for a, s in sides.items()}
     floor_s = max(floors.values())
     handles = max(s["label_handles"] for s in sides.values())
-    label_floor_s = handles * (3 * per_op["ed_mult_s"] + per_op["hash_to_group_s"])
-    own_floor_s = handles * (per_op["ed_mult_s"] + per_op["hash_to_group_s"])
+    label_floor_s = handles * (3 * per_op["group_mult_s"] + per_op["hash_to_group_s"])
+    own_floor_s = handles * (per_op["group_mult_s"] + per_op["hash_to_group_s"])
     transfer_s = max(s["phases"]["transfer"] for s in sides.values())
     labels_s = max(s["labels_s"] for s in sides.values())
     release_s = max(s["phases"]["transfer"] - s["labels_s"] for s in sides.values())

@@ -24,7 +24,7 @@ import vector_files
 
 from xlink.conformance.cases_psi import PSI_CASES, ROLE_CASES
 from xlink.crypto.rand import DeterministicRandom
-from xlink.crypto.suite import SMALL_ORDER_U
+from xlink.crypto.suite import SMALL_ORDER_U, SUITE_R255, SUITE_X25519
 from xlink.errors import RemoteProtocolError
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder
 from xlink.protocol import RevealBound
@@ -127,7 +127,10 @@ class Side:
     keys: tuple[str, ...] = KEYS
     bound: RevealBound | None = None
     max_peer_set_size: int = MAX_SET_SIZE
+    suite_id: int = SUITE_X25519.suite_id
 
+
+R255 = SUITE_R255.suite_id
 
 MINIMAL_BOUND = RevealBound((1.0, 1.0, 1.0), (-1.0, -1.0, -1.0), 2.0)
 
@@ -147,6 +150,7 @@ def _config(role: Role, mode: Mode, side: Side) -> SessionConfig:
         reveal_chunk_records=side.reveal_chunk_records,
         max_peer_set_size=side.max_peer_set_size,
         reveal_bound=side.bound,
+        suite_id=side.suite_id,
     )
 
 
@@ -341,6 +345,22 @@ def valid_cases() -> list[dict[str, Any]]:
             Side(i_records, "vector-minimal-initiator", bound=MINIMAL_BOUND),
             Side(r_records, "vector-minimal-responder", bound=MINIMAL_BOUND),
         ),
+        _valid_case(
+            "psi_three_keys_suite2",
+            "psi_three_keys under ciphersuite 2 (XLINK-PSI-X25519-SHA512-R255, spec §4.6): "
+            "elements are squares of ristretto255 encodings, and the ConfirmRequest, "
+            "ConfirmResponse points and the label evaluation are ristretto255 encodings.",
+            Mode.PSI,
+            Side(i_records, "vector-r255-initiator", max_peer_set_size=16, suite_id=R255),
+            Side(r_records, "vector-r255-responder", max_peer_set_size=16, suite_id=R255),
+        ),
+        _valid_case(
+            "cardinality_three_keys_suite2",
+            "cardinality_three_keys under ciphersuite 2.",
+            Mode.CARDINALITY,
+            Side(i_records, "vector-r255-card-initiator", suite_id=R255),
+            Side(r_records, "vector-r255-card-responder", suite_id=R255),
+        ),
     ]
 
 
@@ -493,9 +513,9 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         (
             "wrong_suite",
-            "suite_id 2",
+            "suite_id 3",
             "R",
-            [_hello_with(hello, suite_id=2)],
+            [_hello_with(hello, suite_id=3)],
             AbortCode.UNSUPPORTED_SUITE,
         ),
         (

@@ -242,12 +242,13 @@ def valid_cases() -> list[dict[str, Any]]:
     return [
         _valid_case(
             "labelled_releases_both_ways",
-            "After psi_three_keys: both sides decided its four pairs (each lists them in its "
+            "After psi_three_keys_suite2 (ciphersuite 2: the label points are ristretto255 "
+            "encodings): both sides decided its four pairs (each lists them in its "
             "own order; two pairs share one handle, so the label list has six handles). One "
             "LABELS and one LABEL_ANSWERS frame each way; the initiator sends three labelled "
             "releases, the responder two; the responder refuses the initiator's second "
             "release, every other release gets a receipt.",
-            "psi_three_keys",
+            "psi_three_keys_suite2",
             labelled=True,
             releases={"initiator": [0, 1, 2], "responder": [0, 2]},
             answers={
@@ -402,10 +403,10 @@ def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ),
         (
             "labels_zero_point",
-            "a LABELS point of 32 zero bytes (not a point of the prime-order subgroup)",
+            "a LABELS point of 32 zero bytes (ristretto255's identity)",
             first,
             [digest, _with_point(labels, 1, bytes(32))],
-            AbortCode.INVALID_ELEMENT,
+            AbortCode.IDENTITY_ELEMENT,
         ),
         (
             "labels_small_order_point",
@@ -437,10 +438,10 @@ def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ),
         (
             "label_answers_zero_point",
-            "a LABEL_ANSWERS point of 32 zero bytes",
+            "a LABEL_ANSWERS point of 32 zero bytes (the identity)",
             first,
             [digest, _with_point(answers, 2, bytes(32))],
-            AbortCode.INVALID_ELEMENT,
+            AbortCode.IDENTITY_ELEMENT,
         ),
         (
             "labels_after_the_labels",

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from hypothesis import strategies as st
 
 from xlink.crypto.rand import DeterministicRandom
+from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder
 from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.session import PsiSession
@@ -17,7 +18,14 @@ MOU_DIGEST = hashlib.sha256(b"test MOU").digest()
 SCHEMA_DIGEST = hashlib.sha256(b"test schema").digest()
 
 
-def config(role: Role, mode: Mode = Mode.PSI, *, bucket: int = 16, chunk: int = 8) -> SessionConfig:
+def config(
+    role: Role,
+    mode: Mode = Mode.PSI,
+    *,
+    bucket: int = 16,
+    chunk: int = 8,
+    suite_id: int = DEFAULT_SUITE.suite_id,
+) -> SessionConfig:
     me, peer = ("RCMP", "DHS") if role is Role.INITIATOR else ("DHS", "RCMP")
     return SessionConfig(
         role=role,
@@ -29,6 +37,7 @@ def config(role: Role, mode: Mode = Mode.PSI, *, bucket: int = 16, chunk: int = 
         schema_digest=SCHEMA_DIGEST,
         padding_bucket=bucket,
         chunk_size=chunk,
+        suite_id=suite_id,
     )
 
 
@@ -52,14 +61,15 @@ def pair(
     bucket: int = 16,
     chunk: int = 8,
     seed: int = 0,
+    suite_id: int = DEFAULT_SUITE.suite_id,
 ) -> tuple[PsiSession, PsiSession]:
     a = PsiSession(
-        config(Role.INITIATOR, mode, bucket=bucket, chunk=chunk),
+        config(Role.INITIATOR, mode, bucket=bucket, chunk=chunk, suite_id=suite_id),
         tokens_a,
         rng=DeterministicRandom(f"a{seed}"),
     )
     b = PsiSession(
-        config(Role.RESPONDER, mode, bucket=bucket, chunk=chunk),
+        config(Role.RESPONDER, mode, bucket=bucket, chunk=chunk, suite_id=suite_id),
         tokens_b,
         rng=DeterministicRandom(f"b{seed}"),
     )

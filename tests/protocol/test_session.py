@@ -8,8 +8,9 @@ import pytest
 from _support import KEYS, config, pair, record_lists, records_of, token_set
 from hypothesis import given, settings
 
-from xlink.crypto import suite
+from xlink.crypto import _rbcl, suite
 from xlink.crypto.rand import DeterministicRandom
+from xlink.crypto.suite import SUITE_R255, SUITE_X25519
 from xlink.errors import LocalProtocolError, RemoteProtocolError
 from xlink.linkage.tokens import TokenSet, token_digest
 from xlink.protocol import (
@@ -91,17 +92,18 @@ def test_two_thousand_by_two_thousand_three_keys() -> None:
     assert a.padded_size == b.padded_size == 6144
 
 
+@pytest.mark.parametrize("suite_id", [SUITE_X25519.suite_id, SUITE_R255.suite_id])
 @settings(max_examples=30, deadline=None)
 @given(record_lists, record_lists)
 def test_random_sets_match_plaintext_intersection(
-    va: list[list[tuple[str, int]]], vb: list[list[tuple[str, int]]]
+    suite_id: int, va: list[list[tuple[str, int]]], vb: list[list[tuple[str, int]]]
 ) -> None:
     ta, tb = token_set(records_of("a", va)), token_set(records_of("b", vb))
-    a, b = pair(ta, tb, bucket=4, chunk=3)
+    a, b = pair(ta, tb, bucket=4, chunk=3, suite_id=suite_id)
     ra, rb = run_pair(a, b)
     assert isinstance(ra, PsiResult) and isinstance(rb, PsiResult)
     _check_psi(ta, tb, ra, rb)
-    ca, cb = pair(ta, tb, Mode.CARDINALITY, bucket=4, chunk=3)
+    ca, cb = pair(ta, tb, Mode.CARDINALITY, bucket=4, chunk=3, suite_id=suite_id)
     xa, xb = run_pair(ca, cb)
     assert isinstance(xa, CardinalityResult) and isinstance(xb, CardinalityResult)
     assert xa.intersection_size == xb.intersection_size == ra.matched_tokens
@@ -302,18 +304,22 @@ def failed_abort(session: PsiSession, info: pytest.ExceptionInfo[Exception]) -> 
     return encode_message(Abort(int(AbortCode.INTERNAL_ERROR), info.value.detail))
 
 
+@pytest.mark.parametrize("suite_id", [SUITE_X25519.suite_id, SUITE_R255.suite_id])
 def test_hash_to_identity_in_next_message_aborts_with_internal_error(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, suite_id: int
 ) -> None:
-    """Spec §4.1: a token hashed to the identity aborts the session with INTERNAL_ERROR."""
+    """Spec §4.1, §4.6: a token hashed to the identity aborts the session with INTERNAL_ERROR."""
     ta = token_set([("a1", [("passport", 1)])])
-    a, b = pair(ta, ta)
+    a, b = pair(ta, ta, suite_id=suite_id)
     a.initiate()
     b.receive_message(a.next_message() or b"")
     a.receive_message(b.next_message() or b"")
 
-    to_u = suite._edwards_y_to_montgomery_u
-    monkeypatch.setattr(suite, "_edwards_y_to_montgomery_u", lambda ys: to_u([1] * len(ys)))
+    if suite_id == SUITE_X25519.suite_id:
+        to_u = suite._edwards_y_to_montgomery_u
+        monkeypatch.setattr(suite, "_edwards_y_to_montgomery_u", lambda ys: to_u([1] * len(ys)))
+    else:  # the ristretto255 identity encodes as 32 zero bytes
+        monkeypatch.setattr(_rbcl, "from_hash", lambda uniform: bytes(32))
     with pytest.raises(InternalProtocolError) as info:
         a.next_message()
     assert "identity" not in info.value.detail  # the type only, never a value

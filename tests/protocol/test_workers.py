@@ -11,7 +11,14 @@ from _support import MOU_DIGEST, config
 
 from xlink.crypto.oprf import OprfScalar, blind_points, blind_scalar, evaluate_points
 from xlink.crypto.rand import DeterministicRandom
-from xlink.crypto.suite import SMALL_ORDER_U, SUITE_X25519, BlindingKey
+from xlink.crypto.suite import (
+    DEFAULT_SUITE,
+    SMALL_ORDER_U,
+    SUITE_R255,
+    SUITE_X25519,
+    BlindingKey,
+    Ciphersuite,
+)
 from xlink.crypto.workers import POOL_MIN_ELEMENTS, GroupWorkers
 from xlink.errors import InvalidElement
 from xlink.linkage.tokens import TokenSetBuilder
@@ -34,29 +41,39 @@ def tokens() -> bytes:
     return DeterministicRandom("worker tokens")(32 * N)
 
 
-def test_pool_equals_in_process(pool: GroupWorkers, tokens: bytes) -> None:
+@pytest.mark.parametrize("suite", [SUITE_X25519, SUITE_R255], ids=["suite1", "suite2"])
+def test_pool_equals_in_process(pool: GroupWorkers, tokens: bytes, suite: Ciphersuite) -> None:
     key = BlindingKey(DeterministicRandom("key")(32))
-    hashed = SUITE_X25519.hash_to_group(DST, tokens)
-    assert pool.hash_to_group(SUITE_X25519, DST, tokens) == hashed
-    assert pool.blind(SUITE_X25519, key, hashed) == SUITE_X25519.blind(key, hashed)
-    assert pool.hash_and_blind(SUITE_X25519, key, DST, tokens) == SUITE_X25519.blind(key, hashed)
+    hashed = suite.hash_to_group(DST, tokens)
+    assert pool.hash_to_group(suite, DST, tokens) == hashed
+    assert pool.blind(suite, key, hashed) == suite.blind(key, hashed)
+    assert pool.hash_and_blind(suite, key, DST, tokens) == suite.blind(key, hashed)
     assert pool._pool is not None  # the work did go to the workers
 
 
-def test_point_operations_equal_in_process(pool: GroupWorkers, tokens: bytes) -> None:
-    points = SUITE_X25519.hash_to_points(DST, tokens)
-    assert pool.hash_to_points(SUITE_X25519, DST, tokens) == points
+@pytest.mark.parametrize(
+    ("suite", "identity"),
+    [(SUITE_X25519, b"\x01" + bytes(31)), (SUITE_R255, bytes(32))],
+    ids=["suite1", "suite2"],
+)
+def test_point_operations_equal_in_process(
+    pool: GroupWorkers, tokens: bytes, suite: Ciphersuite, identity: bytes
+) -> None:
+    points = suite.hash_to_points(DST, tokens)
+    assert pool.hash_to_points(suite, DST, tokens) == points
     scalars = [blind_scalar(b"s" * 32, b"test", i) for i in range(N)]
-    assert pool.multiply(SUITE_X25519, b"".join(scalars), points) == blind_points(points, scalars)
+    blinded = blind_points(points, scalars, suite.group)
+    assert pool.multiply(suite, b"".join(scalars), points) == blinded
     key = OprfScalar(blind_scalar(b"k" * 32, b"test", 0))
-    assert pool.evaluate(SUITE_X25519, key, points) == evaluate_points((key,), points)
+    assert pool.evaluate(suite, key, points) == evaluate_points((key,), points, suite.group)
+    assert pool.confirmed_values(suite, blinded) == suite.confirmed_values(blinded)
     bad = bytearray(points)
-    bad[32 * (N - 3) : 32 * (N - 2)] = b"\x01" + bytes(31)  # the identity's encoding
+    bad[32 * (N - 3) : 32 * (N - 2)] = identity  # the identity's encoding
     with pytest.raises(InvalidElement) as caught:
-        pool.evaluate(SUITE_X25519, key, bytes(bad))
+        pool.evaluate(suite, key, bytes(bad))
     assert caught.value.index == N - 3
     with pytest.raises(ValueError, match="one scalar per point"):
-        pool.multiply(SUITE_X25519, b"".join(scalars[:-1]), points)
+        pool.multiply(suite, b"".join(scalars[:-1]), points)
 
 
 @pytest.mark.parametrize(
@@ -131,7 +148,9 @@ def test_session_on_workers_with_hashed_tokens_sends_the_same_bytes(pool: GroupW
         return sent, ra, rb
 
     plain = run()
-    hashed_a = hash_tokens(tokens_a, suite_id=1, mou_digest=MOU_DIGEST, workers=pool)
+    hashed_a = hash_tokens(
+        tokens_a, suite_id=DEFAULT_SUITE.suite_id, mou_digest=MOU_DIGEST, workers=pool
+    )
     pooled = run(a={"workers": pool, "hashed": hashed_a}, b={"workers": pool})
     assert pooled[0] == plain[0]
     assert pooled[1].matched_tokens == plain[1].matched_tokens == 1100  # type: ignore[attr-defined]

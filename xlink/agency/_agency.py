@@ -30,7 +30,7 @@ from xlink.crypto.keyfiles import (
     PublicBundle,
 )
 from xlink.crypto.rand import RandomSource
-from xlink.crypto.suite import SUITE_X25519
+from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.crypto.workers import GroupWorkers
 from xlink.decide import FIXED, Decision, reveal_bound_for
 from xlink.errors import (
@@ -283,7 +283,7 @@ class Agency:
             report = functools.partial(progress, "hashing tokens")
         hashed = hash_tokens(
             side.tokens,
-            suite_id=SUITE_X25519.suite_id,
+            suite_id=DEFAULT_SUITE.suite_id,
             mou_digest=mou_digest(self.mou),
             workers=self.workers,
             cache_dir=self.workdir / CACHE_DIR,

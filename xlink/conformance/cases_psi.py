@@ -319,7 +319,7 @@ PSI_CASES: Final[tuple[PsiCase, ...]] = (
     _c("set_size_above_mou_bound", "6.4",
        "padded_size a multiple of the bucket, above the MOU's bound for the peer",
        At(H, _hello_oversized), A.BAD_SET_SIZE, flags=("handshake", "probing")),
-    _c("wrong_suite", "6.4", "suite_id 2", At(H, _hello(suite_id=2)), A.UNSUPPORTED_SUITE,
+    _c("wrong_suite", "6.4", "suite_id 3", At(H, _hello(suite_id=3)), A.UNSUPPORTED_SUITE,
        flags=("handshake",)),
     _c("mode_mismatch", "6.4", "a CARDINALITY Hello to a PSI session", At(H, _hello(mode=2)),
        A.MODE_MISMATCH, flags=("handshake",)),

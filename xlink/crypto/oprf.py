@@ -1,15 +1,17 @@
-"""Blinded evaluation on edwards25519's prime-order subgroup: the confirmation round of
-xlink-psi-v2 (spec: xlink-psi-v2 §4.4, §6.9-§6.10).
+"""Blinded evaluation in a prime-order group: the confirmation round and the label evaluation of
+xlink-psi-v2 (spec: xlink-psi-v2 §4.4, §4.6, §6.9-§6.10, §7.5).
 
 The requester hashes a token to a point ``Q`` (the PSI suite's hash to group, before it is
 written as a Montgomery u-coordinate), blinds it with a fresh scalar ``r`` and sends ``R = [r]Q``.
 The evaluator answers ``[k]R`` for a secret scalar ``k``; the requester removes ``r`` (``[1/r]``),
 so it learns ``[k]Q`` for the token it holds and nothing else, and the evaluator learns nothing
 about ``Q`` (``R`` is uniform in the group). This is the blind-evaluate-unblind core of an
-RFC 9497 OPRF over edwards25519's prime-order subgroup, with libsodium's
-``crypto_scalarmult_ed25519_noclamp`` (points are checked first with
-``crypto_core_ed25519_is_valid_point``: canonical, on the curve, in the prime-order subgroup,
-not of small order) and its scalar arithmetic modulo the group order ``l``.
+RFC 9497 OPRF. The group is the PSI ciphersuite's (:class:`OprfGroup`): :data:`EDWARDS25519`,
+the prime-order subgroup of edwards25519 through PyNaCl's
+``crypto_scalarmult_ed25519_noclamp`` (which checks its input: canonical, on the curve, in the
+prime-order subgroup, not of small order), for ciphersuite 1; :data:`RISTRETTO255` through
+rbcl's ``crypto_scalarmult_ristretto255`` (canonical encodings only, bit 255 refused as well),
+for ciphersuite 2. Both have the same order ``l`` and share the scalar arithmetic.
 
 Every function works on concatenated buffers of 32-byte points or scalars.
 """
@@ -23,12 +25,15 @@ from nacl import bindings as _sodium
 from nacl.exceptions import RuntimeError as _SodiumRuntimeError
 
 from xlink.crypto.rand import RandomSource
-from xlink.crypto.suite import InvalidElement
+from xlink.errors import InvalidElement
 
 __all__ = [
+    "EDWARDS25519",
     "GROUP_ORDER",
     "POINT_SIZE",
+    "RISTRETTO255",
     "SCALAR_SIZE",
+    "OprfGroup",
     "OprfScalar",
     "blind_points",
     "blind_scalar",
@@ -63,8 +68,10 @@ class OprfScalar:
         """``self / s`` modulo ``l`` for each non-zero scalar ``s`` (one inversion in all)."""
         return scalar_product_with_inverses(self._k, scalars)
 
-    def multiply(self, point: bytes) -> bytes:
-        return bytes(_sodium.crypto_scalarmult_ed25519_noclamp(self._k, point))
+    def multiply(self, point: bytes, group: OprfGroup) -> bytes:
+        """``[k]P`` for a point this party computed itself (not checked beyond the group's own
+        refusal of an invalid input)."""
+        return group.multiply(self._k, point, 0)
 
     def __repr__(self) -> str:
         return "OprfScalar(<secret>)"
@@ -73,16 +80,50 @@ class OprfScalar:
         raise TypeError("OprfScalar cannot be pickled")
 
 
-def _scalar_mult(scalar: bytes, point: bytes, index: int) -> bytes:
-    # libsodium checks the input itself (canonical, on the curve, not of small order, in the
-    # prime-order subgroup) and refuses an identity result; the check is only repeated on
-    # failure, to name the reason.
-    try:
-        return bytes(_sodium.crypto_scalarmult_ed25519_noclamp(scalar, point))
-    except _SodiumRuntimeError:
-        if not _sodium.crypto_core_ed25519_is_valid_point(point):
-            raise InvalidElement(index, "not a point of the prime-order subgroup") from None
-        raise InvalidElement(index, "identity", identity=True) from None
+class OprfGroup:
+    """One prime-order group of order :data:`GROUP_ORDER`, 32-byte canonical encodings."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"OprfGroup({self.name!r})"
+
+    def multiply(self, scalar: bytes, point: bytes, index: int) -> bytes:
+        """``[scalar]P``. Raises :class:`InvalidElement` (at ``index``) when ``P`` is not the
+        canonical encoding of a group element other than the identity, or when the product is
+        the identity."""
+        if self is EDWARDS25519:
+            # libsodium checks the input itself (canonical, on the curve, not of small order,
+            # in the prime-order subgroup) and refuses an identity result; the check is only
+            # repeated on failure, to name the reason.
+            try:
+                return bytes(_sodium.crypto_scalarmult_ed25519_noclamp(scalar, point))
+            except _SodiumRuntimeError:
+                if not _sodium.crypto_core_ed25519_is_valid_point(point):
+                    raise InvalidElement(index, "not a point of the prime-order subgroup") from None
+                raise InvalidElement(index, "identity", identity=True) from None
+        from xlink.crypto import _rbcl  # imported on first use: it loads a second libsodium
+
+        # libsodium 1.0.18 ignores bit 255 when it decodes ristretto255: refuse it here. The
+        # multiplication decodes the point itself and refuses an invalid one or an identity
+        # product; the check is only repeated on failure, to name the reason.
+        if len(point) != POINT_SIZE or point[31] & 0x80:
+            raise InvalidElement(index, "not a canonical ristretto255 encoding")
+        try:
+            return _rbcl.scalarmult(scalar, point)
+        except RuntimeError:
+            if not _rbcl.is_valid_point(point):
+                raise InvalidElement(index, "not a canonical ristretto255 encoding") from None
+            raise InvalidElement(index, "identity", identity=True) from None
+
+
+EDWARDS25519: Final = OprfGroup("edwards25519")
+"""The prime-order subgroup of edwards25519, points as RFC 8032 encodings (ciphersuite 1)."""
+RISTRETTO255: Final = OprfGroup("ristretto255")
+"""ristretto255 (RFC 9496), elements as their canonical encodings (ciphersuite 2)."""
 
 
 GROUP_ORDER: Final = 2**252 + 27742317777372353535851937790883648493
@@ -122,15 +163,15 @@ def scalar_product_with_inverses(factor: bytes, scalars: list[bytes]) -> list[by
     return out
 
 
-def blind_points(points: bytes, scalars: list[bytes]) -> bytes:
+def blind_points(points: bytes, scalars: list[bytes], group: OprfGroup) -> bytes:
     """``[r_i]Q_i`` for every point of ``points`` and scalar of ``scalars``."""
     return b"".join(
-        _scalar_mult(r, points[POINT_SIZE * i : POINT_SIZE * (i + 1)], i)
+        group.multiply(r, points[POINT_SIZE * i : POINT_SIZE * (i + 1)], i)
         for i, r in enumerate(scalars)
     )
 
 
-def evaluate_points(keys: tuple[OprfScalar, ...], points: bytes) -> bytes:
+def evaluate_points(keys: tuple[OprfScalar, ...], points: bytes, group: OprfGroup) -> bytes:
     """For every received point ``R`` (in order), ``[k]R`` for each key of ``keys``,
     concatenated per point. Raises :class:`InvalidElement` for the first point that is not a
     canonical point of the prime-order subgroup other than the identity."""
@@ -140,11 +181,11 @@ def evaluate_points(keys: tuple[OprfScalar, ...], points: bytes) -> bytes:
     for i in range(len(points) // POINT_SIZE):
         point = points[POINT_SIZE * i : POINT_SIZE * (i + 1)]
         for key in keys:
-            out += _scalar_mult(key._k, point, i)
+            out += group.multiply(key._k, point, i)
     return bytes(out)
 
 
-def unblind_point(scalar: bytes, point: bytes, index: int = 0) -> bytes:
+def unblind_point(scalar: bytes, point: bytes, group: OprfGroup, index: int = 0) -> bytes:
     """``[scalar]P`` for a received point ``P``; raises :class:`InvalidElement` if ``P`` is not a
-    valid point of the prime-order subgroup."""
-    return _scalar_mult(scalar, point, index)
+    valid point of the group."""
+    return group.multiply(scalar, point, index)

@@ -46,8 +46,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
-import rbcl
-
+from xlink.crypto import _rbcl
 from xlink.crypto.oprf import GROUP_ORDER, scalar_product_with_inverses
 from xlink.crypto.rand import RandomSource
 from xlink.crypto.suite import expand_message_xmd_sha512
@@ -100,11 +99,10 @@ _ELEMENT_LENGTH_PREFIX: Final = ELEMENT_SIZE.to_bytes(2, "big")
 _FINALIZE_LABEL: Final = b"Finalize"
 _UNIFORM_SIZE: Final = 64
 
-# rbcl ships no type information: typed names for the few functions used.
-_from_hash: Final[Callable[[bytes], bytes]] = rbcl.crypto_core_ristretto255_from_hash
-_is_valid_point: Final[Callable[[bytes], bool]] = rbcl.crypto_core_ristretto255_is_valid_point
-_scalar_reduce: Final[Callable[[bytes], bytes]] = rbcl.crypto_core_ristretto255_scalar_reduce
-_scalarmult: Final[Callable[[bytes, bytes], bytes]] = rbcl.crypto_scalarmult_ristretto255
+_from_hash: Final = _rbcl.from_hash
+_is_valid_point: Final = _rbcl.is_valid_point
+_scalar_reduce: Final = _rbcl.scalar_reduce
+_scalarmult: Final = _rbcl.scalarmult
 
 
 # -- the group (RFC 9497 §2.1, §4.1) ----------------------------------------------------------

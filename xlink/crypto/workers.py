@@ -42,6 +42,7 @@ _BLIND: Final = "blind"
 _HASH_BLIND: Final = "hash+blind"
 _POINTS: Final = "points"
 _MULTIPLY: Final = "multiply"
+_VALUES: Final = "values"
 
 _Failure = tuple[int, str, bool]  # index within the slice, reason, identity
 
@@ -57,12 +58,15 @@ def _work(
             return suite.hash_to_group(dst, data, token_size), None
         if op == _POINTS:
             return suite.hash_to_points(dst, data, token_size), None
+        if op == _VALUES:
+            return suite.confirmed_values(data), None
         if op == _MULTIPLY:  # ``secret``: one scalar for all, or one per point
             each = len(secret) > SCALAR_SIZE
             return b"".join(
                 unblind_point(
                     secret[SCALAR_SIZE * i : SCALAR_SIZE * (i + 1)] if each else secret,
                     data[POINT_SIZE * i : POINT_SIZE * (i + 1)],
+                    suite.group,
                     i,
                 )
                 for i in range(len(data) // POINT_SIZE)
@@ -138,18 +142,22 @@ class GroupWorkers:
         return self._run(_POINTS, suite, b"", dst, tokens, 32)
 
     def multiply(self, suite: Ciphersuite, scalars: bytes, points: bytes) -> bytes:
-        """``[s_i]P_i`` on edwards25519 for every point ``P_i`` and its 32-byte scalar ``s_i``
-        (``scalars`` as long as ``points``; spec §4.4). Raises
+        """``[s_i]P_i`` in the suite's group for every point ``P_i`` and its 32-byte scalar
+        ``s_i`` (``scalars`` as long as ``points``; spec §4.4). Raises
         :class:`~xlink.errors.InvalidElement` for the first point that is not a canonical
-        point of the prime-order subgroup, or whose product is the identity."""
+        encoding of a group element, or whose product is the identity."""
         if len(scalars) != len(points) - len(points) % POINT_SIZE:
             raise ValueError("give one scalar per point")
         return self._run(_MULTIPLY, suite, scalars, b"", points, POINT_SIZE)
 
     def evaluate(self, suite: Ciphersuite, key: OprfScalar, points: bytes) -> bytes:
-        """``[k]P`` on edwards25519 for every point ``P``, with the secret ``key``; raises as
-        :meth:`multiply` does."""
+        """``[k]P`` in the suite's group for every point ``P``, with the secret ``key``; raises
+        as :meth:`multiply` does."""
         return self._run(_MULTIPLY, suite, key._k, b"", points, POINT_SIZE)
+
+    def confirmed_values(self, suite: Ciphersuite, points: bytes) -> bytes:
+        """:meth:`Ciphersuite.confirmed_values` of every point, in order."""
+        return self._run(_VALUES, suite, b"", b"", points, POINT_SIZE)
 
     # -- running ------------------------------------------------------------------------------
 

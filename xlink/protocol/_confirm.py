@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xlink.crypto.oprf import (
+    OprfGroup,
     OprfScalar,
     blind_points,
     blind_scalar,
@@ -35,7 +36,7 @@ from xlink.crypto.oprf import (
     scalar_product_with_inverses,
     unblind_point,
 )
-from xlink.crypto.suite import Ciphersuite, InvalidElement, edwards_to_u
+from xlink.crypto.suite import Ciphersuite, InvalidElement
 from xlink.crypto.workers import GroupWorkers
 from xlink.errors import RemoteProtocolError
 from xlink.linkage.tokens import TOKEN_SIZE, TokenSet
@@ -91,7 +92,7 @@ class OwnConfirmation:
         self._first: npt.NDArray[np.int32] = matches.tokens[matches.offsets[:-1]].astype(np.int32)
         self._handles: npt.NDArray[np.uint8] = matches.handles
         self._suite, self._dst = suite, dst
-        self._key = OprfScalar(group_scalar)
+        self._key = OprfScalar(suite.requester_scalar(group_scalar))
         self._transcript = transcript
         self._tags = (
             _keys.reblinded_hasher(transcript, 0),
@@ -150,7 +151,7 @@ class OwnConfirmation:
             unblinded = self._workers.multiply(self._suite, inverses, msg.points)
         except InvalidElement as exc:
             raise element_error(exc) from None
-        us = edwards_to_u(unblinded)  # one field inversion for the whole chunk
+        us = self._workers.confirmed_values(self._suite, unblinded)
         for j, i in enumerate(span):
             u = us[32 * j : 32 * (j + 1)]
             handle = _keys.match_handle(self._transcript, tag_i(u), tag_r(u))
@@ -175,7 +176,7 @@ class OwnConfirmation:
         ``KeyError`` for a handle we did not match."""
         tokens = b"".join(self._token(self._index(h)) for h in handles)
         points = self._suite.hash_to_points(self._dst, tokens)
-        return blind_points(points, self._label_blinds(start, len(handles)))
+        return blind_points(points, self._label_blinds(start, len(handles)), self._suite.group)
 
     def label_outputs(
         self, handles: Sequence[bytes], answers: bytes, start: int = 0
@@ -190,7 +191,9 @@ class OwnConfirmation:
         out = []
         try:
             for i, (handle, inverse) in enumerate(zip(handles, inverses, strict=True)):
-                evaluated = unblind_point(inverse, answers[32 * i : 32 * (i + 1)], i)
+                evaluated = unblind_point(
+                    inverse, answers[32 * i : 32 * (i + 1)], self._suite.group, i
+                )
                 token = self._token(self._index(handle))
                 out.append(_keys.oprf_output(self._transcript, token, evaluated))
         except InvalidElement as exc:
@@ -203,7 +206,12 @@ class OwnConfirmation:
         handle we did not match."""
         token = self._token(self._index(handle))
         point = self._suite.hash_to_points(self._dst, token)
-        return _keys.oprf_output(self._transcript, token, key.multiply(point))
+        return _keys.oprf_output(self._transcript, token, key.multiply(point, self._suite.group))
+
+    @property
+    def group(self) -> OprfGroup:
+        """The group of the confirmation round and the labels (the suite's)."""
+        return self._suite.group
 
     def _label_blinds(self, start: int, n: int) -> list[bytes]:
         return [blind_scalar(self._seed, _keys.DST_LABEL_BLIND, i) for i in range(start, start + n)]
@@ -311,7 +319,7 @@ class SessionLabels:
         decided pairs). Raises ``RemoteProtocolError`` (``INVALID_ELEMENT`` /
         ``IDENTITY_ELEMENT``) for a bad point."""
         try:
-            return evaluate_points((self._key,), points)
+            return evaluate_points((self._key,), points, self._matches.group)
         except InvalidElement as exc:
             raise element_error(exc) from None
 

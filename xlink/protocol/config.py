@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.protocol import limits as L
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class SessionConfig:
     schema_digest: bytes
     padding_bucket: int = 1024
     chunk_size: int = 2048
-    suite_id: int = 1
+    suite_id: int = DEFAULT_SUITE.suite_id
     reveal_chunk_records: int = L.MAX_RECORDS_PER_REVEAL
     max_peer_set_size: int = L.MAX_SET_SIZE
     max_own_set_size: int = L.MAX_SET_SIZE
