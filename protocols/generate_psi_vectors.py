@@ -944,9 +944,21 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
             AbortCode.CHUNK_OUT_OF_ORDER,
         ),
     ]
+    return _invalid_json(valid, cases)
+
+
+def _invalid_json(
+    valid: dict[str, Any],
+    cases: list[tuple[str, str, str, list[bytes], AbortCode]],
+    first_id: int = 1,
+    *,
+    named: bool = False,
+) -> list[dict[str, Any]]:
+    """The JSON of ``cases`` played against the sessions of ``valid``; ``named`` writes the
+    valid case's name into each (cases not on the first valid case, spec §11.2)."""
     live = {c.name: c for c in (*PSI_CASES, *ROLE_CASES)}  # section and flags: one home
     out = []
-    for tc_id, (name, description, target, messages, code) in enumerate(cases, start=1):
+    for tc_id, (name, description, target, messages, code) in enumerate(cases, start=first_id):
         party = valid["initiator" if target == "I" else "responder"]
         _check_invalid(party, messages, code, name)
         out.append(
@@ -956,6 +968,7 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
                 "section": live[name].section,
                 "requirement": f"{description}: MUST be rejected with {code.name}",
                 "description": description,
+                **({"valid_case": valid["name"]} if named else {}),
                 "session": "initiator" if target == "I" else "responder",
                 "messages": [m.hex() for m in messages],
                 "result": "invalid",
@@ -964,6 +977,45 @@ def invalid_cases(valid: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _top_bit(points: bytes) -> bytes:
+    """``points`` with bit 255 of the first one set."""
+    return points[:31] + bytes([points[31] | 0x80]) + points[32:]
+
+
+def suite2_invalid_cases(valid: dict[str, Any], first_id: int) -> list[dict[str, Any]]:
+    """Cases on the ciphersuite-2 valid case (spec §4.6): ristretto255 encodings with bit 255
+    set, which libsodium 1.0.18 decodes as the canonical element."""
+    from_i = [bytes.fromhex(m["hex"]) for m in valid["messages"] if m["from"] == "initiator"]
+    kinds = [m["type"] for m in valid["messages"] if m["from"] == "initiator"]
+    request_at, response_at = kinds.index("ConfirmRequest"), kinds.index("ConfirmResponse")
+    request0, response0 = decode_message(from_i[request_at]), decode_message(from_i[response_at])
+    assert isinstance(request0, ConfirmRequest) and isinstance(response0, ConfirmResponse)
+    cases: list[tuple[str, str, str, list[bytes], AbortCode]] = [
+        (
+            "confirm_point_bit_255",
+            "a ConfirmRequest whose first point has bit 255 set (suite 2: not a canonical "
+            "ristretto255 encoding, though libsodium 1.0.18 decodes it)",
+            "R",
+            [
+                *from_i[:request_at],
+                encode_message(dataclasses.replace(request0, points=_top_bit(request0.points))),
+            ],
+            AbortCode.INVALID_ELEMENT,
+        ),
+        (
+            "confirm_answer_bit_255",
+            "a ConfirmResponse whose first answer has bit 255 set (suite 2)",
+            "R",
+            [
+                *from_i[:response_at],
+                encode_message(dataclasses.replace(response0, points=_top_bit(response0.points))),
+            ],
+            AbortCode.INVALID_ELEMENT,
+        ),
+    ]
+    return _invalid_json(valid, cases, first_id, named=True)
 
 
 def _raw_hello_bad_utf8(h_fields: list[object]) -> bytes:
@@ -1010,6 +1062,8 @@ def build_vectors() -> dict[str, str]:
     """The file name -> JSON text of every vector file."""
     valid = valid_cases()
     invalid = invalid_cases(valid[0])
+    suite2 = next(c for c in valid if c["name"] == "psi_three_keys_suite2")
+    invalid += suite2_invalid_cases(suite2, len(invalid) + 1)
     header = {"protocol": "xlink-psi-v2", "generator": "protocols/generate_psi_vectors.py"}
     return {
         "valid.json": json.dumps({**header, "cases": valid}, indent=1) + "\n",

@@ -297,6 +297,12 @@ def _with_point(frame: bytes, index: int, point: bytes) -> bytes:
     return frame[:start] + point + frame[start + 32 :]
 
 
+def _top_bit(frame: bytes, index: int) -> bytes:
+    """A LABELS or LABEL_ANSWERS frame with bit 255 of point ``index`` set."""
+    end = 9 + 32 * index + 31
+    return frame[:end] + bytes([frame[end] | 0x80]) + frame[end + 1 :]
+
+
 def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Cases built from the initiator's frames of the first valid case (and the third, for a
     transfer with nothing decided), all fed to the responder."""
@@ -416,6 +422,14 @@ def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
             AbortCode.INVALID_ELEMENT,
         ),
         (
+            "labels_point_bit_255",
+            "a LABELS point with bit 255 set (not a canonical ristretto255 encoding, though "
+            "libsodium 1.0.18 decodes it)",
+            first,
+            [digest, _top_bit(labels, 0)],
+            AbortCode.INVALID_ELEMENT,
+        ),
+        (
             "label_answers_replayed",
             "LABEL_ANSWERS 0 twice (before the initiator's LABELS)",
             first,
@@ -442,6 +456,13 @@ def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
             first,
             [digest, _with_point(answers, 2, bytes(32))],
             AbortCode.IDENTITY_ELEMENT,
+        ),
+        (
+            "label_answers_point_bit_255",
+            "a LABEL_ANSWERS point with bit 255 set",
+            first,
+            [digest, _top_bit(answers, 1)],
+            AbortCode.INVALID_ELEMENT,
         ),
         (
             "labels_after_the_labels",

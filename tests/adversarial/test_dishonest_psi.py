@@ -13,6 +13,7 @@ and let the attacker mirror the victim's grouping (copied Reveal).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 
@@ -20,7 +21,7 @@ import pytest
 from _rewrites import rotate_reblinded, swap_confirmation_answers
 
 from xlink.crypto.rand import DeterministicRandom
-from xlink.crypto.suite import SUITE_X25519, BlindingKey
+from xlink.crypto.suite import SUITE_R255, SUITE_X25519, BlindingKey
 from xlink.errors import RemoteProtocolError
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder
 from xlink.protocol import AbortCode, Mode, PsiResult, PsiSession, Role, SessionConfig
@@ -339,6 +340,37 @@ def test_confirmation_answer_out_of_subgroup_is_refused() -> None:
 
     error = _drive(victim, attacker, poison)
     assert error is not None and error.code is AbortCode.INVALID_ELEMENT
+
+
+def _with_top_bit(points: bytes) -> bytes:
+    """``points`` with bit 255 of the first set: the same ristretto255 element to libsodium
+    1.0.18's decoder, a second encoding of it on the wire."""
+    return points[:31] + bytes([points[31] | 0x80]) + points[32:]
+
+
+@pytest.mark.parametrize("message", ["request", "response"])
+def test_confirmation_point_with_bit_255_set_is_refused_under_suite_2(message: str) -> None:
+    """xlink-psi-v2 §4.6, §10: a ristretto255 encoding with bit 255 set is not canonical, though
+    libsodium 1.0.18 multiplies it as the canonical one; both confirmation directions refuse it."""
+    suite = {"suite_id": SUITE_R255.suite_id}
+    victim = PsiSession(
+        _config(Role.INITIATOR, **suite), _tokens("ca", range(0, 20)), rng=_rng("v7")
+    )
+    attacker = PsiSession(
+        _config(Role.RESPONDER, **suite), _tokens("us", range(10, 30)), rng=_rng("a7")
+    )
+    victim.initiate()
+    kind = ConfirmRequest if message == "request" else ConfirmResponse
+
+    def poison(raw: bytes) -> bytes:
+        msg = decode_message(raw)
+        if isinstance(msg, kind) and msg.points:
+            return encode_message(dataclasses.replace(msg, points=_with_top_bit(msg.points)))
+        return raw
+
+    error = _drive(victim, attacker, poison)
+    assert error is not None and error.code is AbortCode.INVALID_ELEMENT
+    assert victim.result is None
 
 
 def test_reveal_with_more_entries_than_the_peer_set_is_refused() -> None:

@@ -4,8 +4,10 @@ protocols/vectors/psi-v2/hash_to_group_suite2.json, and the algebra the suite re
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
+import pickle
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -15,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xlink.crypto import _rbcl
-from xlink.crypto.oprf import GROUP_ORDER, RISTRETTO255
+from xlink.crypto.oprf import EDWARDS25519, GROUP_ORDER, RISTRETTO255, OprfGroup
 from xlink.crypto.suite import SUITE_R255, BlindingKey
 from xlink.errors import InvalidElement
 
@@ -138,3 +140,13 @@ def test_importing_rbcl_through_xlink_leaves_no_library_in_the_temporary_directo
     path = getattr(sys.modules["rbcl._sodium"], "lib_path", None)
     assert isinstance(path, str) and path.endswith(".so")
     assert not Path(path).exists()
+
+
+def test_a_group_is_one_of_the_two_and_survives_a_copy() -> None:
+    """The group decides which library multiplies: an unknown name is refused, and a pickled
+    or copied group is the same object, never silently the other group."""
+    for group in (EDWARDS25519, RISTRETTO255):
+        assert pickle.loads(pickle.dumps(group)) is group
+        assert copy.copy(group) is group
+    with pytest.raises(ValueError, match="unknown group"):
+        OprfGroup("edwards25519 ")

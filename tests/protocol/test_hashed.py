@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import xlink.protocol.hashed as hashed_module
 from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.suite import DEFAULT_SUITE as SUITE
+from xlink.crypto.suite import SUITES
 from xlink.protocol import Role
 from xlink.protocol._keys import hash_to_group_dst
 from xlink.protocol.hashed import CACHE_MAGIC, cache_path, hash_tokens
@@ -167,3 +168,18 @@ def test_a_cache_of_exactly_our_tokens_is_read_without_a_lookup(
     monkeypatch.setattr(hashed_module, "lookup_sorted", no_lookup)
     hashed = hash_tokens(tokens, suite_id=SUITE.suite_id, mou_digest=MOU_DIGEST, cache_dir=tmp_path)
     assert (hashed.cached, hashed.elements) == (40, _expected(tokens))
+
+
+def test_a_cache_under_another_suite_of_the_same_mou_is_removed(tmp_path: Path) -> None:
+    """A party that moved to another suite never reads its old cache again, and that file
+    holds its tokens: hashing under the new suite removes it (another MOU's file stays)."""
+    tokens = _set(list(range(6)))
+    for suite in SUITES:
+        hash_tokens(tokens, suite_id=suite.suite_id, mou_digest=OTHER_MOU, cache_dir=tmp_path)
+    old = next(s for s in SUITES if s.suite_id != SUITE.suite_id)
+    hash_tokens(tokens, suite_id=old.suite_id, mou_digest=MOU_DIGEST, cache_dir=tmp_path)
+    assert cache_path(tmp_path, old.suite_id, MOU_DIGEST).exists()
+    hash_tokens(tokens, suite_id=SUITE.suite_id, mou_digest=MOU_DIGEST, cache_dir=tmp_path)
+    assert cache_path(tmp_path, SUITE.suite_id, MOU_DIGEST).exists()
+    assert not cache_path(tmp_path, old.suite_id, MOU_DIGEST).exists()
+    assert cache_path(tmp_path, SUITE.suite_id, OTHER_MOU).exists()

@@ -77,7 +77,8 @@ def test_valid_vector_accepted_message_by_message(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", INVALID, ids=lambda c: c["name"])
 def test_invalid_vector_rejected_with_its_code(case: dict[str, Any]) -> None:
-    valid = VALID[0]
+    by_name = {c["name"]: c for c in VALID}
+    valid = by_name[case["valid_case"]] if "valid_case" in case else VALID[0]
     party = valid[case["session"]]
     exc = GEN.run_invalid(party, [bytes.fromhex(m) for m in case["messages"]])
     assert exc is not None and exc.code is AbortCode[case["abort"]]

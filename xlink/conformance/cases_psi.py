@@ -250,6 +250,12 @@ def _c(
     return PsiCase(name, section, description, rule, codes, flags, frozenset(roles))
 
 
+def _with_top_bit(points: bytes) -> bytes:
+    """The first point with bit 255 set: under ciphersuite 2 (the runner's) a second encoding
+    of the same ristretto255 element to libsodium 1.0.18, which ignores that bit."""
+    return points[:31] + bytes([points[31] | 0x80]) + points[32:]
+
+
 def _other_role(m: bytes, _c: RuleContext) -> list[bytes]:
     hello = decode_message(m)
     assert isinstance(hello, Hello)
@@ -387,9 +393,17 @@ PSI_CASES: Final[tuple[PsiCase, ...]] = (
     # Confirmation (§4.4, §6.9, §6.10).
     _c("confirm_more_claims", "6.9", "a ConfirmRequest with one point more than was matched",
        At(CQ, _confirm(lambda p: p + p[:32])), A.WRONG_COUNT, flags=("dishonest",)),
-    _c("confirm_invalid_point", "6.9", "a ConfirmRequest point of order 8",
+    _c("confirm_invalid_point", "6.9",
+       "a ConfirmRequest point that is edwards25519's of order 8 (under ciphersuite 2 no "
+       "ristretto255 encoding)",
        At(CQ, _confirm(lambda p: ORDER_8_POINT + p[32:])), A.INVALID_ELEMENT,
        flags=("point-validation", "dishonest")),
+    _c("confirm_point_bit_255", "4.6",
+       "a ConfirmRequest point with bit 255 set (not a canonical ristretto255 encoding, though "
+       "libsodium 1.0.18 decodes it as the canonical one)",
+       At(CQ, _confirm(_with_top_bit)), A.INVALID_ELEMENT, flags=("point-validation", "dishonest")),
+    _c("confirm_answer_bit_255", "4.6", "a ConfirmResponse answer with bit 255 set",
+       At(CR, _confirm(_with_top_bit)), A.INVALID_ELEMENT, flags=("point-validation", "dishonest")),
     _c("confirm_answers_swapped", "6.10",
        "a ConfirmResponse with its first two answers swapped (the permuted-answers attack)",
        At(CR, _confirm(_swap_first_two)), A.CONFIRMATION_FAILED, flags=("dishonest",)),

@@ -79,6 +79,17 @@ def _receipts_end_minus_one(m: bytes, _c: RuleContext) -> list[bytes]:
     return [transfer_frame(F.RECEIPTS_END, _u32(n - 1))]
 
 
+def _top_bit(index: int) -> Do:
+    """Point ``index`` (or the last) of a LABELS or LABEL_ANSWERS frame with bit 255 set."""
+
+    def do(m: bytes, _c: RuleContext) -> list[bytes]:
+        i = min(index, (len(m) - 9) // 32 - 1)
+        end = 9 + 32 * i + 31
+        return [m[:end] + bytes([m[end] | 0x80]) + m[end + 1 :]]
+
+    return do
+
+
 def _t(
     name: str, description: str, rule: At, code: A = U, *, releasing: bool = False
 ) -> TransferCase:
@@ -127,6 +138,9 @@ TRANSFER_CASES: Final[tuple[TransferCase, ...]] = (
        At(F.LABELS, _with_point(1, bytes(32))), A.IDENTITY_ELEMENT),
     _t("labels_small_order_point", "a LABELS point of order 8",
        At(F.LABELS, _with_point(0, ORDER_8_POINT)), A.INVALID_ELEMENT),
+    _t("labels_point_bit_255", "a LABELS point with bit 255 set (not a canonical ristretto255 "
+       "encoding, though libsodium 1.0.18 decodes it)",
+       At(F.LABELS, _top_bit(0)), A.INVALID_ELEMENT),
     _t("label_answers_replayed", "LABEL_ANSWERS 0 twice",
        At(F.LABEL_ANSWERS, _edit(lambda m: [m, m])), releasing=True),
     _t("label_answers_seq_1", "LABEL_ANSWERS with seq 1, never requested",
@@ -135,6 +149,8 @@ TRANSFER_CASES: Final[tuple[TransferCase, ...]] = (
        At(F.LABEL_ANSWERS, _edit(lambda m: [m + m[9:41]])), A.WRONG_COUNT),
     _t("label_answers_zero_point", "a LABEL_ANSWERS point of 32 zero bytes (the identity)",
        At(F.LABEL_ANSWERS, _with_point(2, bytes(32))), A.IDENTITY_ELEMENT),
+    _t("label_answers_point_bit_255", "a LABEL_ANSWERS point with bit 255 set",
+       At(F.LABEL_ANSWERS, _top_bit(1)), A.INVALID_ELEMENT),
     _t("labels_after_the_labels", "LABELS 0 again once the label evaluation is over",
        At(F.COUNT, _before(_sent(F.LABELS))), releasing=True),
     _t("release_before_count", "a RELEASE before COUNT", At(F.COUNT, _fixed()), releasing=True),

@@ -2,7 +2,7 @@
 xlink-psi-v2 (spec: xlink-psi-v2 §4.4, §4.6, §6.9-§6.10, §7.5).
 
 The requester hashes a token to a point ``Q`` (the PSI suite's hash to group, before it is
-written as a Montgomery u-coordinate), blinds it with a fresh scalar ``r`` and sends ``R = [r]Q``.
+written as the element X25519 blinds), blinds it with a fresh scalar ``r`` and sends ``R = [r]Q``.
 The evaluator answers ``[k]R`` for a secret scalar ``k``; the requester removes ``r`` (``[1/r]``),
 so it learns ``[k]Q`` for the token it holds and nothing else, and the evaluator learns nothing
 about ``Q`` (``R`` is uniform in the group). This is the blind-evaluate-unblind core of an
@@ -38,6 +38,7 @@ __all__ = [
     "blind_points",
     "blind_scalar",
     "evaluate_points",
+    "group_named",
     "scalar_product_with_inverses",
     "unblind_point",
 ]
@@ -80,22 +81,34 @@ class OprfScalar:
         raise TypeError("OprfScalar cannot be pickled")
 
 
+_EDWARDS: Final = "edwards25519"
+_RISTRETTO: Final = "ristretto255"
+_GROUP_NAMES: Final = (_EDWARDS, _RISTRETTO)
+
+
 class OprfGroup:
-    """One prime-order group of order :data:`GROUP_ORDER`, 32-byte canonical encodings."""
+    """One prime-order group of order :data:`GROUP_ORDER`, 32-byte canonical encodings: one of
+    :data:`EDWARDS25519` and :data:`RISTRETTO255` (a copy or an unpickled group is the same
+    object)."""
 
     __slots__ = ("name",)
 
     def __init__(self, name: str) -> None:
+        if name not in _GROUP_NAMES:
+            raise ValueError(f"unknown group {name!r}")
         self.name = name
 
     def __repr__(self) -> str:
         return f"OprfGroup({self.name!r})"
 
+    def __reduce__(self) -> str | tuple[object, ...]:
+        return (group_named, (self.name,))
+
     def multiply(self, scalar: bytes, point: bytes, index: int) -> bytes:
         """``[scalar]P``. Raises :class:`InvalidElement` (at ``index``) when ``P`` is not the
         canonical encoding of a group element other than the identity, or when the product is
         the identity."""
-        if self is EDWARDS25519:
+        if self.name == _EDWARDS:
             # libsodium checks the input itself (canonical, on the curve, not of small order,
             # in the prime-order subgroup) and refuses an identity result; the check is only
             # repeated on failure, to name the reason.
@@ -120,10 +133,15 @@ class OprfGroup:
             raise InvalidElement(index, "identity", identity=True) from None
 
 
-EDWARDS25519: Final = OprfGroup("edwards25519")
+EDWARDS25519: Final = OprfGroup(_EDWARDS)
 """The prime-order subgroup of edwards25519, points as RFC 8032 encodings (ciphersuite 1)."""
-RISTRETTO255: Final = OprfGroup("ristretto255")
+RISTRETTO255: Final = OprfGroup(_RISTRETTO)
 """ristretto255 (RFC 9496), elements as their canonical encodings (ciphersuite 2)."""
+
+
+def group_named(name: str) -> OprfGroup:
+    """The group called ``name``. Raises ``KeyError`` for another name."""
+    return {_EDWARDS: EDWARDS25519, _RISTRETTO: RISTRETTO255}[name]
 
 
 GROUP_ORDER: Final = 2**252 + 27742317777372353535851937790883648493

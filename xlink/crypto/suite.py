@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_SUITE",
     "ELEMENT_SIZE",
     "SMALL_ORDER_U",
+    "SUITES",
     "SUITE_R255",
     "SUITE_X25519",
     "BlindingKey",
@@ -134,7 +135,8 @@ class BlindingKey:
     def group_scalar(self) -> bytes:
         """The scalar X25519 multiplies by (RFC 7748 clamping) reduced modulo the group order
         ``l``: on the prime-order subgroup ``X25519(k, u(P)) == u([group_scalar]P)``. The
-        confirmation round evaluates the PSI key on edwards points with it (spec §4.4)."""
+        confirmation round evaluates the PSI key in the suite's group with it (spec §4.4,
+        §4.6)."""
         clamped = bytearray(self._key.private_bytes_raw())
         clamped[0] &= 248
         clamped[31] &= 127
@@ -351,7 +353,10 @@ SUITE_R255: Final = _Ristretto255Suite(2, "XLINK-PSI-X25519-SHA512-R255", RISTRE
 DEFAULT_SUITE: Final = SUITE_R255
 """The suite an exchange proposes unless told otherwise (spec §4.6)."""
 
-_SUITES: Final = {suite.suite_id: suite for suite in (SUITE_X25519, SUITE_R255)}
+SUITES: Final = (SUITE_X25519, SUITE_R255)
+"""Every suite this implementation speaks, by wire id."""
+
+_SUITES: Final = {suite.suite_id: suite for suite in SUITES}
 
 
 def get_suite(suite_id: int) -> Ciphersuite:

@@ -1,10 +1,13 @@
 """The confirmation round of PSI mode: each side proves, per claimed match, that the peer's
 answer for it is bound to a token the peer holds (spec: xlink-psi-v2 §4.4, §6.9, §6.10, §7.5).
 
-For every own matched handle ``h`` (token ``t``, hashed to the point ``Q``) the requester sends
-``R = [r]Q`` with a fresh scalar ``r``. The evaluator answers ``[k]R`` with its PSI key ``k``.
-The requester checks that ``u([k_own / r][k]R)`` — the doubly-blinded value of ``t``
-recomputed from a fresh, blinded evaluation — gives back ``h``. A peer that moved matches onto
+For every own matched handle ``h`` (token ``t``, hashed to the point ``Q`` of the suite's
+group: edwards25519 for suite 1, ristretto255 for suite 2) the requester sends ``R = [r]Q``
+with a fresh scalar ``r``. The evaluator answers ``[k]R`` with its PSI key ``k``. The requester
+checks that the value of ``[k_own / r][k]R`` (its Montgomery u-coordinate for suite 1, spec
+§4.4; for suite 2, §4.6: the point's encoding squared and multiplied by ``2**254`` through
+X25519, after dividing by ``2**254`` first) — the doubly-blinded value of ``t`` recomputed
+from a fresh, blinded evaluation — gives back ``h``. A peer that moved matches onto
 tokens it does not hold (permuted answers), or reflected our own values, cannot produce
 ``[k]R`` consistent with ``h`` without knowing ``t``: the check fails and the session aborts
 with ``CONFIRMATION_FAILED``. The evaluator answers exactly as many points as it matched
@@ -275,7 +278,8 @@ class PeerConfirmation:
         ``RemoteProtocolError``: ``CHUNK_REPLAYED``/``CHUNK_OUT_OF_ORDER`` for a bad ``seq``,
         ``WRONG_COUNT`` for a chunk after the final one, an empty chunk that is not final, or
         more (or, on the final chunk, fewer) points than we matched, ``INVALID_ELEMENT`` /
-        ``IDENTITY_ELEMENT`` for a point that is not in the prime-order subgroup."""
+        ``IDENTITY_ELEMENT`` for a point that is not a canonical element of the suite's group
+        other than the identity."""
         if msg.seq < self._next_seq:
             raise RemoteProtocolError(AbortCode.CHUNK_REPLAYED, "ConfirmRequest replayed")
         if msg.seq > self._next_seq:

@@ -17,6 +17,7 @@ used (and is replaced); a wrong entry could only make one of our own tokens miss
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
 
-from xlink.crypto.suite import ELEMENT_SIZE, get_suite
+from xlink.crypto.suite import ELEMENT_SIZE, SUITES, get_suite
 from xlink.crypto.workers import GroupWorkers
 from xlink.linkage.tokens import TOKEN_SIZE, TokenSet
 from xlink.protocol import _keys
@@ -141,8 +142,19 @@ def hash_tokens(
     if path is not None and not (total == 0 and kept == n):
         # (a file that held exactly these tokens, every one found, is left as it is)
         _write_cache(path, ident, values, out)
+    if cache_dir is not None:
+        _forget_other_suites(cache_dir, suite_id, mou_digest)
     del values  # before the copy below: at most two set-sized arrays at once
     return HashedTokens(ident, out.tobytes(), n - total, total, note)
+
+
+def _forget_other_suites(cache_dir: Path, suite_id: int, mou_digest: bytes) -> None:
+    """Remove this MOU's cache files of every other suite: a party that moved to another
+    suite never reads them again, and they hold its tokens (docs/security.md)."""
+    for other in SUITES:
+        if other.suite_id != suite_id:
+            with contextlib.suppress(FileNotFoundError):
+                cache_path(cache_dir, other.suite_id, mou_digest).unlink()
 
 
 def _read_cache(
