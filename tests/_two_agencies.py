@@ -52,8 +52,10 @@ class TwoAgencies:
         timeout: float,
         approval_required: bool = False,
         linkage: dict[str, object] | None = None,
+        suite_ids: dict[str, int] | None = None,
     ) -> None:
         self.base = base
+        self.suite_ids = suite_ids or {}  # the PSI suite each agency proposes (default: xlink's)
         self.files = files
         self.passphrase = passphrase
         self.timeout = timeout
@@ -83,6 +85,7 @@ class TwoAgencies:
             rng=system_random,
             timeout=self.timeout,
             idle_timeout=self.timeout,
+            **({"suite_id": self.suite_ids[agency]} if agency in self.suite_ids else {}),
             **kw,
         )
 

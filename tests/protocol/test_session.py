@@ -326,6 +326,23 @@ def test_hash_to_identity_in_next_message_aborts_with_internal_error(
     _expect_internal_abort(a, info)
 
 
+@pytest.mark.parametrize("initiator_suite", [SUITE_X25519.suite_id, SUITE_R255.suite_id])
+def test_parties_of_different_suites_abort_at_the_hello(initiator_suite: int) -> None:
+    """Spec §6.4: a partner on the other suite is refused with UNSUPPORTED_SUITE before any
+    element is sent, whichever side proposes which."""
+    other = (
+        SUITE_R255.suite_id if initiator_suite == SUITE_X25519.suite_id else SUITE_X25519.suite_id
+    )
+    ta = token_set([("a1", [("passport", 1)])])
+    a = PsiSession(config(Role.INITIATOR, suite_id=initiator_suite), ta, rng=DeterministicRandom(1))
+    b = PsiSession(config(Role.RESPONDER, suite_id=other), ta, rng=DeterministicRandom(2))
+    a.initiate()
+    with pytest.raises(RemoteProtocolError) as info:
+        b.receive_message(a.next_message() or b"")
+    assert info.value.code is AbortCode.UNSUPPORTED_SUITE
+    assert b.state is State.ABORTED and b.result is None
+
+
 def test_initiator_in_idle_does_not_answer_an_abort() -> None:
     """Spec §6.8: no Abort is sent in answer to an Abort, in any state."""
     ta = token_set([])

@@ -30,7 +30,7 @@ from xlink.crypto.keyfiles import (
     PublicBundle,
 )
 from xlink.crypto.rand import RandomSource
-from xlink.crypto.suite import DEFAULT_SUITE
+from xlink.crypto.suite import DEFAULT_SUITE, SUITES
 from xlink.crypto.workers import GroupWorkers
 from xlink.decide import FIXED, Decision, reveal_bound_for
 from xlink.errors import (
@@ -95,7 +95,10 @@ class Agency:
         clock: Callable[[], datetime],
         rng: RandomSource,
         workers: int | None = None,
+        suite_id: int = DEFAULT_SUITE.suite_id,
     ) -> None:
+        if suite_id not in {s.suite_id for s in SUITES}:
+            raise ValueError(f"unknown PSI ciphersuite {suite_id}")
         self.keys = keys
         self.mou = mou
         self.schema = schema
@@ -110,6 +113,9 @@ class Agency:
         #: The group operations of the PSI on every core (``workers`` processes, default: all
         #: cores), started on first use and stopped by :meth:`close`.
         self.workers = GroupWorkers(workers)
+        #: The PSI ciphersuite this agency proposes (xlink-psi-v2 §4, §4.6; default 2). The
+        #: partner must propose the same one, or the session aborts with UNSUPPORTED_SUITE.
+        self.suite_id = suite_id
         #: The officers this agency enrolled (``officers/`` in the workdir): enrol with
         #: ``agency.officers.enrol(...)``; reads and approvals are checked against them.
         self.officers = OfficerRegistry(keys.agency_id, workdir / OFFICERS_DIR, (), {})
@@ -133,6 +139,7 @@ class Agency:
         peer: str | None = None,
         keys: AgencyKeys | None = None,
         workers: int | None = None,
+        suite_id: int = DEFAULT_SUITE.suite_id,
     ) -> Agency:
         """Check and load everything a run needs, before any partner connects.
 
@@ -144,7 +151,10 @@ class Agency:
         :class:`~xlink.policy.MouRefused` (not signed by every party, expired, not naming
         ``agency`` or ``peer``, no terms for the pair) and :class:`SchemaMismatch`.
         ``workers`` is the number of processes the PSI's group operations run on (default:
-        every core this process may use).
+        every core this process may use). ``suite_id`` is the PSI ciphersuite to propose
+        (default :data:`~xlink.crypto.suite.DEFAULT_SUITE`, 2; 1 for a partner whose xlink
+        speaks only suite 1): both parties must choose the same. Raises ``ValueError`` for a
+        suite this build does not speak.
         """
         keys, mou, schema, bundle = cls.check(
             agency=agency,
@@ -167,6 +177,7 @@ class Agency:
             clock=clock,
             rng=rng,
             workers=workers,
+            suite_id=suite_id,
         )
         try:
             self._stack.enter_context(workdir_lock(work))
@@ -283,7 +294,7 @@ class Agency:
             report = functools.partial(progress, "hashing tokens")
         hashed = hash_tokens(
             side.tokens,
-            suite_id=DEFAULT_SUITE.suite_id,
+            suite_id=self.suite_id,
             mou_digest=mou_digest(self.mou),
             workers=self.workers,
             cache_dir=self.workdir / CACHE_DIR,
@@ -481,6 +492,7 @@ class Agency:
             padding_bucket=self.mou.padding_bucket,
             max_peer_set_size=peer.max_set_size,
             max_own_set_size=own.max_set_size,
+            suite_id=self.suite_id,
             reveal_bound=(
                 reveal_bound_for(self.schema, self.mou.match_threshold)
                 if self.mou.weights == FIXED

@@ -11,6 +11,7 @@ from typing import Literal
 from xlink.agency._agency import Agency
 from xlink.agency._outcome import AgencyOutcome
 from xlink.crypto.rand import RandomSource
+from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.prepare import StrPath
 from xlink.progress import ProgressFn
 from xlink.records.validation import BadFieldPolicy
@@ -42,11 +43,12 @@ async def run_agency(
     on_listening: Callable[[int], object] | None = None,
     progress: ProgressFn | None = None,
     workers: int | None = None,
+    suite_id: int = DEFAULT_SUITE.suite_id,
 ) -> AgencyOutcome:
     """:meth:`Agency.open` on ``workdir``, :meth:`Agency.prepare` ``files``, then
     :meth:`Agency.serve` on ``host:port`` (``serve``: responder) or :meth:`Agency.match` to it
-    (``match``: initiator); ``workers`` as for :meth:`Agency.open`. Raises what those
-    raise."""
+    (``match``: initiator); ``workers`` and ``suite_id`` as for :meth:`Agency.open`. Raises
+    what those raise."""
     with Agency.open(
         workdir,
         agency=agency,
@@ -57,6 +59,7 @@ async def run_agency(
         clock=now_clock,
         rng=rng,
         workers=workers,
+        suite_id=suite_id,
     ) as me:
         side = me.prepare(
             files,

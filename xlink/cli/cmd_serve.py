@@ -26,6 +26,7 @@ from xlink.cli._common import (
 from xlink.cli.cmd_keygen import read_passphrase
 from xlink.cli.exitcodes import ExitCode, exit_code_for
 from xlink.crypto.rand import system_random
+from xlink.crypto.suite import DEFAULT_SUITE, SUITES
 from xlink.errors import InputError, PolicyDenied, XlinkError
 from xlink.protocol.abort import AbortCode
 from xlink.transport import PeerRefused
@@ -72,6 +73,15 @@ def add_exchange_options(p: argparse.ArgumentParser) -> None:
         type=worker_count,
         metavar="N",
         help="processes for hashing and blinding (default: every core this process may use)",
+    )
+    p.add_argument(
+        "--psi-suite",
+        type=int,
+        choices=[s.suite_id for s in SUITES],
+        default=DEFAULT_SUITE.suite_id,
+        metavar="ID",
+        help=f"PSI ciphersuite to propose: {DEFAULT_SUITE.suite_id} (default) or 1, for a "
+        "partner whose xlink speaks only suite 1; both sides must choose the same",
     )
     p.set_defaults(handler=run)
 
@@ -177,6 +187,7 @@ def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int
                 on_listening=listening,
                 progress=report,
                 workers=args.workers,
+                suite_id=args.psi_suite,
             )
         )
     finally:

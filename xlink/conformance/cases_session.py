@@ -22,7 +22,7 @@ from xlink.conformance.script import (
     kind_of,
     observe,
 )
-from xlink.crypto.suite import SUITE_X25519, BlindingKey
+from xlink.crypto.suite import DEFAULT_SUITE, BlindingKey
 from xlink.errors import InputError, XlinkError
 from xlink.protocol import limits as L
 from xlink.protocol.codec import decode_message, encode_message
@@ -199,7 +199,7 @@ _SCALAR: Final = BlindingKey(b"\x05" * 32)
 
 def rerandomise(elements: bytes) -> bytes:
     """Elements multiplied by a scalar the runner knows (a re-randomised reflection)."""
-    return SUITE_X25519.blind(_SCALAR, elements)
+    return DEFAULT_SUITE.blind(_SCALAR, elements)
 
 
 def rotate_reblinded(message: bytes, _c: RuleContext | None = None) -> list[bytes]:
