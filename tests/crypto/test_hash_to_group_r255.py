@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from xlink.crypto import _rbcl
 from xlink.crypto.oprf import EDWARDS25519, GROUP_ORDER, RISTRETTO255, OprfGroup
+from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.suite import SUITE_R255, BlindingKey
 from xlink.errors import InvalidElement
 
@@ -150,3 +151,18 @@ def test_a_group_is_one_of_the_two_and_survives_a_copy() -> None:
         assert copy.copy(group) is group
     with pytest.raises(ValueError, match="unknown group"):
         OprfGroup("edwards25519 ")
+
+
+@pytest.mark.parametrize("group", [EDWARDS25519, RISTRETTO255], ids=lambda g: g.name)
+def test_random_bytes_of_any_bytes_like_type_raise_only_our_errors(group: OprfGroup) -> None:
+    """A received point may arrive as a slice of a frame: whatever its type and content, the
+    group raises InvalidElement or answers, never a binding's TypeError."""
+    rng = DeterministicRandom("any bytes-like")
+    k = _scalar(7)
+    for i in range(200):
+        raw = rng(32)
+        for point in (raw, bytearray(raw), memoryview(raw)):
+            try:
+                group.multiply(k, point, i)  # type: ignore[arg-type]
+            except InvalidElement as exc:
+                assert exc.index == i

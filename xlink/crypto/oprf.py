@@ -107,7 +107,8 @@ class OprfGroup:
     def multiply(self, scalar: bytes, point: bytes, index: int) -> bytes:
         """``[scalar]P``. Raises :class:`InvalidElement` (at ``index``) when ``P`` is not the
         canonical encoding of a group element other than the identity, or when the product is
-        the identity."""
+        the identity. ``point`` may be any bytes-like object (a slice of a received frame)."""
+        point = bytes(point)  # the bindings take bytes only: a memoryview would be a TypeError
         if self.name == _EDWARDS:
             # libsodium checks the input itself (canonical, on the curve, not of small order,
             # in the prime-order subgroup) and refuses an identity result; the check is only
