@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import stat
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from xlink.crypto.keyfiles import (
     parse_public_bundle,
 )
 from xlink.crypto.rand import DeterministicRandom
+from xlink.crypto.tls_certs import load_certificate
 from xlink.errors import DecryptionError, InputError, SchemaError, WeakPassphrase
 from xlink.policy import PartyKeys
 
@@ -298,6 +300,7 @@ _CERT_DER = x509.load_pem_x509_certificate(_keys().tls.cert_pem).public_bytes(
     serialization.Encoding.DER
 )
 _VERSION_AT = _CERT_DER.index(b"\xa0\x03\x02\x01") + 4  # tbsCertificate's version INTEGER
+_SERIAL_AT = _VERSION_AT + 3  # the serial number INTEGER's first content byte
 
 
 @settings(max_examples=300, deadline=None)
@@ -317,6 +320,24 @@ def test_mutated_certificates_raise_only_schema_errors(changes: list[tuple[int, 
         parse_public_bundle(json.dumps(doc))
     except SchemaError as exc:
         assert all(e.startswith(("tls_cert_pem:", "tls_cert_sha256:")) for e in exc.errors)
+
+
+def test_a_certificate_with_a_negative_serial_number_is_refused_not_warned_about() -> None:
+    """RFC 5280 wants a positive serial; cryptography only warns (CryptographyDeprecationWarning)
+    and will refuse it later. A partner's bundle carrying one is refused now, as a schema error,
+    with no warning escaping."""
+    der = bytearray(_CERT_DER)
+    assert der[_SERIAL_AT - 2] == 0x02 and der[_SERIAL_AT - 1] > 1  # INTEGER, several bytes
+    der[_SERIAL_AT] = 0x80  # the sign bit: a negative serial number
+    doc = _bundle_doc(_keys())
+    doc.update(tls_cert_pem=_pem(bytes(der)), tls_cert_sha256=hashlib.sha256(der).hexdigest())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SchemaError) as exc:
+            parse_public_bundle(json.dumps(doc))
+        with pytest.raises(ValueError, match="serial number not positive"):
+            load_certificate(bytes(der))
+    assert exc.value.errors == ("tls_cert_pem: must be one PEM X.509 certificate",)
 
 
 def test_bundle_syntax_and_missing_members(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -22,6 +23,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
 __all__ = [
@@ -64,11 +66,17 @@ class TlsIdentity:
 def load_certificate(cert: bytes) -> x509.Certificate:
     """Parse one X.509 certificate given as PEM or DER (possibly someone else's: a partner's
     bundle). Raises ``ValueError`` — never one of cryptography's own exceptions, such as
-    ``InvalidVersion`` for a version field other than v1/v3 — if it does not parse."""
+    ``InvalidVersion`` for a version field other than v1/v3 — if it does not parse, or if its
+    serial number is not positive (RFC 5280 §4.1.2.2; cryptography only warns of it for now,
+    and will refuse it in a later release)."""
     try:
-        if cert.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_certificate(cert)
-        return x509.load_der_x509_certificate(cert)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CryptographyDeprecationWarning)
+            if cert.lstrip().startswith(b"-----BEGIN"):
+                return x509.load_pem_x509_certificate(cert)
+            return x509.load_der_x509_certificate(cert)
+    except CryptographyDeprecationWarning:
+        raise ValueError("not an X.509 certificate: serial number not positive") from None
     except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm):
         raise ValueError("not an X.509 certificate") from None
 
