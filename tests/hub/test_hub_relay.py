@@ -181,9 +181,12 @@ def test_a_fan_out_query_answers_per_partner_and_names_the_one_offline(tmp_path:
                 assert by["CA-RCMP"].outcome is not None and by["CA-CBSA"].outcome is not None
                 assert by["CA-CBSA"].outcome.travellers == by["CA-RCMP"].outcome.travellers > 0
                 assert by["CA-CBSA"].outcome.matched > 0
-                # Each answer was audited in its own pair's log.
+                # Each answer was audited in its own pair's log; a query runs no PSI, so the
+                # travellers were never hashed into the pair's PSI cache.
                 for peer in ("CA-RCMP", "CA-CBSA"):
-                    assert (partner_workdir(world.workdir("US-DHS"), peer) / "audit.db").exists()
+                    work = partner_workdir(world.workdir("US-DHS"), peer)
+                    assert (work / "audit.db").exists()
+                    assert list(work.glob("cache/h2g-*.bin")) == []
             # The agents are gone: the hub says so, per partner.
             offline = await ask_partners(
                 world.files("US-DHS"),

@@ -62,6 +62,7 @@ async def _ask_one(
                     mappings=list(files.mappings) if files.mappings else None,
                     date_order=files.date_order,
                     bad_field=files.bad_field,
+                    psi=False,  # a query: no PSI, so no hashing (and the list's cache is kept)
                 )
             side = sides[digest]
             sock = await open_hub(
