@@ -68,6 +68,12 @@ __all__ = ["Agency"]
 RoleName = Literal["serve", "match"]
 
 
+def _check_suite(suite_id: int) -> None:
+    """Raise ``ValueError`` for a PSI ciphersuite this build does not speak."""
+    if suite_id not in {s.suite_id for s in SUITES}:
+        raise ValueError(f"unknown PSI ciphersuite {suite_id}")
+
+
 class Agency:
     """One agency's side of exchanges with its partner under one MOU, in one working directory.
 
@@ -97,8 +103,7 @@ class Agency:
         workers: int | None = None,
         suite_id: int = DEFAULT_SUITE.suite_id,
     ) -> None:
-        if suite_id not in {s.suite_id for s in SUITES}:
-            raise ValueError(f"unknown PSI ciphersuite {suite_id}")
+        _check_suite(suite_id)
         self.keys = keys
         self.mou = mou
         self.schema = schema
@@ -156,6 +161,7 @@ class Agency:
         speaks only suite 1): both parties must choose the same. Raises ``ValueError`` for a
         suite this build does not speak.
         """
+        _check_suite(suite_id)  # before any key is derived
         keys, mou, schema, bundle = cls.check(
             agency=agency,
             keys_dir=keys_dir,

@@ -109,6 +109,8 @@ class OprfGroup:
         canonical encoding of a group element other than the identity, or when the product is
         the identity. ``point`` may be any bytes-like object (a slice of a received frame)."""
         point = bytes(point)  # the bindings take bytes only: a memoryview would be a TypeError
+        if len(point) != POINT_SIZE:
+            raise InvalidElement(index, "truncated point")
         if self.name == _EDWARDS:
             # libsodium checks the input itself (canonical, on the curve, not of small order,
             # in the prime-order subgroup) and refuses an identity result; the check is only
@@ -124,7 +126,7 @@ class OprfGroup:
         # libsodium 1.0.18 ignores bit 255 when it decodes ristretto255: refuse it here. The
         # multiplication decodes the point itself and refuses an invalid one or an identity
         # product; the check is only repeated on failure, to name the reason.
-        if len(point) != POINT_SIZE or point[31] & 0x80:
+        if point[31] & 0x80:
             raise InvalidElement(index, "not a canonical ristretto255 encoding")
         try:
             return _rbcl.scalarmult(scalar, point)

@@ -12,9 +12,9 @@ is reproducible (deterministic ECDSA, RFC 6979, and a serial derived from the ke
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -23,7 +23,6 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
 __all__ = [
@@ -68,17 +67,63 @@ def load_certificate(cert: bytes) -> x509.Certificate:
     bundle). Raises ``ValueError`` — never one of cryptography's own exceptions, such as
     ``InvalidVersion`` for a version field other than v1/v3 — if it does not parse, or if its
     serial number is not positive (RFC 5280 §4.1.2.2; cryptography only warns of it for now,
-    and will refuse it in a later release)."""
+    and will refuse it in a later release): checked before parsing, so no warning is
+    emitted."""
+    pem = cert.lstrip().startswith(b"-----BEGIN")
+    if _serial_not_positive(_pem_body(cert) if pem else cert):
+        raise ValueError("not an X.509 certificate: serial number not positive")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", CryptographyDeprecationWarning)
-            if cert.lstrip().startswith(b"-----BEGIN"):
-                return x509.load_pem_x509_certificate(cert)
-            return x509.load_der_x509_certificate(cert)
-    except CryptographyDeprecationWarning:
-        raise ValueError("not an X.509 certificate: serial number not positive") from None
+        if pem:
+            return x509.load_pem_x509_certificate(cert)
+        return x509.load_der_x509_certificate(cert)
     except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm):
         raise ValueError("not an X.509 certificate") from None
+
+
+def _pem_body(pem: bytes) -> bytes:
+    """The DER inside the first PEM block, or b"" when it cannot be read (the parser then
+    judges the bytes itself)."""
+    lines = pem.strip().splitlines()
+    body = b"".join(line.strip() for line in lines[1:] if not line.startswith(b"-----"))
+    try:
+        return base64.b64decode(body, validate=True)
+    except ValueError:
+        return b""
+
+
+def _der_header(der: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, content start, content length) of the DER element at ``at``; IndexError or
+    ValueError for bytes that do not hold one."""
+    tag, first = der[at], der[at + 1]
+    if first < 0x80:
+        return tag, at + 2, first
+    size = first & 0x7F
+    if not 1 <= size <= 4:
+        raise ValueError("unsupported DER length")
+    return tag, at + 2 + size, int.from_bytes(der[at + 2 : at + 2 + size], "big")
+
+
+def _serial_not_positive(der: bytes) -> bool:
+    """Whether the tbsCertificate's serialNumber INTEGER is zero or negative (RFC 5280
+    §4.1.2.2 wants it positive; cryptography only warns of it, through the global warnings
+    machinery, which a library must not reconfigure). Read from the DER itself, before any
+    parsing; False for bytes not laid out as a certificate (the parser refuses those)."""
+    try:
+        tag, at, _ = _der_header(der, 0)  # Certificate ::= SEQUENCE
+        if tag != 0x30:
+            return False
+        tag, at, _ = _der_header(der, at)  # tbsCertificate ::= SEQUENCE
+        if tag != 0x30:
+            return False
+        tag, start, length = _der_header(der, at)
+        if tag == 0xA0:  # [0] EXPLICIT version
+            tag, start, length = _der_header(der, start + length)
+        if tag != 0x02 or length < 1:  # serialNumber INTEGER
+            return False
+        content = der[start : start + length]
+        return bool(content[0] & 0x80) or not any(content)
+    except (IndexError, ValueError):
+        return False
 
 
 def certificate_fingerprint(cert: bytes) -> bytes:
