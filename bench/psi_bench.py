@@ -313,16 +313,17 @@ def calibrate(ops: int, suite_id: int) -> dict[str, float]:
     suite 1 the hash is two Elligator 2 maps and an addition through PyNaCl and the group is
     edwards25519; for suite 2 the hash is rbcl's ristretto255 one-way map and a squaring modulo
     ``p``, the group ristretto255."""
-    import rbcl
     from cryptography.hazmat.primitives.asymmetric.x25519 import (
         X25519PrivateKey,
         X25519PublicKey,
     )
     from nacl import bindings as sodium
 
+    from xlink.crypto import _rbcl  # rbcl, its temporary library file removed
+
     from_uniform = sodium.crypto_core_ed25519_from_uniform
     add = sodium.crypto_core_ed25519_add
-    from_hash = rbcl.crypto_core_ristretto255_from_hash
+    from_hash = _rbcl.from_hash
     p = 2**255 - 19
     msgs = [os.urandom(32) for _ in range(ops)]
     t0 = time.perf_counter()
@@ -352,7 +353,7 @@ def calibrate(ops: int, suite_id: int) -> dict[str, float]:
         mult = sodium.crypto_scalarmult_ed25519_noclamp
     else:
         points = [from_hash(m + m) for m in msgs[: ops // 4]]
-        mult = rbcl.crypto_scalarmult_ristretto255
+        mult = _rbcl.scalarmult
     t0 = time.perf_counter()
     for q in points:
         mult(scalar, q)

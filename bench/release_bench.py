@@ -97,7 +97,6 @@ def calibrate(ops: int, size: int) -> dict[str, float]:
     rbcl, as bench/psi_bench.py calibrates them for suite 2."""
     import hashlib
 
-    import rbcl
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from nacl import bindings as sodium
     from nacl.public import PrivateKey, SealedBox
@@ -123,7 +122,9 @@ def calibrate(ops: int, size: int) -> dict[str, float]:
         opener.decrypt(box)
     open_s = (time.perf_counter() - t0) / ops
     # The labels run in ciphersuite 2's group, ristretto255 (xlink-psi-v2 §4.6, §7.5).
-    from_hash, mult = rbcl.crypto_core_ristretto255_from_hash, rbcl.crypto_scalarmult_ristretto255
+    from xlink.crypto import _rbcl  # rbcl, its temporary library file removed
+
+    from_hash, mult = _rbcl.from_hash, _rbcl.scalarmult
     t0 = time.perf_counter()
     points = []
     for d in digests:
