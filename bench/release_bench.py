@@ -72,6 +72,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from psi_bench import calibrate as calibrate_psi
+
 CA, US = "CA-RCMP", "US-DHS"
 PASSPHRASE = b"release bench passphrase, not secret"
 CALIBRATION_OPS = 4_000
@@ -94,11 +96,9 @@ def calibrate(ops: int, size: int) -> dict[str, float]:
     and opening a ``size``-byte message (libsodium ``crypto_box_seal``, through PyNaCl); and
     those of the label evaluation (xlink-psi-v2 §4.6, §7.5): one ristretto255 scalar
     multiplication and one hash to the group (2x SHA-512, ristretto255's one-way map), through
-    rbcl, as bench/psi_bench.py calibrates them for suite 2."""
-    import hashlib
-
+    rbcl, calibrated by bench/psi_bench.py's ``calibrate`` for suite 2 (its hash also squares
+    the encoding: a fraction of a microsecond)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from nacl import bindings as sodium
     from nacl.public import PrivateKey, SealedBox
 
     signer = Ed25519PrivateKey.generate()
@@ -122,21 +122,8 @@ def calibrate(ops: int, size: int) -> dict[str, float]:
         opener.decrypt(box)
     open_s = (time.perf_counter() - t0) / ops
     # The labels run in ciphersuite 2's group, ristretto255 (xlink-psi-v2 §4.6, §7.5).
-    from xlink.crypto import _rbcl  # rbcl, its temporary library file removed
-
-    from_hash, mult = _rbcl.from_hash, _rbcl.scalarmult
-    t0 = time.perf_counter()
-    points = []
-    for d in digests:
-        b0 = hashlib.sha512(d).digest()
-        b1 = hashlib.sha512(b0).digest()
-        points.append(from_hash(b1))
-    hash_s = (time.perf_counter() - t0) / ops
-    scalar = sodium.crypto_core_ed25519_scalar_reduce(os.urandom(64))
-    t0 = time.perf_counter()
-    for q in points:
-        mult(scalar, q)
-    mult_s = (time.perf_counter() - t0) / ops
+    group = calibrate_psi(ops, 2)
+    hash_s, mult_s = group["hash_s"], group["ed_mult_s"]
     return {
         "sign_s": sign_s,
         "seal_s": seal_s,

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vector_files
 
 from xlink.conformance.cases_psi import PSI_CASES, ROLE_CASES
+from xlink.conformance.script import with_top_bit
 from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.suite import SMALL_ORDER_U, SUITE_R255, SUITE_X25519
 from xlink.errors import RemoteProtocolError
@@ -979,11 +980,6 @@ def _invalid_json(
     return out
 
 
-def _top_bit(points: bytes) -> bytes:
-    """``points`` with bit 255 of the first one set."""
-    return points[:31] + bytes([points[31] | 0x80]) + points[32:]
-
-
 def suite2_invalid_cases(valid: dict[str, Any], first_id: int) -> list[dict[str, Any]]:
     """Cases on the ciphersuite-2 valid case (spec §4.6): ristretto255 encodings with bit 255
     set, which libsodium 1.0.18 decodes as the canonical element."""
@@ -1000,7 +996,7 @@ def suite2_invalid_cases(valid: dict[str, Any], first_id: int) -> list[dict[str,
             "R",
             [
                 *from_i[:request_at],
-                encode_message(dataclasses.replace(request0, points=_top_bit(request0.points))),
+                encode_message(dataclasses.replace(request0, points=with_top_bit(request0.points))),
             ],
             AbortCode.INVALID_ELEMENT,
         ),
@@ -1010,7 +1006,9 @@ def suite2_invalid_cases(valid: dict[str, Any], first_id: int) -> list[dict[str,
             "R",
             [
                 *from_i[:response_at],
-                encode_message(dataclasses.replace(response0, points=_top_bit(response0.points))),
+                encode_message(
+                    dataclasses.replace(response0, points=with_top_bit(response0.points))
+                ),
             ],
             AbortCode.INVALID_ELEMENT,
         ),

@@ -25,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vector_files
 
+from xlink.conformance.script import with_top_bit
 from xlink.crypto.rand import DeterministicRandom
 from xlink.protocol import PsiResult, PsiSession, run_pair
 from xlink.protocol.abort import AbortCode
@@ -299,8 +300,7 @@ def _with_point(frame: bytes, index: int, point: bytes) -> bytes:
 
 def _top_bit(frame: bytes, index: int) -> bytes:
     """A LABELS or LABEL_ANSWERS frame with bit 255 of point ``index`` set."""
-    end = 9 + 32 * index + 31
-    return frame[:end] + bytes([frame[end] | 0x80]) + frame[end + 1 :]
+    return frame[:9] + with_top_bit(frame[9:], index)
 
 
 def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:

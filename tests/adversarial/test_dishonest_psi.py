@@ -20,6 +20,7 @@ from collections.abc import Callable
 import pytest
 from _rewrites import rotate_reblinded, swap_confirmation_answers
 
+from xlink.conformance.script import with_top_bit
 from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.suite import SUITE_R255, SUITE_X25519, BlindingKey
 from xlink.errors import RemoteProtocolError
@@ -342,12 +343,6 @@ def test_confirmation_answer_out_of_subgroup_is_refused() -> None:
     assert error is not None and error.code is AbortCode.INVALID_ELEMENT
 
 
-def _with_top_bit(points: bytes) -> bytes:
-    """``points`` with bit 255 of the first set: the same ristretto255 element to libsodium
-    1.0.18's decoder, a second encoding of it on the wire."""
-    return points[:31] + bytes([points[31] | 0x80]) + points[32:]
-
-
 @pytest.mark.parametrize("message", ["request", "response"])
 def test_confirmation_point_with_bit_255_set_is_refused_under_suite_2(message: str) -> None:
     """xlink-psi-v2 §4.6, §10: a ristretto255 encoding with bit 255 set is not canonical, though
@@ -365,7 +360,7 @@ def test_confirmation_point_with_bit_255_set_is_refused_under_suite_2(message: s
     def poison(raw: bytes) -> bytes:
         msg = decode_message(raw)
         if isinstance(msg, kind) and msg.points:
-            return encode_message(dataclasses.replace(msg, points=_with_top_bit(msg.points)))
+            return encode_message(dataclasses.replace(msg, points=with_top_bit(msg.points)))
         return raw
 
     error = _drive(victim, attacker, poison)

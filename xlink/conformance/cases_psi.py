@@ -14,7 +14,7 @@ from typing import Final
 
 import msgpack
 
-from xlink.conformance.script import At, RuleContext, pack, replace_fields
+from xlink.conformance.script import At, RuleContext, pack, replace_fields, with_top_bit
 from xlink.crypto.suite import SMALL_ORDER_U
 from xlink.error_codes import AbortCode as A
 from xlink.protocol import limits as L
@@ -250,12 +250,6 @@ def _c(
     return PsiCase(name, section, description, rule, codes, flags, frozenset(roles))
 
 
-def _with_top_bit(points: bytes) -> bytes:
-    """The first point with bit 255 set: under ciphersuite 2 (the runner's) a second encoding
-    of the same ristretto255 element to libsodium 1.0.18, which ignores that bit."""
-    return points[:31] + bytes([points[31] | 0x80]) + points[32:]
-
-
 def _other_role(m: bytes, _c: RuleContext) -> list[bytes]:
     hello = decode_message(m)
     assert isinstance(hello, Hello)
@@ -401,9 +395,9 @@ PSI_CASES: Final[tuple[PsiCase, ...]] = (
     _c("confirm_point_bit_255", "4.6",
        "a ConfirmRequest point with bit 255 set (not a canonical ristretto255 encoding, though "
        "libsodium 1.0.18 decodes it as the canonical one)",
-       At(CQ, _confirm(_with_top_bit)), A.INVALID_ELEMENT, flags=("point-validation", "dishonest")),
+       At(CQ, _confirm(with_top_bit)), A.INVALID_ELEMENT, flags=("point-validation", "dishonest")),
     _c("confirm_answer_bit_255", "4.6", "a ConfirmResponse answer with bit 255 set",
-       At(CR, _confirm(_with_top_bit)), A.INVALID_ELEMENT, flags=("point-validation", "dishonest")),
+       At(CR, _confirm(with_top_bit)), A.INVALID_ELEMENT, flags=("point-validation", "dishonest")),
     _c("confirm_answers_swapped", "6.10",
        "a ConfirmResponse with its first two answers swapped (the permuted-answers attack)",
        At(CR, _confirm(_swap_first_two)), A.CONFIRMATION_FAILED, flags=("dishonest",)),

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import msgpack
 
-from xlink.conformance.script import At, RuleContext
+from xlink.conformance.script import At, RuleContext, with_top_bit
 from xlink.error_codes import AbortCode as A
 from xlink.query.messages import (
     QUERY_VERSION,
@@ -111,10 +111,6 @@ def _element_at(index: int, value: Callable[[bytes], bytes]) -> Do:
         )
 
     return _with(edit)
-
-
-def _top_bit(element: bytes) -> bytes:
-    return element[:31] + bytes([element[31] | 0x80])
 
 
 def _records(msg: ReleaseRequest) -> list[tuple[bytes, bytes, list[bytes]]]:
@@ -293,7 +289,7 @@ QUERY_CASES: Final[tuple[QueryCase, ...]] = (
        At(Q.EVALUATE, _element_at(1, lambda _e: bytes(31) + b"\x80")), A.INVALID_ELEMENT,
        "element"),
     _q("evaluate_top_bit_set", "4", "EVALUATE element 1 a valid element with bit 255 set",
-       At(Q.EVALUATE, _element_at(1, _top_bit)), A.INVALID_ELEMENT, "element"),
+       At(Q.EVALUATE, _element_at(1, with_top_bit)), A.INVALID_ELEMENT, "element"),
     _q("evaluate_not_canonical_p", "4", "EVALUATE element 1 the field value p (not reduced)",
        At(Q.EVALUATE, _element_at(1, lambda _e: (2**255 - 19).to_bytes(32, "little"))),
        A.INVALID_ELEMENT, "element", "non-canonical"),

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Final
 
 from xlink.conformance.cases_psi import ORDER_8_POINT
-from xlink.conformance.script import At, RuleContext
+from xlink.conformance.script import At, RuleContext, with_top_bit
 from xlink.error_codes import AbortCode as A
 from xlink.protocol.messages import MessageType
 from xlink.release.transfer import FrameType, transfer_frame
@@ -83,9 +83,7 @@ def _top_bit(index: int) -> Do:
     """Point ``index`` (or the last) of a LABELS or LABEL_ANSWERS frame with bit 255 set."""
 
     def do(m: bytes, _c: RuleContext) -> list[bytes]:
-        i = min(index, (len(m) - 9) // 32 - 1)
-        end = 9 + 32 * i + 31
-        return [m[:end] + bytes([m[end] | 0x80]) + m[end + 1 :]]
+        return [m[:9] + with_top_bit(m[9:], min(index, (len(m) - 9) // 32 - 1))]
 
     return do
 

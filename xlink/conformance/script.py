@@ -45,6 +45,7 @@ __all__ = [
     "abort_received",
     "kind_of",
     "pack",
+    "with_top_bit",
 ]
 
 Kind = MessageType | FrameType | QueryType
@@ -322,6 +323,14 @@ def _abort_code(value: int) -> AbortCode:
         return AbortCode(value)
     except ValueError:
         return AbortCode.PEER_ABORTED
+
+
+def with_top_bit(points: bytes, index: int = 0) -> bytes:
+    """``points`` (32-byte encodings) with bit 255 of point ``index`` set: not canonical in any
+    of xlink's groups, and the same ristretto255 element to libsodium 1.0.18, which ignores the
+    bit. The mutation of every "bit 255" case, vectors and live cases alike."""
+    end = 32 * index + 31
+    return points[:end] + bytes([points[end] | 0x80]) + points[end + 1 :]
 
 
 def replace_fields(message: bytes, **changes: object) -> bytes:
