@@ -166,10 +166,10 @@ def decide(
     ``disagreement_weight``, 0 for a key without one), the threshold ``threshold`` (default:
     the schema's; one agreeing key when it has none) and the schema's ``certain_threshold``.
     :data:`ESTIMATED` estimates each pattern's score and the threshold from this session's
-    candidate pairs (:func:`~xlink.linkage.estimate.estimate`, no labels; there is no certain
-    threshold, and ``threshold``, if given, is a floor on the *schema's own* score: a pair
+    candidate pairs (:func:`~xlink.linkage.estimate.estimate`, no labels, with its own certain
+    threshold), and ``threshold``, if given, is a floor on the *schema's own* score: a pair
     below it is never decided, whatever the estimate says, since a partner's records shape
-    the estimate and cannot move the schema) and records the estimate in
+    the estimate and cannot move the schema; the estimate is recorded in
     :attr:`Decision.estimate`; when the session has too few pairs to estimate from, it decides
     with the fixed weights and says why in :attr:`Decision.estimate_note`. ``links`` is the
     link rule (:data:`~xlink.linkage.scoring.LINK_RULES`): one-to-one, or best of either
@@ -200,7 +200,7 @@ def decide(
             # The caller's threshold (an MOU's match_threshold) stays a floor, on the schema's
             # own weights: the estimate learns from pairs a partner's records make, so what a
             # partner cannot move is what bounds it.
-            floor, threshold, certain = threshold, found.threshold, None
+            floor, threshold, certain = threshold, found.threshold, found.certain
     if threshold is None:
         threshold = schema.threshold if schema.threshold is not None else 1.0
     score = _pattern_scores(columns.patterns, pattern_scorer(schema, found))

@@ -85,7 +85,7 @@ def reference_decide(
             if schema.threshold is not None:
                 threshold = max(schema.threshold, -math.inf if threshold is None else threshold)
         else:
-            floor, threshold, certain = threshold, found.threshold, None
+            floor, threshold, certain = threshold, found.threshold, found.certain
     if threshold is None:
         threshold = schema.threshold if schema.threshold is not None else 1.0
     score_of = pattern_scorer(schema, found)

@@ -197,6 +197,45 @@ def test_decide_with_estimated_weights_records_the_estimate() -> None:
     assert fixed.weights == FIXED and fixed.estimate is None and fixed.estimate_note is None
 
 
+def test_a_person_listed_twice_is_decided_twice_when_the_evidence_is_certain() -> None:
+    """A list that holds one person twice, recorded alike, makes two pairs that tie for the
+    other list's record: the link rule alone refuses both. Beyond the estimate's certain
+    threshold (odds of a match of CERTAIN_ODDS) both are decided, as a fixed-weight schema's
+    certain threshold does; a weak tie is still refused."""
+    names = SCHEMA.key_names
+    left, right, agree, present, true = _world(9)
+    twice = true & (left < 300)  # these matched people are on the right list a second time
+    left = np.concatenate([left, left[twice]])
+    right = np.concatenate([right, right[twice] + 10_000])
+    agree = np.concatenate([agree, agree[twice]])
+    present = np.concatenate([present, present[twice]])
+
+    def keys(mask: int) -> frozenset[str]:
+        return frozenset(n for j, n in enumerate(names) if mask >> j & 1)
+
+    source = _Source(
+        b"s",
+        tuple(
+            CandidatePair(f"L{a}", int(b), keys(int(g)), (), keys(int(p) | int(g)), keys(int(p)))
+            for a, b, g, p in zip(left, right, agree, present, strict=True)
+        ),
+    )
+    decision = decide(source, SCHEMA, weights=ESTIMATED)
+    est = decision.estimate
+    assert est is not None and est.certain >= est.threshold
+    assert est.to_dict()["certain_threshold"] == est.certain
+    got = {(m.local_record_id, m.peer_ref) for m in decision.matches}
+    pairs = zip(left.tolist(), right.tolist(), strict=True)
+    score = dict(zip(pairs, _scores(est, agree, present).tolist(), strict=True))
+    strong = [i for i in range(300) if (i, i) in score and score[(i, i)] >= est.certain]
+    weak = [i for i in range(300) if (i, i) in score and score[(i, i)] < est.certain]
+    assert len(strong) >= 10 and weak
+    for i in strong:
+        assert {(f"L{i}", i), (f"L{i}", 10_000 + i)} <= got
+    for i in weak:  # a tie below the certain threshold: neither
+        assert (f"L{i}", i) not in got and (f"L{i}", 10_000 + i) not in got
+
+
 def test_decide_falls_back_to_fixed_weights_and_says_why() -> None:
     source, _ = _source(5, people=60)
     decision = decide(source, SCHEMA, weights=ESTIMATED)

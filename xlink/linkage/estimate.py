@@ -38,7 +38,10 @@ the keys are made of, as a plaintext linkage compares fields:
    non-match)``. The threshold keeps no more pairs than the estimate expects matches: the
    score of the ``round(λ·C)``-th best pair among those the link rule keeps. Under the
    best-of-either rule, which keeps every record's lone candidate, it is also at least the
-   score at which a pair is as likely a match as not, ``log2((1-λ)/λ)``.
+   score at which a pair is as likely a match as not, ``log2((1-λ)/λ)``. A pair whose odds of
+   being a match reach :data:`CERTAIN_ODDS` (score ``log2((1-λ)/λ) + log2(CERTAIN_ODDS)``, never
+   below the threshold) is decided even when it rivals another pair for a record: a list that
+   holds one person twice makes two such pairs tie, and the link rule alone would refuse both.
 
 Both parties see the same candidate pairs with the same patterns (mirrored: one party's left is
 the other's right, which changes neither dominance nor patterns), so both reach the same
@@ -67,6 +70,7 @@ from xlink.linkage.schema import KeyRecipe, LinkageSchema
 from xlink.linkage.scoring import BEST_OF_EITHER, ONE_TO_ONE, one_to_one_mask
 
 __all__ = [
+    "CERTAIN_ODDS",
     "DIGITS",
     "EM_ITERATIONS",
     "MAX_CELLS",
@@ -98,6 +102,9 @@ NOISE = 0.02
 MAX_COMBINATIONS = 100_000
 MAX_SLOT_TESTS = 12
 MAX_CELLS = 20_000_000
+#: Odds of a match (999 to 1: a posterior of 0.999) at which a pair is decided whatever its
+#: rivals for the same record (the *certain* threshold of a fixed-weight schema, estimated).
+CERTAIN_ODDS = 999
 #: Pseudo-count added to every state of a slot in each EM update (no state is ever impossible).
 _SMOOTHING = 0.5
 
@@ -295,6 +302,9 @@ class LinkageEstimate:
     threshold: float
     """The score of the ``expected_matches``-th best pair the link rule keeps; under
     best-of-either, at least the even-odds score."""
+    certain: float
+    """The score at which a pair's odds of a match reach :data:`CERTAIN_ODDS`, at least
+    ``threshold``: such a pair is decided even when it rivals another for a record."""
     expected_matches: int
     candidate_pairs: int
     dominated_pairs: int
@@ -336,6 +346,7 @@ class LinkageEstimate:
             },
             "prior": self.prior,
             "threshold": self.threshold,
+            "certain_threshold": self.certain,
             "expected_matches": self.expected_matches,
             "candidate_pairs": self.candidate_pairs,
             "dominated_pairs": self.dominated_pairs,
@@ -465,6 +476,7 @@ def estimate(
     even_odds = round(math.log2((1.0 - prior) / prior), SCORE_DECIMALS)
     # best of either keeps every record's lone candidate, so the count alone over-admits
     threshold = by_count if links == ONE_TO_ONE else max(by_count, even_odds)
+    certain = max(threshold, round(even_odds + math.log2(CERTAIN_ODDS), SCORE_DECIMALS))
     return LinkageEstimate(
         key_names=names,
         slots=model.slots,
@@ -476,6 +488,7 @@ def estimate(
         non_match=non_match_r,
         prior=prior,
         threshold=threshold,
+        certain=certain,
         expected_matches=expected,
         candidate_pairs=len(agrees),
         dominated_pairs=n_dominated,
