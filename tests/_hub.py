@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from xlink.ceremony import HubCeremonyFiles, hub_ceremony
 from xlink.cli.cmd_demo import bundled_path
 from xlink.crypto.hub_key import HubKey
 from xlink.crypto.rand import DeterministicRandom, RandomSource
+from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.hub import AgentFiles, Hub, HubAddress, HubAgent
 from xlink.hub.server import Capture
 from xlink.policy.multilateral import accept_multilateral, load_multilateral
@@ -36,6 +37,8 @@ def clock() -> datetime:
 class HubWorld:
     base: Path
     ceremony: HubCeremonyFiles
+    #: The PSI ciphersuite each agency's agent proposes (default: the default suite).
+    suites: dict[str, int] = field(default_factory=dict)
 
     def files(self, agency: str, lists: tuple[str, ...] | None = None) -> AgentFiles:
         names = LISTS[agency] if lists is None else lists
@@ -46,6 +49,7 @@ class HubWorld:
             mou=self.ceremony.mou,
             bundles={a: p for a, p in self.ceremony.bundles.items() if a != agency},
             files=tuple(bundled_path(n) for n in names),
+            suite_id=self.suites.get(agency, DEFAULT_SUITE.suite_id),
         )
 
     def workdir(self, agency: str) -> Path:

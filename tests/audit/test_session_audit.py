@@ -16,6 +16,7 @@ from _audit_support import KEY, OTHER_KEY
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.audit.session import SessionAuditor
 from xlink.crypto.rand import DeterministicRandom
+from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.errors import ProtocolError, RemoteProtocolError
 from xlink.exchange import Party, exchange_in_memory
 from xlink.linkage.schema import load_default_schema, schema_digest
@@ -77,6 +78,7 @@ def test_completed_session_is_audited_on_both_sides(audit_dir: Path) -> None:
     assert started["session"] == ca.session_id.hex()
     assert started["peer"] == "US-DHS" and started["role"] == "INITIATOR"
     assert started["schema_digest"] == schema_digest(schema).hex()
+    assert started["suite"] == DEFAULT_SUITE.suite_id  # which ciphersuite protected it
     assert sizes == {"session": ca.session_id.hex(), "own": 2, "own_padded": 16, "peer_padded": 16}
     assert matches["matched"] == 1 and matches["pairs"] == 1
     assert oracle == {"session": ca.session_id.hex(), "evaluations": 1, "peer": "US-DHS"}

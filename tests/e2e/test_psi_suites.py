@@ -35,6 +35,8 @@ def test_both_on_suite_1_decide_what_both_on_the_default_decide(tmp_path: Path) 
         for agency in (CA, US):
             assert isinstance(out[agency], AgencyOutcome), out[agency]
             assert out[agency].audit_ok
+            started = [f for kind, f in pair.audit(agency) if kind is AuditEvent.SESSION_STARTED]
+            assert [f["suite"] for f in started] == [suite]  # the audit says which suite ran
         decided[suite] = [(o.matched_tokens, o.candidates, o.decided) for o in (out[CA], out[US])]
         assert pair.stored(CA) > 0 and pair.stored(US) > 0
     assert decided[SUITE_X25519.suite_id] == decided[DEFAULT_SUITE.suite_id]

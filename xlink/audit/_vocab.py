@@ -174,6 +174,7 @@ FIELDS: Final[Mapping[str, FieldType]] = {
     "records": FieldType.COUNT,
     "usual": FieldType.COUNT,
     "seq": FieldType.COUNT,  # an entry's seq in a partner's audit log (CHECKPOINT_RECEIVED)
+    "suite": FieldType.COUNT,  # the PSI ciphersuite's wire id (xlink-psi-v2 §4, §4.6)
     # How a session's matches were decided (DECIDED): the weighting, the link rule, the
     # threshold in bits, and with estimated weights the estimate's expected matches and the
     # dominated pairs it learnt non-matches from.
@@ -191,7 +192,7 @@ E = AuditEvent
 KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     E.SESSION_STARTED: (
         frozenset({"session", "mou", "peer", "role", "mode"}),
-        frozenset({"mou_digest", "schema_digest"}),
+        frozenset({"mou_digest", "schema_digest", "suite"}),
     ),
     E.SESSION_COMPLETED: (frozenset({"session"}), frozenset()),
     E.SESSION_ABORTED: (frozenset({"code", "side"}), frozenset({"session", "peer"})),

@@ -102,6 +102,7 @@ class SessionAuditor:
                 "mode": config.mode,
                 "mou_digest": config.mou_digest,
                 "schema_digest": config.schema_digest,
+                "suite": config.suite_id,
             },
             now=self._now(),
         )

@@ -20,6 +20,7 @@ __all__ = [
     "add_input_options",
     "add_keys_option",
     "add_now_option",
+    "add_psi_suite_option",
     "check_mappings",
     "emit_json",
     "load_keys",
@@ -145,6 +146,21 @@ def check_mappings(args: argparse.Namespace) -> None:
     """Refuse ``--mapping`` given, but not once per FILE (:func:`add_input_options`)."""
     if args.mapping is not None and len(args.mapping) != len(args.files):
         raise InputError("give --mapping once per FILE, or not at all")
+
+
+def add_psi_suite_option(parser: argparse.ArgumentParser) -> None:
+    """``--psi-suite ID``: the PSI ciphersuite an agency proposes (``args.psi_suite``)."""
+    from xlink.crypto.suite import DEFAULT_SUITE, SUITES
+
+    parser.add_argument(
+        "--psi-suite",
+        type=int,
+        choices=[s.suite_id for s in SUITES],
+        default=DEFAULT_SUITE.suite_id,
+        metavar="ID",
+        help=f"PSI ciphersuite to propose: {DEFAULT_SUITE.suite_id} (default) or 1, for a "
+        "partner whose xlink speaks only suite 1; both sides must choose the same",
+    )
 
 
 def add_agency_options(parser: argparse.ArgumentParser) -> None:

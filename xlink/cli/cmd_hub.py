@@ -19,13 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from xlink.audit import PublishedCheckpoint, dump_checkpoints
-from xlink.cli._common import add_input_options, check_mappings, emit_json, write_port_file
+from xlink.cli._common import (
+    add_input_options,
+    add_psi_suite_option,
+    check_mappings,
+    emit_json,
+    write_port_file,
+)
 from xlink.cli.cmd_keygen import add_passphrase_option, agency_id, read_passphrase
 from xlink.cli.cmd_serve import host_port, run_cancellable
 from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.hub_key import HubKey
 from xlink.crypto.keyfiles import load_public_bundle
 from xlink.crypto.rand import system_random
+from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.errors import DecryptionError, InputError, PolicyDenied
 from xlink.hub import AgentFiles, Hub, HubAddress, HubAgent, ask_partners, partners_of
 from xlink.hub.combined import combined_matches
@@ -112,6 +119,7 @@ def register(sub: Any) -> None:
     agent = actions.add_parser("agent", help="an agency's standing connection to the hub")
     _agency_options(agent)
     add_input_options(agent, "this agency's list (CSV or JSON Lines)")
+    add_psi_suite_option(agent)
     agent.set_defaults(handler=_agent)
 
     ask = actions.add_parser("ask", help="ask every partner allowed about travellers")
@@ -298,7 +306,9 @@ def _export(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _files(args: argparse.Namespace) -> tuple[AgentFiles, MultilateralMou]:
+def _files(
+    args: argparse.Namespace, suite_id: int = DEFAULT_SUITE.suite_id
+) -> tuple[AgentFiles, MultilateralMou]:
     check_mappings(args)
     mou = _mou(args.mou, args.agency)
     bundles: dict[str, Path] = {}
@@ -326,13 +336,14 @@ def _files(args: argparse.Namespace) -> tuple[AgentFiles, MultilateralMou]:
         mappings=tuple(Path(m) for m in args.mapping) if args.mapping else None,
         date_order=args.date_order,
         bad_field=BadFieldPolicy(args.bad_field),
+        suite_id=suite_id,
     )
     return files, mou
 
 
 def _agent(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    files, mou = _files(args)
+    files, mou = _files(args, args.psi_suite)
     address = HubAddress(args.hub[0], args.hub[1], mou.hub)
     agent = HubAgent(files, address, args.workdir, clock=_now, rng=system_random)
     try:

@@ -17,6 +17,7 @@ from xlink.agency import AgencyOutcome, RoleName, run_agency
 from xlink.cli._common import (
     add_agency_options,
     add_input_options,
+    add_psi_suite_option,
     check_mappings,
     emit_json,
     phase_timings,
@@ -26,7 +27,6 @@ from xlink.cli._common import (
 from xlink.cli.cmd_keygen import read_passphrase
 from xlink.cli.exitcodes import ExitCode, exit_code_for
 from xlink.crypto.rand import system_random
-from xlink.crypto.suite import DEFAULT_SUITE, SUITES
 from xlink.errors import InputError, PolicyDenied, XlinkError
 from xlink.protocol.abort import AbortCode
 from xlink.transport import PeerRefused
@@ -74,15 +74,7 @@ def add_exchange_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="processes for hashing and blinding (default: every core this process may use)",
     )
-    p.add_argument(
-        "--psi-suite",
-        type=int,
-        choices=[s.suite_id for s in SUITES],
-        default=DEFAULT_SUITE.suite_id,
-        metavar="ID",
-        help=f"PSI ciphersuite to propose: {DEFAULT_SUITE.suite_id} (default) or 1, for a "
-        "partner whose xlink speaks only suite 1; both sides must choose the same",
-    )
+    add_psi_suite_option(p)
     p.set_defaults(handler=run)
 
 

@@ -27,6 +27,7 @@ from xlink.audit._encoding import to_micros
 from xlink.crypto._public_docs import audit_endorsement_message
 from xlink.crypto.keyfiles import AgencyKeys
 from xlink.crypto.rand import RandomSource
+from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.errors import HubError, PeerRefused, ProtocolError, XlinkError
 from xlink.hub.client import HubAddress, open_control, open_hub, relayed
 from xlink.hub.wire import (
@@ -81,6 +82,8 @@ class AgentFiles:
     mappings: tuple[Path | None, ...] | None = None
     date_order: str | None = None
     bad_field: BadFieldPolicy = BadFieldPolicy.DROP_FIELD
+    #: The PSI ciphersuite our exchanges propose (every partner must propose the same).
+    suite_id: int = DEFAULT_SUITE.suite_id
 
     def open_agency(
         self,
@@ -106,6 +109,7 @@ class AgentFiles:
             clock=clock,
             rng=rng,
             keys=keys,
+            suite_id=self.suite_id,
         )
 
     def load_keys(self) -> AgencyKeys:
