@@ -257,6 +257,34 @@ def test_progress_is_called_every_10000_rows_and_at_the_end(tmp_path: Path) -> N
     assert calls == [10_000, 20_000, 25_000]
 
 
+def test_equal_parts_of_records_are_one_object_and_the_records_are_unchanged(
+    tmp_path: Path,
+) -> None:
+    """A household shares an address and a list repeats its payloads: a loaded record holds
+    the same (immutable) name, address, source, documents and payload object as an earlier
+    record with equal ones, and each record is exactly what the row alone gives."""
+    from xlink.records.validation import check_row
+
+    header = (
+        "record_id,category,family_name,given_name,birth_date,address,postcode,source_id,"
+        "doc_number,doc_type,Offence\n"
+    )
+    rows = [
+        "1,watchlist,Smith,Jo,1980-01-02,1 Main St,K1A 0B1,S-1,X123,P,Fraud\n",
+        "2,watchlist,Smith,Jo,1981-03-04,1 Main St,K1A 0B1,S-1,X123,P,Fraud\n",
+        "3,watchlist,Smith,Al,1982-05-06,9 Side Rd,K1A 0B1,S-2,Y999,P,Theft\n",
+    ]
+    loaded = load_csv(write(tmp_path, header + "".join(rows)), rejects_path=None)
+    a, b, c = loaded.records
+    assert a.name is b.name and a.addresses is b.addresses and a.source is b.source
+    assert a.documents is b.documents and a.payload is b.payload
+    assert a.birth_date != b.birth_date and a.record_id != b.record_id
+    assert c.name != a.name and c.addresses != a.addresses and c.payload != a.payload
+    for line, (row, record) in enumerate(zip(rows, loaded.records, strict=True), start=2):
+        fields = dict(zip(header.strip().split(","), row.strip().split(","), strict=True))
+        assert check_row(fields, line).record == record
+
+
 def test_errors_and_reprs_never_show_names(tmp_path: Path) -> None:
     text = HEADER + f"1,watchlist,{SECRET},{SECRET},31/04/1990,{SECRET}\n1,spy,{SECRET},,,\n"
     for policy in BadFieldPolicy:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from xlink.errors import FieldError
 from xlink.records._fields import (
@@ -42,6 +42,7 @@ from xlink.records.model import (
     Category,
     HandlingCode,
     IdentityDocument,
+    Payload,
     PersonName,
     PersonRecord,
     SourceMetadata,
@@ -193,6 +194,10 @@ class _Parsers:
 
 #: Bound on the texts each remembering parser keeps; a full memo is emptied and starts again.
 _MEMO_SIZE = 1 << 16
+#: Bound on the values of each kind a checker shares between records (a name, an address...):
+#: larger, since what is shared is the records' own memory, and a file's households and
+#: repeated payloads are spread over all of it. The memos go when the file is loaded.
+_SHARED_SIZE = 1 << 20
 #: Fields whose values rarely repeat: not worth sharing between records.
 _UNIQUE_FIELDS = frozenset({"record_id", "doc_number", "doc_expiry", "address", "postcode"})
 
@@ -354,13 +359,19 @@ def check_row(
     return checker.check(row, line, documents)
 
 
+# The kinds of value a RowChecker shares between records (RowChecker._shared).
+_NAME, _DOCUMENTS, _ADDRESSES, _SOURCE, _PAYLOAD = range(5)
+
+
 class RowChecker:
     """:func:`check_row` with its settings fixed, for the rows of one input: with ``remember``
     (the default) each field parser keeps the values of the texts it has read (at most
     65,536 each), so that a repeated category, code, date or alias list is parsed once and its
     immutable value shared between records, and a repeated name, place or payload text is one
-    string for all the records that hold it (memory goes with the records, not their fields).
-    ``check(row, line, documents)`` gives exactly what ``check_row`` gives. Raises
+    string for all the records that hold it; so is a repeated name, document list, address,
+    source or payload, one immutable object for every record that holds the same (a household
+    shares an address, a list's payloads repeat its categories): memory goes with the records,
+    not their fields. ``check(row, line, documents)`` gives exactly what ``check_row`` gives. Raises
     ``ValueError`` like ``check_row`` for bad settings."""
 
     def __init__(
@@ -376,6 +387,34 @@ class RowChecker:
         self._policy = BadFieldPolicy(bad_field)
         self._default_category = default_category
         self._texts: dict[str, str] | None = {} if remember else None
+        # per kind of value (name, documents, address, source, payload): its own memo
+        self._objects: tuple[dict[Any, Any], ...] | None = (
+            tuple({} for _ in range(5)) if remember else None
+        )
+
+    def _shared(self, kind: int, value: _T) -> _T:
+        """``value``, or an equal immutable value an earlier record holds (when remembering;
+        at most :data:`_SHARED_SIZE` values of each kind, then its memo starts again)."""
+        if self._objects is None:
+            return value
+        memo = self._objects[kind]
+        if len(memo) >= _SHARED_SIZE:
+            memo.clear()
+        shared: _T = memo.setdefault(value, value)
+        return shared
+
+    def _payload(self, items: tuple[tuple[str, str], ...]) -> Payload:
+        """The payload of these fields, shared as :meth:`_shared` shares values."""
+        if self._objects is None:
+            return Payload(dict(items))
+        memo = self._objects[_PAYLOAD]
+        found = memo.get(items)
+        if found is None:
+            if len(memo) >= _SHARED_SIZE:
+                memo.clear()
+            found = memo[items] = Payload(dict(items))
+        payload: Payload = found
+        return payload
 
     def check(
         self, row: Mapping[str, str], line: int, documents: Sequence[Mapping[str, str]] = ()
@@ -415,20 +454,22 @@ class RowChecker:
             ):
                 return CheckedRow(None, errors)
         assert category is not None
-        payload = {k: v for k, v in values.items() if v and k not in _CANONICAL}
+        shared = self._shared
         record = PersonRecord(
             record_id=record_id,
             category=category,
-            name=PersonName(given=given, middle=middle, family=family, full=full),
+            name=shared(_NAME, PersonName(given=given, middle=middle, family=family, full=full)),
             aliases=aliases,
             birth_date=birth_date,
             sex=sex,
             nationalities=nationalities,
             birth_place=values.get("birth_place", ""),
-            documents=docs,
-            addresses=(address,) if address is not None else (),
-            source=source,
-            payload=payload,
+            documents=shared(_DOCUMENTS, docs) if docs else (),
+            addresses=shared(_ADDRESSES, (address,)) if address is not None else (),
+            source=shared(_SOURCE, source) if source is not None else None,
+            payload=self._payload(
+                tuple((k, v) for k, v in values.items() if v and k not in _CANONICAL)
+            ),
         )
         return CheckedRow(record, errors)
 
