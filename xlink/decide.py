@@ -166,8 +166,9 @@ def decide(
     ``disagreement_weight``, 0 for a key without one), the threshold ``threshold`` (default:
     the schema's; one agreeing key when it has none) and the schema's ``certain_threshold``.
     :data:`ESTIMATED` estimates each pattern's score and the threshold from this session's
-    candidate pairs (:func:`~xlink.linkage.estimate.estimate`, no labels, with its own certain
-    threshold), and ``threshold``, if given, is a floor on the *schema's own* score: a pair
+    candidate pairs (:func:`~xlink.linkage.estimate.estimate`, no labels; a pair is certain
+    when it reaches both the estimate's certain threshold and the schema's, on the schema's own
+    weights), and ``threshold``, if given, is a floor on the *schema's own* score: a pair
     below it is never decided, whatever the estimate says, since a partner's records shape
     the estimate and cannot move the schema; the estimate is recorded in
     :attr:`Decision.estimate`; when the session has too few pairs to estimate from, it decides
@@ -186,7 +187,6 @@ def decide(
     found: LinkageEstimate | None = None
     note: str | None = None
     floor: float | None = None
-    certain = schema.certain_threshold
     columns = pair_columns(result)
     if weights == ESTIMATED:
         try:
@@ -200,15 +200,38 @@ def decide(
             # The caller's threshold (an MOU's match_threshold) stays a floor, on the schema's
             # own weights: the estimate learns from pairs a partner's records make, so what a
             # partner cannot move is what bounds it.
-            floor, threshold, certain = threshold, found.threshold, found.certain
+            floor, threshold = threshold, found.threshold
     if threshold is None:
         threshold = schema.threshold if schema.threshold is not None else 1.0
     score = _pattern_scores(columns.patterns, pattern_scorer(schema, found))
     fixed = _pattern_scores(columns.patterns, pattern_scorer(schema)) if found is not None else None
+    certain = _certain(schema, found, score, fixed)
     matches = _matches(columns, score, fixed, floor, threshold, certain, links, schema.key_names)
     return Decision(
         result.session_id, threshold, len(columns), matches, weights, found, note, links
     )
+
+
+def _certain(
+    schema: LinkageSchema,
+    found: LinkageEstimate | None,
+    score: npt.NDArray[np.float64],
+    fixed: npt.NDArray[np.float64] | None,
+) -> npt.NDArray[np.bool_] | None:
+    """Which patterns are certain enough to be decided beside rival pairs: at or above the
+    schema's ``certain_threshold`` and, with an estimate, at or above the estimate's
+    ``certain`` as well. The schema's bound holds with estimated weights too: a partner shapes
+    the estimate (the prior that sets its certain threshold, the non-matches it learns from)
+    and could otherwise make ties escape the link rule; it cannot move the signed schema. None
+    when the schema has no certain threshold: the link rule alone decides."""
+    if schema.certain_threshold is None:
+        return None
+    if found is None:
+        certain: npt.NDArray[np.bool_] = score >= schema.certain_threshold
+        return certain
+    assert fixed is not None
+    both: npt.NDArray[np.bool_] = (score >= found.certain) & (fixed >= schema.certain_threshold)
+    return both
 
 
 def pattern_scorer(
@@ -251,13 +274,14 @@ def _matches(
     fixed: npt.NDArray[np.float64] | None,
     floor: float | None,
     threshold: float,
-    certain: float | None,
+    certain: npt.NDArray[np.bool_] | None,
     links: str,
     key_names: Sequence[str],
 ) -> tuple[DecidedMatch, ...]:
     """The pairs at or above ``threshold`` (and, with ``fixed``, at or above ``floor`` on
-    it), kept by the link rule (:func:`~xlink.linkage.scoring.one_to_one_mask`), by descending
-    score, then local record id, then ``str(peer_ref)``.
+    it), kept by the link rule (:func:`~xlink.linkage.scoring.one_to_one_mask`) or because
+    their pattern is ``certain`` (:func:`_certain`), by descending score, then local record
+    id, then ``str(peer_ref)``.
 
     As :func:`~xlink.linkage.scoring.decide_matches` over the pairs one by one: a pair given
     twice (the same local record id and peer reference) competes once, with its highest score
@@ -272,8 +296,10 @@ def _matches(
     group = _repeat_groups(columns.left, columns.ref)
     if group is None:  # every pair once: each row stands for itself
         mask = one_to_one_mask(
-            columns.left[rows], columns.ref[rows], score[columns.pattern[rows]], certain, links
+            columns.left[rows], columns.ref[rows], score[columns.pattern[rows]], None, links
         )
+        if certain is not None:
+            mask |= certain[columns.pattern[rows]]
         kept = described = fixed_rows = rows[mask]
     else:
         # one row per group: its highest score among the usable rows
@@ -283,8 +309,10 @@ def _matches(
         first[1:] = group[ordered[1:]] != group[ordered[:-1]]
         top = ordered[first]
         mask = one_to_one_mask(
-            columns.left[top], columns.ref[top], score[columns.pattern[top]], certain, links
+            columns.left[top], columns.ref[top], score[columns.pattern[top]], None, links
         )
+        if certain is not None:
+            mask |= certain[columns.pattern[top]]
         kept = top[mask]
         every = np.arange(len(group), dtype=np.int64)
         last = np.full(int(group.max()) + 1, -1, dtype=np.int64)

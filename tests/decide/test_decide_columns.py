@@ -25,6 +25,7 @@ from xlink.errors import EstimationError
 from xlink.linkage.estimate import LinkageEstimate, estimate
 from xlink.linkage.schema import LinkageSchema, validate_schema
 from xlink.linkage.scoring import BEST_OF_EITHER, LINK_RULES, ONE_TO_ONE, decide_matches
+from xlink.linkage.scoring import CandidatePair as ScoredPair
 from xlink.protocol.events import CandidatePair, PairTable, PsiResult
 
 _FIELDS = ("given_first", "family", "birth_date", "postcode", "sex")
@@ -76,7 +77,6 @@ def reference_decide(
     links: str = ONE_TO_ONE,
 ) -> Decision:
     found = note = floor = None
-    certain = schema.certain_threshold
     if weights == ESTIMATED:
         try:
             found = _reference_estimate(result.iter_pairs(), schema, links)
@@ -85,7 +85,7 @@ def reference_decide(
             if schema.threshold is not None:
                 threshold = max(schema.threshold, -math.inf if threshold is None else threshold)
         else:
-            floor, threshold, certain = threshold, found.threshold, found.certain
+            floor, threshold = threshold, found.threshold
     if threshold is None:
         threshold = schema.threshold if schema.threshold is not None else 1.0
     score_of = pattern_scorer(schema, found)
@@ -93,6 +93,7 @@ def reference_decide(
     by_ref = {}
     every_key = frozenset(schema.key_names)
     scored = []
+    certain = []  # per scored pair: may it be decided beside its rivals
     fixed_scores = {}
     candidates = 0
     for pair in result.iter_pairs():
@@ -105,14 +106,36 @@ def reference_decide(
             pair.disagreeing_keys,
         )
         score = score_of(pair.agreeing_keys, pair.disagreeing_keys)
+        fixed = score
         if fixed_of is not None:
             fixed = fixed_of(pair.agreeing_keys, pair.disagreeing_keys)
             if floor is not None and fixed < floor:
                 continue
             fixed_scores[(pair.local_record_id, peer)] = fixed
         scored.append((pair.local_record_id, peer, pair.agreeing_keys, score))
+        # certain: the schema's certain threshold on its own weights, and the estimate's too
+        certain.append(
+            schema.certain_threshold is not None
+            and fixed >= schema.certain_threshold
+            and (found is None or score >= found.certain)
+        )
+    # the link rule, then every certain pair beside it (each pair as the copy it competes
+    # with: its highest score, the first such)
+    chosen = decide_matches(scored, threshold, None, links)
+    top: dict[tuple[str, str], tuple[float, frozenset[str], bool]] = {}
+    for (left, peer, keys, score), sure in zip(scored, certain, strict=True):
+        old = top.get((left, peer))
+        if score >= threshold and (old is None or score > old[0]):
+            top[(left, peer)] = (score, keys, sure)
+    linked = {(p.left_id, p.right_id) for p in chosen}
+    chosen += [
+        ScoredPair(left, peer, keys, score)
+        for (left, peer), (score, keys, sure) in top.items()
+        if sure and (left, peer) not in linked
+    ]
+    chosen.sort(key=lambda p: (-p.score, p.left_id, p.right_id))
     matches = []
-    for kept in decide_matches(scored, threshold, certain, links):
+    for kept in chosen:
         ref, keys, handles, disagreeing = by_ref[(kept.left_id, kept.right_id)]
         missing = every_key - keys - disagreeing
         fixed_score = fixed_scores.get((kept.left_id, kept.right_id))

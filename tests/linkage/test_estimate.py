@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from xlink.linkage.estimate import (
     dominated_pairs,
     estimate,
 )
-from xlink.linkage.schema import validate_schema
+from xlink.linkage.schema import LinkageSchema, validate_schema
 from xlink.linkage.scoring import one_to_one_mask
 from xlink.protocol.events import CandidatePair
 
@@ -46,13 +47,18 @@ U = (0.05, 0.3, 0.02, 0.2)  # P(field agrees | non-match), among candidates
 
 
 def _world(
-    seed: int, people: int = 1500, overlap: float = 0.5, decoys: int = 2
+    seed: int,
+    people: int = 1500,
+    overlap: float = 0.5,
+    decoys: int = 2,
+    m: tuple[float, ...] = M,
+    u: tuple[float, ...] = U,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Candidate pairs of a known field-level model: left ``i`` and right ``i`` are the same
     person for ``i`` below ``overlap * people``; every left record also meets ``decoys``
     random right records. Each field agrees with probability M (match) or U (non-match) and
-    is missing on one side 5% of the time; a key agrees when all its fields do; a pair that
-    agrees on no key is not a candidate."""
+    is missing on one side 5% of the time (``m``, ``u``: other rates); a key agrees when all
+    its fields do; a pair that agrees on no key is not a candidate."""
     rng = np.random.default_rng(seed)
     left, right, true = [], [], []
     for i in range(people):
@@ -62,7 +68,7 @@ def _world(
             if j != i:
                 left.append(i), right.append(j), true.append(False)
     t = np.array(true)
-    fields = rng.random((len(t), 4)) < np.where(t[:, None], np.array(M), np.array(U))
+    fields = rng.random((len(t), 4)) < np.where(t[:, None], np.array(m), np.array(u))
     there = rng.random((len(t), 4)) > 0.05
     agree = np.zeros(len(t), dtype=np.int64)
     present = np.zeros(len(t), dtype=np.int64)
@@ -197,43 +203,103 @@ def test_decide_with_estimated_weights_records_the_estimate() -> None:
     assert fixed.weights == FIXED and fixed.estimate is None and fixed.estimate_note is None
 
 
-def test_a_person_listed_twice_is_decided_twice_when_the_evidence_is_certain() -> None:
-    """A list that holds one person twice, recorded alike, makes two pairs that tie for the
-    other list's record: the link rule alone refuses both. Beyond the estimate's certain
-    threshold (odds of a match of CERTAIN_ODDS) both are decided, as a fixed-weight schema's
-    certain threshold does; a weak tie is still refused."""
+def _listed_twice(
+    seed: int, twice: int, decoys: int = 2, sharp: bool = False
+) -> tuple[_Source, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_world` with its first ``twice`` matched people on the right list a second
+    time, recorded alike (right record ``10_000 + i``); the source and the world's columns.
+    ``sharp``: fields that tell matches from non-matches more clearly than M and U."""
     names = SCHEMA.key_names
-    left, right, agree, present, true = _world(9)
-    twice = true & (left < 300)  # these matched people are on the right list a second time
-    left = np.concatenate([left, left[twice]])
-    right = np.concatenate([right, right[twice] + 10_000])
-    agree = np.concatenate([agree, agree[twice]])
-    present = np.concatenate([present, present[twice]])
+    rates = {"m": (0.97, 0.95, 0.97, 0.9), "u": (0.02, 0.1, 0.01, 0.05)} if sharp else {}
+    left, right, agree, present, true = _world(seed, decoys=decoys, **rates)
+    again = true & (left < twice)
+    left = np.concatenate([left, left[again]])
+    right = np.concatenate([right, right[again] + 10_000])
+    agree = np.concatenate([agree, agree[again]])
+    present = np.concatenate([present, present[again]])
 
     def keys(mask: int) -> frozenset[str]:
         return frozenset(n for j, n in enumerate(names) if mask >> j & 1)
 
-    source = _Source(
-        b"s",
-        tuple(
-            CandidatePair(f"L{a}", int(b), keys(int(g)), (), keys(int(p) | int(g)), keys(int(p)))
-            for a, b, g, p in zip(left, right, agree, present, strict=True)
-        ),
+    pairs = tuple(
+        CandidatePair(f"L{a}", int(b), keys(int(g)), (), keys(int(p) | int(g)), keys(int(p)))
+        for a, b, g, p in zip(left, right, agree, present, strict=True)
     )
-    decision = decide(source, SCHEMA, weights=ESTIMATED)
+    return _Source(b"s", pairs), left, right, np.stack([agree, present])
+
+
+def _weighted(certain: float | None) -> LinkageSchema:
+    """SCHEMA with one bit per agreeing key and ``certain`` as its certain threshold."""
+    return dataclasses.replace(
+        SCHEMA,
+        keys=tuple(
+            dataclasses.replace(k, weight=1.0, disagreement_weight=0.0) for k in SCHEMA.keys
+        ),
+        threshold=1.0,
+        certain_threshold=certain,
+    )
+
+
+def test_a_person_listed_twice_is_decided_twice_when_the_evidence_is_certain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A list that holds one person twice, recorded alike, makes two pairs that tie for the
+    other list's record: the link rule alone refuses both. A pair at or above the estimate's
+    certain threshold and the schema's own (here: every key agrees) is decided beside its
+    rival; a weaker tie is still refused, and so is every tie when the schema has no certain
+    threshold. (This small world's estimate puts no pattern past 999:1, so its certain
+    threshold is set at the full-agreement pattern's score.)"""
+    import xlink.decide
+
+    source, left, right, (agree, present) = _listed_twice(9, 300, decoys=4, sharp=True)
+    real = xlink.decide._estimate
+    full = 0b11111
+
+    def at_full_agreement(*args: object) -> LinkageEstimate:
+        est = real(*args)  # type: ignore[arg-type]
+        table = {(a, p): s for a, p, s in est.scores}
+        return dataclasses.replace(est, certain=max(est.threshold, table[(full, full)]))
+
+    monkeypatch.setattr(xlink.decide, "_estimate", at_full_agreement)
+    decision = decide(source, _weighted(certain=4.5), weights=ESTIMATED)
     est = decision.estimate
-    assert est is not None and est.certain >= est.threshold
-    assert est.to_dict()["certain_threshold"] == est.certain
+    assert est is not None
     got = {(m.local_record_id, m.peer_ref) for m in decision.matches}
-    pairs = zip(left.tolist(), right.tolist(), strict=True)
-    score = dict(zip(pairs, _scores(est, agree, present).tolist(), strict=True))
-    strong = [i for i in range(300) if (i, i) in score and score[(i, i)] >= est.certain]
-    weak = [i for i in range(300) if (i, i) in score and score[(i, i)] < est.certain]
-    assert len(strong) >= 10 and weak
+    pattern = dict(
+        zip(
+            zip(left.tolist(), right.tolist(), strict=True),
+            zip(agree.tolist(), (present | agree).tolist(), strict=True),
+            strict=True,
+        )
+    )
+    strong = [i for i in range(300) if pattern.get((i, i)) == (full, full)]
+    weak = [i for i in range(300) if (i, i) in pattern and pattern[(i, i)] != (full, full)]
+    assert len(strong) >= 10 and len(weak) >= 10
     for i in strong:
         assert {(f"L{i}", i), (f"L{i}", 10_000 + i)} <= got
-    for i in weak:  # a tie below the certain threshold: neither
+    for i in weak:  # a tie below either certain threshold: neither
         assert (f"L{i}", i) not in got and (f"L{i}", 10_000 + i) not in got
+    # with no certain threshold in the signed schema, the link rule alone decides
+    bare = decide(source, _weighted(certain=None), weights=ESTIMATED)
+    kept = {(m.local_record_id, m.peer_ref) for m in bare.matches}
+    assert not {(f"L{i}", i) for i in strong} & kept
+
+
+def test_a_partner_cannot_make_ties_escape_the_link_rule_by_listing_people_often() -> None:
+    """A partner that lists our people many times raises the estimated prior, which lowers the
+    estimate's certain threshold. It never falls below 999:1 at even prior odds, and a tie is
+    decided only if the signed schema's own certain threshold agrees: with none, never."""
+    source, *_ = _listed_twice(10, 750)  # every matched person twice
+    crowded = decide(source, _weighted(certain=None), weights=ESTIMATED)
+    assert crowded.estimate is not None
+    assert crowded.estimate.certain >= math.log2(999) - 1e-6
+    peers_of: dict[str, set[int]] = {}
+    for m in crowded.matches:
+        peers_of.setdefault(m.local_record_id, set()).add(m.peer_ref)
+    assert all(len(p) == 1 for p in peers_of.values())  # one-to-one held for every record
+    # the same decisions with a schema certain threshold no pair reaches
+    out_of_reach = decide(source, _weighted(certain=99.0), weights=ESTIMATED)
+    assert out_of_reach.matches == crowded.matches
 
 
 def test_decide_falls_back_to_fixed_weights_and_says_why() -> None:

@@ -201,9 +201,7 @@ def judge(
         "weights": fit,
         "links": links,
         "threshold": decision.threshold,
-        "certain_threshold": (
-            decision.estimate.certain if decision.estimate is not None else schema.certain_threshold
-        ),
+        "certain_threshold": schema.certain_threshold,
     }
     if decision.estimate is not None:
         figures["estimate"] = decision.estimate.to_dict()

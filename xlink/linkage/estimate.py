@@ -39,9 +39,11 @@ the keys are made of, as a plaintext linkage compares fields:
    score of the ``round(λ·C)``-th best pair among those the link rule keeps. Under the
    best-of-either rule, which keeps every record's lone candidate, it is also at least the
    score at which a pair is as likely a match as not, ``log2((1-λ)/λ)``. A pair whose odds of
-   being a match reach :data:`CERTAIN_ODDS` (score ``log2((1-λ)/λ) + log2(CERTAIN_ODDS)``, never
-   below the threshold) is decided even when it rivals another pair for a record: a list that
-   holds one person twice makes two such pairs tie, and the link rule alone would refuse both.
+   being a match reach :data:`CERTAIN_ODDS` (score ``max(log2((1-λ)/λ), 0) + log2(CERTAIN_ODDS)``,
+   never below the threshold) is *certain*: :func:`xlink.decide.decide` decides it even when
+   it rivals another pair for a record, if it also reaches the schema's own certain threshold
+   on the schema's weights (a list that holds one person twice makes two such pairs tie, and
+   the link rule alone would refuse both).
 
 Both parties see the same candidate pairs with the same patterns (mirrored: one party's left is
 the other's right, which changes neither dominance nor patterns), so both reach the same
@@ -303,8 +305,9 @@ class LinkageEstimate:
     """The score of the ``expected_matches``-th best pair the link rule keeps; under
     best-of-either, at least the even-odds score."""
     certain: float
-    """The score at which a pair's odds of a match reach :data:`CERTAIN_ODDS`, at least
-    ``threshold``: such a pair is decided even when it rivals another for a record."""
+    """The score at which a pair's odds of a match reach :data:`CERTAIN_ODDS` (with the prior
+    taken at most even), at least ``threshold``: such a pair, if it also reaches the schema's
+    certain threshold, is decided even when it rivals another for a record."""
     expected_matches: int
     candidate_pairs: int
     dominated_pairs: int
@@ -476,7 +479,10 @@ def estimate(
     even_odds = round(math.log2((1.0 - prior) / prior), SCORE_DECIMALS)
     # best of either keeps every record's lone candidate, so the count alone over-admits
     threshold = by_count if links == ONE_TO_ONE else max(by_count, even_odds)
-    certain = max(threshold, round(even_odds + math.log2(CERTAIN_ODDS), SCORE_DECIMALS))
+    # never below 999:1 at even prior odds: a partner that lists our people many times raises
+    # the prior, and with it would lower this bound
+    at_most_even = max(even_odds, 0.0)
+    certain = max(threshold, round(at_most_even + math.log2(CERTAIN_ODDS), SCORE_DECIMALS))
     return LinkageEstimate(
         key_names=names,
         slots=model.slots,
