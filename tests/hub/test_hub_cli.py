@@ -16,6 +16,8 @@ from xlink.cli.cmd_demo import bundled_path
 from xlink.cli.main import main
 from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import DeterministicRandom
+from xlink.crypto.suite import DEFAULT_SUITE
+from xlink.hub import AgentFiles
 from xlink.hub.schedule import Schedule
 
 
@@ -36,6 +38,34 @@ def _agency_args(world: HubWorld, agency: str, bundles: list[str], work: Path) -
         *(x for b in bundles for x in ("--bundle", str(c.bundles[b]))),
         "--hub", "127.0.0.1:9", "--workdir", str(work), "--passphrase-env", "XLINK_HUB_CLI_PASS",
     ]  # fmt: skip
+
+
+def test_hub_agent_proposes_the_suite_given(
+    world: HubWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``hub agent --psi-suite`` reaches the agent's exchanges (AgentFiles.suite_id; the
+    exchange itself: tests/hub/test_hub_suites.py). The agent is stood in for, so that nothing
+    connects."""
+    import xlink.cli.cmd_hub
+
+    seen: list[int] = []
+
+    class _Agent:
+        def __init__(self, files: AgentFiles, *args: object, **kwargs: object) -> None:
+            seen.append(files.suite_id)
+
+        async def run(self) -> None:
+            return None
+
+        def close(self) -> None:
+            return None
+
+    monkeypatch.setattr(xlink.cli.cmd_hub, "HubAgent", _Agent)
+    args = _agency_args(world, "US-DHS", ["CA-RCMP", "CA-CBSA"], tmp_path)
+    lists = str(bundled_path("us_watchlist.csv"))
+    assert main(["hub", "agent", *args, lists]) == 0
+    assert main(["hub", "agent", *args, "--psi-suite", "1", lists]) == 0
+    assert seen == [DEFAULT_SUITE.suite_id, 1]
 
 
 def test_ask_without_a_partners_bundle_is_an_input_error(world: HubWorld, tmp_path: Path) -> None:

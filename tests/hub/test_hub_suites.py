@@ -10,8 +10,7 @@ from pathlib import Path
 from _hub import AGENCIES, make_world, running_agents, running_hub, until
 
 from xlink.audit import AuditEvent, AuditLog
-from xlink.cli.main import build_parser
-from xlink.crypto.suite import DEFAULT_SUITE, SUITE_X25519
+from xlink.crypto.suite import SUITE_X25519
 from xlink.hub import partner_workdir
 from xlink.hub.schedule import JobState
 
@@ -46,11 +45,3 @@ def test_agents_on_suite_1_exchange_every_pair_and_audit_the_suite(tmp_path: Pat
             with AuditLog.open(path, signing_key=None) as log:
                 started = [e.fields for e in log.entries() if e.kind is AuditEvent.SESSION_STARTED]
             assert [f["suite"] for f in started] == [SUITE_X25519.suite_id], (agency, peer)
-
-
-def test_hub_agent_takes_the_suite_option() -> None:
-    common = ["hub", "agent", "--agency", "CA-RCMP", "--keys", "k", "--mou", "m"]
-    common += ["--bundle", "b", "--hub", "127.0.0.1:1", "--workdir", "w", "list.csv"]
-    parser = build_parser()
-    assert parser.parse_args(common).psi_suite == DEFAULT_SUITE.suite_id
-    assert parser.parse_args([*common, "--psi-suite", "1"]).psi_suite == 1

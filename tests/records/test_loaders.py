@@ -285,6 +285,25 @@ def test_equal_parts_of_records_are_one_object_and_the_records_are_unchanged(
         assert check_row(fields, line).record == record
 
 
+def test_a_kind_of_value_that_never_repeats_is_not_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unique values (document numbers, most addresses of some lists) would only fill a memo:
+    a kind whose first look-ups (here 4) rarely find an equal value is no longer shared; a
+    kind that repeats (the payload) still is."""
+    import xlink.records.validation as validation
+
+    monkeypatch.setattr(validation, "_SHARE_TRIAL", 4)
+    header = "record_id,category,family_name,address,Offence\n"
+    streets = ["1 Main St", "2 Oak Ave", "3 Elm Rd", "4 Pine Ln", "1 Main St", "1 Main St"]
+    rows = [f"{i},watchlist,Smith{i},{street},Fraud\n" for i, street in enumerate(streets)]
+    loaded = load_csv(write(tmp_path, header + "".join(rows)), rejects_path=None)
+    records = loaded.records
+    assert records[4].addresses == records[0].addresses
+    assert records[4].addresses is not records[0].addresses  # dropped after 4 without a hit
+    assert records[5].payload is records[0].payload  # every look-up hit: still shared
+
+
 def test_errors_and_reprs_never_show_names(tmp_path: Path) -> None:
     text = HEADER + f"1,watchlist,{SECRET},{SECRET},31/04/1990,{SECRET}\n1,spy,{SECRET},,,\n"
     for policy in BadFieldPolicy:

@@ -198,6 +198,12 @@ _MEMO_SIZE = 1 << 16
 #: larger, since what is shared is the records' own memory, and a file's households and
 #: repeated payloads are spread over all of it. The memos go when the file is loaded.
 _SHARED_SIZE = 1 << 20
+#: A kind of value is shared only if, of its first :data:`_SHARE_TRIAL` look-ups, at least one
+#: in :data:`_SHARE_MIN_HITS` found an equal value: not a file's unique document numbers, but
+#: still its addresses, of which the first 65,536 records of a million share only a few (their
+#: households are spread over the file).
+_SHARE_TRIAL = 1 << 16
+_SHARE_MIN_HITS = 100
 #: Fields whose values rarely repeat: not worth sharing between records.
 _UNIQUE_FIELDS = frozenset({"record_id", "doc_number", "doc_expiry", "address", "postcode"})
 
@@ -387,34 +393,54 @@ class RowChecker:
         self._policy = BadFieldPolicy(bad_field)
         self._default_category = default_category
         self._texts: dict[str, str] | None = {} if remember else None
-        # per kind of value (name, documents, address, source, payload): its own memo
-        self._objects: tuple[dict[Any, Any], ...] | None = (
-            tuple({} for _ in range(5)) if remember else None
-        )
+        # per kind of value (name, documents, address, source, payload): its own memo, and
+        # its look-ups and hits until the trial is over (None: that kind is not shared)
+        self._objects: list[dict[Any, Any] | None] = [{} if remember else None for _ in range(5)]
+        self._tries = [[0, 0] for _ in range(5)]
+
+    def _memo(self, kind: int) -> dict[Any, Any] | None:
+        """The memo of ``kind`` for one more look-up, or None when that kind is not shared:
+        not remembering, or fewer than one look-up in :data:`_SHARE_MIN_HITS` hit during the
+        first :data:`_SHARE_TRIAL` (values of that kind are unique in this file, and a memo
+        of them would only cost memory)."""
+        memo = self._objects[kind]
+        if memo is None:
+            return None
+        tries = self._tries[kind]
+        tries[0] += 1
+        if tries[0] == _SHARE_TRIAL and tries[1] * _SHARE_MIN_HITS < _SHARE_TRIAL:
+            self._objects[kind] = None
+            return None
+        if len(memo) >= _SHARED_SIZE:
+            memo.clear()
+        return memo
 
     def _shared(self, kind: int, value: _T) -> _T:
         """``value``, or an equal immutable value an earlier record holds (when remembering;
         at most :data:`_SHARED_SIZE` values of each kind, then its memo starts again)."""
-        if self._objects is None:
+        memo = self._memo(kind)
+        if memo is None:
             return value
-        memo = self._objects[kind]
-        if len(memo) >= _SHARED_SIZE:
-            memo.clear()
         shared: _T = memo.setdefault(value, value)
+        if shared is not value:
+            self._tries[kind][1] += 1
         return shared
 
     def _payload(self, items: tuple[tuple[str, str], ...]) -> Payload:
         """The payload of these fields, shared as :meth:`_shared` shares values."""
-        if self._objects is None:
-            return Payload(dict(items))
-        memo = self._objects[_PAYLOAD]
-        found = memo.get(items)
+        payload = Payload(dict(items))
+        memo = self._memo(_PAYLOAD)
+        if memo is None:
+            return payload
+        # keyed by what the payload holds (its shared column positions and its values), so
+        # that the memo keeps nothing the records do not
+        key = (id(payload._index), payload._values)
+        found: Payload | None = memo.get(key)
         if found is None:
-            if len(memo) >= _SHARED_SIZE:
-                memo.clear()
-            found = memo[items] = Payload(dict(items))
-        payload: Payload = found
-        return payload
+            memo[key] = payload
+            return payload
+        self._tries[_PAYLOAD][1] += 1
+        return found
 
     def check(
         self, row: Mapping[str, str], line: int, documents: Sequence[Mapping[str, str]] = ()
