@@ -58,6 +58,7 @@ def test_both_agencies_estimate_the_same_evidence_and_release_under_it(tmp_path:
         assert fields["weights"] == "estimated" and fields["links"] == "best-of-either"
         assert fields["decided"] == out[agency].decided
         assert fields["expected"] == ca["estimate"]["expected_matches"]
+        assert float(fields["certain"]) == ca["estimate"]["certain_threshold"]
         raw = (pair.base / agency / "matches" / f"{session}.decision.json").read_bytes()
         assert fields["digest"] == hashlib.sha256(raw).hexdigest()
     # released under it: every decided match went out (the MOU's floor is far below)
@@ -76,7 +77,7 @@ def test_too_small_a_session_decides_with_fixed_weights_and_says_why(tmp_path: P
     assert "fixed weights" in decision["estimate_note"]
     # the schema's own threshold, not the MOU's floor far below it
     assert decision["threshold"] == load_default_schema().threshold
-    assert "expected" not in _decided(pair, CA)
+    assert "expected" not in _decided(pair, CA) and "certain" not in _decided(pair, CA)
 
 
 def test_a_fixed_weights_exchange_audits_its_decision_too(tmp_path: Path) -> None:

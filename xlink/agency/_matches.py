@@ -135,7 +135,8 @@ def write_decision(directory: Path, decision: Decision) -> tuple[Path, bytes]:
 
 def record_decision(directory: Path, decision: Decision, audit: AuditLog, now: datetime) -> None:
     """Write the decision file (:func:`write_decision`) and audit ``DECIDED`` with its digest,
-    and with estimated weights the expected matches and the dominated pairs learnt from."""
+    and with estimated weights the expected matches, the dominated pairs learnt from and the
+    estimate's certain threshold (a pair must also reach the schema's to pass the link rule)."""
     _, digest = write_decision(directory, decision)
     fields: dict[str, object] = {
         "session": decision.session_id,
@@ -150,6 +151,7 @@ def record_decision(directory: Path, decision: Decision, audit: AuditLog, now: d
     if decision.estimate is not None:
         fields["expected"] = decision.estimate.expected_matches
         fields["dominated"] = decision.estimate.dominated_pairs
+        fields["certain"] = f"{min(max(decision.estimate.certain, -1e11), 1e11):.6f}"
     audit.append(AuditEvent.DECIDED, fields, now=now)
 
 

@@ -181,6 +181,7 @@ FIELDS: Final[Mapping[str, FieldType]] = {
     "weights": FieldType.REASON,
     "links": FieldType.REASON,
     "threshold": FieldType.DECIMAL,
+    "certain": FieldType.DECIMAL,  # the estimate's certain threshold, in bits
     "candidates": FieldType.COUNT,
     "decided": FieldType.COUNT,
     "expected": FieldType.COUNT,
@@ -232,7 +233,7 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     # (matches/<session>.decision.json), which holds the whole estimate.
     E.DECIDED: (
         frozenset({"session", "weights", "links", "threshold", "candidates", "decided", "digest"}),
-        frozenset({"expected", "dominated"}),
+        frozenset({"expected", "dominated", "certain"}),
     ),
     # One export (xlink store export) by one officer: records is how many were read.
     E.RECORDS_EXPORTED: (
