@@ -16,6 +16,7 @@ from xlink.crypto.hub_key import HubKey
 from xlink.crypto.rand import DeterministicRandom, RandomSource
 from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.hub import AgentFiles, Hub, HubAddress, HubAgent
+from xlink.hub.schedule import JobState
 from xlink.hub.server import Capture
 from xlink.policy.multilateral import accept_multilateral, load_multilateral
 
@@ -129,3 +130,14 @@ async def until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.1)
+
+
+async def run_round(hub: Hub) -> None:
+    """Schedule a round of every pair and wait until none of its jobs is pending or running."""
+    hub.add_round()
+    await until(
+        lambda: (
+            not hub.schedule.jobs(state=JobState.PENDING)
+            and not hub.schedule.jobs(state=JobState.RUNNING)
+        )
+    )

@@ -9,7 +9,17 @@ import json
 from pathlib import Path
 
 import pytest
-from _hub import AGENCIES, LISTS, NOW, HubWorld, make_world, running_agents, running_hub, until
+from _hub import (
+    AGENCIES,
+    LISTS,
+    NOW,
+    HubWorld,
+    make_world,
+    run_round,
+    running_agents,
+    running_hub,
+    until,
+)
 
 from xlink.cli.cmd_demo import bundled_path
 from xlink.crypto.rand import DeterministicRandom
@@ -31,13 +41,7 @@ def round_done(tmp_path_factory: pytest.TempPathFactory) -> tuple[HubWorld, list
         async with running_hub(hub) as port:
             agents = [world.agent(a, port) for a in AGENCIES]
             async with running_agents(agents):
-                hub.add_round()
-                await until(
-                    lambda: (
-                        not hub.schedule.jobs(state=JobState.PENDING)
-                        and not hub.schedule.jobs(state=JobState.RUNNING)
-                    )
-                )
+                await run_round(hub)
                 await until(lambda: all(a.state.cosigned() for a in agents), timeout=10)
         states = {(j.initiator, j.responder): j.state for j in hub.schedule.jobs()}
         hub.close()

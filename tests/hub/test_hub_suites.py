@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from _hub import AGENCIES, make_world, running_agents, running_hub, until
+from _hub import AGENCIES, make_world, run_round, running_agents, running_hub
 
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.suite import SUITE_X25519
@@ -24,13 +24,7 @@ def test_agents_on_suite_1_exchange_every_pair_and_audit_the_suite(tmp_path: Pat
         async with running_hub(hub) as port:
             agents = [world.agent(a, port) for a in AGENCIES]
             async with running_agents(agents):
-                hub.add_round()
-                await until(
-                    lambda: (
-                        not hub.schedule.jobs(state=JobState.PENDING)
-                        and not hub.schedule.jobs(state=JobState.RUNNING)
-                    )
-                )
+                await run_round(hub)
         states = {(j.initiator, j.responder): j.state for j in hub.schedule.jobs()}
         hub.close()
         return states

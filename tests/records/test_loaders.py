@@ -291,9 +291,9 @@ def test_a_kind_of_value_that_never_repeats_is_not_remembered(
     """Unique values (document numbers, most addresses of some lists) would only fill a memo:
     a kind whose first look-ups (here 4) rarely find an equal value is no longer shared; a
     kind that repeats (the payload) still is."""
-    import xlink.records.validation as validation
+    import xlink.records._sharing as sharing
 
-    monkeypatch.setattr(validation, "_SHARE_TRIAL", 4)
+    monkeypatch.setattr(sharing, "SHARE_TRIAL", 4)
     header = "record_id,category,family_name,address,Offence\n"
     streets = ["1 Main St", "2 Oak Ave", "3 Elm Rd", "4 Pine Ln", "1 Main St", "1 Main St"]
     rows = [f"{i},watchlist,Smith{i},{street},Fraud\n" for i, street in enumerate(streets)]

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from xlink.errors import FieldError
 from xlink.records._fields import (
@@ -37,12 +37,12 @@ from xlink.records._fields import (
     parse_nationalities,
     parse_sex,
 )
+from xlink.records._sharing import ADDRESSES, DOCUMENTS, NAME, SOURCE, SharedValues
 from xlink.records.model import (
     Address,
     Category,
     HandlingCode,
     IdentityDocument,
-    Payload,
     PersonName,
     PersonRecord,
     SourceMetadata,
@@ -194,16 +194,6 @@ class _Parsers:
 
 #: Bound on the texts each remembering parser keeps; a full memo is emptied and starts again.
 _MEMO_SIZE = 1 << 16
-#: Bound on the values of each kind a checker shares between records (a name, an address...):
-#: larger, since what is shared is the records' own memory, and a file's households and
-#: repeated payloads are spread over all of it. The memos go when the file is loaded.
-_SHARED_SIZE = 1 << 20
-#: A kind of value is shared only if, of its first :data:`_SHARE_TRIAL` look-ups, at least one
-#: in :data:`_SHARE_MIN_HITS` found an equal value: not a file's unique document numbers, but
-#: still its addresses, of which the first 65,536 records of a million share only a few (their
-#: households are spread over the file).
-_SHARE_TRIAL = 1 << 16
-_SHARE_MIN_HITS = 100
 #: Fields whose values rarely repeat: not worth sharing between records.
 _UNIQUE_FIELDS = frozenset({"record_id", "doc_number", "doc_expiry", "address", "postcode"})
 
@@ -365,10 +355,6 @@ def check_row(
     return checker.check(row, line, documents)
 
 
-# The kinds of value a RowChecker shares between records (RowChecker._shared).
-_NAME, _DOCUMENTS, _ADDRESSES, _SOURCE, _PAYLOAD = range(5)
-
-
 class RowChecker:
     """:func:`check_row` with its settings fixed, for the rows of one input: with ``remember``
     (the default) each field parser keeps the values of the texts it has read (at most
@@ -393,54 +379,7 @@ class RowChecker:
         self._policy = BadFieldPolicy(bad_field)
         self._default_category = default_category
         self._texts: dict[str, str] | None = {} if remember else None
-        # per kind of value (name, documents, address, source, payload): its own memo, and
-        # its look-ups and hits until the trial is over (None: that kind is not shared)
-        self._objects: list[dict[Any, Any] | None] = [{} if remember else None for _ in range(5)]
-        self._tries = [[0, 0] for _ in range(5)]
-
-    def _memo(self, kind: int) -> dict[Any, Any] | None:
-        """The memo of ``kind`` for one more look-up, or None when that kind is not shared:
-        not remembering, or fewer than one look-up in :data:`_SHARE_MIN_HITS` hit during the
-        first :data:`_SHARE_TRIAL` (values of that kind are unique in this file, and a memo
-        of them would only cost memory)."""
-        memo = self._objects[kind]
-        if memo is None:
-            return None
-        tries = self._tries[kind]
-        tries[0] += 1
-        if tries[0] == _SHARE_TRIAL and tries[1] * _SHARE_MIN_HITS < _SHARE_TRIAL:
-            self._objects[kind] = None
-            return None
-        if len(memo) >= _SHARED_SIZE:
-            memo.clear()
-        return memo
-
-    def _shared(self, kind: int, value: _T) -> _T:
-        """``value``, or an equal immutable value an earlier record holds (when remembering;
-        at most :data:`_SHARED_SIZE` values of each kind, then its memo starts again)."""
-        memo = self._memo(kind)
-        if memo is None:
-            return value
-        shared: _T = memo.setdefault(value, value)
-        if shared is not value:
-            self._tries[kind][1] += 1
-        return shared
-
-    def _payload(self, items: tuple[tuple[str, str], ...]) -> Payload:
-        """The payload of these fields, shared as :meth:`_shared` shares values."""
-        payload = Payload(dict(items))
-        memo = self._memo(_PAYLOAD)
-        if memo is None:
-            return payload
-        # keyed by what the payload holds (its shared column positions and its values), so
-        # that the memo keeps nothing the records do not
-        key = (id(payload._index), payload._values)
-        found: Payload | None = memo.get(key)
-        if found is None:
-            memo[key] = payload
-            return payload
-        self._tries[_PAYLOAD][1] += 1
-        return found
+        self._shared = SharedValues(remember)  # equal parts of records: one object
 
     def check(
         self, row: Mapping[str, str], line: int, documents: Sequence[Mapping[str, str]] = ()
@@ -480,20 +419,20 @@ class RowChecker:
             ):
                 return CheckedRow(None, errors)
         assert category is not None
-        shared = self._shared
+        shared = self._shared.one
         record = PersonRecord(
             record_id=record_id,
             category=category,
-            name=shared(_NAME, PersonName(given=given, middle=middle, family=family, full=full)),
+            name=shared(NAME, PersonName(given=given, middle=middle, family=family, full=full)),
             aliases=aliases,
             birth_date=birth_date,
             sex=sex,
             nationalities=nationalities,
             birth_place=values.get("birth_place", ""),
-            documents=shared(_DOCUMENTS, docs) if docs else (),
-            addresses=shared(_ADDRESSES, (address,)) if address is not None else (),
-            source=shared(_SOURCE, source) if source is not None else None,
-            payload=self._payload(
+            documents=shared(DOCUMENTS, docs) if docs else (),
+            addresses=shared(ADDRESSES, (address,)) if address is not None else (),
+            source=shared(SOURCE, source) if source is not None else None,
+            payload=self._shared.payload(
                 tuple((k, v) for k, v in values.items() if v and k not in _CANONICAL)
             ),
         )
