@@ -46,6 +46,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import itertools
 import json
@@ -148,6 +149,7 @@ def run_party(
     workers: int,
     cache_dir: str | None,
     suite_id: int,
+    dask: bool = False,
 ) -> None:
     """One party: calibrate, run a PsiSession with xlink's own driver
     (:func:`~xlink.transport.run_session`, as every exchange does) over its socket until it
@@ -165,7 +167,13 @@ def run_party(
     from xlink.transport import FramedConnection, run_session
 
     tokens = make_tokens(n, keys, overlap, role, seed)
-    pool = GroupWorkers(workers, start_after=0)
+    cluster = contextlib.ExitStack()
+    if dask:  # started before the clock, as a party starts its cluster before the partner calls
+        from xlink.crypto.cluster import LOCAL, dask_workers
+
+        pool = cluster.enter_context(dask_workers(LOCAL, local_workers=workers))
+    else:
+        pool = GroupWorkers(workers, start_after=0)
     sock = socket.socket(fileno=fd)
     control = socket.socket(fileno=control_fd)
     is_init = role == "initiator"
@@ -213,9 +221,12 @@ def run_party(
         marks.cpu.setdefault("DONE", time.process_time())
         return session, marks, counted.sent
 
+    cpu_start = time.process_time()
     session, marks, sent = asyncio.run(exchange())
     wall = marks.times["DONE"]
+    party_cpu = marks.cpu["DONE"] - cpu_start
     pool.close()
+    cluster.close()
     _barrier(control)
     after = calibrate(CALIBRATION_OPS, suite_id)
     result = session.result
@@ -229,10 +240,11 @@ def run_party(
                 "confirm_start_s": marks.times.get("CONFIRM", wall),
                 "reveal_start_s": marks.times.get("REVEAL", wall),
                 "bytes_sent": sent,
+                "party_cpu_s": party_cpu,
                 "peak_rss_mb": _peak_rss_mb(),
                 "peak_rss_mb_worker": (
                     resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-                    if workers > 1
+                    if workers > 1 and not dask
                     else 0.0
                 ),
                 "peak_rss_mb_before_phase": marks.peaks,
@@ -399,6 +411,11 @@ def main() -> None:
     ap.add_argument(
         "--suite", type=int, choices=(1, 2), default=2, help="PSI ciphersuite (default 2)"
     )
+    ap.add_argument(
+        "--dask",
+        action="store_true",
+        help="each party hashes and blinds on its own local Dask cluster of --workers workers",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument(
         "--_child", nargs=3, metavar=("ROLE", "FD", "CONTROL_FD"), help=argparse.SUPPRESS
@@ -425,6 +442,7 @@ def main() -> None:
             args.workers,
             args._cache,
             args.suite,
+            args.dask,
         )
         return
 
@@ -432,7 +450,7 @@ def main() -> None:
     ca, cb = socket.socketpair()  # the barriers'
     common = [f"--n={args.n}", f"--keys={args.keys}", f"--overlap={args.overlap}"]
     common += [f"--chunk={args.chunk}", f"--seed={args.seed}", f"--workers={args.workers}"]
-    common += [f"--suite={args.suite}"]
+    common += [f"--suite={args.suite}", *(["--dask"] if args.dask else [])]
     with tempfile.TemporaryDirectory(prefix="psi-bench-cache-") as tmp:
         caches = {
             role: [f"--_cache={os.path.join(tmp, role)}"] if args.cached else []
@@ -492,6 +510,16 @@ def main() -> None:
         "psi_ratio": round(psi_wall_s / floor_s, 3),
         "suite": args.suite,
         "workers_per_party": args.workers,
+        "dask": args.dask,
+        # The party process's own CPU (the session, its matching and its I/O; not its workers'):
+        # what stays on one core however many workers a cluster adds.
+        "party_cpu_us_per_element": round(
+            max(
+                p["party_cpu_s"] / max(p["own_elements"] + p["peer_elements"], 1) * 1e6
+                for p in parties
+            ),
+            2,
+        ),
         "cached": args.cached,
         "floor_x25519_s": round(floor_x25519_s, 3),
         "ratio_x25519": round(psi_wall_s / floor_x25519_s, 3),

@@ -86,3 +86,24 @@ def test_the_first_failure_is_named_and_the_rest_not_checked(
     assert [c["ok"] for c in checks[:failing]] == [True] * failing
     assert checks[failing]["ok"] is False and says in str(checks[failing]["detail"])
     assert all(c["ok"] is None for c in checks[failing + 1 :])
+
+
+def test_a_dask_cluster_is_started_and_its_workers_checked(
+    ceremony: CeremonyFiles,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("XLINK_PASSPHRASE", PASSPHRASE)
+    files = [str(DATA / "ca_watchlist.csv")]
+    where = ["--peer", "127.0.0.1:9", "--dask", "local"]
+    code, checks = _run(capsys, ceremony, tmp_path / "w", *where, *files)
+    assert code == 0, checks
+    assert checks[-1]["check"] == "Dask cluster" and checks[-1]["ok"] is True
+    assert "each gave the known answers" in str(checks[-1]["detail"])
+    # A worker that computes differently (here: this process's known answers changed) fails
+    # the preflight as serve and match would fail: input, exit code 3.
+    monkeypatch.setattr("xlink.crypto.cluster._KAT_TOKEN", bytes(32))
+    code, checks = _run(capsys, ceremony, tmp_path / "w", *where, *files)
+    assert code == 3 and checks[-1]["ok"] is False
+    assert "compute the hash to the group differently" in str(checks[-1]["detail"])

@@ -53,12 +53,12 @@ def _common(c: CeremonyFiles, agency: str, peer: str, work: Path) -> list[str]:
 
 
 def _run_pair(
-    tmp_path: Path, c: CeremonyFiles
+    tmp_path: Path, c: CeremonyFiles, serve_options: tuple[str, ...] = ()
 ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
     """Start `serve` (US-DHS) on an ephemeral port, then `match` (CA-RCMP); wait for both."""
     env = {**os.environ, ENV_VAR: PASSPHRASE}
     port_file = tmp_path / "port"
-    serve_args = _common(c, "US-DHS", "CA-RCMP", tmp_path)
+    serve_args = [*serve_options, *_common(c, "US-DHS", "CA-RCMP", tmp_path)]
     server = subprocess.Popen(
         _cmd("serve", "--listen", "127.0.0.1:0", "--port-file", str(port_file), *serve_args),
         env=env,
@@ -91,15 +91,20 @@ def _run_pair(
     return served, client
 
 
-def test_success_path(tmp_path: Path) -> None:
-    start = time.monotonic()
-    c = demo_ceremony(
+def _ceremony(tmp_path: Path) -> CeremonyFiles:
+    """Keys and a signed MOU for both agencies, releases straight through (no approval)."""
+    return demo_ceremony(
         tmp_path / "ceremony",
         passphrase=PASSPHRASE.encode(),
         now=datetime.now(UTC),
         rng=system_random,
         approval_required=False,
     )
+
+
+def test_success_path(tmp_path: Path) -> None:
+    start = time.monotonic()
+    c = _ceremony(tmp_path)
     served, matched = _run_pair(tmp_path, c)
     assert served.returncode == 0, served.stderr
     assert matched.returncode == 0, matched.stderr
@@ -124,6 +129,30 @@ def test_success_path(tmp_path: Path) -> None:
     assert time.monotonic() - start < 40
 
 
+def test_a_party_on_a_dask_cluster_decides_what_it_decides_alone(tmp_path: Path) -> None:
+    """`xlink serve --dask local`: US-DHS hashes and blinds on a local Dask cluster, CA-RCMP on
+    its own processes; the partner cannot tell, and both decide what two plain parties do."""
+    c = _ceremony(tmp_path)
+    figures = {}
+    for run, options in (("alone", ()), ("dask", ("--dask", "local"))):
+        (tmp_path / run).mkdir()
+        served, matched = _run_pair(tmp_path / run, c, options)
+        assert served.returncode == matched.returncode == 0, (served.stderr, matched.stderr)
+        us, ca = json.loads(served.stdout), json.loads(matched.stdout)
+        figures[run] = [
+            (side["matched_tokens"], side["candidates"], side["decided"], side["released"])
+            for side in (us, ca)
+        ]
+        assert us["audit_ok"] and ca["audit_ok"]
+        assert "dask" not in ca
+        if run == "dask":
+            assert us["dask"]["address"] == "local" and us["dask"]["workers"] >= 1
+            assert us["dask"]["slices"] > 0  # the cluster did the work
+        else:
+            assert "dask" not in us
+    assert figures["dask"] == figures["alone"]
+
+
 def test_approval_required_queues_instead_of_releasing(tmp_path: Path) -> None:
     c = demo_ceremony(
         tmp_path / "ceremony",
@@ -144,13 +173,7 @@ def test_approval_required_queues_instead_of_releasing(tmp_path: Path) -> None:
 
 
 def test_refusals_exit_codes(tmp_path: Path) -> None:
-    c = demo_ceremony(
-        tmp_path / "ceremony",
-        passphrase=PASSPHRASE.encode(),
-        now=datetime.now(UTC),
-        rng=system_random,
-        approval_required=False,
-    )
+    c = _ceremony(tmp_path)
     env = {**os.environ, ENV_VAR: PASSPHRASE}
     # A peer bundle whose certificate the MOU does not pin: refused before listening (3).
     other = demo_ceremony(

@@ -100,7 +100,7 @@ class Agency:
         workdir: Path,
         clock: Callable[[], datetime],
         rng: RandomSource,
-        workers: int | None = None,
+        workers: int | GroupWorkers | None = None,
         suite_id: int = DEFAULT_SUITE.suite_id,
     ) -> None:
         _check_suite(suite_id)
@@ -116,8 +116,9 @@ class Agency:
         self._store: ReleaseStore | None = None
         self._queue: ApprovalQueue | None = None
         #: The group operations of the PSI on every core (``workers`` processes, default: all
-        #: cores), started on first use and stopped by :meth:`close`.
-        self.workers = GroupWorkers(workers)
+        #: cores), started on first use and stopped by :meth:`close`; or the caller's pool
+        #: (a cluster's, :func:`xlink.crypto.cluster.dask_workers`), which stays the caller's.
+        self.workers = workers if isinstance(workers, GroupWorkers) else GroupWorkers(workers)
         #: The PSI ciphersuite this agency proposes (xlink-psi-v2 §4, §4.6; default 2). The
         #: partner must propose the same one, or the session aborts with UNSUPPORTED_SUITE.
         self.suite_id = suite_id
@@ -143,7 +144,7 @@ class Agency:
         rng: RandomSource,
         peer: str | None = None,
         keys: AgencyKeys | None = None,
-        workers: int | None = None,
+        workers: int | GroupWorkers | None = None,
         suite_id: int = DEFAULT_SUITE.suite_id,
     ) -> Agency:
         """Check and load everything a run needs, before any partner connects.
@@ -156,7 +157,9 @@ class Agency:
         :class:`~xlink.policy.MouRefused` (not signed by every party, expired, not naming
         ``agency`` or ``peer``, no terms for the pair) and :class:`SchemaMismatch`.
         ``workers`` is the number of processes the PSI's group operations run on (default:
-        every core this process may use). ``suite_id`` is the PSI ciphersuite to propose
+        every core this process may use), or a pool of the caller's, such as a Dask cluster's
+        (:func:`xlink.crypto.cluster.dask_workers`, the extra ``xlink[dask]``).
+        ``suite_id`` is the PSI ciphersuite to propose
         (default :data:`~xlink.crypto.suite.DEFAULT_SUITE`, 2; 1 for a partner whose xlink
         speaks only suite 1): both parties must choose the same. Raises ``ValueError`` for a
         suite this build does not speak.

@@ -12,6 +12,7 @@ from xlink.agency._agency import Agency
 from xlink.agency._outcome import AgencyOutcome
 from xlink.crypto.rand import RandomSource
 from xlink.crypto.suite import DEFAULT_SUITE
+from xlink.crypto.workers import GroupWorkers
 from xlink.prepare import StrPath
 from xlink.progress import ProgressFn
 from xlink.records.validation import BadFieldPolicy
@@ -42,7 +43,7 @@ async def run_agency(
     idle_timeout: float = 60.0,
     on_listening: Callable[[int], object] | None = None,
     progress: ProgressFn | None = None,
-    workers: int | None = None,
+    workers: int | GroupWorkers | None = None,
     suite_id: int = DEFAULT_SUITE.suite_id,
 ) -> AgencyOutcome:
     """:meth:`Agency.open` on ``workdir``, :meth:`Agency.prepare` ``files``, then

@@ -18,6 +18,7 @@ from xlink.cli._common import emit_json
 from xlink.cli.cmd_keygen import read_passphrase
 from xlink.cli.cmd_serve import add_exchange_options, host_port
 from xlink.cli.exitcodes import ExitCode, exit_code_for
+from xlink.crypto.cluster import dask_workers
 from xlink.errors import InputError
 from xlink.prepare import prepare_side
 
@@ -35,9 +36,10 @@ def register(sub: Any) -> None:
         "hand; every input file loads (rejected rows are counted; their rejects file goes to a "
         "private temporary directory, deleted at once); the workdir "
         "is writable and no other run holds it; the --listen port can be bound, or the --peer "
-        "host resolves. Nothing is sent and nothing is audited. Exit 0 when every check "
-        "passes, else the exit code the failing check would give serve/match (3 input, 5 MOU "
-        "refused).",
+        "host resolves; with --dask, the cluster starts or answers and every worker computes "
+        "as this process does. Nothing is sent to the partner and nothing is audited. Exit 0 "
+        "when every check passes, else the exit code the failing check would give serve/match "
+        "(3 input, 5 MOU refused).",
     )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--listen", type=host_port, metavar="HOST:PORT", help="as for serve")
@@ -70,6 +72,11 @@ def _workdir(path: Path) -> str:
     with workdir_lock(path), tempfile.TemporaryFile(dir=path):
         pass
     return f"{path} is writable and free"
+
+
+def _cluster(address: str) -> str:
+    with dask_workers(address) as pool:
+        return f"{address}: {pool.count} workers, each gave the known answers"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     step("input files", lambda: files(schema))
     step("workdir", lambda: _workdir(Path(args.workdir)))
     step("port", lambda: _port(args))
+    if args.dask is not None:
+        step("Dask cluster", lambda: _cluster(args.dask))
     code = ExitCode.OK if failed is None else exit_code_for(failed)
     if args.json:
         emit_json({"ok": failed is None, "exit_code": int(code), "checks": checks})

@@ -26,7 +26,9 @@ from xlink.cli._common import (
 )
 from xlink.cli.cmd_keygen import read_passphrase
 from xlink.cli.exitcodes import ExitCode, exit_code_for
+from xlink.crypto.cluster import ClusterError, check_address, dask_workers
 from xlink.crypto.rand import system_random
+from xlink.crypto.workers import GroupWorkers
 from xlink.errors import InputError, PolicyDenied, XlinkError
 from xlink.protocol.abort import AbortCode
 from xlink.transport import PeerRefused
@@ -65,14 +67,31 @@ def worker_count(text: str) -> int:
     return int(text)
 
 
+def dask_address(text: str) -> str:
+    """argparse type: ``local`` or a ``tls://`` Dask scheduler address."""
+    try:
+        return check_address(text)
+    except ClusterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_exchange_options(p: argparse.ArgumentParser) -> None:
     add_input_options(p, "this agency's input files (CSV or JSON Lines)")
     add_agency_options(p)
-    p.add_argument(
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
         "--workers",
         type=worker_count,
         metavar="N",
         help="processes for hashing and blinding (default: every core this process may use)",
+    )
+    where.add_argument(
+        "--dask",
+        type=dask_address,
+        metavar="ADDRESS",
+        help="hash and blind on a Dask cluster instead (extra xlink[dask]): 'local' starts one "
+        "on this machine, or a scheduler's tls://HOST:PORT (credentials from the Dask "
+        "configuration, distributed.comm.tls.*)",
     )
     add_psi_suite_option(p)
     p.set_defaults(handler=run)
@@ -157,31 +176,35 @@ def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int
     start = time.perf_counter()
     report, close = progress_reporter(True)
     try:
-        outcome = run_cancellable(
-            run_agency(
-                role,
-                agency=args.agency,
-                files=args.files,
-                keys_dir=args.keys,
-                passphrase=passphrase,
-                mou_path=args.mou,
-                peer_bundle_path=args.peer_bundle,
-                host=host,
-                port=port,
-                workdir=args.workdir,
-                now_clock=lambda: datetime.now(UTC),
-                rng=system_random,
-                mappings=args.mapping,
-                date_order=args.date_order,
-                bad_field=args.bad_field,
-                timeout=args.timeout,
-                idle_timeout=args.timeout,
-                on_listening=listening,
-                progress=report,
-                workers=args.workers,
-                suite_id=args.psi_suite,
+        with contextlib.ExitStack() as stack:
+            workers: int | GroupWorkers | None = args.workers
+            if args.dask is not None:
+                workers = stack.enter_context(dask_workers(args.dask))
+            outcome = run_cancellable(
+                run_agency(
+                    role,
+                    agency=args.agency,
+                    files=args.files,
+                    keys_dir=args.keys,
+                    passphrase=passphrase,
+                    mou_path=args.mou,
+                    peer_bundle_path=args.peer_bundle,
+                    host=host,
+                    port=port,
+                    workdir=args.workdir,
+                    now_clock=lambda: datetime.now(UTC),
+                    rng=system_random,
+                    mappings=args.mapping,
+                    date_order=args.date_order,
+                    bad_field=args.bad_field,
+                    timeout=args.timeout,
+                    idle_timeout=args.timeout,
+                    on_listening=listening,
+                    progress=report,
+                    workers=workers,
+                    suite_id=args.psi_suite,
+                )
             )
-        )
     finally:
         close()
     wall = time.perf_counter() - start
@@ -191,6 +214,17 @@ def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int
             **outcome.to_json(),
             "phases": {**phase_timings(report), **outcome.phases},
             "wall_s": round(wall, 2),
+            **(
+                {
+                    "dask": {
+                        "address": args.dask,
+                        "workers": workers.count,
+                        "slices": workers.slices_sent,
+                    }
+                }
+                if isinstance(workers, GroupWorkers)
+                else {}
+            ),
             "ok": code == ExitCode.OK,
             "exit_code": int(code),
         }

@@ -19,7 +19,7 @@ chunk: a worker holds one slice at a time.
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import Final, Self
 
@@ -85,22 +85,37 @@ class GroupWorkers:
     elements have been worked in-process. Use as a context manager, or call :meth:`close`; a
     closed pool starts again on its next large call.
 
+    With ``executor``, the slices run there instead, ``count`` of them per call (the
+    executor's workers): a cluster's (:func:`xlink.crypto.cluster.dask_workers`), which the
+    caller started and stops; :meth:`close` leaves it running.
+
     Raises ``ValueError`` for a count below 1. Each operation raises what the in-process
     operation raises (:class:`~xlink.errors.InvalidElement` with the element's position in the
     whole buffer, ``ValueError`` for a buffer that is not whole elements).
     """
 
-    def __init__(self, count: int | None = None, *, start_after: int = POOL_START_ELEMENTS) -> None:
+    def __init__(
+        self,
+        count: int | None = None,
+        *,
+        start_after: int = POOL_START_ELEMENTS,
+        executor: Executor | None = None,
+    ) -> None:
         count = default_worker_count() if count is None else count
         if count < 1:
             raise ValueError("the worker count must be at least 1")
         self.count = count
-        self._start_after = start_after
+        self._start_after = 0 if executor is not None else start_after
         self._worked = 0
-        self._pool: ProcessPoolExecutor | None = None
+        self._executor = executor
+        self._pool: Executor | None = executor
+        #: Slices handed to the worker processes or the executor so far (work done in-process
+        #: is not counted): how a caller sees that its pool, or its cluster, did the work.
+        self.slices_sent = 0
 
     def __repr__(self) -> str:
-        return f"GroupWorkers(count={self.count}, started={self._pool is not None})"
+        where = "executor" if self._executor is not None else "processes"
+        return f"GroupWorkers(count={self.count}, {where}, started={self._pool is not None})"
 
     def __enter__(self) -> Self:
         return self
@@ -114,7 +129,10 @@ class GroupWorkers:
         self.close()
 
     def close(self) -> None:
-        """Stop the worker processes (they hold nothing worth keeping)."""
+        """Stop the worker processes (they hold nothing worth keeping); an ``executor`` given
+        at construction is its owner's to stop."""
+        if self._executor is not None:
+            return
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -171,7 +189,8 @@ class GroupWorkers:
         n = len(data) // width
         self._worked += n
         warming = self._pool is None and self._worked <= self._start_after
-        if self.count == 1 or n < POOL_MIN_ELEMENTS or warming:
+        in_process = self.count == 1 and self._executor is None
+        if in_process or n < POOL_MIN_ELEMENTS or warming:
             out, failure = _work(op, suite.suite_id, secret, dst, bytes(data), width)
             return _checked(out, failure, 0)
         pool = self._started()
@@ -184,13 +203,14 @@ class GroupWorkers:
             futures.append(
                 (start, pool.submit(_work, op, suite.suite_id, scalars, dst, part, width))
             )
+        self.slices_sent += len(futures)
         outputs = []
         for start, future in futures:  # in order: the first invalid element is reported
             out, failure = future.result()
             outputs.append(_checked(out, failure, start))
         return b"".join(outputs)
 
-    def _started(self) -> ProcessPoolExecutor:
+    def _started(self) -> Executor:
         if self._pool is None:
             self._pool = start_pool(self.count)
         return self._pool
