@@ -30,6 +30,7 @@ from xlink.error_codes import AbortCode, HubReason, RefusalReason
 
 __all__ = [
     "AbortCode",
+    "ClusterError",
     "ConnectionLost",
     "DecisionMismatch",
     "DecryptionError",
@@ -96,6 +97,13 @@ class FieldError:
 
 class InputError(XlinkError):
     """Input data that cannot be used as it is."""
+
+
+class ClusterError(InputError):
+    """A Dask cluster cannot be used for a party's group operations
+    (:func:`xlink.crypto.cluster.dask_workers`): the extra is not installed, the address is not
+    a TLS scheduler, it cannot be reached, it has no workers, or a worker computes
+    differently."""
 
 
 class EvaluationError(InputError):

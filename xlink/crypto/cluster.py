@@ -37,7 +37,7 @@ from typing import Any, Final
 from xlink._processes import default_worker_count
 from xlink.crypto.suite import SUITES
 from xlink.crypto.workers import GroupWorkers
-from xlink.errors import InputError
+from xlink.errors import ClusterError
 
 __all__ = ["LOCAL", "ClusterError", "check_address", "dask_workers", "known_answers"]
 
@@ -48,11 +48,6 @@ _KAT_DST: Final = b"xlink/v1/cluster-known-answer"
 """Domain separation of the known-answer check's hash to group (never a session's)."""
 _KAT_TOKEN: Final = hashlib.sha256(b"xlink/v1/cluster-known-answer-token").digest()
 _CONNECT_TIMEOUT_S: Final = 30.0
-
-
-class ClusterError(InputError):
-    """The Dask cluster cannot be used: the extra is not installed, the address is not a TLS
-    scheduler, it cannot be reached, it has no workers, or a worker computes differently."""
 
 
 def check_address(address: str) -> str:
