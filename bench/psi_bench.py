@@ -29,6 +29,11 @@ same machine, because absolute times on shared machines drift:
   time its sends were pending (``send_wait_s``: the peer not reading; the driver delivers
   what arrives meanwhile, so this time may overlap CPU time). Wall time beyond the CPU time
   was spent waiting for the peer.
+- ``--dask``: each party hashes and blinds on a local Dask cluster of its own (``--workers``
+  worker processes, mutual TLS; ``xlink.crypto.cluster``), started before the clock. Then
+  ``party_cpu_us_per_element`` (the party process's own CPU per element it sent or
+  received: the session, matching and I/O, which stay on one core however many workers a
+  cluster adds) is what ``bench/scaling.py`` extrapolates from.
 - ``--cached``: a repeated exchange. Each party's hashes are first made into a cache directory
   by a process of its own (the earlier exchange: neither its time nor its memory counts), and
   the timed exchange reads them back, file read included.
@@ -41,6 +46,7 @@ Usage::
     python bench/psi_bench.py --n 100000 --keys 1 --json
     python bench/psi_bench.py --n 100000 --keys 1 --suite 1 --json
     python bench/psi_bench.py --n 1000000 --keys 1 --overlap 0.02 --cached --json
+    python bench/psi_bench.py --n 1000000 --keys 1 --overlap 0.02 --dask --workers 1 --json
 """
 
 from __future__ import annotations

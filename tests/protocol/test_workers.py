@@ -22,7 +22,7 @@ from xlink.crypto.suite import (
 from xlink.crypto.workers import POOL_MIN_ELEMENTS, GroupWorkers
 from xlink.errors import InvalidElement
 from xlink.linkage.tokens import TokenSetBuilder
-from xlink.protocol import Role, run_pair
+from xlink.protocol import Role, _keys, run_pair
 from xlink.protocol.hashed import hash_tokens
 from xlink.protocol.session import PsiSession
 
@@ -49,6 +49,23 @@ def test_pool_equals_in_process(pool: GroupWorkers, tokens: bytes, suite: Cipher
     assert pool.blind(suite, key, hashed) == suite.blind(key, hashed)
     assert pool.hash_and_blind(suite, key, DST, tokens) == suite.blind(key, hashed)
     assert pool._pool is not None  # the work did go to the workers
+
+
+def test_tags_computed_on_the_pool_are_the_sessions_tags(pool: GroupWorkers, tokens: bytes) -> None:
+    """blind_and_tag gives, per element, the two direction tags of xlink-psi-v2 §4.5 that
+    ``reblinded_hasher`` computes over the re-blinded value, in the order of the prefixes."""
+    suite = DEFAULT_SUITE
+    key = BlindingKey(DeterministicRandom("tag key")(32))
+    elements = suite.hash_to_group(DST, tokens)
+    transcript = hashlib.sha256(b"a transcript").digest()
+    prefixes = (_keys.reblinded_prefix(transcript, 1), _keys.reblinded_prefix(transcript, 0))
+    hashers = (_keys.reblinded_hasher(transcript, 1), _keys.reblinded_hasher(transcript, 0))
+    blinded = suite.blind(key, elements)
+    expected = b"".join(h(blinded[i : i + 32]) for i in range(0, len(blinded), 32) for h in hashers)
+    before = pool.slices_sent
+    assert pool.blind_and_tag(suite, key, elements, prefixes, 16) == expected
+    assert pool.slices_sent == before + 2  # on the workers
+    assert GroupWorkers(1).blind_and_tag(suite, key, elements, prefixes, 16) == expected
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ chunk: a worker holds one slice at a time.
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import Final, Self
@@ -45,10 +46,32 @@ _MULTIPLY: Final = "multiply"
 _VALUES: Final = "values"
 
 _Failure = tuple[int, str, bool]  # index within the slice, reason, identity
+_Tags = tuple[tuple[bytes, ...], int]  # the tag prefixes, the tag size
+
+
+def _tagged(values: bytes, tags: _Tags) -> bytes:
+    """For each 32-byte value ``v``, ``SHA-256(prefix || v)`` cut to the tag size, for each
+    prefix in turn (xlink-psi-v2 §4.5: the direction tags of a re-blinded element)."""
+    prefixes, size = tags
+    bases = [hashlib.sha256(prefix) for prefix in prefixes]
+    out = bytearray()
+    for i in range(0, len(values), ELEMENT_SIZE):
+        value = values[i : i + ELEMENT_SIZE]
+        for base in bases:
+            h = base.copy()
+            h.update(value)
+            out += h.digest()[:size]
+    return bytes(out)
 
 
 def _work(
-    op: str, suite_id: int, secret: bytes, dst: bytes, data: bytes, token_size: int
+    op: str,
+    suite_id: int,
+    secret: bytes,
+    dst: bytes,
+    data: bytes,
+    token_size: int,
+    tags: _Tags | None = None,
 ) -> tuple[bytes, _Failure | None]:
     """One slice, in a worker (or in-process). Returns the output, or the first invalid
     element's position and reason (exceptions are not sent back across the pipe)."""
@@ -74,7 +97,8 @@ def _work(
         key = BlindingKey(secret)
         if op == _HASH_BLIND:
             data = suite.hash_to_group(dst, data, token_size)
-        return suite.blind(key, data), None
+        blinded = suite.blind(key, data)
+        return (blinded if tags is None else _tagged(blinded, tags)), None
     except InvalidElement as exc:
         return b"", (exc.index, exc.reason, exc.identity)
 
@@ -149,6 +173,20 @@ class GroupWorkers:
         """:meth:`Ciphersuite.blind` of every element, in order."""
         return self._run(_BLIND, suite, _secret(key), b"", elements, ELEMENT_SIZE)
 
+    def blind_and_tag(
+        self,
+        suite: Ciphersuite,
+        key: BlindingKey,
+        elements: bytes,
+        prefixes: tuple[bytes, ...],
+        size: int,
+    ) -> bytes:
+        """Blind every element, then give for each result, instead of it, ``SHA-256(prefix ||
+        result)[:size]`` for each prefix in turn: the re-blinded value's direction tags
+        (xlink-psi-v2 §4.5), computed where the re-blinding is, so the party's own process
+        never hashes per element."""
+        return self._run(_BLIND, suite, _secret(key), b"", elements, ELEMENT_SIZE, (prefixes, size))
+
     def hash_and_blind(
         self, suite: Ciphersuite, key: BlindingKey, dst: bytes, tokens: bytes
     ) -> bytes:
@@ -180,7 +218,14 @@ class GroupWorkers:
     # -- running ------------------------------------------------------------------------------
 
     def _run(
-        self, op: str, suite: Ciphersuite, secret: bytes, dst: bytes, data: bytes, width: int
+        self,
+        op: str,
+        suite: Ciphersuite,
+        secret: bytes,
+        dst: bytes,
+        data: bytes,
+        width: int,
+        tags: _Tags | None = None,
     ) -> bytes:
         if len(data) % width:
             if op in (_BLIND, _MULTIPLY):
@@ -191,7 +236,7 @@ class GroupWorkers:
         warming = self._pool is None and self._worked <= self._start_after
         in_process = self.count == 1 and self._executor is None
         if in_process or n < POOL_MIN_ELEMENTS or warming:
-            out, failure = _work(op, suite.suite_id, secret, dst, bytes(data), width)
+            out, failure = _work(op, suite.suite_id, secret, dst, bytes(data), width, tags)
             return _checked(out, failure, 0)
         pool = self._started()
         step = -(-n // self.count)
@@ -201,7 +246,7 @@ class GroupWorkers:
             part = bytes(data[start * width : (start + step) * width])
             scalars = secret[start * SCALAR_SIZE : (start + step) * SCALAR_SIZE] if each else secret
             futures.append(
-                (start, pool.submit(_work, op, suite.suite_id, scalars, dst, part, width))
+                (start, pool.submit(_work, op, suite.suite_id, scalars, dst, part, width, tags))
             )
         self.slices_sent += len(futures)
         outputs = []

@@ -28,6 +28,7 @@ __all__ = [
     "match_handle",
     "oprf_output",
     "reblinded_hasher",
+    "reblinded_prefix",
     "reveal_commitment",
     "session_id_of",
     "transcript_hash",
@@ -72,6 +73,12 @@ def session_id_of(transcript: bytes) -> bytes:
     return hashlib.sha256(_lp(DST_SESSION_ID) + transcript).digest()[:SESSION_ID_SIZE]
 
 
+def reblinded_prefix(transcript: bytes, owner_role: int) -> bytes:
+    """What a tag's SHA-256 input starts with (spec §4.5): ``lp(DST_REBLINDED) || transcript ||
+    u8(owner_role)``; the doubly-blinded value follows."""
+    return _lp(DST_REBLINDED) + transcript + bytes([owner_role])
+
+
 def reblinded_hasher(transcript: bytes, owner_role: int) -> Callable[[bytes], bytes]:
     """The function that turns a doubly-blinded value ``v`` into what crosses the wire (or is
     compared) for an element owned by the party of ``owner_role`` (0 initiator, 1 responder):
@@ -80,7 +87,7 @@ def reblinded_hasher(transcript: bytes, owner_role: int) -> Callable[[bytes], by
     The direction tag is what stops reflection: the values a party computes for the peer's
     elements are tagged with the peer's role, the values it expects for its own with its own,
     so nothing it sends can come back as a valid answer to its own elements."""
-    base = hashlib.sha256(_lp(DST_REBLINDED) + transcript + bytes([owner_role]))
+    base = hashlib.sha256(reblinded_prefix(transcript, owner_role))
 
     def tag(value: bytes) -> bytes:
         h = base.copy()

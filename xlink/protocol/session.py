@@ -346,8 +346,12 @@ class PsiSession:
         self._step(Trigger.RECV_HELLO)
         self._transcript = _keys.transcript_hash(self._hello_initiator, self._hello_responder)
         self.session_id = _keys.session_id_of(self._transcript)
-        self._tag_own = _keys.reblinded_hasher(self._transcript, self.role.value)
-        self._tag_peer = _keys.reblinded_hasher(self._transcript, 1 - self.role.value)
+        # Each peer element's value is tagged for our side (to match our own slots), then for
+        # the peer's (what we send back): never the group element itself (spec §4.5).
+        self._tag_prefixes = (
+            _keys.reblinded_prefix(self._transcript, self.role.value),
+            _keys.reblinded_prefix(self._transcript, 1 - self.role.value),
+        )
         self._peer_total = hello.padded_size
         self._peer_chunk = hello.chunk_size
         self._peer_chunks = -(-hello.padded_size // hello.chunk_size)
@@ -360,7 +364,9 @@ class PsiSession:
         if len(msg.elements) != want * 32:
             raise RemoteProtocolError(AbortCode.WRONG_COUNT, "wrong number of elements")
         try:
-            reblinded = self._workers.blind(self._suite, self._key, msg.elements)
+            tagged = self._workers.blind_and_tag(
+                self._suite, self._key, msg.elements, self._tag_prefixes, L.REBLINDED_SIZE
+            )
         except InvalidElement as exc:
             raise element_error(exc) from None
         if has_duplicates(rows_of(msg.elements)):
@@ -368,18 +374,9 @@ class PsiSession:
         peer = self._peer_double
         assert peer is not None  # allocated with the Hello
         start = msg.seq * self._peer_chunk
-        # Each peer element's value, tagged for our side (to match our own slots) then for the
-        # peer's (what we send back): never the group element itself (spec §4.5).
-        tag_own, tag_peer = self._tag_own, self._tag_peer
-        rows = bytearray()
-        sent = bytearray()
-        for i in range(0, len(reblinded), 32):
-            v = reblinded[i : i + 32]
-            theirs = tag_peer(v)
-            rows += tag_own(v)
-            rows += theirs
-            sent += theirs
-        peer[start : start + want] = rows_of(rows)
+        rows = rows_of(tagged, 2 * L.REBLINDED_SIZE)  # our tag, then the peer's, per element
+        peer[start : start + want] = rows
+        sent = rows[:, L.REBLINDED_SIZE :].tobytes()
         self._peer_received += 1
         if self._peer_received == self._peer_chunks:
             # One in-place sort serves the duplicate check and the matching (§7).
@@ -395,7 +392,7 @@ class PsiSession:
                 )
                 self._return_queue.extend((seq, None) for seq in range(self._peer_chunks))
         if self.config.mode is Mode.PSI:
-            self._return_queue.append((msg.seq, bytes(sent)))
+            self._return_queue.append((msg.seq, sent))
         del peer  # matching may release the set
         self._step(Trigger.RECV_ELEMENTS)
         events: list[Event] = [Progress("peer_elements", self._peer_received, self._peer_chunks)]
