@@ -516,6 +516,7 @@ def main() -> None:
         "psi_ratio": round(psi_wall_s / floor_s, 3),
         "suite": args.suite,
         "workers_per_party": args.workers,
+        "chunk": args.chunk,
         "dask": args.dask,
         # The party process's own CPU (the session, its matching and its I/O; not its workers'):
         # what stays on one core however many workers a cluster adds.

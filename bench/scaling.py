@@ -1,8 +1,8 @@
 """Benchmark: the PSI's scaling curve with each party on a Dask cluster, and what it predicts
 for larger lists on more cores.
 
-Runs ``bench/psi_bench.py --dask`` at each ``--n`` (or reads the JSON such runs printed,
-``--from FILE...``), fits the exchange's wall time and each party's peak memory to
+Runs ``bench/psi_bench.py --dask --chunk 16384`` at each ``--n`` (or reads the JSON such
+runs printed, ``--from FILE...``), fits the exchange's wall time and each party's peak memory to
 ``a + b * n`` by least squares, and prints one JSON object:
 
 - ``runs``: per size, the wall time (exchange and whole run), the ratio to the two-X25519
@@ -23,6 +23,8 @@ Runs ``bench/psi_bench.py --dask`` at each ``--n`` (or reads the JSON such runs 
 Usage::
 
     python bench/scaling.py --n 1000000 2000000 5000000 --workers 1 --json
+    (each run: python bench/psi_bench.py --n N --keys 1 --overlap 0.02 --dask --workers 1
+     --chunk 16384 --json > dN.json)
     python bench/scaling.py --from d1m.json d2m.json d5m.json --estimate 100000000 --cores 32
 """
 
@@ -39,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 GBIT_BYTES_PER_S = 125_000_000
 
 
-def _run(n: int, workers: int, overlap: float) -> dict[str, Any]:
+def _run(n: int, workers: int, overlap: float, chunk: int) -> dict[str, Any]:
     out = subprocess.run(
         [
             sys.executable,
@@ -47,6 +49,7 @@ def _run(n: int, workers: int, overlap: float) -> dict[str, Any]:
             f"--n={n}",
             "--keys=1",
             f"--overlap={overlap}",
+            f"--chunk={chunk}",
             "--dask",
             f"--workers={workers}",
             "--json",
@@ -75,6 +78,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[1_000_000, 2_000_000, 5_000_000])
     ap.add_argument("--workers", type=int, default=1, help="Dask workers per party in the runs")
     ap.add_argument("--overlap", type=float, default=0.02, help="fraction of records shared")
+    ap.add_argument(
+        "--chunk",
+        type=int,
+        default=16384,
+        help="elements per chunk in the runs (default: what a party of 32 or more workers "
+        "uses, xlink.protocol.config.chunk_size_for)",
+    )
     ap.add_argument("--from", dest="files", nargs="+", metavar="FILE", help="psi_bench JSON")
     ap.add_argument("--estimate", type=int, nargs="+", default=[10_000_000, 100_000_000])
     ap.add_argument("--cores", type=int, nargs="+", default=[32], help="workers per party")
@@ -84,7 +94,7 @@ def main() -> None:
     if args.files:
         docs = [json.loads(Path(f).read_text()) for f in args.files]
     else:
-        docs = [_run(n, args.workers, args.overlap) for n in args.n]
+        docs = [_run(n, args.workers, args.overlap, args.chunk) for n in args.n]
     docs.sort(key=lambda d: d["n"])
     if len(docs) < 2 or not all(d.get("dask") for d in docs):
         raise SystemExit("need at least two psi_bench runs made with --dask")

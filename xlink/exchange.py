@@ -19,7 +19,7 @@ from xlink.errors import ProtocolError
 from xlink.linkage.schema import LinkageSchema, schema_digest
 from xlink.linkage.tokens import TokenSet
 from xlink.protocol.bound import RevealBound
-from xlink.protocol.config import Mode, Role, SessionConfig
+from xlink.protocol.config import DEFAULT_CHUNK_SIZE, Mode, Role, SessionConfig
 from xlink.protocol.events import CardinalityResult, Event, PsiResult
 from xlink.protocol.pair import run_pair
 from xlink.protocol.session import PsiSession
@@ -49,7 +49,7 @@ def exchange_in_memory(
     mou_digest: bytes,
     mode: Mode = Mode.PSI,
     padding_bucket: int = 1024,
-    chunk_size: int = 2048,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
     observer: Callable[[PsiSession, bytes], None] | None = None,
     clock: Callable[[], datetime] | None = None,
     reveal_bound: RevealBound | None = None,

@@ -25,7 +25,7 @@ EXPECTED: dict[type[BaseException], ExitCode] = {
     E.InputError: INPUT,
     E.EvaluationError: INPUT,
     E.EstimationError: INPUT,
-    E.ClusterError: INPUT,  # a Dask cluster that cannot be used (--dask): refused before any session
+    E.ClusterError: INPUT,  # a Dask cluster that cannot be used (--dask)
     E.LoadError: INPUT,
     E.SchemaError: INPUT,
     E.SchemaMismatch: INPUT,

@@ -42,7 +42,7 @@ from xlink.officers import OFFICERS_DIR, OfficerRegistry
 from xlink.policy import Mou, mou_digest
 from xlink.prepare import PreparedSide, StrPath, prepare_side
 from xlink.progress import ProgressFn
-from xlink.protocol.config import Mode, Role, SessionConfig
+from xlink.protocol.config import Mode, Role, SessionConfig, chunk_size_for
 from xlink.protocol.hashed import CACHE_DIR, hash_tokens
 from xlink.records.model import PersonRecord
 from xlink.records.validation import BadFieldPolicy
@@ -118,6 +118,7 @@ class Agency:
         #: The group operations of the PSI on every core (``workers`` processes, default: all
         #: cores), started on first use and stopped by :meth:`close`; or the caller's pool
         #: (a cluster's, :func:`xlink.crypto.cluster.dask_workers`), which stays the caller's.
+        self._owns_workers = not isinstance(workers, GroupWorkers)
         self.workers = workers if isinstance(workers, GroupWorkers) else GroupWorkers(workers)
         #: The PSI ciphersuite this agency proposes (xlink-psi-v2 §4, §4.6; default 2). The
         #: partner must propose the same one, or the session aborts with UNSUPPORTED_SUITE.
@@ -220,7 +221,8 @@ class Agency:
         return self
 
     def close(self) -> None:
-        self.workers.close()
+        if self._owns_workers:
+            self.workers.close()
         self._stack.close()
         self._audit = self._store = self._queue = None
 
@@ -499,6 +501,7 @@ class Agency:
             mou_digest=mou_digest(self.mou),
             schema_digest=self.mou.schema_digest,
             padding_bucket=self.mou.padding_bucket,
+            chunk_size=chunk_size_for(self.workers.count),
             max_peer_set_size=peer.max_set_size,
             max_own_set_size=own.max_set_size,
             suite_id=self.suite_id,

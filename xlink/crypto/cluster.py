@@ -22,7 +22,8 @@ cluster is mutual TLS:
 Before it is used, every worker computes a known answer (the hash to the group of a fixed
 token in every ciphersuite) and a worker whose answer differs from this process's (another
 xlink, another libsodium) is refused: a party must never blind with a function its partner
-does not share.
+does not share. The check covers the workers the cluster has when the party connects; a
+remote cluster should keep them for the exchange (workers that join later are not checked).
 """
 
 from __future__ import annotations

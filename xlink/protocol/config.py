@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.protocol import limits as L
@@ -16,7 +16,31 @@ from xlink.protocol import limits as L
 if TYPE_CHECKING:
     from xlink.protocol.bound import RevealBound
 
-__all__ = ["Mode", "Role", "SessionConfig", "padded_size"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "SLICE_ELEMENTS",
+    "Mode",
+    "Role",
+    "SessionConfig",
+    "chunk_size_for",
+    "padded_size",
+]
+
+DEFAULT_CHUNK_SIZE: Final = 2048
+"""Elements per Elements message unless the party's workers need more (:func:`chunk_size_for`)."""
+SLICE_ELEMENTS: Final = 512
+"""The fewest elements a chunk gives each worker: about 17 ms of blinding, against a
+millisecond or two of handing a slice to a Dask worker and back."""
+
+
+def chunk_size_for(workers: int) -> int:
+    """The chunk size for a party whose group operations run on ``workers`` workers: the
+    default, or :data:`SLICE_ELEMENTS` per worker when that is more, at most
+    ``MAX_CHUNK_ELEMENTS``. A chunk is cut into one slice per worker, and a party waits for
+    each chunk's slices, so slices too small to pay for their trip leave a cluster idle and the
+    party's own process busy (docs/PERFORMANCE.md, "Beyond one machine"). Local, not agreed:
+    the Hello tells the peer (spec §5.1)."""
+    return min(L.MAX_CHUNK_ELEMENTS, max(DEFAULT_CHUNK_SIZE, SLICE_ELEMENTS * workers))
 
 
 class Role(Enum):
@@ -72,7 +96,7 @@ class SessionConfig:
     mou_digest: bytes
     schema_digest: bytes
     padding_bucket: int = 1024
-    chunk_size: int = 2048
+    chunk_size: int = DEFAULT_CHUNK_SIZE
     suite_id: int = DEFAULT_SUITE.suite_id
     reveal_chunk_records: int = L.MAX_RECORDS_PER_REVEAL
     max_peer_set_size: int = L.MAX_SET_SIZE
