@@ -1,9 +1,10 @@
-"""A party's chunk size follows its workers (xlink.protocol.config.chunk_size_for): each worker
-gets at least SLICE_ELEMENTS of every chunk, so a cluster's slices pay for their trip; a party
-on this machine's few cores keeps the default."""
+"""A party's chunk size says only whether it works on a cluster (xlink.protocol.config.
+chunk_size_for): the largest chunks there, so that a cluster's slices pay for their trip; the
+default otherwise, whatever its number of cores (the Hello declares the size to the peer)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,26 +17,14 @@ from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.crypto.workers import GroupWorkers
 from xlink.protocol import Role
 from xlink.protocol import limits as L
-from xlink.protocol.config import DEFAULT_CHUNK_SIZE, SLICE_ELEMENTS, chunk_size_for
+from xlink.protocol.config import CLUSTER_CHUNK_SIZE, DEFAULT_CHUNK_SIZE, chunk_size_for
 
 PASSPHRASE = b"chunk size tests passphrase, not secret"
 
 
-@pytest.mark.parametrize(
-    ("workers", "chunk"),
-    [
-        (1, DEFAULT_CHUNK_SIZE),
-        (4, DEFAULT_CHUNK_SIZE),
-        (8, 8 * SLICE_ELEMENTS),
-        (32, 16384),
-        (64, 16384),
-    ],
-)
-def test_chunk_size_for(workers: int, chunk: int) -> None:
-    assert chunk_size_for(workers) == chunk
-    assert chunk <= L.MAX_CHUNK_ELEMENTS
-    if chunk < L.MAX_CHUNK_ELEMENTS:
-        assert chunk // workers >= SLICE_ELEMENTS or chunk == DEFAULT_CHUNK_SIZE
+def test_chunk_size_for() -> None:
+    assert chunk_size_for(False) == DEFAULT_CHUNK_SIZE == 2048
+    assert chunk_size_for(True) == CLUSTER_CHUNK_SIZE == L.MAX_CHUNK_ELEMENTS
 
 
 def _open(tmp_path: Path, workers: GroupWorkers) -> Agency:
@@ -58,12 +47,19 @@ def _open(tmp_path: Path, workers: GroupWorkers) -> Agency:
     )
 
 
-@pytest.mark.parametrize(("workers", "chunk"), [(1, DEFAULT_CHUNK_SIZE), (16, 8192)])
-def test_the_agency_sizes_its_chunks_for_its_workers(
-    tmp_path: Path, workers: int, chunk: int
+@pytest.mark.parametrize(
+    ("workers", "chunk"),
+    [
+        (GroupWorkers(1), DEFAULT_CHUNK_SIZE),
+        (GroupWorkers(64), DEFAULT_CHUNK_SIZE),  # never the core count: the peer sees the size
+        (GroupWorkers(2, executor=ThreadPoolExecutor(1)), CLUSTER_CHUNK_SIZE),
+    ],
+    ids=["one-core", "many-cores", "cluster"],
+)
+def test_the_agency_sizes_its_chunks_for_where_it_works(
+    tmp_path: Path, workers: GroupWorkers, chunk: int
 ) -> None:
-    # a pool never started: sizing needs only its count
-    with _open(tmp_path, GroupWorkers(workers)) as agency:
+    with _open(tmp_path, workers) as agency:  # pools never started: sizing needs no work
         assert agency.session_config(Role.INITIATOR).chunk_size == chunk
 
 

@@ -131,7 +131,7 @@ def test_success_path(tmp_path: Path) -> None:
 
 def test_a_party_on_a_dask_cluster_decides_what_it_decides_alone(tmp_path: Path) -> None:
     """`xlink serve --dask local`: US-DHS hashes and blinds on a local Dask cluster, CA-RCMP on
-    its own processes; the partner cannot tell, and both decide what two plain parties do."""
+    its own processes; both decide what two plain parties decide."""
     c = _ceremony(tmp_path)
     figures = {}
     for run, options in (("alone", ()), ("dask", ("--dask", "local"))):

@@ -11,6 +11,8 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future
+from typing import Any
 
 import distributed
 import pytest
@@ -18,6 +20,7 @@ from _support import config
 
 from xlink.cli.main import main
 from xlink.crypto import cluster
+from xlink.crypto import workers as workers_module
 from xlink.crypto.cluster import LOCAL, ClusterError, check_address, dask_workers
 from xlink.crypto.oprf import OprfScalar, blind_scalar, evaluate_points
 from xlink.crypto.rand import DeterministicRandom
@@ -47,7 +50,7 @@ def tokens() -> bytes:
 def test_the_cluster_computes_what_the_suite_computes(
     on_cluster: GroupWorkers, tokens: bytes, suite: Ciphersuite
 ) -> None:
-    client = distributed.get_client()
+    client = _client(on_cluster)
     assert client.scheduler.address.startswith("tls://127.0.0.1:")  # mutual TLS, this host
     key = BlindingKey(DeterministicRandom("key")(32))
     hashed = suite.hash_to_group(DST, tokens)
@@ -69,7 +72,7 @@ def test_the_cluster_computes_what_the_suite_computes(
 def test_the_clusters_http_servers_answer_health_checks_only(on_cluster: GroupWorkers) -> None:
     """Dask starts an HTTP server beside each node; pages describing tasks (and the arguments
     they were given, the blinding scalar among them) must not be among its answers."""
-    info = distributed.get_client().scheduler_info()
+    info = _client(on_cluster).scheduler_info()
     nodes = [(info["services"]["dashboard"], "/info/main/workers.html")]
     nodes += [(w["services"]["dashboard"], "/metrics") for w in info["workers"].values()]
     assert len(nodes) == 3
@@ -149,14 +152,68 @@ def test_the_command_line_refuses_a_clear_text_scheduler(
 
 
 def test_a_worker_that_computes_differently_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The caller's known answers change; the workers (other processes) compute the real ones.
-    monkeypatch.setattr(cluster, "_KAT_TOKEN", bytes(32))
+    # This process now speaks one suite less, so its known answers differ from those the
+    # workers (other processes, with the real module) compute.
+    monkeypatch.setattr(workers_module, "SUITES", (SUITE_R255,))
     refused = pytest.raises(ClusterError, match="2 of the cluster's 2 workers compute")
     with refused, dask_workers(LOCAL, local_workers=2):
         pass  # pragma: no cover - refused before the block runs
 
 
 def test_the_cluster_is_the_callers_to_stop(on_cluster: GroupWorkers) -> None:
-    on_cluster.close()  # as Agency.close does: the cluster keeps running for its owner
-    assert on_cluster.hash_to_group(SUITE_R255, DST, bytes(32 * POOL_MIN_ELEMENTS))
-    assert "executor" in repr(on_cluster)
+    on_cluster.close()  # the cluster keeps running for its owner
+    before = on_cluster.slices_sent
+    with distributed.get_task_stream(_client(on_cluster)) as stream:
+        assert on_cluster.hash_to_group(SUITE_R255, DST, bytes(32 * POOL_MIN_ELEMENTS))
+    assert on_cluster.slices_sent == before + 2 and len(stream.data) == 2  # still the cluster
+    assert on_cluster.on_executor and "executor" in repr(on_cluster)
+
+
+def test_a_cluster_that_fails_raises_a_cluster_error_that_names_no_argument(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A slice that fails on the cluster, or never comes back, ends the call with
+    ClusterError (exit 3, and an abort inside a session), naming only the kind of failure:
+    Dask's own messages can quote a task's arguments, the blinding scalar among them."""
+    scalar = "blinding scalar 0x1234"
+    pool = GroupWorkers(2, executor=_FailingExecutor(RuntimeError(f"task failed, args: {scalar}")))
+    with pytest.raises(ClusterError, match="failed a slice: RuntimeError") as failed:
+        pool.blind(SUITE_R255, BlindingKey(os.urandom(32)), bytes(32 * POOL_MIN_ELEMENTS))
+    assert scalar not in str(failed.value)
+    monkeypatch.setattr(workers_module, "CLUSTER_SLICE_TIMEOUT_S", 0.05)
+    silent = GroupWorkers(2, executor=_FailingExecutor(None))  # a cluster with no worker left
+    with pytest.raises(ClusterError, match="failed a slice: TimeoutError"):
+        silent.hash_to_group(SUITE_R255, DST, bytes(32 * POOL_MIN_ELEMENTS))
+
+
+def test_workers_that_do_not_listen_on_tls_are_refused() -> None:
+    class Scheduler:  # what dask_workers asks of a Client, for a cluster with a clear worker
+        def nthreads(self) -> dict[str, int]:
+            return {"tls://10.0.0.7:40001": 1, "tcp://10.0.0.8:40001": 1}
+
+    with pytest.raises(ClusterError, match="1 of the cluster's 2 workers do not listen on TLS"):
+        cluster._checked_workers(Scheduler())
+
+
+def test_a_scheduler_without_tls_credentials_is_a_cluster_error() -> None:
+    refused = pytest.raises(ClusterError, match="could not be started or used: TypeError")
+    with refused, dask_workers("tls://127.0.0.1:1"):
+        pass  # pragma: no cover - refused before the block runs
+
+
+class _FailingExecutor(Executor):
+    """An executor whose every future fails with ``error``, or never completes (``None``)."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        if self.error is not None:
+            future.set_exception(self.error)
+        return future
+
+
+def _client(pool: GroupWorkers) -> Any:
+    """The Dask client behind ``dask_workers``'s pool (it is not the process's default)."""
+    return pool._executor._client  # type: ignore[union-attr]

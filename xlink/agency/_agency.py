@@ -501,7 +501,7 @@ class Agency:
             mou_digest=mou_digest(self.mou),
             schema_digest=self.mou.schema_digest,
             padding_bucket=self.mou.padding_bucket,
-            chunk_size=chunk_size_for(self.workers.count),
+            chunk_size=chunk_size_for(self.workers.on_executor),
             max_peer_set_size=peer.max_set_size,
             max_own_set_size=own.max_set_size,
             suite_id=self.suite_id,

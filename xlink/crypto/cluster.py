@@ -4,12 +4,13 @@ extra ``xlink[dask]``; docs/PERFORMANCE.md, "Beyond one machine").
 :func:`dask_workers` gives a :class:`~xlink.crypto.workers.GroupWorkers` whose slices run on a
 Dask cluster's workers instead of this machine's processes: hashing to the group, blinding,
 re-blinding and the confirmation round's evaluations. The session, its state, its matching
-and its connection to the partner stay in the calling process; nothing changes on the wire, so
-the partner cannot tell a clustered party from any other, and nothing more is revealed.
+and its connection to the partner stay in the calling process. The messages are the same; the
+only thing the partner can tell is the chunk size its Hello declares, larger for a party on a
+cluster (:func:`xlink.protocol.config.chunk_size_for`).
 
 The cluster is inside the party's own trust domain: the session's blinding scalar and its
-tokens' points travel to the workers with each call. So every connection to and within the
-cluster is mutual TLS:
+tokens' points travel to the workers with each call. So the party's connection to the
+cluster is TLS, and every worker must listen on TLS:
 
 - ``local`` starts a cluster on this machine (one worker process per core, started with
   ``spawn``, listening on 127.0.0.1 only) with credentials made for it alone
@@ -17,37 +18,36 @@ cluster is mutual TLS:
   workers. The HTTP servers Dask starts beside them answer health checks only.
 - Any other address is an existing cluster's scheduler, ``tls://HOST:PORT``; the credentials
   come from the Dask configuration (``distributed.comm.tls.*``), and encryption is required.
-  A plain ``tcp://`` address is refused.
+  A plain ``tcp://`` address is refused, and so is a cluster with a worker whose address is
+  not ``tls://``. Dask does not check host names: any certificate the configured CA signed is
+  accepted, so that CA must be the agency's own.
 
-Before it is used, every worker computes a known answer (the hash to the group of a fixed
-token in every ciphersuite) and a worker whose answer differs from this process's (another
-xlink, another libsodium) is refused: a party must never blind with a function its partner
-does not share. The check covers the workers the cluster has when the party connects; a
-remote cluster should keep them for the exchange (workers that join later are not checked).
+Before it is used, every worker runs each of its operations on fixed inputs
+(:func:`xlink.crypto.workers.known_answers`, every ciphersuite) and a worker whose answers
+differ from this process's (another xlink, another libsodium) is refused: a party must never
+blind with a function its partner does not share. A cluster that fails during the exchange
+(a lost worker, a slice unanswered for ten minutes) raises :class:`ClusterError`. The checks
+cover the workers the cluster has when the party connects; a remote cluster should keep them
+for the exchange (workers that join later are not checked).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import logging
 from collections.abc import Iterator
 from typing import Any, Final
 
 from xlink._processes import default_worker_count
-from xlink.crypto.suite import SUITES
-from xlink.crypto.workers import GroupWorkers
+from xlink.crypto.workers import GroupWorkers, known_answers
 from xlink.errors import ClusterError
 
-__all__ = ["LOCAL", "ClusterError", "check_address", "dask_workers", "known_answers"]
+__all__ = ["LOCAL", "ClusterError", "check_address", "dask_workers"]
 
 LOCAL: Final = "local"
 """The address that starts a cluster on this machine."""
 
-_KAT_DST: Final = b"xlink/v1/cluster-known-answer"
-"""Domain separation of the known-answer check's hash to group (never a session's)."""
-_KAT_TOKEN: Final = hashlib.sha256(b"xlink/v1/cluster-known-answer-token").digest()
 _CONNECT_TIMEOUT_S: Final = 30.0
 
 
@@ -60,12 +60,6 @@ def check_address(address: str) -> str:
         f"the Dask scheduler address must be {LOCAL!r} or tls://HOST:PORT: the session's "
         "blinding scalar goes to the workers, never in the clear"
     )
-
-
-def known_answers() -> dict[int, bytes]:
-    """The hash to the group of a fixed token in every ciphersuite this build speaks (run on
-    each worker and compared with the caller's)."""
-    return {suite.suite_id: suite.hash_to_group(_KAT_DST, _KAT_TOKEN, 32) for suite in SUITES}
 
 
 @contextlib.contextmanager
@@ -96,31 +90,39 @@ def dask_workers(
     with contextlib.ExitStack() as stack:
         try:
             if address == LOCAL:
-                stack.enter_context(_quiet_http())
                 security = distributed.Security.temporary()
-                cluster = stack.enter_context(
-                    distributed.LocalCluster(
-                        n_workers=local_workers or default_worker_count(),
-                        threads_per_worker=1,
-                        processes=True,
-                        host="127.0.0.1",
-                        dashboard_address="127.0.0.1:0",
-                        security=security,
-                        silence_logs=logging.ERROR,
+                with _quiet_http():  # the workers take the configuration when they start
+                    cluster = stack.enter_context(
+                        distributed.LocalCluster(
+                            n_workers=local_workers or default_worker_count(),
+                            threads_per_worker=1,
+                            processes=True,
+                            host="127.0.0.1",
+                            dashboard_address="127.0.0.1:0",
+                            scheduler_kwargs={"dashboard": False},
+                            security=security,
+                            silence_logs=logging.ERROR,
+                        )
                     )
+                client = stack.enter_context(
+                    distributed.Client(cluster, security=security, set_as_default=False)
                 )
-                client = stack.enter_context(distributed.Client(cluster, security=security))
             else:
                 client = stack.enter_context(
                     distributed.Client(
                         address,
                         security=distributed.Security(require_encryption=True),
                         timeout=_CONNECT_TIMEOUT_S,
+                        set_as_default=False,
                     )
                 )
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise ClusterError(f"the Dask cluster could not be started or reached: {exc}") from None
-        count = _checked_threads(client)
+            count = _checked_workers(client)
+        except ClusterError:
+            raise
+        except Exception as exc:  # Dask's own types, TLS set-up, a worker without xlink...
+            raise ClusterError(
+                f"the Dask cluster could not be started or used: {type(exc).__name__}: {exc}"
+            ) from None
         yield GroupWorkers(count, executor=client.get_executor(pure=False))
 
 
@@ -135,18 +137,24 @@ def _quiet_http() -> Any:
     )
 
 
-def _checked_threads(client: Any) -> int:
-    """The cluster's worker threads, once every worker gave the known answers."""
+def _checked_workers(client: Any) -> int:
+    """The cluster's worker threads, once every worker listens on TLS and gave the known
+    answers."""
     threads: dict[str, int] = client.nthreads()
     count = sum(threads.values())
     if count < 1:
         raise ClusterError("the Dask cluster has no workers")
+    clear = [worker for worker in threads if not worker.startswith("tls://")]
+    if clear:
+        raise ClusterError(
+            f"{len(clear)} of the cluster's {len(threads)} workers do not listen on TLS: refused"
+        )
     expected = known_answers()
-    answers: dict[str, dict[int, bytes]] = client.run(known_answers)
+    answers: dict[str, dict[str, bytes]] = client.run(known_answers)
     wrong = sorted(worker for worker, answer in answers.items() if answer != expected)
     if wrong:
         raise ClusterError(
-            f"{len(wrong)} of the cluster's {len(answers)} workers compute the hash to the "
-            "group differently from this process (another xlink or libsodium): refused"
+            f"{len(wrong)} of the cluster's {len(answers)} workers compute the group "
+            "operations differently from this process (another xlink or libsodium): refused"
         )
     return count

@@ -26,14 +26,26 @@ from typing import Final, Self
 
 from xlink._processes import default_worker_count, start_pool
 from xlink.crypto.oprf import POINT_SIZE, SCALAR_SIZE, OprfScalar, unblind_point
-from xlink.crypto.suite import ELEMENT_SIZE, BlindingKey, Ciphersuite, get_suite
-from xlink.errors import InvalidElement
+from xlink.crypto.suite import ELEMENT_SIZE, SUITES, BlindingKey, Ciphersuite, get_suite
+from xlink.errors import ClusterError, InvalidElement
 
-__all__ = ["POOL_MIN_ELEMENTS", "POOL_START_ELEMENTS", "GroupWorkers", "default_worker_count"]
+__all__ = [
+    "CLUSTER_SLICE_TIMEOUT_S",
+    "POOL_MIN_ELEMENTS",
+    "POOL_START_ELEMENTS",
+    "GroupWorkers",
+    "default_worker_count",
+    "direction_tags",
+    "known_answers",
+]
 
 POOL_MIN_ELEMENTS: Final = 1024
 """A call on fewer elements than this runs in the calling process: below it, handing the
 slices to the workers costs more than it saves (about a hundred milliseconds of work)."""
+CLUSTER_SLICE_TIMEOUT_S: Final = 600.0
+"""How long a party waits for one slice on an executor (a cluster) before it gives up: a
+slice is at most a few seconds of work, so this is a cluster that lost its workers, not a
+slow one (Dask would otherwise wait for new workers for ever)."""
 POOL_START_ELEMENTS: Final = 16384
 """Elements worked in-process before the pool starts (about two seconds on one core): starting
 the workers costs about half a second, which only a larger set pays back."""
@@ -49,10 +61,10 @@ _Failure = tuple[int, str, bool]  # index within the slice, reason, identity
 _Tags = tuple[tuple[bytes, ...], int]  # the tag prefixes, the tag size
 
 
-def _tagged(values: bytes, tags: _Tags) -> bytes:
-    """For each 32-byte value ``v``, ``SHA-256(prefix || v)`` cut to the tag size, for each
-    prefix in turn (xlink-psi-v2 §4.5: the direction tags of a re-blinded element)."""
-    prefixes, size = tags
+def direction_tags(values: bytes, prefixes: tuple[bytes, ...], size: int) -> bytes:
+    """For each 32-byte value ``v``, ``SHA-256(prefix || v)`` cut to ``size`` bytes, for each
+    prefix in turn (xlink-psi-v2 §4.5: the direction tags of a re-blinded element; the one
+    home of that rule, :func:`xlink.protocol._keys.reblinded_hasher` included)."""
     bases = [hashlib.sha256(prefix) for prefix in prefixes]
     out = bytearray()
     for i in range(0, len(values), ELEMENT_SIZE):
@@ -98,7 +110,7 @@ def _work(
         if op == _HASH_BLIND:
             data = suite.hash_to_group(dst, data, token_size)
         blinded = suite.blind(key, data)
-        return (blinded if tags is None else _tagged(blinded, tags)), None
+        return (blinded if tags is None else direction_tags(blinded, *tags)), None
     except InvalidElement as exc:
         return b"", (exc.index, exc.reason, exc.identity)
 
@@ -136,6 +148,11 @@ class GroupWorkers:
         #: Slices handed to the worker processes or the executor so far (work done in-process
         #: is not counted): how a caller sees that its pool, or its cluster, did the work.
         self.slices_sent = 0
+
+    @property
+    def on_executor(self) -> bool:
+        """Whether the work runs on an executor of the caller's (a cluster's)."""
+        return self._executor is not None
 
     def __repr__(self) -> str:
         where = "executor" if self._executor is not None else "processes"
@@ -251,7 +268,10 @@ class GroupWorkers:
         self.slices_sent += len(futures)
         outputs = []
         for start, future in futures:  # in order: the first invalid element is reported
-            out, failure = future.result()
+            if self._executor is None:
+                out, failure = future.result()
+            else:
+                out, failure = _from_cluster(future)
             outputs.append(_checked(out, failure, start))
         return b"".join(outputs)
 
@@ -259,6 +279,40 @@ class GroupWorkers:
         if self._pool is None:
             self._pool = start_pool(self.count)
         return self._pool
+
+
+def _from_cluster(future: Future[tuple[bytes, _Failure | None]]) -> tuple[bytes, _Failure | None]:
+    """A slice's result from an executor, within :data:`CLUSTER_SLICE_TIMEOUT_S`; a cluster
+    that fails (a lost worker, a scheduler gone, a timeout) raises
+    :class:`~xlink.errors.ClusterError` naming only the kind of failure (Dask's messages may
+    quote a task, and a task's arguments hold the blinding scalar)."""
+    try:
+        return future.result(timeout=CLUSTER_SLICE_TIMEOUT_S)
+    except Exception as exc:
+        future.cancel()
+        raise ClusterError(f"the Dask cluster failed a slice: {type(exc).__name__}") from None
+
+
+def known_answers() -> dict[str, bytes]:
+    """Every operation a worker runs (:func:`_work`), in every ciphersuite, on fixed inputs:
+    what a cluster's workers must reproduce before they get any work
+    (:func:`xlink.crypto.cluster.dask_workers`)."""
+    seed = hashlib.sha512(b"xlink/v1/worker-known-answers").digest()
+    scalar, token = seed[:32], seed[32:]
+    dst = b"xlink/v1/worker-known-answers"
+    out: dict[str, bytes] = {}
+    for suite in SUITES:
+        sid = suite.suite_id
+        element = _work(_HASH, sid, b"", dst, token, 32)[0]
+        points = _work(_POINTS, sid, b"", dst, token, 32)[0]
+        tags = ((dst, dst[::-1]), 16)
+        out[f"{sid}/{_HASH}"] = element
+        out[f"{sid}/{_HASH_BLIND}"] = _work(_HASH_BLIND, sid, scalar, dst, token, 32)[0]
+        out[f"{sid}/{_BLIND}+tags"] = _work(_BLIND, sid, scalar, b"", element, 32, tags)[0]
+        out[f"{sid}/{_POINTS}"] = points
+        out[f"{sid}/{_MULTIPLY}"] = _work(_MULTIPLY, sid, scalar, b"", points, POINT_SIZE)[0]
+        out[f"{sid}/{_VALUES}"] = _work(_VALUES, sid, b"", b"", points, POINT_SIZE)[0]
+    return out
 
 
 def _secret(key: BlindingKey) -> bytes:

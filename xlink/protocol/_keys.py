@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Final
 
+from xlink.crypto.workers import direction_tags
 from xlink.protocol.limits import HANDLE_SIZE, REBLINDED_SIZE
 
 __all__ = [
@@ -87,12 +88,10 @@ def reblinded_hasher(transcript: bytes, owner_role: int) -> Callable[[bytes], by
     The direction tag is what stops reflection: the values a party computes for the peer's
     elements are tagged with the peer's role, the values it expects for its own with its own,
     so nothing it sends can come back as a valid answer to its own elements."""
-    base = hashlib.sha256(reblinded_prefix(transcript, owner_role))
+    prefix = (reblinded_prefix(transcript, owner_role),)
 
     def tag(value: bytes) -> bytes:
-        h = base.copy()
-        h.update(value)
-        return h.digest()[:REBLINDED_SIZE]
+        return direction_tags(value, prefix, REBLINDED_SIZE)
 
     return tag
 

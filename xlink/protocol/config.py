@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from xlink.protocol.bound import RevealBound
 
 __all__ = [
+    "CLUSTER_CHUNK_SIZE",
     "DEFAULT_CHUNK_SIZE",
-    "SLICE_ELEMENTS",
     "Mode",
     "Role",
     "SessionConfig",
@@ -27,20 +27,19 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_SIZE: Final = 2048
-"""Elements per Elements message unless the party's workers need more (:func:`chunk_size_for`)."""
-SLICE_ELEMENTS: Final = 512
-"""The fewest elements a chunk gives each worker: about 17 ms of blinding, against a
-millisecond or two of handing a slice to a Dask worker and back."""
+"""Elements per Elements message for a party working on its own machine."""
+CLUSTER_CHUNK_SIZE: Final = L.MAX_CHUNK_ELEMENTS
+"""Elements per Elements message for a party working on a cluster (:func:`chunk_size_for`)."""
 
 
-def chunk_size_for(workers: int) -> int:
-    """The chunk size for a party whose group operations run on ``workers`` workers: the
-    default, or :data:`SLICE_ELEMENTS` per worker when that is more, at most
-    ``MAX_CHUNK_ELEMENTS``. A chunk is cut into one slice per worker, and a party waits for
-    each chunk's slices, so slices too small to pay for their trip leave a cluster idle and the
-    party's own process busy (docs/PERFORMANCE.md, "Beyond one machine"). Local, not agreed:
-    the Hello tells the peer (spec §5.1)."""
-    return min(L.MAX_CHUNK_ELEMENTS, max(DEFAULT_CHUNK_SIZE, SLICE_ELEMENTS * workers))
+def chunk_size_for(on_cluster: bool) -> int:
+    """The chunk size of a party: :data:`DEFAULT_CHUNK_SIZE`, or :data:`CLUSTER_CHUNK_SIZE`
+    when its group operations run on a cluster. A chunk is cut into one slice per worker and
+    the party waits for each chunk's slices, so on a cluster small chunks make slices too small
+    to pay for their trip and keep the party's own process busy (docs/PERFORMANCE.md, "Beyond
+    one machine"). The Hello declares the chunk size (spec §5.1), so the peer learns which of
+    the two a party uses, and nothing more: not its number of cores or workers."""
+    return CLUSTER_CHUNK_SIZE if on_cluster else DEFAULT_CHUNK_SIZE
 
 
 class Role(Enum):
