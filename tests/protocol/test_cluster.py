@@ -84,6 +84,21 @@ def test_the_clusters_http_servers_answer_health_checks_only(on_cluster: GroupWo
         assert refused.value.code == 404
 
 
+def test_no_connection_keeps_a_log_of_the_slices_it_carried(
+    on_cluster: GroupWorkers, tokens: bytes
+) -> None:
+    """Dask logs the last thousand messages of each connection by default; the scheduler's
+    to its workers carry every slice with its arguments (the blinding scalar among them), and
+    the log would keep them in the party's process long after the work is done."""
+    client = _client(on_cluster)
+    on_cluster.blind(SUITE_R255, BlindingKey(os.urandom(32)), SUITE_R255.hash_to_group(DST, tokens))
+    scheduler = client.cluster.scheduler
+    logs = [send.recent_message_log for send in scheduler.stream_comms.values()]
+    logs.append(client.scheduler_comm.recent_message_log)
+    assert len(logs) == 3  # two workers, and this client
+    assert all(log.maxlen == 0 and not log for log in logs)
+
+
 def test_an_invalid_element_is_reported_at_its_place_in_the_whole_buffer(
     on_cluster: GroupWorkers, tokens: bytes
 ) -> None:

@@ -21,6 +21,9 @@ cluster is TLS, and every worker must listen on TLS:
   A plain ``tcp://`` address is refused, and so is a cluster with a worker whose address is
   not ``tls://``. Dask does not check host names: any certificate the configured CA signed is
   accepted, so that CA must be the agency's own.
+- Dask's log of each connection's recent messages is off for the party's client and a local
+  cluster (the scheduler's messages to its workers carry the slices and the blinding scalar);
+  a remote scheduler should run with ``distributed.admin.low-level-log-length: 0`` as well.
 
 Before it is used, every worker runs each of its operations on fixed inputs
 (:func:`xlink.crypto.workers.known_answers`, every ciphersuite) and a worker whose answers
@@ -91,7 +94,7 @@ def dask_workers(
         try:
             if address == LOCAL:
                 security = distributed.Security.temporary()
-                with _quiet_http():  # the workers take the configuration when they start
+                with _dask_config(local=True):  # the workers take it when they start
                     cluster = stack.enter_context(
                         distributed.LocalCluster(
                             n_workers=local_workers or default_worker_count(),
@@ -104,18 +107,19 @@ def dask_workers(
                             silence_logs=logging.ERROR,
                         )
                     )
-                client = stack.enter_context(
-                    distributed.Client(cluster, security=security, set_as_default=False)
-                )
-            else:
-                client = stack.enter_context(
-                    distributed.Client(
-                        address,
-                        security=distributed.Security(require_encryption=True),
-                        timeout=_CONNECT_TIMEOUT_S,
-                        set_as_default=False,
+                    client = stack.enter_context(
+                        distributed.Client(cluster, security=security, set_as_default=False)
                     )
-                )
+            else:
+                with _dask_config(local=False):
+                    client = stack.enter_context(
+                        distributed.Client(
+                            address,
+                            security=distributed.Security(require_encryption=True),
+                            timeout=_CONNECT_TIMEOUT_S,
+                            set_as_default=False,
+                        )
+                    )
             count = _checked_workers(client)
         except ClusterError:
             raise
@@ -126,15 +130,25 @@ def dask_workers(
         yield GroupWorkers(count, executor=client.get_executor(pure=False))
 
 
-def _quiet_http() -> Any:
-    """Dask's configuration while a local cluster starts: its nodes' HTTP servers (which Dask
-    always starts, on this host here) answer health checks only, never the pages that describe
-    tasks and their arguments."""
-    health = ["distributed.http.health"]
+def _dask_config(*, local: bool) -> Any:
+    """Dask's configuration while the client (and a local cluster) start.
+
+    - No log of recent messages (``distributed.admin.low-level-log-length``): Dask keeps the
+      last thousand messages of each of its connections under a megabyte, and the
+      scheduler's to its workers carry every slice with its arguments, the blinding scalar
+      among them. The log would hold them in the party's process (up to about 500 MB with the
+      cluster's chunks) long after the slice is done.
+    - For a local cluster, its nodes' HTTP servers (which Dask always starts, on this host
+      here) answer health checks only, never the pages that describe tasks and their
+      arguments.
+    """
+    settings: dict[str, object] = {"distributed.admin.low-level-log-length": 0}
+    if local:
+        health = ["distributed.http.health"]
+        settings["distributed.scheduler.http.routes"] = health
+        settings["distributed.worker.http.routes"] = health
     config: Any = importlib.import_module("dask.config")
-    return config.set(
-        {"distributed.scheduler.http.routes": health, "distributed.worker.http.routes": health}
-    )
+    return config.set(settings)
 
 
 def _checked_workers(client: Any) -> int:
