@@ -123,11 +123,13 @@ def script_of(markdown: str, source: str) -> str:
 def make_clone(tmp: Path) -> Path:
     """A stand-in for a fresh clone that ran ``make demo``: the repository's top-level entries
     linked into a directory of the test's own (so a file a command writes at the root lands
-    there), and ``.venv`` the environment running the tests."""
+    there), and ``.venv`` the environment running the tests. ``build`` is left out: the test's
+    own directory is inside it, so a link would make a loop, and a tool that follows links
+    (setuptools' package discovery, when ``make`` installs again) would walk it for ever."""
     clone = tmp / "clone"
     clone.mkdir()
     for entry in ROOT.iterdir():
-        if entry.name in {".git", ".venv"} or entry.name.endswith("_cache"):
+        if entry.name in {".git", ".venv", "build"} or entry.name.endswith("_cache"):
             continue
         (clone / entry.name).symlink_to(entry)
     (clone / ".venv").symlink_to(Path(sys.prefix))
