@@ -28,15 +28,19 @@ Prints JSON figures. Speed is judged as a ratio against a floor measured in the 
   once before the exchange and once after it; each side's floor is
   ``released * (sign + seal) + received * (verify + open)`` with the mean of the four
   calibrations, and ``floor_s`` is the larger of the two (the sides run on separate cores).
-- ``ratio`` = ``transfer_s / floor_s``.
-- The labels of xlink-release-v1 §10.2 cost per handle of the decided pairs
-  (``label_handles``, a dozen and more per pair with the default schema's fuzzy keys), not
-  per release, and are reported apart. ``labels_s``: the digest agreement and the label
-  evaluation (each side), against ``label_floor_s``, per handle three scalar
-  multiplications in ciphersuite 2's group, ristretto255 (blind our request, answer the
-  peer's, unblind the answer) and one hash to the group. ``own_outputs_s``: computing our
-  own OPRF output of each handle to label our releases with, against
-  ``own_outputs_floor_s`` (one multiplication, one hash per handle).
+- ``ratio`` = ``transfer_s / floor_s``. ``floor_with_receipts_s`` adds what each release's
+  receipt needs (xlink-release-v1 §8): the recipient signs the receipt and the audit checkpoint
+  it carries, the originator verifies both; ``ratio_with_receipts`` is against it, and
+  ``releases_per_s_at_the_floor_with_receipts`` is the rate a side would reach doing nothing
+  but those primitives on one core.
+- The labels of xlink-release-v1 §10.2 (release transfer v2) cost one OPRF evaluation per
+  distinct decided pair (``label_points``; ``handles_per_decided`` says how many a label per
+  handle, release transfer v1, would have cost), and are reported apart. ``labels_s``: the
+  digest agreement and the label evaluation (each side), against ``label_floor_s``, per
+  point three scalar multiplications in ciphersuite 2's group, ristretto255 (blind our
+  request, answer the peer's, unblind the answer) and one hash to the group.
+  ``own_outputs_s``: computing our own OPRF output of each pair to label our releases with,
+  against ``own_outputs_floor_s`` (one multiplication, one hash per pair).
   ``release_s`` = ``transfer_s`` less ``labels_s``, against ``release_floor_s`` = ``floor_s``
   + ``own_outputs_floor_s``. ``rest_s`` = ``release_s`` less ``own_outputs_s``: everything
   but the labels (``rest_ratio`` against ``floor_s``; ``releases_per_s_without_labels``).
@@ -152,7 +156,7 @@ def run_party(args: argparse.Namespace, role: str) -> None:
     from xlink.agency import _exchange, run_agency
     from xlink.agency._agency import Agency
     from xlink.crypto.rand import system_random
-    from xlink.transport.release_transfer import label_handles
+    from xlink.transport.release_transfer import label_pairs
 
     base = Path(args.base)
     agency, peer = (US, CA) if role == "serve" else (CA, US)
@@ -177,7 +181,8 @@ def run_party(args: argparse.Namespace, role: str) -> None:
     agree_and_label, release = _exchange.agree_and_label, Agency.release
 
     async def timed_labels(gate: Any, session: Any, decision: Any, *a: Any) -> Any:
-        marks["label_handles"] = len(label_handles(m.handles for m in decision.matches))
+        marks["label_points"] = len(label_pairs(m.handles for m in decision.matches))
+        marks["handles"] = sum(len(set(m.handles)) for m in decision.matches)
         t0 = time.perf_counter()
         try:
             return await agree_and_label(gate, session, decision, *a)
@@ -194,15 +199,15 @@ def run_party(args: argparse.Namespace, role: str) -> None:
     handing_over = Agency._handing_over
     marks["own_outputs_s"] = 0.0
 
-    def timed_handing_over(self: Agency, session_id: bytes, output_of: Any) -> Any:
-        def timed_output_of(handle: bytes) -> bytes:
+    def timed_handing_over(self: Agency, session_id: bytes, outputs_of: Any) -> Any:
+        def timed_outputs_of(handles: tuple[bytes, ...]) -> Any:
             t0 = time.perf_counter()
             try:
-                return output_of(handle)  # type: ignore[no-any-return]
+                return outputs_of(handles)
             finally:
                 marks["own_outputs_s"] += time.perf_counter() - t0
 
-        return handing_over(self, session_id, timed_output_of)
+        return handing_over(self, session_id, timed_outputs_of)
 
     _exchange._transfer = timed_transfer
     Agency.release = timed_release  # type: ignore[method-assign]
@@ -241,7 +246,8 @@ def run_party(args: argparse.Namespace, role: str) -> None:
         "role": role,
         "transfer_cpu_s": marks["cpu1"] - marks["cpu0"],
         "labels_s": marks["labels_s"],
-        "label_handles": marks["label_handles"],
+        "label_points": marks["label_points"],
+        "handles": marks["handles"],
         "build_s": marks["build_s"],
         "own_outputs_s": marks["own_outputs_s"],
         "peak_rss_mb": _peak_rss_mb(),
@@ -382,9 +388,16 @@ def _figures(args: argparse.Namespace, sides: dict[str, dict[str, Any]]) -> dict
     out_s, in_s = per_op["sign_s"] + per_op["seal_s"], per_op["verify_s"] + per_op["open_s"]
     floors = {a: s["released_total"] * out_s + s["received_total"] * in_s for a, s in sides.items()}
     floor_s = max(floors.values())
-    handles = max(s["label_handles"] for s in sides.values())
-    label_floor_s = handles * (3 * per_op["group_mult_s"] + per_op["hash_to_group_s"])
-    own_floor_s = handles * (per_op["group_mult_s"] + per_op["hash_to_group_s"])
+    # Each release also costs its receipt: the recipient signs the receipt and the audit
+    # checkpoint it carries, the originator verifies both (xlink-release-v1 §8).
+    receipt_floors = {
+        a: s["received_total"] * 2 * per_op["sign_s"] + s["released_total"] * 2 * per_op["verify_s"]
+        for a, s in sides.items()
+    }
+    full_floor_s = max(floors[a] + receipt_floors[a] for a in sides)
+    points = max(s["label_points"] for s in sides.values())
+    label_floor_s = points * (3 * per_op["group_mult_s"] + per_op["hash_to_group_s"])
+    own_floor_s = points * (per_op["group_mult_s"] + per_op["hash_to_group_s"])
     transfer_s = max(s["phases"]["transfer"] for s in sides.values())
     labels_s = max(s["labels_s"] for s in sides.values())
     release_s = max(s["phases"]["transfer"] - s["labels_s"] for s in sides.values())
@@ -410,11 +423,16 @@ def _figures(args: argparse.Namespace, sides: dict[str, dict[str, Any]]) -> dict
         "transfer_s": round(transfer_s, 3),
         "floor_s": round(floor_s, 3),
         "ratio": round(transfer_s / floor_s, 2),
+        "floor_with_receipts_s": round(full_floor_s, 3),
+        "ratio_with_receipts": round(transfer_s / full_floor_s, 2),
+        "releases_per_s_at_the_floor_with_receipts": round(
+            min(min(d["released"], d["received"]) for d in directions.values()) / full_floor_s, 1
+        ),
         "labels_s": round(labels_s, 3),
         "label_floor_s": round(label_floor_s, 3),
         "label_ratio": round(labels_s / label_floor_s, 2),
-        "label_handles": ca["label_handles"],
-        "label_handles_per_decided": round(ca["label_handles"] / max(ca["decided"], 1), 2),
+        "label_points": ca["label_points"],
+        "handles_per_decided": round(ca["handles"] / max(ca["decided"], 1), 2),
         "release_s": round(release_s, 3),
         "release_floor_s": round(floor_s + own_floor_s, 3),
         "release_ratio": round(release_s / (floor_s + own_floor_s), 2),
@@ -440,9 +458,9 @@ def _figures(args: argparse.Namespace, sides: dict[str, dict[str, Any]]) -> dict
             "originator": round(out_s * 1e6, 2),
             "recipient": round(in_s * 1e6, 2),
         },
-        "label_floor_us_per_handle": {
-            "evaluation": round(label_floor_s / handles * 1e6, 2),
-            "own_output": round(own_floor_s / handles * 1e6, 2),
+        "label_floor_us_per_point": {
+            "evaluation": round(label_floor_s / max(points, 1) * 1e6, 2),
+            "own_output": round(own_floor_s / max(points, 1) * 1e6, 2),
         },
         "primitive_us": {k.removesuffix("_s"): round(v * 1e6, 2) for k, v in per_op.items()},
         "floor_calibration_us": {

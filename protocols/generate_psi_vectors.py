@@ -223,17 +223,19 @@ def _result_json(
 ) -> dict[str, Any]:
     if isinstance(result, CardinalityResult):
         return {"intersection_size": result.intersection_size}
-    # Spec §7.5: the label evaluation for every handle of a candidate pair, ascending: our
-    # request, the peer's answer, our outputs (under the peer's key).
-    handles = sorted({h for p in result.pairs for h in p.handles})
-    request = session.labels.request(handles)
+    # Spec §7.5: the label evaluation of every candidate pair (its handles ascending; the pairs
+    # in ascending order of their joined handles, each once): our request, the peer's answer,
+    # our outputs (under the peer's key).
+    pairs = sorted({tuple(sorted(p.handles)) for p in result.pairs}, key=b"".join)
+    request = session.labels.request(pairs)
     answer = peer.labels.answer(request)
-    outputs = session.labels.outputs(handles, answer)
+    outputs = session.labels.outputs(pairs, answer)
     return {
         "matched_tokens": result.matched_tokens,
+        "label_pairs": [[h.hex() for h in p] for p in pairs],
         "label_request": request.hex(),
         "label_answer": answer.hex(),
-        "label_outputs": {h.hex(): o.hex() for h, o in zip(handles, outputs, strict=True)},
+        "label_outputs": [o.hex() for o in outputs],
         "pairs": [
             {
                 "local_record_id": p.local_record_id,

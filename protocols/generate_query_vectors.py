@@ -89,7 +89,7 @@ from xlink.query.table import (
     presence_bits,
     table_digest,
 )
-from xlink.release.label import open_labelled, seal_labelled
+from xlink.release.label import open_labelled, per_handle, seal_labelled
 
 HERE = Path(__file__).resolve().parent
 OUT_DIR = HERE / "vectors" / "query-v1"
@@ -641,7 +641,7 @@ def _release_answers(session_id: bytes, key: OprfKey) -> tuple[list[ReleaseAnswe
         sealed,
         list(outputs),
         session_id=session_id,
-        output_of=outputs.__getitem__,
+        outputs_of=per_handle(outputs.__getitem__),
         rng=DeterministicRandom(PREFIX + "label-nonce"),
     )
     release_id = fixed("release-id", 16)
@@ -757,7 +757,9 @@ def conversation_vectors() -> dict[str, Any]:
     }
     # The released frame opens with the asker's outputs (xlink-release-v1 §10.2).
     own = {query_handle(sid, y): y for y in asker.outputs}
-    _, sealed = open_labelled(asker.releases[0].frame, session_id=sid, output_of=own.__getitem__)
+    _, sealed = open_labelled(
+        asker.releases[0].frame, session_id=sid, outputs_of=per_handle(own.__getitem__)
+    )
     assert sealed == bytes.fromhex(described[0]["sealed"])
     blinds = _blinds()
     return {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Generate the release transfer v1 test vectors (spec: protocols/xlink-release-v1.md §10.3).
+"""Generate the release transfer v2 test vectors (spec: protocols/xlink-release-v1.md §10.3).
 
-Writes ``protocols/vectors/release-transfer/valid.json`` and ``invalid.json``. The PSI sessions
+Writes ``protocols/vectors/release-transfer-v2/valid.json`` and ``invalid.json``. The PSI sessions
 whose label functions the transfers use are cases of ``protocols/vectors/psi-v2/valid.json``
 (their parties and seeds, through ``generate_psi_vectors.session_from_json``); the releases'
 label nonces come from fixed seeds through ``DeterministicRandom``; the sealed releases and the
@@ -29,7 +29,7 @@ from xlink.conformance.script import with_top_bit
 from xlink.crypto.rand import DeterministicRandom
 from xlink.protocol import PsiResult, PsiSession, run_pair
 from xlink.protocol.abort import AbortCode
-from xlink.release.label import seal_labelled
+from xlink.release.label import per_pair, seal_labelled
 from xlink.release.transfer import (
     FrameType,
     ReleaseReceived,
@@ -37,13 +37,13 @@ from xlink.release.transfer import (
     TransferError,
     TransferState,
     decided_pairs_digest,
-    label_handles,
+    label_pairs,
     split_frame,
     transfer_frame,
 )
 
 HERE = Path(__file__).resolve().parent
-OUT_DIR = HERE / "vectors" / "release-transfer"
+OUT_DIR = HERE / "vectors" / "release-transfer-v2"
 PSI_VECTORS = HERE / "vectors" / "psi-v2" / "valid.json"
 SIDES = ("initiator", "responder")
 ORDER_8_POINT = bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")
@@ -173,7 +173,7 @@ def _release(session: PsiSession, pair: list[bytes], tag: str) -> dict[str, Any]
         sealed,
         pair,
         session_id=session.session_id,
-        output_of=session.labels.own_output,
+        outputs_of=per_pair(session.labels.own_output),
         rng=DeterministicRandom(f"xlink-release-transfer-vector/{tag}"),
     )
     return {
@@ -217,7 +217,7 @@ def _valid_case(
         }
     pairs_i = _pairs(a)
     case["digest"] = decided_pairs_digest(a.session_id, pairs_i).hex()
-    case["label_handles"] = [h.hex() for h in label_handles(pairs_i)]
+    case["label_pairs"] = [[h.hex() for h in p] for p in label_pairs(pairs_i)]
     pi, pr = party_from_json(case, "initiator"), party_from_json(case, "responder")
     transcript = run_case(pi, pr)
     case["frames"] = [
@@ -228,10 +228,11 @@ def _valid_case(
         assert result is not None
         outputs = party.machine.peer_outputs
         case[side]["label_outputs"] = (
-            None if outputs is None else {h.hex(): o.hex() for h, o in outputs.items()}
+            None if outputs is None else [o.hex() for o in outputs.values()]
         )
         if outputs is not None:  # the peer's own outputs: what opens its releases
-            assert all(peer_session.labels.own_output(h) == o for h, o in outputs.items())
+            assert list(outputs) == label_pairs(pairs_i)
+            assert all(peer_session.labels.own_output(p) == o for p, o in outputs.items())
         case[side]["result"] = {
             "peer_releases": [r.hex() for r in result.peer_releases],
             "answers": [{"ok": ok, "body": body.hex()} for ok, body in result.answers],
@@ -245,7 +246,7 @@ def valid_cases() -> list[dict[str, Any]]:
             "labelled_releases_both_ways",
             "After psi_three_keys_suite2 (ciphersuite 2: the label points are ristretto255 "
             "encodings): both sides decided its four pairs (each lists them in its "
-            "own order; two pairs share one handle, so the label list has six handles). One "
+            "own order; two pairs share one handle: one label point per pair, four). One "
             "LABELS and one LABEL_ANSWERS frame each way; the initiator sends three labelled "
             "releases, the responder two; the responder refuses the initiator's second "
             "release, every other release gets a receipt.",
@@ -352,10 +353,17 @@ def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
             AbortCode.UNSUPPORTED_VERSION,
         ),
         (
-            "transfer_v2",
-            "the DIGEST with version byte 02",
+            "transfer_v1",
+            "the DIGEST with version byte 01 (release transfer v1: labels per handle)",
             first,
-            [digest[:3] + b"\x02" + digest[4:]],
+            [digest[:3] + b"\x01" + digest[4:]],
+            AbortCode.UNSUPPORTED_VERSION,
+        ),
+        (
+            "transfer_v3",
+            "the DIGEST with version byte 03",
+            first,
+            [digest[:3] + b"\x03" + digest[4:]],
             AbortCode.UNSUPPORTED_VERSION,
         ),
         ("unknown_type_0", "type byte 0", first, [digest[:4] + b"\x00"], unexpected),
@@ -395,7 +403,7 @@ def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ("labels_replayed", "LABELS 0 twice", first, [digest, labels, labels], unexpected),
         (
             "labels_one_point_more",
-            "LABELS with one point more than the list's handles",
+            "LABELS with one point more than the list's pairs",
             first,
             [digest, labels + labels[9:41]],
             AbortCode.WRONG_COUNT,
@@ -572,7 +580,7 @@ def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _transfer_flags(frames: list[bytes]) -> list[str]:
     """The type of the frame that is refused (``framing`` when it is not a release transfer
-    v1 frame of a known type)."""
+    v2 frame of a known type)."""
     try:
         kind, _body = split_frame(frames[-1])
     except TransferError:
@@ -590,6 +598,7 @@ def build_vectors() -> dict[str, str]:
     header = {
         "protocol": "xlink-release-v1",
         "section": "10",
+        "transfer_version": 2,
         "generator": "protocols/generate_transfer_vectors.py",
         "psi_vectors": "protocols/vectors/psi-v2/valid.json",
     }
@@ -600,7 +609,7 @@ def build_vectors() -> dict[str, str]:
                 **header,
                 "schema": "protocols/schemas/invalid-vectors-v1.json",
                 "notes": {
-                    "framing": "not a release transfer v1 frame of a known type (§10)",
+                    "framing": "not a release transfer v2 frame of a known type (§10)",
                     **{k.name.lower(): f"the refused frame is a {k.name} (§10)" for k in FrameType},
                 },
                 "cases": invalid,

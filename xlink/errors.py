@@ -185,7 +185,8 @@ class LabelError(InputError):
 
 
 class LabelNotMatched(LabelError):
-    """A labelled frame names a handle that is not one of our matched handles."""
+    """A labelled frame names handles we may not open a release for: not one of our decided
+    pairs (release transfer v2), or a handle that is not one of our matches (a query)."""
 
 
 # -- protocol ---------------------------------------------------------------------------------
@@ -252,7 +253,7 @@ class QuotaExhausted(PeerAborted):
 
 
 class TransferError(RemoteProtocolError):
-    """The peer broke release transfer v1: a frame out of order, a count that disagrees
+    """The peer broke release transfer v2: a frame out of order, a count that disagrees
     (``UNEXPECTED_MESSAGE``), more releases than we decided matches (``TOO_MANY_RELEASES``),
     another version of the transfer (``UNSUPPORTED_VERSION``)."""
 

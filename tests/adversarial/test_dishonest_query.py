@@ -24,7 +24,7 @@ from xlink.error_codes import AbortCode
 from xlink.errors import DecryptionError, PeerAborted, QuotaExhausted, RemoteProtocolError
 from xlink.query import RequestedHit
 from xlink.query import messages as M
-from xlink.release.label import LabelNotMatched, labelled_handles, open_labelled
+from xlink.release.label import LabelNotMatched, labelled_handles, open_labelled, per_handle
 from xlink.transport import memory_pair
 
 PAIRS = truth_pairs()
@@ -265,6 +265,6 @@ def test_a_release_frame_opens_only_with_the_outputs_of_the_matched_tokens(
     named = labelled_handles(frame)
     wrong = {h: oprf9497.OprfKey.derive(b"\x07" * 32, b"guess").evaluate(h) for h in named}
     with pytest.raises(DecryptionError):
-        open_labelled(frame, session_id=session_id, output_of=wrong.__getitem__)
+        open_labelled(frame, session_id=session_id, outputs_of=per_handle(wrong.__getitem__))
     with pytest.raises(LabelNotMatched):
-        open_labelled(frame, session_id=session_id, output_of={}.__getitem__)
+        open_labelled(frame, session_id=session_id, outputs_of=per_handle({}.__getitem__))

@@ -58,7 +58,7 @@ from xlink.release import (  # noqa: E402
     release_decided,
     verify_receipt,
 )
-from xlink.release.label import seal_labelled  # noqa: E402
+from xlink.release.label import per_handle, seal_labelled  # noqa: E402
 from xlink.store.store import DecidedMatches  # noqa: E402
 from xlink.transport import MemoryConnection, memory_pair  # noqa: E402
 from xlink.transport.release_transfer import (  # noqa: E402
@@ -76,7 +76,8 @@ VECTORS = ROOT / "protocols" / "vectors" / "release-v1" / "decided-pairs.json"
 DATA = ROOT / "xlink" / "data"
 
 # xlink-release-v1 §10, written out here rather than imported.
-MAGIC = b"\xf0XR\x01"
+MAGIC = b"\xf0XR\x02"
+V1_MAGIC = b"\xf0XR\x01"
 V0_MAGIC = b"\xf0XRT"
 COUNT, RELEASE, END, RECEIPT, REFUSED, RECEIPTS_END, DIGEST = range(1, 8)
 
@@ -371,6 +372,7 @@ def test_a_different_decided_pairs_digest_aborts_before_any_release(scratch: Pat
         (frame(COUNT, u32(0)), AbortCode.UNEXPECTED_MESSAGE),  # no digest first
         (frame(DIGEST, b"\x00" * 31), AbortCode.UNEXPECTED_MESSAGE),  # short digest
         (frame(COUNT, u32(0), magic=V0_MAGIC), AbortCode.UNSUPPORTED_VERSION),  # a v0 peer
+        (frame(DIGEST, b"\x00" * 32, magic=V1_MAGIC), AbortCode.UNSUPPORTED_VERSION),  # a v1 peer
     ],
 )
 def test_a_partner_that_skips_the_digest_is_refused(
@@ -482,15 +484,15 @@ def test_real_tls_releases_for_handles_never_matched_are_refused(
 
     def label_anyway(data: bytes, handles: Any, **kwargs: Any) -> bytes:
         # It holds no OPRF output for handles it never matched: it labels with made-up ones.
-        own = kwargs["output_of"]
+        own = kwargs["outputs_of"]
 
-        def output_of(handle: bytes) -> bytes:
+        def outputs_of(named: tuple[bytes, ...]) -> list[bytes]:
             try:
-                return bytes(own(handle))
+                return list(own(named))
             except KeyError:
-                return hashlib.sha256(handle).digest()
+                return [hashlib.sha256(b"".join(named)).digest()]
 
-        return seal_labelled(data, handles, **{**kwargs, "output_of": output_of})
+        return seal_labelled(data, handles, **{**kwargs, "outputs_of": outputs_of})
 
     monkeypatch.setattr(runner, "release_decided", forging)
     monkeypatch.setattr(runner, "seal_labelled", label_anyway)
@@ -581,6 +583,37 @@ def test_real_tls_more_releases_than_decided_aborts_and_is_audited(
     assert entries[-1][1]["outcome"] == "transfer-failed"
 
 
+def test_real_tls_release_labelled_with_part_of_a_pair_is_not_decided(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Release transfer v2 labels a release with one output for its whole decided pair. The
+    partner labels each release as v1 did, handle by handle, with the outputs of its tokens,
+    but naming only part of the pair (or one handle more): no label names exactly one of our
+    decided pairs, so each is refused ``not-decided`` before any key is tried, and nothing is
+    stored."""
+    hand_over = runner.Agency.hand_over
+
+    def partial(self: runner.Agency, sealed: Any, session_id: bytes, outputs_of: Any) -> bytes:
+        if self.agency_id != CA:
+            return hand_over(self, sealed, session_id, outputs_of)
+        handles = sorted(sealed.match_handles)
+        named = handles[:-1] if len(handles) > 1 else [*handles, b"\xff" * 16]
+        return seal_labelled(
+            sealed.data,
+            named,
+            session_id=session_id,
+            outputs_of=lambda hs: [hashlib.sha256(h).digest() for h in hs],
+            rng=self.rng,
+        )
+
+    monkeypatch.setattr(runner.Agency, "hand_over", partial)
+    agencies = Agencies(tmp_path)
+    us, ca, denied = _partner_releases_all_refused(agencies)
+    assert len(denied) == ca.released_total
+    assert {d["reason"] for d in denied} == {"not-decided"}
+    assert ca.received == us.released and ca.received_total > 0
+
+
 def test_real_tls_release_labelled_without_the_tokens_does_not_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -588,13 +621,14 @@ def test_real_tls_release_labelled_without_the_tokens_does_not_open(
     the ones its tokens give (as a party not holding the tokens would have to): none opens, each
     is refused as label-failed and audited, nothing is stored."""
 
-    def mislabel(data: bytes, handles: Any, **kwargs: Any) -> bytes:
-        labels = kwargs["output_of"].__self__  # the sender's SessionLabels
-        if labels._matches._tokens.record_ids[0].startswith("CAWL"):  # the partner's side
-            kwargs = {**kwargs, "output_of": lambda h: hashlib.sha256(b"guess" + h).digest()}
-        return seal_labelled(data, handles, **kwargs)
+    hand_over = runner.Agency.hand_over
 
-    monkeypatch.setattr(runner, "seal_labelled", mislabel)
+    def mislabel(self: runner.Agency, sealed: Any, session_id: bytes, outputs_of: Any) -> bytes:
+        if self.agency_id == CA:  # the partner's side
+            outputs_of = per_handle(lambda h: hashlib.sha256(b"guess" + h).digest())
+        return hand_over(self, sealed, session_id, outputs_of)
+
+    monkeypatch.setattr(runner.Agency, "hand_over", mislabel)
     agencies = Agencies(tmp_path)
     us, ca, denied = _partner_releases_all_refused(agencies)
     assert {d["reason"] for d in denied} == {"label-failed"}

@@ -99,29 +99,33 @@ def test_label_outputs_agree_across_sides_and_differ_per_key() -> None:
     tb = token_set([("b1", shared), ("b2", [("passport", "only-b")])])
     a, b = pair(ta, tb)
     with pytest.raises(LocalProtocolError):
-        a.labels.request([b"\x00" * 16])
+        a.labels.request([(b"\x00" * 16,)])
     ra, _ = run_pair(a, b)
     assert isinstance(ra, PsiResult)
     handles = sorted({h for p in ra.pairs for h in p.handles})
     assert len(handles) == 2
-    from_b = a.labels.outputs(handles, b.labels.answer(a.labels.request(handles)))
-    from_a = b.labels.outputs(handles, a.labels.answer(b.labels.request(handles)))
-    for h, out_b, out_a in zip(handles, from_b, from_a, strict=True):
-        assert out_b == b.labels.own_output(h)
-        assert out_a == a.labels.own_output(h)
+    # One item per decided pair (spec §7.5): here the pair of both handles, and each alone.
+    items = [tuple(handles), (handles[0],), (handles[1],)]
+    from_b = a.labels.outputs(items, b.labels.answer(a.labels.request(items)))
+    from_a = b.labels.outputs(items, a.labels.answer(b.labels.request(items)))
+    for item, out_b, out_a in zip(items, from_b, from_a, strict=True):
+        assert out_b == b.labels.own_output(item)
+        assert out_a == a.labels.own_output(item)
         assert out_b != out_a
-    assert len(set(from_b)) == 2
+    assert len(set(from_b)) == 3  # a pair's output is none of its handles' alone
+    # The handles of a pair count in ascending order, whatever order they are given in.
+    assert b.labels.own_output(tuple(reversed(handles))) == from_b[0]
     # A chunk's blinds are those of its place in the whole list (spec §7.5): a request cut in two
     # is the whole request cut in two, and no blind is used twice.
-    whole = a.labels.request(handles)
-    assert a.labels.request(handles[:1]) + a.labels.request(handles[1:], 1) == whole
-    assert a.labels.request(handles[1:]) != whole[32:]
-    assert a.labels.outputs(handles[1:], b.labels.answer(whole[32:]), 1) == from_b[1:]
+    whole = a.labels.request(items)
+    assert a.labels.request(items[:1]) + a.labels.request(items[1:], 1) == whole
+    assert a.labels.request(items[1:]) != whole[32:]
+    assert a.labels.outputs(items[1:], b.labels.answer(whole[32:]), 1) == from_b[1:]
     with pytest.raises(KeyError):
-        a.labels.request([b"\x01" * 16])
+        a.labels.request([(handles[0], b"\x01" * 16)])
     with pytest.raises(RemoteProtocolError) as info:  # an answer that is not a point
-        a.labels.outputs(handles, b"\xff" * 64)
+        a.labels.outputs(items[:2], b"\xff" * 64)
     assert info.value.code is AbortCode.INVALID_ELEMENT
     with pytest.raises(RemoteProtocolError) as info:
-        a.labels.outputs(handles, b"\x00" * 32)
+        a.labels.outputs(items[:2], b"\x00" * 32)
     assert info.value.code is AbortCode.WRONG_COUNT

@@ -54,7 +54,7 @@ from xlink.query.table import (
     label_size_for,
     table_digest,
 )
-from xlink.release.label import open_labelled, seal_labelled
+from xlink.release.label import open_labelled, per_handle, seal_labelled
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "protocols" / "vectors" / "query-v1"
@@ -520,11 +520,11 @@ def test_the_labelled_release_opens_with_the_askers_outputs() -> None:
         X(sent["sealed"]),
         handles,
         session_id=sid,
-        output_of=outputs.__getitem__,
+        outputs_of=per_handle(outputs.__getitem__),
         rng=DeterministicRandom(sent["nonce_seed"]),
     )
     assert frame.hex() == sent["frame"]
-    named, sealed = open_labelled(frame, session_id=sid, output_of=outputs.__getitem__)
+    named, sealed = open_labelled(frame, session_id=sid, outputs_of=per_handle(outputs.__getitem__))
     assert list(named) == handles and sealed.hex() == sent["sealed"]
 
 

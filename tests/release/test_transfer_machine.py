@@ -22,7 +22,7 @@ from xlink.errors import LocalProtocolError, RemoteProtocolError, XlinkError
 from xlink.linkage.tokens import TokenSetBuilder
 from xlink.protocol import AbortCode, Mode, PsiResult, PsiSession, Role, SessionConfig, run_pair
 from xlink.protocol.limits import MAX_MESSAGE_SIZE
-from xlink.release.label import open_labelled, seal_labelled
+from xlink.release.label import open_labelled, per_pair, seal_labelled
 from xlink.release.transfer import (
     LABEL_CHUNK,
     DecisionMismatch,
@@ -37,12 +37,12 @@ from xlink.release.transfer import (
     TransferResult,
     TransferState,
     decided_pairs_digest,
-    label_handles,
+    label_pairs,
 )
 
 # -- xlink-release-v1 §10, written out ----------------------------------------------------------
 
-MAGIC = b"\xf0XR\x01"
+MAGIC = b"\xf0XR\x02"
 COUNT, RELEASE, END, RECEIPT, REFUSED, RECEIPTS_END, DIGEST, LABELS, LABEL_ANSWERS = range(1, 10)
 SID = bytes(range(16))
 H = [bytes([i]) * 16 for i in range(1, 6)]
@@ -67,14 +67,14 @@ def sha(*parts: bytes) -> bytes:
 
 @dataclasses.dataclass(frozen=True)
 class FakeLabels:
-    """``request`` hashes each handle with ``tag``; ``answer`` hashes each point with ``key``;
-    ``outputs`` hashes each answer. BAD_POINT is refused as a peer's bad element."""
+    """``request`` hashes each pair's handles with ``tag``; ``answer`` hashes each point with
+    ``key``; ``outputs`` hashes each answer. BAD_POINT is refused as a peer's bad element."""
 
     tag: bytes
     key: bytes
 
-    def request(self, handles: Sequence[bytes], start: int = 0) -> bytes:
-        return b"".join(sha(self.tag, h) for h in handles)
+    def request(self, pairs: Sequence[Sequence[bytes]], start: int = 0) -> bytes:
+        return b"".join(sha(self.tag, *pair) for pair in pairs)
 
     def answer(self, points: bytes) -> bytes:
         out = []
@@ -85,16 +85,18 @@ class FakeLabels:
             out.append(sha(self.key, point))
         return b"".join(out)
 
-    def outputs(self, handles: Sequence[bytes], answers: bytes, start: int = 0) -> list[bytes]:
-        assert len(answers) == 32 * len(handles)
+    def outputs(
+        self, pairs: Sequence[Sequence[bytes]], answers: bytes, start: int = 0
+    ) -> list[bytes]:
+        assert len(answers) == 32 * len(pairs)
         chunks = [answers[i : i + 32] for i in range(0, len(answers), 32)]
         if BAD_POINT in chunks:
             raise RemoteProtocolError(AbortCode.IDENTITY_ELEMENT, "identity")
         return [sha(b"out", c) for c in chunks]
 
-    def expected(self, peer: FakeLabels, handle: bytes) -> bytes:
-        """Our output for ``handle`` when ``peer`` answers."""
-        return sha(b"out", sha(peer.key, sha(self.tag, handle)))
+    def expected(self, peer: FakeLabels, pair: Sequence[bytes]) -> bytes:
+        """Our output for ``pair`` when ``peer`` answers."""
+        return sha(b"out", sha(peer.key, sha(self.tag, *pair)))
 
 
 LA, LB = FakeLabels(b"tag-a", b"key-a"), FakeLabels(b"tag-b", b"key-b")
@@ -243,9 +245,10 @@ def test_releases_both_ways_with_refusals() -> None:
         [(True, b"receipt:" + sha(ours[0])), (False, b"not-decided"), receipt_for(ours[2])],
     )
     assert b.machine.result == TransferResult(ours, [receipt_for(theirs[0])])
-    handles = label_handles(PAIRS)
-    assert a.machine.peer_outputs == {h: LA.expected(LB, h) for h in handles}
-    assert b.machine.peer_outputs == {h: LB.expected(LA, h) for h in handles}
+    listed = label_pairs(PAIRS)
+    assert listed == [(H[0], H[2]), (H[1],), (H[3], H[4])]  # each pair ascending, in digest order
+    assert a.machine.peer_outputs == {p: LA.expected(LB, p) for p in listed}
+    assert b.machine.peer_outputs == {p: LB.expected(LA, p) for p in listed}
     answered = [e for e in a.events if isinstance(e, ReleaseAnswered)]
     assert [(e.index, e.ok) for e in answered] == [(0, True), (1, False), (2, True)]
     assert [e.index for e in b.events if isinstance(e, ReleaseReceived)] == [0, 1, 2]
@@ -260,6 +263,18 @@ def test_unlabelled_transfer_goes_from_agreement_to_releases() -> None:
     assert a.machine.result is not None and a.machine.result.peer_releases == [b"y", b"z"]
 
 
+def test_a_pair_decided_twice_is_evaluated_once() -> None:
+    """Two matches on the same handles (one peer record, two of ours recorded alike) have one
+    label: the LABELS frame carries one point per distinct pair, in digest order."""
+    pairs = [*PAIRS, (H[0], H[2])]
+    a = Side("a", ReleaseTransfer(SID, pairs), LA, constant())
+    b = Side("b", ReleaseTransfer(SID, list(reversed(pairs))), LB, constant())
+    transcript = wire(a, b)
+    (request,) = [f for n, f in transcript if n == "a" and f[4] == LABELS]
+    assert request == frame(LABELS, u32(0) + LA.request(label_pairs(PAIRS)))
+    assert len(request) - 9 == 32 * 3
+
+
 def test_label_lists_longer_than_one_chunk() -> None:
     pairs = [(i.to_bytes(16, "big"),) for i in range(LABEL_CHUNK + 3)]
     a = Side("a", ReleaseTransfer(SID, pairs), LA, constant())
@@ -270,7 +285,7 @@ def test_label_lists_longer_than_one_chunk() -> None:
     assert [len(f) - 9 for f in requests] == [32 * LABEL_CHUNK, 32 * 3]
     outputs = a.machine.peer_outputs
     assert outputs is not None and len(outputs) == LABEL_CHUNK + 3
-    assert outputs[pairs[-1][0]] == LA.expected(LB, pairs[-1][0])
+    assert outputs[pairs[-1]] == LA.expected(LB, pairs[-1])
 
 
 # -- with two real PSI sessions: the labels open -----------------------------------------------
@@ -318,7 +333,7 @@ def test_real_labels_open_each_others_releases(
                 tag + bytes([i]),
                 p,
                 session_id=sid,
-                output_of=session.labels.own_output,
+                outputs_of=per_pair(session.labels.own_output),
                 rng=rng,
             )
             for i, p in enumerate(m.pairs)
@@ -330,7 +345,7 @@ def test_real_labels_open_each_others_releases(
         def store(data: bytes) -> tuple[bool, bytes]:
             outputs = side[0].machine.peer_outputs
             assert outputs is not None
-            _, inner = open_labelled(data, session_id=sid, output_of=outputs.__getitem__)
+            _, inner = open_labelled(data, session_id=sid, outputs_of=per_pair(outputs.__getitem__))
             opened[name].append(inner)
             return receipt_for(inner)
 
@@ -344,8 +359,8 @@ def test_real_labels_open_each_others_releases(
     holder_b.append(sb)
     wire(sa, sb)
     assert opened == {"a": [b"B\x00", b"B\x01", b"B\x02"], "b": [b"A\x00", b"A\x01", b"A\x02"]}
-    handles = label_handles(pairs)
-    assert sa.machine.peer_outputs == {h: b.labels.own_output(h) for h in handles}
+    listed = label_pairs(pairs)
+    assert sa.machine.peer_outputs == {p: b.labels.own_output(p) for p in listed}
 
 
 # -- a single machine facing a hand-written peer ------------------------------------------------
@@ -365,8 +380,8 @@ def fresh(pairs: Sequence[Sequence[bytes]] = PAIRS) -> ReleaseTransfer:
 
 
 PEER_DIGEST = frame(DIGEST, decided_pairs_digest(SID, PAIRS))
-PEER_LABELS = frame(LABELS, u32(0) + LB.request(label_handles(PAIRS), 0))
-OUR_LABELS = frame(LABELS, u32(0) + LA.request(label_handles(PAIRS), 0))
+PEER_LABELS = frame(LABELS, u32(0) + LB.request(label_pairs(PAIRS), 0))
+OUR_LABELS = frame(LABELS, u32(0) + LA.request(label_pairs(PAIRS), 0))
 PEER_ANSWERS = frame(LABEL_ANSWERS, u32(0) + LB.answer(OUR_LABELS[9:]))
 
 
@@ -474,9 +489,15 @@ ERRORS: list[tuple[str, Callable[[], ReleaseTransfer], bytes, AbortCode]] = [
     ("a PSI message", fresh, b"\x02\x91\x01", UNEXPECTED),
     ("transfer v0", fresh, frame(COUNT, u32(0), magic=b"\xf0XRT"), AbortCode.UNSUPPORTED_VERSION),
     (
-        "transfer v2",
+        "transfer v1 (labels per handle)",
         fresh,
-        frame(DIGEST, bytes(32), magic=b"\xf0XR\x02"),
+        frame(DIGEST, decided_pairs_digest(SID, PAIRS), magic=b"\xf0XR\x01"),
+        AbortCode.UNSUPPORTED_VERSION,
+    ),
+    (
+        "transfer v3",
+        fresh,
+        frame(DIGEST, bytes(32), magic=b"\xf0XR\x03"),
         AbortCode.UNSUPPORTED_VERSION,
     ),
     ("family, no version byte", fresh, b"\xf0XR", AbortCode.UNSUPPORTED_VERSION),
@@ -669,7 +690,7 @@ def test_a_local_abort_stops_everything() -> None:
 def test_a_failing_request_changes_nothing() -> None:
     m = agreed()
 
-    def request(handles: Sequence[bytes], start: int) -> bytes:
+    def request(pairs: Sequence[Sequence[bytes]], start: int) -> bytes:
         raise KeyError("not matched")
 
     with pytest.raises(KeyError):
@@ -765,7 +786,7 @@ def test_random_label_points_against_real_sessions(
     a, _, pairs = sessions
     sid = a.session_id
     assert sid is not None
-    n = 32 * len(label_handles(pairs))
+    n = 32 * len(label_pairs(pairs))
     for kind in (LABELS, LABEL_ANSWERS):
         points = data.draw(st.binary(min_size=n, max_size=n))
         m = ReleaseTransfer(sid, pairs)

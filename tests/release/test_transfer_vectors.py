@@ -17,7 +17,7 @@ from _generators import generator
 
 from xlink.crypto.rand import DeterministicRandom
 from xlink.protocol import AbortCode
-from xlink.release.label import open_labelled, seal_labelled
+from xlink.release.label import open_labelled, per_pair, seal_labelled
 from xlink.release.seal import SealedRelease
 from xlink.release.transfer import ReleaseTransfer, TransferState, decided_pairs_digest
 from xlink.transport import MemoryConnection, memory_pair
@@ -25,13 +25,13 @@ from xlink.transport.release_transfer import (
     TransferGate,
     agree_decided_pairs,
     exchange_labels,
-    label_handles,
+    label_pairs,
     run_transfer,
     transfer_releases,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-VECTORS = ROOT / "protocols" / "vectors" / "release-transfer"
+VECTORS = ROOT / "protocols" / "vectors" / "release-transfer-v2"
 TIMEOUT = 5.0
 
 
@@ -82,7 +82,17 @@ def test_cases_are_well_formed() -> None:
     for case in VALID:
         for f in case["frames"]:
             frame = bytes.fromhex(f["hex"])
-            assert frame[:4] == b"\xf0XR\x01" and TYPES[frame[4]] == f["type"]
+            assert frame[:4] == b"\xf0XR\x02" and TYPES[frame[4]] == f["type"]
+
+
+def _label_pairs(case: dict[str, Any]) -> list[tuple[bytes, ...]]:
+    return [tuple(bytes.fromhex(h) for h in p) for p in case["label_pairs"]]
+
+
+def _outputs(case: dict[str, Any], side: str) -> dict[tuple[bytes, ...], bytes]:
+    """The side's label outputs (under the peer's key), by decided pair."""
+    outputs = [bytes.fromhex(o) for o in case[side]["label_outputs"]]
+    return dict(zip(_label_pairs(case), outputs, strict=True))
 
 
 @pytest.mark.parametrize("case", VALID, ids=lambda c: c["name"])
@@ -91,8 +101,8 @@ def test_the_digest_and_label_list_follow_the_decided_pairs(case: dict[str, Any]
     for side in SIDES:
         pairs = [[bytes.fromhex(h) for h in p] for p in case[side]["decided_pairs"]]
         assert decided_pairs_digest(sid, pairs).hex() == case["digest"]
-        assert [h.hex() for h in label_handles(pairs)] == case["label_handles"]
-        assert _frames(case, side)[0] == b"\xf0XR\x01\x07" + bytes.fromhex(case["digest"])
+        assert [[h.hex() for h in p] for p in label_pairs(pairs)] == case["label_pairs"]
+        assert _frames(case, side)[0] == b"\xf0XR\x02\x07" + bytes.fromhex(case["digest"])
 
 
 @pytest.mark.parametrize("case", VALID, ids=lambda c: c["name"])
@@ -119,10 +129,9 @@ def test_one_side_fed_the_peer_frames_sends_its_own(case: dict[str, Any], side: 
     assert [{"ok": ok, "body": b.hex()} for ok, b in m.result.answers] == case[side]["result"][
         "answers"
     ]
-    outputs = (
-        None if m.peer_outputs is None else {h.hex(): o.hex() for h, o in m.peer_outputs.items()}
-    )
-    assert outputs == case[side]["label_outputs"]
+    assert m.peer_outputs is not None
+    assert list(m.peer_outputs) == _label_pairs(case)
+    assert [o.hex() for o in m.peer_outputs.values()] == case[side]["label_outputs"]
 
 
 @pytest.mark.parametrize("case", VALID, ids=lambda c: c["name"])
@@ -132,21 +141,20 @@ def test_releases_are_labelled_and_open_for_the_peer(case: dict[str, Any]) -> No
     a, b = GEN.psi_sessions(case["psi_case"])
     sid = bytes.fromhex(case["session_id"])
     for side, session in zip(SIDES, (a, b), strict=True):
-        outputs = {
-            bytes.fromhex(h): bytes.fromhex(o)
-            for h, o in case[_peer(side)]["label_outputs"].items()
-        }
+        outputs = _outputs(case, _peer(side))
         for release in case[side]["releases"]:
             handles = [bytes.fromhex(h) for h in release["handles"]]
             body = seal_labelled(
                 bytes.fromhex(release["sealed"]),
                 handles,
                 session_id=sid,
-                output_of=session.labels.own_output,
+                outputs_of=per_pair(session.labels.own_output),
                 rng=DeterministicRandom(release["nonce_seed"]),
             )
             assert body.hex() == release["body"]
-            named, sealed = open_labelled(body, session_id=sid, output_of=outputs.__getitem__)
+            named, sealed = open_labelled(
+                body, session_id=sid, outputs_of=per_pair(outputs.__getitem__)
+            )
             assert list(named) == handles and sealed.hex() == release["sealed"]
         assert case[_peer(side)]["result"]["peer_releases"] == [
             r["body"] for r in case[side]["releases"]
@@ -207,13 +215,13 @@ def test_driver_steps_send_the_vector_frames(case: dict[str, Any]) -> None:
             await agree_decided_pairs(gate, session.session_id, pairs, TIMEOUT)
             outputs = await exchange_labels(
                 gate,
-                label_handles(pairs),
+                label_pairs(pairs),
                 request=session.labels.request,
                 answer=session.labels.answer,
                 outputs=session.labels.outputs,
                 idle_timeout=TIMEOUT,
             )
-            assert {h.hex(): o.hex() for h, o in outputs.items()} == case[side]["label_outputs"]
+            assert outputs == _outputs(case, side)
             return await transfer_releases(
                 gate, cast(list[SealedRelease], ours), store_one, TIMEOUT
             )
@@ -244,7 +252,7 @@ def test_run_transfer_sends_the_vector_frames(case: dict[str, Any]) -> None:
     seen: list[dict[str, str]] = []
 
     def releases(outputs: Any) -> list[bytes]:
-        seen.append({h.hex(): o.hex() for h, o in outputs.items()})
+        seen.append(outputs)
         return bodies
 
     async def initiator(conn: MemoryConnection) -> Any:
@@ -270,5 +278,5 @@ def test_run_transfer_sends_the_vector_frames(case: dict[str, Any]) -> None:
         return result
 
     result = asyncio.run(scenario())
-    assert seen == [case[side]["label_outputs"]]
+    assert seen == [_outputs(case, side)]
     assert [r.hex() for r in result.peer_releases] == case[side]["result"]["peer_releases"]

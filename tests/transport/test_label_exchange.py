@@ -1,7 +1,7 @@
-"""The label evaluation of release transfer v1 (xlink-release-v1 §10.2) between two real,
-completed PSI sessions over the in-memory connection: both sides end with the OPRF outputs of
-the decided pairs' tokens under the other's key, and a partner that asks for more evaluations
-than the decided pairs have handles is refused."""
+"""The label evaluation of release transfer v2 (xlink-release-v1 §10.2) between two real,
+completed PSI sessions over the in-memory connection: both sides end with the OPRF output of
+each decided pair's tokens under the other's key, and a partner that asks for more evaluations
+than there are decided pairs is refused."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from xlink.transport.release_transfer import (
     agree_decided_pairs,
     decided_pairs_digest,
     exchange_labels,
-    label_handles,
+    label_pairs,
 )
 
 TIMEOUT = 5.0
@@ -58,11 +58,11 @@ def _completed() -> tuple[PsiSession, PsiSession, list[tuple[bytes, ...]]]:
 
 def test_both_sides_get_the_other_keys_outputs() -> None:
     a, b, pairs = _completed()
-    handles = label_handles(pairs)
-    assert len(handles) == 12 and handles == label_handles(reversed(pairs))
+    handles = label_pairs(pairs)
+    assert len(handles) == len(pairs) and handles == label_pairs(reversed(pairs))
     assert a.session_id is not None
 
-    async def side(session: PsiSession, gate: TransferGate) -> dict[bytes, bytes]:
+    async def side(session: PsiSession, gate: TransferGate) -> dict[tuple[bytes, ...], bytes]:
         assert session.session_id is not None
         await agree_decided_pairs(gate, session.session_id, pairs, TIMEOUT)
         return await exchange_labels(
@@ -74,7 +74,7 @@ def test_both_sides_get_the_other_keys_outputs() -> None:
             idle_timeout=TIMEOUT,
         )
 
-    async def scenario() -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+    async def scenario() -> tuple[dict[tuple[bytes, ...], bytes], dict[tuple[bytes, ...], bytes]]:
         x, y = memory_pair(capacity=2)
         return await asyncio.gather(side(a, TransferGate(x)), side(b, TransferGate(y)))
 
@@ -83,9 +83,9 @@ def test_both_sides_get_the_other_keys_outputs() -> None:
     assert from_a == {h: a.labels.own_output(h) for h in handles}
 
 
-def test_more_points_than_decided_handles_is_refused() -> None:
+def test_more_points_than_decided_pairs_is_refused() -> None:
     a, _, pairs = _completed()
-    handles = label_handles(pairs)
+    handles = label_pairs(pairs)
     assert len(handles) < LABEL_CHUNK
     assert a.session_id is not None
 

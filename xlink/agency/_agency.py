@@ -49,6 +49,7 @@ from xlink.records.validation import BadFieldPolicy
 from xlink.release import ApprovalQueue, SourceHandleKey, release_decided
 from xlink.release.handles import open_source_handle_key
 from xlink.release.label import (
+    OutputsOf,
     seal_labelled,
 )
 from xlink.release.recipe import ReleaseBatch
@@ -553,14 +554,14 @@ class Agency:
         )
 
     def _handing_over(
-        self, session_id: bytes, output_of: Callable[[bytes], bytes]
+        self, session_id: bytes, outputs_of: OutputsOf
     ) -> Callable[[SealedRelease], bytes]:
         """Label each release for the peer (spec §10.2) as the transfer takes it to send, and
         audit it then as ``RELEASE_SENT`` (before the peer answers): a release that may have
         left is audited even if the peer hangs up before answering it."""
 
         def encode(sealed: SealedRelease) -> bytes:
-            return self.hand_over(sealed, session_id, output_of)
+            return self.hand_over(sealed, session_id, outputs_of)
 
         return encode
 
@@ -582,17 +583,17 @@ class Agency:
                 audit=self.audit,
             )
 
-    def hand_over(
-        self, sealed: SealedRelease, session_id: bytes, output_of: Callable[[bytes], bytes]
-    ) -> bytes:
+    def hand_over(self, sealed: SealedRelease, session_id: bytes, outputs_of: OutputsOf) -> bytes:
         """One release as it leaves: labelled for the peer with our OPRF outputs of its match
-        handles (xlink-release-v1 §10.2) and audited ``RELEASE_SENT`` before the peer answers,
-        so that a release that may have left is audited even if the peer hangs up."""
+        handles (``outputs_of``: :func:`~xlink.release.label.per_pair` in an exchange,
+        xlink-release-v1 §10.2; :func:`~xlink.release.label.per_handle` in a query) and audited
+        ``RELEASE_SENT`` before the peer answers, so that a release that may have left is
+        audited even if the peer hangs up."""
         frame = seal_labelled(
             sealed.data,
             sealed.match_handles,
             session_id=session_id,
-            output_of=output_of,
+            outputs_of=outputs_of,
             rng=self.rng,
         )
         fields = {"session": session_id, "handle": sealed.release_id, "digest": sealed.digest}

@@ -27,6 +27,7 @@ from xlink.progress import ProgressFn
 from xlink.protocol.config import Role, SessionConfig
 from xlink.protocol.events import Event, Progress, PsiResult
 from xlink.protocol.session import PsiSession
+from xlink.release.label import per_pair
 from xlink.release.recipe import ReceiptSettler
 from xlink.transport import Connection, run_session
 from xlink.transport.release_transfer import TransferGate, transfer_releases
@@ -181,7 +182,7 @@ async def _transfer(
     batch = agency.release(decision, side.records)
     if progress is not None:  # releases sent now (queued, pending, denied ones are not)
         progress("releases sent", 0, len(batch.sealed))
-    receiver = Receiver(agency, session_id, decision, peer_outputs.__getitem__)
+    receiver = Receiver(agency, session_id, decision, per_pair(peer_outputs.__getitem__))
     # Each receipt is settled (audited, its checkpoint kept, the ledger marked) as it
     # arrives, in the transfer's batch: one that came in is recorded even if the
     # transfer fails after it. Our receipts leave once what they vouch for is committed.
@@ -193,7 +194,7 @@ async def _transfer(
         batch.sealed,
         receiver.store_one,
         idle_timeout,
-        encode=agency._handing_over(session_id, session.labels.own_output),
+        encode=agency._handing_over(session_id, per_pair(session.labels.own_output)),
         on_answer=settler.settle,
         batch=Batch(agency.audit, agency.store, agency.queue),  # the audit log commits first
     )

@@ -4,7 +4,6 @@ refusal answered with its reason code and audited."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from xlink.agency._matches import Inbound
@@ -13,7 +12,13 @@ from xlink.decide import Decision
 from xlink.errors import DecryptionError, PolicyDenied, ReleaseRejected, XlinkError
 from xlink.identifiers import REASON_CODE
 from xlink.protocol.limits import HANDLE_SIZE
-from xlink.release.label import LabelError, LabelNotMatched, labelled_handles, open_labelled
+from xlink.release.label import (
+    LabelError,
+    LabelNotMatched,
+    OutputsOf,
+    labelled_handles,
+    open_labelled,
+)
 from xlink.store.reasons import (
     DENY_LABEL_FAILED,
     DENY_MATCH_ALREADY_RECEIVED,
@@ -36,11 +41,11 @@ class Receiver:
         agency: Agency,
         session_id: bytes,
         decision: Decision,
-        output_of: Callable[[bytes], bytes],
+        outputs_of: OutputsOf,
     ) -> None:
         self._agency = agency
         self._session_id = session_id
-        self._output_of = output_of
+        self._outputs_of = outputs_of
         self._expected = DecidedMatches(m.handles for m in decision.matches)
         # Our decided matches by handle set, in order: two of our records decided with the same
         # peer record on the same tokens share a handle set, and take its releases in turn.
@@ -67,9 +72,9 @@ class Receiver:
         named = labelled_handles(frame)
         try:
             label, data = open_labelled(
-                frame, session_id=self._session_id, output_of=self._output_of
+                frame, session_id=self._session_id, outputs_of=self._outputs_of
             )
-        except LabelNotMatched:  # names a handle we never matched
+        except LabelNotMatched:  # names handles that are not one of our decided pairs
             return self._refuse(named, DENY_NOT_DECIDED)
         except (LabelError, DecryptionError):
             return self._refuse(named, DENY_LABEL_FAILED)

@@ -58,6 +58,7 @@ from xlink.query.session import (
     query_handle,
 )
 from xlink.query.table import AskerTable, presence_bits
+from xlink.release.label import per_handle
 from xlink.transport import Connection
 from xlink.transport.stream import linger
 
@@ -561,7 +562,7 @@ async def _collect_releases(
         session.request_releases(hits)
         await _flush(conn, session)
         got = _only(session.receive(await _receive(conn, idle_timeout)), ReleasesReceived)
-        receiver = Receiver(agency, session_id, decision, own_output.__getitem__)
+        receiver = Receiver(agency, session_id, decision, per_handle(own_output.__getitem__))
         receipts: list[tuple[bool, bytes]] = []
         for match, answer in zip(matches, got.answers, strict=True):
             release_id = answer.release_id.hex() if any(answer.release_id) else None

@@ -56,6 +56,7 @@ from xlink.query.session import (
 )
 from xlink.query.table import TAG_SIZE, HolderTable, UpdateStats
 from xlink.release import settle_receipts
+from xlink.release.label import per_handle
 from xlink.release.recipe import Fate as ReleaseFate
 from xlink.release.recipe import ReleaseBatch
 from xlink.transport import Connection
@@ -304,7 +305,7 @@ class QueryService:
             release_id = fate.release_id or bytes(16)
             if fate.fate is ReleaseFate.SENT:
                 release = next(sealed)
-                frame = agency.hand_over(release, session_id, outputs.__getitem__)
+                frame = agency.hand_over(release, session_id, per_handle(outputs.__getitem__))
                 served.released += 1
                 answers[position] = ReleaseAnswer(Fate.SENT, release_id, frame)
             else:

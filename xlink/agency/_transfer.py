@@ -21,7 +21,7 @@ from xlink.transport.release_transfer import (
     TransferGate,
     agree_decided_pairs,
     exchange_labels,
-    label_handles,
+    label_pairs,
 )
 
 __all__ = ["agree_and_label", "transfer_counts"]
@@ -29,15 +29,16 @@ __all__ = ["agree_and_label", "transfer_counts"]
 
 async def agree_and_label(
     gate: TransferGate, session: PsiSession, decision: Decision, idle_timeout: float
-) -> dict[bytes, bytes]:
+) -> dict[tuple[bytes, ...], bytes]:
     """Both sides must have decided the same pairs before anything is released
     (:func:`agree_decided_pairs`); then the key material of the labels, for the decided
-    pairs' tokens only (:func:`exchange_labels`). Returns handle -> the peer's OPRF output."""
+    pairs' tokens only, one evaluation per decided pair (:func:`exchange_labels`). Returns
+    decided pair (its handles, ascending) -> the peer's OPRF output."""
     decided_handles = [m.handles for m in decision.matches]
     await agree_decided_pairs(gate, decision.session_id, decided_handles, idle_timeout)
     return await exchange_labels(
         gate,
-        label_handles(decided_handles),
+        label_pairs(decided_handles),
         request=session.labels.request,
         answer=session.labels.answer,
         outputs=session.labels.outputs,

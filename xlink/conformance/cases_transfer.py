@@ -1,5 +1,5 @@
-"""The release transfer v1 cases (xlink-release-v1 §10): every case of
-``protocols/vectors/release-transfer/invalid.json`` played live, but ``frame_after_done``
+"""The release transfer v2 cases (xlink-release-v1 §10): every case of
+``protocols/vectors/release-transfer-v2/invalid.json`` played live, but ``frame_after_done``
 (:data:`OFFLINE_ONLY`), built from the runner's own frames of the live transfer."""
 
 from __future__ import annotations
@@ -108,8 +108,10 @@ TRANSFER_CASES: Final[tuple[TransferCase, ...]] = (
     _t("magic_only", "the 4-byte magic and no type byte", At(F.DIGEST, _edit(lambda d: [d[:4]]))),
     _t("transfer_v0", "a release transfer v0 frame (f0 58 52 54, COUNT 0)",
        At(F.DIGEST, _fixed(b"\xf0XRT\x01" + _u32(0))), A.UNSUPPORTED_VERSION),
-    _t("transfer_v2", "the DIGEST with version byte 02",
-       At(F.DIGEST, _edit(lambda d: [d[:3] + b"\x02" + d[4:]])), A.UNSUPPORTED_VERSION),
+    _t("transfer_v1", "the DIGEST with version byte 01 (release transfer v1: labels per handle)",
+       At(F.DIGEST, _edit(lambda d: [d[:3] + b"\x01" + d[4:]])), A.UNSUPPORTED_VERSION),
+    _t("transfer_v3", "the DIGEST with version byte 03",
+       At(F.DIGEST, _edit(lambda d: [d[:3] + b"\x03" + d[4:]])), A.UNSUPPORTED_VERSION),
     _t("unknown_type_0", "type byte 0", At(F.DIGEST, _edit(lambda d: [d[:4] + b"\x00"]))),
     _t("unknown_type_10", "type byte 10 after the labels",
        At(F.COUNT, _edit(lambda c: [c[:4] + b"\x0a"])), releasing=True),
@@ -127,7 +129,7 @@ TRANSFER_CASES: Final[tuple[TransferCase, ...]] = (
        At(F.LABELS, _edit(lambda m: [m[:5] + _u32(1) + m[9:]]))),
     _t("labels_without_seq", "LABELS of 3 bytes", At(F.LABELS, _edit(lambda m: [m[:8]]))),
     _t("labels_replayed", "LABELS 0 twice", At(F.LABELS, _edit(lambda m: [m, m]))),
-    _t("labels_one_point_more", "LABELS with one point more than the list's handles",
+    _t("labels_one_point_more", "LABELS with one point more than the list's pairs",
        At(F.LABELS, _edit(lambda m: [m + m[9:41]])), A.WRONG_COUNT),
     _t("labels_one_point_fewer", "LABELS with one point fewer",
        At(F.LABELS, _edit(lambda m: [m[:-32]])), A.WRONG_COUNT),

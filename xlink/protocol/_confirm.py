@@ -173,43 +173,50 @@ class OwnConfirmation:
             raise KeyError("not a matched handle of this session")
         return i
 
-    def label_request(self, handles: Sequence[bytes], start: int = 0) -> bytes:
-        """``[b_i]Q`` for the token behind each handle, in order, ``b_i`` the label blind of the
-        handle's index ``i = start, start + 1, ...`` in the whole list (spec §7.5). Raises
-        ``KeyError`` for a handle we did not match."""
-        tokens = b"".join(self._token(self._index(h)) for h in handles)
-        points = self._suite.hash_to_points(self._dst, tokens)
-        return blind_points(points, self._label_blinds(start, len(handles)), self._suite.group)
+    def _label_inputs(self, pairs: Sequence[Sequence[bytes]]) -> bytes:
+        """The label input (:func:`~xlink.protocol._keys.label_input`) of each pair, joined.
+        Raises ``KeyError`` for a handle we did not match."""
+        return b"".join(
+            _keys.label_input([self._token(self._index(h)) for h in sorted(pair)]) for pair in pairs
+        )
+
+    def label_request(self, pairs: Sequence[Sequence[bytes]], start: int = 0) -> bytes:
+        """``[b_i]Q_i`` for each decided pair, in order: ``Q_i`` the point of the pair's label
+        input (the tokens behind its handles), ``b_i`` the label blind of the pair's index
+        ``i = start, start + 1, ...`` in the whole list (spec §7.5). Raises ``KeyError`` for a
+        handle we did not match."""
+        points = self._suite.hash_to_points(self._dst, self._label_inputs(pairs))
+        return blind_points(points, self._label_blinds(start, len(pairs)), self._suite.group)
 
     def label_outputs(
-        self, handles: Sequence[bytes], answers: bytes, start: int = 0
+        self, pairs: Sequence[Sequence[bytes]], answers: bytes, start: int = 0
     ) -> list[bytes]:
-        """The OPRF outputs behind ``handles`` from the peer's ``answers`` to
-        :meth:`label_request` (same order). Raises ``RemoteProtocolError``: ``WRONG_COUNT`` for
-        the wrong number of answers, ``INVALID_ELEMENT`` / ``IDENTITY_ELEMENT`` for a bad
-        point."""
-        if len(answers) != L.POINT_SIZE * len(handles):
+        """The OPRF output of each pair from the peer's ``answers`` to :meth:`label_request`
+        (same order). Raises ``RemoteProtocolError``: ``WRONG_COUNT`` for the wrong number of
+        answers, ``INVALID_ELEMENT`` / ``IDENTITY_ELEMENT`` for a bad point."""
+        if len(answers) != L.POINT_SIZE * len(pairs):
             raise RemoteProtocolError(AbortCode.WRONG_COUNT, "wrong number of label answers")
-        inverses = scalar_product_with_inverses(_ONE, self._label_blinds(start, len(handles)))
+        inverses = scalar_product_with_inverses(_ONE, self._label_blinds(start, len(pairs)))
+        inputs = self._label_inputs(pairs)
         out = []
         try:
-            for i, (handle, inverse) in enumerate(zip(handles, inverses, strict=True)):
+            for i, inverse in enumerate(inverses):
                 evaluated = unblind_point(
                     inverse, answers[32 * i : 32 * (i + 1)], self._suite.group, i
                 )
-                token = self._token(self._index(handle))
-                out.append(_keys.oprf_output(self._transcript, token, evaluated))
+                value = inputs[TOKEN_SIZE * i : TOKEN_SIZE * (i + 1)]
+                out.append(_keys.oprf_output(self._transcript, value, evaluated))
         except InvalidElement as exc:
             raise element_error(exc) from None
         return out
 
-    def own_output(self, handle: bytes, key: OprfScalar) -> bytes:
-        """The OPRF output of our token behind ``handle`` under our own session key ``key``:
-        what the peer obtains for its copy of the token (spec §7.5). Raises ``KeyError`` for a
-        handle we did not match."""
-        token = self._token(self._index(handle))
-        point = self._suite.hash_to_points(self._dst, token)
-        return _keys.oprf_output(self._transcript, token, key.multiply(point, self._suite.group))
+    def own_output(self, pair: Sequence[bytes], key: OprfScalar) -> bytes:
+        """The OPRF output of a decided pair's label input under our own session key ``key``:
+        what the peer obtains for its copy of the tokens (spec §7.5). Raises ``KeyError`` for
+        a handle we did not match."""
+        value = self._label_inputs((pair,))
+        point = self._suite.hash_to_points(self._dst, value)
+        return _keys.oprf_output(self._transcript, value, key.multiply(point, self._suite.group))
 
     @property
     def group(self) -> OprfGroup:
@@ -303,38 +310,40 @@ class PeerConfirmation:
 
 class SessionLabels:
     """The label evaluation of a completed session (spec §7.5), from ``PsiSession.labels``:
-    our confirmed matches and our session OPRF key."""
+    our confirmed matches and our session OPRF key. A *pair* is the matched handles of one
+    decided pair; its label is evaluated once, on the tokens behind all of them."""
 
     __slots__ = ("_key", "_matches")
 
     def __init__(self, matches: OwnConfirmation, key: OprfScalar) -> None:
         self._matches, self._key = matches, key
 
-    def request(self, handles: Sequence[bytes], start: int = 0) -> bytes:
-        """Blinded points for the tokens behind ``handles`` (matched handles, in the order both
-        sides agreed), for the peer to evaluate with its session OPRF key; ``start`` is the
-        index of ``handles[0]`` in the whole list (its blinds are the list's). Raises
-        ``KeyError`` for a handle we did not match."""
-        return self._matches.label_request(handles, start)
+    def request(self, pairs: Sequence[Sequence[bytes]], start: int = 0) -> bytes:
+        """One blinded point per pair (matched handles, in the order both sides agreed), for
+        the peer to evaluate with its session OPRF key; ``start`` is the index of ``pairs[0]``
+        in the whole list (its blinds are the list's). Raises ``KeyError`` for a handle we did
+        not match."""
+        return self._matches.label_request(pairs, start)
 
     def answer(self, points: bytes) -> bytes:
         """``[s]R`` for each of the peer's points, with our session OPRF key ``s``. The caller
-        bounds the count (the release transfer answers exactly one point per handle of the
-        decided pairs). Raises ``RemoteProtocolError`` (``INVALID_ELEMENT`` /
-        ``IDENTITY_ELEMENT``) for a bad point."""
+        bounds the count (the release transfer answers exactly one point per decided pair).
+        Raises ``RemoteProtocolError`` (``INVALID_ELEMENT`` / ``IDENTITY_ELEMENT``) for a bad
+        point."""
         try:
             return evaluate_points((self._key,), points, self._matches.group)
         except InvalidElement as exc:
             raise element_error(exc) from None
 
-    def outputs(self, handles: Sequence[bytes], answers: bytes, start: int = 0) -> list[bytes]:
-        """The OPRF outputs, under the peer's key, of our tokens behind ``handles``, from its
-        answers to :meth:`request`: key material only a holder of the tokens can compute.
-        Raises ``RemoteProtocolError`` for a wrong count or a bad point."""
-        return self._matches.label_outputs(handles, answers, start)
+    def outputs(
+        self, pairs: Sequence[Sequence[bytes]], answers: bytes, start: int = 0
+    ) -> list[bytes]:
+        """The OPRF output, under the peer's key, of each pair's tokens, from its answers to
+        :meth:`request`: key material only a holder of all of them can compute. Raises
+        ``RemoteProtocolError`` for a wrong count or a bad point."""
+        return self._matches.label_outputs(pairs, answers, start)
 
-    def own_output(self, handle: bytes) -> bytes:
-        """The OPRF output of our token behind ``handle`` under our own key: what the peer
-        obtains from :meth:`outputs` for its copy. Raises ``KeyError`` for a handle we did not
-        match."""
-        return self._matches.own_output(handle, self._key)
+    def own_output(self, pair: Sequence[bytes]) -> bytes:
+        """The OPRF output of a pair's tokens under our own key: what the peer obtains from
+        :meth:`outputs` for its copy. Raises ``KeyError`` for a handle we did not match."""
+        return self._matches.own_output(pair, self._key)

@@ -7,7 +7,7 @@ for one purpose can be mistaken for another.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from xlink.crypto.workers import direction_tags
@@ -19,6 +19,7 @@ __all__ = [
     "DST_HANDLE",
     "DST_HASH_CACHE",
     "DST_LABEL_BLIND",
+    "DST_LABEL_PAIR",
     "DST_OPRF_OUTPUT",
     "DST_REBLINDED",
     "DST_SESSION_ID",
@@ -26,6 +27,7 @@ __all__ = [
     "SESSION_ID_SIZE",
     "add_reveal_chunk",
     "hash_to_group_dst",
+    "label_input",
     "match_handle",
     "oprf_output",
     "reblinded_hasher",
@@ -44,6 +46,7 @@ DST_COMMIT: Final = b"xlink-psi-v2/reveal-commit"
 DST_OPRF_OUTPUT: Final = b"xlink-psi-v2/oprf-output"
 DST_CONFIRM_BLIND: Final = b"xlink-psi-v2/confirm-blind"
 DST_LABEL_BLIND: Final = b"xlink-psi-v2/label-blind"
+DST_LABEL_PAIR: Final = b"xlink-psi-v2/label-pair"
 DST_HASH_CACHE: Final = b"xlink-psi-v2/hash-cache"  # local only: names a cache file (§4.1)
 SESSION_ID_SIZE: Final = 16
 
@@ -117,6 +120,17 @@ def add_reveal_chunk(h: hashlib._Hash, records: tuple[bytes, ...], presence: byt
     for entry in records:
         h.update(_lp(entry))
     h.update(_lp(presence))
+
+
+def label_input(tokens: Sequence[bytes]) -> bytes:
+    """The one value a decided pair's label is evaluated on (spec §7.5): ``SHA-256(
+    lp(DST_LABEL_PAIR) || u32(k) || lp(t_1) || ... || lp(t_k))`` over the tokens behind the
+    pair's ``k`` handles in ascending handle order. Only a holder of every one of them can
+    compute it."""
+    h = hashlib.sha256(_lp(DST_LABEL_PAIR) + len(tokens).to_bytes(4, "big"))
+    for token in tokens:
+        h.update(_lp(token))
+    return h.digest()
 
 
 def oprf_output(transcript: bytes, token: bytes, evaluated: bytes) -> bytes:

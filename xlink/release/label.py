@@ -1,14 +1,16 @@
 """Labelled releases: a sealed release in transit opens only for a partner that holds the
-tokens that decided it (spec: xlink-release-v1 §10.2; xlink-psi-v2 §7.5).
+tokens that decided it (spec: xlink-release-v1 §10.2; xlink-psi-v2 §7.5; xlink-query-v1).
 
 After the decided-pairs digests agree, the release transfer's label evaluation gives both sides,
-for every token of a decided pair, the same OPRF output under the originator's session key
-(xlink-psi-v2 §7.5): the originator computes it itself, the recipient obtains it through one
-blinded evaluation that needs the token. The label key of a decided pair is HKDF-SHA256 over
-those outputs (sorted by handle), salted with the session id; the sealed release is encrypted
-under it with ChaCha20-Poly1305, the pair's handles as associated data. A partner that does not
-hold every token of the pair cannot derive the key, so even a release sent by mistake (or
-obtained by faking a match) does not open.
+for every decided pair, the same OPRF output under the originator's session key, evaluated on
+all the pair's tokens at once (xlink-psi-v2 §7.5): the originator computes it itself, the
+recipient obtains it through one blinded evaluation that needs every one of the tokens. (The
+real-time query labels a release with one output per handle, :func:`per_handle`.) The label
+key is HKDF-SHA256 over the outputs ``outputs_of`` gives for the handles the frame names,
+salted with the session id; the sealed release is encrypted under it with ChaCha20-Poly1305,
+the handles as associated data. A partner that does not hold every token of the pair cannot
+derive the key, so even a release sent by mistake (or obtained by faking a match) does not
+open.
 
 Wire form: ``u8(h) || handle_1 .. handle_h || nonce(12) || ciphertext``.
 """
@@ -35,6 +37,8 @@ __all__ = [
     "label_key",
     "labelled_handles",
     "open_labelled",
+    "per_handle",
+    "per_pair",
     "seal_labelled",
 ]
 
@@ -51,6 +55,31 @@ def label_key(session_id: bytes, outputs: Sequence[bytes]) -> bytes:
     return hkdf.derive(b"".join(len(o).to_bytes(4, "big") + o for o in outputs))
 
 
+OutputsOf = Callable[[tuple[bytes, ...]], Sequence[bytes]]
+"""Given the handles a labelled release names (ascending), the OPRF outputs its key is derived
+from, in order; raises ``KeyError`` when they are not what we may label or open."""
+
+
+def per_handle(output_of: Callable[[bytes], bytes]) -> OutputsOf:
+    """The outputs of a release labelled handle by handle (xlink-query-v1): ``output_of`` of
+    each of its handles."""
+
+    def outputs_of(handles: tuple[bytes, ...]) -> list[bytes]:
+        return [output_of(h) for h in handles]
+
+    return outputs_of
+
+
+def per_pair(output_of: Callable[[tuple[bytes, ...]], bytes]) -> OutputsOf:
+    """The outputs of a release labelled as one decided pair (release transfer v2): the one
+    output ``output_of`` gives for the pair's handles."""
+
+    def outputs_of(handles: tuple[bytes, ...]) -> list[bytes]:
+        return [output_of(handles)]
+
+    return outputs_of
+
+
 def _aad(session_id: bytes, handles: Sequence[bytes]) -> bytes:
     return session_id + b"".join(handles)
 
@@ -60,16 +89,16 @@ def seal_labelled(
     handles: Sequence[bytes],
     *,
     session_id: bytes,
-    output_of: Callable[[bytes], bytes],
+    outputs_of: OutputsOf,
     rng: RandomSource,
 ) -> bytes:
-    """Encrypt ``data`` (a sealed release) under the label key of ``handles``; ``output_of``
-    gives the OPRF output of a handle under our own session key. Raises ``ValueError`` for no
-    handle or more than 255."""
-    ordered = sorted(handles)
+    """Encrypt ``data`` (a sealed release) under the label key of ``handles``; ``outputs_of``
+    gives the OPRF outputs of the (ascending) handles under our own session key. Raises
+    ``ValueError`` for no handle or more than 255."""
+    ordered = tuple(sorted(handles))
     if not 1 <= len(ordered) <= MAX_LABEL_HANDLES:
         raise ValueError("a labelled release names 1..255 handles")
-    key = label_key(session_id, [output_of(h) for h in ordered])
+    key = label_key(session_id, outputs_of(ordered))
     nonce = rng(_NONCE)
     body = ChaCha20Poly1305(key).encrypt(nonce, data, _aad(session_id, ordered))
     return bytes([len(ordered)]) + b"".join(ordered) + nonce + body
@@ -89,13 +118,13 @@ def labelled_handles(frame: bytes) -> tuple[bytes, ...]:
 
 
 def open_labelled(
-    frame: bytes, *, session_id: bytes, output_of: Callable[[bytes], bytes]
+    frame: bytes, *, session_id: bytes, outputs_of: OutputsOf
 ) -> tuple[tuple[bytes, ...], bytes]:
     """The handles a labelled frame names and the sealed release inside it.
 
-    ``output_of`` gives the OPRF output of one of our matched handles under the peer's key and
-    raises ``KeyError`` for any other. Raises :class:`LabelError` for a malformed frame,
-    :class:`LabelNotMatched` for a handle we did not match, and
+    ``outputs_of`` gives the OPRF outputs, under the peer's key, of handles we may open a
+    release for and raises ``KeyError`` for any others. Raises :class:`LabelError` for a
+    malformed frame, :class:`LabelNotMatched` for handles ``outputs_of`` refuses, and
     :class:`~xlink.errors.DecryptionError` when the key derived from our outputs does not open
     it (we do not hold the tokens it was labelled with, or it was altered)."""
     if len(frame) < 1:
@@ -108,9 +137,9 @@ def open_labelled(
     if any(a >= b for a, b in itertools.pairwise(handles)):
         raise LabelError("labelled release handles not strictly ascending")
     try:
-        key = label_key(session_id, [output_of(x) for x in handles])
+        key = label_key(session_id, outputs_of(handles))
     except KeyError:
-        raise LabelNotMatched("labelled release names a handle we did not match") from None
+        raise LabelNotMatched("labelled release names handles we did not decide") from None
     nonce, body = frame[end : end + _NONCE], frame[end + _NONCE :]
     try:
         data = ChaCha20Poly1305(key).decrypt(nonce, body, _aad(session_id, handles))

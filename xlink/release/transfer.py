@@ -1,4 +1,4 @@
-"""Release transfer v1 as a sans-I/O state machine: bytes in, events out (xlink-release-v1 §10).
+"""Release transfer v2 as a sans-I/O state machine: bytes in, events out (xlink-release-v1 §10).
 
 After a PSI session the two parties keep its connection and run, over it: ``DIGEST`` (the
 decided pairs agree, §10.1), the label evaluation (``LABELS`` / ``LABEL_ANSWERS``, §10.2),
@@ -21,7 +21,7 @@ The transfer ends with :class:`TransferComplete` (state DONE). Every frame the p
 have sent (malformed, of another version, unknown, out of order, replayed, oversize, a count
 that disagrees, a dishonest claim) raises :class:`TransferError` with its
 :class:`~xlink.protocol.abort.AbortCode`; the machine is then ABORTED and gives no frame
-any more, so nothing is released after an abort. Release transfer v1 has no abort frame: the
+any more, so nothing is released after an abort. Release transfer v2 has no abort frame: the
 driver closes the connection. Calls the current state does not allow raise
 :class:`~xlink.errors.LocalProtocolError` and change nothing.
 
@@ -65,17 +65,17 @@ __all__ = [
     "TransferState",
     "check_magic",
     "decided_pairs_digest",
-    "label_handles",
+    "label_pairs",
     "split_frame",
     "transfer_frame",
 ]
 
 MAGIC_FAMILY: Final = b"\xf0XR"
 """First bytes of a frame of any version of the release transfer."""
-RELEASE_MAGIC: Final = MAGIC_FAMILY + b"\x01"
-"""First bytes of every release-transfer-v1 frame: ``f0 58 52`` then the version byte ``01``
-(v0 had ``54``, "T"). A PSI message starts with its protocol version byte (0x02), so the two
-kinds of frame cannot be confused."""
+RELEASE_MAGIC: Final = MAGIC_FAMILY + b"\x02"
+"""First bytes of every release-transfer-v2 frame: ``f0 58 52`` then the version byte ``02``
+(v1, ``01``, labelled each handle of a pair apart; v0 had ``54``, "T"). A PSI message starts
+with its protocol version byte (0x02), so the two kinds of frame cannot be confused."""
 
 DST_DECIDED_PAIRS: Final = b"xlink-release/decided-pairs"
 """The label of :func:`decided_pairs_digest`."""
@@ -145,9 +145,10 @@ class DecisionsAgreed:
 
 @dataclass(frozen=True, slots=True)
 class LabelsEvaluated:
-    """The label evaluation is over: handle -> its OPRF output under the peer's key."""
+    """The label evaluation is over: decided pair (its handles, ascending) -> its OPRF output
+    under the peer's key."""
 
-    outputs: Mapping[bytes, bytes]
+    outputs: Mapping[tuple[bytes, ...], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,39 +211,30 @@ def decided_pairs_digest(session_id: bytes, pairs: Iterable[Iterable[bytes]]) ->
     return digest.digest()
 
 
-def label_handles(pairs: Iterable[Iterable[bytes]]) -> list[bytes]:
-    """The handles of the decided pairs in the order both sides use for the label exchange
-    (xlink-release-v1 §10.2): pairs in the order of :func:`decided_pairs_digest`, handles
-    ascending within a pair, each handle once (at its first place)."""
-    ordered = sorted(sorted(pair) for pair in pairs)
-    ordered.sort(key=b"".join)
-    seen: set[bytes] = set()
-    out = []
-    for pair in ordered:
-        for handle in pair:
-            if handle not in seen:
-                seen.add(handle)
-                out.append(handle)
-    return out
+def label_pairs(pairs: Iterable[Iterable[bytes]]) -> list[tuple[bytes, ...]]:
+    """The decided pairs in the order both sides use for the label evaluation
+    (xlink-release-v1 §10.2): each pair's handles ascending, the pairs in the order of
+    :func:`decided_pairs_digest`, a pair listed twice (two matches on the same handles) once."""
+    return sorted({tuple(sorted(pair)) for pair in pairs}, key=b"".join)
 
 
 def transfer_frame(kind: FrameType, body: bytes = b"") -> bytes:
-    """A release transfer v1 frame: :data:`RELEASE_MAGIC`, the type byte, ``body``."""
+    """A release transfer v2 frame: :data:`RELEASE_MAGIC`, the type byte, ``body``."""
     return RELEASE_MAGIC + bytes([kind]) + body
 
 
 def check_magic(frame: bytes) -> None:
     """Raise :class:`TransferError` unless ``frame`` starts with :data:`RELEASE_MAGIC` and a
     type byte: ``UNSUPPORTED_VERSION`` for another version of the transfer (``f0 58 52``, then
-    a version byte other than ``01``), ``UNEXPECTED_MESSAGE`` for anything else."""
+    a version byte other than ``02``), ``UNEXPECTED_MESSAGE`` for anything else."""
     if frame.startswith(MAGIC_FAMILY) and not frame.startswith(RELEASE_MAGIC):
-        raise TransferError("not release transfer v1", AbortCode.UNSUPPORTED_VERSION)
+        raise TransferError("not release transfer v2", AbortCode.UNSUPPORTED_VERSION)
     if not frame.startswith(RELEASE_MAGIC) or len(frame) < _HEADER:
         raise TransferError("not a release transfer frame")
 
 
 def split_frame(frame: bytes) -> tuple[FrameType, bytes]:
-    """The type and body of a release transfer v1 frame. Raises :class:`TransferError`:
+    """The type and body of a release transfer v2 frame. Raises :class:`TransferError`:
     ``FRAME_TOO_LARGE`` above ``MAX_MESSAGE_SIZE``, the errors of :func:`check_magic`, and
     ``UNEXPECTED_MESSAGE`` for an unknown type byte."""
     if len(frame) > MAX_MESSAGE_SIZE:
@@ -255,13 +247,13 @@ def split_frame(frame: bytes) -> tuple[FrameType, bytes]:
     return kind, frame[_HEADER:]
 
 
-_Request = Callable[[Sequence[bytes], int], bytes]
+_Request = Callable[[Sequence[Sequence[bytes]], int], bytes]
 _Answer = Callable[[bytes], bytes]
-_Outputs = Callable[[Sequence[bytes], bytes, int], list[bytes]]
+_Outputs = Callable[[Sequence[Sequence[bytes]], bytes, int], list[bytes]]
 
 
 class ReleaseTransfer:
-    """One side of one release transfer v1 (xlink-release-v1 §10), after the PSI session
+    """One side of one release transfer v2 (xlink-release-v1 §10), after the PSI session
     ``session_id`` in which this side decided the matches ``pairs`` (each the shared handles
     of one decided match, :attr:`xlink.decide.DecidedMatch.handles`; any order).
 
@@ -284,15 +276,15 @@ class ReleaseTransfer:
         self._agreed = False
         self._out: deque[bytes] = deque([transfer_frame(FrameType.DIGEST, self._digest)])
         # The label evaluation.
-        self._handles: tuple[bytes, ...] = ()
+        self._pairs: tuple[tuple[bytes, ...], ...] = ()
         self._spans: list[range] = []
         self._answer_points: _Answer | None = None
         self._outputs_of: _Outputs | None = None
         self._requests_sent = 0  # our LABELS given out by next_frame
         self._requests_answered = 0  # the peer's LABELS we answered
         self._outputs: list[list[bytes] | None] = []
-        self.peer_outputs: dict[bytes, bytes] | None = None
-        """Handle -> OPRF output under the peer's key, once LABELLED (None before)."""
+        self.peer_outputs: dict[tuple[bytes, ...], bytes] | None = None
+        """Decided pair -> OPRF output under the peer's key, once LABELLED (None before)."""
         # The releases.
         self._ours = 0
         self._releases_sent = 0  # our RELEASE frames given out by next_frame
@@ -380,22 +372,22 @@ class ReleaseTransfer:
         request: _Request,
         answer: _Answer,
         outputs: _Outputs,
-        handles: Sequence[bytes] | None = None,
+        pairs: Sequence[tuple[bytes, ...]] | None = None,
     ) -> list[TransferEvent]:
         """Start the label evaluation (xlink-release-v1 §10.2), once AGREED: queue our LABELS
-        frames, ``u32(seq) || request(handles[chunk], chunk.start)`` for each chunk of at most
-        :data:`LABEL_CHUNK` handles; answer the peer's with ``answer(points)``; turn the
-        answers to ours into outputs with ``outputs(handles[chunk], answers, chunk.start)``
-        (``PsiSession.labels``: ``request``, ``answer``, ``outputs``). ``handles`` defaults
-        to :func:`label_handles` of our decided pairs.
+        frames, ``u32(seq) || request(pairs[chunk], chunk.start)`` for each chunk of at most
+        :data:`LABEL_CHUNK` pairs; answer the peer's with ``answer(points)``; turn the answers
+        to ours into outputs with ``outputs(pairs[chunk], answers, chunk.start)``
+        (``PsiSession.labels``: ``request``, ``answer``, ``outputs``). ``pairs`` defaults to
+        :func:`label_pairs` of our decided pairs.
 
-        Returns ``[LabelsEvaluated({})]`` (state LABELLED) when there is no handle: nothing is
+        Returns ``[LabelsEvaluated({})]`` (state LABELLED) when there is no pair: nothing is
         sent. Raises :class:`~xlink.errors.LocalProtocolError` unless AGREED; the exceptions of
         ``request`` (nothing changed).
         """
         if self._state is not TransferState.AGREED:
             raise LocalProtocolError(f"labels are evaluated once agreed, not {self._state.value}")
-        listed = tuple(label_handles(self.pairs) if handles is None else handles)
+        listed = tuple(label_pairs(self.pairs) if pairs is None else pairs)
         spans = [
             range(i, min(i + LABEL_CHUNK, len(listed))) for i in range(0, len(listed), LABEL_CHUNK)
         ]
@@ -406,7 +398,7 @@ class ReleaseTransfer:
             )
             for seq, span in enumerate(spans)
         ]
-        self._handles, self._spans = listed, spans
+        self._pairs, self._spans = listed, spans
         self._answer_points, self._outputs_of = answer, outputs
         self._outputs = [None] * len(spans)
         self._out.extend(requests)
@@ -508,7 +500,7 @@ class ReleaseTransfer:
             if len(points) != _POINT_SIZE * len(span):
                 raise TransferError("wrong number of label answers", AbortCode.WRONG_COUNT)
             assert self._outputs_of is not None
-            chunk = self._handles[span.start : span.stop]
+            chunk = self._pairs[span.start : span.stop]
             got = self._outputs_of(chunk, points, span.start)
             if len(got) != len(chunk):
                 raise ValueError("the outputs function gave the wrong number of outputs")
@@ -518,10 +510,10 @@ class ReleaseTransfer:
     def _labels_progress(self) -> list[TransferEvent]:
         if self._requests_answered < len(self._spans) or any(o is None for o in self._outputs):
             return []
-        outputs: dict[bytes, bytes] = {}
+        outputs: dict[tuple[bytes, ...], bytes] = {}
         for span, got in zip(self._spans, self._outputs, strict=True):
             assert got is not None
-            outputs.update(zip(self._handles[span.start : span.stop], got, strict=True))
+            outputs.update(zip(self._pairs[span.start : span.stop], got, strict=True))
         self.peer_outputs = outputs
         self._answer_points = self._outputs_of = None
         self._outputs = []

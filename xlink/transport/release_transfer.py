@@ -1,4 +1,4 @@
-"""Release transfer v1 over the connection that just carried a PSI session: the async driver of
+"""Release transfer v2 over the connection that just carried a PSI session: the async driver of
 the sans-I/O :class:`~xlink.release.transfer.ReleaseTransfer` (xlink-release-v1 §10;
 docs/transport.md, "Release transfer").
 
@@ -52,7 +52,7 @@ from xlink.release.transfer import (
     TransferState,
     check_magic,
     decided_pairs_digest,
-    label_handles,
+    label_pairs,
 )
 from xlink.transport.errors import TransportTimeout
 from xlink.transport.stream import Connection
@@ -71,7 +71,7 @@ __all__ = [
     "agree_decided_pairs",
     "decided_pairs_digest",
     "exchange_labels",
-    "label_handles",
+    "label_pairs",
     "run_transfer",
     "transfer_releases",
 ]
@@ -100,11 +100,13 @@ class Commits(Protocol):
 class LabelFunctions(Protocol):
     """The label evaluation of a completed session, as ``PsiSession.labels`` gives it."""
 
-    def request(self, handles: Sequence[bytes], start: int = 0) -> bytes: ...
+    def request(self, pairs: Sequence[Sequence[bytes]], start: int = 0) -> bytes: ...
 
     def answer(self, points: bytes) -> bytes: ...
 
-    def outputs(self, handles: Sequence[bytes], answers: bytes, start: int = 0) -> list[bytes]: ...
+    def outputs(
+        self, pairs: Sequence[Sequence[bytes]], answers: bytes, start: int = 0
+    ) -> list[bytes]: ...
 
 
 class TransferGate:
@@ -164,7 +166,7 @@ class TransferGate:
             raise TransportTimeout(f"no release frame for {idle_timeout:g} s") from None
 
     async def next_transfer_frame(self, idle_timeout: float) -> bytes:
-        """The peer's next release transfer v1 frame (one held back first). Raises
+        """The peer's next release transfer v2 frame (one held back first). Raises
         :class:`TransferError` for a closed connection, a frame of another transfer version
         (``UNSUPPORTED_VERSION``) or anything else (``UNEXPECTED_MESSAGE``);
         :class:`~xlink.transport.TransportTimeout` after ``idle_timeout`` seconds of silence."""
@@ -350,7 +352,7 @@ async def agree_decided_pairs(
     pairs: Sequence[Iterable[bytes]],
     idle_timeout: float,
 ) -> None:
-    """The first step of release transfer v1: send DIGEST, the :func:`decided_pairs_digest` of
+    """The first step of release transfer v2: send DIGEST, the :func:`decided_pairs_digest` of
     our decided matches ``pairs`` (their shared handles) in session ``session_id``, and check
     that the peer's first frame is DIGEST with the same digest (``hmac.compare_digest``). Then
     ``gate`` allows :func:`transfer_releases` at most ``len(pairs)`` releases from the peer.
@@ -378,20 +380,20 @@ def _started(gate: TransferGate, what: str) -> ReleaseTransfer:
 
 async def exchange_labels(
     gate: TransferGate,
-    handles: Sequence[bytes],
+    pairs: Sequence[tuple[bytes, ...]],
     *,
-    request: Callable[[Sequence[bytes], int], bytes],
+    request: Callable[[Sequence[Sequence[bytes]], int], bytes],
     answer: Callable[[bytes], bytes],
-    outputs: Callable[[Sequence[bytes], bytes, int], list[bytes]],
+    outputs: Callable[[Sequence[Sequence[bytes]], bytes, int], list[bytes]],
     idle_timeout: float,
-) -> dict[bytes, bytes]:
-    """The label evaluation of release transfer v1 (§10.2), after :func:`agree_decided_pairs`:
-    both sides hold the same ``handles`` (:func:`label_handles` of the agreed pairs). Each
-    sends LABELS frames, ``u32(seq) || points`` with ``request(handles[chunk], chunk.start)``,
-    at most :data:`LABEL_CHUNK` points each; answers each of the peer's with LABEL_ANSWERS,
+) -> dict[tuple[bytes, ...], bytes]:
+    """The label evaluation of release transfer v2 (§10.2), after :func:`agree_decided_pairs`:
+    both sides hold the same ``pairs`` (:func:`label_pairs` of the agreed pairs). Each sends
+    LABELS frames, ``u32(seq) || points`` with ``request(pairs[chunk], chunk.start)``, at most
+    :data:`LABEL_CHUNK` points each; answers each of the peer's with LABEL_ANSWERS,
     ``u32(seq) || answer(points)``; and finalises the answers to its own with ``outputs``.
-    Returns handle -> the OPRF output under the peer's key (``PsiSession.labels``: ``request``,
-    ``answer``, ``outputs``).
+    Returns decided pair -> the OPRF output under the peer's key (``PsiSession.labels``:
+    ``request``, ``answer``, ``outputs``).
 
     Sending runs beside receiving, so two sides with much to send never block each other.
     Raises :class:`TransferError` for a frame out of order (``UNEXPECTED_MESSAGE``), a chunk
@@ -400,7 +402,7 @@ async def exchange_labels(
     after ``idle_timeout`` seconds of silence, :class:`LocalProtocolError` if the decided pairs
     were not agreed first (or the labels were already exchanged)."""
     machine = _started(gate, "exchanging labels")
-    machine.evaluate_labels(request=request, answer=answer, outputs=outputs, handles=handles)
+    machine.evaluate_labels(request=request, answer=answer, outputs=outputs, pairs=pairs)
     await _exchange(gate, machine, idle_timeout, until=TransferState.LABELLED)
     assert machine.peer_outputs is not None
     return machine.peer_outputs
@@ -416,7 +418,7 @@ async def transfer_releases(
     *,
     batch: Commits | None = None,
 ) -> TransferResult:
-    """Release transfer v1 after :func:`agree_decided_pairs` (and :func:`exchange_labels`):
+    """Release transfer v2 after :func:`agree_decided_pairs` (and :func:`exchange_labels`):
     send COUNT, our releases, END; answer each of the peer's releases with ``store_one(data)``
     — ``(True, receipt)`` or ``(False, reason)`` — as RECEIPT or REFUSED, then RECEIPTS_END;
     read the same from the peer. ``encode`` turns each of our releases into the RELEASE
@@ -463,7 +465,7 @@ async def run_transfer(
     machine: ReleaseTransfer,
     *,
     labels: LabelFunctions | None,
-    releases: Callable[[Mapping[bytes, bytes]], Sequence[bytes]],
+    releases: Callable[[Mapping[tuple[bytes, ...], bytes]], Sequence[bytes]],
     store_one: StoreOne,
     idle_timeout: float,
 ) -> TransferResult:
@@ -482,7 +484,7 @@ async def run_transfer(
         raise LocalProtocolError("run_transfer needs a fresh ReleaseTransfer")
     gate.transfer = machine
     await _agree(gate, machine, idle_timeout)
-    outputs: Mapping[bytes, bytes] = {}
+    outputs: Mapping[tuple[bytes, ...], bytes] = {}
     if labels is not None:
         machine.evaluate_labels(
             request=labels.request, answer=labels.answer, outputs=labels.outputs
