@@ -165,20 +165,33 @@ class OwnConfirmation:
                 )
         self._answered += 1
 
-    def _index(self, handle: bytes) -> int:
+    def _indices(self, handles: Sequence[bytes]) -> npt.NDArray[np.intp]:
+        """The index of each handle among our matched handles, in one search. Raises
+        ``KeyError`` for a handle we did not match."""
         view = self._handles.view(_HANDLE).ravel()
-        key = np.frombuffer(handle, dtype=_HANDLE)
-        i = int(np.searchsorted(view, key)[0]) if len(view) else 0
-        if len(handle) != L.HANDLE_SIZE or i >= len(view) or view[i] != key[0]:
+        if not handles:
+            return np.zeros(0, dtype=np.intp)
+        if not len(view) or any(len(h) != L.HANDLE_SIZE for h in handles):
             raise KeyError("not a matched handle of this session")
-        return i
+        keys = np.frombuffer(b"".join(handles), dtype=_HANDLE)
+        found = np.minimum(np.searchsorted(view, keys), len(view) - 1)
+        if not bool((view[found] == keys).all()):
+            raise KeyError("not a matched handle of this session")
+        return found
 
     def _label_inputs(self, pairs: Sequence[Sequence[bytes]]) -> bytes:
         """The label input (:func:`~xlink.protocol._keys.label_input`) of each pair, joined.
         Raises ``KeyError`` for a handle we did not match."""
-        return b"".join(
-            _keys.label_input([self._token(self._index(h)) for h in sorted(pair)]) for pair in pairs
-        )
+        ordered = [sorted(pair) for pair in pairs]
+        tokens = self._first[self._indices([h for pair in ordered for h in pair])].tolist()
+        values, out, at = self._tokens.values, [], 0
+        for pair in ordered:
+            held = tokens[at : at + len(pair)]
+            at += len(pair)
+            out.append(
+                _keys.label_input([values[TOKEN_SIZE * t : TOKEN_SIZE * (t + 1)] for t in held])
+            )
+        return b"".join(out)
 
     def label_request(self, pairs: Sequence[Sequence[bytes]], start: int = 0) -> bytes:
         """``[b_i]Q_i`` for each decided pair, in order: ``Q_i`` the point of the pair's label
