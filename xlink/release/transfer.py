@@ -32,18 +32,30 @@ one exception tree, :mod:`xlink.errors`, and are re-exported here.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum, IntEnum
-from typing import Final
+from enum import Enum
 
 from xlink.errors import DecisionMismatch, LocalProtocolError, RemoteProtocolError, TransferError
 from xlink.protocol.abort import AbortCode
-from xlink.protocol.limits import MAX_MESSAGE_SIZE
+from xlink.release._frames import (
+    DIGEST_SIZE,
+    DST_DECIDED_PAIRS,
+    LABEL_CHUNK,
+    MAGIC_FAMILY,
+    MAX_REFUSAL_SIZE,
+    POINT_SIZE,
+    RELEASE_MAGIC,
+    U32,
+    FrameType,
+    check_magic,
+    decided_pairs_digest,
+    label_pairs,
+    split_frame,
+    transfer_frame,
+)
 
 __all__ = [
     "DST_DECIDED_PAIRS",
@@ -69,42 +81,6 @@ __all__ = [
     "split_frame",
     "transfer_frame",
 ]
-
-MAGIC_FAMILY: Final = b"\xf0XR"
-"""First bytes of a frame of any version of the release transfer."""
-RELEASE_MAGIC: Final = MAGIC_FAMILY + b"\x02"
-"""First bytes of every release-transfer-v2 frame: ``f0 58 52`` then the version byte ``02``
-(v1, ``01``, labelled each handle of a pair apart; v0 had ``54``, "T"). A PSI message starts
-with its protocol version byte (0x02), so the two kinds of frame cannot be confused."""
-
-DST_DECIDED_PAIRS: Final = b"xlink-release/decided-pairs"
-"""The label of :func:`decided_pairs_digest`."""
-
-LABEL_CHUNK: Final = 16384
-"""Most points in one LABELS or LABEL_ANSWERS frame (512 KiB)."""
-
-MAX_REFUSAL_SIZE: Final = 200
-"""Longest reason of a REFUSED frame, in bytes."""
-
-_U32: Final = struct.Struct(">I")
-_DIGEST_SIZE: Final = 32
-_SESSION_ID_SIZE: Final = 16
-_POINT_SIZE: Final = 32
-_HEADER: Final = len(RELEASE_MAGIC) + 1
-
-
-class FrameType(IntEnum):
-    """The type byte after :data:`RELEASE_MAGIC` (xlink-release-v1 §10)."""
-
-    COUNT = 1
-    RELEASE = 2
-    END = 3
-    RECEIPT = 4
-    REFUSED = 5
-    RECEIPTS_END = 6
-    DIGEST = 7
-    LABELS = 8
-    LABEL_ANSWERS = 9
 
 
 class TransferState(Enum):
@@ -180,71 +156,6 @@ class TransferComplete:
 TransferEvent = (
     DecisionsAgreed | LabelsEvaluated | ReleaseReceived | ReleaseAnswered | TransferComplete
 )
-
-
-def decided_pairs_digest(session_id: bytes, pairs: Iterable[Iterable[bytes]]) -> bytes:
-    """The digest both sides compare before any release (xlink-release-v1 §10.1)::
-
-        SHA-256(lp("xlink-release/decided-pairs") || session_id || u32(n)
-                || for each pair, in ascending order of its sorted handles' concatenation:
-                   u32(h) || handle_1 || ... || handle_h)
-
-    with each pair's ``h`` handles sorted ascending; ``pairs`` are the decided matches' shared
-    handles (:attr:`xlink.decide.DecidedMatch.handles`), in any order. ``ValueError`` for a
-    session id that is not 16 bytes or a handle that is not bytes.
-    """
-    if type(session_id) is not bytes or len(session_id) != _SESSION_ID_SIZE:
-        raise ValueError(f"session_id must be {_SESSION_ID_SIZE} bytes")
-    encoded = []
-    for pair in pairs:
-        handles = list(pair)
-        if any(type(h) is not bytes for h in handles):
-            raise ValueError("handles must be bytes")
-        encoded.append((b"".join(sorted(handles)), len(handles)))
-    encoded.sort()
-    digest = hashlib.sha256(_U32.pack(len(DST_DECIDED_PAIRS)) + DST_DECIDED_PAIRS)
-    digest.update(session_id)
-    digest.update(_U32.pack(len(encoded)))
-    for joined, count in encoded:
-        digest.update(_U32.pack(count))
-        digest.update(joined)
-    return digest.digest()
-
-
-def label_pairs(pairs: Iterable[Iterable[bytes]]) -> list[tuple[bytes, ...]]:
-    """The decided pairs in the order both sides use for the label evaluation
-    (xlink-release-v1 §10.2): each pair's handles ascending, the pairs in the order of
-    :func:`decided_pairs_digest`, a pair listed twice (two matches on the same handles) once."""
-    return sorted({tuple(sorted(pair)) for pair in pairs}, key=b"".join)
-
-
-def transfer_frame(kind: FrameType, body: bytes = b"") -> bytes:
-    """A release transfer v2 frame: :data:`RELEASE_MAGIC`, the type byte, ``body``."""
-    return RELEASE_MAGIC + bytes([kind]) + body
-
-
-def check_magic(frame: bytes) -> None:
-    """Raise :class:`TransferError` unless ``frame`` starts with :data:`RELEASE_MAGIC` and a
-    type byte: ``UNSUPPORTED_VERSION`` for another version of the transfer (``f0 58 52``, then
-    a version byte other than ``02``), ``UNEXPECTED_MESSAGE`` for anything else."""
-    if frame.startswith(MAGIC_FAMILY) and not frame.startswith(RELEASE_MAGIC):
-        raise TransferError("not release transfer v2", AbortCode.UNSUPPORTED_VERSION)
-    if not frame.startswith(RELEASE_MAGIC) or len(frame) < _HEADER:
-        raise TransferError("not a release transfer frame")
-
-
-def split_frame(frame: bytes) -> tuple[FrameType, bytes]:
-    """The type and body of a release transfer v2 frame. Raises :class:`TransferError`:
-    ``FRAME_TOO_LARGE`` above ``MAX_MESSAGE_SIZE``, the errors of :func:`check_magic`, and
-    ``UNEXPECTED_MESSAGE`` for an unknown type byte."""
-    if len(frame) > MAX_MESSAGE_SIZE:
-        raise TransferError("frame larger than MAX_MESSAGE_SIZE", AbortCode.FRAME_TOO_LARGE)
-    check_magic(frame)
-    try:
-        kind = FrameType(frame[len(RELEASE_MAGIC)])
-    except ValueError:
-        raise TransferError(f"unknown release transfer frame {frame[len(RELEASE_MAGIC)]}") from None
-    return kind, frame[_HEADER:]
 
 
 _Request = Callable[[Sequence[Sequence[bytes]], int], bytes]
@@ -394,7 +305,7 @@ class ReleaseTransfer:
         requests = [
             transfer_frame(
                 FrameType.LABELS,
-                _U32.pack(seq) + request(listed[span.start : span.stop], span.start),
+                U32.pack(seq) + request(listed[span.start : span.stop], span.start),
             )
             for seq, span in enumerate(spans)
         ]
@@ -416,7 +327,7 @@ class ReleaseTransfer:
             raise LocalProtocolError("more releases than decided matches")
         bodies = [bytes(r) for r in releases]
         self._ours = len(bodies)
-        self._out.append(transfer_frame(FrameType.COUNT, _U32.pack(len(bodies))))
+        self._out.append(transfer_frame(FrameType.COUNT, U32.pack(len(bodies))))
         self._out.extend(transfer_frame(FrameType.RELEASE, b) for b in bodies)
         self._out.append(transfer_frame(FrameType.END))
         self._state = TransferState.RELEASING
@@ -472,7 +383,7 @@ class ReleaseTransfer:
         raise TransferError(f"frame {int(kind)} after the release transfer was done")
 
     def _on_digest(self, kind: FrameType, body: bytes) -> list[TransferEvent]:
-        if kind is not FrameType.DIGEST or len(body) != _DIGEST_SIZE:
+        if kind is not FrameType.DIGEST or len(body) != DIGEST_SIZE:
             raise TransferError(f"expected the decided-pairs digest, got frame {int(kind)}")
         if not hmac.compare_digest(body, self._digest):
             raise DecisionMismatch()
@@ -481,13 +392,13 @@ class ReleaseTransfer:
         return [DecisionsAgreed(self.decided)]
 
     def _on_label_frame(self, kind: FrameType, body: bytes) -> list[TransferEvent]:
-        if kind not in (FrameType.LABELS, FrameType.LABEL_ANSWERS) or len(body) < _U32.size:
+        if kind not in (FrameType.LABELS, FrameType.LABEL_ANSWERS) or len(body) < U32.size:
             raise TransferError(f"unexpected frame {int(kind)} during the label exchange")
-        seq, points = _U32.unpack(body[: _U32.size])[0], body[_U32.size :]
+        seq, points = U32.unpack(body[: U32.size])[0], body[U32.size :]
         if kind is FrameType.LABELS:
             if seq != self._requests_answered or seq >= len(self._spans):
                 raise TransferError("label request out of order")
-            if len(points) != _POINT_SIZE * len(self._spans[seq]):
+            if len(points) != POINT_SIZE * len(self._spans[seq]):
                 raise TransferError("wrong number of label points", AbortCode.WRONG_COUNT)
             assert self._answer_points is not None
             evaluated = self._answer_points(points)
@@ -497,7 +408,7 @@ class ReleaseTransfer:
             if seq >= self._requests_sent or self._outputs[seq] is not None:
                 raise TransferError("label answer out of order")
             span = self._spans[seq]
-            if len(points) != _POINT_SIZE * len(span):
+            if len(points) != POINT_SIZE * len(span):
                 raise TransferError("wrong number of label answers", AbortCode.WRONG_COUNT)
             assert self._outputs_of is not None
             chunk = self._pairs[span.start : span.stop]
@@ -521,8 +432,8 @@ class ReleaseTransfer:
         return [LabelsEvaluated(outputs)]
 
     def _on_release_frame(self, kind: FrameType, body: bytes) -> list[TransferEvent]:
-        if kind is FrameType.COUNT and self._expected is None and len(body) == _U32.size:
-            expected = _U32.unpack(body)[0]
+        if kind is FrameType.COUNT and self._expected is None and len(body) == U32.size:
+            expected = U32.unpack(body)[0]
             if expected > self.decided:
                 raise TransferError(
                     f"{expected} releases announced for {self.decided} decided matches",
@@ -543,7 +454,7 @@ class ReleaseTransfer:
             if len(self._peer_releases) != self._expected:
                 raise TransferError("fewer releases than announced")
             self._peer_done = True
-            self._out.append(transfer_frame(FrameType.RECEIPTS_END, _U32.pack(self._expected)))
+            self._out.append(transfer_frame(FrameType.RECEIPTS_END, U32.pack(self._expected)))
             return self._releases_progress([])
         if kind in (FrameType.RECEIPT, FrameType.REFUSED) and not self._receipts_done:
             if len(self._answers) >= self._ours:
@@ -556,7 +467,7 @@ class ReleaseTransfer:
             self._answers.append(answered)
             return [ReleaseAnswered(len(self._answers) - 1, *answered)]
         if kind is FrameType.RECEIPTS_END and not self._receipts_done and len(body) == 4:
-            if _U32.unpack(body)[0] != self._ours or len(self._answers) != self._ours:
+            if U32.unpack(body)[0] != self._ours or len(self._answers) != self._ours:
                 raise TransferError("receipts do not answer every release")
             self._receipts_done = True
             return self._releases_progress([])
