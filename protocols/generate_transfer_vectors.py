@@ -210,6 +210,8 @@ def _valid_case(
     }
     for side, session in zip(SIDES, (a, b), strict=True):
         pairs = _pairs(session)
+        if side == "responder":  # its own order: pairs and the handles within them reversed
+            pairs = [list(reversed(p)) for p in reversed(pairs)]
         case[side] = {
             "decided_pairs": [[h.hex() for h in p] for p in pairs],
             "releases": [_release(session, pairs[i], f"{name}/{side}/{i}") for i in releases[side]],
@@ -245,8 +247,9 @@ def valid_cases() -> list[dict[str, Any]]:
         _valid_case(
             "labelled_releases_both_ways",
             "After psi_three_keys_suite2 (ciphersuite 2: the label points are ristretto255 "
-            "encodings): both sides decided its four pairs (each lists them in its "
-            "own order; two pairs share one handle: one label point per pair, four). One "
+            "encodings): both sides decided its four pairs (the responder lists them, and the "
+            "handles of each, in reverse order; two of them are the same single handle, so "
+            "three label pairs: one label point each). One "
             "LABELS and one LABEL_ANSWERS frame each way; the initiator sends three labelled "
             "releases, the responder two; the responder refuses the initiator's second "
             "release, every other release gets a receipt.",

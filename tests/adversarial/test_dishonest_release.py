@@ -199,7 +199,7 @@ def run_transfer(
     partner_frames: Sequence[bytes],
     ours: Sequence[SealedRelease] = (),
 ) -> Run:
-    """US-DHS, having decided ``decided``, runs release transfer v1 (digest, then releases)
+    """US-DHS, having decided ``decided``, runs release transfer v2 (digest, then releases)
     against a partner that sends ``partner_frames`` at once and records what it receives."""
     refusals: list[str] = []
     directory.mkdir(parents=True, exist_ok=True)
@@ -587,10 +587,10 @@ def test_real_tls_release_labelled_with_part_of_a_pair_is_not_decided(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Release transfer v2 labels a release with one output for its whole decided pair. The
-    partner labels each release as v1 did, handle by handle, with the outputs of its tokens,
-    but naming only part of the pair (or one handle more): no label names exactly one of our
-    decided pairs, so each is refused ``not-decided`` before any key is tried, and nothing is
-    stored."""
+    partner labels each release handle by handle (as v1 did, here with made-up outputs) and
+    names only part of the pair (or one handle more): no label names exactly one of our
+    decided pairs, so each is refused ``not-decided`` before any key is tried (v1 tried the
+    key and said ``label-failed``), and nothing is stored."""
     hand_over = runner.Agency.hand_over
 
     def partial(self: runner.Agency, sealed: Any, session_id: bytes, outputs_of: Any) -> bytes:

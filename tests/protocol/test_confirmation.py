@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import pytest
-from _support import KEYS, config, pair, record_lists, records_of, token_set
+from _support import KEYS, config, pair, record_lists, records_of, token, token_set
 from hypothesis import example, given, settings
 
 from xlink.crypto.rand import DeterministicRandom
 from xlink.errors import LocalProtocolError, RemoteProtocolError
 from xlink.protocol import AbortCode, PsiResult, PsiSession, RevealBound, Role, run_pair
+from xlink.protocol._keys import label_input
 
 BOUND = RevealBound((1.5, 2.0, 0.5), (-1.0, 0.0, -0.5), 2.0)
 
@@ -129,3 +131,34 @@ def test_label_outputs_agree_across_sides_and_differ_per_key() -> None:
     with pytest.raises(RemoteProtocolError) as info:
         a.labels.outputs(items[:2], b"\x00" * 32)
     assert info.value.code is AbortCode.WRONG_COUNT
+
+
+def test_label_input_is_the_spec_hash_of_the_pairs_tokens() -> None:
+    """xlink-psi-v2 §7.5, computed here from the formula: SHA-256(lp("xlink-psi-v2/label-pair")
+    || u32(k) || lp(t_1) || ... || lp(t_k)), the tokens in ascending handle order."""
+    t1, t2 = token("name_dob", "x"), token("passport", "P1")
+
+    def lp(data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + data
+
+    expected = hashlib.sha256(
+        lp(b"xlink-psi-v2/label-pair") + (2).to_bytes(4, "big") + lp(t1) + lp(t2)
+    ).digest()
+    assert label_input([t1, t2]) == expected
+    assert label_input([t2, t1]) != expected  # the order is the handles', fixed by the caller
+    assert label_input([t1]) != t1 and len(label_input([t1])) == 32
+    with pytest.raises(ValueError):
+        label_input([])
+
+
+def test_a_pair_is_a_non_empty_set_of_handles() -> None:
+    shared = [("name_dob", "x"), ("passport", "P1")]
+    a, b = pair(token_set([("a1", shared)]), token_set([("b1", shared)]))
+    run_pair(a, b)
+    (h1, h2) = sorted({h for p in a.result.pairs for h in p.handles})  # type: ignore[union-attr]
+    for bad in [(), (h1, h1)]:
+        with pytest.raises(ValueError):
+            a.labels.request([bad])
+        with pytest.raises(ValueError):
+            a.labels.own_output(bad)
+    assert a.labels.own_output((h2, h1)) == a.labels.own_output((h1, h2))

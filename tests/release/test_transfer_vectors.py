@@ -215,7 +215,6 @@ def test_driver_steps_send_the_vector_frames(case: dict[str, Any]) -> None:
             await agree_decided_pairs(gate, session.session_id, pairs, TIMEOUT)
             outputs = await exchange_labels(
                 gate,
-                label_pairs(pairs),
                 request=session.labels.request,
                 answer=session.labels.answer,
                 outputs=session.labels.outputs,

@@ -67,7 +67,6 @@ def test_both_sides_get_the_other_keys_outputs() -> None:
         await agree_decided_pairs(gate, session.session_id, pairs, TIMEOUT)
         return await exchange_labels(
             gate,
-            handles,
             request=session.labels.request,
             answer=session.labels.answer,
             outputs=session.labels.outputs,
@@ -83,26 +82,29 @@ def test_both_sides_get_the_other_keys_outputs() -> None:
     assert from_a == {h: a.labels.own_output(h) for h in handles}
 
 
-def test_more_points_than_decided_pairs_is_refused() -> None:
+@pytest.mark.parametrize("extra", ["one more", "one per handle"])
+def test_more_points_than_decided_pairs_is_refused(extra: str) -> None:
+    """One point per distinct decided pair, no more: a partner asking for one guess more, or
+    for one evaluation per handle as release transfer v1 allowed, is refused."""
     a, _, pairs = _completed()
-    handles = label_pairs(pairs)
-    assert len(handles) < LABEL_CHUNK
+    listed = label_pairs(pairs)
+    handles = sum(len(p) for p in listed)
+    assert handles > len(listed) and handles < LABEL_CHUNK
+    count = len(listed) + 1 if extra == "one more" else handles
     assert a.session_id is not None
 
     async def scenario() -> TransferError:
         ours, theirs = memory_pair(capacity=8)
         gate = TransferGate(ours)
         assert a.session_id is not None
-        # The partner agrees on the pairs, then asks for one evaluation more (a guess).
         digest = decided_pairs_digest(a.session_id, pairs)
         await theirs.send(RELEASE_MAGIC + bytes([7]) + digest)
-        probe = b"\x00" * 4 + bytes.fromhex("58" + "66" * 31) * (len(handles) + 1)
+        probe = b"\x00" * 4 + bytes.fromhex("58" + "66" * 31) * count
         await theirs.send(RELEASE_MAGIC + bytes([8]) + probe)
         await agree_decided_pairs(gate, a.session_id, pairs, TIMEOUT)
         with pytest.raises(TransferError) as info:
             await exchange_labels(
                 gate,
-                handles,
                 request=a.labels.request,
                 answer=a.labels.answer,
                 outputs=a.labels.outputs,

@@ -1,4 +1,4 @@
-"""Batched commits in release transfer v1 (``transfer_releases(batch=...)``, as every exchange
+"""Batched commits in release transfer v2 (``transfer_releases(batch=...)``, as every exchange
 runs it): the peer's releases are stored and audited in few commits, a RECEIPT or REFUSED
 leaves only once what it vouches for is committed, and what was done before a failure stays
 done (xlink-release-v1 §10, §10.4)."""

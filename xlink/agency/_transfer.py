@@ -21,7 +21,6 @@ from xlink.transport.release_transfer import (
     TransferGate,
     agree_decided_pairs,
     exchange_labels,
-    label_pairs,
 )
 
 __all__ = ["agree_and_label", "transfer_counts"]
@@ -38,7 +37,6 @@ async def agree_and_label(
     await agree_decided_pairs(gate, decision.session_id, decided_handles, idle_timeout)
     return await exchange_labels(
         gate,
-        label_pairs(decided_handles),
         request=session.labels.request,
         answer=session.labels.answer,
         outputs=session.labels.outputs,

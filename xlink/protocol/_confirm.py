@@ -181,8 +181,11 @@ class OwnConfirmation:
 
     def _label_inputs(self, pairs: Sequence[Sequence[bytes]]) -> bytes:
         """The label input (:func:`~xlink.protocol._keys.label_input`) of each pair, joined.
-        Raises ``KeyError`` for a handle we did not match."""
+        Raises ``KeyError`` for a handle we did not match, ``ValueError`` for a pair with no
+        handle or one handle twice."""
         ordered = [sorted(pair) for pair in pairs]
+        if any(not pair or len(set(pair)) != len(pair) for pair in ordered):
+            raise ValueError("a pair is a non-empty set of handles")
         tokens = self._first[self._indices([h for pair in ordered for h in pair])].tolist()
         values, out, at = self._tokens.values, [], 0
         for pair in ordered:
@@ -198,7 +201,9 @@ class OwnConfirmation:
         input (the tokens behind its handles), ``b_i`` the label blind of the pair's index
         ``i = start, start + 1, ...`` in the whole list (spec §7.5). Raises ``KeyError`` for a
         handle we did not match."""
-        points = self._suite.hash_to_points(self._dst, self._label_inputs(pairs))
+        points = self._suite.hash_to_points(
+            self._dst, self._label_inputs(pairs), _keys.LABEL_INPUT_SIZE
+        )
         return blind_points(points, self._label_blinds(start, len(pairs)), self._suite.group)
 
     def label_outputs(
@@ -217,7 +222,8 @@ class OwnConfirmation:
                 evaluated = unblind_point(
                     inverse, answers[32 * i : 32 * (i + 1)], self._suite.group, i
                 )
-                value = inputs[TOKEN_SIZE * i : TOKEN_SIZE * (i + 1)]
+                size = _keys.LABEL_INPUT_SIZE
+                value = inputs[size * i : size * (i + 1)]
                 out.append(_keys.oprf_output(self._transcript, value, evaluated))
         except InvalidElement as exc:
             raise element_error(exc) from None
@@ -228,7 +234,7 @@ class OwnConfirmation:
         what the peer obtains for its copy of the tokens (spec §7.5). Raises ``KeyError`` for
         a handle we did not match."""
         value = self._label_inputs((pair,))
-        point = self._suite.hash_to_points(self._dst, value)
+        point = self._suite.hash_to_points(self._dst, value, _keys.LABEL_INPUT_SIZE)
         return _keys.oprf_output(self._transcript, value, key.multiply(point, self._suite.group))
 
     @property

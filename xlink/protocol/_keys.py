@@ -24,6 +24,7 @@ __all__ = [
     "DST_REBLINDED",
     "DST_SESSION_ID",
     "DST_TRANSCRIPT",
+    "LABEL_INPUT_SIZE",
     "SESSION_ID_SIZE",
     "add_reveal_chunk",
     "hash_to_group_dst",
@@ -47,6 +48,7 @@ DST_OPRF_OUTPUT: Final = b"xlink-psi-v2/oprf-output"
 DST_CONFIRM_BLIND: Final = b"xlink-psi-v2/confirm-blind"
 DST_LABEL_BLIND: Final = b"xlink-psi-v2/label-blind"
 DST_LABEL_PAIR: Final = b"xlink-psi-v2/label-pair"
+LABEL_INPUT_SIZE: Final = 32  # a SHA-256 digest
 DST_HASH_CACHE: Final = b"xlink-psi-v2/hash-cache"  # local only: names a cache file (§4.1)
 SESSION_ID_SIZE: Final = 16
 
@@ -126,7 +128,9 @@ def label_input(tokens: Sequence[bytes]) -> bytes:
     """The one value a decided pair's label is evaluated on (spec §7.5): ``SHA-256(
     lp(DST_LABEL_PAIR) || u32(k) || lp(t_1) || ... || lp(t_k))`` over the tokens behind the
     pair's ``k`` handles in ascending handle order. Only a holder of every one of them can
-    compute it."""
+    compute it. ``ValueError`` for no token (a pair has at least one handle)."""
+    if not tokens:
+        raise ValueError("a label input needs at least one token")
     h = hashlib.sha256(_lp(DST_LABEL_PAIR) + len(tokens).to_bytes(4, "big"))
     for token in tokens:
         h.update(_lp(token))

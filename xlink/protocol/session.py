@@ -197,7 +197,7 @@ class PsiSession:
     @property
     def labels(self) -> SessionLabels:
         """The label evaluation of this completed session (spec §7.5): request, answer and
-        finalise OPRF outputs for matched handles. Raises ``LocalProtocolError`` before
+        finalise one OPRF output per pair of matched handles. Raises ``LocalProtocolError`` before
         COMPLETE (or after an abort)."""
         if self._labels is None or self._state is not State.COMPLETE:
             raise LocalProtocolError("labels need a completed PSI session")

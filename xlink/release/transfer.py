@@ -283,14 +283,14 @@ class ReleaseTransfer:
         request: _Request,
         answer: _Answer,
         outputs: _Outputs,
-        pairs: Sequence[tuple[bytes, ...]] | None = None,
     ) -> list[TransferEvent]:
         """Start the label evaluation (xlink-release-v1 §10.2), once AGREED: queue our LABELS
         frames, ``u32(seq) || request(pairs[chunk], chunk.start)`` for each chunk of at most
         :data:`LABEL_CHUNK` pairs; answer the peer's with ``answer(points)``; turn the answers
         to ours into outputs with ``outputs(pairs[chunk], answers, chunk.start)``
-        (``PsiSession.labels``: ``request``, ``answer``, ``outputs``). ``pairs`` defaults to
-        :func:`label_pairs` of our decided pairs.
+        (``PsiSession.labels``: ``request``, ``answer``, ``outputs``). ``pairs`` is always
+        :func:`label_pairs` of our decided pairs: the list fixes how many points the peer may
+        have evaluated, so no caller can widen it.
 
         Returns ``[LabelsEvaluated({})]`` (state LABELLED) when there is no pair: nothing is
         sent. Raises :class:`~xlink.errors.LocalProtocolError` unless AGREED; the exceptions of
@@ -298,7 +298,7 @@ class ReleaseTransfer:
         """
         if self._state is not TransferState.AGREED:
             raise LocalProtocolError(f"labels are evaluated once agreed, not {self._state.value}")
-        listed = tuple(label_pairs(self.pairs) if pairs is None else pairs)
+        listed = tuple(label_pairs(self.pairs))
         spans = [
             range(i, min(i + LABEL_CHUNK, len(listed))) for i in range(0, len(listed), LABEL_CHUNK)
         ]

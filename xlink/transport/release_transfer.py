@@ -380,7 +380,6 @@ def _started(gate: TransferGate, what: str) -> ReleaseTransfer:
 
 async def exchange_labels(
     gate: TransferGate,
-    pairs: Sequence[tuple[bytes, ...]],
     *,
     request: Callable[[Sequence[Sequence[bytes]], int], bytes],
     answer: Callable[[bytes], bytes],
@@ -388,7 +387,7 @@ async def exchange_labels(
     idle_timeout: float,
 ) -> dict[tuple[bytes, ...], bytes]:
     """The label evaluation of release transfer v2 (§10.2), after :func:`agree_decided_pairs`:
-    both sides hold the same ``pairs`` (:func:`label_pairs` of the agreed pairs). Each sends
+    both sides hold the same list of pairs (:func:`label_pairs` of the agreed pairs). Each sends
     LABELS frames, ``u32(seq) || points`` with ``request(pairs[chunk], chunk.start)``, at most
     :data:`LABEL_CHUNK` points each; answers each of the peer's with LABEL_ANSWERS,
     ``u32(seq) || answer(points)``; and finalises the answers to its own with ``outputs``.
@@ -402,7 +401,7 @@ async def exchange_labels(
     after ``idle_timeout`` seconds of silence, :class:`LocalProtocolError` if the decided pairs
     were not agreed first (or the labels were already exchanged)."""
     machine = _started(gate, "exchanging labels")
-    machine.evaluate_labels(request=request, answer=answer, outputs=outputs, pairs=pairs)
+    machine.evaluate_labels(request=request, answer=answer, outputs=outputs)
     await _exchange(gate, machine, idle_timeout, until=TransferState.LABELLED)
     assert machine.peer_outputs is not None
     return machine.peer_outputs
