@@ -11,6 +11,7 @@ import hashlib
 import pytest
 
 from xlink.crypto.rand import DeterministicRandom
+from xlink.errors import TransportTimeout
 from xlink.linkage.tokens import TokenSetBuilder
 from xlink.protocol import AbortCode, Mode, PsiResult, PsiSession, Role, SessionConfig, run_pair
 from xlink.transport import memory_pair
@@ -114,3 +115,43 @@ def test_more_points_than_decided_pairs_is_refused(extra: str) -> None:
 
     error = asyncio.run(scenario())
     assert error.code is AbortCode.WRONG_COUNT
+
+
+def test_a_partner_that_stops_reading_times_out_typed() -> None:
+    """The partner sends every label frame it owes but never reads ours: once our frames can
+    no longer leave, the idle timeout ends the exchange with TransportTimeout (TIMEOUT), the
+    code the agency audits, not a bare TimeoutError."""
+    a, b, pairs = _completed()
+    assert a.session_id is not None and b.session_id == a.session_id
+    listed = label_pairs(pairs)
+
+    async def scenario() -> BaseException:
+        ours, theirs = memory_pair(capacity=2)  # our DIGEST and LABELS fill it: nothing read
+        gate = TransferGate(ours)
+        assert a.session_id is not None
+        digest = decided_pairs_digest(a.session_id, pairs)
+        answers = b.labels.answer(a.labels.request(listed))  # what it would answer to ours
+
+        async def partner() -> None:  # sends all it owes, reads nothing
+            await theirs.send(RELEASE_MAGIC + bytes([7]) + digest)
+            await theirs.send(RELEASE_MAGIC + bytes([8]) + b"\x00" * 4 + b.labels.request(listed))
+            await theirs.send(RELEASE_MAGIC + bytes([9]) + b"\x00" * 4 + answers)
+
+        sending = asyncio.create_task(partner())
+        await agree_decided_pairs(gate, a.session_id, pairs, TIMEOUT)
+        try:
+            await exchange_labels(
+                gate,
+                request=a.labels.request,
+                answer=a.labels.answer,
+                outputs=a.labels.outputs,
+                idle_timeout=0.5,
+            )
+        except BaseException as exc:
+            return exc
+        finally:
+            await sending
+        raise AssertionError("the exchange completed with a partner that reads nothing")
+
+    error = asyncio.run(scenario())
+    assert isinstance(error, TransportTimeout) and error.code is AbortCode.TIMEOUT

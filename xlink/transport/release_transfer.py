@@ -223,10 +223,15 @@ class _Outbox:
         self._wake.set()
 
     async def finish(self, idle_timeout: float) -> None:
+        """Wait until every frame due is sent; :class:`~xlink.transport.TransportTimeout` if
+        the peer takes none of them for ``idle_timeout`` seconds (it stopped reading)."""
         self._finishing = True
         self._wake.set()
-        async with asyncio.timeout(idle_timeout):
-            await self._task
+        try:
+            async with asyncio.timeout(idle_timeout):
+                await self._task
+        except TimeoutError:
+            raise TransportTimeout(f"our frames not taken for {idle_timeout:g} s") from None
 
     async def close(self) -> None:
         if not self._task.done():
