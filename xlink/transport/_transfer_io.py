@@ -1,0 +1,159 @@
+"""The connection side of the release transfer (:mod:`xlink.transport.release_transfer`): the
+connection as the PSI session driver sees it while a transfer may follow on it
+(:class:`TransferGate`), and the task that sends the machine's frames while the caller reads
+(:class:`Outbox`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections import deque
+from typing import Final
+
+from xlink.release.transfer import (
+    MAGIC_FAMILY,
+    RELEASE_MAGIC,
+    FrameType,
+    ReleaseTransfer,
+    TransferError,
+    check_magic,
+)
+from xlink.transport.errors import TransportTimeout
+from xlink.transport.stream import Connection
+
+__all__ = ["Outbox", "TransferGate"]
+
+_TYPE_AT: Final = len(RELEASE_MAGIC)
+_ANSWERS: Final = frozenset({FrameType.RECEIPT, FrameType.REFUSED})
+
+
+class TransferGate:
+    """The connection as :func:`run_session` sees it: its close is deferred (the release
+    transfer follows on the same connection), and a release-transfer frame that arrives
+    before our session is done is held back here instead of reaching the session driver,
+    which would drop it. ``transfer`` is the :class:`ReleaseTransfer` of this connection, once
+    :func:`agree_decided_pairs` (or :func:`run_transfer`) started it."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.held: deque[bytes] = deque()
+        self.transfer: ReleaseTransfer | None = None
+
+    @property
+    def decided(self) -> int | None:
+        """Our number of decided matches, once :func:`agree_decided_pairs` found the peer's
+        decided pairs equal to ours; None before."""
+        transfer = self.transfer
+        return transfer.decided if transfer is not None and transfer.agreed else None
+
+    async def send(self, message: bytes) -> None:
+        await self.conn.send(message)
+
+    async def receive(self) -> bytes | None:
+        if not self.held:
+            message = await self.conn.receive()
+            if message is None or not message.startswith(MAGIC_FAMILY):
+                return message
+            self.held.append(message)
+        # The peer's session is over: nothing more for ours. Wait to be cancelled.
+        await asyncio.get_running_loop().create_future()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def close(self, timeout: float | None = None) -> None:
+        return None  # the runner closes the connection once the transfer is over
+
+    def buffered(self) -> bool:
+        """True when the peer's next message is at hand (held back here, or already read by
+        the connection): :meth:`next_message` returns it without waiting. False when unknown
+        (a connection that cannot tell)."""
+        if self.held:
+            return True
+        buffered = getattr(self.conn, "buffered", None)
+        return bool(buffered()) if callable(buffered) else False
+
+    async def next_message(self, idle_timeout: float) -> bytes | None:
+        """The peer's next message (one held back first), None at the end of the stream;
+        :class:`~xlink.transport.TransportTimeout` after ``idle_timeout`` seconds of
+        silence."""
+        if self.held:
+            return self.held.popleft()
+        try:
+            async with asyncio.timeout(idle_timeout):
+                return await self.conn.receive()
+        except TimeoutError:
+            raise TransportTimeout(f"no release frame for {idle_timeout:g} s") from None
+
+    async def next_transfer_frame(self, idle_timeout: float) -> bytes:
+        """The peer's next release transfer v2 frame (one held back first). Raises
+        :class:`TransferError` for a closed connection, a frame of another transfer version
+        (``UNSUPPORTED_VERSION``) or anything else (``UNEXPECTED_MESSAGE``);
+        :class:`~xlink.transport.TransportTimeout` after ``idle_timeout`` seconds of silence."""
+        message = await self.next_message(idle_timeout)
+        if message is None:
+            raise TransferError("the peer closed the connection during the release transfer")
+        check_magic(message)
+        return message
+
+
+class Outbox:
+    """Sends the machine's frames from a task of its own while the caller keeps reading, so
+    two sides with much to send never block each other. The task takes a frame from the
+    machine only when it can send it, so nothing the machine drops at an abort goes out.
+    ``wake`` after each change of the machine; ``finish`` waits (at most ``idle_timeout``)
+    until every frame due is sent; ``close`` stops the task.
+
+    ``gated``: the ``n``-th answer (RECEIPT, REFUSED) leaves once ``commit(k)``, ``k >= n``,
+    said the writes behind it are durable; frames behind a held answer wait with it."""
+
+    def __init__(self, gate: TransferGate, machine: ReleaseTransfer, *, gated: bool) -> None:
+        self._gate = gate
+        self._machine = machine
+        self._wake = asyncio.Event()
+        self._finishing = False
+        self._answers = 0  # answers taken from the machine
+        self._committed = 0 if gated else sys.maxsize  # answers that may leave
+        self._task = asyncio.create_task(self._send_all())
+
+    async def _send_all(self) -> None:
+        frame: bytes | None = None
+        number = 0  # the answer number of ``frame``, 0 for another frame
+        while True:
+            if frame is None:
+                frame = self._machine.next_frame()
+                if frame is not None and frame[_TYPE_AT] in _ANSWERS:
+                    self._answers += 1
+                    number = self._answers
+            if frame is not None and number <= self._committed:
+                sending, frame, number = frame, None, 0
+                await self._gate.send(sending)
+            elif frame is None and self._finishing:
+                return
+            else:
+                self._wake.clear()
+                await self._wake.wait()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def commit(self, answers: int) -> None:
+        """The first ``answers`` answers given to the machine are durable: they may leave."""
+        self._committed = max(self._committed, answers)
+        self._wake.set()
+
+    async def finish(self, idle_timeout: float) -> None:
+        """Wait until every frame due is sent; :class:`~xlink.transport.TransportTimeout` if
+        the peer takes none of them for ``idle_timeout`` seconds (it stopped reading)."""
+        self._finishing = True
+        self._wake.set()
+        try:
+            async with asyncio.timeout(idle_timeout):
+                await self._task
+        except TimeoutError:
+            raise TransportTimeout(f"our frames not taken for {idle_timeout:g} s") from None
+
+    async def close(self) -> None:
+        if not self._task.done():
+            self._task.cancel()
+        with contextlib.suppress(BaseException):
+            await self._task
