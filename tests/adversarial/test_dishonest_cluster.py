@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from _rewrites import rotate_reblinded, swap_confirmation_answers
+from _sessions import psi_config
 
 from xlink.crypto.cluster import LOCAL, dask_workers
 from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.workers import POOL_MIN_ELEMENTS, GroupWorkers
 from xlink.errors import RemoteProtocolError
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder
-from xlink.protocol import AbortCode, Mode, PsiResult, PsiSession, Role, SessionConfig
+from xlink.protocol import AbortCode, PsiResult, PsiSession, Role, SessionConfig
 from xlink.protocol.codec import decode_message, encode_message
 from xlink.protocol.messages import Elements
 
@@ -33,18 +34,7 @@ def on_cluster() -> Iterator[GroupWorkers]:
 
 
 def _config(role: Role) -> SessionConfig:
-    me, peer = ("RCMP", "DHS") if role is Role.INITIATOR else ("DHS", "RCMP")
-    return SessionConfig(
-        role=role,
-        mode=Mode.PSI,
-        party_id=me,
-        peer_id=peer,
-        mou_id="MOU-CLUSTER",
-        mou_digest=hashlib.sha256(b"cluster MOU").digest(),
-        schema_digest=hashlib.sha256(b"cluster schema").digest(),
-        padding_bucket=64,
-        chunk_size=2048,
-    )
+    return psi_config(role, padding_bucket=64, chunk_size=2048)  # chunks the cluster slices
 
 
 def _tokens(side: str, n: int) -> TokenSet:

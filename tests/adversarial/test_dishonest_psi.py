@@ -19,13 +19,15 @@ from collections.abc import Callable
 
 import pytest
 from _rewrites import rotate_reblinded, swap_confirmation_answers
+from _sessions import CHUNK
+from _sessions import psi_config as _config
 
 from xlink.conformance.script import with_top_bit
 from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.suite import SUITE_R255, SUITE_X25519, BlindingKey
 from xlink.errors import RemoteProtocolError
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder
-from xlink.protocol import AbortCode, Mode, PsiResult, PsiSession, Role, SessionConfig
+from xlink.protocol import AbortCode, PsiResult, PsiSession, Role
 from xlink.protocol import limits as L
 from xlink.protocol.codec import decode_message, encode_message
 from xlink.protocol.handshake import make_hello
@@ -40,25 +42,6 @@ from xlink.protocol.messages import (
 )
 
 KEYS = ("name_dob", "passport", "surname_postcode")
-MOU_DIGEST = hashlib.sha256(b"adversarial MOU").digest()
-SCHEMA_DIGEST = hashlib.sha256(b"adversarial schema").digest()
-BUCKET, CHUNK = 16, 8
-
-
-def _config(role: Role, **extra: object) -> SessionConfig:
-    me, peer = ("RCMP", "DHS") if role is Role.INITIATOR else ("DHS", "RCMP")
-    return SessionConfig(
-        role=role,
-        mode=Mode.PSI,
-        party_id=me,
-        peer_id=peer,
-        mou_id="MOU-ADV",
-        mou_digest=MOU_DIGEST,
-        schema_digest=SCHEMA_DIGEST,
-        padding_bucket=BUCKET,
-        chunk_size=CHUNK,
-        **extra,  # type: ignore[arg-type]
-    )
 
 
 def _tokens(prefix: str, people: range) -> TokenSet:
