@@ -39,8 +39,8 @@ from psi_bench import CALIBRATION_OPS, calibrate
 from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.evaluation import datasets, evaluate
 from xlink.evaluation.judge import FITS
+from xlink.linkage.link_rule import AUTO, LINK_CHOICES
 from xlink.linkage.schema import load_default_schema
-from xlink.linkage.scoring import LINK_RULES, ONE_TO_ONE
 
 
 def main() -> None:
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="synth seed")
     parser.add_argument("--data", help="synth: files already written by xlink synth")
     parser.add_argument("--weights", choices=FITS, default="logistic", help="as xlink eval's")
-    parser.add_argument("--links", choices=LINK_RULES, default=ONE_TO_ONE, help="as xlink eval's")
+    parser.add_argument("--links", choices=LINK_CHOICES, default=AUTO, help="as xlink eval's")
     args = parser.parse_args()
     before = calibrate(CALIBRATION_OPS, DEFAULT_SUITE.suite_id)
     with tempfile.TemporaryDirectory(prefix="xlink-eval-bench-") as tmp:

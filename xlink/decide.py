@@ -31,9 +31,10 @@ import numpy.typing as npt
 from xlink._pair_columns import KeySets, PairColumns, pair_columns
 from xlink.errors import EstimationError
 from xlink.linkage.estimate import LinkageEstimate, estimate
+from xlink.linkage.link_rule import AUTO, LINK_CHOICES, LinkRuleChoice, choose_link_rule
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import (
-    LINK_RULES,
+    BEST_OF_EITHER,
     ONE_TO_ONE,
     KeyWeight,
     fellegi_sunter_score,
@@ -52,6 +53,7 @@ __all__ = [
     "CandidateSource",
     "DecidedMatch",
     "Decision",
+    "choose_link",
     "decide",
     "pattern_scorer",
     "reveal_bound_for",
@@ -119,7 +121,9 @@ class Decision:
     estimate_note: str | None = None
     """Why estimated weights were asked for and fixed ones used (too few pairs)."""
     links: str = ONE_TO_ONE
-    """The link rule the matches were kept by."""
+    """The link rule the matches were kept by (the rule chosen, when ``auto`` was asked)."""
+    link_choice: LinkRuleChoice | None = None
+    """With ``links="auto"``, the rule chosen and the evidence for it."""
 
     def to_frame(self) -> pd.DataFrame:
         """The decided matches as a pandas DataFrame, one row each: ``local_record_id``,
@@ -174,7 +178,10 @@ def decide(
     :attr:`Decision.estimate`; when the session has too few pairs to estimate from, it decides
     with the fixed weights and says why in :attr:`Decision.estimate_note`. ``links`` is the
     link rule (:data:`~xlink.linkage.scoring.LINK_RULES`): one-to-one, or best of either
-    record for a list that holds a person several times.
+    record for a list that holds a person several times, or
+    :data:`~xlink.linkage.link_rule.AUTO` to choose one of the two from the pairs
+    (:func:`~xlink.linkage.link_rule.choose_link_rule`, recorded in
+    :attr:`Decision.link_choice`).
 
     Raises ``KeyError`` if a pair agrees or disagrees on a key the schema does not name (the two
     parties used different schemas, which the handshake's schema digest should have caught),
@@ -182,15 +189,22 @@ def decide(
     """
     if weights not in (FIXED, ESTIMATED):
         raise ValueError(f"unknown weights {weights!r}")
-    if links not in LINK_RULES:
+    if links not in LINK_CHOICES:
         raise ValueError(f"unknown link rule {links!r}")
     found: LinkageEstimate | None = None
     note: str | None = None
     floor: float | None = None
     columns = pair_columns(result)
+    choice = None
+    if links == AUTO:
+        choice = choose_link(columns, schema)
+        links = choice.links
     if weights == ESTIMATED:
         try:
-            found = _estimate(columns, schema, links)
+            if choice is not None and choice.estimate is not None and links == BEST_OF_EITHER:
+                found = choice.estimate  # the estimate the rule was chosen with
+            else:
+                found = _estimate(columns, schema, links)
         except EstimationError as exc:
             note = f"fixed weights: {exc}"
             # the schema's threshold, the caller's still a floor under it
@@ -208,7 +222,7 @@ def decide(
     certain = _certain(schema, found, score, fixed)
     matches = _matches(columns, score, fixed, floor, threshold, certain, links, schema.key_names)
     return Decision(
-        result.session_id, threshold, len(columns), matches, weights, found, note, links
+        result.session_id, threshold, len(columns), matches, weights, found, note, links, choice
     )
 
 
@@ -386,21 +400,32 @@ def _repeat_groups(
 
 
 def _estimate(columns: PairColumns, schema: LinkageSchema, links: str) -> LinkageEstimate:
-    """:func:`~xlink.linkage.estimate.estimate` over the pairs: key sets as bit masks in schema
-    order (local records coded by id: the estimate depends on the grouping, not the codes)."""
+    """:func:`~xlink.linkage.estimate.estimate` over the pairs (:func:`_masks`)."""
+    agree, both = _masks(columns, schema)
+    return estimate(schema, columns.left, columns.ref, agree, both, links=links)
+
+
+def choose_link(columns: PairColumns, schema: LinkageSchema) -> LinkRuleChoice:
+    """The link rule ``links="auto"`` takes for these pairs
+    (:func:`~xlink.linkage.link_rule.choose_link_rule` over :func:`_masks`)."""
+    try:
+        agree, both = _masks(columns, schema)
+    except EstimationError as exc:
+        return LinkRuleChoice(ONE_TO_ONE, 0, 0, 0, None, str(exc))
+    return choose_link_rule(schema, columns.left, columns.ref, agree, both)
+
+
+def _masks(
+    columns: PairColumns, schema: LinkageSchema
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Each pair's agreeing keys and the keys both records have, as bit masks in schema
+    order (local records coded by id: an estimate depends on the grouping, not the codes)."""
     if len(schema.key_names) > 62:  # before the masks outgrow 64-bit integers
         raise EstimationError(f"{len(schema.key_names)} keys; at most 62 can be estimated")
     bit = {name: 1 << i for i, name in enumerate(schema.key_names)}
     agree = np.array([sum(bit[k] for k in a) for a, _ in columns.patterns], dtype=np.int64)
     both = np.array([sum(bit[k] for k in b) for _, b in columns.patterns], dtype=np.int64)
-    return estimate(
-        schema,
-        columns.left,
-        columns.ref,
-        agree[columns.pattern],
-        both[columns.pattern],
-        links=links,
-    )
+    return agree[columns.pattern], both[columns.pattern]
 
 
 def reveal_bound_for(schema: LinkageSchema, threshold: float | None = None) -> RevealBound:

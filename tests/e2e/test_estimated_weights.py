@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,38 @@ def test_both_agencies_estimate_the_same_evidence_and_release_under_it(tmp_path:
     assert sum(out[CA].released.values()) > 300 and sum(out[US].released.values()) > 300
 
 
+@pytest.mark.slow
+def test_a_registry_of_events_is_linked_best_of_either_when_the_rule_is_left_to_the_pairs(
+    tmp_path: Path,
+) -> None:
+    """A census against a registry that holds a person once per event (xlink synth's
+    names-dob-sex profile), under an MOU that leaves the link rule to the pairs: both agencies
+    find the registry in their pairs, choose best-of-either, and decide and release the same
+    pairs, a person keeping several events. (The transfer goes through; these records'
+    category is not one the test MOU releases.)"""
+    generate_synth(tmp_path / "data", 3000, 3, profile="names-dob-sex")
+    files = {CA: [tmp_path / "data" / "ca.csv"], US: [tmp_path / "data" / "us.csv"]}
+    linkage = {"weights": "estimated", "links": "auto", "match_threshold": -1000.0}
+    pair = TwoAgencies(tmp_path, files, passphrase=PASSPHRASE, timeout=60.0, linkage=linkage)
+    out = pair.run()
+    for agency, outcome in out.items():
+        assert isinstance(outcome, AgencyOutcome), (agency, outcome)
+    assert out[CA].decided == out[US].decided > 300  # same pairs: the transfer checked them
+    session = out[CA].session_id
+    ca, us = _decision_file(pair, CA, session), _decision_file(pair, US, session)
+    assert ca["links"] == us["links"] == "best-of-either"
+    assert ca["link_choice"]["links"] == "best-of-either" and ca["link_choice"]["note"] is None
+    # the same evidence, seen from the two sides
+    assert ca["link_choice"]["shared_left"] == us["link_choice"]["shared_right"] > 0
+    assert ca["estimate"] == us["estimate"]
+    for agency in (CA, US):
+        assert _decided(pair, agency)["links_asked"] == "auto"
+    # census people keep several registry events each
+    rows = (pair.base / CA / "matches" / f"{session}.csv").read_text("utf-8").splitlines()[1:]
+    people = Counter(row.split(",")[1] for row in rows)
+    assert sum(1 for n in people.values() if n > 1) > 100
+
+
 def test_too_small_a_session_decides_with_fixed_weights_and_says_why(tmp_path: Path) -> None:
     linkage = {"weights": "estimated", "match_threshold": -1000.0}
     pair = TwoAgencies(
@@ -117,3 +150,23 @@ def test_the_mou_members_are_checked_and_left_out_of_the_digest_when_default(
             timeout=10.0,
             linkage={"weights": "guessed"},
         )
+
+
+def test_an_mou_that_leaves_the_link_rule_to_the_pairs_audits_the_choice(tmp_path: Path) -> None:
+    """``links = "auto"``: both agencies choose the rule from the session's pairs, decide by
+    it, and record what was asked and the evidence; these few pairs are too few to tell, so
+    the rule is one-to-one and the decision file says why."""
+    linkage = {"links": "auto"}
+    pair = TwoAgencies(
+        tmp_path, small_files(tmp_path), passphrase=PASSPHRASE, timeout=10.0, linkage=linkage
+    )
+    assert load_mou(pair.ceremony.mou).mou.links == "auto"
+    out = pair.run()
+    assert all(isinstance(o, AgencyOutcome) for o in out.values())
+    for agency in (CA, US):
+        fields = _decided(pair, agency)
+        assert fields["links"] == "one-to-one" and fields["links_asked"] == "auto"
+        assert fields["likely"] == 0
+        choice = _decision_file(pair, agency, out[agency].session_id)["link_choice"]
+        assert choice["asked"] == "auto" and choice["links"] == "one-to-one"
+        assert "needed to estimate" in choice["note"]

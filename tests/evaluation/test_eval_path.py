@@ -293,6 +293,10 @@ def test_eval_synth_cli_prints_the_figures(small: Path, capsys: pytest.CaptureFi
     for key in ("precision", "recall", "f1", "tokens_per_record", "wall_s", "psi_s", "dev"):
         assert key in figures
     assert figures["reported_on"] == "heldout" and figures["weights"] == "logistic"
+    # the link rule is chosen from the pairs by default, before the fitting, and reported
+    choice = figures["link_choice"]
+    assert isinstance(choice, dict) and choice["asked"] == "auto"
+    assert figures["links"] == choice["links"] == "one-to-one"  # xlink synth: people once
     disagreement = figures["disagreement_weights"]
     assert isinstance(disagreement, dict) and list(disagreement) == list(figures["keys"])  # type: ignore[call-overload]
     assert all(isinstance(w, float) for w in disagreement.values())
@@ -389,3 +393,28 @@ def test_a_failing_left_party_leaves_no_process_behind(small: Path, tmp_path: Pa
         evaluate(synth(broken), load_default_schema(), parallel=True)
     assert time.perf_counter() - start < 30  # not the 900 s idle timeout
     assert multiprocessing.active_children() == []
+
+
+@pytest.mark.slow
+def test_eval_finds_a_registry_of_events_and_fits_under_its_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A census against a registry of events: with no --links, eval chooses best-of-either
+    from the pairs, fits the threshold under it and decides by it, for a fitted weighting as
+    for the estimate; naming one-to-one keeps one event per person and finds fewer."""
+    generate_synth(tmp_path, 3000, 3, profile="names-dob-sex")
+    data = ["eval", "synth", "--data", str(tmp_path), "--in-process", "--json", "--quiet"]
+    pairs = tmp_path / "pairs.csv"
+    _, chosen = _gate([*data, "--weights", "estimated", "--pairs", str(pairs)], capsys)
+    assert chosen["links"] == "best-of-either"
+    choice = chosen["link_choice"]
+    assert isinstance(choice, dict) and choice["links"] == "best-of-either"
+    assert choice["shared_left"] >= choice["likely"] / 5  # the census side: a person, many events
+    again = ["eval", "--from-pairs", str(pairs), "--truth", str(tmp_path / "truth.csv")]
+    again += ["--split", str(tmp_path / "split.csv"), "--json"]
+    _, fitted = _gate([*again, "--weights", "logistic"], capsys)
+    assert fitted["links"] == "best-of-either" and fitted["link_choice"] == choice
+    _, named = _gate([*again, "--weights", "estimated", "--links", "one-to-one"], capsys)
+    assert named["links"] == "one-to-one" and "link_choice" not in named
+    found = chosen["all"]["true_positives"]  # type: ignore[index]
+    assert found > 1.5 * named["all"]["true_positives"]  # type: ignore[index]

@@ -67,8 +67,23 @@ def _world(
         for j in rng.choice(people, size=decoys, replace=False).tolist():
             if j != i:
                 left.append(i), right.append(j), true.append(False)
+    return _observe(rng, left, right, true, np.array(m), np.array(u))
+
+
+def _observe(
+    rng: np.random.Generator,
+    left: list[int],
+    right: list[int],
+    true: list[bool],
+    m: np.ndarray,
+    u: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The candidate pairs among ``(left[i], right[i])``: each field agrees with probability
+    ``m`` (a true pair) or ``u`` and is missing on one side 5 % of the time; a key agrees
+    when all its fields do; a pair that agrees on no key is not a candidate. Returns left,
+    right, agree, present and true for the candidates."""
     t = np.array(true)
-    fields = rng.random((len(t), 4)) < np.where(t[:, None], np.array(m), np.array(u))
+    fields = rng.random((len(t), 4)) < np.where(t[:, None], m, u)
     there = rng.random((len(t), 4)) > 0.05
     agree = np.zeros(len(t), dtype=np.int64)
     present = np.zeros(len(t), dtype=np.int64)
@@ -174,9 +189,12 @@ class _Source:
         return iter(self.pairs)
 
 
-def _source(seed: int, people: int = 1500) -> tuple[_Source, set[tuple[str, int]]]:
+def _as_source(
+    left: np.ndarray, right: np.ndarray, agree: np.ndarray, present: np.ndarray
+) -> _Source:
+    """Columns as a session's candidate pairs: left record ``i`` is ``"L{i}"``, right record
+    ``j`` the peer reference ``j``, and the masks are SCHEMA's keys."""
     names = SCHEMA.key_names
-    left, right, agree, present, true = _world(seed, people=people)
 
     def keys(mask: int) -> frozenset[str]:
         return frozenset(n for j, n in enumerate(names) if mask >> j & 1)
@@ -185,8 +203,13 @@ def _source(seed: int, people: int = 1500) -> tuple[_Source, set[tuple[str, int]
         CandidatePair(f"L{a}", int(b), keys(int(g)), (), keys(int(p) | int(g)), keys(int(p)))
         for a, b, g, p in zip(left, right, agree, present, strict=True)
     )
+    return _Source(b"s", pairs)
+
+
+def _source(seed: int, people: int = 1500) -> tuple[_Source, set[tuple[str, int]]]:
+    left, right, agree, present, true = _world(seed, people=people)
     truth = {(f"L{a}", int(b)) for a, b, t in zip(left, right, true, strict=True) if t}
-    return _Source(b"s", pairs), truth
+    return _as_source(left, right, agree, present), truth
 
 
 def test_decide_with_estimated_weights_records_the_estimate() -> None:
@@ -209,7 +232,6 @@ def _listed_twice(
     """:func:`_world` with its first ``twice`` matched people on the right list a second
     time, recorded alike (right record ``10_000 + i``); the source and the world's columns.
     ``sharp``: fields that tell matches from non-matches more clearly than M and U."""
-    names = SCHEMA.key_names
     rates = {"m": (0.97, 0.95, 0.97, 0.9), "u": (0.02, 0.1, 0.01, 0.05)} if sharp else {}
     left, right, agree, present, true = _world(seed, decoys=decoys, **rates)
     again = true & (left < twice)
@@ -217,15 +239,7 @@ def _listed_twice(
     right = np.concatenate([right, right[again] + 10_000])
     agree = np.concatenate([agree, agree[again]])
     present = np.concatenate([present, present[again]])
-
-    def keys(mask: int) -> frozenset[str]:
-        return frozenset(n for j, n in enumerate(names) if mask >> j & 1)
-
-    pairs = tuple(
-        CandidatePair(f"L{a}", int(b), keys(int(g)), (), keys(int(p) | int(g)), keys(int(p)))
-        for a, b, g, p in zip(left, right, agree, present, strict=True)
-    )
-    return _Source(b"s", pairs), left, right, np.stack([agree, present])
+    return _as_source(left, right, agree, present), left, right, np.stack([agree, present])
 
 
 def _weighted(certain: float | None) -> LinkageSchema:
@@ -314,14 +328,20 @@ def test_decide_falls_back_to_fixed_weights_and_says_why() -> None:
 
 def test_both_parties_estimate_the_same_across_processes() -> None:
     """The two parties estimate in different processes, where set and dict orders follow
-    different hash seeds: the estimate and the decisions must be the same bits."""
+    different hash seeds: the estimate, the link rule chosen from it (``links="auto"``) and
+    the decisions must be the same bits."""
     script = (
         "import sys; sys.path.insert(0, 'tests/linkage')\n"
-        "from test_estimate import SCHEMA, _source\n"
+        "from test_estimate import SCHEMA, _as_source, _source\n"
+        "from test_link_rule import households\n"
         "from xlink.decide import decide\n"
         "source, _ = _source(6)\n"
         "d = decide(source, SCHEMA, weights='estimated')\n"
         "print(repr(d.estimate))\n"
+        "print(sorted((m.local_record_id, m.peer_ref, m.score.hex()) for m in d.matches))\n"
+        "events = _as_source(*households(2, events=2)[:4])\n"
+        "d = decide(events, SCHEMA, weights='estimated', links='auto')\n"
+        "print(d.links, d.link_choice)\n"
         "print(sorted((m.local_record_id, m.peer_ref, m.score.hex()) for m in d.matches))\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

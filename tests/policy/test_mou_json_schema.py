@@ -13,7 +13,9 @@ from _mou_support import CA, good_document
 from test_mou_validation import EXACT_ERRORS
 
 from xlink.errors import SchemaError
+from xlink.linkage.link_rule import LINK_CHOICES
 from xlink.policy import validate_signed_mou
+from xlink.policy._validate import LINKS
 
 SCHEMA_PATH = Path(__file__).parents[2] / "protocols" / "schemas" / "mou-v1.json"
 SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -105,7 +107,11 @@ def test_schema_covers_the_same_members_as_the_validator() -> None:
 
 @pytest.mark.parametrize(
     ("member", "good", "bad"),
-    [("weights", "estimated", "guessed"), ("links", "best-of-either", "many-to-many")],
+    [
+        ("weights", "estimated", "guessed"),
+        ("links", "best-of-either", "many-to-many"),
+        ("links", "auto", "Auto"),
+    ],
 )
 def test_both_validators_agree_on_the_optional_decision_members(
     member: str, good: str, bad: str
@@ -119,3 +125,9 @@ def test_both_validators_agree_on_the_optional_decision_members(
     assert schema_errors(doc)
     with pytest.raises(SchemaError, match=f"linkage.{member}: must be one of"):
         validate_signed_mou(doc)
+
+
+def test_the_link_rules_are_the_same_three_everywhere() -> None:
+    """The JSON schema's link rules, the validator's and what decide() accepts."""
+    enum = SCHEMA["properties"]["linkage"]["properties"]["links"]["enum"]
+    assert set(enum) == set(LINKS) == set(LINK_CHOICES)

@@ -22,6 +22,7 @@ from typing import Final, TextIO
 
 from xlink.audit import AuditEvent, AuditLog
 from xlink.decide import Decision
+from xlink.linkage.link_rule import AUTO
 from xlink.release.recipe import MatchFate
 
 __all__ = [
@@ -119,6 +120,9 @@ def decision_document(decision: Decision) -> dict[str, object]:
         "decided": len(decision.matches),
         "estimate": decision.estimate.to_dict() if decision.estimate is not None else None,
         "estimate_note": decision.estimate_note,
+        "link_choice": (
+            decision.link_choice.to_dict() if decision.link_choice is not None else None
+        ),
     }
 
 
@@ -148,6 +152,12 @@ def record_decision(directory: Path, decision: Decision, audit: AuditLog, now: d
         "decided": len(decision.matches),
         "digest": digest,
     }
+    if decision.link_choice is not None:
+        fields["links_asked"] = AUTO
+        fields["likely"] = decision.link_choice.likely
+        fields["likely_shared"] = max(
+            decision.link_choice.shared_left, decision.link_choice.shared_right
+        )
     if decision.estimate is not None:
         fields["expected"] = decision.estimate.expected_matches
         fields["dominated"] = decision.estimate.dominated_pairs

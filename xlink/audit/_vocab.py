@@ -180,6 +180,10 @@ FIELDS: Final[Mapping[str, FieldType]] = {
     # dominated pairs it learnt non-matches from.
     "weights": FieldType.REASON,
     "links": FieldType.REASON,
+    # links = "auto": what was asked, and the evidence the rule was chosen on (link_rule.py)
+    "links_asked": FieldType.REASON,
+    "likely": FieldType.COUNT,
+    "likely_shared": FieldType.COUNT,
     "threshold": FieldType.DECIMAL,
     "certain": FieldType.DECIMAL,  # the estimate's certain threshold, in bits
     "candidates": FieldType.COUNT,
@@ -233,7 +237,7 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     # (matches/<session>.decision.json), which holds the whole estimate.
     E.DECIDED: (
         frozenset({"session", "weights", "links", "threshold", "candidates", "decided", "digest"}),
-        frozenset({"expected", "dominated", "certain"}),
+        frozenset({"expected", "dominated", "certain", "links_asked", "likely", "likely_shared"}),
     ),
     # One export (xlink store export) by one officer: records is how many were read.
     E.RECORDS_EXPORTED: (

@@ -15,13 +15,13 @@ from xlink.cli.exitcodes import ExitCode
 from xlink.cli.progress import ProgressReporter
 from xlink.evaluation.fitting import MIN_DEV_PRECISION
 from xlink.evaluation.judge import FITS
+from xlink.linkage.link_rule import AUTO, LINK_CHOICES
 from xlink.linkage.schema import (
     LinkageSchema,
     load_default_schema,
     load_schema,
     schema_to_document,
 )
-from xlink.linkage.scoring import LINK_RULES, ONE_TO_ONE
 from xlink.progress import count_progress
 
 __all__ = ["register", "run"]
@@ -98,10 +98,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--links",
-        choices=LINK_RULES,
-        default=ONE_TO_ONE,
-        help="one-to-one (default): a person is on each list once; best-of-either: one list "
-        "may hold a person several times (a registry of events)",
+        choices=LINK_CHOICES,
+        default=AUTO,
+        help="one-to-one: a person is on each list once; best-of-either: one list may hold a "
+        "person several times (a registry of events); auto (default): the one the session's "
+        "pairs call for",
     )
     p.add_argument("--in-process", action="store_true", help="run both parties in this one process")
     p.add_argument(

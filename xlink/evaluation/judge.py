@@ -19,7 +19,7 @@ import os
 import tempfile
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xlink._pair_columns import KeySets, PairColumns, id_codes, pair_columns
-from xlink.decide import ESTIMATED, FIXED, Decision, decide, pattern_scorer
+from xlink.decide import ESTIMATED, FIXED, Decision, choose_link, decide, pattern_scorer
 from xlink.errors import EvaluationError
 from xlink.evaluation.datasets import Split
 from xlink.evaluation.fitting import (
@@ -40,6 +40,7 @@ from xlink.evaluation.fitting import (
     fit_weights,
     quality,
 )
+from xlink.linkage.link_rule import AUTO
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import ONE_TO_ONE
 from xlink.protocol.events import CandidatePair
@@ -156,7 +157,9 @@ def judge(
     ``precision_floor`` on the development split. ``loaded`` (the ids each side loaded), when
     known, separates true links lost to rejected rows from those with no shared token. Writes
     the pairs file to ``pairs_path`` if given. ``links`` is the link rule
-    (:data:`~xlink.linkage.scoring.LINK_RULES`).
+    (:data:`~xlink.linkage.scoring.LINK_RULES`) or :data:`~xlink.linkage.link_rule.AUTO`: the
+    rule is then chosen from the pairs before any fitting, and the figures hold
+    ``link_choice``.
 
     Returns the figures (held-out ``precision``/``recall``/``f1`` at the top, the same under
     ``dev`` and ``all``, ``losses`` of the true links, ``estimate`` for estimated weights), the
@@ -173,6 +176,9 @@ def judge(
     if fit == ESTIMATED:
         decision = decide(source, schema, weights=ESTIMATED, links=links)
     else:
+        choice = choose_link(columns, schema) if links == AUTO else None
+        if choice is not None:  # the fitted threshold is chosen under the rule chosen
+            links = choice.links
         if fit != "schema":
             schema = _fit(
                 fit,
@@ -184,7 +190,7 @@ def judge(
                 precision_floor,
                 links,
             )
-        decision = decide(source, schema, weights=FIXED, links=links)
+        decision = replace(decide(source, schema, weights=FIXED, links=links), link_choice=choice)
     del source, columns
     decided = {(m.local_record_id, right_id(m.peer_ref)) for m in decision.matches}
     scorer = pattern_scorer(schema, decision.estimate)
@@ -199,7 +205,7 @@ def judge(
         "all": _figures(quality(decided, set(truth))),
         "losses": _losses(labelled, scores, decided, truth, loaded, decision.threshold),
         "weights": fit,
-        "links": links,
+        "links": decision.links,
         "threshold": decision.threshold,
         "certain_threshold": schema.certain_threshold,
     }
@@ -207,6 +213,8 @@ def judge(
         figures["estimate"] = decision.estimate.to_dict()
     if decision.estimate_note is not None:
         figures["estimate_note"] = decision.estimate_note
+    if decision.link_choice is not None:
+        figures["link_choice"] = decision.link_choice.to_dict()
     if pairs_path is not None:
         write_pairs(pairs_path, labelled, schema.key_names, scorer, decision.threshold, decided)
     return figures, schema, decision

@@ -268,8 +268,9 @@ def evaluate(
     estimate under ``estimate``). Fitted thresholds keep the development precision at least
     ``precision_floor``. ``pairs_path``: write every candidate pair there
     (:func:`~xlink.evaluation.judge.write_pairs`). ``links``: the link rule matches are kept
-    by (:data:`~xlink.linkage.scoring.LINK_RULES`). Raises ``ValueError`` for another
-    value. ``parallel``: one process per party (needs ``fork``; ``rng`` is then the system's),
+    by (:data:`~xlink.linkage.link_rule.LINK_CHOICES`: a rule, or ``auto`` to choose one from
+    the pairs). Raises ``ValueError`` for another value. ``parallel``: one process per party
+    (needs ``fork``; ``rng`` is then the system's),
     else both in this one. ``progress`` receives one line per stage.
 
     The result has the held-out ``precision``, ``recall`` and ``f1`` at the top (with

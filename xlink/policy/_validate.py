@@ -79,7 +79,7 @@ _PARTY = (
 _LINKAGE = ("schema_id", "schema_version", "schema_digest", "match_threshold", "weights", "links")
 #: ``linkage.weights`` and ``linkage.links``, optional; the first of each is the default.
 WEIGHTINGS = ("fixed", "estimated")
-LINKS = ("one-to-one", "best-of-either")
+LINKS = ("one-to-one", "best-of-either", "auto")
 _RELEASE = ("approval_required", "follow_up_hours")
 _EXCHANGE = ("padding_bucket", "query_quota_per_day", "set_size_budget_per_day")
 _CATEGORY = ("category", "releasable_fields", "caveats")

@@ -187,7 +187,8 @@ class Mou:
     (:func:`xlink.decide.decide`), ``match_threshold`` then a floor under the estimated
     threshold."""
     links: str = "one-to-one"
-    """The link rule, :data:`xlink.linkage.scoring.LINK_RULES`."""
+    """The link rule, :data:`xlink.linkage.scoring.LINK_RULES`, or ``auto``: chosen per
+    session from its pairs (:mod:`xlink.linkage.link_rule`)."""
 
     @property
     def agency_ids(self) -> tuple[str, str]:

@@ -1,0 +1,186 @@
+"""Choosing the link rule from a session's pairs, with no labels (xlink.linkage.link_rule,
+decide(links="auto"))."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_estimate import SCHEMA, _as_source, _observe, _weighted
+
+from xlink.decide import ESTIMATED, FIXED, decide
+from xlink.linkage import link_rule
+from xlink.linkage.link_rule import AUTO, MIN_LIKELY, SHARED_SHARE, choose_link_rule
+from xlink.linkage.scoring import BEST_OF_EITHER, ONE_TO_ONE
+
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def households(seed: int, events: int = 1, twice: float = 0.0, homes: int = 400) -> Columns:
+    """Candidate pairs of two lists of the same households of three (a family name and a
+    postcode each, which household members share). The left list holds each person once; the
+    right list holds each person ``events`` times (a registry of events), or, with ``events``
+    1, a share ``twice`` of them twice (listed twice by mistake). Every left person meets
+    every right record of their household; fields agree as for the same person or for a
+    relative, and are missing 5 % of the time. Returns left, right, agree, present, true."""
+    rng = np.random.default_rng(seed)
+    same = np.array([0.97, 0.95, 0.97, 0.9])  # given, family, birth date, postcode
+    relative = np.array([0.03, 0.95, 0.01, 0.95])
+    left: list[int] = []
+    right: list[int] = []
+    true: list[bool] = []
+    record = 0
+    for home in range(homes):
+        people = range(home * 3, home * 3 + 3)
+        records = []
+        for person in people:
+            copies = events if events > 1 else 1 + int(rng.random() < twice)
+            records += [(record + c, person) for c in range(copies)]
+            record += copies
+        for a in people:
+            for r, b in records:
+                left.append(a), right.append(r), true.append(a == b)
+    return _observe(rng, left, right, true, same, relative)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("events", [2, 3])
+def test_a_registry_of_events_is_linked_best_of_either(seed: int, events: int) -> None:
+    left, right, agree, present, _ = households(seed, events=events)
+    choice = choose_link_rule(SCHEMA, left, right, agree, present)
+    assert choice.links == BEST_OF_EITHER and choice.note is None
+    assert choice.shared_left >= SHARED_SHARE * choice.likely > 0
+    assert choice.estimate is not None and choice.estimate.links == BEST_OF_EITHER
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("twice", [0.0, 0.05])
+def test_lists_that_hold_each_person_once_stay_one_to_one(seed: int, twice: float) -> None:
+    """Including a list with one person in twenty listed twice by mistake: the certain
+    threshold handles those, not the link rule."""
+    left, right, agree, present, _ = households(seed, twice=twice)
+    choice = choose_link_rule(SCHEMA, left, right, agree, present)
+    assert choice.links == ONE_TO_ONE and choice.likely > 500
+    assert max(choice.shared_left, choice.shared_right) < SHARED_SHARE * choice.likely
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000), st.booleans(), st.sampled_from([1, 2]))
+def test_the_choice_does_not_depend_on_pair_order_or_side(
+    seed: int, mirror: bool, events: int
+) -> None:
+    """Both parties see the same pairs, one's left being the other's right, in any order,
+    some given twice: they must choose the same rule on the same evidence (the sides
+    swapped)."""
+    left, right, agree, present, _ = households(seed % 7, events=events, homes=150)
+    again = np.flatnonzero(np.random.default_rng(seed + 1).random(len(left)) < 0.1)
+    left, right, agree, present = (
+        np.concatenate([c, c[again]]) for c in (left, right, agree, present)
+    )
+    first = choose_link_rule(SCHEMA, left, right, agree, present)
+    order = np.random.default_rng(seed).permutation(len(left))
+    a, b = (right, left) if mirror else (left, right)
+    second = choose_link_rule(SCHEMA, a[order], b[order], agree[order], present[order])
+    assert second.links == first.links and second.likely == first.likely
+    shared = (second.shared_left, second.shared_right)
+    assert (shared[::-1] if mirror else shared) == (first.shared_left, first.shared_right)
+    assert second.estimate == first.estimate
+
+
+def test_too_few_pairs_to_tell_are_linked_one_to_one_and_say_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    left, right, agree, present, _ = households(3, events=3, homes=5)
+    choice = choose_link_rule(SCHEMA, left, right, agree, present)
+    assert choice.links == ONE_TO_ONE and choice.estimate is None
+    assert choice.note is not None and "needed to estimate" in choice.note
+    assert choice.to_dict()["asked"] == AUTO and choice.to_dict()["note"] == choice.note
+    # enough pairs to estimate from, too few likely matches to tell by: one-to-one
+    left, right, agree, present, _ = households(1, events=3, homes=10)
+    enough = choose_link_rule(SCHEMA, left, right, agree, present)
+    assert enough.links == BEST_OF_EITHER and enough.likely >= MIN_LIKELY
+    monkeypatch.setattr(link_rule, "MIN_LIKELY", enough.likely + 1)
+    few = choose_link_rule(SCHEMA, left, right, agree, present)
+    assert few.links == ONE_TO_ONE and few.estimate is not None
+    assert few.note is not None and "likely matches" in few.note
+
+
+def test_decide_auto_records_the_rule_it_chose_and_decides_by_it() -> None:
+    left, right, agree, present, true = households(5, events=2)
+    source = _as_source(left, right, agree, present)
+    auto = decide(source, SCHEMA, weights=ESTIMATED, links=AUTO)
+    assert auto.links == BEST_OF_EITHER and auto.link_choice is not None
+    assert auto.estimate is auto.link_choice.estimate  # estimated once, under the rule chosen
+    assert auto.matches == decide(source, SCHEMA, weights=ESTIMATED, links=BEST_OF_EITHER).matches
+    # a person's every event is kept: far more true pairs than one-to-one keeps
+    truth = {(f"L{a}", int(b)) for a, b, t in zip(left, right, true, strict=True) if t}
+    one = decide(source, SCHEMA, weights=ESTIMATED, links=ONE_TO_ONE)
+    found = {(m.local_record_id, m.peer_ref) for m in auto.matches} & truth
+    assert len(found) > 1.5 * len({(m.local_record_id, m.peer_ref) for m in one.matches} & truth)
+    # with fixed weights the rule is chosen the same way, and no estimate decides
+    fixed = decide(source, SCHEMA, weights=FIXED, links=AUTO)
+    assert fixed.links == BEST_OF_EITHER and fixed.estimate is None
+    assert fixed.link_choice == auto.link_choice
+    # asked for a rule, no choice is made or recorded
+    assert decide(source, SCHEMA, weights=FIXED, links=ONE_TO_ONE).link_choice is None
+    with pytest.raises(ValueError, match="unknown link rule"):
+        decide(source, SCHEMA, links="many-to-many")
+
+
+# -- a dishonest partner ----------------------------------------------------------------------
+
+
+def test_a_partner_listing_our_people_twice_moves_the_rule_but_not_the_floor() -> None:
+    """With ``auto`` the partner's list is evidence, so a partner can list every person
+    twice to get best-of-either, which keeps more pairs. What it cannot move is the floor on
+    the signed schema's own weights: no pair below it is decided under either rule. An MOU
+    that names its rule is not moved at all."""
+    left, right, agree, present, _ = households(11)
+    honest = decide(_as_source(left, right, agree, present), SCHEMA, links=AUTO)
+    assert honest.links == ONE_TO_ONE
+    # every right record listed a second time, recorded alike
+    offset = int(right.max()) + 1
+    doubled = _as_source(
+        np.concatenate([left, left]),
+        np.concatenate([right, right + offset]),
+        np.concatenate([agree, agree]),
+        np.concatenate([present, present]),
+    )
+    schema = _weighted(certain=None)  # one bit per agreeing key
+    floor = 3.0
+    moved = decide(doubled, schema, floor, weights=ESTIMATED, links=AUTO)
+    assert moved.links == BEST_OF_EITHER
+    assert moved.matches and all(m.policy_score >= floor for m in moved.matches)
+    named = decide(doubled, schema, floor, weights=ESTIMATED, links=ONE_TO_ONE)
+    assert named.links == ONE_TO_ONE and named.link_choice is None
+    peers = [m.local_record_id for m in named.matches]
+    assert len(peers) == len(set(peers))  # one partner record per person, as named
+
+
+def test_one_fabricated_record_can_win_many_of_ours_once_auto_chose_best_of_either() -> None:
+    """The residual docs/security.md states: a partner adds one record carrying the agreeing
+    tokens of a few hundred of our people who are not on its list. The pairs now look like a
+    registry (that record shares a likely match with each of them), auto chooses
+    best-of-either, and the record is decided with every one of ours whose best candidate it
+    is, each pair at or above the floor. Under a named one-to-one rule it wins at most one."""
+    left, right, agree, present, _ = households(12)
+    # 300 of our people who are not on the partner's list, whose tokens it holds
+    victims = np.arange(300) + int(left.max()) + 1
+    fake = int(right.max()) + 1
+    every = (1 << len(SCHEMA.keys)) - 1
+    columns = [
+        np.concatenate([left, victims]),
+        np.concatenate([right, np.full(len(victims), fake)]),
+        np.concatenate([agree, np.full(len(victims), every)]),
+        np.concatenate([present, np.full(len(victims), every)]),
+    ]
+    schema = _weighted(certain=None)  # one bit per agreeing key
+    floor = 3.0
+    source = _as_source(*columns)
+    steered = decide(source, schema, floor, links=AUTO)
+    assert steered.links == BEST_OF_EITHER
+    won = [m for m in steered.matches if m.peer_ref == fake]
+    assert len(won) > 100 and all(m.policy_score >= floor for m in won)
+    named = decide(source, schema, floor, links=ONE_TO_ONE)
+    assert len([m for m in named.matches if m.peer_ref == fake]) <= 1
