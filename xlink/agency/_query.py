@@ -8,7 +8,8 @@ the asker decided, the same signed, sealed, caveated releases as the batch excha
 encrypted under a key only the holder of the matched tokens can derive. The asker
 (:class:`QueryClient`, :func:`ask`, :mod:`._query_asker`) blinds its travellers' tokens, looks
 the outputs up in its copy of the table, scores and decides the candidates with the MOU's
-schema exactly as the batch path does, asks for the decided records' releases and stores them.
+schema exactly as the batch path does, asks for the decided records' releases and stores them
+(:mod:`._query_answers`).
 
 Both sides audit counts, never content: ``QUERY_STARTED``, ``QUERY_EVALUATED`` (the quota's
 unit), ``QUERY_REFUSED``, ``QUERY_ENDED``, and the release events of the batch path.

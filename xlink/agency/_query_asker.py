@@ -10,12 +10,12 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Self, TypeVar
 
-from xlink.agency._inbound import Receiver
+from xlink.agency._query_answers import TravellerAnswer, _collect_releases, _decide
 from xlink.agency._query_common import (
     EVALUATE_CHUNK,
     EVALUATE_WINDOW,
@@ -24,11 +24,11 @@ from xlink.agency._query_common import (
     _config,
     _flush,
     _lp,
+    _only,
     _receive,
 )
 from xlink.audit import AuditEvent
 from xlink.crypto import oprf9497
-from xlink.decide import DecidedMatch, Decision, decide
 from xlink.error_codes import AbortCode
 from xlink.errors import (
     ConnectionLost,
@@ -43,22 +43,16 @@ from xlink.linkage.schema import schema_digest
 from xlink.policy import mou_digest
 from xlink.prepare import PreparedSide
 from xlink.progress import ProgressFn
-from xlink.protocol.events import CandidatePair
-from xlink.query.messages import MAX_EVALUATE, MAX_HITS
+from xlink.query.messages import MAX_EVALUATE
 from xlink.query.session import (
     AskerSession,
     EvaluationAnswered,
-    Fate,
-    ReleasesReceived,
-    RequestedHit,
     SessionState,
     TableChunkReceived,
     TableComplete,
     Welcomed,
-    query_handle,
 )
-from xlink.query.table import AskerTable, presence_bits
-from xlink.release.label import per_handle
+from xlink.query.table import AskerTable
 from xlink.transport import Connection
 from xlink.transport.stream import linger
 
@@ -69,21 +63,6 @@ __all__ = ["QueryClient", "QueryOutcome", "TravellerAnswer", "ask"]
 
 
 # -- the asker -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TravellerAnswer:
-    """The answer about one traveller (one of the asker's records): no match, or a decided
-    match and what the holder did with its release (``sent`` and stored, ``queued`` or
-    ``pending`` an officer's approval, ``denied``, ``delivered`` before, or ``not-decided``
-    by the holder)."""
-
-    record_id: str
-    matched: bool
-    fate: str | None = None
-    release_id: str | None = None
-    category: str | None = None
-    score: float | None = None
 
 
 @dataclass
@@ -360,15 +339,7 @@ def _safe(agency_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in agency_id)
 
 
-_E = TypeVar("_E")
 _T = TypeVar("_T")
-
-
-def _only(events: Sequence[object], kind: type[_E]) -> _E:
-    for event in events:
-        if isinstance(event, kind):
-            return event
-    raise RemoteProtocolError(AbortCode.UNEXPECTED_MESSAGE, f"expected {kind.__name__}")
 
 
 async def _fetch_table(
@@ -482,114 +453,3 @@ async def _send_or_surface(conn: Connection, session: AskerSession) -> None:
         except (ProtocolError, TimeoutError, OSError):
             pass
         raise lost from None
-
-
-class _Candidates:
-    """Candidate pairs (traveller, holder record) in the shape :func:`decide` reads."""
-
-    def __init__(self, session_id: bytes, pairs: list[CandidatePair]) -> None:
-        self.session_id = session_id
-        self._pairs = pairs
-
-    def iter_pairs(self) -> Iterator[CandidatePair]:
-        return iter(self._pairs)
-
-
-def _decide(
-    agency: Agency,
-    session_id: bytes,
-    travellers: PreparedSide,
-    table: AskerTable,
-    outputs: list[bytes],
-) -> tuple[Decision, int]:
-    tokens = travellers.tokens
-    names = agency.schema.key_names
-    own_keys: dict[int, set[str]] = {}
-    found: dict[tuple[int, int], tuple[set[str], set[bytes], frozenset[int]]] = {}
-    for i, (output, found_hits) in enumerate(zip(outputs, table.lookup_many(outputs), strict=True)):
-        record, key = tokens.record_index[i], tokens.key_names[tokens.key_index[i]]
-        own_keys.setdefault(record, set()).add(key)
-        for hit in found_hits:
-            keys, handles, _ = found.setdefault((record, hit.record), (set(), set(), hit.presence))
-            keys.add(key)
-            handles.add(query_handle(session_id, output))
-    pairs = [
-        CandidatePair(
-            local_record_id=tokens.record_ids[record],
-            peer_ref=holder_record,
-            agreeing_keys=frozenset(keys),
-            handles=tuple(sorted(handles)),
-            local_keys=frozenset(own_keys[record]),
-            peer_keys=frozenset(names[k] for k in presence) | frozenset(keys),
-        )
-        for (record, holder_record), (keys, handles, presence) in sorted(found.items())
-    ]
-    decision = decide(_Candidates(session_id, pairs), agency.schema, agency.mou.match_threshold)
-    return decision, len(pairs)
-
-
-async def _collect_releases(
-    conn: Connection,
-    session: AskerSession,
-    agency: Agency,
-    travellers: PreparedSide,
-    decision: Decision,
-    outputs: list[bytes],
-    idle_timeout: float,
-) -> tuple[tuple[TravellerAnswer, ...], int, int]:
-    session_id = decision.session_id
-    by_record: dict[str, DecidedMatch] = {m.local_record_id: m for m in decision.matches}
-    fates: dict[str, tuple[str, str | None, str | None]] = {}
-    received = refused = 0
-    matches = list(decision.matches)[:MAX_HITS]
-    if matches:
-        names = agency.schema.key_names
-        tokens = travellers.tokens
-        own_output = {query_handle(session_id, y): y for y in outputs}
-        keys_of: dict[str, set[int]] = {}
-        for i in range(len(tokens)):
-            keys_of.setdefault(tokens.record_ids[tokens.record_index[i]], set()).add(
-                tokens.key_index[i]
-            )
-        hits = [
-            RequestedHit(
-                m.peer_ref,
-                presence_bits(sorted(keys_of[m.local_record_id]), len(names)),
-                m.handles,
-            )
-            for m in matches
-        ]
-        session.request_releases(hits)
-        await _flush(conn, session)
-        got = _only(session.receive(await _receive(conn, idle_timeout)), ReleasesReceived)
-        receiver = Receiver(agency, session_id, decision, per_handle(own_output.__getitem__))
-        receipts: list[tuple[bool, bytes]] = []
-        for match, answer in zip(matches, got.answers, strict=True):
-            release_id = answer.release_id.hex() if any(answer.release_id) else None
-            category = None
-            if answer.fate is Fate.SENT:
-                ok, data = receiver.store_one(answer.frame)
-                receipts.append((ok, data))
-                if ok:
-                    category = receiver.accepted[-1].category
-                    received += 1
-            fates[match.local_record_id] = (
-                answer.fate.name.lower().replace("_", "-"),
-                release_id,
-                category,
-            )
-        refused = receiver.refused
-        if receipts:
-            session.send_receipts(receipts)
-            await _flush(conn, session)
-    answers = []
-    for rid in travellers.tokens.record_ids:
-        decided = by_record.get(rid)
-        if decided is None:
-            answers.append(TravellerAnswer(rid, False))
-            continue
-        fate, release_id, category = fates.get(rid, ("not-asked", None, None))
-        answers.append(
-            TravellerAnswer(rid, True, fate, release_id, category, round(decided.score, 3))
-        )
-    return tuple(answers), received, refused

@@ -4,8 +4,9 @@ period, framing helpers (xlink-query-v1; docs/query.md)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from xlink.error_codes import AbortCode
 from xlink.errors import InputError, PeerAborted, RemoteProtocolError
@@ -98,3 +99,13 @@ LINGER: Final = 0.75
 async def _flush(conn: Connection, session: HolderSession | AskerSession) -> None:
     while (frame := session.next_frame()) is not None:
         await conn.send(frame)
+
+
+_E = TypeVar("_E")
+
+
+def _only(events: Sequence[object], kind: type[_E]) -> _E:
+    for event in events:
+        if isinstance(event, kind):
+            return event
+    raise RemoteProtocolError(AbortCode.UNEXPECTED_MESSAGE, f"expected {kind.__name__}")
