@@ -170,3 +170,29 @@ def test_an_mou_that_leaves_the_link_rule_to_the_pairs_audits_the_choice(tmp_pat
         choice = _decision_file(pair, agency, out[agency].session_id)["link_choice"]
         assert choice["asked"] == "auto" and choice["links"] == "one-to-one"
         assert "needed to estimate" in choice["note"]
+
+
+def test_the_decision_is_made_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deciding can take a partner-shaped while (an estimate near its bounds, docs/evaluation.md
+    §6); the hub agent runs other partners' jobs on the same event loop, so the exchange
+    decides in a worker thread, never on the loop's."""
+    import threading
+
+    import xlink.agency._exchange as exchange
+
+    loop_threads: set[int] = set()
+    decided_on: list[int] = []
+    real = exchange.decide
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        decided_on.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(exchange, "decide", watched)
+    pair = TwoAgencies(tmp_path, small_files(tmp_path), passphrase=PASSPHRASE, timeout=10.0)
+    loop_threads.add(threading.get_ident())  # asyncio.run runs its loop in this thread
+    out = pair.run()
+    assert all(isinstance(o, AgencyOutcome) for o in out.values())
+    assert len(decided_on) == 2 and not loop_threads & set(decided_on)

@@ -413,6 +413,34 @@ def test_too_many_patterns_are_refused_before_the_work() -> None:
         E.MAX_CELLS = original
 
 
+def test_quadratic_dominance_is_refused_before_the_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record with ``g`` distinct agreement masks costs ``g**2`` comparisons to find its
+    dominated pairs, and a partner chooses how many candidates, agreeing on what, each of our
+    records gets: one record with 4,095 candidates agreeing on different subsets of the keys
+    took a minute. The estimate bounds the comparisons by the pairs and refuses beyond that
+    before comparing anything; decide then uses the fixed weights and says why."""
+    import xlink.linkage._dominance as D
+    import xlink.linkage.estimate as E
+
+    left, right, agree, present, _ = _world(9)
+    ids = np.asarray(left, dtype=np.int64)
+    with pytest.raises(EstimationError, match="comparisons"):
+        D.dominated_on(ids, np.asarray(agree, dtype=np.int64), budget=10)
+
+    def no_comparing(*args: object) -> object:
+        raise AssertionError("compared before refusing")
+
+    monkeypatch.setattr(D, "_ranges", no_comparing)
+    monkeypatch.setattr(E, "COMPARISONS_PER_PAIR", 0)
+    monkeypatch.setattr(E, "MIN_COMPARISON_BUDGET", 10)
+    with pytest.raises(EstimationError, match="comparisons to find the dominated pairs"):
+        estimate(SCHEMA, left, right, agree, present)
+    source, _ = _source(9)
+    decision = decide(source, SCHEMA, weights=ESTIMATED)
+    assert decision.estimate is None and decision.estimate_note is not None
+    assert "comparisons" in decision.estimate_note
+
+
 def test_a_schema_with_more_keys_than_masks_hold_falls_back() -> None:
     keys = [{"name": f"k{i}", "version": 1, "fields": ["given_first", "family"]} for i in range(63)]
     wide = validate_schema({"id": "wide", "version": 1, "keys": keys})

@@ -184,3 +184,23 @@ def test_one_fabricated_record_can_win_many_of_ours_once_auto_chose_best_of_eith
     assert len(won) > 100 and all(m.policy_score >= floor for m in won)
     named = decide(source, schema, floor, links=ONE_TO_ONE)
     assert len([m for m in named.matches if m.peer_ref == fake]) <= 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 60), st.integers(0, 60), st.integers(1, 31), st.integers(0, 31)),
+        min_size=150,  # on both sides of the fewest pairs an estimate is made from
+        max_size=500,
+    )
+)
+def test_any_pairs_give_a_rule_and_nothing_else(rows: list[tuple[int, int, int, int]]) -> None:
+    """A partner shapes half of every pair: whatever the pairs, the choice is a rule (with a
+    note when there was too little to tell by), never an exception."""
+    left, right, agree, present = (
+        np.array([row[i] for row in rows], dtype=np.int64) for i in range(4)
+    )
+    choice = choose_link_rule(SCHEMA, left, right, agree, present)
+    assert choice.links in (ONE_TO_ONE, BEST_OF_EITHER)
+    assert choice.links == ONE_TO_ONE or choice.note is None
+    assert 0 <= max(choice.shared_left, choice.shared_right) <= choice.likely <= len(rows)

@@ -108,7 +108,11 @@ async def run_exchange(
             raise InputError("the session did not produce a PSI result")
         session_id = result.session_id
         phases["psi"] = time.perf_counter() - started
-        decision = decide(
+        # off the event loop: deciding is seconds of CPU on a large session (and a partner
+        # can push it to tens of seconds, docs/evaluation.md §6), and the hub agent runs other
+        # partners' jobs on this loop meanwhile
+        decision = await asyncio.to_thread(
+            decide,
             result,
             agency.schema,
             agency.mou.match_threshold,

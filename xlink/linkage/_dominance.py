@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from xlink.errors import EstimationError
+
 __all__ = ["distinct_rows", "dominated_on"]
 
 Ints = npt.NDArray[np.int64]
@@ -22,8 +24,10 @@ _BLOCK = 1 << 22
 _TABLE = 8
 
 
-def dominated_on(ids: Ints, agree: Ints) -> npt.NDArray[np.bool_]:
-    """Whether each pair's agree mask is a strict subset of another mask of the same id."""
+def dominated_on(ids: Ints, agree: Ints, budget: int | None = None) -> npt.NDArray[np.bool_]:
+    """Whether each pair's agree mask is a strict subset of another mask of the same id.
+    Raises :class:`~xlink.errors.EstimationError` before comparing if that would take more
+    than ``budget`` comparisons (``g**2`` for an id with ``g`` distinct masks)."""
     if len(ids) < 2:
         return np.zeros(len(ids), dtype=np.bool_)
     row_of, row_id, masks = distinct_rows(ids, agree)
@@ -37,6 +41,11 @@ def dominated_on(ids: Ints, agree: Ints) -> npt.NDArray[np.bool_]:
     del new_id, group, start, size
     dominated = np.zeros(len(row_id), dtype=np.bool_)
     many = np.flatnonzero(row_size > 1)  # a row alone in its id is dominated by nothing
+    work = int(row_size[many].sum())
+    if budget is not None and work > budget:
+        raise EstimationError(
+            f"{work} comparisons to find the dominated pairs; at most {budget} are made"
+        )
     if len(many):
         ends = np.cumsum(row_size[many])
         block = 0

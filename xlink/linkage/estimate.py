@@ -79,11 +79,13 @@ from xlink.linkage.scoring import BEST_OF_EITHER, ONE_TO_ONE, one_to_one_mask
 
 __all__ = [
     "CERTAIN_ODDS",
+    "COMPARISONS_PER_PAIR",
     "DIGITS",
     "EM_ITERATIONS",
     "MAX_CELLS",
     "MAX_COMBINATIONS",
     "MAX_SLOT_TESTS",
+    "MIN_COMPARISON_BUDGET",
     "MIN_DOMINATED",
     "MIN_PAIRS",
     "NOISE",
@@ -105,6 +107,13 @@ MIN_DOMINATED = 20
 #: Most patterns times field-state combinations one estimate works over (a partner chooses the
 #: key presence it declares, so the patterns are bounded here, not by trust).
 MAX_CELLS = 20_000_000
+#: Comparisons of agreement masks the search for dominated pairs may make, per candidate pair
+#: (at least :data:`MIN_COMPARISON_BUDGET`): a record with ``g`` distinct masks costs ``g**2``.
+#: Real lists make about one per pair (at most 13 masks a record at 100k per side); a partner
+#: that gives one of our records thousands of candidates, each agreeing on other keys, would
+#: otherwise make the search quadratic.
+COMPARISONS_PER_PAIR = 64
+MIN_COMPARISON_BUDGET = 1 << 24
 #: Odds of a match (999 to 1: a posterior of 0.999) at which a pair is decided whatever its
 #: rivals for the same record (the *certain* threshold of a fixed-weight schema, estimated).
 CERTAIN_ODDS = 999
@@ -191,19 +200,27 @@ class LinkageEstimate:
 
 
 def dominated_pairs(
-    left: npt.ArrayLike, right: npt.ArrayLike, agree: npt.ArrayLike, links: str = ONE_TO_ONE
+    left: npt.ArrayLike,
+    right: npt.ArrayLike,
+    agree: npt.ArrayLike,
+    links: str = ONE_TO_ONE,
+    *,
+    budget: int | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Which pairs the link rule refuses whatever the weights: with :data:`~xlink.linkage.
     scoring.ONE_TO_ONE`, those dominated on either side (another pair sharing their left *or*
     their right record agrees on every key they agree on, and more); with :data:`~xlink.
     linkage.scoring.BEST_OF_EITHER`, those dominated on both sides. ``left``/``right`` are
-    record codes, ``agree`` the agreeing keys as bit masks. Symmetric in the two sides."""
+    record codes, ``agree`` the agreeing keys as bit masks. Symmetric in the two sides.
+    ``budget``: the most mask comparisons on either side (``EstimationError`` beyond it,
+    before they are made)."""
     lefts = np.asarray(left, dtype=np.int64).reshape(-1)
     rights = np.asarray(right, dtype=np.int64).reshape(-1)
     masks = np.asarray(agree, dtype=np.int64).reshape(-1)
+    on_left, on_right = (dominated_on(ids, masks, budget) for ids in (lefts, rights))
     if links == BEST_OF_EITHER:
-        return dominated_on(lefts, masks) & dominated_on(rights, masks)
-    return dominated_on(lefts, masks) | dominated_on(rights, masks)
+        return on_left & on_right
+    return on_left | on_right
 
 
 def _patterns(
@@ -243,8 +260,10 @@ def estimate(
     Raises:
         EstimationError: fewer than :data:`MIN_PAIRS` candidate pairs or :data:`MIN_DOMINATED`
             dominated ones, no pair the link rule keeps, more than 62 keys, a schema too rich
-            to enumerate, or more patterns than :data:`MAX_CELLS` allows: the caller decides
-            with fixed weights instead, and says so.
+            to enumerate, more patterns than :data:`MAX_CELLS` allows, or records with so many
+            distinct patterns that finding the dominated pairs would take more than
+            :data:`COMPARISONS_PER_PAIR` comparisons a pair: the caller decides with fixed
+            weights instead, and says so.
         ValueError: columns of different lengths, or an unknown ``links``.
     """
     names = schema.key_names
@@ -262,19 +281,21 @@ def estimate(
         raise EstimationError(
             f"{len(agrees)} candidate pairs; at least {MIN_PAIRS} are needed to estimate"
         )
-    dominated = dominated_pairs(lefts, rights, agrees, links)
-    n_dominated = int(dominated.sum())
-    if n_dominated < MIN_DOMINATED:
-        raise EstimationError(
-            f"{n_dominated} dominated candidate pairs; at least {MIN_DOMINATED} are needed "
-            "to estimate"
-        )
+    # the bounds a partner's pairs could push on are checked before the work they bound
     model = FieldStateModel(schema)
     rows, inverse, counts = _patterns(presents, agrees)
     if len(rows) * len(model.combos) > MAX_CELLS:
         raise EstimationError(
             f"{len(rows)} agreement patterns over {len(model.combos)} field-state combinations; "
             f"at most {MAX_CELLS} cells can be estimated"
+        )
+    budget = max(MIN_COMPARISON_BUDGET, COMPARISONS_PER_PAIR * len(agrees))
+    dominated = dominated_pairs(lefts, rights, agrees, links, budget=budget)
+    n_dominated = int(dominated.sum())
+    if n_dominated < MIN_DOMINATED:
+        raise EstimationError(
+            f"{n_dominated} dominated candidate pairs; at least {MIN_DOMINATED} are needed "
+            "to estimate"
         )
     inverse = inverse.reshape(-1)
     k = len(names)
