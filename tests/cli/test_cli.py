@@ -71,8 +71,9 @@ def test_demo_summarises_both_agencies_and_writes_rejects_to_out(
     assert isinstance(agencies, list)
     by_name = {a["agency"]: a for a in agencies}
     # The manifest's 500/7 and 800/5 reject every bad row; by default (drop-field) the rows
-    # whose only fault is a field a record may lack load without it: CA's two impossible dates
-    # and its handling code C without conditions, US's impossible date and year 1700.
+    # whose only fault is a field a record may lack load without it (a date keeps what is
+    # readable of it): CA's two impossible dates and its handling code C without conditions,
+    # US's impossible date and year 1700.
     assert by_name["CA (RCMP/CBSA)"]["records"] == 503
     assert by_name["US (DHS/CBP)"]["records"] == 802
     assert by_name["CA (RCMP/CBSA)"]["rejected"] == 4
@@ -108,7 +109,8 @@ def test_prepare_reports_rejects_and_strict_fails(
     assert code == ExitCode.OK
     summary = _json_out(capsys)
     # 301 and 2: line 297's only fault is an impossible date of birth, so by default
-    # (--bad-field drop-field) it loads without it; the manifest's 300/3 is reject-row's count
+    # (--bad-field drop-field) it loads with what is readable of it; the manifest's 300/3 is
+    # reject-row's count
     assert summary["records"] == 301
     assert summary["rejected"] == 2
     assert (summary["with_field_errors"], summary["field_errors"]) == (1, 1)
@@ -117,7 +119,10 @@ def test_prepare_reports_rejects_and_strict_fails(
     assert Path(str(files[0]["rejects_path"])).is_file()
     field_errors = Path(str(files[0]["field_errors_path"]))
     assert field_errors == tmp_path / "us.field-errors.csv"
-    assert field_errors.read_text().splitlines() == ["line,field,reason", "297,dob,impossible date"]
+    assert field_errors.read_text().splitlines() == [
+        "line,field,reason",
+        "297,dob,impossible date (its year and month are readable)",
+    ]
     assert summary["tokens_per_record"] > 5
     strict = ["prepare", str(tmp_path / "us.csv"), "--strict", "--no-duplicates", "--json"]
     assert main(strict) == ExitCode.REJECTS

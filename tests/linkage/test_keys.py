@@ -117,6 +117,31 @@ def test_transforms_and_unordered() -> None:
     assert tokens_of(a, s, "ph") & tokens_of(c, s, "ph")
 
 
+def test_a_partial_date_is_no_full_birth_date() -> None:
+    """Untransformed, birth_date compares full dates: a partial date gives no token for it, so
+    a key on it is missing (no evidence) rather than disagreeing with a full date, and two
+    year-only dates do not agree as if their day were known. What the date does say is still
+    compared by the year fields and transforms. This failed when a partial date hashed as its
+    ISO form: a garbled day kept as the year and month disagreed on every full-date key."""
+    s = schema(
+        key("fam_dob", "family", "birth_date"),
+        key("fam_year", "family", "birth_year"),
+        key("fam_ym", "family", "birth_year_month"),
+        key("fam_dob_year", "family", "birth_date", transforms={"birth_date": "year"}),
+        key("fam_dob_ym", "family", "birth_date", transforms={"birth_date": "year_month"}),
+    )
+    full, month, year = BirthDate(1983, 10, 7), BirthDate(1983, 10), BirthDate(1983)
+    keys = {b: {k for k, _ in derive_match_keys(person(birth=b), s)} for b in (full, month, year)}
+    assert keys[full] == {"fam_dob", "fam_year", "fam_ym", "fam_dob_year", "fam_dob_ym"}
+    assert keys[month] == {"fam_year", "fam_ym", "fam_dob_year", "fam_dob_ym"}
+    assert keys[year] == {"fam_year", "fam_dob_year"}
+    for name in ("fam_year", "fam_dob_year"):
+        assert tokens_of(person(birth=full), s, name) == tokens_of(person(birth=year), s, name)
+    assert tokens_of(person(birth=full), s, "fam_dob_ym") == tokens_of(
+        person(birth=month), s, "fam_dob_ym"
+    )
+
+
 def test_aliases_and_addresses() -> None:
     s = schema(key("fam_pc", "family", "postcode"))
     r = person(

@@ -51,17 +51,26 @@ def load_one(tmp_path: Path, row: dict[str, str], **kwargs: object) -> tuple[Per
 
 
 @pytest.mark.parametrize(
-    ("text", "order", "reason"),
+    ("text", "order", "reason", "kept"),
     [
-        ("31/02/1980", "DMY", "impossible date"),
-        ("10/Z7/1983", "DMY", "unrecognised date format"),
-        ("25/12/1980", "MDY", "impossible date"),  # day and month swapped: month 25
-        ("1700", "unknown", "year out of range"),
+        ("31/02/1980", "DMY", "impossible date (its year and month are readable)", "1980-02"),
+        ("10/Z7/1983", "DMY", "unrecognised date format (its year is readable)", "1983"),
+        # day and month swapped: month 25 as the file's order reads it, 25 December the other way
+        (
+            "25/12/1980",
+            "MDY",
+            "impossible date (a date with day and month the other way round)",
+            "1980-12-25",
+        ),
+        ("10/12/198O", "DMY", "unrecognised date format", None),
+        ("1700", "unknown", "year out of range", None),
     ],
 )
-def test_a_bad_birth_date_is_left_out(tmp_path: Path, text: str, order: str, reason: str) -> None:
+def test_a_bad_birth_date_keeps_what_is_readable(
+    tmp_path: Path, text: str, order: str, reason: str, kept: str | None
+) -> None:
     record, error = load_one(tmp_path, {**GOOD, "birth_date": text, "sex": "F"}, date_order=order)
-    assert record.birth_date is None
+    assert (record.birth_date and record.birth_date.isoformat()) == kept
     assert error == f"birth_date: {reason}"
     assert record.record_id == "CA-1" and record.name.family == "Amin"
     assert record.sex is not None  # the other fields are kept
@@ -260,7 +269,7 @@ def test_field_errors_file_is_written_without_values_and_removed_when_clean(
     text = target.read_text(encoding="utf-8")
     assert list(csv.reader(text.splitlines())) == [
         ["line", "field", "reason"],
-        ["2", "birth_date", "unrecognised date format"],
+        ["2", "birth_date", "unrecognised date format (its year is readable)"],
         ["3", "sex", result.field_errors[1].reason],
     ]
     assert BAD_DATE not in text and "Zhukovskaya" not in text and "Amin" not in text
@@ -304,7 +313,7 @@ def test_dataframe_field_errors(tmp_path: Path) -> None:
     assert result.loaded == 1 and result.field_errors_path is None
     assert [(e.field, e.reason) for e in result.field_errors] == [
         ("sex", "unsupported value type"),
-        ("birth_date", "unrecognised date format"),
+        ("birth_date", "unrecognised date format (its year is readable)"),
     ]
     result = load_dataframe(df, rejects_path=tmp_path / "df.rejects.csv")
     assert result.field_errors_path == tmp_path / "df.field-errors.csv"
@@ -373,8 +382,8 @@ def test_kept_iff_id_category_and_name(drawn: tuple[dict[str, str], set[str]]) -
     assert legacy == (rejected.record if rejected.record is not None else rejected.errors)
     if dropped.record is not None:
         assert not {e.field for e in dropped.errors} & set(ROW_FIELDS)
-        if "birth_date" in bad:
-            assert dropped.record.birth_date is None
+        if "birth_date" in bad:  # what is readable of it, never a full date
+            assert dropped.record.birth_date is None or dropped.record.birth_date.day is None
         if "sex" in bad:
             assert dropped.record.sex is None
         if "nationalities" in bad:

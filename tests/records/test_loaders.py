@@ -14,6 +14,7 @@ import xlink
 from xlink.errors import LoadError
 from xlink.records import (
     BadFieldPolicy,
+    BirthDate,
     ColumnMapping,
     LoadResult,
     load_csv,
@@ -147,7 +148,7 @@ def test_rejects_report_physical_lines_and_every_error(tmp_path: Path) -> None:
     assert (result.loaded, result.rejected, result.total) == (1, 5, 6)
     lines = {r.line: {e.field: e.reason for e in r.errors} for r in result.rejects}
     assert lines == {
-        4: {"birth_date": "impossible date"},
+        4: {"birth_date": "impossible date (its year and month are readable)"},
         6: {"category": CATEGORY_REASON},
         7: {"record_id": "duplicate record_id (first seen on line 2)"},
         8: {"<row>": "3 fields, the header has 6"},
@@ -162,9 +163,13 @@ def test_default_keeps_rows_whose_only_problem_is_a_field(tmp_path: Path) -> Non
     result = load_csv(write(tmp_path, BAD_CSV))
     assert (result.loaded, result.rejected, result.total) == (3, 3, 6)
     assert [r.line for r in result.rejects] == [6, 7, 8]  # category, duplicate id, short row
-    assert [(r.record_id, r.birth_date) for r in result.records[1:]] == [("2", None), ("5", None)]
+    # 31/04/1990 keeps its year and month; 1700 keeps nothing
+    assert [(r.record_id, r.birth_date) for r in result.records[1:]] == [
+        ("2", BirthDate(1990, 4)),
+        ("5", None),
+    ]
     assert [(e.line, e.field, e.reason) for e in result.field_errors] == [
-        (4, "birth_date", "impossible date"),
+        (4, "birth_date", "impossible date (its year and month are readable)"),
         (9, "birth_date", "year out of range"),
     ]
 
@@ -181,7 +186,7 @@ def test_rejects_csv_holds_only_bad_rows_as_read(tmp_path: Path) -> None:
         ["4", "other", "Short", "", "", ""],  # padded so that the error is in its column
         ["5", "other", "Li", "Wei", "1700", ""],
     ]
-    assert rows[1][-1] == "line 4: birth_date: impossible date"
+    assert rows[1][-1] == "line 4: birth_date: impossible date (its year and month are readable)"
     # a corrected rejects file loads again as it is: xlink_error is ignored on input
     fixed = result.rejects_path.read_text().replace("31/04/1990", "30/04/1990")
     again = load_csv(write(tmp_path, fixed, "fixed.csv"), bad_field=REJECT_ROW, write_rejects=False)
@@ -235,10 +240,13 @@ def test_mapping_files_json_and_toml(tmp_path: Path) -> None:
         result = load_csv(path, mapping=mapping, write_rejects=False)
         assert result.records[0].birth_date is not None
         assert result.records[0].birth_date.isoformat() == "1980-03-04"
-        # 13/04/1980 is impossible month-first: B loads without it (the default, DROP_FIELD)
+        # 13/04/1980 is impossible month-first: B loads with it read the other way round
+        # (the default, DROP_FIELD), and its field error says so
         assert [r.record_id for r in result.records] == ["A", "B"]
-        assert result.records[1].birth_date is None
-        assert [e.field for e in result.field_errors] == ["DOB"]  # input's column name
+        assert result.records[1].birth_date == BirthDate(1980, 4, 13)
+        assert [(e.field, e.reason) for e in result.field_errors] == [
+            ("DOB", "impossible date (a date with day and month the other way round)")
+        ]  # the input's column name
         rejected = load_csv(path, mapping=mapping, bad_field=REJECT_ROW, write_rejects=False)
         assert [r.errors[0].field for r in rejected.rejects] == ["DOB"]
     # the argument overrides the mapping's date order

@@ -19,14 +19,17 @@ from xlink.records import (
     Sex,
     UkGrading,
 )
+from xlink.records._fields import KEPT_SWAPPED, KEPT_YEAR, KEPT_YEAR_MONTH
 from xlink.records.validation import (
     CANONICAL_FIELDS,
     NAME_PSEUDO_FIELD,
     DateOrder,
+    check_row,
     parse_aliases,
     parse_birth_date,
     parse_grading,
     parse_sex,
+    salvage_birth_date,
     validate_row,
 )
 
@@ -107,32 +110,78 @@ def test_full_row_parses_every_field() -> None:
         ("04/25/1980", "unknown", BirthDate(1980, 4, 25)),  # deduced month-first
         ("03/04/1980", "unknown", BirthDate(1980, 4, 3, day_month_ambiguous=True)),
         ("05/05/1980", "unknown", BirthDate(1980, 5, 5)),  # same either way: not ambiguous
+        ("03-04-1980", "DMY", BirthDate(1980, 4, 3)),
+        ("03 04 1980", "MDY", BirthDate(1980, 3, 4)),
+        ("1980-4-3", "unknown", BirthDate(1980, 4, 3)),
+        ("04-1980", "unknown", BirthDate(1980, 4)),
+        ("3 April 1980", "MDY", BirthDate(1980, 4, 3)),  # a month by name: no order needed
+        ("03-APR-1980", "unknown", BirthDate(1980, 4, 3)),
+        ("April 3, 1980", "DMY", BirthDate(1980, 4, 3)),
+        ("Sept. 30 1980", "unknown", BirthDate(1980, 9, 30)),
     ],
 )
 def test_birth_date_forms(text: str, order: str, expected: BirthDate) -> None:
     assert parse_birth_date(text, order) == expected
 
 
+YEAR, YEAR_MONTH, SWAPPED = KEPT_YEAR, KEPT_YEAR_MONTH, KEPT_SWAPPED
+
+
 @pytest.mark.parametrize(
-    ("text", "order", "reason"),
+    ("text", "order", "reason", "kept"),
     [
-        ("31/04/1990", "DMY", "impossible date"),
-        ("31/04/1990", "unknown", "impossible date"),
-        ("1990-02-30", "unknown", "impossible date"),
-        ("29/02/1989", "DMY", "impossible date"),
-        ("13/13/1990", "unknown", "impossible date"),
-        ("04/25/1980", "DMY", "impossible date"),
-        ("1700", "unknown", "year out of range"),
-        ("01/15/1700", "MDY", "year out of range"),
-        ("03/04/80", "DMY", "unrecognised date format"),
-        ("3 April 1980", "DMY", "unrecognised date format"),
-        ("03/04/1980", "YMD", "day or month first, but the date order is YMD"),
+        ("31/04/1990", "DMY", "impossible date", (BirthDate(1990, 4), YEAR_MONTH)),
+        ("31/04/1990", "unknown", "impossible date", (BirthDate(1990, 4), YEAR_MONTH)),
+        ("1990-02-30", "unknown", "impossible date", (BirthDate(1990, 2), YEAR_MONTH)),
+        ("29/02/1989", "DMY", "impossible date", (BirthDate(1989, 2), YEAR_MONTH)),
+        ("13/13/1990", "unknown", "impossible date", (BirthDate(1990), YEAR)),
+        ("04/25/1980", "DMY", "impossible date", (BirthDate(1980, 4, 25), SWAPPED)),
+        ("31 Feb 1980", "DMY", "impossible date", (BirthDate(1980), YEAR)),
+        ("1700", "unknown", "year out of range", None),
+        ("01/15/1700", "MDY", "year out of range", None),
+        ("03/04/80", "DMY", "unrecognised date format", None),
+        ("3 Avril 1980", "DMY", "unrecognised date format", (BirthDate(1980), YEAR)),
+        ("10/Z7/1983", "MDY", "unrecognised date format", (BirthDate(1983, 10), YEAR_MONTH)),
+        ("10/Z7/1983", "DMY", "unrecognised date format", (BirthDate(1983), YEAR)),
+        ("1Z/31/1983", "unknown", "unrecognised date format", (BirthDate(1983), YEAR)),
+        ("31/1Z/1983", "unknown", "unrecognised date format", (BirthDate(1983), YEAR)),
+        ("12/3I/1983", "unknown", "unrecognised date format", (BirthDate(1983), YEAR)),
+        ("1983-O4-12", "DMY", "unrecognised date format", (BirthDate(1983), YEAR)),
+        ("1983-04-1Z", "MDY", "unrecognised date format", (BirthDate(1983, 4), YEAR_MONTH)),
+        ("xx/xx/1973", "MDY", "unrecognised date format", (BirthDate(1973), YEAR)),
+        ("30/10/197M", "DMY", "unrecognised date format", None),  # no year: nothing
+        ("11/13/11971", "MDY", "unrecognised date format", None),
+        ("03/04/1980", "YMD", "day or month first, but the date order is YMD", None),
     ],
 )
-def test_impossible_dates_are_field_errors(text: str, order: str, reason: str) -> None:
+def test_bad_dates_are_field_errors_that_keep_their_readable_parts(
+    text: str, order: str, reason: str, kept: tuple[BirthDate, str] | None
+) -> None:
     with pytest.raises(ValueError, match=reason):
         parse_birth_date(text, order)
-    assert errors_of({**GOOD, "birth_date": text}, date_order=order) == {"birth_date": reason}
+    assert salvage_birth_date(text, order) == kept
+    said = reason if kept is None else f"{reason} ({kept[1]})"
+    assert errors_of({**GOOD, "birth_date": text}, date_order=order) == {"birth_date": said}
+    checked = check_row({**GOOD, "birth_date": text}, 7, date_order=order)
+    assert checked.record is not None
+    assert checked.record.birth_date == (None if kept is None else kept[0])
+    assert text not in said
+
+
+@given(st.text(alphabet="0123456789/.- OIlZxAprMay", max_size=14), st.sampled_from(DateOrder))
+def test_salvage_keeps_only_what_parses(text: str, order: DateOrder) -> None:
+    """Whatever the text, salvage never raises, keeps a year only from four clean digits, and
+    keeps no more than the text's clean parts say: a full date only read the other way round."""
+    kept = salvage_birth_date(text, order)
+    if kept is None:
+        return
+    date, what = kept
+    assert f"{date.year:04d}" in text
+    assert (date.day is not None) == (what == KEPT_SWAPPED)
+    assert (date.month is not None) == (what != KEPT_YEAR)
+    if date.day is not None:
+        with pytest.raises(ValueError):
+            parse_birth_date(text, order)
 
 
 def test_bad_date_order_is_a_caller_error() -> None:

@@ -302,8 +302,9 @@ def test_names_dob_sex_through_the_cli_and_the_loader(
         result = load_csv(
             out / f"{side}.csv", mapping=out / f"{side}.mapping.json", write_rejects=False
         )
-        # Rows with an unparseable date are either rejected or kept without a date: only
-        # the rows with a readable date are sure to load, and with their date as written.
+        # Rows with an unparseable date are either rejected or kept with what is readable of
+        # their date (the year, perhaps the month) or none of it: only the rows with a readable
+        # date are sure to load, and with their date as written.
         assert result.loaded + result.rejected == len(records)
         loaded = {r.record_id: r for r in result.records}
         people = again.population.people

@@ -55,6 +55,7 @@ from xlink.linkage.keys import (
     MAX_TOKENS_PER_KEY,
     Instance,
     birth_instances,
+    full_dates_only,
     name_swaps,
     nationality_instances,
     recipe_column,
@@ -218,7 +219,7 @@ class TokenDeriver:
 
     def __init__(self, schema: LinkageSchema) -> None:
         self.schema = schema
-        self._column_memos: dict[tuple[tuple[Transform, ...], bool], FieldSlot] = {}
+        self._column_memos: dict[tuple[tuple[Transform, ...], bool, bool], FieldSlot] = {}
         groups: list[FieldGroup] = []
         projections: list[list[_Projection]] = []
         signatures: list[dict[tuple[object, ...], int]] = []
@@ -278,9 +279,10 @@ class TokenDeriver:
 
     def _column(self, recipe: KeyRecipe, i: int) -> FieldSlot:
         """The slot of :func:`~xlink.linkage.keys.recipe_column` of field ``i``, memoised per
-        value tuple; shared by every field with the same transforms and ``use_variants``."""
+        value tuple; shared by every field with the same transforms and ``use_variants`` (and
+        the same :func:`~xlink.linkage.keys.full_dates_only`)."""
         chain = recipe.transforms[i]
-        key = (chain, recipe.use_variants)
+        key = (chain, recipe.use_variants, full_dates_only(recipe, i))
         column = self._column_memos.get(key)
         if column is None:
             memo: dict[Values, Slot] = {}

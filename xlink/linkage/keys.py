@@ -19,8 +19,8 @@ Fields, from :class:`~xlink.records.model.PersonRecord`:
   (:func:`~xlink.records.normalise.name_part_variants`); ``given_first``: the first given word;
   ``family_part``: secondary components of a compound family name; ``full_name``: all name words
   sorted, order-insensitive. A name with only ``full`` is split first word / last word.
-- ``birth_date`` (ISO at its own precision), ``birth_year``, ``birth_year_month`` (absent for a
-  year-only date).
+- ``birth_date`` (ISO at its own precision; untransformed, full dates only:
+  :func:`recipe_column`), ``birth_year``, ``birth_year_month`` (absent for a year-only date).
 - ``sex``: ``F`` or ``M``; ``X`` (unspecified) counts as missing, since two unspecified markers
   are no evidence of identity.
 - ``document_number`` (:func:`~xlink.records.normalise.normalise_document_number`),
@@ -64,6 +64,7 @@ __all__ = [
     "derive_token_set",
     "document_instance",
     "document_instances",
+    "full_dates_only",
     "group_options",
     "iter_key_tokens",
     "key_parts",
@@ -77,6 +78,7 @@ __all__ = [
 
 #: Cap on the tokens one key gives for one record (bounds variant and alias blow-up).
 MAX_TOKENS_PER_KEY = 32
+_FULL_DATE = len("YYYY-MM-DD")
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,13 +271,24 @@ def group_options(
     return list(options)
 
 
+def full_dates_only(recipe: KeyRecipe, i: int) -> bool:
+    """Whether field ``i`` of ``recipe`` is ``birth_date`` untransformed, which reads full
+    dates only (:func:`recipe_column`)."""
+    return not recipe.transforms[i] and recipe.fields[i] is Field.BIRTH_DATE
+
+
 def recipe_column(recipe: KeyRecipe, i: int, raw: tuple[str, ...]) -> tuple[str, ...]:
     """The values field ``i`` of ``recipe`` takes from an instance's values ``raw`` of that
     field: the primary one only without ``use_variants``, through the field's transforms,
-    distinct, in order."""
+    distinct, in order. Untransformed, ``birth_date`` is a full date: a partial one
+    (``1980``, ``1980-03``) gives nothing, so that it neither agrees with another partial date
+    as if the day were known nor disagrees with a full date it may well be; ``birth_year``,
+    ``birth_year_month`` and the ``year`` transforms compare what it does say."""
     if not recipe.use_variants:
         raw = raw[:1]
     chain = recipe.transforms[i]
+    if full_dates_only(recipe, i):
+        raw = tuple(r for r in raw if len(r) == _FULL_DATE)
     return tuple(dict.fromkeys(v for r in raw for v in apply_chain(chain, r)))
 
 

@@ -32,11 +32,13 @@ __all__ = [
     "parse_handling_code",
     "parse_nationalities",
     "parse_sex",
+    "salvage_birth_date",
 ]
 
 
 class DateOrder(StrEnum):
-    """How a file writes day and month in ``NN/NN/YYYY`` dates (``/`` or ``.`` separated).
+    """How a file writes day and month in ``NN/NN/YYYY`` dates (``/``, ``.``, ``-`` or a space
+    between the parts).
 
     ``UNKNOWN`` deduces the order from each date when one part is above 12, and otherwise reads
     the date as day-first and marks it ``day_month_ambiguous`` so that normalisation can derive
@@ -64,9 +66,34 @@ _ISO_FULL = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _ISO_MONTH = re.compile(r"(\d{4})-(\d{2})")
 _YEAR = re.compile(r"\d{4}")
 _COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
-_YEAR_FIRST = re.compile(r"(\d{4})([/.])(\d{1,2})\2(\d{1,2})")
-_YEAR_LAST = re.compile(r"(\d{1,2})([/.])(\d{1,2})\2(\d{4})")
-_MONTH_YEAR = re.compile(r"(\d{1,2})[/.](\d{4})")
+_YEAR_FIRST = re.compile(r"(\d{4})([/. -])(\d{1,2})\2(\d{1,2})")
+_YEAR_LAST = re.compile(r"(\d{1,2})([/. -])(\d{1,2})\2(\d{4})")
+_MONTH_YEAR = re.compile(r"(\d{1,2})[/. -](\d{4})")
+# A month by its English name or first three letters (``Sept`` too): 3 Apr 1980, 03-APR-1980
+# (as some databases print dates), April 3, 1980.
+_MONTHS = {
+    name: number
+    for number, full in enumerate(
+        (
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ),
+        start=1,
+    )
+    for name in (full, full[:3])
+} | {"sept": 9}
+_DAY_MONTH_NAME = re.compile(r"(\d{1,2})[-/. ]([A-Za-z]{3,9})\.?[-/. ,]\s*(\d{4})")
+_MONTH_NAME_DAY = re.compile(r"([A-Za-z]{3,9})\.?\s+(\d{1,2}),?\s+(\d{4})")
 _COUNTRY = COUNTRY  # ISO 3166-1 alpha-3, as the MOU's parties
 _DOC_TYPE = re.compile(r"[A-Z0-9]{1,2}")
 
@@ -87,7 +114,9 @@ def parse_birth_date(text: str, date_order: DateOrder | str = DateOrder.UNKNOWN)
     """Parse a possibly partial date of birth.
 
     Accepted forms: ``YYYY-MM-DD``, ``YYYY-MM``, ``YYYY``, ``YYYYMMDD``, ``YYYY/MM/DD``, ``MM/YYYY``
-    and ``NN/NN/YYYY`` (``/`` or ``.``), the last read by ``date_order`` (see :class:`DateOrder`).
+    ``NN/NN/YYYY`` (any of ``/ . -`` or a space for ``/``, the same one twice), read by
+    ``date_order`` (see :class:`DateOrder`), and a month by its English name or first three
+    letters, whatever the order (``3 Apr 1980``, ``03-APR-1980``, ``April 3, 1980``).
     With ``UNKNOWN`` order and both parts <= 12 and different, the day-first reading is returned
     with ``day_month_ambiguous=True``.
 
@@ -108,6 +137,10 @@ def parse_birth_date(text: str, date_order: DateOrder | str = DateOrder.UNKNOWN)
         return _birth_date(int(text), None, None)
     if m := _MONTH_YEAR.fullmatch(text):
         return _birth_date(int(m[2]), int(m[1]), None)
+    if (m := _DAY_MONTH_NAME.fullmatch(text)) and m[2].lower() in _MONTHS:
+        return _birth_date(int(m[3]), _MONTHS[m[2].lower()], int(m[1]))
+    if (m := _MONTH_NAME_DAY.fullmatch(text)) and m[1].lower() in _MONTHS:
+        return _birth_date(int(m[3]), _MONTHS[m[1].lower()], int(m[2]))
     if m := _YEAR_LAST.fullmatch(text):
         first, second, year = int(m[1]), int(m[3]), int(m[4])
         if order is DateOrder.YMD:
@@ -125,6 +158,85 @@ def parse_birth_date(text: str, date_order: DateOrder | str = DateOrder.UNKNOWN)
             raise ValueError("impossible date")
         return _birth_date(year, second, first, ambiguous=first != second)
     raise ValueError("unrecognised date format")
+
+
+#: A date's three parts and the separator between them, whatever the parts hold.
+_THREE_PARTS = re.compile(r"([^/.\-\s]+)([/.\-\s])([^/.\-\s]+)\2([^/.\-\s]+)")
+#: What :func:`salvage_birth_date` kept of a refused date, as its field error says it.
+KEPT_YEAR = "its year is readable"
+KEPT_YEAR_MONTH = "its year and month are readable"
+KEPT_SWAPPED = "a date with day and month the other way round"
+
+
+def _clean(part: str, high: int) -> int | None:
+    """``part`` as a number in ``1..high``, if it is one or two ASCII digits."""
+    if not (part.isascii() and part.isdigit() and len(part) <= 2):
+        return None
+    value = int(part)
+    return value if 1 <= value <= high else None
+
+
+def _parts_in_order(parts: tuple[str, str, str], order: DateOrder) -> tuple[str, str, str] | None:
+    """``(year, month, day)`` texts of a three-part date as its form and ``order`` place them
+    (empty month and day when nothing says which is which), or None when no part can be the
+    year."""
+    first, second, third = parts
+    if len(first) == 4:  # year first: ISO-like, whatever the order
+        return first, second, third
+    if len(third) != 4 or order is DateOrder.YMD:
+        return None
+    if order is DateOrder.MDY:
+        return third, first, second
+    if order is DateOrder.DMY:
+        return third, second, first
+    day_first = _clean(first, 31) is not None and _clean(first, 12) is None
+    day_second = _clean(second, 31) is not None and _clean(second, 12) is None
+    if day_first != day_second:  # one clean part above 12: that one is the day
+        return (third, second, first) if day_first else (third, first, second)
+    return third, "", ""
+
+
+def salvage_birth_date(
+    text: str, date_order: DateOrder | str = DateOrder.UNKNOWN
+) -> tuple[BirthDate, str] | None:
+    """What can be kept of a date of birth :func:`parse_birth_date` refuses, and what was kept.
+
+    Only a date in three parts (``NN/NN/YYYY`` or ``YYYY-NN-NN``, any of ``/ . -`` or a space
+    between them) whose year is four digits in range is kept at all, and then:
+
+    - impossible as its order reads it but a date the other way round (``11/28/1975`` in a
+      day-first file): read the other way round (:data:`KEPT_SWAPPED`);
+    - with a month part of one or two digits in 1..12, where the order (or, with none, a clean
+      day above 12) says which part is the month: the year and month
+      (:data:`KEPT_YEAR_MONTH`; ``10/Z7/1983`` month first, ``31/04/1969`` day first);
+    - otherwise the year alone (:data:`KEPT_YEAR`; ``xx/xx/1973``, ``01/00/1981``).
+
+    A year with a letter in it (``197M``), or two digits only, keeps nothing: None. Real lists
+    garble single characters of dates (optical reading, keying); the parts left clean still say
+    something, and a partial date agrees only on what it holds. Never raises.
+    """
+    match = _THREE_PARTS.fullmatch(text.strip())
+    if match is None:
+        return None
+    placed = _parts_in_order((match[1], match[3], match[4]), DateOrder(date_order))
+    if placed is None or not (placed[0].isascii() and placed[0].isdigit()):
+        return None
+    year_text, month_text, day_text = placed
+    try:
+        year = BirthDate(int(year_text))
+    except ValueError:
+        return None
+    month, day = _clean(month_text, 12), _clean(day_text, 31)
+    if month is None and day is not None and day <= 12:
+        swapped_day = _clean(month_text, 31)
+        if swapped_day is not None:
+            try:
+                return BirthDate(year.year, day, swapped_day), KEPT_SWAPPED
+            except ValueError:
+                pass
+    if month is None:
+        return year, KEPT_YEAR
+    return BirthDate(year.year, month), KEPT_YEAR_MONTH
 
 
 def parse_category(text: str) -> Category:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TypeVar
 
@@ -36,10 +36,12 @@ from xlink.records._fields import (
     parse_handling_code,
     parse_nationalities,
     parse_sex,
+    salvage_birth_date,
 )
 from xlink.records._sharing import ADDRESSES, DOCUMENTS, NAME, SOURCE, SharedValues
 from xlink.records.model import (
     Address,
+    BirthDate,
     Category,
     HandlingCode,
     IdentityDocument,
@@ -69,6 +71,7 @@ __all__ = [
     "parse_handling_code",
     "parse_nationalities",
     "parse_sex",
+    "salvage_birth_date",
     "validate_row",
 ]
 
@@ -189,6 +192,7 @@ class _Parsers:
         self.grading = wrap(parse_grading)
         self.handling_code = wrap(parse_handling_code)
         self.birth_date = wrap(lambda t: parse_birth_date(t, birth_order))
+        self.birth_order = birth_order
         self.expiry = wrap(lambda t: parse_birth_date(t, expiry_order).isoformat())
 
 
@@ -403,6 +407,8 @@ class RowChecker:
             reader.error(NAME_PSEUDO_FIELD, _NO_NAME)
         aliases = reader.parse("aliases", parsers.aliases) or ()
         birth_date = reader.parse("birth_date", parsers.birth_date)
+        if birth_date is None and values.get("birth_date"):
+            birth_date = _readable_part(reader, values["birth_date"], parsers.birth_order)
         sex = reader.parse("sex", parsers.sex)
         nationalities = reader.parse("nationalities", parsers.nationalities) or ()
         docs = _read_documents(reader, documents, parsers)
@@ -437,6 +443,17 @@ class RowChecker:
             ),
         )
         return CheckedRow(record, errors)
+
+
+def _readable_part(reader: _RowReader, text: str, order: DateOrder) -> BirthDate | None:
+    """What :func:`salvage_birth_date` reads of a date of birth the parser just refused, said
+    in the refusal's reason (which stays a reason, never the value)."""
+    kept = salvage_birth_date(text, order)
+    if kept is None:
+        return None
+    refused = reader.errors[-1]
+    reader.errors[-1] = replace(refused, reason=f"{refused.reason} ({kept[1]})")
+    return kept[0]
 
 
 _NO_NAME = "no name (one of " + ", ".join(NAME_FIELDS) + " needed)"
