@@ -159,6 +159,23 @@ def test_the_estimate_does_not_depend_on_pair_order_or_side(seed: int, mirror: b
     assert estimate(SCHEMA, a[order], b[order], agree[order], present[order]) == est
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000))
+def test_the_threshold_keeps_whole_patterns_nearest_the_expected_count(seed: int) -> None:
+    """The pairs of one pattern share a score and cannot be told apart, so the threshold keeps
+    a pattern whole or refuses it whole, at whichever boundary keeps a count nearest the
+    expected matches (the larger when two are as near; best-of-either then takes the higher
+    of that and even odds). Failed when the threshold was the score of the expected-th pair,
+    which kept the whole run of pairs it fell in."""
+    left, right, agree, present, _ = _world(seed, people=1000, decoys=3)
+    est = estimate(SCHEMA, left, right, agree, present)
+    score = _scores(est, agree, present)
+    kept = score[one_to_one_mask(left, right, score)]
+    counts = {float(s): int((kept >= s).sum()) for s in np.unique(kept)}
+    nearest = max(counts, key=lambda s: (-abs(counts[s] - est.expected_matches), counts[s]))
+    assert est.threshold == nearest
+
+
 def test_too_few_pairs_are_refused() -> None:
     left, right, agree, present, _ = _world(2, people=80, decoys=1)
     assert len(left) < MIN_PAIRS

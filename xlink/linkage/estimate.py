@@ -36,8 +36,10 @@ the keys are made of, as a plaintext linkage compares fields:
    ``λ``, the share of candidate pairs that are matches, are estimated by EM over every
    candidate pair's pattern.
 5. **Score and threshold.** A pattern's score is ``log2 P(pattern | match) / P(pattern |
-   non-match)``. The threshold keeps no more pairs than the estimate expects matches: the
-   score of the ``round(λ·C)``-th best pair among those the link rule keeps. Under the
+   non-match)``. The threshold keeps about as many pairs as the estimate expects matches,
+   ``round(λ·C)`` of those the link rule keeps. The pairs of one pattern share a score, so a
+   pattern is kept or refused whole: the one the count ends in is kept if at least half of
+   its pairs are within the count (:func:`_nearest_count`). Under the
    best-of-either rule, which keeps every record's lone candidate, it is also at least the
    score at which a pair is as likely a match as not, ``log2((1-λ)/λ)``. A pair whose odds of
    being a match reach :data:`CERTAIN_ODDS` (score ``max(log2((1-λ)/λ), 0) + log2(CERTAIN_ODDS)``,
@@ -239,6 +241,20 @@ def _bits(masks: npt.NDArray[np.int64], keys: int) -> npt.NDArray[np.float64]:
     return ((masks[:, None] >> np.arange(keys, dtype=np.int64)) & 1).astype(np.float64)
 
 
+def _nearest_count(kept: npt.NDArray[np.float64], expected: int) -> float:
+    """The score at which as near ``expected`` of the ``kept`` scores (highest first) as whole
+    runs of equal scores allow are at or above it: the run the ``expected``-th score falls in
+    is kept if at least half of it is within the count, else refused (if a run above it is
+    left to keep). A pattern's pairs cannot be told apart, and a run of hundreds of household
+    pairs at the count's end must not come in whole for the sake of a few."""
+    at = float(kept[min(expected, len(kept)) - 1])
+    above = int(np.count_nonzero(kept > at))
+    run = int(np.count_nonzero(kept == at))
+    if above and 2 * (expected - above) < run:
+        return float(kept[above - 1])
+    return at
+
+
 def estimate(
     schema: LinkageSchema,
     left: npt.ArrayLike,
@@ -328,7 +344,7 @@ def estimate(
     kept = np.sort(score[one_to_one_mask(lefts, rights, score, links=links)])[::-1]
     if not len(kept):  # every record's best pair tied: nothing to count from
         raise EstimationError("the link rule keeps no candidate pair; nothing to estimate from")
-    by_count = float(kept[min(expected, len(kept)) - 1])
+    by_count = _nearest_count(kept, expected)
     even_odds = round(math.log2((1.0 - prior) / prior), SCORE_DECIMALS)
     # best of either keeps every record's lone candidate, so the count alone over-admits
     threshold = by_count if links == ONE_TO_ONE else max(by_count, even_odds)
