@@ -135,7 +135,13 @@ def schemas(draw: st.DrawFn) -> LinkageSchema:
             key["unordered"] = draw(st.booleans())
         keys.append(key)
     return validate_schema(
-        {"id": "gen", "version": 1, "keys": keys, "placeholder_names": draw(st.booleans())}
+        {
+            "id": "gen",
+            "version": 1,
+            "keys": keys,
+            "placeholder_names": draw(st.booleans()),
+            "full_birth_dates": draw(st.booleans()),
+        }
     )
 
 
@@ -175,14 +181,16 @@ def test_cached_derivation_equals_reference_on_generated_schemas(
 @settings(max_examples=60, deadline=None)
 @given(st.lists(records(), min_size=1, max_size=20))
 def test_cached_derivation_equals_reference_on_bundled_schemas(items: list[PersonRecord]) -> None:
-    from xlink.linkage.schema import DEFAULT_SCHEMA_RESOURCE
-
-    v3 = DEFAULT_SCHEMA_RESOURCE.replace("v4", "v3")
     from importlib import resources
 
-    with resources.as_file(resources.files("xlink") / v3) as path:
-        older = load_schema(path)
-    for schema in (load_default_schema(), older):
+    from xlink.linkage.schema import DEFAULT_SCHEMA_RESOURCE
+
+    older = []
+    for version in ("v3", "v4"):
+        resource = DEFAULT_SCHEMA_RESOURCE.replace("v5", version)
+        with resources.as_file(resources.files("xlink") / resource) as path:
+            older.append(load_schema(path))
+    for schema in (load_default_schema(), *older):
         assert _same(derive_token_set(items, schema), _reference(items, schema))
 
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from xlink.linkage.keys import MAX_TOKENS_PER_KEY, derive_match_keys, derive_token_set
-from xlink.linkage.schema import LinkageSchema, validate_schema
+from xlink.linkage.schema import LinkageSchema, schema_digest, validate_schema
 from xlink.linkage.tokens import TOKEN_SIZE, token_digest
 from xlink.records.model import (
     Address,
@@ -117,29 +117,39 @@ def test_transforms_and_unordered() -> None:
     assert tokens_of(a, s, "ph") & tokens_of(c, s, "ph")
 
 
-def test_a_partial_date_is_no_full_birth_date() -> None:
-    """Untransformed, birth_date compares full dates: a partial date gives no token for it, so
-    a key on it is missing (no evidence) rather than disagreeing with a full date, and two
-    year-only dates do not agree as if their day were known. What the date does say is still
-    compared by the year fields and transforms. This failed when a partial date hashed as its
-    ISO form: a garbled day kept as the year and month disagreed on every full-date key."""
-    s = schema(
+def test_a_partial_date_is_no_full_birth_date_under_full_birth_dates() -> None:
+    """With the schema's ``full_birth_dates``, birth_date holds full dates only: a partial date
+    gives no token for a key on it, so the key is missing (no evidence) rather than disagreeing
+    with a full date, and two year-only dates do not agree as if their day were known; the year
+    fields still compare what the date says. Without the flag (schemas written before it, such
+    as default v4), tokens are as they always were. A schema with the flag failed this before
+    there was one: a garbled day kept as the year and month disagreed on every full-date key."""
+    keys = [
         key("fam_dob", "family", "birth_date"),
         key("fam_year", "family", "birth_year"),
         key("fam_ym", "family", "birth_year_month"),
         key("fam_dob_year", "family", "birth_date", transforms={"birth_date": "year"}),
-        key("fam_dob_ym", "family", "birth_date", transforms={"birth_date": "year_month"}),
+    ]
+    flagged = validate_schema(
+        {"id": "test-schema", "version": 1, "keys": keys, "full_birth_dates": True}
     )
+    plain = schema(*keys)
     full, month, year = BirthDate(1983, 10, 7), BirthDate(1983, 10), BirthDate(1983)
-    keys = {b: {k for k, _ in derive_match_keys(person(birth=b), s)} for b in (full, month, year)}
-    assert keys[full] == {"fam_dob", "fam_year", "fam_ym", "fam_dob_year", "fam_dob_ym"}
-    assert keys[month] == {"fam_year", "fam_ym", "fam_dob_year", "fam_dob_ym"}
-    assert keys[year] == {"fam_year", "fam_dob_year"}
-    for name in ("fam_year", "fam_dob_year"):
-        assert tokens_of(person(birth=full), s, name) == tokens_of(person(birth=year), s, name)
-    assert tokens_of(person(birth=full), s, "fam_dob_ym") == tokens_of(
-        person(birth=month), s, "fam_dob_ym"
+
+    def keys_of(s: LinkageSchema, b: BirthDate) -> set[str]:
+        return {k for k, _ in derive_match_keys(person(birth=b), s)}
+
+    assert keys_of(flagged, full) == {"fam_dob", "fam_year", "fam_ym", "fam_dob_year"}
+    assert keys_of(flagged, month) == {"fam_year", "fam_ym"}
+    assert keys_of(flagged, year) == {"fam_year"}
+    assert tokens_of(person(birth=full), flagged, "fam_year") == tokens_of(
+        person(birth=year), flagged, "fam_year"
     )
+    # without the flag: a partial date hashes as its ISO form on birth_date keys
+    assert keys_of(plain, month) == {"fam_dob", "fam_year", "fam_ym", "fam_dob_year"}
+    assert keys_of(plain, year) == {"fam_dob", "fam_year", "fam_dob_year"}
+    # the flag is part of the schema's digest, so two parties cannot disagree on it unseen
+    assert schema_digest(flagged) != schema_digest(plain)
 
 
 def test_aliases_and_addresses() -> None:

@@ -130,6 +130,8 @@ def test_every_error_is_collected() -> None:
     bad = {
         "version": 0,
         "colour": "blue",
+        "placeholder_names": "yes",
+        "full_birth_dates": 1,
         "keys": [
             {"name": "a", "version": 1, "fields": ["given", "shoe_size"]},
             {"name": "a", "version": 1, "fields": ["family"], "transforms": {"family": ["soundx"]}},
@@ -148,6 +150,8 @@ def test_every_error_is_collected() -> None:
         "id: required",
         "version: must be an integer",
         "unknown member 'colour'",
+        "placeholder_names: must be true or false",
+        "full_birth_dates: must be true or false",
         "keys[0].fields[1]: unknown field 'shoe_size'",
         "keys[1].name: duplicate key name",
         "keys[1].transforms.family: unknown transform 'soundx'",
@@ -161,7 +165,7 @@ def test_every_error_is_collected() -> None:
         "keys[7].fields: required",
     ]:
         assert expected in errors, expected
-    assert len(info.value.errors) >= 14
+    assert len(info.value.errors) >= 16
 
 
 def test_syntax_errors_are_schema_errors() -> None:
@@ -185,7 +189,8 @@ def test_load_schema_from_file(tmp_path: Path) -> None:
 
 def test_default_schema() -> None:
     schema = load_default_schema()
-    assert schema.id == "xlink-default" and schema.version == 4
+    assert schema.id == "xlink-default" and schema.version == 5
+    assert schema.placeholder_names and schema.full_birth_dates
     assert schema.threshold is not None and schema.certain_threshold is not None
     assert schema.certain_threshold >= schema.threshold
     assert all(k.weight is not None and k.m is None for k in schema.keys)
@@ -202,6 +207,8 @@ def test_schema_document_round_trips_weights_and_thresholds() -> None:
         "description": "round trip",
         "threshold": -1.5,
         "certain_threshold": 4.25,
+        "placeholder_names": True,
+        "full_birth_dates": True,
         "keys": [
             {"name": "a", "version": 1, "fields": ["family", "birth_date"], "weight": -0.75},
             {

@@ -118,6 +118,9 @@ def test_full_row_parses_every_field() -> None:
         ("03-APR-1980", "unknown", BirthDate(1980, 4, 3)),
         ("April 3, 1980", "DMY", BirthDate(1980, 4, 3)),
         ("Sept. 30 1980", "unknown", BirthDate(1980, 9, 30)),
+        ("03\u00a004\u00a01980", "DMY", BirthDate(1980, 4, 3)),  # no-break spaces
+        ("1980-04-03 00:00:00", "unknown", BirthDate(1980, 4, 3)),  # a database's timestamp
+        ("1980-04-03T12:30:00Z", "DMY", BirthDate(1980, 4, 3)),
     ],
 )
 def test_birth_date_forms(text: str, order: str, expected: BirthDate) -> None:
@@ -147,6 +150,12 @@ YEAR, YEAR_MONTH, SWAPPED = KEPT_YEAR, KEPT_YEAR_MONTH, KEPT_SWAPPED
         ("31/1Z/1983", "unknown", "unrecognised date format", (BirthDate(1983), YEAR)),
         ("12/3I/1983", "unknown", "unrecognised date format", (BirthDate(1983), YEAR)),
         ("1983-O4-12", "DMY", "unrecognised date format", (BirthDate(1983), YEAR)),
+        # a year-first date has one order: never read the other way round
+        ("1980-13-05", "unknown", "impossible date", (BirthDate(1980), YEAR)),
+        ("1980-18-05", "YMD", "impossible date", (BirthDate(1980), YEAR)),
+        # a word for a part says nothing about where the month is
+        ("3 Febuary 1980", "MDY", "unrecognised date format", (BirthDate(1980), YEAR)),
+        ("Okt 3 1980", "DMY", "unrecognised date format", (BirthDate(1980), YEAR)),
         ("1983-04-1Z", "MDY", "unrecognised date format", (BirthDate(1983, 4), YEAR_MONTH)),
         ("xx/xx/1973", "MDY", "unrecognised date format", (BirthDate(1973), YEAR)),
         ("30/10/197M", "DMY", "unrecognised date format", None),  # no year: nothing

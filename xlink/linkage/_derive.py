@@ -55,7 +55,6 @@ from xlink.linkage.keys import (
     MAX_TOKENS_PER_KEY,
     Instance,
     birth_instances,
-    full_dates_only,
     name_swaps,
     nationality_instances,
     recipe_column,
@@ -185,9 +184,17 @@ def _address_values(street: str, locality: str, region: str, postcode: str) -> t
     )
 
 
-def _birth_instances(key: tuple[int, int | None, int | None, bool]) -> Sequence[Instance]:
-    """The birth date's instances, from its fields in :data:`RecordFields`."""
-    return birth_instances(BirthDate(key[0], key[1], key[2], day_month_ambiguous=key[3]))
+def _birth_instances(
+    full_birth_dates: bool,
+) -> Callable[[tuple[int, int | None, int | None, bool]], Sequence[Instance]]:
+    """The birth date's instances, from its fields in :data:`RecordFields`, under a schema's
+    ``full_birth_dates``."""
+
+    def instances(key: tuple[int, int | None, int | None, bool]) -> Sequence[Instance]:
+        date = BirthDate(key[0], key[1], key[2], day_month_ambiguous=key[3])
+        return birth_instances(date, full_birth_dates=full_birth_dates)
+
+    return instances
 
 
 def _place_instances(text: str) -> Sequence[Instance]:
@@ -219,7 +226,7 @@ class TokenDeriver:
 
     def __init__(self, schema: LinkageSchema) -> None:
         self.schema = schema
-        self._column_memos: dict[tuple[tuple[Transform, ...], bool, bool], FieldSlot] = {}
+        self._column_memos: dict[tuple[tuple[Transform, ...], bool], FieldSlot] = {}
         groups: list[FieldGroup] = []
         projections: list[list[_Projection]] = []
         signatures: list[dict[tuple[object, ...], int]] = []
@@ -279,10 +286,9 @@ class TokenDeriver:
 
     def _column(self, recipe: KeyRecipe, i: int) -> FieldSlot:
         """The slot of :func:`~xlink.linkage.keys.recipe_column` of field ``i``, memoised per
-        value tuple; shared by every field with the same transforms and ``use_variants`` (and
-        the same :func:`~xlink.linkage.keys.full_dates_only`)."""
+        value tuple; shared by every field with the same transforms and ``use_variants``."""
         chain = recipe.transforms[i]
-        key = (chain, recipe.use_variants, full_dates_only(recipe, i))
+        key = (chain, recipe.use_variants)
         column = self._column_memos.get(key)
         if column is None:
             memo: dict[Values, Slot] = {}
@@ -396,7 +402,7 @@ class TokenDeriver:
             return read
 
         if group is FieldGroup.BIRTH:
-            return memoised(2, _birth_instances)
+            return memoised(2, _birth_instances(self.schema.full_birth_dates))
         if group is FieldGroup.SEX:
             female = instances_entry(g, (Instance({Field.SEX: (Sex.FEMALE.value,)}),))
             male = instances_entry(g, (Instance({Field.SEX: (Sex.MALE.value,)}),))

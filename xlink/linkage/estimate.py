@@ -145,7 +145,8 @@ class LinkageEstimate:
     prior: float
     """Estimated share of the candidate pairs that are matches."""
     threshold: float
-    """The score of the ``expected_matches``-th best pair the link rule keeps; under
+    """The score that keeps about ``expected_matches`` of the pairs the link rule keeps, a
+    run of equal scores kept or refused whole (module docstring, step 5); under
     best-of-either, at least the even-odds score."""
     certain: float
     """The score at which a pair's odds of a match reach :data:`CERTAIN_ODDS` (with the prior

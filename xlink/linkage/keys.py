@@ -19,8 +19,8 @@ Fields, from :class:`~xlink.records.model.PersonRecord`:
   (:func:`~xlink.records.normalise.name_part_variants`); ``given_first``: the first given word;
   ``family_part``: secondary components of a compound family name; ``full_name``: all name words
   sorted, order-insensitive. A name with only ``full`` is split first word / last word.
-- ``birth_date`` (ISO at its own precision; untransformed, full dates only:
-  :func:`recipe_column`), ``birth_year``, ``birth_year_month`` (absent for a year-only date).
+- ``birth_date`` (ISO at its own precision; full dates only in a schema with
+  ``full_birth_dates``), ``birth_year``, ``birth_year_month`` (absent for a year-only date).
 - ``sex``: ``F`` or ``M``; ``X`` (unspecified) counts as missing, since two unspecified markers
   are no evidence of identity.
 - ``document_number`` (:func:`~xlink.records.normalise.normalise_document_number`),
@@ -64,7 +64,6 @@ __all__ = [
     "derive_token_set",
     "document_instance",
     "document_instances",
-    "full_dates_only",
     "group_options",
     "iter_key_tokens",
     "key_parts",
@@ -78,7 +77,6 @@ __all__ = [
 
 #: Cap on the tokens one key gives for one record (bounds variant and alias blow-up).
 MAX_TOKENS_PER_KEY = 32
-_FULL_DATE = len("YYYY-MM-DD")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,13 +151,16 @@ def name_instances(
     return tuple(out)
 
 
-def birth_instances(birth_date: BirthDate) -> tuple[Instance, ...]:
-    """The :data:`~xlink.linkage.fields.FieldGroup.BIRTH` instance of a birth date."""
+def birth_instances(
+    birth_date: BirthDate, *, full_birth_dates: bool = False
+) -> tuple[Instance, ...]:
+    """The :data:`~xlink.linkage.fields.FieldGroup.BIRTH` instance of a birth date. With
+    ``full_birth_dates`` (a schema's ``full_birth_dates``), a partial date has no
+    ``birth_date`` value, only its year (and month)."""
     dates = birth_date_variants_ordered(birth_date)
-    birth: dict[Field, tuple[str, ...]] = {
-        Field.BIRTH_DATE: dates,
-        Field.BIRTH_YEAR: (f"{birth_date.year:04d}",),
-    }
+    birth: dict[Field, tuple[str, ...]] = {Field.BIRTH_YEAR: (f"{birth_date.year:04d}",)}
+    if birth_date.day is not None or not full_birth_dates:
+        birth[Field.BIRTH_DATE] = dates
     if birth_date.month is not None:
         birth[Field.BIRTH_YEAR_MONTH] = tuple(dict.fromkeys(d[:7] for d in dates))
     return (Instance(birth),)
@@ -204,18 +205,21 @@ def address_instances(addresses: Iterable[Address]) -> tuple[Instance, ...]:
 
 
 def record_instances(
-    record: PersonRecord, *, placeholder_names: bool = False
+    record: PersonRecord, *, placeholder_names: bool = False, full_birth_dates: bool = False
 ) -> dict[FieldGroup, tuple[Instance, ...]]:
     """Normalise ``record`` into instances per field group (module docstring). With
     ``placeholder_names`` (a schema's ``placeholder_names``), a placeholder given name is no
-    given name. Never raises."""
+    given name; with ``full_birth_dates``, a partial birth date is no ``birth_date``
+    (:func:`birth_instances`). Never raises."""
     out: dict[FieldGroup, tuple[Instance, ...]] = {
         FieldGroup.NAME: name_instances(
             (record.name, *record.aliases), placeholder_names=placeholder_names
         )
     }
     if record.birth_date is not None:
-        out[FieldGroup.BIRTH] = birth_instances(record.birth_date)
+        out[FieldGroup.BIRTH] = birth_instances(
+            record.birth_date, full_birth_dates=full_birth_dates
+        )
     if record.sex is not None and record.sex is not Sex.UNSPECIFIED:
         out[FieldGroup.SEX] = (Instance({Field.SEX: (record.sex.value,)}),)
     out[FieldGroup.DOCUMENT] = document_instances(record.documents)
@@ -271,24 +275,13 @@ def group_options(
     return list(options)
 
 
-def full_dates_only(recipe: KeyRecipe, i: int) -> bool:
-    """Whether field ``i`` of ``recipe`` is ``birth_date`` untransformed, which reads full
-    dates only (:func:`recipe_column`)."""
-    return not recipe.transforms[i] and recipe.fields[i] is Field.BIRTH_DATE
-
-
 def recipe_column(recipe: KeyRecipe, i: int, raw: tuple[str, ...]) -> tuple[str, ...]:
     """The values field ``i`` of ``recipe`` takes from an instance's values ``raw`` of that
     field: the primary one only without ``use_variants``, through the field's transforms,
-    distinct, in order. Untransformed, ``birth_date`` is a full date: a partial one
-    (``1980``, ``1980-03``) gives nothing, so that it neither agrees with another partial date
-    as if the day were known nor disagrees with a full date it may well be; ``birth_year``,
-    ``birth_year_month`` and the ``year`` transforms compare what it does say."""
+    distinct, in order."""
     if not recipe.use_variants:
         raw = raw[:1]
     chain = recipe.transforms[i]
-    if full_dates_only(recipe, i):
-        raw = tuple(r for r in raw if len(r) == _FULL_DATE)
     return tuple(dict.fromkeys(v for r in raw for v in apply_chain(chain, r)))
 
 
@@ -326,7 +319,11 @@ def derive_match_keys(record: PersonRecord, schema: LinkageSchema) -> list[tuple
     Keys whose fields the record lacks are skipped; a token value appears once per record.
     Never raises for a valid record and schema.
     """
-    instances = record_instances(record, placeholder_names=schema.placeholder_names)
+    instances = record_instances(
+        record,
+        placeholder_names=schema.placeholder_names,
+        full_birth_dates=schema.full_birth_dates,
+    )
     out: list[tuple[str, bytes]] = []
     seen: set[bytes] = set()
     for recipe in schema.keys:

@@ -50,7 +50,7 @@ __all__ = [
 #: Domain label prefixed to the canonical encoding hashed by :func:`schema_digest`.
 SCHEMA_DIGEST_DST = b"xlink/v1/linkage-schema"
 #: Package resource holding the default schema.
-DEFAULT_SCHEMA_RESOURCE = "data/schemas/default-v4.json"
+DEFAULT_SCHEMA_RESOURCE = "data/schemas/default-v5.json"
 
 _MAX_KEYS = 255  # TokenSet stores the key index in one byte
 _MAX_VERSION = 2**32 - 1  # token_digest encodes versions in four bytes
@@ -109,6 +109,12 @@ class LinkageSchema:
     """Whether a placeholder given name (``Baby``, ``Unknown``...; ``xlink.linkage.keys.
     PLACEHOLDER_GIVEN_NAMES``) counts as no given name. Off unless a schema says so, so that
     the tokens of a schema written before the rule do not change."""
+    full_birth_dates: bool = False
+    """Whether the ``birth_date`` field holds full dates only: a partial date (``1980``,
+    ``1980-03``) then gives no ``birth_date`` value, so a key on it is missing for that record
+    (no evidence) rather than disagreeing with a full date, and two year-only dates do not
+    agree on it as if their days were known; ``birth_year`` and ``birth_year_month`` compare
+    what a partial date says. Off unless a schema says so, as ``placeholder_names``."""
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -136,7 +142,16 @@ def _as_real(value: object) -> float | None:
 
 
 _SCHEMA_MEMBERS = frozenset(
-    {"id", "version", "description", "threshold", "certain_threshold", "placeholder_names", "keys"}
+    {
+        "id",
+        "version",
+        "description",
+        "threshold",
+        "certain_threshold",
+        "placeholder_names",
+        "full_birth_dates",
+        "keys",
+    }
 )
 _MAX_WEIGHT = 64.0  # bits: beyond any evidence a key can carry
 _KEY_MEMBERS = frozenset(
@@ -301,6 +316,10 @@ def validate_schema(data: object) -> LinkageSchema:
     if not isinstance(placeholder_names, bool):
         errors.append("placeholder_names: must be true or false")
         placeholder_names = False
+    full_birth_dates = data.get("full_birth_dates", False)
+    if not isinstance(full_birth_dates, bool):
+        errors.append("full_birth_dates: must be true or false")
+        full_birth_dates = False
     description = data.get("description", "")
     if not isinstance(description, str):
         errors.append("description: must be a string")
@@ -331,6 +350,7 @@ def validate_schema(data: object) -> LinkageSchema:
         description=description,
         certain_threshold=certain,
         placeholder_names=placeholder_names,
+        full_birth_dates=full_birth_dates,
     )
 
 
@@ -358,8 +378,9 @@ def load_schema(path: str | Path) -> LinkageSchema:
 
 
 def load_default_schema() -> LinkageSchema:
-    """The schema shipped as package data (``xlink/data/schemas/default-v4.json``; version 3,
-    ``default-v3.json``, is shipped beside it for MOUs signed over it)."""
+    """The schema shipped as package data (``xlink/data/schemas/default-v5.json``; versions 3
+    and 4, ``default-v3.json`` and ``default-v4.json``, are shipped beside it for MOUs signed
+    over them)."""
     text = resources.files("xlink").joinpath(DEFAULT_SCHEMA_RESOURCE).read_text("utf-8")
     return parse_schema(text, "json")
 
@@ -403,6 +424,8 @@ def schema_to_document(schema: LinkageSchema) -> dict[str, object]:
             doc[member] = number
     if schema.placeholder_names:
         doc["placeholder_names"] = True
+    if schema.full_birth_dates:
+        doc["full_birth_dates"] = True
     doc["keys"] = keys
     return doc
 
@@ -419,9 +442,9 @@ def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
     every field in field order, identity steps dropped, as their string form; numbers that are
     not integers (``m``, ``u``, ``threshold``) are strings in C ``printf("%.17g")`` form, or
     ``null`` when absent. The members added later (a key's ``weight`` and
-    ``disagreement_weight``, the schema's ``certain_threshold`` and ``placeholder_names``) appear
-    only when set, in the
-    same string form, so that the digest of a schema that does not use them is unchanged.
+    ``disagreement_weight``, the schema's ``certain_threshold``, ``placeholder_names`` and
+    ``full_birth_dates``) appear only when set, in the same string form, so that the digest of
+    a schema that does not use them is unchanged.
     """
     out: dict[str, object] = {
         "id": schema.id,
@@ -451,6 +474,8 @@ def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
         out["certain_threshold"] = _real(schema.certain_threshold)
     if schema.placeholder_names:
         out["placeholder_names"] = True
+    if schema.full_birth_dates:
+        out["full_birth_dates"] = True
     return out
 
 

@@ -62,13 +62,16 @@ _SEX_WORDS = {
     "UNSPECIFIED": Sex.UNSPECIFIED,
 }
 
-_ISO_FULL = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+# an ISO date, perhaps with a time of day as database exports write it (the time is ignored)
+_ISO_FULL = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+)
 _ISO_MONTH = re.compile(r"(\d{4})-(\d{2})")
 _YEAR = re.compile(r"\d{4}")
 _COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
-_YEAR_FIRST = re.compile(r"(\d{4})([/. -])(\d{1,2})\2(\d{1,2})")
-_YEAR_LAST = re.compile(r"(\d{1,2})([/. -])(\d{1,2})\2(\d{4})")
-_MONTH_YEAR = re.compile(r"(\d{1,2})[/. -](\d{4})")
+_YEAR_FIRST = re.compile(r"(\d{4})([/.\s-])(\d{1,2})\2(\d{1,2})")
+_YEAR_LAST = re.compile(r"(\d{1,2})([/.\s-])(\d{1,2})\2(\d{4})")
+_MONTH_YEAR = re.compile(r"(\d{1,2})[/.\s-](\d{4})")
 # A month by its English name or first three letters (``Sept`` too): 3 Apr 1980, 03-APR-1980
 # (as some databases print dates), April 3, 1980.
 _MONTHS = {
@@ -169,8 +172,8 @@ KEPT_SWAPPED = "a date with day and month the other way round"
 
 
 def _clean(part: str, high: int) -> int | None:
-    """``part`` as a number in ``1..high``, if it is one or two ASCII digits."""
-    if not (part.isascii() and part.isdigit() and len(part) <= 2):
+    """``part`` as a number in ``1..high``, if it is one or two decimal digits."""
+    if not (part.isdecimal() and len(part) <= 2):
         return None
     value = int(part)
     return value if 1 <= value <= high else None
@@ -196,6 +199,12 @@ def _parts_in_order(parts: tuple[str, str, str], order: DateOrder) -> tuple[str,
     return third, "", ""
 
 
+def _a_word(part: str) -> bool:
+    """A part longer than a garbled number, with a letter in it: a month the parser does not
+    know (``Febuary``, ``Mai``) or a word, which says nothing about where the month is."""
+    return len(part) > 2 and any(c.isalpha() for c in part)
+
+
 def salvage_birth_date(
     text: str, date_order: DateOrder | str = DateOrder.UNKNOWN
 ) -> tuple[BirthDate, str] | None:
@@ -204,30 +213,39 @@ def salvage_birth_date(
     Only a date in three parts (``NN/NN/YYYY`` or ``YYYY-NN-NN``, any of ``/ . -`` or a space
     between them) whose year is four digits in range is kept at all, and then:
 
-    - impossible as its order reads it but a date the other way round (``11/28/1975`` in a
-      day-first file): read the other way round (:data:`KEPT_SWAPPED`);
-    - with a month part of one or two digits in 1..12, where the order (or, with none, a clean
-      day above 12) says which part is the month: the year and month
+    - ``NN/NN/YYYY`` impossible as its order reads it but a date the other way round
+      (``11/28/1975`` in a day-first file: a date written in the other order): read the other
+      way round (:data:`KEPT_SWAPPED`). Never for a year-first date, which has one order;
+    - with a month part of one or two digits in 1..12, where the form or the order (or, with
+      none, a clean day above 12) says which part is the month: the year and month
       (:data:`KEPT_YEAR_MONTH`; ``10/Z7/1983`` month first, ``31/04/1969`` day first);
-    - otherwise the year alone (:data:`KEPT_YEAR`; ``xx/xx/1973``, ``01/00/1981``).
+    - otherwise the year alone (:data:`KEPT_YEAR`; ``xx/xx/1973``, ``01/00/1981``, and any
+      date with a word for a part, ``3 Febuary 1980``).
 
     A year with a letter in it (``197M``), or two digits only, keeps nothing: None. Real lists
-    garble single characters of dates (optical reading, keying); the parts left clean still say
-    something, and a partial date agrees only on what it holds. Never raises.
+    garble single characters of dates (optical reading, keying) and write some in the other
+    order; the parts left clean still say something, and a partial date agrees only on what it
+    holds. A wrong digit that happens to make a date impossible one way and possible the other
+    is read the other way round, a wrong full date; that is rarer than a date written in the
+    other order, and still agrees on its year. Never raises.
     """
     match = _THREE_PARTS.fullmatch(text.strip())
     if match is None:
         return None
-    placed = _parts_in_order((match[1], match[3], match[4]), DateOrder(date_order))
-    if placed is None or not (placed[0].isascii() and placed[0].isdigit()):
+    parts = (match[1], match[3], match[4])
+    placed = _parts_in_order(parts, DateOrder(date_order))
+    if placed is None or not placed[0].isdecimal():
         return None
     year_text, month_text, day_text = placed
     try:
         year = BirthDate(int(year_text))
     except ValueError:
         return None
+    year_first = len(parts[0]) == 4
+    if any(_a_word(part) for part in (parts[1:] if year_first else parts[:2])):
+        return year, KEPT_YEAR
     month, day = _clean(month_text, 12), _clean(day_text, 31)
-    if month is None and day is not None and day <= 12:
+    if month is None and day is not None and day <= 12 and not year_first:
         swapped_day = _clean(month_text, 31)
         if swapped_day is not None:
             try:

@@ -117,7 +117,8 @@ _ERROR_ORDER = {
 class BadFieldPolicy(StrEnum):
     """What happens to a row with a bad value in a field that a record may lack.
 
-    ``DROP_FIELD`` (the loaders' default) keeps the record without that field and reports the
+    ``DROP_FIELD`` (the loaders' default) keeps the record without that field (a date of birth
+    with what is readable of it, :func:`salvage_birth_date`) and reports the
     :class:`FieldError` beside it: an impossible date of birth must not lose a true match.
     ``REJECT_ROW`` rejects the whole row, as for a problem in a :data:`ROW_FIELDS` field, which
     rejects the row under either policy.
@@ -334,11 +335,12 @@ def check_row(
 
     A problem in a :data:`ROW_FIELDS` field always rejects the row. Any other bad value rejects
     it under ``REJECT_ROW``; under ``DROP_FIELD`` the field is left missing and the record kept:
-    a bad document type, country or expiry is left empty in its document, a document without
-    a number is left out whole, as is an empty ``documents[i]``, a bad address country is left
-    empty, and a handling code C without conditions is left out (the source metadata keeps its
-    id and grading). A list field (``aliases``, ``nationalities``) with one bad item is left out
-    whole.
+    a bad date of birth keeps what is readable of it (:func:`salvage_birth_date`, the
+    error's reason saying what), a bad document type, country or expiry is left empty in its
+    document, a document without a number is left out whole, as is an empty
+    ``documents[i]``, a bad address country is left empty, and a handling code C without
+    conditions is left out (the source metadata keeps its id and grading). A list field
+    (``aliases``, ``nationalities``) with one bad item is left out whole.
 
     Returns:
         A :class:`CheckedRow`: the record (``None`` when rejected) and every :class:`FieldError`
