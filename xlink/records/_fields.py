@@ -163,8 +163,8 @@ def parse_birth_date(text: str, date_order: DateOrder | str = DateOrder.UNKNOWN)
     raise ValueError("unrecognised date format")
 
 
-#: A date's three parts and the separator between them, whatever the parts hold.
-_THREE_PARTS = re.compile(r"([^/.\-\s]+)([/.\-\s])([^/.\-\s]+)\2([^/.\-\s]+)")
+#: What separates a date's parts, for salvage: any run of ``/ . - ,`` and whitespace.
+_SEPARATORS = re.compile(r"[\s,./-]+")
 #: What :func:`salvage_birth_date` kept of a refused date, as its field error says it.
 KEPT_YEAR = "its year is readable"
 KEPT_YEAR_MONTH = "its year and month are readable"
@@ -210,8 +210,8 @@ def salvage_birth_date(
 ) -> tuple[BirthDate, str] | None:
     """What can be kept of a date of birth :func:`parse_birth_date` refuses, and what was kept.
 
-    Only a date in three parts (``NN/NN/YYYY`` or ``YYYY-NN-NN``, any of ``/ . -`` or a space
-    between them) whose year is four digits in range is kept at all, and then:
+    Only a date in three parts (``NN/NN/YYYY`` or ``YYYY-NN-NN``, parted by any run of ``/ . -
+    ,`` and whitespace) whose year is four digits in range is kept at all, and then:
 
     - ``NN/NN/YYYY`` impossible as its order reads it but a date the other way round
       (``11/28/1975`` in a day-first file: a date written in the other order): read the other
@@ -219,8 +219,9 @@ def salvage_birth_date(
     - with a month part of one or two digits in 1..12, where the form or the order (or, with
       none, a clean day above 12) says which part is the month: the year and month
       (:data:`KEPT_YEAR_MONTH`; ``10/Z7/1983`` month first, ``31/04/1969`` day first);
+    - a month by its name (``31 Feb 1980``): the year and that month;
     - otherwise the year alone (:data:`KEPT_YEAR`; ``xx/xx/1973``, ``01/00/1981``, and any
-      date with a word for a part, ``3 Febuary 1980``).
+      date with another word for a part, ``3 Febuary 1980``).
 
     A year with a letter in it (``197M``), or two digits only, keeps nothing: None. Real lists
     garble single characters of dates (optical reading, keying) and write some in the other
@@ -229,10 +230,10 @@ def salvage_birth_date(
     is read the other way round, a wrong full date; that is rarer than a date written in the
     other order, and still agrees on its year. Never raises.
     """
-    match = _THREE_PARTS.fullmatch(text.strip())
-    if match is None:
+    split = _SEPARATORS.split(text.strip())
+    if len(split) != 3 or not all(split):
         return None
-    parts = (match[1], match[3], match[4])
+    parts = (split[0], split[1], split[2])
     placed = _parts_in_order(parts, DateOrder(date_order))
     if placed is None or not placed[0].isdecimal():
         return None
@@ -242,7 +243,11 @@ def salvage_birth_date(
     except ValueError:
         return None
     year_first = len(parts[0]) == 4
-    if any(_a_word(part) for part in (parts[1:] if year_first else parts[:2])):
+    others = parts[1:] if year_first else parts[:2]
+    named = [_MONTHS.get(part.lower()) for part in others]
+    if any(named):  # a month by name (31 Feb 1980): the month, wherever it stands
+        return BirthDate(year.year, next(m for m in named if m)), KEPT_YEAR_MONTH
+    if any(_a_word(part) for part in others):
         return year, KEPT_YEAR
     month, day = _clean(month_text, 12), _clean(day_text, 31)
     if month is None and day is not None and day <= 12 and not year_first:
