@@ -210,6 +210,10 @@ def test_schema_digest_of_the_default_schema_is_stable(capsys: pytest.CaptureFix
     assert main(["schema", "--json"]) == ExitCode.OK
     assert _json_out(capsys)["digest"] == first["digest"]
     assert len(str(first["digest"])) == 64
+    # the members that change tokens without changing the keys are shown
+    assert first["placeholder_names"] is True and first["full_birth_dates"] is True
+    assert main(["schema"]) == ExitCode.OK
+    assert "  placeholder_names, full_birth_dates\n" in capsys.readouterr().out
 
 
 def test_a_bug_exits_70_with_its_traceback(

@@ -119,16 +119,18 @@ def test_transforms_and_unordered() -> None:
 
 def test_a_partial_date_is_no_full_birth_date_under_full_birth_dates() -> None:
     """With the schema's ``full_birth_dates``, birth_date holds full dates only: a partial date
-    gives no token for a key on it, so the key is missing (no evidence) rather than disagreeing
-    with a full date, and two year-only dates do not agree as if their day were known; the year
-    fields still compare what the date says. Without the flag (schemas written before it, such
-    as default v4), tokens are as they always were. A schema with the flag failed this before
-    there was one: a garbled day kept as the year and month disagreed on every full-date key."""
+    gives no token for a key on it (transformed or not), so the key is missing (no evidence)
+    rather than disagreeing with a full date, and two year-only dates do not agree as if their
+    day were known; the year fields still compare what the date says. Without the flag
+    (schemas written before it, such as default v4), tokens are as they always were. A schema
+    with the flag failed this before there was one: a garbled day kept as the year and month
+    disagreed on every full-date key."""
     keys = [
         key("fam_dob", "family", "birth_date"),
         key("fam_year", "family", "birth_year"),
         key("fam_ym", "family", "birth_year_month"),
         key("fam_dob_year", "family", "birth_date", transforms={"birth_date": "year"}),
+        key("fam_dob_ym", "family", "birth_date", transforms={"birth_date": "year_month"}),
     ]
     flagged = validate_schema(
         {"id": "test-schema", "version": 1, "keys": keys, "full_birth_dates": True}
@@ -139,15 +141,20 @@ def test_a_partial_date_is_no_full_birth_date_under_full_birth_dates() -> None:
     def keys_of(s: LinkageSchema, b: BirthDate) -> set[str]:
         return {k for k, _ in derive_match_keys(person(birth=b), s)}
 
-    assert keys_of(flagged, full) == {"fam_dob", "fam_year", "fam_ym", "fam_dob_year"}
+    every = {"fam_dob", "fam_year", "fam_ym", "fam_dob_year", "fam_dob_ym"}
+    assert keys_of(flagged, full) == every
+    # the field holds full dates only, whatever a key does with it
     assert keys_of(flagged, month) == {"fam_year", "fam_ym"}
     assert keys_of(flagged, year) == {"fam_year"}
     assert tokens_of(person(birth=full), flagged, "fam_year") == tokens_of(
         person(birth=year), flagged, "fam_year"
     )
     # without the flag: a partial date hashes as its ISO form on birth_date keys
-    assert keys_of(plain, month) == {"fam_dob", "fam_year", "fam_ym", "fam_dob_year"}
+    assert keys_of(plain, month) == every
     assert keys_of(plain, year) == {"fam_dob", "fam_year", "fam_dob_year"}
+    assert tokens_of(person(birth=full), plain, "fam_dob_ym") == tokens_of(
+        person(birth=month), plain, "fam_dob_ym"
+    )
     # the flag is part of the schema's digest, so two parties cannot disagree on it unseen
     assert schema_digest(flagged) != schema_digest(plain)
 

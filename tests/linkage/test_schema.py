@@ -198,6 +198,25 @@ def test_default_schema() -> None:
     assert len(set(schema.key_names)) == len(schema.keys)
 
 
+#: The digests of the shipped default schemas. A schema's digest is its tokens' identity in
+#: every MOU signed over it: a change to a shipped file, or to how a member is canonicalised,
+#: must fail here rather than break those MOUs unseen (a new meaning is a new version).
+SHIPPED_DIGESTS = {
+    "default-v3.json": "a9acdf80d84a938934e191fa71232a39668d79f14b82f7c466cb1d221efa6d47",
+    "default-v4.json": "afbf40ffd655e1d3a842d8fe1a15ac88cba18cf7f9f9d5454921d80956acd986",
+    "default-v5.json": "0c02f3a0cf2aa2cac171ed423da49523dcdec824c324dce503ab5d93f49ef00b",
+}
+
+
+def test_shipped_schemas_keep_their_digests() -> None:
+    from importlib import resources
+
+    for name, digest in SHIPPED_DIGESTS.items():
+        with resources.as_file(resources.files("xlink") / "data" / "schemas" / name) as path:
+            assert schema_digest(load_schema(path)).hex() == digest, name
+    assert schema_digest(load_default_schema()).hex() == SHIPPED_DIGESTS["default-v5.json"]
+
+
 def test_schema_document_round_trips_weights_and_thresholds() -> None:
     from xlink.linkage.schema import schema_to_document
 

@@ -56,11 +56,16 @@ def run(args: argparse.Namespace) -> int:
                 "digest": digest,
                 "keys": [k.name for k in schema.keys],
                 "threshold": schema.threshold,
+                "placeholder_names": schema.placeholder_names,
+                "full_birth_dates": schema.full_birth_dates,
             }
         )
     else:
         print(f"schema {schema.id} v{schema.version}: valid, {len(schema.keys)} keys")
         print(f"digest {digest}")
+        flags = [f for f in ("placeholder_names", "full_birth_dates") if getattr(schema, f)]
+        if flags:
+            print("  " + ", ".join(flags))
         for k in schema.keys:
             print(f"  {k.name} v{k.version}: {', '.join(f.value for f in k.fields)}")
     return ExitCode.OK

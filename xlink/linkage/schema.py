@@ -443,8 +443,8 @@ def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
     not integers (``m``, ``u``, ``threshold``) are strings in C ``printf("%.17g")`` form, or
     ``null`` when absent. The members added later (a key's ``weight`` and
     ``disagreement_weight``, the schema's ``certain_threshold``, ``placeholder_names`` and
-    ``full_birth_dates``) appear only when set, in the same string form, so that the digest of
-    a schema that does not use them is unchanged.
+    ``full_birth_dates``) appear only when set, so that the digest of a schema that does not use
+    them is unchanged: the numbers in the same string form, the two flags as ``true``.
     """
     out: dict[str, object] = {
         "id": schema.id,

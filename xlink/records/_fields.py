@@ -165,7 +165,10 @@ def parse_birth_date(text: str, date_order: DateOrder | str = DateOrder.UNKNOWN)
 
 #: What separates a date's parts, for salvage: any run of ``/ . - ,`` and whitespace.
 _SEPARATORS = re.compile(r"[\s,./-]+")
+#: A time of day after a date, for salvage: ``T12:30``, `` 00:00:00.000Z``, `` 1:05 +0100``.
+_TIME_OF_DAY = re.compile(r"[T\s]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})?$")
 #: What :func:`salvage_birth_date` kept of a refused date, as its field error says it.
+KEPT_DATE = "its date is readable"
 KEPT_YEAR = "its year is readable"
 KEPT_YEAR_MONTH = "its year and month are readable"
 KEPT_SWAPPED = "a date with day and month the other way round"
@@ -179,24 +182,24 @@ def _clean(part: str, high: int) -> int | None:
     return value if 1 <= value <= high else None
 
 
-def _parts_in_order(parts: tuple[str, str, str], order: DateOrder) -> tuple[str, str, str] | None:
-    """``(year, month, day)`` texts of a three-part date as its form and ``order`` place them
-    (empty month and day when nothing says which is which), or None when no part can be the
-    year."""
+def _placed(parts: tuple[str, str, str], order: DateOrder) -> tuple[str, str] | None:
+    """``(month, day)`` texts of a three-part date, as its form and ``order`` place them
+    (empty when nothing says which is which), or None when the order contradicts the form
+    (a year-last date in a ``YMD`` file)."""
     first, second, third = parts
     if len(first) == 4:  # year first: ISO-like, whatever the order
-        return first, second, third
-    if len(third) != 4 or order is DateOrder.YMD:
+        return second, third
+    if order is DateOrder.YMD:
         return None
     if order is DateOrder.MDY:
-        return third, first, second
+        return first, second
     if order is DateOrder.DMY:
-        return third, second, first
+        return second, first
     day_first = _clean(first, 31) is not None and _clean(first, 12) is None
     day_second = _clean(second, 31) is not None and _clean(second, 12) is None
     if day_first != day_second:  # one clean part above 12: that one is the day
-        return (third, second, first) if day_first else (third, first, second)
-    return third, "", ""
+        return (second, first) if day_first else (first, second)
+    return "", ""
 
 
 def _a_word(part: str) -> bool:
@@ -205,61 +208,84 @@ def _a_word(part: str) -> bool:
     return len(part) > 2 and any(c.isalpha() for c in part)
 
 
+def _full_or_month(year: int, month: int, day: int | None) -> tuple[BirthDate, str]:
+    """The date if ``day`` makes one with ``month``, else the year and month."""
+    if day is not None:
+        try:
+            return BirthDate(year, month, day), KEPT_DATE
+        except ValueError:
+            pass
+    return BirthDate(year, month), KEPT_YEAR_MONTH
+
+
 def salvage_birth_date(
     text: str, date_order: DateOrder | str = DateOrder.UNKNOWN
 ) -> tuple[BirthDate, str] | None:
     """What can be kept of a date of birth :func:`parse_birth_date` refuses, and what was kept.
 
     Only a date in three parts (``NN/NN/YYYY`` or ``YYYY-NN-NN``, parted by any run of ``/ . -
-    ,`` and whitespace) whose year is four digits in range is kept at all, and then:
+    ,`` and whitespace, a time of day after it ignored) whose year is four digits in range is
+    kept at all, and then, in this order:
 
+    - a month by its English name (``31 Feb 1980``): the date, else the year and that month;
+    - another word for a part (``3 Febuary 1980``): the year (:data:`KEPT_YEAR`);
+    - month and day clean and a date, placed by the form or the order (``25. 12. 1980`` day
+      first: a date in a form the parser does not read): the date (:data:`KEPT_DATE`; with no
+      order and both parts 12 or less, ambiguous, as the parser reads ``03/04/1980``);
     - ``NN/NN/YYYY`` impossible as its order reads it but a date the other way round
       (``11/28/1975`` in a day-first file: a date written in the other order): read the other
       way round (:data:`KEPT_SWAPPED`). Never for a year-first date, which has one order;
-    - with a month part of one or two digits in 1..12, where the form or the order (or, with
-      none, a clean day above 12) says which part is the month: the year and month
+    - a month part of one or two digits in 1..12, where the form or the order (or, with none,
+      a clean day above 12) says which part is the month: the year and month
       (:data:`KEPT_YEAR_MONTH`; ``10/Z7/1983`` month first, ``31/04/1969`` day first);
-    - a month by its name (``31 Feb 1980``): the year and that month;
-    - otherwise the year alone (:data:`KEPT_YEAR`; ``xx/xx/1973``, ``01/00/1981``, and any
-      date with another word for a part, ``3 Febuary 1980``).
+    - otherwise the year alone (:data:`KEPT_YEAR`; ``xx/xx/1973``, ``01/00/1981``).
 
-    A year with a letter in it (``197M``), or two digits only, keeps nothing: None. Real lists
-    garble single characters of dates (optical reading, keying) and write some in the other
-    order; the parts left clean still say something, and a partial date agrees only on what it
-    holds. A wrong digit that happens to make a date impossible one way and possible the other
-    is read the other way round, a wrong full date; that is rarer than a date written in the
-    other order, and still agrees on its year. Never raises.
+    A year with a letter in it (``197M``), or two digits only, keeps nothing: None; so does a
+    year-last date in a file whose order is ``YMD``. Real lists garble single characters of
+    dates (optical reading, keying) and write some in the other order; the parts left clean
+    still say something, and a partial date agrees only on what it holds. A wrong digit that
+    happens to make a date impossible one way and possible the other is read the other way
+    round, a wrong full date; that is rarer than a date written in the other order, and still
+    agrees on its year. Never raises.
     """
-    split = _SEPARATORS.split(text.strip())
+    split = _SEPARATORS.split(_TIME_OF_DAY.sub("", text.strip()))
     if len(split) != 3 or not all(split):
         return None
     parts = (split[0], split[1], split[2])
-    placed = _parts_in_order(parts, DateOrder(date_order))
-    if placed is None or not placed[0].isdecimal():
+    year_first = len(parts[0]) == 4
+    year_text = parts[0] if year_first else parts[2]
+    if len(year_text) != 4 or not year_text.isdecimal():
         return None
-    year_text, month_text, day_text = placed
     try:
-        year = BirthDate(int(year_text))
+        year = BirthDate(int(year_text)).year
     except ValueError:
         return None
-    year_first = len(parts[0]) == 4
     others = parts[1:] if year_first else parts[:2]
     named = [_MONTHS.get(part.lower()) for part in others]
-    if any(named):  # a month by name (31 Feb 1980): the month, wherever it stands
-        return BirthDate(year.year, next(m for m in named if m)), KEPT_YEAR_MONTH
+    for k, month_by_name in enumerate(named):
+        if month_by_name is not None:  # the month, wherever it stands
+            return _full_or_month(year, month_by_name, _clean(others[1 - k], 31))
     if any(_a_word(part) for part in others):
-        return year, KEPT_YEAR
-    month, day = _clean(month_text, 12), _clean(day_text, 31)
-    if month is None and day is not None and day <= 12 and not year_first:
-        swapped_day = _clean(month_text, 31)
+        return BirthDate(year), KEPT_YEAR
+    placed = _placed(parts, DateOrder(date_order))
+    if placed is None:
+        return None
+    if placed == ("", ""):  # no order, neither part above 12
+        first, second = _clean(others[0], 12), _clean(others[1], 12)
+        if first is not None and second is not None:  # the parser's day-first reading
+            return BirthDate(year, second, first, day_month_ambiguous=first != second), KEPT_DATE
+        return BirthDate(year), KEPT_YEAR
+    month, day = _clean(placed[0], 12), _clean(placed[1], 31)
+    if month is not None:
+        return _full_or_month(year, month, day)
+    if day is not None and day <= 12 and not year_first:
+        swapped_day = _clean(placed[0], 31)
         if swapped_day is not None:
             try:
-                return BirthDate(year.year, day, swapped_day), KEPT_SWAPPED
+                return BirthDate(year, day, swapped_day), KEPT_SWAPPED
             except ValueError:
                 pass
-    if month is None:
-        return year, KEPT_YEAR
-    return BirthDate(year.year, month), KEPT_YEAR_MONTH
+    return BirthDate(year), KEPT_YEAR
 
 
 def parse_category(text: str) -> Category:
