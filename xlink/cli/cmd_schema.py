@@ -48,6 +48,11 @@ def run(args: argparse.Namespace) -> int:
                 f.write(text)
         except FileExistsError:
             raise InputError(f"{args.write}: already exists; choose another name") from None
+    # the schema-wide members that change tokens without changing the keys
+    flags = {
+        "placeholder_names": schema.placeholder_names,
+        "full_birth_dates": schema.full_birth_dates,
+    }
     if args.json:
         emit_json(
             {
@@ -56,16 +61,14 @@ def run(args: argparse.Namespace) -> int:
                 "digest": digest,
                 "keys": [k.name for k in schema.keys],
                 "threshold": schema.threshold,
-                "placeholder_names": schema.placeholder_names,
-                "full_birth_dates": schema.full_birth_dates,
+                **flags,
             }
         )
     else:
         print(f"schema {schema.id} v{schema.version}: valid, {len(schema.keys)} keys")
         print(f"digest {digest}")
-        flags = [f for f in ("placeholder_names", "full_birth_dates") if getattr(schema, f)]
-        if flags:
-            print("  " + ", ".join(flags))
+        if any(flags.values()):
+            print("  " + ", ".join(name for name, on in flags.items() if on))
         for k in schema.keys:
             print(f"  {k.name} v{k.version}: {', '.join(f.value for f in k.fields)}")
     return ExitCode.OK

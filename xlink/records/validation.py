@@ -409,7 +409,7 @@ class RowChecker:
             reader.error(NAME_PSEUDO_FIELD, _NO_NAME)
         aliases = reader.parse("aliases", parsers.aliases) or ()
         birth_date = reader.parse("birth_date", parsers.birth_date)
-        if birth_date is None and values.get("birth_date"):
+        if birth_date is None and reader.errors and reader.errors[-1].field == "birth_date":
             birth_date = _readable_part(reader, values["birth_date"], parsers.birth_order)
         sex = reader.parse("sex", parsers.sex)
         nationalities = reader.parse("nationalities", parsers.nationalities) or ()
@@ -448,8 +448,9 @@ class RowChecker:
 
 
 def _readable_part(reader: _RowReader, text: str, order: DateOrder) -> BirthDate | None:
-    """What :func:`salvage_birth_date` reads of a date of birth the parser just refused, said
-    in the refusal's reason (which stays a reason, never the value)."""
+    """What :func:`salvage_birth_date` reads of a date of birth the parser just refused (the
+    reader's last error), said in that refusal's reason (which stays a reason, never the
+    value)."""
     kept = salvage_birth_date(text, order)
     if kept is None:
         return None
