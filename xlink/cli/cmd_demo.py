@@ -12,31 +12,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import csv
 import json
-import os
-import secrets
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from xlink.agency import AgencyOutcome, exchange_in_process
-from xlink.ceremony import CeremonyFiles, demo_ceremony
+from xlink.ceremony import demo_ceremony
 from xlink.cli._common import emit_json, progress_reporter
+from xlink.cli._demo_common import (
+    AGENCY_FILES,
+    BUNDLED_SIDE,
+    bundled_path,
+    demo_passphrase,
+    output_dir,
+)
+from xlink.cli._demo_network import run_network
 from xlink.cli.exitcodes import ExitCode
-from xlink.crypto.keyfiles import MIN_PASSPHRASE_BYTES
 from xlink.crypto.rand import system_random
-from xlink.errors import InputError
 from xlink.linkage.schema import schema_digest
 from xlink.prepare import PreparedSide
 
+# AGENCY_FILES, bundled_path and run_network live in _demo_common and _demo_network; they are
+# named here too, where the examples and tests have always found them.
 __all__ = [
     "AGENCY_FILES",
     "bundled_path",
@@ -45,16 +46,6 @@ __all__ = [
     "run_in_process",
     "run_network",
 ]
-
-AGENCY_FILES: dict[str, tuple[str, ...]] = {
-    "CA (RCMP/CBSA)": ("ca_watchlist.csv", "ca_sex_offenders.csv"),
-    "US (DHS/CBP)": ("us_watchlist.csv", "us_travellers.csv"),
-}
-
-
-def bundled_path(name: str) -> Path:
-    """Path of a bundled sample file (package data under ``xlink/data``)."""
-    return Path(str(resources.files("xlink").joinpath("data", name)))
 
 
 def register(sub: Any) -> None:
@@ -108,7 +99,7 @@ def _truth_pairs() -> set[tuple[str, str]]:
 
 def run(args: argparse.Namespace) -> int:
     if args.hub:
-        from xlink.cli.cmd_demo_hub import run_hub_demo  # which imports this module
+        from xlink.cli.cmd_demo_hub import run_hub_demo  # loaded only for --hub
 
         return run_hub_demo(args)
     if args.in_process:
@@ -120,15 +111,6 @@ def run(args: argparse.Namespace) -> int:
 
 _IN_PROCESS: tuple[tuple[str, str], ...] = (("CA-RCMP", "US-DHS"), ("US-DHS", "CA-RCMP"))
 """(agency, partner), the initiator first."""
-
-
-def _in_process_passphrase() -> bytes:
-    # As the network demo: the user's own passphrase when set, so the key directories can be
-    # opened later (`xlink store ... --keys`); otherwise a random one nobody needs.
-    passphrase = os.environ.get("XLINK_PASSPHRASE") or secrets.token_urlsafe(24)
-    if len(passphrase.encode()) < MIN_PASSPHRASE_BYTES:
-        raise InputError(f"XLINK_PASSPHRASE: use at least {MIN_PASSPHRASE_BYTES} bytes")
-    return passphrase.encode()
 
 
 def _matches_rows(outcome: AgencyOutcome) -> list[dict[str, str]]:
@@ -173,9 +155,8 @@ def run_in_process(args: argparse.Namespace) -> int:
     process, one exchange over a memory pair (:func:`~xlink.agency.exchange_in_process`), and
     the referee's check of both sides' decisions against the bundled ground truth."""
     start = time.perf_counter()
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="xlink-demo-"))
-    out.mkdir(parents=True, exist_ok=True)
-    passphrase = _in_process_passphrase()
+    out = output_dir(args.out, "xlink-demo-")
+    passphrase = demo_passphrase().encode()
     report, close = progress_reporter(not args.json)
     sides: dict[str, PreparedSide] = {}
     try:
@@ -197,7 +178,7 @@ def run_in_process(args: argparse.Namespace) -> int:
         ) as agencies:
             prepared = {
                 agency: me.prepare(
-                    [bundled_path(f) for f in AGENCY_FILES[_AGENCY_BUNDLED[agency]]],
+                    [bundled_path(f) for f in AGENCY_FILES[BUNDLED_SIDE[agency]]],
                     progress=report,
                 )
                 for agency, me in agencies.items()
@@ -207,7 +188,7 @@ def run_in_process(args: argparse.Namespace) -> int:
                 exchange_in_process(*((agencies[a], prepared[a]) for a, _ in _IN_PROCESS))
             )
             schema, mou = agencies["CA-RCMP"].schema, agencies["CA-RCMP"].mou
-        sides = {_AGENCY_BUNDLED[agency]: side for agency, side in prepared.items()}
+        sides = {BUNDLED_SIDE[agency]: side for agency, side in prepared.items()}
     finally:
         close()
     wall = time.perf_counter() - start
@@ -247,8 +228,8 @@ def run_in_process(args: argparse.Namespace) -> int:
             "decided_matches": ca_out.decided,
             "threshold": mou.match_threshold,
             "matches_by_category": {
-                _AGENCY_BUNDLED["CA-RCMP"]: _by_category(ca_rows),
-                _AGENCY_BUNDLED["US-DHS"]: _by_category(us_rows),
+                BUNDLED_SIDE["CA-RCMP"]: _by_category(ca_rows),
+                BUNDLED_SIDE["US-DHS"]: _by_category(us_rows),
             },
             "both_sides_agree": agree,
         },
@@ -345,185 +326,4 @@ def _print_summary(summary: dict[str, Any], sides: dict[str, PreparedSide]) -> N
         f"recall {gt['recall']}"
     )
     print(f"keys, MOU, stores, audit logs, matches files and rejects: {summary['output_dir']}")
-    print(f"done in {summary['wall_s']} s")
-
-
-# -- the network demo: two processes over TLS on 127.0.0.1 -----------------------------------
-
-NETWORK_AGENCIES: dict[str, tuple[str, str]] = {  # agency -> (role, the other agency)
-    "US-DHS": ("serve", "CA-RCMP"),
-    "CA-RCMP": ("match", "US-DHS"),
-}
-_AGENCY_BUNDLED = {"CA-RCMP": "CA (RCMP/CBSA)", "US-DHS": "US (DHS/CBP)"}
-_PASS_ENV = "XLINK_DEMO_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
-_DEADLINE_S = 55.0
-
-
-def _agency_argv(
-    agency: str, out: Path, ceremony: CeremonyFiles, port: int, port_file: Path
-) -> list[str]:
-    role, peer = NETWORK_AGENCIES[agency]
-    where = (
-        ["--listen", "127.0.0.1:0", "--port-file", str(port_file)]
-        if role == "serve"
-        else ["--peer", f"127.0.0.1:{port}"]
-    )
-    return [
-        sys.executable, "-m", "xlink.cli.main", role, *where,
-        "--agency", agency,
-        "--keys", str(ceremony.keys[agency]),
-        "--mou", str(ceremony.mou),
-        "--peer-bundle", str(ceremony.bundles[peer]),
-        "--workdir", str(out / agency.lower()),
-        "--passphrase-env", _PASS_ENV,
-        "--timeout", "30",
-        "--json",
-        *(str(bundled_path(f)) for f in AGENCY_FILES[_AGENCY_BUNDLED[agency]]),
-    ]  # fmt: skip
-
-
-def _start(argv: list[str], out: Path, agency: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with (
-        (out / f"{agency.lower()}.json").open("wb") as stdout,
-        (out / f"{agency.lower()}.log").open("wb") as stderr,
-    ):
-        return subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env)  # noqa: S603
-
-
-def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def run_network(args: argparse.Namespace) -> int:
-    """Keys, a signed MOU, then `xlink serve` (US-DHS) and `xlink match` (CA-RCMP) as two
-    processes on 127.0.0.1; print both outcomes side by side."""
-    start = time.perf_counter()
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="xlink-demo-"))
-    out.mkdir(parents=True, exist_ok=True)
-    # The user's own passphrase when set, so the demo's key directories can be opened later
-    # (`xlink store ... --keys`, docs/quickstart.md); otherwise a random one nobody needs.
-    passphrase = os.environ.get("XLINK_PASSPHRASE") or secrets.token_urlsafe(24)
-    if len(passphrase.encode()) < MIN_PASSPHRASE_BYTES:
-        raise InputError(f"XLINK_PASSPHRASE: use at least {MIN_PASSPHRASE_BYTES} bytes")
-    report, close = progress_reporter(not args.json)
-    # The demo MOU releases straight through (the bundled template asks for an officer's
-    # approval of each release, which a demo cannot wait for).
-    report("keys and signed MOU", 0, 1)
-    ceremony = demo_ceremony(
-        out / "ceremony",
-        passphrase=passphrase.encode(),
-        now=datetime.now(UTC),
-        rng=system_random,
-        approval_required=False,
-    )
-    report("keys and signed MOU", 1, 1)
-    report("agencies finished (serve, match)", 0, 2)
-    # The agencies get the passphrase in a variable of their own, which each deletes once read
-    # (docs/keys.md §2.4); the user's XLINK_PASSPHRASE is not passed on.
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "XLINK_PASSPHRASE"},
-        _PASS_ENV: passphrase,
-    }
-    port_file = out / "port"
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    port = 0
-    try:
-        procs["US-DHS"] = _start(
-            _agency_argv("US-DHS", out, ceremony, 0, port_file), out, "US-DHS", env
-        )
-        while not port_file.exists():
-            if procs["US-DHS"].poll() is not None or time.perf_counter() - start > 20:
-                break
-            time.sleep(0.05)
-        else:
-            port = int(port_file.read_text(encoding="ascii"))
-            procs["CA-RCMP"] = _start(
-                _agency_argv("CA-RCMP", out, ceremony, port, port_file), out, "CA-RCMP", env
-            )
-        for finished, proc in enumerate(procs.values(), start=1):
-            remaining = _DEADLINE_S - (time.perf_counter() - start)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(remaining, 0.1))
-            report("agencies finished (serve, match)", finished, 2)
-    finally:
-        _stop(procs)
-        close()
-    wall = time.perf_counter() - start
-    outcomes: dict[str, dict[str, Any]] = {}
-    failed: list[str] = []
-    for agency in NETWORK_AGENCIES:
-        child = procs.get(agency)
-        text = (out / f"{agency.lower()}.json").read_text(encoding="utf-8") if child else ""
-        if child is None or child.returncode != 0 or not text.strip():
-            failed.append(agency)
-            continue
-        outcomes[agency] = json.loads(text)
-    if failed:
-        for agency in failed:
-            log = out / f"{agency.lower()}.log"
-            detail = (
-                log.read_text(encoding="utf-8", errors="replace").strip() if log.exists() else ""
-            )
-            code = procs[agency].returncode if agency in procs else "not started"
-            print(f"xlink demo: {agency} failed (exit {code}): {detail[-2000:]}", file=sys.stderr)
-        return ExitCode.PROTOCOL
-    ca, us = outcomes["CA-RCMP"], outcomes["US-DHS"]
-    agree = (
-        ca["session_id"] == us["session_id"]
-        and ca["decided"] == us["decided"]
-        and ca["released"] == us["received"]
-        and us["released"] == ca["received"]
-    )
-    audit_ok = all(o["audit_ok"] for o in outcomes.values())
-    summary = {
-        "mode": "network",
-        "output_dir": str(out),
-        "port": port,
-        "mou": str(ceremony.mou),
-        "mou_id": ca["mou_id"],
-        "agencies": [outcomes[a] for a in ("CA-RCMP", "US-DHS")],
-        "both_sides_agree": agree,
-        "audit_ok": audit_ok,
-        "wall_s": round(wall, 2),
-    }
-    if args.json:
-        emit_json(summary)
-    else:
-        _print_network(summary, ca, us)
-    if not audit_ok:
-        return ExitCode.TAMPERED
-    return ExitCode.OK if agree else ExitCode.PROTOCOL
-
-
-def _print_network(summary: dict[str, Any], ca: dict[str, Any], us: dict[str, Any]) -> None:
-    print(
-        f"xlink demo — Canada ↔ United States, two processes over mutual TLS on "
-        f"127.0.0.1:{summary['port']}"
-    )
-    print(f"MOU {summary['mou_id']}, signed by CA-RCMP and US-DHS (straight-through release)")
-    print()
-    head = ("agency", "role", "records", "rejected", "tokens", "matched", "decided")
-    print(f"{head[0]:<9} {head[1]:<6}" + "".join(f"{h:>9}" for h in head[2:]))
-    for o in (ca, us):
-        cells = (o["records"], o["rejected"], o["tokens"], o["matched_tokens"], o["decided"])
-        print(f"{o['agency']:<9} {o['role']:<6}" + "".join(f"{c:>9}" for c in cells))
-    print()
-    print("releases (signed, sealed, sent; receipts verified by the originator):")
-    for o in (ca, us):
-        detail = ", ".join(f"{k} {v}" for k, v in o["released"].items()) or "none"
-        print(
-            f"  {o['agency']} → {o['peer']}: {o['released_total']:>4}  ({detail}); "
-            f"denied {o['denied']}, receipts verified {o['receipts_verified']}"
-        )
-    print()
-    for o in (ca, us):
-        verdict = "verified" if o["audit_ok"] else f"FAILED ({o['audit_reason']})"
-        print(f"audit log {o['agency']:<8} {verdict}, {o['audit_entries']} entries")
-    print(
-        f"both sides reached the same decisions: {'yes' if summary['both_sides_agree'] else 'NO'}"
-    )
-    print(f"keys, MOU, stores, audit logs and rejects: {summary['output_dir']}")
     print(f"done in {summary['wall_s']} s")

@@ -12,11 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import secrets
 import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -25,9 +21,18 @@ from typing import Any
 
 from xlink.ceremony import HubCeremonyFiles, hub_ceremony
 from xlink.cli._common import emit_json, progress_reporter
-from xlink.cli.cmd_demo import _PASS_ENV, _start, _stop, bundled_path
+from xlink.cli._demo_common import (
+    PASS_ENV,
+    agency_env,
+    bundled_path,
+    demo_passphrase,
+    output_dir,
+    start_process,
+    stop_processes,
+    wait_port,
+    xlink_argv,
+)
 from xlink.cli.exitcodes import ExitCode
-from xlink.crypto.keyfiles import MIN_PASSPHRASE_BYTES
 from xlink.crypto.rand import system_random
 from xlink.errors import InputError
 from xlink.hub.schedule import JobState, Schedule
@@ -45,25 +50,13 @@ MANIFEST = "us_travellers.csv"
 _ROUND_DEADLINE_S = 120.0
 
 
-def _xlink(*args: str) -> list[str]:
-    return [sys.executable, "-m", "xlink.cli.main", *args]
-
-
 def _agency_args(agency: str, c: HubCeremonyFiles, out: Path, port: int) -> list[str]:
     bundles = [x for peer, b in c.bundles.items() if peer != agency for x in ("--bundle", str(b))]
     return [
         "--agency", agency, "--keys", str(c.keys[agency]), "--mou", str(c.mou), *bundles,
         "--hub", f"127.0.0.1:{port}", "--workdir", str(out / agency.lower()),
-        "--passphrase-env", _PASS_ENV,
+        "--passphrase-env", PASS_ENV,
     ]  # fmt: skip
-
-
-def _wait_port(path: Path, proc: subprocess.Popen[bytes], deadline: float) -> int:
-    while not path.exists():
-        if proc.poll() is not None or time.perf_counter() > deadline:
-            raise InputError("the hub did not start (see hub.log)")
-        time.sleep(0.05)
-    return int(path.read_text(encoding="ascii"))
 
 
 def _records_matched(folder: Path) -> int:
@@ -78,11 +71,8 @@ def _records_matched(folder: Path) -> int:
 
 def run_hub_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="xlink-hub-demo-"))
-    out.mkdir(parents=True, exist_ok=True)
-    passphrase = os.environ.get("XLINK_PASSPHRASE") or secrets.token_urlsafe(24)
-    if len(passphrase.encode()) < MIN_PASSPHRASE_BYTES:
-        raise InputError(f"XLINK_PASSPHRASE: use at least {MIN_PASSPHRASE_BYTES} bytes")
+    out = output_dir(args.out, "xlink-hub-demo-")
+    passphrase = demo_passphrase()
     report, close = progress_reporter(not args.json)
     report("keys and the signed multilateral MOU", 0, 1)
     c = hub_ceremony(
@@ -93,32 +83,31 @@ def run_hub_demo(args: argparse.Namespace) -> int:
         approval_required=False,  # a demo cannot wait for officers' approvals
     )
     report("keys and the signed multilateral MOU", 1, 1)
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "XLINK_PASSPHRASE"},
-        _PASS_ENV: passphrase,
-    }
+    env = agency_env(passphrase)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     hub_dir = out / "hub"
     summary: dict[str, Any] = {"mode": "hub", "output_dir": str(out), "mou": str(c.mou)}
     try:
         port_file = out / "hub.port"
-        procs["hub"] = _start(_xlink(
+        procs["hub"] = start_process(xlink_argv(
             "hub", "serve", "--mou", str(c.mou), "--key", str(c.hub_key),
             "--workdir", str(hub_dir), "--listen", "127.0.0.1:0", "--port-file", str(port_file),
-            "--round", "--passphrase-env", _PASS_ENV,
+            "--round", "--passphrase-env", PASS_ENV,
         ), out, "hub", env)  # fmt: skip
-        port = _wait_port(port_file, procs["hub"], start + 30)
+        port = wait_port(port_file, procs["hub"], start + 30)
+        if port is None:
+            raise InputError("the hub did not start (see hub.log)")
         summary["port"] = port
         for agency, lists in HUB_LISTS.items():
-            argv = _xlink("hub", "agent", *_agency_args(agency, c, out, port),
-                          *(str(bundled_path(n)) for n in lists))  # fmt: skip
-            procs[agency] = _start(argv, out, f"{agency}-agent", env)
+            argv = xlink_argv("hub", "agent", *_agency_args(agency, c, out, port),
+                              *(str(bundled_path(n)) for n in lists))  # fmt: skip
+            procs[agency] = start_process(argv, out, f"{agency}-agent", env)
         jobs = _wait_round(hub_dir, procs, report, start + _ROUND_DEADLINE_S)
         summary["round"] = [j.as_json() for j in jobs]
         report("fan-out query (US-DHS asks CA-RCMP and CA-CBSA)", 0, 1)
         asked = subprocess.run(  # noqa: S603
-            _xlink("hub", "ask", *_agency_args("US-DHS", c, out, port), "--json",
-                   str(bundled_path(MANIFEST))),
+            xlink_argv("hub", "ask", *_agency_args("US-DHS", c, out, port), "--json",
+                       str(bundled_path(MANIFEST))),
             capture_output=True, env=env, timeout=120, check=False,
         )  # fmt: skip
         report("fan-out query (US-DHS asks CA-RCMP and CA-CBSA)", 1, 1)
@@ -126,7 +115,7 @@ def run_hub_demo(args: argparse.Namespace) -> int:
         summary["combined"] = {}
         for agency in HUB_LISTS:
             shown = subprocess.run(  # noqa: S603
-                _xlink("hub", "matches", "--workdir", str(out / agency.lower()), "--json"),
+                xlink_argv("hub", "matches", "--workdir", str(out / agency.lower()), "--json"),
                 capture_output=True, env=env, timeout=60, check=False,
             )  # fmt: skip
             records = json.loads(shown.stdout or b'{"records": []}')["records"]
@@ -140,7 +129,7 @@ def run_hub_demo(args: argparse.Namespace) -> int:
                 },
             }
     finally:
-        _stop(procs)
+        stop_processes(procs)
         close()
     summary["wall_s"] = round(time.perf_counter() - start, 2)
     ok = all(j["state"] == JobState.DONE for j in summary["round"]) and all(

@@ -22,7 +22,8 @@ import datetime
 import random
 from collections.abc import Callable
 
-from xlink.synth.corrupt import Draft, write_date
+from xlink.synth._slips import write_date
+from xlink.synth.corrupt import Draft
 from xlink.synth.places import random_home
 
 __all__ = [
