@@ -3,6 +3,7 @@ place in the linkage schema and in key derivation."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from pathlib import Path
@@ -169,6 +170,45 @@ def test_minhash_shape_and_determinism(value: str, bands: int, rows: int) -> Non
     for j, band in enumerate(out):
         m = BAND.fullmatch(band)
         assert m is not None and int(m[1]) == j and len(m[2].split(".")) == rows
+
+
+def _minhash_as_specified(value: str, bands: int, rows: int) -> tuple[str, ...]:
+    """minhash_bands as its docstring (and docs/records-and-linkage.md) says, straight from the
+    bigram set of the whole wrapped value."""
+    grams = bigrams(value)
+    if grams == {"^$"}:
+        return ()
+    dst = b"xlink/v1/minhash"
+    mins = [
+        min(
+            int.from_bytes(
+                hashlib.sha256(
+                    len(dst).to_bytes(4, "big") + dst + i.to_bytes(4, "big") + g.encode()
+                ).digest()[:8],
+                "big",
+            )
+            for g in grams
+        )
+        for i in range(bands * rows)
+    ]
+    return tuple(
+        f"{j}:" + ".".join(f"{m:016x}" for m in mins[j * rows : (j + 1) * rows])
+        for j in range(bands)
+    )
+
+
+# Names of several words, one-letter words and stray spaces: the bands are computed word by
+# word (each word's own bigrams, then those across each junction) and must not differ.
+spaced_names = st.lists(
+    st.text(alphabet=AZ + "ÄÉ", min_size=0, max_size=6), min_size=1, max_size=4
+).map(" ".join)
+
+
+@given(spaced_names, st.integers(1, 6), st.integers(1, 4))
+def test_minhash_is_the_minimum_over_the_whole_values_bigrams(
+    value: str, bands: int, rows: int
+) -> None:
+    assert minhash_bands(value, bands, rows) == _minhash_as_specified(value, bands, rows)
 
 
 def test_minhash_through_apply_transform() -> None:

@@ -38,6 +38,9 @@ __all__ = ["NameGroup"]
 _READING_FIELDS = (Field.GIVEN, Field.GIVEN_FIRST, Field.FAMILY, Field.FAMILY_PART, Field.FULL_NAME)
 _GIVEN_SIDE = frozenset({Field.GIVEN, Field.GIVEN_FIRST})
 _FAMILY_SIDE = frozenset({Field.FAMILY, Field.FAMILY_PART})
+_GIVEN_POSITIONS = frozenset(i for i, f in enumerate(_READING_FIELDS) if f in _GIVEN_SIDE)
+_FAMILY_POSITIONS = frozenset(i for i, f in enumerate(_READING_FIELDS) if f in _FAMILY_SIDE)
+_FULL_POSITION = _READING_FIELDS.index(Field.FULL_NAME)
 
 # What a recipe reads of a name.
 _GIVEN = 0  # given-name fields only
@@ -50,13 +53,14 @@ class _Reader:
     """What one recipe (or several that read alike) reads of a name; ``columns`` pairs each of
     its fields' position in a reading with the field's slot function."""
 
-    __slots__ = ("columns", "family_memo", "given_memo", "kind", "split", "swaps")
+    __slots__ = ("columns", "family_memo", "given_memo", "kind", "positions", "split", "swaps")
 
     def __init__(self, recipe: KeyRecipe, fields: Sequence[int], columns: Sequence[FieldSlot]):
         names = [recipe.fields[i] for i in fields]
         self.columns = tuple(
             (_READING_FIELDS.index(f), columns[i]) for f, i in zip(names, fields, strict=True)
         )
+        self.positions = frozenset(position for position, _ in self.columns)
         self.swaps = name_swaps(recipe)
         given = sum(1 for f in names if f in _GIVEN_SIDE)
         family = sum(1 for f in names if f in _FAMILY_SIDE)
@@ -164,10 +168,11 @@ class NameGroup:
     def _other(
         self, reader: _Reader, given_text: str, family_text: str, words: tuple[str, ...]
     ) -> Slot:
-        """A reader of ``full_name`` or of fields in another order: every field's column."""
-        values = (
-            *self._given_side(given_text),
-            *self._family_side(family_text),
-            full_name_variants(words),
-        )
+        """A reader of ``full_name`` or of fields in another order: every field's column (each
+        side of the name read only if one of them needs it)."""
+        needs = reader.positions
+        given = self._given_side(given_text) if needs & _GIVEN_POSITIONS else ((), ())
+        family = self._family_side(family_text) if needs & _FAMILY_POSITIONS else ((), ())
+        full = full_name_variants(words) if _FULL_POSITION in needs else ()
+        values = (*given, *family, full)
         return compose([column(values[position]) for position, column in reader.columns])

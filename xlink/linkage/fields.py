@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ __all__ = [
     "TransformKind",
     "apply_chain",
     "apply_transform",
+    "clear_word_memo",
 ]
 
 
@@ -270,14 +272,35 @@ def minhash_bands(value: str, bands: int, rows: int) -> tuple[str, ...]:
     minimum over the bigrams. Band ``j`` is ``"j:"`` followed by the lower-case 16-digit hex of
     minimums ``j*rows .. j*rows+rows-1``, joined by ``"."``. Empty for an empty value.
     """
-    letters = value.replace(" ", "")
-    if not letters:
+    words = [w for w in value.split(" ") if w]
+    if not words:
         return ()
-    wrapped = f"^{letters}$"
-    grams = {wrapped[i : i + 2] for i in range(len(wrapped) - 1)}  # distinct text, distinct UTF-8
     functions = bands * rows
-    mins = list(map(min, zip(*[_gram_hashes(g, functions) for g in grams], strict=True)))
+    # The bigrams of "^" + the words run together + "$" are each word's own (their minimums
+    # kept per word: names repeat far more than whole names) and those across each junction.
+    edges = [f"^{words[0][0]}", f"{words[-1][-1]}$"]
+    edges += [f"{a[-1]}{b[0]}" for a, b in itertools.pairwise(words)]
+    parts = [_gram_hashes(g, functions) for g in edges]
+    parts += [m for m in (_word_minimums(w, functions) for w in words) if m is not None]
+    mins = list(map(min, zip(*parts, strict=True)))
     return tuple(f"{j}:" + ".".join(mins[j * rows : (j + 1) * rows]) for j in range(bands))
+
+
+def clear_word_memo() -> None:
+    """Empty the memo of words' MinHash minimums (:func:`minhash_bands`), so that no name
+    outlives the records it came from; :func:`xlink.linkage.keys.derive_token_set` calls it at
+    its end, with :func:`xlink.records.normalise.clear_caches`."""
+    _word_minimums.cache_clear()
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _word_minimums(word: str, functions: int) -> tuple[str, ...] | None:
+    """The minimum of each of ``functions`` hash functions over ``word``'s own bigrams (none
+    for a one-character word), as :func:`_gram_hashes` writes them."""
+    grams = {word[i : i + 2] for i in range(len(word) - 1)}  # distinct text, distinct UTF-8
+    if not grams:
+        return None
+    return tuple(map(min, zip(*[_gram_hashes(g, functions) for g in grams], strict=True)))
 
 
 def apply_transform(step: Transform, value: str) -> tuple[str, ...]:

@@ -40,7 +40,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from xlink.linkage.fields import Field, FieldGroup, apply_chain
+from xlink.linkage.fields import Field, FieldGroup, apply_chain, clear_word_memo
 from xlink.linkage.schema import KeyRecipe, LinkageSchema
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder, token_digest
 from xlink.records.model import Address, BirthDate, IdentityDocument, PersonName, PersonRecord, Sex
@@ -373,6 +373,7 @@ def derive_token_set(
                     progress(n)
     finally:
         clear_caches()  # no name outlives the run in a memo
+        clear_word_memo()
     if progress is not None and n % 1000 != 0:
         progress(n)
     return builder.build()
