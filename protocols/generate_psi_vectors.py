@@ -134,6 +134,9 @@ class Side:
 R255 = SUITE_R255.suite_id
 
 MINIMAL_BOUND = RevealBound((1.0, 1.0, 1.0), (-1.0, -1.0, -1.0), 2.0)
+# Evidence groups as bits (name 1, birth 2, document 4, address 8): name_dob holds two,
+# passport and surname_postcode one each; a decision needs two. No score limit.
+EVIDENCE_BOUND = RevealBound((1.0, 1.0, 1.0), (-1.0, -1.0, -1.0), -10.0, (3, 4, 8), 2)
 
 
 def _config(role: Role, mode: Mode, side: Side) -> SessionConfig:
@@ -176,6 +179,11 @@ def _party_json(role: Role, mode: Mode, side: Side) -> dict[str, Any]:
             "agreement": list(c.reveal_bound.agreement),
             "disagreement": list(c.reveal_bound.disagreement),
             "threshold": c.reveal_bound.threshold,
+            **(
+                {"groups": list(c.reveal_bound.groups), "min_groups": c.reveal_bound.min_groups}
+                if c.reveal_bound.min_groups
+                else {}
+            ),
         },
         "rng_seed": side.seed,
         "key_names": list(side.keys),
@@ -207,6 +215,8 @@ def session_from_json(party: dict[str, Any]) -> PsiSession:
             tuple(party["reveal_bound"]["agreement"]),
             tuple(party["reveal_bound"]["disagreement"]),
             party["reveal_bound"]["threshold"],
+            tuple(party["reveal_bound"].get("groups", ())),
+            party["reveal_bound"].get("min_groups", 0),
         ),
     )
     builder = TokenSetBuilder(party["key_names"])
@@ -363,6 +373,17 @@ def valid_cases() -> list[dict[str, Any]]:
             Mode.CARDINALITY,
             Side(i_records, "vector-r255-card-initiator", suite_id=R255),
             Side(r_records, "vector-r255-card-responder", suite_id=R255),
+        ),
+        _valid_case(
+            "psi_evidence_reveal",
+            "PSI mode with a reveal bound that carries evidence groups (§6.7): groups as bits "
+            "3 (name_dob: name and birth), 4 (passport) and 8 (surname_postcode), at least 2 "
+            "needed, threshold -10 (no score limit). A record whose matched keys draw on one "
+            "group only (I-3, R-3 and R-5: surname_postcode alone) is not revealed; I-1/R-1 "
+            "(every key) and I-2/R-2 (name_dob and passport) are.",
+            Mode.PSI,
+            Side(i_records, "vector-evidence-initiator", bound=EVIDENCE_BOUND),
+            Side(r_records, "vector-evidence-responder", bound=EVIDENCE_BOUND),
         ),
     ]
 

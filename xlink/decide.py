@@ -31,6 +31,7 @@ import numpy.typing as npt
 from xlink._pair_columns import KeySets, PairColumns, pair_columns
 from xlink.errors import EstimationError
 from xlink.linkage.estimate import LinkageEstimate, estimate
+from xlink.linkage.fields import IDENTIFYING_GROUPS, FieldGroup
 from xlink.linkage.link_rule import AUTO, LINK_CHOICES, LinkRuleChoice, choose_link_rule
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import (
@@ -220,7 +221,10 @@ def decide(
     score = _pattern_scores(columns.patterns, pattern_scorer(schema, found))
     fixed = _pattern_scores(columns.patterns, pattern_scorer(schema)) if found is not None else None
     certain = _certain(schema, found, score, fixed)
-    matches = _matches(columns, score, fixed, floor, threshold, certain, links, schema.key_names)
+    evidence = np.array([schema.has_evidence(a) for a, _ in columns.patterns], dtype=np.bool_)
+    matches = _matches(
+        columns, score, fixed, floor, threshold, certain, links, schema.key_names, evidence
+    )
     return Decision(
         result.session_id, threshold, len(columns), matches, weights, found, note, links, choice
     )
@@ -291,21 +295,27 @@ def _matches(
     certain: npt.NDArray[np.bool_] | None,
     links: str,
     key_names: Sequence[str],
+    evidence: npt.NDArray[np.bool_],
 ) -> tuple[DecidedMatch, ...]:
     """The pairs at or above ``threshold`` (and, with ``fixed``, at or above ``floor`` on
-    it), kept by the link rule (:func:`~xlink.linkage.scoring.one_to_one_mask`) or because
-    their pattern is ``certain`` (:func:`_certain`), by descending score, then local record
+    it) whose pattern has the schema's ``evidence``
+    (:meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`, one flag per pattern), kept by
+    the link rule (:func:`~xlink.linkage.scoring.one_to_one_mask`) or because their pattern
+    is ``certain`` (:func:`_certain`), by descending score, then local record
     id, then ``str(peer_ref)``.
 
     As :func:`~xlink.linkage.scoring.decide_matches` over the pairs one by one: a pair given
     twice (the same local record id and peer reference) competes once, with its highest score
-    among its copies at or above the threshold (and the floor), and is described by its last
-    copy (its last copy at or above the floor for ``fixed_score``)."""
-    usable = score >= threshold
-    valid: npt.NDArray[np.bool_] | None = None
+    among its copies at or above the threshold (and the floor) that have the evidence, and is
+    described (keys, handles, ``fixed_score``) by its last copy with the evidence (and at or
+    above the floor), never by one that could not have been decided."""
+    usable = (score >= threshold) & evidence
+    # A copy that may describe a decided pair: one with the evidence and, under estimated
+    # weights with a floor, at or above the floor on the schema's own weights.
+    valid = evidence.copy()
     if fixed is not None and floor is not None:
-        valid = fixed >= floor  # below the MOU's floor on the schema's own weights: never
-        usable &= valid
+        valid &= fixed >= floor  # below the MOU's floor on the schema's own weights: never
+    usable &= valid
     rows = np.flatnonzero(usable[columns.pattern])
     group = _repeat_groups(columns.left, columns.ref)
     if group is None:  # every pair once: each row stands for itself
@@ -328,17 +338,11 @@ def _matches(
         if certain is not None:
             mask |= certain[columns.pattern[top]]
         kept = top[mask]
-        every = np.arange(len(group), dtype=np.int64)
+        # described by its last copy that may describe it (a kept group has one: its top row)
+        fine = np.flatnonzero(valid[columns.pattern])
         last = np.full(int(group.max()) + 1, -1, dtype=np.int64)
-        np.maximum.at(last, group, every)
-        described = last[group[kept]]
-        last_valid = np.full(len(last), -1, dtype=np.int64)
-        if valid is not None:
-            fine = np.flatnonzero(valid[columns.pattern])
-            np.maximum.at(last_valid, group[fine], fine)
-        else:
-            np.maximum.at(last_valid, group, every)
-        fixed_rows = last_valid[group[kept]]
+        np.maximum.at(last, group[fine], fine)
+        described = fixed_rows = last[group[kept]]
     kept_score = score[columns.pattern[kept]]
     order = np.lexsort((_str_ranks(columns.ref[kept]), columns.left[kept], -kept_score))
     every_key = frozenset(key_names)
@@ -431,7 +435,10 @@ def _masks(
 def reveal_bound_for(schema: LinkageSchema, threshold: float | None = None) -> RevealBound:
     """The minimal-reveal bound (spec xlink-psi-v2 §6.7) that goes with :func:`decide` for
     ``schema`` and ``threshold`` (default: the schema's, as :func:`decide` takes it): a record
-    whose matched keys cannot reach the threshold can never be decided, so it is not revealed.
+    whose matched keys cannot reach the threshold, or (with the schema's
+    ``min_evidence_groups``) cannot between them hold the evidence a decision needs
+    (:meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`), can never be decided, so it is
+    not revealed. Each identifying field group is one bit of :attr:`RevealBound.groups`.
     """
     if threshold is None:
         threshold = schema.threshold if schema.threshold is not None else 1.0
@@ -441,6 +448,20 @@ def reveal_bound_for(schema: LinkageSchema, threshold: float | None = None) -> R
         w.agreement if isinstance(w, KeyWeight) else float(w)
         for w in (weights[name] for name in schema.key_names)
     )
+    if schema.min_evidence_groups is None:
+        return RevealBound(
+            agreement, tuple(disagreement[name] for name in schema.key_names), float(threshold)
+        )
+    bit = {group: 1 << i for i, group in enumerate(sorted(IDENTIFYING_GROUPS, key=_group_name))}
+    evidence = schema.key_evidence()
     return RevealBound(
-        agreement, tuple(disagreement[name] for name in schema.key_names), float(threshold)
+        agreement,
+        tuple(disagreement[name] for name in schema.key_names),
+        float(threshold),
+        tuple(sum(bit[g] for g in evidence[name]) for name in schema.key_names),
+        schema.min_evidence_groups,
     )
+
+
+def _group_name(group: FieldGroup) -> str:
+    return group.value

@@ -4,7 +4,8 @@ The reference below is the decision as it was written before it was vectorised: 
 the candidate pairs, a score per pattern, and :func:`~xlink.linkage.scoring.decide_matches`
 (pure Python). On random inputs, through a :class:`~xlink.protocol.events.PairTable` and
 through a plain list of pairs, with repeated record ids, pairs given twice, ties, a certain
-threshold, the MOU floor under estimated weights and both link rules, the decisions must be
+threshold, the MOU floor under estimated weights, the schema's ``min_evidence_groups`` and
+both link rules, the decisions must be
 equal: the same pairs, scores, order, handles and key sets.
 """
 
@@ -31,7 +32,9 @@ from xlink.protocol.events import CandidatePair, PairTable, PsiResult
 _FIELDS = ("given_first", "family", "birth_date", "postcode", "sex")
 
 
-def _schema(weights: list[tuple[float, float | None]], certain: float | None) -> LinkageSchema:
+def _schema(
+    weights: list[tuple[float, float | None]], certain: float | None, evidence: int | None = None
+) -> LinkageSchema:
     keys = []
     for i, (w, d) in enumerate(weights):
         key: dict[str, object] = {
@@ -46,6 +49,8 @@ def _schema(weights: list[tuple[float, float | None]], certain: float | None) ->
     doc: dict[str, object] = {"id": "cols", "version": 1, "threshold": 2.0, "keys": keys}
     if certain is not None:
         doc["certain_threshold"] = certain
+    if evidence is not None:
+        doc["min_evidence_groups"] = evidence
     return validate_schema(doc)
 
 
@@ -98,13 +103,9 @@ def reference_decide(
     candidates = 0
     for pair in result.iter_pairs():
         candidates += 1
+        if not schema.has_evidence(pair.agreeing_keys):
+            continue  # never decided, nor a rival, nor the description of a pair that is
         peer = str(pair.peer_ref)
-        by_ref[(pair.local_record_id, peer)] = (
-            pair.peer_ref,
-            pair.agreeing_keys,
-            pair.handles,
-            pair.disagreeing_keys,
-        )
         score = score_of(pair.agreeing_keys, pair.disagreeing_keys)
         fixed = score
         if fixed_of is not None:
@@ -112,6 +113,13 @@ def reference_decide(
             if floor is not None and fixed < floor:
                 continue
             fixed_scores[(pair.local_record_id, peer)] = fixed
+        # the last copy that could be decided describes the pair
+        by_ref[(pair.local_record_id, peer)] = (
+            pair.peer_ref,
+            pair.agreeing_keys,
+            pair.handles,
+            pair.disagreeing_keys,
+        )
         scored.append((pair.local_record_id, peer, pair.agreeing_keys, score))
         # certain: the schema's certain threshold on its own weights, and the estimate's too
         certain.append(
@@ -234,8 +242,11 @@ def _same(table: PairTable, schema: LinkageSchema, **kwargs: object) -> None:
     result = PsiResult(b"s" * 32, 1, table)
     plain = _Source(b"s" * 32, tuple(table))
     want = reference_decide(plain, schema, **kwargs)  # type: ignore[arg-type]
-    assert decide(result, schema, **kwargs) == want  # type: ignore[arg-type]
+    got = decide(result, schema, **kwargs)  # type: ignore[arg-type]
+    assert got == want
     assert decide(plain, schema, **kwargs) == want  # type: ignore[arg-type]
+    # a decided match is described by a copy that could be decided
+    assert all(schema.has_evidence(m.agreeing_keys) for m in got.matches)
 
 
 @settings(max_examples=60, deadline=None)
@@ -247,6 +258,7 @@ def _same(table: PairTable, schema: LinkageSchema, **kwargs: object) -> None:
     links=st.sampled_from(LINK_RULES),
     repeats=st.booleans(),
     id_pool=st.sampled_from([5, 40, 10_000]),
+    evidence=st.none() | st.sampled_from([2, 3]),
 )
 def test_fixed_weights_decide_as_the_per_pair_reference(
     seed: int,
@@ -256,9 +268,10 @@ def test_fixed_weights_decide_as_the_per_pair_reference(
     links: str,
     repeats: bool,
     id_pool: int,
+    evidence: int | None,
 ) -> None:
     rng = np.random.default_rng(seed)
-    schema = _schema(weights, certain)
+    schema = _schema(weights, certain, evidence)
     table = _table(rng, 6, pairs=200, records=30, refs=40, id_pool=id_pool, repeats=repeats)
     _same(table, schema, threshold=threshold, links=links)
 
@@ -270,6 +283,7 @@ def test_fixed_weights_decide_as_the_per_pair_reference(
     floor=st.none() | st.sampled_from([0.0, 2.0, 4.0]),
     links=st.sampled_from(LINK_RULES),
     repeats=st.booleans(),
+    evidence=st.none() | st.just(2),
 )
 def test_estimated_weights_decide_as_the_per_pair_reference(
     seed: int,
@@ -277,9 +291,10 @@ def test_estimated_weights_decide_as_the_per_pair_reference(
     floor: float | None,
     links: str,
     repeats: bool,
+    evidence: int | None,
 ) -> None:
     rng = np.random.default_rng(seed)
-    schema = _schema(weights, None)
+    schema = _schema(weights, None, evidence)
     table = _table(rng, 6, pairs=900, records=150, refs=160, id_pool=10_000, repeats=repeats)
     _same(table, schema, threshold=floor, weights=ESTIMATED, links=links)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import random
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ SCHEMA = validate_schema(
         ],
     }
 )  # fmt: skip
+#: The same keys where a pair must agree on two of name, birth and address to be decided.
+EVIDENCE_SCHEMA = replace(SCHEMA, min_evidence_groups=2)
 
 
 def _reference_write(
@@ -52,7 +55,8 @@ def _reference_write(
     threshold: float,
     decided: set[tuple[str, str]],
 ) -> None:
-    """write_pairs as it was: sorted LabelledPairs, one row each."""
+    """write_pairs as it was (with the schema's evidence rule added): sorted LabelledPairs,
+    one row each."""
     scorer = pattern_scorer(schema)
     every = frozenset(schema.key_names)
     with path.open("w", encoding="utf-8", newline="") as out:
@@ -64,6 +68,8 @@ def _reference_write(
                 decision = "match"
             elif value < threshold:
                 decision = "below_threshold"
+            elif not schema.has_evidence(p.keys):
+                decision = "too_little_evidence"
             else:
                 decision = "not_best"
             disagree = p.disagree - p.keys
@@ -107,8 +113,15 @@ def _pairs(seed: int, n: int, id_pool: int) -> list[LabelledPair]:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(0, 300), st.sampled_from([3, 30, 1000]))
-def test_the_pairs_file_is_written_as_before(seed: int, n: int, id_pool: int) -> None:
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 300),
+    st.sampled_from([3, 30, 1000]),
+    st.sampled_from([SCHEMA, EVIDENCE_SCHEMA]),
+)
+def test_the_pairs_file_is_written_as_before(
+    seed: int, n: int, id_pool: int, schema: LinkageSchema
+) -> None:
     pairs = _pairs(seed, n, id_pool)
     rng = random.Random(seed + 1)
     decided = {(p.left_id, p.right_id) for p in pairs if rng.random() < 0.2}
@@ -116,12 +129,13 @@ def test_the_pairs_file_is_written_as_before(seed: int, n: int, id_pool: int) ->
     threshold = rng.choice([1.0, 2.0, 2.5])
     with tempfile.TemporaryDirectory() as tmp:
         want, got = Path(tmp) / "want.csv", Path(tmp) / "got.csv"
-        _reference_write(want, pairs, SCHEMA, threshold, decided)
-        write_pairs(got, pairs, SCHEMA.key_names, pattern_scorer(SCHEMA), threshold, decided)
+        _reference_write(want, pairs, schema, threshold, decided)
+        scorer, evidence = pattern_scorer(schema), schema.has_evidence
+        write_pairs(got, pairs, schema.key_names, scorer, threshold, decided, evidence)
         assert got.read_bytes() == want.read_bytes()
         # and from columns, as the judge writes it
         columns = LabelledPairs.of(pairs)
-        write_pairs(got, columns, SCHEMA.key_names, pattern_scorer(SCHEMA), threshold, decided)
+        write_pairs(got, columns, schema.key_names, scorer, threshold, decided, evidence)
         assert got.read_bytes() == want.read_bytes()
 
 
@@ -244,4 +258,25 @@ def test_fitting_from_columns_is_fitting_from_a_list(seed: int) -> None:
     true_dev = sum(1 for p in pairs if p.dev and p.true)
     assert choose_thresholds(columns, SCHEMA, true_dev) == choose_thresholds(
         pairs, SCHEMA, true_dev
+    )
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_thresholds_are_chosen_on_the_pairs_with_the_schemas_evidence(seed: int) -> None:
+    """A pair that can never be decided (too little evidence) neither counts towards a
+    threshold's precision nor competes in its link rule: thresholds are those chosen on the
+    other pairs alone."""
+    pairs = _pairs(seed, 400, 60)
+    kept = [p for p in pairs if EVIDENCE_SCHEMA.has_evidence(p.keys)]
+    true_dev = sum(1 for p in pairs if p.dev and p.true)
+    if not any(p.dev and p.true for p in kept):
+        with pytest.raises(EvaluationError):
+            choose_thresholds(pairs, EVIDENCE_SCHEMA, true_dev)
+        return
+    chosen = choose_thresholds(pairs, EVIDENCE_SCHEMA, true_dev)
+    alone = choose_thresholds(kept, SCHEMA, true_dev)
+    assert (chosen.threshold, chosen.certain_threshold) == (
+        alone.threshold,
+        alone.certain_threshold,
     )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,7 @@ def test_every_error_is_collected() -> None:
         "colour": "blue",
         "placeholder_names": "yes",
         "full_birth_dates": 1,
+        "min_evidence_groups": 5,
         "keys": [
             {"name": "a", "version": 1, "fields": ["given", "shoe_size"]},
             {"name": "a", "version": 1, "fields": ["family"], "transforms": {"family": ["soundx"]}},
@@ -152,6 +154,7 @@ def test_every_error_is_collected() -> None:
         "unknown member 'colour'",
         "placeholder_names: must be true or false",
         "full_birth_dates: must be true or false",
+        "min_evidence_groups: must be an integer 1..4",
         "keys[0].fields[1]: unknown field 'shoe_size'",
         "keys[1].name: duplicate key name",
         "keys[1].transforms.family: unknown transform 'soundx'",
@@ -165,7 +168,7 @@ def test_every_error_is_collected() -> None:
         "keys[7].fields: required",
     ]:
         assert expected in errors, expected
-    assert len(info.value.errors) >= 16
+    assert len(info.value.errors) >= 17
 
 
 def test_syntax_errors_are_schema_errors() -> None:
@@ -189,8 +192,9 @@ def test_load_schema_from_file(tmp_path: Path) -> None:
 
 def test_default_schema() -> None:
     schema = load_default_schema()
-    assert schema.id == "xlink-default" and schema.version == 5
+    assert schema.id == "xlink-default" and schema.version == 6
     assert schema.placeholder_names and schema.full_birth_dates
+    assert schema.min_evidence_groups == 2
     assert schema.threshold is not None and schema.certain_threshold is not None
     assert schema.certain_threshold >= schema.threshold
     assert all(k.weight is not None and k.m is None for k in schema.keys)
@@ -205,6 +209,7 @@ SHIPPED_DIGESTS = {
     "default-v3.json": "a9acdf80d84a938934e191fa71232a39668d79f14b82f7c466cb1d221efa6d47",
     "default-v4.json": "afbf40ffd655e1d3a842d8fe1a15ac88cba18cf7f9f9d5454921d80956acd986",
     "default-v5.json": "0c02f3a0cf2aa2cac171ed423da49523dcdec824c324dce503ab5d93f49ef00b",
+    "default-v6.json": "0d8be994ea62f06abbc55845fcfeda30859eb7041eb15c8acc700fc60e404c2a",
 }
 
 
@@ -214,7 +219,7 @@ def test_shipped_schemas_keep_their_digests() -> None:
     for name, digest in SHIPPED_DIGESTS.items():
         with resources.as_file(resources.files("xlink") / "data" / "schemas" / name) as path:
             assert schema_digest(load_schema(path)).hex() == digest, name
-    assert schema_digest(load_default_schema()).hex() == SHIPPED_DIGESTS["default-v5.json"]
+    assert schema_digest(load_default_schema()).hex() == SHIPPED_DIGESTS["default-v6.json"]
 
 
 def test_schema_document_round_trips_weights_and_thresholds() -> None:
@@ -228,6 +233,7 @@ def test_schema_document_round_trips_weights_and_thresholds() -> None:
         "certain_threshold": 4.25,
         "placeholder_names": True,
         "full_birth_dates": True,
+        "min_evidence_groups": 3,
         "keys": [
             {"name": "a", "version": 1, "fields": ["family", "birth_date"], "weight": -0.75},
             {
@@ -356,3 +362,59 @@ def test_pinned_digests_do_not_move() -> None:
     v1 = load_schema(Path(__file__).with_name("schema-default-v1.json"))
     assert all(k.disagreement_weight is None for k in v1.keys)
     assert "disagreement_weight" not in json.dumps(schema_to_canonical(v1))
+
+
+def test_evidence_counts_the_kinds_the_agreeing_keys_hold() -> None:
+    schema = load_default_schema()
+    # one fact about a person: a name, an address, a document number
+    for alone in ("names", "street_postcode", "document"):
+        assert schema.evidence_groups([alone]) == 1 and not schema.has_evidence([alone])
+    # a name with a birth year, which a hundred guesses find, is one fact
+    assert not schema.has_evidence(["names", "metaphone_names_year"])
+    # two: a name part with a date of birth (to the month at least) or an address; a date of
+    # birth with an address
+    for two in ("names_year_month", "soundex_family_dob", "given_postcode", "dob_street"):
+        assert schema.evidence_groups([two]) == 2 and schema.has_evidence([two])
+    assert schema.evidence_groups(["names", "dob_street", "document"]) == 4
+    assert schema.evidence_groups([]) == 0 and not schema.has_evidence([])
+    with pytest.raises(KeyError):
+        schema.evidence_groups(["no_such_key"])
+    # without the member any pattern may be decided
+    assert replace(schema, min_evidence_groups=None).has_evidence([])
+
+
+@pytest.mark.parametrize(
+    ("fields", "transforms", "held"),
+    [
+        (["given_first", "family"], {}, {"name"}),
+        (["family_part"], {"family_part": "soundex"}, {"name"}),
+        (["given_first", "birth_date"], {"given_first": "first_initial"}, {"birth"}),
+        (["family", "postcode"], {"family": "first_n:3"}, {"address"}),
+        (["family", "sex", "nationality", "birth_place"], {}, {"name"}),
+        (["full_name"], {"full_name": "minhash:4x2"}, {"name"}),
+        (["birth_date"], {"birth_date": "day_month_sorted"}, {"birth"}),
+        (["birth_date"], {"birth_date": "year_month"}, {"birth"}),
+        (["birth_date"], {"birth_date": "year"}, set()),
+        (["birth_year"], {}, set()),
+        (["birth_year_month"], {}, {"birth"}),
+        (["street"], {"street": "nospace"}, {"address"}),
+        (["locality"], {}, {"address"}),
+        (["region", "sex"], {}, set()),
+        (["postcode"], {"postcode": "digits"}, set()),
+        (["document_number"], {"document_number": "deletions"}, {"document"}),
+        (["document_country", "document_type"], {}, set()),
+    ],
+)
+def test_what_a_key_holds(fields: list[str], transforms: dict[str, str], held: set[str]) -> None:
+    key = {"name": "k", "version": 1, "fields": fields, "transforms": transforms}
+    schema = validate_schema({"id": "t", "version": 1, "min_evidence_groups": 1, "keys": [key]})
+    assert {g.value for g in schema.key_evidence()["k"]} == held
+    assert schema.has_evidence(["k"]) == bool(held)
+
+
+def test_the_evidence_rule_is_in_the_digest() -> None:
+    """Two parties whose schemas differ only in the rule decide differently: the handshake's
+    schema digest must tell them apart."""
+    schema = load_default_schema()
+    digests = {schema_digest(replace(schema, min_evidence_groups=n)).hex() for n in (None, 1, 2, 3)}
+    assert len(digests) == 4

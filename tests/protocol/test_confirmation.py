@@ -16,6 +16,17 @@ from xlink.protocol import AbortCode, PsiResult, PsiSession, RevealBound, Role, 
 from xlink.protocol._keys import label_input
 
 BOUND = RevealBound((1.5, 2.0, 0.5), (-1.0, 0.0, -0.5), 2.0)
+# The same weights with evidence groups as bits: name_dob two groups, the others one each.
+EVIDENCE_BOUND = RevealBound((1.5, 2.0, 0.5), (-1.0, 0.0, -0.5), 2.0, (3, 4, 8), 2)
+
+
+def _decidable(pair_keys: tuple[frozenset[str], frozenset[str]], bound: RevealBound) -> bool:
+    """What decide() would allow, on the bound's own terms: the score reaches the threshold
+    and the agreeing keys hold ``min_groups`` groups."""
+    drawn = 0
+    for k in pair_keys[0]:
+        drawn |= bound.groups[KEYS.index(k)] if bound.groups else 0
+    return _score(pair_keys, bound) >= bound.threshold and drawn.bit_count() >= bound.min_groups
 
 
 def _score(pair_keys: tuple[frozenset[str], frozenset[str]], bound: RevealBound) -> float:
@@ -25,24 +36,25 @@ def _score(pair_keys: tuple[frozenset[str], frozenset[str]], bound: RevealBound)
     return math.fsum(terms)
 
 
-def _bounded_pair(ta: object, tb: object) -> tuple[PsiSession, PsiSession]:
+def _bounded_pair(ta: object, tb: object, bound: RevealBound) -> tuple[PsiSession, PsiSession]:
     from dataclasses import replace
 
     from xlink.protocol import Mode
 
     a = PsiSession(
-        replace(config(Role.INITIATOR, Mode.PSI), reveal_bound=BOUND),
+        replace(config(Role.INITIATOR, Mode.PSI), reveal_bound=bound),
         ta,  # type: ignore[arg-type]
         rng=DeterministicRandom("a0"),
     )
     b = PsiSession(
-        replace(config(Role.RESPONDER, Mode.PSI), reveal_bound=BOUND),
+        replace(config(Role.RESPONDER, Mode.PSI), reveal_bound=bound),
         tb,  # type: ignore[arg-type]
         rng=DeterministicRandom("b0"),
     )
     return a, b
 
 
+@pytest.mark.parametrize("bound", [BOUND, EVIDENCE_BOUND], ids=["score", "score-and-evidence"])
 @settings(max_examples=25, deadline=None)
 @given(record_lists, record_lists)
 @example(
@@ -50,14 +62,15 @@ def _bounded_pair(ta: object, tb: object) -> tuple[PsiSession, PsiSession]:
     right=[[("name_dob", 1), ("passport", 0)], [("passport", 0)]],
 )
 def test_minimal_reveal_keeps_every_pair_that_can_be_decided(
-    left: list[list[tuple[str, int]]], right: list[list[tuple[str, int]]]
+    bound: RevealBound, left: list[list[tuple[str, int]]], right: list[list[tuple[str, int]]]
 ) -> None:
-    """Every pair the full reveal gives that scores at or above the threshold is also given by
-    the minimal reveal, with the same pattern; the minimal reveal gives no other pair."""
+    """Every pair the full reveal gives that could be decided (scores at or above the
+    threshold; with evidence groups, agrees on enough of them) is also given by the minimal
+    reveal, with the same pattern; the minimal reveal gives no other pair."""
     ta, tb = token_set(records_of("L", left)), token_set(records_of("R", right))
     full_a, full_b = pair(ta, tb)
     ra, _ = run_pair(full_a, full_b)
-    min_a, min_b = _bounded_pair(ta, tb)
+    min_a, min_b = _bounded_pair(ta, tb, bound)
     ma, _ = run_pair(min_a, min_b)
     assert isinstance(ra, PsiResult) and isinstance(ma, PsiResult)
 
@@ -79,11 +92,23 @@ def test_minimal_reveal_keeps_every_pair_that_can_be_decided(
     decidable = {
         k: v
         for k, v in full.items()
-        if _score(v, BOUND) >= BOUND.threshold  # type: ignore[arg-type]
+        if _decidable(v, bound)  # type: ignore[arg-type]
     }
     assert set(decidable) <= set(minimal)
     assert all(minimal[k] == v for k, v in decidable.items())
     assert set(minimal) <= set(full)
+
+
+def test_a_record_without_the_evidence_is_not_revealed() -> None:
+    """With evidence groups, a record whose matched keys draw on one group cannot be in a
+    decided pair, whatever its score bound: passport alone (4) or surname_postcode alone (8)
+    is refused, name_dob alone (two groups) and any two keys are kept."""
+    assert not EVIDENCE_BOUND.reaches(frozenset({1}))  # upper bound 2.0, one group
+    assert not EVIDENCE_BOUND.reaches(frozenset({2}))  # upper bound 0.5 as well
+    assert BOUND.reaches(frozenset({1}))  # the same record without the rule
+    assert not EVIDENCE_BOUND.reaches(frozenset({0}))  # two groups, upper bound 1.5 < 2.0
+    assert EVIDENCE_BOUND.reaches(frozenset({0, 2}))  # two groups, 2.0
+    assert EVIDENCE_BOUND.reaches(frozenset({1, 2}))  # document and address, 2.5
 
 
 def test_upper_bound_counts_only_what_can_help() -> None:

@@ -281,8 +281,8 @@ class QueryService:
             asker_keys = _keys_of(hit.presence, schema.key_names)
             disagreeing = (asker_keys & table.presence(hit.record)) - agreeing
             score = fellegi_sunter_score(agreeing, weights, disagreeing, disagreement)
-            if score < agency.mou.match_threshold:
-                continue
+            if score < agency.mou.match_threshold or not schema.has_evidence(agreeing):
+                continue  # too weak, or one fact about a person (a name alone): not decided
             for h in hit.handles:
                 outputs[h] = by_handle[h][1]
             matches.append(

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
                 "keys": [k.name for k in schema.keys],
                 "threshold": schema.threshold,
                 **flags,
+                "min_evidence_groups": schema.min_evidence_groups,
             }
         )
     else:
@@ -69,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"digest {digest}")
         if any(flags.values()):
             print("  " + ", ".join(name for name, on in flags.items() if on))
+        if schema.min_evidence_groups is not None:
+            print(
+                f"  a decision needs agreement on {schema.min_evidence_groups} of name, "
+                "birth, address, document"
+            )
         for k in schema.keys:
             print(f"  {k.name} v{k.version}: {', '.join(f.value for f in k.fields)}")
     return ExitCode.OK

@@ -273,8 +273,10 @@ def choose_thresholds(
     when no kept pair scores lower, at the lowest score. If no setting is precise enough, the
     most precise is taken. Thresholds are rounded down to 4 significant digits. A pair listed
     twice counts once, with its higher score. ``links`` is the link rule the matches will be
-    kept by. Raises :class:`~xlink.errors.EvaluationError` when
-    no development pair is true.
+    kept by. Pairs without the schema's evidence
+    (:meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`) are left out, as
+    :func:`~xlink.decide.decide` leaves them out. Raises :class:`~xlink.errors.EvaluationError`
+    when no development pair is true.
     """
     weights = schema.weights()
     disagreement = schema.disagreement_weights()
@@ -283,8 +285,13 @@ def choose_thresholds(
         [fellegi_sunter_score(k, weights, d, disagreement) for k, d in data.patterns],
         dtype=np.float64,
     )
-    left, right, true, dev = data.left, data.right, data.true, data.dev
-    score = pattern_score[data.pattern]
+    # A pair without the schema's evidence is never decided (LinkageSchema.has_evidence): it
+    # neither counts nor competes, as in decide().
+    evidence = np.array([schema.has_evidence(k) for k, _ in data.patterns], dtype=np.bool_)
+    usable = np.flatnonzero(evidence[data.pattern])
+    left, right = data.left[usable], data.right[usable]
+    true, dev = data.true[usable], data.dev[usable]
+    score = pattern_score[data.pattern[usable]]
     # One row per (left, right), its highest score, as one_to_one merges repeats.
     order = np.argsort(-score, kind="stable")
     _, first = np.unique(left[order] * len(data.right_ids) + right[order], return_index=True)

@@ -59,7 +59,14 @@ __all__ = [
 #: ``fellegi-sunter``), the schema's own, or estimated per session without labels.
 FITS = ("logistic", "fellegi-sunter", "schema", "estimated")
 #: Where a true link can be lost, in pipeline order, then found.
-LOSSES = ("rejected", "no_shared_token", "below_threshold", "lost_to_one_to_one", "found")
+LOSSES = (
+    "rejected",
+    "no_shared_token",
+    "below_threshold",
+    "too_little_evidence",
+    "lost_to_one_to_one",
+    "found",
+)
 #: Columns of a pairs file.
 PAIR_COLUMNS = (
     "left_id",
@@ -203,7 +210,9 @@ def judge(
         **_figures(figures_by[Split.HELDOUT]),
         "dev": _figures(figures_by[Split.DEV]),
         "all": _figures(quality(decided, set(truth))),
-        "losses": _losses(labelled, scores, decided, truth, loaded, decision.threshold),
+        "losses": _losses(
+            labelled, scores, decided, truth, loaded, decision.threshold, schema.has_evidence
+        ),
         "weights": fit,
         "links": decision.links,
         "threshold": decision.threshold,
@@ -216,7 +225,15 @@ def judge(
     if decision.link_choice is not None:
         figures["link_choice"] = decision.link_choice.to_dict()
     if pairs_path is not None:
-        write_pairs(pairs_path, labelled, schema.key_names, scorer, decision.threshold, decided)
+        write_pairs(
+            pairs_path,
+            labelled,
+            schema.key_names,
+            scorer,
+            decision.threshold,
+            decided,
+            schema.has_evidence,
+        )
     return figures, schema, decision
 
 
@@ -282,13 +299,16 @@ def _losses(
     truth: frozenset[tuple[str, str]],
     loaded: tuple[frozenset[str], frozenset[str]] | None,
     threshold: float,
+    evidence: Callable[[frozenset[str]], bool],
 ) -> dict[str, int]:
     """Each true link counted once, under the first stage that lost it; and the false
     matches. Without ``loaded``, ``rejected`` is folded into ``no_shared_token``.
-    ``scores`` are the patterns' scores."""
+    ``scores`` are the patterns' scores; ``evidence`` says whether a pattern's agreeing keys
+    may decide a pair (:meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`)."""
     candidate = {
-        (pairs.left_ids[pairs.left[i]], pairs.right_ids[pairs.right[i]]): float(
-            scores[pairs.pattern[i]]
+        (pairs.left_ids[pairs.left[i]], pairs.right_ids[pairs.right[i]]): (
+            float(scores[pairs.pattern[i]]),
+            pairs.patterns[pairs.pattern[i]][0],
         )
         for i in np.flatnonzero(pairs.true).tolist()
     }
@@ -300,14 +320,16 @@ def _losses(
             counts["rejected"] += 1
         elif link not in candidate:
             counts["no_shared_token"] += 1
-        elif candidate[link] < threshold:
+        elif candidate[link][0] < threshold:
             counts["below_threshold"] += 1
+        elif not evidence(candidate[link][1]):
+            counts["too_little_evidence"] += 1
         else:
             counts["lost_to_one_to_one"] += 1
     return {**counts, "false_matches": len(decided - truth)}
 
 
-_DECISIONS = ("match", "below_threshold", "not_best")
+_DECISIONS = ("match", "below_threshold", "too_little_evidence", "not_best")
 
 
 def write_pairs(
@@ -317,24 +339,28 @@ def write_pairs(
     score: Callable[[frozenset[str], frozenset[str]], float],
     threshold: float,
     decided: set[tuple[str, str]],
+    evidence: Callable[[frozenset[str]], bool] | None = None,
 ) -> None:
     """Write every candidate pair (:data:`PAIR_COLUMNS`), sorted by left then right id,
     atomically and owner-only (the ids are the data set's). ``score`` scores a pattern
-    (agreeing keys, disagreeing keys: :func:`~xlink.decide.pattern_scorer`). Key lists are
-    space-separated; ``decision`` is ``match``, ``below_threshold`` or ``not_best`` (at or
-    above the threshold, refused by the one-to-one step); ``true`` is 1 or 0.
+    (agreeing keys, disagreeing keys: :func:`~xlink.decide.pattern_scorer`); ``evidence``
+    says whether its agreeing keys may decide a pair (the schema's
+    :meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`; any, without it). Key lists are
+    space-separated; ``decision`` is ``match``, ``below_threshold``, ``too_little_evidence``
+    (at or above the threshold, without the schema's evidence) or ``not_best`` (at or
+    above the threshold, refused by the link rule); ``true`` is 1 or 0.
 
     Each distinct id, and each combination of pattern, decision, truth and split, is put in
     CSV form once (by :mod:`csv`, whose quoting is per field); a row joins three of them, and
     rows are written a block at a time, with no Python object held per pair."""
     data = LabelledPairs.of(pairs)
     every = frozenset(key_names)
-    below = np.zeros(len(data.patterns), dtype=np.bool_)
+    refused = np.zeros(len(data.patterns), dtype=np.int64)  # 1 below, 2 no evidence, else 3
     rest: list[str] = []  # per (pattern, decision, true, split): those fields, as CSV
     for j, (keys, disagree_all) in enumerate(data.patterns):
         disagree = disagree_all - keys
         value = score(keys, disagree)
-        below[j] = value < threshold
+        refused[j] = 1 if value < threshold else 3 if evidence is None or evidence(keys) else 2
         texts = (
             _KEY_SEP.join(sorted(keys)),
             _KEY_SEP.join(sorted(disagree)),
@@ -348,8 +374,8 @@ def write_pairs(
             for split in ("heldout", "dev")
         )
     match = _member(data.left, data.right, data.left_ids, data.right_ids, decided)
-    kind = np.where(match, 0, np.where(below[data.pattern], 1, 2))
-    kind = ((data.pattern * 3 + kind) * 2 + data.true) * 2 + data.dev
+    kind = np.where(match, 0, refused[data.pattern])
+    kind = ((data.pattern * len(_DECISIONS) + kind) * 2 + data.true) * 2 + data.dev
     del match
     left_rank = id_codes(data.left_ids)[0]
     right_rank = id_codes(data.right_ids)[0]

@@ -24,7 +24,7 @@ import functools
 import hashlib
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -33,6 +33,7 @@ import jellyfish
 __all__ = [
     "DATE_ONLY_TRANSFORMS",
     "EXPANDING_TRANSFORMS",
+    "IDENTIFYING_GROUPS",
     "MAX_MINHASH_FUNCTIONS",
     "MINHASH_DST",
     "PHONETIC_TRANSFORMS",
@@ -43,6 +44,7 @@ __all__ = [
     "apply_chain",
     "apply_transform",
     "clear_word_memo",
+    "evidence_of",
 ]
 
 
@@ -107,6 +109,13 @@ _FIELD_GROUPS: Mapping[Field, FieldGroup] = {
     ),
     Field.BIRTH_PLACE: FieldGroup.BIRTH_PLACE,
 }
+#: The field groups that say who a person is: a name, a date of birth, an address, an identity
+#: document. A schema's ``min_evidence_groups`` counts how many of them a pair's agreeing keys
+#: hold (:meth:`~xlink.linkage.schema.LinkageSchema.evidence_groups`, :func:`evidence_of`); sex,
+#: nationality and place of birth are shared by too many people to count.
+IDENTIFYING_GROUPS: frozenset[FieldGroup] = frozenset(
+    {FieldGroup.NAME, FieldGroup.BIRTH, FieldGroup.ADDRESS, FieldGroup.DOCUMENT}
+)
 _ALPHABETIC = frozenset(
     {Field.GIVEN, Field.GIVEN_FIRST, Field.FAMILY, Field.FAMILY_PART, Field.LOCALITY}
 )
@@ -328,3 +337,45 @@ def apply_chain(chain: tuple[Transform, ...], value: str) -> tuple[str, ...]:
     for step in chain:
         values = tuple(dict.fromkeys(out for v in values for out in apply_transform(step, v)))
     return values
+
+
+#: Transforms that keep too little of a value for it to identify anyone, or that a partner
+#: could guess in a hundred tries (an initial, a few letters or digits, the year of a date): a
+#: field under one of them holds no evidence.
+_REDUCING = frozenset(
+    {
+        TransformKind.FIRST_INITIAL,
+        TransformKind.FIRST_N,
+        TransformKind.LAST_N,
+        TransformKind.DIGITS,
+        TransformKind.YEAR,
+    }
+)
+#: The fields that hold each kind of evidence. Not in it: the birth year alone (a hundred
+#: guesses), the region, and what is shared by too many people to tell anyone apart (sex,
+#: nationality, place of birth, a document's country or type).
+_EVIDENCE_FIELDS: Mapping[FieldGroup, frozenset[Field]] = {
+    FieldGroup.NAME: frozenset(
+        {Field.GIVEN, Field.GIVEN_FIRST, Field.FAMILY, Field.FAMILY_PART, Field.FULL_NAME}
+    ),
+    FieldGroup.BIRTH: frozenset({Field.BIRTH_DATE, Field.BIRTH_YEAR_MONTH}),
+    FieldGroup.ADDRESS: frozenset({Field.STREET, Field.POSTCODE, Field.LOCALITY}),
+    FieldGroup.DOCUMENT: frozenset({Field.DOCUMENT_NUMBER}),
+}
+
+
+def evidence_of(
+    fields: Sequence[Field], transforms: Sequence[Sequence[Transform]]
+) -> frozenset[FieldGroup]:
+    """The kinds of evidence (:data:`IDENTIFYING_GROUPS`) a key on ``fields``, each under its
+    chain of ``transforms``, *holds*: what agreeing on it shows that a partner knew. A name
+    part; a date of birth to the month at least; a street, postcode or city; a document
+    number. A field under a transform that keeps too little (``first_initial``, ``first_n``,
+    ``last_n``, ``digits``, ``year``) holds nothing, and so does the birth year alone, which a
+    partner finds by listing a name once per year: a name with a birth year is one fact."""
+    kept = {
+        f
+        for f, chain in zip(fields, transforms, strict=True)
+        if not any(t.kind in _REDUCING for t in chain)
+    }
+    return frozenset(group for group, held in _EVIDENCE_FIELDS.items() if kept & held)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,11 +21,13 @@ from xlink.errors import SchemaError
 from xlink.identifiers import KEY_NAME, KEY_NAME_RULE, SCHEMA_ID, SCHEMA_ID_RULE
 from xlink.linkage.fields import (
     DATE_ONLY_TRANSFORMS,
+    IDENTIFYING_GROUPS,
     PHONETIC_TRANSFORMS,
     Field,
     FieldGroup,
     Transform,
     TransformKind,
+    evidence_of,
 )
 from xlink.linkage.scoring import DEFAULT_KEY_WEIGHT, KeyWeight
 
@@ -50,7 +52,7 @@ __all__ = [
 #: Domain label prefixed to the canonical encoding hashed by :func:`schema_digest`.
 SCHEMA_DIGEST_DST = b"xlink/v1/linkage-schema"
 #: Package resource holding the default schema.
-DEFAULT_SCHEMA_RESOURCE = "data/schemas/default-v5.json"
+DEFAULT_SCHEMA_RESOURCE = "data/schemas/default-v6.json"
 
 _MAX_KEYS = 255  # TokenSet stores the key index in one byte
 _MAX_VERSION = 2**32 - 1  # token_digest encodes versions in four bytes
@@ -115,6 +117,34 @@ class LinkageSchema:
     (no evidence) rather than disagreeing with a full date, and two year-only dates do not
     agree on it as if their days were known; ``birth_year`` and ``birth_year_month`` compare
     what a partial date says. Off unless a schema says so, as ``placeholder_names``."""
+    min_evidence_groups: int | None = None
+    """How many kinds of evidence (a name, a date of birth, an address, a document number:
+    :func:`~xlink.linkage.fields.evidence_of`) the agreeing keys of a pair must hold for the
+    pair to be decided (:meth:`has_evidence`): with 2, a name alone, or a name with a guessed
+    birth year, never decides a match, whatever a partner declares missing. ``None`` (a
+    schema written before the rule): no such condition."""
+
+    def key_evidence(self) -> dict[str, frozenset[FieldGroup]]:
+        """Key name → the kinds of evidence agreeing on it shows
+        (:func:`~xlink.linkage.fields.evidence_of`)."""
+        return {k.name: evidence_of(k.fields, k.transforms) for k in self.keys}
+
+    def evidence_groups(self, agreeing: Iterable[str]) -> int:
+        """How many kinds of evidence the keys ``agreeing`` hold between them (``KeyError``
+        for a key this schema does not name)."""
+        groups = self.key_evidence()
+        drawn: set[FieldGroup] = set()
+        for name in agreeing:
+            drawn |= groups[name]
+        return len(drawn)
+
+    def has_evidence(self, agreeing: Iterable[str]) -> bool:
+        """Whether a pair agreeing on the keys ``agreeing`` may be decided: its agreeing keys
+        hold at least ``min_evidence_groups`` kinds of evidence (always, without the member).
+        What a pair disagrees on or misses does not count: a partner declares it."""
+        if self.min_evidence_groups is None:
+            return True
+        return self.evidence_groups(agreeing) >= self.min_evidence_groups
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -150,6 +180,7 @@ _SCHEMA_MEMBERS = frozenset(
         "certain_threshold",
         "placeholder_names",
         "full_birth_dates",
+        "min_evidence_groups",
         "keys",
     }
 )
@@ -320,6 +351,14 @@ def validate_schema(data: object) -> LinkageSchema:
     if not isinstance(full_birth_dates, bool):
         errors.append("full_birth_dates: must be true or false")
         full_birth_dates = False
+    min_groups = data.get("min_evidence_groups")
+    if min_groups is not None and not (
+        isinstance(min_groups, int)
+        and not isinstance(min_groups, bool)
+        and 1 <= min_groups <= len(IDENTIFYING_GROUPS)
+    ):
+        errors.append(f"min_evidence_groups: must be an integer 1..{len(IDENTIFYING_GROUPS)}")
+        min_groups = None
     description = data.get("description", "")
     if not isinstance(description, str):
         errors.append("description: must be a string")
@@ -351,6 +390,7 @@ def validate_schema(data: object) -> LinkageSchema:
         certain_threshold=certain,
         placeholder_names=placeholder_names,
         full_birth_dates=full_birth_dates,
+        min_evidence_groups=min_groups,
     )
 
 
@@ -378,8 +418,8 @@ def load_schema(path: str | Path) -> LinkageSchema:
 
 
 def load_default_schema() -> LinkageSchema:
-    """The schema shipped as package data (``xlink/data/schemas/default-v5.json``; versions 3
-    and 4, ``default-v3.json`` and ``default-v4.json``, are shipped beside it for MOUs signed
+    """The schema shipped as package data (``xlink/data/schemas/default-v6.json``; versions 3
+    to 5, ``default-v3.json`` to ``default-v5.json``, are shipped beside it for MOUs signed
     over them)."""
     text = resources.files("xlink").joinpath(DEFAULT_SCHEMA_RESOURCE).read_text("utf-8")
     return parse_schema(text, "json")
@@ -426,6 +466,8 @@ def schema_to_document(schema: LinkageSchema) -> dict[str, object]:
         doc["placeholder_names"] = True
     if schema.full_birth_dates:
         doc["full_birth_dates"] = True
+    if schema.min_evidence_groups is not None:
+        doc["min_evidence_groups"] = schema.min_evidence_groups
     doc["keys"] = keys
     return doc
 
@@ -442,9 +484,10 @@ def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
     every field in field order, identity steps dropped, as their string form; numbers that are
     not integers (``m``, ``u``, ``threshold``) are strings in C ``printf("%.17g")`` form, or
     ``null`` when absent. The members added later (a key's ``weight`` and
-    ``disagreement_weight``, the schema's ``certain_threshold``, ``placeholder_names`` and
-    ``full_birth_dates``) appear only when set, so that the digest of a schema that does not use
-    them is unchanged: the numbers in the same string form, the two flags as ``true``.
+    ``disagreement_weight``, the schema's ``certain_threshold``, ``placeholder_names``,
+    ``full_birth_dates`` and ``min_evidence_groups``) appear only when set, so that the digest
+    of a schema that does not use them is unchanged: the numbers in the same string form, the
+    two flags as ``true``, ``min_evidence_groups`` as a JSON integer.
     """
     out: dict[str, object] = {
         "id": schema.id,
@@ -476,6 +519,8 @@ def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
         out["placeholder_names"] = True
     if schema.full_birth_dates:
         out["full_birth_dates"] = True
+    if schema.min_evidence_groups is not None:
+        out["min_evidence_groups"] = schema.min_evidence_groups
     return out
 
 

@@ -118,9 +118,11 @@ def _reachable(
     key: Ints, starts: Ints, key_names: tuple[str, ...], bound: RevealBound
 ) -> npt.NDArray[np.bool_]:
     """For each record group (entries ``starts[g]..starts[g+1]-1`` of ``key``), whether its
-    matched keys can still reach ``bound.threshold``."""
+    matched keys can still be decided (:meth:`RevealBound.reaches`)."""
     if len(bound.agreement) != len(key_names):
         raise ValueError("the reveal bound has a weight per key of another schema")
+    if bound.min_groups and len(bound.groups) != len(key_names):
+        raise ValueError("the reveal bound has evidence groups per key of another schema")
     words = _words(key_names)
     bits = np.zeros((len(key), words), dtype=np.uint64)
     bits[np.arange(len(key)), key // 64] = np.left_shift(np.uint64(1), (key % 64).astype(np.uint64))
@@ -128,7 +130,7 @@ def _reachable(
     distinct, inverse = np.unique(group_bits, axis=0, return_inverse=True)
     ok = np.array(
         [
-            bound.upper_bound(
+            bound.reaches(
                 frozenset(
                     w * 64 + b
                     for w, word in enumerate(row.tolist())
@@ -136,7 +138,6 @@ def _reachable(
                     if int(word) >> b & 1
                 )
             )
-            >= bound.threshold
             for row in distinct
         ],
         dtype=np.bool_,
