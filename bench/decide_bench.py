@@ -201,7 +201,7 @@ def main() -> None:
     schema = load_default_schema()
     start = time.perf_counter()
     if args.from_pairs:
-        from xlink.evaluation.judge import read_pairs
+        from xlink.evaluation.pairs_file import read_pairs
 
         result: Any = read_pairs(Path(args.from_pairs), schema)[0]
         n = len(result) if hasattr(result, "__len__") else len(result.pairs)  # older xlink

@@ -134,8 +134,8 @@ class Side:
 R255 = SUITE_R255.suite_id
 
 MINIMAL_BOUND = RevealBound((1.0, 1.0, 1.0), (-1.0, -1.0, -1.0), 2.0)
-# Evidence groups as bits (name 1, birth 2, document 4, address 8): name_dob holds two,
-# passport and surname_postcode one each; a decision needs two. No score limit.
+# Kinds of evidence as bits, this vector's own (any bit per kind): name_dob holds two (bits 1
+# and 2), passport one (4), surname_postcode one (8); a decision needs two. No score limit.
 EVIDENCE_BOUND = RevealBound((1.0, 1.0, 1.0), (-1.0, -1.0, -1.0), -10.0, (3, 4, 8), 2)
 
 
@@ -376,11 +376,11 @@ def valid_cases() -> list[dict[str, Any]]:
         ),
         _valid_case(
             "psi_evidence_reveal",
-            "PSI mode with a reveal bound that carries evidence groups (§6.7): groups as bits "
-            "3 (name_dob: name and birth), 4 (passport) and 8 (surname_postcode), at least 2 "
-            "needed, threshold -10 (no score limit). A record whose matched keys draw on one "
-            "group only (I-3, R-3 and R-5: surname_postcode alone) is not revealed; I-1/R-1 "
-            "(every key) and I-2/R-2 (name_dob and passport) are.",
+            "PSI mode with a reveal bound that carries kinds of evidence (§6.7), the vector's "
+            "own bits per key: 3 (name_dob: two kinds), 4 (passport) and 8 (surname_postcode: "
+            "one kind here), at least 2 needed, threshold -10 (no score limit). A record whose "
+            "matched keys hold one kind only (I-3, R-3 and R-5: surname_postcode alone) is not "
+            "revealed; I-1/R-1 (every key) and I-2/R-2 (name_dob and passport) are.",
             Mode.PSI,
             Side(i_records, "vector-evidence-initiator", bound=EVIDENCE_BOUND),
             Side(r_records, "vector-evidence-responder", bound=EVIDENCE_BOUND),

@@ -12,7 +12,8 @@ import pytest
 from xlink.cli.exitcodes import ExitCode
 from xlink.cli.main import main
 from xlink.evaluation.datasets import Split, files, hash_split
-from xlink.evaluation.judge import LOSSES, PAIR_COLUMNS
+from xlink.evaluation.judge import LOSSES
+from xlink.evaluation.pairs_file import PAIR_COLUMNS
 from xlink.synth import generate_synth
 
 

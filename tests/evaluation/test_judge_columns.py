@@ -1,4 +1,4 @@
-"""The judge's columns (xlink/evaluation/judge.py, fitting.py) against the per-pair code they
+"""The judge's columns (xlink/evaluation/pairs_file.py, fitting.py) against the per-pair code they
 replaced: the same pairs file, byte for byte; the same errors, on the same line, from a bad
 pairs file; the same fitted weights and thresholds from a list and from columns."""
 
@@ -25,7 +25,7 @@ from xlink.evaluation.fitting import (
     fit_logistic_weights,
     fit_weights,
 )
-from xlink.evaluation.judge import PAIR_COLUMNS, read_pairs, write_pairs
+from xlink.evaluation.pairs_file import PAIR_COLUMNS, read_pairs, write_pairs
 from xlink.linkage.schema import LinkageSchema, validate_schema
 
 KEYS = ("a", "b", "c", "d")

@@ -109,6 +109,32 @@ def test_a_match_below_the_mou_threshold_is_never_released(tmp_path: Path) -> No
     assert entries[0].fields["reason"] == "below-mou-threshold"
 
 
+def test_a_match_without_the_schemas_evidence_is_never_released(tmp_path: Path) -> None:
+    """Defence in depth behind decide(): a Decision built by hand (or by a decide() that
+    skipped the rule) with a match agreeing on a name alone, well above the MOU threshold, is
+    denied when the schema is given, as an agency gives it; the other match goes out."""
+    from xlink.linkage.schema import load_default_schema
+
+    schema = load_default_schema()
+    mou = sample_mou(approval_required=False)
+    name_alone = DecidedMatch("CAWL-1", 0, frozenset({"names"}), 9.0, HANDLES)
+    two_kinds = DecidedMatch("UNMATCHED", 1, frozenset({"names_dob_swapped"}), 9.0, (b"\x07" * 16,))
+    decision = Decision(SESSION, 0.0, 2, (name_alone, two_kinds))
+    with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
+        batch = release_decided(
+            decision, RECORDS, mou=mou, originator=CA, signing_key=SIGNING[CA],
+            handle_key=HANDLE_KEY[CA], rng=DeterministicRandom("r"), now=T0, audit=log,
+            schema=schema,
+        )  # fmt: skip
+        entries = list(log.entries())
+    assert [d.record_id for d in batch.denied] == ["CAWL-1"]
+    assert batch.denied[0].reasons == ("too-little-evidence",)
+    assert [e.fields["reason"] for e in entries if e.kind is AuditEvent.RELEASE_DENIED] == [
+        "too-little-evidence"
+    ]
+    assert len(batch.sealed) == 1
+
+
 def _pairs(*handles: int) -> Decision:
     """CAWL-1 decided with one peer record per handle (a person listed twice by the peer)."""
     matches = tuple(

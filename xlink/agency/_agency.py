@@ -581,6 +581,7 @@ class Agency:
                 now=self.clock(),
                 queue=self.queue,
                 audit=self.audit,
+                schema=self.schema,
             )
 
     def hand_over(self, sealed: SealedRelease, session_id: bytes, outputs_of: OutputsOf) -> bytes:

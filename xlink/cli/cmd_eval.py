@@ -165,7 +165,8 @@ def _usage(args: argparse.Namespace) -> str | None:
 def _redecide(args: argparse.Namespace, schema: LinkageSchema) -> dict[str, Any]:
     """``--from-pairs``: the decision again from a pairs file, no PSI."""
     from xlink.evaluation.datasets import Split, read_split_file, read_two_columns
-    from xlink.evaluation.judge import judge, read_pairs
+    from xlink.evaluation.judge import judge
+    from xlink.evaluation.pairs_file import read_pairs
 
     start = time.perf_counter()
     candidates, right_ids, split = read_pairs(Path(args.from_pairs), schema)

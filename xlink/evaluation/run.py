@@ -267,7 +267,7 @@ def evaluate(
     from the session's candidate pairs without labels (:mod:`xlink.linkage.estimate`, the
     estimate under ``estimate``). Fitted thresholds keep the development precision at least
     ``precision_floor``. ``pairs_path``: write every candidate pair there
-    (:func:`~xlink.evaluation.judge.write_pairs`). ``links``: the link rule matches are kept
+    (:func:`~xlink.evaluation.pairs_file.write_pairs`). ``links``: the link rule matches are kept
     by (:data:`~xlink.linkage.link_rule.LINK_CHOICES`: a rule, or ``auto`` to choose one from
     the pairs). Raises ``ValueError`` for another value. ``parallel``: one process per party
     (needs ``fork``; ``rng`` is then the system's),

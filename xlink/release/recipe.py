@@ -20,6 +20,7 @@ from xlink.crypto.rand import RandomSource
 from xlink.decide import DecidedMatch, Decision
 from xlink.errors import PolicyDenied, XlinkError
 from xlink.identifiers import REASON_CODE
+from xlink.linkage.schema import LinkageSchema
 from xlink.policy.document import mou_digest
 from xlink.policy.mou import Mou
 from xlink.records.model import PersonRecord
@@ -141,12 +142,16 @@ def release_decided(
     now: datetime,
     queue: ApprovalQueue | None = None,
     audit: AuditLog | None = None,
+    schema: LinkageSchema | None = None,
 ) -> ReleaseBatch:
     """Release what the MOU allows of every decided match (DESIGN §2 step 6).
 
     A match scoring below the MOU's ``match_threshold`` is denied (``below-mou-threshold``),
     whatever threshold the decision used (on the schema's own weights:
-    :attr:`~xlink.decide.DecidedMatch.policy_score`). For the others, :func:`decide_release`
+    :attr:`~xlink.decide.DecidedMatch.policy_score`); with ``schema`` (the MOU's, as an
+    agency gives it), so is a match whose agreeing keys lack the schema's evidence
+    (``too-little-evidence``: :meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`),
+    however the decision was made. For the others, :func:`decide_release`
     cuts the record to its tearline. A denial is collected (and audited as ``RELEASE_DENIED``
     under the pair's first match handle). ``records`` are the originator's own (``KeyError``
     if a decided record is missing).
@@ -179,6 +184,8 @@ def release_decided(
         try:
             if match.policy_score < mou.match_threshold:
                 raise PolicyDenied(["below-mou-threshold"])
+            if schema is not None and not schema.has_evidence(match.agreeing_keys):
+                raise PolicyDenied(["too-little-evidence"])
             content = decide_release(record, mou, originator=originator)
         except PolicyDenied as exc:
             denied.append(DeniedRelease(record.record_id, exc.reasons))
