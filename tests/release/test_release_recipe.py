@@ -135,13 +135,38 @@ def test_a_match_without_the_schemas_evidence_is_never_released(tmp_path: Path) 
     assert len(batch.sealed) == 1
 
 
-def _pairs(*handles: int) -> Decision:
+@pytest.mark.parametrize(("links", "sent"), [("one-to-one", 2), ("best-of-either", 5)])
+def test_one_record_in_many_pairs_is_sent_at_most_twice_under_one_to_one(
+    tmp_path: Path, links: str, sent: int
+) -> None:
+    """A partner that lists one of our people five times gets five decided pairs (certain
+    pairs escape one-to-one) but the record sealed twice: its best pair and one more; the rest
+    are denied ``too-many-pairs``. Best-of-either, for a registry of events, sends all five."""
+    mou = sample_mou(approval_required=False)
+    copies = tuple(
+        DecidedMatch("CAWL-1", ref, frozenset({"k"}), 30.0 - ref, (bytes([ref]) * 16,))
+        for ref in range(5)
+    )
+    decision = Decision(SESSION, 0.0, 5, copies, links=links)
+    with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
+        batch = release_decided(
+            decision, RECORDS, mou=mou, originator=CA, signing_key=SIGNING[CA],
+            handle_key=HANDLE_KEY[CA], rng=DeterministicRandom("r"), now=T0, audit=log,
+        )  # fmt: skip
+        denied = [e.fields for e in log.entries() if e.kind is AuditEvent.RELEASE_DENIED]
+    assert len(batch.sealed) == sent
+    assert [f.fate for f in batch.fates][:sent] == [Fate.SENT] * sent  # the best pairs
+    assert all(d.reasons == ("too-many-pairs",) for d in batch.denied)
+    assert len(denied) == 5 - sent
+
+
+def _pairs(*handles: int, links: str = "one-to-one") -> Decision:
     """CAWL-1 decided with one peer record per handle (a person listed twice by the peer)."""
     matches = tuple(
         DecidedMatch("CAWL-1", ref, frozenset({"k"}), 30.0, (bytes([h]) * 16,))
         for ref, h in enumerate(handles)
     )
-    return Decision(SESSION, 23.25, len(matches), matches)
+    return Decision(SESSION, 23.25, len(matches), matches, links=links)
 
 
 def _again(decision: Decision, queue: ApprovalQueue, approval: bool, seed: str):  # type: ignore[no-untyped-def]
@@ -172,8 +197,9 @@ def test_a_record_in_two_pairs_is_delivered_to_both_whatever_their_order(
         third = _again(_pairs(7, 8), queue, False, "r3")
         assert [f.fate for f in third.fates] == [Fate.DELIVERED, Fate.DELIVERED]
         assert not third.sealed
-        # A third pair of the same record version later: it is sent to every pair again.
-        fourth = _again(_pairs(7, 8, 9), queue, False, "r4")
+        # A third pair of the same record version later (a registry of events: one-to-one
+        # would send two at most): it is sent to every pair again.
+        fourth = _again(_pairs(7, 8, 9, links="best-of-either"), queue, False, "r4")
         assert len(fourth.sealed) == 3
 
 

@@ -21,6 +21,7 @@ from xlink.decide import DecidedMatch, Decision
 from xlink.errors import PolicyDenied, XlinkError
 from xlink.identifiers import REASON_CODE
 from xlink.linkage.schema import LinkageSchema
+from xlink.linkage.scoring import ONE_TO_ONE
 from xlink.policy.document import mou_digest
 from xlink.policy.mou import Mou
 from xlink.records.model import PersonRecord
@@ -39,6 +40,7 @@ from xlink.release.record import (
 from xlink.release.seal import SealedRelease, open_release, seal_release
 
 __all__ = [
+    "MAX_PAIRS_PER_RECORD",
     "DeniedRelease",
     "Fate",
     "MatchFate",
@@ -49,6 +51,13 @@ __all__ = [
     "release_decided",
     "settle_receipts",
 ]
+
+
+#: Under the one-to-one link rule, the most decided pairs of one record of ours that are
+#: released in a session: its best pair, and one more for a person the partner lists twice
+#: (the certain threshold, docs/concepts.md). A partner that lists one of our people many times
+#: gets its pairs decided, but the record sealed and sent this many times, not once per copy.
+MAX_PAIRS_PER_RECORD = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +160,12 @@ def release_decided(
     :attr:`~xlink.decide.DecidedMatch.policy_score`); with ``schema`` (the MOU's, as an
     agency gives it), so is a match whose agreeing keys lack the schema's evidence
     (``too-little-evidence``: :meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`),
-    however the decision was made. For the others, :func:`decide_release`
-    cuts the record to its tearline. A denial is collected (and audited as ``RELEASE_DENIED``
-    under the pair's first match handle). ``records`` are the originator's own (``KeyError``
-    if a decided record is missing).
+    however the decision was made. Under the one-to-one link rule a record's decided pairs
+    beyond its first :data:`MAX_PAIRS_PER_RECORD` (in the decision's order: best first) are
+    denied ``too-many-pairs``; best-of-either, for a list of events, has no such bound. For
+    the others, :func:`decide_release` cuts the record to its tearline. A denial is collected
+    (and audited as ``RELEASE_DENIED`` under the pair's first match handle). ``records`` are
+    the originator's own (``KeyError`` if a decided record is missing).
 
     ``queue`` is the outbound ledger; an MOU that requires approval needs one (``ValueError``
     without). It is consulted once per record version
@@ -186,6 +197,9 @@ def release_decided(
                 raise PolicyDenied(["below-mou-threshold"])
             if schema is not None and not schema.has_evidence(match.agreeing_keys):
                 raise PolicyDenied(["too-little-evidence"])
+            kept = len(pairs.get(record.record_id, ()))
+            if decision.links == ONE_TO_ONE and kept >= MAX_PAIRS_PER_RECORD:
+                raise PolicyDenied(["too-many-pairs"])
             content = decide_release(record, mou, originator=originator)
         except PolicyDenied as exc:
             denied.append(DeniedRelease(record.record_id, exc.reasons))
