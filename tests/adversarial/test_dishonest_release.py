@@ -48,6 +48,7 @@ from _store_support import (  # noqa: E402
 
 import xlink.agency._agency as runner  # noqa: E402
 import xlink.agency._exchange as exchange_step  # noqa: E402
+import xlink.agency._releasing as releasing  # noqa: E402
 from xlink.audit import AuditEvent, AuditLog, verify_log  # noqa: E402
 from xlink.decide import Decision, decide  # noqa: E402
 from xlink.errors import XlinkError  # noqa: E402
@@ -494,8 +495,8 @@ def test_real_tls_releases_for_handles_never_matched_are_refused(
 
         return seal_labelled(data, handles, **{**kwargs, "outputs_of": outputs_of})
 
-    monkeypatch.setattr(runner, "release_decided", forging)
-    monkeypatch.setattr(runner, "seal_labelled", label_anyway)
+    monkeypatch.setattr(releasing, "release_decided", forging)
+    monkeypatch.setattr(releasing, "seal_labelled", label_anyway)
     agencies = Agencies(tmp_path)
     us, ca, denied = _partner_releases_all_refused(agencies)
     assert len(denied) == ca.released_total

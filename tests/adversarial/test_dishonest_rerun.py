@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 from _agencies import CA, US, Agencies
 
-import xlink.agency._agency as runner
 import xlink.agency._exchange as exchange_step
 import xlink.agency._inbound as inbound
+import xlink.agency._releasing as releasing
 from xlink.agency import AgencyOutcome
 from xlink.audit import AuditEvent
 from xlink.decide import Decision
@@ -83,7 +83,7 @@ class Partner:
         self.rewrite = None
         self.answer: Callable[[PartnerRun, int, Answer], Answer] | None = None
         self.drop: frozenset[int] = frozenset()
-        monkeypatch.setattr(runner, "release_decided", self._release_decided)
+        monkeypatch.setattr(releasing, "release_decided", self._release_decided)
         monkeypatch.setattr(exchange_step, "transfer_releases", self._transfer_releases)
         monkeypatch.setattr(inbound.Receiver, "store_one", self._store_one())
 

@@ -3,6 +3,10 @@
 ``xlink serve`` and ``xlink match``, both demo modes, the examples and the tests all go through
 :meth:`Agency.exchange`; an in-process exchange is two agencies on a
 :func:`~xlink.transport.memory_pair` (:func:`exchange_in_process`).
+
+The class is in three parts: this module opens the agency and runs the exchange; its releasing
+methods are :mod:`xlink.agency._releasing`'s, its real-time query mode's
+:mod:`xlink.agency._query_mode`'s.
 """
 
 from __future__ import annotations
@@ -11,18 +15,18 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from xlink._sqlite import Batch
 from xlink._workdir import workdir_lock
 from xlink.agency._exchange import run_ended, run_exchange
 from xlink.agency._opening import check_setup, record_in_force_once, record_unrecorded_runs
 from xlink.agency._outcome import AgencyOutcome
-from xlink.agency._query import QueryClient, QueryOutcome, QueryService
+from xlink.agency._query_mode import QueryMode
+from xlink.agency._releasing import Releasing
 from xlink.audit import AuditEvent, AuditLog
 from xlink.audit.history import apply_daily_budget, set_size_history
 from xlink.crypto.keyfiles import (
@@ -32,10 +36,9 @@ from xlink.crypto.keyfiles import (
 from xlink.crypto.rand import RandomSource
 from xlink.crypto.suite import DEFAULT_SUITE, SUITES
 from xlink.crypto.workers import GroupWorkers
-from xlink.decide import FIXED, Decision, reveal_bound_for
+from xlink.decide import FIXED, reveal_bound_for
 from xlink.errors import (
     InputError,
-    ProtocolError,
 )
 from xlink.linkage.schema import LinkageSchema
 from xlink.officers import OFFICERS_DIR, OfficerRegistry
@@ -44,23 +47,14 @@ from xlink.prepare import PreparedSide, StrPath, prepare_side
 from xlink.progress import ProgressFn
 from xlink.protocol.config import Mode, Role, SessionConfig, chunk_size_for
 from xlink.protocol.hashed import CACHE_DIR, hash_tokens
-from xlink.records.model import PersonRecord
 from xlink.records.validation import BadFieldPolicy
-from xlink.release import ApprovalQueue, SourceHandleKey, release_decided
-from xlink.release.handles import open_source_handle_key
-from xlink.release.label import (
-    OutputsOf,
-    seal_labelled,
-)
-from xlink.release.recipe import ReleaseBatch
-from xlink.release.seal import SealedRelease
+from xlink.release import ApprovalQueue
 from xlink.store import ReleaseStore
 from xlink.transport import (
     Connection,
     PeerRefused,
     connect,
     serve_once,
-    serve_pinned,
 )
 
 __all__ = ["Agency"]
@@ -75,7 +69,7 @@ def _check_suite(suite_id: int) -> None:
         raise ValueError(f"unknown PSI ciphersuite {suite_id}")
 
 
-class Agency:
+class Agency(QueryMode, Releasing):
     """One agency's side of exchanges with its partner under one MOU, in one working directory.
 
     Open with :meth:`open` and use as a context manager: it holds the workdir's lock (one run at
@@ -395,8 +389,6 @@ class Agency:
             conn, side, config=config, idle_timeout=idle_timeout, progress=progress
         )
 
-    # -- the real-time query mode (xlink-query-v1, docs/query.md) ----------------------------
-
     def tls_options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`~xlink.transport.connect` and the servers: our TLS
         identity, and the partner's certificate and the pin the MOU gives for it."""
@@ -405,86 +397,6 @@ class Agency:
             "peer_cert_pem": self.peer_bundle.tls_cert_pem,
             "pinned_sha256": self.peer_bundle.tls_cert_sha256,
         }
-
-    def query_service(
-        self, side: PreparedSide, *, progress: ProgressFn | None = None
-    ) -> QueryService:
-        """The holder's :class:`~xlink.agency.QueryService` for ``side`` (this agency's list):
-        the month's table built, or loaded and updated with the list's changes."""
-        return QueryService(self, side, progress=progress)
-
-    async def serve_queries(
-        self,
-        side: PreparedSide | QueryService,
-        host: str,
-        port: int,
-        *,
-        max_connections: int | None = None,
-        idle_timeout: float = 60.0,
-        on_listening: Callable[[int], object] | None = None,
-        progress: ProgressFn | None = None,
-    ) -> int:
-        """Answer the partner's real-time queries about ``side`` (our list, or a
-        :meth:`query_service` already built for it) on ``host:port`` until cancelled (or
-        ``max_connections`` served): every connection over pinned mutual TLS, each refused one
-        audited. Returns the connections served."""
-        service = (
-            side if isinstance(side, QueryService) else QueryService(self, side, progress=progress)
-        )
-
-        async def answer(conn: Connection) -> None:
-            with contextlib.suppress(ProtocolError):  # audited by the service
-                await service.handle(conn, idle_timeout=idle_timeout)
-
-        return await serve_pinned(
-            host,
-            port,
-            **self.tls_options(),
-            on_connection=answer,
-            on_listening=on_listening,
-            on_refused=lambda exc: self._audit_refused(exc, Role.RESPONDER),
-            max_connections=max_connections,
-        )
-
-    @contextlib.asynccontextmanager
-    async def query_session(
-        self,
-        host: str,
-        port: int,
-        *,
-        timeout: float = 60.0,
-        idle_timeout: float = 60.0,
-        progress: ProgressFn | None = None,
-    ) -> AsyncIterator[QueryClient]:
-        """An open query session with the partner's query server at ``host:port`` (pinned
-        mutual TLS), its table copy brought up to date: ``async with agency.query_session(h,
-        p) as client: outcome = await client.ask(travellers)``, as often as needed."""
-        try:
-            conn = await connect(host, port, **self.tls_options(), timeout=timeout)
-        except PeerRefused as exc:
-            self._audit_refused(exc, Role.INITIATOR)
-            raise
-        async with QueryClient(self, conn, idle_timeout=idle_timeout, progress=progress) as c:
-            yield c
-
-    async def ask(
-        self,
-        travellers: PreparedSide,
-        host: str,
-        port: int,
-        *,
-        timeout: float = 60.0,
-        idle_timeout: float = 60.0,
-        progress: ProgressFn | None = None,
-    ) -> QueryOutcome:
-        """Ask the partner's query server at ``host:port`` about ``travellers`` (records of
-        ours: one traveller or a manifest) in one session; returns a
-        :class:`~xlink.agency.QueryOutcome`. Releases of decided matches go into our store,
-        as in an exchange."""
-        async with self.query_session(
-            host, port, timeout=timeout, idle_timeout=idle_timeout, progress=progress
-        ) as client:
-            return await client.ask(travellers)
 
     # -- the exchange ------------------------------------------------------------------------
 
@@ -552,58 +464,3 @@ class Agency:
             idle_timeout=idle_timeout,
             progress=progress,
         )
-
-    def _handing_over(
-        self, session_id: bytes, outputs_of: OutputsOf
-    ) -> Callable[[SealedRelease], bytes]:
-        """Label each release for the peer (spec §10.2) as the transfer takes it to send, and
-        audit it then as ``RELEASE_SENT`` (before the peer answers): a release that may have
-        left is audited even if the peer hangs up before answering it."""
-
-        def encode(sealed: SealedRelease) -> bytes:
-            return self.hand_over(sealed, session_id, outputs_of)
-
-        return encode
-
-    def release(self, decision: Decision, records: Iterable[PersonRecord]) -> ReleaseBatch:
-        """:func:`~xlink.release.release_decided` for ``decision`` with this agency's MOU,
-        keys, outbound ledger, audit log, clock and randomness (the exchange and the query
-        holder both release through it). The ledger and the audit log each commit once."""
-        with Batch(self.audit, self.queue):
-            return release_decided(
-                decision,
-                records,
-                mou=self.mou,
-                originator=self.agency_id,
-                signing_key=self.keys.signing_key,
-                handle_key=self._handle_key(),
-                rng=self.rng,
-                now=self.clock(),
-                queue=self.queue,
-                audit=self.audit,
-                schema=self.schema,
-            )
-
-    def hand_over(self, sealed: SealedRelease, session_id: bytes, outputs_of: OutputsOf) -> bytes:
-        """One release as it leaves: labelled for the peer with our OPRF outputs of its match
-        handles (``outputs_of``: :func:`~xlink.release.label.per_pair` in an exchange,
-        xlink-release-v1 §10.2; :func:`~xlink.release.label.per_handle` in a query) and audited
-        ``RELEASE_SENT`` before the peer answers, so that a release that may have left is
-        audited even if the peer hangs up."""
-        frame = seal_labelled(
-            sealed.data,
-            sealed.match_handles,
-            session_id=session_id,
-            outputs_of=outputs_of,
-            rng=self.rng,
-        )
-        fields = {"session": session_id, "handle": sealed.release_id, "digest": sealed.digest}
-        self.audit.append(
-            AuditEvent.RELEASE_SENT, {**fields, "category": sealed.category}, now=self.clock()
-        )
-        return frame
-
-    def _handle_key(self) -> SourceHandleKey:
-        """The originator's source-handle key, made on first use and kept wrapped under our
-        sealing key (:func:`~xlink.release.handles.open_source_handle_key`)."""
-        return open_source_handle_key(self.workdir, self.keys.sealing_key, rng=self.rng)

@@ -1,0 +1,89 @@
+"""The releasing half of :class:`~xlink.agency.Agency`: decided matches into signed, sealed,
+caveated releases in the outbound ledger (:func:`~xlink.release.release_decided`), and each
+release labelled and audited as it leaves (xlink-release-v1 §10.2). The batch exchange and the
+query holder both release through these methods."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, cast
+
+from xlink._sqlite import Batch
+from xlink.audit import AuditEvent
+from xlink.decide import Decision
+from xlink.records.model import PersonRecord
+from xlink.release import SourceHandleKey, release_decided
+from xlink.release.handles import open_source_handle_key
+from xlink.release.label import OutputsOf, seal_labelled
+from xlink.release.recipe import ReleaseBatch
+from xlink.release.seal import SealedRelease
+
+if TYPE_CHECKING:
+    from xlink.agency._agency import Agency
+
+__all__ = ["Releasing"]
+
+
+class Releasing:
+    """The release methods of :class:`~xlink.agency.Agency`, which inherits them."""
+
+    def _agency(self) -> Agency:
+        return cast("Agency", self)
+
+    def _handing_over(
+        self, session_id: bytes, outputs_of: OutputsOf
+    ) -> Callable[[SealedRelease], bytes]:
+        """Label each release for the peer (spec §10.2) as the transfer takes it to send, and
+        audit it then as ``RELEASE_SENT`` (before the peer answers): a release that may have
+        left is audited even if the peer hangs up before answering it."""
+
+        def encode(sealed: SealedRelease) -> bytes:
+            return self.hand_over(sealed, session_id, outputs_of)
+
+        return encode
+
+    def release(self, decision: Decision, records: Iterable[PersonRecord]) -> ReleaseBatch:
+        """:func:`~xlink.release.release_decided` for ``decision`` with this agency's MOU,
+        keys, outbound ledger, audit log, clock and randomness (the exchange and the query
+        holder both release through it). The ledger and the audit log each commit once."""
+        agency = self._agency()
+        with Batch(agency.audit, agency.queue):
+            return release_decided(
+                decision,
+                records,
+                mou=agency.mou,
+                originator=agency.agency_id,
+                signing_key=agency.keys.signing_key,
+                handle_key=self._handle_key(),
+                rng=agency.rng,
+                now=agency.clock(),
+                queue=agency.queue,
+                audit=agency.audit,
+                schema=agency.schema,
+            )
+
+    def hand_over(self, sealed: SealedRelease, session_id: bytes, outputs_of: OutputsOf) -> bytes:
+        """One release as it leaves: labelled for the peer with our OPRF outputs of its match
+        handles (``outputs_of``: :func:`~xlink.release.label.per_pair` in an exchange,
+        xlink-release-v1 §10.2; :func:`~xlink.release.label.per_handle` in a query) and audited
+        ``RELEASE_SENT`` before the peer answers, so that a release that may have left is
+        audited even if the peer hangs up."""
+        agency = self._agency()
+        frame = seal_labelled(
+            sealed.data,
+            sealed.match_handles,
+            session_id=session_id,
+            outputs_of=outputs_of,
+            rng=agency.rng,
+        )
+        fields = {"session": session_id, "handle": sealed.release_id, "digest": sealed.digest}
+        agency.audit.append(
+            AuditEvent.RELEASE_SENT, {**fields, "category": sealed.category}, now=agency.clock()
+        )
+        return frame
+
+    def _handle_key(self) -> SourceHandleKey:
+        """The originator's source-handle key, made on first use and kept wrapped under our
+        sealing key (:func:`~xlink.release.handles.open_source_handle_key`)."""
+        agency = self._agency()
+        return open_source_handle_key(agency.workdir, agency.keys.sealing_key, rng=agency.rng)
