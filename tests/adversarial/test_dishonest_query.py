@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _query_agencies import QueryPair, query_pair, truth_pairs
+from _query_agencies import DATA, QueryPair, query_pair, traveller_file, truth_pairs
 
 from xlink.agency import QueryService
 from xlink.agency._query import QueryClient, ask
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto import oprf9497
+from xlink.decide import decide
 from xlink.error_codes import AbortCode
 from xlink.errors import DecryptionError, PeerAborted, QuotaExhausted, RemoteProtocolError
+from xlink.linkage.scoring import BEST_OF_EITHER
 from xlink.query import RequestedHit
 from xlink.query import messages as M
 from xlink.release.label import LabelNotMatched, labelled_handles, open_labelled, per_handle
@@ -268,3 +272,64 @@ def test_a_release_frame_opens_only_with_the_outputs_of_the_matched_tokens(
         open_labelled(frame, session_id=session_id, outputs_of=per_handle(wrong.__getitem__))
     with pytest.raises(LabelNotMatched):
         open_labelled(frame, session_id=session_id, outputs_of=per_handle({}.__getitem__))
+
+
+_HOUSEHOLD = (("CASO-90001", "Maria", "02/03/1970", "F"), ("CASO-90002", "Juan", "11/07/1995", "M"),
+              ("CASO-90003", "Ana", "23/09/1998", "F"))  # fmt: skip
+
+
+def _registry_with_a_household(pair: QueryPair) -> Any:
+    """The bundled registry and a household of three (Lopez, one street and postcode)."""
+    source = DATA / "ca_sex_offenders.csv"
+    with source.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    head = rows[0]
+    for record_id, given, dob, sex in _HOUSEHOLD:
+        values = {"Registry No": record_id, "Family Name": "Lopez", "Given Name": given,
+                  "Date of Birth": dob, "Sex": sex, "Citizenship": "CAN",
+                  "Street Address": "4 Oak Avenue", "City": "Ottawa", "Province": "ON",
+                  "Postal Code": "K2B 7C3", "Country": "CAN", "Source Ref": "RCMP-SRC-9001",
+                  "Grading": "2B", "Handling Code": "P", "Offence": "Sexual assault",
+                  "Risk Level": "High"}  # fmt: skip
+        rows.append([values.get(column, "") for column in head])
+    target = pair.base / "registry" / "registry.csv"
+    target.parent.mkdir()
+    with target.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows(rows)
+    shutil.copy(DATA / "ca_sex_offenders.mapping.json", target.with_name("registry.mapping.json"))
+    return pair.holder.prepare([target])
+
+
+def test_an_asker_naming_one_person_of_a_household_gets_one_release_not_three(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One traveller: Maria Lopez, her street and postcode. The honest asker decides Maria
+    (one-to-one), as a batch exchange would. An asker that decides best-of-either asks for the
+    whole household: Juan and Ana agree with that traveller on the family name, street and
+    postcode as well as Maria does on those keys, so the holder, which sees only what the
+    asker claims, must not release them (it did: three releases, each above the threshold)."""
+    registry = _registry_with_a_household(pair)
+    manifest = traveller_file(pair.base / "asker-files", ["USTR-00022"])
+    with manifest.open(encoding="utf-8", newline="") as f:
+        head = next(csv.reader(f))
+    values = {"pax_id": "USTR-77777", "surname": "Lopez", "given_names": "Maria",
+              "us_address": "4 Oak Avenue", "us_zip": "K2B 7C3", "source": "APIS"}  # fmt: skip
+    with manifest.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([head, [values.get(column, "") for column in head]])
+    side = pair.asker.prepare([manifest])
+    service = pair.holder.query_service(registry)
+
+    def run() -> Any:
+        served, outcome, _ = _serve_and(pair, service, lambda conn: ask(pair.asker, conn, side))
+        return served, outcome
+
+    served, honest = run()
+    assert honest.matched == 1 and served.requested == served.released == 1
+    monkeypatch.setattr(
+        "xlink.agency._query_answers.decide",
+        lambda source, schema, threshold: decide(source, schema, threshold, links=BEST_OF_EITHER),
+    )
+    served, liar = run()
+    assert served.requested == 3 and served.released == 0  # Maria's went before: no copy
+    assert liar.received == 0
+    assert len(pair.asker.store.list(now=pair.asker.clock())) == 1  # Maria's, the first time

@@ -1,14 +1,17 @@
 """A partner that knows one fact about a person (a name, or an address) and lists just that,
-declaring every other key missing, or lists it with every birth year guessed: under the
-default schema (v6, ``min_evidence_groups`` 2) nothing is decided or released, in the batch
-exchange over mutual TLS and in the query mode, even when the asker decides on its own rules
-and asks for the release anyway. Under schema v5, which has no such rule, the same record was
-decided on ``names`` alone (score 0.2602, above the threshold 0.06694) and released."""
+declaring every other key missing, or lists it with every birth year guessed, or with every
+birth year and a city it guesses: under the default schema (v7, ``min_evidence_groups`` 2,
+the city no evidence) nothing is decided or released, in the batch exchange over mutual TLS and
+in the query mode, even when the asker decides on its own rules and asks for the release
+anyway. Under schema v5, which has no such rule, the same record was decided on ``names`` alone
+(score 0.2602, above the threshold 0.06694) and released; under v6, which counted the city as an
+address, on the name, the year and the city (``family_locality``; 2.432)."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -74,6 +77,44 @@ def test_a_name_with_a_guessed_birth_year_is_one_fact() -> None:
         assert len(decide(_alone("names", birth), v6, v6.threshold).matches) == 1
 
 
+def test_a_name_with_a_guessed_birth_year_and_city_is_one_fact() -> None:
+    """A city is a few guesses away too (one city holds an eighth of the bundled registry):
+    v6 counted it as an address, so the name and year with it made two facts (2.432 points,
+    with ``family_locality`` weighing against a match); under v7 it holds nothing."""
+    v6 = load_schema(SCHEMAS / "default-v6.json")
+    v7 = load_default_schema()
+    guessed = _alone("names", "metaphone_names_year", "family_locality")
+    assert len(decide(guessed, v6, v6.threshold).matches) == 1  # the flaw, as it was
+    assert decide(guessed, v7, v7.threshold).matches == ()
+    # a street or a postcode is still an address: a name with one of them may be decided
+    for address in ("given_postcode", "minhash_name_postcode"):
+        assert v7.has_evidence(["names", address])
+
+
+def _guess_years(
+    path: Path, keep: Iterable[str], date: str, years: range, cities: tuple[str, ...] = ()
+) -> Path:
+    """``path`` rewritten in place: each row once per year of ``years`` (a year-only date in
+    the ``date`` column) and, with ``cities`` (the city column, then the guesses), per guessed
+    city, with only the ``keep`` columns of the row besides."""
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    head, out = rows[0], [rows[0]]
+    kept = [head.index(c) for c in keep]
+    column, guesses = (head.index(cities[0]), cities[1:]) if cities else (-1, ("",))
+    for row in rows[1:]:
+        for year, city in itertools.product(years, guesses):
+            guess = [row[i] if i in kept else "" for i in range(len(head))]
+            guess[0] = f"{row[0]}-{year}{city[:3]}"
+            guess[head.index(date)] = str(year)
+            if cities:
+                guess[column] = city
+            out.append(guess)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows(out)
+    return path
+
+
 def _keep_only(path: Path, columns: Iterable[str], blank: Iterable[str]) -> Path:
     """``path`` rewritten in place with the ``blank`` columns emptied: a partner's records
     that say only what the other columns say. ``columns`` must all still hold a value."""
@@ -125,10 +166,12 @@ _TRAVELLER_FACTS = ("dob", "passport_number", "passport_issuer", "passport_expir
                     "us_address", "us_city", "us_state", "us_zip")  # fmt: skip
 
 
-def _both_askers(pair: Any, side: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
+def _both_askers(
+    pair: Any, side: Any, monkeypatch: pytest.MonkeyPatch, **lie: Any
+) -> tuple[Any, ...]:
     """The holder answers ``side`` twice: to the honest asker, then to one that decides
-    without the rule on evidence and so asks for releases the honest one would not. Returns
-    (served, outcome) of each."""
+    without the rule on evidence (or with the schema's members replaced by ``lie``) and so
+    asks for releases the honest one would not. Returns (served, outcome) of each."""
     service = pair.holder.query_service(pair.registry)
 
     def run() -> Any:
@@ -143,7 +186,7 @@ def _both_askers(pair: Any, side: Any, monkeypatch: pytest.MonkeyPatch) -> tuple
     monkeypatch.setattr(
         "xlink.agency._query_answers.decide",
         lambda source, schema, threshold: real(
-            source, replace(schema, min_evidence_groups=None), threshold
+            source, replace(schema, **(lie or {"min_evidence_groups": None})), threshold
         ),
     )
     return (*honest, *run())
@@ -197,4 +240,42 @@ def test_a_query_on_a_name_with_every_birth_year_is_not_released(
         side = pair.asker.prepare([manifest])
         served, honest, served_liar, liar = _both_askers(pair, side, monkeypatch)
         assert honest.matched == 0 and served.released == 0
+        _nothing_released(pair, served_liar, liar, len(FOUND))
+
+
+@pytest.mark.slow
+def test_a_partner_guessing_birth_years_with_a_known_city_gets_no_release_over_tls(
+    tmp_path: Path,
+) -> None:
+    """The partner (US-DHS) knows the name and the city of each of the people it lists and
+    lists each once per birth year 1950-2009, nothing else: under v6 a record was decided and
+    released on the name, the year and the city; under v7 nothing is decided or released."""
+    files = small_files(tmp_path)
+    identity = ("uid", "list_type", "last_name", "first_name", "city", "src", "src_grade",
+                "handling")  # fmt: skip
+    _guess_years(files[US][0], identity, "dob", range(1950, 2010))
+    pair = TwoAgencies(tmp_path, files, passphrase=PASSPHRASE, timeout=20.0)
+    outcomes = pair.run()
+    ca, us = outcomes[CA], outcomes[US]
+    assert isinstance(ca, AgencyOutcome) and isinstance(us, AgencyOutcome), outcomes
+    assert ca.matched_tokens >= 1  # names, years and cities did meet
+    assert ca.decided == us.decided == 0
+    assert pair.stored(US) == 0 and sum(ca.released.values()) == 0
+
+
+def test_a_query_on_a_name_with_every_birth_year_and_three_cities_is_not_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The three names, each once per birth year 1935-2009 and per guessed city (the
+    registry's commonest and two more: 675 rows): under v6 the holder released all three
+    (2.432 points each); under v7 nothing is released however the asker decides."""
+    with query_pair(tmp_path) as pair:
+        manifest = traveller_file(pair.base / "asker-files", FOUND)
+        cities = ("us_city", "Toronto", "Saskatoon", "Los Angeles")
+        _guess_years(manifest, ("surname", "given_names"), "dob", range(1935, 2010), cities)
+        side = pair.asker.prepare([manifest])
+        # the asker decides as v6 did, counting the city, and asks for what that decides
+        served, honest, served_liar, liar = _both_askers(pair, side, monkeypatch, evidence=None)
+        assert honest.candidates >= 3 * len(FOUND) and honest.matched == 0
+        assert served.released == 0
         _nothing_released(pair, served_liar, liar, len(FOUND))

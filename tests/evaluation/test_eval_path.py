@@ -339,9 +339,13 @@ def test_febrl4_without_id_meets_the_issue_target(capsys: pytest.CaptureFixture[
     # v6 decides a pair only on agreement in two of name, birth, address and document (the
     # defence against a partner that declares everything else missing), which refuses the 37
     # true links that agree on a name alone or an address alone: measured 0.9934, precision
-    # 1.0 (docs/evaluation.md §4). This gate guards that figure.
+    # 1.0. Schema v7 counts no city as an address (a partner guesses one in a few tries, with
+    # a name it knows and a birth year it lists once per year), which refuses 42 more, that
+    # agree on the family name and the suburb (FEBRL4 has no households) or the birth date and
+    # the suburb and on nothing else: measured 0.9881, precision 0.9996 (docs/evaluation.md
+    # §4). This gate guards that figure; the issue's target is not met.
     argv = ["eval", "febrl4", "--no-id", "--json", "--quiet"]
-    code, figures = _gate([*argv, "--min-f1", "0.993", "--min-precision", "0.999"], capsys)
+    code, figures = _gate([*argv, "--min-f1", "0.988", "--min-precision", "0.999"], capsys)
     assert code == ExitCode.OK
     assert figures["dataset"] == "febrl4-no-id" and figures["true_links"] == 2500
     assert figures["psi"]["parties"] == "two processes"  # type: ignore[index]
@@ -354,8 +358,9 @@ def test_febrl4_with_every_column_meets_the_issue_target(
     # Issue 6: FEBRL4 with every column, held-out split: F1 >= 0.998, met under schema v5
     # (0.9994, precision 1.0). Under v6 a document number alone (within one edit, everything
     # else disagreeing) decides nothing, as a name alone does not: measured 0.9954 with
-    # precision 1.0 (docs/evaluation.md §4). This gate guards that figure.
-    code, figures = _gate(["eval", "febrl4", "--json", "--quiet", "--min-f1", "0.995"], capsys)
+    # precision 1.0; under v7, which counts no city as an address, 0.99497 with precision 1.0
+    # (docs/evaluation.md §4). This gate guards that figure.
+    code, figures = _gate(["eval", "febrl4", "--json", "--quiet", "--min-f1", "0.9945"], capsys)
     assert code == ExitCode.OK and figures["precision"] == 1.0
     assert figures["dataset"] == "febrl4" and figures["true_links"] == 2500
 

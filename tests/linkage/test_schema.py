@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 
 from xlink.errors import SchemaError
-from xlink.linkage.fields import Field, Transform, TransformKind
+from xlink.linkage.fields import Field, FieldGroup, Transform, TransformKind
 from xlink.linkage.schema import (
     SCHEMA_DIGEST_DST,
+    LinkageSchema,
     load_default_schema,
     load_schema,
     parse_schema,
     schema_digest,
     schema_to_canonical,
+    schema_to_document,
     validate_schema,
 )
 
@@ -192,9 +194,9 @@ def test_load_schema_from_file(tmp_path: Path) -> None:
 
 def test_default_schema() -> None:
     schema = load_default_schema()
-    assert schema.id == "xlink-default" and schema.version == 6
+    assert schema.id == "xlink-default" and schema.version == 7
     assert schema.placeholder_names and schema.full_birth_dates
-    assert schema.min_evidence_groups == 2
+    assert schema.min_evidence_groups == 2 and schema.evidence is not None
     assert schema.threshold is not None and schema.certain_threshold is not None
     assert schema.certain_threshold >= schema.threshold
     assert all(k.weight is not None and k.m is None for k in schema.keys)
@@ -210,6 +212,7 @@ SHIPPED_DIGESTS = {
     "default-v4.json": "afbf40ffd655e1d3a842d8fe1a15ac88cba18cf7f9f9d5454921d80956acd986",
     "default-v5.json": "0c02f3a0cf2aa2cac171ed423da49523dcdec824c324dce503ab5d93f49ef00b",
     "default-v6.json": "0d8be994ea62f06abbc55845fcfeda30859eb7041eb15c8acc700fc60e404c2a",
+    "default-v7.json": "f46202d6c4919136b29e77dc15007f02affd0666243120051a92ccca71a41488",
 }
 
 
@@ -219,7 +222,7 @@ def test_shipped_schemas_keep_their_digests() -> None:
     for name, digest in SHIPPED_DIGESTS.items():
         with resources.as_file(resources.files("xlink") / "data" / "schemas" / name) as path:
             assert schema_digest(load_schema(path)).hex() == digest, name
-    assert schema_digest(load_default_schema()).hex() == SHIPPED_DIGESTS["default-v6.json"]
+    assert schema_digest(load_default_schema()).hex() == SHIPPED_DIGESTS["default-v7.json"]
 
 
 def test_schema_document_round_trips_weights_and_thresholds() -> None:
@@ -398,7 +401,7 @@ def test_evidence_counts_the_kinds_the_agreeing_keys_hold() -> None:
         (["birth_year"], {}, set()),
         (["birth_year_month"], {}, {"birth"}),
         (["street"], {"street": "nospace"}, {"address"}),
-        (["locality"], {}, {"address"}),
+        (["locality"], {}, {"address"}),  # v6's table: no evidence member
         (["region", "sex"], {}, set()),
         (["postcode"], {"postcode": "digits"}, set()),
         (["document_number"], {"document_number": "deletions"}, {"document"}),
@@ -418,3 +421,68 @@ def test_the_evidence_rule_is_in_the_digest() -> None:
     schema = load_default_schema()
     digests = {schema_digest(replace(schema, min_evidence_groups=n)).hex() for n in (None, 1, 2, 3)}
     assert len(digests) == 4
+
+
+def test_from_v7_a_city_is_no_evidence() -> None:
+    """A partner that knows a name lists it once per birth year with a city it guesses (a few
+    cities hold most people): under v6 the city's keys made the name and year two facts."""
+    schema = load_default_schema()
+    v6 = _shipped("default-v6.json")
+    guessed = ["metaphone_names_year", "names", "family_locality"]
+    assert v6.has_evidence(guessed) and not schema.has_evidence(guessed)
+    assert schema.evidence_groups(["dob_locality"]) == 1  # the date of birth alone
+    # v6 and v7 differ in that alone: same keys, weights and thresholds
+    assert replace(schema, version=6, evidence=None, description="") == replace(v6, description="")
+    fields = schema.evidence_fields()
+    assert Field.LOCALITY not in fields[FieldGroup.ADDRESS]
+    assert fields[FieldGroup.ADDRESS] == {Field.STREET, Field.POSTCODE}
+    assert schema.evidence_fields().keys() == v6.evidence_fields().keys()
+
+
+def test_evidence_member_round_trips_and_is_in_the_digest() -> None:
+    schema = load_default_schema()
+    assert validate_schema(schema_to_document(schema)) == schema
+    canonical = schema_to_canonical(schema)
+    assert canonical["evidence"] == {
+        "address": ["postcode", "street"],
+        "birth": ["birth_date", "birth_year_month"],
+        "document": ["document_number"],
+        "name": ["family", "family_part", "full_name", "given", "given_first"],
+    }
+    assert "evidence" not in schema_to_canonical(_shipped("default-v6.json"))
+    narrower = replace(
+        schema, evidence=tuple(e for e in schema.evidence or () if e[0].value != "document")
+    )
+    assert schema_digest(narrower) != schema_digest(schema)
+    # a kind left out holds nothing
+    assert not narrower.key_evidence()["document"]
+
+
+@pytest.mark.parametrize(
+    ("evidence", "message"),
+    [
+        ({"name": ["family"]}, "only with min_evidence_groups"),
+        ([["name", "family"]], "must be an object"),
+        ({"names": ["family"]}, "unknown kind 'names'"),
+        ({"sex": ["sex"]}, "unknown kind 'sex'"),
+        ({"name": "family"}, "evidence.name: must be a list of field names"),
+        ({"name": ["surname"]}, "evidence.name: unknown field 'surname'"),
+        ({"address": ["birth_date"]}, "'birth_date' is not a field of the address group"),
+        ({"name": ["family", "family"]}, "'family' listed twice"),
+    ],
+)
+def test_evidence_member_errors(evidence: object, message: str) -> None:
+    key = {"name": "k", "version": 1, "fields": ["family"]}
+    doc: dict[str, object] = {"id": "t", "version": 1, "keys": [key], "evidence": evidence}
+    if message != "only with min_evidence_groups":
+        doc["min_evidence_groups"] = 1
+    with pytest.raises(SchemaError) as caught:
+        validate_schema(doc)
+    assert any(message in e for e in caught.value.errors), caught.value.errors
+
+
+def _shipped(name: str) -> LinkageSchema:
+    from importlib import resources
+
+    with resources.as_file(resources.files("xlink") / "data" / "schemas" / name) as path:
+        return load_schema(path)

@@ -267,8 +267,11 @@ class QueryService:
             record_id = table.record_id(hit.record)
             if record_id is None or record_id not in self._records:
                 continue  # removed since the asker's copy: not decided
+            outputs_of = table.record_outputs(hit.record)
+            tokens_of = table.record_tokens(hit.record)
             by_handle = {
-                query_handle(session_id, y): (key, y) for key, y in table.record_outputs(hit.record)
+                query_handle(session_id, y): (key, y, token)
+                for (key, y), token in zip(outputs_of, tokens_of, strict=True)
             }
             if not set(hit.handles) <= by_handle.keys():
                 # A claimed match on a token this record does not have: the asker does not hold
@@ -283,6 +286,9 @@ class QueryService:
             score = fellegi_sunter_score(agreeing, weights, disagreeing, disagreement)
             if score < agency.mou.match_threshold or not schema.has_evidence(agreeing):
                 continue  # too weak, or one fact about a person (a name alone): not decided
+            claimed = [by_handle[h][2] for h in hit.handles]
+            if self._rivalled(hit.record, claimed, asker_keys, score):
+                continue  # another record of ours is as good a match: one-to-one refuses both
             for h in hit.handles:
                 outputs[h] = by_handle[h][1]
             matches.append(
@@ -312,6 +318,33 @@ class QueryService:
                 answers[position] = ReleaseAnswer(_FATES[fate.fate], release_id)
         session.send_releases(answers)
         return _Outgoing(batch)
+
+    def _rivalled(
+        self, record: int, claimed: Sequence[bytes], asker_keys: frozenset[str], score: float
+    ) -> bool:
+        """Whether the asker's record, holding the ``claimed`` tokens of our ``record`` (which
+        scores ``score``), is as good a match for another live record of ours (spec §7.5): one
+        that holds some of those tokens and, agreeing on their keys and disagreeing on the
+        asker's other keys it has, scores at least as much, reaches the threshold and has the
+        evidence. One-to-one refuses such a pair, as the batch path does, unless it reaches the
+        schema's certain threshold: a rival is how an asker who names one person's household
+        or namesakes would have every one of them released."""
+        schema, table = self.agency.schema, self.table
+        if schema.certain_threshold is not None and score >= schema.certain_threshold:
+            return False
+        weights, disagreement = schema.weights(), schema.disagreement_weights()
+        for rival, agreeing in table.holders_of(claimed).items():
+            if rival == record:
+                continue
+            disagreeing = (asker_keys & table.presence(rival)) - agreeing
+            rival_score = fellegi_sunter_score(agreeing, weights, disagreeing, disagreement)
+            if (
+                rival_score >= score
+                and rival_score >= self.agency.mou.match_threshold
+                and schema.has_evidence(agreeing)
+            ):
+                return True
+        return False
 
 
 @dataclass

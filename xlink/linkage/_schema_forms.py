@@ -62,6 +62,8 @@ def schema_to_document(schema: LinkageSchema) -> dict[str, object]:
         doc["full_birth_dates"] = True
     if schema.min_evidence_groups is not None:
         doc["min_evidence_groups"] = schema.min_evidence_groups
+    if schema.evidence is not None:
+        doc["evidence"] = _evidence_member(schema)
     doc["keys"] = keys
     return doc
 
@@ -79,9 +81,10 @@ def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
     not integers (``m``, ``u``, ``threshold``) are strings in C ``printf("%.17g")`` form, or
     ``null`` when absent. The members added later (a key's ``weight`` and
     ``disagreement_weight``, the schema's ``certain_threshold``, ``placeholder_names``,
-    ``full_birth_dates`` and ``min_evidence_groups``) appear only when set, so that the digest
-    of a schema that does not use them is unchanged: the numbers in the same string form, the
-    two flags as ``true``, ``min_evidence_groups`` as a JSON integer.
+    ``full_birth_dates``, ``min_evidence_groups`` and ``evidence``) appear only when set, so
+    that the digest of a schema that does not use them is unchanged: the numbers in the same
+    string form, the two flags as ``true``, ``min_evidence_groups`` as a JSON integer,
+    ``evidence`` as an object from each kind listed to its field names in name order.
     """
     out: dict[str, object] = {
         "id": schema.id,
@@ -115,7 +118,14 @@ def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
         out["full_birth_dates"] = True
     if schema.min_evidence_groups is not None:
         out["min_evidence_groups"] = schema.min_evidence_groups
+    if schema.evidence is not None:
+        out["evidence"] = _evidence_member(schema)
     return out
+
+
+def _evidence_member(schema: LinkageSchema) -> dict[str, list[str]]:
+    """The ``evidence`` member: each kind's field names, in name order."""
+    return {group.value: [f.value for f in fields] for group, fields in schema.evidence or ()}
 
 
 def schema_digest(schema: LinkageSchema) -> bytes:

@@ -27,6 +27,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from types import MappingProxyType
 
 import jellyfish
 
@@ -37,6 +38,8 @@ __all__ = [
     "MAX_MINHASH_FUNCTIONS",
     "MINHASH_DST",
     "PHONETIC_TRANSFORMS",
+    "V6_EVIDENCE_FIELDS",
+    "EvidenceFields",
     "Field",
     "FieldGroup",
     "Transform",
@@ -351,31 +354,41 @@ _REDUCING = frozenset(
         TransformKind.YEAR,
     }
 )
-#: The fields that hold each kind of evidence. Not in it: the birth year alone (a hundred
+#: Which fields hold which kind of evidence: for each of :data:`IDENTIFYING_GROUPS`, the fields
+#: of that group that count.
+EvidenceFields = Mapping[FieldGroup, frozenset[Field]]
+
+#: The evidence of a schema that sets ``min_evidence_groups`` without an ``evidence`` member
+#: (version 6 of the default schema): a name part; a date of birth to the month at least; a
+#: street, postcode or city; a document number. Not in it: the birth year alone (a hundred
 #: guesses), the region, and what is shared by too many people to tell anyone apart (sex,
 #: nationality, place of birth, a document's country or type).
-_EVIDENCE_FIELDS: Mapping[FieldGroup, frozenset[Field]] = {
-    FieldGroup.NAME: frozenset(
-        {Field.GIVEN, Field.GIVEN_FIRST, Field.FAMILY, Field.FAMILY_PART, Field.FULL_NAME}
-    ),
-    FieldGroup.BIRTH: frozenset({Field.BIRTH_DATE, Field.BIRTH_YEAR_MONTH}),
-    FieldGroup.ADDRESS: frozenset({Field.STREET, Field.POSTCODE, Field.LOCALITY}),
-    FieldGroup.DOCUMENT: frozenset({Field.DOCUMENT_NUMBER}),
-}
+V6_EVIDENCE_FIELDS: EvidenceFields = MappingProxyType(
+    {
+        FieldGroup.NAME: frozenset(
+            {Field.GIVEN, Field.GIVEN_FIRST, Field.FAMILY, Field.FAMILY_PART, Field.FULL_NAME}
+        ),
+        FieldGroup.BIRTH: frozenset({Field.BIRTH_DATE, Field.BIRTH_YEAR_MONTH}),
+        FieldGroup.ADDRESS: frozenset({Field.STREET, Field.POSTCODE, Field.LOCALITY}),
+        FieldGroup.DOCUMENT: frozenset({Field.DOCUMENT_NUMBER}),
+    }
+)
 
 
 def evidence_of(
-    fields: Sequence[Field], transforms: Sequence[Sequence[Transform]]
+    fields: Sequence[Field],
+    transforms: Sequence[Sequence[Transform]],
+    evidence: EvidenceFields = V6_EVIDENCE_FIELDS,
 ) -> frozenset[FieldGroup]:
     """The kinds of evidence (:data:`IDENTIFYING_GROUPS`) a key on ``fields``, each under its
-    chain of ``transforms``, *holds*: what agreeing on it shows that a partner knew. A name
-    part; a date of birth to the month at least; a street, postcode or city; a document
-    number. A field under a transform that keeps too little (``first_initial``, ``first_n``,
-    ``last_n``, ``digits``, ``year``) holds nothing, and so does the birth year alone, which a
-    partner finds by listing a name once per year: a name with a birth year is one fact."""
+    chain of ``transforms``, *holds*: what agreeing on it shows that a partner knew, by the
+    fields ``evidence`` says hold each kind (a schema's ``evidence`` member, or
+    :data:`V6_EVIDENCE_FIELDS`). A field under a transform that keeps too little
+    (``first_initial``, ``first_n``, ``last_n``, ``digits``, ``year``) holds nothing, whatever
+    the table: a name with a birth year is one fact."""
     kept = {
         f
         for f, chain in zip(fields, transforms, strict=True)
         if not any(t.kind in _REDUCING for t in chain)
     }
-    return frozenset(group for group, held in _EVIDENCE_FIELDS.items() if kept & held)
+    return frozenset(group for group, held in evidence.items() if kept & held)

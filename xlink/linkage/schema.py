@@ -8,11 +8,13 @@ documented field by field in ``docs/records-and-linkage.md``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 
 from xlink.documents import DocumentError, document_format, parse_document
 from xlink.errors import SchemaError
@@ -27,6 +29,8 @@ from xlink.linkage.fields import (
     DATE_ONLY_TRANSFORMS,
     IDENTIFYING_GROUPS,
     PHONETIC_TRANSFORMS,
+    V6_EVIDENCE_FIELDS,
+    EvidenceFields,
     Field,
     FieldGroup,
     Transform,
@@ -54,7 +58,7 @@ __all__ = [
 ]
 
 #: Package resource holding the default schema.
-DEFAULT_SCHEMA_RESOURCE = "data/schemas/default-v6.json"
+DEFAULT_SCHEMA_RESOURCE = "data/schemas/default-v7.json"
 
 _MAX_KEYS = 255  # TokenSet stores the key index in one byte
 _MAX_VERSION = 2**32 - 1  # token_digest encodes versions in four bytes
@@ -99,6 +103,27 @@ class KeyRecipe:
         return KeyWeight(self.name, self.m, self.u)
 
 
+#: A schema's ``evidence`` member as it is held: each kind of evidence with its fields, both in
+#: name order (hashable, so that a schema stays a value).
+EvidenceMember = tuple[tuple[FieldGroup, tuple[Field, ...]], ...]
+
+
+def _evidence_table(member: EvidenceMember | None) -> EvidenceFields:
+    if member is None:
+        return V6_EVIDENCE_FIELDS
+    return MappingProxyType({group: frozenset(fields) for group, fields in member})
+
+
+@functools.lru_cache(maxsize=64)
+def _key_evidence(
+    keys: tuple[KeyRecipe, ...], member: EvidenceMember | None
+) -> Mapping[str, frozenset[FieldGroup]]:
+    """:meth:`LinkageSchema.key_evidence`, worked out once per key set (deciding asks it once
+    per pattern, the query holder once per hit)."""
+    table = _evidence_table(member)
+    return MappingProxyType({k.name: evidence_of(k.fields, k.transforms, table) for k in keys})
+
+
 @dataclass(frozen=True, slots=True)
 class LinkageSchema:
     """A validated linkage schema. Build it with :func:`validate_schema`."""
@@ -125,16 +150,27 @@ class LinkageSchema:
     pair to be decided (:meth:`has_evidence`): with 2, a name alone, or a name with a guessed
     birth year, never decides a match, whatever a partner declares missing. ``None`` (a
     schema written before the rule): no such condition."""
+    evidence: EvidenceMember | None = None
+    """Which fields hold which kind of evidence for ``min_evidence_groups`` (schema member
+    ``evidence``: ``{"name": [fields], "birth": [...], "address": [...], "document": [...]}``),
+    kinds and fields in name order; a kind left out holds nothing. ``None``: the table of
+    version 6, :data:`~xlink.linkage.fields.V6_EVIDENCE_FIELDS` (from version 7 the default
+    schema leaves the city out: a partner guesses it in a few tries)."""
+
+    def evidence_fields(self) -> EvidenceFields:
+        """Which fields hold which kind of evidence under this schema: its ``evidence`` member,
+        or :data:`~xlink.linkage.fields.V6_EVIDENCE_FIELDS` without one."""
+        return _evidence_table(self.evidence)
 
     def key_evidence(self) -> dict[str, frozenset[FieldGroup]]:
         """Key name → the kinds of evidence agreeing on it shows
-        (:func:`~xlink.linkage.fields.evidence_of`)."""
-        return {k.name: evidence_of(k.fields, k.transforms) for k in self.keys}
+        (:func:`~xlink.linkage.fields.evidence_of` with :meth:`evidence_fields`)."""
+        return dict(_key_evidence(self.keys, self.evidence))
 
     def evidence_groups(self, agreeing: Iterable[str]) -> int:
         """How many kinds of evidence the keys ``agreeing`` hold between them (``KeyError``
         for a key this schema does not name)."""
-        groups = self.key_evidence()
+        groups = _key_evidence(self.keys, self.evidence)
         drawn: set[FieldGroup] = set()
         for name in agreeing:
             drawn |= groups[name]
@@ -183,6 +219,7 @@ _SCHEMA_MEMBERS = frozenset(
         "placeholder_names",
         "full_birth_dates",
         "min_evidence_groups",
+        "evidence",
         "keys",
     }
 )
@@ -315,6 +352,45 @@ def _check_recipe(raw: object, where: str, errors: list[str]) -> KeyRecipe | Non
     )
 
 
+def _check_evidence(raw: object, counted: bool, errors: list[str]) -> EvidenceMember | None:
+    """The ``evidence`` member: an object from kinds of evidence (``name``, ``birth``,
+    ``address``, ``document``) to lists of fields of that group; only beside
+    ``min_evidence_groups``."""
+    if raw is None:
+        return None
+    kinds = {g.value: g for g in IDENTIFYING_GROUPS}
+    if not counted:
+        errors.append("evidence: only with min_evidence_groups")
+    if not isinstance(raw, Mapping):
+        errors.append(f"evidence: must be an object from {sorted(kinds)} to lists of fields")
+        return None
+    member: list[tuple[FieldGroup, tuple[Field, ...]]] = []
+    for kind in sorted(raw, key=str):
+        group = kinds.get(kind) if isinstance(kind, str) else None
+        listed = raw[kind]
+        if group is None:
+            errors.append(f"evidence: unknown kind {kind!r} (one of {sorted(kinds)})")
+            continue
+        if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
+            errors.append(f"evidence.{kind}: must be a list of field names")
+            continue
+        fields: set[Field] = set()
+        for name in listed:
+            try:
+                field = Field(name)
+            except ValueError:
+                errors.append(f"evidence.{kind}: unknown field {name!r}")
+                continue
+            if field.group is not group:
+                errors.append(f"evidence.{kind}: {name!r} is not a field of the {kind} group")
+                continue
+            if field in fields:
+                errors.append(f"evidence.{kind}: {name!r} listed twice")
+            fields.add(field)
+        member.append((group, tuple(sorted(fields, key=lambda f: f.value))))
+    return tuple(member)
+
+
 def validate_schema(data: object) -> LinkageSchema:
     """Check a parsed schema document and build the :class:`LinkageSchema`.
 
@@ -361,6 +437,7 @@ def validate_schema(data: object) -> LinkageSchema:
     ):
         errors.append(f"min_evidence_groups: must be an integer 1..{len(IDENTIFYING_GROUPS)}")
         min_groups = None
+    evidence = _check_evidence(data.get("evidence"), min_groups is not None, errors)
     description = data.get("description", "")
     if not isinstance(description, str):
         errors.append("description: must be a string")
@@ -393,6 +470,7 @@ def validate_schema(data: object) -> LinkageSchema:
         placeholder_names=placeholder_names,
         full_birth_dates=full_birth_dates,
         min_evidence_groups=min_groups,
+        evidence=evidence,
     )
 
 
@@ -420,8 +498,8 @@ def load_schema(path: str | Path) -> LinkageSchema:
 
 
 def load_default_schema() -> LinkageSchema:
-    """The schema shipped as package data (``xlink/data/schemas/default-v6.json``; versions 3
-    to 5, ``default-v3.json`` to ``default-v5.json``, are shipped beside it for MOUs signed
+    """The schema shipped as package data (``xlink/data/schemas/default-v7.json``; versions 3
+    to 6, ``default-v3.json`` to ``default-v6.json``, are shipped beside it for MOUs signed
     over them)."""
     text = resources.files("xlink").joinpath(DEFAULT_SCHEMA_RESOURCE).read_text("utf-8")
     return parse_schema(text, "json")

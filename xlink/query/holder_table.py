@@ -85,6 +85,8 @@ class HolderTable:
         self._versions = versions
         self.version = version
         self._sorted: tuple[int, npt.NDArray[np.intp]] | None = None
+        self._by_token: tuple[tuple[int, int], npt.NDArray[np.void], npt.NDArray[np.intp]] | None
+        self._by_token = None
         self._digest: tuple[int, bytes] | None = None
         self.workers = os.cpu_count() or 1
         """Threads that evaluate the OPRF when the table is built or updated."""
@@ -352,6 +354,29 @@ class HolderTable:
         values = [bytes(v) for v in self._tokens[part]]
         outputs = self._key.evaluate_many(values)
         return [(self.key_names[int(k)], y) for k, y in zip(self._keys[part], outputs, strict=True)]
+
+    def record_tokens(self, index: int) -> list[bytes]:
+        """The tokens of record ``index``, in the order of :meth:`record_outputs`."""
+        return [bytes(v) for v in self._tokens[self._record_slice(index)]]
+
+    def holders_of(self, tokens: Sequence[bytes]) -> dict[int, frozenset[str]]:
+        """Every live record (not removed) that holds one of ``tokens``, with the keys it holds
+        them under (a token is of one key: its key is in its hash)."""
+        stamp = (self.version, len(self._tokens))
+        if self._by_token is None or self._by_token[0] != stamp:
+            order = np.argsort(self._tokens, kind="stable")
+            self._by_token = (stamp, self._tokens[order], order)
+        _, ordered, order = self._by_token
+        found: dict[int, set[str]] = {}
+        for token in tokens:
+            value = np.frombuffer(token, dtype=f"V{TOKEN_SIZE}")
+            left = int(ordered.searchsorted(value, side="left")[0])
+            right = int(ordered.searchsorted(value, side="right")[0])
+            for at in order[left:right]:
+                record = int(self._records[at])
+                if self.record_ids[record] is not None:
+                    found.setdefault(record, set()).add(self.key_names[int(self._keys[at])])
+        return {record: frozenset(keys) for record, keys in found.items()}
 
     def presence(self, index: int) -> frozenset[str]:
         """The keys record ``index`` has tokens for."""
