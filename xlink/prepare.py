@@ -7,8 +7,9 @@ and every bad field left out of a kept record listed in a field-errors file.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from xlink.linkage.tokens import TokenSet
 from xlink.progress import ProgressFn, count_progress
 from xlink.protocol.hashed import HashedTokens
 from xlink.records.loaders import BadFieldPolicy, LoadResult, load_csv, load_jsonl
-from xlink.records.model import PersonRecord
+from xlink.records.model import Category, PersonRecord
 
 __all__ = ["PreparedSide", "default_mapping_path", "load_records", "prepare_side"]
 
@@ -94,6 +95,23 @@ class PreparedSide:
     @property
     def records(self) -> tuple[PersonRecord, ...]:
         return tuple(r for load in self.loads for r in load.records)
+
+    def only(self, categories: Collection[Category]) -> PreparedSide:
+        """This side with the records of ``categories`` only, and their tokens: itself when it
+        has no other record. A side cut down has no ``hashed`` tokens: hash them again."""
+        allowed = frozenset(categories)
+        if all(r.category in allowed for r in self.records):
+            return self
+        loads = tuple(
+            dataclasses.replace(
+                load, records=tuple(r for r in load.records if r.category in allowed)
+            )
+            for load in self.loads
+        )
+        keep = {r.record_id for load in loads for r in load.records}
+        return dataclasses.replace(
+            self, loads=loads, tokens=self.tokens.only_records(keep), hashed=None
+        )
 
     @property
     def loaded(self) -> int:

@@ -28,6 +28,7 @@ from xlink.errors import DecryptionError, PeerAborted, QuotaExhausted, RemotePro
 from xlink.linkage.scoring import BEST_OF_EITHER
 from xlink.query import RequestedHit
 from xlink.query import messages as M
+from xlink.query.entries import presence_bits
 from xlink.release.label import LabelNotMatched, labelled_handles, open_labelled, per_handle
 from xlink.transport import memory_pair
 
@@ -274,18 +275,23 @@ def test_a_release_frame_opens_only_with_the_outputs_of_the_matched_tokens(
         open_labelled(frame, session_id=session_id, outputs_of=per_handle({}.__getitem__))
 
 
-_HOUSEHOLD = (("CASO-90001", "Maria", "02/03/1970", "F"), ("CASO-90002", "Juan", "11/07/1995", "M"),
-              ("CASO-90003", "Ana", "23/09/1998", "F"))  # fmt: skip
+_HOUSEHOLD = (("CASO-90001", "Maria", "02/03/1970", "F", ""),
+              ("CASO-90002", "Juan", "11/07/1995", "M", ""),
+              ("CASO-90003", "Ana", "23/09/1998", "F", ""))  # fmt: skip
 
 
-def _registry_with_a_household(pair: QueryPair) -> Any:
-    """The bundled registry and a household of three (Lopez, one street and postcode)."""
+def _registry_with_a_household(
+    pair: QueryPair, members: tuple[tuple[str, ...], ...] = _HOUSEHOLD
+) -> Any:
+    """The bundled registry and a household of three (Lopez, one street and postcode): id,
+    given name, date of birth, sex and passport number of each."""
     source = DATA / "ca_sex_offenders.csv"
     with source.open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.reader(f))
     head = rows[0]
-    for record_id, given, dob, sex in _HOUSEHOLD:
-        values = {"Registry No": record_id, "Family Name": "Lopez", "Given Name": given,
+    for record_id, given, dob, sex, passport in members:
+        values = {"Passport No": passport, "Passport Country": "CAN" if passport else "",
+                  "Registry No": record_id, "Family Name": "Lopez", "Given Name": given,
                   "Date of Birth": dob, "Sex": sex, "Citizenship": "CAN",
                   "Street Address": "4 Oak Avenue", "City": "Ottawa", "Province": "ON",
                   "Postal Code": "K2B 7C3", "Country": "CAN", "Source Ref": "RCMP-SRC-9001",
@@ -333,3 +339,58 @@ def test_an_asker_naming_one_person_of_a_household_gets_one_release_not_three(
     assert served.requested == 3 and served.released == 0  # Maria's went before: no copy
     assert liar.received == 0
     assert len(pair.asker.store.list(now=pair.asker.clock())) == 1  # Maria's, the first time
+
+
+def _one_household_row(pair: QueryPair, **extra: str) -> Any:
+    """The asker's one traveller: the Lopez family name, street and postcode (and ``extra``)."""
+    manifest = traveller_file(pair.base / "asker-files", ["USTR-00022"])
+    with manifest.open(encoding="utf-8", newline="") as f:
+        head = next(csv.reader(f))
+    values = {"pax_id": "USTR-77777", "surname": "Lopez", "us_address": "4 Oak Avenue",
+              "us_zip": "K2B 7C3", "source": "APIS", **extra}  # fmt: skip
+    with manifest.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([head, [values.get(column, "") for column in head]])
+    return pair.asker.prepare([manifest])
+
+
+def test_key_presence_chosen_per_request_wins_at_most_one_of_a_household(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The members differ in what they hold (Juan a passport, Ana no date of birth). An asker
+    that knows only the family name and the address, decides best-of-either and, for each
+    record it asks for, declares the key presence that scores that record above the others
+    (a key a rival has and the record lacks whose disagreement costs, a key the record has and
+    a rival lacks whose disagreement pays) beats the rival check on each; the holder still
+    releases one record for those tokens, as one fabricated record wins one of ours in a batch
+    exchange (it released two)."""
+    members = (("CASO-90001", "Maria", "02/03/1970", "F", ""),
+               ("CASO-90002", "Juan", "11/07/1995", "M", "AB123456"),
+               ("CASO-90003", "Ana", "", "F", ""))  # fmt: skip
+    registry = _registry_with_a_household(pair, members)
+    side = _one_household_row(pair)
+    service = pair.holder.query_service(registry)
+    schema = pair.asker.schema
+    names, disagreement = schema.key_names, schema.disagreement_weights()
+    seen: list[Any] = []
+
+    def deciding(source: Any, schema: Any, threshold: float) -> Any:
+        seen[:] = list(source.iter_pairs())
+        return decide(
+            type(source)(source.session_id, seen), schema, threshold, links=BEST_OF_EITHER
+        )
+
+    def tailored(record: int, presence: bytes, handles: Any) -> RequestedHit:
+        me = next(p for p in seen if p.peer_ref == record)
+        extra: set[str] = set()
+        for rival in seen:
+            if rival.peer_ref != record and set(rival.handles) & set(me.handles):
+                extra |= {k for k in rival.peer_keys - me.peer_keys if disagreement[k] < 0}
+                extra |= {k for k in me.peer_keys - rival.peer_keys if disagreement[k] > 0}
+        keys = sorted(names.index(k) for k in set(me.agreeing_keys) | extra)
+        return RequestedHit(record, presence_bits(keys, len(names)), handles)
+
+    monkeypatch.setattr("xlink.agency._query_answers.decide", deciding)
+    monkeypatch.setattr("xlink.agency._query_answers.RequestedHit", tailored)
+    served, liar, _ = _serve_and(pair, service, lambda conn: ask(pair.asker, conn, side))
+    assert liar.matched == 1 and served.requested == 3 and served.released <= 1
+    assert len(pair.asker.store.list(now=pair.asker.clock())) <= 1

@@ -73,9 +73,13 @@ def test_a_registry_of_events_is_linked_best_of_either_when_the_rule_is_left_to_
     """A census against a registry that holds a person once per event (xlink synth's
     names-dob-sex profile), under an MOU that leaves the link rule to the pairs: both agencies
     find the registry in their pairs, choose best-of-either, and decide and release the same
-    pairs, a person keeping several events. (The transfer goes through; these records'
-    category is not one the test MOU releases.)"""
+    pairs, a person keeping several events. (The profile's records are of category
+    ``other``, which the test MOU does not list, and such records take no part in an exchange:
+    the mappings file them as ``traveller``.)"""
     generate_synth(tmp_path / "data", 3000, 3, profile="names-dob-sex")
+    for side in ("ca", "us"):
+        mapping = tmp_path / "data" / f"{side}.mapping.json"
+        mapping.write_text(mapping.read_text("utf-8").replace('"other"', '"traveller"'), "utf-8")
     files = {CA: [tmp_path / "data" / "ca.csv"], US: [tmp_path / "data" / "us.csv"]}
     linkage = {"weights": "estimated", "links": "auto", "match_threshold": -1000.0}
     pair = TwoAgencies(tmp_path, files, passphrase=PASSPHRASE, timeout=60.0, linkage=linkage)

@@ -210,3 +210,18 @@ def test_workers_give_the_same_token_set() -> None:
     parallel = derive_token_set(base, schema, progress=calls.append, workers=2)
     assert _same(serial, parallel)
     assert calls == [1000, 2000, 2500]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(records(), min_size=1, max_size=20), st.data())
+def test_a_token_set_cut_to_some_records_is_theirs(
+    items: list[PersonRecord], data: st.DataObject
+) -> None:
+    """``TokenSet.only_records`` (what a side keeps of a category its MOU does not list) gives
+    exactly the token set of the records kept, derived on their own."""
+    unique = list({r.record_id: r for r in items}.values())
+    keep = data.draw(st.sets(st.sampled_from([r.record_id for r in unique])))
+    schema = load_default_schema()
+    whole = derive_token_set(unique, schema)
+    kept = [r for r in unique if r.record_id in keep]
+    assert _same(whole.only_records(keep), derive_token_set(kept, schema))

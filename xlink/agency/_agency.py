@@ -308,6 +308,16 @@ class Agency(QueryMode, Releasing):
         )
         return dataclasses.replace(side, hashed=hashed)
 
+    def releasable(self, side: PreparedSide) -> PreparedSide:
+        """``side`` without the records of a category the MOU does not list: they take no part
+        in an exchange or a query table with this partner, since a match on one, released or
+        not, tells the partner the person is on that list (the pair decides the same matches).
+        Hashed again when a record was left out. The exchange and the query holder call it."""
+        kept = side.only({policy.category for policy in self.mou.categories})
+        if kept is side:
+            return side
+        return self.hash_tokens(kept) if side.hashed is not None else kept
+
     # -- connecting --------------------------------------------------------------------------
 
     def _audit_refused(self, exc: PeerRefused, role: Role) -> None:

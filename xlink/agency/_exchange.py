@@ -77,6 +77,8 @@ async def run_exchange(
         if config is None:
             assert role is not None
             config = agency.session_config(role)
+        kept = agency.releasable(side)
+        withheld, side = len(side.records) - len(kept.records), kept
     except BaseException:
         with contextlib.suppress(BaseException):
             await asyncio.shield(conn.close(timeout=1.0))
@@ -167,6 +169,7 @@ async def run_exchange(
         audit_entries=report.entries,
         audit_reason=report.reason,
         phases={k: round(v, 3) for k, v in phases.items()},
+        withheld=withheld,
         **outcome_counts["fields"],
     )
 

@@ -24,6 +24,9 @@ class AgencyOutcome:
     candidates: int
     decided: int
     approval_required: bool
+    withheld: int = 0
+    """Records left out because the MOU lists no policy for their category
+    (:meth:`Agency.releasable <xlink.agency.Agency.releasable>`): not in ``records``."""
     released: dict[str, int] = field(default_factory=dict)
     queued: int = 0
     """Decided matches newly queued for approval (a record in two pairs is one queue item)."""

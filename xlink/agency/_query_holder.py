@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, date
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import hashes
@@ -94,7 +94,7 @@ class QueryService:
         if schema_digest(side.schema) != agency.mou.schema_digest:
             raise InputError("these records were prepared with another linkage schema")
         self.agency = agency
-        self.side = side
+        self.side = side = agency.releasable(side)
         self.quota = _quota(agency)
         self._records = {r.record_id: r for r in side.records}
         self.period = ""
@@ -103,6 +103,7 @@ class QueryService:
         day = agency.clock().astimezone(UTC).date()
         self._used = query_evaluations_on(agency.audit, agency.peer_id, day)
         self._day = day
+        self._claims = _Claims(day)
 
     def _enter_period(self, period: str) -> None:
         """The key and table of ``period``: the saved table if it is this key's, brought up to
@@ -289,6 +290,9 @@ class QueryService:
             claimed = [by_handle[h][2] for h in hit.handles]
             if self._rivalled(hit.record, claimed, asker_keys, score):
                 continue  # another record of ours is as good a match: one-to-one refuses both
+            if self._claims.covered(agency.clock().astimezone(UTC).date(), hit.record, claimed):
+                continue  # the same tokens won another record of ours today: one-to-one
+            self._claims.add(hit.record, claimed)
             for h in hit.handles:
                 outputs[h] = by_handle[h][1]
             matches.append(
@@ -345,6 +349,38 @@ class QueryService:
             ):
                 return True
         return False
+
+
+class _Claims:
+    """The tokens of every pair the holder decided today, by record: an asker whose claimed
+    tokens for a record are all among those that decided another record of ours today is
+    refused (xlink-query-v1 §7.5 item 5). The rival check compares with the key presence the
+    asker declares, which it chooses per request; this does not depend on it. Kept in memory
+    for the service's life, emptied each day."""
+
+    def __init__(self, day: date) -> None:
+        self._start(day)
+
+    def _start(self, day: date) -> None:
+        self._day = day
+        self._records: list[int] = []
+        self._holding: dict[bytes, set[int]] = {}  # token -> the claims that hold it
+
+    def covered(self, day: date, record: int, claimed: Sequence[bytes]) -> bool:
+        """Whether every token of ``claimed`` decided one pair today, for another record."""
+        if day != self._day:
+            self._start(day)
+        if not claimed:
+            return False
+        sets = [self._holding.get(token, set()) for token in claimed]
+        common = set.intersection(*sets)
+        return any(self._records[claim] != record for claim in common)
+
+    def add(self, record: int, claimed: Sequence[bytes]) -> None:
+        claim = len(self._records)
+        self._records.append(record)
+        for token in claimed:
+            self._holding.setdefault(token, set()).add(claim)
 
 
 @dataclass

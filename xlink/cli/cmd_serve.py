@@ -266,6 +266,8 @@ def run_cancellable(run: Coroutine[Any, Any, T]) -> T:
 def _print_outcome(o: AgencyOutcome, wall: float) -> None:
     print(f"{o.agency} ({o.role}) with {o.peer}, MOU {o.mou_id}, session {o.session_id[:16]}…")
     print(f"  records {o.records}, rejected rows {o.rejected}, tokens {o.tokens}")
+    if o.withheld:
+        print(f"  withheld {o.withheld} records: their category is not in the MOU")
     print(f"  matched tokens {o.matched_tokens}, candidate pairs {o.candidates}")
     print(f"  decided matches {o.decided}")
     released = ", ".join(f"{k} {v}" for k, v in o.released.items()) or "none"

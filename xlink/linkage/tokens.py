@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from typing import TYPE_CHECKING
@@ -117,6 +117,24 @@ class TokenSet:
 
     def tokens_per_record(self) -> float:
         return len(self) / len(self.record_ids) if self.record_ids else 0.0
+
+    def only_records(self, keep: Collection[str]) -> TokenSet:
+        """The tokens of the records whose ids are in ``keep``, those records in their order."""
+        import numpy as np
+
+        kept = [i for i, record_id in enumerate(self.record_ids) if record_id in keep]
+        renumber = np.full(len(self.record_ids) + 1, -1, dtype=np.int64)
+        renumber[kept] = np.arange(len(kept))
+        old = np.frombuffer(self.record_index, dtype=np.uint32).astype(np.int64)
+        mask = renumber[old] >= 0 if len(old) else np.zeros(0, dtype=np.bool_)
+        values = np.frombuffer(self.values, dtype=f"V{TOKEN_SIZE}")[mask]
+        return TokenSet(
+            key_names=self.key_names,
+            record_ids=tuple(self.record_ids[i] for i in kept),
+            values=values.tobytes(),
+            record_index=array("I", renumber[old[mask]].astype(np.uint32).tobytes()),
+            key_index=array("B", np.frombuffer(self.key_index, dtype=np.uint8)[mask].tobytes()),
+        )
 
 
 class TokenSetBuilder:
