@@ -91,6 +91,8 @@ class PreparedSide:
     #: The tokens hashed to the group for one MOU, before any session
     #: (:meth:`xlink.agency.Agency.prepare`); None when the session is to hash them itself.
     hashed: HashedTokens | None = None
+    #: Records left out by :meth:`only` (their category not in an MOU), not in ``loads``.
+    withheld: int = 0
 
     @property
     def records(self) -> tuple[PersonRecord, ...]:
@@ -110,7 +112,11 @@ class PreparedSide:
         )
         keep = {r.record_id for load in loads for r in load.records}
         return dataclasses.replace(
-            self, loads=loads, tokens=self.tokens.only_records(keep), hashed=None
+            self,
+            loads=loads,
+            tokens=self.tokens.only_records(keep),
+            hashed=None,
+            withheld=self.withheld + len(self.records) - len(keep),
         )
 
     @property

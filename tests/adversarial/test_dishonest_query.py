@@ -331,6 +331,9 @@ def test_an_asker_naming_one_person_of_a_household_gets_one_release_not_three(
 
     served, honest = run()
     assert honest.matched == 1 and served.requested == served.released == 1
+    # the rival check alone: no memory of the tokens that decided Maria
+    monkeypatch.setattr("xlink.agency._query_holder._CLAIMS", {})
+    service = pair.holder.query_service(registry)
     monkeypatch.setattr(
         "xlink.agency._query_answers.decide",
         lambda source, schema, threshold: decide(source, schema, threshold, links=BEST_OF_EITHER),
@@ -363,20 +366,58 @@ def test_key_presence_chosen_per_request_wins_at_most_one_of_a_household(
     a rival lacks whose disagreement pays) beats the rival check on each; the holder still
     releases one record for those tokens, as one fabricated record wins one of ours in a batch
     exchange (it released two)."""
-    members = (("CASO-90001", "Maria", "02/03/1970", "F", ""),
-               ("CASO-90002", "Juan", "11/07/1995", "M", "AB123456"),
-               ("CASO-90003", "Ana", "", "F", ""))  # fmt: skip
-    registry = _registry_with_a_household(pair, members)
+    registry = _registry_with_a_household(pair, _MIXED)
     side = _one_household_row(pair)
     service = pair.holder.query_service(registry)
+    _lie_about_presence(pair, monkeypatch)
+    served, liar, _ = _serve_and(pair, service, lambda conn: ask(pair.asker, conn, side))
+    assert liar.matched == 1 and served.requested == 3 and served.released == 1
+    assert len(pair.asker.store.list(now=pair.asker.clock())) == 1
+
+
+def test_claims_grown_one_token_at_a_time_win_one_record_of_a_household(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same asker asks twice: first with the family name and postcode (one token,
+    ``family_postcode``, a name and an address), then with the street as well. The second
+    claim holds one more token than the first, so it is not the tokens of the first pair; but
+    what it adds (``street_postcode``, an address alone) decides nothing on its own, so the
+    holder refuses it (a check on whole claims released a second member)."""
+    registry = _registry_with_a_household(pair, _MIXED)
+    service = pair.holder.query_service(registry)
+    target = ["CASO-90001"]  # first Maria, then Ana
+    _lie_about_presence(pair, monkeypatch, lambda index: service.table.record_id(index) in target)
+    released = 0
+    for extra, member in (({"us_address": ""}, "CASO-90001"), ({}, "CASO-90003")):
+        target[:] = [member]
+        side = _one_household_row(pair, **extra)
+        served, _, _ = _serve_and(pair, service, lambda conn, s=side: ask(pair.asker, conn, s))
+        assert served.requested == 1
+        released += served.released
+    assert released == 1
+    assert len(pair.asker.store.list(now=pair.asker.clock())) == 1
+
+
+_MIXED = (("CASO-90001", "Maria", "02/03/1970", "F", ""),
+          ("CASO-90002", "Juan", "11/07/1995", "M", "AB123456"),
+          ("CASO-90003", "Ana", "", "F", ""))  # fmt: skip
+
+
+def _lie_about_presence(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch, only: Callable[[int], bool] | None = None
+) -> None:
+    """The asker decides best-of-either (only the holder records ``only`` picks, by their
+    table index) and, for each record it asks for, declares the key presence that scores that
+    record above the others it met on the same tokens."""
     schema = pair.asker.schema
     names, disagreement = schema.key_names, schema.disagreement_weights()
     seen: list[Any] = []
 
     def deciding(source: Any, schema: Any, threshold: float) -> Any:
         seen[:] = list(source.iter_pairs())
+        wanted = [p for p in seen if only is None or only(p.peer_ref)]
         return decide(
-            type(source)(source.session_id, seen), schema, threshold, links=BEST_OF_EITHER
+            type(source)(source.session_id, wanted), schema, threshold, links=BEST_OF_EITHER
         )
 
     def tailored(record: int, presence: bytes, handles: Any) -> RequestedHit:
@@ -391,6 +432,3 @@ def test_key_presence_chosen_per_request_wins_at_most_one_of_a_household(
 
     monkeypatch.setattr("xlink.agency._query_answers.decide", deciding)
     monkeypatch.setattr("xlink.agency._query_answers.RequestedHit", tailored)
-    served, liar, _ = _serve_and(pair, service, lambda conn: ask(pair.asker, conn, side))
-    assert liar.matched == 1 and served.requested == 3 and served.released <= 1
-    assert len(pair.asker.store.list(now=pair.asker.clock())) <= 1

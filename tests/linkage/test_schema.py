@@ -469,6 +469,10 @@ def test_evidence_member_round_trips_and_is_in_the_digest() -> None:
         ({"name": ["surname"]}, "evidence.name: unknown field 'surname'"),
         ({"address": ["birth_date"]}, "'birth_date' is not a field of the address group"),
         ({"name": ["family", "family"]}, "'family' listed twice"),
+        ({"name": []}, "evidence.name: an empty list"),
+        ({"birth": ["birth_year"]}, "'birth_year' holds no evidence"),
+        ({"address": ["region", "postcode"]}, "'region' holds no evidence"),
+        ({}, "0 kinds listed, fewer than min_evidence_groups (1)"),
     ],
 )
 def test_evidence_member_errors(evidence: object, message: str) -> None:

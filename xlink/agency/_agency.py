@@ -275,8 +275,9 @@ class Agency(QueryMode, Releasing):
         """Load, validate and tokenise this agency's files with the MOU's schema; rejected
         rows go to ``WORKDIR/rejects/`` with line, field and reason, and so do the field
         errors of kept records (``bad_field``: as for :func:`~xlink.prepare.prepare_side`).
-        With ``psi`` (the default) the tokens are then hashed for the exchange
-        (:meth:`hash_tokens`); the query mode, which never runs that session, passes False."""
+        With ``psi`` (the default) the records of a category the MOU does not list are left
+        out (:meth:`releasable`) and the tokens hashed for the exchange (:meth:`hash_tokens`);
+        the query mode, which never runs that session, passes False."""
         side = prepare_side(
             list(files),
             schema=self.schema,
@@ -286,7 +287,9 @@ class Agency(QueryMode, Releasing):
             rejects_dir=self.workdir / "rejects",
             progress=progress,
         )
-        return self.hash_tokens(side, progress=progress) if psi else side
+        if not psi:
+            return side
+        return self.hash_tokens(self.releasable(side), progress=progress)
 
     def hash_tokens(
         self, side: PreparedSide, *, progress: ProgressFn | None = None

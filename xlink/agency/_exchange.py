@@ -77,8 +77,7 @@ async def run_exchange(
         if config is None:
             assert role is not None
             config = agency.session_config(role)
-        kept = agency.releasable(side)
-        withheld, side = len(side.records) - len(kept.records), kept
+        side = agency.releasable(side)
     except BaseException:
         with contextlib.suppress(BaseException):
             await asyncio.shield(conn.close(timeout=1.0))
@@ -169,7 +168,7 @@ async def run_exchange(
         audit_entries=report.entries,
         audit_reason=report.reason,
         phases={k: round(v, 3) for k, v in phases.items()},
-        withheld=withheld,
+        withheld=side.withheld,
         **outcome_counts["fields"],
     )
 

@@ -103,7 +103,7 @@ class QueryService:
         day = agency.clock().astimezone(UTC).date()
         self._used = query_evaluations_on(agency.audit, agency.peer_id, day)
         self._day = day
-        self._claims = _Claims(day)
+        self._claims = _claims_of(agency)
 
     def _enter_period(self, period: str) -> None:
         """The key and table of ``period``: the saved table if it is this key's, brought up to
@@ -124,7 +124,11 @@ class QueryService:
 
     def update(self, side: PreparedSide, *, progress: ProgressFn | None = None) -> UpdateStats:
         """Bring the table to a changed list (added, removed, changed records): only the
-        changed records are evaluated again (measured in bench/query_bench.py)."""
+        changed records are evaluated again (measured in bench/query_bench.py). Records of a
+        category the MOU does not list are left out, as when the service was made."""
+        if schema_digest(side.schema) != self.agency.mou.schema_digest:
+            raise InputError("these records were prepared with another linkage schema")
+        side = self.agency.releasable(side)
         stats = self.table.update(side.tokens, progress=progress)
         self.side = side
         self._records = {r.record_id: r for r in side.records}
@@ -288,11 +292,9 @@ class QueryService:
             if score < agency.mou.match_threshold or not schema.has_evidence(agreeing):
                 continue  # too weak, or one fact about a person (a name alone): not decided
             claimed = [by_handle[h][2] for h in hit.handles]
-            if self._rivalled(hit.record, claimed, asker_keys, score):
-                continue  # another record of ours is as good a match: one-to-one refuses both
-            if self._claims.covered(agency.clock().astimezone(UTC).date(), hit.record, claimed):
-                continue  # the same tokens won another record of ours today: one-to-one
-            self._claims.add(hit.record, claimed)
+            if self._contested(hit.record, record_id, by_handle, hit.handles, asker_keys, score):
+                continue  # another record of ours is as good a match: one-to-one refuses it
+            self._claims.add(record_id, claimed)
             for h in hit.handles:
                 outputs[h] = by_handle[h][1]
             matches.append(
@@ -323,6 +325,38 @@ class QueryService:
         session.send_releases(answers)
         return _Outgoing(batch)
 
+    def _contested(
+        self,
+        record: int,
+        record_id: str,
+        by_handle: dict[bytes, tuple[str, bytes, bytes]],
+        handles: Sequence[bytes],
+        asker_keys: frozenset[str],
+        score: float,
+    ) -> bool:
+        """One-to-one, as far as the holder can see it (spec §7.5 items 4 and 5), for a pair
+        that reaches the threshold with the evidence: a pair at the schema's certain threshold
+        passes; else it is refused when another live record of ours is as good a match on the
+        claimed tokens (:meth:`_rivalled`), or when the claimed tokens that did not already
+        decide another of our records today do not reach the threshold with the evidence on
+        their own (:class:`_Claims`)."""
+        schema = self.agency.schema
+        if schema.certain_threshold is not None and score >= schema.certain_threshold:
+            return False
+        claimed = [by_handle[h][2] for h in handles]
+        if self._rivalled(record, claimed, asker_keys, score):
+            return True
+        stale = self._claims.stale(self.agency.clock().astimezone(UTC).date(), record_id, claimed)
+        if not stale:
+            return False
+        fresh = frozenset(by_handle[h][0] for h in handles if by_handle[h][2] not in stale)
+        disagreeing = (asker_keys & self.table.presence(record)) - frozenset(
+            by_handle[h][0] for h in handles
+        )
+        weights, disagreement = schema.weights(), schema.disagreement_weights()
+        own = fellegi_sunter_score(fresh, weights, disagreeing, disagreement)
+        return own < self.agency.mou.match_threshold or not schema.has_evidence(fresh)
+
     def _rivalled(
         self, record: int, claimed: Sequence[bytes], asker_keys: frozenset[str], score: float
     ) -> bool:
@@ -334,8 +368,6 @@ class QueryService:
         schema's certain threshold: a rival is how an asker who names one person's household
         or namesakes would have every one of them released."""
         schema, table = self.agency.schema, self.table
-        if schema.certain_threshold is not None and score >= schema.certain_threshold:
-            return False
         weights, disagreement = schema.weights(), schema.disagreement_weights()
         for rival, agreeing in table.holders_of(claimed).items():
             if rival == record:
@@ -352,35 +384,35 @@ class QueryService:
 
 
 class _Claims:
-    """The tokens of every pair the holder decided today, by record: an asker whose claimed
-    tokens for a record are all among those that decided another record of ours today is
-    refused (xlink-query-v1 §7.5 item 5). The rival check compares with the key presence the
-    asker declares, which it chooses per request; this does not depend on it. Kept in memory
-    for the service's life, emptied each day."""
+    """Which holder records each token decided today (xlink-query-v1 §7.5 item 5). The rival
+    check compares with the key presence an asker declares, which it chooses per request; this
+    does not depend on it: a pair is refused when the tokens it is claimed with that did not
+    already decide another of our records today are too little for a decision on their own.
+    One set of tokens wins one record a day, as one fabricated record wins one in a batch
+    exchange. Shared by every query service of one agency and partner in this process (the hub
+    makes one per session), emptied each day; lost when the process restarts."""
 
-    def __init__(self, day: date) -> None:
-        self._start(day)
+    def __init__(self) -> None:
+        self._day: date | None = None
+        self._decided: dict[bytes, set[str]] = {}  # token -> the records it decided today
 
-    def _start(self, day: date) -> None:
-        self._day = day
-        self._records: list[int] = []
-        self._holding: dict[bytes, set[int]] = {}  # token -> the claims that hold it
-
-    def covered(self, day: date, record: int, claimed: Sequence[bytes]) -> bool:
-        """Whether every token of ``claimed`` decided one pair today, for another record."""
+    def stale(self, day: date, record_id: str, claimed: Sequence[bytes]) -> frozenset[bytes]:
+        """The tokens of ``claimed`` that decided another record than ``record_id`` today."""
         if day != self._day:
-            self._start(day)
-        if not claimed:
-            return False
-        sets = [self._holding.get(token, set()) for token in claimed]
-        common = set.intersection(*sets)
-        return any(self._records[claim] != record for claim in common)
+            self._day, self._decided = day, {}
+        return frozenset(t for t in claimed if self._decided.get(t, set()) - {record_id})
 
-    def add(self, record: int, claimed: Sequence[bytes]) -> None:
-        claim = len(self._records)
-        self._records.append(record)
+    def add(self, record_id: str, claimed: Sequence[bytes]) -> None:
         for token in claimed:
-            self._holding.setdefault(token, set()).add(claim)
+            self._decided.setdefault(token, set()).add(record_id)
+
+
+#: The day's claims of each agency (its workdir) and partner, in this process.
+_CLAIMS: dict[tuple[str, str], _Claims] = {}
+
+
+def _claims_of(agency: Agency) -> _Claims:
+    return _CLAIMS.setdefault((str(agency.workdir), agency.peer_id), _Claims())
 
 
 @dataclass

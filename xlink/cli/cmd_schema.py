@@ -63,6 +63,14 @@ def run(args: argparse.Namespace) -> int:
                 "threshold": schema.threshold,
                 **flags,
                 "min_evidence_groups": schema.min_evidence_groups,
+                "evidence": (
+                    None
+                    if schema.min_evidence_groups is None
+                    else {
+                        group.value: sorted(f.value for f in fields)
+                        for group, fields in schema.evidence_fields().items()
+                    }
+                ),
             }
         )
     else:
@@ -71,10 +79,11 @@ def run(args: argparse.Namespace) -> int:
         if any(flags.values()):
             print("  " + ", ".join(name for name, on in flags.items() if on))
         if schema.min_evidence_groups is not None:
-            print(
-                f"  a decision needs agreement on {schema.min_evidence_groups} of name, "
-                "birth, address, document"
+            kinds = "; ".join(
+                f"{group.value} ({', '.join(sorted(f.value for f in fields))})"
+                for group, fields in schema.evidence_fields().items()
             )
+            print(f"  a decision needs agreement on {schema.min_evidence_groups} of: {kinds}")
         for k in schema.keys:
             print(f"  {k.name} v{k.version}: {', '.join(f.value for f in k.fields)}")
     return ExitCode.OK

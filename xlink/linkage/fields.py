@@ -37,6 +37,7 @@ __all__ = [
     "IDENTIFYING_GROUPS",
     "MAX_MINHASH_FUNCTIONS",
     "MINHASH_DST",
+    "NEVER_EVIDENCE",
     "PHONETIC_TRANSFORMS",
     "V6_EVIDENCE_FIELDS",
     "EvidenceFields",
@@ -375,10 +376,17 @@ V6_EVIDENCE_FIELDS: EvidenceFields = MappingProxyType(
 )
 
 
+#: Fields no ``evidence`` member may list: a few guesses find them (the birth year, the
+#: region) or they are shared by whole countries (a document's country and type).
+NEVER_EVIDENCE: frozenset[Field] = frozenset(
+    {Field.BIRTH_YEAR, Field.REGION, Field.DOCUMENT_COUNTRY, Field.DOCUMENT_TYPE}
+)
+
+
 def evidence_of(
     fields: Sequence[Field],
     transforms: Sequence[Sequence[Transform]],
-    evidence: EvidenceFields = V6_EVIDENCE_FIELDS,
+    evidence: EvidenceFields,
 ) -> frozenset[FieldGroup]:
     """The kinds of evidence (:data:`IDENTIFYING_GROUPS`) a key on ``fields``, each under its
     chain of ``transforms``, *holds*: what agreeing on it shows that a partner knew, by the

@@ -28,6 +28,7 @@ from xlink.linkage._schema_forms import (
 from xlink.linkage.fields import (
     DATE_ONLY_TRANSFORMS,
     IDENTIFYING_GROUPS,
+    NEVER_EVIDENCE,
     PHONETIC_TRANSFORMS,
     V6_EVIDENCE_FIELDS,
     EvidenceFields,
@@ -374,6 +375,9 @@ def _check_evidence(raw: object, counted: bool, errors: list[str]) -> EvidenceMe
         if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
             errors.append(f"evidence.{kind}: must be a list of field names")
             continue
+        if not listed:
+            errors.append(f"evidence.{kind}: an empty list (leave the kind out)")
+            continue
         fields: set[Field] = set()
         for name in listed:
             try:
@@ -383,6 +387,9 @@ def _check_evidence(raw: object, counted: bool, errors: list[str]) -> EvidenceMe
                 continue
             if field.group is not group:
                 errors.append(f"evidence.{kind}: {name!r} is not a field of the {kind} group")
+                continue
+            if field in NEVER_EVIDENCE:
+                errors.append(f"evidence.{kind}: {name!r} holds no evidence (a few guesses)")
                 continue
             if field in fields:
                 errors.append(f"evidence.{kind}: {name!r} listed twice")
@@ -438,6 +445,11 @@ def validate_schema(data: object) -> LinkageSchema:
         errors.append(f"min_evidence_groups: must be an integer 1..{len(IDENTIFYING_GROUPS)}")
         min_groups = None
     evidence = _check_evidence(data.get("evidence"), min_groups is not None, errors)
+    if evidence is not None and min_groups is not None and len(evidence) < min_groups:
+        errors.append(
+            f"evidence: {len(evidence)} kinds listed, fewer than min_evidence_groups "
+            f"({min_groups}): no pair could be decided"
+        )
     description = data.get("description", "")
     if not isinstance(description, str):
         errors.append("description: must be a string")

@@ -85,8 +85,7 @@ class HolderTable:
         self._versions = versions
         self.version = version
         self._sorted: tuple[int, npt.NDArray[np.intp]] | None = None
-        self._by_token: tuple[tuple[int, int], npt.NDArray[np.void], npt.NDArray[np.intp]] | None
-        self._by_token = None
+        self._by_token: tuple[tuple[int, int], npt.NDArray[np.intp]] | None = None
         self._digest: tuple[int, bytes] | None = None
         self.workers = os.cpu_count() or 1
         """Threads that evaluate the OPRF when the table is built or updated."""
@@ -364,14 +363,13 @@ class HolderTable:
         them under (a token is of one key: its key is in its hash)."""
         stamp = (self.version, len(self._tokens))
         if self._by_token is None or self._by_token[0] != stamp:
-            order = np.argsort(self._tokens, kind="stable")
-            self._by_token = (stamp, self._tokens[order], order)
-        _, ordered, order = self._by_token
+            self._by_token = (stamp, np.argsort(self._tokens, kind="stable"))
+        order = self._by_token[1]  # an index, not a sorted copy of the tokens
         found: dict[int, set[str]] = {}
         for token in tokens:
             value = np.frombuffer(token, dtype=f"V{TOKEN_SIZE}")
-            left = int(ordered.searchsorted(value, side="left")[0])
-            right = int(ordered.searchsorted(value, side="right")[0])
+            left = int(self._tokens.searchsorted(value, side="left", sorter=order)[0])
+            right = int(self._tokens.searchsorted(value, side="right", sorter=order)[0])
             for at in order[left:right]:
                 record = int(self._records[at])
                 if self.record_ids[record] is not None:
