@@ -8,17 +8,21 @@ documented field by field in ``docs/records-and-linkage.md``.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
 
 from xlink.documents import DocumentError, document_format, parse_document
 from xlink.errors import SchemaError
 from xlink.identifiers import KEY_NAME, KEY_NAME_RULE, SCHEMA_ID, SCHEMA_ID_RULE
+from xlink.linkage._schema_evidence import (
+    EvidenceMember,
+    check_evidence,
+    evidence_table,
+    key_evidence_of,
+)
 from xlink.linkage._schema_forms import (
     SCHEMA_DIGEST_DST,
     schema_digest,
@@ -28,15 +32,12 @@ from xlink.linkage._schema_forms import (
 from xlink.linkage.fields import (
     DATE_ONLY_TRANSFORMS,
     IDENTIFYING_GROUPS,
-    NEVER_EVIDENCE,
     PHONETIC_TRANSFORMS,
-    V6_EVIDENCE_FIELDS,
     EvidenceFields,
     Field,
     FieldGroup,
     Transform,
     TransformKind,
-    evidence_of,
 )
 from xlink.linkage.scoring import DEFAULT_KEY_WEIGHT, KeyWeight
 
@@ -104,27 +105,6 @@ class KeyRecipe:
         return KeyWeight(self.name, self.m, self.u)
 
 
-#: A schema's ``evidence`` member as it is held: each kind of evidence with its fields, both in
-#: name order (hashable, so that a schema stays a value).
-EvidenceMember = tuple[tuple[FieldGroup, tuple[Field, ...]], ...]
-
-
-def _evidence_table(member: EvidenceMember | None) -> EvidenceFields:
-    if member is None:
-        return V6_EVIDENCE_FIELDS
-    return MappingProxyType({group: frozenset(fields) for group, fields in member})
-
-
-@functools.lru_cache(maxsize=64)
-def _key_evidence(
-    keys: tuple[KeyRecipe, ...], member: EvidenceMember | None
-) -> Mapping[str, frozenset[FieldGroup]]:
-    """:meth:`LinkageSchema.key_evidence`, worked out once per key set (deciding asks it once
-    per pattern, the query holder once per hit)."""
-    table = _evidence_table(member)
-    return MappingProxyType({k.name: evidence_of(k.fields, k.transforms, table) for k in keys})
-
-
 @dataclass(frozen=True, slots=True)
 class LinkageSchema:
     """A validated linkage schema. Build it with :func:`validate_schema`."""
@@ -161,17 +141,17 @@ class LinkageSchema:
     def evidence_fields(self) -> EvidenceFields:
         """Which fields hold which kind of evidence under this schema: its ``evidence`` member,
         or :data:`~xlink.linkage.fields.V6_EVIDENCE_FIELDS` without one."""
-        return _evidence_table(self.evidence)
+        return evidence_table(self.evidence)
 
     def key_evidence(self) -> dict[str, frozenset[FieldGroup]]:
         """Key name → the kinds of evidence agreeing on it shows
         (:func:`~xlink.linkage.fields.evidence_of` with :meth:`evidence_fields`)."""
-        return dict(_key_evidence(self.keys, self.evidence))
+        return dict(key_evidence_of(self.keys, self.evidence))
 
     def evidence_groups(self, agreeing: Iterable[str]) -> int:
         """How many kinds of evidence the keys ``agreeing`` hold between them (``KeyError``
         for a key this schema does not name)."""
-        groups = _key_evidence(self.keys, self.evidence)
+        groups = key_evidence_of(self.keys, self.evidence)
         drawn: set[FieldGroup] = set()
         for name in agreeing:
             drawn |= groups[name]
@@ -353,51 +333,6 @@ def _check_recipe(raw: object, where: str, errors: list[str]) -> KeyRecipe | Non
     )
 
 
-def _check_evidence(raw: object, counted: bool, errors: list[str]) -> EvidenceMember | None:
-    """The ``evidence`` member: an object from kinds of evidence (``name``, ``birth``,
-    ``address``, ``document``) to lists of fields of that group; only beside
-    ``min_evidence_groups``."""
-    if raw is None:
-        return None
-    kinds = {g.value: g for g in IDENTIFYING_GROUPS}
-    if not counted:
-        errors.append("evidence: only with min_evidence_groups")
-    if not isinstance(raw, Mapping):
-        errors.append(f"evidence: must be an object from {sorted(kinds)} to lists of fields")
-        return None
-    member: list[tuple[FieldGroup, tuple[Field, ...]]] = []
-    for kind in sorted(raw, key=str):
-        group = kinds.get(kind) if isinstance(kind, str) else None
-        listed = raw[kind]
-        if group is None:
-            errors.append(f"evidence: unknown kind {kind!r} (one of {sorted(kinds)})")
-            continue
-        if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
-            errors.append(f"evidence.{kind}: must be a list of field names")
-            continue
-        if not listed:
-            errors.append(f"evidence.{kind}: an empty list (leave the kind out)")
-            continue
-        fields: set[Field] = set()
-        for name in listed:
-            try:
-                field = Field(name)
-            except ValueError:
-                errors.append(f"evidence.{kind}: unknown field {name!r}")
-                continue
-            if field.group is not group:
-                errors.append(f"evidence.{kind}: {name!r} is not a field of the {kind} group")
-                continue
-            if field in NEVER_EVIDENCE:
-                errors.append(f"evidence.{kind}: {name!r} holds no evidence (a few guesses)")
-                continue
-            if field in fields:
-                errors.append(f"evidence.{kind}: {name!r} listed twice")
-            fields.add(field)
-        member.append((group, tuple(sorted(fields, key=lambda f: f.value))))
-    return tuple(member)
-
-
 def validate_schema(data: object) -> LinkageSchema:
     """Check a parsed schema document and build the :class:`LinkageSchema`.
 
@@ -444,7 +379,7 @@ def validate_schema(data: object) -> LinkageSchema:
     ):
         errors.append(f"min_evidence_groups: must be an integer 1..{len(IDENTIFYING_GROUPS)}")
         min_groups = None
-    evidence = _check_evidence(data.get("evidence"), min_groups is not None, errors)
+    evidence = check_evidence(data.get("evidence"), min_groups is not None, errors)
     if evidence is not None and min_groups is not None and len(evidence) < min_groups:
         errors.append(
             f"evidence: {len(evidence)} kinds listed, fewer than min_evidence_groups "
