@@ -56,14 +56,7 @@ def schema_to_document(schema: LinkageSchema) -> dict[str, object]:
     ):
         if number is not None:
             doc[member] = number
-    if schema.placeholder_names:
-        doc["placeholder_names"] = True
-    if schema.full_birth_dates:
-        doc["full_birth_dates"] = True
-    if schema.min_evidence_groups is not None:
-        doc["min_evidence_groups"] = schema.min_evidence_groups
-    if schema.evidence is not None:
-        doc["evidence"] = _evidence_member(schema)
+    doc.update(_members_when_set(schema))
     doc["keys"] = keys
     return doc
 
@@ -112,6 +105,16 @@ def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
     }
     if schema.certain_threshold is not None:
         out["certain_threshold"] = _real(schema.certain_threshold)
+    out.update(_members_when_set(schema))
+    return out
+
+
+def _members_when_set(schema: LinkageSchema) -> dict[str, object]:
+    """The schema-wide members added after version 1 that both forms write only when set (so
+    that the digest of a schema without them does not change): the two flags as ``true``,
+    ``min_evidence_groups`` as an integer, ``evidence`` as each kind's field names in name
+    order."""
+    out: dict[str, object] = {}
     if schema.placeholder_names:
         out["placeholder_names"] = True
     if schema.full_birth_dates:
@@ -119,13 +122,10 @@ def schema_to_canonical(schema: LinkageSchema) -> dict[str, object]:
     if schema.min_evidence_groups is not None:
         out["min_evidence_groups"] = schema.min_evidence_groups
     if schema.evidence is not None:
-        out["evidence"] = _evidence_member(schema)
+        out["evidence"] = {
+            group.value: [f.value for f in fields] for group, fields in schema.evidence
+        }
     return out
-
-
-def _evidence_member(schema: LinkageSchema) -> dict[str, list[str]]:
-    """The ``evidence`` member: each kind's field names, in name order."""
-    return {group.value: [f.value for f in fields] for group, fields in schema.evidence or ()}
 
 
 def schema_digest(schema: LinkageSchema) -> bytes:
