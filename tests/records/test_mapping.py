@@ -147,6 +147,14 @@ def test_bad_combines(combine: dict[str, list[str]], columns: dict[str, str], me
             "'arrival'",
         ),
         ({"colums": {}, "combine": {}}, "unknown mapping settings: colums"),
+        (
+            {"two_digit_years_until": "2026"},
+            "mapping 'two_digit_years_until' must be a year (an integer)",
+        ),
+        (
+            {"two_digit_years_until": 1948},
+            "mapping 'two_digit_years_until' must be a year from 1949 to 2200",
+        ),
     ],
 )
 def test_bad_mapping_documents(doc: dict[str, object], message: str) -> None:
@@ -244,3 +252,30 @@ def test_validate_row_takes_date_orders() -> None:
         validate_row(row, 2, date_orders={"arrival": "DMY"})
     with pytest.raises(ValueError):
         validate_row(row, 2, date_orders={"birth_date": "DDMM"})
+
+
+@pytest.mark.parametrize("form", ["json", "toml"])
+def test_a_mapping_reads_two_digit_years_up_to_its_year(tmp_path: Path, form: str) -> None:
+    csv_text = "id,name,dob\n1,A,03/04/80\n2,B,31/12/26\n3,C,2G/03/84\n"
+    path = write(tmp_path, csv_text, "in.csv")
+    base = {"columns": {"id": "record_id", "name": "family_name", "dob": "birth_date"}}
+    settings = {**base, "category": "other", "date_order": "DMY"}
+    toml = 'category = "other"\ndate_order = "DMY"\ntwo_digit_years_until = 2026\n'
+    toml += '[columns]\nid = "record_id"\nname = "family_name"\ndob = "birth_date"\n'
+    mapping = (
+        write(tmp_path, json.dumps({**settings, "two_digit_years_until": 2026}), "m.json")
+        if form == "json"
+        else write(tmp_path, toml, "m.toml")
+    )
+    result = load_csv(path, mapping=mapping, write_rejects=False)
+    dates = [r.birth_date.isoformat() if r.birth_date else None for r in result.records]
+    assert dates == ["1980-04-03", "2026-12-31", "1984-03"]
+    assert [(e.line, e.reason) for e in result.field_errors] == [
+        (4, "unrecognised date format (its year and month are readable)")
+    ]
+    # without the setting, the records stay and their two-digit dates are field errors
+    plain = load_csv(path, mapping=settings, write_rejects=False)
+    assert [r.birth_date for r in plain.records] == [None, None, None]
+    assert [e.reason for e in plain.field_errors][:2] == [
+        "two-digit year, read only with the mapping's two_digit_years_until"
+    ] * 2

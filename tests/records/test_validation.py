@@ -22,8 +22,12 @@ from xlink.records import (
 from xlink.records._fields import KEPT_DATE, KEPT_SWAPPED, KEPT_YEAR, KEPT_YEAR_MONTH
 from xlink.records.validation import (
     CANONICAL_FIELDS,
+    EARLIEST_CENTURY_END,
+    LATEST_CENTURY_END,
     NAME_PSEUDO_FIELD,
+    TWO_DIGIT_YEAR,
     DateOrder,
+    century_year,
     check_row,
     parse_aliases,
     parse_birth_date,
@@ -156,7 +160,7 @@ DATE, YEAR, YEAR_MONTH, SWAPPED = KEPT_DATE, KEPT_YEAR, KEPT_YEAR_MONTH, KEPT_SW
         ("1980-02-30 00:00:00", "unknown", "impossible date", (BirthDate(1980, 2), YEAR_MONTH)),
         ("1700", "unknown", "year out of range", None),
         ("01/15/1700", "MDY", "year out of range", None),
-        ("03/04/80", "DMY", "unrecognised date format", None),
+        ("03/04/80", "DMY", TWO_DIGIT_YEAR, None),  # unless the mapping reads it (below)
         ("3 Avril 1980", "DMY", "unrecognised date format", (BirthDate(1980), YEAR)),
         ("10/Z7/1983", "MDY", "unrecognised date format", (BirthDate(1983, 10), YEAR_MONTH)),
         ("10/Z7/1983", "DMY", "unrecognised date format", (BirthDate(1983), YEAR)),
@@ -399,3 +403,65 @@ def test_arbitrary_rows_give_a_record_or_field_errors(
     result = validate_row(row, 9, date_order=order)
     if not isinstance(result, PersonRecord):
         assert result and all(isinstance(e, FieldError) for e in result)
+
+
+# -- two-digit years, read when the mapping says up to which year -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "order", "until", "expected"),
+    [
+        ("03/04/80", "DMY", 2026, BirthDate(1980, 4, 3)),
+        ("03/04/80", "MDY", 2026, BirthDate(1980, 3, 4)),
+        ("25/12/26", "DMY", 2026, BirthDate(2026, 12, 25)),  # the last year is in
+        ("25/12/27", "DMY", 2026, BirthDate(1927, 12, 25)),  # the year after it is not
+        ("25/12/00", "unknown", 2026, BirthDate(2000, 12, 25)),  # deduced day-first
+        ("03.04.80", "unknown", 1990, BirthDate(1980, 4, 3, day_month_ambiguous=True)),
+        ("03/04/99", "DMY", 1949, BirthDate(1899, 4, 3)),
+    ],
+)
+def test_two_digit_years_are_read_up_to_the_mappings_year(
+    text: str, order: str, until: int, expected: BirthDate
+) -> None:
+    assert parse_birth_date(text, order, two_digit_years_until=until) == expected
+    checked = check_row(
+        {**GOOD, "birth_date": text}, 3, date_order=order, two_digit_years_until=until
+    )
+    assert checked.errors == ()
+    assert checked.record is not None and checked.record.birth_date == expected
+
+
+def test_a_garbled_date_with_a_two_digit_year_keeps_what_is_readable() -> None:
+    assert salvage_birth_date("2G/03/84", "DMY") is None
+    assert salvage_birth_date("2G/03/84", "DMY", two_digit_years_until=2026) == (
+        BirthDate(1984, 3),
+        YEAR_MONTH,
+    )
+    assert salvage_birth_date("xx/xx/19", "MDY", two_digit_years_until=2026) == (
+        BirthDate(2019),
+        YEAR,
+    )
+    # the two digits are read last only: a year-first file's 80-04-03 is not a date
+    with pytest.raises(ValueError, match="day or month first, but the date order is YMD"):
+        parse_birth_date("80-04-03", "YMD", two_digit_years_until=2026)
+    assert salvage_birth_date("80-04-0Z", "YMD", two_digit_years_until=2026) is None
+    checked = check_row(
+        {**GOOD, "birth_date": "2G/03/84"}, 3, date_order="DMY", two_digit_years_until=2026
+    )
+    assert [(e.field, e.reason) for e in checked.errors] == [
+        ("birth_date", f"unrecognised date format ({YEAR_MONTH})")
+    ]
+
+
+@given(st.integers(EARLIEST_CENTURY_END, LATEST_CENTURY_END), st.integers(0, 99))
+def test_century_year_is_the_latest_year_with_those_digits(until: int, digits: int) -> None:
+    year = century_year(digits, until)
+    assert year % 100 == digits
+    assert until - 100 < year <= until
+    BirthDate(year)  # always a year a date of birth may have
+
+
+@pytest.mark.parametrize("until", [EARLIEST_CENTURY_END - 1, LATEST_CENTURY_END + 1, True, 2026.0])
+def test_a_year_two_digits_cannot_be_read_up_to_is_a_caller_error(until: object) -> None:
+    with pytest.raises(ValueError, match="two_digit_years_until must be a year"):
+        check_row(GOOD, 2, two_digit_years_until=until)  # type: ignore[arg-type]

@@ -22,7 +22,12 @@ from xlink.records.model import (
 )
 
 __all__ = [
+    "EARLIEST_CENTURY_END",
+    "LATEST_CENTURY_END",
+    "TWO_DIGIT_YEAR",
     "DateOrder",
+    "century_year",
+    "check_century_end",
     "parse_aliases",
     "parse_birth_date",
     "parse_category",
@@ -71,6 +76,7 @@ _YEAR = re.compile(r"\d{4}")
 _COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _YEAR_FIRST = re.compile(r"(\d{4})([/.\s-])(\d{1,2})\2(\d{1,2})")
 _YEAR_LAST = re.compile(r"(\d{1,2})([/.\s-])(\d{1,2})\2(\d{4})")
+_YEAR_LAST_SHORT = re.compile(r"(\d{1,2})([/.\s-])(\d{1,2})\2(\d{2})")
 _MONTH_YEAR = re.compile(r"(\d{1,2})[/.\s-](\d{4})")
 # A month by its English name or first three letters (``Sept`` too): 3 Apr 1980, 03-APR-1980
 # (as some databases print dates), April 3, 1980.
@@ -113,7 +119,66 @@ def _birth_date(
         raise ValueError("impossible date") from None
 
 
-def parse_birth_date(text: str, date_order: DateOrder | str = DateOrder.UNKNOWN) -> BirthDate:
+#: The reason for a date whose year has two digits, when the mapping does not say how to read it.
+TWO_DIGIT_YEAR = "two-digit year, read only with the mapping's two_digit_years_until"
+#: The range of a mapping's ``two_digit_years_until``: every year it reads a two-digit year as
+#: (the hundred years up to it) is one a date of birth may have (1850..2200).
+EARLIEST_CENTURY_END = 1850 + 99
+LATEST_CENTURY_END = 2200
+
+
+def century_year(two_digits: int, until: int) -> int:
+    """The latest year not after ``until`` whose last two digits are ``two_digits`` (0..99):
+    with ``until`` 2026, ``83`` is 1983 and ``26`` is 2026. A date of birth written with two
+    digits for its year is read so, when the file's mapping says up to which year its people
+    were born (``two_digit_years_until``): anyone listed is younger than a hundred."""
+    if not 0 <= two_digits <= 99:
+        raise ValueError("two digits are 0..99")
+    return until - (until - two_digits) % 100
+
+
+def check_century_end(until: int | None) -> int | None:
+    """``until`` if it is None or a year :func:`century_year` may read two digits up to
+    (:data:`EARLIEST_CENTURY_END`..:data:`LATEST_CENTURY_END`); raises ``ValueError``
+    otherwise."""
+    if until is None:
+        return None
+    if (
+        isinstance(until, bool)
+        or not isinstance(until, int)
+        or not EARLIEST_CENTURY_END <= until <= LATEST_CENTURY_END
+    ):
+        raise ValueError(
+            f"two_digit_years_until must be a year from {EARLIEST_CENTURY_END} "
+            f"to {LATEST_CENTURY_END}"
+        )
+    return until
+
+
+def _year_last(first: int, second: int, year: int, order: DateOrder) -> BirthDate:
+    """A ``NN/NN/YYYY`` date read by ``order`` (see :class:`DateOrder`)."""
+    if order is DateOrder.YMD:
+        raise ValueError("day or month first, but the date order is YMD")
+    if order is DateOrder.DMY:
+        return _birth_date(year, second, first)
+    if order is DateOrder.MDY:
+        return _birth_date(year, first, second)
+    if first > 12 and second <= 12:
+        return _birth_date(year, second, first)
+    if second > 12 and first <= 12:
+        return _birth_date(year, first, second)
+    if first > 12 and second > 12:
+        _birth_date(year, None, None)  # report a bad year before a bad day/month
+        raise ValueError("impossible date")
+    return _birth_date(year, second, first, ambiguous=first != second)
+
+
+def parse_birth_date(
+    text: str,
+    date_order: DateOrder | str = DateOrder.UNKNOWN,
+    *,
+    two_digit_years_until: int | None = None,
+) -> BirthDate:
     """Parse a possibly partial date of birth.
 
     Accepted forms: ``YYYY-MM-DD``, ``YYYY-MM``, ``YYYY``, ``YYYYMMDD``, ``YYYY/MM/DD``, ``MM/YYYY``
@@ -121,10 +186,13 @@ def parse_birth_date(text: str, date_order: DateOrder | str = DateOrder.UNKNOWN)
     ``date_order`` (see :class:`DateOrder`), and a month by its English name or first three
     letters, whatever the order (``3 Apr 1980``, ``03-APR-1980``, ``April 3, 1980``).
     With ``UNKNOWN`` order and both parts <= 12 and different, the day-first reading is returned
-    with ``day_month_ambiguous=True``.
+    with ``day_month_ambiguous=True``. With ``two_digit_years_until``, ``NN/NN/YY`` is read
+    the same way, its year by :func:`century_year`; without it, a two-digit year is not a
+    date.
 
     Raises:
-        ValueError: "unrecognised date format", "impossible date" (31 April, month 13),
+        ValueError: "unrecognised date format", :data:`TWO_DIGIT_YEAR`, "impossible date"
+            (31 April, month 13),
             "year out of range" (outside 1850..2200), or "day or month first, but the date order
             is YMD".
     """
@@ -145,21 +213,12 @@ def parse_birth_date(text: str, date_order: DateOrder | str = DateOrder.UNKNOWN)
     if (m := _MONTH_NAME_DAY.fullmatch(text)) and m[1].lower() in _MONTHS:
         return _birth_date(int(m[3]), _MONTHS[m[1].lower()], int(m[2]))
     if m := _YEAR_LAST.fullmatch(text):
-        first, second, year = int(m[1]), int(m[3]), int(m[4])
-        if order is DateOrder.YMD:
-            raise ValueError("day or month first, but the date order is YMD")
-        if order is DateOrder.DMY:
-            return _birth_date(year, second, first)
-        if order is DateOrder.MDY:
-            return _birth_date(year, first, second)
-        if first > 12 and second <= 12:
-            return _birth_date(year, second, first)
-        if second > 12 and first <= 12:
-            return _birth_date(year, first, second)
-        if first > 12 and second > 12:
-            _birth_date(year, None, None)  # report a bad year before a bad day/month
-            raise ValueError("impossible date")
-        return _birth_date(year, second, first, ambiguous=first != second)
+        return _year_last(int(m[1]), int(m[3]), int(m[4]), order)
+    if m := _YEAR_LAST_SHORT.fullmatch(text):
+        if two_digit_years_until is None:
+            raise ValueError(TWO_DIGIT_YEAR)
+        year = century_year(int(m[4]), two_digit_years_until)
+        return _year_last(int(m[1]), int(m[3]), year, order)
     raise ValueError("unrecognised date format")
 
 
@@ -219,7 +278,10 @@ def _full_or_month(year: int, month: int, day: int | None) -> tuple[BirthDate, s
 
 
 def salvage_birth_date(
-    text: str, date_order: DateOrder | str = DateOrder.UNKNOWN
+    text: str,
+    date_order: DateOrder | str = DateOrder.UNKNOWN,
+    *,
+    two_digit_years_until: int | None = None,
 ) -> tuple[BirthDate, str] | None:
     """What can be kept of a date of birth :func:`parse_birth_date` refuses, and what was kept.
 
@@ -240,7 +302,8 @@ def salvage_birth_date(
       (:data:`KEPT_YEAR_MONTH`; ``10/Z7/1983`` month first, ``31/04/1969`` day first);
     - otherwise the year alone (:data:`KEPT_YEAR`; ``xx/xx/1973``, ``01/00/1981``).
 
-    A year with a letter in it (``197M``), or two digits only, keeps nothing: None; so does a
+    A year with a letter in it (``197M``), or two digits only, keeps nothing: None, unless
+    ``two_digit_years_until`` reads a two-digit year last (:func:`century_year`); so does a
     year-last date in a file whose order is ``YMD``. Real lists garble single characters of
     dates (optical reading, keying) and write some in the other order; the parts left clean
     still say something, and a partial date agrees only on what it holds. A wrong digit that
@@ -254,10 +317,16 @@ def salvage_birth_date(
     parts = (split[0], split[1], split[2])
     year_first = len(parts[0]) == 4
     year_text = parts[0] if year_first else parts[2]
-    if len(year_text) != 4 or not year_text.isdecimal():
+    if not year_text.isdecimal():
+        return None
+    if len(year_text) == 4:
+        year = int(year_text)
+    elif len(year_text) == 2 and not year_first and two_digit_years_until is not None:
+        year = century_year(int(year_text), two_digit_years_until)
+    else:
         return None
     try:
-        year = BirthDate(int(year_text)).year
+        year = BirthDate(year).year
     except ValueError:
         return None
     others = parts[1:] if year_first else parts[:2]

@@ -11,7 +11,15 @@ from types import MappingProxyType
 from xlink.documents import DocumentError, parse_document
 from xlink.errors import LoadError
 from xlink.records.model import Category
-from xlink.records.validation import CANONICAL_FIELDS, DATE_FIELDS, DateOrder, parse_category
+from xlink.records.validation import (
+    CANONICAL_FIELDS,
+    DATE_FIELDS,
+    EARLIEST_CENTURY_END,
+    LATEST_CENTURY_END,
+    DateOrder,
+    check_century_end,
+    parse_category,
+)
 
 __all__ = ["COMBINE_SEPARATOR", "ERROR_COLUMN", "ColumnMapping", "StrPath"]
 
@@ -21,7 +29,14 @@ StrPath = str | os.PathLike[str]
 #: corrected rejects file can be loaded again as it is.
 ERROR_COLUMN = "xlink_error"
 
-_SETTINGS = ("columns", "date_order", "category", "combine", "date_orders")
+_SETTINGS = (
+    "columns",
+    "date_order",
+    "category",
+    "combine",
+    "date_orders",
+    "two_digit_years_until",
+)
 
 #: What joins the parts of a combined field (empty parts are skipped).
 COMBINE_SEPARATOR = " "
@@ -39,12 +54,17 @@ class ColumnMapping:
     several columns, in order, joined by :data:`COMBINE_SEPARATOR` with empty parts skipped
     (``{"given_name": ("first", "middle")}``); a combined column is used for nothing else.
     ``date_orders`` gives one of :data:`~xlink.records.validation.DATE_FIELDS` a date order of
-    its own, over ``date_order`` (``{"doc_expiry": DateOrder.YMD}``).
+    its own, over ``date_order`` (``{"doc_expiry": DateOrder.YMD}``). ``two_digit_years_until``
+    reads a date of birth written with a two-digit year (``03/04/80``) as the latest year not
+    after it whose last two digits those are (with 2026, ``80`` is 1980 and ``21`` is 2021):
+    the file's people were born in the hundred years up to that year. Without it, such a date
+    is a field error (and its record kept without it, as for any bad date).
 
     Raises:
         ValueError: a target is not a canonical field (every bad entry is listed), a combine
             lists no columns or uses a column that is also mapped or combined elsewhere, or a
-            ``date_orders`` entry is not a date field with a date order.
+            ``date_orders`` entry is not a date field with a date order, or
+            ``two_digit_years_until`` is not a year from 1949 to 2200.
     """
 
     columns: Mapping[str, str] = field(default_factory=dict)
@@ -52,6 +72,7 @@ class ColumnMapping:
     category: Category | None = None
     combine: Mapping[str, Sequence[str]] = field(default_factory=dict)
     date_orders: Mapping[str, DateOrder] = field(default_factory=dict)
+    two_digit_years_until: int | None = None
     _combined_into: Mapping[str, str] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -93,6 +114,13 @@ class ColumnMapping:
                 + ", ".join(not_dates)
             )
         date_orders = {name: DateOrder(order) for name, order in self.date_orders.items()}
+        try:
+            check_century_end(self.two_digit_years_until)
+        except ValueError:
+            raise ValueError(
+                f"mapping 'two_digit_years_until' must be a year from {EARLIEST_CENTURY_END} "
+                f"to {LATEST_CENTURY_END}"
+            ) from None
         object.__setattr__(self, "columns", MappingProxyType(dict(self.columns)))
         combine = {target: tuple(parts) for target, parts in self.combine.items()}
         object.__setattr__(self, "combine", MappingProxyType(combine))
@@ -104,8 +132,9 @@ class ColumnMapping:
         """Build a mapping from its document form.
 
         The full form is ``{"columns": {...}, "date_order": "DMY", "category": "traveller",
-        "combine": {"given_name": ["first", "middle"]}, "date_orders": {"doc_expiry": "YMD"}}``
-        (every setting optional). A dict without any of those five keys is read as ``columns``
+        "combine": {"given_name": ["first", "middle"]}, "date_orders": {"doc_expiry": "YMD"},
+        "two_digit_years_until": 2026}`` (every setting optional). A dict without any of those
+        six keys is read as ``columns``
         alone: ``{"Surname": "family_name", "DOB": "birth_date"}``.
 
         Raises:
@@ -146,12 +175,16 @@ class ColumnMapping:
             raise ValueError("mapping 'date_orders' must map date fields to date orders")
         if any(v not in tuple(DateOrder) for v in date_orders.values()):
             raise ValueError(f"mapping 'date_orders' values must be one of {allowed}")
+        until = data.get("two_digit_years_until")
+        if until is not None and (isinstance(until, bool) or not isinstance(until, int)):
+            raise ValueError("mapping 'two_digit_years_until' must be a year (an integer)")
         return cls(
             columns={str(k): str(v) for k, v in columns.items()},
             date_order=DateOrder(date_order) if date_order is not None else None,
             category=parse_category(category) if category is not None else None,
             combine={str(k): tuple(str(c) for c in v) for k, v in combine.items()},
             date_orders={str(k): DateOrder(v) for k, v in date_orders.items()},
+            two_digit_years_until=until,
         )
 
     @classmethod

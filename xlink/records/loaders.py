@@ -139,6 +139,7 @@ class _Collector:
         self.checker = RowChecker(
             date_order=self.date_order,
             date_orders=mapping.date_orders,
+            two_digit_years_until=mapping.two_digit_years_until,
             default_category=mapping.category,
             bad_field=self.bad_field,
         )

@@ -26,7 +26,12 @@ from typing import TypeVar
 
 from xlink.errors import FieldError
 from xlink.records._fields import (
+    EARLIEST_CENTURY_END,
+    LATEST_CENTURY_END,
+    TWO_DIGIT_YEAR,
     DateOrder,
+    century_year,
+    check_century_end,
     parse_aliases,
     parse_birth_date,
     parse_category,
@@ -54,13 +59,18 @@ __all__ = [
     "CANONICAL_FIELDS",
     "DATE_FIELDS",
     "DOCUMENT_FIELDS",
+    "EARLIEST_CENTURY_END",
+    "LATEST_CENTURY_END",
     "NAME_FIELDS",
     "NAME_PSEUDO_FIELD",
     "ROW_FIELDS",
+    "TWO_DIGIT_YEAR",
     "BadFieldPolicy",
     "CheckedRow",
     "DateOrder",
     "RowChecker",
+    "century_year",
+    "check_century_end",
     "check_row",
     "parse_aliases",
     "parse_birth_date",
@@ -181,7 +191,9 @@ class _Parsers:
     ``remember``: real lists repeat categories, codes, dates and aliases, and parsed values are
     immutable, so a repeated text is parsed once and its value shared."""
 
-    def __init__(self, orders: Mapping[str, DateOrder], remember: bool) -> None:
+    def __init__(
+        self, orders: Mapping[str, DateOrder], two_digit_until: int | None, remember: bool
+    ) -> None:
         wrap = _remembering if remember else _as_is
         birth_order, expiry_order = orders["birth_date"], orders["doc_expiry"]
         self.category = wrap(parse_category)
@@ -192,8 +204,11 @@ class _Parsers:
         self.doc_type = wrap(parse_doc_type)
         self.grading = wrap(parse_grading)
         self.handling_code = wrap(parse_handling_code)
-        self.birth_date = wrap(lambda t: parse_birth_date(t, birth_order))
+        self.birth_date = wrap(
+            lambda t: parse_birth_date(t, birth_order, two_digit_years_until=two_digit_until)
+        )
         self.birth_order = birth_order
+        self.two_digit_until = two_digit_until
         self.expiry = wrap(lambda t: parse_birth_date(t, expiry_order).isoformat())
 
 
@@ -321,6 +336,7 @@ def check_row(
     default_category: Category | None = None,
     documents: Sequence[Mapping[str, str]] = (),
     bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
+    two_digit_years_until: int | None = None,
 ) -> CheckedRow:
     """Turn one raw row into a :class:`PersonRecord`, reporting everything wrong with it.
 
@@ -328,7 +344,9 @@ def check_row(
     is copied into the payload. Values are stripped and an empty value counts as missing.
     ``line`` is stamped on every error. ``date_order`` reads ``NN/NN/YYYY`` dates;
     ``date_orders`` overrides it for one of :data:`DATE_FIELDS` (``doc_expiry`` covers every
-    document). ``default_category`` applies when the row has no category (a mapping file's
+    document). ``two_digit_years_until`` reads a date of birth whose year has two digits
+    (:func:`century_year`); without it such a date is a field error.
+    ``default_category`` applies when the row has no category (a mapping file's
     constant category); it does not replace a category that does not parse. ``documents`` are
     extra identity documents (JSON Lines ``documents`` lists), each a mapping of
     :data:`DOCUMENT_FIELDS` to strings; their errors are reported as ``documents[i].<field>``.
@@ -349,13 +367,15 @@ def check_row(
 
     Raises:
         ValueError: only for a caller's mistake: a ``date_order``, ``date_orders`` entry or
-            ``bad_field`` that is not valid.
+            ``bad_field`` that is not valid, or a ``two_digit_years_until`` outside
+            :data:`EARLIEST_CENTURY_END`..:data:`LATEST_CENTURY_END`.
     """
     checker = RowChecker(
         date_order=date_order,
         date_orders=date_orders,
         default_category=default_category,
         bad_field=bad_field,
+        two_digit_years_until=two_digit_years_until,
         remember=False,
     )
     return checker.check(row, line, documents)
@@ -379,9 +399,11 @@ class RowChecker:
         date_orders: Mapping[str, DateOrder | str] | None = None,
         default_category: Category | None = None,
         bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
+        two_digit_years_until: int | None = None,
         remember: bool = True,
     ) -> None:
-        self._parsers = _Parsers(_date_orders(date_order, date_orders), remember)
+        until = check_century_end(two_digit_years_until)
+        self._parsers = _Parsers(_date_orders(date_order, date_orders), until, remember)
         self._policy = BadFieldPolicy(bad_field)
         self._default_category = default_category
         self._texts: dict[str, str] | None = {} if remember else None
@@ -410,7 +432,7 @@ class RowChecker:
         aliases = reader.parse("aliases", parsers.aliases) or ()
         birth_date = reader.parse("birth_date", parsers.birth_date)
         if birth_date is None and reader.errors and reader.errors[-1].field == "birth_date":
-            birth_date = _readable_part(reader, values["birth_date"], parsers.birth_order)
+            birth_date = _readable_part(reader, values["birth_date"], parsers)
         sex = reader.parse("sex", parsers.sex)
         nationalities = reader.parse("nationalities", parsers.nationalities) or ()
         docs = _read_documents(reader, documents, parsers)
@@ -447,11 +469,13 @@ class RowChecker:
         return CheckedRow(record, errors)
 
 
-def _readable_part(reader: _RowReader, text: str, order: DateOrder) -> BirthDate | None:
+def _readable_part(reader: _RowReader, text: str, parsers: _Parsers) -> BirthDate | None:
     """What :func:`salvage_birth_date` reads of a date of birth the parser just refused (the
     reader's last error), said in that refusal's reason (which stays a reason, never the
     value)."""
-    kept = salvage_birth_date(text, order)
+    kept = salvage_birth_date(
+        text, parsers.birth_order, two_digit_years_until=parsers.two_digit_until
+    )
     if kept is None:
         return None
     refused = reader.errors[-1]
@@ -470,6 +494,7 @@ def validate_row(
     date_orders: Mapping[str, DateOrder | str] | None = None,
     default_category: Category | None = None,
     documents: Sequence[Mapping[str, str]] = (),
+    two_digit_years_until: int | None = None,
 ) -> PersonRecord | tuple[FieldError, ...]:
     """Turn one raw row into a :class:`PersonRecord`, or report everything wrong with it: the
     ``REJECT_ROW`` form of :func:`check_row`, whose parameters these are.
@@ -479,8 +504,8 @@ def validate_row(
         order (``documents[i]`` errors last). Reasons never quote values.
 
     Raises:
-        ValueError: only for a caller's mistake: a ``date_order`` or ``date_orders`` entry that
-            is not valid.
+        ValueError: only for a caller's mistake: a ``date_order``, ``date_orders`` entry or
+            ``two_digit_years_until`` that is not valid.
     """
     checked = check_row(
         row,
@@ -490,5 +515,6 @@ def validate_row(
         default_category=default_category,
         documents=documents,
         bad_field=BadFieldPolicy.REJECT_ROW,
+        two_digit_years_until=two_digit_years_until,
     )
     return checked.record if checked.record is not None else checked.errors

@@ -60,10 +60,14 @@ NAMES_DOB_SEX_COLUMNS: dict[str, tuple[str, ...]] = {
     "us": ("event_id", "first_name", "middle", "last_name", "dob", "gender"),
 }
 NAMES_DOB_SEX_DATE_ORDER = {"ca": "DMY", "us": "MDY"}
+#: The year up to which the profile's mappings read a two-digit birth year (``10/27/83``, one of
+#: its garbled dates): the census year, after which no one listed is born.
+NAMES_DOB_SEX_TWO_DIGIT_UNTIL = 2008
 _NDS_FIELDS = ("record_id", "given_name", "middle_name", "family_name", "birth_date", "sex")
 NAMES_DOB_SEX_MAPPING: dict[str, dict[str, object]] = {
     side: {
         "date_order": NAMES_DOB_SEX_DATE_ORDER[side],
+        "two_digit_years_until": NAMES_DOB_SEX_TWO_DIGIT_UNTIL,
         "category": "other",
         "columns": dict(zip(columns, _NDS_FIELDS, strict=True)),
     }
