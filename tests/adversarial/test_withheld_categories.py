@@ -15,6 +15,7 @@ import pytest
 from _query_agencies import DATA, QueryPair, query_pair
 
 from xlink.agency import exchange_in_process, query_in_process
+from xlink.audit import AuditEvent
 from xlink.records.model import Category
 
 FOUND = ["USTR-00022", "USTR-00039", "USTR-00057"]  # on the holder's sex-offender registry
@@ -58,3 +59,8 @@ def test_an_exchange_decides_nothing_on_a_category_the_pair_may_not_receive(
     assert holder.withheld == registry.withheld > 0 and asker.withheld == 0
     assert holder.decided == asker.decided == 0
     assert holder.denied == 0 and asker.received == {}
+    # the holder's log says how many records were kept out; the asker's has nothing to say
+    (sizes,) = [e for e in pair.holder.audit.entries() if e.kind is AuditEvent.SIZES]
+    assert sizes.fields["withheld"] == registry.withheld
+    (asker_sizes,) = [e for e in pair.asker.audit.entries() if e.kind is AuditEvent.SIZES]
+    assert "withheld" not in asker_sizes.fields

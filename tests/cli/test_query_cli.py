@@ -89,6 +89,15 @@ def holder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Holder]:
         query_quota_per_day=QUOTA,
     )
     port_file = base / "port"
+    # two records of a category the bundled MOU does not list: loaded, then kept out
+    other = base / "ca_other.jsonl"
+    other.write_text(
+        "".join(
+            json.dumps({"record_id": f"CA-OTHER-{i}", "category": "other", "family_name": n}) + "\n"
+            for i, n in enumerate(("Neumann", "Okafor"))
+        ),
+        encoding="utf-8",
+    )
     serve = [
         sys.executable, "-m", "xlink.cli.main", "query", "serve",
         "--agency", CA,
@@ -99,7 +108,7 @@ def holder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Holder]:
         "--passphrase-env", ENV_VAR,
         "--port", "0",
         "--port-file", str(port_file),
-        *(str(f) for f in HOLDER_FILES),
+        *(str(f) for f in (*HOLDER_FILES, other)),
     ]  # fmt: skip
     process = subprocess.Popen(
         serve,
@@ -244,6 +253,7 @@ def test_the_holder_prints_its_table_and_stops_on_sigterm(holder: Holder) -> Non
     assert holder.process.returncode == ExitCode.INTERRUPTED, err
     # 503: the bundled lists' three rows whose only fault is a field load without it
     assert f"{CA} query table for {US}" in out and "503 records, " in out
+    assert "withheld 2 records: their category is not in the MOU" in out
     assert f"listening on 127.0.0.1:{holder.port}" in out
     assert f"quota {QUOTA} OPRF evaluations per UTC day" in out
     assert "xlink: interrupted" in err

@@ -103,6 +103,7 @@ async def run_exchange(
             clock=agency.clock,
             progress=progress,
             history=set_size_history(agency.audit, agency.peer_id),
+            withheld=side.withheld,
         )
         result = await run_session(session, gate, auditor=auditor, idle_timeout=idle_timeout)
         if not isinstance(result, PsiResult):  # pragma: no cover - Mode.PSI
@@ -222,8 +223,11 @@ class _ProgressAuditor(SessionAuditor):
         clock: Callable[[], datetime],
         progress: ProgressFn | None,
         history: SetSizeHistory | None = None,
+        withheld: int = 0,
     ) -> None:
-        super().__init__(audit, session, own_tokens=own_tokens, clock=clock, history=history)
+        super().__init__(
+            audit, session, own_tokens=own_tokens, clock=clock, history=history, withheld=withheld
+        )
         self._progress = progress
 
     def record(self, events: Iterable[Event]) -> None:

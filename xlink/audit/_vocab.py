@@ -165,6 +165,7 @@ FIELDS: Final[Mapping[str, FieldType]] = {
     "key_use": FieldType.KEY_USE,
     "own": FieldType.COUNT,
     "own_padded": FieldType.COUNT,
+    "withheld": FieldType.COUNT,  # records of a category the MOU does not list, left out
     "peer_padded": FieldType.COUNT,
     "matched": FieldType.COUNT,
     "pairs": FieldType.COUNT,
@@ -201,7 +202,7 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     ),
     E.SESSION_COMPLETED: (frozenset({"session"}), frozenset()),
     E.SESSION_ABORTED: (frozenset({"code", "side"}), frozenset({"session", "peer"})),
-    E.SIZES: (frozenset({"session", "own", "own_padded", "peer_padded"}), frozenset()),
+    E.SIZES: (frozenset({"session", "own", "own_padded", "peer_padded"}), frozenset({"withheld"})),
     # A partner declared a padded set far above its usual one (xlink.audit.history): usual is
     # the median of its recent sessions' sizes.
     E.SET_SIZE_ALARM: (frozenset({"session", "peer", "peer_padded", "usual"}), frozenset()),

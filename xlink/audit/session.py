@@ -37,7 +37,9 @@ class SessionAuditor:
     """Appends a session's milestones to ``audit``; ``clock`` supplies each entry's time.
 
     ``own_tokens`` is the number of token values the party put into the session (before
-    padding). Each milestone is written once, however often it is reported. With the
+    padding), ``withheld`` the records left out of it because the MOU does not list their
+    category (:meth:`xlink.agency.Agency.releasable`), written with the sizes so that the log
+    says what was kept out. Each milestone is written once, however often it is reported. With the
     ``history`` of past sessions with this peer (:func:`~xlink.audit.history.set_size_history`),
     a peer padded size far above its usual one is also written as ``SET_SIZE_ALARM``.
 
@@ -54,6 +56,7 @@ class SessionAuditor:
         own_tokens: int,
         clock: Callable[[], datetime],
         history: SetSizeHistory | None = None,
+        withheld: int = 0,
     ) -> None:
         check_agency_id(session.config.peer_id, what="peer_id")
         check_mou_id(session.config.mou_id, what="mou_id")
@@ -61,6 +64,7 @@ class SessionAuditor:
         self._session = session
         self._history = history
         self._own = own_tokens
+        self._withheld = withheld
         self._clock = clock
         self._started = False
         self._ended = False
@@ -113,6 +117,7 @@ class SessionAuditor:
                 "own": self._own,
                 "own_padded": self._session.padded_size,
                 "peer_padded": event.peer_padded_size,
+                **({"withheld": self._withheld} if self._withheld else {}),
             },
             now=self._now(),
         )

@@ -39,6 +39,11 @@ def write_port_file(path: str | Path | None, port: int) -> None:
         tmp.replace(path)
 
 
+def withheld_line(withheld: int) -> str:
+    """The summary line for records left out because the MOU does not list their category."""
+    return f"  withheld {withheld} records: their category is not in the MOU"
+
+
 def emit_json(obj: object) -> None:
     """Print one JSON document on standard output (sorted keys, for diffable scripts)."""
     json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=str)

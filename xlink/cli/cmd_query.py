@@ -26,6 +26,7 @@ from xlink.cli._common import (
     emit_json,
     phase_timings,
     progress_reporter,
+    withheld_line,
     write_port_file,
 )
 from xlink.cli._query_output import outcome_json, print_ask, print_manifest
@@ -243,6 +244,7 @@ async def _serve(args: argparse.Namespace, passphrase: bytes) -> int:
             "mou_id": me.mou.id,
             "records": side.loaded,
             "rejected": side.rejected,
+            "withheld": service.side.withheld,
             "table": {
                 "records": table.records,
                 "entries": table.entries,
@@ -268,6 +270,8 @@ async def _serve(args: argparse.Namespace, passphrase: bytes) -> int:
                 )
                 if side.rejected:
                     print(f"  rejected rows {side.rejected} (see {me.workdir / 'rejects'})")
+                if service.side.withheld:
+                    print(withheld_line(service.side.withheld))
                 print(
                     f"  quota {service.quota} OPRF evaluations per UTC day, "
                     f"{service.quota_left()} left today"

@@ -22,6 +22,7 @@ from xlink.cli._common import (
     emit_json,
     phase_timings,
     progress_reporter,
+    withheld_line,
     write_port_file,
 )
 from xlink.cli.cmd_keygen import read_passphrase
@@ -267,7 +268,7 @@ def _print_outcome(o: AgencyOutcome, wall: float) -> None:
     print(f"{o.agency} ({o.role}) with {o.peer}, MOU {o.mou_id}, session {o.session_id[:16]}…")
     print(f"  records {o.records}, rejected rows {o.rejected}, tokens {o.tokens}")
     if o.withheld:
-        print(f"  withheld {o.withheld} records: their category is not in the MOU")
+        print(withheld_line(o.withheld))
     print(f"  matched tokens {o.matched_tokens}, candidate pairs {o.candidates}")
     print(f"  decided matches {o.decided}")
     released = ", ".join(f"{k} {v}" for k, v in o.released.items()) or "none"
