@@ -10,13 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import os
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _query_agencies import DATA, QueryPair, query_pair, traveller_file, truth_pairs
+from _query_agencies import (
+    CA,
+    DATA,
+    PASSPHRASE,
+    US,
+    QueryPair,
+    query_pair,
+    traveller_file,
+    truth_pairs,
+)
 
 from xlink.agency import QueryService
 from xlink.agency._query import QueryClient, ask
@@ -332,7 +345,7 @@ def test_an_asker_naming_one_person_of_a_household_gets_one_release_not_three(
     served, honest = run()
     assert honest.matched == 1 and served.requested == served.released == 1
     # the rival check alone: no memory of the tokens that decided Maria
-    monkeypatch.setattr("xlink.agency._query_holder._CLAIMS", {})
+    (pair.holder.workdir / "query" / "claims.db").unlink()
     service = pair.holder.query_service(registry)
     monkeypatch.setattr(
         "xlink.agency._query_answers.decide",
@@ -432,3 +445,53 @@ def _lie_about_presence(
 
     monkeypatch.setattr("xlink.agency._query_answers.decide", deciding)
     monkeypatch.setattr("xlink.agency._query_answers.RequestedHit", tailored)
+
+
+@pytest.mark.slow
+def test_a_restarted_holder_still_lets_one_set_of_tokens_win_one_record_a_day(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder is `xlink query serve`, over mutual TLS, started twice on one workdir the same
+    day (a restart, as when its list changes). The asker knows one household's family name,
+    street and postcode, decides best-of-either and declares the key presence that favours the
+    member it wants. Before the restart it wins one member; after it, none: the day's claims
+    are in the workdir, not in the process (they were, and it won a second)."""
+    registry = _registry_with_a_household(pair, _MIXED)
+    registry_csv = pair.base / "registry" / "registry.csv"
+    table = pair.holder.query_service(registry).table  # the CLI builds the same table
+    index = {table.record_id(i): i for i in range(len(table.record_ids))}
+    target: list[int] = []
+    _lie_about_presence(pair, monkeypatch, lambda i: i in target)
+    side = _one_household_row(pair)
+    c, workdir, port_file = pair.ceremony, pair.base / "CA-cli", pair.base / "port"
+    env = {**os.environ, "XLINK_TEST_PASSPHRASE": PASSPHRASE.decode()}
+    released = 0
+    for members in (["CASO-90001", "CASO-90002", "CASO-90003"], ["CASO-90002", "CASO-90003"]):
+        port_file.unlink(missing_ok=True)
+        serve = [
+            sys.executable, "-m", "xlink.cli.main", "query", "serve",
+            "--agency", CA, "--keys", str(c.keys[CA]), "--mou", str(c.mou),
+            "--peer-bundle", str(c.bundles[US]), "--workdir", str(workdir),
+            "--passphrase-env", "XLINK_TEST_PASSPHRASE", "--port", "0",
+            "--port-file", str(port_file), "--max-connections", str(len(members)),
+            str(registry_csv),
+        ]  # fmt: skip
+        holder = subprocess.Popen(serve, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while not (port_file.exists() and port_file.read_text().strip()):
+                assert holder.poll() is None, holder.communicate()
+                assert time.monotonic() < deadline, "query serve never listened"
+                time.sleep(0.05)
+            port = int(port_file.read_text())
+            for member in members:
+                target[:] = [index[member]]
+                outcome = asyncio.run(pair.asker.ask(side, "127.0.0.1", port, timeout=30))
+                released += outcome.received
+            assert holder.wait(timeout=60) == 0
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+            holder.communicate()
+    assert released == 1
+    assert len(pair.asker.store.list(now=pair.asker.clock())) == 1

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from xlink.agency._query_claims import Claims
 from xlink.agency._query_common import (
     _FATES,
     DST_PERIOD_KEY,
@@ -103,7 +104,7 @@ class QueryService:
         day = agency.clock().astimezone(UTC).date()
         self._used = query_evaluations_on(agency.audit, agency.peer_id, day)
         self._day = day
-        self._claims = _claims_of(agency)
+        self._claims = Claims(agency.workdir / "query", agency.peer_id)
 
     def _enter_period(self, period: str) -> None:
         """The key and table of ``period``: the saved table if it is this key's, brought up to
@@ -291,10 +292,9 @@ class QueryService:
             score = fellegi_sunter_score(agreeing, weights, disagreeing, disagreement)
             if score < agency.mou.match_threshold or not schema.has_evidence(agreeing):
                 continue  # too weak, or one fact about a person (a name alone): not decided
-            claimed = [by_handle[h][2] for h in hit.handles]
             if self._contested(hit.record, record_id, by_handle, hit.handles, asker_keys, score):
                 continue  # another record of ours is as good a match: one-to-one refuses it
-            self._claims.add(record_id, claimed)
+            self._claims.add(self._today(), record_id, [by_handle[h][1] for h in hit.handles])
             for h in hit.handles:
                 outputs[h] = by_handle[h][1]
             matches.append(
@@ -339,23 +339,27 @@ class QueryService:
         passes; else it is refused when another live record of ours is as good a match on the
         claimed tokens (:meth:`_rivalled`), or when the claimed tokens that did not already
         decide another of our records today do not reach the threshold with the evidence on
-        their own (:class:`_Claims`)."""
+        their own (:class:`~xlink.agency._query_claims.Claims`)."""
         schema = self.agency.schema
         if schema.certain_threshold is not None and score >= schema.certain_threshold:
             return False
         claimed = [by_handle[h][2] for h in handles]
         if self._rivalled(record, claimed, asker_keys, score):
             return True
-        stale = self._claims.stale(self.agency.clock().astimezone(UTC).date(), record_id, claimed)
+        outputs = [by_handle[h][1] for h in handles]
+        stale = self._claims.stale(self._today(), record_id, outputs)
         if not stale:
             return False
-        fresh = frozenset(by_handle[h][0] for h in handles if by_handle[h][2] not in stale)
+        fresh = frozenset(by_handle[h][0] for h in handles if by_handle[h][1] not in stale)
         disagreeing = (asker_keys & self.table.presence(record)) - frozenset(
             by_handle[h][0] for h in handles
         )
         weights, disagreement = schema.weights(), schema.disagreement_weights()
         own = fellegi_sunter_score(fresh, weights, disagreeing, disagreement)
         return own < self.agency.mou.match_threshold or not schema.has_evidence(fresh)
+
+    def _today(self) -> date:
+        return self.agency.clock().astimezone(UTC).date()
 
     def _rivalled(
         self, record: int, claimed: Sequence[bytes], asker_keys: frozenset[str], score: float
@@ -381,38 +385,6 @@ class QueryService:
             ):
                 return True
         return False
-
-
-class _Claims:
-    """Which holder records each token decided today (xlink-query-v1 §7.5 item 5). The rival
-    check compares with the key presence an asker declares, which it chooses per request; this
-    does not depend on it: a pair is refused when the tokens it is claimed with that did not
-    already decide another of our records today are too little for a decision on their own.
-    One set of tokens wins one record a day, as one fabricated record wins one in a batch
-    exchange. Shared by every query service of one agency and partner in this process (the hub
-    makes one per session), emptied each day; lost when the process restarts."""
-
-    def __init__(self) -> None:
-        self._day: date | None = None
-        self._decided: dict[bytes, set[str]] = {}  # token -> the records it decided today
-
-    def stale(self, day: date, record_id: str, claimed: Sequence[bytes]) -> frozenset[bytes]:
-        """The tokens of ``claimed`` that decided another record than ``record_id`` today."""
-        if day != self._day:
-            self._day, self._decided = day, {}
-        return frozenset(t for t in claimed if self._decided.get(t, set()) - {record_id})
-
-    def add(self, record_id: str, claimed: Sequence[bytes]) -> None:
-        for token in claimed:
-            self._decided.setdefault(token, set()).add(record_id)
-
-
-#: The day's claims of each agency (its workdir) and partner, in this process.
-_CLAIMS: dict[tuple[str, str], _Claims] = {}
-
-
-def _claims_of(agency: Agency) -> _Claims:
-    return _CLAIMS.setdefault((str(agency.workdir), agency.peer_id), _Claims())
 
 
 @dataclass
