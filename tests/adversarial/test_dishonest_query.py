@@ -31,8 +31,10 @@ from _query_agencies import (
     truth_pairs,
 )
 
+import xlink.agency._query_answers as qa
 from xlink.agency import QueryService
 from xlink.agency._query import QueryClient, ask
+from xlink.agency._query_common import _flush, _only, _receive
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto import oprf9497
 from xlink.decide import decide
@@ -41,7 +43,10 @@ from xlink.errors import DecryptionError, PeerAborted, QuotaExhausted, RemotePro
 from xlink.linkage.scoring import BEST_OF_EITHER
 from xlink.query import RequestedHit
 from xlink.query import messages as M
+from xlink.query.asker_session import AskerSession
 from xlink.query.entries import presence_bits
+from xlink.query.events import Fate
+from xlink.query.session import ReleasesReceived
 from xlink.release.label import LabelNotMatched, labelled_handles, open_labelled, per_handle
 from xlink.transport import memory_pair
 
@@ -199,7 +204,10 @@ def test_the_quota_holds_under_a_burst(tmp_path: Path) -> None:
     a day: the evaluations answered never pass 100, the rest are refused with
     QUOTA_EXHAUSTED, and each refusal is audited."""
     with query_pair(tmp_path, quota=100) as pair:
-        side = pair.travellers(FOUND[:1])  # about 25 tokens: four askers fit, not five
+        # about 25 tokens and no match (a match's release request costs its handles too,
+        # test_repeated_release_requests_cost_quota_and_release_nothing_twice): four askers
+        # fit, not five
+        side = pair.travellers(STRANGER)
         per_ask = len(side.tokens)
         assert 100 // per_ask < 5
 
@@ -240,7 +248,8 @@ def test_the_quota_holds_under_a_burst(tmp_path: Path) -> None:
 def test_a_query_beyond_the_quota_left_is_refused_before_anything_is_spent(
     tmp_path: Path,
 ) -> None:
-    with query_pair(tmp_path, quota=40) as pair:
+    # one ask: its tokens, and the handles of its one match's release request (§8)
+    with query_pair(tmp_path, quota=60) as pair:
         service = pair.holder.query_service(pair.registry)
         one = pair.travellers(FOUND[:1], "one.csv")
         assert 20 <= len(one.tokens) <= 40
@@ -254,8 +263,8 @@ def test_a_query_beyond_the_quota_left_is_refused_before_anything_is_spent(
 
         served, first, _ = _serve_and(pair, service, twice)
         assert not isinstance(first, BaseException), first
-        assert served.evaluations == len(one.tokens)  # the second ask reached nothing
-        assert first.matched == 1
+        assert first.matched == 1 and first.evaluations > len(one.tokens)  # its handles too
+        assert served.evaluations == first.evaluations  # the second ask reached nothing
 
 
 def test_a_release_frame_opens_only_with_the_outputs_of_the_matched_tokens(
@@ -495,3 +504,51 @@ def test_a_restarted_holder_still_lets_one_set_of_tokens_win_one_record_a_day(
             holder.communicate()
     assert released == 1
     assert len(pair.asker.store.list(now=pair.asker.clock())) == 1
+
+
+def test_repeated_release_requests_cost_quota_and_release_nothing_twice(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An asker with one decided match sends the same RELEASE_REQUEST again and again in one
+    session, refusing every receipt. Each repeat had the holder seal, sign and audit a new
+    release at no cost to the quota (20 repeats: 21 releases, 42 more audit entries). Now a
+    record answered in the session is answered again with its fate, a release as DELIVERED,
+    and every request's handles count against the day's quota."""
+    side = pair.travellers(FOUND[:1])
+    service = pair.holder.query_service(pair.registry)
+    requested: list[RequestedHit] = []
+    real = qa.RequestedHit
+    monkeypatch.setattr(qa, "RequestedHit", lambda *a: requested.append(real(*a)) or requested[-1])
+    refuse = AskerSession.send_receipts
+    monkeypatch.setattr(
+        AskerSession, "send_receipts", lambda s, answers: refuse(s, [(False, b"no")] * len(answers))
+    )
+    repeats: list[Any] = []
+
+    async def asker(conn: Any) -> Any:
+        async with QueryClient(pair.asker, conn, idle_timeout=10) as client:
+            first = await client.ask(side)
+            assert first.answers[0].fate == "sent" and len(requested) == 1
+            session = client.session
+            for _ in range(20):
+                session.request_releases(requested)
+                await _flush(conn, session)
+                got = _only(session.receive(await _receive(conn, 10)), ReleasesReceived)
+                repeats.extend(got.answers)
+                if any(a.frame for a in got.answers):
+                    session.send_receipts(
+                        [(False, b"no")] * sum(bool(a.frame) for a in got.answers)
+                    )
+                    await _flush(conn, session)
+            return first
+
+    left = service.quota_left()
+    served, first, _ = _serve_and(pair, service, asker)
+    assert not isinstance(first, BaseException), first
+    assert served.released == 1
+    assert [a.fate for a in repeats] == [Fate.DELIVERED] * 20
+    assert all(a.frame == b"" and a.release_id == repeats[0].release_id for a in repeats)
+    kinds = [k for k, _ in _holder_entries(pair)]
+    assert kinds.count(AuditEvent.RELEASE_SENT) == 1
+    handles = len(requested[0].handles)
+    assert left - service.quota_left() == first.evaluations + 20 * handles

@@ -43,7 +43,7 @@ from xlink.linkage.schema import schema_digest
 from xlink.policy import mou_digest
 from xlink.prepare import PreparedSide
 from xlink.progress import ProgressFn
-from xlink.query.messages import MAX_EVALUATE
+from xlink.query.messages import MAX_EVALUATE, MAX_HITS
 from xlink.query.session import (
     AskerSession,
     EvaluationAnswered,
@@ -243,6 +243,8 @@ class QueryClient:
         answers, received, refused = await _collect_releases(
             conn, session, agency, travellers, decision, outputs, self._idle
         )
+        # the holder counts each handle a release request names against its quota (§8)
+        counts["evaluations"] += sum(len(m.handles) for m in decision.matches[:MAX_HITS])
         done = self._tick()
         self.quota_left -= counts["evaluations"]
         records = len(travellers.tokens.record_ids)

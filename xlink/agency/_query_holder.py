@@ -160,6 +160,7 @@ class QueryService:
         )
         served = QueryServed()
         batch: _Outgoing | None = None
+        answered: dict[int, ReleaseAnswer] = {}  # table index -> its fate in this session
         try:
             while not session.done:
                 events = session.receive(await _receive(conn, idle_timeout))
@@ -177,7 +178,7 @@ class QueryService:
                     elif isinstance(event, EvaluationRequested):
                         await self._evaluate(session, event, served)
                     elif isinstance(event, ReleaseRequested):
-                        batch = self._releases(session, event, served)
+                        batch = self._releases(session, event, served, answered)
                     elif isinstance(event, ReceiptsReceived) and batch is not None:
                         settle_receipts(
                             batch.batch,
@@ -226,28 +227,16 @@ class QueryService:
     async def _evaluate(
         self, session: HolderSession, event: EvaluationRequested, served: QueryServed
     ) -> None:
-        agency = self.agency
         count = event.count
-        if count > self.quota_left():
-            fields = {"peer": agency.peer_id, "reason": "quota-exhausted", "evaluations": count}
-            assert session.session_id is not None
-            agency.audit.append(
-                AuditEvent.QUERY_REFUSED,
-                {**fields, "session": session.session_id, "role": "RESPONDER"},
-                now=agency.clock(),
-            )
-            session.abort(AbortCode.QUOTA_EXHAUSTED, "the MOU's daily query quota is used up")
-            raise RemoteProtocolError(AbortCode.QUOTA_EXHAUSTED, f"{count} evaluations asked")
+        self._within_quota(session, count)
         # The evaluation runs on a worker thread (libsodium releases the GIL) while the audit
         # entry is written and synced here: both are done before the answer leaves. The
         # evaluations count against the quota once asked, valid or not.
         work = asyncio.get_running_loop().run_in_executor(
             None, self._key.blind_evaluate, event.blinded
         )
-        self._used += count
-        served.evaluations += count
         try:
-            self._audit(AuditEvent.QUERY_EVALUATED, session, evaluations=count)
+            self._spend(session, count, served)
         finally:
             with contextlib.suppress(InvalidElement):
                 await asyncio.shield(work)  # never leave the thread running unobserved
@@ -259,9 +248,42 @@ class QueryService:
             raise RemoteProtocolError(code, f"element {exc.index}: {exc.reason}") from None
         session.answer_evaluation(evaluated)
 
+    def _within_quota(self, session: HolderSession, count: int) -> None:
+        """Refuse (audited, ``QUOTA_EXHAUSTED``) ``count`` evaluations beyond the day's quota."""
+        if count <= self.quota_left():
+            return
+        agency = self.agency
+        fields = {"peer": agency.peer_id, "reason": "quota-exhausted", "evaluations": count}
+        assert session.session_id is not None
+        agency.audit.append(
+            AuditEvent.QUERY_REFUSED,
+            {**fields, "session": session.session_id, "role": "RESPONDER"},
+            now=agency.clock(),
+        )
+        session.abort(AbortCode.QUOTA_EXHAUSTED, "the MOU's daily query quota is used up")
+        raise RemoteProtocolError(AbortCode.QUOTA_EXHAUSTED, f"{count} evaluations asked")
+
+    def _spend(self, session: HolderSession, count: int, served: QueryServed) -> None:
+        """Count ``count`` evaluations against the day's quota (audited)."""
+        self._used += count
+        served.evaluations += count
+        self._audit(AuditEvent.QUERY_EVALUATED, session, evaluations=count)
+
     def _releases(
-        self, session: HolderSession, event: ReleaseRequested, served: QueryServed
+        self,
+        session: HolderSession,
+        event: ReleaseRequested,
+        served: QueryServed,
+        answered: dict[int, ReleaseAnswer],
     ) -> _Outgoing:
+        """Decide and answer a RELEASE_REQUEST (spec §7.5). Its handles count against the
+        quota, one evaluation each (checking a claim evaluates the record's tokens), so that
+        requests cannot be repeated without bound; a record answered before in this session
+        (``answered``, by table index) gets its earlier fate again, a release sent as
+        ``DELIVERED``, and nothing is released, sealed or audited anew."""
+        count = sum(len(hit.handles) for hit in event.hits)
+        self._within_quota(session, count)
+        self._spend(session, count, served)
         agency, table, schema = self.agency, self.table, self.agency.schema
         assert session.session_id is not None
         session_id = session.session_id
@@ -269,7 +291,11 @@ class QueryService:
         outputs: dict[bytes, bytes] = {}
         matches: list[DecidedMatch] = []
         positions: list[int] = []  # request position of each match
+        repeated: dict[int, ReleaseAnswer] = {}
         for position, hit in enumerate(event.hits):
+            if hit.record in answered:
+                repeated[position] = answered[hit.record]
+                continue
             record_id = table.record_id(hit.record)
             if record_id is None or record_id not in self._records:
                 continue  # removed since the asker's copy: not decided
@@ -315,13 +341,17 @@ class QueryService:
         sealed = iter(batch.sealed)
         for position, fate in zip(positions, batch.fates, strict=True):
             release_id = fate.release_id or bytes(16)
+            record = event.hits[position].record
             if fate.fate is ReleaseFate.SENT:
                 release = next(sealed)
                 frame = agency.hand_over(release, session_id, per_handle(outputs.__getitem__))
                 served.released += 1
                 answers[position] = ReleaseAnswer(Fate.SENT, release_id, frame)
+                answered[record] = ReleaseAnswer(Fate.DELIVERED, release_id)
             else:
-                answers[position] = ReleaseAnswer(_FATES[fate.fate], release_id)
+                answers[position] = answered[record] = ReleaseAnswer(_FATES[fate.fate], release_id)
+        for position, answer in repeated.items():
+            answers[position] = answer
         session.send_releases(answers)
         return _Outgoing(batch)
 
