@@ -26,6 +26,7 @@ from xlink.agency._query_common import (
     _lp,
     _only,
     _receive,
+    table_bound,
 )
 from xlink.audit import AuditEvent
 from xlink.crypto import oprf9497
@@ -186,21 +187,27 @@ class QueryClient:
         if table is None or table.keys != keys or table.version > welcome.table_version:
             table = AskerTable(keys)
         if table.digest != welcome.table_digest:
+            bound = table_bound(agency, agency.peer_id)
+            if welcome.entries > bound:  # before anything is fetched (spec §6.5)
+                detail = f"a table of {welcome.entries} entries; the MOU bounds it at {bound}"
+                session.abort(AbortCode.BAD_TABLE, detail)
+                raise RemoteProtocolError(AbortCode.BAD_TABLE, detail)
             if table.version == welcome.table_version:  # same version, other table: refetch
                 table = AskerTable(keys)
             try:
                 self.fetched = await _fetch_table(
-                    conn, session, table, welcome.table_digest, self._idle, self._progress
+                    conn, session, table, welcome, self._idle, self._progress
                 )
             except RemoteProtocolError as exc:
-                if exc.code is not AbortCode.BAD_TABLE or table.version == 0:
+                aborted = session.state is SessionState.ABORTED  # more than the whole table
+                if exc.code is not AbortCode.BAD_TABLE or table.version == 0 or aborted:
                     raise
                 # Our copy and the holder's changes since it do not make its table (it lost
                 # and rebuilt it within the month): fetch the whole table once, in this
                 # session (spec §5.3).
                 table = AskerTable(keys)
                 self.fetched = await _fetch_table(
-                    conn, session, table, welcome.table_digest, self._idle, self._progress
+                    conn, session, table, welcome, self._idle, self._progress
                 )
             table.save(path, meta=meta)
         self.table = table
@@ -348,10 +355,13 @@ async def _fetch_table(
     conn: Connection,
     session: AskerSession,
     table: AskerTable,
-    digest: bytes,
+    welcome: Welcomed,
     idle_timeout: float,
     progress: ProgressFn | None,
 ) -> int:
+    """Fetch what changed in the holder's table since our copy and merge it (spec §5.3);
+    an answer of more entries than WELCOME's whole table is ``BAD_TABLE`` at the chunk that
+    passes it, so that a holder cannot fill our memory with chunks that never end."""
     session.request_table(table.version)
     await _flush(conn, session)
     tags, labels = [], []
@@ -365,9 +375,13 @@ async def _fetch_table(
                 except RemoteProtocolError as exc:
                     session.abort(exc.code, exc.detail)
                     raise
+                fetched += len(t)
+                if fetched > welcome.entries:  # a delta is never larger than the whole table
+                    detail = f"more entries than the {welcome.entries} of WELCOME's table"
+                    session.abort(AbortCode.BAD_TABLE, detail)
+                    raise RemoteProtocolError(AbortCode.BAD_TABLE, detail)
                 tags.append(t)
                 labels.append(lab)
-                fetched += len(t)
                 if progress is not None:
                     progress("fetching the partner's query table", fetched, None)
             elif isinstance(event, TableComplete):
@@ -385,7 +399,7 @@ async def _fetch_table(
                         all_labels,
                         version=event.version,
                         total=event.total,
-                        digest=digest,
+                        digest=welcome.table_digest,
                     )
                 except RemoteProtocolError:
                     if table.version == 0:  # the whole table is not what WELCOME announced

@@ -18,7 +18,13 @@ from xlink.transport import Connection
 if TYPE_CHECKING:
     from xlink.agency._agency import Agency
 
-__all__ = ["DST_PERIOD_KEY", "DST_TABLE_CHECK", "period_of"]
+__all__ = [
+    "DST_PERIOD_KEY",
+    "DST_TABLE_CHECK",
+    "TABLE_ENTRIES_PER_SET_ELEMENT",
+    "period_of",
+    "table_bound",
+]
 
 DST_PERIOD_KEY: Final = b"xlink-query-v1/period-key"
 """HKDF ``info`` of the holder's per-MOU OPRF seed, derived from its sealing key (§4.2)."""
@@ -55,6 +61,17 @@ def _config(agency: Agency, *, asker: str, holder: str) -> QueryConfig:
         asker=asker,
         holder=holder,
     )
+
+
+#: Table entries per element of the holder's largest PSI set (the MOU's ``max_set_size``): the
+#: most entries an asker fetches (spec §6.5). A record has an entry per token, and a month's
+#: updates add entries (a removed record's stay, as tombstones): room for both.
+TABLE_ENTRIES_PER_SET_ELEMENT: Final = 4
+
+
+def table_bound(agency: Agency, holder: str) -> int:
+    """The most entries the holder's table may have under the agency's MOU (spec §6.5)."""
+    return TABLE_ENTRIES_PER_SET_ELEMENT * agency.mou.party(holder).max_set_size
 
 
 def _quota(agency: Agency) -> int:

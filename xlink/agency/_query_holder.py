@@ -23,6 +23,7 @@ from xlink.agency._query_common import (
     DST_PERIOD_KEY,
     DST_TABLE_CHECK,
     LINGER,
+    TABLE_ENTRIES_PER_SET_ELEMENT,
     _abort_for,
     _config,
     _flush,
@@ -30,6 +31,7 @@ from xlink.agency._query_common import (
     _quota,
     _receive,
     period_of,
+    table_bound,
 )
 from xlink.audit import AuditEvent
 from xlink.audit.history import query_evaluations_on
@@ -120,8 +122,19 @@ class QueryService:
             table = HolderTable.build(self._key, self.side.tokens, progress=self._progress)
         else:
             table.update(self.side.tokens, progress=self._progress)
+        self._check_bound(table)
         table.save(self.table_path, check=self._check)
         self.table = table
+
+    def _check_bound(self, table: HolderTable) -> None:
+        """Refuse a table larger than an asker will fetch under the MOU (spec §6.5)."""
+        bound = table_bound(self.agency, self.agency.agency_id)
+        if table.entries > bound:
+            raise InputError(
+                f"the query table has {table.entries} entries; the MOU {self.agency.mou.id} "
+                f"lets an asker fetch at most {bound} ({TABLE_ENTRIES_PER_SET_ELEMENT} times "
+                "this agency's max_set_size)"
+            )
 
     def update(self, side: PreparedSide, *, progress: ProgressFn | None = None) -> UpdateStats:
         """Bring the table to a changed list (added, removed, changed records): only the
@@ -131,6 +144,7 @@ class QueryService:
             raise InputError("these records were prepared with another linkage schema")
         side = self.agency.releasable(side)
         stats = self.table.update(side.tokens, progress=progress)
+        self._check_bound(self.table)
         self.side = side
         self._records = {r.record_id: r for r in side.records}
         self.table.save(self.table_path, check=self._check)

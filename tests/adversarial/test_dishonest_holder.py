@@ -1,0 +1,114 @@
+"""A dishonest query holder against an honest asker: the asker's memory is bounded by what the
+MOU lets a holder's table be and by what the holder announced (xlink-query-v1 §6.5, §5.3)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _query_agencies import QueryPair, query_pair
+
+from xlink.agency._query import ask
+from xlink.agency._query_common import _config, table_bound
+from xlink.error_codes import AbortCode
+from xlink.errors import RemoteProtocolError
+from xlink.protocol.limits import MAX_MESSAGE_SIZE
+from xlink.query import messages as M
+from xlink.query.entries import label_size_for
+from xlink.query.holder_session import HolderSession
+from xlink.query.table import AskerTable
+from xlink.transport import memory_pair
+
+
+@pytest.fixture()
+def pair(tmp_path: Path) -> Any:
+    with query_pair(tmp_path) as p:
+        yield p
+
+
+def _lying_holder(pair: QueryPair, entries: int, chunks: int, sent: list[int]) -> Any:
+    """A holder that announces a table of ``entries`` entries, then sends ``chunks`` full
+    TABLE_CHUNKs of made-up entries (counted in ``sent``) and a TABLE_END."""
+    holder = pair.holder
+    width = 8 + label_size_for(len(holder.schema.key_names))
+    chunk = os.urandom(width) * ((MAX_MESSAGE_SIZE - 64) // width)
+
+    async def serve(conn: Any) -> None:
+        session = HolderSession(
+            _config(holder, asker=holder.peer_id, holder=holder.agency_id),
+            period="2026-12",
+            table_version=1,
+            entries=entries,
+            table_digest=bytes(32),
+            quota_left=1000,
+            rng=holder.rng,
+        )
+        session.receive(await conn.receive())  # HELLO
+        while (frame := session.next_frame()) is not None:  # WELCOME
+            await conn.send(frame)
+        request = await conn.receive()
+        if request is None or not isinstance(M.decode(request), M.TableRequest):
+            return  # the asker aborted, or left
+        for seq in range(1, chunks + 1):
+            await conn.send(M.encode(M.TableChunk(seq, chunk)))
+            sent.append(seq)
+        await conn.send(M.encode(M.TableEnd(chunks, 1, entries)))
+
+    return serve
+
+
+def _asked(pair: QueryPair, holder: Any) -> BaseException | None:
+    side = pair.travellers(["USTR-00022"])
+
+    async def both() -> Any:
+        a, b = memory_pair(capacity=4)
+        _, outcome = await asyncio.gather(
+            holder(b), ask(pair.asker, a, side, idle_timeout=10), return_exceptions=True
+        )
+        return outcome
+
+    outcome = asyncio.run(both())
+    return outcome if isinstance(outcome, BaseException) else None
+
+
+def test_a_holder_that_sends_more_than_its_table_is_refused_at_the_chunk_that_passes_it(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WELCOME says 10 entries; the holder streams 1 MiB chunks. The asker kept every chunk
+    until TABLE_END, which a dishonest holder need never send (400 chunks: 400 MB)."""
+    kept: list[int] = []
+    parse = AskerTable.parse_chunk
+    monkeypatch.setattr(
+        AskerTable,
+        "parse_chunk",
+        lambda *a: kept.append(1) or parse(*a),  # type: ignore[func-returns-value]
+    )
+    sent: list[int] = []
+    failed = _asked(pair, _lying_holder(pair, entries=10, chunks=50, sent=sent))
+    assert isinstance(failed, RemoteProtocolError) and failed.code is AbortCode.BAD_TABLE
+    assert "more entries than the 10" in str(failed)
+    assert len(kept) == 1  # refused at the first chunk; what came after was not read
+
+
+def test_a_holder_announcing_a_table_beyond_the_mou_is_refused_before_any_fetch(
+    pair: QueryPair,
+) -> None:
+    bound = table_bound(pair.asker, pair.holder.agency_id)
+    sent: list[int] = []
+    failed = _asked(pair, _lying_holder(pair, entries=bound + 1, chunks=3, sent=sent))
+    assert isinstance(failed, RemoteProtocolError) and failed.code is AbortCode.BAD_TABLE
+    assert f"the MOU bounds it at {bound}" in str(failed)
+    assert sent == []  # it asked for nothing
+
+
+def test_a_holder_does_not_serve_a_table_an_asker_would_refuse(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same bound on the holder's side: a clear error before it serves, not a session
+    every asker aborts."""
+    monkeypatch.setattr("xlink.agency._query_common.TABLE_ENTRIES_PER_SET_ELEMENT", 0)
+    with pytest.raises(Exception, match="lets an asker fetch at most 0"):
+        pair.holder.query_service(pair.registry)
