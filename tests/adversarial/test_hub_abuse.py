@@ -23,6 +23,7 @@ from xlink.errors import ConnectionLost, HubError
 from xlink.hub import Hub
 from xlink.hub.client import HubLink, open_control, open_hub
 from xlink.hub.relay import HALF_CLOSE_GRACE
+from xlink.hub.schedule import MAX_CHECKPOINTS_PER_DAY, MAX_CONFLICTS_KEPT
 from xlink.hub.server import MAX_QUERIES_PER_PAIR
 from xlink.hub.wire import (
     PREAMBLE_PLAIN,
@@ -155,12 +156,7 @@ def test_a_rewritten_checkpoint_is_refused_and_kept_as_evidence(
         async def offer(
             log: str, published: PublishedCheckpoint, endorser: SigningKey = rcmp
         ) -> object:
-            endorsed = audit_endorsement_message("CA-RCMP", published.audit_key)
-            await control.send(CheckpointOffer(log, published, endorser.sign(endorsed)))
-            try:
-                return await control.recv()
-            except HubError as exc:  # a REFUSED answer
-                return exc.reason
+            return await _offer(control, log, published, endorser)
 
         first = _checkpoint(audit, 5, bytes(32))
         cosigned = await offer("US-DHS", first)
@@ -180,6 +176,50 @@ def test_a_rewritten_checkpoint_is_refused_and_kept_as_evidence(
         assert hub.schedule.conflicts("CA-RCMP") == 3
         kept = [json.loads(t)["seq"] for t in hub.schedule.checkpoints("CA-RCMP", "US-DHS")]
         assert kept == [5, 8]
+        control.close()
+
+    _run(world, test, tmp_path)
+
+
+async def _offer(
+    control: HubLink, log: str, published: PublishedCheckpoint, endorser: SigningKey
+) -> object:
+    """CA-RCMP offers ``published`` for ``log``: the hub's answer, or its REFUSED reason."""
+    endorsed = audit_endorsement_message("CA-RCMP", published.audit_key)
+    await control.send(CheckpointOffer(log, published, endorser.sign(endorsed)))
+    try:
+        return await control.recv()
+    except HubError as exc:  # a REFUSED answer
+        return exc.reason
+
+
+def test_a_member_cannot_grow_the_hubs_checkpoints_without_bound(
+    world: HubWorld, tmp_path: Path
+) -> None:
+    """A member signs as many checkpoints as it likes with its own endorsed audit key. Each
+    one with a higher seq was kept and each contradicting one kept again (2,000 offers: 2,000
+    rows, about 450 bytes each, in seconds). Now the hub keeps at most a day's worth of new
+    checkpoints per log and the first few contradicting ones, each once."""
+    audit = SigningKey.generate(DeterministicRandom("audit of a flood"))
+
+    async def test(hub: Hub, port: int) -> None:
+        control = await _control(world, port, "CA-RCMP")
+        rcmp = _key(world, "CA-RCMP")
+        answers = [
+            await _offer(control, "US-DHS", _checkpoint(audit, seq, bytes(32)), rcmp)
+            for seq in range(1, MAX_CHECKPOINTS_PER_DAY + 11)
+        ]
+        assert all(isinstance(a, Cosigned) for a in answers[:MAX_CHECKPOINTS_PER_DAY])
+        assert answers[MAX_CHECKPOINTS_PER_DAY:] == [HubReason.BUSY] * 10
+        assert len(hub.schedule.checkpoints("CA-RCMP", "US-DHS")) == MAX_CHECKPOINTS_PER_DAY
+        same = _checkpoint(audit, 1, bytes([7]) * 32)
+        for _ in range(30):
+            assert await _offer(control, "US-DHS", same, rcmp) is HubReason.CONFLICT
+        assert hub.schedule.conflicts("CA-RCMP") == 1
+        for i in range(30):
+            other = _checkpoint(audit, 2, bytes([i + 8]) * 32)
+            assert await _offer(control, "US-DHS", other, rcmp) is HubReason.CONFLICT
+        assert hub.schedule.conflicts("CA-RCMP") == MAX_CONFLICTS_KEPT
         control.close()
 
     _run(world, test, tmp_path)

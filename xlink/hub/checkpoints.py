@@ -12,7 +12,7 @@ from xlink.crypto._public_docs import audit_endorsement_message
 from xlink.crypto.keys import SigningKey
 from xlink.error_codes import HubReason
 from xlink.errors import XlinkError
-from xlink.hub.schedule import Schedule
+from xlink.hub.schedule import MAX_CHECKPOINTS_PER_DAY, Schedule
 from xlink.hub.wire import CheckpointOffer, Cosigned, HubMessage, Refused, cosign_message
 from xlink.policy.multilateral import MultilateralMou
 
@@ -33,7 +33,9 @@ def cosign_offer(
     """Keep and cosign ``agency``'s checkpoint of its log with ``offer.log``: only a log of a
     pair with terms, signed by an audit key the agency's MOU signing key endorses, in order,
     under one audit key; the same checkpoint again gets the same answer; a contradicting one
-    is kept as evidence and refused (``conflict``). Returns COSIGNED or REFUSED."""
+    is kept as evidence (the first :data:`~xlink.hub.schedule.MAX_CONFLICTS_KEPT`, each once)
+    and refused (``conflict``); beyond :data:`~xlink.hub.schedule.MAX_CHECKPOINTS_PER_DAY` new
+    ones a day for one log, refused (``busy``). Returns COSIGNED or REFUSED."""
     if mou.terms_for(agency, offer.log) is None:
         return Refused(HubReason.NO_TERMS, "")
     endorsed = audit_endorsement_message(agency, offer.published.audit_key)
@@ -51,9 +53,13 @@ def cosign_offer(
         if seq == last_seq and text == last_text:
             return Cosigned(offer.log, seq, last_cosig)  # offered again: the same answer
         if seq <= last_seq or kept.audit_key != offer.published.audit_key:
-            schedule.keep_conflict(agency, offer.log, seq, text, now)
-            log.warning("%s offered a checkpoint contradicting its log with %s", agency, offer.log)
+            if schedule.keep_conflict(agency, offer.log, seq, text, now):
+                log.warning(
+                    "%s offered a checkpoint contradicting its log with %s", agency, offer.log
+                )
             return Refused(HubReason.CONFLICT, "")
+    if schedule.checkpoints_on(agency, offer.log, now) >= MAX_CHECKPOINTS_PER_DAY:
+        return Refused(HubReason.BUSY, "")  # one per exchange job: a flood is kept no more
     signature = key.sign(cosign_message(mou.hub.hub_id, agency, offer))
     schedule.keep_checkpoint(agency, offer.log, seq, text, signature, now)
     return Cosigned(offer.log, seq, signature)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Self
 
@@ -23,9 +23,21 @@ from xlink.crypto.rand import RandomSource
 from xlink.error_codes import HubReason
 from xlink.errors import InputError
 
-__all__ = ["DEFAULT_MAX_ATTEMPTS", "JobRow", "JobState", "Schedule"]
+__all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
+    "MAX_CHECKPOINTS_PER_DAY",
+    "MAX_CONFLICTS_KEPT",
+    "JobRow",
+    "JobState",
+    "Schedule",
+]
 
 DEFAULT_MAX_ATTEMPTS: Final = 8
+#: Contradicting checkpoints kept as evidence per (agency, log); later ones are refused alone.
+MAX_CONFLICTS_KEPT: Final = 16
+#: New checkpoints the hub keeps and cosigns per (agency, log) per UTC day: one comes after each
+#: exchange job, and a pair runs a few a day at most; more are refused (``busy``).
+MAX_CHECKPOINTS_PER_DAY: Final = 64
 RETRY_FIRST: Final = timedelta(seconds=2)
 RETRY_MAX: Final = timedelta(minutes=10)
 
@@ -351,15 +363,36 @@ class Schedule(SqliteStore):
                 (agency, log, seq, published, cosignature, to_micros(now)),
             )
 
-    def keep_conflict(self, agency: str, log: str, seq: int, published: str, now: datetime) -> None:
+    def keep_conflict(self, agency: str, log: str, seq: int, published: str, now: datetime) -> bool:
         """A checkpoint that contradicts what was kept (an earlier or equal seq with other
-        content, or another audit key): evidence of a rewritten log, kept, never cosigned."""
+        content, or another audit key): evidence of a rewritten log, kept, never cosigned.
+        The same one again is not kept twice, and at most :data:`MAX_CONFLICTS_KEPT` are kept
+        per log: the first ones are the evidence, and a member that repeats them must not grow
+        the hub's database without bound. Returns whether it was kept."""
         with transaction(self._conn):
+            kept = self._conn.execute(
+                "SELECT COUNT(*), SUM(seq = ? AND published = ?) FROM conflicts"
+                " WHERE agency = ? AND log = ?",
+                (seq, published, agency, log),
+            ).fetchone()
+            if int(kept[0]) >= MAX_CONFLICTS_KEPT or int(kept[1] or 0):
+                return False
             self._conn.execute(
                 "INSERT INTO conflicts (agency, log, seq, published, received_us)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (agency, log, seq, published, to_micros(now)),
             )
+        return True
+
+    def checkpoints_on(self, agency: str, log: str, day: datetime) -> int:
+        """How many checkpoints of ``agency``'s log ``log`` were kept on ``day``'s UTC day."""
+        start = day.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        row = self._conn.execute(
+            "SELECT COUNT(*) FROM checkpoints WHERE agency = ? AND log = ?"
+            " AND received_us >= ? AND received_us < ?",
+            (agency, log, to_micros(start), to_micros(start + timedelta(days=1))),
+        ).fetchone()
+        return int(row[0])
 
     def conflicts(self, agency: str) -> int:
         """How many contradicting checkpoints ``agency`` offered."""
