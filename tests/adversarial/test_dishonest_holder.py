@@ -13,6 +13,7 @@ from _query_agencies import QueryPair, query_pair
 
 from xlink.agency._query import ask
 from xlink.agency._query_common import _config, table_bound
+from xlink.audit import AuditEvent
 from xlink.error_codes import AbortCode
 from xlink.errors import RemoteProtocolError
 from xlink.protocol.limits import MAX_MESSAGE_SIZE
@@ -112,3 +113,24 @@ def test_a_holder_does_not_serve_a_table_an_asker_would_refuse(
     monkeypatch.setattr("xlink.agency._query_common.TABLE_ENTRIES_PER_SET_ELEMENT", 0)
     with pytest.raises(Exception, match="lets an asker fetch at most 0"):
         pair.holder.query_service(pair.registry)
+
+
+def test_an_asker_audits_a_session_that_fails_before_welcome(pair: QueryPair) -> None:
+    """A holder that answers HELLO with junk: the asker aborts, and audits it as the batch
+    path would (it wrote nothing: no session id yet)."""
+
+    async def junk(conn: Any) -> None:
+        await conn.receive()  # HELLO
+        await conn.send(b"\x01\x93\xff")
+        await conn.receive()  # the asker's ABORT
+
+    before = len(list(pair.asker.audit.entries()))
+    failed = _asked(pair, junk)
+    assert isinstance(failed, RemoteProtocolError)
+    new = list(pair.asker.audit.entries())[before:]
+    assert [(e.kind, dict(e.fields)) for e in new] == [
+        (
+            AuditEvent.SESSION_ABORTED,
+            {"code": failed.code.name, "side": "LOCAL", "peer": pair.holder.agency_id},
+        )
+    ]

@@ -34,7 +34,7 @@ from _query_agencies import (
 import xlink.agency._query_answers as qa
 from xlink.agency import QueryService
 from xlink.agency._query import QueryClient, ask
-from xlink.agency._query_common import _flush, _only, _receive
+from xlink.agency._query_common import _config, _flush, _only, _receive
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto import oprf9497
 from xlink.decide import decide
@@ -552,3 +552,36 @@ def test_repeated_release_requests_cost_quota_and_release_nothing_twice(
     assert kinds.count(AuditEvent.RELEASE_SENT) == 1
     handles = len(requested[0].handles)
     assert left - service.quota_left() == first.evaluations + 20 * handles
+
+
+def test_a_session_refused_at_its_first_message_is_audited(pair: QueryPair) -> None:
+    """A HELLO for other terms, or anything but a HELLO first: the holder aborts with a code
+    and, as the batch path does, audits SESSION_ABORTED (it wrote nothing: no session id)."""
+    service = pair.holder.query_service(pair.registry)
+    c = _config(pair.asker, asker=pair.asker.agency_id, holder=pair.asker.peer_id)
+    firsts = {
+        AbortCode.MOU_MISMATCH: M.Hello(
+            bytes(16), c.mou_id, bytes(32), c.schema_digest, c.asker, c.holder
+        ),
+        AbortCode.SCHEMA_MISMATCH: M.Hello(
+            bytes(16), c.mou_id, c.mou_digest, bytes(32), c.asker, c.holder
+        ),
+        AbortCode.UNEXPECTED_MESSAGE: M.Evaluate(1, bytes(32)),
+    }
+    for code, first in firsts.items():
+        before = len(_holder_entries(pair))
+
+        async def run(frame: bytes = M.encode(first)) -> Any:
+            a, b = memory_pair()
+            await a.send(frame)
+            (failed,) = await asyncio.gather(
+                service.handle(b, idle_timeout=2), return_exceptions=True
+            )
+            return failed
+
+        failed = asyncio.run(run())
+        assert isinstance(failed, RemoteProtocolError) and failed.code is code
+        new = _holder_entries(pair)[before:]
+        assert new == [
+            (AuditEvent.SESSION_ABORTED, {"code": code.name, "side": "LOCAL", "peer": US})
+        ]

@@ -26,6 +26,7 @@ from xlink.agency._query_common import (
     _lp,
     _only,
     _receive,
+    audit_unopened,
     table_bound,
 )
 from xlink.audit import AuditEvent
@@ -307,6 +308,7 @@ class QueryClient:
         with contextlib.suppress(BaseException):
             await asyncio.shield(self._conn.close(timeout=1.0))
         if session.session_id is None:
+            audit_unopened(self.agency, exc)
             return
         fields: dict[str, object] = {
             "session": session.session_id,

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, TypeVar
 
+from xlink.audit import AuditEvent
 from xlink.error_codes import AbortCode
-from xlink.errors import InputError, PeerAborted, RemoteProtocolError
+from xlink.errors import InputError, PeerAborted, ProtocolError, RemoteProtocolError
 from xlink.policy import mou_digest
 from xlink.query.session import AskerSession, Fate, HolderSession, QueryConfig
 from xlink.release.recipe import Fate as ReleaseFate
@@ -90,6 +91,22 @@ async def _receive(conn: Connection, idle_timeout: float) -> bytes:
     if frame is None:
         raise RemoteProtocolError(AbortCode.CONNECTION_LOST, "the peer closed the connection")
     return frame
+
+
+def audit_unopened(agency: Agency, exc: BaseException | None) -> None:
+    """Audit a query session that failed before it had a session id (a HELLO for other
+    terms, junk as the first frame, a connection lost before WELCOME) as the batch path does:
+    ``SESSION_ABORTED``, the abort code, who aborted, the peer; nothing for a session that
+    ended otherwise (interrupted, or a local refusal already audited)."""
+    if not isinstance(exc, ProtocolError):
+        return
+    code = exc.code if isinstance(exc, RemoteProtocolError) else AbortCode.INTERNAL_ERROR
+    fields = {
+        "code": code,
+        "side": "PEER" if isinstance(exc, PeerAborted) else "LOCAL",
+        "peer": agency.peer_id,
+    }
+    agency.audit.append(AuditEvent.SESSION_ABORTED, fields, now=agency.clock())
 
 
 def _abort_for(session: HolderSession | AskerSession, exc: BaseException | None) -> bool:

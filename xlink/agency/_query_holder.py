@@ -30,6 +30,7 @@ from xlink.agency._query_common import (
     _lp,
     _quota,
     _receive,
+    audit_unopened,
     period_of,
     table_bound,
 )
@@ -173,6 +174,7 @@ class QueryService:
             rng=agency.rng,
         )
         served = QueryServed()
+        failure: ProtocolError | None = None
         batch: _Outgoing | None = None
         answered: dict[int, ReleaseAnswer] = {}  # table index -> its fate in this session
         try:
@@ -207,6 +209,7 @@ class QueryService:
                         served.outcome = "completed"
                 await _flush(conn, session)
         except ProtocolError as exc:
+            failure = exc
             served.code = (
                 exc.code.name if isinstance(exc, RemoteProtocolError) else "INTERNAL_ERROR"
             )
@@ -228,6 +231,8 @@ class QueryService:
                 if served.code is not None:
                     fields["code"] = served.code
                 self._audit(AuditEvent.QUERY_ENDED, session, **fields)
+            else:
+                audit_unopened(agency, failure)
         return served
 
     def _audit(self, kind: AuditEvent, session: HolderSession, **fields: object) -> None:
