@@ -48,7 +48,8 @@ from xlink.query.entries import presence_bits
 from xlink.query.events import Fate
 from xlink.query.session import ReleasesReceived
 from xlink.release.label import LabelNotMatched, labelled_handles, open_labelled, per_handle
-from xlink.transport import memory_pair
+from xlink.transport import PeerRefused, connect, memory_pair
+from xlink.transport.connect import DEFAULT_MAX_HANDSHAKES
 
 PAIRS = truth_pairs()
 FOUND = ["USTR-00022", "USTR-00039", "USTR-00057"]  # decided by the schema (test_query_mode)
@@ -585,3 +586,56 @@ def test_a_session_refused_at_its_first_message_is_audited(pair: QueryPair) -> N
         assert new == [
             (AuditEvent.SESSION_ABORTED, {"code": code.name, "side": "LOCAL", "peer": US})
         ]
+
+
+def test_stalled_sessions_are_bounded_by_the_servers_connections(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partner opens many sessions over mutual TLS, asks each for the table and reads
+    nothing: each session the holder answers may hold an encoded copy of the table, so the
+    number at once must be bounded. The server answers at most DEFAULT_MAX_HANDSHAKES
+    connections at once and refuses (and audits) the next."""
+    service = pair.holder.query_service(pair.registry)
+    active = [0, 0]  # now, most at once
+    handle = QueryService.handle
+
+    async def counted(self: QueryService, conn: Any, **kw: Any) -> Any:
+        active[0] += 1
+        active[1] = max(active[1], active[0])
+        try:
+            return await handle(self, conn, **kw)
+        finally:
+            active[0] -= 1
+
+    monkeypatch.setattr(QueryService, "handle", counted)
+
+    async def flood() -> None:
+        loop = asyncio.get_running_loop()
+        port: asyncio.Future[int] = loop.create_future()
+        server = asyncio.create_task(
+            pair.holder.serve_queries(
+                service, "127.0.0.1", 0, idle_timeout=5, on_listening=port.set_result
+            )
+        )
+        bound = await asyncio.wait_for(port, 30)
+        config = _config(pair.asker, asker=pair.asker.agency_id, holder=pair.asker.peer_id)
+        conns = []
+        for _ in range(DEFAULT_MAX_HANDSHAKES):
+            conn = await connect("127.0.0.1", bound, **pair.asker.tls_options(), timeout=10)
+            session = AskerSession(config, rng=pair.asker.rng)
+            session.start()
+            await _flush(conn, session)
+            conns.append(conn)
+        await asyncio.sleep(0.5)
+        with pytest.raises(PeerRefused):
+            await connect("127.0.0.1", bound, **pair.asker.tls_options(), timeout=10)
+        assert active[1] == DEFAULT_MAX_HANDSHAKES
+        for conn in conns:
+            await conn.close(timeout=1.0)
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+
+    asyncio.run(flood())
+    refused = [f for k, f in _holder_entries(pair) if k is AuditEvent.PEER_REFUSED]
+    assert [f["reason"] for f in refused] == ["too-many-handshakes"]
