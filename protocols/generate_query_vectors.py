@@ -22,6 +22,7 @@ Usage: ``python protocols/generate_query_vectors.py [--check]``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -29,7 +30,7 @@ import json
 import math
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -476,7 +477,16 @@ def stand_in_service(key: OprfKey, table: HolderTable, *, quota_left: int) -> Qu
     service._used = 0
     service._day = NOW.date()
     service._records = cast(Any, {rid: None for rid in table.record_ids if rid is not None})
+    service._claims = cast(Any, _NoClaims())
     return service
+
+
+class _NoClaims:
+    """The day's claims of a stand-in service: nothing is decided, so nothing is claimed."""
+
+    @contextlib.contextmanager
+    def request(self, day: object) -> Iterator[object]:
+        yield SimpleNamespace(stale=lambda record_id, tokens: frozenset(), add=lambda *a: None)
 
 
 @dataclass
@@ -513,7 +523,7 @@ class HolderDriver:
                     abort=session.abort,
                     send_releases=lambda answers: None,
                 )
-                self.service._releases(cast(Any, check), event, QueryServed())
+                self.service._releases(cast(Any, check), event, QueryServed(), {})
                 answers = self.answers
                 if len(answers) != len(event.hits):
                     answers = [ReleaseAnswer(Fate.NOT_DECIDED)] * len(event.hits)

@@ -639,3 +639,25 @@ def test_stalled_sessions_are_bounded_by_the_servers_connections(
     asyncio.run(flood())
     refused = [f for k, f in _holder_entries(pair) if k is AuditEvent.PEER_REFUSED]
     assert [f["reason"] for f in refused] == ["too-many-handshakes"]
+
+
+def test_an_ask_that_fits_the_quota_asks_only_for_the_releases_that_fit_too(
+    tmp_path: Path,
+) -> None:
+    """The holder counts a release request's handles against its quota, so an ask whose
+    evaluations fit what is left but whose match's handles do not must not send the request
+    (it was aborted with QUOTA_EXHAUSTED after spending the evaluations): the match is
+    reported not asked, and the session ends normally."""
+    with query_pair(tmp_path / "probe") as probe:
+        tokens = len(probe.travellers(FOUND[:1], "one.csv").tokens)
+    with query_pair(tmp_path / "tight", quota=tokens + 2) as pair:
+        service = pair.holder.query_service(pair.registry)
+        one = pair.travellers(FOUND[:1], "one.csv")
+        assert len(one.tokens) == tokens
+        served, outcome, _ = _serve_and(pair, service, lambda conn: ask(pair.asker, conn, one))
+        assert not isinstance(outcome, BaseException), outcome
+        assert not isinstance(served, BaseException), served
+        (answer,) = outcome.answers
+        assert answer.matched and answer.fate == "not-asked"
+        assert served.requested == 0 and served.evaluations == tokens == outcome.evaluations
+        assert service.quota_left() == 2

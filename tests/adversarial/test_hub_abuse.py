@@ -15,15 +15,16 @@ from _hub import NOW, PASSPHRASE, HubWorld, clock, make_world, running_hub
 
 from xlink.audit import Checkpoint, PublishedCheckpoint
 from xlink.crypto._public_docs import audit_endorsement_message
+from xlink.crypto.hub_key import HubKey
 from xlink.crypto.keyfiles import AgencyKeys
 from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import DeterministicRandom
 from xlink.error_codes import HubReason
-from xlink.errors import ConnectionLost, HubError
+from xlink.errors import ConnectionLost, HubError, InputError
 from xlink.hub import Hub
 from xlink.hub.client import HubLink, open_control, open_hub
 from xlink.hub.relay import HALF_CLOSE_GRACE
-from xlink.hub.schedule import MAX_CHECKPOINTS_PER_DAY, MAX_CONFLICTS_KEPT
+from xlink.hub.schedule import MAX_CHECKPOINTS_PER_DAY, MAX_CONFLICTS_KEPT, MIN_EVERY
 from xlink.hub.server import MAX_QUERIES_PER_PAIR
 from xlink.hub.wire import (
     PREAMBLE_PLAIN,
@@ -34,6 +35,7 @@ from xlink.hub.wire import (
     read_frame,
     recv_message,
 )
+from xlink.policy.multilateral import accept_multilateral, load_multilateral
 
 
 @pytest.fixture(scope="module")
@@ -286,3 +288,23 @@ def test_no_job_starts_once_the_mou_has_expired(world: HubWorld, tmp_path: Path)
         assert hub.schedule.jobs(state=JobState.RUNNING) == []
     finally:
         hub.close()
+
+
+def test_a_hub_does_not_schedule_rounds_more_often_than_it_cosigns(
+    world: HubWorld, tmp_path: Path
+) -> None:
+    """Rounds every few minutes would make honest agencies offer more checkpoints a day than
+    the hub keeps; the hub refuses to run so, rather than refuse them quietly."""
+    mou = accept_multilateral(
+        load_multilateral(world.ceremony.mou), local_agency=None, today=NOW.date()
+    )
+    key = HubKey.load(world.ceremony.hub_key, PASSPHRASE)
+    with pytest.raises(InputError, match="too often"):
+        Hub(
+            mou,
+            key.signing_key,
+            tmp_path / "hub",
+            clock=clock,
+            rng=DeterministicRandom("hub"),
+            every=MIN_EVERY / 2,
+        )

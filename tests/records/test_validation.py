@@ -418,6 +418,7 @@ def test_arbitrary_rows_give_a_record_or_field_errors(
         ("25/12/00", "unknown", 2026, BirthDate(2000, 12, 25)),  # deduced day-first
         ("03.04.80", "unknown", 1990, BirthDate(1980, 4, 3, day_month_ambiguous=True)),
         ("03/04/99", "DMY", 1949, BirthDate(1899, 4, 3)),
+        ("03-APR-80", "DMY", 2026, BirthDate(1980, 4, 3)),  # as some databases print dates
     ],
 )
 def test_two_digit_years_are_read_up_to_the_mappings_year(
@@ -441,7 +442,12 @@ def test_a_garbled_date_with_a_two_digit_year_keeps_what_is_readable() -> None:
         BirthDate(2019),
         YEAR,
     )
-    # the two digits are read last only: a year-first file's 80-04-03 is not a date
+    # the two digits are read last only: a year written first is no day or month
+    for first in ("80/04/03", "95/12/31"):
+        with pytest.raises(ValueError, match="impossible date"):
+            parse_birth_date(first, "DMY", two_digit_years_until=2026)
+        assert salvage_birth_date(first, "DMY", two_digit_years_until=2026) is None
+        assert salvage_birth_date(first, "unknown", two_digit_years_until=2026) is None
     with pytest.raises(ValueError, match="day or month first, but the date order is YMD"):
         parse_birth_date("80-04-03", "YMD", two_digit_years_until=2026)
     assert salvage_birth_date("80-04-0Z", "YMD", two_digit_years_until=2026) is None

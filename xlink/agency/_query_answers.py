@@ -93,12 +93,24 @@ async def _collect_releases(
     decision: Decision,
     outputs: list[bytes],
     idle_timeout: float,
-) -> tuple[tuple[TravellerAnswer, ...], int, int]:
+    budget: int,
+) -> tuple[tuple[TravellerAnswer, ...], int, int, int]:
+    """Ask for the releases of the decided matches, store what comes, send the receipts;
+    returns the travellers' answers, the releases received, those refused and the handles
+    asked about. The holder counts each handle named against its quota (§8), so only the
+    matches whose handles fit ``budget`` (what the quota leaves after the evaluations), in
+    order and at most :data:`~xlink.query.messages.MAX_HITS`, are asked about; the others
+    are answered ``not-asked``."""
     session_id = decision.session_id
     by_record: dict[str, DecidedMatch] = {m.local_record_id: m for m in decision.matches}
     fates: dict[str, tuple[str, str | None, str | None]] = {}
     received = refused = 0
-    matches = list(decision.matches)[:MAX_HITS]
+    matches: list[DecidedMatch] = []
+    for match in decision.matches[:MAX_HITS]:
+        if len(match.handles) > budget:
+            break
+        budget -= len(match.handles)
+        matches.append(match)
     if matches:
         names = agency.schema.key_names
         tokens = travellers.tokens
@@ -149,4 +161,4 @@ async def _collect_releases(
         answers.append(
             TravellerAnswer(rid, True, fate, release_id, category, round(decided.score, 3))
         )
-    return tuple(answers), received, refused
+    return tuple(answers), received, refused, sum(len(m.handles) for m in matches)

@@ -45,7 +45,7 @@ from xlink.linkage.schema import schema_digest
 from xlink.policy import mou_digest
 from xlink.prepare import PreparedSide
 from xlink.progress import ProgressFn
-from xlink.query.messages import MAX_EVALUATE, MAX_HITS
+from xlink.query.messages import MAX_EVALUATE
 from xlink.query.session import (
     AskerSession,
     EvaluationAnswered,
@@ -248,11 +248,12 @@ class QueryClient:
         outputs = await _evaluate_all(conn, session, travellers, self._idle, agency, counts)
         evaluated = self._tick()
         decision, candidates = _decide(agency, session.session_id, travellers, self.table, outputs)
-        answers, received, refused = await _collect_releases(
-            conn, session, agency, travellers, decision, outputs, self._idle
-        )
         # the holder counts each handle a release request names against its quota (§8)
-        counts["evaluations"] += sum(len(m.handles) for m in decision.matches[:MAX_HITS])
+        budget = self.quota_left - counts["evaluations"]
+        answers, received, refused, handles = await _collect_releases(
+            conn, session, agency, travellers, decision, outputs, self._idle, budget
+        )
+        counts["evaluations"] += handles
         done = self._tick()
         self.quota_left -= counts["evaluations"]
         records = len(travellers.tokens.record_ids)

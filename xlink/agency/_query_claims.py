@@ -2,26 +2,40 @@
 (xlink-query-v1 §7.5 item 5), kept in the agency's workdir so that a restart of the service
 forgets nothing: one set of tokens wins one record a day, however often the holder restarts.
 
-A token is kept as a claim id, a digest of the holder's OPRF output of it under the period's
-key (:data:`DST_CLAIM`): never the token itself, which is an unkeyed digest of an identity and
-open to a dictionary attack; the output is keyed, and a day lies within one period. Rows of
-earlier days are deleted when a day's first claim is written, so the file holds one day.
+A token is kept as a claim id, ``HMAC-SHA-256(claims key, token)[:16]``: never the token itself,
+which is an unkeyed digest of an identity and open to a dictionary attack. The claims key is
+derived from the agency's sealing key and the MOU (:data:`DST_CLAIMS_KEY`), not from the
+month's OPRF key, so a session that straddles the end of a month claims under the same ids as
+the next month's sessions. Rows of earlier days are deleted when a day's claims are written,
+so the file holds one day.
+
+A release request's look-ups and writes are one transaction (:meth:`Claims.request`),
+committed before its answer leaves; a file that cannot be used is an
+:class:`~xlink.errors.InputError` when the service starts and an ``INTERNAL_ERROR`` abort
+(audited) during a session.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import hmac
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Final
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from xlink._sqlite import connect, transaction
+from xlink.errors import InputError, InternalProtocolError
 
-__all__ = ["CLAIMS_FILE", "DST_CLAIM", "Claims", "claim_id"]
+__all__ = ["CLAIMS_FILE", "DST_CLAIMS_KEY", "Claims", "ClaimsRequest", "claims_key"]
 
-DST_CLAIM: Final = b"xlink-query-v1/claim"
-"""Domain of a claim id: ``SHA-256(lp(DST_CLAIM) || output)[:16]``."""
+DST_CLAIMS_KEY: Final = b"xlink-query-v1/claims-key"
+"""HKDF ``info`` of the claims key (salt: the MOU digest; input: the sealing key's secret)."""
 CLAIMS_FILE: Final = "claims.db"
 """The claims' file, in the workdir's ``query`` folder."""
 
@@ -32,52 +46,81 @@ _SCHEMA = (
 )
 
 
-def claim_id(output: bytes) -> bytes:
-    """The claim id of a token whose OPRF output under the period's key is ``output``."""
-    return hashlib.sha256(len(DST_CLAIM).to_bytes(4, "big") + DST_CLAIM + output).digest()[:16]
+def claims_key(sealing_secret: bytes, mou_digest: bytes) -> bytes:
+    """The key of the claim ids of one agency under one MOU."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=mou_digest, info=DST_CLAIMS_KEY).derive(
+        sealing_secret
+    )
+
+
+class ClaimsRequest:
+    """One release request's view of the day's claims, inside one transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, key: bytes, day: date, peer: str) -> None:
+        self._conn = conn
+        self._key = key
+        self._day = day.isoformat()
+        self._peer = peer
+
+    def _id(self, token: bytes) -> bytes:
+        return hmac.new(self._key, token, hashlib.sha256).digest()[:16]
+
+    def stale(self, record_id: str, tokens: Sequence[bytes]) -> frozenset[bytes]:
+        """The ``tokens`` that decided another record than ``record_id`` today."""
+        return frozenset(
+            token
+            for token in tokens
+            if self._conn.execute(
+                "SELECT 1 FROM claims WHERE day = ? AND peer = ? AND claim = ?"
+                " AND record_id != ? LIMIT 1",
+                (self._day, self._peer, self._id(token), record_id),
+            ).fetchone()
+        )
+
+    def add(self, record_id: str, tokens: Iterable[bytes]) -> None:
+        """Keep that ``tokens`` decided ``record_id`` today."""
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)",
+            [(self._day, self._peer, self._id(t), record_id) for t in tokens],
+        )
 
 
 class Claims:
     """Which holder records each claimed token decided today, for one partner: a file in
     ``folder`` shared by every query service of the agency (the hub makes one per session, a
-    restarted ``xlink query serve`` another), opened for each look-up and write (decided
-    pairs are few: only matches are asked for)."""
+    restarted ``xlink query serve`` another). Raises :class:`~xlink.errors.InputError` when
+    the file cannot be opened as a claims store."""
 
-    def __init__(self, folder: Path, peer: str) -> None:
+    def __init__(self, folder: Path, peer: str, key: bytes) -> None:
         self._path = folder / CLAIMS_FILE
         self._peer = peer
-
-    def stale(self, day: date, record_id: str, outputs: Sequence[bytes]) -> frozenset[bytes]:
-        """The ``outputs`` (OPRF outputs of claimed tokens) that decided another record than
-        ``record_id`` on ``day``."""
-        ids = {claim_id(y): y for y in outputs}
-        if not ids or not self._path.exists():
-            return frozenset()
-        conn = connect(self._path)
+        self._key = key
         try:
-            conn.execute(_SCHEMA)
-            found = [
-                y
-                for claim, y in ids.items()
-                if conn.execute(
-                    "SELECT 1 FROM claims WHERE day = ? AND peer = ? AND claim = ?"
-                    " AND record_id != ? LIMIT 1",
-                    (day.isoformat(), self._peer, claim, record_id),
-                ).fetchone()
-            ]
-        finally:
-            conn.close()
-        return frozenset(found)
+            conn = connect(self._path)
+            try:
+                conn.execute(_SCHEMA)
+            finally:
+                conn.close()
+        except (sqlite3.Error, OSError) as exc:
+            raise InputError(
+                f"the query claims store {self._path} cannot be used ({type(exc).__name__}); "
+                "move it aside: the day's claims start again"
+            ) from None
 
-    def add(self, day: date, record_id: str, outputs: Iterable[bytes]) -> None:
-        """Keep that the tokens of ``outputs`` decided ``record_id`` on ``day`` (durable before
-        it returns), and forget the days before."""
-        rows = [(day.isoformat(), self._peer, claim_id(y), record_id) for y in outputs]
-        conn = connect(self._path)
+    @contextmanager
+    def request(self, day: date) -> Iterator[ClaimsRequest]:
+        """The claims of ``day`` for one release request: its look-ups and writes in one
+        transaction, committed (durably) when the block ends, with the days before deleted.
+        A store that fails raises :class:`~xlink.errors.InternalProtocolError`."""
         try:
-            conn.execute(_SCHEMA)
+            conn = connect(self._path)
+        except (sqlite3.Error, OSError) as exc:
+            raise InternalProtocolError(f"the claims store failed: {type(exc).__name__}") from None
+        try:
             with transaction(conn):
                 conn.execute("DELETE FROM claims WHERE day < ?", (day.isoformat(),))
-                conn.executemany("INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)", rows)
+                yield ClaimsRequest(conn, self._key, day, self._peer)
+        except (sqlite3.Error, OSError) as exc:
+            raise InternalProtocolError(f"the claims store failed: {type(exc).__name__}") from None
         finally:
             conn.close()

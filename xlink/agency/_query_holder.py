@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from xlink.agency._query_claims import Claims
+from xlink.agency._query_claims import Claims, ClaimsRequest, claims_key
 from xlink.agency._query_common import (
     _FATES,
     DST_PERIOD_KEY,
@@ -40,7 +40,13 @@ from xlink.crypto import oprf9497
 from xlink.crypto.oprf9497 import OprfKey
 from xlink.decide import DecidedMatch, Decision
 from xlink.error_codes import AbortCode
-from xlink.errors import InputError, InvalidElement, ProtocolError, RemoteProtocolError
+from xlink.errors import (
+    InputError,
+    InternalProtocolError,
+    InvalidElement,
+    ProtocolError,
+    RemoteProtocolError,
+)
 from xlink.linkage.schema import schema_digest
 from xlink.linkage.scoring import fellegi_sunter_score
 from xlink.policy import mou_digest
@@ -55,6 +61,7 @@ from xlink.query.session import (
     ReceiptsReceived,
     ReleaseAnswer,
     ReleaseRequested,
+    RequestedHit,
     TableRequested,
     query_handle,
 )
@@ -107,7 +114,8 @@ class QueryService:
         day = agency.clock().astimezone(UTC).date()
         self._used = query_evaluations_on(agency.audit, agency.peer_id, day)
         self._day = day
-        self._claims = Claims(agency.workdir / "query", agency.peer_id)
+        key = claims_key(agency.keys.sealing_key.secret(), mou_digest(agency.mou))
+        self._claims = Claims(agency.workdir / "query", agency.peer_id, key)
 
     def _enter_period(self, period: str) -> None:
         """The key and table of ``period``: the saved table if it is this key's, brought up to
@@ -134,7 +142,9 @@ class QueryService:
             raise InputError(
                 f"the query table has {table.entries} entries; the MOU {self.agency.mou.id} "
                 f"lets an asker fetch at most {bound} ({TABLE_ENTRIES_PER_SET_ELEMENT} times "
-                "this agency's max_set_size)"
+                "this agency's max_set_size). If the month's updates made it so (a removed "
+                f"record's entries stay), delete {self.table_path} to build it again without "
+                "them (askers fetch it whole); else the MOU's max_set_size is too small"
             )
 
     def update(self, side: PreparedSide, *, progress: ProgressFn | None = None) -> UpdateStats:
@@ -145,7 +155,12 @@ class QueryService:
             raise InputError("these records were prepared with another linkage schema")
         side = self.agency.releasable(side)
         stats = self.table.update(side.tokens, progress=progress)
-        self._check_bound(self.table)
+        try:
+            self._check_bound(self.table)
+        except InputError:  # serve the list as it was, not a table askers refuse
+            saved = HolderTable.load(self.table_path, self._key, check=self._check)
+            self.table = saved or HolderTable.build(self._key, self.side.tokens)
+            raise
         self.side = side
         self._records = {r.record_id: r for r in side.records}
         self.table.save(self.table_path, check=self._check)
@@ -303,56 +318,27 @@ class QueryService:
         count = sum(len(hit.handles) for hit in event.hits)
         self._within_quota(session, count)
         self._spend(session, count, served)
-        agency, table, schema = self.agency, self.table, self.agency.schema
+        agency = self.agency
         assert session.session_id is not None
         session_id = session.session_id
-        weights, disagreement = schema.weights(), schema.disagreement_weights()
         outputs: dict[bytes, bytes] = {}
         matches: list[DecidedMatch] = []
         positions: list[int] = []  # request position of each match
         repeated: dict[int, ReleaseAnswer] = {}
-        for position, hit in enumerate(event.hits):
-            if hit.record in answered:
-                repeated[position] = answered[hit.record]
-                continue
-            record_id = table.record_id(hit.record)
-            if record_id is None or record_id not in self._records:
-                continue  # removed since the asker's copy: not decided
-            outputs_of = table.record_outputs(hit.record)
-            tokens_of = table.record_tokens(hit.record)
-            by_handle = {
-                query_handle(session_id, y): (key, y, token)
-                for (key, y), token in zip(outputs_of, tokens_of, strict=True)
-            }
-            if not set(hit.handles) <= by_handle.keys():
-                # A claimed match on a token this record does not have: the asker does not hold
-                # what it claims (a guess, a copied handle), and nothing is released.
-                session.abort(AbortCode.CONFIRMATION_FAILED, "a claimed match that is not one")
-                raise RemoteProtocolError(
-                    AbortCode.CONFIRMATION_FAILED, f"record {position}: handles not of it"
-                )
-            agreeing = frozenset(by_handle[h][0] for h in hit.handles)
-            asker_keys = _keys_of(hit.presence, schema.key_names)
-            disagreeing = (asker_keys & table.presence(hit.record)) - agreeing
-            score = fellegi_sunter_score(agreeing, weights, disagreeing, disagreement)
-            if score < agency.mou.match_threshold or not schema.has_evidence(agreeing):
-                continue  # too weak, or one fact about a person (a name alone): not decided
-            if self._contested(hit.record, record_id, by_handle, hit.handles, asker_keys, score):
-                continue  # another record of ours is as good a match: one-to-one refuses it
-            self._claims.add(self._today(), record_id, [by_handle[h][1] for h in hit.handles])
-            for h in hit.handles:
-                outputs[h] = by_handle[h][1]
-            matches.append(
-                DecidedMatch(
-                    record_id,
-                    position,
-                    agreeing,
-                    score,
-                    tuple(sorted(hit.handles)),
-                    disagreeing,
-                )
-            )
-            positions.append(position)
+        try:
+            # committed before the answers leave: a restart forgets no claim (item 5)
+            with self._claims.request(self._today()) as claims:
+                for position, hit in enumerate(event.hits):
+                    if hit.record in answered:
+                        repeated[position] = answered[hit.record]
+                        continue
+                    match = self._decide_hit(session, claims, position, hit, outputs)
+                    if match is not None:
+                        matches.append(match)
+                        positions.append(position)
+        except InternalProtocolError as exc:
+            session.abort(AbortCode.INTERNAL_ERROR, exc.detail)
+            raise
         served.requested += len(event.hits)
         decision = Decision(session_id, agency.mou.match_threshold, len(event.hits), tuple(matches))
         batch = agency.release(decision, [self._records[m.local_record_id] for m in matches])
@@ -368,14 +354,66 @@ class QueryService:
                 answers[position] = ReleaseAnswer(Fate.SENT, release_id, frame)
                 answered[record] = ReleaseAnswer(Fate.DELIVERED, release_id)
             else:
-                answers[position] = answered[record] = ReleaseAnswer(_FATES[fate.fate], release_id)
+                answers[position] = ReleaseAnswer(_FATES[fate.fate], release_id)
+                # queued by this request: a repeat finds it awaiting approval
+                again = Fate.PENDING if fate.fate is ReleaseFate.QUEUED else _FATES[fate.fate]
+                answered[record] = ReleaseAnswer(again, release_id)
         for position, answer in repeated.items():
             answers[position] = answer
         session.send_releases(answers)
         return _Outgoing(batch)
 
+    def _decide_hit(
+        self,
+        session: HolderSession,
+        claims: ClaimsRequest,
+        position: int,
+        hit: RequestedHit,
+        outputs: dict[bytes, bytes],
+    ) -> DecidedMatch | None:
+        """The holder's own decision on one requested record (spec §7.5 items 1-5): the
+        decided match, its handles' outputs added to ``outputs`` and its tokens claimed; or
+        None, not decided. A handle that is not one of the record's tokens aborts the session
+        (``CONFIRMATION_FAILED``)."""
+        table, schema = self.table, self.agency.schema
+        assert session.session_id is not None
+        record_id = table.record_id(hit.record)
+        if record_id is None or record_id not in self._records:
+            return None  # removed since the asker's copy: not decided
+        by_handle = {
+            query_handle(session.session_id, y): (key, y, token)
+            for (key, y), token in zip(
+                table.record_outputs(hit.record), table.record_tokens(hit.record), strict=True
+            )
+        }
+        if not set(hit.handles) <= by_handle.keys():
+            # A claimed match on a token this record does not have: the asker does not hold
+            # what it claims (a guess, a copied handle), and nothing is released.
+            session.abort(AbortCode.CONFIRMATION_FAILED, "a claimed match that is not one")
+            raise RemoteProtocolError(
+                AbortCode.CONFIRMATION_FAILED, f"record {position}: handles not of it"
+            )
+        agreeing = frozenset(by_handle[h][0] for h in hit.handles)
+        asker_keys = _keys_of(hit.presence, schema.key_names)
+        disagreeing = (asker_keys & table.presence(hit.record)) - agreeing
+        weights, disagreement = schema.weights(), schema.disagreement_weights()
+        score = fellegi_sunter_score(agreeing, weights, disagreeing, disagreement)
+        if score < self.agency.mou.match_threshold or not schema.has_evidence(agreeing):
+            return None  # too weak, or one fact about a person (a name alone): not decided
+        if self._contested(
+            claims, hit.record, record_id, by_handle, hit.handles, asker_keys, score
+        ):
+            return None  # another record of ours is as good a match: one-to-one refuses it
+        claims.add(record_id, [by_handle[h][2] for h in hit.handles])
+        for h in hit.handles:
+            outputs[h] = by_handle[h][1]
+        return DecidedMatch(
+            record_id, position, agreeing, score, tuple(sorted(hit.handles)), disagreeing
+        )
+
     def _contested(
         self,
+        claims: ClaimsRequest,
         record: int,
         record_id: str,
         by_handle: dict[bytes, tuple[str, bytes, bytes]],
@@ -395,11 +433,10 @@ class QueryService:
         claimed = [by_handle[h][2] for h in handles]
         if self._rivalled(record, claimed, asker_keys, score):
             return True
-        outputs = [by_handle[h][1] for h in handles]
-        stale = self._claims.stale(self._today(), record_id, outputs)
+        stale = claims.stale(record_id, claimed)
         if not stale:
             return False
-        fresh = frozenset(by_handle[h][0] for h in handles if by_handle[h][1] not in stale)
+        fresh = frozenset(by_handle[h][0] for h in handles if by_handle[h][2] not in stale)
         disagreeing = (asker_keys & self.table.presence(record)) - frozenset(
             by_handle[h][0] for h in handles
         )

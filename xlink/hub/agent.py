@@ -36,6 +36,7 @@ from xlink.hub.wire import (
     Job,
     JobKind,
     Purpose,
+    Refused,
     Report,
     cosign_message,
     encode,
@@ -253,7 +254,12 @@ class HubAgent:
                     self._take(message)
                 elif isinstance(message, Cosigned):
                     self._cosigned(message)
-                # a REFUSED of a checkpoint offer: nothing to keep (the hub keeps the evidence)
+                elif isinstance(message, Refused):  # of a checkpoint offer: nothing to keep
+                    log.warning(
+                        "%s: the hub refused a checkpoint (%s)",
+                        self.files.agency,
+                        message.reason.value,
+                    )
         finally:
             link.close()
 

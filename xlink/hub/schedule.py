@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "MAX_CHECKPOINTS_PER_DAY",
     "MAX_CONFLICTS_KEPT",
+    "MIN_EVERY",
     "JobRow",
     "JobState",
     "Schedule",
@@ -38,6 +39,9 @@ MAX_CONFLICTS_KEPT: Final = 16
 #: New checkpoints the hub keeps and cosigns per (agency, log) per UTC day: one comes after each
 #: exchange job, and a pair runs a few a day at most; more are refused (``busy``).
 MAX_CHECKPOINTS_PER_DAY: Final = 64
+#: The shortest interval between scheduled rounds (``Hub(every=...)``): 48 rounds a day, each
+#: checkpoint of a log cosigned.
+MIN_EVERY: Final = timedelta(minutes=30)
 RETRY_FIRST: Final = timedelta(seconds=2)
 RETRY_MAX: Final = timedelta(minutes=10)
 

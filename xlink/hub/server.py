@@ -31,10 +31,16 @@ from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import RandomSource
 from xlink.crypto.tls_certs import make_tls_identity
 from xlink.error_codes import HubReason
-from xlink.errors import HubError, XlinkError
+from xlink.errors import HubError, InputError, XlinkError
 from xlink.hub.checkpoints import cosign_offer
 from xlink.hub.relay import Waiting, splice
-from xlink.hub.schedule import JobRow, JobState, Schedule
+from xlink.hub.schedule import (
+    MAX_CHECKPOINTS_PER_DAY,
+    MIN_EVERY,
+    JobRow,
+    JobState,
+    Schedule,
+)
 from xlink.hub.wire import (
     NONCE_SIZE,
     PREAMBLE_CONTROL,
@@ -115,6 +121,11 @@ class Hub:
     ) -> None:
         if key.verify_key != mou.hub.verify_key:
             raise XlinkError("this hub key is not the one the multilateral MOU names")
+        if every is not None and every < MIN_EVERY:
+            raise InputError(
+                f"a round every {every} is too often: at least every {MIN_EVERY} (the hub "
+                f"cosigns at most {MAX_CHECKPOINTS_PER_DAY} checkpoints of a log a day)"
+            )
         self.mou = mou
         self.hub_id = mou.hub.hub_id
         self.key = key

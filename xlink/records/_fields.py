@@ -101,6 +101,7 @@ _MONTHS = {
     )
     for name in (full, full[:3])
 } | {"sept": 9}
+_DAY_MONTH_NAME_SHORT = re.compile(r"(\d{1,2})[-/. ]([A-Za-z]{3,9})\.?[-/. ,]\s*(\d{2})")
 _DAY_MONTH_NAME = re.compile(r"(\d{1,2})[-/. ]([A-Za-z]{3,9})\.?[-/. ,]\s*(\d{4})")
 _MONTH_NAME_DAY = re.compile(r"([A-Za-z]{3,9})\.?\s+(\d{1,2}),?\s+(\d{4})")
 _COUNTRY = COUNTRY  # ISO 3166-1 alpha-3, as the MOU's parties
@@ -219,6 +220,11 @@ def parse_birth_date(
             raise ValueError(TWO_DIGIT_YEAR)
         year = century_year(int(m[4]), two_digit_years_until)
         return _year_last(int(m[1]), int(m[3]), year, order)
+    if (m := _DAY_MONTH_NAME_SHORT.fullmatch(text)) and m[2].lower() in _MONTHS:
+        if two_digit_years_until is None:  # 03-APR-80, as some databases print dates
+            raise ValueError(TWO_DIGIT_YEAR)
+        year = century_year(int(m[3]), two_digit_years_until)
+        return _birth_date(year, _MONTHS[m[2].lower()], int(m[1]))
     raise ValueError("unrecognised date format")
 
 
@@ -321,7 +327,12 @@ def salvage_birth_date(
         return None
     if len(year_text) == 4:
         year = int(year_text)
-    elif len(year_text) == 2 and not year_first and two_digit_years_until is not None:
+    elif (
+        len(year_text) == 2
+        and not year_first
+        and two_digit_years_until is not None
+        and not (parts[0].isdecimal() and int(parts[0]) > 31)  # 80/04/03: a year written first
+    ):
         year = century_year(int(year_text), two_digit_years_until)
     else:
         return None
