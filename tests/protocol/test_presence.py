@@ -18,6 +18,7 @@ from xlink.linkage.tokens import TokenSet, TokenSetBuilder
 from xlink.protocol import PsiResult, run_pair
 from xlink.protocol.config import Role
 from xlink.protocol.session import PsiSession
+from xlink.query.entries import keys_present, presence_bits
 
 VECTORS = Path(__file__).parents[2] / "protocols" / "vectors" / "psi-v2"
 
@@ -123,3 +124,12 @@ def test_schemas_of_more_than_64_keys_and_of_one_key(names: tuple[str, ...]) -> 
     _check(rb, ra, _keys_of(b), _keys_of(a))  # type: ignore[arg-type]
     a1 = next(p for p in ra.iter_pairs() if p.local_record_id == "a1")
     assert a1.disagreeing_keys == ({first} if len(names) > 1 else set())
+
+
+@given(st.integers(1, 40).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1)))))
+def test_keys_present_reads_back_presence_bits(case: tuple[int, set[int]]) -> None:
+    n, indexes = case
+    names = [f"k{i}" for i in range(n)]
+    bitmap = presence_bits(sorted(indexes), n)
+    assert keys_present(bitmap, names) == {names[i] for i in indexes}
+    assert keys_present(bitmap[:0], names) == frozenset()  # a short bitmap: keys absent

@@ -53,6 +53,7 @@ from xlink.policy import mou_digest
 from xlink.prepare import PreparedSide
 from xlink.progress import ProgressFn
 from xlink.protocol.limits import MAX_MESSAGE_SIZE
+from xlink.query.entries import keys_present
 from xlink.query.session import (
     AskerLeft,
     EvaluationRequested,
@@ -394,7 +395,7 @@ class QueryService:
                 AbortCode.CONFIRMATION_FAILED, f"record {position}: handles not of it"
             )
         agreeing = frozenset(by_handle[h][0] for h in hit.handles)
-        asker_keys = _keys_of(hit.presence, schema.key_names)
+        asker_keys = keys_present(hit.presence, schema.key_names)
         disagreeing = (asker_keys & table.presence(hit.record)) - agreeing
         weights, disagreement = schema.weights(), schema.disagreement_weights()
         score = fellegi_sunter_score(agreeing, weights, disagreeing, disagreement)
@@ -476,14 +477,6 @@ class QueryService:
 @dataclass
 class _Outgoing:
     batch: ReleaseBatch
-
-
-def _keys_of(bitmap: bytes, key_names: Sequence[str]) -> frozenset[str]:
-    return frozenset(
-        name
-        for i, name in enumerate(key_names)
-        if i // 8 < len(bitmap) and bitmap[i // 8] >> (i % 8) & 1
-    )
 
 
 def _period_key(agency: Agency, period: str) -> OprfKey:

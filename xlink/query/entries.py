@@ -37,6 +37,7 @@ __all__ = [
     "TOMBSTONE",
     "entries_of",
     "entry_pad",
+    "keys_present",
     "label_size_for",
     "presence_bits",
     "table_digest",
@@ -103,6 +104,16 @@ def presence_bits(key_indexes: Sequence[int] | npt.NDArray[np.uint8], keys: int)
     for k in key_indexes:
         out[int(k) // 8] |= 1 << (int(k) % 8)
     return bytes(out)
+
+
+def keys_present(bitmap: bytes, key_names: Sequence[str]) -> frozenset[str]:
+    """The names of the keys a presence bitmap sets (the inverse of :func:`presence_bits`);
+    bits beyond ``key_names`` and bytes beyond the bitmap are not keys."""
+    return frozenset(
+        name
+        for i, name in enumerate(key_names)
+        if i // 8 < len(bitmap) and bitmap[i // 8] >> (i % 8) & 1
+    )
 
 
 def xor_bytes(a: bytes, b: bytes) -> bytes:
