@@ -4,6 +4,7 @@ numbering (spec: xlink-query-v1 §6.15, §7)."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 
 from xlink.error_codes import AbortCode
 from xlink.errors import LocalProtocolError, PeerAborted, QuotaExhausted, RemoteProtocolError
@@ -20,11 +21,21 @@ class _Session:
         self.config = config
         self.state = SessionState.WAITING
         self.session_id: bytes | None = None
-        self._out: deque[bytes] = deque()
+        # frames to send; an iterator is a run of frames made as they are taken (a table)
+        self._out: deque[bytes | Iterator[bytes]] = deque()
         self._request = 0  # the last request number used
 
     def next_frame(self) -> bytes | None:
-        return self._out.popleft() if self._out else None
+        while self._out:
+            head = self._out[0]
+            if isinstance(head, bytes):
+                self._out.popleft()
+                return head
+            frame = next(head, None)
+            if frame is not None:
+                return frame
+            self._out.popleft()
+        return None
 
     @property
     def done(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
 
 from xlink.crypto.rand import RandomSource
@@ -170,12 +170,19 @@ class HolderSession(_Session):
             raise LocalProtocolError(f"{what} in state {self.state.value}")
 
     def send_table(self, chunks: Iterable[bytes], *, version: int, total: int) -> None:
-        """Queue the table entries since the requested version, then TABLE_END."""
+        """Queue the table entries since the requested version, then TABLE_END. The chunks
+        are read and encoded as their frames are taken (:meth:`next_frame`), not here: a
+        session holds the frame being sent, not a copy of the whole table, so an asker that
+        asks and stops reading costs the holder little."""
         self._expect(SessionState.TABLE, "send_table")
-        count = 0
-        for count, chunk in enumerate(chunks, start=1):
-            self._out.append(M.encode(M.TableChunk(count, chunk)))
-        self._out.append(M.encode(M.TableEnd(count, version, total)))
+
+        def frames() -> Iterator[bytes]:
+            count = 0
+            for count, chunk in enumerate(chunks, start=1):
+                yield M.encode(M.TableChunk(count, chunk))
+            yield M.encode(M.TableEnd(count, version, total))
+
+        self._out.append(frames())
         self.state = SessionState.READY
 
     def answer_evaluation(self, evaluated: bytes) -> None:
