@@ -355,20 +355,7 @@ def test_reveal_with_more_entries_than_the_peer_set_is_refused() -> None:
     """A partner repeating one of its genuine entries to make us build pairs (and hold memory)
     without bound: a Reveal naming more than max(N, 65,536) records is BAD_REVEAL as soon as the
     chunk that crosses the cap arrives, before its final chunk."""
-    victim = PsiSession(_config(Role.INITIATOR), _tokens("ca", range(0, 30)), rng=_rng("v9"))
-    attacker = PsiSession(_config(Role.RESPONDER), _tokens("us", range(10, 40)), rng=_rng("a9"))
-    victim.initiate()
-    captured: list[Reveal] = []
-
-    def hold_reveal(message: bytes) -> bytes:
-        msg = decode_message(message)
-        if isinstance(msg, Reveal):
-            captured.append(msg)
-            raise _Withheld
-        return message
-
-    with pytest.raises(_Withheld):
-        _drive(victim, attacker, hold_reveal)
+    victim, attacker, captured = _held_reveal("9")
     entry, presence = captured[0].records[0], captured[0].presence[:1]
     per_chunk = L.MAX_RECORDS_PER_REVEAL
     cap = max(attacker.padded_size, L.MIN_REVEAL_CAP)
@@ -381,3 +368,63 @@ def test_reveal_with_more_entries_than_the_peer_set_is_refused() -> None:
     assert info.value.code is AbortCode.BAD_REVEAL
     assert "cap for the peer's set size" in info.value.detail
     assert victim.result is None and victim.done
+
+
+def test_reveal_naming_our_tokens_again_and_again_is_refused() -> None:
+    """Within the cap on entries, a partner repeated one entry naming all its matched handles:
+    each copy made us hold a row per token of ours carrying a handle, and build a pair per
+    record of ours (65,536 copies of 1,024 handles: 26 million pairs, 4.6 GB). The rows a
+    Reveal makes us hold are capped too (REVEAL_ROWS_PER_ENTRY per entry of the cap): the
+    chunk that passes it is BAD_REVEAL, long before the entries' cap."""
+    victim, attacker, captured = _held_reveal("10")
+    size = L.HANDLE_SIZE
+    handles = sorted(
+        {
+            e[i : i + size]
+            for chunk in captured
+            for e in chunk.records
+            for i in range(0, len(e), size)
+        }
+    )
+    width = len(captured[0].presence) // len(captured[0].records)
+    every = bytes(width)
+    for chunk in captured:
+        for i in range(len(chunk.records)):
+            mine = chunk.presence[i * width : (i + 1) * width]
+            every = bytes(a | b for a, b in zip(every, mine, strict=True))
+    entry = b"".join(handles)
+    per_chunk = min(L.MAX_RECORDS_PER_REVEAL, L.MAX_HANDLES_PER_REVEAL // len(handles))
+    cap = max(attacker.padded_size, L.MIN_REVEAL_CAP)
+    sent = 0
+    with pytest.raises(RemoteProtocolError) as info:
+        for seq in range(cap // per_chunk + 1):
+            victim.receive_message(
+                encode_message(Reveal(seq, False, (entry,) * per_chunk, every * per_chunk))
+            )
+            sent += per_chunk
+    assert info.value.code is AbortCode.BAD_REVEAL
+    assert "more often than the cap" in info.value.detail
+    assert sent < cap // 2  # refused long before the cap on entries
+    assert victim.result is None and victim.done
+
+
+def _held_reveal(seed: str) -> tuple[PsiSession, PsiSession, list[Reveal]]:
+    """A victim and an attacker session run up to the attacker's Reveal, which is held back
+    (captured) instead of reaching the victim."""
+    victim = PsiSession(_config(Role.INITIATOR), _tokens("ca", range(0, 30)), rng=_rng(f"v{seed}"))
+    attacker = PsiSession(
+        _config(Role.RESPONDER), _tokens("us", range(10, 40)), rng=_rng(f"a{seed}")
+    )
+    victim.initiate()
+    captured: list[Reveal] = []
+
+    def hold_reveal(message: bytes) -> bytes:
+        msg = decode_message(message)
+        if isinstance(msg, Reveal):
+            captured.append(msg)
+            raise _Withheld
+        return message
+
+    with pytest.raises(_Withheld):
+        _drive(victim, attacker, hold_reveal)
+    return victim, attacker, captured

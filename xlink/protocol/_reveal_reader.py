@@ -54,6 +54,7 @@ class PeerRevealReader:
         "_parts",
         "_presence",
         "_record_index",
+        "_rows",
         "_size",
         "_view",
         "finished",
@@ -75,6 +76,7 @@ class PeerRevealReader:
         # many records as the peer's padded set has values at most (spec §6.7): a bound on our
         # memory and on the pairs a peer can make us build.
         self._max_entries = max_entries
+        self._rows = 0  # our tokens the entries so far name (spec §6.7, REVEAL_ROWS_PER_ENTRY)
         # With a minimal reveal, pairs are formed only with our own revealed records: a record
         # we did not reveal cannot reach the threshold, and the peer sees no pair with it.
         self._own_mask: npt.NDArray[np.bool_] | None = None
@@ -205,6 +207,11 @@ class PeerRevealReader:
         offsets = self._matches.offsets
         owners = offsets[handle + 1] - offsets[handle]
         tokens = self._matches.tokens[_gather_ranges(offsets[handle], owners)]
+        self._rows += int(owners.sum())
+        if self._rows > L.REVEAL_ROWS_PER_ENTRY * self._max_entries:
+            raise RemoteProtocolError(
+                AbortCode.BAD_REVEAL, "the Reveal names our tokens more often than the cap"
+            )
         refs = np.repeat(self._next_ref + entry, owners)
         handles = np.repeat(handle, owners)
         if self._own_mask is not None:

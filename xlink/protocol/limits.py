@@ -29,6 +29,7 @@ __all__ = [
     "PRESENCE_BYTES_PER_RECORD",
     "PROTOCOL_VERSION",
     "REBLINDED_SIZE",
+    "REVEAL_ROWS_PER_ENTRY",
     "SALT_SIZE",
 ]
 
@@ -48,6 +49,13 @@ POINT_SIZE: Final = 32
 MIN_REVEAL_CAP: Final = 1 << 16
 """A Reveal may name at most ``max(N, MIN_REVEAL_CAP)`` records, ``N`` its sender's padded size
 (spec §6.7): records that share all their matched values can outnumber ``N`` a little."""
+
+REVEAL_ROWS_PER_ENTRY: Final = 8
+"""A Reveal may make the receiver hold at most ``REVEAL_ROWS_PER_ENTRY * max(N,
+MIN_REVEAL_CAP)`` rows, a row being one of the receiver's tokens carrying a handle an entry
+names (spec §6.7): an honest Reveal makes about one per candidate pair and shared value (1.1
+per element of ``N`` on the 100,000-record synthetic lists); a Reveal that names the same
+handles in entry after entry would otherwise make it build entries x handles x owners."""
 
 COMMIT_SIZE: Final = 32
 SALT_SIZE: Final = 32
