@@ -43,6 +43,7 @@ from xlink.linkage.scoring import (
 )
 from xlink.protocol.bound import RevealBound
 from xlink.protocol.events import CandidatePair
+from xlink.protocol.limits import MAX_PAIR_HANDLES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -361,6 +362,7 @@ def _matches(
             strict=True,
         )
     ):
+        handles = handles[:MAX_PAIR_HANDLES]  # ascending: the ones its release's label names
         agreeing, both = columns.patterns[p]
         found = sets.get(p)
         if found is None:

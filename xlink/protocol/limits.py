@@ -19,6 +19,7 @@ __all__ = [
     "MAX_MESSAGE_SIZE",
     "MAX_MOU_ID_BYTES",
     "MAX_PADDING_BUCKET",
+    "MAX_PAIR_HANDLES",
     "MAX_PARTY_ID_BYTES",
     "MAX_RECORDS_PER_REVEAL",
     "MAX_SEQ",
@@ -83,6 +84,10 @@ MAX_SEQ: Final = MAX_SET_SIZE
 
 MAX_RECORDS_PER_REVEAL: Final = 4096
 MAX_HANDLES_PER_RECORD: Final = 1024
+MAX_PAIR_HANDLES: Final = 255
+"""A decided pair names at most this many of its shared handles, its first in ascending order
+(xlink-release-v1 §10.2): a release's label names them in one byte. A pair sharing more (a
+record with many aliases) is labelled with those; the peer still needs all their tokens."""
 MAX_HANDLES_PER_REVEAL: Final = 16384
 PRESENCE_BYTES_PER_RECORD: Final = 32
 """Most bytes of key presence per Reveal entry: ``ceil(K / 8)`` for a schema of ``K <= 255``

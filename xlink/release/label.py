@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from xlink.crypto.rand import RandomSource
 from xlink.errors import DecryptionError, LabelError, LabelNotMatched
-from xlink.protocol.limits import HANDLE_SIZE
+from xlink.protocol.limits import HANDLE_SIZE, MAX_PAIR_HANDLES
 
 __all__ = [
     "LABEL_INFO",
@@ -45,7 +45,7 @@ __all__ = [
 LABEL_INFO: Final = b"xlink-release-v1/label-key"
 """HKDF ``info``: domain separation of the label key from every other use of the outputs."""
 _NONCE: Final = 12
-MAX_LABEL_HANDLES: Final = 255
+MAX_LABEL_HANDLES: Final = MAX_PAIR_HANDLES
 
 
 def label_key(session_id: bytes, outputs: Sequence[bytes]) -> bytes:

@@ -163,7 +163,9 @@ def release_decided(
     however the decision was made. Under the one-to-one link rule a record's decided pairs
     beyond its first :data:`MAX_PAIRS_PER_RECORD` (in the decision's order: best first) are
     denied ``too-many-pairs``; best-of-either, for a list of events, has no such bound. For
-    the others, :func:`decide_release` cuts the record to its tearline. A denial is collected
+    the others, :func:`decide_release` cuts the record to its tearline; a record its release
+    cannot carry (:func:`build_release`'s bounds: 64 values a field, 4,096 bytes a value) is
+    denied ``unreleasable-record``, that match alone. A denial is collected
     (and audited as ``RELEASE_DENIED`` under the pair's first match handle). ``records`` are
     the originator's own (``KeyError`` if a decided record is missing).
 
@@ -201,6 +203,21 @@ def release_decided(
             if decision.links == ONE_TO_ONE and kept >= MAX_PAIRS_PER_RECORD:
                 raise PolicyDenied(["too-many-pairs"])
             content = decide_release(record, mou, originator=originator)
+            source_id = record.source.source_id if record.source is not None else ""
+            try:
+                release = build_release(
+                    content,
+                    match,
+                    source_id,
+                    session_id=decision.session_id,
+                    mou=mou,
+                    originator=originator,
+                    handle_key=handle_key,
+                    rng=rng,
+                    now=now,
+                )
+            except ValueError:  # more than a release carries (64 values a field, 4,096 bytes)
+                raise PolicyDenied(["unreleasable-record"]) from None
         except PolicyDenied as exc:
             denied.append(DeniedRelease(record.record_id, exc.reasons))
             fates[index] = MatchFate(record.record_id, Fate.DENIED, reasons=exc.reasons)
@@ -212,18 +229,6 @@ def release_decided(
                 }
                 audit.append(AuditEvent.RELEASE_DENIED, fields, now=now)
             continue
-        source_id = record.source.source_id if record.source is not None else ""
-        release = build_release(
-            content,
-            match,
-            source_id,
-            session_id=decision.session_id,
-            mou=mou,
-            originator=originator,
-            handle_key=handle_key,
-            rng=rng,
-            now=now,
-        )
         pairs.setdefault(record.record_id, []).append((index, release))
 
     def send(index: int, release: ReleaseRecord, item: int | None) -> None:
