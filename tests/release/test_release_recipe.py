@@ -135,19 +135,25 @@ def test_a_match_without_the_schemas_evidence_is_never_released(tmp_path: Path) 
     assert len(batch.sealed) == 1
 
 
-@pytest.mark.parametrize(("links", "sent"), [("one-to-one", 2), ("best-of-either", 5)])
-def test_one_record_in_many_pairs_is_sent_at_most_twice_under_one_to_one(
-    tmp_path: Path, links: str, sent: int
+@pytest.mark.parametrize(
+    ("links", "pairs", "sent"),
+    [("one-to-one", 5, 2), ("best-of-either", 5, 5), ("best-of-either", 40, 16)],
+)
+def test_one_record_in_many_pairs_is_sent_a_bounded_number_of_times(
+    tmp_path: Path, links: str, pairs: int, sent: int
 ) -> None:
     """A partner that lists one of our people five times gets five decided pairs (certain
     pairs escape one-to-one) but the record sealed twice: its best pair and one more; the rest
-    are denied ``too-many-pairs``. Best-of-either, for a registry of events, sends all five."""
+    are denied ``too-many-pairs``, in one audit entry with their count. Best-of-either, for a
+    registry of events, sends all five, but no more than 16: a partner that splits one record
+    of its own into many Reveal entries was sent one release for each (and one audit entry
+    per denied pair)."""
     mou = sample_mou(approval_required=False)
     copies = tuple(
-        DecidedMatch("CAWL-1", ref, frozenset({"k"}), 30.0 - ref, (bytes([ref]) * 16,))
-        for ref in range(5)
+        DecidedMatch("CAWL-1", ref, frozenset({"k"}), 60.0 - ref, (bytes([ref]) * 16,))
+        for ref in range(pairs)
     )
-    decision = Decision(SESSION, 0.0, 5, copies, links=links)
+    decision = Decision(SESSION, 0.0, pairs, copies, links=links)
     with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
         batch = release_decided(
             decision, RECORDS, mou=mou, originator=CA, signing_key=SIGNING[CA],
@@ -157,7 +163,12 @@ def test_one_record_in_many_pairs_is_sent_at_most_twice_under_one_to_one(
     assert len(batch.sealed) == sent
     assert [f.fate for f in batch.fates][:sent] == [Fate.SENT] * sent  # the best pairs
     assert all(d.reasons == ("too-many-pairs",) for d in batch.denied)
-    assert len(denied) == 5 - sent
+    assert len(batch.denied) == pairs - sent
+    if pairs == sent:
+        assert denied == []
+    else:
+        (entry,) = denied
+        assert entry["reason"] == "too-many-pairs" and entry["pairs"] == pairs - sent
 
 
 def _pairs(*handles: int, links: str = "one-to-one") -> Decision:

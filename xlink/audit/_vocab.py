@@ -215,7 +215,7 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     ),
     E.RELEASE_DENIED: (
         frozenset({"session", "handle", "reason"}),
-        frozenset({"approver", "officer_sig"}),
+        frozenset({"approver", "officer_sig", "pairs"}),  # pairs: too-many-pairs, per record
     ),
     E.RELEASE_SENT: (frozenset({"session", "handle", "digest"}), frozenset({"category"})),
     E.RELEASE_RECEIVED: (frozenset({"session", "handle", "digest", "peer"}), frozenset()),

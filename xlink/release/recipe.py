@@ -41,6 +41,7 @@ from xlink.release.seal import SealedRelease, open_release, seal_release
 
 __all__ = [
     "MAX_PAIRS_PER_RECORD",
+    "MAX_PAIRS_PER_RECORD_EVENTS",
     "DeniedRelease",
     "Fate",
     "MatchFate",
@@ -58,6 +59,10 @@ __all__ = [
 #: (the certain threshold, docs/concepts.md). A partner that lists one of our people many times
 #: gets its pairs decided, but the record sealed and sent this many times, not once per copy.
 MAX_PAIRS_PER_RECORD = 2
+#: Under the best-of-either link rule (a list of events, holding one person several times), the
+#: most decided pairs of one record of ours released in a session: a partner that splits one
+#: record of its own into thousands of Reveal entries would otherwise be sent one release each.
+MAX_PAIRS_PER_RECORD_EVENTS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +167,8 @@ def release_decided(
     (``too-little-evidence``: :meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`),
     however the decision was made. Under the one-to-one link rule a record's decided pairs
     beyond its first :data:`MAX_PAIRS_PER_RECORD` (in the decision's order: best first) are
-    denied ``too-many-pairs``; best-of-either, for a list of events, has no such bound. For
+    denied ``too-many-pairs``, and under best-of-either (a list of events) those beyond its
+    first :data:`MAX_PAIRS_PER_RECORD_EVENTS`: audited once per record, with their count. For
     the others, :func:`decide_release` cuts the record to its tearline; a record its release
     cannot carry (:func:`build_release`'s bounds: 64 values a field, 4,096 bytes a value) is
     denied ``unreleasable-record``, that match alone. A denial is collected
@@ -192,6 +198,8 @@ def release_decided(
     # The decided pairs of each record, in the decision's order: the ledger is consulted once
     # per record version, for all its pairs (a record may be decided with two peer records).
     pairs: dict[str, list[tuple[int, ReleaseRecord]]] = {}
+    most = MAX_PAIRS_PER_RECORD if decision.links == ONE_TO_ONE else MAX_PAIRS_PER_RECORD_EVENTS
+    beyond: dict[str, list[bytes]] = {}  # record -> first handle of each pair past ``most``
     for index, match in enumerate(decision.matches):
         record = by_id[match.local_record_id]
         try:
@@ -199,8 +207,7 @@ def release_decided(
                 raise PolicyDenied(["below-mou-threshold"])
             if schema is not None and not schema.has_evidence(match.agreeing_keys):
                 raise PolicyDenied(["too-little-evidence"])
-            kept = len(pairs.get(record.record_id, ()))
-            if decision.links == ONE_TO_ONE and kept >= MAX_PAIRS_PER_RECORD:
+            if len(pairs.get(record.record_id, ())) >= most:
                 raise PolicyDenied(["too-many-pairs"])
             content = decide_release(record, mou, originator=originator)
             source_id = record.source.source_id if record.source is not None else ""
@@ -221,7 +228,9 @@ def release_decided(
         except PolicyDenied as exc:
             denied.append(DeniedRelease(record.record_id, exc.reasons))
             fates[index] = MatchFate(record.record_id, Fate.DENIED, reasons=exc.reasons)
-            if audit is not None:
+            if exc.reasons[0] == "too-many-pairs":  # audited once per record, below
+                beyond.setdefault(record.record_id, []).append(match.handles[0])
+            elif audit is not None:
                 fields = {
                     "session": decision.session_id,
                     "handle": match.handles[0],
@@ -230,6 +239,19 @@ def release_decided(
                 audit.append(AuditEvent.RELEASE_DENIED, fields, now=now)
             continue
         pairs.setdefault(record.record_id, []).append((index, release))
+
+    if audit is not None:  # one entry per record for its pairs past the bound, with their count
+        for handles in beyond.values():
+            audit.append(
+                AuditEvent.RELEASE_DENIED,
+                {
+                    "session": decision.session_id,
+                    "handle": handles[0],
+                    "reason": "too-many-pairs",
+                    "pairs": len(handles),
+                },
+                now=now,
+            )
 
     def send(index: int, release: ReleaseRecord, item: int | None) -> None:
         sealed.append(_seal(release, mou, signing_key))
