@@ -371,35 +371,21 @@ def test_reveal_with_more_entries_than_the_peer_set_is_refused() -> None:
 
 
 def test_reveal_naming_our_tokens_again_and_again_is_refused() -> None:
-    """Within the cap on entries, a partner repeated one entry naming all its matched handles:
-    each copy made us hold a row per token of ours carrying a handle, and build a pair per
-    record of ours (65,536 copies of 1,024 handles: 26 million pairs, 4.6 GB). The rows a
-    Reveal makes us hold are capped too (REVEAL_ROWS_PER_ENTRY per entry of the cap): the
-    chunk that passes it is BAD_REVEAL, long before the entries' cap."""
-    victim, attacker, captured = _held_reveal("10")
-    size = L.HANDLE_SIZE
-    handles = sorted(
-        {
-            e[i : i + size]
-            for chunk in captured
-            for e in chunk.records
-            for i in range(0, len(e), size)
-        }
-    )
-    width = len(captured[0].presence) // len(captured[0].records)
-    every = bytes(width)
-    for chunk in captured:
-        for i in range(len(chunk.records)):
-            mine = chunk.presence[i * width : (i + 1) * width]
-            every = bytes(a | b for a, b in zip(every, mine, strict=True))
-    entry = b"".join(handles)
-    per_chunk = min(L.MAX_RECORDS_PER_REVEAL, L.MAX_HANDLES_PER_REVEAL // len(handles))
+    """Within the cap on entries, a partner repeated one entry naming a value many of our
+    records hold (a family name and city): each copy made us hold a row per token of ours
+    carrying it, and build a pair per record of ours (65,536 copies of 1,024 handles: 26
+    million pairs, 4.6 GB). The rows a Reveal makes us hold are capped too
+    (REVEAL_ROWS_PER_ENTRY per entry of the cap): the chunk that passes it is BAD_REVEAL,
+    long before the entries' cap, and before its rows are gathered."""
+    victim, attacker, captured = _held_reveal("10", _crowd("ca", 400), _crowd("us", 20))
+    entry, presence = captured[0].records[0], captured[0].presence[:1]
+    per_chunk = L.MAX_RECORDS_PER_REVEAL
     cap = max(attacker.padded_size, L.MIN_REVEAL_CAP)
     sent = 0
     with pytest.raises(RemoteProtocolError) as info:
         for seq in range(cap // per_chunk + 1):
             victim.receive_message(
-                encode_message(Reveal(seq, False, (entry,) * per_chunk, every * per_chunk))
+                encode_message(Reveal(seq, False, (entry,) * per_chunk, presence * per_chunk))
             )
             sent += per_chunk
     assert info.value.code is AbortCode.BAD_REVEAL
@@ -408,13 +394,37 @@ def test_reveal_naming_our_tokens_again_and_again_is_refused() -> None:
     assert victim.result is None and victim.done
 
 
-def _held_reveal(seed: str) -> tuple[PsiSession, PsiSession, list[Reveal]]:
-    """A victim and an attacker session run up to the attacker's Reveal, which is held back
-    (captured) instead of reaching the victim."""
-    victim = PsiSession(_config(Role.INITIATOR), _tokens("ca", range(0, 30)), rng=_rng(f"v{seed}"))
-    attacker = PsiSession(
-        _config(Role.RESPONDER), _tokens("us", range(10, 40)), rng=_rng(f"a{seed}")
-    )
+@pytest.mark.slow
+def test_an_honest_reveal_of_a_value_shared_widely_on_both_sides_passes_the_rows_cap() -> None:
+    """20 partner records and 30,000 of ours hold one family name and city: the honest Reveal
+    makes 600,000 rows, past a cap of 8 per entry (it was refused, BAD_REVEAL, with no
+    attacker); 64 per entry leaves room for such lists and still bounds the repeated entry."""
+    ours = PsiSession(_config(Role.INITIATOR), _crowd("ca", 30_000), rng=_rng("honest-ca"))
+    theirs = PsiSession(_config(Role.RESPONDER), _crowd("us", 20), rng=_rng("honest-us"))
+    ours.initiate()
+    _drive(ours, theirs, lambda message: message)
+    assert isinstance(ours.result, PsiResult) and len(ours.result.pairs) == 20 * 30_000
+
+
+def _crowd(prefix: str, n: int) -> TokenSet:
+    """``n`` records, each with a document of its own and one family name and city for all."""
+    builder = TokenSetBuilder(("document", "family_locality"))
+    shared = hashlib.sha256(b"SMITH|LONDON").digest()
+    for i in range(n):
+        own = hashlib.sha256(f"{prefix}|document|{i}".encode()).digest()
+        builder.add_record(f"{prefix}-{i}", [("document", own), ("family_locality", shared)])
+    return builder.build()
+
+
+def _held_reveal(
+    seed: str, ours: TokenSet | None = None, theirs: TokenSet | None = None
+) -> tuple[PsiSession, PsiSession, list[Reveal]]:
+    """A victim (``ours``) and an attacker (``theirs``) session run up to the attacker's
+    Reveal, which is held back (captured) instead of reaching the victim."""
+    ours = _tokens("ca", range(0, 30)) if ours is None else ours
+    theirs = _tokens("us", range(10, 40)) if theirs is None else theirs
+    victim = PsiSession(_config(Role.INITIATOR), ours, rng=_rng(f"v{seed}"))
+    attacker = PsiSession(_config(Role.RESPONDER), theirs, rng=_rng(f"a{seed}"))
     victim.initiate()
     captured: list[Reveal] = []
 

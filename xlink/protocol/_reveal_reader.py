@@ -55,6 +55,7 @@ class PeerRevealReader:
         "_presence",
         "_record_index",
         "_rows",
+        "_rows_of",
         "_size",
         "_view",
         "finished",
@@ -84,6 +85,15 @@ class PeerRevealReader:
             self._own_mask = np.zeros(len(tokens.record_ids), dtype=np.bool_)
             self._own_mask[own_revealed] = True
         self._record_index = tokens.record_index
+        # The rows each handle makes us hold (our tokens carrying it, of our revealed records
+        # under a minimal reveal), so that a chunk is measured before anything is gathered.
+        owners = np.diff(matches.offsets)
+        if self._own_mask is not None and len(matches.tokens):
+            kept = self._own_mask[_column_at(tokens.record_index, matches.tokens)]
+            self._rows_of = np.add.reduceat(kept.astype(np.int64), matches.offsets[:-1])
+            self._rows_of[owners == 0] = 0
+        else:
+            self._rows_of = owners.astype(np.int64)
         self._commitment = _keys.reveal_commitment(transcript, peer_role)
         self._expected: bytes | None = None
         self._view = matches.handles.view(_HANDLE).ravel()
@@ -205,13 +215,13 @@ class PeerRevealReader:
         self._presence.append(_presence_codes(presence, self._key_sets))
         handle = found.astype(np.int64)
         offsets = self._matches.offsets
-        owners = offsets[handle + 1] - offsets[handle]
-        tokens = self._matches.tokens[_gather_ranges(offsets[handle], owners)]
-        self._rows += int(owners.sum())
+        self._rows += int(self._rows_of[handle].sum())  # before anything is gathered
         if self._rows > L.REVEAL_ROWS_PER_ENTRY * self._max_entries:
             raise RemoteProtocolError(
                 AbortCode.BAD_REVEAL, "the Reveal names our tokens more often than the cap"
             )
+        owners = offsets[handle + 1] - offsets[handle]
+        tokens = self._matches.tokens[_gather_ranges(offsets[handle], owners)]
         refs = np.repeat(self._next_ref + entry, owners)
         handles = np.repeat(handle, owners)
         if self._own_mask is not None:

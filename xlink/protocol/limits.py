@@ -51,12 +51,15 @@ MIN_REVEAL_CAP: Final = 1 << 16
 """A Reveal may name at most ``max(N, MIN_REVEAL_CAP)`` records, ``N`` its sender's padded size
 (spec §6.7): records that share all their matched values can outnumber ``N`` a little."""
 
-REVEAL_ROWS_PER_ENTRY: Final = 8
+REVEAL_ROWS_PER_ENTRY: Final = 64
 """A Reveal may make the receiver hold at most ``REVEAL_ROWS_PER_ENTRY * max(N,
-MIN_REVEAL_CAP)`` rows, a row being one of the receiver's tokens carrying a handle an entry
-names (spec §6.7): an honest Reveal makes about one per candidate pair and shared value (1.1
-per element of ``N`` on the 100,000-record synthetic lists); a Reveal that names the same
-handles in entry after entry would otherwise make it build entries x handles x owners."""
+MIN_REVEAL_CAP)`` rows, a row being one of the receiver's tokens (of its revealed records,
+under a minimal reveal) carrying a handle an entry names (spec §6.7). An honest Reveal makes
+one per candidate pair and shared value: 1.1 per element of ``N`` on the 100,000-record
+synthetic lists, more where one value is shared by many records on both sides (20 x 30,000
+for a family name and city both lists hold often: 600,000 rows for ``N`` below 65,536); a
+Reveal that names the same handles in entry after entry would otherwise make the receiver
+build entries x handles x owners (26 million pairs, 4.6 GB)."""
 
 COMMIT_SIZE: Final = 32
 SALT_SIZE: Final = 32

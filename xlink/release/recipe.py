@@ -31,6 +31,8 @@ from xlink.release.queue import ApprovalQueue, QueueItem, QueueState
 from xlink.release.receipt import issue_receipt, verify_receipt
 from xlink.release.record import (
     ID_SIZE,
+    MAX_VALUE_BYTES,
+    MAX_VALUES_PER_FIELD,
     ReleaseRecord,
     content_digest,
     encode_release,
@@ -144,6 +146,17 @@ def _seal(record: ReleaseRecord, mou: Mou, key: SigningKey) -> SealedRelease:
     return seal_release(sign_release(record, key), mou)
 
 
+def _carried(content: ReleaseContent) -> bool:
+    """Whether a release can carry ``content``'s fields (spec §4.1: at most
+    :data:`~xlink.release.record.MAX_VALUES_PER_FIELD` values a field, each at most
+    :data:`~xlink.release.record.MAX_VALUE_BYTES` bytes of UTF-8)."""
+    return all(
+        len(values) <= MAX_VALUES_PER_FIELD
+        and all(len(v.encode("utf-8")) <= MAX_VALUE_BYTES for v in values)
+        for values in content.fields.values()
+    )
+
+
 def release_decided(
     decision: Decision,
     records: Iterable[PersonRecord],
@@ -210,21 +223,8 @@ def release_decided(
             if len(pairs.get(record.record_id, ())) >= most:
                 raise PolicyDenied(["too-many-pairs"])
             content = decide_release(record, mou, originator=originator)
-            source_id = record.source.source_id if record.source is not None else ""
-            try:
-                release = build_release(
-                    content,
-                    match,
-                    source_id,
-                    session_id=decision.session_id,
-                    mou=mou,
-                    originator=originator,
-                    handle_key=handle_key,
-                    rng=rng,
-                    now=now,
-                )
-            except ValueError:  # more than a release carries (64 values a field, 4,096 bytes)
-                raise PolicyDenied(["unreleasable-record"]) from None
+            if not _carried(content):
+                raise PolicyDenied(["unreleasable-record"])
         except PolicyDenied as exc:
             denied.append(DeniedRelease(record.record_id, exc.reasons))
             fates[index] = MatchFate(record.record_id, Fate.DENIED, reasons=exc.reasons)
@@ -238,6 +238,18 @@ def release_decided(
                 }
                 audit.append(AuditEvent.RELEASE_DENIED, fields, now=now)
             continue
+        source_id = record.source.source_id if record.source is not None else ""
+        release = build_release(
+            content,
+            match,
+            source_id,
+            session_id=decision.session_id,
+            mou=mou,
+            originator=originator,
+            handle_key=handle_key,
+            rng=rng,
+            now=now,
+        )
         pairs.setdefault(record.record_id, []).append((index, release))
 
     if audit is not None:  # one entry per record for its pairs past the bound, with their count
