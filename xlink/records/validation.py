@@ -43,6 +43,7 @@ from xlink.records._fields import (
     parse_sex,
     salvage_birth_date,
 )
+from xlink.records._parsers import MEMO_SIZE, FieldParsers
 from xlink.records._sharing import ADDRESSES, DOCUMENTS, NAME, SOURCE, SharedValues
 from xlink.records.model import (
     Address,
@@ -160,7 +161,7 @@ class _RowReader:
         if texts is None:
             self.values = {k: v.strip() for k, v in values.items()}
             return
-        if len(texts) >= _MEMO_SIZE:
+        if len(texts) >= MEMO_SIZE:
             texts.clear()
         share = texts.setdefault
         self.values = {
@@ -186,71 +187,11 @@ class _RowReader:
             return None
 
 
-class _Parsers:
-    """The field parsers one check uses, each remembering (bounded) the texts it has read when
-    ``remember``: real lists repeat categories, codes, dates and aliases, and parsed values are
-    immutable, so a repeated text is parsed once and its value shared."""
-
-    def __init__(
-        self, orders: Mapping[str, DateOrder], two_digit_until: int | None, remember: bool
-    ) -> None:
-        wrap = _remembering if remember else _as_is
-        birth_order, expiry_order = orders["birth_date"], orders["doc_expiry"]
-        self.category = wrap(parse_category)
-        self.sex = wrap(parse_sex)
-        self.aliases = wrap(parse_aliases)
-        self.nationalities = wrap(parse_nationalities)
-        self.country = wrap(parse_country_code)
-        self.doc_type = wrap(parse_doc_type)
-        self.grading = wrap(parse_grading)
-        self.handling_code = wrap(parse_handling_code)
-        self.birth_date = wrap(
-            lambda t: parse_birth_date(t, birth_order, two_digit_years_until=two_digit_until)
-        )
-        self.birth_order = birth_order
-        self.two_digit_until = two_digit_until
-        self.expiry = wrap(lambda t: parse_birth_date(t, expiry_order).isoformat())
-
-
-#: Bound on the texts each remembering parser keeps; a full memo is emptied and starts again.
-_MEMO_SIZE = 1 << 16
 #: Fields whose values rarely repeat: not worth sharing between records.
 _UNIQUE_FIELDS = frozenset({"record_id", "doc_number", "doc_expiry", "address", "postcode"})
 
 
-class _Failed:
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def _as_is(parser: Callable[[str], _T]) -> Callable[[str], _T]:
-    return parser
-
-
-def _remembering(parser: Callable[[str], _T]) -> Callable[[str], _T]:
-    """``parser``, remembering its value, or its ``ValueError``'s reason, for each text."""
-    memo: dict[str, _T | _Failed] = {}
-
-    def parse(text: str) -> _T:
-        hit = memo.get(text)
-        if hit is None:
-            if len(memo) >= _MEMO_SIZE:
-                memo.clear()
-            try:
-                hit = parser(text)
-            except ValueError as exc:
-                hit = _Failed(str(exc))
-            memo[text] = hit
-        if isinstance(hit, _Failed):
-            raise ValueError(hit.reason)
-        return hit
-
-    return parse
-
-
-def _read_document(reader: _RowReader, parsers: _Parsers) -> IdentityDocument | None:
+def _read_document(reader: _RowReader, parsers: FieldParsers) -> IdentityDocument | None:
     """A bad type, country or expiry is left empty; a document without a number is none."""
     present = any(reader.text(f) for f in DOCUMENT_FIELDS)
     doc_type = reader.parse("doc_type", parsers.doc_type) or ""
@@ -265,7 +206,7 @@ def _read_document(reader: _RowReader, parsers: _Parsers) -> IdentityDocument | 
 
 
 def _read_documents(
-    reader: _RowReader, documents: Sequence[Mapping[str, str]], parsers: _Parsers
+    reader: _RowReader, documents: Sequence[Mapping[str, str]], parsers: FieldParsers
 ) -> tuple[IdentityDocument, ...]:
     found: list[IdentityDocument] = []
     if (doc := _read_document(reader, parsers)) is not None:
@@ -285,7 +226,7 @@ def _read_documents(
 _ADDRESS_LINES = re.compile(r"[;\n]")
 
 
-def _read_address(reader: _RowReader, parsers: _Parsers) -> Address | None:
+def _read_address(reader: _RowReader, parsers: FieldParsers) -> Address | None:
     """A bad country is left empty; an address with nothing left is none."""
     if not any(reader.text(f) for f in _ADDRESS_FIELDS):
         return None
@@ -299,7 +240,7 @@ def _read_address(reader: _RowReader, parsers: _Parsers) -> Address | None:
     return Address(lines, locality, region, postcode, country)
 
 
-def _read_source(reader: _RowReader, parsers: _Parsers) -> SourceMetadata | None:
+def _read_source(reader: _RowReader, parsers: FieldParsers) -> SourceMetadata | None:
     """A bad grading or handling code is left out; so is a handling code C without its
     conditions (with the error on ``handling_conditions``); metadata with nothing left is none."""
     if not any(reader.text(f) for f in _SOURCE_FIELDS):
@@ -403,7 +344,7 @@ class RowChecker:
         remember: bool = True,
     ) -> None:
         until = check_century_end(two_digit_years_until)
-        self._parsers = _Parsers(_date_orders(date_order, date_orders), until, remember)
+        self._parsers = FieldParsers(_date_orders(date_order, date_orders), until, remember)
         self._policy = BadFieldPolicy(bad_field)
         self._default_category = default_category
         self._texts: dict[str, str] | None = {} if remember else None
@@ -469,13 +410,11 @@ class RowChecker:
         return CheckedRow(record, errors)
 
 
-def _readable_part(reader: _RowReader, text: str, parsers: _Parsers) -> BirthDate | None:
+def _readable_part(reader: _RowReader, text: str, parsers: FieldParsers) -> BirthDate | None:
     """What :func:`salvage_birth_date` reads of a date of birth the parser just refused (the
     reader's last error), said in that refusal's reason (which stays a reason, never the
     value)."""
-    kept = salvage_birth_date(
-        text, parsers.birth_order, two_digit_years_until=parsers.two_digit_until
-    )
+    kept = parsers.salvage_birth_date(text)
     if kept is None:
         return None
     refused = reader.errors[-1]
