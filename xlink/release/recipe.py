@@ -31,11 +31,10 @@ from xlink.release.queue import ApprovalQueue, QueueItem, QueueState
 from xlink.release.receipt import issue_receipt, verify_receipt
 from xlink.release.record import (
     ID_SIZE,
-    MAX_VALUE_BYTES,
-    MAX_VALUES_PER_FIELD,
     ReleaseRecord,
     content_digest,
     encode_release,
+    fields_fit,
     release_digest,
     sign_release,
 )
@@ -146,17 +145,6 @@ def _seal(record: ReleaseRecord, mou: Mou, key: SigningKey) -> SealedRelease:
     return seal_release(sign_release(record, key), mou)
 
 
-def _carried(content: ReleaseContent) -> bool:
-    """Whether a release can carry ``content``'s fields (spec §4.1: at most
-    :data:`~xlink.release.record.MAX_VALUES_PER_FIELD` values a field, each at most
-    :data:`~xlink.release.record.MAX_VALUE_BYTES` bytes of UTF-8)."""
-    return all(
-        len(values) <= MAX_VALUES_PER_FIELD
-        and all(len(v.encode("utf-8")) <= MAX_VALUE_BYTES for v in values)
-        for values in content.fields.values()
-    )
-
-
 def release_decided(
     decision: Decision,
     records: Iterable[PersonRecord],
@@ -223,7 +211,7 @@ def release_decided(
             if len(pairs.get(record.record_id, ())) >= most:
                 raise PolicyDenied(["too-many-pairs"])
             content = decide_release(record, mou, originator=originator)
-            if not _carried(content):
+            if not fields_fit(content.fields):
                 raise PolicyDenied(["unreleasable-record"])
         except PolicyDenied as exc:
             denied.append(DeniedRelease(record.record_id, exc.reasons))

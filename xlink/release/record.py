@@ -11,7 +11,7 @@ a valid record raise :class:`~xlink.release.ReleaseRejected` and nothing else.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -38,6 +38,7 @@ __all__ = [
     "decode_release",
     "decode_signed_release",
     "encode_release",
+    "fields_fit",
     "release_digest",
     "sign_release",
 ]
@@ -69,6 +70,18 @@ def _to_micros(when: datetime) -> int:
 
 def _utf8_size(text: str) -> int:
     return len(text.encode("utf-8"))
+
+
+def fields_fit(fields: Mapping[str, Sequence[str]]) -> bool:
+    """Whether a release can carry these fields' values (spec §4.1): 1 to
+    :data:`MAX_VALUES_PER_FIELD` a field, each text of at most :data:`MAX_VALUE_BYTES` bytes
+    of UTF-8, as :class:`ReleaseRecord` requires. A record whose tearline does not fit is
+    denied, that match alone, rather than failing a whole transfer."""
+    return all(
+        1 <= len(values) <= MAX_VALUES_PER_FIELD
+        and all(type(v) is str and _utf8_size(v) <= MAX_VALUE_BYTES for v in values)
+        for values in fields.values()
+    )
 
 
 @dataclass(frozen=True, slots=True)
