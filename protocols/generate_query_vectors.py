@@ -478,6 +478,7 @@ def stand_in_service(key: OprfKey, table: HolderTable, *, quota_left: int) -> Qu
     service._day = NOW.date()
     service._records = cast(Any, {rid: None for rid in table.record_ids if rid is not None})
     service._claims = cast(Any, _NoClaims())
+    service._weights = (cast(Any, weights), weights)
     return service
 
 

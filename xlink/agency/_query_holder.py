@@ -109,6 +109,8 @@ class QueryService:
         self.side = side = agency.releasable(side)
         self.quota = _quota(agency)
         self._records = {r.record_id: r for r in side.records}
+        # the schema's weights, for every score the holder computes (§7.5)
+        self._weights = (agency.schema.weights(), agency.schema.disagreement_weights())
         self.period = ""
         self._progress = progress
         self._enter_period(period_of(agency.clock()))
@@ -397,7 +399,7 @@ class QueryService:
         agreeing = frozenset(by_handle[h][0] for h in hit.handles)
         asker_keys = keys_present(hit.presence, schema.key_names)
         disagreeing = (asker_keys & table.presence(hit.record)) - agreeing
-        weights, disagreement = schema.weights(), schema.disagreement_weights()
+        weights, disagreement = self._weights
         score = fellegi_sunter_score(agreeing, weights, disagreeing, disagreement)
         if score < self.agency.mou.match_threshold or not schema.has_evidence(agreeing):
             return None  # too weak, or one fact about a person (a name alone): not decided
@@ -441,7 +443,7 @@ class QueryService:
         disagreeing = (asker_keys & self.table.presence(record)) - frozenset(
             by_handle[h][0] for h in handles
         )
-        weights, disagreement = schema.weights(), schema.disagreement_weights()
+        weights, disagreement = self._weights
         own = fellegi_sunter_score(fresh, weights, disagreeing, disagreement)
         return own < self.agency.mou.match_threshold or not schema.has_evidence(fresh)
 
@@ -459,7 +461,7 @@ class QueryService:
         schema's certain threshold: a rival is how an asker who names one person's household
         or namesakes would have every one of them released."""
         schema, table = self.agency.schema, self.table
-        weights, disagreement = schema.weights(), schema.disagreement_weights()
+        weights, disagreement = self._weights
         for rival, agreeing in table.holders_of(claimed).items():
             if rival == record:
                 continue
