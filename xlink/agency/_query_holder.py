@@ -182,12 +182,15 @@ class QueryService:
         agency = self.agency
         if period_of(agency.clock()) != self.period:
             self._enter_period(period_of(agency.clock()))
+        # The version this session declares is the one it serves, even if the table is
+        # updated while the answer is still being sent.
+        view = self.table.view()
         session = HolderSession(
             _config(agency, asker=agency.peer_id, holder=agency.agency_id),
             period=self.period,
-            table_version=self.table.version,
-            entries=self.table.entries,
-            table_digest=self.table.digest(),
+            table_version=view.version,
+            entries=view.entries,
+            table_digest=view.digest,
             quota_left=self.quota_left(),
             rng=agency.rng,
         )
@@ -205,9 +208,9 @@ class QueryService:
                     if isinstance(event, TableRequested):
                         width = TAG_SIZE + self.table.label_size
                         session.send_table(
-                            self.table.delta(event.since, chunk=(MAX_MESSAGE_SIZE - 64) // width),
-                            version=self.table.version,
-                            total=self.table.entries,
+                            view.delta(event.since, chunk=(MAX_MESSAGE_SIZE - 64) // width),
+                            version=view.version,
+                            total=view.entries,
                         )
                     elif isinstance(event, EvaluationRequested):
                         await self._evaluate(session, event, served)

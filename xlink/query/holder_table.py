@@ -32,7 +32,7 @@ from xlink.query.entries import (
     xor_bytes,
 )
 
-__all__ = ["HolderTable", "UpdateStats"]
+__all__ = ["HolderTable", "TableView", "UpdateStats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,33 @@ class UpdateStats:
     entries: int
     version: int
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class TableView:
+    """One version of the table as it stood when taken (:meth:`HolderTable.view`): its
+    version, size and digest, and its entries. An update of the table after the view was
+    taken changes neither: the view holds the arrays of its version, which the table never
+    writes again (:meth:`HolderTable.update` writes copies), so a session declares and serves
+    one version however long its answer takes to send."""
+
+    version: int
+    entries: int
+    digest: bytes
+    tags: npt.NDArray[np.uint64]
+    labels: npt.NDArray[np.uint8]
+    versions: npt.NDArray[np.uint32]
+    order: npt.NDArray[np.intp]
+    """The entries' indexes in ascending order of tag."""
+
+    def delta(self, since: int, *, chunk: int = 65536) -> Iterator[bytes]:
+        """The entries written after version ``since`` (all of them for 0), ascending by tag,
+        as ``tag || label`` byte strings of at most ``chunk`` entries each."""
+        order = self.order if since <= 0 else self.order[self.versions[self.order] > since]
+        for start in range(0, len(order), chunk):
+            part = order[start : start + chunk]
+            tags = self.tags[part].astype(TAG_DTYPE).view(np.uint8).reshape(-1, TAG_SIZE)
+            yield np.hstack([tags, self.labels[part]]).tobytes()
 
 
 class HolderTable:
@@ -299,6 +326,10 @@ class HolderTable:
 
     def _tombstone(self, indexes: Sequence[int]) -> int:
         evaluations = 0
+        if len(indexes):
+            # Written on copies: a view taken before this update keeps its version intact.
+            self._labels = self._labels.copy()
+            self._versions = self._versions.copy()
         plain = TOMBSTONE.to_bytes(RECORD_SIZE, "big") + bytes(self.label_size - RECORD_SIZE)
         for index in indexes:
             part = self._record_slice(index)
@@ -323,18 +354,23 @@ class HolderTable:
         """Live records (not removed)."""
         return len(self._index_of)
 
-    def delta(self, since: int, *, chunk: int = 65536) -> Iterator[bytes]:
-        """The entries written after version ``since`` (all of them for 0), ascending by tag,
-        as ``tag || label`` byte strings of at most ``chunk`` entries each."""
+    def view(self) -> TableView:
+        """The current version, as it stands now, to be served later (:class:`TableView`)."""
         if self._sorted is None or self._sorted[0] != self.version:
             self._sorted = (self.version, np.argsort(self._tags, kind="stable"))
-        order = self._sorted[1]
-        if since > 0:
-            order = order[self._versions[order] > since]
-        for start in range(0, len(order), chunk):
-            part = order[start : start + chunk]
-            tags = self._tags[part].astype(TAG_DTYPE).view(np.uint8).reshape(-1, TAG_SIZE)
-            yield np.hstack([tags, self._labels[part]]).tobytes()
+        return TableView(
+            version=self.version,
+            entries=len(self._tags),
+            digest=self.digest(),
+            tags=self._tags,
+            labels=self._labels,
+            versions=self._versions,
+            order=self._sorted[1],
+        )
+
+    def delta(self, since: int, *, chunk: int = 65536) -> Iterator[bytes]:
+        """:meth:`TableView.delta` of the current version, taken now."""
+        return self.view().delta(since, chunk=chunk)
 
     def digest(self) -> bytes:
         """:func:`table_digest` of the current version (computed once per version)."""
