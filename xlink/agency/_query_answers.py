@@ -14,6 +14,7 @@ from xlink.agency._query_common import _flush, _only, _receive
 from xlink.decide import DecidedMatch, Decision, decide
 from xlink.prepare import PreparedSide
 from xlink.protocol.events import CandidatePair
+from xlink.protocol.limits import MAX_PAIR_HANDLES
 from xlink.query.messages import MAX_HITS
 from xlink.query.session import AskerSession, Fate, ReleasesReceived, RequestedHit, query_handle
 from xlink.query.table import AskerTable, presence_bits
@@ -41,6 +42,23 @@ class TravellerAnswer:
     score: float | None = None
 
 
+def pair_handles(by_key: dict[str, set[bytes]]) -> tuple[bytes, ...]:
+    """The handles a pair names (spec §7.4), ascending: all of them when they fit in
+    :data:`~xlink.protocol.limits.MAX_PAIR_HANDLES`; else the lowest handle of each agreeing key
+    first, then the lowest of the rest. The holder scores a pair on the keys its handles name
+    (§7.5), so a cut that dropped every handle of one key would score it lower than the asker
+    did and refuse a match the asker decided."""
+    every = sorted(set().union(*by_key.values()))
+    if len(every) <= MAX_PAIR_HANDLES:
+        return tuple(every)
+    chosen = {min(handles) for handles in by_key.values() if handles}
+    for handle in every:
+        if len(chosen) >= MAX_PAIR_HANDLES:
+            break
+        chosen.add(handle)
+    return tuple(sorted(chosen))
+
+
 class _Candidates:
     """Candidate pairs (traveller, holder record) in the shape :func:`decide` reads."""
 
@@ -62,24 +80,23 @@ def _decide(
     tokens = travellers.tokens
     names = agency.schema.key_names
     own_keys: dict[int, set[str]] = {}
-    found: dict[tuple[int, int], tuple[set[str], set[bytes], frozenset[int]]] = {}
+    found: dict[tuple[int, int], tuple[dict[str, set[bytes]], frozenset[int]]] = {}
     for i, (output, found_hits) in enumerate(zip(outputs, table.lookup_many(outputs), strict=True)):
         record, key = tokens.record_index[i], tokens.key_names[tokens.key_index[i]]
         own_keys.setdefault(record, set()).add(key)
         for hit in found_hits:
-            keys, handles, _ = found.setdefault((record, hit.record), (set(), set(), hit.presence))
-            keys.add(key)
-            handles.add(query_handle(session_id, output))
+            by_key, _ = found.setdefault((record, hit.record), ({}, hit.presence))
+            by_key.setdefault(key, set()).add(query_handle(session_id, output))
     pairs = [
         CandidatePair(
             local_record_id=tokens.record_ids[record],
             peer_ref=holder_record,
-            agreeing_keys=frozenset(keys),
-            handles=tuple(sorted(handles)),
+            agreeing_keys=frozenset(by_key),
+            handles=pair_handles(by_key),
             local_keys=frozenset(own_keys[record]),
-            peer_keys=frozenset(names[k] for k in presence) | frozenset(keys),
+            peer_keys=frozenset(names[k] for k in presence) | frozenset(by_key),
         )
-        for (record, holder_record), (keys, handles, presence) in sorted(found.items())
+        for (record, holder_record), (by_key, presence) in sorted(found.items())
     ]
     decision = decide(_Candidates(session_id, pairs), agency.schema, agency.mou.match_threshold)
     return decision, len(pairs)
