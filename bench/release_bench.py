@@ -33,7 +33,7 @@ Prints JSON figures. Speed is judged as a ratio against a floor measured in the 
   it carries, the originator verifies both; ``ratio_with_receipts`` is against it, and
   ``releases_per_s_at_the_floor_with_receipts`` is the rate a side would reach doing nothing
   but those primitives on one core.
-- The labels of xlink-release-v1 §10.2 (release transfer v2) cost one OPRF evaluation per
+- The labels of xlink-release-v1 §10.2 (release transfer v3) cost one OPRF evaluation per
   distinct decided pair (``label_points``; ``handles_per_decided`` says how many a label per
   handle, release transfer v1, would have cost), and are reported apart. ``labels_s``: the
   digest agreement and the label evaluation (each side), against ``label_floor_s``, per

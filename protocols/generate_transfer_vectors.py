@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Generate the release transfer v2 test vectors (spec: protocols/xlink-release-v1.md §10.3).
+"""Generate the release transfer v3 test vectors (spec: protocols/xlink-release-v1.md §10.1, §10.3).
 
-Writes ``protocols/vectors/release-transfer-v2/valid.json`` and ``invalid.json``. The PSI sessions
+Writes ``protocols/vectors/release-transfer-v3/decided-pairs.json`` (the digest of §10.1),
+``valid.json`` and ``invalid.json``. The PSI sessions
 whose label functions the transfers use are cases of ``protocols/vectors/psi-v2/valid.json``
 (their parties and seeds, through ``generate_psi_vectors.session_from_json``); the releases'
 label nonces come from fixed seeds through ``DeterministicRandom``; the sealed releases and the
@@ -29,8 +30,10 @@ from xlink.conformance.script import with_top_bit
 from xlink.crypto.rand import DeterministicRandom
 from xlink.protocol import PsiResult, PsiSession, run_pair
 from xlink.protocol.abort import AbortCode
+from xlink.protocol.config import Role
 from xlink.release.label import per_pair, seal_labelled
 from xlink.release.transfer import (
+    SENDER_BYTE,
     FrameType,
     ReleaseReceived,
     ReleaseTransfer,
@@ -43,9 +46,10 @@ from xlink.release.transfer import (
 )
 
 HERE = Path(__file__).resolve().parent
-OUT_DIR = HERE / "vectors" / "release-transfer-v2"
+OUT_DIR = HERE / "vectors" / "release-transfer-v3"
 PSI_VECTORS = HERE / "vectors" / "psi-v2" / "valid.json"
 SIDES = ("initiator", "responder")
+ROLES = {"initiator": Role.INITIATOR, "responder": Role.RESPONDER}
 ORDER_8_POINT = bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")
 
 
@@ -119,7 +123,7 @@ def party_from_json(case: dict[str, Any], side: str) -> Party:
     me = case[side]
     pairs = [[bytes.fromhex(h) for h in pair] for pair in me["decided_pairs"]]
     return Party(
-        ReleaseTransfer(session.session_id, pairs),
+        ReleaseTransfer(session.session_id, pairs, role=ROLES[side]),
         session if case["labelled"] else None,
         [bytes.fromhex(r["body"]) for r in me["releases"]],
         [(x["ok"], bytes.fromhex(x["body"])) for x in me["answers"]],
@@ -218,7 +222,10 @@ def _valid_case(
             "answers": answers[side],
         }
     pairs_i = _pairs(a)
-    case["digest"] = decided_pairs_digest(a.session_id, pairs_i).hex()
+    case["digests"] = {
+        side: decided_pairs_digest(a.session_id, pairs_i, sender=role).hex()
+        for side, role in ROLES.items()
+    }
     case["label_pairs"] = [[h.hex() for h in p] for p in label_pairs(pairs_i)]
     pi, pr = party_from_json(case, "initiator"), party_from_json(case, "responder")
     transcript = run_case(pi, pr)
@@ -363,10 +370,17 @@ def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
             AbortCode.UNSUPPORTED_VERSION,
         ),
         (
-            "transfer_v3",
-            "the DIGEST with version byte 03",
+            "transfer_v2",
+            "the DIGEST with version byte 02 (release transfer v2: a digest without its sender)",
             first,
-            [digest[:3] + b"\x03" + digest[4:]],
+            [digest[:3] + b"\x02" + digest[4:]],
+            AbortCode.UNSUPPORTED_VERSION,
+        ),
+        (
+            "transfer_v4",
+            "the DIGEST with version byte 04",
+            first,
+            [digest[:3] + b"\x04" + digest[4:]],
             AbortCode.UNSUPPORTED_VERSION,
         ),
         ("unknown_type_0", "type byte 0", first, [digest[:4] + b"\x00"], unexpected),
@@ -384,7 +398,19 @@ def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "digest_mismatch",
             "the digest of the initiator's pairs without the last one",
             first,
-            [frame(FrameType.DIGEST, decided_pairs_digest(sid, decided[:-1]))],
+            [
+                frame(
+                    FrameType.DIGEST,
+                    decided_pairs_digest(sid, decided[:-1], sender=Role.INITIATOR),
+                )
+            ],
+            AbortCode.DECISION_MISMATCH,
+        ),
+        (
+            "digest_reflected",
+            "the responder's own DIGEST sent back to it: the same pairs, naming the responder",
+            first,
+            [frame(FrameType.DIGEST, decided_pairs_digest(sid, decided, sender=Role.RESPONDER))],
             AbortCode.DECISION_MISMATCH,
         ),
         ("digest_replayed", "DIGEST twice", first, [digest, digest], unexpected),
@@ -583,12 +609,50 @@ def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _transfer_flags(frames: list[bytes]) -> list[str]:
     """The type of the frame that is refused (``framing`` when it is not a release transfer
-    v2 frame of a known type)."""
+    v3 frame of a known type)."""
     try:
         kind, _body = split_frame(frames[-1])
     except TransferError:
         return ["framing"]
     return [kind.name.lower()]
+
+
+# -- the decided-pairs digest (§10.1) -----------------------------------------------------------
+
+
+def decided_pairs_vectors() -> dict[str, Any]:
+    """The digest of §10.1 for a few lists of decided pairs, from each sender."""
+    rng = DeterministicRandom("xlink-release-transfer-vector/decided-pairs")
+    sid = bytes.fromhex("00112233445566778899aabbccddeeff")
+    eight = [[rng(16) for _ in range(1 + i % 3)] for i in range(7)]
+    eight.append(list(reversed(eight[1])))  # one handle set decided twice, listed otherwise
+    lists = [
+        ("no decided pairs", sid, []),
+        ("one pair of two handles", sid, [[rng(16), rng(16)]]),
+        ("eight pairs of 1 to 3 handles, one handle set decided twice", sid, eight),
+        ("the eight pairs in another session", b"\xff" * 16, eight),
+    ]
+    cases = []
+    for name, session_id, pairs in lists:
+        case: dict[str, Any] = {"name": name}
+        if session_id != sid:
+            case["session_id"] = session_id.hex()
+        case["pairs"] = [[h.hex() for h in p] for p in pairs]
+        case["digests"] = {
+            side: decided_pairs_digest(session_id, pairs, sender=role).hex()
+            for side, role in ROLES.items()
+        }
+        cases.append(case)
+    return {
+        "protocol": "xlink-release-v1",
+        "section": "10.1",
+        "transfer_version": 3,
+        "generator": "protocols/generate_transfer_vectors.py",
+        "label": "xlink-release/decided-pairs",
+        "sender_bytes": {side: SENDER_BYTE[role] for side, role in ROLES.items()},
+        "session_id": sid.hex(),
+        "cases": cases,
+    }
 
 
 # -- output -------------------------------------------------------------------------------------
@@ -601,18 +665,19 @@ def build_vectors() -> dict[str, str]:
     header = {
         "protocol": "xlink-release-v1",
         "section": "10",
-        "transfer_version": 2,
+        "transfer_version": 3,
         "generator": "protocols/generate_transfer_vectors.py",
         "psi_vectors": "protocols/vectors/psi-v2/valid.json",
     }
     return {
+        "decided-pairs.json": json.dumps(decided_pairs_vectors(), indent=1) + "\n",
         "valid.json": json.dumps({**header, "cases": valid}, indent=1) + "\n",
         "invalid.json": json.dumps(
             {
                 **header,
                 "schema": "protocols/schemas/invalid-vectors-v1.json",
                 "notes": {
-                    "framing": "not a release transfer v2 frame of a known type (§10)",
+                    "framing": "not a release transfer v3 frame of a known type (§10)",
                     **{k.name.lower(): f"the refused frame is a {k.name} (§10)" for k in FrameType},
                 },
                 "cases": invalid,

@@ -186,7 +186,7 @@ class LabelError(InputError):
 
 class LabelNotMatched(LabelError):
     """A labelled frame names handles we may not open a release for: not one of our decided
-    pairs (release transfer v2), or a handle that is not one of our matches (a query)."""
+    pairs (release transfer v3), or a handle that is not one of our matches (a query)."""
 
 
 # -- protocol ---------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ class QuotaExhausted(PeerAborted):
 
 
 class TransferError(RemoteProtocolError):
-    """The peer broke release transfer v2: a frame out of order, a count that disagrees
+    """The peer broke release transfer v3: a frame out of order, a count that disagrees
     (``UNEXPECTED_MESSAGE``), more releases than we decided matches (``TOO_MANY_RELEASES``),
     another version of the transfer (``UNSUPPORTED_VERSION``)."""
 
@@ -262,8 +262,9 @@ class TransferError(RemoteProtocolError):
 
 
 class DecisionMismatch(TransferError):
-    """The peer's decided-pairs digest is not ours (``DECISION_MISMATCH``): the two sides did
-    not decide the same matches, so neither releases anything."""
+    """The peer's decided-pairs digest is not the one ours calls for (``DECISION_MISMATCH``):
+    the two sides did not decide the same matches, or the peer sent ours back, so neither
+    releases anything."""
 
     def __init__(self) -> None:
         super().__init__("the peer decided other matches", AbortCode.DECISION_MISMATCH)

@@ -49,10 +49,12 @@ from _store_support import (  # noqa: E402
 import xlink.agency._agency as runner  # noqa: E402
 import xlink.agency._exchange as exchange_step  # noqa: E402
 import xlink.agency._releasing as releasing  # noqa: E402
+from xlink.agency._transfer import agree_and_label  # noqa: E402
 from xlink.audit import AuditEvent, AuditLog, verify_log  # noqa: E402
 from xlink.decide import Decision, decide  # noqa: E402
 from xlink.errors import XlinkError  # noqa: E402
 from xlink.protocol.abort import AbortCode  # noqa: E402
+from xlink.protocol.config import Role  # noqa: E402
 from xlink.release import (  # noqa: E402
     SealedRelease,
     open_release,
@@ -73,11 +75,13 @@ from xlink.transport.release_transfer import (  # noqa: E402
 )
 
 TIMEOUT = 5.0  # a hang fails the test instead of blocking it
-VECTORS = ROOT / "protocols" / "vectors" / "release-v1" / "decided-pairs.json"
+INIT = Role.INITIATOR
+VECTORS = ROOT / "protocols" / "vectors" / "release-transfer-v3" / "decided-pairs.json"
 DATA = ROOT / "xlink" / "data"
 
 # xlink-release-v1 §10, written out here rather than imported.
-MAGIC = b"\xf0XR\x02"
+MAGIC = b"\xf0XR\x03"
+V2_MAGIC = b"\xf0XR\x02"
 V1_MAGIC = b"\xf0XR\x01"
 V0_MAGIC = b"\xf0XRT"
 COUNT, RELEASE, END, RECEIPT, REFUSED, RECEIPTS_END, DIGEST = range(1, 8)
@@ -91,11 +95,20 @@ def u32(n: int) -> bytes:
     return n.to_bytes(4, "big")
 
 
-def reference_digest(session_id: bytes, pairs: Sequence[Sequence[bytes]]) -> bytes:
-    """§10.1 transcribed: the digest the partner computes."""
+# In the in-memory runs below US-DHS is the PSI session's responder and the partner its
+# initiator; each DIGEST names its sender (§10.1).
+INITIATOR, RESPONDER = 1, 2
+SENDERS = {"initiator": INITIATOR, "responder": RESPONDER}
+
+
+def reference_digest(
+    session_id: bytes, pairs: Sequence[Sequence[bytes]], sender: int = INITIATOR
+) -> bytes:
+    """§10.1 transcribed: the digest a side sends (by default the partner's, the
+    initiator's)."""
     label = b"xlink-release/decided-pairs"
     ordered = sorted((sorted(p) for p in pairs), key=b"".join)
-    data = u32(len(label)) + label + session_id + u32(len(ordered))
+    data = u32(len(label)) + label + bytes([sender]) + session_id + u32(len(ordered))
     for p in ordered:
         data += u32(len(p)) + b"".join(p)
     return hashlib.sha256(data).digest()
@@ -125,29 +138,32 @@ def test_digest_vectors() -> None:
     vectors = json.loads(VECTORS.read_text())
     assert vectors["label"] == "xlink-release/decided-pairs"
     assert len(vectors["cases"]) >= 4
+    assert vectors["sender_bytes"] == SENDERS
     for case in vectors["cases"]:
         session_id = bytes.fromhex(case.get("session_id", vectors["session_id"]))
         pairs = [[bytes.fromhex(h) for h in p] for p in case["pairs"]]
-        assert decided_pairs_digest(session_id, pairs).hex() == case["digest"], case["name"]
-        assert reference_digest(session_id, pairs).hex() == case["digest"], case["name"]
+        for side, role in (("initiator", Role.INITIATOR), ("responder", Role.RESPONDER)):
+            digest = case["digests"][side]
+            assert decided_pairs_digest(session_id, pairs, sender=role).hex() == digest
+            assert reference_digest(session_id, pairs, SENDERS[side]).hex() == digest
 
 
 def test_digest_does_not_depend_on_the_order_of_pairs_or_handles() -> None:
     rng = random.Random(3)
     pairs = random_pairs(rng, 40)
-    expected = decided_pairs_digest(SESSION, pairs)
+    expected = decided_pairs_digest(SESSION, pairs, sender=Role.INITIATOR)
     assert expected == reference_digest(SESSION, pairs)
     for _ in range(10):
         shuffled = [rng.sample(p, len(p)) for p in pairs]
         rng.shuffle(shuffled)
-        assert decided_pairs_digest(SESSION, shuffled) == expected
-        assert decided_pairs_digest(SESSION, (iter(p) for p in shuffled)) == expected
+        assert decided_pairs_digest(SESSION, shuffled, sender=Role.INITIATOR) == expected
+        assert decided_pairs_digest(SESSION, (iter(p) for p in shuffled), sender=INIT) == expected
 
 
 def test_digest_changes_with_the_decision() -> None:
     rng = random.Random(4)
     pairs = random_pairs(rng, 6)
-    base = decided_pairs_digest(SESSION, pairs)
+    base = decided_pairs_digest(SESSION, pairs, sender=INIT)
     moved = [pairs[0] + pairs[1][:1], pairs[1][1:], *pairs[2:]]  # one handle, another pair
     assert sum(map(len, moved)) == sum(map(len, pairs))
     others = [
@@ -157,9 +173,10 @@ def test_digest_changes_with_the_decision() -> None:
         moved,
         [pairs[0] + pairs[1], *pairs[2:]],  # two pairs merged
     ]
-    digests = {base, decided_pairs_digest(b"\xff" * 16, pairs)}
-    digests |= {decided_pairs_digest(SESSION, p) for p in others}
-    assert len(digests) == len(others) + 2
+    digests = {base, decided_pairs_digest(b"\xff" * 16, pairs, sender=INIT)}
+    digests.add(decided_pairs_digest(SESSION, pairs, sender=Role.RESPONDER))  # the other side
+    digests |= {decided_pairs_digest(SESSION, p, sender=INIT) for p in others}
+    assert len(digests) == len(others) + 3
 
 
 @pytest.mark.parametrize(
@@ -168,7 +185,9 @@ def test_digest_changes_with_the_decision() -> None:
 )
 def test_digest_refuses_bad_input(session_id: Any, pairs: Any) -> None:
     with pytest.raises(ValueError):
-        decided_pairs_digest(session_id, pairs)
+        decided_pairs_digest(session_id, pairs, sender=INIT)
+    with pytest.raises(ValueError):
+        decided_pairs_digest(SESSION, [], sender=1)  # type: ignore[arg-type]
 
 
 # -- in memory: a hand-written partner against the real transfer and store ----------------------
@@ -200,7 +219,7 @@ def run_transfer(
     partner_frames: Sequence[bytes],
     ours: Sequence[SealedRelease] = (),
 ) -> Run:
-    """US-DHS, having decided ``decided``, runs release transfer v2 (digest, then releases)
+    """US-DHS, having decided ``decided``, runs release transfer v3 (digest, then releases)
     against a partner that sends ``partner_frames`` at once and records what it receives."""
     refusals: list[str] = []
     directory.mkdir(parents=True, exist_ok=True)
@@ -222,7 +241,7 @@ def run_transfer(
             async def us(conn: MemoryConnection) -> TransferResult:
                 gate = TransferGate(conn)
                 try:
-                    await agree_decided_pairs(gate, SESSION, decided, TIMEOUT)
+                    await agree_decided_pairs(gate, SESSION, decided, TIMEOUT, role=Role.RESPONDER)
                     return await transfer_releases(gate, ours, store_one, TIMEOUT)
                 finally:
                     await conn.close(1.0)  # as run_agency: room for the end of stream
@@ -363,8 +382,24 @@ def test_a_different_decided_pairs_digest_aborts_before_any_release(scratch: Pat
         run = run_transfer(directory, decided=decided, partner_frames=frames, ours=ours)
         assert isinstance(run.error, DecisionMismatch)
         assert run.error.code is AbortCode.DECISION_MISMATCH
-        assert run.to_partner == [frame(DIGEST, reference_digest(SESSION, decided))]
+        assert run.to_partner == [frame(DIGEST, reference_digest(SESSION, decided, RESPONDER))]
         assert run.stored == 0 and run.audit == []
+
+
+def test_our_own_digest_sent_back_aborts_before_any_release(scratch: Path) -> None:
+    """The partner sends our DIGEST back as its own (a reflection), whatever it decided. In
+    release transfer v2 the digest did not name its sender, so ours passed as agreement; in v3
+    it does, and the reflection is a mismatch like any other: nothing released or stored."""
+    rng = random.Random(11)
+    decided = random_pairs(rng, 5)
+    ours = [seal(make_record(i, sender=US)) for i in range(3)]
+    theirs = [forged(i, pair) for i, pair in enumerate(decided)]
+    reflected = frame(DIGEST, reference_digest(SESSION, decided, RESPONDER))
+    frames = [reflected, frame(COUNT, u32(len(theirs))), *(frame(RELEASE, s.data) for s in theirs)]
+    run = run_transfer(scratch, decided=decided, partner_frames=[*frames, frame(END)], ours=ours)
+    assert isinstance(run.error, DecisionMismatch)
+    assert run.to_partner == [reflected]  # our DIGEST, and nothing after it
+    assert run.stored == 0 and run.audit == []
 
 
 @pytest.mark.parametrize(
@@ -374,6 +409,7 @@ def test_a_different_decided_pairs_digest_aborts_before_any_release(scratch: Pat
         (frame(DIGEST, b"\x00" * 31), AbortCode.UNEXPECTED_MESSAGE),  # short digest
         (frame(COUNT, u32(0), magic=V0_MAGIC), AbortCode.UNSUPPORTED_VERSION),  # a v0 peer
         (frame(DIGEST, b"\x00" * 32, magic=V1_MAGIC), AbortCode.UNSUPPORTED_VERSION),  # a v1 peer
+        (frame(DIGEST, b"\x00" * 32, magic=V2_MAGIC), AbortCode.UNSUPPORTED_VERSION),  # a v2 peer
     ],
 )
 def test_a_partner_that_skips_the_digest_is_refused(
@@ -411,7 +447,8 @@ def test_an_honest_partner_gets_everything_through(scratch: Path) -> None:
                 )
 
             gate = TransferGate(conn)
-            await agree_decided_pairs(gate, SESSION, list(reversed(decided)), TIMEOUT)
+            role = Role.INITIATOR if agency == CA else Role.RESPONDER
+            await agree_decided_pairs(gate, SESSION, list(reversed(decided)), TIMEOUT, role=role)
             results[agency] = await transfer_releases(gate, ours, store_one, TIMEOUT)
             await conn.close()
             assert len(store.list(T0)) == len(decided)
@@ -545,6 +582,43 @@ def test_real_tls_a_different_decision_releases_nothing(
     assert entries[-1][1]["code"] == "DECISION_MISMATCH"
 
 
+def test_real_tls_our_own_digest_sent_back_releases_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partner waits for our DIGEST and sends it back in place of its own, then goes on
+    as an honest party would. Before release transfer v3 both sides' digests were the same
+    bytes, so a reflection passed as agreement whatever the partner had decided, and releases
+    flowed; now each digest names its sender, and we abort with DECISION_MISMATCH before any
+    release is built, sent or stored."""
+
+    async def reflecting(
+        gate: TransferGate, session: Any, decision: Decision, idle_timeout: float
+    ) -> Any:
+        if _is_partner(decision):
+            ours = await gate.next_transfer_frame(TIMEOUT)  # US-DHS's DIGEST
+            gate.held.appendleft(ours)  # its own machine reads it as usual
+            send = gate.send
+
+            async def sending_ours_back(message: bytes) -> None:
+                await send(ours if message[4] == DIGEST else message)
+
+            gate.send = sending_ours_back  # type: ignore[method-assign]
+        return await agree_and_label(gate, session, decision, idle_timeout)
+
+    monkeypatch.setattr(exchange_step, "agree_and_label", reflecting)
+    agencies = Agencies(tmp_path)
+    out = agencies.run()
+    error = out[US]
+    assert isinstance(error, DecisionMismatch), error
+    assert isinstance(out[CA], BaseException)  # the partner got nothing to go on with
+    assert agencies.stored(US) == agencies.stored(CA) == 0
+    entries = agencies.audit(US)
+    kinds = [k for k, _ in entries]
+    assert AuditEvent.RELEASE_SENT not in kinds and AuditEvent.RELEASE_RECEIVED not in kinds
+    (aborted,) = [f for k, f in entries if k is AuditEvent.SESSION_ABORTED]
+    assert (aborted["code"], aborted["side"], aborted["peer"]) == ("DECISION_MISMATCH", "LOCAL", CA)
+
+
 def test_real_tls_more_releases_than_decided_aborts_and_is_audited(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -587,7 +661,7 @@ def test_real_tls_more_releases_than_decided_aborts_and_is_audited(
 def test_real_tls_release_labelled_with_part_of_a_pair_is_not_decided(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Release transfer v2 labels a release with one output for its whole decided pair. The
+    """Release transfer (v2 on) labels a release with one output for its whole decided pair. The
     partner labels each release handle by handle (as v1 did, here with made-up outputs) and
     names only part of the pair (or one handle more): no label names exactly one of our
     decided pairs, so each is refused ``not-decided`` before any key is tried (v1 tried the

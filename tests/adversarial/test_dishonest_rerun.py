@@ -40,7 +40,7 @@ from xlink.release.recipe import Fate, ReleaseBatch
 from xlink.transport.release_transfer import TransferGate, TransferResult, transfer_releases
 
 # xlink-release-v1 §10, written out here rather than imported.
-MAGIC = b"\xf0XR\x02"
+MAGIC = b"\xf0XR\x03"
 RECEIPT, REFUSED, RECEIPTS_END = 4, 5, 6
 HANDLE = 16
 

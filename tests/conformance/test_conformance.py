@@ -67,12 +67,12 @@ def test_xlink_passes_every_case_in_every_role(kit: Kit, scratch: Path) -> None:
 
 
 def test_every_invalid_vector_is_played_live_with_its_code() -> None:
-    """psi-v2, release-transfer-v2 and query-v1's holder cases: each invalid vector has its live
+    """psi-v2, release-transfer-v3 and query-v1's holder cases: each invalid vector has its live
     case (same name) expecting the vector's code, or a stated reason it cannot be observed
     live. (query-v1's asker cases need the runner as holder: not played yet.)"""
     live = {c.vector: c for c in all_cases() if c.vector}
-    offline = {"release-transfer-v2": OFFLINE_ONLY, "query-v1": QUERY_OFFLINE_ONLY}
-    for name in ("psi-v2", "release-transfer-v2", "query-v1"):
+    offline = {"release-transfer-v3": OFFLINE_ONLY, "query-v1": QUERY_OFFLINE_ONLY}
+    for name in ("psi-v2", "release-transfer-v3", "query-v1"):
         data = json.loads((VECTORS / name / "invalid.json").read_text())
         for vector in data["cases"]:
             key = f"{name}/invalid.json#{vector['name']}"
@@ -86,7 +86,7 @@ def test_every_invalid_vector_is_played_live_with_its_code() -> None:
                 assert case.expect.either and not codes, key
             else:
                 assert vector["abort"] in codes, key
-    assert len(PSI_CASES) + len(ROLE_CASES) == 68 and len(TRANSFER_CASES) == 43
+    assert len(PSI_CASES) + len(ROLE_CASES) == 68 and len(TRANSFER_CASES) == 44
     assert len(QUERY_CASES) + len(QUERY_OFFLINE_ONLY) == 64
 
 

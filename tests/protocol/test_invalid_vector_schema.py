@@ -1,4 +1,4 @@
-"""Every invalid.json (psi-v2, release-transfer-v2, query-v1) has the Wycheproof-style shape of
+"""Every invalid.json (psi-v2, release-transfer-v3, query-v1) has the Wycheproof-style shape of
 protocols/schemas/invalid-vectors-v1.json: tcIds numbered from 1, each flag explained in the
 file's notes, every abort code one of AbortCode."""
 
@@ -13,7 +13,7 @@ import pytest
 
 PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
 SCHEMA = json.loads((PROTOCOLS / "schemas" / "invalid-vectors-v1.json").read_text("utf-8"))
-FILES = ["psi-v2", "release-transfer-v2", "query-v1"]
+FILES = ["psi-v2", "release-transfer-v3", "query-v1"]
 
 
 def _load(name: str) -> dict[str, Any]:

@@ -103,7 +103,7 @@ PAIR_OUTPUT = {PAIR: hashlib.sha256(b"pair").digest()}
 
 
 def test_a_pair_label_opens_for_that_pair_only() -> None:
-    """Release transfer v2: one output per decided pair. The frame must name exactly a pair we
+    """Release transfer (v2 on): one output per decided pair. The frame must name exactly a pair we
     decided: a subset or a superset of its handles is not one (``not-decided``)."""
     frame = seal_labelled(
         b"sealed release",

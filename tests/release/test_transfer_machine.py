@@ -42,7 +42,7 @@ from xlink.release.transfer import (
 
 # -- xlink-release-v1 §10, written out ----------------------------------------------------------
 
-MAGIC = b"\xf0XR\x02"
+MAGIC = b"\xf0XR\x03"
 COUNT, RELEASE, END, RECEIPT, REFUSED, RECEIPTS_END, DIGEST, LABELS, LABEL_ANSWERS = range(1, 10)
 SID = bytes(range(16))
 H = [bytes([i]) * 16 for i in range(1, 6)]
@@ -175,14 +175,13 @@ def kinds(transcript: list[tuple[str, bytes]], who: str) -> list[int]:
 
 
 def test_nothing_decided_sends_digest_count_end_receipts_end() -> None:
-    a = Side("a", ReleaseTransfer(SID, []), LA, constant())
-    b = Side("b", ReleaseTransfer(SID, []), LB, constant())
+    a = Side("a", ReleaseTransfer(SID, [], role=Role.INITIATOR), LA, constant())
+    b = Side("b", ReleaseTransfer(SID, [], role=Role.RESPONDER), LB, constant())
     transcript = wire(a, b)
-    empty = decided_pairs_digest(SID, [])
-    for side in (a, b):
+    for side, role in ((a, Role.INITIATOR), (b, Role.RESPONDER)):
         mine = [f for name, f in transcript if name == side.name]
         assert mine == [
-            frame(DIGEST, empty),
+            frame(DIGEST, decided_pairs_digest(SID, [], sender=role)),
             frame(COUNT, u32(0)),
             frame(END),
             frame(RECEIPTS_END, u32(0)),
@@ -198,8 +197,8 @@ def test_nothing_decided_sends_digest_count_end_receipts_end() -> None:
 
 def test_decided_but_no_release_either_way() -> None:
     """The approval queue holds every release: COUNT 0 both ways, after the labels."""
-    a = Side("a", ReleaseTransfer(SID, PAIRS), LA, constant())
-    b = Side("b", ReleaseTransfer(SID, list(reversed(PAIRS))), LB, constant())
+    a = Side("a", ReleaseTransfer(SID, PAIRS, role=Role.INITIATOR), LA, constant())
+    b = Side("b", ReleaseTransfer(SID, list(reversed(PAIRS)), role=Role.RESPONDER), LB, constant())
     transcript = wire(a, b)
     for side in ("a", "b"):
         assert kinds(transcript, side) == [
@@ -220,8 +219,14 @@ def test_releases_both_ways_with_refusals() -> None:
     def refuse_second(data: bytes) -> tuple[bool, bytes]:
         return (False, b"not-decided") if data == ours[1] else receipt_for(data)
 
-    a = Side("a", ReleaseTransfer(SID, PAIRS), LA, constant(*ours))
-    b = Side("b", ReleaseTransfer(SID, PAIRS), LB, constant(*theirs), store=refuse_second)
+    a = Side("a", ReleaseTransfer(SID, PAIRS, role=Role.INITIATOR), LA, constant(*ours))
+    b = Side(
+        "b",
+        ReleaseTransfer(SID, PAIRS, role=Role.RESPONDER),
+        LB,
+        constant(*theirs),
+        store=refuse_second,
+    )
     transcript = wire(a, b)
     assert kinds(transcript, "a") == [
         DIGEST,
@@ -255,8 +260,8 @@ def test_releases_both_ways_with_refusals() -> None:
 
 
 def test_unlabelled_transfer_goes_from_agreement_to_releases() -> None:
-    a = Side("a", ReleaseTransfer(SID, PAIRS), None, constant(b"x"))
-    b = Side("b", ReleaseTransfer(SID, PAIRS), None, constant(b"y", b"z"))
+    a = Side("a", ReleaseTransfer(SID, PAIRS, role=Role.INITIATOR), None, constant(b"x"))
+    b = Side("b", ReleaseTransfer(SID, PAIRS, role=Role.RESPONDER), None, constant(b"y", b"z"))
     transcript = wire(a, b)
     assert kinds(transcript, "a") == [DIGEST, COUNT, RELEASE, END, RECEIPT, RECEIPT, RECEIPTS_END]
     assert a.machine.peer_outputs is None
@@ -267,8 +272,8 @@ def test_a_pair_decided_twice_is_evaluated_once() -> None:
     """Two matches on the same handles (one peer record, two of ours recorded alike) have one
     label: the LABELS frame carries one point per distinct pair, in digest order."""
     pairs = [*PAIRS, (H[0], H[2])]
-    a = Side("a", ReleaseTransfer(SID, pairs), LA, constant())
-    b = Side("b", ReleaseTransfer(SID, list(reversed(pairs))), LB, constant())
+    a = Side("a", ReleaseTransfer(SID, pairs, role=Role.INITIATOR), LA, constant())
+    b = Side("b", ReleaseTransfer(SID, list(reversed(pairs)), role=Role.RESPONDER), LB, constant())
     transcript = wire(a, b)
     (request,) = [f for n, f in transcript if n == "a" and f[4] == LABELS]
     assert request == frame(LABELS, u32(0) + LA.request(label_pairs(PAIRS)))
@@ -277,8 +282,8 @@ def test_a_pair_decided_twice_is_evaluated_once() -> None:
 
 def test_label_lists_longer_than_one_chunk() -> None:
     pairs = [(i.to_bytes(16, "big"),) for i in range(LABEL_CHUNK + 3)]
-    a = Side("a", ReleaseTransfer(SID, pairs), LA, constant())
-    b = Side("b", ReleaseTransfer(SID, pairs), LB, constant())
+    a = Side("a", ReleaseTransfer(SID, pairs, role=Role.INITIATOR), LA, constant())
+    b = Side("b", ReleaseTransfer(SID, pairs, role=Role.RESPONDER), LB, constant())
     transcript = wire(a, b)
     requests = [f for n, f in transcript if n == "a" and f[4] == LABELS]
     assert [f[5:9] for f in requests] == [u32(0), u32(1)]
@@ -353,8 +358,20 @@ def test_real_labels_open_each_others_releases(
 
     holder_a: list[Side] = []
     holder_b: list[Side] = []
-    sa = Side("a", ReleaseTransfer(sid, pairs), a.labels, labelled(a, b"A"), opener("a", holder_a))
-    sb = Side("b", ReleaseTransfer(sid, pairs), b.labels, labelled(b, b"B"), opener("b", holder_b))
+    sa = Side(
+        "a",
+        ReleaseTransfer(sid, pairs, role=Role.INITIATOR),
+        a.labels,
+        labelled(a, b"A"),
+        opener("a", holder_a),
+    )
+    sb = Side(
+        "b",
+        ReleaseTransfer(sid, pairs, role=Role.RESPONDER),
+        b.labels,
+        labelled(b, b"B"),
+        opener("b", holder_b),
+    )
     holder_a.append(sa)
     holder_b.append(sb)
     wire(sa, sb)
@@ -374,12 +391,12 @@ def drain(m: ReleaseTransfer) -> list[bytes]:
 
 
 def fresh(pairs: Sequence[Sequence[bytes]] = PAIRS) -> ReleaseTransfer:
-    m = ReleaseTransfer(SID, pairs)
-    assert drain(m) == [frame(DIGEST, decided_pairs_digest(SID, pairs))]
+    m = ReleaseTransfer(SID, pairs, role=Role.INITIATOR)
+    assert drain(m) == [frame(DIGEST, decided_pairs_digest(SID, pairs, sender=Role.INITIATOR))]
     return m
 
 
-PEER_DIGEST = frame(DIGEST, decided_pairs_digest(SID, PAIRS))
+PEER_DIGEST = frame(DIGEST, decided_pairs_digest(SID, PAIRS, sender=Role.RESPONDER))
 PEER_LABELS = frame(LABELS, u32(0) + LB.request(label_pairs(PAIRS), 0))
 OUR_LABELS = frame(LABELS, u32(0) + LA.request(label_pairs(PAIRS), 0))
 PEER_ANSWERS = frame(LABEL_ANSWERS, u32(0) + LB.answer(OUR_LABELS[9:]))
@@ -480,7 +497,7 @@ def assert_aborts(m: ReleaseTransfer, bad: bytes, code: AbortCode) -> TransferEr
 
 
 UNEXPECTED = AbortCode.UNEXPECTED_MESSAGE
-OTHER_DIGEST = frame(DIGEST, decided_pairs_digest(SID, PAIRS[:-1]))
+OTHER_DIGEST = frame(DIGEST, decided_pairs_digest(SID, PAIRS[:-1], sender=Role.RESPONDER))
 ERRORS: list[tuple[str, Callable[[], ReleaseTransfer], bytes, AbortCode]] = [
     # framing, in any state
     ("empty frame", fresh, b"", UNEXPECTED),
@@ -491,13 +508,19 @@ ERRORS: list[tuple[str, Callable[[], ReleaseTransfer], bytes, AbortCode]] = [
     (
         "transfer v1 (labels per handle)",
         fresh,
-        frame(DIGEST, decided_pairs_digest(SID, PAIRS), magic=b"\xf0XR\x01"),
+        frame(DIGEST, PEER_DIGEST[5:], magic=b"\xf0XR\x01"),
         AbortCode.UNSUPPORTED_VERSION,
     ),
     (
-        "transfer v3",
+        "transfer v2 (a digest that does not name its sender)",
         fresh,
-        frame(DIGEST, bytes(32), magic=b"\xf0XR\x03"),
+        frame(DIGEST, PEER_DIGEST[5:], magic=b"\xf0XR\x02"),
+        AbortCode.UNSUPPORTED_VERSION,
+    ),
+    (
+        "transfer v4",
+        fresh,
+        frame(DIGEST, bytes(32), magic=b"\xf0XR\x04"),
         AbortCode.UNSUPPORTED_VERSION,
     ),
     ("family, no version byte", fresh, b"\xf0XR", AbortCode.UNSUPPORTED_VERSION),
@@ -514,7 +537,13 @@ ERRORS: list[tuple[str, Callable[[], ReleaseTransfer], bytes, AbortCode]] = [
     (
         "digest of another session",
         fresh,
-        frame(DIGEST, decided_pairs_digest(bytes(16), PAIRS)),
+        frame(DIGEST, decided_pairs_digest(bytes(16), PAIRS, sender=Role.RESPONDER)),
+        AbortCode.DECISION_MISMATCH,
+    ),
+    (
+        "our own digest sent back (the same decisions, reflected)",
+        fresh,
+        frame(DIGEST, decided_pairs_digest(SID, PAIRS, sender=Role.INITIATOR)),
         AbortCode.DECISION_MISMATCH,
     ),
     # the label evaluation
@@ -595,7 +624,7 @@ def test_more_releases_than_announced() -> None:
 
 
 def test_a_decision_mismatch_is_its_own_class_and_sends_nothing() -> None:
-    m = ReleaseTransfer(SID, PAIRS)  # our DIGEST not taken yet
+    m = ReleaseTransfer(SID, PAIRS, role=Role.INITIATOR)  # our DIGEST not taken yet
     error = assert_aborts(m, OTHER_DIGEST, AbortCode.DECISION_MISMATCH)
     assert isinstance(error, DecisionMismatch)
     assert not m.agreed
@@ -722,9 +751,11 @@ def test_an_outputs_function_with_the_wrong_count_aborts() -> None:
 
 def test_construction_refuses_a_bad_session_id() -> None:
     with pytest.raises(ValueError):
-        ReleaseTransfer(bytes(15), PAIRS)
+        ReleaseTransfer(bytes(15), PAIRS, role=Role.INITIATOR)
     with pytest.raises(ValueError):
-        ReleaseTransfer(SID, [["not bytes"]])  # type: ignore[list-item]
+        ReleaseTransfer(SID, [["not bytes"]], role=Role.INITIATOR)  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        ReleaseTransfer(SID, PAIRS, role="initiator")  # type: ignore[arg-type]
 
 
 # -- any bytes in any state: only xlink's own errors --------------------------------------------
@@ -789,9 +820,9 @@ def test_random_label_points_against_real_sessions(
     n = 32 * len(label_pairs(pairs))
     for kind in (LABELS, LABEL_ANSWERS):
         points = data.draw(st.binary(min_size=n, max_size=n))
-        m = ReleaseTransfer(sid, pairs)
+        m = ReleaseTransfer(sid, pairs, role=Role.INITIATOR)
         drain(m)
-        m.receive(frame(DIGEST, decided_pairs_digest(sid, pairs)))
+        m.receive(frame(DIGEST, decided_pairs_digest(sid, pairs, sender=Role.RESPONDER)))
         m.evaluate_labels(
             request=a.labels.request, answer=a.labels.answer, outputs=a.labels.outputs
         )

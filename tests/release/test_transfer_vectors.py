@@ -17,6 +17,7 @@ from _generators import generator
 
 from xlink.crypto.rand import DeterministicRandom
 from xlink.protocol import AbortCode
+from xlink.protocol.config import Role
 from xlink.release.label import open_labelled, per_pair, seal_labelled
 from xlink.release.seal import SealedRelease
 from xlink.release.transfer import ReleaseTransfer, TransferState, decided_pairs_digest
@@ -31,7 +32,7 @@ from xlink.transport.release_transfer import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-VECTORS = ROOT / "protocols" / "vectors" / "release-transfer-v2"
+VECTORS = ROOT / "protocols" / "vectors" / "release-transfer-v3"
 TIMEOUT = 5.0
 
 
@@ -43,6 +44,7 @@ GEN = _generator()
 VALID: list[dict[str, Any]] = json.loads((VECTORS / "valid.json").read_text())["cases"]
 INVALID: list[dict[str, Any]] = json.loads((VECTORS / "invalid.json").read_text())["cases"]
 SIDES = ("initiator", "responder")
+ROLES = {"initiator": Role.INITIATOR, "responder": Role.RESPONDER}
 # xlink-release-v1 §10, written out.
 TYPES = {
     1: "COUNT",
@@ -82,7 +84,7 @@ def test_cases_are_well_formed() -> None:
     for case in VALID:
         for f in case["frames"]:
             frame = bytes.fromhex(f["hex"])
-            assert frame[:4] == b"\xf0XR\x02" and TYPES[frame[4]] == f["type"]
+            assert frame[:4] == b"\xf0XR\x03" and TYPES[frame[4]] == f["type"]
 
 
 def _label_pairs(case: dict[str, Any]) -> list[tuple[bytes, ...]]:
@@ -100,9 +102,11 @@ def test_the_digest_and_label_list_follow_the_decided_pairs(case: dict[str, Any]
     sid = bytes.fromhex(case["session_id"])
     for side in SIDES:
         pairs = [[bytes.fromhex(h) for h in p] for p in case[side]["decided_pairs"]]
-        assert decided_pairs_digest(sid, pairs).hex() == case["digest"]
+        digest = case["digests"][side]
+        assert decided_pairs_digest(sid, pairs, sender=ROLES[side]).hex() == digest
         assert [[h.hex() for h in p] for p in label_pairs(pairs)] == case["label_pairs"]
-        assert _frames(case, side)[0] == b"\xf0XR\x02\x07" + bytes.fromhex(case["digest"])
+        assert _frames(case, side)[0] == b"\xf0XR\x03\x07" + bytes.fromhex(digest)
+    assert case["digests"]["initiator"] != case["digests"]["responder"]
 
 
 @pytest.mark.parametrize("case", VALID, ids=lambda c: c["name"])
@@ -212,7 +216,7 @@ def test_driver_steps_send_the_vector_frames(case: dict[str, Any]) -> None:
     async def responder(conn: MemoryConnection) -> Any:
         gate = TransferGate(conn)
         try:
-            await agree_decided_pairs(gate, session.session_id, pairs, TIMEOUT)
+            await agree_decided_pairs(gate, session.session_id, pairs, TIMEOUT, role=Role.RESPONDER)
             outputs = await exchange_labels(
                 gate,
                 request=session.labels.request,
@@ -257,7 +261,7 @@ def test_run_transfer_sends_the_vector_frames(case: dict[str, Any]) -> None:
     async def initiator(conn: MemoryConnection) -> Any:
         gate = TransferGate(conn)
         try:
-            machine = ReleaseTransfer(session.session_id, pairs)
+            machine = ReleaseTransfer(session.session_id, pairs, role=Role.INITIATOR)
             result = await run_transfer(
                 gate,
                 machine,

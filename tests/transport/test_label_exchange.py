@@ -1,4 +1,4 @@
-"""The label evaluation of release transfer v2 (xlink-release-v1 §10.2) between two real,
+"""The label evaluation of release transfer v3 (xlink-release-v1 §10.2) between two real,
 completed PSI sessions over the in-memory connection: both sides end with the OPRF output of
 each decided pair's tokens under the other's key, and a partner that asks for more evaluations
 than there are decided pairs is refused."""
@@ -65,7 +65,7 @@ def test_both_sides_get_the_other_keys_outputs() -> None:
 
     async def side(session: PsiSession, gate: TransferGate) -> dict[tuple[bytes, ...], bytes]:
         assert session.session_id is not None
-        await agree_decided_pairs(gate, session.session_id, pairs, TIMEOUT)
+        await agree_decided_pairs(gate, session.session_id, pairs, TIMEOUT, role=session.role)
         return await exchange_labels(
             gate,
             request=session.labels.request,
@@ -98,11 +98,11 @@ def test_more_points_than_decided_pairs_is_refused(extra: str) -> None:
         ours, theirs = memory_pair(capacity=8)
         gate = TransferGate(ours)
         assert a.session_id is not None
-        digest = decided_pairs_digest(a.session_id, pairs)
+        digest = decided_pairs_digest(a.session_id, pairs, sender=Role.RESPONDER)
         await theirs.send(RELEASE_MAGIC + bytes([7]) + digest)
         probe = b"\x00" * 4 + bytes.fromhex("58" + "66" * 31) * count
         await theirs.send(RELEASE_MAGIC + bytes([8]) + probe)
-        await agree_decided_pairs(gate, a.session_id, pairs, TIMEOUT)
+        await agree_decided_pairs(gate, a.session_id, pairs, TIMEOUT, role=Role.INITIATOR)
         with pytest.raises(TransferError) as info:
             await exchange_labels(
                 gate,
@@ -129,7 +129,7 @@ def test_a_partner_that_stops_reading_times_out_typed() -> None:
         ours, theirs = memory_pair(capacity=2)  # our DIGEST and LABELS fill it: nothing read
         gate = TransferGate(ours)
         assert a.session_id is not None
-        digest = decided_pairs_digest(a.session_id, pairs)
+        digest = decided_pairs_digest(a.session_id, pairs, sender=Role.RESPONDER)
         answers = b.labels.answer(a.labels.request(listed))  # what it would answer to ours
 
         async def partner() -> None:  # sends all it owes, reads nothing
@@ -138,7 +138,7 @@ def test_a_partner_that_stops_reading_times_out_typed() -> None:
             await theirs.send(RELEASE_MAGIC + bytes([9]) + b"\x00" * 4 + answers)
 
         sending = asyncio.create_task(partner())
-        await agree_decided_pairs(gate, a.session_id, pairs, TIMEOUT)
+        await agree_decided_pairs(gate, a.session_id, pairs, TIMEOUT, role=Role.INITIATOR)
         try:
             await exchange_labels(
                 gate,

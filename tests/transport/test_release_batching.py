@@ -1,4 +1,4 @@
-"""Batched commits in release transfer v2 (``transfer_releases(batch=...)``, as every exchange
+"""Batched commits in release transfer v3 (``transfer_releases(batch=...)``, as every exchange
 runs it): the peer's releases are stored and audited in few commits, a RECEIPT or REFUSED
 leaves only once what it vouches for is committed, and what was done before a failure stays
 done (xlink-release-v1 §10, §10.4)."""
@@ -19,6 +19,7 @@ from _store_support import AUDIT_KEY, SESSION, T0, make_record, open_store, seal
 from xlink._sqlite import Batch  # noqa: E402
 from xlink.audit import AuditLog, verify_log  # noqa: E402
 from xlink.errors import XlinkError  # noqa: E402
+from xlink.protocol.config import Role  # noqa: E402
 from xlink.release.seal import SealedRelease  # noqa: E402
 from xlink.release.transfer import FrameType, decided_pairs_digest, transfer_frame  # noqa: E402
 from xlink.store.store import DecidedMatches  # noqa: E402
@@ -96,7 +97,7 @@ def _receive(
 
             gate.send = watched  # type: ignore[method-assign]
             try:
-                await agree_decided_pairs(gate, SESSION, decided, TIMEOUT)
+                await agree_decided_pairs(gate, SESSION, decided, TIMEOUT, role=Role.RESPONDER)
                 return await transfer_releases(gate, [], store_one, TIMEOUT, batch=batch)
             finally:
                 await conn.close(1.0)
@@ -123,7 +124,9 @@ def _receive(
 def _frames(decided: Sequence[tuple[bytes, ...]], releases: Sequence[SealedRelease]) -> list[bytes]:
     u32 = len(releases).to_bytes(4, "big")
     return [
-        transfer_frame(FrameType.DIGEST, decided_pairs_digest(SESSION, decided)),
+        transfer_frame(
+            FrameType.DIGEST, decided_pairs_digest(SESSION, decided, sender=Role.INITIATOR)
+        ),
         transfer_frame(FrameType.COUNT, u32),
         *(transfer_frame(FrameType.RELEASE, s.data) for s in releases),
         transfer_frame(FrameType.END),

@@ -34,7 +34,9 @@ async def agree_and_label(
     pairs' tokens only, one evaluation per decided pair (:func:`exchange_labels`). Returns
     decided pair (its handles, ascending) -> the peer's OPRF output."""
     decided_handles = [m.handles for m in decision.matches]
-    await agree_decided_pairs(gate, decision.session_id, decided_handles, idle_timeout)
+    await agree_decided_pairs(
+        gate, decision.session_id, decided_handles, idle_timeout, role=session.role
+    )
     return await exchange_labels(
         gate,
         request=session.labels.request,

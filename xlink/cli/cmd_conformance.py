@@ -46,7 +46,7 @@ def register(sub: Any) -> None:
         "conformance",
         help="test an implementation of the xlink protocols against the conformance suite",
         description="The conformance suite (docs/conformance.md): every invalid vector of "
-        "xlink-psi-v2, release transfer v2 and the xlink-query-v1 holder played live, timing, "
+        "xlink-psi-v2, release transfer v3 and the xlink-query-v1 holder played live, timing, "
         "size and ordering cases, and the dishonest-partner attacks, each over pinned mutual "
         "TLS against the implementation under test, with a verdict per case. " + _EXIT,
     )

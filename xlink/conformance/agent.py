@@ -1,7 +1,7 @@
 """``xlink conformance agent``: xlink itself as the implementation under test
 (protocols/conformance.md §3). Any other implementation plays the same part by following the
 same contract: listen on pinned mutual TLS with the kit's agent keys, run one whole exchange
-(xlink-psi-v2, then release transfer v2) per connection in the role it was given, one
+(xlink-psi-v2, then release transfer v3) per connection in the role it was given, one
 connection at a time, and append one JSON line per connection to the outcomes file.
 """
 

@@ -21,7 +21,7 @@ from xlink.release.transfer import FrameType
 __all__ = ["ROLES", "SANITY_FIRST", "SANITY_LAST", "all_cases", "select"]
 
 ROLES: Final = frozenset({"initiator", "responder"})
-"""The roles of an exchange (xlink-psi-v2, then release transfer v2)."""
+"""The roles of an exchange (xlink-psi-v2, then release transfer v3)."""
 HOLDER: Final = frozenset({"holder"})
 """The role of a query holder (xlink-query-v1)."""
 PSI: Final = "xlink-psi-v2"
@@ -208,7 +208,7 @@ def all_cases() -> list[Case]:
             ROLES, Rewrite((t.rule,), disjoint=t.disjoint),
             Expect(abort=(t.code,), on_wire=False, may_release=t.releasing,
                    may_store=t.stored_before), ("vector", "transfer"),
-            f"release-transfer-v2/invalid.json#{t.name}")  # fmt: skip
+            f"release-transfer-v3/invalid.json#{t.name}")  # fmt: skip
     for q in QUERY_CASES:
         if q.peer_abort:
             requirement = f"MUST end the session and send nothing back: {q.description}."

@@ -1,6 +1,6 @@
-"""The release transfer v2 cases (xlink-release-v1 §10): every case of
-``protocols/vectors/release-transfer-v2/invalid.json`` played live, but ``frame_after_done``
-(:data:`OFFLINE_ONLY`), built from the runner's own frames of the live transfer."""
+"""The release transfer v3 cases (xlink-release-v1 §10): every case of
+``protocols/vectors/release-transfer-v3/invalid.json`` played live, but those of
+:data:`OFFLINE_ONLY`, built from the runner's own frames of the live transfer."""
 
 from __future__ import annotations
 
@@ -110,8 +110,11 @@ TRANSFER_CASES: Final[tuple[TransferCase, ...]] = (
        At(F.DIGEST, _fixed(b"\xf0XRT\x01" + _u32(0))), A.UNSUPPORTED_VERSION),
     _t("transfer_v1", "the DIGEST with version byte 01 (release transfer v1: labels per handle)",
        At(F.DIGEST, _edit(lambda d: [d[:3] + b"\x01" + d[4:]])), A.UNSUPPORTED_VERSION),
-    _t("transfer_v3", "the DIGEST with version byte 03",
-       At(F.DIGEST, _edit(lambda d: [d[:3] + b"\x03" + d[4:]])), A.UNSUPPORTED_VERSION),
+    _t("transfer_v2", "the DIGEST with version byte 02 (release transfer v2: a digest without "
+       "its sender)",
+       At(F.DIGEST, _edit(lambda d: [d[:3] + b"\x02" + d[4:]])), A.UNSUPPORTED_VERSION),
+    _t("transfer_v4", "the DIGEST with version byte 04",
+       At(F.DIGEST, _edit(lambda d: [d[:3] + b"\x04" + d[4:]])), A.UNSUPPORTED_VERSION),
     _t("unknown_type_0", "type byte 0", At(F.DIGEST, _edit(lambda d: [d[:4] + b"\x00"]))),
     _t("unknown_type_10", "type byte 10 after the labels",
        At(F.COUNT, _edit(lambda c: [c[:4] + b"\x0a"])), releasing=True),
@@ -190,6 +193,10 @@ OFFLINE_ONLY: Final = {
     "frame_after_done": (
         "a frame after the transfer is done reaches an implementation that has already closed "
         "the connection, as the spec has it do: it is not observable live"
+    ),
+    "digest_reflected": (
+        "the runner sends its DIGEST before it reads the agent's, as the spec has every side "
+        "do, so it cannot send the agent's own DIGEST back live"
     ),
 }
 """Vector cases with no live counterpart, and why."""

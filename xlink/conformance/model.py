@@ -43,7 +43,7 @@ class Expect:
 
     ``abort``: the codes it may abort with (any one; empty: it must complete the exchange).
     ``on_wire``: the aborting message is a PSI message, so the spec requires an Abort carrying
-    the code (xlink-psi-v2 §11.2); release transfer v2 has no Abort frame, so its aborts are
+    the code (xlink-psi-v2 §11.2); release transfer v3 has no Abort frame, so its aborts are
     judged from the outcome line alone. ``either``, ``may_release``, ``may_store``: see below.
     ``check``: a further condition on what the runner saw, returning the reason it failed or
     None. ``level``: ``MUST`` or ``SHOULD`` (a SHOULD case
@@ -101,7 +101,7 @@ class Observation:
     unplayed: int = 0
     """The case's changes that were never made (the conversation ended before their frame)."""
     wire_releases: int = 0
-    """RELEASE frames (release transfer v2) the agent sent, as the runner received them."""
+    """RELEASE frames (release transfer v3) the agent sent, as the runner received them."""
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def per_handle(output_of: Callable[[bytes], bytes]) -> OutputsOf:
 
 
 def per_pair(output_of: Callable[[tuple[bytes, ...]], bytes]) -> OutputsOf:
-    """The outputs of a release labelled as one decided pair (release transfer v2): the one
+    """The outputs of a release labelled as one decided pair (release transfer v3): the one
     output ``output_of`` gives for the pair's handles."""
 
     def outputs_of(handles: tuple[bytes, ...]) -> list[bytes]:

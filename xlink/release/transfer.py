@@ -1,4 +1,4 @@
-"""Release transfer v2 as a sans-I/O state machine: bytes in, events out (xlink-release-v1 §10).
+"""Release transfer v3 as a sans-I/O state machine: bytes in, events out (xlink-release-v1 §10).
 
 After a PSI session the two parties keep its connection and run, over it: ``DIGEST`` (the
 decided pairs agree, §10.1), the label evaluation (``LABELS`` / ``LABEL_ANSWERS``, §10.2),
@@ -21,7 +21,7 @@ The transfer ends with :class:`TransferComplete` (state DONE). Every frame the p
 have sent (malformed, of another version, unknown, out of order, replayed, oversize, a count
 that disagrees, a dishonest claim) raises :class:`TransferError` with its
 :class:`~xlink.protocol.abort.AbortCode`; the machine is then ABORTED and gives no frame
-any more, so nothing is released after an abort. Release transfer v2 has no abort frame: the
+any more, so nothing is released after an abort. Release transfer v3 has no abort frame: the
 driver closes the connection. Calls the current state does not allow raise
 :class:`~xlink.errors.LocalProtocolError` and change nothing.
 
@@ -40,6 +40,7 @@ from enum import Enum
 
 from xlink.errors import DecisionMismatch, LocalProtocolError, RemoteProtocolError, TransferError
 from xlink.protocol.abort import AbortCode
+from xlink.protocol.config import Role
 from xlink.release._frames import (
     DIGEST_SIZE,
     DST_DECIDED_PAIRS,
@@ -48,6 +49,7 @@ from xlink.release._frames import (
     MAX_REFUSAL_SIZE,
     POINT_SIZE,
     RELEASE_MAGIC,
+    SENDER_BYTE,
     U32,
     FrameType,
     check_magic,
@@ -63,6 +65,7 @@ __all__ = [
     "MAGIC_FAMILY",
     "MAX_REFUSAL_SIZE",
     "RELEASE_MAGIC",
+    "SENDER_BYTE",
     "DecisionMismatch",
     "DecisionsAgreed",
     "FrameType",
@@ -86,7 +89,8 @@ __all__ = [
 class TransferState(Enum):
     """Where one side of the transfer is.
 
-    AGREEING: our DIGEST is due or out, the peer's is awaited. AGREED: the digests are equal;
+    AGREEING: our DIGEST is due or out, the peer's is awaited. AGREED: the peer's digest is the
+    one we expect of its role for our decisions;
     waiting for the caller (:meth:`~ReleaseTransfer.evaluate_labels` or
     :meth:`~ReleaseTransfer.send_releases`). LABELLING: the label evaluation. LABELLED: its
     outputs are known; waiting for :meth:`~ReleaseTransfer.send_releases`. RELEASING: releases
@@ -114,7 +118,7 @@ class TransferResult:
 
 @dataclass(frozen=True, slots=True)
 class DecisionsAgreed:
-    """The peer's digest equals ours: both decided the same ``decided`` matches."""
+    """The peer's digest is the one we expect: both decided the same ``decided`` matches."""
 
     decided: int
 
@@ -164,11 +168,13 @@ _Outputs = Callable[[Sequence[Sequence[bytes]], bytes, int], list[bytes]]
 
 
 class ReleaseTransfer:
-    """One side of one release transfer v2 (xlink-release-v1 §10), after the PSI session
-    ``session_id`` in which this side decided the matches ``pairs`` (each the shared handles
-    of one decided match, :attr:`xlink.decide.DecidedMatch.handles`; any order).
+    """One side of one release transfer v3 (xlink-release-v1 §10), after the PSI session
+    ``session_id`` in which this side, of ``role`` in that session, decided the matches
+    ``pairs`` (each the shared handles of one decided match,
+    :attr:`xlink.decide.DecidedMatch.handles`; any order).
 
-    Construction queues our DIGEST (state AGREEING). Raises ``ValueError`` as
+    Construction queues our DIGEST (state AGREEING), which names our role; the peer's must be
+    the digest of the same pairs naming the other role. Raises ``ValueError`` as
     :func:`decided_pairs_digest`.
 
     Send the DIGEST before reading the peer's first frame: the machine gives no frame after an
@@ -176,9 +182,13 @@ class ReleaseTransfer:
     hang-up.
     """
 
-    def __init__(self, session_id: bytes, pairs: Iterable[Iterable[bytes]]) -> None:
+    def __init__(self, session_id: bytes, pairs: Iterable[Iterable[bytes]], *, role: Role) -> None:
         decided = [tuple(pair) for pair in pairs]
-        self._digest = decided_pairs_digest(session_id, decided)
+        if not isinstance(role, Role):
+            raise ValueError("role must be a Role")
+        peer = Role.RESPONDER if role is Role.INITIATOR else Role.INITIATOR
+        self._digest = decided_pairs_digest(session_id, decided, sender=role)
+        self._peer_digest = decided_pairs_digest(session_id, decided, sender=peer)
         self.session_id = session_id
         self.pairs: tuple[tuple[bytes, ...], ...] = tuple(decided)
         self.decided = len(decided)
@@ -221,8 +231,8 @@ class ReleaseTransfer:
 
     @property
     def agreed(self) -> bool:
-        """True once the peer's digest was found equal to ours (and after, even if the transfer
-        was aborted later)."""
+        """True once the peer's digest was found the one expected (and after, even if the
+        transfer was aborted later)."""
         return self._agreed
 
     @property
@@ -385,8 +395,8 @@ class ReleaseTransfer:
     def _on_digest(self, kind: FrameType, body: bytes) -> list[TransferEvent]:
         if kind is not FrameType.DIGEST or len(body) != DIGEST_SIZE:
             raise TransferError(f"expected the decided-pairs digest, got frame {int(kind)}")
-        if not hmac.compare_digest(body, self._digest):
-            raise DecisionMismatch()
+        if not hmac.compare_digest(body, self._peer_digest):
+            raise DecisionMismatch()  # another decision, or our own digest sent back
         self._agreed = True
         self._state = TransferState.AGREED
         return [DecisionsAgreed(self.decided)]

@@ -85,7 +85,7 @@ class TransferGate:
             raise TransportTimeout(f"no release frame for {idle_timeout:g} s") from None
 
     async def next_transfer_frame(self, idle_timeout: float) -> bytes:
-        """The peer's next release transfer v2 frame (one held back first). Raises
+        """The peer's next release transfer v3 frame (one held back first). Raises
         :class:`TransferError` for a closed connection, a frame of another transfer version
         (``UNSUPPORTED_VERSION``) or anything else (``UNEXPECTED_MESSAGE``);
         :class:`~xlink.transport.TransportTimeout` after ``idle_timeout`` seconds of silence."""

@@ -1,18 +1,19 @@
-"""Release transfer v2 over the connection that just carried a PSI session: the async driver of
+"""Release transfer v3 over the connection that just carried a PSI session: the async driver of
 the sans-I/O :class:`~xlink.release.transfer.ReleaseTransfer` (xlink-release-v1 §10;
 docs/transport.md, "Release transfer").
 
 Every frame starts with :data:`RELEASE_MAGIC`; a PSI message starts with its protocol version
 byte (0x02), so the two kinds of frame cannot be confused. First each side sends DIGEST, the
-:func:`decided_pairs_digest` of its decided matches, and reads the peer's
-(:func:`agree_decided_pairs`): when they differ the transfer ends (``DECISION_MISMATCH``)
-before any release is built or sent. Then the label evaluation (:func:`exchange_labels`), and
-(:func:`transfer_releases`) each side sends COUNT, at most as many releases as it decided
-matches (more: ``TOO_MANY_RELEASES``), its releases and END, answers each of the peer's
-releases with RECEIPT or REFUSED, then RECEIPTS_END. A frame of release transfer v0 (magic
-``f0 58 52 54``) is refused with ``UNSUPPORTED_VERSION``. :func:`run_transfer` runs the three
-steps in one call. :class:`TransferGate` is the connection as the session driver sees it, so
-that release frames arriving before our own session is done are held back rather than dropped.
+:func:`decided_pairs_digest` of its decided matches naming its role, and reads the peer's
+(:func:`agree_decided_pairs`): unless it is the digest of the same matches naming the peer's
+role the transfer ends (``DECISION_MISMATCH``) before any release is built or sent. Then the
+label evaluation (:func:`exchange_labels`), and (:func:`transfer_releases`) each side sends
+COUNT, at most as many releases as it decided matches (more: ``TOO_MANY_RELEASES``), its
+releases and END, answers each of the peer's releases with RECEIPT or REFUSED, then
+RECEIPTS_END. A frame of release transfer v0 (magic ``f0 58 52 54``) is refused with
+``UNSUPPORTED_VERSION``. :func:`run_transfer` runs the three steps in one call.
+:class:`TransferGate` is the connection as the session driver sees it, so that release frames
+arriving before our own session is done are held back rather than dropped.
 
 The rules (which frame when, every check and its abort code) are the machine's; this module
 only moves frames: it sends from a task of its own while it reads, so two sides with much to
@@ -33,6 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Final, Protocol
 
 from xlink.errors import LocalProtocolError
+from xlink.protocol.config import Role
 from xlink.release.seal import SealedRelease
 from xlink.release.transfer import (
     DST_DECIDED_PAIRS,
@@ -214,13 +216,17 @@ async def agree_decided_pairs(
     session_id: bytes,
     pairs: Sequence[Iterable[bytes]],
     idle_timeout: float,
+    *,
+    role: Role,
 ) -> None:
-    """The first step of release transfer v2: send DIGEST, the :func:`decided_pairs_digest` of
-    our decided matches ``pairs`` (their shared handles) in session ``session_id``, and check
-    that the peer's first frame is DIGEST with the same digest (``hmac.compare_digest``). Then
-    ``gate`` allows :func:`transfer_releases` at most ``len(pairs)`` releases from the peer.
+    """The first step of release transfer v3: send DIGEST, the :func:`decided_pairs_digest` of
+    our decided matches ``pairs`` (their shared handles) in session ``session_id``, where we
+    were ``role``, and check that the peer's first frame is DIGEST with the digest of the same
+    pairs from the other role (``hmac.compare_digest``). Then ``gate`` allows
+    :func:`transfer_releases` at most ``len(pairs)`` releases from the peer.
 
-    Raises :class:`DecisionMismatch` when the digests differ (nothing else has been sent);
+    Raises :class:`DecisionMismatch` when the peer's digest is not that one, for another
+    decision or our own digest sent back (nothing else has been sent);
     :class:`TransferError` when the peer's first frame is not a DIGEST (``UNEXPECTED_MESSAGE``)
     or is of another transfer version (``UNSUPPORTED_VERSION``), or the peer closed the
     connection; :class:`~xlink.transport.TransportTimeout` after ``idle_timeout`` seconds of
@@ -229,7 +235,7 @@ async def agree_decided_pairs(
     """
     if gate.decided is not None:
         raise LocalProtocolError("the decided pairs were already agreed on this connection")
-    machine = ReleaseTransfer(session_id, pairs)
+    machine = ReleaseTransfer(session_id, pairs, role=role)
     gate.transfer = machine
     await _agree(gate, machine, idle_timeout)
 
@@ -249,7 +255,7 @@ async def exchange_labels(
     outputs: Callable[[Sequence[Sequence[bytes]], bytes, int], list[bytes]],
     idle_timeout: float,
 ) -> dict[tuple[bytes, ...], bytes]:
-    """The label evaluation of release transfer v2 (§10.2), after :func:`agree_decided_pairs`:
+    """The label evaluation of release transfer v3 (§10.2), after :func:`agree_decided_pairs`:
     both sides hold the same list of pairs (:func:`label_pairs` of the agreed pairs). Each sends
     LABELS frames, ``u32(seq) || points`` with ``request(pairs[chunk], chunk.start)``, at most
     :data:`LABEL_CHUNK` points each; answers each of the peer's with LABEL_ANSWERS,
@@ -280,7 +286,7 @@ async def transfer_releases(
     *,
     batch: Commits | None = None,
 ) -> TransferResult:
-    """Release transfer v2 after :func:`agree_decided_pairs` (and :func:`exchange_labels`):
+    """Release transfer v3 after :func:`agree_decided_pairs` (and :func:`exchange_labels`):
     send COUNT, our releases, END; answer each of the peer's releases with ``store_one(data)``
     — ``(True, receipt)`` or ``(False, reason)`` — as RECEIPT or REFUSED, then RECEIPTS_END;
     read the same from the peer. ``encode`` turns each of our releases into the RELEASE
