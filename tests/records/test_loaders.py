@@ -86,9 +86,20 @@ def test_constant_category_makes_the_column_optional(tmp_path: Path) -> None:
 
 def test_duplicate_and_unnamed_columns(tmp_path: Path) -> None:
     with pytest.raises(LoadError) as info:
-        load_csv(write(tmp_path, "record_id,category,family_name,family_name,\n1,other,A,B,\n"))
-    assert "column 5 has no name" in str(info.value)
+        load_csv(write(tmp_path, "record_id,,category,family_name,family_name\n1,x,other,A,B\n"))
+    assert "column 2 has no name" in str(info.value)
     assert "duplicate column names: family_name" in str(info.value)
+
+
+def test_a_spreadsheets_empty_trailing_columns_are_no_columns(tmp_path: Path) -> None:
+    """Spreadsheets export empty columns after the last named one (``,,``) and rows with an
+    empty cell more than the header: the whole file was refused ("column 4 has no name"), or
+    the row. A value in such a column is not dropped: its row is rejected."""
+    text = "record_id,category,family_name,,\n1,other,A,,\n2,other,B,,,\n3,other,C,,kept?\n"
+    result = load_csv(write(tmp_path, text))
+    assert [r.record_id for r in result.records] == ["1", "2"]
+    (reject,) = result.rejects
+    assert reject.line == 4 and "5 fields, the header has 3" in reject.errors[0].reason
 
 
 def test_two_columns_mapped_to_one_field(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from xlink.records.validation import (
     parse_category,
 )
 
-__all__ = ["COMBINE_SEPARATOR", "ERROR_COLUMN", "ColumnMapping", "StrPath"]
+__all__ = ["COMBINE_SEPARATOR", "DELIMITERS", "ERROR_COLUMN", "ColumnMapping", "StrPath"]
 
 StrPath = str | os.PathLike[str]
 
@@ -36,7 +37,26 @@ _SETTINGS = (
     "combine",
     "date_orders",
     "two_digit_years_until",
+    "encoding",
+    "delimiter",
 )
+
+#: The delimiters a CSV file may use (the mapping's ``delimiter``).
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    """Whether ``encoding`` is a codec that writes the CSV syntax (ASCII) as ASCII."""
+    try:
+        return codecs.lookup(encoding).encode(',"\n;|\tAz09')[0] == b',"\n;|\tAz09'
+    except (LookupError, TypeError, ValueError, UnicodeError):
+        return False
+
+
+def _folded(name: str) -> str:
+    """A column name as a header may vary it: case and spaces aside (``FAMILY NAME``)."""
+    return " ".join(name.split()).casefold()
+
 
 #: What joins the parts of a combined field (empty parts are skipped).
 COMBINE_SEPARATOR = " "
@@ -58,13 +78,17 @@ class ColumnMapping:
     reads a date of birth written with a two-digit year (``03/04/80``) as the latest year not
     after it whose last two digits those are (with 2026, ``80`` is 1980 and ``21`` is 2021):
     the file's people were born in the hundred years up to that year. Without it, such a date
-    is a field error (and its record kept without it, as for any bad date).
+    is a field error (and its record kept without it, as for any bad date). ``encoding`` is the
+    file's text encoding (a Python codec name such as ``cp1252`` or ``latin-1``; UTF-8 by
+    default; a file starting with a UTF-16 byte-order mark is read as UTF-16 whatever it says),
+    and ``delimiter`` a CSV file's field separator (one of :data:`DELIMITERS`).
 
     Raises:
         ValueError: a target is not a canonical field (every bad entry is listed), a combine
             lists no columns or uses a column that is also mapped or combined elsewhere, or a
             ``date_orders`` entry is not a date field with a date order, or
-            ``two_digit_years_until`` is not a year from 1949 to 2200.
+            ``two_digit_years_until`` is not a year from 1949 to 2200, an ``encoding`` that is
+            no codec that writes ASCII as ASCII, or a ``delimiter`` not in :data:`DELIMITERS`.
     """
 
     columns: Mapping[str, str] = field(default_factory=dict)
@@ -73,7 +97,12 @@ class ColumnMapping:
     combine: Mapping[str, Sequence[str]] = field(default_factory=dict)
     date_orders: Mapping[str, DateOrder] = field(default_factory=dict)
     two_digit_years_until: int | None = None
+    encoding: str = "utf-8"
+    delimiter: str = ","
     _combined_into: Mapping[str, str] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _by_folded: Mapping[str, str] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -121,11 +150,27 @@ class ColumnMapping:
                 f"mapping 'two_digit_years_until' must be a year from {EARLIEST_CENTURY_END} "
                 f"to {LATEST_CENTURY_END}"
             ) from None
+        if not _ascii_compatible(self.encoding):
+            raise ValueError(
+                f"mapping 'encoding' {self.encoding!r} is not a text encoding that writes ASCII "
+                'as ASCII (for example "utf-8", "cp1252", "latin-1")'
+            )
+        if self.delimiter not in DELIMITERS:
+            raise ValueError(
+                "mapping 'delimiter' must be one of " + ", ".join(repr(d) for d in DELIMITERS)
+            )
         object.__setattr__(self, "columns", MappingProxyType(dict(self.columns)))
         combine = {target: tuple(parts) for target, parts in self.combine.items()}
         object.__setattr__(self, "combine", MappingProxyType(combine))
         object.__setattr__(self, "date_orders", MappingProxyType(date_orders))
         object.__setattr__(self, "_combined_into", MappingProxyType(combined_into))
+        # A header's column matches a mapping's name, or a canonical field's, case and spaces
+        # aside, when no other name folds the same way.
+        folded: dict[str, set[str]] = {}
+        for name in (*combined_into, *self.columns, *CANONICAL_FIELDS):
+            folded.setdefault(_folded(name), set()).add(name)
+        by_folded = {k: next(iter(v)) for k, v in folded.items() if len(v) == 1}
+        object.__setattr__(self, "_by_folded", MappingProxyType(by_folded))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> ColumnMapping:
@@ -133,8 +178,8 @@ class ColumnMapping:
 
         The full form is ``{"columns": {...}, "date_order": "DMY", "category": "traveller",
         "combine": {"given_name": ["first", "middle"]}, "date_orders": {"doc_expiry": "YMD"},
-        "two_digit_years_until": 2026}`` (every setting optional). A dict without any of those
-        six keys is read as ``columns``
+        "two_digit_years_until": 2026, "encoding": "cp1252", "delimiter": ";"}`` (every setting
+        optional). A dict without any of those eight keys is read as ``columns``
         alone: ``{"Surname": "family_name", "DOB": "birth_date"}``.
 
         Raises:
@@ -178,6 +223,9 @@ class ColumnMapping:
         until = data.get("two_digit_years_until")
         if until is not None and (isinstance(until, bool) or not isinstance(until, int)):
             raise ValueError("mapping 'two_digit_years_until' must be a year (an integer)")
+        encoding, delimiter = data.get("encoding", "utf-8"), data.get("delimiter", ",")
+        if not isinstance(encoding, str) or not isinstance(delimiter, str):
+            raise ValueError("mapping 'encoding' and 'delimiter' must be strings")
         return cls(
             columns={str(k): str(v) for k, v in columns.items()},
             date_order=DateOrder(date_order) if date_order is not None else None,
@@ -185,6 +233,8 @@ class ColumnMapping:
             combine={str(k): tuple(str(c) for c in v) for k, v in combine.items()},
             date_orders={str(k): DateOrder(v) for k, v in date_orders.items()},
             two_digit_years_until=until,
+            encoding=encoding,
+            delimiter=delimiter,
         )
 
     @classmethod
@@ -236,6 +286,17 @@ class ColumnMapping:
         if column == ERROR_COLUMN:
             return None
         return self._combined_into.get(column) or self.columns.get(column, column)
+
+    def header_names(self, header: Sequence[str]) -> list[str]:
+        """A file's column names as the mapping knows them: a column the mapping does not name
+        is read as a name it gives, or as a canonical field, that it equals case and spaces
+        aside (``SURNAME`` for ``Surname``, ``Record_ID`` for ``record_id``), when only one
+        such name does; any other column keeps its name."""
+        known = {*self._combined_into, *self.columns}
+        return [
+            name if not name or name in known else self._by_folded.get(_folded(name), name)
+            for name in header
+        ]
 
     def resolve(self, columns: Iterable[str]) -> tuple[dict[str, str], list[str]]:
         """Map input columns to targets; also return a reason for each field claimed twice

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from xlink.errors import FieldError, LoadError
 from xlink.records._mapping import ColumnMapping
@@ -14,6 +16,9 @@ from xlink.records.validation import DOCUMENT_FIELDS
 __all__ = ["Lines", "RawRow", "json_row"]
 
 _BOM = b"\xef\xbb\xbf"
+#: A file that starts with one of these is UTF-16 (little- or big-endian), whatever the mapping
+#: says: spreadsheet programs save "Unicode text" so.
+_UTF16_BOMS: Final = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _LIST_FIELDS = frozenset({"aliases", "nationalities", "address"})
 
 
@@ -29,24 +34,50 @@ class RawRow:
 
 
 class Lines:
-    """Decodes a binary file line by line (so a non-UTF-8 line is named) and keeps the raw text
-    of the lines read since the last :meth:`take`, which is exactly one CSV record."""
+    """Decodes a binary file line by line (so a line that does not decode is named) and keeps
+    the raw text of the lines read since the last :meth:`take`, which is exactly one CSV
+    record. ``encoding`` is the file's (a mapping's ``encoding``; UTF-8 by default, a BOM
+    accepted); a file starting with a UTF-16 BOM is read as UTF-16 whatever it says."""
 
-    def __init__(self, fh: BinaryIO, source: str) -> None:
+    def __init__(self, fh: BinaryIO, source: str, encoding: str = "utf-8") -> None:
         self._fh = fh
         self._source = source
+        self._encoding = encoding
         self.number = 0
         self._pending: list[str] = []
 
-    def __iter__(self) -> Iterator[str]:
+    def _texts(self) -> Iterator[str]:
+        peek = getattr(self._fh, "peek", None)
+        if peek is not None and peek(2)[:2] in _UTF16_BOMS:
+            wrapper = io.TextIOWrapper(self._fh, encoding="utf-16", newline="")
+            try:
+                yield from wrapper
+            except UnicodeDecodeError:
+                raise LoadError(self._source, f"not UTF-16 text (line {self.number + 1})") from None
+            finally:
+                wrapper.detach()
+            return
+        encoding = self._encoding
         for data in self._fh:
-            self.number += 1
-            if self.number == 1 and data.startswith(_BOM):
+            if self.number == 0 and data.startswith(_BOM):
                 data = data[len(_BOM) :]
             try:
-                text = data.decode("utf-8")
+                yield data.decode(encoding)
             except UnicodeDecodeError:
-                raise LoadError(self._source, f"not UTF-8 text (line {self.number})") from None
+                hint = (
+                    "; a file in another encoding needs the mapping's encoding setting "
+                    '(for example "cp1252")'
+                    if encoding == "utf-8"
+                    else ""
+                )
+                named = "UTF-8" if encoding == "utf-8" else encoding
+                raise LoadError(
+                    self._source, f"not {named} text (line {self.number + 1}){hint}"
+                ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        for text in self._texts():
+            self.number += 1
             self._pending.append(text)
             yield text
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from xlink.errors import FieldError, LoadError
 from xlink.records import _rejects
-from xlink.records._mapping import ColumnMapping, StrPath
+from xlink.records._mapping import DELIMITERS, ColumnMapping, StrPath
 from xlink.records._rejects import Reject
 from xlink.records._rows import Lines, RawRow, json_row
 from xlink.records.model import PersonRecord
@@ -257,6 +257,12 @@ def _check_header(source: str, header: Sequence[str], mapping: ColumnMapping) ->
     missing = _required_columns_missing(set(targets.values()), mapping)
     if missing:
         problems.append("missing required columns: " + ", ".join(missing))
+        seen_in_one = [d for d in DELIMITERS if len(header) == 1 and d in header[0]]
+        if seen_in_one:
+            problems.append(
+                f"the header was read as one column holding {seen_in_one[0]!r}: "
+                "a file with another delimiter needs the mapping's delimiter setting"
+            )
     if problems:
         raise LoadError(source, "; ".join(problems))
 
@@ -324,10 +330,12 @@ def load_csv(
     collector = _Collector(columns, date_order, bad_field, progress)
     target = _rejects_target(file, rejects_path, write_rejects, "csv")
     with _open(file, source) as fh:
-        lines = Lines(fh, source)
-        reader = csv.reader(lines, strict=True)  # a stray quote must not swallow rows
+        lines = Lines(fh, source, columns.encoding)
+        # strict: a stray quote must not swallow rows
+        reader = csv.reader(lines, strict=True, delimiter=columns.delimiter)
         header_raw: list[str] | None = None
         header: list[str] = []
+        width = 0
         start = 1
         try:
             for cells in reader:
@@ -336,9 +344,17 @@ def load_csv(
                 if not any(cell.strip() for cell in cells):
                     continue
                 if header_raw is None:
-                    header_raw, header = cells, [c.strip() for c in cells]
+                    header_raw, header = cells, columns.header_names([c.strip() for c in cells])
+                    # columns without a name after the last named one (a spreadsheet's
+                    # trailing empty columns) are no columns, as long as they stay empty
+                    width = len(header)
+                    while width and not header[width - 1]:
+                        width -= 1
+                    header = header[:width]
                     _check_header(source, header, columns)
                     continue
+                if len(cells) > width and not any(c.strip() for c in cells[width:]):
+                    cells = cells[:width]
                 if len(cells) != len(header):
                     reason = f"{len(cells)} fields, the header has {len(header)}"
                     collector.add(

@@ -1,0 +1,73 @@
+"""What partners' exports look like, read as they mean it: another encoding, another
+delimiter, a header in capitals. Each was refused whole before (the encoding, the delimiter:
+"missing required columns" with no word of why; a header in capitals the same)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xlink.errors import LoadError
+from xlink.records.loaders import load_csv
+
+MAPPING = {"columns": {"ID": "record_id", "Surname": "family_name", "Given": "given_name"}}
+
+
+def _write(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "list.csv"
+    path.write_bytes(data)
+    return path
+
+
+def _names(result: object) -> list[tuple[str, str]]:
+    return [(r.name.given, r.name.family) for r in result.records]  # type: ignore[attr-defined]
+
+
+def test_a_windows_export_reads_with_the_mappings_encoding(tmp_path: Path) -> None:
+    text = "ID,Surname,Given,category\n1,Müller,José,other\n2,Groß,Núñez,other\n"
+    path = _write(tmp_path, text.encode("cp1252"))
+    with pytest.raises(LoadError, match=r"not UTF-8 text \(line 2\).*encoding setting"):
+        load_csv(path, mapping=MAPPING)
+    result = load_csv(path, mapping={**MAPPING, "encoding": "cp1252"})
+    assert _names(result) == [("José", "Müller"), ("Núñez", "Groß")]
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_unicode_text_export_is_read_by_its_byte_order_mark(tmp_path: Path, codec: str) -> None:
+    text = "ID\tSurname\tGiven\tcategory\r\n1\tMüller\tJosé\tother\r\n"
+    data = text.encode(codec)
+    if codec != "utf-16":  # the plain codec writes its own mark
+        data = ("\ufeff" + text).encode(codec)
+    result = load_csv(_write(tmp_path, data), mapping={**MAPPING, "delimiter": "\t"})
+    assert _names(result) == [("José", "Müller")]
+
+
+def test_another_delimiter_is_named_when_the_mapping_does_not_say_it(tmp_path: Path) -> None:
+    path = _write(tmp_path, b"ID;Surname;Given;category\n1;Smith;Ann;other\n")
+    with pytest.raises(LoadError, match=r"read as one column holding ';'.*delimiter setting"):
+        load_csv(path, mapping=MAPPING)
+    assert _names(load_csv(path, mapping={**MAPPING, "delimiter": ";"})) == [("Ann", "Smith")]
+
+
+def test_a_header_in_other_case_and_spacing_matches_the_mapping(tmp_path: Path) -> None:
+    path = _write(tmp_path, b"id,SURNAME, given ,Category,Remarks\n1,Smith,Ann,other,x\n")
+    result = load_csv(path, mapping=MAPPING)
+    assert _names(result) == [("Ann", "Smith")]
+    assert dict(result.records[0].payload) == {"Remarks": "x"}
+    canonical = _write(tmp_path, b"Record_ID,FAMILY_NAME,Category\n1,Smith,other\n")
+    assert _names(load_csv(canonical)) == [("", "Smith")]
+
+
+def test_two_columns_that_differ_by_case_only_are_refused_not_guessed(tmp_path: Path) -> None:
+    path = _write(tmp_path, b"ID,Surname,SURNAME,category\n1,Smith,Jones,other\n")
+    with pytest.raises(LoadError, match="duplicate column names: Surname"):
+        load_csv(path, mapping=MAPPING)
+
+
+@pytest.mark.parametrize(
+    "setting", [{"encoding": "utf-16"}, {"encoding": "nope"}, {"delimiter": ":"}]
+)
+def test_bad_encoding_or_delimiter_settings_are_refused(setting: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match=r"mapping '(encoding|delimiter)'"):
+        load_csv("unused.csv", mapping={**MAPPING, **setting})
