@@ -241,7 +241,7 @@ def test_validate_row_takes_date_orders() -> None:
         "category": "other",
         "full_name": "A",
         "birth_date": "03/04/1980",
-        "doc_number": "X",
+        "doc_number": "X1",
         "doc_expiry": "04/03/2030",
     }
     record = validate_row(row, 2, date_order="MDY", date_orders={"doc_expiry": "DMY"})

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import functools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xlink.records.model import BirthDate, PersonName
+from xlink.linkage.keys import derive_match_keys
+from xlink.linkage.schema import load_default_schema
+from xlink.records.model import BirthDate, Category, PersonName, PersonRecord
 from xlink.records.normalise import (
     birth_date_variants,
     name_order_variants,
@@ -132,3 +136,28 @@ def test_folded_diacritics_invariant(text: str) -> None:
 @pytest.mark.parametrize("letter", sorted(ch for ch, v in LATIN_TABLE.items() if len(v) == 1))
 def test_single_valued_rows_have_one_variant(letter: str) -> None:
     assert len(normalise_name_part("X" + letter)) == 1
+
+
+def test_a_full_name_written_family_name_first_with_a_comma_is_split_at_the_comma() -> None:
+    """``SMITH, John Paul`` was read as given SMITH, family PAUL (and the swap): it shared no
+    given-and-family token with the same person recorded as given John Paul, family Smith."""
+    assert name_order_variants(PersonName(full="SMITH, John Paul")) == {
+        ("JOHN", "SMITH"),
+        ("SMITH", "JOHN"),
+    }
+    assert name_order_variants(PersonName(full="Smith Jones, Mary Ann")) == {
+        ("MARY", "SMITHJONES"),
+        ("SMITHJONES", "MARY"),
+    }
+    assert name_order_variants(PersonName(full="Smith,")) == frozenset()
+    schema = load_default_schema()
+    record = functools.partial(
+        PersonRecord, category=Category.WATCHLIST, birth_date=BirthDate(1980, 4, 3)
+    )
+    comma = PersonName(full="SMITH, John Paul")
+    one_column = set(derive_match_keys(record("A", name=comma), schema))
+    two_columns = set(
+        derive_match_keys(record("B", name=PersonName(given="John Paul", family="Smith")), schema)
+    )
+    shared = {key for key, _ in one_column & two_columns}
+    assert {"initial_family_dob", "soundex_family_dob", "names"} <= shared

@@ -20,6 +20,7 @@ from xlink.records import (
     UkGrading,
 )
 from xlink.records._fields import KEPT_DATE, KEPT_SWAPPED, KEPT_YEAR, KEPT_YEAR_MONTH
+from xlink.records._missing import NAME_MARKERS
 from xlink.records.validation import (
     CANONICAL_FIELDS,
     EARLIEST_CENTURY_END,
@@ -125,6 +126,13 @@ def test_full_row_parses_every_field() -> None:
         ("03\u00a004\u00a01980", "DMY", BirthDate(1980, 4, 3)),  # no-break spaces
         ("1980-04-03 00:00:00", "unknown", BirthDate(1980, 4, 3)),  # a database's timestamp
         ("1980-04-03T12:30:00Z", "DMY", BirthDate(1980, 4, 3)),
+        # spreadsheet and .NET exports of a date column: the time was refused with the date
+        ("4/3/1980 12:00:00 AM", "MDY", BirthDate(1980, 4, 3)),
+        ("03/04/1980 12:00 AM", "DMY", BirthDate(1980, 4, 3)),
+        ("1980-04-03 12:00:00 PM", "unknown", BirthDate(1980, 4, 3)),
+        ("4/3/1980 0:00", "MDY", BirthDate(1980, 4, 3)),
+        ("3 April 1980, 10:00 p.m.", "unknown", BirthDate(1980, 4, 3)),
+        ("1980-04-03T10:11:12.123+02:00", "unknown", BirthDate(1980, 4, 3)),
     ],
 )
 def test_birth_date_forms(text: str, order: str, expected: BirthDate) -> None:
@@ -362,7 +370,9 @@ def test_reasons_and_reprs_never_quote_values() -> None:
 # -- properties ------------------------------------------------------------------------------
 
 names = st.text(alphabet=string.ascii_letters + "éüłЖ -'", min_size=1, max_size=20).filter(
-    lambda s: bool(s.strip()) and ";" not in s
+    lambda s: (
+        bool(s.strip()) and ";" not in s and "".join(s.split()).upper() not in NAME_MARKERS
+    )  # a marker such as NULL or "- -" means no name (test_..._means_not_known_...)
 )
 valid_rows = st.fixed_dictionaries(
     {
@@ -471,3 +481,60 @@ def test_century_year_is_the_latest_year_with_those_digits(until: int, digits: i
 def test_a_year_two_digits_cannot_be_read_up_to_is_a_caller_error(until: object) -> None:
     with pytest.raises(ValueError, match="two_digit_years_until must be a year"):
         check_row(GOOD, 2, two_digit_years_until=until)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "marker", ["N/A", "n/a", "#N/A", "NULL", "none", "-", "?", "Unknown", "unk"]
+)
+def test_a_value_that_means_not_known_is_missing_in_every_identity_field(marker: str) -> None:
+    """An export's "not known" is no value two records could share: read as missing, with no
+    field error (it is what the source meant). Before, ``N/A`` was a family name, a date of
+    birth error, a document number and a postcode that every such record shared."""
+    row = {
+        **GOOD,
+        "middle_name": marker,
+        "aliases": marker,
+        "birth_date": marker,
+        "nationalities": f" {marker} ",
+        "birth_place": marker,
+        "doc_type": "P",
+        "doc_number": marker,
+        "postcode": marker,
+        "locality": marker,
+    }
+    checked = check_row(row, 3)
+    assert checked.errors == (FieldError(3, "doc_number", "document number missing"),)
+    record = checked.record
+    assert record is not None and record.name.middle == "" and record.aliases == ()
+    assert record.birth_date is None and record.nationalities == () and record.birth_place == ""
+    assert record.documents == () and record.addresses == ()
+    assert record.name.family == GOOD["family_name"]  # a real value is untouched
+    kept = check_row({**GOOD, "remarks": marker}, 3).record
+    assert kept is not None and dict(kept.payload) == {"remarks": marker}  # a payload says it
+
+
+@pytest.mark.parametrize(
+    ("given", "family"), [("N/A", "N/A"), ("FNU", "LNU"), ("Unknown", "x x x"), ("NFN", "-")]
+)
+def test_a_row_named_only_by_placeholders_has_no_name(given: str, family: str) -> None:
+    """Two people recorded as ``N/A N/A`` (or ``FNU LNU``) with one date of birth were
+    decided a match on those names; such a row has no name at all and is rejected."""
+    checked = check_row({**GOOD, "given_name": given, "family_name": family}, 4)
+    assert checked.record is None
+    assert [e.field for e in checked.errors] == [NAME_PSEUDO_FIELD]
+
+
+def test_names_that_only_look_like_placeholders_are_kept() -> None:
+    for family in ("Na", "Xu", "X", "Unkovic", "Nonez", "Lnuk"):
+        record = validate_row({**GOOD, "family_name": family}, 1)
+        assert isinstance(record, PersonRecord) and record.name.family == family
+
+
+@pytest.mark.parametrize("number", ["000000", "0", "XXXXXXXX", "9999 9999", "1-1-1-1"])
+def test_a_document_number_of_one_repeated_character_is_a_filler(number: str) -> None:
+    checked = check_row({**GOOD, "doc_type": "P", "doc_number": number}, 5)
+    assert checked.record is not None and checked.record.documents == ()
+    assert [e.field for e in checked.errors] == ["doc_number"]
+    assert "filler" in checked.errors[0].reason and number not in checked.errors[0].reason
+    kept = check_row({**GOOD, "doc_type": "P", "doc_number": "AB0000000"}, 5)
+    assert kept.errors == () and kept.record is not None and len(kept.record.documents) == 1

@@ -67,10 +67,13 @@ _SEX_WORDS = {
     "UNSPECIFIED": Sex.UNSPECIFIED,
 }
 
-# an ISO date, perhaps with a time of day as database exports write it (the time is ignored)
-_ISO_FULL = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+#: A time of day after a date, as database and spreadsheet exports write one (ignored):
+#: ``T12:30``, `` 00:00:00.000Z``, `` 1:05 +0100``, `` 12:00:00 AM``, ``, 0:00``.
+_TIME_OF_DAY = re.compile(
+    r"(?:[T\s]|,\s*)\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[AaPp]\.?[Mm]\.?)?"
+    r"\s*(?:Z|UTC|GMT|[+-]\d{2}:?\d{2})?$"
 )
+_ISO_FULL = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _ISO_MONTH = re.compile(r"(\d{4})-(\d{2})")
 _YEAR = re.compile(r"\d{4}")
 _COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
@@ -182,14 +185,15 @@ def parse_birth_date(
 ) -> BirthDate:
     """Parse a possibly partial date of birth.
 
-    Accepted forms: ``YYYY-MM-DD``, ``YYYY-MM``, ``YYYY``, ``YYYYMMDD``, ``YYYY/MM/DD``, ``MM/YYYY``
-    ``NN/NN/YYYY`` (any of ``/ . -`` or a space for ``/``, the same one twice), read by
-    ``date_order`` (see :class:`DateOrder`), and a month by its English name or first three
-    letters, whatever the order (``3 Apr 1980``, ``03-APR-1980``, ``April 3, 1980``).
-    With ``UNKNOWN`` order and both parts <= 12 and different, the day-first reading is returned
-    with ``day_month_ambiguous=True``. With ``two_digit_years_until``, ``NN/NN/YY`` is read
-    the same way, its year by :func:`century_year`; without it, a two-digit year is not a
-    date.
+    Accepted forms: ``YYYY-MM-DD``, ``YYYY-MM``, ``YYYY``, ``YYYYMMDD``, ``YYYY/MM/DD``,
+    ``MM/YYYY`` ``NN/NN/YYYY`` (any of ``/ . -`` or a space for ``/``, the same one twice), read
+    by ``date_order`` (see :class:`DateOrder`), and a month by its English name or first three
+    letters, whatever the order (``3 Apr 1980``, ``03-APR-1980``, ``April 3, 1980``). A time of
+    day after any of them is ignored (``1980-04-03T00:00:00Z``, ``4/3/1980 12:00:00 AM``, as
+    spreadsheets and databases export a date). With ``UNKNOWN`` order and both parts <= 12 and
+    different, the day-first reading is returned with ``day_month_ambiguous=True``. With
+    ``two_digit_years_until``, ``NN/NN/YY`` is read the same way, its year by
+    :func:`century_year`; without it, a two-digit year is not a date.
 
     Raises:
         ValueError: "unrecognised date format", :data:`TWO_DIGIT_YEAR`, "impossible date"
@@ -199,6 +203,8 @@ def parse_birth_date(
     """
     order = DateOrder(date_order)
     text = text.strip()
+    if ":" in text:
+        text = _TIME_OF_DAY.sub("", text).rstrip()
     if m := _ISO_FULL.fullmatch(text) or _COMPACT.fullmatch(text):
         return _birth_date(int(m[1]), int(m[2]), int(m[3]))
     if m := _YEAR_FIRST.fullmatch(text):
@@ -230,8 +236,6 @@ def parse_birth_date(
 
 #: What separates a date's parts, for salvage: any run of ``/ . - ,`` and whitespace.
 _SEPARATORS = re.compile(r"[\s,./-]+")
-#: A time of day after a date, for salvage: ``T12:30``, `` 00:00:00.000Z``, `` 1:05 +0100``.
-_TIME_OF_DAY = re.compile(r"[T\s]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})?$")
 #: What :func:`salvage_birth_date` kept of a refused date, as its field error says it.
 KEPT_DATE = "its date is readable"
 KEPT_YEAR = "its year is readable"

@@ -284,7 +284,9 @@ def _name_part_forms(text: str) -> NamePartForms:
 def name_texts(name: PersonName) -> tuple[str, str, tuple[str, ...]]:
     """The given-name text, the family-name text and all the words of a name, as
     :func:`normalise_name` reads them: a structured name's given and family parts; a name with
-    only ``full``, its first word (when it has two or more) and its last word. Never raises."""
+    only ``full``, its first word (when it has two or more) and its last word, or, written
+    family name first with a comma (``SMITH, John Paul``, as lists and registries write it),
+    the first word after the comma and everything before it. Never raises."""
     if name.is_structured:
         return (
             name.given,
@@ -292,6 +294,11 @@ def name_texts(name: PersonName) -> tuple[str, str, tuple[str, ...]]:
             _name_words(f"{name.given} {name.middle} {name.family}"),
         )
     words = _name_words(name.full)
+    if "," in name.full:
+        family, _, rest = name.full.partition(",")
+        family_words, rest_words = _name_words(family), _name_words(rest)
+        if family_words and rest_words:
+            return rest_words[0], " ".join(family_words), words
     return (words[0] if len(words) > 1 else "", words[-1] if words else "", words)
 
 
@@ -315,9 +322,10 @@ def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
     """The readings of a name: as recorded first, then the given/family swap.
 
     A structured name (given and/or family known) is read as recorded; when both are known the
-    swap follows. A name with only ``full`` is split into first word (given) and last word
-    (family), then the reverse; middle words are ignored for given/family but kept in
-    ``full_name``. Never raises: untransliterable parts come out empty.
+    swap follows. A name with only ``full`` is split as :func:`name_texts` says (first word
+    given, last word family, or at a comma, family name first), then the reverse; middle words
+    are ignored for given/family but kept in ``full_name``. Never raises: untransliterable
+    parts come out empty.
     """
     given_text, family_text, all_words = name_texts(name)
     given, given_first, given_parts = name_part_forms(given_text)

@@ -43,6 +43,7 @@ from xlink.records._fields import (
     parse_sex,
     salvage_birth_date,
 )
+from xlink.records._missing import blank_missing, is_placeholder_document
 from xlink.records._parsers import MEMO_SIZE, FieldParsers
 from xlink.records._sharing import ADDRESSES, DOCUMENTS, NAME, SOURCE, SharedValues
 from xlink.records.model import (
@@ -150,8 +151,10 @@ class CheckedRow:
 
 class _RowReader:
     """Reads fields of one row (values stripped once), collecting a :class:`FieldError` for
-    each parse failure. With ``texts``, a value that repeats (a name, a place, a payload
-    value: not one of :data:`_UNIQUE_FIELDS`) is shared with the rows before it."""
+    each parse failure. A value that stands for "not known" (``N/A``, ``UNKNOWN``...:
+    :mod:`xlink.records._missing`) is read as missing. With ``texts``, a value that repeats (a
+    name, a place, a payload value: not one of :data:`_UNIQUE_FIELDS`) is shared with the rows
+    before it."""
 
     def __init__(
         self, line: int, values: Mapping[str, str], texts: dict[str, str] | None = None
@@ -160,15 +163,17 @@ class _RowReader:
         self.errors: list[FieldError] = []
         if texts is None:
             self.values = {k: v.strip() for k, v in values.items()}
-            return
-        if len(texts) >= MEMO_SIZE:
-            texts.clear()
-        share = texts.setdefault
-        self.values = {
-            k: s if k in _UNIQUE_FIELDS else share(s, s)
-            for k, v in values.items()
-            for s in (v.strip(),)
-        }
+        else:
+            if len(texts) >= MEMO_SIZE:
+                texts.clear()
+            share = texts.setdefault
+            self.values = {
+                k: s if k in _UNIQUE_FIELDS else share(s, s)
+                for k, v in values.items()
+                for s in (v.strip(),)
+            }
+        if (missing := blank_missing(self.values)) is not None:
+            self.values.update(missing)
 
     def text(self, field: str) -> str:
         return self.values.get(field, "")
@@ -198,6 +203,9 @@ def _read_document(reader: _RowReader, parsers: FieldParsers) -> IdentityDocumen
     country = reader.parse("doc_country", parsers.country) or ""
     expiry = reader.parse("doc_expiry", parsers.expiry)
     number = reader.text("doc_number")
+    if number and is_placeholder_document(number):
+        reader.error("doc_number", "one character repeated: a filler, not a document number")
+        return None
     if present and not number:
         reader.error("doc_number", "document number missing")
     if not (present and number):

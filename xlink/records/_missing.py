@@ -1,0 +1,116 @@
+"""Values that stand for "not known" in a partner's export: ``N/A``, ``NULL``, ``-``,
+``UNKNOWN``, ``0000-00-00``, a family name ``LNU`` ("last name unknown"), a passport number
+``000000``. Two records holding the same such value share nothing about a person, so a
+value read as one of them is missing, not a name, a date or a document number that could
+agree (docs/loading.md, "Values that mean missing").
+
+The rule is on a field's whole value, compared without regard to case or inner spaces, and
+applies to the identity fields only (:data:`MISSING_FIELDS`): a payload column keeps what it
+says. ``sex`` keeps its own reading (``U``, ``Unknown`` are the unspecified sex ``X``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Final
+
+__all__ = [
+    "MISSING_FIELDS",
+    "MISSING_MARKERS",
+    "NAME_MARKERS",
+    "blank_missing",
+    "is_placeholder_document",
+]
+
+MISSING_MARKERS: Final = frozenset(
+    {
+        "N/A",
+        "#N/A",
+        "N.A.",
+        "NULL",
+        "NONE",
+        "NIL",
+        "-",
+        "--",
+        "---",
+        "?",
+        "??",
+        "???",
+        "UNKNOWN",
+        "UNK",
+        "NOTKNOWN",
+        "NOTAVAILABLE",
+        "NOTAPPLICABLE",
+        "0000-00-00",
+        "00/00/0000",
+        "00.00.0000",
+    }
+)
+"""Whole values that mean "not known" in any identity field (upper case, no spaces)."""
+
+_SPACED: Final = frozenset({"NOT KNOWN", "NOT AVAILABLE", "NOT APPLICABLE", "N / A", "N. A."})
+
+NAME_MARKERS: Final = MISSING_MARKERS | frozenset({"LNU", "FNU", "NFN", "NLN", "NMN", "XX", "XXX"})
+"""In a name field, also the law-enforcement shorthands for an unknown or absent name (last
+name unknown, first name unknown, no first, last or middle name) and ``XX``/``XXX``."""
+
+_NAME_FIELDS: Final = ("given_name", "middle_name", "family_name", "full_name")
+_OTHER_FIELDS: Final = (
+    "aliases",
+    "birth_date",
+    "nationalities",
+    "birth_place",
+    "doc_type",
+    "doc_number",
+    "doc_country",
+    "doc_expiry",
+    "address",
+    "locality",
+    "region",
+    "postcode",
+    "country",
+)
+MISSING_FIELDS: Final = frozenset((*_NAME_FIELDS, *_OTHER_FIELDS))
+"""The fields a marker empties."""
+
+# Each set as a value is compared: upper case, with the spaced forms a marker is written in
+# (the rare other spacing goes through the slow path of :func:`_is_marker`).
+_NAME_LOOKUP: Final = NAME_MARKERS | _SPACED
+_OTHER_LOOKUP: Final = MISSING_MARKERS | _SPACED
+_LONGEST: Final = max(len(m) for m in _NAME_LOOKUP) + 4  # room for other spacing
+#: Every marker's first character, either case: most values are ruled out by it alone.
+_FIRST: Final = frozenset(m[0] for m in _NAME_LOOKUP) | frozenset(
+    m[0].lower() for m in _NAME_LOOKUP
+)
+
+
+def blank_missing(values: Mapping[str, str]) -> dict[str, str] | None:
+    """The fields of ``values`` (stripped texts by canonical field name) that hold a marker
+    of "not known", each mapped to ``""``; None when there is none (the usual case)."""
+    found: dict[str, str] | None = None
+    for fields, lookup, markers in (
+        (_NAME_FIELDS, _NAME_LOOKUP, NAME_MARKERS),
+        (_OTHER_FIELDS, _OTHER_LOOKUP, MISSING_MARKERS),
+    ):
+        for field in fields:
+            value = values.get(field)
+            if not value or value[0] not in _FIRST or len(value) > _LONGEST:
+                continue  # the usual case, ruled out cheaply
+            upper = value.upper()
+            if upper in lookup or "".join(upper.split()) in markers:
+                if found is None:
+                    found = {}
+                found[field] = ""
+    return found
+
+
+_DOCUMENT_FILLER: Final = re.compile(r"[\s\-./]+")
+
+
+def is_placeholder_document(number: str) -> bool:
+    """Whether a document number is one character written again and again (``000000``,
+    ``XXXXXXXX``, ``9999 9999``): a filler where the number was not known, which every record
+    so filled would share."""
+    compact = _DOCUMENT_FILLER.sub("", number).upper()
+    return bool(compact) and compact == compact[0] * len(compact)
