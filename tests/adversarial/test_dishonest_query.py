@@ -32,7 +32,7 @@ from _query_agencies import (
 )
 
 import xlink.agency._query_answers as qa
-from xlink.agency import QueryService
+from xlink.agency import QueryService, exchange_in_process
 from xlink.agency._query import QueryClient, ask
 from xlink.agency._query_common import _config, _flush, _only, _receive
 from xlink.audit import AuditEvent, AuditLog
@@ -661,3 +661,65 @@ def test_an_ask_that_fits_the_quota_asks_only_for_the_releases_that_fit_too(
         assert answer.matched and answer.fate == "not-asked"
         assert served.requested == 0 and served.evaluations == tokens == outcome.evaluations
         assert service.quota_left() == 2
+
+
+@pytest.mark.parametrize("order", ["query, then exchange", "exchange, then query"])
+def test_one_set_of_tokens_wins_one_record_of_a_household_a_day_across_both_modes(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch, order: str
+) -> None:
+    """The day's claims held in the query mode only: a partner that won Maria in a query
+    with the family name and address (its key presence chosen for her) won Ana the same day
+    in a batch exchange, with a traveller row of those tokens and a made-up date of birth (and
+    the other way round). The claims are the agency's now, one store for both modes: the
+    second mode's pair, resting on tokens that decided a household member today and nothing
+    more, is refused (``claimed-today`` in the exchange, not decided in the query)."""
+    registry = _registry_with_a_household(pair, _MIXED)
+    service = pair.holder.query_service(registry)
+
+    def query() -> int:
+        with monkeypatch.context() as patched:
+            target = ["CASO-90001"]
+            _lie_about_presence(pair, patched, lambda i: service.table.record_id(i) in target)
+            side = _one_household_row(pair)
+            served, _, _ = _serve_and(pair, service, lambda conn: ask(pair.asker, conn, side))
+        assert served.requested == 1
+        return int(served.released)
+
+    def exchange() -> int:
+        side = _one_household_row(pair, dob="01/01/1950")
+        holder, _ = asyncio.run(exchange_in_process((pair.holder, registry), (pair.asker, side)))
+        assert holder.decided == 1  # both sides decided the pair: the holder refuses to send it
+        return int(holder.released_total)
+
+    steps = [query, exchange] if order.startswith("query") else [exchange, query]
+    released = [step() for step in steps]
+    assert released == [1, 0]
+    assert len(pair.asker.store.list(now=pair.asker.clock())) == 1
+    denied = [
+        e.fields["reason"] for e in pair.holder.audit.entries(kinds={AuditEvent.RELEASE_DENIED})
+    ]
+    assert denied == (["claimed-today"] if order.startswith("query") else [])
+
+
+def test_two_members_of_a_household_each_known_by_their_own_facts_are_both_released(
+    pair: QueryPair,
+) -> None:
+    """The day of claims sets aside only the tokens another record won: a partner listing
+    two members of the household with their own given names and dates of birth (a sibling
+    each, both genuinely listed) has both released in one exchange."""
+    registry = _registry_with_a_household(pair, _MIXED)
+    manifest = traveller_file(pair.base / "asker-files", ["USTR-00022"])
+    with manifest.open(encoding="utf-8", newline="") as f:
+        head = next(csv.reader(f))
+    rows = [
+        {"pax_id": f"USTR-7777{i}", "surname": "Lopez", "given_names": given, "dob": dob,
+         "sex": sex, "us_address": "4 Oak Avenue", "us_zip": "K2B 7C3", "source": "APIS"}
+        for i, (given, dob, sex) in enumerate((("Maria", "03/02/1970", "F"),
+                                               ("Juan", "07/11/1995", "M")))
+    ]  # fmt: skip
+    with manifest.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([head, *([r.get(c, "") for c in head] for r in rows)])
+    side = pair.asker.prepare([manifest])
+    holder, _ = asyncio.run(exchange_in_process((pair.holder, registry), (pair.asker, side)))
+    assert holder.decided == 2 and holder.released_total == 2
+    assert not list(pair.holder.audit.entries(kinds={AuditEvent.RELEASE_DENIED}))

@@ -8,14 +8,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from xlink._sqlite import Batch
 from xlink.agency._inbound import Receiver
 from xlink.agency._matches import record_decision
 from xlink.agency._outcome import AgencyOutcome
-from xlink.agency._transfer import agree_and_label, transfer_counts
+from xlink.agency._transfer import agree_and_label, claims_rule, transfer_counts
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.audit.history import SetSizeHistory, set_size_history
 from xlink.audit.session import SessionAuditor
@@ -186,7 +186,11 @@ async def _transfer(
     session_id = decision.session_id
     peer_outputs = await agree_and_label(gate, session, decision, idle_timeout)
     overdue = agency.queue.audit_overdue(agency.clock())
-    batch = agency.release(decision, side.records)
+    # The day's claims are read, applied and written (committed) before anything leaves.
+    with agency.day_claims().request(agency.clock().astimezone(UTC).date()) as claims:
+        batch = agency.release(
+            decision, side.records, allowed_today=claims_rule(agency, claims, session.labels)
+        )
     if progress is not None:  # releases sent now (queued, pending, denied ones are not)
         progress("releases sent", 0, len(batch.sealed))
     receiver = Receiver(agency, session_id, decision, per_pair(peer_outputs.__getitem__))

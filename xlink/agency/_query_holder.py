@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from xlink.agency._query_claims import Claims, ClaimsRequest, claims_key
+from xlink.agency._claims import ClaimsRequest, still_decided
 from xlink.agency._query_common import (
     _FATES,
     DST_PERIOD_KEY,
@@ -117,8 +117,7 @@ class QueryService:
         day = agency.clock().astimezone(UTC).date()
         self._used = query_evaluations_on(agency.audit, agency.peer_id, day)
         self._day = day
-        key = claims_key(agency.keys.sealing_key.secret(), mou_digest(agency.mou))
-        self._claims = Claims(agency.workdir / "query", agency.peer_id, key)
+        self._claims = agency.day_claims()
 
     def _enter_period(self, period: str) -> None:
         """The key and table of ``period``: the saved table if it is this key's, brought up to
@@ -432,23 +431,25 @@ class QueryService:
         passes; else it is refused when another live record of ours is as good a match on the
         claimed tokens (:meth:`_rivalled`), or when the claimed tokens that did not already
         decide another of our records today do not reach the threshold with the evidence on
-        their own (:class:`~xlink.agency._query_claims.Claims`)."""
+        their own (:class:`~xlink.agency._claims.Claims`)."""
         schema = self.agency.schema
         if schema.certain_threshold is not None and score >= schema.certain_threshold:
             return False
         claimed = [by_handle[h][2] for h in handles]
         if self._rivalled(record, claimed, asker_keys, score):
             return True
-        stale = claims.stale(record_id, claimed)
-        if not stale:
-            return False
-        fresh = frozenset(by_handle[h][0] for h in handles if by_handle[h][2] not in stale)
         disagreeing = (asker_keys & self.table.presence(record)) - frozenset(
             by_handle[h][0] for h in handles
         )
-        weights, disagreement = self._weights
-        own = fellegi_sunter_score(fresh, weights, disagreeing, disagreement)
-        return own < self.agency.mou.match_threshold or not schema.has_evidence(fresh)
+        return not still_decided(
+            claims,
+            record_id,
+            [(by_handle[h][0], by_handle[h][2]) for h in handles],
+            disagreeing,
+            schema=schema,
+            weights=self._weights,
+            threshold=self.agency.mou.match_threshold,
+        )
 
     def _today(self) -> date:
         return self.agency.clock().astimezone(UTC).date()

@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, cast
 
 from xlink._sqlite import Batch
+from xlink.agency._claims import Claims, claims_key
 from xlink.audit import AuditEvent
-from xlink.decide import Decision
+from xlink.decide import DecidedMatch, Decision
+from xlink.policy.document import mou_digest
 from xlink.records.model import PersonRecord
 from xlink.release import SourceHandleKey, release_decided
 from xlink.release.handles import open_source_handle_key
@@ -42,10 +44,25 @@ class Releasing:
 
         return encode
 
-    def release(self, decision: Decision, records: Iterable[PersonRecord]) -> ReleaseBatch:
+    def day_claims(self) -> Claims:
+        """Which of our records each of our tokens decided today with the partner
+        (:mod:`xlink.agency._claims`): one store in the workdir, shared by the query holder
+        and the batch exchanges, so one set of tokens wins one record a day in either."""
+        agency = self._agency()
+        key = claims_key(agency.keys.sealing_key.secret(), mou_digest(agency.mou))
+        return Claims(agency.workdir / "query", agency.peer_id, key)
+
+    def release(
+        self,
+        decision: Decision,
+        records: Iterable[PersonRecord],
+        *,
+        allowed_today: Callable[[DecidedMatch], bool] | None = None,
+    ) -> ReleaseBatch:
         """:func:`~xlink.release.release_decided` for ``decision`` with this agency's MOU,
         keys, outbound ledger, audit log, clock and randomness (the exchange and the query
-        holder both release through it). The ledger and the audit log each commit once."""
+        holder both release through it), and ``allowed_today`` (a batch exchange's day of
+        claims). The ledger and the audit log each commit once."""
         agency = self._agency()
         with Batch(agency.audit, agency.queue):
             return release_decided(
@@ -60,6 +77,7 @@ class Releasing:
                 queue=agency.queue,
                 audit=agency.audit,
                 schema=agency.schema,
+                allowed_today=allowed_today,
             )
 
     def hand_over(self, sealed: SealedRelease, session_id: bytes, outputs_of: OutputsOf) -> bytes:

@@ -6,14 +6,16 @@ after them."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from xlink.agency._claims import ClaimsRequest, still_decided
 from xlink.agency._inbound import Receiver
 from xlink.agency._matches import write_matches
-from xlink.decide import Decision
+from xlink.decide import DecidedMatch, Decision
 from xlink.prepare import PreparedSide
+from xlink.protocol._confirm import SessionLabels
 from xlink.protocol.session import PsiSession
 from xlink.release.queue import QueueItem
 from xlink.release.recipe import ReleaseBatch
@@ -23,7 +25,10 @@ from xlink.transport.release_transfer import (
     exchange_labels,
 )
 
-__all__ = ["agree_and_label", "transfer_counts"]
+if TYPE_CHECKING:
+    from xlink.agency._agency import Agency
+
+__all__ = ["agree_and_label", "claims_rule", "transfer_counts"]
 
 
 async def agree_and_label(
@@ -44,6 +49,38 @@ async def agree_and_label(
         outputs=session.labels.outputs,
         idle_timeout=idle_timeout,
     )
+
+
+def claims_rule(
+    agency: Agency, claims: ClaimsRequest, labels: SessionLabels
+) -> Callable[[DecidedMatch], bool]:
+    """The day of claims for a batch exchange's releases (xlink-release-v1 §3.1): asked in the
+    decision's order, a match whose tokens (``labels``: ours behind its handles) already
+    decided another of our records today is refused unless the rest still decide it
+    (:func:`~xlink.agency._claims.still_decided`) or it reaches the schema's certain
+    threshold; a match allowed claims its tokens for its record. So a partner that won one
+    member of a household in a query, or in an exchange earlier today, with the family name
+    and address wins no second one with the same tokens in an exchange."""
+    schema, mou = agency.schema, agency.mou
+    weights = (schema.weights(), schema.disagreement_weights())
+
+    def allowed(match: DecidedMatch) -> bool:
+        claimed = labels.tokens(match.handles)
+        certain = schema.certain_threshold
+        if (certain is None or match.policy_score < certain) and not still_decided(
+            claims,
+            match.local_record_id,
+            claimed,
+            match.disagreeing_keys,
+            schema=schema,
+            weights=weights,
+            threshold=mou.match_threshold,
+        ):
+            return False
+        claims.add(match.local_record_id, [token for _, token in claimed])
+        return True
+
+    return allowed
 
 
 def transfer_counts(

@@ -229,6 +229,16 @@ class OwnConfirmation:
             raise element_error(exc) from None
         return out
 
+    def pair_tokens(self, pair: Sequence[bytes]) -> list[tuple[str, bytes]]:
+        """Our ``(key name, token)`` behind each of a pair's handles, in the pair's order.
+        Raises ``KeyError`` for a handle we did not match."""
+        tokens, out = self._tokens, []
+        for i in self._indices(pair):
+            t = int(self._first[i])
+            value = bytes(tokens.values[TOKEN_SIZE * t : TOKEN_SIZE * (t + 1)])
+            out.append((tokens.key_names[tokens.key_index[t]], value))
+        return out
+
     def own_output(self, pair: Sequence[bytes], key: OprfScalar) -> bytes:
         """The OPRF output of a decided pair's label input under our own session key ``key``:
         what the peer obtains for its copy of the tokens (spec §7.5). Raises ``KeyError`` for
@@ -366,3 +376,8 @@ class SessionLabels:
         """The OPRF output of a pair's tokens under our own key: what the peer obtains from
         :meth:`outputs` for its copy. Raises ``KeyError`` for a handle we did not match."""
         return self._matches.own_output(pair, self._key)
+
+    def tokens(self, pair: Sequence[bytes]) -> list[tuple[str, bytes]]:
+        """Our ``(key name, token)`` behind each of a pair's handles (the tokens its label is
+        evaluated on). Local: never sent. Raises ``KeyError`` for a handle we did not match."""
+        return self._matches.pair_tokens(pair)

@@ -158,23 +158,26 @@ def release_decided(
     queue: ApprovalQueue | None = None,
     audit: AuditLog | None = None,
     schema: LinkageSchema | None = None,
+    allowed_today: Callable[[DecidedMatch], bool] | None = None,
 ) -> ReleaseBatch:
     """Release what the MOU allows of every decided match (DESIGN §2 step 6).
 
     A match scoring below the MOU's ``match_threshold`` is denied (``below-mou-threshold``),
     whatever threshold the decision used (on the schema's own weights:
-    :attr:`~xlink.decide.DecidedMatch.policy_score`); with ``schema`` (the MOU's, as an
-    agency gives it), so is a match whose agreeing keys lack the schema's evidence
-    (``too-little-evidence``: :meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`),
-    however the decision was made. Under the one-to-one link rule a record's decided pairs
-    beyond its first :data:`MAX_PAIRS_PER_RECORD` (in the decision's order: best first) are
-    denied ``too-many-pairs``, and under best-of-either (a list of events) those beyond its
-    first :data:`MAX_PAIRS_PER_RECORD_EVENTS`: audited once per record, with their count. For
-    the others, :func:`decide_release` cuts the record to its tearline; a record its release
-    cannot carry (:func:`build_release`'s bounds: 64 values a field, 4,096 bytes a value) is
-    denied ``unreleasable-record``, that match alone. A denial is collected
-    (and audited as ``RELEASE_DENIED`` under the pair's first match handle). ``records`` are
-    the originator's own (``KeyError`` if a decided record is missing).
+    :attr:`~xlink.decide.DecidedMatch.policy_score`); with ``schema`` (the MOU's, as an agency
+    gives it), so is a match whose agreeing keys lack the schema's evidence
+    (``too-little-evidence``: :meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`), however
+    the decision was made; with ``allowed_today``, so is a match it refuses (``claimed-today``:
+    the agency's day of claims, :mod:`xlink.agency._claims`; it is asked in the decision's order
+    and claims what it allows). Under the one-to-one link rule a record's decided pairs beyond
+    its first :data:`MAX_PAIRS_PER_RECORD` (in the decision's order: best first) are denied
+    ``too-many-pairs``, and under best-of-either (a list of events) those beyond its first
+    :data:`MAX_PAIRS_PER_RECORD_EVENTS`: audited once per record, with their count. For the
+    others, :func:`decide_release` cuts the record to its tearline; a record its release cannot
+    carry (:func:`build_release`'s bounds: 64 values a field, 4,096 bytes a value) is denied
+    ``unreleasable-record``, that match alone. A denial is collected (and audited as
+    ``RELEASE_DENIED`` under the pair's first match handle). ``records`` are the originator's
+    own (``KeyError`` if a decided record is missing).
 
     ``queue`` is the outbound ledger; an MOU that requires approval needs one (``ValueError``
     without). It is consulted once per record version
@@ -208,6 +211,8 @@ def release_decided(
                 raise PolicyDenied(["below-mou-threshold"])
             if schema is not None and not schema.has_evidence(match.agreeing_keys):
                 raise PolicyDenied(["too-little-evidence"])
+            if allowed_today is not None and not allowed_today(match):
+                raise PolicyDenied(["claimed-today"])
             if len(pairs.get(record.record_id, ())) >= most:
                 raise PolicyDenied(["too-many-pairs"])
             content = decide_release(record, mou, originator=originator)

@@ -1,6 +1,9 @@
-"""The query holder's record of which of its records each claimed token decided today
-(xlink-query-v1 §7.5 item 5), kept in the agency's workdir so that a restart of the service
-forgets nothing: one set of tokens wins one record a day, however often the holder restarts.
+"""An agency's record of which of its records each of its tokens decided today with one
+partner (xlink-query-v1 §7.5 item 5; xlink-release-v1 §3.1), kept in the agency's workdir so
+that a restart forgets nothing: one set of tokens wins one record a day, however often the
+holder restarts and whether the partner asks in the query mode or in a batch exchange. The
+query holder claims the tokens of the pairs it decides; a batch exchange those of the matches
+it releases (:func:`still_decided` is the rule both apply).
 
 A token is kept as a claim id, ``HMAC-SHA-256(claims key, token)[:16]``: never the token itself,
 which is an unkeyed digest of an identity and open to a dictionary attack. The claims key is
@@ -9,8 +12,8 @@ month's OPRF key, so a session that straddles the end of a month claims under th
 the next month's sessions. Rows of earlier days are deleted when a day's claims are written,
 so the file holds one day.
 
-A release request's look-ups and writes are one transaction (:meth:`Claims.request`),
-committed before its answer leaves; a file that cannot be used is an
+A release request's (or an exchange's releases') look-ups and writes are one transaction
+(:meth:`Claims.request`), committed before its answer leaves; a file that cannot be used is an
 :class:`~xlink.errors.InputError` when the service starts and an ``INTERNAL_ERROR`` abort
 (audited) during a session.
 """
@@ -20,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -31,8 +34,17 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from xlink._sqlite import connect, transaction
 from xlink.errors import InputError, InternalProtocolError
+from xlink.linkage.schema import LinkageSchema
+from xlink.linkage.scoring import KeyWeight, fellegi_sunter_score
 
-__all__ = ["CLAIMS_FILE", "DST_CLAIMS_KEY", "Claims", "ClaimsRequest", "claims_key"]
+__all__ = [
+    "CLAIMS_FILE",
+    "DST_CLAIMS_KEY",
+    "Claims",
+    "ClaimsRequest",
+    "claims_key",
+    "still_decided",
+]
 
 DST_CLAIMS_KEY: Final = b"xlink-query-v1/claims-key"
 """HKDF ``info`` of the claims key (salt: the MOU digest; input: the sealing key's secret)."""
@@ -54,48 +66,80 @@ def claims_key(sealing_secret: bytes, mou_digest: bytes) -> bytes:
 
 
 class ClaimsRequest:
-    """One release request's view of the day's claims, inside one transaction."""
+    """One release request's view of the day's claims, inside one transaction: the day's
+    claims with the partner are read once, then looked up and added to in memory and written
+    as they are added."""
 
     def __init__(self, conn: sqlite3.Connection, key: bytes, day: date, peer: str) -> None:
         self._conn = conn
         self._key = key
         self._day = day.isoformat()
         self._peer = peer
+        self._decided: dict[bytes, set[str]] = {}
+        for claim, record_id in conn.execute(
+            "SELECT claim, record_id FROM claims WHERE day = ? AND peer = ?", (self._day, peer)
+        ):
+            self._decided.setdefault(bytes(claim), set()).add(record_id)
 
     def _id(self, token: bytes) -> bytes:
         return hmac.new(self._key, token, hashlib.sha256).digest()[:16]
 
     def stale(self, record_id: str, tokens: Sequence[bytes]) -> frozenset[bytes]:
         """The ``tokens`` that decided another record than ``record_id`` today."""
+        decided = self._decided
         return frozenset(
             token
             for token in tokens
-            if self._conn.execute(
-                "SELECT 1 FROM claims WHERE day = ? AND peer = ? AND claim = ?"
-                " AND record_id != ? LIMIT 1",
-                (self._day, self._peer, self._id(token), record_id),
-            ).fetchone()
+            if (records := decided.get(self._id(token))) and (records - {record_id})
         )
 
     def add(self, record_id: str, tokens: Iterable[bytes]) -> None:
         """Keep that ``tokens`` decided ``record_id`` today."""
-        self._conn.executemany(
-            "INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)",
-            [(self._day, self._peer, self._id(t), record_id) for t in tokens],
-        )
+        rows = []
+        for token in tokens:
+            claim = self._id(token)
+            self._decided.setdefault(claim, set()).add(record_id)
+            rows.append((self._day, self._peer, claim, record_id))
+        self._conn.executemany("INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)", rows)
+
+
+def still_decided(
+    claims: ClaimsRequest,
+    record_id: str,
+    claimed: Sequence[tuple[str, bytes]],
+    disagreeing: frozenset[str],
+    *,
+    schema: LinkageSchema,
+    weights: tuple[Mapping[str, KeyWeight | float], Mapping[str, float]],
+    threshold: float,
+) -> bool:
+    """Whether a pair of our record ``record_id`` resting on the ``claimed`` tokens (``(key,
+    token)``; the keys that disagree: ``disagreeing``) is still decided once the tokens that
+    decided another of our records today are set aside (xlink-query-v1 §7.5 item 5): the rest,
+    as agreeing keys, must reach ``threshold`` on ``weights`` (the schema's agreement and
+    disagreement weights) with the schema's evidence. True when nothing is set aside. The
+    caller exempts a pair at the schema's ``certain_threshold`` (a person recorded twice)."""
+    stale = claims.stale(record_id, [token for _, token in claimed])
+    if not stale:
+        return True
+    fresh = frozenset(key for key, token in claimed if token not in stale)
+    agreement, disagreement = weights
+    score = fellegi_sunter_score(fresh, agreement, disagreeing, disagreement)
+    return score >= threshold and schema.has_evidence(fresh)
 
 
 class Claims:
-    """Which holder records each claimed token decided today, for one partner: a file in
+    """Which of our records each claimed token decided today, for one partner: a file in
     ``folder`` shared by every query service of the agency (the hub makes one per session, a
-    restarted ``xlink query serve`` another). Raises :class:`~xlink.errors.InputError` when
-    the file cannot be opened as a claims store."""
+    restarted ``xlink query serve`` another) and its batch exchanges. Raises
+    :class:`~xlink.errors.InputError` when the file cannot be opened as a claims store."""
 
     def __init__(self, folder: Path, peer: str, key: bytes) -> None:
         self._path = folder / CLAIMS_FILE
         self._peer = peer
         self._key = key
         try:
+            folder.mkdir(parents=True, exist_ok=True)
             conn = connect(self._path)
             try:
                 conn.execute(_SCHEMA)
