@@ -71,3 +71,13 @@ def test_two_columns_that_differ_by_case_only_are_refused_not_guessed(tmp_path: 
 def test_bad_encoding_or_delimiter_settings_are_refused(setting: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=r"mapping '(encoding|delimiter)'"):
         load_csv("unused.csv", mapping={**MAPPING, **setting})
+
+
+def test_lines_ended_by_carriage_returns_alone_are_lines(tmp_path: Path) -> None:
+    """An old Mac export ends its lines in ``\\r`` alone: the csv module's advice ("open the
+    file in universal-newline mode") was the whole error."""
+    text = b'ID,Surname,Given,category\r1,Smith,"Ann\rMarie",other\r2,Roe,Bo,other'
+    path = _write(tmp_path, text)
+    result = load_csv(path, mapping=MAPPING)
+    assert _names(result) == [("Ann\rMarie", "Smith"), ("Bo", "Roe")]
+    assert [r.record_id for r in result.records] == ["1", "2"]

@@ -89,6 +89,7 @@ def test_duplicate_and_unnamed_columns(tmp_path: Path) -> None:
         load_csv(write(tmp_path, "record_id,,category,family_name,family_name\n1,x,other,A,B\n"))
     assert "column 2 has no name" in str(info.value)
     assert "duplicate column names: family_name" in str(info.value)
+    assert "all map to" not in str(info.value)  # one problem, said once
 
 
 def test_a_spreadsheets_empty_trailing_columns_are_no_columns(tmp_path: Path) -> None:

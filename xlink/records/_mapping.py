@@ -311,7 +311,7 @@ class ColumnMapping:
         conflicts = [
             f"columns {', '.join(repr(c) for c in names)} all map to {target!r}"
             for target, names in claimed.items()
-            if len(names) > 1 and not set(names) <= set(self.combine.get(target, ()))
+            if len(set(names)) > 1 and not set(names) <= set(self.combine.get(target, ()))
         ]
         return targets, conflicts
 

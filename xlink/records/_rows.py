@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
@@ -58,7 +58,10 @@ class Lines:
                 wrapper.detach()
             return
         encoding = self._encoding
-        for data in self._fh:
+        lines: Iterable[bytes] = self._fh
+        if peek is not None and b"\r" in (head := peek(8192)) and b"\n" not in head:
+            lines = _cr_lines(self._fh)  # carriage returns alone end its lines (an old Mac export)
+        for data in lines:
             if self.number == 0 and data.startswith(_BOM):
                 data = data[len(_BOM) :]
             try:
@@ -85,6 +88,18 @@ class Lines:
         text = "".join(self._pending)
         self._pending.clear()
         return text.removesuffix("\n").removesuffix("\r")
+
+
+def _cr_lines(fh: BinaryIO) -> Iterator[bytes]:
+    """The lines of a file whose lines end in a carriage return alone, each with its ``\r``."""
+    rest = b""
+    for chunk in iter(lambda: fh.read(1 << 16), b""):
+        parts = (rest + chunk).split(b"\r")
+        rest = parts.pop()
+        for part in parts:
+            yield part + b"\r"
+    if rest:
+        yield rest
 
 
 def json_row(line: int, text: str, mapping: ColumnMapping) -> RawRow:
