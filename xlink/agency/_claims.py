@@ -67,8 +67,8 @@ def claims_key(sealing_secret: bytes, mou_digest: bytes) -> bytes:
 
 class ClaimsRequest:
     """One release request's view of the day's claims, inside one transaction: the day's
-    claims with the partner are read once, then looked up and added to in memory and written
-    as they are added."""
+    claims with the partner are read once, then looked up and added to in memory, and the
+    added ones written together when the request ends (:meth:`Claims.request`)."""
 
     def __init__(self, conn: sqlite3.Connection, key: bytes, day: date, peer: str) -> None:
         self._conn = conn
@@ -76,6 +76,7 @@ class ClaimsRequest:
         self._day = day.isoformat()
         self._peer = peer
         self._decided: dict[bytes, set[str]] = {}
+        self._added: list[tuple[str, str, bytes, str]] = []
         for claim, record_id in conn.execute(
             "SELECT claim, record_id FROM claims WHERE day = ? AND peer = ?", (self._day, peer)
         ):
@@ -95,12 +96,15 @@ class ClaimsRequest:
 
     def add(self, record_id: str, tokens: Iterable[bytes]) -> None:
         """Keep that ``tokens`` decided ``record_id`` today."""
-        rows = []
         for token in tokens:
             claim = self._id(token)
             self._decided.setdefault(claim, set()).add(record_id)
-            rows.append((self._day, self._peer, claim, record_id))
-        self._conn.executemany("INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)", rows)
+            self._added.append((self._day, self._peer, claim, record_id))
+
+    def write(self) -> None:
+        """Write the claims added since the last write (in the request's transaction)."""
+        self._conn.executemany("INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)", self._added)
+        self._added.clear()
 
 
 def still_decided(
@@ -163,7 +167,9 @@ class Claims:
         try:
             with transaction(conn):
                 conn.execute("DELETE FROM claims WHERE day < ?", (day.isoformat(),))
-                yield ClaimsRequest(conn, self._key, day, self._peer)
+                request = ClaimsRequest(conn, self._key, day, self._peer)
+                yield request
+                request.write()
         except (sqlite3.Error, OSError) as exc:
             raise InternalProtocolError(f"the claims store failed: {type(exc).__name__}") from None
         finally:
