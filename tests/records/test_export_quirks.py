@@ -51,12 +51,22 @@ def test_another_delimiter_is_named_when_the_mapping_does_not_say_it(tmp_path: P
 
 
 def test_a_header_in_other_case_and_spacing_matches_the_mapping(tmp_path: Path) -> None:
-    path = _write(tmp_path, b"id,SURNAME, given ,Category,Remarks\n1,Smith,Ann,other,x\n")
+    path = _write(tmp_path, b"id,SURNAME, given ,category,Remarks\n1,Smith,Ann,other,x\n")
     result = load_csv(path, mapping=MAPPING)
     assert _names(result) == [("Ann", "Smith")]
     assert dict(result.records[0].payload) == {"Remarks": "x"}
-    canonical = _write(tmp_path, b"Record_ID,FAMILY_NAME,Category\n1,Smith,other\n")
-    assert _names(load_csv(canonical)) == [("", "Smith")]
+
+
+def test_a_column_the_mapping_does_not_name_is_not_matched_to_a_field_by_case(
+    tmp_path: Path,
+) -> None:
+    """Only the mapping's own names match case aside: an export's own ``Category`` or
+    ``Country`` column beside a mapping's constant category stays in the payload, as before
+    (matched to ``category``, it overrode the constant and rejected every row)."""
+    text = b"ID,Surname,Category,Country\n1,Smith,Visitor,FR\n"
+    result = load_csv(_write(tmp_path, text), mapping={**MAPPING, "category": "traveller"})
+    assert _names(result) == [("", "Smith")]
+    assert dict(result.records[0].payload) == {"Category": "Visitor", "Country": "FR"}
 
 
 def test_two_columns_that_differ_by_case_only_are_refused_not_guessed(tmp_path: Path) -> None:

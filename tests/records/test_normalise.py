@@ -150,6 +150,12 @@ def test_a_full_name_written_family_name_first_with_a_comma_is_split_at_the_comm
         ("SMITHJONES", "MARY"),
     }
     assert name_order_variants(PersonName(full="Smith,")) == frozenset()
+    # a suffix after the comma is no given name: these read as they did before the rule
+    for written in ("John Smith, Jr.", "Smith, Jr., John", "Dr. John Smith, MD", "Smith, John, Jr"):
+        assert name_order_variants(PersonName(full=written)) == {
+            ("JOHN", "SMITH"),
+            ("SMITH", "JOHN"),
+        }, written
     schema = load_default_schema()
     record = functools.partial(
         PersonRecord, category=Category.WATCHLIST, birth_date=BirthDate(1980, 4, 3)

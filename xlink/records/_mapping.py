@@ -48,7 +48,8 @@ DELIMITERS = (",", ";", "\t", "|")
 def _ascii_compatible(encoding: str) -> bool:
     """Whether ``encoding`` is a codec that writes the CSV syntax (ASCII) as ASCII."""
     try:
-        return codecs.lookup(encoding).encode(',"\n;|\tAz09')[0] == b',"\n;|\tAz09'
+        encoded = codecs.lookup(encoding).encode(',"\n;|\tAz09')[0]
+        return encoded.removeprefix(codecs.BOM_UTF8) == b',"\n;|\tAz09'
     except (LookupError, TypeError, ValueError, UnicodeError):
         return False
 
@@ -164,10 +165,11 @@ class ColumnMapping:
         object.__setattr__(self, "combine", MappingProxyType(combine))
         object.__setattr__(self, "date_orders", MappingProxyType(date_orders))
         object.__setattr__(self, "_combined_into", MappingProxyType(combined_into))
-        # A header's column matches a mapping's name, or a canonical field's, case and spaces
-        # aside, when no other name folds the same way.
+        # A header's column matches a name the mapping gives, case and spaces aside, when no
+        # other of its names folds the same way (never a field it does not name: a column
+        # "Category" beside a mapping's constant category stays in the payload).
         folded: dict[str, set[str]] = {}
-        for name in (*combined_into, *self.columns, *CANONICAL_FIELDS):
+        for name in (*combined_into, *self.columns):
             folded.setdefault(_folded(name), set()).add(name)
         by_folded = {k: next(iter(v)) for k, v in folded.items() if len(v) == 1}
         object.__setattr__(self, "_by_folded", MappingProxyType(by_folded))
@@ -289,9 +291,10 @@ class ColumnMapping:
 
     def header_names(self, header: Sequence[str]) -> list[str]:
         """A file's column names as the mapping knows them: a column the mapping does not name
-        is read as a name it gives, or as a canonical field, that it equals case and spaces
-        aside (``SURNAME`` for ``Surname``, ``Record_ID`` for ``record_id``), when only one
-        such name does; any other column keeps its name."""
+        is read as a name it gives (in ``columns`` or ``combine``) that it equals case and
+        spaces aside (``SURNAME`` for ``Surname``), when only one such name does; any other
+        column keeps its name (a column the mapping does not name is not matched to a
+        canonical field by case: it goes to the payload, as it always did)."""
         known = {*self._combined_into, *self.columns}
         return [
             name if not name or name in known else self._by_folded.get(_folded(name), name)

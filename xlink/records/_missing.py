@@ -51,9 +51,12 @@ MISSING_MARKERS: Final = frozenset(
 
 _SPACED: Final = frozenset({"NOT KNOWN", "NOT AVAILABLE", "NOT APPLICABLE", "N / A", "N. A."})
 
-NAME_MARKERS: Final = MISSING_MARKERS | frozenset({"LNU", "FNU", "NFN", "NLN", "NMN", "XX", "XXX"})
-"""In a name field, also the law-enforcement shorthands for an unknown or absent name (last
-name unknown, first name unknown, no first, last or middle name) and ``XX``/``XXX``."""
+NAME_MARKERS: Final = (MISSING_MARKERS - {"NIL", "N.A."}) | frozenset(
+    {"LNU", "FNU", "NFN", "NLN", "NMN", "XX", "XXX"}
+)
+"""In a name field: the same but ``NIL`` (a Turkish given name) and ``N.A.`` (initials), and
+also the law-enforcement shorthands for an unknown or absent name (last name unknown, first
+name unknown, no first, last or middle name) and ``XX``/``XXX``."""
 
 _NAME_FIELDS: Final = ("given_name", "middle_name", "family_name", "full_name")
 _OTHER_FIELDS: Final = (
@@ -76,7 +79,7 @@ MISSING_FIELDS: Final = frozenset((*_NAME_FIELDS, *_OTHER_FIELDS))
 
 # Each set as a value is compared: upper case, with the spaced forms a marker is written in
 # (the rare other spacing goes through the slow path of :func:`_is_marker`).
-_NAME_LOOKUP: Final = NAME_MARKERS | _SPACED
+_NAME_LOOKUP: Final = NAME_MARKERS | (_SPACED - {"N. A."})
 _OTHER_LOOKUP: Final = MISSING_MARKERS | _SPACED
 _LONGEST: Final = max(len(m) for m in _NAME_LOOKUP) + 4  # room for other spacing
 #: Every marker's first character, either case: most values are ruled out by it alone.

@@ -53,7 +53,10 @@ class Lines:
             try:
                 yield from wrapper
             except UnicodeDecodeError:
-                raise LoadError(self._source, f"not UTF-16 text (line {self.number + 1})") from None
+                # the wrapper decodes ahead of the lines it gives: the line is a neighbour
+                raise LoadError(
+                    self._source, f"not UTF-16 text (near line {self.number + 1})"
+                ) from None
             finally:
                 wrapper.detach()
             return

@@ -295,10 +295,12 @@ def name_texts(name: PersonName) -> tuple[str, str, tuple[str, ...]]:
         )
     words = _name_words(name.full)
     if "," in name.full:
+        # a suffix after the comma (``John Smith, Jr.``, ``Smith, Jr., John``) is no given name
         family, _, rest = name.full.partition(",")
-        family_words, rest_words = _name_words(family), _name_words(rest)
-        if family_words and rest_words:
-            return rest_words[0], " ".join(family_words), words
+        family_words = _name_words(family)
+        given = [w for w in _name_words(rest) if _word_key(w) not in NAME_SUFFIXES]
+        if family_words and given:
+            return given[0], " ".join(family_words), words
     return (words[0] if len(words) > 1 else "", words[-1] if words else "", words)
 
 
