@@ -512,7 +512,7 @@ def test_real_tls_releases_for_handles_never_matched_are_refused(
 
     def forging(decision: Decision, *args: Any, **kwargs: Any) -> Any:
         if kwargs["originator"] == CA:
-            kwargs["allowed_today"] = None  # a forger keeps no day of claims for handles it made up
+            kwargs["day_claims"] = None  # a forger keeps no day of claims for handles it made up
             rng = random.Random(14)
             matches = tuple(
                 dataclasses.replace(m, handles=tuple(rng.randbytes(16) for _ in m.handles))

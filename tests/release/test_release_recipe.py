@@ -229,3 +229,42 @@ def test_one_approval_per_record_version_and_never_past_a_denial(tmp_path: Path)
         deny(queue, item.item_id, "insufficient-grounds", agency=CA, now=T0)
         after = _again(_pairs(7, 8, 9), queue, True, "d2")
         assert not after.sealed and {f.fate for f in after.fates} == {Fate.DENIED}
+
+
+class _Recorded:
+    """A day of claims that refuses the matches of ``refused`` peer references and records
+    what it was asked and what claimed."""
+
+    def __init__(self, refused: set[int]) -> None:
+        self.refused, self.asked, self.claimed = refused, list[int](), list[int]()
+
+    def allows(self, match: DecidedMatch) -> bool:
+        self.asked.append(match.peer_ref)
+        return match.peer_ref not in self.refused
+
+    def claim(self, match: DecidedMatch) -> None:
+        self.claimed.append(match.peer_ref)
+
+
+def test_the_day_of_claims_is_asked_in_order_and_only_what_leaves_claims(tmp_path: Path) -> None:
+    """A match the day of claims refuses is denied ``claimed-today``; a match it allows but
+    that is denied for another reason (here ``too-many-pairs``, past a record's two pairs)
+    claims nothing: only a record that is sent, or was delivered before, claims its tokens
+    (a first version claimed at the check, for matches never released)."""
+    mou = sample_mou(approval_required=False)
+    matches = tuple(
+        DecidedMatch("CAWL-1", ref, frozenset({"k"}), 60.0 - ref, (bytes([ref + 1]) * 16,))
+        for ref in range(4)
+    )
+    day = _Recorded(refused={1})
+    with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
+        batch = release_decided(
+            Decision(SESSION, 0.0, 4, matches), RECORDS, mou=mou, originator=CA,
+            signing_key=SIGNING[CA], handle_key=HANDLE_KEY[CA], rng=DeterministicRandom("r"),
+            now=T0, audit=log, day_claims=day,
+        )  # fmt: skip
+        reasons = [e.fields["reason"] for e in log.entries() if e.kind is AuditEvent.RELEASE_DENIED]
+    assert day.asked == [0, 1, 2, 3]
+    assert [f.fate for f in batch.fates] == [Fate.SENT, Fate.DENIED, Fate.SENT, Fate.DENIED]
+    assert reasons == ["claimed-today", "too-many-pairs"]
+    assert day.claimed == [0, 2]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -66,45 +66,55 @@ def claims_key(sealing_secret: bytes, mou_digest: bytes) -> bytes:
 
 
 class ClaimsRequest:
-    """One release request's view of the day's claims, inside one transaction: the day's
-    claims with the partner are read once, then looked up and added to in memory, and the
-    added ones written together when the request ends (:meth:`Claims.request`)."""
+    """A view of the day's claims with one partner: looked up and added to in memory; what is
+    added is written when the view is kept (:meth:`Claims.request` ends, :meth:`Claims.keep`).
+    ``fetch`` looks claim ids up in the store as they are asked about (a query's few tokens);
+    without it the view holds the whole day, read at once (an exchange's many)."""
 
-    def __init__(self, conn: sqlite3.Connection, key: bytes, day: date, peer: str) -> None:
-        self._conn = conn
+    def __init__(
+        self,
+        key: bytes,
+        day: date,
+        peer: str,
+        *,
+        decided: dict[bytes, set[str]] | None = None,
+        fetch: Callable[[Sequence[bytes]], dict[bytes, set[str]]] | None = None,
+    ) -> None:
         self._key = key
-        self._day = day.isoformat()
+        self.day = day.isoformat()
         self._peer = peer
-        self._decided: dict[bytes, set[str]] = {}
-        self._added: list[tuple[str, str, bytes, str]] = []
-        for claim, record_id in conn.execute(
-            "SELECT claim, record_id FROM claims WHERE day = ? AND peer = ?", (self._day, peer)
-        ):
-            self._decided.setdefault(bytes(claim), set()).add(record_id)
+        self._decided: dict[bytes, set[str]] = decided if decided is not None else {}
+        self._fetch = fetch
+        self._fetched: set[bytes] = set()
+        self.added: list[tuple[str, str, bytes, str]] = []
 
     def _id(self, token: bytes) -> bytes:
         return hmac.new(self._key, token, hashlib.sha256).digest()[:16]
 
     def stale(self, record_id: str, tokens: Sequence[bytes]) -> frozenset[bytes]:
         """The ``tokens`` that decided another record than ``record_id`` today."""
+        ids = {token: self._id(token) for token in tokens}
+        if self._fetch is not None:
+            wanted = [claim for claim in ids.values() if claim not in self._fetched]
+            for claim, records in self._fetch(wanted).items():
+                self._decided.setdefault(claim, set()).update(records)
+            self._fetched.update(wanted)
         decided = self._decided
         return frozenset(
-            token
-            for token in tokens
-            if (records := decided.get(self._id(token))) and (records - {record_id})
+            token for token, claim in ids.items() if decided.get(claim, set()) - {record_id}
         )
+
+    def note(self, record_id: str, tokens: Iterable[bytes]) -> None:
+        """Count ``tokens`` as deciding ``record_id`` for the rest of this view, not kept."""
+        for token in tokens:
+            self._decided.setdefault(self._id(token), set()).add(record_id)
 
     def add(self, record_id: str, tokens: Iterable[bytes]) -> None:
         """Keep that ``tokens`` decided ``record_id`` today."""
         for token in tokens:
             claim = self._id(token)
             self._decided.setdefault(claim, set()).add(record_id)
-            self._added.append((self._day, self._peer, claim, record_id))
-
-    def write(self) -> None:
-        """Write the claims added since the last write (in the request's transaction)."""
-        self._conn.executemany("INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)", self._added)
-        self._added.clear()
+            self.added.append((self.day, self._peer, claim, record_id))
 
 
 def still_decided(
@@ -167,10 +177,60 @@ class Claims:
         try:
             with transaction(conn):
                 conn.execute("DELETE FROM claims WHERE day < ?", (day.isoformat(),))
-                request = ClaimsRequest(conn, self._key, day, self._peer)
+
+                def fetch(claims: Sequence[bytes]) -> dict[bytes, set[str]]:
+                    found: dict[bytes, set[str]] = {}
+                    for claim in claims:
+                        for (record_id,) in conn.execute(
+                            "SELECT record_id FROM claims WHERE day = ? AND peer = ? AND claim = ?",
+                            (day.isoformat(), self._peer, claim),
+                        ):
+                            found.setdefault(claim, set()).add(record_id)
+                    return found
+
+                request = ClaimsRequest(self._key, day, self._peer, fetch=fetch)
                 yield request
-                request.write()
+                _write(conn, request)
         except (sqlite3.Error, OSError) as exc:
             raise InternalProtocolError(f"the claims store failed: {type(exc).__name__}") from None
         finally:
             conn.close()
+
+    def snapshot(self, day: date) -> ClaimsRequest:
+        """The claims of ``day``, read at once, for an exchange's releases: looked up and added
+        to in memory while its releases are built, with no lock held on the store (a query
+        service of the same agency goes on meanwhile), and written by :meth:`keep`. Raises
+        :class:`~xlink.errors.InternalProtocolError` when the store fails."""
+        decided: dict[bytes, set[str]] = {}
+        try:
+            conn = connect(self._path)
+            try:
+                for claim, record_id in conn.execute(
+                    "SELECT claim, record_id FROM claims WHERE day = ? AND peer = ?",
+                    (day.isoformat(), self._peer),
+                ):
+                    decided.setdefault(bytes(claim), set()).add(record_id)
+            finally:
+                conn.close()
+        except (sqlite3.Error, OSError) as exc:
+            raise InternalProtocolError(f"the claims store failed: {type(exc).__name__}") from None
+        return ClaimsRequest(self._key, day, self._peer, decided=decided)
+
+    def keep(self, view: ClaimsRequest) -> None:
+        """Write what ``view`` (:meth:`snapshot`) added, in one short transaction (the days
+        before its day deleted). Raises :class:`~xlink.errors.InternalProtocolError`."""
+        try:
+            conn = connect(self._path)
+            try:
+                with transaction(conn):
+                    conn.execute("DELETE FROM claims WHERE day < ?", (view.day,))
+                    _write(conn, view)
+            finally:
+                conn.close()
+        except (sqlite3.Error, OSError) as exc:
+            raise InternalProtocolError(f"the claims store failed: {type(exc).__name__}") from None
+
+
+def _write(conn: sqlite3.Connection, view: ClaimsRequest) -> None:
+    conn.executemany("INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)", view.added)
+    view.added.clear()

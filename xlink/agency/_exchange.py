@@ -15,7 +15,7 @@ from xlink._sqlite import Batch
 from xlink.agency._inbound import Receiver
 from xlink.agency._matches import record_decision
 from xlink.agency._outcome import AgencyOutcome
-from xlink.agency._transfer import agree_and_label, claims_rule, transfer_counts
+from xlink.agency._transfer import ExchangeClaims, agree_and_label, transfer_counts
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.audit.history import SetSizeHistory, set_size_history
 from xlink.audit.session import SessionAuditor
@@ -186,11 +186,14 @@ async def _transfer(
     session_id = decision.session_id
     peer_outputs = await agree_and_label(gate, session, decision, idle_timeout)
     overdue = agency.queue.audit_overdue(agency.clock())
-    # The day's claims are read, applied and written (committed) before anything leaves.
-    with agency.day_claims().request(agency.clock().astimezone(UTC).date()) as claims:
-        batch = agency.release(
-            decision, side.records, allowed_today=claims_rule(agency, claims, session.labels)
-        )
+    # The day's claims are read, applied and written (committed) before anything leaves,
+    # with no lock held while the releases are built (a query service goes on meanwhile).
+    claims = agency.day_claims()
+    view = claims.snapshot(agency.clock().astimezone(UTC).date())
+    batch = agency.release(
+        decision, side.records, day_claims=ExchangeClaims(agency, view, session.labels, decision)
+    )
+    claims.keep(view)
     if progress is not None:  # releases sent now (queued, pending, denied ones are not)
         progress("releases sent", 0, len(batch.sealed))
     receiver = Receiver(agency, session_id, decision, per_pair(peer_outputs.__getitem__))

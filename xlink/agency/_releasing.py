@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, cast
 from xlink._sqlite import Batch
 from xlink.agency._claims import Claims, claims_key
 from xlink.audit import AuditEvent
-from xlink.decide import DecidedMatch, Decision
+from xlink.decide import Decision
 from xlink.policy.document import mou_digest
 from xlink.records.model import PersonRecord
 from xlink.release import SourceHandleKey, release_decided
 from xlink.release.handles import open_source_handle_key
 from xlink.release.label import OutputsOf, seal_labelled
-from xlink.release.recipe import ReleaseBatch
+from xlink.release.recipe import DayClaims, ReleaseBatch
 from xlink.release.seal import SealedRelease
 
 if TYPE_CHECKING:
@@ -57,11 +57,11 @@ class Releasing:
         decision: Decision,
         records: Iterable[PersonRecord],
         *,
-        allowed_today: Callable[[DecidedMatch], bool] | None = None,
+        day_claims: DayClaims | None = None,
     ) -> ReleaseBatch:
         """:func:`~xlink.release.release_decided` for ``decision`` with this agency's MOU,
         keys, outbound ledger, audit log, clock and randomness (the exchange and the query
-        holder both release through it), and ``allowed_today`` (a batch exchange's day of
+        holder both release through it), and ``day_claims`` (a batch exchange's day of
         claims). The ledger and the audit log each commit once."""
         agency = self._agency()
         with Batch(agency.audit, agency.queue):
@@ -77,7 +77,7 @@ class Releasing:
                 queue=agency.queue,
                 audit=agency.audit,
                 schema=agency.schema,
-                allowed_today=allowed_today,
+                day_claims=day_claims,
             )
 
     def hand_over(self, sealed: SealedRelease, session_id: bytes, outputs_of: OutputsOf) -> bytes:

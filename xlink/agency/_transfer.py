@@ -6,7 +6,7 @@ after them."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ from xlink.agency._claims import ClaimsRequest, still_decided
 from xlink.agency._inbound import Receiver
 from xlink.agency._matches import write_matches
 from xlink.decide import DecidedMatch, Decision
+from xlink.linkage.scoring import ONE_TO_ONE
 from xlink.prepare import PreparedSide
 from xlink.protocol._confirm import SessionLabels
 from xlink.protocol.session import PsiSession
@@ -28,7 +29,7 @@ from xlink.transport.release_transfer import (
 if TYPE_CHECKING:
     from xlink.agency._agency import Agency
 
-__all__ = ["agree_and_label", "claims_rule", "transfer_counts"]
+__all__ = ["ExchangeClaims", "agree_and_label", "transfer_counts"]
 
 
 async def agree_and_label(
@@ -51,36 +52,57 @@ async def agree_and_label(
     )
 
 
-def claims_rule(
-    agency: Agency, claims: ClaimsRequest, labels: SessionLabels
-) -> Callable[[DecidedMatch], bool]:
-    """The day of claims for a batch exchange's releases (xlink-release-v1 §3.1): asked in the
-    decision's order, a match whose tokens (``labels``: ours behind its handles) already
-    decided another of our records today is refused unless the rest still decide it
+class ExchangeClaims:
+    """The day of claims for a batch exchange's releases (xlink-release-v1 §3.1), over
+    ``view`` (:meth:`~xlink.agency._claims.Claims.snapshot`), with ``labels`` giving our tokens
+    behind each match's handles. Under the one-to-one link rule, asked in the decision's order,
+    a match whose tokens already decided another of our records today (in a query, an earlier
+    exchange, or before it in this one) is not allowed unless the rest still decide it
     (:func:`~xlink.agency._claims.still_decided`) or it reaches the schema's certain
-    threshold; a match allowed claims its tokens for its record. So a partner that won one
-    member of a household in a query, or in an exchange earlier today, with the family name
-    and address wins no second one with the same tokens in an exchange."""
-    schema, mou = agency.schema, agency.mou
-    weights = (schema.weights(), schema.disagreement_weights())
+    threshold; the matches whose record is sent, or was delivered before, claim their tokens.
+    So a partner that won one member of a household in a query, or in an exchange earlier
+    today, with the family name and address wins no second one in an exchange. Under
+    best-of-either (a list of events: one person is several of our records, each holding the
+    same tokens) it allows everything and claims nothing, as the link rule itself lets one
+    record of the partner's win every one of ours whose best candidate it is."""
 
-    def allowed(match: DecidedMatch) -> bool:
-        claimed = labels.tokens(match.handles)
-        certain = schema.certain_threshold
+    def __init__(
+        self, agency: Agency, view: ClaimsRequest, labels: SessionLabels, decision: Decision
+    ) -> None:
+        self._view, self._labels = view, labels
+        self._schema, self._threshold = agency.schema, agency.mou.match_threshold
+        self._weights = (agency.schema.weights(), agency.schema.disagreement_weights())
+        self._active = decision.links == ONE_TO_ONE
+        self._tokens: dict[tuple[bytes, ...], list[tuple[str, bytes]]] = {}
+
+    def _claimed(self, match: DecidedMatch) -> list[tuple[str, bytes]]:
+        found = self._tokens.get(match.handles)
+        if found is None:
+            found = self._tokens[match.handles] = self._labels.tokens(match.handles)
+        return found
+
+    def allows(self, match: DecidedMatch) -> bool:
+        if not self._active:
+            return True
+        claimed, certain = self._claimed(match), self._schema.certain_threshold
         if (certain is None or match.policy_score < certain) and not still_decided(
-            claims,
+            self._view,
             match.local_record_id,
             claimed,
             match.disagreeing_keys,
-            schema=schema,
-            weights=weights,
-            threshold=mou.match_threshold,
+            schema=self._schema,
+            weights=self._weights,
+            threshold=self._threshold,
         ):
             return False
-        claims.add(match.local_record_id, [token for _, token in claimed])
+        # later matches of this exchange see it, whatever becomes of this one
+        self._view.note(match.local_record_id, [token for _, token in claimed])
         return True
 
-    return allowed
+    def claim(self, match: DecidedMatch) -> None:
+        if self._active:
+            tokens = [token for _, token in self._claimed(match)]
+            self._view.add(match.local_record_id, tokens)
 
 
 def transfer_counts(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import Protocol
 
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keys import SealingKey, SigningKey
@@ -72,6 +73,17 @@ class DeniedRelease:
 
     record_id: str
     reasons: tuple[str, ...]
+
+
+class DayClaims(Protocol):
+    """An agency's day of claims with the partner, as :func:`release_decided` consults it
+    (:class:`xlink.agency._transfer.ExchangeClaims`): ``allows`` is asked for each match in
+    the decision's order (False: denied ``claimed-today``), ``claim`` for each match whose
+    record is sent, or was delivered before."""
+
+    def allows(self, match: DecidedMatch) -> bool: ...
+
+    def claim(self, match: DecidedMatch) -> None: ...
 
 
 class Fate(Enum):
@@ -158,7 +170,7 @@ def release_decided(
     queue: ApprovalQueue | None = None,
     audit: AuditLog | None = None,
     schema: LinkageSchema | None = None,
-    allowed_today: Callable[[DecidedMatch], bool] | None = None,
+    day_claims: DayClaims | None = None,
 ) -> ReleaseBatch:
     """Release what the MOU allows of every decided match (DESIGN §2 step 6).
 
@@ -167,17 +179,17 @@ def release_decided(
     :attr:`~xlink.decide.DecidedMatch.policy_score`); with ``schema`` (the MOU's, as an agency
     gives it), so is a match whose agreeing keys lack the schema's evidence
     (``too-little-evidence``: :meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`), however
-    the decision was made; with ``allowed_today``, so is a match it refuses (``claimed-today``:
-    the agency's day of claims, :mod:`xlink.agency._claims`; it is asked in the decision's order
-    and claims what it allows). Under the one-to-one link rule a record's decided pairs beyond
-    its first :data:`MAX_PAIRS_PER_RECORD` (in the decision's order: best first) are denied
-    ``too-many-pairs``, and under best-of-either (a list of events) those beyond its first
-    :data:`MAX_PAIRS_PER_RECORD_EVENTS`: audited once per record, with their count. For the
-    others, :func:`decide_release` cuts the record to its tearline; a record its release cannot
-    carry (:func:`build_release`'s bounds: 64 values a field, 4,096 bytes a value) is denied
-    ``unreleasable-record``, that match alone. A denial is collected (and audited as
-    ``RELEASE_DENIED`` under the pair's first match handle). ``records`` are the originator's
-    own (``KeyError`` if a decided record is missing).
+    the decision was made; with ``day_claims`` (:class:`DayClaims`: the agency's day of claims
+    with the partner), so is a match it does not allow (``claimed-today``), and the matches
+    whose record is sent, or was delivered before, claim their tokens. Under the one-to-one link
+    rule a record's decided pairs beyond its first :data:`MAX_PAIRS_PER_RECORD` (in the
+    decision's order: best first) are denied ``too-many-pairs``, and under best-of-either (a
+    list of events) those beyond its first :data:`MAX_PAIRS_PER_RECORD_EVENTS`: audited once per
+    record, with their count. For the others, :func:`decide_release` cuts the record to its
+    tearline; a record its release cannot carry (:func:`build_release`'s bounds: 64 values a
+    field, 4,096 bytes a value) is denied ``unreleasable-record``, that match alone. A denial is
+    collected (and audited as ``RELEASE_DENIED`` under the pair's first match handle).
+    ``records`` are the originator's own (``KeyError`` if a decided record is missing).
 
     ``queue`` is the outbound ledger; an MOU that requires approval needs one (``ValueError``
     without). It is consulted once per record version
@@ -211,7 +223,7 @@ def release_decided(
                 raise PolicyDenied(["below-mou-threshold"])
             if schema is not None and not schema.has_evidence(match.agreeing_keys):
                 raise PolicyDenied(["too-little-evidence"])
-            if allowed_today is not None and not allowed_today(match):
+            if day_claims is not None and not day_claims.allows(match):
                 raise PolicyDenied(["claimed-today"])
             if len(pairs.get(record.record_id, ())) >= most:
                 raise PolicyDenied(["too-many-pairs"])
@@ -316,6 +328,10 @@ def release_decided(
                 )
             send(index, release, item.item_id)
     ordered = tuple(fates[i] for i in range(len(decision.matches)))
+    if day_claims is not None:  # what leaves (or left before) claims its tokens
+        for match, outcome in zip(decision.matches, ordered, strict=True):
+            if outcome.fate in (Fate.SENT, Fate.DELIVERED):
+                day_claims.claim(match)
     return ReleaseBatch(tuple(sealed), tuple(queued), tuple(denied), ordered, tuple(items))
 
 
