@@ -69,7 +69,9 @@ class ClaimsRequest:
     """A view of the day's claims with one partner: looked up and added to in memory; what is
     added is written when the view is kept (:meth:`Claims.request` ends, :meth:`Claims.keep`).
     ``fetch`` looks claim ids up in the store as they are asked about (a query's few tokens);
-    without it the view holds the whole day, read at once (an exchange's many)."""
+    without it the view holds the whole day, read at once (an exchange's many). What this view
+    notes or adds is held by token, and a token's claim id is computed only to look the store
+    up or to write it."""
 
     def __init__(
         self,
@@ -80,41 +82,54 @@ class ClaimsRequest:
         decided: dict[bytes, set[str]] | None = None,
         fetch: Callable[[Sequence[bytes]], dict[bytes, set[str]]] | None = None,
     ) -> None:
-        self._key = key
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)  # copied per token: keyed once
         self.day = day.isoformat()
         self._peer = peer
-        self._decided: dict[bytes, set[str]] = decided if decided is not None else {}
+        self._stored: dict[bytes, set[str]] = decided if decided is not None else {}
         self._fetch = fetch
         self._fetched: set[bytes] = set()
-        self.added: list[tuple[str, str, bytes, str]] = []
+        self._noted: dict[bytes, set[str]] = {}  # token -> our records, noted in this view
+        self._added: list[tuple[str, bytes]] = []  # (record id, token) to write
 
     def _id(self, token: bytes) -> bytes:
-        return hmac.new(self._key, token, hashlib.sha256).digest()[:16]
+        mac = self._keyed.copy()
+        mac.update(token)
+        return mac.digest()[:16]
 
     def stale(self, record_id: str, tokens: Sequence[bytes]) -> frozenset[bytes]:
         """The ``tokens`` that decided another record than ``record_id`` today."""
-        ids = {token: self._id(token) for token in tokens}
+        ids: dict[bytes, bytes] = {}
+        if self._stored or self._fetch is not None:
+            ids = {token: self._id(token) for token in tokens}
         if self._fetch is not None:
             wanted = [claim for claim in ids.values() if claim not in self._fetched]
             for claim, records in self._fetch(wanted).items():
-                self._decided.setdefault(claim, set()).update(records)
+                self._stored.setdefault(claim, set()).update(records)
             self._fetched.update(wanted)
-        decided = self._decided
+        stored, noted, none = self._stored, self._noted, frozenset[str]()
         return frozenset(
-            token for token, claim in ids.items() if decided.get(claim, set()) - {record_id}
+            token
+            for token in tokens
+            if (noted.get(token, none) | stored.get(ids.get(token, b""), none)) - {record_id}
         )
 
     def note(self, record_id: str, tokens: Iterable[bytes]) -> None:
         """Count ``tokens`` as deciding ``record_id`` for the rest of this view, not kept."""
+        noted = self._noted
         for token in tokens:
-            self._decided.setdefault(self._id(token), set()).add(record_id)
+            noted.setdefault(token, set()).add(record_id)
 
     def add(self, record_id: str, tokens: Iterable[bytes]) -> None:
         """Keep that ``tokens`` decided ``record_id`` today."""
-        for token in tokens:
-            claim = self._id(token)
-            self._decided.setdefault(claim, set()).add(record_id)
-            self.added.append((self.day, self._peer, claim, record_id))
+        tokens = list(tokens)
+        self.note(record_id, tokens)
+        self._added.extend((record_id, token) for token in tokens)
+
+    def take_rows(self) -> list[tuple[str, str, bytes, str]]:
+        """The rows of what was added since the last take, claim ids computed now."""
+        rows = [(self.day, self._peer, self._id(token), rid) for rid, token in self._added]
+        self._added.clear()
+        return rows
 
 
 def still_decided(
@@ -232,5 +247,4 @@ class Claims:
 
 
 def _write(conn: sqlite3.Connection, view: ClaimsRequest) -> None:
-    conn.executemany("INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)", view.added)
-    view.added.clear()
+    conn.executemany("INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)", view.take_rows())
