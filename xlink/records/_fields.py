@@ -83,25 +83,12 @@ _YEAR_LAST_SHORT = re.compile(r"(\d{1,2})([/.\s-])(\d{1,2})\2(\d{2})")
 _MONTH_YEAR = re.compile(r"(\d{1,2})[/.\s-](\d{4})")
 # A month by its English name or first three letters (``Sept`` too): 3 Apr 1980, 03-APR-1980
 # (as some databases print dates), April 3, 1980.
+_MONTH_NAMES = (
+    "january february march april may june july august september october november december"
+)
 _MONTHS = {
     name: number
-    for number, full in enumerate(
-        (
-            "january",
-            "february",
-            "march",
-            "april",
-            "may",
-            "june",
-            "july",
-            "august",
-            "september",
-            "october",
-            "november",
-            "december",
-        ),
-        start=1,
-    )
+    for number, full in enumerate(_MONTH_NAMES.split(), start=1)
     for name in (full, full[:3])
 } | {"sept": 9}
 _DAY_MONTH_NAME_SHORT = re.compile(r"(\d{1,2})[-/. ]([A-Za-z]{3,9})\.?[-/. ,]\s*(\d{2})")
