@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xlink.errors import LoadError
 from xlink.records.loaders import load_csv
@@ -91,3 +93,35 @@ def test_lines_ended_by_carriage_returns_alone_are_lines(tmp_path: Path) -> None
     result = load_csv(path, mapping=MAPPING)
     assert _names(result) == [("Ann\rMarie", "Smith"), ("Bo", "Roe")]
     assert [r.record_id for r in result.records] == ["1", "2"]
+
+
+_PREFIXES = st.sampled_from(
+    [b"", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"ID,Surname,category\r", b"ID;Surname\n"]
+)
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+@settings(max_examples=150, deadline=None)
+@given(
+    prefix=_PREFIXES,
+    body=st.binary(max_size=400),
+    encoding=st.sampled_from(["utf-8", "cp1252", "latin-1", "utf-8-sig"]),
+    delimiter=st.sampled_from([",", ";", "\t", "|"]),
+)
+def test_any_bytes_load_or_raise_a_load_error(
+    tmp_path_factory: pytest.TempPathFactory,
+    prefix: bytes,
+    body: bytes,
+    encoding: str,
+    delimiter: str,
+) -> None:
+    """Any file, in any encoding and delimiter a mapping may name, gives records and rejects
+    or a LoadError: no other exception (the UTF-16 and carriage-return readers included)."""
+    path = tmp_path_factory.mktemp("fuzz") / "list.csv"
+    path.write_bytes(prefix + body)
+    mapping = {**MAPPING, "encoding": encoding, "delimiter": delimiter, "category": "other"}
+    try:
+        result = load_csv(path, mapping=mapping, write_rejects=False)
+    except LoadError:
+        return
+    assert result.total == len(result.records) + len(result.rejects)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -57,8 +58,9 @@ class Lines:
                 raise LoadError(
                     self._source, f"not UTF-16 text (near line {self.number + 1})"
                 ) from None
-            finally:
-                wrapper.detach()
+            finally:  # give the file back (the wrapper would close it); closed already: fine
+                with contextlib.suppress(ValueError):
+                    wrapper.detach()
             return
         encoding = self._encoding
         lines: Iterable[bytes] = self._fh
