@@ -12,8 +12,11 @@ month's OPRF key, so a session that straddles the end of a month claims under th
 the next month's sessions. Rows of earlier days are deleted when a day's claims are written,
 so the file holds one day.
 
-A release request's (or an exchange's releases') look-ups and writes are one transaction
-(:meth:`Claims.request`), committed before its answer leaves; a file that cannot be used is an
+A query's release request looks up and writes in one transaction (:meth:`Claims.request`),
+committed before its answer leaves. An exchange reads the day at once (:meth:`Claims.snapshot`),
+holds no lock while it builds its releases, and writes what they claim in one short
+transaction before anything is sent (:meth:`Claims.keep`); a query session with the same
+partner in between is not seen by that exchange. A file that cannot be used is an
 :class:`~xlink.errors.InputError` when the service starts and an ``INTERNAL_ERROR`` abort
 (audited) during a session.
 """
