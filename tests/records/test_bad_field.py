@@ -55,7 +55,7 @@ def load_one(tmp_path: Path, row: dict[str, str], **kwargs: object) -> tuple[Per
     ("text", "order", "reason", "kept"),
     [
         ("31/02/1980", "DMY", "impossible date (its year and month are readable)", "1980-02"),
-        ("10/Z7/1983", "DMY", "unrecognised date format (its year is readable)", "1983"),
+        ("10/J7/1983", "DMY", "unrecognised date format (its year is readable)", "1983"),
         # day and month swapped: month 25 as the file's order reads it, 25 December the other way
         (
             "25/12/1980",
@@ -63,7 +63,14 @@ def load_one(tmp_path: Path, row: dict[str, str], **kwargs: object) -> tuple[Per
             "impossible date (a date with day and month the other way round)",
             "1980-12-25",
         ),
-        ("10/12/198O", "DMY", "unrecognised date format", None),
+        ("10/12/198M", "DMY", "unrecognised date format", None),
+        (
+            "10/12/198O",
+            "DMY",
+            "unrecognised date format (its date is readable: a letter read as the digit it looks"
+            " like, or a doubled digit once)",
+            "1980-12-10",
+        ),
         ("1700", "unknown", "year out of range", None),
     ],
 )
@@ -252,7 +259,7 @@ def test_load_records_takes_the_policy(tmp_path: Path) -> None:
 
 # -- the field-errors file -------------------------------------------------------------------
 
-BAD_DATE = "10/Z7/1983"
+BAD_DATE = "10/J7/1983"
 
 
 def test_field_errors_file_is_written_without_values_and_removed_when_clean(
@@ -333,7 +340,7 @@ VALUES: dict[str, tuple[list[str], list[str]]] = {
     "aliases": (["Amin, N; N. Amin"], ["A, B, C", "ok; ,"]),
     "birth_date": (
         ["1980-04-03", "03/04/1980", "1980"],
-        ["31/02/1980", "10/Z7/1983", "12/25/1980", "1700"],
+        ["31/02/1980", "10/J7/1983", "12/25/1980", "1700"],
     ),
     "sex": (["F", "male"], ["Q"]),
     "nationalities": (["CAN; usa"], ["CANADA", "CAN;C"]),
@@ -349,7 +356,7 @@ _NAMES = ("given_name", "family_name", "full_name")
 #: What the loaders keep of each bad date of birth of VALUES, read day first.
 READABLE = {
     "31/02/1980": BirthDate(1980, 2),
-    "10/Z7/1983": BirthDate(1983),
+    "10/J7/1983": BirthDate(1983),
     "12/25/1980": BirthDate(1980, 12, 25),
     "1700": None,
 }

@@ -20,7 +20,13 @@ from xlink.records import (
     Sex,
     UkGrading,
 )
-from xlink.records._fields import KEPT_DATE, KEPT_SWAPPED, KEPT_YEAR, KEPT_YEAR_MONTH
+from xlink.records._dates import (
+    KEPT_DATE,
+    KEPT_MENDED,
+    KEPT_SWAPPED,
+    KEPT_YEAR,
+    KEPT_YEAR_MONTH,
+)
 from xlink.records._missing import NAME_MARKERS
 from xlink.records.validation import (
     CANONICAL_FIELDS,
@@ -141,6 +147,7 @@ def test_birth_date_forms(text: str, order: str, expected: BirthDate) -> None:
 
 
 DATE, YEAR, YEAR_MONTH, SWAPPED = KEPT_DATE, KEPT_YEAR, KEPT_YEAR_MONTH, KEPT_SWAPPED
+MENDED = KEPT_MENDED
 
 
 @pytest.mark.parametrize(
@@ -171,22 +178,21 @@ DATE, YEAR, YEAR_MONTH, SWAPPED = KEPT_DATE, KEPT_YEAR, KEPT_YEAR_MONTH, KEPT_SW
         ("01/15/1700", "MDY", "year out of range", None),
         ("03/04/80", "DMY", TWO_DIGIT_YEAR, None),  # unless the mapping reads it (below)
         ("3 Avril 1980", "DMY", "unrecognised date format", (BirthDate(1980), YEAR)),
-        ("10/Z7/1983", "MDY", "unrecognised date format", (BirthDate(1983, 10), YEAR_MONTH)),
-        ("10/Z7/1983", "DMY", "unrecognised date format", (BirthDate(1983), YEAR)),
-        ("1Z/31/1983", "unknown", "unrecognised date format", (BirthDate(1983), YEAR)),
-        ("31/1Z/1983", "unknown", "unrecognised date format", (BirthDate(1983), YEAR)),
-        ("12/3I/1983", "unknown", "unrecognised date format", (BirthDate(1983), YEAR)),
-        ("1983-O4-12", "DMY", "unrecognised date format", (BirthDate(1983), YEAR)),
+        ("10/J7/1983", "MDY", "unrecognised date format", (BirthDate(1983, 10), YEAR_MONTH)),
+        ("10/J7/1983", "DMY", "unrecognised date format", (BirthDate(1983), YEAR)),
+        ("1J/31/1983", "unknown", "unrecognised date format", (BirthDate(1983), YEAR)),
+        ("31/1J/1983", "unknown", "unrecognised date format", (BirthDate(1983), YEAR)),
+        ("12/3K/1983", "unknown", "unrecognised date format", (BirthDate(1983), YEAR)),
+        ("1983-K4-12", "DMY", "unrecognised date format", (BirthDate(1983), YEAR)),
         # a year-first date has one order: never read the other way round
         ("1980-13-05", "unknown", "impossible date", (BirthDate(1980), YEAR)),
         ("1980-18-05", "YMD", "impossible date", (BirthDate(1980), YEAR)),
         # a word for a part says nothing about where the month is
         ("3 Febuary 1980", "MDY", "unrecognised date format", (BirthDate(1980), YEAR)),
         ("Okt 3 1980", "DMY", "unrecognised date format", (BirthDate(1980), YEAR)),
-        ("1983-04-1Z", "MDY", "unrecognised date format", (BirthDate(1983, 4), YEAR_MONTH)),
+        ("1983-04-1J", "MDY", "unrecognised date format", (BirthDate(1983, 4), YEAR_MONTH)),
         ("xx/xx/1973", "MDY", "unrecognised date format", (BirthDate(1973), YEAR)),
         ("30/10/197M", "DMY", "unrecognised date format", None),  # no year: nothing
-        ("11/13/11971", "MDY", "unrecognised date format", None),
         ("03/04/1980", "YMD", "day or month first, but the date order is YMD", None),
     ],
 )
@@ -204,17 +210,62 @@ def test_bad_dates_are_field_errors_that_keep_their_readable_parts(
     assert text not in said
 
 
+@pytest.mark.parametrize(
+    ("text", "order", "kept"),
+    [
+        # a letter read as the digit it looks like (optical reading, handwriting)
+        ("10/Z7/1983", "MDY", (BirthDate(1983, 10, 27), MENDED)),
+        ("0b/11/2002", "MDY", (BirthDate(2002, 6, 11), MENDED)),
+        ("12/06/l972", "DMY", (BirthDate(1972, 6, 12), MENDED)),
+        ("12/3I/1983", "unknown", (BirthDate(1983, 12, 31), MENDED)),
+        ("1O/0I/198S", "MDY", (BirthDate(1985, 10, 1), MENDED)),  # one letter a part
+        ("2001-O3-04", "unknown", (BirthDate(2001, 3, 4), MENDED)),
+        # a digit typed twice, in a part one digit too long, read once
+        ("01/009/1979", "DMY", (BirthDate(1979, 9, 1), MENDED)),
+        ("21/011/1987", "DMY", (BirthDate(1987, 1, 21), MENDED)),
+        ("08/16/19822", "MDY", (BirthDate(1982, 8, 16), MENDED)),
+        ("11/13/11971", "MDY", (BirthDate(1971, 11, 13), MENDED)),
+        ("11/13/11992", "MDY", (BirthDate(1992, 11, 13), MENDED)),  # 1192: no year of birth
+        # mended parts that make no date keep what they can, never read the other way round
+        ("10/Z7/1983", "DMY", (BirthDate(1983), YEAR)),
+        ("31/O2/1980", "DMY", (BirthDate(1980, 2), YEAR_MONTH)),
+        # what is not one letter looking like a digit, or one doubled digit, is not mended
+        ("10/27/198M", "MDY", None),
+        ("10/27/1Z8O", "MDY", None),  # two letters in a part
+        ("10/123/1983", "MDY", (BirthDate(1983, 10), YEAR_MONTH)),  # no doubled digit
+        ("11/13/19911", "MDY", None),  # 1991 or 1911: two readings
+    ],
+)
+def test_a_garbled_date_is_mended_when_one_reading_is_left(
+    text: str, order: str, kept: tuple[BirthDate, str] | None
+) -> None:
+    with pytest.raises(ValueError, match=r"unrecognised date format|impossible date"):
+        parse_birth_date(text, order)
+    assert salvage_birth_date(text, order) == kept
+    checked = check_row({**GOOD, "birth_date": text}, 7, date_order=order)
+    assert checked.record is not None
+    assert checked.record.birth_date == (None if kept is None else kept[0])
+
+
+#: The letters a mended date reads as digits (optical reading, handwriting).
+LOOKALIKES = str.maketrans("OoDQIil|ZzEASsGbTBgq", "00001111223455667899")
+
+
 @given(st.text(alphabet="0123456789/.- OIlZxAprMay:T", max_size=16), st.sampled_from(DateOrder))
 def test_salvage_keeps_only_what_its_parts_say(text: str, order: DateOrder) -> None:
-    """Whatever the text, salvage never raises, keeps a year only from four clean digits, says
-    what it kept, and where the parser reads the text too, salvage's full date is the
-    parser's."""
+    """Whatever the text, salvage never raises, keeps a year only from four clean digits (or
+    mended ones, when it says so), says what it kept, and where the parser reads the text too,
+    salvage's full date is the parser's."""
     kept = salvage_birth_date(text, order)
     if kept is None:
         return
     date, what = kept
-    assert f"{date.year:04d}" in text
-    assert (date.day is not None) == (what in (KEPT_DATE, KEPT_SWAPPED))
+    year = f"{date.year:04d}"
+    read = text.translate(LOOKALIKES)
+    assert year in text or any(
+        year in r for r in (read, *(read[:i] + read[i + 1 :] for i in range(len(read))))
+    )
+    assert (date.day is not None) == (what in (KEPT_DATE, KEPT_SWAPPED, KEPT_MENDED))
     assert (date.month is not None) == (what != KEPT_YEAR)
     try:
         parsed = parse_birth_date(text, order)
@@ -444,8 +495,8 @@ def test_two_digit_years_are_read_up_to_the_mappings_year(
 
 
 def test_a_garbled_date_with_a_two_digit_year_keeps_what_is_readable() -> None:
-    assert salvage_birth_date("2G/03/84", "DMY") is None
-    assert salvage_birth_date("2G/03/84", "DMY", two_digit_years_until=2026) == (
+    assert salvage_birth_date("2K/03/84", "DMY") is None
+    assert salvage_birth_date("2K/03/84", "DMY", two_digit_years_until=2026) == (
         BirthDate(1984, 3),
         YEAR_MONTH,
     )
@@ -463,7 +514,7 @@ def test_a_garbled_date_with_a_two_digit_year_keeps_what_is_readable() -> None:
         parse_birth_date("80-04-03", "YMD", two_digit_years_until=2026)
     assert salvage_birth_date("80-04-0Z", "YMD", two_digit_years_until=2026) is None
     checked = check_row(
-        {**GOOD, "birth_date": "2G/03/84"}, 3, date_order="DMY", two_digit_years_until=2026
+        {**GOOD, "birth_date": "2K/03/84"}, 3, date_order="DMY", two_digit_years_until=2026
     )
     assert [(e.field, e.reason) for e in checked.errors] == [
         ("birth_date", f"unrecognised date format ({YEAR_MONTH})")
