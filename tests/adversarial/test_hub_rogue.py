@@ -162,7 +162,7 @@ def test_a_stale_hello_is_refused(world: HubWorld) -> None:
                 agency="CA-RCMP",
                 signing_key=_key(world, "CA-RCMP"),
                 rng=DeterministicRandom(1),
-                clock=lambda: NOW.replace(hour=NOW.hour + 1),
+                clock=lambda: NOW + timedelta(hours=1),
             )
         )
         assert reason is HubReason.STALE
