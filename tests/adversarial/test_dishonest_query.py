@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -37,10 +38,11 @@ from xlink.agency._query import QueryClient, ask
 from xlink.agency._query_common import _config, _flush, _only, _receive
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto import oprf9497
-from xlink.decide import decide
+from xlink.decide import DecidedMatch, decide
 from xlink.error_codes import AbortCode
 from xlink.errors import DecryptionError, PeerAborted, QuotaExhausted, RemoteProtocolError
 from xlink.linkage.scoring import BEST_OF_EITHER
+from xlink.linkage.tokens import TokenSetBuilder
 from xlink.query import RequestedHit
 from xlink.query import messages as M
 from xlink.query.asker_session import AskerSession
@@ -421,6 +423,73 @@ def test_claims_grown_one_token_at_a_time_win_one_record_of_a_household(
     assert len(pair.asker.store.list(now=pair.asker.clock())) == 1
 
 
+def test_each_member_claimed_on_another_token_of_the_household_wins_one_of_it(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An asker that knows only the family name and the address holds several tokens of it:
+    ``family_postcode``, ``street_postcode`` and a MinHash band of the family name with the
+    postcode, each held by every member. It asks for Maria on the first alone, then for Ana on
+    the band alone, then for Juan on the street (each session declaring the presence that beats
+    the rival check). No token is claimed twice, but every one of them is held by Maria, won
+    first, and what a record won today holds is spent: one member in all (two before)."""
+    registry = _registry_with_a_household(pair, _MIXED)
+    service = pair.holder.query_service(registry)
+    schema = pair.asker.schema
+    names, disagreement = schema.key_names, schema.disagreement_weights()
+    member = {service.table.record_id(i): i for i in range(len(service.table.record_ids))}
+    wanted: dict[str, Any] = {}
+    seen: list[Any] = []
+
+    def deciding(source: Any, schema: Any, threshold: float) -> Any:
+        seen[:] = list(source.iter_pairs())
+        return decide(type(source)(source.session_id, []), schema, threshold)
+
+    def claimed(agency: Any, session_id: bytes, travellers: Any, table: Any, outputs: Any) -> Any:
+        decision, met = original(agency, session_id, travellers, table, outputs)
+        tokens = travellers.tokens
+        handles = {
+            qa.query_handle(session_id, y)
+            for i, (y, hits) in enumerate(zip(outputs, table.lookup_many(outputs), strict=True))
+            if tokens.key_names[tokens.key_index[i]] == wanted["key"]
+            and any(h.record == wanted["record"] for h in hits)
+        }
+        match = DecidedMatch(
+            tokens.record_ids[0], wanted["record"], frozenset({wanted["key"]}), 1.0,
+            tuple(sorted(handles)),
+        )  # fmt: skip
+        return dataclasses.replace(decision, matches=(match,)), met
+
+    def tailored(record: int, presence: bytes, handles: Any) -> RequestedHit:
+        me = next(p for p in seen if p.peer_ref == record)
+        keys = {wanted["key"]}
+        for rival in seen:
+            if rival.peer_ref != record:
+                keys |= {k for k in rival.peer_keys - me.peer_keys if disagreement[k] < 0}
+                keys |= {k for k in me.peer_keys - rival.peer_keys if disagreement[k] > 0}
+        return RequestedHit(
+            record, presence_bits(sorted(names.index(k) for k in keys), len(names)), handles
+        )
+
+    original = qa._decide
+    monkeypatch.setattr("xlink.agency._query_answers.decide", deciding)
+    monkeypatch.setattr("xlink.agency._query_answers._decide", claimed)
+    monkeypatch.setattr("xlink.agency._query_asker._decide", claimed)
+    monkeypatch.setattr("xlink.agency._query_answers.RequestedHit", tailored)
+    side = _one_household_row(pair)
+    released = 0
+    for record_id, key in (
+        ("CASO-90001", "family_postcode"),
+        ("CASO-90003", "minhash_name_postcode"),
+        ("CASO-90002", "street_postcode"),
+    ):
+        wanted.update(record=member[record_id], key=key)
+        served, _, _ = _serve_and(pair, service, lambda conn: ask(pair.asker, conn, side))
+        assert served.requested == 1
+        released += served.released
+    assert released == 1
+    assert len(pair.asker.store.list(now=pair.asker.clock())) == 1
+
+
 _MIXED = (("CASO-90001", "Maria", "02/03/1970", "F", ""),
           ("CASO-90002", "Juan", "11/07/1995", "M", "AB123456"),
           ("CASO-90003", "Ana", "", "F", ""))  # fmt: skip
@@ -699,6 +768,50 @@ def test_one_set_of_tokens_wins_one_record_of_a_household_a_day_across_both_mode
         e.fields["reason"] for e in pair.holder.audit.entries(kinds={AuditEvent.RELEASE_DENIED})
     ]
     assert denied == (["claimed-today"] if order.startswith("query") else [])
+
+
+def test_fabricated_records_each_on_another_token_of_the_household_win_one_of_it(
+    pair: QueryPair,
+) -> None:
+    """The batch exchange of the query test above: a partner that knows only the family name
+    and the address lists two fabricated records, one holding the family name with the postcode
+    (``family_postcode``), the other a MinHash band of the family name with the postcode, each
+    with random tokens for keys that make its declared presence favour one member (Maria, then
+    Ana). The two records hold no token in common, so one-to-one lets each win a member; but
+    both tokens are Maria's too, spent when she is released: the second is ``claimed-today``."""
+    registry = _registry_with_a_household(pair, _MIXED)
+    manifest = traveller_file(pair.base / "asker-files", ["USTR-00022"])
+    with manifest.open(encoding="utf-8", newline="") as f:
+        head = next(csv.reader(f))
+    rows = [
+        {"pax_id": record_id, "surname": "Lopez", "us_address": "4 Oak Avenue",
+         "us_zip": "K2B 7C3", "source": "APIS"}
+        for record_id in ("USTR-F1", "USTR-F2")
+    ]  # fmt: skip
+    with manifest.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([head, *([r.get(c, "") for c in head] for r in rows)])
+    side = pair.asker.prepare([manifest])
+    tokens = side.tokens
+    held: dict[str, list[bytes]] = {}
+    for i in range(len(tokens)):
+        held.setdefault(tokens.key_of(i), []).append(tokens.value(i))
+    fabricated = TokenSetBuilder(tokens.key_names)
+    for record_id, key, favour in (
+        ("USTR-F1", "family_postcode", ("dob_postcode", "dob_street", "document")),
+        ("USTR-F2", "minhash_name_postcode", ("initial_family_dob", "given_dob_swapped",
+                                              "soundex_family_dob", "metaphone_names_year",
+                                              "names_dob_swapped", "names_year_month",
+                                              "dob_locality", "document")),
+    ):  # fmt: skip
+        fake = [(k, os.urandom(32)) for k in favour]
+        fabricated.add_record(record_id, [*((key, token) for token in held[key]), *fake])
+    liar = dataclasses.replace(side, tokens=fabricated.build(), hashed=None)
+    holder, _ = asyncio.run(exchange_in_process((pair.holder, registry), (pair.asker, liar)))
+    assert holder.decided == 2 and holder.released_total == 1
+    denied = [
+        e.fields["reason"] for e in pair.holder.audit.entries(kinds={AuditEvent.RELEASE_DENIED})
+    ]
+    assert denied == ["claimed-today"]
 
 
 def test_two_members_of_a_household_each_known_by_their_own_facts_are_both_released(

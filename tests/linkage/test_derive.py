@@ -225,3 +225,30 @@ def test_a_token_set_cut_to_some_records_is_theirs(
     whole = derive_token_set(unique, schema)
     kept = [r for r in unique if r.record_id in keep]
     assert _same(whole.only_records(keep), derive_token_set(kept, schema))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(records(), min_size=1, max_size=20), st.data())
+def test_the_tokens_of_some_records_are_each_its_own(
+    items: list[PersonRecord], data: st.DataObject
+) -> None:
+    """``TokenSet.tokens_of`` (what a released record spends of the day's claims) gives each
+    record asked for exactly its own tokens, in a set built record by record or in any order."""
+    unique = list({r.record_id: r for r in items}.values())
+    wanted = data.draw(st.sets(st.sampled_from([r.record_id for r in unique])))
+    schema = load_default_schema()
+    whole = derive_token_set(unique, schema)
+    alone = {r.record_id: derive_token_set([r], schema) for r in unique if r.record_id in wanted}
+    expected = {rid: sorted(t.value(i) for i in range(len(t))) for rid, t in alone.items()}
+    assert {rid: sorted(v) for rid, v in whole.tokens_of(wanted | {"not-a-record"}).items()} == (
+        expected
+    )
+    order = data.draw(st.permutations(range(len(whole))))
+    shuffled = TokenSet(
+        key_names=whole.key_names,
+        record_ids=whole.record_ids,
+        values=b"".join(whole.value(i) for i in order),
+        record_index=array("I", [whole.record_index[i] for i in order]),
+        key_index=array("B", [whole.key_index[i] for i in order]),
+    )
+    assert {rid: sorted(v) for rid, v in shuffled.tokens_of(wanted).items()} == expected

@@ -1,9 +1,12 @@
 """An agency's record of which of its records each of its tokens decided today with one
 partner (xlink-query-v1 §7.5 item 5; xlink-release-v1 §3.1), kept in the agency's workdir so
-that a restart forgets nothing: one set of tokens wins one record a day, however often the
-holder restarts and whether the partner asks in the query mode or in a batch exchange. The
-query holder claims the tokens of the pairs it decides; a batch exchange those of the matches
-it releases (:func:`still_decided` is the rule both apply).
+that a restart forgets nothing: what one record won today holds wins no other record that day,
+however often the holder restarts and whether the partner asks in the query mode or in a batch
+exchange. The query holder claims every token of each record it decides; a batch exchange
+every token of each record it releases, not only the tokens behind the pair's handles: a
+household's family name and address give a partner several tokens (the family name with the
+postcode, the street, a MinHash band of the family name), each held by every member, and one
+member won on one of them spends them all (:func:`still_decided` is the rule both apply).
 
 A token is kept as a claim id, ``HMAC-SHA-256(claims key, token)[:16]``: never the token itself,
 which is an unkeyed digest of an identity and open to a dictionary attack. The claims key is

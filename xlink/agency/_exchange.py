@@ -191,7 +191,9 @@ async def _transfer(
     claims = agency.day_claims()
     view = claims.snapshot(agency.clock().astimezone(UTC).date())
     batch = agency.release(
-        decision, side.records, day_claims=ExchangeClaims(agency, view, session.labels, decision)
+        decision,
+        side.records,
+        day_claims=ExchangeClaims(agency, view, session.labels, decision, side.tokens),
     )
     claims.keep(view)
     if progress is not None:  # releases sent now (queued, pending, denied ones are not)

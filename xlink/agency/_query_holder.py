@@ -377,7 +377,8 @@ class QueryService:
         outputs: dict[bytes, bytes],
     ) -> DecidedMatch | None:
         """The holder's own decision on one requested record (spec §7.5 items 1-5): the
-        decided match, its handles' outputs added to ``outputs`` and its tokens claimed; or
+        decided match, its handles' outputs added to ``outputs`` and every token of the record
+        claimed (not only the handles': xlink-query-v1 §7.5 item 5); or
         None, not decided. A handle that is not one of the record's tokens aborts the session
         (``CONFIRMATION_FAILED``)."""
         table, schema = self.table, self.agency.schema
@@ -409,7 +410,7 @@ class QueryService:
             claims, hit.record, record_id, by_handle, hit.handles, asker_keys, score
         ):
             return None  # another record of ours is as good a match: one-to-one refuses it
-        claims.add(record_id, [by_handle[h][2] for h in hit.handles])
+        claims.add(record_id, table.record_tokens(hit.record))  # what it holds is spent today
         for h in hit.handles:
             outputs[h] = by_handle[h][1]
         return DecidedMatch(

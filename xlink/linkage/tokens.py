@@ -118,6 +118,24 @@ class TokenSet:
     def tokens_per_record(self) -> float:
         return len(self) / len(self.record_ids) if self.record_ids else 0.0
 
+    def tokens_of(self, wanted: Collection[str]) -> dict[str, list[bytes]]:
+        """Every token of each record whose id is in ``wanted`` (and in this set), by record id:
+        one pass over the ids, then each record's run of tokens (contiguous, as
+        :class:`TokenSetBuilder` writes them; any order is read, more slowly)."""
+        import numpy as np
+
+        positions = {rid: i for i, rid in enumerate(self.record_ids) if rid in wanted}
+        if not positions:
+            return {}
+        owners = np.frombuffer(self.record_index, dtype=np.uint32)
+        values = np.frombuffer(self.values, dtype=f"V{TOKEN_SIZE}")
+        if bool(np.all(owners[1:] >= owners[:-1])):
+            starts = np.searchsorted(owners, list(positions.values()), side="left")
+            ends = np.searchsorted(owners, list(positions.values()), side="right")
+            runs = zip(positions, starts.tolist(), ends.tolist(), strict=True)
+            return {rid: [v.tobytes() for v in values[a:b]] for rid, a, b in runs}
+        return {rid: [v.tobytes() for v in values[owners == i]] for rid, i in positions.items()}
+
     def only_records(self, keep: Collection[str]) -> TokenSet:
         """The tokens of the records whose ids are in ``keep``, those records in their order."""
         import numpy as np
