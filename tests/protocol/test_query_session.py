@@ -614,3 +614,19 @@ def test_handles_depend_on_the_session() -> None:
     output = bytes(range(64))
     a, b = query_handle(bytes(16), output), query_handle(b"\x01" * 16, output)
     assert len(a) == len(b) == 16 and a != b
+
+
+def test_a_third_table_request_in_a_session_aborts() -> None:
+    """An honest asker asks for the table at most twice in a session (the delta, then the
+    whole table after a refused merge); each costs the holder a table's sending and nothing of
+    the quota, so a third is refused (``UNEXPECTED_MESSAGE``) and nothing more is sent."""
+    holder, _ = _ready()
+    for _ in range(2):
+        holder.receive(M.encode(M.TableRequest(0)))
+        holder.send_table([b"a" * 13], version=2, total=10)
+        _flush(holder)
+    with pytest.raises(RemoteProtocolError) as raised:
+        holder.receive(M.encode(M.TableRequest(0)))
+    assert raised.value.code is AbortCode.UNEXPECTED_MESSAGE
+    assert _state(holder) is SessionState.ABORTED
+    assert [type(M.decode(f)).__name__ for f in _flush(holder)] == ["Abort"]

@@ -28,7 +28,12 @@ from xlink.query.events import (
     session_id_of,
 )
 
-__all__ = ["HolderSession"]
+__all__ = ["MAX_TABLE_REQUESTS", "HolderSession"]
+
+#: TABLE_REQUESTs a session answers (spec §7.2): the delta since the asker's copy, then the
+#: whole table if the merged copy is refused (§7.3). A third is ``UNEXPECTED_MESSAGE``: each
+#: costs the holder a table's worth of sending and nothing of the quota.
+MAX_TABLE_REQUESTS = 2
 
 
 class HolderSession(_Session):
@@ -60,6 +65,7 @@ class HolderSession(_Session):
         self._nonce = rng(NONCE_SIZE)
         self._released = 0  # frames of the outstanding RELEASES
         self._asked = 0  # elements of the EVALUATE, or records of the RELEASE_REQUEST, due
+        self._tables = 0  # TABLE_REQUESTs answered
 
     def receive(self, frame: bytes) -> list[HolderEvent]:
         message = self._decode(frame)
@@ -70,6 +76,12 @@ class HolderSession(_Session):
             if isinstance(message, M.TableRequest):
                 if message.since > self._table_version:
                     raise self._fail(AbortCode.BAD_TABLE, "asks from a version not served yet")
+                if self._tables == MAX_TABLE_REQUESTS:
+                    raise self._fail(
+                        AbortCode.UNEXPECTED_MESSAGE,
+                        f"more than {MAX_TABLE_REQUESTS} TABLE_REQUESTs in one session",
+                    )
+                self._tables += 1
                 self.state = SessionState.TABLE
                 return [TableRequested(message.since)]
             if isinstance(message, M.Evaluate):
