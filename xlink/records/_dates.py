@@ -197,7 +197,7 @@ def parse_birth_date(
 
 
 #: What separates a date's parts, for salvage: any run of ``/ . - ,`` and whitespace.
-_SEPARATORS = re.compile(r"[\s,./-]+")
+_PARTED = re.compile(r"([\s,./-]+)")
 #: What :func:`salvage_birth_date` kept of a refused date, as its field error says it.
 KEPT_DATE = "its date is readable"
 KEPT_YEAR = "its year is readable"
@@ -319,10 +319,10 @@ def salvage_birth_date(
     the other is read the other way round, a wrong full date; that is rarer than a date written
     in the other order, and still agrees on its year. Never raises.
     """
-    split = _SEPARATORS.split(_TIME_OF_DAY.sub("", text.strip()))
-    if len(split) != 3 or not all(split):
+    split = _PARTED.split(_TIME_OF_DAY.sub("", text.strip()))  # part, separator, part, ...
+    if len(split) != 5 or not all(split):
         return None
-    parts, swap = (split[0], split[1], split[2]), True
+    parts, swap = (split[0], split[2], split[4]), True
     year_first = len(parts[0]) in (4, 5) and not parts[0].isalpha()
     widths = (4, 2, 2) if year_first else (2, 2, 4)
     mended = (
@@ -333,13 +333,15 @@ def salvage_birth_date(
     if mended != parts:
         try:
             date = parse_birth_date(
-                "/".join(mended), date_order, two_digit_years_until=two_digit_years_until
+                f"{mended[0]}{split[1]}{mended[1]}{split[3]}{mended[2]}",
+                date_order,
+                two_digit_years_until=two_digit_years_until,
             )
         except ValueError:
             parts, swap = mended, False  # one guess a date: mended, or read the other way round
         else:
             return date, KEPT_MENDED
-    year_first = len(parts[0]) == 4
+    year_first = len(parts[0]) == 4 and not parts[0].isalpha()  # June 31 1980: a month
     year_text = parts[0] if year_first else parts[2]
     if not year_text.isdecimal():
         return None
