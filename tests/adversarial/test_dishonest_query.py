@@ -306,17 +306,17 @@ _HOUSEHOLD = (("CASO-90001", "Maria", "02/03/1970", "F", ""),
 
 
 def _registry_with_a_household(
-    pair: QueryPair, members: tuple[tuple[str, ...], ...] = _HOUSEHOLD
+    pair: QueryPair, members: tuple[tuple[str, ...], ...] = _HOUSEHOLD, family: str = "Lopez"
 ) -> Any:
-    """The bundled registry and a household of three (Lopez, one street and postcode): id,
-    given name, date of birth, sex and passport number of each."""
+    """The bundled registry and a household (``family``, one street and postcode; Lopez,
+    three): id, given name, date of birth, sex and passport number of each."""
     source = DATA / "ca_sex_offenders.csv"
     with source.open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.reader(f))
     head = rows[0]
     for record_id, given, dob, sex, passport in members:
         values = {"Passport No": passport, "Passport Country": "CAN" if passport else "",
-                  "Registry No": record_id, "Family Name": "Lopez", "Given Name": given,
+                  "Registry No": record_id, "Family Name": family, "Given Name": given,
                   "Date of Birth": dob, "Sex": sex, "Citizenship": "CAN",
                   "Street Address": "4 Oak Avenue", "City": "Ottawa", "Province": "ON",
                   "Postal Code": "K2B 7C3", "Country": "CAN", "Source Ref": "RCMP-SRC-9001",
@@ -780,17 +780,9 @@ def test_fabricated_records_each_on_another_token_of_the_household_win_one_of_it
     Ana). The two records hold no token in common, so one-to-one lets each win a member; but
     both tokens are Maria's too, spent when she is released: the second is ``claimed-today``."""
     registry = _registry_with_a_household(pair, _MIXED)
-    manifest = traveller_file(pair.base / "asker-files", ["USTR-00022"])
-    with manifest.open(encoding="utf-8", newline="") as f:
-        head = next(csv.reader(f))
-    rows = [
-        {"pax_id": record_id, "surname": "Lopez", "us_address": "4 Oak Avenue",
-         "us_zip": "K2B 7C3", "source": "APIS"}
-        for record_id in ("USTR-F1", "USTR-F2")
-    ]  # fmt: skip
-    with manifest.open("w", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerows([head, *([r.get(c, "") for c in head] for r in rows)])
-    side = pair.asker.prepare([manifest])
+    side = _travellers(
+        pair, [_household_only(record_id, "Lopez") for record_id in ("USTR-F1", "USTR-F2")]
+    )
     tokens = side.tokens
     held: dict[str, list[bytes]] = {}
     for i in range(len(tokens)):
@@ -805,6 +797,43 @@ def test_fabricated_records_each_on_another_token_of_the_household_win_one_of_it
     ):  # fmt: skip
         fake = [(k, os.urandom(32)) for k in favour]
         fabricated.add_record(record_id, [*((key, token) for token in held[key]), *fake])
+    _one_released_the_other_claimed_today(pair, registry, side, fabricated)
+
+
+def test_members_holding_different_bands_of_the_family_name_win_one_of_the_household(
+    pair: QueryPair,
+) -> None:
+    """A MinHash band of the family name alone is held by a member only if the member's given
+    name leaves it unchanged: Maria and Juan Garcia each hold a band of "Garcia" the other does
+    not. Two fabricated records, each holding one of those bands alone (the family name and the
+    postcode are all a partner needs to compute them), held no token of the other member, so
+    spending the won member's own tokens let each win one (two released); the household's
+    tokens are spent with either member: one released, the other ``claimed-today``."""
+    members = (("CASO-90001", "Maria", "02/03/1970", "F", ""),
+               ("CASO-90002", "Juan", "11/07/1995", "M", ""))  # fmt: skip
+    registry = _registry_with_a_household(pair, members, family="Garcia")
+    side = _travellers(
+        pair, [_household_only(record_id, "Garcia") for record_id in ("USTR-F1", "USTR-F2")]
+    )
+    tokens = side.tokens
+    bands = {
+        tokens.value(i) for i in range(len(tokens)) if tokens.key_of(i) == "minhash_name_postcode"
+    }
+    held = registry.tokens.tokens_of({"CASO-90001", "CASO-90002"})
+    maria, juan = set(held["CASO-90001"]), set(held["CASO-90002"])
+    only_maria, only_juan = (bands & maria) - juan, (bands & juan) - maria
+    assert only_maria and only_juan  # what makes the case: neither holds the other's band
+    fabricated = TokenSetBuilder(tokens.key_names)
+    fabricated.add_record("USTR-F1", [("minhash_name_postcode", b) for b in sorted(only_maria)])
+    fabricated.add_record("USTR-F2", [("minhash_name_postcode", b) for b in sorted(only_juan)])
+    _one_released_the_other_claimed_today(pair, registry, side, fabricated)
+
+
+def _one_released_the_other_claimed_today(
+    pair: QueryPair, registry: Any, side: Any, fabricated: TokenSetBuilder
+) -> None:
+    """Exchange the asker's ``side`` with its tokens replaced by ``fabricated`` (two records);
+    both pairs are decided, one member is released, the other denied ``claimed-today``."""
     liar = dataclasses.replace(side, tokens=fabricated.build(), hashed=None)
     holder, _ = asyncio.run(exchange_in_process((pair.holder, registry), (pair.asker, liar)))
     assert holder.decided == 2 and holder.released_total == 1
@@ -814,6 +843,22 @@ def test_fabricated_records_each_on_another_token_of_the_household_win_one_of_it
     assert denied == ["claimed-today"]
 
 
+def _household_only(record_id: str, family: str) -> dict[str, str]:
+    """A traveller row of a family name and the household's address, nothing else."""
+    return {"pax_id": record_id, "surname": family, "us_address": "4 Oak Avenue",
+            "us_zip": "K2B 7C3", "source": "APIS"}  # fmt: skip
+
+
+def _travellers(pair: QueryPair, rows: list[dict[str, str]]) -> Any:
+    """The asker's travellers file of ``rows`` (manifest column: value), prepared."""
+    manifest = traveller_file(pair.base / "asker-files", ["USTR-00022"])
+    with manifest.open(encoding="utf-8", newline="") as f:
+        head = next(csv.reader(f))
+    with manifest.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([head, *([r.get(c, "") for c in head] for r in rows)])
+    return pair.asker.prepare([manifest])
+
+
 def test_two_members_of_a_household_each_known_by_their_own_facts_are_both_released(
     pair: QueryPair,
 ) -> None:
@@ -821,18 +866,12 @@ def test_two_members_of_a_household_each_known_by_their_own_facts_are_both_relea
     two members of the household with their own given names and dates of birth (a sibling
     each, both genuinely listed) has both released in one exchange."""
     registry = _registry_with_a_household(pair, _MIXED)
-    manifest = traveller_file(pair.base / "asker-files", ["USTR-00022"])
-    with manifest.open(encoding="utf-8", newline="") as f:
-        head = next(csv.reader(f))
     rows = [
-        {"pax_id": f"USTR-7777{i}", "surname": "Lopez", "given_names": given, "dob": dob,
-         "sex": sex, "us_address": "4 Oak Avenue", "us_zip": "K2B 7C3", "source": "APIS"}
+        {**_household_only(f"USTR-7777{i}", "Lopez"), "given_names": given, "dob": dob, "sex": sex}
         for i, (given, dob, sex) in enumerate((("Maria", "03/02/1970", "F"),
                                                ("Juan", "07/11/1995", "M")))
     ]  # fmt: skip
-    with manifest.open("w", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerows([head, *([r.get(c, "") for c in head] for r in rows)])
-    side = pair.asker.prepare([manifest])
+    side = _travellers(pair, rows)
     holder, _ = asyncio.run(exchange_in_process((pair.holder, registry), (pair.asker, side)))
     assert holder.decided == 2 and holder.released_total == 2
     assert not list(pair.holder.audit.entries(kinds={AuditEvent.RELEASE_DENIED}))

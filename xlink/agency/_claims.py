@@ -2,11 +2,12 @@
 partner (xlink-query-v1 §7.5 item 5; xlink-release-v1 §3.1), kept in the agency's workdir so
 that a restart forgets nothing: what one record won today holds wins no other record that day,
 however often the holder restarts and whether the partner asks in the query mode or in a batch
-exchange. The query holder claims every token of each record it decides; a batch exchange
-every token of each record it releases, not only the tokens behind the pair's handles: a
-household's family name and address give a partner several tokens (the family name with the
-postcode, the street, a MinHash band of the family name), each held by every member, and one
-member won on one of them spends them all (:func:`still_decided` is the rule both apply).
+exchange. The query holder claims what each record it decides spends (:func:`spent_tokens`:
+every token of the record and of its household); a batch exchange what each record it
+releases spends, not only the tokens behind the pair's handles: a household's family name and
+address give a partner several tokens (the family name with the postcode, the street, MinHash
+bands of the family name), and one member won on one of them spends them all
+(:func:`still_decided` is the rule both apply).
 
 A token is kept as a claim id, ``HMAC-SHA-256(claims key, token)[:16]``: never the token itself,
 which is an unkeyed digest of an identity and open to a dictionary attack. The claims key is
@@ -40,8 +41,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from xlink._sqlite import connect, transaction
 from xlink.errors import InputError, InternalProtocolError
+from xlink.linkage.keys import derive_match_keys
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import KeyWeight, fellegi_sunter_score
+from xlink.records.model import PersonName, PersonRecord
 
 __all__ = [
     "CLAIMS_FILE",
@@ -49,6 +52,7 @@ __all__ = [
     "Claims",
     "ClaimsRequest",
     "claims_key",
+    "spent_tokens",
     "still_decided",
 ]
 
@@ -85,16 +89,17 @@ class ClaimsRequest:
         day: date,
         peer: str,
         *,
-        decided: dict[bytes, set[str]] | None = None,
-        fetch: Callable[[Sequence[bytes]], dict[bytes, set[str]]] | None = None,
+        decided: dict[bytes, str] | None = None,
+        fetch: Callable[[Sequence[bytes]], dict[bytes, str]] | None = None,
     ) -> None:
         self._keyed = hmac.new(key, digestmod=hashlib.sha256)  # copied per token: keyed once
         self.day = day.isoformat()
         self._peer = peer
-        self._stored: dict[bytes, set[str]] = decided if decided is not None else {}
+        # claim id (stored) or token (noted here) -> the record it decided, or "" for several
+        self._stored: dict[bytes, str] = decided if decided is not None else {}
         self._fetch = fetch
         self._fetched: set[bytes] = set()
-        self._noted: dict[bytes, set[str]] = {}  # token -> our records, noted in this view
+        self._noted: dict[bytes, str] = {}
         self._added: list[tuple[str, bytes]] = []  # (record id, token) to write
 
     def _id(self, token: bytes) -> bytes:
@@ -109,21 +114,21 @@ class ClaimsRequest:
             ids = {token: self._id(token) for token in tokens}
         if self._fetch is not None:
             wanted = [claim for claim in ids.values() if claim not in self._fetched]
-            for claim, records in self._fetch(wanted).items():
-                self._stored.setdefault(claim, set()).update(records)
+            self._stored.update(self._fetch(wanted))
             self._fetched.update(wanted)
-        stored, noted, none = self._stored, self._noted, frozenset[str]()
+        stored, noted = self._stored, self._noted
         return frozenset(
             token
             for token in tokens
-            if (noted.get(token, none) | stored.get(ids.get(token, b""), none)) - {record_id}
+            if noted.get(token, record_id) != record_id
+            or stored.get(ids.get(token, b""), record_id) != record_id
         )
 
     def note(self, record_id: str, tokens: Iterable[bytes]) -> None:
         """Count ``tokens`` as deciding ``record_id`` for the rest of this view, not kept."""
         noted = self._noted
         for token in tokens:
-            noted.setdefault(token, set()).add(record_id)
+            _one_or_several(noted, token, record_id)
 
     def add(self, record_id: str, tokens: Iterable[bytes]) -> None:
         """Keep that ``tokens`` decided ``record_id`` today."""
@@ -199,14 +204,14 @@ class Claims:
             with transaction(conn):
                 conn.execute("DELETE FROM claims WHERE day < ?", (day.isoformat(),))
 
-                def fetch(claims: Sequence[bytes]) -> dict[bytes, set[str]]:
-                    found: dict[bytes, set[str]] = {}
+                def fetch(claims: Sequence[bytes]) -> dict[bytes, str]:
+                    found: dict[bytes, str] = {}
                     for claim in claims:
                         for (record_id,) in conn.execute(
                             "SELECT record_id FROM claims WHERE day = ? AND peer = ? AND claim = ?",
                             (day.isoformat(), self._peer, claim),
                         ):
-                            found.setdefault(claim, set()).add(record_id)
+                            _one_or_several(found, claim, record_id)
                     return found
 
                 request = ClaimsRequest(self._key, day, self._peer, fetch=fetch)
@@ -222,7 +227,7 @@ class Claims:
         to in memory while its releases are built, with no lock held on the store (a query
         service of the same agency goes on meanwhile), and written by :meth:`keep`. Raises
         :class:`~xlink.errors.InternalProtocolError` when the store fails."""
-        decided: dict[bytes, set[str]] = {}
+        decided: dict[bytes, str] = {}
         try:
             conn = connect(self._path)
             try:
@@ -230,7 +235,7 @@ class Claims:
                     "SELECT claim, record_id FROM claims WHERE day = ? AND peer = ?",
                     (day.isoformat(), self._peer),
                 ):
-                    decided.setdefault(bytes(claim), set()).add(record_id)
+                    _one_or_several(decided, bytes(claim), record_id)
             finally:
                 conn.close()
         except (sqlite3.Error, OSError) as exc:
@@ -250,6 +255,35 @@ class Claims:
                 conn.close()
         except (sqlite3.Error, OSError) as exc:
             raise InternalProtocolError(f"the claims store failed: {type(exc).__name__}") from None
+
+
+def _one_or_several(seen: dict[bytes, str], key: bytes, record_id: str) -> None:
+    """Note that ``key`` decided ``record_id``: the record, or "" once it decided several (a
+    record id is never empty), which is all :meth:`ClaimsRequest.stale` asks of it."""
+    if seen.setdefault(key, record_id) != record_id:
+        seen[key] = ""
+
+
+def spent_tokens(record: PersonRecord, held: Sequence[bytes], schema: LinkageSchema) -> list[bytes]:
+    """What ``record`` spends of the day when it is won: every token it holds (``held``), and
+    the tokens of its household, those a partner derives from its family names and addresses
+    alone (the family name with the postcode, the street, a MinHash band of the family name
+    with the postcode, ...). A member does not hold every band of the family name alone (a
+    band depends on the given name too), so a partner that knows the household would win a
+    member with a band another member won today does not hold; a band of the household is
+    spent by whichever member is won. A name written whole, with no family part, gives none."""
+    families = [n.family for n in (record.name, *record.aliases) if n.family.strip()]
+    spent = dict.fromkeys(held)
+    if families and record.addresses:
+        household = PersonRecord(
+            record_id=record.record_id,
+            category=record.category,
+            name=PersonName(family=families[0]),
+            aliases=tuple(PersonName(family=f) for f in families[1:]),
+            addresses=record.addresses,
+        )
+        spent.update(dict.fromkeys(token for _, token in derive_match_keys(household, schema)))
+    return list(spent)
 
 
 def _write(conn: sqlite3.Connection, view: ClaimsRequest) -> None:

@@ -193,7 +193,7 @@ async def _transfer(
     batch = agency.release(
         decision,
         side.records,
-        day_claims=ExchangeClaims(agency, view, session.labels, decision, side.tokens),
+        day_claims=ExchangeClaims(agency, view, session.labels, decision, side),
     )
     claims.keep(view)
     if progress is not None:  # releases sent now (queued, pending, denied ones are not)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from xlink.agency._claims import ClaimsRequest, still_decided
+from xlink.agency._claims import ClaimsRequest, spent_tokens, still_decided
 from xlink.agency._query_common import (
     _FATES,
     DST_PERIOD_KEY,
@@ -378,7 +378,8 @@ class QueryService:
     ) -> DecidedMatch | None:
         """The holder's own decision on one requested record (spec §7.5 items 1-5): the
         decided match, its handles' outputs added to ``outputs`` and every token of the record
-        claimed (not only the handles': xlink-query-v1 §7.5 item 5); or
+        and of its household claimed (not only the handles': xlink-query-v1 §7.5 item 5,
+        :func:`~xlink.agency._claims.spent_tokens`); or
         None, not decided. A handle that is not one of the record's tokens aborts the session
         (``CONFIRMATION_FAILED``)."""
         table, schema = self.table, self.agency.schema
@@ -410,7 +411,11 @@ class QueryService:
             claims, hit.record, record_id, by_handle, hit.handles, asker_keys, score
         ):
             return None  # another record of ours is as good a match: one-to-one refuses it
-        claims.add(record_id, table.record_tokens(hit.record))  # what it holds is spent today
+        # what the record holds, and what its household gives, is spent today
+        claims.add(
+            record_id,
+            spent_tokens(self._records[record_id], table.record_tokens(hit.record), schema),
+        )
         for h in hit.handles:
             outputs[h] = by_handle[h][1]
         return DecidedMatch(

@@ -10,12 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xlink.agency._claims import ClaimsRequest, still_decided
+from xlink.agency._claims import ClaimsRequest, spent_tokens, still_decided
 from xlink.agency._inbound import Receiver
 from xlink.agency._matches import write_matches
 from xlink.decide import DecidedMatch, Decision
 from xlink.linkage.scoring import ONE_TO_ONE
-from xlink.linkage.tokens import TokenSet
 from xlink.prepare import PreparedSide
 from xlink.protocol._confirm import SessionLabels
 from xlink.protocol.session import PsiSession
@@ -61,11 +60,12 @@ class ExchangeClaims:
     exchange, or before it in this one) is not allowed unless the rest still decide it
     (:func:`~xlink.agency._claims.still_decided`) or it reaches the schema's certain
     threshold; the matches whose record is sent, or was delivered before, claim every token of
-    that record (``own``: our tokens by record id), not only those behind its handles: what a
-    record won today holds is spent, so a partner that won one member of a household in a
-    query, or in an exchange earlier today, with the family name and address wins no second
-    one in an exchange, whichever of the tokens those give (a MinHash band of the family name,
-    the family name with the postcode, the street) it puts in each fabricated record. Under
+    that record and of its household (``own``: our side; :func:`~xlink.agency._claims.
+    spent_tokens`), not only those behind its handles: so a partner that won one member of a
+    household in a query, or in an exchange earlier today, with the family name and address
+    wins no second one in an exchange, whichever of the tokens those give (a MinHash band of
+    the family name, the family name with the postcode, the street) it puts in each fabricated
+    record. Under
     best-of-either (a list of events: one person is several of our records, each holding the
     same tokens) it allows everything and claims nothing, as the link rule itself lets one
     record of the partner's win every one of ours whose best candidate it is."""
@@ -76,16 +76,17 @@ class ExchangeClaims:
         view: ClaimsRequest,
         labels: SessionLabels,
         decision: Decision,
-        own: TokenSet,
+        own: PreparedSide,
     ) -> None:
         self._view, self._labels = view, labels
         self._schema, self._threshold = agency.schema, agency.mou.match_threshold
         self._weights = (agency.schema.weights(), agency.schema.disagreement_weights())
         self._active = decision.links == ONE_TO_ONE
         self._tokens: dict[tuple[bytes, ...], list[tuple[str, bytes]]] = {}
-        self._own: dict[str, list[bytes]] = (
-            own.tokens_of({m.local_record_id for m in decision.matches}) if self._active else {}
-        )
+        decided = {m.local_record_id for m in decision.matches} if self._active else set()
+        self._held = own.tokens.tokens_of(decided) if decided else {}
+        self._records = {r.record_id: r for r in own.records if r.record_id in decided}
+        self._spent: dict[str, list[bytes]] = {}
 
     def _claimed(self, match: DecidedMatch) -> list[tuple[str, bytes]]:
         found = self._tokens.get(match.handles)
@@ -108,17 +109,21 @@ class ExchangeClaims:
         ):
             return False
         # later matches of this exchange see it, whatever becomes of this one
-        self._view.note(match.local_record_id, self._spent(match, claimed))
+        self._view.note(match.local_record_id, self._tokens_spent(match))
         return True
 
     def claim(self, match: DecidedMatch) -> None:
         if self._active:
-            self._view.add(match.local_record_id, self._spent(match, self._claimed(match)))
+            self._view.add(match.local_record_id, self._tokens_spent(match))
 
-    def _spent(self, match: DecidedMatch, claimed: list[tuple[str, bytes]]) -> list[bytes]:
-        """Every token of the match's record of ours (those behind its handles among them)."""
-        own = self._own.get(match.local_record_id, [])
-        return list(dict.fromkeys([*own, *(token for _, token in claimed)]))
+    def _tokens_spent(self, match: DecidedMatch) -> list[bytes]:
+        """What the match's record of ours spends (those behind its handles among them)."""
+        rid = match.local_record_id
+        found = self._spent.get(rid)
+        if found is None:
+            held = [*self._held.get(rid, []), *(token for _, token in self._claimed(match))]
+            found = self._spent[rid] = spent_tokens(self._records[rid], held, self._schema)
+        return found
 
 
 def transfer_counts(
