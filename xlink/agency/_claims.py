@@ -40,11 +40,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from xlink._sqlite import connect, transaction
-from xlink.errors import InputError, InternalProtocolError
+from xlink.errors import InputError, InternalProtocolError, UntransliterableError
 from xlink.linkage.keys import derive_match_keys
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import KeyWeight, fellegi_sunter_score
 from xlink.records.model import PersonName, PersonRecord
+from xlink.records.normalise import name_part_components, name_texts
 
 __all__ = [
     "CLAIMS_FILE",
@@ -266,24 +267,51 @@ def _one_or_several(seen: dict[bytes, str], key: bytes, record_id: str) -> None:
 
 def spent_tokens(record: PersonRecord, held: Sequence[bytes], schema: LinkageSchema) -> list[bytes]:
     """What ``record`` spends of the day when it is won: every token it holds (``held``), and
-    the tokens of its household, those a partner derives from its family names and addresses
-    alone (the family name with the postcode, the street, a MinHash band of the family name
-    with the postcode, ...). A member does not hold every band of the family name alone (a
-    band depends on the given name too), so a partner that knows the household would win a
-    member with a band another member won today does not hold; a band of the household is
-    spent by whichever member is won. A name written whole, with no family part, gives none."""
-    families = [n.family for n in (record.name, *record.aliases) if n.family.strip()]
+    the tokens of its household, those a partner derives from one of its family names and one
+    of its addresses alone (the family name with the postcode, the street, a MinHash band of
+    the family name with the postcode, ...). A member does not hold every band of the family
+    name alone (a band depends on the given name too), so a partner that knows the household
+    would win a member with a band another member won today does not hold; a band of the
+    household is spent by whichever member is won. Its family names are those key derivation
+    reads (:func:`household_names`), each address on its own (a key keeps a bounded number of
+    tokens per record)."""
     spent = dict.fromkeys(held)
-    if families and record.addresses:
-        household = PersonRecord(
-            record_id=record.record_id,
-            category=record.category,
-            name=PersonName(family=families[0]),
-            aliases=tuple(PersonName(family=f) for f in families[1:]),
-            addresses=record.addresses,
-        )
-        spent.update(dict.fromkeys(token for _, token in derive_match_keys(household, schema)))
+    for family in household_names(record):
+        for address in record.addresses:
+            household = PersonRecord(
+                record_id=record.record_id,
+                category=record.category,
+                name=PersonName(family=family),
+                addresses=(address,),
+            )
+            spent.update(dict.fromkeys(t for _, t in derive_match_keys(household, schema)))
     return list(spent)
+
+
+def household_names(record: PersonRecord) -> tuple[str, ...]:
+    """The family names a household of ``record`` may share, as key derivation reads its
+    names and aliases (:func:`~xlink.records.normalise.name_texts`: a name written whole gives
+    its last word, or what comes before a comma): each family name, each part of a compound
+    or particled one (``Garcia Lopez``: ``GARCIA``, ``LOPEZ``; a key may hold the one a
+    partner names), and the given name of a name with both (a name entered the other way
+    round is read the other way round too)."""
+    names: dict[str, None] = {}
+    for name in (record.name, *record.aliases):
+        given, family, _ = name_texts(name)
+        if not family.strip():
+            continue
+        names[family] = None
+        names.update(dict.fromkeys(_components(family)))
+        if given.strip():
+            names[given] = None
+    return tuple(names)
+
+
+def _components(family: str) -> tuple[str, ...]:
+    try:
+        return name_part_components(family)
+    except UntransliterableError:
+        return ()
 
 
 def _write(conn: sqlite3.Connection, view: ClaimsRequest) -> None:
