@@ -60,15 +60,15 @@ class ExchangeClaims:
     exchange, or before it in this one) is not allowed unless the rest still decide it
     (:func:`~xlink.agency._claims.still_decided`) or it reaches the schema's certain
     threshold; the matches whose record is sent, or was delivered before, claim every token of
-    that record and of its household (``own``: our side; :func:`~xlink.agency._claims.
-    spent_tokens`), not only those behind its handles: so a partner that won one member of a
-    household in a query, or in an exchange earlier today, with the family name and address
-    wins no second one in an exchange, whichever of the tokens those give (a MinHash band of
-    the family name, the family name with the postcode, the street) it puts in each fabricated
-    record. Under
-    best-of-either (a list of events: one person is several of our records, each holding the
-    same tokens) it allows everything and claims nothing, as the link rule itself lets one
-    record of the partner's win every one of ours whose best candidate it is."""
+    that record and of its household (``own``: our side;
+    :func:`~xlink.agency._claims.spent_tokens`), not only those behind its handles: so a
+    partner that won one member of a household in a query, or in an exchange earlier today,
+    with the family name and address wins no second one in an exchange, whichever of the
+    tokens those give (a MinHash band of the family name, the family name with the postcode,
+    the street) it puts in each fabricated record. Under best-of-either (a list of events: one
+    person is several of our records, each holding the same tokens) it allows everything and
+    claims nothing, as the link rule itself lets one record of the partner's win every one of
+    ours whose best candidate it is."""
 
     def __init__(
         self,
