@@ -20,7 +20,7 @@ from _generators import generator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import xlink.agency._query_holder as query_holder
+import xlink.agency._query_common as query_common
 from xlink.agency._query_common import DST_PERIOD_KEY
 from xlink.crypto import oprf9497
 from xlink.crypto.oprf9497 import OprfKey
@@ -179,14 +179,14 @@ def test_period_key_is_derived_as_specified(monkeypatch: pytest.MonkeyPatch) -> 
     derive_input = seed + len(info).to_bytes(2, "big") + info + b"\x00"
     sk = oprf9497.hash_to_scalar(derive_input, oprf9497.DERIVE_KEY_PAIR_DST)
     assert sk.hex() == k["skS"]  # counter 0 gives a non-zero scalar here
-    monkeypatch.setattr(query_holder, "mou_digest", lambda mou: X(k["mou_digest"]))
+    monkeypatch.setattr(query_common, "mou_digest", lambda mou: X(k["mou_digest"]))
     agency = SimpleNamespace(
         mou=SimpleNamespace(id=k["mou_id"]),
         keys=SimpleNamespace(
             sealing_key=SimpleNamespace(secret=lambda: X(k["sealing_key_secret"]))
         ),
     )
-    theirs = query_holder._period_key(cast(Any, agency), k["period"])
+    theirs = query_common._period_key(cast(Any, agency), k["period"])
     for key in (theirs, OprfKey(X(k["skS"]))):
         for case in OPRF["cases"]:
             assert key.evaluate(X(case["input"])).hex() == case["output"]

@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, TypeVar
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from xlink.audit import AuditEvent
+from xlink.crypto import oprf9497
+from xlink.crypto.oprf9497 import OprfKey
 from xlink.error_codes import AbortCode
 from xlink.errors import InputError, PeerAborted, ProtocolError, RemoteProtocolError
 from xlink.policy import mou_digest
@@ -51,6 +56,21 @@ def period_of(now: datetime) -> str:
 
 def _lp(data: bytes) -> bytes:
     return len(data).to_bytes(4, "big") + data
+
+
+def _period_key(agency: Agency, period: str) -> OprfKey:
+    """The holder's OPRF key for ``period`` under its MOU (§4.2): RFC 9497 DeriveKeyPair from a
+    seed derived from the agency's sealing key, with the MOU and the period as ``info``. The
+    key changes every month and with every MOU; nothing new is stored."""
+    mou = agency.mou
+    seed = HKDF(
+        algorithm=hashes.SHA256(),
+        length=oprf9497.SEED_SIZE,
+        salt=mou_digest(mou),
+        info=DST_PERIOD_KEY,
+    ).derive(agency.keys.sealing_key.secret())
+    info = _lp(mou.id.encode()) + _lp(period.encode())
+    return OprfKey.derive(seed, info)
 
 
 def _config(agency: Agency, *, asker: str, holder: str) -> QueryConfig:

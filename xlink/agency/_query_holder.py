@@ -14,20 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, date
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from xlink.agency._claims import ClaimsRequest, spent_tokens, still_decided
 from xlink.agency._query_common import (
     _FATES,
-    DST_PERIOD_KEY,
     DST_TABLE_CHECK,
     LINGER,
     TABLE_ENTRIES_PER_SET_ELEMENT,
     _abort_for,
     _config,
     _flush,
-    _lp,
+    _period_key,
     _quota,
     _receive,
     audit_unopened,
@@ -36,8 +32,6 @@ from xlink.agency._query_common import (
 )
 from xlink.audit import AuditEvent
 from xlink.audit.history import query_evaluations_on
-from xlink.crypto import oprf9497
-from xlink.crypto.oprf9497 import OprfKey
 from xlink.decide import DecidedMatch, Decision
 from xlink.error_codes import AbortCode
 from xlink.errors import (
@@ -49,7 +43,6 @@ from xlink.errors import (
 )
 from xlink.linkage.schema import schema_digest
 from xlink.linkage.scoring import fellegi_sunter_score
-from xlink.policy import mou_digest
 from xlink.prepare import PreparedSide
 from xlink.progress import ProgressFn
 from xlink.protocol.limits import MAX_MESSAGE_SIZE
@@ -489,18 +482,3 @@ class QueryService:
 @dataclass
 class _Outgoing:
     batch: ReleaseBatch
-
-
-def _period_key(agency: Agency, period: str) -> OprfKey:
-    """The holder's OPRF key for ``period`` under its MOU (§4.2): RFC 9497 DeriveKeyPair from a
-    seed derived from the agency's sealing key, with the MOU and the period as ``info``. The
-    key changes every month and with every MOU; nothing new is stored."""
-    mou = agency.mou
-    seed = HKDF(
-        algorithm=hashes.SHA256(),
-        length=oprf9497.SEED_SIZE,
-        salt=mou_digest(mou),
-        info=DST_PERIOD_KEY,
-    ).derive(agency.keys.sealing_key.secret())
-    info = _lp(mou.id.encode()) + _lp(period.encode())
-    return OprfKey.derive(seed, info)
