@@ -14,10 +14,12 @@ import dataclasses
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from _query_agencies import (
 
 import xlink.agency._query_answers as qa
 from xlink.agency import QueryService, exchange_in_process
+from xlink.agency._claims import Claims
 from xlink.agency._query import QueryClient, ask
 from xlink.agency._query_common import _config, _flush, _only, _receive
 from xlink.audit import AuditEvent, AuditLog
@@ -733,6 +736,20 @@ def test_an_ask_that_fits_the_quota_asks_only_for_the_releases_that_fit_too(
         assert service.quota_left() == 2
 
 
+def _maria_won_in_a_query(
+    pair: QueryPair, service: QueryService, monkeypatch: pytest.MonkeyPatch
+) -> int:
+    """A query session in which the asker, with the Lopez family name and address only,
+    declares the key presence that picks Maria; returns how many releases the holder sent."""
+    with monkeypatch.context() as patched:
+        target = ["CASO-90001"]
+        _lie_about_presence(pair, patched, lambda i: service.table.record_id(i) in target)
+        side = _one_household_row(pair)
+        served, _, _ = _serve_and(pair, service, lambda conn: ask(pair.asker, conn, side))
+    assert served.requested == 1
+    return int(served.released)
+
+
 @pytest.mark.parametrize("order", ["query, then exchange", "exchange, then query"])
 def test_one_set_of_tokens_wins_one_record_of_a_household_a_day_across_both_modes(
     pair: QueryPair, monkeypatch: pytest.MonkeyPatch, order: str
@@ -747,13 +764,7 @@ def test_one_set_of_tokens_wins_one_record_of_a_household_a_day_across_both_mode
     service = pair.holder.query_service(registry)
 
     def query() -> int:
-        with monkeypatch.context() as patched:
-            target = ["CASO-90001"]
-            _lie_about_presence(pair, patched, lambda i: service.table.record_id(i) in target)
-            side = _one_household_row(pair)
-            served, _, _ = _serve_and(pair, service, lambda conn: ask(pair.asker, conn, side))
-        assert served.requested == 1
-        return int(served.released)
+        return _maria_won_in_a_query(pair, service, monkeypatch)
 
     def exchange() -> int:
         side = _one_household_row(pair, dob="01/01/1950")
@@ -769,6 +780,79 @@ def test_one_set_of_tokens_wins_one_record_of_a_household_a_day_across_both_mode
         e.fields["reason"] for e in pair.holder.audit.entries(kinds={AuditEvent.RELEASE_DENIED})
     ]
     assert denied == (["claimed-today"] if order.startswith("query") else [])
+
+
+_ANA_ON_THE_HOUSEHOLD = {"dob": "01/01/1950"}  # the household's tokens and a made-up date
+_JUAN_ON_HIS_OWN_FACTS = {"given_names": "Juan", "dob": "07/11/1995", "sex": "M"}
+
+
+@pytest.mark.parametrize(
+    ("rows", "sent", "withdrawn"),
+    [([_ANA_ON_THE_HOUSEHOLD], [], ["CASO-90003"]),
+     ([_JUAN_ON_HIS_OWN_FACTS], ["CASO-90002"], []),
+     # beside a traveller the registry holds, sent in the same exchange
+     ([_ANA_ON_THE_HOUSEHOLD, "USTR-00022"], [PAIRS["USTR-00022"]], ["CASO-90003"])],
+    ids=["on-the-household-alone", "on-his-own-facts", "beside-another-person"],
+)  # fmt: skip
+def test_a_query_session_while_an_exchange_builds_its_releases_is_applied_before_they_leave(
+    pair: QueryPair,
+    monkeypatch: pytest.MonkeyPatch,
+    rows: list[dict[str, str] | str],
+    sent: list[str],
+    withdrawn: list[str],
+) -> None:
+    """An exchange reads the day's claims, builds its releases with no lock held, then
+    writes what they claim. A query session in that window won Maria on the family name and
+    address; the exchange, reading the day as it was before (here: a snapshot taken before the
+    query, handed to it), built a release of another member on the same tokens, and it was
+    sent (two members in a day). The claims are written as the day stands when they are, with
+    the rule applied again: the release on the household alone is withdrawn before it leaves
+    (``claimed-today``, audited, claiming nothing, its ledger item unsent); a member known by
+    his own facts still goes, alone or beside the withdrawn one."""
+    registry = _registry_with_a_household(pair, _MIXED)
+    service = pair.holder.query_service(registry)
+    claims = pair.holder.day_claims()
+    before = claims.snapshot(pair.holder.clock().astimezone(UTC).date())
+    assert _maria_won_in_a_query(pair, service, monkeypatch) == 1
+    read, ours = Claims.snapshot, claims._path
+
+    def snapshot(self: Claims, day: Any) -> Any:  # the holder's read comes before the query
+        return before if self._path == ours else read(self, day)
+
+    monkeypatch.setattr(Claims, "snapshot", snapshot)
+    with traveller_file(pair.base / "bundled", FOUND).open(encoding="utf-8", newline="") as f:
+        bundled = {r["pax_id"]: r for r in csv.DictReader(f)}
+    side = _travellers(
+        pair,
+        [
+            bundled[r] if isinstance(r, str) else {**_household_only(f"USTR-7777{i}", "Lopez"), **r}
+            for i, r in enumerate(rows)
+        ],
+    )
+    holder, asker = asyncio.run(exchange_in_process((pair.holder, registry), (pair.asker, side)))
+    assert holder.decided == len(rows) and holder.released_total == len(sent)
+    assert asker.received_total == len(sent)
+    assert len(pair.asker.store.list(now=pair.asker.clock())) == 1 + len(sent)
+    denied = [
+        e.fields["reason"] for e in pair.holder.audit.entries(kinds={AuditEvent.RELEASE_DENIED})
+    ]
+    assert denied == ["claimed-today"] * len(withdrawn)
+    audited = list(pair.holder.audit.entries(kinds={AuditEvent.RELEASE_SENT}))
+    assert len(audited) == 1 + len(sent)  # Maria's in the query, and what the exchange sent
+    with contextlib.closing(sqlite3.connect(pair.holder.workdir / "query" / "claims.db")) as db:
+        claimed = {rid for (rid,) in db.execute("SELECT DISTINCT record_id FROM claims")}
+    assert claimed == {"CASO-90001", *sent}
+    states = {i.record_id: i.state.value for i in pair.holder.queue.items(pair.holder.clock())}
+    assert states == {"CASO-90001": "SENT"} | dict.fromkeys(sent, "SENT") | dict.fromkeys(
+        withdrawn, "TAKEN"
+    )
+    with Path(holder.matches_file).open(encoding="utf-8", newline="") as f:
+        outbound = {
+            r["own_record_id"]: (r["outbound"], r["outbound_reasons"]) for r in csv.DictReader(f)
+        }
+    assert outbound == dict.fromkeys(sent, ("sent", "")) | dict.fromkeys(
+        withdrawn, ("denied", "claimed-today")
+    )
 
 
 def test_fabricated_records_each_on_another_token_of_the_household_win_one_of_it(

@@ -268,3 +268,32 @@ def test_the_day_of_claims_is_asked_in_order_and_only_what_leaves_claims(tmp_pat
     assert [f.fate for f in batch.fates] == [Fate.SENT, Fate.DENIED, Fate.SENT, Fate.DENIED]
     assert reasons == ["claimed-today", "too-many-pairs"]
     assert day.claimed == [0, 2]
+
+
+def test_a_match_denied_after_the_batch_was_built_leaves_the_rest_aligned(tmp_path: Path) -> None:
+    """The exchange's day of claims may withdraw a release after the batch is built
+    (:func:`xlink.agency._transfer.deny_after_all`): the first of two sealed releases taken
+    out, the second keeps its own ledger item, the first's fate and audit entry say why."""
+    from xlink.agency._transfer import deny_after_all
+
+    matches = (
+        DecidedMatch("CAWL-1", 0, frozenset({"k"}), 30.0, (b"\x01" * 16,)),
+        DecidedMatch("CAWL-2", 1, frozenset({"k"}), 29.0, (b"\x02" * 16,)),
+    )
+    decision = Decision(SESSION, 23.25, 2, matches)
+    with _ledger(tmp_path) as queue:
+        log = AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA])
+        batch = release_decided(
+            decision, [person("CAWL-1"), person("CAWL-2")], mou=sample_mou(approval_required=False),
+            originator=CA, signing_key=SIGNING[CA], handle_key=HANDLE_KEY[CA],
+            rng=DeterministicRandom("r"), now=T0, queue=queue, audit=log,
+        )  # fmt: skip
+        assert len(batch.sealed) == 2 and len(set(batch.items)) == 2
+        after = deny_after_all(batch, decision, [0], "claimed-today", audit=log, now=T0)
+        with log:
+            denied = [dict(e.fields) for e in log.entries(kinds={AuditEvent.RELEASE_DENIED})]
+    assert after.sealed == batch.sealed[1:] and after.items == batch.items[1:]
+    assert [f.fate for f in after.fates] == [Fate.DENIED, Fate.SENT]
+    assert after.fates[0].reasons == ("claimed-today",) and after.fates[1] == batch.fates[1]
+    assert [d.record_id for d in after.denied] == ["CAWL-1"]
+    assert [(d["reason"], d["handle"]) for d in denied] == [("claimed-today", "01" * 16)]

@@ -19,8 +19,10 @@ so the file holds one day.
 A query's release request looks up and writes in one transaction (:meth:`Claims.request`),
 committed before its answer leaves. An exchange reads the day at once (:meth:`Claims.snapshot`),
 holds no lock while it builds its releases, and writes what they claim in one short
-transaction before anything is sent (:meth:`Claims.keep`); a query session with the same
-partner in between is not seen by that exchange. A file that cannot be used is an
+transaction before anything is sent (:meth:`Claims.keep`); if the day's claims changed in
+between (a query session with the same partner), the exchange's rule is applied again to the
+day as it is when they are written, and what it no longer allows is withdrawn before it
+leaves. A file that cannot be used is an
 :class:`~xlink.errors.InputError` when the service starts and an ``INTERNAL_ERROR`` abort
 (audited) during a session.
 """
@@ -102,6 +104,7 @@ class ClaimsRequest:
         self._fetched: set[bytes] = set()
         self._noted: dict[bytes, str] = {}
         self._added: list[tuple[str, bytes]] = []  # (record id, token) to write
+        self.rows_read = 0  # the store's rows of the day a snapshot read
 
     def _id(self, token: bytes) -> bytes:
         mac = self._keyed.copy()
@@ -228,34 +231,65 @@ class Claims:
         to in memory while its releases are built, with no lock held on the store (a query
         service of the same agency goes on meanwhile), and written by :meth:`keep`. Raises
         :class:`~xlink.errors.InternalProtocolError` when the store fails."""
-        decided: dict[bytes, str] = {}
         try:
             conn = connect(self._path)
             try:
-                for claim, record_id in conn.execute(
-                    "SELECT claim, record_id FROM claims WHERE day = ? AND peer = ?",
-                    (day.isoformat(), self._peer),
-                ):
-                    _one_or_several(decided, bytes(claim), record_id)
+                return self._read(conn, day)
             finally:
                 conn.close()
         except (sqlite3.Error, OSError) as exc:
             raise InternalProtocolError(f"the claims store failed: {type(exc).__name__}") from None
-        return ClaimsRequest(self._key, day, self._peer, decided=decided)
 
-    def keep(self, view: ClaimsRequest) -> None:
+    def keep(
+        self, view: ClaimsRequest, replay: Callable[[ClaimsRequest], None] | None = None
+    ) -> None:
         """Write what ``view`` (:meth:`snapshot`) added, in one short transaction (the days
-        before its day deleted). Raises :class:`~xlink.errors.InternalProtocolError`."""
+        before its day deleted). With ``replay``, the day is written only as the store holds
+        it at that moment: if its rows changed since ``view`` was read (a query session wrote
+        in between), ``replay`` is given the day read again and adds to it what is still
+        claimed, and that is written instead. It is first called outside the write lock (a
+        query service is not kept waiting) and, if the day changed once more before the
+        write, inside it, with nothing written in between. Raises
+        :class:`~xlink.errors.InternalProtocolError`."""
+        day = date.fromisoformat(view.day)
         try:
             conn = connect(self._path)
             try:
+                if replay is not None and self._count(conn, day) != view.rows_read:
+                    view = self._read(conn, day)
+                    replay(view)
                 with transaction(conn):
                     conn.execute("DELETE FROM claims WHERE day < ?", (view.day,))
+                    if replay is not None and self._count(conn, day) != view.rows_read:
+                        view = self._read(conn, day)
+                        replay(view)
                     _write(conn, view)
             finally:
                 conn.close()
         except (sqlite3.Error, OSError) as exc:
             raise InternalProtocolError(f"the claims store failed: {type(exc).__name__}") from None
+
+    def _count(self, conn: sqlite3.Connection, day: date) -> int:
+        """The store's rows of ``day`` with this partner (added to during the day, never
+        removed from it)."""
+        (rows,) = conn.execute(
+            "SELECT count(*) FROM claims WHERE day = ? AND peer = ?", (day.isoformat(), self._peer)
+        ).fetchone()
+        return int(rows)
+
+    def _read(self, conn: sqlite3.Connection, day: date) -> ClaimsRequest:
+        """A view of the whole of ``day`` as the store holds it on ``conn``."""
+        decided: dict[bytes, str] = {}
+        rows = 0
+        for claim, record_id in conn.execute(
+            "SELECT claim, record_id FROM claims WHERE day = ? AND peer = ?",
+            (day.isoformat(), self._peer),
+        ):
+            _one_or_several(decided, bytes(claim), record_id)
+            rows += 1
+        view = ClaimsRequest(self._key, day, self._peer, decided=decided)
+        view.rows_read = rows
+        return view
 
 
 def _one_or_several(seen: dict[bytes, str], key: bytes, record_id: str) -> None:

@@ -187,15 +187,14 @@ async def _transfer(
     peer_outputs = await agree_and_label(gate, session, decision, idle_timeout)
     overdue = agency.queue.audit_overdue(agency.clock())
     # The day's claims are read, applied and written (committed) before anything leaves,
-    # with no lock held while the releases are built (a query service goes on meanwhile).
+    # with no lock held while the releases are built (a query service goes on meanwhile);
+    # what a query session claimed in between is applied when they are written.
     claims = agency.day_claims()
     view = claims.snapshot(agency.clock().astimezone(UTC).date())
-    batch = agency.release(
-        decision,
-        side.records,
-        day_claims=ExchangeClaims(agency, view, session.labels, decision, side),
-    )
-    claims.keep(view)
+    day_claims = ExchangeClaims(agency, view, session.labels, decision, side)
+    batch = agency.release(decision, side.records, day_claims=day_claims)
+    claims.keep(view, lambda day: day_claims.replay(day, batch.fates))
+    batch = day_claims.withdraw(batch, agency.audit, agency.clock())
     if progress is not None:  # releases sent now (queued, pending, denied ones are not)
         progress("releases sent", 0, len(batch.sealed))
     receiver = Receiver(agency, session_id, decision, per_pair(peer_outputs.__getitem__))

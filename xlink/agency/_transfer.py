@@ -5,21 +5,24 @@ after them."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xlink.agency._claims import ClaimsRequest, spent_tokens, still_decided
 from xlink.agency._inbound import Receiver
 from xlink.agency._matches import write_matches
+from xlink.audit import AuditEvent, AuditLog
 from xlink.decide import DecidedMatch, Decision
 from xlink.linkage.scoring import ONE_TO_ONE
 from xlink.prepare import PreparedSide
 from xlink.protocol._confirm import SessionLabels
 from xlink.protocol.session import PsiSession
 from xlink.release.queue import QueueItem
-from xlink.release.recipe import ReleaseBatch
+from xlink.release.recipe import DeniedRelease, Fate, MatchFate, ReleaseBatch
 from xlink.transport.release_transfer import (
     TransferGate,
     agree_decided_pairs,
@@ -29,7 +32,7 @@ from xlink.transport.release_transfer import (
 if TYPE_CHECKING:
     from xlink.agency._agency import Agency
 
-__all__ = ["ExchangeClaims", "agree_and_label", "transfer_counts"]
+__all__ = ["ExchangeClaims", "agree_and_label", "deny_after_all", "transfer_counts"]
 
 
 async def agree_and_label(
@@ -68,7 +71,12 @@ class ExchangeClaims:
     the street) it puts in each fabricated record. Under best-of-either (a list of events: one
     person is several of our records, each holding the same tokens) it allows everything and
     claims nothing, as the link rule itself lets one record of the partner's win every one of
-    ours whose best candidate it is."""
+    ours whose best candidate it is.
+
+    The view is read before the releases are built and written after
+    (:meth:`~xlink.agency._claims.Claims.keep`); when a query session claimed tokens in between,
+    :meth:`replay` applies the rule again to the day as it now is and :meth:`withdraw` takes
+    back, before anything leaves, the releases it no longer allows."""
 
     def __init__(
         self,
@@ -79,6 +87,9 @@ class ExchangeClaims:
         own: PreparedSide,
     ) -> None:
         self._view, self._labels = view, labels
+        self._decision, self._matches = decision, decision.matches
+        self._asked: set[int] = set()  # id() of the matches allowed, in the decision's order
+        self.withdrawn: set[int] = set()  # indices of sent matches replay no longer allows
         self._schema, self._threshold = agency.schema, agency.mou.match_threshold
         self._weights = (agency.schema.weights(), agency.schema.disagreement_weights())
         self._active = decision.links == ONE_TO_ONE
@@ -97,6 +108,12 @@ class ExchangeClaims:
     def allows(self, match: DecidedMatch) -> bool:
         if not self._active:
             return True
+        if not self._allowed_now(match):
+            return False
+        self._asked.add(id(match))
+        return True
+
+    def _allowed_now(self, match: DecidedMatch) -> bool:
         claimed, certain = self._claimed(match), self._schema.certain_threshold
         if (certain is None or match.policy_score < certain) and not still_decided(
             self._view,
@@ -116,6 +133,35 @@ class ExchangeClaims:
         if self._active:
             self._view.add(match.local_record_id, self._tokens_spent(match))
 
+    def replay(self, day: ClaimsRequest, fates: Sequence[MatchFate]) -> None:
+        """Apply the rule again over ``day`` (the day's claims as the store now holds them,
+        changed since the view was read), in the decision's order, to the matches it allowed:
+        one sent, or delivered before, that it no longer allows is :attr:`withdrawn` (denied
+        ``claimed-today``, as it would have been had the view been read after those claims);
+        the others claim on ``day`` as before. A match denied before stays denied, and one
+        queued for an officer's approval stays queued (it is checked again when it is sent)."""
+        self._view = day
+        self.withdrawn = set()  # the day read again is the whole truth: start over
+        kept = (Fate.SENT, Fate.DELIVERED)
+        for index, match in enumerate(self._matches):
+            if id(match) not in self._asked:
+                continue
+            if not self._allowed_now(match) and fates[index].fate in kept:
+                self.withdrawn.add(index)  # (the check notes what it allows: it runs first)
+        for index, (match, fate) in enumerate(zip(self._matches, fates, strict=True)):
+            if fate.fate in kept and index not in self.withdrawn:
+                self.claim(match)
+
+    def withdraw(self, batch: ReleaseBatch, audit: AuditLog, now: datetime) -> ReleaseBatch:
+        """``batch`` without the releases of the :attr:`withdrawn` matches, each denied
+        ``claimed-today`` and audited so under the pair's first handle, as
+        :func:`~xlink.release.release_decided` denies one; the ledger item of one that was to
+        be sent stays handed out (``TAKEN``), never sent, for a later exchange to use, as after
+        a transfer that ends before it is sent."""
+        return deny_after_all(
+            batch, self._decision, self.withdrawn, "claimed-today", audit=audit, now=now
+        )
+
     def _tokens_spent(self, match: DecidedMatch) -> list[bytes]:
         """What the match's record of ours spends (those behind its handles among them)."""
         rid = match.local_record_id
@@ -124,6 +170,42 @@ class ExchangeClaims:
             held = [*self._held.get(rid, []), *(token for _, token in self._claimed(match))]
             found = self._spent[rid] = spent_tokens(self._records[rid], held, self._schema)
         return found
+
+
+def deny_after_all(
+    batch: ReleaseBatch,
+    decision: Decision,
+    indices: Iterable[int],
+    reason: str,
+    *,
+    audit: AuditLog,
+    now: datetime,
+) -> ReleaseBatch:
+    """``batch`` (of ``decision``) with the decided matches at ``indices`` denied for
+    ``reason`` after it was built, before anything is sent: a sent one's release taken out
+    (with its ledger item's place, so ``sealed`` and ``items`` stay aligned), each audited
+    ``RELEASE_DENIED`` under the pair's first handle, as
+    :func:`~xlink.release.release_decided` denies one."""
+    fates, denied = list(batch.fates), list(batch.denied)
+    gone: set[bytes] = set()
+    for index in sorted(indices):
+        match, fate = decision.matches[index], fates[index]
+        if fate.fate is Fate.SENT:
+            if fate.release_id is None:  # never: a sent match has its release
+                raise ValueError("a sent match without its release id")
+            gone.add(fate.release_id)
+        fates[index] = MatchFate(fate.record_id, Fate.DENIED, reasons=(reason,))
+        denied.append(DeniedRelease(fate.record_id, (reason,)))
+        fields = {"session": decision.session_id, "handle": match.handles[0], "reason": reason}
+        audit.append(AuditEvent.RELEASE_DENIED, fields, now=now)
+    kept = [i for i, sealed in enumerate(batch.sealed) if sealed.release_id not in gone]
+    return dataclasses.replace(
+        batch,
+        sealed=tuple(batch.sealed[i] for i in kept),
+        items=tuple(batch.items[i] for i in kept) if batch.items else (),
+        denied=tuple(denied),
+        fates=tuple(fates),
+    )
 
 
 def transfer_counts(
