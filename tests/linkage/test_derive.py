@@ -252,3 +252,28 @@ def test_the_tokens_of_some_records_are_each_its_own(
         key_index=array("B", [whole.key_index[i] for i in order]),
     )
     assert {rid: sorted(v) for rid, v in shuffled.tokens_of(wanted).items()} == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(records(), min_size=1, max_size=6))
+def test_the_household_a_won_record_spends_is_derived_as_the_reference_derives_it(
+    items: list[PersonRecord],
+) -> None:
+    """The day of claims derives a household's tokens (each family name of a record with each
+    of its addresses alone) with a prepared side's deriver, one for many records: the same
+    tokens as :func:`derive_match_keys`, the reference, gives the household records."""
+    from xlink.agency._claims import household_names, spent_tokens
+
+    schema = load_default_schema()
+    shared = TokenDeriver(schema)
+    for record in items:
+        reference: dict[bytes, None] = {}
+        for family in household_names(record):
+            for address in record.addresses:
+                household = PersonRecord(
+                    record_id=record.record_id, category=record.category,
+                    name=PersonName(family=family), addresses=(address,),
+                )  # fmt: skip
+                reference.update(dict.fromkeys(t for _, t in derive_match_keys(household, schema)))
+        assert spent_tokens(record, [], schema, shared) == list(reference)
+        assert spent_tokens(record, [], schema) == list(reference)

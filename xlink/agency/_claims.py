@@ -43,9 +43,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from xlink._sqlite import connect, transaction
 from xlink.errors import InputError, InternalProtocolError, UntransliterableError
-from xlink.linkage.keys import derive_match_keys
+from xlink.linkage._derive import TokenDeriver
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import KeyWeight, fellegi_sunter_score
+from xlink.linkage.tokens import TOKEN_SIZE
 from xlink.records.model import PersonName, PersonRecord
 from xlink.records.normalise import name_part_components, name_texts
 
@@ -299,7 +300,12 @@ def _one_or_several(seen: dict[bytes, str], key: bytes, record_id: str) -> None:
         seen[key] = ""
 
 
-def spent_tokens(record: PersonRecord, held: Sequence[bytes], schema: LinkageSchema) -> list[bytes]:
+def spent_tokens(
+    record: PersonRecord,
+    held: Sequence[bytes],
+    schema: LinkageSchema,
+    deriver: TokenDeriver | None = None,
+) -> list[bytes]:
     """What ``record`` spends of the day when it is won: every token it holds (``held``), and
     the tokens of its household, those a partner derives from one of its family names and one
     of its addresses alone (the family name with the postcode, the street, a MinHash band of
@@ -308,7 +314,10 @@ def spent_tokens(record: PersonRecord, held: Sequence[bytes], schema: LinkageSch
     would win a member with a band another member won today does not hold; a band of the
     household is spent by whichever member is won. Its family names are those key derivation
     reads (:func:`household_names`), each address on its own (a key keeps a bounded number of
-    tokens per record)."""
+    tokens per record). The household's tokens are derived as a prepared side's are
+    (``deriver``: a :class:`~xlink.linkage._derive.TokenDeriver` of ``schema``, which a
+    caller spending many records makes once; a new one without)."""
+    derive = (deriver or TokenDeriver(schema)).derive
     spent = dict.fromkeys(held)
     for family in household_names(record):
         for address in record.addresses:
@@ -318,7 +327,10 @@ def spent_tokens(record: PersonRecord, held: Sequence[bytes], schema: LinkageSch
                 name=PersonName(family=family),
                 addresses=(address,),
             )
-            spent.update(dict.fromkeys(t for _, t in derive_match_keys(household, schema)))
+            _, values = derive(household)
+            spent.update(
+                dict.fromkeys(values[i : i + TOKEN_SIZE] for i in range(0, len(values), TOKEN_SIZE))
+            )
     return list(spent)
 
 

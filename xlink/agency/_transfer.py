@@ -17,6 +17,7 @@ from xlink.agency._inbound import Receiver
 from xlink.agency._matches import write_matches
 from xlink.audit import AuditEvent, AuditLog
 from xlink.decide import DecidedMatch, Decision
+from xlink.linkage._derive import TokenDeriver
 from xlink.linkage.scoring import ONE_TO_ONE
 from xlink.prepare import PreparedSide
 from xlink.protocol._confirm import SessionLabels
@@ -98,6 +99,7 @@ class ExchangeClaims:
         self._held = own.tokens.tokens_of(decided) if decided else {}
         self._records = {r.record_id: r for r in own.records if r.record_id in decided}
         self._spent: dict[str, list[bytes]] = {}
+        self._deriver = TokenDeriver(agency.schema) if decided else None
 
     def _claimed(self, match: DecidedMatch) -> list[tuple[str, bytes]]:
         found = self._tokens.get(match.handles)
@@ -168,7 +170,9 @@ class ExchangeClaims:
         found = self._spent.get(rid)
         if found is None:
             held = [*self._held.get(rid, []), *(token for _, token in self._claimed(match))]
-            found = self._spent[rid] = spent_tokens(self._records[rid], held, self._schema)
+            found = self._spent[rid] = spent_tokens(
+                self._records[rid], held, self._schema, self._deriver
+            )
         return found
 
 
