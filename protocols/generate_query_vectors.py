@@ -474,12 +474,27 @@ def stand_in_service(key: OprfKey, table: HolderTable, *, quota_left: int) -> Qu
     service._key = key
     service.table = table
     service.quota = quota_left
-    service._used = 0
-    service._day = NOW.date()
+    service._quota = cast(Any, _DayQuota(quota_left))
     service._records = cast(Any, {rid: None for rid in table.record_ids if rid is not None})
     service._claims = cast(Any, _NoClaims())
     service._weights = (cast(Any, weights), weights)
     return service
+
+
+class _DayQuota:
+    """The day's quota of a stand-in service, counted in memory."""
+
+    def __init__(self, quota: int) -> None:
+        self.quota, self.used = quota, 0
+
+    def left(self, day: object) -> int:
+        return max(self.quota - self.used, 0)
+
+    def take(self, day: object, count: int) -> bool:
+        if self.used + count > self.quota:
+            return False
+        self.used += count
+        return True
 
 
 class _NoClaims:

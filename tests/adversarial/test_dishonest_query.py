@@ -44,7 +44,13 @@ from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto import oprf9497
 from xlink.decide import DecidedMatch, decide
 from xlink.error_codes import AbortCode
-from xlink.errors import DecryptionError, PeerAborted, QuotaExhausted, RemoteProtocolError
+from xlink.errors import (
+    DecryptionError,
+    InternalProtocolError,
+    PeerAborted,
+    QuotaExhausted,
+    RemoteProtocolError,
+)
 from xlink.linkage.scoring import BEST_OF_EITHER
 from xlink.linkage.tokens import TokenSetBuilder
 from xlink.query import RequestedHit
@@ -250,6 +256,47 @@ def test_the_quota_holds_under_a_burst(tmp_path: Path) -> None:
             by_asker = sum(e.kind is AuditEvent.QUERY_REFUSED for e in log.entries())
         by_holder = sum(k is AuditEvent.QUERY_REFUSED for k, _ in entries)
         assert by_holder + by_asker == len(refused)
+
+
+def test_two_query_services_of_one_agency_share_the_days_quota(tmp_path: Path) -> None:
+    """Two query services live on one workdir at once (an ``xlink query serve`` and the hub
+    agent's service for a job, or two ``query serve``): each counted the day's evaluations
+    once, when it was built, so an asker that spent the quota on one was answered a second
+    quota by the other. They take from one count: 100 evaluations a day in all."""
+    with query_pair(tmp_path, quota=100) as pair:
+        side = pair.travellers(STRANGER)  # about 25 tokens, no match
+        per_ask = len(side.tokens)
+        first = pair.holder.query_service(pair.registry)
+        second = pair.holder.query_service(pair.registry)
+        answered = []
+        for service in (second, first, second):
+            for _ in range(100 // per_ask + 1):
+                _, outcome, _ = _serve_and(pair, service, lambda c: ask(pair.asker, c, side))
+                answered.append(not isinstance(outcome, BaseException))
+        assert sum(answered) == 100 // per_ask
+        assert first.quota_left() == second.quota_left() == 100 - per_ask * sum(answered)
+        entries = _holder_entries(pair)
+        spent = sum(f["evaluations"] for k, f in entries if k is AuditEvent.QUERY_EVALUATED)
+        assert spent == per_ask * sum(answered) <= 100
+        # a service built now starts from what the others spent (its log, and the count)
+        assert pair.holder.query_service(pair.registry).quota_left() == 100 - spent
+
+
+def test_a_quota_store_that_fails_answers_nothing_and_is_audited(tmp_path: Path) -> None:
+    """The day's count cannot be read (its file damaged under a running service): the
+    session is not answered, the connection is closed at once and the refusal is audited
+    (``SESSION_ABORTED``, ``INTERNAL_ERROR``), as any session that fails before it opens."""
+    with query_pair(tmp_path, quota=100) as pair:
+        service = pair.holder.query_service(pair.registry)
+        side = pair.travellers(STRANGER)
+        (pair.holder.workdir / "query" / "quota.db").write_bytes(b"not a database, " * 64)
+        started = time.monotonic()
+        served, outcome, _ = _serve_and(pair, service, lambda c: ask(pair.asker, c, side))
+        assert isinstance(served, InternalProtocolError)
+        assert isinstance(outcome, BaseException) and time.monotonic() - started < 4
+        aborted = [f for k, f in _holder_entries(pair) if k is AuditEvent.SESSION_ABORTED]
+        assert [f["code"] for f in aborted] == ["INTERNAL_ERROR"]
+        assert not [k for k, _ in _holder_entries(pair) if k is AuditEvent.QUERY_EVALUATED]
 
 
 def test_a_query_beyond_the_quota_left_is_refused_before_anything_is_spent(
@@ -779,11 +826,39 @@ def test_one_set_of_tokens_wins_one_record_of_a_household_a_day_across_both_mode
     denied = [
         e.fields["reason"] for e in pair.holder.audit.entries(kinds={AuditEvent.RELEASE_DENIED})
     ]
-    assert denied == (["claimed-today"] if order.startswith("query") else [])
+    assert denied == ["claimed-today"]  # in the exchange, or in the query (§7.5)
 
 
 _ANA_ON_THE_HOUSEHOLD = {"dob": "01/01/1950"}  # the household's tokens and a made-up date
 _JUAN_ON_HIS_OWN_FACTS = {"given_names": "Juan", "dob": "07/11/1995", "sex": "M"}
+
+
+def test_each_release_request_the_holder_refuses_is_audited_with_its_reason(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An asker that won Maria on the household's tokens asks, session after session, for
+    the other members on the same tokens: each is refused, and each refusal was invisible in
+    the holder's log (the batch path audits what it does not release). Now each is audited
+    ``RELEASE_DENIED`` with its reason, under the request's first handle, so a partner probing
+    the day of claims is seen."""
+    registry = _registry_with_a_household(pair, _MIXED)
+    service = pair.holder.query_service(registry)
+    target = ["CASO-90001"]
+    _lie_about_presence(pair, monkeypatch, lambda i: service.table.record_id(i) in target)
+    side = _one_household_row(pair)
+    served_all = []
+    for member in ("CASO-90001", "CASO-90003", "CASO-90002", "CASO-90003"):
+        target[:] = [member]
+        served, _, _ = _serve_and(pair, service, lambda conn: ask(pair.asker, conn, side))
+        served_all.append((served.requested, served.released))
+    assert served_all == [(1, 1), (1, 0), (1, 0), (1, 0)]
+    denied = [
+        (e.fields["reason"], e.fields["handle"])
+        for e in pair.holder.audit.entries(kinds={AuditEvent.RELEASE_DENIED})
+    ]
+    # Ana on tokens Maria spent; Juan beaten on them by a member as good (one-to-one); Ana
+    assert [reason for reason, _ in denied] == ["claimed-today", "rival-record", "claimed-today"]
+    assert all(len(handle) == 32 for _, handle in denied)  # a handle, hex: no value of ours
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from xlink.agency._query_common import (
     period_of,
     table_bound,
 )
+from xlink.agency._quota import DayQuota
 from xlink.audit import AuditEvent
 from xlink.audit.history import query_evaluations_on
 from xlink.decide import DecidedMatch, Decision
@@ -107,9 +108,13 @@ class QueryService:
         self.period = ""
         self._progress = progress
         self._enter_period(period_of(agency.clock()))
-        day = agency.clock().astimezone(UTC).date()
-        self._used = query_evaluations_on(agency.audit, agency.peer_id, day)
-        self._day = day
+        self._quota = DayQuota(
+            agency.workdir / "query",
+            agency.peer_id,
+            self.quota,
+            lambda day: query_evaluations_on(agency.audit, agency.peer_id, day),
+            today=agency.clock().astimezone(UTC).date(),
+        )
         self._claims = agency.day_claims()
 
     def _enter_period(self, period: str) -> None:
@@ -162,10 +167,9 @@ class QueryService:
         return stats
 
     def quota_left(self) -> int:
-        today = self.agency.clock().astimezone(UTC).date()
-        if today != self._day:
-            self._day, self._used = today, 0
-        return max(self.quota - self._used, 0)
+        """The evaluations left today (UTC) for the partner, as every query service of the
+        agency has spent them (:class:`~xlink.agency._quota.DayQuota`)."""
+        return self._quota.left(self._today())
 
     async def handle(self, conn: Connection, *, idle_timeout: float = 60.0) -> QueryServed:
         """Answer one asker over ``conn`` until it says BYE, then close. Raises the
@@ -177,13 +181,20 @@ class QueryService:
         # The version this session declares is the one it serves, even if the table is
         # updated while the answer is still being sent.
         view = self.table.view()
+        try:
+            quota_left = self.quota_left()
+        except InternalProtocolError as exc:  # the quota store failed: nothing is answered
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(conn.close(timeout=1.0))
+            audit_unopened(agency, exc)
+            raise
         session = HolderSession(
             _config(agency, asker=agency.peer_id, holder=agency.agency_id),
             period=self.period,
             table_version=view.version,
             entries=view.entries,
             table_digest=view.digest,
-            quota_left=self.quota_left(),
+            quota_left=quota_left,
             rng=agency.rng,
         )
         served = QueryServed()
@@ -281,9 +292,14 @@ class QueryService:
         session.answer_evaluation(evaluated)
 
     def _within_quota(self, session: HolderSession, count: int) -> None:
-        """Refuse (audited, ``QUOTA_EXHAUSTED``) ``count`` evaluations beyond the day's quota."""
-        if count <= self.quota_left():
-            return
+        """Take ``count`` evaluations from the day's quota, shared with the agency's other
+        query services; refuse (audited, ``QUOTA_EXHAUSTED``) when fewer are left."""
+        try:
+            if self._quota.take(self._today(), count):
+                return
+        except InternalProtocolError as exc:
+            session.abort(AbortCode.INTERNAL_ERROR, exc.detail)
+            raise
         agency = self.agency
         fields = {"peer": agency.peer_id, "reason": "quota-exhausted", "evaluations": count}
         assert session.session_id is not None
@@ -296,8 +312,7 @@ class QueryService:
         raise RemoteProtocolError(AbortCode.QUOTA_EXHAUSTED, f"{count} evaluations asked")
 
     def _spend(self, session: HolderSession, count: int, served: QueryServed) -> None:
-        """Count ``count`` evaluations against the day's quota (audited)."""
-        self._used += count
+        """Audit ``count`` evaluations taken from the day's quota (:meth:`_within_quota`)."""
         served.evaluations += count
         self._audit(AuditEvent.QUERY_EVALUATED, session, evaluations=count)
 
@@ -323,6 +338,7 @@ class QueryService:
         matches: list[DecidedMatch] = []
         positions: list[int] = []  # request position of each match
         repeated: dict[int, ReleaseAnswer] = {}
+        refused: list[tuple[bytes, str]] = []  # (first handle, reason) of each not decided
         try:
             # committed before the answers leave: a restart forgets no claim (item 5)
             with self._claims.request(self._today()) as claims:
@@ -331,12 +347,21 @@ class QueryService:
                         repeated[position] = answered[hit.record]
                         continue
                     match = self._decide_hit(session, claims, position, hit, outputs)
-                    if match is not None:
+                    if isinstance(match, str):  # a record not listed: its handles unchecked
+                        unchecked = match == "not-listed"
+                        refused.append((bytes(16) if unchecked else hit.handles[0], match))
+                    else:
                         matches.append(match)
                         positions.append(position)
         except InternalProtocolError as exc:
             session.abort(AbortCode.INTERNAL_ERROR, exc.detail)
             raise
+        for handle, reason in refused:  # as the batch path audits what it does not release
+            agency.audit.append(
+                AuditEvent.RELEASE_DENIED,
+                {"session": session_id, "handle": handle, "reason": reason},
+                now=agency.clock(),
+            )
         served.requested += len(event.hits)
         decision = Decision(session_id, agency.mou.match_threshold, len(event.hits), tuple(matches))
         batch = agency.release(decision, [self._records[m.local_record_id] for m in matches])
@@ -368,18 +393,19 @@ class QueryService:
         position: int,
         hit: RequestedHit,
         outputs: dict[bytes, bytes],
-    ) -> DecidedMatch | None:
+    ) -> DecidedMatch | str:
         """The holder's own decision on one requested record (spec §7.5 items 1-5): the
         decided match, its handles' outputs added to ``outputs`` and every token of the record
         and of its household claimed (not only the handles': xlink-query-v1 §7.5 item 5,
-        :func:`~xlink.agency._claims.spent_tokens`); or
-        None, not decided. A handle that is not one of the record's tokens aborts the session
+        :func:`~xlink.agency._claims.spent_tokens`); or why it is not decided, a reason code
+        (``not-listed``, ``below-mou-threshold``, ``too-little-evidence``, ``rival-record``,
+        ``claimed-today``). A handle that is not one of the record's tokens aborts the session
         (``CONFIRMATION_FAILED``)."""
         table, schema = self.table, self.agency.schema
         assert session.session_id is not None
         record_id = table.record_id(hit.record)
         if record_id is None or record_id not in self._records:
-            return None  # removed since the asker's copy: not decided
+            return "not-listed"  # removed since the asker's copy: not decided
         by_handle = {
             query_handle(session.session_id, y): (key, y, token)
             for (key, y), token in zip(
@@ -398,12 +424,15 @@ class QueryService:
         disagreeing = (asker_keys & table.presence(hit.record)) - agreeing
         weights, disagreement = self._weights
         score = fellegi_sunter_score(agreeing, weights, disagreeing, disagreement)
-        if score < self.agency.mou.match_threshold or not schema.has_evidence(agreeing):
-            return None  # too weak, or one fact about a person (a name alone): not decided
-        if self._contested(
+        if score < self.agency.mou.match_threshold:
+            return "below-mou-threshold"
+        if not schema.has_evidence(agreeing):
+            return "too-little-evidence"  # one fact about a person (a name alone)
+        contested = self._contested(
             claims, hit.record, record_id, by_handle, hit.handles, asker_keys, score
-        ):
-            return None  # another record of ours is as good a match: one-to-one refuses it
+        )
+        if contested is not None:
+            return contested  # one-to-one refuses it
         # what the record holds, and what its household gives, is spent today
         claims.add(
             record_id,
@@ -424,23 +453,24 @@ class QueryService:
         handles: Sequence[bytes],
         asker_keys: frozenset[str],
         score: float,
-    ) -> bool:
+    ) -> str | None:
         """One-to-one, as far as the holder can see it (spec §7.5 items 4 and 5), for a pair
         that reaches the threshold with the evidence: a pair at the schema's certain threshold
-        passes; else it is refused when another live record of ours is as good a match on the
-        claimed tokens (:meth:`_rivalled`), or when the claimed tokens that did not already
-        decide another of our records today do not reach the threshold with the evidence on
-        their own (:class:`~xlink.agency._claims.Claims`)."""
+        passes (None); else it is refused when another live record of ours is as good a match
+        on the claimed tokens (:meth:`_rivalled`: ``rival-record``), or when the claimed tokens
+        that did not already decide another of our records today do not reach the threshold
+        with the evidence on their own (:class:`~xlink.agency._claims.Claims`:
+        ``claimed-today``)."""
         schema = self.agency.schema
         if schema.certain_threshold is not None and score >= schema.certain_threshold:
-            return False
+            return None
         claimed = [by_handle[h][2] for h in handles]
         if self._rivalled(record, claimed, asker_keys, score):
-            return True
+            return "rival-record"
         disagreeing = (asker_keys & self.table.presence(record)) - frozenset(
             by_handle[h][0] for h in handles
         )
-        return not still_decided(
+        decided = still_decided(
             claims,
             record_id,
             [(by_handle[h][0], by_handle[h][2]) for h in handles],
@@ -449,6 +479,7 @@ class QueryService:
             weights=self._weights,
             threshold=self.agency.mou.match_threshold,
         )
+        return None if decided else "claimed-today"
 
     def _today(self) -> date:
         return self.agency.clock().astimezone(UTC).date()
