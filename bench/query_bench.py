@@ -221,6 +221,13 @@ def updated(side: Any, count: int, seed: int) -> tuple[Any, int]:
 # -- the holder process -------------------------------------------------------------------------
 
 
+def set_size_for(records: int) -> int:
+    """The MOU's ``max_set_size`` for a holder of ``records``: its table (about 20 entries a
+    record) within the four entries per element an asker accepts (xlink-query-v1 §5.4), a
+    power of two, at least the sample's."""
+    return max(1 << 16, 1 << (8 * records - 1).bit_length())
+
+
 def holder_main(pipe: Any, ceremony: Any, workdir: str, records: int, seed: int) -> None:
     """The holder: prepare its list, build the query service, serve queries over pinned
     mutual TLS; answer the parent's commands (``cpu``, ``update``, ``stop``) on ``pipe``."""
@@ -460,7 +467,7 @@ async def asker_phases(
     from xlink.agency import QueryClient
     from xlink.transport.connect import connect
 
-    tls = agency._tls()
+    tls = agency.tls_options()
     out: dict[str, Any] = {}
 
     # 1. the session: table sync
@@ -689,6 +696,7 @@ def main() -> None:
             rng=system_random,
             approval_required=False,
             query_quota_per_day=QUOTA,
+            max_set_size=set_size_for(args.records),
         )
         ctx = mp.get_context("spawn")
         parent_end, child_end = ctx.Pipe()

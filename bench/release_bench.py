@@ -276,58 +276,26 @@ def _collect(proc: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 def _ceremony(base: Path) -> dict[str, Any]:
-    """:func:`xlink.ceremony.demo_ceremony`'s steps on the bundled sample template, with
-    straight-through release and set-size bounds large enough for ``--n`` (the sample's
-    65,536 padded tokens a side hold about 3,000 synth records)."""
-    import datetime as _dt
-
+    """:func:`xlink.ceremony.demo_ceremony` with straight-through release and set-size bounds
+    large enough for ``--n`` (the sample's 65,536 padded tokens a side hold about 3,000 synth
+    records)."""
+    from xlink.ceremony import demo_ceremony
     from xlink.crypto.envelope import TEST_KDF
-    from xlink.crypto.keyfiles import AgencyKeys
     from xlink.crypto.rand import system_random
-    from xlink.linkage.schema import load_default_schema, schema_digest
-    from xlink.policy import (
-        PartyKeys,
-        dump_mou,
-        load_sample_template,
-        parse_mou_template,
-        sign_mou,
-    )
 
-    now = datetime.now(UTC)
-    doc = json.loads(load_sample_template().document)
-    doc["release"]["approval_required"] = False
-    for party in doc["parties"]:
-        party["max_set_size"] = MAX_SET_SIZE
-    doc["exchange"]["set_size_budget_per_day"] = 4 * MAX_SET_SIZE
-    template = parse_mou_template(json.dumps(doc), "json")
-    generated = {
-        a: AgencyKeys.generate(a, rng=system_random, now=now, valid_days=2)
-        for a in template.agency_ids
-    }
-    keys = {a: base / "ceremony" / f"{a.lower()}-keys" for a in generated}
-    bundles = {
-        a: k.save(keys[a], PASSPHRASE, params=TEST_KDF, rng=system_random)
-        for a, k in generated.items()
-    }
-    mou = template.fill(
-        {
-            a: PartyKeys(k.signing_key.verify_key, k.sealing_key.public_key, k.tls.fingerprint)
-            for a, k in generated.items()
-        },
-        schema_digest=schema_digest(load_default_schema()),
-        valid_from=now.date(),
-        valid_until=now.date() + _dt.timedelta(days=2),
+    files = demo_ceremony(
+        base / "ceremony",
+        passphrase=PASSPHRASE,
+        now=datetime.now(UTC),
+        rng=system_random,
+        approval_required=False,
+        kdf=TEST_KDF,
+        max_set_size=MAX_SET_SIZE,
     )
-    signed = None
-    for a, k in generated.items():
-        signed = sign_mou(signed if signed is not None else mou, a, k.signing_key)
-    assert signed is not None
-    mou_path = base / "ceremony" / "mou.toml"
-    mou_path.write_text(dump_mou(signed, "toml"), encoding="utf-8")
     return {
-        "keys": {a: str(p) for a, p in keys.items()},
-        "bundles": {a: str(p) for a, p in bundles.items()},
-        "mou": str(mou_path),
+        "keys": {a: str(p) for a, p in files.keys.items()},
+        "bundles": {a: str(p) for a, p in files.bundles.items()},
+        "mou": str(files.mou),
     }
 
 

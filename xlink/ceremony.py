@@ -105,13 +105,16 @@ def demo_ceremony(
     padding_bucket: int | None = None,
     kdf: KdfParams = DEFAULT_KDF,
     linkage: Mapping[str, object] | None = None,
+    max_set_size: int | None = None,
 ) -> CeremonyFiles:
     """The ceremony of docs/keys.md §5 in one call, on the bundled sample template: keys for
     both agencies (TLS certificates valid ``valid_days``), the template filled with both
     bundles and the default schema's digest, valid from ``now``'s date for ``valid_days``, and
     signed by both. ``approval_required``, ``query_quota_per_day`` and ``padding_bucket``
     override the template's (``None``: keep it); ``linkage`` members (``weights``, ``links``,
-    ``match_threshold``) are set in the template's ``linkage`` table.
+    ``match_threshold``) are set in the template's ``linkage`` table. ``max_set_size`` sets
+    both parties' (the sample's 65,536 padded tokens hold a few thousand records a side; a
+    benchmark's lists need more), with a daily budget of 16 sessions at that size.
 
     ``kdf`` seals the key directories (docs/keys.md §2): the real
     :data:`~xlink.crypto.envelope.DEFAULT_KDF` by default, as ``xlink demo`` uses; the test
@@ -121,8 +124,12 @@ def demo_ceremony(
     base.mkdir(parents=True, exist_ok=True)
     template = load_sample_template()
     exchange = {"query_quota_per_day": query_quota_per_day, "padding_bucket": padding_bucket}
+    if max_set_size is not None:
+        exchange["set_size_budget_per_day"] = 16 * max_set_size
     if approval_required is not None or linkage or any(v is not None for v in exchange.values()):
         doc = json.loads(template.document)
+        for party in doc["parties"]:
+            party["max_set_size"] = max_set_size or party["max_set_size"]
         if approval_required is not None:
             doc["release"]["approval_required"] = approval_required
         doc["linkage"].update(linkage or {})

@@ -411,3 +411,17 @@ def test_an_upgrade_never_replaces_an_endorsed_audit_key(tmp_path: Path) -> None
     with pytest.raises(InputError, match="restore the file from a backup"):
         AgencyKeys.upgrade(directory, PASSPHRASE, rng=system_random, params=TEST_KDF)
     assert _snapshot(directory) == before
+
+
+def test_a_ceremony_for_large_lists_sets_both_parties_set_size(tmp_path: Path) -> None:
+    """A benchmark's lists need more than the sample's 65,536 padded tokens a side:
+    ``max_set_size`` sets both parties' bound, with a daily budget of 16 sessions at it."""
+    from xlink.policy.document import load_mou
+
+    files = demo_ceremony(
+        tmp_path, passphrase=PASSPHRASE, now=datetime.now(UTC), rng=system_random, kdf=TEST_KDF,
+        max_set_size=1 << 20,
+    )  # fmt: skip
+    mou = load_mou(files.mou).mou
+    assert [p.max_set_size for p in mou.parties] == [1 << 20, 1 << 20]
+    assert mou.set_size_budget_per_day == 16 << 20
