@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -430,3 +431,15 @@ def test_bad_mou_files_on_disk(tmp_path: Path) -> None:
     path.write_text('{"format": "xlink-mou-v1",}', encoding="utf-8")
     with pytest.raises(SchemaError, match="not valid JSON: line 1"):
         load_mou(path)
+
+
+@pytest.mark.parametrize("agency_id", [{"x": 1}, ["CA-RCMP"], 7, None])
+def test_a_party_named_by_a_table_or_a_list_is_a_schema_error(agency_id: object) -> None:
+    """A partner's signed MOU whose party is named by anything but text: the signatures'
+    check collected the named parties into a set and raised TypeError (exit 70, "a bug");
+    it is the document's error, with the party's path."""
+    doc = good_document(signed=True)
+    doc["parties"][0]["agency_id"] = agency_id
+    with pytest.raises(SchemaError) as exc:
+        parse_mou(json.dumps(doc), "json")
+    assert any(e.startswith("parties[0].agency_id") for e in exc.value.errors)

@@ -746,3 +746,12 @@ def test_load_pair_mou_reads_a_bilateral_mou_and_checks_the_peer(tmp_path: Path)
     with pytest.raises(MouRefused) as exc:
         load_pair_mou(path, local_agency=RCMP, peer=CBSA, today=TODAY)
     assert exc.value.reasons == (f"not-a-party:{CBSA}",)
+
+
+@pytest.mark.parametrize("agency_id", [{"x": 1}, ["CA-RCMP"]])
+def test_a_member_named_by_a_table_or_a_list_is_a_schema_error(agency_id: object) -> None:
+    """As for a bilateral MOU: a signed multilateral MOU naming a party by a table or a list
+    raised TypeError in the signatures' check; it is a schema error."""
+    doc = multilateral_to_document(sign_all(hub_mou()))
+    doc["parties"][0]["agency_id"] = agency_id
+    assert any(e.startswith("parties[0].agency_id") for e in errors_of(doc))

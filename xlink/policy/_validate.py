@@ -333,7 +333,8 @@ def _named_parties(data: Mapping[str, object]) -> set[str]:
     """The agency ids the document names, even when other members of the party are wrong."""
     raw = data.get("parties")
     items = raw if isinstance(raw, list) else []
-    return {p["agency_id"] for p in items if isinstance(p, Mapping) and "agency_id" in p}
+    named = (p.get("agency_id") for p in items if isinstance(p, Mapping))
+    return {agency for agency in named if isinstance(agency, str)}  # a partner's file: any shape
 
 
 def check_signatures(c: Checker, data: Mapping[str, object]) -> dict[str, bytes]:
