@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date
 from typing import TYPE_CHECKING
 
-from xlink.agency._claims import ClaimsRequest, spent_tokens, still_decided
+from xlink.agency._query_check import HolderChecks
 from xlink.agency._query_common import (
     _FATES,
     DST_TABLE_CHECK,
@@ -42,12 +41,11 @@ from xlink.errors import (
     ProtocolError,
     RemoteProtocolError,
 )
+from xlink.linkage._derive import TokenDeriver
 from xlink.linkage.schema import schema_digest
-from xlink.linkage.scoring import fellegi_sunter_score
 from xlink.prepare import PreparedSide
 from xlink.progress import ProgressFn
 from xlink.protocol.limits import MAX_MESSAGE_SIZE
-from xlink.query.entries import keys_present
 from xlink.query.session import (
     AskerLeft,
     EvaluationRequested,
@@ -56,15 +54,13 @@ from xlink.query.session import (
     ReceiptsReceived,
     ReleaseAnswer,
     ReleaseRequested,
-    RequestedHit,
     TableRequested,
-    query_handle,
 )
 from xlink.query.table import TAG_SIZE, HolderTable, UpdateStats
 from xlink.release import settle_receipts
 from xlink.release.label import per_handle
 from xlink.release.recipe import Fate as ReleaseFate
-from xlink.release.recipe import ReleaseBatch
+from xlink.release.recipe import ReleaseBatch, audit_denied
 from xlink.transport import Connection
 from xlink.transport.stream import linger
 
@@ -89,7 +85,7 @@ class QueryServed:
     code: str | None = None
 
 
-class QueryService:
+class QueryService(HolderChecks):
     """The holder's side of the query mode for one agency and its list, for the current key
     period: the table (built, or loaded and brought up to date with the list), the key, the
     daily quota; :meth:`handle` answers one asker connection."""
@@ -105,6 +101,7 @@ class QueryService:
         self._records = {r.record_id: r for r in side.records}
         # the schema's weights, for every score the holder computes (§7.5)
         self._weights = (agency.schema.weights(), agency.schema.disagreement_weights())
+        self._deriver = TokenDeriver(agency.schema)  # the households of the records decided
         self.period = ""
         self._progress = progress
         self._enter_period(period_of(agency.clock()))
@@ -357,11 +354,7 @@ class QueryService:
             session.abort(AbortCode.INTERNAL_ERROR, exc.detail)
             raise
         for handle, reason in refused:  # as the batch path audits what it does not release
-            agency.audit.append(
-                AuditEvent.RELEASE_DENIED,
-                {"session": session_id, "handle": handle, "reason": reason},
-                now=agency.clock(),
-            )
+            audit_denied(agency.audit, session_id, handle, reason, agency.clock())
         served.requested += len(event.hits)
         decision = Decision(session_id, agency.mou.match_threshold, len(event.hits), tuple(matches))
         batch = agency.release(decision, [self._records[m.local_record_id] for m in matches])
@@ -386,128 +379,8 @@ class QueryService:
         session.send_releases(answers)
         return _Outgoing(batch)
 
-    def _decide_hit(
-        self,
-        session: HolderSession,
-        claims: ClaimsRequest,
-        position: int,
-        hit: RequestedHit,
-        outputs: dict[bytes, bytes],
-    ) -> DecidedMatch | str:
-        """The holder's own decision on one requested record (spec §7.5 items 1-5): the
-        decided match, its handles' outputs added to ``outputs`` and every token of the record
-        and of its household claimed (not only the handles': xlink-query-v1 §7.5 item 5,
-        :func:`~xlink.agency._claims.spent_tokens`); or why it is not decided, a reason code
-        (``not-listed``, ``below-mou-threshold``, ``too-little-evidence``, ``rival-record``,
-        ``claimed-today``). A handle that is not one of the record's tokens aborts the session
-        (``CONFIRMATION_FAILED``)."""
-        table, schema = self.table, self.agency.schema
-        assert session.session_id is not None
-        record_id = table.record_id(hit.record)
-        if record_id is None or record_id not in self._records:
-            return "not-listed"  # removed since the asker's copy: not decided
-        by_handle = {
-            query_handle(session.session_id, y): (key, y, token)
-            for (key, y), token in zip(
-                table.record_outputs(hit.record), table.record_tokens(hit.record), strict=True
-            )
-        }
-        if not set(hit.handles) <= by_handle.keys():
-            # A claimed match on a token this record does not have: the asker does not hold
-            # what it claims (a guess, a copied handle), and nothing is released.
-            session.abort(AbortCode.CONFIRMATION_FAILED, "a claimed match that is not one")
-            raise RemoteProtocolError(
-                AbortCode.CONFIRMATION_FAILED, f"record {position}: handles not of it"
-            )
-        agreeing = frozenset(by_handle[h][0] for h in hit.handles)
-        asker_keys = keys_present(hit.presence, schema.key_names)
-        disagreeing = (asker_keys & table.presence(hit.record)) - agreeing
-        weights, disagreement = self._weights
-        score = fellegi_sunter_score(agreeing, weights, disagreeing, disagreement)
-        if score < self.agency.mou.match_threshold:
-            return "below-mou-threshold"
-        if not schema.has_evidence(agreeing):
-            return "too-little-evidence"  # one fact about a person (a name alone)
-        contested = self._contested(
-            claims, hit.record, record_id, by_handle, hit.handles, asker_keys, score
-        )
-        if contested is not None:
-            return contested  # one-to-one refuses it
-        # what the record holds, and what its household gives, is spent today
-        claims.add(
-            record_id,
-            spent_tokens(self._records[record_id], table.record_tokens(hit.record), schema),
-        )
-        for h in hit.handles:
-            outputs[h] = by_handle[h][1]
-        return DecidedMatch(
-            record_id, position, agreeing, score, tuple(sorted(hit.handles)), disagreeing
-        )
-
-    def _contested(
-        self,
-        claims: ClaimsRequest,
-        record: int,
-        record_id: str,
-        by_handle: dict[bytes, tuple[str, bytes, bytes]],
-        handles: Sequence[bytes],
-        asker_keys: frozenset[str],
-        score: float,
-    ) -> str | None:
-        """One-to-one, as far as the holder can see it (spec §7.5 items 4 and 5), for a pair
-        that reaches the threshold with the evidence: a pair at the schema's certain threshold
-        passes (None); else it is refused when another live record of ours is as good a match
-        on the claimed tokens (:meth:`_rivalled`: ``rival-record``), or when the claimed tokens
-        that did not already decide another of our records today do not reach the threshold
-        with the evidence on their own (:class:`~xlink.agency._claims.Claims`:
-        ``claimed-today``)."""
-        schema = self.agency.schema
-        if schema.certain_threshold is not None and score >= schema.certain_threshold:
-            return None
-        claimed = [by_handle[h][2] for h in handles]
-        if self._rivalled(record, claimed, asker_keys, score):
-            return "rival-record"
-        disagreeing = (asker_keys & self.table.presence(record)) - frozenset(
-            by_handle[h][0] for h in handles
-        )
-        decided = still_decided(
-            claims,
-            record_id,
-            [(by_handle[h][0], by_handle[h][2]) for h in handles],
-            disagreeing,
-            schema=schema,
-            weights=self._weights,
-            threshold=self.agency.mou.match_threshold,
-        )
-        return None if decided else "claimed-today"
-
     def _today(self) -> date:
         return self.agency.clock().astimezone(UTC).date()
-
-    def _rivalled(
-        self, record: int, claimed: Sequence[bytes], asker_keys: frozenset[str], score: float
-    ) -> bool:
-        """Whether the asker's record, holding the ``claimed`` tokens of our ``record`` (which
-        scores ``score``), is as good a match for another live record of ours (spec §7.5): one
-        that holds some of those tokens and, agreeing on their keys and disagreeing on the
-        asker's other keys it has, scores at least as much, reaches the threshold and has the
-        evidence. One-to-one refuses such a pair, as the batch path does, unless it reaches the
-        schema's certain threshold: a rival is how an asker who names one person's household
-        or namesakes would have every one of them released."""
-        schema, table = self.agency.schema, self.table
-        weights, disagreement = self._weights
-        for rival, agreeing in table.holders_of(claimed).items():
-            if rival == record:
-                continue
-            disagreeing = (asker_keys & table.presence(rival)) - agreeing
-            rival_score = fellegi_sunter_score(agreeing, weights, disagreeing, disagreement)
-            if (
-                rival_score >= score
-                and rival_score >= self.agency.mou.match_threshold
-                and schema.has_evidence(agreeing)
-            ):
-                return True
-        return False
 
 
 @dataclass

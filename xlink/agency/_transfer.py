@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from xlink.agency._claims import ClaimsRequest, spent_tokens, still_decided
 from xlink.agency._inbound import Receiver
 from xlink.agency._matches import write_matches
-from xlink.audit import AuditEvent, AuditLog
+from xlink.audit import AuditLog
 from xlink.decide import DecidedMatch, Decision
 from xlink.linkage._derive import TokenDeriver
 from xlink.linkage.scoring import ONE_TO_ONE
@@ -23,7 +23,7 @@ from xlink.prepare import PreparedSide
 from xlink.protocol._confirm import SessionLabels
 from xlink.protocol.session import PsiSession
 from xlink.release.queue import QueueItem
-from xlink.release.recipe import DeniedRelease, Fate, MatchFate, ReleaseBatch
+from xlink.release.recipe import DeniedRelease, Fate, MatchFate, ReleaseBatch, audit_denied
 from xlink.transport.release_transfer import (
     TransferGate,
     agree_decided_pairs,
@@ -88,7 +88,7 @@ class ExchangeClaims:
         own: PreparedSide,
     ) -> None:
         self._view, self._labels = view, labels
-        self._decision, self._matches = decision, decision.matches
+        self._decision = decision
         self._asked: set[int] = set()  # id() of the matches allowed, in the decision's order
         self.withdrawn: set[int] = set()  # indices of sent matches replay no longer allows
         self._schema, self._threshold = agency.schema, agency.mou.match_threshold
@@ -145,12 +145,13 @@ class ExchangeClaims:
         self._view = day
         self.withdrawn = set()  # the day read again is the whole truth: start over
         kept = (Fate.SENT, Fate.DELIVERED)
-        for index, match in enumerate(self._matches):
+        matches = self._decision.matches
+        for index, match in enumerate(matches):
             if id(match) not in self._asked:
                 continue
             if not self._allowed_now(match) and fates[index].fate in kept:
                 self.withdrawn.add(index)  # (the check notes what it allows: it runs first)
-        for index, (match, fate) in enumerate(zip(self._matches, fates, strict=True)):
+        for index, (match, fate) in enumerate(zip(matches, fates, strict=True)):
             if fate.fate in kept and index not in self.withdrawn:
                 self.claim(match)
 
@@ -200,8 +201,7 @@ def deny_after_all(
             gone.add(fate.release_id)
         fates[index] = MatchFate(fate.record_id, Fate.DENIED, reasons=(reason,))
         denied.append(DeniedRelease(fate.record_id, (reason,)))
-        fields = {"session": decision.session_id, "handle": match.handles[0], "reason": reason}
-        audit.append(AuditEvent.RELEASE_DENIED, fields, now=now)
+        audit_denied(audit, decision.session_id, match.handles[0], reason, now)
     kept = [i for i, sealed in enumerate(batch.sealed) if sealed.release_id not in gone]
     return dataclasses.replace(
         batch,

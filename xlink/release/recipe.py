@@ -49,6 +49,7 @@ __all__ = [
     "MatchFate",
     "ReceiptSettler",
     "ReleaseBatch",
+    "audit_denied",
     "build_release",
     "receive_release",
     "release_decided",
@@ -236,12 +237,7 @@ def release_decided(
             if exc.reasons[0] == "too-many-pairs":  # audited once per record, below
                 beyond.setdefault(record.record_id, []).append(match.handles[0])
             elif audit is not None:
-                fields = {
-                    "session": decision.session_id,
-                    "handle": match.handles[0],
-                    "reason": exc.reasons[0],
-                }
-                audit.append(AuditEvent.RELEASE_DENIED, fields, now=now)
+                audit_denied(audit, decision.session_id, match.handles[0], exc.reasons[0], now)
             continue
         source_id = record.source.source_id if record.source is not None else ""
         release = build_release(
@@ -333,6 +329,16 @@ def release_decided(
             if outcome.fate in (Fate.SENT, Fate.DELIVERED):
                 day_claims.claim(match)
     return ReleaseBatch(tuple(sealed), tuple(queued), tuple(denied), ordered, tuple(items))
+
+
+def audit_denied(
+    audit: AuditLog, session_id: bytes, handle: bytes, reason: str, now: datetime
+) -> None:
+    """Audit one decided pair that is not released: ``RELEASE_DENIED`` under its first match
+    handle with the reason code (the batch path's denials, the day of claims taking one back,
+    and the query holder's refusals alike)."""
+    fields = {"session": session_id, "handle": handle, "reason": reason}
+    audit.append(AuditEvent.RELEASE_DENIED, fields, now=now)
 
 
 def _peer_reason(answer: bytes) -> str:
