@@ -1039,6 +1039,28 @@ def suite2_invalid_cases(valid: dict[str, Any], first_id: int) -> list[dict[str,
     return _invalid_json(valid, cases, first_id, named=True)
 
 
+def stall_cases(valid: dict[str, Any], first_id: int) -> list[dict[str, Any]]:
+    """Cases on the first valid case added after the others (so that their ids stay): a peer
+    holding the session open by sending nothing but time (spec §6.7)."""
+    from_i = [bytes.fromhex(m["hex"]) for m in valid["messages"] if m["from"] == "initiator"]
+    kinds = [m["type"] for m in valid["messages"] if m["from"] == "initiator"]
+    at = kinds.index("Reveal")
+    reveal = decode_message(from_i[at])
+    assert isinstance(reveal, Reveal) and reveal.records
+    empty = dataclasses.replace(reveal, final=False, records=(), presence=b"", salt=b"")
+    cases: list[tuple[str, str, str, list[bytes], AbortCode]] = [
+        (
+            "reveal_empty_not_final",
+            "a Reveal chunk with no entries that is not the final one (a stall: it carries "
+            "nothing but time)",
+            "R",
+            [*from_i[:at], encode_message(empty)],
+            AbortCode.BAD_REVEAL,
+        ),
+    ]
+    return _invalid_json(valid, cases, first_id)
+
+
 def _raw_hello_bad_utf8(h_fields: list[object]) -> bytes:
     """A Hello whose mou_id str holds the bytes ff fe (not UTF-8), spliced in by hand since
     msgpack will not encode it."""
@@ -1085,6 +1107,7 @@ def build_vectors() -> dict[str, str]:
     invalid = invalid_cases(valid[0])
     suite2 = next(c for c in valid if c["name"] == "psi_three_keys_suite2")
     invalid += suite2_invalid_cases(suite2, len(invalid) + 1)
+    invalid += stall_cases(valid[0], len(invalid) + 1)
     header = {"protocol": "xlink-psi-v2", "generator": "protocols/generate_psi_vectors.py"}
     return {
         "valid.json": json.dumps({**header, "cases": valid}, indent=1) + "\n",

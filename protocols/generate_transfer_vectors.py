@@ -90,6 +90,7 @@ class Party:
     releases: list[bytes]  # the RELEASE bodies it sends
     answers: list[tuple[bool, bytes]]  # its answer to each release of the peer, in order
     answered: int = 0
+    received: list[bytes] = dataclasses.field(default_factory=list)  # the peer's, in order
 
     def step(self) -> list[bytes]:
         """Take the local decisions the state allows (evaluate the labels once agreed, send
@@ -110,6 +111,7 @@ class Party:
     def deliver(self, frame: bytes) -> None:
         for event in self.machine.receive(frame):
             if isinstance(event, ReleaseReceived):
+                self.received.append(event.data)
                 self.machine.answer(*self.answers[self.answered])
                 self.answered += 1
 
@@ -234,7 +236,7 @@ def _valid_case(
     ]
     for side, party, peer_session in (("initiator", pi, b), ("responder", pr, a)):
         result = party.machine.result
-        assert result is not None
+        assert result is not None and result.peer_releases == len(party.received)
         outputs = party.machine.peer_outputs
         case[side]["label_outputs"] = (
             None if outputs is None else [o.hex() for o in outputs.values()]
@@ -243,7 +245,7 @@ def _valid_case(
             assert list(outputs) == label_pairs(pairs_i)
             assert all(peer_session.labels.own_output(p) == o for p, o in outputs.items())
         case[side]["result"] = {
-            "peer_releases": [r.hex() for r in result.peer_releases],
+            "peer_releases": [r.hex() for r in party.received],
             "answers": [{"ok": ok, "body": body.hex()} for ok, body in result.answers],
         }
     return case

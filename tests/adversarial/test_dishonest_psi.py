@@ -370,6 +370,20 @@ def test_reveal_with_more_entries_than_the_peer_set_is_refused() -> None:
     assert victim.result is None and victim.done
 
 
+def test_an_empty_reveal_chunk_before_the_final_one_is_refused() -> None:
+    """A partner stalling the session: Reveal chunks with no entries, not final, one inside
+    each idle timeout, would keep us waiting without end (the timeout restarts with every
+    message, and only the 24-bit sequence number limits them). An honest sender fills every
+    chunk but the last, so the first such chunk is BAD_REVEAL."""
+    victim, _attacker, captured = _held_reveal("11")
+    assert captured[0].records  # the honest first chunk holds entries
+    with pytest.raises(RemoteProtocolError) as info:
+        victim.receive_message(encode_message(Reveal(0, False, (), b"")))
+    assert info.value.code is AbortCode.BAD_REVEAL
+    assert "empty Reveal chunk" in info.value.detail
+    assert victim.result is None and victim.done
+
+
 def test_reveal_naming_our_tokens_again_and_again_is_refused() -> None:
     """Within the cap on entries, a partner repeated one entry naming a value many of our
     records hold (a family name and city): each copy made us hold a row per token of ours

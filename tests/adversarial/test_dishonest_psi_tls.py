@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _agencies import US, Agencies
+from _agencies import TIMEOUT, US, Agencies
 from _rewrites import rotate_reblinded, swap_confirmation_answers
 
 import xlink.agency._agency as runner
@@ -26,6 +27,7 @@ from xlink.errors import RemoteProtocolError
 from xlink.protocol import AbortCode
 from xlink.protocol.codec import decode_message, encode_message
 from xlink.protocol.messages import Elements, Hello, Reblinded, Reveal
+from xlink.release.transfer import FrameType, transfer_frame
 from xlink.transport.stream import Connection
 
 Rewrite = Callable[[bytes], bytes]
@@ -107,6 +109,28 @@ def test_oversized_hello_against_serve_is_refused(
     _assert_aborted_and_audited(agencies, out, (AbortCode.BAD_SET_SIZE,))
     (refused,) = [f for k, f in agencies.audit(US) if k is AuditEvent.SESSION_ABORTED]
     assert refused["side"] == "LOCAL"
+
+
+def test_a_release_transfer_frame_in_the_middle_of_the_session_is_refused_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partner that starts the release transfer (its DIGEST) in place of its first
+    Elements: the frame was held for the transfer and the session left waiting for the rest,
+    to end in TIMEOUT a whole idle timeout later, blaming silence. It is UNEXPECTED_MESSAGE at
+    once, audited, nothing released."""
+    sent = {"elements": 0}
+
+    def start_transfer_early(message: bytes) -> bytes:
+        msg = decode_message(message)
+        if isinstance(msg, Elements) and not sent["elements"]:
+            sent["elements"] += 1
+            return transfer_frame(FrameType.DIGEST, bytes(32))
+        return message
+
+    loop_start = time.monotonic()
+    agencies, out = _run_with_partner_rewriting(tmp_path, monkeypatch, start_transfer_early)
+    _assert_aborted_and_audited(agencies, out, (AbortCode.UNEXPECTED_MESSAGE,))
+    assert time.monotonic() - loop_start < TIMEOUT
 
 
 class _Mirroring:

@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import random
 import sys
+import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "release"))
 sys.path.insert(0, str(ROOT / "tests" / "store"))
+sys.path.insert(0, str(ROOT / "tests" / "transport"))
 
 from _agencies import Agencies  # noqa: E402
 from _store_support import (  # noqa: E402
@@ -45,6 +48,7 @@ from _store_support import (  # noqa: E402
     open_store,
     seal,
 )
+from _transport_support import drip  # noqa: E402
 
 import xlink.agency._agency as runner  # noqa: E402
 import xlink.agency._exchange as exchange_step  # noqa: E402
@@ -55,6 +59,7 @@ from xlink.decide import Decision, decide  # noqa: E402
 from xlink.errors import XlinkError  # noqa: E402
 from xlink.protocol.abort import AbortCode  # noqa: E402
 from xlink.protocol.config import Role  # noqa: E402
+from xlink.protocol.limits import MAX_MESSAGE_SIZE  # noqa: E402
 from xlink.release import (  # noqa: E402
     SealedRelease,
     open_release,
@@ -62,8 +67,17 @@ from xlink.release import (  # noqa: E402
     verify_receipt,
 )
 from xlink.release.label import per_handle, seal_labelled  # noqa: E402
+from xlink.release.transfer import (  # noqa: E402
+    RELEASE_MAGIC,
+    U32,
+    FrameType,
+    ReleaseReceived,
+    ReleaseTransfer,
+    TransferState,
+    transfer_frame,
+)
 from xlink.store.store import DecidedMatches  # noqa: E402
-from xlink.transport import MemoryConnection, memory_pair  # noqa: E402
+from xlink.transport import MemoryConnection, TransportTimeout, memory_pair  # noqa: E402
 from xlink.transport.release_transfer import (  # noqa: E402
     DecisionMismatch,
     TransferError,
@@ -710,3 +724,86 @@ def test_real_tls_release_labelled_without_the_tokens_does_not_open(
     assert {d["reason"] for d in denied} == {"label-failed"}
     assert len(denied) == ca.released_total
     assert ca.received == us.released and ca.received_total > 0  # ours opened for the partner
+
+
+def test_padded_releases_are_not_held_once_answered() -> None:
+    """A partner pads each of its releases to the frame's limit (a sealed release is at most
+    64 KiB): each is refused, and the machine kept every body until the transfer's end, a
+    mebibyte per decided match (20 GB for 20,000). Only the count is kept now."""
+    decided = 32
+    pairs = [(i.to_bytes(16, "big"),) for i in range(1, decided + 1)]
+    session_id = bytes(range(16))
+    largest = MAX_MESSAGE_SIZE - len(RELEASE_MAGIC) - 1
+    victim = ReleaseTransfer(session_id, pairs, role=Role.RESPONDER)
+    partner = ReleaseTransfer(session_id, pairs, role=Role.INITIATOR)
+    digest = partner.next_frame()
+    assert digest is not None
+    victim.receive(digest)
+    assert victim.state is TransferState.AGREED
+    victim.send_releases([])
+    while victim.next_frame() is not None:
+        pass
+    victim.receive(transfer_frame(FrameType.COUNT, U32.pack(decided)))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(decided):
+            frame = transfer_frame(FrameType.RELEASE, i.to_bytes(4, "big") * (largest // 4))
+            (event,) = victim.receive(frame)
+            assert isinstance(event, ReleaseReceived)
+            del frame, event
+            victim.answer(False, b"label-failed")
+            while victim.next_frame() is not None:
+                pass
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert held < 4 * 1024 * 1024, f"{held / 2**20:.0f} MiB held for {decided} refused releases"
+
+
+def test_a_partner_dripping_releases_meets_the_transfers_time_limit() -> None:
+    """After the PSI session, a partner sends its releases one inside each idle timeout (0.25 s
+    apart against 0.3 s): 64 decided matches would hold the connection 16 s, and at the
+    default timeout and 20,000 decided matches, two weeks. The transfer's time limit (here
+    ten idle timeouts: the pace is set so fast that the matches add nothing) ends it with
+    TIMEOUT."""
+    decided = 64
+    pairs = [(i.to_bytes(16, "big"),) for i in range(1, decided + 1)]
+    session_id = bytes(range(16))
+    partner = ReleaseTransfer(session_id, pairs, role=Role.INITIATOR)
+
+    def next_frame() -> bytes | None:
+        if partner.state is TransferState.AGREED:
+            partner.send_releases([b"padding"] * decided)
+        return partner.next_frame()
+
+    async def victim(conn: MemoryConnection) -> BaseException | None:
+        gate = TransferGate(conn)
+        try:
+            await agree_decided_pairs(
+                gate, session_id, pairs, 0.3, role=Role.RESPONDER, min_pace=1e9
+            )
+            await transfer_releases(gate, [], lambda _data: (False, b"not-decided"), 0.3)
+        except XlinkError as exc:
+            return exc
+        return None
+
+    async def scenario() -> tuple[BaseException | None, float]:
+        ours, theirs = memory_pair()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        dripping = asyncio.create_task(
+            drip(theirs, partner.receive, next_frame, every=0.25, stop_after=8.0)
+        )
+        error = await victim(ours)
+        elapsed = loop.time() - start
+        dripping.cancel()
+        await asyncio.gather(dripping, return_exceptions=True)
+        return error, elapsed
+
+    error, elapsed = asyncio.run(scenario())
+    assert isinstance(error, TransportTimeout), f"the dripping partner held the transfer: {error}"
+    assert "time limit" in error.detail
+    assert 3.0 <= elapsed < 5.0

@@ -189,7 +189,7 @@ def test_nothing_decided_sends_digest_count_end_receipts_end() -> None:
         assert side.events == [
             DecisionsAgreed(0),
             LabelsEvaluated({}),
-            TransferComplete(TransferResult([], [])),
+            TransferComplete(TransferResult(0, [])),
         ]
         assert side.machine.peer_outputs == {}
         assert side.machine.next_frame() is None and side.machine.done
@@ -209,7 +209,7 @@ def test_decided_but_no_release_either_way() -> None:
             END,
             RECEIPTS_END,
         ]
-    assert a.machine.result == b.machine.result == TransferResult([], [])
+    assert a.machine.result == b.machine.result == TransferResult(0, [])
 
 
 def test_releases_both_ways_with_refusals() -> None:
@@ -246,10 +246,12 @@ def test_releases_both_ways_with_refusals() -> None:
         frame(RECEIPT, b"receipt:" + sha(ours[2])),
     ]
     assert a.machine.result == TransferResult(
-        theirs,
+        len(theirs),
         [(True, b"receipt:" + sha(ours[0])), (False, b"not-decided"), receipt_for(ours[2])],
     )
-    assert b.machine.result == TransferResult(ours, [receipt_for(theirs[0])])
+    assert b.machine.result == TransferResult(len(ours), [receipt_for(theirs[0])])
+    assert [e.data for e in a.events if isinstance(e, ReleaseReceived)] == theirs
+    assert [e.data for e in b.events if isinstance(e, ReleaseReceived)] == ours
     listed = label_pairs(PAIRS)
     assert listed == [(H[0], H[2]), (H[1],), (H[3], H[4])]  # each pair ascending, in digest order
     assert a.machine.peer_outputs == {p: LA.expected(LB, p) for p in listed}
@@ -265,7 +267,8 @@ def test_unlabelled_transfer_goes_from_agreement_to_releases() -> None:
     transcript = wire(a, b)
     assert kinds(transcript, "a") == [DIGEST, COUNT, RELEASE, END, RECEIPT, RECEIPT, RECEIPTS_END]
     assert a.machine.peer_outputs is None
-    assert a.machine.result is not None and a.machine.result.peer_releases == [b"y", b"z"]
+    assert a.machine.result is not None and a.machine.result.peer_releases == 2
+    assert [e.data for e in a.events if isinstance(e, ReleaseReceived)] == [b"y", b"z"]
 
 
 def test_a_pair_decided_twice_is_evaluated_once() -> None:
@@ -471,9 +474,7 @@ def answered() -> ReleaseTransfer:
 def done() -> ReleaseTransfer:
     m = answered()
     (event,) = m.receive(frame(RECEIPTS_END, u32(2)))
-    assert event == TransferComplete(
-        TransferResult([b"theirs-0"], [(True, b"r0"), (False, b"nope")])
-    )
+    assert event == TransferComplete(TransferResult(1, [(True, b"r0"), (False, b"nope")]))
     assert m.state is TransferState.DONE and m.done
     return m
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.tls_certs import TlsIdentity
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder
 from xlink.protocol import Mode, PsiSession, Role, SessionConfig
+from xlink.transport.stream import Connection
 
 KEYS = ("name_dob", "passport")
 MOU_DIGEST = hashlib.sha256(b"transport test MOU").digest()
@@ -40,7 +42,9 @@ def tokens_for(role: Role) -> TokenSet:
     return builder.build()
 
 
-def make_session(role: Role, *, seed: int = 0, mou_digest: bytes = MOU_DIGEST) -> PsiSession:
+def make_session(
+    role: Role, *, seed: int = 0, mou_digest: bytes = MOU_DIGEST, chunk_size: int = CHUNK
+) -> PsiSession:
     me, peer = PARTIES[role]
     config = SessionConfig(
         role=role,
@@ -51,7 +55,7 @@ def make_session(role: Role, *, seed: int = 0, mou_digest: bytes = MOU_DIGEST) -
         mou_digest=mou_digest,
         schema_digest=SCHEMA_DIGEST,
         padding_bucket=BUCKET,
-        chunk_size=CHUNK,
+        chunk_size=chunk_size,
     )
     return PsiSession(config, tokens_for(role), rng=DeterministicRandom(f"{role.name}-{seed}"))
 
@@ -75,3 +79,33 @@ class Identities:
     intruder: TlsIdentity  # a valid certificate that no MOU names
     ca_expired: TlsIdentity  # CA-RCMP's key, but a certificate that expired yesterday
     ca_twin: TlsIdentity  # CA-RCMP's key, valid, re-issued: same key, other fingerprint
+
+
+async def drip(
+    conn: Connection,
+    receive: Callable[[bytes], object],
+    next_message: Callable[[], bytes | None],
+    *,
+    every: float,
+    stop_after: float,
+) -> None:
+    """A stalling peer on ``conn``: whatever arrives goes to ``receive`` as it comes, and its
+    own next message (``next_message()``, None: nothing yet) leaves one each ``every``
+    seconds, until ``stop_after`` seconds have passed (or a send fails)."""
+
+    async def read() -> None:
+        while (message := await conn.receive()) is not None:
+            receive(message)
+
+    reading = asyncio.create_task(read())
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        while loop.time() - start < stop_after:
+            message = next_message()
+            if message is not None:
+                await conn.send(message)
+            await asyncio.sleep(every)
+    finally:
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)

@@ -432,6 +432,11 @@ PSI_CASES: Final[tuple[PsiCase, ...]] = (
     _c("reveal_out_of_order", "6.7", "a Reveal with seq 1 first",
        At(RV, _reveal(lambda r: dataclasses.replace(r, seq=1))), A.CHUNK_OUT_OF_ORDER,
        flags=("ordering",)),
+    _c("reveal_empty_not_final", "6.7",
+       "a Reveal chunk with no entries that is not the final one (a stall)",
+       At(RV, _reveal(lambda r: dataclasses.replace(
+           r, final=False, records=(), presence=b"", salt=b""))),
+       A.BAD_REVEAL, flags=("dishonest",)),
 )  # fmt: skip
 """The live PSI cases, one per case of psi-v2/invalid.json."""
 

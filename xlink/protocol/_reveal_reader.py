@@ -130,7 +130,9 @@ class PeerRevealReader:
     def feed(self, chunk: Reveal) -> None:
         """Check one chunk (spec §6.7 receiver rules). Raises ``RemoteProtocolError``:
         ``CHUNK_REPLAYED``/``CHUNK_OUT_OF_ORDER`` for a bad ``seq``, ``BAD_REVEAL`` for a chunk
-        after the final one, key presence of the wrong length, unsorted or repeated handles in
+        after the final one, a chunk with no entries that is not the final one (an honest sender
+        fills every chunk but the last, so only a stalling peer sends one), key presence of the
+        wrong length, unsorted or repeated handles in
         an entry, a handle we did not match, a presence bit for a key the schema does not have,
         a presence that leaves out the key of one of the entry's handles, or a salt on a chunk
         that is not the final one.
@@ -147,6 +149,10 @@ class PeerRevealReader:
         if self._expected is None:
             raise RemoteProtocolError(AbortCode.UNEXPECTED_MESSAGE, "Reveal before Commit")
         k = len(chunk.records)
+        if not k and not chunk.final:
+            raise RemoteProtocolError(
+                AbortCode.BAD_REVEAL, "an empty Reveal chunk before the final"
+            )
         if self._next_ref + k > self._max_entries:
             raise RemoteProtocolError(
                 AbortCode.BAD_REVEAL, "more Reveal entries than the cap for the peer's set size"

@@ -195,6 +195,11 @@ class PsiSession:
         return self._own_total
 
     @property
+    def peer_padded_size(self) -> int:
+        """The peer's padded set size, as its Hello declared it; 0 before its Hello."""
+        return self._peer_total
+
+    @property
     def labels(self) -> SessionLabels:
         """The label evaluation of this completed session (spec §7.5): request, answer and
         finalise one OPRF output per pair of matched handles. Raises ``LocalProtocolError`` before

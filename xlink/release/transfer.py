@@ -109,10 +109,12 @@ class TransferState(Enum):
 
 @dataclass
 class TransferResult:
-    """What a completed transfer moved: the peer's releases (RELEASE bodies, in order) and the
-    peer's answer to each of ours, ``(True, receipt)`` or ``(False, reason)``."""
+    """What a completed transfer moved: how many releases the peer sent (each was handed out
+    as a :class:`ReleaseReceived` when it came, and is not kept: a partner padding each to the
+    frame's limit would otherwise have us hold a mebibyte per decided match until the end)
+    and the peer's answer to each of ours, ``(True, receipt)`` or ``(False, reason)``."""
 
-    peer_releases: list[bytes]
+    peer_releases: int
     answers: list[tuple[bool, bytes]]  # per release of ours: (receipt?, receipt or reason)
 
 
@@ -210,7 +212,7 @@ class ReleaseTransfer:
         self._ours = 0
         self._releases_sent = 0  # our RELEASE frames given out by next_frame
         self._expected: int | None = None  # the peer's COUNT
-        self._peer_releases: list[bytes] = []
+        self._peer_releases = 0  # the peer's RELEASE frames received
         self._peer_done = False  # the peer's END is in
         self._answers: list[tuple[bool, bytes]] = []
         self._receipts_done = False  # the peer's RECEIPTS_END is in
@@ -381,7 +383,6 @@ class ReleaseTransfer:
         self._pending = None
         self._answer_points = self._outputs_of = None
         self._outputs = []
-        self._peer_releases = []
 
     def _dispatch(self, kind: FrameType, body: bytes) -> list[TransferEvent]:
         if self._state is TransferState.AGREEING:
@@ -452,16 +453,16 @@ class ReleaseTransfer:
             self._expected = expected
             return []
         if kind is FrameType.RELEASE and self._expected is not None and not self._peer_done:
-            if len(self._peer_releases) >= self._expected:
+            if self._peer_releases >= self._expected:
                 raise TransferError("more releases than announced")
-            index = len(self._peer_releases)
-            self._peer_releases.append(body)
+            index = self._peer_releases
+            self._peer_releases += 1
             self._pending = index
             return [ReleaseReceived(index, body)]
         if kind is FrameType.END and self._expected is not None and not self._peer_done:
             if body:
                 raise TransferError("END has no body")
-            if len(self._peer_releases) != self._expected:
+            if self._peer_releases != self._expected:
                 raise TransferError("fewer releases than announced")
             self._peer_done = True
             self._out.append(transfer_frame(FrameType.RECEIPTS_END, U32.pack(self._expected)))

@@ -11,6 +11,8 @@ import sys
 from collections import deque
 from typing import Final
 
+from xlink.errors import RemoteProtocolError
+from xlink.protocol.abort import AbortCode
 from xlink.release.transfer import (
     MAGIC_FAMILY,
     RELEASE_MAGIC,
@@ -31,14 +33,27 @@ _ANSWERS: Final = frozenset({FrameType.RECEIPT, FrameType.REFUSED})
 class TransferGate:
     """The connection as :func:`run_session` sees it: its close is deferred (the release
     transfer follows on the same connection), and a release-transfer frame that arrives
-    before our session is done is held back here instead of reaching the session driver,
-    which would drop it. ``transfer`` is the :class:`ReleaseTransfer` of this connection, once
-    :func:`agree_decided_pairs` (or :func:`run_transfer`) started it."""
+    before our session is done is held back here for the transfer instead of reaching the
+    session. A peer sends one only once its session is over, after its last session message,
+    so the driver, which delivers in order, is done with the session before it reaches the
+    error that stands in for the frame; if it is not, the peer started the transfer early,
+    and the session aborts with ``UNEXPECTED_MESSAGE`` at once. ``transfer`` is the
+    :class:`ReleaseTransfer` of this connection, once :func:`agree_decided_pairs` (or
+    :func:`run_transfer`) started it."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.held: deque[bytes] = deque()
         self.transfer: ReleaseTransfer | None = None
+        self._deadline: float | None = None  # the transfer's time limit, on the loop's clock
+        self._limit_s = 0.0
+
+    def limit(self, seconds: float) -> None:
+        """Give the transfer on this connection ``seconds`` from now in all: past them,
+        :meth:`next_message` raises :class:`~xlink.transport.TransportTimeout` however often
+        the peer sends."""
+        self._limit_s = seconds
+        self._deadline = asyncio.get_running_loop().time() + seconds
 
     @property
     def decided(self) -> int | None:
@@ -56,9 +71,10 @@ class TransferGate:
             if message is None or not message.startswith(MAGIC_FAMILY):
                 return message
             self.held.append(message)
-        # The peer's session is over: nothing more for ours. Wait to be cancelled.
-        await asyncio.get_running_loop().create_future()
-        raise AssertionError("unreachable")  # pragma: no cover
+        # The peer's session is over: nothing more for ours (the driver's reader stops here).
+        raise RemoteProtocolError(
+            AbortCode.UNEXPECTED_MESSAGE, "a release transfer frame before the session's end"
+        )
 
     async def close(self, timeout: float | None = None) -> None:
         return None  # the runner closes the connection once the transfer is over
@@ -78,10 +94,19 @@ class TransferGate:
         silence."""
         if self.held:
             return self.held.popleft()
+        wait, limited = idle_timeout, False
+        if self._deadline is not None:
+            left = self._deadline - asyncio.get_running_loop().time()
+            if left < wait:
+                wait, limited = max(left, 0.0), True
         try:
-            async with asyncio.timeout(idle_timeout):
+            async with asyncio.timeout(wait):
                 return await self.conn.receive()
         except TimeoutError:
+            if limited:
+                raise TransportTimeout(
+                    f"the release transfer ran past its time limit of {self._limit_s:.0f} s"
+                ) from None
             raise TransportTimeout(f"no release frame for {idle_timeout:g} s") from None
 
     async def next_transfer_frame(self, idle_timeout: float) -> bytes:

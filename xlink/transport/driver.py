@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final, Protocol
 
 from xlink.errors import LocalProtocolError, ProtocolError, RemoteProtocolError, XlinkError
@@ -25,7 +25,14 @@ from xlink.protocol.session import PsiSession
 from xlink.transport.errors import ConnectionLost, PeerAborted, TransportTimeout
 from xlink.transport.stream import Connection, linger
 
-__all__ = ["DEFAULT_MAX_BUFFERED", "SessionObserver", "run_session"]
+__all__ = [
+    "DEFAULT_MAX_BUFFERED",
+    "LIMIT_GRACE_IDLES",
+    "MIN_PACE",
+    "SessionObserver",
+    "run_session",
+    "session_time_limit",
+]
 
 Result = PsiResult | CardinalityResult
 
@@ -34,6 +41,24 @@ DEFAULT_MAX_BUFFERED: Final = 16 * MAX_MESSAGE_SIZE
 control pushes back on the peer). Far above the two frames in flight that the loop needs."""
 
 _Item = bytes | None | Exception
+
+MIN_PACE: Final = 250.0
+"""The least pace, in padded elements of both sets per second, that a session is given once the
+peer's Hello has declared its size (:func:`session_time_limit`). The idle timeout restarts with
+every message, so on its own it lets a peer that sends one small message inside each timeout
+(an Elements chunk of one element, say) hold the session for as many timeouts as it has
+messages; the limit ends such a session. An honest session here runs at about 7,000 elements
+a second and more (docs/PERFORMANCE.md), so the pace is far below any honest one."""
+
+LIMIT_GRACE_IDLES: Final = 10
+"""Idle timeouts added to a session's time limit, for the start and a slow end."""
+
+
+def session_time_limit(own: int, peer: int, idle_timeout: float, min_pace: float) -> float:
+    """Seconds a session of padded sizes ``own`` and ``peer`` may take in all, counted from its
+    start: ``LIMIT_GRACE_IDLES`` idle timeouts, plus both sets at ``min_pace`` elements a
+    second."""
+    return LIMIT_GRACE_IDLES * idle_timeout + (own + peer) / min_pace
 
 
 class SessionObserver(Protocol):
@@ -107,6 +132,7 @@ async def run_session(
     idle_timeout: float,
     abort_timeout: float = 1.0,
     max_buffered: int = DEFAULT_MAX_BUFFERED,
+    min_pace: float = MIN_PACE,
 ) -> Result:
     """Run ``session`` to completion over ``conn`` and return its result; always close ``conn``.
 
@@ -116,20 +142,24 @@ async def run_session(
     When this side aborts, sending the Abort, reading (and dropping) what the peer still sends
     until it closes or is quiet for a moment, and closing together take at most
     ``abort_timeout``, so a silent peer is given up within ``idle_timeout + abort_timeout``.
+    Once the peer's Hello has declared its size, the whole session is also bounded by
+    :func:`session_time_limit` (``min_pace`` elements a second), so that a peer sending a
+    little inside each idle timeout cannot hold it open for longer: ``TIMEOUT`` too.
 
     Raises (the session is then ABORTED and has no result):
 
     - :class:`~xlink.errors.RemoteProtocolError` — the peer misbehaved (its Abort was sent
       first, within ``abort_timeout``); this includes :class:`TransportTimeout` (``TIMEOUT``:
-      idle, read or write timeout; an Abort is attempted) and :class:`ConnectionLost`
+      idle, read or write timeout, or the session's time limit; an Abort is attempted) and
+      :class:`ConnectionLost`
       (``CONNECTION_LOST``: end of stream, reset or TLS alert before the session was done);
     - :class:`PeerAborted` — the peer sent an Abort; ``code`` is its reason;
     - :class:`~xlink.protocol.InternalProtocolError` — a local failure (Abort sent);
     - ``LocalProtocolError`` if the session was already finished; ``ValueError`` for a
       non-positive timeout.
     """
-    if idle_timeout <= 0 or abort_timeout <= 0:
-        raise ValueError("timeouts must be > 0")
+    if idle_timeout <= 0 or abort_timeout <= 0 or min_pace <= 0:
+        raise ValueError("timeouts and the pace must be > 0")
     if session.done:
         raise LocalProtocolError("session is already finished")
     if session.role is Role.INITIATOR and session.state is State.IDLE:
@@ -139,7 +169,7 @@ async def run_session(
     reading = asyncio.create_task(_read_all(conn, inbox))
     deadline: float | None = None  # set when this side aborts: bounds the Abort and the close
     try:
-        await _drive(session, conn, inbox, idle_timeout, auditor)
+        await _drive_within_limit(session, conn, inbox, idle_timeout, auditor, min_pace)
     except PeerAborted:
         raise  # already recorded from the Aborted event; an Abort is never answered
     except ProtocolError as exc:
@@ -161,22 +191,62 @@ async def run_session(
     return session.result
 
 
+async def _drive_within_limit(
+    session: PsiSession,
+    conn: Connection,
+    inbox: _Inbox,
+    idle_timeout: float,
+    auditor: SessionObserver | None,
+    min_pace: float,
+) -> None:
+    """:func:`_drive`, given up with ``TIMEOUT`` at the session's time limit, which is set once
+    the peer's Hello has declared its size."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    limit_s = 0.0
+
+    def set_limit() -> None:
+        nonlocal limit_s
+        if limit.when() is None and session.peer_padded_size:
+            limit_s = session_time_limit(
+                session.padded_size, session.peer_padded_size, idle_timeout, min_pace
+            )
+            limit.reschedule(start + limit_s)
+
+    try:
+        async with asyncio.timeout(None) as limit:
+            await _drive(session, conn, inbox, idle_timeout, auditor, set_limit)
+    except TimeoutError:
+        if not limit.expired():
+            raise
+        raise TransportTimeout(
+            f"the session ran past its time limit of {limit_s:.0f} s for its set sizes"
+        ) from None
+
+
 async def _drive(
     session: PsiSession,
     conn: Connection,
     inbox: _Inbox,
     idle_timeout: float,
     auditor: SessionObserver | None,
+    delivered: Callable[[], None],
 ) -> None:
+    """Run ``session`` until it is done; ``delivered()`` after each message delivered."""
+
+    def deliver(item: _Item) -> None:
+        _deliver(session, item, auditor)
+        delivered()
+
     while not session.done:
         # Deliver whatever has arrived before producing more of our own.
         while inbox.ready and not session.done:
-            _deliver(session, inbox.pop(), auditor)
+            deliver(inbox.pop())
         if session.done:
             break
         message = session.next_message()  # at most one chunk of work
         if message is not None:
-            await _send(session, conn, message, inbox, auditor)
+            await _send(session, conn, message, inbox, deliver)
             # send() returns without suspending while the stream has room, so without this the
             # reader task would not run until every own chunk was sent: the peer, unread, would
             # stall on its own sends and the two parties would work in turns, not together.
@@ -187,7 +257,7 @@ async def _drive(
                 item = await inbox.get()
         except TimeoutError:
             raise TransportTimeout(f"no message from the peer for {idle_timeout:g} s") from None
-        _deliver(session, item, auditor)
+        deliver(item)
     while (message := session.next_message()) is not None:
         await conn.send(message)  # our last messages
     if session.result is None:  # pragma: no cover - a completed session has a result
@@ -199,7 +269,7 @@ async def _send(
     conn: Connection,
     message: bytes,
     inbox: _Inbox,
-    auditor: SessionObserver | None,
+    deliver: Callable[[_Item], None],
 ) -> None:
     """Send ``message``, delivering what arrives while the send waits for the peer to read.
 
@@ -217,7 +287,7 @@ async def _send(
                 await asyncio.wait((sending,))
                 break
             if inbox.ready:
-                _deliver(session, inbox.pop(), auditor)
+                deliver(inbox.pop())
                 continue
             arrival = asyncio.ensure_future(inbox.wait())
             try:

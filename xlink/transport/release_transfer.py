@@ -52,11 +52,13 @@ from xlink.release.transfer import (
     label_pairs,
 )
 from xlink.transport._transfer_io import Outbox, TransferGate
+from xlink.transport.driver import LIMIT_GRACE_IDLES
 
 __all__ = [
     "DST_DECIDED_PAIRS",
     "LABEL_CHUNK",
     "MAX_UNCOMMITTED",
+    "MIN_TRANSFER_PACE",
     "RELEASE_MAGIC",
     "Commits",
     "DecisionMismatch",
@@ -70,6 +72,7 @@ __all__ = [
     "label_pairs",
     "run_transfer",
     "transfer_releases",
+    "transfer_time_limit",
 ]
 
 StoreOne = Callable[[bytes], tuple[bool, bytes]]
@@ -77,6 +80,11 @@ OnAnswer = Callable[[int, bool, bytes], object]
 
 MAX_UNCOMMITTED: Final = 1024
 """Most operations (releases stored or refused, answers settled) in one commit of a batch."""
+
+MIN_TRANSFER_PACE: Final = 20.0
+"""The least pace, in decided matches a second, that a release transfer is given in all
+(:func:`transfer_time_limit`); an honest transfer here moves some hundreds a second each way
+(docs/PERFORMANCE.md)."""
 
 
 class Commits(Protocol):
@@ -141,9 +149,22 @@ async def _next_or(
         raise
 
 
-async def _agree(gate: TransferGate, machine: ReleaseTransfer, idle_timeout: float) -> None:
-    """Send our DIGEST, then read the peer's: the DIGEST goes out before anything is read, so
-    that a peer that decided otherwise learns it from our digest, not from our hang-up."""
+def transfer_time_limit(decided: int, idle_timeout: float, min_pace: float) -> float:
+    """Seconds a release transfer of ``decided`` decided matches may take in all, counted from
+    its start: :data:`~xlink.transport.driver.LIMIT_GRACE_IDLES` idle timeouts, plus the
+    matches at ``min_pace`` a second (:data:`MIN_TRANSFER_PACE`)."""
+    return LIMIT_GRACE_IDLES * idle_timeout + decided / min_pace
+
+
+async def _agree(
+    gate: TransferGate, machine: ReleaseTransfer, idle_timeout: float, min_pace: float
+) -> None:
+    """Start the transfer's time limit; send our DIGEST, then read the peer's: the DIGEST goes
+    out before anything is read, so that a peer that decided otherwise learns it from our
+    digest, not from our hang-up."""
+    if min_pace <= 0:
+        raise ValueError("the pace must be > 0")
+    gate.limit(transfer_time_limit(machine.decided, idle_timeout, min_pace))
     try:
         while (frame := machine.next_frame()) is not None:
             await gate.send(frame)
@@ -218,6 +239,7 @@ async def agree_decided_pairs(
     idle_timeout: float,
     *,
     role: Role,
+    min_pace: float = MIN_TRANSFER_PACE,
 ) -> None:
     """The first step of release transfer v3: send DIGEST, the :func:`decided_pairs_digest` of
     our decided matches ``pairs`` (their shared handles) in session ``session_id``, where we
@@ -232,12 +254,18 @@ async def agree_decided_pairs(
     connection; :class:`~xlink.transport.TransportTimeout` after ``idle_timeout`` seconds of
     silence; ``ValueError`` as :func:`decided_pairs_digest`; :class:`LocalProtocolError` if
     called twice on one gate.
+
+    The whole transfer on ``gate`` (this step and the next two) is given
+    :func:`transfer_time_limit` from now, ``min_pace`` decided matches a second: past it, the
+    next wait for the peer raises :class:`~xlink.transport.TransportTimeout` however often the
+    peer sends (one frame inside each idle timeout would otherwise hold the connection for
+    as many idle timeouts as there are decided matches).
     """
     if gate.decided is not None:
         raise LocalProtocolError("the decided pairs were already agreed on this connection")
     machine = ReleaseTransfer(session_id, pairs, role=role)
     gate.transfer = machine
-    await _agree(gate, machine, idle_timeout)
+    await _agree(gate, machine, idle_timeout, min_pace)
 
 
 def _started(gate: TransferGate, what: str) -> ReleaseTransfer:
@@ -336,6 +364,7 @@ async def run_transfer(
     releases: Callable[[Mapping[tuple[bytes, ...], bytes]], Sequence[bytes]],
     store_one: StoreOne,
     idle_timeout: float,
+    min_pace: float = MIN_TRANSFER_PACE,
 ) -> TransferResult:
     """The whole release transfer in one call, with ``machine`` (fresh: our DIGEST not yet
     sent) on ``gate``: the digests (:func:`agree_decided_pairs`), the label evaluation with
@@ -345,13 +374,13 @@ async def run_transfer(
     (:func:`transfer_releases`, each of the peer's answered with ``store_one``).
 
     Raises what the three steps raise; :class:`LocalProtocolError` if ``gate`` already has a
-    transfer or ``machine`` has started."""
+    transfer or ``machine`` has started. The time limit is as :func:`agree_decided_pairs`'s."""
     if gate.transfer is not None:
         raise LocalProtocolError("this connection already has a release transfer")
     if machine.state is not TransferState.AGREEING:
         raise LocalProtocolError("run_transfer needs a fresh ReleaseTransfer")
     gate.transfer = machine
-    await _agree(gate, machine, idle_timeout)
+    await _agree(gate, machine, idle_timeout, min_pace)
     outputs: Mapping[tuple[bytes, ...], bytes] = {}
     if labels is not None:
         machine.evaluate_labels(
