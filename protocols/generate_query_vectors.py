@@ -530,7 +530,8 @@ class HolderDriver:
                     total=table.entries,
                 )
             elif isinstance(event, EvaluationRequested):
-                asyncio.run(self.service._evaluate(session, event, QueryServed()))
+                key = self.service._key
+                asyncio.run(self.service._evaluate(session, key, event, QueryServed()))
             elif isinstance(event, ReleaseRequested):
                 # The agency's handle check (CONFIRMATION_FAILED) on the real code path; its
                 # answers are then this case's fixed ones.
@@ -539,7 +540,7 @@ class HolderDriver:
                     abort=session.abort,
                     send_releases=lambda answers: None,
                 )
-                self.service._releases(cast(Any, check), event, QueryServed(), {})
+                self.service._releases(cast(Any, check), table, event, QueryServed(), {})
                 answers = self.answers
                 if len(answers) != len(event.hits):
                     answers = [ReleaseAnswer(Fate.NOT_DECIDED)] * len(event.hits)

@@ -585,6 +585,13 @@ def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
             [bytes.fromhex(empty["frames"][0]["hex"]), frame(FrameType.LABELS, _u32(0))],
             unexpected,
         ),
+        (
+            "receipt_too_long",
+            "a RECEIPT of 4,097 bytes (padding the receiver would hold to the end)",
+            first,
+            [*released, frame(FrameType.RECEIPT, b"x" * 4097)],
+            unexpected,
+        ),
     ]
     out = []
     for tc_id, (name, description, case, frames, code) in enumerate(cases, start=1):

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from enum import Enum, IntEnum
 
-__all__ = ["AbortCode", "HubReason", "RefusalReason"]
+__all__ = ["LOCAL_FAILURE", "AbortCode", "HubReason", "RefusalReason"]
+
+LOCAL_FAILURE = "local failure"
+"""The detail an ``INTERNAL_ERROR`` abort carries to the peer: what failed here (a store, a
+file) is audited, never told."""
 
 
 class AbortCode(IntEnum):

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from _query_agencies import QueryPair, query_pair
+from _stalling import against_a_stalling_peer
 
 from xlink.agency._query import ask
 from xlink.agency._query_common import _config, table_bound
@@ -30,6 +31,26 @@ def pair(tmp_path: Path) -> Any:
         yield p
 
 
+async def _welcome(pair: QueryPair, conn: Any, entries: int) -> M.QueryMessage | None:
+    """A made-up holder's start: it takes the HELLO, announces a table of ``entries`` entries
+    and returns the asker's next message (None once it left)."""
+    holder = pair.holder
+    session = HolderSession(
+        _config(holder, asker=holder.peer_id, holder=holder.agency_id),
+        period="2026-12",
+        table_version=1,
+        entries=entries,
+        table_digest=bytes(32),
+        quota_left=1000,
+        rng=holder.rng,
+    )
+    session.receive(await conn.receive())  # HELLO
+    while (frame := session.next_frame()) is not None:  # WELCOME
+        await conn.send(frame)
+    request = await conn.receive()
+    return None if request is None else M.decode(request)
+
+
 def _lying_holder(pair: QueryPair, entries: int, chunks: int, sent: list[int]) -> Any:
     """A holder that announces a table of ``entries`` entries, then sends ``chunks`` full
     TABLE_CHUNKs of made-up entries (counted in ``sent``) and a TABLE_END."""
@@ -38,20 +59,7 @@ def _lying_holder(pair: QueryPair, entries: int, chunks: int, sent: list[int]) -
     chunk = os.urandom(width) * ((MAX_MESSAGE_SIZE - 64) // width)
 
     async def serve(conn: Any) -> None:
-        session = HolderSession(
-            _config(holder, asker=holder.peer_id, holder=holder.agency_id),
-            period="2026-12",
-            table_version=1,
-            entries=entries,
-            table_digest=bytes(32),
-            quota_left=1000,
-            rng=holder.rng,
-        )
-        session.receive(await conn.receive())  # HELLO
-        while (frame := session.next_frame()) is not None:  # WELCOME
-            await conn.send(frame)
-        request = await conn.receive()
-        if request is None or not isinstance(M.decode(request), M.TableRequest):
+        if not isinstance(await _welcome(pair, conn, entries), M.TableRequest):
             return  # the asker aborted, or left
         for seq in range(1, chunks + 1):
             await conn.send(M.encode(M.TableChunk(seq, chunk)))
@@ -92,6 +100,33 @@ def test_a_holder_that_sends_more_than_its_table_is_refused_at_the_chunk_that_pa
     assert isinstance(failed, RemoteProtocolError) and failed.code is AbortCode.BAD_TABLE
     assert "more entries than the 10" in str(failed)
     assert len(kept) == 1  # refused at the first chunk; what came after was not read
+
+
+def test_a_holder_dripping_its_table_meets_the_fetchs_time_limit(pair: QueryPair) -> None:
+    """A holder that announces 250 entries, then sends them one per TABLE_CHUNK, each inside
+    the asker's idle timeout (0.05 s apart against 0.5 s): every chunk is valid and restarts
+    the timeout, so the fetch had no end but the table's (at the MOU's bound and the default
+    timeout, six months). The fetch's time limit (ten idle timeouts plus the entries at 250 a
+    second: 6 s) ends it with TIMEOUT."""
+    holder = pair.holder
+    width = 8 + label_size_for(len(holder.schema.key_names))
+    sent: list[int] = []
+
+    async def dripping(conn: Any) -> None:
+        assert isinstance(await _welcome(pair, conn, 250), M.TableRequest)
+        for seq in range(1, 251):
+            entry = seq.to_bytes(8, "big") + os.urandom(width - 8)
+            await conn.send(M.encode(M.TableChunk(seq, entry)))
+            sent.append(seq)
+            await asyncio.sleep(0.05)
+
+    side = pair.travellers(["USTR-00022"])
+    error, elapsed = against_a_stalling_peer(
+        lambda a: ask(pair.asker, a, side, idle_timeout=0.5), dripping
+    )
+    assert isinstance(error, RemoteProtocolError), f"the asker was held {len(sent)} chunks"
+    assert error.code is AbortCode.TIMEOUT and "time limit" in error.detail
+    assert 6.0 <= elapsed < 10.0 and len(sent) < 250
 
 
 def test_a_holder_announcing_a_table_beyond_the_mou_is_refused_before_any_fetch(

@@ -43,7 +43,7 @@ from xlink.agency._query_common import _config, _flush, _only, _receive
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto import oprf9497
 from xlink.decide import DecidedMatch, decide
-from xlink.error_codes import AbortCode
+from xlink.error_codes import LOCAL_FAILURE, AbortCode
 from xlink.errors import (
     DecryptionError,
     InternalProtocolError,
@@ -297,6 +297,29 @@ def test_a_quota_store_that_fails_answers_nothing_and_is_audited(tmp_path: Path)
         aborted = [f for k, f in _holder_entries(pair) if k is AuditEvent.SESSION_ABORTED]
         assert [f["code"] for f in aborted] == ["INTERNAL_ERROR"]
         assert not [k for k, _ in _holder_entries(pair) if k is AuditEvent.QUERY_EVALUATED]
+
+
+def test_a_store_failing_inside_a_session_tells_the_asker_nothing_of_its_cause(
+    tmp_path: Path,
+) -> None:
+    """The quota store fails while a session is open: the asker is told INTERNAL_ERROR with
+    the detail ``local failure``, not what failed here (it was sent the store's error, a
+    ``DatabaseError``); the holder audits the cause."""
+    with query_pair(tmp_path, quota=1000) as pair:
+        service = pair.holder.query_service(pair.registry)
+        side = pair.travellers(STRANGER)
+        quota = pair.holder.workdir / "query" / "quota.db"
+
+        async def ask_after_the_store_fails(conn: Any) -> Any:
+            async with QueryClient(pair.asker, conn) as client:
+                quota.write_bytes(b"not a database, " * 64)
+                return await client.ask(side)
+
+        served, outcome, _ = _serve_and(pair, service, ask_after_the_store_fails)
+        assert isinstance(served, InternalProtocolError)
+        assert isinstance(outcome, PeerAborted), outcome
+        assert outcome.code is AbortCode.INTERNAL_ERROR
+        assert outcome.detail == LOCAL_FAILURE
 
 
 def test_a_query_beyond_the_quota_left_is_refused_before_anything_is_spent(

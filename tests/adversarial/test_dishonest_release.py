@@ -32,9 +32,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "release"))
 sys.path.insert(0, str(ROOT / "tests" / "store"))
-sys.path.insert(0, str(ROOT / "tests" / "transport"))
 
 from _agencies import Agencies  # noqa: E402
+from _stalling import against_a_stalling_peer, drip  # noqa: E402
 from _store_support import (  # noqa: E402
     AUDIT_KEY,
     CA,
@@ -48,7 +48,6 @@ from _store_support import (  # noqa: E402
     open_store,
     seal,
 )
-from _transport_support import drip  # noqa: E402
 
 import xlink.agency._agency as runner  # noqa: E402
 import xlink.agency._exchange as exchange_step  # noqa: E402
@@ -764,12 +763,12 @@ def test_padded_releases_are_not_held_once_answered() -> None:
 
 
 def test_a_partner_dripping_releases_meets_the_transfers_time_limit() -> None:
-    """After the PSI session, a partner sends its releases one inside each idle timeout (0.25 s
-    apart against 0.3 s): 64 decided matches would hold the connection 16 s, and at the
-    default timeout and 20,000 decided matches, two weeks. The transfer's time limit (here
-    ten idle timeouts: the pace is set so fast that the matches add nothing) ends it with
-    TIMEOUT."""
-    decided = 64
+    """After the PSI session, a partner sends its frames one inside each idle timeout (0.05 s
+    apart against 0.5 s, a margin a stall of the shared event loop does not eat): 256 decided
+    matches would hold the connection 13 s, and at the default timeout and 20,000 decided
+    matches, two weeks. The transfer's time limit (here ten idle timeouts, 5 s: the pace is set
+    so fast that the matches add nothing) ends it with TIMEOUT."""
+    decided = 256
     pairs = [(i.to_bytes(16, "big"),) for i in range(1, decided + 1)]
     session_id = bytes(range(16))
     partner = ReleaseTransfer(session_id, pairs, role=Role.INITIATOR)
@@ -779,31 +778,14 @@ def test_a_partner_dripping_releases_meets_the_transfers_time_limit() -> None:
             partner.send_releases([b"padding"] * decided)
         return partner.next_frame()
 
-    async def victim(conn: MemoryConnection) -> BaseException | None:
+    async def victim(conn: MemoryConnection) -> None:
         gate = TransferGate(conn)
-        try:
-            await agree_decided_pairs(
-                gate, session_id, pairs, 0.3, role=Role.RESPONDER, min_pace=1e9
-            )
-            await transfer_releases(gate, [], lambda _data: (False, b"not-decided"), 0.3)
-        except XlinkError as exc:
-            return exc
-        return None
+        await agree_decided_pairs(gate, session_id, pairs, 0.5, role=Role.RESPONDER, min_pace=1e9)
+        await transfer_releases(gate, [], lambda _data: (False, b"not-decided"), 0.5)
 
-    async def scenario() -> tuple[BaseException | None, float]:
-        ours, theirs = memory_pair()
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        dripping = asyncio.create_task(
-            drip(theirs, partner.receive, next_frame, every=0.25, stop_after=8.0)
-        )
-        error = await victim(ours)
-        elapsed = loop.time() - start
-        dripping.cancel()
-        await asyncio.gather(dripping, return_exceptions=True)
-        return error, elapsed
-
-    error, elapsed = asyncio.run(scenario())
+    error, elapsed = against_a_stalling_peer(
+        victim, lambda theirs: drip(theirs, partner.receive, next_frame, every=0.05, stop_after=12)
+    )
     assert isinstance(error, TransportTimeout), f"the dripping partner held the transfer: {error}"
     assert "time limit" in error.detail
-    assert 3.0 <= elapsed < 5.0
+    assert 5.0 <= elapsed < 9.0

@@ -86,7 +86,7 @@ def test_every_invalid_vector_is_played_live_with_its_code() -> None:
                 assert case.expect.either and not codes, key
             else:
                 assert vector["abort"] in codes, key
-    assert len(PSI_CASES) + len(ROLE_CASES) == 69 and len(TRANSFER_CASES) == 44
+    assert len(PSI_CASES) + len(ROLE_CASES) == 69 and len(TRANSFER_CASES) == 45
     assert len(QUERY_CASES) + len(QUERY_OFFLINE_ONLY) == 64
 
 

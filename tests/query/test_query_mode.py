@@ -15,7 +15,7 @@ from _officers import approve, enrol_agency_officers
 from _query_agencies import CA, DATA, US, QueryPair, query_pair, truth_pairs
 
 from xlink.agency import QueryOutcome, QueryService, exchange_in_process
-from xlink.agency._query import ask
+from xlink.agency._query import QueryClient, ask
 from xlink.audit import AuditEvent, AuditLog
 from xlink.transport import memory_pair
 
@@ -167,6 +167,41 @@ def test_a_new_month_rotates_the_key_and_the_table(tmp_path: Path) -> None:
         assert after.table_fetched == old_entries == service.table.entries  # fetched anew
         assert [a.matched for a in after.answers] == [a.matched for a in before.answers]
         assert (pair.holder.workdir / "query" / f"table-{service.period}.npz").exists()
+
+
+def test_a_session_open_across_the_month_keeps_its_period(tmp_path: Path) -> None:
+    """An officer's terminal keeps one session open (QueryClient) while another session moves
+    the shared service into the next month: the open session's later evaluations used the new
+    month's key against its copy of the old month's table, and travellers on the list came
+    back no-match, with no error. A session keeps the key and table of its month (spec §4.2)."""
+    with query_pair(tmp_path) as pair:
+        service = pair.holder.query_service(pair.registry)
+        expected = _run(pair, service, HIT, "a.csv")
+        assert any(a.matched for a in expected.answers)
+        real_clock = pair.holder.clock
+        later = real_clock() + timedelta(days=32)
+        side = pair.travellers(HIT, "b.csv")
+
+        async def across() -> QueryOutcome:
+            a, b = memory_pair()
+            first = asyncio.create_task(service.handle(b))
+            async with QueryClient(pair.asker, a) as client:
+                pair.holder.clock = lambda: later  # type: ignore[method-assign]
+                c, d = memory_pair()
+                second = asyncio.create_task(service.handle(d))
+                async with QueryClient(pair.asker, c):
+                    pass
+                await second
+                outcome = await client.ask(side)
+            await first
+            return outcome
+
+        try:
+            outcome = asyncio.run(across())
+        finally:
+            pair.holder.clock = real_clock  # type: ignore[method-assign]
+        assert service.period != outcome.period == expected.period
+        assert [a.matched for a in outcome.answers] == [a.matched for a in expected.answers]
 
 
 def test_a_holder_that_lost_its_table_is_fetched_again_whole(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 from collections.abc import Callable
@@ -14,7 +13,6 @@ from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.tls_certs import TlsIdentity
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder
 from xlink.protocol import Mode, PsiSession, Role, SessionConfig
-from xlink.transport.stream import Connection
 
 KEYS = ("name_dob", "passport")
 MOU_DIGEST = hashlib.sha256(b"transport test MOU").digest()
@@ -79,33 +77,3 @@ class Identities:
     intruder: TlsIdentity  # a valid certificate that no MOU names
     ca_expired: TlsIdentity  # CA-RCMP's key, but a certificate that expired yesterday
     ca_twin: TlsIdentity  # CA-RCMP's key, valid, re-issued: same key, other fingerprint
-
-
-async def drip(
-    conn: Connection,
-    receive: Callable[[bytes], object],
-    next_message: Callable[[], bytes | None],
-    *,
-    every: float,
-    stop_after: float,
-) -> None:
-    """A stalling peer on ``conn``: whatever arrives goes to ``receive`` as it comes, and its
-    own next message (``next_message()``, None: nothing yet) leaves one each ``every``
-    seconds, until ``stop_after`` seconds have passed (or a send fails)."""
-
-    async def read() -> None:
-        while (message := await conn.receive()) is not None:
-            receive(message)
-
-    reading = asyncio.create_task(read())
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    try:
-        while loop.time() - start < stop_after:
-            message = next_message()
-            if message is not None:
-                await conn.send(message)
-            await asyncio.sleep(every)
-    finally:
-        reading.cancel()
-        await asyncio.gather(reading, return_exceptions=True)

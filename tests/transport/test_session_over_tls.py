@@ -6,11 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from _stalling import against_a_stalling_peer, drip
 from _transport_support import (
     OTHER_MOU_DIGEST,
     Identities,
     audit_key,
-    drip,
     make_session,
     ticking_clock,
     tokens_for,
@@ -221,37 +221,27 @@ def test_silent_peer_times_out_and_is_told_why(tmp_path: Path) -> None:
 def test_a_peer_dripping_messages_inside_the_idle_timeout_meets_the_time_limit(
     tmp_path: Path,
 ) -> None:
-    """A peer that declares chunks of one element and sends one every 0.2 s never lets the
-    0.3 s idle timeout fire: 128 Elements alone would hold us 25 s (with the largest sets and
-    the default timeout, weeks). The session's time limit (ten idle timeouts plus the sets at
-    ``min_pace``, here so fast that the sets add nothing) ends it with TIMEOUT, audited."""
+    """A peer that declares chunks of one element and sends one every 0.05 s never lets the
+    0.5 s idle timeout fire (the margin is wide, so that a stall of the shared event loop does
+    not fire it instead): its messages would hold us as long as it likes (with the largest
+    sets and the default timeout, weeks). The session's time limit (ten idle timeouts plus the
+    sets at ``min_pace``, here so fast that the sets add nothing: 5 s) ends it with TIMEOUT,
+    audited."""
     victim = make_session(Role.RESPONDER)
     attacker = make_session(Role.INITIATOR, chunk_size=1)
     attacker.initiate()
 
-    async def scenario() -> tuple[BaseException | None, float]:
-        a, b = memory_pair()
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        dripping = asyncio.create_task(
-            drip(a, attacker.receive_message, attacker.next_message, every=0.2, stop_after=8.0)
+    with AuditLog.open(tmp_path / "us.db", signing_key=audit_key("us")) as log:
+        auditor = SessionAuditor(log, victim, own_tokens=80, clock=ticking_clock())
+        error, elapsed = against_a_stalling_peer(
+            lambda b: run_session(victim, b, auditor=auditor, idle_timeout=0.5, min_pace=1e9),
+            lambda a: drip(
+                a, attacker.receive_message, attacker.next_message, every=0.05, stop_after=12
+            ),
         )
-        error: BaseException | None = None
-        with AuditLog.open(tmp_path / "us.db", signing_key=audit_key("us")) as log:
-            auditor = SessionAuditor(log, victim, own_tokens=80, clock=ticking_clock())
-            try:
-                await run_session(victim, b, auditor=auditor, idle_timeout=0.3, min_pace=1e9)
-            except TransportTimeout as exc:
-                error = exc
-        elapsed = loop.time() - start
-        dripping.cancel()
-        await asyncio.gather(dripping, return_exceptions=True)
-        return error, elapsed
-
-    error, elapsed = asyncio.run(scenario())
     assert isinstance(error, TransportTimeout), "the dripping peer held the session"
     assert error.code is AbortCode.TIMEOUT and "time limit" in error.detail
-    assert 3.0 <= elapsed < 5.0
+    assert 5.0 <= elapsed < 9.0
     assert victim.result is None and victim.state is State.ABORTED
     (aborted,) = _aborts(tmp_path / "us.db")
     assert (aborted["code"], aborted["side"]) == ("TIMEOUT", "LOCAL")

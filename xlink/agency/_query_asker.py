@@ -56,6 +56,7 @@ from xlink.query.session import (
 )
 from xlink.query.table import AskerTable
 from xlink.transport import Connection
+from xlink.transport.driver import MIN_PACE, time_limit, within_limit
 from xlink.transport.stream import linger
 
 if TYPE_CHECKING:
@@ -195,10 +196,17 @@ class QueryClient:
                 raise RemoteProtocolError(AbortCode.BAD_TABLE, detail)
             if table.version == welcome.table_version:  # same version, other table: refetch
                 table = AskerTable(keys)
+            # Each fetch has a time limit in all: ten idle timeouts plus WELCOME's entries at
+            # MIN_PACE a second, so that a holder sending one entry inside each idle timeout
+            # cannot hold us for as many timeouts as its table has entries (a week for 10,000).
+            limit_s = time_limit(welcome.entries, self._idle, MIN_PACE)
+
+            def fetch(into: AskerTable) -> Awaitable[int]:
+                fetching = _fetch_table(conn, session, into, welcome, self._idle, self._progress)
+                return within_limit(fetching, limit_s, "the table fetch")
+
             try:
-                self.fetched = await _fetch_table(
-                    conn, session, table, welcome, self._idle, self._progress
-                )
+                self.fetched = await fetch(table)
             except RemoteProtocolError as exc:
                 aborted = session.state is SessionState.ABORTED  # more than the whole table
                 if exc.code is not AbortCode.BAD_TABLE or table.version == 0 or aborted:
@@ -207,9 +215,7 @@ class QueryClient:
                 # and rebuilt it within the month): fetch the whole table once, in this
                 # session (spec §5.3).
                 table = AskerTable(keys)
-                self.fetched = await _fetch_table(
-                    conn, session, table, welcome, self._idle, self._progress
-                )
+                self.fetched = await fetch(table)
             table.save(path, meta=meta)
         self.table = table
 

@@ -33,7 +33,6 @@ class HolderChecks:
     which inherits them (as :class:`~xlink.agency.Agency` inherits its release methods)."""
 
     agency: Agency
-    table: HolderTable
     _records: Mapping[str, PersonRecord]
     _weights: tuple[Mapping[str, KeyWeight | float], Mapping[str, float]]
     _deriver: TokenDeriver  # the households of the records decided, one for the service
@@ -41,6 +40,7 @@ class HolderChecks:
     def _decide_hit(
         self,
         session: HolderSession,
+        table: HolderTable,
         claims: ClaimsRequest,
         position: int,
         hit: RequestedHit,
@@ -52,8 +52,9 @@ class HolderChecks:
         :func:`~xlink.agency._claims.spent_tokens`); or why it is not decided, a reason code
         (``not-listed``, ``below-mou-threshold``, ``too-little-evidence``, ``rival-record``,
         ``claimed-today``). A handle that is not one of the record's tokens aborts the session
-        (``CONFIRMATION_FAILED``)."""
-        table, schema = self.table, self.agency.schema
+        (``CONFIRMATION_FAILED``). ``table`` is the session's: the table of the month it
+        started in (spec §4.2)."""
+        schema = self.agency.schema
         assert session.session_id is not None
         record_id = table.record_id(hit.record)
         if record_id is None or record_id not in self._records:
@@ -81,7 +82,7 @@ class HolderChecks:
         if not schema.has_evidence(agreeing):
             return "too-little-evidence"  # one fact about a person (a name alone)
         contested = self._contested(
-            claims, hit.record, record_id, by_handle, hit.handles, asker_keys, score
+            table, claims, hit.record, record_id, by_handle, hit.handles, asker_keys, score
         )
         if contested is not None:
             return contested  # one-to-one refuses it
@@ -100,6 +101,7 @@ class HolderChecks:
 
     def _contested(
         self,
+        table: HolderTable,
         claims: ClaimsRequest,
         record: int,
         record_id: str,
@@ -119,9 +121,9 @@ class HolderChecks:
         if schema.certain_threshold is not None and score >= schema.certain_threshold:
             return None
         claimed = [by_handle[h][2] for h in handles]
-        if self._rivalled(record, claimed, asker_keys, score):
+        if self._rivalled(table, record, claimed, asker_keys, score):
             return "rival-record"
-        disagreeing = (asker_keys & self.table.presence(record)) - frozenset(
+        disagreeing = (asker_keys & table.presence(record)) - frozenset(
             by_handle[h][0] for h in handles
         )
         decided = still_decided(
@@ -136,7 +138,12 @@ class HolderChecks:
         return None if decided else "claimed-today"
 
     def _rivalled(
-        self, record: int, claimed: Sequence[bytes], asker_keys: frozenset[str], score: float
+        self,
+        table: HolderTable,
+        record: int,
+        claimed: Sequence[bytes],
+        asker_keys: frozenset[str],
+        score: float,
     ) -> bool:
         """Whether the asker's record, holding the ``claimed`` tokens of our ``record`` (which
         scores ``score``), is as good a match for another live record of ours (spec §7.5): one
@@ -145,7 +152,7 @@ class HolderChecks:
         evidence. One-to-one refuses such a pair, as the batch path does, unless it reaches the
         schema's certain threshold: a rival is how an asker who names one person's household
         or namesakes would have every one of them released."""
-        schema, table = self.agency.schema, self.table
+        schema = self.agency.schema
         weights, disagreement = self._weights
         for rival, agreeing in table.holders_of(claimed).items():
             if rival == record:

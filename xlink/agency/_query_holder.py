@@ -32,8 +32,9 @@ from xlink.agency._query_common import (
 from xlink.agency._quota import DayQuota
 from xlink.audit import AuditEvent
 from xlink.audit.history import query_evaluations_on
+from xlink.crypto.oprf9497 import OprfKey
 from xlink.decide import DecidedMatch, Decision
-from xlink.error_codes import AbortCode
+from xlink.error_codes import LOCAL_FAILURE, AbortCode
 from xlink.errors import (
     InputError,
     InternalProtocolError,
@@ -175,9 +176,12 @@ class QueryService(HolderChecks):
         agency = self.agency
         if period_of(agency.clock()) != self.period:
             self._enter_period(period_of(agency.clock()))
-        # The version this session declares is the one it serves, even if the table is
-        # updated while the answer is still being sent.
-        view = self.table.view()
+        # The month this session declares is the one it answers in, with that month's key and
+        # table, even once another session has moved the service to the next (spec §4.2); and
+        # the version it declares is the one it serves, even if the table is updated while the
+        # answer is still being sent.
+        key, table = self._key, self.table
+        view = table.view()
         try:
             quota_left = self.quota_left()
         except InternalProtocolError as exc:  # the quota store failed: nothing is answered
@@ -206,16 +210,16 @@ class QueryService(HolderChecks):
                     self._audit(AuditEvent.QUERY_STARTED, session, mou=agency.mou.id)
                 for event in events:
                     if isinstance(event, TableRequested):
-                        width = TAG_SIZE + self.table.label_size
+                        width = TAG_SIZE + table.label_size
                         session.send_table(
                             view.delta(event.since, chunk=(MAX_MESSAGE_SIZE - 64) // width),
                             version=view.version,
                             total=view.entries,
                         )
                     elif isinstance(event, EvaluationRequested):
-                        await self._evaluate(session, event, served)
+                        await self._evaluate(session, key, event, served)
                     elif isinstance(event, ReleaseRequested):
-                        batch = self._releases(session, event, served, answered)
+                        batch = self._releases(session, table, event, served, answered)
                     elif isinstance(event, ReceiptsReceived) and batch is not None:
                         settle_receipts(
                             batch.batch,
@@ -265,16 +269,18 @@ class QueryService(HolderChecks):
         agency.audit.append(kind, {**base, **fields}, now=agency.clock())
 
     async def _evaluate(
-        self, session: HolderSession, event: EvaluationRequested, served: QueryServed
+        self,
+        session: HolderSession,
+        key: OprfKey,
+        event: EvaluationRequested,
+        served: QueryServed,
     ) -> None:
         count = event.count
         self._within_quota(session, count)
         # The evaluation runs on a worker thread (libsodium releases the GIL) while the audit
         # entry is written and synced here: both are done before the answer leaves. The
         # evaluations count against the quota once asked, valid or not.
-        work = asyncio.get_running_loop().run_in_executor(
-            None, self._key.blind_evaluate, event.blinded
-        )
+        work = asyncio.get_running_loop().run_in_executor(None, key.blind_evaluate, event.blinded)
         try:
             self._spend(session, count, served)
         finally:
@@ -294,8 +300,8 @@ class QueryService(HolderChecks):
         try:
             if self._quota.take(self._today(), count):
                 return
-        except InternalProtocolError as exc:
-            session.abort(AbortCode.INTERNAL_ERROR, exc.detail)
+        except InternalProtocolError:
+            session.abort(AbortCode.INTERNAL_ERROR, LOCAL_FAILURE)
             raise
         agency = self.agency
         fields = {"peer": agency.peer_id, "reason": "quota-exhausted", "evaluations": count}
@@ -316,6 +322,7 @@ class QueryService(HolderChecks):
     def _releases(
         self,
         session: HolderSession,
+        table: HolderTable,
         event: ReleaseRequested,
         served: QueryServed,
         answered: dict[int, ReleaseAnswer],
@@ -343,15 +350,15 @@ class QueryService(HolderChecks):
                     if hit.record in answered:
                         repeated[position] = answered[hit.record]
                         continue
-                    match = self._decide_hit(session, claims, position, hit, outputs)
+                    match = self._decide_hit(session, table, claims, position, hit, outputs)
                     if isinstance(match, str):  # a record not listed: its handles unchecked
                         unchecked = match == "not-listed"
                         refused.append((bytes(16) if unchecked else hit.handles[0], match))
                     else:
                         matches.append(match)
                         positions.append(position)
-        except InternalProtocolError as exc:
-            session.abort(AbortCode.INTERNAL_ERROR, exc.detail)
+        except InternalProtocolError:
+            session.abort(AbortCode.INTERNAL_ERROR, LOCAL_FAILURE)
             raise
         for handle, reason in refused:  # as the batch path audits what it does not release
             audit_denied(agency.audit, session_id, handle, reason, agency.clock())

@@ -176,6 +176,8 @@ TRANSFER_CASES: Final[tuple[TransferCase, ...]] = (
        At(F.RECEIPTS_END, lambda m, c: [c.sent[F.RECEIPT][-1], m]), releasing=True),
     _t("refusal_too_long", "a REFUSED reason of 201 bytes",
        At(F.RECEIPT, _fixed(transfer_frame(F.REFUSED, b"x" * 201))), releasing=True),
+    _t("receipt_too_long", "a RECEIPT of 4,097 bytes",
+       At(F.RECEIPT, _fixed(transfer_frame(F.RECEIPT, b"x" * 4097))), releasing=True),
     _t("receipts_end_early", "RECEIPTS_END after the first answer, before the last",
        At(F.RECEIPT, lambda m, _c: [m, transfer_frame(F.RECEIPTS_END, _u32(1))]),
        releasing=True),

@@ -18,6 +18,7 @@ from xlink import canonical
 from xlink.error_codes import AbortCode
 from xlink.errors import RemoteProtocolError
 from xlink.protocol.limits import MAX_MESSAGE_SIZE
+from xlink.release._frames import MAX_RECEIPT_SIZE
 
 __all__ = [
     "MAX_EVALUATE",
@@ -220,7 +221,7 @@ _SCHEMA: Final[dict[QueryType, tuple[type, tuple[_Kind, ...]]]] = {
     ),
     QueryType.RECEIPTS: (
         ReceiptsMessage,
-        (("u",), ("b", 1, 0, MAX_HITS), ("l", MAX_HITS, 4096)),
+        (("u",), ("b", 1, 0, MAX_HITS), ("l", MAX_HITS, MAX_RECEIPT_SIZE)),
     ),
     QueryType.BYE: (Bye, ()),
     QueryType.ABORT: (Abort, (("u",), ("s", 0, MAX_DETAIL))),

@@ -22,6 +22,7 @@ __all__ = [
     "HEADER",
     "LABEL_CHUNK",
     "MAGIC_FAMILY",
+    "MAX_RECEIPT_SIZE",
     "MAX_REFUSAL_SIZE",
     "POINT_SIZE",
     "RELEASE_MAGIC",
@@ -52,6 +53,11 @@ LABEL_CHUNK: Final = 16384
 
 MAX_REFUSAL_SIZE: Final = 200
 """Longest reason of a REFUSED frame, in bytes."""
+
+MAX_RECEIPT_SIZE: Final = 4096
+"""Longest signed receipt (xlink-release-v1 §8) a RECEIPT frame, or a query RECEIPTS answer,
+may carry, in bytes: a receipt with its audit checkpoint is well under a kilobyte, and a larger
+one would only be a partner making us hold its padding."""
 
 U32: Final = struct.Struct(">I")
 DIGEST_SIZE: Final = 32

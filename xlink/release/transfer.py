@@ -46,6 +46,7 @@ from xlink.release._frames import (
     DST_DECIDED_PAIRS,
     LABEL_CHUNK,
     MAGIC_FAMILY,
+    MAX_RECEIPT_SIZE,
     MAX_REFUSAL_SIZE,
     POINT_SIZE,
     RELEASE_MAGIC,
@@ -63,6 +64,7 @@ __all__ = [
     "DST_DECIDED_PAIRS",
     "LABEL_CHUNK",
     "MAGIC_FAMILY",
+    "MAX_RECEIPT_SIZE",
     "MAX_REFUSAL_SIZE",
     "RELEASE_MAGIC",
     "SENDER_BYTE",
@@ -474,6 +476,8 @@ class ReleaseTransfer:
                 raise TransferError("an answer to a release not sent yet")
             if kind is FrameType.REFUSED and len(body) > MAX_REFUSAL_SIZE:
                 raise TransferError(f"a refusal reason longer than {MAX_REFUSAL_SIZE} bytes")
+            if kind is FrameType.RECEIPT and len(body) > MAX_RECEIPT_SIZE:
+                raise TransferError(f"a receipt longer than {MAX_RECEIPT_SIZE} bytes")
             answered = (kind is FrameType.RECEIPT, body)
             self._answers.append(answered)
             return [ReleaseAnswered(len(self._answers) - 1, *answered)]

@@ -9,7 +9,8 @@ import asyncio
 import contextlib
 import sys
 from collections import deque
-from typing import Final
+from collections.abc import Awaitable
+from typing import Final, TypeVar
 
 from xlink.errors import RemoteProtocolError
 from xlink.protocol.abort import AbortCode
@@ -26,6 +27,7 @@ from xlink.transport.stream import Connection
 
 __all__ = ["Outbox", "TransferGate"]
 
+_T = TypeVar("_T")
 _TYPE_AT: Final = len(RELEASE_MAGIC)
 _ANSWERS: Final = frozenset({FrameType.RECEIPT, FrameType.REFUSED})
 
@@ -94,6 +96,12 @@ class TransferGate:
         silence."""
         if self.held:
             return self.held.popleft()
+        return await self.within(self.conn.receive(), idle_timeout, "no release frame")
+
+    async def within(self, waiting: Awaitable[_T], idle_timeout: float, silence: str) -> _T:
+        """Await ``waiting`` for at most ``idle_timeout`` seconds and no later than the
+        transfer's time limit (:meth:`limit`); :class:`~xlink.transport.TransportTimeout`
+        (``silence`` and the timeout, or the limit) when it does not come in time."""
         wait, limited = idle_timeout, False
         if self._deadline is not None:
             left = self._deadline - asyncio.get_running_loop().time()
@@ -101,13 +109,13 @@ class TransferGate:
                 wait, limited = max(left, 0.0), True
         try:
             async with asyncio.timeout(wait):
-                return await self.conn.receive()
+                return await waiting
         except TimeoutError:
             if limited:
                 raise TransportTimeout(
                     f"the release transfer ran past its time limit of {self._limit_s:.0f} s"
                 ) from None
-            raise TransportTimeout(f"no release frame for {idle_timeout:g} s") from None
+            raise TransportTimeout(f"{silence} for {idle_timeout:g} s") from None
 
     async def next_transfer_frame(self, idle_timeout: float) -> bytes:
         """The peer's next release transfer v3 frame (one held back first). Raises
@@ -171,11 +179,7 @@ class Outbox:
         the peer takes none of them for ``idle_timeout`` seconds (it stopped reading)."""
         self._finishing = True
         self._wake.set()
-        try:
-            async with asyncio.timeout(idle_timeout):
-                await self._task
-        except TimeoutError:
-            raise TransportTimeout(f"our frames not taken for {idle_timeout:g} s") from None
+        await self._gate.within(self._task, idle_timeout, "our frames not taken")
 
     async def close(self) -> None:
         if not self._task.done():

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable, Iterable
-from typing import Final, Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Final, Protocol, TypeVar
 
+from xlink.error_codes import LOCAL_FAILURE
 from xlink.errors import LocalProtocolError, ProtocolError, RemoteProtocolError, XlinkError
 from xlink.protocol import State
 from xlink.protocol.abort import AbortCode
@@ -32,6 +33,8 @@ __all__ = [
     "SessionObserver",
     "run_session",
     "session_time_limit",
+    "time_limit",
+    "within_limit",
 ]
 
 Result = PsiResult | CardinalityResult
@@ -41,6 +44,7 @@ DEFAULT_MAX_BUFFERED: Final = 16 * MAX_MESSAGE_SIZE
 control pushes back on the peer). Far above the two frames in flight that the loop needs."""
 
 _Item = bytes | None | Exception
+_T = TypeVar("_T")
 
 MIN_PACE: Final = 250.0
 """The least pace, in padded elements of both sets per second, that a session is given once the
@@ -54,11 +58,32 @@ LIMIT_GRACE_IDLES: Final = 10
 """Idle timeouts added to a session's time limit, for the start and a slow end."""
 
 
+async def within_limit(waiting: Awaitable[_T], limit_s: float, what: str) -> _T:
+    """Await ``waiting``, given up with :class:`TransportTimeout` (``TIMEOUT``) once
+    ``limit_s`` seconds have passed, however often the peer sends meanwhile; ``what`` names
+    the step in the error."""
+    try:
+        async with asyncio.timeout(limit_s) as limit:
+            return await waiting
+    except TimeoutError:
+        if not limit.expired():
+            raise
+        raise TransportTimeout(f"{what} ran past its time limit of {limit_s:.0f} s") from None
+
+
+def time_limit(work: int, idle_timeout: float, min_pace: float) -> float:
+    """Seconds a step of ``work`` units (elements, table entries, decided matches) may take in
+    all, counted from its start: ``LIMIT_GRACE_IDLES`` idle timeouts, plus the work at
+    ``min_pace`` units a second. ``ValueError`` for a pace that is not positive."""
+    if min_pace <= 0:
+        raise ValueError("the pace must be > 0")
+    return LIMIT_GRACE_IDLES * idle_timeout + work / min_pace
+
+
 def session_time_limit(own: int, peer: int, idle_timeout: float, min_pace: float) -> float:
-    """Seconds a session of padded sizes ``own`` and ``peer`` may take in all, counted from its
-    start: ``LIMIT_GRACE_IDLES`` idle timeouts, plus both sets at ``min_pace`` elements a
-    second."""
-    return LIMIT_GRACE_IDLES * idle_timeout + (own + peer) / min_pace
+    """Seconds a session of padded sizes ``own`` and ``peer`` may take in all (:func:`time_limit`
+    of both sets, ``min_pace`` elements a second)."""
+    return time_limit(own + peer, idle_timeout, min_pace)
 
 
 class SessionObserver(Protocol):
@@ -328,7 +353,7 @@ async def _abort(
         if isinstance(error, RemoteProtocolError):
             session.abort(error.code, error.detail)
         else:
-            session.abort(AbortCode.INTERNAL_ERROR, "local failure")
+            session.abort(AbortCode.INTERNAL_ERROR, LOCAL_FAILURE)
     if auditor is not None:
         auditor.record_error(error)
     if isinstance(error, ConnectionLost):

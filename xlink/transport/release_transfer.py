@@ -52,7 +52,7 @@ from xlink.release.transfer import (
     label_pairs,
 )
 from xlink.transport._transfer_io import Outbox, TransferGate
-from xlink.transport.driver import LIMIT_GRACE_IDLES
+from xlink.transport.driver import time_limit
 
 __all__ = [
     "DST_DECIDED_PAIRS",
@@ -152,19 +152,18 @@ async def _next_or(
 def transfer_time_limit(decided: int, idle_timeout: float, min_pace: float) -> float:
     """Seconds a release transfer of ``decided`` decided matches may take in all, counted from
     its start: :data:`~xlink.transport.driver.LIMIT_GRACE_IDLES` idle timeouts, plus the
-    matches at ``min_pace`` a second (:data:`MIN_TRANSFER_PACE`)."""
-    return LIMIT_GRACE_IDLES * idle_timeout + decided / min_pace
+    matches at ``min_pace`` a second (:data:`MIN_TRANSFER_PACE`): :func:`~xlink.transport.
+    driver.time_limit`."""
+    return time_limit(decided, idle_timeout, min_pace)
 
 
 async def _agree(
-    gate: TransferGate, machine: ReleaseTransfer, idle_timeout: float, min_pace: float
+    gate: TransferGate, machine: ReleaseTransfer, idle_timeout: float, limit_s: float
 ) -> None:
-    """Start the transfer's time limit; send our DIGEST, then read the peer's: the DIGEST goes
-    out before anything is read, so that a peer that decided otherwise learns it from our
-    digest, not from our hang-up."""
-    if min_pace <= 0:
-        raise ValueError("the pace must be > 0")
-    gate.limit(transfer_time_limit(machine.decided, idle_timeout, min_pace))
+    """Start the transfer's time limit (``limit_s`` from now); send our DIGEST, then read the
+    peer's: the DIGEST goes out before anything is read, so that a peer that decided otherwise
+    learns it from our digest, not from our hang-up."""
+    gate.limit(limit_s)
     try:
         while (frame := machine.next_frame()) is not None:
             await gate.send(frame)
@@ -264,8 +263,9 @@ async def agree_decided_pairs(
     if gate.decided is not None:
         raise LocalProtocolError("the decided pairs were already agreed on this connection")
     machine = ReleaseTransfer(session_id, pairs, role=role)
+    limit_s = transfer_time_limit(machine.decided, idle_timeout, min_pace)
     gate.transfer = machine
-    await _agree(gate, machine, idle_timeout, min_pace)
+    await _agree(gate, machine, idle_timeout, limit_s)
 
 
 def _started(gate: TransferGate, what: str) -> ReleaseTransfer:
@@ -379,8 +379,9 @@ async def run_transfer(
         raise LocalProtocolError("this connection already has a release transfer")
     if machine.state is not TransferState.AGREEING:
         raise LocalProtocolError("run_transfer needs a fresh ReleaseTransfer")
+    limit_s = transfer_time_limit(machine.decided, idle_timeout, min_pace)
     gate.transfer = machine
-    await _agree(gate, machine, idle_timeout, min_pace)
+    await _agree(gate, machine, idle_timeout, limit_s)
     outputs: Mapping[tuple[bytes, ...], bytes] = {}
     if labels is not None:
         machine.evaluate_labels(

@@ -1,0 +1,67 @@
+"""A stalling peer for the attack tests: one that sends a little inside each idle timeout, to
+hold a session, a release transfer or a query table fetch open, and a runner that times how
+long the side under test lasts against it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from xlink.errors import XlinkError
+from xlink.transport.stream import Connection, MemoryConnection, memory_pair
+
+
+async def drip(
+    conn: Connection,
+    receive: Callable[[bytes], object],
+    next_message: Callable[[], bytes | None],
+    *,
+    every: float,
+    stop_after: float,
+) -> None:
+    """A stalling peer on ``conn``: whatever arrives goes to ``receive`` as it comes, and its
+    own next message (``next_message()``, None: nothing yet) leaves one each ``every``
+    seconds, until ``stop_after`` seconds have passed (or a send fails)."""
+
+    async def read() -> None:
+        while (message := await conn.receive()) is not None:
+            receive(message)
+
+    reading = asyncio.create_task(read())
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        while loop.time() - start < stop_after:
+            message = next_message()
+            if message is not None:
+                await conn.send(message)
+            await asyncio.sleep(every)
+    finally:
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+
+
+def against_a_stalling_peer(
+    victim: Callable[[MemoryConnection], Awaitable[object]],
+    peer: Callable[[MemoryConnection], Awaitable[object]],
+) -> tuple[XlinkError | None, float]:
+    """Run ``victim`` on one end of a memory pair beside ``peer`` on the other: the xlink error
+    that ended the victim (None if it returned) and the seconds it ran. The peer is cancelled
+    once the victim is done."""
+
+    async def run() -> tuple[XlinkError | None, float]:
+        ours, theirs = memory_pair()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        stalling = asyncio.create_task(peer(theirs))  # type: ignore[arg-type]
+        error: XlinkError | None = None
+        try:
+            await victim(ours)
+        except XlinkError as exc:
+            error = exc
+        elapsed = loop.time() - start
+        stalling.cancel()
+        await asyncio.gather(stalling, return_exceptions=True)
+        return error, elapsed
+
+    return asyncio.run(run())
