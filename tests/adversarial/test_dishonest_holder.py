@@ -12,8 +12,9 @@ import pytest
 from _query_agencies import QueryPair, query_pair
 from _stalling import against_a_stalling_peer
 
+import xlink.agency._query_asker as asker_module
 from xlink.agency._query import ask
-from xlink.agency._query_common import _config, table_bound
+from xlink.agency._query_common import _config, period_of, table_bound
 from xlink.audit import AuditEvent
 from xlink.error_codes import AbortCode
 from xlink.errors import RemoteProtocolError
@@ -23,6 +24,7 @@ from xlink.query.entries import label_size_for
 from xlink.query.holder_session import HolderSession
 from xlink.query.table import AskerTable
 from xlink.transport import memory_pair
+from xlink.transport.driver import MIN_PACE, time_limit
 
 
 @pytest.fixture()
@@ -31,14 +33,16 @@ def pair(tmp_path: Path) -> Any:
         yield p
 
 
-async def _welcome(pair: QueryPair, conn: Any, entries: int) -> M.QueryMessage | None:
+async def _welcome(
+    pair: QueryPair, conn: Any, entries: int, *, table_version: int = 1
+) -> M.QueryMessage | None:
     """A made-up holder's start: it takes the HELLO, announces a table of ``entries`` entries
     and returns the asker's next message (None once it left)."""
     holder = pair.holder
     session = HolderSession(
         _config(holder, asker=holder.peer_id, holder=holder.agency_id),
-        period="2026-12",
-        table_version=1,
+        period=period_of(holder.clock()),
+        table_version=table_version,
         entries=entries,
         table_digest=bytes(32),
         quota_left=1000,
@@ -127,6 +131,48 @@ def test_a_holder_dripping_its_table_meets_the_fetchs_time_limit(pair: QueryPair
     assert isinstance(error, RemoteProtocolError), f"the asker was held {len(sent)} chunks"
     assert error.code is AbortCode.TIMEOUT and "time limit" in error.detail
     assert 6.0 <= elapsed < 10.0 and len(sent) < 250
+
+
+def test_a_delta_that_does_not_fit_gives_the_refetch_no_time_of_its_own(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A holder drips a delta for most of the fetch's time limit, then ends it with changes
+    that do not make its announced table (BAD_TABLE): the asker fetches the whole table again,
+    and the holder drips that too. The limit is for the fetch in all; each attempt had one of
+    its own (twice the time). A stand-in for the dripped fetches takes 0.9 of the limit each."""
+    service = pair.holder.query_service(pair.registry)
+    first = pair.travellers(["USTR-00002"], "first.csv")
+
+    async def honest() -> None:
+        a, b = memory_pair()
+        await asyncio.gather(service.handle(b), ask(pair.asker, a, first))
+
+    asyncio.run(honest())  # the asker now holds a copy of the table (version 1)
+    idle, entries = 0.3, 250
+    limit = time_limit(entries, idle, MIN_PACE)
+    attempts: list[int] = []
+
+    async def dripped(*_args: Any) -> int:
+        attempts.append(1)
+        await asyncio.sleep(0.9 * limit)
+        if len(attempts) == 1:
+            raise RemoteProtocolError(AbortCode.BAD_TABLE, "the changes do not make the table")
+        return entries
+
+    monkeypatch.setattr(asker_module, "_fetch_table", dripped)
+
+    async def announcing(conn: Any) -> None:
+        await _welcome(pair, conn, entries, table_version=2)
+        while await conn.receive() is not None:
+            pass
+
+    side = pair.travellers(["USTR-00022"])
+    error, elapsed = against_a_stalling_peer(
+        lambda a: ask(pair.asker, a, side, idle_timeout=idle), announcing
+    )
+    assert len(attempts) == 2  # the whole table was asked for again
+    assert isinstance(error, RemoteProtocolError) and error.code is AbortCode.TIMEOUT
+    assert "time limit" in error.detail and elapsed < limit + 1.0
 
 
 def test_a_holder_announcing_a_table_beyond_the_mou_is_refused_before_any_fetch(

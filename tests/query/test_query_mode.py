@@ -6,7 +6,10 @@ counts, never content; officer approval gives pending, then the release."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import re
+import shutil
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -169,6 +172,40 @@ def test_a_new_month_rotates_the_key_and_the_table(tmp_path: Path) -> None:
         assert (pair.holder.workdir / "query" / f"table-{service.period}.npz").exists()
 
 
+def _asked_across_the_month(
+    pair: QueryPair,
+    service: QueryService,
+    ids: list[str],
+    then: Callable[[], object] = lambda: None,
+) -> QueryOutcome:
+    """Open a session (an officer's terminal), move both clocks into the next month and let
+    another session move the shared service there, call ``then()``, and only then ask about
+    ``ids`` in the first session."""
+    real_clock = pair.holder.clock
+    later = real_clock() + timedelta(days=32)
+    side = pair.travellers(ids, "across.csv")
+
+    async def across() -> QueryOutcome:
+        a, b = memory_pair()
+        first = asyncio.create_task(service.handle(b))
+        async with QueryClient(pair.asker, a) as client:
+            pair.holder.clock = pair.asker.clock = lambda: later  # type: ignore[method-assign]
+            c, d = memory_pair()
+            second = asyncio.create_task(service.handle(d))
+            async with QueryClient(pair.asker, c):
+                pass
+            await second
+            then()
+            outcome = await client.ask(side)
+        await first
+        return outcome
+
+    try:
+        return asyncio.run(across())
+    finally:
+        pair.holder.clock = pair.asker.clock = real_clock  # type: ignore[method-assign]
+
+
 def test_a_session_open_across_the_month_keeps_its_period(tmp_path: Path) -> None:
     """An officer's terminal keeps one session open (QueryClient) while another session moves
     the shared service into the next month: the open session's later evaluations used the new
@@ -178,30 +215,44 @@ def test_a_session_open_across_the_month_keeps_its_period(tmp_path: Path) -> Non
         service = pair.holder.query_service(pair.registry)
         expected = _run(pair, service, HIT, "a.csv")
         assert any(a.matched for a in expected.answers)
-        real_clock = pair.holder.clock
-        later = real_clock() + timedelta(days=32)
-        side = pair.travellers(HIT, "b.csv")
-
-        async def across() -> QueryOutcome:
-            a, b = memory_pair()
-            first = asyncio.create_task(service.handle(b))
-            async with QueryClient(pair.asker, a) as client:
-                pair.holder.clock = lambda: later  # type: ignore[method-assign]
-                c, d = memory_pair()
-                second = asyncio.create_task(service.handle(d))
-                async with QueryClient(pair.asker, c):
-                    pass
-                await second
-                outcome = await client.ask(side)
-            await first
-            return outcome
-
-        try:
-            outcome = asyncio.run(across())
-        finally:
-            pair.holder.clock = real_clock  # type: ignore[method-assign]
+        outcome = _asked_across_the_month(pair, service, HIT)
         assert service.period != outcome.period == expected.period
         assert [a.matched for a in outcome.answers] == [a.matched for a in expected.answers]
+
+
+def _registry_with_changed(pair: QueryPair, ids: set[str]) -> Path:
+    """The bundled registry with the records ``ids`` describing someone else."""
+    with (DATA / "ca_sex_offenders.csv").open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    header = rows[0]
+    for row in rows[1:]:
+        if row[0] in ids:
+            row[header.index("Family Name")] = "Quixotova"
+            row[header.index("Given Name")] = "Zenobia"
+            row[header.index("Date of Birth")] = "01/01/1950"
+            row[header.index("Passport No")] = "999999999"
+    folder = pair.base / "changed"
+    folder.mkdir()
+    out = folder / "ca_sex_offenders.csv"
+    with out.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    shutil.copy(DATA / "ca_sex_offenders.mapping.json", folder / "ca_sex_offenders.mapping.json")
+    return out
+
+
+def test_a_record_changed_after_the_month_changed_is_not_released_on_its_old_tokens(
+    tmp_path: Path,
+) -> None:
+    """A session kept open across the month change decides on its month's table; the list is
+    then updated, changing the records it finds into other people. Within one month that
+    update removes their entries (nothing released); across the month, the old table was not
+    updated, and their new content was released on their old tokens."""
+    with query_pair(tmp_path) as pair:
+        service = pair.holder.query_service(pair.registry)
+        changed = pair.holder.prepare([_registry_with_changed(pair, {PAIRS[t] for t in HIT})])
+        outcome = _asked_across_the_month(pair, service, HIT, lambda: service.update(changed))
+        assert outcome.matched >= 3  # decided on the old month's table, as the session began
+        assert outcome.received == 0
 
 
 def test_a_holder_that_lost_its_table_is_fetched_again_whole(tmp_path: Path) -> None:

@@ -196,28 +196,36 @@ class QueryClient:
                 raise RemoteProtocolError(AbortCode.BAD_TABLE, detail)
             if table.version == welcome.table_version:  # same version, other table: refetch
                 table = AskerTable(keys)
-            # Each fetch has a time limit in all: ten idle timeouts plus WELCOME's entries at
-            # MIN_PACE a second, so that a holder sending one entry inside each idle timeout
-            # cannot hold us for as many timeouts as its table has entries (a week for 10,000).
+            # The fetch has a time limit in all (both attempts): ten idle timeouts plus
+            # WELCOME's entries at MIN_PACE a second, so that a holder sending one entry inside
+            # each idle timeout cannot hold us for as many timeouts as its table has entries
+            # (a week for 10,000).
             limit_s = time_limit(welcome.entries, self._idle, MIN_PACE)
-
-            def fetch(into: AskerTable) -> Awaitable[int]:
-                fetching = _fetch_table(conn, session, into, welcome, self._idle, self._progress)
-                return within_limit(fetching, limit_s, "the table fetch")
-
-            try:
-                self.fetched = await fetch(table)
-            except RemoteProtocolError as exc:
-                aborted = session.state is SessionState.ABORTED  # more than the whole table
-                if exc.code is not AbortCode.BAD_TABLE or table.version == 0 or aborted:
-                    raise
-                # Our copy and the holder's changes since it do not make its table (it lost
-                # and rebuilt it within the month): fetch the whole table once, in this
-                # session (spec §5.3).
-                table = AskerTable(keys)
-                self.fetched = await fetch(table)
+            table = await within_limit(
+                self._fetch(conn, session, welcome, table), limit_s, "the table fetch"
+            )
             table.save(path, meta=meta)
         self.table = table
+
+    async def _fetch(
+        self, conn: Connection, session: AskerSession, welcome: Welcomed, table: AskerTable
+    ) -> AskerTable:
+        """Our copy ``table`` brought to WELCOME's table (spec §5.3): the changes since it, or,
+        when they do not make that table (the holder lost and rebuilt it within the month),
+        the whole table, once, in this session."""
+        try:
+            self.fetched = await _fetch_table(
+                conn, session, table, welcome, self._idle, self._progress
+            )
+        except RemoteProtocolError as exc:
+            aborted = session.state is SessionState.ABORTED  # more than the whole table
+            if exc.code is not AbortCode.BAD_TABLE or table.version == 0 or aborted:
+                raise
+            table = AskerTable(table.keys)
+            self.fetched = await _fetch_table(
+                conn, session, table, welcome, self._idle, self._progress
+            )
+        return table
 
     async def ask(self, travellers: PreparedSide) -> QueryOutcome:
         """Ask about ``travellers`` (the asker's own records: one traveller or a manifest):

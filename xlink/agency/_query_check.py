@@ -17,6 +17,7 @@ from xlink.error_codes import AbortCode
 from xlink.errors import RemoteProtocolError
 from xlink.linkage._derive import TokenDeriver
 from xlink.linkage.scoring import KeyWeight, fellegi_sunter_score
+from xlink.prepare import PreparedSide
 from xlink.query.entries import keys_present
 from xlink.query.session import HolderSession, RequestedHit, query_handle
 from xlink.query.table import HolderTable
@@ -33,6 +34,8 @@ class HolderChecks:
     which inherits them (as :class:`~xlink.agency.Agency` inherits its release methods)."""
 
     agency: Agency
+    side: PreparedSide  # the list as it is now
+    table: HolderTable  # the table of the service's month, kept up to date with the list
     _records: Mapping[str, PersonRecord]
     _weights: tuple[Mapping[str, KeyWeight | float], Mapping[str, float]]
     _deriver: TokenDeriver  # the households of the records decided, one for the service
@@ -59,6 +62,10 @@ class HolderChecks:
         record_id = table.record_id(hit.record)
         if record_id is None or record_id not in self._records:
             return "not-listed"  # removed since the asker's copy: not decided
+        if table is not self.table and not self._unchanged(table, hit.record, record_id):
+            # The session began in an earlier month, and the list has changed the record
+            # since: its entry in this month's table would have been removed, and is.
+            return "not-listed"
         by_handle = {
             query_handle(session.session_id, y): (key, y, token)
             for (key, y), token in zip(
@@ -98,6 +105,15 @@ class HolderChecks:
         return DecidedMatch(
             record_id, position, agreeing, score, tuple(sorted(hit.handles)), disagreeing
         )
+
+    def _unchanged(self, table: HolderTable, record: int, record_id: str) -> bool:
+        """Whether ``table``'s entry ``record`` (an earlier month's, which no update of the list
+        reaches) still holds ``record_id``'s tokens as the list has them now: a session that
+        began before the month changed decides on its own month's table (spec §4.2), and an
+        updated record must not be released on the tokens it had then. Read only for such a
+        session, once per record it names."""
+        now = self.side.tokens.tokens_of({record_id}).get(record_id, [])
+        return set(now) == set(table.record_tokens(record))
 
     def _contested(
         self,
