@@ -61,6 +61,7 @@ class AbortCode(IntEnum):
     # Real-time query (xlink-query-v1 §8): never in a PSI Abort message.
     QUOTA_EXHAUSTED = 70
     BAD_TABLE = 71
+    PERIOD_ENDED = 72
 
 
 class RefusalReason(Enum):

@@ -10,7 +10,7 @@ import csv
 import re
 import shutil
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,8 @@ from _query_agencies import CA, DATA, US, QueryPair, query_pair, truth_pairs
 from xlink.agency import QueryOutcome, QueryService, exchange_in_process
 from xlink.agency._query import QueryClient, ask
 from xlink.audit import AuditEvent, AuditLog
+from xlink.error_codes import AbortCode
+from xlink.errors import PeerAborted
 from xlink.transport import memory_pair
 
 PAIRS = truth_pairs()
@@ -172,17 +174,24 @@ def test_a_new_month_rotates_the_key_and_the_table(tmp_path: Path) -> None:
         assert (pair.holder.workdir / "query" / f"table-{service.period}.npz").exists()
 
 
+def _next_month(now: datetime) -> datetime:
+    """The first instant of the UTC month after ``now``'s."""
+    first = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (first + timedelta(days=32)).replace(day=1)
+
+
 def _asked_across_the_month(
     pair: QueryPair,
     service: QueryService,
     ids: list[str],
     then: Callable[[], object] = lambda: None,
 ) -> QueryOutcome:
-    """Open a session (an officer's terminal), move both clocks into the next month and let
-    another session move the shared service there, call ``then()``, and only then ask about
-    ``ids`` in the first session."""
+    """Open a session (an officer's terminal), move both clocks half an hour into the next
+    month (within the hour a session outlives its month) and let another session move the
+    shared service there, call ``then()``, and only then ask about ``ids`` in the first
+    session."""
     real_clock = pair.holder.clock
-    later = real_clock() + timedelta(days=32)
+    later = _next_month(real_clock()) + timedelta(minutes=30)
     side = pair.travellers(ids, "across.csv")
 
     async def across() -> QueryOutcome:
@@ -218,6 +227,50 @@ def test_a_session_open_across_the_month_keeps_its_period(tmp_path: Path) -> Non
         outcome = _asked_across_the_month(pair, service, HIT)
         assert service.period != outcome.period == expected.period
         assert [a.matched for a in outcome.answers] == [a.matched for a in expected.answers]
+
+
+def test_a_session_is_answered_an_hour_past_its_month_and_no_longer(tmp_path: Path) -> None:
+    """A session kept open (one request inside each idle timeout is enough) was answered on
+    its first month's key and table for as long as it was kept: months later, lookups on a
+    list long changed. Past an hour after its month, a request is refused (PERIOD_ENDED)
+    before anything is evaluated; within the hour it is answered as before."""
+    with query_pair(tmp_path) as pair:
+        service = pair.holder.query_service(pair.registry)
+        real_clock = pair.holder.clock
+        start = real_clock()
+        month_end = _next_month(start)
+        side = pair.travellers(HIT, "c.csv")
+
+        async def held() -> tuple[QueryOutcome, BaseException | None]:
+            a, b = memory_pair()
+            serving = asyncio.create_task(service.handle(b))
+            error: BaseException | None = None
+            async with QueryClient(pair.asker, a) as client:
+                pair.holder.clock = lambda: month_end + timedelta(minutes=59)  # type: ignore[method-assign]
+                within = await client.ask(side)
+                pair.holder.clock = lambda: month_end + timedelta(minutes=61)  # type: ignore[method-assign]
+                try:
+                    await client.ask(side)
+                except PeerAborted as exc:
+                    error = exc
+            await asyncio.gather(serving, return_exceptions=True)
+            return within, error
+
+        try:
+            within, error = asyncio.run(held())
+        finally:
+            pair.holder.clock = real_clock  # type: ignore[method-assign]
+        assert within.matched >= 3 and within.period == start.strftime("%Y-%m")
+        assert isinstance(error, PeerAborted) and error.code is AbortCode.PERIOD_ENDED
+        with AuditLog.open(pair.holder.workdir / "audit.db", signing_key=None) as log:
+            evaluated = sum(
+                int(e.fields["evaluations"])
+                for e in log.entries()
+                if e.kind is AuditEvent.QUERY_EVALUATED
+            )
+            ended = [e.fields for e in log.entries() if e.kind is AuditEvent.QUERY_ENDED]
+        assert evaluated == within.evaluations  # nothing spent on the refused request
+        assert [f["code"] for f in ended] == ["PERIOD_ENDED"]
 
 
 def _registry_with_changed(pair: QueryPair, ids: set[str]) -> Path:

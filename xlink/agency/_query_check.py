@@ -44,6 +44,7 @@ class HolderChecks:
         self,
         session: HolderSession,
         table: HolderTable,
+        listed: Mapping[str, list[bytes]] | None,
         claims: ClaimsRequest,
         position: int,
         hit: RequestedHit,
@@ -56,16 +57,16 @@ class HolderChecks:
         (``not-listed``, ``below-mou-threshold``, ``too-little-evidence``, ``rival-record``,
         ``claimed-today``). A handle that is not one of the record's tokens aborts the session
         (``CONFIRMATION_FAILED``). ``table`` is the session's: the table of the month it
-        started in (spec §4.2)."""
+        started in (spec §4.2); ``listed``, :meth:`_listed_now` of the request."""
         schema = self.agency.schema
         assert session.session_id is not None
         record_id = table.record_id(hit.record)
         if record_id is None or record_id not in self._records:
             return "not-listed"  # removed since the asker's copy: not decided
-        if table is not self.table and not self._unchanged(table, hit.record, record_id):
-            # The session began in an earlier month, and the list has changed the record
-            # since: its entry in this month's table would have been removed, and is.
-            return "not-listed"
+        if listed is not None and set(listed.get(record_id, ())) != set(
+            table.record_tokens(hit.record)
+        ):
+            return "not-listed"  # changed since the session's month began (:meth:`_listed_now`)
         by_handle = {
             query_handle(session.session_id, y): (key, y, token)
             for (key, y), token in zip(
@@ -106,14 +107,19 @@ class HolderChecks:
             record_id, position, agreeing, score, tuple(sorted(hit.handles)), disagreeing
         )
 
-    def _unchanged(self, table: HolderTable, record: int, record_id: str) -> bool:
-        """Whether ``table``'s entry ``record`` (an earlier month's, which no update of the list
-        reaches) still holds ``record_id``'s tokens as the list has them now: a session that
-        began before the month changed decides on its own month's table (spec §4.2), and an
-        updated record must not be released on the tokens it had then. Read only for such a
-        session, once per record it names."""
-        now = self.side.tokens.tokens_of({record_id}).get(record_id, [])
-        return set(now) == set(table.record_tokens(record))
+    def _listed_now(
+        self, table: HolderTable, hits: Sequence[RequestedHit]
+    ) -> Mapping[str, list[bytes]] | None:
+        """For a session that began before the month changed (its ``table`` an earlier month's,
+        which no update of the list reaches): the tokens the list holds now for each record the
+        request names, read in one pass over the list; None for a session of this month (its
+        table is kept up to date: a changed record's entries are removed from it).
+        :meth:`_decide_hit` refuses a record whose tokens these are not, as this month's table
+        would (spec §4.2): an updated record must not be released on the tokens it had."""
+        if table is self.table:
+            return None
+        wanted = {rid for hit in hits if (rid := table.record_id(hit.record)) is not None}
+        return self.side.tokens.tokens_of(wanted)
 
     def _contested(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from cryptography.hazmat.primitives import hashes
@@ -52,6 +52,17 @@ _FATES: Final = {
 def period_of(now: datetime) -> str:
     """The key period of ``now``: its UTC calendar month, ``YYYY-MM`` (§4.2)."""
     return now.astimezone(UTC).strftime("%Y-%m")
+
+
+PERIOD_GRACE: Final = timedelta(hours=1)
+"""How long past the end of its month a session is still answered (§4.2): an officer's terminal
+that kept one session open over midnight at the month's end finishes what it was doing, and no
+session is answered on a month's key and table for longer."""
+
+
+def period_over(period: str, now: datetime) -> bool:
+    """Whether ``now`` is more than :data:`PERIOD_GRACE` past the end of ``period``."""
+    return period not in (period_of(now), period_of(now - PERIOD_GRACE))
 
 
 def _lp(data: bytes) -> bytes:

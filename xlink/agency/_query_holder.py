@@ -27,6 +27,7 @@ from xlink.agency._query_common import (
     _receive,
     audit_unopened,
     period_of,
+    period_over,
     table_bound,
 )
 from xlink.agency._quota import DayQuota
@@ -208,6 +209,8 @@ class QueryService(HolderChecks):
                 if served.session_id is None and session.session_id is not None:
                     served.session_id = session.session_id.hex()
                     self._audit(AuditEvent.QUERY_STARTED, session, mou=agency.mou.id)
+                if any(isinstance(e, (EvaluationRequested, ReleaseRequested)) for e in events):
+                    self._within_period(session)
                 for event in events:
                     if isinstance(event, TableRequested):
                         width = TAG_SIZE + table.label_size
@@ -294,6 +297,17 @@ class QueryService(HolderChecks):
             raise RemoteProtocolError(code, f"element {exc.index}: {exc.reason}") from None
         session.answer_evaluation(evaluated)
 
+    def _within_period(self, session: HolderSession) -> None:
+        """Refuse a request in a session whose month is over by more than
+        :data:`~xlink.agency._query_common.PERIOD_GRACE` (spec §4.2, ``PERIOD_ENDED``): a
+        session kept open could otherwise be answered on an old month's key and table without
+        end, its lookups and one-to-one on a list that has changed since."""
+        if not period_over(session.period, self.agency.clock()):
+            return
+        detail = f"the session's month {session.period} is over: start a new session"
+        session.abort(AbortCode.PERIOD_ENDED, detail)
+        raise RemoteProtocolError(AbortCode.PERIOD_ENDED, detail)
+
     def _within_quota(self, session: HolderSession, count: int) -> None:
         """Take ``count`` evaluations from the day's quota, shared with the agency's other
         query services; refuse (audited, ``QUOTA_EXHAUSTED``) when fewer are left."""
@@ -343,6 +357,7 @@ class QueryService(HolderChecks):
         positions: list[int] = []  # request position of each match
         repeated: dict[int, ReleaseAnswer] = {}
         refused: list[tuple[bytes, str]] = []  # (first handle, reason) of each not decided
+        listed = self._listed_now(table, event.hits)
         try:
             # committed before the answers leave: a restart forgets no claim (item 5)
             with self._claims.request(self._today()) as claims:
@@ -350,7 +365,7 @@ class QueryService(HolderChecks):
                     if hit.record in answered:
                         repeated[position] = answered[hit.record]
                         continue
-                    match = self._decide_hit(session, table, claims, position, hit, outputs)
+                    match = self._decide_hit(session, table, listed, claims, position, hit, outputs)
                     if isinstance(match, str):  # a record not listed: its handles unchecked
                         unchecked = match == "not-listed"
                         refused.append((bytes(16) if unchecked else hit.handles[0], match))
