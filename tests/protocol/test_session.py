@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from xlink.crypto import _rbcl, suite
 from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.suite import SUITE_R255, SUITE_X25519
+from xlink.error_codes import LOCAL_FAILURE
 from xlink.errors import LocalProtocolError, RemoteProtocolError
 from xlink.linkage.tokens import TokenSet, token_digest
 from xlink.protocol import (
@@ -261,7 +262,9 @@ def test_record_with_too_many_tokens_is_refused_at_construction() -> None:
     PsiSession(config(Role.INITIATOR, bucket=1024, chunk=512), ok, rng=DeterministicRandom(1))
 
 
-def _expect_internal_abort(session: PsiSession, info: pytest.ExceptionInfo[Exception]) -> None:
+def _expect_internal_abort(session: PsiSession, info: pytest.ExceptionInfo[Exception]) -> bytes:
+    """The Abort ``session`` queued for its local failure (checked: INTERNAL_ERROR, telling
+    the peer nothing of what failed), which the failure ``info`` names for the caller."""
     assert isinstance(info.value, InternalProtocolError)
     assert isinstance(info.value, LocalProtocolError)
     assert info.value.code is AbortCode.INTERNAL_ERROR
@@ -270,6 +273,10 @@ def _expect_internal_abort(session: PsiSession, info: pytest.ExceptionInfo[Excep
     assert out is not None and session.next_message() is None
     abort = decode_message(out)
     assert isinstance(abort, Abort) and abort.code == AbortCode.INTERNAL_ERROR
+    # the peer is told that something failed here, never what (it named the exception's type)
+    assert abort.detail == LOCAL_FAILURE
+    assert info.value.detail.startswith(f"{LOCAL_FAILURE}: ")
+    return out
 
 
 def test_reveal_preparation_failure_aborts_with_internal_error(
@@ -292,16 +299,11 @@ def test_reveal_preparation_failure_aborts_with_internal_error(
                     failed = y
                     y.receive_message(m)
     assert failed is not None
-    _expect_internal_abort(failed, info)
+    abort = _expect_internal_abort(failed, info)
     peer = b if failed is a else a
-    events = peer.receive_message(failed_abort(failed, info))
-    assert events[0] == Aborted(AbortCode.INTERNAL_ERROR, info.value.detail, by_peer=True)
+    events = peer.receive_message(abort)
+    assert events[0] == Aborted(AbortCode.INTERNAL_ERROR, LOCAL_FAILURE, by_peer=True)
     assert peer.state is State.ABORTED and peer.next_message() is None
-
-
-def failed_abort(session: PsiSession, info: pytest.ExceptionInfo[Exception]) -> bytes:
-    assert isinstance(info.value, InternalProtocolError)
-    return encode_message(Abort(int(AbortCode.INTERNAL_ERROR), info.value.detail))
 
 
 @pytest.mark.parametrize("suite_id", [SUITE_X25519.suite_id, SUITE_R255.suite_id])

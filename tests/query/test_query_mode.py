@@ -9,9 +9,11 @@ import asyncio
 import csv
 import re
 import shutil
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _officers import approve, enrol_agency_officers
@@ -20,8 +22,9 @@ from _query_agencies import CA, DATA, US, QueryPair, query_pair, truth_pairs
 from xlink.agency import QueryOutcome, QueryService, exchange_in_process
 from xlink.agency._query import QueryClient, ask
 from xlink.audit import AuditEvent, AuditLog
-from xlink.error_codes import AbortCode
-from xlink.errors import PeerAborted
+from xlink.error_codes import LOCAL_FAILURE, AbortCode
+from xlink.errors import InputError, InternalProtocolError, PeerAborted
+from xlink.query.table import HolderTable
 from xlink.transport import memory_pair
 
 PAIRS = truth_pairs()
@@ -324,3 +327,121 @@ def test_a_holder_that_lost_its_table_is_fetched_again_whole(tmp_path: Path) -> 
         after = _run(pair, rebuilt, HIT, "b.csv")
         assert after.table_fetched == rebuilt.table.entries
         assert [a.matched for a in after.answers] == [a.matched for a in before.answers]
+
+
+def test_a_refused_update_leaves_the_open_sessions_table_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update the MOU's bound refuses (the table would grow past what an asker fetches)
+    was applied to the table in place, then the service went back to the saved copy; a
+    session open meanwhile kept the changed table, and the travellers it had found were
+    refused as no longer listed. A refused update touches nothing."""
+    with query_pair(tmp_path) as pair:
+        service = pair.holder.query_service(pair.registry)
+        changed = pair.holder.prepare([_registry_with_changed(pair, {PAIRS[t] for t in HIT})])
+        entries = service.table.entries
+        monkeypatch.setattr("xlink.agency._query_holder.table_bound", lambda *_: entries)
+        side = pair.travellers(HIT, "open.csv")
+
+        async def open_session() -> QueryOutcome:
+            a, b = memory_pair()
+            serving = asyncio.create_task(service.handle(b))
+            async with QueryClient(pair.asker, a) as client:
+                with pytest.raises(InputError, match=f"lets an asker fetch at most {entries}"):
+                    service.update(changed)
+                outcome = await client.ask(side)
+            await serving
+            return outcome
+
+        outcome = asyncio.run(open_session())
+        assert outcome.matched >= 3 and outcome.received == outcome.matched
+        assert (service.table.version, service.table.entries) == (1, entries)
+        assert service.side is not changed
+
+
+def _moved_a_month(pair: QueryPair) -> Callable[[], None]:
+    """Move both clocks half an hour into the next month; returns the undo."""
+    real = pair.holder.clock
+    later = _next_month(real()) + timedelta(minutes=30)
+    pair.holder.clock = pair.asker.clock = lambda: later  # type: ignore[method-assign]
+
+    def undo() -> None:
+        pair.holder.clock = pair.asker.clock = real  # type: ignore[method-assign]
+
+    return undo
+
+
+def test_open_sessions_are_answered_while_the_new_months_table_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first session of a month builds the month's table (an OPRF evaluation per token of
+    the list: minutes for a large one). It was built on the event loop, and every session
+    open meanwhile went unanswered until it was done. It is built on a worker thread now."""
+    steps: list[str] = []
+    go_on = threading.Event()
+    build = HolderTable.build
+
+    def slow_build(*args: Any, **kwargs: Any) -> HolderTable:
+        steps.append("build started")
+        go_on.wait(timeout=10)  # the old code held the event loop here
+        steps.append("build done")
+        return build(*args, **kwargs)
+
+    with query_pair(tmp_path) as pair:
+        service = pair.holder.query_service(pair.registry)
+        monkeypatch.setattr(HolderTable, "build", slow_build)
+        side = pair.travellers(HIT, "open.csv")
+
+        async def meanwhile() -> tuple[QueryOutcome, QueryOutcome]:
+            a, b = memory_pair()
+            first = asyncio.create_task(service.handle(b))
+            async with QueryClient(pair.asker, a) as client:
+                undo = _moved_a_month(pair)
+                c, d = memory_pair()
+                second = asyncio.create_task(service.handle(d))  # moves the service
+                while "build started" not in steps:
+                    await asyncio.sleep(0.01)
+                answered = await client.ask(side)
+                steps.append("answered")
+                go_on.set()
+                async with QueryClient(pair.asker, c) as other:
+                    moved = await other.ask(side)
+                await second
+            await first
+            undo()
+            return answered, moved
+
+        answered, moved = asyncio.run(meanwhile())
+        assert steps == ["build started", "answered", "build done"]
+        assert answered.matched >= 3 and answered.period != moved.period == service.period
+        assert [a.matched for a in moved.answers] == [a.matched for a in answered.answers]
+
+
+def test_a_month_that_cannot_be_entered_leaves_the_service_in_the_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new month's table is refused (larger than an asker fetches under the MOU). The
+    service had already taken the new month's key and kept the old month's table: the next
+    sessions were answered with a key that is not the table's, every traveller no-match. Now
+    the session is refused as a local failure (audited), the service stays in its month, and
+    the next session tries the move again."""
+    with query_pair(tmp_path) as pair:
+        service = pair.holder.query_service(pair.registry)
+        before = _run(pair, service, HIT, "a.csv")
+        old = service.period
+        undo = _moved_a_month(pair)
+        try:
+            monkeypatch.setattr("xlink.agency._query_holder.table_bound", lambda *_: 0)
+            with pytest.raises(InternalProtocolError) as refused:
+                _run(pair, service, HIT, "b.csv")
+            assert refused.value.detail == LOCAL_FAILURE
+            assert service.period == old and service.table.version == 1
+            monkeypatch.undo()
+            after = _run(pair, service, HIT, "c.csv")
+        finally:
+            undo()
+        assert service.period == after.period != old
+        assert [a.matched for a in after.answers] == [a.matched for a in before.answers]
+        with AuditLog.open(pair.holder.workdir / "audit.db", signing_key=None) as log:
+            aborted = [e.fields for e in log.entries() if e.kind is AuditEvent.SESSION_ABORTED]
+        assert [(f["code"], f["side"]) for f in aborted] == [("INTERNAL_ERROR", "LOCAL")]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -99,3 +100,32 @@ def test_an_update_during_a_slow_send_does_not_tear_the_answer() -> None:
     # The next answer is of the new version, tombstones and all.
     tags, labels = AskerTable.parse_chunk(b"".join(table.delta(0)), size)
     assert table_digest(tags, labels) == table.digest()
+
+
+class _Refused(Exception):
+    pass
+
+
+def test_a_refused_update_leaves_the_table_as_it_was() -> None:
+    """``check_entries`` is told how many entries the update would leave, before anything is
+    written: refusing it keeps every record, entry and version (sessions that hold the table
+    go on answering from it). The entries are those of the records added or changed, on top
+    of all the table has (tombstones stay)."""
+    key = OprfKey.derive(b"\x02" * 32, b"xlink-test/refused-update")
+    records = {f"r{i}": [bytes([i, k]) * 16 for k in range(2)] for i in range(20)}
+    table = HolderTable.build(key, _tokens(records))
+    before = (table.version, table.entries, list(table.record_ids), table.digest())
+    changed = {**records, "r5": [b"\xaa" * 32], "new": [b"\xbb" * 32, b"\xcc" * 32]}
+    asked: list[int] = []
+
+    def refuse(entries: int) -> None:
+        asked.append(entries)
+        raise _Refused
+
+    with pytest.raises(_Refused):
+        table.update(_tokens(changed), check_entries=refuse)
+    assert asked == [40 + 1 + 2]
+    assert (table.version, table.entries, list(table.record_ids), table.digest()) == before
+    assert table.record_tokens(5) == records["r5"]
+    stats = table.update(_tokens(changed), check_entries=asked.append)
+    assert (stats.changed, stats.added, table.entries, asked[-1]) == (1, 1, 43, 43)

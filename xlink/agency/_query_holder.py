@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, date
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xlink.agency._query_check import HolderChecks
@@ -104,9 +105,10 @@ class QueryService(HolderChecks):
         # the schema's weights, for every score the holder computes (§7.5)
         self._weights = (agency.schema.weights(), agency.schema.disagreement_weights())
         self._deriver = TokenDeriver(agency.schema)  # the households of the records decided
-        self.period = ""
         self._progress = progress
-        self._enter_period(period_of(agency.clock()))
+        # the month being entered, the list it is built from, the build
+        self._moving: tuple[str, PreparedSide, asyncio.Future[_Month]] | None = None
+        self._use(self._month_of(period_of(agency.clock()), side))
         self._quota = DayQuota(
             agency.workdir / "query",
             agency.peer_id,
@@ -116,33 +118,65 @@ class QueryService(HolderChecks):
         )
         self._claims = agency.day_claims()
 
-    def _enter_period(self, period: str) -> None:
-        """The key and table of ``period``: the saved table if it is this key's, brought up to
-        date with the list, else a new one (a new month: the key rotates, the table with it)."""
-        self.period = period
-        self._key = _period_key(self.agency, period)
-        self._check = self._key.evaluate(DST_TABLE_CHECK)[:16]
+    def _month_of(self, period: str, side: PreparedSide) -> _Month:
+        """The key and table of ``period`` for the list ``side``: the saved table if it is
+        this key's, brought up to date with the list, else a new one (a new month: the key
+        rotates, the table with it). Changes nothing of the service (:meth:`_use` does), so it
+        runs on a worker thread while other sessions are answered, and a month that cannot be
+        entered leaves the service in the one it was."""
+        key = _period_key(self.agency, period)
+        check = key.evaluate(DST_TABLE_CHECK)[:16]
         folder = self.agency.workdir / "query"
         folder.mkdir(exist_ok=True)
-        self.table_path = folder / f"table-{period}.npz"
-        table = HolderTable.load(self.table_path, self._key, check=self._check)
+        path = folder / f"table-{period}.npz"
+        table = HolderTable.load(path, key, check=check)
         if table is None:
-            table = HolderTable.build(self._key, self.side.tokens, progress=self._progress)
+            table = HolderTable.build(key, side.tokens, progress=self._progress)
         else:
-            table.update(self.side.tokens, progress=self._progress)
-        self._check_bound(table)
-        table.save(self.table_path, check=self._check)
-        self.table = table
+            table.update(side.tokens, progress=self._progress)
+        self._check_bound(table.entries, path)
+        table.save(path, check=check)
+        return _Month(period, key, check, path, table)
 
-    def _check_bound(self, table: HolderTable) -> None:
+    def _use(self, month: _Month) -> None:
+        """Answer new sessions in ``month``, with its key and table."""
+        self.period, self._key, self._check = month.period, month.key, month.check
+        self.table_path, self.table = month.path, month.table
+
+    async def _enter(self, period: str) -> None:
+        """Move the service to ``period`` (:meth:`_month_of` on a worker thread): the event
+        loop goes on answering the sessions already open meanwhile, and sessions that start
+        during the move wait for the same one. A list updated during the move is brought into
+        the new table before it is used."""
+        if self._moving is None or self._moving[0] != period:
+            side = self.side
+            work = asyncio.get_running_loop().run_in_executor(None, self._month_of, period, side)
+            self._moving = (period, side, work)
+        moving = self._moving
+        try:
+            month = await asyncio.shield(moving[2])
+        finally:
+            if moving[2].done() and self._moving is moving:
+                self._moving = None
+        if self.period == period:
+            return  # another session waiting for the same move took it first
+        if self.side is not moving[1]:  # updated meanwhile: only its changes, here
+            month.table.update(
+                self.side.tokens,
+                check_entries=lambda entries: self._check_bound(entries, month.path),
+            )
+            month.table.save(month.path, check=month.check)
+        self._use(month)
+
+    def _check_bound(self, entries: int, path: Path) -> None:
         """Refuse a table larger than an asker will fetch under the MOU (spec §6.5)."""
         bound = table_bound(self.agency, self.agency.agency_id)
-        if table.entries > bound:
+        if entries > bound:
             raise InputError(
-                f"the query table has {table.entries} entries; the MOU {self.agency.mou.id} "
+                f"the query table has {entries} entries; the MOU {self.agency.mou.id} "
                 f"lets an asker fetch at most {bound} ({TABLE_ENTRIES_PER_SET_ELEMENT} times "
                 "this agency's max_set_size). If the month's updates made it so (a removed "
-                f"record's entries stay), delete {self.table_path} to build it again without "
+                f"record's entries stay), delete {path} to build it again without "
                 "them (askers fetch it whole); else the MOU's max_set_size is too small"
             )
 
@@ -153,13 +187,14 @@ class QueryService(HolderChecks):
         if schema_digest(side.schema) != self.agency.mou.schema_digest:
             raise InputError("these records were prepared with another linkage schema")
         side = self.agency.releasable(side)
-        stats = self.table.update(side.tokens, progress=progress)
-        try:
-            self._check_bound(self.table)
-        except InputError:  # serve the list as it was, not a table askers refuse
-            saved = HolderTable.load(self.table_path, self._key, check=self._check)
-            self.table = saved or HolderTable.build(self._key, self.side.tokens)
-            raise
+        # refused before the table is touched: the list is served as it was, also to the
+        # sessions open now, not as a table askers would refuse
+        path = self.table_path
+        stats = self.table.update(
+            side.tokens,
+            progress=progress,
+            check_entries=lambda entries: self._check_bound(entries, path),
+        )
         self.side = side
         self._records = {r.record_id: r for r in side.records}
         self.table.save(self.table_path, check=self._check)
@@ -176,7 +211,14 @@ class QueryService(HolderChecks):
         that starts in a new month first moves the key and the table to it."""
         agency = self.agency
         if period_of(agency.clock()) != self.period:
-            self._enter_period(period_of(agency.clock()))
+            try:
+                await self._enter(period_of(agency.clock()))
+            except Exception as exc:  # the new month's table: a full disk, a table too large
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(conn.close(timeout=1.0))
+                local = InternalProtocolError(LOCAL_FAILURE)
+                audit_unopened(agency, local)
+                raise local from exc
         # The month this session declares is the one it answers in, with that month's key and
         # table, even once another session has moved the service to the next (spec §4.2); and
         # the version it declares is the one it serves, even if the table is updated while the
@@ -408,3 +450,15 @@ class QueryService(HolderChecks):
 @dataclass
 class _Outgoing:
     batch: ReleaseBatch
+
+
+@dataclass(frozen=True)
+class _Month:
+    """The key period a query service answers in: its key, the table check, the saved
+    table's path and the table."""
+
+    period: str
+    key: OprfKey
+    check: bytes
+    path: Path
+    table: HolderTable

@@ -20,6 +20,7 @@ from xlink.crypto.oprf import OprfScalar
 from xlink.crypto.rand import RandomSource
 from xlink.crypto.suite import BlindingKey, InvalidElement, get_suite
 from xlink.crypto.workers import GroupWorkers
+from xlink.error_codes import LOCAL_FAILURE
 from xlink.errors import InternalProtocolError, LocalProtocolError, RemoteProtocolError
 from xlink.linkage.tokens import TokenSet
 from xlink.protocol import _keys
@@ -273,10 +274,9 @@ class PsiSession:
                 self._fail(exc.code, exc.detail)
             raise
         except Exception as exc:  # a local failure: INTERNAL_ERROR, never a silent stall
-            detail = f"local failure: {type(exc).__name__}"
-            if self._state not in TERMINAL:
-                self._fail(AbortCode.INTERNAL_ERROR, detail)
-            raise InternalProtocolError(detail) from exc
+            if self._state not in TERMINAL:  # the peer is told nothing of what failed here
+                self._fail(AbortCode.INTERNAL_ERROR, LOCAL_FAILURE)
+            raise InternalProtocolError(f"{LOCAL_FAILURE}: {type(exc).__name__}") from exc
 
     def _receive(self, message: bytes) -> list[Event]:
         decoded = decode_message(message)

@@ -7,7 +7,7 @@ import itertools
 import os
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,8 +147,7 @@ class HolderTable:
     ) -> int:
         """Add the records ``which`` of ``tokens`` (positions in ``tokens.record_ids``) as new
         records; returns the OPRF evaluations made."""
-        if tuple(tokens.key_names) != self.key_names:
-            raise InputError("these tokens were derived with another linkage schema")
+        self._same_keys(tokens)
         wanted = np.zeros(len(tokens.record_ids), dtype=bool)
         wanted[list(which)] = True
         rec_col = np.frombuffer(tokens.record_index, dtype=np.uint32)
@@ -158,8 +157,7 @@ class HolderTable:
         key_col = np.frombuffer(tokens.key_index, dtype=np.uint8)[keep]
         first = len(self.record_ids)
         chosen = np.flatnonzero(wanted)
-        if first + len(chosen) > MAX_RECORDS:
-            raise InputError(f"a query table holds at most {MAX_RECORDS} records")
+        self._room_for(len(chosen))
         new_index = np.zeros(len(tokens.record_ids), dtype=np.uint32)
         new_index[chosen] = np.arange(first, first + len(chosen), dtype=np.uint32)
         recs = new_index[old_rec]
@@ -204,6 +202,14 @@ class HolderTable:
         self._versions = np.concatenate([self._versions, fresh])
         self._sorted = None
         return len(unique)
+
+    def _same_keys(self, tokens: TokenSet) -> None:
+        if tuple(tokens.key_names) != self.key_names:
+            raise InputError("these tokens were derived with another linkage schema")
+
+    def _room_for(self, records: int) -> None:
+        if len(self.record_ids) + records > MAX_RECORDS:
+            raise InputError(f"a query table holds at most {MAX_RECORDS} records")
 
     def _occurrences(self, unique: npt.NDArray[np.void]) -> npt.NDArray[np.int64]:
         """How many occurrences (tombstones included) each value of ``unique`` has already."""
@@ -268,11 +274,24 @@ class HolderTable:
 
     # -- updating ----------------------------------------------------------------------------
 
-    def update(self, tokens: TokenSet, *, progress: ProgressFn | None = None) -> UpdateStats:
+    def update(
+        self,
+        tokens: TokenSet,
+        *,
+        progress: ProgressFn | None = None,
+        check_entries: Callable[[int], object] | None = None,
+    ) -> UpdateStats:
         """Bring the table to the records of ``tokens``: a record id no longer there becomes
         tombstones, a new id is added, an id whose tokens changed is both. Records unchanged
-        cost nothing; the version goes up by one if anything changed."""
+        cost nothing; the version goes up by one if anything changed.
+
+        Everything that can refuse the update runs before the table is touched, so a refused
+        update leaves it as it was (sessions that hold the table go on answering from it):
+        tokens of another schema or more records than a table holds raise ``InputError``, and
+        ``check_entries`` is called with the number of entries the table would have, to raise
+        when that is too many."""
         started = time.perf_counter()
+        self._same_keys(tokens)
         incoming: dict[str, int] = {rid: i for i, rid in enumerate(tokens.record_ids)}
         # Each record's tokens as an order-free fingerprint (sum and count), computed in
         # numpy for both sides: a million records compare in about a second.
@@ -299,6 +318,13 @@ class HolderTable:
         ]
         if not removed and not added:
             return UpdateStats(0, 0, 0, 0, len(self._tags), self.version, 0.0)
+        self._room_for(len(added))
+        if check_entries is not None:
+            per_record = np.bincount(
+                np.frombuffer(tokens.record_index, dtype=np.uint32),
+                minlength=len(tokens.record_ids),
+            )
+            check_entries(self.entries + int(per_record[added].sum()))
         evaluations = self._tombstone(sorted(removed))
         for index in removed:
             gone = self.record_ids[index]
