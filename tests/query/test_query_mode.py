@@ -6,6 +6,7 @@ counts, never content; officer approval gives pending, then the release."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import re
 import shutil
@@ -424,18 +425,24 @@ def test_a_month_that_cannot_be_entered_leaves_the_service_in_the_last(
     service had already taken the new month's key and kept the old month's table: the next
     sessions were answered with a key that is not the table's, every traveller no-match. Now
     the session is refused as a local failure (audited), the service stays in its month, and
-    the next session tries the move again."""
+    the next session tries the move again. A table a bound refuses is refused before it is
+    built (an OPRF evaluation per token), not after."""
+    built: list[int] = []
+    build = HolderTable.build
     with query_pair(tmp_path) as pair:
         service = pair.holder.query_service(pair.registry)
         before = _run(pair, service, HIT, "a.csv")
         old = service.period
         undo = _moved_a_month(pair)
         try:
+            monkeypatch.setattr(
+                HolderTable, "build", lambda *a, **k: built.append(1) or build(*a, **k)
+            )
             monkeypatch.setattr("xlink.agency._query_holder.table_bound", lambda *_: 0)
             with pytest.raises(InternalProtocolError) as refused:
                 _run(pair, service, HIT, "b.csv")
             assert refused.value.detail == LOCAL_FAILURE
-            assert service.period == old and service.table.version == 1
+            assert service.period == old and service.table.version == 1 and not built
             monkeypatch.undo()
             after = _run(pair, service, HIT, "c.csv")
         finally:
@@ -445,3 +452,88 @@ def test_a_month_that_cannot_be_entered_leaves_the_service_in_the_last(
         with AuditLog.open(pair.holder.workdir / "audit.db", signing_key=None) as log:
             aborted = [e.fields for e in log.entries() if e.kind is AuditEvent.SESSION_ABORTED]
         assert [(f["code"], f["side"]) for f in aborted] == [("INTERNAL_ERROR", "LOCAL")]
+
+
+def test_a_move_its_event_loop_did_not_outlive_does_not_refuse_the_later_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session starts the new month's build, then its event loop ends before the build does
+    (the session cancelled, the loop closed). The service kept that loop's future of the
+    build, and every later session of the month, on a new loop, was refused waiting for it."""
+    go_on, done = threading.Event(), threading.Event()
+    build = HolderTable.build
+
+    def slow_build(*args: Any, **kwargs: Any) -> HolderTable:
+        go_on.wait(timeout=20)
+        try:
+            return build(*args, **kwargs)
+        finally:
+            done.set()
+
+    with query_pair(tmp_path) as pair:
+        service = pair.holder.query_service(pair.registry)
+        before = _run(pair, service, HIT, "a.csv")
+        monkeypatch.setattr(HolderTable, "build", slow_build)
+        undo = _moved_a_month(pair)
+        try:
+            loop = asyncio.new_event_loop()
+
+            async def start_then_drop() -> None:
+                _, b = memory_pair()
+                task = asyncio.create_task(service.handle(b))
+                await asyncio.sleep(0.2)  # the move is under way on its worker thread
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+            loop.run_until_complete(start_then_drop())
+            loop.close()
+            go_on.set()
+            assert done.wait(timeout=30)
+            later = [_run(pair, service, HIT, name) for name in ("b.csv", "c.csv")]
+        finally:
+            undo()
+        assert [o.period for o in later] == [service.period] * 2 != [before.period] * 2
+        assert [a.matched for a in later[0].answers] == [a.matched for a in before.answers]
+
+
+def test_a_list_updated_during_the_move_is_what_the_new_month_answers_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list is updated (the records the travellers match changed into other people)
+    while the new month's table is being built from the list as it was: the new month's
+    table is brought up to date before it is used, and nothing is released."""
+    started, go_on = threading.Event(), threading.Event()
+    build = HolderTable.build
+
+    def slow_build(*args: Any, **kwargs: Any) -> HolderTable:
+        started.set()
+        go_on.wait(timeout=20)
+        return build(*args, **kwargs)
+
+    with query_pair(tmp_path) as pair:
+        service = pair.holder.query_service(pair.registry)
+        assert _run(pair, service, HIT, "a.csv").received >= 3
+        changed = pair.holder.prepare([_registry_with_changed(pair, {PAIRS[t] for t in HIT})])
+        monkeypatch.setattr(HolderTable, "build", slow_build)
+        side = pair.travellers(HIT, "moved.csv")
+
+        async def moved() -> QueryOutcome:
+            c, d = memory_pair()
+            serving = asyncio.create_task(service.handle(d))
+            while not started.is_set():
+                await asyncio.sleep(0.01)
+            service.update(changed)  # on the loop, during the build
+            go_on.set()
+            async with QueryClient(pair.asker, c) as client:
+                outcome = await client.ask(side)
+            await serving
+            return outcome
+
+        undo = _moved_a_month(pair)
+        try:
+            outcome = asyncio.run(moved())
+        finally:
+            undo()
+        assert service.table.version == 2 and service.side is changed
+        assert outcome.received == 0

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xlink.crypto.oprf9497 import OprfKey
+from xlink.errors import InputError
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder
 from xlink.query.asker_table import AskerTable
 from xlink.query.entries import RECORD_SIZE, entry_pad, label_size_for, table_digest, xor_bytes
@@ -129,3 +130,18 @@ def test_a_refused_update_leaves_the_table_as_it_was() -> None:
     assert table.record_tokens(5) == records["r5"]
     stats = table.update(_tokens(changed), check_entries=asked.append)
     assert (stats.changed, stats.added, table.entries, asked[-1]) == (1, 1, 43, 43)
+
+
+def test_tokens_of_another_schema_are_refused_before_anything_is_written() -> None:
+    """An update with another schema's tokens tombstoned the records it changed, then raised
+    when it came to add them: a table half written, at its old version."""
+    key = OprfKey.derive(b"\x03" * 32, b"xlink-test/other-schema")
+    records = {f"r{i}": [bytes([i, k]) * 16 for k in range(2)] for i in range(10)}
+    table = HolderTable.build(key, _tokens(records))
+    before = (table.version, table.entries, list(table.record_ids), table.digest())
+    other = TokenSetBuilder(("name", "dob", "postcode"))
+    for rid, values in {**records, "r2": [b"\xaa" * 32]}.items():
+        other.add_record(rid, [("name", v) for v in values])
+    with pytest.raises(InputError, match="another linkage schema"):
+        table.update(other.build())
+    assert (table.version, table.entries, list(table.record_ids), table.digest()) == before

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date
 from pathlib import Path
@@ -72,6 +74,8 @@ if TYPE_CHECKING:
 
 __all__ = ["QueryServed", "QueryService"]
 
+log = logging.getLogger("xlink.query")
+
 
 # -- the holder ----------------------------------------------------------------------------------
 
@@ -106,8 +110,11 @@ class QueryService(HolderChecks):
         self._weights = (agency.schema.weights(), agency.schema.disagreement_weights())
         self._deriver = TokenDeriver(agency.schema)  # the households of the records decided
         self._progress = progress
-        # the month being entered, the list it is built from, the build
-        self._moving: tuple[str, PreparedSide, asyncio.Future[_Month]] | None = None
+        # The month being entered, the list it is built from, the build: a thread's future,
+        # not an event loop's, so that a loop ended during a build (a service is used from one
+        # asyncio.run after another) leaves nothing the next loop cannot wait for.
+        self._moving: tuple[str, PreparedSide, Future[_Month]] | None = None
+        self._builder = ThreadPoolExecutor(1, thread_name_prefix="xlink-query-month")
         self._use(self._month_of(period_of(agency.clock()), side))
         self._quota = DayQuota(
             agency.workdir / "query",
@@ -130,10 +137,15 @@ class QueryService(HolderChecks):
         folder.mkdir(exist_ok=True)
         path = folder / f"table-{period}.npz"
         table = HolderTable.load(path, key, check=check)
-        if table is None:
+        if table is None:  # an entry per token: refused before the work, not after it
+            self._check_bound(len(side.tokens), path)
             table = HolderTable.build(key, side.tokens, progress=self._progress)
         else:
-            table.update(side.tokens, progress=self._progress)
+            table.update(
+                side.tokens,
+                progress=self._progress,
+                check_entries=lambda entries: self._check_bound(entries, path),
+            )
         self._check_bound(table.entries, path)
         table.save(path, check=check)
         return _Month(period, key, check, path, table)
@@ -147,14 +159,18 @@ class QueryService(HolderChecks):
         """Move the service to ``period`` (:meth:`_month_of` on a worker thread): the event
         loop goes on answering the sessions already open meanwhile, and sessions that start
         during the move wait for the same one. A list updated during the move is brought into
-        the new table before it is used."""
-        if self._moving is None or self._moving[0] != period:
-            side = self.side
-            work = asyncio.get_running_loop().run_in_executor(None, self._month_of, period, side)
-            self._moving = (period, side, work)
+        the new table before it is used. A move that failed is tried again by the next
+        session (its cause is logged for the operator)."""
         moving = self._moving
+        if moving is None or moving[0] != period or _failed(moving[2]):
+            side = self.side
+            moving = (period, side, self._builder.submit(self._month_of, period, side))
+            self._moving = moving
         try:
-            month = await asyncio.shield(moving[2])
+            month = await asyncio.shield(asyncio.wrap_future(moving[2]))
+        except Exception as exc:
+            log.warning("the query table of %s cannot be made: %s", period, exc)
+            raise
         finally:
             if moving[2].done() and self._moving is moving:
                 self._moving = None
@@ -450,6 +466,10 @@ class QueryService(HolderChecks):
 @dataclass
 class _Outgoing:
     batch: ReleaseBatch
+
+
+def _failed(work: Future[_Month]) -> bool:
+    return work.done() and (work.cancelled() or work.exception() is not None)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,9 @@ deltas since a version (spec: xlink-query-v1 §5.2)."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +16,7 @@ from xlink.crypto.oprf9497 import OprfKey
 from xlink.errors import InputError
 from xlink.linkage.tokens import TOKEN_SIZE, TokenSet
 from xlink.progress import ProgressFn
+from xlink.query._columns import evaluate_ranges, fingerprints, presence_columns
 from xlink.query.entries import (
     MAX_RECORDS,
     RECORD_SIZE,
@@ -179,12 +177,12 @@ class HolderTable:
             js[by_value] = (counts[sorted_inv] + rank).astype(np.uint32)
         plain = np.zeros((len(values), self.label_size), dtype=np.uint8)
         plain[:, :RECORD_SIZE] = recs.astype(">u4").view(np.uint8).reshape(-1, RECORD_SIZE)
-        plain[:, RECORD_SIZE:] = self._presence(recs, key_col)
+        plain[:, RECORD_SIZE:] = presence_columns(recs, key_col, self.label_size - RECORD_SIZE)
         tags = np.zeros(len(values), dtype=np.uint64)
         labels = np.zeros((len(values), self.label_size), dtype=np.uint8)
         # Value by value range: the outputs of one range are used for its occurrences and
         # dropped, so memory stays that of the columns, not of a Python object per output.
-        for low, high, outputs in self._evaluate(unique, progress):
+        for low, high, outputs in evaluate_ranges(self._key, unique, self.workers, progress):
             occurrences = by_value[starts[low] : starts[high]]
             part_tags, part_labels = entries_of(
                 outputs, inverse[occurrences] - low, js[occurrences], plain[occurrences]
@@ -220,58 +218,6 @@ class HolderTable:
         right = np.searchsorted(existing, unique, side="right")
         return (right - left).astype(np.int64)
 
-    def _evaluate(
-        self, unique: npt.NDArray[np.void], progress: ProgressFn | None
-    ) -> Iterator[tuple[int, int, list[bytes]]]:
-        """The OPRF outputs of ``unique``, range by range, in order: ``(low, high, outputs of
-        unique[low:high])``. On every core: the group operations run in libsodium without the
-        GIL, so threads share the work (and the key stays in this process); a few ranges are
-        in flight at a time."""
-        step = 4096
-        ranges = [(low, min(low + step, len(unique))) for low in range(0, len(unique), step)]
-
-        def evaluate(bounds: tuple[int, int]) -> list[bytes]:
-            return self._key.evaluate_many([bytes(v) for v in unique[bounds[0] : bounds[1]]])
-
-        workers = min(self.workers, len(ranges))
-        if workers <= 1:
-            for low, high in ranges:
-                yield low, high, evaluate((low, high))
-                if progress is not None:
-                    progress("building the query table", high, len(unique))
-            return
-        with ThreadPoolExecutor(workers, thread_name_prefix="xlink-table") as pool:
-            pending: deque[tuple[int, int, Future[list[bytes]]]] = deque()
-            todo = iter(ranges)
-            for low, high in itertools.islice(todo, 2 * workers):
-                pending.append((low, high, pool.submit(evaluate, (low, high))))
-            while pending:
-                low, high, future = pending.popleft()
-                for more in itertools.islice(todo, 1):
-                    pending.append((*more, pool.submit(evaluate, more)))
-                yield low, high, future.result()
-                if progress is not None:
-                    progress("building the query table", high, len(unique))
-
-    def _presence(
-        self, recs: npt.NDArray[np.uint32], key_col: npt.NDArray[np.uint8]
-    ) -> npt.NDArray[np.uint8]:
-        """For each occurrence (in record order), its record's presence bitmap."""
-        width = self.label_size - RECORD_SIZE
-        bits = np.zeros((len(recs), width), dtype=np.uint8)
-        if not len(recs):
-            return bits
-        starts = np.concatenate([[0], np.flatnonzero(np.diff(recs)) + 1])
-        group = np.cumsum(np.isin(np.arange(len(recs)), starts)) - 1
-        per_record = np.zeros((len(starts), width), dtype=np.uint8)
-        np.bitwise_or.at(
-            per_record,
-            (group, key_col // 8),
-            (1 << (key_col % 8)).astype(np.uint8),
-        )
-        spread: npt.NDArray[np.uint8] = per_record[group]
-        return spread
-
     # -- updating ----------------------------------------------------------------------------
 
     def update(
@@ -295,13 +241,13 @@ class HolderTable:
         incoming: dict[str, int] = {rid: i for i, rid in enumerate(tokens.record_ids)}
         # Each record's tokens as an order-free fingerprint (sum and count), computed in
         # numpy for both sides: a million records compare in about a second.
-        theirs = _fingerprints(
+        theirs = fingerprints(
             np.frombuffer(tokens.record_index, dtype=np.uint32),
             np.frombuffer(tokens.key_index, dtype=np.uint8),
             np.frombuffer(tokens.values, dtype=f"V{TOKEN_SIZE}"),
             len(tokens.record_ids),
         )
-        ours = _fingerprints(self._records, self._keys, self._tokens, len(self.record_ids))
+        ours = fingerprints(self._records, self._keys, self._tokens, len(self.record_ids))
         removed: set[int] = set()
         changed = 0
         for rid, index in list(self._index_of.items()):
@@ -500,20 +446,3 @@ def _meta(
 
     doc = {"keys": list(key_names), "records": record_ids, "version": version, "check": check.hex()}
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")
-
-
-def _fingerprints(
-    records: npt.NDArray[np.uint32],
-    keys: npt.NDArray[np.uint8],
-    values: npt.NDArray[np.void],
-    count: int,
-) -> list[tuple[int, int]]:
-    """Per record index: the sum (mod 2**64) over its tokens of the token's first eight bytes
-    mixed with its key, and its number of tokens. Equal token sets give equal fingerprints in
-    any order; the holder's own lists are not adversarial, so a 64-bit sum is enough."""
-    head = values.view(np.uint8).reshape(-1, TOKEN_SIZE)[:, :8].copy().view("<u8").ravel()
-    mixed = head ^ (keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
-    sums = np.zeros(count, dtype=np.uint64)
-    np.add.at(sums, records, mixed)
-    counts = np.bincount(records, minlength=count)
-    return list(zip(sums.tolist(), counts.tolist(), strict=True))
