@@ -2,7 +2,8 @@
 process, over real mutual TLS on 127.0.0.1.
 
 The data is ``xlink synth --n N --seed S`` (CA side and US side, N records each; written to a
-temporary directory unless ``--data`` names one already written). Keys and a signed MOU are
+temporary directory unless ``--data`` names a directory, where it is written unless it
+holds them already). Keys and a signed MOU are
 made as :func:`xlink.ceremony.demo_ceremony` makes them, from the bundled sample template with
 straight-through release and set-size bounds of 2^20 padded tokens (key directories sealed
 with ``TEST_KDF``: opening keys is not what is measured). US-DHS runs ``serve`` and CA-RCMP
@@ -301,9 +302,10 @@ def _ceremony(base: Path) -> dict[str, Any]:
 
 def _prepare(args: argparse.Namespace, base: Path) -> None:
     if args.data is None:
+        args.data = str(base / "data")
+    if not (Path(args.data) / "us.csv").exists():  # written here, kept for the next run
         from xlink.synth import generate_synth
 
-        args.data = str(base / "data")
         generate_synth(args.data, args.n, args.seed)
     (base / "ceremony.json").write_text(json.dumps(_ceremony(base)))
 
@@ -312,7 +314,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=20_000, help="synth records per side")
     ap.add_argument("--seed", type=int, default=7, help="synth seed")
-    ap.add_argument("--data", help="a directory xlink synth already wrote (ca.csv, us.csv)")
+    ap.add_argument(
+        "--data",
+        help="a directory xlink synth wrote (ca.csv, us.csv); written with --n and --seed "
+        "when it holds none",
+    )
     ap.add_argument("--tmp", help="where the workdirs go (default: the system's temp dir)")
     ap.add_argument("--release-bytes", type=int, default=720, help="sealed size to calibrate on")
     ap.add_argument("--profile", help="write a cProfile of each side's transfer phase here")
