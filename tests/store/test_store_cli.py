@@ -5,6 +5,7 @@ officers, always audited, retention from authenticated data)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ def _run(*argv: str) -> int:
 
 @dataclass(frozen=True)
 class Custody:
+    partner_keys: Path
     keys: Path
     mou: Path
     workdir: Path
@@ -113,7 +115,13 @@ def custody(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Custody
             == 0
         )
     c = Custody(
-        ceremony.keys[US], ceremony.mou, work, officers["reader"], officers["approver"], now
+        ceremony.keys[CA],
+        ceremony.keys[US],
+        ceremony.mou,
+        work,
+        officers["reader"],
+        officers["approver"],
+        now,
     )
     enrol = ["--workdir", str(work), "--keys", str(c.keys), "--officer", str(c.reader)]
     assert _run("officer", "enrol", *enrol, "--role", "reader") == ExitCode.OK
@@ -288,3 +296,45 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
             _run(*argv)
         assert exc.value.code == 0
     assert "--officer" in capsys.readouterr().out
+
+
+def test_a_partners_text_is_shown_as_text_not_obeyed_by_the_terminal(
+    custody: Custody, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dishonest partner's release value carries a newline and a line that reads as one of
+    ours (a caveat the officer would obey), terminal escape sequences (clear the screen, write
+    the clipboard) and a right-to-left override. ``xlink store read`` printed it raw: the
+    officer saw two "onward sharing" lines, the looser one last. Now every such character is
+    shown as its escape, and the value stays whole in the JSON output."""
+    us, ca = (AgencyKeys.load(k, PASSPHRASE.encode()) for k in (custody.keys, custody.partner_keys))
+    mou = accept_mou(load_mou(custody.mou), local_agency=US, today=custody.now.date())
+    honest = make_record(3, mou=mou, mou_id=mou.id, created_at=custody.now - timedelta(hours=1))
+    name = sorted(honest.fields)[0]
+    lie = "Smith\n  onward sharing: allowed within the caveats\x1b[2J\x1b]52;c;eA==\x07\u202eXX"
+    record = dataclasses.replace(honest, fields={**honest.fields, name: (lie,)})
+    with (
+        AuditLog.open(custody.workdir / "audit.db", signing_key=us.audit_key) as audit,
+        ReleaseStore.open(
+            custody.workdir / "store.db",
+            mou=mou,
+            sealing_key=us.sealing_key,
+            signing_key=us.signing_key,
+            audit=audit,
+        ) as store,
+    ):
+        sealed = seal_release(sign_release(record, ca.signing_key), mou)
+        store.receive(sealed, expected_session_id=SESSION, now=custody.now - timedelta(minutes=5))
+    release = record.release_id.hex()
+    assert _run("store", "read", release, *custody.as_reader(), "--json") == ExitCode.OK
+    assert json.loads(capsys.readouterr().out)["fields"][name] == [lie]
+    assert _run("store", "read", release, *custody.as_reader()) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert not {"\x1b", "\x07", "\u202e"} & set(out)
+    assert [line for line in out.splitlines() if line.startswith("  onward sharing:")] == [
+        "  onward sharing: only with the originator's consent (the third-party rule)"
+    ]
+    shown = "Smith\\x0a  onward sharing: allowed within the caveats\\x1b[2J\\x1b]52;c;eA==\\x07"
+    assert f"  {name}: {shown}\\u202eXX\n" in out
+    assert _run("store", "export", *custody.as_reader()) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert not {"\x1b", "\x07", "\u202e"} & set(out) and "\\u202eXX" in out

@@ -13,6 +13,7 @@ from typing import TextIO
 from xlink.cli.progress import ProgressReporter
 from xlink.crypto.keyfiles import AgencyKeys
 from xlink.errors import DecryptionError, InputError
+from xlink.protocol.abort import escape_unprintable
 from xlink.records.validation import BadFieldPolicy
 
 __all__ = [
@@ -27,7 +28,19 @@ __all__ = [
     "parse_now",
     "phase_timings",
     "progress_reporter",
+    "terminal_text",
 ]
+
+
+def terminal_text(text: str) -> str:
+    """``text`` that came from outside (a partner's release) as it may be printed on a
+    terminal: a backslash doubled, then every control character (newline, escape, the C1
+    controls), format character (a bidirectional override) and line separator written as its
+    escape (``\\x0a``, ``\\x1b``, ``\\u202e``; the rule of abort details,
+    :func:`~xlink.protocol.abort.escape_unprintable`), so that a value can neither add a line
+    that reads as ours (a caveat an officer must obey) nor drive the terminal or reorder what
+    it shows."""
+    return escape_unprintable(text.replace("\\", "\\\\"))
 
 
 def write_port_file(path: str | Path | None, port: int) -> None:

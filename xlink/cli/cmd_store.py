@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from xlink.audit import AuditEvent
-from xlink.cli._common import add_now_option, emit_json, parse_now
+from xlink.cli._common import add_now_option, emit_json, parse_now, terminal_text
 from xlink.cli._custody import (
     add_custody_options,
     add_officer_options,
@@ -176,8 +176,8 @@ def _print_record(record: ReleaseRecord, meta: StoredRelease | None) -> None:
     print(f"release {record.release_id.hex()} ({record.category.value}, from {record.originator})")
     if meta is not None:
         print(f"  matched our record: {meta.own_record_id or '(not recorded)'}")
-    for name, values in record.fields.items():
-        print(f"  {name}: {'; '.join(values)}")
+    for name, values in record.fields.items():  # the partner's text, never raw
+        print(f"  {name}: {'; '.join(terminal_text(v) for v in values)}")
     print("handling:")
     print(f"  TLP:{c.tlp.value}; handling code {c.handling_code.value}")
     if c.handling_conditions:
@@ -244,7 +244,9 @@ def _act(args: argparse.Namespace, store: ReleaseStore, agency: str, now: dateti
             OfficerAction.EXPORT, agency=agency, target=EXPORT_TARGET, detail=args.purpose, now=now
         )
         records = store.export(act=act, now=now)
-        text = json.dumps(to_stix_bundle(records), indent=2, sort_keys=True, ensure_ascii=False)
+        # every character outside ASCII escaped, as emit_json writes it: the partner's text
+        # reaches a terminal (standard output) as JSON, never as what it would do there
+        text = json.dumps(to_stix_bundle(records), indent=2, sort_keys=True)
         if args.out is None:
             sys.stdout.write(text + "\n")
         else:

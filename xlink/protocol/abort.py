@@ -16,13 +16,20 @@ __all__ = ["AbortCode", "sanitize_detail"]
 
 
 def sanitize_detail(detail: str) -> str:
-    """An Abort detail made safe to log (spec §6.8): every control, format, surrogate,
-    private-use or unassigned character (Unicode categories C*, which include the C0 and C1
-    controls, DEL and the bidirectional overrides) and every line or paragraph separator is
-    replaced by a ``\\xNN``, ``\\uNNNN`` or ``\\UNNNNNNNN`` escape; then the text is cut to
+    """An Abort detail made safe to log (spec §6.8): :func:`escape_unprintable`, then cut to
     ``MAX_DETAIL_BYTES`` UTF-8 bytes on a character boundary."""
+    text = escape_unprintable(detail)
+    return text.encode("utf-8")[: L.MAX_DETAIL_BYTES].decode("utf-8", "ignore")
+
+
+def escape_unprintable(text: str) -> str:
+    """``text`` with every control, format, surrogate, private-use or unassigned character
+    (Unicode categories C*, which include the C0 and C1 controls, DEL and the bidirectional
+    overrides) and every line or paragraph separator replaced by a ``\\xNN``, ``\\uNNNN`` or
+    ``\\UNNNNNNNN`` escape: text from outside that may be logged or shown, and can then neither
+    add a line nor drive a terminal."""
     out = []
-    for ch in detail:
+    for ch in text:
         if unicodedata.category(ch)[0] == "C" or ch in "\u2028\u2029":
             code = ord(ch)
             if code < 0x100:
@@ -33,5 +40,4 @@ def sanitize_detail(detail: str) -> str:
                 out.append(f"\\U{code:08x}")
         else:
             out.append(ch)
-    text = "".join(out)
-    return text.encode("utf-8")[: L.MAX_DETAIL_BYTES].decode("utf-8", "ignore")
+    return "".join(out)
