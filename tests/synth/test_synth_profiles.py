@@ -26,12 +26,8 @@ from xlink.synth import (
     read_split,
     read_truth,
 )
-from xlink.synth.corrupt import (
-    INFANT_BORN_FROM,
-    NAMES_DOB_SEX_DOB_TAGS,
-    PLACEHOLDER_NAMES,
-    UNPARSEABLE_DOB_TAGS,
-)
+from xlink.synth.census import INFANT_BORN_FROM, NAMES_DOB_SEX_DOB_TAGS, UNPARSEABLE_DOB_TAGS
+from xlink.synth.corrupt import PLACEHOLDER_NAMES
 
 N = 5000
 NDS = "names-dob-sex"

@@ -8,7 +8,6 @@ import contextlib
 import datetime
 import json
 import os
-import re
 import secrets
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from xlink.agency import SCHEMA_SIDECAR_SUFFIX
 from xlink.cli._common import emit_json
+from xlink.cli._mou_fill import bundle_keys, hub_key, max_set_sizes
 from xlink.cli._mou_output import (
     mou_summary,
     multilateral_summary,
@@ -24,9 +24,7 @@ from xlink.cli._mou_output import (
 )
 from xlink.cli.cmd_keygen import add_passphrase_option, agency_id, read_passphrase
 from xlink.cli.exitcodes import ExitCode
-from xlink.crypto.keyfiles import AgencyKeys, PublicBundle, load_public_bundle
-from xlink.crypto.keys import VerifyKey
-from xlink.documents import DocumentError, parse_document
+from xlink.crypto.keyfiles import AgencyKeys
 from xlink.errors import InputError
 from xlink.linkage.schema import (
     load_default_schema,
@@ -37,10 +35,8 @@ from xlink.linkage.schema import (
 from xlink.policy import (
     Mou,
     MouRefused,
-    MouTemplate,
     MultilateralMou,
     MultilateralTemplate,
-    PartyKeys,
     SignedMou,
     SignedMultilateralMou,
     accept_mou,
@@ -211,35 +207,6 @@ def _set_size(text: str) -> tuple[str | None, int]:
         raise argparse.ArgumentTypeError("not [AGENCY=]N with N an integer") from None
 
 
-def _max_set_sizes(
-    given: list[tuple[str | None, int]], template: MouTemplate | MultilateralTemplate
-) -> dict[str, int]:
-    """The ``--max-set-size`` values by agency: ``AGENCY=N`` for that party, a bare ``N`` for
-    every other party. A party the template gives no bound must get one here."""
-    parties = template.agency_ids
-    named: dict[str, int] = {}
-    default: int | None = None
-    for agency, size in given:
-        if agency is None:
-            if default is not None:
-                raise InputError("--max-set-size: a value without AGENCY= given twice")
-            default = size
-        elif agency not in parties:
-            raise InputError(f"--max-set-size: {agency} is not a party in the template")
-        elif agency in named:
-            raise InputError(f"--max-set-size: {agency} given twice")
-        else:
-            named[agency] = size
-    sizes = {a: named.get(a, default) for a in parties}
-    in_template = template.max_set_sizes
-    missing = [a for a, size in sizes.items() if size is None and a not in in_template]
-    if missing:
-        raise InputError(
-            f"--max-set-size: none given for {', '.join(missing)} (the template does not set it)"
-        )
-    return {a: size for a, size in sizes.items() if size is not None}
-
-
 def _write_atomic(path: Path, text: str, *, overwrite: bool) -> None:
     """Write ``path`` through a temporary file in the same directory, renamed into place."""
     if not overwrite and path.exists():
@@ -256,10 +223,6 @@ def _write_atomic(path: Path, text: str, *, overwrite: bool) -> None:
             os.unlink(tmp)
 
 
-def _party_keys(bundle: PublicBundle) -> PartyKeys:
-    return PartyKeys(bundle.verify_key, bundle.sealing_key, bundle.tls_cert_sha256)
-
-
 def _check_window(mou: Mou | MultilateralMou, args: argparse.Namespace) -> None:
     """Refuse an MOU whose validity window ends today or earlier: nobody could sign and use it
     (``--today``, or the UTC date, is the day checked). A window that began in the past is
@@ -274,55 +237,6 @@ def _check_window(mou: Mou | MultilateralMou, args: argparse.Namespace) -> None:
     )
 
 
-_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
-
-
-def _hub_key(value: str, template: MultilateralTemplate) -> VerifyKey:
-    """``--hub-key-pub``: 64 hex digits, or a file holding them, or a JSON file with a
-    ``verify_key`` member (``hub_id``, when there, must be the template's hub)."""
-    text = value
-    if not _HEX_KEY.fullmatch(value):
-        try:
-            raw = Path(value).read_bytes()
-        except OSError as exc:
-            raise InputError(f"--hub-key-pub: cannot read {value}: {exc.strerror}") from None
-        text = raw.decode("utf-8", errors="replace").strip()
-        if text.startswith("{"):
-            try:
-                doc = parse_document(raw, "json")
-            except DocumentError as exc:
-                raise InputError(f"--hub-key-pub: {value}: {exc.reason}") from None
-            if not isinstance(doc, dict) or not isinstance(doc.get("verify_key"), str):
-                raise InputError(f"--hub-key-pub: {value}: no verify_key member")
-            if "hub_id" in doc and doc["hub_id"] != template.hub_id:
-                raise InputError(
-                    f"--hub-key-pub: {value}: the key of another hub, not {template.hub_id}"
-                )
-            text = doc["verify_key"]
-    if not _HEX_KEY.fullmatch(text):
-        raise InputError("--hub-key-pub: not 64 hex digits (an Ed25519 public key)")
-    try:
-        return VerifyKey(bytes.fromhex(text))
-    except ValueError:
-        raise InputError("--hub-key-pub: not a valid Ed25519 public key") from None
-
-
-def _bundle_keys(args: argparse.Namespace, agency_ids: tuple[str, ...]) -> dict[str, PartyKeys]:
-    """Each party's keys from its ``--bundle``; every party needs one, no other may be given."""
-    bundles = [load_public_bundle(path) for path in args.bundle]
-    keys: dict[str, PartyKeys] = {}
-    for path, bundle in zip(args.bundle, bundles, strict=True):
-        if bundle.agency_id in keys:
-            raise InputError(f"{path}: a second bundle for {bundle.agency_id}")
-        if bundle.agency_id not in agency_ids:
-            raise InputError(f"{path}: {bundle.agency_id} is not a party in the template")
-        keys[bundle.agency_id] = _party_keys(bundle)
-    missing = [a for a in agency_ids if a not in keys]
-    if missing:
-        raise InputError(f"--bundle: none given for {', '.join(missing)}")
-    return keys
-
-
 def _fill(args: argparse.Namespace) -> int:
     template = load_any_template(args.template) if args.template else load_sample_template()
     multilateral = isinstance(template, MultilateralTemplate)
@@ -335,8 +249,8 @@ def _fill(args: argparse.Namespace) -> int:
             "--set-size-budget-per-day: a multilateral MOU sets it per pair, in the template's "
             "terms (terms[].exchange.set_size_budget_per_day)"
         )
-    keys = _bundle_keys(args, template.agency_ids)
-    sizes = _max_set_sizes(args.max_set_size, template)
+    keys = bundle_keys(args.bundle, template.agency_ids)
+    sizes = max_set_sizes(args.max_set_size, template)
     schema = load_schema(args.schema) if args.schema else load_default_schema()
     approval = None if args.release is None else RELEASE_MODES[args.release]
     out = Path(args.out)
@@ -345,7 +259,7 @@ def _fill(args: argparse.Namespace) -> int:
     if isinstance(template, MultilateralTemplate):
         mou = template.fill(
             keys,
-            hub_key=_hub_key(args.hub_key_pub, template),
+            hub_key=hub_key(args.hub_key_pub, template),
             schema_digest=schema_digest(schema),
             valid_from=args.valid_from,
             valid_until=args.valid_until,

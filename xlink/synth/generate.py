@@ -10,7 +10,7 @@ files.
 Two profiles (:data:`PROFILES`): ``cross-border`` (the default) writes two watchlists with
 documents and addresses; ``names-dob-sex`` a census (``ca.csv``, one record per person) and a
 vital-events registry (``us.csv``, 1 to 3 records per person, :data:`EVENTS_PER_PERSON`) with
-names, date of birth and sex only (:func:`~xlink.synth.corrupt.draft_names_dob_sex`).
+names, date of birth and sex only (:func:`~xlink.synth.census.draft_names_dob_sex`).
 """
 
 from __future__ import annotations
@@ -21,18 +21,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from xlink.synth.census import (
+    NAMES_DOB_SEX_DOB_TAGS,
+    NAMES_DOB_SEX_FORMAT_TAGS,
+    NAMES_DOB_SEX_NAME_TAGS,
+    NAMES_DOB_SEX_RATES,
+    draft_names_dob_sex,
+)
 from xlink.synth.corrupt import (
     ADDRESS_TAGS,
     DOB_TAGS,
     FORMAT_TAGS,
     NAME_TAGS,
-    NAMES_DOB_SEX_DOB_TAGS,
-    NAMES_DOB_SEX_FORMAT_TAGS,
-    NAMES_DOB_SEX_NAME_TAGS,
-    NAMES_DOB_SEX_RATES,
     RATES,
     Draft,
-    draft_names_dob_sex,
     draft_record,
 )
 from xlink.synth.names import CULTURES
