@@ -108,8 +108,20 @@ case(
 )(lambda d: d["parties"][0].update(agency_id="CA RCMP"))
 case("two-letter country", "parties[0].country: must be an ISO 3166-1 alpha-3 code in capitals "
      "(CAN, USA)")(lambda d: d["parties"][0].update(country="CA"))  # fmt: skip
-case("party name with a newline", "parties[1].name: must not contain control characters")(
+_UNSHOWN = "must not contain control, bidirectional or separator characters"
+case("party name with a newline", f"parties[1].name: {_UNSHOWN}")(
     lambda d: d["parties"][1].update(name="Homeland\nSecurity")
+)
+# What an officer reads before signing shows itself: a right-to-left override, a C1 control
+# (8-bit CSI) or a line separator would reorder the text, drive the terminal or add a line.
+case("party name with a right-to-left override", f"parties[1].name: {_UNSHOWN}")(
+    lambda d: d["parties"][1].update(name="Homeland \u202eytiruceS")
+)
+case("party name with a C1 control", f"parties[1].name: {_UNSHOWN}")(
+    lambda d: d["parties"][1].update(name="Homeland\x9b2KSecurity")
+)
+case("party name with a line separator", f"parties[1].name: {_UNSHOWN}")(
+    lambda d: d["parties"][1].update(name="Homeland\u2028Security")
 )
 case("lone surrogate", "parties[1].name: must be valid Unicode text (no lone surrogates)")(
     lambda d: d["parties"][1].update(name="DHS \ud800")

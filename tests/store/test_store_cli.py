@@ -338,3 +338,27 @@ def test_a_partners_text_is_shown_as_text_not_obeyed_by_the_terminal(
     assert _run("store", "export", *custody.as_reader()) == ExitCode.OK
     out = capsys.readouterr().out
     assert not {"\x1b", "\x07", "\u202e"} & set(out) and "\\u202eXX" in out
+
+
+def test_a_release_shows_each_value_and_each_line_of_its_conditions_as_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Values one a line (``Smith; Jones`` is one value, not two), a newline of the MOU's
+    handling conditions indented under them (it cannot start a line of its own that reads as
+    a caveat), and the zero-width non-joiner of a Persian name kept (escaping it breaks the
+    name, and it reorders nothing)."""
+    record = make_record(1, created_at=datetime.now(UTC) - timedelta(hours=1))
+    name = sorted(record.fields)[0]
+    persian = "عبد\u200cالله"
+    caveats = dataclasses.replace(
+        record.caveats,
+        handling_conditions="Border screening only.\n  permitted actions: unrestricted",
+    )
+    record = dataclasses.replace(
+        record, fields={**record.fields, name: ("Smith; Jones", persian)}, caveats=caveats
+    )
+    cmd_store._print_record(record, None)
+    out = capsys.readouterr().out
+    assert f"  {name}: Smith; Jones\n  {name}: {persian}\n" in out
+    assert not [line for line in out.splitlines() if line.startswith("  permitted actions: u")]
+    assert "  conditions: Border screening only.\n                permitted actions" in out

@@ -28,8 +28,11 @@ __all__ = [
     "parse_now",
     "phase_timings",
     "progress_reporter",
+    "terminal_lines",
     "terminal_text",
 ]
+
+_JOINERS = frozenset("\u200c\u200d")  # zero-width non-joiner and joiner
 
 
 def terminal_text(text: str) -> str:
@@ -39,8 +42,15 @@ def terminal_text(text: str) -> str:
     escape (``\\x0a``, ``\\x1b``, ``\\u202e``; the rule of abort details,
     :func:`~xlink.protocol.abort.escape_unprintable`), so that a value can neither add a line
     that reads as ours (a caveat an officer must obey) nor drive the terminal or reorder what
-    it shows."""
-    return escape_unprintable(text.replace("\\", "\\\\"))
+    it shows. The zero-width joiner and non-joiner are kept: they are part of how names are
+    written in Persian, Arabic and the Indic scripts, and change no order."""
+    return escape_unprintable(text.replace("\\", "\\\\"), keep=_JOINERS)
+
+
+def terminal_lines(text: str) -> list[str]:
+    """:func:`terminal_text` of each line of ``text`` (a message of several lines, as xlink
+    writes some errors), for a text that may hold what came from outside."""
+    return [terminal_text(line) for line in text.split("\n")]
 
 
 def write_port_file(path: str | Path | None, port: int) -> None:

@@ -24,6 +24,7 @@ from xlink.cli._common import (
     add_psi_suite_option,
     check_mappings,
     emit_json,
+    terminal_text,
     write_port_file,
 )
 from xlink.cli.cmd_keygen import add_passphrase_option, agency_id, read_passphrase
@@ -405,7 +406,8 @@ def _ask(args: argparse.Namespace) -> int:
                     "stored (one delivered before is not sent again)"
                 )
             else:
-                print(f"{item['partner']}: no answer ({item['error']}: {item['detail']})")
+                detail = terminal_text(str(item["detail"]))  # the hub's words, or anyone's
+                print(f"{item['partner']}: no answer ({item['error']}: {detail})")
     return ExitCode.OK if all(a.outcome is not None for a in answers) else ExitCode.PROTOCOL
 
 

@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from xlink.audit import AuditEvent
-from xlink.cli._common import add_now_option, emit_json, parse_now, terminal_text
+from xlink.cli._common import (
+    add_now_option,
+    emit_json,
+    parse_now,
+    terminal_lines,
+    terminal_text,
+)
 from xlink.cli._custody import (
     add_custody_options,
     add_officer_options,
@@ -177,11 +183,12 @@ def _print_record(record: ReleaseRecord, meta: StoredRelease | None) -> None:
     if meta is not None:
         print(f"  matched our record: {meta.own_record_id or '(not recorded)'}")
     for name, values in record.fields.items():  # the partner's text, never raw
-        print(f"  {name}: {'; '.join(terminal_text(v) for v in values)}")
+        for value in values:  # one a line: a value holding "; " is not two
+            print(f"  {name}: {terminal_text(value)}")
     print("handling:")
     print(f"  TLP:{c.tlp.value}; handling code {c.handling_code.value}")
-    if c.handling_conditions:
-        print(f"  conditions: {c.handling_conditions}")
+    if c.handling_conditions:  # the MOU's text, each of its lines shown as one
+        print("  conditions: " + "\n              ".join(terminal_lines(c.handling_conditions)))
     print(f"  permitted actions: {c.permitted_actions.value}")
     print(f"  attribute the provider: {_yes(c.provider_attribution)}")
     print(f"  notify affected parties: {_yes(c.affected_party_notifications)}")

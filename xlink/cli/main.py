@@ -105,14 +105,23 @@ def report_failure(exc: BaseException) -> ExitCode:
     elif code is ExitCode.INTERRUPTED:
         print("xlink: interrupted", file=sys.stderr)
     elif isinstance(exc, OSError):  # a file we were told to read or write: say which
-        print(f"xlink: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        _say(f"xlink: error: {exc.strerror or exc}: {exc.filename}")
     elif isinstance(exc, ProtocolError):
-        print(f"xlink: session aborted: {exc}", file=sys.stderr)
+        _say(f"xlink: session aborted: {exc}")
     elif isinstance(exc, PolicyDenied | PeerRefused):
-        print(f"xlink: {exc}", file=sys.stderr)
+        _say(f"xlink: {exc}")
     else:
-        print(f"xlink: error: {exc}", file=sys.stderr)
+        _say(f"xlink: error: {exc}")
     return code
+
+
+def _say(message: str) -> None:
+    """Print an error on standard error, line by line as text: a message may quote what came
+    from outside (a member name of a partner's document, a hub's refusal), which must neither
+    add a line nor drive the terminal (:func:`~xlink.cli._common.terminal_lines`)."""
+    from xlink.cli._common import terminal_lines  # as the commands are: when needed
+
+    print("\n".join(terminal_lines(message)), file=sys.stderr)
 
 
 if __name__ == "__main__":

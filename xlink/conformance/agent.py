@@ -17,6 +17,7 @@ from typing import Any
 
 from xlink.audit import AuditEvent
 from xlink.conformance.kit import AGENT_AGENCY, Kit
+from xlink.conformance.model import AGENT_ROLES
 from xlink.crypto.rand import RandomSource
 from xlink.errors import InputError, PeerAborted, ProtocolError, XlinkError
 from xlink.protocol.config import Role
@@ -25,7 +26,7 @@ from xlink.transport.stream import FramedConnection
 
 __all__ = ["ROLES", "fresh_workdir", "outcome_record", "run_agent"]
 
-ROLES = ("initiator", "responder", "holder")
+ROLES = AGENT_ROLES
 """The agent's roles: the two of xlink-psi-v2, and the holder of xlink-query-v1."""
 
 

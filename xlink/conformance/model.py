@@ -104,6 +104,12 @@ class Observation:
     """RELEASE frames (release transfer v3) the agent sent, as the runner received them."""
 
 
+#: The values of an outcome line's ``outcome`` and ``role`` (protocols/conformance.md §3.3): the
+#: roles an agent is started in.
+OUTCOMES = frozenset({"completed", "aborted", "peer-aborted"})
+AGENT_ROLES = ("initiator", "responder", "holder")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """The agent's outcome line for the case's connection (protocols/conformance.md §3.3)."""
@@ -119,19 +125,25 @@ class Outcome:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Outcome:
-        """The outcome line ``data``. Every field is required: ``KeyError``, ``ValueError``
-        or ``TypeError`` for a line that is not one."""
+        """The outcome line ``data``. Every field is required, and the text ones are one of
+        their values (protocols/conformance.md §3.3: the implementation under test writes
+        them, and they reach the runner's report): ``KeyError``, ``ValueError`` or
+        ``TypeError`` for a line that is not one."""
         if not isinstance(data, dict):
             raise TypeError("an outcome line is a JSON object")
-        code = data["code"]
+        outcome, code, role = data["outcome"], data["code"], data["role"]
+        if outcome not in OUTCOMES or role not in AGENT_ROLES:
+            raise ValueError("not an outcome or a role")
+        if code is not None and code not in AbortCode.__members__:
+            raise ValueError("not an abort code's name")
         return cls(
-            str(data["outcome"]),
-            None if code is None else str(code),
+            outcome,
+            code,
             int(data["released"]),
             int(data["stored"]),
             int(data["refused"]),
             int(data["connection"]),
-            str(data["role"]),
+            role,
         )
 
 

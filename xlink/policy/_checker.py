@@ -24,8 +24,17 @@ _K = TypeVar("_K", VerifyKey, SealingPublicKey)
 
 MAX_NAME_CHARS = 200
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROL_BUT_NEWLINE_TAB = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+#: Officers read and sign an MOU's texts (names, legal basis, handling conditions): none may
+#: hold a character that drives a terminal or changes how the text around it reads. No control
+#: character (C0, DEL, C1; a multi-line text may hold a newline and a tab), no bidirectional
+#: control (the marks, embeddings, overrides and isolates) and no line or paragraph separator.
+#: A fixed list, not Unicode categories, so that a document's validity does not change with
+#: the Unicode version; protocols/schemas/mou-v1.json has the same classes.
+_LAYOUT = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
+_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f{_LAYOUT}]")
+_CONTROL_BUT_NEWLINE_TAB = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_LAYOUT}]")
+
+
 MISSING = object()
 #: Stands in for a table that is missing or not a table (already reported): its members are not
 #: reported again as missing.
@@ -100,15 +109,14 @@ class Checker:
                 self.error(where, f"must be {rule}")
                 return ""
             return value
-        control = _CONTROL_BUT_NEWLINE_TAB if multiline else _CONTROL
         if required and not value.strip():
             self.error(where, "must not be empty")
         elif len(value) > max_chars:
             self.error(where, f"at most {max_chars} characters")
-        elif control.search(value):
-            self.error(where, "must not contain control characters")
         elif not _is_utf8(value):
             self.error(where, "must be valid Unicode text (no lone surrogates)")
+        elif (_CONTROL_BUT_NEWLINE_TAB if multiline else _CONTROL).search(value):
+            self.error(where, "must not contain control, bidirectional or separator characters")
         else:
             return value
         return ""

@@ -22,15 +22,15 @@ def sanitize_detail(detail: str) -> str:
     return text.encode("utf-8")[: L.MAX_DETAIL_BYTES].decode("utf-8", "ignore")
 
 
-def escape_unprintable(text: str) -> str:
+def escape_unprintable(text: str, *, keep: frozenset[str] = frozenset()) -> str:
     """``text`` with every control, format, surrogate, private-use or unassigned character
     (Unicode categories C*, which include the C0 and C1 controls, DEL and the bidirectional
     overrides) and every line or paragraph separator replaced by a ``\\xNN``, ``\\uNNNN`` or
     ``\\UNNNNNNNN`` escape: text from outside that may be logged or shown, and can then neither
-    add a line nor drive a terminal."""
+    add a line nor drive a terminal. The characters of ``keep`` are kept as they are."""
     out = []
     for ch in text:
-        if unicodedata.category(ch)[0] == "C" or ch in "\u2028\u2029":
+        if (unicodedata.category(ch)[0] == "C" or ch in "\u2028\u2029") and ch not in keep:
             code = ord(ch)
             if code < 0x100:
                 out.append(f"\\x{code:02x}")
