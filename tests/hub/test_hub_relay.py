@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _hub import (
@@ -28,6 +30,7 @@ from xlink.hub.combined import combined_matches
 from xlink.hub.schedule import JobState
 from xlink.linkage.schema import load_default_schema
 from xlink.prepare import prepare_side
+from xlink.query.table import HolderTable
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +208,49 @@ def test_a_fan_out_query_answers_per_partner_and_names_the_one_offline(tmp_path:
         hub.close()
 
     asyncio.run(main())
+
+
+def test_an_agent_prepares_its_list_and_its_query_table_off_its_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent prepared its list (minutes for a large one) and made the month's query table
+    (an OPRF evaluation per token) on its event loop: its control connection and every other
+    partner's job stood still meanwhile, and an asker waiting at the hub could time out. Both
+    now run on worker threads; the answer is the same."""
+    world = make_world(tmp_path)
+    agency_work = str(world.workdir("CA-RCMP"))
+    on_the_loop: list[str] = []
+
+    def watched(what: str, work: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            mine = what == "table" or str(kwargs.get("rejects_dir", "")).startswith(agency_work)
+            if mine and threading.current_thread() is threading.main_thread():
+                on_the_loop.append(what)
+            return work(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr("xlink.prepare.prepare_side", watched("list", prepare_side))
+    monkeypatch.setattr(HolderTable, "build", watched("table", HolderTable.build))
+
+    async def main() -> int:
+        hub = world.hub()
+        async with running_hub(hub) as port, running_agents([world.agent("CA-RCMP", port)]):
+            (answer,) = await ask_partners(
+                world.files("US-DHS"),
+                world.address(port),
+                world.workdir("US-DHS"),
+                ["CA-RCMP"],
+                [bundled_path("us_travellers.csv")],
+                clock=lambda: NOW,
+                rng_of=lambda p: DeterministicRandom(f"ask {p}"),
+            )
+        hub.close()
+        assert answer.outcome is not None
+        return answer.outcome.matched
+
+    assert asyncio.run(main()) > 0
+    assert on_the_loop == []
 
 
 def test_a_partners_store_opens_only_under_that_partners_pair_view(

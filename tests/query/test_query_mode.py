@@ -537,3 +537,29 @@ def test_a_list_updated_during_the_move_is_what_the_new_month_answers_from(
             undo()
         assert service.table.version == 2 and service.side is changed
         assert outcome.received == 0
+
+
+def test_a_lazy_service_makes_its_month_in_its_first_session_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``query_service(side, lazy=True)`` (what a server that makes a service per connection
+    uses) makes no table when it is made; its first session makes it, on a worker thread, and
+    answers as an eager service does. An update before any session enters the month first."""
+    on_main: list[bool] = []
+    build = HolderTable.build
+
+    def noted(*args: Any, **kwargs: Any) -> HolderTable:
+        on_main.append(threading.current_thread() is threading.main_thread())
+        return build(*args, **kwargs)
+
+    with query_pair(tmp_path) as pair:
+        expected = _run(pair, pair.holder.query_service(pair.registry), HIT, "a.csv")
+        shutil.rmtree(pair.holder.workdir / "query")  # no saved table: the month is built
+        monkeypatch.setattr(HolderTable, "build", noted)
+        lazy = pair.holder.query_service(pair.registry, lazy=True)
+        assert on_main == [] and lazy.period == ""
+        outcome = _run(pair, lazy, HIT, "b.csv")
+        assert on_main == [False] and lazy.period == outcome.period == expected.period
+        assert [a.matched for a in outcome.answers] == [a.matched for a in expected.answers]
+        updated = pair.holder.query_service(pair.registry, lazy=True)
+        assert updated.update(pair.registry).version == 1 and updated.period == lazy.period

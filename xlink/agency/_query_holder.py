@@ -98,7 +98,12 @@ class QueryService(HolderChecks):
     daily quota; :meth:`handle` answers one asker connection."""
 
     def __init__(
-        self, agency: Agency, side: PreparedSide, *, progress: ProgressFn | None = None
+        self,
+        agency: Agency,
+        side: PreparedSide,
+        *,
+        progress: ProgressFn | None = None,
+        lazy: bool = False,
     ) -> None:
         if schema_digest(side.schema) != agency.mou.schema_digest:
             raise InputError("these records were prepared with another linkage schema")
@@ -115,7 +120,9 @@ class QueryService(HolderChecks):
         # asyncio.run after another) leaves nothing the next loop cannot wait for.
         self._moving: tuple[str, PreparedSide, Future[_Month]] | None = None
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="xlink-query-month")
-        self._use(self._month_of(period_of(agency.clock()), side))
+        self.period = ""  # no month yet: the first session enters it (lazy)
+        if not lazy:
+            self._use(self._month_of(period_of(agency.clock()), side))
         self._quota = DayQuota(
             agency.workdir / "query",
             agency.peer_id,
@@ -203,6 +210,8 @@ class QueryService(HolderChecks):
         if schema_digest(side.schema) != self.agency.mou.schema_digest:
             raise InputError("these records were prepared with another linkage schema")
         side = self.agency.releasable(side)
+        if not self.period:  # a lazy service no session has used yet: its month first
+            self._use(self._month_of(period_of(self.agency.clock()), self.side))
         # refused before the table is touched: the list is served as it was, also to the
         # sessions open now, not as a table askers would refuse
         path = self.table_path

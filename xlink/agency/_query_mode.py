@@ -29,11 +29,13 @@ class QueryMode:
         return cast("Agency", self)
 
     def query_service(
-        self, side: PreparedSide, *, progress: ProgressFn | None = None
+        self, side: PreparedSide, *, progress: ProgressFn | None = None, lazy: bool = False
     ) -> QueryService:
         """The holder's :class:`~xlink.agency.QueryService` for ``side`` (this agency's list):
-        the month's table built, or loaded and updated with the list's changes."""
-        return QueryService(self._agency(), side, progress=progress)
+        the month's table built, or loaded and updated with the list's changes. ``lazy``: the
+        first session makes it instead, on a worker thread (a server that makes a service per
+        connection keeps its event loop free meanwhile)."""
+        return QueryService(self._agency(), side, progress=progress, lazy=lazy)
 
     async def serve_queries(
         self,

@@ -199,6 +199,7 @@ class HubAgent:
         self._signing_key = self._keys.signing_key
         self.state = _AgentState(self.workdir / "hub-agent.db")
         self._sides: dict[bytes, PreparedSide] = {}
+        self._preparing: dict[bytes, asyncio.Lock] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._pair_locks: dict[str, asyncio.Lock] = {}
@@ -305,20 +306,24 @@ class HubAgent:
         if self._writer is not None and not self._writer.is_closing():
             self._writer.write(encode_frame(encode(message)))
 
-    def _side(self, agency: Agency) -> PreparedSide:
-        """Our list, prepared once with the MOU's schema (rejects in the agent's workdir)."""
+    async def _side(self, agency: Agency) -> PreparedSide:
+        """Our list, prepared once with the MOU's schema (rejects in the agent's workdir), on a
+        worker thread: the control connection and the other partners' jobs go on meanwhile
+        (minutes for a large list), and jobs that need it at once wait for the one run."""
         digest = schema_digest(agency.schema)
-        if digest not in self._sides:
-            from xlink.prepare import prepare_side
+        async with self._preparing.setdefault(digest, asyncio.Lock()):
+            if digest not in self._sides:
+                from xlink.prepare import prepare_side
 
-            self._sides[digest] = prepare_side(
-                list(self.files.files),
-                schema=agency.schema,
-                mappings=list(self.files.mappings) if self.files.mappings else None,
-                date_order=self.files.date_order,
-                bad_field=self.files.bad_field,
-                rejects_dir=self.workdir / "rejects",
-            )
+                self._sides[digest] = await asyncio.to_thread(
+                    prepare_side,
+                    list(self.files.files),
+                    schema=agency.schema,
+                    mappings=list(self.files.mappings) if self.files.mappings else None,
+                    date_order=self.files.date_order,
+                    bad_field=self.files.bad_field,
+                    rejects_dir=self.workdir / "rejects",
+                )
         return self._sides[digest]
 
     async def _job(self, job: Job, received: float) -> None:
@@ -370,7 +375,7 @@ class HubAgent:
 
     async def _exchange(self, job: Job) -> None:
         with self._open(job.peer) as a:
-            side = self._side(a)
+            side = await self._side(a)
             config = a.session_config(job.role)
             conn = await self._session(a, job)
             await a.exchange(
@@ -390,7 +395,8 @@ class HubAgent:
 
     async def _answer(self, job: Job) -> None:
         with self._open(job.peer) as a:
-            service = a.query_service(self._side(a))
+            # the month's table made by the session, off the event loop
+            service = a.query_service(await self._side(a), lazy=True)
             conn = await self._session(a, job)
             with contextlib.suppress(ProtocolError):  # audited by the service
                 await service.handle(conn, idle_timeout=self.idle_timeout)
