@@ -5,6 +5,7 @@ long the side under test lasts against it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 from xlink.errors import XlinkError
@@ -65,3 +66,14 @@ def against_a_stalling_peer(
         return error, elapsed
 
     return asyncio.run(run())
+
+
+def long_work(progress: Callable[..., object] | None, reports: list[int], phase: str) -> None:
+    """Three seconds of work that reports its progress every 10 ms, as a list's preparation or
+    a query table's build does, each report counted in ``reports``: it ends early only when
+    ``progress`` raises (:func:`xlink.progress.stopping`)."""
+    for done in range(300):
+        time.sleep(0.01)
+        if progress is not None:
+            progress(phase, done, 300)
+        reports.append(done)

@@ -13,6 +13,7 @@ which phases are running, since when, how far, their rate and time left, and how
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ __all__ = [
     "ProgressFn",
     "count_progress",
     "no_progress",
+    "stopping",
 ]
 
 
@@ -34,9 +36,29 @@ class ProgressFn(Protocol):
     ``total`` (None while unknown). Calls for one phase have non-decreasing ``done``; a phase
     whose ``total`` is known ends when ``done`` reaches it, one whose total is unknown when
     another phase starts. Must not raise; must be cheap (it is called every few thousand
-    records or once per protocol chunk)."""
+    records or once per protocol chunk). The one that raises is :func:`stopping`'s."""
 
     def __call__(self, phase: str, done: int, total: int | None = None) -> None: ...
+
+
+class _Stopped(Exception):
+    """What a :func:`stopping` progress function raises once asked to stop."""
+
+
+def stopping(progress: ProgressFn | None, stop: threading.Event) -> ProgressFn:
+    """``progress`` for work on a worker thread whose caller may stop waiting (a cancelled
+    task, a process shutting down): once ``stop`` is set, its next report raises instead, so
+    the work ends there rather than run on for minutes, the process unable to exit meanwhile.
+    The work must leave nothing half done when a report raises (its files written whole, or
+    written again by the next run)."""
+
+    def report(phase: str, done: int, total: int | None = None) -> None:
+        if stop.is_set():
+            raise _Stopped(phase)
+        if progress is not None:
+            progress(phase, done, total)
+
+    return report
 
 
 def no_progress(phase: str, done: int, total: int | None = None) -> None:

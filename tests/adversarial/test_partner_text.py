@@ -35,16 +35,18 @@ def _obeyable(text: str) -> list[str]:
 def test_a_member_name_in_a_partners_document_is_not_obeyed_in_the_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The partner's MOU, reviewed before signing, has a member whose name erases the error
-    above it and writes that the MOU was accepted; the error quoting the unknown member went
-    to standard error as it was."""
+    """The partner's MOU, reviewed before signing, has a member whose name starts a new line
+    that says the MOU was accepted, and erases the error above it; the error quoting the
+    member went to standard error as it was. (Escaping each line of the message was not
+    enough: the newline inside the name still started a line, so each problem of the list is
+    escaped whole.)"""
     ceremony = demo_ceremony(
         tmp_path / "c",
         passphrase=b"correct horse battery staple partner text",
         now=datetime.now(UTC),
         rng=DeterministicRandom("partner-text"),
     )
-    lie = f"{ERASE_ABOVE}MOU accepted for US-DHS{CLIPBOARD}\u202e"
+    lie = f"x\nxlink: MOU accepted for US-DHS{ERASE_ABOVE}{CLIPBOARD}\u202e"
     text = Path(ceremony.mou).read_text(encoding="utf-8")
     suffix = Path(ceremony.mou).suffix
     if suffix == ".json":
@@ -58,7 +60,9 @@ def test_a_member_name_in_a_partners_document_is_not_obeyed_in_the_error(
     assert main(["mou", "verify", str(partner), "--agency", "US-DHS"]) != 0
     err = capsys.readouterr().err
     assert not _obeyable(err)
-    assert "\\x1b[2K" in err and "MOU accepted for US-DHS" in err  # shown, as text
+    # the newline does not start a line of its own: the error's lines are xlink's
+    assert not [line for line in err.splitlines() if line.startswith("xlink: MOU accepted")]
+    assert "x\\x0axlink: MOU accepted for US-DHS\\x1b[2K" in err  # shown, as text
 
 
 def _not_the_hub(detail: str) -> int:

@@ -7,6 +7,7 @@ import asyncio
 import csv
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from _hub import (
     running_hub,
     until,
 )
+from _stalling import long_work
 
 from xlink.cli.cmd_demo import bundled_path
 from xlink.crypto.rand import DeterministicRandom
@@ -272,3 +274,32 @@ def test_a_partners_store_opens_only_under_that_partners_pair_view(
     assert isinstance(json.loads(capsys.readouterr().out), list)
     assert main([*base, "--peer", "CA-CBSA"]) == 3
     assert "holds exchanges with US-DHS, not CA-CBSA" in capsys.readouterr().err
+
+
+def test_an_agent_stopped_while_it_prepares_its_list_stops_promptly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (the agent's tasks cancelled) while the list is prepared on its worker thread:
+    asyncio.run waits for that thread, and it ran on for the whole preparation (minutes for a
+    large list). The preparation now ends at its next progress report."""
+    reports: list[int] = []
+
+    def large_list(*args: Any, progress: Any = None, **kwargs: Any) -> Any:
+        long_work(progress, reports, "loading")
+        raise AssertionError("prepared to the end")
+
+    monkeypatch.setattr("xlink.prepare.prepare_side", large_list)
+    world = make_world(tmp_path)
+    agent = world.agent("CA-RCMP", 1)
+
+    async def stopped() -> None:
+        with agent._open("US-DHS") as agency:
+            task = asyncio.ensure_future(agent._side(agency))
+            await asyncio.sleep(0.3)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    started = time.monotonic()
+    asyncio.run(stopped())
+    assert time.monotonic() - started < 1.5 and len(reports) < 100

@@ -123,6 +123,12 @@ case("party name with a C1 control", f"parties[1].name: {_UNSHOWN}")(
 case("party name with a line separator", f"parties[1].name: {_UNSHOWN}")(
     lambda d: d["parties"][1].update(name="Homeland\u2028Security")
 )
+case("party name with a zero-width space", f"parties[1].name: {_UNSHOWN}")(
+    lambda d: d["parties"][1].update(name="Home\u200bland Security")
+)
+case("party name with a tag character", f"parties[1].name: {_UNSHOWN}")(
+    lambda d: d["parties"][1].update(name="Homeland Security\U000e0041")
+)
 case("lone surrogate", "parties[1].name: must be valid Unicode text (no lone surrogates)")(
     lambda d: d["parties"][1].update(name="DHS \ud800")
 )

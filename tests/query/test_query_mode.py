@@ -11,6 +11,7 @@ import csv
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from _officers import approve, enrol_agency_officers
 from _query_agencies import CA, DATA, US, QueryPair, query_pair, truth_pairs
+from _stalling import long_work
 
 from xlink.agency import QueryOutcome, QueryService, exchange_in_process
 from xlink.agency._query import QueryClient, ask
@@ -563,3 +565,44 @@ def test_a_lazy_service_makes_its_month_in_its_first_session_off_the_event_loop(
         assert [a.matched for a in outcome.answers] == [a.matched for a in expected.answers]
         updated = pair.holder.query_service(pair.registry, lazy=True)
         assert updated.update(pair.registry).version == 1 and updated.period == lazy.period
+
+
+def test_a_move_nobody_waits_for_any_more_is_stopped_and_made_again_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The only session waiting for the new month's table goes (its connection dropped, the
+    server stopping): the build ran on to its end on the service's thread, and a stopping
+    process could not exit meanwhile. It now ends at its next progress report; the next
+    session makes the month again and answers as before."""
+    reports: list[int] = []
+    build = HolderTable.build
+
+    def slow_build(key: Any, tokens: Any, *, progress: Any = None) -> HolderTable:
+        long_work(progress, reports, "building the query table")
+        return build(key, tokens, progress=progress)
+
+    with query_pair(tmp_path) as pair:
+        service = pair.holder.query_service(pair.registry)
+        before = _run(pair, service, HIT, "a.csv")
+        monkeypatch.setattr(HolderTable, "build", slow_build)
+        undo = _moved_a_month(pair)
+        try:
+
+            async def dropped() -> None:
+                _, b = memory_pair()
+                task = asyncio.create_task(service.handle(b))
+                await asyncio.sleep(0.3)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+            started = time.monotonic()
+            asyncio.run(dropped())
+            service._builder.submit(lambda: None).result()  # after the build, on its thread
+            assert time.monotonic() - started < 1.5 and len(reports) < 100
+            monkeypatch.setattr(HolderTable, "build", build)
+            after = _run(pair, service, HIT, "b.csv")
+        finally:
+            undo()
+        assert after.period == service.period != before.period
+        assert [a.matched for a in after.answers] == [a.matched for a in before.answers]

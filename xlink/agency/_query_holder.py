@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date
@@ -49,7 +50,7 @@ from xlink.errors import (
 from xlink.linkage._derive import TokenDeriver
 from xlink.linkage.schema import schema_digest
 from xlink.prepare import PreparedSide
-from xlink.progress import ProgressFn
+from xlink.progress import ProgressFn, stopping
 from xlink.protocol.limits import MAX_MESSAGE_SIZE
 from xlink.query.session import (
     AskerLeft,
@@ -115,10 +116,7 @@ class QueryService(HolderChecks):
         self._weights = (agency.schema.weights(), agency.schema.disagreement_weights())
         self._deriver = TokenDeriver(agency.schema)  # the households of the records decided
         self._progress = progress
-        # The month being entered, the list it is built from, the build: a thread's future,
-        # not an event loop's, so that a loop ended during a build (a service is used from one
-        # asyncio.run after another) leaves nothing the next loop cannot wait for.
-        self._moving: tuple[str, PreparedSide, Future[_Month]] | None = None
+        self._moving: _Move | None = None
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="xlink-query-month")
         self.period = ""  # no month yet: the first session enters it (lazy)
         if not lazy:
@@ -132,12 +130,16 @@ class QueryService(HolderChecks):
         )
         self._claims = agency.day_claims()
 
-    def _month_of(self, period: str, side: PreparedSide) -> _Month:
+    def _month_of(
+        self, period: str, side: PreparedSide, stop: threading.Event | None = None
+    ) -> _Month:
         """The key and table of ``period`` for the list ``side``: the saved table if it is
         this key's, brought up to date with the list, else a new one (a new month: the key
         rotates, the table with it). Changes nothing of the service (:meth:`_use` does), so it
         runs on a worker thread while other sessions are answered, and a month that cannot be
-        entered leaves the service in the one it was."""
+        entered leaves the service in the one it was. Once ``stop`` is set (nobody waits for
+        the move any more) it ends at its next progress report."""
+        progress = self._progress if stop is None else stopping(self._progress, stop)
         key = _period_key(self.agency, period)
         check = key.evaluate(DST_TABLE_CHECK)[:16]
         folder = self.agency.workdir / "query"
@@ -146,11 +148,11 @@ class QueryService(HolderChecks):
         table = HolderTable.load(path, key, check=check)
         if table is None:  # an entry per token: refused before the work, not after it
             self._check_bound(len(side.tokens), path)
-            table = HolderTable.build(key, side.tokens, progress=self._progress)
+            table = HolderTable.build(key, side.tokens, progress=progress)
         else:
             table.update(
                 side.tokens,
-                progress=self._progress,
+                progress=progress,
                 check_entries=lambda entries: self._check_bound(entries, path),
             )
         self._check_bound(table.entries, path)
@@ -167,23 +169,30 @@ class QueryService(HolderChecks):
         loop goes on answering the sessions already open meanwhile, and sessions that start
         during the move wait for the same one. A list updated during the move is brought into
         the new table before it is used. A move that failed is tried again by the next
-        session (its cause is logged for the operator)."""
+        session (its cause is logged for the operator); one that every session waiting for it
+        stopped waiting for (their connections gone, the server stopping) is stopped."""
         moving = self._moving
-        if moving is None or moving[0] != period or _failed(moving[2]):
-            side = self.side
-            moving = (period, side, self._builder.submit(self._month_of, period, side))
-            self._moving = moving
+        if moving is None or moving.period != period or _failed(moving.work):
+            side, stop = self.side, threading.Event()
+            work = self._builder.submit(self._month_of, period, side, stop)
+            moving = self._moving = _Move(period, side, work, stop)
+        moving.waiting += 1
         try:
-            month = await asyncio.shield(asyncio.wrap_future(moving[2]))
+            month = await asyncio.shield(asyncio.wrap_future(moving.work))
+        except asyncio.CancelledError:
+            if moving.waiting == 1 and not moving.work.done():
+                moving.stop.set()
+            raise
         except Exception as exc:
             log.warning("the query table of %s cannot be made: %s", period, exc)
             raise
         finally:
-            if moving[2].done() and self._moving is moving:
+            moving.waiting -= 1
+            if moving.work.done() and self._moving is moving:
                 self._moving = None
         if self.period == period:
             return  # another session waiting for the same move took it first
-        if self.side is not moving[1]:  # updated meanwhile: only its changes, here
+        if self.side is not moving.side:  # updated meanwhile: only its changes, here
             month.table.update(
                 self.side.tokens,
                 check_entries=lambda entries: self._check_bound(entries, month.path),
@@ -479,6 +488,20 @@ class _Outgoing:
 
 def _failed(work: Future[_Month]) -> bool:
     return work.done() and (work.cancelled() or work.exception() is not None)
+
+
+@dataclass
+class _Move:
+    """A move of the service to ``period`` under way: the list it is built from, the build
+    (a thread's future, not an event loop's, so that a loop ended during a build, a service
+    used from one asyncio.run after another, leaves nothing the next loop cannot wait for),
+    what stops it, and the sessions waiting for it."""
+
+    period: str
+    side: PreparedSide
+    work: Future[_Month]
+    stop: threading.Event
+    waiting: int = 0
 
 
 @dataclass(frozen=True)

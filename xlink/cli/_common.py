@@ -12,7 +12,7 @@ from typing import TextIO
 
 from xlink.cli.progress import ProgressReporter
 from xlink.crypto.keyfiles import AgencyKeys
-from xlink.errors import DecryptionError, InputError
+from xlink.errors import DecryptionError, InputError, LoadError, ProtocolError, SchemaError
 from xlink.protocol.abort import escape_unprintable
 from xlink.records.validation import BadFieldPolicy
 
@@ -24,11 +24,11 @@ __all__ = [
     "add_psi_suite_option",
     "check_mappings",
     "emit_json",
+    "error_lines",
     "load_keys",
     "parse_now",
     "phase_timings",
     "progress_reporter",
-    "terminal_lines",
     "terminal_text",
 ]
 
@@ -47,10 +47,19 @@ def terminal_text(text: str) -> str:
     return escape_unprintable(text.replace("\\", "\\\\"), keep=_JOINERS)
 
 
-def terminal_lines(text: str) -> list[str]:
-    """:func:`terminal_text` of each line of ``text`` (a message of several lines, as xlink
-    writes some errors), for a text that may hold what came from outside."""
-    return [terminal_text(line) for line in text.split("\n")]
+def error_lines(exc: BaseException) -> list[str]:
+    """The message of ``exc`` as the lines to print: the lines xlink writes itself (a list of
+    a document's problems, of a file's bad rows), each piece of text within them escaped whole
+    (:func:`terminal_text`), so that what a piece quotes from outside (a member name of a
+    partner's document, a hub's refusal) cannot start a line of its own, even with a newline."""
+    if isinstance(exc, SchemaError):
+        return [f"{len(exc.errors)} error(s):", *(f"  - {terminal_text(e)}" for e in exc.errors)]
+    if isinstance(exc, LoadError):
+        head = terminal_text(f"{exc.source}: {exc.reason}")
+        return [head, *(f"  {terminal_text(str(e))}" for e in exc.errors)]
+    if isinstance(exc, ProtocolError):  # a peer's detail is escaped already: not twice
+        return [escape_unprintable(str(exc), keep=_JOINERS)]
+    return [terminal_text(str(exc))]
 
 
 def write_port_file(path: str | Path | None, port: int) -> None:

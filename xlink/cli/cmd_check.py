@@ -14,7 +14,7 @@ from typing import Any
 
 from xlink._workdir import workdir_lock
 from xlink.agency import Agency
-from xlink.cli._common import emit_json, terminal_lines
+from xlink.cli._common import emit_json, error_lines, terminal_text
 from xlink.cli.cmd_keygen import read_passphrase
 from xlink.cli.cmd_serve import add_exchange_options, host_port
 from xlink.cli.exitcodes import ExitCode, exit_code_for
@@ -146,5 +146,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         for c in checks:
             mark = {True: "ok  ", False: "FAIL", None: "-   "}[c["ok"]]  # type: ignore[index]
-            print(f"{mark} {c['check']}: " + "\n".join(terminal_lines(str(c["detail"]))))
+            lines = (
+                error_lines(failed)
+                if c["ok"] is False and failed is not None
+                else [terminal_text(str(c["detail"]))]
+            )
+            print(f"{mark} {c['check']}: " + "\n".join(lines))
     return code

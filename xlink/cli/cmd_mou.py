@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from xlink.agency import SCHEMA_SIDECAR_SUFFIX
-from xlink.cli._common import emit_json
+from xlink.cli._common import emit_json, error_lines, terminal_text
 from xlink.cli._mou_fill import bundle_keys, hub_key, max_set_sizes
 from xlink.cli._mou_output import (
     mou_summary,
@@ -356,8 +356,8 @@ def _refused(
     else:
         print(f"{what} refused for {args.agency}:")
         for reason in exc.reasons:
-            print(f"  {reason}")
-    print(f"xlink: {exc}", file=sys.stderr)
+            print(f"  {terminal_text(reason)}")
+    print("xlink: " + "\n".join(error_lines(exc)), file=sys.stderr)
     return ExitCode.POLICY
 
 

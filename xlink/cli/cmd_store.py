@@ -18,7 +18,6 @@ from xlink.cli._common import (
     add_now_option,
     emit_json,
     parse_now,
-    terminal_lines,
     terminal_text,
 )
 from xlink.cli._custody import (
@@ -188,7 +187,8 @@ def _print_record(record: ReleaseRecord, meta: StoredRelease | None) -> None:
     print("handling:")
     print(f"  TLP:{c.tlp.value}; handling code {c.handling_code.value}")
     if c.handling_conditions:  # the MOU's text, each of its lines shown as one
-        print("  conditions: " + "\n              ".join(terminal_lines(c.handling_conditions)))
+        lines = [terminal_text(line) for line in c.handling_conditions.split("\n")]
+        print("  conditions: " + "\n              ".join(lines))
     print(f"  permitted actions: {c.permitted_actions.value}")
     print(f"  attribute the provider: {_yes(c.provider_attribution)}")
     print(f"  notify affected parties: {_yes(c.affected_party_notifications)}")

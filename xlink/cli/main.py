@@ -97,7 +97,10 @@ def report_failure(exc: BaseException) -> ExitCode:
     identity or certificate content; a bug (``INTERNAL``) keeps its traceback for the report."""
     code = exit_code_for(exc)
     if code is ExitCode.INTERNAL:
-        traceback.print_exception(exc)
+        from xlink.protocol.abort import escape_unprintable
+
+        for line in "".join(traceback.format_exception(exc)).splitlines():
+            print(escape_unprintable(line), file=sys.stderr)
         print(
             "xlink: internal error (a bug): please report it with the traceback above",
             file=sys.stderr,
@@ -105,23 +108,24 @@ def report_failure(exc: BaseException) -> ExitCode:
     elif code is ExitCode.INTERRUPTED:
         print("xlink: interrupted", file=sys.stderr)
     elif isinstance(exc, OSError):  # a file we were told to read or write: say which
-        _say(f"xlink: error: {exc.strerror or exc}: {exc.filename}")
+        _say("xlink: error:", OSError(f"{exc.strerror or exc}: {exc.filename}"))
     elif isinstance(exc, ProtocolError):
-        _say(f"xlink: session aborted: {exc}")
+        _say("xlink: session aborted:", exc)
     elif isinstance(exc, PolicyDenied | PeerRefused):
-        _say(f"xlink: {exc}")
+        _say("xlink:", exc)
     else:
-        _say(f"xlink: error: {exc}")
+        _say("xlink: error:", exc)
     return code
 
 
-def _say(message: str) -> None:
-    """Print an error on standard error, line by line as text: a message may quote what came
-    from outside (a member name of a partner's document, a hub's refusal), which must neither
-    add a line nor drive the terminal (:func:`~xlink.cli._common.terminal_lines`)."""
-    from xlink.cli._common import terminal_lines  # as the commands are: when needed
+def _say(prefix: str, exc: BaseException) -> None:
+    """Print ``exc`` on standard error after ``prefix``, as text: a message may quote what
+    came from outside (a member name of a partner's document, a hub's refusal), which must
+    neither add a line nor drive the terminal (:func:`~xlink.cli._common.error_lines`)."""
+    from xlink.cli._common import error_lines  # as the commands are: when needed
 
-    print("\n".join(terminal_lines(message)), file=sys.stderr)
+    first, *rest = error_lines(exc)
+    print("\n".join([f"{prefix} {first}", *rest]), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +47,7 @@ from xlink.hub.wire import (
 from xlink.identifiers import REASON_CODE_RULE
 from xlink.linkage.schema import schema_digest
 from xlink.prepare import PreparedSide, StrPath
+from xlink.progress import stopping
 from xlink.protocol.framing import encode_frame
 from xlink.records.validation import BadFieldPolicy
 from xlink.transport.stream import FramedConnection
@@ -315,15 +317,21 @@ class HubAgent:
             if digest not in self._sides:
                 from xlink.prepare import prepare_side
 
-                self._sides[digest] = await asyncio.to_thread(
-                    prepare_side,
-                    list(self.files.files),
-                    schema=agency.schema,
-                    mappings=list(self.files.mappings) if self.files.mappings else None,
-                    date_order=self.files.date_order,
-                    bad_field=self.files.bad_field,
-                    rejects_dir=self.workdir / "rejects",
-                )
+                stop = threading.Event()  # the agent stopped (Ctrl-C): so does the thread
+                try:
+                    self._sides[digest] = await asyncio.to_thread(
+                        prepare_side,
+                        list(self.files.files),
+                        schema=agency.schema,
+                        mappings=list(self.files.mappings) if self.files.mappings else None,
+                        date_order=self.files.date_order,
+                        bad_field=self.files.bad_field,
+                        rejects_dir=self.workdir / "rejects",
+                        progress=stopping(None, stop),
+                    )
+                except asyncio.CancelledError:
+                    stop.set()
+                    raise
         return self._sides[digest]
 
     async def _job(self, job: Job, received: float) -> None:
