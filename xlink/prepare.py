@@ -32,6 +32,8 @@ _JSONL_SUFFIXES = (".jsonl", ".ndjson")
 def default_mapping_path(path: StrPath) -> Path | None:
     """``data.mapping.json`` (or ``.toml``) next to ``data.csv``, if such a file exists."""
     p = Path(path)
+    if not p.name:  # "." or "/": no file, so no mapping beside it (the load says what is wrong)
+        return None
     for suffix in (".mapping.json", ".mapping.toml"):
         candidate = p.with_name(p.stem + suffix)
         if candidate.is_file():

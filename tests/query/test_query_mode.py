@@ -343,7 +343,7 @@ def test_a_refused_update_leaves_the_open_sessions_table_as_it_was(
         service = pair.holder.query_service(pair.registry)
         changed = pair.holder.prepare([_registry_with_changed(pair, {PAIRS[t] for t in HIT})])
         entries = service.table.entries
-        monkeypatch.setattr("xlink.agency._query_holder.table_bound", lambda *_: entries)
+        monkeypatch.setattr("xlink.agency._query_months.table_bound", lambda *_: entries)
         side = pair.travellers(HIT, "open.csv")
 
         async def open_session() -> QueryOutcome:
@@ -440,7 +440,7 @@ def test_a_month_that_cannot_be_entered_leaves_the_service_in_the_last(
             monkeypatch.setattr(
                 HolderTable, "build", lambda *a, **k: built.append(1) or build(*a, **k)
             )
-            monkeypatch.setattr("xlink.agency._query_holder.table_bound", lambda *_: 0)
+            monkeypatch.setattr("xlink.agency._query_months.table_bound", lambda *_: 0)
             with pytest.raises(InternalProtocolError) as refused:
                 _run(pair, service, HIT, "b.csv")
             assert refused.value.detail == LOCAL_FAILURE

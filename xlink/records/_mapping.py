@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ StrPath = str | os.PathLike[str]
 #: The column (CSV) or key (JSON Lines) a rejects file adds. It is ignored on input, so a
 #: corrected rejects file can be loaded again as it is.
 ERROR_COLUMN = "xlink_error"
+#: The largest mapping file read (a mapping is a few hundred bytes; ``--mapping /dev/zero``
+#: must not fill the memory).
+MAX_MAPPING_BYTES = 1 << 20
 
 _SETTINGS = (
     "columns",
@@ -248,11 +252,16 @@ class ColumnMapping:
         """
         source = os.fspath(path)
         try:
-            raw = Path(path).read_bytes()
+            with Path(path).open("rb") as fh:
+                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                    raise LoadError(source, "a mapping file must be a regular file")
+                raw = fh.read(MAX_MAPPING_BYTES + 1)
         except FileNotFoundError:
             raise LoadError(source, "mapping file not found") from None
         except OSError as exc:
             raise LoadError(source, f"cannot read mapping file ({exc.strerror})") from None
+        if len(raw) > MAX_MAPPING_BYTES:
+            raise LoadError(source, f"a mapping file is at most {MAX_MAPPING_BYTES} bytes")
         fmt = "toml" if Path(path).suffix.lower() == ".toml" else "json"
         try:
             data = parse_document(raw, fmt)

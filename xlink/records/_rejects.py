@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -79,7 +80,25 @@ def parse_json_object(text: str) -> dict[str, object]:
         raise ValueError("malformed JSON (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
+    if _SURROGATE_ESCAPE.search(text) and not _unicode(obj):
+        raise ValueError("not valid Unicode text (a lone surrogate escape)")
     return obj
+
+
+#: A ``\\uD800``-``\\uDFFF`` escape: half of an escaped pair, or a lone surrogate, which no
+#: text may hold (it cannot be written as UTF-8).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _unicode(value: object) -> bool:
+    """Whether every string of a parsed JSON value (keys too) is text, no lone surrogate."""
+    if isinstance(value, str):
+        return not any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return all(_unicode(k) and _unicode(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_unicode(v) for v in value)
+    return True
 
 
 def describe(reject: Reject) -> str:
@@ -118,8 +137,11 @@ def _write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
         raise
 
 
-def write_csv(path: Path, header: Sequence[str], rejects: Sequence[Reject]) -> None:
-    """Write the original header plus :data:`ERROR_COLUMN`, then each rejected row.
+def write_csv(
+    path: Path, header: Sequence[str], rejects: Sequence[Reject], *, delimiter: str = ","
+) -> None:
+    """Write the original header plus :data:`ERROR_COLUMN`, then each rejected row, with the
+    input's ``delimiter`` (so that the file loads again with the input's mapping).
 
     Cells are the row's cells as read; a short row is padded with empty cells so that the error
     lands in its column. If the input already had an :data:`ERROR_COLUMN` (a rejects file loaded
@@ -131,10 +153,11 @@ def write_csv(path: Path, header: Sequence[str], rejects: Sequence[Reject]) -> N
     error_at = columns.index(ERROR_COLUMN)
 
     def write(out: TextIO) -> None:
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv.writer(out, lineterminator="\n", delimiter=delimiter)
         writer.writerow(columns)
         for reject in rejects:
-            cells = next(csv.reader(io.StringIO(reject.raw, newline="")), [])
+            raw = io.StringIO(reject.raw, newline="")
+            cells = next(csv.reader(raw, delimiter=delimiter), [])
             cells += [""] * (len(columns) - len(cells))
             cells[error_at] = describe(reject)
             writer.writerow(cells)

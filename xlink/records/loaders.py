@@ -353,6 +353,8 @@ def load_csv(
                     header = header[:width]
                     _check_header(source, header, columns)
                     continue
+                if reader.line_num > line:  # a quoted value over several lines
+                    _no_rows_inside(source, line, cells, columns.delimiter, width)
                 if len(cells) > width and not any(c.strip() for c in cells[width:]):
                     cells = cells[:width]
                 if len(cells) != len(header):
@@ -369,9 +371,28 @@ def load_csv(
     if not collector.records and not collector.rejects:
         raise LoadError(source, "empty: a header but no data rows")
     final_header = header_raw
+    delimiter = columns.delimiter
     return collector.finish(
-        source, target, lambda p, rejects: _rejects.write_csv(p, final_header, rejects)
+        source,
+        target,
+        lambda p, rejects: _rejects.write_csv(p, final_header, rejects, delimiter=delimiter),
     )
+
+
+def _no_rows_inside(source: str, line: int, cells: list[str], delimiter: str, width: int) -> None:
+    """Refuse a row whose quoted value runs over lines that read as rows of their own (as
+    many delimiters as a row has): a stray quote (``"Fraud``) that the closing quote of a later
+    cell happens to end, which the strict reader takes for one row, the rows between lost into
+    one value. A value over several lines with fewer delimiters (an address) is kept."""
+    if width < 2:
+        return
+    for cell in cells:
+        if any(part.count(delimiter) >= width - 1 for part in cell.splitlines()[1:]):
+            raise LoadError(
+                source,
+                f"malformed CSV (line {line}): a quoted value that starts on line {line} holds "
+                "whole rows (a stray quote?)",
+            )
 
 
 def load_jsonl(
@@ -418,6 +439,8 @@ def load_jsonl(
 def _cell(value: object) -> str | None:
     """A DataFrame cell as text: missing values are ``""``; ``None`` for unsupported types."""
     if hasattr(value, "item") and not isinstance(value, str | bytes):
+        if getattr(value, "ndim", 0) != 0:
+            return None  # an array in a cell (a list column): an unsupported value
         value = value.item()  # numpy scalar -> Python scalar
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""

@@ -1,0 +1,143 @@
+"""Files nobody here wrote, read as a partner's or an upstream system's export can be: each case
+below lost records without a word, crashed with a traceback, or wrote a rejects file that would
+not load again, before it was fixed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xlink.cli.main import main
+from xlink.errors import LoadError
+from xlink.prepare import default_mapping_path
+from xlink.records._mapping import MAX_MAPPING_BYTES, ColumnMapping
+from xlink.records.loaders import load_csv, load_dataframe, load_jsonl
+
+HEADER = "record_id,category,family_name,given_name,offence\n"
+
+
+def _ids(result: object) -> list[str]:
+    return [r.record_id for r in result.records]  # type: ignore[attr-defined]
+
+
+def test_a_stray_quote_that_a_later_cell_closes_does_not_swallow_the_rows_between(
+    tmp_path: Path,
+) -> None:
+    """``"Fraud`` opened a quote that the ``x"`` two rows down closed: the strict reader took the
+    three lines for one row with the header's count of cells, and the two people in between
+    were lost, their names in the first one's offence (a releasable field)."""
+    path = tmp_path / "list.csv"
+    path.write_text(
+        HEADER + 'A-1,watchlist,Bell,Stephanie,"Fraud\n'
+        "A-2,watchlist,Nguyen,Huong,Smuggling\n"
+        'A-3,watchlist,Mendoza,Teresa,x"\n'
+        "A-4,watchlist,Holham,Robert,Firearms\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(LoadError, match=r"line 2\): a quoted value .* holds whole rows"):
+        load_csv(path)
+
+
+def test_a_value_over_several_lines_is_still_one_value(tmp_path: Path) -> None:
+    """What the stray-quote check must keep: a quoted value over lines, an address or a
+    remark, with fewer delimiters than a row."""
+    path = tmp_path / "list.csv"
+    path.write_text(
+        HEADER + 'A-1,watchlist,Bell,Stephanie,"Fraud, then\nforgery, twice"\n'
+        "A-2,watchlist,Nguyen,Huong,Smuggling\n",
+        encoding="utf-8",
+    )
+    result = load_csv(path)
+    assert _ids(result) == ["A-1", "A-2"] and not result.rejects
+
+
+def test_a_lone_surrogate_escape_in_json_lines_rejects_its_line(tmp_path: Path) -> None:
+    """``"\\ud800x"`` is valid JSON and no text: the line was loaded (or, rejected for another
+    reason, crashed the rejects file's writing with a traceback). Now the line is rejected as
+    not Unicode text; an escaped pair (an emoji) is text, and loads."""
+    path = tmp_path / "list.jsonl"
+    lines = [
+        {"record_id": "S-1", "category": "watchlist", "family_name": "Smith", "given_name": "A"},
+        '{"record_id":"S-2","category":"bogus","family_name":"\\ud800x"}',
+        '{"record_id":"S-3","category":"watchlist","family_name":"\\ud800","given_name":"B"}',
+        '{"record_id":"S-4","category":"watchlist","family_name":"Sm\\ud83d\\ude00",'
+        '"given_name":"C"}',
+    ]
+    path.write_text(
+        "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n",
+        encoding="utf-8",
+    )
+    result = load_jsonl(path, rejects_path=tmp_path / "rejects.jsonl")
+    assert _ids(result) == ["S-1", "S-4"]
+    assert {r.line for r in result.rejects} == {2, 3}
+    assert all("not valid Unicode text" in e.reason for r in result.rejects for e in r.errors)
+    assert (tmp_path / "rejects.jsonl").read_text(encoding="utf-8").count("xlink_raw") == 2
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_a_rejects_file_is_written_in_the_inputs_delimiter_and_loads_again(
+    tmp_path: Path, delimiter: str
+) -> None:
+    """The rejects file of a ``;`` (or tab, or ``|``) file was written with commas, each row
+    split again on the commas inside its values: it did not load again with the input's
+    mapping, as a corrected rejects file must."""
+    rows = [
+        ["record_id", "category", "family_name", "given_name"],
+        ["A-1", "watchlist", "Bell", "Stephanie"],
+        ["A-2", "bogus, really", "Nguyen", "Huong, Thi"],
+    ]
+    path = tmp_path / "list.csv"
+    path.write_text("".join(delimiter.join(r) + "\n" for r in rows), encoding="utf-8")
+    mapping = {"delimiter": delimiter}
+    rejects = tmp_path / "list.rejects.csv"
+    result = load_csv(path, mapping=mapping, rejects_path=rejects)
+    assert _ids(result) == ["A-1"] and len(result.rejects) == 1
+    head, row = rejects.read_text(encoding="utf-8").splitlines()
+    assert head.split(delimiter)[:4] == rows[0] and row.split(delimiter)[:4] == rows[2]
+    corrected = rejects.read_text(encoding="utf-8").replace("bogus, really", "watchlist")
+    rejects.write_text(corrected, encoding="utf-8")
+    assert _ids(load_csv(rejects, mapping=mapping)) == ["A-2"]
+
+
+def test_an_array_in_a_dataframe_cell_is_an_unsupported_value(tmp_path: Path) -> None:
+    """A list column read by pandas (parquet, JSON) holds an array in each cell: ``.item()``
+    raised a plain ValueError for it."""
+    df = pd.DataFrame(
+        {
+            "record_id": ["A-1", "A-2"],
+            "category": ["watchlist", "watchlist"],
+            "family_name": ["Bell", "Nguyen"],
+            "given_name": ["Stephanie", "Huong"],
+            "aliases": [np.array(["Steph", "S."]), np.array(["Hoa"])],
+        }
+    )
+    result = load_dataframe(df)
+    assert _ids(result) == ["A-1", "A-2"]
+    assert {(e.line, e.field) for e in result.field_errors} == {(1, "aliases"), (2, "aliases")}
+    assert all("unsupported value type" in e.reason for e in result.field_errors)
+
+
+def test_a_directory_given_as_the_list_is_an_input_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``xlink prepare .`` ended in a traceback (looking for ``.mapping.json`` beside a path
+    with no name), where ``xlink prepare ..`` said what was wrong."""
+    assert default_mapping_path(".") is None and default_mapping_path("/") is None
+    monkeypatch.chdir(tmp_path)
+    assert main(["prepare", "."]) == 3
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_mapping_file_is_a_small_regular_file(tmp_path: Path) -> None:
+    """``--mapping /dev/zero`` read without end (a MemoryError's traceback under a memory
+    limit, a hang without one)."""
+    with pytest.raises(LoadError, match="a mapping file must be a regular file"):
+        ColumnMapping.from_file("/dev/zero")
+    big = tmp_path / "big.mapping.json"
+    big.write_text('{"columns": {}, "x": "' + "a" * MAX_MAPPING_BYTES + '"}', encoding="utf-8")
+    with pytest.raises(LoadError, match=f"at most {MAX_MAPPING_BYTES} bytes"):
+        ColumnMapping.from_file(big)
