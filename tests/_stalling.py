@@ -5,6 +5,7 @@ long the side under test lasts against it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
@@ -77,3 +78,14 @@ def long_work(progress: Callable[..., object] | None, reports: list[int], phase:
         if progress is not None:
             progress(phase, done, 300)
         reports.append(done)
+
+
+async def cancelled_after(work: Awaitable[object], delay: float) -> bool:
+    """Start ``work``, cancel it after ``delay`` seconds (a connection dropped, Ctrl-C) and
+    wait until it has ended; whether it ended cancelled (not done before)."""
+    task = asyncio.ensure_future(work)
+    await asyncio.sleep(delay)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return task.cancelled()

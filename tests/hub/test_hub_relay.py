@@ -23,7 +23,7 @@ from _hub import (
     running_hub,
     until,
 )
-from _stalling import long_work
+from _stalling import cancelled_after, long_work
 
 from xlink.cli.cmd_demo import bundled_path
 from xlink.crypto.rand import DeterministicRandom
@@ -294,11 +294,7 @@ def test_an_agent_stopped_while_it_prepares_its_list_stops_promptly(
 
     async def stopped() -> None:
         with agent._open("US-DHS") as agency:
-            task = asyncio.ensure_future(agent._side(agency))
-            await asyncio.sleep(0.3)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            assert await cancelled_after(agent._side(agency), 0.3)
 
     started = time.monotonic()
     asyncio.run(stopped())

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from _officers import approve, enrol_agency_officers
 from _query_agencies import CA, DATA, US, QueryPair, query_pair, truth_pairs
-from _stalling import long_work
+from _stalling import cancelled_after, long_work
 
 from xlink.agency import QueryOutcome, QueryService, exchange_in_process
 from xlink.agency._query import QueryClient, ask
@@ -587,18 +587,10 @@ def test_a_move_nobody_waits_for_any_more_is_stopped_and_made_again_later(
         monkeypatch.setattr(HolderTable, "build", slow_build)
         undo = _moved_a_month(pair)
         try:
-
-            async def dropped() -> None:
-                _, b = memory_pair()
-                task = asyncio.create_task(service.handle(b))
-                await asyncio.sleep(0.3)
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
             started = time.monotonic()
-            asyncio.run(dropped())
-            service._builder.submit(lambda: None).result()  # after the build, on its thread
+            asyncio.run(cancelled_after(service.handle(memory_pair()[1]), 0.3))
+            assert service._moving is not None  # the move nobody took, its build ended:
+            assert service._moving.work.exception(timeout=10) is not None  # stopped
             assert time.monotonic() - started < 1.5 and len(reports) < 100
             monkeypatch.setattr(HolderTable, "build", build)
             after = _run(pair, service, HIT, "b.csv")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date
 from typing import TYPE_CHECKING
@@ -109,7 +108,6 @@ class QueryService(HolderChecks, HolderMonths):
         self._deriver = TokenDeriver(agency.schema)  # the households of the records decided
         self._progress = progress
         self._moving: _Move | None = None
-        self._builder = ThreadPoolExecutor(1, thread_name_prefix="xlink-query-month")
         self.period = ""  # no month yet: the first session enters it (lazy)
         if not lazy:
             self._use(self._month_of(period_of(agency.clock()), side))

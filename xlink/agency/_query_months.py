@@ -47,7 +47,6 @@ class HolderMonths:
     _check: bytes
     _progress: ProgressFn | None
     _moving: _Move | None
-    _builder: ThreadPoolExecutor
 
     def _month_of(
         self, period: str, side: PreparedSide, stop: threading.Event | None = None
@@ -93,7 +92,10 @@ class HolderMonths:
         moving = self._moving
         if moving is None or moving.period != period or _failed(moving.work):
             side, stop = self.side, threading.Event()
-            work = self._builder.submit(self._month_of, period, side, stop)
+            # a thread for the move alone, which ends with it: the service keeps no pool
+            builder = ThreadPoolExecutor(1, thread_name_prefix="xlink-query-month")
+            work = builder.submit(self._month_of, period, side, stop)
+            builder.shutdown(wait=False)
             moving = self._moving = _Move(period, side, work, stop)
         moving.waiting += 1
         try:

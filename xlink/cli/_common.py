@@ -57,6 +57,9 @@ def error_lines(exc: BaseException) -> list[str]:
     if isinstance(exc, LoadError):
         head = terminal_text(f"{exc.source}: {exc.reason}")
         return [head, *(f"  {terminal_text(str(e))}" for e in exc.errors)]
+    if isinstance(exc, OSError):  # a file we were told to read or write: say which
+        where = "" if exc.filename is None else f": {exc.filename}"
+        return [terminal_text(f"{exc.strerror or exc}{where}")]
     if isinstance(exc, ProtocolError):  # a peer's detail is escaped already: not twice
         return [escape_unprintable(str(exc), keep=_JOINERS)]
     return [terminal_text(str(exc))]

@@ -107,8 +107,6 @@ def report_failure(exc: BaseException) -> ExitCode:
         )
     elif code is ExitCode.INTERRUPTED:
         print("xlink: interrupted", file=sys.stderr)
-    elif isinstance(exc, OSError):  # a file we were told to read or write: say which
-        _say("xlink: error:", OSError(f"{exc.strerror or exc}: {exc.filename}"))
     elif isinstance(exc, ProtocolError):
         _say("xlink: session aborted:", exc)
     elif isinstance(exc, PolicyDenied | PeerRefused):

@@ -1,20 +1,21 @@
-"""Raw rows: what each input format yields before validation (see :mod:`xlink.records.loaders`)."""
+"""Raw rows: what each input format yields before validation (see :mod:`xlink.records.loaders`),
+and what a CSV's header and a row over several lines must be to be read as rows at all."""
 
 from __future__ import annotations
 
 import codecs
 import contextlib
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
 from xlink.errors import FieldError, LoadError
-from xlink.records._mapping import ColumnMapping
+from xlink.records._mapping import DELIMITERS, ColumnMapping
 from xlink.records._rejects import parse_json_object
-from xlink.records.validation import DOCUMENT_FIELDS
+from xlink.records.validation import DOCUMENT_FIELDS, NAME_FIELDS
 
-__all__ = ["Lines", "RawRow", "json_row"]
+__all__ = ["Lines", "RawRow", "check_header", "json_row", "no_rows_inside"]
 
 _BOM = b"\xef\xbb\xbf"
 #: A file that starts with one of these is UTF-16 (little- or big-endian), whatever the mapping
@@ -162,3 +163,54 @@ def _json_document(value: object) -> dict[str, str] | None:
             return None
         out[key] = scalar
     return out
+
+
+def _required_columns_missing(targets: set[str], mapping: ColumnMapping) -> list[str]:
+    missing = [f for f in ("record_id", "category") if f not in targets]
+    if "category" in missing and mapping.category is not None:
+        missing.remove("category")
+    if not targets & set(NAME_FIELDS):
+        missing.append("a name column (" + ", ".join(NAME_FIELDS) + ")")
+    return missing
+
+
+def check_header(source: str, header: Sequence[str], mapping: ColumnMapping) -> None:
+    """Raise LoadError for unnamed, duplicate, conflicting or missing required columns."""
+    problems = [f"column {i} has no name" for i, name in enumerate(header, start=1) if not name]
+    seen: set[str] = set()
+    duplicates: set[str] = set()
+    for name in header:
+        if name and name in seen:
+            duplicates.add(name)
+        seen.add(name)
+    if duplicates:
+        problems.append("duplicate column names: " + ", ".join(sorted(duplicates)))
+    targets, conflicts = mapping.resolve(name for name in header if name)
+    problems += conflicts
+    missing = _required_columns_missing(set(targets.values()), mapping)
+    if missing:
+        problems.append("missing required columns: " + ", ".join(missing))
+        seen_in_one = [d for d in DELIMITERS if len(header) == 1 and d in header[0]]
+        if seen_in_one:
+            problems.append(
+                f"the header was read as one column holding {seen_in_one[0]!r}: "
+                "a file with another delimiter needs the mapping's delimiter setting"
+            )
+    if problems:
+        raise LoadError(source, "; ".join(problems))
+
+
+def no_rows_inside(source: str, line: int, cells: list[str], delimiter: str, width: int) -> None:
+    """Refuse a row whose quoted value runs over lines that read as rows of their own (as
+    many delimiters as a row has): a stray quote (``"Fraud``) that the closing quote of a later
+    cell happens to end, which the strict reader takes for one row, the rows between lost into
+    one value. A value over several lines with fewer delimiters (an address) is kept."""
+    if width < 2:
+        return
+    for cell in cells:
+        if any(part.count(delimiter) >= width - 1 for part in cell.splitlines()[1:]):
+            raise LoadError(
+                source,
+                f"malformed CSV (line {line}): a quoted value that starts on line {line} holds "
+                "whole rows (a stray quote?)",
+            )

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from xlink.errors import FieldError, LoadError
 from xlink.records import _rejects
-from xlink.records._mapping import DELIMITERS, ColumnMapping, StrPath
+from xlink.records._mapping import ColumnMapping, StrPath
 from xlink.records._rejects import Reject
-from xlink.records._rows import Lines, RawRow, json_row
+from xlink.records._rows import Lines, RawRow, check_header, json_row, no_rows_inside
 from xlink.records.model import PersonRecord
-from xlink.records.validation import NAME_FIELDS, BadFieldPolicy, DateOrder, RowChecker
+from xlink.records.validation import BadFieldPolicy, DateOrder, RowChecker
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -232,41 +232,6 @@ class _Collector:
         )
 
 
-def _required_columns_missing(targets: set[str], mapping: ColumnMapping) -> list[str]:
-    missing = [f for f in ("record_id", "category") if f not in targets]
-    if "category" in missing and mapping.category is not None:
-        missing.remove("category")
-    if not targets & set(NAME_FIELDS):
-        missing.append("a name column (" + ", ".join(NAME_FIELDS) + ")")
-    return missing
-
-
-def _check_header(source: str, header: Sequence[str], mapping: ColumnMapping) -> None:
-    """Raise LoadError for unnamed, duplicate, conflicting or missing required columns."""
-    problems = [f"column {i} has no name" for i, name in enumerate(header, start=1) if not name]
-    seen: set[str] = set()
-    duplicates: set[str] = set()
-    for name in header:
-        if name and name in seen:
-            duplicates.add(name)
-        seen.add(name)
-    if duplicates:
-        problems.append("duplicate column names: " + ", ".join(sorted(duplicates)))
-    targets, conflicts = mapping.resolve(name for name in header if name)
-    problems += conflicts
-    missing = _required_columns_missing(set(targets.values()), mapping)
-    if missing:
-        problems.append("missing required columns: " + ", ".join(missing))
-        seen_in_one = [d for d in DELIMITERS if len(header) == 1 and d in header[0]]
-        if seen_in_one:
-            problems.append(
-                f"the header was read as one column holding {seen_in_one[0]!r}: "
-                "a file with another delimiter needs the mapping's delimiter setting"
-            )
-    if problems:
-        raise LoadError(source, "; ".join(problems))
-
-
 def _rejects_target(
     path: Path | None, rejects_path: StrPath | None, write_rejects: bool, extension: str
 ) -> Path | None:
@@ -351,10 +316,10 @@ def load_csv(
                     while width and not header[width - 1]:
                         width -= 1
                     header = header[:width]
-                    _check_header(source, header, columns)
+                    check_header(source, header, columns)
                     continue
                 if reader.line_num > line:  # a quoted value over several lines
-                    _no_rows_inside(source, line, cells, columns.delimiter, width)
+                    no_rows_inside(source, line, cells, columns.delimiter, width)
                 if len(cells) > width and not any(c.strip() for c in cells[width:]):
                     cells = cells[:width]
                 if len(cells) != len(header):
@@ -377,22 +342,6 @@ def load_csv(
         target,
         lambda p, rejects: _rejects.write_csv(p, final_header, rejects, delimiter=delimiter),
     )
-
-
-def _no_rows_inside(source: str, line: int, cells: list[str], delimiter: str, width: int) -> None:
-    """Refuse a row whose quoted value runs over lines that read as rows of their own (as
-    many delimiters as a row has): a stray quote (``"Fraud``) that the closing quote of a later
-    cell happens to end, which the strict reader takes for one row, the rows between lost into
-    one value. A value over several lines with fewer delimiters (an address) is kept."""
-    if width < 2:
-        return
-    for cell in cells:
-        if any(part.count(delimiter) >= width - 1 for part in cell.splitlines()[1:]):
-            raise LoadError(
-                source,
-                f"malformed CSV (line {line}): a quoted value that starts on line {line} holds "
-                "whole rows (a stray quote?)",
-            )
 
 
 def load_jsonl(
@@ -494,7 +443,7 @@ def load_dataframe(
     header = [c if isinstance(c, str) else "" for c in df.columns]
     if any(not isinstance(c, str) for c in df.columns):
         raise LoadError(source, "column names must be strings")
-    _check_header(source, header, columns)
+    check_header(source, header, columns)
     if df.empty:
         raise LoadError(source, "empty: no rows")
     collector = _Collector(columns, date_order, bad_field, progress)
