@@ -18,7 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,17 @@ class Recording:
 
     async def close(self, timeout: float | None = None) -> None:
         await self.inner.close(timeout)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Listed:
+    """Candidate pairs a dishonest asker chose, as :func:`decide` reads them."""
+
+    session_id: bytes
+    pairs: tuple[Any, ...]
+
+    def iter_pairs(self) -> Iterator[Any]:
+        return iter(self.pairs)
 
 
 def _holder_entries(pair: QueryPair) -> list[tuple[AuditEvent, dict[str, Any]]]:
@@ -516,7 +527,7 @@ def test_each_member_claimed_on_another_token_of_the_household_wins_one_of_it(
 
     def deciding(source: Any, schema: Any, threshold: float) -> Any:
         seen[:] = list(source.iter_pairs())
-        return decide(type(source)(source.session_id, []), schema, threshold)
+        return decide(_Listed(source.session_id, ()), schema, threshold)
 
     def claimed(agency: Any, session_id: bytes, travellers: Any, table: Any, outputs: Any) -> Any:
         decision, met = original(agency, session_id, travellers, table, outputs)
@@ -583,7 +594,7 @@ def _lie_about_presence(
         seen[:] = list(source.iter_pairs())
         wanted = [p for p in seen if only is None or only(p.peer_ref)]
         return decide(
-            type(source)(source.session_id, wanted), schema, threshold, links=BEST_OF_EITHER
+            _Listed(source.session_id, tuple(wanted)), schema, threshold, links=BEST_OF_EITHER
         )
 
     def tailored(record: int, presence: bytes, handles: Any) -> RequestedHit:

@@ -8,6 +8,7 @@ import os
 from types import SimpleNamespace
 from typing import Any, cast
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,8 +16,8 @@ from xlink.agency._query_answers import _decide, pair_handles
 from xlink.linkage.schema import load_default_schema
 from xlink.linkage.tokens import TokenSetBuilder
 from xlink.protocol.limits import MAX_PAIR_HANDLES
+from xlink.query.asker_table import TableHits
 from xlink.query.session import query_handle
-from xlink.query.table import TableHit
 
 SESSION = bytes(range(16))
 
@@ -39,8 +40,14 @@ def test_a_pair_of_many_aliases_names_every_key_it_agreed_on() -> None:
     )
     tokens = builder.build()
     outputs = [*names, document]
-    everything = frozenset(range(len(schema.key_names)))
-    table = SimpleNamespace(lookup_many=lambda ys: [[TableHit(7, everything)] for _ in ys])
+    size = (len(schema.key_names) + 7) // 8
+    table = SimpleNamespace(
+        hits=lambda ys: TableHits(
+            output=np.arange(len(ys), dtype=np.int64),
+            record=np.full(len(ys), 7, dtype=np.int64),
+            presence=np.full((len(ys), size), 0xFF, dtype=np.uint8),
+        )
+    )
     agency = SimpleNamespace(schema=schema, mou=SimpleNamespace(match_threshold=6.0))
 
     decision, candidates = _decide(

@@ -5,16 +5,25 @@ and the answer about each traveller."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
+
+from xlink._pair_columns import PairColumns, from_table
 from xlink.agency._inbound import Receiver
 from xlink.agency._query_common import _flush, _only, _receive
 from xlink.decide import DecidedMatch, Decision, decide
+from xlink.linkage.tokens import TokenSet
 from xlink.prepare import PreparedSide
-from xlink.protocol.events import CandidatePair
-from xlink.protocol.limits import MAX_PAIR_HANDLES
+from xlink.protocol._pair_table import pair_table
+from xlink.protocol._reveal import _column_at, _presence_codes, record_key_sets
+from xlink.protocol.events import CandidatePair, PairTable
+from xlink.protocol.limits import HANDLE_SIZE, MAX_PAIR_HANDLES
+from xlink.query.asker_table import TableHits
 from xlink.query.messages import MAX_HITS
 from xlink.query.session import AskerSession, Fate, ReleasesReceived, RequestedHit, query_handle
 from xlink.query.table import AskerTable, presence_bits
@@ -25,6 +34,8 @@ if TYPE_CHECKING:
     from xlink.agency._agency import Agency
 
 __all__ = ["TravellerAnswer"]
+
+Ints = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +71,69 @@ def pair_handles(by_key: dict[str, set[bytes]]) -> tuple[bytes, ...]:
 
 
 class _Candidates:
-    """Candidate pairs (traveller, holder record) in the shape :func:`decide` reads."""
+    """Candidate pairs (traveller, holder record) in the shape :func:`decide` reads: a
+    :class:`~xlink.protocol.events.PairTable` whose peer references number the holder's
+    records found (``holders``, ascending) from 0, read by :func:`decide` with the holder's
+    own record indices as the peer references."""
 
-    def __init__(self, session_id: bytes, pairs: list[CandidatePair]) -> None:
+    def __init__(self, session_id: bytes, table: PairTable, holders: Ints) -> None:
         self.session_id = session_id
-        self._pairs = pairs
+        self.table = table
+        self._holders = holders
+
+    def pair_columns(self) -> PairColumns:
+        columns = from_table(self.table)
+        return dataclasses.replace(columns, ref=self._holders[columns.ref])
 
     def iter_pairs(self) -> Iterator[CandidatePair]:
-        return iter(self._pairs)
+        for pair in self.table:
+            yield dataclasses.replace(pair, peer_ref=int(self._holders[pair.peer_ref]))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Found:
+    """What a query's outputs found in the holder's table, one row per live entry: the
+    traveller token (``token``, the output's index), the holder's record (``record``), the
+    token's key and the index of its handle in ``handles`` (``(m, 16)``, ascending)."""
+
+    token: Ints
+    record: Ints
+    key: Ints
+    handle: Ints
+    handles: npt.NDArray[np.uint8]
+
+    @classmethod
+    def of(cls, tokens: TokenSet, hits: TableHits, handle_of: Callable[[int], bytes]) -> _Found:
+        used = np.unique(hits.output)
+        found = [handle_of(i) for i in used.tolist()]
+        ascending = sorted(range(len(found)), key=found.__getitem__)
+        handles = np.frombuffer(b"".join(found[k] for k in ascending), dtype=np.uint8)
+        position = np.empty(len(used), dtype=np.int64)
+        position[ascending] = np.arange(len(used), dtype=np.int64)
+        return cls(
+            token=hits.output,
+            record=hits.record,
+            key=_column_at(tokens.key_index, hits.output),
+            handle=position[np.searchsorted(used, hits.output)],
+            handles=handles.reshape(-1, HANDLE_SIZE),
+        )
+
+    def shared(
+        self, tokens: TokenSet, pairs: set[tuple[int, int]]
+    ) -> dict[tuple[int, int], dict[str, set[bytes]]]:
+        """Every handle each of ``pairs`` (traveller record index, holder record) shares, by
+        key name: a few pairs, so a few rows (duplicates of one entry counted once)."""
+        out: dict[tuple[int, int], dict[str, set[bytes]]] = {pair: {} for pair in pairs}
+        rows = np.flatnonzero(np.isin(self.record, np.array([h for _, h in pairs], np.int64)))
+        traveller = _column_at(tokens.record_index, self.token[rows]).tolist()
+        columns = (self.record[rows].tolist(), self.handle[rows].tolist(), self.key[rows].tolist())
+        flat = self.handles.tobytes()
+        for t, r, h, k in set(zip(traveller, *columns, strict=True)):
+            by_key = out.get((t, r))
+            if by_key is not None:
+                handle = flat[h * HANDLE_SIZE : (h + 1) * HANDLE_SIZE]
+                by_key.setdefault(tokens.key_names[k], set()).add(handle)
+        return out
 
 
 def _decide(
@@ -77,29 +143,55 @@ def _decide(
     table: AskerTable,
     outputs: list[bytes],
 ) -> tuple[Decision, int]:
+    """The decision on the travellers' candidate pairs (spec §7.4) and how many pairs there
+    were. ``outputs[i]`` is the OPRF output of the travellers' token ``i``. The pairs are
+    columns (:func:`~xlink.protocol._pair_table.pair_table`), not objects: a holder that lists
+    one token for a great many records (a table may, up to its bound) makes the asker hold a
+    few integers for each, and objects only for the decided matches."""
     tokens = travellers.tokens
-    names = agency.schema.key_names
-    own_keys: dict[int, set[str]] = {}
-    found: dict[tuple[int, int], tuple[dict[str, set[bytes]], frozenset[int]]] = {}
-    for i, (output, found_hits) in enumerate(zip(outputs, table.lookup_many(outputs), strict=True)):
-        record, key = tokens.record_index[i], tokens.key_names[tokens.key_index[i]]
-        own_keys.setdefault(record, set()).add(key)
-        for hit in found_hits:
-            by_key, _ = found.setdefault((record, hit.record), ({}, hit.presence))
-            by_key.setdefault(key, set()).add(query_handle(session_id, output))
-    pairs = [
-        CandidatePair(
-            local_record_id=tokens.record_ids[record],
-            peer_ref=holder_record,
-            agreeing_keys=frozenset(by_key),
-            handles=pair_handles(by_key),
-            local_keys=frozenset(own_keys[record]),
-            peer_keys=frozenset(names[k] for k in presence) | frozenset(by_key),
+    hits = table.hits(outputs)
+    found = _Found.of(tokens, hits, lambda i: query_handle(session_id, outputs[i]))
+    holders, ref = np.unique(found.record, return_inverse=True)
+    ref = ref.astype(np.int64).ravel()
+    local = record_key_sets(tokens)
+    # The keys each holder record has: what its entries' bitmaps say, and the key of every
+    # token it matched (an entry's bitmap that leaves its own key out cannot hide it).
+    presence = hits.presence.copy()
+    if presence.shape[1]:
+        key = found.key
+        presence[np.arange(len(key)), key >> 3] |= np.left_shift(1, key & 7).astype(np.uint8)
+    codes = _presence_codes(presence, local)
+    peer = np.zeros((len(holders), *codes.shape[1:]), dtype=codes.dtype)
+    np.bitwise_or.at(peer, ref, codes)
+    pairs = pair_table(
+        tokens,
+        found.token,
+        ref,
+        found.handle,
+        handles=found.handles,
+        local_key_sets=local,
+        peer_key_sets=peer,
+    )
+    source = _Candidates(session_id, pairs, holders)
+    decision = decide(source, agency.schema, agency.mou.match_threshold)
+    # The decision names at most a request's worth of a pair's handles, the lowest: for a pair
+    # that may share more, pair_handles chooses them, so that every key it agreed on is named.
+    index_of = {rid: i for i, rid in enumerate(tokens.record_ids)}
+    full = {
+        (index_of[m.local_record_id], m.peer_ref)
+        for m in decision.matches
+        if len(m.handles) >= MAX_PAIR_HANDLES
+    }
+    shared = found.shared(tokens, full) if full else {}
+    matches = tuple(
+        dataclasses.replace(
+            m, handles=pair_handles(shared[index_of[m.local_record_id], m.peer_ref])
         )
-        for (record, holder_record), (by_key, presence) in sorted(found.items())
-    ]
-    decision = decide(_Candidates(session_id, pairs), agency.schema, agency.mou.match_threshold)
-    return decision, len(pairs)
+        if len(m.handles) >= MAX_PAIR_HANDLES
+        else m
+        for m in decision.matches
+    )
+    return dataclasses.replace(decision, matches=matches), len(pairs.record)
 
 
 async def _collect_releases(

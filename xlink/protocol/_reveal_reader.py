@@ -8,7 +8,6 @@ accumulated as arrays and grouped into pairs once it is complete.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ from xlink.errors import RemoteProtocolError
 from xlink.linkage.tokens import TokenSet
 from xlink.protocol import _keys
 from xlink.protocol import limits as L
+from xlink.protocol._pair_table import pair_table
 from xlink.protocol._reveal import (
     _HANDLE,
     Ints,
@@ -26,12 +26,11 @@ from xlink.protocol._reveal import (
     _first_true,
     _gather_ranges,
     _presence_codes,
-    _words,
     presence_size,
     record_key_sets,
 )
 from xlink.protocol.abort import AbortCode
-from xlink.protocol.events import PairTable, decode_key_set
+from xlink.protocol.events import PairTable
 from xlink.protocol.messages import Reveal
 
 __all__ = ["PeerRevealReader"]
@@ -244,75 +243,12 @@ class PeerRevealReader:
         # Columns are replaced one at a time so that few full-length temporaries coexist.
         token, ref, handle = (np.concatenate(c) for c in zip(*self._parts, strict=True))
         self._parts.clear()
-        record = _column_at(tokens.record_index, token)
-        # Group by (record, peer ref); within a group, handles ascending, then token index.
-        order = np.lexsort((token, handle, ref, record))
-        token = token[order]
-        ref = ref[order]
-        handle = handle[order]
-        record = record[order]
-        del order
-        new_group = np.ones(len(token), dtype=np.bool_)
-        new_group[1:] = (record[1:] != record[:-1]) | (ref[1:] != ref[:-1])
-        first = np.flatnonzero(new_group)
-        g_record, g_ref, g_token = record[first], ref[first], token[first]
-        del record, ref
-        pattern, patterns = _key_patterns(
-            _column_at(tokens.key_index, token), first, tokens.key_names
-        )
-        del token
-        # A handle appears once per pair even if two of the record's tokens carry it.
-        repeated = np.zeros(len(handle), dtype=np.bool_)
-        repeated[1:] = ~new_group[1:] & (handle[1:] == handle[:-1])
-        if repeated.any():
-            handle, new_group = handle[~repeated], new_group[~repeated]
-        del repeated
-        starts = np.flatnonzero(new_group)
-        counts = np.diff(np.append(starts, len(handle)))
-        del new_group
-        # Result order: local record id, then peer ref; equal ids (if the caller's ids repeat)
-        # keep the order in which the pairs were first seen (first shared handle, then token).
-        rank = _id_rank(g_record, tokens.record_ids)
-        g_order = np.lexsort((g_token, handle[starts], g_ref, rank))
-        del rank, g_token
-        counts = counts[g_order]
-        offsets = np.zeros(len(first) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        return PairTable(
-            record_ids=tokens.record_ids,
-            key_names=tokens.key_names,
+        return pair_table(
+            tokens,
+            token,
+            ref,
+            handle,
             handles=self._matches.handles,
-            record=g_record[g_order],
-            ref=g_ref[g_order],
-            pattern=pattern[g_order],
-            patterns=patterns,
-            offsets=offsets,
-            handle_index=handle[_gather_ranges(starts[g_order], counts)],
             local_key_sets=self._key_sets,
             peer_key_sets=peer_key_sets,
         )
-
-
-def _key_patterns(
-    key: Ints, first: Ints, key_names: tuple[str, ...]
-) -> tuple[Ints, tuple[frozenset[str], ...]]:
-    """For each group (rows ``first[g]..first[g+1]-1``), the index of its set of keys among the
-    distinct sets, and those sets (each frozenset built once)."""
-    words = _words(key_names)
-    bits = np.zeros((len(key), words), dtype=np.uint64)
-    bits[np.arange(len(key)), key // 64] = np.left_shift(np.uint64(1), (key % 64).astype(np.uint64))
-    group_bits = np.bitwise_or.reduceat(bits, first, axis=0)
-    distinct, inverse = np.unique(group_bits, axis=0, return_inverse=True)
-    patterns = tuple(decode_key_set(tuple(int(w) for w in row), key_names) for row in distinct)
-    return inverse.astype(np.int64).ravel(), patterns
-
-
-def _id_rank(records: Ints, record_ids: Sequence[str]) -> Ints:
-    """For each record index, the rank of its id among the ids of ``records`` (equal ids share
-    a rank); ids compare as Python strings."""
-    distinct, inverse = np.unique(records, return_inverse=True)
-    ids = np.empty(len(distinct), dtype=object)
-    for i in range(0, len(distinct), 1 << 16):  # blocks: no full-length list of ints
-        ids[i : i + (1 << 16)] = [record_ids[r] for r in distinct[i : i + (1 << 16)].tolist()]
-    _, id_rank = np.unique(ids, return_inverse=True)
-    return id_rank.astype(np.int64).ravel()[inverse.ravel()]

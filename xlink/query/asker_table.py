@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from xlink.error_codes import AbortCode
 from xlink.errors import RemoteProtocolError
+from xlink.protocol._reveal import _gather_ranges
 from xlink.query.entries import (
     MAX_PROBES,
     RECORD_SIZE,
@@ -21,10 +22,9 @@ from xlink.query.entries import (
     entry_pad,
     label_size_for,
     table_digest,
-    xor_bytes,
 )
 
-__all__ = ["AskerTable", "TableHit"]
+__all__ = ["AskerTable", "TableHit", "TableHits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,31 @@ class TableHit:
 
     record: int
     presence: frozenset[int]
+
+
+Ints = npt.NDArray[np.int64]
+#: Most occurrences of one output probed in one round of :meth:`AskerTable.hits`.
+_MAX_BLOCK = 1 << 14
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TableHits:
+    """The live entries found for a list of outputs, one row each: ``output`` (the index of
+    the output in the list), ``record`` (the holder's record index) and ``presence`` (that
+    record's key-presence bitmap as the label holds it, bit ``i % 8`` of byte ``i // 8`` for
+    key ``i``), by output then occurrence."""
+
+    output: Ints
+    record: Ints
+    presence: npt.NDArray[np.uint8]
+
+    @classmethod
+    def none(cls, presence_size: int) -> TableHits:
+        empty = np.zeros(0, dtype=np.int64)
+        return cls(empty, empty.copy(), np.zeros((0, presence_size), dtype=np.uint8))
+
+    def __len__(self) -> int:
+        return len(self.output)
 
 
 class AskerTable:
@@ -56,6 +81,10 @@ class AskerTable:
             labels if labels is not None else np.zeros((0, self.label_size), dtype=np.uint8)
         )
         self.version = version
+        # the bits of the bitmap that name one of the schema's keys: a label's others are noise
+        keys_bits = np.zeros((self.label_size - RECORD_SIZE) * 8, dtype=np.uint8)
+        keys_bits[:keys] = 1
+        self._known_keys = np.packbits(keys_bits, bitorder="little")
         self.digest = digest if digest is not None else table_digest(self.tags, self.labels)
 
     @property
@@ -113,40 +142,69 @@ class AskerTable:
         return self.lookup_many([output])[0]
 
     def lookup_many(self, outputs: Sequence[bytes]) -> list[list[TableHit]]:
-        """:meth:`lookup` for each output: occurrence ``j`` of every output still found is
-        probed in one binary search over the column (the tags compared as unsigned 64-bit
-        integers, never as floats)."""
-        hits: list[list[TableHit]] = [[] for _ in outputs]
-        probing = list(range(len(outputs)))
-        for j in range(MAX_PROBES):
-            if not probing or not len(self.tags):
-                break
-            pads = [entry_pad(outputs[i], j, self.label_size) for i in probing]
-            tags = np.array([tag for tag, _ in pads], dtype=np.uint64)
-            left = self.tags.searchsorted(tags, side="left")
-            right = self.tags.searchsorted(tags, side="right")
-            still = []
-            for n, i in enumerate(probing):
-                lo, hi = int(left[n]), int(right[n])
-                if lo == hi:
-                    continue
-                still.append(i)
-                pad = pads[n][1]
-                for row in range(lo, hi):
-                    hit = self._open(row, pad)
-                    if hit is not None:
-                        hits[i].append(hit)
-            probing = still
-        return hits
+        """:meth:`hits` as a list of :class:`TableHit` for each output (for a few outputs: a
+        query's decision reads :meth:`hits` itself)."""
+        found = self.hits(outputs)
+        out: list[list[TableHit]] = [[] for _ in outputs]
+        bits = np.unpackbits(found.presence, axis=1, bitorder="little")[:, : self.keys]
+        for i, record, row in zip(
+            found.output.tolist(), found.record.tolist(), bits.tolist(), strict=True
+        ):
+            out[i].append(TableHit(record, frozenset(k for k, bit in enumerate(row) if bit)))
+        return out
 
-    def _open(self, row: int, pad: bytes) -> TableHit | None:
-        plain = xor_bytes(self.labels[row].tobytes(), pad)
-        record = int.from_bytes(plain[:RECORD_SIZE], "big")
-        if record == TOMBSTONE:
-            return None
-        bits = plain[RECORD_SIZE:]
-        return TableHit(
-            record, frozenset(k for k in range(self.keys) if bits[k // 8] >> (k % 8) & 1)
+    def hits(self, outputs: Sequence[bytes]) -> TableHits:
+        """Every live entry of each output's token, in columns, by output then occurrence.
+
+        Occurrences ``j = 0, 1, ...`` of an output are probed until the first that is not in
+        the table (§5.3), in blocks that double: every output still found is probed for the
+        block's occurrences in one binary search over the column (the tags compared as
+        unsigned 64-bit integers, never as floats), and what a block finds past an output's
+        first miss is not kept. So a token listed ``n`` times costs about ``log2(n)`` rounds
+        (blocks stop doubling at :data:`_MAX_BLOCK` occurrences, which bounds a round's
+        memory) and at most ``2n`` hashes, and nothing is made per entry but its row in the columns:
+        a table that lists one token for a great many records costs its reader a few bytes
+        for each, not an object."""
+        size = self.label_size
+        found: list[tuple[Ints, Ints, npt.NDArray[np.uint8]]] = []
+        probing = np.arange(len(outputs), dtype=np.int64)
+        first, block = 0, 1
+        while len(probing) and len(self.tags) and first < MAX_PROBES:
+            block = min(block, MAX_PROBES - first)
+            pads = [
+                entry_pad(outputs[i], j, size)
+                for i in probing.tolist()
+                for j in range(first, first + block)
+            ]
+            tags = np.array([tag for tag, _ in pads], dtype=np.uint64)
+            left = self.tags.searchsorted(tags, side="left").astype(np.int64)
+            counts = self.tags.searchsorted(tags, side="right").astype(np.int64) - left
+            # an output's occurrences end at its first miss: keep the block's run up to it
+            run = np.cumprod((counts > 0).reshape(len(probing), block), axis=1).astype(np.bool_)
+            kept = run.ravel()
+            if kept.any():
+                rows = np.frombuffer(b"".join(p for _, p in pads), dtype=np.uint8)
+                per = counts[kept]
+                found.append(
+                    (
+                        np.repeat(np.repeat(probing, block)[kept], per),
+                        _gather_ranges(left[kept], per),
+                        np.repeat(rows.reshape(len(pads), size)[kept], per, axis=0),
+                    )
+                )
+            probing = probing[run[:, -1]]
+            first, block = first + block, min(2 * block, _MAX_BLOCK)
+        if not found:
+            return TableHits.none(size - RECORD_SIZE)
+        output, row, pad = (np.concatenate(c) for c in zip(*found, strict=True))
+        plain = self.labels[row] ^ pad
+        record = np.ascontiguousarray(plain[:, :RECORD_SIZE]).view(">u4").ravel().astype(np.int64)
+        live = record != TOMBSTONE
+        order = np.argsort(output[live], kind="stable")  # by output, then occurrence
+        return TableHits(
+            output=output[live][order],
+            record=record[live][order],
+            presence=plain[live][order][:, RECORD_SIZE:] & self._known_keys,
         )
 
     def save(self, path: Path, *, meta: bytes) -> None:
