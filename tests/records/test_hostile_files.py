@@ -16,6 +16,7 @@ from xlink.errors import LoadError
 from xlink.prepare import default_mapping_path
 from xlink.records._mapping import MAX_MAPPING_BYTES, ColumnMapping
 from xlink.records.loaders import load_csv, load_dataframe, load_jsonl
+from xlink.records.model import BirthDate
 
 HEADER = "record_id,category,family_name,given_name,offence\n"
 
@@ -141,3 +142,39 @@ def test_a_mapping_file_is_a_small_regular_file(tmp_path: Path) -> None:
     big.write_text('{"columns": {}, "x": "' + "a" * MAX_MAPPING_BYTES + '"}', encoding="utf-8")
     with pytest.raises(LoadError, match=f"at most {MAX_MAPPING_BYTES} bytes"):
         ColumnMapping.from_file(big)
+
+
+def test_a_name_of_punctuation_alone_is_no_name(tmp_path: Path) -> None:
+    """``.`` for the given name and ``(-)`` for the family name name nobody: the record was
+    kept without a word, with no name token, and a partner's record agreeing on its date of
+    birth met it with nothing to tell them apart. It is rejected as a row with no name is."""
+    path = tmp_path / "list.csv"
+    path.write_text(
+        HEADER + "A-1,watchlist,(-),.,Fraud\nA-2,watchlist,O'Neil,Al,Fraud\n"
+        "A-3,watchlist,Li,,Fraud\n",
+        encoding="utf-8",
+    )
+    result = load_csv(path)
+    assert _ids(result) == ["A-2", "A-3"]
+    ((reject, errors),) = [(r.line, r.errors) for r in result.rejects]
+    assert reject == 2 and [e.field for e in errors] == ["<name>"]
+
+
+@pytest.mark.parametrize("padding", ["\u200b", "\ufeff", "\u200e", "\u2069", " \u200b "])
+def test_invisible_characters_at_a_values_ends_are_padding(tmp_path: Path, padding: str) -> None:
+    """A date copied from a web form with a zero-width space (or a mark of text direction)
+    after it was an unrecognised date, its day lost; an id so padded was another id than the
+    same id without it. Inside a value such characters stay (a Persian name's non-joiner)."""
+    path = tmp_path / "list.csv"
+    path.write_text(
+        "record_id,category,family_name,given_name,birth_date\n"
+        f"A-1{padding},watchlist,{padding}Mehr\u200cdad{padding},Ali,1980-04-03{padding}\n"
+        f"A-1,watchlist,Bell,Stephanie,1975-05-06\n",
+        encoding="utf-8",
+    )
+    result = load_csv(path)
+    (record,) = result.records
+    assert record.record_id == "A-1" and record.name.family == "Mehr\u200cdad"
+    assert record.birth_date == BirthDate(1980, 4, 3) and not result.field_errors
+    ((line, errors),) = [(r.line, r.errors) for r in result.rejects]
+    assert line == 3 and "duplicate record_id" in errors[0].reason

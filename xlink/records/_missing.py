@@ -21,6 +21,7 @@ __all__ = [
     "NAME_MARKERS",
     "blank_missing",
     "is_placeholder_document",
+    "trim",
 ]
 
 MISSING_MARKERS: Final = frozenset(
@@ -57,6 +58,27 @@ NAME_MARKERS: Final = (MISSING_MARKERS - {"NIL", "N.A."}) | frozenset(
 """In a name field: the same but ``NIL`` (a Turkish given name) and ``N.A.`` (initials), and
 also the law-enforcement shorthands for an unknown or absent name (last name unknown, first
 name unknown, no first, last or middle name) and ``XX``/``XXX``."""
+
+#: Characters that show nothing and that text copied from web pages, word processors and
+#: right-to-left forms leaves at a value's ends: the zero-width space, non-joiner and joiner,
+#: the word joiner, the byte-order mark, the soft hyphen, the left-to-right and right-to-left
+#: marks, and the bidirectional embeddings, overrides and isolates.
+INVISIBLE_PADDING: Final = (
+    "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f"
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+_PADDING: Final = re.compile(f"^[\\s{INVISIBLE_PADDING}]+|[\\s{INVISIBLE_PADDING}]+$")
+
+
+def trim(value: str) -> str:
+    """``value`` without the whitespace and the :data:`INVISIBLE_PADDING` at its ends (those
+    inside it stay: a zero-width non-joiner inside a Persian name is part of how it is
+    written). A date ``1980-04-03`` followed by a zero-width space is that date."""
+    text = value.strip()
+    if text and (text[0] in INVISIBLE_PADDING or text[-1] in INVISIBLE_PADDING):
+        return _PADDING.sub("", text)
+    return text
+
 
 _NAME_FIELDS: Final = ("given_name", "middle_name", "family_name", "full_name")
 _OTHER_FIELDS: Final = (

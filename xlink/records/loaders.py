@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from xlink.errors import FieldError, LoadError
 from xlink.records import _rejects
 from xlink.records._mapping import ColumnMapping, StrPath
+from xlink.records._missing import trim
 from xlink.records._rejects import Reject
 from xlink.records._rows import Lines, RawRow, check_header, json_row, no_rows_inside
 from xlink.records.model import PersonRecord
@@ -173,7 +174,7 @@ class _Collector:
                 errors += (FieldError(row.line, "<row>", reason) for reason in conflicts)
                 rejected = True
             canonical = assemble(row.values)
-            record_id = canonical.get("record_id", "").strip()
+            record_id = trim(canonical.get("record_id", ""))
             if record_id in self.first_line:
                 reason = f"duplicate record_id (first seen on line {self.first_line[record_id]})"
                 errors.append(

@@ -43,7 +43,7 @@ from xlink.records._fields import (
     parse_sex,
     salvage_birth_date,
 )
-from xlink.records._missing import blank_missing, is_placeholder_document
+from xlink.records._missing import blank_missing, is_placeholder_document, trim
 from xlink.records._parsers import MEMO_SIZE, FieldParsers
 from xlink.records._sharing import ADDRESSES, DOCUMENTS, NAME, SOURCE, SharedValues
 from xlink.records.model import (
@@ -162,7 +162,7 @@ class _RowReader:
         self.line = line
         self.errors: list[FieldError] = []
         if texts is None:
-            self.values = {k: v.strip() for k, v in values.items()}
+            self.values = {k: trim(v) for k, v in values.items()}
         else:
             if len(texts) >= MEMO_SIZE:
                 texts.clear()
@@ -170,7 +170,7 @@ class _RowReader:
             self.values = {
                 k: s if k in _UNIQUE_FIELDS else share(s, s)
                 for k, v in values.items()
-                for s in (v.strip(),)
+                for s in (trim(v),)
             }
         if (missing := blank_missing(self.values)) is not None:
             self.values.update(missing)
@@ -376,7 +376,8 @@ class RowChecker:
             category = self._default_category
 
         given, middle, family, full = (values.get(f, "") for f in NAME_FIELDS)
-        if not (given or middle or family or full):
+        # a name of punctuation alone ("." for a given name, "(-)") names nobody
+        if not any(map(_has_letter, (given, middle, family, full))):
             reader.error(NAME_PSEUDO_FIELD, _NO_NAME)
         aliases = reader.parse("aliases", parsers.aliases) or ()
         birth_date = reader.parse("birth_date", parsers.birth_date)
@@ -430,7 +431,11 @@ def _readable_part(reader: _RowReader, text: str, parsers: FieldParsers) -> Birt
     return kept[0]
 
 
-_NO_NAME = "no name (one of " + ", ".join(NAME_FIELDS) + " needed)"
+_NO_NAME = "no name (one of " + ", ".join(NAME_FIELDS) + " needed, with a letter in it)"
+
+
+def _has_letter(text: str) -> bool:
+    return any(c.isalpha() for c in text)
 
 
 def validate_row(
