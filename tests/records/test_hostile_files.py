@@ -15,6 +15,7 @@ from xlink.cli.main import main
 from xlink.errors import LoadError
 from xlink.prepare import default_mapping_path
 from xlink.records._mapping import MAX_MAPPING_BYTES, ColumnMapping
+from xlink.records._missing import WHITESPACE
 from xlink.records.loaders import load_csv, load_dataframe, load_jsonl
 from xlink.records.model import BirthDate
 
@@ -178,3 +179,8 @@ def test_invisible_characters_at_a_values_ends_are_padding(tmp_path: Path, paddi
     assert record.birth_date == BirthDate(1980, 4, 3) and not result.field_errors
     ((line, errors),) = [(r.line, r.errors) for r in result.rejects]
     assert line == 3 and "duplicate record_id" in errors[0].reason
+
+
+def test_the_padding_holds_every_whitespace_character() -> None:
+    """``trim`` strips what ``str.strip()`` does, listed by hand so that one call strips both."""
+    assert "".join(chr(c) for c in range(0x110000) if chr(c).isspace()) == WHITESPACE

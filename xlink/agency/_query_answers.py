@@ -119,21 +119,26 @@ class _Found:
         )
 
     def shared(
-        self, tokens: TokenSet, pairs: set[tuple[int, int]]
-    ) -> dict[tuple[int, int], dict[str, set[bytes]]]:
-        """Every handle each of ``pairs`` (traveller record index, holder record) shares, by
-        key name: a few pairs, so a few rows (duplicates of one entry counted once)."""
-        out: dict[tuple[int, int], dict[str, set[bytes]]] = {pair: {} for pair in pairs}
+        self, tokens: TokenSet, pairs: set[tuple[str, int]]
+    ) -> dict[tuple[str, int], dict[str, set[bytes]]]:
+        """Every handle each of ``pairs`` (traveller record id, holder record) shares, by key
+        name: a few pairs, so a few rows (duplicates of one entry counted once)."""
+        out: dict[tuple[str, int], dict[str, set[bytes]]] = {pair: {} for pair in pairs}
         rows = np.flatnonzero(np.isin(self.record, np.array([h for _, h in pairs], np.int64)))
         traveller = _column_at(tokens.record_index, self.token[rows]).tolist()
         columns = (self.record[rows].tolist(), self.handle[rows].tolist(), self.key[rows].tolist())
-        flat = self.handles.tobytes()
+        flat, ids = self.handles.tobytes(), tokens.record_ids
         for t, r, h, k in set(zip(traveller, *columns, strict=True)):
-            by_key = out.get((t, r))
+            by_key = out.get((ids[t], r))
             if by_key is not None:
                 handle = flat[h * HANDLE_SIZE : (h + 1) * HANDLE_SIZE]
                 by_key.setdefault(tokens.key_names[k], set()).add(handle)
         return out
+
+
+def _cut(match: DecidedMatch) -> bool:
+    """Whether the decision may have left out some of ``match``'s handles."""
+    return len(match.handles) >= MAX_PAIR_HANDLES
 
 
 def _decide(
@@ -176,18 +181,11 @@ def _decide(
     decision = decide(source, agency.schema, agency.mou.match_threshold)
     # The decision names at most a request's worth of a pair's handles, the lowest: for a pair
     # that may share more, pair_handles chooses them, so that every key it agreed on is named.
-    index_of = {rid: i for i, rid in enumerate(tokens.record_ids)}
-    full = {
-        (index_of[m.local_record_id], m.peer_ref)
-        for m in decision.matches
-        if len(m.handles) >= MAX_PAIR_HANDLES
-    }
+    full = {(m.local_record_id, m.peer_ref) for m in decision.matches if _cut(m)}
     shared = found.shared(tokens, full) if full else {}
     matches = tuple(
-        dataclasses.replace(
-            m, handles=pair_handles(shared[index_of[m.local_record_id], m.peer_ref])
-        )
-        if len(m.handles) >= MAX_PAIR_HANDLES
+        dataclasses.replace(m, handles=pair_handles(shared[m.local_record_id, m.peer_ref]))
+        if _cut(m)
         else m
         for m in decision.matches
     )

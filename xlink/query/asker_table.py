@@ -37,8 +37,10 @@ class TableHit:
 
 
 Ints = npt.NDArray[np.int64]
-#: Most occurrences of one output probed in one round of :meth:`AskerTable.hits`.
+#: Most occurrences of one output, and most probes in all, in one round of
+#: :meth:`AskerTable.hits`: a round's memory is bounded whatever the table and the outputs.
 _MAX_BLOCK = 1 << 14
+_MAX_ROUND = 1 << 16
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -160,17 +162,36 @@ class AskerTable:
         the table (§5.3), in blocks that double: every output still found is probed for the
         block's occurrences in one binary search over the column (the tags compared as
         unsigned 64-bit integers, never as floats), and what a block finds past an output's
-        first miss is not kept. So a token listed ``n`` times costs about ``log2(n)`` rounds
-        (blocks stop doubling at :data:`_MAX_BLOCK` occurrences, which bounds a round's
-        memory) and at most ``2n`` hashes, and nothing is made per entry but its row in the columns:
-        a table that lists one token for a great many records costs its reader a few bytes
-        for each, not an object."""
+        first miss is not kept. Equal outputs (travellers sharing a token) are probed once.
+        So a token listed ``n`` times costs about ``log2(n)`` rounds and at most ``2n + 1``
+        hashes, a round holds at most :data:`_MAX_ROUND` probes, and nothing is made per
+        entry but its row in the columns: a table that lists one token for a great many
+        records costs its reader some twenty bytes for each, not an object."""
+        distinct: dict[bytes, int] = {}
+        index = np.fromiter(
+            (distinct.setdefault(y, len(distinct)) for y in outputs), np.int64, len(outputs)
+        )
+        found = self._probe(list(distinct))
+        if not len(found):
+            return found
+        # each output's rows are its distinct output's, in occurrence order
+        starts = np.searchsorted(found.output, np.arange(len(distinct)), side="left")
+        counts = np.searchsorted(found.output, np.arange(len(distinct)), side="right") - starts
+        rows = _gather_ranges(starts[index], counts[index])
+        return TableHits(
+            output=np.repeat(np.arange(len(outputs), dtype=np.int64), counts[index]),
+            record=found.record[rows],
+            presence=found.presence[rows],
+        )
+
+    def _probe(self, outputs: Sequence[bytes]) -> TableHits:
+        """:meth:`hits` of distinct outputs."""
         size = self.label_size
         found: list[tuple[Ints, Ints, npt.NDArray[np.uint8]]] = []
         probing = np.arange(len(outputs), dtype=np.int64)
         first, block = 0, 1
         while len(probing) and len(self.tags) and first < MAX_PROBES:
-            block = min(block, MAX_PROBES - first)
+            block = max(1, min(block, MAX_PROBES - first, _MAX_ROUND // len(probing)))
             pads = [
                 entry_pad(outputs[i], j, size)
                 for i in probing.tolist()

@@ -19,6 +19,7 @@ __all__ = [
     "MISSING_FIELDS",
     "MISSING_MARKERS",
     "NAME_MARKERS",
+    "PADDING",
     "blank_missing",
     "is_placeholder_document",
     "trim",
@@ -67,17 +68,21 @@ INVISIBLE_PADDING: Final = (
     "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f"
     "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )
-_PADDING: Final = re.compile(f"^[\\s{INVISIBLE_PADDING}]+|[\\s{INVISIBLE_PADDING}]+$")
+#: What ``str.strip()`` strips (every character ``str.isspace`` calls whitespace), listed so
+#: that one ``strip`` call takes it and the invisible padding together.
+WHITESPACE: Final = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+    "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+PADDING: Final = WHITESPACE + INVISIBLE_PADDING
+"""What :func:`trim` strips: ``value.strip(PADDING)`` is ``trim(value)``, without the call."""
 
 
 def trim(value: str) -> str:
     """``value`` without the whitespace and the :data:`INVISIBLE_PADDING` at its ends (those
     inside it stay: a zero-width non-joiner inside a Persian name is part of how it is
     written). A date ``1980-04-03`` followed by a zero-width space is that date."""
-    text = value.strip()
-    if text and (text[0] in INVISIBLE_PADDING or text[-1] in INVISIBLE_PADDING):
-        return _PADDING.sub("", text)
-    return text
+    return value.strip(PADDING)
 
 
 _NAME_FIELDS: Final = ("given_name", "middle_name", "family_name", "full_name")

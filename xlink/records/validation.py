@@ -43,7 +43,7 @@ from xlink.records._fields import (
     parse_sex,
     salvage_birth_date,
 )
-from xlink.records._missing import blank_missing, is_placeholder_document, trim
+from xlink.records._missing import PADDING, blank_missing, is_placeholder_document
 from xlink.records._parsers import MEMO_SIZE, FieldParsers
 from xlink.records._sharing import ADDRESSES, DOCUMENTS, NAME, SOURCE, SharedValues
 from xlink.records.model import (
@@ -162,7 +162,7 @@ class _RowReader:
         self.line = line
         self.errors: list[FieldError] = []
         if texts is None:
-            self.values = {k: trim(v) for k, v in values.items()}
+            self.values = {k: v.strip(PADDING) for k, v in values.items()}
         else:
             if len(texts) >= MEMO_SIZE:
                 texts.clear()
@@ -170,7 +170,7 @@ class _RowReader:
             self.values = {
                 k: s if k in _UNIQUE_FIELDS else share(s, s)
                 for k, v in values.items()
-                for s in (trim(v),)
+                for s in (v.strip(PADDING),)  # trim(v), in the hot loop
             }
         if (missing := blank_missing(self.values)) is not None:
             self.values.update(missing)
