@@ -117,16 +117,31 @@ def test_bad_mapping(tmp_path: Path) -> None:
         load_csv(write(tmp_path, HEADER + "1,other,A,B,,\n"), mapping=bad)
 
 
+def test_a_quote_left_open_over_rows_refuses_the_file(tmp_path: Path) -> None:
+    """It would swallow the rows after it, so it is not read as one row."""
+    text = '1,other,"Smith\n2,other,Doe\n'
+    with pytest.raises(LoadError, match=r"malformed CSV \(line 3\): unexpected end of data"):
+        load_csv(write(tmp_path, HEADER + text))
+
+
 @pytest.mark.parametrize(
-    ("text", "reason"),
+    ("row", "reason"),
     [
-        ('1,other,"Smith\n2,other,Doe\n', r"malformed CSV \(line 3\): unexpected end of data"),
-        ('1,other,"Sm"ith,,,\n', r"malformed CSV \(line 2\)"),
+        ('1,other,"Sm"ith,,,', "a quote inside a value not in quotes"),
+        ("1,other,Sm\rith,,,", "a line break inside a value not in quotes"),
+        ("1,other,Smith,A,," + "x" * 200_000, "a value longer than the CSV reader's limit"),
     ],
 )
-def test_stray_quotes_do_not_swallow_rows(tmp_path: Path, text: str, reason: str) -> None:
-    with pytest.raises(LoadError, match=reason):
-        load_csv(write(tmp_path, HEADER + text))
+def test_one_line_the_csv_rules_cannot_read_is_one_rejected_row(
+    tmp_path: Path, row: str, reason: str
+) -> None:
+    """Each refused the whole file before: one bad line of an export cost every record."""
+    result = load_csv(write(tmp_path, HEADER + row + "\n2,other,Doe,Jane,,\n"))
+    assert [r.record_id for r in result.records] == ["2"]
+    ((line, errors),) = [(r.line, r.errors) for r in result.rejects]
+    assert line == 2 and [e.field for e in errors] == ["<row>"] and reason in errors[0].reason
+    written = (tmp_path / "in.rejects.csv").read_bytes().decode()
+    assert '"' + row.replace('"', '""') + '"' in written  # kept whole, in one quoted cell
 
 
 def test_rejects_path_must_not_be_the_input(tmp_path: Path) -> None:

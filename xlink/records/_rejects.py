@@ -156,13 +156,25 @@ def write_csv(
         writer = csv.writer(out, lineterminator="\n", delimiter=delimiter)
         writer.writerow(columns)
         for reject in rejects:
-            raw = io.StringIO(reject.raw, newline="")
-            cells = next(csv.reader(raw, delimiter=delimiter), [])
+            cells = _cells(reject.raw, delimiter)
             cells += [""] * (len(columns) - len(cells))
             cells[error_at] = describe(reject)
             writer.writerow(cells)
 
     _write_atomically(path, write)
+
+
+def _cells(raw: str, delimiter: str) -> list[str]:
+    """A rejected row's cells as read; a row the ``csv`` module cannot read as one row (a line
+    break inside a value not in quotes, a value over its limit) is kept whole in the first
+    cell, which the writer quotes, so that nothing of it is lost."""
+    try:
+        rows = list(csv.reader(io.StringIO(raw, newline=""), delimiter=delimiter, strict=True))
+    except csv.Error:
+        return [raw]
+    if len(rows) > 1:
+        return [raw]
+    return rows[0] if rows else []
 
 
 def write_jsonl(path: Path, rejects: Sequence[Reject]) -> None:

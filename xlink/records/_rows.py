@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,15 @@ from xlink.records._mapping import DELIMITERS, ColumnMapping
 from xlink.records._rejects import parse_json_object
 from xlink.records.validation import DOCUMENT_FIELDS, NAME_FIELDS
 
-__all__ = ["Lines", "RawRow", "check_header", "json_row", "no_rows_inside"]
+__all__ = [
+    "Lines",
+    "RawRow",
+    "check_header",
+    "csv_reason",
+    "csv_rows",
+    "json_row",
+    "no_rows_inside",
+]
 
 _BOM = b"\xef\xbb\xbf"
 #: A file that starts with one of these is UTF-16 (little- or big-endian), whatever the mapping
@@ -214,3 +223,31 @@ def no_rows_inside(source: str, line: int, cells: list[str], delimiter: str, wid
                 f"malformed CSV (line {line}): a quoted value that starts on line {line} holds "
                 "whole rows (a stray quote?)",
             )
+
+
+#: What the ``csv`` module's complaints about a row mean, said for the rejects file (none of
+#: them quotes a value).
+_CSV_COMPLAINTS = (
+    ("new-line character seen in unquoted field", "a line break inside a value not in quotes"),
+    ("field larger than field limit", "a value longer than the CSV reader's limit"),
+    ("expected after", "a quote inside a value not in quotes, or a quoted value followed by text"),
+)
+
+
+def csv_rows(reader: Iterator[list[str]]) -> Iterator[list[str] | csv.Error]:
+    """The reader's rows, and for a row the ``csv`` module cannot read, its ``csv.Error``
+    instead: the reader goes on from the next line."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield exc
+
+
+def csv_reason(exc: csv.Error) -> str:
+    """A rejected row's reason for the ``csv`` module's complaint about it."""
+    text = str(exc)
+    said = next((said for known, said in _CSV_COMPLAINTS if known in text), text)
+    return f"malformed CSV: {said}"

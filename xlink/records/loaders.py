@@ -33,7 +33,15 @@ from xlink.records import _rejects
 from xlink.records._mapping import ColumnMapping, StrPath
 from xlink.records._missing import trim
 from xlink.records._rejects import Reject
-from xlink.records._rows import Lines, RawRow, check_header, json_row, no_rows_inside
+from xlink.records._rows import (
+    Lines,
+    RawRow,
+    check_header,
+    csv_reason,
+    csv_rows,
+    json_row,
+    no_rows_inside,
+)
 from xlink.records.model import PersonRecord
 from xlink.records.validation import BadFieldPolicy, DateOrder, RowChecker
 
@@ -303,35 +311,38 @@ def load_csv(
         header: list[str] = []
         width = 0
         start = 1
-        try:
-            for cells in reader:
-                raw = lines.take()
-                line, start = start, reader.line_num + 1
-                if not any(cell.strip() for cell in cells):
-                    continue
-                if header_raw is None:
-                    header_raw, header = cells, columns.header_names([c.strip() for c in cells])
-                    # columns without a name after the last named one (a spreadsheet's
-                    # trailing empty columns) are no columns, as long as they stay empty
-                    width = len(header)
-                    while width and not header[width - 1]:
-                        width -= 1
-                    header = header[:width]
-                    check_header(source, header, columns)
-                    continue
-                if reader.line_num > line:  # a quoted value over several lines
-                    no_rows_inside(source, line, cells, columns.delimiter, width)
-                if len(cells) > width and not any(c.strip() for c in cells[width:]):
-                    cells = cells[:width]
-                if len(cells) != len(header):
-                    reason = f"{len(cells)} fields, the header has {len(header)}"
-                    collector.add(
-                        RawRow(line, raw, None, errors=[FieldError(line, "<row>", reason)])
-                    )
-                else:
-                    collector.add(RawRow(line, raw, dict(zip(header, cells, strict=True))))
-        except csv.Error as exc:
-            raise LoadError(source, f"malformed CSV (line {reader.line_num}): {exc}") from None
+        for cells in csv_rows(reader):
+            raw = lines.take()
+            line, start = start, reader.line_num + 1
+            if isinstance(cells, csv.Error):
+                # One line the CSV rules cannot read is one rejected row; a quote that ran on
+                # over several lines (to the end of the file, at worst) may hold rows: refused.
+                if header_raw is None or reader.line_num > line:
+                    raise LoadError(source, f"malformed CSV (line {reader.line_num}): {cells}")
+                reason = csv_reason(cells)
+                collector.add(RawRow(line, raw, None, errors=[FieldError(line, "<row>", reason)]))
+                continue
+            if not any(cell.strip() for cell in cells):
+                continue
+            if header_raw is None:
+                header_raw, header = cells, columns.header_names([c.strip() for c in cells])
+                # columns without a name after the last named one (a spreadsheet's
+                # trailing empty columns) are no columns, as long as they stay empty
+                width = len(header)
+                while width and not header[width - 1]:
+                    width -= 1
+                header = header[:width]
+                check_header(source, header, columns)
+                continue
+            if reader.line_num > line:  # a quoted value over several lines
+                no_rows_inside(source, line, cells, columns.delimiter, width)
+            if len(cells) > width and not any(c.strip() for c in cells[width:]):
+                cells = cells[:width]
+            if len(cells) != len(header):
+                reason = f"{len(cells)} fields, the header has {len(header)}"
+                collector.add(RawRow(line, raw, None, errors=[FieldError(line, "<row>", reason)]))
+            else:
+                collector.add(RawRow(line, raw, dict(zip(header, cells, strict=True))))
     if header_raw is None:
         raise LoadError(source, "empty file")
     if not collector.records and not collector.rejects:
