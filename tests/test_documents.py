@@ -26,6 +26,8 @@ from xlink.records._mapping import ColumnMapping
         (" " * (MAX_DOCUMENT_BYTES + 1), "json", "larger than"),
         ('{"id": "a", "id": "b"}', "json", "member 'id' given twice"),
         ('{"m": NaN}', "json", "NaN is not JSON"),
+        ('{"format": "\ud800"}', "json", "not UTF-8"),  # a str that is no text
+        ('a = "\udfff"', "toml", "not UTF-8"),
     ],
 )
 def test_malformed_documents_raise_document_error(data: str | bytes, fmt: str, reason: str) -> None:

@@ -56,7 +56,10 @@ def parse_document(data: bytes | str, fmt: str) -> object:
     """
     if fmt not in ("json", "toml"):
         raise DocumentError("unknown format: use json or toml")
-    size = len(data.encode("utf-8") if isinstance(data, str) else data)
+    try:
+        size = len(data.encode("utf-8") if isinstance(data, str) else data)
+    except UnicodeEncodeError as exc:  # a str holding a lone surrogate: no text
+        raise DocumentError(f"not UTF-8 (character {exc.start})") from None
     if size > MAX_DOCUMENT_BYTES:
         raise DocumentError(f"document larger than {MAX_DOCUMENT_BYTES} bytes")
     if isinstance(data, bytes):

@@ -238,6 +238,28 @@ def test_an_agent_reads_no_frame_past_the_limit() -> None:
     asyncio.run(main())
 
 
+@pytest.mark.parametrize(
+    ("sent", "said"),
+    [
+        (b"", "between frames"),
+        (b"\x00\x00", "inside a frame"),
+        (b"\x00\x00\x00\x10ab", "inside a frame"),
+    ],
+)
+def test_a_connection_that_ends_inside_a_frame_is_a_lost_connection(sent: bytes, said: str) -> None:
+    """A hub (or anything on the path before TLS) that closes mid-frame gave the caller of
+    ``open_control``/``open_hub`` an ``asyncio.IncompleteReadError``, none of ours."""
+
+    async def main() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(sent)
+        reader.feed_eof()
+        with pytest.raises(ConnectionLost, match=said):
+            await read_frame(reader)
+
+    asyncio.run(main())
+
+
 def test_an_agent_keeps_no_cosignature_that_does_not_verify(
     world: HubWorld, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ line above, write the clipboard with OSC 52) and a right-to-left override."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -18,6 +19,7 @@ from xlink.ceremony import demo_ceremony
 from xlink.cli.cmd_demo import bundled_path
 from xlink.cli.main import main
 from xlink.conformance.model import Outcome
+from xlink.conformance.runner import _next_outcome
 from xlink.crypto.rand import DeterministicRandom
 from xlink.error_codes import HubReason
 from xlink.hub.wire import PREAMBLE_SIZE, Refused, encode
@@ -135,3 +137,29 @@ def test_an_outcome_line_holds_only_the_values_the_runner_knows() -> None:
             Outcome.from_json({**line, "code": "UNSUPPORTED_SUITE", field: value})
     ok = Outcome.from_json({**line, "code": "UNSUPPORTED_SUITE"})
     assert (ok.outcome, ok.code, ok.role) == ("aborted", "UNSUPPORTED_SUITE", "responder")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"outcome":"completed","code":null,"released":1e400,"stored":0,"refused":0,'
+        b'"connection":1,"role":"initiator"}',
+        b'{"outcome":"completed","code":null,"released":Infinity,"stored":0,"refused":0,'
+        b'"connection":1,"role":"initiator"}',
+        b'{"outcome":"completed","code":null,"released":"3","stored":true,"refused":0,'
+        b'"connection":1,"role":"initiator"}',
+        b"[" * 100_000,
+        b'{"outcome":"completed","code":null,"released":0,"stored":0,"refused":-1,'
+        b'"connection":1,"role":"initiator"}\xff',
+    ],
+)
+def test_an_outcome_line_the_runner_cannot_read_is_reported_not_raised(
+    tmp_path: Path, line: bytes
+) -> None:
+    """A count of ``1e400`` or ``Infinity`` (``int(inf)``: ``OverflowError``) or a line
+    nested a hundred thousand deep (``RecursionError``) ended the conformance run with an
+    internal error; a count written ``"3"`` or ``true`` was read as a count."""
+    outcomes = tmp_path / "outcomes.jsonl"
+    outcomes.write_bytes(line + b"\n")
+    outcome, problem = asyncio.run(_next_outcome(outcomes, 0, 1.0, None))
+    assert outcome is None and problem == "outcome line 1 is not an outcome line"

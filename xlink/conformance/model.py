@@ -124,11 +124,11 @@ class Outcome:
     role: str = ""
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Outcome:
+    def from_json(cls, data: object) -> Outcome:
         """The outcome line ``data``. Every field is required, and the text ones are one of
         their values (protocols/conformance.md §3.3: the implementation under test writes
-        them, and they reach the runner's report): ``KeyError``, ``ValueError`` or
-        ``TypeError`` for a line that is not one."""
+        them, and they reach the runner's report), and the counts JSON integers, 0 or more:
+        ``KeyError``, ``ValueError`` or ``TypeError`` for a line that is not one."""
         if not isinstance(data, dict):
             raise TypeError("an outcome line is a JSON object")
         outcome, code, role = data["outcome"], data["code"], data["role"]
@@ -136,15 +136,11 @@ class Outcome:
             raise ValueError("not an outcome or a role")
         if code is not None and code not in AbortCode.__members__:
             raise ValueError("not an abort code's name")
-        return cls(
-            outcome,
-            code,
-            int(data["released"]),
-            int(data["stored"]),
-            int(data["refused"]),
-            int(data["connection"]),
-            role,
-        )
+        counts = [data[name] for name in ("released", "stored", "refused", "connection")]
+        if not all(type(n) is int and 0 <= n < 2**63 for n in counts):
+            raise ValueError("a count that is not a JSON integer, 0 or more")
+        released, stored, refused, connection = counts
+        return cls(outcome, code, released, stored, refused, connection, role)
 
 
 @dataclass(frozen=True)

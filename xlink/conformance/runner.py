@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +16,8 @@ from xlink.conformance.kit import AGENT_AGENCY, RUNNER_AGENCY, Kit
 from xlink.conformance.model import Case, Observation, Outcome, Result, Verdict, judge
 from xlink.conformance.script import PlayContext, kind_of
 from xlink.crypto.rand import RandomSource
-from xlink.errors import InputError, XlinkError
+from xlink.documents import parse_document
+from xlink.errors import DocumentError, InputError, XlinkError
 from xlink.protocol.config import Role
 from xlink.release.transfer import FrameType
 from xlink.transport.connect import connect
@@ -153,9 +153,9 @@ async def _next_outcome(
         except FileNotFoundError:
             lines = []
         if len(lines) > before:
-            try:
-                outcome = Outcome.from_json(json.loads(lines[before]))
-            except (ValueError, KeyError, TypeError):
+            try:  # read strictly: the agent under test wrote it (no NaN, no deep nesting)
+                outcome = Outcome.from_json(parse_document(lines[before], "json"))
+            except (DocumentError, ValueError, KeyError, TypeError):
                 return None, f"outcome line {before + 1} is not an outcome line"
             if expected is not None and outcome.connection != expected:
                 return None, (

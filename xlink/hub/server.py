@@ -31,7 +31,7 @@ from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import RandomSource
 from xlink.crypto.tls_certs import make_tls_identity
 from xlink.error_codes import HubReason
-from xlink.errors import HubError, InputError, XlinkError
+from xlink.errors import ConnectionLost, HubError, InputError, XlinkError
 from xlink.hub.checkpoints import cosign_offer
 from xlink.hub.relay import Waiting, splice
 from xlink.hub.schedule import (
@@ -261,7 +261,14 @@ class Hub:
         try:
             binding = await self._open_channel(reader, writer)
             hello = await self._authenticate(reader, writer, binding)
-        except (HubError, OSError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
+        except (
+            HubError,
+            ConnectionLost,
+            OSError,
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            ssl.SSLError,
+        ) as exc:
             if isinstance(exc, HubError):
                 with contextlib.suppress(Exception):
                     writer.write(encode_frame(encode(Refused(exc.reason, ""))))
@@ -277,7 +284,13 @@ class Hub:
                 await self._session(hello, reader, writer)
             else:
                 await self._query(hello, reader, writer)
-        except (HubError, OSError, asyncio.IncompleteReadError, ConnectionError) as exc:
+        except (
+            HubError,
+            ConnectionLost,
+            OSError,
+            asyncio.IncompleteReadError,
+            ConnectionError,
+        ) as exc:
             log.info("%s connection of %s ended: %s", hello.purpose.value, hello.agency,
                      type(exc).__name__)  # fmt: skip
         finally:

@@ -406,12 +406,20 @@ async def read_frame(
 ) -> HubMessage:
     """Read one hub message from ``reader``: a frame header announcing more than
     :data:`MAX_HUB_FRAME` ends the connection before anything more is read (``malformed``).
-    ``seen(bytes)`` gets the frame as read (tests)."""
-    header = await reader.readexactly(FRAME_HEADER_SIZE)
+    ``seen(bytes)`` gets the frame as read (tests). Raises :class:`ConnectionLost` when the
+    connection ends before a whole frame came."""
+    try:
+        header = await reader.readexactly(FRAME_HEADER_SIZE)
+    except asyncio.IncompleteReadError as exc:
+        where = "inside a frame" if exc.partial else "between frames"
+        raise ConnectionLost(f"the connection ended {where}") from None
     size = int.from_bytes(header, "big")
     if size > MAX_HUB_FRAME:
         raise _bad("frame exceeds the limit")
-    payload = await reader.readexactly(size)
+    try:
+        payload = await reader.readexactly(size)
+    except asyncio.IncompleteReadError:
+        raise ConnectionLost("the connection ended inside a frame") from None
     if seen is not None:
         seen(header + payload)
     return decode(payload)
