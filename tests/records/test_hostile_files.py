@@ -13,6 +13,7 @@ import pytest
 
 from xlink.cli.main import main
 from xlink.errors import LoadError
+from xlink.evaluation.datasets import read_two_columns
 from xlink.prepare import default_mapping_path
 from xlink.records._mapping import MAX_MAPPING_BYTES, ColumnMapping
 from xlink.records._missing import WHITESPACE
@@ -179,6 +180,31 @@ def test_invisible_characters_at_a_values_ends_are_padding(tmp_path: Path, paddi
     assert record.birth_date == BirthDate(1980, 4, 3) and not result.field_errors
     ((line, errors),) = [(r.line, r.errors) for r in result.rejects]
     assert line == 3 and "duplicate record_id" in errors[0].reason
+    assert "once invisible characters at its ends are removed" in errors[0].reason
+
+
+def test_each_item_of_a_list_loses_its_padding_too(tmp_path: Path) -> None:
+    """``["FRA\u200b", "DEU"]`` was "nationality 1 is not an ISO 3166-1 alpha-3 code", and
+    an alias or an address line kept its padding."""
+    path = tmp_path / "list.jsonl"
+    row = {
+        "record_id": "A-1", "category": "watchlist", "family_name": "Bell",
+        "nationalities": ["FRA\u200b", "\u200eDEU"], "aliases": ["Smith\u200b, Ann\u200f"],
+        "address": ["1 Main St\u200b", "\ufeffFlat 2"],
+    }  # fmt: skip
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    (record,) = load_jsonl(path).records
+    assert record.nationalities == ("FRA", "DEU")
+    assert (record.aliases[0].family, record.aliases[0].given) == ("Smith", "Ann")
+    assert [a.lines for a in record.addresses] == [("1 Main St", "Flat 2")]
+
+
+def test_the_truth_file_is_read_as_the_data_is(tmp_path: Path) -> None:
+    """An evaluation's truth file copied from a padded export kept ``A1\u200b`` where the data
+    now loads ``A1``: the true link was counted as missed."""
+    path = tmp_path / "truth.csv"
+    path.write_text("left,right\nA1\u200b,\ufeffB1\n", encoding="utf-8")
+    assert read_two_columns(path, "true links") == [("A1", "B1")]
 
 
 def test_the_padding_holds_every_whitespace_character() -> None:

@@ -125,9 +125,21 @@ def test_a_quote_left_open_over_rows_refuses_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "bad",
+    ['1,other,Smith,John,,"He said "hi" then', '1,other,Smith,John,,"' + "a" * 140_000],
+)
+def test_a_bad_line_with_a_quote_still_open_refuses_the_file(tmp_path: Path, bad: str) -> None:
+    """The reader goes on at the next line, which was meant to be inside the quote: read as a
+    row of its own, it made a record nobody wrote (``7``, from the remark's second line)."""
+    text = bad + '\n7,other,Ghost,Rec,,left"\n2,other,Roe,Ann,,x\n'
+    with pytest.raises(LoadError, match=r"malformed CSV \(line 2\)"):
+        load_csv(write(tmp_path, HEADER + text))
+
+
+@pytest.mark.parametrize(
     ("row", "reason"),
     [
-        ('1,other,"Sm"ith,,,', "a quote inside a value not in quotes"),
+        ('1,other,"Sm"ith,,,', "a quoted value followed by text"),
         ("1,other,Sm\rith,,,", "a line break inside a value not in quotes"),
         ("1,other,Smith,A,," + "x" * 200_000, "a value longer than the CSV reader's limit"),
     ],

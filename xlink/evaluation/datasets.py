@@ -25,6 +25,7 @@ from enum import Enum
 from pathlib import Path
 
 from xlink.errors import EvaluationError
+from xlink.records._missing import trim
 from xlink.records.model import (
     Address,
     BirthDate,
@@ -197,9 +198,9 @@ def read_two_columns(path: Path, what: str) -> list[tuple[str, str]]:
     for line, row in enumerate(rows[1:], start=2):
         if not row:
             continue
-        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+        if len(row) != 2 or not trim(row[0]) or not trim(row[1]):
             raise EvaluationError(f"{path.name}: line {line}: two values are needed")
-        out.append((row[0].strip(), row[1].strip()))
+        out.append((trim(row[0]), trim(row[1])))  # as the data files' ids are read
     return out
 
 

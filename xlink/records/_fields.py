@@ -19,6 +19,7 @@ from xlink.records._dates import (
     parse_birth_date,
     salvage_birth_date,
 )
+from xlink.records._missing import trim
 from xlink.records.model import (
     AdmiraltyGrading,
     Category,
@@ -148,7 +149,7 @@ def parse_aliases(text: str) -> tuple[PersonName, ...]:
     """
     names: list[PersonName] = []
     for number, alias in enumerate(text.split(";"), start=1):
-        alias = alias.strip()
+        alias = trim(alias)
         if not alias:
             continue
         if "," not in alias:
@@ -157,7 +158,7 @@ def parse_aliases(text: str) -> tuple[PersonName, ...]:
         family, _, given = alias.partition(",")
         if "," in given:
             raise ValueError(f"alias {number} has more than one comma")
-        family, given = family.strip(), given.strip()
+        family, given = trim(family), trim(given)
         if not (family or given):
             raise ValueError(f"alias {number} has no name")
         names.append(PersonName(given=given, family=family))
@@ -172,7 +173,8 @@ def parse_nationalities(text: str) -> tuple[str, ...]:
     """
     codes: list[str] = []
     for number, part in enumerate(text.split(";"), start=1):
-        if not part.strip():
+        part = trim(part)  # each item padded as a whole value is (docs/loading.md)
+        if not part:
             continue
         try:
             code = parse_country_code(part)

@@ -62,11 +62,12 @@ name unknown, no first, last or middle name) and ``XX``/``XXX``."""
 
 #: Characters that show nothing and that text copied from web pages, word processors and
 #: right-to-left forms leaves at a value's ends: the zero-width space, non-joiner and joiner,
-#: the word joiner, the byte-order mark, the soft hyphen, the left-to-right and right-to-left
-#: marks, and the bidirectional embeddings, overrides and isolates.
+#: the word joiner and the invisible operators, the byte-order mark, the soft hyphen, the
+#: Mongolian vowel separator, the left-to-right, right-to-left and Arabic letter marks, and
+#: the bidirectional embeddings, overrides and isolates.
 INVISIBLE_PADDING: Final = (
-    "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f"
-    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+    "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e"
+    "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )
 #: What ``str.strip()`` strips (every character ``str.isspace`` calls whitespace), listed so
 #: that one ``strip`` call takes it and the invisible padding together.

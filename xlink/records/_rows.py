@@ -230,7 +230,7 @@ def no_rows_inside(source: str, line: int, cells: list[str], delimiter: str, wid
 _CSV_COMPLAINTS = (
     ("new-line character seen in unquoted field", "a line break inside a value not in quotes"),
     ("field larger than field limit", "a value longer than the CSV reader's limit"),
-    ("expected after", "a quote inside a value not in quotes, or a quoted value followed by text"),
+    ("expected after", "a quoted value followed by text before the delimiter"),
 )
 
 

@@ -145,6 +145,7 @@ class _Collector:
         self.rejects: list[Reject] = []
         self.field_errors: list[FieldError] = []
         self.first_line: dict[str, int] = {}
+        self.padded: set[str] = set()  # ids first seen with invisible characters at an end
         self.checker = RowChecker(
             date_order=self.date_order,
             date_orders=mapping.date_orders,
@@ -182,15 +183,20 @@ class _Collector:
                 errors += (FieldError(row.line, "<row>", reason) for reason in conflicts)
                 rejected = True
             canonical = assemble(row.values)
-            record_id = trim(canonical.get("record_id", ""))
+            as_read = canonical.get("record_id", "")
+            record_id = trim(as_read)
             if record_id in self.first_line:
                 reason = f"duplicate record_id (first seen on line {self.first_line[record_id]})"
+                if as_read.strip() != record_id or record_id in self.padded:  # does not show
+                    reason += ", once invisible characters at its ends are removed"
                 errors.append(
                     FieldError(row.line, self.mapping.source_name("record_id", targets), reason)
                 )
                 rejected = True
             elif record_id:
                 self.first_line[record_id] = row.line
+                if as_read.strip() != record_id:
+                    self.padded.add(record_id)
             checked = self.checker.check(canonical, row.line, row.documents)
             if checked.errors:
                 errors += (
@@ -316,8 +322,9 @@ def load_csv(
             line, start = start, reader.line_num + 1
             if isinstance(cells, csv.Error):
                 # One line the CSV rules cannot read is one rejected row; a quote that ran on
-                # over several lines (to the end of the file, at worst) may hold rows: refused.
-                if header_raw is None or reader.line_num > line:
+                # over several lines, or that is still open at the line's end (the reader goes
+                # on at the next line, which was meant to be inside it), may hold rows: refused.
+                if header_raw is None or reader.line_num > line or raw.count('"') % 2:
                     raise LoadError(source, f"malformed CSV (line {reader.line_num}): {cells}")
                 reason = csv_reason(cells)
                 collector.add(RawRow(line, raw, None, errors=[FieldError(line, "<row>", reason)]))

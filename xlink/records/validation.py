@@ -239,7 +239,8 @@ def _read_address(reader: _RowReader, parsers: FieldParsers) -> Address | None:
     if not any(reader.text(f) for f in _ADDRESS_FIELDS):
         return None
     text = reader.text("address")
-    lines = tuple(p.strip() for p in _ADDRESS_LINES.split(text) if p.strip()) if text else ()
+    parts = _ADDRESS_LINES.split(text) if text else ()
+    lines = tuple(line for line in (p.strip(PADDING) for p in parts) if line)
     locality, region = reader.text("locality"), reader.text("region")
     postcode = reader.text("postcode")
     country = reader.parse("country", parsers.country) or ""
