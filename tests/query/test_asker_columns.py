@@ -18,7 +18,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import xlink.query.asker_table as asker_table
-from xlink.agency._query_answers import _decide, pair_handles
+from xlink.agency._query_answers import _decide, _Found, pair_handles
 from xlink.decide import decide
 from xlink.linkage.schema import load_default_schema
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder
@@ -197,3 +197,18 @@ def test_columns_decide_as_one_object_per_pair_did(
     assert candidates == expected_candidates
     assert decision.threshold == expected.threshold
     assert decision.matches == expected.matches
+
+
+def test_travellers_holding_one_token_share_one_handle() -> None:
+    """The pairs' handles are distinct, as the PSI's are: two travellers holding one token
+    gave its handle twice."""
+    builder = TokenSetBuilder(KEYS)
+    for rid in ("T0", "T1"):
+        builder.add_record(rid, [(KEYS[k], _token(k, 0)) for k in (0, 3)])
+    tokens = builder.build()
+    outputs = [_output(tokens.value(i)) for i in range(len(tokens))]
+    table = _table([({0: 0, 3: 0}, 1, False)])
+    found = _Found.of(tokens, table.hits(outputs), lambda i: query_handle(SESSION, outputs[i]))
+    rows = [bytes(row) for row in found.handles]
+    assert len(rows) == 2 and rows == sorted(set(rows))
+    assert sorted(found.handle.tolist()) == [0, 0, 1, 1]

@@ -94,7 +94,8 @@ class _Candidates:
 class _Found:
     """What a query's outputs found in the holder's table, one row per live entry: the
     traveller token (``token``, the output's index), the holder's record (``record``), the
-    token's key and the index of its handle in ``handles`` (``(m, 16)``, ascending)."""
+    token's key and the index of its handle in ``handles`` (``(m, 16)``, distinct, ascending,
+    as the PSI's)."""
 
     token: Ints
     record: Ints
@@ -106,10 +107,10 @@ class _Found:
     def of(cls, tokens: TokenSet, hits: TableHits, handle_of: Callable[[int], bytes]) -> _Found:
         used = np.unique(hits.output)
         found = [handle_of(i) for i in used.tolist()]
-        ascending = sorted(range(len(found)), key=found.__getitem__)
-        handles = np.frombuffer(b"".join(found[k] for k in ascending), dtype=np.uint8)
-        position = np.empty(len(used), dtype=np.int64)
-        position[ascending] = np.arange(len(used), dtype=np.int64)
+        distinct = sorted(set(found))  # two travellers holding one token: one handle
+        where = {h: k for k, h in enumerate(distinct)}
+        position = np.array([where[h] for h in found], dtype=np.int64)
+        handles = np.frombuffer(b"".join(distinct), dtype=np.uint8)
         return cls(
             token=hits.output,
             record=hits.record,
