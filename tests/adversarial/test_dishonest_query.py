@@ -1140,3 +1140,56 @@ def test_two_members_of_a_household_each_known_by_their_own_facts_are_both_relea
     holder, _ = asyncio.run(exchange_in_process((pair.holder, registry), (pair.asker, side)))
     assert holder.decided == 2 and holder.released_total == 2
     assert not list(pair.holder.audit.entries(kinds={AuditEvent.RELEASE_DENIED}))
+
+
+def test_a_holder_cannot_file_one_travellers_release_under_another(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two travellers decided; the holder answers the first one's slot with the second one's
+    release and the second one's slot denied. The asker stored the release under the right
+    traveller (its label says whose it is) but answered that the first was sent a
+    sex-offender release and the second denied: the officer read the wrong person's answer.
+    A frame that is not its slot's release is refused now."""
+    real = M.encode
+
+    def swapped(message: Any) -> bytes:
+        if isinstance(message, M.ReleasesMessage) and len(message.frames) >= 2:
+            ids = message.release_ids
+            message = dataclasses.replace(
+                message,
+                fates=bytes([Fate.SENT, Fate.DENIED]) + message.fates[2:],
+                release_ids=ids[16:32] + bytes(16) + ids[32:],
+                frames=(message.frames[1], *message.frames[2:]),
+            )
+        return real(message)
+
+    monkeypatch.setattr(M, "encode", swapped)
+    service = pair.holder.query_service(pair.registry)
+    side = pair.travellers(["USTR-00039", "USTR-00022"])
+    _, outcome, _ = _serve_and(pair, service, lambda conn: ask(pair.asker, conn, side))
+    assert not isinstance(outcome, BaseException), outcome
+    answers = {a.record_id: a for a in outcome.answers}
+    assert answers["USTR-00022"].fate == "denied"
+    assert answers["USTR-00039"].category is None and outcome.refused_by_us == 1
+    assert outcome.received == 0 and pair.asker.store.list(now=pair.asker.clock()) == ()
+
+
+def test_one_person_twice_in_a_manifest_is_asked_about_once(pair: QueryPair) -> None:
+    """A traveller entered twice (two flights): both pairs reach the certain threshold with
+    one holder record, and the request named that record twice, which the protocol refuses:
+    the whole query failed after its evaluations were charged, with no answer at all."""
+    manifest = traveller_file(pair.base / "asker-files", ["USTR-00039", "USTR-00022"])
+    with manifest.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    again = list(next(r for r in rows if r[0] == "USTR-00039"))
+    again[0] = "USTR-99999"
+    with manifest.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([*rows, again])
+    side = pair.asker.prepare([manifest])
+    service = pair.holder.query_service(pair.registry)
+    served, outcome, _ = _serve_and(pair, service, lambda conn: ask(pair.asker, conn, side))
+    assert not isinstance(outcome, BaseException), outcome
+    answers = {a.record_id: a for a in outcome.answers}
+    assert answers["USTR-00039"].fate == "sent" and answers["USTR-00022"].fate == "sent"
+    assert answers["USTR-99999"].matched and answers["USTR-99999"].fate == "not-asked"
+    assert served.requested == 2 and outcome.received == 2

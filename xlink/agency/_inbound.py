@@ -68,7 +68,12 @@ class Receiver:
         )
         return False, reason.encode("ascii")
 
-    def store_one(self, frame: bytes) -> tuple[bool, bytes]:
+    def store_one(self, frame: bytes, for_match: int | None = None) -> tuple[bool, bytes]:
+        """Open, check and store one release frame; ``(accepted, receipt or refusal code)``.
+        ``for_match``: the index of the decided match the frame answers (a query's answer
+        slot): a frame whose label names another of our decided pairs is refused (not
+        decided for that slot), so that an answer cannot file one traveller's release under
+        another."""
         named = labelled_handles(frame)
         try:
             label, data = open_labelled(
@@ -80,6 +85,10 @@ class Receiver:
             return self._refuse(named, DENY_LABEL_FAILED)
         waiting = self._waiting.get(frozenset(label))
         index = waiting[0] if waiting else None
+        if for_match is not None and (waiting is None or for_match not in waiting):
+            return self._refuse(label, DENY_NOT_DECIDED)
+        if for_match is not None:
+            index = for_match
         own = self._matches[index].local_record_id if index is not None else None
         try:
             accepted = self._agency.store.accept(
@@ -100,8 +109,9 @@ class Receiver:
             return self._refuse(label, reason)
         status = "received" if accepted.stored else "held-before"
         got = Inbound(status, accepted.release_id, accepted.category.value)
-        if waiting:
-            self.inbound[waiting.pop(0)] = got
+        if waiting and index is not None:
+            waiting.remove(index)
+            self.inbound[index] = got
         self.accepted.append(got)
         return True, accepted.receipt
 

@@ -210,15 +210,23 @@ async def _collect_releases(
     order and at most :data:`~xlink.query.messages.MAX_HITS`, are asked about; the others
     are answered ``not-asked``."""
     session_id = decision.session_id
-    by_record: dict[str, DecidedMatch] = {m.local_record_id: m for m in decision.matches}
+    by_record: dict[str, DecidedMatch] = {}  # each traveller's answer: its first match
+    for m in decision.matches:
+        by_record.setdefault(m.local_record_id, m)
     fates: dict[str, tuple[str, str | None, str | None]] = {}
     received = refused = 0
-    matches: list[DecidedMatch] = []
-    for match in decision.matches[:MAX_HITS]:
-        if len(match.handles) > budget:
+    matches: list[tuple[int, DecidedMatch]] = []  # asked about, with their index in decision
+    named: set[int] = set()
+    for index, match in enumerate(decision.matches):
+        if len(matches) == MAX_HITS or len(match.handles) > budget:
             break
+        # a holder record is named once in a request (§6.11): two travellers decided with
+        # it (pairs at the certain threshold) ask about it for the first
+        if match.peer_ref in named:
+            continue
+        named.add(match.peer_ref)
         budget -= len(match.handles)
-        matches.append(match)
+        matches.append((index, match))
     if matches:
         names = agency.schema.key_names
         tokens = travellers.tokens
@@ -234,27 +242,30 @@ async def _collect_releases(
                 presence_bits(sorted(keys_of[m.local_record_id]), len(names)),
                 m.handles,
             )
-            for m in matches
+            for _, m in matches
         ]
         session.request_releases(hits)
         await _flush(conn, session)
         got = _only(session.receive(await _receive(conn, idle_timeout)), ReleasesReceived)
         receiver = Receiver(agency, session_id, decision, per_handle(own_output.__getitem__))
         receipts: list[tuple[bool, bytes]] = []
-        for match, answer in zip(matches, got.answers, strict=True):
+        for (index, match), answer in zip(matches, got.answers, strict=True):
             release_id = answer.release_id.hex() if any(answer.release_id) else None
             category = None
             if answer.fate is Fate.SENT:
-                ok, data = receiver.store_one(answer.frame)
+                # the frame must be this match's release, not another traveller's
+                ok, data = receiver.store_one(answer.frame, for_match=index)
                 receipts.append((ok, data))
                 if ok:
-                    category = receiver.accepted[-1].category
+                    stored = receiver.inbound[index]
+                    category, release_id = stored.category, stored.release_id.hex()
                     received += 1
-            fates[match.local_record_id] = (
-                answer.fate.name.lower().replace("_", "-"),
-                release_id,
-                category,
-            )
+            if by_record[match.local_record_id] is match:
+                fates[match.local_record_id] = (
+                    answer.fate.name.lower().replace("_", "-"),
+                    release_id,
+                    category,
+                )
         refused = receiver.refused
         if receipts:
             session.send_receipts(receipts)
@@ -269,4 +280,4 @@ async def _collect_releases(
         answers.append(
             TravellerAnswer(rid, True, fate, release_id, category, round(decided.score, 3))
         )
-    return tuple(answers), received, refused, sum(len(m.handles) for m in matches)
+    return tuple(answers), received, refused, sum(len(m.handles) for _, m in matches)
