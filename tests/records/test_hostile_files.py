@@ -27,19 +27,25 @@ def _ids(result: object) -> list[str]:
     return [r.record_id for r in result.records]  # type: ignore[attr-defined]
 
 
+def _list(tmp_path: Path, rows: str) -> Path:
+    """``list.csv`` under ``tmp_path``: :data:`HEADER`, then ``rows``."""
+    path = tmp_path / "list.csv"
+    path.write_text(HEADER + rows, encoding="utf-8")
+    return path
+
+
 def test_a_stray_quote_that_a_later_cell_closes_does_not_swallow_the_rows_between(
     tmp_path: Path,
 ) -> None:
     """``"Fraud`` opened a quote that the ``x"`` two rows down closed: the strict reader took the
     three lines for one row with the header's count of cells, and the two people in between
     were lost, their names in the first one's offence (a releasable field)."""
-    path = tmp_path / "list.csv"
-    path.write_text(
-        HEADER + 'A-1,watchlist,Bell,Stephanie,"Fraud\n'
+    path = _list(
+        tmp_path,
+        'A-1,watchlist,Bell,Stephanie,"Fraud\n'
         "A-2,watchlist,Nguyen,Huong,Smuggling\n"
         'A-3,watchlist,Mendoza,Teresa,x"\n'
         "A-4,watchlist,Holham,Robert,Firearms\n",
-        encoding="utf-8",
     )
     with pytest.raises(LoadError, match=r"line 2\): a quoted value .* holds whole rows"):
         load_csv(path)
@@ -48,11 +54,10 @@ def test_a_stray_quote_that_a_later_cell_closes_does_not_swallow_the_rows_betwee
 def test_a_value_over_several_lines_is_still_one_value(tmp_path: Path) -> None:
     """What the stray-quote check must keep: a quoted value over lines, an address or a
     remark, with fewer delimiters than a row."""
-    path = tmp_path / "list.csv"
-    path.write_text(
-        HEADER + 'A-1,watchlist,Bell,Stephanie,"Fraud, then\nforgery, twice"\n'
+    path = _list(
+        tmp_path,
+        'A-1,watchlist,Bell,Stephanie,"Fraud, then\nforgery, twice"\n'
         "A-2,watchlist,Nguyen,Huong,Smuggling\n",
-        encoding="utf-8",
     )
     result = load_csv(path)
     assert _ids(result) == ["A-1", "A-2"] and not result.rejects
@@ -150,11 +155,9 @@ def test_a_name_of_punctuation_alone_is_no_name(tmp_path: Path) -> None:
     """``.`` for the given name and ``(-)`` for the family name name nobody: the record was
     kept without a word, with no name token, and a partner's record agreeing on its date of
     birth met it with nothing to tell them apart. It is rejected as a row with no name is."""
-    path = tmp_path / "list.csv"
-    path.write_text(
-        HEADER + "A-1,watchlist,(-),.,Fraud\nA-2,watchlist,O'Neil,Al,Fraud\n"
-        "A-3,watchlist,Li,,Fraud\n",
-        encoding="utf-8",
+    path = _list(
+        tmp_path,
+        "A-1,watchlist,(-),.,Fraud\nA-2,watchlist,O'Neil,Al,Fraud\nA-3,watchlist,Li,,Fraud\n",
     )
     result = load_csv(path)
     assert _ids(result) == ["A-2", "A-3"]
