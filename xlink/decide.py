@@ -56,6 +56,7 @@ __all__ = [
     "DecidedMatch",
     "Decision",
     "choose_link",
+    "decidable",
     "decide",
     "pattern_scorer",
     "reveal_bound_for",
@@ -217,8 +218,7 @@ def decide(
             # own weights: the estimate learns from pairs a partner's records make, so what a
             # partner cannot move is what bounds it.
             floor, threshold = threshold, found.threshold
-    if threshold is None:
-        threshold = schema.threshold if schema.threshold is not None else 1.0
+    threshold = _threshold(schema, threshold)
     score = _pattern_scores(columns.patterns, pattern_scorer(schema, found))
     fixed = _pattern_scores(columns.patterns, pattern_scorer(schema)) if found is not None else None
     certain = _certain(schema, found, score, fixed)
@@ -229,6 +229,28 @@ def decide(
     return Decision(
         result.session_id, threshold, len(columns), matches, weights, found, note, links, choice
     )
+
+
+def _threshold(schema: LinkageSchema, threshold: float | None) -> float:
+    """The threshold :func:`decide` holds fixed weights to: ``threshold``, else the schema's,
+    else one agreeing key."""
+    if threshold is not None:
+        return threshold
+    return schema.threshold if schema.threshold is not None else 1.0
+
+
+def decidable(
+    patterns: Sequence[KeySets], schema: LinkageSchema, threshold: float | None = None
+) -> npt.NDArray[np.bool_]:
+    """Which of ``patterns`` (agreeing keys, keys both records have) :func:`decide`, with
+    fixed weights and the same ``threshold``, may decide a pair of: those at or above the
+    threshold with the schema's evidence. A pair of any other pattern is never decided and
+    takes no part in the link rule, so a caller may set such pairs aside before
+    :func:`decide` and get the same matches."""
+    score = _pattern_scores(patterns, pattern_scorer(schema))
+    evidence = np.array([schema.has_evidence(a) for a, _ in patterns], dtype=np.bool_)
+    kept: npt.NDArray[np.bool_] = (score >= _threshold(schema, threshold)) & evidence
+    return kept
 
 
 def _certain(

@@ -3,7 +3,8 @@ thousands of records (a table may list a token as often as its bound allows; an 
 lists a common family name and city a thousand times at ten million records). The asker
 must decide as before, holding a few integers per entry found, not an object: it built a
 table hit and a candidate pair (each with its key sets and handles) per entry, 1.2 GB for one
-traveller at the demo MOU's bound."""
+traveller at the demo MOU's bound; then a few integers per entry and traveller holding the
+token, 201 MiB for twenty travellers (a family, a tour group) at sixty thousand entries."""
 
 from __future__ import annotations
 
@@ -31,4 +32,17 @@ def test_a_token_listed_for_sixty_thousand_records_costs_the_asker_little() -> N
     assert candidates == FLOOD + 1
     (match,) = decision.matches  # one-to-one: the traveller's record, not the flood
     assert match.peer_ref == 5 and match.agreeing_keys == frozenset(keys)
+    assert peak < PEAK_BYTES, f"the asker peaked at {peak / 2**20:.0f} MiB"
+
+
+def test_travellers_sharing_a_flooded_token_do_not_multiply_the_asker_s_memory() -> None:
+    """Twenty travellers hold the flooded token: 1.2M candidate pairs, of which the asker
+    keeps only those the schema could decide; it held all of them (201 MiB)."""
+    keys = load_default_schema().key_names
+    decision, candidates, peak, _ = bench.flood(FLOOD, 20)
+
+    assert candidates == 20 * (FLOOD + 1)
+    assert len(decision.matches) == 20  # every traveller and record 5, at the certain threshold
+    assert {m.peer_ref for m in decision.matches} == {5}
+    assert all(m.agreeing_keys == frozenset(keys) for m in decision.matches)
     assert peak < PEAK_BYTES, f"the asker peaked at {peak / 2**20:.0f} MiB"

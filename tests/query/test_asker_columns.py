@@ -11,14 +11,16 @@ import hashlib
 import os
 from types import SimpleNamespace
 from typing import Any, cast
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+import xlink.agency._query_answers as qa
 import xlink.query.asker_table as asker_table
-from xlink.agency._query_answers import _decide, _Found, pair_handles
+from xlink.agency._query_answers import _decide, _handles, pair_handles
 from xlink.decide import decide
 from xlink.linkage.schema import load_default_schema
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder
@@ -169,17 +171,21 @@ def _by_objects(tokens: TokenSet, table: AskerTable, outputs: list[bytes], thres
     return decide(cast(Any, source), SCHEMA, threshold), len(pairs)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     st.lists(_RECORD, min_size=1, max_size=12),
     st.lists(st.tuples(_RECORD, st.integers(1, 3), st.booleans()), min_size=1, max_size=8),
     st.sampled_from([None, 3.0, 8.0]),
+    st.sampled_from([1, 5, qa._MAX_ROWS]),
 )
 def test_columns_decide_as_one_object_per_pair_did(
     travellers: list[dict[int, int]],
     holders: list[tuple[dict[int, int], int, bool]],
     threshold: float | None,
+    group_rows: int,
 ) -> None:
+    """``group_rows`` small: the travellers' pairs made a few travellers at a time, and only
+    those the schema may decide kept for the decision."""
     builder = TokenSetBuilder(KEYS)
     for n, record in enumerate(travellers):  # ids T0..T11: T10 sorts before T2
         builder.add_record(f"T{n}", [(KEYS[k], _token(k, v)) for k, v in record.items()])
@@ -188,9 +194,10 @@ def test_columns_decide_as_one_object_per_pair_did(
     table = _table(holders)
     agency = SimpleNamespace(schema=SCHEMA, mou=SimpleNamespace(match_threshold=threshold))
 
-    decision, candidates = _decide(
-        cast(Any, agency), SESSION, cast(Any, SimpleNamespace(tokens=tokens)), table, outputs
-    )
+    with mock.patch.object(qa, "_MAX_ROWS", group_rows):
+        decision, candidates = _decide(
+            cast(Any, agency), SESSION, cast(Any, SimpleNamespace(tokens=tokens)), table, outputs
+        )
     expected, expected_candidates = _by_objects(tokens, table, outputs, threshold)
 
     event(f"matches: {min(len(expected.matches), 3)}")
@@ -208,7 +215,9 @@ def test_travellers_holding_one_token_share_one_handle() -> None:
     tokens = builder.build()
     outputs = [_output(tokens.value(i)) for i in range(len(tokens))]
     table = _table([({0: 0, 3: 0}, 1, False)])
-    found = _Found.of(tokens, table.hits(outputs), lambda i: query_handle(SESSION, outputs[i]))
-    rows = [bytes(row) for row in found.handles]
+    hits = table.shared_hits(outputs)
+    handle, handles = _handles(hits, lambda i: query_handle(SESSION, outputs[i]))
+    rows = [bytes(row) for row in handles]
     assert len(rows) == 2 and rows == sorted(set(rows))
-    assert sorted(found.handle.tolist()) == [0, 0, 1, 1]
+    _, found = hits.rows_of(np.arange(len(outputs), dtype=np.int64))
+    assert sorted(handle[found].tolist()) == [0, 0, 1, 1]

@@ -16,7 +16,7 @@ from xlink.agency._query_answers import _decide, pair_handles
 from xlink.linkage.schema import load_default_schema
 from xlink.linkage.tokens import TokenSetBuilder
 from xlink.protocol.limits import MAX_PAIR_HANDLES
-from xlink.query.asker_table import TableHits
+from xlink.query.asker_table import SharedHits, TableHits
 from xlink.query.session import query_handle
 
 SESSION = bytes(range(16))
@@ -41,13 +41,13 @@ def test_a_pair_of_many_aliases_names_every_key_it_agreed_on() -> None:
     tokens = builder.build()
     outputs = [*names, document]
     size = (len(schema.key_names) + 7) // 8
-    table = SimpleNamespace(
-        hits=lambda ys: TableHits(
-            output=np.arange(len(ys), dtype=np.int64),
-            record=np.full(len(ys), 7, dtype=np.int64),
-            presence=np.full((len(ys), size), 0xFF, dtype=np.uint8),
-        )
+    every = np.arange(len(outputs), dtype=np.int64)  # distinct outputs, one entry each
+    hits = TableHits(
+        output=every,
+        record=np.full(len(outputs), 7, dtype=np.int64),
+        presence=np.full((len(outputs), size), 0xFF, dtype=np.uint8),
     )
+    table = SimpleNamespace(shared_hits=lambda ys: SharedHits(hits, every, every, every * 0 + 1))
     agency = SimpleNamespace(schema=schema, mou=SimpleNamespace(match_threshold=6.0))
 
     decision, candidates = _decide(

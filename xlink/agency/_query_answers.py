@@ -6,9 +6,10 @@ and the answer about each traveller."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,14 +17,14 @@ import numpy.typing as npt
 from xlink._pair_columns import PairColumns, from_table
 from xlink.agency._inbound import Receiver
 from xlink.agency._query_common import _flush, _only, _receive
-from xlink.decide import DecidedMatch, Decision, decide
+from xlink.decide import DecidedMatch, Decision, decidable, decide
 from xlink.linkage.tokens import TokenSet
 from xlink.prepare import PreparedSide
 from xlink.protocol._pair_table import pair_table
 from xlink.protocol._reveal import _column_at, _presence_codes, record_key_sets
 from xlink.protocol.events import CandidatePair, PairTable
 from xlink.protocol.limits import HANDLE_SIZE, MAX_PAIR_HANDLES
-from xlink.query.asker_table import TableHits
+from xlink.query.asker_table import SharedHits
 from xlink.query.messages import MAX_HITS
 from xlink.query.session import AskerSession, Fate, ReleasesReceived, RequestedHit, query_handle
 from xlink.query.table import AskerTable, presence_bits
@@ -92,32 +93,15 @@ class _Candidates:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Found:
-    """What a query's outputs found in the holder's table, one row per live entry: the
-    traveller token (``token``, the output's index), the holder's record (``record``), the
-    token's key and the index of its handle in ``handles`` (``(m, 16)``, distinct, ascending,
-    as the PSI's)."""
+    """The hits the candidate pairs are made of, one row each: the traveller token
+    (``token``, the output's index), the holder's record (``record``), the token's key and the
+    index of its handle in ``handles`` (``(m, 16)``, distinct, ascending, as the PSI's)."""
 
     token: Ints
     record: Ints
     key: Ints
     handle: Ints
     handles: npt.NDArray[np.uint8]
-
-    @classmethod
-    def of(cls, tokens: TokenSet, hits: TableHits, handle_of: Callable[[int], bytes]) -> _Found:
-        used = np.unique(hits.output)
-        found = [handle_of(i) for i in used.tolist()]
-        distinct = sorted(set(found))  # two travellers holding one token: one handle
-        where = {h: k for k, h in enumerate(distinct)}
-        position = np.array([where[h] for h in found], dtype=np.int64)
-        handles = np.frombuffer(b"".join(distinct), dtype=np.uint8)
-        return cls(
-            token=hits.output,
-            record=hits.record,
-            key=_column_at(tokens.key_index, hits.output),
-            handle=position[np.searchsorted(used, hits.output)],
-            handles=handles.reshape(-1, HANDLE_SIZE),
-        )
 
     def shared(
         self, tokens: TokenSet, pairs: set[tuple[str, int]]
@@ -137,6 +121,70 @@ class _Found:
         return out
 
 
+def _handles(
+    hits: SharedHits, handle_of: Callable[[int], bytes]
+) -> tuple[Ints, npt.NDArray[np.uint8]]:
+    """The handle of each row of ``hits.found``, as an index into the handles found
+    (``(m, 16)``, distinct, ascending, as the PSI's: travellers holding one token, one
+    handle). ``handle_of(i)`` is output ``i``'s."""
+    used = np.unique(hits.found.output)
+    first = np.empty(len(hits.counts), dtype=np.int64)  # an output of each distinct output
+    first[hits.index[::-1]] = np.arange(len(hits.index) - 1, -1, -1, dtype=np.int64)
+    found = [handle_of(i) for i in first[used].tolist()]
+    distinct = sorted(set(found))
+    where = {h: k for k, h in enumerate(distinct)}
+    position = np.array([where[h] for h in found], dtype=np.int64)
+    handles = np.frombuffer(b"".join(distinct), dtype=np.uint8).reshape(-1, HANDLE_SIZE)
+    return position[np.searchsorted(used, hits.found.output)], handles
+
+
+def _peer_key_sets(
+    hits: SharedHits,
+    key: Ints,
+    ref: Ints,
+    holders: int,
+    local: npt.NDArray[np.unsignedinteger[Any]],
+) -> npt.NDArray[np.unsignedinteger[Any]]:
+    """The keys each holder record found has (spec §7.4), indexed by ``ref`` (each row of
+    ``hits.found``'s holder record, numbered from 0): what its entries' bitmaps say, and the
+    key of every output that hit it (``key[i]``, output ``i``'s; a bitmap that leaves its own
+    key out cannot hide it)."""
+    presence = hits.found.presence
+    if presence.shape[1]:
+        own = np.zeros((len(hits.counts), presence.shape[1]), dtype=np.uint8)
+        np.bitwise_or.at(own, (hits.index, key >> 3), np.left_shift(1, key & 7).astype(np.uint8))
+        presence = presence | own[hits.found.output]
+    codes = _presence_codes(presence, local)
+    peer = np.zeros((holders, *codes.shape[1:]), dtype=codes.dtype)
+    np.bitwise_or.at(peer, ref, codes)
+    return peer
+
+
+#: About the most hit rows the asker makes candidate pairs of at once (its travellers are
+#: taken in groups of whole travellers; one traveller's rows are never cut).
+_MAX_ROWS = 1 << 16
+
+
+def _groups(tokens: TokenSet, counts: Ints) -> list[Ints]:
+    """The outputs with hits (``counts[i]`` rows for output ``i``), in groups of whole
+    travellers of at most about :data:`_MAX_ROWS` rows."""
+    live = np.flatnonzero(counts)
+    record = _column_at(tokens.record_index, live)
+    order = np.argsort(record, kind="stable")
+    live, record = live[order], record[order]
+    # each traveller's outputs are live[bounds[k]:bounds[k + 1]]
+    bounds = np.append(np.flatnonzero(np.diff(record, prepend=-1)), len(live)).tolist()
+    rows = np.concatenate([[0], np.cumsum(counts[live])]).tolist()  # rows before each output
+    groups, first = [], 0
+    for begin, end in itertools.pairwise(bounds):
+        if begin > first and rows[end] - rows[first] > _MAX_ROWS:
+            groups.append(live[first:begin])
+            first = begin
+    if len(live):
+        groups.append(live[first:])
+    return groups
+
+
 def _cut(match: DecidedMatch) -> bool:
     """Whether the decision may have left out some of ``match``'s handles."""
     return len(match.handles) >= MAX_PAIR_HANDLES
@@ -150,36 +198,57 @@ def _decide(
     outputs: list[bytes],
 ) -> tuple[Decision, int]:
     """The decision on the travellers' candidate pairs (spec §7.4) and how many pairs there
-    were. ``outputs[i]`` is the OPRF output of the travellers' token ``i``. The pairs are
-    columns (:func:`~xlink.protocol._pair_table.pair_table`), not objects: a holder that lists
-    one token for a great many records (a table may, up to its bound) makes the asker hold a
-    few integers for each, and objects only for the decided matches."""
+    were. ``outputs[i]`` is the OPRF output of the travellers' token ``i``.
+
+    The pairs are columns (:func:`~xlink.protocol._pair_table.pair_table`), not objects, and
+    a holder that lists one token for a great many records (a table may, up to its bound)
+    costs the asker a few integers for each, once however many travellers hold the token:
+    beyond :data:`_MAX_ROWS` hits, the travellers' pairs are made a group of travellers at a
+    time and only those the schema may decide (:func:`~xlink.decide.decidable`) are kept for
+    the decision, which is the same (the others never take part in the link rule)."""
     tokens = travellers.tokens
-    hits = table.hits(outputs)
-    found = _Found.of(tokens, hits, lambda i: query_handle(session_id, outputs[i]))
-    holders, ref = np.unique(found.record, return_inverse=True)
+    threshold = agency.mou.match_threshold
+    hits = table.shared_hits(outputs)
+    holders, ref = np.unique(hits.found.record, return_inverse=True)
     ref = ref.astype(np.int64).ravel()
+    handle, handles = _handles(hits, lambda i: query_handle(session_id, outputs[i]))
+    key = _column_at(tokens.key_index, np.arange(len(outputs), dtype=np.int64))
     local = record_key_sets(tokens)
-    # The keys each holder record has: what its entries' bitmaps say, and the key of every
-    # token it matched (an entry's bitmap that leaves its own key out cannot hide it).
-    presence = hits.presence.copy()
-    if presence.shape[1]:
-        key = found.key
-        presence[np.arange(len(key)), key >> 3] |= np.left_shift(1, key & 7).astype(np.uint8)
-    codes = _presence_codes(presence, local)
-    peer = np.zeros((len(holders), *codes.shape[1:]), dtype=codes.dtype)
-    np.bitwise_or.at(peer, ref, codes)
-    pairs = pair_table(
-        tokens,
-        found.token,
-        ref,
-        found.handle,
-        handles=found.handles,
-        local_key_sets=local,
-        peer_key_sets=peer,
-    )
-    source = _Candidates(session_id, pairs, holders)
-    decision = decide(source, agency.schema, agency.mou.match_threshold)
+    peer = _peer_key_sets(hits, key, ref, len(holders), local)
+
+    def pairs_of(token: Ints, row: Ints) -> PairTable:
+        return pair_table(
+            tokens,
+            token,
+            ref[row],
+            handle[row],
+            handles=handles,
+            local_key_sets=local,
+            peer_key_sets=peer,
+        )
+
+    groups = _groups(tokens, hits.hit_counts())
+    if len(groups) <= 1:  # every pair at once
+        token, row = hits.rows_of(groups[0] if groups else np.zeros(0, dtype=np.int64))
+        pairs = pairs_of(token, row)
+        candidates = len(pairs.record)
+    else:
+        kept: list[tuple[Ints, Ints]] = []
+        candidates = 0
+        for group in groups:
+            token, row = hits.rows_of(group)
+            some = pairs_of(token, row)
+            candidates += len(some.record)
+            columns = from_table(some)
+            usable = decidable(columns.patterns, agency.schema, threshold)[columns.pattern]
+            wanted = some.record[usable] * len(holders) + some.ref[usable]
+            of_row = _column_at(tokens.record_index, token) * len(holders) + ref[row]
+            keep = np.isin(of_row, wanted)
+            kept.append((token[keep], row[keep]))
+        token, row = (np.concatenate(c) for c in zip(*kept, strict=True))
+        pairs = pairs_of(token, row)
+    found = _Found(token, holders[ref[row]], key[token], handle[row], handles)
+    decision = decide(_Candidates(session_id, pairs, holders), agency.schema, threshold)
     # The decision names at most a request's worth of a pair's handles, the lowest: for a pair
     # that may share more, pair_handles chooses them, so that every key it agreed on is named.
     full = {(m.local_record_id, m.peer_ref) for m in decision.matches if _cut(m)}
@@ -190,7 +259,7 @@ def _decide(
         else m
         for m in decision.matches
     )
-    return dataclasses.replace(decision, matches=matches), len(pairs.record)
+    return dataclasses.replace(decision, candidates=candidates, matches=matches), candidates
 
 
 async def _collect_releases(

@@ -24,7 +24,7 @@ from xlink.query.entries import (
     table_digest,
 )
 
-__all__ = ["AskerTable", "TableHit", "TableHits"]
+__all__ = ["AskerTable", "SharedHits", "TableHit", "TableHits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,36 @@ class TableHits:
 
     def __len__(self) -> int:
         return len(self.output)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SharedHits:
+    """:meth:`AskerTable.shared_hits`: the hits of each distinct output once (``found``, whose
+    ``output`` column numbers the distinct outputs, ``starts`` and ``counts`` its rows for
+    each), and ``index[i]``, the distinct output of output ``i``. Travellers who share a token
+    share its rows, so a token the holder lists a great many times is held once, however many
+    travellers hold it."""
+
+    found: TableHits
+    index: Ints
+    starts: Ints
+    counts: Ints
+
+    def rows_of(self, outputs: Ints) -> tuple[Ints, Ints]:
+        """The hits of ``outputs`` (output indexes), by output then occurrence: each row's
+        output index and its row of ``found``."""
+        counts = self.counts[self.index[outputs]]
+        return np.repeat(outputs, counts), _gather_ranges(self.starts[self.index[outputs]], counts)
+
+    def hit_counts(self) -> Ints:
+        """How many hits each output has."""
+        counts: Ints = self.counts[self.index]
+        return counts
+
+    def spread(self) -> TableHits:
+        """The hits of every output, by output then occurrence."""
+        output, rows = self.rows_of(np.arange(len(self.index), dtype=np.int64))
+        return TableHits(output, self.found.record[rows], self.found.presence[rows])
 
 
 class AskerTable:
@@ -156,33 +186,32 @@ class AskerTable:
         return out
 
     def hits(self, outputs: Sequence[bytes]) -> TableHits:
-        """Every live entry of each output's token, in columns, by output then occurrence.
+        """Every live entry of each output's token, in columns, by output then occurrence
+        (:meth:`shared_hits` spread over the outputs)."""
+        return self.shared_hits(outputs).spread()
+
+    def shared_hits(self, outputs: Sequence[bytes]) -> SharedHits:
+        """Every live entry of each output's token, each distinct output's once.
 
         Occurrences ``j = 0, 1, ...`` of an output are probed until the first that is not in
         the table (§5.3), in blocks that double: every output still found is probed for the
         block's occurrences in one binary search over the column (the tags compared as
         unsigned 64-bit integers, never as floats), and what a block finds past an output's
-        first miss is not kept. Equal outputs (travellers sharing a token) are probed once.
-        So a token listed ``n`` times costs about ``log2(n)`` rounds and at most ``2n + 1``
-        hashes, a round holds at most :data:`_MAX_ROUND` probes, and nothing is made per
-        entry but its row in the columns: a table that lists one token for a great many
-        records costs its reader some twenty bytes for each, not an object."""
+        first miss is not kept. Equal outputs (travellers sharing a token) are probed once
+        and share their rows. So a token listed ``n`` times costs about ``log2(n)`` rounds
+        and at most ``2n + 1`` hashes, a round holds at most :data:`_MAX_ROUND` probes, and
+        nothing is made per entry but its row in the columns: a table that lists one token
+        for a great many records costs its reader some twenty bytes for each, not an
+        object, however many of its travellers hold the token."""
         distinct: dict[bytes, int] = {}
         index = np.fromiter(
             (distinct.setdefault(y, len(distinct)) for y in outputs), np.int64, len(outputs)
         )
         found = self._probe(list(distinct))
-        if not len(found):
-            return found
-        # each output's rows are its distinct output's, in occurrence order
-        starts = np.searchsorted(found.output, np.arange(len(distinct)), side="left")
-        counts = np.searchsorted(found.output, np.arange(len(distinct)), side="right") - starts
-        rows = _gather_ranges(starts[index], counts[index])
-        return TableHits(
-            output=np.repeat(np.arange(len(outputs), dtype=np.int64), counts[index]),
-            record=found.record[rows],
-            presence=found.presence[rows],
-        )
+        every = np.arange(len(distinct))
+        starts = np.searchsorted(found.output, every, side="left").astype(np.int64)
+        counts = np.searchsorted(found.output, every, side="right").astype(np.int64) - starts
+        return SharedHits(found, index, starts, counts)
 
     def _probe(self, outputs: Sequence[bytes]) -> TableHits:
         """:meth:`hits` of distinct outputs."""
