@@ -19,6 +19,8 @@ Usage::
 
     python bench/flooded_table_bench.py --entries 60000 --travellers 1 --json
     python bench/flooded_table_bench.py --entries 60000 --travellers 10 --json
+    python bench/flooded_table_bench.py --entries 60000 --travellers 20 --key family_postcode \
+        --alone --json
 """
 
 from __future__ import annotations
@@ -40,15 +42,21 @@ from xlink.query.asker_table import AskerTable
 from xlink.query.entries import RECORD_SIZE, entries_of, entry_pad, label_size_for
 
 
-def _table(outputs: list[bytes], keys: int, flooded: int, entries: int) -> AskerTable:
+def _table(
+    outputs: list[bytes], keys: int, flooded: int, entries: int, *, alone: bool
+) -> AskerTable:
     """Record 5 agrees on every key; records 100.. on key ``flooded`` alone, ``entries`` of
-    them, each declaring every key present."""
+    them, each declaring every key present (so each disagrees on the others), or, ``alone``,
+    that key only (so each pair may be decided on it, if the schema lets it)."""
     width = label_size_for(keys)
     occurrences = [(k, 0, 5) for k in range(keys)]
     occurrences += [(flooded, 1 + j, 100 + j) for j in range(entries)]
     inverse = np.array([o for o, _, _ in occurrences], dtype=np.intp)
     js = np.array([j for _, j, _ in occurrences], dtype=np.uint32)
     plain = np.full((len(occurrences), width), 0xFF, dtype=np.uint8)
+    if alone:
+        plain[keys:, RECORD_SIZE:] = 0
+        plain[keys:, RECORD_SIZE + flooded // 8] = 1 << (flooded % 8)
     plain[:, :RECORD_SIZE] = (
         np.array([r for _, _, r in occurrences], dtype=">u4").view(np.uint8).reshape(-1, 4)
     )
@@ -57,10 +65,12 @@ def _table(outputs: list[bytes], keys: int, flooded: int, entries: int) -> Asker
     return AskerTable(keys, tags=tags[order], labels=labels[order])
 
 
-def flood(entries: int, travellers: int) -> tuple[Any, int, int, float]:
-    """The asker's decision on the flooded table, its candidate pairs, its peak of Python
-    allocations in bytes, and its wall time (``tests/adversarial/test_flooded_table.py``
-    checks the decision and the peak)."""
+def flood(
+    entries: int, travellers: int, key: str = "names", *, alone: bool = False
+) -> tuple[Any, int, int, float]:
+    """The asker's decision on the table flooding ``key`` (see :func:`_table`), its candidate
+    pairs, its peak of Python allocations in bytes, and its wall time
+    (``tests/adversarial/test_flooded_table.py`` checks the decision and the peak)."""
     schema = load_default_schema()
     keys = schema.key_names
     builder = TokenSetBuilder(keys)
@@ -68,7 +78,7 @@ def flood(entries: int, travellers: int) -> tuple[Any, int, int, float]:
         builder.add_record(f"T{t}", [(k, bytes([i]) * 32) for i, k in enumerate(keys)])
     tokens = builder.build()
     distinct = [os.urandom(64) for _ in keys]  # the travellers' OPRF outputs, one per key
-    table = _table(distinct, len(keys), keys.index("names"), entries)
+    table = _table(distinct, len(keys), keys.index(key), entries, alone=alone)
     agency = SimpleNamespace(schema=schema, mou=SimpleNamespace(match_threshold=None))
     travellers_side = SimpleNamespace(tokens=tokens)
     tracemalloc.start()
@@ -84,7 +94,7 @@ def flood(entries: int, travellers: int) -> tuple[Any, int, int, float]:
     return decision, pairs, peak, wall
 
 
-def run(entries: int, travellers: int) -> dict[str, Any]:
+def run(entries: int, travellers: int, key: str, alone: bool) -> dict[str, Any]:
     hashes = entries + 2 * len(load_default_schema().key_names)
     output, size = os.urandom(64), label_size_for(len(load_default_schema().key_names))
     start = time.perf_counter()
@@ -92,11 +102,13 @@ def run(entries: int, travellers: int) -> dict[str, Any]:
         entry_pad(output, j, size)
     floor_s = time.perf_counter() - start
     cpu = time.process_time()
-    decision, pairs, peak, decide_s = flood(entries, travellers)
+    decision, pairs, peak, decide_s = flood(entries, travellers, key, alone=alone)
     decide_cpu_s = time.process_time() - cpu  # the table's making included
     return {
         "entries": entries,
         "travellers": travellers,
+        "key": key,
+        "alone": alone,
         "candidate_pairs": pairs,
         "matches": len(decision.matches),
         "decide_s": round(decide_s, 4),
@@ -112,9 +124,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=60_000)
     parser.add_argument("--travellers", type=int, default=1)
+    parser.add_argument("--key", default="names", help="the key whose token is flooded")
+    parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="the flooded records declare that key only (a pair may be decided on it)",
+    )
     parser.add_argument("--json", action="store_true", help="JSON only")
     args = parser.parse_args()
-    result = run(args.entries, args.travellers)
+    result = run(args.entries, args.travellers, args.key, args.alone)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 

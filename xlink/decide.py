@@ -38,6 +38,7 @@ from xlink.linkage.scoring import (
     BEST_OF_EITHER,
     ONE_TO_ONE,
     KeyWeight,
+    best_once,
     fellegi_sunter_score,
     one_to_one_mask,
 )
@@ -55,8 +56,8 @@ __all__ = [
     "CandidateSource",
     "DecidedMatch",
     "Decision",
+    "OneToOneSieve",
     "choose_link",
-    "decidable",
     "decide",
     "pattern_scorer",
     "reveal_bound_for",
@@ -239,18 +240,63 @@ def _threshold(schema: LinkageSchema, threshold: float | None) -> float:
     return schema.threshold if schema.threshold is not None else 1.0
 
 
-def decidable(
-    patterns: Sequence[KeySets], schema: LinkageSchema, threshold: float | None = None
-) -> npt.NDArray[np.bool_]:
-    """Which of ``patterns`` (agreeing keys, keys both records have) :func:`decide`, with
-    fixed weights and the same ``threshold``, may decide a pair of: those at or above the
-    threshold with the schema's evidence. A pair of any other pattern is never decided and
-    takes no part in the link rule, so a caller may set such pairs aside before
-    :func:`decide` and get the same matches."""
-    score = _pattern_scores(patterns, pattern_scorer(schema))
-    evidence = np.array([schema.has_evidence(a) for a, _ in patterns], dtype=np.bool_)
-    kept: npt.NDArray[np.bool_] = (score >= _threshold(schema, threshold)) & evidence
-    return kept
+class OneToOneSieve:
+    """The candidate pairs :func:`decide` could keep with fixed weights, ``threshold`` and the
+    one-to-one rule, found a group of local records at a time, so that a caller with more
+    pairs than it should hold at once (a partner that makes one token match a great many of
+    its records) keeps only those: at or above the threshold with the schema's evidence, and
+    either certain or the only best of both their records (ties refused). The others are never
+    decided, and setting them aside changes no other pair's fate: :func:`decide` on the pairs
+    :meth:`keeps` leaves gives the same matches as on them all.
+
+    :meth:`sift` each group (every pair of its local records, whose ids are distinct; the peer
+    references number ``peers`` peer records from 0) and keep what it returns; then
+    :meth:`keeps` says which of those to decide, once every group has been sifted."""
+
+    def __init__(self, schema: LinkageSchema, threshold: float | None, peers: int) -> None:
+        self._schema, self._threshold = schema, _threshold(schema, threshold)
+        self._best = np.full(peers, -np.inf)  # each peer record's best usable score so far
+        self._ties = np.zeros(peers, dtype=np.int64)  # and how many pairs have it
+
+    def sift(
+        self, columns: PairColumns
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        """For each pair of the group: whether it may still be kept (usable, and certain or
+        the only best of its local record), its score and whether it is certain."""
+        patterns = columns.patterns
+        score_of = _pattern_scores(patterns, pattern_scorer(self._schema))
+        evidence = np.array([self._schema.has_evidence(a) for a, _ in patterns], dtype=np.bool_)
+        certain_of = _certain(self._schema, None, score_of, None)
+        if certain_of is None:
+            certain_of = np.zeros(len(patterns), dtype=np.bool_)
+        score, certain = score_of[columns.pattern], certain_of[columns.pattern]
+        rows = np.flatnonzero(((score_of >= self._threshold) & evidence)[columns.pattern])
+        kept = np.zeros(len(columns), dtype=np.bool_)
+        if len(rows):
+            self._note(columns.ref[rows], score[rows])
+            kept[rows] = best_once(columns.left[rows], score[rows]) | certain[rows]
+        return kept, score, certain
+
+    def _note(self, ref: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> None:
+        best = np.full(len(self._best), -np.inf)
+        np.maximum.at(best, ref, score)
+        ties = np.bincount(ref[score == best[ref]], minlength=len(best))
+        new = np.maximum(self._best, best)
+        self._ties = np.where(self._best == new, self._ties, 0) + np.where(best == new, ties, 0)
+        self._best = new
+
+    def keeps(
+        self,
+        ref: npt.NDArray[np.int64],
+        score: npt.NDArray[np.float64],
+        certain: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.bool_]:
+        """Which of the pairs :meth:`sift` kept (their peer references, scores and certainty)
+        :func:`decide` may keep: certain, or the only best of their peer record too."""
+        kept: npt.NDArray[np.bool_] = certain | (
+            (score == self._best[ref]) & (self._ties[ref] == 1)
+        )
+        return kept
 
 
 def _certain(
@@ -464,8 +510,7 @@ def reveal_bound_for(schema: LinkageSchema, threshold: float | None = None) -> R
     (:meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`), can never be decided, so it is
     not revealed. Each identifying field group is one bit of :attr:`RevealBound.groups`.
     """
-    if threshold is None:
-        threshold = schema.threshold if schema.threshold is not None else 1.0
+    threshold = _threshold(schema, threshold)
     weights = schema.weights()
     disagreement = schema.disagreement_weights()
     agreement = tuple(

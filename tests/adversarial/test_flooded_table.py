@@ -12,6 +12,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 from xlink.linkage.schema import load_default_schema
 
 FLOOD = 60_000  # entries of one token
@@ -35,11 +37,21 @@ def test_a_token_listed_for_sixty_thousand_records_costs_the_asker_little() -> N
     assert peak < PEAK_BYTES, f"the asker peaked at {peak / 2**20:.0f} MiB"
 
 
-def test_travellers_sharing_a_flooded_token_do_not_multiply_the_asker_s_memory() -> None:
-    """Twenty travellers hold the flooded token: 1.2M candidate pairs, of which the asker
-    keeps only those the schema could decide; it held all of them (201 MiB)."""
+@pytest.mark.parametrize(
+    ("key", "alone"),
+    [
+        ("names", False),  # each flooded pair disagrees on every other key: never decided
+        ("family_postcode", True),  # each may be decided on the family name and postcode alone
+    ],
+)
+def test_travellers_sharing_a_flooded_token_do_not_multiply_the_asker_s_memory(
+    key: str, alone: bool
+) -> None:
+    """Twenty travellers (a family, a group) hold the flooded token: 1.2M candidate pairs, of
+    which the asker keeps only those the decision could keep; it held all of them (201 MiB),
+    then, for a flood whose pairs the schema may decide, still 195 MiB."""
     keys = load_default_schema().key_names
-    decision, candidates, peak, _ = bench.flood(FLOOD, 20)
+    decision, candidates, peak, _ = bench.flood(FLOOD, 20, key, alone=alone)
 
     assert candidates == 20 * (FLOOD + 1)
     assert len(decision.matches) == 20  # every traveller and record 5, at the certain threshold

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import dataclasses
 import re
 import shutil
 import threading
@@ -27,6 +28,7 @@ from xlink.agency._query import QueryClient, ask
 from xlink.audit import AuditEvent, AuditLog
 from xlink.error_codes import LOCAL_FAILURE, AbortCode
 from xlink.errors import InputError, InternalProtocolError, PeerAborted
+from xlink.linkage.tokens import TokenSetBuilder
 from xlink.query.table import HolderTable
 from xlink.transport import memory_pair
 
@@ -598,3 +600,39 @@ def test_a_move_nobody_waits_for_any_more_is_stopped_and_made_again_later(
             undo()
         assert after.period == service.period != before.period
         assert [a.matched for a in after.answers] == [a.matched for a in before.answers]
+
+
+def test_travellers_sharing_a_record_id_are_refused_before_anything_is_spent(
+    straight: tuple[QueryPair, list[QueryOutcome]],
+) -> None:
+    """An answer is given by record id, and the asker's decision keeps a pair by its
+    traveller's id: a manifest naming one id twice (built through the API, which the loaders
+    would have refused) is refused before an evaluation is spent."""
+    pair, _ = straight
+    side = pair.travellers(HIT[:2], "twice.csv")
+    tokens = side.tokens
+    builder = TokenSetBuilder(tokens.key_names)
+    for _ in range(2):
+        for r, rid in enumerate(tokens.record_ids):
+            builder.add_record(
+                rid,
+                [
+                    (tokens.key_names[tokens.key_index[i]], tokens.value(i))
+                    for i in range(len(tokens))
+                    if tokens.record_index[i] == r
+                ],
+            )
+    twice = dataclasses.replace(side, tokens=builder.build(), hashed=None)
+    service = pair.holder.query_service(pair.registry)
+
+    async def both() -> None:
+        a, b = memory_pair()
+        serving = asyncio.create_task(service.handle(b))
+        async with QueryClient(pair.asker, a) as client:
+            left = client.quota_left
+            with pytest.raises(InputError, match="same record id"):
+                await client.ask(twice)
+            assert client.quota_left == left
+        await serving
+
+    asyncio.run(both())

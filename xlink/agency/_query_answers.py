@@ -17,7 +17,7 @@ import numpy.typing as npt
 from xlink._pair_columns import PairColumns, from_table
 from xlink.agency._inbound import Receiver
 from xlink.agency._query_common import _flush, _only, _receive
-from xlink.decide import DecidedMatch, Decision, decidable, decide
+from xlink.decide import DecidedMatch, Decision, OneToOneSieve, decide
 from xlink.linkage.tokens import TokenSet
 from xlink.prepare import PreparedSide
 from xlink.protocol._pair_table import pair_table
@@ -128,8 +128,7 @@ def _handles(
     (``(m, 16)``, distinct, ascending, as the PSI's: travellers holding one token, one
     handle). ``handle_of(i)`` is output ``i``'s."""
     used = np.unique(hits.found.output)
-    first = np.empty(len(hits.counts), dtype=np.int64)  # an output of each distinct output
-    first[hits.index[::-1]] = np.arange(len(hits.index) - 1, -1, -1, dtype=np.int64)
+    _, first = np.unique(hits.index, return_index=True)  # an output of each distinct output
     found = [handle_of(i) for i in first[used].tolist()]
     distinct = sorted(set(found))
     where = {h: k for k, h in enumerate(distinct)}
@@ -204,8 +203,9 @@ def _decide(
     a holder that lists one token for a great many records (a table may, up to its bound)
     costs the asker a few integers for each, once however many travellers hold the token:
     beyond :data:`_MAX_ROWS` hits, the travellers' pairs are made a group of travellers at a
-    time and only those the schema may decide (:func:`~xlink.decide.decidable`) are kept for
-    the decision, which is the same (the others never take part in the link rule)."""
+    time and only those the decision could keep (:class:`~xlink.decide.OneToOneSieve`: usable,
+    and certain or the only best of both their records) are kept for it: the same decision.
+    Traveller ids are distinct (:meth:`~xlink.agency.QueryClient.ask` checks it)."""
     tokens = travellers.tokens
     threshold = agency.mou.match_threshold
     hits = table.shared_hits(outputs)
@@ -232,20 +232,24 @@ def _decide(
         token, row = hits.rows_of(groups[0] if groups else np.zeros(0, dtype=np.int64))
         pairs = pairs_of(token, row)
         candidates = len(pairs.record)
-    else:
-        kept: list[tuple[Ints, Ints]] = []
+    else:  # a group at a time, keeping only the pairs the decision could keep
+        sieve = OneToOneSieve(agency.schema, threshold, len(holders))
+        kept: list[tuple[Ints, Ints, Ints, npt.NDArray[np.float64], npt.NDArray[np.bool_]]] = []
         candidates = 0
         for group in groups:
             token, row = hits.rows_of(group)
             some = pairs_of(token, row)
             candidates += len(some.record)
-            columns = from_table(some)
-            usable = decidable(columns.patterns, agency.schema, threshold)[columns.pattern]
-            wanted = some.record[usable] * len(holders) + some.ref[usable]
-            of_row = _column_at(tokens.record_index, token) * len(holders) + ref[row]
-            keep = np.isin(of_row, wanted)
-            kept.append((token[keep], row[keep]))
-        token, row = (np.concatenate(c) for c in zip(*kept, strict=True))
+            may, score, certain = sieve.sift(from_table(some))
+            pair = some.record * len(holders) + some.ref  # (traveller, holder record)
+            rows = np.isin(
+                _column_at(tokens.record_index, token) * len(holders) + ref[row], pair[may]
+            )
+            kept.append((token[rows], row[rows], pair[may], score[may], certain[may]))
+        token, row, pair, score, certain = (np.concatenate(c) for c in zip(*kept, strict=True))
+        wanted = pair[sieve.keeps(pair % len(holders), score, certain)]
+        rows = np.isin(_column_at(tokens.record_index, token) * len(holders) + ref[row], wanted)
+        token, row = token[rows], row[rows]
         pairs = pairs_of(token, row)
     found = _Found(token, holders[ref[row]], key[token], handle[row], handles)
     decision = decide(_Candidates(session_id, pairs, holders), agency.schema, threshold)

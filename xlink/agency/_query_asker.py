@@ -235,6 +235,9 @@ class QueryClient:
             raise InputError("these travellers were prepared with another linkage schema")
         if self.session.session_id is None:
             raise InputError("the query session is not open")
+        ids = travellers.tokens.record_ids
+        if len(set(ids)) != len(ids):  # an answer is given by id: one traveller each
+            raise InputError("two of these travellers have the same record id")
         needed = len(travellers.tokens)
         if needed > self.quota_left:
             # Refused before anything is spent: the holder would refuse it part way.

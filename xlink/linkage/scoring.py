@@ -40,6 +40,7 @@ __all__ = [
     "ONE_TO_ONE",
     "CandidatePair",
     "KeyWeight",
+    "best_once",
     "decide_matches",
     "fellegi_sunter_score",
     "one_to_one",
@@ -171,7 +172,7 @@ def one_to_one(
     return kept
 
 
-def _best_once(ids: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+def best_once(ids: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
     """Whether each pair has the best score of its record ``ids[i]`` and no other pair of that
     record has the same score."""
     if ids.min() >= 0 and ids.max() < 4 * len(ids) + 64:
@@ -211,9 +212,9 @@ def one_to_one_mask(
     if len(scores) == 0:
         return np.zeros(0, dtype=np.bool_)
     if links == BEST_OF_EITHER:
-        kept = _best_once(lefts, scores) | _best_once(rights, scores)
+        kept = best_once(lefts, scores) | best_once(rights, scores)
     else:
-        kept = _best_once(lefts, scores) & _best_once(rights, scores)
+        kept = best_once(lefts, scores) & best_once(rights, scores)
     if certain is not None:
         kept |= scores >= certain
     return kept
