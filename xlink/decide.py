@@ -249,9 +249,10 @@ class OneToOneSieve:
     decided, and setting them aside changes no other pair's fate: :func:`decide` on the pairs
     :meth:`keeps` leaves gives the same matches as on them all.
 
-    :meth:`sift` each group (every pair of its local records, whose ids are distinct; the peer
-    references number ``peers`` peer records from 0) and keep what it returns; then
-    :meth:`keeps` says which of those to decide, once every group has been sifted."""
+    :meth:`sift` each group (every pair of its local records, each pair once, the records' ids
+    distinct; the peer references number ``peers`` peer records from 0) and keep what it
+    returns; then :meth:`keeps` says which of those to decide, once every group has been sifted.
+    For :func:`decide` with ``weights=FIXED`` and ``links=ONE_TO_ONE`` only."""
 
     def __init__(self, schema: LinkageSchema, threshold: float | None, peers: int) -> None:
         self._schema, self._threshold = schema, _threshold(schema, threshold)

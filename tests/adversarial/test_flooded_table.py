@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+import xlink.agency._query_answers as qa
+from xlink.error_codes import AbortCode
+from xlink.errors import RemoteProtocolError
 from xlink.linkage.schema import load_default_schema
 
 FLOOD = 60_000  # entries of one token
@@ -51,10 +54,32 @@ def test_travellers_sharing_a_flooded_token_do_not_multiply_the_asker_s_memory(
     which the asker keeps only those the decision could keep; it held all of them (201 MiB),
     then, for a flood whose pairs the schema may decide, still 195 MiB."""
     keys = load_default_schema().key_names
-    decision, candidates, peak, _ = bench.flood(FLOOD, 20, key, alone=alone)
+    decision, candidates, peak, _ = bench.flood(FLOOD, 20, [key], alone=alone)
 
     assert candidates == 20 * (FLOOD + 1)
     assert len(decision.matches) == 20  # every traveller and record 5, at the certain threshold
     assert {m.peer_ref for m in decision.matches} == {5}
     assert all(m.agreeing_keys == frozenset(keys) for m in decision.matches)
     assert peak < PEAK_BYTES, f"the asker peaked at {peak / 2**20:.0f} MiB"
+
+
+def test_a_flood_of_certain_records_is_refused_before_they_become_matches() -> None:
+    """Each flooded record agrees with the travellers on the document number and the date of
+    birth with the postcode: every pair reaches the certain threshold, escapes the link rule
+    and was a decided match, 1.2M objects for twenty travellers (750 MiB, 40 s). No honest
+    registry lists one person more often than a request could name: the table is refused."""
+    decision, _, peak, _ = bench.flood(FLOOD, 20, ["document", "dob_postcode"], alone=True)
+
+    assert isinstance(decision, RemoteProtocolError)
+    assert decision.code is AbortCode.BAD_TABLE
+    assert peak < PEAK_BYTES, f"the asker peaked at {peak / 2**20:.0f} MiB"
+
+
+def test_a_person_listed_a_few_times_is_decided_with_each_record() -> None:
+    """Below the bound the certain pairs are decided as before: a holder that lists a
+    traveller as a thousand records (at the bound) gives a thousand and one matches."""
+    entries = qa.MAX_CERTAIN - 1
+    decision, candidates, _, _ = bench.flood(entries, 2, ["document", "dob_postcode"], alone=True)
+
+    assert not isinstance(decision, RemoteProtocolError)
+    assert candidates == len(decision.matches) == 2 * (entries + 1)

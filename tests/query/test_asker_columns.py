@@ -185,7 +185,7 @@ def test_columns_decide_as_one_object_per_pair_did(
     group_rows: int,
 ) -> None:
     """``group_rows`` small: the travellers' pairs made a few travellers at a time, and only
-    those the schema may decide kept for the decision."""
+    those the one-to-one decision could keep (``OneToOneSieve``) kept for it."""
     builder = TokenSetBuilder(KEYS)
     for n, record in enumerate(travellers):  # ids T0..T11: T10 sorts before T2
         builder.add_record(f"T{n}", [(KEYS[k], _token(k, v)) for k, v in record.items()])

@@ -18,6 +18,8 @@ from xlink._pair_columns import PairColumns, from_table
 from xlink.agency._inbound import Receiver
 from xlink.agency._query_common import _flush, _only, _receive
 from xlink.decide import DecidedMatch, Decision, OneToOneSieve, decide
+from xlink.error_codes import AbortCode
+from xlink.errors import RemoteProtocolError
 from xlink.linkage.tokens import TokenSet
 from xlink.prepare import PreparedSide
 from xlink.protocol._pair_table import pair_table
@@ -189,6 +191,23 @@ def _cut(match: DecidedMatch) -> bool:
     return len(match.handles) >= MAX_PAIR_HANDLES
 
 
+#: Most holder records one traveller may be decided with at the certain threshold: a table
+#: that lists one person more often than a request could name (:data:`MAX_HITS`) is a flood,
+#: each of whose records would be a decided match (spec §7.4).
+MAX_CERTAIN = MAX_HITS
+
+
+def _refuse_a_flood(travellers: Ints) -> None:
+    """Raise ``RemoteProtocolError`` (BAD_TABLE) if a traveller is among ``travellers`` (one
+    entry per pair at the certain threshold) more than :data:`MAX_CERTAIN` times."""
+    if len(travellers) > MAX_CERTAIN and int(np.bincount(travellers).max()) > MAX_CERTAIN:
+        raise RemoteProtocolError(
+            AbortCode.BAD_TABLE,
+            f"the table lists one traveller as more than {MAX_CERTAIN} records at the certain "
+            "threshold",
+        )
+
+
 def _decide(
     agency: Agency,
     session_id: bytes,
@@ -205,7 +224,9 @@ def _decide(
     beyond :data:`_MAX_ROWS` hits, the travellers' pairs are made a group of travellers at a
     time and only those the decision could keep (:class:`~xlink.decide.OneToOneSieve`: usable,
     and certain or the only best of both their records) are kept for it: the same decision.
-    Traveller ids are distinct (:meth:`~xlink.agency.QueryClient.ask` checks it)."""
+    Traveller ids are distinct (:meth:`~xlink.agency.QueryClient.ask` checks it). Raises
+    ``RemoteProtocolError`` (BAD_TABLE) when one traveller has more than :data:`MAX_CERTAIN`
+    pairs at the certain threshold, before they are made matches."""
     tokens = travellers.tokens
     threshold = agency.mou.match_threshold
     hits = table.shared_hits(outputs)
@@ -228,19 +249,28 @@ def _decide(
         )
 
     groups = _groups(tokens, hits.hit_counts())
+    sieve = OneToOneSieve(agency.schema, threshold, len(holders))
+
+    def sifted(
+        some: PairTable,
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        may, score, certain = sieve.sift(from_table(some))
+        _refuse_a_flood(some.record[may & certain])
+        return may, score, certain
+
     if len(groups) <= 1:  # every pair at once
         token, row = hits.rows_of(groups[0] if groups else np.zeros(0, dtype=np.int64))
         pairs = pairs_of(token, row)
         candidates = len(pairs.record)
+        sifted(pairs)
     else:  # a group at a time, keeping only the pairs the decision could keep
-        sieve = OneToOneSieve(agency.schema, threshold, len(holders))
         kept: list[tuple[Ints, Ints, Ints, npt.NDArray[np.float64], npt.NDArray[np.bool_]]] = []
         candidates = 0
         for group in groups:
             token, row = hits.rows_of(group)
             some = pairs_of(token, row)
             candidates += len(some.record)
-            may, score, certain = sieve.sift(from_table(some))
+            may, score, certain = sifted(some)
             pair = some.record * len(holders) + some.ref  # (traveller, holder record)
             rows = np.isin(
                 _column_at(tokens.record_index, token) * len(holders) + ref[row], pair[may]

@@ -230,7 +230,8 @@ class QueryClient:
     async def ask(self, travellers: PreparedSide) -> QueryOutcome:
         """Ask about ``travellers`` (the asker's own records: one traveller or a manifest):
         evaluate their tokens, look them up, decide, ask for the decided records' releases and
-        store them. The session stays open."""
+        store them. The session stays open. Raises ``InputError`` before anything is spent for
+        travellers of another schema or two travellers with one record id."""
         if schema_digest(travellers.schema) != self.agency.mou.schema_digest:
             raise InputError("these travellers were prepared with another linkage schema")
         if self.session.session_id is None:
