@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -44,8 +45,10 @@ def _sealed(n: int = 1) -> SealedRelease:
     return seal_release(sign_release(_record(n), SIGNING[CA]), MOU)
 
 
-def _published(seq: int = 5, key: SigningKey = AUDIT[US]) -> PublishedCheckpoint:
-    unsigned = Checkpoint(seq, bytes([seq]) * 32, T0, seq - 1, 100, b"")
+def _published(
+    seq: int = 5, key: SigningKey = AUDIT[US], time: datetime = T0
+) -> PublishedCheckpoint:
+    unsigned = Checkpoint(seq, bytes([seq]) * 32, time, seq - 1, 100, b"")
     signed = dataclasses.replace(unsigned, signature=key.sign(unsigned.message()))
     return PublishedCheckpoint(AUDIT[US].verify_key, signed)
 
@@ -195,3 +198,40 @@ def test_settler_audits_each_receipt_as_it_arrives_and_keeps_its_checkpoint(
     assert entry.fields["fingerprint"] == AUDIT[US].verify_key.fingerprint()
     assert entry.fields["handle"] == first.release_id.hex()
     assert verify_log(path, AUDIT[CA].verify_key).ok
+
+
+def test_a_receipt_dated_after_it_could_have_been_given_is_not_a_delivery(
+    tmp_path: Path,
+) -> None:
+    """A partner dated its receipt, or the checkpoint in it, in the year 9999: it verified and
+    settled the release as delivered. More than an hour after our clock: RECEIPT_INVALID, the
+    release offered again; a clock half an hour ahead is taken."""
+    later = T0 + timedelta(hours=2)
+    cases = {
+        "received_at": issue_receipt(_record(1), SIGNING[US], now=later, checkpoint=_published()),
+        "checkpoint": issue_receipt(
+            _record(2),
+            SIGNING[US],
+            now=T0,
+            checkpoint=_published(key=AUDIT[US], time=later),
+        ),
+        "half an hour": issue_receipt(
+            _record(3), SIGNING[US], now=T0 + timedelta(minutes=30), checkpoint=_published()
+        ),
+    }
+    for n, receipt in enumerate(cases.values(), start=1):
+        with (
+            pytest.raises(ReleaseRejected, match="received-in-future")
+            if n < 3
+            else (contextlib.nullcontext())
+        ):
+            verify_receipt(receipt, mou=MOU, release=_sealed(n), now=T0)
+        verify_receipt(receipt, mou=MOU, release=_sealed(n))  # without a clock: not checked
+    with AuditLog.open(tmp_path / "ca.db", signing_key=AUDIT[CA]) as log:
+        settler = ReceiptSettler(
+            _batch([_sealed(n) for n in (1, 2, 3)]), mou=MOU, clock=lambda: T0, audit=log
+        )
+        assert settler.finish([(True, r) for r in cases.values()]) == (1, 0)
+        kinds = [e.kind for e in log.entries()]
+    assert kinds.count(AuditEvent.RECEIPT_INVALID) == 2
+    assert kinds.count(AuditEvent.RECEIPT_RECEIVED) == 1

@@ -208,6 +208,25 @@ def test_a_release_dated_in_the_future_is_refused_on_receipt(tmp_path: Path) -> 
     assert entry.fields["reason"] == DENY_CREATED_IN_FUTURE
 
 
+def test_a_release_whose_retention_ran_out_before_it_arrived_is_refused(tmp_path: Path) -> None:
+    """A partner dated a release 1970: it was stored, expired on arrival, and receipted, so
+    the partner held our receipt for a release nobody could read. Refused, audited, nothing
+    stored; one dated a day back is taken."""
+    retention = make_record(5).caveats.retention_days * DAY
+    old = make_record(5, created_at=T0 - retention)
+    with _audit(tmp_path) as audit:
+        with open_store(tmp_path / "store.db", audit=audit) as store:
+            with pytest.raises(PolicyDenied, match=DENY_EXPIRED):
+                store.receive(seal(old), expected_session_id=SESSION, now=T0)
+            assert store.list(T0) == ()
+            late = make_record(6, created_at=T0 - DAY)  # queued a day for an officer
+            store.receive(seal(late), expected_session_id=SESSION, now=T0)
+            assert len(store.list(T0)) == 1
+        (entry,) = entries_of(audit, AuditEvent.RECEIVE_DENIED)
+        assert len(entries_of(audit, AuditEvent.RECEIPT_SENT)) == 1  # the day-old one's only
+    assert entry.fields["reason"] == DENY_EXPIRED
+
+
 def test_a_store_is_never_opened_without_an_audit_log(stored: Path) -> None:
     from _store_support import MOU, SEALING, SIGNING
 

@@ -25,6 +25,7 @@ from xlink.release.record import (
     DIGEST_SIZE,
     ID_SIZE,
     MAX_AGENCY_ID_BYTES,
+    MAX_AHEAD,
     MAX_TIME_US,
     ReleaseRecord,
     encode_release,
@@ -184,14 +185,19 @@ def _decode_body(body: bytes) -> Receipt:
     return receipt
 
 
-def verify_receipt(data: bytes, *, mou: Mou, release: SealedRelease) -> Receipt:
+def verify_receipt(
+    data: bytes, *, mou: Mou, release: SealedRelease, now: datetime | None = None
+) -> Receipt:
     """Check a receipt for ``release`` (spec §8.2): parse the envelope (:class:`ReleaseRejected`:
     ``unsupported-version`` for a version-1 receipt), verify the signature with the
     recipient's key from the MOU (:class:`~xlink.errors.DecryptionError`), parse the body
     (:class:`ReleaseRejected` ``malformed``, also for a time past year 9999 or a checkpoint
     member out of range), check that it names this release, session, digest and these
-    agencies (``wrong-release``), then that the checkpoint's signature verifies with the audit
-    key it carries (:class:`~xlink.errors.DecryptionError`)."""
+    agencies (``wrong-release``), with ``now``, that neither its ``received_at`` nor its
+    checkpoint's time is more than :data:`~xlink.release.record.MAX_AHEAD` after ``now``
+    (``received-in-future``: a delivery dated later than it can have happened), then that the
+    checkpoint's signature verifies with the audit key it carries
+    (:class:`~xlink.errors.DecryptionError`)."""
     r = Reader(unpack(data, version=RECEIPT_VERSION), 2)
     body = r.bin()
     signature = r.bin(SIGNATURE_SIZE)
@@ -211,6 +217,12 @@ def verify_receipt(data: bytes, *, mou: Mou, release: SealedRelease) -> Receipt:
         or receipt.recipient != release.recipient
     ):
         raise ReleaseRejected("wrong-release")
+    if now is not None:
+        times = [receipt.received_at]
+        if receipt.checkpoint is not None:
+            times.append(receipt.checkpoint.checkpoint.time)
+        if max(times) > now + MAX_AHEAD:
+            raise ReleaseRejected("received-in-future")
     if receipt.checkpoint is not None:
         receipt.checkpoint.verify()
     return receipt

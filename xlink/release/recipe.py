@@ -406,7 +406,7 @@ class ReceiptSettler:
             return
         base = {**ids, "digest": sealed.digest}
         try:
-            receipt = verify_receipt(answer, mou=self._mou, release=sealed)
+            receipt = verify_receipt(answer, mou=self._mou, release=sealed, now=now)
         except XlinkError:  # a forged or garbled receipt: not counted as delivered
             self._settled[index] = None
             if audit is not None:

@@ -28,6 +28,7 @@ __all__ = [
     "DST_RELEASE",
     "DST_RELEASE_CONTENT",
     "ID_SIZE",
+    "MAX_AHEAD",
     "MAX_FIELDS",
     "MAX_MATCH_HANDLES",
     "MAX_VALUES_PER_FIELD",
@@ -55,6 +56,10 @@ MAX_FIELDS: Final = 128
 MAX_VALUES_PER_FIELD: Final = 64
 MAX_VALUE_BYTES: Final = 4096
 MAX_MATCH_HANDLES: Final = 1024
+#: How far ahead of our clock a time the partner signs may be (a release's ``created_at``, a
+#: receipt's ``received_at`` and its checkpoint's time): clocks drift, but a later date would
+#: lengthen a release's retention or date a delivery that has not happened.
+MAX_AHEAD: Final = timedelta(hours=1)
 MAX_CONDITIONS_BYTES: Final = 16000
 MAX_RETENTION_DAYS: Final = 36500
 MAX_TIME_US: Final = 2**63 - 1

@@ -13,6 +13,7 @@ from typing import Final
 from xlink.officers import CLOCK_TOLERANCE as OFFICERS_CLOCK_TOLERANCE
 from xlink.records.model import Category
 from xlink.release import ReleaseRecord
+from xlink.release.record import MAX_AHEAD
 from xlink.store.reasons import DENY_MATCH_ALREADY_RECEIVED, DENY_NOT_DECIDED
 
 __all__ = [
@@ -28,7 +29,7 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US_PER_DAY: Final = 86_400_000_000
 #: A release dated more than this after it arrives is refused (``created-in-future``): its
 #: signed ``created_at`` is what its retention runs from.
-MAX_CREATED_AHEAD: Final = timedelta(hours=1)
+MAX_CREATED_AHEAD: Final = MAX_AHEAD
 _CREATED_AHEAD_US: Final = MAX_CREATED_AHEAD // timedelta(microseconds=1)
 CLOCK_TOLERANCE: Final = OFFICERS_CLOCK_TOLERANCE  # the officers' gate, xlink.officers
 

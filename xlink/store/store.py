@@ -46,6 +46,7 @@ from xlink.store._rows import (
 from xlink.store._use import StoredUse
 from xlink.store.reasons import (
     DENY_CREATED_IN_FUTURE,
+    DENY_EXPIRED,
     DENY_LABEL_FAILED,
     DENY_UNKNOWN_RELEASE,
     ReleaseReplayed,
@@ -205,6 +206,10 @@ class ReleaseStore(StoredUse, SqliteStore):
             reason = expected_matches.refusal(record.match_handles)
         if reason is None and _micros(record.created_at) > received_us + _CREATED_AHEAD_US:
             reason = DENY_CREATED_IN_FUTURE
+        if reason is None and _expires_us(record) <= received_us:
+            # dated so far back that it could never be read: its originator would hold our
+            # receipt for a release nobody may use
+            reason = DENY_EXPIRED
         if (
             reason is None
             and label_handles is not None
