@@ -219,7 +219,7 @@ def test_a_release_whose_retention_ran_out_before_it_arrived_is_refused(tmp_path
             with pytest.raises(PolicyDenied, match=DENY_EXPIRED):
                 store.receive(seal(old), expected_session_id=SESSION, now=T0)
             assert store.list(T0) == ()
-            late = make_record(6, created_at=T0 - DAY)  # queued a day for an officer
+            late = make_record(6, created_at=T0 - DAY)  # a day back: well within retention
             store.receive(seal(late), expected_session_id=SESSION, now=T0)
             assert len(store.list(T0)) == 1
         (entry,) = entries_of(audit, AuditEvent.RECEIVE_DENIED)

@@ -3,11 +3,17 @@ kept sealed at rest, and the receipt verifies at the originator (issue 4 item 4)
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from _store_support import (
     AUDIT_KEY,
+    CA,
+    DAY,
     MOU,
     OTHER_SIGNING,
     SEALING,
@@ -20,12 +26,16 @@ from _store_support import (
     seal,
 )
 
+from xlink.agency._inbound import Receiver
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.crypto.keys import SealingKey
+from xlink.crypto.rand import DeterministicRandom
 from xlink.errors import DecryptionError, PolicyDenied
 from xlink.records.model import Category
 from xlink.release import ReleaseRejected, verify_receipt
-from xlink.store import ReleaseReplayed, ReleaseStore
+from xlink.release.label import per_handle, seal_labelled
+from xlink.store import DENY_EXPIRED, ReleaseReplayed, ReleaseStore
+from xlink.store.reasons import DENY_CREATED_IN_FUTURE
 
 
 def _assert_empty(path: Path, audit: AuditLog) -> None:
@@ -218,3 +228,36 @@ def test_a_rerun_copy_of_held_content_is_receipted_but_not_stored_twice(tmp_path
         kinds = audit_kinds(audit)
     assert kinds.count(AuditEvent.RELEASE_RECEIVED) == 3
     assert kinds.count(AuditEvent.RECEIPT_SENT) == 4
+
+
+@pytest.mark.parametrize("dated", ["ahead", "expired"])
+def test_a_release_refused_for_its_date_in_a_transfer_is_audited_once(
+    tmp_path: Path, dated: str
+) -> None:
+    """The store audits a release it refuses for its date (§7 step 12), and the transfer's
+    receiver audited it again under the label's first handle: one refusal read as two."""
+    record = make_record(7)
+    retention = record.caveats.retention_days * DAY
+    created = T0 + 2 * DAY if dated == "ahead" else T0 - retention
+    record = dataclasses.replace(record, created_at=created)
+    outputs = per_handle(lambda h: hashlib.sha512(b"an output, for the test: " + h).digest())
+    frame = seal_labelled(
+        seal(record).data,
+        record.match_handles,
+        session_id=SESSION,
+        outputs_of=outputs,
+        rng=DeterministicRandom("double-audit"),
+    )
+    match = SimpleNamespace(handles=tuple(sorted(record.match_handles)), local_record_id="own")
+    with AuditLog.open(tmp_path / "audit.db", signing_key=AUDIT_KEY) as audit:
+        with open_store(tmp_path / "store.db", audit=audit) as store:
+            agency = SimpleNamespace(store=store, audit=audit, clock=lambda: T0, peer_id=CA)
+            receiver = Receiver(
+                cast(Any, agency), SESSION, cast(Any, SimpleNamespace(matches=(match,))), outputs
+            )
+            ok, reason = receiver.store_one(frame)
+            assert store.list(T0) == ()
+        denied = [e for e in audit.entries() if e.kind is AuditEvent.RECEIVE_DENIED]
+    expected = DENY_CREATED_IN_FUTURE if dated == "ahead" else DENY_EXPIRED
+    assert (ok, reason, receiver.refused) == (False, expected.encode(), 1)
+    assert [e.fields["reason"] for e in denied] == [expected]

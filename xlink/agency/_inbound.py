@@ -20,6 +20,8 @@ from xlink.release.label import (
     open_labelled,
 )
 from xlink.store.reasons import (
+    DENY_CREATED_IN_FUTURE,
+    DENY_EXPIRED,
     DENY_LABEL_FAILED,
     DENY_MATCH_ALREADY_RECEIVED,
     DENY_NOT_DECIDED,
@@ -116,9 +118,15 @@ class Receiver:
         return True, accepted.receipt
 
 
-# The refusals ReleaseStore.accept audits itself (xlink-release-v1 §7 step 11).
+# The refusals ReleaseStore.accept audits itself (xlink-release-v1 §7 steps 11 and 12).
 _AUDITED_BY_THE_STORE: Final = frozenset(
-    {DENY_NOT_DECIDED, DENY_LABEL_FAILED, DENY_MATCH_ALREADY_RECEIVED}
+    {
+        DENY_NOT_DECIDED,
+        DENY_LABEL_FAILED,
+        DENY_MATCH_ALREADY_RECEIVED,
+        DENY_CREATED_IN_FUTURE,
+        DENY_EXPIRED,
+    }
 )
 
 

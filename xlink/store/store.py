@@ -180,10 +180,12 @@ class ReleaseStore(StoredUse, SqliteStore):
         reason and is audited as ``RECEIVE_DENIED`` (release id, digest, originator, never the
         handles). With ``label_handles`` (the handles its transfer label named,
         xlink-release-v1 §10.2), a release whose match handles are not exactly those is refused
-        and audited the same way (``label-failed``). Then, in one transaction: a release id
-        already stored raises
-        :class:`~xlink.store.ReleaseReplayed`; otherwise the sealed bytes are stored as
-        received, with ``expires_at = now + retention_days``, ``RELEASE_RECEIVED`` and
+        and audited the same way (``label-failed``), and so is a release dated more than
+        :data:`MAX_CREATED_AHEAD` after ``now`` (``created-in-future``) or whose retention
+        (its ``created_at`` plus ``retention_days``) ran out by ``now``
+        (``retention-expired``, §7 step 12). Then, in one transaction: a release id already
+        stored raises :class:`~xlink.store.ReleaseReplayed`; otherwise the sealed bytes are
+        stored as received, expiring at ``created_at + retention_days``, ``RELEASE_RECEIVED`` and
         ``RECEIPT_SENT`` are audited, and the release is counted in ``expected_matches``.
         Nothing else is stored or audited if anything fails. ``ValueError`` if the store was
         opened without a signing key.
