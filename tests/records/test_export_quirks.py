@@ -35,6 +35,67 @@ def test_a_windows_export_reads_with_the_mappings_encoding(tmp_path: Path) -> No
     assert _names(result) == [("José", "Müller"), ("Núñez", "Groß")]
 
 
+def test_a_utf8_export_under_a_mapping_written_for_cp1252_is_read_by_its_mark(
+    tmp_path: Path,
+) -> None:
+    """A system that now exports UTF-8 with a byte-order mark, under a mapping written for its
+    old cp1252 exports: every accent was read as two or three cp1252 letters (``JÃ¼rgen``),
+    silently, and no name with one matched again. The mark says UTF-8, as a UTF-16 one says
+    UTF-16; without it the mapping's encoding is what is read."""
+    text = "ID,Surname,Given,category\n1,Müller,Jürgen,other\n2,O’Brien,Séan,other\n"
+    cp1252 = {**MAPPING, "encoding": "cp1252"}
+    result = load_csv(_write(tmp_path, b"\xef\xbb\xbf" + text.encode()), mapping=cp1252)
+    assert _names(result) == [("Jürgen", "Müller"), ("Séan", "O’Brien")]
+    assert _names(load_csv(_write(tmp_path, text.encode("cp1252")), mapping=cp1252)) == _names(
+        result
+    )
+
+
+def test_the_rejects_file_of_a_cp1252_export_loads_again_with_its_mapping(
+    tmp_path: Path,
+) -> None:
+    """docs/loading.md: a corrected rejects file loads again as it is, with the input's
+    mapping. It is written in UTF-8, which the input's mapping (cp1252) read as cp1252: the
+    accents garbled, or a header with one no longer found. It starts with a byte-order mark
+    now, which the loader reads as UTF-8 whatever the mapping says."""
+    mapping = {
+        "columns": {
+            "ID": "record_id",
+            "Nom": "family_name",
+            "Prénom": "given_name",
+            "Né le": "birth_date",
+        },
+        "category": "other",
+        "date_order": "DMY",
+        "encoding": "cp1252",
+        "delimiter": ";",
+    }
+    text = "ID;Nom;Prénom;Né le\r\n1;Müller;Jürgen;03/04/1980\r\n2;Lefèvre;Zoé;31/31/1980\r\n"
+    path = _write(tmp_path, text.encode("cp1252"))
+    result = load_csv(path, mapping=mapping, bad_field="reject-row")
+    assert _names(result) == [("Jürgen", "Müller")]
+    rejects = tmp_path / "list.rejects.csv"
+    assert rejects.read_bytes().startswith(b"\xef\xbb\xbf")
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_bytes(rejects.read_bytes().replace(b"31/31/1980", b"13/12/1980"))
+    again = load_csv(fixed, mapping=mapping)
+    assert _names(again) == [("Zoé", "Lefèvre")]
+    born = again.records[0].birth_date
+    assert born is not None and (born.year, born.month, born.day) == (1980, 12, 13)
+
+
+def test_a_spreadsheets_sep_line_is_read_as_the_delimiter_it_names(tmp_path: Path) -> None:
+    """Excel writes ``sep=;`` as the first line of a CSV it means to read back: it was taken
+    for the header ("missing required columns", no word of line 1)."""
+    data = b"sep=;\r\nID;Surname;Given;category\r\n1;Smith;Ann;other\r\n2;Roe;Bo\r\n"
+    path = _write(tmp_path, data)
+    result = load_csv(path, mapping={**MAPPING, "delimiter": ";"})
+    assert _names(result) == [("Ann", "Smith")]
+    assert [r.line for r in result.rejects] == [4]  # lines count the sep= line
+    with pytest.raises(LoadError, match=r"line 1 is a spreadsheet's sep= line.*';'.*','"):
+        load_csv(path, mapping=MAPPING)
+
+
 @pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
 def test_a_unicode_text_export_is_read_by_its_byte_order_mark(tmp_path: Path, codec: str) -> None:
     text = "ID\tSurname\tGiven\tcategory\r\n1\tMüller\tJosé\tother\r\n"

@@ -125,10 +125,12 @@ def remove_stale(path: Path) -> None:
         path.unlink()
 
 
-def _write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
+def _write_atomically(
+    path: Path, write: Callable[[TextIO], None], *, encoding: str = "utf-8"
+) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+        with os.fdopen(fd, "w", encoding=encoding, newline="") as out:
             write(out)
         os.replace(tmp, path)
     except BaseException:
@@ -138,10 +140,17 @@ def _write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
 
 
 def write_csv(
-    path: Path, header: Sequence[str], rejects: Sequence[Reject], *, delimiter: str = ","
+    path: Path,
+    header: Sequence[str],
+    rejects: Sequence[Reject],
+    *,
+    delimiter: str = ",",
+    bom: bool = False,
 ) -> None:
     """Write the original header plus :data:`ERROR_COLUMN`, then each rejected row, with the
-    input's ``delimiter`` (so that the file loads again with the input's mapping).
+    input's ``delimiter`` (so that the file loads again with the input's mapping), in UTF-8;
+    with ``bom`` (an input in another encoding), starting with a byte-order mark, so that the
+    input's mapping, which names that other encoding, reads it as UTF-8 all the same.
 
     Cells are the row's cells as read; a short row is padded with empty cells so that the error
     lands in its column. If the input already had an :data:`ERROR_COLUMN` (a rejects file loaded
@@ -161,7 +170,7 @@ def write_csv(
             cells[error_at] = describe(reject)
             writer.writerow(cells)
 
-    _write_atomically(path, write)
+    _write_atomically(path, write, encoding="utf-8-sig" if bom else "utf-8")
 
 
 def _cells(raw: str, delimiter: str) -> list[str]:

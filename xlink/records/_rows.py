@@ -47,8 +47,9 @@ class RawRow:
 class Lines:
     """Decodes a binary file line by line (so a line that does not decode is named) and keeps
     the raw text of the lines read since the last :meth:`take`, which is exactly one CSV
-    record. ``encoding`` is the file's (a mapping's ``encoding``; UTF-8 by default, a BOM
-    accepted); a file starting with a UTF-16 BOM is read as UTF-16 whatever it says."""
+    record. ``encoding`` is the file's (a mapping's ``encoding``; UTF-8 by default); a file
+    starting with a UTF-8 or a UTF-16 byte-order mark is read as UTF-8 or UTF-16 whatever it
+    says."""
 
     def __init__(self, fh: BinaryIO, source: str, encoding: str = "utf-8") -> None:
         self._fh = fh
@@ -78,7 +79,9 @@ class Lines:
             lines = _cr_lines(self._fh)  # carriage returns alone end its lines (an old Mac export)
         for data in lines:
             if self.number == 0 and data.startswith(_BOM):
-                data = data[len(_BOM) :]
+                # a UTF-8 file says so, whatever the mapping says (a system that now exports
+                # UTF-8 under a mapping written for cp1252 would garble every accent)
+                data, encoding = data[len(_BOM) :], "utf-8"
             try:
                 yield data.decode(encoding)
             except UnicodeDecodeError:

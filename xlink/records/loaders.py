@@ -18,6 +18,7 @@ field-errors files are written or removed only after a successful load.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime
 import io
@@ -331,6 +332,15 @@ def load_csv(
                 continue
             if not any(cell.strip() for cell in cells):
                 continue
+            if header_raw is None and (said := _excel_delimiter(raw)) is not None:
+                if said != columns.delimiter:
+                    raise LoadError(
+                        source,
+                        f"line {line} is a spreadsheet's sep= line: the file's delimiter is "
+                        f"{said!r}, the mapping's {columns.delimiter!r} (set the mapping's "
+                        "delimiter)",
+                    )
+                continue  # Excel's note of the delimiter, before the header
             if header_raw is None:
                 header_raw, header = cells, columns.header_names([c.strip() for c in cells])
                 # columns without a name after the last named one (a spreadsheet's
@@ -356,11 +366,20 @@ def load_csv(
         raise LoadError(source, "empty: a header but no data rows")
     final_header = header_raw
     delimiter = columns.delimiter
+    bom = codecs.lookup(columns.encoding).name != "utf-8"
     return collector.finish(
         source,
         target,
-        lambda p, rejects: _rejects.write_csv(p, final_header, rejects, delimiter=delimiter),
+        lambda p, rejects: _rejects.write_csv(
+            p, final_header, rejects, delimiter=delimiter, bom=bom
+        ),
     )
+
+
+def _excel_delimiter(raw: str) -> str | None:
+    """The delimiter a spreadsheet's first line ``sep=X`` names, or None for another line."""
+    text = raw.rstrip("\r\n")
+    return text[4] if len(text) == 5 and text.startswith("sep=") else None
 
 
 def load_jsonl(
