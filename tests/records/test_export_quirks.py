@@ -84,6 +84,22 @@ def test_the_rejects_file_of_a_cp1252_export_loads_again_with_its_mapping(
     assert born is not None and (born.year, born.month, born.day) == (1980, 12, 13)
 
 
+def test_the_rejects_file_of_an_export_with_empty_trailing_columns_loads_again(
+    tmp_path: Path,
+) -> None:
+    """A spreadsheet's empty columns after the last named one are no columns; the rejects file
+    put ``xlink_error`` after them, where they were columns without a name in the middle, and
+    it could not be loaded again ("column 5 has no name")."""
+    path = _write(tmp_path, b"ID,Surname,Given,Cat,,\n1,Kim,Bo,other,,\n2,Lee,Ann,watchlst,,\n")
+    mapping = {**MAPPING, "columns": {**MAPPING["columns"], "Cat": "category"}}
+    assert _names(load_csv(path, mapping=mapping)) == [("Bo", "Kim")]
+    rejects = (tmp_path / "list.rejects.csv").read_text()
+    assert rejects.splitlines()[0] == "ID,Surname,Given,Cat,xlink_error,,"
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text(rejects.replace("watchlst", "other"))
+    assert _names(load_csv(fixed, mapping=mapping)) == [("Ann", "Lee")]
+
+
 def test_a_spreadsheets_sep_line_is_read_as_the_delimiter_it_names(tmp_path: Path) -> None:
     """Excel writes ``sep=;`` as the first line of a CSV it means to read back: it was taken
     for the header ("missing required columns", no word of line 1)."""

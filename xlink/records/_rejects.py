@@ -153,12 +153,18 @@ def write_csv(
     input's mapping, which names that other encoding, reads it as UTF-8 all the same.
 
     Cells are the row's cells as read; a short row is padded with empty cells so that the error
-    lands in its column. If the input already had an :data:`ERROR_COLUMN` (a rejects file loaded
-    again), that column is reused.
+    lands in its column, which follows the last named one (a spreadsheet's trailing columns
+    without a name stay after it, so that the file loads again: the loader takes them for no
+    columns only at the end). If the input already had an :data:`ERROR_COLUMN` (a rejects file
+    loaded again), that column is reused.
     """
     columns = list(header)
-    if ERROR_COLUMN not in columns:
-        columns.append(ERROR_COLUMN)
+    inserted = ERROR_COLUMN not in columns
+    if inserted:
+        named = len(columns)
+        while named and not columns[named - 1].strip():
+            named -= 1
+        columns.insert(named, ERROR_COLUMN)
     error_at = columns.index(ERROR_COLUMN)
 
     def write(out: TextIO) -> None:
@@ -166,6 +172,9 @@ def write_csv(
         writer.writerow(columns)
         for reject in rejects:
             cells = _cells(reject.raw, delimiter)
+            if inserted:
+                cells += [""] * (error_at - len(cells))
+                cells.insert(error_at, "")
             cells += [""] * (len(columns) - len(cells))
             cells[error_at] = describe(reject)
             writer.writerow(cells)
