@@ -211,3 +211,23 @@ def test_estimated_weights_are_not_written_as_a_schema(
     )
     err = capsys.readouterr().err
     assert "estimated ones are per session" in err and "--precision-floor" in err
+
+
+def test_a_truth_file_that_writes_the_ids_otherwise_is_named(
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Truth ids as a spreadsheet shows them, the data's as it wrote them (``="CA0000"``):
+    the fit said "the development split needs both true and false candidate pairs", the
+    estimate counted every true link lost to a rejected row. The ids are named instead."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("ca.csv", "ca.mapping.json", "us.csv", "us.mapping.json"):
+        shutil.copy(small / name, data / name)
+    rows = list(csv.reader((small / "truth.csv").open(encoding="utf-8", newline="")))
+    with (data / "truth.csv").open("w", encoding="utf-8", newline="") as out:
+        csv.writer(out).writerows([rows[0], *([f"X{a}", b] for a, b in rows[1:])])
+    for weights in ("logistic", "estimated"):
+        argv = ["eval", "--data", str(data), "--left", "ca.csv", "--in-process", "--quiet"]
+        assert main([*argv, "--weights", weights]) == ExitCode.INPUT
+        err = capsys.readouterr().err
+        assert "none of the" in err and "left ids of the true links" in err and "ca" in err
