@@ -202,3 +202,20 @@ def test_any_bytes_load_or_raise_a_load_error(
     except LoadError:
         return
     assert result.total == len(result.records) + len(result.rejects)
+
+
+def test_a_placeholder_date_of_birth_is_left_out_not_read(tmp_path: Path) -> None:
+    """``1900-01-01`` (or a spreadsheet's day zero) is how many systems write "unknown": it was
+    read as a date, and two strangers so written agreed on their date of birth. Left out with
+    a field error (nothing of it kept, not even the year); the record stays."""
+    mapping = {**MAPPING, "columns": {**MAPPING["columns"], "DOB": "birth_date"}}
+    text = (
+        "ID,Surname,Given,DOB,category\n1,Smith,Ann,1900-01-01,other\n"
+        "2,Roe,Bo,01/01/1900,other\n3,Poe,Cy,1899-12-30,other\n4,Doe,Di,1900-01-02,other\n"
+    )
+    result = load_csv(_write(tmp_path, text.encode()), mapping={**mapping, "date_order": "DMY"})
+    born = [r.birth_date for r in result.records]
+    assert [b is None for b in born] == [True, True, True, False]
+    assert born[3] is not None and (born[3].year, born[3].month, born[3].day) == (1900, 1, 2)
+    errors = (tmp_path / "list.field-errors.csv").read_text().splitlines()[1:]
+    assert len(errors) == 3 and all("placeholder date" in e for e in errors)

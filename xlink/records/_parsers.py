@@ -6,7 +6,7 @@ repeated text is parsed once and its value shared."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from xlink.records._fields import (
     DateOrder,
@@ -31,6 +31,15 @@ _T = TypeVar("_T")
 MEMO_SIZE = 1 << 16
 
 
+#: Dates a system writes for "unknown" (the first of its calendar, a spreadsheet's day zero):
+#: two strangers given one would agree on a date of birth neither has told.
+PLACEHOLDER_BIRTH_DATES: Final = frozenset(
+    {(1900, 1, 1), (1901, 1, 1), (1899, 12, 31), (1899, 12, 30)}
+)
+#: The reason a placeholder date of birth is left out with (nothing of it is kept).
+PLACEHOLDER_DATE: Final = "a placeholder date (unknown), not a date of birth"
+
+
 class FieldParsers:
     """The parsers of one file's fields: ``orders`` its date order per date field,
     ``two_digit_until`` its mapping's ``two_digit_years_until``; with ``remember``, each
@@ -49,9 +58,14 @@ class FieldParsers:
         self.doc_type = wrap(parse_doc_type)
         self.grading = wrap(parse_grading)
         self.handling_code = wrap(parse_handling_code)
-        self.birth_date = wrap(
-            lambda t: parse_birth_date(t, birth_order, two_digit_years_until=two_digit_until)
-        )
+
+        def birth_date(text: str) -> BirthDate:
+            found = parse_birth_date(text, birth_order, two_digit_years_until=two_digit_until)
+            if (found.year, found.month, found.day) in PLACEHOLDER_BIRTH_DATES:
+                raise ValueError(PLACEHOLDER_DATE)
+            return found
+
+        self.birth_date = wrap(birth_date)
         self.expiry = wrap(lambda t: parse_birth_date(t, expiry_order).isoformat())
 
         def salvage(text: str) -> tuple[BirthDate, str] | None:

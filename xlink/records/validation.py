@@ -44,7 +44,7 @@ from xlink.records._fields import (
     salvage_birth_date,
 )
 from xlink.records._missing import PADDING, blank_missing, is_placeholder_document
-from xlink.records._parsers import MEMO_SIZE, FieldParsers
+from xlink.records._parsers import MEMO_SIZE, PLACEHOLDER_DATE, FieldParsers
 from xlink.records._sharing import ADDRESSES, DOCUMENTS, NAME, SOURCE, SharedValues
 from xlink.records.model import (
     Address,
@@ -424,10 +424,12 @@ def _readable_part(reader: _RowReader, text: str, parsers: FieldParsers) -> Birt
     """What :func:`salvage_birth_date` reads of a date of birth the parser just refused (the
     reader's last error), said in that refusal's reason (which stays a reason, never the
     value)."""
+    refused = reader.errors[-1]
+    if refused.reason == PLACEHOLDER_DATE:
+        return None  # "unknown", not a year or month of it
     kept = parsers.salvage_birth_date(text)
     if kept is None:
         return None
-    refused = reader.errors[-1]
     reader.errors[-1] = replace(refused, reason=f"{refused.reason} ({kept[1]})")
     return kept[0]
 
