@@ -49,6 +49,10 @@ def test_a_utf8_export_under_a_mapping_written_for_cp1252_is_read_by_its_mark(
     assert _names(load_csv(_write(tmp_path, text.encode("cp1252")), mapping=cp1252)) == _names(
         result
     )
+    # a mark that lies (a UTF-8 header over a cp1252 body) is said to be the trouble
+    mixed = b"\xef\xbb\xbf" + text.encode("cp1252")
+    with pytest.raises(LoadError, match=r"line 2\).*starts with a UTF-8 byte-order mark"):
+        load_csv(_write(tmp_path, mixed), mapping=cp1252)
 
 
 def test_the_rejects_file_of_a_cp1252_export_loads_again_with_its_mapping(
@@ -212,10 +216,12 @@ def test_a_placeholder_date_of_birth_is_left_out_not_read(tmp_path: Path) -> Non
     text = (
         "ID,Surname,Given,DOB,category\n1,Smith,Ann,1900-01-01,other\n"
         "2,Roe,Bo,01/01/1900,other\n3,Poe,Cy,1899-12-30,other\n4,Doe,Di,1900-01-02,other\n"
+        # read the other way round, or mended, it is still the placeholder: nothing kept
+        "5,Loe,Ed,12/31/1899,other\n6,Moe,Flo,1900-01-0l,other\n"
     )
     result = load_csv(_write(tmp_path, text.encode()), mapping={**mapping, "date_order": "DMY"})
     born = [r.birth_date for r in result.records]
-    assert [b is None for b in born] == [True, True, True, False]
+    assert [b is None for b in born] == [True, True, True, False, True, True]
     assert born[3] is not None and (born[3].year, born[3].month, born[3].day) == (1900, 1, 2)
     errors = (tmp_path / "list.field-errors.csv").read_text().splitlines()[1:]
-    assert len(errors) == 3 and all("placeholder date" in e for e in errors)
+    assert len(errors) == 5 and sum("placeholder date" in e for e in errors) == 3

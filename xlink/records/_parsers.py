@@ -61,7 +61,7 @@ class FieldParsers:
 
         def birth_date(text: str) -> BirthDate:
             found = parse_birth_date(text, birth_order, two_digit_years_until=two_digit_until)
-            if (found.year, found.month, found.day) in PLACEHOLDER_BIRTH_DATES:
+            if _placeholder(found):
                 raise ValueError(PLACEHOLDER_DATE)
             return found
 
@@ -69,10 +69,16 @@ class FieldParsers:
         self.expiry = wrap(lambda t: parse_birth_date(t, expiry_order).isoformat())
 
         def salvage(text: str) -> tuple[BirthDate, str] | None:
-            return salvage_birth_date(text, birth_order, two_digit_years_until=two_digit_until)
+            kept = salvage_birth_date(text, birth_order, two_digit_years_until=two_digit_until)
+            # a placeholder mended or read the other way round is still "unknown"
+            return None if kept is not None and _placeholder(kept[0]) else kept
 
         #: What is readable of a date of birth ``birth_date`` refused, and what was kept.
         self.salvage_birth_date = salvage
+
+
+def _placeholder(date: BirthDate) -> bool:
+    return (date.year, date.month, date.day) in PLACEHOLDER_BIRTH_DATES
 
 
 class _Failed:

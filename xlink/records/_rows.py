@@ -77,20 +77,28 @@ class Lines:
         lines: Iterable[bytes] = self._fh
         if peek is not None and b"\r" in (head := peek(8192)) and b"\n" not in head:
             lines = _cr_lines(self._fh)  # carriage returns alone end its lines (an old Mac export)
+        marked = False
         for data in lines:
             if self.number == 0 and data.startswith(_BOM):
                 # a UTF-8 file says so, whatever the mapping says (a system that now exports
                 # UTF-8 under a mapping written for cp1252 would garble every accent)
-                data, encoding = data[len(_BOM) :], "utf-8"
+                data, marked = data[len(_BOM) :], encoding != "utf-8"
+                encoding = "utf-8"
             try:
                 yield data.decode(encoding)
             except UnicodeDecodeError:
-                hint = (
-                    "; a file in another encoding needs the mapping's encoding setting "
-                    '(for example "cp1252")'
-                    if encoding == "utf-8"
-                    else ""
-                )
+                if marked:
+                    hint = (
+                        f"; the file starts with a UTF-8 byte-order mark, which says UTF-8 "
+                        f"over the mapping's {self._encoding!r}: remove the mark"
+                    )
+                elif encoding == "utf-8":
+                    hint = (
+                        "; a file in another encoding needs the mapping's encoding setting "
+                        '(for example "cp1252")'
+                    )
+                else:
+                    hint = ""
                 named = "UTF-8" if encoding == "utf-8" else encoding
                 raise LoadError(
                     self._source, f"not {named} text (line {self.number + 1}){hint}"

@@ -285,7 +285,9 @@ def load_csv(
     write_rejects: bool = True,
     progress: ProgressCallback | None = None,
 ) -> LoadResult:
-    """Load a UTF-8 CSV file (a BOM is accepted) whose first line is the header.
+    """Load a CSV file (UTF-8 unless the mapping's ``encoding`` says otherwise; a UTF-8 or
+    UTF-16 byte-order mark says which, whatever it says) whose first line is the header (after a
+    spreadsheet's ``sep=`` line naming the mapping's delimiter, if there is one).
 
     ``mapping`` renames and combines columns (:class:`ColumnMapping`, a dict, or a
     ``.json``/``.toml`` file) and may set date orders and a constant category. ``date_order``
@@ -300,9 +302,10 @@ def load_csv(
     :data:`PROGRESS_EVERY` rows and at the end.
 
     Raises:
-        LoadError: file not found or unreadable, a line not UTF-8 (named), malformed CSV, an
-            empty file or a header without rows, unnamed/duplicate/conflicting columns, missing
-            required columns (all listed), or a bad mapping file.
+        LoadError: file not found or unreadable, a line not in the file's encoding (named),
+            malformed CSV, an empty file or a header without rows, a ``sep=`` line naming
+            another delimiter than the mapping's, unnamed/duplicate/conflicting columns,
+            missing required columns (all listed), or a bad mapping file.
         ValueError: a bad ``mapping`` dict, ``date_order`` or ``bad_field``, or a rejects or
             field-errors path equal to the input.
     """
@@ -332,7 +335,7 @@ def load_csv(
                 continue
             if not any(cell.strip() for cell in cells):
                 continue
-            if header_raw is None and (said := _excel_delimiter(raw)) is not None:
+            if line == 1 and (said := _excel_delimiter(raw)) is not None:
                 if said != columns.delimiter:
                     raise LoadError(
                         source,
