@@ -214,7 +214,10 @@ def test_estimated_weights_are_not_written_as_a_schema(
 
 
 def test_a_truth_file_that_writes_the_ids_otherwise_is_named(
-    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    small: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    estimated_run: tuple[dict[str, object], Path],
 ) -> None:
     """Truth ids as a spreadsheet shows them, the data's as it wrote them (``="CA0000"``):
     the fit said "the development split needs both true and false candidate pairs", the
@@ -232,3 +235,8 @@ def test_a_truth_file_that_writes_the_ids_otherwise_is_named(
         err = capsys.readouterr().err
         assert "none of the" in err and "left ids of the true links" in err
         assert "loaded from ca (" in err
+    # deciding again from a pairs file: the same check, against the file's ids
+    _, pairs = estimated_run
+    again = ["eval", "--from-pairs", str(pairs), "--truth", str(data / "truth.csv"), "--quiet"]
+    assert main([*again, "--weights", "logistic"]) == ExitCode.INPUT
+    assert f"is a left id of {pairs.name} (" in capsys.readouterr().err

@@ -225,3 +225,23 @@ def test_a_placeholder_date_of_birth_is_left_out_not_read(tmp_path: Path) -> Non
     assert born[3] is not None and (born[3].year, born[3].month, born[3].day) == (1900, 1, 2)
     errors = (tmp_path / "list.field-errors.csv").read_text().splitlines()[1:]
     assert len(errors) == 5 and sum("placeholder date" in e for e in errors) == 3
+
+
+def test_a_spreadsheets_text_guard_is_read_as_the_text_it_guards(tmp_path: Path) -> None:
+    """Excel keeps leading zeros by writing ``="00123"``: the id was ``="00123"`` (another
+    id than the partner's or the truth file's ``00123``), and a date so guarded a field
+    error."""
+    mapping = {**MAPPING, "columns": {**MAPPING["columns"], "DOB": "birth_date"}}
+    text = 'ID,Surname,Given,DOB,category\n="00123",Smith,"=""Ann""",="1980-04-03",other\n'
+    result = load_csv(_write(tmp_path, text.encode()), mapping=mapping)
+    (record,) = result.records
+    assert record.record_id == "00123"
+    assert record.birth_date is not None and record.birth_date.year == 1980
+    assert _names(result) == [("Ann", "Smith")]  # quoted, as some programs write it
+
+
+@pytest.mark.parametrize("start", [b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"])
+def test_a_workbook_saved_under_a_csv_name_is_named(tmp_path: Path, start: bytes) -> None:
+    """An .xlsx (a zip) or an .xls renamed .csv was told to set the mapping's encoding."""
+    with pytest.raises(LoadError, match="a spreadsheet workbook, not text: save it as CSV"):
+        load_csv(_write(tmp_path, start + bytes(range(256)) * 4), mapping=MAPPING)

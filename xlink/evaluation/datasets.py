@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -44,6 +44,7 @@ __all__ = [
     "Dataset",
     "Side",
     "Split",
+    "check_truth_ids",
     "febrl4",
     "febrl4_records",
     "files",
@@ -182,6 +183,28 @@ def _file_side(label: str, path: Path) -> Side:
         return load_records(path).records
 
     return Side(label, load)
+
+
+def check_truth_ids(
+    truth: Iterable[tuple[str, str]],
+    left: tuple[Collection[str], str],
+    right: tuple[Collection[str], str],
+) -> None:
+    """Raise :class:`~xlink.errors.EvaluationError` when no left id, or no right id, of the true
+    links ``truth`` is among the ids that side has (``left`` and ``right``: the ids, and what
+    one of them is, "a record loaded from ca"): the truth file names its records otherwise than
+    the data does (ids a spreadsheet wrote ``="CA0000"``, another prefix), and every true link
+    would be counted lost, or a fit would find no true pair."""
+    pairs = list(truth)
+    for which, ids, (known, what) in (
+        ("left", {a for a, _ in pairs}, left),
+        ("right", {b for _, b in pairs}, right),
+    ):
+        if ids and known and ids.isdisjoint(known):
+            raise EvaluationError(
+                f"none of the {len(ids)} {which} ids of the true links is {what} "
+                f"({len(known)} there): does the truth file write the ids as the data does?"
+            )
 
 
 def read_two_columns(path: Path, what: str) -> list[tuple[str, str]]:

@@ -32,7 +32,7 @@ from typing import Any
 
 from xlink.crypto.rand import RandomSource, system_random
 from xlink.errors import EvaluationError, ProtocolError, XlinkError
-from xlink.evaluation.datasets import Dataset, Side, Split
+from xlink.evaluation.datasets import Dataset, Side, Split, check_truth_ids
 from xlink.evaluation.fitting import MIN_DEV_PRECISION
 from xlink.evaluation.judge import FITS, judge
 from xlink.exchange import Party, exchange_in_memory
@@ -69,24 +69,6 @@ class _SideRun:
     tokens_s: float
     psi_s: float
     loaded: frozenset[str]  # the ids of the records loaded (rejected rows are not)
-
-
-def _truth_names_records(dataset: Dataset, left: frozenset[str], right: frozenset[str]) -> None:
-    """Raise :class:`~xlink.errors.EvaluationError` when no left id, or no right id, of the
-    true links is a record loaded from that side: the truth file names its records otherwise
-    than the data files do (ids a spreadsheet wrote ``="CA0000"``, another prefix), and every
-    true link would be counted lost to a rejected row, or the fit would find no true pair."""
-    for which, ids, loaded in (
-        ("left", {a for a, _ in dataset.truth}, left),
-        ("right", {b for _, b in dataset.truth}, right),
-    ):
-        if ids and loaded and not ids & loaded:
-            side = dataset.left if which == "left" else dataset.right
-            raise EvaluationError(
-                f"none of the {len(ids)} {which} ids of the true links is a record loaded from "
-                f"{side.label} ({len(loaded)} loaded): does the truth file write the ids as "
-                "the data file does?"
-            )
 
 
 def _distinct(tokens: TokenSet) -> int:
@@ -318,7 +300,11 @@ def evaluate(
     psi_s = max(left.psi_s, right.psi_s)
     if progress:
         progress(f"psi: {result.pair_count} candidate pairs in {psi_s:.1f} s")
-    _truth_names_records(dataset, left.loaded, right.loaded)
+    check_truth_ids(
+        dataset.truth,
+        (left.loaded, f"a record loaded from {dataset.left.label}"),
+        (right.loaded, f"a record loaded from {dataset.right.label}"),
+    )
     decide_start = clock()
     figures, schema, _ = judge(
         result,

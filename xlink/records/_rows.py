@@ -30,6 +30,9 @@ _BOM = b"\xef\xbb\xbf"
 #: A file that starts with one of these is UTF-16 (little- or big-endian), whatever the mapping
 #: says: spreadsheet programs save "Unicode text" so.
 _UTF16_BOMS: Final = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+#: How a spreadsheet's own files start (a zip: .xlsx, .ods; an OLE compound file: .xls), which
+#: a .csv name does not make text.
+_WORKBOOKS: Final = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
 _LIST_FIELDS = frozenset({"aliases", "nationalities", "address"})
 
 
@@ -60,6 +63,11 @@ class Lines:
 
     def _texts(self) -> Iterator[str]:
         peek = getattr(self._fh, "peek", None)
+        if peek is not None and peek(4)[:4] in _WORKBOOKS:
+            raise LoadError(
+                self._source,
+                "a spreadsheet workbook, not text: save it as CSV",
+            )
         if peek is not None and peek(2)[:2] in _UTF16_BOMS:
             wrapper = io.TextIOWrapper(self._fh, encoding="utf-16", newline="")
             try:

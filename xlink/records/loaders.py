@@ -354,6 +354,8 @@ def load_csv(
                 header = header[:width]
                 check_header(source, header, columns)
                 continue
+            if '="' in raw:  # a spreadsheet's text guard, ="00123": the text it guards
+                cells = [_unguarded(c) for c in cells]
             if reader.line_num > line:  # a quoted value over several lines
                 no_rows_inside(source, line, cells, columns.delimiter, width)
             if len(cells) > width and not any(c.strip() for c in cells[width:]):
@@ -377,6 +379,15 @@ def load_csv(
             p, final_header, rejects, delimiter=delimiter, bom=bom
         ),
     )
+
+
+def _unguarded(cell: str) -> str:
+    """A cell a spreadsheet wrote as the formula ``="00123"`` (so as to keep its leading zeros
+    or its text) as the text it guards; any other cell as it is."""
+    text = cell.strip()
+    if len(text) >= 3 and text.startswith('="') and text.endswith('"'):
+        return text[2:-1].replace('""', '"')
+    return cell
 
 
 def _excel_delimiter(raw: str) -> str | None:
