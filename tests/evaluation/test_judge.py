@@ -11,7 +11,7 @@ import pytest
 
 from xlink.cli.exitcodes import ExitCode
 from xlink.cli.main import main
-from xlink.evaluation.datasets import Split, files, hash_split
+from xlink.evaluation.datasets import Split, files, hash_split, read_two_columns
 from xlink.evaluation.judge import LOSSES
 from xlink.evaluation.pairs_file import PAIR_COLUMNS
 from xlink.synth import generate_synth
@@ -239,4 +239,15 @@ def test_a_truth_file_that_writes_the_ids_otherwise_is_named(
     _, pairs = estimated_run
     again = ["eval", "--from-pairs", str(pairs), "--truth", str(data / "truth.csv"), "--quiet"]
     assert main([*again, "--weights", "logistic"]) == ExitCode.INPUT
-    assert f"is a left id of {pairs.name} (" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"is a left id of {pairs.name} (" in err and "become a candidate pair" in err
+    # unfitted weights need no true candidate: a few pairs may honestly hold none
+    assert main([*again, "--weights", "schema"]) == ExitCode.OK
+
+
+def test_truth_ids_a_spreadsheet_guarded_are_read_as_the_data_ids_are(tmp_path: Path) -> None:
+    """The loaders read ``="CA1"`` as ``CA1``; a truth file written by the same spreadsheet
+    must be read the same way, or no true link matches its records."""
+    path = tmp_path / "truth.csv"
+    path.write_text('left,right\n"=""CA1""",="US1"\nCA2, US2\n', encoding="utf-8")
+    assert read_two_columns(path, "true links") == [("CA1", "US1"), ("CA2", "US2")]

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xlink.errors import LoadError
+from xlink.records._missing import unguard
 from xlink.records.loaders import load_csv
 
 MAPPING = {"columns": {"ID": "record_id", "Surname": "family_name", "Given": "given_name"}}
@@ -238,6 +239,23 @@ def test_a_spreadsheets_text_guard_is_read_as_the_text_it_guards(tmp_path: Path)
     assert record.record_id == "00123"
     assert record.birth_date is not None and record.birth_date.year == 1980
     assert _names(result) == [("Ann", "Smith")]  # quoted, as some programs write it
+
+
+@pytest.mark.parametrize(
+    ("cell", "read"),
+    [
+        ('="00123"', "00123"),
+        (' ="00123" ', "00123"),
+        ('\u200b="00123"', "00123"),  # invisible padding, as the loaders strip it
+        ('="say ""hi"""', 'say "hi"'),
+        ('="A"&"B"', '="A"&"B"'),  # a formula of two strings: not a guard
+        ('="', '="'),
+        ("=SUM(A1)", "=SUM(A1)"),
+        ("Smith", "Smith"),
+    ],
+)
+def test_only_a_guard_of_one_string_is_unwrapped(cell: str, read: str) -> None:
+    assert unguard(cell) == read
 
 
 @pytest.mark.parametrize("start", [b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"])

@@ -25,7 +25,7 @@ from enum import Enum
 from pathlib import Path
 
 from xlink.errors import EvaluationError
-from xlink.records._missing import trim
+from xlink.records._missing import trim, unguard
 from xlink.records.model import (
     Address,
     BirthDate,
@@ -189,12 +189,15 @@ def check_truth_ids(
     truth: Iterable[tuple[str, str]],
     left: tuple[Collection[str], str],
     right: tuple[Collection[str], str],
+    *,
+    or_else: str = "",
 ) -> None:
     """Raise :class:`~xlink.errors.EvaluationError` when no left id, or no right id, of the true
     links ``truth`` is among the ids that side has (``left`` and ``right``: the ids, and what
     one of them is, "a record loaded from ca"): the truth file names its records otherwise than
-    the data does (ids a spreadsheet wrote ``="CA0000"``, another prefix), and every true link
-    would be counted lost, or a fit would find no true pair."""
+    the data does (another prefix, ids padded otherwise), and every true link would be counted
+    lost, or a fit would find no true pair. ``or_else`` adds another explanation to the
+    question the message ends with."""
     pairs = list(truth)
     for which, ids, (known, what) in (
         ("left", {a for a, _ in pairs}, left),
@@ -203,7 +206,8 @@ def check_truth_ids(
         if ids and known and ids.isdisjoint(known):
             raise EvaluationError(
                 f"none of the {len(ids)} {which} ids of the true links is {what} "
-                f"({len(known)} there): does the truth file write the ids as the data does?"
+                f"({len(known)} there): does the truth file write the ids as the data "
+                f"does{or_else}?"
             )
 
 
@@ -221,9 +225,10 @@ def read_two_columns(path: Path, what: str) -> list[tuple[str, str]]:
     for line, row in enumerate(rows[1:], start=2):
         if not row:
             continue
-        if len(row) != 2 or not trim(row[0]) or not trim(row[1]):
+        left, right = (trim(unguard(v)) for v in row) if len(row) == 2 else ("", "")
+        if not left or not right:
             raise EvaluationError(f"{path.name}: line {line}: two values are needed")
-        out.append((trim(row[0]), trim(row[1])))  # as the data files' ids are read
+        out.append((left, right))  # as the data files' ids are read
     return out
 
 

@@ -38,11 +38,13 @@ from xlink.linkage.link_rule import AUTO
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import ONE_TO_ONE
 
-__all__ = ["FITS", "LOSSES", "judge"]
+__all__ = ["FITS", "FITTED", "LOSSES", "judge"]
 
 #: How weights may be chosen: fitted on the development split (``logistic``,
 #: ``fellegi-sunter``), the schema's own, or estimated per session without labels.
 FITS = ("logistic", "fellegi-sunter", "schema", "estimated")
+#: Those of :data:`FITS` fitted on labelled development pairs.
+FITTED = ("logistic", "fellegi-sunter")
 #: Where a true link can be lost, in pipeline order, then found.
 LOSSES = (
     "rejected",

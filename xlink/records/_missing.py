@@ -23,6 +23,7 @@ __all__ = [
     "blank_missing",
     "is_placeholder_document",
     "trim",
+    "unguard",
 ]
 
 MISSING_MARKERS: Final = frozenset(
@@ -84,6 +85,18 @@ def trim(value: str) -> str:
     inside it stay: a zero-width non-joiner inside a Persian name is part of how it is
     written). A date ``1980-04-03`` followed by a zero-width space is that date."""
     return value.strip(PADDING)
+
+
+def unguard(cell: str) -> str:
+    """A cell a spreadsheet wrote as the formula ``="00123"`` (to keep its leading zeros, or
+    its text as text) as the text it guards, ``00123``; any other cell as it is, a formula
+    of more than one string (``="A"&"B"``) included."""
+    text = trim(cell)
+    if len(text) >= 3 and text.startswith('="') and text.endswith('"'):
+        inner = text[2:-1]
+        if '"' not in inner.replace('""', ""):
+            return inner.replace('""', '"')
+    return cell
 
 
 _NAME_FIELDS: Final = ("given_name", "middle_name", "family_name", "full_name")

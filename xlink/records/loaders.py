@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from xlink.errors import FieldError, LoadError
 from xlink.records import _rejects
 from xlink.records._mapping import ColumnMapping, StrPath
-from xlink.records._missing import trim
+from xlink.records._missing import trim, unguard
 from xlink.records._rejects import Reject
 from xlink.records._rows import (
     Lines,
@@ -355,7 +355,7 @@ def load_csv(
                 check_header(source, header, columns)
                 continue
             if '="' in raw:  # a spreadsheet's text guard, ="00123": the text it guards
-                cells = [_unguarded(c) for c in cells]
+                cells = [unguard(c) for c in cells]
             if reader.line_num > line:  # a quoted value over several lines
                 no_rows_inside(source, line, cells, columns.delimiter, width)
             if len(cells) > width and not any(c.strip() for c in cells[width:]):
@@ -379,15 +379,6 @@ def load_csv(
             p, final_header, rejects, delimiter=delimiter, bom=bom
         ),
     )
-
-
-def _unguarded(cell: str) -> str:
-    """A cell a spreadsheet wrote as the formula ``="00123"`` (so as to keep its leading zeros
-    or its text) as the text it guards; any other cell as it is."""
-    text = cell.strip()
-    if len(text) >= 3 and text.startswith('="') and text.endswith('"'):
-        return text[2:-1].replace('""', '"')
-    return cell
 
 
 def _excel_delimiter(raw: str) -> str | None:
