@@ -83,10 +83,12 @@ class _Candidates:
         self.session_id = session_id
         self.table = table
         self._holders = holders
+        #: The pairs in columns, peer references as in ``table`` (made once: the sieve reads
+        #: them too).
+        self.dense = from_table(table)
 
     def pair_columns(self) -> PairColumns:
-        columns = from_table(self.table)
-        return dataclasses.replace(columns, ref=self._holders[columns.ref])
+        return dataclasses.replace(self.dense, ref=self._holders[self.dense.ref])
 
     def iter_pairs(self) -> Iterator[CandidatePair]:
         for pair in self.table:
@@ -252,17 +254,17 @@ def _decide(
     sieve = OneToOneSieve(agency.schema, threshold, len(holders))
 
     def sifted(
-        some: PairTable,
+        some: PairTable, columns: PairColumns
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-        may, score, certain = sieve.sift(from_table(some))
+        may, score, certain = sieve.sift(columns)
         _refuse_a_flood(some.record[may & certain])
         return may, score, certain
 
     if len(groups) <= 1:  # every pair at once
         token, row = hits.rows_of(groups[0] if groups else np.zeros(0, dtype=np.int64))
-        pairs = pairs_of(token, row)
-        candidates = len(pairs.record)
-        sifted(pairs)
+        source = _Candidates(session_id, pairs_of(token, row), holders)
+        candidates = len(source.table.record)
+        sifted(source.table, source.dense)
     else:  # a group at a time, keeping only the pairs the decision could keep
         kept: list[tuple[Ints, Ints, Ints, npt.NDArray[np.float64], npt.NDArray[np.bool_]]] = []
         candidates = 0
@@ -270,7 +272,7 @@ def _decide(
             token, row = hits.rows_of(group)
             some = pairs_of(token, row)
             candidates += len(some.record)
-            may, score, certain = sifted(some)
+            may, score, certain = sifted(some, from_table(some))
             pair = some.record * len(holders) + some.ref  # (traveller, holder record)
             rows = np.isin(
                 _column_at(tokens.record_index, token) * len(holders) + ref[row], pair[may]
@@ -280,9 +282,9 @@ def _decide(
         wanted = pair[sieve.keeps(pair % len(holders), score, certain)]
         rows = np.isin(_column_at(tokens.record_index, token) * len(holders) + ref[row], wanted)
         token, row = token[rows], row[rows]
-        pairs = pairs_of(token, row)
+        source = _Candidates(session_id, pairs_of(token, row), holders)
     found = _Found(token, holders[ref[row]], key[token], handle[row], handles)
-    decision = decide(_Candidates(session_id, pairs, holders), agency.schema, threshold)
+    decision = decide(source, agency.schema, threshold)
     # The decision names at most a request's worth of a pair's handles, the lowest: for a pair
     # that may share more, pair_handles chooses them, so that every key it agreed on is named.
     full = {(m.local_record_id, m.peer_ref) for m in decision.matches if _cut(m)}
