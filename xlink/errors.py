@@ -50,6 +50,7 @@ __all__ = [
     "LocalProtocolError",
     "Malformed",
     "MouRefused",
+    "NothingLoaded",
     "PeerAborted",
     "PeerRefused",
     "PolicyDenied",
@@ -130,6 +131,25 @@ class LoadError(InputError):
         self.errors = tuple(errors)
         detail = "".join(f"\n  {e}" for e in self.errors)
         super().__init__(f"{source}: {reason}{detail}")
+
+
+class NothingLoaded(LoadError):
+    r"""Rows were read and every one was rejected: no record loaded. ``errors`` are the first
+    reject's (``FieldError``\ s name the line and field and never quote a value);
+    ``rejects_path`` is where the rejects file was written first, or None."""
+
+    def __init__(
+        self, source: str, rejected: int, errors: Sequence[FieldError], rejects_path: str | None
+    ) -> None:
+        self.rejected = rejected
+        self.rejects_path = rejects_path
+        where = f"; every reason is in {rejects_path}" if rejects_path is not None else ""
+        super().__init__(
+            source,
+            f"no record loaded: every row ({rejected}) was rejected{where}; check the mapping, "
+            "the category and the date order. The first:",
+            errors,
+        )
 
 
 class SchemaError(InputError):

@@ -11,6 +11,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from xlink.errors import LoadError
@@ -49,11 +50,13 @@ def load_records(
     bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
     rejects_path: StrPath | None = None,
     progress: Callable[[int], None] | None = None,
+    today: date | None = None,
 ) -> LoadResult:
     """Load a CSV or JSON Lines file, choosing the loader by suffix and the column mapping
     from ``mapping`` or, when not given, :func:`default_mapping_path`. ``bad_field`` is the
     loaders' :class:`~xlink.records.BadFieldPolicy` (default: leave a bad field out, keep the
-    record); the field-errors file goes beside the rejects file.
+    record); the field-errors file goes beside the rejects file. ``today`` is the load's date
+    (a later date of birth is a field error), as for :func:`~xlink.records.load_csv`.
 
     Raises :class:`~xlink.errors.LoadError` for an unknown suffix and for every whole-file
     problem the loaders report; bad rows are rejected, never raised. ``ValueError`` for a
@@ -70,6 +73,7 @@ def load_records(
             bad_field=bad_field,
             rejects_path=rejects_path,
             progress=progress,
+            today=today,
         )
     if suffix in _JSONL_SUFFIXES:
         return load_jsonl(
@@ -79,6 +83,7 @@ def load_records(
             bad_field=bad_field,
             rejects_path=rejects_path,
             progress=progress,
+            today=today,
         )
     raise LoadError(str(p), "unknown file type: use .csv or .jsonl (JSON Lines)")
 
@@ -198,12 +203,13 @@ def prepare_side(
     rejects_dir: StrPath | None = None,
     progress: ProgressFn | None = None,
     workers: int | None = 1,
+    today: date | None = None,
 ) -> PreparedSide:
     """Load every file of one agency and derive its token set with ``schema`` (default: the
     bundled default schema).
 
     Rejects and field-errors files go next to each input, or into ``rejects_dir`` (created if
-    missing) when given; ``bad_field`` is as for :func:`load_records`.
+    missing) when given; ``bad_field`` and ``today`` are as for :func:`load_records`.
     ``progress(phase, done, total)`` (a :class:`~xlink.progress.ProgressFn`) reports rows
     loaded per file (``"loading NAME"``, out of the file's line count: an upper bound, the
     final report gives the rows read) and records tokenised (``"deriving match tokens"``, out
@@ -241,6 +247,7 @@ def prepare_side(
             bad_field=bad_field,
             rejects_path=rejects_path,
             progress=count_progress(progress, phase, rows),
+            today=today,
         )
         if progress is not None:
             progress(phase, load.total, load.total)  # the estimate may be above the rows read

@@ -147,6 +147,30 @@ def test_prepare_bad_field_option(tmp_path: Path, capsys: pytest.CaptureFixture[
         main([*args, "--bad-field", "drop"])
 
 
+def test_prepare_reads_the_clock_for_dates_of_birth_and_refuses_a_file_of_rejects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command passes its clock's date to the loaders: a date of birth after it is a field
+    error. A file whose every row is rejected exits 3 (it exited 0 with no record), naming the
+    first reject's line and field."""
+    path = tmp_path / "list.csv"
+    path.write_text(
+        "record_id,category,family_name,given_name,birth_date\n"
+        "1,watchlist,Smith,Ann,2199-03-04\n2,watchlist,Roe,Bo,1980-03-04\n"
+    )
+    assert main(["prepare", str(path), "--json", "--no-duplicates"]) == ExitCode.OK
+    summary = _json_out(capsys)
+    assert (summary["records"], summary["field_errors"]) == (2, 1)
+    assert (tmp_path / "list.field-errors.csv").read_text().splitlines()[1] == (
+        "2,birth_date,a date of birth after the date of the load"
+    )
+    path.write_text(path.read_text().replace("watchlist", "suspect"))
+    assert main(["prepare", str(path), "--no-duplicates"]) == ExitCode.INPUT
+    err = capsys.readouterr().err
+    assert "every row (2) was rejected" in err and "line 2, field 'category'" in err
+    assert "Smith" not in err and (tmp_path / "list.rejects.csv").is_file()
+
+
 def test_prepare_missing_file_is_an_input_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

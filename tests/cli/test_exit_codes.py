@@ -27,6 +27,7 @@ EXPECTED: dict[type[BaseException], ExitCode] = {
     E.EstimationError: INPUT,
     E.ClusterError: INPUT,  # a Dask cluster that cannot be used (--dask)
     E.LoadError: INPUT,
+    E.NothingLoaded: INPUT,  # every row of a file rejected
     E.SchemaError: INPUT,
     E.SchemaMismatch: INPUT,
     E.IdentifierError: INPUT,

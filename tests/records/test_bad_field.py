@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xlink.errors import FieldError
+from xlink.errors import FieldError, NothingLoaded
 from xlink.prepare import load_records
 from xlink.records import (
     BadFieldPolicy,
@@ -194,9 +194,10 @@ UNNAMED = {**GOOD, "family_name": "", "given_name": " ", "birth_date": "31/02/19
 def test_rows_without_id_category_or_name_are_rejected(
     tmp_path: Path, policy: BadFieldPolicy, row: dict[str, str], fields: list[str]
 ) -> None:
-    result = load_csv(write_csv(tmp_path, [row]), bad_field=policy, date_order="DMY")
-    assert result.loaded == 0 and result.field_errors == ()
-    assert sorted(e.field for e in result.rejects[0].errors) == sorted(fields)  # all reported
+    with pytest.raises(NothingLoaded) as nothing:  # its only row: the file is refused
+        load_csv(write_csv(tmp_path, [row]), bad_field=policy, date_order="DMY")
+    assert nothing.value.rejected == 1
+    assert sorted(e.field for e in nothing.value.errors) == sorted(fields)  # all reported
 
 
 def test_an_unknown_category_is_not_replaced_by_the_mapping_constant(tmp_path: Path) -> None:
@@ -254,7 +255,9 @@ def test_reject_row_rejects_every_row_with_an_error(tmp_path: Path) -> None:
 def test_load_records_takes_the_policy(tmp_path: Path) -> None:
     path = write_csv(tmp_path, [{**GOOD, "birth_date": "31/02/1980"}])
     assert load_records(path, date_order="DMY").loaded == 1
-    assert load_records(path, date_order="DMY", bad_field="reject-row").rejected == 1
+    with pytest.raises(NothingLoaded) as nothing:
+        load_records(path, date_order="DMY", bad_field="reject-row")
+    assert nothing.value.rejected == 1
 
 
 # -- the field-errors file -------------------------------------------------------------------
@@ -291,7 +294,7 @@ def test_field_errors_file_is_written_without_values_and_removed_when_clean(
     assert clean.field_errors_path is None and clean.summary() == "loaded 1, rejected 0"
     assert not target.exists() and not (tmp_path / "in.rejects.csv").exists()
     # so does a load whose bad fields reject their rows (REJECT_ROW)
-    path = write_csv(tmp_path, rows)
+    path = write_csv(tmp_path, [*rows, {**GOOD, "record_id": "CA-9"}])
     load_csv(path)
     assert target.exists()
     assert load_csv(path, bad_field=REJECT).field_errors_path is None
@@ -421,12 +424,28 @@ def test_loaders_keep_rows_iff_id_category_and_name(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "in.jsonl"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        dropped = load_jsonl(path, date_order="DMY", write_rejects=False)
-        rejected = load_jsonl(path, date_order="DMY", bad_field=REJECT, write_rejects=False)
+        dropped = _load_or_nothing(path, BadFieldPolicy.DROP_FIELD)
+        rejected = _load_or_nothing(path, REJECT)
     kept = {n for n, (row, bad) in enumerate(drawn, start=1) if _can_be_a_person(row, bad)}
-    assert {r.line for r in dropped.rejects} == set(range(1, len(drawn) + 1)) - kept
-    assert {e.line for e in dropped.field_errors} <= kept
-    clean = kept - {e.line for e in dropped.field_errors}
-    assert {r.line for r in rejected.rejects} == set(range(1, len(drawn) + 1)) - clean
-    assert rejected.field_errors == ()
-    assert all(isinstance(e, FieldError) for e in dropped.field_errors)
+    every = set(range(1, len(drawn) + 1))
+    assert dropped is not None or not kept  # refused whole only when no row is a person
+    dropped_rejects, dropped_errors = dropped or (every, ())
+    assert dropped_rejects == every - kept
+    assert {e.line for e in dropped_errors} <= kept
+    clean = kept - {e.line for e in dropped_errors}
+    assert rejected is not None or not clean
+    rejected_rejects, rejected_errors = rejected or (every, ())
+    assert rejected_rejects == every - clean
+    assert rejected_errors == ()
+    assert all(isinstance(e, FieldError) for e in dropped_errors)
+
+
+def _load_or_nothing(
+    path: Path, policy: BadFieldPolicy
+) -> tuple[set[int], tuple[FieldError, ...]] | None:
+    """The lines rejected and the field errors of a load, or None when no row loaded."""
+    try:
+        result = load_jsonl(path, date_order="DMY", bad_field=policy, write_rejects=False)
+    except NothingLoaded:
+        return None
+    return {r.line for r in result.rejects}, result.field_errors

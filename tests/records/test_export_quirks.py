@@ -4,15 +4,16 @@ delimiter, a header in capitals. Each was refused whole before (the encoding, th
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xlink.errors import LoadError
+from xlink.errors import LoadError, NothingLoaded
 from xlink.records._missing import unguard
-from xlink.records.loaders import load_csv
+from xlink.records.loaders import load_csv, load_jsonl
 
 MAPPING = {"columns": {"ID": "record_id", "Surname": "family_name", "Given": "given_name"}}
 
@@ -263,3 +264,60 @@ def test_a_workbook_saved_under_a_csv_name_is_named(tmp_path: Path, start: bytes
     """An .xlsx (a zip) or an .xls renamed .csv was told to set the mapping's encoding."""
     with pytest.raises(LoadError, match="a spreadsheet workbook, not text: save it as CSV"):
         load_csv(_write(tmp_path, start + bytes(range(256)) * 4), mapping=MAPPING)
+
+
+def test_a_date_of_birth_after_the_load_is_left_out_not_read(tmp_path: Path) -> None:
+    """``2089-03-04`` for 1989 (a mistyped year) was read as a date of birth decades ahead, and
+    its month and day agreed with strangers'. Given the load's date, a date of birth more than a
+    day after it is a field error of which nothing is kept (not even the year); a partial date
+    is after it only when all of it is, an ambiguous one only when both orders are."""
+    mapping = {**MAPPING, "columns": {**MAPPING["columns"], "DOB": "birth_date"}}
+    text = (
+        "ID,Surname,Given,DOB,category\n"
+        "1,Smith,Ann,2089-03-04,other\n"  # decades ahead
+        "2,Roe,Bo,2026-12-07,other\n"  # the day after: UTC's day may not have begun
+        "3,Poe,Cy,2026-12-08,other\n"  # two days after
+        "4,Doe,Di,2027,other\n"  # a year not yet begun
+        "5,Loe,Ed,2026-12,other\n"  # the month of the load
+        "6,Moe,Flo,12/11/2026,other\n"  # 12 November or 11 December: one reading is past
+        "7,Noe,Gus,2026-12-06,other\n"  # born on the day of the load
+        "8,Ode,Hal,1989-03-04,other\n"
+    )
+    path = _write(tmp_path, text.encode())
+    result = load_csv(path, mapping=mapping, today=date(2026, 12, 6))
+    born = {r.record_id: r.birth_date for r in result.records}
+    assert len(born) == 8, "a date of birth too late is left out, the record kept"
+    assert [i for i, b in born.items() if b is None] == ["1", "3", "4"]
+    errors = (tmp_path / "list.field-errors.csv").read_text().splitlines()[1:]
+    reason = "a date of birth after the date of the load"
+    assert errors == [f"{line},DOB,{reason}" for line in (2, 4, 5)]
+    # without the load's date, nothing is too late (the loaders read no clock)
+    assert all(r.birth_date is not None for r in load_csv(path, mapping=mapping).records)
+    # and under REJECT_ROW the row goes to the rejects file, as any other bad value
+    strict = load_csv(path, mapping=mapping, today=date(2026, 12, 6), bad_field="reject-row")
+    assert [r.line for r in strict.rejects] == [2, 4, 5]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_file_of_which_no_row_loads_is_an_error_not_an_empty_side(
+    tmp_path: Path, suffix: str
+) -> None:
+    """A file whose every row is rejected (the wrong mapping, a category not xlink's) loaded as
+    nothing and ``xlink prepare`` exited 0, where a header without rows exits 3: the partner
+    was then matched against an empty list. Refused, naming the first reject's line, field and
+    reason, after the rejects file is written for the rest."""
+    if suffix == ".csv":
+        data = "ID,Surname,Given,category\n1,Smith,Ann,felon\n2,Roe,Bo,felon\n"
+    else:
+        data = '{"ID": "1", "Surname": "Smith", "category": "x"}\n{"ID": "2", "category": "x"}\n'
+    path = tmp_path / f"list{suffix}"
+    path.write_text(data)
+    with pytest.raises(NothingLoaded, match=r"every row \(2\) was rejected") as e:
+        load_csv(path, mapping=MAPPING) if suffix == ".csv" else load_jsonl(path, mapping=MAPPING)
+    first = 2 if suffix == ".csv" else 1  # JSON Lines have no header line
+    assert [(x.line, x.field) for x in e.value.errors] == [(first, "category")]
+    assert f"line {first}, field 'category': " in str(e.value)
+    rejects = tmp_path / f"list.rejects{suffix}"
+    assert e.value.rejects_path == str(rejects) and str(rejects) in str(e.value)
+    assert len(rejects.read_text().splitlines()) >= 2
+    assert "Smith" not in str(e.value)  # a reason never quotes a value

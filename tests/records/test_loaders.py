@@ -353,6 +353,7 @@ def test_a_kind_of_value_that_never_repeats_is_not_remembered(
 
 def test_errors_and_reprs_never_show_names(tmp_path: Path) -> None:
     text = HEADER + f"1,watchlist,{SECRET},{SECRET},31/04/1990,{SECRET}\n1,spy,{SECRET},,,\n"
+    text += "2,other,Lee,Ann,,\n"  # a file of which no row loads is refused whole
     for policy in BadFieldPolicy:
         result = load_csv(write(tmp_path, text), bad_field=policy)
         shown = [repr(result), result.summary(), *map(repr, result.rejects)]

@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -286,6 +286,7 @@ class Agency(QueryMode, Releasing):
             bad_field=bad_field,
             rejects_dir=self.workdir / "rejects",
             progress=progress,
+            today=self.clock().astimezone(UTC).date(),
         )
         if not psi:
             return side

@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
                 date_order=args.date_order,
                 bad_field=args.bad_field,
                 rejects_dir=rejects,
+                today=datetime.now(UTC).date(),
             )
         dropped = side.with_field_errors
         left_out = f" ({dropped} with bad fields left out)" if dropped else ""

@@ -5,6 +5,7 @@ exchange."""
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from typing import Any
 
 from xlink.cli._common import add_input_options, emit_json, phase_timings, progress_reporter
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             rejects_dir=args.rejects_dir,
             progress=reporter,
             workers=args.workers,
+            today=datetime.now(UTC).date(),
         )
         duplicates: list[DuplicatePair] = []
         if not args.no_duplicates:

@@ -34,7 +34,7 @@ from xlink.cli.cmd_keygen import read_passphrase
 from xlink.cli.cmd_serve import failure_json, run_cancellable
 from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.rand import system_random
-from xlink.errors import FieldError, InputError
+from xlink.errors import FieldError, InputError, NothingLoaded
 from xlink.prepare import PreparedSide, StrPath
 from xlink.records.validation import CANONICAL_FIELDS, NAME_PSEUDO_FIELD, BadFieldPolicy
 
@@ -334,14 +334,19 @@ async def _ask(
     start = time.perf_counter()
     with _open(args, passphrase) as me:
         try:
-            side = me.prepare(
-                files,
-                mappings=mappings,
-                date_order=date_order,
-                bad_field=bad_field,
-                progress=report,
-                psi=False,
-            )
+            try:
+                side = me.prepare(
+                    files,
+                    mappings=mappings,
+                    date_order=date_order,
+                    bad_field=bad_field,
+                    progress=report,
+                    psi=False,
+                )
+            except NothingLoaded as refused:
+                if not single:
+                    raise
+                _refuse_single(refused.errors, refused.rejects_path, traveller_source or {})
             if single:
                 _check_single(side, traveller_source or {})
             outcome = await me.ask(
@@ -426,25 +431,31 @@ def _traveller(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, s
 
 
 def _check_single(side: PreparedSide, source: dict[str, str]) -> None:
-    """The loaders' verdict on the one traveller: every field error, named by its option and
-    canonical field (the rejects file, holding the traveller, is removed: the command line
-    already has it); and a traveller no key can match is refused too."""
-    errors: list[FieldError] = [e for load in side.loads for r in load.rejects for e in r.errors]
-    errors += (e for load in side.loads for e in load.field_errors)  # none under REJECT_ROW
+    """The loaders' verdict on the one traveller, loaded with bad fields left out: every field
+    error (:func:`_refuse_single`); and a traveller no key can match is refused too."""
     for load in side.loads:
-        if load.rejects_path is not None:
-            load.rejects_path.unlink(missing_ok=True)
+        _refuse_single(load.field_errors, load.field_errors_path, source)
+    if side.untokenised:
+        raise _TravellerUsageError(
+            "this traveller derives no match token (too few fields to match on anything): "
+            "give the names and the date of birth, or a document number"
+        )
+
+
+def _refuse_single(
+    errors: Sequence[FieldError], written: StrPath | None, source: dict[str, str]
+) -> None:
+    """A usage error naming each of the traveller's field errors by its option and canonical
+    field, if there are any; the file they were written to, which holds the traveller, is
+    removed (the command line already has it)."""
+    if written is not None:
+        Path(written).unlink(missing_ok=True)
     if errors:
         raise _TravellerUsageError(
             "; ".join(
                 f"{source.get(e.field, '--traveller')}: field {e.field!r}: {e.reason}"
                 for e in errors
             )
-        )
-    if side.untokenised:
-        raise _TravellerUsageError(
-            "this traveller derives no match token (too few fields to match on anything): "
-            "give the names and the date of birth, or a document number"
         )
 
 

@@ -6,6 +6,7 @@ repeated text is parsed once and its value shared."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import date, timedelta
 from typing import Final, TypeVar
 
 from xlink.records._fields import (
@@ -38,15 +39,26 @@ PLACEHOLDER_BIRTH_DATES: Final = frozenset(
 )
 #: The reason a placeholder date of birth is left out with (nothing of it is kept).
 PLACEHOLDER_DATE: Final = "a placeholder date (unknown), not a date of birth"
+#: The reason a date of birth after the load's date is left out with (nothing of it is kept:
+#: its year at least is wrong, and which part was mistyped cannot be told).
+FUTURE_DATE: Final = "a date of birth after the date of the load"
+#: How far after the load's date (its clock's UTC date) a date of birth may be: a birth
+#: registered today where the day has already begun but UTC's has not.
+FUTURE_SLACK: Final = timedelta(days=1)
 
 
 class FieldParsers:
     """The parsers of one file's fields: ``orders`` its date order per date field,
-    ``two_digit_until`` its mapping's ``two_digit_years_until``; with ``remember``, each
-    parser remembers what it read (module docstring)."""
+    ``two_digit_until`` its mapping's ``two_digit_years_until``, ``today`` the load's date
+    (a later date of birth is refused; ``None``: no bound); with ``remember``, each parser
+    remembers what it read (module docstring)."""
 
     def __init__(
-        self, orders: Mapping[str, DateOrder], two_digit_until: int | None, remember: bool
+        self,
+        orders: Mapping[str, DateOrder],
+        two_digit_until: int | None,
+        remember: bool,
+        today: date | None = None,
     ) -> None:
         wrap = _remembering if remember else _as_is
         birth_order, expiry_order = orders["birth_date"], orders["doc_expiry"]
@@ -59,10 +71,14 @@ class FieldParsers:
         self.grading = wrap(parse_grading)
         self.handling_code = wrap(parse_handling_code)
 
+        latest = None if today is None else today + FUTURE_SLACK
+
         def birth_date(text: str) -> BirthDate:
             found = parse_birth_date(text, birth_order, two_digit_years_until=two_digit_until)
             if _placeholder(found):
                 raise ValueError(PLACEHOLDER_DATE)
+            if latest is not None and _after(found, latest):
+                raise ValueError(FUTURE_DATE)
             return found
 
         self.birth_date = wrap(birth_date)
@@ -70,15 +86,32 @@ class FieldParsers:
 
         def salvage(text: str) -> tuple[BirthDate, str] | None:
             kept = salvage_birth_date(text, birth_order, two_digit_years_until=two_digit_until)
+            if kept is None:
+                return None
             # a placeholder mended or read the other way round is still "unknown"
-            return None if kept is not None and _placeholder(kept[0]) else kept
+            if _placeholder(kept[0]) or (latest is not None and _after(kept[0], latest)):
+                return None
+            return kept
 
         #: What is readable of a date of birth ``birth_date`` refused, and what was kept.
         self.salvage_birth_date = salvage
 
 
-def _placeholder(date: BirthDate) -> bool:
-    return (date.year, date.month, date.day) in PLACEHOLDER_BIRTH_DATES
+def _placeholder(found: BirthDate) -> bool:
+    return (found.year, found.month, found.day) in PLACEHOLDER_BIRTH_DATES
+
+
+def _after(found: BirthDate, latest: date) -> bool:
+    """Whether every reading of ``found`` (a partial date: each of its days; an ambiguous
+    one: either order) is after ``latest``."""
+    if found.month is None:
+        return found.year > latest.year
+    readings = [(found.month, found.day)]
+    if found.day_month_ambiguous:
+        assert found.day is not None
+        readings.append((found.day, found.month))
+    bound = (latest.year, latest.month, latest.day)
+    return all((found.year, m, 1 if d is None else d) > bound for m, d in readings)
 
 
 class _Failed:

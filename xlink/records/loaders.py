@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from xlink.errors import FieldError, LoadError
+from xlink.errors import FieldError, LoadError, NothingLoaded
 from xlink.records import _rejects
 from xlink.records._mapping import ColumnMapping, StrPath
 from xlink.records._missing import trim, unguard
@@ -137,6 +137,7 @@ class _Collector:
         date_order: DateOrder | str | None,
         bad_field: BadFieldPolicy | str,
         progress: ProgressCallback | None,
+        today: datetime.date | None,
     ) -> None:
         self.mapping = mapping
         self.date_order = DateOrder(date_order or mapping.date_order or DateOrder.UNKNOWN)
@@ -153,6 +154,7 @@ class _Collector:
             two_digit_years_until=mapping.two_digit_years_until,
             default_category=mapping.category,
             bad_field=self.bad_field,
+            today=today,
         )
         # per set of columns (in order): what resolve() says of them, and their assembler
         self._plans: dict[tuple[str, ...], _ColumnsPlan] = {}
@@ -238,6 +240,9 @@ class _Collector:
                 field_errors_written = field_errors_path
             else:
                 _rejects.remove_stale(field_errors_path)
+        if not self.records:
+            written_to = None if written is None else str(written)
+            raise NothingLoaded(source, len(self.rejects), self.rejects[0].errors, written_to)
         return LoadResult(
             source,
             tuple(self.records),
@@ -284,6 +289,7 @@ def load_csv(
     rejects_path: StrPath | None = None,
     write_rejects: bool = True,
     progress: ProgressCallback | None = None,
+    today: datetime.date | None = None,
 ) -> LoadResult:
     """Load a CSV file (UTF-8 unless the mapping's ``encoding`` says otherwise; a UTF-8 or
     UTF-16 byte-order mark says which, whatever it says) whose first line is the header (after a
@@ -303,7 +309,8 @@ def load_csv(
 
     Raises:
         LoadError: file not found or unreadable, a line not in the file's encoding (named),
-            malformed CSV, an empty file or a header without rows, a ``sep=`` line naming
+            malformed CSV, an empty file or a header without rows, a file of which every row
+            was rejected (the rejects file is written first), a ``sep=`` line naming
             another delimiter than the mapping's, unnamed/duplicate/conflicting columns,
             missing required columns (all listed), or a bad mapping file.
         ValueError: a bad ``mapping`` dict, ``date_order`` or ``bad_field``, or a rejects or
@@ -311,7 +318,7 @@ def load_csv(
     """
     source, file = os.fspath(path), Path(path)
     columns = ColumnMapping.coerce(mapping)
-    collector = _Collector(columns, date_order, bad_field, progress)
+    collector = _Collector(columns, date_order, bad_field, progress, today)
     target = _rejects_target(file, rejects_path, write_rejects, "csv")
     with _open(file, source) as fh:
         lines = Lines(fh, source, columns.encoding)
@@ -396,6 +403,7 @@ def load_jsonl(
     rejects_path: StrPath | None = None,
     write_rejects: bool = True,
     progress: ProgressCallback | None = None,
+    today: datetime.date | None = None,
 ) -> LoadResult:
     """Load a UTF-8 JSON Lines file: one JSON object per line, blank lines skipped.
 
@@ -408,14 +416,15 @@ def load_jsonl(
     ``xlink_error`` key, field errors to ``<stem>.field-errors.csv``.
 
     Raises:
-        LoadError: file not found or unreadable, a line not UTF-8 (named), an empty file, or a
+        LoadError: file not found or unreadable, a line not UTF-8 (named), an empty file, a
+            file of which every line was rejected (the rejects file is written first), or a
             bad mapping file.
         ValueError: a bad ``mapping`` dict, ``date_order`` or ``bad_field``, or a rejects or
             field-errors path equal to the input.
     """
     source, file = os.fspath(path), Path(path)
     columns = ColumnMapping.coerce(mapping)
-    collector = _Collector(columns, date_order, bad_field, progress)
+    collector = _Collector(columns, date_order, bad_field, progress, today)
     target = _rejects_target(file, rejects_path, write_rejects, "jsonl")
     with _open(file, source) as fh:
         lines = Lines(fh, source)
@@ -461,6 +470,7 @@ def load_dataframe(
     rejects_path: StrPath | None = None,
     progress: ProgressCallback | None = None,
     source: str = "<DataFrame>",
+    today: datetime.date | None = None,
 ) -> LoadResult:
     """Load a pandas DataFrame, one row per person; the index is ignored.
 
@@ -472,8 +482,9 @@ def load_dataframe(
     Other parameters are as for :func:`load_csv`.
 
     Raises:
-        LoadError: no rows; column names that are not strings, unnamed, duplicated, or
-            conflicting; missing required columns; or a bad mapping file.
+        LoadError: no rows, or every row rejected; column names that are not strings,
+            unnamed, duplicated, or conflicting; missing required columns; or a bad mapping
+            file.
         ValueError: a bad ``mapping`` dict, ``date_order`` or ``bad_field``, or a rejects path
             whose field-errors file would be itself.
     """
@@ -489,7 +500,7 @@ def load_dataframe(
     check_header(source, header, columns)
     if df.empty:
         raise LoadError(source, "empty: no rows")
-    collector = _Collector(columns, date_order, bad_field, progress)
+    collector = _Collector(columns, date_order, bad_field, progress, today)
     target = _rejects_target(None, rejects_path, True, "csv")
     for position, values in enumerate(df.itertuples(index=False, name=None), start=1):
         cells = ["" if is_scalar(v) and pd.isna(v) else _cell(v) for v in values]

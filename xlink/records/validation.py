@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 from enum import StrEnum
 from typing import TypeVar
 
@@ -44,7 +45,7 @@ from xlink.records._fields import (
     salvage_birth_date,
 )
 from xlink.records._missing import PADDING, blank_missing, is_placeholder_document
-from xlink.records._parsers import MEMO_SIZE, PLACEHOLDER_DATE, FieldParsers
+from xlink.records._parsers import FUTURE_DATE, MEMO_SIZE, PLACEHOLDER_DATE, FieldParsers
 from xlink.records._sharing import ADDRESSES, DOCUMENTS, NAME, SOURCE, SharedValues
 from xlink.records.model import (
     Address,
@@ -287,6 +288,7 @@ def check_row(
     documents: Sequence[Mapping[str, str]] = (),
     bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
     two_digit_years_until: int | None = None,
+    today: date | None = None,
 ) -> CheckedRow:
     """Turn one raw row into a :class:`PersonRecord`, reporting everything wrong with it.
 
@@ -295,7 +297,10 @@ def check_row(
     ``line`` is stamped on every error. ``date_order`` reads ``NN/NN/YYYY`` dates;
     ``date_orders`` overrides it for one of :data:`DATE_FIELDS` (``doc_expiry`` covers every
     document). ``two_digit_years_until`` reads a date of birth whose year has two digits
-    (:func:`century_year`); without it such a date is a field error.
+    (:func:`century_year`); without it such a date is a field error. ``today`` is the load's
+    date (its clock's UTC date, a parameter: this module reads no clock): a date of birth more
+    than a day after it is a field error, of which nothing is kept; without it, no date is
+    too late.
     ``default_category`` applies when the row has no category (a mapping file's
     constant category); it does not replace a category that does not parse. ``documents`` are
     extra identity documents (JSON Lines ``documents`` lists), each a mapping of
@@ -327,6 +332,7 @@ def check_row(
         bad_field=bad_field,
         two_digit_years_until=two_digit_years_until,
         remember=False,
+        today=today,
     )
     return checker.check(row, line, documents)
 
@@ -351,9 +357,11 @@ class RowChecker:
         bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
         two_digit_years_until: int | None = None,
         remember: bool = True,
+        today: date | None = None,
     ) -> None:
         until = check_century_end(two_digit_years_until)
-        self._parsers = FieldParsers(_date_orders(date_order, date_orders), until, remember)
+        orders = _date_orders(date_order, date_orders)
+        self._parsers = FieldParsers(orders, until, remember, today)
         self._policy = BadFieldPolicy(bad_field)
         self._default_category = default_category
         self._texts: dict[str, str] | None = {} if remember else None
@@ -425,8 +433,8 @@ def _readable_part(reader: _RowReader, text: str, parsers: FieldParsers) -> Birt
     reader's last error), said in that refusal's reason (which stays a reason, never the
     value)."""
     refused = reader.errors[-1]
-    if refused.reason == PLACEHOLDER_DATE:
-        return None  # "unknown", not a year or month of it
+    if refused.reason in (PLACEHOLDER_DATE, FUTURE_DATE):
+        return None  # "unknown", or a year at least mistyped: nothing of it
     kept = parsers.salvage_birth_date(text)
     if kept is None:
         return None
@@ -450,6 +458,7 @@ def validate_row(
     default_category: Category | None = None,
     documents: Sequence[Mapping[str, str]] = (),
     two_digit_years_until: int | None = None,
+    today: date | None = None,
 ) -> PersonRecord | tuple[FieldError, ...]:
     """Turn one raw row into a :class:`PersonRecord`, or report everything wrong with it: the
     ``REJECT_ROW`` form of :func:`check_row`, whose parameters these are.
@@ -471,5 +480,6 @@ def validate_row(
         documents=documents,
         bad_field=BadFieldPolicy.REJECT_ROW,
         two_digit_years_until=two_digit_years_until,
+        today=today,
     )
     return checked.record if checked.record is not None else checked.errors
