@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from xlink.error_codes import AbortCode, HubReason, RefusalReason
 
@@ -133,23 +134,45 @@ class LoadError(InputError):
         super().__init__(f"{source}: {reason}{detail}")
 
 
+class RejectedRow(Protocol):
+    """What :class:`NothingLoaded` holds of each rejected row (a ``xlink.records.Reject``:
+    this module imports nothing of xlink's but the error codes)."""
+
+    @property
+    def line(self) -> int: ...
+
+    @property
+    def errors(self) -> tuple[FieldError, ...]: ...
+
+
 class NothingLoaded(LoadError):
     r"""Rows were read and every one was rejected: no record loaded. ``errors`` are the first
-    reject's (``FieldError``\ s name the line and field and never quote a value);
+    reject's (``FieldError``\ s name the line and field and never quote a value), and only they
+    are in the message; ``rejects`` are every reject (:class:`~xlink.records.Reject`, whose
+    ``raw`` holds the row as read: never shown), as a ``LoadResult`` would have held them;
     ``rejects_path`` is where the rejects file was written first, or None."""
 
     def __init__(
-        self, source: str, rejected: int, errors: Sequence[FieldError], rejects_path: str | None
+        self,
+        source: str,
+        rejects: Sequence[RejectedRow],
+        rejects_path: str | None,
     ) -> None:
-        self.rejected = rejected
+        self.rejects = tuple(rejects)
+        self.rejected = len(self.rejects)
         self.rejects_path = rejects_path
         where = f"; every reason is in {rejects_path}" if rejects_path is not None else ""
         super().__init__(
             source,
-            f"no record loaded: every row ({rejected}) was rejected{where}; check the mapping, "
-            "the category and the date order. The first:",
-            errors,
+            f"no record loaded: every row ({self.rejected}) was rejected{where}; check the "
+            "mapping, the category and the date order. The first:",
+            self.rejects[0].errors if self.rejects else (),
         )
+
+    def elsewhere(self) -> NothingLoaded:
+        """The same refusal without the rejects file's path: for a load whose rejects went
+        to a directory that is gone (a check's scratch space)."""
+        return NothingLoaded(self.source, self.rejects, None)
 
 
 class SchemaError(InputError):

@@ -107,3 +107,20 @@ def test_a_dask_cluster_is_started_and_its_workers_checked(
     code, checks = _run(capsys, ceremony, tmp_path / "w", *where, *files)
     assert code == 3 and checks[-1]["ok"] is False
     assert "compute the group operations differently" in str(checks[-1]["detail"])
+
+
+def test_a_file_of_rejects_is_named_without_the_scratch_rejects_file(
+    ceremony: CeremonyFiles,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The check loads into a scratch directory it removes: its refusal of a file whose every
+    row is rejected named the rejects file there, which no longer existed."""
+    monkeypatch.setenv("XLINK_PASSPHRASE", PASSPHRASE)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("record_id,category,family_name\n1,suspect,Smith\n")
+    got, checks = _run(capsys, ceremony, tmp_path / "w", "--peer", "127.0.0.1:9", str(bad))
+    detail = str(checks[1]["detail"])
+    assert got == 3 and "every row (1) was rejected" in detail
+    assert "every reason is in" not in detail and "line 2, field 'category'" in detail

@@ -8,6 +8,7 @@ import csv
 import json
 import threading
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +300,26 @@ def test_an_agent_stopped_while_it_prepares_its_list_stops_promptly(
     started = time.monotonic()
     asyncio.run(stopped())
     assert time.monotonic() - started < 1.5 and len(reports) < 100
+
+
+def test_an_agent_loads_its_list_under_its_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent prepares its list itself, not through ``Agency.prepare``: it passed no date,
+    so a date of birth after its clock was kept in a hub exchange alone."""
+    seen: dict[str, Any] = {}
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        return prepare_side(*args, **kwargs)
+
+    monkeypatch.setattr("xlink.prepare.prepare_side", recorded)
+    world = make_world(tmp_path)
+    agent = world.agent("CA-RCMP", 1)
+
+    async def side() -> None:
+        with agent._open("US-DHS") as agency:
+            await agent._side(agency)
+
+    asyncio.run(side())
+    assert seen["today"] == agent.clock().astimezone(UTC).date()

@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from xlink.errors import LoadError, NothingLoaded
 from xlink.records._missing import unguard
-from xlink.records.loaders import load_csv, load_jsonl
+from xlink.records.loaders import load_csv, load_dataframe, load_jsonl
+from xlink.records.validation import check_row
 
+TODAY = date(2026, 12, 6)
 MAPPING = {"columns": {"ID": "record_id", "Surname": "family_name", "Given": "given_name"}}
 
 
@@ -242,6 +244,24 @@ def test_a_spreadsheets_text_guard_is_read_as_the_text_it_guards(tmp_path: Path)
     assert _names(result) == [("Ann", "Smith")]  # quoted, as some programs write it
 
 
+def test_a_guarded_header_and_a_guarded_blank_row_are_read_as_what_they_guard(
+    tmp_path: Path,
+) -> None:
+    """An export that guards every cell guards the header's and a blank row's too: the
+    header was left guarded ("missing required columns") and a row of ``=""`` cells was a
+    reject (``="" `` holds no value: it is a blank row, skipped as one)."""
+    text = (
+        '="ID",="Surname",="Given",="category"\n'
+        '="00123",="Smith",="Ann",="other"\n'
+        '="",="",="",=""\n'
+        '="00124",="Roe",="Bo",="other"\n'
+    )
+    result = load_csv(_write(tmp_path, text.encode()), mapping=MAPPING)
+    assert [r.record_id for r in result.records] == ["00123", "00124"]
+    assert _names(result) == [("Ann", "Smith"), ("Bo", "Roe")]
+    assert result.rejects == ()
+
+
 @pytest.mark.parametrize(
     ("cell", "read"),
     [
@@ -296,6 +316,39 @@ def test_a_date_of_birth_after_the_load_is_left_out_not_read(tmp_path: Path) -> 
     # and under REJECT_ROW the row goes to the rejects file, as any other bad value
     strict = load_csv(path, mapping=mapping, today=date(2026, 12, 6), bad_field="reject-row")
     assert [r.line for r in strict.rejects] == [2, 4, 5]
+
+
+@pytest.mark.parametrize(
+    ("text", "order"),
+    [("2089-02-30", "YMD"), ("2O89-03-04", "YMD"), ("12/31/2089", "DMY"), ("04/03/89", "MDY")],
+)
+def test_nothing_is_salvaged_of_a_date_of_birth_after_the_load(text: str, order: str) -> None:
+    """A date refused for another reason, or mended, or read the other way round, is still
+    after the load: nothing of it is kept (``2089-02-30`` kept ``2089-02``); a two-digit year
+    is read no later than the load's year (``89`` under ``two_digit_years_until`` 2090, on a
+    load in 2026, is 1989)."""
+    row = {"record_id": "1", "category": "other", "family_name": "Roe", "birth_date": text}
+    checked = check_row(row, 2, date_order=order, two_digit_years_until=2090, today=TODAY)
+    assert checked.record is not None
+    born = checked.record.birth_date
+    if text == "04/03/89":
+        assert born is not None and (born.year, born.month, born.day) == (1989, 4, 3)
+        return
+    assert born is None  # its first refusal's reason, and nothing said kept
+    (error,) = checked.errors
+    assert error.field == "birth_date" and "readable" not in error.reason
+
+
+def test_a_dataframe_of_rejects_keeps_them_in_the_refusal() -> None:
+    """A DataFrame has no rejects file: the refusal carries every reject, as the result did."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(
+        {"record_id": ["1", "2"], "category": ["felon", "felon"], "family_name": ["Smith", "Roe"]}
+    )
+    with pytest.raises(NothingLoaded) as nothing:
+        load_dataframe(frame)
+    assert [r.line for r in nothing.value.rejects] == [1, 2]
+    assert nothing.value.rejects_path is None and "Smith" not in repr(nothing.value)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])

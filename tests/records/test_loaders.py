@@ -118,10 +118,16 @@ def test_bad_mapping(tmp_path: Path) -> None:
 
 
 def test_a_quote_left_open_over_rows_refuses_the_file(tmp_path: Path) -> None:
-    """It would swallow the rows after it, so it is not read as one row."""
+    """It would swallow the rows after it, so it is not read as one row; it is named by the
+    line where the quote opened (it was named by the last line, thousands of lines on in a
+    big file)."""
     text = '1,other,"Smith\n2,other,Doe\n'
-    with pytest.raises(LoadError, match=r"malformed CSV \(line 3\): unexpected end of data"):
+    opened = r"malformed CSV \(line 2\): a quote opened in the row that starts on line 2 is still"
+    with pytest.raises(LoadError, match=opened + " open at the end of the file"):
         load_csv(write(tmp_path, HEADER + text))
+    closed = '1,other,"Smith\n2"x,Doe\n3,other,Roe\n'
+    with pytest.raises(LoadError, match=r"\(line 2\): .* is closed badly on line 3 \(a quoted"):
+        load_csv(write(tmp_path, HEADER + closed))
 
 
 @pytest.mark.parametrize(

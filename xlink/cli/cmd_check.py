@@ -19,7 +19,7 @@ from xlink.cli.cmd_keygen import read_passphrase
 from xlink.cli.cmd_serve import add_exchange_options, host_port
 from xlink.cli.exitcodes import ExitCode, exit_code_for
 from xlink.crypto.cluster import dask_workers
-from xlink.errors import InputError
+from xlink.errors import InputError, NothingLoaded
 from xlink.prepare import prepare_side
 
 __all__ = ["register", "run"]
@@ -118,15 +118,18 @@ def run(args: argparse.Namespace) -> int:
         if args.mapping is not None and len(args.mapping) != len(args.files):
             raise InputError("give --mapping once per FILE, or not at all")
         with tempfile.TemporaryDirectory() as rejects:
-            side = prepare_side(
-                args.files,
-                schema=schema,
-                mappings=args.mapping,
-                date_order=args.date_order,
-                bad_field=args.bad_field,
-                rejects_dir=rejects,
-                today=datetime.now(UTC).date(),
-            )
+            try:
+                side = prepare_side(
+                    args.files,
+                    schema=schema,
+                    mappings=args.mapping,
+                    date_order=args.date_order,
+                    bad_field=args.bad_field,
+                    rejects_dir=rejects,
+                    today=datetime.now(UTC).date(),
+                )
+            except NothingLoaded as refused:  # its rejects file is about to go
+                raise refused.elsewhere() from None
         dropped = side.with_field_errors
         left_out = f" ({dropped} with bad fields left out)" if dropped else ""
         return (

@@ -347,6 +347,7 @@ async def _ask(
                 if not single:
                     raise
                 _refuse_single(refused.errors, refused.rejects_path, traveller_source or {})
+                raise  # a reject without a reason: not made by the loaders
             if single:
                 _check_single(side, traveller_source or {})
             outcome = await me.ask(

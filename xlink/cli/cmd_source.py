@@ -12,7 +12,7 @@ from typing import Any
 
 from xlink.cli._common import add_keys_option, emit_json, load_keys
 from xlink.cli.exitcodes import ExitCode
-from xlink.errors import InputError
+from xlink.errors import InputError, NothingLoaded
 from xlink.prepare import load_records
 from xlink.release import SOURCE_HANDLE_SIZE, resolve_source_handle
 from xlink.release.handles import open_source_handle_key
@@ -69,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as scratch:  # a lookup writes no rejects file
         for i, path in enumerate(args.files):
             rejects = Path(scratch) / f"{i}.rejects.csv"
-            for record in load_records(path, rejects_path=rejects).records:
+            try:
+                records = load_records(path, rejects_path=rejects).records
+            except NothingLoaded as refused:  # its rejects file is about to go
+                raise refused.elsewhere() from None
+            for record in records:
                 if record.source is None:
                     without_source += 1
                 else:

@@ -18,7 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -328,6 +328,7 @@ class HubAgent:
                         bad_field=self.files.bad_field,
                         rejects_dir=self.workdir / "rejects",
                         progress=stopping(None, stop),
+                        today=self.clock().astimezone(UTC).date(),
                     )
                 except asyncio.CancelledError:
                     stop.set()

@@ -72,6 +72,9 @@ class FieldParsers:
         self.handling_code = wrap(parse_handling_code)
 
         latest = None if today is None else today + FUTURE_SLACK
+        if today is not None and two_digit_until is not None:
+            # a two-digit year is read no later than the load's (a year to come is no birth)
+            two_digit_until = min(two_digit_until, today.year)
 
         def birth_date(text: str) -> BirthDate:
             found = parse_birth_date(text, birth_order, two_digit_years_until=two_digit_until)

@@ -24,6 +24,7 @@ __all__ = [
     "csv_rows",
     "json_row",
     "no_rows_inside",
+    "open_quote",
 ]
 
 _BOM = b"\xef\xbb\xbf"
@@ -263,6 +264,21 @@ def csv_rows(reader: Iterator[list[str]]) -> Iterator[list[str] | csv.Error]:
             return
         except csv.Error as exc:
             yield exc
+
+
+def open_quote(line: int, reached: int, exc: csv.Error) -> str:
+    """Why a file is refused whose row starting on ``line`` holds a quote the ``csv`` module
+    read on to line ``reached`` and could not close there (the row where it opened is the one
+    to fix, however far the reader went)."""
+    if "unexpected end of data" in str(exc):
+        where = "is still open at the end of the file"
+    else:
+        where = (
+            f"is closed badly on line {reached} ({csv_reason(exc).removeprefix('malformed CSV: ')})"
+        )
+    return (
+        f"malformed CSV (line {line}): a quote opened in the row that starts on line {line} {where}"
+    )
 
 
 def csv_reason(exc: csv.Error) -> str:

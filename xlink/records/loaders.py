@@ -42,6 +42,7 @@ from xlink.records._rows import (
     csv_rows,
     json_row,
     no_rows_inside,
+    open_quote,
 )
 from xlink.records.model import PersonRecord
 from xlink.records.validation import BadFieldPolicy, DateOrder, RowChecker
@@ -242,7 +243,7 @@ class _Collector:
                 _rejects.remove_stale(field_errors_path)
         if not self.records:
             written_to = None if written is None else str(written)
-            raise NothingLoaded(source, len(self.rejects), self.rejects[0].errors, written_to)
+            raise NothingLoaded(source, self.rejects, written_to)
         return LoadResult(
             source,
             tuple(self.records),
@@ -335,11 +336,15 @@ def load_csv(
                 # One line the CSV rules cannot read is one rejected row; a quote that ran on
                 # over several lines, or that is still open at the line's end (the reader goes
                 # on at the next line, which was meant to be inside it), may hold rows: refused.
-                if header_raw is None or reader.line_num > line or raw.count('"') % 2:
+                if reader.line_num > line:  # named where the quote opened, not where it ran out
+                    raise LoadError(source, open_quote(line, reader.line_num, cells))
+                if header_raw is None or raw.count('"') % 2:
                     raise LoadError(source, f"malformed CSV (line {reader.line_num}): {cells}")
                 reason = csv_reason(cells)
                 collector.add(RawRow(line, raw, None, errors=[FieldError(line, "<row>", reason)]))
                 continue
+            if '="' in raw:  # a spreadsheet's text guard, ="00123": the text it guards
+                cells = [unguard(c) for c in cells]
             if not any(cell.strip() for cell in cells):
                 continue
             if line == 1 and (said := _excel_delimiter(raw)) is not None:
@@ -361,8 +366,6 @@ def load_csv(
                 header = header[:width]
                 check_header(source, header, columns)
                 continue
-            if '="' in raw:  # a spreadsheet's text guard, ="00123": the text it guards
-                cells = [unguard(c) for c in cells]
             if reader.line_num > line:  # a quoted value over several lines
                 no_rows_inside(source, line, cells, columns.delimiter, width)
             if len(cells) > width and not any(c.strip() for c in cells[width:]):
