@@ -21,14 +21,16 @@ included (tests/decide/test_decide_columns.py holds that per-pair reference).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from xlink._pair_columns import KeySets, PairColumns, pair_columns
+from xlink._pair_columns import PairColumns, pair_columns
+from xlink.decide._scores import certain_patterns, pattern_scorer, pattern_scores, threshold_of
+from xlink.decide._sieve import OneToOneSieve
 from xlink.errors import EstimationError
 from xlink.linkage.estimate import LinkageEstimate, estimate
 from xlink.linkage.fields import IDENTIFYING_GROUPS, FieldGroup
@@ -38,8 +40,6 @@ from xlink.linkage.scoring import (
     BEST_OF_EITHER,
     ONE_TO_ONE,
     KeyWeight,
-    best_once,
-    fellegi_sunter_score,
     one_to_one_mask,
 )
 from xlink.protocol.bound import RevealBound
@@ -219,10 +219,10 @@ def decide(
             # own weights: the estimate learns from pairs a partner's records make, so what a
             # partner cannot move is what bounds it.
             floor, threshold = threshold, found.threshold
-    threshold = _threshold(schema, threshold)
-    score = _pattern_scores(columns.patterns, pattern_scorer(schema, found))
-    fixed = _pattern_scores(columns.patterns, pattern_scorer(schema)) if found is not None else None
-    certain = _certain(schema, found, score, fixed)
+    threshold = threshold_of(schema, threshold)
+    score = pattern_scores(columns.patterns, pattern_scorer(schema, found))
+    fixed = pattern_scores(columns.patterns, pattern_scorer(schema)) if found is not None else None
+    certain = certain_patterns(schema, found, score, fixed)
     evidence = np.array([schema.has_evidence(a) for a, _ in columns.patterns], dtype=np.bool_)
     matches = _matches(
         columns, score, fixed, floor, threshold, certain, links, schema.key_names, evidence
@@ -230,119 +230,6 @@ def decide(
     return Decision(
         result.session_id, threshold, len(columns), matches, weights, found, note, links, choice
     )
-
-
-def _threshold(schema: LinkageSchema, threshold: float | None) -> float:
-    """The threshold :func:`decide` holds fixed weights to: ``threshold``, else the schema's,
-    else one agreeing key."""
-    if threshold is not None:
-        return threshold
-    return schema.threshold if schema.threshold is not None else 1.0
-
-
-class OneToOneSieve:
-    """The candidate pairs :func:`decide` could keep with fixed weights, ``threshold`` and the
-    one-to-one rule, found a group of local records at a time, so that a caller with more
-    pairs than it should hold at once (a partner that makes one token match a great many of
-    its records) keeps only those: at or above the threshold with the schema's evidence, and
-    either certain or the only best of both their records (ties refused). The others are never
-    decided, and setting them aside changes no other pair's fate: :func:`decide` on the pairs
-    :meth:`keeps` leaves gives the same matches as on them all.
-
-    :meth:`sift` each group (every pair of its local records, each pair once, the records' ids
-    distinct; the peer references number ``peers`` peer records from 0) and keep what it
-    returns; then :meth:`keeps` says which of those to decide, once every group has been sifted.
-    For :func:`decide` with ``weights=FIXED`` and ``links=ONE_TO_ONE`` only."""
-
-    def __init__(self, schema: LinkageSchema, threshold: float | None, peers: int) -> None:
-        self._schema, self._threshold = schema, _threshold(schema, threshold)
-        self._best = np.full(peers, -np.inf)  # each peer record's best usable score so far
-        self._ties = np.zeros(peers, dtype=np.int64)  # and how many pairs have it
-
-    def sift(
-        self, columns: PairColumns
-    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-        """For each pair of the group: whether it may still be kept (usable, and certain or
-        the only best of its local record), its score and whether it is certain."""
-        patterns = columns.patterns
-        score_of = _pattern_scores(patterns, pattern_scorer(self._schema))
-        evidence = np.array([self._schema.has_evidence(a) for a, _ in patterns], dtype=np.bool_)
-        certain_of = _certain(self._schema, None, score_of, None)
-        if certain_of is None:
-            certain_of = np.zeros(len(patterns), dtype=np.bool_)
-        score, certain = score_of[columns.pattern], certain_of[columns.pattern]
-        rows = np.flatnonzero(((score_of >= self._threshold) & evidence)[columns.pattern])
-        kept = np.zeros(len(columns), dtype=np.bool_)
-        if len(rows):
-            self._note(columns.ref[rows], score[rows])
-            kept[rows] = best_once(columns.left[rows], score[rows]) | certain[rows]
-        return kept, score, certain
-
-    def _note(self, ref: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> None:
-        best = np.full(len(self._best), -np.inf)
-        np.maximum.at(best, ref, score)
-        ties = np.bincount(ref[score == best[ref]], minlength=len(best))
-        new = np.maximum(self._best, best)
-        self._ties = np.where(self._best == new, self._ties, 0) + np.where(best == new, ties, 0)
-        self._best = new
-
-    def keeps(
-        self,
-        ref: npt.NDArray[np.int64],
-        score: npt.NDArray[np.float64],
-        certain: npt.NDArray[np.bool_],
-    ) -> npt.NDArray[np.bool_]:
-        """Which of the pairs :meth:`sift` kept (their peer references, scores and certainty)
-        :func:`decide` may keep: certain, or the only best of their peer record too."""
-        kept: npt.NDArray[np.bool_] = certain | (
-            (score == self._best[ref]) & (self._ties[ref] == 1)
-        )
-        return kept
-
-
-def _certain(
-    schema: LinkageSchema,
-    found: LinkageEstimate | None,
-    score: npt.NDArray[np.float64],
-    fixed: npt.NDArray[np.float64] | None,
-) -> npt.NDArray[np.bool_] | None:
-    """Which patterns are certain enough to be decided beside rival pairs: at or above the
-    schema's ``certain_threshold`` and, with an estimate, at or above the estimate's
-    ``certain`` as well. The schema's bound holds with estimated weights too: a partner shapes
-    the estimate (the prior that sets its certain threshold, the non-matches it learns from)
-    and could otherwise make ties escape the link rule; it cannot move the signed schema. None
-    when the schema has no certain threshold: the link rule alone decides."""
-    if schema.certain_threshold is None:
-        return None
-    if found is None:
-        certain: npt.NDArray[np.bool_] = score >= schema.certain_threshold
-        return certain
-    assert fixed is not None
-    both: npt.NDArray[np.bool_] = (score >= found.certain) & (fixed >= schema.certain_threshold)
-    return both
-
-
-def pattern_scorer(
-    schema: LinkageSchema, found: LinkageEstimate | None = None
-) -> Callable[[frozenset[str], frozenset[str]], float]:
-    """How :func:`decide` scores a pattern (agreeing keys, disagreeing keys): with the
-    estimate's pattern scores when there is one, else the schema's weights
-    (:func:`~xlink.linkage.scoring.fellegi_sunter_score`)."""
-    if found is not None:
-        return lambda agreeing, disagreeing: found.score(agreeing, agreeing | disagreeing)
-    key_weights = schema.weights()
-    disagreement = schema.disagreement_weights()
-    return lambda agreeing, disagreeing: fellegi_sunter_score(
-        agreeing, key_weights, disagreeing, disagreement
-    )
-
-
-def _pattern_scores(
-    patterns: Sequence[KeySets], score_of: Callable[[frozenset[str], frozenset[str]], float]
-) -> npt.NDArray[np.float64]:
-    """Each pattern's score (agreeing keys, disagreeing keys: those both records have that did
-    not agree), one call per pattern."""
-    return np.array([score_of(a, both - a) for a, both in patterns], dtype=np.float64)
 
 
 def _str_ranks(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -511,7 +398,7 @@ def reveal_bound_for(schema: LinkageSchema, threshold: float | None = None) -> R
     (:meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`), can never be decided, so it is
     not revealed. Each identifying field group is one bit of :attr:`RevealBound.groups`.
     """
-    threshold = _threshold(schema, threshold)
+    threshold = threshold_of(schema, threshold)
     weights = schema.weights()
     disagreement = schema.disagreement_weights()
     agreement = tuple(
