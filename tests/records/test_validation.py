@@ -35,6 +35,7 @@ from xlink.records.validation import (
     LATEST_CENTURY_END,
     NAME_PSEUDO_FIELD,
     TWO_DIGIT_YEAR,
+    BadFieldPolicy,
     DateOrder,
     century_year,
     check_row,
@@ -571,6 +572,20 @@ def test_a_value_that_means_not_known_is_missing_in_every_identity_field(marker:
     assert record.name.family == GOOD["family_name"]  # a real value is untouched
     kept = check_row({**GOOD, "remarks": marker}, 3).record
     assert kept is not None and dict(kept.payload) == {"remarks": marker}  # a payload says it
+
+
+@pytest.mark.parametrize(
+    ("marker", "sex"),
+    [("N/A", None), ("null", None), ("-", None), ("?", None), ("Not known", None),
+     ("UNK", None), ("Unknown", Sex.UNSPECIFIED), ("U", Sex.UNSPECIFIED), ("f", Sex.FEMALE)],
+)  # fmt: skip
+def test_a_sex_not_given_is_missing_not_a_bad_marker(marker: str, sex: Sex | None) -> None:
+    """``N/A`` for sex was a field error (``unknown sex marker``), so under ``reject-row`` the
+    row was rejected; it is a sex not given, as in any other field. ``Unknown`` and ``U``
+    stay the unspecified sex ``X``."""
+    checked = check_row({**GOOD, "sex": marker}, 3, bad_field=BadFieldPolicy.REJECT_ROW)
+    assert checked.errors == () and checked.record is not None
+    assert checked.record.sex == sex
 
 
 @pytest.mark.parametrize(

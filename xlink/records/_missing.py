@@ -6,7 +6,8 @@ agree (docs/loading.md, "Values that mean missing").
 
 The rule is on a field's whole value, compared without regard to case or inner spaces, and
 applies to the identity fields only (:data:`MISSING_FIELDS`): a payload column keeps what it
-says. ``sex`` keeps its own reading (``U``, ``Unknown`` are the unspecified sex ``X``).
+says. ``sex`` keeps its own reading of ``U`` and ``Unknown`` (the unspecified sex ``X``); any
+other marker (``N/A``, ``NULL``, ``-``) is a sex not given, as in other fields.
 """
 
 from __future__ import annotations
@@ -115,13 +116,17 @@ _OTHER_FIELDS: Final = (
     "postcode",
     "country",
 )
-MISSING_FIELDS: Final = frozenset((*_NAME_FIELDS, *_OTHER_FIELDS))
+MISSING_FIELDS: Final = frozenset((*_NAME_FIELDS, *_OTHER_FIELDS, "sex"))
+#: The markers of "not known" in ``sex``: all but ``UNKNOWN``, which it reads as ``X``.
+_SEX_MARKERS: Final = MISSING_MARKERS - {"UNKNOWN"}
 """The fields a marker empties."""
 
 # Each set as a value is compared: upper case, with the spaced forms a marker is written in
 # (the rare other spacing goes through the slow path of :func:`_is_marker`).
 _NAME_LOOKUP: Final = NAME_MARKERS | (_SPACED - {"N. A."})
 _OTHER_LOOKUP: Final = MISSING_MARKERS | _SPACED
+_SEX_LOOKUP: Final = _SEX_MARKERS | _SPACED
+_SEX_FIELD: Final = ("sex",)
 _LONGEST: Final = max(len(m) for m in _NAME_LOOKUP) + 4  # room for other spacing
 #: Every marker's first character, either case: most values are ruled out by it alone.
 _FIRST: Final = frozenset(m[0] for m in _NAME_LOOKUP) | frozenset(
@@ -136,6 +141,7 @@ def blank_missing(values: Mapping[str, str]) -> dict[str, str] | None:
     for fields, lookup, markers in (
         (_NAME_FIELDS, _NAME_LOOKUP, NAME_MARKERS),
         (_OTHER_FIELDS, _OTHER_LOOKUP, MISSING_MARKERS),
+        (_SEX_FIELD, _SEX_LOOKUP, _SEX_MARKERS),
     ):
         for field in fields:
             value = values.get(field)
