@@ -59,6 +59,7 @@ __all__ = [
     "QueueError",
     "QuotaExhausted",
     "RefusalReason",
+    "RejectedRow",
     "ReleaseRejected",
     "ReleaseReplayed",
     "RemoteProtocolError",

@@ -256,10 +256,15 @@ def test_a_guarded_header_and_a_guarded_blank_row_are_read_as_what_they_guard(
         '="",="",="",=""\n'
         '="00124",="Roe",="Bo",="other"\n'
     )
-    result = load_csv(_write(tmp_path, text.encode()), mapping=MAPPING)
+    path = _write(tmp_path, text.encode())
+    result = load_csv(path, mapping=MAPPING)
     assert [r.record_id for r in result.records] == ["00123", "00124"]
     assert _names(result) == [("Ann", "Smith"), ("Bo", "Roe")]
     assert result.rejects == ()
+    # the rejects file keeps the header as written, as it keeps the rows
+    path.write_text(text + '="00125",="Poe",="Cy",="felon"\n')
+    load_csv(path, mapping=MAPPING)
+    assert (tmp_path / "list.rejects.csv").read_text().startswith('"=""ID""",')
 
 
 @pytest.mark.parametrize(

@@ -128,6 +128,16 @@ def test_a_quote_left_open_over_rows_refuses_the_file(tmp_path: Path) -> None:
     closed = '1,other,"Smith\n2"x,Doe\n3,other,Roe\n'
     with pytest.raises(LoadError, match=r"\(line 2\): .* is closed badly on line 3 \(a quoted"):
         load_csv(write(tmp_path, HEADER + closed))
+    # on the last line, with or without its line break
+    for last in ('1,other,Smith\n2,other,"Doe\n', '1,other,Smith\n2,other,"Doe'):
+        with pytest.raises(LoadError, match=r"\(line 3\): a quote opened in the row that starts"):
+            load_csv(write(tmp_path, HEADER + last))
+    # a big file: the reader stops at its limit, the quote still open
+    long = '1,other,"Smith\n' + "2,other,Doe,John,,a remark of some length\n" * 4000
+    with pytest.raises(LoadError, match=r"\(line 2\): .* still open on line \d+, past the CSV"):
+        load_csv(write(tmp_path, HEADER + long))
+    with pytest.raises(LoadError, match=r"a quote opened in the header is still open"):
+        load_csv(write(tmp_path, 'record_id,"category\n1,other\n'))
 
 
 @pytest.mark.parametrize(

@@ -266,19 +266,21 @@ def csv_rows(reader: Iterator[list[str]]) -> Iterator[list[str] | csv.Error]:
             yield exc
 
 
-def open_quote(line: int, reached: int, exc: csv.Error) -> str:
-    """Why a file is refused whose row starting on ``line`` holds a quote the ``csv`` module
-    read on to line ``reached`` and could not close there (the row where it opened is the one
-    to fix, however far the reader went)."""
-    if "unexpected end of data" in str(exc):
+def open_quote(line: int, reached: int, exc: csv.Error, header: bool = False) -> str:
+    """Why a file is refused whose row starting on ``line`` (its ``header``, if it is that)
+    holds a quote the ``csv`` module read on to line ``reached`` and could not close (the row
+    where it opened is the one to fix, however far the reader went)."""
+    said = str(exc)
+    row = "the header" if header else f"the row that starts on line {line}"
+    if "unexpected end of data" in said:
         where = "is still open at the end of the file"
+    elif "field larger than field limit" in said:
+        where = f"is still open on line {reached}, past the CSV reader's limit"
     else:
         where = (
             f"is closed badly on line {reached} ({csv_reason(exc).removeprefix('malformed CSV: ')})"
         )
-    return (
-        f"malformed CSV (line {line}): a quote opened in the row that starts on line {line} {where}"
-    )
+    return f"malformed CSV (line {line}): a quote opened in {row} {where}"
 
 
 def csv_reason(exc: csv.Error) -> str:

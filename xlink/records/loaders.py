@@ -336,13 +336,16 @@ def load_csv(
                 # One line the CSV rules cannot read is one rejected row; a quote that ran on
                 # over several lines, or that is still open at the line's end (the reader goes
                 # on at the next line, which was meant to be inside it), may hold rows: refused.
-                if reader.line_num > line:  # named where the quote opened, not where it ran out
-                    raise LoadError(source, open_quote(line, reader.line_num, cells))
+                if reader.line_num > line or "unexpected end of data" in str(cells):
+                    # named where the quote opened, not where the reader ran out
+                    in_header = header_raw is None
+                    raise LoadError(source, open_quote(line, reader.line_num, cells, in_header))
                 if header_raw is None or raw.count('"') % 2:
                     raise LoadError(source, f"malformed CSV (line {reader.line_num}): {cells}")
                 reason = csv_reason(cells)
                 collector.add(RawRow(line, raw, None, errors=[FieldError(line, "<row>", reason)]))
                 continue
+            written = cells  # the rejects file's header is the header as written
             if '="' in raw:  # a spreadsheet's text guard, ="00123": the text it guards
                 cells = [unguard(c) for c in cells]
             if not any(cell.strip() for cell in cells):
@@ -357,7 +360,7 @@ def load_csv(
                     )
                 continue  # Excel's note of the delimiter, before the header
             if header_raw is None:
-                header_raw, header = cells, columns.header_names([c.strip() for c in cells])
+                header_raw, header = written, columns.header_names([c.strip() for c in cells])
                 # columns without a name after the last named one (a spreadsheet's
                 # trailing empty columns) are no columns, as long as they stay empty
                 width = len(header)
