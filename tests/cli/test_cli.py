@@ -169,6 +169,11 @@ def test_prepare_reads_the_clock_for_dates_of_birth_and_refuses_a_file_of_reject
     err = capsys.readouterr().err
     assert "every row (2) was rejected" in err and "line 2, field 'category'" in err
     assert "Smith" not in err and (tmp_path / "list.rejects.csv").is_file()
+    # with --json, the failure is the one JSON document on standard output, as for serve/match
+    assert main(["prepare", str(path), "--no-duplicates", "--json"]) == ExitCode.INPUT
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and doc["exit_code"] == ExitCode.INPUT
+    assert doc["error"]["type"] == "NothingLoaded" and "Smith" not in doc["error"]["detail"]
 
 
 def test_prepare_missing_file_is_an_input_error(

@@ -1,12 +1,12 @@
 """The PEER_REFUSED audit reason (a RefusalReason value) and the --json failure object
-(xlink.cli.cmd_serve.failure_json), without processes or sockets."""
+(xlink.cli._common.failure_json), without processes or sockets."""
 
 from __future__ import annotations
 
 import pytest
 
 from xlink.audit import AuditEvent, check_fields
-from xlink.cli.cmd_serve import failure_json
+from xlink.cli._common import failure_json
 from xlink.errors import InputError, PolicyDenied
 from xlink.protocol.abort import AbortCode
 from xlink.transport import ConnectionLost, PeerAborted, PeerRefused, RefusalReason

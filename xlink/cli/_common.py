@@ -10,10 +10,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from xlink.cli.exitcodes import exit_code_for
 from xlink.cli.progress import ProgressReporter
 from xlink.crypto.keyfiles import AgencyKeys
-from xlink.errors import DecryptionError, InputError, LoadError, ProtocolError, SchemaError
-from xlink.protocol.abort import escape_unprintable
+from xlink.errors import (
+    DecryptionError,
+    InputError,
+    LoadError,
+    PeerRefused,
+    PolicyDenied,
+    ProtocolError,
+    SchemaError,
+    XlinkError,
+)
+from xlink.protocol.abort import AbortCode, escape_unprintable
 from xlink.records.validation import BadFieldPolicy
 
 __all__ = [
@@ -239,3 +249,32 @@ def add_agency_options(parser: argparse.ArgumentParser) -> None:
         '{"ok": false, "exit_code": N, "error": {...}} instead',
     )
     add_passphrase_option(parser)
+
+
+def failure_json(error: BaseException) -> dict[str, object]:
+    """The ``--json`` document of a failed run: ``ok`` false, the exit code, and the error's
+    type, abort code (``MOU_MISMATCH``... or null), machine-readable reason (a peer refusal's,
+    the first of a policy refusal's, or null) and detail: xlink's own message, which names no
+    key material, identity or certificate content; for a bug, no message at all."""
+    code = getattr(error, "code", None)
+    reason: str | None = None
+    if isinstance(error, PeerRefused):
+        reason = error.reason.value
+    elif isinstance(error, PolicyDenied) and error.reasons:
+        reason = error.reasons[0]
+    if isinstance(error, XlinkError):
+        detail = str(error)
+    elif isinstance(error, OSError):
+        detail = f"{error.strerror or error}: {error.filename}"
+    else:
+        detail = "internal error (a bug)"
+    return {
+        "ok": False,
+        "exit_code": int(exit_code_for(error)),
+        "error": {
+            "type": type(error).__name__,
+            "code": code.name if isinstance(code, AbortCode) else None,
+            "reason": reason,
+            "detail": detail,
+        },
+    }

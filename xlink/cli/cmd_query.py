@@ -24,6 +24,7 @@ from xlink.cli._common import (
     add_input_options,
     check_mappings,
     emit_json,
+    failure_json,
     phase_timings,
     progress_reporter,
     withheld_line,
@@ -31,7 +32,7 @@ from xlink.cli._common import (
 )
 from xlink.cli._query_output import outcome_json, print_ask, print_manifest
 from xlink.cli.cmd_keygen import read_passphrase
-from xlink.cli.cmd_serve import failure_json, run_cancellable
+from xlink.cli.cmd_serve import run_cancellable
 from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.rand import system_random
 from xlink.errors import FieldError, InputError, NothingLoaded
@@ -174,10 +175,9 @@ def register(sub: Any) -> None:
 
 def _reporting_failures(args: argparse.Namespace, command: Callable[[], int]) -> int:
     """Run ``command``; a traveller the loaders refuse is a usage error (exit 2, said on
-    standard error). With ``--json``, a failure prints :func:`~xlink.cli.cmd_serve.failure_json`
-    (with that exit code) unless the command printed its document already; the error then
-    goes on to ``xlink.cli.main``, which says it and exits with
-    :func:`~xlink.cli.exitcodes.exit_code_for`, the code in the JSON."""
+    standard error; with ``--json``, :func:`~xlink.cli._common.failure_json` with that exit
+    code). Any other failure goes on to ``xlink.cli.main``, which prints its JSON document
+    unless the command printed one already (``args.printed``)."""
     try:
         return command()
     except _TravellerUsageError as exc:
@@ -185,10 +185,6 @@ def _reporting_failures(args: argparse.Namespace, command: Callable[[], int]) ->
             emit_json({**failure_json(exc), "exit_code": int(ExitCode.USAGE)})
         print(f"xlink query ask: error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
-    except Exception as exc:
-        if args.json and not getattr(args, "printed", False):
-            emit_json(failure_json(exc))
-        raise
 
 
 def _read_passphrase(args: argparse.Namespace) -> bytes:

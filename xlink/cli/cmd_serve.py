@@ -26,20 +26,17 @@ from xlink.cli._common import (
     write_port_file,
 )
 from xlink.cli.cmd_keygen import read_passphrase
-from xlink.cli.exitcodes import ExitCode, exit_code_for
+from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.cluster import ClusterError, check_address, dask_workers
 from xlink.crypto.rand import system_random
 from xlink.crypto.workers import GroupWorkers
-from xlink.errors import InputError, PolicyDenied, XlinkError
-from xlink.protocol.abort import AbortCode
-from xlink.transport import PeerRefused
+from xlink.errors import InputError
 
 T = TypeVar("T")
 
 __all__ = [
     "EXIT_CODES_HELP",
     "add_exchange_options",
-    "failure_json",
     "host_port",
     "register",
     "run",
@@ -122,48 +119,7 @@ def register(sub: Any) -> None:
     p.set_defaults(role="serve")
 
 
-def failure_json(error: BaseException) -> dict[str, object]:
-    """The ``--json`` document of a failed run: ``ok`` false, the exit code, and the error's
-    type, abort code (``MOU_MISMATCH``... or null), machine-readable reason (a peer refusal's,
-    the first of a policy refusal's, or null) and detail: xlink's own message, which names no
-    key material, identity or certificate content; for a bug, no message at all."""
-    code = getattr(error, "code", None)
-    reason: str | None = None
-    if isinstance(error, PeerRefused):
-        reason = error.reason.value
-    elif isinstance(error, PolicyDenied) and error.reasons:
-        reason = error.reasons[0]
-    if isinstance(error, XlinkError):
-        detail = str(error)
-    elif isinstance(error, OSError):
-        detail = f"{error.strerror or error}: {error.filename}"
-    else:
-        detail = "internal error (a bug)"
-    return {
-        "ok": False,
-        "exit_code": int(exit_code_for(error)),
-        "error": {
-            "type": type(error).__name__,
-            "code": code.name if isinstance(code, AbortCode) else None,
-            "reason": reason,
-            "detail": detail,
-        },
-    }
-
-
 def run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int) -> int:
-    """Run the exchange; with ``--json``, a failure also prints :func:`failure_json` on
-    standard output. The error is re-raised to ``xlink.cli.main``, which prints it on standard
-    error and exits with :func:`~xlink.cli.exitcodes.exit_code_for`, the code in the JSON."""
-    try:
-        return _run_exchange(args, role, host, port)
-    except Exception as exc:
-        if args.json:
-            emit_json(failure_json(exc))
-        raise
-
-
-def _run_exchange(args: argparse.Namespace, role: RoleName, host: str, port: int) -> int:
     passphrase = read_passphrase(args, confirm=False)
     if args.timeout <= 0:
         raise InputError("--timeout must be > 0")

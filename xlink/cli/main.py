@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Sequence
 
 from xlink import __version__
+from xlink.cli._common import emit_json, failure_json
 from xlink.cli.exitcodes import ExitCode, exit_code_for
 from xlink.errors import PeerRefused, PolicyDenied, ProtocolError
 
@@ -87,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return ExitCode.OK
     except (Exception, KeyboardInterrupt) as exc:
+        json_asked = isinstance(exc, Exception) and getattr(args, "json", False)
+        if json_asked and not getattr(args, "printed", False):  # none printed yet
+            emit_json(failure_json(exc))
         return report_failure(exc)
     return code
 
