@@ -158,22 +158,31 @@ class NothingLoaded(LoadError):
         source: str,
         rejects: Sequence[RejectedRow],
         rejects_path: str | None,
+        others: Sequence[str] = (),
     ) -> None:
         self.rejects = tuple(rejects)
         self.rejected = len(self.rejects)
         self.rejects_path = rejects_path
+        #: Other files of the same load of which no row loaded either.
+        self.others = tuple(others)
         where = f"; every reason is in {rejects_path}" if rejects_path is not None else ""
+        also = f" (nor from {', '.join(self.others)})" if self.others else ""
         super().__init__(
             source,
-            f"no record loaded: every row ({self.rejected}) was rejected{where}; check the "
-            "mapping, the category and the date order. The first:",
+            f"no record loaded{also}: every row ({self.rejected}) was rejected{where}; check "
+            "the mapping, the category and the date order. The first:",
             self.rejects[0].errors if self.rejects else (),
         )
 
     def elsewhere(self) -> NothingLoaded:
         """The same refusal without the rejects file's path: for a load whose rejects went
         to a directory that is gone (a check's scratch space)."""
-        return NothingLoaded(self.source, self.rejects, None)
+        return NothingLoaded(self.source, self.rejects, None, self.others)
+
+    def also(self, others: Sequence[str]) -> NothingLoaded:
+        """The same refusal, naming ``others``: files of the same load of which no row
+        loaded either."""
+        return NothingLoaded(self.source, self.rejects, self.rejects_path, others)
 
 
 class SchemaError(InputError):

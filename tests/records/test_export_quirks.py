@@ -4,6 +4,7 @@ delimiter, a header in capitals. Each was refused whole before (the encoding, th
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xlink.errors import LoadError, NothingLoaded
+from xlink.prepare import prepare_side
 from xlink.records._missing import unguard
 from xlink.records.loaders import load_csv, load_dataframe, load_jsonl
 from xlink.records.validation import check_row
@@ -379,3 +381,30 @@ def test_a_file_of_which_no_row_loads_is_an_error_not_an_empty_side(
     assert e.value.rejects_path == str(rejects) and str(rejects) in str(e.value)
     assert len(rejects.read_text().splitlines()) >= 2
     assert "Smith" not in str(e.value)  # a reason never quotes a value
+
+
+def test_every_file_of_a_side_is_loaded_before_one_that_loads_nothing_stops_it(
+    tmp_path: Path,
+) -> None:
+    """``prepare_side`` stopped at the first file of which no row loaded: the files after it
+    were not checked (fixed one per run) and kept a stale field-errors file from an earlier
+    run. Every file is loaded and its rejects written; the refusal names the others."""
+    header = "ID,Surname,Given,category\n"
+    files = []
+    for name, body in (("a", "1,Smith,Ann,other\n"), ("b", "2,Roe,Bo,felon\n"), ("c", "")):
+        path = tmp_path / f"{name}.csv"
+        path.write_text(header + (body or "3,Poe,Cy,felon\n4,Doe,Di,felon\n"))
+        files.append(path)
+    stale = tmp_path / "c.field-errors.csv"
+    stale.write_text("line,field,reason\n9,DOB,impossible date\n")
+    with pytest.raises(NothingLoaded) as nothing:
+        prepare_side(files, mappings=[json_mapping(tmp_path)] * 3)
+    assert nothing.value.source == str(files[1]) and nothing.value.others == (str(files[2]),)
+    assert f"no record loaded (nor from {files[2]})" in str(nothing.value)
+    assert (tmp_path / "c.rejects.csv").is_file() and not stale.exists()
+
+
+def json_mapping(tmp_path: Path) -> Path:
+    path = tmp_path / "mapping.json"
+    path.write_text(json.dumps(MAPPING))
+    return path
