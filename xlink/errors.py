@@ -127,12 +127,26 @@ class LoadError(InputError):
     to the rejects file. This is raised only when no row can be trusted.
     """
 
-    def __init__(self, source: str, reason: str, errors: Sequence[FieldError] = ()) -> None:
+    def __init__(
+        self,
+        source: str,
+        reason: str,
+        errors: Sequence[FieldError] = (),
+        others: Sequence[str] = (),
+    ) -> None:
         self.source = source
         self.reason = reason
         self.errors = tuple(errors)
+        #: Other inputs of the same load that could not be loaded either (their own errors
+        #: are not repeated: load them again once this one is fixed).
+        self.others = tuple(others)
+        also = f" (also refused: {', '.join(self.others)})" if self.others else ""
         detail = "".join(f"\n  {e}" for e in self.errors)
-        super().__init__(f"{source}: {reason}{detail}")
+        super().__init__(f"{source}: {reason}{also}{detail}")
+
+    def also(self, others: Sequence[str]) -> LoadError:
+        """The same error, naming ``others``: inputs of the same load refused too."""
+        return LoadError(self.source, self.reason, self.errors, others)
 
 
 class RejectedRow(Protocol):
@@ -163,15 +177,13 @@ class NothingLoaded(LoadError):
         self.rejects = tuple(rejects)
         self.rejected = len(self.rejects)
         self.rejects_path = rejects_path
-        #: Other files of the same load of which no row loaded either.
-        self.others = tuple(others)
         where = f"; every reason is in {rejects_path}" if rejects_path is not None else ""
-        also = f" (nor from {', '.join(self.others)})" if self.others else ""
         super().__init__(
             source,
-            f"no record loaded{also}: every row ({self.rejected}) was rejected{where}; check "
-            "the mapping, the category and the date order. The first:",
+            f"no record loaded: every row ({self.rejected}) was rejected{where}; check the "
+            "mapping, the category and the date order. The first:",
             self.rejects[0].errors if self.rejects else (),
+            others,
         )
 
     def elsewhere(self) -> NothingLoaded:
@@ -180,8 +192,6 @@ class NothingLoaded(LoadError):
         return NothingLoaded(self.source, self.rejects, None, self.others)
 
     def also(self, others: Sequence[str]) -> NothingLoaded:
-        """The same refusal, naming ``others``: files of the same load of which no row
-        loaded either."""
         return NothingLoaded(self.source, self.rejects, self.rejects_path, others)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from xlink.errors import LoadError, NothingLoaded
+from xlink.errors import LoadError
 from xlink.linkage.schema import LinkageSchema, load_default_schema
 from xlink.linkage.tokens import TokenSet
 from xlink.progress import ProgressFn, count_progress
@@ -218,9 +218,10 @@ def prepare_side(
     :func:`~xlink.linkage.keys.derive_token_set`; the tokens are the same whatever their number.
     Raises
     :class:`~xlink.errors.LoadError` when a file cannot be loaded or when the same record id
-    appears in two files (ids must identify one record across the agency's whole side);
-    :class:`~xlink.errors.NothingLoaded` (the first such file's, naming the others) when no
-    row of one or more files loads, once every file is loaded and its rejects file written.
+    appears in two files (ids must identify one record across the agency's whole side).
+    Every file is tried first (and its rejects file written) so that all are fixed in one
+    run: the error raised is the first file's (:class:`~xlink.errors.NothingLoaded` when no
+    row of it loaded), naming the other files refused in ``others``.
     """
     if not paths:
         raise ValueError("at least one input file is needed")
@@ -230,7 +231,7 @@ def prepare_side(
     if rejects_dir is not None:
         Path(rejects_dir).mkdir(parents=True, exist_ok=True)
     loads: list[LoadResult] = []
-    refused: list[NothingLoaded] = []  # every file is loaded, so all are fixed in one run
+    refused: list[LoadError] = []  # every file is tried, so that all are fixed in one run
     for i, path in enumerate(paths):
         rejects_path = None
         if rejects_dir is not None:
@@ -253,13 +254,13 @@ def prepare_side(
                 progress=count_progress(progress, phase, rows),
                 today=today,
             )
-        except NothingLoaded as nothing:
-            refused.append(nothing)
+        except LoadError as cannot:
+            refused.append(cannot)
             continue
         if progress is not None:
             progress(phase, load.total, load.total)  # the estimate may be above the rows read
         loads.append(load)
-    if refused:
+    if refused:  # the first file's error, naming the others
         first = refused[0]
         raise first.also([r.source for r in refused[1:]]) if len(refused) > 1 else first
     _check_unique_ids(paths, loads)

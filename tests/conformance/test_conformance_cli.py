@@ -109,3 +109,18 @@ def test_list_prints_every_case_with_its_section(tmp_path: Path) -> None:
     assert len(lines) >= 110
     assert lines[0].split()[:2] == ["1", "sanity.first"]
     assert any("psi.confirm_answers_swapped" in line and line.endswith("§6.10") for line in lines)
+
+
+def test_a_failed_run_with_a_report_file_prints_no_json_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--json FILE`` names the run's report file, not a JSON mode: a failure prints its
+    error on standard error only, not a failure document on standard output."""
+    from xlink.cli.main import main
+
+    argv = ["conformance", "run", "--kit", str(tmp_path / "nokit"), "--peer", "127.0.0.1:9",
+            "--role", "initiator", "--outcomes", str(tmp_path / "o"), "--workdir",
+            str(tmp_path / "w"), "--json", str(tmp_path / "r.json")]  # fmt: skip
+    assert main(argv) == 3
+    out, err = capsys.readouterr()
+    assert out == "" and "cannot read the kit" in err

@@ -400,8 +400,14 @@ def test_every_file_of_a_side_is_loaded_before_one_that_loads_nothing_stops_it(
     with pytest.raises(NothingLoaded) as nothing:
         prepare_side(files, mappings=[json_mapping(tmp_path)] * 3)
     assert nothing.value.source == str(files[1]) and nothing.value.others == (str(files[2]),)
-    assert f"no record loaded (nor from {files[2]})" in str(nothing.value)
+    assert f"(also refused: {files[2]})" in str(nothing.value)
     assert (tmp_path / "c.rejects.csv").is_file() and not stale.exists()
+    # a file that cannot be read at all is named too, in its place
+    missing = tmp_path / "gone.csv"
+    with pytest.raises(LoadError) as cannot:
+        prepare_side([missing, *files], mappings=[json_mapping(tmp_path)] * 4)
+    assert type(cannot.value) is LoadError and "file not found" in str(cannot.value)
+    assert cannot.value.others == (str(files[1]), str(files[2]))
 
 
 def json_mapping(tmp_path: Path) -> Path:

@@ -88,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return ExitCode.OK
     except (Exception, KeyboardInterrupt) as exc:
-        json_asked = isinstance(exc, Exception) and getattr(args, "json", False)
+        # --json as a flag (conformance run's --json FILE is where its report goes)
+        json_asked = isinstance(exc, Exception) and getattr(args, "json", None) is True
         if json_asked and not getattr(args, "printed", False):  # none printed yet
             emit_json(failure_json(exc))
         return report_failure(exc)

@@ -117,9 +117,10 @@ _OTHER_FIELDS: Final = (
     "country",
 )
 MISSING_FIELDS: Final = frozenset((*_NAME_FIELDS, *_OTHER_FIELDS, "sex"))
+"""The fields a marker empties."""
+
 #: The markers of "not known" in ``sex``: all but ``UNKNOWN``, which it reads as ``X``.
 _SEX_MARKERS: Final = MISSING_MARKERS - {"UNKNOWN"}
-"""The fields a marker empties."""
 
 # Each set as a value is compared: upper case, with the spaced forms a marker is written in
 # (the rare other spacing goes through the slow path of :func:`_is_marker`).
