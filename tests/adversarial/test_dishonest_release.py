@@ -24,6 +24,7 @@ import random
 import sys
 import tracemalloc
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +316,36 @@ def test_unsolicited_releases_are_refused_and_audited(scratch: Path) -> None:
     # The audit names the release, never the match handles it claimed.
     text = json.dumps([fields for _, fields in run.audit])
     assert not any(h.hex() in text for s in fake for h in _handles_of(s))
+
+
+def test_releases_whose_signed_times_lie_are_refused_and_audited_once(scratch: Path) -> None:
+    """A partner signs true releases for our decided matches but lies about when it made
+    them: dated so far back that their retention ran out before they arrived (stored,
+    expired at once, and receipted: the partner held our receipt for a release nobody may
+    read), or dated ahead of our clock (a later expiry than the MOU allows). Each is refused
+    with its code, stored nowhere and audited once; an honest release beside them is stored."""
+    rng = random.Random(9)
+    decided = random_pairs(rng, 3)
+    retention = timedelta(days=make_record(0).caveats.retention_days)
+    lying = [
+        seal(make_record(0, match_handles=decided[0], created_at=T0 - retention)),
+        seal(make_record(1, match_handles=decided[1], created_at=T0 + timedelta(days=2))),
+    ]
+    honest = forged(2, decided[2])
+    frames = partner_frames(decided, [*lying, honest])
+    run = run_transfer(scratch, decided=decided, partner_frames=frames)
+    assert run.error is None and run.result is not None
+    assert run.stored == 1
+    assert run.refusals == ["retention-expired", "created-in-future"]
+    answers = [f for f in run.to_partner if f[4] in (RECEIPT, REFUSED)]
+    assert answers[:2] == [
+        frame(REFUSED, b"retention-expired"),
+        frame(REFUSED, b"created-in-future"),
+    ]
+    assert answers[2][4] == RECEIPT
+    denied = [f for k, f in run.audit if k is AuditEvent.RECEIVE_DENIED]
+    assert [d["reason"] for d in denied] == ["retention-expired", "created-in-future"]
+    assert [d["handle"] for d in denied] == [s.release_id.hex() for s in lying]
 
 
 def _handles_of(sealed: SealedRelease) -> tuple[bytes, ...]:

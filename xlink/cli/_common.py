@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypedDict
 
 from xlink.cli.exitcodes import exit_code_for
 from xlink.cli.progress import ProgressReporter
@@ -189,6 +189,27 @@ def add_input_options(parser: argparse.ArgumentParser, files_help: str) -> None:
         help="a bad value in a field a record may lack (a date of birth, a document...): "
         "drop-field leaves it out and keeps the record (listed in FILE's .field-errors.csv), "
         "reject-row rejects the row (default: %(default)s)",
+    )
+
+
+class InputReading(TypedDict):
+    """How :func:`~xlink.prepare.prepare_side` reads the files :func:`add_input_options`
+    names: the keyword arguments its options give, and today's date (the load's clock)."""
+
+    mappings: list[str] | None
+    date_order: str | None
+    bad_field: str
+    today: date
+
+
+def input_reading(args: argparse.Namespace) -> InputReading:
+    """The :class:`InputReading` of a command's :func:`add_input_options` options, read today
+    (this machine's clock, in UTC)."""
+    return InputReading(
+        mappings=args.mapping,
+        date_order=args.date_order,
+        bad_field=args.bad_field,
+        today=datetime.now(UTC).date(),
     )
 
 

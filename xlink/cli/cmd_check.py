@@ -14,7 +14,7 @@ from typing import Any
 
 from xlink._workdir import workdir_lock
 from xlink.agency import Agency
-from xlink.cli._common import emit_json, error_lines, terminal_text
+from xlink.cli._common import emit_json, error_lines, input_reading, terminal_text
 from xlink.cli.cmd_keygen import read_passphrase
 from xlink.cli.cmd_serve import add_exchange_options, host_port
 from xlink.cli.exitcodes import ExitCode, exit_code_for
@@ -120,13 +120,7 @@ def run(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory() as rejects:
             try:
                 side = prepare_side(
-                    args.files,
-                    schema=schema,
-                    mappings=args.mapping,
-                    date_order=args.date_order,
-                    bad_field=args.bad_field,
-                    rejects_dir=rejects,
-                    today=datetime.now(UTC).date(),
+                    args.files, schema=schema, **input_reading(args), rejects_dir=rejects
                 )
             except NothingLoaded as refused:  # its rejects file is about to go
                 raise refused.elsewhere() from None

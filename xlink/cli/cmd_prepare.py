@@ -5,10 +5,15 @@ exchange."""
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 from typing import Any
 
-from xlink.cli._common import add_input_options, emit_json, phase_timings, progress_reporter
+from xlink.cli._common import (
+    add_input_options,
+    emit_json,
+    input_reading,
+    phase_timings,
+    progress_reporter,
+)
 from xlink.cli.exitcodes import ExitCode
 from xlink.linkage.schema import load_default_schema, load_schema, schema_digest
 from xlink.prepare import prepare_side
@@ -60,13 +65,10 @@ def run(args: argparse.Namespace) -> int:
         side = prepare_side(
             args.files,
             schema=schema,
-            mappings=args.mapping,
-            date_order=args.date_order,
-            bad_field=args.bad_field,
+            **input_reading(args),
             rejects_dir=args.rejects_dir,
             progress=reporter,
             workers=args.workers,
-            today=datetime.now(UTC).date(),
         )
         duplicates: list[DuplicatePair] = []
         if not args.no_duplicates:

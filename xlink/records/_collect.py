@@ -1,0 +1,229 @@
+"""The collector every loader feeds (:mod:`xlink.records.loaders`): each row mapped,
+checked for a repeated id, validated, and kept or rejected under the policy; then the rejects
+and field-errors files written or removed, and the :class:`LoadResult`."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from xlink.errors import FieldError, NothingLoaded
+from xlink.records import _rejects
+from xlink.records._mapping import ColumnMapping, StrPath
+from xlink.records._missing import trim
+from xlink.records._rejects import Reject
+from xlink.records._rows import RawRow
+from xlink.records.model import PersonRecord
+from xlink.records.validation import BadFieldPolicy, DateOrder, RowChecker
+
+__all__ = ["PROGRESS_EVERY", "Collector", "LoadResult", "ProgressCallback", "rejects_target"]
+
+#: ``progress`` is called after every this many rows, and once at the end.
+PROGRESS_EVERY = 10_000
+
+ProgressCallback = Callable[[int], None]
+
+#: Errors in these (besides :data:`~xlink.records.validation.ROW_FIELDS`) reject a row whatever
+#: the policy: a line that is not a JSON object, a row that cannot be split into its columns, or
+#: two columns claiming one field.
+_ROW_PSEUDO_FIELDS = frozenset({"<line>", "<row>"})
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class LoadResult:
+    """What one load produced: the good records, the rejected rows, the fields left out of good
+    records (``DROP_FIELD``), and where rejects and field errors went."""
+
+    source: str
+    records: tuple[PersonRecord, ...]
+    rejects: tuple[Reject, ...]
+    rejects_path: Path | None = None  # set only when a rejects file was written
+    field_errors: tuple[FieldError, ...] = ()  # of kept records; field names as the input's
+    field_errors_path: Path | None = None  # set only when a field-errors file was written
+
+    @property
+    def loaded(self) -> int:
+        return len(self.records)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejects)
+
+    @property
+    def total(self) -> int:
+        """Data rows read (blank lines not counted)."""
+        return self.loaded + self.rejected
+
+    @property
+    def with_field_errors(self) -> int:
+        """Records loaded with at least one bad field left out."""
+        return len({e.line for e in self.field_errors})
+
+    def summary(self) -> str:
+        """One line for people: ``loaded 998 (3 with bad fields left out), rejected 2 (see
+        rejects: x.rejects.csv; field errors: x.field-errors.csv)``; the parts about field
+        errors and files appear only when there are some."""
+        text = f"loaded {self.loaded}"
+        if self.field_errors:
+            text += f" ({self.with_field_errors} with bad fields left out)"
+        text += f", rejected {self.rejected}"
+        files = []
+        if self.rejects_path is not None:
+            files.append(f"rejects: {self.rejects_path}")
+        if self.field_errors_path is not None:
+            files.append(f"field errors: {self.field_errors_path}")
+        if files:
+            text += f" (see {'; '.join(files)})"
+        return text
+
+    def __repr__(self) -> str:
+        return f"LoadResult(source={self.source!r}, {self.summary()})"
+
+
+_ColumnsPlan = tuple[dict[str, str], list[str], Callable[[Mapping[str, str]], dict[str, str]]]
+
+
+class Collector:
+    """Validates rows one by one: mapping, duplicate ids, validation, error column names, and
+    the policy's verdict on each row."""
+
+    def __init__(
+        self,
+        mapping: ColumnMapping,
+        date_order: DateOrder | str | None,
+        bad_field: BadFieldPolicy | str,
+        progress: ProgressCallback | None,
+        today: datetime.date | None,
+    ) -> None:
+        self.mapping = mapping
+        self.date_order = DateOrder(date_order or mapping.date_order or DateOrder.UNKNOWN)
+        self.bad_field = BadFieldPolicy(bad_field)
+        self.progress = progress
+        self.records: list[PersonRecord] = []
+        self.rejects: list[Reject] = []
+        self.field_errors: list[FieldError] = []
+        self.first_line: dict[str, int] = {}
+        self.padded: set[str] = set()  # ids first seen with invisible characters at an end
+        self.checker = RowChecker(
+            date_order=self.date_order,
+            date_orders=mapping.date_orders,
+            two_digit_years_until=mapping.two_digit_years_until,
+            default_category=mapping.category,
+            bad_field=self.bad_field,
+            today=today,
+        )
+        # per set of columns (in order): what resolve() says of them, and their assembler
+        self._plans: dict[tuple[str, ...], _ColumnsPlan] = {}
+
+    def _plan(self, values: Mapping[str, str]) -> _ColumnsPlan:
+        columns = tuple(values)
+        plan = self._plans.get(columns)
+        if plan is None:
+            if len(self._plans) >= 1024:  # JSON Lines objects may each have their own keys
+                self._plans.clear()
+            targets, conflicts = self.mapping.resolve(columns)
+            plan = (targets, conflicts, self.mapping.assembler(columns))
+            self._plans[columns] = plan
+        return plan
+
+    def _breaks_row(self, error: FieldError) -> bool:
+        """Whether a loader's error (named by the input's column) rejects the row whatever the
+        policy: a row pseudo field, or a bad value for the record id or the category."""
+        target = self.mapping.target(error.field)
+        return error.field in _ROW_PSEUDO_FIELDS or target in ("record_id", "category")
+
+    def add(self, row: RawRow) -> None:
+        errors = list(row.errors)
+        rejected = row.values is None or any(self._breaks_row(e) for e in errors)
+        record: PersonRecord | None = None
+        if row.values is not None:
+            targets, conflicts, assemble = self._plan(row.values)
+            if conflicts:
+                errors += (FieldError(row.line, "<row>", reason) for reason in conflicts)
+                rejected = True
+            canonical = assemble(row.values)
+            as_read = canonical.get("record_id", "")
+            record_id = trim(as_read)
+            if record_id in self.first_line:
+                reason = f"duplicate record_id (first seen on line {self.first_line[record_id]})"
+                if as_read.strip() != record_id or record_id in self.padded:  # does not show
+                    reason += ", once invisible characters at its ends are removed"
+                errors.append(
+                    FieldError(row.line, self.mapping.source_name("record_id", targets), reason)
+                )
+                rejected = True
+            elif record_id:
+                self.first_line[record_id] = row.line
+                if as_read.strip() != record_id:
+                    self.padded.add(record_id)
+            checked = self.checker.check(canonical, row.line, row.documents)
+            if checked.errors:
+                errors += (
+                    replace(e, field=self.mapping.source_name(e.field, targets))
+                    for e in checked.errors
+                )
+            record = checked.record
+        if self.bad_field is BadFieldPolicy.REJECT_ROW and errors:
+            rejected = True
+        if rejected or record is None:
+            self.rejects.append(Reject(row.line, row.raw, tuple(errors)))
+        else:
+            self.records.append(record)
+            self.field_errors += errors
+        done = len(self.records) + len(self.rejects)
+        if self.progress is not None and done % PROGRESS_EVERY == 0:
+            self.progress(done)
+
+    def finish(
+        self,
+        source: str,
+        rejects_path: Path | None,
+        write: Callable[[Path, Sequence[Reject]], None],
+    ) -> LoadResult:
+        done = len(self.records) + len(self.rejects)
+        if self.progress is not None and done % PROGRESS_EVERY != 0:
+            self.progress(done)
+        written = field_errors_written = None
+        if rejects_path is not None:
+            if self.rejects:
+                write(rejects_path, self.rejects)
+                written = rejects_path
+            else:
+                _rejects.remove_stale(rejects_path)
+            field_errors_path = _rejects.field_errors_path(rejects_path)
+            if self.field_errors:
+                _rejects.write_field_errors(field_errors_path, self.field_errors)
+                field_errors_written = field_errors_path
+            else:
+                _rejects.remove_stale(field_errors_path)
+        if not self.records:
+            written_to = None if written is None else str(written)
+            raise NothingLoaded(source, self.rejects, written_to)
+        return LoadResult(
+            source,
+            tuple(self.records),
+            tuple(self.rejects),
+            written,
+            tuple(self.field_errors),
+            field_errors_written,
+        )
+
+
+def rejects_target(
+    path: Path | None, rejects_path: StrPath | None, write_rejects: bool, extension: str
+) -> Path | None:
+    """Where rejects go (``None``: nowhere; ``path`` ``None``: a DataFrame, only if given)."""
+    if not write_rejects or (path is None and rejects_path is None):
+        return None
+    target = Path(rejects_path) if rejects_path is not None else None
+    if target is None:
+        assert path is not None
+        target = _rejects.default_rejects_path(path, extension)
+    field_errors = _rejects.field_errors_path(target)
+    if field_errors.resolve() == target.resolve():
+        raise ValueError("the field-errors file would overwrite the rejects file")
+    if path is not None and path.resolve() in (target.resolve(), field_errors.resolve()):
+        raise ValueError("the rejects or field-errors file would overwrite the input")
+    return target
