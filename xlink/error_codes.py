@@ -58,6 +58,7 @@ class AbortCode(IntEnum):
     # Release transfer (xlink-release-v1 §10): never in a PSI Abort message.
     DECISION_MISMATCH = 60
     TOO_MANY_RELEASES = 61
+    BAD_RELEASE = 62
     # Real-time query (xlink-query-v1 §8): never in a PSI Abort message.
     QUOTA_EXHAUSTED = 70
     BAD_TABLE = 71

@@ -31,6 +31,7 @@ from xlink.error_codes import AbortCode, HubReason, RefusalReason
 
 __all__ = [
     "AbortCode",
+    "BadRelease",
     "ClusterError",
     "ConnectionLost",
     "DecisionMismatch",
@@ -331,6 +332,19 @@ class DecisionMismatch(TransferError):
 
     def __init__(self) -> None:
         super().__init__("the peer decided other matches", AbortCode.DECISION_MISMATCH)
+
+
+class BadRelease(TransferError):
+    """The peer sent a release we refuse (``BAD_RELEASE``): not for exactly one of our decided
+    matches, a second one for a match, a label that does not open, not sealed and signed for
+    us under this MOU and session, or dated where no clock of an honest partner puts it
+    (xlink-release-v1 §10). No honest partner sends one, so the transfer ends at the first:
+    nothing more of ours leaves. ``reason`` is the refusal's code, as audited
+    (``RECEIVE_DENIED``)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the peer sent a release we refuse ({reason})", AbortCode.BAD_RELEASE)
 
 
 class ReleaseRejected(ProtocolError):

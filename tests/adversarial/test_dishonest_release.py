@@ -1,8 +1,9 @@
 """A dishonest partner in the release transfer (issue 11: item 3's decided-pairs digest, item 4,
 attack 6): it sends correctly signed releases for handles it never matched, announces more
 releases than we decided, sends a decided-pairs digest that is not ours, or speaks transfer v0.
-Each is refused with a code, nothing of it is stored, and the refusal is audited; an honest
-exchange still transfers everything.
+Each is refused with a code, nothing of it is stored, and the refusal is audited; over TLS the
+first such release ends the transfer (``BAD_RELEASE``), so nothing more of ours leaves. An
+honest exchange still transfers everything.
 
 In memory, a hand-written partner (frames built from xlink-release-v1 §10, not from the
 module under test) faces the real transfer and the real store; over real TLS, a partner built
@@ -56,7 +57,7 @@ import xlink.agency._releasing as releasing  # noqa: E402
 from xlink.agency._transfer import agree_and_label  # noqa: E402
 from xlink.audit import AuditEvent, AuditLog, verify_log  # noqa: E402
 from xlink.decide import Decision, decide  # noqa: E402
-from xlink.errors import XlinkError  # noqa: E402
+from xlink.errors import BadRelease, XlinkError  # noqa: E402
 from xlink.protocol.abort import AbortCode  # noqa: E402
 from xlink.protocol.config import Role  # noqa: E402
 from xlink.protocol.limits import MAX_MESSAGE_SIZE  # noqa: E402
@@ -513,19 +514,28 @@ def test_an_honest_partner_gets_everything_through(scratch: Path) -> None:
 # -- over real TLS: a partner built on the library, with one step falsified ---------------------
 
 
-def _partner_releases_all_refused(agencies: Agencies) -> tuple[Any, Any, list[dict[str, Any]]]:
-    """Run both agencies; check that the partner released something and that every one of its
-    releases was refused by us and stored nowhere. Returns both outcomes and our
-    RECEIVE_DENIED entries."""
+def _partner_release_aborts(agencies: Agencies, reason: str) -> dict[str, Any]:
+    """Run both agencies; check that the partner's first release ended our transfer with
+    ``BAD_RELEASE`` (no honest partner sends one): refused for ``reason``, audited once,
+    stored nowhere, the abort and the run's end audited with the code. Returns the
+    RECEIVE_DENIED entry."""
     out = agencies.run()
-    us, ca = out[US], out[CA]
-    assert not isinstance(us, BaseException), us
-    assert not isinstance(ca, BaseException), ca
-    assert ca.released_total > 0
-    assert us.refused_by_us == ca.refused_by_peer == ca.released_total
-    assert us.received == {} and agencies.stored(US) == 0
-    denied = [f for k, f in agencies.audit(US) if k is AuditEvent.RECEIVE_DENIED]
-    return us, ca, denied
+    error, partner = out[US], out[CA]
+    assert isinstance(error, BadRelease), error
+    assert (error.code, error.reason) == (AbortCode.BAD_RELEASE, reason)
+    assert isinstance(partner, TransferError), partner  # it saw us hang up
+    assert agencies.stored(US) == 0
+    entries = agencies.audit(US)
+    kinds = [k for k, _ in entries]
+    assert AuditEvent.RELEASE_RECEIVED not in kinds and AuditEvent.RECEIPT_SENT not in kinds
+    (denied,) = [f for k, f in entries if k is AuditEvent.RECEIVE_DENIED]
+    assert kinds[-2:] == [AuditEvent.SESSION_ABORTED, AuditEvent.RUN_ENDED]
+    aborted, ended = entries[-2][1], entries[-1][1]
+    assert (aborted["code"], aborted["side"], aborted["peer"]) == ("BAD_RELEASE", "LOCAL", CA)
+    assert (ended["outcome"], ended["code"]) == ("transfer-failed", "BAD_RELEASE")
+    assert (denied["reason"], denied["peer"]) == (reason, CA)
+    assert denied["session"] == aborted["session"]
+    return denied
 
 
 def _is_partner(decision: Decision) -> bool:
@@ -548,11 +558,12 @@ def test_real_tls_honest_run_transfers_everything(tmp_path: Path) -> None:
     assert AuditEvent.SESSION_ABORTED not in kinds and AuditEvent.RECEIVE_DENIED not in kinds
 
 
-def test_real_tls_releases_for_handles_never_matched_are_refused(
+def test_real_tls_a_release_for_handles_never_matched_aborts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The partner decides honestly (same digest) but builds each release, signed with its
-    real key in the real session, for random handles instead of the decided pair's."""
+    real key in the real session, for random handles instead of the decided pair's: the first
+    ends the transfer, ``not-decided``."""
 
     def forging(decision: Decision, *args: Any, **kwargs: Any) -> Any:
         if kwargs["originator"] == CA:
@@ -579,14 +590,7 @@ def test_real_tls_releases_for_handles_never_matched_are_refused(
 
     monkeypatch.setattr(releasing, "release_decided", forging)
     monkeypatch.setattr(releasing, "seal_labelled", label_anyway)
-    agencies = Agencies(tmp_path)
-    us, ca, denied = _partner_releases_all_refused(agencies)
-    assert len(denied) == ca.released_total
-    assert {(d["reason"], d["peer"], d["session"]) for d in denied} == {
-        ("not-decided", CA, us.session_id)
-    }
-    # Our own releases went through: the partner held the decided handles.
-    assert ca.received == us.released and ca.received_total > 0
+    _partner_release_aborts(Agencies(tmp_path), "not-decided")
 
 
 def test_real_tls_a_different_decision_releases_nothing(
@@ -703,14 +707,14 @@ def test_real_tls_more_releases_than_decided_aborts_and_is_audited(
     assert entries[-1][1]["outcome"] == "transfer-failed"
 
 
-def test_real_tls_release_labelled_with_part_of_a_pair_is_not_decided(
+def test_real_tls_a_release_labelled_with_part_of_a_pair_aborts_as_not_decided(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Release transfer (v2 on) labels a release with one output for its whole decided pair. The
     partner labels each release handle by handle (as v1 did, here with made-up outputs) and
     names only part of the pair (or one handle more): no label names exactly one of our
-    decided pairs, so each is refused ``not-decided`` before any key is tried (v1 tried the
-    key and said ``label-failed``), and nothing is stored."""
+    decided pairs, so the first is refused ``not-decided`` before any key is tried (v1 tried
+    the key and said ``label-failed``) and ends the transfer; nothing is stored."""
     hand_over = runner.Agency.hand_over
 
     def partial(self: runner.Agency, sealed: Any, session_id: bytes, outputs_of: Any) -> bytes:
@@ -727,19 +731,15 @@ def test_real_tls_release_labelled_with_part_of_a_pair_is_not_decided(
         )
 
     monkeypatch.setattr(runner.Agency, "hand_over", partial)
-    agencies = Agencies(tmp_path)
-    us, ca, denied = _partner_releases_all_refused(agencies)
-    assert len(denied) == ca.released_total
-    assert {d["reason"] for d in denied} == {"not-decided"}
-    assert ca.received == us.released and ca.received_total > 0
+    _partner_release_aborts(Agencies(tmp_path), "not-decided")
 
 
-def test_real_tls_release_labelled_without_the_tokens_does_not_open(
+def test_real_tls_a_release_labelled_without_the_tokens_aborts_as_not_opening(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The partner decided honestly but labels its releases with outputs it made up instead of
-    the ones its tokens give (as a party not holding the tokens would have to): none opens, each
-    is refused as label-failed and audited, nothing is stored."""
+    the ones its tokens give (as a party not holding the tokens would have to): the first does
+    not open, is refused as label-failed, audited, and ends the transfer; nothing is stored."""
 
     hand_over = runner.Agency.hand_over
 
@@ -749,11 +749,7 @@ def test_real_tls_release_labelled_without_the_tokens_does_not_open(
         return hand_over(self, sealed, session_id, outputs_of)
 
     monkeypatch.setattr(runner.Agency, "hand_over", mislabel)
-    agencies = Agencies(tmp_path)
-    us, ca, denied = _partner_releases_all_refused(agencies)
-    assert {d["reason"] for d in denied} == {"label-failed"}
-    assert len(denied) == ca.released_total
-    assert ca.received == us.released and ca.received_total > 0  # ours opened for the partner
+    _partner_release_aborts(Agencies(tmp_path), "label-failed")
 
 
 def test_padded_releases_are_not_held_once_answered() -> None:

@@ -9,9 +9,10 @@ our records) and hangs up once it has our releases.
 
 What must hold on our side: nothing stored twice and nothing lost (store ids, own records,
 content digests), our outbound ledger delivered (``SENT``) only on a receipt that verifies and
-otherwise offered again (once per decided match and session), every refusal answered with
-``REFUSED`` and audited (``RECEIVE_DENIED`` with its reason), and ``RELEASE_SENT`` /
-``RECEIPT_RECEIVED`` / ``RUN_ENDED`` saying what happened.
+otherwise offered again (once per decided match and session), a release we refuse audited
+(``RECEIVE_DENIED`` with its reason) and ending the transfer (``BAD_RELEASE``, no honest
+partner sends one), and ``RELEASE_SENT`` / ``RECEIPT_RECEIVED`` / ``RUN_ENDED`` saying what
+happened.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import xlink.agency._releasing as releasing
 from xlink.agency import AgencyOutcome
 from xlink.audit import AuditEvent
 from xlink.decide import Decision
-from xlink.errors import XlinkError
+from xlink.errors import AbortCode, BadRelease, XlinkError
 from xlink.release import SealedRelease, release_decided
 from xlink.release.recipe import Fate, ReleaseBatch
 from xlink.transport.release_transfer import TransferGate, TransferResult, transfer_releases
@@ -190,6 +191,26 @@ def _entries(
     ]
 
 
+def _aborted(out: dict[str, Any], agencies: Agencies, reason: str) -> str:
+    """Check that a release of the partner's refused for ``reason`` ended our run with
+    ``BAD_RELEASE``, audited once as refused and once as the abort; the session's id."""
+    error = out[US]
+    assert isinstance(error, BadRelease), error
+    assert (error.code, error.reason) == (AbortCode.BAD_RELEASE, reason)
+    aborted = _entries(agencies, AuditEvent.SESSION_ABORTED)[-1]
+    assert (aborted["code"], aborted["side"], aborted["peer"]) == ("BAD_RELEASE", "LOCAL", CA)
+    session = str(aborted["session"])
+    (denied,) = _entries(agencies, AuditEvent.RECEIVE_DENIED, session)
+    assert (denied["reason"], denied["peer"]) == (reason, CA)
+    ended = _run_ends(agencies)[-1]
+    assert (ended["outcome"], ended["code"], ended["session"]) == (
+        "transfer-failed",
+        "BAD_RELEASE",
+        session,
+    )
+    return session
+
+
 def _run_ends(agencies: Agencies) -> list[dict[str, Any]]:
     return _entries(agencies, AuditEvent.RUN_ENDED)
 
@@ -220,13 +241,13 @@ def _first(agencies: Agencies) -> tuple[AgencyOutcome, AgencyOutcome]:
 # -- replays of an earlier session ---------------------------------------------------------------
 
 
-def test_release_frames_replayed_from_an_earlier_session_are_refused_and_audited(
+def test_release_frames_replayed_from_an_earlier_session_end_the_transfer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The partner records its labelled RELEASE frames of session 1 and sends them again, byte
     for byte, in session 2 (where its ledger has nothing left to send). Their labels name the
-    handles of session 1, which no decided match of session 2 has: each is refused
-    (``not-decided``), audited, and nothing is stored."""
+    handles of session 1, which no decided match of session 2 has: the first is refused
+    (``not-decided``), audited, and ends the transfer; nothing is stored."""
     partner = Partner(monkeypatch)
     agencies = Agencies(tmp_path)
     _first(agencies)
@@ -235,32 +256,24 @@ def test_release_frames_replayed_from_an_earlier_session_are_refused_and_audited
     assert len(recorded) == 10
 
     partner.rewrite = lambda run, ours, encode: list(recorded)
-    us, ca = _ok(agencies.run())
+    session = _aborted(agencies.run(), agencies, "not-decided")
     assert partner.runs[1].sealed == []  # its ledger: everything delivered
-    assert us.refused_by_us == 10 and ca.refused_by_peer == 0
-    assert us.received == {} and us.received_before == 0
-    assert partner.runs[1].answers_from_us == [(False, b"not-decided")] * 10
     assert _rows(agencies) == before and agencies.ledger(US) == ledger
-    assert us.released_total == 0 and us.delivered_before == 10
-    denied = _entries(agencies, AuditEvent.RECEIVE_DENIED, us.session_id)
-    assert [d["handle"] for d in denied] == [f[1 : 1 + HANDLE].hex() for f in recorded]
-    assert {(d["reason"], d["peer"]) for d in denied} == {("not-decided", CA)}
-    assert not _entries(agencies, AuditEvent.RELEASE_RECEIVED, us.session_id)
-    assert not _entries(agencies, AuditEvent.RECEIPT_SENT, us.session_id)
-    assert [(e["outcome"], e["released"], e["received"]) for e in _run_ends(agencies)] == [
-        ("completed", 10, 10),
-        ("completed", 0, 0),
-    ]
-    assert _inbound(us) == {"none": 10}
+    (denied,) = _entries(agencies, AuditEvent.RECEIVE_DENIED, session)
+    assert denied["handle"] == recorded[0][1 : 1 + HANDLE].hex()
+    assert not _entries(agencies, AuditEvent.RELEASE_RECEIVED, session)
+    assert not _entries(agencies, AuditEvent.RECEIPT_SENT, session)
+    assert not _entries(agencies, AuditEvent.RELEASE_SENT, session)  # we had nothing left
+    first, _ = _run_ends(agencies)
+    assert (first["outcome"], first["released"], first["received"]) == ("completed", 10, 10)
 
 
-def _relabelled_replay(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Agencies, Partner, AgencyOutcome]:
+def _relabelled_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Agencies, str]:
     """Session 1 honest; in session 2 the partner builds a release for every decided match
     again and labels, for each, the sealed release it sent for the same record in session 1
     (signed by it, sealed to us, bound to session 1) with the labels of session 2, which it can
-    compute: the label opens, the release inside is from another session."""
+    compute: the label opens, the release inside is from another session (``wrong-session``),
+    and the first ends the transfer. Returns the second session's id."""
     partner = Partner(monkeypatch)
     agencies = Agencies(tmp_path)
     _first(agencies)
@@ -274,32 +287,18 @@ def _relabelled_replay(
 
     partner.forget_ledger = True
     partner.rewrite = relabel
-    us, _ca = _ok(agencies.run())
+    session = _aborted(agencies.run(), agencies, "wrong-session")
     assert len(partner.runs[1].frames) == 10
-    return agencies, partner, us
+    return agencies, session
 
 
-def test_a_release_of_an_earlier_session_in_this_sessions_labels_is_refused(
+def test_a_release_of_an_earlier_session_in_this_sessions_labels_ends_the_transfer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    agencies, partner, us = _relabelled_replay(tmp_path, monkeypatch)
-    assert us.refused_by_us == 10 and us.received == {} and us.received_before == 0
-    assert [ok for ok, _ in partner.runs[1].answers_from_us] == [False] * 10
+    agencies, session = _relabelled_replay(tmp_path, monkeypatch)
     assert agencies.stored(US) == 10  # session 1's, once each
-    assert not _entries(agencies, AuditEvent.RELEASE_RECEIVED, us.session_id)
-    assert not _entries(agencies, AuditEvent.RECEIPT_SENT, us.session_id)
-    assert _run_ends(agencies)[-1]["outcome"] == "completed"
-    assert _inbound(us) == {"none": 10}
-
-
-def test_a_release_of_an_earlier_session_in_this_sessions_labels_is_audited(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    agencies, partner, us = _relabelled_replay(tmp_path, monkeypatch)
-    denied = _entries(agencies, AuditEvent.RECEIVE_DENIED, us.session_id)
-    assert len(denied) == 10
-    assert {(d["reason"], d["peer"]) for d in denied} == {("wrong-session", CA)}
-    assert partner.runs[1].answers_from_us == [(False, b"wrong-session")] * 10
+    assert not _entries(agencies, AuditEvent.RELEASE_RECEIVED, session)
+    assert not _entries(agencies, AuditEvent.RECEIPT_SENT, session)
 
 
 # -- two releases for one decided match ----------------------------------------------------------
@@ -323,42 +322,34 @@ def _twice(other_record: bool) -> Callable[[Decision], Decision]:
 
 
 @pytest.mark.parametrize("variant", ["same-frame", "same-record", "other-record"])
-def test_a_second_release_for_one_decided_match_is_refused(
+def test_a_second_release_for_one_decided_match_ends_the_transfer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str
 ) -> None:
     """The partner sends two releases for its first decided match (the same frame twice, a
     second release of the same record, or another record's release under the same handles)
-    and none for its last. The second is refused ``match-already-received`` and audited;
-    nothing is stored twice; the next (honest) exchange delivers the missing one, and in the
-    end each of our ten decided records holds exactly one release."""
+    and none for its last. The second is refused ``match-already-received``, audited, and ends
+    the transfer; nothing is stored twice; the next (honest) exchange delivers the ones
+    missing, and in the end each of our ten decided records holds exactly one release."""
     partner = Partner(monkeypatch)
     if variant == "same-frame":
         partner.rewrite = _same_frame
     else:
         partner.remap = _twice(other_record=variant == "other-record")
     agencies = Agencies(tmp_path)
-    us, _ca = _ok(agencies.run())
+    session = _aborted(agencies.run(), agencies, "match-already-received")
     run = partner.runs[0]
     assert len(run.frames) == 10
-    duplicate = 9 if variant == "same-frame" else 1
-    refused = [(False, b"match-already-received")]
-    assert [a for i, a in enumerate(run.answers_from_us) if i == duplicate] == refused
-    assert all(ok for i, (ok, _) in enumerate(run.answers_from_us) if i != duplicate)
-    assert us.refused_by_us == 1 and us.received_total == 9 and us.received_before == 0
+    duplicate = 9 if variant == "same-frame" else 1  # the frames before it are stored
     rows = _rows(agencies)
-    assert len(rows) == 9 and len({own for _, own, _ in rows}) == 9
-    (denied,) = _entries(agencies, AuditEvent.RECEIVE_DENIED, us.session_id)
-    assert denied["reason"] == "match-already-received" and denied["peer"] == CA
+    assert len(rows) == duplicate and len({own for _, own, _ in rows}) == duplicate
+    (denied,) = _entries(agencies, AuditEvent.RECEIVE_DENIED, session)
     second = run.sealed[0 if variant == "same-frame" else 1]
     assert denied["handle"] == second.release_id.hex()
     assert denied["digest"] == second.digest.hex()
     if variant != "same-frame":
         assert second.release_id not in {rid for rid, _, _ in rows}
-    received = _entries(agencies, AuditEvent.RELEASE_RECEIVED, us.session_id)
-    assert len(received) == 9 == len({e["handle"] for e in received})
-    assert _inbound(us) == {"received": 9, "none": 1}
-    # Our own releases were not affected.
-    assert us.released_total == 10 == us.receipts_verified and agencies.stored(CA) == 10
+    received = _entries(agencies, AuditEvent.RELEASE_RECEIVED, session)
+    assert len(received) == duplicate == len({e["handle"] for e in received})
 
     partner.honest()
     us2, _ = _ok(agencies.run())
@@ -366,8 +357,9 @@ def test_a_second_release_for_one_decided_match_is_refused(
     rows = _rows(agencies)
     assert len(rows) == 10 and len({own for _, own, _ in rows}) == 10
     assert {own for _, own, _ in rows} == {own for _, _, own in agencies.ledger(US)}
-    assert us2.received_total - us2.received_before == 1  # the one missing
-    assert [e["outcome"] for e in _run_ends(agencies)] == ["completed", "completed"]
+    assert us2.received_total - us2.received_before == 10 - duplicate  # the ones missing
+    assert agencies.stored(CA) == 10  # ours, each once, whatever the abort cut short
+    assert [e["outcome"] for e in _run_ends(agencies)] == ["transfer-failed", "completed"]
 
 
 # -- content games in a later session ------------------------------------------------------------

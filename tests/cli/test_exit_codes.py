@@ -49,6 +49,7 @@ EXPECTED: dict[type[BaseException], ExitCode] = {
     E.QuotaExhausted: PROTOCOL,
     E.TransferError: PROTOCOL,
     E.DecisionMismatch: PROTOCOL,
+    E.BadRelease: PROTOCOL,
     E.ReleaseRejected: PROTOCOL,
     E.ReleaseReplayed: PROTOCOL,
     E.PeerRefused: PROTOCOL,

@@ -1,6 +1,6 @@
 """The receiving half of one release transfer: each labelled release of the partner's opened
-with the OPRF outputs of tokens we hold, stored against one of our decided matches, and every
-refusal answered with its reason code and audited."""
+with the OPRF outputs of tokens we hold and stored against one of our decided matches; a
+refusal is audited with its reason code and raised as :class:`~xlink.errors.BadRelease`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Final
 from xlink.agency._matches import Inbound
 from xlink.audit import AuditEvent
 from xlink.decide import Decision
-from xlink.errors import DecryptionError, PolicyDenied, ReleaseRejected, XlinkError
+from xlink.errors import BadRelease, DecryptionError, PolicyDenied, ReleaseRejected, XlinkError
 from xlink.identifiers import REASON_CODE
 from xlink.protocol.limits import HANDLE_SIZE
 from xlink.release.label import (
@@ -36,7 +36,12 @@ __all__ = ["Receiver"]
 
 class Receiver:
     """The receiving half of one transfer: opens each labelled release with the OPRF outputs
-    of tokens we hold (spec §10.2) and stores it against the decided match it names."""
+    of tokens we hold (spec §10.2) and stores it against the decided match it names.
+
+    A release it refuses is audited (``RECEIVE_DENIED``, with the reason) and raised as
+    :class:`~xlink.errors.BadRelease`: no honest partner sends one, so a release transfer
+    ends there (xlink-release-v1 §10); a query, whose asker releases nothing, answers it
+    with the reason instead (xlink-query-v1 §7)."""
 
     def __init__(
         self,
@@ -59,7 +64,7 @@ class Receiver:
         self.accepted: list[Inbound] = []
         self.refused = 0
 
-    def _refuse(self, named: tuple[bytes, ...], reason: str) -> tuple[bool, bytes]:
+    def _refuse(self, named: tuple[bytes, ...], reason: str) -> BadRelease:
         self.refused += 1
         # The first handle the frame names stands for the release (its id is inside).
         first = named[0] if named and len(named[0]) == HANDLE_SIZE else bytes(HANDLE_SIZE)
@@ -68,27 +73,28 @@ class Receiver:
         agency.audit.append(
             AuditEvent.RECEIVE_DENIED, {**fields, "peer": agency.peer_id}, now=agency.clock()
         )
-        return False, reason.encode("ascii")
+        return BadRelease(reason)
 
     def store_one(self, frame: bytes, for_match: int | None = None) -> tuple[bool, bytes]:
-        """Open, check and store one release frame; ``(accepted, receipt or refusal code)``.
-        ``for_match``: the index of the decided match the frame answers (a query's answer
-        slot): a frame whose label names another of our decided pairs is refused (not
-        decided for that slot), so that an answer cannot file one traveller's release under
-        another."""
+        """Open, check and store one release frame; ``(True, receipt)``. A release refused
+        is audited and raised as :class:`~xlink.errors.BadRelease` (its ``reason``; the store
+        changed nothing). ``for_match``: the index of the decided match the frame answers (a
+        query's answer slot): a frame whose label names another of our decided pairs is
+        refused (not decided for that slot), so that an answer cannot file one traveller's
+        release under another."""
         named = labelled_handles(frame)
         try:
             label, data = open_labelled(
                 frame, session_id=self._session_id, outputs_of=self._outputs_of
             )
         except LabelNotMatched:  # names handles that are not one of our decided pairs
-            return self._refuse(named, DENY_NOT_DECIDED)
+            raise self._refuse(named, DENY_NOT_DECIDED) from None
         except (LabelError, DecryptionError):
-            return self._refuse(named, DENY_LABEL_FAILED)
+            raise self._refuse(named, DENY_LABEL_FAILED) from None
         waiting = self._waiting.get(frozenset(label))
         index = waiting[0] if waiting else None
         if for_match is not None and (waiting is None or for_match not in waiting):
-            return self._refuse(label, DENY_NOT_DECIDED)
+            raise self._refuse(label, DENY_NOT_DECIDED)
         if for_match is not None:
             index = for_match
         own = self._matches[index].local_record_id if index is not None else None
@@ -105,10 +111,10 @@ class Receiver:
             reason = _refusal_reason(exc)
             if isinstance(exc, PolicyDenied) and reason in _AUDITED_BY_THE_STORE:
                 self.refused += 1
-                return False, reason.encode("ascii")
+                raise BadRelease(reason) from None
             # Every other refusal of §7 (wrong session, MOU, originator, signature, fields,
             # caveats, a replayed release id...) is audited here, with its code.
-            return self._refuse(label, reason)
+            raise self._refuse(label, reason) from None
         status = "received" if accepted.stored else "held-before"
         got = Inbound(status, accepted.release_id, accepted.category.value)
         if waiting and index is not None:

@@ -13,10 +13,9 @@ from xlink.conformance.cases_query import QUERY_CASES
 from xlink.conformance.cases_session import SESSION_PLAYS
 from xlink.conformance.cases_transfer import TRANSFER_CASES
 from xlink.conformance.model import Case, Expect, Observation, Outcome
-from xlink.conformance.script import ByRole, QueryRewrite, Rewrite, abort_received, kind_of
+from xlink.conformance.script import ByRole, QueryRewrite, Rewrite, abort_received
 from xlink.error_codes import AbortCode as A
 from xlink.query.messages import QueryType
-from xlink.release.transfer import FrameType
 
 __all__ = ["ROLES", "SANITY_FIRST", "SANITY_LAST", "all_cases", "select"]
 
@@ -77,18 +76,6 @@ def _peer_aborted_with(code: str) -> Callable[[Observation, Outcome | None], str
         return None
 
     return check
-
-
-def _refused_on_wire(seen: Observation, outcome: Outcome | None) -> str | None:
-    refused = sum(1 for f in seen.received if kind_of(f) is FrameType.REFUSED)
-    if outcome is not None and outcome.refused < 1:
-        return "a release of another session was not refused"
-    if refused < 1:
-        return "no REFUSED frame answered the release of another session"
-    sent = getattr(seen.outcome, "released_total", None)
-    if outcome is not None and sent is not None and outcome.stored > sent - 1:
-        return f"stored {outcome.stored} of the runner's {sent} releases, one of another session"
-    return None
 
 
 def _within(idle_timeouts: float) -> Callable[[Observation, Outcome | None], str | None]:
@@ -161,8 +148,10 @@ def _session_cases() -> list[tuple[str, str, str, Expect, tuple[str, ...]]]:
          "BAD_COMMITMENT (or BAD_REVEAL).",
          Expect(abort=(A.BAD_COMMITMENT, A.BAD_REVEAL)), ("dishonest", "reflection")),
         ("dishonest.unsolicited_release", f"{RELEASE} §10",
-         "A release of another session (not decided in this one) MUST be answered REFUSED and "
-         "stored nowhere.", Expect(abort=(), check=_refused_on_wire), ("dishonest", "replay")),
+         "A release of another session (not decided in this one) MUST end the transfer with "
+         "BAD_RELEASE and be stored nowhere (the agent's own releases sent before it may "
+         "stand).", Expect(abort=(A.BAD_RELEASE,), on_wire=False, may_release=True),
+         ("dishonest", "replay")),
     ]  # fmt: skip
 
 
