@@ -319,7 +319,8 @@ class QuotaExhausted(PeerAborted):
 class TransferError(RemoteProtocolError):
     """The peer broke release transfer v3: a frame out of order, a count that disagrees
     (``UNEXPECTED_MESSAGE``), more releases than we decided matches (``TOO_MANY_RELEASES``),
-    another version of the transfer (``UNSUPPORTED_VERSION``)."""
+    another version of the transfer (``UNSUPPORTED_VERSION``), a release no honest partner
+    sends (``BAD_RELEASE``: :class:`BadRelease`)."""
 
     def __init__(self, detail: str, code: AbortCode = AbortCode.UNEXPECTED_MESSAGE) -> None:
         super().__init__(code, detail)
@@ -335,12 +336,12 @@ class DecisionMismatch(TransferError):
 
 
 class BadRelease(TransferError):
-    """The peer sent a release we refuse (``BAD_RELEASE``): not for exactly one of our decided
-    matches, a second one for a match, a label that does not open, not sealed and signed for
-    us under this MOU and session, or dated where no clock of an honest partner puts it
-    (xlink-release-v1 §10). No honest partner sends one, so the transfer ends at the first:
-    nothing more of ours leaves. ``reason`` is the refusal's code, as audited
-    (``RECEIVE_DENIED``)."""
+    """The peer sent a release we refuse for a reason no honest partner causes
+    (``BAD_RELEASE``): not for exactly one of our decided matches, a second one for a match, a
+    label that does not open, not sealed and signed for us under this MOU and session
+    (xlink-release-v1 §10; a refusal for the partner's clock is answered instead). The
+    transfer ends at the first: what of ours had not left stays here. ``reason`` is the
+    refusal's code, as audited (``RECEIVE_DENIED``)."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason

@@ -54,6 +54,7 @@ from _store_support import (  # noqa: E402
 import xlink.agency._agency as runner  # noqa: E402
 import xlink.agency._exchange as exchange_step  # noqa: E402
 import xlink.agency._releasing as releasing  # noqa: E402
+from xlink.agency._inbound import ending_on_dishonesty  # noqa: E402
 from xlink.agency._transfer import agree_and_label  # noqa: E402
 from xlink.audit import AuditEvent, AuditLog, verify_log  # noqa: E402
 from xlink.decide import Decision, decide  # noqa: E402
@@ -242,7 +243,7 @@ def run_transfer(
         with open_store(directory / "store.db", audit=audit) as store:
             expected = DecidedMatches(decided)
 
-            def store_one(data: bytes) -> tuple[bool, bytes]:  # as run_agency's
+            def refusing(data: bytes) -> tuple[bool, bytes]:
                 try:
                     receipt = store.receive(
                         data, expected_session_id=SESSION, now=T0, expected_matches=expected
@@ -252,6 +253,8 @@ def run_transfer(
                     refusals.append(reason)
                     return False, reason.encode()
                 return True, receipt
+
+            store_one = ending_on_dishonesty(refusing)  # as run_agency's
 
             async def us(conn: MemoryConnection) -> TransferResult:
                 gate = TransferGate(conn)
@@ -294,29 +297,56 @@ def run_transfer(
     return Run(outcome, None, frames, stored, entries, refusals)
 
 
-def test_unsolicited_releases_are_refused_and_audited(scratch: Path) -> None:
+def _ended_by(run: Run, reason: str) -> dict[str, Any]:
+    """Check that the partner's release refused for ``reason`` ended the transfer: the coded
+    abort, no answer sent to it (nor to any release after it), audited once; the entry."""
+    assert run.result is None
+    assert isinstance(run.error, BadRelease), run.error
+    assert (run.error.code, run.error.reason) == (AbortCode.BAD_RELEASE, reason)
+    assert [f for f in run.to_partner if f[4] in (REFUSED, RECEIPTS_END)] == []
+    (denied,) = [f for k, f in run.audit if k is AuditEvent.RECEIVE_DENIED]
+    assert denied["reason"] == reason
+    return denied
+
+
+def test_unsolicited_releases_end_the_transfer_at_the_first(scratch: Path) -> None:
     """Attack 6: 200 releases, correctly signed with the partner's real key in the real
-    session, for handles we never matched. Before: 200 of 200 stored."""
+    session, for handles we never matched. Before: 200 of 200 stored; then each refused while
+    the transfer went on. Now the first is refused, audited and ends the transfer."""
     rng = random.Random(6)
     decided = random_pairs(rng, 200)
     fake = [forged(i, pair) for i, pair in enumerate(random_pairs(rng, 200))]
     run = run_transfer(scratch, decided=decided, partner_frames=partner_frames(decided, fake))
-    assert run.error is None and run.result is not None
-    assert run.result.answers == []
-    assert run.stored == 0
-    assert run.refusals == ["not-decided"] * 200
-    answers = [f for f in run.to_partner if f[4] in (RECEIPT, REFUSED)]
-    assert answers == [frame(REFUSED, b"not-decided")] * 200
-    denied = [f for k, f in run.audit if k is AuditEvent.RECEIVE_DENIED]
-    assert [k for k, _ in run.audit] == [AuditEvent.RECEIVE_DENIED] * 200
-    assert [d["handle"] for d in denied] == [s.release_id.hex() for s in fake]
-    assert [d["digest"] for d in denied] == [s.digest.hex() for s in fake]
-    assert {(d["reason"], d["session"], d["peer"]) for d in denied} == {
-        ("not-decided", SESSION.hex(), CA)
-    }
+    denied = _ended_by(run, "not-decided")
+    assert run.stored == 0 and run.refusals == ["not-decided"]
+    assert [f for f in run.to_partner if f[4] == RECEIPT] == []
+    assert [k for k, _ in run.audit] == [AuditEvent.RECEIVE_DENIED]
+    assert (denied["handle"], denied["digest"]) == (fake[0].release_id.hex(), fake[0].digest.hex())
+    assert (denied["session"], denied["peer"]) == (SESSION.hex(), CA)
     # The audit names the release, never the match handles it claimed.
     text = json.dumps([fields for _, fields in run.audit])
-    assert not any(h.hex() in text for s in fake for h in _handles_of(s))
+    assert not any(h.hex() in text for h in _handles_of(fake[0]))
+
+
+def test_what_had_not_left_when_a_bad_release_came_stays_with_us(scratch: Path) -> None:
+    """Forty releases of ours are due; the partner sends one unsolicited release at once and
+    would answer ours later: the bad release ends the transfer, and what was still ours to send
+    (here nearly all of it: the connection holds 8 frames) never leaves. On the code before,
+    the transfer went on and all forty reached the partner."""
+    rng = random.Random(16)
+    decided = random_pairs(rng, 40)
+    ours = [seal(make_record(i, sender=US)) for i in range(40)]
+    bad = forged(0, (rng.randbytes(16),))
+    run = run_transfer(
+        scratch,
+        decided=decided,
+        ours=ours,
+        partner_frames=partner_frames(decided, [bad])[:-1],  # it would answer ours later
+    )
+    _ended_by(run, "not-decided")
+    sent = [f for f in run.to_partner if f[4] == RELEASE]
+    assert len(sent) <= 8
+    assert [f[5:] for f in sent] == [s.data for s in ours[: len(sent)]]
 
 
 def test_releases_whose_signed_times_lie_are_refused_and_audited_once(scratch: Path) -> None:
@@ -354,33 +384,40 @@ def _handles_of(sealed: SealedRelease) -> tuple[bytes, ...]:
     return record.match_handles
 
 
-def test_only_exactly_a_decided_match_and_only_once(scratch: Path) -> None:
+def test_a_decided_match_in_any_order_of_its_handles_is_stored(scratch: Path) -> None:
+    rng = random.Random(7)
+    a, b, c = (rng.randbytes(16) for _ in range(3))
+    decided = [(a, b), (c,)]
+    sent = [forged(1, (b, a)), forged(5, (c,))]  # handles in another order
+    run = run_transfer(scratch, decided=decided, partner_frames=partner_frames(decided, sent))
+    assert run.error is None and run.refusals == [] and run.stored == 2
+    answers = [f[4] for f in run.to_partner if f[4] in (RECEIPT, REFUSED)]
+    assert answers == [RECEIPT, RECEIPT]
+    received = [f["handle"] for k, f in run.audit if k is AuditEvent.RELEASE_RECEIVED]
+    assert received == [s.release_id.hex() for s in sent]
+
+
+@pytest.mark.parametrize(
+    ("claimed", "reason"),
+    [("subset", "not-decided"), ("superset", "not-decided"), ("again", "match-already-received")],
+)
+def test_only_exactly_a_decided_match_and_only_once(
+    scratch: Path, claimed: str, reason: str
+) -> None:
     """Handles must equal, as a set, those of one decided match (not a subset, not a
-    superset), and each decided match takes one release."""
+    superset), and each decided match takes one release: a release after an honest one that
+    breaks this ends the transfer; the honest one stays stored, receipted."""
     rng = random.Random(7)
     a, b, c, d, e = (rng.randbytes(16) for _ in range(5))
     decided = [(a, b), (c,), (d, e), (d,), (e,)]
-    sent = [
-        forged(1, (b, a)),  # decided (handles in another order): stored
-        forged(2, (a,)),  # a subset of a decided match
-        forged(3, (a, b, c)),  # a superset
-        forged(4, (a, b)),  # a second release for the first match
-        forged(5, (c,)),  # decided: stored
-    ]
+    handles = {"subset": (a,), "superset": (a, b, c), "again": (a, b)}[claimed]
+    sent = [forged(1, (b, a)), forged(2, handles), forged(5, (c,))]
     run = run_transfer(scratch, decided=decided, partner_frames=partner_frames(decided, sent))
-    assert run.error is None and run.result is not None
-    assert run.refusals == ["not-decided", "not-decided", "match-already-received"]
-    assert run.stored == 2
-    answers = [f[4] for f in run.to_partner if f[4] in (RECEIPT, REFUSED)]
-    assert answers == [RECEIPT, REFUSED, REFUSED, REFUSED, RECEIPT]
-    denied = [f for k, f in run.audit if k is AuditEvent.RECEIVE_DENIED]
-    assert [(x["handle"], x["reason"]) for x in denied] == [
-        (sent[1].release_id.hex(), "not-decided"),
-        (sent[2].release_id.hex(), "not-decided"),
-        (sent[3].release_id.hex(), "match-already-received"),
-    ]
+    denied = _ended_by(run, reason)
+    assert denied["handle"] == sent[1].release_id.hex()
+    assert run.stored == 1 and run.refusals == [reason]
     received = [f["handle"] for k, f in run.audit if k is AuditEvent.RELEASE_RECEIVED]
-    assert received == [sent[0].release_id.hex(), sent[4].release_id.hex()]
+    assert received == [sent[0].release_id.hex()]
 
 
 def test_a_repeated_handle_set_takes_as_many_releases_as_it_was_decided(scratch: Path) -> None:
@@ -389,7 +426,7 @@ def test_a_repeated_handle_set_takes_as_many_releases_as_it_was_decided(scratch:
     decided = [pair, pair, (rng.randbytes(16),)]  # two decided matches on the same values
     sent = [forged(i, pair) for i in (1, 2, 3)]
     run = run_transfer(scratch, decided=decided, partner_frames=partner_frames(decided, sent))
-    assert run.error is None
+    _ended_by(run, "match-already-received")  # the third
     assert run.refusals == ["match-already-received"] and run.stored == 2
 
 
@@ -529,6 +566,7 @@ def _partner_release_aborts(agencies: Agencies, reason: str) -> dict[str, Any]:
     kinds = [k for k, _ in entries]
     assert AuditEvent.RELEASE_RECEIVED not in kinds and AuditEvent.RECEIPT_SENT not in kinds
     (denied,) = [f for k, f in entries if k is AuditEvent.RECEIVE_DENIED]
+    assert kinds.count(AuditEvent.SESSION_ABORTED) == 1
     assert kinds[-2:] == [AuditEvent.SESSION_ABORTED, AuditEvent.RUN_ENDED]
     aborted, ended = entries[-2][1], entries[-1][1]
     assert (aborted["code"], aborted["side"], aborted["peer"]) == ("BAD_RELEASE", "LOCAL", CA)

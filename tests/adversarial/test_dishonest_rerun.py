@@ -121,7 +121,7 @@ class Partner:
         on_answer: Callable[[int, bool, bytes], object] | None = None,
         **kwargs: Any,
     ) -> TransferResult:
-        receiver = getattr(store_one, "__self__", None)
+        receiver = getattr(getattr(store_one, "__wrapped__", store_one), "__self__", None)
         if receiver is None or receiver._agency.agency_id != CA:
             return await transfer_releases(
                 gate, ours, store_one, idle_timeout, encode, on_answer=on_answer, **kwargs
@@ -144,8 +144,10 @@ class Partner:
                 await send(message)
 
             self.monkeypatch.setattr(gate, "send", dropping)
+        # Its library answers what its store refused (or what ``answer`` makes up) and goes on.
+        answering = getattr(store_one, "__wrapped__", store_one)
         result = await transfer_releases(
-            gate, [_carrier(f) for f in frames], store_one, idle_timeout
+            gate, [_carrier(f) for f in frames], answering, idle_timeout
         )
         run.answers_from_us = list(result.answers)
         # Its own bookkeeping gets one answer per release its library built.
@@ -197,7 +199,7 @@ def _aborted(out: dict[str, Any], agencies: Agencies, reason: str) -> str:
     error = out[US]
     assert isinstance(error, BadRelease), error
     assert (error.code, error.reason) == (AbortCode.BAD_RELEASE, reason)
-    aborted = _entries(agencies, AuditEvent.SESSION_ABORTED)[-1]
+    (aborted,) = _entries(agencies, AuditEvent.SESSION_ABORTED)
     assert (aborted["code"], aborted["side"], aborted["peer"]) == ("BAD_RELEASE", "LOCAL", CA)
     session = str(aborted["session"])
     (denied,) = _entries(agencies, AuditEvent.RECEIVE_DENIED, session)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from xlink._sqlite import Batch
-from xlink.agency._inbound import Receiver
+from xlink.agency._inbound import Receiver, ending_on_dishonesty
 from xlink.agency._matches import record_decision
 from xlink.agency._outcome import AgencyOutcome
 from xlink.agency._transfer import ExchangeClaims, agree_and_label, transfer_counts
@@ -207,7 +207,7 @@ async def _transfer(
     transferred = await transfer_releases(
         gate,
         batch.sealed,
-        receiver.store_one,
+        ending_on_dishonesty(receiver.store_one),
         idle_timeout,
         encode=agency._handing_over(session_id, per_pair(session.labels.own_output)),
         on_answer=settler.settle,

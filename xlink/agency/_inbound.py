@@ -1,9 +1,12 @@
 """The receiving half of one release transfer: each labelled release of the partner's opened
-with the OPRF outputs of tokens we hold and stored against one of our decided matches; a
-refusal is audited with its reason code and raised as :class:`~xlink.errors.BadRelease`."""
+with the OPRF outputs of tokens we hold, stored against one of our decided matches, and every
+refusal audited with its reason code; in a release transfer, a refusal no honest partner causes
+ends it (:func:`ending_on_dishonesty`)."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from xlink.agency._matches import Inbound
@@ -20,6 +23,7 @@ from xlink.release.label import (
     open_labelled,
 )
 from xlink.store.reasons import (
+    CLOCK_REFUSALS,
     DENY_CREATED_IN_FUTURE,
     DENY_EXPIRED,
     DENY_LABEL_FAILED,
@@ -31,17 +35,34 @@ from xlink.store.store import DecidedMatches
 if TYPE_CHECKING:
     from xlink.agency._agency import Agency
 
-__all__ = ["Receiver"]
+__all__ = ["Receiver", "ending_on_dishonesty"]
+
+StoreOne = Callable[[bytes], tuple[bool, bytes]]
+
+
+def ending_on_dishonesty(store_one: StoreOne) -> StoreOne:
+    """``store_one`` for a release transfer (xlink-release-v1 §10): a release it refuses for a
+    reason no honest partner causes (every reason but :data:`~xlink.store.reasons.
+    CLOCK_REFUSALS`: both sides decided the same pairs under the same MOU and session, and an
+    honest side builds one release per pair, now) raises :class:`~xlink.errors.BadRelease`
+    once ``store_one`` has audited it, which ends the transfer: no answer, nothing more of ours
+    sent. A refusal for the partner's clock is answered, and the transfer goes on."""
+
+    @functools.wraps(store_one)  # ``__wrapped__``: the receiver's own
+    def store_or_end(frame: bytes) -> tuple[bool, bytes]:
+        ok, answer = store_one(frame)
+        if not ok:
+            reason = answer.decode("ascii", "replace")
+            if reason not in CLOCK_REFUSALS:
+                raise BadRelease(reason)
+        return ok, answer
+
+    return store_or_end
 
 
 class Receiver:
     """The receiving half of one transfer: opens each labelled release with the OPRF outputs
-    of tokens we hold (spec §10.2) and stores it against the decided match it names.
-
-    A release it refuses is audited (``RECEIVE_DENIED``, with the reason) and raised as
-    :class:`~xlink.errors.BadRelease`: no honest partner sends one, so a release transfer
-    ends there (xlink-release-v1 §10); a query, whose asker releases nothing, answers it
-    with the reason instead (xlink-query-v1 §7)."""
+    of tokens we hold (spec §10.2) and stores it against the decided match it names."""
 
     def __init__(
         self,
@@ -64,7 +85,7 @@ class Receiver:
         self.accepted: list[Inbound] = []
         self.refused = 0
 
-    def _refuse(self, named: tuple[bytes, ...], reason: str) -> BadRelease:
+    def _refuse(self, named: tuple[bytes, ...], reason: str) -> tuple[bool, bytes]:
         self.refused += 1
         # The first handle the frame names stands for the release (its id is inside).
         first = named[0] if named and len(named[0]) == HANDLE_SIZE else bytes(HANDLE_SIZE)
@@ -73,28 +94,28 @@ class Receiver:
         agency.audit.append(
             AuditEvent.RECEIVE_DENIED, {**fields, "peer": agency.peer_id}, now=agency.clock()
         )
-        return BadRelease(reason)
+        return False, reason.encode("ascii")
 
     def store_one(self, frame: bytes, for_match: int | None = None) -> tuple[bool, bytes]:
-        """Open, check and store one release frame; ``(True, receipt)``. A release refused
-        is audited and raised as :class:`~xlink.errors.BadRelease` (its ``reason``; the store
-        changed nothing). ``for_match``: the index of the decided match the frame answers (a
-        query's answer slot): a frame whose label names another of our decided pairs is
-        refused (not decided for that slot), so that an answer cannot file one traveller's
-        release under another."""
+        """Open, check and store one release frame; ``(accepted, receipt or refusal code)``,
+        the refusal audited (``RECEIVE_DENIED``).
+        ``for_match``: the index of the decided match the frame answers (a query's answer
+        slot): a frame whose label names another of our decided pairs is refused (not
+        decided for that slot), so that an answer cannot file one traveller's release under
+        another."""
         named = labelled_handles(frame)
         try:
             label, data = open_labelled(
                 frame, session_id=self._session_id, outputs_of=self._outputs_of
             )
         except LabelNotMatched:  # names handles that are not one of our decided pairs
-            raise self._refuse(named, DENY_NOT_DECIDED) from None
+            return self._refuse(named, DENY_NOT_DECIDED)
         except (LabelError, DecryptionError):
-            raise self._refuse(named, DENY_LABEL_FAILED) from None
+            return self._refuse(named, DENY_LABEL_FAILED)
         waiting = self._waiting.get(frozenset(label))
         index = waiting[0] if waiting else None
         if for_match is not None and (waiting is None or for_match not in waiting):
-            raise self._refuse(label, DENY_NOT_DECIDED)
+            return self._refuse(label, DENY_NOT_DECIDED)
         if for_match is not None:
             index = for_match
         own = self._matches[index].local_record_id if index is not None else None
@@ -111,10 +132,10 @@ class Receiver:
             reason = _refusal_reason(exc)
             if isinstance(exc, PolicyDenied) and reason in _AUDITED_BY_THE_STORE:
                 self.refused += 1
-                raise BadRelease(reason) from None
+                return False, reason.encode("ascii")
             # Every other refusal of §7 (wrong session, MOU, originator, signature, fields,
             # caveats, a replayed release id...) is audited here, with its code.
-            raise self._refuse(label, reason) from None
+            return self._refuse(label, reason)
         status = "received" if accepted.stored else "held-before"
         got = Inbound(status, accepted.release_id, accepted.category.value)
         if waiting and index is not None:

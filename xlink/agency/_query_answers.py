@@ -19,7 +19,7 @@ from xlink.agency._inbound import Receiver
 from xlink.agency._query_common import _flush, _only, _receive
 from xlink.decide import DecidedMatch, Decision, OneToOneSieve, decide
 from xlink.error_codes import AbortCode
-from xlink.errors import BadRelease, RemoteProtocolError
+from xlink.errors import RemoteProtocolError
 from xlink.linkage.tokens import TokenSet
 from xlink.prepare import PreparedSide
 from xlink.protocol._pair_table import pair_table
@@ -359,10 +359,7 @@ async def _collect_releases(
             category = None
             if answer.fate is Fate.SENT:
                 # the frame must be this match's release, not another traveller's
-                try:
-                    ok, data = receiver.store_one(answer.frame, for_match=index)
-                except BadRelease as exc:  # audited; the holder is told why
-                    ok, data = False, exc.reason.encode("ascii")
+                ok, data = receiver.store_one(answer.frame, for_match=index)
                 receipts.append((ok, data))
                 if ok:
                     stored = receiver.inbound[index]

@@ -13,9 +13,10 @@ from xlink.conformance.cases_query import QUERY_CASES
 from xlink.conformance.cases_session import SESSION_PLAYS
 from xlink.conformance.cases_transfer import TRANSFER_CASES
 from xlink.conformance.model import Case, Expect, Observation, Outcome
-from xlink.conformance.script import ByRole, QueryRewrite, Rewrite, abort_received
+from xlink.conformance.script import ByRole, QueryRewrite, Rewrite, abort_received, kind_of
 from xlink.error_codes import AbortCode as A
 from xlink.query.messages import QueryType
+from xlink.release.transfer import FrameType
 
 __all__ = ["ROLES", "SANITY_FIRST", "SANITY_LAST", "all_cases", "select"]
 
@@ -76,6 +77,23 @@ def _peer_aborted_with(code: str) -> Callable[[Observation, Outcome | None], str
         return None
 
     return check
+
+
+_ANSWERS: Final = (FrameType.RECEIPT, FrameType.REFUSED)
+
+
+def _answer(frame: bytes) -> bool:
+    kind = kind_of(frame)  # an IntEnum: a PSI message of the same number is not an answer
+    return any(kind is answer for answer in _ANSWERS)
+
+
+def _ended_at_the_release(seen: Observation, outcome: Outcome | None) -> str | None:
+    if outcome is not None and outcome.refused != 1:
+        return f"refused {outcome.refused} releases of the runner's, not the one of another session"
+    answered = [f for f in seen.received if _answer(f)]
+    if answered:
+        return "answered a release of the runner's after the one of another session"
+    return None
 
 
 def _within(idle_timeouts: float) -> Callable[[Observation, Outcome | None], str | None]:
@@ -150,7 +168,8 @@ def _session_cases() -> list[tuple[str, str, str, Expect, tuple[str, ...]]]:
         ("dishonest.unsolicited_release", f"{RELEASE} §10",
          "A release of another session (not decided in this one) MUST end the transfer with "
          "BAD_RELEASE and be stored nowhere (the agent's own releases sent before it may "
-         "stand).", Expect(abort=(A.BAD_RELEASE,), on_wire=False, may_release=True),
+         "stand).", Expect(abort=(A.BAD_RELEASE,), on_wire=False, may_release=True,
+         check=_ended_at_the_release),
          ("dishonest", "replay")),
     ]  # fmt: skip
 

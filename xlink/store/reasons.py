@@ -13,6 +13,7 @@ from xlink.errors import ReleaseReplayed
 from xlink.officers import DENY_TIME_BEFORE_LOG as _DENY_TIME_BEFORE_LOG
 
 __all__ = [
+    "CLOCK_REFUSALS",
     "DENY_CONSENT_EXPIRED",
     "DENY_CONSENT_INVALID",
     "DENY_CONSENT_MISMATCH",
@@ -71,6 +72,12 @@ DENY_MATCH_ALREADY_RECEIVED: Final = "match-already-received"
 #: Receiving within a release transfer: a labelled release (xlink-release-v1 §10.2) that is
 #: malformed or does not open with the OPRF outputs of the handles it names.
 DENY_LABEL_FAILED: Final = "label-failed"
+
+#: The refusals an honest partner can cause, with its clock set wrong (more than an hour ahead,
+#: or so far behind that a release is past its retention): a release transfer answers them
+#: ``REFUSED`` with the reason, so its operator learns why, and goes on. Any other refusal
+#: ends the transfer (``BAD_RELEASE``, xlink-release-v1 §10).
+CLOCK_REFUSALS: Final = frozenset({DENY_CREATED_IN_FUTURE, DENY_EXPIRED})
 
 #: Audit reasons of PURGE entries: one per record removed, one per purge run.
 PURGE_EXPIRED: Final = "retention-expired"

@@ -328,7 +328,10 @@ async def transfer_releases(
     or a count that disagrees (``UNEXPECTED_MESSAGE``); :class:`~xlink.transport.TransportTimeout`
     after ``idle_timeout`` seconds of silence; :class:`LocalProtocolError` if the decided pairs
     were not agreed first, or if ``ours`` has more releases than we decided matches;
-    ``ValueError`` for a refusal reason of ``store_one`` longer than 200 bytes.
+    ``ValueError`` for a refusal reason of ``store_one`` longer than 200 bytes. Whatever
+    ``store_one`` raises (:class:`~xlink.errors.BadRelease`, from the agency's
+    ``ending_on_dishonesty``) ends the transfer the same way: the machine aborted, ``batch``
+    flushed, the answers it held never sent, nothing more of ours sent.
     """
     machine = _started(gate, "transferring releases")
     decided = gate.decided
