@@ -5,13 +5,26 @@ processes."""
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+import threading
 from array import array
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xlink.linkage._derive import TokenDeriver
-from xlink.linkage.fields import DATE_ONLY_TRANSFORMS, PHONETIC_TRANSFORMS, Field, Transform
+from xlink.linkage.fields import (
+    DATE_ONLY_TRANSFORMS,
+    PHONETIC_TRANSFORMS,
+    Field,
+    Transform,
+    TransformKind,
+    apply_chain,
+    apply_transform,
+)
 from xlink.linkage.keys import derive_match_keys, derive_token_set
 from xlink.linkage.schema import LinkageSchema, load_default_schema, load_schema, validate_schema
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder
@@ -277,3 +290,93 @@ def test_the_household_a_won_record_spends_is_derived_as_the_reference_derives_i
                 reference.update(dict.fromkeys(t for _, t in derive_match_keys(household, schema)))
         assert spent_tokens(record, [], schema, shared) == list(reference)
         assert spent_tokens(record, [], schema) == list(reference)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+@pytest.mark.parametrize("fails", [False, True])
+def test_deriving_leaves_the_garbage_collector_as_it_found_it(
+    enabled: bool, fails: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deriving pauses the cyclic collector (xlink._gc): on, it is on again afterwards, also
+    when deriving fails part-way; off (the caller's choice), it stays off."""
+    schema = load_default_schema()
+    record = PersonRecord(
+        record_id="r1",
+        category=Category.TRAVELLER,
+        name=PersonName(given="Anna", family="Müller"),
+        birth_date=BirthDate(1970, 3, 4),
+        sex=Sex.FEMALE,
+    )
+    seen: list[bool] = []
+    derive = TokenDeriver.derive
+
+    def watched(self: TokenDeriver, item: PersonRecord) -> Any:
+        seen.append(gc.isenabled())
+        if fails and len(seen) > 1:
+            raise RuntimeError("deriving fails part-way")
+        return derive(self, item)
+
+    monkeypatch.setattr(TokenDeriver, "derive", watched)
+    items = [record, dataclasses.replace(record, record_id="r2")]
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        if fails:
+            with pytest.raises(RuntimeError):
+                derive_token_set(items, schema, workers=1)
+        else:
+            assert len(derive_token_set(items, schema, workers=1)) > 0
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [False, False]  # paused while deriving
+
+
+_SPECS = [
+    "identity", "soundex", "nysiis", "metaphone", "first_initial", "first_n:3", "last_n:2",
+    "digits", "year", "year_month", "day_month_sorted", "nospace", "deletions", "minhash:4x3",
+    "minhash:2x1",
+]  # fmt: skip
+
+
+@given(
+    st.sampled_from(_SPECS),
+    st.one_of(
+        st.text(alphabet="ABCDEÉßaz -'0123456789", max_size=14),
+        st.sampled_from(["1970-03-04", "1970-11-04", "1970", "1970-03", "AB123456", "MUELLER"]),
+    ),
+)
+def test_one_transform_is_one_step_of_a_chain(spec: str, value: str) -> None:
+    """The deriver takes a value through one transform with ``apply_transform`` itself, where
+    the reference takes ``apply_chain``: the same values, distinct, in the same order."""
+    step = Transform.parse(spec)
+    assert apply_transform(step, value) == apply_chain((step,), value)
+    assert set(TransformKind) <= {Transform.parse(s).kind for s in _SPECS}
+
+
+def test_deriving_in_another_thread_leaves_the_garbage_collector_running() -> None:
+    """The collector is the process's: a thread deriving (the hub agent prepares its list in
+    one) does not pause it for the threads serving other partners meanwhile (xlink._gc)."""
+    schema = load_default_schema()
+    record = PersonRecord(
+        record_id="r1",
+        category=Category.TRAVELLER,
+        name=PersonName(given="Anna", family="Müller"),
+        birth_date=BirthDate(1970, 3, 4),
+        sex=Sex.FEMALE,
+    )
+    seen: list[bool] = []
+
+    def progress(_n: int) -> None:
+        seen.append(gc.isenabled())
+
+    items = [dataclasses.replace(record, record_id=f"r{i}") for i in range(1000)]
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        thread = threading.Thread(target=derive_token_set, args=(items, schema, progress))
+        thread.start()
+        thread.join()
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [True]

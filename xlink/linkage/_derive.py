@@ -29,6 +29,7 @@ entries each, emptied when full) and belong to the deriver, so no name outlives 
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -45,12 +46,12 @@ from xlink.linkage._slots import (
     Slot,
     Values,
     bounded,
+    column_slot,
     combine,
     compose,
-    slot_of,
     union,
 )
-from xlink.linkage.fields import Field, FieldGroup, Transform
+from xlink.linkage.fields import Field, FieldGroup, Transform, apply_transform
 from xlink.linkage.keys import (
     MAX_TOKENS_PER_KEY,
     Instance,
@@ -60,7 +61,7 @@ from xlink.linkage.keys import (
     recipe_column,
 )
 from xlink.linkage.schema import KeyRecipe, LinkageSchema
-from xlink.linkage.tokens import encode_part, token_prefix
+from xlink.linkage.tokens import token_prefix
 from xlink.records.model import BirthDate, PersonName, PersonRecord, Sex
 from xlink.records.normalise import normalise_code, normalise_document_number, normalise_place
 
@@ -211,6 +212,27 @@ def _hash_all(prefix: HASH, encodings: Sequence[bytes]) -> list[bytes]:
     return out
 
 
+def _values_of(recipe: KeyRecipe, i: int) -> Callable[[Values], Values]:
+    """:func:`~xlink.linkage.keys.recipe_column` of field ``i`` of ``recipe``; for one value
+    through at most one transform, that transform's values straight away (what
+    :func:`~xlink.linkage.fields.apply_chain` would give: :func:`~xlink.linkage.fields.
+    apply_transform`'s values are distinct, in order)."""
+    chain = recipe.transforms[i]
+    if len(chain) > 1:
+        return functools.partial(recipe_column, recipe, i)
+    step = chain[0] if chain else None
+
+    def values_of(raw: Values) -> Values:
+        if len(raw) != 1:
+            return recipe_column(recipe, i, raw)
+        value = raw[0]
+        if step is None:
+            return (value,) if value else ()
+        return apply_transform(step, value)
+
+    return values_of
+
+
 def _kind(recipe: KeyRecipe, by_group: dict[FieldGroup, list[int]]) -> int:
     if len(by_group) == 1:
         return SINGLE
@@ -293,12 +315,13 @@ class TokenDeriver:
         if column is None:
             memo: dict[Values, Slot] = {}
             counts = [0, 0]  # look-ups, misses: a memo that rarely hits is dropped
+            values_of = _values_of(recipe, i)
 
             def column(raw: Values) -> Slot:
                 counts[0] += 1
                 hit = memo.get(raw)
                 if hit is None:
-                    hit = slot_of((v,) for v in recipe_column(recipe, i, raw))
+                    hit = column_slot(values_of(raw))
                     counts[1] += 1
                     if counts[0] < _MEMO_TRIAL or counts[1] * 5 <= counts[0] * 4:
                         bounded(memo)
@@ -347,14 +370,15 @@ class TokenDeriver:
             if key_index < 0:
                 entry.append(parts[p])
                 continue
-            options, encodings, _ = parts[p]
+            encodings = parts[p][1]
             plan = self._plans[key_index]
             if plan.unordered:  # the one group holds every field, in recipe order
-                distinct = dict.fromkeys(tuple(sorted(o)) for o in options)
-                encodings = tuple(
-                    b"".join([encode_part(v) for v in o])
-                    for o in itertools.islice(distinct, MAX_TOKENS_PER_KEY)
+                # each option's (value, encoding) pairs sorted (by value: equal values have
+                # equal encodings), joined; distinct options sorted alike join alike
+                distinct = dict.fromkeys(
+                    b"".join([e for _, e in sorted(pairs)]) for pairs in parts[p][2]
                 )
+                encodings = tuple(itertools.islice(distinct, MAX_TOKENS_PER_KEY))
             else:
                 encodings = encodings[:MAX_TOKENS_PER_KEY]
             entry.append(((), tuple(_hash_all(plan.prefix, encodings)), ()))
@@ -422,6 +446,14 @@ class TokenDeriver:
         assert group is FieldGroup.BIRTH_PLACE
         return memoised(7, _place_instances)
 
+    def close(self) -> None:
+        """Let reference counting free the deriver and its memos once the caller drops it: the
+        readers, which hold the memos, refer back to the deriver, so that otherwise only the
+        cyclic garbage collector frees them, walking every entry. A closed deriver must not
+        be used again (its readers are gone)."""
+        self._readers = ()
+        self._column_memos.clear()
+
     def derive(self, record: PersonRecord) -> tuple[bytes, bytes]:
         """The record's tokens in two columns: key indices (a byte each) and token values (32
         bytes each), in the order of ``derive_match_keys``, each value once."""
@@ -449,11 +481,23 @@ class TokenDeriver:
                 second = entries[g][s]
                 if not second[0]:
                     continue
-                if plan.kind == CONCAT and len(first[1]) == 1 and len(second[1]) == 1:
-                    h = plan.prefix.copy()
-                    h.update(first[1][0] + second[1][0])
-                    values.append(h.digest())
-                    keys.append(plan.key_byte)
+                if plan.kind == CONCAT and (len(first[1]) == 1 or len(second[1]) == 1):
+                    # the product of the two groups' encodings, the first slowest
+                    head, tail = first[1], second[1]
+                    if len(head) == 1 and len(tail) == 1:
+                        h = plan.prefix.copy()
+                        h.update(head[0] + tail[0])
+                        values.append(h.digest())
+                        keys.append(plan.key_byte)
+                        continue
+                    if len(tail) == 1:
+                        end = tail[0]
+                        encodings = [e + end for e in head[:MAX_TOKENS_PER_KEY]]
+                    else:
+                        start = head[0]
+                        encodings = [start + e for e in tail[:MAX_TOKENS_PER_KEY]]
+                    values += _hash_all(plan.prefix, encodings)
+                    keys.append(plan.key_byte * len(encodings))
                     continue
                 parts = [first, second]
             else:

@@ -130,35 +130,53 @@ class NameGroup:
         """Each reader's slot for a record's name and aliases (``names``, the name first)."""
         placeholder = self._placeholder
         readings: list[tuple[str, str, tuple[str, ...], bool]] = []
+        plain: list[tuple[str, str]] = []  # each name's given and family texts, as recorded
+        both: list[tuple[str, str]] = []  # the same, each followed by its swap (if it has one)
         for name in names:
             given_text, family_text, words = name_texts(name)
-            given = name_part_forms(given_text)[0]
-            family = name_part_forms(family_text)[0]
             readings.append((given_text, family_text, words, False))
-            if given and family and not (placeholder and not known_given(given)):
+            plain.append((given_text, family_text))
+            both.append((given_text, family_text))
+            given = name_part_forms(given_text)[0]
+            if (
+                given
+                and name_part_forms(family_text)[0]
+                and not (placeholder and not known_given(given))
+            ):
                 readings.append((family_text, given_text, words, True))
+                both.append((family_text, given_text))
         out: list[Slot] = []
         part = self._part
         for reader in self._readers:
-            found: list[Slot] = []
             kind = reader.kind
-            given_memo, family_memo = reader.given_memo, reader.family_memo
-            for given_text, family_text, words, swapped in readings:
-                if swapped and not reader.swaps:
-                    continue
-                if kind == _GIVEN:
-                    slot = given_memo.get(given_text) or part(reader, given_text, False)
-                elif kind == _FAMILY:
-                    slot = family_memo.get(family_text) or part(reader, family_text, True)
-                elif kind == _GIVEN_FAMILY:
-                    slot = given_memo.get(given_text) or part(reader, given_text, False)
+            found: list[Slot]
+            if kind in (_GIVEN, _FAMILY):  # neither takes the swap
+                family = kind == _FAMILY
+                memo = reader.family_memo if family else reader.given_memo
+                side = 1 if family else 0
+                found = []
+                for texts in plain:
+                    text = texts[side]
+                    slot = memo.get(text) or part(reader, text, family)
                     if slot[0]:
-                        second = family_memo.get(family_text) or part(reader, family_text, True)
-                        slot = concat(slot, second) if second[0] else EMPTY_SLOT
-                else:
-                    slot = self._other(reader, given_text, family_text, words)
-                if slot[0]:
-                    found.append(slot)
+                        found.append(slot)
+            elif kind == _GIVEN_FAMILY:
+                given_memo, family_memo = reader.given_memo, reader.family_memo
+                found = []
+                for given_text, family_text in both if reader.swaps else plain:
+                    slot = given_memo.get(given_text) or part(reader, given_text, False)
+                    if not slot[0]:
+                        continue
+                    second = family_memo.get(family_text) or part(reader, family_text, True)
+                    if second[0]:
+                        found.append(concat(slot, second))
+            else:
+                found = [
+                    slot
+                    for given_text, family_text, words, swapped in readings
+                    if not (swapped and not reader.swaps)
+                    and (slot := self._other(reader, given_text, family_text, words))[0]
+                ]
             if not found:
                 out.append(EMPTY_SLOT)
             else:

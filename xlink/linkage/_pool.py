@@ -14,6 +14,7 @@ flight, so memory stays bounded whatever the list's size.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from array import array
 from collections import deque
@@ -47,6 +48,9 @@ def default_workers(records: int) -> int:
 
 def _start(schema: LinkageSchema) -> None:
     global _deriver
+    # A worker only derives, which makes no reference cycles (xlink._gc): without the cyclic
+    # collector, it never walks the deriver's memos.
+    gc.disable()
     _deriver = TokenDeriver(schema)
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "Slot",
     "Values",
     "bounded",
+    "column_slot",
     "combine",
     "compose",
     "concat",
@@ -70,6 +71,17 @@ def slot_of(options: Iterable[Values]) -> Slot:
     return found, tuple(b"".join([e for _, e in p]) for p in pairs), pairs
 
 
+def column_slot(values: Values) -> Slot:
+    """The slot of one field's distinct values (their 1-tuples): :func:`slot_of` of
+    ``(v,) for v in values``, with each value encoded once."""
+    encodings = tuple([encode_part(v) for v in values])
+    return (
+        tuple([(v,) for v in values]),
+        encodings,
+        tuple([((v, e),) for v, e in zip(values, encodings, strict=True)]),
+    )
+
+
 def concat(first: Slot, second: Slot) -> Slot:
     """The slot of the product of two slots' tuples (``first``'s slowest), each pair of tuples
     concatenated: two groups of fields side by side."""
@@ -87,6 +99,10 @@ def union(slots: Sequence[Slot]) -> Slot:
     """The slot of the distinct tuples of ``slots``, in order."""
     if len(slots) == 1:
         return slots[0]
+    if len(slots) == 2:  # most often a name and its swap, one tuple each
+        (o1, e1, p1), (o2, e2, p2) = slots
+        if len(o1) == 1 and len(o2) == 1:
+            return slots[0] if o1 == o2 else (o1 + o2, e1 + e2, p1 + p2)
     seen: dict[Values, tuple[bytes, Pairs]] = {}
     for options, encodings, pairs in slots:
         for o, e, p in zip(options, encodings, pairs, strict=True):
@@ -116,6 +132,14 @@ def combine(
         combos = itertools.product(*(part[1] for part in parts))
         return [b"".join(c) for c in itertools.islice(combos, MAX_TOKENS_PER_KEY)]
     out: dict[bytes, None] = {}  # an encoding of a fixed number of values is one tuple
+    if kind == SORTED and len(parts) == 2:  # most often a name and a date
+        seconds = parts[1][2]
+        for first in parts[0][2]:
+            for second in seconds:
+                out[b"".join([encoded for _, encoded in sorted(first + second)])] = None
+                if len(out) >= MAX_TOKENS_PER_KEY:
+                    return list(out)
+        return list(out)
     if kind == SORTED:
         for combo in itertools.product(*(part[2] for part in parts)):
             merged = sorted(itertools.chain.from_iterable(combo))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -290,13 +289,21 @@ def minhash_bands(value: str, bands: int, rows: int) -> tuple[str, ...]:
         return ()
     functions = bands * rows
     # The bigrams of "^" + the words run together + "$" are each word's own (their minimums
-    # kept per word: names repeat far more than whole names) and those across each junction.
-    edges = [f"^{words[0][0]}", f"{words[-1][-1]}$"]
-    edges += [f"{a[-1]}{b[0]}" for a, b in itertools.pairwise(words)]
-    parts = [_gram_hashes(g, functions) for g in edges]
-    parts += [m for m in (_word_minimums(w, functions) for w in words) if m is not None]
-    mins = list(map(min, zip(*parts, strict=True)))
-    return tuple(f"{j}:" + ".".join(mins[j * rows : (j + 1) * rows]) for j in range(bands))
+    # kept per word: names repeat far more than whole names), with the one across its left
+    # junction ("^" before the first word) and, for the last word, the one into "$".
+    last = len(words) - 1
+    if not last:
+        mins = _placed_minimums(words[0], "^", True, functions)
+    else:
+        parts = [_placed_minimums(words[0], "^", False, functions)]
+        parts += [
+            _placed_minimums(w, words[i - 1][-1], i == last, functions)
+            for i, w in enumerate(words[1:], start=1)
+        ]
+        mins = tuple(map(min, zip(*parts, strict=True)))
+    # every minimum is 16 hex digits: band j is its run of `rows` of them, dot-joined
+    joined, width = ".".join(mins), 17 * rows
+    return tuple([f"{j}:{joined[j * width : (j + 1) * width - 1]}" for j in range(bands)])
 
 
 def clear_word_memo() -> None:
@@ -304,6 +311,7 @@ def clear_word_memo() -> None:
     outlives the records it came from; :func:`xlink.linkage.keys.derive_token_set` calls it at
     its end, with :func:`xlink.records.normalise.clear_caches`."""
     _word_minimums.cache_clear()
+    _placed_minimums.cache_clear()
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -316,9 +324,24 @@ def _word_minimums(word: str, functions: int) -> tuple[str, ...] | None:
     return tuple(map(min, zip(*[_gram_hashes(g, functions) for g in grams], strict=True)))
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _placed_minimums(word: str, left: str, last: bool, functions: int) -> tuple[str, ...]:
+    """The minimums (as :func:`_word_minimums`) over ``word``'s own bigrams, the bigram of
+    ``left`` (the character before it: ``"^"`` or the previous word's last) and its first
+    character, and, when it is the ``last`` word, the bigram of its last character and
+    ``"$"``."""
+    parts = [_gram_hashes(left + word[0], functions)]
+    if last:
+        parts.append(_gram_hashes(word[-1] + "$", functions))
+    own = _word_minimums(word, functions)
+    if own is not None:
+        parts.append(own)
+    return tuple(map(min, zip(*parts, strict=True)))
+
+
 def apply_transform(step: Transform, value: str) -> tuple[str, ...]:
-    """Apply one transform to a normalised value: the values it gives (none when it does not
-    apply). Never raises.
+    """Apply one transform to a normalised value: the values it gives, distinct, in order (none
+    when it does not apply), so that one step of :func:`apply_chain` is this. Never raises.
 
     Phonetic codes come from ``jellyfish`` on the MRZ form (``A``-``Z``); spaces in a value are
     removed first.

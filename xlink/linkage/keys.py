@@ -40,7 +40,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from xlink._gc import collector_paused
 from xlink.linkage.fields import Field, FieldGroup, apply_chain, clear_word_memo
 from xlink.linkage.schema import KeyRecipe, LinkageSchema
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder, token_digest
@@ -53,6 +55,9 @@ from xlink.records.normalise import (
     normalise_name,
     normalise_place,
 )
+
+if TYPE_CHECKING:
+    from xlink.linkage._derive import TokenDeriver
 
 __all__ = [
     "MAX_TOKENS_PER_KEY",
@@ -366,18 +371,37 @@ def derive_token_set(
             _pool.derive_in_workers(records, schema, builder, workers, progress)
             n = len(records)
         else:
-            deriver = TokenDeriver(schema)
-            derive, add = deriver.derive, builder.add_distinct
-            for n, record in enumerate(records, start=1):
-                add(record.record_id, *derive(record))
-                if progress is not None and n % 1000 == 0:
-                    progress(n)
+            # Deriving makes no reference cycles (xlink._gc). The collector comes back once
+            # the deriver and the memos are gone, so that it never walks them.
+            with collector_paused():
+                n = _derive_here(records, TokenDeriver(schema), builder, progress)
     finally:
         clear_caches()  # no name outlives the run in a memo
         clear_word_memo()
     if progress is not None and n % 1000 != 0:
         progress(n)
     return builder.build()
+
+
+def _derive_here(
+    records: Iterable[PersonRecord],
+    deriver: TokenDeriver,
+    builder: TokenSetBuilder,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """Add every record's tokens to ``builder``, derived in this process (for
+    :func:`derive_token_set`); the number of records. The deriver's memos go before this
+    returns."""
+    derive, add = deriver.derive, builder.add_distinct
+    n = 0
+    try:
+        for n, record in enumerate(records, start=1):
+            add(record.record_id, *derive(record))
+            if progress is not None and n % 1000 == 0:
+                progress(n)
+    finally:
+        deriver.close()
+    return n
 
 
 def iter_key_tokens(tokens: TokenSet) -> Iterator[tuple[str, str, bytes]]:

@@ -59,8 +59,10 @@ def token_prefix(
 
 
 def encode_part(part: str) -> bytes:
-    """How one normalised value is fed to a token's hash: UTF-8, length-prefixed."""
-    return _lp(part.encode("utf-8"))
+    """How one normalised value is fed to a token's hash: UTF-8, length-prefixed (as
+    :func:`_lp`, written out: this runs for every distinct value a run derives)."""
+    data = part.encode("utf-8")
+    return len(data).to_bytes(4, "big") + data
 
 
 def token_digest(
