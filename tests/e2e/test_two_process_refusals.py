@@ -214,7 +214,13 @@ def _failure(done: subprocess.CompletedProcess[str]) -> dict[str, object]:
     assert isinstance(doc, dict) and set(doc) == {"ok", "exit_code", "error"}, doc
     assert doc["ok"] is False and doc["exit_code"] == done.returncode, doc
     error = doc["error"]
-    assert isinstance(error, dict) and set(error) == {"type", "code", "reason", "detail"}, doc
+    assert isinstance(error, dict) and set(error) == {
+        "type",
+        "code",
+        "reason",
+        "reasons",
+        "detail",
+    }, doc
     assert isinstance(error["type"], str) and isinstance(error["detail"], str), doc
     assert "BEGIN" not in done.stdout and "PRIVATE" not in done.stdout  # no PEM, no key
     return error

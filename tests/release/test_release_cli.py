@@ -19,6 +19,7 @@ from xlink.audit import AuditEvent, AuditLog, Entry, verify_log
 from xlink.ceremony import demo_ceremony
 from xlink.cli import cmd_officer, cmd_releases, cmd_source
 from xlink.cli.exitcodes import ExitCode
+from xlink.cli.main import main
 from xlink.crypto.keyfiles import AgencyKeys, load_audit_verify_key
 from xlink.crypto.rand import DeterministicRandom, system_random
 from xlink.errors import DecryptionError, InputError
@@ -63,9 +64,10 @@ class Queue:
         return ["--workdir", str(where), "--keys", str(self.keys)]
 
     def decide(self, action: str, item: int, officer: Path, *extra: str) -> int:
-        """``xlink releases approve|deny ITEM`` as ``officer``, at ``DECIDED``."""
+        """``xlink releases approve|deny ITEM`` as ``officer``, at ``DECIDED``, as the console
+        script runs it (a failure is its exit code and, with ``--json``, its document)."""
         argv = [*self.base(), "--officer", str(officer), "--now", DECIDED, *extra]
-        return _run("releases", action, str(item), *argv)
+        return main(["releases", action, str(item), *argv])
 
     def entries(self) -> list[Entry]:
         with AuditLog.open(self.workdir / "audit.db", signing_key=None) as log:
@@ -164,10 +166,11 @@ def test_an_enrolled_approver_approves_and_denies_and_each_is_audited(
     assert verify_log(queue.workdir / "audit.db", load_audit_verify_key(queue.keys)).ok
 
     assert queue.pending(capsys) == []
-    with pytest.raises(InputError, match="not PENDING"):
-        queue.decide("approve", 2, queue.approver)
-    with pytest.raises(InputError, match="no queued release with id 9"):
-        queue.decide("approve", 9, queue.approver)
+    capsys.readouterr()
+    assert queue.decide("approve", 2, queue.approver) == ExitCode.INPUT
+    assert "not PENDING" in capsys.readouterr().err
+    assert queue.decide("approve", 9, queue.approver) == ExitCode.INPUT
+    assert "no queued release with id 9" in capsys.readouterr().err
 
 
 def test_an_unenrolled_approver_is_refused_and_the_refusal_audited(
@@ -175,7 +178,9 @@ def test_an_unenrolled_approver_is_refused_and_the_refusal_audited(
 ) -> None:
     """Issue 14: a made-up approver approved a release and the log did not change."""
     assert queue.decide("approve", 1, queue.stranger, "--json") == ExitCode.POLICY
-    assert json.loads(capsys.readouterr().out) == {"denied": ["officer-not-enrolled"]}
+    out = json.loads(capsys.readouterr().out)
+    assert (out["ok"], out["exit_code"]) == (False, ExitCode.POLICY)
+    assert out["error"]["reasons"] == ["officer-not-enrolled"]
     last = queue.entries()[-1]
     assert last.kind is AuditEvent.DECISION_REFUSED
     assert last.fields["reason"] == "officer-not-enrolled"
@@ -188,7 +193,9 @@ def test_an_unenrolled_approver_is_refused_and_the_refusal_audited(
 def test_a_reader_is_not_an_approver(queue: Queue, capsys: pytest.CaptureFixture[str]) -> None:
     deny = ["--reason", "insufficient-grounds", "--json"]
     assert queue.decide("deny", 2, queue.reader, *deny) == ExitCode.POLICY
-    assert json.loads(capsys.readouterr().out) == {"denied": ["officer-not-authorised"]}
+    out = json.loads(capsys.readouterr().out)
+    assert (out["ok"], out["exit_code"]) == (False, ExitCode.POLICY)
+    assert out["error"]["reasons"] == ["officer-not-authorised"]
     last = queue.entries()[-1]
     assert last.kind is AuditEvent.DECISION_REFUSED
     assert last.fields["reason"] == "officer-not-authorised"
@@ -201,8 +208,9 @@ def test_a_wrong_officer_passphrase_opens_nothing(
 ) -> None:
     before = queue.entries()
     monkeypatch.setenv("XLINK_OFFICER_PASSPHRASE", "not the approver's passphrase 1")
-    with pytest.raises(InputError, match="cannot unlock"):
-        queue.decide("approve", 1, queue.approver)
+    capsys.readouterr()
+    assert queue.decide("approve", 1, queue.approver) == ExitCode.INPUT
+    assert "cannot unlock" in capsys.readouterr().err
     assert queue.entries() == before
     assert queue.pending(capsys) == [1, 2]
 

@@ -20,6 +20,7 @@ from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.ceremony import demo_ceremony
 from xlink.cli import cmd_officer, cmd_store
 from xlink.cli.exitcodes import ExitCode
+from xlink.cli.main import main
 from xlink.crypto.keyfiles import AgencyKeys, load_audit_verify_key
 from xlink.crypto.rand import system_random
 from xlink.errors import InputError
@@ -45,6 +46,14 @@ def _run(*argv: str) -> int:
     args = parser.parse_args(argv)
     code: int = args.handler(args)
     return code
+
+
+def _main(*argv: str) -> int:
+    """As the console script runs a command: a failure becomes its exit code and, with
+    ``--json``, the failure document."""
+    os.environ["XLINK_PASSPHRASE"] = PASSPHRASE
+    os.environ["XLINK_OFFICER_PASSPHRASE"] = OFFICER_PASSPHRASE
+    return main(list(argv))
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,14 @@ def custody(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Custody
     yield c
 
 
+def _denied(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The reasons of the failure document a refused ``--json`` command printed (exit 5)."""
+    out = json.loads(capsys.readouterr().out)
+    assert (out["ok"], out["exit_code"]) == (False, ExitCode.POLICY)
+    reasons: list[str] = out["error"]["reasons"]
+    return reasons
+
+
 def _release_ids(custody: Custody, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
     assert _run("store", "list", *custody.base(), "--json") == ExitCode.OK
     return {m["category"]: m["release_id"] for m in json.loads(capsys.readouterr().out)}
@@ -141,8 +158,8 @@ def test_an_enrolled_reader_reads_and_every_step_is_audited(
     assert _run("store", "read", one, *custody.as_reader(), "--json") == ExitCode.OK
     doc = json.loads(capsys.readouterr().out)
     assert doc["fields"]["family_name"] == ["Dąbrowski"] and doc["caveats"]["tlp"] == "AMBER"
-    assert _run("store", "read", one, *custody.as_reader("marketing"), "--json") == 5
-    assert json.loads(capsys.readouterr().out) == {"denied": ["purpose-not-allowed"]}
+    assert _main("store", "read", one, *custody.as_reader("marketing"), "--json") == 5
+    assert _denied(capsys) == ["purpose-not-allowed"]
     later = (custody.now + timedelta(days=100)).isoformat()  # past the sex offender's 90 days
     assert _run("store", "purge", *custody.base(), "--now", later, "--json") == ExitCode.OK
     assert json.loads(capsys.readouterr().out) == {"purged": 1}
@@ -162,8 +179,8 @@ def test_an_unenrolled_officer_is_refused_and_audited(
 ) -> None:
     one = _release_ids(custody, capsys)["watchlist"]
     stranger = custody.as_reader(officer=custody.approver)  # made, never enrolled
-    assert _run("store", "read", one, *stranger, "--json") == ExitCode.POLICY
-    assert json.loads(capsys.readouterr().out) == {"denied": ["officer-not-enrolled"]}
+    assert _main("store", "read", one, *stranger, "--json") == ExitCode.POLICY
+    assert _denied(capsys) == ["officer-not-enrolled"]
     assert custody.kinds()[-1] is AuditEvent.READ_DENIED
     # enrolled as an approver, still not a reader
     enrol = ["--workdir", str(custody.workdir), "--keys", str(custody.keys)]
@@ -172,8 +189,8 @@ def test_an_unenrolled_officer_is_refused_and_audited(
         == 0
     )
     capsys.readouterr()
-    assert _run("store", "read", one, *stranger, "--json") == ExitCode.POLICY
-    assert json.loads(capsys.readouterr().out) == {"denied": ["officer-not-authorised"]}
+    assert _main("store", "read", one, *stranger, "--json") == ExitCode.POLICY
+    assert _denied(capsys) == ["officer-not-authorised"]
 
 
 def test_a_revoked_reader_is_refused(custody: Custody, capsys: pytest.CaptureFixture[str]) -> None:
@@ -195,8 +212,8 @@ def test_a_revoked_reader_is_refused(custody: Custody, capsys: pytest.CaptureFix
     base = ["--workdir", str(custody.workdir), "--keys", str(custody.keys)]
     assert _run("officer", "revoke", enrolled["fingerprint"], *base) == ExitCode.OK
     capsys.readouterr()
-    assert _run("store", "read", one, *custody.as_reader(), "--json") == ExitCode.POLICY
-    assert json.loads(capsys.readouterr().out) == {"denied": ["officer-revoked"]}
+    assert _main("store", "read", one, *custody.as_reader(), "--json") == ExitCode.POLICY
+    assert _denied(capsys) == ["officer-revoked"]
     kinds = custody.kinds()
     assert kinds[-2:] == [AuditEvent.KEY_EVENT, AuditEvent.READ_DENIED]
 

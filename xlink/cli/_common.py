@@ -275,14 +275,16 @@ def add_agency_options(parser: argparse.ArgumentParser) -> None:
 def failure_json(error: BaseException) -> dict[str, object]:
     """The ``--json`` document of a failed run: ``ok`` false, the exit code, and the error's
     type, abort code (``MOU_MISMATCH``... or null), machine-readable reason (a peer refusal's,
-    the first of a policy refusal's, or null) and detail: xlink's own message, which names no
-    key material, identity or certificate content; for a bug, no message at all."""
+    the first of a policy refusal's, or null), every reason of a policy refusal
+    (``reasons``, empty otherwise) and detail: xlink's own message, which names no key
+    material, identity or certificate content; for a bug, no message at all."""
     code = getattr(error, "code", None)
     reason: str | None = None
+    reasons: list[str] = []
     if isinstance(error, PeerRefused):
         reason = error.reason.value
     elif isinstance(error, PolicyDenied) and error.reasons:
-        reason = error.reasons[0]
+        reason, reasons = error.reasons[0], list(error.reasons)
     if isinstance(error, XlinkError):
         detail = str(error)
     elif isinstance(error, OSError):
@@ -296,6 +298,7 @@ def failure_json(error: BaseException) -> dict[str, object]:
             "type": type(error).__name__,
             "code": code.name if isinstance(code, AbortCode) else None,
             "reason": reason,
+            "reasons": reasons,
             "detail": detail,
         },
     }

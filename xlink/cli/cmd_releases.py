@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -12,7 +11,7 @@ from typing import Any, Final
 from xlink.cli._common import add_now_option, emit_json, parse_now
 from xlink.cli._custody import add_custody_options, add_officer_options, load_officer, open_custody
 from xlink.cli.exitcodes import ExitCode
-from xlink.errors import InputError, PolicyDenied
+from xlink.errors import InputError
 from xlink.identifiers import REASON_CODE_RULE
 from xlink.officers import OfficerAction
 from xlink.release import ApprovalQueue, QueueError, QueueItem
@@ -141,11 +140,6 @@ def run(args: argparse.Namespace) -> int:
                 item = queue.deny(args.id, act=act, now=now)
         except QueueError as exc:
             raise InputError(str(exc)) from None
-        except PolicyDenied as exc:
-            if args.json:
-                emit_json({"denied": list(exc.reasons)})
-            print(f"xlink: {exc}", file=sys.stderr)
-            return ExitCode.POLICY
     if args.json:
         emit_json(_as_json(item))
     else:

@@ -28,7 +28,7 @@ from xlink.cli._custody import (
     parse_read_time,
 )
 from xlink.cli.exitcodes import ExitCode
-from xlink.errors import InputError, PolicyDenied
+from xlink.errors import InputError
 from xlink.officers import EXPORT_TARGET, OfficerAction
 from xlink.policy import load_pair_mou
 from xlink.release import ReleaseRecord
@@ -264,12 +264,6 @@ def _act(args: argparse.Namespace, store: ReleaseStore, agency: str, now: dateti
 def run(args: argparse.Namespace) -> int:
     reads = args.store_command in ("read", "export")
     now = parse_read_time(args.now) if reads else parse_now(args.now)
-    try:
-        with _open(args, now) as (store, agency):
-            _act(args, store, agency, now)
-    except PolicyDenied as exc:
-        if args.json:
-            emit_json({"denied": list(exc.reasons)})
-        print(f"xlink: {exc}", file=sys.stderr)
-        return ExitCode.POLICY
+    with _open(args, now) as (store, agency):
+        _act(args, store, agency, now)
     return ExitCode.OK
