@@ -292,6 +292,15 @@ def test_the_household_a_won_record_spends_is_derived_as_the_reference_derives_i
         assert spent_tokens(record, [], schema) == list(reference)
 
 
+_ANNA = PersonRecord(
+    record_id="r1",
+    category=Category.TRAVELLER,
+    name=PersonName(given="Anna", family="Müller"),
+    birth_date=BirthDate(1970, 3, 4),
+    sex=Sex.FEMALE,
+)
+
+
 @pytest.mark.parametrize("enabled", [True, False])
 @pytest.mark.parametrize("fails", [False, True])
 def test_deriving_leaves_the_garbage_collector_as_it_found_it(
@@ -299,14 +308,7 @@ def test_deriving_leaves_the_garbage_collector_as_it_found_it(
 ) -> None:
     """Deriving pauses the cyclic collector (xlink._gc): on, it is on again afterwards, also
     when deriving fails part-way; off (the caller's choice), it stays off."""
-    schema = load_default_schema()
-    record = PersonRecord(
-        record_id="r1",
-        category=Category.TRAVELLER,
-        name=PersonName(given="Anna", family="Müller"),
-        birth_date=BirthDate(1970, 3, 4),
-        sex=Sex.FEMALE,
-    )
+    schema, record = load_default_schema(), _ANNA
     seen: list[bool] = []
     derive = TokenDeriver.derive
 
@@ -357,14 +359,7 @@ def test_one_transform_is_one_step_of_a_chain(spec: str, value: str) -> None:
 def test_deriving_in_another_thread_leaves_the_garbage_collector_running() -> None:
     """The collector is the process's: a thread deriving (the hub agent prepares its list in
     one) does not pause it for the threads serving other partners meanwhile (xlink._gc)."""
-    schema = load_default_schema()
-    record = PersonRecord(
-        record_id="r1",
-        category=Category.TRAVELLER,
-        name=PersonName(given="Anna", family="Müller"),
-        birth_date=BirthDate(1970, 3, 4),
-        sex=Sex.FEMALE,
-    )
+    schema, record = load_default_schema(), _ANNA
     seen: list[bool] = []
 
     def progress(_n: int) -> None:
