@@ -340,8 +340,10 @@ class BadRelease(TransferError):
     (``BAD_RELEASE``): not for exactly one of our decided matches, a second one for a match, a
     label that does not open, not sealed and signed for us under this MOU and session
     (xlink-release-v1 §10; a refusal for the partner's clock is answered instead). The
-    transfer ends at the first: what of ours had not left stays here. ``reason`` is the
-    refusal's code, as audited (``RECEIVE_DENIED``)."""
+    transfer ends at the first: what of ours had not left stays here. A query's asker ends
+    its session the same way, at the first such release of a holder's answer, with no receipts
+    sent (xlink-query-v1 §7.4). ``reason`` is the refusal's code, as audited
+    (``RECEIVE_DENIED``)."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from xlink.crypto import oprf9497
 from xlink.decide import DecidedMatch, decide
 from xlink.error_codes import LOCAL_FAILURE, AbortCode
 from xlink.errors import (
+    BadRelease,
     DecryptionError,
     InternalProtocolError,
     PeerAborted,
@@ -1142,36 +1143,108 @@ def test_two_members_of_a_household_each_known_by_their_own_facts_are_both_relea
     assert not list(pair.holder.audit.entries(kinds={AuditEvent.RELEASE_DENIED}))
 
 
+def _rewriting_releases(
+    monkeypatch: pytest.MonkeyPatch, rewrite: Callable[[M.ReleasesMessage], M.ReleasesMessage]
+) -> None:
+    """The holder's RELEASES answers rewritten by ``rewrite`` (two travellers decided)."""
+    real = M.encode
+
+    def encode(message: Any) -> bytes:
+        if isinstance(message, M.ReleasesMessage) and len(message.frames) >= 2:
+            message = rewrite(message)
+        return real(message)
+
+    monkeypatch.setattr(M, "encode", encode)
+
+
+def _ended_by_a_bad_release(pair: QueryPair, served: Any, outcome: Any, transcript: Any) -> None:
+    """The asker refused a release no honest holder sends: audited, the session aborted with
+    ``BAD_RELEASE`` and no RECEIPTS sent (xlink-query-v1 §7.4)."""
+    assert isinstance(outcome, BadRelease) and outcome.reason == "not-decided"
+    assert isinstance(served, PeerAborted) and served.code is AbortCode.BAD_RELEASE
+    sent = [M.decode(f) for f in transcript]
+    assert not any(isinstance(m, M.ReceiptsMessage) for m in sent)
+    assert isinstance(sent[-1], M.Abort) and sent[-1].code == AbortCode.BAD_RELEASE
+    entries = [(e.kind, dict(e.fields)) for e in pair.asker.audit.entries()]
+    denied = [f["reason"] for k, f in entries if k is AuditEvent.RECEIVE_DENIED]
+    assert denied == ["not-decided"]
+    kind, ended = entries[-1]
+    assert kind is AuditEvent.QUERY_ENDED
+    assert (ended["outcome"], ended["code"]) == ("aborted", "BAD_RELEASE")
+
+
 def test_a_holder_cannot_file_one_travellers_release_under_another(
     pair: QueryPair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two travellers decided; the holder answers the first one's slot with the second one's
-    release and the second one's slot denied. The asker stored the release under the right
-    traveller (its label says whose it is) but answered that the first was sent a
+    release and the second one's slot denied. The asker once stored the release under the
+    right traveller (its label says whose it is) but answered that the first was sent a
     sex-offender release and the second denied: the officer read the wrong person's answer.
-    A frame that is not its slot's release is refused now."""
-    real = M.encode
+    Then it refused the frame and went on, receipting the rest of a dishonest holder's answer.
+    A frame that is not its slot's release ends the session now, with nothing stored."""
 
-    def swapped(message: Any) -> bytes:
-        if isinstance(message, M.ReleasesMessage) and len(message.frames) >= 2:
-            ids = message.release_ids
-            message = dataclasses.replace(
-                message,
-                fates=bytes([Fate.SENT, Fate.DENIED]) + message.fates[2:],
-                release_ids=ids[16:32] + bytes(16) + ids[32:],
-                frames=(message.frames[1], *message.frames[2:]),
-            )
-        return real(message)
+    def swapped(message: M.ReleasesMessage) -> M.ReleasesMessage:
+        ids = message.release_ids
+        return dataclasses.replace(
+            message,
+            fates=bytes([Fate.SENT, Fate.DENIED]) + message.fates[2:],
+            release_ids=ids[16:32] + bytes(16) + ids[32:],
+            frames=(message.frames[1], *message.frames[2:]),
+        )
 
-    monkeypatch.setattr(M, "encode", swapped)
+    _rewriting_releases(monkeypatch, swapped)
     service = pair.holder.query_service(pair.registry)
     side = pair.travellers(["USTR-00039", "USTR-00022"])
-    _, outcome, _ = _serve_and(pair, service, lambda conn: ask(pair.asker, conn, side))
+    served, outcome, transcript = _serve_and(pair, service, lambda c: ask(pair.asker, c, side))
+    _ended_by_a_bad_release(pair, served, outcome, transcript)
+    assert pair.asker.store.list(now=pair.asker.clock()) == ()
+
+
+def test_a_bad_release_after_a_good_one_ends_the_session_and_an_honest_ask_loses_nothing(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder answers the first traveller's slot honestly and the second's with the first
+    one's release again: the session ends at the second (the code before receipted the first,
+    refused the second and completed), the first traveller's release stays stored, and the
+    same query asked again of an honest holder stores each traveller's release once."""
+
+    def doubled(message: M.ReleasesMessage) -> M.ReleasesMessage:
+        frames = (message.frames[0], message.frames[0], *message.frames[2:])
+        return dataclasses.replace(message, frames=frames)
+
+    with monkeypatch.context() as m:
+        _rewriting_releases(m, doubled)
+        service = pair.holder.query_service(pair.registry)
+        side = pair.travellers(["USTR-00039", "USTR-00022"])
+        served, outcome, transcript = _serve_and(pair, service, lambda c: ask(pair.asker, c, side))
+    _ended_by_a_bad_release(pair, served, outcome, transcript)
+    kept = pair.asker.store.list(now=pair.asker.clock())
+    assert len(kept) == 1
+    served, again, _ = _serve_and(pair, service, lambda c: ask(pair.asker, c, side))
+    assert not isinstance(again, BaseException), again
+    assert [a.fate for a in again.answers] == ["sent", "sent"] and again.refused_by_us == 0
+    stored = pair.asker.store.list(now=pair.asker.clock())
+    assert len(stored) == 2 and kept[0] in stored
+
+
+def test_a_release_the_asker_refuses_for_the_holders_clock_is_answered_and_the_session_goes_on(
+    pair: QueryPair,
+) -> None:
+    """A holder whose clock runs two days ahead signs releases dated in the asker's future: an
+    honest partner's fault, not a lie. Each is refused (``created-in-future``, audited) and
+    answered in RECEIPTS, and the session completes, so the holder's operator learns why."""
+    holder_clock = pair.holder.clock
+    pair.holder.clock = lambda: holder_clock() + timedelta(days=2)
+    service = pair.holder.query_service(pair.registry)
+    side = pair.travellers(["USTR-00039", "USTR-00022"])
+    served, outcome, transcript = _serve_and(pair, service, lambda c: ask(pair.asker, c, side))
     assert not isinstance(outcome, BaseException), outcome
-    answers = {a.record_id: a for a in outcome.answers}
-    assert answers["USTR-00022"].fate == "denied"
-    assert answers["USTR-00039"].category is None and outcome.refused_by_us == 1
-    assert outcome.received == 0 and pair.asker.store.list(now=pair.asker.clock()) == ()
+    assert outcome.received == 0 and outcome.refused_by_us == 2
+    assert served.outcome == "completed"
+    (receipts,) = [m for m in map(M.decode, transcript) if isinstance(m, M.ReceiptsMessage)]
+    assert receipts.oks == bytes(2) and set(receipts.answers) == {b"created-in-future"}
+    denied = pair.asker.audit.entries(kinds={AuditEvent.RECEIVE_DENIED})
+    assert [dict(e.fields)["reason"] for e in denied] == ["created-in-future"] * 2
 
 
 def test_one_person_twice_in_a_manifest_is_asked_about_once(pair: QueryPair) -> None:

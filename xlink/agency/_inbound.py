@@ -1,13 +1,13 @@
 """The receiving half of one release transfer: each labelled release of the partner's opened
 with the OPRF outputs of tokens we hold, stored against one of our decided matches, and every
-refusal audited with its reason code; in a release transfer, a refusal no honest partner causes
-ends it (:func:`ending_on_dishonesty`)."""
+refusal audited with its reason code; a refusal no honest partner causes ends the transfer, or
+the query session (:func:`ending_on_dishonesty`)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, ParamSpec
 
 from xlink.agency._matches import Inbound
 from xlink.audit import AuditEvent
@@ -37,20 +37,23 @@ if TYPE_CHECKING:
 
 __all__ = ["Receiver", "ending_on_dishonesty"]
 
-StoreOne = Callable[[bytes], tuple[bool, bytes]]
+_P = ParamSpec("_P")
 
 
-def ending_on_dishonesty(store_one: StoreOne) -> StoreOne:
-    """``store_one`` for a release transfer (xlink-release-v1 §10): a release it refuses for a
-    reason no honest partner causes (every reason but :data:`~xlink.store.reasons.
-    CLOCK_REFUSALS`: both sides decided the same pairs under the same MOU and session, and an
-    honest side builds one release per pair, now) raises :class:`~xlink.errors.BadRelease`
-    once ``store_one`` has audited it, which ends the transfer: no answer, nothing more of ours
-    sent. A refusal for the partner's clock is answered, and the transfer goes on."""
+def ending_on_dishonesty(
+    store_one: Callable[_P, tuple[bool, bytes]],
+) -> Callable[_P, tuple[bool, bytes]]:
+    """``store_one`` for a release transfer (xlink-release-v1 §10) or a query's answer
+    (xlink-query-v1 §7.4): a release it refuses for a reason no honest partner causes (every
+    reason but :data:`~xlink.store.reasons.CLOCK_REFUSALS`: both sides decided the same pairs
+    under the same MOU and session, or the holder was asked for exactly these, and an honest
+    side builds one release per pair, now) raises :class:`~xlink.errors.BadRelease` once
+    ``store_one`` has audited it, which ends the transfer or the session: no answer, nothing
+    more of ours sent. A refusal for the partner's clock is answered, and it goes on."""
 
     @functools.wraps(store_one)  # ``__wrapped__``: the receiver's own
-    def store_or_end(frame: bytes) -> tuple[bool, bytes]:
-        ok, answer = store_one(frame)
+    def store_or_end(*args: _P.args, **kwargs: _P.kwargs) -> tuple[bool, bytes]:
+        ok, answer = store_one(*args, **kwargs)
         if not ok:
             reason = answer.decode("ascii", "replace")
             if reason not in CLOCK_REFUSALS:

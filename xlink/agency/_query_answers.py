@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xlink._pair_columns import PairColumns, from_table
-from xlink.agency._inbound import Receiver
+from xlink.agency._inbound import Receiver, ending_on_dishonesty
 from xlink.agency._query_common import _flush, _only, _receive
 from xlink.decide import DecidedMatch, Decision, OneToOneSieve, decide
 from xlink.error_codes import AbortCode
@@ -353,13 +353,15 @@ async def _collect_releases(
         await _flush(conn, session)
         got = _only(session.receive(await _receive(conn, idle_timeout)), ReleasesReceived)
         receiver = Receiver(agency, session_id, decision, per_handle(own_output.__getitem__))
+        store_one = ending_on_dishonesty(receiver.store_one)
         receipts: list[tuple[bool, bytes]] = []
         for (index, match), answer in zip(matches, got.answers, strict=True):
             release_id = answer.release_id.hex() if any(answer.release_id) else None
             category = None
             if answer.fate is Fate.SENT:
-                # the frame must be this match's release, not another traveller's
-                ok, data = receiver.store_one(answer.frame, for_match=index)
+                # the frame must be this match's release, not another traveller's; one
+                # that is not ends the session (BAD_RELEASE), unless the clock refused it
+                ok, data = store_one(answer.frame, for_match=index)
                 receipts.append((ok, data))
                 if ok:
                     stored = receiver.inbound[index]

@@ -75,8 +75,9 @@ DENY_LABEL_FAILED: Final = "label-failed"
 
 #: The refusals an honest partner can cause, with its clock set wrong (more than an hour ahead,
 #: or so far behind that a release is past its retention): a release transfer answers them
-#: ``REFUSED`` with the reason, so its operator learns why, and goes on. Any other refusal
-#: ends the transfer (``BAD_RELEASE``, xlink-release-v1 §10).
+#: ``REFUSED`` with the reason (a query's asker, in RECEIPTS), so its operator learns why, and
+#: goes on. Any other refusal ends the transfer or the query session (``BAD_RELEASE``,
+#: xlink-release-v1 §10, xlink-query-v1 §7.4).
 CLOCK_REFUSALS: Final = frozenset({DENY_CREATED_IN_FUTURE, DENY_EXPIRED})
 
 #: Audit reasons of PURGE entries: one per record removed, one per purge run.
