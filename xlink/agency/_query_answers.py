@@ -307,19 +307,23 @@ async def _collect_releases(
     outputs: list[bytes],
     idle_timeout: float,
     budget: int,
-) -> tuple[tuple[TravellerAnswer, ...], int, int, int]:
+    counts: dict[str, int],
+) -> tuple[tuple[TravellerAnswer, ...], int]:
     """Ask for the releases of the decided matches, store what comes, send the receipts;
-    returns the travellers' answers, the releases received, those refused and the handles
-    asked about. The holder counts each handle named against its quota (§8), so only the
-    matches whose handles fit ``budget`` (what the quota leaves after the evaluations), in
-    order and at most :data:`~xlink.query.messages.MAX_HITS`, are asked about; the others
-    are answered ``not-asked``."""
+    returns the travellers' answers and the releases refused, and adds the handles asked
+    about to ``counts["evaluations"]`` once asked, each release stored to
+    ``counts["received"]`` once stored. The holder counts each handle named against its
+    quota (§8), so only the matches whose handles fit ``budget`` (what the quota leaves
+    after the evaluations), in order and at most :data:`~xlink.query.messages.MAX_HITS`, are
+    asked about; the others are answered ``not-asked``. A release refused for a reason no
+    honest holder causes raises :class:`~xlink.errors.BadRelease` (§7.4): no receipts sent,
+    what was stored before it stays stored and counted."""
     session_id = decision.session_id
     by_record: dict[str, DecidedMatch] = {}  # each traveller's answer: its first match
     for m in decision.matches:
         by_record.setdefault(m.local_record_id, m)
     fates: dict[str, tuple[str, str | None, str | None]] = {}
-    received = refused = 0
+    refused = 0
     matches: list[tuple[int, DecidedMatch]] = []  # asked about, with their index in decision
     named: set[int] = set()
     for index, match in enumerate(decision.matches):
@@ -350,6 +354,7 @@ async def _collect_releases(
             for _, m in matches
         ]
         session.request_releases(hits)
+        counts["evaluations"] += sum(len(m.handles) for _, m in matches)
         await _flush(conn, session)
         got = _only(session.receive(await _receive(conn, idle_timeout)), ReleasesReceived)
         receiver = Receiver(agency, session_id, decision, per_handle(own_output.__getitem__))
@@ -366,7 +371,7 @@ async def _collect_releases(
                 if ok:
                     stored = receiver.inbound[index]
                     category, release_id = stored.category, stored.release_id.hex()
-                    received += 1
+                    counts["received"] += 1
             if by_record[match.local_record_id] is match:
                 fates[match.local_record_id] = (
                     answer.fate.name.lower().replace("_", "-"),
@@ -387,4 +392,4 @@ async def _collect_releases(
         answers.append(
             TravellerAnswer(rid, True, fate, release_id, category, round(decided.score, 3))
         )
-    return tuple(answers), received, refused, sum(len(m.handles) for _, m in matches)
+    return tuple(answers), refused

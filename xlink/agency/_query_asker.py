@@ -262,26 +262,28 @@ class QueryClient:
         agency, session, conn = self.agency, self.session, self._conn
         assert session.session_id is not None
         started = self._tick()
-        counts = {"evaluations": 0}
-        outputs = await _evaluate_all(conn, session, travellers, self._idle, agency, counts)
-        evaluated = self._tick()
-        decision, candidates = _decide(agency, session.session_id, travellers, self.table, outputs)
-        # the holder counts each handle a release request names against its quota (§8)
-        budget = self.quota_left - counts["evaluations"]
-        answers, received, refused, handles = await _collect_releases(
-            conn, session, agency, travellers, decision, outputs, self._idle, budget
-        )
-        counts["evaluations"] += handles
-        done = self._tick()
-        self.quota_left -= counts["evaluations"]
         records = len(travellers.tokens.record_ids)
-        for name, value in (
-            ("evaluations", counts["evaluations"]),
-            ("records", records),
-            ("matched", len(decision.matches)),
-            ("received", received),
-        ):
-            self._totals[name] += value
+        # what this ask spent and got, counted as it happens: an ask that ends part way (the
+        # holder aborts, or sends a release that ends the session) is in QUERY_ENDED's totals
+        counts = {"evaluations": 0, "records": records, "matched": 0, "received": 0}
+        try:
+            outputs = await _evaluate_all(conn, session, travellers, self._idle, agency, counts)
+            evaluated = self._tick()
+            decision, candidates = _decide(
+                agency, session.session_id, travellers, self.table, outputs
+            )
+            counts["matched"] = len(decision.matches)
+            # the holder counts each handle a release request names against its quota (§8)
+            budget = self.quota_left - counts["evaluations"]
+            answers, refused = await _collect_releases(
+                conn, session, agency, travellers, decision, outputs, self._idle, budget, counts
+            )
+        finally:
+            self.quota_left -= counts["evaluations"]
+            for name, value in counts.items():
+                self._totals[name] += value
+        done = self._tick()
+        received = counts["received"]
         return QueryOutcome(
             agency=agency.agency_id,
             holder=agency.peer_id,
