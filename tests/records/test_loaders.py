@@ -75,6 +75,57 @@ def test_missing_required_columns_are_all_listed(tmp_path: Path) -> None:
     assert "missing required columns: record_id, category, a name column" in str(info.value)
 
 
+def test_missing_columns_name_the_mapping_that_would_read_the_files_own(
+    tmp_path: Path,
+) -> None:
+    """A census extract with its own column names: the error names the mapping entries that
+    would read them (once each, none for a field a column already fills, names JSON-quoted),
+    and the file is still refused: no column is read as a field by a guess."""
+    header = 'ID,First Name,middle_initial,Surname,last_name,DOB,gender,"say ""hi""",given_name\n'
+    with pytest.raises(LoadError) as info:
+        load_csv(write(tmp_path, header + "1,Ann,Q,Lee,Lee,1980-01-02,F,x,Ann\n"))
+    said = str(info.value)
+    assert "missing required columns: record_id, category\n" not in said
+    assert """a file without a category column needs the mapping's "category\"""" in said
+    assert (
+        '{"columns": {"ID": "record_id", "middle_initial": "middle_name", '
+        '"Surname": "family_name", "DOB": "birth_date", "gender": "sex"}}'
+    ) in said
+    assert "First Name" not in said  # given_name is filled by its own column
+    assert "last_name" not in said  # the family name is suggested once
+    assert "say" not in said  # nothing to suggest for it
+
+
+def test_no_hint_when_no_column_name_is_a_common_one(tmp_path: Path) -> None:
+    with pytest.raises(LoadError) as info:
+        load_csv(write(tmp_path, "key,nom\n1,Lee\n"))
+    assert "mapping file could read" not in str(info.value)
+    with pytest.raises(LoadError) as info:  # a quote in a column's name, quoted as JSON
+        load_csv(write(tmp_path, 'id,"na""me",x\n1,Lee,\n'))
+    assert '{"columns": {"id": "record_id", "na\\"me": "full_name"}}' in str(info.value)
+
+
+def test_columns_a_file_names_its_own_way_are_said_to_be_unread(tmp_path: Path) -> None:
+    """A file loaded without its mapping: ``DOB`` and ``gender`` went to the payload, never
+    matched on, and nothing said so (a record matched on its names alone). They are named now,
+    with the mapping that reads them; a column for a field another column fills, a payload
+    column of no common name, a "name" beside a given and a family name, and the columns a
+    mapping reads are not."""
+    header = "record_id,category,given_name,first_name,family_name,DOB,gender,notes,name\n"
+    path = write(tmp_path, header + "1,watchlist,Ann,Ann,Lee,1980-01-02,F,x,ACME\n")
+    result = load_csv(path)
+    assert result.unread_columns == (("DOB", "birth_date"), ("gender", "sex"))
+    assert result.records[0].birth_date is None and result.records[0].sex is None
+    assert result.summary() == (
+        "loaded 1, rejected 0; not read as fields, kept in the payload and never matched on: "
+        '"DOB" (usually birth_date), "gender" (usually sex): a mapping {"columns": {"DOB": '
+        '"birth_date", "gender": "sex"}} would read them (docs/loading.md#mapping-file)'
+    )
+    mapped = load_csv(path, mapping={"DOB": "birth_date", "gender": "sex"})
+    assert mapped.unread_columns == () and mapped.summary() == "loaded 1, rejected 0"
+    assert mapped.records[0].birth_date is not None
+
+
 def test_constant_category_makes_the_column_optional(tmp_path: Path) -> None:
     path = write(tmp_path, "ID,Surname\n1,Smith\n")
     result = load_csv(

@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 "field_errors_path": (
                     str(load.field_errors_path) if load.field_errors_path else None
                 ),
+                "unread_columns": [{"column": c, "usually": f} for c, f in load.unread_columns],
             }
             for load in side.loads
         ],

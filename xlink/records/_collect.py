@@ -5,18 +5,20 @@ and field-errors files written or removed, and the :class:`LoadResult`."""
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from xlink.errors import FieldError, NothingLoaded
 from xlink.records import _rejects
+from xlink.records._header_hints import MAPPING_DOCS, likely_fields, mapping_entries
 from xlink.records._mapping import ColumnMapping, StrPath
 from xlink.records._missing import trim
 from xlink.records._rejects import Reject
 from xlink.records._rows import RawRow
 from xlink.records.model import PersonRecord
-from xlink.records.validation import BadFieldPolicy, DateOrder, RowChecker
+from xlink.records.validation import CANONICAL_FIELDS, BadFieldPolicy, DateOrder, RowChecker
 
 __all__ = ["PROGRESS_EVERY", "Collector", "LoadResult", "ProgressCallback", "rejects_target"]
 
@@ -42,6 +44,9 @@ class LoadResult:
     rejects_path: Path | None = None  # set only when a rejects file was written
     field_errors: tuple[FieldError, ...] = ()  # of kept records; field names as the input's
     field_errors_path: Path | None = None  # set only when a field-errors file was written
+    #: Columns not read as a field (kept in the payload, never matched on) whose names
+    #: usually hold one that no column fills: ``(column, field)``, in the order first read.
+    unread_columns: tuple[tuple[str, str], ...] = ()
 
     @property
     def loaded(self) -> int:
@@ -76,6 +81,13 @@ class LoadResult:
             files.append(f"field errors: {self.field_errors_path}")
         if files:
             text += f" (see {'; '.join(files)})"
+        if self.unread_columns:
+            named = ", ".join(f"{json.dumps(c)} (usually {f})" for c, f in self.unread_columns)
+            text += (
+                f"; not read as fields, kept in the payload and never matched on: {named}: "
+                f"a mapping {mapping_entries(self.unread_columns)} would read them "
+                f"({MAPPING_DOCS})"
+            )
         return text
 
     def __repr__(self) -> str:
@@ -116,6 +128,7 @@ class Collector:
         )
         # per set of columns (in order): what resolve() says of them, and their assembler
         self._plans: dict[tuple[str, ...], _ColumnsPlan] = {}
+        self.unread: dict[str, str] = {}  # LoadResult.unread_columns
 
     def _plan(self, values: Mapping[str, str]) -> _ColumnsPlan:
         columns = tuple(values)
@@ -125,6 +138,10 @@ class Collector:
                 self._plans.clear()
             targets, conflicts = self.mapping.resolve(columns)
             plan = (targets, conflicts, self.mapping.assembler(columns))
+            read = {t for t in targets.values() if t in CANONICAL_FIELDS}
+            unread = (c for c, t in targets.items() if t not in read)
+            for column, field in likely_fields(unread, read):
+                self.unread.setdefault(column, field)
             self._plans[columns] = plan
         return plan
 
@@ -208,6 +225,7 @@ class Collector:
             written,
             tuple(self.field_errors),
             field_errors_written,
+            tuple(self.unread.items()),
         )
 
 
