@@ -166,7 +166,9 @@ class NothingLoaded(LoadError):
     reject's (``FieldError``\ s name the line and field and never quote a value), and only they
     are in the message; ``rejects`` are every reject (:class:`~xlink.records.Reject`, whose
     ``raw`` holds the row as read: never shown), as a ``LoadResult`` would have held them;
-    ``rejects_path`` is where the rejects file was written first, or None."""
+    ``rejects_path`` is where the rejects file was written first, or None; ``hint`` names the
+    input's columns that a mapping could read as the fields the rows lacked (a file loaded
+    without its mapping), or None."""
 
     def __init__(
         self,
@@ -174,15 +176,18 @@ class NothingLoaded(LoadError):
         rejects: Sequence[RejectedRow],
         rejects_path: str | None,
         others: Sequence[str] = (),
+        hint: str | None = None,
     ) -> None:
         self.rejects = tuple(rejects)
         self.rejected = len(self.rejects)
         self.rejects_path = rejects_path
+        self.hint = hint
         where = f"; every reason is in {rejects_path}" if rejects_path is not None else ""
+        said = f"; {hint}" if hint else ""
         super().__init__(
             source,
             f"no record loaded: every row ({self.rejected}) was rejected{where}; check the "
-            "mapping, the category and the date order. The first:",
+            f"mapping, the category and the date order{said}. The first:",
             self.rejects[0].errors if self.rejects else (),
             others,
         )
@@ -190,10 +195,10 @@ class NothingLoaded(LoadError):
     def elsewhere(self) -> NothingLoaded:
         """The same refusal without the rejects file's path: for a load whose rejects went
         to a directory that is gone (a check's scratch space)."""
-        return NothingLoaded(self.source, self.rejects, None, self.others)
+        return NothingLoaded(self.source, self.rejects, None, self.others, self.hint)
 
     def also(self, others: Sequence[str]) -> NothingLoaded:
-        return NothingLoaded(self.source, self.rejects, self.rejects_path, others)
+        return NothingLoaded(self.source, self.rejects, self.rejects_path, others, self.hint)
 
 
 class SchemaError(InputError):

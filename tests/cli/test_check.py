@@ -54,6 +54,23 @@ def test_everything_ready(
     # whose only fault is an impossible date or a handling code C without conditions load
     assert "503 records (3 with bad fields left out), 4 rows rejected" in str(checks[1]["detail"])
     assert not (tmp_path / "w" / "audit.db").exists()  # nothing audited, nothing opened
+    assert "column(s) named like a field" not in str(checks[1]["detail"])
+
+
+def test_a_list_whose_columns_are_kept_in_the_payload_is_pointed_to_prepare(
+    ceremony: CeremonyFiles,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A list given without its mapping of DOB and Sex loads, with no date of birth or sex to
+    match on: the check still passes, and says so."""
+    monkeypatch.setenv("XLINK_PASSPHRASE", PASSPHRASE)
+    listed = tmp_path / "list.csv"
+    listed.write_text("record_id,category,family_name,DOB,Sex\nA1,watchlist,Lee,1980-01-02,F\n")
+    code, checks = _run(capsys, ceremony, tmp_path / "w", "--listen", "127.0.0.1:0", str(listed))
+    assert code == 0
+    assert "2 column(s) named like a field kept in the payload" in str(checks[1]["detail"])
 
 
 @pytest.mark.parametrize(

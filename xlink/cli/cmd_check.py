@@ -126,9 +126,16 @@ def run(args: argparse.Namespace) -> int:
                 raise refused.elsewhere() from None
         dropped = side.with_field_errors
         left_out = f" ({dropped} with bad fields left out)" if dropped else ""
+        unread = sum(len(load.unread_columns) for load in side.loads)
+        not_read = (
+            f"; {unread} column(s) named like a field kept in the payload, never matched on "
+            "(xlink prepare names them and the mapping entries that would read them)"
+            if unread
+            else ""
+        )
         return (
             f"{side.loaded} records{left_out}, {side.rejected} rows rejected, "
-            f"{len(side.tokens)} tokens"
+            f"{len(side.tokens)} tokens{not_read}"
         )
 
     found = step("keys, passphrase, MOU, partner bundle, schema", agency)

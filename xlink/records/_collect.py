@@ -12,13 +12,13 @@ from pathlib import Path
 
 from xlink.errors import FieldError, NothingLoaded
 from xlink.records import _rejects
-from xlink.records._header_hints import MAPPING_DOCS, likely_fields, mapping_entries
+from xlink.records._header_hints import MAPPING_DOCS, likely_fields, mapping_entries, mapping_hint
 from xlink.records._mapping import ColumnMapping, StrPath
 from xlink.records._missing import trim
 from xlink.records._rejects import Reject
 from xlink.records._rows import RawRow
 from xlink.records.model import PersonRecord
-from xlink.records.validation import CANONICAL_FIELDS, BadFieldPolicy, DateOrder, RowChecker
+from xlink.records.validation import DOCUMENT_FIELDS, BadFieldPolicy, DateOrder, RowChecker
 
 __all__ = ["PROGRESS_EVERY", "Collector", "LoadResult", "ProgressCallback", "rejects_target"]
 
@@ -69,7 +69,8 @@ class LoadResult:
     def summary(self) -> str:
         """One line for people: ``loaded 998 (3 with bad fields left out), rejected 2 (see
         rejects: x.rejects.csv; field errors: x.field-errors.csv)``; the parts about field
-        errors and files appear only when there are some."""
+        errors and files appear only when there are some, and last, the :attr:`unread_columns`
+        with the mapping entries that would read them."""
         text = f"loaded {self.loaded}"
         if self.field_errors:
             text += f" ({self.with_field_errors} with bad fields left out)"
@@ -85,8 +86,8 @@ class LoadResult:
             named = ", ".join(f"{json.dumps(c)} (usually {f})" for c, f in self.unread_columns)
             text += (
                 f"; not read as fields, kept in the payload and never matched on: {named}: "
-                f"a mapping {mapping_entries(self.unread_columns)} would read them "
-                f"({MAPPING_DOCS})"
+                f"the mapping's columns would read them, e.g. "
+                f"{mapping_entries(self.unread_columns)} ({MAPPING_DOCS})"
             )
         return text
 
@@ -129,6 +130,8 @@ class Collector:
         # per set of columns (in order): what resolve() says of them, and their assembler
         self._plans: dict[tuple[str, ...], _ColumnsPlan] = {}
         self.unread: dict[str, str] = {}  # LoadResult.unread_columns
+        self._unread_fields: set[str] = set()
+        self._documents = False  # a row with a documents list (JSON Lines) fills doc_*
 
     def _plan(self, values: Mapping[str, str]) -> _ColumnsPlan:
         columns = tuple(values)
@@ -138,10 +141,11 @@ class Collector:
                 self._plans.clear()
             targets, conflicts = self.mapping.resolve(columns)
             plan = (targets, conflicts, self.mapping.assembler(columns))
-            read = {t for t in targets.values() if t in CANONICAL_FIELDS}
-            unread = (c for c, t in targets.items() if t not in read)
-            for column, field in likely_fields(unread, read):
-                self.unread.setdefault(column, field)
+            found = likely_fields(targets, constant_category=self.mapping.category is not None)
+            for column, field in found:  # a field once in a load (JSON Lines keys vary)
+                if field not in self._unread_fields:
+                    self._unread_fields.add(field)
+                    self.unread[column] = field
             self._plans[columns] = plan
         return plan
 
@@ -151,7 +155,15 @@ class Collector:
         target = self.mapping.target(error.field)
         return error.field in _ROW_PSEUDO_FIELDS or target in ("record_id", "category")
 
+    def _unread(self) -> tuple[tuple[str, str], ...]:
+        """:attr:`LoadResult.unread_columns`: a documents list fills the document fields."""
+        return tuple(
+            (c, f) for c, f in self.unread.items() if not (self._documents and f in DOCUMENT_FIELDS)
+        )
+
     def add(self, row: RawRow) -> None:
+        if row.documents:
+            self._documents = True
         errors = list(row.errors)
         rejected = row.values is None or any(self._breaks_row(e) for e in errors)
         record: PersonRecord | None = None
@@ -217,7 +229,8 @@ class Collector:
                 _rejects.remove_stale(field_errors_path)
         if not self.records:
             written_to = None if written is None else str(written)
-            raise NothingLoaded(source, self.rejects, written_to)
+            hint = mapping_hint(self._unread())
+            raise NothingLoaded(source, self.rejects, written_to, hint=hint)
         return LoadResult(
             source,
             tuple(self.records),
@@ -225,7 +238,7 @@ class Collector:
             written,
             tuple(self.field_errors),
             field_errors_written,
-            tuple(self.unread.items()),
+            self._unread(),
         )
 
 

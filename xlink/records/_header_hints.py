@@ -1,7 +1,9 @@
-"""What a file's own column names probably hold, for the error that says a required column is
-missing: the hint names the mapping entries that would read them (docs/loading.md#mapping-file).
-Nothing is read by these guesses: a column keeps its name unless a mapping says otherwise, so
-that no value goes into a field by a guess."""
+"""What a file's own column names probably hold: the columns a load did not read as a field
+(kept in the payload, never matched on) whose names usually hold one that no column fills, and
+the mapping entries that would read them (docs/loading.md#mapping-file). Said in a load's
+summary and in the errors of a file that loads nothing; nothing is read by these guesses: a
+column keeps its name unless a mapping says otherwise, so that no value goes into a field by a
+guess."""
 
 from __future__ import annotations
 
@@ -10,77 +12,92 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Final
 
+from xlink.records.validation import CANONICAL_FIELDS
+
 __all__ = ["MAPPING_DOCS", "likely_fields", "mapping_entries", "mapping_hint"]
 
-#: Common column names (folded: lower case, letters and digits only) -> the canonical field.
-_COMMON: Final[Mapping[str, str]] = {
-    **dict.fromkeys(
-        ("id", "recordid", "recid", "uid", "personid", "subjectid", "paxid", "caseid", "rowid"),
-        "record_id",
-    ),
-    **dict.fromkeys(
-        ("firstname", "first", "givenname", "givennames", "forename", "forenames", "fname"),
-        "given_name",
-    ),
-    **dict.fromkeys(
-        ("middlename", "middlenames", "middle", "middleinitial", "middleinitials", "mi", "mname"),
-        "middle_name",
-    ),
-    **dict.fromkeys(("lastname", "last", "surname", "familyname", "lname", "sname"), "family_name"),
-    **dict.fromkeys(("name", "fullname", "personname"), "full_name"),
-    **dict.fromkeys(
-        ("dob", "dateofbirth", "birthdate", "birthday", "bdate", "birthdt"), "birth_date"
-    ),
-    **dict.fromkeys(("gender", "sexcode"), "sex"),
-    **dict.fromkeys(("placeofbirth", "birthplace", "pob"), "birth_place"),
-    **dict.fromkeys(("nationality", "citizenship", "citizenships"), "nationalities"),
-    **dict.fromkeys(("alias", "aka", "alsoknownas", "othernames"), "aliases"),
-    **dict.fromkeys(
-        ("passport", "passportnumber", "passportno", "documentnumber", "docno", "docnum"),
-        "doc_number",
-    ),
-    **dict.fromkeys(("street", "streetaddress", "address1", "addressline1"), "address"),
-    **dict.fromkeys(("city", "town", "suburb"), "locality"),
-    **dict.fromkeys(("state", "province"), "region"),
-    **dict.fromkeys(("zip", "zipcode", "postalcode"), "postcode"),
-    **dict.fromkeys(("listtype",), "category"),
-}
+#: Where a mapping file is described.
+MAPPING_DOCS: Final = "docs/loading.md#mapping-file"
+
+#: A column name longer than this is no common name (and is not quoted back).
+_LONGEST_NAME: Final = 64
 
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def _fold(name: str) -> str:
+    return _NOT_ALNUM.sub("", name.lower())
+
+
+def _named(field: str, *names: str) -> dict[str, str]:
+    return dict.fromkeys(names, field)
+
+
+#: Common column names (folded: lower case, letters and digits only) -> the canonical field:
+#: each canonical field's own name in any case or spacing (``Sex``, ``Date of birth``...), and
+#: the names lists give them. A one-word name that is also a word of a record (``first``,
+#: ``mi``, ``middle``) is left out: a file without a header would have its first record's
+#: values read as column names and quoted back.
+_COMMON: Final[Mapping[str, str]] = {
+    **{_fold(field): field for field in CANONICAL_FIELDS},
+    **_named("record_id", "id", "recordid", "recid", "uid", "personid", "subjectid", "paxid"),
+    **_named("record_id", "caseid", "rowid"),
+    **_named("given_name", "firstname", "firstnames", "givennames", "forename", "forenames"),
+    **_named("given_name", "fname"),
+    **_named("middle_name", "middlenames", "middleinitial", "middleinitials", "mname"),
+    **_named("family_name", "lastname", "lastnames", "surname", "surnames", "lname"),
+    **_named("full_name", "name", "personname"),
+    **_named("birth_date", "dob", "dateofbirth", "birthdate", "birthday", "bdate", "birthdt"),
+    **_named("sex", "gender", "sexcode"),
+    **_named("birth_place", "placeofbirth", "birthplace", "pob", "countryofbirth"),
+    **_named("nationalities", "nationality", "citizenship", "citizenships"),
+    **_named("aliases", "alias", "aka", "alsoknownas"),
+    **_named("doc_type", "documenttype", "doctype", "idtype"),
+    **_named("doc_number", "passport", "passportno", "passportnumber", "documentnumber"),
+    **_named("doc_number", "docno", "docnum"),
+    **_named("doc_country", "passportcountry", "issuingcountry", "passportissuer", "docissuer"),
+    **_named("doc_expiry", "expiry", "expirydate", "passportexpiry", "docexp", "dateofexpiry"),
+    **_named("address", "street", "streetaddress", "address1", "addressline1"),
+    **_named("locality", "city", "town", "suburb"),
+    **_named("region", "state", "province"),
+    **_named("postcode", "zip", "zipcode", "postalcode", "postal"),
+}
 _PARTS_OF_A_NAME: Final = frozenset({"given_name", "family_name"})
 
 
-def likely_fields(unread: Iterable[str], read: Iterable[str]) -> list[tuple[str, str]]:
-    """Each column of ``unread`` (columns the mapping neither names nor knows as a canonical
-    field) whose name usually holds a canonical field that no column fills (``read``: the
-    fields the file's columns are read as), with that field; a field once."""
-    taken = set(read)
-    if taken & _PARTS_OF_A_NAME:  # a "name" beside a given and a family name: not the person's
-        taken.add("full_name")
+def likely_fields(targets: Mapping[str, str], *, constant_category: bool) -> list[tuple[str, str]]:
+    """The columns of ``targets`` (input column -> what the mapping reads it as, the payload
+    key being the column's own name) not read as a canonical field whose names usually hold
+    one that nothing fills, each with that field, a field once: a mapping's constant category
+    fills ``category``, a given or family name ``full_name`` (a "name" beside them is not the
+    person's)."""
+    filled = {t for t in targets.values() if t in CANONICAL_FIELDS}
+    if constant_category:
+        filled.add("category")
+    if filled & _PARTS_OF_A_NAME:
+        filled.add("full_name")
     found: list[tuple[str, str]] = []
-    for column in unread:
-        field = _COMMON.get(_NOT_ALNUM.sub("", column.lower()))
-        if field is not None and field not in taken:
-            taken.add(field)
+    for column, target in targets.items():
+        if target in CANONICAL_FIELDS or len(column) > _LONGEST_NAME:
+            continue
+        field = _COMMON.get(_fold(column))
+        if field is not None and field not in filled:
+            filled.add(field)
             found.append((column, field))
     return found
 
 
 def mapping_entries(found: Iterable[tuple[str, str]]) -> str:
-    """``{"columns": {...}}``, the mapping that would read each column as its field (names
-    quoted as JSON, whatever they hold)."""
+    """``{"columns": {...}}``, the mapping entries that would read each column as its field
+    (names quoted as JSON, so that nothing in one can end a line or drive a terminal)."""
     entries = ", ".join(f"{json.dumps(column)}: {json.dumps(field)}" for column, field in found)
     return '{"columns": {' + entries + "}}"
 
 
-def mapping_hint(unread: Iterable[str], read: Iterable[str]) -> str | None:
-    """The hint for a file whose required columns are missing (:func:`likely_fields`); None
-    when there is none."""
-    found = likely_fields(unread, read)
+def mapping_hint(found: Iterable[tuple[str, str]]) -> str | None:
+    """The hint for a file that loads nothing (:func:`likely_fields`); None when there is
+    none."""
+    found = list(found)
     if not found:
         return None
-    return f"a mapping file could read them, e.g. {mapping_entries(found)} ({MAPPING_DOCS})"
-
-
-#: Where a mapping file is described.
-MAPPING_DOCS: Final = "docs/loading.md#mapping-file"
+    return f"its mapping's columns could read them, e.g. {mapping_entries(found)} ({MAPPING_DOCS})"

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
 from xlink.errors import FieldError, LoadError
-from xlink.records._header_hints import mapping_hint
+from xlink.records._header_hints import likely_fields, mapping_hint
 from xlink.records._mapping import DELIMITERS, ColumnMapping
 from xlink.records._rejects import parse_json_object
-from xlink.records.validation import CANONICAL_FIELDS, DOCUMENT_FIELDS, NAME_FIELDS
+from xlink.records.validation import DOCUMENT_FIELDS, NAME_FIELDS
 
 __all__ = [
     "Lines",
@@ -220,11 +220,10 @@ def check_header(source: str, header: Sequence[str], mapping: ColumnMapping) -> 
     missing = _required_columns_missing(set(targets.values()), mapping)
     if missing:
         problems.append("missing required columns: " + ", ".join(missing))
-        if "category" in missing:
+        found = likely_fields(targets, constant_category=mapping.category is not None)
+        if "category" in missing and all(field != "category" for _, field in found):
             problems.append('a file without a category column needs the mapping\'s "category"')
-        read = {t for t in targets.values() if t in CANONICAL_FIELDS}
-        hint = mapping_hint((c for c, t in targets.items() if t not in read), read)
-        if hint is not None:
+        if (hint := mapping_hint(found)) is not None:
             problems.append(hint)
         seen_in_one = [d for d in DELIMITERS if len(header) == 1 and d in header[0]]
         if seen_in_one:
