@@ -145,6 +145,12 @@ class PreparedSide:
         return sum(load.with_field_errors for load in self.loads)
 
     @property
+    def unread_columns(self) -> tuple[tuple[str, str], ...]:
+        """Every file's :attr:`~xlink.records.LoadResult.unread_columns`, each once: columns
+        kept in the payload, never matched on, whose names usually hold a field."""
+        return tuple(dict.fromkeys(c for load in self.loads for c in load.unread_columns))
+
+    @property
     def untokenised(self) -> tuple[str, ...]:
         """Ids of records that derived no token at all (every key's fields missing): they can
         never match, so the analyst should see them rather than have them vanish."""

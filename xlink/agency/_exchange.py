@@ -170,6 +170,7 @@ async def run_exchange(
         audit_reason=report.reason,
         phases={k: round(v, 3) for k, v in phases.items()},
         withheld=side.withheld,
+        unread_columns=side.unread_columns,
         **outcome_counts["fields"],
     )
 

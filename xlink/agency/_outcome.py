@@ -47,6 +47,9 @@ class AgencyOutcome:
     workdir: str = ""
     matches_file: str = ""
     phases: dict[str, float] = field(default_factory=dict)
+    unread_columns: tuple[tuple[str, str], ...] = ()
+    """Columns of our files kept in the payload, never matched on, whose names usually hold a
+    field (:attr:`xlink.records.LoadResult.unread_columns`): ``(column, field)``."""
 
     @property
     def released_total(self) -> int:
@@ -60,4 +63,5 @@ class AgencyOutcome:
         doc = asdict(self)
         doc["released_total"] = self.released_total
         doc["received_total"] = self.received_total
+        doc["unread_columns"] = [{"column": c, "usually": f} for c, f in self.unread_columns]
         return doc

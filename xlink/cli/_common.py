@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO, TypedDict
@@ -87,6 +87,16 @@ def write_port_file(path: str | Path | None, port: int) -> None:
 def withheld_line(withheld: int) -> str:
     """The summary line for records left out because the MOU does not list their category."""
     return f"  withheld {withheld} records: their category is not in the MOU"
+
+
+def unread_line(unread: Sequence[tuple[str, str]]) -> str:
+    """The summary line for columns of our files kept in the payload whose names usually hold
+    a field (a file given without its mapping): their records matched without them."""
+    named = ", ".join(f"{json.dumps(c)} (usually {f})" for c, f in unread)
+    return (
+        f"  not read as fields, kept in the payload and never matched on: {named} "
+        "(xlink prepare names the mapping entries that would read them)"
+    )
 
 
 def emit_json(obj: object) -> None:

@@ -22,6 +22,7 @@ from xlink.cli._common import (
     emit_json,
     phase_timings,
     progress_reporter,
+    unread_line,
     withheld_line,
     write_port_file,
 )
@@ -225,6 +226,8 @@ def _print_outcome(o: AgencyOutcome, wall: float) -> None:
     print(f"  records {o.records}, rejected rows {o.rejected}, tokens {o.tokens}")
     if o.withheld:
         print(withheld_line(o.withheld))
+    if o.unread_columns:
+        print(unread_line(o.unread_columns))
     print(f"  matched tokens {o.matched_tokens}, candidate pairs {o.candidates}")
     print(f"  decided matches {o.decided}")
     released = ", ".join(f"{k} {v}" for k, v in o.released.items()) or "none"
