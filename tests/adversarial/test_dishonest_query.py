@@ -42,6 +42,7 @@ from xlink.agency._claims import Claims
 from xlink.agency._query import QueryClient, ask
 from xlink.agency._query_common import _config, _flush, _only, _receive
 from xlink.audit import AuditEvent, AuditLog
+from xlink.cli._query_output import answer_line
 from xlink.crypto import oprf9497
 from xlink.decide import DecidedMatch, decide
 from xlink.error_codes import LOCAL_FAILURE, AbortCode
@@ -1272,6 +1273,8 @@ def test_a_release_the_asker_refuses_for_the_holders_clock_is_answered_and_the_s
     assert receipts.oks == bytes(2) and set(receipts.answers) == {b"created-in-future"}
     denied = pair.asker.audit.entries(kinds={AuditEvent.RECEIVE_DENIED})
     assert [dict(e.fields)["reason"] for e in denied] == ["created-in-future"] * 2
+    said = "release refused here: the holder's clock (dated ahead, or past its retention); audited"
+    assert all(answer_line(a, CA).endswith(said) for a in outcome.answers)  # whole, not cut
 
 
 def test_one_person_twice_in_a_manifest_is_asked_about_once(pair: QueryPair) -> None:

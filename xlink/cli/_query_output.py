@@ -84,8 +84,10 @@ def answer_line(a: TravellerAnswer, holder: str) -> str:
         return f"{head}: released [{a.category}], release {a.release_id}, in the store"
     if a.fate == "sent":
         # any other refusal ends the session (BAD_RELEASE): only the holder's clock is left
-        return f"{head}: release refused here: the holder's clock (dated ahead, or past "
-        "its retention); audited"
+        return (
+            f"{head}: release refused here: the holder's clock (dated ahead, or past its "
+            "retention); audited"
+        )
     if a.fate == "delivered":
         return f"{head}: delivered before, release {a.release_id} (already in the store)"
     text = _FATE_TEXT.get(str(a.fate), f"{a.fate}")
