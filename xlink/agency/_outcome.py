@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from xlink.records.header_hints import unread_json
+
 __all__ = ["AgencyOutcome"]
 
 
@@ -63,5 +65,5 @@ class AgencyOutcome:
         doc = asdict(self)
         doc["released_total"] = self.released_total
         doc["received_total"] = self.received_total
-        doc["unread_columns"] = [{"column": c, "usually": f} for c, f in self.unread_columns]
+        doc["unread_columns"] = unread_json(self.unread_columns)
         return doc

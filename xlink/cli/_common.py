@@ -24,6 +24,7 @@ from xlink.errors import (
     XlinkError,
 )
 from xlink.protocol.abort import AbortCode, escape_unprintable
+from xlink.records.header_hints import unread_text
 from xlink.records.validation import BadFieldPolicy
 
 __all__ = [
@@ -92,11 +93,7 @@ def withheld_line(withheld: int) -> str:
 def unread_line(unread: Sequence[tuple[str, str]]) -> str:
     """The summary line for columns of our files kept in the payload whose names usually hold
     a field (a file given without its mapping): their records matched without them."""
-    named = ", ".join(f"{json.dumps(c)} (usually {f})" for c, f in unread)
-    return (
-        f"  not read as fields, kept in the payload and never matched on: {named} "
-        "(xlink prepare names the mapping entries that would read them)"
-    )
+    return f"  {unread_text(unread)} (xlink prepare names the mapping entries that would read them)"
 
 
 def emit_json(obj: object) -> None:

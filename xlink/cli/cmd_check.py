@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                 raise refused.elsewhere() from None
         dropped = side.with_field_errors
         left_out = f" ({dropped} with bad fields left out)" if dropped else ""
-        unread = sum(len(load.unread_columns) for load in side.loads)
+        unread = len(side.unread_columns)
         not_read = (
             f"; {unread} column(s) named like a field kept in the payload, never matched on "
             "(xlink prepare names them and the mapping entries that would read them)"

@@ -17,6 +17,7 @@ from xlink.cli._common import (
 from xlink.cli.exitcodes import ExitCode
 from xlink.linkage.schema import load_default_schema, load_schema, schema_digest
 from xlink.prepare import prepare_side
+from xlink.records.header_hints import unread_json
 
 __all__ = ["register", "run"]
 
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                 "field_errors_path": (
                     str(load.field_errors_path) if load.field_errors_path else None
                 ),
-                "unread_columns": [{"column": c, "usually": f} for c, f in load.unread_columns],
+                "unread_columns": unread_json(load.unread_columns),
             }
             for load in side.loads
         ],

@@ -5,18 +5,23 @@ and field-errors files written or removed, and the :class:`LoadResult`."""
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from xlink.errors import FieldError, NothingLoaded
 from xlink.records import _rejects
-from xlink.records._header_hints import MAPPING_DOCS, likely_fields, mapping_entries, mapping_hint
 from xlink.records._mapping import ColumnMapping, StrPath
 from xlink.records._missing import trim
 from xlink.records._rejects import Reject
 from xlink.records._rows import RawRow
+from xlink.records.header_hints import (
+    MAPPING_DOCS,
+    likely_fields,
+    mapping_entries,
+    mapping_hint,
+    unread_text,
+)
 from xlink.records.model import PersonRecord
 from xlink.records.validation import DOCUMENT_FIELDS, BadFieldPolicy, DateOrder, RowChecker
 
@@ -83,10 +88,9 @@ class LoadResult:
         if files:
             text += f" (see {'; '.join(files)})"
         if self.unread_columns:
-            named = ", ".join(f"{json.dumps(c)} (usually {f})" for c, f in self.unread_columns)
             text += (
-                f"; not read as fields, kept in the payload and never matched on: {named}: "
-                f"the mapping's columns would read them, e.g. "
+                f"; {unread_text(self.unread_columns)}: the mapping's columns would read them, "
+                "e.g. "
                 f"{mapping_entries(self.unread_columns)} ({MAPPING_DOCS})"
             )
         return text
@@ -130,7 +134,6 @@ class Collector:
         # per set of columns (in order): what resolve() says of them, and their assembler
         self._plans: dict[tuple[str, ...], _ColumnsPlan] = {}
         self.unread: dict[str, str] = {}  # LoadResult.unread_columns
-        self._unread_fields: set[str] = set()
         self._documents = False  # a row with a documents list (JSON Lines) fills doc_*
 
     def _plan(self, values: Mapping[str, str]) -> _ColumnsPlan:
@@ -143,8 +146,7 @@ class Collector:
             plan = (targets, conflicts, self.mapping.assembler(columns))
             found = likely_fields(targets, constant_category=self.mapping.category is not None)
             for column, field in found:  # a field once in a load (JSON Lines keys vary)
-                if field not in self._unread_fields:
-                    self._unread_fields.add(field)
+                if field not in self.unread.values():  # at most one a canonical field
                     self.unread[column] = field
             self._plans[columns] = plan
         return plan

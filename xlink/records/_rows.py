@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
 from xlink.errors import FieldError, LoadError
-from xlink.records._header_hints import likely_fields, mapping_hint
 from xlink.records._mapping import DELIMITERS, ColumnMapping
 from xlink.records._rejects import parse_json_object
+from xlink.records.header_hints import likely_fields, mapping_hint
 from xlink.records.validation import DOCUMENT_FIELDS, NAME_FIELDS
 
 __all__ = [

@@ -14,7 +14,14 @@ from typing import Final
 
 from xlink.records.validation import CANONICAL_FIELDS
 
-__all__ = ["MAPPING_DOCS", "likely_fields", "mapping_entries", "mapping_hint"]
+__all__ = [
+    "MAPPING_DOCS",
+    "likely_fields",
+    "mapping_entries",
+    "mapping_hint",
+    "unread_json",
+    "unread_text",
+]
 
 #: Where a mapping file is described.
 MAPPING_DOCS: Final = "docs/loading.md#mapping-file"
@@ -101,3 +108,15 @@ def mapping_hint(found: Iterable[tuple[str, str]]) -> str | None:
     if not found:
         return None
     return f"its mapping's columns could read them, e.g. {mapping_entries(found)} ({MAPPING_DOCS})"
+
+
+def unread_text(found: Iterable[tuple[str, str]]) -> str:
+    """``not read as fields, kept in the payload and never matched on: "DOB" (usually
+    birth_date), ...``: how a load's summary and an exchange's name its unread columns."""
+    named = ", ".join(f"{json.dumps(column)} (usually {field})" for column, field in found)
+    return f"not read as fields, kept in the payload and never matched on: {named}"
+
+
+def unread_json(found: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    """The unread columns in a ``--json`` document: ``{"column", "usually"}`` each."""
+    return [{"column": column, "usually": field} for column, field in found]
