@@ -215,3 +215,40 @@ def test_an_asker_audits_a_session_that_fails_before_welcome(pair: QueryPair) ->
             {"code": failed.code.name, "side": "LOCAL", "peer": pair.holder.agency_id},
         )
     ]
+
+
+def test_a_holder_naming_a_new_period_each_session_leaves_one_copy_of_its_table(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The asker does not compare WELCOME's period with its clock (spec §10), and its copies
+    were kept per holder and period, never deleted: a holder naming another month in every
+    session made the asker keep a whole table on disk per session. One copy per holder now
+    (§5.3); a copy of another holder stays."""
+    import xlink.agency._query_holder as holder_module
+
+    folder = pair.asker.workdir / "query"
+    folder.mkdir(exist_ok=True)
+    # the copy of a holder whose id starts with this one's
+    other = folder / f"{pair.holder.agency_id}-EAST-2101-01.npz"
+    other.write_bytes(b"kept")
+    said = {"period": ""}
+    monkeypatch.setattr(holder_module, "period_of", lambda now: said["period"])
+    for month in range(1, 7):
+        said["period"] = f"2101-{month:02d}"
+        asyncio.run(_one_session(pair, said["period"]))
+        copies = sorted(p.name for p in folder.glob("*.npz"))
+        assert copies == sorted([other.name, f"{pair.holder.agency_id}-2101-{month:02d}.npz"])
+    assert other.read_bytes() == b"kept"
+
+
+async def _one_session(pair: QueryPair, period: str) -> None:
+    """A query session opened (the table fetched and saved) and closed, in ``period``."""
+    a, b = memory_pair()
+
+    async def asker() -> None:
+        async with asker_module.QueryClient(pair.asker, a, idle_timeout=5) as client:
+            assert client.period == period and client.fetched > 0
+
+    await asyncio.gather(
+        pair.holder.query_service(pair.registry).handle(b, idle_timeout=5), asker()
+    )

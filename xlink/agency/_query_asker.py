@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -60,6 +61,8 @@ from xlink.transport.driver import MIN_PACE, time_limit, within_limit
 from xlink.transport.stream import linger
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from xlink.agency._agency import Agency
 
 __all__ = ["QueryClient", "QueryOutcome", "TravellerAnswer", "ask"]
@@ -205,6 +208,7 @@ class QueryClient:
                 self._fetch(conn, session, welcome, table), limit_s, "the table fetch"
             )
             table.save(path, meta=meta)
+            _drop_other_periods(folder, agency.peer_id, path)
         self.table = table
 
     async def _fetch(
@@ -369,6 +373,17 @@ async def ask(
 
 def _safe(agency_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in agency_id)
+
+
+def _drop_other_periods(folder: Path, holder: str, kept: Path) -> None:
+    """Delete the copies of ``holder``'s table of other periods than ``kept``'s: the asker
+    keeps one copy per holder (spec §5.3), so that a holder naming a new period in every
+    WELCOME costs it a download per session, as the MOU's bound allows, and no disk beyond
+    one table."""
+    own = re.compile(re.escape(_safe(holder)) + r"-[0-9]{4}-[0-9]{2}\.npz")
+    for path in folder.iterdir():
+        if path != kept and own.fullmatch(path.name):
+            path.unlink(missing_ok=True)
 
 
 _T = TypeVar("_T")
