@@ -4,6 +4,7 @@ delimiter, a header in capitals. Each was refused whole before (the encoding, th
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import date
 from pathlib import Path
@@ -182,6 +183,23 @@ def test_lines_ended_by_carriage_returns_alone_are_lines(tmp_path: Path) -> None
     assert [r.record_id for r in result.records] == ["1", "2"]
 
 
+def test_a_line_feed_inside_a_cell_of_a_mac_export_is_part_of_the_cell(tmp_path: Path) -> None:
+    """Excel for the Mac ends rows in ``\r`` and writes a line break inside a cell as ``\n``,
+    in quotes: one such cell in the file's first 8 KiB made it read as line-feed ended, and
+    the whole file was refused at line 1 with the csv module's advice. A file that ends its
+    lines in ``\n`` and has a ``\r`` inside a cell is still read by its line feeds."""
+    rows = [b'1,Smith,"Ann\nMarie",other', b"2,Roe,Bo,other", b"3,Poe,Al,other"]
+    path = _write(tmp_path, b"\r".join([b"ID,Surname,Given,category", *rows]) + b"\r")
+    result = load_csv(path, mapping=MAPPING)
+    assert _names(result) == [("Ann\nMarie", "Smith"), ("Bo", "Roe"), ("Al", "Poe")]
+    assert [r.record_id for r in result.records] == ["1", "2", "3"]
+    unix = b'ID,Surname,Given,category\n1,Smith,"Ann\rMarie",other\n2,Roe,Bo,other\n'
+    assert _names(load_csv(_write(tmp_path, unix), mapping=MAPPING)) == [
+        ("Ann\rMarie", "Smith"),
+        ("Bo", "Roe"),
+    ]
+
+
 _PREFIXES = st.sampled_from(
     [b"", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"ID,Surname,category\r", b"ID;Surname\n"]
 )
@@ -291,6 +309,26 @@ def test_a_workbook_saved_under_a_csv_name_is_named(tmp_path: Path, start: bytes
     """An .xlsx (a zip) or an .xls renamed .csv was told to set the mapping's encoding."""
     with pytest.raises(LoadError, match="a spreadsheet workbook, not text: save it as CSV"):
         load_csv(_write(tmp_path, start + bytes(range(256)) * 4), mapping=MAPPING)
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (gzip.compress(b"ID,Surname,category\n1,Smith,other\n"), "a gzip-compressed file"),
+        ("ID,Surname,category\n1,Smith,other\n".encode("utf-16-le"), "every other byte is zero"),
+        ("ID,Surname,category\n1,Smith,other\n".encode("utf-16-be"), "every other byte is zero"),
+    ],
+)
+def test_a_compressed_or_unmarked_utf16_file_is_named(
+    tmp_path: Path, data: bytes, said: str
+) -> None:
+    """A gzip file was told to set the mapping's encoding; UTF-16 without its byte-order mark
+    got a missing-columns error that suggested the mapping entry ``"I\\u0000D\\u0000"``."""
+    for load, name in ((load_csv, "list.csv"), (load_jsonl, "list.jsonl")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(LoadError, match=said):
+            load(path, mapping=MAPPING)
 
 
 def test_a_date_of_birth_after_the_load_is_left_out_not_read(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import csv
 import datetime
 import io
 import json
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -191,14 +192,32 @@ def test_duplicate_and_unnamed_columns(tmp_path: Path) -> None:
 
 
 def test_a_spreadsheets_empty_trailing_columns_are_no_columns(tmp_path: Path) -> None:
-    """Spreadsheets export empty columns after the last named one (``,,``) and rows with an
-    empty cell more than the header: the whole file was refused ("column 4 has no name"), or
-    the row. A value in such a column is not dropped: its row is rejected."""
-    text = "record_id,category,family_name,,\n1,other,A,,\n2,other,B,,,\n3,other,C,,kept?\n"
+    """Spreadsheets export empty columns after the last named one (``,,``): the whole file
+    was refused ("column 4 has no name"). A value in such a column is not dropped: its row
+    is rejected."""
+    text = "record_id,category,family_name,,\n1,other,A,,\n2,other,B\n3,other,C,,kept?\n"
     result = load_csv(write(tmp_path, text))
     assert [r.record_id for r in result.records] == ["1", "2"]
     (reject,) = result.rejects
     assert reject.line == 4 and "5 fields, the header has 3" in reject.errors[0].reason
+
+
+def test_a_value_with_an_unquoted_delimiter_does_not_shift_its_row(tmp_path: Path) -> None:
+    """``King, Jr`` unquoted makes a row one cell longer, and when the last column is empty
+    that cell is empty too: the row was read with every cell after the value shifted
+    (``given_name`` 'Jr', ``remarks`` 'Martin'). Empty cells past the header are dropped only
+    where the header has unnamed columns of its own; otherwise the row is rejected, and why."""
+    header = "record_id,category,birth_date,family_name,given_name,remarks\n"
+    rows = "1,watchlist,1960-01-02,King, Jr,Martin,\n2,watchlist,1961-03-04,Doe,Jane,\n"
+    result = load_csv(write(tmp_path, header + rows))
+    assert [(r.record_id, r.name.given) for r in result.records] == [("2", "Jane")]
+    (reject,) = result.rejects
+    reason = reject.errors[0].reason
+    assert reject.line == 2 and reason.startswith("7 fields, the header has 6 (")
+    assert "end the header with one too" in reason
+    # the same file with a header that ends with the delimiter: every row's last cell is empty
+    padded = write(tmp_path, header.replace("\n", ",\n") + "2,watchlist,1961-03-04,Doe,Jane,,\n")
+    assert [r.name.given for r in load_csv(padded).records] == ["Jane"]
 
 
 def test_two_columns_mapped_to_one_field(tmp_path: Path) -> None:
@@ -510,7 +529,7 @@ def test_jsonl_rows_documents_and_malformed_lines(tmp_path: Path) -> None:
     assert errors == {
         2: [("<line>", "malformed JSON (column 2)")],
         4: [("<line>", "not a JSON object")],
-        5: [("birth_date", "expected a string, number or null")],
+        5: [("birth_date", "expected a string, finite number or null")],
         6: [("<line>", "duplicate key in a JSON object")],
         7: [
             ("documents[0]", "expected an object of doc_type, doc_number, doc_country, doc_expiry")
@@ -621,3 +640,66 @@ def test_bundled_truth_pairs_name_loaded_records() -> None:
     for pair in truth:
         assert pair["ca_record_id"] in loaded[pair["ca_file"]]
         assert pair["us_record_id"] in loaded[pair["us_file"]]
+
+
+def test_json_lines_numbers_read_as_a_dataframe_reads_them(tmp_path: Path) -> None:
+    """``json.dumps`` writes a missing float as ``NaN`` and an integer column with gaps as
+    floats: ``NaN`` was read as the text 'nan' (every such person named "nan"), ``Infinity``
+    as 'inf', and the id ``5.0`` as '5.0', another id than ``5``."""
+    lines = [
+        '{"record_id": 5.0, "category": "other", "family_name": "A", "given_name": NaN}',
+        '{"record_id": NaN, "category": "other", "family_name": "B"}',
+        '{"record_id": "7", "category": "other", "family_name": "C", "full_name": Infinity}',
+        '{"record_id": 8, "category": "other", "family_name": "D", "postcode": 1e5, "x": 2.5}',
+    ]
+    result = load_jsonl(write(tmp_path, "\n".join(lines) + "\n", "in.jsonl"))
+    first, third, fourth = result.records
+    assert (first.record_id, first.name.given) == ("5", "")
+    assert (third.record_id, third.name.full) == ("7", "")  # the bad field left out
+    assert (fourth.record_id, fourth.payload) == ("8", {"x": "2.5"})
+    assert fourth.addresses[0].postcode == "100000"
+    (reject,) = result.rejects
+    assert (reject.line, reject.errors[0].field) == (2, "record_id")
+    assert [(e.line, e.field, e.reason) for e in result.field_errors] == [
+        (3, "full_name", "expected a string, finite number or null")
+    ]
+
+
+def test_a_header_is_read_whatever_way_its_accents_are_encoded(tmp_path: Path) -> None:
+    """macOS and text copied from a PDF write ``é`` as ``e`` and a combining accent: the
+    mapping's ``Prénom`` did not match the header's, and the column went to the payload,
+    never matched on, with no word said. A zero-width space or a second byte-order mark
+    before a name made it another name too."""
+    decomposed = unicodedata.normalize("NFD", "Prénom,Né le")
+    text = f"\u200brecord_id,category,Nom\ufeff,{decomposed}\n1,other,Dupont,José,07/12/1983\n"
+    mapping = {"Nom": "family_name", "Prénom": "given_name", "Né le": "birth_date"}
+    (record,) = load_csv(write(tmp_path, text), mapping=mapping, date_order="DMY").records
+    assert (record.name.given, record.name.family) == ("José", "Dupont")
+    assert record.birth_date is not None and record.birth_date.month == 12
+    assert record.payload == {}
+
+
+def test_json_lines_in_the_mappings_encoding(tmp_path: Path) -> None:
+    """A JSON Lines file refused as not UTF-8 was told to set the mapping's encoding, which
+    the JSON Lines loader did not read: the advice could not work. It reads it now."""
+    line = '{"record_id": "1", "category": "other", "family_name": "Müller"}\n'
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(line.encode("cp1252"))
+    with pytest.raises(LoadError, match=r"not UTF-8 text \(line 1\).*encoding setting"):
+        load_jsonl(path)
+    (record,) = load_jsonl(path, mapping={"encoding": "cp1252"}).records
+    assert record.name.family == "Müller"
+
+
+def test_a_record_id_with_a_control_character_rejects_its_row(tmp_path: Path) -> None:
+    """Ids holding an escape sequence, a line break or a NUL were kept and printed raw by
+    `xlink prepare` (an escape reached the terminal, a line break split its line), and
+    ``D\\0`` was another id than ``D``."""
+    rows = ['"A\x1b[31m",other,Smith', '"B\nC",other,Roe', "D\x00,other,Doe", "E,other,Poe"]
+    result = load_csv(write(tmp_path, "record_id,category,family_name\n" + "\n".join(rows)))
+    assert [r.record_id for r in result.records] == ["E"]
+    assert [(r.line, r.errors[0].field, r.errors[0].reason) for r in result.rejects] == [
+        (2, "record_id", "holds a control character"),
+        (3, "record_id", "holds a control character"),
+        (5, "record_id", "holds a control character"),
+    ]

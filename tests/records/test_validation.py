@@ -142,6 +142,9 @@ def test_full_row_parses_every_field() -> None:
         ("4/3/1980 0:00", "MDY", BirthDate(1980, 4, 3)),
         ("3 April 1980, 10:00 p.m.", "unknown", BirthDate(1980, 4, 3)),
         ("1980-04-03T10:11:12.123+02:00", "unknown", BirthDate(1980, 4, 3)),
+        # PostgreSQL's text of a timestamptz: an offset of hours alone (refused whole)
+        ("1980-04-03 00:00:00+00", "unknown", BirthDate(1980, 4, 3)),
+        ("1980-04-03 00:00:00-05", "unknown", BirthDate(1980, 4, 3)),
     ],
 )
 def test_birth_date_forms(text: str, order: str, expected: BirthDate) -> None:

@@ -45,10 +45,11 @@ class DateOrder(StrEnum):
 
 
 #: A time of day after a date, as database and spreadsheet exports write one (ignored):
-#: ``T12:30``, `` 00:00:00.000Z``, `` 1:05 +0100``, `` 12:00:00 AM``, ``, 0:00``.
+#: ``T12:30``, `` 00:00:00.000Z``, `` 1:05 +0100``, `` 00:00:00+00`` (PostgreSQL), `` 12:00:00 AM``,
+#: ``, 0:00``.
 _TIME_OF_DAY = re.compile(
     r"(?:[T\s]|,\s*)\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp]\.?[Mm]\.?)?"
-    r"(?:\s*(?:Z|UTC|GMT|[+-]\d{2}:?\d{2}))?$"
+    r"(?:\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?))?$"
 )
 _ISO_FULL = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _ISO_MONTH = re.compile(r"(\d{4})-(\d{2})")

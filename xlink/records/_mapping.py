@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import stat
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,14 @@ from xlink.records.validation import (
     parse_category,
 )
 
-__all__ = ["COMBINE_SEPARATOR", "DELIMITERS", "ERROR_COLUMN", "ColumnMapping", "StrPath"]
+__all__ = [
+    "COMBINE_SEPARATOR",
+    "DELIMITERS",
+    "ERROR_COLUMN",
+    "ColumnMapping",
+    "StrPath",
+    "header_cell",
+]
 
 StrPath = str | os.PathLike[str]
 
@@ -59,8 +68,23 @@ def _ascii_compatible(encoding: str) -> bool:
 
 
 def _folded(name: str) -> str:
-    """A column name as a header may vary it: case and spaces aside (``FAMILY NAME``)."""
-    return " ".join(name.split()).casefold()
+    """A column name as a header may vary it: case, spaces and how its accents are encoded
+    aside (``FAMILY NAME``; ``Prénom`` with a combining accent, as macOS writes it)."""
+    return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
+
+
+#: Spaces and the invisible format characters found around names copied from other programs
+#: (soft hyphen, zero-width and directional marks, word joiner, byte-order mark).
+_EDGES = re.compile(
+    r"^[\s\u00ad\u200b-\u200f\u2060-\u2064\ufeff]+|[\s\u00ad\u200b-\u200f\u2060-\u2064\ufeff]+$"
+)
+
+
+def header_cell(text: str) -> str:
+    """A header cell's column name: in composed form (NFC: ``é`` one character, whichever
+    way the file wrote it), without the spaces and invisible format characters around it (a
+    zero-width space, a second byte-order mark), which no one types into a name on purpose."""
+    return _EDGES.sub("", unicodedata.normalize("NFC", text))
 
 
 #: What joins the parts of a combined field (empty parts are skipped).

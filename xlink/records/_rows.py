@@ -7,6 +7,7 @@ import codecs
 import contextlib
 import csv
 import io
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
@@ -26,6 +27,7 @@ __all__ = [
     "json_row",
     "no_rows_inside",
     "open_quote",
+    "scalar_text",
 ]
 
 _BOM = b"\xef\xbb\xbf"
@@ -35,6 +37,8 @@ _UTF16_BOMS: Final = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 #: How a spreadsheet's own files start (a zip: .xlsx, .ods; an OLE compound file: .xls), which
 #: a .csv name does not make text.
 _WORKBOOKS: Final = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+#: How a gzip-compressed file starts.
+_GZIP: Final = b"\x1f\x8b"
 _LIST_FIELDS = frozenset({"aliases", "nationalities", "address"})
 
 
@@ -47,6 +51,21 @@ class RawRow:
     values: dict[str, str] | None  # None: the row could not even be split into fields
     documents: list[dict[str, str]] = field(default_factory=list)
     errors: list[FieldError] = field(default_factory=list)
+
+
+def _utf16_unmarked(head: bytes) -> bool:
+    """Whether a file starting with ``head`` looks like UTF-16 without a byte-order mark: no
+    mark, and a zero in every other byte of at least its first 16 (ASCII text so encoded)."""
+    if len(head) < 16 or head[:2] in _UTF16_BOMS:
+        return False
+    return not any(head[0:16:2]) or not any(head[1:16:2])
+
+
+def _cr_ended(head: bytes) -> bool:
+    """Whether a file starting with ``head`` ends its lines with a carriage return alone (an old
+    Mac export): no CR LF in it, and more lone carriage returns than line feeds (a spreadsheet
+    writes a line break inside a cell as a line feed, in quotes)."""
+    return b"\r\n" not in head and head.count(b"\r") > head.count(b"\n")
 
 
 class Lines:
@@ -70,6 +89,14 @@ class Lines:
                 self._source,
                 "a spreadsheet workbook, not text: save it as CSV",
             )
+        if peek is not None and peek(2)[:2] == _GZIP:
+            raise LoadError(self._source, "a gzip-compressed file, not text: decompress it first")
+        if peek is not None and _utf16_unmarked(peek(8192)):
+            raise LoadError(
+                self._source,
+                "every other byte is zero: UTF-16 text without a byte-order mark? "
+                "save it as UTF-8, or as UTF-16 with its mark",
+            )
         if peek is not None and peek(2)[:2] in _UTF16_BOMS:
             wrapper = io.TextIOWrapper(self._fh, encoding="utf-16", newline="")
             try:
@@ -85,7 +112,7 @@ class Lines:
             return
         encoding = self._encoding
         lines: Iterable[bytes] = self._fh
-        if peek is not None and b"\r" in (head := peek(8192)) and b"\n" not in head:
+        if peek is not None and _cr_ended(peek(8192)):
             lines = _cr_lines(self._fh)  # carriage returns alone end its lines (an old Mac export)
         marked = False
         for data in lines:
@@ -166,20 +193,32 @@ def json_row(line: int, text: str, mapping: ColumnMapping) -> RawRow:
                 row.values[key] = "; ".join(str(item) for item in value)
             else:
                 row.errors.append(FieldError(line, key, "expected a list of strings"))
-        elif (scalar := _json_scalar(value)) is not None:
+        elif (scalar := scalar_text(value)) is not None:
             row.values[key] = scalar
         else:
-            row.errors.append(FieldError(line, key, "expected a string, number or null"))
+            row.errors.append(FieldError(line, key, "expected a string, finite number or null"))
     return row
 
 
-def _json_scalar(value: object) -> str | None:
+def scalar_text(value: object) -> str | None:
+    """A JSON or DataFrame scalar as a cell's text, or ``None`` for a value that is none
+    (an infinity, a list). Missing values (``None``, ``NaN``, which ``json.dumps`` writes
+    for a missing float) are ``""``; an integral float is its integer's text, since integer
+    columns with gaps are written as floats (``12.0`` is the id ``12``, as ``12`` is)."""
     if value is None:
         return ""
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str | int | float):
+    if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if math.isinf(value):
+            return None
+        return str(int(value)) if value.is_integer() else repr(value)
     return None
 
 
@@ -188,7 +227,7 @@ def _json_document(value: object) -> dict[str, str] | None:
         return None
     out: dict[str, str] = {}
     for key, item in value.items():
-        scalar = _json_scalar(item)
+        scalar = scalar_text(item)
         if key not in DOCUMENT_FIELDS or scalar is None:
             return None
         out[key] = scalar

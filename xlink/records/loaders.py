@@ -22,9 +22,8 @@ import codecs
 import csv
 import datetime
 import io
-import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -37,7 +36,7 @@ from xlink.records._collect import (
     ProgressCallback,
     rejects_target,
 )
-from xlink.records._mapping import ColumnMapping, StrPath
+from xlink.records._mapping import ColumnMapping, StrPath, header_cell
 from xlink.records._missing import unguard
 from xlink.records._rejects import Reject
 from xlink.records._rows import (
@@ -49,6 +48,7 @@ from xlink.records._rows import (
     json_row,
     no_rows_inside,
     open_quote,
+    scalar_text,
 )
 from xlink.records.validation import BadFieldPolicy, DateOrder
 
@@ -125,7 +125,7 @@ def load_csv(
         reader = csv.reader(lines, strict=True, delimiter=columns.delimiter)
         header_raw: list[str] | None = None
         header: list[str] = []
-        width = 0
+        width = written_width = 0
         start = 1
         for cells in csv_rows(reader):
             raw = lines.take()
@@ -158,10 +158,10 @@ def load_csv(
                     )
                 continue  # Excel's note of the delimiter, before the header
             if header_raw is None:
-                header_raw, header = written, columns.header_names([c.strip() for c in cells])
+                header_raw, header = written, columns.header_names([header_cell(c) for c in cells])
                 # columns without a name after the last named one (a spreadsheet's
                 # trailing empty columns) are no columns, as long as they stay empty
-                width = len(header)
+                width = written_width = len(header)
                 while width and not header[width - 1]:
                     width -= 1
                 header = header[:width]
@@ -169,10 +169,10 @@ def load_csv(
                 continue
             if reader.line_num > line:  # a quoted value over several lines
                 no_rows_inside(source, line, cells, columns.delimiter, width)
-            if len(cells) > width and not any(c.strip() for c in cells[width:]):
+            if width < len(cells) <= written_width and not any(c.strip() for c in cells[width:]):
                 cells = cells[:width]
             if len(cells) != len(header):
-                reason = f"{len(cells)} fields, the header has {len(header)}"
+                reason = _width_reason(len(cells), cells[width:], width, columns.delimiter)
                 collector.add(RawRow(line, raw, None, errors=[FieldError(line, "<row>", reason)]))
             else:
                 collector.add(RawRow(line, raw, dict(zip(header, cells, strict=True))))
@@ -192,6 +192,19 @@ def load_csv(
     )
 
 
+def _width_reason(fields: int, past: Sequence[str], width: int, delimiter: str) -> str:
+    """Why a row of ``fields`` cells is not read under a header of ``width`` named columns
+    (``past``: its cells past them). Empty cells past the header's own are not dropped: a
+    value holding an unquoted delimiter (``King, Jr``) makes the same row, shifted."""
+    reason = f"{fields} fields, the header has {width}"
+    if past and not any(c.strip() for c in past):
+        reason += (
+            f" (the cells past it are empty, but a value with an unquoted {delimiter!r} would "
+            f"shift the row; if every row ends with {delimiter!r}, end the header with one too)"
+        )
+    return reason
+
+
 def _excel_delimiter(raw: str) -> str | None:
     """The delimiter a spreadsheet's first line ``sep=X`` names, or None for another line."""
     text = raw.rstrip("\r\n")
@@ -209,7 +222,8 @@ def load_jsonl(
     progress: ProgressCallback | None = None,
     today: datetime.date | None = None,
 ) -> LoadResult:
-    """Load a UTF-8 JSON Lines file: one JSON object per line, blank lines skipped.
+    """Load a JSON Lines file (UTF-8, or the mapping's ``encoding``): one JSON object per line,
+    blank lines skipped.
 
     Values are strings, numbers, booleans or null (null = missing); ``aliases``,
     ``nationalities`` and ``address`` may be lists of strings; a ``documents`` key may hold a list
@@ -220,9 +234,9 @@ def load_jsonl(
     ``xlink_error`` key, field errors to ``<stem>.field-errors.csv``.
 
     Raises:
-        LoadError: file not found or unreadable, a line not UTF-8 (named), an empty file, a
-            file of which every line was rejected (the rejects file is written first), or a
-            bad mapping file.
+        LoadError: file not found or unreadable, a line that does not decode (named), an
+            empty file, a file of which every line was rejected (the rejects file is written
+            first), or a bad mapping file.
         ValueError: a bad ``mapping`` dict, ``date_order`` or ``bad_field``, or a rejects or
             field-errors path equal to the input.
     """
@@ -231,7 +245,7 @@ def load_jsonl(
     collector = Collector(columns, date_order, bad_field, progress, today)
     target = rejects_target(file, rejects_path, write_rejects, "jsonl")
     with _open(file, source) as fh:
-        lines = Lines(fh, source)
+        lines = Lines(fh, source, columns.encoding)
         for text in lines:
             lines.take()
             if text.strip():
@@ -247,17 +261,8 @@ def _cell(value: object) -> str | None:
         if getattr(value, "ndim", 0) != 0:
             return None  # an array in a cell (a list column): an unsupported value
         value = value.item()  # numpy scalar -> Python scalar
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        # integer columns with missing values arrive as floats: 12.0 is the id "12"
-        return str(int(value)) if value.is_integer() else repr(value)
+    if value is None or isinstance(value, str | int | float):
+        return scalar_text(value)
     if isinstance(value, datetime.datetime):
         return value.date().isoformat() if value.time() == datetime.time() else value.isoformat()
     if isinstance(value, datetime.date):
