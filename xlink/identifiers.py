@@ -34,6 +34,7 @@ __all__ = [
     "FINGERPRINT_RULE",
     "KEY_NAME",
     "KEY_NAME_RULE",
+    "LAYOUT_CHARACTERS",
     "MOU_ID",
     "MOU_ID_RULE",
     "PAYLOAD_NAME",
@@ -45,6 +46,7 @@ __all__ = [
     "RULES",
     "SCHEMA_ID",
     "SCHEMA_ID_RULE",
+    "UNSAFE_TEXT",
     "IdentifierRule",
     "arg_type",
     "check_agency_id",
@@ -183,6 +185,22 @@ RULES: Final[Mapping[str, IdentifierRule]] = MappingProxyType(
     }
 )
 """Every rule, by kind."""
+
+
+#: Characters that change how the text around them reads or hide in it: the bidirectional
+#: controls (the marks, embeddings, overrides and isolates), the line and paragraph
+#: separators, and the invisible ones (soft hyphen, zero-width space, word joiner and invisible
+#: operators, byte order mark, tag characters; the zero-width joiner and non-joiner that names
+#: are written with are not among them). A fixed list, not Unicode categories, so that what is
+#: valid does not change with the Unicode version. A regular expression class's body.
+LAYOUT_CHARACTERS: Final = (
+    "\u00ad\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u2028\u2029"
+    "\ufeff\U000e0000-\U000e007f"
+)
+#: A character no text that is shown to people or printed to a terminal may hold: a control
+#: character (C0, DEL, C1), which drives a terminal or breaks a line, or one of
+#: :data:`LAYOUT_CHARACTERS`. An MOU's texts (xlink.policy) and record ids (xlink.records).
+UNSAFE_TEXT: Final = re.compile(f"[\x00-\x1f\x7f-\x9f{LAYOUT_CHARACTERS}]")
 
 
 def check_agency_id(value: object, *, what: str | None = None) -> str:

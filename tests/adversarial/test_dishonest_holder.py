@@ -223,22 +223,26 @@ def test_a_holder_naming_a_new_period_each_session_leaves_one_copy_of_its_table(
     """The asker does not compare WELCOME's period with its clock (spec §10), and its copies
     were kept per holder and period, never deleted: a holder naming another month in every
     session made the asker keep a whole table on disk per session. One copy per holder now
-    (§5.3); a copy of another holder stays."""
+    (§5.3); a copy of another holder stays, and so do the asker's own holder tables, also
+    when the holder's id is "table" (the copies were named as those)."""
     import xlink.agency._query_holder as holder_module
 
-    folder = pair.asker.workdir / "query"
-    folder.mkdir(exist_ok=True)
-    # the copy of a holder whose id starts with this one's
-    other = folder / f"{pair.holder.agency_id}-EAST-2101-01.npz"
-    other.write_bytes(b"kept")
+    monkeypatch.setattr(asker_module, "_safe", lambda agency_id: "table")
+    query = pair.asker.workdir / "query"
+    copies = query / "copies"
+    copies.mkdir(parents=True)
+    other = copies / "table-EAST-2101-01.npz"  # a holder whose id starts with this one's
+    own = [query / "table-2101-01.npz", query / "table-2100-12.npz"]  # when it holds too
+    for path in (other, *own):
+        path.write_bytes(b"kept")
     said = {"period": ""}
     monkeypatch.setattr(holder_module, "period_of", lambda now: said["period"])
     for month in range(1, 7):
         said["period"] = f"2101-{month:02d}"
         asyncio.run(_one_session(pair, said["period"]))
-        copies = sorted(p.name for p in folder.glob("*.npz"))
-        assert copies == sorted([other.name, f"{pair.holder.agency_id}-2101-{month:02d}.npz"])
-    assert other.read_bytes() == b"kept"
+        kept = sorted(p.name for p in copies.glob("*.npz"))
+        assert kept == sorted([other.name, f"table-2101-{month:02d}.npz"])
+    assert [p.read_bytes() for p in (other, *own)] == [b"kept"] * 3
 
 
 async def _one_session(pair: QueryPair, period: str) -> None:

@@ -188,14 +188,15 @@ def test_a_line_feed_inside_a_cell_of_a_mac_export_is_part_of_the_cell(tmp_path:
     in quotes: one such cell in the file's first 8 KiB made it read as line-feed ended, and
     the whole file was refused at line 1 with the csv module's advice. A file that ends its
     lines in ``\n`` and has a ``\r`` inside a cell is still read by its line feeds."""
-    rows = [b'1,Smith,"Ann\nMarie",other', b"2,Roe,Bo,other", b"3,Poe,Al,other"]
+    rows = [b'1,Smith,"Ann\nMarie\nJo",other', b"2,Roe,Bo,other", b"3,Poe,Al,other"]
     path = _write(tmp_path, b"\r".join([b"ID,Surname,Given,category", *rows]) + b"\r")
     result = load_csv(path, mapping=MAPPING)
-    assert _names(result) == [("Ann\nMarie", "Smith"), ("Bo", "Roe"), ("Al", "Poe")]
+    assert _names(result) == [("Ann\nMarie\nJo", "Smith"), ("Bo", "Roe"), ("Al", "Poe")]
     assert [r.record_id for r in result.records] == ["1", "2", "3"]
-    unix = b'ID,Surname,Given,category\n1,Smith,"Ann\rMarie",other\n2,Roe,Bo,other\n'
+    # a file of line feeds with more carriage returns than them, all inside quoted values
+    unix = b'ID,Surname,Given,category\n1,Smith,"A\rn\rn\ra\rb",other\n2,Roe,Bo,other\n'
     assert _names(load_csv(_write(tmp_path, unix), mapping=MAPPING)) == [
-        ("Ann\rMarie", "Smith"),
+        ("A\rn\rn\ra\rb", "Smith"),
         ("Bo", "Roe"),
     ]
 

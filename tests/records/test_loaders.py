@@ -206,18 +206,47 @@ def test_a_value_with_an_unquoted_delimiter_does_not_shift_its_row(tmp_path: Pat
     """``King, Jr`` unquoted makes a row one cell longer, and when the last column is empty
     that cell is empty too: the row was read with every cell after the value shifted
     (``given_name`` 'Jr', ``remarks`` 'Martin'). Empty cells past the header are dropped only
-    where the header has unnamed columns of its own; otherwise the row is rejected, and why."""
+    where the header has unnamed columns of its own, or where most rows have them (the
+    file's form); otherwise the row is rejected, and why."""
     header = "record_id,category,birth_date,family_name,given_name,remarks\n"
-    rows = "1,watchlist,1960-01-02,King, Jr,Martin,\n2,watchlist,1961-03-04,Doe,Jane,\n"
-    result = load_csv(write(tmp_path, header + rows))
-    assert [(r.record_id, r.name.given) for r in result.records] == [("2", "Jane")]
+    rows = "".join(f"{i},watchlist,1961-03-04,Doe,Jane{i},\n" for i in range(2, 5))
+    shifted = "1,watchlist,1960-01-02,King, Jr,Martin,\n"
+    result = load_csv(write(tmp_path, header + shifted + rows))
+    assert [(r.record_id, r.name.given) for r in result.records] == [
+        ("2", "Jane2"),
+        ("3", "Jane3"),
+        ("4", "Jane4"),
+    ]
     (reject,) = result.rejects
     reason = reject.errors[0].reason
-    assert reject.line == 2 and reason.startswith("7 fields, the header has 6 (")
-    assert "end the header with one too" in reason
-    # the same file with a header that ends with the delimiter: every row's last cell is empty
+    assert reject.line == 2 and reason.startswith("7 fields, the header has 6 (the cells past")
+    # a header that ends with the delimiter: every row's last cell is empty
     padded = write(tmp_path, header.replace("\n", ",\n") + "2,watchlist,1961-03-04,Doe,Jane,,\n")
     assert [r.name.given for r in load_csv(padded).records] == ["Jane"]
+
+
+@pytest.mark.parametrize("delimiter", [",", "|"])
+def test_rows_that_all_end_with_the_delimiter_under_a_header_that_does_not(
+    tmp_path: Path, delimiter: str
+) -> None:
+    """Database dumps (Informix UNLOAD, some SQL clients) end every row with the delimiter, and
+    a header added apart does not: that is the file's form, read as such; a row shifted by an
+    unquoted delimiter in it (two cells past the header) is still rejected, wherever it is."""
+    d = delimiter
+    header = d.join(["record_id", "category", "family_name", "given_name"]) + "\n"
+    rows = [d.join([str(i), "other", f"Roe{i}", "Bo", ""]) for i in range(1, 61)]
+    rows[0] = d.join(["1", "other", "King", " Jr", "Martin", ""])  # "King, Jr" unquoted...
+    rows[55] = d.join(["56", "other", "King", " Jr", "Martin", ""])  # ...and past the held rows
+    path = write(tmp_path, header + "\n".join(rows) + "\n")
+    result = load_csv(path, mapping={"delimiter": d})
+    assert [r.record_id for r in result.records] == [str(i) for i in range(2, 61) if i != 56]
+    assert {r.family for r in (rec.name for rec in result.records)} == {
+        f"Roe{i}" for i in range(2, 61) if i != 56
+    }
+    assert [(r.line, r.errors[0].reason.split(" (")[0]) for r in result.rejects] == [
+        (2, "6 fields, the header has 4"),
+        (57, "6 fields, the header has 4"),
+    ]
 
 
 def test_two_columns_mapped_to_one_field(tmp_path: Path) -> None:
@@ -671,7 +700,8 @@ def test_a_header_is_read_whatever_way_its_accents_are_encoded(tmp_path: Path) -
     never matched on, with no word said. A zero-width space or a second byte-order mark
     before a name made it another name too."""
     decomposed = unicodedata.normalize("NFD", "Prénom,Né le")
-    text = f"\u200brecord_id,category,Nom\ufeff,{decomposed}\n1,other,Dupont,José,07/12/1983\n"
+    text = f"\u200brecord_id,category,\u2066Nom\u2069\ufeff,{decomposed}\n"
+    text += "1,other,Dupont,José,07/12/1983\n"
     mapping = {"Nom": "family_name", "Prénom": "given_name", "Né le": "birth_date"}
     (record,) = load_csv(write(tmp_path, text), mapping=mapping, date_order="DMY").records
     assert (record.name.given, record.name.family) == ("José", "Dupont")
@@ -679,14 +709,16 @@ def test_a_header_is_read_whatever_way_its_accents_are_encoded(tmp_path: Path) -
     assert record.payload == {}
 
 
-def test_json_lines_in_the_mappings_encoding(tmp_path: Path) -> None:
+def test_json_lines_are_utf8_whatever_a_mapping_says(tmp_path: Path) -> None:
     """A JSON Lines file refused as not UTF-8 was told to set the mapping's encoding, which
-    the JSON Lines loader did not read: the advice could not work. It reads it now."""
+    the JSON Lines loader does not read (JSON is UTF-8, RFC 8259; a mapping shared with CSV
+    files in cp1252 must not garble a UTF-8 JSON file's accents): the advice is to convert."""
     line = '{"record_id": "1", "category": "other", "family_name": "Müller"}\n'
     path = tmp_path / "in.jsonl"
     path.write_bytes(line.encode("cp1252"))
-    with pytest.raises(LoadError, match=r"not UTF-8 text \(line 1\).*encoding setting"):
-        load_jsonl(path)
+    with pytest.raises(LoadError, match=r"not UTF-8 text \(line 1\); JSON Lines text is UTF-8"):
+        load_jsonl(path, mapping={"encoding": "cp1252"})
+    path.write_bytes(line.encode())
     (record,) = load_jsonl(path, mapping={"encoding": "cp1252"}).records
     assert record.name.family == "Müller"
 
@@ -695,11 +727,50 @@ def test_a_record_id_with_a_control_character_rejects_its_row(tmp_path: Path) ->
     """Ids holding an escape sequence, a line break or a NUL were kept and printed raw by
     `xlink prepare` (an escape reached the terminal, a line break split its line), and
     ``D\\0`` was another id than ``D``."""
-    rows = ['"A\x1b[31m",other,Smith', '"B\nC",other,Roe', "D\x00,other,Doe", "E,other,Poe"]
+    rows = ['"A\x1b[31m",other,Smith', '"B\nC",other,Roe', "D\x00,other,Doe", "F\u202e1,other,Q"]
+    rows.append("E,other,Poe")
     result = load_csv(write(tmp_path, "record_id,category,family_name\n" + "\n".join(rows)))
     assert [r.record_id for r in result.records] == ["E"]
     assert [(r.line, r.errors[0].field, r.errors[0].reason) for r in result.rejects] == [
-        (2, "record_id", "holds a control character"),
-        (3, "record_id", "holds a control character"),
-        (5, "record_id", "holds a control character"),
+        (2, "record_id", "holds a control or invisible character"),
+        (3, "record_id", "holds a control or invisible character"),
+        (5, "record_id", "holds a control or invisible character"),
+        (6, "record_id", "holds a control or invisible character"),
     ]
+
+
+def test_json_keys_and_dataframe_columns_are_read_as_a_headers_names(tmp_path: Path) -> None:
+    """The same for a JSON object's keys and a DataFrame's columns, which were compared with
+    the mapping's names as written: a decomposed ``Prénom`` went to the payload."""
+    import pandas as pd
+
+    key = unicodedata.normalize("NFD", "Prénom")
+    mapping = {"Prénom": "given_name", "Nom": "family_name"}
+    line = json.dumps({"record_id": "1", "category": "other", "Nom\u200b": "Roe", key: "José"})
+    (record,) = load_jsonl(write(tmp_path, line + "\n", "in.jsonl"), mapping=mapping).records
+    assert (record.name.given, record.name.family, record.payload) == ("José", "Roe", {})
+    df = pd.DataFrame(
+        {"record_id": ["1"], "category": ["other"], "Nom\u200b": ["Roe"], key: ["Jo"]}
+    )
+    (record,) = load_dataframe(df, mapping=mapping).records
+    assert (record.name.given, record.name.family, record.payload) == ("Jo", "Roe", {})
+
+
+def test_names_alike_once_read_are_named_as_written(tmp_path: Path) -> None:
+    """``Note`` and ``Note`` with a zero-width space are one name once read: the file was
+    refused as "duplicate column names: Note", as if the header named it twice alike; a JSON
+    object with both keys kept the second value only."""
+    with pytest.raises(LoadError, match=r"duplicate column names: Note \(written 'Note', 'Note"):
+        load_csv(write(tmp_path, "record_id,category,family_name,Note,Note\u200b\n1,other,A,x,y\n"))
+    line = json.dumps({"record_id": "1", "category": "other", "family_name": "A", "N": 1, "N ": 2})
+    result = load_jsonl(
+        write(tmp_path, line + "\n" + line.replace('"N ": 2', '"M": 2') + "\n", "x.jsonl")
+    )
+    assert [r.line for r in result.rejects] == [1] and len(result.records) == 1
+    assert "duplicate key in a JSON object, once spaces" in result.rejects[0].errors[0].reason
+
+
+def test_a_float_too_large_to_be_one_integer_keeps_its_float_form(tmp_path: Path) -> None:
+    line = '{"record_id": 12345678901234567890.0, "category": "other", "family_name": "A"}\n'
+    (record,) = load_jsonl(write(tmp_path, line, "in.jsonl")).records
+    assert record.record_id == "1.2345678901234567e+19"  # not the plausible 12345678901234567168

@@ -183,8 +183,10 @@ class QueryClient:
         )
         self.period = welcome.period
         self.quota_left = welcome.quota_left
-        folder = agency.workdir / "query"
-        folder.mkdir(exist_ok=True)
+        # the copies apart from the agency's own table (table-YYYY-MM.npz, when it holds too):
+        # a holder whose id is "table" must not name one of them
+        folder = agency.workdir / "query" / "copies"
+        folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{_safe(agency.peer_id)}-{welcome.period}.npz"
         meta = _table_meta(agency, welcome.period)
         table = AskerTable.load(path, meta=meta)

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from xlink.crypto.keys import SealingPublicKey, VerifyKey
+from xlink.identifiers import LAYOUT_CHARACTERS, UNSAFE_TEXT
 
 __all__ = ["ABSENT", "MISSING", "Checker"]
 
@@ -26,18 +27,10 @@ MAX_NAME_CHARS = 200
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: Officers read and sign an MOU's texts (names, legal basis, handling conditions): none may
 #: hold a character that drives a terminal, changes how the text around it reads or hides in
-#: it. No control character (C0, DEL, C1; a multi-line text may hold a newline and a tab), no
-#: bidirectional control (the marks, embeddings, overrides and isolates), no line or paragraph
-#: separator, and no invisible one (soft hyphen, zero-width space, word joiner and invisible
-#: operators, byte order mark, tag characters; the zero-width joiner and non-joiner of names
-#: are allowed). A fixed list, not Unicode categories, so that a document's validity does not
-#: change with the Unicode version; protocols/schemas/mou-v1.json has the same classes.
-_LAYOUT = (
-    "\u00ad\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u2028\u2029"
-    "\ufeff\U000e0000-\U000e007f"
-)
-_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f{_LAYOUT}]")
-_CONTROL_BUT_NEWLINE_TAB = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_LAYOUT}]")
+#: it (:data:`xlink.identifiers.UNSAFE_TEXT`; a multi-line text may hold a newline and a
+#: tab). protocols/schemas/mou-v1.json has the same classes.
+_CONTROL = UNSAFE_TEXT
+_CONTROL_BUT_NEWLINE_TAB = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{LAYOUT_CHARACTERS}]")
 
 
 MISSING = object()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import os
-import re
 import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -14,6 +13,7 @@ from types import MappingProxyType
 
 from xlink.documents import DocumentError, parse_document
 from xlink.errors import LoadError
+from xlink.records._missing import trim
 from xlink.records.model import Category
 from xlink.records.validation import (
     CANONICAL_FIELDS,
@@ -73,18 +73,12 @@ def _folded(name: str) -> str:
     return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
 
 
-#: Spaces and the invisible format characters found around names copied from other programs
-#: (soft hyphen, zero-width and directional marks, word joiner, byte-order mark).
-_EDGES = re.compile(
-    r"^[\s\u00ad\u200b-\u200f\u2060-\u2064\ufeff]+|[\s\u00ad\u200b-\u200f\u2060-\u2064\ufeff]+$"
-)
-
-
 def header_cell(text: str) -> str:
     """A header cell's column name: in composed form (NFC: ``é`` one character, whichever
-    way the file wrote it), without the spaces and invisible format characters around it (a
-    zero-width space, a second byte-order mark), which no one types into a name on purpose."""
-    return _EDGES.sub("", unicodedata.normalize("NFC", text))
+    way the file wrote it), without the spaces and invisible characters around it (a zero-width
+    space, a second byte-order mark, a bidirectional mark: what :func:`~xlink.records._missing.
+    trim` strips from values), which no one types into a name on purpose."""
+    return trim(unicodedata.normalize("NFC", text))
 
 
 #: What joins the parts of a combined field (empty parts are skipped).
@@ -333,6 +327,12 @@ class ColumnMapping:
             name if not name or name in known else self._by_folded.get(_folded(name), name)
             for name in header
         ]
+
+    def column_names(self, written: Iterable[str]) -> list[str]:
+        """Column names (a CSV header's, a DataFrame's, a JSON object's keys) as the mapping
+        knows them: each in composed form without the spaces and invisible characters around
+        it (:func:`header_cell`), then as :meth:`header_names` reads it."""
+        return self.header_names([header_cell(name) for name in written])
 
     def resolve(self, columns: Iterable[str]) -> tuple[dict[str, str], list[str]]:
         """Map input columns to targets; also return a reason for each field claimed twice

@@ -4,11 +4,13 @@ and what a CSV's header and a row over several lines must be to be read as rows 
 from __future__ import annotations
 
 import codecs
+import collections
 import contextlib
 import csv
 import io
 import math
-from collections.abc import Iterable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
@@ -21,6 +23,7 @@ from xlink.records.validation import DOCUMENT_FIELDS, NAME_FIELDS
 __all__ = [
     "Lines",
     "RawRow",
+    "RowShape",
     "check_header",
     "csv_reason",
     "csv_rows",
@@ -61,11 +64,18 @@ def _utf16_unmarked(head: bytes) -> bool:
     return not any(head[0:16:2]) or not any(head[1:16:2])
 
 
+#: A quoted value (``""`` inside one is two of these side by side), or one the head cuts.
+_QUOTED = re.compile(rb'"[^"]*(?:"|$)')
+
+
 def _cr_ended(head: bytes) -> bool:
     """Whether a file starting with ``head`` ends its lines with a carriage return alone (an old
-    Mac export): no CR LF in it, and more lone carriage returns than line feeds (a spreadsheet
-    writes a line break inside a cell as a line feed, in quotes)."""
-    return b"\r\n" not in head and head.count(b"\r") > head.count(b"\n")
+    Mac export): outside quoted values, a carriage return and no line feed (a spreadsheet
+    writes a line break inside a cell as either, in quotes)."""
+    if b"\r" not in head:
+        return False
+    outside = _QUOTED.sub(b"", head)
+    return b"\r" in outside and b"\n" not in outside
 
 
 class Lines:
@@ -75,8 +85,11 @@ class Lines:
     starting with a UTF-8 or a UTF-16 byte-order mark is read as UTF-8 or UTF-16 whatever it
     says."""
 
-    def __init__(self, fh: BinaryIO, source: str, encoding: str = "utf-8") -> None:
+    def __init__(
+        self, fh: BinaryIO, source: str, encoding: str = "utf-8", *, json: bool = False
+    ) -> None:
         self._fh = fh
+        self._json = json  # JSON Lines: UTF-8 (or UTF-16 with its mark), whatever a mapping says
         self._source = source
         self._encoding = encoding
         self.number = 0
@@ -129,6 +142,8 @@ class Lines:
                         f"; the file starts with a UTF-8 byte-order mark, which says UTF-8 "
                         f"over the mapping's {self._encoding!r}: remove the mark"
                     )
+                elif self._json:
+                    hint = "; JSON Lines text is UTF-8 (RFC 8259): convert the file to UTF-8"
                 elif encoding == "utf-8":
                     hint = (
                         "; a file in another encoding needs the mapping's encoding setting "
@@ -165,15 +180,28 @@ def _cr_lines(fh: BinaryIO) -> Iterator[bytes]:
         yield rest
 
 
-def json_row(line: int, text: str, mapping: ColumnMapping) -> RawRow:
-    """Split one JSON Lines object into string values, documents, and type errors."""
+def json_row(
+    line: int, text: str, mapping: ColumnMapping, names: dict[tuple[str, ...], list[str]]
+) -> RawRow:
+    """Split one JSON Lines object into string values, documents, and type errors; ``names``
+    memoises :meth:`ColumnMapping.column_names` per set of keys."""
     try:
         obj = parse_json_object(text)
     except ValueError as exc:
         return RawRow(line, text, None, errors=[FieldError(line, "<line>", str(exc))])
+    keys = tuple(obj)
+    found = names.get(keys)
+    if found is None:
+        if len(names) >= 1024:  # objects may each have their own keys
+            names.clear()
+        found = names[keys] = mapping.column_names(keys)
+    if len(set(found)) < len(found):
+        reason = "duplicate key in a JSON object, once spaces, invisible characters, case and "
+        reason += "accent encoding are set aside"
+        return RawRow(line, text, None, errors=[FieldError(line, "<line>", reason)])
     row = RawRow(line, text, {})
     assert row.values is not None
-    for key, value in obj.items():
+    for key, value in zip(found, obj.values(), strict=True):
         target = mapping.target(key)
         if target is None:
             continue
@@ -218,7 +246,10 @@ def scalar_text(value: object) -> str | None:
             return ""
         if math.isinf(value):
             return None
-        return str(int(value)) if value.is_integer() else repr(value)
+        # a float of 2**53 or more is not one integer but the nearest of many: its text
+        # (1.2345678901234567e+19) shows that, where int() would make a plausible wrong id
+        exact = value.is_integer() and abs(value) < 2**53
+        return str(int(value)) if exact else repr(value)
     return None
 
 
@@ -243,17 +274,100 @@ def _required_columns_missing(targets: set[str], mapping: ColumnMapping) -> list
     return missing
 
 
-def check_header(source: str, header: Sequence[str], mapping: ColumnMapping) -> None:
-    """Raise LoadError for unnamed, duplicate, conflicting or missing required columns."""
+class RowShape:
+    """How many cells a CSV data row may have under its header, and the row it makes.
+
+    Columns without a name after the last named one (a spreadsheet's trailing empty columns)
+    are no columns, as long as their cells stay empty. Past the header as written, empty cells
+    are the file's own form only when most rows have them (a database dump ending every row
+    with the delimiter under a header that does not): so the first :data:`HELD` data rows are
+    held until that is known. Any other row with cells past the header is rejected, even when
+    they are empty: a value with an unquoted delimiter (``King, Jr``) in a row whose last cell
+    is empty makes that row, every cell after the value shifted by one."""
+
+    #: Data rows read before the file's form is decided.
+    HELD = 50
+
+    def __init__(
+        self, header: Sequence[str], delimiter: str, add: Callable[[RawRow], None]
+    ) -> None:
+        named = len(header)
+        while named and not header[named - 1]:
+            named -= 1
+        self.header = list(header[:named])
+        self._written = len(header)
+        self._delimiter = delimiter
+        self._add = add
+        self._widest: int | None = None  # the most cells a row may have, once decided
+        self._held: list[RawRow | tuple[int, str, list[str]]] = []
+
+    def add(self, row: RawRow | tuple[int, str, list[str]]) -> None:
+        """A row the CSV rules could not read (as its reject), or a data row's ``(line, raw,
+        cells)``, in the file's order."""
+        if self._widest is None:
+            self._held.append(row)
+            if len(self._held) >= self.HELD:
+                self.flush()
+        else:
+            self._add(row if isinstance(row, RawRow) else self._row(*row))
+
+    def flush(self) -> None:
+        """Decide the file's form from the rows held, and pass them on (at the end too)."""
+        if self._widest is None:
+            self._widest = self._written + self._padding()
+        held, self._held = self._held, []
+        for row in held:
+            self.add(row)
+
+    def _padding(self) -> int:
+        """Empty cells past the header as written that most data rows held have, or 0."""
+        named, counts = len(self.header), collections.Counter[int]()
+        rows = [row[2] for row in self._held if not isinstance(row, RawRow)]
+        for cells in rows:
+            if len(cells) > self._written and not any(c.strip() for c in cells[named:]):
+                counts[len(cells) - self._written] += 1
+        if not counts:
+            return 0
+        padding, seen = counts.most_common(1)[0]
+        return padding if seen >= 2 and 2 * seen > len(rows) else 0
+
+    def _row(self, line: int, raw: str, cells: list[str]) -> RawRow:
+        named = len(self.header)
+        assert self._widest is not None
+        if named < len(cells) <= self._widest and not any(c.strip() for c in cells[named:]):
+            cells = cells[:named]
+        if len(cells) == named:
+            return RawRow(line, raw, dict(zip(self.header, cells, strict=True)))
+        reason = f"{len(cells)} fields, the header has {named}"
+        if len(cells) > named and not any(c.strip() for c in cells[named:]):
+            reason += (
+                f" (the cells past it are empty, but a value with an unquoted "
+                f"{self._delimiter!r} would shift the row)"
+            )
+        return RawRow(line, raw, None, errors=[FieldError(line, "<row>", reason)])
+
+
+def check_header(
+    source: str,
+    header: Sequence[str],
+    mapping: ColumnMapping,
+    written: Sequence[str] | None = None,
+) -> None:
+    """Raise LoadError for unnamed, duplicate, conflicting or missing required columns;
+    ``written``: the names as the file wrote them (:meth:`ColumnMapping.column_names` of them
+    is ``header``), so that names that differ only there are named as written."""
     problems = [f"column {i} has no name" for i, name in enumerate(header, start=1) if not name]
-    seen: set[str] = set()
-    duplicates: set[str] = set()
-    for name in header:
-        if name and name in seen:
-            duplicates.add(name)
-        seen.add(name)
+    spellings: dict[str, list[str]] = {}
+    for i, name in enumerate(header):
+        if name:
+            spellings.setdefault(name, []).append(name if written is None else written[i])
+    duplicates = []
+    for name, spelt in sorted(spellings.items()):
+        if len(spelt) > 1:
+            alike = len(set(spelt)) > 1
+            duplicates.append(f"{name} (written {', '.join(map(repr, spelt))})" if alike else name)
     if duplicates:
-        problems.append("duplicate column names: " + ", ".join(sorted(duplicates)))
+        problems.append("duplicate column names: " + ", ".join(duplicates))
     targets, conflicts = mapping.resolve(name for name in header if name)
     problems += conflicts
     missing = _required_columns_missing(set(targets.values()), mapping)

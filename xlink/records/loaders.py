@@ -23,7 +23,7 @@ import csv
 import datetime
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -36,12 +36,13 @@ from xlink.records._collect import (
     ProgressCallback,
     rejects_target,
 )
-from xlink.records._mapping import ColumnMapping, StrPath, header_cell
+from xlink.records._mapping import ColumnMapping, StrPath
 from xlink.records._missing import unguard
 from xlink.records._rejects import Reject
 from xlink.records._rows import (
     Lines,
     RawRow,
+    RowShape,
     check_header,
     csv_reason,
     csv_rows,
@@ -124,8 +125,7 @@ def load_csv(
         # strict: a stray quote must not swallow rows
         reader = csv.reader(lines, strict=True, delimiter=columns.delimiter)
         header_raw: list[str] | None = None
-        header: list[str] = []
-        width = written_width = 0
+        shape: RowShape | None = None
         start = 1
         for cells in csv_rows(reader):
             raw = lines.take()
@@ -141,7 +141,11 @@ def load_csv(
                 if header_raw is None or raw.count('"') % 2:
                     raise LoadError(source, f"malformed CSV (line {reader.line_num}): {cells}")
                 reason = csv_reason(cells)
-                collector.add(RawRow(line, raw, None, errors=[FieldError(line, "<row>", reason)]))
+                error = RawRow(line, raw, None, errors=[FieldError(line, "<row>", reason)])
+                if shape is None:
+                    collector.add(error)
+                else:
+                    shape.add(error)
                 continue
             written = cells  # the rejects file's header is the header as written
             if '="' in raw:  # a spreadsheet's text guard, ="00123": the text it guards
@@ -158,24 +162,16 @@ def load_csv(
                     )
                 continue  # Excel's note of the delimiter, before the header
             if header_raw is None:
-                header_raw, header = written, columns.header_names([header_cell(c) for c in cells])
-                # columns without a name after the last named one (a spreadsheet's
-                # trailing empty columns) are no columns, as long as they stay empty
-                width = written_width = len(header)
-                while width and not header[width - 1]:
-                    width -= 1
-                header = header[:width]
-                check_header(source, header, columns)
+                header_raw = written
+                shape = RowShape(columns.column_names(cells), columns.delimiter, collector.add)
+                check_header(source, shape.header, columns, cells[: len(shape.header)])
                 continue
+            assert shape is not None
             if reader.line_num > line:  # a quoted value over several lines
-                no_rows_inside(source, line, cells, columns.delimiter, width)
-            if width < len(cells) <= written_width and not any(c.strip() for c in cells[width:]):
-                cells = cells[:width]
-            if len(cells) != len(header):
-                reason = _width_reason(len(cells), cells[width:], width, columns.delimiter)
-                collector.add(RawRow(line, raw, None, errors=[FieldError(line, "<row>", reason)]))
-            else:
-                collector.add(RawRow(line, raw, dict(zip(header, cells, strict=True))))
+                no_rows_inside(source, line, cells, columns.delimiter, len(shape.header))
+            shape.add((line, raw, cells))
+        if shape is not None:
+            shape.flush()
     if header_raw is None:
         raise LoadError(source, "empty file")
     if not collector.records and not collector.rejects:
@@ -190,19 +186,6 @@ def load_csv(
             p, final_header, rejects, delimiter=delimiter, bom=bom
         ),
     )
-
-
-def _width_reason(fields: int, past: Sequence[str], width: int, delimiter: str) -> str:
-    """Why a row of ``fields`` cells is not read under a header of ``width`` named columns
-    (``past``: its cells past them). Empty cells past the header's own are not dropped: a
-    value holding an unquoted delimiter (``King, Jr``) makes the same row, shifted."""
-    reason = f"{fields} fields, the header has {width}"
-    if past and not any(c.strip() for c in past):
-        reason += (
-            f" (the cells past it are empty, but a value with an unquoted {delimiter!r} would "
-            f"shift the row; if every row ends with {delimiter!r}, end the header with one too)"
-        )
-    return reason
 
 
 def _excel_delimiter(raw: str) -> str | None:
@@ -222,8 +205,8 @@ def load_jsonl(
     progress: ProgressCallback | None = None,
     today: datetime.date | None = None,
 ) -> LoadResult:
-    """Load a JSON Lines file (UTF-8, or the mapping's ``encoding``): one JSON object per line,
-    blank lines skipped.
+    """Load a UTF-8 JSON Lines file (RFC 8259; a mapping's ``encoding`` is for CSV): one JSON
+    object per line, blank lines skipped.
 
     Values are strings, numbers, booleans or null (null = missing); ``aliases``,
     ``nationalities`` and ``address`` may be lists of strings; a ``documents`` key may hold a list
@@ -245,11 +228,12 @@ def load_jsonl(
     collector = Collector(columns, date_order, bad_field, progress, today)
     target = rejects_target(file, rejects_path, write_rejects, "jsonl")
     with _open(file, source) as fh:
-        lines = Lines(fh, source, columns.encoding)
+        lines = Lines(fh, source, json=True)
+        names: dict[tuple[str, ...], list[str]] = {}
         for text in lines:
             lines.take()
             if text.strip():
-                collector.add(json_row(lines.number, text.strip(), columns))
+                collector.add(json_row(lines.number, text.strip(), columns, names))
     if not collector.records and not collector.rejects:
         raise LoadError(source, "empty file")
     return collector.finish(source, target, _rejects.write_jsonl)
@@ -303,10 +287,11 @@ def load_dataframe(
     if not isinstance(df, pd.DataFrame):
         raise TypeError("load_dataframe needs a pandas DataFrame")
     columns = ColumnMapping.coerce(mapping)
-    header = [c if isinstance(c, str) else "" for c in df.columns]
     if any(not isinstance(c, str) for c in df.columns):
         raise LoadError(source, "column names must be strings")
-    check_header(source, header, columns)
+    written = [str(c) for c in df.columns]
+    header = columns.column_names(written)
+    check_header(source, header, columns, written)
     if df.empty:
         raise LoadError(source, "empty: no rows")
     collector = Collector(columns, date_order, bad_field, progress, today)

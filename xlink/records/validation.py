@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from xlink.errors import FieldError
+from xlink.identifiers import UNSAFE_TEXT
 from xlink.records._fields import (
     EARLIEST_CENTURY_END,
     LATEST_CENTURY_END,
@@ -378,8 +379,8 @@ class RowChecker:
         record_id = values.get("record_id", "")
         if not record_id:
             reader.error("record_id", "required")
-        elif _CONTROL.search(record_id):  # a line break, an escape, a NUL: not an id's
-            reader.error("record_id", "holds a control character")
+        elif UNSAFE_TEXT.search(record_id):  # breaks a line, drives a terminal, hides (D\0)
+            reader.error("record_id", "holds a control or invisible character")
         category = reader.parse("category", parsers.category)
         if category is None and not values.get("category"):
             if self._default_category is None:
@@ -445,11 +446,6 @@ def _readable_part(reader: _RowReader, text: str, parsers: FieldParsers) -> Birt
 
 
 _NO_NAME = "no name (one of " + ", ".join(NAME_FIELDS) + " needed, with a letter in it)"
-
-
-#: A control character (C0, DEL, C1): in an id it would break the lines that print it, reach
-#: a terminal as an escape sequence, or make ``D\0`` another id than ``D``.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _has_letter(text: str) -> bool:
