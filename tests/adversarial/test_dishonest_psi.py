@@ -16,22 +16,29 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from _rewrites import rotate_reblinded, swap_confirmation_answers
 from _sessions import CHUNK
 from _sessions import psi_config as _config
 
+from xlink.audit import AuditEvent, AuditLog
+from xlink.audit.session import SessionAuditor
 from xlink.conformance.script import with_top_bit
+from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.suite import SUITE_R255, SUITE_X25519, BlindingKey
 from xlink.errors import RemoteProtocolError
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder
-from xlink.protocol import AbortCode, PsiResult, PsiSession, Role
+from xlink.protocol import AbortCode, ExchangeComplete, PsiResult, PsiSession, Role, State
 from xlink.protocol import limits as L
 from xlink.protocol.codec import decode_message, encode_message
+from xlink.protocol.events import Event
 from xlink.protocol.handshake import make_hello
 from xlink.protocol.messages import (
+    Abort,
     Commit,
     ConfirmRequest,
     ConfirmResponse,
@@ -452,3 +459,73 @@ def _held_reveal(
     with pytest.raises(_Withheld):
         _drive(victim, attacker, hold_reveal)
     return victim, attacker, captured
+
+
+def _holding_our_reveal() -> tuple[PsiSession, list[bytes], list[Event]]:
+    """An honest pair run until the victim holds the peer's whole Reveal and has not yet sent
+    any of its own (it sent its Commit): a window a fast honest peer puts it in. The victim,
+    the peer's messages it received, and the events they gave."""
+    victim = PsiSession(
+        _config(Role.INITIATOR), _tokens("CA", range(6)), rng=DeterministicRandom(1)
+    )
+    peer = PsiSession(
+        _config(Role.RESPONDER), _tokens("US", range(3, 9)), rng=DeterministicRandom(2)
+    )
+    victim.initiate()
+    received: list[bytes] = []
+    events: list[Event] = []
+    committed = False
+    while victim.result is None:
+        moved = False
+        if not committed and (message := victim.next_message()) is not None:
+            committed = isinstance(decode_message(message), Commit)
+            peer.receive_message(message)
+            moved = True
+        if (message := peer.next_message()) is not None:
+            received.append(message)
+            events += victim.receive_message(message)
+            moved = True
+        assert moved
+    assert victim.state is State.REVEAL and any(isinstance(e, ExchangeComplete) for e in events)
+    return victim, received, events
+
+
+@pytest.mark.parametrize(
+    ("again", "code"),
+    [
+        (Reveal, AbortCode.CHUNK_REPLAYED),  # its final chunk again (spec §6.7)
+        (Commit, AbortCode.UNEXPECTED_MESSAGE),  # a second Commit (§6.11)
+    ],
+)
+def test_a_message_after_the_peers_final_reveal_is_the_peers_fault(
+    again: type[Reveal | Commit], code: AbortCode
+) -> None:
+    """Once the peer's final Reveal was in and ours not yet out, its reader was dropped: a
+    replayed Reveal or a second Commit hit an assertion, and the victim aborted with
+    INTERNAL_ERROR, blaming itself in its audit log and to the peer."""
+    victim, received, _ = _holding_our_reveal()
+    replay = [m for m in received if isinstance(decode_message(m), again)][-1]
+    with pytest.raises(RemoteProtocolError) as raised:
+        victim.receive_message(replay)
+    assert raised.value.code is code
+    abort = decode_message(victim.next_message() or b"")
+    assert isinstance(abort, Abort) and abort.code == code
+
+
+def test_a_session_that_aborts_after_its_result_is_known_has_none_and_is_audited_aborted(
+    tmp_path: Path,
+) -> None:
+    """The result is known when the peer's final Reveal is in, before our own has gone: a
+    session aborted then (the peer aborts, our send fails) kept its result, and its audit log
+    said MATCHES and SESSION_COMPLETED, then nothing of the abort."""
+    victim, _, events = _holding_our_reveal()
+    with AuditLog.open(tmp_path / "audit.db", signing_key=SigningKey(bytes(32))) as log:
+        auditor = SessionAuditor(
+            log, victim, own_tokens=18, clock=lambda: datetime(2026, 12, 7, tzinfo=UTC)
+        )
+        auditor.record(events)
+        auditor.record(victim.receive_message(encode_message(Abort(30, "gone"))))
+        kinds = [e.kind for e in log.entries()]
+    assert victim.state is State.ABORTED and victim.result is None
+    assert AuditEvent.SESSION_COMPLETED not in kinds and AuditEvent.MATCHES not in kinds
+    assert kinds[-1] is AuditEvent.SESSION_ABORTED

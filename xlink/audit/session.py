@@ -18,6 +18,7 @@ from xlink.audit._vocab import AuditEvent
 from xlink.audit.history import SetSizeHistory
 from xlink.errors import ProtocolError, RemoteProtocolError
 from xlink.identifiers import check_agency_id, check_mou_id
+from xlink.protocol import State
 from xlink.protocol.abort import AbortCode
 from xlink.protocol.events import (
     Aborted,
@@ -39,7 +40,9 @@ class SessionAuditor:
     ``own_tokens`` is the number of token values the party put into the session (before
     padding), ``withheld`` the records left out of it because the MOU does not list their
     category (:meth:`xlink.agency.Agency.releasable`), written with the sizes so that the log
-    says what was kept out. Each milestone is written once, however often it is reported. With the
+    says what was kept out. Each milestone is written once, however often it is reported, and
+    the completion only once the session is complete (a result known before then is reported
+    again by the driver when it is). With the
     ``history`` of past sessions with this peer (:func:`~xlink.audit.history.set_size_history`),
     a peer padded size far above its usual one is also written as ``SET_SIZE_ALARM``.
 
@@ -147,7 +150,10 @@ class SessionAuditor:
             )
 
     def _complete(self, result: PsiResult | CardinalityResult) -> None:
-        if self._ended:
+        # The result is known once the peer's last message is in, which may be before our
+        # own last one has gone: completed only once the session is (spec §5.4), so that one
+        # that aborts then is written as aborted. The driver reports the result again then.
+        if self._ended or self._session.state is not State.COMPLETE:
             return
         self._ended = True
         fields: dict[str, object] = {"session": result.session_id}

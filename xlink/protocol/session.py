@@ -302,7 +302,9 @@ class PsiSession:
         self._outbox.append(encode_message(Abort(int(code), sanitize_detail(detail))))
 
     def _release(self) -> None:
-        """Drop the working sets of a session that has ended."""
+        """Drop the working sets of a session that has ended, and a result known before it
+        ended (an aborted session has none, spec §5.4)."""
+        self.result = None
         self._return_queue.clear()
         self._reveal_writer = self._reveal_reader = None
         self._own_confirm = self._peer_confirm = None
@@ -433,8 +435,9 @@ class PsiSession:
         if reader.finished:
             assert self.session_id is not None
             pairs = reader.pairs(self._tokens)
+            # the reader stays until the session ends, so that a Reveal or a Commit after the
+            # final chunk is refused for what it is (spec §6.7, §6.11), not as our failure
             self.result = PsiResult(self.session_id, self._matched_tokens, pairs, self._revealed)
-            self._reveal_reader = None
             events.append(ExchangeComplete(self.result))
         self._advance()
         return events
@@ -636,3 +639,4 @@ class PsiSession:
             and self.result is not None
         ):
             self._step(Trigger.REVEALED)
+            self._reveal_reader = None
