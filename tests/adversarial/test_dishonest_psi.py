@@ -493,18 +493,24 @@ def _holding_our_reveal() -> tuple[PsiSession, list[bytes], list[Event]]:
 @pytest.mark.parametrize(
     ("again", "code"),
     [
-        (Reveal, AbortCode.CHUNK_REPLAYED),  # its final chunk again (spec §6.7)
-        (Commit, AbortCode.UNEXPECTED_MESSAGE),  # a second Commit (§6.11)
+        ("reveal", AbortCode.CHUNK_REPLAYED),  # its final chunk again (spec §6.7)
+        ("next reveal", AbortCode.BAD_REVEAL),  # a chunk after the final one (§6.7)
+        ("commit", AbortCode.UNEXPECTED_MESSAGE),  # a second Commit (§6.11)
     ],
 )
 def test_a_message_after_the_peers_final_reveal_is_the_peers_fault(
-    again: type[Reveal | Commit], code: AbortCode
+    again: str, code: AbortCode
 ) -> None:
     """Once the peer's final Reveal was in and ours not yet out, its reader was dropped: a
     replayed Reveal or a second Commit hit an assertion, and the victim aborted with
     INTERNAL_ERROR, blaming itself in its audit log and to the peer."""
     victim, received, _ = _holding_our_reveal()
-    replay = [m for m in received if isinstance(decode_message(m), again)][-1]
+    kind = Commit if again == "commit" else Reveal
+    replay = [m for m in received if isinstance(decode_message(m), kind)][-1]
+    if again == "next reveal":
+        final = decode_message(replay)
+        assert isinstance(final, Reveal) and final.final
+        replay = encode_message(dataclasses.replace(final, seq=final.seq + 1))
     with pytest.raises(RemoteProtocolError) as raised:
         victim.receive_message(replay)
     assert raised.value.code is code
@@ -517,7 +523,7 @@ def test_a_session_that_aborts_after_its_result_is_known_has_none_and_is_audited
 ) -> None:
     """The result is known when the peer's final Reveal is in, before our own has gone: a
     session aborted then (the peer aborts, our send fails) kept its result, and its audit log
-    said MATCHES and SESSION_COMPLETED, then nothing of the abort."""
+    said MATCHES and SESSION_COMPLETED, then nothing of the abort. The abort follows now."""
     victim, _, events = _holding_our_reveal()
     with AuditLog.open(tmp_path / "audit.db", signing_key=SigningKey(bytes(32))) as log:
         auditor = SessionAuditor(
@@ -527,5 +533,8 @@ def test_a_session_that_aborts_after_its_result_is_known_has_none_and_is_audited
         auditor.record(victim.receive_message(encode_message(Abort(30, "gone"))))
         kinds = [e.kind for e in log.entries()]
     assert victim.state is State.ABORTED and victim.result is None
-    assert AuditEvent.SESSION_COMPLETED not in kinds and AuditEvent.MATCHES not in kinds
-    assert kinds[-1] is AuditEvent.SESSION_ABORTED
+    assert kinds[-3:] == [
+        AuditEvent.MATCHES,  # what the session learnt, once it knew it
+        AuditEvent.SESSION_COMPLETED,
+        AuditEvent.SESSION_ABORTED,  # and how it ended
+    ]

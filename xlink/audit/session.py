@@ -40,9 +40,10 @@ class SessionAuditor:
     ``own_tokens`` is the number of token values the party put into the session (before
     padding), ``withheld`` the records left out of it because the MOU does not list their
     category (:meth:`xlink.agency.Agency.releasable`), written with the sizes so that the log
-    says what was kept out. Each milestone is written once, however often it is reported, and
-    the completion only once the session is complete (a result known before then is reported
-    again by the driver when it is). With the
+    says what was kept out. Each milestone is written once, however often it is reported. The
+    completion (``MATCHES``, ``SESSION_COMPLETED``) is written when the result is known, the
+    peer's last message accepted, which may be before our own last message has gone (spec
+    §5.4): a session that aborts then gets its ``SESSION_ABORTED`` after it. With the
     ``history`` of past sessions with this peer (:func:`~xlink.audit.history.set_size_history`),
     a peer padded size far above its usual one is also written as ``SET_SIZE_ALARM``.
 
@@ -70,7 +71,8 @@ class SessionAuditor:
         self._withheld = withheld
         self._clock = clock
         self._started = False
-        self._ended = False
+        self._completed = False
+        self._aborted = False
         self._evaluated = 0
 
     def record(self, events: Iterable[Event]) -> None:
@@ -150,12 +152,9 @@ class SessionAuditor:
             )
 
     def _complete(self, result: PsiResult | CardinalityResult) -> None:
-        # The result is known once the peer's last message is in, which may be before our
-        # own last one has gone: completed only once the session is (spec §5.4), so that one
-        # that aborts then is written as aborted. The driver reports the result again then.
-        if self._ended or self._session.state is not State.COMPLETE:
+        if self._completed or self._aborted:
             return
-        self._ended = True
+        self._completed = True
         fields: dict[str, object] = {"session": result.session_id}
         if isinstance(result, PsiResult):
             fields["matched"] = result.matched_tokens
@@ -168,9 +167,11 @@ class SessionAuditor:
         )
 
     def _abort(self, code: AbortCode, *, by_peer: bool) -> None:
-        if self._ended:
+        # after the completion, only if the session ended aborted (it had its result, and then
+        # did not send its own last message); not for a transport error after a complete one
+        if self._aborted or (self._completed and self._session.state is State.COMPLETE):
             return
-        self._ended = True
+        self._aborted = True
         fields: dict[str, object] = {
             "code": code,
             "side": "PEER" if by_peer else "LOCAL",

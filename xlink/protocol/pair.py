@@ -11,7 +11,7 @@ from collections.abc import Callable
 from xlink.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from xlink.protocol._state import State
 from xlink.protocol.config import Role
-from xlink.protocol.events import CardinalityResult, Event, ExchangeComplete, PsiResult
+from xlink.protocol.events import CardinalityResult, Event, PsiResult
 from xlink.protocol.session import PsiSession
 
 __all__ = ["run_pair"]
@@ -35,8 +35,6 @@ def run_pair(
     ``LocalProtocolError`` if the pair stalls (a bug). ``observer(sender, message)`` sees every
     message before it is delivered (the vector generator records transcripts with it);
     ``on_events(session, events)`` gets every event list a session returns, and
-    ``[ExchangeComplete(result)]`` again for each once both are complete (as
-    :func:`~xlink.transport.run_session` reports it), and
     ``on_error(session, error)`` every protocol error a session raises (an auditor needs both).
     """
 
@@ -80,7 +78,4 @@ def run_pair(
             raise LocalProtocolError("session pair stalled")
     if a.result is None or b.result is None:
         raise LocalProtocolError("a session finished without a result (aborted)")
-    if on_events is not None:  # complete now: each result may have been known before its end
-        on_events(a, [ExchangeComplete(a.result)])
-        on_events(b, [ExchangeComplete(b.result)])
     return a.result, b.result

@@ -20,7 +20,7 @@ from xlink.errors import LocalProtocolError, ProtocolError, RemoteProtocolError,
 from xlink.protocol import State
 from xlink.protocol.abort import AbortCode
 from xlink.protocol.config import Role
-from xlink.protocol.events import Aborted, CardinalityResult, Event, ExchangeComplete, PsiResult
+from xlink.protocol.events import Aborted, CardinalityResult, Event, PsiResult
 from xlink.protocol.limits import MAX_MESSAGE_SIZE
 from xlink.protocol.session import PsiSession
 from xlink.transport.errors import ConnectionLost, PeerAborted, TransportTimeout
@@ -287,8 +287,6 @@ async def _drive(
         await conn.send(message)  # our last messages
     if session.result is None:  # pragma: no cover - a completed session has a result
         raise LocalProtocolError("session finished without a result")
-    if auditor is not None:  # complete now: the result may have been known before our end
-        auditor.record((ExchangeComplete(session.result),))
 
 
 async def _send(
