@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xlink.documents import MAX_DOCUMENT_BYTES, DocumentError, document_format, parse_document
+from xlink.documents import (
+    MAX_DOCUMENT_BYTES,
+    MAX_TOML_KEY_PARTS,
+    DocumentError,
+    document_format,
+    parse_document,
+)
 from xlink.errors import LoadError, SchemaError
 from xlink.linkage.schema import load_schema, parse_schema
 from xlink.records._mapping import ColumnMapping
@@ -67,3 +73,14 @@ def test_schema_and_mapping_loaders_turn_it_into_their_own_errors(tmp_path: obje
     (tmp_path / "m.json").write_text(deep, encoding="utf-8")
     with pytest.raises(LoadError, match="nested too deeply"):
         ColumnMapping.from_file(tmp_path / "m.json")
+
+
+def test_a_toml_key_of_too_many_parts_is_refused_before_parsing() -> None:
+    """A 1 MiB header ``[a.a.a...]`` held the TOML parser for minutes (quadratic in the
+    parts): within the size limit, a partner's MOU could hold a reader that long."""
+    deep = "[" + ".".join(["a"] * 60_000) + "]\nx = 1\n"
+    with pytest.raises(DocumentError, match="line 1: a key of more than 64 parts"):
+        parse_document(deep, "toml")  # refused before the parser runs, not after
+    # a dotted key as deep as the limit allows still parses, in any document that has one
+    ok = ".".join(["a"] * MAX_TOML_KEY_PARTS) + " = 1\n"
+    assert parse_document(ok, "toml") is not None

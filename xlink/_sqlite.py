@@ -17,7 +17,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-__all__ = ["LOST", "Batch", "SqliteStore", "connect", "transaction"]
+from xlink.errors import InputError
+
+__all__ = ["LOST", "Batch", "SqliteStore", "connect", "damaged_as_input", "transaction"]
 
 
 class SqliteStore:
@@ -48,7 +50,9 @@ def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
 
     A new database file is created with mode 0600: these files hold audit trails, queued
     releases and released records. ``read_only`` opens an existing file without write access.
-    Raises ``sqlite3.Error`` (or ``OSError``) when the file cannot be opened.
+    Raises :class:`~xlink.errors.InputError` for a file that is not a database (damaged,
+    truncated, another kind of file: :func:`damaged_as_input`), ``sqlite3.Error`` (or
+    ``OSError``) when the file cannot be opened otherwise (locked, unreadable).
     """
     p = Path(path)
     if read_only:
@@ -58,7 +62,30 @@ def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
             os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
         conn = sqlite3.connect(p)
     conn.isolation_level = None
+    try:
+        with damaged_as_input(p):
+            conn.execute("PRAGMA schema_version")  # reads the header: refuses what is not one
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+@contextmanager
+def damaged_as_input(path: Path) -> Iterator[None]:
+    """Raise :class:`~xlink.errors.InputError`, naming ``path``, for SQLite's "file is not a
+    database" or "database disk image is malformed" inside: a damaged or foreign file is the
+    user's to restore (from a backup), not a bug. Other SQLite errors (a locked database, a
+    constraint) pass unchanged."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if type(exc) is not sqlite3.DatabaseError:  # OperationalError, IntegrityError...
+            raise
+        raise InputError(
+            f"{path}: not a database xlink can read ({exc}): a damaged or truncated file, or "
+            "another kind of file; restore it from a backup"
+        ) from None
 
 
 @contextmanager

@@ -8,14 +8,24 @@ its own typed error (:class:`~xlink.errors.SchemaError`, :class:`~xlink.errors.L
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Final
 
 from xlink.errors import DocumentError
 
-__all__ = ["MAX_DOCUMENT_BYTES", "DocumentError", "document_format", "parse_document"]
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "MAX_TOML_KEY_PARTS",
+    "DocumentError",
+    "document_format",
+    "parse_document",
+    "read_document",
+]
 
 #: Configuration documents are small; anything larger is refused before parsing.
 MAX_DOCUMENT_BYTES: Final = 1 << 20
@@ -46,6 +56,37 @@ def document_format(path: str | Path) -> str:
     return fmt
 
 
+def read_document(path: str | Path) -> bytes:
+    """The bytes of the file ``path``, at most :data:`MAX_DOCUMENT_BYTES` and one more (so that
+    :func:`parse_document` refuses a larger one without it being read whole): a link to
+    ``/dev/zero`` or a large download in a document's place is not read into memory, and a
+    FIFO does not block. Raises ``OSError`` for a file that cannot be read or is not a
+    regular file."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        return fh.read(MAX_DOCUMENT_BYTES + 1)
+
+
+#: The most parts a TOML key (or table header) may have. xlink's documents nest a few levels;
+#: the TOML parser takes time quadratic in a key's parts (a 1 MiB header of 500,000 parts took
+#: minutes), so a document within the size limit could still hold a reader for that long.
+MAX_TOML_KEY_PARTS: Final = 64
+
+
+def _check_toml_keys(text: str) -> None:
+    """Refuse, before parsing, a line whose key or table header has more than
+    :data:`MAX_TOML_KEY_PARTS` dotted parts (counted loosely: a dot in a quoted part counts
+    too, which only a document no one writes would notice)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        head = line if line.lstrip().startswith("[") else line.partition("=")[0]
+        if head.count(".") >= MAX_TOML_KEY_PARTS:
+            raise DocumentError(
+                f"not valid TOML: line {number}: a key of more than {MAX_TOML_KEY_PARTS} parts"
+            )
+
+
 def parse_document(data: bytes | str, fmt: str) -> object:
     """Parse ``data`` as ``fmt`` (``"json"`` or ``"toml"``); a UTF-8 byte-order mark is allowed.
 
@@ -74,6 +115,7 @@ def parse_document(data: bytes | str, fmt: str) -> object:
             return json.loads(
                 text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
             )
+        _check_toml_keys(text)
         return tomllib.loads(text)
     except json.JSONDecodeError as exc:
         raise DocumentError(f"not valid JSON: line {exc.lineno}: {exc.msg}") from None

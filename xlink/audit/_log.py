@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from xlink._sqlite import SqliteStore, connect, transaction
+from xlink._sqlite import SqliteStore, connect, damaged_as_input, transaction
 from xlink.audit._encoding import (
     GENESIS_HASH,
     checkpoint_message,
@@ -170,20 +170,21 @@ class AuditLog(SqliteStore):
         path = Path(path)
         conn = connect(path, read_only=signing_key is None)
         try:
-            if signing_key is not None:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.executescript(_SCHEMA)
-                conn.executescript(_PARTNER_SCHEMA)
-                conn.executescript(_SPENT_SCHEMA)
-                last = conn.execute(
-                    "SELECT interval FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                if last is not None and last[0] != checkpoint_every:
-                    raise ValueError(
-                        f"this log checkpoints every {last[0]} entries; "
-                        f"open it with checkpoint_every={last[0]}"
-                    )
+            with damaged_as_input(path):
+                if signing_key is not None:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=FULL")
+                    conn.executescript(_SCHEMA)
+                    conn.executescript(_PARTNER_SCHEMA)
+                    conn.executescript(_SPENT_SCHEMA)
+                    last = conn.execute(
+                        "SELECT interval FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
+                    ).fetchone()
+                    if last is not None and last[0] != checkpoint_every:
+                        raise ValueError(
+                            f"this log checkpoints every {last[0]} entries; "
+                            f"open it with checkpoint_every={last[0]}"
+                        )
         except BaseException:
             conn.close()
             raise

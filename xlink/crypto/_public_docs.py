@@ -17,7 +17,7 @@ from nacl.exceptions import RuntimeError as NaclRuntimeError
 
 from xlink.crypto.keys import SealingPublicKey, VerifyKey
 from xlink.crypto.tls_certs import certificate_fingerprint, load_certificate
-from xlink.documents import DocumentError, parse_document
+from xlink.documents import DocumentError, parse_document, read_document
 from xlink.errors import DecryptionError, InputError, SchemaError
 from xlink.identifiers import AGENCY_ID_RULE
 
@@ -170,7 +170,7 @@ def load_public_bundle(path: str | Path) -> PublicBundle:
     """Read a public bundle file. Raises ``OSError`` if unreadable and
     :class:`~xlink.errors.SchemaError` (each error prefixed with the path) if invalid."""
     try:
-        return parse_public_bundle(Path(path).read_bytes())
+        return parse_public_bundle(read_document(path))
     except SchemaError as exc:
         raise SchemaError([f"{path}: {e}" for e in exc.errors]) from None
 

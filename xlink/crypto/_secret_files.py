@@ -75,7 +75,8 @@ def read_owner_only(
     what an absent file is (default: the error the system gives).
     :class:`~xlink.errors.InputError` for a missing, unreadable or too-open file."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        # O_NONBLOCK: a FIFO in a key file's place would block the open until a writer came
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError as exc:
         raise InputError(f"{where}: {missing or f'cannot open {path}: {exc.strerror}'}") from None
     except OSError as exc:

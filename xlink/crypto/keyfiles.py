@@ -74,6 +74,7 @@ from xlink.crypto.envelope import (
 from xlink.crypto.keys import KEY_SIZE, SealingKey, SigningKey, VerifyKey
 from xlink.crypto.rand import RandomSource, system_random
 from xlink.crypto.tls_certs import TlsIdentity, load_certificate, make_tls_identity
+from xlink.documents import read_document
 from xlink.errors import DecryptionError, InputError, SchemaError
 from xlink.identifiers import check_agency_id
 
@@ -146,7 +147,7 @@ def load_audit_verify_key(directory: str | Path) -> VerifyKey:
     bundle = load_public_bundle(src / PUBLIC_BUNDLE_FILE)
     path = src / AUDIT_ENDORSEMENT_FILE
     try:
-        text = path.read_bytes()
+        text = read_document(path)
     except FileNotFoundError:
         raise InputError(f"{path}: missing: {_UPGRADE_HINT.format(src)}") from None
     try:
@@ -433,7 +434,7 @@ class AgencyKeys:
         if not isinstance(tls_key, ec.EllipticCurvePrivateKey):
             raise InputError(f"{src / TLS_KEY_FILE}: not an ECDSA private key")
         try:
-            cert_pem = (src / TLS_CERT_FILE).read_bytes()
+            cert_pem = read_document(src / TLS_CERT_FILE)
             if not cert_pem.lstrip().startswith(b"-----BEGIN"):
                 raise ValueError
             cert = load_certificate(cert_pem)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from xlink.documents import DocumentError, document_format, parse_document
+from xlink.documents import DocumentError, document_format, parse_document, read_document
 from xlink.errors import SchemaError
 from xlink.identifiers import KEY_NAME, KEY_NAME_RULE, SCHEMA_ID, SCHEMA_ID_RULE
 from xlink.linkage._schema_evidence import (
@@ -441,7 +441,7 @@ def load_schema(path: str | Path) -> LinkageSchema:
         fmt = document_format(path)
     except DocumentError as exc:
         raise SchemaError([exc.reason]) from None
-    return parse_schema(Path(path).read_bytes(), fmt)
+    return parse_schema(read_document(path), fmt)
 
 
 def load_default_schema() -> LinkageSchema:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Final
 
-from xlink.documents import DocumentError, document_format
+from xlink.documents import DocumentError, document_format, read_document
 from xlink.documents import parse_document as _parse
 from xlink.errors import SchemaError
 from xlink.policy._validate import validate_mou, validate_signed_mou
@@ -68,7 +68,7 @@ def load_mou(path: str | Path) -> SignedMou:
     """Read a ``.json`` or ``.toml`` MOU file. Raises ``OSError`` if unreadable and
     :class:`~xlink.errors.SchemaError` for another suffix or an invalid document."""
     fmt = format_of(path)
-    return parse_mou(Path(path).read_bytes(), fmt)
+    return parse_mou(read_document(path), fmt)
 
 
 def canonical_real(value: float) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from xlink.crypto.keys import SigningKey
+from xlink.documents import read_document
 from xlink.errors import InputError, MouRefused
 from xlink.identifiers import check_agency_id
 from xlink.policy._multi_model import (
@@ -113,14 +114,14 @@ def parse_multilateral(text: str | bytes, fmt: str) -> SignedMultilateralMou:
 def load_multilateral(path: str | Path) -> SignedMultilateralMou:
     """Read a ``.json`` or ``.toml`` multilateral MOU file. Raises ``OSError`` if unreadable
     and :class:`~xlink.errors.SchemaError` for another suffix or an invalid document."""
-    return parse_multilateral(Path(path).read_bytes(), format_of(path))
+    return parse_multilateral(read_document(path), format_of(path))
 
 
 def load_any_mou(path: str | Path) -> SignedMou | SignedMultilateralMou:
     """Read an MOU file of either kind, decided by its ``format`` member: a multilateral one
     when it is :data:`MULTILATERAL_MOU_FORMAT`, otherwise a bilateral one (whose validator
     reports a wrong ``format``). Raises as :func:`load_multilateral`."""
-    data = parse_document(Path(path).read_bytes(), format_of(path))
+    data = parse_document(read_document(path), format_of(path))
     if is_multilateral_document(data):
         return validate_multilateral(data)
     return validate_signed_mou(data)

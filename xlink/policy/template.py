@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from xlink.crypto.keys import SealingKey, SealingPublicKey, SigningKey, VerifyKey
+from xlink.documents import read_document
 from xlink.errors import SchemaError
 from xlink.policy._validate import validate_mou
 from xlink.policy.document import format_of, parse_document
@@ -319,13 +320,13 @@ def parse_multilateral_template(text: str | bytes, fmt: str) -> MultilateralTemp
 def load_multilateral_template(path: str | Path) -> MultilateralTemplate:
     """Read a ``.json`` or ``.toml`` multilateral template file (errors as
     :func:`parse_multilateral_template`)."""
-    return parse_multilateral_template(Path(path).read_bytes(), format_of(path))
+    return parse_multilateral_template(read_document(path), format_of(path))
 
 
 def load_any_template(path: str | Path) -> MouTemplate | MultilateralTemplate:
     """Read a template of either kind, decided by its ``format`` member (a multilateral one
     when it is ``xlink-mou-multilateral-v1``)."""
-    text, fmt = Path(path).read_bytes(), format_of(path)
+    text, fmt = read_document(path), format_of(path)
     if is_multilateral_document(parse_document(text, fmt)):
         return parse_multilateral_template(text, fmt)
     return parse_mou_template(text, fmt)
@@ -341,7 +342,7 @@ def load_hub_template() -> MultilateralTemplate:
 def load_mou_template(path: str | Path) -> MouTemplate:
     """Read a ``.json`` or ``.toml`` template file (errors as :func:`parse_mou_template`)."""
     fmt = format_of(path)
-    return parse_mou_template(Path(path).read_bytes(), fmt)
+    return parse_mou_template(read_document(path), fmt)
 
 
 def load_sample_template() -> MouTemplate:

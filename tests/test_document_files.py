@@ -1,0 +1,64 @@
+"""A document xlink reads (an MOU, a schema, a template, a partner's public bundle, a key file)
+that is a link to a device, a FIFO or a huge file is refused at once: it was read whole (a link
+to /dev/zero in a key directory took 23 GB before the system killed the process), and a FIFO in
+a key file's place blocked the open for ever."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xlink.documents import MAX_DOCUMENT_BYTES, read_document
+
+LOADERS = {
+    "mou.toml": "from xlink.policy import load_mou as load",
+    "schema.json": "from xlink.linkage.schema import load_schema as load",
+    "public.json": "from xlink.crypto._public_docs import load_public_bundle as load",
+}
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a child limited to 1 GiB and 60 s, so that a regression fails, not hangs."""
+    limit = "import resource; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+    return subprocess.run(
+        [sys.executable, "-c", limit + code], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS))
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
+def test_a_document_that_is_a_device_or_a_fifo_is_refused_at_once(
+    tmp_path: Path, name: str, target: str
+) -> None:
+    path = tmp_path / name
+    if target == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(target)
+    code = f"{LOADERS[name]}\ntry:\n    load({str(path)!r})\nexcept OSError as exc:\n    print(exc)"
+    done = _run(code)
+    assert done.returncode == 0, done.stderr
+    assert "not a regular file" in done.stdout
+
+
+def test_a_fifo_in_a_key_files_place_is_refused_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "signing.key"
+    os.mkfifo(path, 0o600)
+    code = (
+        "from xlink.crypto._secret_files import read_owner_only\nfrom xlink.errors import "
+        f"InputError\ntry:\n    read_owner_only({str(path)!r}, what='a key', where='k', "
+        "max_bytes=64)\nexcept InputError as exc:\n    print(exc)"
+    )
+    done = _run(code)
+    assert done.returncode == 0, done.stderr
+    assert "not a regular file" in done.stdout
+
+
+def test_a_large_document_is_read_no_further_than_its_limit(tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    path.write_bytes(b" " * (4 * MAX_DOCUMENT_BYTES))
+    assert len(read_document(path)) == MAX_DOCUMENT_BYTES + 1
