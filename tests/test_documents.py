@@ -81,6 +81,17 @@ def test_a_toml_key_of_too_many_parts_is_refused_before_parsing() -> None:
     deep = "[" + ".".join(["a"] * 60_000) + "]\nx = 1\n"
     with pytest.raises(DocumentError, match="line 1: a key of more than 64 parts"):
         parse_document(deep, "toml")  # refused before the parser runs, not after
-    # a dotted key as deep as the limit allows still parses, in any document that has one
+    # nor inside an inline table, after a quoted part holding "=", or spaced out
+    deep_part = ".".join(["a"] * 100)
+    for hidden in (
+        f"x = {{{deep_part} = 1}}",
+        f'"=".{deep_part} = 1',
+        deep_part.replace(".", " . ") + " = 1",
+    ):
+        with pytest.raises(DocumentError, match="a key of more than 64 parts"):
+            parse_document(hidden, "toml")
+    # a dotted key as deep as the limit allows still parses, and so does text with many dots
     ok = ".".join(["a"] * MAX_TOML_KEY_PARTS) + " = 1\n"
-    assert parse_document(ok, "toml") is not None
+    prose = "The U.S.C. applies. Section 1. 2. 3. " * 40 + "(" + "x." * 63 + ")"
+    hosts = ", ".join(f'"h{i}.border.example.gov.ca"' for i in range(200))
+    assert parse_document(f'{ok}text = """{prose}\n{prose}"""\nhosts = [{hosts}]\n', "toml")

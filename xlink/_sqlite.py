@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from xlink.errors import InputError
+from xlink.errors import DamagedDatabase
 
 __all__ = ["LOST", "Batch", "SqliteStore", "connect", "damaged_as_input", "transaction"]
 
@@ -50,7 +50,7 @@ def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
 
     A new database file is created with mode 0600: these files hold audit trails, queued
     releases and released records. ``read_only`` opens an existing file without write access.
-    Raises :class:`~xlink.errors.InputError` for a file that is not a database (damaged,
+    Raises :class:`~xlink.errors.DamagedDatabase` for a file that is not a database (damaged,
     truncated, another kind of file: :func:`damaged_as_input`), ``sqlite3.Error`` (or
     ``OSError``) when the file cannot be opened otherwise (locked, unreadable).
     """
@@ -73,18 +73,18 @@ def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
 
 @contextmanager
 def damaged_as_input(path: Path) -> Iterator[None]:
-    """Raise :class:`~xlink.errors.InputError`, naming ``path``, for SQLite's "file is not a
-    database" or "database disk image is malformed" inside: a damaged or foreign file is the
-    user's to restore (from a backup), not a bug. Other SQLite errors (a locked database, a
-    constraint) pass unchanged."""
+    """Raise :class:`~xlink.errors.DamagedDatabase`, naming ``path``, for SQLite's "file is
+    not a database" or "database disk image is malformed" inside: a damaged or foreign file
+    is bad input, not a bug. Other SQLite errors (a locked database, a constraint) pass
+    unchanged."""
     try:
         yield
     except sqlite3.DatabaseError as exc:
         if type(exc) is not sqlite3.DatabaseError:  # OperationalError, IntegrityError...
             raise
-        raise InputError(
+        raise DamagedDatabase(
             f"{path}: not a database xlink can read ({exc}): a damaged or truncated file, or "
-            "another kind of file; restore it from a backup"
+            "another kind of file"
         ) from None
 
 

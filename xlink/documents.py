@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import stat
 import tomllib
 from pathlib import Path
@@ -63,9 +64,10 @@ def read_document(path: str | Path) -> bytes:
     FIFO does not block. Raises ``OSError`` for a file that cannot be read or is not a
     regular file."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
         return fh.read(MAX_DOCUMENT_BYTES + 1)
 
 
@@ -75,16 +77,23 @@ def read_document(path: str | Path) -> bytes:
 MAX_TOML_KEY_PARTS: Final = 64
 
 
+#: A key part (bare, or quoted either way), as TOML writes one.
+_KEY_PART = r"""(?:[A-Za-z0-9_-]++|"(?:[^"\\\n]|\\.)*+"|'[^'\n]*+')"""
+#: More than :data:`MAX_TOML_KEY_PARTS` parts joined by dots, anywhere in the text: a table
+#: header, a key, a key inside an inline table. Prose, addresses and version numbers do not
+#: join 65 words by dots alone.
+_DEEP_KEY = re.compile(  # possessive, from the start of a part: linear in the text
+    rf"(?<![A-Za-z0-9_-]){_KEY_PART}(?:[ \t]*+\.[ \t]*+{_KEY_PART}){{{MAX_TOML_KEY_PARTS},}}"
+)
+
+
 def _check_toml_keys(text: str) -> None:
-    """Refuse, before parsing, a line whose key or table header has more than
-    :data:`MAX_TOML_KEY_PARTS` dotted parts (counted loosely: a dot in a quoted part counts
-    too, which only a document no one writes would notice)."""
-    for number, line in enumerate(text.splitlines(), start=1):
-        head = line if line.lstrip().startswith("[") else line.partition("=")[0]
-        if head.count(".") >= MAX_TOML_KEY_PARTS:
-            raise DocumentError(
-                f"not valid TOML: line {number}: a key of more than {MAX_TOML_KEY_PARTS} parts"
-            )
+    """Refuse, before parsing, a key of more than :data:`MAX_TOML_KEY_PARTS` parts."""
+    if (found := _DEEP_KEY.search(text)) is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        raise DocumentError(
+            f"not valid TOML: line {line}: a key of more than {MAX_TOML_KEY_PARTS} parts"
+        )
 
 
 def parse_document(data: bytes | str, fmt: str) -> object:
@@ -110,12 +119,13 @@ def parse_document(data: bytes | str, fmt: str) -> object:
             raise DocumentError(f"not UTF-8 (byte {exc.start})") from None
     else:
         text = data.removeprefix("\ufeff")
+    if fmt == "toml":
+        _check_toml_keys(text)
     try:
         if fmt == "json":
             return json.loads(
                 text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
             )
-        _check_toml_keys(text)
         return tomllib.loads(text)
     except json.JSONDecodeError as exc:
         raise DocumentError(f"not valid JSON: line {exc.lineno}: {exc.msg}") from None

@@ -23,6 +23,7 @@ leaf), so that every module can import it. The modules that used to define these
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -34,6 +35,7 @@ __all__ = [
     "BadRelease",
     "ClusterError",
     "ConnectionLost",
+    "DamagedDatabase",
     "DecisionMismatch",
     "DecryptionError",
     "DocumentError",
@@ -101,6 +103,13 @@ class FieldError:
 
 class InputError(XlinkError):
     """Input data that cannot be used as it is."""
+
+
+class DamagedDatabase(InputError, sqlite3.DatabaseError):
+    """A file xlink keeps as a database (a store, an audit log, a queue, the query service's
+    counts) that is not one: damaged, cut short, or another kind of file. An input error to
+    the person running xlink; a ``sqlite3.DatabaseError`` to code that handles a store that
+    fails (the query service aborts the session, audited)."""
 
 
 class ClusterError(InputError):

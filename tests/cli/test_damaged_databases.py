@@ -17,7 +17,7 @@ from xlink.cli.exitcodes import ExitCode
 from xlink.cli.main import main
 from xlink.crypto.keyfiles import AgencyKeys
 from xlink.crypto.rand import system_random
-from xlink.errors import InputError
+from xlink.errors import DamagedDatabase, InputError
 from xlink.policy import accept_mou, load_mou
 from xlink.store import ReleaseStore
 
@@ -66,7 +66,10 @@ def test_a_damaged_store_or_audit_log_is_named_and_exits_3(
 def test_only_a_damaged_file_is_input_other_sqlite_errors_pass(tmp_path: Path) -> None:
     path = tmp_path / "x.db"
     path.write_bytes(b"SQLite format 3\x00" + os.urandom(84))  # a header that lies
-    with pytest.raises(InputError, match=r"x\.db: not a database xlink can read"):
+    with pytest.raises(InputError, match=r"x\.db: not a database xlink can read") as raised:
         connect(path).execute("SELECT * FROM sqlite_master").fetchall()
+    # and to code that handles a store that fails (the query service), a store that failed
+    assert isinstance(raised.value, DamagedDatabase | sqlite3.DatabaseError)
+    assert isinstance(raised.value, sqlite3.DatabaseError)
     with pytest.raises(sqlite3.OperationalError), damaged_as_input(path):
         raise sqlite3.OperationalError("database is locked")

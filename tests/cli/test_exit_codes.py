@@ -23,6 +23,7 @@ EXPECTED: dict[type[BaseException], ExitCode] = {
     E.XlinkError: INPUT,
     # bad input
     E.InputError: INPUT,
+    E.DamagedDatabase: INPUT,  # a store, audit log or queue that is not a database
     E.EvaluationError: INPUT,
     E.EstimationError: INPUT,
     E.ClusterError: INPUT,  # a Dask cluster that cannot be used (--dask)

@@ -1,6 +1,5 @@
 """A query table saved on disk (WORKDIR/query/) that is damaged, cut short or not a table is
-read as none, so that it is built or fetched again: never an exception the service dies of,
-and never a table whose bytes changed on disk answering as if they had not."""
+read as none, so that it is built or fetched again: never an exception the service dies of."""
 
 from __future__ import annotations
 
@@ -49,7 +48,7 @@ def _saved(tmp_path: Path, which: str) -> tuple[Path, Callable[[Path], object]]:
 
 def _flip_in(data: bytes, member: str) -> bytes:
     """``data`` (a saved table) with one byte of ``member``'s array data flipped: the zip's
-    CRC is not checked when numpy reads an array, so this loaded as another table."""
+    CRC refuses it (``BadZipFile``, which escaped the load)."""
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         info = zf.getinfo(member + ".npy")
     start = info.header_offset + 30 + len(info.filename) + len(info.extra)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,8 +22,6 @@ from xlink.query.entries import (
     UNREADABLE_TABLE,
     entry_pad,
     label_size_for,
-    save_arrays,
-    saved_digest,
     table_digest,
 )
 
@@ -263,36 +260,32 @@ class AskerTable:
 
     def save(self, path: Path, *, meta: bytes) -> None:
         tmp = path.with_name(path.name + ".tmp")
-        arrays: dict[str, npt.NDArray[Any]] = {
-            "tags": self.tags,
-            "labels": self.labels,
-            "info": np.array([self.keys, self.version], dtype=np.int64),
-            "digest": np.frombuffer(self.digest, dtype=np.uint8),
-            "meta": np.frombuffer(meta, dtype=np.uint8),
-        }
         with tmp.open("wb") as fh:
-            save_arrays(fh, **arrays, sum=saved_digest(arrays))
+            np.savez(
+                fh,
+                tags=self.tags,
+                labels=self.labels,
+                info=np.array([self.keys, self.version], dtype=np.int64),
+                digest=np.frombuffer(self.digest, dtype=np.uint8),
+                meta=np.frombuffer(meta, dtype=np.uint8),
+            )
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path, *, meta: bytes) -> AskerTable | None:
-        """The copy at ``path`` if it was saved with ``meta`` (holder, period, digests) and
-        is whole (:func:`~xlink.query.entries.saved_digest`); None otherwise: damaged, cut
-        short or not a table, it is fetched again."""
+        """The copy at ``path`` if it was saved with ``meta`` (holder, period, digests);
+        None otherwise."""
         try:
             with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in ("tags", "labels", "info", "digest", "meta")}
-                if not np.array_equal(saved_digest(arrays), data["sum"]):
+                if bytes(data["meta"]) != meta:
                     return None
-            if bytes(arrays["meta"]) != meta:
-                return None
-            keys, version = (int(x) for x in arrays["info"])
-            return cls(
-                keys,
-                tags=arrays["tags"].astype(np.uint64),
-                labels=arrays["labels"].astype(np.uint8),
-                version=version,
-                digest=bytes(arrays["digest"]),
-            )
-        except UNREADABLE_TABLE:
+                keys, version = (int(x) for x in data["info"])
+                return cls(
+                    keys,
+                    tags=data["tags"].astype(np.uint64),
+                    labels=data["labels"].astype(np.uint8),
+                    version=version,
+                    digest=bytes(data["digest"]),
+                )
+        except UNREADABLE_TABLE:  # damaged or cut short on disk: built or fetched again
             return None

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
-from collections.abc import Callable, Sequence
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +33,6 @@ __all__ = [
     "MAX_PROBES",
     "MAX_RECORDS",
     "RECORD_SIZE",
-    "SAVED_TABLE_DST",
     "TAG_DTYPE",
     "TAG_SIZE",
     "TOMBSTONE",
@@ -43,8 +42,6 @@ __all__ = [
     "keys_present",
     "label_size_for",
     "presence_bits",
-    "save_arrays",
-    "saved_digest",
     "table_digest",
     "xor_bytes",
 ]
@@ -168,25 +165,3 @@ UNREADABLE_TABLE: tuple[type[Exception], ...] = (
     RecursionError,
     MemoryError,
 )
-
-#: Domain of :func:`saved_digest`: a saved table's own checksum (a local file, never sent).
-SAVED_TABLE_DST: Final = b"xlink-query-v1/saved-table"
-
-
-def saved_digest(arrays: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.uint8]:
-    """SHA-256 over the arrays a table file holds (each one's name, type, shape and bytes, by
-    name), saved beside them and checked when the file is read: a byte changed on disk, which
-    the zip format does not always catch (numpy reads an array without reaching its CRC), makes
-    the file unreadable rather than a table that answers wrongly."""
-    h = hashlib.sha256(len(SAVED_TABLE_DST).to_bytes(4, "big") + SAVED_TABLE_DST)
-    for name in sorted(arrays):
-        array = np.ascontiguousarray(arrays[name])
-        head = f"{name}|{array.dtype.str}|{','.join(map(str, array.shape))}".encode()
-        h.update(len(head).to_bytes(4, "big") + head)
-        h.update(array.tobytes())
-    return np.frombuffer(h.digest(), dtype=np.uint8)
-
-
-#: ``np.savez``, typed for a table's arrays given by name (its stub types ``**kwds`` so that a
-#: dict of arrays could be taken for its ``allow_pickle``).
-save_arrays: Callable[..., None] = np.savez

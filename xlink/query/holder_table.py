@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,8 +27,6 @@ from xlink.query.entries import (
     entries_of,
     entry_pad,
     label_size_for,
-    save_arrays,
-    saved_digest,
     table_digest,
     xor_bytes,
 )
@@ -399,52 +396,47 @@ class HolderTable:
         """Write the table to ``path`` (npz) with ``check``, a value that tells the key it was
         built with (:meth:`load` refuses another)."""
         tmp = path.with_name(path.name + ".tmp")
-        arrays: dict[str, npt.NDArray[Any]] = {
-            "tokens": self._tokens.view(np.uint8).reshape(-1, TOKEN_SIZE),
-            "records": self._records,
-            "keys": self._keys,
-            "js": self._js,
-            "tags": self._tags,
-            "labels": self._labels,
-            "versions": self._versions,
-            "meta": np.frombuffer(
-                _meta(self.key_names, self.record_ids, self.version, check), dtype=np.uint8
-            ),
-        }
         with tmp.open("wb") as fh:
-            save_arrays(fh, **arrays, sum=saved_digest(arrays))
+            np.savez(
+                fh,
+                tokens=self._tokens.view(np.uint8).reshape(-1, TOKEN_SIZE),
+                records=self._records,
+                keys=self._keys,
+                js=self._js,
+                tags=self._tags,
+                labels=self._labels,
+                versions=self._versions,
+                meta=np.frombuffer(
+                    _meta(self.key_names, self.record_ids, self.version, check), dtype=np.uint8
+                ),
+            )
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path, key: OprfKey, *, check: bytes) -> HolderTable | None:
         """The table saved at ``path`` if it was built with the key ``check`` names; None if
-        there is none, it is unreadable or damaged (:func:`~xlink.query.entries.saved_digest`),
-        or it is of another key."""
+        there is none, it is unreadable, or it is of another key."""
         import json
 
-        names = ("tokens", "records", "keys", "js", "tags", "labels", "versions", "meta")
         try:
             with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in names}
-                if not np.array_equal(saved_digest(arrays), data["sum"]):
-                    return None  # damaged on disk: built again
-            meta = json.loads(bytes(arrays["meta"]).decode("utf-8"))
-            if bytes.fromhex(meta["check"]) != check:
-                return None
-            return cls(
-                key,
-                meta["keys"],
-                record_ids=list(meta["records"]),
-                tokens=np.ascontiguousarray(arrays["tokens"]).view(f"V{TOKEN_SIZE}").ravel(),
-                records=arrays["records"].astype(np.uint32),
-                keys=arrays["keys"].astype(np.uint8),
-                js=arrays["js"].astype(np.uint32),
-                tags=arrays["tags"].astype(np.uint64),
-                labels=arrays["labels"].astype(np.uint8),
-                versions=arrays["versions"].astype(np.uint32),
-                version=int(meta["version"]),
-            )
-        except UNREADABLE_TABLE:
+                meta = json.loads(bytes(data["meta"]).decode("utf-8"))
+                if bytes.fromhex(meta["check"]) != check:
+                    return None
+                return cls(
+                    key,
+                    meta["keys"],
+                    record_ids=list(meta["records"]),
+                    tokens=np.ascontiguousarray(data["tokens"]).view(f"V{TOKEN_SIZE}").ravel(),
+                    records=data["records"].astype(np.uint32),
+                    keys=data["keys"].astype(np.uint8),
+                    js=data["js"].astype(np.uint32),
+                    tags=data["tags"].astype(np.uint64),
+                    labels=data["labels"].astype(np.uint8),
+                    versions=data["versions"].astype(np.uint32),
+                    version=int(meta["version"]),
+                )
+        except UNREADABLE_TABLE:  # damaged or cut short on disk: built or fetched again
             return None
 
 

@@ -148,8 +148,8 @@ class ApprovalQueue(SqliteStore):
         """Open (creating if needed) the queue at ``path``. Every enqueue, approval, denial,
         refusal and overdue item goes to ``audit``, which is required. ``officers`` (the
         agency's enrolments) is what approvals and denials are checked against; without it
-        they are refused (``ValueError``). Raises ``sqlite3.Error`` if ``path`` is not a usable
-        database."""
+        they are refused (``ValueError``). Raises ``DamagedDatabase`` (an ``InputError``) if
+        ``path`` is not a database, ``sqlite3.Error`` if it cannot otherwise be used."""
         if not isinstance(audit, AuditLog):
             raise ValueError("an approval queue is always opened with its agency's audit log")
         path = Path(path)

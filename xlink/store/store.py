@@ -107,7 +107,8 @@ class ReleaseStore(StoredUse, SqliteStore):
 
         Raises ``ValueError`` if ``sealing_key`` is not a party's key in the MOU, or
         ``signing_key`` not that party's verify key, or ``audit`` is not an open
-        :class:`~xlink.audit.AuditLog`; ``sqlite3.Error`` if ``path`` is not a usable database.
+        :class:`~xlink.audit.AuditLog`; ``DamagedDatabase`` (an ``InputError``) if ``path``
+        is not a database, ``sqlite3.Error`` if it cannot otherwise be used.
         """
         party = next((p for p in mou.parties if p.sealing_key == sealing_key.public_key), None)
         if party is None:
