@@ -18,6 +18,7 @@ LOADERS = {
     "mou.toml": "from xlink.policy import load_mou as load",
     "schema.json": "from xlink.linkage.schema import load_schema as load",
     "public.json": "from xlink.crypto._public_docs import load_public_bundle as load",
+    "officer.json": "from xlink.officers._keys import load_officer_public as load",
 }
 
 
@@ -39,10 +40,16 @@ def test_a_document_that_is_a_device_or_a_fifo_is_refused_at_once(
         os.mkfifo(path)
     else:
         path.symlink_to(target)
-    code = f"{LOADERS[name]}\ntry:\n    load({str(path)!r})\nexcept OSError as exc:\n    print(exc)"
+    code = (
+        f"{LOADERS[name]}\nfrom xlink.errors import InputError\ntry:\n    load({str(path)!r})"
+        "\nexcept (OSError, InputError) as exc:\n    print(exc)"
+    )
     done = _run(code)
     assert done.returncode == 0, done.stderr
-    assert "not a regular file" in done.stdout
+    said = (
+        "cannot read the officer's public key file" if name == "officer.json" else "not a regular"
+    )
+    assert said in done.stdout
 
 
 def test_a_fifo_in_a_key_files_place_is_refused_at_once(tmp_path: Path) -> None:

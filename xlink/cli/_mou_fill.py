@@ -5,11 +5,10 @@ each checked with a clear error."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from xlink.crypto.keyfiles import PublicBundle, load_public_bundle
 from xlink.crypto.keys import VerifyKey
-from xlink.documents import DocumentError, parse_document
+from xlink.documents import DocumentError, parse_document, read_document
 from xlink.errors import InputError
 from xlink.policy import MouTemplate, MultilateralTemplate, PartyKeys
 
@@ -58,7 +57,7 @@ def hub_key(value: str, template: MultilateralTemplate) -> VerifyKey:
     text = value
     if not _HEX_KEY.fullmatch(value):
         try:
-            raw = Path(value).read_bytes()
+            raw = read_document(value)
         except OSError as exc:
             raise InputError(f"--hub-key-pub: cannot read {value}: {exc.strerror}") from None
         text = raw.decode("utf-8", errors="replace").strip()

@@ -28,7 +28,7 @@ from xlink.crypto.envelope import (
 from xlink.crypto.keyfiles import read_private_file, write_file
 from xlink.crypto.keys import KEY_SIZE, SigningKey, VerifyKey
 from xlink.crypto.rand import RandomSource
-from xlink.documents import DocumentError, parse_document
+from xlink.documents import DocumentError, parse_document, read_document
 from xlink.errors import InputError, SchemaError
 from xlink.officers._acts import OfficerAct, OfficerAction
 
@@ -118,7 +118,7 @@ def load_officer_public(path: str | Path) -> OfficerPublic:
     if p.is_dir():
         p = p / OFFICER_PUBLIC_FILE
     try:
-        text = p.read_bytes()
+        text = read_document(p)
     except OSError:
         raise InputError(f"{p}: cannot read the officer's public key file") from None
     return _parse_public(text, str(p))

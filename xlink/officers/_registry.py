@@ -23,7 +23,7 @@ from xlink import canonical
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keyfiles import write_file
 from xlink.crypto.keys import KEY_SIZE, SIGNATURE_SIZE, SigningKey, VerifyKey
-from xlink.documents import DocumentError, parse_document
+from xlink.documents import DocumentError, parse_document, read_document
 from xlink.errors import DecryptionError, InputError, PolicyDenied
 from xlink.identifiers import check_agency_id
 from xlink.officers._acts import OfficerAct, OfficerAction
@@ -204,7 +204,7 @@ def _when(data: dict[str, object], name: str, where: str) -> datetime:
 
 def _document(path: Path, members: set[str], fmt: str) -> dict[str, object]:
     try:
-        data = parse_document(path.read_bytes(), "json")
+        data = parse_document(read_document(path), "json")
     except OSError:
         raise InputError(f"{path}: cannot read it") from None
     except DocumentError as exc:
