@@ -31,7 +31,6 @@ __all__ = [
     "ERROR_COLUMN",
     "ColumnMapping",
     "StrPath",
-    "header_cell",
 ]
 
 StrPath = str | os.PathLike[str]
@@ -73,7 +72,7 @@ def _folded(name: str) -> str:
     return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
 
 
-def header_cell(text: str) -> str:
+def _header_cell(text: str) -> str:
     """A header cell's column name: in composed form (NFC: ``é`` one character, whichever
     way the file wrote it), without the spaces and invisible characters around it (a zero-width
     space, a second byte-order mark, a bidirectional mark: what :func:`~xlink.records._missing.
@@ -316,23 +315,20 @@ class ColumnMapping:
             return None
         return self._combined_into.get(column) or self.columns.get(column, column)
 
-    def header_names(self, header: Sequence[str]) -> list[str]:
-        """A file's column names as the mapping knows them: a column the mapping does not name
-        is read as a name it gives (in ``columns`` or ``combine``) that it equals case and
-        spaces aside (``SURNAME`` for ``Surname``), when only one such name does; any other
-        column keeps its name (a column the mapping does not name is not matched to a
-        canonical field by case: it goes to the payload, as it always did)."""
-        known = {*self._combined_into, *self.columns}
-        return [
-            name if not name or name in known else self._by_folded.get(_folded(name), name)
-            for name in header
-        ]
-
     def column_names(self, written: Iterable[str]) -> list[str]:
         """Column names (a CSV header's, a DataFrame's, a JSON object's keys) as the mapping
         knows them: each in composed form without the spaces and invisible characters around
-        it (:func:`header_cell`), then as :meth:`header_names` reads it."""
-        return self.header_names([header_cell(name) for name in written])
+        it (:func:`_header_cell`); then a column the mapping does not name is read as a name it
+        gives (in ``columns`` or ``combine``) that it equals case and spaces aside (``SURNAME``
+        for ``Surname``), when only one such name does. Any other column keeps its name (a
+        column the mapping does not name is not matched to a canonical field by case: it goes
+        to the payload)."""
+        known = {*self._combined_into, *self.columns}
+        names = [_header_cell(name) for name in written]
+        return [
+            name if not name or name in known else self._by_folded.get(_folded(name), name)
+            for name in names
+        ]
 
     def resolve(self, columns: Iterable[str]) -> tuple[dict[str, str], list[str]]:
         """Map input columns to targets; also return a reason for each field claimed twice
