@@ -69,3 +69,28 @@ def test_a_large_document_is_read_no_further_than_its_limit(tmp_path: Path) -> N
     path = tmp_path / "big.json"
     path.write_bytes(b" " * (4 * MAX_DOCUMENT_BYTES))
     assert len(read_document(path)) == MAX_DOCUMENT_BYTES + 1
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
+def test_partner_checkpoints_that_are_a_device_or_a_fifo_are_refused_at_once(
+    tmp_path: Path, target: str
+) -> None:
+    """``xlink audit verify --partner-checkpoints`` stat'ed the file for its size and then read
+    it: a FIFO blocked the open for ever and /dev/zero (size 0) was read until memory ran out."""
+    log = tmp_path / "audit.db"
+    log.write_bytes(b"")  # never opened: the checkpoints file is refused first
+    path = tmp_path / "checkpoints.json"
+    if target == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(target)
+    argv = ["audit", "verify", str(log), "--key", "HEX", "--partner-checkpoints", str(path)]
+    code = (
+        "from xlink.cli.main import main\nfrom xlink.crypto.keys import SigningKey\n"
+        "key = bytes(SigningKey(bytes(range(32))).verify_key).hex()\n"
+        f"print(int(main([key if a == 'HEX' else a for a in {argv!r}])))"
+    )
+    done = _run(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "3"  # ExitCode.INPUT, as for any unreadable file
+    assert "--partner-checkpoints" in done.stderr and "not a regular file" in done.stderr

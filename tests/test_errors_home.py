@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pickle
 import pkgutil
 import re
 from pathlib import Path
@@ -115,3 +116,73 @@ def test_the_documented_exit_codes_are_exit_code_for() -> None:
         cls = getattr(xlink.errors, name)
         exc = cls.__new__(cls)  # the code depends on the class only
         assert exit_code_for(exc) == ExitCode(int(code)), name
+
+
+def _examples() -> list[BaseException]:
+    """One instance of every exception of xlink.errors, each attribute given a value of its own
+    (not its default), so that one lost in a copy shows."""
+    from xlink.records import Reject
+
+    e = xlink.errors
+    field = e.FieldError(3, "surname", "not a name")
+    rejects = [Reject(3, "row as read", (field,)), Reject(4, "another", ())]
+    return [
+        e.XlinkError("something"),
+        e.InputError("bad input"),
+        e.DamagedDatabase("x.db: not a database xlink can read"),
+        e.ClusterError("no workers"),
+        e.EvaluationError("too small"),
+        e.EstimationError("too few pairs"),
+        e.LoadError("a.csv", "no header", [field], ["b.csv"]),
+        e.NothingLoaded("a.csv", rejects, "rejects.csv", ["b.csv"], "map columns"),
+        e.SchemaError(["fields: missing", "blocking: empty"]),
+        e.SchemaMismatch("another schema"),
+        e.IdentifierError("agency id", "--agency: must be 1-64 chars"),
+        e.UntransliterableError("Cyrillic"),
+        e.WeakPassphrase(["too-short", "year"], "too short; a year"),
+        e.LabelError("too short"),
+        e.LabelNotMatched("handle 7"),
+        e.ProtocolError("cannot continue"),
+        e.LocalProtocolError("not in this state"),
+        e.InternalProtocolError("ZeroDivisionError"),
+        e.RemoteProtocolError(e.AbortCode.INVALID_ELEMENT, "element 2"),
+        e.TransportTimeout("read"),
+        e.ConnectionLost("reset"),
+        e.PeerAborted(e.AbortCode.MOU_MISMATCH, "from the peer"),
+        e.QuotaExhausted("12 left"),
+        e.TransferError("count", e.AbortCode.TOO_MANY_RELEASES),
+        e.DecisionMismatch(),
+        e.BadRelease("wrong-session"),
+        e.ReleaseRejected("truncated"),
+        e.ReleaseReplayed(),
+        e.PeerRefused(e.RefusalReason.NO_PEER, "no certificate"),
+        e.HubError(e.HubReason.BUSY, "job 1"),
+        e.PolicyDenied(["purpose-not-allowed", "expired"]),
+        e.MouRefused(["not-a-party"]),
+        e.DecryptionError(),
+        e.QueueError("no such item"),
+        e.DocumentError("not valid JSON"),
+        e.InvalidElement(5, "not on the curve", identity=True),
+        e.Malformed("trailing bytes"),
+        e.Truncated("ends early"),
+    ]
+
+
+def test_the_examples_are_one_of_every_exception() -> None:
+    names = [type(exc).__name__ for exc in _examples()]
+    assert sorted(names) == _exception_names()
+
+
+@pytest.mark.parametrize("exc", _examples(), ids=lambda exc: type(exc).__name__)
+def test_every_exception_survives_pickling(exc: BaseException) -> None:
+    """Errors cross process boundaries (worker pools, Dask workers): each must come back as it
+    was raised, whatever its __init__ takes. Python's own pickling calls ``cls(*args)``: a
+    TypeError for most, or the message wrapped twice."""
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        back = pickle.loads(pickle.dumps(exc, protocol))
+        assert type(back) is type(exc)
+        assert str(back) == str(exc) and back.args == exc.args
+        assert vars(back) == vars(exc)
+        public = {n: getattr(exc, n) for n in dir(exc) if not n.startswith("_")}
+        public = {n: value for n, value in public.items() if not callable(value)}
+        assert {n: getattr(back, n) for n in public} == public

@@ -19,7 +19,15 @@ from typing import Self
 
 from xlink.errors import DamagedDatabase
 
-__all__ = ["LOST", "Batch", "SqliteStore", "connect", "damaged_as_input", "transaction"]
+__all__ = [
+    "LOST",
+    "Batch",
+    "SqliteStore",
+    "connect",
+    "damaged_as_input",
+    "setting_up",
+    "transaction",
+]
 
 
 class SqliteStore:
@@ -62,13 +70,30 @@ def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
             os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
         conn = sqlite3.connect(p)
     conn.isolation_level = None
+    with _closed_on_failure(conn), damaged_as_input(p):
+        conn.execute("PRAGMA schema_version")  # reads the header: refuses what is not one
+    return conn
+
+
+@contextmanager
+def setting_up(path: str | Path, *, read_only: bool = False) -> Iterator[sqlite3.Connection]:
+    """A new connection to ``path`` (:func:`connect`) for an opener to set up (its pragmas,
+    tables, migrations): inside, a damaged file raises
+    :class:`~xlink.errors.DamagedDatabase` (:func:`damaged_as_input`), and whatever is raised
+    closes the connection first, so that a file that cannot be opened leaves none behind."""
+    p = Path(path)
+    conn = connect(p, read_only=read_only)
+    with _closed_on_failure(conn), damaged_as_input(p):
+        yield conn
+
+
+@contextmanager
+def _closed_on_failure(conn: sqlite3.Connection) -> Iterator[None]:
     try:
-        with damaged_as_input(p):
-            conn.execute("PRAGMA schema_version")  # reads the header: refuses what is not one
+        yield
     except BaseException:
         conn.close()
         raise
-    return conn
 
 
 @contextmanager

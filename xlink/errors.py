@@ -77,8 +77,25 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[BaseException], args: tuple[object, ...]) -> BaseException:
+    """``cls`` with ``args``, without its ``__init__`` (see :func:`_reduce`)."""
+    return cls.__new__(cls, *args)
+
+
+def _reduce(exc: BaseException) -> tuple[object, ...]:
+    """``__reduce__`` of every exception here: rebuilt from its ``args`` and its attributes
+    without calling ``__init__`` again, whose parameters are not its ``args`` (a
+    ``NothingLoaded``, a ``RemoteProtocolError``...), so that it survives pickling: an error
+    raised in a worker process or on a Dask worker reaches its caller as it was raised (type,
+    message, attributes). Python's own would call ``cls(*args)``: a ``TypeError``, or the
+    message wrapped twice."""
+    return (_rebuild, (type(exc), exc.args), vars(exc) or None)
+
+
 class XlinkError(Exception):
     """Root of every exception xlink raises on purpose."""
+
+    __reduce__ = _reduce
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +458,8 @@ class DocumentError(ValueError):
     """A document cannot be parsed; ``reason`` says why without quoting its content. Each
     caller turns it into its own typed error (:class:`SchemaError`, :class:`LoadError`)."""
 
+    __reduce__ = _reduce
+
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
@@ -453,6 +472,8 @@ class InvalidElement(ValueError):
     The protocol layer turns this into an abort with the matching code.
     """
 
+    __reduce__ = _reduce
+
     def __init__(self, index: int, reason: str, *, identity: bool = False) -> None:
         self.index = index
         self.reason = reason
@@ -463,6 +484,8 @@ class InvalidElement(ValueError):
 class Malformed(ValueError):
     """The bytes are not one well-formed, allowed msgpack object (:mod:`xlink.canonical`); each
     format turns it into its own typed error (``RemoteProtocolError``, ``ReleaseRejected``)."""
+
+    __reduce__ = _reduce
 
 
 class Truncated(Malformed):

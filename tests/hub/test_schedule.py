@@ -3,14 +3,20 @@ and a restart that loses no job and finishes none twice."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xlink.crypto.rand import DeterministicRandom
+from xlink.errors import DamagedDatabase
+from xlink.hub.agent import _AgentState
 from xlink.hub.schedule import JobState, Schedule
 
 T0 = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
@@ -183,3 +189,84 @@ def test_a_new_round_adds_no_second_job_for_a_pair_still_waiting(tmp_path: Path)
         later = s.add_round(PAIRS, now=T0 + timedelta(days=1), rng=DeterministicRandom(2))
         new = [j for j in s.jobs() if j.round == later]
         assert [j.agencies for j in new] == [first.agencies]  # only the pair that was done
+
+
+def _damage(path: Path, how: str) -> None:
+    """Random bytes, a file cut short, a page of the jobs table overwritten (the header and the
+    schema intact: only the restart's recovery reads it), or another program's database whose
+    schema the schedule's script refuses."""
+    if how == "random":
+        path.write_bytes(os.urandom(4096))
+    elif how == "cut":
+        path.write_bytes(path.read_bytes()[:1500])
+    elif how == "jobs page":
+        with closing(sqlite3.connect(path)) as db:
+            (size,) = db.execute("PRAGMA page_size").fetchone()
+            (root,) = db.execute(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'jobs'"
+            ).fetchone()
+        data = bytearray(path.read_bytes())
+        data[(root - 1) * size : root * size] = b"\xff" * size
+        path.write_bytes(data)
+    else:
+        path.unlink()
+        with closing(sqlite3.connect(path)) as db:
+            db.executescript("CREATE TABLE other (a); CREATE INDEX rounds ON other (a);")
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[sqlite3.Connection]:
+    """Every connection sqlite3.connect makes during the test."""
+    opened: list[sqlite3.Connection] = []
+    connect = sqlite3.connect
+
+    def recording(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn: sqlite3.Connection = connect(*args, **kwargs)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", recording)
+    return opened
+
+
+def _all_closed(opened: list[sqlite3.Connection]) -> None:
+    assert opened
+    for conn in opened:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
+
+
+@pytest.mark.parametrize("how", ["random", "cut", "jobs page", "foreign schema"])
+def test_a_schedule_that_cannot_be_opened_is_refused_and_its_connection_closed(
+    tmp_path: Path, how: str, connections: list[sqlite3.Connection]
+) -> None:
+    """Schedule.open ran its setup outside the guard the other stores' openers have: a failing
+    script or recovery left the connection open (the hub's workdir file held, for ever in a
+    long-lived process) and a damaged page was a raw sqlite3 error, not DamagedDatabase."""
+    with _open(tmp_path) as s:
+        s.add_round(PAIRS, now=T0, rng=DeterministicRandom(1))
+        job = s.jobs()[0]
+        s.start(job.job, now=T0, rng=RNG)  # a running job: the restart's recovery updates it
+    path = tmp_path / "schedule.db"
+    _damage(path, how)
+    connections.clear()
+    expected: type[Exception] = (
+        sqlite3.OperationalError if how == "foreign schema" else DamagedDatabase
+    )
+    with pytest.raises(expected):
+        _open(tmp_path)
+    _all_closed(connections)
+
+
+def test_an_agent_state_that_cannot_be_set_up_leaves_no_connection_open(
+    tmp_path: Path, connections: list[sqlite3.Connection]
+) -> None:
+    """The hub agent's own state file (hub-agent.db) had the same leak: another program's
+    database whose schema its script refuses left the connection open."""
+    path = tmp_path / "hub-agent.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript("CREATE TABLE other (a); CREATE INDEX done ON other (a);")
+    connections.clear()
+    with pytest.raises(sqlite3.OperationalError):
+        _AgentState(path)
+    _all_closed(connections)

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from xlink._sqlite import SqliteStore, connect, damaged_as_input, transaction
+from xlink._sqlite import SqliteStore, setting_up, transaction
 from xlink.audit._encoding import (
     GENESIS_HASH,
     checkpoint_message,
@@ -168,26 +168,21 @@ class AuditLog(SqliteStore):
         if not 1 <= checkpoint_every <= MAX_CHECKPOINT_EVERY:
             raise ValueError(f"checkpoint_every must be 1..{MAX_CHECKPOINT_EVERY}")
         path = Path(path)
-        conn = connect(path, read_only=signing_key is None)
-        try:
-            with damaged_as_input(path):
-                if signing_key is not None:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    conn.execute("PRAGMA synchronous=FULL")
-                    conn.executescript(_SCHEMA)
-                    conn.executescript(_PARTNER_SCHEMA)
-                    conn.executescript(_SPENT_SCHEMA)
-                    last = conn.execute(
-                        "SELECT interval FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
-                    ).fetchone()
-                    if last is not None and last[0] != checkpoint_every:
-                        raise ValueError(
-                            f"this log checkpoints every {last[0]} entries; "
-                            f"open it with checkpoint_every={last[0]}"
-                        )
-        except BaseException:
-            conn.close()
-            raise
+        with setting_up(path, read_only=signing_key is None) as conn:
+            if signing_key is not None:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.executescript(_SCHEMA)
+                conn.executescript(_PARTNER_SCHEMA)
+                conn.executescript(_SPENT_SCHEMA)
+                last = conn.execute(
+                    "SELECT interval FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                if last is not None and last[0] != checkpoint_every:
+                    raise ValueError(
+                        f"this log checkpoints every {last[0]} entries; "
+                        f"open it with checkpoint_every={last[0]}"
+                    )
         return cls(conn, path, signing_key, checkpoint_every)
 
     def _writable_key(self) -> SigningKey:

@@ -21,7 +21,7 @@ from xlink.audit import (
 from xlink.cli._common import emit_json
 from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.keys import VerifyKey
-from xlink.documents import MAX_DOCUMENT_BYTES
+from xlink.documents import MAX_DOCUMENT_BYTES, read_document
 from xlink.errors import InputError
 from xlink.identifiers import check_agency_id
 
@@ -124,15 +124,15 @@ def _verify_key(args: argparse.Namespace) -> VerifyKey:
 
 
 def _partner_checkpoints(path: str) -> CheckpointsFile:
-    file = Path(path)
-    try:
-        if file.stat().st_size > MAX_DOCUMENT_BYTES:
-            raise InputError(f"--partner-checkpoints: {path} is larger than 1 MiB")
-        data = file.read_bytes()
+    try:  # bounded, and a FIFO or a device in the file's place is refused, not read or waited on
+        data = read_document(path)
     except FileNotFoundError:
         raise InputError(f"--partner-checkpoints: no such file: {path}") from None
-    except OSError:
-        raise InputError(f"--partner-checkpoints: cannot read {path}") from None
+    except OSError as exc:
+        reason = f": {exc.strerror}" if exc.strerror else ""
+        raise InputError(f"--partner-checkpoints: cannot read {path}{reason}") from None
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise InputError(f"--partner-checkpoints: {path} is larger than 1 MiB")
     try:
         return load_checkpoints(data)
     except InputError as exc:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from xlink._sqlite import SqliteStore, connect, transaction
+from xlink._sqlite import SqliteStore, setting_up, transaction
 from xlink.agency import Agency
 from xlink.audit._encoding import to_micros
 from xlink.crypto._public_docs import audit_endorsement_message
@@ -129,13 +129,14 @@ class _AgentState(SqliteStore):
     __slots__ = ()
 
     def __init__(self, path: Path) -> None:
-        self._conn = connect(path)
-        self._conn.executescript(
-            "CREATE TABLE IF NOT EXISTS done (job BLOB PRIMARY KEY, peer TEXT NOT NULL,"
-            " finished_us INTEGER NOT NULL);"
-            "CREATE TABLE IF NOT EXISTS cosigned (log TEXT NOT NULL, seq INTEGER NOT NULL,"
-            " signature BLOB NOT NULL, PRIMARY KEY (log, seq));"
-        )
+        with setting_up(path) as conn:
+            conn.executescript(
+                "CREATE TABLE IF NOT EXISTS done (job BLOB PRIMARY KEY, peer TEXT NOT NULL,"
+                " finished_us INTEGER NOT NULL);"
+                "CREATE TABLE IF NOT EXISTS cosigned (log TEXT NOT NULL, seq INTEGER NOT NULL,"
+                " signature BLOB NOT NULL, PRIMARY KEY (log, seq));"
+            )
+        self._conn = conn
 
     def is_done(self, job: bytes) -> bool:
         return self._conn.execute("SELECT 1 FROM done WHERE job = ?", (job,)).fetchone() is not None

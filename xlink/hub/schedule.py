@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Self
 
-from xlink._sqlite import SqliteStore, connect, transaction
+from xlink._sqlite import SqliteStore, connect, setting_up, transaction
 from xlink.audit._encoding import from_micros, to_micros
 from xlink.crypto.rand import RandomSource
 from xlink.error_codes import HubReason
@@ -172,12 +172,14 @@ class Schedule(SqliteStore):
         ``pending`` at once (reason ``hub-restarted``); it runs again, and the agencies' own
         ledgers make a second run deliver nothing twice. A tool that adds a round beside a
         running hub opens it without, so as not to pull the hub's running jobs from under
-        it."""
-        conn = connect(path)
-        conn.executescript(_SCHEMA)
-        self = cls(conn, max_attempts)
-        if recover:
-            self._recover(now)
+        it. Raises :class:`~xlink.errors.DamagedDatabase` if ``path`` is not a database
+        xlink can read, ``sqlite3.Error`` if it cannot otherwise be used; either way the
+        connection is closed."""
+        with setting_up(path) as conn:
+            conn.executescript(_SCHEMA)
+            self = cls(conn, max_attempts)
+            if recover:
+                self._recover(now)
         return self
 
     @classmethod

@@ -21,7 +21,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Final
 
-from xlink._sqlite import SqliteStore, connect, damaged_as_input, transaction
+from xlink._sqlite import SqliteStore, setting_up, transaction
 from xlink.audit import AuditEvent, AuditLog
 from xlink.errors import PolicyDenied, QueueError, XlinkError
 from xlink.identifiers import REASON_CODE
@@ -153,23 +153,14 @@ class ApprovalQueue(SqliteStore):
         if not isinstance(audit, AuditLog):
             raise ValueError("an approval queue is always opened with its agency's audit log")
         path = Path(path)
-        conn = connect(path)
-        try:
-            with damaged_as_input(path):
-                conn.execute("PRAGMA journal_mode=WAL")
-                columns = {row[1] for row in conn.execute("PRAGMA table_info(release_queue)")}
-                if columns and "version" not in columns:
-                    conn.executescript(
-                        "BEGIN;" + _MIGRATE.format(schema=_SCHEMA.strip()) + "COMMIT;"
-                    )
-                elif (
-                    columns and "receipt" not in columns
-                ):  # a ledger from before receipts were kept
-                    conn.execute("ALTER TABLE release_queue ADD COLUMN receipt BLOB")
-                conn.executescript(_SCHEMA)
-        except BaseException:
-            conn.close()
-            raise
+        with setting_up(path) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(release_queue)")}
+            if columns and "version" not in columns:
+                conn.executescript("BEGIN;" + _MIGRATE.format(schema=_SCHEMA.strip()) + "COMMIT;")
+            elif columns and "receipt" not in columns:  # a ledger from before receipts were kept
+                conn.execute("ALTER TABLE release_queue ADD COLUMN receipt BLOB")
+            conn.executescript(_SCHEMA)
         return cls(conn, path, audit, officers)
 
     def _log(self, kind: AuditEvent, fields: dict[str, object], now: datetime) -> None:

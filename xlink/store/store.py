@@ -15,7 +15,7 @@ from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 
-from xlink._sqlite import SqliteStore, connect, damaged_as_input
+from xlink._sqlite import SqliteStore, setting_up
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keys import SealingKey, SigningKey
 from xlink.errors import PolicyDenied
@@ -118,22 +118,17 @@ class ReleaseStore(StoredUse, SqliteStore):
         if not isinstance(audit, AuditLog):
             raise ValueError("a release store is always opened with its agency's audit log")
         path = Path(path)
-        conn = connect(path)
-        try:
-            with damaged_as_input(path):
-                # Freed pages are overwritten with zeros, so a purged record's bytes do not linger
-                # in the file (they are ciphertext anyway; this is defence in depth).
-                conn.execute("PRAGMA secure_delete=ON")
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                columns = {row[1] for row in conn.execute("PRAGMA table_info(releases)")}
-                for name, kind in _ADDED_COLUMNS if columns else ():
-                    if name not in columns:
-                        conn.execute(f"ALTER TABLE releases ADD COLUMN {name} {kind}")
-                conn.executescript(_SCHEMA)
-        except BaseException:
-            conn.close()
-            raise
+        with setting_up(path) as conn:
+            # Freed pages are overwritten with zeros, so a purged record's bytes do not linger
+            # in the file (they are ciphertext anyway; this is defence in depth).
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(releases)")}
+            for name, kind in _ADDED_COLUMNS if columns else ():
+                if name not in columns:
+                    conn.execute(f"ALTER TABLE releases ADD COLUMN {name} {kind}")
+            conn.executescript(_SCHEMA)
         return cls(conn, path, mou, sealing_key, signing_key, audit, officers)
 
     # close(): SqliteStore's (the audit log is the caller's to close).
