@@ -375,3 +375,21 @@ def test_deriving_in_another_thread_leaves_the_garbage_collector_running() -> No
     finally:
         (gc.enable if was else gc.disable)()
     assert seen == [True]
+
+
+def test_deriving_in_workers_pauses_the_garbage_collector_here_too() -> None:
+    """Handing a large list to the worker processes ran with the collector on: each of its
+    walks went over every loaded record (xlink._gc). It is paused there too, and on again
+    afterwards."""
+    schema, record = load_default_schema(), _ANNA
+    seen: list[bool] = []
+    items = [dataclasses.replace(record, record_id=f"r{i}") for i in range(3000)]
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        tokens = derive_token_set(items, schema, lambda _n: seen.append(gc.isenabled()), workers=2)
+        assert gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert len(tokens) > 0
+    assert seen and not any(seen)

@@ -367,13 +367,14 @@ def derive_token_set(
         workers = _pool.default_workers(len(records))
     n = 0
     try:
-        if workers > 1 and len(records) > _pool.CHUNK:
-            _pool.derive_in_workers(records, schema, builder, workers, progress)
-            n = len(records)
-        else:
-            # Deriving makes no reference cycles (xlink._gc). The collector comes back once
-            # the deriver and the memos are gone, so that it never walks them.
-            with collector_paused():
+        # Deriving makes no reference cycles (xlink._gc), here or handing records to the
+        # workers. The collector comes back once the deriver and the memos are gone, so that
+        # it never walks them, nor the records on each of its walks.
+        with collector_paused():
+            if workers > 1 and len(records) > _pool.CHUNK:
+                _pool.derive_in_workers(records, schema, builder, workers, progress)
+                n = len(records)
+            else:
                 n = _derive_here(records, TokenDeriver(schema), builder, progress)
     finally:
         clear_caches()  # no name outlives the run in a memo
