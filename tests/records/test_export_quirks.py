@@ -140,6 +140,26 @@ def test_another_delimiter_is_named_when_the_mapping_does_not_say_it(tmp_path: P
     assert _names(load_csv(path, mapping={**MAPPING, "delimiter": ";"})) == [("Ann", "Smith")]
 
 
+def test_a_tsv_file_is_read_with_tabs_unless_the_mapping_says_otherwise(tmp_path: Path) -> None:
+    """A ``.tsv`` file was read with commas like any other (every row one column: "missing
+    required columns"), though its name says tabs. Its rejects file keeps the tabs."""
+    path = tmp_path / "list.tsv"
+    path.write_bytes(b"ID\tSurname\tGiven\tcategory\n1\tSmith, Jr\tAnn\tother\n2\tRoe\tBo\n")
+    result = load_csv(path, mapping=MAPPING)
+    assert _names(result) == [("Ann", "Smith, Jr")]
+    rejects = tmp_path / "list.rejects.tsv"
+    rejects.write_text(rejects.read_text().replace("Bo\t\t", "Bo\tother\t"))
+    assert _names(load_csv(rejects, mapping=MAPPING)) == [("Bo", "Roe")]  # fixed, loads again
+    with pytest.raises(LoadError, match="read as one column"):  # the mapping's word is kept
+        load_csv(path, mapping={**MAPPING, "delimiter": ","})
+    comma = tmp_path / "commas.tsv"
+    comma.write_bytes(b"ID,Surname,Given,category\n1,Smith,Ann,other\n")
+    assert _names(load_csv(comma, mapping={**MAPPING, "delimiter": ","})) == [("Ann", "Smith")]
+    assert _names(load_csv(_write(tmp_path, comma.read_bytes()), mapping=MAPPING)) == [
+        ("Ann", "Smith")
+    ]  # .csv: commas, as before
+
+
 def test_a_header_in_other_case_and_spacing_matches_the_mapping(tmp_path: Path) -> None:
     path = _write(tmp_path, b"id,SURNAME, given ,category,Remarks\n1,Smith,Ann,other,x\n")
     result = load_csv(path, mapping=MAPPING)

@@ -103,7 +103,8 @@ class ColumnMapping:
     is a field error (and its record kept without it, as for any bad date). ``encoding`` is the
     file's text encoding (a Python codec name such as ``cp1252`` or ``latin-1``; UTF-8 by
     default; a file starting with a UTF-16 byte-order mark is read as UTF-16 whatever it says),
-    and ``delimiter`` a CSV file's field separator (one of :data:`DELIMITERS`).
+    and ``delimiter`` a CSV file's field separator (one of :data:`DELIMITERS`; without it, a
+    tab for a ``.tsv`` file and a comma for any other: :meth:`delimiter_of`).
 
     Raises:
         ValueError: a target is not a canonical field (every bad entry is listed), a combine
@@ -120,7 +121,7 @@ class ColumnMapping:
     date_orders: Mapping[str, DateOrder] = field(default_factory=dict)
     two_digit_years_until: int | None = None
     encoding: str = "utf-8"
-    delimiter: str = ","
+    delimiter: str | None = None
     _combined_into: Mapping[str, str] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -177,7 +178,7 @@ class ColumnMapping:
                 f"mapping 'encoding' {self.encoding!r} is not a text encoding that writes ASCII "
                 'as ASCII (for example "utf-8", "cp1252", "latin-1")'
             )
-        if self.delimiter not in DELIMITERS:
+        if self.delimiter is not None and self.delimiter not in DELIMITERS:
             raise ValueError(
                 "mapping 'delimiter' must be one of " + ", ".join(repr(d) for d in DELIMITERS)
             )
@@ -246,8 +247,8 @@ class ColumnMapping:
         until = data.get("two_digit_years_until")
         if until is not None and (isinstance(until, bool) or not isinstance(until, int)):
             raise ValueError("mapping 'two_digit_years_until' must be a year (an integer)")
-        encoding, delimiter = data.get("encoding", "utf-8"), data.get("delimiter", ",")
-        if not isinstance(encoding, str) or not isinstance(delimiter, str):
+        encoding, delimiter = data.get("encoding", "utf-8"), data.get("delimiter")
+        if not isinstance(encoding, str) or not isinstance(delimiter, str | None):
             raise ValueError("mapping 'encoding' and 'delimiter' must be strings")
         return cls(
             columns={str(k): str(v) for k, v in columns.items()},
@@ -314,6 +315,13 @@ class ColumnMapping:
         if column == ERROR_COLUMN:
             return None
         return self._combined_into.get(column) or self.columns.get(column, column)
+
+    def delimiter_of(self, path: StrPath) -> str:
+        """The field separator of the CSV file ``path``: the mapping's ``delimiter``, else a
+        tab for a ``.tsv`` file (its name says so) and a comma for any other."""
+        if self.delimiter is not None:
+            return self.delimiter
+        return "\t" if Path(path).suffix.lower() == ".tsv" else ","
 
     def column_names(self, written: Iterable[str]) -> list[str]:
         """Column names (a CSV header's, a DataFrame's, a JSON object's keys) as the mapping

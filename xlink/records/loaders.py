@@ -118,12 +118,16 @@ def load_csv(
     """
     source, file = os.fspath(path), Path(path)
     columns = ColumnMapping.coerce(mapping)
+    delimiter = columns.delimiter_of(file)
     collector = Collector(columns, date_order, bad_field, progress, today)
-    target = rejects_target(file, rejects_path, write_rejects, "csv")
+    # a .tsv file's rejects are a .tsv file too, written with its delimiter: fixed, they load
+    # again as they are
+    extension = "tsv" if file.suffix.lower() == ".tsv" else "csv"
+    target = rejects_target(file, rejects_path, write_rejects, extension)
     with _open(file, source) as fh:
         lines = Lines(fh, source, columns.encoding)
         # strict: a stray quote must not swallow rows
-        reader = csv.reader(lines, strict=True, delimiter=columns.delimiter)
+        reader = csv.reader(lines, strict=True, delimiter=delimiter)
         header_raw: list[str] | None = None
         shape: RowShape | None = None
         start = 1
@@ -153,22 +157,22 @@ def load_csv(
             if not any(cell.strip() for cell in cells):
                 continue
             if line == 1 and (said := _excel_delimiter(raw)) is not None:
-                if said != columns.delimiter:
+                if said != delimiter:
                     raise LoadError(
                         source,
                         f"line {line} is a spreadsheet's sep= line: the file's delimiter is "
-                        f"{said!r}, the mapping's {columns.delimiter!r} (set the mapping's "
+                        f"{said!r}, where {delimiter!r} was expected (set the mapping's "
                         "delimiter)",
                     )
                 continue  # Excel's note of the delimiter, before the header
             if header_raw is None:
                 header_raw = written
-                shape = RowShape(columns.column_names(cells), columns.delimiter, collector.add)
+                shape = RowShape(columns.column_names(cells), delimiter, collector.add)
                 check_header(source, shape.header, columns, cells[: len(shape.header)])
                 continue
             assert shape is not None
             if reader.line_num > line:  # a quoted value over several lines
-                no_rows_inside(source, line, cells, columns.delimiter, len(shape.header))
+                no_rows_inside(source, line, cells, delimiter, len(shape.header))
             shape.add((line, raw, cells))
         if shape is not None:
             shape.flush()
@@ -177,7 +181,6 @@ def load_csv(
     if not collector.records and not collector.rejects:
         raise LoadError(source, "empty: a header but no data rows")
     final_header = header_raw
-    delimiter = columns.delimiter
     bom = codecs.lookup(columns.encoding).name != "utf-8"
     return collector.finish(
         source,
