@@ -160,6 +160,29 @@ def test_a_tsv_file_is_read_with_tabs_unless_the_mapping_says_otherwise(tmp_path
     ]  # .csv: commas, as before
 
 
+@pytest.mark.parametrize(
+    ("above", "header_line"),
+    [(b"Watchlist export 2026-12-01\n", 2), (b"Watchlist export,,,\nrun by: ops\n\n", 4)],
+)
+def test_a_title_above_the_header_is_named_with_the_line_that_reads_as_one(
+    tmp_path: Path, above: bytes, header_line: int
+) -> None:
+    """A title or a note above the header was read as the header ("missing required columns",
+    or "column 2 has no name"), the message naming neither line. It names both now; the
+    title is never skipped by a guess."""
+    path = _write(tmp_path, above + b"ID,Surname,Given,category\n1,Smith,Ann,other\n")
+    with pytest.raises(
+        LoadError,
+        match=rf"line 1 was read as the header, but line {header_line} reads as one: remove",
+    ):
+        load_csv(path, mapping=MAPPING)
+    with pytest.raises(LoadError, match=r"line 3 was read as the header$"):
+        load_csv(_write(tmp_path, b"\n\nWatchlist export\nnot,a,header\n"), mapping=MAPPING)
+    with pytest.raises(LoadError) as refused:  # no header below: as before
+        load_csv(_write(tmp_path, b"Watchlist export\nnot,a,header\n"), mapping=MAPPING)
+    assert "was read as the header" not in str(refused.value)
+
+
 def test_a_header_in_other_case_and_spacing_matches_the_mapping(tmp_path: Path) -> None:
     path = _write(tmp_path, b"id,SURNAME, given ,category,Remarks\n1,Smith,Ann,other,x\n")
     result = load_csv(path, mapping=MAPPING)

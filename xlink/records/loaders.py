@@ -54,6 +54,8 @@ from xlink.records._rows import (
 from xlink.records.validation import BadFieldPolicy, DateOrder
 
 if TYPE_CHECKING:
+    from _csv import Reader as _CsvReader
+
     import pandas as pd
 
 __all__ = [
@@ -168,7 +170,10 @@ def load_csv(
             if header_raw is None:
                 header_raw = written
                 shape = RowShape(columns.column_names(cells), delimiter, collector.add)
-                check_header(source, shape.header, columns, cells[: len(shape.header)])
+                try:
+                    check_header(source, shape.header, columns, cells[: len(shape.header)])
+                except LoadError as refused:
+                    raise _header_below(refused, line, reader, columns) from None
                 continue
             assert shape is not None
             if reader.line_num > line:  # a quoted value over several lines
@@ -189,6 +194,35 @@ def load_csv(
             p, final_header, rejects, delimiter=delimiter, bom=bom
         ),
     )
+
+
+#: Lines after a refused header looked at for the real one (a title or a note above it).
+HEADER_SEARCH_LINES = 10
+
+
+def _header_below(
+    refused: LoadError, line: int, reader: _CsvReader, columns: ColumnMapping
+) -> LoadError:
+    """``refused`` (the header read from ``line`` did not do), saying which line was read as
+    the header when one of the next :data:`HEADER_SEARCH_LINES` lines would do (an export with
+    a title or a note above its header: named, never skipped to) or when it is not line 1."""
+    below = None
+    try:
+        for _, cells in zip(range(HEADER_SEARCH_LINES), reader, strict=False):
+            try:
+                check_header(refused.source, columns.column_names(cells), columns)
+            except LoadError:
+                continue
+            below = reader.line_num
+            break
+    except (csv.Error, LoadError):
+        pass  # the lines below are no header either
+    if below is None and line == 1:
+        return refused
+    said = f"line {line} was read as the header"
+    if below is not None:
+        said += f", but line {below} reads as one: remove the title or note above it"
+    return LoadError(refused.source, f"{refused.reason}; {said}", refused.errors)
 
 
 def _excel_delimiter(raw: str) -> str | None:
