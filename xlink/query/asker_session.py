@@ -66,7 +66,8 @@ class AskerSession(_Session):
     def receive(self, frame: bytes) -> list[AskerEvent]:
         message = self._decode(frame)
         state = self.state
-        if isinstance(message, M.Welcome) and state is SessionState.WAITING:
+        # a WELCOME answers our HELLO: before start() it answers nothing (UNEXPECTED_MESSAGE)
+        if isinstance(message, M.Welcome) and state is SessionState.WAITING and self._started:
             if not PERIOD_PATTERN.fullmatch(message.period):
                 raise self._fail(AbortCode.MALFORMED_MESSAGE, "WELCOME: not a period")
             if message.keys != self.config.keys:

@@ -137,7 +137,11 @@ def check_magic(frame: bytes) -> None:
     """Raise :class:`TransferError` unless ``frame`` starts with :data:`RELEASE_MAGIC` and a
     type byte: ``UNSUPPORTED_VERSION`` for another version of the transfer (``f0 58 52``, then
     a version byte other than ``03``), ``UNEXPECTED_MESSAGE`` for anything else."""
-    if frame.startswith(MAGIC_FAMILY) and not frame.startswith(RELEASE_MAGIC):
+    if (
+        frame.startswith(MAGIC_FAMILY)
+        and len(frame) > len(MAGIC_FAMILY)  # a version byte (none: too short, below)
+        and not frame.startswith(RELEASE_MAGIC)
+    ):
         raise TransferError("not release transfer v3", AbortCode.UNSUPPORTED_VERSION)
     if not frame.startswith(RELEASE_MAGIC) or len(frame) < HEADER:
         raise TransferError("not a release transfer frame")

@@ -213,6 +213,7 @@ class ReleaseTransfer:
         # The releases.
         self._ours = 0
         self._releases_sent = 0  # our RELEASE frames given out by next_frame
+        self._end_sent = False  # our END given out by next_frame
         self._expected: int | None = None  # the peer's COUNT
         self._peer_releases = 0  # the peer's RELEASE frames received
         self._peer_done = False  # the peer's END is in
@@ -253,6 +254,8 @@ class ReleaseTransfer:
         kind = frame[len(RELEASE_MAGIC)]
         if kind == FrameType.RELEASE:
             self._releases_sent += 1
+        elif kind == FrameType.END:
+            self._end_sent = True
         elif kind == FrameType.LABELS:
             self._requests_sent += 1
         return frame
@@ -482,6 +485,8 @@ class ReleaseTransfer:
             self._answers.append(answered)
             return [ReleaseAnswered(len(self._answers) - 1, *answered)]
         if kind is FrameType.RECEIPTS_END and not self._receipts_done and len(body) == 4:
+            if not self._end_sent:  # it follows our END (§10): the peer cannot have it yet
+                raise TransferError("RECEIPTS_END before our END was sent")
             if U32.unpack(body)[0] != self._ours or len(self._answers) != self._ours:
                 raise TransferError("receipts do not answer every release")
             self._receipts_done = True
