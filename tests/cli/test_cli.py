@@ -176,6 +176,27 @@ def test_prepare_reads_the_clock_for_dates_of_birth_and_refuses_a_file_of_reject
     assert doc["error"]["type"] == "NothingLoaded" and "Smith" not in doc["error"]["detail"]
 
 
+def test_an_interrupted_json_run_still_prints_its_one_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during a --json run printed no document: a script reading standard output got
+    nothing to parse. It gets the failure document, exit 130, 'interrupted'."""
+    import xlink.cli.cmd_prepare as cmd_prepare
+
+    def interrupted(*_args: object, **_kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cmd_prepare, "prepare_side", interrupted)
+    path = tmp_path / "list.csv"
+    path.write_text("record_id,category,family_name\nr1,watchlist,Novak\n")
+    assert main(["prepare", str(path), "--json"]) == ExitCode.INTERRUPTED
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["ok"] is False and doc["exit_code"] == ExitCode.INTERRUPTED
+    assert (doc["error"]["type"], doc["error"]["detail"]) == ("KeyboardInterrupt", "interrupted")
+    assert "xlink: interrupted" in captured.err and "Traceback" not in captured.err
+
+
 def test_prepare_missing_file_is_an_input_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -284,7 +284,8 @@ def failure_json(error: BaseException) -> dict[str, object]:
     type, abort code (``MOU_MISMATCH``... or null), machine-readable reason (a peer refusal's,
     the first of a policy refusal's, or null), every reason of a policy refusal
     (``reasons``, empty otherwise) and detail: xlink's own message, which names no key
-    material, identity or certificate content; for a bug, no message at all."""
+    material, identity or certificate content; ``interrupted`` for Ctrl-C; for a bug, no
+    message at all."""
     code = getattr(error, "code", None)
     reason: str | None = None
     reasons: list[str] = []
@@ -294,6 +295,8 @@ def failure_json(error: BaseException) -> dict[str, object]:
         reason, reasons = error.reasons[0], list(error.reasons)
     if isinstance(error, XlinkError):
         detail = str(error)
+    elif isinstance(error, KeyboardInterrupt):
+        detail = "interrupted"
     elif isinstance(error, OSError):
         detail = f"{error.strerror or error}: {error.filename}"
     else:

@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.OK
     except (Exception, KeyboardInterrupt) as exc:
         # --json as a flag (conformance run's --json FILE is where its report goes)
-        json_asked = isinstance(exc, Exception) and getattr(args, "json", None) is True
+        # an interrupted run too: a script reading the document learns it was interrupted
+        json_asked = getattr(args, "json", None) is True
         if json_asked and not getattr(args, "printed", False):  # none printed yet
             emit_json(failure_json(exc))
         return report_failure(exc)
