@@ -20,7 +20,9 @@ def frame(kind: int, body: bytes = b"", magic: bytes = MAGIC) -> bytes:
 
 
 def u32(n: int) -> bytes:
-    return (n % 2**32).to_bytes(4, "big")
+    """``n`` as 4 bytes, big-endian; ``OverflowError`` outside 0..2^32-1 (never wrapped: a
+    test means the value it writes)."""
+    return n.to_bytes(4, "big")
 
 
 def sha(*parts: bytes) -> bytes:

@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import Final
 
-from xlink._sqlite import connect, transaction
+from xlink._sqlite import setting_up, transaction
 from xlink.errors import InputError, InternalProtocolError
 
 __all__ = ["QUOTA_FILE", "DayQuota"]
@@ -71,9 +71,9 @@ class DayQuota:
             ) from None
 
     def _connect(self) -> sqlite3.Connection:
-        conn = connect(self._path)
-        conn.execute("PRAGMA synchronous = OFF")  # the audit log is the durable record
-        conn.execute(_SCHEMA)  # a store removed while the service runs is made again
+        with setting_up(self._path) as conn:  # closed again if its setup fails
+            conn.execute("PRAGMA synchronous = OFF")  # the audit log is the durable record
+            conn.execute(_SCHEMA)  # a store removed while the service runs is made again
         return conn
 
     def _used(self, conn: sqlite3.Connection, day: date) -> tuple[int, bool]:

@@ -31,6 +31,7 @@ __all__ = [
     "ERROR_COLUMN",
     "ColumnMapping",
     "StrPath",
+    "is_tsv",
 ]
 
 StrPath = str | os.PathLike[str]
@@ -82,6 +83,12 @@ def _header_cell(text: str) -> str:
 
 #: What joins the parts of a combined field (empty parts are skipped).
 COMBINE_SEPARATOR = " "
+
+
+def is_tsv(path: StrPath) -> bool:
+    """Whether ``path`` names a tab-separated file (``.tsv``, in any case): read with tabs
+    unless its mapping says otherwise, its rejects written to a ``.tsv`` file."""
+    return Path(path).suffix.lower() == ".tsv"
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +328,7 @@ class ColumnMapping:
         tab for a ``.tsv`` file (its name says so) and a comma for any other."""
         if self.delimiter is not None:
             return self.delimiter
-        return "\t" if Path(path).suffix.lower() == ".tsv" else ","
+        return "\t" if is_tsv(path) else ","
 
     def column_names(self, written: Iterable[str]) -> list[str]:
         """Column names (a CSV header's, a DataFrame's, a JSON object's keys) as the mapping

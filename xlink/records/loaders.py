@@ -36,7 +36,7 @@ from xlink.records._collect import (
     ProgressCallback,
     rejects_target,
 )
-from xlink.records._mapping import ColumnMapping, StrPath
+from xlink.records._mapping import ColumnMapping, StrPath, is_tsv
 from xlink.records._missing import unguard
 from xlink.records._rejects import Reject
 from xlink.records._rows import (
@@ -102,18 +102,18 @@ def load_csv(
     overrides the mapping's file-wide one (not its per-field ``date_orders``); without either
     it is ``unknown``. ``bad_field`` decides what a bad value in a field a record may lack does
     (:class:`BadFieldPolicy`: by default the field is left out and the record kept). Rejects go
-    to ``rejects_path`` (default ``<stem>.rejects.csv`` next to the input) with an
-    ``xlink_error`` column, and the fields left out of kept records to the field-errors file
-    beside it (``<stem>.field-errors.csv``: line, field, reason); a stale rejects or
-    field-errors file is removed when there are none. ``write_rejects=False`` writes neither
-    and keeps everything in memory. ``progress(rows_done)`` is called every
-    :data:`PROGRESS_EVERY` rows and at the end.
+    to ``rejects_path`` (default ``<stem>.rejects.csv`` next to the input, ``.tsv`` for a
+    ``.tsv`` input) with an ``xlink_error`` column, and the fields left out of kept records to
+    the field-errors file beside it (``<stem>.field-errors.csv``: line, field, reason); a
+    stale rejects or field-errors file is removed when there are none.
+    ``write_rejects=False`` writes neither and keeps everything in memory.
+    ``progress(rows_done)`` is called every :data:`PROGRESS_EVERY` rows and at the end.
 
     Raises:
         LoadError: file not found or unreadable, a line not in the file's encoding (named),
             malformed CSV, an empty file or a header without rows, a file of which every row
             was rejected (the rejects file is written first), a ``sep=`` line naming
-            another delimiter than the mapping's, unnamed/duplicate/conflicting columns,
+            another delimiter than the one expected, unnamed/duplicate/conflicting columns,
             missing required columns (all listed), or a bad mapping file.
         ValueError: a bad ``mapping`` dict, ``date_order`` or ``bad_field``, or a rejects or
             field-errors path equal to the input.
@@ -124,7 +124,7 @@ def load_csv(
     collector = Collector(columns, date_order, bad_field, progress, today)
     # a .tsv file's rejects are a .tsv file too, written with its delimiter: fixed, they load
     # again as they are
-    extension = "tsv" if file.suffix.lower() == ".tsv" else "csv"
+    extension = "tsv" if is_tsv(file) else "csv"
     target = rejects_target(file, rejects_path, write_rejects, extension)
     with _open(file, source) as fh:
         lines = Lines(fh, source, columns.encoding)
@@ -208,15 +208,17 @@ def _header_below(
     a title or a note above its header: named, never skipped to) or when it is not line 1."""
     below = None
     try:
-        for _, cells in zip(range(HEADER_SEARCH_LINES), reader, strict=False):
+        for _, cells in zip(range(HEADER_SEARCH_LINES), csv_rows(reader), strict=False):
+            if isinstance(cells, csv.Error):
+                continue  # a line the csv module cannot read is no header
             try:
                 check_header(refused.source, columns.column_names(cells), columns)
             except LoadError:
                 continue
             below = reader.line_num
             break
-    except (csv.Error, LoadError):
-        pass  # the lines below are no header either
+    except LoadError:
+        pass  # a line not in the file's encoding: the search stops there
     if below is None and line == 1:
         return refused
     said = f"line {line} was read as the header"
