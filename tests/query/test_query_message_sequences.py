@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from _fuzzing import timed
 from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -77,20 +76,6 @@ TABLE_VERSION = 2
 ENTRIES = 10
 DIGEST = bytes(range(64, 96))
 HANDLES = [bytes([i]) * 16 for i in range(1, 8)]
-STEP_BUDGET_S = 5.0
-
-_E = TypeVar("_E")
-
-
-def _timed(receive: Callable[[bytes], _E], data: bytes) -> _E:
-    """``receive(data)``, which must take less than :data:`STEP_BUDGET_S` whether it returns or
-    raises (a small message must not cost a peer much CPU); checked here, so that a failure
-    of the checks after it is never hidden behind this one."""
-    start = time.perf_counter()
-    try:
-        return receive(data)
-    finally:
-        assert time.perf_counter() - start < STEP_BUDGET_S
 
 
 U = AbortCode.UNEXPECTED_MESSAGE
@@ -593,7 +578,7 @@ class QueryFuzz(RuleBasedStateMachine):
         if not was_done:
             expected = decode_code if message is None else self.model.check(message)
         try:
-            events = _timed(v.receive, data)
+            events = timed(v.receive, data)
         except LocalProtocolError as exc:
             event(f"refused while {before.value}")
             assert was_done, f"LocalProtocolError while {before}: {exc}"

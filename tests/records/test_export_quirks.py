@@ -165,7 +165,7 @@ def test_a_tsv_file_is_read_with_tabs_unless_the_mapping_says_otherwise(tmp_path
     [
         (b"Watchlist export 2026-12-01\n", 2),
         (b"Watchlist export,,,\nrun by: ops\n\n", 4),
-        (b"Watchlist export\nnote,\"draft\"v2\n", 3),  # a line the csv module cannot read
+        (b'Watchlist export\nnote,"draft"v2\n', 3),  # a line the csv module cannot read
     ],
 )
 def test_a_title_above_the_header_is_named_with_the_line_that_reads_as_one(

@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import time
-from collections.abc import Callable
-from typing import TypeVar
 
 import pytest
+from _fuzzing import timed
 from _transfer_support import (
     BAD_POINT,
     COUNT,
@@ -77,20 +75,6 @@ SID = bytes(range(16))
 H = [bytes([i]) * 16 for i in range(1, 9)]
 PAIR_POOL = [(H[2], H[0]), (H[1],), (H[3], H[4]), (H[5],), (H[6], H[7], H[0]), (H[1],)]
 UNEXPECTED = AbortCode.UNEXPECTED_MESSAGE
-STEP_BUDGET_S = 5.0
-
-_E = TypeVar("_E")
-
-
-def _timed(receive: Callable[[bytes], _E], data: bytes) -> _E:
-    """``receive(data)``, which must take less than :data:`STEP_BUDGET_S` whether it returns or
-    raises (a small message must not cost a peer much CPU); checked here, so that a failure
-    of the checks after it is never hidden behind this one."""
-    start = time.perf_counter()
-    try:
-        return receive(data)
-    finally:
-        assert time.perf_counter() - start < STEP_BUDGET_S
 
 
 LA, LB = FakeLabels(b"tag-a", b"key-a"), FakeLabels(b"tag-b", b"key-b")
@@ -285,7 +269,12 @@ def _tweak(
             f[9:] for f in pool if len(f) > 9 and f[4] in (LABELS, LABEL_ANSWERS) and f[:4] == MAGIC
         ]
         special = [
-            lambda: head + bytes([kind]) + u32((int.from_bytes(seq, "big") + k % 5 - 2) % 2**32) + points,
+            lambda: (
+                head
+                + bytes([kind])
+                + u32((int.from_bytes(seq, "big") + k % 5 - 2) % 2**32)
+                + points
+            ),
             lambda: head + bytes([kind]) + seq + points,
             lambda: head + bytes([kind]) + seq + points + points[:32],  # a point more
             lambda: head + bytes([kind]) + seq + points[:-32],  # a point fewer
@@ -398,7 +387,7 @@ class TransferFuzz(RuleBasedStateMachine):
         result_before = v.result
         expected = None if was_aborted else self.model.check(data)
         try:
-            events = _timed(v.receive, data)
+            events = timed(v.receive, data)
         except LocalProtocolError:
             assert was_aborted, f"LocalProtocolError in {before} on {data[:12]!r}"
             assert v.state is TransferState.ABORTED
