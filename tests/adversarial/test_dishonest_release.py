@@ -236,7 +236,8 @@ def run_transfer(
     ours: Sequence[SealedRelease] = (),
 ) -> Run:
     """US-DHS, having decided ``decided``, runs release transfer v3 (digest, then releases)
-    against a partner that sends ``partner_frames`` at once and records what it receives."""
+    against a partner that sends ``partner_frames`` at once (a RECEIPTS_END once US-DHS's END
+    is in, which it answers) and records what it receives."""
     refusals: list[str] = []
     directory.mkdir(parents=True, exist_ok=True)
     with AuditLog.open(directory / "audit.db", signing_key=AUDIT_KEY) as audit:
@@ -265,14 +266,21 @@ def run_transfer(
                     await conn.close(1.0)  # as run_agency: room for the end of stream
 
             async def partner(conn: MemoryConnection) -> list[bytes]:
+                our_end = asyncio.Event()
+
                 async def send_all() -> None:
                     for f in partner_frames:
+                        if f[:5] == frame(RECEIPTS_END):
+                            await our_end.wait()  # it answers our END (§10), as a peer's does
                         await conn.send(f)
 
                 sending = asyncio.create_task(send_all())
                 received = []
                 while (message := await conn.receive()) is not None:
                     received.append(message)
+                    if message == frame(END):
+                        our_end.set()
+                our_end.set()
                 sending.cancel()
                 with contextlib.suppress(BaseException):
                     await sending

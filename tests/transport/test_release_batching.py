@@ -103,11 +103,21 @@ def _receive(
                 await conn.close(1.0)
 
         async def partner(conn: MemoryConnection) -> None:
+            our_end = asyncio.Event()
+
+            async def read() -> None:
+                while (message := await conn.receive()) is not None:
+                    if message == transfer_frame(FrameType.END):
+                        our_end.set()
+                our_end.set()
+
+            reading = asyncio.create_task(read())
             for f in partner_frames:
+                if f[:5] == transfer_frame(FrameType.RECEIPTS_END):
+                    await our_end.wait()  # it answers our END (§10), as a peer's does
                 await conn.send(f)
             await conn.close(1.0)
-            while await conn.receive() is not None:
-                pass
+            await reading
 
         async def scenario() -> TransferResult | BaseException:
             ours, theirs = memory_pair(capacity=8)
