@@ -35,6 +35,30 @@ def test_normalise_text_examples() -> None:
     assert normalise_text("ﬁnn") == "finn"  # NFKC
 
 
+@pytest.mark.parametrize(
+    "invisible",
+    ["\u00ad", "\u200b", "\u200d", "\u200e", "\u202e", "\u2060", "\ufeff", "\x00", "\x1b"],
+)
+def test_an_invisible_character_inside_a_name_is_deleted_not_a_word_break(invisible: str) -> None:
+    """A soft hyphen, a zero-width space, a bidi mark or a NUL inside a name (web forms, PDF
+    copies, a damaged export) was read as a space: "An<U+00AD>na" became the two words "an"
+    and "na", and shared no name token with "Anna". They show nothing, so they are deleted;
+    white space still parts words."""
+    assert normalise_text(f"An{invisible}na Novak") == "anna novak"
+    schema = load_default_schema()
+    record = functools.partial(
+        PersonRecord, category=Category.WATCHLIST, birth_date=BirthDate(1980, 4, 3)
+    )
+    dirty = PersonName(given=f"An{invisible}na", family="Novak")
+    clean = PersonName(given="Anna", family="Novak")
+    tokens = [
+        {token for _, token in derive_match_keys(record(rid, name=name), schema)}
+        for rid, name in (("A", dirty), ("B", clean))
+    ]
+    assert tokens[0] == tokens[1]
+    assert normalise_text("An\tna") == normalise_text("An\x1fna") == "an na"  # white space
+
+
 def test_name_part_examples() -> None:
     assert normalise_name_part("Müller") == {"MUELLER", "MULLER"}
     assert normalise_name_part("van der Berg") == {"VANDERBERG"}

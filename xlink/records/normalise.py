@@ -85,6 +85,16 @@ _NOT_A_Z = re.compile(r"[^A-Z]+")
 _NOT_A_Z0_9 = re.compile(r"[^A-Z0-9]+")
 _JOINER_RUN = re.compile(r"[-']{2,}")
 
+
+def _invisible(ch: str) -> bool:
+    """A character that shows nothing and parts no words: a format character (a soft hyphen,
+    a zero-width space or joiner, a bidi mark, a byte-order mark) or a control character that
+    is not white space (a NUL, an escape). It is deleted, not read as a space: ``An<U+00AD>na``
+    and ``An<NUL>na`` are ``anna``, as they read."""
+    category = unicodedata.category(ch)
+    return category == "Cf" or (category == "Cc" and not ch.isspace())
+
+
 #: What :func:`_map_char` does to each ASCII character (ASCII text is its own NFKC form, and its
 #: case fold is its lower case), for ``str.translate``.
 _ASCII_MAP = {
@@ -95,6 +105,8 @@ _ASCII_MAP = {
         if chr(i) in _HYPHENS
         else "'"
         if chr(i) in _APOSTROPHES
+        else ""
+        if _invisible(chr(i))
         else " "
     )
     for i in range(128)
@@ -113,15 +125,17 @@ def _map_char(ch: str) -> str:
     category = unicodedata.category(ch)
     if category[0] in "LMN":
         return ch
-    return " "
+    return "" if _invisible(ch) else " "
 
 
 def normalise_text(text: str) -> str:
     """NFKC, case-fold, keep letters/marks/digits, in-name hyphens and apostrophes; collapse spaces.
 
-    Every other character (punctuation, symbols, control characters, the MRZ filler ``<``) becomes
-    a space. A hyphen or apostrophe survives only between two non-space characters, and runs of
-    them collapse to one. The result is idempotent: ``normalise_text(normalise_text(s)) ==
+    Invisible characters (format characters such as a soft hyphen, a zero-width space or a
+    bidi mark, and control characters other than white space) are deleted; every other
+    character (punctuation, symbols, white space, the MRZ filler ``<``) becomes a space. A
+    hyphen or apostrophe survives only between two non-space characters, and runs of them
+    collapse to one. The result is idempotent: ``normalise_text(normalise_text(s)) ==
     normalise_text(s)``. Examples: ``"  SMITH,  John "`` → ``"smith john"``;
     ``"Jean -- Luc"`` → ``"jean luc"``; ``"O’Brien"`` → ``"o'brien"``. Never raises.
     """
