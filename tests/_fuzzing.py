@@ -6,10 +6,25 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from hypothesis import HealthCheck, Phase, settings
+
 #: Seconds one message may cost the machine that receives it, whatever it is.
 STEP_BUDGET_S = 5.0
 
 _E = TypeVar("_E")
+
+
+def fuzz_settings(steps: int, examples: int = 300) -> settings:
+    """The settings of a state-machine fuzzer: ``examples`` runs of up to ``steps`` steps, no
+    deadline (the per-message budget is :func:`timed`'s), no health check (the machines build
+    their peers in ``initialize``), and every phase but explain."""
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+    )
 
 
 def timed(receive: Callable[[bytes], _E], data: bytes) -> _E:

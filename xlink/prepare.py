@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from xlink._gc import collector_paused
 from xlink.errors import LoadError
 from xlink.linkage.schema import LinkageSchema, load_default_schema
 from xlink.linkage.tokens import TokenSet
@@ -66,29 +65,26 @@ def load_records(
     p = Path(path)
     suffix = p.suffix.lower()
     chosen = mapping if mapping is not None else default_mapping_path(p)
-    # Loading makes records, not cycles (xlink._gc): without the collector, it never walks
-    # the records loaded so far, about a sixth of the load's CPU on a large file.
-    with collector_paused():
-        if suffix in _CSV_SUFFIXES:
-            return load_csv(
-                p,
-                mapping=chosen,
-                date_order=date_order,
-                bad_field=bad_field,
-                rejects_path=rejects_path,
-                progress=progress,
-                today=today,
-            )
-        if suffix in _JSONL_SUFFIXES:
-            return load_jsonl(
-                p,
-                mapping=chosen,
-                date_order=date_order,
-                bad_field=bad_field,
-                rejects_path=rejects_path,
-                progress=progress,
-                today=today,
-            )
+    if suffix in _CSV_SUFFIXES:
+        return load_csv(
+            p,
+            mapping=chosen,
+            date_order=date_order,
+            bad_field=bad_field,
+            rejects_path=rejects_path,
+            progress=progress,
+            today=today,
+        )
+    if suffix in _JSONL_SUFFIXES:
+        return load_jsonl(
+            p,
+            mapping=chosen,
+            date_order=date_order,
+            bad_field=bad_field,
+            rejects_path=rejects_path,
+            progress=progress,
+            today=today,
+        )
     raise LoadError(str(p), "unknown file type: use .csv or .jsonl (JSON Lines)")
 
 

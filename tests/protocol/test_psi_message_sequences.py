@@ -23,8 +23,9 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from _fuzzing import fuzz_settings
 from _support import config, token_set
-from hypothesis import HealthCheck, Phase, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -342,11 +343,5 @@ class PsiFuzz(RuleBasedStateMachine):
                 assert got <= self.truth, f"matched records the peer does not hold: {got}"
 
 
-PsiFuzz.TestCase.settings = settings(
-    max_examples=300,
-    stateful_step_count=60,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
-)
+PsiFuzz.TestCase.settings = fuzz_settings(steps=60)
 TestPsiFuzz = PsiFuzz.TestCase

@@ -34,8 +34,8 @@ from collections import deque
 from typing import Any
 
 import pytest
-from _fuzzing import timed
-from hypothesis import HealthCheck, Phase, event, settings
+from _fuzzing import fuzz_settings, timed
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -726,13 +726,7 @@ class QueryFuzz(RuleBasedStateMachine):
         event(f"V {self.victim} {self.v.state.value}")
 
 
-QueryFuzz.TestCase.settings = settings(
-    max_examples=300,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
-)
+QueryFuzz.TestCase.settings = fuzz_settings(steps=30)
 TestQueryFuzz = QueryFuzz.TestCase
 
 

@@ -469,9 +469,10 @@ def test_loading_pauses_the_garbage_collector_and_restores_it(
         if refused:  # no record_id column: refused inside the loader
             with pytest.raises(LoadError, match="record_id"):
                 load_records(path, progress=lambda _n: seen.append(gc.isenabled()))
-        else:
+        else:  # through the loader itself too (an embedder calls it directly)
             load_records(path, progress=lambda _n: seen.append(gc.isenabled()))
-            assert seen and not any(seen)
+            load_csv(path, progress=lambda _n: seen.append(gc.isenabled()))
+            assert len(seen) >= 2 and not any(seen)
         assert gc.isenabled()
     finally:
         (gc.enable if was else gc.disable)()

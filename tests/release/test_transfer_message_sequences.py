@@ -28,7 +28,7 @@ import contextlib
 import dataclasses
 
 import pytest
-from _fuzzing import timed
+from _fuzzing import fuzz_settings, timed
 from _transfer_support import (
     BAD_POINT,
     COUNT,
@@ -46,7 +46,7 @@ from _transfer_support import (
     sha,
     u32,
 )
-from hypothesis import HealthCheck, Phase, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -567,13 +567,7 @@ class TransferFuzz(RuleBasedStateMachine):
             assert v.result is None
 
 
-TransferFuzz.TestCase.settings = settings(
-    max_examples=300,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
-)
+TransferFuzz.TestCase.settings = fuzz_settings(steps=30)
 TestTransferFuzz = TransferFuzz.TestCase
 
 

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from xlink._gc import collector_paused
 from xlink.errors import FieldError, LoadError
 from xlink.records import _rejects
 from xlink.records._collect import (
@@ -82,6 +83,7 @@ def _open(path: Path, source: str) -> BinaryIO:
         raise LoadError(source, f"cannot read ({exc.strerror})") from None
 
 
+@collector_paused()  # loading makes records, not cycles: xlink._gc
 def load_csv(
     path: StrPath,
     *,
@@ -233,6 +235,7 @@ def _excel_delimiter(raw: str) -> str | None:
     return text[4] if len(text) == 5 and text.startswith("sep=") else None
 
 
+@collector_paused()  # loading makes records, not cycles: xlink._gc
 def load_jsonl(
     path: StrPath,
     *,
@@ -293,6 +296,7 @@ def _cell(value: object) -> str | None:
     return None
 
 
+@collector_paused()  # loading makes records, not cycles: xlink._gc
 def load_dataframe(
     df: pd.DataFrame,
     *,
