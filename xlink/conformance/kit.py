@@ -173,7 +173,7 @@ def load_kit(directory: Path) -> Kit:
         disjoint = [directory / f for f in manifest["runner"]["disjoint"]]
     except OSError as exc:
         raise InputError(f"{manifest_path}: cannot read the kit ({exc.strerror})") from None
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise InputError(f"{manifest_path}: not a conformance kit manifest") from None
     if set(parties) != {RUNNER_AGENCY, AGENT_AGENCY}:
         raise InputError(f"{manifest_path}: the kit must name {RUNNER_AGENCY} and {AGENT_AGENCY}")

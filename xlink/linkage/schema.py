@@ -184,9 +184,15 @@ class LinkageSchema:
 
 
 def _as_real(value: object) -> float | None:
-    """``value`` as a finite float, or None when it is not a finite number (bool excluded)."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
+    """``value`` as a finite float, or None when it is not a finite number (bool excluded; an
+    integer too large for a float included: ``math.isfinite`` raises ``OverflowError`` on it)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            real = float(value)
+        except OverflowError:
+            return None
+        if math.isfinite(real):
+            return real
     return None
 
 

@@ -197,9 +197,9 @@ def _when(data: dict[str, object], name: str, where: str) -> datetime:
         parsed = datetime.fromisoformat(value)
         if parsed.utcoffset() is None:
             raise ValueError
+        return parsed.astimezone(UTC)  # OverflowError: in year 1 or 9999 once in UTC
     except (ValueError, OverflowError):
         raise InputError(f"{where}: {name} must be an ISO 8601 time with a UTC offset") from None
-    return parsed.astimezone(UTC)
 
 
 def _document(path: Path, members: set[str], fmt: str) -> dict[str, object]:
@@ -232,7 +232,7 @@ def _parse_enrolment(path: Path) -> Enrolment:
         if not isinstance(roles, list) or not roles or len(set(roles)) != len(roles):
             raise ValueError
         parsed_roles = frozenset(OfficerRole(r) for r in roles)
-    except (InputError, ValueError) as exc:
+    except (InputError, ValueError, TypeError) as exc:  # TypeError: a role that is a list
         raise InputError(f"{path}: invalid enrolment ({exc})") from None
     assert isinstance(agency, str)
     return Enrolment(

@@ -141,8 +141,13 @@ class Checker:
         value = self.get(obj, key, where)
         if value is MISSING:
             return 0.0
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:  # an integer too large for a float: OverflowError, not a finite number
+                real = float(value)
+            except OverflowError:
+                real = math.inf
+            if math.isfinite(real):
+                return real
         self.error(where, "must be a finite number")
         return 0.0
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import sqlite3
 from contextlib import AbstractContextManager
 from datetime import datetime
+from pathlib import Path
 
 from xlink._sqlite import transaction
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keys import SealingKey
-from xlink.errors import PolicyDenied, XlinkError
+from xlink.errors import DamagedDatabase, PolicyDenied, XlinkError
 from xlink.identifiers import AGENCY_ID
 from xlink.officers import (
     EXPORT_TARGET,
@@ -55,6 +56,7 @@ class StoredUse:
     __slots__ = ()
 
     _conn: sqlite3.Connection
+    path: Path
     _mou: Mou
     _sealing_key: SealingKey
     _audit: AuditLog
@@ -66,19 +68,22 @@ class StoredUse:
         """Every stored release's metadata, oldest first; nothing is opened or audited."""
         now_us = _micros(now)
         rows = self._conn.execute(_SELECT + " ORDER BY received_us, release_id").fetchall()
-        return tuple(
-            StoredRelease(
-                release_id=bytes(r.release_id),
-                session_id=bytes(r.session_id),
-                category=Category(r.category),
-                originator=r.originator,
-                received_at=_time(r.received_us),
-                expires_at=_time(r.expires_us),
-                expired=now_us >= r.expires_us,
-                own_record_id=r.own_record_id,
+        try:
+            return tuple(
+                StoredRelease(
+                    release_id=bytes(r.release_id),
+                    session_id=bytes(r.session_id),
+                    category=Category(r.category),
+                    originator=r.originator,
+                    received_at=_time(r.received_us),
+                    expires_at=_time(r.expires_us),
+                    expired=now_us >= r.expires_us,
+                    own_record_id=r.own_record_id,
+                )
+                for r in (_Row(*row) for row in rows)
             )
-            for r in (_Row(*row) for row in rows)
-        )
+        except (ValueError, OverflowError):  # a category or a time altered in the file
+            raise DamagedDatabase(f"{self.path}: a row was altered in the file") from None
 
     def read(self, release_id: bytes, *, act: OfficerAct, now: datetime) -> ReleaseRecord:
         """Open one stored record for the purpose an enrolled officer's signed ``act`` states
@@ -102,8 +107,8 @@ class StoredUse:
         purpose = act.detail if isinstance(act, OfficerAct) else ""
         row = self._row(rid)
         base: dict[str, object] = {"handle": rid}
-        if row is not None:
-            base["session"] = row.session_id
+        if row is not None and isinstance(row.session_id, bytes) and len(row.session_id) == 16:
+            base["session"] = row.session_id  # else altered in the file: refused when opened
         try:
             reader = self._officer(act, OfficerAction.READ, rid, purpose, now)
             base["reader"] = reader
