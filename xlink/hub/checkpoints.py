@@ -32,10 +32,11 @@ def cosign_offer(
 ) -> HubMessage:
     """Keep and cosign ``agency``'s checkpoint of its log with ``offer.log``: only a log of a
     pair with terms, signed by an audit key the agency's MOU signing key endorses, in order,
-    under one audit key; the same checkpoint again gets the same answer; a contradicting one
-    is kept as evidence (the first :data:`~xlink.hub.schedule.MAX_CONFLICTS_KEPT`, each once)
-    and refused (``conflict``); beyond :data:`~xlink.hub.schedule.MAX_CHECKPOINTS_PER_DAY` new
-    ones a day for one log, refused (``busy``). Returns COSIGNED or REFUSED."""
+    under one audit key; a checkpoint it kept, offered again (the latest or an earlier one),
+    gets the same answer; a contradicting one is kept as evidence (the first
+    :data:`~xlink.hub.schedule.MAX_CONFLICTS_KEPT`, each once) and refused (``conflict``);
+    beyond :data:`~xlink.hub.schedule.MAX_CHECKPOINTS_PER_DAY` new ones a day for one log,
+    refused (``busy``). Returns COSIGNED or REFUSED."""
     if mou.terms_for(agency, offer.log) is None:
         return Refused(HubReason.NO_TERMS, "")
     endorsed = audit_endorsement_message(agency, offer.published.audit_key)
@@ -46,12 +47,14 @@ def cosign_offer(
         return Refused(HubReason.BAD_SIGNATURE, "")
     text = json.dumps(offer.published.to_json(), sort_keys=True)
     seq = offer.published.checkpoint.seq
+    same = schedule.kept_checkpoint(agency, offer.log, seq)
+    if same is not None and same[0] == text:
+        # offered again (the latest or an earlier one kept): the same answer
+        return Cosigned(offer.log, seq, same[1])
     last = schedule.last_checkpoint(agency, offer.log)
     if last is not None:
-        last_seq, last_text, last_cosig = last
+        last_seq, last_text, _ = last
         kept = PublishedCheckpoint.from_json(json.loads(last_text))
-        if seq == last_seq and text == last_text:
-            return Cosigned(offer.log, seq, last_cosig)  # offered again: the same answer
         if seq <= last_seq or kept.audit_key != offer.published.audit_key:
             if schedule.keep_conflict(agency, offer.log, seq, text, now):
                 log.warning(

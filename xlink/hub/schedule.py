@@ -359,6 +359,16 @@ class Schedule(SqliteStore):
         ).fetchone()
         return None if row is None else (int(row[0]), str(row[1]), bytes(row[2]))
 
+    def kept_checkpoint(self, agency: str, log: str, seq: int) -> tuple[str, bytes] | None:
+        """The checkpoint kept for ``agency``'s log ``log`` at ``seq``: (its JSON, the hub's
+        cosignature), or None."""
+        row = self._conn.execute(
+            "SELECT published, cosignature FROM checkpoints WHERE agency = ? AND log = ?"
+            " AND seq = ?",
+            (agency, log, seq),
+        ).fetchone()
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
     def keep_checkpoint(
         self, agency: str, log: str, seq: int, published: str, cosignature: bytes, now: datetime
     ) -> None:
