@@ -28,6 +28,7 @@ from _stalling import cancelled_after, long_work
 
 from xlink.cli.cmd_demo import bundled_path
 from xlink.crypto.rand import DeterministicRandom
+from xlink.errors import InputError
 from xlink.hub import ask_partners, partner_workdir
 from xlink.hub.combined import combined_matches
 from xlink.hub.schedule import JobState
@@ -323,3 +324,20 @@ def test_an_agent_loads_its_list_under_its_clock(
 
     asyncio.run(side())
     assert seen["today"] == agent.clock().astimezone(UTC).date()
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["[" * 100_000 + "]" * 100_000, '{"own_record_id": ' + "9" * 5000 + "}", "{", "[1, 2]"],
+    ids=["nested-deep", "huge-number", "cut", "not-a-row"],
+)
+def test_a_matches_file_garbled_in_place_is_named_with_its_line(tmp_path: Path, line: str) -> None:
+    """A line nested too deep or holding a number too long raised RecursionError or
+    ValueError out of ``combined_matches`` (``xlink hub combined``); every bad line is now an
+    InputError naming the file and the line (blank lines counted)."""
+    matches = tmp_path / "partners" / "US-CBP" / "matches"
+    matches.mkdir(parents=True)
+    good = json.dumps({"own_record_id": "R1", "own_category": "watchlist"})
+    (matches / "s1.jsonl").write_text(f"{good}\n\n{line}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"s1\.jsonl:3: not a matches row"):
+        combined_matches(tmp_path)

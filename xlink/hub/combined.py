@@ -11,11 +11,11 @@ partner anything (docs/hub.md says why a private "on k lists" across partners is
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xlink.errors import InputError
+from xlink.documents import parse_document
+from xlink.errors import DocumentError, InputError
 
 __all__ = ["CombinedMatch", "PartnerMatch", "combined_matches"]
 
@@ -85,7 +85,7 @@ def combined_matches(workdir: Path, *, min_lists: int = 1) -> list[CombinedMatch
         files = sorted((partner_dir / "matches").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
         for path in files:
             in_this_file: dict[str, list[PartnerMatch]] = {}
-            for number, row in enumerate(_rows(path), start=1):
+            for number, row in _rows(path):
                 if not isinstance(row, dict) or not isinstance(row.get("own_record_id"), str):
                     raise InputError(f"{path}:{number}: not a matches row")
                 record = row["own_record_id"]
@@ -101,12 +101,20 @@ def combined_matches(workdir: Path, *, min_lists: int = 1) -> list[CombinedMatch
     return sorted(out, key=lambda m: (-m.lists, m.own_record_id))
 
 
-def _rows(path: Path) -> list[object]:
+def _rows(path: Path) -> list[tuple[int, object]]:
+    """Each row of a matches file (JSON Lines) with its line number, blank lines skipped."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a matches file ({type(exc).__name__})") from None
+    rows: list[tuple[int, object]] = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:  # strictly, as every document: no nesting or number that breaks the parser
+                rows.append((number, parse_document(line, "json")))
+            except DocumentError as exc:
+                raise InputError(f"{path}:{number}: not a matches row ({exc})") from None
+    return rows
 
 
 def _partner_match(partner: str, row: dict[str, object]) -> PartnerMatch:
