@@ -66,13 +66,18 @@ def _copy(node: Any) -> Any:
     return json.loads(json.dumps(node))
 
 
-def mutate_tree(draw: st.DrawFn, tree: Any, values: st.SearchStrategy[Any]) -> Any:
-    """``tree`` (JSON-like) with one to three changes: a value replaced by one of ``values``
-    (another type, usually), a member or item removed, or an unknown member added."""
-    tree = _copy(tree)
+def _mutate_tree(
+    draw: st.DrawFn, tree: Any, values: st.SearchStrategy[Any], *, nested: bool = False
+) -> Any:
+    """``tree`` (changed in place, and returned) with one to three changes: a value replaced by
+    one of ``values`` (another type, usually), a member or item removed, or an unknown member
+    added. With ``nested`` (a msgpack tree), a bytes value that is itself an encoding (a
+    version byte 1 or 2, then msgpack: a body inside a signed envelope) may be garbled inside
+    instead."""
+    actions = ["replace", "replace", "replace", "remove", "add"] + (["inner"] if nested else [])
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(_paths(tree)))
-        action = draw(st.sampled_from(["replace", "replace", "replace", "remove", "add"]))
+        action = draw(st.sampled_from(actions))
         if not path:
             if action == "replace":
                 tree = draw(values)
@@ -81,7 +86,15 @@ def mutate_tree(draw: st.DrawFn, tree: Any, values: st.SearchStrategy[Any]) -> A
         for step in path[:-1]:
             parent = parent[step]
         last = path[-1]
-        if action == "replace":
+        value = parent[last]
+        if action == "inner" and isinstance(value, bytes) and value[:1] in (b"\x01", b"\x02"):
+            try:
+                inner = msgpack.unpackb(value[1:], raw=False, strict_map_key=False)
+            except Exception:
+                continue
+            changed = _mutate_tree(draw, _msgpack_tree(inner), values, nested=True)
+            parent[last] = value[:1] + msgpack.packb(changed, use_bin_type=True)
+        elif action in ("replace", "inner"):
             parent[last] = draw(values)
         elif action == "remove":
             del parent[last]
@@ -95,7 +108,7 @@ def mutate_tree(draw: st.DrawFn, tree: Any, values: st.SearchStrategy[Any]) -> A
 @st.composite
 def mutated_json(draw: st.DrawFn, document: Any) -> bytes:
     """``document`` (a parsed JSON document) with a few members changed, as JSON bytes."""
-    return json.dumps(mutate_tree(draw, document, JSON_VALUES)).encode()
+    return json.dumps(_mutate_tree(draw, _copy(document), JSON_VALUES)).encode()
 
 
 @st.composite
@@ -131,7 +144,7 @@ def mutated_msgpack(draw: st.DrawFn, valid: bytes, prefix: int) -> bytes:
     changed (another type, a value removed or added), packed again after the same prefix."""
     tree = msgpack.unpackb(valid[prefix:], raw=False, strict_map_key=False)
     tree = _msgpack_tree(tree)
-    changed = mutate_msgpack_tree(draw, tree)
+    changed = _mutate_tree(draw, tree, MSGPACK_VALUES, nested=True)
     packed: bytes = msgpack.packb(changed, use_bin_type=True)
     return valid[:prefix] + packed
 
@@ -142,37 +155,3 @@ def _msgpack_tree(node: Any) -> Any:
     if isinstance(node, dict):
         return {k: _msgpack_tree(v) for k, v in node.items()}
     return node
-
-
-def mutate_msgpack_tree(draw: st.DrawFn, tree: Any) -> Any:
-    """As :func:`mutate_tree`, for a msgpack tree (which may hold bytes, not JSON)."""
-    for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(_paths(tree)))
-        action = draw(st.sampled_from(["replace", "replace", "replace", "remove", "add", "inner"]))
-        if not path:
-            if action == "replace":
-                tree = draw(MSGPACK_VALUES)
-            continue
-        parent = tree
-        for step in path[:-1]:
-            parent = parent[step]
-        last = path[-1]
-        value = parent[last]
-        if action == "inner" and isinstance(value, bytes) and value[:1] in (b"\x01", b"\x02"):
-            # a nested encoding (a body inside a signed envelope): garble its insides
-            try:
-                inner = msgpack.unpackb(value[1:], raw=False, strict_map_key=False)
-            except Exception:
-                continue
-            parent[last] = value[:1] + msgpack.packb(
-                mutate_msgpack_tree(draw, _msgpack_tree(inner)), use_bin_type=True
-            )
-        elif action in ("replace", "inner"):
-            parent[last] = draw(MSGPACK_VALUES)
-        elif action == "remove":
-            del parent[last]
-        elif isinstance(parent, dict):
-            parent[draw(st.text(min_size=1, max_size=4))] = draw(MSGPACK_VALUES)
-        else:
-            parent.append(draw(MSGPACK_VALUES))
-    return tree

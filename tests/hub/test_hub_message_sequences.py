@@ -1063,42 +1063,6 @@ TestHubFuzz = HubFuzz.TestCase
 
 # -- the decoder on any bytes ------------------------------------------------------------------
 
-_VALID = [
-    encode(m)
-    for m in (
-        Challenge(HUB_ID, bytes(32)),
-        Hello("CA-RCMP", Purpose.SESSION, bytes(16), "", 1, bytes(32), bytes(64)),
-        Hello("CA-RCMP", Purpose.QUERY, b"", "US-DHS", 1, bytes(32), bytes(64)),
-        Welcome(bytes(64)),
-        Refused(HubReason.BUSY, "x"),
-        Job(bytes(16), JobKind.QUERY, "US-DHS", Role.RESPONDER),
-        Report(bytes(16), False, "peer-failed"),
-        Spliced(),
-        CheckpointOffer("US-DHS", _published(AUDIT[0], 3, 1, 2), bytes(64)),
-        Cosigned("US-DHS", 3, bytes(64)),
-    )
-]
-
-
-@given(
-    st.one_of(
-        st.binary(max_size=300),
-        st.tuples(st.sampled_from(_VALID), st.integers(0, 400), st.integers(0, 255)).map(
-            lambda t: t[0][: t[1] % len(t[0])] + bytes([t[2]]) + t[0][t[1] % len(t[0]) + 1 :]
-        ),
-        st.tuples(st.sampled_from(_VALID), st.integers(0, 400)).map(
-            lambda t: t[0][: t[1] % (len(t[0]) + 1)]
-        ),
-    )
-)
-def test_decode_raises_only_our_errors(payload: bytes) -> None:
-    try:
-        message = decode(payload)
-    except HubError as exc:
-        assert exc.reason is HubReason.MALFORMED
-    else:
-        assert encode(message) == payload
-
 
 @given(st.binary(max_size=200))
 def test_read_frame_raises_only_our_errors(stream: bytes) -> None:

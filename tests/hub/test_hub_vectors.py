@@ -97,3 +97,13 @@ def test_a_valid_message_with_one_byte_changed_is_refused_or_canonical(data: st.
     except HubError:
         return
     assert encode(message) == bytes(payload)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_a_valid_message_cut_short_is_refused(data: st.DataObject) -> None:
+    valid = json.loads((VECTORS / "valid.json").read_text(encoding="utf-8"))
+    payload = bytes.fromhex(data.draw(st.sampled_from(valid["messages"]))["encoded"])
+    with pytest.raises(HubError) as caught:
+        decode(payload[: data.draw(st.integers(0, len(payload) - 1))])
+    assert caught.value.reason is HubReason.MALFORMED
