@@ -59,7 +59,13 @@ class HubWorld:
     def workdir(self, agency: str) -> Path:
         return self.base / f"{agency.lower()}-work"
 
-    def hub(self, *, capture: Capture | None = None, job_timeout: float = 60.0) -> Hub:
+    def hub(
+        self,
+        *,
+        capture: Capture | None = None,
+        job_timeout: float = 60.0,
+        workdir: Path | None = None,
+    ) -> Hub:
         mou = accept_multilateral(
             load_multilateral(self.ceremony.mou), local_agency=None, today=NOW.date()
         )
@@ -67,7 +73,7 @@ class HubWorld:
         return Hub(
             mou,
             key.signing_key,
-            self.base / "hub-work",
+            self.base / "hub-work" if workdir is None else workdir,
             clock=clock,
             rng=DeterministicRandom("hub"),
             job_timeout=job_timeout,
@@ -80,11 +86,18 @@ class HubWorld:
         )
         return HubAddress("127.0.0.1", port, mou.hub)
 
-    def agent(self, agency: str, port: int, rng: RandomSource | None = None) -> HubAgent:
+    def agent(
+        self,
+        agency: str,
+        port: int,
+        rng: RandomSource | None = None,
+        *,
+        workdir: Path | None = None,
+    ) -> HubAgent:
         return HubAgent(
             self.files(agency),
             self.address(port),
-            self.workdir(agency),
+            self.workdir(agency) if workdir is None else workdir,
             clock=clock,
             rng=rng or DeterministicRandom(f"agent {agency}"),
             session_wait=30.0,

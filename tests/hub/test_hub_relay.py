@@ -341,3 +341,37 @@ def test_a_matches_file_garbled_in_place_is_named_with_its_line(tmp_path: Path, 
     (matches / "s1.jsonl").write_text(f"{good}\n\n{line}\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"s1\.jsonl:3: not a matches row"):
         combined_matches(tmp_path)
+
+
+def _connection_handlers() -> list[asyncio.Task[Any]]:
+    return [
+        t for t in asyncio.all_tasks() if getattr(t.get_coro(), "__qualname__", "") == "Hub._accept"
+    ]
+
+
+def test_a_hub_stopped_with_agencies_connected_ends_their_connections_before_it_returns(
+    round_done: tuple[HubWorld, list[bytes]], tmp_path: Path
+) -> None:
+    """``Hub.serve`` cancelled used to return with its connections' tasks still running: an
+    embedder that then closed the hub had them record the agency's departure in a closed
+    database (``sqlite3.ProgrammingError`` in a task nobody awaits). Every connection now
+    ends, its own clean-up done, before ``serve`` returns."""
+    world, _ = round_done
+
+    async def main() -> None:
+        hub = world.hub(workdir=tmp_path / "hub")
+        bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        serving = asyncio.create_task(hub.serve("127.0.0.1", 0, on_listening=bound.set_result))
+        port = await bound
+        agents = [world.agent(a, port, workdir=tmp_path / a) for a in AGENCIES[:2]]
+        async with running_agents(agents):
+            handlers = _connection_handlers()
+            assert len(handlers) == 2
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
+            assert all(t.done() for t in handlers)
+            hub.close()
+        for t in handlers:
+            assert t.cancelled() or t.exception() is None
+
+    asyncio.run(main())

@@ -150,6 +150,7 @@ class Hub:
         self.queries: dict[bytes, _QueryJob] = {}
         self._in_flight: dict[tuple[str, str], int] = {}
         self._handshakes = 0
+        self._connections: set[asyncio.Task[None]] = set()  # one per connection, as it runs
         self._expired = False
         # The control port's TLS identity: made afresh at each start (no file to keep), and
         # authenticated to agencies by the welcome, which signs its SHA-256 (§4).
@@ -172,7 +173,8 @@ class Hub:
     async def serve(
         self, host: str, port: int, *, on_listening: Callable[[int], object] | None = None
     ) -> None:
-        """Accept agencies on ``host:port`` and run the schedule, until cancelled."""
+        """Accept agencies on ``host:port`` and run the schedule, until cancelled; then end every
+        connection (each recording what it must in the schedule) before returning."""
         server = await asyncio.start_server(self._accept, host, port)
         try:
             if on_listening is not None:
@@ -184,6 +186,12 @@ class Hub:
                 waiting.abort()
             for control in list(self.controls.values()):
                 control.writer.transport.abort()
+            # each connection's own clean-up (an agency's departure recorded) runs now, while
+            # the schedule is open: a caller closes the hub once this returns
+            connections = list(self._connections)
+            for task in connections:
+                task.cancel()
+            await asyncio.gather(*connections, return_exceptions=True)
 
     def add_round(self) -> int:
         """Schedule one exchange for every pair with terms, due now."""
@@ -253,6 +261,15 @@ class Hub:
     # -- one connection ----------------------------------------------------------------------
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await self._connection(reader, writer)
+        finally:
+            self._connections.discard(task)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._handshakes >= MAX_HANDSHAKES:
             writer.transport.abort()
             return
