@@ -151,6 +151,47 @@ def test_birth_date_forms(text: str, order: str, expected: BirthDate) -> None:
     assert parse_birth_date(text, order) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "order", "expected"),
+    [
+        # SAS's DATE9. and DATE7., Oracle's DDMONYYYY: the parts run together
+        ("03APR1980", "unknown", BirthDate(1980, 4, 3)),
+        ("3Apr1980", "MDY", BirthDate(1980, 4, 3)),
+        ("27may1983", "DMY", BirthDate(1983, 5, 27)),
+        # an ordinal ending on the day
+        ("3rd April 1980", "MDY", BirthDate(1980, 4, 3)),
+        ("27th May 1983", "unknown", BirthDate(1983, 5, 27)),
+        ("May 27th, 1983", "DMY", BirthDate(1983, 5, 27)),
+        ("1st Jan 1990", "unknown", BirthDate(1990, 1, 1)),
+        ("22ND FEB 1975", "unknown", BirthDate(1975, 2, 22)),
+        # a spreadsheet's long date: the day of the week is ignored
+        ("Friday, May 27, 1983", "unknown", BirthDate(1983, 5, 27)),
+        ("Fri 27 May 1983", "unknown", BirthDate(1983, 5, 27)),
+        ("Thursday, 3 April 1980", "DMY", BirthDate(1980, 4, 3)),
+        # xs:date (NIEM nc:Date) with a time zone
+        ("1983-05-27Z", "unknown", BirthDate(1983, 5, 27)),
+        ("1983-05-27+02:00", "DMY", BirthDate(1983, 5, 27)),
+        ("1983-05-27-05:00", "MDY", BirthDate(1983, 5, 27)),
+    ],
+)
+def test_birth_date_forms_real_exports_write(text: str, order: str, expected: BirthDate) -> None:
+    """Forms with an unambiguous month (its name) or an ISO date that were refused: a field
+    error, the date lost, or kept to its year, where a partner writing it another way kept it
+    whole."""
+    assert parse_birth_date(text, order) == expected
+
+
+def test_a_day_of_the_week_keeps_an_ambiguous_date_ambiguous() -> None:
+    """The day of the week is ignored, not used to pick an order: the rest reads as it would
+    without it."""
+    assert parse_birth_date("Thu 03/04/1980", "unknown") == parse_birth_date("03/04/1980")
+    assert parse_birth_date("Thu 03/04/1980", "unknown").day_month_ambiguous
+    assert parse_birth_date("03APR80", two_digit_years_until=2026) == BirthDate(1980, 4, 3)
+    for refused in ("03APR80", "Friday", "Friday, 1983-13-05", "27 Mai 1983", "1983-05-27Q"):
+        with pytest.raises(ValueError):
+            parse_birth_date(refused)
+
+
 DATE, YEAR, YEAR_MONTH, SWAPPED = KEPT_DATE, KEPT_YEAR, KEPT_YEAR_MONTH, KEPT_SWAPPED
 MENDED = KEPT_MENDED
 

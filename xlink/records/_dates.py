@@ -69,9 +69,27 @@ _MONTHS = {
     for number, full in enumerate(_MONTH_NAMES.split(), start=1)
     for name in (full, full[:3])
 } | {"sept": 9}
-_DAY_MONTH_NAME_SHORT = re.compile(r"(\d{1,2})[-/. ]([A-Za-z]{3,9})\.?[-/. ,]\s*(\d{2})")
-_DAY_MONTH_NAME = re.compile(r"(\d{1,2})[-/. ]([A-Za-z]{3,9})\.?[-/. ,]\s*(\d{4})")
-_MONTH_NAME_DAY = re.compile(r"([A-Za-z]{3,9})\.?\s+(\d{1,2}),?\s+(\d{4})")
+# The day may have an English ordinal ending (27th May 1983, May 27th, 1983), and a day,
+# month and year may be written without separators (27MAY1983, 27MAY83: SAS's DATE9 and DATE7,
+# Oracle's DDMONYYYY).
+_ORDINAL = r"(?:[Ss][Tt]|[Nn][Dd]|[Rr][Dd]|[Tt][Hh])?"
+_DAY_MONTH_NAME_SHORT = re.compile(
+    rf"(\d{{1,2}}){_ORDINAL}[-/. ]?([A-Za-z]{{3,9}})\.?[-/. ,]?\s*(\d{{2}})"
+)
+_DAY_MONTH_NAME = re.compile(
+    rf"(\d{{1,2}}){_ORDINAL}[-/. ]?([A-Za-z]{{3,9}})\.?[-/. ,]?\s*(\d{{4}})"
+)
+_MONTH_NAME_DAY = re.compile(rf"([A-Za-z]{{3,9}})\.?\s+(\d{{1,2}}){_ORDINAL},?\s+(\d{{4}})")
+#: A day of the week before a date, in English, as a spreadsheet's long date writes it
+#: (``Friday, May 27, 1983``): ignored, as the date says the day.
+_WEEKDAY = re.compile(
+    r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+    r"|mon|tues|tue|wed|thurs|thur|thu|fri|sat|sun)\.?,?\s+",
+    re.IGNORECASE,
+)
+#: An ISO date with a time zone and no time, as XML Schema's ``xs:date`` (NIEM's ``nc:Date``)
+#: allows: ``1983-05-27Z``, ``1983-05-27+02:00``. The zone is ignored.
+_ISO_ZONED = re.compile(r"(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})")
 
 
 def _birth_date(
@@ -151,7 +169,9 @@ def parse_birth_date(
     Accepted forms: ``YYYY-MM-DD``, ``YYYY-MM``, ``YYYY``, ``YYYYMMDD``, ``YYYY/MM/DD``,
     ``MM/YYYY`` ``NN/NN/YYYY`` (any of ``/ . -`` or a space for ``/``, the same one twice), read
     by ``date_order`` (see :class:`DateOrder`), and a month by its English name or first three
-    letters, whatever the order (``3 Apr 1980``, ``03-APR-1980``, ``April 3, 1980``). A time of
+    letters, whatever the order (``3 Apr 1980``, ``03-APR-1980``, ``April 3, 1980``, and so
+    ``3rd Apr 1980``, ``03APR1980``, ``Thursday, April 3, 1980``). An ISO date with an
+    ``xs:date`` time zone (``1980-04-03Z``, ``1980-04-03+02:00``) is read without it. A time of
     day after any of them is ignored (``1980-04-03T00:00:00Z``, ``4/3/1980 12:00:00 AM``, as
     spreadsheets and databases export a date). With ``UNKNOWN`` order and both parts <= 12 and
     different, the day-first reading is returned with ``day_month_ambiguous=True``. With
@@ -168,6 +188,10 @@ def parse_birth_date(
     text = text.strip()
     if ":" in text:
         text = _TIME_OF_DAY.sub("", text).rstrip()
+    if m := _WEEKDAY.match(text):
+        text = text[m.end() :]
+    if m := _ISO_ZONED.fullmatch(text):
+        text = m[1]
     if m := _ISO_FULL.fullmatch(text) or _COMPACT.fullmatch(text):
         return _birth_date(int(m[1]), int(m[2]), int(m[3]))
     if m := _YEAR_FIRST.fullmatch(text):

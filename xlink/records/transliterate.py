@@ -61,12 +61,14 @@ def _rows(spec: str) -> dict[str, tuple[str, ...]]:
 
 
 # ICAO 9303 Part 3 §6, "Transliteration of multinational Latin-based characters". One row per
-# value; several characters sharing a value are written together before "=".
+# value; several characters sharing a value are written together before "=". The second value
+# of Ä Ö Ü Å Ø is the base letter, as a list that strips diacritics writes it (Müller as MULLER,
+# Bjørn as BJORN): a variant, never the primary form.
 LATIN_TABLE: Mapping[str, tuple[str, ...]] = MappingProxyType(
     _rows(
         "ÁÀÂÃĂĀĄǍȦ=A Ä=AE|A Å=AA|A Æ=AE "
         "ĆĈČĊÇ=C ĎĐÐ=D ÉÈÊËĚĖĒĘĔ=E ĜĞĠĢ=G ĤĦ=H ÌÍÎÏĨİĪĮĬ=I Ĳ=IJ Ĵ=J Ķ=K ĹĻĽĿŁ=L "
-        "ŃÑŇŅŊ=N ÒÓÔÕŌŐŎ=O Ö=OE|O Ø=OE Œ=OE ŔŘŖ=R ŚŜŠŞȘ=S ŤŢȚŦ=T Þ=TH "
+        "ŃÑŇŅŊ=N ÒÓÔÕŌŐŎ=O Ö=OE|O Ø=OE|O Œ=OE ŔŘŖ=R ŚŜŠŞȘ=S ŤŢȚŦ=T Þ=TH "
         "ÙÚÛŨŬŰŮŪŲ=U Ü=UE|U Ŵ=W ÝŸŶ=Y ŹŻŽ=Z "
         # Lower-case letters whose upper case is not a single table character:
         "ß=SS ı=I ĸ=K ŉ=N ſ=S"
