@@ -13,13 +13,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final
 
+from xlink._files import written_whole
 from xlink.audit import AuditEvent, AuditLog
 from xlink.decide import Decision
 from xlink.linkage.link_rule import AUTO
@@ -97,11 +97,11 @@ def write_matches(
             }
         )
     csv_path = directory / f"{session}.csv"
-    with _private(csv_path) as f:
+    with written_whole(csv_path) as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    with _private(directory / f"{session}.jsonl") as f:
+    with written_whole(directory / f"{session}.jsonl") as f:
         for row in rows:
             f.write(json.dumps(row, sort_keys=True) + "\n")
     return csv_path
@@ -132,7 +132,7 @@ def write_decision(directory: Path, decision: Decision) -> tuple[Path, bytes]:
     directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(decision_document(decision), indent=2, sort_keys=True) + "\n"
     path = directory / f"{decision.session_id.hex()}.decision.json"
-    with _private(path) as f:
+    with written_whole(path) as f:
         f.write(text)
     return path, hashlib.sha256(text.encode("utf-8")).digest()
 
@@ -167,9 +167,3 @@ def record_decision(directory: Path, decision: Decision, audit: AuditLog, now: d
 
 def _hex(value: bytes | None) -> str:
     return "" if value is None else value.hex()
-
-
-def _private(path: Path) -> TextIO:
-    fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
-    os.fchmod(fd, 0o600)  # a file left by an earlier run keeps its mode otherwise
-    return os.fdopen(fd, "w", encoding="utf-8", newline="")

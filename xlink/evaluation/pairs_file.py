@@ -5,11 +5,8 @@ as columns to be decided again with other weights without running the PSI
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import os
-import tempfile
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from xlink._files import written_whole
 from xlink._pair_columns import KeySets, PairColumns, id_codes
 from xlink.errors import EvaluationError
 from xlink.evaluation.datasets import Split
@@ -148,28 +146,21 @@ def write_pairs(
     del left_rank, right_rank
     lefts = [_csv_field(i) for i in data.left_ids]
     rights = [_csv_field(i) for i in data.right_ids]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            out.write(_csv_row(PAIR_COLUMNS) + "\n")
-            for start in range(0, len(order), _CHUNK):
-                rows = order[start : start + _CHUNK]
-                out.write(
-                    "".join(
-                        f"{lefts[left]},{rights[right]},{rest[k]}\n"
-                        for left, right, k in zip(
-                            data.left[rows].tolist(),
-                            data.right[rows].tolist(),
-                            kind[rows].tolist(),
-                            strict=True,
-                        )
+    with written_whole(path) as out:
+        out.write(_csv_row(PAIR_COLUMNS) + "\n")
+        for start in range(0, len(order), _CHUNK):
+            rows = order[start : start + _CHUNK]
+            out.write(
+                "".join(
+                    f"{lefts[left]},{rights[right]},{rest[k]}\n"
+                    for left, right, k in zip(
+                        data.left[rows].tolist(),
+                        data.right[rows].tolist(),
+                        kind[rows].tolist(),
+                        strict=True,
                     )
                 )
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            )
 
 
 def _csv_row(fields: Sequence[object]) -> str:

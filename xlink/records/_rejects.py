@@ -12,14 +12,13 @@ import contextlib
 import csv
 import io
 import json
-import os
 import re
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from xlink._files import written_whole
 from xlink.errors import FieldError
 from xlink.records._mapping import ERROR_COLUMN
 
@@ -125,20 +124,6 @@ def remove_stale(path: Path) -> None:
         path.unlink()
 
 
-def _write_atomically(
-    path: Path, write: Callable[[TextIO], None], *, encoding: str = "utf-8"
-) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as out:
-            write(out)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def write_csv(
     path: Path,
     header: Sequence[str],
@@ -179,7 +164,8 @@ def write_csv(
             cells[error_at] = describe(reject)
             writer.writerow(cells)
 
-    _write_atomically(path, write, encoding="utf-8-sig" if bom else "utf-8")
+    with written_whole(path, encoding="utf-8-sig" if bom else "utf-8") as out:
+        write(out)
 
 
 def _cells(raw: str, delimiter: str) -> list[str]:
@@ -211,7 +197,8 @@ def write_jsonl(path: Path, rejects: Sequence[Reject]) -> None:
             obj[ERROR_COLUMN] = describe(reject)
             out.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
-    _write_atomically(path, write)
+    with written_whole(path) as out:
+        write(out)
 
 
 def write_field_errors(path: Path, errors: Sequence[FieldError]) -> None:
@@ -223,4 +210,5 @@ def write_field_errors(path: Path, errors: Sequence[FieldError]) -> None:
         writer.writerow(FIELD_ERRORS_HEADER)
         writer.writerows((e.line, e.field, e.reason) for e in errors)
 
-    _write_atomically(path, write)
+    with written_whole(path) as out:
+        write(out)
