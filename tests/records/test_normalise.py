@@ -162,51 +162,6 @@ def test_single_valued_rows_have_one_variant(letter: str) -> None:
     assert len(normalise_name_part("X" + letter)) == 1
 
 
-def test_a_full_name_with_its_family_name_in_capitals_is_split_there() -> None:
-    """``IVANOV Ivan Petrovich`` (family name first, in capitals, as passports' visual zones,
-    sanctions lists and civil registries write it) was read as given IVANOV, family PETROVICH
-    and the swap: it shared no name token with the same person recorded as given Ivan, family
-    Ivanov; ``José GARCÍA LÓPEZ`` was read with the family name LOPEZ."""
-    cases = {
-        "IVANOV Ivan Petrovich": ("IVAN", "IVANOV"),
-        "SMITH John Quincy": ("JOHN", "SMITH"),
-        "DE LA CRUZ Maria": ("MARIA", "DELACRUZ"),
-        "José GARCÍA LÓPEZ": ("JOSE", "GARCIALOPEZ"),
-        "Maria DE LA CRUZ": ("MARIA", "DELACRUZ"),
-        "John Q. SMITH": ("JOHN", "SMITH"),  # an initial says nothing
-        "Dr. SMITH John Jr.": ("JOHN", "SMITH"),  # nor do a title and a suffix
-        "ИВАНОВ Иван": ("IVAN", "IVANOV"),
-    }
-    for written, (given_name, family) in cases.items():
-        assert name_order_variants(PersonName(full=written)) == {
-            (given_name, family),
-            (family, given_name),
-        }, written
-        reading = normalise_name(PersonName(full=written))[0]
-        assert (reading.given_first[0], reading.family[0]) == (given_name, family), written
-    # one case throughout, or capitals in more than one run: first word, last word, as before
-    for written, pair in {
-        "JOHN QUINCY SMITH": ("JOHN", "SMITH"),
-        "John Quincy Smith": ("JOHN", "SMITH"),
-        "John SMITH Paul": ("JOHN", "PAUL"),
-        "McDONALD John": ("MCDONALD", "JOHN"),
-    }.items():
-        reading = normalise_name(PersonName(full=written))[0]
-        assert (reading.given_first[0], reading.family[0]) == pair, written
-    schema = load_default_schema()
-    record = functools.partial(
-        PersonRecord, category=Category.WATCHLIST, birth_date=BirthDate(1980, 4, 3)
-    )
-    capitals = set(
-        derive_match_keys(record("A", name=PersonName(full="IVANOV Ivan Petrovich")), schema)
-    )
-    split = set(
-        derive_match_keys(record("B", name=PersonName(given="Ivan", family="Ivanov")), schema)
-    )
-    shared = {key for key, _ in capitals & split}
-    assert {"initial_family_dob", "soundex_family_dob", "names", "given_dob_swapped"} <= shared
-
-
 def test_a_full_name_written_family_name_first_with_a_comma_is_split_at_the_comma() -> None:
     """``SMITH, John Paul`` was read as given SMITH, family PAUL (and the swap): it shared no
     given-and-family token with the same person recorded as given John Paul, family Smith."""

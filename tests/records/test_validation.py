@@ -181,13 +181,21 @@ def test_birth_date_forms_real_exports_write(text: str, order: str, expected: Bi
     assert parse_birth_date(text, order) == expected
 
 
-def test_a_day_of_the_week_keeps_an_ambiguous_date_ambiguous() -> None:
-    """The day of the week is ignored, not used to pick an order: the rest reads as it would
-    without it."""
-    assert parse_birth_date("Thu 03/04/1980", "unknown") == parse_birth_date("03/04/1980")
-    assert parse_birth_date("Thu 03/04/1980", "unknown").day_month_ambiguous
+def test_a_day_of_the_week_comes_only_before_a_month_written_as_a_word() -> None:
+    """The day of the week is ignored before a spreadsheet's long date, and before nothing
+    else: it never picks an order, and a year or a numeric date behind one is no date."""
+    assert parse_birth_date("Thursday, April 3, 1980") == BirthDate(1980, 4, 3)
     assert parse_birth_date("03APR80", two_digit_years_until=2026) == BirthDate(1980, 4, 3)
-    for refused in ("03APR80", "Friday", "Friday, 1983-13-05", "27 Mai 1983", "1983-05-27Q"):
+    for refused in (
+        "03APR80",
+        "Friday",
+        "Friday, 1983-13-05",
+        "Thu 03/04/1980",
+        "Tue 1980-04-03",
+        "Sat 1980",
+        "27 Mai 1983",
+        "1983-05-27Q",
+    ):
         with pytest.raises(ValueError):
             parse_birth_date(refused)
 

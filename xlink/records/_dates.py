@@ -7,6 +7,7 @@ person. Re-exported by :mod:`xlink.records._fields` and :mod:`xlink.records.vali
 
 from __future__ import annotations
 
+import contextlib
 import re
 from enum import StrEnum
 
@@ -80,8 +81,9 @@ _DAY_MONTH_NAME = re.compile(
     rf"(\d{{1,2}}){_ORDINAL}[-/. ]?([A-Za-z]{{3,9}})\.?[-/. ,]?\s*(\d{{4}})"
 )
 _MONTH_NAME_DAY = re.compile(rf"([A-Za-z]{{3,9}})\.?\s+(\d{{1,2}}){_ORDINAL},?\s+(\d{{4}})")
-#: A day of the week before a date, in English, as a spreadsheet's long date writes it
-#: (``Friday, May 27, 1983``): ignored, as the date says the day.
+#: A day of the week before a date whose month is a word, in English, as a spreadsheet's long
+#: date writes it (``Friday, May 27, 1983``): ignored, as the date says the day. Before any
+#: other form (``Thu 03/04/1980``, ``Sat 1980``) the text is no date.
 _WEEKDAY = re.compile(
     r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday"
     r"|mon|tues|tue|wed|thurs|thur|thu|fri|sat|sun)\.?,?\s+",
@@ -188,8 +190,8 @@ def parse_birth_date(
     text = text.strip()
     if ":" in text:
         text = _TIME_OF_DAY.sub("", text).rstrip()
-    if m := _WEEKDAY.match(text):
-        text = text[m.end() :]
+    if m := _WEEKDAY.match(text):  # only before a month written as a word
+        return _named_month(text[m.end() :])
     if m := _ISO_ZONED.fullmatch(text):
         text = m[1]
     if m := _ISO_FULL.fullmatch(text) or _COMPACT.fullmatch(text):
@@ -202,10 +204,8 @@ def parse_birth_date(
         return _birth_date(int(text), None, None)
     if m := _MONTH_YEAR.fullmatch(text):
         return _birth_date(int(m[2]), int(m[1]), None)
-    if (m := _DAY_MONTH_NAME.fullmatch(text)) and m[2].lower() in _MONTHS:
-        return _birth_date(int(m[3]), _MONTHS[m[2].lower()], int(m[1]))
-    if (m := _MONTH_NAME_DAY.fullmatch(text)) and m[1].lower() in _MONTHS:
-        return _birth_date(int(m[3]), _MONTHS[m[1].lower()], int(m[2]))
+    with contextlib.suppress(_NotNamed):
+        return _named_month(text)
     if m := _YEAR_LAST.fullmatch(text):
         return _year_last(int(m[1]), int(m[3]), int(m[4]), order)
     if m := _YEAR_LAST_SHORT.fullmatch(text):
@@ -219,6 +219,23 @@ def parse_birth_date(
         year = century_year(int(m[3]), two_digit_years_until)
         return _birth_date(year, _MONTHS[m[2].lower()], int(m[1]))
     raise ValueError("unrecognised date format")
+
+
+class _NotNamed(ValueError):
+    """Not a date with its month written as a word."""
+
+    def __init__(self) -> None:
+        super().__init__("unrecognised date format")
+
+
+def _named_month(text: str) -> BirthDate:
+    """A full date whose month is written as a word, day first or month first (``27 May 1983``,
+    ``May 27th, 1983``); :class:`_NotNamed` for any other text."""
+    if (m := _DAY_MONTH_NAME.fullmatch(text)) and m[2].lower() in _MONTHS:
+        return _birth_date(int(m[3]), _MONTHS[m[2].lower()], int(m[1]))
+    if (m := _MONTH_NAME_DAY.fullmatch(text)) and m[1].lower() in _MONTHS:
+        return _birth_date(int(m[3]), _MONTHS[m[1].lower()], int(m[2]))
+    raise _NotNamed
 
 
 #: What separates a date's parts, for salvage: any run of ``/ . - ,`` and whitespace.

@@ -26,7 +26,6 @@ they are never mixed into the primary value, because ``GARCIA`` alone is much le
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -79,8 +78,6 @@ NAME_PARTICLES = frozenset({
     "ABU",
 })
 # fmt: on
-#: Words that are no part of a name's given or family name.
-_TITLES = HONORIFICS | NAME_SUFFIXES
 
 _HYPHENS = "-‐‑‒–—―−﹘﹣－"
 _APOSTROPHES = "'`´ʹʻʼʽˈ‘’‛′＇"
@@ -303,9 +300,7 @@ def name_texts(name: PersonName) -> tuple[str, str, tuple[str, ...]]:
     :func:`normalise_name` reads them: a structured name's given and family parts; a name with
     only ``full``, its first word (when it has two or more) and its last word, or, written
     family name first with a comma (``SMITH, John Paul``, as lists and registries write it),
-    the first word after the comma and everything before it; written with the family name
-    alone in capitals (``IVANOV Ivan Petrovich``, ``José GARCÍA LÓPEZ``), the first given word
-    and the words in capitals. Never raises."""
+    the first word after the comma and everything before it. Never raises."""
     if name.is_structured:
         return (
             name.given,
@@ -320,42 +315,7 @@ def name_texts(name: PersonName) -> tuple[str, str, tuple[str, ...]]:
         given = [w for w in _name_words(rest) if _word_key(w) not in NAME_SUFFIXES]
         if family_words and given:
             return given[0], " ".join(family_words), words
-    elif (split := _capitals_split(name.full)) is not None:
-        given_words, family_words = _name_words(split[0]), _name_words(split[1])
-        if given_words and family_words:
-            return given_words[0], " ".join(family_words), words
     return (words[0] if len(words) > 1 else "", words[-1] if words else "", words)
-
-
-def _capitals_split(full: str) -> tuple[str, str] | None:
-    """``(given, family)`` texts of a full name whose family name, and only it, is written in
-    capitals, before or after the given names (``IVANOV Ivan Petrovich``, ``José GARCÍA
-    LÓPEZ``), as passports' visual zones, sanctions lists and civil registries write it; None
-    when the case says nothing (all words in one case, or capitals and small letters mixed in
-    more than two runs). A word of one letter (an initial), an honorific or a suffix, or a word
-    of a script without case, says nothing and goes with its neighbours."""
-    chunks = full.split()
-    kinds: list[bool | None] = []  # True: capitals only; False: has a small letter
-    for chunk in chunks:
-        letters = [c for c in chunk if c.isalpha()]
-        if len(letters) < 2 or _word_key(chunk) in _TITLES:
-            kinds.append(None)
-        elif any(c.islower() for c in letters):
-            kinds.append(False)
-        elif any(c.isupper() for c in letters):
-            kinds.append(True)
-        else:
-            kinds.append(None)
-    marked = [i for i, kind in enumerate(kinds) if kind is not None]
-    runs = [kinds[i] for i in marked]
-    switches = sum(1 for a, b in itertools.pairwise(runs) if a != b)
-    if switches != 1:
-        return None
-    if runs[0]:  # family name first: it ends with the last word in capitals
-        end = max(i for i in marked if kinds[i]) + 1
-        return " ".join(chunks[end:]), " ".join(chunks[:end])
-    start = min(i for i in marked if kinds[i])  # given names first
-    return " ".join(chunks[:start]), " ".join(chunks[start:])
 
 
 def full_name_variants(words: tuple[str, ...]) -> tuple[str, ...]:
