@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from _release_support import CA, MOU, SESSION, SIGNING, T0, release_record
 
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.crypto.rand import DeterministicRandom
-from xlink.errors import PolicyDenied
+from xlink.errors import DamagedDatabase, PolicyDenied
 from xlink.officers import OfficerAction, OfficerKey
 from xlink.release import ApprovalQueue, QueueError, QueueItem, QueueState
 
@@ -238,3 +239,22 @@ def test_a_queue_is_never_opened_without_an_audit_log(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="audit log"):
         ApprovalQueue.open(tmp_path / "queue.db", audit=None)  # type: ignore[arg-type]
     assert not (tmp_path / "queue.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("queued_us", 2**63 - 1), ("session_id", b"\x01\x02\x03"), ("release_id", b"\x01")],
+)
+def test_a_row_altered_in_the_file_is_a_damaged_database(
+    tmp_path: Path, column: str, value: object
+) -> None:
+    """A time past any datetime escaped ``items()`` as OverflowError, and a session not 16 bytes
+    escaped ``audit_overdue()`` as the audit vocabulary's ValueError."""
+    with _queue(tmp_path) as q:
+        q.enqueue(_record(1), record_id="CAWL-1", mou=MOU, now=T0)
+    with contextlib.closing(sqlite3.connect(tmp_path / "queue.db")) as conn, conn:
+        conn.execute(f"UPDATE release_queue SET {column} = ?", (value,))
+    with _queue(tmp_path) as q:
+        for use in (lambda: q.items(T0), lambda: q.audit_overdue(T0 + timedelta(days=400))):
+            with pytest.raises(DamagedDatabase, match="altered in the file"):
+                use()

@@ -11,13 +11,17 @@ from pathlib import Path
 
 import pytest
 from _mutations import DECODER_SETTINGS, mutated_bytes, mutated_msgpack
-from _store_support import DAY, SESSION, T0, make_record, open_store, read_act, seal
+from _officers import READER, act
+from _store_support import DAY, SESSION, T0, US, make_record, open_store, read_act, seal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xlink.errors import DamagedDatabase, ReleaseRejected, XlinkError
+from xlink.audit import AuditEvent
+from xlink.errors import DamagedDatabase, PolicyDenied, ReleaseRejected, XlinkError
+from xlink.officers import OfficerAct, OfficerAction
 from xlink.release.codec import pack
 from xlink.store.consent import ConsentToken
+from xlink.store.reasons import DENY_RECORD_UNREADABLE
 
 ONE = make_record(1).release_id
 _COLUMNS = {
@@ -74,12 +78,28 @@ def test_a_listing_of_a_row_altered_in_the_file_is_a_damaged_database(
         store.list(T0)
 
 
-def test_a_read_of_a_row_whose_session_was_altered_is_refused(stored: Path, tmp_path: Path) -> None:
+def _share_act(third_party: str = "GB-NCA") -> OfficerAct:
+    return act(READER, OfficerAction.SHARE, agency=US, target=ONE, now=T0, detail=third_party)
+
+
+def test_a_read_or_share_of_a_row_whose_session_was_altered_is_refused(
+    stored: Path, tmp_path: Path
+) -> None:
     """The refusal was audited with the row's session, which the audit vocabulary refuses
-    unless 16 bytes: a ValueError instead of the refusal."""
+    unless 16 bytes: a ValueError instead of the refusal (a read; a share the officer's act
+    does not allow). A share the act allows is refused as the read is, and audited."""
     path = _altered(stored, tmp_path / "s", [("session_id", b"\x01\x02\x03")])
-    with open_store(path) as store, pytest.raises(XlinkError):
-        store.read(ONE, act=read_act(ONE, T0), now=T0)
+    with open_store(path) as store:
+        with pytest.raises(XlinkError):
+            store.read(ONE, act=read_act(ONE, T0), now=T0)
+        with pytest.raises(PolicyDenied):  # the act names another third party
+            store.share_onward(
+                ONE, third_party="GB-NCA", consent=None, act=_share_act("FR-DGSI"), now=T0
+            )
+        with pytest.raises(XlinkError):
+            store.share_onward(ONE, third_party="GB-NCA", consent=None, act=_share_act(), now=T0)
+        denied = [e for e in store._audit.entries() if e.kind is AuditEvent.ONWARD_DENIED]
+        assert denied[-1].fields["reason"] == DENY_RECORD_UNREADABLE
 
 
 @settings(DECODER_SETTINGS, max_examples=60)  # a store opened per example
@@ -92,6 +112,9 @@ def test_rows_altered_in_the_file_raise_only_xlink_errors(
         for use in (
             lambda: store.list(T0),
             lambda: store.read(ONE, act=read_act(ONE, T0), now=T0),
+            lambda: store.share_onward(
+                ONE, third_party="GB-NCA", consent=None, act=_share_act(), now=T0
+            ),
             lambda: store.purge(T0 + 1000 * DAY),
         ):
             with contextlib.suppress(XlinkError):

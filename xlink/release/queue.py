@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from xlink._sqlite import SqliteStore, setting_up, transaction
 from xlink.audit import AuditEvent, AuditLog
-from xlink.errors import PolicyDenied, QueueError, XlinkError
+from xlink.errors import DamagedDatabase, PolicyDenied, QueueError, XlinkError
 from xlink.identifiers import REASON_CODE
 from xlink.officers import OfficerAct, OfficerAction, OfficerRegistry, authorize
 from xlink.policy.mou import Mou
@@ -252,7 +252,7 @@ class ApprovalQueue(SqliteStore):
             (mou_id, recipient, record_id, version),
         ).fetchall()
         now_us = _micros(now)
-        return tuple(_item(row, now_us) for row in rows)
+        return tuple(self._item(row, now_us) for row in rows)
 
     def take(self, item_id: int, *, now: datetime) -> QueueItem:
         """Hand out one approved item for signing and sealing (``APPROVED`` → ``TAKEN``); a
@@ -311,7 +311,7 @@ class ApprovalQueue(SqliteStore):
                 " ORDER BY item_id",
                 (_micros(now),),
             ).fetchall()
-            items = tuple(_item(row, _micros(now)) for row in rows)
+            items = tuple(self._item(row, _micros(now)) for row in rows)
             for item in items:
                 self._conn.execute(
                     "UPDATE release_queue SET overdue_audited = 1 WHERE item_id = ?",
@@ -321,6 +321,12 @@ class ApprovalQueue(SqliteStore):
                 self._log(AuditEvent.RELEASE_OVERDUE, fields, now)
         return items
 
+    def _item(self, row: tuple[Any, ...], now_us: int) -> QueueItem:
+        try:
+            return _item(row, now_us)
+        except (ValueError, OverflowError, TypeError):
+            raise DamagedDatabase(f"{self.path}: a row was altered in the file") from None
+
     def item(self, item_id: int, *, now: datetime) -> QueueItem:
         """One item; :class:`QueueError` if there is none with that id."""
         row = self._conn.execute(
@@ -329,7 +335,7 @@ class ApprovalQueue(SqliteStore):
         ).fetchone()
         if row is None:
             raise QueueError(f"no queued release with id {item_id}")
-        return _item(row, _micros(now))
+        return self._item(row, _micros(now))
 
     def pending(self, now: datetime) -> tuple[QueueItem, ...]:
         """Items awaiting a decision, earliest deadline first, each marked overdue or not."""
@@ -338,7 +344,7 @@ class ApprovalQueue(SqliteStore):
             f"SELECT {_COLUMNS} FROM release_queue WHERE state = 'PENDING'"  # noqa: S608
             " ORDER BY deadline_us, item_id"
         ).fetchall()
-        return tuple(_item(row, now_us) for row in rows)
+        return tuple(self._item(row, now_us) for row in rows)
 
     def items(self, now: datetime) -> tuple[QueueItem, ...]:
         """Every item, in queue order."""
@@ -346,7 +352,7 @@ class ApprovalQueue(SqliteStore):
         rows = self._conn.execute(
             f"SELECT {_COLUMNS} FROM release_queue ORDER BY item_id"  # noqa: S608
         ).fetchall()
-        return tuple(_item(row, now_us) for row in rows)
+        return tuple(self._item(row, now_us) for row in rows)
 
     def approve(self, item_id: int, *, act: OfficerAct, now: datetime) -> QueueItem:
         """Approve a pending item, as an enrolled approver's signed ``act`` (an
@@ -430,9 +436,15 @@ def _fill_versions(conn: sqlite3.Connection) -> None:
 
 
 def _item(row: tuple[Any, ...], now_us: int) -> QueueItem:
+    """A row as a :class:`QueueItem`; ``ValueError`` or ``OverflowError`` for a row no queue
+    writes (an id or session not 16 bytes, a state or time out of range)."""
     item_id, release_id, session_id, record_id, category, recipient, queued, deadline = row[:8]
     state, approver, reason, decided, version, sent_release_id, sent, sent_session = row[8:16]
     q_state = QueueState(state)
+    if any(
+        len(bytes(v)) != 16 for v in (release_id, session_id, sent_release_id, sent_session) if v
+    ):
+        raise ValueError("not 16 bytes")
     return QueueItem(
         item_id=int(item_id),
         release_id=bytes(release_id),

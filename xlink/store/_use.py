@@ -106,9 +106,7 @@ class StoredUse:
         rid = _release_id(release_id)
         purpose = act.detail if isinstance(act, OfficerAct) else ""
         row = self._row(rid)
-        base: dict[str, object] = {"handle": rid}
-        if row is not None and isinstance(row.session_id, bytes) and len(row.session_id) == 16:
-            base["session"] = row.session_id  # else altered in the file: refused when opened
+        base: dict[str, object] = {"handle": rid, **_session_of(row)}
         try:
             reader = self._officer(act, OfficerAction.READ, rid, purpose, now)
             base["reader"] = reader
@@ -201,14 +199,17 @@ class StoredUse:
             raise ValueError("third_party must be an agency id")
         rid = _release_id(release_id)
         row = self._row(rid)
-        base: dict[str, object] = {"handle": rid, "peer": third_party}
-        if row is not None:
-            base["session"] = row.session_id
+        base: dict[str, object] = {"handle": rid, "peer": third_party, **_session_of(row)}
         try:
             reader = self._officer(act, OfficerAction.SHARE, rid, third_party, now)
             if row is None:
                 raise PolicyDenied([DENY_UNKNOWN_RELEASE])
-            record = self._open(row)
+            try:
+                record = self._open(row)
+            except XlinkError:  # altered in the file: refused like a forged release, audited
+                denied = {**base, "reason": DENY_RECORD_UNREADABLE}
+                self._log(AuditEvent.ONWARD_DENIED, denied, now)
+                raise
             if _micros(now) >= _expires_us(record):
                 raise PolicyDenied([DENY_EXPIRED])
             check_onward_sharing(
@@ -301,3 +302,11 @@ class StoredUse:
 
     def _transaction(self) -> AbstractContextManager[None]:
         return transaction(self._conn)
+
+
+def _session_of(row: _Row | None) -> dict[str, object]:
+    """The audit field naming a stored row's session, if it holds one: none for a missing row,
+    nor for a session id altered in the file (the row is then refused when opened)."""
+    if row is None or not (isinstance(row.session_id, bytes) and len(row.session_id) == 16):
+        return {}
+    return {"session": row.session_id}
