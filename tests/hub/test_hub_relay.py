@@ -375,3 +375,31 @@ def test_a_hub_stopped_with_agencies_connected_ends_their_connections_before_it_
             assert t.cancelled() or t.exception() is None
 
     asyncio.run(main())
+
+
+def test_a_connection_still_in_its_handshake_is_closed_when_the_hub_stops(
+    round_done: tuple[HubWorld, list[bytes]], tmp_path: Path
+) -> None:
+    """A connection cancelled before its hello (here: one that sends nothing) kept its socket
+    open once ``serve`` had returned: its clean-up ran only on the errors a handshake raises,
+    not on cancellation. A second cancel of ``serve`` while it ends its connections does not
+    cut that short."""
+    world, _ = round_done
+
+    async def main() -> None:
+        hub = world.hub(workdir=tmp_path / "hub")
+        bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        serving = asyncio.create_task(hub.serve("127.0.0.1", 0, on_listening=bound.set_result))
+        reader, writer = await asyncio.open_connection("127.0.0.1", await bound)
+        await until(lambda: len(_connection_handlers()) == 1, timeout=5)
+        serving.cancel()
+        await asyncio.sleep(0)
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+        assert not _connection_handlers()
+        hub.close()
+        async with asyncio.timeout(2):
+            assert await reader.read() == b""  # closed by the hub, not left open
+        writer.close()
+
+    asyncio.run(main())

@@ -151,6 +151,7 @@ class Hub:
         self._in_flight: dict[tuple[str, str], int] = {}
         self._handshakes = 0
         self._connections: set[asyncio.Task[None]] = set()  # one per connection, as it runs
+        self._closing = False  # serve is ending its connections
         self._expired = False
         # The control port's TLS identity: made afresh at each start (no file to keep), and
         # authenticated to agencies by the welcome, which signs its SHA-256 (§4).
@@ -187,11 +188,21 @@ class Hub:
             for control in list(self.controls.values()):
                 control.writer.transport.abort()
             # each connection's own clean-up (an agency's departure recorded) runs now, while
-            # the schedule is open: a caller closes the hub once this returns
-            connections = list(self._connections)
-            for task in connections:
-                task.cancel()
-            await asyncio.gather(*connections, return_exceptions=True)
+            # the schedule is open: a caller closes the hub once this returns, so a second
+            # cancel does not cut this short, and a connection accepted but not yet started
+            # finds the hub closing (_accept)
+            self._closing = True
+            cancelled = False
+            while self._connections:
+                connections = list(self._connections)
+                for task in connections:
+                    task.cancel()
+                try:
+                    await asyncio.wait(connections)
+                except asyncio.CancelledError:
+                    cancelled = True
+            if cancelled:
+                raise asyncio.CancelledError
 
     def add_round(self) -> int:
         """Schedule one exchange for every pair with terms, due now."""
@@ -265,9 +276,11 @@ class Hub:
         assert task is not None
         self._connections.add(task)
         try:
-            await self._connection(reader, writer)
+            if not self._closing:
+                await self._connection(reader, writer)
         finally:
             self._connections.discard(task)
+            writer.transport.abort()  # also when cancelled mid-handshake (safe twice)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._handshakes >= MAX_HANDSHAKES:
