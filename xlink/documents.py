@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import re
 import stat
@@ -24,6 +25,7 @@ __all__ = [
     "MAX_TOML_KEY_PARTS",
     "DocumentError",
     "document_format",
+    "finite_number",
     "parse_document",
     "read_document",
 ]
@@ -135,3 +137,17 @@ def parse_document(data: bytes | str, fmt: str) -> object:
         raise DocumentError(f"not valid {fmt.upper()}: nested too deeply") from None
     except ValueError as exc:  # e.g. an integer longer than Python converts
         raise DocumentError(f"not valid {fmt.upper()}: {exc}") from None
+
+
+def finite_number(value: object) -> float | None:
+    """A parsed document's ``value`` as a finite float, or None when it is not a finite number:
+    not a number, a boolean, or an integer too large for a float (``10**400``: a document may
+    hold one; ``math.isfinite`` raises ``OverflowError`` on it)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            real = float(value)
+        except OverflowError:
+            return None
+        if math.isfinite(real):
+            return real
+    return None

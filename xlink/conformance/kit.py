@@ -23,6 +23,7 @@ from xlink.agency import Agency
 from xlink.ceremony import CeremonyFiles, demo_ceremony
 from xlink.crypto.envelope import TEST_KDF
 from xlink.crypto.rand import RandomSource
+from xlink.documents import parse_document, read_document
 from xlink.errors import InputError
 
 __all__ = [
@@ -159,7 +160,9 @@ def load_kit(directory: Path) -> Kit:
     ``kit.json`` is missing, of another version or names a file that is not there."""
     manifest_path = directory / "kit.json"
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = parse_document(read_document(manifest_path), "json")
+        if not isinstance(manifest, dict):
+            raise ValueError("not an object")
         if manifest.get("kit_version") != KIT_VERSION:
             raise InputError(f"{manifest_path}: not a version {KIT_VERSION} conformance kit")
         parties = {p["agency"]: p for p in (manifest["runner"], manifest["agent"])}
@@ -173,7 +176,7 @@ def load_kit(directory: Path) -> Kit:
         disjoint = [directory / f for f in manifest["runner"]["disjoint"]]
     except OSError as exc:
         raise InputError(f"{manifest_path}: cannot read the kit ({exc.strerror})") from None
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+    except (ValueError, KeyError, TypeError, AttributeError):  # DocumentError among them
         raise InputError(f"{manifest_path}: not a conformance kit manifest") from None
     if set(parties) != {RUNNER_AGENCY, AGENT_AGENCY}:
         raise InputError(f"{manifest_path}: the kit must name {RUNNER_AGENCY} and {AGENT_AGENCY}")

@@ -8,13 +8,18 @@ documented field by field in ``docs/records-and-linkage.md``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from xlink.documents import DocumentError, document_format, parse_document, read_document
+from xlink.documents import (
+    DocumentError,
+    document_format,
+    finite_number,
+    parse_document,
+    read_document,
+)
 from xlink.errors import SchemaError
 from xlink.identifiers import KEY_NAME, KEY_NAME_RULE, SCHEMA_ID, SCHEMA_ID_RULE
 from xlink.linkage._schema_evidence import (
@@ -183,19 +188,6 @@ class LinkageSchema:
         }
 
 
-def _as_real(value: object) -> float | None:
-    """``value`` as a finite float, or None when it is not a finite number (bool excluded; an
-    integer too large for a float included: ``math.isfinite`` raises ``OverflowError`` on it)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            real = float(value)
-        except OverflowError:
-            return None
-        if math.isfinite(real):
-            return real
-    return None
-
-
 _SCHEMA_MEMBERS = frozenset(
     {
         "id",
@@ -292,14 +284,14 @@ def _check_recipe(raw: object, where: str, errors: list[str]) -> KeyRecipe | Non
     raw_m, raw_u = raw.get("m"), raw.get("u")
     if (raw_m is None) != (raw_u is None):
         errors.append(f"{where}: m and u go together (both or neither)")
-    m, u = _as_real(raw_m), _as_real(raw_u)
+    m, u = finite_number(raw_m), finite_number(raw_u)
     for label, raw_p, p in (("m", raw_m, m), ("u", raw_u, u)):
         if raw_p is not None and (p is None or not 0.0 < p < 1.0):
             errors.append(f"{where}.{label}: must be a probability strictly between 0 and 1")
     if m is not None and u is not None and m <= u:
         errors.append(f"{where}: m must be greater than u (agreement must be evidence)")
     raw_weight = raw.get("weight")
-    weight = _as_real(raw_weight)
+    weight = finite_number(raw_weight)
     if raw_weight is not None:
         if weight is None or abs(weight) > _MAX_WEIGHT:
             errors.append(f"{where}.weight: must be a number between -64 and 64 (bits)")
@@ -307,7 +299,7 @@ def _check_recipe(raw: object, where: str, errors: list[str]) -> KeyRecipe | Non
         if raw_m is not None or raw_u is not None:
             errors.append(f"{where}: give m and u, or weight, not both")
     raw_disagreement = raw.get("disagreement_weight")
-    disagreement = _as_real(raw_disagreement)
+    disagreement = finite_number(raw_disagreement)
     if raw_disagreement is not None and (disagreement is None or abs(disagreement) > _MAX_WEIGHT):
         errors.append(f"{where}.disagreement_weight: must be a number between -64 and 64 (bits)")
         disagreement = None
@@ -360,11 +352,11 @@ def validate_schema(data: object) -> LinkageSchema:
         schema_id = ""
     version = _check_version(data.get("version"), "version", errors)
     raw_threshold = data.get("threshold")
-    threshold = _as_real(raw_threshold)
+    threshold = finite_number(raw_threshold)
     if raw_threshold is not None and threshold is None:
         errors.append("threshold: must be a finite number")
     raw_certain = data.get("certain_threshold")
-    certain = _as_real(raw_certain)
+    certain = finite_number(raw_certain)
     if raw_certain is not None and certain is None:
         errors.append("certain_threshold: must be a finite number")
     if certain is not None and (threshold is None or certain < threshold):

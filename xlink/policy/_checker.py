@@ -8,7 +8,6 @@ value.
 from __future__ import annotations
 
 import datetime
-import math
 import re
 from collections.abc import Callable, Mapping
 from enum import Enum
@@ -16,6 +15,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from xlink.crypto.keys import SealingPublicKey, VerifyKey
+from xlink.documents import finite_number
 from xlink.identifiers import LAYOUT_CHARACTERS, UNSAFE_TEXT
 
 __all__ = ["ABSENT", "MISSING", "Checker"]
@@ -141,13 +141,9 @@ class Checker:
         value = self.get(obj, key, where)
         if value is MISSING:
             return 0.0
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            try:  # an integer too large for a float: OverflowError, not a finite number
-                real = float(value)
-            except OverflowError:
-                real = math.inf
-            if math.isfinite(real):
-                return real
+        real = finite_number(value)
+        if real is not None:
+            return real
         self.error(where, "must be a finite number")
         return 0.0
 
