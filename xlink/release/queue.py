@@ -23,11 +23,11 @@ from typing import Any, Final
 
 from xlink._sqlite import SqliteStore, setting_up, transaction
 from xlink.audit import AuditEvent, AuditLog
-from xlink.errors import DamagedDatabase, PolicyDenied, QueueError, XlinkError
+from xlink.errors import DamagedDatabase, PolicyDenied, QueueError
 from xlink.identifiers import REASON_CODE
 from xlink.officers import OfficerAct, OfficerAction, OfficerRegistry, authorize
 from xlink.policy.mou import Mou
-from xlink.release.record import ReleaseRecord, content_digest, decode_release, encode_release
+from xlink.release.record import ReleaseRecord, encode_release
 
 __all__ = ["ApprovalQueue", "QueueError", "QueueItem", "QueueState"]
 
@@ -416,23 +416,6 @@ class ApprovalQueue(SqliteStore):
             else:
                 self._log(AuditEvent.RELEASE_APPROVED, fields, now)
         return self.item(item_id, now=now)
-
-
-def _fill_versions(conn: sqlite3.Connection) -> None:
-    """Give the rows of a migrated queue the record version of the release they hold, so an
-    exchange finds them (pending ones are not queued again; approved ones are sent)."""
-    with transaction(conn):
-        rows = conn.execute(
-            "SELECT item_id, release FROM release_queue WHERE version IS NULL"
-        ).fetchall()
-        for item_id, blob in rows:
-            try:
-                version: bytes | None = content_digest(decode_release(bytes(blob)))
-            except XlinkError:  # not a release this version can read: left without one
-                version = None
-            conn.execute(
-                "UPDATE release_queue SET version = ? WHERE item_id = ?", (version, item_id)
-            )
 
 
 def _item(row: tuple[Any, ...], now_us: int) -> QueueItem:
