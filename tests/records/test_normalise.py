@@ -162,6 +162,54 @@ def test_single_valued_rows_have_one_variant(letter: str) -> None:
     assert len(normalise_name_part("X" + letter)) == 1
 
 
+def test_a_full_name_with_its_family_name_in_capitals_is_read_there_too() -> None:
+    """``IVANOV Ivan Petrovich`` (family name first, in capitals, as passports' visual zones,
+    wanted notices and civil registries write it) was read only as given IVANOV, family
+    PETROVICH and the swap: it shared no name token with the same person recorded as given
+    Ivan, family Ivanov. It is now read there too, beside the first word / last word reading,
+    which case alone cannot rule out (``AJ Smith``, ``MARY Ann Smith``)."""
+    cases = {
+        "IVANOV Ivan Petrovich": [("IVANOV", "PETROVICH"), ("IVAN", "IVANOV")],
+        "SMITH John Quincy": [("SMITH", "QUINCY"), ("JOHN", "SMITH")],
+        "DE LA CRUZ Maria": [("DE", "MARIA"), ("MARIA", "DELACRUZ")],
+        "José GARCÍA LÓPEZ": [("JOSE", "LOPEZ"), ("JOSE", "GARCIALOPEZ")],
+        "Jan van der BERG": [("JAN", "BERG"), ("JAN", "VANDERBERG")],
+        "van der BERG Jan": [("VAN", "JAN"), ("JAN", "VANDERBERG")],
+        "ИВАНОВ Иван": [("IVANOV", "IVAN"), ("IVAN", "IVANOV")],
+        # case says nothing more than first word / last word: one reading
+        "JOHN QUINCY SMITH": [("JOHN", "SMITH")],
+        "John Quincy Smith": [("JOHN", "SMITH")],
+        "John A.J. SMITH": [("JOHN", "SMITH")],
+        "John SMITH Paul": [("JOHN", "PAUL")],
+        "Dr. John SMITH Jr.": [("JOHN", "SMITH")],
+        # read both ways, the first word / last word reading kept
+        "AJ Smith": [("AJ", "SMITH"), ("SMITH", "AJ")],
+        "A.J. Smith": [("A", "SMITH")],
+        "MARY Ann Smith": [("MARY", "SMITH"), ("ANN", "MARY")],
+    }
+    for written, pairs in cases.items():
+        readings = [r for r in normalise_name(PersonName(full=written)) if not r.swapped]
+        found = [(r.given_first[0], r.family[0]) for r in readings]
+        assert found == pairs, written
+    schema = load_default_schema()
+    record = functools.partial(
+        PersonRecord, category=Category.WATCHLIST, birth_date=BirthDate(1980, 4, 3)
+    )
+    for written, given_name, family in (
+        ("IVANOV Ivan Petrovich", "Ivan", "Ivanov"),
+        ("José GARCÍA LÓPEZ", "José", "García López"),
+        ("MARY Ann Smith", "Mary", "Smith"),
+    ):
+        whole = set(derive_match_keys(record("A", name=PersonName(full=written)), schema))
+        split = set(
+            derive_match_keys(record("B", name=PersonName(given=given_name, family=family)), schema)
+        )
+        shared = {key for key, _ in whole & split}
+        assert {"initial_family_dob", "soundex_family_dob", "names", "given_dob_swapped"} <= (
+            shared
+        ), written
+
+
 def test_a_full_name_written_family_name_first_with_a_comma_is_split_at_the_comma() -> None:
     """``SMITH, John Paul`` was read as given SMITH, family PAUL (and the swap): it shared no
     given-and-family token with the same person recorded as given John Paul, family Smith."""

@@ -48,7 +48,7 @@ from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import KeyWeight, fellegi_sunter_score
 from xlink.linkage.tokens import TOKEN_SIZE
 from xlink.records.model import PersonName, PersonRecord
-from xlink.records.normalise import name_part_components, name_texts
+from xlink.records.normalise import name_part_components, name_readings
 
 __all__ = [
     "CLAIMS_FILE",
@@ -336,20 +336,21 @@ def spent_tokens(
 
 def household_names(record: PersonRecord) -> tuple[str, ...]:
     """The family names a household of ``record`` may share, as key derivation reads its
-    names and aliases (:func:`~xlink.records.normalise.name_texts`: a name written whole gives
-    its last word, or what comes before a comma): each family name, each part of a compound
+    names and aliases (:func:`~xlink.records.normalise.name_readings`: a name written whole
+    gives its last word, or what comes before a comma, and the words in capitals when its
+    family name alone is so written): each family name, each part of a compound
     or particled one (``Garcia Lopez``: ``GARCIA``, ``LOPEZ``; a key may hold the one a
     partner names), and the given name of a name with both (a name entered the other way
     round is read the other way round too)."""
     names: dict[str, None] = {}
     for name in (record.name, *record.aliases):
-        given, family, _ = name_texts(name)
-        if not family.strip():
-            continue
-        names[family] = None
-        names.update(dict.fromkeys(_components(family)))
-        if given.strip():
-            names[given] = None
+        for given, family in name_readings(name):
+            if not family.strip():
+                continue
+            names[family] = None
+            names.update(dict.fromkeys(_components(family)))
+            if given.strip():
+                names[given] = None
     return tuple(names)
 
 

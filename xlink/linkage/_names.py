@@ -29,7 +29,12 @@ from xlink.linkage.fields import Field
 from xlink.linkage.keys import known_given, name_swaps
 from xlink.linkage.schema import KeyRecipe
 from xlink.records.model import PersonName
-from xlink.records.normalise import full_name_variants, name_part_forms, name_texts
+from xlink.records.normalise import (
+    full_name_variants,
+    name_part_forms,
+    name_readings,
+    name_texts,
+)
 
 __all__ = ["NameGroup"]
 
@@ -133,18 +138,19 @@ class NameGroup:
         plain: list[tuple[str, str]] = []  # each name's given and family texts, as recorded
         both: list[tuple[str, str]] = []  # the same, each followed by its swap (if it has one)
         for name in names:
-            given_text, family_text, words = name_texts(name)
-            readings.append((given_text, family_text, words, False))
-            plain.append((given_text, family_text))
-            both.append((given_text, family_text))
-            given = name_part_forms(given_text)[0]
-            if (
-                given
-                and name_part_forms(family_text)[0]
-                and not (placeholder and not known_given(given))
-            ):
-                readings.append((family_text, given_text, words, True))
-                both.append((family_text, given_text))
+            words = name_texts(name)[2]
+            for given_text, family_text in name_readings(name):
+                readings.append((given_text, family_text, words, False))
+                plain.append((given_text, family_text))
+                both.append((given_text, family_text))
+                given = name_part_forms(given_text)[0]
+                if (
+                    given
+                    and name_part_forms(family_text)[0]
+                    and not (placeholder and not known_given(given))
+                ):
+                    readings.append((family_text, given_text, words, True))
+                    both.append((family_text, given_text))
         out: list[Slot] = []
         part = self._part
         for reader in self._readers:

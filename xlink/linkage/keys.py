@@ -19,7 +19,8 @@ Fields, from :class:`~xlink.records.model.PersonRecord`:
   (:func:`~xlink.records.normalise.name_part_variants`); ``given_first``: the first given word;
   ``family_part``: secondary components of a compound family name; ``full_name``: all name words
   sorted, order-insensitive. A name with only ``full`` is split first word / last word (at
-  its comma, family name first, when it has one: ``SMITH, John Paul``).
+  its comma, family name first, when it has one: ``SMITH, John Paul``), and also at its
+  family name when that alone is in capitals (``IVANOV Ivan Petrovich``).
 - ``birth_date`` (ISO at its own precision; full dates only in a schema with
   ``full_birth_dates``), ``birth_year``, ``birth_year_month`` (absent for a year-only date).
 - ``sex``: ``F`` or ``M``; ``X`` (unspecified) counts as missing, since two unspecified markers

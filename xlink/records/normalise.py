@@ -26,6 +26,7 @@ they are never mixed into the primary value, because ``GARCIA`` alone is much le
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -46,12 +47,14 @@ __all__ = [
     "NormalisedName",
     "birth_date_variants",
     "birth_date_variants_ordered",
+    "capitals_texts",
     "clear_caches",
     "full_name_variants",
     "name_order_variants",
     "name_part_components",
     "name_part_forms",
     "name_part_variants",
+    "name_readings",
     "name_texts",
     "name_words",
     "normalise_code",
@@ -78,6 +81,11 @@ NAME_PARTICLES = frozenset({
     "ABU",
 })
 # fmt: on
+
+#: Words that are no part of a name's given or family name.
+_TITLES = HONORIFICS | NAME_SUFFIXES
+#: The runs of letters of a word (``A.J.``: ``A``, ``J``).
+_LETTER_RUNS = re.compile(r"[^\W\d_]+")
 
 _HYPHENS = "-‐‑‒–—―−﹘﹣－"
 _APOSTROPHES = "'`´ʹʻʼʽˈ‘’‛′＇"
@@ -318,6 +326,49 @@ def name_texts(name: PersonName) -> tuple[str, str, tuple[str, ...]]:
     return (words[0] if len(words) > 1 else "", words[-1] if words else "", words)
 
 
+def capitals_texts(name: PersonName) -> tuple[str, str] | None:
+    """A second reading of a name written whole, when case says where its family name is: the
+    given-name and family-name texts of a full name whose family name, and only it, is in
+    capitals, before or after the given names (``IVANOV Ivan Petrovich``, ``José GARCÍA
+    LÓPEZ``, ``Jan van der BERG``), as passports' visual zones, wanted notices and civil
+    registries write it; None when the case says nothing, or says what :func:`name_texts`
+    reads already. It is read beside that reading, not instead of it: case alone does not
+    tell ``LI Wei`` (family name first) from ``AJ Smith`` (initials in capitals). A word of
+    initials (``A.J.``), an honorific, a suffix, a particle or a word of a script without case
+    says nothing; a particle next to the family name goes with it. Never raises."""
+    if name.is_structured or "," in name.full:
+        return None
+    chunks = name.full.split()
+    kinds: list[bool | None] = []  # True: capitals only; False: has a small letter
+    for chunk in chunks:
+        runs = _LETTER_RUNS.findall(chunk)
+        key = _word_key(chunk)
+        if all(len(r) == 1 for r in runs) or key in _TITLES or key in NAME_PARTICLES:
+            kinds.append(None)
+        elif any(c.islower() for r in runs for c in r):
+            kinds.append(False)
+        elif any(c.isupper() for r in runs for c in r):
+            kinds.append(True)
+        else:
+            kinds.append(None)
+    marked = [i for i, kind in enumerate(kinds) if kind is not None]
+    if sum(1 for a, b in itertools.pairwise(kinds[i] for i in marked) if a != b) != 1:
+        return None
+    if kinds[marked[0]]:  # family name first: it ends with the last word in capitals
+        start, end = 0, max(i for i in marked if kinds[i]) + 1
+    else:  # given names first: the family name starts at the first word in capitals
+        start, end = min(i for i in marked if kinds[i]), len(chunks)
+        while start > 0 and _word_key(chunks[start - 1]) in NAME_PARTICLES:
+            start -= 1
+    given_words = _name_words(" ".join(chunks[:start] + chunks[end:]))
+    family_words = _name_words(" ".join(chunks[start:end]))
+    if not given_words or not family_words:
+        return None
+    found = given_words[0], " ".join(family_words)
+    given, family, _ = name_texts(name)
+    return None if found == (given, family) else found
+
+
 def full_name_variants(words: tuple[str, ...]) -> tuple[str, ...]:
     """The order-insensitive full-name values of a name's words (:func:`name_texts`): each
     transliteration's words, letters only, sorted and joined by one space. ``()`` when
@@ -339,27 +390,37 @@ def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
 
     A structured name (given and/or family known) is read as recorded; when both are known the
     swap follows. A name with only ``full`` is split as :func:`name_texts` says (first word
-    given, last word family, or at a comma, family name first), then the reverse; middle words
-    are ignored for given/family but kept in ``full_name``. Never raises: untransliterable
-    parts come out empty.
+    given, last word family, or at a comma, family name first), then the reverse; then, when
+    its family name alone is in capitals, split there (:func:`capitals_texts`), then the
+    reverse. Middle words are ignored for given/family but kept in ``full_name``. Never
+    raises: untransliterable parts come out empty.
     """
-    given_text, family_text, all_words = name_texts(name)
-    given, given_first, given_parts = name_part_forms(given_text)
-    family, family_first, family_parts = name_part_forms(family_text)
-    full = full_name_variants(all_words)
-    readings = [NormalisedName(given, given_first, family, family_parts, full)]
-    if given and family:
-        readings.append(
-            NormalisedName(
-                given=family,
-                given_first=family_first,
-                family=given,
-                family_parts=given_parts,
-                full_name=full,
-                swapped=True,
+    full = full_name_variants(name_texts(name)[2])
+    readings: list[NormalisedName] = []
+    for given_text, family_text in name_readings(name):
+        given, given_first, given_parts = name_part_forms(given_text)
+        family, family_first, family_parts = name_part_forms(family_text)
+        readings.append(NormalisedName(given, given_first, family, family_parts, full))
+        if given and family:
+            readings.append(
+                NormalisedName(
+                    given=family,
+                    given_first=family_first,
+                    family=given,
+                    family_parts=given_parts,
+                    full_name=full,
+                    swapped=True,
+                )
             )
-        )
     return tuple(readings)
+
+
+def name_readings(name: PersonName) -> tuple[tuple[str, str], ...]:
+    """The given-name and family-name texts of each reading of a name, swaps aside: the one of
+    :func:`name_texts`, then :func:`capitals_texts`'s, if any. Never raises."""
+    given, family, _ = name_texts(name)
+    found = capitals_texts(name)
+    return ((given, family),) if found is None else ((given, family), found)
 
 
 def name_order_variants(name: PersonName) -> frozenset[tuple[str, str]]:
