@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from xlink._files import written_whole
 from xlink.audit import (
     AuditLog,
     CheckpointsFile,
@@ -206,7 +207,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise InputError(f"--workdir: {log_path} is not a readable audit log") from None
     text = dump_checkpoints(peer, held)
     try:
-        with out.open("x", encoding="ascii") as handle:
+        with written_whole(out, encoding="ascii", overwrite=False) as handle:
             handle.write(text)
     except OSError as exc:
         raise InputError(f"--out: cannot write {out}: {exc.strerror}") from None

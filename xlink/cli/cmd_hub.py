@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from xlink._files import written_whole
 from xlink.audit import PublishedCheckpoint, dump_checkpoints
 from xlink.cli._common import (
     add_input_options,
@@ -298,7 +299,7 @@ def _export(args: argparse.Namespace) -> int:
     text = dump_checkpoints(args.agency, published)
     if args.out:
         try:  # never overwritten, as `xlink audit export-checkpoints`
-            with open(args.out, "x", encoding="utf-8") as f:
+            with written_whole(args.out, overwrite=False) as f:
                 f.write(text)
         except FileExistsError:
             raise InputError(f"--out: {args.out} exists (not overwritten)") from None

@@ -4,15 +4,13 @@ bilateral MOU or a multilateral one (docs/mou.md §8), decided by the document's
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
-import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
+from xlink._files import written_whole
 from xlink.agency import SCHEMA_SIDECAR_SUFFIX
 from xlink.cli._common import emit_json, error_lines, terminal_text
 from xlink.cli._mou_fill import bundle_keys, hub_key, max_set_sizes
@@ -211,16 +209,11 @@ def _write_atomic(path: Path, text: str, *, overwrite: bool) -> None:
     """Write ``path`` through a temporary file in the same directory, renamed into place."""
     if not overwrite and path.exists():
         raise InputError(f"{path}: already exists (use --force to replace it)")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     try:
-        with open(tmp, "x", encoding="utf-8") as f:
+        with written_whole(path, overwrite=overwrite) as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except FileExistsError:  # made since the check above
+        raise InputError(f"{path}: already exists (use --force to replace it)") from None
 
 
 def _check_window(mou: Mou | MultilateralMou, args: argparse.Namespace) -> None:

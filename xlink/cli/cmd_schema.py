@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from xlink._files import written_whole
 from xlink.cli._common import emit_json
 from xlink.cli.exitcodes import ExitCode
 from xlink.errors import InputError
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.write:
         text = json.dumps(schema_to_document(schema), indent=2, sort_keys=True) + "\n"
         try:
-            with open(args.write, "x", encoding="utf-8") as f:
+            with written_whole(args.write, overwrite=False) as f:
                 f.write(text)
         except FileExistsError:
             raise InputError(f"{args.write}: already exists; choose another name") from None
