@@ -214,7 +214,7 @@ def test_cached_derivation_equals_reference_on_bundled_schemas(items: list[Perso
 )
 def test_cached_derivation_equals_reference_on_names_read_two_ways(full: str) -> None:
     """A full name whose family name alone is in capitals has a second reading
-    (``capitals_texts``); the memoised derivation reads it as the reference does."""
+    (``name_readings``); the memoised derivation reads it as the reference does."""
     record = PersonRecord(
         record_id="R1",
         category=Category.WATCHLIST,

@@ -344,7 +344,7 @@ def household_names(record: PersonRecord) -> tuple[str, ...]:
     round is read the other way round too)."""
     names: dict[str, None] = {}
     for name in (record.name, *record.aliases):
-        for given, family in name_readings(name):
+        for given, family in name_readings(name)[0]:
             if not family.strip():
                 continue
             names[family] = None

@@ -33,7 +33,6 @@ from xlink.records.normalise import (
     full_name_variants,
     name_part_forms,
     name_readings,
-    name_texts,
 )
 
 __all__ = ["NameGroup"]
@@ -138,8 +137,8 @@ class NameGroup:
         plain: list[tuple[str, str]] = []  # each name's given and family texts, as recorded
         both: list[tuple[str, str]] = []  # the same, each followed by its swap (if it has one)
         for name in names:
-            words = name_texts(name)[2]
-            for given_text, family_text in name_readings(name):
+            pairs, words = name_readings(name)
+            for given_text, family_text in pairs:
                 readings.append((given_text, family_text, words, False))
                 plain.append((given_text, family_text))
                 both.append((given_text, family_text))

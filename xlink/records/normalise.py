@@ -47,7 +47,6 @@ __all__ = [
     "NormalisedName",
     "birth_date_variants",
     "birth_date_variants_ordered",
-    "capitals_texts",
     "clear_caches",
     "full_name_variants",
     "name_order_variants",
@@ -326,16 +325,17 @@ def name_texts(name: PersonName) -> tuple[str, str, tuple[str, ...]]:
     return (words[0] if len(words) > 1 else "", words[-1] if words else "", words)
 
 
-def capitals_texts(name: PersonName) -> tuple[str, str] | None:
+def _capitals_texts(name: PersonName, first: tuple[str, str]) -> tuple[str, str] | None:
     """A second reading of a name written whole, when case says where its family name is: the
     given-name and family-name texts of a full name whose family name, and only it, is in
     capitals, before or after the given names (``IVANOV Ivan Petrovich``, ``José GARCÍA
     LÓPEZ``, ``Jan van der BERG``), as passports' visual zones, wanted notices and civil
-    registries write it; None when the case says nothing, or says what :func:`name_texts`
-    reads already. It is read beside that reading, not instead of it: case alone does not
-    tell ``LI Wei`` (family name first) from ``AJ Smith`` (initials in capitals). A word of
-    initials (``A.J.``), an honorific, a suffix, a particle or a word of a script without case
-    says nothing; a particle next to the family name goes with it. Never raises."""
+    registries write it; None when the case says nothing, or says what ``first`` (the
+    reading of :func:`name_texts`) says already. It is read beside that reading, not instead
+    of it: case alone does not tell ``LI Wei`` (family name first) from ``AJ Smith``
+    (initials in capitals). A word of initials (``A.J.``), an honorific, a suffix, a particle
+    or a word of a script without case says nothing; a particle next to the family name goes
+    with it. Never raises."""
     if name.is_structured or "," in name.full:
         return None
     chunks = name.full.split()
@@ -365,8 +365,7 @@ def capitals_texts(name: PersonName) -> tuple[str, str] | None:
     if not given_words or not family_words:
         return None
     found = given_words[0], " ".join(family_words)
-    given, family, _ = name_texts(name)
-    return None if found == (given, family) else found
+    return None if found == first else found
 
 
 def full_name_variants(words: tuple[str, ...]) -> tuple[str, ...]:
@@ -391,13 +390,14 @@ def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
     A structured name (given and/or family known) is read as recorded; when both are known the
     swap follows. A name with only ``full`` is split as :func:`name_texts` says (first word
     given, last word family, or at a comma, family name first), then the reverse; then, when
-    its family name alone is in capitals, split there (:func:`capitals_texts`), then the
+    its family name alone is in capitals, split there (:func:`name_readings`), then the
     reverse. Middle words are ignored for given/family but kept in ``full_name``. Never
     raises: untransliterable parts come out empty.
     """
-    full = full_name_variants(name_texts(name)[2])
+    pairs, words = name_readings(name)
+    full = full_name_variants(words)
     readings: list[NormalisedName] = []
-    for given_text, family_text in name_readings(name):
+    for given_text, family_text in pairs:
         given, given_first, given_parts = name_part_forms(given_text)
         family, family_first, family_parts = name_part_forms(family_text)
         readings.append(NormalisedName(given, given_first, family, family_parts, full))
@@ -415,12 +415,13 @@ def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
     return tuple(readings)
 
 
-def name_readings(name: PersonName) -> tuple[tuple[str, str], ...]:
-    """The given-name and family-name texts of each reading of a name, swaps aside: the one of
-    :func:`name_texts`, then :func:`capitals_texts`'s, if any. Never raises."""
-    given, family, _ = name_texts(name)
-    found = capitals_texts(name)
-    return ((given, family),) if found is None else ((given, family), found)
+def name_readings(name: PersonName) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """The given-name and family-name texts of each reading of a name, swaps aside (the one of
+    :func:`name_texts`, then, for a full name whose family name alone is in capitals, the one
+    split there), and all the name's words. Never raises."""
+    given, family, words = name_texts(name)
+    found = _capitals_texts(name, (given, family))
+    return (((given, family),) if found is None else ((given, family), found)), words
 
 
 def name_order_variants(name: PersonName) -> frozenset[tuple[str, str]]:
