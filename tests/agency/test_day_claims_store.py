@@ -60,3 +60,20 @@ def test_without_a_replay_the_view_is_written_as_before(tmp_path: Path) -> None:
     claims.keep(view)
     assert claims.snapshot(DAY).stale("R3", [b"t1"]) == {b"t1"}  # held by R1 and R2: several
     assert claims.snapshot(DAY).rows_read == 2
+
+
+def test_a_household_holds_the_family_name_read_from_case_too() -> None:
+    """A name written whole whose family name alone is in capitals is read there too (key
+    derivation's second reading), so its household holds that family name: without it, a
+    household member's family name and address (``GARCIALOPEZ``, its postcode) decided
+    nothing against the day's claims (xlink-query-v1 §7.5 item 5)."""
+    from xlink.agency._claims import household_names
+    from xlink.records.model import Category, PersonName, PersonRecord
+
+    def names(full: str) -> set[str]:
+        record = PersonRecord("R", Category.WATCHLIST, PersonName(full=full))
+        return set(household_names(record))
+
+    assert names("José GARCÍA LÓPEZ") == {"lópez", "josé", "garcía lópez", "GARCIA", "LOPEZ"}
+    assert names("Jose Garcia Lopez") == {"lopez", "jose"}
+    assert names("BABY Smith") == {"smith", "baby"}  # a placeholder is no family name

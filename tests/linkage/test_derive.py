@@ -229,6 +229,29 @@ def test_cached_derivation_equals_reference_on_names_read_two_ways(full: str) ->
         assert [schema.key_names[i] for i in keys] == [k for k, _ in pairs]
 
 
+def test_a_reading_from_case_only_adds_tokens_within_each_keys_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A key keeps at most MAX_TOKENS_PER_KEY tokens; the readings from case come after every
+    name's first reading, so a record with many variants keeps every token it had without
+    them (read after the name and before its aliases, they pushed an alias's out)."""
+    import xlink.records.normalise as normalise
+
+    record = PersonRecord(
+        record_id="R1",
+        category=Category.WATCHLIST,
+        name=PersonName(full="MÜLLER-LÜDENSCHEIDT Jürgen Öztürk"),
+        aliases=(PersonName(full="Ærøskøbing Øystein"), PersonName(full="Хрущёв Жюльен")),
+        birth_date=BirthDate(1980, 4, 3),
+    )
+    schema = load_default_schema()
+    pairs = derive_match_keys(record, schema)
+    assert TokenDeriver(schema).derive(record)[1] == b"".join(t for _, t in pairs)
+    monkeypatch.setattr(normalise, "_capitals_texts", lambda _name, _first: None)
+    without = set(derive_match_keys(record, schema))
+    assert without < set(pairs)
+
+
 def test_workers_give_the_same_token_set() -> None:
     schema = load_default_schema()
     base = [

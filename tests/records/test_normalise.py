@@ -186,6 +186,10 @@ def test_a_full_name_with_its_family_name_in_capitals_is_read_there_too() -> Non
         "AJ Smith": [("AJ", "SMITH"), ("SMITH", "AJ")],
         "A.J. Smith": [("A", "SMITH")],
         "MARY Ann Smith": [("MARY", "SMITH"), ("ANN", "MARY")],
+        # a placeholder in capitals is no family name (nor, under the schemas' rule, a given one)
+        "BABY Smith": [("BABY", "SMITH")],
+        "FNU Khan": [("FNU", "KHAN")],
+        "BABY GIRL Jones": [("BABY", "JONES")],
     }
     for written, pairs in cases.items():
         readings = [r for r in normalise_name(PersonName(full=written)) if not r.swapped]
@@ -208,6 +212,10 @@ def test_a_full_name_with_its_family_name_in_capitals_is_read_there_too() -> Non
         assert {"initial_family_dob", "soundex_family_dob", "names", "given_dob_swapped"} <= (
             shared
         ), written
+    for one, other in (("BABY Smith", "BABY Jones"), ("FNU Khan", "FNU Ahmed")):
+        a = set(derive_match_keys(record("A", name=PersonName(full=one)), schema))
+        b = set(derive_match_keys(record("B", name=PersonName(full=other)), schema))
+        assert not a & b, (one, other)  # strangers born on one day, a placeholder apart
 
 
 def test_a_full_name_written_family_name_first_with_a_comma_is_split_at_the_comma() -> None:

@@ -136,20 +136,24 @@ class NameGroup:
         readings: list[tuple[str, str, tuple[str, ...], bool]] = []
         plain: list[tuple[str, str]] = []  # each name's given and family texts, as recorded
         both: list[tuple[str, str]] = []  # the same, each followed by its swap (if it has one)
-        for name in names:
-            pairs, words = name_readings(name)
-            for given_text, family_text in pairs:
-                readings.append((given_text, family_text, words, False))
-                plain.append((given_text, family_text))
-                both.append((given_text, family_text))
-                given = name_part_forms(given_text)[0]
-                if (
-                    given
-                    and name_part_forms(family_text)[0]
-                    and not (placeholder and not known_given(given))
-                ):
-                    readings.append((family_text, given_text, words, True))
-                    both.append((family_text, given_text))
+        # every name's first reading, then the readings from case (as normalise_name orders
+        # them for key derivation: a key's cap on tokens keeps what first readings gave)
+        read = [name_readings(name) for name in names]
+        for given_text, family_text, words in [
+            *((pairs[0][0], pairs[0][1], words) for pairs, words in read),
+            *((g, f, words) for pairs, words in read for g, f in pairs[1:]),
+        ]:
+            readings.append((given_text, family_text, words, False))
+            plain.append((given_text, family_text))
+            both.append((given_text, family_text))
+            given = name_part_forms(given_text)[0]
+            if (
+                given
+                and name_part_forms(family_text)[0]
+                and not (placeholder and not known_given(given))
+            ):
+                readings.append((family_text, given_text, words, True))
+                both.append((family_text, given_text))
         out: list[Slot] = []
         part = self._part
         for reader in self._readers:

@@ -49,6 +49,7 @@ from xlink.linkage.schema import KeyRecipe, LinkageSchema
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder, token_digest
 from xlink.records.model import Address, BirthDate, IdentityDocument, PersonName, PersonRecord, Sex
 from xlink.records.normalise import (
+    PLACEHOLDER_GIVEN_NAMES,
     birth_date_variants_ordered,
     clear_caches,
     normalise_code,
@@ -98,36 +99,6 @@ def _one(field: Field, value: str) -> dict[Field, tuple[str, ...]]:
     return {field: (value,)} if value else {}
 
 
-#: Given names that stand for "not known yet" (an infant, an unidentified person), with spaces
-#: removed, in the MRZ form: a record whose given name is one of them has no given name, since
-#: two such records share nothing but the placeholder (docs/records-and-linkage.md §3).
-PLACEHOLDER_GIVEN_NAMES = frozenset(
-    {
-        "BABY",
-        "BABYBOY",
-        "BABYGIRL",
-        "BOY",
-        "GIRL",
-        "CHILD",
-        "MALE",
-        "FEMALE",
-        "MALECHILD",
-        "FEMALECHILD",
-        "INFANT",
-        "NEWBORN",
-        "UNKNOWN",
-        "UNK",
-        "UNNAMED",
-        "NONAME",
-        "NN",
-        "FNU",
-        "TWIN",
-        "TWINA",
-        "TWINB",
-    }
-)
-
-
 def known_given(values: tuple[str, ...]) -> tuple[str, ...]:
     """``values`` unless the name is a placeholder (:data:`PLACEHOLDER_GIVEN_NAMES`)."""
     if any(v.replace(" ", "") in PLACEHOLDER_GIVEN_NAMES for v in values):
@@ -142,19 +113,23 @@ def name_instances(
     aliases (``names``, the name first): every reading of each (see :func:`record_instances`).
     Never raises."""
     out: list[Instance] = []
-    for name in names:
-        for reading in normalise_name(name):
-            if placeholder_names and reading.swapped and not known_given(reading.family):
-                continue  # a placeholder read as a family name
-            given = known_given(reading.given) if placeholder_names else reading.given
-            values = {
-                Field.GIVEN: given,
-                Field.GIVEN_FIRST: reading.given_first if given else (),
-                Field.FAMILY: reading.family,
-                Field.FAMILY_PART: reading.family_parts,
-                Field.FULL_NAME: reading.full_name,
-            }
-            out.append(Instance({f: v for f, v in values.items() if v}, reading.swapped))
+    every = [normalise_name(name) for name in names]
+    # every name's first reading before any reading from case: a key's cap on tokens
+    # (MAX_TOKENS_PER_KEY) keeps what the first readings alone gave
+    ordered = [r for rs in every for r in rs if not r.second]
+    ordered += [r for rs in every for r in rs if r.second]
+    for reading in ordered:
+        if placeholder_names and reading.swapped and not known_given(reading.family):
+            continue  # a placeholder read as a family name
+        given = known_given(reading.given) if placeholder_names else reading.given
+        values = {
+            Field.GIVEN: given,
+            Field.GIVEN_FIRST: reading.given_first if given else (),
+            Field.FAMILY: reading.family,
+            Field.FAMILY_PART: reading.family_parts,
+            Field.FULL_NAME: reading.full_name,
+        }
+        out.append(Instance({f: v for f, v in values.items() if v}, reading.swapped))
     return tuple(out)
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "HONORIFICS",
     "NAME_PARTICLES",
     "NAME_SUFFIXES",
+    "PLACEHOLDER_GIVEN_NAMES",
     "NamePartForms",
     "NormalisedName",
     "birth_date_variants",
@@ -81,6 +82,35 @@ NAME_PARTICLES = frozenset({
 })
 # fmt: on
 
+#: Given names that stand for "not known yet" (an infant, an unidentified person), with spaces
+#: removed, in the MRZ form: a record whose given name is one of them has no given name, since
+#: two such records share nothing but the placeholder (docs/records-and-linkage.md §3); nor is
+#: one a family name read from case (:func:`name_readings`).
+PLACEHOLDER_GIVEN_NAMES = frozenset(
+    {
+        "BABY",
+        "BABYBOY",
+        "BABYGIRL",
+        "BOY",
+        "GIRL",
+        "CHILD",
+        "MALE",
+        "FEMALE",
+        "MALECHILD",
+        "FEMALECHILD",
+        "INFANT",
+        "NEWBORN",
+        "UNKNOWN",
+        "UNK",
+        "UNNAMED",
+        "NONAME",
+        "NN",
+        "FNU",
+        "TWIN",
+        "TWINA",
+        "TWINB",
+    }
+)
 #: Words that are no part of a name's given or family name.
 _TITLES = HONORIFICS | NAME_SUFFIXES
 #: The runs of letters of a word (``A.J.``: ``A``, ``J``).
@@ -260,8 +290,9 @@ class NormalisedName:
     """One reading of a :class:`~xlink.records.model.PersonName`, every field variants-first.
 
     An empty tuple means the part is unknown or untransliterable. ``swapped`` marks a name-order
-    variant (given and family exchanged); ``full_name`` is order-insensitive (sorted words).
-    """
+    variant (given and family exchanged); ``full_name`` is order-insensitive (sorted words);
+    ``second`` marks a reading from case (and its swap), which comes after every first
+    reading of a record's names (:func:`name_readings`)."""
 
     given: tuple[str, ...]
     given_first: tuple[str, ...]
@@ -269,6 +300,7 @@ class NormalisedName:
     family_parts: tuple[str, ...]
     full_name: tuple[str, ...]
     swapped: bool = False
+    second: bool = False
 
 
 def _safe(fn: Callable[[str], tuple[str, ...]], text: str) -> tuple[str, ...]:
@@ -365,7 +397,11 @@ def _capitals_texts(name: PersonName, first: tuple[str, str]) -> tuple[str, str]
     if not given_words or not family_words:
         return None
     found = given_words[0], " ".join(family_words)
-    return None if found == first else found
+    if found == first or any(
+        v.replace(" ", "") in PLACEHOLDER_GIVEN_NAMES for v in _safe(name_part_variants, found[1])
+    ):
+        return None  # BABY Smith, FNU Khan: a placeholder is no family name
+    return found
 
 
 def full_name_variants(words: tuple[str, ...]) -> tuple[str, ...]:
@@ -397,10 +433,12 @@ def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
     pairs, words = name_readings(name)
     full = full_name_variants(words)
     readings: list[NormalisedName] = []
-    for given_text, family_text in pairs:
+    for second, (given_text, family_text) in enumerate(pairs):
         given, given_first, given_parts = name_part_forms(given_text)
         family, family_first, family_parts = name_part_forms(family_text)
-        readings.append(NormalisedName(given, given_first, family, family_parts, full))
+        readings.append(
+            NormalisedName(given, given_first, family, family_parts, full, second=bool(second))
+        )
         if given and family:
             readings.append(
                 NormalisedName(
@@ -410,6 +448,7 @@ def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
                     family_parts=given_parts,
                     full_name=full,
                     swapped=True,
+                    second=bool(second),
                 )
             )
     return tuple(readings)
