@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,23 @@ def test_without_overwrite_an_existing_file_is_left_as_it_was(tmp_path: Path) ->
     with written_whole(target) as f:
         f.write("replaced")
     assert target.read_text() == "replaced"
+
+
+def test_without_hard_links_the_file_is_still_written_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a file system without hard links (FAT media), ``link`` fails with EPERM: the file
+    is then created exclusively and copied, an existing one still refused."""
+
+    def no_link(_src: object, _dst: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_link)
+    target = tmp_path / "checkpoints.json"
+    with written_whole(target, overwrite=False) as f:
+        f.write("first")
+    assert target.read_text() == "first"
+    with pytest.raises(FileExistsError), written_whole(target, overwrite=False) as f:
+        f.write("second")
+    assert target.read_text() == "first"
+    assert _left(tmp_path) == ["checkpoints.json"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -34,7 +35,33 @@ def written_whole(
         if overwrite:
             os.replace(tmp, path)
         else:
-            os.link(tmp, path)  # atomic, and never over an existing file
+            try:
+                os.link(tmp, path)  # atomic, and never over an existing file
+            except OSError as exc:
+                if exc.errno not in _NO_LINKS:
+                    raise
+                _copy_new(Path(tmp), path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+#: What ``link`` fails with on a file system without hard links (FAT and exFAT media, some
+#: network shares).
+_NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
+
+
+def _copy_new(source: Path, path: Path) -> None:
+    """``source`` copied to ``path``, which must not exist (``FileExistsError``): where no hard
+    link can make it appear whole, it is created exclusively and removed again if the copy
+    fails, so a failure leaves no file, though a process killed mid-copy may."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(source.read_bytes())
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise

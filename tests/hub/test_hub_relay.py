@@ -382,8 +382,8 @@ def test_a_connection_still_in_its_handshake_is_closed_when_the_hub_stops(
 ) -> None:
     """A connection cancelled before its hello (here: one that sends nothing) kept its socket
     open once ``serve`` had returned: its clean-up ran only on the errors a handshake raises,
-    not on cancellation. A second cancel of ``serve`` while it ends its connections does not
-    cut that short."""
+    not on cancellation. (It is also cancelled twice: ``serve`` still returns with every
+    connection ended.)"""
     world, _ = round_done
 
     async def main() -> None:

@@ -206,7 +206,8 @@ def _set_size(text: str) -> tuple[str | None, int]:
 
 
 def _write_atomic(path: Path, text: str, *, overwrite: bool) -> None:
-    """Write ``path`` through a temporary file in the same directory, renamed into place."""
+    """Write ``path`` whole (:func:`~xlink._files.written_whole`): over an existing file only
+    with ``overwrite``."""
     if not overwrite and path.exists():
         raise InputError(f"{path}: already exists (use --force to replace it)")
     try:

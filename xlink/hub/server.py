@@ -176,6 +176,7 @@ class Hub:
     ) -> None:
         """Accept agencies on ``host:port`` and run the schedule, until cancelled; then end every
         connection (each recording what it must in the schedule) before returning."""
+        self._closing = False
         server = await asyncio.start_server(self._accept, host, port)
         try:
             if on_listening is not None:
