@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["written_whole"]
+__all__ = ["bytes_written_whole", "written_whole"]
 
 
 @contextlib.contextmanager
@@ -25,13 +25,31 @@ def written_whole(
     leaves ``path`` as it was (and, at worst, the hidden temporary file), never cut short
     under the name a reader opens. Newlines are written as given (``newline=""``), as the
     ``csv`` module needs."""
-    path = Path(path)
+    with (
+        _whole(Path(path), overwrite) as fd,
+        os.fdopen(fd, "w", encoding=encoding, newline="") as out,
+    ):
+        yield out
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def bytes_written_whole(path: str | Path, data: bytes, *, overwrite: bool = True) -> None:
+    """``data`` written to ``path`` as :func:`written_whole` writes text."""
+    with _whole(Path(path), overwrite) as fd, os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+@contextlib.contextmanager
+def _whole(path: Path, overwrite: bool) -> Iterator[int]:
+    """The descriptor of a fresh temporary file beside ``path`` (mode 0600, never an existing
+    file or a planted link), moved into place as :func:`written_whole` says once the block
+    that writes and closes it ends; removed in every case."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
+        yield fd
         if overwrite:
             os.replace(tmp, path)
         else:

@@ -3,13 +3,12 @@ files, the source-handle key, an officer's key. Re-exported by :mod:`xlink.crypt
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import stat
 from pathlib import Path
 from typing import Final
 
+from xlink._files import bytes_written_whole
 from xlink.errors import InputError
 
 __all__ = [
@@ -38,32 +37,13 @@ def fsync_dir(directory: Path) -> None:
 
 def write_file(path: Path, data: bytes, *, overwrite: bool) -> None:
     """Create ``path`` holding ``data``, mode 0600, all or nothing (key files, and any other
-    secret file: the source-handle key).
-
-    The bytes go to a fresh temporary name opened ``O_CREAT | O_EXCL`` (never an existing file
-    or a symlink planted there), are synced, then linked to ``path`` (which fails if ``path``
-    exists) or, with ``overwrite``, renamed over it.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, FILE_MODE)
+    secret file: the source-handle key): through a fresh temporary file, synced, then linked
+    to ``path`` (an :class:`~xlink.errors.InputError` if ``path`` exists) or, with
+    ``overwrite``, renamed over it (:func:`xlink._files.bytes_written_whole`)."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), FILE_MODE)  # whatever the umask
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise InputError(f"{path}: already exists; refusing to overwrite it") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        bytes_written_whole(path, data, overwrite=overwrite)
+    except FileExistsError:
+        raise InputError(f"{path}: already exists; refusing to overwrite it") from None
 
 
 def read_owner_only(
