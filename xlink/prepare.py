@@ -66,26 +66,20 @@ def load_records(
     suffix = p.suffix.lower()
     chosen = mapping if mapping is not None else default_mapping_path(p)
     if suffix in _CSV_SUFFIXES:
-        return load_csv(
-            p,
-            mapping=chosen,
-            date_order=date_order,
-            bad_field=bad_field,
-            rejects_path=rejects_path,
-            progress=progress,
-            today=today,
-        )
-    if suffix in _JSONL_SUFFIXES:
-        return load_jsonl(
-            p,
-            mapping=chosen,
-            date_order=date_order,
-            bad_field=bad_field,
-            rejects_path=rejects_path,
-            progress=progress,
-            today=today,
-        )
-    raise LoadError(str(p), "unknown file type: use .csv or .jsonl (JSON Lines)")
+        loader = load_csv
+    elif suffix in _JSONL_SUFFIXES:
+        loader = load_jsonl
+    else:
+        raise LoadError(str(p), "unknown file type: use .csv or .jsonl (JSON Lines)")
+    return loader(
+        p,
+        mapping=chosen,
+        date_order=date_order,
+        bad_field=bad_field,
+        rejects_path=rejects_path,
+        progress=progress,
+        today=today,
+    )
 
 
 @dataclass(frozen=True, slots=True)
