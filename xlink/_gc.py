@@ -8,6 +8,15 @@ whole run); pausing it saves its walks, about a tenth of the loop's CPU. Loading
 the same: it makes records and no cycles, and the collector walked every record loaded so far
 (the loaders, ``xlink.records.load_csv`` and its siblings, run with it paused).
 
+Turning the collector back on must not undo that. It counts allocations, not objects: the first
+allocation after the pause finds the count far over its threshold and walks the youngest
+generation, which then holds everything the pause allocated and kept (every record loaded), and
+moves it on to be walked again by the older generations' passes. So when the pause ends, what it
+allocated is handed to the oldest generation at once (``gc.freeze()`` then ``gc.unfreeze()``:
+two list splices, no walk), where only a full collection looks at it, as it would at anything
+long-lived. That is skipped when the caller has frozen objects of its own (``gc.freeze`` before
+a fork, say), which an unfreeze would thaw.
+
 The collector is the process's, not a thread's: paused, it leaves the cyclic garbage of every
 thread in place until the loop ends. So it is paused only on the main thread (``xlink
 prepare``); a loop running in another thread (the hub agent prepares its list in one while
@@ -28,7 +37,8 @@ __all__ = ["collector_paused"]
 def collector_paused() -> Iterator[None]:
     """Disable the cyclic garbage collector for the ``with`` block when it runs on the main
     thread (on another, change nothing); re-enable it afterwards if it was enabled before
-    (nested uses leave it as the outermost found it)."""
+    (nested uses leave it as the outermost found it), with what the block allocated in the
+    oldest generation."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -38,4 +48,7 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()  # every tracked object, young ones included, out of the generations
+                gc.unfreeze()  # ...and back, into the oldest
             gc.enable()

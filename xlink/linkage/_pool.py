@@ -14,6 +14,7 @@ flight, so memory stays bounded whatever the list's size.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import multiprocessing
 from array import array
@@ -51,6 +52,11 @@ def _start(schema: LinkageSchema) -> None:
     # A worker only derives, which makes no reference cycles (xlink._gc): without the cyclic
     # collector, it never walks the deriver's memos.
     gc.disable()
+    # At exit the interpreter's last collection walks every object still tracked, whether the
+    # collector is enabled or not: the memos, a few seconds of a worker's CPU over a large list.
+    # Nothing of a worker's needs finalising, so it exits with its objects frozen (out of
+    # that walk); the memory goes with the process.
+    atexit.register(gc.freeze)
     _deriver = TokenDeriver(schema)
 
 
