@@ -11,11 +11,13 @@ the same: it makes records and no cycles, and the collector walked every record 
 Turning the collector back on must not undo that. It counts allocations, not objects: the first
 allocation after the pause finds the count far over its threshold and walks the youngest
 generation, which then holds everything the pause allocated and kept (every record loaded), and
-moves it on to be walked again by the older generations' passes. So when the pause ends, what it
-allocated is handed to the oldest generation at once (``gc.freeze()`` then ``gc.unfreeze()``:
-two list splices, no walk), where only a full collection looks at it, as it would at anything
-long-lived. That is skipped when the caller has frozen objects of its own (``gc.freeze`` before
-a fork, say), which an unfreeze would thaw.
+moves it on to be walked again by the older generations' passes. So when the pause ends,
+everything young, what the pause kept included, is handed to the oldest generation at once
+(``gc.freeze()`` then ``gc.unfreeze()``: a few list splices, no walk), where only a full
+collection looks at it, as it would at anything long-lived; cyclic garbage among it waits for
+that collection. That is skipped when the caller has frozen objects of its own (``gc.freeze``
+before a fork, say), which an unfreeze would thaw, and on an interpreter without the GIL, which
+has no generations and walks the whole heap to freeze.
 
 The collector is the process's, not a thread's: paused, it leaves the cyclic garbage of every
 thread in place until the loop ends. So it is paused only on the main thread (``xlink
@@ -27,18 +29,22 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sysconfig
 import threading
 from collections.abc import Iterator
 
 __all__ = ["collector_paused"]
+
+#: Whether the interpreter has generations to hand objects between (not a free-threaded build).
+_GENERATIONS = not sysconfig.get_config_var("Py_GIL_DISABLED")
 
 
 @contextlib.contextmanager
 def collector_paused() -> Iterator[None]:
     """Disable the cyclic garbage collector for the ``with`` block when it runs on the main
     thread (on another, change nothing); re-enable it afterwards if it was enabled before
-    (nested uses leave it as the outermost found it), with what the block allocated in the
-    oldest generation."""
+    (nested uses leave it as the outermost found it), with everything young, what the block
+    allocated included, in the oldest generation."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -48,7 +54,9 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
-            if gc.get_freeze_count() == 0:
-                gc.freeze()  # every tracked object, young ones included, out of the generations
-                gc.unfreeze()  # ...and back, into the oldest
+            if _GENERATIONS and gc.get_freeze_count() == 0:
+                try:
+                    gc.freeze()  # every tracked object, young ones included, out of the generations
+                finally:
+                    gc.unfreeze()  # ...and back, into the oldest (even if interrupted)
             gc.enable()

@@ -469,3 +469,31 @@ def test_a_derive_worker_exits_without_walking_its_objects() -> None:
         [sys.executable, "-c", control], capture_output=True, text=True, timeout=120, check=True
     )
     assert "walked at exit" in done.stdout  # what the test would see if the walk still ran
+
+
+@given(st.lists(st.integers(min_value=0, max_value=4), max_size=12), st.booleans())
+def test_a_chunk_adds_what_its_records_add_one_by_one(counts: list[int], as_array: bool) -> None:
+    """``TokenSetBuilder.add_chunk`` (the workers' results) gives each record its tokens, as
+    ``add_distinct`` does one record at a time, records with no token included."""
+    keys = ("a", "b")
+    chunk, single = TokenSetBuilder(keys), TokenSetBuilder(keys)
+    single.add_distinct("before", b"\x01", bytes([255]) * 32)
+    chunk.add_distinct("before", b"\x01", bytes([255]) * 32)
+    ids = [f"r{j}" for j in range(len(counts))]
+    key_index, values = bytearray(), bytearray()
+    for j, count in enumerate(counts):
+        mine_keys = bytes(k % 2 for k in range(count))
+        mine = b"".join(bytes([j, k]) * 16 for k in range(count))
+        single.add_distinct(ids[j], mine_keys, mine)
+        key_index += mine_keys
+        values += mine
+    chunk.add_chunk(
+        ids, array("I", counts) if as_array else counts, bytes(key_index), bytes(values)
+    )
+    a, b = chunk.build(), single.build()
+    assert (a.record_ids, a.values, a.record_index, a.key_index) == (
+        b.record_ids,
+        b.values,
+        b.record_index,
+        b.key_index,
+    )

@@ -344,8 +344,9 @@ def derive_token_set(
     n = 0
     try:
         # Deriving makes no reference cycles (xlink._gc), here or handing records to the
-        # workers. The collector comes back once the deriver and the memos are gone, so that
-        # it never walks them, nor the records on each of its walks.
+        # workers. The collector comes back with what deriving kept (the records, the memos
+        # still held) in its oldest generation, unwalked; the memos then go by reference
+        # counting.
         with collector_paused():
             if workers > 1 and len(records) > _pool.CHUNK:
                 _pool.derive_in_workers(records, schema, builder, workers, progress)

@@ -17,7 +17,7 @@ import io
 from array import array
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -217,10 +217,9 @@ class TokenSetBuilder:
             raise ValueError("key index out of range")
         base = len(self._record_ids)
         self._record_ids.extend(record_ids)
-        extend = self._record_index.extend
-        for j, count in enumerate(counts):
-            if count:
-                extend(repeat(base + j, count))
+        # each record's number once per token of it, without a Python step per record
+        numbers = range(base, base + len(counts))
+        self._record_index.extend(chain.from_iterable(map(repeat, numbers, counts)))
         self._values.write(values)
         self._key_index.frombytes(key_index)
 
