@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,39 @@ def test_without_hard_links_the_file_is_still_written_once(
         f.write("second")
     assert target.read_text() == "first"
     assert _left(tmp_path) == ["checkpoints.json"]
+
+
+def _dead_pid() -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(done.stdout)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a writer's process is looked up on POSIX only")
+def test_a_killed_writers_temporary_file_goes_when_the_file_is_written_again(
+    tmp_path: Path,
+) -> None:
+    """A writer killed mid-write left its hidden temporary file (part of a matches file or a
+    release, mode 0600) for good. The next write of the same file removes it, and only it:
+    not a live writer's, not another file's, not a name it did not make."""
+    target = tmp_path / "m.csv"
+    dead, alive = _dead_pid(), os.getppid()
+    left = tmp_path / f".m.csv.{dead}.abc123.tmp"
+    live = tmp_path / f".m.csv.{alive}.def456.tmp"
+    other = tmp_path / f".n.csv.{dead}.abc123.tmp"
+    foreign = tmp_path / ".m.csv.abc123.tmp"
+    longer = tmp_path / f".m.csv.{dead}.{alive}.ghi789.tmp"  # a live writer's, of "m.csv.PID"
+    for p in (left, live, other, foreign, longer):
+        p.write_text("half a file")
+    with written_whole(target) as out:
+        out.write("whole\n")
+    assert target.read_text() == "whole\n"
+    assert not left.exists()
+    assert live.exists() and other.exists() and foreign.exists() and longer.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [target.name, live.name, other.name, foreign.name, longer.name]
+    )

@@ -23,7 +23,8 @@ def written_whole(
     ``overwrite``, linked to it: ``FileExistsError`` if ``path`` exists by then, which is left
     as it was); the temporary file is deleted in every case. A process killed while writing
     leaves ``path`` as it was (and, at worst, the hidden temporary file), never cut short
-    under the name a reader opens. Newlines are written as given (``newline=""``), as the
+    under the name a reader opens; its temporary file goes when ``path`` is next written
+    (on POSIX, once its process is gone). Newlines are written as given (``newline=""``), as the
     ``csv`` module needs."""
     with (
         _whole(Path(path), overwrite) as fd,
@@ -47,7 +48,8 @@ def _whole(path: Path, overwrite: bool) -> Iterator[int]:
     """The descriptor of a fresh temporary file beside ``path`` (mode 0600, never an existing
     file or a planted link), moved into place as :func:`written_whole` says once the block
     that writes and closes it ends; removed in every case."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_left_behind(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path, os.getpid()), suffix=".tmp")
     try:
         yield fd
         if overwrite:
@@ -62,6 +64,46 @@ def _whole(path: Path, overwrite: bool) -> Iterator[int]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _prefix(path: Path, pid: int) -> str:
+    """The start of the name of a temporary file for ``path`` made by process ``pid``."""
+    return f".{path.name}.{pid}."
+
+
+def _remove_left_behind(path: Path) -> None:
+    """Delete the temporary files for ``path`` that a writer killed before it could remove
+    them left beside it (each names its writer's process; one whose process is gone is left
+    behind), so that part of a matches file or of a sealed key file does not stay on disk
+    once the file is written again. Only where ``kill(pid, 0)`` asks whether a process exists (POSIX);
+    a file that cannot be listed or removed is left."""
+    if os.name != "posix":
+        return
+    head = f".{path.name}."
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(head) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        parts = name[len(head) : -len(".tmp")].split(".")  # the pid, mkstemp's random part
+        pid_text = parts[0]
+        if len(parts) != 2 or not pid_text.isdigit() or len(pid_text) > 7:  # pid_max ≤ 2**22
+            continue  # not one of ours (or from before temporary files named their writer)
+        pid = int(pid_text)
+        if pid == os.getpid() or _alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(path.parent / name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True  # another user's process, say: not ours to judge
+    return True
 
 
 #: What ``link`` fails with on a file system without hard links (FAT and exFAT media, some

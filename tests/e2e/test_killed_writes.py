@@ -11,8 +11,8 @@ from pathlib import Path
 
 ROWS = 400  # about 60 KB of CSV: several buffers reach the file before the kill
 
-# Writes a matches file of ROWS decided matches, and dies by SIGKILL once half of the CSV's
-# rows are written (flushed or not: whatever the buffers let through stays on disk).
+# Writes a matches file of ROWS decided matches and, with "kill", dies by SIGKILL once half of
+# the CSV's rows are written (flushed or not: whatever the buffers let through stays on disk).
 VICTIM = """
 import csv, os, signal, sys
 from pathlib import Path
@@ -26,7 +26,8 @@ def writerows(self, rows):
     real(self, rows[: len(rows) // 2])
     os.kill(os.getpid(), signal.SIGKILL)
 
-csv.DictWriter.writerows = writerows
+if sys.argv[3] == "kill":
+    csv.DictWriter.writerows = writerows
 rows = int(sys.argv[2])
 matches = tuple(
     DecidedMatch(
@@ -45,7 +46,7 @@ def test_a_process_killed_while_writing_the_matches_file_leaves_no_torn_file(
 ) -> None:
     directory = tmp_path / "matches"
     done = subprocess.run(
-        [sys.executable, "-c", VICTIM, str(directory), str(ROWS)],
+        [sys.executable, "-c", VICTIM, str(directory), str(ROWS), "kill"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -60,4 +61,18 @@ def test_a_process_killed_while_writing_the_matches_file_leaves_no_torn_file(
     assert [p.name for p in directory.iterdir() if not p.name.startswith(".")] in (
         [],
         [csv_path.name],
+    )
+
+    # Written again, whole: the killed writer's temporary file (half of the matches, in
+    # plaintext) does not outlive the run that replaces it.
+    subprocess.run(
+        [sys.executable, "-c", VICTIM, str(directory), str(ROWS), "whole"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert len(csv_path.read_text(encoding="utf-8").splitlines()) == ROWS + 1
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        [csv_path.name, csv_path.with_suffix(".jsonl").name]
     )
