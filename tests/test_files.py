@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import subprocess
@@ -11,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from xlink._files import written_whole
+
+if sys.platform != "win32":
+    import fcntl
 
 
 def _left(directory: Path) -> list[str]:
@@ -71,6 +75,10 @@ def test_without_hard_links_the_file_is_still_written_once(
 
 
 def _dead_pid() -> int:
+    """A process id no process has: Linux's ``pid_max`` (ids stay below it), elsewhere a
+    child that has exited."""
+    with contextlib.suppress(OSError):
+        return int(Path("/proc/sys/kernel/pid_max").read_text())
     done = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         check=True,
@@ -94,13 +102,30 @@ def test_a_killed_writers_temporary_file_goes_when_the_file_is_written_again(
     other = tmp_path / f".n.csv.{dead}.abc123.tmp"
     foreign = tmp_path / ".m.csv.abc123.tmp"
     longer = tmp_path / f".m.csv.{dead}.{alive}.ghi789.tmp"  # a live writer's, of "m.csv.PID"
-    for p in (left, live, other, foreign, longer):
+    odd = tmp_path / ".m.csv.\u00b2.jkl012.tmp"  # a digit to str.isdigit, not to int()
+    locked = tmp_path / f".m.csv.{dead}.mno345.tmp"  # a writer's in another PID namespace
+    kept = [live, other, foreign, longer, odd, locked]
+    for p in (left, *kept):
         p.write_text("half a file")
-    with written_whole(target) as out:
-        out.write("whole\n")
+    with locked.open() as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with written_whole(target) as out:
+            out.write("whole\n")
     assert target.read_text() == "whole\n"
     assert not left.exists()
-    assert live.exists() and other.exists() and foreign.exists() and longer.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [target.name, live.name, other.name, foreign.name, longer.name]
+        [target.name, *(p.name for p in kept)]
     )
+
+
+@pytest.mark.skipif(os.name != "posix", reason="flock is POSIX")
+def test_a_writer_holds_the_lock_of_its_temporary_file(tmp_path: Path) -> None:
+    """What keeps a live writer's file from a sweep that cannot see its process."""
+    target = tmp_path / "k.json"
+    with written_whole(target) as out:
+        (tmp,) = [p for p in tmp_path.iterdir() if p.name.startswith(".k.json.")]
+        assert tmp.name.startswith(f".k.json.{os.getpid()}.")
+        with tmp.open() as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        out.write("{}")
+    assert _left(tmp_path) == ["k.json"]

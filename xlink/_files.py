@@ -5,10 +5,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = ["bytes_written_whole", "written_whole"]
 
@@ -50,6 +55,7 @@ def _whole(path: Path, overwrite: bool) -> Iterator[int]:
     that writes and closes it ends; removed in every case."""
     _remove_left_behind(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path, os.getpid()), suffix=".tmp")
+    _lock(fd, wait=True)  # held until the process closes it or dies (_remove_left_behind)
     try:
         yield fd
         if overwrite:
@@ -72,28 +78,35 @@ def _prefix(path: Path, pid: int) -> str:
 
 
 def _remove_left_behind(path: Path) -> None:
-    """Delete the temporary files for ``path`` that a writer killed before it could remove
-    them left beside it (each names its writer's process; one whose process is gone is left
-    behind), so that part of a matches file or of a sealed key file does not stay on disk
-    once the file is written again. Only where ``kill(pid, 0)`` asks whether a process exists (POSIX);
-    a file that cannot be listed or removed is left."""
-    if os.name != "posix":
+    """Delete the temporary files for ``path`` that writers killed mid-write left beside it,
+    so that part of a matches file or of a key file does not stay on disk once the file is
+    written again. Each temporary file names its writer's process, which holds a lock on it
+    (``flock``) while it writes: one is removed only when that process is gone here and no
+    process holds the lock (so a writer in another PID namespace sharing the directory keeps
+    its file). POSIX only; a name not of that form (another file's, or one made before
+    temporary files named their writer), and a file that cannot be opened, locked or
+    removed, are left."""
+    if sys.platform == "win32":
         return
     head = f".{path.name}."
     try:
-        names = [n for n in os.listdir(path.parent) if n.startswith(head) and n.endswith(".tmp")]
+        names = os.listdir(path.parent)
     except OSError:
         return
     for name in names:
-        parts = name[len(head) : -len(".tmp")].split(".")  # the pid, mkstemp's random part
-        pid_text = parts[0]
-        if len(parts) != 2 or not pid_text.isdigit() or len(pid_text) > 7:  # pid_max ≤ 2**22
-            continue  # not one of ours (or from before temporary files named their writer)
-        pid = int(pid_text)
-        if pid == os.getpid() or _alive(pid):
+        found = _LEFT_BEHIND.fullmatch(name, len(head)) if name.startswith(head) else None
+        if found is None:
             continue
-        with contextlib.suppress(OSError):
-            os.unlink(path.parent / name)
+        pid = int(found[1])
+        left = path.parent / name
+        if pid != os.getpid() and not _alive(pid) and _unlocked(left):
+            with contextlib.suppress(OSError):
+                os.unlink(left)
+
+
+#: What follows ``.NAME.`` in a temporary file's name: its writer's process id, then
+#: ``mkstemp``'s random part (lower-case letters, digits, ``_``).
+_LEFT_BEHIND = re.compile(r"([0-9]{1,7})\.[a-z0-9_]+\.tmp", re.ASCII)
 
 
 def _alive(pid: int) -> bool:
@@ -104,6 +117,31 @@ def _alive(pid: int) -> bool:
     except (OSError, OverflowError):
         return True  # another user's process, say: not ours to judge
     return True
+
+
+def _lock(fd: int, *, wait: bool) -> bool:
+    """Take the exclusive ``flock`` of ``fd`` (without ``wait``, only if no one holds it);
+    whether it was taken."""
+    if sys.platform == "win32":  # pragma: no cover - no flock there
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _unlocked(file: Path) -> bool:
+    """Whether no process holds the lock of ``file`` (never following a link, never waiting
+    on a pipe planted there)."""
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        return _lock(fd, wait=False)
+    finally:
+        os.close(fd)
 
 
 #: What ``link`` fails with on a file system without hard links (FAT and exFAT media, some
