@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from xlink.cli.exitcodes import ExitCode
 from xlink.cli.main import main
 from xlink.crypto.rand import DeterministicRandom
 from xlink.evaluation import EvaluationError, evaluate, synth
+from xlink.evaluation.datasets import loaded_records
 from xlink.evaluation.fitting import (
     LabelledPair,
     _sig_floor,
@@ -41,8 +43,8 @@ def test_peer_references_resolve_to_the_plaintext_join(small: Path) -> None:
     # PsiResult.revealed, are exactly the pairs sharing a token, with exactly those keys.
     data = synth(small)
     schema = load_default_schema()
-    left = derive_token_set(data.left.load(), schema)
-    right = derive_token_set(data.right.load(), schema)
+    left = derive_token_set(loaded_records(data.left.load())[0], schema)
+    right = derive_token_set(loaded_records(data.right.load())[0], schema)
     mine, theirs = exchange_in_memory(
         Party("l", left, DeterministicRandom("l")),
         Party("r", right, DeterministicRandom("r")),
@@ -90,6 +92,58 @@ def test_a_failing_right_party_is_reported(small: Path, tmp_path: Path) -> None:
     (broken / "us.csv").write_text("uid\n", encoding="utf-8")  # header without rows
     with pytest.raises(EvaluationError, match="right party failed: LoadError"):
         evaluate(synth(broken), load_default_schema(), parallel=True)
+
+
+def test_a_right_party_whose_evaluator_stopped_first_exits_quietly(small: Path) -> None:
+    # Both files fail to load: the evaluator raises for its own side and stops listening, and
+    # the right party's report then meets a closed pipe; it must end without a traceback.
+    import multiprocessing
+    import socket
+
+    from xlink.errors import LoadError
+    from xlink.evaluation.datasets import Side
+    from xlink.evaluation.run import _right_party
+
+    def refuse() -> list[object]:
+        raise LoadError("us.csv", "missing required columns: record_id")
+
+    receive, send = multiprocessing.Pipe(duplex=False)
+    receive.close()
+    mine, theirs = socket.socketpair()
+    try:
+        side = Side("right", refuse)  # type: ignore[arg-type]
+        _right_party(side, load_default_schema(), theirs, (), send, time.perf_counter, None)
+    finally:
+        mine.close()
+        theirs.close()
+
+
+def test_eval_data_names_the_columns_it_did_not_read(
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Files whose date of birth is in a column the mapping does not name: matched without it,
+    # and both the JSON and the summary say so, as xlink prepare does.
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in small.iterdir():
+        text = f.read_text(encoding="utf-8")
+        if f.name.endswith(".mapping.json"):
+            mapping = json.loads(text)
+            mapping["columns"] = {k: v for k, v in mapping["columns"].items() if v != "birth_date"}
+            text = json.dumps(mapping)
+        (data / f.name).write_text(text, encoding="utf-8")
+    argv = ["eval", "--data", str(data), "--weights", "estimated", "--in-process"]
+    code, figures = _gate([*argv, "--json", "--quiet"], capsys)
+    assert code == ExitCode.OK
+    assert figures["unread_columns"] == {
+        "left": [{"column": "Date of Birth", "usually": "birth_date"}],
+        "right": [{"column": "dob", "usually": "birth_date"}],
+    }
+    assert main([*argv, "--quiet"]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert '"Date of Birth" (usually birth_date)' in out and '"dob" (usually birth_date)' in out
+    assert main(argv) == ExitCode.OK
+    assert 'e.g. {"columns": {"dob": "birth_date"}}' in capsys.readouterr().err
 
 
 def _pairs(rows: list[tuple[str, str, set[str], bool]]) -> list[LabelledPair]:

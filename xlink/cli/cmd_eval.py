@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xlink.cli._common import emit_json, phase_timings, progress_reporter
+from xlink.cli._common import emit_json, phase_timings, progress_reporter, unread_line
 from xlink.cli.exitcodes import ExitCode
 from xlink.cli.progress import ProgressReporter
 from xlink.evaluation.fitting import MIN_DEV_PRECISION
@@ -266,6 +266,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{key:>18}: {figures[key]}")
         losses = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in figures["losses"].items())
         print(f"{'true links':>18}: {losses}")
+        for side, unread in figures.get("unread_columns", {}).items():
+            if unread:  # matched without them: said again after the progress lines
+                line = unread_line([(u["column"], u["usually"]) for u in unread])
+                print(f"{side}: {line.strip()}")
     missed = (args.min_f1 is not None and figures["f1"] < args.min_f1) or (
         args.min_precision is not None and figures["precision"] < args.min_precision
     )

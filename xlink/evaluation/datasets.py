@@ -25,6 +25,7 @@ from enum import Enum
 from pathlib import Path
 
 from xlink.errors import EvaluationError
+from xlink.records import LoadResult
 from xlink.records._missing import trim, unguard
 from xlink.records.model import (
     Address,
@@ -49,6 +50,7 @@ __all__ = [
     "febrl4_records",
     "files",
     "hash_split",
+    "loaded_records",
     "read_split_file",
     "read_two_columns",
     "synth",
@@ -70,10 +72,22 @@ class Split(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Side:
-    """One party's records: ``load()`` is called in that party's process and returns them."""
+    """One party's records: ``load()`` is called in that party's process and returns them, or
+    the :class:`~xlink.records.LoadResult` of a file (its records, and the columns the load did
+    not read: :func:`loaded_records`)."""
 
     label: str
-    load: Callable[[], Sequence[PersonRecord]]
+    load: Callable[[], Sequence[PersonRecord] | LoadResult]
+
+
+def loaded_records(
+    loaded: Sequence[PersonRecord] | LoadResult,
+) -> tuple[Sequence[PersonRecord], tuple[tuple[str, str], ...]]:
+    """What a :attr:`Side.load` gave: the records, and the columns of a file not read as a
+    field whose names usually hold one (:attr:`~xlink.records.LoadResult.unread_columns`)."""
+    if isinstance(loaded, LoadResult):
+        return loaded.records, loaded.unread_columns
+    return loaded, ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +191,10 @@ _DATA_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
 
 def _file_side(label: str, path: Path) -> Side:
-    def load() -> Sequence[PersonRecord]:
+    def load() -> LoadResult:
         from xlink.prepare import load_records
 
-        return load_records(path).records
+        return load_records(path)
 
     return Side(label, load)
 

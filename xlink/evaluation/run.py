@@ -32,7 +32,7 @@ from typing import Any
 
 from xlink.crypto.rand import RandomSource, system_random
 from xlink.errors import EvaluationError, ProtocolError, XlinkError
-from xlink.evaluation.datasets import Dataset, Side, Split, check_truth_ids
+from xlink.evaluation.datasets import Dataset, Side, Split, check_truth_ids, loaded_records
 from xlink.evaluation.fitting import MIN_DEV_PRECISION
 from xlink.evaluation.judge import FITS, judge
 from xlink.exchange import Party, exchange_in_memory
@@ -43,6 +43,7 @@ from xlink.linkage.tokens import TokenSet
 from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import PsiResult
 from xlink.protocol.session import PsiSession
+from xlink.records.header_hints import MAPPING_DOCS, mapping_entries, unread_json, unread_text
 
 __all__ = ["EVAL_MOU_DIGEST", "EVAL_MOU_ID", "IDLE_TIMEOUT", "EvaluationError", "evaluate"]
 
@@ -69,6 +70,7 @@ class _SideRun:
     tokens_s: float
     psi_s: float
     loaded: frozenset[str]  # the ids of the records loaded (rejected rows are not)
+    unread: tuple[tuple[str, str], ...]  # LoadResult.unread_columns of a file's side
 
 
 def _distinct(tokens: TokenSet) -> int:
@@ -90,19 +92,42 @@ def _config(role: Role, schema: LinkageSchema) -> SessionConfig:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Tokens:
+    """One side's tokens, how long loading and deriving them took, and the columns of its
+    file not read as a field whose names usually hold one."""
+
+    tokens: TokenSet
+    load_s: float
+    tokens_s: float
+    unread: tuple[tuple[str, str], ...]
+
+    def run(self, psi_s: float) -> _SideRun:
+        tokens = self.tokens
+        return _SideRun(
+            len(tokens.record_ids), len(tokens), _distinct(tokens), self.load_s, self.tokens_s,
+            psi_s, frozenset(tokens.record_ids), self.unread,
+        )  # fmt: skip
+
+
 def _tokens(
     side: Side, schema: LinkageSchema, clock: Callable[[], float], progress: Progress | None
-) -> tuple[TokenSet, float, float]:
+) -> _Tokens:
     start = clock()
-    records = side.load()
+    records, unread = loaded_records(side.load())
     loaded = clock()
     if progress:
         progress(f"{side.label}: {len(records)} records loaded in {loaded - start:.1f} s")
+        if unread:  # as a load's summary says it (xlink prepare)
+            progress(
+                f"{side.label}: {unread_text(unread)}: the mapping's columns would read them, "
+                f"e.g. {mapping_entries(unread)} ({MAPPING_DOCS})"
+            )
     tokens = derive_token_set(records, schema)
     done = clock()
     if progress:
         progress(f"{side.label}: {len(tokens)} tokens derived in {done - loaded:.1f} s")
-    return tokens, loaded - start, done - loaded
+    return _Tokens(tokens, loaded - start, done - loaded, unread)
 
 
 async def _over_socket(session: PsiSession, sock: socket.socket) -> PsiResult:
@@ -125,15 +150,11 @@ def _run_side(
     clock: Callable[[], float],
     progress: Progress | None,
 ) -> tuple[PsiResult, _SideRun]:
-    tokens, load_s, tokens_s = _tokens(side, schema, clock, progress)
+    side_tokens = _tokens(side, schema, clock, progress)
     start = clock()
-    result = asyncio.run(_over_socket(PsiSession(_config(role, schema), tokens, rng=rng), sock))
-    psi_s = clock() - start
-    run = _SideRun(
-        len(tokens.record_ids), len(tokens), _distinct(tokens), load_s, tokens_s, psi_s,
-        frozenset(tokens.record_ids),
-    )  # fmt: skip
-    return result, run
+    session = PsiSession(_config(role, schema), side_tokens.tokens, rng=rng)
+    result = asyncio.run(_over_socket(session, sock))
+    return result, side_tokens.run(clock() - start)
 
 
 def _right_party(
@@ -149,11 +170,15 @@ def _right_party(
         inherited.close()
     try:
         result, run = _run_side(side, Role.RESPONDER, schema, sock, system_random, clock, progress)
-        pipe.send(("ok", run, result.revealed))
+        report: tuple[str, Any, Any] = ("ok", run, result.revealed)
     except XlinkError as exc:  # our own messages carry no record values
-        pipe.send(("error", f"{type(exc).__name__}: {exc}", None))
+        report = ("error", f"{type(exc).__name__}: {exc}", None)
     except BaseException as exc:  # anything else may: only its type crosses
-        pipe.send(("bug", type(exc).__name__, None))
+        report = ("bug", type(exc).__name__, None)
+    try:
+        pipe.send(report)
+    except OSError:  # the evaluator stopped first (its own side failed): it says why
+        pass
     finally:
         pipe.close()
 
@@ -221,27 +246,18 @@ def _one_process(
     clock: Callable[[], float],
     progress: Progress | None,
 ) -> tuple[PsiResult, tuple[str, ...], _SideRun, _SideRun]:
-    left_tokens, left_load, left_tok = _tokens(dataset.left, schema, clock, progress)
-    right_tokens, right_load, right_tok = _tokens(dataset.right, schema, clock, progress)
+    left, right = (_tokens(side, schema, clock, progress) for side in (dataset.left, dataset.right))
     start = clock()
     mine, theirs = exchange_in_memory(
-        Party(_PARTIES[0], left_tokens, rng),
-        Party(_PARTIES[1], right_tokens, rng),
+        Party(_PARTIES[0], left.tokens, rng),
+        Party(_PARTIES[1], right.tokens, rng),
         schema=schema,
         mou_id=EVAL_MOU_ID,
         mou_digest=EVAL_MOU_DIGEST,
     )
     psi_s = clock() - start
     assert isinstance(mine, PsiResult) and isinstance(theirs, PsiResult)
-    left = _SideRun(
-        len(left_tokens.record_ids), len(left_tokens), _distinct(left_tokens), left_load, left_tok,
-        psi_s, frozenset(left_tokens.record_ids),
-    )  # fmt: skip
-    right = _SideRun(
-        len(right_tokens.record_ids), len(right_tokens), _distinct(right_tokens), right_load,
-        right_tok, psi_s, frozenset(right_tokens.record_ids),
-    )  # fmt: skip
-    return mine, theirs.revealed, left, right
+    return mine, theirs.revealed, left.run(psi_s), right.run(psi_s)
 
 
 def evaluate(
@@ -337,6 +353,7 @@ def evaluate(
             name: round(value, 4) for name, value in schema.disagreement_weights().items()
         },
         "records": {"left": left.records, "right": right.records},
+        "unread_columns": {"left": unread_json(left.unread), "right": unread_json(right.unread)},
         "tokens": {"left": left.tokens, "right": right.tokens},
         "tokens_per_record": round(tokens_per_record, 3),
         "candidate_pairs": result.pair_count,
