@@ -265,7 +265,7 @@ class AskerTable:
                 fh,
                 tags=self.tags,
                 labels=self.labels,
-                info=np.array([self.keys, self.version], dtype=np.int64),
+                info=np.array([self.keys, self.version], dtype=np.uint64),  # any u64 (§6.8)
                 digest=np.frombuffer(self.digest, dtype=np.uint8),
                 meta=np.frombuffer(meta, dtype=np.uint8),
             )
