@@ -235,7 +235,7 @@ def test_a_reading_from_case_only_adds_tokens_within_each_keys_cap(
     """A key keeps at most MAX_TOKENS_PER_KEY tokens; the readings from case come after every
     name's first reading, so a record with many variants keeps every token it had without
     them (read after the name and before its aliases, they pushed an alias's out)."""
-    import xlink.records.normalise as normalise
+    import xlink.records.names as names
 
     record = PersonRecord(
         record_id="R1",
@@ -247,7 +247,7 @@ def test_a_reading_from_case_only_adds_tokens_within_each_keys_cap(
     schema = load_default_schema()
     pairs = derive_match_keys(record, schema)
     assert TokenDeriver(schema).derive(record)[1] == b"".join(t for _, t in pairs)
-    monkeypatch.setattr(normalise, "_capitals_texts", lambda _name, _first: None)
+    monkeypatch.setattr(names, "_capitals_texts", lambda _name, _first: None)
     without = set(derive_match_keys(record, schema))
     assert without < set(pairs)
 

@@ -9,12 +9,11 @@ from hypothesis import strategies as st
 from xlink.linkage.keys import derive_match_keys
 from xlink.linkage.schema import load_default_schema
 from xlink.records.model import BirthDate, Category, PersonName, PersonRecord
+from xlink.records.names import name_order_variants, normalise_name
 from xlink.records.normalise import (
     birth_date_variants,
-    name_order_variants,
     name_part_components,
     normalise_document_number,
-    normalise_name,
     normalise_name_part,
     normalise_place,
     normalise_text,

@@ -48,7 +48,8 @@ from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import KeyWeight, fellegi_sunter_score
 from xlink.linkage.tokens import TOKEN_SIZE
 from xlink.records.model import PersonName, PersonRecord
-from xlink.records.normalise import name_part_components, name_readings
+from xlink.records.names import name_readings
+from xlink.records.normalise import name_part_components
 
 __all__ = [
     "CLAIMS_FILE",
@@ -340,7 +341,7 @@ def spent_tokens(
 
 def household_names(record: PersonRecord) -> tuple[str, ...]:
     """The family names a household of ``record`` may share, as key derivation reads its
-    names and aliases (:func:`~xlink.records.normalise.name_readings`: a name written whole
+    names and aliases (:func:`~xlink.records.names.name_readings`: a name written whole
     gives its last word, or what comes before a comma, and the words in capitals when its
     family name alone is so written): each family name, each part of a compound
     or particled one (``Garcia Lopez``: ``GARCIA``, ``LOPEZ``; a key may hold the one a

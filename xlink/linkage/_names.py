@@ -29,11 +29,8 @@ from xlink.linkage.fields import Field
 from xlink.linkage.keys import known_given, name_swaps
 from xlink.linkage.schema import KeyRecipe
 from xlink.records.model import PersonName
-from xlink.records.normalise import (
-    full_name_variants,
-    name_part_forms,
-    name_readings,
-)
+from xlink.records.names import full_name_variants, name_readings
+from xlink.records.normalise import name_part_forms
 
 __all__ = ["NameGroup"]
 

@@ -48,13 +48,13 @@ from xlink.linkage.fields import Field, FieldGroup, apply_chain, clear_word_memo
 from xlink.linkage.schema import KeyRecipe, LinkageSchema
 from xlink.linkage.tokens import TokenSet, TokenSetBuilder, token_digest
 from xlink.records.model import Address, BirthDate, IdentityDocument, PersonName, PersonRecord, Sex
+from xlink.records.names import normalise_name
 from xlink.records.normalise import (
     PLACEHOLDER_GIVEN_NAMES,
     birth_date_variants_ordered,
     clear_caches,
     normalise_code,
     normalise_document_number,
-    normalise_name,
     normalise_place,
 )
 
