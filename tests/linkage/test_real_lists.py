@@ -148,3 +148,33 @@ def test_dominance_follows_the_link_rule() -> None:
     # dominated on both sides: (1,1) is beaten on left 1 by (1,0) and on right 1 by (0,1)
     left, right, agree = [1, 1, 0], [1, 0, 1], [0b01, 0b11, 0b11]
     assert dominated_pairs(left, right, agree, BEST_OF_EITHER).tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    ("written", "given", "family"),
+    [
+        ("Andrea Castillo Jiménez", "Andrea", "Castillo Jiménez"),
+        ("Pieter van der Berg", "Pieter", "van der Berg"),
+        ("Maria da Silva", "Maria", "da Silva"),
+        ("Mohammed Al Rashid", "Mohammed", "Al-Rashid"),
+    ],
+)
+def test_a_name_written_whole_agrees_with_its_family_name_in_several_words(
+    written: str, given: str, family: str
+) -> None:
+    """One list writes the whole name in one column, the other has a column for the family
+    name: the same person, the same date of birth, agreed on the given name and the birth date
+    alone (``given_dob_swapped``) while the written name was read with its last word as the
+    family name; now on the keys that name both."""
+    schema = load_default_schema()
+    born = BirthDate(1983, 5, 27)
+    whole, split = (
+        PersonRecord(record_id=rid, category=Category.WATCHLIST, name=name, birth_date=born)
+        for rid, name in (
+            ("W", PersonName(full=written)),
+            ("S", PersonName(given=given, family=family)),
+        )
+    )
+    theirs = {token for _, token in derive_match_keys(split, schema)}
+    shared = {key for key, token in derive_match_keys(whole, schema) if token in theirs}
+    assert {"names", "initial_family_dob", "names_dob_swapped"} <= shared, shared

@@ -47,8 +47,8 @@ class NormalisedName:
 
     An empty tuple means the part is unknown or untransliterable. ``swapped`` marks a name-order
     variant (given and family exchanged); ``full_name`` is order-insensitive (sorted words);
-    ``second`` marks a reading from case (and its swap), which comes after every first
-    reading of a record's names (:func:`name_readings`)."""
+    ``second`` marks a further reading (from case, or of a compound family name; and its
+    swap), which comes after every first reading of a record's names (:func:`name_readings`)."""
 
     given: tuple[str, ...]
     given_first: tuple[str, ...]
@@ -182,10 +182,43 @@ def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
 def name_readings(name: PersonName) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
     """The given-name and family-name texts of each reading of a name, swaps aside (the one of
     :func:`name_texts`, then, for a full name whose family name alone is in capitals, the one
-    split there), and all the name's words. Never raises."""
+    split there, or else, for a full name of three words or more, the one whose family name is
+    more than its last word: :func:`_compound_texts`), and all the name's words. Never
+    raises."""
     given, family, words = name_texts(name)
-    found = _capitals_texts(name, (given, family))
-    return (((given, family),) if found is None else ((given, family), found)), words
+    first = (given, family)
+    found = _capitals_texts(name, first) or _compound_texts(name, first)
+    return ((first,) if found is None else (first, found)), words
+
+
+def _compound_texts(name: PersonName, first: tuple[str, str]) -> tuple[str, str] | None:
+    """A further reading of a name written whole, given names first, whose family name may be
+    more than its last word: the last word with the particles before it (``Pieter van der
+    Berg``: ``van der Berg``; ``Maria da Silva``, ``Juan de la Cruz``, ``Mohammed Al Rashid``)
+    or, with none, its last two words (``Andrea Castillo Jiménez``, ``Jane Smith Jones``: a
+    double family name written without its hyphen, as Spanish and Portuguese names are), the
+    first word the given name. It is read beside the first reading (:func:`name_texts`: the
+    last word alone), since nothing tells a second family name from a middle name (``John
+    Paul Smith``); an initial before the last word (``John A Smith``), or a placeholder
+    (``Baby Girl Jones``), is no family name.
+    None for a structured name, one with a comma, one of fewer than three words, or when it
+    says what ``first`` says. Never raises."""
+    if name.is_structured or "," in name.full:
+        return None
+    words = _name_words(name.full)
+    if len(words) < 3:
+        return None
+    start = len(words) - 1
+    while start > 1 and _word_key(words[start - 1]) in NAME_PARTICLES:
+        start -= 1
+    if start == len(words) - 1:  # no particle: a double family name, not an initial
+        if len(_word_key(words[-2])) < 2 or _word_key(words[-2]) in _TITLES:
+            return None
+        start -= 1
+    if any(_word_key(word) in PLACEHOLDER_GIVEN_NAMES for word in words[start:]):
+        return None  # BABY GIRL Jones: a placeholder is no family name
+    found = words[0], " ".join(words[start:])
+    return None if found == first else found
 
 
 def name_order_variants(name: PersonName) -> frozenset[tuple[str, str]]:
