@@ -22,12 +22,20 @@ from xlink.protocol.hashed import HashedTokens
 from xlink.records.loaders import BadFieldPolicy, LoadResult, load_csv, load_jsonl
 from xlink.records.model import Category, PersonRecord
 
-__all__ = ["PreparedSide", "default_mapping_path", "load_records", "prepare_side"]
+__all__ = [
+    "RECORD_FILE_SUFFIXES",
+    "PreparedSide",
+    "default_mapping_path",
+    "load_records",
+    "prepare_side",
+]
 
 StrPath = str | os.PathLike[str]
 
 _CSV_SUFFIXES = (".csv", ".tsv")
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
+#: The suffixes :func:`load_records` reads (any case): CSV (``.tsv`` too) and JSON Lines.
+RECORD_FILE_SUFFIXES = _CSV_SUFFIXES + _JSONL_SUFFIXES
 
 
 def default_mapping_path(path: StrPath) -> Path | None:
@@ -70,7 +78,9 @@ def load_records(
     elif suffix in _JSONL_SUFFIXES:
         loader = load_jsonl
     else:
-        raise LoadError(str(p), "unknown file type: use .csv or .jsonl (JSON Lines)")
+        raise LoadError(
+            str(p), "unknown file type: use .csv, .tsv (tab-separated) or .jsonl (JSON Lines)"
+        )
     return loader(
         p,
         mapping=chosen,

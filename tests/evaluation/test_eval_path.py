@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from collections import defaultdict
@@ -135,15 +136,54 @@ def test_eval_data_names_the_columns_it_did_not_read(
     argv = ["eval", "--data", str(data), "--weights", "estimated", "--in-process"]
     code, figures = _gate([*argv, "--json", "--quiet"], capsys)
     assert code == ExitCode.OK
-    assert figures["unread_columns"] == {
-        "left": [{"column": "Date of Birth", "usually": "birth_date"}],
-        "right": [{"column": "dob", "usually": "birth_date"}],
-    }
+    loads = figures["loads"]
+    assert isinstance(loads, dict)
+    assert loads["left"]["unread_columns"] == [{"column": "Date of Birth", "usually": "birth_date"}]
+    assert loads["right"]["unread_columns"] == [{"column": "dob", "usually": "birth_date"}]
     assert main([*argv, "--quiet"]) == ExitCode.OK
     out = capsys.readouterr().out
     assert '"Date of Birth" (usually birth_date)' in out and '"dob" (usually birth_date)' in out
     assert main(argv) == ExitCode.OK
     assert 'e.g. {"columns": {"dob": "birth_date"}}' in capsys.readouterr().err
+
+
+def test_eval_data_says_what_its_files_lost_and_reads_what_prepare_reads(
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row rejected and a date left out were counted only in files written beside the data,
+    never in what eval printed; a tab-separated file, which xlink prepare reads, was not a data
+    file of the directory; a truth file with no link gave figures (precision 0, recall 1)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in small.iterdir():
+        (data / f.name).write_bytes(f.read_bytes())
+    lines = (data / "ca.csv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    born = header.index("Date of Birth")
+    bad = lines[1].split(",")
+    bad[born] = "31/02/1980"  # impossible: the field left out, the record kept
+    lines[1] = ",".join(bad)
+    lines[2] = "," + lines[2].split(",", 1)[1]  # no id: the row rejected
+    (data / "ca.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with (data / "us.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    (data / "us.csv").unlink()
+    with (data / "us.tsv").open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, delimiter="\t").writerows(rows)
+    argv = ["eval", "--data", str(data), "--weights", "estimated", "--in-process"]
+    code, figures = _gate([*argv, "--json", "--quiet"], capsys)
+    assert code == ExitCode.OK
+    loads = figures["loads"]
+    assert isinstance(loads, dict)
+    assert (loads["left"]["rejected"], loads["left"]["with_field_errors"]) == (1, 1)
+    assert (loads["right"]["rejected"], loads["right"]["with_field_errors"]) == (0, 0)
+    assert "rejected 1" in loads["left"]["summary"]
+    assert main([*argv, "--quiet"]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert "(1 with bad fields left out), rejected 1" in out and "ca.rejects.csv" in out
+    (data / "truth.csv").write_text("ca_record_id,us_record_id\n", encoding="utf-8")
+    assert main([*argv, "--quiet"]) == ExitCode.INPUT
+    assert "truth.csv: no true link" in capsys.readouterr().err
 
 
 def _pairs(rows: list[tuple[str, str, set[str], bool]]) -> list[LabelledPair]:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xlink.cli._common import emit_json, phase_timings, progress_reporter, unread_line
+from xlink.cli._common import emit_json, phase_timings, progress_reporter
 from xlink.cli.exitcodes import ExitCode
 from xlink.cli.progress import ProgressReporter
 from xlink.evaluation.fitting import MIN_DEV_PRECISION
@@ -168,14 +168,14 @@ def _redecide(args: argparse.Namespace, schema: LinkageSchema) -> dict[str, Any]
         Split,
         check_truth_ids,
         read_split_file,
-        read_two_columns,
+        read_truth_file,
     )
     from xlink.evaluation.judge import FITTED, judge
     from xlink.evaluation.pairs_file import read_pairs
 
     start = time.perf_counter()
     candidates, right_ids, split = read_pairs(Path(args.from_pairs), schema)
-    truth = frozenset(read_two_columns(Path(args.truth), "true links"))
+    truth = read_truth_file(Path(args.truth))
     if args.weights in FITTED:  # a fit needs true candidates; a few pairs may hold none
         check_truth_ids(
             truth,
@@ -266,10 +266,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{key:>18}: {figures[key]}")
         losses = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in figures["losses"].items())
         print(f"{'true links':>18}: {losses}")
-        for side, unread in figures.get("unread_columns", {}).items():
-            if unread:  # matched without them: said again after the progress lines
-                line = unread_line([(u["column"], u["usually"]) for u in unread])
-                print(f"{side}: {line.strip()}")
+        for side, load in figures.get("loads", {}).items():
+            if load["rejected"] or load["with_field_errors"] or load["unread_columns"]:
+                print(f"{side:>18}: {load['summary']}")  # said again after the progress lines
     missed = (args.min_f1 is not None and figures["f1"] < args.min_f1) or (
         args.min_precision is not None and figures["precision"] < args.min_precision
     )

@@ -43,6 +43,7 @@ __all__ = [
     "SPLIT_FILE",
     "TRUTH_FILE",
     "Dataset",
+    "LoadNote",
     "Side",
     "Split",
     "check_truth_ids",
@@ -52,6 +53,7 @@ __all__ = [
     "hash_split",
     "loaded_records",
     "read_split_file",
+    "read_truth_file",
     "read_two_columns",
     "synth",
 ]
@@ -80,14 +82,28 @@ class Side:
     load: Callable[[], Sequence[PersonRecord] | LoadResult]
 
 
+@dataclass(frozen=True, slots=True)
+class LoadNote:
+    """What loading a side's file said beside its records, as ``xlink prepare`` says it: its
+    :meth:`~xlink.records.LoadResult.summary` (rows rejected, records with bad fields left out,
+    the files that list them, columns not read), and those counts."""
+
+    summary: str
+    rejected: int
+    with_field_errors: int
+    unread_columns: tuple[tuple[str, str], ...]
+
+
 def loaded_records(
     loaded: Sequence[PersonRecord] | LoadResult,
-) -> tuple[Sequence[PersonRecord], tuple[tuple[str, str], ...]]:
-    """What a :attr:`Side.load` gave: the records, and the columns of a file not read as a
-    field whose names usually hold one (:attr:`~xlink.records.LoadResult.unread_columns`)."""
+) -> tuple[Sequence[PersonRecord], LoadNote | None]:
+    """What a :attr:`Side.load` gave: the records, and for a file, what its load said."""
     if isinstance(loaded, LoadResult):
-        return loaded.records, loaded.unread_columns
-    return loaded, ()
+        note = LoadNote(
+            loaded.summary(), loaded.rejected, loaded.with_field_errors, loaded.unread_columns
+        )
+        return loaded.records, note
+    return loaded, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +203,6 @@ TRUTH_FILE = "truth.csv"
 SPLIT_FILE = "split.csv"
 #: Domain label of the hash split :func:`files` uses when the directory has no ``split.csv``.
 SPLIT_DST = b"xlink/v1/eval-split"
-_DATA_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
 
 def _file_side(label: str, path: Path) -> Side:
@@ -223,6 +238,18 @@ def check_truth_ids(
                 f"({len(known)} there): does the truth file write the ids as the data "
                 f"does{or_else}?"
             )
+
+
+def read_truth_file(path: Path) -> frozenset[tuple[str, str]]:
+    """The true links of a ``truth.csv`` (:func:`read_two_columns`). Raises
+    :class:`~xlink.errors.EvaluationError` for a file that names none: every figure would be
+    about nothing (precision 0, recall 1)."""
+    truth = frozenset(read_two_columns(path, "true links"))
+    if not truth:
+        raise EvaluationError(
+            f"{path.name}: no true link (a header, then one 'left id, right id' row per link)"
+        )
+    return truth
 
 
 def read_two_columns(path: Path, what: str) -> list[tuple[str, str]]:
@@ -283,14 +310,17 @@ class _HashSplit(Mapping[str, Split]):
 
 
 def data_files(directory: Path) -> list[Path]:
-    """The data files of a :func:`files` directory: CSV and JSON Lines files other than the
-    truth, the split, rejects and field-error files, sorted by name."""
+    """The data files of a :func:`files` directory: the files ``xlink prepare`` reads (CSV,
+    ``.tsv`` too, and JSON Lines) other than the truth, the split, rejects and field-error
+    files, sorted by name."""
+    from xlink.prepare import RECORD_FILE_SUFFIXES
+
     skip = {TRUTH_FILE, SPLIT_FILE}
     return sorted(
         p
         for p in directory.iterdir()
         if p.is_file()
-        and p.suffix.lower() in _DATA_SUFFIXES
+        and p.suffix.lower() in RECORD_FILE_SUFFIXES
         and p.name not in skip
         and ".rejects." not in p.name
         and ".field-errors." not in p.name
@@ -339,7 +369,7 @@ def files(
             raise EvaluationError(f"{root}: no data file {chosen!r}")
     if not (root / TRUTH_FILE).is_file():
         raise EvaluationError(f"{root}: no {TRUTH_FILE} (one 'left id, right id' row per link)")
-    truth = frozenset(read_two_columns(root / TRUTH_FILE, "true links"))
+    truth = read_truth_file(root / TRUTH_FILE)
     split: Mapping[str, Split] = _HashSplit(sorted(t[0] for t in truth))
     rule = "by a hash of the left id (no split.csv)"
     if (root / SPLIT_FILE).is_file():

@@ -32,7 +32,14 @@ from typing import Any
 
 from xlink.crypto.rand import RandomSource, system_random
 from xlink.errors import EvaluationError, ProtocolError, XlinkError
-from xlink.evaluation.datasets import Dataset, Side, Split, check_truth_ids, loaded_records
+from xlink.evaluation.datasets import (
+    Dataset,
+    LoadNote,
+    Side,
+    Split,
+    check_truth_ids,
+    loaded_records,
+)
 from xlink.evaluation.fitting import MIN_DEV_PRECISION
 from xlink.evaluation.judge import FITS, judge
 from xlink.exchange import Party, exchange_in_memory
@@ -43,7 +50,7 @@ from xlink.linkage.tokens import TokenSet
 from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import PsiResult
 from xlink.protocol.session import PsiSession
-from xlink.records.header_hints import MAPPING_DOCS, mapping_entries, unread_json, unread_text
+from xlink.records.header_hints import unread_json
 
 __all__ = ["EVAL_MOU_DIGEST", "EVAL_MOU_ID", "IDLE_TIMEOUT", "EvaluationError", "evaluate"]
 
@@ -70,7 +77,20 @@ class _SideRun:
     tokens_s: float
     psi_s: float
     loaded: frozenset[str]  # the ids of the records loaded (rejected rows are not)
-    unread: tuple[tuple[str, str], ...]  # LoadResult.unread_columns of a file's side
+    note: LoadNote | None  # what a file's load said (None for a data set's own records)
+
+
+def _load_json(note: LoadNote | None) -> dict[str, Any]:
+    """A side's ``loads`` entry in the figures: what its file's load said (nothing rejected,
+    no field left out and every column read, for a data set's own records)."""
+    if note is None:
+        return {"rejected": 0, "with_field_errors": 0, "unread_columns": [], "summary": None}
+    return {
+        "rejected": note.rejected,
+        "with_field_errors": note.with_field_errors,
+        "unread_columns": unread_json(note.unread_columns),
+        "summary": note.summary,
+    }
 
 
 def _distinct(tokens: TokenSet) -> int:
@@ -94,19 +114,19 @@ def _config(role: Role, schema: LinkageSchema) -> SessionConfig:
 
 @dataclass(frozen=True, slots=True)
 class _Tokens:
-    """One side's tokens, how long loading and deriving them took, and the columns of its
-    file not read as a field whose names usually hold one."""
+    """One side's tokens, how long loading and deriving them took, and what loading its file
+    said."""
 
     tokens: TokenSet
     load_s: float
     tokens_s: float
-    unread: tuple[tuple[str, str], ...]
+    note: LoadNote | None
 
     def run(self, psi_s: float) -> _SideRun:
         tokens = self.tokens
         return _SideRun(
             len(tokens.record_ids), len(tokens), _distinct(tokens), self.load_s, self.tokens_s,
-            psi_s, frozenset(tokens.record_ids), self.unread,
+            psi_s, frozenset(tokens.record_ids), self.note,
         )  # fmt: skip
 
 
@@ -114,20 +134,16 @@ def _tokens(
     side: Side, schema: LinkageSchema, clock: Callable[[], float], progress: Progress | None
 ) -> _Tokens:
     start = clock()
-    records, unread = loaded_records(side.load())
+    records, note = loaded_records(side.load())
     loaded = clock()
-    if progress:
-        progress(f"{side.label}: {len(records)} records loaded in {loaded - start:.1f} s")
-        if unread:  # as a load's summary says it (xlink prepare)
-            progress(
-                f"{side.label}: {unread_text(unread)}: the mapping's columns would read them, "
-                f"e.g. {mapping_entries(unread)} ({MAPPING_DOCS})"
-            )
+    if progress:  # a file's side as xlink prepare says it: rejects, field errors, unread columns
+        said = note.summary if note else f"{len(records)} records loaded"
+        progress(f"{side.label}: {said} in {loaded - start:.1f} s")
     tokens = derive_token_set(records, schema)
     done = clock()
     if progress:
         progress(f"{side.label}: {len(tokens)} tokens derived in {done - loaded:.1f} s")
-    return _Tokens(tokens, loaded - start, done - loaded, unread)
+    return _Tokens(tokens, loaded - start, done - loaded, note)
 
 
 async def _over_socket(session: PsiSession, sock: socket.socket) -> PsiResult:
@@ -353,7 +369,7 @@ def evaluate(
             name: round(value, 4) for name, value in schema.disagreement_weights().items()
         },
         "records": {"left": left.records, "right": right.records},
-        "unread_columns": {"left": unread_json(left.unread), "right": unread_json(right.unread)},
+        "loads": {"left": _load_json(left.note), "right": _load_json(right.note)},
         "tokens": {"left": left.tokens, "right": right.tokens},
         "tokens_per_record": round(tokens_per_record, 3),
         "candidate_pairs": result.pair_count,
