@@ -41,6 +41,7 @@ from xlink.records.validation import (
     check_row,
     parse_aliases,
     parse_birth_date,
+    parse_category,
     parse_grading,
     parse_sex,
     salvage_birth_date,
@@ -416,6 +417,47 @@ def test_handling_code_c_needs_conditions() -> None:
 )
 def test_sex_words(text: str, sex: Sex) -> None:
     assert parse_sex(text) is sex
+
+
+@pytest.mark.parametrize(
+    ("text", "sex"),
+    [
+        ("1", Sex.MALE),  # ISO/IEC 5218, as national registers export it
+        ("2", Sex.FEMALE),
+        ("0", Sex.UNSPECIFIED),
+        ("9", Sex.UNSPECIFIED),
+        ("H", Sex.MALE),  # homme, hombre
+        ("W", Sex.FEMALE),  # weiblich
+        ("Féminin", Sex.FEMALE),
+        ("MÄNNLICH", Sex.MALE),
+        ("Woman", Sex.FEMALE),
+    ],
+)
+def test_sex_codes_lists_export(text: str, sex: Sex) -> None:
+    """Each was a field error (``unknown sex marker``): a French list's men, or every row of
+    a register writing ISO/IEC 5218 codes, lost their sex."""
+    assert parse_sex(text) is sex
+
+
+@pytest.mark.parametrize("text", ["3", "Q", "FM", "männlich?"])
+def test_other_sex_markers_are_still_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="unknown sex marker"):
+        parse_sex(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Traveler", Category.TRAVELLER),
+        ("TRAVELER", Category.TRAVELLER),
+        ("Watch List", Category.WATCHLIST),
+        ("watch-list", Category.WATCHLIST),
+        ("SexOffender", Category.SEX_OFFENDER),
+    ],
+)
+def test_category_spellings_lists_use(text: str, category: Category) -> None:
+    """A US spelling, or the words apart, rejected the whole row (a row needs its category)."""
+    assert parse_category(text) is category
 
 
 def test_aliases() -> None:

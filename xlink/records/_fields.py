@@ -7,6 +7,7 @@ reason never quotes the value it rejects, because values may be identities.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from xlink.identifiers import COUNTRY
 from xlink.records._dates import (
@@ -50,15 +51,24 @@ __all__ = [
 ]
 
 
+#: Sex markers as lists write them, upper case without accents: ICAO 9303's F, M, X; the
+#: words; ISO/IEC 5218's codes (1 male, 2 female, 0 not known, 9 not applicable), as national
+#: registers export them; and the French, Spanish, Portuguese and German words and letters
+#: that cannot be read otherwise (``H``: homme, hombre; ``W``: weiblich). ``M`` stays male
+#: (ICAO), whatever a Spanish list means by it.
 _SEX_WORDS = {
-    "F": Sex.FEMALE,
-    "FEMALE": Sex.FEMALE,
-    "M": Sex.MALE,
-    "MALE": Sex.MALE,
-    "X": Sex.UNSPECIFIED,
-    "U": Sex.UNSPECIFIED,
-    "UNKNOWN": Sex.UNSPECIFIED,
-    "UNSPECIFIED": Sex.UNSPECIFIED,
+    **dict.fromkeys(("F", "FEMALE", "WOMAN", "2", "W", "FEMME", "FEMININ"), Sex.FEMALE),
+    **dict.fromkeys(("FEMENINO", "FEMININO", "MUJER", "MULHER", "WEIBLICH"), Sex.FEMALE),
+    **dict.fromkeys(("M", "MALE", "MAN", "1", "H", "HOMME", "MASCULIN"), Sex.MALE),
+    **dict.fromkeys(("MASCULINO", "HOMBRE", "HOMEM", "MANNLICH"), Sex.MALE),
+    **dict.fromkeys(("X", "U", "UNKNOWN", "UNSPECIFIED", "0", "9"), Sex.UNSPECIFIED),
+}
+#: Category spellings lists use beside the canonical names (after case folding, and spaces
+#: and hyphens read as ``_``).
+_CATEGORY_WORDS = {
+    "traveler": Category.TRAVELLER,
+    "watch_list": Category.WATCHLIST,
+    "sexoffender": Category.SEX_OFFENDER,
 }
 
 _COUNTRY = COUNTRY  # ISO 3166-1 alpha-3, as the MOU's parties
@@ -73,22 +83,26 @@ def parse_category(text: str) -> Category:
     """
     key = re.sub(r"[\s-]+", "_", text.strip().lower())
     try:
-        return Category(key)
+        return _CATEGORY_WORDS.get(key) or Category(key)
     except ValueError:
         allowed = ", ".join(c.value for c in Category)
         raise ValueError(f"unknown category (expected one of {allowed})") from None
 
 
 def parse_sex(text: str) -> Sex:
-    """Parse F/M/X or female/male/unknown/unspecified, case-insensitively.
+    """Parse F/M/X, female/male/unknown/unspecified, ISO/IEC 5218's 1/2/0/9, and the other
+    markers of :data:`_SEX_WORDS`, case- and accent-insensitively.
 
     Raises:
-        ValueError: "unknown sex marker (expected F, M or X)".
+        ValueError: "unknown sex marker (expected F, M or X, or 1 or 2)".
     """
+    key = text.strip().upper()
+    if not key.isascii():  # FÉMININ, MÄNNLICH
+        key = "".join(c for c in unicodedata.normalize("NFKD", key) if c.isascii())
     try:
-        return _SEX_WORDS[text.strip().upper()]
+        return _SEX_WORDS[key]
     except KeyError:
-        raise ValueError("unknown sex marker (expected F, M or X)") from None
+        raise ValueError("unknown sex marker (expected F, M or X, or 1 or 2)") from None
 
 
 def parse_country_code(text: str) -> str:
