@@ -155,6 +155,37 @@ def test_birth_date_forms(text: str, order: str, expected: BirthDate) -> None:
 @pytest.mark.parametrize(
     ("text", "order", "expected"),
     [
+        ("27051983", "DMY", BirthDate(1983, 5, 27)),
+        ("05271983", "MDY", BirthDate(1983, 5, 27)),
+        ("27051983", "unknown", BirthDate(1983, 5, 27)),  # deduced day-first
+        ("01021990", "unknown", BirthDate(1990, 2, 1, day_month_ambiguous=True)),
+        ("19830527", "DMY", BirthDate(1983, 5, 27)),  # a year first: YYYYMMDD, whatever the order
+    ],
+)
+def test_eight_digits_without_a_year_first_are_a_date_unparted(
+    text: str, order: str, expected: BirthDate
+) -> None:
+    """``27051983`` was read only as YYYYMMDD: "year out of range" under every order."""
+    assert parse_birth_date(text, order) == expected
+
+
+@pytest.mark.parametrize(("text", "order"), [("13131983", "DMY"), ("27051983", "YMD")])
+def test_eight_digits_that_are_no_date_either_way_are_refused(text: str, order: str) -> None:
+    with pytest.raises(ValueError, match=r"impossible date|year out of range"):
+        parse_birth_date(text, order)
+
+
+@pytest.mark.parametrize("text", ["30462", "30462.0", "45000"])
+def test_a_spreadsheets_date_serial_number_is_named_and_not_read(text: str) -> None:
+    """A date column exported as numbers: said so (the number alone does not say whether it
+    counts from 1899-12-30 or, in a workbook of the 1904 system, from 1904-01-01)."""
+    with pytest.raises(ValueError, match="spreadsheet's date serial number"):
+        parse_birth_date(text, "DMY")
+
+
+@pytest.mark.parametrize(
+    ("text", "order", "expected"),
+    [
         # SAS's DATE9. and DATE7., Oracle's DDMONYYYY: the parts run together
         ("03APR1980", "unknown", BirthDate(1980, 4, 3)),
         ("3Apr1980", "MDY", BirthDate(1980, 4, 3)),

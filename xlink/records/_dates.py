@@ -21,6 +21,7 @@ __all__ = [
     "KEPT_YEAR",
     "KEPT_YEAR_MONTH",
     "LATEST_CENTURY_END",
+    "SPREADSHEET_SERIAL",
     "TWO_DIGIT_YEAR",
     "DateOrder",
     "century_year",
@@ -106,6 +107,14 @@ def _birth_date(
         raise ValueError("impossible date") from None
 
 
+#: A spreadsheet's date serial number (days since 1899-12-30, or since 1904-01-01 in a workbook
+#: of the 1904 system: nothing in the number says which): 10000 to 99999 is 1927 to 2173.
+_SERIAL = re.compile(r"[1-9]\d{4}(?:\.0+)?")
+#: The reason for a date written as a spreadsheet's serial number: never read as a date.
+SPREADSHEET_SERIAL = (
+    "a spreadsheet's date serial number, not a date: format the column as a date "
+    "(YYYY-MM-DD) before exporting"
+)
 #: The reason for a date whose year has two digits, when the mapping does not say how to read it.
 TWO_DIGIT_YEAR = "two-digit year, read only with the mapping's two_digit_years_until"
 #: The range of a mapping's ``two_digit_years_until``: every year it reads a two-digit year as
@@ -178,7 +187,10 @@ def parse_birth_date(
     spreadsheets and databases export a date). With ``UNKNOWN`` order and both parts <= 12 and
     different, the day-first reading is returned with ``day_month_ambiguous=True``. With
     ``two_digit_years_until``, ``NN/NN/YY`` is read the same way, its year by
-    :func:`century_year`; without it, a two-digit year is not a date.
+    :func:`century_year`; without it, a two-digit year is not a date. Eight digits that do not
+    start with a year (``27051983``) are ``NN/NN/YYYY`` without its separators, read by
+    ``date_order`` (any order but YMD). A spreadsheet's date serial number (``30462``) is
+    refused with :data:`SPREADSHEET_SERIAL`: nothing in it says from which day it counts.
 
     Raises:
         ValueError: "unrecognised date format", :data:`TWO_DIGIT_YEAR`, "impossible date"
@@ -194,8 +206,13 @@ def parse_birth_date(
         return _named_month(text[m.end() :])
     if m := _ISO_ZONED.fullmatch(text):
         text = m[1]
-    if m := _ISO_FULL.fullmatch(text) or _COMPACT.fullmatch(text):
+    if m := _ISO_FULL.fullmatch(text):
         return _birth_date(int(m[1]), int(m[2]), int(m[3]))
+    if m := _COMPACT.fullmatch(text):
+        if order is DateOrder.YMD or _a_year(int(m[1])):
+            return _birth_date(int(m[1]), int(m[2]), int(m[3]))
+        # no year first: DDMMYYYY or MMDDYYYY, as some exports write NN/NN/YYYY unparted
+        return _year_last(int(text[:2]), int(text[2:4]), int(text[4:]), order)
     if m := _YEAR_FIRST.fullmatch(text):
         return _birth_date(int(m[1]), int(m[3]), int(m[4]))
     if m := _ISO_MONTH.fullmatch(text):
@@ -218,6 +235,8 @@ def parse_birth_date(
             raise ValueError(TWO_DIGIT_YEAR)
         year = century_year(int(m[3]), two_digit_years_until)
         return _birth_date(year, _MONTHS[m[2].lower()], int(m[1]))
+    if _SERIAL.fullmatch(text):
+        raise ValueError(SPREADSHEET_SERIAL)
     raise ValueError("unrecognised date format")
 
 
