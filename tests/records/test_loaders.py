@@ -774,3 +774,20 @@ def test_a_float_too_large_to_be_one_integer_keeps_its_float_form(tmp_path: Path
     line = '{"record_id": 12345678901234567890.0, "category": "other", "family_name": "A"}\n'
     (record,) = load_jsonl(write(tmp_path, line, "in.jsonl")).records
     assert record.record_id == "1.2345678901234567e+19"  # not the plausible 12345678901234567168
+
+
+@pytest.mark.parametrize(("swapped", "asked"), [(30, True), (9, False)])
+def test_a_load_asks_about_its_date_order_when_many_dates_read_only_the_other_way(
+    tmp_path: Path, swapped: int, asked: bool
+) -> None:
+    """A day-first file declared month-first: each date whose day is over 12 is kept read the
+    other way round, with a field error each, and each whose day is 12 or less is read as the
+    wrong date without a word. The load said only "N with bad fields left out"."""
+    rows = ["record_id,category,given_name,family_name,birth_date"]
+    rows += [f"R{i},watchlist,Ann,Lee{i},{13 + i % 15}/04/1980" for i in range(swapped)]
+    rows += [f"S{i},watchlist,Bo,Kim{i},04/{1 + i % 12:02d}/1980" for i in range(100 - swapped)]
+    path = tmp_path / "dmy.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = load_csv(path, date_order="MDY")
+    assert result.loaded == 100 and result.read_swapped == swapped
+    assert ("is the mapping's date_order right?" in result.summary()) is asked

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from xlink.errors import FieldError, NothingLoaded
 from xlink.records import _rejects
+from xlink.records._dates import KEPT_SWAPPED
 from xlink.records._mapping import ColumnMapping, StrPath
 from xlink.records._missing import trim
 from xlink.records._rejects import Reject
@@ -36,6 +37,12 @@ ProgressCallback = Callable[[int], None]
 #: the policy: a line that is not a JSON object, a row that cannot be split into its columns, or
 #: two columns claiming one field.
 _ROW_PSEUDO_FIELDS = frozenset({"<line>", "<row>"})
+
+
+#: How a field error ends for a date kept by reading it the other way round.
+_SWAPPED = f"({KEPT_SWAPPED})"
+#: How many such dates, a fifth of the records at least, make a load ask about its date order.
+_SWAPPED_AT_LEAST = 10
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -71,6 +78,13 @@ class LoadResult:
         """Records loaded with at least one bad field left out."""
         return len({e.line for e in self.field_errors})
 
+    @property
+    def read_swapped(self) -> int:
+        """Dates kept only by reading day and month the other way round from the file's
+        date order: many say the order is wrong, and then the dates whose day is 12 or less
+        were read wrongly without a word."""
+        return sum(1 for e in self.field_errors if e.reason.endswith(_SWAPPED))
+
     def summary(self) -> str:
         """One line for people: ``loaded 998 (3 with bad fields left out), rejected 2 (see
         rejects: x.rejects.csv; field errors: x.field-errors.csv)``; the parts about field
@@ -87,6 +101,13 @@ class LoadResult:
             files.append(f"field errors: {self.field_errors_path}")
         if files:
             text += f" (see {'; '.join(files)})"
+        swapped = self.read_swapped
+        if swapped >= _SWAPPED_AT_LEAST and swapped * 5 >= self.loaded:
+            text += (
+                f"; {swapped} dates read only with day and month the other way round: is the "
+                "mapping's date_order right? (the dates with a day of 12 or less were read "
+                "by it)"
+            )
         if self.unread_columns:
             text += (
                 f"; {unread_text(self.unread_columns)}: the mapping's columns would read them, "
