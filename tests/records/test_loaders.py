@@ -791,3 +791,37 @@ def test_a_load_asks_about_its_date_order_when_many_dates_read_only_the_other_wa
     result = load_csv(path, date_order="MDY")
     assert result.loaded == 100 and result.read_swapped == swapped
     assert ("is the mapping's date_order right?" in result.summary()) is asked
+
+
+def test_a_mapping_column_the_file_lacks_is_named_when_nothing_fills_its_field(
+    tmp_path: Path,
+) -> None:
+    """An export whose date-of-birth column was renamed (``Geburtsdatum``): the mapping's
+    ``Date of Birth`` matched nothing, and the file loaded without a date of birth and without
+    a word. A listed column absent from the file is still fine when another column, a
+    constant category or nothing else is missing (one mapping serves several files)."""
+    path = tmp_path / "b.csv"
+    path.write_text(
+        "ID,Surname,First,Geburtsdatum\n1,Lee,Ann,1980-01-02\n",
+        encoding="utf-8",
+    )
+    mapping = ColumnMapping(
+        columns={
+            "ID": "record_id",
+            "Cat": "category",  # absent, but the constant fills it
+            "Surname": "family_name",
+            "First": "given_name",
+            "Date of Birth": "birth_date",
+            "Sex": "sex",
+        },
+        category=Category.WATCHLIST,
+    )
+    result = load_csv(path, mapping=mapping)
+    assert result.absent_columns == (("Date of Birth", "birth_date"), ("Sex", "sex"))
+    assert 'nothing fills: "Date of Birth" (birth_date), "Sex" (sex)' in result.summary()
+    path.write_text("ID,Surname,First,Sex\n1,Lee,Ann,F\n", encoding="utf-8")
+    filled = ColumnMapping(
+        columns={"ID": "record_id", "Surname": "family_name", "First": "given_name", "Sex": "sex"},
+        category=Category.WATCHLIST,
+    )
+    assert load_csv(path, mapping=filled).absent_columns == ()

@@ -5,6 +5,7 @@ and field-errors files written or removed, and the :class:`LoadResult`."""
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,7 +25,13 @@ from xlink.records.header_hints import (
     unread_text,
 )
 from xlink.records.model import PersonRecord
-from xlink.records.validation import DOCUMENT_FIELDS, BadFieldPolicy, DateOrder, RowChecker
+from xlink.records.validation import (
+    CANONICAL_FIELDS,
+    DOCUMENT_FIELDS,
+    BadFieldPolicy,
+    DateOrder,
+    RowChecker,
+)
 
 __all__ = ["PROGRESS_EVERY", "Collector", "LoadResult", "ProgressCallback", "rejects_target"]
 
@@ -59,6 +66,9 @@ class LoadResult:
     #: Columns not read as a field (kept in the payload, never matched on) whose names
     #: usually hold one that no column fills: ``(column, field)``, in the order first read.
     unread_columns: tuple[tuple[str, str], ...] = ()
+    #: Columns the mapping names that the file does not have, whose fields no column fills
+    #: (a renamed export column, a typo): ``(column, field)``, in the mapping's order.
+    absent_columns: tuple[tuple[str, str], ...] = ()
 
     @property
     def loaded(self) -> int:
@@ -108,6 +118,9 @@ class LoadResult:
                 "mapping's date_order right? (the dates with a day of 12 or less were read "
                 "by it)"
             )
+        if self.absent_columns:
+            named = ", ".join(f"{json.dumps(c)} ({f})" for c, f in self.absent_columns)
+            text += f"; the mapping names columns the file does not have, so nothing fills: {named}"
         if self.unread_columns:
             text += (
                 f"; {unread_text(self.unread_columns)}: the mapping's columns would read them, "
@@ -155,6 +168,7 @@ class Collector:
         # per set of columns (in order): what resolve() says of them, and their assembler
         self._plans: dict[tuple[str, ...], _ColumnsPlan] = {}
         self.unread: dict[str, str] = {}  # LoadResult.unread_columns
+        self.filled: set[str] = set()  # the fields some column of the load fills
         self._documents = False  # a row with a documents list (JSON Lines) fills doc_*
 
     def _plan(self, values: Mapping[str, str]) -> _ColumnsPlan:
@@ -165,6 +179,7 @@ class Collector:
                 self._plans.clear()
             targets, conflicts = self.mapping.resolve(columns)
             plan = (targets, conflicts, self.mapping.assembler(columns))
+            self.filled.update(targets.values())
             found = likely_fields(targets, constant_category=self.mapping.category is not None)
             for column, field in found:  # a field once in a load (JSON Lines keys vary)
                 if field not in self.unread.values():  # at most one a canonical field
@@ -177,6 +192,21 @@ class Collector:
         policy: a row pseudo field, or a bad value for the record id or the category."""
         target = self.mapping.target(error.field)
         return error.field in _ROW_PSEUDO_FIELDS or target in ("record_id", "category")
+
+    def _absent(self) -> tuple[tuple[str, str], ...]:
+        """:attr:`LoadResult.absent_columns`: a mapping's constant category fills its field, a
+        documents list the document fields."""
+        mapping = self.mapping
+        named = [*mapping.columns.items()]
+        named += [(" + ".join(parts), field) for field, parts in mapping.combine.items()]
+        return tuple(
+            (column, field)
+            for column, field in named
+            if field in CANONICAL_FIELDS
+            and field not in self.filled
+            and not (field == "category" and mapping.category is not None)
+            and not (self._documents and field in DOCUMENT_FIELDS)
+        )
 
     def _unread(self) -> tuple[tuple[str, str], ...]:
         """:attr:`LoadResult.unread_columns`: a documents list fills the document fields."""
@@ -262,6 +292,7 @@ class Collector:
             tuple(self.field_errors),
             field_errors_written,
             self._unread(),
+            self._absent(),
         )
 
 
