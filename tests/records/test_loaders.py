@@ -825,3 +825,27 @@ def test_a_mapping_column_the_file_lacks_is_named_when_nothing_fills_its_field(
         category=Category.WATCHLIST,
     )
     assert load_csv(path, mapping=filled).absent_columns == ()
+
+
+def test_names_from_a_wrongly_encoded_export_are_counted_and_kept(tmp_path: Path) -> None:
+    """A UTF-8 file read as Windows-1252 (after following the hint for one bad line), or a
+    Windows-1252 export that could not write a character, loaded without a word: ``MÃ¼ller``
+    normalises to MALLER and ``NGUY?N`` to NGUYN, which the partner's copy never holds."""
+    path = tmp_path / "g.csv"
+    path.write_text(
+        "record_id,category,given_name,family_name,aliases\n"
+        "1,watchlist,JosÃ©,MÃ¼ller,\n"  # UTF-8 read as cp1252
+        "2,watchlist,Ivan,Ð˜Ð²Ð°Ð½Ð¾Ð²,\n"  # Cyrillic UTF-8 read as cp1252
+        "3,watchlist,Van An,NGUY?N,\n"  # cp1252 could not write Ễ
+        "4,watchlist,Ann,Lee,M\ufffdller Ann\n"  # a replacement character in an alias
+        "5,watchlist,José,Müller,\n"  # right
+        "6,watchlist,Ann,Lee?,\n"  # a question mark, but no letter lost between letters
+        "7,watchlist,ÅSA,ÄÖ-Öberg,\n",  # capitals with accents, as names hold them
+        encoding="utf-8",
+    )
+    result = load_csv(path)
+    assert (result.loaded, result.misencoded_names, result.lost_characters) == (7, 2, 2)
+    summary = result.summary()
+    assert "2 records have names that look like UTF-8 read in another encoding" in summary
+    assert "2 records have names that lost a character in export" in summary
+    assert "Müller" not in summary and "NGUY" not in summary  # counts only, no value

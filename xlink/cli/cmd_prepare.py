@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
                     str(load.field_errors_path) if load.field_errors_path else None
                 ),
                 "unread_columns": unread_json(load.unread_columns),
+                "misencoded_names": load.misencoded_names,
+                "lost_characters": load.lost_characters,
                 "absent_columns": [
                     {"column": column, "field": field} for column, field in load.absent_columns
                 ],

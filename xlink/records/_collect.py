@@ -13,6 +13,7 @@ from pathlib import Path
 from xlink.errors import FieldError, NothingLoaded
 from xlink.records import _rejects
 from xlink.records._dates import KEPT_SWAPPED
+from xlink.records._garbled import GarbledNames
 from xlink.records._mapping import ColumnMapping, StrPath
 from xlink.records._missing import trim
 from xlink.records._rejects import Reject
@@ -69,6 +70,10 @@ class LoadResult:
     #: Columns the mapping names that the file does not have, whose fields no column fills
     #: (a renamed export column, a typo): ``(column, field)``, in the mapping's order.
     absent_columns: tuple[tuple[str, str], ...] = ()
+    #: Records whose names look like UTF-8 read in another encoding (``MÃ¼ller``), and records
+    #: whose names lost a character in export (``NGUY?N``, ``M\ufffdller``): loaded as written.
+    misencoded_names: int = 0
+    lost_characters: int = 0
 
     @property
     def loaded(self) -> int:
@@ -117,6 +122,16 @@ class LoadResult:
                 f"; {swapped} dates read only with day and month the other way round: is the "
                 "mapping's date_order right? (the dates with a day of 12 or less were read "
                 "by it)"
+            )
+        if self.misencoded_names:
+            text += (
+                f"; {self.misencoded_names} records have names that look like UTF-8 read in "
+                "another encoding (Ã© for é): is the mapping's encoding right?"
+            )
+        if self.lost_characters:
+            text += (
+                f"; {self.lost_characters} records have names that lost a character in export "
+                "(? or \ufffd between letters): export the file as UTF-8"
             )
         if self.absent_columns:
             named = ", ".join(f"{json.dumps(c)} ({f})" for c, f in self.absent_columns)
@@ -169,6 +184,7 @@ class Collector:
         self._plans: dict[tuple[str, ...], _ColumnsPlan] = {}
         self.unread: dict[str, str] = {}  # LoadResult.unread_columns
         self.filled: set[str] = set()  # the fields some column of the load fills
+        self.garbled = GarbledNames()
         self._documents = False  # a row with a documents list (JSON Lines) fills doc_*
 
     def _plan(self, values: Mapping[str, str]) -> _ColumnsPlan:
@@ -226,6 +242,7 @@ class Collector:
                 errors += (FieldError(row.line, "<row>", reason) for reason in conflicts)
                 rejected = True
             canonical = assemble(row.values)
+            self.garbled.note(canonical)
             as_read = canonical.get("record_id", "")
             record_id = trim(as_read)
             if record_id in self.first_line:
@@ -293,6 +310,8 @@ class Collector:
             field_errors_written,
             self._unread(),
             self._absent(),
+            self.garbled.misencoded,
+            self.garbled.lost,
         )
 
 
