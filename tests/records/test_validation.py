@@ -175,6 +175,15 @@ def test_eight_digits_that_are_no_date_either_way_are_refused(text: str, order: 
         parse_birth_date(text, order)
 
 
+@pytest.mark.parametrize(
+    "text", ["1983\u201005\u201027", "27\u201305\u20131983", "27\u221205\u22121983"]
+)
+def test_a_date_parted_by_another_dash_is_read(text: str) -> None:
+    """A word processor's or typeset list's dash (U+2010, an en dash, a minus sign) between the
+    parts was an unrecognised date format."""
+    assert parse_birth_date(text, "DMY") == BirthDate(1983, 5, 27)
+
+
 @pytest.mark.parametrize("text", ["30462", "30462.0", "45000"])
 def test_a_spreadsheets_date_serial_number_is_named_and_not_read(text: str) -> None:
     """A date column exported as numbers: said so (the number alone does not say whether it

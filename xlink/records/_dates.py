@@ -12,6 +12,11 @@ import re
 from enum import StrEnum
 
 from xlink.records.model import BirthDate
+from xlink.records.normalise import _HYPHENS
+
+#: Every dash a text may put between a date's parts (``1983‐05‐27``, as a word processor or a
+#: typeset list writes it), read as ``-``.
+_DASHES = str.maketrans(dict.fromkeys(_HYPHENS, "-"))
 
 __all__ = [
     "EARLIEST_CENTURY_END",
@@ -199,7 +204,7 @@ def parse_birth_date(
             is YMD".
     """
     order = DateOrder(date_order)
-    text = text.strip()
+    text = text.strip().translate(_DASHES)
     if ":" in text:
         text = _TIME_OF_DAY.sub("", text).rstrip()
     if m := _WEEKDAY.match(text):  # only before a month written as a word
@@ -380,7 +385,7 @@ def salvage_birth_date(
     the other is read the other way round, a wrong full date; that is rarer than a date written
     in the other order, and still agrees on its year. Never raises.
     """
-    split = _PARTED.split(_TIME_OF_DAY.sub("", text.strip()))  # part, separator, part, ...
+    split = _PARTED.split(_TIME_OF_DAY.sub("", text.strip().translate(_DASHES)))  # part, sep, ...
     if len(split) != 5 or not all(split):
         return None
     parts, swap = (split[0], split[2], split[4]), True
