@@ -757,3 +757,14 @@ def test_a_long_run_of_spaces_after_a_date_is_refused_at_once() -> None:
     with pytest.raises(ValueError, match="unrecognised date format"):
         parse_birth_date(text)
     assert time.process_time() - started < 2.0  # a generous bound: it was quadratic
+
+
+@pytest.mark.parametrize("full", ["Unknown Unknown", "FNU LNU", "UNK UNK", "N/A N/A"])
+def test_a_full_name_of_markers_only_is_no_name(full: str) -> None:
+    """Two different people written ``Unknown Unknown`` with one date of birth shared the
+    family-name keys of the word UNKNOWN (a marker, and so missing, only as a whole value)."""
+    from xlink.records._missing import blank_missing
+
+    assert blank_missing({"full_name": full}) == {"full_name": ""}
+    assert blank_missing({"full_name": "Unknown Smith"}) is None  # a family name is known
+    assert blank_missing({"birth_place": full}) is None  # names only

@@ -149,7 +149,13 @@ def blank_missing(values: Mapping[str, str]) -> dict[str, str] | None:
             if not value or value[0] not in _FIRST or len(value) > _LONGEST:
                 continue  # the usual case, ruled out cheaply
             upper = value.upper()
-            if upper in lookup or "".join(upper.split()) in markers:
+            words = upper.split()
+            if (
+                upper in lookup
+                or "".join(words) in markers
+                # a name of markers only: UNKNOWN UNKNOWN, FNU LNU (in a full-name column)
+                or (markers is NAME_MARKERS and len(words) > 1 and all(w in markers for w in words))
+            ):
                 if found is None:
                     found = {}
                 found[field] = ""
