@@ -147,7 +147,16 @@ def test_bad_combines(combine: dict[str, list[str]], columns: dict[str, str], me
             "mapping 'date_orders' names fields that are not date fields (birth_date, doc_expiry): "
             "'arrival'",
         ),
-        ({"colums": {}, "combine": {}}, "unknown mapping settings: colums"),
+        ({"colums": {}, "combine": {}}, "unknown mapping settings: colums (did you mean columns?)"),
+        # no setting named: a flat column table, unless a key is a setting misspelt
+        (
+            {"colums": {"ID": "record_id"}},
+            "unknown mapping settings: colums (did you mean columns?)",
+        ),
+        (
+            {"dateorder": "DMY", "Given": ["first"]},
+            "unknown mapping settings: Given, dateorder (did you mean date_order?)",
+        ),
         (
             {"two_digit_years_until": "2026"},
             "mapping 'two_digit_years_until' must be a year (an integer)",

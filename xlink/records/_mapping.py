@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import difflib
 import os
 import stat
 import unicodedata
@@ -89,6 +90,16 @@ def is_tsv(path: StrPath) -> bool:
     """Whether ``path`` names a tab-separated file (``.tsv``, in any case): read with tabs
     unless its mapping says otherwise, its rejects written to a ``.tsv`` file."""
     return Path(path).suffix.lower() == ".tsv"
+
+
+def _unknown_settings(names: list[str]) -> str:
+    """The error for settings a mapping does not have, with the one each was probably meant
+    to be."""
+    said = []
+    for name in names:
+        close = difflib.get_close_matches(name, _SETTINGS, n=1)
+        said.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return f"unknown mapping settings: {', '.join(said)}; the settings are {', '.join(_SETTINGS)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,10 +229,21 @@ class ColumnMapping:
                 that are not canonical fields, or a combine that reuses a column.
         """
         if not any(key in data for key in _SETTINGS):
+            # a flat column table maps names to field names: a key whose value is an object
+            # or a list, or one named like a setting whose value is no field, is a setting
+            # misspelt ({"colums": {...}}, {"dateorder": "DMY"}), not a column
+            unknown = sorted(
+                str(k)
+                for k, v in data.items()
+                if not isinstance(v, str)
+                or (v not in CANONICAL_FIELDS and difflib.get_close_matches(str(k), _SETTINGS, 1))
+            )
+            if unknown:
+                raise ValueError(_unknown_settings(unknown))
             data = {"columns": data}
         unknown = sorted(str(k) for k in data if k not in _SETTINGS)
         if unknown:
-            raise ValueError("unknown mapping settings: " + ", ".join(unknown))
+            raise ValueError(_unknown_settings(unknown))
         columns = data.get("columns", {})
         if not isinstance(columns, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in columns.items()
