@@ -849,3 +849,15 @@ def test_names_from_a_wrongly_encoded_export_are_counted_and_kept(tmp_path: Path
     assert "2 records have names that look like UTF-8 read in another encoding" in summary
     assert "2 records have names that lost a character in export" in summary
     assert "Müller" not in summary and "NGUY" not in summary  # counts only, no value
+
+
+def test_a_header_with_a_nul_byte_says_so_rather_than_suggest_a_mapping(tmp_path: Path) -> None:
+    """A damaged export's header ``\\x00\\x00record_id`` was refused with the advice to map
+    ``"\\u0000\\u0000record_id"`` to record_id."""
+    path = tmp_path / "n.csv"
+    path.write_bytes(b"\x00\x00record_id,category,family_name\n1,watchlist,Lee\n")
+    with pytest.raises(LoadError) as info:
+        load_csv(path)
+    message = str(info.value)
+    assert "column 1 has control characters (a NUL byte?) in its name" in message
+    assert "\\u0000" not in message and "\x00" not in message

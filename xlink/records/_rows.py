@@ -347,6 +347,10 @@ class RowShape:
         return RawRow(line, raw, None, errors=[FieldError(line, "<row>", reason)])
 
 
+#: A control character (but the tab a cell may hold) in a column's name.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
 def check_header(
     source: str,
     header: Sequence[str],
@@ -357,6 +361,12 @@ def check_header(
     ``written``: the names as the file wrote them (:meth:`ColumnMapping.column_names` of them
     is ``header``), so that names that differ only there are named as written."""
     problems = [f"column {i} has no name" for i, name in enumerate(header, start=1) if not name]
+    controlled = [i for i, name in enumerate(header, start=1) if _CONTROL.search(name)]
+    if controlled:  # a NUL or another control byte: quoting it back in a hint would mislead
+        problems.append(
+            f"column {', '.join(map(str, controlled))} has control characters (a NUL byte?) in "
+            "its name: the file is damaged or in another encoding"
+        )
     spellings: dict[str, list[str]] = {}
     for i, name in enumerate(header):
         if name:
@@ -374,6 +384,7 @@ def check_header(
     if missing:
         problems.append("missing required columns: " + ", ".join(missing))
         found = likely_fields(targets, constant_category=mapping.category is not None)
+        found = [(column, field) for column, field in found if not _CONTROL.search(column)]
         if "category" in missing and all(field != "category" for _, field in found):
             problems.append('a file without a category column needs the mapping\'s "category"')
         if (hint := mapping_hint(found)) is not None:
