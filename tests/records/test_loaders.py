@@ -861,3 +861,12 @@ def test_a_header_with_a_nul_byte_says_so_rather_than_suggest_a_mapping(tmp_path
     message = str(info.value)
     assert "column 1 has control characters (a NUL byte?) in its name" in message
     assert "\\u0000" not in message and "\x00" not in message
+
+
+def test_a_file_without_a_header_says_its_first_line_looks_like_a_record(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("1001,watchlist,Lee,Ann,1980-01-02\n1002,watchlist,Kim,Bo,1975-03-04\n")
+    with pytest.raises(LoadError, match="its first line looks like a record, not a header"):
+        load_csv(path)
+    path.write_text("record_id,category,family_name,2020_score,1999\n1,watchlist,Lee,3,4\n")
+    assert load_csv(path).loaded == 1  # names with digits in them are still names

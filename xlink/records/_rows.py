@@ -347,6 +347,8 @@ class RowShape:
         return RawRow(line, raw, None, errors=[FieldError(line, "<row>", reason)])
 
 
+#: A cell no column is named: a number, or a date (``1983-05-27``, ``27/05/1983``).
+_LIKE_A_VALUE = re.compile(r"[+-]?\d+(?:[.,]\d+)?|\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
 #: A control character (but the tab a cell may hold) in a column's name.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
@@ -389,6 +391,11 @@ def check_header(
             problems.append('a file without a category column needs the mapping\'s "category"')
         if (hint := mapping_hint(found)) is not None:
             problems.append(hint)
+        if sum(1 for name in header if _LIKE_A_VALUE.fullmatch(name)) >= 2:
+            problems.append(
+                "its first line looks like a record, not a header (numbers or dates among the "
+                "column names): the file needs a header line naming its columns"
+            )
         seen_in_one = [d for d in DELIMITERS if len(header) == 1 and d in header[0]]
         if seen_in_one:
             problems.append(
