@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -523,3 +524,21 @@ def test_eval_finds_a_registry_of_events_and_fits_under_its_rule(
     assert named["links"] == "one-to-one" and "link_choice" not in named
     found = chosen["all"]["true_positives"]  # type: ignore[index]
     assert found > 1.5 * named["all"]["true_positives"]  # type: ignore[index]
+
+
+def test_a_truth_file_is_read_as_spreadsheets_save_it_and_its_errors_say_what_is_wrong(
+    tmp_path: Path,
+) -> None:
+    from xlink.evaluation.datasets import read_truth_file
+
+    path = tmp_path / "truth.csv"
+    path.write_bytes("a,b\r\nL1,R1\r\n".encode("utf-16"))  # "Unicode text", with its mark
+    assert read_truth_file(path) == {("L1", "R1")}
+    for text, said in [
+        ("a;b\nL1;R1\n", "found one value (comma-separated values are needed: it holds ';'"),
+        ("a,b,c\nL1,R1,x\n", "exactly two values are needed, a left and a right id; found 3"),
+        ("a,b\nL1,\n", "found an empty one"),
+    ]:
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(EvaluationError, match=re.escape(said)):
+            read_truth_file(path)

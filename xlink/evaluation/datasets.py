@@ -17,8 +17,10 @@ on the held-out split (a pair counts for the split of its left record).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import io
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -254,21 +256,32 @@ def read_truth_file(path: Path) -> frozenset[tuple[str, str]]:
 
 def read_two_columns(path: Path, what: str) -> list[tuple[str, str]]:
     """Rows of a two-column CSV file with a header (any names), stripped (``truth.csv``,
-    ``split.csv``). Raises :class:`~xlink.errors.EvaluationError` naming the line at fault."""
+    ``split.csv``): UTF-8, or UTF-16 after its byte-order mark (a spreadsheet's "Unicode
+    text"). Raises :class:`~xlink.errors.EvaluationError` naming the line at fault."""
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            rows = list(csv.reader(handle))
+        data = path.read_bytes()
+        utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+        text = data.decode("utf-16" if utf16 else "utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text, newline="")))
     except OSError as exc:
         raise EvaluationError(f"{path.name}: cannot read the {what} ({exc.strerror})") from None
     except (UnicodeDecodeError, csv.Error):
-        raise EvaluationError(f"{path.name}: the {what} is not a UTF-8 CSV file") from None
+        raise EvaluationError(
+            f"{path.name}: the {what} is not a UTF-8 CSV file (save it as CSV UTF-8)"
+        ) from None
     out = []
     for line, row in enumerate(rows[1:], start=2):
         if not row:
             continue
         left, right = (trim(unguard(v)) for v in row) if len(row) == 2 else ("", "")
         if not left or not right:
-            raise EvaluationError(f"{path.name}: line {line}: two values are needed")
+            found = f"{len(row)} values" if len(row) != 1 else "one value"
+            if len(row) == 1 and any(d in row[0] for d in ";\t|"):
+                found += " (comma-separated values are needed: it holds ';', a tab or '|')"
+            raise EvaluationError(
+                f"{path.name}: line {line}: exactly two values are needed, a left and a right "
+                f"id; found {found if len(row) != 2 else 'an empty one'}"
+            )
         out.append((left, right))  # as the data files' ids are read
     return out
 
