@@ -342,8 +342,9 @@ def spent_tokens(
 def household_names(record: PersonRecord) -> tuple[str, ...]:
     """The family names a household of ``record`` may share, as key derivation reads its
     names and aliases (:func:`~xlink.records.names.name_readings`: a name written whole
-    gives its last word, or what comes before a comma, and the words in capitals when its
-    family name alone is so written): each family name, each part of a compound
+    gives its last word, or what comes before a comma, the words in capitals when its
+    family name alone is so written, and its last word with the particles before it):
+    each family name, each part of a compound
     or particled one (``Garcia Lopez``: ``GARCIA``, ``LOPEZ``; a key may hold the one a
     partner names), and the given name of a name with both (a name entered the other way
     round is read the other way round too)."""

@@ -133,19 +133,26 @@ class NameGroup:
         readings: list[tuple[str, str, tuple[str, ...], bool]] = []
         plain: list[tuple[str, str]] = []  # each name's given and family texts, as recorded
         both: list[tuple[str, str]] = []  # the same, each followed by its swap (if it has one)
-        # every name's first reading, then the readings from case (as normalise_name orders
-        # them for key derivation: a key's cap on tokens keeps what first readings gave)
+        # every name's first reading, then its further readings (from case, or a compound
+        # family name), as normalise_name orders them for key derivation: a key's cap on
+        # tokens keeps what first readings gave; a reading past ``swapped`` takes no swap
         read = [name_readings(name) for name in names]
-        for given_text, family_text, words in [
-            *((pairs[0][0], pairs[0][1], words) for pairs, words in read),
-            *((g, f, words) for pairs, words in read for g, f in pairs[1:]),
+        for given_text, family_text, words, swaps in [
+            *((pairs[0][0], pairs[0][1], words, swapped > 0) for pairs, words, swapped in read),
+            *(
+                (g, f, words, i < swapped)
+                for pairs, words, swapped in read
+                for i, (g, f) in enumerate(pairs)
+                if i
+            ),
         ]:
             readings.append((given_text, family_text, words, False))
             plain.append((given_text, family_text))
             both.append((given_text, family_text))
             given = name_part_forms(given_text)[0]
             if (
-                given
+                swaps
+                and given
                 and name_part_forms(family_text)[0]
                 and not (placeholder and not known_given(given))
             ):

@@ -11,6 +11,7 @@ import itertools
 import re
 from dataclasses import dataclass
 
+from xlink.records._missing import NAME_MARKERS
 from xlink.records.model import PersonName
 from xlink.records.normalise import (
     _NOT_A_Z,
@@ -37,6 +38,8 @@ __all__ = [
 
 #: Words that are no part of a name's given or family name.
 _TITLES = HONORIFICS | NAME_SUFFIXES
+#: The markers of a name not known that are one word of letters (``UNKNOWN``, ``LNU``, ``FNU``).
+NAME_MARKER_WORDS = frozenset(m for m in NAME_MARKERS if m.isalpha())
 #: The runs of letters of a word (``A.J.``: ``A``, ``J``).
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")
 
@@ -47,8 +50,9 @@ class NormalisedName:
 
     An empty tuple means the part is unknown or untransliterable. ``swapped`` marks a name-order
     variant (given and family exchanged); ``full_name`` is order-insensitive (sorted words);
-    ``second`` marks a further reading (from case, or of a compound family name; and its
-    swap), which comes after every first reading of a record's names (:func:`name_readings`)."""
+    ``second`` marks a further reading (from case, and its swap; or of a family name with the
+    particles before it), which comes after every first reading of a record's names
+    (:func:`name_readings`)."""
 
     given: tuple[str, ...]
     given_first: tuple[str, ...]
@@ -155,7 +159,7 @@ def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
     reverse. Middle words are ignored for given/family but kept in ``full_name``. Never
     raises: untransliterable parts come out empty.
     """
-    pairs, words = name_readings(name)
+    pairs, words, swapped = name_readings(name)
     full = full_name_variants(words)
     readings: list[NormalisedName] = []
     for second, (given_text, family_text) in enumerate(pairs):
@@ -164,7 +168,7 @@ def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
         readings.append(
             NormalisedName(given, given_first, family, family_parts, full, second=bool(second))
         )
-        if given and family:
+        if given and family and second < swapped:
             readings.append(
                 NormalisedName(
                     given=family,
@@ -179,44 +183,52 @@ def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
     return tuple(readings)
 
 
-def name_readings(name: PersonName) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+def name_readings(name: PersonName) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...], int]:
     """The given-name and family-name texts of each reading of a name, swaps aside (the one of
     :func:`name_texts`, then, for a full name whose family name alone is in capitals, the one
-    split there, or else, for a full name of three words or more, the one whose family name is
-    more than its last word: :func:`_compound_texts`), and all the name's words. Never
-    raises."""
+    split there, or else, for a full name whose last word has particles before it, the one
+    whose family name holds them: :func:`_compound_texts`), all the name's words, and how many
+    of the readings, from the first, are also read swapped (the compound one is not: its
+    family name's first word is no given name). Never raises."""
     given, family, words = name_texts(name)
     first = (given, family)
-    found = _capitals_texts(name, first) or _compound_texts(name, first)
-    return ((first,) if found is None else (first, found)), words
+    found = _capitals_texts(name, first)
+    if found is not None:
+        return (first, found), words, 2
+    found = _compound_texts(name, first)
+    return ((first,) if found is None else (first, found)), words, 1
 
 
 def _compound_texts(name: PersonName, first: tuple[str, str]) -> tuple[str, str] | None:
-    """A further reading of a name written whole, given names first, whose family name may be
-    more than its last word: the last word with the particles before it (``Pieter van der
-    Berg``: ``van der Berg``; ``Maria da Silva``, ``Juan de la Cruz``, ``Mohammed Al Rashid``)
-    or, with none, its last two words (``Andrea Castillo Jiménez``, ``Jane Smith Jones``: a
-    double family name written without its hyphen, as Spanish and Portuguese names are), the
-    first word the given name. It is read beside the first reading (:func:`name_texts`: the
-    last word alone), since nothing tells a second family name from a middle name (``John
-    Paul Smith``); an initial before the last word (``John A Smith``), or a placeholder
-    (``Baby Girl Jones``), is no family name.
-    None for a structured name, one with a comma, one of fewer than three words, or when it
-    says what ``first`` says. Never raises."""
+    """A further reading of a name written whole, given names first, whose last word has
+    particles before it: the family name is the last word with them (``Pieter van der Berg``:
+    ``van der Berg``; ``Maria da Silva``, ``Juan de la Cruz``, ``Mohammed Al Rashid``), and
+    with the word before a particle of one letter, which joins two family names (``José Pérez
+    y González``: ``Pérez y González``; ``Maria Silva e Santos``); the first word is the given
+    name. It is read beside the first reading (:func:`name_texts`: the last word alone). Two
+    words without a particle are not read as one family name (``Andrea Castillo Jiménez``,
+    ``John Paul Smith``): nothing tells a second family name from a middle name, and reading
+    a middle name into the family name makes strangers who share a given and a middle name
+    agree on it. None for a structured name, one with a comma, one whose last word is an
+    initial or whose family name would hold a placeholder or a marker of a name not known
+    (``Mary LNU van Berg``), or when it says what ``first`` says. Never raises."""
     if name.is_structured or "," in name.full:
         return None
     words = _name_words(name.full)
-    if len(words) < 3:
+    keys = [_word_key(word) for word in words]
+    if len(words) < 3 or len(keys[-1]) < 2:
         return None
     start = len(words) - 1
-    while start > 1 and _word_key(words[start - 1]) in NAME_PARTICLES:
+    while start > 1 and keys[start - 1] in NAME_PARTICLES:
         start -= 1
-    if start == len(words) - 1:  # no particle: a double family name, not an initial
-        if len(_word_key(words[-2])) < 2 or _word_key(words[-2]) in _TITLES:
+    if start == len(words) - 1:  # no particle before the last word
+        return None
+    if len(keys[start]) == 1:  # y, e: a conjunction between two family names
+        if start < 2 or len(keys[start - 1]) < 2:
             return None
         start -= 1
-    if any(_word_key(word) in PLACEHOLDER_GIVEN_NAMES for word in words[start:]):
-        return None  # BABY GIRL Jones: a placeholder is no family name
+    if any(k in PLACEHOLDER_GIVEN_NAMES or k in NAME_MARKER_WORDS for k in keys[start:]):
+        return None
     found = words[0], " ".join(words[start:])
     return None if found == first else found
 
