@@ -839,15 +839,21 @@ def test_names_from_a_wrongly_encoded_export_are_counted_and_kept(tmp_path: Path
         "3,watchlist,Van An,NGUY?N,\n"  # cp1252 could not write Ễ
         "4,watchlist,Ann,Lee,M\ufffdller Ann\n"  # a replacement character in an alias
         "5,watchlist,José,Müller,\n"  # right
-        "6,watchlist,Ann,Lee?,\n"  # a question mark, but no letter lost between letters
-        "7,watchlist,ÅSA,ÄÖ-Öberg,\n",  # capitals with accents, as names hold them
+        "6,watchlist,Ann,Lee ?,\n"  # a question mark, against no letter
+        "7,watchlist,ÅSA,ÄÖ-Öberg,\n"  # capitals with accents, as names hold them
+        "8,watchlist,MÍŠA,KŘÍŽEK,\n"  # Czech capitals: Í before Š or Ž reads back as no letter
+        "9,watchlist,JOSÉ\u00a0MARÍA,GARCÍA,\n"  # a no-break space after a capital É
+        "10,watchlist,Thá»‹,Nguyá»…n,\n"  # Vietnamese: three-byte UTF-8 read as cp1252
+        "11,watchlist,Ren?,Dupont,\n"  # René, its é lost at the end of the word
+        ",watchlist,JosÃ©,NGUY?N,\n",  # no id: rejected, and not counted
         encoding="utf-8",
     )
     result = load_csv(path)
-    assert (result.loaded, result.misencoded_names, result.lost_characters) == (7, 2, 2)
+    assert (result.loaded, result.misencoded_names, result.lost_characters) == (11, 3, 3)
+    assert result.rejected == 1
     summary = result.summary()
-    assert "2 records have names that look like UTF-8 read in another encoding" in summary
-    assert "2 records have names that lost a character in export" in summary
+    assert "3 records have names that look like UTF-8 read as another encoding" in summary
+    assert "3 records have names that lost a character in export" in summary
     assert "Müller" not in summary and "NGUY" not in summary  # counts only, no value
 
 

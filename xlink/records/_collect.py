@@ -47,6 +47,11 @@ ProgressCallback = Callable[[int], None]
 _ROW_PSEUDO_FIELDS = frozenset({"<line>", "<row>"})
 
 
+def _records(count: int) -> str:
+    """``1 record has`` or ``3 records have``."""
+    return f"{count} record has" if count == 1 else f"{count} records have"
+
+
 #: How a field error ends for a date kept by reading it the other way round.
 _SWAPPED = f"({KEPT_SWAPPED})"
 #: How many such dates, a fifth of the records at least, make a load ask about its date order.
@@ -125,13 +130,14 @@ class LoadResult:
             )
         if self.misencoded_names:
             text += (
-                f"; {self.misencoded_names} records have names that look like UTF-8 read in "
-                "another encoding (Ã© for é): is the mapping's encoding right?"
+                f"; {_records(self.misencoded_names)} names that look like UTF-8 read as "
+                "another encoding (Ã© for é): the mapping's encoding, or text pasted or "
+                "exported twice"
             )
         if self.lost_characters:
             text += (
-                f"; {self.lost_characters} records have names that lost a character in export "
-                "(? or \ufffd between letters): export the file as UTF-8"
+                f"; {_records(self.lost_characters)} names that lost a character in export "
+                "(? or \ufffd for a letter): export the file as UTF-8"
             )
         if self.absent_columns:
             named = ", ".join(f"{json.dumps(c)} ({f})" for c, f in self.absent_columns)
@@ -242,7 +248,6 @@ class Collector:
                 errors += (FieldError(row.line, "<row>", reason) for reason in conflicts)
                 rejected = True
             canonical = assemble(row.values)
-            self.garbled.note(canonical)
             as_read = canonical.get("record_id", "")
             record_id = trim(as_read)
             if record_id in self.first_line:
@@ -271,6 +276,7 @@ class Collector:
         else:
             self.records.append(record)
             self.field_errors += errors
+            self.garbled.note(canonical)  # a record kept: its names as the file wrote them
         done = len(self.records) + len(self.rejects)
         if self.progress is not None and done % PROGRESS_EVERY == 0:
             self.progress(done)

@@ -7,41 +7,80 @@ what to change. Nothing here quotes a value."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["GarbledNames"]
+from xlink.records.validation import NAME_FIELDS
 
-#: The name fields looked at.
-NAME_FIELDS: Final = ("given_name", "middle_name", "family_name", "full_name", "aliases")
+__all__ = ["GarbledNames", "lost_a_character", "misencoded"]
 
-#: UTF-8 read as Windows-1252 or Latin-1: the lead byte of a two-byte sequence (``Ã`` for
-#: ``0xC3``, ``Ð`` for Cyrillic's ``0xD0``) followed by what a continuation byte reads as (a
-#: Latin-1 symbol, or one of Windows-1252's letters and punctuation at ``0x80``-``0x9F``), or
-#: the three characters of a UTF-8 quote or dash (``â€``). No name holds these pairs.
-_MISENCODED: Final = re.compile(
-    "[\u00c2-\u00df][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6"
-    "\u02dc\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a"
-    "\u20ac\u2122]|\u00e2\u20ac"
+#: The fields looked at: the name fields and the aliases.
+_LOOKED_AT: Final = (*NAME_FIELDS, "aliases")
+
+#: What a UTF-8 continuation byte (0x80-0xBF) reads as in Windows-1252 or Latin-1.
+_CONTINUATION: Final = (
+    "\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014"
+    "\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"
+)
+#: A UTF-8 sequence read one byte a character: its lead (two, three or four bytes long, as
+#: ``Ã``, ``á``, ``ð`` read) and its continuations.
+_SEQUENCE: Final = re.compile(
+    f"[\u00c2-\u00df][{_CONTINUATION}]|[\u00e0-\u00ef][{_CONTINUATION}]{{2}}"
+    f"|[\u00f0-\u00f4][{_CONTINUATION}]{{3}}"
 )
 #: A character an export could not write: the replacement character, or a question mark
-#: between two letters (``NGUY?N``), as Windows-1252 exports write what they cannot encode.
-_LOST: Final = re.compile(r"\ufffd|(?<=[^\W\d_])\?(?=[^\W\d_])")
+#: against a letter (``NGUY?N``, ``JOS?``), as Windows-1252 exports write what they cannot
+#: encode. A question mark alone is a marker of a value not known, not this.
+_LOST: Final = re.compile(r"\ufffd|(?<=[^\W\d_])\?|\?(?=[^\W\d_])")
+
+
+def _byte(ch: str) -> bytes:
+    try:
+        return ch.encode("cp1252")
+    except UnicodeEncodeError:
+        return ch.encode("latin-1")  # the five bytes Windows-1252 leaves undefined
+
+
+def _a_name_letter(ch: str) -> bool:
+    """A letter or mark a name holds: not IPA's letters, spacing modifiers or the combining
+    marks past the common accents (U+0250-U+036F), which real text read twice never makes."""
+    return not 0x0250 <= ord(ch) <= 0x036F and unicodedata.category(ch)[0] in "LM"
+
+
+def misencoded(text: str) -> bool:
+    """Whether ``text`` holds a UTF-8 sequence read one byte a character in Windows-1252 or
+    Latin-1 (``MÃ¼ller``, ``Nguyá»…n``, ``Ð˜Ð²Ð°Ð½``): a run of such characters that, turned
+    back into its bytes, is UTF-8 for a letter. A correctly written name whose capitals run
+    into a symbol (``KŘÍŽ``, ``JOSÉ`` and a no-break space) reads back as no letter."""
+    for run in _SEQUENCE.finditer(text):
+        try:
+            ch = b"".join(_byte(c) for c in run.group()).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+        if _a_name_letter(ch):
+            return True
+    return False
+
+
+def lost_a_character(text: str) -> bool:
+    """Whether ``text`` holds a character an export could not write (:data:`_LOST`)."""
+    return _LOST.search(text) is not None
 
 
 class GarbledNames:
-    """Counts the rows of a load whose names look mis-encoded or lost a character."""
+    """Counts the records of a load whose names look mis-encoded or lost a character."""
 
     def __init__(self) -> None:
         self.misencoded = 0
         self.lost = 0
 
     def note(self, values: Mapping[str, str]) -> None:
-        """Count one row by its canonical values."""
-        names = "\x00".join([values.get(f, "") for f in NAME_FIELDS])  # no letter between
-        if names.isascii() and "?" not in names:  # most rows: nothing to look for
+        """Count one record by its canonical values."""
+        names = "\x00".join([values.get(f, "") for f in _LOOKED_AT])  # no letter between
+        if names.isascii() and "?" not in names:  # most records: nothing to look for
             return
-        if _MISENCODED.search(names):
+        if misencoded(names):
             self.misencoded += 1
-        if _LOST.search(names):
+        if lost_a_character(names):
             self.lost += 1
