@@ -160,6 +160,9 @@ def test_birth_date_forms(text: str, order: str, expected: BirthDate) -> None:
         ("27051983", "unknown", BirthDate(1983, 5, 27)),  # deduced day-first
         ("01021990", "unknown", BirthDate(1990, 2, 1, day_month_ambiguous=True)),
         ("19830527", "DMY", BirthDate(1983, 5, 27)),  # a year first: YYYYMMDD, whatever the order
+        ("19021985", "DMY", BirthDate(1985, 2, 19)),  # 1902 is a year, but 1902-19-85 no date
+        ("20121990", "DMY", BirthDate(1990, 12, 20)),
+        ("12201990", "MDY", BirthDate(1990, 12, 20)),
     ],
 )
 def test_eight_digits_without_a_year_first_are_a_date_unparted(

@@ -192,9 +192,9 @@ def parse_birth_date(
     spreadsheets and databases export a date). With ``UNKNOWN`` order and both parts <= 12 and
     different, the day-first reading is returned with ``day_month_ambiguous=True``. With
     ``two_digit_years_until``, ``NN/NN/YY`` is read the same way, its year by
-    :func:`century_year`; without it, a two-digit year is not a date. Eight digits that do not
-    start with a year (``27051983``) are ``NN/NN/YYYY`` without its separators, read by
-    ``date_order`` (any order but YMD). A spreadsheet's date serial number (``30462``) is
+    :func:`century_year`; without it, a two-digit year is not a date. Eight digits that are no
+    ``YYYYMMDD`` date (``27051983``, ``19021985``) are ``NN/NN/YYYY`` without its separators,
+    read by ``date_order`` (any order but YMD). A spreadsheet's date serial number (``30462``) is
     refused with :data:`SPREADSHEET_SERIAL`: nothing in it says from which day it counts.
 
     Raises:
@@ -214,10 +214,20 @@ def parse_birth_date(
     if m := _ISO_FULL.fullmatch(text):
         return _birth_date(int(m[1]), int(m[2]), int(m[3]))
     if m := _COMPACT.fullmatch(text):
-        if order is DateOrder.YMD or _a_year(int(m[1])):
+        try:
             return _birth_date(int(m[1]), int(m[2]), int(m[3]))
-        # no year first: DDMMYYYY or MMDDYYYY, as some exports write NN/NN/YYYY unparted
-        return _year_last(int(text[:2]), int(text[2:4]), int(text[4:]), order)
+        except ValueError:
+            if order is DateOrder.YMD:
+                raise
+            # no date year first: DDMMYYYY or MMDDYYYY, as some exports write NN/NN/YYYY
+            # unparted (19021985 is no 1902 date); refused as a YYYYMMDD date when it starts
+            # with a year and is no date the other way either
+            try:
+                return _year_last(int(text[:2]), int(text[2:4]), int(text[4:]), order)
+            except ValueError:
+                if _a_year(int(m[1])):
+                    _birth_date(int(m[1]), int(m[2]), int(m[3]))  # its own reason
+                raise
     if m := _YEAR_FIRST.fullmatch(text):
         return _birth_date(int(m[1]), int(m[3]), int(m[4]))
     if m := _ISO_MONTH.fullmatch(text):
