@@ -178,6 +178,7 @@ def test_eval_data_says_what_its_files_lost_and_reads_what_prepare_reads(
     assert isinstance(loads, dict)
     assert (loads["left"]["rejected"], loads["left"]["with_field_errors"]) == (1, 1)
     assert (loads["right"]["rejected"], loads["right"]["with_field_errors"]) == (0, 0)
+    assert (loads["left"]["quiet"], loads["right"]["quiet"]) == (False, True)
     assert "rejected 1" in loads["left"]["summary"]
     assert main([*argv, "--quiet"]) == ExitCode.OK
     out = capsys.readouterr().out

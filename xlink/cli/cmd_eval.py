@@ -121,7 +121,7 @@ def register(sub: Any) -> None:
 
 class EvalProgress:
     """What :func:`~xlink.evaluation.evaluate` is given as ``progress``: a stage line
-    (``progress("left: 5000 records loaded in 1.2 s")``) is written as a note, a phase
+    (``progress("left (1.2 s): 5000 records loaded")``) is written as a note, a phase
     (``progress(phase, done, total)``, a :class:`~xlink.progress.ProgressFn` call) goes to the
     reporter. So both evaluation's stage lines and phases reported through it are drawn."""
 
@@ -267,8 +267,8 @@ def run(args: argparse.Namespace) -> int:
         losses = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in figures["losses"].items())
         print(f"{'true links':>18}: {losses}")
         for side, load in figures.get("loads", {}).items():
-            if load["rejected"] or load["with_field_errors"] or load["unread_columns"]:
-                print(f"{side:>18}: {load['summary']}")  # said again after the progress lines
+            if load is not None and not load["quiet"]:  # said again after the progress lines
+                print(f"{side:>18}: {load['summary']}")
     missed = (args.min_f1 is not None and figures["f1"] < args.min_f1) or (
         args.min_precision is not None and figures["precision"] < args.min_precision
     )

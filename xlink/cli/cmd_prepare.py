@@ -17,7 +17,6 @@ from xlink.cli._common import (
 from xlink.cli.exitcodes import ExitCode
 from xlink.linkage.schema import load_default_schema, load_schema, schema_digest
 from xlink.prepare import prepare_side
-from xlink.records.header_hints import unread_json
 
 __all__ = ["register", "run"]
 
@@ -76,26 +75,7 @@ def run(args: argparse.Namespace) -> int:
             reporter("finding likely duplicates", 0)  # ends when the reporter closes
             duplicates = find_duplicates(side.records, args.duplicate_threshold)
     summary = {
-        "files": [
-            {
-                "source": load.source,
-                "loaded": load.loaded,
-                "rejected": load.rejected,
-                "with_field_errors": load.with_field_errors,
-                "field_errors": len(load.field_errors),
-                "rejects_path": str(load.rejects_path) if load.rejects_path else None,
-                "field_errors_path": (
-                    str(load.field_errors_path) if load.field_errors_path else None
-                ),
-                "unread_columns": unread_json(load.unread_columns),
-                "misencoded_names": load.misencoded_names,
-                "lost_characters": load.lost_characters,
-                "absent_columns": [
-                    {"column": column, "field": field} for column, field in load.absent_columns
-                ],
-            }
-            for load in side.loads
-        ],
+        "files": [load.as_json() for load in side.loads],
         "records": side.loaded,
         "rejected": side.rejected,
         "with_field_errors": side.with_field_errors,

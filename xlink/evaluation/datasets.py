@@ -45,7 +45,6 @@ __all__ = [
     "SPLIT_FILE",
     "TRUTH_FILE",
     "Dataset",
-    "LoadNote",
     "Side",
     "Split",
     "check_truth_ids",
@@ -84,27 +83,14 @@ class Side:
     load: Callable[[], Sequence[PersonRecord] | LoadResult]
 
 
-@dataclass(frozen=True, slots=True)
-class LoadNote:
-    """What loading a side's file said beside its records, as ``xlink prepare`` says it: its
-    :meth:`~xlink.records.LoadResult.summary` (rows rejected, records with bad fields left out,
-    the files that list them, columns not read), and those counts."""
-
-    summary: str
-    rejected: int
-    with_field_errors: int
-    unread_columns: tuple[tuple[str, str], ...]
-
-
 def loaded_records(
     loaded: Sequence[PersonRecord] | LoadResult,
-) -> tuple[Sequence[PersonRecord], LoadNote | None]:
-    """What a :attr:`Side.load` gave: the records, and for a file, what its load said."""
+) -> tuple[Sequence[PersonRecord], dict[str, object] | None]:
+    """What a :attr:`Side.load` gave: the records, and for a file, what its load said
+    (:meth:`~xlink.records.LoadResult.as_json`, with ``quiet``: nothing to say beyond its
+    count)."""
     if isinstance(loaded, LoadResult):
-        note = LoadNote(
-            loaded.summary(), loaded.rejected, loaded.with_field_errors, loaded.unread_columns
-        )
-        return loaded.records, note
+        return loaded.records, {**loaded.as_json(), "quiet": loaded.quiet}
     return loaded, None
 
 

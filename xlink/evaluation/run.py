@@ -34,7 +34,6 @@ from xlink.crypto.rand import RandomSource, system_random
 from xlink.errors import EvaluationError, ProtocolError, XlinkError
 from xlink.evaluation.datasets import (
     Dataset,
-    LoadNote,
     Side,
     Split,
     check_truth_ids,
@@ -50,7 +49,6 @@ from xlink.linkage.tokens import TokenSet
 from xlink.protocol.config import Mode, Role, SessionConfig
 from xlink.protocol.events import PsiResult
 from xlink.protocol.session import PsiSession
-from xlink.records.header_hints import unread_json
 
 __all__ = ["EVAL_MOU_DIGEST", "EVAL_MOU_ID", "IDLE_TIMEOUT", "EvaluationError", "evaluate"]
 
@@ -77,20 +75,7 @@ class _SideRun:
     tokens_s: float
     psi_s: float
     loaded: frozenset[str]  # the ids of the records loaded (rejected rows are not)
-    note: LoadNote | None  # what a file's load said (None for a data set's own records)
-
-
-def _load_json(note: LoadNote | None) -> dict[str, Any]:
-    """A side's ``loads`` entry in the figures: what its file's load said (nothing rejected,
-    no field left out and every column read, for a data set's own records)."""
-    if note is None:
-        return {"rejected": 0, "with_field_errors": 0, "unread_columns": [], "summary": None}
-    return {
-        "rejected": note.rejected,
-        "with_field_errors": note.with_field_errors,
-        "unread_columns": unread_json(note.unread_columns),
-        "summary": note.summary,
-    }
+    load: dict[str, Any] | None  # what a file's load said (None: a data set's own records)
 
 
 def _distinct(tokens: TokenSet) -> int:
@@ -120,13 +105,13 @@ class _Tokens:
     tokens: TokenSet
     load_s: float
     tokens_s: float
-    note: LoadNote | None
+    load: dict[str, Any] | None
 
     def run(self, psi_s: float) -> _SideRun:
         tokens = self.tokens
         return _SideRun(
             len(tokens.record_ids), len(tokens), _distinct(tokens), self.load_s, self.tokens_s,
-            psi_s, frozenset(tokens.record_ids), self.note,
+            psi_s, frozenset(tokens.record_ids), self.load,
         )  # fmt: skip
 
 
@@ -134,16 +119,16 @@ def _tokens(
     side: Side, schema: LinkageSchema, clock: Callable[[], float], progress: Progress | None
 ) -> _Tokens:
     start = clock()
-    records, note = loaded_records(side.load())
+    records, load = loaded_records(side.load())
     loaded = clock()
-    if progress:  # a file's side as xlink prepare says it: rejects, field errors, unread columns
-        said = note.summary if note else f"{len(records)} records loaded"
-        progress(f"{side.label}: {said} in {loaded - start:.1f} s")
+    if progress:  # a file's side as xlink prepare says it: rejects, field errors, columns...
+        said = load["summary"] if load else f"{len(records)} records loaded"
+        progress(f"{side.label} ({loaded - start:.1f} s): {said}")
     tokens = derive_token_set(records, schema)
     done = clock()
     if progress:
         progress(f"{side.label}: {len(tokens)} tokens derived in {done - loaded:.1f} s")
-    return _Tokens(tokens, loaded - start, done - loaded, note)
+    return _Tokens(tokens, loaded - start, done - loaded, load)
 
 
 async def _over_socket(session: PsiSession, sock: socket.socket) -> PsiResult:
@@ -369,7 +354,7 @@ def evaluate(
             name: round(value, 4) for name, value in schema.disagreement_weights().items()
         },
         "records": {"left": left.records, "right": right.records},
-        "loads": {"left": _load_json(left.note), "right": _load_json(right.note)},
+        "loads": {"left": left.load, "right": right.load},
         "tokens": {"left": left.tokens, "right": right.tokens},
         "tokens_per_record": round(tokens_per_record, 3),
         "candidate_pairs": result.pair_count,

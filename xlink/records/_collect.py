@@ -23,6 +23,7 @@ from xlink.records.header_hints import (
     likely_fields,
     mapping_entries,
     mapping_hint,
+    unread_json,
     unread_text,
 )
 from xlink.records.model import PersonRecord
@@ -105,6 +106,41 @@ class LoadResult:
         were read wrongly without a word."""
         return sum(1 for e in self.field_errors if e.reason.endswith(_SWAPPED))
 
+    @property
+    def quiet(self) -> bool:
+        """Whether the load has nothing to say beyond its count: no row rejected, no field
+        left out, no column unread or absent, no garbled name."""
+        return not (
+            self.rejects
+            or self.field_errors
+            or self.unread_columns
+            or self.absent_columns
+            or self.misencoded_names
+            or self.lost_characters
+        )
+
+    def as_json(self) -> dict[str, object]:
+        """The load as ``xlink prepare --json`` and ``xlink eval --json`` give it: its counts,
+        files, the columns it did not read or did not find, its garbled names and
+        :meth:`summary` (which quotes no value)."""
+        return {
+            "source": self.source,
+            "loaded": self.loaded,
+            "rejected": self.rejected,
+            "with_field_errors": self.with_field_errors,
+            "field_errors": len(self.field_errors),
+            "read_swapped": self.read_swapped,
+            "rejects_path": None if self.rejects_path is None else str(self.rejects_path),
+            "field_errors_path": (
+                None if self.field_errors_path is None else str(self.field_errors_path)
+            ),
+            "unread_columns": unread_json(self.unread_columns),
+            "absent_columns": [{"column": c, "field": f} for c, f in self.absent_columns],
+            "misencoded_names": self.misencoded_names,
+            "lost_characters": self.lost_characters,
+            "summary": self.summary(),
+        }
+
     def summary(self) -> str:
         """One line for people: ``loaded 998 (3 with bad fields left out), rejected 2 (see
         rejects: x.rejects.csv; field errors: x.field-errors.csv)``; the parts about field
@@ -140,7 +176,9 @@ class LoadResult:
                 "(? or \ufffd for a letter): export the file as UTF-8"
             )
         if self.absent_columns:
-            named = ", ".join(f"{json.dumps(c)} ({f})" for c, f in self.absent_columns)
+            named = ", ".join(
+                f"{json.dumps(c, ensure_ascii=False)} ({f})" for c, f in self.absent_columns
+            )
             text += f"; the mapping names columns the file does not have, so nothing fills: {named}"
         if self.unread_columns:
             text += (
