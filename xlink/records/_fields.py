@@ -52,16 +52,17 @@ __all__ = [
 
 
 #: Sex markers as lists write them, upper case without accents: ICAO 9303's F, M, X; the
-#: words; ISO/IEC 5218's codes (1 male, 2 female, 0 not known, 9 not applicable), as national
-#: registers export them; and the French, Spanish, Portuguese and German words and letters
-#: that cannot be read otherwise (``H``: homme, hombre; ``W``: weiblich). ``M`` stays male
-#: (ICAO), whatever a Spanish list means by it.
+#: words; ISO/IEC 5218's codes 1 (male) and 2 (female), as national registers export them
+#: (not its 0 and 9, which a file coding sex 0/1 would have read as X without a word); and
+#: the French, Spanish, Portuguese and German words and letters that cannot be read otherwise
+#: (``H``: homme, hombre; ``W``: weiblich). ``M`` stays male (ICAO), whatever a Spanish list
+#: means by it.
 _SEX_WORDS = {
     **dict.fromkeys(("F", "FEMALE", "WOMAN", "2", "W", "FEMME", "FEMININ"), Sex.FEMALE),
     **dict.fromkeys(("FEMENINO", "FEMININO", "MUJER", "MULHER", "WEIBLICH"), Sex.FEMALE),
     **dict.fromkeys(("M", "MALE", "MAN", "1", "H", "HOMME", "MASCULIN"), Sex.MALE),
     **dict.fromkeys(("MASCULINO", "HOMBRE", "HOMEM", "MANNLICH"), Sex.MALE),
-    **dict.fromkeys(("X", "U", "UNKNOWN", "UNSPECIFIED", "0", "9"), Sex.UNSPECIFIED),
+    **dict.fromkeys(("X", "U", "UNKNOWN", "UNSPECIFIED"), Sex.UNSPECIFIED),
 }
 #: Category spellings lists use beside the canonical names (after case folding, and spaces
 #: and hyphens read as ``_``).

@@ -144,22 +144,39 @@ def blank_missing(values: Mapping[str, str]) -> dict[str, str] | None:
         (_OTHER_FIELDS, _OTHER_LOOKUP, MISSING_MARKERS),
         (_SEX_FIELD, _SEX_LOOKUP, _SEX_MARKERS),
     ):
+        names = markers is NAME_MARKERS
         for field in fields:
             value = values.get(field)
-            if not value or value[0] not in _FIRST or len(value) > _LONGEST:
+            if (
+                not value
+                or value[0] not in _FIRST
+                or len(value) > (_LONGEST_NAME if names else _LONGEST)
+            ):
                 continue  # the usual case, ruled out cheaply
             upper = value.upper()
-            words = upper.split()
             if (
                 upper in lookup
-                or "".join(words) in markers
-                # a name of markers only: UNKNOWN UNKNOWN, FNU LNU (in a full-name column)
-                or (markers is NAME_MARKERS and len(words) > 1 and all(w in markers for w in words))
+                or "".join(upper.split()) in markers
+                # a name of markers only: UNKNOWN UNKNOWN, FNU-LNU, N/A, N/A (a full name)
+                or (names and _all_markers(upper))
             ):
                 if found is None:
                     found = {}
                 found[field] = ""
     return found
+
+
+#: The longest name :func:`blank_missing` looks at as words of markers (``UNKNOWN UNKNOWN
+#: UNKNOWN``, a given, a middle and a family name in one column).
+_LONGEST_NAME: Final = 3 * _LONGEST
+#: What parts the words of a name of markers: spaces, commas, semicolons, hyphens.
+_MARKER_WORDS: Final = re.compile(r"[\s,;]+|-(?=[^-])")
+
+
+def _all_markers(upper: str) -> bool:
+    """Whether ``upper`` (a name in capitals) is two or more name markers and nothing else."""
+    words = [w for w in _MARKER_WORDS.split(upper) if w]
+    return len(words) > 1 and all(w in NAME_MARKERS for w in words)
 
 
 _DOCUMENT_FILLER: Final = re.compile(r"[\s\-./]+")
