@@ -54,7 +54,16 @@ class _Reader:
     """What one recipe (or several that read alike) reads of a name; ``columns`` pairs each of
     its fields' position in a reading with the field's slot function."""
 
-    __slots__ = ("columns", "family_memo", "given_memo", "kind", "positions", "split", "swaps")
+    __slots__ = (
+        "columns",
+        "family_memo",
+        "given_memo",
+        "kind",
+        "positions",
+        "split",
+        "swapped_memo",
+        "swaps",
+    )
 
     def __init__(self, recipe: KeyRecipe, fields: Sequence[int], columns: Sequence[FieldSlot]):
         names = [recipe.fields[i] for i in fields]
@@ -76,6 +85,11 @@ class _Reader:
         self.split = given  # the given-name fields come first in a _GIVEN_FAMILY reader
         self.given_memo: dict[str, Slot] = {}
         self.family_memo: dict[str, Slot] = {}
+        self.swapped_memo: dict[str, Slot] = {}  # a family name read as the given name
+
+
+def _given_memo(reader: _Reader, swapped: bool) -> dict[str, Slot]:
+    return reader.swapped_memo if swapped else reader.given_memo
 
 
 class NameGroup:
@@ -88,17 +102,20 @@ class NameGroup:
     ) -> None:
         self._readers = tuple(_Reader(recipe, fields, columns) for recipe, fields, columns in reads)
         self._placeholder = placeholder_names
-        self._given_values: dict[str, tuple[Values, Values]] = {}
+        self._given_values: dict[tuple[str, bool], tuple[Values, Values]] = {}
 
-    def _given_side(self, text: str) -> tuple[Values, Values]:
-        """``given`` and ``given_first`` of a reading whose given name is ``text``."""
-        found = self._given_values.get(text)
+    def _given_side(self, text: str, swapped: bool = False) -> tuple[Values, Values]:
+        """``given`` and ``given_first`` of a reading whose given name is ``text``; of a
+        swapped reading (``text`` a family name), ``given_first`` is the whole of it, as
+        :func:`~xlink.records.names.normalise_name` reads it."""
+        found = self._given_values.get((text, swapped))
         if found is None:
             bounded(self._given_values)
             variants, first, _ = name_part_forms(text)
             if self._placeholder:
                 variants = known_given(variants)
-            found = self._given_values[text] = (variants, first if variants else ())
+            first = variants if swapped else first
+            found = self._given_values[text, swapped] = (variants, first if variants else ())
         return found
 
     @staticmethod
@@ -107,13 +124,14 @@ class NameGroup:
         variants, _, components = name_part_forms(text)
         return variants, components
 
-    def _part(self, reader: _Reader, text: str, family: bool) -> Slot:
-        """What ``reader`` takes from one side of a reading, memoised per text."""
-        memo = reader.family_memo if family else reader.given_memo
+    def _part(self, reader: _Reader, text: str, family: bool, swapped: bool = False) -> Slot:
+        """What ``reader`` takes from one side of a reading (of a swapped one: ``swapped``),
+        memoised per text."""
+        memo = reader.family_memo if family else _given_memo(reader, swapped)
         found = memo.get(text)
         if found is None:
             bounded(memo)
-            values = self._family_side(text) if family else self._given_side(text)
+            values = self._family_side(text) if family else self._given_side(text, swapped)
             offset = 2 if family else 0
             side = self._side(reader, family)
             found = memo[text] = compose(
@@ -132,7 +150,8 @@ class NameGroup:
         placeholder = self._placeholder
         readings: list[tuple[str, str, tuple[str, ...], bool]] = []
         plain: list[tuple[str, str]] = []  # each name's given and family texts, as recorded
-        both: list[tuple[str, str]] = []  # the same, each followed by its swap (if it has one)
+        # the same, each followed by its swap (if it has one), marked as one
+        both: list[tuple[str, str, bool]] = []
         # every name's first reading, then its further readings (from case, or a compound
         # family name), as normalise_name orders them for key derivation: a key's cap on
         # tokens keeps what first readings gave; a reading past ``swapped`` takes no swap
@@ -148,7 +167,7 @@ class NameGroup:
         ]:
             readings.append((given_text, family_text, words, False))
             plain.append((given_text, family_text))
-            both.append((given_text, family_text))
+            both.append((given_text, family_text, False))
             given = name_part_forms(given_text)[0]
             if (
                 swaps
@@ -157,7 +176,7 @@ class NameGroup:
                 and not (placeholder and not known_given(given))
             ):
                 readings.append((family_text, given_text, words, True))
-                both.append((family_text, given_text))
+                both.append((family_text, given_text, True))
         out: list[Slot] = []
         part = self._part
         for reader in self._readers:
@@ -174,10 +193,14 @@ class NameGroup:
                     if slot[0]:
                         found.append(slot)
             elif kind == _GIVEN_FAMILY:
-                given_memo, family_memo = reader.given_memo, reader.family_memo
+                family_memo = reader.family_memo
                 found = []
-                for given_text, family_text in both if reader.swaps else plain:
-                    slot = given_memo.get(given_text) or part(reader, given_text, False)
+                for given_text, family_text, swapped in (
+                    both if reader.swaps else [(g, f, False) for g, f in plain]
+                ):
+                    slot = _given_memo(reader, swapped).get(given_text) or part(
+                        reader, given_text, False, swapped
+                    )
                     if not slot[0]:
                         continue
                     second = family_memo.get(family_text) or part(reader, family_text, True)
@@ -188,7 +211,7 @@ class NameGroup:
                     slot
                     for given_text, family_text, words, swapped in readings
                     if not (swapped and not reader.swaps)
-                    and (slot := self._other(reader, given_text, family_text, words))[0]
+                    and (slot := self._other(reader, given_text, family_text, words, swapped))[0]
                 ]
             if not found:
                 out.append(EMPTY_SLOT)
@@ -197,12 +220,17 @@ class NameGroup:
         return out
 
     def _other(
-        self, reader: _Reader, given_text: str, family_text: str, words: tuple[str, ...]
+        self,
+        reader: _Reader,
+        given_text: str,
+        family_text: str,
+        words: tuple[str, ...],
+        swapped: bool,
     ) -> Slot:
         """A reader of ``full_name`` or of fields in another order: every field's column (each
         side of the name read only if one of them needs it)."""
         needs = reader.positions
-        given = self._given_side(given_text) if needs & _GIVEN_POSITIONS else ((), ())
+        given = self._given_side(given_text, swapped) if needs & _GIVEN_POSITIONS else ((), ())
         family = self._family_side(family_text) if needs & _FAMILY_POSITIONS else ((), ())
         full = full_name_variants(words) if _FULL_POSITION in needs else ()
         values = (*given, *family, full)

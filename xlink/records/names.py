@@ -164,7 +164,7 @@ def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
     readings: list[NormalisedName] = []
     for second, (given_text, family_text) in enumerate(pairs):
         given, given_first, given_parts = name_part_forms(given_text)
-        family, family_first, family_parts = name_part_forms(family_text)
+        family, _, family_parts = name_part_forms(family_text)
         readings.append(
             NormalisedName(given, given_first, family, family_parts, full, second=bool(second))
         )
@@ -172,7 +172,10 @@ def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
             readings.append(
                 NormalisedName(
                     given=family,
-                    given_first=family_first,
+                    # the whole family name: its first word (van, Al, the first of two family
+                    # names) is no given name, and would make Jan van der Berg and Jan van
+                    # Dijk agree on every key of a given name and a family name
+                    given_first=family,
                     family=given,
                     family_parts=given_parts,
                     full_name=full,
