@@ -30,7 +30,7 @@ from xlink.linkage.keys import known_given, name_swaps
 from xlink.linkage.schema import KeyRecipe
 from xlink.records.model import PersonName
 from xlink.records.names import full_name_variants, name_readings
-from xlink.records.normalise import name_part_forms
+from xlink.records.normalise import family_first_forms, name_part_forms
 
 __all__ = ["NameGroup"]
 
@@ -106,15 +106,15 @@ class NameGroup:
 
     def _given_side(self, text: str, swapped: bool = False) -> tuple[Values, Values]:
         """``given`` and ``given_first`` of a reading whose given name is ``text``; of a
-        swapped reading (``text`` a family name), ``given_first`` is the whole of it, as
-        :func:`~xlink.records.names.normalise_name` reads it."""
+        swapped reading (``text`` a family name), ``given_first`` is its first word that is no
+        particle, as :func:`~xlink.records.names.normalise_name` reads it."""
         found = self._given_values.get((text, swapped))
         if found is None:
             bounded(self._given_values)
             variants, first, _ = name_part_forms(text)
             if self._placeholder:
                 variants = known_given(variants)
-            first = variants if swapped else first
+            first = family_first_forms(text) if swapped else first
             found = self._given_values[text, swapped] = (variants, first if variants else ())
         return found
 

@@ -22,6 +22,7 @@ from xlink.records.normalise import (
     _name_words,
     _safe,
     _word_key,
+    family_first_forms,
     name_part_forms,
     name_part_variants,
 )
@@ -172,10 +173,10 @@ def normalise_name(name: PersonName) -> tuple[NormalisedName, ...]:
             readings.append(
                 NormalisedName(
                     given=family,
-                    # the whole family name: its first word (van, Al, the first of two family
-                    # names) is no given name, and would make Jan van der Berg and Jan van
-                    # Dijk agree on every key of a given name and a family name
-                    given_first=family,
+                    # the family name's first word that is no particle: van or Al is no given
+                    # name, and made Jan van der Berg and Jan van Dijk agree on every key of
+                    # a given and a family name
+                    given_first=family_first_forms(family_text),
                     family=given,
                     family_parts=given_parts,
                     full_name=full,

@@ -48,6 +48,7 @@ __all__ = [
     "birth_date_variants",
     "birth_date_variants_ordered",
     "clear_caches",
+    "family_first_forms",
     "name_part_components",
     "name_part_forms",
     "name_part_variants",
@@ -287,6 +288,22 @@ def _first_word(text: str) -> str:
     return words[0] if words else ""
 
 
+def family_first_forms(text: str) -> tuple[str, ...]:
+    """The :func:`name_part_variants` of a family name's first word that is no particle
+    (``van der Berg``: ``BERG``; ``Al Rashid``: ``RASHID``; ``Castillo Jiménez``:
+    ``CASTILLO``), what a reading with given and family exchanged takes as the first given
+    name; of its first word when every word is a particle; ``()`` when blank or
+    untransliterable. Never raises."""
+    return _family_first_forms(text)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _family_first_forms(text: str) -> tuple[str, ...]:
+    words = _name_words(text)
+    kept = [w for w in words if _word_key(w) not in NAME_PARTICLES] or words
+    return _safe(name_part_variants, kept[0]) if kept else ()
+
+
 NamePartForms = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
 
@@ -371,6 +388,7 @@ def clear_caches() -> None:
         _name_part_variants,
         _name_part_components,
         _name_part_forms,
+        _family_first_forms,
         _normalise_code,
         _normalise_place,
     ):
