@@ -309,3 +309,36 @@ def test_a_table_version_beyond_a_signed_integer_is_kept_as_announced(
     assert fetched > 0 and kept == version
     fetched, kept = asyncio.run(session())
     assert fetched == 0 and kept == version  # the saved copy, read back: nothing fetched
+
+
+def test_an_asker_that_fails_on_its_own_side_aborts_with_a_code(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure of the asker's own (its copy of the table cannot be saved: a full disk) ended
+    the session with BYE, so the holder recorded it as completed, and the asker's audit entry
+    had no code. The holder is now told INTERNAL_ERROR, and both audit it."""
+
+    def full_disk(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(AskerTable, "save", full_disk)
+
+    async def session() -> tuple[Any, Any]:
+        a, b = memory_pair()
+        service = pair.holder.query_service(pair.registry)
+
+        async def asker() -> None:
+            async with asker_module.QueryClient(pair.asker, a, idle_timeout=5):
+                pass
+
+        served, asked = await asyncio.gather(
+            service.handle(b, idle_timeout=5), asker(), return_exceptions=True
+        )
+        return served, asked
+
+    served, asked = asyncio.run(session())
+    assert isinstance(asked, OSError)
+    assert isinstance(served, RemoteProtocolError) and served.code is AbortCode.INTERNAL_ERROR
+    ended = [e for e in pair.asker.audit.entries() if e.kind is AuditEvent.QUERY_ENDED]
+    assert ended[-1].fields["code"] == "INTERNAL_ERROR"
+    assert ended[-1].fields["outcome"] == "aborted"

@@ -32,7 +32,7 @@ from xlink.agency._query_common import (
 )
 from xlink.audit import AuditEvent
 from xlink.crypto import oprf9497
-from xlink.error_codes import AbortCode
+from xlink.error_codes import LOCAL_FAILURE, AbortCode
 from xlink.errors import (
     ConnectionLost,
     InputError,
@@ -325,9 +325,13 @@ class QueryClient:
         self._ended = True
         session = self.session
         tell = _abort_for(session, exc)
+        ours = outcome == "aborted" and not isinstance(exc, ProtocolError)
+        if ours and not session.done:  # our own failure (a full disk): the holder is told so
+            session.abort(AbortCode.INTERNAL_ERROR, LOCAL_FAILURE)
+            tell = True
         if session.state is SessionState.READY:  # e.g. refused locally: say BYE
             session.close()
-        if isinstance(exc, ProtocolError) or session.state is SessionState.CLOSED:
+        if tell or isinstance(exc, ProtocolError) or session.state is SessionState.CLOSED:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(_flush(self._conn, session))
         if tell:
@@ -343,7 +347,7 @@ class QueryClient:
             "role": "INITIATOR",
             **self._totals,
         }
-        if isinstance(exc, ProtocolError):
+        if isinstance(exc, ProtocolError) or ours:
             fields["code"] = (
                 exc.code.name if isinstance(exc, RemoteProtocolError) else "INTERNAL_ERROR"
             )
