@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from xlink.conformance.cases_session import rotate_reblinded as rotate_chunk
 from xlink.protocol.codec import decode_message, encode_message
 from xlink.protocol.messages import ConfirmResponse, Reblinded
+from xlink.transport.stream import Connection
+
+Rewrite = Callable[[bytes], bytes]
+
+
+class Rewriting:
+    """A partner's connection: every message it sends goes through ``rewrite`` first."""
+
+    def __init__(self, conn: Connection, rewrite: Rewrite) -> None:
+        self._conn, self._rewrite = conn, rewrite
+
+    async def send(self, message: bytes) -> None:
+        await self._conn.send(self._rewrite(message))
+
+    async def receive(self) -> bytes | None:
+        return await self._conn.receive()
+
+    async def close(self, timeout: float | None = None) -> None:
+        await self._conn.close(timeout)
 
 
 def rotate_reblinded(message: bytes) -> bytes:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from _query_agencies import QueryPair, query_pair
+from _rewrites import Rewriting
 from _stalling import against_a_stalling_peer
 
 import xlink.agency._query_asker as asker_module
@@ -258,22 +259,6 @@ async def _one_session(pair: QueryPair, period: str) -> None:
     )
 
 
-class _Rewriting:
-    """A holder's end of a connection that sends each frame as ``rewrite`` makes it."""
-
-    def __init__(self, inner: Any, rewrite: Any) -> None:
-        self.inner, self._rewrite = inner, rewrite
-
-    async def send(self, message: bytes) -> None:
-        await self.inner.send(self._rewrite(message))
-
-    async def receive(self) -> bytes | None:
-        return await self.inner.receive()  # type: ignore[no-any-return]
-
-    async def close(self, timeout: float | None = None) -> None:
-        await self.inner.close(timeout)
-
-
 @pytest.mark.parametrize("version", [2**63, 2**64 - 1])
 def test_a_table_version_beyond_a_signed_integer_is_kept_as_announced(
     pair: QueryPair, version: int
@@ -301,7 +286,7 @@ def test_a_table_version_beyond_a_signed_integer_is_kept_as_announced(
                 return client.fetched, client.table.version
 
         _, got = await asyncio.gather(
-            service.handle(_Rewriting(b, rewrite), idle_timeout=5), asker()
+            service.handle(Rewriting(b, rewrite), idle_timeout=5), asker()
         )
         return got
 

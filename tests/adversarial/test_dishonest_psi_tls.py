@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from _agencies import TIMEOUT, US, Agencies
-from _rewrites import rotate_reblinded, swap_confirmation_answers
+from _rewrites import Rewrite, Rewriting, rotate_reblinded, swap_confirmation_answers
 
 import xlink.agency._agency as runner
 from xlink.audit import AuditEvent
@@ -30,24 +30,6 @@ from xlink.protocol.messages import Elements, Hello, Reblinded, Reveal
 from xlink.release.transfer import FrameType, transfer_frame
 from xlink.transport.stream import Connection
 
-Rewrite = Callable[[bytes], bytes]
-
-
-class _Rewriting:
-    """The partner's connection: every message it sends goes through ``rewrite`` first."""
-
-    def __init__(self, conn: Connection, rewrite: Rewrite) -> None:
-        self._conn, self._rewrite = conn, rewrite
-
-    async def send(self, message: bytes) -> None:
-        await self._conn.send(self._rewrite(message))
-
-    async def receive(self) -> bytes | None:
-        return await self._conn.receive()
-
-    async def close(self, timeout: float | None = None) -> None:
-        await self._conn.close(timeout)
-
 
 def _run_with_partner_rewriting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rewrite: Rewrite
@@ -55,7 +37,7 @@ def _run_with_partner_rewriting(
     connect = runner.connect
 
     async def partner_connect(*args: Any, **kwargs: Any) -> Any:
-        return _Rewriting(await connect(*args, **kwargs), rewrite)
+        return Rewriting(await connect(*args, **kwargs), rewrite)
 
     monkeypatch.setattr(runner, "connect", partner_connect)  # only `match` connects
     agencies = Agencies(tmp_path)

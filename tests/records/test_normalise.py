@@ -294,6 +294,7 @@ def test_a_full_name_is_also_read_with_the_particles_before_its_last_word(
         "John Paul Smith",
         "John van A",
         "Baby van Berg Girl",
+        "Mary van Unknown",
     ],
 )
 def test_no_compound_reading_without_a_particle_from_an_initial_or_a_comma(full: str) -> None:

@@ -87,10 +87,9 @@ def loaded_records(
     loaded: Sequence[PersonRecord] | LoadResult,
 ) -> tuple[Sequence[PersonRecord], dict[str, object] | None]:
     """What a :attr:`Side.load` gave: the records, and for a file, what its load said
-    (:meth:`~xlink.records.LoadResult.as_json`, with ``quiet``: nothing to say beyond its
-    count)."""
+    (:meth:`~xlink.records.LoadResult.as_json`)."""
     if isinstance(loaded, LoadResult):
-        return loaded.records, {**loaded.as_json(), "quiet": loaded.quiet}
+        return loaded.records, loaded.as_json()
     return loaded, None
 
 

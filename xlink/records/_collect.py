@@ -121,8 +121,8 @@ class LoadResult:
 
     def as_json(self) -> dict[str, object]:
         """The load as ``xlink prepare --json`` and ``xlink eval --json`` give it: its counts,
-        files, the columns it did not read or did not find, its garbled names and
-        :meth:`summary` (which quotes no value)."""
+        files, the columns it did not read or did not find, its garbled names, :attr:`quiet`
+        and :meth:`summary` (which quotes no value)."""
         return {
             "source": self.source,
             "loaded": self.loaded,
@@ -138,6 +138,7 @@ class LoadResult:
             "absent_columns": [{"column": c, "field": f} for c, f in self.absent_columns],
             "misencoded_names": self.misencoded_names,
             "lost_characters": self.lost_characters,
+            "quiet": self.quiet,
             "summary": self.summary(),
         }
 

@@ -215,7 +215,7 @@ def _compound_texts(name: PersonName, first: tuple[str, str]) -> tuple[str, str]
     a middle name into the family name makes strangers who share a given and a middle name
     agree on it. None for a structured name, one with a comma, one whose last word is an
     initial or whose family name would hold a placeholder or a marker of a name not known
-    (``Mary LNU van Berg``), or when it says what ``first`` says. Never raises."""
+    (``Mary van Unknown``), or when it says what ``first`` says. Never raises."""
     if name.is_structured or "," in name.full:
         return None
     words = _name_words(name.full)
