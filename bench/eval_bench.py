@@ -45,8 +45,8 @@ from xlink.linkage.schema import load_default_schema
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("dataset", choices=("febrl4", "synth"))
-    parser.add_argument("--no-id", action="store_true", help="febrl4 without soc_sec_id")
+    parser.add_argument("dataset", choices=(*datasets.FEBRL_NAMES, "synth"))
+    parser.add_argument("--no-id", action="store_true", help="FEBRL without soc_sec_id")
     parser.add_argument("--n", type=int, default=100_000, help="synth records per side")
     parser.add_argument("--seed", type=int, default=1, help="synth seed")
     parser.add_argument("--data", help="synth: files already written by xlink synth")
@@ -55,8 +55,8 @@ def main() -> None:
     args = parser.parse_args()
     before = calibrate(CALIBRATION_OPS, DEFAULT_SUITE.suite_id)
     with tempfile.TemporaryDirectory(prefix="xlink-eval-bench-") as tmp:
-        if args.dataset == "febrl4":
-            data = datasets.febrl4(with_id=not args.no_id)
+        if args.dataset in datasets.FEBRL_NAMES:
+            data = datasets.febrl(datasets.FEBRL_NAMES[args.dataset], with_id=not args.no_id)
         else:
             root = Path(args.data) if args.data else Path(tmp)
             if not args.data:

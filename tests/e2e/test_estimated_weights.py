@@ -17,6 +17,7 @@ from _two_agencies import CA, US, TwoAgencies, small_files
 from xlink.agency import AgencyOutcome
 from xlink.audit import AuditEvent
 from xlink.errors import SchemaError
+from xlink.linkage.link_rule import MIN_LIKELY
 from xlink.linkage.schema import load_default_schema
 from xlink.policy import load_mou, mou_to_canonical
 from xlink.synth import generate_synth
@@ -161,8 +162,9 @@ def test_the_mou_members_are_checked_and_left_out_of_the_digest_when_default(
 
 def test_an_mou_that_leaves_the_link_rule_to_the_pairs_audits_the_choice(tmp_path: Path) -> None:
     """``links = "auto"``: both agencies choose the rule from the session's pairs, decide by
-    it, and record what was asked and the evidence; these few pairs are too few to tell, so
-    the rule is one-to-one and the decision file says why."""
+    it, and record what was asked and the evidence; these few pairs are too few to estimate
+    from, so the likely matches are counted on the schema's own weights, and too few to tell
+    by: the rule is one-to-one and the decision file says why."""
     linkage = {"links": "auto"}
     pair = TwoAgencies(
         tmp_path, small_files(tmp_path), passphrase=PASSPHRASE, timeout=10.0, linkage=linkage
@@ -173,10 +175,11 @@ def test_an_mou_that_leaves_the_link_rule_to_the_pairs_audits_the_choice(tmp_pat
     for agency in (CA, US):
         fields = _decided(pair, agency)
         assert fields["links"] == "one-to-one" and fields["links_asked"] == "auto"
-        assert fields["likely"] == 0
+        assert 0 < fields["likely"] < MIN_LIKELY
         choice = _decision_file(pair, agency, out[agency].session_id)["link_choice"]
         assert choice["asked"] == "auto" and choice["links"] == "one-to-one"
-        assert "needed to estimate" in choice["note"]
+        assert choice["note"].startswith("the schema's own weights")
+        assert "needed to estimate" in choice["note"] and "needed to tell" in choice["note"]
 
 
 def test_the_decision_is_made_off_the_event_loop(

@@ -11,7 +11,14 @@ import pytest
 
 from xlink.cli.exitcodes import ExitCode
 from xlink.cli.main import main
-from xlink.evaluation.datasets import Split, files, hash_split, read_two_columns
+from xlink.evaluation.datasets import (
+    Split,
+    febrl,
+    febrl_records,
+    files,
+    hash_split,
+    read_two_columns,
+)
 from xlink.evaluation.judge import LOSSES
 from xlink.evaluation.pairs_file import PAIR_COLUMNS
 from xlink.synth import generate_synth
@@ -251,3 +258,28 @@ def test_truth_ids_a_spreadsheet_guarded_are_read_as_the_data_ids_are(tmp_path: 
     path = tmp_path / "truth.csv"
     path.write_text('left,right\n"=""CA1""",="US1"\nCA2, US2\n', encoding="utf-8")
     assert read_two_columns(path, "true links") == [("CA1", "US1"), ("CA2", "US2")]
+
+
+@pytest.mark.parametrize(
+    ("number", "left", "right"), [(1, 500, 500), (2, 4000, 1000), (3, 2000, 3000)]
+)
+def test_a_febrl_list_with_its_duplicates_is_two_sides_and_their_links(
+    number: int, left: int, right: int
+) -> None:
+    """FEBRL1 to FEBRL3 are one list each: the originals are the left side, the duplicates the
+    right, every duplicate linked to its original (several to one in FEBRL2 and FEBRL3), the
+    first half of the originals the development split; without the id, no record has a
+    document."""
+    data = febrl(number, with_id=False)
+    originals, duplicates = (side.load() for side in (data.left, data.right))
+    assert isinstance(originals, list) and isinstance(duplicates, list)
+    assert (len(originals), len(duplicates)) == (left, right)
+    assert data.name == f"febrl{number}-no-id" and len(data.truth) == right
+    ids = {r.record_id for r in originals}, {r.record_id for r in duplicates}
+    assert {a for a, _ in data.truth} <= ids[0] and {b for _, b in data.truth} == ids[1]
+    assert all(b.startswith(a.removesuffix("org")) for a, b in data.truth)
+    assert sum(s is Split.DEV for s in data.split.values()) == left // 2 == len(data.split) // 2
+    assert not any(r.documents for r in (*originals, *duplicates))
+    assert any(r.documents for r in febrl_records(number)[1])
+    with pytest.raises(ValueError, match="FEBRL5"):
+        febrl(5)

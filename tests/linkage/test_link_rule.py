@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from test_estimate import SCHEMA, _as_source, _observe, _weighted
 
 from xlink.decide import ESTIMATED, FIXED, decide
+from xlink.errors import EstimationError
+from xlink.linkage import estimate as estimate_module
 from xlink.linkage import link_rule
 from xlink.linkage.link_rule import AUTO, MIN_LIKELY, SHARED_SHARE, choose_link_rule
 from xlink.linkage.scoring import BEST_OF_EITHER, ONE_TO_ONE
@@ -88,22 +90,90 @@ def test_the_choice_does_not_depend_on_pair_order_or_side(
     assert second.estimate == first.estimate
 
 
-def test_too_few_pairs_to_tell_are_linked_one_to_one_and_say_why(
+def test_pairs_too_few_to_estimate_from_are_told_by_the_schemas_own_weights() -> None:
+    """Two short lists give fewer candidate pairs than an estimate needs. The likely matches
+    are then those the schema's own weights put at or above its threshold (what decide()
+    falls back to for the decision), so a short registry of events is still linked
+    best-of-either (it was one-to-one, keeping one event per person) and a short list that
+    holds each person once stays one-to-one."""
+    left, right, agree, present, _ = households(3, events=3, homes=5)
+    assert len(left) < estimate_module.MIN_PAIRS
+    choice = choose_link_rule(SCHEMA, left, right, agree, present)
+    assert choice.links == BEST_OF_EITHER and choice.estimate is None
+    assert choice.note is not None and choice.note.startswith("the schema's own weights")
+    assert "needed to estimate" in choice.note
+    assert choice.shared_left >= SHARED_SHARE * choice.likely >= MIN_LIKELY * SHARED_SHARE
+    assert choice.to_dict()["asked"] == AUTO and choice.to_dict()["note"] == choice.note
+    left, right, agree, present, _ = households(3, homes=20)
+    assert len(left) < estimate_module.MIN_PAIRS
+    once = choose_link_rule(SCHEMA, left, right, agree, present)
+    assert once.links == ONE_TO_ONE and once.estimate is None and once.likely >= MIN_LIKELY
+    assert once.note is not None and once.note.startswith("the schema's own weights")
+
+
+def registry_without_rivals(seed: int, people: int = 400, events: int = 3) -> Columns:
+    """A registry of events whose candidates are nearly all its people's own events: each
+    left person meets their ``events`` right records and nobody else's, but for one stranger
+    pair in forty. Hardly any pair is dominated on both sides, too few to estimate from."""
+    rng = np.random.default_rng(seed)
+    left: list[int] = []
+    right: list[int] = []
+    true: list[bool] = []
+    for person in range(people):
+        for event in range(events):
+            left.append(person), right.append(person * events + event), true.append(True)
+    for _ in range(people * events // 40):
+        a, b = int(rng.integers(people)), int(rng.integers(people * events))
+        left.append(a), right.append(b), true.append(b // events == a)
+    same = np.array([0.97, 0.95, 0.97, 0.9])
+    stranger = np.array([0.05, 0.1, 0.01, 0.05])
+    return _observe(rng, left, right, true, same, stranger)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_registry_whose_candidates_are_nearly_all_matches_is_linked_best_of_either(
+    seed: int,
+) -> None:
+    """Enough pairs, too few dominated ones to estimate from (two clean lists): the schema's
+    own weights tell the registry of events, and decide() links it best-of-either with them,
+    keeping every event (one-to-one kept one per person)."""
+    left, right, agree, present, true = registry_without_rivals(seed)
+    assert len(left) >= estimate_module.MIN_PAIRS
+    with pytest.raises(EstimationError, match="dominated"):
+        estimate_module.estimate(SCHEMA, left, right, agree, present, links=BEST_OF_EITHER)
+    choice = choose_link_rule(SCHEMA, left, right, agree, present)
+    assert choice.links == BEST_OF_EITHER and choice.estimate is None
+    assert choice.note is not None and "dominated" in choice.note
+    source = _as_source(left, right, agree, present)
+    auto = decide(source, SCHEMA, weights=ESTIMATED, links=AUTO)
+    assert auto.links == BEST_OF_EITHER and auto.estimate is None
+    assert auto.estimate_note is not None and "dominated" in auto.estimate_note
+    truth = {(f"L{a}", int(b)) for a, b, t in zip(left, right, true, strict=True) if t}
+    found = {(m.local_record_id, m.peer_ref) for m in auto.matches}
+    one = {(m.local_record_id, m.peer_ref) for m in decide(source, SCHEMA).matches}
+    assert len(found & truth) > 2 * len(one & truth)
+    assert len(found - truth) <= 0.01 * len(found)
+
+
+def test_too_few_likely_matches_to_tell_are_linked_one_to_one_and_say_why(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    left, right, agree, present, _ = households(3, events=3, homes=5)
-    choice = choose_link_rule(SCHEMA, left, right, agree, present)
-    assert choice.links == ONE_TO_ONE and choice.estimate is None
-    assert choice.note is not None and "needed to estimate" in choice.note
-    assert choice.to_dict()["asked"] == AUTO and choice.to_dict()["note"] == choice.note
     # enough pairs to estimate from, too few likely matches to tell by: one-to-one
     left, right, agree, present, _ = households(1, events=3, homes=10)
     enough = choose_link_rule(SCHEMA, left, right, agree, present)
     assert enough.links == BEST_OF_EITHER and enough.likely >= MIN_LIKELY
+    assert enough.note is None
     monkeypatch.setattr(link_rule, "MIN_LIKELY", enough.likely + 1)
     few = choose_link_rule(SCHEMA, left, right, agree, present)
     assert few.links == ONE_TO_ONE and few.estimate is not None
     assert few.note is not None and "likely matches" in few.note
+    # and with the schema's own weights, both reasons are given
+    left, right, agree, present, _ = households(3, events=3, homes=5)
+    fixed = choose_link_rule(SCHEMA, left, right, agree, present)
+    monkeypatch.setattr(link_rule, "MIN_LIKELY", fixed.likely + 1)
+    few = choose_link_rule(SCHEMA, left, right, agree, present)
+    assert few.links == ONE_TO_ONE and few.note is not None
+    assert few.note.startswith("the schema's own weights") and "likely matches" in few.note
 
 
 def test_decide_auto_records_the_rule_it_chose_and_decides_by_it() -> None:
@@ -196,11 +266,14 @@ def test_one_fabricated_record_can_win_many_of_ours_once_auto_chose_best_of_eith
 )
 def test_any_pairs_give_a_rule_and_nothing_else(rows: list[tuple[int, int, int, int]]) -> None:
     """A partner shapes half of every pair: whatever the pairs, the choice is a rule (with a
-    note when there was too little to tell by), never an exception."""
+    note when there was too little to tell by, and when it was told by the schema's own
+    weights), never an exception."""
     left, right, agree, present = (
         np.array([row[i] for row in rows], dtype=np.int64) for i in range(4)
     )
     choice = choose_link_rule(SCHEMA, left, right, agree, present)
     assert choice.links in (ONE_TO_ONE, BEST_OF_EITHER)
-    assert choice.links == ONE_TO_ONE or choice.note is None
+    fixed = choice.note is not None and choice.note.startswith("the schema's own weights")
+    assert (choice.estimate is None) == fixed
+    assert choice.links == ONE_TO_ONE or "likely matches" not in (choice.note or "")
     assert 0 <= max(choice.shared_left, choice.shared_right) <= choice.likely <= len(rows)

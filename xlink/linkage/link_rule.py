@@ -16,9 +16,13 @@ two likely matches share a record only where a list holds someone twice by mista
 a record's lone candidate is someone else's better match: a few in a hundred. On a registry
 of events most people have several. So: if, on either side, at least :data:`SHARED_SHARE` of
 the likely matches share their record with another likely match, the lists hold people
-several times and the rule is best-of-either; otherwise one-to-one. Too few pairs to
-estimate from, or fewer than :data:`MIN_LIKELY` likely matches, gives one-to-one, the rule
-that decides fewer pairs.
+several times and the rule is best-of-either; otherwise one-to-one. When the pairs are too few
+or too clean to estimate from (fewer than the estimate's minimum of candidate pairs, or of
+dominated ones: two short lists, or lists whose candidates are nearly all matches), the
+likely matches are those the schema's own weights put at or above its threshold, as
+:func:`xlink.decide.decide` falls back to them for the decision; that is said in the choice's
+note. Fewer than :data:`MIN_LIKELY` likely matches gives one-to-one, the rule that decides
+fewer pairs.
 
 Both parties see the same pairs, so both reach the same rule (the estimate is deterministic
 and order-free; what is compared here are integer counts). A dishonest partner can make the
@@ -41,7 +45,13 @@ from xlink.errors import EstimationError
 from xlink.linkage._dominance import distinct_rows
 from xlink.linkage.estimate import LinkageEstimate, estimate
 from xlink.linkage.schema import LinkageSchema
-from xlink.linkage.scoring import BEST_OF_EITHER, LINK_RULES, ONE_TO_ONE, one_to_one_mask
+from xlink.linkage.scoring import (
+    BEST_OF_EITHER,
+    LINK_RULES,
+    ONE_TO_ONE,
+    fellegi_sunter_score,
+    one_to_one_mask,
+)
 
 __all__ = [
     "AUTO",
@@ -78,9 +88,11 @@ class LinkRuleChoice:
     shared_right: int
     """Likely matches whose right record is in another likely match."""
     estimate: LinkageEstimate | None
-    """The best-of-either estimate the pairs were scored with (``None``: too few pairs)."""
+    """The best-of-either estimate the pairs were scored with (``None``: too few pairs, or too
+    few dominated ones, to estimate from: they were scored with the schema's own weights)."""
     note: str | None = None
-    """Why there was too little to choose from (one-to-one was taken), else ``None``."""
+    """Why the estimate was not used (the schema's own weights were), or why there was too
+    little to choose from (one-to-one was taken), else ``None``."""
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready, without the estimate."""
@@ -109,29 +121,59 @@ def choose_link_rule(
     ``ValueError`` for columns of different lengths."""
     lefts = np.asarray(left, dtype=np.int64).reshape(-1)
     rights = np.asarray(right, dtype=np.int64).reshape(-1)
-    try:
-        found = estimate(schema, lefts, rights, agree, present, links=BEST_OF_EITHER)
-    except EstimationError as exc:
-        return LinkRuleChoice(ONE_TO_ONE, 0, 0, 0, None, str(exc))
     agrees = np.asarray(agree, dtype=np.int64).reshape(-1)
     presents = np.asarray(present, dtype=np.int64).reshape(-1) | agrees
-    table = {(p, a): s for a, p, s in found.scores}
+    if not len(lefts) == len(rights) == len(agrees) == len(presents):
+        raise ValueError("choose_link_rule: columns of different lengths")
     row_of, row_present, row_agree = distinct_rows(presents, agrees)
-    row_score = np.array(
-        [table[(p, a)] for p, a in zip(row_present.tolist(), row_agree.tolist(), strict=True)],
-        dtype=np.float64,
-    )
+    found: LinkageEstimate | None
+    note: str | None = None
+    try:
+        found = estimate(schema, lefts, rights, agrees, presents, links=BEST_OF_EITHER)
+    except EstimationError as exc:
+        found, note = None, f"the schema's own weights: {exc}"
+        row_score, threshold = _fixed_scores(schema, row_present, row_agree), schema.threshold
+    else:
+        threshold = found.threshold
+        table = {(p, a): s for a, p, s in found.scores}
+        row_score = np.array(
+            [table[(p, a)] for p, a in zip(row_present.tolist(), row_agree.tolist(), strict=True)],
+            dtype=np.float64,
+        )
     score = row_score[row_of]
-    above = np.flatnonzero(score >= found.threshold)
+    above = np.flatnonzero(score >= (1.0 if threshold is None else threshold))
     pairs, best = _distinct_best(lefts[above], rights[above], score[above])
     likely = pairs[one_to_one_mask(pairs[:, 0], pairs[:, 1], best, None, BEST_OF_EITHER)]
     shared = [_shared(likely[:, side]) for side in (0, 1)]
-    note = None
-    if len(likely) < MIN_LIKELY:
-        note = f"{len(likely)} likely matches; at least {MIN_LIKELY} are needed to tell"
-    many = note is None and max(shared) >= SHARED_SHARE * len(likely)
+    few = len(likely) < MIN_LIKELY
+    if few:
+        said = f"{len(likely)} likely matches; at least {MIN_LIKELY} are needed to tell"
+        note = said if note is None else f"{note}; {said}"
+    many = not few and max(shared) >= SHARED_SHARE * len(likely)
     return LinkRuleChoice(
         BEST_OF_EITHER if many else ONE_TO_ONE, len(likely), shared[0], shared[1], found, note
+    )
+
+
+def _fixed_scores(
+    schema: LinkageSchema, present: npt.NDArray[np.int64], agree: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """Each pattern's score on the schema's own weights, as :func:`xlink.decide.decide`
+    scores it without an estimate (:func:`~xlink.linkage.scoring.fellegi_sunter_score`: the
+    agreeing keys' weights, and the disagreement weights of the keys both records have that did
+    not agree; bit ``k`` is ``schema.keys[k]``)."""
+    names = schema.key_names
+    weights, disagreement = schema.weights(), schema.disagreement_weights()
+
+    def keys(mask: int) -> list[str]:
+        return [name for k, name in enumerate(names) if mask >> k & 1]
+
+    return np.array(
+        [
+            fellegi_sunter_score(keys(a), weights, keys(p & ~a), disagreement)
+            for p, a in zip(present.tolist(), agree.tolist(), strict=True)
+        ],
+        dtype=np.float64,
     )
 
 
