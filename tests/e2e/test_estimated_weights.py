@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _two_agencies import CA, US, TwoAgencies, small_files
+from _two_agencies import CA, DATA, US, TwoAgencies, small_files
 
 from xlink.agency import AgencyOutcome
 from xlink.audit import AuditEvent
+from xlink.conformance.kit import AGENT_IDS, DISJOINT_IDS, subset_file
 from xlink.errors import SchemaError
 from xlink.linkage.link_rule import MIN_LIKELY
 from xlink.linkage.schema import load_default_schema
@@ -180,6 +181,29 @@ def test_an_mou_that_leaves_the_link_rule_to_the_pairs_audits_the_choice(tmp_pat
         assert choice["asked"] == "auto" and choice["links"] == "one-to-one"
         assert choice["note"].startswith("the schema's own weights")
         assert "needed to estimate" in choice["note"] and "needed to tell" in choice["note"]
+
+
+def test_lists_that_share_no_one_leave_an_auto_link_rule_one_to_one(tmp_path: Path) -> None:
+    """No candidate pair at all (the lists share no one, which a partner can always bring
+    about): with ``links = "auto"`` both agencies take one-to-one and say why, and the exchange
+    ends as one that found nothing (choosing the rule raised numpy's ValueError on both sides
+    once the likely matches were counted on the schema's own weights)."""
+    files = {
+        US: [subset_file(DATA / "us_watchlist.csv", tmp_path / "us-data", AGENT_IDS)],
+        CA: [subset_file(DATA / "ca_watchlist.csv", tmp_path / "ca-data", DISJOINT_IDS)],
+    }
+    pair = TwoAgencies(
+        tmp_path, files, passphrase=PASSPHRASE, timeout=10.0, linkage={"links": "auto"}
+    )
+    out = pair.run()
+    for agency in (CA, US):
+        outcome = out[agency]
+        assert isinstance(outcome, AgencyOutcome), outcome
+        fields = _decided(pair, agency)
+        assert fields["candidates"] == fields["decided"] == fields["likely"] == 0
+        assert fields["links"] == "one-to-one" and fields["links_asked"] == "auto"
+        choice = _decision_file(pair, agency, outcome.session_id)["link_choice"]
+        assert choice["note"].startswith("no candidate pair")
 
 
 def test_the_decision_is_made_off_the_event_loop(

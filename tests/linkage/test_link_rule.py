@@ -3,12 +3,15 @@ decide(links="auto"))."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_estimate import SCHEMA, _as_source, _observe, _weighted
 
+import xlink.decide
 from xlink.decide import ESTIMATED, FIXED, decide
 from xlink.errors import EstimationError
 from xlink.linkage import estimate as estimate_module
@@ -132,11 +135,12 @@ def registry_without_rivals(seed: int, people: int = 400, events: int = 3) -> Co
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_registry_whose_candidates_are_nearly_all_matches_is_linked_best_of_either(
-    seed: int,
+    seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Enough pairs, too few dominated ones to estimate from (two clean lists): the schema's
     own weights tell the registry of events, and decide() links it best-of-either with them,
-    keeping every event (one-to-one kept one per person)."""
+    keeping every event (one-to-one kept one per person). The estimates the choice tried are
+    not tried again by decide() (a partner can make each one cost 64 comparisons a pair)."""
     left, right, agree, present, true = registry_without_rivals(seed)
     assert len(left) >= estimate_module.MIN_PAIRS
     with pytest.raises(EstimationError, match="dominated"):
@@ -145,7 +149,17 @@ def test_a_registry_whose_candidates_are_nearly_all_matches_is_linked_best_of_ei
     assert choice.links == BEST_OF_EITHER and choice.estimate is None
     assert choice.note is not None and "dominated" in choice.note
     source = _as_source(left, right, agree, present)
+    tried: list[str | None] = []
+    real = link_rule.estimate
+
+    def counted(*args: object, **kwargs: object) -> object:
+        tried.append(kwargs.get("once"))  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(link_rule, "estimate", counted)
+    monkeypatch.setattr(xlink.decide, "estimate", counted)
     auto = decide(source, SCHEMA, weights=ESTIMATED, links=AUTO)
+    assert tried == [None, "right"]  # both sides, then through the events: once each
     assert auto.links == BEST_OF_EITHER and auto.estimate is None
     assert auto.estimate_note is not None and "dominated" in auto.estimate_note
     truth = {(f"L{a}", int(b)) for a, b, t in zip(left, right, true, strict=True) if t}
@@ -153,6 +167,87 @@ def test_a_registry_whose_candidates_are_nearly_all_matches_is_linked_best_of_ei
     one = {(m.local_record_id, m.peer_ref) for m in decide(source, SCHEMA).matches}
     assert len(found & truth) > 2 * len(one & truth)
     assert len(found - truth) <= 0.01 * len(found)
+
+
+def registry_of_a_few(seed: int, people: int = 2000, events: int = 3) -> Columns:
+    """A list of people (left), a fifth of whom have ``events`` records each on a registry
+    (right); three events in ten also meet a namesake among the people without events (same
+    family name, often the same postcode). A namesake has no other pair, so hardly a pair is
+    dominated on both sides; through its event, the namesake's pair is dominated by the
+    event's own person."""
+    rng = np.random.default_rng(seed)
+    listed = people // 5
+    left: list[int] = []
+    right: list[int] = []
+    true: list[bool] = []
+    for person in range(listed):
+        for event in range(events):
+            record = person * events + event
+            left.append(person), right.append(record), true.append(True)
+            if rng.random() < 0.3:
+                namesake = listed + int(rng.integers(people - listed))
+                left.append(namesake), right.append(record), true.append(False)
+    same = np.array([0.97, 0.95, 0.97, 0.9])
+    namesakes = np.array([0.3, 0.9, 0.02, 0.3])
+    return _observe(rng, left, right, true, same, namesakes)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_registry_is_estimated_from_the_pairs_dominated_through_its_events(seed: int) -> None:
+    """Too few pairs dominated on both sides to estimate from; the schema's own weights show
+    a registry on the right (the people's records share their likely matches, the events do
+    not). An event is one person's, so a pair its own person's pair dominates is a non-match:
+    the estimate is made from those, and turns away most of the namesakes that the schema's
+    own weights, under best-of-either, decide (each is its namesake's lone candidate)."""
+    left, right, agree, present, true = registry_of_a_few(seed)
+    with pytest.raises(EstimationError, match="dominated"):
+        estimate_module.estimate(SCHEMA, left, right, agree, present, links=BEST_OF_EITHER)
+    through = estimate_module.dominated_pairs(left, right, agree, BEST_OF_EITHER, once="right")
+    assert through.sum() >= estimate_module.MIN_DOMINATED and true[through].mean() < 0.05
+    choice = choose_link_rule(SCHEMA, left, right, agree, present)
+    assert choice.links == BEST_OF_EITHER and choice.shared_right < choice.shared_left
+    assert choice.note is not None and choice.note.startswith("the schema's own weights")
+    assert choice.estimate is not None and choice.estimate.once == "right"
+    assert choice.estimate.to_dict()["dominated_through"] == "right"
+    source = _as_source(left, right, agree, present)
+    truth = {(f"L{a}", int(b)) for a, b, t in zip(left, right, true, strict=True) if t}
+    for links in (AUTO, BEST_OF_EITHER):  # the rule chosen, or named in the MOU
+        estimated = decide(source, SCHEMA, weights=ESTIMATED, links=links)
+        assert estimated.estimate == choice.estimate and estimated.estimate_note is None
+        found = {(m.local_record_id, m.peer_ref) for m in estimated.matches}
+        fixed = {
+            (m.local_record_id, m.peer_ref) for m in decide(source, SCHEMA, links=links).matches
+        }
+        assert len(fixed - truth) > 100 and len(found - truth) < 0.2 * len(fixed - truth)
+        assert len(found & truth) > 0.97 * len(fixed & truth)
+    assert choice.note.endswith("estimated through the right records, each one event")
+    # the other party sees the same pairs mirrored: the same scores, its left the side named,
+    # and under a floor on the schema's own weights, the same pairs decided
+    mirrored = choose_link_rule(SCHEMA, right, left, agree, present)
+    assert mirrored.estimate is not None and mirrored.estimate.once == "left"
+    assert dataclasses.replace(mirrored.estimate, once="right") == choice.estimate
+    floor = 2.0
+    ours = decide(source, SCHEMA, floor, weights=ESTIMATED, links=AUTO)
+    theirs = decide(
+        _as_source(right, left, agree, present), SCHEMA, floor, weights=ESTIMATED, links=AUTO
+    )
+    assert ours.matches and all(m.policy_score >= floor for m in ours.matches)
+    assert len(ours.matches) < len(decide(source, SCHEMA, weights=ESTIMATED, links=AUTO).matches)
+    pairs = {(m.local_record_id, m.peer_ref) for m in ours.matches}
+    assert pairs == {(f"L{m.peer_ref}", int(m.local_record_id[1:])) for m in theirs.matches}
+
+
+def test_the_side_that_matches_once_is_the_side_that_does_not_share() -> None:
+    """A registry's records (events) do not share their likely matches, the other list's do
+    (a person, several events): the registry is the side named. When both sides share (two
+    registries) or neither does, no side's records are known to match once, and no estimate
+    is made through one side's records."""
+    for shared, once in (([50, 10], "right"), ([10, 50], "left"), ([50, 50], None), ([1, 2], None)):
+        assert link_rule._once(shared, 100) == once
+    with pytest.raises(ValueError, match="best-of-either"):
+        estimate_module.dominated_pairs([0], [0], [1], ONE_TO_ONE, once="right")
+    with pytest.raises(ValueError, match="once="):
+        estimate_module.estimate(SCHEMA, [0], [0], [1], [1], links=BEST_OF_EITHER, once="both")
 
 
 def test_too_few_likely_matches_to_tell_are_linked_one_to_one_and_say_why(
@@ -260,9 +355,13 @@ def test_one_fabricated_record_can_win_many_of_ours_once_auto_chose_best_of_eith
 @given(
     st.lists(
         st.tuples(st.integers(0, 60), st.integers(0, 60), st.integers(1, 31), st.integers(0, 31)),
-        min_size=150,  # on both sides of the fewest pairs an estimate is made from
-        max_size=500,
+        max_size=500,  # none, and both sides of the fewest pairs an estimate is made from
     )
+)
+@example([])
+@example(  # a registry of 20 people's events, and namesakes dominated through the events
+    [(p, 3 * p + e, 31, 31) for p in range(20) for e in range(3)]
+    + [(n, (n * 7 + j * 13) % 60, 16, 16) for n in range(20, 61) for j in range(4)]
 )
 def test_any_pairs_give_a_rule_and_nothing_else(rows: list[tuple[int, int, int, int]]) -> None:
     """A partner shapes half of every pair: whatever the pairs, the choice is a rule (with a
@@ -273,7 +372,11 @@ def test_any_pairs_give_a_rule_and_nothing_else(rows: list[tuple[int, int, int, 
     )
     choice = choose_link_rule(SCHEMA, left, right, agree, present)
     assert choice.links in (ONE_TO_ONE, BEST_OF_EITHER)
+    if not rows:
+        assert choice.links == ONE_TO_ONE and choice.likely == 0 and choice.estimate is None
+        return
     fixed = choice.note is not None and choice.note.startswith("the schema's own weights")
-    assert (choice.estimate is None) == fixed
+    assert fixed == (choice.estimate is None or choice.estimate.once is not None)
+    assert (choice.unestimated is None) == (choice.estimate is not None)
     assert choice.links == ONE_TO_ONE or "likely matches" not in (choice.note or "")
     assert 0 <= max(choice.shared_left, choice.shared_right) <= choice.likely <= len(rows)

@@ -123,7 +123,8 @@ class Decision:
     estimate: LinkageEstimate | None = None
     """The estimate the matches were decided with (``None`` with fixed weights)."""
     estimate_note: str | None = None
-    """Why estimated weights were asked for and fixed ones used (too few pairs)."""
+    """Why estimated weights were asked for and fixed ones used (no estimate could be made
+    from the pairs: too few, too few dominated, or beyond the estimate's bounds)."""
     links: str = ONE_TO_ONE
     """The link rule the matches were kept by (the rule chosen, when ``auto`` was asked)."""
     link_choice: LinkRuleChoice | None = None
@@ -179,8 +180,9 @@ def decide(
     weights), and ``threshold``, if given, is a floor on the *schema's own* score: a pair
     below it is never decided, whatever the estimate says, since a partner's records shape
     the estimate and cannot move the schema; the estimate is recorded in
-    :attr:`Decision.estimate`; when the session has too few pairs to estimate from, it decides
-    with the fixed weights and says why in :attr:`Decision.estimate_note`. ``links`` is the
+    :attr:`Decision.estimate`; when the session has too few pairs to estimate from (under
+    best-of-either, also through a registry's records: :func:`_estimate`), it decides with the
+    fixed weights and says why in :attr:`Decision.estimate_note`. ``links`` is the
     link rule (:data:`~xlink.linkage.scoring.LINK_RULES`): one-to-one, or best of either
     record for a list that holds a person several times, or
     :data:`~xlink.linkage.link_rule.AUTO` to choose one of the two from the pairs
@@ -205,7 +207,9 @@ def decide(
         links = choice.links
     if weights == ESTIMATED:
         try:
-            if choice is not None and choice.estimate is not None and links == BEST_OF_EITHER:
+            if choice is not None and links == BEST_OF_EITHER:
+                if choice.estimate is None:  # the choice tried every way: not again
+                    raise EstimationError(choice.unestimated or "no estimate")
                 found = choice.estimate  # the estimate the rule was chosen with
             else:
                 found = _estimate(columns, schema, links)
@@ -362,9 +366,21 @@ def _repeat_groups(
 
 
 def _estimate(columns: PairColumns, schema: LinkageSchema, links: str) -> LinkageEstimate:
-    """:func:`~xlink.linkage.estimate.estimate` over the pairs (:func:`_masks`)."""
+    """:func:`~xlink.linkage.estimate.estimate` over the pairs (:func:`_masks`). Under
+    best-of-either with too few pairs dominated on both sides, the estimate
+    :func:`~xlink.linkage.link_rule.choose_link_rule` makes from those dominated through a
+    record of the side that matches once, when the likely matches show which side that is (it
+    raises the first ``EstimationError`` otherwise)."""
     agree, both = _masks(columns, schema)
-    return estimate(schema, columns.left, columns.ref, agree, both, links=links)
+    try:
+        return estimate(schema, columns.left, columns.ref, agree, both, links=links)
+    except EstimationError:
+        if links != BEST_OF_EITHER:
+            raise
+        choice = choose_link_rule(schema, columns.left, columns.ref, agree, both)
+        if choice.links != BEST_OF_EITHER or choice.estimate is None:
+            raise
+        return choice.estimate
 
 
 def choose_link(columns: PairColumns, schema: LinkageSchema) -> LinkRuleChoice:
@@ -373,7 +389,7 @@ def choose_link(columns: PairColumns, schema: LinkageSchema) -> LinkRuleChoice:
     try:
         agree, both = _masks(columns, schema)
     except EstimationError as exc:
-        return LinkRuleChoice(ONE_TO_ONE, 0, 0, 0, None, str(exc))
+        return LinkRuleChoice(ONE_TO_ONE, 0, 0, 0, None, str(exc), str(exc))
     return choose_link_rule(schema, columns.left, columns.ref, agree, both)
 
 

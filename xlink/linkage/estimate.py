@@ -29,7 +29,11 @@ the keys are made of, as a plaintext linkage compares fields:
    match. A pair whose agreeing keys are a *strict subset* of another pair's sharing one of its
    records is *dominated*: the other pair has every piece of its evidence and more. Under the
    best-of-either rule (a person may be listed several times on one side) a pair must be
-   dominated on both sides. No weight is involved in choosing them. The non-match class is
+   dominated on both sides; or, when it is known which side is a registry of events (``once``
+   names it: the other list holds each person once, so each of the registry's records, one
+   person's event, matches at most one record), dominated among the pairs of one of the
+   registry's records (:func:`dominated_pairs`).
+   No weight is involved in choosing them. The non-match class is
    fitted by EM on the dominated pairs alone: the hard non-matches (a household member, a
    namesake) a threshold must turn away.
 4. **Matches and the prior by EM.** With the non-match class fixed, the match class and
@@ -92,12 +96,15 @@ __all__ = [
     "MIN_PAIRS",
     "NOISE",
     "SCORE_DECIMALS",
+    "SIDES",
     "LinkageEstimate",
     "dominated_pairs",
     "estimate",
     "key_tests",
 ]
 
+#: The two sides a pair joins, as ``once`` names one (:func:`dominated_pairs`).
+SIDES = ("left", "right")
 #: EM iterations per class, always all of them (a tolerance could stop two machines apart).
 EM_ITERATIONS = 100
 #: Significant digits the estimated parameters are rounded to; decimals of a score in bits.
@@ -160,6 +167,10 @@ class LinkageEstimate:
     scores: tuple[tuple[int, int, float], ...]
     """Every pattern seen: ``(agree mask, present mask, score)``, sorted; bit ``k`` is
     ``key_names[k]``."""
+    once: str | None = None
+    """Under best-of-either, the side (``"left"``, ``"right"``) whose records each match at
+    most once, through one of which the non-matches were dominated; ``None``: dominated on both
+    sides (or, one-to-one, on either)."""
     _table: dict[tuple[int, int], float] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
@@ -199,6 +210,8 @@ class LinkageEstimate:
             "dominated_pairs": self.dominated_pairs,
             "patterns": self.patterns,
             "links": self.links,
+            "dominated_through": self.once
+            or ("both" if self.links == BEST_OF_EITHER else "either"),
         }
 
 
@@ -209,18 +222,26 @@ def dominated_pairs(
     links: str = ONE_TO_ONE,
     *,
     budget: int | None = None,
+    once: str | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Which pairs the link rule refuses whatever the weights: with :data:`~xlink.linkage.
     scoring.ONE_TO_ONE`, those dominated on either side (another pair sharing their left *or*
     their right record agrees on every key they agree on, and more); with :data:`~xlink.
-    linkage.scoring.BEST_OF_EITHER`, those dominated on both sides. ``left``/``right`` are
-    record codes, ``agree`` the agreeing keys as bit masks. Symmetric in the two sides.
-    ``budget``: the most mask comparisons on either side (``EstimationError`` beyond it,
-    before they are made)."""
+    linkage.scoring.BEST_OF_EITHER`, those dominated on both sides, or with ``once`` (``"left"``
+    or ``"right"``: that side's records each match at most once, the other list holding each
+    person once), those dominated among the pairs of their record on that side.
+    ``left``/``right`` are record codes, ``agree`` the agreeing keys as bit masks. Symmetric in
+    the two sides. ``budget``: the most mask comparisons on either side (``EstimationError``
+    beyond it, before they are made). Raises ``ValueError`` for another ``once``, or ``once``
+    with one-to-one."""
     lefts = np.asarray(left, dtype=np.int64).reshape(-1)
     rights = np.asarray(right, dtype=np.int64).reshape(-1)
     masks = np.asarray(agree, dtype=np.int64).reshape(-1)
+    if once is not None and (once not in SIDES or links != BEST_OF_EITHER):
+        raise ValueError(f"once={once!r} with {links}: 'left' or 'right' under best-of-either")
     on_left, on_right = (dominated_on(ids, masks, budget) for ids in (lefts, rights))
+    if once is not None:
+        return on_left if once == "left" else on_right
     if links == BEST_OF_EITHER:
         return on_left & on_right
     return on_left | on_right
@@ -264,6 +285,7 @@ def estimate(
     present: npt.ArrayLike,
     *,
     links: str = ONE_TO_ONE,
+    once: str | None = None,
 ) -> LinkageEstimate:
     """Estimate pattern scores and a threshold from candidate pairs (module docstring).
 
@@ -271,8 +293,9 @@ def estimate(
     ``agree[i]`` has bit ``k`` set when ``schema.keys[k]`` agreed, ``present[i]`` when both
     records have that key (an agreeing key is present whatever ``present`` says). ``links`` is
     the link rule the matches will be decided with (:data:`~xlink.linkage.scoring.LINK_RULES`):
-    it says which pairs are known non-matches and which are counted for the threshold. The
-    result does not depend on the order of the pairs.
+    it says which pairs are known non-matches and which are counted for the threshold; under
+    best-of-either, ``once`` names the side whose records each match at most once, when that
+    is known (:func:`dominated_pairs`). The result does not depend on the order of the pairs.
 
     Raises:
         EstimationError: fewer than :data:`MIN_PAIRS` candidate pairs or :data:`MIN_DOMINATED`
@@ -281,7 +304,8 @@ def estimate(
             distinct patterns that finding the dominated pairs would take more than
             :data:`COMPARISONS_PER_PAIR` comparisons a pair: the caller decides with fixed
             weights instead, and says so.
-        ValueError: columns of different lengths, or an unknown ``links``.
+        ValueError: columns of different lengths, an unknown ``links``, or a ``once`` other
+            than ``"left"`` or ``"right"`` under best-of-either.
     """
     names = schema.key_names
     if len(names) > 62:
@@ -294,6 +318,8 @@ def estimate(
         raise ValueError("estimate: columns of different lengths")
     if links not in (ONE_TO_ONE, BEST_OF_EITHER):
         raise ValueError(f"unknown link rule {links!r}")
+    if once is not None and (once not in SIDES or links != BEST_OF_EITHER):
+        raise ValueError(f"once={once!r} with {links}: 'left' or 'right' under best-of-either")
     if len(agrees) < MIN_PAIRS:
         raise EstimationError(
             f"{len(agrees)} candidate pairs; at least {MIN_PAIRS} are needed to estimate"
@@ -307,7 +333,7 @@ def estimate(
             f"at most {MAX_CELLS} cells can be estimated"
         )
     budget = max(MIN_COMPARISON_BUDGET, COMPARISONS_PER_PAIR * len(agrees))
-    dominated = dominated_pairs(lefts, rights, agrees, links, budget=budget)
+    dominated = dominated_pairs(lefts, rights, agrees, links, budget=budget, once=once)
     n_dominated = int(dominated.sum())
     if n_dominated < MIN_DOMINATED:
         raise EstimationError(
@@ -370,6 +396,7 @@ def estimate(
         dominated_pairs=n_dominated,
         patterns=len(rows),
         links=links,
+        once=once,
         scores=tuple(
             (int(a), int(p), float(s))
             for (p, a), s in zip(rows.tolist(), pattern_score.tolist(), strict=True)

@@ -19,10 +19,14 @@ the likely matches share their record with another likely match, the lists hold 
 several times and the rule is best-of-either; otherwise one-to-one. When the pairs are too few
 or too clean to estimate from (fewer than the estimate's minimum of candidate pairs, or of
 dominated ones: two short lists, or lists whose candidates are nearly all matches), the
-likely matches are those the schema's own weights put at or above its threshold, as
-:func:`xlink.decide.decide` falls back to them for the decision; that is said in the choice's
-note. Fewer than :data:`MIN_LIKELY` likely matches gives one-to-one, the rule that decides
-fewer pairs.
+likely matches are those the schema's own weights put at or above its threshold; that is
+said in the choice's note. When they show a registry on one side (the other side's records
+share their likely matches, the registry's do not), an event being one person's, the pairs
+dominated through a registry record are non-matches enough to estimate from
+(:func:`~xlink.linkage.estimate.estimate`'s ``once``): that estimate is the choice's, and
+:func:`xlink.decide.decide` decides with it; otherwise it falls back to the schema's own
+weights as well. Fewer than :data:`MIN_LIKELY` likely matches gives one-to-one, the rule
+that decides fewer pairs.
 
 Both parties see the same pairs, so both reach the same rule (the estimate is deterministic
 and order-free; what is compared here are integer counts). A dishonest partner can make the
@@ -35,6 +39,7 @@ rule (docs/security.md).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -82,17 +87,25 @@ class LinkRuleChoice:
     """:data:`~xlink.linkage.scoring.ONE_TO_ONE` or :data:`~xlink.linkage.scoring.
     BEST_OF_EITHER`."""
     likely: int
-    """Likely matches: the distinct pairs best-of-either decides with the estimate."""
+    """Likely matches: the distinct pairs best-of-either decides with the best-of-either
+    estimate, or with the schema's own weights when none could be made (:attr:`note`)."""
     shared_left: int
     """Likely matches whose left record is in another likely match."""
     shared_right: int
     """Likely matches whose right record is in another likely match."""
     estimate: LinkageEstimate | None
-    """The best-of-either estimate the pairs were scored with (``None``: too few pairs, or too
-    few dominated ones, to estimate from: they were scored with the schema's own weights)."""
+    """The best-of-either estimate the pairs were scored with, or, when they were scored with
+    the schema's own weights (too few pairs, or too few dominated ones, to estimate from), the
+    estimate made through the registry's records (module docstring); else ``None``."""
     note: str | None = None
-    """Why the estimate was not used (the schema's own weights were), or why there was too
-    little to choose from (one-to-one was taken), else ``None``."""
+    """Why the likely matches were told on the schema's own weights (no best-of-either
+    estimate could be made from the pairs dominated on both sides), and whether an estimate
+    was then made through a registry's records; or why there was too little to choose from
+    (one-to-one was taken); else ``None``."""
+    unestimated: str | None = None
+    """Why no best-of-either estimate could be made from these pairs (its
+    :class:`~xlink.errors.EstimationError`), when none was: :func:`xlink.decide.decide` then
+    decides with the schema's own weights, without trying again."""
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready, without the estimate."""
@@ -125,13 +138,18 @@ def choose_link_rule(
     presents = np.asarray(present, dtype=np.int64).reshape(-1) | agrees
     if not len(lefts) == len(rights) == len(agrees) == len(presents):
         raise ValueError("choose_link_rule: columns of different lengths")
+    if not len(lefts):
+        said = f"no candidate pair; at least {MIN_LIKELY} likely matches are needed to tell"
+        return LinkRuleChoice(ONE_TO_ONE, 0, 0, 0, None, said, "no candidate pair")
     row_of, row_present, row_agree = distinct_rows(presents, agrees)
     found: LinkageEstimate | None
     note: str | None = None
+    unestimated: str | None = None
     try:
         found = estimate(schema, lefts, rights, agrees, presents, links=BEST_OF_EITHER)
     except EstimationError as exc:
-        found, note = None, f"the schema's own weights: {exc}"
+        found, unestimated = None, str(exc)
+        note = f"the schema's own weights: {exc}"
         row_score, threshold = _fixed_scores(schema, row_present, row_agree), schema.threshold
     else:
         threshold = found.threshold
@@ -150,9 +168,38 @@ def choose_link_rule(
         said = f"{len(likely)} likely matches; at least {MIN_LIKELY} are needed to tell"
         note = said if note is None else f"{note}; {said}"
     many = not few and max(shared) >= SHARED_SHARE * len(likely)
+    once = _once(shared, len(likely)) if many else None
+    if found is None and once is not None:
+        # too few pairs dominated on both sides; through a record of the side that matches
+        # once, a pair another of that record's pairs dominates is a non-match as well
+        try:
+            found = estimate(
+                schema, lefts, rights, agrees, presents, links=BEST_OF_EITHER, once=once
+            )
+        except EstimationError as exc:
+            note = f"{note}; through the {once} records neither: {exc}"
+        else:
+            unestimated = None
+            note = f"{note}; estimated through the {once} records, each one event"
     return LinkRuleChoice(
-        BEST_OF_EITHER if many else ONE_TO_ONE, len(likely), shared[0], shared[1], found, note
+        BEST_OF_EITHER if many else ONE_TO_ONE,
+        len(likely),
+        shared[0],
+        shared[1],
+        found,
+        note,
+        unestimated,
     )
+
+
+def _once(shared: Sequence[int], likely: int) -> str | None:
+    """The side whose records each match at most once, when the likely matches show one: the
+    other side's records share theirs (a list holding each person once, against a registry of
+    events), this side's do not. ``None`` when both sides share (or neither)."""
+    left, right = (count >= SHARED_SHARE * likely for count in shared)
+    if left == right:
+        return None
+    return "right" if left else "left"
 
 
 def _fixed_scores(
