@@ -32,6 +32,7 @@ import resource
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from psi_bench import CALIBRATION_OPS, calibrate
@@ -63,7 +64,7 @@ def main() -> None:
                 from xlink.synth import generate_synth
 
                 generate_synth(root, args.n, args.seed)
-            data = datasets.synth(root)
+            data = datasets.synth(root, today=datetime.now(UTC).date())
         start = time.perf_counter()
         figures = evaluate(data, load_default_schema(), fit=args.weights, links=args.links)
         bench_wall_s = time.perf_counter() - start

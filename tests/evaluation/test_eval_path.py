@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections import defaultdict
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from xlink.cli.exitcodes import ExitCode
 from xlink.cli.main import main
 from xlink.crypto.rand import DeterministicRandom
 from xlink.evaluation import EvaluationError, evaluate, synth
-from xlink.evaluation.datasets import loaded_records
+from xlink.evaluation.datasets import files, loaded_records
 from xlink.evaluation.fitting import (
     LabelledPair,
     _sig_floor,
@@ -30,6 +31,7 @@ from xlink.linkage.keys import derive_token_set, iter_key_tokens
 from xlink.linkage.schema import LinkageSchema, load_default_schema, validate_schema
 from xlink.linkage.scoring import fellegi_sunter_score, one_to_one
 from xlink.protocol.events import PsiResult
+from xlink.records._parsers import FUTURE_DATE
 from xlink.synth import generate_synth
 
 
@@ -186,6 +188,36 @@ def test_eval_data_says_what_its_files_lost_and_reads_what_prepare_reads(
     (data / "truth.csv").write_text("ca_record_id,us_record_id\n", encoding="utf-8")
     assert main([*argv, "--quiet"]) == ExitCode.INPUT
     assert "truth.csv: no true link" in capsys.readouterr().err
+
+
+def test_eval_data_leaves_out_a_birth_date_after_today_as_prepare_does(
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """xlink prepare loads a file on today's date: a date of birth after it (a mistyped year,
+    2058 for 1958) is left out, the record kept. xlink eval --data loaded with no date and
+    kept it, so that the same file matched otherwise in the evaluation than in an exchange."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in small.iterdir():
+        (data / f.name).write_bytes(f.read_bytes())
+    lines = (data / "ca.csv").read_text(encoding="utf-8").splitlines()
+    born = lines[0].split(",").index("Date of Birth")
+    row = lines[1].split(",")
+    row[born] = "01/01/2090"
+    lines[1] = ",".join(row)
+    (data / "ca.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    argv = ["eval", "--data", str(data), "--weights", "estimated", "--in-process"]
+    code, figures = _gate([*argv, "--json", "--quiet"], capsys)
+    assert code == ExitCode.OK
+    loads = figures["loads"]
+    assert isinstance(loads, dict) and loads["left"]["with_field_errors"] == 1
+    with (data / "ca.field-errors.csv").open(encoding="utf-8", newline="") as handle:
+        errors = list(csv.DictReader(handle))
+    assert [(e["line"], e["reason"]) for e in errors] == [("2", FUTURE_DATE)]
+    # the library takes the date as a parameter: none, and nothing is too late
+    assert not files(data).left.load().field_errors  # type: ignore[union-attr]
+    found = files(data, today=date(2026, 12, 7)).left.load()
+    assert [e.reason for e in found.field_errors] == [FUTURE_DATE]  # type: ignore[union-attr]
 
 
 def _pairs(rows: list[tuple[str, str, set[str], bool]]) -> list[LabelledPair]:

@@ -7,6 +7,7 @@ import json
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"xlink eval: {problem}", file=sys.stderr)
         return ExitCode.USAGE
     schema = load_schema(args.schema) if args.schema else load_default_schema()
+    today = datetime.now(UTC).date()  # the files load as xlink prepare loads them, today
 
     with (
         progress_reporter(not args.quiet) as reporter,
@@ -227,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
             if args.dataset in datasets.FEBRL_NAMES:
                 data = datasets.febrl(datasets.FEBRL_NAMES[args.dataset], with_id=not args.no_id)
             elif args.dataset is None:
-                data = datasets.files(args.data, left=args.left, right=args.right)
+                data = datasets.files(args.data, left=args.left, right=args.right, today=today)
             else:
                 root = Path(args.data) if args.data else Path(tmp)
                 if not args.data:
@@ -241,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
                         root, args.n, args.seed, progress=count_progress(reporter, phase, total)
                     )
                     generate_s = round(time.perf_counter() - start, 3)
-                data = datasets.synth(root)
+                data = datasets.synth(root, today=today)
             # An open phase, so that a long evaluation shows life (a line every 10 s off a
             # terminal) even between the stage lines; evaluation's own phases end it.
             reporter(EVALUATING, 0)

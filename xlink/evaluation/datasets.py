@@ -30,6 +30,7 @@ import io
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -254,11 +255,11 @@ SPLIT_FILE = "split.csv"
 SPLIT_DST = b"xlink/v1/eval-split"
 
 
-def _file_side(label: str, path: Path) -> Side:
+def _file_side(label: str, path: Path, today: date | None) -> Side:
     def load() -> LoadResult:
         from xlink.prepare import load_records
 
-        return load_records(path)
+        return load_records(path, today=today)
 
     return Side(label, load)
 
@@ -393,12 +394,15 @@ def files(
     left: str | None = None,
     right: str | None = None,
     name: str = "files",
+    today: date | None = None,
 ) -> Dataset:
     """Two files of ``directory`` and the links between them (docs/evaluation.md §5).
 
     ``left``/``right`` name the two data files; by default the directory must hold exactly
     two (:func:`data_files`), and the first by name is the left. Each is loaded as ``xlink
-    prepare`` loads it (its ``<stem>.mapping.json`` or ``.toml`` when there is one).
+    prepare`` loads it (its ``<stem>.mapping.json`` or ``.toml`` when there is one), on
+    ``today`` (a later date of birth is a field error, left out; ``None``: no date is too
+    late, as :func:`~xlink.prepare.load_records` takes it).
     ``truth.csv`` has a header and one ``left id, right id`` row per true link (a record may
     have several); ``split.csv``, if present, a header and ``left id, dev|heldout`` rows,
     else :func:`hash_split` decides.
@@ -437,21 +441,21 @@ def files(
         rule = f"from {SPLIT_FILE}"
     return Dataset(
         name=name,
-        left=_file_side(Path(left).stem, root / left),
-        right=_file_side(Path(right).stem, root / right),
+        left=_file_side(Path(left).stem, root / left, today),
+        right=_file_side(Path(right).stem, root / right, today),
         truth=truth,
         split=split,
         split_rule=rule,
     )
 
 
-def synth(directory: str | Path) -> Dataset:
+def synth(directory: str | Path, *, today: date | None = None) -> Dataset:
     """The files ``xlink synth`` wrote to ``directory`` (``ca.csv`` left, ``us.csv`` right):
-    :func:`files` with those two, the split by household.
+    :func:`files` with those two (loaded on ``today``), the split by household.
 
     Raises :class:`~xlink.errors.EvaluationError` if the files are not there or do not parse.
     """
-    data = files(directory, left="ca.csv", right="us.csv", name="synth")
+    data = files(directory, left="ca.csv", right="us.csv", name="synth", today=today)
     return Dataset(
         data.name, data.left, data.right, data.truth, data.split, "by household, from split.csv"
     )
