@@ -148,6 +148,7 @@ def test_a_registry_whose_candidates_are_nearly_all_matches_is_linked_best_of_ei
     choice = choose_link_rule(SCHEMA, left, right, agree, present)
     assert choice.links == BEST_OF_EITHER and choice.estimate is None
     assert choice.note is not None and "dominated" in choice.note
+    assert "; none through the right records either: " in choice.note  # strangers are rare
     source = _as_source(left, right, agree, present)
     tried: list[str | None] = []
     real = link_rule.estimate

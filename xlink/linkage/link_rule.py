@@ -177,7 +177,7 @@ def choose_link_rule(
                 schema, lefts, rights, agrees, presents, links=BEST_OF_EITHER, once=once
             )
         except EstimationError as exc:
-            note = f"{note}; through the {once} records neither: {exc}"
+            note = f"{note}; none through the {once} records either: {exc}"
         else:
             unestimated = None
             note = f"{note}; estimated through the {once} records, each one event"
