@@ -161,6 +161,9 @@ def test_a_registry_whose_candidates_are_nearly_all_matches_is_linked_best_of_ei
     monkeypatch.setattr(xlink.decide, "estimate", counted)
     auto = decide(source, SCHEMA, weights=ESTIMATED, links=AUTO)
     assert tried == [None, "right"]  # both sides, then through the events: once each
+    tried.clear()
+    named = decide(source, SCHEMA, weights=ESTIMATED, links=BEST_OF_EITHER)
+    assert tried == [None, "right"] and named.matches == auto.matches  # the rule named
     assert auto.links == BEST_OF_EITHER and auto.estimate is None
     assert auto.estimate_note is not None and "dominated" in auto.estimate_note
     truth = {(f"L{a}", int(b)) for a, b, t in zip(left, right, true, strict=True) if t}

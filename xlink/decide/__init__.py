@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xlink._pair_columns import PairColumns, pair_columns
-from xlink.decide._scores import certain_patterns, pattern_scorer, pattern_scores, threshold_of
+from xlink.decide._scores import certain_patterns, pattern_scorer, pattern_scores
 from xlink.decide._sieve import OneToOneSieve
 from xlink.errors import EstimationError
 from xlink.linkage.estimate import LinkageEstimate, estimate
@@ -207,12 +207,7 @@ def decide(
         links = choice.links
     if weights == ESTIMATED:
         try:
-            if choice is not None and links == BEST_OF_EITHER:
-                if choice.estimate is None:  # the choice tried every way: not again
-                    raise EstimationError(choice.unestimated or "no estimate")
-                found = choice.estimate  # the estimate the rule was chosen with
-            else:
-                found = _estimate(columns, schema, links)
+            found = _estimate(columns, schema, links, choice)
         except EstimationError as exc:
             note = f"fixed weights: {exc}"
             # the schema's threshold, the caller's still a floor under it
@@ -223,7 +218,7 @@ def decide(
             # own weights: the estimate learns from pairs a partner's records make, so what a
             # partner cannot move is what bounds it.
             floor, threshold = threshold, found.threshold
-    threshold = threshold_of(schema, threshold)
+    threshold = schema.decision_threshold(threshold)
     score = pattern_scores(columns.patterns, pattern_scorer(schema, found))
     fixed = pattern_scores(columns.patterns, pattern_scorer(schema)) if found is not None else None
     certain = certain_patterns(schema, found, score, fixed)
@@ -365,22 +360,23 @@ def _repeat_groups(
     return groups
 
 
-def _estimate(columns: PairColumns, schema: LinkageSchema, links: str) -> LinkageEstimate:
-    """:func:`~xlink.linkage.estimate.estimate` over the pairs (:func:`_masks`). Under
-    best-of-either with too few pairs dominated on both sides, the estimate
-    :func:`~xlink.linkage.link_rule.choose_link_rule` makes from those dominated through a
-    record of the side that matches once, when the likely matches show which side that is (it
-    raises the first ``EstimationError`` otherwise)."""
-    agree, both = _masks(columns, schema)
-    try:
-        return estimate(schema, columns.left, columns.ref, agree, both, links=links)
-    except EstimationError:
-        if links != BEST_OF_EITHER:
-            raise
-        choice = choose_link_rule(schema, columns.left, columns.ref, agree, both)
-        if choice.links != BEST_OF_EITHER or choice.estimate is None:
-            raise
+def _estimate(
+    columns: PairColumns, schema: LinkageSchema, links: str, choice: LinkRuleChoice | None
+) -> LinkageEstimate:
+    """The estimate :func:`decide` decides with. Under one-to-one,
+    :func:`~xlink.linkage.estimate.estimate` over the pairs (:func:`_masks`). Under
+    best-of-either, the estimate of the link rule's ``choice`` (:func:`choose_link`, made here
+    when the rule was named, not chosen): from the pairs dominated on both sides, or, when too
+    few are, through a registry's records
+    (:func:`~xlink.linkage.link_rule.choose_link_rule`), each tried once. Raises
+    ``EstimationError`` when none could be made."""
+    if links == BEST_OF_EITHER:
+        choice = choose_link(columns, schema) if choice is None else choice
+        if choice.estimate is None:
+            raise EstimationError(str(choice.unestimated))
         return choice.estimate
+    agree, both = _masks(columns, schema)
+    return estimate(schema, columns.left, columns.ref, agree, both, links=links)
 
 
 def choose_link(columns: PairColumns, schema: LinkageSchema) -> LinkRuleChoice:
@@ -414,7 +410,7 @@ def reveal_bound_for(schema: LinkageSchema, threshold: float | None = None) -> R
     (:meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`), can never be decided, so it is
     not revealed. Each identifying field group is one bit of :attr:`RevealBound.groups`.
     """
-    threshold = threshold_of(schema, threshold)
+    threshold = schema.decision_threshold(threshold)
     weights = schema.weights()
     disagreement = schema.disagreement_weights()
     agreement = tuple(

@@ -13,15 +13,7 @@ from xlink.linkage.estimate import LinkageEstimate
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import fellegi_sunter_score
 
-__all__ = ["certain_patterns", "pattern_scorer", "pattern_scores", "threshold_of"]
-
-
-def threshold_of(schema: LinkageSchema, threshold: float | None) -> float:
-    """The threshold :func:`decide` holds fixed weights to: ``threshold``, else the schema's,
-    else one agreeing key."""
-    if threshold is not None:
-        return threshold
-    return schema.threshold if schema.threshold is not None else 1.0
+__all__ = ["certain_patterns", "pattern_scorer", "pattern_scores"]
 
 
 def certain_patterns(

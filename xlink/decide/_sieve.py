@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from xlink._pair_columns import PairColumns
-from xlink.decide._scores import certain_patterns, pattern_scorer, pattern_scores, threshold_of
+from xlink.decide._scores import certain_patterns, pattern_scorer, pattern_scores
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import best_once
 
@@ -30,7 +30,7 @@ class OneToOneSieve:
     For :func:`decide` with ``weights=FIXED`` and ``links=ONE_TO_ONE`` only."""
 
     def __init__(self, schema: LinkageSchema, threshold: float | None, peers: int) -> None:
-        self._schema, self._threshold = schema, threshold_of(schema, threshold)
+        self._schema, self._threshold = schema, schema.decision_threshold(threshold)
         self._best = np.full(peers, -np.inf)  # each peer record's best usable score so far
         self._ties = np.zeros(peers, dtype=np.int64)  # and how many pairs have it
 

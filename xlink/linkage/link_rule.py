@@ -150,7 +150,8 @@ def choose_link_rule(
     except EstimationError as exc:
         found, unestimated = None, str(exc)
         note = f"the schema's own weights: {exc}"
-        row_score, threshold = _fixed_scores(schema, row_present, row_agree), schema.threshold
+        row_score = _fixed_scores(schema, row_present, row_agree)
+        threshold = schema.decision_threshold()
     else:
         threshold = found.threshold
         table = {(p, a): s for a, p, s in found.scores}
@@ -159,7 +160,7 @@ def choose_link_rule(
             dtype=np.float64,
         )
     score = row_score[row_of]
-    above = np.flatnonzero(score >= (1.0 if threshold is None else threshold))
+    above = np.flatnonzero(score >= threshold)
     pairs, best = _distinct_best(lefts[above], rights[above], score[above])
     likely = pairs[one_to_one_mask(pairs[:, 0], pairs[:, 1], best, None, BEST_OF_EITHER)]
     shared = [_shared(likely[:, side]) for side in (0, 1)]

@@ -174,6 +174,13 @@ class LinkageSchema:
     def key_names(self) -> tuple[str, ...]:
         return tuple(k.name for k in self.keys)
 
+    def decision_threshold(self, threshold: float | None = None) -> float:
+        """The threshold fixed weights are held to: ``threshold``, else the schema's, else
+        one agreeing key (:data:`~xlink.linkage.scoring.DEFAULT_KEY_WEIGHT`)."""
+        if threshold is not None:
+            return threshold
+        return self.threshold if self.threshold is not None else DEFAULT_KEY_WEIGHT
+
     def weights(self) -> dict[str, KeyWeight | float]:
         """Key name → weight, for :func:`~xlink.linkage.scoring.fellegi_sunter_score`."""
         return {k.name: k.score_weight for k in self.keys}
