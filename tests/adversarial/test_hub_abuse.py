@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 import socket
 from pathlib import Path
 
+import nacl.bindings
 import pytest
 from _hub import NOW, PASSPHRASE, HubWorld, clock, make_world, running_hub
 
@@ -32,8 +34,10 @@ from xlink.hub.wire import (
     Cosigned,
     Job,
     Purpose,
+    cosign_message,
     read_frame,
     recv_message,
+    verify,
 )
 from xlink.policy.multilateral import accept_multilateral, load_multilateral
 
@@ -193,6 +197,64 @@ async def _offer(
         return await control.recv()
     except HubError as exc:  # a REFUSED answer
         return exc.reason
+
+
+def _hedged(key: SigningKey, message: bytes, nonce: bytes) -> bytes:
+    """An Ed25519 signature of ``message`` by ``key`` whose nonce is drawn from ``nonce``
+    rather than derived from the key (RFC 8032 signs deterministically; a hedged signer does
+    not): another valid signature of the same message, which every verifier accepts."""
+    h = hashlib.sha512(key.seed()).digest()
+    a = bytearray(h[:32])
+    a[0] &= 248
+    a[31] &= 127
+    a[31] |= 64
+    secret = nacl.bindings.crypto_core_ed25519_scalar_reduce(bytes(a) + bytes(32))
+    r = nacl.bindings.crypto_core_ed25519_scalar_reduce(hashlib.sha512(nonce).digest())
+    big_r = nacl.bindings.crypto_scalarmult_ed25519_base_noclamp(r)
+    k = nacl.bindings.crypto_core_ed25519_scalar_reduce(
+        hashlib.sha512(big_r + bytes(key.verify_key) + message).digest()
+    )
+    s = nacl.bindings.crypto_core_ed25519_scalar_add(
+        r, nacl.bindings.crypto_core_ed25519_scalar_mul(k, secret)
+    )
+    return big_r + s
+
+
+def test_a_kept_checkpoint_offered_with_another_endorsement_is_cosigned_as_offered(
+    world: HubWorld, tmp_path: Path
+) -> None:
+    """The same checkpoint offered again with another valid endorsement (a signer that draws
+    its nonces, or a signing key the MOU names since) got the cosignature kept for the first
+    one back: a signature over the other endorsement, which the agency could not verify, so it
+    kept no cosignature for a checkpoint the hub holds. Now the hub signs what was offered."""
+    audit = SigningKey.generate(DeterministicRandom("audit, endorsed twice"))
+
+    async def test(hub: Hub, port: int) -> None:
+        control = await _control(world, port, "CA-RCMP")
+        rcmp = _key(world, "CA-RCMP")
+        published = _checkpoint(audit, 4, bytes(32))
+        endorsed = audit_endorsement_message("CA-RCMP", published.audit_key)
+        first = await _offer(control, "US-DHS", published, rcmp)
+        assert isinstance(first, Cosigned)
+        hedged = _hedged(rcmp, endorsed, b"another nonce")
+        assert hedged != rcmp.sign(endorsed)
+        assert verify(rcmp.verify_key, hedged, endorsed)  # as valid as the first
+        again = CheckpointOffer("US-DHS", published, hedged)
+        await control.send(again)
+        answer = await control.recv()
+        assert isinstance(answer, Cosigned) and answer.seq == 4
+        named = accept_multilateral(
+            load_multilateral(world.ceremony.mou), local_agency=None, today=NOW.date()
+        ).hub
+        assert answer.signature != first.signature
+        signed = cosign_message(named.hub_id, "CA-RCMP", again)
+        assert verify(named.verify_key, answer.signature, signed)  # what the agent checks
+        # the first endorsement, offered again, still gets the very bytes kept for it
+        assert await _offer(control, "US-DHS", published, rcmp) == first
+        assert len(hub.schedule.checkpoints("CA-RCMP", "US-DHS")) == 1
+        control.close()
+
+    _run(world, test, tmp_path)
 
 
 def test_a_member_cannot_grow_the_hubs_checkpoints_without_bound(

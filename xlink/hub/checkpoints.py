@@ -33,7 +33,8 @@ def cosign_offer(
     """Keep and cosign ``agency``'s checkpoint of its log with ``offer.log``: only a log of a
     pair with terms, signed by an audit key the agency's MOU signing key endorses, in order,
     under one audit key; a checkpoint it kept, offered again (the latest or an earlier one),
-    gets the same answer; a contradicting one is kept as evidence (the first
+    is cosigned again over what was offered (the same answer for the same offer); a
+    contradicting one is kept as evidence (the first
     :data:`~xlink.hub.schedule.MAX_CONFLICTS_KEPT`, each once) and refused (``conflict``);
     beyond :data:`~xlink.hub.schedule.MAX_CHECKPOINTS_PER_DAY` new ones a day for one log,
     refused (``busy``). Returns COSIGNED or REFUSED."""
@@ -49,8 +50,12 @@ def cosign_offer(
     seq = offer.published.checkpoint.seq
     same = schedule.kept_checkpoint(agency, offer.log, seq)
     if same is not None and same[0] == text:
-        # offered again (the latest or an earlier one kept): the same answer
-        return Cosigned(offer.log, seq, same[1])
+        # Offered again (the latest or an earlier one kept): signed again over this very
+        # offer, which gives the kept bytes when the endorsement is the one kept (Ed25519 is
+        # deterministic), and a cosignature the agency can verify when the endorsement is
+        # another valid signature of the same key (a signer that draws its nonce) or of a
+        # key the MOU names since.
+        return Cosigned(offer.log, seq, key.sign(cosign_message(mou.hub.hub_id, agency, offer)))
     last = schedule.last_checkpoint(agency, offer.log)
     if last is not None:
         last_seq, last_text, _ = last
