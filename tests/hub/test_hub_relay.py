@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import threading
@@ -26,6 +27,7 @@ from _hub import (
 )
 from _stalling import cancelled_after, long_work
 
+import xlink.hub.server as hub_server
 from xlink.cli.cmd_demo import bundled_path
 from xlink.crypto.rand import DeterministicRandom
 from xlink.errors import InputError
@@ -401,5 +403,42 @@ def test_a_connection_still_in_its_handshake_is_closed_when_the_hub_stops(
         async with asyncio.timeout(2):
             assert await reader.read() == b""  # closed by the hub, not left open
         writer.close()
+
+    asyncio.run(main())
+
+
+def test_a_connection_that_ignores_its_cancellation_does_not_keep_serve_from_returning(
+    round_done: tuple[HubWorld, list[bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve`` re-cancelled its connections until none was left: one that swallowed its
+    cancellation (none of the hub's own does; an embedder's could) kept it from ever returning.
+    Now it waits :data:`~xlink.hub.server.STOP_GRACE` seconds, logs, and returns."""
+    world, _ = round_done
+    monkeypatch.setattr(hub_server, "STOP_GRACE", 0.5)
+
+    released = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not released.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)
+
+    async def main() -> None:
+        hub = world.hub(workdir=tmp_path / "hub")
+        bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        serving = asyncio.create_task(hub.serve("127.0.0.1", 0, on_listening=bound.set_result))
+        await bound
+        task = asyncio.create_task(stubborn())
+        hub._connections.add(task)
+        serving.cancel()
+        try:
+            await asyncio.wait({serving}, timeout=5)  # (a timeout here does not cancel it)
+            assert serving.done() and not task.done()  # left behind, not waited for
+        finally:
+            released.set()  # so that it ends, whatever the assertion said
+            task.cancel()
+            hub._connections.discard(task)  # as the hub's own connections leave the set
+            await asyncio.gather(task, serving, return_exceptions=True)
+            hub.close()
 
     asyncio.run(main())

@@ -87,6 +87,12 @@ QUERY_DEADLINE: Final = 600.0
 """Seconds a relayed query session may last in all."""
 MAX_QUERIES_PER_PAIR: Final = 2
 """Real-time queries of one asker to one holder relayed at once; more are refused (busy)."""
+STOP_GRACE = 10.0
+"""Seconds a stopping hub waits for its connections to end, each recording what it must in the
+schedule; one still running then (a connection that ignored its cancellation) is left behind,
+logged, rather than keeping ``serve`` from returning. It is the embedder's to deal with: an
+``asyncio.run`` still waits for it when the loop ends, and it must not use the schedule once
+the hub is closed."""
 
 Capture = Callable[[str, bytes], None]
 """``capture(where, data)``: every byte the hub receives, for tests that scan what it saw."""
@@ -175,7 +181,8 @@ class Hub:
         self, host: str, port: int, *, on_listening: Callable[[int], object] | None = None
     ) -> None:
         """Accept agencies on ``host:port`` and run the schedule, until cancelled; then end every
-        connection (each recording what it must in the schedule) before returning."""
+        connection (each recording what it must in the schedule) before returning, waiting at
+        most :data:`STOP_GRACE` seconds for them."""
         self._closing = False
         server = await asyncio.start_server(self._accept, host, port)
         try:
@@ -194,12 +201,22 @@ class Hub:
             # finds the hub closing (_accept)
             self._closing = True
             cancelled = False
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + STOP_GRACE
             while self._connections:
+                left = deadline - loop.time()
+                if left <= 0:
+                    log.warning(
+                        "%d connection(s) still running %g s after the hub stopped: left behind",
+                        len(self._connections),
+                        STOP_GRACE,
+                    )
+                    break
                 connections = list(self._connections)
                 for task in connections:
                     task.cancel()
                 try:
-                    await asyncio.wait(connections)
+                    await asyncio.wait(connections, timeout=left)
                 except asyncio.CancelledError:
                     cancelled = True
             if cancelled:
