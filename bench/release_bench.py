@@ -181,12 +181,12 @@ def run_party(args: argparse.Namespace, role: str) -> None:
 
     agree_and_label, release = _exchange.agree_and_label, Agency.release
 
-    async def timed_labels(gate: Any, session: Any, decision: Any, *a: Any) -> Any:
+    async def timed_labels(gate: Any, session: Any, decision: Any, *a: Any, **kw: Any) -> Any:
         marks["label_points"] = len(label_pairs(m.handles for m in decision.matches))
         marks["handles"] = sum(len(set(m.handles)) for m in decision.matches)
         t0 = time.perf_counter()
         try:
-            return await agree_and_label(gate, session, decision, *a)
+            return await agree_and_label(gate, session, decision, *a, **kw)
         finally:
             marks["labels_s"] = time.perf_counter() - t0
 
@@ -276,10 +276,10 @@ def _collect(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return parsed
 
 
-def _ceremony(base: Path) -> dict[str, Any]:
+def _ceremony(base: Path, *, reciprocal: bool) -> dict[str, Any]:
     """:func:`xlink.ceremony.demo_ceremony` with straight-through release and set-size bounds
     large enough for ``--n`` (the sample's 65,536 padded tokens a side hold about 3,000 synth
-    records)."""
+    records); ``reciprocal``: the MOU's ``release.reciprocal``."""
     from xlink.ceremony import demo_ceremony
     from xlink.crypto.envelope import TEST_KDF
     from xlink.crypto.rand import system_random
@@ -292,6 +292,7 @@ def _ceremony(base: Path) -> dict[str, Any]:
         approval_required=False,
         kdf=TEST_KDF,
         max_set_size=MAX_SET_SIZE,
+        reciprocal=reciprocal,
     )
     return {
         "keys": {a: str(p) for a, p in files.keys.items()},
@@ -307,7 +308,7 @@ def _prepare(args: argparse.Namespace, base: Path) -> None:
         from xlink.synth import generate_synth
 
         generate_synth(args.data, args.n, args.seed)
-    (base / "ceremony.json").write_text(json.dumps(_ceremony(base)))
+    (base / "ceremony.json").write_text(json.dumps(_ceremony(base, reciprocal=args.reciprocal)))
 
 
 def main() -> None:
@@ -322,6 +323,11 @@ def main() -> None:
     ap.add_argument("--tmp", help="where the workdirs go (default: the system's temp dir)")
     ap.add_argument("--release-bytes", type=int, default=720, help="sealed size to calibrate on")
     ap.add_argument("--profile", help="write a cProfile of each side's transfer phase here")
+    ap.add_argument(
+        "--reciprocal",
+        action="store_true",
+        help="an MOU with release.reciprocal: offers first, releases paced (xlink-release-v1 10.5)",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--_child", help=argparse.SUPPRESS)
@@ -390,6 +396,7 @@ def _figures(args: argparse.Namespace, sides: dict[str, dict[str, Any]]) -> dict
         d["per_s_without_labels"] = round(moved / rest_s, 1)
     figures: dict[str, Any] = {
         "n": args.n,
+        "reciprocal": args.reciprocal,
         "seed": args.seed,
         "decided": ca["decided"],
         "directions": directions,

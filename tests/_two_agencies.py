@@ -31,6 +31,15 @@ BUNDLED = {
 Interrupt = tuple[str, Callable[[str, int], bool]]
 
 
+def both_completed(out: dict[str, Any]) -> tuple[AgencyOutcome, AgencyOutcome]:
+    """The two outcomes of :meth:`TwoAgencies.run` (US-DHS's, CA-RCMP's), after checking that
+    neither run raised."""
+    us, ca = out[US], out[CA]
+    assert isinstance(us, AgencyOutcome), us
+    assert isinstance(ca, AgencyOutcome), ca
+    return us, ca
+
+
 def small_files(base: Path) -> dict[str, list[Path]]:
     """Thirteen records of each bundled watchlist, ten people on both, written under ``base``:
     a real exchange in about a second."""
@@ -53,6 +62,7 @@ class TwoAgencies:
         approval_required: bool = False,
         linkage: dict[str, object] | None = None,
         suite_ids: dict[str, int] | None = None,
+        reciprocal: bool = False,
     ) -> None:
         self.base = base
         self.suite_ids = suite_ids or {}  # the PSI suite each agency proposes (default: xlink's)
@@ -66,6 +76,7 @@ class TwoAgencies:
             rng=system_random,
             approval_required=approval_required,
             linkage=linkage,
+            reciprocal=reciprocal,
         )
 
     async def _run(self, role: str, agency: str, peer: str, port: int, **kw: Any) -> Any:

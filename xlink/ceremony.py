@@ -106,6 +106,7 @@ def demo_ceremony(
     kdf: KdfParams = DEFAULT_KDF,
     linkage: Mapping[str, object] | None = None,
     max_set_size: int | None = None,
+    reciprocal: bool = False,
 ) -> CeremonyFiles:
     """The ceremony of docs/keys.md §5 in one call, on the bundled sample template: keys for
     both agencies (TLS certificates valid ``valid_days``), the template filled with both
@@ -115,6 +116,7 @@ def demo_ceremony(
     ``match_threshold``) are set in the template's ``linkage`` table. ``max_set_size`` sets
     both parties' (the sample's 65,536 padded tokens hold a few thousand records a side; a
     benchmark's lists need more), with a daily budget of 16 sessions at that size.
+    ``reciprocal`` sets ``release.reciprocal`` (xlink-release-v1 §10.5).
 
     ``kdf`` seals the key directories (docs/keys.md §2): the real
     :data:`~xlink.crypto.envelope.DEFAULT_KDF` by default, as ``xlink demo`` uses; the test
@@ -126,12 +128,15 @@ def demo_ceremony(
     exchange = {"query_quota_per_day": query_quota_per_day, "padding_bucket": padding_bucket}
     if max_set_size is not None:
         exchange["set_size_budget_per_day"] = 16 * max_set_size
-    if approval_required is not None or linkage or any(v is not None for v in exchange.values()):
+    changed = approval_required is not None or reciprocal or linkage
+    if changed or any(v is not None for v in exchange.values()):
         doc = json.loads(template.document)
         for party in doc["parties"]:
             party["max_set_size"] = max_set_size or party["max_set_size"]
         if approval_required is not None:
             doc["release"]["approval_required"] = approval_required
+        if reciprocal:
+            doc["release"]["reciprocal"] = True
         doc["linkage"].update(linkage or {})
         doc["exchange"].update({k: v for k, v in exchange.items() if v is not None})
         template = parse_mou_template(json.dumps(doc), "json")

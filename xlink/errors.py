@@ -370,7 +370,8 @@ class BadRelease(TransferError):
     """The peer sent a release we refuse for a reason no honest partner causes
     (``BAD_RELEASE``): not for exactly one of our decided matches, a second one for a match, a
     label that does not open, not sealed and signed for us under this MOU and session
-    (xlink-release-v1 §10; a refusal for the partner's clock is answered instead). The
+    (xlink-release-v1 §10; a refusal for the partner's clock is answered instead, but under
+    a reciprocal MOU, §10.5, where it ends the transfer too). The
     transfer ends at the first: what of ours had not left stays here. A query's asker ends
     its session the same way, at the first such release of a holder's answer, with no receipts
     sent (xlink-query-v1 §7.4). ``reason`` is the refusal's code, as audited

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "tests" / "release"))
 sys.path.insert(0, str(ROOT / "tests" / "store"))
 
 from _agencies import Agencies  # noqa: E402
+from _forging import forge_releases_of  # noqa: E402
 from _stalling import against_a_stalling_peer, drip  # noqa: E402
 from _store_support import (  # noqa: E402
     AUDIT_KEY,
@@ -53,7 +54,6 @@ from _store_support import (  # noqa: E402
 
 import xlink.agency._agency as runner  # noqa: E402
 import xlink.agency._exchange as exchange_step  # noqa: E402
-import xlink.agency._releasing as releasing  # noqa: E402
 from xlink.agency._inbound import ending_on_dishonesty  # noqa: E402
 from xlink.agency._transfer import agree_and_label  # noqa: E402
 from xlink.audit import AuditEvent, AuditLog, verify_log  # noqa: E402
@@ -65,7 +65,6 @@ from xlink.protocol.limits import MAX_MESSAGE_SIZE  # noqa: E402
 from xlink.release import (  # noqa: E402
     SealedRelease,
     open_release,
-    release_decided,
     verify_receipt,
 )
 from xlink.release.label import per_handle, seal_labelled  # noqa: E402
@@ -610,32 +609,7 @@ def test_real_tls_a_release_for_handles_never_matched_aborts(
     """The partner decides honestly (same digest) but builds each release, signed with its
     real key in the real session, for random handles instead of the decided pair's: the first
     ends the transfer, ``not-decided``."""
-
-    def forging(decision: Decision, *args: Any, **kwargs: Any) -> Any:
-        if kwargs["originator"] == CA:
-            kwargs["day_claims"] = None  # a forger keeps no day of claims for handles it made up
-            rng = random.Random(14)
-            matches = tuple(
-                dataclasses.replace(m, handles=tuple(rng.randbytes(16) for _ in m.handles))
-                for m in decision.matches
-            )
-            decision = dataclasses.replace(decision, matches=matches)
-        return release_decided(decision, *args, **kwargs)
-
-    def label_anyway(data: bytes, handles: Any, **kwargs: Any) -> bytes:
-        # It holds no OPRF output for handles it never matched: it labels with made-up ones.
-        own = kwargs["outputs_of"]
-
-        def outputs_of(named: tuple[bytes, ...]) -> list[bytes]:
-            try:
-                return list(own(named))
-            except KeyError:
-                return [hashlib.sha256(b"".join(named)).digest()]
-
-        return seal_labelled(data, handles, **{**kwargs, "outputs_of": outputs_of})
-
-    monkeypatch.setattr(releasing, "release_decided", forging)
-    monkeypatch.setattr(releasing, "seal_labelled", label_anyway)
+    forge_releases_of(CA, monkeypatch)
     _partner_release_aborts(Agencies(tmp_path), "not-decided")
 
 
@@ -687,7 +661,7 @@ def test_real_tls_our_own_digest_sent_back_releases_nothing(
     release is built, sent or stored."""
 
     async def reflecting(
-        gate: TransferGate, session: Any, decision: Decision, idle_timeout: float
+        gate: TransferGate, session: Any, decision: Decision, idle_timeout: float, **kw: Any
     ) -> Any:
         if _is_partner(decision):
             ours = await gate.next_transfer_frame(TIMEOUT)  # US-DHS's DIGEST
@@ -698,7 +672,7 @@ def test_real_tls_our_own_digest_sent_back_releases_nothing(
                 await send(ours if message[4] == DIGEST else message)
 
             gate.send = sending_ours_back  # type: ignore[method-assign]
-        return await agree_and_label(gate, session, decision, idle_timeout)
+        return await agree_and_label(gate, session, decision, idle_timeout, **kw)
 
     monkeypatch.setattr(exchange_step, "agree_and_label", reflecting)
     agencies = Agencies(tmp_path)

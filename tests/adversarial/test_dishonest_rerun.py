@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from _agencies import CA, US, Agencies
+from _two_agencies import both_completed
 
 import xlink.agency._exchange as exchange_step
 import xlink.agency._inbound as inbound
@@ -176,13 +177,6 @@ def _carrier(body: bytes) -> SealedRelease:
 # -- reading our side ----------------------------------------------------------------------------
 
 
-def _ok(out: dict[str, Any]) -> tuple[AgencyOutcome, AgencyOutcome]:
-    us, ca = out[US], out[CA]
-    assert isinstance(us, AgencyOutcome), us
-    assert isinstance(ca, AgencyOutcome), ca
-    return us, ca
-
-
 def _entries(
     agencies: Agencies, kind: AuditEvent, session: str | None = None
 ) -> list[dict[str, Any]]:
@@ -232,7 +226,7 @@ def _inbound(outcome: AgencyOutcome) -> Counter[str]:
 
 def _first(agencies: Agencies) -> tuple[AgencyOutcome, AgencyOutcome]:
     """A first, honest exchange; checks that it delivered ten releases each way."""
-    us, ca = _ok(agencies.run())
+    us, ca = both_completed(agencies.run())
     assert us.decided == ca.decided == 10
     assert us.released_total == ca.released_total == 10
     assert us.receipts_verified == ca.receipts_verified == 10
@@ -354,7 +348,7 @@ def test_a_second_release_for_one_decided_match_ends_the_transfer(
     assert len(received) == duplicate == len({e["handle"] for e in received})
 
     partner.honest()
-    us2, _ = _ok(agencies.run())
+    us2, _ = both_completed(agencies.run())
     assert us2.refused_by_us == 0
     rows = _rows(agencies)
     assert len(rows) == 10 and len({own for _, own, _ in rows}) == 10
@@ -413,7 +407,7 @@ def test_content_sent_again_is_stored_once_per_own_record_and_nothing_is_lost(
         partner.forget_ledger = True
         partner.remap = _swap_first_two if game == "swapped" else None
 
-    us, ca = _ok(agencies.run())
+    us, ca = both_completed(agencies.run())
     rows = _rows(agencies)
     assert set(before) <= set(rows)  # nothing lost
     pairs = [(own, content) for _, own, content in rows]
@@ -494,7 +488,7 @@ def test_withheld_or_forged_receipts_keep_our_releases_offered_until_one_verifie
     ledger: list[tuple[Any, ...]] = []
     for session, answer in enumerate(_answers(partner, mode)):
         partner.answer = answer
-        us, ca = _ok(agencies.run())
+        us, ca = both_completed(agencies.run())
         assert us.decided == 10 and us.released_total == 10 and us.delivered_before == 0
         assert us.receipts_verified == 0
         assert us.refused_by_peer == (10 if answer is _refuse else 0)
@@ -521,7 +515,7 @@ def test_withheld_or_forged_receipts_keep_our_releases_offered_until_one_verifie
     assert agencies.stored(US) == 10
 
     partner.honest()
-    us, ca = _ok(agencies.run())
+    us, ca = both_completed(agencies.run())
     assert us.released_total == us.receipts_verified == 10 and us.refused_by_peer == 0
     sent = _entries(agencies, AuditEvent.RELEASE_SENT, us.session_id)
     got = _entries(agencies, AuditEvent.RECEIPT_RECEIVED, us.session_id)
@@ -534,7 +528,7 @@ def test_withheld_or_forged_receipts_keep_our_releases_offered_until_one_verifie
     ends = _run_ends(agencies)
     assert [(e["outcome"], e["released"]) for e in ends] == [("completed", 10)] * 3
 
-    _, _ = _ok(agencies.run())  # and once delivered, never again
+    _, _ = both_completed(agencies.run())  # and once delivered, never again
     assert _run_ends(agencies)[-1]["released"] == 0
     assert agencies.stored(CA) == 10
 
@@ -581,7 +575,7 @@ def test_receipts_that_came_before_a_hang_up_are_settled_as_they_came(
     assert [r[0] for r in kept] == [got for _, got in partner.runs[0].issued]
 
     partner.honest()
-    us, _ = _ok(agencies.run())
+    us, _ = both_completed(agencies.run())
     assert us.released_total == 0 and us.delivered_before == 10
 
 
@@ -604,14 +598,14 @@ def test_a_partner_that_hangs_up_with_our_releases_then_claims_old_receipts_gets
 
     partner.honest()
     partner.answer = lambda run, i, got: (True, partner.runs[0].issued[i][1])
-    us, ca = _ok(agencies.run())
+    us, ca = both_completed(agencies.run())
     assert us.released_total == 10 and us.receipts_verified == 0 and us.refused_by_peer == 0
     assert agencies.ledger(US) == ledger
     assert ca.released_total == 0 and ca.delivered_before == 10  # our receipts reached it
     assert agencies.stored(CA) == 10 and ca.received_before == 10
 
     partner.honest()
-    us, ca = _ok(agencies.run())
+    us, ca = both_completed(agencies.run())
     assert us.released_total == us.receipts_verified == 10
     assert {state for _, state, _ in agencies.ledger(US)} == {"SENT"}
     assert agencies.stored(CA) == 10 and agencies.stored(US) == 10

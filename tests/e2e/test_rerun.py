@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from _officers import approve, deny, enrol_agency_officers
-from _two_agencies import BUNDLED, CA, US, TwoAgencies, small_files
+from _two_agencies import BUNDLED, CA, US, TwoAgencies, both_completed, small_files
 
 from xlink.agency import Agency, AgencyOutcome
 from xlink.audit import AuditEvent
@@ -68,26 +68,19 @@ class Pair(TwoAgencies):
         return opened
 
 
-def _ok(out: dict[str, Any]) -> tuple[AgencyOutcome, AgencyOutcome]:
-    us, ca = out[US], out[CA]
-    assert isinstance(us, AgencyOutcome), us
-    assert isinstance(ca, AgencyOutcome), ca
-    return us, ca
-
-
 def _run_ends(pair: Pair, agency: str) -> list[str]:
     return [f["outcome"] for k, f in pair.audit(agency) if k is AuditEvent.RUN_ENDED]
 
 
 def test_the_same_exchange_twice_changes_nothing_the_second_time(tmp_path: Path) -> None:
     pair = Pair(tmp_path, approval_required=False, whole=True)
-    us1, ca1 = _ok(pair.run())
+    us1, ca1 = both_completed(pair.run())
     assert us1.released_total == ca1.received_total > 0
     assert ca1.released_total == us1.received_total > 0
     before = {a: (pair.stored(a), pair.ledger(a)) for a in (US, CA)}
     assert len(before[US][0]) == us1.received_total - us1.received_before
 
-    us2, ca2 = _ok(pair.run())
+    us2, ca2 = both_completed(pair.run())
     after = {a: (pair.stored(a), pair.ledger(a)) for a in (US, CA)}
     assert after == before  # no release stored twice, no ledger item added or changed
     for first, second in ((us1, us2), (ca1, ca2)):
@@ -104,13 +97,13 @@ def test_approved_releases_go_with_the_next_exchange_and_denied_ones_never(
     tmp_path: Path,
 ) -> None:
     pair = Pair(tmp_path, approval_required=True)
-    us1, ca1 = _ok(pair.run())
+    us1, ca1 = both_completed(pair.run())
     assert ca1.released_total == us1.released_total == 0
     assert ca1.queued > 0 and us1.queued > 0
 
     # A re-run with nothing approved: nothing queued again, nothing sent.
     ledger = pair.ledger(CA)
-    us2, ca2 = _ok(pair.run())
+    us2, ca2 = both_completed(pair.run())
     assert pair.ledger(CA) == ledger
     assert ca2.queued == 0 and ca2.pending == ca1.queued + ca1.pending
     assert us2.received_total == 0
@@ -123,7 +116,7 @@ def test_approved_releases_go_with_the_next_exchange_and_denied_ones_never(
         for item in rest:
             approve(ca.queue, item.item_id, agency=CA, now=now)
     approved = {item.record_id for item in rest}
-    us3, ca3 = _ok(pair.run())
+    us3, ca3 = both_completed(pair.run())
     with Path(ca3.matches_file).open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     sent = [r for r in rows if r["outbound"] == "sent"]
@@ -137,7 +130,7 @@ def test_approved_releases_go_with_the_next_exchange_and_denied_ones_never(
     assert states["SENT"] == len(sent) and states["DENIED"] == 1 and states["APPROVED"] == 0
 
     # And once more: delivered ones are not sent again, the denied one never.
-    _us4, ca4 = _ok(pair.run())
+    _us4, ca4 = both_completed(pair.run())
     assert ca4.released_total == 0 and ca4.delivered_before == len(sent)
     assert pair.stored(US) == stored
 
@@ -166,7 +159,7 @@ def test_an_interrupted_run_is_completed_by_the_next_one(
         when is _psi_started and _run_ends(pair, other) == ["aborted"]
     )
 
-    us, ca = _ok(pair.run())
+    us, ca = both_completed(pair.run())
     for agency, me, peer in ((US, us, ca), (CA, ca, us)):
         # Everything the peer has delivered, in either run, is held here exactly once.
         ids = pair.stored(agency)

@@ -367,3 +367,25 @@ def test_keygen_upgrade_of_a_weak_passphrase_needs_a_new_one(
     assert xlink("keygen", "--upgrade", "--out", str(old), "--new-passphrase-file", str(new)) == 0
     assert len(capsys.readouterr().out.splitlines()) == 5
     AgencyKeys.load(old, US_PASS.encode())
+
+
+@pytest.mark.parametrize("reciprocal", [False, True])
+def test_verify_shows_whether_releases_are_reciprocal(
+    xlink: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str], reciprocal: bool
+) -> None:
+    """An officer reads the MOU before signing: ``release.reciprocal`` changes what an
+    exchange sends (xlink-release-v1 §10.5), so ``mou verify`` says it, in text and JSON."""
+    from xlink.ceremony import demo_ceremony
+
+    files = demo_ceremony(
+        tmp_path / "c",
+        passphrase=b"a passphrase for this test only",
+        now=datetime.now(UTC),
+        rng=DeterministicRandom("reciprocal mou"),
+        kdf=TEST_KDF,
+        reciprocal=reciprocal,
+    )
+    assert xlink("mou", "verify", str(files.mou), "--agency", "CA-RCMP", "--json") == 0
+    assert _json(capsys)["reciprocal"] is reciprocal
+    assert xlink("mou", "verify", str(files.mou), "--agency", "CA-RCMP") == 0
+    assert ("reciprocal: each side sends" in capsys.readouterr().out) is reciprocal

@@ -121,6 +121,26 @@ def test_release_mode_sets_approval_required(
     assert f"release: {mode} (" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("flag", "reciprocal"), [("--reciprocal", True), ("--no-reciprocal", False)]
+)
+def test_reciprocal_sets_release_reciprocal(
+    bundles: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    flag: str,
+    reciprocal: bool,
+) -> None:
+    out = tmp_path / "mou.json"
+    assert fill(bundles, out, flag, "--today", TODAY, "--json") == ExitCode.OK
+    assert json.loads(capsys.readouterr().out)["reciprocal"] is reciprocal
+    assert load_mou(out).mou.reciprocal is reciprocal
+    assert fill(bundles, tmp_path / "again.toml", flag, "--today", TODAY) == ExitCode.OK
+    assert ("reciprocal: each side sends" in capsys.readouterr().out) is reciprocal
+    # left out when false, as the canonical form leaves it out
+    assert ("reciprocal" in (tmp_path / "again.toml").read_text()) is reciprocal
+
+
 def test_without_release_the_template_decides(bundles: list[str], tmp_path: Path) -> None:
     out = tmp_path / "mou.toml"
     assert fill(bundles, out, "--today", TODAY) == ExitCode.OK

@@ -14,7 +14,7 @@ from test_mou_validation import EXACT_ERRORS
 
 from xlink.errors import SchemaError
 from xlink.linkage.link_rule import LINK_CHOICES
-from xlink.policy import validate_signed_mou
+from xlink.policy import mou_digest, mou_to_canonical, validate_signed_mou
 from xlink.policy._validate import LINKS
 
 SCHEMA_PATH = Path(__file__).parents[2] / "protocols" / "schemas" / "mou-v1.json"
@@ -131,3 +131,24 @@ def test_the_link_rules_are_the_same_three_everywhere() -> None:
     """The JSON schema's link rules, the validator's and what decide() accepts."""
     enum = SCHEMA["properties"]["linkage"]["properties"]["links"]["enum"]
     assert set(enum) == set(LINKS) == set(LINK_CHOICES)
+
+
+def test_both_validators_agree_on_the_optional_reciprocal_release() -> None:
+    doc = good_document(signed=False)
+    without = validate_signed_mou(doc).mou
+    assert without.reciprocal is False
+    doc["release"]["reciprocal"] = True
+    assert schema_errors(doc) == []
+    mou = validate_signed_mou(doc).mou
+    assert mou.reciprocal is True
+    # the canonical form holds it only when true, so MOUs without it keep their digests
+    assert mou_to_canonical(mou)["release"] == {
+        **mou_to_canonical(without)["release"],
+        "reciprocal": True,
+    }
+    assert "reciprocal" not in mou_to_canonical(without)["release"]  # type: ignore[operator]
+    assert mou_digest(mou) != mou_digest(without)
+    doc["release"]["reciprocal"] = "yes"
+    assert schema_errors(doc)
+    with pytest.raises(SchemaError, match=r"release\.reciprocal: must be true or false"):
+        validate_signed_mou(doc)

@@ -432,6 +432,18 @@ def test_a_group_entry_gives_terms_to_every_pair_among_its_parties() -> None:
     assert pair_mou(mou, CBSA, RCMP).categories == terms.categories
 
 
+def test_a_pairs_reciprocal_release_reaches_its_pair_view_and_no_other() -> None:
+    doc = document()
+    doc["terms"][2]["release"]["reciprocal"] = True  # CBSA + DHS
+    mou = validate_multilateral(doc).mou
+    assert pair_mou(mou, DHS, CBSA).reciprocal is True
+    assert pair_mou(mou, RCMP, DHS).reciprocal is False
+    assert multilateral_to_document(mou)["terms"][2]["release"]["reciprocal"] is True
+    assert "reciprocal" not in multilateral_to_document(hub_mou())["terms"][2]["release"]
+    doc["terms"][2]["release"]["reciprocal"] = 1
+    assert errors_of(doc) == ["terms[2].release.reciprocal: must be true or false"]
+
+
 def test_a_group_entry_checks_the_budget_against_every_pair() -> None:
     doc = document()
     doc["parties"][2]["max_set_size"] = 4096
@@ -573,6 +585,7 @@ MUTATIONS: list[tuple[str, Callable[[dict[str, Any], int], None]]] = [
     ),
     ("CBSA-DHS threshold", lambda d, n: _set("terms.2.match_threshold", 3.0 + n)(d)),
     ("CBSA-DHS approval", lambda d, n: _set("terms.2.release.approval_required", False)(d)),
+    ("CBSA-DHS reciprocal", lambda d, n: _set("terms.2.release.reciprocal", True)(d)),
     ("RCMP name", lambda d, n: _set("parties.0.name", f"RCMP {n}")(d)),
     ("CBSA name", lambda d, n: _set("parties.1.name", f"CBSA {n}")(d)),
     ("CBSA set size", lambda d, n: _set("parties.1.max_set_size", 1024 * (1 + n % 63))(d)),

@@ -15,7 +15,12 @@ from xlink._sqlite import Batch
 from xlink.agency._inbound import Receiver, ending_on_dishonesty
 from xlink.agency._matches import record_decision
 from xlink.agency._outcome import AgencyOutcome
-from xlink.agency._transfer import ExchangeClaims, agree_and_label, transfer_counts
+from xlink.agency._transfer import (
+    ExchangeClaims,
+    agree_and_label,
+    transfer_counts,
+    withhold_unreciprocated,
+)
 from xlink.audit import AuditEvent, AuditLog, verify_log
 from xlink.audit.history import SetSizeHistory, set_size_history
 from xlink.audit.session import SessionAuditor
@@ -185,7 +190,10 @@ async def _transfer(
     progress: ProgressFn | None,
 ) -> dict[str, Any]:
     session_id = decision.session_id
-    peer_outputs = await agree_and_label(gate, session, decision, idle_timeout)
+    reciprocal = agency.mou.reciprocal
+    peer_outputs = await agree_and_label(
+        gate, session, decision, idle_timeout, reciprocal=reciprocal
+    )
     overdue = agency.queue.audit_overdue(agency.clock())
     # The day's claims are read, applied and written (committed) before anything leaves,
     # with no lock held while the releases are built (a query service goes on meanwhile);
@@ -196,6 +204,10 @@ async def _transfer(
     batch = agency.release(decision, side.records, day_claims=day_claims)
     claims.keep(view, lambda day: day_claims.replay(day, batch.fates))
     batch = day_claims.withdraw(batch, agency.audit, agency.clock())
+    if reciprocal:  # what the partner offers bounds what leaves
+        batch = await withhold_unreciprocated(
+            gate, batch, decision, idle_timeout, audit=agency.audit, now=agency.clock()
+        )
     if progress is not None:  # releases sent now (queued, pending, denied ones are not)
         progress("releases sent", 0, len(batch.sealed))
     receiver = Receiver(agency, session_id, decision, per_pair(peer_outputs.__getitem__))
@@ -208,7 +220,7 @@ async def _transfer(
     transferred = await transfer_releases(
         gate,
         batch.sealed,
-        ending_on_dishonesty(receiver.store_one),
+        ending_on_dishonesty(receiver.store_one, clock_goes_on=not reciprocal),
         idle_timeout,
         encode=agency._handing_over(session_id, per_pair(session.labels.own_output)),
         on_answer=settler.settle,

@@ -41,7 +41,7 @@ _P = ParamSpec("_P")
 
 
 def ending_on_dishonesty(
-    store_one: Callable[_P, tuple[bool, bytes]],
+    store_one: Callable[_P, tuple[bool, bytes]], *, clock_goes_on: bool = True
 ) -> Callable[_P, tuple[bool, bytes]]:
     """``store_one`` for a release transfer (xlink-release-v1 §10) or a query's answer
     (xlink-query-v1 §7.4): a release it refuses for a reason no honest partner causes (every
@@ -49,14 +49,16 @@ def ending_on_dishonesty(
     under the same MOU and session, or the holder was asked for exactly these, and an honest
     side builds one release per pair, now) raises :class:`~xlink.errors.BadRelease` once
     ``store_one`` has audited it, which ends the transfer or the session: no answer, nothing
-    more of ours sent. A refusal for the partner's clock is answered, and it goes on."""
+    more of ours sent. A refusal for the partner's clock is answered, and it goes on; with
+    ``clock_goes_on`` false (a reciprocal transfer, xlink-release-v1 §10.5, where a partner
+    could otherwise date its releases wrong and still be answered) it ends it too."""
 
     @functools.wraps(store_one)  # ``__wrapped__``: the receiver's own
     def store_or_end(*args: _P.args, **kwargs: _P.kwargs) -> tuple[bool, bytes]:
         ok, answer = store_one(*args, **kwargs)
         if not ok:
             reason = answer.decode("ascii", "replace")
-            if reason not in CLOCK_REFUSALS:
+            if not clock_goes_on or reason not in CLOCK_REFUSALS:
                 raise BadRelease(reason)
         return ok, answer
 

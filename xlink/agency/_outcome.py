@@ -37,6 +37,9 @@ class AgencyOutcome:
     overdue: int = 0
     """Releases newly past their follow-up deadline, still awaiting approval (audited)."""
     denied: int = 0
+    unreciprocated: int = 0
+    """Of ``denied``: releases kept back under a reciprocal MOU because the partner offered
+    fewer (xlink-release-v1 §10.5); the next exchange offers them again."""
     delivered_before: int = 0
     received: dict[str, int] = field(default_factory=dict)
     received_before: int = 0

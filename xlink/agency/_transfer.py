@@ -28,24 +28,43 @@ from xlink.transport.release_transfer import (
     TransferGate,
     agree_decided_pairs,
     exchange_labels,
+    offer_releases,
 )
 
 if TYPE_CHECKING:
     from xlink.agency._agency import Agency
 
-__all__ = ["ExchangeClaims", "agree_and_label", "deny_after_all", "transfer_counts"]
+__all__ = [
+    "UNRECIPROCATED",
+    "ExchangeClaims",
+    "agree_and_label",
+    "deny_after_all",
+    "transfer_counts",
+    "withhold_unreciprocated",
+]
 
 
 async def agree_and_label(
-    gate: TransferGate, session: PsiSession, decision: Decision, idle_timeout: float
+    gate: TransferGate,
+    session: PsiSession,
+    decision: Decision,
+    idle_timeout: float,
+    *,
+    reciprocal: bool = False,
 ) -> dict[tuple[bytes, ...], bytes]:
     """Both sides must have decided the same pairs before anything is released
     (:func:`agree_decided_pairs`); then the key material of the labels, for the decided
     pairs' tokens only, one evaluation per decided pair (:func:`exchange_labels`). Returns
-    decided pair (its handles, ascending) -> the peer's OPRF output."""
+    decided pair (its handles, ascending) -> the peer's OPRF output. ``reciprocal``: the
+    MOU's ``release.reciprocal`` (:func:`withhold_unreciprocated` follows)."""
     decided_handles = [m.handles for m in decision.matches]
     await agree_decided_pairs(
-        gate, decision.session_id, decided_handles, idle_timeout, role=session.role
+        gate,
+        decision.session_id,
+        decided_handles,
+        idle_timeout,
+        role=session.role,
+        reciprocal=reciprocal,
     )
     return await exchange_labels(
         gate,
@@ -177,6 +196,33 @@ class ExchangeClaims:
         return found
 
 
+#: The reason a release of ours stays with us under a reciprocal MOU: the partner offered fewer.
+UNRECIPROCATED = "unreciprocated"
+
+
+async def withhold_unreciprocated(
+    gate: TransferGate,
+    batch: ReleaseBatch,
+    decision: Decision,
+    idle_timeout: float,
+    *,
+    audit: AuditLog,
+    now: datetime,
+) -> ReleaseBatch:
+    """Under a reciprocal MOU (xlink-release-v1 §10.5): offer our releases
+    (:func:`offer_releases`) and return ``batch`` with those beyond the partner's offer
+    withheld: each denied :data:`UNRECIPROCATED` and audited so, its ledger item still
+    handed out (``TAKEN``) for a later exchange to send, as :func:`deny_after_all` leaves it."""
+    sending = await offer_releases(gate, len(batch.sealed), idle_timeout)
+    kept = {sealed.release_id for sealed in batch.sealed[:sending]}
+    withheld = [
+        index
+        for index, fate in enumerate(batch.fates)
+        if fate.fate is Fate.SENT and fate.release_id not in kept
+    ]
+    return deny_after_all(batch, decision, withheld, UNRECIPROCATED, audit=audit, now=now)
+
+
 def deny_after_all(
     batch: ReleaseBatch,
     decision: Decision,
@@ -235,6 +281,7 @@ def transfer_counts(
         "queued": fates["queued"],
         "pending": fates["pending"],
         "denied": fates["denied"],
+        "unreciprocated": sum(1 for f in batch.fates if UNRECIPROCATED in f.reasons),
         "delivered_before": fates["delivered"],
         "received": dict(sorted(received.items())),
         "received_before": sum(1 for got in receiver.accepted if got.status == "held-before"),

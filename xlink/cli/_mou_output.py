@@ -46,6 +46,7 @@ def mou_summary(signed: SignedMou) -> dict[str, object]:
         "padding_bucket": mou.padding_bucket,
         "set_size_budget_per_day": mou.set_size_budget_per_day,
         "approval_required": mou.approval_required,
+        "reciprocal": mou.reciprocal,
         "signatures": list(signed.signatures),
     }
 
@@ -60,6 +61,7 @@ def multilateral_summary(signed: SignedMultilateralMou) -> dict[str, object]:
             {
                 "pair": [a, b],
                 "approval_required": terms.approval_required,
+                "reciprocal": terms.reciprocal,
                 "query_quota_per_day": terms.query_quota_per_day,
                 "set_size_budget_per_day": terms.set_size_budget_per_day,
                 "categories": [c.category.value for c in terms.categories],
@@ -102,6 +104,11 @@ def print_mou_summary(summary: dict[str, object]) -> None:
         print("  release: officer-approval (each hit waits for an officer's approval)")
     else:
         print("  release: straight-through (matches are released without approval)")
+    if summary["reciprocal"]:
+        print(
+            "  reciprocal: each side sends as many releases as the fewer of the two offers, "
+            "at most 8 ahead of the partner's"
+        )
     signatures = summary["signatures"]
     assert isinstance(signatures, list)
     print(f"  signed by: {', '.join(signatures) or 'nobody yet'}")
@@ -121,6 +128,8 @@ def print_multilateral_summary(summary: dict[str, object]) -> None:
     for pair in pairs:
         budget = pair["set_size_budget_per_day"]
         release = "officer-approval" if pair["approval_required"] else "straight-through"
+        if pair["reciprocal"]:
+            release += ", reciprocal"
         print(
             f"    {'+'.join(pair['pair'])}: {', '.join(pair['categories'])}; release {release}; "
             f"query quota {pair['query_quota_per_day']}/day; set-size budget per day "

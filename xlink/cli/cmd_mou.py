@@ -118,6 +118,14 @@ def register(sub: Any) -> None:
         "without approval (false). Default: the template's",
     )
     fill.add_argument(
+        "--reciprocal",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="release.reciprocal: in an exchange each side sends as many releases as the fewer "
+        "of the two offers, never more than 8 ahead of the partner's (xlink-release-v1 10.5); "
+        "--no-reciprocal: each sends all it has. Default: the template's",
+    )
+    fill.add_argument(
         "--today",
         type=_date,
         metavar="YYYY-MM-DD",
@@ -259,6 +267,7 @@ def _fill(args: argparse.Namespace) -> int:
             valid_until=args.valid_until,
             max_set_size=sizes,
             approval_required=approval,
+            reciprocal=args.reciprocal,
         )
         text = dump_multilateral(mou, fmt)
         summary: dict[str, object] = multilateral_summary(SignedMultilateralMou(mou))
@@ -271,6 +280,7 @@ def _fill(args: argparse.Namespace) -> int:
             max_set_size=sizes,
             set_size_budget_per_day=args.set_size_budget_per_day,
             approval_required=approval,
+            reciprocal=args.reciprocal,
         )
         text = dump_mou(mou, fmt)
         summary = mou_summary(SignedMou(mou))

@@ -237,6 +237,11 @@ def _print_outcome(o: AgencyOutcome, wall: float) -> None:
             f"    from earlier runs: {o.pending} still pending approval, "
             f"{o.delivered_before} delivered before (not sent again)"
         )
+    if o.unreciprocated:
+        print(
+            f"    {o.unreciprocated} of the denied kept back: the MOU is reciprocal and the peer "
+            f"offered fewer; the next exchange offers them again"
+        )
     if o.overdue:
         print(f"    {o.overdue} queued release(s) now past the MOU's follow-up deadline (audited)")
     if o.approval_required and (o.queued or o.pending):

@@ -55,6 +55,7 @@ class PairTerms:
     query_quota_per_day: int
     set_size_budget_per_day: int | None
     categories: tuple[CategoryPolicy, ...]
+    reciprocal: bool = False
 
     def covers(self, a: str, b: str) -> bool:
         """True when ``a`` and ``b`` are two different agencies both named here."""

@@ -80,7 +80,7 @@ _LINKAGE = ("schema_id", "schema_version", "schema_digest", "match_threshold", "
 #: ``linkage.weights`` and ``linkage.links``, optional; the first of each is the default.
 WEIGHTINGS = ("fixed", "estimated")
 LINKS = ("one-to-one", "best-of-either", "auto")
-_RELEASE = ("approval_required", "follow_up_hours")
+_RELEASE = ("approval_required", "follow_up_hours", "reciprocal")
 _EXCHANGE = ("padding_bucket", "query_quota_per_day", "set_size_budget_per_day")
 _CATEGORY = ("category", "releasable_fields", "caveats")
 _CAVEATS = (
@@ -436,6 +436,8 @@ def validate_signed_mou(data: object) -> SignedMou:
     follow_up = c.integer(
         release, "follow_up_hours", "release.follow_up_hours", 1, MAX_FOLLOW_UP_HOURS
     )
+    # optional: absent means each side sends every release it has (docs/mou.md)
+    reciprocal = "reciprocal" in release and c.boolean(release, "reciprocal", "release.reciprocal")
     exchange = c.table(data, "exchange", "exchange")
     c.members(exchange, _EXCHANGE, "exchange")
     bucket = check_bucket(c, exchange)
@@ -471,6 +473,7 @@ def validate_signed_mou(data: object) -> SignedMou:
             match_threshold=threshold,
             approval_required=approval,
             follow_up_hours=follow_up,
+            reciprocal=reciprocal,
             categories=categories,
             padding_bucket=bucket,
             query_quota_per_day=quota,

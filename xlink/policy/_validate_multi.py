@@ -289,6 +289,7 @@ def _check_terms(
                 match_threshold=pair.match_threshold,
                 approval_required=pair.approval_required,
                 follow_up_hours=pair.follow_up_hours,
+                reciprocal=pair.reciprocal,
                 query_quota_per_day=pair.query_quota_per_day,
                 set_size_budget_per_day=pair.set_size_budget_per_day,
                 categories=pair.categories,

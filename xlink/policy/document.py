@@ -135,6 +135,20 @@ def _linkage(mou: Mou, threshold: object) -> dict[str, object]:
     return out
 
 
+def release_document(
+    approval_required: bool, follow_up_hours: int, reciprocal: bool
+) -> dict[str, object]:
+    """The ``release`` table of an MOU or of a multilateral MOU's terms entry; the optional
+    ``reciprocal`` only when true, so that MOUs without it keep their digests."""
+    out: dict[str, object] = {
+        "approval_required": approval_required,
+        "follow_up_hours": follow_up_hours,
+    }
+    if reciprocal:
+        out["reciprocal"] = True
+    return out
+
+
 def _document(mou: Mou, threshold: object) -> dict[str, object]:
     return {
         "format": MOU_FORMAT,
@@ -146,10 +160,7 @@ def _document(mou: Mou, threshold: object) -> dict[str, object]:
         "purposes": list(mou.purposes),
         "parties": [party_to_document(p) for p in mou.parties],
         "linkage": _linkage(mou, threshold),
-        "release": {
-            "approval_required": mou.approval_required,
-            "follow_up_hours": mou.follow_up_hours,
-        },
+        "release": release_document(mou.approval_required, mou.follow_up_hours, mou.reciprocal),
         "exchange": _exchange(mou),
         "categories": [category_to_document(c) for c in mou.categories],
     }
@@ -160,7 +171,8 @@ def mou_to_canonical(mou: Mou) -> dict[str, object]:
 
     It is the JSON document form without ``signatures``: every member present (an empty
     ``handling_conditions`` included; the optional ``exchange.set_size_budget_per_day`` only when
-    set, and ``linkage.weights`` / ``linkage.links`` only when not ``fixed`` / ``one-to-one``),
+    set, ``linkage.weights`` / ``linkage.links`` only when not ``fixed`` / ``one-to-one``, and
+    ``release.reciprocal`` only when true),
     lists in document order, dates as ``YYYY-MM-DD``, keys and
     digests as lower-case hex, ``match_threshold`` as a string in C ``printf("%.17g")`` form.
     """

@@ -189,6 +189,10 @@ class Mou:
     links: str = "one-to-one"
     """The link rule, :data:`xlink.linkage.scoring.LINK_RULES`, or ``auto``: chosen per
     session from its pairs (:mod:`xlink.linkage.link_rule`)."""
+    reciprocal: bool = False
+    """``release.reciprocal``: in an exchange, each side sends as many releases as the fewer
+    of the two offers, and never more than a few ahead of what it received
+    (xlink-release-v1 §10.5); False: each sends every release it has."""
 
     @property
     def agency_ids(self) -> tuple[str, str]:

@@ -50,6 +50,7 @@ from xlink.policy.document import (
     mou_to_document,
     parse_document,
     party_to_document,
+    release_document,
     toml_header,
     toml_signatures,
     toml_table,
@@ -137,10 +138,9 @@ def _terms_document(terms: PairTerms, threshold: object) -> dict[str, object]:
     return {
         "parties": list(terms.parties),
         "match_threshold": threshold,
-        "release": {
-            "approval_required": terms.approval_required,
-            "follow_up_hours": terms.follow_up_hours,
-        },
+        "release": release_document(
+            terms.approval_required, terms.follow_up_hours, terms.reciprocal
+        ),
         "exchange": exchange,
         "categories": [category_to_document(c) for c in terms.categories],
     }
@@ -321,6 +321,7 @@ def pair_mou(mou: MultilateralMou, a: str, b: str) -> Mou:
         match_threshold=terms.match_threshold,
         approval_required=terms.approval_required,
         follow_up_hours=terms.follow_up_hours,
+        reciprocal=terms.reciprocal,
         categories=terms.categories,
         padding_bucket=mou.padding_bucket,
         query_quota_per_day=terms.query_quota_per_day,

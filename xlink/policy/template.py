@@ -124,6 +124,7 @@ class MouTemplate:
         max_set_size: Mapping[str, int] | None = None,
         set_size_budget_per_day: int | None = None,
         approval_required: bool | None = None,
+        reciprocal: bool | None = None,
     ) -> Mou:
         """The MOU with ``keys`` (by agency id) and the optional members filled in.
 
@@ -132,7 +133,9 @@ class MouTemplate:
         ``max_set_size`` (by agency id) replaces or supplies those parties' bounds and
         ``set_size_budget_per_day`` the template's ``exchange`` budget; ``approval_required``
         replaces ``release.approval_required`` (True: an officer approves each release before
-        anything is sealed; False: straight-through release). Raises ``ValueError``
+        anything is sealed; False: straight-through release) and ``reciprocal``
+        ``release.reciprocal`` (xlink-release-v1 §10.5; None: keep the template's). Raises
+        ``ValueError``
         for keys or sizes of an agency the template does not name, and
         :class:`~xlink.errors.SchemaError` when the result is not a valid MOU (a party left
         without keys or ``max_set_size``, a size not a multiple of the padding bucket, the
@@ -152,16 +155,22 @@ class MouTemplate:
             exchange = doc.get("exchange")
             if isinstance(exchange, dict):
                 exchange["set_size_budget_per_day"] = set_size_budget_per_day
-        if approval_required is not None:
-            _set_approval(doc.get("release"), approval_required)
+        _set_release(doc.get("release"), approval_required, reciprocal)
         return validate_mou(doc)
 
 
-def _set_approval(release: object, approval_required: bool) -> None:
-    if not isinstance(approval_required, bool):
-        raise ValueError("approval_required must be True or False")
-    if isinstance(release, dict):
-        release["approval_required"] = approval_required
+def _set_release(release: object, approval_required: bool | None, reciprocal: bool | None) -> None:
+    """Set ``approval_required`` and ``reciprocal`` in a ``release`` table (None: leave it)."""
+    for name, value in (("approval_required", approval_required), ("reciprocal", reciprocal)):
+        if value is None:
+            continue
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False")
+        if isinstance(release, dict):
+            if name == "reciprocal" and not value:
+                release.pop(name, None)  # false is the default: left out, as the digest has it
+            else:
+                release[name] = value
 
 
 def _fill_common(
@@ -235,10 +244,12 @@ class MultilateralTemplate:
         valid_until: datetime.date | None = None,
         max_set_size: Mapping[str, int] | None = None,
         approval_required: bool | None = None,
+        reciprocal: bool | None = None,
     ) -> MultilateralMou:
         """The multilateral MOU with ``keys`` (by agency id), the hub's ``hub_key`` and the
-        optional members filled in, as :meth:`MouTemplate.fill`; ``approval_required``
-        replaces ``release.approval_required`` in every ``terms`` entry. Raises ``ValueError``
+        optional members filled in, as :meth:`MouTemplate.fill`; ``approval_required`` and
+        ``reciprocal`` replace ``release.approval_required`` and ``release.reciprocal`` in
+        every ``terms`` entry. Raises ``ValueError``
         for keys or sizes of an agency the template does not name, and
         :class:`~xlink.errors.SchemaError` when the result is not a valid multilateral MOU."""
         if not isinstance(hub_key, VerifyKey):
@@ -256,10 +267,9 @@ class MultilateralTemplate:
         hub = doc.get("hub")
         if isinstance(hub, dict):
             hub["verify_key"] = bytes(hub_key).hex()
-        if approval_required is not None:
-            for terms in _list(doc.get("terms")):
-                if isinstance(terms, dict):
-                    _set_approval(terms.get("release"), approval_required)
+        for terms in _list(doc.get("terms")):
+            if isinstance(terms, dict):
+                _set_release(terms.get("release"), approval_required, reciprocal)
         return validate_multilateral(doc).mou
 
 

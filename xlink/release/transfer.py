@@ -17,6 +17,13 @@ clock or a store. The caller moves frames and makes the local decisions:
 * :meth:`ReleaseTransfer.answer` answers the peer's release of a :class:`ReleaseReceived`
   event (our store's receipt or refusal) before the next frame is received.
 
+Under an MOU with ``release.reciprocal`` (§10.5) the releases take two calls:
+:meth:`ReleaseTransfer.offer` sends our COUNT (how many we could send); once the peer's is in
+(state COUNTED), :meth:`ReleaseTransfer.send_releases` takes exactly
+:attr:`ReleaseTransfer.to_send` of them, the fewer of the two offers, and
+:meth:`ReleaseTransfer.next_frame` gives our release ``i`` only once we answered at least
+``i + 1 - RECIPROCAL_AHEAD`` of the peer's releases with a receipt (a refusal opens nothing).
+
 The transfer ends with :class:`TransferComplete` (state DONE). Every frame the peer should not
 have sent (malformed, of another version, unknown, out of order, replayed, oversize, a count
 that disagrees, a dishonest claim) raises :class:`TransferError` with its
@@ -38,7 +45,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from xlink.errors import DecisionMismatch, LocalProtocolError, RemoteProtocolError, TransferError
+from xlink.errors import (
+    BadRelease,
+    DecisionMismatch,
+    LocalProtocolError,
+    RemoteProtocolError,
+    TransferError,
+)
 from xlink.protocol.abort import AbortCode
 from xlink.protocol.config import Role
 from xlink.release._frames import (
@@ -66,12 +79,14 @@ __all__ = [
     "MAGIC_FAMILY",
     "MAX_RECEIPT_SIZE",
     "MAX_REFUSAL_SIZE",
+    "RECIPROCAL_AHEAD",
     "RELEASE_MAGIC",
     "SENDER_BYTE",
     "DecisionMismatch",
     "DecisionsAgreed",
     "FrameType",
     "LabelsEvaluated",
+    "OffersCounted",
     "ReleaseAnswered",
     "ReleaseReceived",
     "ReleaseTransfer",
@@ -88,6 +103,12 @@ __all__ = [
 ]
 
 
+#: Under a reciprocal MOU (§10.5), the most releases of ours out beyond the peer's releases we
+#: receipted: what a peer that stops or cheats after its COUNT can have beyond what it gave
+#: (a copy of a release we already hold, sent again, is receipted and counts: §10.5).
+RECIPROCAL_AHEAD = 8
+
+
 class TransferState(Enum):
     """Where one side of the transfer is.
 
@@ -95,15 +116,20 @@ class TransferState(Enum):
     one we expect of its role for our decisions;
     waiting for the caller (:meth:`~ReleaseTransfer.evaluate_labels` or
     :meth:`~ReleaseTransfer.send_releases`). LABELLING: the label evaluation. LABELLED: its
-    outputs are known; waiting for :meth:`~ReleaseTransfer.send_releases`. RELEASING: releases
-    and answers both ways. DONE: the peer's END and RECEIPTS_END are in (frames of ours may
-    still be due). ABORTED: ended by an error; nothing more is sent.
+    outputs are known; waiting for :meth:`~ReleaseTransfer.send_releases` (or, reciprocal,
+    :meth:`~ReleaseTransfer.offer`). OFFERING (reciprocal): our COUNT is due or out, the
+    peer's is awaited. COUNTED (reciprocal): both offers known; waiting for
+    :meth:`~ReleaseTransfer.send_releases`. RELEASING: releases and answers both ways. DONE:
+    the peer's END and RECEIPTS_END are in (frames of ours may still be due). ABORTED: ended by
+    an error; nothing more is sent.
     """
 
     AGREEING = "agreeing"
     AGREED = "agreed"
     LABELLING = "labelling"
     LABELLED = "labelled"
+    OFFERING = "offering"
+    COUNTED = "counted"
     RELEASING = "releasing"
     DONE = "done"
     ABORTED = "aborted"
@@ -136,6 +162,15 @@ class LabelsEvaluated:
 
 
 @dataclass(frozen=True, slots=True)
+class OffersCounted:
+    """Reciprocal (§10.5): our offer, the peer's, and how many each side sends (the fewer)."""
+
+    ours: int
+    peer: int
+    to_send: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseReceived:
     """The peer's release number ``index`` (from 0): answer it with
     :meth:`ReleaseTransfer.answer` before receiving anything else."""
@@ -162,7 +197,12 @@ class TransferComplete:
 
 
 TransferEvent = (
-    DecisionsAgreed | LabelsEvaluated | ReleaseReceived | ReleaseAnswered | TransferComplete
+    DecisionsAgreed
+    | LabelsEvaluated
+    | OffersCounted
+    | ReleaseReceived
+    | ReleaseAnswered
+    | TransferComplete
 )
 
 
@@ -184,9 +224,18 @@ class ReleaseTransfer:
     Send the DIGEST before reading the peer's first frame: the machine gives no frame after an
     abort, and a peer must have our digest to tell a mismatch (``DECISION_MISMATCH``) from a
     hang-up.
+
+    ``reciprocal``: the MOU's ``release.reciprocal`` (§10.5); both sides must run alike.
     """
 
-    def __init__(self, session_id: bytes, pairs: Iterable[Iterable[bytes]], *, role: Role) -> None:
+    def __init__(
+        self,
+        session_id: bytes,
+        pairs: Iterable[Iterable[bytes]],
+        *,
+        role: Role,
+        reciprocal: bool = False,
+    ) -> None:
         decided = [tuple(pair) for pair in pairs]
         if not isinstance(role, Role):
             raise ValueError("role must be a Role")
@@ -197,6 +246,10 @@ class ReleaseTransfer:
         self.pairs: tuple[tuple[bytes, ...], ...] = tuple(decided)
         self.decided = len(decided)
         """Our number of decided matches: the most releases the peer may send."""
+        self.reciprocal = reciprocal
+        self._offered: int | None = None  # our COUNT, reciprocal
+        self.to_send: int | None = None
+        """Reciprocal, once COUNTED: how many releases we send, the fewer of the two offers."""
         self._state = TransferState.AGREEING
         self._agreed = False
         self._out: deque[bytes] = deque([transfer_frame(FrameType.DIGEST, self._digest)])
@@ -217,6 +270,7 @@ class ReleaseTransfer:
         self._expected: int | None = None  # the peer's COUNT
         self._peer_releases = 0  # the peer's RELEASE frames received
         self._peer_done = False  # the peer's END is in
+        self._receipted = 0  # the peer's releases we answered with a receipt
         self._answers: list[tuple[bool, bytes]] = []
         self._receipts_done = False  # the peer's RECEIPTS_END is in
         self._pending: int | None = None  # the peer's release awaiting our answer
@@ -250,8 +304,14 @@ class ReleaseTransfer:
         caller acts (always None once ABORTED)."""
         if self._state is TransferState.ABORTED or not self._out:
             return None
+        kind = self._out[0][len(RELEASE_MAGIC)]
+        if (
+            kind == FrameType.RELEASE
+            and self.reciprocal
+            and self._releases_sent >= self._receipted + RECIPROCAL_AHEAD
+        ):
+            return None  # §10.5: no further ahead of the peer's releases
         frame = self._out.popleft()
-        kind = frame[len(RELEASE_MAGIC)]
         if kind == FrameType.RELEASE:
             self._releases_sent += 1
         elif kind == FrameType.END:
@@ -274,7 +334,7 @@ class ReleaseTransfer:
         """
         if self._state is TransferState.ABORTED:
             raise LocalProtocolError("the release transfer was aborted")
-        if self._state in (TransferState.AGREED, TransferState.LABELLED):
+        if self._state in (TransferState.AGREED, TransferState.LABELLED, TransferState.COUNTED):
             raise LocalProtocolError(f"the transfer waits for the caller ({self._state.value})")
         if self._pending is not None:
             raise LocalProtocolError("answer the peer's release before receiving more")
@@ -333,25 +393,51 @@ class ReleaseTransfer:
         self._state = TransferState.LABELLING
         return self._labels_progress()
 
+    def offer(self, count: int) -> None:
+        """Reciprocal (§10.5): queue our COUNT, the releases we could send (state OFFERING),
+        from AGREED (an unlabelled transfer) or LABELLED; once the peer's COUNT is in (state
+        COUNTED), :meth:`send_releases` takes :attr:`to_send` of them. Raises
+        :class:`~xlink.errors.LocalProtocolError` for a transfer that is not reciprocal, in
+        another state, or for a count outside ``0 .. decided`` (nothing changed)."""
+        if not self.reciprocal:
+            raise LocalProtocolError("only a reciprocal transfer offers before it sends")
+        if self._state not in (TransferState.AGREED, TransferState.LABELLED):
+            raise LocalProtocolError(f"releases are offered once agreed, not {self._state.value}")
+        if not 0 <= count <= self.decided:
+            raise LocalProtocolError("an offer of more releases than decided matches")
+        self._offered = count
+        self._out.append(transfer_frame(FrameType.COUNT, U32.pack(count)))
+        self._state = TransferState.OFFERING
+
     def send_releases(self, releases: Sequence[bytes]) -> None:
         """Queue COUNT, our releases (the RELEASE bodies: labelled releases, §10.2) and END;
-        from AGREED (an unlabelled transfer) or LABELLED. Raises
-        :class:`~xlink.errors.LocalProtocolError` in another state or for more releases than
-        we decided matches (nothing changed)."""
-        if self._state not in (TransferState.AGREED, TransferState.LABELLED):
+        from AGREED (an unlabelled transfer) or LABELLED. Reciprocal (§10.5): from COUNTED,
+        exactly :attr:`to_send` releases, and no COUNT (:meth:`offer` sent it). Raises
+        :class:`~xlink.errors.LocalProtocolError` in another state, for more releases than
+        we decided matches, or (reciprocal) for another number than :attr:`to_send` (nothing
+        changed)."""
+        if self.reciprocal:
+            if self._state is not TransferState.COUNTED:
+                raise LocalProtocolError(f"releases are sent once counted, not {self._state.value}")
+            if len(releases) != self.to_send:
+                raise LocalProtocolError(f"{self.to_send} releases are due, not {len(releases)}")
+        elif self._state not in (TransferState.AGREED, TransferState.LABELLED):
             raise LocalProtocolError(f"releases are sent once agreed, not {self._state.value}")
         if len(releases) > self.decided:
             raise LocalProtocolError("more releases than decided matches")
         bodies = [bytes(r) for r in releases]
         self._ours = len(bodies)
-        self._out.append(transfer_frame(FrameType.COUNT, U32.pack(len(bodies))))
+        if not self.reciprocal:
+            self._out.append(transfer_frame(FrameType.COUNT, U32.pack(len(bodies))))
         self._out.extend(transfer_frame(FrameType.RELEASE, b) for b in bodies)
         self._out.append(transfer_frame(FrameType.END))
         self._state = TransferState.RELEASING
 
     def answer(self, ok: bool, answer: bytes) -> None:
         """Answer the peer's release of the last :class:`ReleaseReceived`: ``(True, receipt)``
-        queues RECEIPT, ``(False, reason)`` REFUSED. Raises
+        queues RECEIPT, ``(False, reason)`` REFUSED; reciprocal (§10.5), a refusal aborts the
+        transfer instead, sending nothing more, and raises :class:`~xlink.errors.BadRelease`
+        with the reason. Raises
         :class:`~xlink.errors.LocalProtocolError` when no release awaits an answer,
         ``ValueError`` for a reason longer than :data:`MAX_REFUSAL_SIZE` bytes (nothing
         changed either way)."""
@@ -360,8 +446,13 @@ class ReleaseTransfer:
         body = bytes(answer)
         if not ok and len(body) > MAX_REFUSAL_SIZE:
             raise ValueError(f"a refusal reason is at most {MAX_REFUSAL_SIZE} bytes")
+        if not ok and self.reciprocal:  # §10.5: every refusal ends the transfer, unanswered
+            self._fail()
+            raise BadRelease(body.decode("ascii", "replace"))
         self._out.append(transfer_frame(FrameType.RECEIPT if ok else FrameType.REFUSED, body))
         self._pending = None
+        if ok:  # §10.5: a refusal opens no window (a partner could earn ours with bad dates)
+            self._receipted += 1
 
     def peer_closed(self) -> None:
         """The peer closed the connection. Before DONE that ends the transfer: raises
@@ -394,6 +485,8 @@ class ReleaseTransfer:
             return self._on_digest(kind, body)
         if self._state is TransferState.LABELLING:
             return self._on_label_frame(kind, body)
+        if self._state is TransferState.OFFERING:
+            return self._on_offer(kind, body)
         if self._state is TransferState.RELEASING:
             return self._on_release_frame(kind, body)
         raise TransferError(f"frame {int(kind)} after the release transfer was done")
@@ -447,15 +540,33 @@ class ReleaseTransfer:
         self._state = TransferState.LABELLED
         return [LabelsEvaluated(outputs)]
 
+    def _count(self, body: bytes) -> int:
+        expected: int = U32.unpack(body)[0]
+        if expected > self.decided:
+            raise TransferError(
+                f"{expected} releases announced for {self.decided} decided matches",
+                AbortCode.TOO_MANY_RELEASES,
+            )
+        return expected
+
+    def _on_offer(self, kind: FrameType, body: bytes) -> list[TransferEvent]:
+        # Reciprocal: the peer's first frame after the labels is its COUNT, its offer.
+        if kind is not FrameType.COUNT or len(body) != U32.size:
+            raise TransferError(f"expected the peer's COUNT, got frame {int(kind)}")
+        assert self._offered is not None
+        offer = self._count(body)
+        self.to_send = self._expected = min(offer, self._offered)
+        self._state = TransferState.COUNTED
+        return [OffersCounted(self._offered, offer, self.to_send)]
+
     def _on_release_frame(self, kind: FrameType, body: bytes) -> list[TransferEvent]:
-        if kind is FrameType.COUNT and self._expected is None and len(body) == U32.size:
-            expected = U32.unpack(body)[0]
-            if expected > self.decided:
-                raise TransferError(
-                    f"{expected} releases announced for {self.decided} decided matches",
-                    AbortCode.TOO_MANY_RELEASES,
-                )
-            self._expected = expected
+        if (
+            kind is FrameType.COUNT
+            and self._expected is None
+            and not self.reciprocal
+            and len(body) == U32.size
+        ):
+            self._expected = self._count(body)
             return []
         if kind is FrameType.RELEASE and self._expected is not None and not self._peer_done:
             if self._peer_releases >= self._expected:
@@ -472,6 +583,8 @@ class ReleaseTransfer:
             self._peer_done = True
             self._out.append(transfer_frame(FrameType.RECEIPTS_END, U32.pack(self._expected)))
             return self._releases_progress([])
+        if kind is FrameType.REFUSED and self.reciprocal:
+            raise TransferError("a refusal under a reciprocal transfer (§10.5 ends it instead)")
         if kind in (FrameType.RECEIPT, FrameType.REFUSED) and not self._receipts_done:
             if len(self._answers) >= self._ours:
                 raise TransferError("more receipts than releases")

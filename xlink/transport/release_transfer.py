@@ -10,8 +10,11 @@ role the transfer ends (``DECISION_MISMATCH``) before any release is built or se
 label evaluation (:func:`exchange_labels`), and (:func:`transfer_releases`) each side sends
 COUNT, at most as many releases as it decided matches (more: ``TOO_MANY_RELEASES``), its
 releases and END, answers each of the peer's releases with RECEIPT or REFUSED, then
-RECEIPTS_END. A frame of release transfer v0 (magic ``f0 58 52 54``) is refused with
-``UNSUPPORTED_VERSION``. :func:`run_transfer` runs the three steps in one call.
+RECEIPTS_END. Under an MOU with ``release.reciprocal`` (§10.5) :func:`offer_releases` sends
+COUNT first and returns how many releases each side sends, the fewer of the two offers, and
+our releases leave no more than ``RECIPROCAL_AHEAD`` ahead of the peer's. A frame of release
+transfer v0 (magic ``f0 58 52 54``) is refused with ``UNSUPPORTED_VERSION``.
+:func:`run_transfer` runs the three steps in one call.
 :class:`TransferGate` is the connection as the session driver sees it, so that release frames
 arriving before our own session is done are held back rather than dropped.
 
@@ -70,6 +73,7 @@ __all__ = [
     "decided_pairs_digest",
     "exchange_labels",
     "label_pairs",
+    "offer_releases",
     "run_transfer",
     "transfer_releases",
     "transfer_time_limit",
@@ -239,6 +243,7 @@ async def agree_decided_pairs(
     *,
     role: Role,
     min_pace: float = MIN_TRANSFER_PACE,
+    reciprocal: bool = False,
 ) -> None:
     """The first step of release transfer v3: send DIGEST, the :func:`decided_pairs_digest` of
     our decided matches ``pairs`` (their shared handles) in session ``session_id``, where we
@@ -259,10 +264,13 @@ async def agree_decided_pairs(
     next wait for the peer raises :class:`~xlink.transport.TransportTimeout` however often the
     peer sends (one frame inside each idle timeout would otherwise hold the connection for
     as many idle timeouts as there are decided matches).
+
+    ``reciprocal``: the MOU's ``release.reciprocal``; then :func:`offer_releases` comes before
+    :func:`transfer_releases`.
     """
     if gate.decided is not None:
         raise LocalProtocolError("the decided pairs were already agreed on this connection")
-    machine = ReleaseTransfer(session_id, pairs, role=role)
+    machine = ReleaseTransfer(session_id, pairs, role=role, reciprocal=reciprocal)
     limit_s = transfer_time_limit(machine.decided, idle_timeout, min_pace)
     gate.transfer = machine
     await _agree(gate, machine, idle_timeout, limit_s)
@@ -304,6 +312,24 @@ async def exchange_labels(
     return machine.peer_outputs
 
 
+async def offer_releases(gate: TransferGate, count: int, idle_timeout: float) -> int:
+    """Reciprocal release (§10.5), after :func:`agree_decided_pairs` (and
+    :func:`exchange_labels`): send COUNT, the ``count`` releases we could send, and read the
+    peer's. Returns how many releases each side sends, the fewer of the two: exactly that many
+    of ours go to :func:`transfer_releases`, and the rest stay with us.
+
+    Raises :class:`TransferError` when the peer's next frame is not a COUNT
+    (``UNEXPECTED_MESSAGE``) or announces more releases than we decided matches
+    (``TOO_MANY_RELEASES``); :class:`~xlink.transport.TransportTimeout` after ``idle_timeout``
+    seconds of silence; :class:`LocalProtocolError` if the decided pairs were not agreed
+    first, the transfer is not reciprocal, or ``count`` is above our decided matches."""
+    machine = _started(gate, "offering releases")
+    machine.offer(count)
+    await _exchange(gate, machine, idle_timeout, until=TransferState.COUNTED)
+    assert machine.to_send is not None
+    return machine.to_send
+
+
 async def transfer_releases(
     gate: TransferGate,
     ours: Sequence[SealedRelease],
@@ -323,6 +349,9 @@ async def transfer_releases(
     ours as it arrives (:class:`~xlink.release.ReceiptSettler` settles it then). ``batch``
     commits what those three write in few commits (the module's docstring).
 
+    Under a reciprocal MOU, :func:`offer_releases` came first and ``ours`` holds exactly the
+    number it returned; no COUNT is sent here.
+
     Raises :class:`TransferError`: a COUNT above our number of decided matches
     (``TOO_MANY_RELEASES``, before any of the peer's releases is stored), a frame out of order
     or a count that disagrees (``UNEXPECTED_MESSAGE``); :class:`~xlink.transport.TransportTimeout`
@@ -338,6 +367,8 @@ async def transfer_releases(
     assert decided is not None
     if len(ours) > decided:
         raise LocalProtocolError("more releases than decided matches")
+    if machine.reciprocal and len(ours) != machine.to_send:
+        raise LocalProtocolError(f"{machine.to_send} releases are due, not {len(ours)}")
     if batch is not None:
         batch.open()
     try:
@@ -374,7 +405,9 @@ async def run_transfer(
     ``labels`` (``PsiSession.labels``; None: no label evaluation, releases unlabelled), then
     ``releases(outputs)`` — called once, with the peer's outputs, after the labels and before
     anything more is sent: it builds and encodes our releases — and the releases both ways
-    (:func:`transfer_releases`, each of the peer's answered with ``store_one``).
+    (:func:`transfer_releases`, each of the peer's answered with ``store_one``). With a
+    reciprocal ``machine`` (§10.5) only the first ``to_send`` of them leave; the result's
+    ``answers`` says how many.
 
     Raises what the three steps raise; :class:`LocalProtocolError` if ``gate`` already has a
     transfer or ``machine`` has started. The time limit is as :func:`agree_decided_pairs`'s."""
@@ -395,6 +428,16 @@ async def run_transfer(
         outputs = machine.peer_outputs
     try:
         bodies = releases(outputs)
+        if machine.reciprocal:  # §10.5: what the peer offers bounds what we send
+            machine.offer(len(bodies))
+    except BaseException:
+        _abort(machine)
+        raise
+    if machine.reciprocal:
+        await _exchange(gate, machine, idle_timeout, until=TransferState.COUNTED)
+        assert machine.to_send is not None
+        bodies = bodies[: machine.to_send]
+    try:
         machine.send_releases(bodies)
     except BaseException:
         _abort(machine)
