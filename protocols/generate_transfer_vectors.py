@@ -87,7 +87,7 @@ class Party:
 
     machine: ReleaseTransfer
     session: PsiSession | None  # its label functions; None: an unlabelled transfer
-    releases: list[bytes]  # the RELEASE bodies it sends
+    releases: list[bytes]  # the RELEASE bodies it sends (reciprocal: offers; sends the first n)
     answers: list[tuple[bool, bytes]]  # its answer to each release of the peer, in order
     answered: int = 0
     received: list[bytes] = dataclasses.field(default_factory=list)  # the peer's, in order
@@ -102,7 +102,13 @@ class Party:
         if m.state is TransferState.LABELLED or (
             m.state is TransferState.AGREED and self.session is None
         ):
-            m.send_releases(self.releases)
+            if m.reciprocal:  # §10.5: the offer first, the releases once both are known
+                m.offer(len(self.releases))
+            else:
+                m.send_releases(self.releases)
+        if m.state is TransferState.COUNTED:
+            assert m.to_send is not None
+            m.send_releases(self.releases[: m.to_send])
         out = []
         while (frame := m.next_frame()) is not None:
             out.append(frame)
@@ -125,7 +131,9 @@ def party_from_json(case: dict[str, Any], side: str) -> Party:
     me = case[side]
     pairs = [[bytes.fromhex(h) for h in pair] for pair in me["decided_pairs"]]
     return Party(
-        ReleaseTransfer(session.session_id, pairs, role=ROLES[side]),
+        ReleaseTransfer(
+            session.session_id, pairs, role=ROLES[side], reciprocal=case.get("reciprocal", False)
+        ),
         session if case["labelled"] else None,
         [bytes.fromhex(r["body"]) for r in me["releases"]],
         [(x["ok"], bytes.fromhex(x["body"])) for x in me["answers"]],
@@ -202,9 +210,12 @@ def _valid_case(
     labelled: bool,
     releases: dict[str, list[int]],
     answers: dict[str, list[dict[str, Any]]],
+    reciprocal: bool = False,
 ) -> dict[str, Any]:
-    """``releases[side]``: the indices of the side's decided pairs it sends a release for;
-    ``answers[side]``: its answer to each of the peer's."""
+    """``releases[side]``: the indices of the side's decided pairs it sends a release for
+    (``reciprocal``, an MOU with ``release.reciprocal``, §10.5: offers, and sends the first
+    ``sends`` of them, the fewer of the two offers); ``answers[side]``: its answer to each of
+    the peer's."""
     a, b = psi_sessions(psi_case)
     assert a.session_id is not None
     case: dict[str, Any] = {
@@ -214,6 +225,9 @@ def _valid_case(
         "session_id": a.session_id.hex(),
         "labelled": labelled,
     }
+    if reciprocal:  # present only when true: the other cases are as they were
+        case["reciprocal"] = True
+        case["sends"] = min(len(r) for r in releases.values())
     for side, session in zip(SIDES, (a, b), strict=True):
         pairs = _pairs(session)
         if side == "responder":  # its own order: pairs and the handles within them reversed
@@ -251,6 +265,16 @@ def _valid_case(
     return case
 
 
+#: The releases of psi_three_keys_suite2's transfers: three of the initiator's decided pairs,
+#: two of the responder's.
+THREE_AND_TWO: dict[str, list[int]] = {"initiator": [0, 1, 2], "responder": [0, 2]}
+
+
+def _receipt(side: str, peer_release: str) -> dict[str, Any]:
+    """``side``'s stand-in receipt for the peer's release ``peer_release``."""
+    return _answer(True, f"stand-in receipt: {side} for {peer_release}")
+
+
 def valid_cases() -> list[dict[str, Any]]:
     return [
         _valid_case(
@@ -264,16 +288,16 @@ def valid_cases() -> list[dict[str, Any]]:
             "release, every other release gets a receipt.",
             "psi_three_keys_suite2",
             labelled=True,
-            releases={"initiator": [0, 1, 2], "responder": [0, 2]},
+            releases=THREE_AND_TWO,
             answers={
                 "initiator": [
-                    _answer(True, "stand-in receipt: initiator for responder/0"),
-                    _answer(True, "stand-in receipt: initiator for responder/2"),
+                    _receipt("initiator", "responder/0"),
+                    _receipt("initiator", "responder/2"),
                 ],
                 "responder": [
-                    _answer(True, "stand-in receipt: responder for initiator/0"),
+                    _receipt("responder", "initiator/0"),
                     _answer(False, "match-already-received"),
-                    _answer(True, "stand-in receipt: responder for initiator/2"),
+                    _receipt("responder", "initiator/2"),
                 ],
             },
         ),
@@ -294,6 +318,24 @@ def valid_cases() -> list[dict[str, Any]]:
             labelled=True,
             releases={"initiator": [], "responder": []},
             answers={"initiator": [], "responder": []},
+        ),
+        _valid_case(
+            "reciprocal_offers",
+            "After psi_three_keys_suite2, under an MOU with release.reciprocal (§10.5): the "
+            "initiator offers three releases (COUNT 3), the responder two (COUNT 2), each "
+            "before the other's is in; each then sends two, the fewer offer, and receipts "
+            "the other's two. The initiator's third release stays with it.",
+            "psi_three_keys_suite2",
+            labelled=True,
+            releases=THREE_AND_TWO,
+            answers={
+                side: [_receipt(side, f"{peer}/{i}") for i in sent]
+                for side, peer, sent in (
+                    ("initiator", "responder", (0, 2)),
+                    ("responder", "initiator", (0, 1)),
+                )
+            },
+            reciprocal=True,
         ),
     ]
 
@@ -317,9 +359,10 @@ def _top_bit(frame: bytes, index: int) -> bytes:
 
 
 def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Cases built from the initiator's frames of the first valid case (and the third, for a
-    transfer with nothing decided), all fed to the responder."""
-    first, empty = valid[0], valid[2]
+    """Cases built from the initiator's frames of the first valid case (the third, for a
+    transfer with nothing decided; the fourth, for a reciprocal one), all fed to the
+    responder."""
+    first, empty, recip = valid[0], valid[2], valid[3]
     by_type: dict[str, list[bytes]] = {}
     for f in first["frames"]:
         if f["from"] == "initiator":
@@ -337,6 +380,17 @@ def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
     sid = bytes.fromhex(first["session_id"])
     psi_hello = bytes.fromhex(json.loads(PSI_VECTORS.read_text())["cases"][0]["messages"][0]["hex"])
     agreed = [digest, labels, answers]  # the responder is RELEASING after these
+    recip_frames: dict[str, list[bytes]] = {}
+    for f in recip["frames"]:
+        if f["from"] == "initiator":
+            recip_frames.setdefault(f["type"], []).append(bytes.fromhex(f["hex"]))
+    recip_agreed = [
+        *recip_frames["DIGEST"],
+        *recip_frames["LABELS"],
+        *recip_frames["LABEL_ANSWERS"],
+    ]
+    (recip_count,) = recip_frames["COUNT"]
+    recip_releases = recip_frames["RELEASE"]
     released = [*agreed, count, r0, r1, r2, end]
     frame = transfer_frame
     unexpected = AbortCode.UNEXPECTED_MESSAGE
@@ -590,6 +644,29 @@ def invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "a RECEIPT of 4,097 bytes (padding the receiver would hold to the end)",
             first,
             [*released, frame(FrameType.RECEIPT, b"x" * 4097)],
+            unexpected,
+        ),
+        # §10.5, a reciprocal transfer: the initiator offered 3, the responder 2
+        (
+            "reciprocal_release_beyond_the_fewer_offer",
+            "reciprocal (§10.5): a third release after COUNT 3 against the responder's 2",
+            recip,
+            [*recip_agreed, recip_count, *recip_releases, r2],
+            unexpected,
+        ),
+        (
+            "reciprocal_end_before_the_fewer_offer",
+            "reciprocal (§10.5): END after one release, two being due",
+            recip,
+            [*recip_agreed, recip_count, recip_releases[0], end],
+            unexpected,
+        ),
+        (
+            "reciprocal_refused",
+            "reciprocal (§10.5): a REFUSED for the responder's first release (a side that "
+            "refuses ends the transfer instead)",
+            recip,
+            [*recip_agreed, recip_count, *recip_releases, end, frame(FrameType.REFUSED, b"x")],
             unexpected,
         ),
     ]

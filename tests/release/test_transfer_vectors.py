@@ -27,6 +27,7 @@ from xlink.transport.release_transfer import (
     agree_decided_pairs,
     exchange_labels,
     label_pairs,
+    offer_releases,
     run_transfer,
     transfer_releases,
 )
@@ -77,6 +78,7 @@ def test_cases_are_well_formed() -> None:
         "labelled_releases_both_ways",
         "approval_required",
         "nothing_decided",
+        "reciprocal_offers",
     ]
     names = [c["name"] for c in INVALID]
     assert len(names) == len(set(names)) >= 30
@@ -161,9 +163,8 @@ def test_releases_are_labelled_and_open_for_the_peer(case: dict[str, Any]) -> No
                 body, session_id=sid, outputs_of=per_pair(outputs.__getitem__)
             )
             assert list(named) == handles and sealed.hex() == release["sealed"]
-        assert case[_peer(side)]["result"]["peer_releases"] == [
-            r["body"] for r in case[side]["releases"]
-        ]
+        sent = case[side]["releases"][: case.get("sends")]  # §10.5: the fewer offer
+        assert case[_peer(side)]["result"]["peer_releases"] == [r["body"] for r in sent]
 
 
 @pytest.mark.parametrize("case", INVALID, ids=lambda c: c["name"])
@@ -213,11 +214,14 @@ def test_driver_steps_send_the_vector_frames(case: dict[str, Any]) -> None:
     pairs = [[bytes.fromhex(h) for h in p] for p in case[side]["decided_pairs"]]
     ours = [SimpleNamespace(data=bytes.fromhex(r["body"])) for r in case[side]["releases"]]
     store_one, received = _store(case, side)
+    reciprocal = case.get("reciprocal", False)
 
     async def responder(conn: MemoryConnection) -> Any:
         gate = TransferGate(conn)
         try:
-            await agree_decided_pairs(gate, session.session_id, pairs, TIMEOUT, role=Role.RESPONDER)
+            await agree_decided_pairs(
+                gate, session.session_id, pairs, TIMEOUT, role=Role.RESPONDER, reciprocal=reciprocal
+            )
             outputs = await exchange_labels(
                 gate,
                 request=session.labels.request,
@@ -226,8 +230,12 @@ def test_driver_steps_send_the_vector_frames(case: dict[str, Any]) -> None:
                 idle_timeout=TIMEOUT,
             )
             assert outputs == _outputs(case, side)
+            sending = ours
+            if reciprocal:  # §10.5: the offer, then the fewer of the two
+                sending = ours[: await offer_releases(gate, len(ours), TIMEOUT)]
+                assert len(sending) == case["sends"]
             return await transfer_releases(
-                gate, cast(list[SealedRelease], ours), store_one, TIMEOUT
+                gate, cast(list[SealedRelease], sending), store_one, TIMEOUT
             )
         finally:
             await conn.close()
@@ -262,7 +270,12 @@ def test_run_transfer_sends_the_vector_frames(case: dict[str, Any]) -> None:
     async def initiator(conn: MemoryConnection) -> Any:
         gate = TransferGate(conn)
         try:
-            machine = ReleaseTransfer(session.session_id, pairs, role=Role.INITIATOR)
+            machine = ReleaseTransfer(
+                session.session_id,
+                pairs,
+                role=Role.INITIATOR,
+                reciprocal=case.get("reciprocal", False),
+            )
             result = await run_transfer(
                 gate,
                 machine,

@@ -200,5 +200,14 @@ OFFLINE_ONLY: Final = {
         "the runner sends its DIGEST before it reads the agent's, as the spec has every side "
         "do, so it cannot send the agent's own DIGEST back live"
     ),
+    **dict.fromkeys(
+        (
+            "reciprocal_release_beyond_the_fewer_offer",
+            "reciprocal_end_before_the_fewer_offer",
+            "reciprocal_refused",
+        ),
+        "a reciprocal transfer (xlink-release-v1 §10.5) needs an MOU with release.reciprocal, "
+        "and the kit's has none: checked offline, against the vectors",
+    ),
 }
 """Vector cases with no live counterpart, and why."""
