@@ -68,7 +68,8 @@ def test_a_partner_that_offers_none_gets_none(
     assert us.decided == ca.decided >= 5
     assert ca.received_total == 0 and pair.stored(CA) == 0  # nothing of ours reached it
     assert us.released_total == 0 and us.received_total == 0
-    assert us.unreciprocated == us.decided == us.denied  # each held back, and said so
+    assert us.unreciprocated == us.decided and us.denied == 0  # each held back, and said so
+    assert us.peer_offered == 0 and ca.peer_offered == us.decided
     entries = pair.audit(US)
     kinds = [k for k, _ in entries]
     assert AuditEvent.RELEASE_SENT not in kinds
@@ -99,7 +100,7 @@ def test_without_reciprocity_a_partner_that_offers_none_gets_everything(
         m.setattr(releasing, "release_decided", none_from_the_partner)
         us, ca = both_completed(pair.run())
     assert ca.received_total == us.released_total == us.decided > 0
-    assert us.received_total == 0 and us.unreciprocated == 0
+    assert us.received_total == 0 and us.unreciprocated == 0 and us.peer_offered is None
 
 
 def test_a_partner_whose_first_release_is_refused_gets_at_most_the_window(

@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
 from _officers import approve, enrol_agency_officers
 from _two_agencies import CA, US, TwoAgencies, both_completed, small_files
 
+from xlink.agency import AgencyOutcome
 from xlink.audit import AuditEvent
+from xlink.cli.cmd_serve import _print_outcome
 from xlink.crypto.rand import system_random
 
 PASSPHRASE = b"reciprocal release tests, not secret"
@@ -54,6 +58,7 @@ def test_releases_approved_on_one_side_wait_for_the_other_and_go_once(tmp_path: 
     us2, ca2 = both_completed(pair.run())
     assert us2.released_total == ca2.received_total == 0
     assert us2.unreciprocated == us1.decided  # one release per decided pair, all held back
+    assert us2.denied == 0 and (us2.peer_offered, ca2.peer_offered) == (0, us1.decided)
     assert ca2.pending == ca1.queued and ca2.unreciprocated == 0
     assert Counter(state for _, state, _ in pair.ledger(US)) == {"TAKEN": us1.queued}
     held = [f for k, f in pair.audit(US) if k is AuditEvent.RELEASE_DENIED]
@@ -75,3 +80,22 @@ def test_releases_approved_on_one_side_wait_for_the_other_and_go_once(tmp_path: 
     assert us4.released_total == ca4.released_total == 0
     assert us4.delivered_before == us1.decided and ca4.delivered_before == ca1.decided
     assert {a: pair.stored_ids(a) for a in (US, CA)} == stored
+
+
+def test_each_side_is_told_who_holds_releases_back(capsys: pytest.CaptureFixture[str]) -> None:
+    """The summary of ``serve``/``match``: the side that offered more says how many it kept
+    back; the side that offered fewer says the peer had more for it (a new user running the
+    quickstart under a reciprocal MOU saw nothing on that side)."""
+    base: dict[str, Any] = {
+        "peer": CA, "role": "serve", "mou_id": "M", "session_id": "00" * 16, "records": 9,
+        "rejected": 0, "tokens": 90, "matched_tokens": 9, "candidates": 9, "decided": 3,
+        "approval_required": True,
+    }  # fmt: skip
+    more = AgencyOutcome(agency=US, **base, unreciprocated=3, peer_offered=0)
+    fewer = AgencyOutcome(agency=CA, **base, peer_offered=3)
+    _print_outcome(more, 1.0)
+    assert "3 kept back: the MOU is reciprocal and the peer offered 0" in capsys.readouterr().out
+    _print_outcome(fewer, 1.0)
+    out = capsys.readouterr().out
+    assert "the peer offered 3 releases and sent 0, as many as we offered" in out
+    assert "kept back" not in out

@@ -229,7 +229,10 @@ async def _transfer(
     if progress is not None:
         progress("releases sent", len(batch.sealed), len(batch.sealed))
     settled = settler.finish(transferred.answers)
-    return transfer_counts(agency.workdir, decision, side, batch, receiver, overdue, settled)
+    offered = gate.transfer.peer_offer if gate.transfer is not None else None
+    return transfer_counts(
+        agency.workdir, decision, side, batch, receiver, overdue, settled, offered
+    )
 
 
 class _ProgressAuditor(SessionAuditor):

@@ -37,9 +37,14 @@ class AgencyOutcome:
     overdue: int = 0
     """Releases newly past their follow-up deadline, still awaiting approval (audited)."""
     denied: int = 0
+    """Decided matches the MOU's policy, an officer or the day's claims let nothing out for."""
     unreciprocated: int = 0
-    """Of ``denied``: releases kept back under a reciprocal MOU because the partner offered
-    fewer (xlink-release-v1 §10.5); the next exchange offers them again."""
+    """Releases kept back under a reciprocal MOU because the partner offered fewer
+    (xlink-release-v1 §10.5), not counted in ``denied``: the next exchange offers them
+    again."""
+    peer_offered: int | None = None
+    """Under a reciprocal MOU, the releases the partner offered (its COUNT); it sent as many
+    as the fewer of its offer and ours. None otherwise."""
     delivered_before: int = 0
     received: dict[str, int] = field(default_factory=dict)
     received_before: int = 0

@@ -266,22 +266,26 @@ def transfer_counts(
     receiver: Receiver,
     overdue: Sequence[QueueItem],
     settled: tuple[int, int],
+    peer_offered: int | None = None,
 ) -> dict[str, Any]:
     """Write the matches file and count what the transfer did: ``released`` and ``received``
     (totals), and ``fields``, the :class:`~xlink.agency.AgencyOutcome` members. ``settled``
-    is ``(receipts verified, refused by the peer)``."""
+    is ``(receipts verified, refused by the peer)``; ``peer_offered`` the partner's offer
+    under a reciprocal MOU (None otherwise)."""
     categories = {r.record_id: r.category.value for r in side.records}
     matches_file = write_matches(
         workdir / "matches", decision, batch.fates, categories, receiver.inbound
     )
     fates = Counter(f.fate.value for f in batch.fates)
+    kept_back = sum(1 for f in batch.fates if UNRECIPROCATED in f.reasons)
     received = Counter(got.category for got in receiver.accepted)
     fields = {
         "released": dict(sorted(Counter(s.category for s in batch.sealed).items())),
         "queued": fates["queued"],
         "pending": fates["pending"],
-        "denied": fates["denied"],
-        "unreciprocated": sum(1 for f in batch.fates if UNRECIPROCATED in f.reasons),
+        "denied": fates["denied"] - kept_back,
+        "unreciprocated": kept_back,
+        "peer_offered": peer_offered,
         "delivered_before": fates["delivered"],
         "received": dict(sorted(received.items())),
         "received_before": sum(1 for got in receiver.accepted if got.status == "held-before"),

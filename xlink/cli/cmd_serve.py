@@ -239,8 +239,15 @@ def _print_outcome(o: AgencyOutcome, wall: float) -> None:
         )
     if o.unreciprocated:
         print(
-            f"    {o.unreciprocated} of the denied kept back: the MOU is reciprocal and the peer "
-            f"offered fewer; the next exchange offers them again"
+            f"    {o.unreciprocated} kept back: the MOU is reciprocal and the peer offered "
+            f"{o.peer_offered}; the next exchange offers them again"
+        )
+    ours = o.released_total + o.unreciprocated  # what we offered, under a reciprocal MOU
+    if o.peer_offered is not None and o.peer_offered > ours:
+        print(
+            f"    the peer offered {o.peer_offered} releases and sent {ours}, as many as we "
+            f"offered (the MOU is reciprocal): the rest come with an exchange in which we "
+            f"offer as many"
         )
     if o.overdue:
         print(f"    {o.overdue} queued release(s) now past the MOU's follow-up deadline (audited)")

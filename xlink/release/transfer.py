@@ -250,6 +250,8 @@ class ReleaseTransfer:
         self._offered: int | None = None  # our COUNT, reciprocal
         self.to_send: int | None = None
         """Reciprocal, once COUNTED: how many releases we send, the fewer of the two offers."""
+        self.peer_offer: int | None = None
+        """Reciprocal, once COUNTED: the peer's COUNT, the releases it could send."""
         self._state = TransferState.AGREEING
         self._agreed = False
         self._out: deque[bytes] = deque([transfer_frame(FrameType.DIGEST, self._digest)])
@@ -554,7 +556,7 @@ class ReleaseTransfer:
         if kind is not FrameType.COUNT or len(body) != U32.size:
             raise TransferError(f"expected the peer's COUNT, got frame {int(kind)}")
         assert self._offered is not None
-        offer = self._count(body)
+        offer = self.peer_offer = self._count(body)
         self.to_send = self._expected = min(offer, self._offered)
         self._state = TransferState.COUNTED
         return [OffersCounted(self._offered, offer, self.to_send)]
