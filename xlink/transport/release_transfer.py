@@ -429,15 +429,7 @@ async def run_transfer(
     try:
         bodies = releases(outputs)
         if machine.reciprocal:  # §10.5: what the peer offers bounds what we send
-            machine.offer(len(bodies))
-    except BaseException:
-        _abort(machine)
-        raise
-    if machine.reciprocal:
-        await _exchange(gate, machine, idle_timeout, until=TransferState.COUNTED)
-        assert machine.to_send is not None
-        bodies = bodies[: machine.to_send]
-    try:
+            bodies = bodies[: await offer_releases(gate, len(bodies), idle_timeout)]
         machine.send_releases(bodies)
     except BaseException:
         _abort(machine)
