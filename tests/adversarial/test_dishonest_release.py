@@ -71,6 +71,7 @@ from xlink.release.label import per_handle, seal_labelled  # noqa: E402
 from xlink.release.transfer import (  # noqa: E402
     RELEASE_MAGIC,
     U32,
+    Answer,
     FrameType,
     ReleaseReceived,
     ReleaseTransfer,
@@ -243,7 +244,7 @@ def run_transfer(
         with open_store(directory / "store.db", audit=audit) as store:
             expected = DecidedMatches(decided)
 
-            def refusing(data: bytes) -> tuple[bool, bytes]:
+            def refusing(data: bytes) -> Answer:
                 try:
                     receipt = store.receive(
                         data, expected_session_id=SESSION, now=T0, expected_matches=expected
@@ -251,8 +252,8 @@ def run_transfer(
                 except XlinkError as exc:
                     reason = str(getattr(exc, "reasons", [type(exc).__name__])[0])
                     refusals.append(reason)
-                    return False, reason.encode()
-                return True, receipt
+                    return Answer(False, reason.encode())
+                return Answer(True, receipt)
 
             store_one = ending_on_dishonesty(refusing)  # as run_agency's
 

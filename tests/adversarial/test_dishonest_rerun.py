@@ -39,6 +39,7 @@ from xlink.decide import Decision
 from xlink.errors import AbortCode, BadRelease, XlinkError
 from xlink.release import SealedRelease, release_decided
 from xlink.release.recipe import Fate, ReleaseBatch
+from xlink.release.transfer import Answer as StoreAnswer
 from xlink.transport.release_transfer import TransferGate, TransferResult, transfer_releases
 
 # xlink-release-v1 §10, written out here rather than imported.
@@ -155,16 +156,17 @@ class Partner:
         answers = (list(result.answers) + [(False, b"not-sent")] * len(ours))[: len(ours)]
         return TransferResult(result.peer_releases, answers)
 
-    def _store_one(self) -> Callable[[Any, bytes], Answer]:
-        def store_one(receiver: Any, frame: bytes) -> Answer:
-            got = REAL_STORE_ONE(receiver, frame)
+    def _store_one(self) -> Callable[[Any, bytes], StoreAnswer]:
+        def store_one(receiver: Any, frame: bytes) -> StoreAnswer:
+            real = REAL_STORE_ONE(receiver, frame)
             if receiver._agency.agency_id != CA:
-                return got
+                return real
+            got = (real.ok, real.body)
             run = self.runs[-1]
             run.issued.append(got)
             answer = got if self.answer is None else self.answer(run, len(run.issued) - 1, got)
             run.answered.append(answer)
-            return answer
+            return StoreAnswer(*answer)
 
         return store_one
 

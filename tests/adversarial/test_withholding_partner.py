@@ -12,6 +12,7 @@ release of ours. What is held back is audited, counted and offered again by the 
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from xlink.errors import BadRelease
 from xlink.protocol.abort import AbortCode
 from xlink.release import release_decided
 from xlink.release.transfer import RECIPROCAL_AHEAD
+from xlink.transport import TransportTimeout
 
 PASSPHRASE = b"withholding partner tests, not secret"
 TIMEOUT = 10.0
@@ -145,3 +147,53 @@ def test_a_partner_that_dates_its_releases_ahead_gets_at_most_the_window(
     assert pair.stored(CA) <= RECIPROCAL_AHEAD
     (denied,) = [f for k, f in pair.audit(US) if k is AuditEvent.RECEIVE_DENIED]
     assert denied["reason"] == "created-in-future"
+
+
+def _lose_every_receipt(pair: TwoAgencies) -> None:
+    """Both ledgers as if no receipt had come back: every release handed out again (§10.4)."""
+    for agency in (US, CA):
+        conn = sqlite3.connect(pair.base / agency / "queue.db")
+        with conn:
+            conn.execute("UPDATE release_queue SET state = 'TAKEN' WHERE state = 'SENT'")
+        conn.close()
+
+
+def _receipted_in_last_session(pair: TwoAgencies, agency: str) -> int:
+    """The partner's releases that reached ``agency`` in its last session (each receipted)."""
+    entries = pair.audit(agency)
+    last = max(i for i, (k, _) in enumerate(entries) if k is AuditEvent.DECIDED)
+    return sum(1 for k, _ in entries[last:] if k is AuditEvent.RECEIPT_SENT)
+
+
+def test_releases_we_hold_sent_again_earn_ours_once(tmp_path: Path) -> None:
+    """A release of the partner's that we already hold, sent again, is receipted and not
+    stored twice. The first copy of each counts as the partner's (an honest re-run after lost
+    receipts completes), later ones do not: sent again in every exchange, a partner's old
+    releases would otherwise buy our new ones each time (found in review). So when CA-RCMP
+    sends its old releases once more, and ours are new to it, it gets at most
+    ``RECIPROCAL_AHEAD`` of ours and the exchange ends at the idle timeout. Our receipts leave
+    meanwhile, so an honest partner learns we hold what it sent."""
+    pair = _pair(tmp_path, reciprocal=True, whole=True)
+    us, ca = both_completed(pair.run())
+    assert us.decided > 4 * RECIPROCAL_AHEAD
+    assert pair.stored(US) == pair.stored(CA) == us.decided
+
+    _lose_every_receipt(pair)  # the first copy of each: an honest re-run completes
+    us, ca = both_completed(pair.run())
+    assert us.released_total == ca.released_total == us.decided
+    assert us.received_total == us.decided and us.received_before == us.decided
+    assert pair.stored(US) == pair.stored(CA) == us.decided  # nothing stored twice
+    assert {state for _, state, _ in pair.ledger(US) + pair.ledger(CA)} == {"SENT"}
+
+    _lose_every_receipt(pair)  # CA-RCMP's old releases again, and ours new to it:
+    conn = sqlite3.connect(pair.base / CA / "store.db")
+    with conn:
+        conn.execute("DELETE FROM releases")
+    conn.close()
+    out = pair.run()
+    assert isinstance(out[US], TransportTimeout), out[US]
+    assert 0 < pair.stored(CA) <= RECIPROCAL_AHEAD  # of ours, for its copies: the window
+    assert pair.stored(US) == us.decided
+    # what US-DHS received was receipted although its window stayed shut
+    delivered = sum(state == "SENT" for _, state, _ in pair.ledger(CA))
+    assert delivered == _receipted_in_last_session(pair, US) > RECIPROCAL_AHEAD

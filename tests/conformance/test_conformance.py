@@ -30,6 +30,7 @@ from xlink.crypto.rand import system_random
 from xlink.crypto.suite import SUITE_X25519, BlindingKey
 from xlink.errors import RemoteProtocolError
 from xlink.protocol import limits as L
+from xlink.release.transfer import Answer
 
 VECTORS = Path(__file__).resolve().parents[2] / "protocols" / "vectors"
 
@@ -169,9 +170,9 @@ class _TrustingHmac:
 def _receipt_anything(monkeypatch: pytest.MonkeyPatch) -> None:
     original = inbound.Receiver.store_one
 
-    def store_one(self: Any, frame: bytes) -> tuple[bool, bytes]:
-        ok, answer = original(self, frame)
-        return True, answer if ok else b"stored anyway"  # and the transfer goes on
+    def store_one(self: Any, frame: bytes) -> Answer:
+        ok, answer, _ = original(self, frame)
+        return Answer(True, answer if ok else b"stored anyway")  # and the transfer goes on
 
     monkeypatch.setattr(inbound.Receiver, "store_one", store_one)
 

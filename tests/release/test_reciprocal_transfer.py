@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
+from typing import Any, cast
 
 import pytest
 from _transfer_support import (
@@ -38,6 +39,7 @@ from xlink.release.transfer import (
     decided_pairs_digest,
 )
 from xlink.transport import MemoryConnection, memory_pair
+from xlink.transport._transfer_io import Outbox
 from xlink.transport.release_transfer import TransferGate, run_transfer
 
 SID = bytes(range(16))
@@ -171,11 +173,117 @@ def test_a_peer_that_offers_and_then_sends_nothing_gets_w() -> None:
     m.send_releases([_body("a", i) for i in range(30)])
     out = _drain(m)
     assert out == [frame(RELEASE, _body("a", i)) for i in range(W)]
-    # each release of the peer's answered lets one more of ours go
+    # each release of the peer's answered lets one more of ours go, and the receipt with it
     for i in range(3):
         m.receive(frame(RELEASE, _body("b", i)))
         m.answer(True, b"receipt")
-        assert _drain(m) == [frame(RELEASE, _body("a", W + i))]
+        assert _drain(m) == [frame(RELEASE, _body("a", W + i)), frame(RECEIPT, b"receipt")]
+
+
+def test_a_copy_credited_before_opens_no_window_and_is_still_receipted() -> None:
+    """A release of the peer's whose copy our store credited once already (§10.5) is
+    receipted, so an honest peer after a second lost receipt learns we hold it, but opens no
+    window: sent again and again it would otherwise buy a new release of ours each time
+    (found in review). Our receipts leave while the window holds our releases."""
+    m = _counted(30, 30)
+    m.send_releases([_body("a", i) for i in range(30)])
+    assert len(_drain(m)) == W
+    for i in range(10):
+        m.receive(frame(RELEASE, _body("b", i)))
+        m.answer(True, b"copy receipt", credit=False)
+        assert _drain(m) == [frame(RECEIPT, b"copy receipt")]  # no release of ours
+    m.receive(frame(RELEASE, _body("b", 10)))
+    m.answer(True, b"receipt")
+    assert _drain(m) == [frame(RELEASE, _body("a", W)), frame(RECEIPT, b"receipt")]
+
+
+def test_a_receipt_waiting_for_its_commit_holds_back_none_of_our_releases() -> None:
+    """The driver's outbox lets an answer leave only once what it wrote is durable. A receipt
+    given while the window was shut must not hold back the release a later credit lets go
+    (found in review: it waited for the next commit)."""
+    m = _counted(30, 30)
+    m.send_releases([_body("a", i) for i in range(30)])
+    sent: list[bytes] = []
+
+    class _Gate:
+        async def send(self, message: bytes) -> None:
+            sent.append(message)
+
+    async def settle(box: Outbox) -> list[int]:
+        box.wake()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        kinds = [f[4] for f in sent]
+        sent.clear()
+        return kinds
+
+    async def scenario() -> None:
+        box = Outbox(cast(Any, _Gate()), m, gated=True)
+        try:
+            assert await settle(box) == [RELEASE] * W
+            for i in range(2):  # credited, not yet committed
+                m.receive(frame(RELEASE, _body("b", i)))
+                m.answer(True, b"receipt %d" % i)
+                assert await settle(box) == [RELEASE]  # at once, the receipt held
+            box.commit(2)
+            assert await settle(box) == [RECEIPT, RECEIPT]
+        finally:
+            await box.close()
+
+    asyncio.run(scenario())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    credits=st.lists(st.booleans(), min_size=DECIDED, max_size=DECIDED),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_never_more_than_w_ahead_of_what_credits_and_every_answer_leaves(
+    credits: list[bool], seed: int
+) -> None:
+    """Side ``a`` credits the peer's ``i``-th release only where ``credits[i]``: in every
+    delivery order it never has more than W releases out beyond those credited, and every
+    answer it gave reaches the peer even where its window stays shut (a transfer of copies
+    stalls until the idle timeout; the peer must have learned we hold them by then)."""
+
+    class _Crediting(_Side):
+        def __init__(self) -> None:
+            super().__init__("a", Role.INITIATOR, DECIDED)
+            self.credited = 0
+
+        def step(self) -> list[bytes]:
+            out = super().step()
+            assert self.sent <= self.credited + W
+            return out
+
+        def deliver(self, f: bytes) -> None:
+            for event in self.m.receive(f):
+                if isinstance(event, ReleaseReceived):
+                    credit = credits[event.index]
+                    self.m.answer(True, b"receipt", credit=credit)
+                    self.answered += 1
+                    self.credited += credit
+
+    a, b = _Crediting(), _Side("b", Role.RESPONDER, DECIDED)
+    links: dict[str, deque[bytes]] = {"a": deque(), "b": deque()}
+    rng = random.Random(seed)
+    receipts_at_b = 0
+    for _ in range(100_000):
+        links["b"].extend(a.step())
+        links["a"].extend(b.step())
+        ready = [name for name, q in links.items() if q]
+        if not ready:
+            break
+        name = rng.choice(ready)
+        f = links[name].popleft()
+        if name == "b" and f[4] == RECEIPT:
+            receipts_at_b += 1
+        (a if name == "a" else b).deliver(f)
+    assert receipts_at_b == a.answered  # nothing of ours stuck behind a shut window
+    # and each side sends all its window allows: nothing waits that could go
+    assert a.sent == min(DECIDED, a.credited + W)
+    assert b.sent == min(DECIDED, a.sent + W)
+    assert (a.m.state is TransferState.DONE) == (a.sent == b.sent == DECIDED)
 
 
 def test_a_refusal_ends_the_transfer_and_opens_no_window() -> None:

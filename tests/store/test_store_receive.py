@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -230,6 +231,63 @@ def test_a_rerun_copy_of_held_content_is_receipted_but_not_stored_twice(tmp_path
     assert kinds.count(AuditEvent.RECEIPT_SENT) == 4
 
 
+def _accept(store: Any, record: Any, own: str, *, credit: bool = True) -> tuple[bool, bool]:
+    got = store.accept(
+        seal(record),
+        expected_session_id=SESSION,
+        now=T0,
+        own_record_id=own,
+        credit_copies=credit,
+    )
+    return got.stored, got.credited
+
+
+def test_a_copy_earns_reciprocal_credit_once(tmp_path: Path) -> None:
+    """xlink-release-v1 §10.5: a release stored credits its originator, and so does the first
+    copy of it (an honest re-run after a lost receipt); later copies do not (a partner sending
+    what we hold again in each exchange, to be given new releases of ours for it). The note
+    is kept with the stored release, across sessions and store openings. A copy that comes
+    outside a reciprocal transfer (a query's answer) spends no credit."""
+    stored, *copies = (make_record(n) for n in (1, 3, 4, 5, 6))  # one content, five releases
+    path = tmp_path / "store.db"
+    with AuditLog.open(tmp_path / "audit.db", signing_key=AUDIT_KEY) as audit:
+        credited = []
+        for record in (stored, copies[0]):
+            with open_store(path, audit=audit) as store:
+                credited.append(_accept(store, record, "R1", credit=False))
+        with open_store(path, audit=audit) as store:
+            for record in copies[1:]:
+                credited.append(_accept(store, record, "R1"))
+            # another record of ours is another match: stored and credited
+            credited.append(_accept(store, copies[2], "R2"))
+        kinds = audit_kinds(audit)
+    assert credited == [
+        (True, True),
+        (False, True),  # not in a reciprocal transfer: nothing noted
+        (False, True),  # the first copy a reciprocal transfer counts
+        (False, False),
+        (False, False),
+        (True, True),
+    ]
+    assert kinds.count(AuditEvent.RECEIPT_SENT) == 6  # every copy receipted all the same
+
+
+def test_a_store_written_before_the_copy_note_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A store kept by an earlier build has no ``copy_credited`` column: opening it adds one,
+    its releases keep their rows, and their first copy is credited as a new store's."""
+    stored, copy, again = (make_record(n) for n in (1, 3, 4))
+    path = tmp_path / "store.db"
+    with AuditLog.open(tmp_path / "audit.db", signing_key=AUDIT_KEY) as audit:
+        with open_store(path, audit=audit) as store:
+            _accept(store, stored, "R1")
+        with sqlite3.connect(path) as conn:
+            conn.execute("ALTER TABLE releases DROP COLUMN copy_credited")
+        with open_store(path, audit=audit) as store:
+            assert len(store.list(T0)) == 1
+            got = [_accept(store, r, "R1") for r in (copy, again)]
+    assert got == [(False, True), (False, False)]
+
+
 @pytest.mark.parametrize("dated", ["ahead", "expired"])
 def test_a_release_refused_for_its_date_in_a_transfer_is_audited_once(
     tmp_path: Path, dated: str
@@ -255,7 +313,7 @@ def test_a_release_refused_for_its_date_in_a_transfer_is_audited_once(
             receiver = Receiver(
                 cast(Any, agency), SESSION, cast(Any, SimpleNamespace(matches=(match,))), outputs
             )
-            ok, reason = receiver.store_one(frame)
+            ok, reason, _ = receiver.store_one(frame)
             assert store.list(T0) == ()
         denied = [e for e in audit.entries() if e.kind is AuditEvent.RECEIVE_DENIED]
     expected = DENY_CREATED_IN_FUTURE if dated == "ahead" else DENY_EXPIRED

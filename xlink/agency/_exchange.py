@@ -210,7 +210,9 @@ async def _transfer(
         )
     if progress is not None:  # releases sent now (queued, pending, denied ones are not)
         progress("releases sent", 0, len(batch.sealed))
-    receiver = Receiver(agency, session_id, decision, per_pair(peer_outputs.__getitem__))
+    receiver = Receiver(
+        agency, session_id, decision, per_pair(peer_outputs.__getitem__), reciprocal=reciprocal
+    )
     # Each receipt is settled (audited, its checkpoint kept, the ledger marked) as it
     # arrives, in the transfer's batch: one that came in is recorded even if the
     # transfer fails after it. Our receipts leave once what they vouch for is committed.

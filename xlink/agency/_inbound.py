@@ -22,6 +22,7 @@ from xlink.release.label import (
     labelled_handles,
     open_labelled,
 )
+from xlink.release.transfer import Answer
 from xlink.store.reasons import (
     CLOCK_REFUSALS,
     DENY_CREATED_IN_FUTURE,
@@ -41,8 +42,8 @@ _P = ParamSpec("_P")
 
 
 def ending_on_dishonesty(
-    store_one: Callable[_P, tuple[bool, bytes]], *, clock_goes_on: bool = True
-) -> Callable[_P, tuple[bool, bytes]]:
+    store_one: Callable[_P, Answer], *, clock_goes_on: bool = True
+) -> Callable[_P, Answer]:
     """``store_one`` for a release transfer (xlink-release-v1 §10) or a query's answer
     (xlink-query-v1 §7.4): a release it refuses for a reason no honest partner causes (every
     reason but :data:`~xlink.store.reasons.CLOCK_REFUSALS`: both sides decided the same pairs
@@ -54,20 +55,23 @@ def ending_on_dishonesty(
     could otherwise date its releases wrong and still be answered) it ends it too."""
 
     @functools.wraps(store_one)  # ``__wrapped__``: the receiver's own
-    def store_or_end(*args: _P.args, **kwargs: _P.kwargs) -> tuple[bool, bytes]:
-        ok, answer = store_one(*args, **kwargs)
-        if not ok:
-            reason = answer.decode("ascii", "replace")
+    def store_or_end(*args: _P.args, **kwargs: _P.kwargs) -> Answer:
+        answer = store_one(*args, **kwargs)
+        if not answer.ok:
+            reason = answer.body.decode("ascii", "replace")
             if not clock_goes_on or reason not in CLOCK_REFUSALS:
                 raise BadRelease(reason)
-        return ok, answer
+        return answer
 
     return store_or_end
 
 
 class Receiver:
     """The receiving half of one transfer: opens each labelled release with the OPRF outputs
-    of tokens we hold (spec §10.2) and stores it against the decided match it names."""
+    of tokens we hold (spec §10.2) and stores it against the decided match it names.
+    ``reciprocal``: a transfer under ``release.reciprocal`` (§10.5), the only one whose copies
+    of stored releases spend their one credit (a query's answer or a plain transfer's do
+    not)."""
 
     def __init__(
         self,
@@ -75,8 +79,11 @@ class Receiver:
         session_id: bytes,
         decision: Decision,
         outputs_of: OutputsOf,
+        *,
+        reciprocal: bool = False,
     ) -> None:
         self._agency = agency
+        self._reciprocal = reciprocal
         self._session_id = session_id
         self._outputs_of = outputs_of
         self._expected = DecidedMatches(m.handles for m in decision.matches)
@@ -90,7 +97,7 @@ class Receiver:
         self.accepted: list[Inbound] = []
         self.refused = 0
 
-    def _refuse(self, named: tuple[bytes, ...], reason: str) -> tuple[bool, bytes]:
+    def _refuse(self, named: tuple[bytes, ...], reason: str) -> Answer:
         self.refused += 1
         # The first handle the frame names stands for the release (its id is inside).
         first = named[0] if named and len(named[0]) == HANDLE_SIZE else bytes(HANDLE_SIZE)
@@ -99,11 +106,13 @@ class Receiver:
         agency.audit.append(
             AuditEvent.RECEIVE_DENIED, {**fields, "peer": agency.peer_id}, now=agency.clock()
         )
-        return False, reason.encode("ascii")
+        return Answer(False, reason.encode("ascii"))
 
-    def store_one(self, frame: bytes, for_match: int | None = None) -> tuple[bool, bytes]:
-        """Open, check and store one release frame; ``(accepted, receipt or refusal code)``,
-        the refusal audited (``RECEIVE_DENIED``).
+    def store_one(self, frame: bytes, for_match: int | None = None) -> Answer:
+        """Open, check and store one release frame; the :class:`~xlink.release.transfer.Answer`
+        (accepted, receipt or refusal code, and whether it credits the partner: a copy of a
+        release we hold credits only the first time, xlink-release-v1 §10.5), the refusal
+        audited (``RECEIVE_DENIED``).
         ``for_match``: the index of the decided match the frame answers (a query's answer
         slot): a frame whose label names another of our decided pairs is refused (not
         decided for that slot), so that an answer cannot file one traveller's release under
@@ -132,12 +141,13 @@ class Receiver:
                 expected_matches=self._expected,
                 label_handles=label,
                 own_record_id=own,
+                credit_copies=self._reciprocal,
             )
         except XlinkError as exc:
             reason = _refusal_reason(exc)
             if isinstance(exc, PolicyDenied) and reason in _AUDITED_BY_THE_STORE:
                 self.refused += 1
-                return False, reason.encode("ascii")
+                return Answer(False, reason.encode("ascii"))
             # Every other refusal of §7 (wrong session, MOU, originator, signature, fields,
             # caveats, a replayed release id...) is audited here, with its code.
             return self._refuse(label, reason)
@@ -147,7 +157,7 @@ class Receiver:
             waiting.remove(index)
             self.inbound[index] = got
         self.accepted.append(got)
-        return True, accepted.receipt
+        return Answer(True, accepted.receipt, accepted.credited)
 
 
 # The refusals ReleaseStore.accept audits itself (xlink-release-v1 §7 steps 11 and 12).

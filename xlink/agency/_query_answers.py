@@ -366,7 +366,7 @@ async def _collect_releases(
             if answer.fate is Fate.SENT:
                 # the frame must be this match's release, not another traveller's; one
                 # that is not ends the session (BAD_RELEASE), unless the clock refused it
-                ok, data = store_one(answer.frame, for_match=index)
+                ok, data, _ = store_one(answer.frame, for_match=index)
                 receipts.append((ok, data))
                 if ok:
                     stored = receiver.inbound[index]

@@ -22,7 +22,9 @@ Under an MOU with ``release.reciprocal`` (§10.5) the releases take two calls:
 (state COUNTED), :meth:`ReleaseTransfer.send_releases` takes exactly
 :attr:`ReleaseTransfer.to_send` of them, the fewer of the two offers, and
 :meth:`ReleaseTransfer.next_frame` gives our release ``i`` only once we answered at least
-``i + 1 - RECIPROCAL_AHEAD`` of the peer's releases with a receipt (a refusal opens nothing).
+``i + 1 - RECIPROCAL_AHEAD`` of the peer's releases with a receipt that credits it (a
+refusal opens nothing, nor does a receipt for a copy the store credited before: see
+:class:`Answer`); our answers do not wait behind our releases the window holds.
 
 The transfer ends with :class:`TransferComplete` (state DONE). Every frame the peer should not
 have sent (malformed, of another version, unknown, out of order, replayed, oversize, a count
@@ -44,6 +46,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from xlink.errors import (
     BadRelease,
@@ -82,6 +85,7 @@ __all__ = [
     "RECIPROCAL_AHEAD",
     "RELEASE_MAGIC",
     "SENDER_BYTE",
+    "Answer",
     "DecisionMismatch",
     "DecisionsAgreed",
     "FrameType",
@@ -104,9 +108,21 @@ __all__ = [
 
 
 #: Under a reciprocal MOU (§10.5), the most releases of ours out beyond the peer's releases we
-#: receipted: what a peer that stops or cheats after its COUNT can have beyond what it gave
-#: (a copy of a release we already hold, sent again, is receipted and counts: §10.5).
+#: receipted and credited: what a peer that stops or cheats after its COUNT can have beyond
+#: what it gave (a copy of a release we hold counts the first time it comes again, §10.5).
 RECIPROCAL_AHEAD = 8
+
+
+class Answer(NamedTuple):
+    """Our answer to one release of the peer (:meth:`ReleaseTransfer.answer`): ``ok`` with
+    the receipt, or not with the refusal reason. ``credit`` (reciprocal, §10.5): whether a
+    receipt opens our window; false for a copy of a release we hold that was credited once
+    already (an honest peer sends a release again once after a lost receipt; one that sends
+    the same again and again is given nothing more of ours for it)."""
+
+    ok: bool
+    body: bytes
+    credit: bool = True
 
 
 class TransferState(Enum):
@@ -255,6 +271,9 @@ class ReleaseTransfer:
         self._state = TransferState.AGREEING
         self._agreed = False
         self._out: deque[bytes] = deque([transfer_frame(FrameType.DIGEST, self._digest)])
+        # Our answers to the peer's releases (RECEIPT, REFUSED, RECEIPTS_END): after every
+        # frame of ``_out``, or before our releases the reciprocal window holds (§10.5).
+        self._answers_out: deque[bytes] = deque()
         # The label evaluation.
         self._pairs: tuple[tuple[bytes, ...], ...] = ()
         self._spans: list[range] = []
@@ -272,7 +291,7 @@ class ReleaseTransfer:
         self._expected: int | None = None  # the peer's COUNT
         self._peer_releases = 0  # the peer's RELEASE frames received
         self._peer_done = False  # the peer's END is in
-        self._receipted = 0  # the peer's releases we answered with a receipt
+        self._credited = 0  # the peer's releases we answered with a receipt that credits
         self._answers: list[tuple[bool, bytes]] = []
         self._receipts_done = False  # the peer's RECEIPTS_END is in
         self._pending: int | None = None  # the peer's release awaiting our answer
@@ -297,22 +316,41 @@ class ReleaseTransfer:
         return self._agreed
 
     @property
+    def answers_queued(self) -> int:
+        """Our answers (and RECEIPTS_END) not given out by :meth:`next_frame` yet."""
+        return len(self._answers_out)
+
+    @property
     def awaiting_answer(self) -> int | None:
         """The index of the peer's release that :meth:`answer` must answer next, or None."""
         return self._pending
 
-    def next_frame(self) -> bytes | None:
+    def next_frame(self, answers: int | None = None) -> bytes | None:
         """The next frame to send, or None when nothing is due until a frame arrives or the
-        caller acts (always None once ABORTED)."""
-        if self._state is TransferState.ABORTED or not self._out:
+        caller acts (always None once ABORTED). Our answers to the peer's releases (RECEIPT,
+        REFUSED, then RECEIPTS_END) follow our other frames, or go first while the reciprocal
+        window holds our next release. ``answers``: how many more RECEIPT or REFUSED frames
+        may leave now (None: any; a driver that makes answers durable first says how many
+        are); our other frames never wait behind one that may not."""
+        if self._state is TransferState.ABORTED:
             return None
-        kind = self._out[0][len(RELEASE_MAGIC)]
-        if (
-            kind == FrameType.RELEASE
-            and self.reciprocal
-            and self._releases_sent >= self._receipted + RECIPROCAL_AHEAD
-        ):
-            return None  # §10.5: no further ahead of the peer's releases
+        if self._out:
+            kind = self._out[0][len(RELEASE_MAGIC)]
+            if not (
+                kind == FrameType.RELEASE
+                and self.reciprocal
+                and self._releases_sent >= self._credited + RECIPROCAL_AHEAD
+            ):
+                return self._ours_next(kind)
+            # §10.5: no further ahead of the peer's releases; our answers go on meanwhile
+        if not self._answers_out:
+            return None
+        kind = self._answers_out[0][len(RELEASE_MAGIC)]
+        if answers is not None and answers <= 0 and kind != FrameType.RECEIPTS_END:
+            return None
+        return self._answers_out.popleft()
+
+    def _ours_next(self, kind: int) -> bytes:
         frame = self._out.popleft()
         if kind == FrameType.RELEASE:
             self._releases_sent += 1
@@ -435,11 +473,12 @@ class ReleaseTransfer:
         self._out.append(transfer_frame(FrameType.END))
         self._state = TransferState.RELEASING
 
-    def answer(self, ok: bool, answer: bytes) -> None:
-        """Answer the peer's release of the last :class:`ReleaseReceived`: ``(True, receipt)``
-        queues RECEIPT, ``(False, reason)`` REFUSED; reciprocal (§10.5), a refusal aborts the
-        transfer instead, sending nothing more, and raises :class:`~xlink.errors.BadRelease`
-        with the reason. Raises
+    def answer(self, ok: bool, answer: bytes, credit: bool = True) -> None:
+        """Answer the peer's release of the last :class:`ReleaseReceived` (the fields of an
+        :class:`Answer`): ``(True, receipt)`` queues RECEIPT, ``(False, reason)`` REFUSED;
+        reciprocal (§10.5), a receipt opens our window by one unless ``credit`` is false, and a
+        refusal aborts the transfer instead, sending nothing more, and raises
+        :class:`~xlink.errors.BadRelease` with the reason. Raises
         :class:`~xlink.errors.LocalProtocolError` when no release awaits an answer,
         ``ValueError`` for a reason longer than :data:`MAX_REFUSAL_SIZE` bytes (nothing
         changed either way)."""
@@ -451,10 +490,11 @@ class ReleaseTransfer:
         if not ok and self.reciprocal:  # §10.5: every refusal ends the transfer, unanswered
             self._fail()
             raise BadRelease(body.decode("ascii", "replace"))
-        self._out.append(transfer_frame(FrameType.RECEIPT if ok else FrameType.REFUSED, body))
+        kind = FrameType.RECEIPT if ok else FrameType.REFUSED
+        self._answers_out.append(transfer_frame(kind, body))
         self._pending = None
-        if ok:  # §10.5: a refusal opens no window (a partner could earn ours with bad dates)
-            self._receipted += 1
+        if ok and credit:  # §10.5: a refusal opens no window (bad dates would earn ours)
+            self._credited += 1
 
     def peer_closed(self) -> None:
         """The peer closed the connection. Before DONE that ends the transfer: raises
@@ -478,6 +518,7 @@ class ReleaseTransfer:
     def _fail(self) -> None:
         self._state = TransferState.ABORTED
         self._out.clear()
+        self._answers_out.clear()
         self._pending = None
         self._answer_points = self._outputs_of = None
         self._outputs = []
@@ -583,7 +624,8 @@ class ReleaseTransfer:
             if self._peer_releases != self._expected:
                 raise TransferError("fewer releases than announced")
             self._peer_done = True
-            self._out.append(transfer_frame(FrameType.RECEIPTS_END, U32.pack(self._expected)))
+            end = transfer_frame(FrameType.RECEIPTS_END, U32.pack(self._expected))
+            self._answers_out.append(end)
             return self._releases_progress([])
         if kind is FrameType.REFUSED and self.reciprocal:
             raise TransferError("a refusal under a reciprocal transfer (§10.5 ends it instead)")

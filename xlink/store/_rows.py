@@ -83,12 +83,15 @@ class StoredRelease:
 @dataclass(frozen=True, slots=True)
 class Accepted:
     """A release :meth:`ReleaseStore.accept` took: the receipt to return, the release's id and
-    category, and whether it was stored (False: a re-run's copy of content already held)."""
+    category, whether it was stored (False: a re-run's copy of content already held), and
+    whether it earns the originator credit under a reciprocal MOU (xlink-release-v1 §10.5):
+    a release stored, or the first copy of one (False for a copy of one copied before)."""
 
     receipt: bytes
     release_id: bytes
     category: Category
     stored: bool
+    credited: bool = True
 
 
 class DecidedMatches:
@@ -149,13 +152,18 @@ CREATE TABLE IF NOT EXISTS releases (
     sealed BLOB NOT NULL,
     receipt BLOB NOT NULL,
     own_record_id TEXT,
-    content BLOB
+    content BLOB,
+    copy_credited INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE INDEX IF NOT EXISTS releases_expiry ON releases (expires_us);
 CREATE INDEX IF NOT EXISTS releases_content ON releases (originator, content);
 """
 # Columns added after the first stores were written: added in place to an older store.
-_ADDED_COLUMNS: Final = (("own_record_id", "TEXT"), ("content", "BLOB"))
+_ADDED_COLUMNS: Final = (
+    ("own_record_id", "TEXT"),
+    ("content", "BLOB"),
+    ("copy_credited", "INTEGER NOT NULL DEFAULT 0"),
+)
 _SELECT: Final = (
     "SELECT release_id, session_id, category, originator, received_us, expires_us, sealed,"
     " own_record_id FROM releases"

@@ -28,7 +28,7 @@ from xlink.release import (
     open_release,
     release_digest,
 )
-from xlink.release.record import content_digest
+from xlink.release.record import ReleaseRecord, content_digest
 from xlink.store._rows import (
     _ADDED_COLUMNS,
     _CREATED_AHEAD_US,
@@ -164,6 +164,7 @@ class ReleaseStore(StoredUse, SqliteStore):
         expected_matches: DecidedMatches | None = None,
         label_handles: Collection[bytes] | None = None,
         own_record_id: str | None = None,
+        credit_copies: bool = False,
     ) -> Accepted:
         """Verify one release and store it; return the signed receipt for the originator
         (DESIGN §2 step 7; xlink-release-v1 §7, §8).
@@ -190,8 +191,11 @@ class ReleaseStore(StoredUse, SqliteStore):
         ``own_record_id`` is our own record the release matched (local, shown to the analyst).
         A release with the same content (:func:`~xlink.release.record.content_digest`) from
         the same originator for the same own record as one already stored is a re-run's copy
-        (xlink-release-v1 §10.4): it is receipted (``RECEIPT_SENT``) but not stored again.
-        Without ``own_record_id`` nothing is treated as a copy.
+        (xlink-release-v1 §10.4): it is receipted (``RECEIPT_SENT``) but not stored again. It
+        is ``credited`` (§10.5) unless a copy of the stored release was credited before; with
+        ``credit_copies`` (a reciprocal transfer's) a credited copy is noted on the stored
+        release, so each is credited once. Without ``own_record_id`` nothing is treated as a
+        copy.
         """
         if self._signing_key is None:
             raise ValueError("receiving needs the signing key that signs receipts")
@@ -234,13 +238,25 @@ class ReleaseStore(StoredUse, SqliteStore):
         with self._transaction():
             if self._row(record.release_id) is not None:
                 raise ReleaseReplayed()
-            if own_record_id is not None and self._holds(record.originator, content, own_record_id):
+            held = None if own_record_id is None else self._held(record, content, own_record_id)
+            if held is not None:
                 base = {"session": record.session_id, "handle": record.release_id}
                 digest = release_digest(encode_release(record))
                 self._audit.append(AuditEvent.RECEIPT_SENT, {**base, "digest": digest}, now=now)
                 if expected_matches is not None:
                     expected_matches._received(record.match_handles)
-                return Accepted(receipt, record.release_id, record.category, stored=False)
+                held_id, credited_before = held
+                if credit_copies and not credited_before:
+                    self._conn.execute(
+                        "UPDATE releases SET copy_credited = 1 WHERE release_id = ?", (held_id,)
+                    )
+                return Accepted(
+                    receipt,
+                    record.release_id,
+                    record.category,
+                    stored=False,
+                    credited=not credited_before,
+                )
             self._conn.execute(
                 _INSERT,
                 (
@@ -265,13 +281,17 @@ class ReleaseStore(StoredUse, SqliteStore):
             expected_matches._received(record.match_handles)
         return Accepted(receipt, record.release_id, record.category, stored=True)
 
-    def _holds(self, originator: str, content: bytes, own_record_id: str) -> bool:
+    def _held(
+        self, record: ReleaseRecord, content: bytes, own_record_id: str
+    ) -> tuple[bytes, bool] | None:
+        """The release already stored with this content from this originator for this record
+        of ours, and whether a copy of it was credited before; None if there is none."""
         row = self._conn.execute(
-            "SELECT 1 FROM releases WHERE originator = ? AND content = ?"
-            " AND own_record_id = ? LIMIT 1",
-            (originator, content, own_record_id),
+            "SELECT release_id, copy_credited FROM releases WHERE originator = ? AND content = ?"
+            " AND own_record_id = ? ORDER BY copy_credited LIMIT 1",
+            (record.originator, content, own_record_id),
         ).fetchone()
-        return row is not None
+        return None if row is None else (bytes(row[0]), bool(row[1]))
 
     def receipt(self, release_id: bytes) -> bytes:
         """The receipt returned when ``release_id`` was stored (to send again after a lost

@@ -137,7 +137,9 @@ class Outbox:
     until every frame due is sent; ``close`` stops the task.
 
     ``gated``: the ``n``-th answer (RECEIPT, REFUSED) leaves once ``commit(k)``, ``k >= n``,
-    said the writes behind it are durable; frames behind a held answer wait with it."""
+    said the writes behind it are durable; the machine keeps it until then
+    (:meth:`~xlink.release.transfer.ReleaseTransfer.next_frame`), and frames of ours that
+    may leave do not wait behind it."""
 
     def __init__(self, gate: TransferGate, machine: ReleaseTransfer, *, gated: bool) -> None:
         self._gate = gate
@@ -149,19 +151,14 @@ class Outbox:
         self._task = asyncio.create_task(self._send_all())
 
     async def _send_all(self) -> None:
-        frame: bytes | None = None
-        number = 0  # the answer number of ``frame``, 0 for another frame
         while True:
-            if frame is None:
-                frame = self._machine.next_frame()
-                if frame is not None and frame[_TYPE_AT] in _ANSWERS:
+            frame = self._machine.next_frame(self._committed - self._answers)
+            if frame is not None:
+                if frame[_TYPE_AT] in _ANSWERS:
                     self._answers += 1
-                    number = self._answers
-            if frame is not None and number <= self._committed:
-                sending, frame, number = frame, None, 0
-                await self._gate.send(sending)
-            elif frame is None and self._finishing:
-                return
+                await self._gate.send(frame)
+            elif self._finishing and not self._machine.answers_queued:
+                return  # (an answer still queued waits for its commit, then leaves)
             else:
                 self._wake.clear()
                 await self._wake.wait()

@@ -43,6 +43,7 @@ from xlink.release.transfer import (
     DST_DECIDED_PAIRS,
     LABEL_CHUNK,
     RELEASE_MAGIC,
+    Answer,
     DecisionMismatch,
     ReleaseAnswered,
     ReleaseReceived,
@@ -79,7 +80,7 @@ __all__ = [
     "transfer_time_limit",
 ]
 
-StoreOne = Callable[[bytes], tuple[bool, bytes]]
+StoreOne = Callable[[bytes], Answer]
 OnAnswer = Callable[[int, bool, bytes], object]
 
 MAX_UNCOMMITTED: Final = 1024
@@ -342,7 +343,8 @@ async def transfer_releases(
 ) -> TransferResult:
     """Release transfer v3 after :func:`agree_decided_pairs` (and :func:`exchange_labels`):
     send COUNT, our releases, END; answer each of the peer's releases with ``store_one(data)``
-    — ``(True, receipt)`` or ``(False, reason)`` — as RECEIPT or REFUSED, then RECEIPTS_END;
+    — an :class:`~xlink.release.transfer.Answer`, ``(True, receipt)`` or ``(False, reason)``,
+    and whether a receipt credits the peer (§10.5) — as RECEIPT or REFUSED, then RECEIPTS_END;
     read the same from the peer. ``encode`` turns each of our releases into the RELEASE
     frame's body (the runner labels them, :mod:`xlink.release.label`; default: the sealed
     bytes as they are). ``on_answer(index, ok, answer)`` gets each of the peer's answers to
