@@ -173,6 +173,39 @@ def test_an_enrolled_approver_approves_and_denies_and_each_is_audited(
     assert "no queued release with id 9" in capsys.readouterr().err
 
 
+def test_waiting_lists_what_may_be_sent_and_is_not_delivered(
+    queue: Queue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``releases waiting``: an approved release until the partner's receipt for it is in
+    (held back for a reciprocal partner, or its receipt lost), and nothing else."""
+
+    def waiting() -> list[tuple[int, str]]:
+        argv = ["releases", "waiting", *queue.base(), "--now", DECIDED, "--json"]
+        assert _run(*argv) == ExitCode.OK
+        return [(item["id"], item["state"]) for item in json.loads(capsys.readouterr().out)]
+
+    assert waiting() == []  # both pending: an officer's to decide, not waiting to be sent
+    assert _run("releases", "waiting", *queue.base(), "--now", DECIDED) == ExitCode.OK
+    assert capsys.readouterr().out == "no release waiting to be delivered\n"
+    assert queue.decide("approve", 1, queue.approver) == ExitCode.OK
+    assert queue.decide("approve", 2, queue.approver) == ExitCode.OK
+    capsys.readouterr()
+    keys = AgencyKeys.load(queue.keys, PASSPHRASE.encode())
+    later = datetime.fromisoformat(DECIDED)
+    with (
+        AuditLog.open(queue.workdir / "audit.db", signing_key=keys.audit_key) as audit,
+        ApprovalQueue.open(queue.workdir / "queue.db", audit=audit) as q,
+    ):
+        q.take(1, now=later)
+        q.take(2, now=later)
+        q.mark_sent(2, bytes(16), now=later, session_id=bytes(16), receipt=b"its receipt")
+    assert waiting() == [(1, "TAKEN")]
+    assert _run("releases", "waiting", *queue.base(), "--now", DECIDED) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert out.startswith("1 release(s) not delivered yet:") and "CAWL-1" in out
+    assert "sent or held back, not receipted" in out and "CAWL-2" not in out
+
+
 def test_an_unenrolled_approver_is_refused_and_the_refusal_audited(
     queue: Queue, capsys: pytest.CaptureFixture[str]
 ) -> None:

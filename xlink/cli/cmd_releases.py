@@ -1,10 +1,11 @@
-"""``xlink releases pending|approve|deny``: the two-step release queue (docs/release.md)."""
+"""``xlink releases pending|waiting|approve|deny``: the outbound ledger and its two-step release
+queue (docs/release.md)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -14,7 +15,7 @@ from xlink.cli.exitcodes import ExitCode
 from xlink.errors import InputError
 from xlink.identifiers import REASON_CODE_RULE
 from xlink.officers import OfficerAction
-from xlink.release import ApprovalQueue, QueueError, QueueItem
+from xlink.release import ApprovalQueue, QueueError, QueueItem, QueueState
 
 __all__ = ["register", "run"]
 
@@ -24,7 +25,7 @@ QUEUE_FILE: Final = "queue.db"
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "releases",
-        help="list, approve or deny releases waiting for approval",
+        help="list, approve or deny releases waiting for approval; list those not delivered",
         description="Work with the approval queue of a two-step (Prüm-style) release: when the "
         "MOU requires approval, each release waits here until an officer approves or denies "
         "it, and nothing is sent before. The follow-up deadline is the MOU's follow_up_hours "
@@ -40,6 +41,15 @@ def register(sub: Any) -> None:
         description="List releases awaiting approval, earliest deadline first. Each shows "
         "its queue id, category, the local record id, the follow-up deadline and OVERDUE "
         "when it has passed; each overdue item is audited once (RELEASE_OVERDUE).",
+    )
+    waiting = actions.add_parser(
+        "waiting",
+        help="list releases that may be sent but are not delivered yet",
+        description="List, in queue order, the releases that are approved (or need no "
+        "approval) and not delivered yet: APPROVED, never sent; TAKEN, built for an exchange "
+        "and not receipted by the partner (held back because a reciprocal MOU's partner "
+        "offered fewer, or sent and its receipt lost). The next exchange with the partner "
+        "offers each again. Nothing is audited: the list changes nothing.",
     )
     approve = actions.add_parser(
         "approve",
@@ -64,7 +74,7 @@ def register(sub: Any) -> None:
         metavar="CODE",
         help="why, as a code such as insufficient-grounds ([a-z][a-z0-9_.-]*)",
     )
-    for action in (pending, approve, deny):
+    for action in (pending, waiting, approve, deny):
         add_custody_options(action)
         add_now_option(action)
         action.add_argument("--json", action="store_true", help="print JSON")
@@ -102,10 +112,29 @@ def _as_json(item: QueueItem) -> dict[str, object]:
 
 def _line(item: QueueItem) -> str:
     late = "  OVERDUE" if item.overdue else ""
-    return (
-        f"{item.item_id:>5}  {item.category:<13} {item.record_id:<20} -> {item.recipient:<10}"
-        f" deadline {item.deadline.isoformat(timespec='minutes')}{late}"
-    )
+    return f"{_head(item)} deadline {item.deadline.isoformat(timespec='minutes')}{late}"
+
+
+def _head(item: QueueItem) -> str:
+    return f"{item.item_id:>5}  {item.category:<13} {item.record_id:<20} -> {item.recipient:<10}"
+
+
+#: How ``releases waiting`` names each state it lists.
+_UNDELIVERED: Final = {
+    QueueState.APPROVED: "approved, not sent yet",
+    QueueState.TAKEN: "sent or held back, not receipted",
+}
+
+
+def _list(items: Sequence[QueueItem], as_json: bool, none: str, some: str, line: Any) -> None:
+    if as_json:
+        emit_json([_as_json(i) for i in items])
+    elif not items:
+        print(none)
+    else:
+        print(f"{len(items)} {some}:")
+        for item in items:
+            print(line(item))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,15 +145,18 @@ def run(args: argparse.Namespace) -> int:
         try:
             if args.releases_command == "pending":
                 queue.audit_overdue(now)
-                items = queue.pending(now)
-                if args.json:
-                    emit_json([_as_json(i) for i in items])
-                elif not items:
-                    print("no releases awaiting approval")
-                else:
-                    print(f"{len(items)} release(s) awaiting approval:")
-                    for item in items:
-                        print(_line(item))
+                none, some = "no releases awaiting approval", "release(s) awaiting approval"
+                _list(queue.pending(now), args.json, none, some, _line)
+                return ExitCode.OK
+            if args.releases_command == "waiting":
+                none, some = "no release waiting to be delivered", "release(s) not delivered yet"
+                _list(
+                    queue.undelivered(now),
+                    args.json,
+                    none,
+                    some,
+                    lambda item: f"{_head(item)} {_UNDELIVERED[item.state]}",
+                )
                 return ExitCode.OK
             target = queue.item(args.id, now=now).release_id
             officer = load_officer(args)

@@ -346,6 +346,17 @@ class ApprovalQueue(SqliteStore):
         ).fetchall()
         return tuple(self._item(row, now_us) for row in rows)
 
+    def undelivered(self, now: datetime) -> tuple[QueueItem, ...]:
+        """Items that may be sent but are not delivered yet, in queue order: ``APPROVED``
+        (never handed out) and ``TAKEN`` (handed out to an exchange, never receipted: held
+        back for a reciprocal partner, or sent and its receipt lost)."""
+        now_us = _micros(now)
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM release_queue"  # noqa: S608
+            " WHERE state IN ('APPROVED', 'TAKEN') ORDER BY item_id"
+        ).fetchall()
+        return tuple(self._item(row, now_us) for row in rows)
+
     def items(self, now: datetime) -> tuple[QueueItem, ...]:
         """Every item, in queue order."""
         now_us = _micros(now)
