@@ -87,12 +87,26 @@ def test_missing_columns_name_the_mapping_that_would_read_the_files_own(
         load_csv(write(tmp_path, header + "1,Ann,Q,Lee,Lee,1980-01-02,F,x,Ann\n"))
     assert str(info.value).endswith(
         "missing required columns: record_id, category; "
-        """a file without a category column needs the mapping's "category"; """
+        """a file without a category column needs the mapping's "category" """
+        "(watchlist, sex_offender, traveller, other); "
         "its mapping's columns could read them, e.g. "
         '{"columns": {"ID": "record_id", "middle_initial": "middle_name", '
-        '"Surname": "family_name", "DOB": "birth_date", "gender": "sex"}} '
+        '"Surname": "family_name", "DOB": "birth_date", "gender": "sex"}, "category": "other"} '
         "(docs/loading.md#mapping-file)"
     )
+
+
+def test_the_mapping_a_load_suggests_loads_the_file(tmp_path: Path) -> None:
+    """Written out as the error says, the suggested mapping reads the file: a user who copies
+    it is not sent back for the category."""
+    path = write(tmp_path, "PERSON_ID,GIVEN_NAMES,SURNAME,BIRTH_DATE\nC1,Ann,Lee,1980-01-02\n")
+    with pytest.raises(LoadError) as info:
+        load_csv(path)
+    suggested = str(info.value).split("e.g. ", 1)[1].rsplit(" (docs/", 1)[0]
+    mapping = tmp_path / "in.mapping.json"
+    mapping.write_text(suggested)
+    (record,) = load_csv(path, mapping=mapping).records
+    assert (record.record_id, record.category.value) == ("C1", "other")
 
 
 def test_a_list_loaded_without_its_mapping_is_told_the_mapping_it_lacks(tmp_path: Path) -> None:
@@ -127,7 +141,9 @@ def test_no_hint_when_no_column_name_is_a_common_one(tmp_path: Path) -> None:
     assert "could read them" not in str(info.value)
     with pytest.raises(LoadError) as info:  # a quote in a column's name, quoted as JSON
         load_csv(write(tmp_path, 'id,"na""me",x\n1,Lee,\n'))
-    assert '{"columns": {"id": "record_id", "na\\"me": "full_name"}}' in str(info.value)
+    assert '{"columns": {"id": "record_id", "na\\"me": "full_name"}, "category": "other"}' in (
+        str(info.value)
+    )
 
 
 def test_columns_a_file_names_its_own_way_are_said_to_be_unread(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from xlink.errors import FieldError, LoadError
 from xlink.records._mapping import DELIMITERS, ColumnMapping
 from xlink.records._rejects import parse_json_object
 from xlink.records.header_hints import likely_fields, mapping_hint
+from xlink.records.model import Category
 from xlink.records.validation import DOCUMENT_FIELDS, NAME_FIELDS
 
 __all__ = [
@@ -387,9 +388,14 @@ def check_header(
         problems.append("missing required columns: " + ", ".join(missing))
         found = likely_fields(targets, constant_category=mapping.category is not None)
         found = [(column, field) for column, field in found if not _CONTROL.search(column)]
+        constant = None
         if "category" in missing and all(field != "category" for _, field in found):
-            problems.append('a file without a category column needs the mapping\'s "category"')
-        if (hint := mapping_hint(found)) is not None:
+            kinds = ", ".join(c.value for c in Category)
+            problems.append(
+                f'a file without a category column needs the mapping\'s "category" ({kinds})'
+            )
+            constant = Category.OTHER.value  # the example's: the user picks the list's kind
+        if (hint := mapping_hint(found, category=constant)) is not None:
             problems.append(hint)
         if sum(1 for name in header if _LIKE_A_VALUE.fullmatch(name)) >= 2:
             problems.append(

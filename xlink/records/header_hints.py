@@ -94,20 +94,23 @@ def likely_fields(targets: Mapping[str, str], *, constant_category: bool) -> lis
     return found
 
 
-def mapping_entries(found: Iterable[tuple[str, str]]) -> str:
+def mapping_entries(found: Iterable[tuple[str, str]], *, category: str | None = None) -> str:
     """``{"columns": {...}}``, the mapping entries that would read each column as its field
-    (names quoted as JSON, so that nothing in one can end a line or drive a terminal)."""
+    (names quoted as JSON, so that nothing in one can end a line or drive a terminal), and
+    ``"category"`` when one is given (a file that has no category column needs it)."""
     entries = ", ".join(f"{json.dumps(column)}: {json.dumps(field)}" for column, field in found)
-    return '{"columns": {' + entries + "}}"
+    constant = "" if category is None else f', "category": {json.dumps(category)}'
+    return '{"columns": {' + entries + "}" + constant + "}"
 
 
-def mapping_hint(found: Iterable[tuple[str, str]]) -> str | None:
-    """The hint for a file that loads nothing (:func:`likely_fields`); None when there is
-    none."""
+def mapping_hint(found: Iterable[tuple[str, str]], *, category: str | None = None) -> str | None:
+    """The hint for a file that loads nothing (:func:`likely_fields`), with the mapping's
+    constant ``category`` when it needs one; None when no column is named."""
     found = list(found)
     if not found:
         return None
-    return f"its mapping's columns could read them, e.g. {mapping_entries(found)} ({MAPPING_DOCS})"
+    entries = mapping_entries(found, category=category)
+    return f"its mapping's columns could read them, e.g. {entries} ({MAPPING_DOCS})"
 
 
 def unread_text(found: Iterable[tuple[str, str]]) -> str:
