@@ -17,6 +17,7 @@ from xlink.evaluation.datasets import (
     febrl_records,
     files,
     hash_split,
+    read_truth_file,
     read_two_columns,
 )
 from xlink.evaluation.judge import LOSSES
@@ -131,6 +132,45 @@ def test_a_pairs_file_decides_again_as_the_psi_run_did(
     )
     assert code == ExitCode.OK and schema_run["weights"] == "schema"
     assert schema_run["threshold"] != figures["threshold"]
+
+
+def test_the_text_output_says_what_its_figures_are_on(
+    estimated_run: tuple[dict[str, object], Path],
+    small: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Precision, recall and F1 are the held-out split's, the losses every true link's: the
+    text says which, with the weights and the link rule (a new user could not tell)."""
+    figures, pairs = estimated_run
+    argv = ["eval", "--from-pairs", str(pairs), "--truth", str(small / "truth.csv")]
+    split = ["--split", str(small / "split.csv"), "--weights", "estimated", "--quiet"]
+    assert main([*argv, *split]) == ExitCode.OK
+    lines = capsys.readouterr().out.splitlines()
+    held_out = figures["true_links"]
+    assert lines[0].split(": ", 1) == [
+        "       reported on",
+        f"the held-out split ({held_out} true links), weights estimated,"
+        f" link rule {figures['links']}",
+    ]
+    (losses,) = [line for line in lines if line.lstrip().startswith("true links, all:")]
+    counted = [int(part.rsplit(" ", 1)[1]) for part in losses.split(": ", 1)[1].split(", ")]
+    assert sum(counted) - counted[-1] == len(read_truth_file(small / "truth.csv"))  # all
+
+
+def test_true_links_to_records_never_loaded_are_said(
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truth file naming an id the files do not hold was counted as a rejected row although
+    no row was rejected, and nothing said so (found in a new user's trial)."""
+    data = tmp_path / "data"
+    shutil.copytree(small, data)
+    with (data / "truth.csv").open("a", encoding="utf-8") as truth:
+        truth.write("NOT-A-LEFT-ID,NOT-A-RIGHT-ID\n")
+    argv = ["eval", "--data", str(data), "--weights", "schema", "--in-process", "--json"]
+    assert main(argv) == ExitCode.OK
+    captured = capsys.readouterr()
+    assert "1 true links name a record that was not loaded" in captured.err
+    assert json.loads(captured.out)["losses"]["rejected"] == 1
 
 
 def test_a_directory_without_truth_or_with_three_files_is_refused(

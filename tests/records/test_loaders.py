@@ -109,6 +109,15 @@ def test_the_mapping_a_load_suggests_loads_the_file(tmp_path: Path) -> None:
     assert (record.record_id, record.category.value) == ("C1", "other")
 
 
+def test_a_registry_s_event_id_is_suggested_as_its_record_id(tmp_path: Path) -> None:
+    """A registry of events names its rows' ids by the event (found in a new user's trial:
+    the hint left ``record_id`` for the user to guess)."""
+    path = write(tmp_path, "EVENT_ID,FNAME,LNAME,DOB,CATEGORY\nE1,Ann,Lee,1980-01-02,other\n")
+    with pytest.raises(LoadError) as info:
+        load_csv(path)
+    assert '"EVENT_ID": "record_id"' in str(info.value)
+
+
 def test_a_list_loaded_without_its_mapping_is_told_the_mapping_it_lacks(tmp_path: Path) -> None:
     """The bundled Canadian watchlist without its mapping: every column it has for a field is
     named (its own ``Category`` and ``Sex`` too, in any case), so it is not told it has no

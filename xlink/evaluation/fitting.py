@@ -299,7 +299,11 @@ def choose_thresholds(
     left, right, score, true, dev = left[rows], right[rows], score[rows], true[rows], dev[rows]
     true_scores = np.sort(score[true & dev])
     if len(true_scores) == 0:
-        raise EvaluationError("cannot choose thresholds: no true development pair")
+        raise EvaluationError(
+            "cannot choose thresholds: no true development pair has enough evidence to be"
+            " decided (are the files' names and dates read? see the load lines above and the"
+            " field-errors files; --weights estimated or schema fit nothing)"
+        )
     certains: list[float | None] = [None]
     for q in _CERTAIN_QUANTILES:
         value = float(true_scores[min(int(q * len(true_scores)), len(true_scores) - 1)])

@@ -322,6 +322,12 @@ def evaluate(
         (left.loaded, f"a record loaded from {dataset.left.label}"),
         (right.loaded, f"a record loaded from {dataset.right.label}"),
     )
+    unloaded = sum(1 for a, b in dataset.truth if a not in left.loaded or b not in right.loaded)
+    if unloaded and progress:
+        progress(
+            f"{unloaded} true links name a record that was not loaded (a rejected row, or an id"
+            " the files do not hold): counted as rejected"
+        )
     decide_start = clock()
     figures, schema, _ = judge(
         result,

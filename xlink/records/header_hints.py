@@ -48,7 +48,7 @@ def _named(field: str, *names: str) -> dict[str, str]:
 _COMMON: Final[Mapping[str, str]] = {
     **{_fold(field): field for field in CANONICAL_FIELDS},
     **_named("record_id", "id", "recordid", "recid", "uid", "personid", "subjectid", "paxid"),
-    **_named("record_id", "caseid", "rowid"),
+    **_named("record_id", "caseid", "rowid", "eventid", "entryid", "censusid", "registryid"),
     **_named("given_name", "firstname", "firstnames", "givennames", "forename", "forenames"),
     **_named("given_name", "fname"),
     **_named("middle_name", "middlenames", "middleinitial", "middleinitials", "mname"),
