@@ -292,6 +292,22 @@ def test_a_truth_file_that_writes_the_ids_otherwise_is_named(
     assert main([*again, "--weights", "schema"]) == ExitCode.OK
 
 
+def test_a_truth_file_with_its_columns_swapped_is_told_so(
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("ca.csv", "ca.mapping.json", "us.csv", "us.mapping.json"):
+        shutil.copy(small / name, data / name)
+    rows = list(csv.reader((small / "truth.csv").open(encoding="utf-8", newline="")))
+    with (data / "truth.csv").open("w", encoding="utf-8", newline="") as out:
+        csv.writer(out).writerows([b, a] for a, b in rows)
+    argv = ["eval", "--data", str(data), "--left", "ca.csv", "--in-process", "--quiet"]
+    assert main([*argv, "--weights", "schema"]) == ExitCode.INPUT
+    err = capsys.readouterr().err
+    assert "left ids of the true links" in err and "the other way round" in err
+
+
 def test_truth_ids_a_spreadsheet_guarded_are_read_as_the_data_ids_are(tmp_path: Path) -> None:
     """The loaders read ``="CA1"`` as ``CA1``; a truth file written by the same spreadsheet
     must be read the same way, or no true link matches its records."""

@@ -278,15 +278,22 @@ def check_truth_ids(
     lost, or a fit would find no true pair. ``or_else`` adds another explanation to the
     question the message ends with."""
     pairs = list(truth)
-    for which, ids, (known, what) in (
-        ("left", {a for a, _ in pairs}, left),
-        ("right", {b for _, b in pairs}, right),
+    lefts, rights = {a for a, _ in pairs}, {b for _, b in pairs}
+    for which, ids, (known, what), other in (
+        ("left", lefts, left, right[0]),
+        ("right", rights, right, left[0]),
     ):
         if ids and known and ids.isdisjoint(known):
+            swapped = not ids.isdisjoint(other)
             raise EvaluationError(
                 f"none of the {len(ids)} {which} ids of the true links is {what} "
-                f"({len(known)} there): does the truth file write the ids as the data "
-                f"does{or_else}?"
+                f"({len(known)} there)"
+                + (
+                    ", but some are ids of the other side's records: are the truth file's"
+                    " two columns the other way round (left id first)?"
+                    if swapped
+                    else f": does the truth file write the ids as the data does{or_else}?"
+                )
             )
 
 
