@@ -221,6 +221,11 @@ def test_an_unenrolled_approver_is_refused_and_the_refusal_audited(
     assert queue.pending(capsys) == [1, 2]  # still waiting for a real approver
     kinds = [e.kind for e in queue.entries()]
     assert AuditEvent.RELEASE_APPROVED not in kinds and AuditEvent.RELEASE_DENIED not in kinds
+    # in text, the refusal says what to do about it (it read as a bare "denied by policy")
+    assert queue.decide("approve", 1, queue.stranger) == ExitCode.POLICY
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "xlink: denied by policy: officer-not-enrolled"
+    assert err[1].startswith("  this officer's key is not enrolled") and "officer enrol" in err[1]
 
 
 def test_a_reader_is_not_an_approver(queue: Queue, capsys: pytest.CaptureFixture[str]) -> None:

@@ -73,6 +73,11 @@ def error_lines(exc: BaseException) -> list[str]:
         return [terminal_text(f"{exc.strerror or exc}{where}")]
     if isinstance(exc, ProtocolError):  # a peer's detail is escaped already: not twice
         return [escape_unprintable(str(exc), keep=_JOINERS)]
+    if isinstance(exc, PolicyDenied):  # what an officer's refusal asks of the user
+        from xlink.officers import REFUSAL_HINTS
+
+        hints = dict.fromkeys(REFUSAL_HINTS[r] for r in exc.reasons if r in REFUSAL_HINTS)
+        return [terminal_text(str(exc)), *(f"  {hint}" for hint in hints)]
     return [terminal_text(str(exc))]
 
 

@@ -71,6 +71,22 @@ DENY_OFFICER_REPLAYED: Final = "officer-act-replayed"
 #: An act dated before the audit log's latest entry (see :data:`CLOCK_TOLERANCE`).
 DENY_TIME_BEFORE_LOG: Final = "time-before-log"
 
+#: What each refusal of an officer's act asks of the user, said after the reason.
+REFUSAL_HINTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        DENY_OFFICER_UNKNOWN: "this officer's key is not enrolled in the workdir: the agency "
+        "enrols it with `xlink officer enrol --officer DIR/officer.json --role ...`",
+        DENY_OFFICER_REVOKED: "this officer's key was revoked in the workdir, for good: "
+        "enrol a new key (`xlink officer keygen`, then `xlink officer enrol`)",
+        DENY_OFFICER_EXPIRED: "this officer's enrolment has run out: the agency enrols the key "
+        "again (`xlink officer enrol`)",
+        DENY_OFFICER_ROLE: "this officer is not enrolled for this: an approver approves and "
+        "denies, a reader reads, exports and shares onward (`xlink officer list`)",
+        DENY_TIME_BEFORE_LOG: "the act is dated before the audit log's latest entry: check "
+        "this machine's clock (or --now)",
+    }
+)
+
 
 class OfficerRole(Enum):
     """What an enrolment allows: ``reader`` reads, exports and shares onward; ``approver``
