@@ -11,8 +11,10 @@ import pytest
 
 from xlink.cli.exitcodes import ExitCode
 from xlink.cli.main import main
+from xlink.errors import EvaluationError
 from xlink.evaluation.datasets import (
     Split,
+    check_truth_ids,
     febrl,
     febrl_records,
     files,
@@ -152,7 +154,7 @@ def test_the_text_output_says_what_its_figures_are_on(
         f"the held-out split ({held_out} true links), weights estimated,"
         f" link rule {figures['links']}",
     ]
-    (losses,) = [line for line in lines if line.lstrip().startswith("true links, all:")]
+    (losses,) = [line for line in lines if line.lstrip().startswith("losses, all splits:")]
     counted = [int(part.rsplit(" ", 1)[1]) for part in losses.split(": ", 1)[1].split(", ")]
     assert sum(counted) - counted[-1] == len(read_truth_file(small / "truth.csv"))  # all
 
@@ -169,7 +171,7 @@ def test_true_links_to_records_never_loaded_are_said(
     argv = ["eval", "--data", str(data), "--weights", "schema", "--in-process", "--json"]
     assert main(argv) == ExitCode.OK
     captured = capsys.readouterr()
-    assert "1 true links name a record that was not loaded" in captured.err
+    assert "1 true link names a record that was not loaded" in captured.err
     assert json.loads(captured.out)["losses"]["rejected"] == 1
 
 
@@ -306,6 +308,26 @@ def test_a_truth_file_with_its_columns_swapped_is_told_so(
     assert main([*argv, "--weights", "schema"]) == ExitCode.INPUT
     err = capsys.readouterr().err
     assert "left ids of the true links" in err and "the other way round" in err
+
+
+@pytest.mark.parametrize("padded", ["left", "right"])
+def test_ids_alike_on_both_sides_are_not_taken_for_swapped_columns(padded: str) -> None:
+    """Row numbers on both sides, one side's padded otherwise in the truth file: the ids are
+    written otherwise, not swapped (found in review: it said swapped)."""
+    ids = [str(n) for n in range(1, 101)]
+    padded_ids = [f"{n:04d}" for n in range(1, 101)]
+    truth = [(a, b) for a, b in zip(padded_ids if padded == "left" else ids, ids, strict=True)]
+    if padded == "right":
+        truth = [(a, b) for a, b in zip(ids, padded_ids, strict=True)]
+    with pytest.raises(EvaluationError) as info:
+        check_truth_ids(truth, (ids, "a left record"), (ids, "a right record"))
+    assert "other way round" not in str(info.value)
+    assert "write the ids as the data does" in str(info.value)
+    swapped = [(b, a) for a, b in zip([f"L{n}" for n in ids], [f"R{n}" for n in ids], strict=True)]
+    with pytest.raises(EvaluationError, match="other way round"):
+        check_truth_ids(
+            swapped, ([f"L{n}" for n in ids], "a left record"), ([f"R{n}" for n in ids], "x")
+        )
 
 
 def test_truth_ids_a_spreadsheet_guarded_are_read_as_the_data_ids_are(tmp_path: Path) -> None:

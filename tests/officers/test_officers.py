@@ -4,6 +4,7 @@ before anything is opened or decided."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -200,3 +201,28 @@ def test_random_bytes_into_the_officer_files_raise_only_xlink_errors(data: bytes
         (Path(tmp) / "officer.json").write_bytes(data)
         with pytest.raises(XlinkError):
             load_officer_public(Path(tmp) / "officer.json")
+
+
+def test_each_refusal_hint_asks_for_something_the_cli_does(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A hint that names a command names one that exists, and an expired enrolment is not
+    enrolled again (a key is enrolled once; found in review: the hint said to)."""
+    import argparse
+
+    from xlink.cli import cmd_officer
+    from xlink.officers import DENY_OFFICER_EXPIRED, REFUSAL_HINTS
+
+    parser = argparse.ArgumentParser(prog="xlink")
+    cmd_officer.register(parser.add_subparsers(dest="command"))
+    named = 0
+    for hint in REFUSAL_HINTS.values():
+        for action in re.findall(r"`xlink officer (\w+)", hint):
+            with pytest.raises(SystemExit) as done:
+                parser.parse_args(["officer", action, "--help"])
+            assert done.value.code == 0, action  # 2: no such action
+            named += 1
+    assert named >= 4
+    capsys.readouterr()
+    expired = REFUSAL_HINTS[DENY_OFFICER_EXPIRED]
+    assert "enrol a new key" in expired and "`xlink officer keygen`" in expired

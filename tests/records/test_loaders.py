@@ -88,7 +88,8 @@ def test_missing_columns_name_the_mapping_that_would_read_the_files_own(
     assert str(info.value).endswith(
         "missing required columns: record_id, category; "
         """a file without a category column needs the mapping's "category" """
-        "(watchlist, sex_offender, traveller, other); "
+        "(watchlist, sex_offender, traveller, other: the MOU releases each kind under its own "
+        'fields and caveats, so give the list\'s own; "other" in the example is a placeholder); '
         "its mapping's columns could read them, e.g. "
         '{"columns": {"ID": "record_id", "middle_initial": "middle_name", '
         '"Surname": "family_name", "DOB": "birth_date", "gender": "sex"}, "category": "other"} '

@@ -190,6 +190,9 @@ def test_waiting_lists_what_may_be_sent_and_is_not_delivered(
     assert queue.decide("approve", 1, queue.approver) == ExitCode.OK
     assert queue.decide("approve", 2, queue.approver) == ExitCode.OK
     capsys.readouterr()
+    assert waiting() == [(1, "APPROVED"), (2, "APPROVED")]
+    assert _run("releases", "waiting", *queue.base(), "--now", DECIDED) == ExitCode.OK
+    assert capsys.readouterr().out.count("approved, not sent yet") == 2
     keys = AgencyKeys.load(queue.keys, PASSPHRASE.encode())
     later = datetime.fromisoformat(DECIDED)
     with (

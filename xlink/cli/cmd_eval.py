@@ -210,7 +210,7 @@ def _redecide(args: argparse.Namespace, schema: LinkageSchema) -> dict[str, Any]
 
 def _reported_on(figures: dict[str, Any]) -> str:
     """What the figures below it are: the split, its true links, the weights, the link rule."""
-    split = {"heldout": "the held-out split", "all": "every pair"}.get(
+    split = {"heldout": "the held-out split"}.get(
         str(figures.get("reported_on", "heldout")), str(figures.get("reported_on"))
     )
     said = [f"{split} ({figures['true_links']} true links)"] if "true_links" in figures else [split]
@@ -284,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
         for key in _REDECIDE_SUMMARY if args.from_pairs else _SUMMARY:
             print(f"{key:>18}: {figures[key]}")
         losses = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in figures["losses"].items())
-        print(f"{'true links, all':>18}: {losses}")
+        print(f"{'losses, all splits':>18}: {losses}")
         for side, load in figures.get("loads", {}).items():
             if load is not None and not load["quiet"]:  # said again after the progress lines
                 print(f"{side:>18}: {load['summary']}")

@@ -48,8 +48,9 @@ def register(sub: Any) -> None:
         description="List, in queue order, the releases that are approved (or need no "
         "approval) and not delivered yet: APPROVED, never sent; TAKEN, built for an exchange "
         "and not receipted by the partner (held back because a reciprocal MOU's partner "
-        "offered fewer, or sent and its receipt lost). The next exchange with the partner "
-        "offers each again. Nothing is audited: the list changes nothing.",
+        "offered fewer, or sent and its receipt lost). A later exchange that decides the same "
+        "record again, unchanged, sends it; one whose record changed or is no longer matched "
+        "stays listed. Nothing is audited: the list changes nothing.",
     )
     approve = actions.add_parser(
         "approve",

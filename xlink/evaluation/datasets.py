@@ -278,13 +278,14 @@ def check_truth_ids(
     lost, or a fit would find no true pair. ``or_else`` adds another explanation to the
     question the message ends with."""
     pairs = list(truth)
-    lefts, rights = {a for a, _ in pairs}, {b for _, b in pairs}
-    for which, ids, (known, what), other in (
-        ("left", lefts, left, right[0]),
-        ("right", rights, right, left[0]),
+    # the two columns the other way round: a link whose right id is a left record and whose
+    # left id a right record (ids alike on both sides, row numbers, do not make it one)
+    swapped = any(b in left[0] and a in right[0] for a, b in pairs)
+    for which, ids, (known, what) in (
+        ("left", {a for a, _ in pairs}, left),
+        ("right", {b for _, b in pairs}, right),
     ):
         if ids and known and ids.isdisjoint(known):
-            swapped = not ids.isdisjoint(other)
             raise EvaluationError(
                 f"none of the {len(ids)} {which} ids of the true links is {what} "
                 f"({len(known)} there)"

@@ -301,8 +301,9 @@ def choose_thresholds(
     if len(true_scores) == 0:
         raise EvaluationError(
             "cannot choose thresholds: no true development pair has enough evidence to be"
-            " decided (are the files' names and dates read? see the load lines above and the"
-            " field-errors files; --weights estimated or schema fit nothing)"
+            " decided (are the files' names and dates read, as their load lines and"
+            " field-errors files say? does the split's development half hold true links?"
+            " --weights estimated or schema fit nothing)"
         )
     certains: list[float | None] = [None]
     for q in _CERTAIN_QUANTILES:

@@ -324,9 +324,10 @@ def evaluate(
     )
     unloaded = sum(1 for a, b in dataset.truth if a not in left.loaded or b not in right.loaded)
     if unloaded and progress:
+        naming = "true link names" if unloaded == 1 else "true links name"
         progress(
-            f"{unloaded} true links name a record that was not loaded (a rejected row, or an id"
-            " the files do not hold): counted as rejected"
+            f"{unloaded} {naming} a record that was not loaded (a rejected row, or an id the"
+            " files do not hold): counted as rejected"
         )
     decide_start = clock()
     figures, schema, _ = judge(

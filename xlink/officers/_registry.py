@@ -78,8 +78,9 @@ REFUSAL_HINTS: Final[Mapping[str, str]] = MappingProxyType(
         "enrols it with `xlink officer enrol --officer DIR/officer.json --role ...`",
         DENY_OFFICER_REVOKED: "this officer's key was revoked in the workdir, for good: "
         "enrol a new key (`xlink officer keygen`, then `xlink officer enrol`)",
-        DENY_OFFICER_EXPIRED: "this officer's enrolment has run out: the agency enrols the key "
-        "again (`xlink officer enrol`)",
+        DENY_OFFICER_EXPIRED: "this officer's enrolment is not in force at the act's time (run "
+        "out, or not begun yet): a key is enrolled once, so after it runs out enrol a new key "
+        "(`xlink officer keygen`, then `xlink officer enrol`)",
         DENY_OFFICER_ROLE: "this officer is not enrolled for this: an approver approves and "
         "denies, a reader reads, exports and shares onward (`xlink officer list`)",
         DENY_TIME_BEFORE_LOG: "the act is dated before the audit log's latest entry: check "

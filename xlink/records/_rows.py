@@ -392,7 +392,9 @@ def check_header(
         if "category" in missing and all(field != "category" for _, field in found):
             kinds = ", ".join(c.value for c in Category)
             problems.append(
-                f'a file without a category column needs the mapping\'s "category" ({kinds})'
+                f'a file without a category column needs the mapping\'s "category" ({kinds}:'
+                " the MOU releases each kind under its own fields and caveats, so give the"
+                ' list\'s own; "other" in the example is a placeholder)'
             )
             constant = Category.OTHER.value  # the example's: the user picks the list's kind
         if (hint := mapping_hint(found, category=constant)) is not None:
