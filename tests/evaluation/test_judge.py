@@ -59,6 +59,15 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict
     return code, json.loads(out) if out.strip() else {}
 
 
+def _without_truth(small: Path, tmp_path: Path) -> Path:
+    """``small``'s two data files and their mappings in a new directory, without truth.csv."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("ca.csv", "ca.mapping.json", "us.csv", "us.mapping.json"):
+        shutil.copy(small / name, data / name)
+    return data
+
+
 def test_eval_data_dir_reports_losses_that_account_for_every_true_link(
     estimated_run: tuple[dict[str, object], Path], small: Path
 ) -> None:
@@ -178,10 +187,7 @@ def test_true_links_to_records_never_loaded_are_said(
 def test_a_directory_without_truth_or_with_three_files_is_refused(
     small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    for name in ("ca.csv", "ca.mapping.json", "us.csv", "us.mapping.json"):
-        shutil.copy(small / name, data / name)
+    data = _without_truth(small, tmp_path)
     assert main(["eval", "--data", str(data), "--quiet"]) == ExitCode.INPUT
     assert "no truth.csv" in capsys.readouterr().err
     shutil.copy(small / "truth.csv", data / "truth.csv")
@@ -271,10 +277,7 @@ def test_a_truth_file_that_writes_the_ids_otherwise_is_named(
     """Truth ids as a spreadsheet shows them, the data's as it wrote them (``="CA0000"``):
     the fit said "the development split needs both true and false candidate pairs", the
     estimate counted every true link lost to a rejected row. The ids are named instead."""
-    data = tmp_path / "data"
-    data.mkdir()
-    for name in ("ca.csv", "ca.mapping.json", "us.csv", "us.mapping.json"):
-        shutil.copy(small / name, data / name)
+    data = _without_truth(small, tmp_path)
     rows = list(csv.reader((small / "truth.csv").open(encoding="utf-8", newline="")))
     with (data / "truth.csv").open("w", encoding="utf-8", newline="") as out:
         csv.writer(out).writerows([rows[0], *([f"X{a}", b] for a, b in rows[1:])])
@@ -297,10 +300,7 @@ def test_a_truth_file_that_writes_the_ids_otherwise_is_named(
 def test_a_truth_file_with_its_columns_swapped_is_told_so(
     small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    for name in ("ca.csv", "ca.mapping.json", "us.csv", "us.mapping.json"):
-        shutil.copy(small / name, data / name)
+    data = _without_truth(small, tmp_path)
     rows = list(csv.reader((small / "truth.csv").open(encoding="utf-8", newline="")))
     with (data / "truth.csv").open("w", encoding="utf-8", newline="") as out:
         csv.writer(out).writerows([b, a] for a, b in rows)

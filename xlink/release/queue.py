@@ -339,29 +339,23 @@ class ApprovalQueue(SqliteStore):
 
     def pending(self, now: datetime) -> tuple[QueueItem, ...]:
         """Items awaiting a decision, earliest deadline first, each marked overdue or not."""
-        now_us = _micros(now)
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM release_queue WHERE state = 'PENDING'"  # noqa: S608
-            " ORDER BY deadline_us, item_id"
-        ).fetchall()
-        return tuple(self._item(row, now_us) for row in rows)
+        return self._listed("WHERE state = 'PENDING' ORDER BY deadline_us, item_id", now)
 
     def undelivered(self, now: datetime) -> tuple[QueueItem, ...]:
         """Items that may be sent but are not delivered yet, in queue order: ``APPROVED``
         (never handed out) and ``TAKEN`` (handed out to an exchange, never receipted: held
         back for a reciprocal partner, or sent and its receipt lost)."""
-        now_us = _micros(now)
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM release_queue"  # noqa: S608
-            " WHERE state IN ('APPROVED', 'TAKEN') ORDER BY item_id"
-        ).fetchall()
-        return tuple(self._item(row, now_us) for row in rows)
+        return self._listed("WHERE state IN ('APPROVED', 'TAKEN') ORDER BY item_id", now)
 
     def items(self, now: datetime) -> tuple[QueueItem, ...]:
         """Every item, in queue order."""
+        return self._listed("ORDER BY item_id", now)
+
+    def _listed(self, which: str, now: datetime) -> tuple[QueueItem, ...]:
+        """The items ``which`` (a constant ``WHERE``/``ORDER BY`` clause) selects."""
         now_us = _micros(now)
         rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM release_queue ORDER BY item_id"  # noqa: S608
+            f"SELECT {_COLUMNS} FROM release_queue {which}"  # noqa: S608
         ).fetchall()
         return tuple(self._item(row, now_us) for row in rows)
 
