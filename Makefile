@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo demo-hub test lint typecheck pytest bench conformance-report clean
+.PHONY: install demo demo-hub test lint typecheck pytest bench conformance-report clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(STAMP_RUN)
+
+# Only the set-up `make demo` does first: .venv with xlink in it (then `. .venv/bin/activate`).
+install: $(STAMP_RUN)
 
 demo: $(STAMP_RUN)
 	$(BIN)/xlink demo
