@@ -210,9 +210,8 @@ def _redecide(args: argparse.Namespace, schema: LinkageSchema) -> dict[str, Any]
 
 def _reported_on(figures: dict[str, Any]) -> str:
     """What the figures below it are: the split, its true links, the weights, the link rule."""
-    split = {"heldout": "the held-out split"}.get(
-        str(figures.get("reported_on", "heldout")), str(figures.get("reported_on"))
-    )
+    on = str(figures.get("reported_on", "heldout"))  # --from-pairs: always the held-out split
+    split = "the held-out split" if on == "heldout" else on
     said = [f"{split} ({figures['true_links']} true links)"] if "true_links" in figures else [split]
     if figures.get("weights"):
         said.append(f"weights {figures['weights']}")

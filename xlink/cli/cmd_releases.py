@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -127,7 +127,13 @@ _UNDELIVERED: Final = {
 }
 
 
-def _list(items: Sequence[QueueItem], as_json: bool, none: str, some: str, line: Any) -> None:
+def _list(
+    items: Sequence[QueueItem],
+    as_json: bool,
+    none: str,
+    some: str,
+    line: Callable[[QueueItem], str],
+) -> None:
     if as_json:
         emit_json([_as_json(i) for i in items])
     elif not items:

@@ -278,14 +278,12 @@ def check_truth_ids(
     lost, or a fit would find no true pair. ``or_else`` adds another explanation to the
     question the message ends with."""
     pairs = list(truth)
-    # the two columns the other way round: a link whose right id is a left record and whose
-    # left id a right record (ids alike on both sides, row numbers, do not make it one)
-    swapped = any(b in left[0] and a in right[0] for a, b in pairs)
     for which, ids, (known, what) in (
         ("left", {a for a, _ in pairs}, left),
         ("right", {b for _, b in pairs}, right),
     ):
         if ids and known and ids.isdisjoint(known):
+            swapped = _crossed(pairs, left[0], right[0])
             raise EvaluationError(
                 f"none of the {len(ids)} {which} ids of the true links is {what} "
                 f"({len(known)} there)"
@@ -296,6 +294,14 @@ def check_truth_ids(
                     else f": does the truth file write the ids as the data does{or_else}?"
                 )
             )
+
+
+def _crossed(pairs: list[tuple[str, str]], left: Collection[str], right: Collection[str]) -> bool:
+    """Whether the two columns look the other way round: a link whose right id is a left
+    record and whose left id a right record (ids alike on both sides, row numbers, do not make
+    one). Asked only once a check failed; the ids may come as sequences, hence the sets."""
+    lefts, rights = set(left), set(right)
+    return any(b in lefts and a in rights for a, b in pairs)
 
 
 def read_truth_file(path: Path) -> frozenset[tuple[str, str]]:
