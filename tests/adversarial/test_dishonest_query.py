@@ -1214,6 +1214,87 @@ def test_a_holder_cannot_file_one_travellers_release_under_another(pair: QueryPa
     assert (ended["records"], ended["matched"], ended["received"]) == (2, 2, 0)
 
 
+def _delivered_as(release_id: bytes) -> Callable[[bytes], bytes]:
+    """The holder's RELEASES with the first traveller's slot answered ``DELIVERED`` with
+    ``release_id``, no frame; the others as the holder answered them."""
+
+    def lie(message: M.ReleasesMessage) -> M.ReleasesMessage:
+        sent_first = message.fates[0] == Fate.SENT
+        return dataclasses.replace(
+            message,
+            fates=bytes([Fate.DELIVERED]) + message.fates[1:],
+            release_ids=release_id + message.release_ids[16:],
+            frames=message.frames[1:] if sent_first else message.frames,
+        )
+
+    def frame(data: bytes) -> bytes:
+        message = M.decode(data)
+        return M.encode(lie(message)) if isinstance(message, M.ReleasesMessage) else data
+
+    return frame
+
+
+@pytest.mark.parametrize("named", ["zeros", "made-up"])
+def test_delivered_before_naming_no_release_of_ours_ends_the_session(
+    pair: QueryPair, named: str
+) -> None:
+    """The holder answers a decided traveller "delivered before" with a release id we never
+    received (an asker that has received nothing from it). The asker once printed
+    ``delivered before, release <id> (already in the store)`` and completed: the officer was
+    sent to read a release that is not there, or, with another traveller's id, the wrong
+    person's. Now the id must be one of this holder's releases we received: the session ends
+    (``BAD_RELEASE``, ``unknown-release`` audited) before anything of the answer is stored,
+    the other traveller's release included."""
+    release_id = bytes(16) if named == "zeros" else bytes(range(16))
+    service = pair.holder.query_service(pair.registry)
+    side = pair.travellers(["USTR-00039", "USTR-00022"])
+    lying = _delivered_as(release_id)
+    answered = _serve_and(pair, service, lambda c: ask(pair.asker, c, side), lying)
+    ended = _ended_by_a_bad_release(pair, *answered, reason="unknown-release")
+    assert pair.asker.store.list(now=pair.asker.clock()) == ()
+    assert (ended["matched"], ended["received"]) == (2, 0)
+
+
+def test_delivered_before_says_whom_the_named_release_was_filed_for(pair: QueryPair) -> None:
+    """A holder may name, as "delivered before", a release of its own that we hold, for
+    another traveller: the answer shows the stored release's category and the traveller it
+    was filed for, never the holder's word alone, so the officer sees it is not this one's.
+    An honest answer for the same traveller asked again shows no such note, and one whose
+    release we received and no longer hold (purged) says so."""
+    service = pair.holder.query_service(pair.registry)
+    _, first, _ = _serve_and(
+        pair, service, lambda c: ask(pair.asker, c, pair.travellers(["USTR-00022"], "a.csv"))
+    )
+    (earlier,) = first.answers
+    assert earlier.fate == "sent" and earlier.release_id is not None
+    lying = _delivered_as(bytes.fromhex(earlier.release_id))
+    side = pair.travellers(["USTR-00039"], "b.csv")
+    _, second, _ = _serve_and(pair, service, lambda c: ask(pair.asker, c, side), lying)
+    assert not isinstance(second, BaseException), second
+    shown = second.answers[0]
+    assert (shown.fate, shown.release_id) == ("delivered", earlier.release_id)
+    assert (shown.category, shown.filed_for) == (earlier.category, "USTR-00022")
+    assert answer_line(shown, "CA-RCMP").endswith("in the store, filed for USTR-00022")
+    _, again, _ = _serve_and(
+        pair, service, lambda c: ask(pair.asker, c, pair.travellers(["USTR-00022"], "c.csv"))
+    )
+    (honest,) = again.answers
+    assert (honest.fate, honest.release_id, honest.filed_for) == (
+        "delivered",
+        earlier.release_id,
+        "USTR-00022",
+    )
+    assert answer_line(honest, "CA-RCMP").endswith(f"[{earlier.category}], in the store")
+    with sqlite3.connect(pair.asker.store.path) as conn:  # as a purge leaves it
+        conn.execute("DELETE FROM releases")
+    _, purged, _ = _serve_and(
+        pair, service, lambda c: ask(pair.asker, c, pair.travellers(["USTR-00022"], "d.csv"))
+    )
+    (gone,) = purged.answers
+    assert (gone.fate, gone.release_id, gone.category) == ("delivered", earlier.release_id, None)
+    assert answer_line(gone, "CA-RCMP").endswith("no longer in the store")
+
+
 def _second_frame_doubled(message: M.ReleasesMessage) -> M.ReleasesMessage:
     frames = (message.frames[0], message.frames[0], *message.frames[2:])
     return dataclasses.replace(message, frames=frames)

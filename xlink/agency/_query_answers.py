@@ -9,7 +9,7 @@ import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -17,9 +17,10 @@ import numpy.typing as npt
 from xlink._pair_columns import PairColumns, from_table
 from xlink.agency._inbound import Receiver, ending_on_dishonesty
 from xlink.agency._query_common import _flush, _only, _receive
+from xlink.audit import AuditEvent
 from xlink.decide import DecidedMatch, Decision, OneToOneSieve, decide
 from xlink.error_codes import AbortCode
-from xlink.errors import RemoteProtocolError
+from xlink.errors import BadRelease, RemoteProtocolError
 from xlink.linkage.tokens import TokenSet
 from xlink.prepare import PreparedSide
 from xlink.protocol._pair_table import pair_table
@@ -31,6 +32,7 @@ from xlink.query.messages import MAX_HITS
 from xlink.query.session import AskerSession, Fate, ReleasesReceived, RequestedHit, query_handle
 from xlink.query.table import AskerTable, presence_bits
 from xlink.release.label import per_handle
+from xlink.store.reasons import DENY_UNKNOWN_RELEASE
 from xlink.transport import Connection
 
 if TYPE_CHECKING:
@@ -54,6 +56,9 @@ class TravellerAnswer:
     release_id: str | None = None
     category: str | None = None
     score: float | None = None
+    filed_for: str | None = None
+    """``delivered``: our record the release was stored for, when it is in the store (a
+    traveller asked about before, under this id or another; None if no longer held)."""
 
 
 def pair_handles(by_key: dict[str, set[bytes]]) -> tuple[bytes, ...]:
@@ -322,7 +327,7 @@ async def _collect_releases(
     by_record: dict[str, DecidedMatch] = {}  # each traveller's answer: its first match
     for m in decision.matches:
         by_record.setdefault(m.local_record_id, m)
-    fates: dict[str, tuple[str, str | None, str | None]] = {}
+    fates: dict[str, tuple[str, str | None, str | None, str | None]] = {}
     refused = 0
     matches: list[tuple[int, DecidedMatch]] = []  # asked about, with their index in decision
     named: set[int] = set()
@@ -357,12 +362,19 @@ async def _collect_releases(
         counts["evaluations"] += sum(len(m.handles) for _, m in matches)
         await _flush(conn, session)
         got = _only(session.receive(await _receive(conn, idle_timeout)), ReleasesReceived)
+        # before anything is stored: a release "delivered before" must be one we received
+        # from this holder, else the answer names what it likes (another traveller's)
+        delivered = _delivered_before(
+            agency, session_id, [a.release_id for a in got.answers if a.fate is Fate.DELIVERED]
+        )
         receiver = Receiver(agency, session_id, decision, per_handle(own_output.__getitem__))
         store_one = ending_on_dishonesty(receiver.store_one)
         receipts: list[tuple[bool, bytes]] = []
         for (index, match), answer in zip(matches, got.answers, strict=True):
             release_id = answer.release_id.hex() if any(answer.release_id) else None
-            category = None
+            category = filed_for = None
+            if answer.fate is Fate.DELIVERED:
+                category, filed_for = delivered[answer.release_id]
             if answer.fate is Fate.SENT:
                 # the frame must be this match's release, not another traveller's; one
                 # that is not ends the session (BAD_RELEASE), unless the clock refused it
@@ -377,6 +389,7 @@ async def _collect_releases(
                     answer.fate.name.lower().replace("_", "-"),
                     release_id,
                     category,
+                    filed_for,
                 )
         refused = receiver.refused
         if receipts:
@@ -388,8 +401,49 @@ async def _collect_releases(
         if decided is None:
             answers.append(TravellerAnswer(rid, False))
             continue
-        fate, release_id, category = fates.get(rid, ("not-asked", None, None))
+        fate, release_id, category, filed_for = fates.get(rid, ("not-asked", None, None, None))
         answers.append(
-            TravellerAnswer(rid, True, fate, release_id, category, round(decided.score, 3))
+            TravellerAnswer(
+                rid, True, fate, release_id, category, round(decided.score, 3), filed_for
+            )
         )
     return tuple(answers), refused
+
+
+def _delivered_before(
+    agency: Agency, session_id: bytes, release_ids: list[bytes]
+) -> dict[bytes, tuple[str | None, str | None]]:
+    """For each release id a holder answered ``DELIVERED`` with (xlink-query-v1 §7.4): the
+    category and our record it was stored for, from our store (``(None, None)`` for a release
+    of this holder's we received and no longer hold: purged, as the audit log's
+    ``RELEASE_RECEIVED`` tells). Any other id (zeros, never received, another partner's) is
+    no release delivered to us: audited ``RECEIVE_DENIED`` (``unknown-release``) and
+    :class:`~xlink.errors.BadRelease`, which ends the session before anything of the answer
+    is stored."""
+    peer, now = agency.peer_id, agency.clock()
+    found: dict[bytes, tuple[str | None, str | None]] = {}
+    missing: set[bytes] = set()
+    for release_id in release_ids:
+        held = agency.store.metadata(release_id, now) if any(release_id) else None
+        if held is not None and held.originator == peer:
+            found[release_id] = (held.category.value, held.own_record_id)
+        elif held is None and any(release_id):
+            missing.add(release_id)
+        else:
+            _unknown_release(agency, session_id, release_id)
+    if missing:
+        named = {rid.hex(): rid for rid in missing}
+        for entry in agency.audit.entries(kinds={AuditEvent.RELEASE_RECEIVED}):
+            if entry.fields.get("peer") == peer and entry.fields.get("handle") in named:
+                found[named.pop(str(entry.fields["handle"]))] = (None, None)
+        for release_id in named.values():
+            _unknown_release(agency, session_id, release_id)
+    return found
+
+
+def _unknown_release(agency: Agency, session_id: bytes, release_id: bytes) -> NoReturn:
+    fields = {"session": session_id, "handle": release_id, "reason": DENY_UNKNOWN_RELEASE}
+    agency.audit.append(
+        AuditEvent.RECEIVE_DENIED, {**fields, "peer": agency.peer_id}, now=agency.clock()
+    )
+    raise BadRelease(DENY_UNKNOWN_RELEASE)

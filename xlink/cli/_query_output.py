@@ -29,6 +29,7 @@ def _answer_json(a: TravellerAnswer) -> dict[str, object]:
         "release_id": a.release_id,
         "category": a.category,
         "score": a.score,
+        "filed_for": a.filed_for,
     }
 
 
@@ -88,8 +89,14 @@ def answer_line(a: TravellerAnswer, holder: str) -> str:
             f"{head}: release refused here: the holder's clock (dated ahead, or past its "
             "retention); audited"
         )
+    if a.fate == "delivered" and a.category is None:
+        return f"{head}: delivered before, release {a.release_id}: no longer in the store"
     if a.fate == "delivered":
-        return f"{head}: delivered before, release {a.release_id} (already in the store)"
+        # the holder chose the release it names: say whom we filed it for, when not this id
+        other = f", filed for {a.filed_for}" if a.filed_for not in (None, a.record_id) else ""
+        return (
+            f"{head}: delivered before, release {a.release_id} [{a.category}], in the store{other}"
+        )
     text = _FATE_TEXT.get(str(a.fate), f"{a.fate}")
     return f"{head}: {text.format(holder=holder)}"
 

@@ -68,19 +68,25 @@ class StoredUse:
         """Every stored release's metadata, oldest first; nothing is opened or audited."""
         now_us = _micros(now)
         rows = self._conn.execute(_SELECT + " ORDER BY received_us, release_id").fetchall()
+        return tuple(self._metadata(_Row(*row), now_us) for row in rows)
+
+    def metadata(self, release_id: bytes, now: datetime) -> StoredRelease | None:
+        """One stored release's metadata (None if it is not stored: never received, or
+        purged); nothing is opened or audited."""
+        row = self._row(_release_id(release_id))
+        return None if row is None else self._metadata(row, _micros(now))
+
+    def _metadata(self, r: _Row, now_us: int) -> StoredRelease:
         try:
-            return tuple(
-                StoredRelease(
-                    release_id=bytes(r.release_id),
-                    session_id=bytes(r.session_id),
-                    category=Category(r.category),
-                    originator=r.originator,
-                    received_at=_time(r.received_us),
-                    expires_at=_time(r.expires_us),
-                    expired=now_us >= r.expires_us,
-                    own_record_id=r.own_record_id,
-                )
-                for r in (_Row(*row) for row in rows)
+            return StoredRelease(
+                release_id=bytes(r.release_id),
+                session_id=bytes(r.session_id),
+                category=Category(r.category),
+                originator=r.originator,
+                received_at=_time(r.received_us),
+                expires_at=_time(r.expires_us),
+                expired=now_us >= r.expires_us,
+                own_record_id=r.own_record_id,
             )
         except (ValueError, OverflowError):  # a category or a time altered in the file
             raise DamagedDatabase(f"{self.path}: a row was altered in the file") from None
