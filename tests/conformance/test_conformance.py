@@ -105,10 +105,16 @@ def test_the_reflection_case_fails_a_peer_that_does_not_reflect(kit: Kit, scratc
     assert result.outcome is not None and result.outcome.released > 0
 
 
-def test_an_agent_under_reporting_its_releases_fails(kit: Kit, scratch: Path) -> None:
-    """The outcome line is cross-checked against the RELEASE frames on the wire: an agent
-    that reports none while it sent some fails the sanity cases, which it would otherwise
-    pass."""
+@pytest.mark.parametrize(
+    ("role", "quiet_case"), [("responder", "psi.wrong_suite"), ("holder", "query.evaluate_empty")]
+)
+def test_an_agent_under_reporting_its_releases_fails(
+    kit: Kit, scratch: Path, role: str, quiet_case: str
+) -> None:
+    """The outcome line is cross-checked against the releases on the wire: an agent that
+    reports none while it sent some fails the sanity cases, which it would otherwise pass. A
+    query holder's releases travel in RELEASES messages, not transfer frames: they count too
+    (the runner once counted only transfer frames, and passed such a holder)."""
     import xlink.conformance.agent as agent
 
     original = agent.outcome_record
@@ -118,12 +124,23 @@ def test_an_agent_under_reporting_its_releases_fails(kit: Kit, scratch: Path) ->
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(agent, "outcome_record", under_reporting)
-        results = _run(kit, "responder", scratch, "psi.wrong_suite")
+        results = _run(kit, role, scratch, quiet_case)
     verdicts = {r.case.id: r for r in results}
-    assert verdicts["psi.wrong_suite"].verdict is Verdict.OK  # it released nothing there
+    assert verdicts[quiet_case].verdict is Verdict.OK  # it released nothing there
     for case in ("sanity.first", "sanity.last"):
         assert verdicts[case].verdict is Verdict.FAILED
         assert "releases but reported 0" in verdicts[case].reason
+
+
+def test_releases_on_wire_counts_a_holders_labelled_releases() -> None:
+    from xlink.conformance.script import releases_on_wire
+    from xlink.query import messages as qm
+    from xlink.release._frames import FrameType, transfer_frame
+
+    sent = qm.encode(qm.ReleasesMessage(3, bytes([1, 5, 1]), bytes(48), (b"\x01" * 60,) * 2))
+    transfer = transfer_frame(FrameType.RELEASE, b"x")
+    assert releases_on_wire([sent, transfer, transfer]) == 4
+    assert releases_on_wire([sent[:-1], b"", b"\x02junk"]) == 0  # undecodable: none to open
 
 
 def test_case_ids_and_numbers_are_unique_and_stable() -> None:

@@ -101,7 +101,8 @@ class Observation:
     unplayed: int = 0
     """The case's changes that were never made (the conversation ended before their frame)."""
     wire_releases: int = 0
-    """RELEASE frames (release transfer v3) the agent sent, as the runner received them."""
+    """Releases the agent sent, as the runner received them: RELEASE frames (release transfer
+    v3) and the labelled releases of a holder's RELEASES messages (xlink-query-v1 §6.12)."""
 
 
 #: The values of an outcome line's ``outcome`` and ``role`` (protocols/conformance.md §3.3): the

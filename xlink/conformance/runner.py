@@ -14,12 +14,11 @@ from xlink.conformance.agent import ROLES, fresh_workdir
 from xlink.conformance.cases import all_cases, select
 from xlink.conformance.kit import AGENT_AGENCY, RUNNER_AGENCY, Kit
 from xlink.conformance.model import Case, Observation, Outcome, Result, Verdict, judge
-from xlink.conformance.script import PlayContext, kind_of
+from xlink.conformance.script import PlayContext, releases_on_wire
 from xlink.crypto.rand import RandomSource
 from xlink.documents import parse_document
 from xlink.errors import DocumentError, InputError, XlinkError
 from xlink.protocol.config import Role
-from xlink.release.transfer import FrameType
 from xlink.transport.connect import connect
 
 __all__ = ["CHUNKS", "run_suite"]
@@ -100,9 +99,7 @@ async def run_suite(
                     seen.notes.append(f"the runner could not play the case: {exc!r}")
                 finally:
                     await conn.close(timeout=1.0)
-                seen.wire_releases = sum(
-                    1 for f in seen.received if kind_of(f) is FrameType.RELEASE
-                )
+                seen.wire_releases = releases_on_wire(seen.received)
                 outcome, problem = await _next_outcome(
                     outcomes, before, 4 * idle_timeout + 5, expected
                 )

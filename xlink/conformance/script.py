@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -28,7 +28,7 @@ from xlink.prepare import PreparedSide
 from xlink.protocol.codec import decode_message, encode_message
 from xlink.protocol.config import SessionConfig
 from xlink.protocol.messages import Hello, MessageType
-from xlink.query.messages import QUERY_VERSION, QueryType
+from xlink.query.messages import QUERY_VERSION, QueryType, ReleasesMessage
 from xlink.query.messages import decode as query_decode
 from xlink.release.transfer import RELEASE_MAGIC, FrameType, split_frame
 from xlink.transport.stream import FramedConnection
@@ -45,6 +45,7 @@ __all__ = [
     "abort_received",
     "kind_of",
     "pack",
+    "releases_on_wire",
     "with_top_bit",
 ]
 
@@ -78,6 +79,26 @@ def kind_of(frame: bytes) -> Kind | None:
         except (ValueError, TypeError, IndexError, KeyError, msgpack.UnpackException):
             return None
     return None
+
+
+def releases_on_wire(frames: Iterable[bytes]) -> int:
+    """The releases among ``frames`` (what an agent sent): each RELEASE frame of a release
+    transfer, and each labelled release a query holder's RELEASES message carries (one per
+    fate ``SENT``, xlink-query-v1 §6.12). A RELEASES message that does not decode carries
+    none an asker could open."""
+    count = 0
+    for frame in frames:
+        kind = kind_of(frame)
+        if kind is FrameType.RELEASE:
+            count += 1
+        elif kind is QueryType.RELEASES:
+            try:
+                message = query_decode(frame)
+            except XlinkError:
+                continue
+            if isinstance(message, ReleasesMessage):
+                count += len(message.frames)
+    return count
 
 
 class Sent(dict[tuple[type, int], list[bytes]]):
