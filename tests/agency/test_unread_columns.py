@@ -14,6 +14,7 @@ from _query_agencies import DATA, QueryPair, query_pair
 
 from xlink.agency import exchange_in_process
 from xlink.cli.cmd_serve import _print_outcome
+from xlink.release.policy import ungraded
 
 FOUND = ["USTR-00022", "USTR-00039", "USTR-00057"]  # on the holder's sex-offender registry
 
@@ -51,3 +52,34 @@ def test_an_exchange_names_the_columns_its_records_matched_without(
         'never matched on: "Date of Birth" (usually birth_date), "Sex" (usually sex)'
         in capsys.readouterr().out
     )
+
+
+def test_an_exchange_says_why_its_matches_were_denied_and_check_warns_first(
+    pair: QueryPair,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The registry given without its grading column, under an MOU that requires the source
+    grading for sex-offender releases: every match was denied and the summary said only
+    ``denied 3``. It names the reason now, with what to do, and ``ungraded`` (what ``xlink
+    check`` warns of) counts the records before any exchange."""
+    mapping = json.loads((DATA / "ca_sex_offenders.mapping.json").read_text())
+    del mapping["columns"]["Grading"]
+    stripped = tmp_path / "registry.mapping.json"
+    stripped.write_text(json.dumps(mapping))
+    registry = pair.holder.prepare([DATA / "ca_sex_offenders.csv"], mappings=[stripped])
+    assert ungraded(registry.records, pair.holder.mou) == {"sex_offender": len(registry.records)}
+    graded = pair.holder.prepare([DATA / "ca_sex_offenders.csv"])
+    assert ungraded(graded.records, pair.holder.mou) == {}
+    travellers = pair.travellers(FOUND)
+    _, holder = asyncio.run(exchange_in_process((pair.asker, travellers), (pair.holder, registry)))
+    assert holder.decided == len(FOUND) and holder.released_total == 0
+    assert (
+        holder.denied_reasons
+        == {"grading-missing": len(FOUND)}
+        == {"grading-missing": holder.denied}
+    )
+    _print_outcome(holder, 1.0)
+    out = capsys.readouterr().out
+    assert f"denied {len(FOUND)} (grading-missing {len(FOUND)})" in out
+    assert "map a grading column" in out

@@ -55,6 +55,7 @@ def test_everything_ready(
     assert "503 records (3 with bad fields left out), 4 rows rejected" in str(checks[1]["detail"])
     assert not (tmp_path / "w" / "audit.db").exists()  # nothing audited, nothing opened
     assert "column(s) named like a field" not in str(checks[1]["detail"])
+    assert "without a source grading" not in str(checks[1]["detail"])
 
 
 def test_a_list_whose_columns_are_kept_in_the_payload_is_pointed_to_prepare(
@@ -71,6 +72,13 @@ def test_a_list_whose_columns_are_kept_in_the_payload_is_pointed_to_prepare(
     code, checks = _run(capsys, ceremony, tmp_path / "w", "--listen", "127.0.0.1:0", str(listed))
     assert code == 0
     assert "2 column(s) named like a field kept in the payload" in str(checks[1]["detail"])
+    # and the MOU requires a source grading to release a watchlist record: it has none
+    assert "1 record(s) without a source grading, which the MOU requires to release them " in str(
+        checks[1]["detail"]
+    )
+    assert "(watchlist 1): their matches would be denied grading-missing" in str(
+        checks[1]["detail"]
+    )
 
 
 @pytest.mark.parametrize(

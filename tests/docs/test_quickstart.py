@@ -231,7 +231,9 @@ def test_every_shell_command_of_the_quickstart_runs(tmp_path: Path) -> None:
     assert "release 1 approved" in approvals and "release 2 approved" in approvals
     assert "release 3 denied" in approvals
     second = output_of(run, block_after(markdown, "### Approve, then send", 1).line)
-    assert re.search(r"^  released 2 \(.*\), denied 1,", second, re.M), second
+    assert re.search(r"^  released 2 \(.*\), denied 1 \(insufficient-grounds 1\),", second, re.M), (
+        second
+    )
     assert "receipts verified 2, refused by the peer 0" in second
     assert re.search(r"^  received 2 \(.*\), refused 0$", second, re.M), second
 

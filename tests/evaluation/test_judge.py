@@ -166,6 +166,13 @@ def test_the_text_output_says_what_its_figures_are_on(
     (losses,) = [line for line in lines if line.lstrip().startswith("losses, all splits:")]
     counted = [int(part.rsplit(" ", 1)[1]) for part in losses.split(": ", 1)[1].split(", ")]
     assert sum(counted) - counted[-1] == len(read_truth_file(small / "truth.csv"))  # all
+    assert not [line for line in lines if line.lstrip().startswith("note:")]
+    # weights fitted on the labels are not what an exchange decides with: said (a new user
+    # took the fitted figures for what serve/match would find)
+    fitted = ["--split", str(small / "split.csv"), "--weights", "logistic", "--quiet"]
+    assert main([*argv, *fitted]) == ExitCode.OK
+    (note,) = [line for line in capsys.readouterr().out.splitlines() if "note:" in line]
+    assert "`xlink serve|match` decide with the MOU's schema" in note
 
 
 def test_true_links_to_records_never_loaded_are_said(

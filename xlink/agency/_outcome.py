@@ -38,6 +38,8 @@ class AgencyOutcome:
     """Releases newly past their follow-up deadline, still awaiting approval (audited)."""
     denied: int = 0
     """Decided matches the MOU's policy, an officer or the day's claims let nothing out for."""
+    denied_reasons: dict[str, int] = field(default_factory=dict)
+    """``denied`` by the first reason of each (``grading-missing``, ``claimed-today``, ...)."""
     unreciprocated: int = 0
     """Releases kept back under a reciprocal MOU because the partner offered fewer
     (xlink-release-v1 §10.5), not counted in ``denied``: the next exchange offers them

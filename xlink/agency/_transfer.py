@@ -284,6 +284,15 @@ def transfer_counts(
         "queued": fates["queued"],
         "pending": fates["pending"],
         "denied": fates["denied"] - kept_back,
+        "denied_reasons": dict(
+            sorted(
+                Counter(
+                    f.reasons[0]
+                    for f in batch.fates
+                    if f.fate.value == "denied" and f.reasons and UNRECIPROCATED not in f.reasons
+                ).items()
+            )
+        ),
         "unreciprocated": kept_back,
         "peer_offered": peer_offered,
         "delivered_before": fates["delivered"],

@@ -21,6 +21,7 @@ from xlink.cli.exitcodes import ExitCode, exit_code_for
 from xlink.crypto.cluster import dask_workers
 from xlink.errors import InputError, NothingLoaded
 from xlink.prepare import prepare_side
+from xlink.release.policy import ungraded
 
 __all__ = ["register", "run"]
 
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             f"{bundle.agency_id}; schema {schema.id} v{schema.version}"
         )
 
-    def files(schema: Any) -> str:
+    def files(schema: Any, mou: Any) -> str:
         if args.mapping is not None and len(args.mapping) != len(args.files):
             raise InputError("give --mapping once per FILE, or not at all")
         with tempfile.TemporaryDirectory() as rejects:
@@ -133,14 +134,24 @@ def run(args: argparse.Namespace) -> int:
             if unread
             else ""
         )
+        missing = ungraded(side.records, mou)
+        no_grading = (
+            f"; {sum(missing.values())} record(s) without a source grading, which the MOU "
+            f"requires to release them ({', '.join(f'{k} {v}' for k, v in missing.items())}): "
+            "their matches would be denied grading-missing; map a grading column "
+            "(docs/loading.md)"
+            if missing
+            else ""
+        )
         return (
             f"{side.loaded} records{left_out}, {side.rejected} rows rejected, "
-            f"{len(side.tokens)} tokens{not_read}"
+            f"{len(side.tokens)} tokens{not_read}{no_grading}"
         )
 
     found = step("keys, passphrase, MOU, partner bundle, schema", agency)
     schema = found[0][2] if found is not None else None
-    step("input files", lambda: files(schema))
+    mou = found[0][1] if found is not None else None
+    step("input files", lambda: files(schema, mou))
     step("workdir", lambda: _workdir(Path(args.workdir)))
     step("port", lambda: _port(args))
     if args.dask is not None:

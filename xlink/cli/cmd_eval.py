@@ -9,7 +9,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from xlink.cli._common import emit_json, phase_timings, progress_reporter
 from xlink.cli.exitcodes import ExitCode
@@ -208,6 +208,16 @@ def _redecide(args: argparse.Namespace, schema: LinkageSchema) -> dict[str, Any]
     return figures
 
 
+#: Weights fitted on the development split's labels: not what an exchange decides with.
+FITTED: Final = frozenset({"logistic", "fellegi-sunter"})
+FITTED_NOTE: Final = (
+    "these weights were fitted on your labels; `xlink serve|match` decide with the MOU's schema "
+    "(its own weights, or estimated if the MOU says so): `--weights schema` or `--weights "
+    "estimated` shows what an exchange would decide, `--write-schema PATH` keeps the fitted "
+    "weights as a schema an MOU can name (docs/evaluation.md)"
+)
+
+
 def _reported_on(figures: dict[str, Any]) -> str:
     """What the figures below it are: the split, its true links, the weights, the link rule."""
     on = str(figures.get("reported_on", "heldout"))  # --from-pairs: always the held-out split
@@ -287,6 +297,8 @@ def run(args: argparse.Namespace) -> int:
         for side, load in figures.get("loads", {}).items():
             if load is not None and not load["quiet"]:  # said again after the progress lines
                 print(f"{side:>18}: {load['summary']}")
+        if figures.get("weights") in FITTED:
+            print(f"{'note':>18}: {FITTED_NOTE}")
     missed = (args.min_f1 is not None and figures["f1"] < args.min_f1) or (
         args.min_precision is not None and figures["precision"] < args.min_precision
     )

@@ -32,6 +32,7 @@ from xlink.crypto.cluster import ClusterError, check_address, dask_workers
 from xlink.crypto.rand import system_random
 from xlink.crypto.workers import GroupWorkers
 from xlink.errors import InputError
+from xlink.release.policy import DENY_GRADING_MISSING
 
 T = TypeVar("T")
 
@@ -231,7 +232,14 @@ def _print_outcome(o: AgencyOutcome, wall: float) -> None:
     print(f"  matched tokens {o.matched_tokens}, candidate pairs {o.candidates}")
     print(f"  decided matches {o.decided}")
     released = ", ".join(f"{k} {v}" for k, v in o.released.items()) or "none"
-    print(f"  released {o.released_total} ({released}), denied {o.denied}, queued {o.queued}")
+    why = ", ".join(f"{k} {v}" for k, v in o.denied_reasons.items())
+    denied = f"{o.denied} ({why})" if why else f"{o.denied}"
+    print(f"  released {o.released_total} ({released}), denied {denied}, queued {o.queued}")
+    if o.denied_reasons.get(DENY_GRADING_MISSING):
+        print(
+            "    grading-missing: the MOU requires a source grading for those categories and "
+            "the records have none; map a grading column (docs/loading.md) and run again"
+        )
     if o.pending or o.delivered_before:
         print(
             f"    from earlier runs: {o.pending} still pending approval, "

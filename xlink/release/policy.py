@@ -8,7 +8,8 @@ function returned, so this is the one place to audit for what can leave the agen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
@@ -39,6 +40,7 @@ __all__ = [
     "grading_to_wire",
     "is_forbidden_field",
     "record_fields",
+    "ungraded",
 ]
 
 #: Machine-readable reasons carried by :class:`~xlink.errors.PolicyDenied` (spec §3, §7).
@@ -168,6 +170,19 @@ def decide_release(record: PersonRecord, mou: Mou, *, originator: str) -> Releas
         caveats=policy.caveats,
         grading=grading if policy.caveats.require_grading else None,
     )
+
+
+def ungraded(records: Iterable[PersonRecord], mou: Mou) -> dict[str, int]:
+    """The records, by category, that :func:`decide_release` would deny ``grading-missing``:
+    of a category whose MOU policy requires the source grading, with none. What ``xlink
+    check`` warns of before an exchange decides matches it cannot release."""
+    counts: Counter[str] = Counter()
+    for record in records:
+        policy = mou.policy_for(record.category)
+        graded = record.source is not None and record.source.grading is not None
+        if policy is not None and policy.caveats.require_grading and not graded:
+            counts[record.category.value] += 1
+    return dict(sorted(counts.items()))
 
 
 #: Wire names of the grading schemes (spec §4.1).
