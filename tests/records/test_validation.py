@@ -212,6 +212,17 @@ def test_a_spreadsheets_date_serial_number_is_named_and_not_read(text: str) -> N
         ("Friday, May 27, 1983", "unknown", BirthDate(1983, 5, 27)),
         ("Fri 27 May 1983", "unknown", BirthDate(1983, 5, 27)),
         ("Thursday, 3 April 1980", "DMY", BirthDate(1980, 4, 3)),
+        # French, as a bilingual list writes it: names with or without accents, the style
+        # guides' abbreviations, 1er, a day of the week
+        ("4 juillet 1983", "DMY", BirthDate(1983, 7, 4)),
+        ("Juillet 4 1983", "unknown", BirthDate(1983, 7, 4)),
+        ("1er août 1990", "MDY", BirthDate(1990, 8, 1)),
+        ("1ER AOUT 1990", "unknown", BirthDate(1990, 8, 1)),
+        ("12 févr. 1970", "unknown", BirthDate(1970, 2, 12)),
+        ("3 DÉCEMBRE 2001", "unknown", BirthDate(2001, 12, 3)),
+        ("27 Mai 1983", "unknown", BirthDate(1983, 5, 27)),
+        ("vendredi 27 mai 1983", "unknown", BirthDate(1983, 5, 27)),
+        ("04-AVR-1980", "unknown", BirthDate(1980, 4, 4)),
         # xs:date (NIEM nc:Date) with a time zone
         ("1983-05-27Z", "unknown", BirthDate(1983, 5, 27)),
         ("1983-05-27+02:00", "DMY", BirthDate(1983, 5, 27)),
@@ -237,7 +248,8 @@ def test_a_day_of_the_week_comes_only_before_a_month_written_as_a_word() -> None
         "Thu 03/04/1980",
         "Tue 1980-04-03",
         "Sat 1980",
-        "27 Mai 1983",
+        "27 Mbi 1983",
+        "27 Jui 1983",  # June or July in French: no month
         "1983-05-27Q",
     ):
         with pytest.raises(ValueError):
@@ -275,7 +287,7 @@ MENDED = KEPT_MENDED
         ("1700", "unknown", "year out of range", None),
         ("01/15/1700", "MDY", "year out of range", None),
         ("03/04/80", "DMY", TWO_DIGIT_YEAR, None),  # unless the mapping reads it (below)
-        ("3 Avril 1980", "DMY", "unrecognised date format", (BirthDate(1980), YEAR)),
+        ("3 Aprilis 1980", "DMY", "unrecognised date format", (BirthDate(1980), YEAR)),
         ("10/J7/1983", "MDY", "unrecognised date format", (BirthDate(1983, 10), YEAR_MONTH)),
         ("10/J7/1983", "DMY", "unrecognised date format", (BirthDate(1983), YEAR)),
         ("1J/31/1983", "unknown", "unrecognised date format", (BirthDate(1983), YEAR)),

@@ -67,32 +67,51 @@ _YEAR_LAST = re.compile(r"(\d{1,2})([/.\s-])(\d{1,2})\2(\d{4})")
 _YEAR_LAST_SHORT = re.compile(r"(\d{1,2})([/.\s-])(\d{1,2})\2(\d{2})")
 _MONTH_YEAR = re.compile(r"(\d{1,2})[/.\s-](\d{4})")
 # A month by its English name or first three letters (``Sept`` too): 3 Apr 1980, 03-APR-1980
-# (as some databases print dates), April 3, 1980.
+# (as some databases print dates), April 3, 1980; or by its French name, with or without its
+# accents, or the abbreviation French style guides give (``juil.``, ``févr.``, ``déc.``): 4
+# juillet 1983, as a bilingual Canadian list writes it. No other three letters of a French
+# name are taken (``jui`` is June or July).
 _MONTH_NAMES = (
     "january february march april may june july august september october november december"
 )
-_MONTHS = {
-    name: number
-    for number, full in enumerate(_MONTH_NAMES.split(), start=1)
-    for name in (full, full[:3])
-} | {"sept": 9}
-# The day may have an English ordinal ending (27th May 1983, May 27th, 1983), and a day,
-# month and year may be written without separators (27MAY1983, 27MAY83: SAS's DATE9 and DATE7,
-# Oracle's DDMONYYYY).
-_ORDINAL = r"(?:[Ss][Tt]|[Nn][Dd]|[Rr][Dd]|[Tt][Hh])?"
+_FRENCH_MONTH_NAMES = (
+    "janvier février mars avril mai juin juillet août septembre octobre novembre décembre"
+)
+_FRENCH_ABBREVIATIONS = {
+    "janv": 1, "févr": 2, "fevr": 2, "fév": 2, "fev": 2, "avr": 4, "juil": 7, "déc": 12,
+}  # fmt: skip
+_MONTHS = (
+    {
+        name: number
+        for number, full in enumerate(_MONTH_NAMES.split(), start=1)
+        for name in (full, full[:3])
+    }
+    | {"sept": 9}
+    | {
+        name: number
+        for number, full in enumerate(_FRENCH_MONTH_NAMES.split(), start=1)
+        for name in (full, full.translate(str.maketrans("éû", "eu")))
+    }
+    | _FRENCH_ABBREVIATIONS
+)
+# The day may have an English ordinal ending (27th May 1983, May 27th, 1983) or the French
+# ``er`` of the first (1er juillet 1983), and a day, month and year may be written without
+# separators (27MAY1983, 27MAY83: SAS's DATE9 and DATE7, Oracle's DDMONYYYY).
+_ORDINAL = r"(?:[Ss][Tt]|[Nn][Dd]|[Rr][Dd]|[Tt][Hh]|[Ee][Rr])?"
+_MONTH_WORD = r"[^\W\d_]{3,9}"  # letters, accented ones too
 _DAY_MONTH_NAME_SHORT = re.compile(
-    rf"(\d{{1,2}}){_ORDINAL}[-/. ]?([A-Za-z]{{3,9}})\.?[-/. ,]?\s*(\d{{2}})"
+    rf"(\d{{1,2}}){_ORDINAL}[-/. ]?({_MONTH_WORD})\.?[-/. ,]?\s*(\d{{2}})"
 )
-_DAY_MONTH_NAME = re.compile(
-    rf"(\d{{1,2}}){_ORDINAL}[-/. ]?([A-Za-z]{{3,9}})\.?[-/. ,]?\s*(\d{{4}})"
-)
-_MONTH_NAME_DAY = re.compile(rf"([A-Za-z]{{3,9}})\.?\s+(\d{{1,2}}){_ORDINAL},?\s+(\d{{4}})")
-#: A day of the week before a date whose month is a word, in English, as a spreadsheet's long
-#: date writes it (``Friday, May 27, 1983``): ignored, as the date says the day. Before any
-#: other form (``Thu 03/04/1980``, ``Sat 1980``) the text is no date.
+_DAY_MONTH_NAME = re.compile(rf"(\d{{1,2}}){_ORDINAL}[-/. ]?({_MONTH_WORD})\.?[-/. ,]?\s*(\d{{4}})")
+_MONTH_NAME_DAY = re.compile(rf"({_MONTH_WORD})\.?\s+(\d{{1,2}}){_ORDINAL},?\s+(\d{{4}})")
+#: A day of the week before a date whose month is a word, in English or French, as a
+#: spreadsheet's long date writes it (``Friday, May 27, 1983``, ``vendredi 27 mai 1983``):
+#: ignored, as the date says the day. Before any other form (``Thu 03/04/1980``, ``Sat 1980``)
+#: the text is no date.
 _WEEKDAY = re.compile(
     r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday"
-    r"|mon|tues|tue|wed|thurs|thur|thu|fri|sat|sun)\.?,?\s+",
+    r"|mon|tues|tue|wed|thurs|thur|thu|fri|sat|sun"
+    r"|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\.?,?\s+",
     re.IGNORECASE,
 )
 #: An ISO date with a time zone and no time, as XML Schema's ``xs:date`` (NIEM's ``nc:Date``)
