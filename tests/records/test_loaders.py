@@ -289,6 +289,49 @@ def test_bad_mapping(tmp_path: Path) -> None:
         load_csv(write(tmp_path, HEADER + "1,other,A,B,,\n"), mapping=bad)
 
 
+def test_a_mapping_names_what_a_files_own_category_values_mean(tmp_path: Path) -> None:
+    """A list writes its categories its own way (``sex offender – high risk``): every such row
+    was rejected, and no mapping setting could say what the values mean (found in a new
+    user's trial: two thirds of a watchlist rejected). ``categories`` says it; a value it does
+    not name is read as before."""
+    text = (
+        "1,Sex Offender  –  High Risk,Lee,Ann,,\n"
+        "2,watch list – terrorism,Roe,Bo,,\n"
+        "3,traveller,Doe,Cy,,\n"
+        "4,sex offender – low risk,Poe,Di,,\n"
+    )
+    path = write(tmp_path, HEADER + text)
+    refused = load_csv(path)
+    assert [r.record_id for r in refused.records] == ["3"]
+    assert "% of the rows rejected" not in refused.summary()  # three rows: typing errors
+    many = text + "".join(f"{n},sex offender – high risk,Lee,Ann,,\n" for n in range(5, 13))
+    # eleven rows of twelve rejected: the summary gives the share and the reason
+    assert f"; 91% of the rows rejected, 11 of them first for category: {CATEGORY_REASON}" in (
+        load_csv(write(tmp_path, HEADER + many, "many.csv")).summary()
+    )
+    assert {(e.field, e.reason) for r in refused.rejects for e in r.errors} == {
+        ("category", CATEGORY_REASON)
+    }
+    mapping = {
+        "categories": {
+            "sex offender – high risk": "sex_offender",
+            "Watch List – Terrorism": "watchlist",
+        }
+    }
+    loaded = load_csv(path, mapping=mapping)
+    kinds = {r.record_id: r.category for r in loaded.records}
+    assert kinds == {"1": Category.SEX_OFFENDER, "2": Category.WATCHLIST, "3": Category.TRAVELLER}
+    assert [(r.line, [e.reason for e in r.errors]) for r in loaded.rejects] == [
+        (5, [CATEGORY_REASON])
+    ]
+    with pytest.raises(ValueError, match=r"'categories': 'x' -> 'terrorist': unknown category"):
+        load_csv(path, mapping={"categories": {"x": "terrorist"}})
+    with pytest.raises(ValueError, match="'categories' names an empty value"):
+        load_csv(path, mapping={"categories": {"  ": "other"}})
+    with pytest.raises(ValueError, match="'categories' must map a file's values"):
+        load_csv(path, mapping={"categories": ["sex offender"]})
+
+
 def test_a_quote_left_open_over_rows_refuses_the_file(tmp_path: Path) -> None:
     """It would swallow the rows after it, so it is not read as one row; it is named by the
     line where the quote opened (it was named by the last line, thousands of lines on in a
@@ -355,7 +398,10 @@ def test_rejects_path_must_not_be_the_input(tmp_path: Path) -> None:
 # (DROP_FIELD) the rows of BAD_CSV with only a bad date load without it (test_bad_field.py).
 
 REJECT_ROW = BadFieldPolicy.REJECT_ROW
-CATEGORY_REASON = "unknown category (expected one of watchlist, sex_offender, traveller, other)"
+CATEGORY_REASON = (
+    "unknown category (expected one of watchlist, sex_offender, traveller, other, or a value "
+    'the mapping\'s "categories" names)'
+)
 BAD_CSV = (
     "\ufeff"
     + HEADER

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Final
 
 from xlink.errors import FieldError, NothingLoaded
 from xlink.records import _rejects
@@ -57,6 +59,12 @@ def _records(count: int) -> str:
 _SWAPPED = f"({KEPT_SWAPPED})"
 #: How many such dates, a fifth of the records at least, make a load ask about its date order.
 _SWAPPED_AT_LEAST = 10
+
+
+#: Rejected rows from which a load's summary gives the share rejected and the commonest first
+#: reason, when they are a fifth of its rows or more: a setting (the mapping's category
+#: values, a date order) rather than typing errors.
+_MANY_REJECTED: Final = 10
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -145,8 +153,10 @@ class LoadResult:
     def summary(self) -> str:
         """One line for people: ``loaded 998 (3 with bad fields left out), rejected 2 (see
         rejects: x.rejects.csv; field errors: x.field-errors.csv)``; the parts about field
-        errors and files appear only when there are some, and last, the :attr:`unread_columns`
-        with the mapping entries that would read them."""
+        errors and files appear only when there are some; when a fifth of the rows or more
+        were rejected (at least :data:`_MANY_REJECTED`), the share and the commonest first
+        reason (a setting, the mapping's, rather than typing errors); and last, the
+        :attr:`unread_columns` with the mapping entries that would read them."""
         text = f"loaded {self.loaded}"
         if self.field_errors:
             text += f" ({self.with_field_errors} with bad fields left out)"
@@ -158,6 +168,13 @@ class LoadResult:
             files.append(f"field errors: {self.field_errors_path}")
         if files:
             text += f" (see {'; '.join(files)})"
+        first = Counter((e.field, e.reason) for r in self.rejects for e in r.errors[:1])
+        if first and self.rejected >= _MANY_REJECTED and self.rejected * 5 >= self.total:
+            (field, reason), count = first.most_common(1)[0]
+            text += (
+                f"; {self.rejected * 100 // self.total}% of the rows rejected, {count} of them "
+                f"first for {field}: {reason}"
+            )
         swapped = self.read_swapped
         if swapped >= _SWAPPED_AT_LEAST and swapped * 5 >= self.loaded:
             text += (
@@ -222,6 +239,7 @@ class Collector:
             date_orders=mapping.date_orders,
             two_digit_years_until=mapping.two_digit_years_until,
             default_category=mapping.category,
+            categories=mapping.categories,
             bad_field=self.bad_field,
             today=today,
         )

@@ -36,6 +36,7 @@ __all__ = [
     "LATEST_CENTURY_END",
     "TWO_DIGIT_YEAR",
     "DateOrder",
+    "category_key",
     "century_year",
     "check_century_end",
     "parse_aliases",
@@ -76,18 +77,29 @@ _COUNTRY = COUNTRY  # ISO 3166-1 alpha-3, as the MOU's parties
 _DOC_TYPE = re.compile(r"[A-Z0-9]{1,2}")
 
 
+def category_key(text: str) -> str:
+    """A file's category value as a mapping's ``categories`` names it: lower case, each run of
+    white space one space, none at either end (``Sex Offender  –  High Risk`` is ``sex
+    offender – high risk``)."""
+    return " ".join(text.lower().split())
+
+
 def parse_category(text: str) -> Category:
     """Parse a record category, case-insensitively (``sex offender`` = ``sex_offender``).
 
     Raises:
-        ValueError: "unknown category (expected watchlist, sex_offender, traveller or other)".
+        ValueError: "unknown category (expected one of watchlist, sex_offender, traveller,
+            other, or a value the mapping's "categories" names)".
     """
     key = re.sub(r"[\s-]+", "_", text.strip().lower())
     try:
         return _CATEGORY_WORDS.get(key) or Category(key)
     except ValueError:
         allowed = ", ".join(c.value for c in Category)
-        raise ValueError(f"unknown category (expected one of {allowed})") from None
+        raise ValueError(
+            f"unknown category (expected one of {allowed}, or a value the mapping's "
+            '"categories" names)'
+        ) from None
 
 
 def parse_sex(text: str) -> Sex:

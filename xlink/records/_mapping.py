@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 from xlink.documents import DocumentError, parse_document
 from xlink.errors import LoadError
+from xlink.records._fields import category_key
 from xlink.records._missing import trim
 from xlink.records.model import Category
 from xlink.records.validation import (
@@ -48,6 +49,7 @@ _SETTINGS = (
     "columns",
     "date_order",
     "category",
+    "categories",
     "combine",
     "date_orders",
     "two_digit_years_until",
@@ -113,8 +115,12 @@ class ColumnMapping:
     every row is a sex offender need not repeat it). ``combine`` builds one canonical field from
     several columns, in order, joined by :data:`COMBINE_SEPARATOR` with empty parts skipped
     (``{"given_name": ("first", "middle")}``); a combined column is used for nothing else.
-    ``date_orders`` gives one of :data:`~xlink.records.validation.DATE_FIELDS` a date order of
-    its own, over ``date_order`` (``{"doc_expiry": DateOrder.YMD}``). ``two_digit_years_until``
+    ``categories`` says what a file's own category values mean: ``{"sex offender – high
+    risk": "sex_offender"}``, the written value matched case-insensitively and with its runs of
+    spaces as one (:func:`category_key`), each mapped to one of the four kinds; a value it does
+    not name is read as without it. ``date_orders`` gives one of
+    :data:`~xlink.records.validation.DATE_FIELDS` a date order of its own, over ``date_order``
+    (``{"doc_expiry": DateOrder.YMD}``). ``two_digit_years_until``
     reads a date of birth written with a two-digit year (``03/04/80``) as the latest year not
     after it whose last two digits those are (with 2026, ``80`` is 1980 and ``21`` is 2021):
     the file's people were born in the hundred years up to that year. Without it, such a date
@@ -135,6 +141,7 @@ class ColumnMapping:
     columns: Mapping[str, str] = field(default_factory=dict)
     date_order: DateOrder | None = None
     category: Category | None = None
+    categories: Mapping[str, Category] = field(default_factory=dict)
     combine: Mapping[str, Sequence[str]] = field(default_factory=dict)
     date_orders: Mapping[str, DateOrder] = field(default_factory=dict)
     two_digit_years_until: int | None = None
@@ -200,6 +207,10 @@ class ColumnMapping:
             raise ValueError(
                 "mapping 'delimiter' must be one of " + ", ".join(repr(d) for d in DELIMITERS)
             )
+        categories = {category_key(k): Category(v) for k, v in self.categories.items()}
+        if "" in categories:
+            raise ValueError("mapping 'categories' names an empty value")
+        object.__setattr__(self, "categories", MappingProxyType(categories))
         object.__setattr__(self, "columns", MappingProxyType(dict(self.columns)))
         combine = {target: tuple(parts) for target, parts in self.combine.items()}
         object.__setattr__(self, "combine", MappingProxyType(combine))
@@ -219,9 +230,10 @@ class ColumnMapping:
         """Build a mapping from its document form.
 
         The full form is ``{"columns": {...}, "date_order": "DMY", "category": "traveller",
-        "combine": {"given_name": ["first", "middle"]}, "date_orders": {"doc_expiry": "YMD"},
-        "two_digit_years_until": 2026, "encoding": "cp1252", "delimiter": ";"}`` (every setting
-        optional). A dict without any of those eight keys is read as ``columns``
+        "categories": {"sex offender - high risk": "sex_offender"}, "combine": {"given_name":
+        ["first", "middle"]}, "date_orders": {"doc_expiry": "YMD"}, "two_digit_years_until":
+        2026, "encoding": "cp1252", "delimiter": ";"}`` (every setting
+        optional). A dict without any of those nine keys is read as ``columns``
         alone: ``{"Surname": "family_name", "DOB": "birth_date"}``.
 
         Raises:
@@ -258,6 +270,17 @@ class ColumnMapping:
         category = data.get("category")
         if category is not None and not isinstance(category, str):
             raise ValueError("mapping 'category' must be a string")
+        categories = data.get("categories", {})
+        if not isinstance(categories, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in categories.items()
+        ):
+            raise ValueError("mapping 'categories' must map a file's values to category names")
+        kinds: dict[str, Category] = {}
+        for written, kind in categories.items():
+            try:
+                kinds[written] = parse_category(kind)
+            except ValueError as exc:
+                raise ValueError(f"mapping 'categories': {written!r} -> {kind!r}: {exc}") from None
         combine = data.get("combine", {})
         if not isinstance(combine, Mapping) or not all(
             isinstance(k, str)
@@ -283,6 +306,7 @@ class ColumnMapping:
             columns={str(k): str(v) for k, v in columns.items()},
             date_order=DateOrder(date_order) if date_order is not None else None,
             category=parse_category(category) if category is not None else None,
+            categories=kinds,
             combine={str(k): tuple(str(c) for c in v) for k, v in combine.items()},
             date_orders={str(k): DateOrder(v) for k, v in date_orders.items()},
             two_digit_years_until=until,

@@ -11,6 +11,7 @@ from typing import Final, TypeVar
 
 from xlink.records._fields import (
     DateOrder,
+    category_key,
     parse_aliases,
     parse_birth_date,
     parse_category,
@@ -22,7 +23,7 @@ from xlink.records._fields import (
     parse_sex,
     salvage_birth_date,
 )
-from xlink.records.model import BirthDate
+from xlink.records.model import BirthDate, Category
 
 __all__ = ["MEMO_SIZE", "FieldParsers"]
 
@@ -59,10 +60,16 @@ class FieldParsers:
         two_digit_until: int | None,
         remember: bool,
         today: date | None = None,
+        categories: Mapping[str, Category] | None = None,
     ) -> None:
         wrap = _remembering if remember else _as_is
         birth_order, expiry_order = orders["birth_date"], orders["doc_expiry"]
-        self.category = wrap(parse_category)
+        named = dict(categories or {})
+
+        def category(text: str) -> Category:  # the mapping's word for it first
+            return named.get(category_key(text)) or parse_category(text)
+
+        self.category = wrap(category)
         self.sex = wrap(parse_sex)
         self.aliases = wrap(parse_aliases)
         self.nationalities = wrap(parse_nationalities)

@@ -359,10 +359,11 @@ class RowChecker:
         two_digit_years_until: int | None = None,
         remember: bool = True,
         today: date | None = None,
+        categories: Mapping[str, Category] | None = None,
     ) -> None:
         until = check_century_end(two_digit_years_until)
         orders = _date_orders(date_order, date_orders)
-        self._parsers = FieldParsers(orders, until, remember, today)
+        self._parsers = FieldParsers(orders, until, remember, today, categories)
         self._policy = BadFieldPolicy(bad_field)
         self._default_category = default_category
         self._texts: dict[str, str] | None = {} if remember else None
