@@ -1235,24 +1235,31 @@ def _delivered_as(release_id: bytes) -> Callable[[bytes], bytes]:
 
 
 @pytest.mark.parametrize("named", ["zeros", "made-up"])
-def test_delivered_before_naming_no_release_of_ours_ends_the_session(
+def test_delivered_before_naming_no_release_of_ours_is_shown_unknown_and_audited(
     pair: QueryPair, named: str
 ) -> None:
     """The holder answers a decided traveller "delivered before" with a release id we never
-    received (an asker that has received nothing from it). The asker once printed
-    ``delivered before, release <id> (already in the store)`` and completed: the officer was
-    sent to read a release that is not there, or, with another traveller's id, the wrong
-    person's. Now the id must be one of this holder's releases we received: the session ends
-    (``BAD_RELEASE``, ``unknown-release`` audited) before anything of the answer is stored,
-    the other traveller's release included."""
+    received. The asker once printed ``delivered before, release <id> (already in the
+    store)``: the officer was sent to read a release that is not there (or, with another
+    traveller's id, the wrong person's). Now the answer is what our store keeps of every
+    release it received: this one is not among them, so it is shown as such and audited
+    (``RECEIVE_DENIED``, ``unknown-release``); nothing of the holder's is taken, so the other
+    traveller's release is stored and the session completes (a store restored from an older
+    copy gives the same answer from an honest holder, and must not end every later ask)."""
     release_id = bytes(16) if named == "zeros" else bytes(range(16))
     service = pair.holder.query_service(pair.registry)
     side = pair.travellers(["USTR-00039", "USTR-00022"])
     lying = _delivered_as(release_id)
-    answered = _serve_and(pair, service, lambda c: ask(pair.asker, c, side), lying)
-    ended = _ended_by_a_bad_release(pair, *answered, reason="unknown-release")
-    assert pair.asker.store.list(now=pair.asker.clock()) == ()
-    assert (ended["matched"], ended["received"]) == (2, 0)
+    _, outcome, _ = _serve_and(pair, service, lambda c: ask(pair.asker, c, side), lying)
+    assert not isinstance(outcome, BaseException), outcome
+    (first,) = [a for a in outcome.answers if a.fate == "delivered"]
+    (second,) = [a for a in outcome.answers if a is not first]
+    assert (first.held, first.category) == ("unknown", None)
+    assert "is not one received from it here (audited)" in answer_line(first, "CA-RCMP")
+    assert second.fate == "sent" and second.category is not None
+    assert len(pair.asker.store.list(now=pair.asker.clock())) == 1
+    denied = [dict(e.fields) for e in pair.asker.audit.entries(kinds={AuditEvent.RECEIVE_DENIED})]
+    assert [(f["reason"], f["handle"]) for f in denied] == [("unknown-release", release_id.hex())]
 
 
 def test_delivered_before_says_whom_the_named_release_was_filed_for(pair: QueryPair) -> None:
@@ -1272,7 +1279,7 @@ def test_delivered_before_says_whom_the_named_release_was_filed_for(pair: QueryP
     _, second, _ = _serve_and(pair, service, lambda c: ask(pair.asker, c, side), lying)
     assert not isinstance(second, BaseException), second
     shown = second.answers[0]
-    assert (shown.fate, shown.release_id) == ("delivered", earlier.release_id)
+    assert (shown.fate, shown.held, shown.release_id) == ("delivered", "held", earlier.release_id)
     assert (shown.category, shown.filed_for) == (earlier.category, "USTR-00022")
     assert answer_line(shown, "CA-RCMP").endswith("in the store, filed for USTR-00022")
     _, again, _ = _serve_and(
@@ -1291,8 +1298,9 @@ def test_delivered_before_says_whom_the_named_release_was_filed_for(pair: QueryP
         pair, service, lambda c: ask(pair.asker, c, pair.travellers(["USTR-00022"], "d.csv"))
     )
     (gone,) = purged.answers
-    assert (gone.fate, gone.release_id, gone.category) == ("delivered", earlier.release_id, None)
-    assert answer_line(gone, "CA-RCMP").endswith("no longer in the store")
+    assert (gone.fate, gone.held, gone.release_id) == ("delivered", "purged", earlier.release_id)
+    assert (gone.category, gone.filed_for) == (None, "USTR-00022")
+    assert answer_line(gone, "CA-RCMP").endswith("purged from the store since")
 
 
 def _second_frame_doubled(message: M.ReleasesMessage) -> M.ReleasesMessage:
@@ -1332,6 +1340,17 @@ def test_a_bad_release_after_a_good_one_ends_the_session_and_an_honest_ask_loses
     assert [a.fate for a in again.answers] == ["sent", "sent"] and again.refused_by_us == 0
     stored = pair.asker.store.list(now=pair.asker.clock())
     assert len(stored) == 2 and kept[0] in stored
+    # the first traveller's release came again as a copy of the one stored: each answer
+    # names a release the store holds (it named the copy's id, which `store read` refuses)
+    held = {r.release_id.hex() for r in stored}
+    assert {a.release_id for a in again.answers} == held
+    # and the holder, which took the copy's receipt as the delivery, answers "delivered
+    # before" with the copy's id from now on: known here, shown as the release stored (a
+    # check on the stored releases alone ended every later ask of an honest holder)
+    _, third, _ = _serve_and(pair, service, lambda c: ask(pair.asker, c, side))
+    assert not isinstance(third, BaseException), third
+    assert [(a.fate, a.held) for a in third.answers] == [("delivered", "held")] * 2
+    assert {a.release_id for a in third.answers} == held
 
 
 def test_a_release_the_asker_refuses_for_the_holders_clock_is_answered_and_the_session_goes_on(

@@ -113,8 +113,8 @@ def test_an_agent_under_reporting_its_releases_fails(
 ) -> None:
     """The outcome line is cross-checked against the releases on the wire: an agent that
     reports none while it sent some fails the sanity cases, which it would otherwise pass. A
-    query holder's releases travel in RELEASES messages, not transfer frames: they count too
-    (the runner once counted only transfer frames, and passed such a holder)."""
+    query holder's releases travel in RELEASES messages, not transfer frames, and are counted
+    as such (its sanity cases also check the releases the runner stored)."""
     import xlink.conformance.agent as agent
 
     original = agent.outcome_record
@@ -130,6 +130,28 @@ def test_an_agent_under_reporting_its_releases_fails(
     for case in ("sanity.first", "sanity.last"):
         assert verdicts[case].verdict is Verdict.FAILED
         assert "releases but reported 0" in verdicts[case].reason
+
+
+def test_a_holder_releasing_on_a_forged_claim_and_reporting_none_fails() -> None:
+    """A holder that sends a release on a made-up handle, then aborts as the case expects and
+    reports no release: the runner counted only transfer RELEASE frames and judged it OK; the
+    labelled releases of its RELEASES message count now (protocols/conformance.md §5)."""
+    from xlink.conformance.model import Observation, Outcome, judge
+    from xlink.conformance.script import releases_on_wire
+    from xlink.error_codes import AbortCode
+    from xlink.query import messages as qm
+
+    (case,) = [c for c in all_cases() if c.id == "query.release_request_made_up_handle"]
+    released = qm.encode(qm.ReleasesMessage(3, bytes([1]), bytes(16), (b"\x01" * 60,)))
+    aborted = qm.encode(qm.Abort(int(AbortCode.CONFIRMATION_FAILED), ""))
+    seen = Observation(peer_abort=AbortCode.CONFIRMATION_FAILED, received=[released, aborted])
+    seen.wire_releases = releases_on_wire(seen.received)
+    line = {"connection": 5, "role": "holder", "outcome": "aborted", "stored": 0, "refused": 0}
+    lying = Outcome.from_json({**line, "code": "CONFIRMATION_FAILED", "released": 0})
+    verdict, reason = judge(case, seen, lying)
+    assert verdict is Verdict.FAILED and "sent 1 releases but reported 0" in reason
+    honest = Observation(peer_abort=AbortCode.CONFIRMATION_FAILED, received=[aborted])
+    assert judge(case, honest, lying)[0] is Verdict.OK
 
 
 def test_releases_on_wire_counts_a_holders_labelled_releases() -> None:

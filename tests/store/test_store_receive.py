@@ -226,9 +226,32 @@ def test_a_rerun_copy_of_held_content_is_receipted_but_not_stored_twice(tmp_path
         listed = store.list(T0)
         assert sorted(r.own_record_id or "" for r in listed) == ["R1", "R1", "R2"]
         assert b.release_id == again.release_id and b.receipt
+        # every id receipted is kept, the copy's too, named by the release it copies
+        got = store.received(b.release_id, T0)
+        assert got is not None and got.held is not None
+        assert (got.held_id, got.originator, got.own_record_id) == (a.release_id, CA, "R1")
+        assert b.held_id == a.release_id and a.held_id == a.release_id
+        assert store.received(bytes(range(16)), T0) is None
         kinds = audit_kinds(audit)
     assert kinds.count(AuditEvent.RELEASE_RECEIVED) == 3
     assert kinds.count(AuditEvent.RECEIPT_SENT) == 4
+
+
+def test_the_ids_of_releases_received_outlast_their_purge(tmp_path: Path) -> None:
+    """A query holder answers "delivered before" with the id of a release we received, and
+    after its retention the store purges it: the id, its originator and our record stay known
+    (xlink-query-v1 §7.4), the record does not."""
+    record = make_record(1)
+    with (
+        AuditLog.open(tmp_path / "audit.db", signing_key=AUDIT_KEY) as audit,
+        open_store(tmp_path / "store.db", audit=audit) as store,
+    ):
+        store.accept(seal(record), expected_session_id=SESSION, now=T0, own_record_id="R1")
+        (held,) = store.list(T0)
+        assert store.purge(held.expires_at) == 1 and store.list(held.expires_at) == ()
+        got = store.received(record.release_id, held.expires_at)
+        assert got is not None and got.held is None
+        assert (got.held_id, got.originator, got.own_record_id) == (record.release_id, CA, "R1")
 
 
 def _accept(store: Any, record: Any, own: str, *, credit: bool = True) -> tuple[bool, bool]:
@@ -282,8 +305,12 @@ def test_a_store_written_before_the_copy_note_is_upgraded_in_place(tmp_path: Pat
             _accept(store, stored, "R1")
         with sqlite3.connect(path) as conn:
             conn.execute("ALTER TABLE releases DROP COLUMN copy_credited")
+            conn.execute("DROP TABLE received")
         with open_store(path, audit=audit) as store:
             assert len(store.list(T0)) == 1
+            # the ids it holds are known as received, as a new store's
+            known = store.received(stored.release_id, T0)
+            assert known is not None and known.held_id == stored.release_id
             got = [_accept(store, r, "R1") for r in (copy, again)]
     assert got == [(False, True), (False, False)]
 

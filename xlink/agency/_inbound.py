@@ -152,7 +152,8 @@ class Receiver:
             # caveats, a replayed release id...) is audited here, with its code.
             return self._refuse(label, reason)
         status = "received" if accepted.stored else "held-before"
-        got = Inbound(status, accepted.release_id, accepted.category.value)
+        # a copy of a release we hold is named by the one stored, which ``store read`` opens
+        got = Inbound(status, accepted.held_id, accepted.category.value)
         if waiting and index is not None:
             waiting.remove(index)
             self.inbound[index] = got

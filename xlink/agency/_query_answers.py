@@ -9,7 +9,7 @@ import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +20,7 @@ from xlink.agency._query_common import _flush, _only, _receive
 from xlink.audit import AuditEvent
 from xlink.decide import DecidedMatch, Decision, OneToOneSieve, decide
 from xlink.error_codes import AbortCode
-from xlink.errors import BadRelease, RemoteProtocolError
+from xlink.errors import RemoteProtocolError
 from xlink.linkage.tokens import TokenSet
 from xlink.prepare import PreparedSide
 from xlink.protocol._pair_table import pair_table
@@ -56,9 +56,26 @@ class TravellerAnswer:
     release_id: str | None = None
     category: str | None = None
     score: float | None = None
+    held: str | None = None
+    """``delivered``: the release as our store has it (:class:`Delivered`'s ``state``:
+    ``held``, ``expired``, ``purged``, or ``unknown``: not one this holder delivered to us);
+    ``release_id`` is then the stored release's, ``category`` its own."""
     filed_for: str | None = None
-    """``delivered``: our record the release was stored for, when it is in the store (a
-    traveller asked about before, under this id or another; None if no longer held)."""
+    """``delivered``: our record the release was filed for (a traveller asked about before,
+    under this id or another, or a record of an exchange)."""
+
+
+class Delivered(NamedTuple):
+    """A release a holder says it delivered before, as our store has it: ``state`` is
+    ``held``, ``expired`` (stored, past its retention), ``purged`` or ``unknown`` (never
+    received from this holder); ``release_id`` the stored release's (for a copy, the one it
+    copies; the holder's id when unknown), its category while stored, and our record it was
+    filed for."""
+
+    state: str
+    release_id: str
+    category: str | None
+    filed_for: str | None
 
 
 def pair_handles(by_key: dict[str, set[bytes]]) -> tuple[bytes, ...]:
@@ -327,7 +344,7 @@ async def _collect_releases(
     by_record: dict[str, DecidedMatch] = {}  # each traveller's answer: its first match
     for m in decision.matches:
         by_record.setdefault(m.local_record_id, m)
-    fates: dict[str, tuple[str, str | None, str | None, str | None]] = {}
+    fates: dict[str, dict[str, Any]] = {}  # each decided traveller's answer, but its score
     refused = 0
     matches: list[tuple[int, DecidedMatch]] = []  # asked about, with their index in decision
     named: set[int] = set()
@@ -362,8 +379,8 @@ async def _collect_releases(
         counts["evaluations"] += sum(len(m.handles) for _, m in matches)
         await _flush(conn, session)
         got = _only(session.receive(await _receive(conn, idle_timeout)), ReleasesReceived)
-        # before anything is stored: a release "delivered before" must be one we received
-        # from this holder, else the answer names what it likes (another traveller's)
+        # a release "delivered before" is shown as our store has it, never on the holder's
+        # word alone (it could name a made-up release, or another traveller's)
         delivered = _delivered_before(
             agency, session_id, [a.release_id for a in got.answers if a.fate is Fate.DELIVERED]
         )
@@ -372,9 +389,9 @@ async def _collect_releases(
         receipts: list[tuple[bool, bytes]] = []
         for (index, match), answer in zip(matches, got.answers, strict=True):
             release_id = answer.release_id.hex() if any(answer.release_id) else None
-            category = filed_for = None
+            category = held = filed_for = None
             if answer.fate is Fate.DELIVERED:
-                category, filed_for = delivered[answer.release_id]
+                held, release_id, category, filed_for = delivered[answer.release_id]
             if answer.fate is Fate.SENT:
                 # the frame must be this match's release, not another traveller's; one
                 # that is not ends the session (BAD_RELEASE), unless the clock refused it
@@ -385,12 +402,13 @@ async def _collect_releases(
                     category, release_id = stored.category, stored.release_id.hex()
                     counts["received"] += 1
             if by_record[match.local_record_id] is match:
-                fates[match.local_record_id] = (
-                    answer.fate.name.lower().replace("_", "-"),
-                    release_id,
-                    category,
-                    filed_for,
-                )
+                fates[match.local_record_id] = {
+                    "fate": answer.fate.name.lower().replace("_", "-"),
+                    "release_id": release_id,
+                    "category": category,
+                    "held": held,
+                    "filed_for": filed_for,
+                }
         refused = receiver.refused
         if receipts:
             session.send_receipts(receipts)
@@ -401,49 +419,36 @@ async def _collect_releases(
         if decided is None:
             answers.append(TravellerAnswer(rid, False))
             continue
-        fate, release_id, category, filed_for = fates.get(rid, ("not-asked", None, None, None))
-        answers.append(
-            TravellerAnswer(
-                rid, True, fate, release_id, category, round(decided.score, 3), filed_for
-            )
-        )
+        said = fates.get(rid, {"fate": "not-asked"})
+        answers.append(TravellerAnswer(rid, True, score=round(decided.score, 3), **said))
     return tuple(answers), refused
 
 
 def _delivered_before(
     agency: Agency, session_id: bytes, release_ids: list[bytes]
-) -> dict[bytes, tuple[str | None, str | None]]:
-    """For each release id a holder answered ``DELIVERED`` with (xlink-query-v1 §7.4): the
-    category and our record it was stored for, from our store (``(None, None)`` for a release
-    of this holder's we received and no longer hold: purged, as the audit log's
-    ``RELEASE_RECEIVED`` tells). Any other id (zeros, never received, another partner's) is
-    no release delivered to us: audited ``RECEIVE_DENIED`` (``unknown-release``) and
-    :class:`~xlink.errors.BadRelease`, which ends the session before anything of the answer
-    is stored."""
+) -> dict[bytes, Delivered]:
+    """What each release id a holder answered ``DELIVERED`` with is here (xlink-query-v1
+    §7.4), from what our store keeps of every release it received, copies included, after a
+    purge too: the stored release it is or copies (``held``, ``expired``: past its retention,
+    not readable; ``purged``), with its category and our record it was filed for. An id that
+    is not a release this holder delivered to us (zeros, never received, another partner's)
+    is ``unknown`` and audited ``RECEIVE_DENIED`` (``unknown-release``): a holder that says
+    so lies, or our store was replaced or restored from an older copy, and the answer shows
+    it as such; nothing of the holder's is taken, so the session goes on."""
     peer, now = agency.peer_id, agency.clock()
-    found: dict[bytes, tuple[str | None, str | None]] = {}
-    missing: set[bytes] = set()
-    for release_id in release_ids:
-        held = agency.store.metadata(release_id, now) if any(release_id) else None
-        if held is not None and held.originator == peer:
-            found[release_id] = (held.category.value, held.own_record_id)
-        elif held is None and any(release_id):
-            missing.add(release_id)
+    found: dict[bytes, Delivered] = {}
+    for release_id in dict.fromkeys(release_ids):
+        got = agency.store.received(release_id, now) if any(release_id) else None
+        if got is None or got.originator != peer:
+            fields = {"session": session_id, "handle": release_id, "reason": DENY_UNKNOWN_RELEASE}
+            agency.audit.append(AuditEvent.RECEIVE_DENIED, {**fields, "peer": peer}, now=now)
+            found[release_id] = Delivered("unknown", release_id.hex(), None, None)
+        elif got.held is None:
+            found[release_id] = Delivered("purged", got.held_id.hex(), None, got.own_record_id)
         else:
-            _unknown_release(agency, session_id, release_id)
-    if missing:
-        named = {rid.hex(): rid for rid in missing}
-        for entry in agency.audit.entries(kinds={AuditEvent.RELEASE_RECEIVED}):
-            if entry.fields.get("peer") == peer and entry.fields.get("handle") in named:
-                found[named.pop(str(entry.fields["handle"]))] = (None, None)
-        for release_id in named.values():
-            _unknown_release(agency, session_id, release_id)
+            state = "expired" if got.held.expired else "held"
+            held = got.held
+            found[release_id] = Delivered(
+                state, held.release_id.hex(), held.category.value, got.own_record_id
+            )
     return found
-
-
-def _unknown_release(agency: Agency, session_id: bytes, release_id: bytes) -> NoReturn:
-    fields = {"session": session_id, "handle": release_id, "reason": DENY_UNKNOWN_RELEASE}
-    agency.audit.append(
-        AuditEvent.RECEIVE_DENIED, {**fields, "peer": agency.peer_id}, now=agency.clock()
-    )
-    raise BadRelease(DENY_UNKNOWN_RELEASE)

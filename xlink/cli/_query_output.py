@@ -29,6 +29,7 @@ def _answer_json(a: TravellerAnswer) -> dict[str, object]:
         "release_id": a.release_id,
         "category": a.category,
         "score": a.score,
+        "held": a.held,
         "filed_for": a.filed_for,
     }
 
@@ -89,16 +90,26 @@ def answer_line(a: TravellerAnswer, holder: str) -> str:
             f"{head}: release refused here: the holder's clock (dated ahead, or past its "
             "retention); audited"
         )
-    if a.fate == "delivered" and a.category is None:
-        return f"{head}: delivered before, release {a.release_id}: no longer in the store"
     if a.fate == "delivered":
-        # the holder chose the release it names: say whom we filed it for, when not this id
-        other = f", filed for {a.filed_for}" if a.filed_for not in (None, a.record_id) else ""
-        return (
-            f"{head}: delivered before, release {a.release_id} [{a.category}], in the store{other}"
-        )
+        return f"{head}: {_delivered_text(a, holder)}"
     text = _FATE_TEXT.get(str(a.fate), f"{a.fate}")
     return f"{head}: {text.format(holder=holder)}"
+
+
+def _delivered_text(a: TravellerAnswer, holder: str) -> str:
+    """A release delivered before, as our store has it (xlink-query-v1 §7.4), with the record
+    it was filed for when that is not this traveller's id (the holder chose the release)."""
+    other = f", filed for {a.filed_for}" if a.filed_for not in (None, a.record_id) else ""
+    if a.held == "unknown":
+        return (
+            f"{holder} says delivered before, but release {a.release_id} is not one received "
+            "from it here (audited): a store replaced or restored from an older copy, or a "
+            "false answer"
+        )
+    if a.held == "purged":
+        return f"delivered before, release {a.release_id}: purged from the store since{other}"
+    kept = "in the store, past its retention" if a.held == "expired" else "in the store"
+    return f"delivered before, release {a.release_id} [{a.category}], {kept}{other}"
 
 
 def print_ask(o: QueryOutcome, wall: float) -> None:

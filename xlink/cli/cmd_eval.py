@@ -16,7 +16,7 @@ from xlink.cli.exitcodes import ExitCode
 from xlink.cli.progress import ProgressReporter
 from xlink.evaluation import datasets
 from xlink.evaluation.fitting import MIN_DEV_PRECISION
-from xlink.evaluation.judge import FITS
+from xlink.evaluation.judge import FITS, FITTED
 from xlink.linkage.link_rule import AUTO, LINK_CHOICES
 from xlink.linkage.schema import (
     LinkageSchema,
@@ -174,7 +174,7 @@ def _redecide(args: argparse.Namespace, schema: LinkageSchema) -> dict[str, Any]
         read_split_file,
         read_truth_file,
     )
-    from xlink.evaluation.judge import FITTED, judge
+    from xlink.evaluation.judge import judge
     from xlink.evaluation.pairs_file import read_pairs
 
     start = time.perf_counter()
@@ -208,8 +208,8 @@ def _redecide(args: argparse.Namespace, schema: LinkageSchema) -> dict[str, Any]
     return figures
 
 
-#: Weights fitted on the development split's labels: not what an exchange decides with.
-FITTED: Final = frozenset({"logistic", "fellegi-sunter"})
+#: Said after figures of weights fitted on the development split's labels
+#: (:data:`~xlink.evaluation.judge.FITTED`): not what an exchange decides with.
 FITTED_NOTE: Final = (
     "these weights were fitted on your labels; `xlink serve|match` decide with the MOU's schema "
     "(its own weights, or estimated if the MOU says so): `--weights schema` or `--weights "

@@ -42,7 +42,7 @@ from xlink.store.stix import (
     XLINK_STIX_NAMESPACE,
     to_stix_bundle,
 )
-from xlink.store.store import ReleaseStore, StoredRelease
+from xlink.store.store import ReceivedRelease, ReleaseStore, StoredRelease
 
 __all__ = [
     "DENY_CONSENT_EXPIRED",
@@ -64,6 +64,7 @@ __all__ = [
     "XLINK_EXTENSION_ID",
     "XLINK_STIX_NAMESPACE",
     "ConsentToken",
+    "ReceivedRelease",
     "ReleaseReplayed",
     "ReleaseStore",
     "StoredRelease",

@@ -21,6 +21,7 @@ __all__ = [
     "MAX_CREATED_AHEAD",
     "Accepted",
     "DecidedMatches",
+    "ReceivedRelease",
     "StoredRelease",
     "expires_at",
 ]
@@ -85,13 +86,33 @@ class Accepted:
     """A release :meth:`ReleaseStore.accept` took: the receipt to return, the release's id and
     category, whether it was stored (False: a re-run's copy of content already held), and
     whether it earns the originator credit under a reciprocal MOU (xlink-release-v1 §10.5):
-    a release stored, or the first copy of one (False for a copy of one copied before)."""
+    a release stored, or the first copy of one (False for a copy of one copied before).
+    ``held_id`` is the stored release's id: the release's own, or for a copy the one it copies
+    (what ``store read`` takes)."""
 
     receipt: bytes
     release_id: bytes
     category: Category
     stored: bool
     credited: bool = True
+    held_id: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not self.held_id:
+            object.__setattr__(self, "held_id", self.release_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRelease:
+    """What the store keeps of every release it received and receipted, copies included, and
+    keeps after a purge (:meth:`ReleaseStore.received`): who sent it, the stored release it is
+    or copies (``held``, its metadata; None once purged) and our record it was filed for."""
+
+    release_id: bytes
+    originator: str
+    held_id: bytes
+    own_record_id: str | None
+    held: StoredRelease | None
 
 
 class DecidedMatches:
@@ -157,7 +178,24 @@ CREATE TABLE IF NOT EXISTS releases (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS releases_expiry ON releases (expires_us);
 CREATE INDEX IF NOT EXISTS releases_content ON releases (originator, content);
+CREATE TABLE IF NOT EXISTS received (
+    release_id BLOB PRIMARY KEY,
+    originator TEXT NOT NULL,
+    held_id BLOB NOT NULL,
+    own_record_id TEXT
+) STRICT;
 """
+# Every release id received and receipted, copies included, kept after a purge: what a query
+# holder's "delivered before" is checked against (xlink-query-v1 §7.4). A store written
+# before it gains it with the releases it holds.
+_RECEIVED_FROM_RELEASES: Final = (
+    "INSERT OR IGNORE INTO received (release_id, originator, held_id, own_record_id)"
+    " SELECT release_id, originator, release_id, own_record_id FROM releases"
+)
+_INSERT_RECEIVED: Final = (
+    "INSERT OR IGNORE INTO received (release_id, originator, held_id, own_record_id)"
+    " VALUES (?, ?, ?, ?)"
+)
 # Columns added after the first stores were written: added in place to an older store.
 _ADDED_COLUMNS: Final = (
     ("own_record_id", "TEXT"),

@@ -27,6 +27,7 @@ from xlink.records.model import Category
 from xlink.release import ReleaseRecord, ReleaseRejected, open_release
 from xlink.store._rows import (
     _SELECT,
+    ReceivedRelease,
     StoredRelease,
     _expires_us,
     _micros,
@@ -70,11 +71,21 @@ class StoredUse:
         rows = self._conn.execute(_SELECT + " ORDER BY received_us, release_id").fetchall()
         return tuple(self._metadata(_Row(*row), now_us) for row in rows)
 
-    def metadata(self, release_id: bytes, now: datetime) -> StoredRelease | None:
-        """One stored release's metadata (None if it is not stored: never received, or
-        purged); nothing is opened or audited."""
-        row = self._row(_release_id(release_id))
-        return None if row is None else self._metadata(row, _micros(now))
+    def received(self, release_id: bytes, now: datetime) -> ReceivedRelease | None:
+        """What the store keeps of a release it received and receipted, a copy of one it held
+        too, after a purge as well (None: never received here); with the held release's
+        metadata as of ``now`` while it is stored. Nothing is opened or audited."""
+        rid = _release_id(release_id)
+        found = self._conn.execute(
+            "SELECT originator, held_id, own_record_id FROM received WHERE release_id = ?",
+            (rid,),
+        ).fetchone()
+        if found is None:
+            return None
+        originator, held_id, own_record_id = found
+        row = self._row(bytes(held_id))
+        held = None if row is None else self._metadata(row, _micros(now))
+        return ReceivedRelease(rid, originator, bytes(held_id), own_record_id, held)
 
     def _metadata(self, r: _Row, now_us: int) -> StoredRelease:
         try:

@@ -33,11 +33,14 @@ from xlink.store._rows import (
     _ADDED_COLUMNS,
     _CREATED_AHEAD_US,
     _INSERT,
+    _INSERT_RECEIVED,
+    _RECEIVED_FROM_RELEASES,
     _SCHEMA,
     CLOCK_TOLERANCE,
     MAX_CREATED_AHEAD,
     Accepted,
     DecidedMatches,
+    ReceivedRelease,
     StoredRelease,
     _expires_us,
     _micros,
@@ -56,6 +59,7 @@ __all__ = [
     "CLOCK_TOLERANCE",
     "MAX_CREATED_AHEAD",
     "DecidedMatches",
+    "ReceivedRelease",
     "ReleaseStore",
     "StoredRelease",
 ]
@@ -128,7 +132,10 @@ class ReleaseStore(StoredUse, SqliteStore):
             for name, kind in _ADDED_COLUMNS if columns else ():
                 if name not in columns:
                     conn.execute(f"ALTER TABLE releases ADD COLUMN {name} {kind}")
+            ids_kept = conn.execute("PRAGMA table_info(received)").fetchone() is not None
             conn.executescript(_SCHEMA)
+            if columns and not ids_kept:  # a store written before the received ids were kept
+                conn.execute(_RECEIVED_FROM_RELEASES)
         return cls(conn, path, mou, sealing_key, signing_key, audit, officers)
 
     # close(): SqliteStore's (the audit log is the caller's to close).
@@ -250,12 +257,17 @@ class ReleaseStore(StoredUse, SqliteStore):
                     self._conn.execute(
                         "UPDATE releases SET copy_credited = 1 WHERE release_id = ?", (held_id,)
                     )
+                self._conn.execute(
+                    _INSERT_RECEIVED,
+                    (record.release_id, record.originator, held_id, own_record_id),
+                )
                 return Accepted(
                     receipt,
                     record.release_id,
                     record.category,
                     stored=False,
                     credited=not credited_before,
+                    held_id=held_id,
                 )
             self._conn.execute(
                 _INSERT,
@@ -271,6 +283,10 @@ class ReleaseStore(StoredUse, SqliteStore):
                     own_record_id,
                     content,
                 ),
+            )
+            self._conn.execute(
+                _INSERT_RECEIVED,
+                (record.release_id, record.originator, record.release_id, own_record_id),
             )
             digest = release_digest(encode_release(record))
             base = {"session": record.session_id, "handle": record.release_id}
