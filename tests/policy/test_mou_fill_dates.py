@@ -141,6 +141,23 @@ def test_reciprocal_sets_release_reciprocal(
     assert ("reciprocal" in (tmp_path / "again.toml").read_text()) is reciprocal
 
 
+def test_an_agreement_is_given_its_own_id(
+    bundles: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sample template's id stayed on every MOU filled from it (a new user found no way
+    to change it but writing a template): ``--id`` gives the agreement its own, checked as
+    any MOU id is."""
+    out = tmp_path / "mou.toml"
+    assert fill(bundles, out, "--today", TODAY) == ExitCode.OK
+    assert load_mou(out).mou.id == "CA-US-XLINK-DEMO-2025-001"
+    own = tmp_path / "own.toml"
+    assert fill(bundles, own, "--id", "RCMP-DHS/2026-07", "--today", TODAY) == ExitCode.OK
+    assert load_mou(own).mou.id == "RCMP-DHS/2026-07"
+    capsys.readouterr()
+    assert fill(bundles, tmp_path / "bad.toml", "--id", "no spaces", "--today", TODAY) == 3
+    assert "id" in capsys.readouterr().err and not (tmp_path / "bad.toml").exists()
+
+
 def test_without_release_the_template_decides(bundles: list[str], tmp_path: Path) -> None:
     out = tmp_path / "mou.toml"
     assert fill(bundles, out, "--today", TODAY) == ExitCode.OK

@@ -101,6 +101,13 @@ def register(sub: Any) -> None:
         "(hub.verify_key), as 64 hex digits or a file holding them, or a JSON file with a "
         "verify_key member (and, if it has one, a hub_id that must be the template's)",
     )
+    fill.add_argument(
+        "--id",
+        dest="mou_id",
+        metavar="ID",
+        help="the MOU's id (default: the template's, which the bundled sample's is: give your "
+        "agreement its own)",
+    )
     fill.add_argument("--schema", metavar="PATH", help="linkage schema (default: the bundled one)")
     fill.add_argument("--valid-from", type=_date, metavar="YYYY-MM-DD", help="first valid day")
     fill.add_argument(
@@ -268,6 +275,7 @@ def _fill(args: argparse.Namespace) -> int:
             max_set_size=sizes,
             approval_required=approval,
             reciprocal=args.reciprocal,
+            mou_id=args.mou_id,
         )
         text = dump_multilateral(mou, fmt)
         summary: dict[str, object] = multilateral_summary(SignedMultilateralMou(mou))
@@ -281,6 +289,7 @@ def _fill(args: argparse.Namespace) -> int:
             set_size_budget_per_day=args.set_size_budget_per_day,
             approval_required=approval,
             reciprocal=args.reciprocal,
+            mou_id=args.mou_id,
         )
         text = dump_mou(mou, fmt)
         summary = mou_summary(SignedMou(mou))

@@ -125,6 +125,7 @@ class MouTemplate:
         set_size_budget_per_day: int | None = None,
         approval_required: bool | None = None,
         reciprocal: bool | None = None,
+        mou_id: str | None = None,
     ) -> Mou:
         """The MOU with ``keys`` (by agency id) and the optional members filled in.
 
@@ -134,7 +135,8 @@ class MouTemplate:
         ``set_size_budget_per_day`` the template's ``exchange`` budget; ``approval_required``
         replaces ``release.approval_required`` (True: an officer approves each release before
         anything is sealed; False: straight-through release) and ``reciprocal``
-        ``release.reciprocal`` (xlink-release-v1 §10.5; None: keep the template's). Raises
+        ``release.reciprocal`` (xlink-release-v1 §10.5; None: keep the template's); ``mou_id``
+        the template's ``id`` (an agreement's own, where a template is shared). Raises
         ``ValueError``
         for keys or sizes of an agency the template does not name, and
         :class:`~xlink.errors.SchemaError` when the result is not a valid MOU (a party left
@@ -150,6 +152,7 @@ class MouTemplate:
             valid_from=valid_from,
             valid_until=valid_until,
             max_set_size=max_set_size,
+            mou_id=mou_id,
         )
         if set_size_budget_per_day is not None:
             exchange = doc.get("exchange")
@@ -182,9 +185,10 @@ def _fill_common(
     valid_from: datetime.date | None,
     valid_until: datetime.date | None,
     max_set_size: Mapping[str, int] | None,
+    mou_id: str | None = None,
 ) -> None:
     """What filling a template of either kind does to its document: the parties' keys and
-    ``max_set_size``, ``linkage.schema_digest`` and the dates."""
+    ``max_set_size``, ``linkage.schema_digest``, the dates and the MOU's id."""
     unknown = sorted(set(keys) - named)
     if unknown:
         raise ValueError("keys given for agencies the template does not name")
@@ -208,6 +212,8 @@ def _fill_common(
         doc["valid_from"] = valid_from.isoformat()
     if valid_until is not None:
         doc["valid_until"] = valid_until.isoformat()
+    if mou_id is not None:  # checked with the rest of the MOU (a bad one: SchemaError)
+        doc["id"] = mou_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,11 +251,12 @@ class MultilateralTemplate:
         max_set_size: Mapping[str, int] | None = None,
         approval_required: bool | None = None,
         reciprocal: bool | None = None,
+        mou_id: str | None = None,
     ) -> MultilateralMou:
         """The multilateral MOU with ``keys`` (by agency id), the hub's ``hub_key`` and the
-        optional members filled in, as :meth:`MouTemplate.fill`; ``approval_required`` and
-        ``reciprocal`` replace ``release.approval_required`` and ``release.reciprocal`` in
-        every ``terms`` entry. Raises ``ValueError``
+        optional members filled in, as :meth:`MouTemplate.fill` (``mou_id`` too);
+        ``approval_required`` and ``reciprocal`` replace ``release.approval_required`` and
+        ``release.reciprocal`` in every ``terms`` entry. Raises ``ValueError``
         for keys or sizes of an agency the template does not name, and
         :class:`~xlink.errors.SchemaError` when the result is not a valid multilateral MOU."""
         if not isinstance(hub_key, VerifyKey):
@@ -263,6 +270,7 @@ class MultilateralTemplate:
             valid_from=valid_from,
             valid_until=valid_until,
             max_set_size=max_set_size,
+            mou_id=mou_id,
         )
         hub = doc.get("hub")
         if isinstance(hub, dict):
