@@ -12,6 +12,7 @@ import csv
 import importlib.util
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -257,6 +258,16 @@ def test_the_holder_prints_its_table_and_stops_on_sigterm(holder: Holder) -> Non
     assert f"listening on 127.0.0.1:{holder.port}" in out
     assert f"quota {QUOTA} OPRF evaluations per UTC day" in out
     assert "xlink: interrupted" in err
+    # a line per asker connection, counts only (it printed nothing until it was stopped)
+    served = re.findall(
+        r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ session [0-9a-f]{16}…: (\S+).*, (\d+) evaluations, "
+        r"(\d+) of (\d+) requested released$",
+        out,
+        re.M,
+    )
+    assert served and ("completed", "0", "0", "0") not in served
+    assert any(int(released) > 0 for _, _, released, _ in served)
+    assert "USTR-" not in out and "CAWL-" not in out  # no traveller, no record
 
 
 def test_the_commands_docs_show_parse(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,13 @@ from xlink.agency._agency import Agency
 from xlink.agency._in_process import exchange_in_process, query_in_process
 from xlink.agency._matches import COLUMNS as MATCHES_COLUMNS
 from xlink.agency._outcome import AgencyOutcome
-from xlink.agency._query import QueryClient, QueryOutcome, QueryService, TravellerAnswer
+from xlink.agency._query import (
+    QueryClient,
+    QueryOutcome,
+    QueryServed,
+    QueryService,
+    TravellerAnswer,
+)
 from xlink.agency._run import RoleName, run_agency
 from xlink.agency._schema import SCHEMA_SIDECAR_SUFFIX, schema_for_mou
 from xlink.errors import SchemaMismatch
@@ -23,6 +29,7 @@ __all__ = [
     "AgencyOutcome",
     "QueryClient",
     "QueryOutcome",
+    "QueryServed",
     "QueryService",
     "RoleName",
     "SchemaMismatch",

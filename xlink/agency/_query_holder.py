@@ -147,10 +147,18 @@ class QueryService(HolderChecks, HolderMonths):
         agency has spent them (:class:`~xlink.agency._quota.DayQuota`)."""
         return self._quota.left(self._today())
 
-    async def handle(self, conn: Connection, *, idle_timeout: float = 60.0) -> QueryServed:
+    async def handle(
+        self,
+        conn: Connection,
+        *,
+        idle_timeout: float = 60.0,
+        served: QueryServed | None = None,
+    ) -> QueryServed:
         """Answer one asker over ``conn`` until it says BYE, then close. Raises the
         :class:`~xlink.errors.ProtocolError` that ended it (audited with its code). A session
-        that starts in a new month first moves the key and the table to it."""
+        that starts in a new month first moves the key and the table to it. ``served``, when
+        given, is the one filled in and returned (so that a caller has its counts when the
+        session ends with an error too)."""
         agency = self.agency
         if period_of(agency.clock()) != self.period:
             try:
@@ -183,7 +191,7 @@ class QueryService(HolderChecks, HolderMonths):
             quota_left=quota_left,
             rng=agency.rng,
         )
-        served = QueryServed()
+        served = QueryServed() if served is None else served
         failure: ProtocolError | None = None
         batch: _Outgoing | None = None
         answered: dict[int, ReleaseAnswer] = {}  # table index -> its fate in this session

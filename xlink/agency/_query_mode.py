@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from xlink.agency._query import QueryClient, QueryOutcome, QueryService
+from xlink.agency._query import QueryClient, QueryOutcome, QueryServed, QueryService
 from xlink.errors import ProtocolError
 from xlink.prepare import PreparedSide
 from xlink.progress import ProgressFn
@@ -47,11 +47,13 @@ class QueryMode:
         idle_timeout: float = 60.0,
         on_listening: Callable[[int], object] | None = None,
         progress: ProgressFn | None = None,
+        on_served: Callable[[QueryServed], object] | None = None,
     ) -> int:
         """Answer the partner's real-time queries about ``side`` (our list, or a
         :meth:`query_service` already built for it) on ``host:port`` until cancelled (or
         ``max_connections`` served): every connection over pinned mutual TLS, each refused one
-        audited. Returns the connections served."""
+        audited. ``on_served`` is called with each session's counts once it has ended,
+        completed or not (the operator's log line). Returns the connections served."""
         agency = self._agency()
         service = (
             side
@@ -60,8 +62,13 @@ class QueryMode:
         )
 
         async def answer(conn: Connection) -> None:
-            with contextlib.suppress(ProtocolError):  # audited by the service
-                await service.handle(conn, idle_timeout=idle_timeout)
+            served = QueryServed()
+            try:
+                with contextlib.suppress(ProtocolError):  # audited by the service
+                    await service.handle(conn, idle_timeout=idle_timeout, served=served)
+            finally:
+                if on_served is not None:
+                    on_served(served)
 
         return await serve_pinned(
             host,

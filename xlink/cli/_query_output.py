@@ -1,16 +1,18 @@
 """What ``xlink query ask`` and ``xlink query manifest`` print: each traveller's answer as a
-line, the session's summary, and the same as JSON."""
+line, the session's summary, and the same as JSON; and ``xlink query serve``'s line per
+connection answered."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
-from xlink.agency import QueryOutcome, TravellerAnswer
+from xlink.agency import QueryOutcome, QueryServed, TravellerAnswer
 from xlink.prepare import PreparedSide, StrPath
 
-__all__ = ["answer_line", "outcome_json", "print_ask", "print_manifest"]
+__all__ = ["answer_line", "outcome_json", "print_ask", "print_manifest", "served_line"]
 
 _FATE_TEXT = {
     "queued": "pending approval by {holder}'s officer (ask again once approved)",
@@ -110,6 +112,19 @@ def _delivered_text(a: TravellerAnswer, holder: str) -> str:
         return f"delivered before, release {a.release_id}: purged from the store since{other}"
     kept = "in the store, past its retention" if a.held == "expired" else "in the store"
     return f"delivered before, release {a.release_id} [{a.category}], {kept}{other}"
+
+
+def served_line(s: QueryServed, now: datetime) -> str:
+    """The holder's line for one asker connection once it has ended: ``2026-12-07T21:40:03Z
+    session 5e1c…: completed, 14 evaluations, 2 of 3 requested released`` (no traveller, no
+    record: counts only)."""
+    when = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    session = f"session {s.session_id[:16]}…" if s.session_id else "a connection (no session)"
+    ended = s.outcome if s.code is None else f"{s.outcome} ({s.code})"
+    return (
+        f"{when} {session}: {ended}, {s.evaluations} evaluations, "
+        f"{s.released} of {s.requested} requested released"
+    )
 
 
 def print_ask(o: QueryOutcome, wall: float) -> None:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from xlink.agency import Agency
+from xlink.agency import Agency, QueryServed
 from xlink.cli._common import (
     add_agency_options,
     add_input_options,
@@ -30,7 +30,7 @@ from xlink.cli._common import (
     withheld_line,
     write_port_file,
 )
-from xlink.cli._query_output import outcome_json, print_ask, print_manifest
+from xlink.cli._query_output import outcome_json, print_ask, print_manifest, served_line
 from xlink.cli.cmd_keygen import read_passphrase
 from xlink.cli.cmd_serve import run_cancellable
 from xlink.cli.exitcodes import ExitCode
@@ -276,6 +276,10 @@ async def _serve(args: argparse.Namespace, passphrase: bytes) -> int:
             sys.stdout.flush()
             write_port_file(args.port_file, port)
 
+        def answered(served: QueryServed) -> None:
+            if not args.json:
+                print(served_line(served, me.clock()), flush=True)
+
         served = await me.serve_queries(
             side,
             args.host,
@@ -283,6 +287,7 @@ async def _serve(args: argparse.Namespace, passphrase: bytes) -> int:
             max_connections=args.max_connections,
             idle_timeout=args.timeout,
             on_listening=listening,
+            on_served=answered,
         )
     if not args.json:
         print(f"served {served} connection(s)")
