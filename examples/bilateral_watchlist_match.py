@@ -28,9 +28,9 @@ from typing import Any
 
 from xlink.agency import Agency, AgencyOutcome, exchange_in_process
 from xlink.ceremony import CeremonyFiles, demo_ceremony
-from xlink.cli.cmd_demo import bundled_path
 from xlink.crypto.rand import DeterministicRandom, RandomSource
 from xlink.officers import OfficerAction, OfficerKey, OfficerRole
+from xlink.samples import sample_path
 
 CA, US = "CA-RCMP", "US-DHS"
 FILES = {CA: "ca_watchlist.csv", US: "us_watchlist.csv"}
@@ -134,8 +134,8 @@ async def run(work: Path) -> dict[str, Any]:
         open_agency(work, ceremony, CA, clock=lambda: NOW, rng=DeterministicRandom(CA)) as ca,
         open_agency(work, ceremony, US, clock=lambda: NOW, rng=DeterministicRandom(US)) as us,
     ):
-        ca_side = ca.prepare([bundled_path(FILES[CA])])
-        us_side = us.prepare([bundled_path(FILES[US])])
+        ca_side = ca.prepare([sample_path(FILES[CA])])
+        us_side = us.prepare([sample_path(FILES[US])])
         ca_out, us_out = await exchange_in_process((ca, ca_side), (us, us_side))
         for me, outcome in ((ca, ca_out), (us, us_out)):
             views[me.agency_id] = what_it_learned(me, outcome, enrol_reader(me, NOW), NOW)

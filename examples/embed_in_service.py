@@ -33,9 +33,9 @@ from typing import Any, Self
 
 from xlink.agency import Agency, AgencyOutcome
 from xlink.ceremony import demo_ceremony
-from xlink.cli.cmd_demo import bundled_path
 from xlink.crypto.rand import DeterministicRandom, RandomSource, system_random
 from xlink.prepare import PreparedSide
+from xlink.samples import sample_path
 
 CA, US = "CA-RCMP", "US-DHS"
 FILES = {CA: ["ca_watchlist.csv", "ca_sex_offenders.csv"], US: ["us_travellers.csv"]}
@@ -195,7 +195,7 @@ async def run(work: Path) -> dict[str, Any]:
             keys_dir=ceremony.keys[agency],
             mou=ceremony.mou,
             peer_bundle=ceremony.bundles[peer],
-            files=[bundled_path(name) for name in FILES[agency]],
+            files=[sample_path(name) for name in FILES[agency]],
         )
         for agency, peer in ((CA, US), (US, CA))
     )

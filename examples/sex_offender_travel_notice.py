@@ -38,11 +38,11 @@ from typing import Any
 from xlink.agency import Agency, QueryOutcome, QueryService, query_in_process
 from xlink.audit import verify_log
 from xlink.ceremony import CeremonyFiles, demo_ceremony
-from xlink.cli.cmd_demo import bundled_path
 from xlink.crypto.rand import DeterministicRandom
 from xlink.officers import OfficerAction, OfficerKey, OfficerRole
 from xlink.prepare import PreparedSide
 from xlink.release import QueueState, ReleaseRecord
+from xlink.samples import sample_path
 
 CA, US = "CA-RCMP", "US-DHS"
 # A fixed clock and seeded randomness keep the example reproducible. DeterministicRandom is for
@@ -132,8 +132,8 @@ async def run(work: Path) -> dict[str, Any]:
     with open_agency(work, ceremony, CA) as ca, open_agency(work, ceremony, US) as us:
         approver = enrol_officer(ca, OfficerRole.APPROVER)
         reader = enrol_officer(us, OfficerRole.READER)
-        registry = ca.prepare([bundled_path("ca_sex_offenders.csv")])
-        manifest = us.prepare([bundled_path("us_travellers.csv")])
+        registry = ca.prepare([sample_path("ca_sex_offenders.csv")])
+        manifest = us.prepare([sample_path("us_travellers.csv")])
         # Canada's query table of the month: its registry's tokens under its OPRF key.
         service = ca.query_service(registry)
 

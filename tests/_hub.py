@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from xlink.ceremony import HubCeremonyFiles, hub_ceremony
-from xlink.cli.cmd_demo import bundled_path
 from xlink.crypto.hub_key import HubKey
 from xlink.crypto.rand import DeterministicRandom, RandomSource
 from xlink.crypto.suite import DEFAULT_SUITE
@@ -19,6 +18,7 @@ from xlink.hub import AgentFiles, Hub, HubAddress, HubAgent
 from xlink.hub.schedule import JobState
 from xlink.hub.server import Capture
 from xlink.policy.multilateral import accept_multilateral, load_multilateral
+from xlink.samples import sample_path
 
 PASSPHRASE = b"correct horse battery staple hub"
 # The start of this hour, fixed for the run: the tests pass it as every party's clock, but TLS
@@ -52,7 +52,7 @@ class HubWorld:
             passphrase=PASSPHRASE,
             mou=self.ceremony.mou,
             bundles={a: p for a, p in self.ceremony.bundles.items() if a != agency},
-            files=tuple(bundled_path(n) for n in names),
+            files=tuple(sample_path(n) for n in names),
             suite_id=self.suites.get(agency, DEFAULT_SUITE.suite_id),
         )
 

@@ -27,6 +27,7 @@ __all__ = [
     "PreparedSide",
     "default_mapping_path",
     "load_records",
+    "prepare_records",
     "prepare_side",
 ]
 
@@ -274,7 +275,39 @@ def prepare_side(
         first = refused[0]
         raise first.also([r.source for r in refused[1:]]) if len(refused) > 1 else first
     _check_unique_ids(paths, loads)
+    return _derived(loads, schema, progress, workers)
 
+
+def prepare_records(
+    records: Sequence[PersonRecord],
+    *,
+    schema: LinkageSchema | None = None,
+    source: str = "records",
+    progress: ProgressFn | None = None,
+    workers: int | None = 1,
+) -> PreparedSide:
+    """:func:`prepare_side` for records built by the caller (``xlink.records.PersonRecord``,
+    from a system of its own, or one traveller at a border desk): their tokens derived with
+    ``schema``, one load named ``source`` with no rejects. Raises
+    :class:`~xlink.errors.LoadError` when a record id appears twice, ``ValueError`` when
+    there is no record or one is not a ``PersonRecord``."""
+    if not records:
+        raise ValueError("at least one record is needed")
+    if not all(isinstance(r, PersonRecord) for r in records):
+        raise ValueError("records must be xlink.records.PersonRecord objects")
+    load = LoadResult(source=source, records=tuple(records), rejects=())
+    _check_unique_ids([source], [load])
+    schema = schema if schema is not None else load_default_schema()
+    return _derived([load], schema, progress, workers)
+
+
+def _derived(
+    loads: Sequence[LoadResult],
+    schema: LinkageSchema,
+    progress: ProgressFn | None,
+    workers: int | None,
+) -> PreparedSide:
+    """The side of ``loads``, its tokens derived (``"deriving match tokens"``)."""
     from xlink.linkage.keys import derive_token_set
 
     records = [r for load in loads for r in load.records]

@@ -16,7 +16,6 @@ import pytest
 from _hub import PASSPHRASE, HubWorld, make_world
 
 from xlink.ceremony import demo_ceremony
-from xlink.cli.cmd_demo import bundled_path
 from xlink.cli.main import main
 from xlink.conformance.model import Outcome
 from xlink.conformance.runner import _next_outcome
@@ -24,6 +23,7 @@ from xlink.crypto.rand import DeterministicRandom
 from xlink.error_codes import HubReason
 from xlink.hub.wire import PREAMBLE_SIZE, Refused, encode
 from xlink.protocol.framing import encode_frame
+from xlink.samples import sample_path
 
 ERASE_ABOVE = "\x1b[2K\x1b[1A\x1b[2K\r"
 CLIPBOARD = "\x1b]52;c;cm0gLXJmIH4K\x07"
@@ -111,7 +111,7 @@ def test_a_refusal_from_whoever_answers_for_the_hub_is_shown_as_text(
             "--mou", str(c.mou), "--bundle", str(c.bundles["CA-RCMP"]),
             "--bundle", str(c.bundles["CA-CBSA"]), "--hub", f"127.0.0.1:{port}",
             "--workdir", str(tmp_path / "w"), "--passphrase-env", "XLINK_HUB_CLI_PASS",
-            str(bundled_path("us_travellers.csv")),
+            str(sample_path("us_travellers.csv")),
         ]
     )  # fmt: skip
     shown = capsys.readouterr()

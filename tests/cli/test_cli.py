@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from xlink.cli.cmd_demo import bundled_path
 from xlink.cli.exitcodes import ExitCode
 from xlink.cli.main import main
+from xlink.samples import sample_path
 
 
 def _json_out(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
@@ -63,7 +63,7 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
 def test_demo_summarises_both_agencies_and_writes_rejects_to_out(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    package_data = bundled_path("ca_watchlist.csv").parent
+    package_data = sample_path("ca_watchlist.csv").parent
     before = sorted(p.name for p in package_data.iterdir())
     assert main(["demo", "--in-process", "--out", str(tmp_path), "--json"]) == ExitCode.OK
     summary = _json_out(capsys)
@@ -102,9 +102,9 @@ def test_demo_summarises_both_agencies_and_writes_rejects_to_out(
 def test_prepare_reports_rejects_and_strict_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    src = bundled_path("us_watchlist.csv")
+    src = sample_path("us_watchlist.csv")
     shutil.copy(src, tmp_path / "us.csv")
-    shutil.copy(bundled_path("us_watchlist.mapping.json"), tmp_path / "us.mapping.json")
+    shutil.copy(sample_path("us_watchlist.mapping.json"), tmp_path / "us.mapping.json")
     code = main(["prepare", str(tmp_path / "us.csv"), "--json", "--no-duplicates"])
     assert code == ExitCode.OK
     summary = _json_out(capsys)
@@ -129,8 +129,8 @@ def test_prepare_reports_rejects_and_strict_fails(
 
 
 def test_prepare_bad_field_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    shutil.copy(bundled_path("us_watchlist.csv"), tmp_path / "us.csv")
-    shutil.copy(bundled_path("us_watchlist.mapping.json"), tmp_path / "us.mapping.json")
+    shutil.copy(sample_path("us_watchlist.csv"), tmp_path / "us.csv")
+    shutil.copy(sample_path("us_watchlist.mapping.json"), tmp_path / "us.mapping.json")
     args = ["prepare", str(tmp_path / "us.csv"), "--no-duplicates"]
     assert main([*args, "--bad-field", "reject-row", "--json"]) == ExitCode.OK
     summary = _json_out(capsys)

@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from xlink.cli.cmd_demo import bundled_path
+import pytest
+
+from xlink.samples import sample_path
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -99,7 +101,7 @@ SEX_OFFENDER_RELEASABLE = {
 
 
 def _column(name: str, column: str) -> set[str]:
-    with bundled_path(name).open(encoding="utf-8-sig", newline="") as f:
+    with sample_path(name).open(encoding="utf-8-sig", newline="") as f:
         return {row[column] for row in csv.DictReader(f) if row[column]}
 
 
@@ -172,3 +174,19 @@ def test_embed_in_service() -> None:
     assert all(rid.startswith("USTR-") for rid in us["first_matches"])
     for side in (ca, us):
         assert side["audit_ok"] is True and side["audit_entries"] >= 3
+
+
+def test_the_examples_use_only_the_public_api_for_the_sample_data() -> None:
+    """The examples found the bundled lists through ``xlink.cli.cmd_demo``, a command's
+    module an integrator should not need (found in an integrator's trial):
+    ``xlink.samples.sample_path`` is the public home, and names the files when one is not
+    there."""
+    from xlink.errors import InputError
+    from xlink.samples import sample_names, sample_path
+
+    for example in EXAMPLES.glob("*.py"):
+        assert "xlink.cli" not in example.read_text(encoding="utf-8"), example.name
+    assert "ca_watchlist.csv" in sample_names() and "mou/ca-us-demo.toml" in sample_names()
+    assert sample_path("mou/ca-us-demo.toml").is_file()
+    with pytest.raises(InputError, match=r"no bundled sample 'nope\.csv'; there are: "):
+        sample_path("nope.csv")

@@ -12,13 +12,13 @@ import pytest
 from _hub import PASSPHRASE, HubWorld, make_world
 
 from xlink.audit import Checkpoint, PublishedCheckpoint
-from xlink.cli.cmd_demo import bundled_path
 from xlink.cli.main import main
 from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import DeterministicRandom
 from xlink.crypto.suite import DEFAULT_SUITE
 from xlink.hub import AgentFiles
 from xlink.hub.schedule import Schedule
+from xlink.samples import sample_path
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_hub_agent_proposes_the_suite_given(
 
     monkeypatch.setattr(xlink.cli.cmd_hub, "HubAgent", _Agent)
     args = _agency_args(world, "US-DHS", ["CA-RCMP", "CA-CBSA"], tmp_path)
-    lists = str(bundled_path("us_watchlist.csv"))
+    lists = str(sample_path("us_watchlist.csv"))
     assert main(["hub", "agent", *args, lists]) == 0
     assert main(["hub", "agent", *args, "--psi-suite", "1", lists]) == 0
     assert seen == [DEFAULT_SUITE.suite_id, 1]
@@ -70,21 +70,21 @@ def test_hub_agent_proposes_the_suite_given(
 
 def test_ask_without_a_partners_bundle_is_an_input_error(world: HubWorld, tmp_path: Path) -> None:
     args = _agency_args(world, "US-DHS", ["CA-RCMP"], tmp_path)
-    assert main(["hub", "ask", *args, str(bundled_path("us_travellers.csv"))]) == 3
+    assert main(["hub", "ask", *args, str(sample_path("us_travellers.csv"))]) == 3
 
 
 def test_ask_of_a_partner_the_mou_does_not_allow_is_a_policy_refusal(
     world: HubWorld, tmp_path: Path
 ) -> None:
     args = _agency_args(world, "US-DHS", ["CA-RCMP", "CA-CBSA"], tmp_path)
-    manifest = str(bundled_path("us_travellers.csv"))
+    manifest = str(sample_path("us_travellers.csv"))
     assert main(["hub", "ask", *args, "--partner", "CA-CSBA", manifest]) == 5
     assert main(["hub", "ask", *args, "--partner", "US-DHS", manifest]) == 5
 
 
 def test_our_own_bundle_is_not_a_partners(world: HubWorld, tmp_path: Path) -> None:
     args = _agency_args(world, "US-DHS", ["CA-RCMP", "CA-CBSA", "US-DHS"], tmp_path)
-    assert main(["hub", "ask", *args, str(bundled_path("us_travellers.csv"))]) == 3
+    assert main(["hub", "ask", *args, str(sample_path("us_travellers.csv"))]) == 3
 
 
 def test_export_checkpoints_of_a_pair_the_hub_never_saw_is_an_input_error(

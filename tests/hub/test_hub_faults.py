@@ -19,8 +19,8 @@ import pytest
 from _hub import AGENCIES, LISTS, PASSPHRASE, HubWorld, make_world
 
 from xlink.audit import AuditEvent, AuditLog
-from xlink.cli.cmd_demo import bundled_path
 from xlink.hub import partner_workdir
+from xlink.samples import sample_path
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +66,7 @@ class Processes:
             "hub", "agent", "--agency", agency, "--keys", str(c.keys[agency]),
             "--mou", str(c.mou), *bundles, "--hub", f"127.0.0.1:{self.port}",
             "--workdir", str(self.world.workdir(agency)), "--passphrase-env", ENV_VAR,
-            *(str(bundled_path(n)) for n in LISTS[agency]),
+            *(str(sample_path(n)) for n in LISTS[agency]),
         ))  # fmt: skip
 
     def kill(self, name: str) -> None:

@@ -28,7 +28,6 @@ from _hub import (
 from _stalling import cancelled_after, long_work
 
 import xlink.hub.server as hub_server
-from xlink.cli.cmd_demo import bundled_path
 from xlink.crypto.rand import DeterministicRandom
 from xlink.errors import InputError
 from xlink.hub import ask_partners, partner_workdir
@@ -37,6 +36,7 @@ from xlink.hub.schedule import JobState
 from xlink.linkage.schema import load_default_schema
 from xlink.prepare import prepare_side
 from xlink.query.table import HolderTable
+from xlink.samples import sample_path
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +82,14 @@ def _needles(agency: str) -> set[bytes]:
     every token it derived (before blinding)."""
     needles: set[bytes] = set()
     for name in LISTS[agency]:
-        with bundled_path(name).open(encoding="utf-8") as f:
+        with sample_path(name).open(encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 for column, value in row.items():
                     low = (column or "").lower()
                     wanted = any(k in low for k in ("id", "name", "birth", "dob", "surname"))
                     if wanted and len(value.strip()) >= 5:
                         needles.add(value.strip().encode("utf-8"))
-    side = prepare_side([bundled_path(n) for n in LISTS[agency]], schema=load_default_schema())
+    side = prepare_side([sample_path(n) for n in LISTS[agency]], schema=load_default_schema())
     needles.update(side.tokens.value(i) for i in range(len(side.tokens)))
     return needles
 
@@ -174,7 +174,7 @@ def test_the_combined_view_names_each_partner_that_matched_a_record(
 
 def test_a_fan_out_query_answers_per_partner_and_names_the_one_offline(tmp_path: Path) -> None:
     world = make_world(tmp_path)
-    travellers = bundled_path("us_travellers.csv")
+    travellers = sample_path("us_travellers.csv")
 
     async def main() -> None:
         hub = world.hub()
@@ -247,7 +247,7 @@ def test_an_agent_prepares_its_list_and_its_query_table_off_its_event_loop(
                 world.address(port),
                 world.workdir("US-DHS"),
                 ["CA-RCMP"],
-                [bundled_path("us_travellers.csv")],
+                [sample_path("us_travellers.csv")],
                 clock=lambda: NOW,
                 rng_of=lambda p: DeterministicRandom(f"ask {p}"),
             )

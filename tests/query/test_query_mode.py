@@ -27,7 +27,7 @@ from xlink.agency import QueryOutcome, QueryService, exchange_in_process
 from xlink.agency._query import QueryClient, ask
 from xlink.audit import AuditEvent, AuditLog
 from xlink.error_codes import LOCAL_FAILURE, AbortCode
-from xlink.errors import InputError, InternalProtocolError, PeerAborted
+from xlink.errors import InputError, InternalProtocolError, LoadError, PeerAborted
 from xlink.linkage.tokens import TokenSetBuilder
 from xlink.query.table import HolderTable
 from xlink.transport import memory_pair
@@ -567,6 +567,47 @@ def test_a_lazy_service_makes_its_month_in_its_first_session_off_the_event_loop(
         assert [a.matched for a in outcome.answers] == [a.matched for a in expected.answers]
         updated = pair.holder.query_service(pair.registry, lazy=True)
         assert updated.update(pair.registry).version == 1 and updated.period == lazy.period
+
+
+def test_a_service_made_on_another_thread_says_so_and_blames_no_file(tmp_path: Path) -> None:
+    """An integrator built the service with ``asyncio.to_thread`` (the table is CPU-bound):
+    the agency's audit log belongs to the thread that opened it, and the error said the quota
+    store ``cannot be used`` and should be moved aside, a healthy file. It names the thread
+    and ``lazy=True`` now; the quota store is left alone."""
+    with query_pair(tmp_path) as pair:
+        with pytest.raises(InputError, match="opened in another thread") as refused:
+            asyncio.run(asyncio.to_thread(pair.holder.query_service, pair.registry))
+        assert "lazy=True" in str(refused.value) and "move it aside" not in str(refused.value)
+        # on the agency's own thread the same call serves, the quota store as it was
+        assert pair.holder.query_service(pair.registry).quota_left() > 0
+
+
+def test_a_traveller_built_in_code_is_asked_about_as_one_loaded_from_a_file(
+    tmp_path: Path,
+) -> None:
+    """An integrator asking about a traveller from its own system had to write a file first:
+    ``Agency.prepare`` took only paths. ``prepare_records`` takes ``PersonRecord`` objects
+    and gives the same side (the same tokens) and the same answer; a record id twice is
+    refused."""
+    with query_pair(tmp_path) as pair:
+        from_file = pair.travellers(HIT, "file.csv")
+        built = pair.asker.prepare_records(from_file.records)
+        assert [r.record_id for r in built.records] == [r.record_id for r in from_file.records]
+        assert built.tokens.record_ids == from_file.tokens.record_ids
+        assert built.tokens.values == from_file.tokens.values
+        service = pair.holder.query_service(pair.registry)
+
+        async def both(side: Any) -> QueryOutcome:
+            a, b = memory_pair()
+            _, outcome = await asyncio.gather(service.handle(b), ask(pair.asker, a, side))
+            return outcome
+
+        by_file, by_code = asyncio.run(both(from_file)), asyncio.run(both(built))
+        matched = [(a.record_id, a.matched, a.score) for a in by_code.answers]
+        assert matched == [(a.record_id, a.matched, a.score) for a in by_file.answers]
+        assert sum(a.matched for a in by_code.answers) >= 3
+        with pytest.raises(LoadError, match="appear in more than one file"):
+            pair.asker.prepare_records([*from_file.records, from_file.records[0]])
 
 
 def test_a_move_nobody_waits_for_any_more_is_stopped_and_made_again_later(

@@ -43,10 +43,11 @@ from xlink.errors import (
 from xlink.linkage.schema import LinkageSchema
 from xlink.officers import OFFICERS_DIR, OfficerRegistry
 from xlink.policy import Mou, mou_digest
-from xlink.prepare import PreparedSide, StrPath, prepare_side
+from xlink.prepare import PreparedSide, StrPath, prepare_records, prepare_side
 from xlink.progress import ProgressFn
 from xlink.protocol.config import Mode, Role, SessionConfig, chunk_size_for
 from xlink.protocol.hashed import CACHE_DIR, hash_tokens
+from xlink.records.model import PersonRecord
 from xlink.records.validation import BadFieldPolicy
 from xlink.release import ApprovalQueue
 from xlink.store import ReleaseStore
@@ -288,6 +289,25 @@ class Agency(QueryMode, Releasing):
             progress=progress,
             today=self.clock().astimezone(UTC).date(),
         )
+        return self._for_sessions(side, psi, progress)
+
+    def prepare_records(
+        self,
+        records: Sequence[PersonRecord],
+        *,
+        progress: ProgressFn | None = None,
+        psi: bool = True,
+    ) -> PreparedSide:
+        """:meth:`prepare` for records built by the caller (``xlink.records.PersonRecord``:
+        from a system of the agency's own, or one traveller at a border desk to :meth:`ask`
+        about), their tokens derived with the MOU's schema
+        (:func:`~xlink.prepare.prepare_records`); ``psi`` as for :meth:`prepare`."""
+        side = prepare_records(records, schema=self.schema, progress=progress)
+        return self._for_sessions(side, psi, progress)
+
+    def _for_sessions(
+        self, side: PreparedSide, psi: bool, progress: ProgressFn | None
+    ) -> PreparedSide:
         if not psi:
             return side
         return self.hash_tokens(self.releasable(side), progress=progress)

@@ -60,10 +60,23 @@ class DayQuota:
         self._peer = peer
         self._audited = audited
         self._path = folder / QUOTA_FILE
+        try:  # the audit log's count first: its failure is not this store's
+            counted = audited(today)
+        except sqlite3.ProgrammingError as exc:
+            raise InputError(
+                "the agency's audit log cannot be read here"
+                + (
+                    ": it was opened in another thread (an Agency is used from the thread that "
+                    "opened it; query_service(side, lazy=True) builds the table on a worker "
+                    "thread, docs/embedding.md)"
+                    if "thread" in str(exc)
+                    else f" ({type(exc).__name__}: is the Agency closed?)"
+                )
+            ) from None
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with contextlib.closing(self._connect()) as conn, transaction(conn):
-                conn.execute(_RAISE, (today.isoformat(), peer, audited(today)))
+                conn.execute(_RAISE, (today.isoformat(), peer, counted))
         except (sqlite3.Error, OSError) as exc:
             raise InputError(
                 f"the query quota store {self._path} cannot be used ({type(exc).__name__}); "

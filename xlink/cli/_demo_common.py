@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
 from xlink.crypto.keyfiles import MIN_PASSPHRASE_BYTES
@@ -20,7 +19,6 @@ __all__ = [
     "BUNDLED_SIDE",
     "PASS_ENV",
     "agency_env",
-    "bundled_path",
     "demo_passphrase",
     "output_dir",
     "start_process",
@@ -38,11 +36,6 @@ BUNDLED_SIDE = {"CA-RCMP": "CA (RCMP/CBSA)", "US-DHS": "US (DHS/CBP)"}
 #: The variable an agency process reads the demo's passphrase from (and deletes once read,
 #: docs/keys.md §2.4).
 PASS_ENV = "XLINK_DEMO_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
-
-
-def bundled_path(name: str) -> Path:
-    """Path of a bundled sample file (package data under ``xlink/data``)."""
-    return Path(str(resources.files("xlink").joinpath("data", name)))
 
 
 def output_dir(out: str | None, prefix: str) -> Path:

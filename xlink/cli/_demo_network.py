@@ -20,7 +20,6 @@ from xlink.cli._demo_common import (
     BUNDLED_SIDE,
     PASS_ENV,
     agency_env,
-    bundled_path,
     demo_passphrase,
     output_dir,
     start_process,
@@ -30,6 +29,7 @@ from xlink.cli._demo_common import (
 )
 from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.rand import system_random
+from xlink.samples import sample_path
 
 __all__ = ["NETWORK_AGENCIES", "run_network"]
 
@@ -59,7 +59,7 @@ def _agency_argv(
         "--passphrase-env", PASS_ENV,
         "--timeout", "30",
         "--json",
-        *(str(bundled_path(f)) for f in AGENCY_FILES[BUNDLED_SIDE[agency]]),
+        *(str(sample_path(f)) for f in AGENCY_FILES[BUNDLED_SIDE[agency]]),
     )  # fmt: skip
 
 

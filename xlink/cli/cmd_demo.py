@@ -26,7 +26,6 @@ from xlink.cli._common import emit_json, progress_reporter
 from xlink.cli._demo_common import (
     AGENCY_FILES,
     BUNDLED_SIDE,
-    bundled_path,
     demo_passphrase,
     output_dir,
 )
@@ -35,12 +34,12 @@ from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.rand import system_random
 from xlink.linkage.schema import schema_digest
 from xlink.prepare import PreparedSide
+from xlink.samples import sample_path
 
-# AGENCY_FILES, bundled_path and run_network live in _demo_common and _demo_network; they are
+# AGENCY_FILES and run_network live in _demo_common and _demo_network; they are
 # named here too, where the examples and tests have always found them.
 __all__ = [
     "AGENCY_FILES",
-    "bundled_path",
     "register",
     "run",
     "run_in_process",
@@ -93,7 +92,7 @@ def _side_summary(name: str, side: PreparedSide) -> dict[str, object]:
 
 
 def _truth_pairs() -> set[tuple[str, str]]:
-    with bundled_path("truth.csv").open(encoding="utf-8", newline="") as f:
+    with sample_path("truth.csv").open(encoding="utf-8", newline="") as f:
         return {(row["ca_record_id"], row["us_record_id"]) for row in csv.DictReader(f)}
 
 
@@ -178,7 +177,7 @@ def run_in_process(args: argparse.Namespace) -> int:
         ) as agencies:
             prepared = {
                 agency: me.prepare(
-                    [bundled_path(f) for f in AGENCY_FILES[BUNDLED_SIDE[agency]]],
+                    [sample_path(f) for f in AGENCY_FILES[BUNDLED_SIDE[agency]]],
                     progress=report,
                 )
                 for agency, me in agencies.items()

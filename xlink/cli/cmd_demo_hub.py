@@ -24,7 +24,6 @@ from xlink.cli._common import emit_json, progress_reporter
 from xlink.cli._demo_common import (
     PASS_ENV,
     agency_env,
-    bundled_path,
     demo_passphrase,
     output_dir,
     start_process,
@@ -36,6 +35,7 @@ from xlink.cli.exitcodes import ExitCode
 from xlink.crypto.rand import system_random
 from xlink.errors import InputError
 from xlink.hub.schedule import JobState, Schedule
+from xlink.samples import sample_path
 
 __all__ = ["HUB_LISTS", "MANIFEST", "run_hub_demo"]
 
@@ -100,14 +100,14 @@ def run_hub_demo(args: argparse.Namespace) -> int:
         summary["port"] = port
         for agency, lists in HUB_LISTS.items():
             argv = xlink_argv("hub", "agent", *_agency_args(agency, c, out, port),
-                              *(str(bundled_path(n)) for n in lists))  # fmt: skip
+                              *(str(sample_path(n)) for n in lists))  # fmt: skip
             procs[agency] = start_process(argv, out, f"{agency}-agent", env)
         jobs = _wait_round(hub_dir, procs, report, start + _ROUND_DEADLINE_S)
         summary["round"] = [j.as_json() for j in jobs]
         report("fan-out query (US-DHS asks CA-RCMP and CA-CBSA)", 0, 1)
         asked = subprocess.run(  # noqa: S603
             xlink_argv("hub", "ask", *_agency_args("US-DHS", c, out, port), "--json",
-                       str(bundled_path(MANIFEST))),
+                       str(sample_path(MANIFEST))),
             capture_output=True, env=env, timeout=120, check=False,
         )  # fmt: skip
         report("fan-out query (US-DHS asks CA-RCMP and CA-CBSA)", 1, 1)
