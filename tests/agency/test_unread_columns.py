@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from _query_agencies import DATA, QueryPair, query_pair
 
-from xlink.agency import exchange_in_process
+from xlink.agency import exchange_in_process, read_matches
 from xlink.cli.cmd_serve import _print_outcome
+from xlink.errors import InputError
 from xlink.release.policy import ungraded
 
 FOUND = ["USTR-00022", "USTR-00039", "USTR-00057"]  # on the holder's sex-offender registry
@@ -83,3 +84,16 @@ def test_an_exchange_says_why_its_matches_were_denied_and_check_warns_first(
     out = capsys.readouterr().out
     assert f"denied {len(FOUND)} (grading-missing {len(FOUND)})" in out
     assert "map a grading column" in out
+    # each match, typed, for an integrator (it parsed the CSV's strings)
+    rows = holder.read_matches()
+    assert len(rows) == holder.decided
+    assert {(r.outbound, r.outbound_reasons) for r in rows} == {("denied", ("grading-missing",))}
+    assert all(isinstance(r.score, float) and r.agreeing_keys for r in rows)
+    assert {r.own_category for r in rows} == {"sex_offender"}
+
+
+def test_a_file_that_is_no_matches_file_is_said_so(tmp_path: Path) -> None:
+    (tmp_path / "m.jsonl").write_text('{"session": "x"}\n', encoding="utf-8")
+    for missing in (tmp_path / "m.csv", tmp_path / "none.csv"):
+        with pytest.raises(InputError, match="not a matches file"):
+            read_matches(missing)

@@ -10,6 +10,7 @@ runs one whole exchange over a connection. ``xlink serve`` / ``xlink match`` cal
 from xlink.agency._agency import Agency
 from xlink.agency._in_process import exchange_in_process, query_in_process
 from xlink.agency._matches import COLUMNS as MATCHES_COLUMNS
+from xlink.agency._matches import MatchRow, read_matches
 from xlink.agency._outcome import AgencyOutcome
 from xlink.agency._query import (
     QueryClient,
@@ -27,6 +28,7 @@ __all__ = [
     "SCHEMA_SIDECAR_SUFFIX",
     "Agency",
     "AgencyOutcome",
+    "MatchRow",
     "QueryClient",
     "QueryOutcome",
     "QueryServed",
@@ -36,6 +38,7 @@ __all__ = [
     "TravellerAnswer",
     "exchange_in_process",
     "query_in_process",
+    "read_matches",
     "run_agency",
     "schema_for_mou",
 ]

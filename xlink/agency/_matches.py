@@ -22,13 +22,16 @@ from typing import Final
 from xlink._files import written_whole
 from xlink.audit import AuditEvent, AuditLog
 from xlink.decide import Decision
+from xlink.errors import InputError
 from xlink.linkage.link_rule import AUTO
 from xlink.release.recipe import MatchFate
 
 __all__ = [
     "COLUMNS",
     "Inbound",
+    "MatchRow",
     "decision_document",
+    "read_matches",
     "record_decision",
     "write_decision",
     "write_matches",
@@ -60,6 +63,64 @@ class Inbound:
     status: str
     release_id: bytes
     category: str
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRow:
+    """One row of the matches file, typed (:func:`read_matches`): the decided match's own
+    record, score and keys, what this side did with its own record (``outbound``: ``sent``,
+    ``queued``, ``pending``, ``denied``, ``delivered``, ``not-released``; its release id and
+    reasons) and what the partner's release did here (``inbound``: ``received``,
+    ``held-before``, ``none``; the release id ``xlink store read`` takes, its category)."""
+
+    session: str
+    own_record_id: str
+    own_category: str
+    score: float
+    agreeing_keys: tuple[str, ...]
+    disagreeing_keys: tuple[str, ...]
+    missing_keys: tuple[str, ...]
+    outbound: str
+    outbound_release_id: str | None
+    outbound_reasons: tuple[str, ...]
+    inbound: str
+    inbound_release_id: str | None
+    inbound_category: str | None
+
+
+def read_matches(path: Path | str) -> tuple[MatchRow, ...]:
+    """The rows of a matches file (``matches/<session>.csv`` as an outcome's
+    ``matches_file`` names it, or its ``.jsonl`` twin), typed, in the decision's order.
+    Raises :class:`~xlink.errors.InputError` when the file is missing or not a matches
+    file."""
+    jsonl = Path(path).with_suffix(".jsonl")
+    try:
+        lines = jsonl.read_text(encoding="utf-8").splitlines()
+        return tuple(_row(json.loads(line)) for line in lines if line)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{jsonl}: not a matches file ({type(exc).__name__})") from None
+
+
+def _row(doc: dict[str, str]) -> MatchRow:
+    words = {k: tuple(doc[k].split()) for k in _WORD_COLUMNS}
+    return MatchRow(
+        session=doc["session"],
+        own_record_id=doc["own_record_id"],
+        own_category=doc["own_category"],
+        score=float(doc["score"]),
+        agreeing_keys=words["agreeing_keys"],
+        disagreeing_keys=words["disagreeing_keys"],
+        missing_keys=words["missing_keys"],
+        outbound=doc["outbound"],
+        outbound_release_id=doc["outbound_release_id"] or None,
+        outbound_reasons=words["outbound_reasons"],
+        inbound=doc["inbound"],
+        inbound_release_id=doc["inbound_release_id"] or None,
+        inbound_category=doc["inbound_category"] or None,
+    )
+
+
+_WORD_COLUMNS: Final = ("agreeing_keys", "disagreeing_keys", "missing_keys", "outbound_reasons")
 
 
 def write_matches(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from xlink.agency._matches import MatchRow, read_matches
 from xlink.records.header_hints import unread_json
 
 __all__ = ["AgencyOutcome"]
@@ -70,6 +71,12 @@ class AgencyOutcome:
     @property
     def received_total(self) -> int:
         return sum(self.received.values())
+
+    def read_matches(self) -> tuple[MatchRow, ...]:
+        """The decided matches, typed, from :attr:`matches_file` (:func:`~xlink.agency.
+        read_matches`): one row per match, own record, score, keys, and what became of each
+        side's release. Empty when the run wrote none (it ended before deciding)."""
+        return read_matches(self.matches_file) if self.matches_file else ()
 
     def to_json(self) -> dict[str, object]:
         doc = asdict(self)
