@@ -42,7 +42,7 @@ from xlink.agency._claims import Claims
 from xlink.agency._query import QueryClient, ask
 from xlink.agency._query_common import _config, _flush, _only, _receive
 from xlink.audit import AuditEvent, AuditLog
-from xlink.cli._query_output import answer_line
+from xlink.cli._query_output import answer_line, outcome_json
 from xlink.crypto import oprf9497
 from xlink.decide import DecidedMatch, decide
 from xlink.error_codes import LOCAL_FAILURE, AbortCode
@@ -1256,6 +1256,8 @@ def test_delivered_before_naming_no_release_of_ours_is_shown_unknown_and_audited
     (second,) = [a for a in outcome.answers if a is not first]
     assert (first.held, first.category) == ("unknown", None)
     assert "is not one received from it here (audited)" in answer_line(first, "CA-RCMP")
+    counted = outcome_json(outcome, "MOU", side, every_answer=False)
+    assert (counted["delivered_before"], counted["delivered_unknown"]) == (0, 1)
     assert second.fate == "sent" and second.category is not None
     assert len(pair.asker.store.list(now=pair.asker.clock())) == 1
     denied = [dict(e.fields) for e in pair.asker.audit.entries(kinds={AuditEvent.RECEIVE_DENIED})]
@@ -1294,12 +1296,13 @@ def test_delivered_before_says_whom_the_named_release_was_filed_for(pair: QueryP
     assert answer_line(honest, "CA-RCMP").endswith(f"[{earlier.category}], in the store")
     with sqlite3.connect(pair.asker.store.path) as conn:  # as a purge leaves it
         conn.execute("DELETE FROM releases")
+        conn.execute("UPDATE received SET own_record_id = NULL")
     _, purged, _ = _serve_and(
         pair, service, lambda c: ask(pair.asker, c, pair.travellers(["USTR-00022"], "d.csv"))
     )
     (gone,) = purged.answers
     assert (gone.fate, gone.held, gone.release_id) == ("delivered", "purged", earlier.release_id)
-    assert (gone.category, gone.filed_for) == (None, "USTR-00022")
+    assert (gone.category, gone.filed_for) == (None, None)
     assert answer_line(gone, "CA-RCMP").endswith("purged from the store since")
 
 

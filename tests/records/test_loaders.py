@@ -309,6 +309,11 @@ def test_a_mapping_names_what_a_files_own_category_values_mean(tmp_path: Path) -
     assert f"; 91% of the rows rejected, 11 of them first for category: {CATEGORY_REASON}" in (
         load_csv(write(tmp_path, HEADER + many, "many.csv")).summary()
     )
+    # a file appended to itself: one reason, whatever line each duplicate names
+    twice = "".join(f"{n},other,Lee,Ann,,\n" for n in range(12)) * 2
+    assert "; 50% of the rows rejected, 12 of them first for record_id: duplicate record_id" in (
+        load_csv(write(tmp_path, HEADER + twice, "twice.csv")).summary()
+    )
     assert {(e.field, e.reason) for r in refused.rejects for e in r.errors} == {
         ("category", CATEGORY_REASON)
     }
@@ -324,8 +329,15 @@ def test_a_mapping_names_what_a_files_own_category_values_mean(tmp_path: Path) -
     assert [(r.line, [e.reason for e in r.errors]) for r in loaded.rejects] == [
         (5, [CATEGORY_REASON])
     ]
-    with pytest.raises(ValueError, match=r"'categories': 'x' -> 'terrorist': unknown category"):
+    with pytest.raises(ValueError, match=r"'categories': 'x' -> 'terrorist': not a category"):
         load_csv(path, mapping={"categories": {"x": "terrorist"}})
+    with pytest.raises(ValueError, match=r"names one value twice.*'High Risk', 'high  risk'"):
+        load_csv(path, mapping={"categories": {"High Risk": "other", "high  risk": "watchlist"}})
+    # a value written with its accents decomposed (NFD) is the value the mapping names
+    accented = write(tmp_path, HEADER + "9,De\u0301linquant sexuel,Lee,Ann,,\n", "nfd.csv")
+    mapped = {"categories": {"délinquant sexuel": "sex_offender"}}
+    (record,) = load_csv(accented, mapping=mapped).records
+    assert record.category is Category.SEX_OFFENDER
     with pytest.raises(ValueError, match="'categories' names an empty value"):
         load_csv(path, mapping={"categories": {"  ": "other"}})
     with pytest.raises(ValueError, match="'categories' must map a file's values"):

@@ -223,6 +223,9 @@ def test_a_spreadsheets_date_serial_number_is_named_and_not_read(text: str) -> N
         ("27 Mai 1983", "unknown", BirthDate(1983, 5, 27)),
         ("vendredi 27 mai 1983", "unknown", BirthDate(1983, 5, 27)),
         ("04-AVR-1980", "unknown", BirthDate(1980, 4, 4)),
+        ("4 juill. 1983", "unknown", BirthDate(1983, 7, 4)),
+        ("04-AOÛ-1983", "unknown", BirthDate(1983, 8, 4)),
+        ("12 fe\u0301vrier 1970", "unknown", BirthDate(1970, 2, 12)),  # accents decomposed
         # xs:date (NIEM nc:Date) with a time zone
         ("1983-05-27Z", "unknown", BirthDate(1983, 5, 27)),
         ("1983-05-27+02:00", "DMY", BirthDate(1983, 5, 27)),
@@ -364,7 +367,10 @@ def test_a_garbled_date_is_mended_when_one_reading_is_left(
 LOOKALIKES = str.maketrans("OoDQIil|ZzEASsGbTBgq", "00001111223455667899")
 
 
-@given(st.text(alphabet="0123456789/.- OIlZxAprMay:T", max_size=16), st.sampled_from(DateOrder))
+@given(
+    st.text(alphabet="0123456789/.- OIlZxAprMay:Tjuivéû\u0301", max_size=16),
+    st.sampled_from(DateOrder),
+)
 def test_salvage_keeps_only_what_its_parts_say(text: str, order: DateOrder) -> None:
     """Whatever the text, salvage never raises, keeps a year only from four clean digits (or
     mended ones, when it says so), says what it kept, and where the parser reads the text too,

@@ -251,7 +251,8 @@ def test_the_ids_of_releases_received_outlast_their_purge(tmp_path: Path) -> Non
         assert store.purge(held.expires_at) == 1 and store.list(held.expires_at) == ()
         got = store.received(record.release_id, held.expires_at)
         assert got is not None and got.held is None
-        assert (got.held_id, got.originator, got.own_record_id) == (record.release_id, CA, "R1")
+        # which record of ours it was filed for goes with the record
+        assert (got.held_id, got.originator, got.own_record_id) == (record.release_id, CA, None)
 
 
 def _accept(store: Any, record: Any, own: str, *, credit: bool = True) -> tuple[bool, bool]:
@@ -295,22 +296,43 @@ def test_a_copy_earns_reciprocal_credit_once(tmp_path: Path) -> None:
     assert kinds.count(AuditEvent.RECEIPT_SENT) == 6  # every copy receipted all the same
 
 
-def test_a_store_written_before_the_copy_note_is_upgraded_in_place(tmp_path: Path) -> None:
-    """A store kept by an earlier build has no ``copy_credited`` column: opening it adds one,
-    its releases keep their rows, and their first copy is credited as a new store's."""
-    stored, copy, again = (make_record(n) for n in (1, 3, 4))
+def test_a_store_written_before_the_copy_note_is_upgraded_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store kept by an earlier build has no ``copy_credited`` column and no ``received``
+    table: opening it adds them, its releases keep their rows, their first copy is credited
+    as a new store's, and the ids of what it received are known, those it purged before
+    from its audit log (an honest holder's "delivered before" naming one was taken for a
+    false answer); all of it in one transaction, so an open that fails part way leaves the
+    next one to do it whole (it once left the table empty for good)."""
+    stored, copy, again, purged = (make_record(n) for n in (1, 3, 4, 2))
     path = tmp_path / "store.db"
     with AuditLog.open(tmp_path / "audit.db", signing_key=AUDIT_KEY) as audit:
         with open_store(path, audit=audit) as store:
             _accept(store, stored, "R1")
+            _accept(store, purged, "R2")
         with sqlite3.connect(path) as conn:
             conn.execute("ALTER TABLE releases DROP COLUMN copy_credited")
             conn.execute("DROP TABLE received")
+            conn.execute("DELETE FROM releases WHERE release_id = ?", (purged.release_id,))
+        import xlink.store.store as opener
+
+        def crash(_: AuditLog) -> list[Any]:
+            raise sqlite3.OperationalError("the process stopped here")
+
+        with monkeypatch.context() as m:
+            m.setattr(opener, "_received_in", crash)
+            with pytest.raises(sqlite3.OperationalError), open_store(path, audit=audit):
+                pass
         with open_store(path, audit=audit) as store:
             assert len(store.list(T0)) == 1
-            # the ids it holds are known as received, as a new store's
             known = store.received(stored.release_id, T0)
-            assert known is not None and known.held_id == stored.release_id
+            assert known is not None and (known.held_id, known.own_record_id) == (
+                stored.release_id,
+                "R1",
+            )
+            gone = store.received(purged.release_id, T0)
+            assert gone is not None and (gone.originator, gone.held) == (CA, None)
             got = [_accept(store, r, "R1") for r in (copy, again)]
     assert got == [(False, True), (False, False)]
 

@@ -37,15 +37,17 @@ def _answer_json(a: TravellerAnswer) -> dict[str, object]:
 
 
 def _fates(outcome: QueryOutcome) -> Counter[str]:
-    return Counter(
-        "released"
-        if a.fate == "sent" and a.category is not None
-        else "refused-by-us"
-        if a.fate == "sent"
-        else str(a.fate)
-        for a in outcome.answers
-        if a.matched
-    )
+    return Counter(_fate(a) for a in outcome.answers if a.matched)
+
+
+def _fate(a: TravellerAnswer) -> str:
+    """An answer's count: a release refused here is not released, and one the holder says it
+    delivered that our store never received is not delivered."""
+    if a.fate == "sent":
+        return "released" if a.category is not None else "refused-by-us"
+    if a.fate == "delivered" and a.held == "unknown":
+        return "delivered-unknown"
+    return str(a.fate)
 
 
 def outcome_json(
@@ -72,6 +74,7 @@ def outcome_json(
         "pending": fates["queued"] + fates["pending"],
         "denied": fates["denied"],
         "delivered_before": fates["delivered"],
+        "delivered_unknown": fates["delivered-unknown"],
         "not_released": fates["not-decided"] + fates["not-asked"],
         "received": o.received,
         "refused_by_us": o.refused_by_us,
@@ -158,6 +161,11 @@ def print_manifest(
     not_released = fates["not-decided"] + fates["not-asked"] + fates["refused-by-us"]
     if not_released:
         print(f"  not released {not_released}")
+    if fates["delivered-unknown"]:
+        print(
+            f"  said delivered before but not received here {fates['delivered-unknown']} "
+            "(audited): see each answer"
+        )
     print(f"  done in {wall:.1f} s")
     for a in o.answers:
         if a.matched:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -65,6 +66,7 @@ _SWAPPED_AT_LEAST = 10
 #: reason, when they are a fifth of its rows or more: a setting (the mapping's category
 #: values, a date order) rather than typing errors.
 _MANY_REJECTED: Final = 10
+_NUMBER: Final = re.compile(r"\d+")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -168,7 +170,10 @@ class LoadResult:
             files.append(f"field errors: {self.field_errors_path}")
         if files:
             text += f" (see {'; '.join(files)})"
-        first = Counter((e.field, e.reason) for r in self.rejects for e in r.errors[:1])
+        # by its words: "first seen on line 12" and "on line 40" are one reason
+        first = Counter(
+            (e.field, _NUMBER.sub("N", e.reason)) for r in self.rejects for e in r.errors[:1]
+        )
         if first and self.rejected >= _MANY_REJECTED and self.rejected * 5 >= self.total:
             (field, reason), count = first.most_common(1)[0]
             text += (

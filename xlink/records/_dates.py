@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import unicodedata
 from enum import StrEnum
 
 from xlink.records.model import BirthDate
@@ -68,8 +69,9 @@ _YEAR_LAST_SHORT = re.compile(r"(\d{1,2})([/.\s-])(\d{1,2})\2(\d{2})")
 _MONTH_YEAR = re.compile(r"(\d{1,2})[/.\s-](\d{4})")
 # A month by its English name or first three letters (``Sept`` too): 3 Apr 1980, 03-APR-1980
 # (as some databases print dates), April 3, 1980; or by its French name, with or without its
-# accents, or the abbreviation French style guides give (``juil.``, ``févr.``, ``déc.``): 4
-# juillet 1983, as a bilingual Canadian list writes it. No other three letters of a French
+# accents, or the abbreviations French style guides give (``juil.`` or ``juill.``, ``févr.``,
+# ``déc.``, and ``AOÛ`` as three letters): 4 juillet 1983, as a bilingual Canadian list writes
+# it; accents decomposed (NFD) are read composed. No other three letters of a French
 # name are taken (``jui`` is June or July).
 _MONTH_NAMES = (
     "january february march april may june july august september october november december"
@@ -78,7 +80,8 @@ _FRENCH_MONTH_NAMES = (
     "janvier février mars avril mai juin juillet août septembre octobre novembre décembre"
 )
 _FRENCH_ABBREVIATIONS = {
-    "janv": 1, "févr": 2, "fevr": 2, "fév": 2, "fev": 2, "avr": 4, "juil": 7, "déc": 12,
+    "janv": 1, "févr": 2, "fevr": 2, "fév": 2, "fev": 2, "avr": 4, "juil": 7, "juill": 7,
+    "aoû": 8, "aou": 8, "déc": 12,
 }  # fmt: skip
 _MONTHS = (
     {
@@ -204,8 +207,9 @@ def parse_birth_date(
     Accepted forms: ``YYYY-MM-DD``, ``YYYY-MM``, ``YYYY``, ``YYYYMMDD``, ``YYYY/MM/DD``,
     ``MM/YYYY`` ``NN/NN/YYYY`` (any of ``/ . -`` or a space for ``/``, the same one twice), read
     by ``date_order`` (see :class:`DateOrder`), and a month by its English name or first three
-    letters, whatever the order (``3 Apr 1980``, ``03-APR-1980``, ``April 3, 1980``, and so
-    ``3rd Apr 1980``, ``03APR1980``, ``Thursday, April 3, 1980``). An ISO date with an
+    letters or its French name or abbreviation, whatever the order (``3 Apr 1980``,
+    ``03-APR-1980``, ``April 3, 1980``, ``4 juillet 1983``, and so ``3rd Apr 1980``,
+    ``03APR1980``, ``Thursday, April 3, 1980``). An ISO date with an
     ``xs:date`` time zone (``1980-04-03Z``, ``1980-04-03+02:00``) is read without it. A time of
     day after any of them is ignored (``1980-04-03T00:00:00Z``, ``4/3/1980 12:00:00 AM``, as
     spreadsheets and databases export a date). With ``UNKNOWN`` order and both parts <= 12 and
@@ -223,7 +227,7 @@ def parse_birth_date(
             is YMD".
     """
     order = DateOrder(date_order)
-    text = text.strip().translate(_DASHES)
+    text = unicodedata.normalize("NFC", text.strip()).translate(_DASHES)
     if ":" in text:
         text = _TIME_OF_DAY.sub("", text).rstrip()
     if m := _WEEKDAY.match(text):  # only before a month written as a word
@@ -361,7 +365,7 @@ def _placed(parts: tuple[str, str, str], order: DateOrder) -> tuple[str, str] | 
 
 def _a_word(part: str) -> bool:
     """A part longer than a garbled number, with a letter in it: a month the parser does not
-    know (``Febuary``, ``Mai``) or a word, which says nothing about where the month is."""
+    know (``Febuary``, ``Maio``) or a word, which says nothing about where the month is."""
     return len(part) > 2 and any(c.isalpha() for c in part)
 
 
@@ -392,7 +396,8 @@ def salvage_birth_date(
       ``19822``, when one reading is left): the date (:data:`KEPT_MENDED`); when the mended
       parts make no date, the rules below read them, but never the other way round (one guess
       a date);
-    - a month by its English name (``31 Feb 1980``): the date, else the year and that month;
+    - a month by its English or French name (``31 Feb 1980``): the date, else the year and
+      that month;
     - another word for a part (``3 Febuary 1980``): the year (:data:`KEPT_YEAR`);
     - month and day clean and a date, placed by the form or the order (``25. 12. 1980`` day
       first: a date in a form the parser does not read): the date (:data:`KEPT_DATE`; with no
@@ -414,7 +419,8 @@ def salvage_birth_date(
     the other is read the other way round, a wrong full date; that is rarer than a date written
     in the other order, and still agrees on its year. Never raises.
     """
-    split = _PARTED.split(_TIME_OF_DAY.sub("", text.strip().translate(_DASHES)))  # part, sep, ...
+    text = unicodedata.normalize("NFC", text.strip()).translate(_DASHES)
+    split = _PARTED.split(_TIME_OF_DAY.sub("", text))  # part, sep, ...
     if len(split) != 5 or not all(split):
         return None
     parts, swap = (split[0], split[2], split[4]), True

@@ -80,8 +80,8 @@ _DOC_TYPE = re.compile(r"[A-Z0-9]{1,2}")
 def category_key(text: str) -> str:
     """A file's category value as a mapping's ``categories`` names it: lower case, each run of
     white space one space, none at either end (``Sex Offender  –  High Risk`` is ``sex
-    offender – high risk``)."""
-    return " ".join(text.lower().split())
+    offender – high risk``), accents in their composed form (NFC)."""
+    return " ".join(unicodedata.normalize("NFC", text).lower().split())
 
 
 def parse_category(text: str) -> Category:

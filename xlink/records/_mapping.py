@@ -210,6 +210,14 @@ class ColumnMapping:
         categories = {category_key(k): Category(v) for k, v in self.categories.items()}
         if "" in categories:
             raise ValueError("mapping 'categories' names an empty value")
+        if len(categories) < len(self.categories):
+            spellings: dict[str, list[str]] = {}
+            for written in self.categories:
+                spellings.setdefault(category_key(written), []).append(repr(written))
+            twice = "; ".join(", ".join(v) for v in spellings.values() if len(v) > 1)
+            raise ValueError(
+                f"mapping 'categories' names one value twice, in another case or spacing: {twice}"
+            )
         object.__setattr__(self, "categories", MappingProxyType(categories))
         object.__setattr__(self, "columns", MappingProxyType(dict(self.columns)))
         combine = {target: tuple(parts) for target, parts in self.combine.items()}
@@ -279,8 +287,12 @@ class ColumnMapping:
         for written, kind in categories.items():
             try:
                 kinds[written] = parse_category(kind)
-            except ValueError as exc:
-                raise ValueError(f"mapping 'categories': {written!r} -> {kind!r}: {exc}") from None
+            except ValueError:
+                allowed = ", ".join(c.value for c in Category)
+                raise ValueError(
+                    f"mapping 'categories': {written!r} -> {kind!r}: not a category "
+                    f"(one of {allowed})"
+                ) from None
         combine = data.get("combine", {})
         if not isinstance(combine, Mapping) or not all(
             isinstance(k, str)

@@ -178,16 +178,19 @@ CREATE TABLE IF NOT EXISTS releases (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS releases_expiry ON releases (expires_us);
 CREATE INDEX IF NOT EXISTS releases_content ON releases (originator, content);
+"""
+# Every release id received and receipted, copies included, kept after a purge (our record id
+# is cleared then, with the record): what a query holder's "delivered before" is checked
+# against (xlink-query-v1 §7.4). A store written before it gains it, in one transaction, with
+# the releases it holds and those its audit log says it received.
+_RECEIVED_TABLE: Final = """
 CREATE TABLE IF NOT EXISTS received (
     release_id BLOB PRIMARY KEY,
     originator TEXT NOT NULL,
     held_id BLOB NOT NULL,
     own_record_id TEXT
-) STRICT;
+) STRICT
 """
-# Every release id received and receipted, copies included, kept after a purge: what a query
-# holder's "delivered before" is checked against (xlink-query-v1 §7.4). A store written
-# before it gains it with the releases it holds.
 _RECEIVED_FROM_RELEASES: Final = (
     "INSERT OR IGNORE INTO received (release_id, originator, held_id, own_record_id)"
     " SELECT release_id, originator, release_id, own_record_id FROM releases"

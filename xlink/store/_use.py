@@ -251,7 +251,8 @@ class StoredUse:
         (``secure_delete``) and the write-ahead log is checkpointed and truncated. A record
         that no longer opens (altered in the file) is kept, as evidence, and audited as
         ``PURGE`` ``record-unreadable`` on each run: it neither stops the purge of the others
-        nor can be read."""
+        nor can be read. A purged release's id and originator stay in ``received``
+        (:meth:`received`); our record it was filed for does not."""
         now_us = _micros(now)
         with self._transaction():
             rows = self._conn.execute(_SELECT + " ORDER BY received_us, release_id").fetchall()
@@ -269,6 +270,12 @@ class StoredUse:
                     expired.append(row)
             for row in expired:
                 self._conn.execute("DELETE FROM releases WHERE release_id = ?", (row.release_id,))
+                # its id stays known as received (delivered before, xlink-query-v1 §7.4); which
+                # record of ours it was filed for goes with the record
+                self._conn.execute(
+                    "UPDATE received SET own_record_id = NULL WHERE held_id = ?",
+                    (row.release_id,),
+                )
                 fields = {
                     "handle": row.release_id,
                     "session": row.session_id,

@@ -15,7 +15,7 @@ from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 
-from xlink._sqlite import SqliteStore, setting_up
+from xlink._sqlite import SqliteStore, setting_up, transaction
 from xlink.audit import AuditEvent, AuditLog
 from xlink.crypto.keys import SealingKey, SigningKey
 from xlink.errors import PolicyDenied
@@ -35,6 +35,7 @@ from xlink.store._rows import (
     _INSERT,
     _INSERT_RECEIVED,
     _RECEIVED_FROM_RELEASES,
+    _RECEIVED_TABLE,
     _SCHEMA,
     CLOCK_TOLERANCE,
     MAX_CREATED_AHEAD,
@@ -63,6 +64,19 @@ __all__ = [
     "ReleaseStore",
     "StoredRelease",
 ]
+
+
+def _received_in(audit: AuditLog) -> list[tuple[bytes, str, bytes, None]]:
+    """The releases ``audit`` says were received (``RELEASE_RECEIVED``: id and originator),
+    as rows of ``received`` (each its own held release, our record not known): what an
+    older store gives that table for the releases it purged before keeping their ids."""
+    rows = []
+    for entry in audit.entries(kinds={AuditEvent.RELEASE_RECEIVED}):
+        handle, peer = entry.fields.get("handle"), entry.fields.get("peer")
+        if isinstance(handle, str) and isinstance(peer, str):
+            release_id = bytes.fromhex(handle)
+            rows.append((release_id, peer, release_id, None))
+    return rows
 
 
 class ReleaseStore(StoredUse, SqliteStore):
@@ -134,8 +148,12 @@ class ReleaseStore(StoredUse, SqliteStore):
                     conn.execute(f"ALTER TABLE releases ADD COLUMN {name} {kind}")
             ids_kept = conn.execute("PRAGMA table_info(received)").fetchone() is not None
             conn.executescript(_SCHEMA)
-            if columns and not ids_kept:  # a store written before the received ids were kept
-                conn.execute(_RECEIVED_FROM_RELEASES)
+            if not ids_kept:  # a new store, or one written before the received ids were kept
+                logged = _received_in(audit) if columns else []
+                with transaction(conn):
+                    conn.execute(_RECEIVED_TABLE)
+                    conn.execute(_RECEIVED_FROM_RELEASES)
+                    conn.executemany(_INSERT_RECEIVED, logged)
         return cls(conn, path, mou, sealing_key, signing_key, audit, officers)
 
     # close(): SqliteStore's (the audit log is the caller's to close).
