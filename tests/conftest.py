@@ -68,3 +68,15 @@ def _passphrase_variables_kept() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cmd_keygen, "_take_from_environment", os.environ.get)
         yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _bundled_data_left_as_shipped() -> Iterator[None]:
+    """Nothing a test does writes into ``xlink/data``: a load of a bundled list without a
+    rejects directory wrote its rejects files there, next to the input, and a wheel built
+    from the working tree shipped them."""
+    data = Path(__file__).resolve().parents[1] / "xlink" / "data"
+    before = {p for p in data.rglob("*") if p.is_file()}
+    yield
+    written = sorted(str(p) for p in data.rglob("*") if p.is_file() and p not in before)
+    assert not written, f"tests wrote into xlink/data: {written}"

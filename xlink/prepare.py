@@ -15,10 +15,12 @@ from datetime import date
 from pathlib import Path
 
 from xlink.errors import LoadError
+from xlink.identifiers import UNSAFE_TEXT
 from xlink.linkage.schema import LinkageSchema, load_default_schema
 from xlink.linkage.tokens import TokenSet
 from xlink.progress import ProgressFn, count_progress
 from xlink.protocol.hashed import HashedTokens
+from xlink.records._parsers import FUTURE_DATE, born_after
 from xlink.records.loaders import BadFieldPolicy, LoadResult, load_csv, load_jsonl
 from xlink.records.model import Category, PersonRecord
 
@@ -285,20 +287,50 @@ def prepare_records(
     source: str = "records",
     progress: ProgressFn | None = None,
     workers: int | None = 1,
+    today: date | None = None,
 ) -> PreparedSide:
     """:func:`prepare_side` for records built by the caller (``xlink.records.PersonRecord``,
     from a system of its own, or one traveller at a border desk): their tokens derived with
     ``schema``, one load named ``source`` with no rejects. Raises
-    :class:`~xlink.errors.LoadError` when a record id appears twice, ``ValueError`` when
-    there is no record or one is not a ``PersonRecord``."""
+    :class:`~xlink.errors.LoadError` for what the loaders refuse of a row (a record id given
+    twice or holding a control or invisible character; a date of birth after ``today``, the
+    load's date, when given), ``ValueError`` when there is no record or one is not a
+    ``PersonRecord``."""
     if not records:
         raise ValueError("at least one record is needed")
     if not all(isinstance(r, PersonRecord) for r in records):
         raise ValueError("records must be xlink.records.PersonRecord objects")
+    _check_records(records, source, today)
     load = LoadResult(source=source, records=tuple(records), rejects=())
-    _check_unique_ids([source], [load])
     schema = schema if schema is not None else load_default_schema()
     return _derived([load], schema, progress, workers)
+
+
+def _check_records(records: Sequence[PersonRecord], source: str, today: date | None) -> None:
+    """What the loaders refuse of a row, for records built by a caller: a record id given
+    twice, or holding a control or invisible character (it is printed to officers: one that
+    drives a terminal or reorders text could make them misread which record they approve); a
+    date of birth after ``today``. :class:`~xlink.errors.LoadError` naming the records by
+    their position, never their values."""
+    problems: list[str] = []
+    twice = len(records) - len({r.record_id for r in records})
+    if twice:
+        problems.append(f"{twice} record id(s) given more than once; ids are unique per agency")
+    unsafe = [i for i, r in enumerate(records) if UNSAFE_TEXT.search(r.record_id)]
+    future = [
+        i
+        for i, r in enumerate(records)
+        if today is not None and r.birth_date is not None and born_after(r.birth_date, today)
+    ]
+    for what, at in (
+        ("record_id holds a control or invisible character", unsafe),
+        (FUTURE_DATE, future),
+    ):
+        if at:
+            shown = ", ".join(str(i) for i in at[:10]) + (", ..." if len(at) > 10 else "")
+            problems.append(f"{what}: record(s) at {shown}")
+    if problems:
+        raise LoadError(source, "; ".join(problems))
 
 
 def _derived(

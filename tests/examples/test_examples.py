@@ -190,3 +190,5 @@ def test_the_examples_use_only_the_public_api_for_the_sample_data() -> None:
     assert sample_path("mou/ca-us-demo.toml").is_file()
     with pytest.raises(InputError, match=r"no bundled sample 'nope\.csv'; there are: "):
         sample_path("nope.csv")
+    with pytest.raises(InputError):  # nothing outside xlink/data
+        sample_path("../errors.py")

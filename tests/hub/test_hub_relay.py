@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import csv
 import json
+import tempfile
 import threading
 import time
 from datetime import UTC
@@ -89,7 +90,9 @@ def _needles(agency: str) -> set[bytes]:
                     wanted = any(k in low for k in ("id", "name", "birth", "dob", "surname"))
                     if wanted and len(value.strip()) >= 5:
                         needles.add(value.strip().encode("utf-8"))
-    side = prepare_side([sample_path(n) for n in LISTS[agency]], schema=load_default_schema())
+    with tempfile.TemporaryDirectory() as rejects:  # never beside the bundled lists
+        lists = [sample_path(n) for n in LISTS[agency]]
+        side = prepare_side(lists, schema=load_default_schema(), rejects_dir=rejects)
     needles.update(side.tokens.value(i) for i in range(len(side.tokens)))
     return needles
 

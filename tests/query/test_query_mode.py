@@ -30,6 +30,7 @@ from xlink.error_codes import LOCAL_FAILURE, AbortCode
 from xlink.errors import InputError, InternalProtocolError, LoadError, PeerAborted
 from xlink.linkage.tokens import TokenSetBuilder
 from xlink.query.table import HolderTable
+from xlink.records.model import BirthDate
 from xlink.transport import memory_pair
 
 PAIRS = truth_pairs()
@@ -606,8 +607,17 @@ def test_a_traveller_built_in_code_is_asked_about_as_one_loaded_from_a_file(
         matched = [(a.record_id, a.matched, a.score) for a in by_code.answers]
         assert matched == [(a.record_id, a.matched, a.score) for a in by_file.answers]
         assert sum(a.matched for a in by_code.answers) >= 3
-        with pytest.raises(LoadError, match="appear in more than one file"):
-            pair.asker.prepare_records([*from_file.records, from_file.records[0]])
+        # what the loaders refuse of a row is refused here too, by position, never by value
+        first = from_file.records[0]
+        with pytest.raises(LoadError, match=r"1 record id\(s\) given more than once"):
+            pair.asker.prepare_records([*from_file.records, first])
+        hidden = dataclasses.replace(first, record_id="CA\x1b[2J\u202e1")  # a terminal, reordered
+        with pytest.raises(LoadError, match=r"control or invisible character: record\(s\) at 1$"):
+            pair.asker.prepare_records([from_file.records[1], hidden])
+        unborn = dataclasses.replace(first, birth_date=BirthDate(datetime.now(UTC).year + 1))
+        with pytest.raises(LoadError, match=r"after the date of the load: record\(s\) at 0") as e:
+            pair.asker.prepare_records([unborn])
+        assert first.record_id not in str(e.value)
 
 
 def test_a_move_nobody_waits_for_any_more_is_stopped_and_made_again_later(

@@ -239,8 +239,8 @@ def test_a_rerun_copy_of_held_content_is_receipted_but_not_stored_twice(tmp_path
 
 def test_the_ids_of_releases_received_outlast_their_purge(tmp_path: Path) -> None:
     """A query holder answers "delivered before" with the id of a release we received, and
-    after its retention the store purges it: the id, its originator and our record stay known
-    (xlink-query-v1 §7.4), the record does not."""
+    after its retention the store purges it: the id and its originator stay known
+    (xlink-query-v1 §7.4); the record, and which of ours it was filed for, do not."""
     record = make_record(1)
     with (
         AuditLog.open(tmp_path / "audit.db", signing_key=AUDIT_KEY) as audit,
@@ -317,11 +317,8 @@ def test_a_store_written_before_the_copy_note_is_upgraded_in_place(
             conn.execute("DELETE FROM releases WHERE release_id = ?", (purged.release_id,))
         import xlink.store.store as opener
 
-        def crash(_: AuditLog) -> list[Any]:
-            raise sqlite3.OperationalError("the process stopped here")
-
-        with monkeypatch.context() as m:
-            m.setattr(opener, "_received_in", crash)
+        with monkeypatch.context() as m:  # the first open stops after the table and its copy
+            m.setattr(opener, "_INSERT_RECEIVED", "INSERT INTO stopped_here VALUES (?, ?, ?, ?)")
             with pytest.raises(sqlite3.OperationalError), open_store(path, audit=audit):
                 pass
         with open_store(path, audit=audit) as store:

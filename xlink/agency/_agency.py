@@ -302,7 +302,8 @@ class Agency(QueryMode, Releasing):
         from a system of the agency's own, or one traveller at a border desk to :meth:`ask`
         about), their tokens derived with the MOU's schema
         (:func:`~xlink.prepare.prepare_records`); ``psi`` as for :meth:`prepare`."""
-        side = prepare_records(records, schema=self.schema, progress=progress)
+        today = self.clock().astimezone(UTC).date()
+        side = prepare_records(records, schema=self.schema, progress=progress, today=today)
         return self._for_sessions(side, psi, progress)
 
     def _for_sessions(

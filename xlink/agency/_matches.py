@@ -97,7 +97,7 @@ def read_matches(path: Path | str) -> tuple[MatchRow, ...]:
     try:
         lines = jsonl.read_text(encoding="utf-8").splitlines()
         return tuple(_row(json.loads(line)) for line in lines if line)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"{jsonl}: not a matches file ({type(exc).__name__})") from None
 
 

@@ -122,8 +122,10 @@ def served_line(s: QueryServed, now: datetime) -> str:
     session 5e1c…: completed, 14 evaluations, 2 of 3 requested released`` (no traveller, no
     record: counts only)."""
     when = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    session = f"session {s.session_id[:16]}…" if s.session_id else "a connection (no session)"
+    session = f"session {s.session_id[:16]}…" if s.session_id else "a connection"
     ended = s.outcome if s.code is None else f"{s.outcome} ({s.code})"
+    if not s.session_id:  # refused before a session opened (the month's table, the quota)
+        ended = f"{ended} before its session opened (audited)"
     return (
         f"{when} {session}: {ended}, {s.evaluations} evaluations, "
         f"{s.released} of {s.requested} requested released"

@@ -170,12 +170,17 @@ class LoadResult:
             files.append(f"field errors: {self.field_errors_path}")
         if files:
             text += f" (see {'; '.join(files)})"
-        # by its words: "first seen on line 12" and "on line 40" are one reason
-        first = Counter(
-            (e.field, _NUMBER.sub("N", e.reason)) for r in self.rejects for e in r.errors[:1]
-        )
+        # by its words: "first seen on line 12" and "on line 40" are one reason (shown as the
+        # first row gives it)
+        first: Counter[tuple[str, str]] = Counter()
+        shown: dict[tuple[str, str], str] = {}
+        for e in (e for r in self.rejects for e in r.errors[:1]):
+            key = (e.field, _NUMBER.sub("N", e.reason))
+            first[key] += 1
+            shown.setdefault(key, e.reason)
         if first and self.rejected >= _MANY_REJECTED and self.rejected * 5 >= self.total:
-            (field, reason), count = first.most_common(1)[0]
+            commonest, count = first.most_common(1)[0]
+            field, reason = commonest[0], shown[commonest]
             text += (
                 f"; {self.rejected * 100 // self.total}% of the rows rejected, {count} of them "
                 f"first for {field}: {reason}"

@@ -207,17 +207,21 @@ class ColumnMapping:
             raise ValueError(
                 "mapping 'delimiter' must be one of " + ", ".join(repr(d) for d in DELIMITERS)
             )
-        categories = {category_key(k): Category(v) for k, v in self.categories.items()}
-        if "" in categories:
+        kinds: dict[str, set[Category]] = {}
+        said: dict[str, list[str]] = {}
+        for written, kind in self.categories.items():
+            key = category_key(written)
+            kinds.setdefault(key, set()).add(Category(kind))
+            said.setdefault(key, []).append(repr(written))
+        if "" in kinds:
             raise ValueError("mapping 'categories' names an empty value")
-        if len(categories) < len(self.categories):
-            spellings: dict[str, list[str]] = {}
-            for written in self.categories:
-                spellings.setdefault(category_key(written), []).append(repr(written))
-            twice = "; ".join(", ".join(v) for v in spellings.values() if len(v) > 1)
+        clash = [", ".join(said[key]) for key, found in kinds.items() if len(found) > 1]
+        if clash:
             raise ValueError(
-                f"mapping 'categories' names one value twice, in another case or spacing: {twice}"
+                "mapping 'categories' gives one value, in another case or spacing, two kinds: "
+                + "; ".join(clash)
             )
+        categories = {key: next(iter(found)) for key, found in kinds.items()}
         object.__setattr__(self, "categories", MappingProxyType(categories))
         object.__setattr__(self, "columns", MappingProxyType(dict(self.columns)))
         combine = {target: tuple(parts) for target, parts in self.combine.items()}

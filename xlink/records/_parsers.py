@@ -111,6 +111,12 @@ def _placeholder(found: BirthDate) -> bool:
     return (found.year, found.month, found.day) in PLACEHOLDER_BIRTH_DATES
 
 
+def born_after(found: BirthDate, today: date) -> bool:
+    """Whether a date of birth is after the load's date ``today`` in every reading of it (a
+    day's slack, :data:`FUTURE_SLACK`): what a loaded file leaves out (:data:`FUTURE_DATE`)."""
+    return _after(found, today + FUTURE_SLACK)
+
+
 def _after(found: BirthDate, latest: date) -> bool:
     """Whether every reading of ``found`` (a partial date: each of its days; an ambiguous
     one: either order) is after ``latest``."""
