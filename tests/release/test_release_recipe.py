@@ -135,6 +135,52 @@ def test_a_match_without_the_schemas_evidence_is_never_released(tmp_path: Path) 
     assert len(batch.sealed) == 1
 
 
+def test_keys_a_partner_declares_to_disagree_lift_no_pair_over_the_floor(tmp_path: Path) -> None:
+    """Key presence is the partner's word, and the default schema has positive disagreement
+    weights (``dob_postcode``, ``family_postcode``): a partner record sharing only
+    ``family_locality``, ``dob_street`` and ``names`` with ours (-0.316, below the MOU's floor)
+    that declares those two keys as well was decided at +0.422 and released (found by a
+    red-team run). The floor counts a disagreement only where it lowers the score; the
+    decision, both sides', is unchanged, and a pair of the same keys that disagrees on keys of
+    negative weight is not affected."""
+    from xlink.decide import decide
+    from xlink.linkage.schema import load_default_schema
+    from xlink.linkage.scoring import fellegi_sunter_score, floor_score
+    from xlink.protocol.events import CandidatePair
+
+    schema = load_default_schema()
+    mou = sample_mou(approval_required=False)
+    weights, disagreement = schema.weights(), schema.disagreement_weights()
+    agree = frozenset({"family_locality", "dob_street", "names"})
+    declared = agree | {"dob_postcode", "family_postcode"}
+    assert disagreement["dob_postcode"] > 0 and disagreement["family_postcode"] > 0
+
+    class Source:
+        session_id = SESSION
+
+        def iter_pairs(self) -> object:
+            keys = frozenset(schema.key_names)
+            return iter([CandidatePair("CAWL-1", 0, agree, HANDLES, keys, declared)])
+
+    decision = decide(Source(), schema, mou.match_threshold)  # type: ignore[arg-type]
+    (lifted,) = decision.matches  # decided: its disagreements raised it over the threshold
+    assert fellegi_sunter_score(agree, weights, (), disagreement) < mou.match_threshold
+    assert lifted.score >= mou.match_threshold
+    assert floor_score(agree, weights, lifted.disagreeing_keys, disagreement) < mou.match_threshold
+    with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
+        batch = release_decided(
+            decision, RECORDS, mou=mou, originator=CA, signing_key=SIGNING[CA],
+            handle_key=HANDLE_KEY[CA], rng=DeterministicRandom("r"), now=T0, audit=log,
+            schema=schema,
+        )  # fmt: skip
+    assert not batch.sealed and batch.denied[0].reasons == ("below-mou-threshold",)
+    # a negative disagreement counts as before
+    keys = ["names", "initial_family_dob"]
+    assert floor_score(keys[:1], weights, keys[1:], disagreement) == fellegi_sunter_score(
+        keys[:1], weights, keys[1:], disagreement
+    )
+
+
 @pytest.mark.parametrize(
     ("links", "pairs", "sent"),
     [("one-to-one", 5, 2), ("best-of-either", 5, 5), ("best-of-either", 40, 16)],

@@ -16,7 +16,7 @@ from xlink.decide import DecidedMatch
 from xlink.error_codes import AbortCode
 from xlink.errors import RemoteProtocolError
 from xlink.linkage._derive import TokenDeriver
-from xlink.linkage.scoring import KeyWeight, fellegi_sunter_score
+from xlink.linkage.scoring import KeyWeight, fellegi_sunter_score, floor_score
 from xlink.prepare import PreparedSide
 from xlink.query.entries import keys_present
 from xlink.query.session import HolderSession, RequestedHit, query_handle
@@ -85,7 +85,12 @@ class HolderChecks:
         disagreeing = (asker_keys & table.presence(hit.record)) - agreeing
         weights, disagreement = self._weights
         score = fellegi_sunter_score(agreeing, weights, disagreeing, disagreement)
-        if score < self.agency.mou.match_threshold:
+        # the floor counts a disagreement only where it lowers the score: the asker declares
+        # the key presence that makes one
+        if (
+            floor_score(agreeing, weights, disagreeing, disagreement)
+            < self.agency.mou.match_threshold
+        ):
             return "below-mou-threshold"
         if not schema.has_evidence(agreeing):
             return "too-little-evidence"  # one fact about a person (a name alone)

@@ -43,6 +43,7 @@ __all__ = [
     "best_once",
     "decide_matches",
     "fellegi_sunter_score",
+    "floor_score",
     "one_to_one",
     "one_to_one_mask",
 ]
@@ -127,6 +128,23 @@ def fellegi_sunter_score(
     if disagreement is not None:
         terms.extend(float(disagreement[key]) for key in set(disagreeing_keys) - agreeing)
     return math.fsum(terms)
+
+
+def floor_score(
+    agreeing_keys: Iterable[str],
+    weights: Mapping[str, KeyWeight | float],
+    disagreeing_keys: Iterable[str],
+    disagreement: Mapping[str, float],
+) -> float:
+    """The score an MOU's ``match_threshold`` is checked on before a release: as
+    :func:`fellegi_sunter_score`, each disagreement counted only where it lowers the score. A
+    disagreement is one record's key presence set against the other's tokens, and the
+    partner's key presence is its word: with a positive disagreement weight (fitted ones
+    can be: the default schema's ``dob_postcode``, ``family_postcode``) a partner that
+    declares keys it does not hold, or gives them made-up values, would lift a pair over the
+    floor (xlink-release-v1 §3, xlink-query-v1 §7.5)."""
+    lowering = {key: min(bits, 0.0) for key, bits in disagreement.items()}
+    return fellegi_sunter_score(agreeing_keys, weights, disagreeing_keys, lowering)
 
 
 def one_to_one(

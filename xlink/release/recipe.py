@@ -9,7 +9,7 @@ the parts; these calls make no choices the MOU does not already make.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -22,7 +22,7 @@ from xlink.decide import DecidedMatch, Decision
 from xlink.errors import PolicyDenied, XlinkError
 from xlink.identifiers import REASON_CODE
 from xlink.linkage.schema import LinkageSchema
-from xlink.linkage.scoring import ONE_TO_ONE
+from xlink.linkage.scoring import ONE_TO_ONE, KeyWeight, floor_score
 from xlink.policy.document import mou_digest
 from xlink.policy.mou import Mou
 from xlink.records.model import PersonRecord
@@ -178,7 +178,9 @@ def release_decided(
     A match scoring below the MOU's ``match_threshold`` is denied (``below-mou-threshold``),
     whatever threshold the decision used (on the schema's own weights:
     :attr:`~xlink.decide.DecidedMatch.policy_score`); with ``schema`` (the MOU's, as an agency
-    gives it), so is a match whose agreeing keys lack the schema's evidence
+    gives it), so is one whose score with its disagreements counted only where they lower it
+    is below (:func:`~xlink.linkage.scoring.floor_score`), and a match whose agreeing keys
+    lack the schema's evidence
     (``too-little-evidence``: :meth:`~xlink.linkage.schema.LinkageSchema.has_evidence`), however
     the decision was made; with ``day_claims`` (:class:`DayClaims`: the agency's day of claims
     with the partner), so is a match it does not allow (``claimed-today``), and the matches
@@ -217,10 +219,13 @@ def release_decided(
     pairs: dict[str, list[tuple[int, ReleaseRecord]]] = {}
     most = MAX_PAIRS_PER_RECORD if decision.links == ONE_TO_ONE else MAX_PAIRS_PER_RECORD_EVENTS
     beyond: dict[str, list[bytes]] = {}  # record -> first handle of each pair past ``most``
+    # the floor counts a disagreement only where it lowers the score: key presence, which
+    # makes a disagreement, is the partner's word
+    floor_weights = None if schema is None else (schema.weights(), schema.disagreement_weights())
     for index, match in enumerate(decision.matches):
         record = by_id[match.local_record_id]
         try:
-            if match.policy_score < mou.match_threshold:
+            if _below_floor(match, mou.match_threshold, floor_weights):
                 raise PolicyDenied(["below-mou-threshold"])
             if schema is not None and not schema.has_evidence(match.agreeing_keys):
                 raise PolicyDenied(["too-little-evidence"])
@@ -355,6 +360,25 @@ def _reasons(reason: str | None) -> tuple[str, ...]:
     return () if reason is None else (reason,)
 
 
+def _below_floor(
+    match: DecidedMatch,
+    threshold: float,
+    weights: tuple[Mapping[str, KeyWeight | float], Mapping[str, float]] | None,
+) -> bool:
+    """Whether ``match`` is below the MOU's floor: its score on the schema's own weights
+    (:attr:`~xlink.decide.DecidedMatch.policy_score`) and, with the schema's ``weights``, its
+    :func:`~xlink.linkage.scoring.floor_score`."""
+    if match.policy_score < threshold:
+        return True
+    if weights is None:
+        return False
+    agreement, disagreement = weights
+    return (
+        floor_score(match.agreeing_keys, agreement, match.disagreeing_keys, disagreement)
+        < threshold
+    )
+
+
 class ReceiptSettler:
     """Settles the peer's answers to the sealed releases of ``batch``, each as it arrives
     (:meth:`settle`; xlink-release-v1 §8, §10), so that a receipt that came in is recorded even
@@ -388,6 +412,11 @@ class ReceiptSettler:
         self._audit = audit
         self._items = batch.items or (None,) * len(batch.sealed)
         self._settled: dict[int, bool | None] = {}  # index -> verified / refused / None
+
+    @property
+    def receipted(self) -> int:
+        """Our releases whose receipt verified so far."""
+        return sum(1 for verified in self._settled.values() if verified)
 
     def settle(self, index: int, ok: bool, answer: bytes) -> None:
         """The peer's answer to our release number ``index`` (from 0): ``(True, receipt)`` or
