@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _officers import approve, deny, open_queue
@@ -92,16 +93,22 @@ def test_approval_required_needs_a_queue_and_holds_everything(tmp_path: Path) ->
         assert [f.fate for f in after.fates if f.record_id == "CAWL-1"] == [Fate.DELIVERED]
 
 
+def _released_by_ca(decision: Decision, mou: Any, log: AuditLog, schema: Any = None) -> Any:
+    """CA-RCMP's releases of ``decision``'s matches of :data:`RECORDS`, straight through."""
+    return release_decided(
+        decision, RECORDS, mou=mou, originator=CA, signing_key=SIGNING[CA],
+        handle_key=HANDLE_KEY[CA], rng=DeterministicRandom("r"), now=T0, audit=log,
+        schema=schema,
+    )  # fmt: skip
+
+
 def test_a_match_below_the_mou_threshold_is_never_released(tmp_path: Path) -> None:
     mou = sample_mou(approval_required=False)
     weak = DecidedMatch("CAWL-1", 0, frozenset({"k"}), mou.match_threshold - 0.01, HANDLES)
     # The caller decided with a laxer threshold than the MOU allows.
     decision = Decision(SESSION, mou.match_threshold - 5, 1, (weak,))
     with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
-        batch = release_decided(
-            decision, RECORDS, mou=mou, originator=CA, signing_key=SIGNING[CA],
-            handle_key=HANDLE_KEY[CA], rng=DeterministicRandom("r"), now=T0, audit=log,
-        )  # fmt: skip
+        batch = _released_by_ca(decision, mou, log)
         entries = list(log.entries())
     assert not batch.sealed and not batch.queued
     assert batch.denied[0].reasons == ("below-mou-threshold",)
@@ -121,11 +128,7 @@ def test_a_match_without_the_schemas_evidence_is_never_released(tmp_path: Path) 
     two_kinds = DecidedMatch("UNMATCHED", 1, frozenset({"names_dob_swapped"}), 9.0, (b"\x07" * 16,))
     decision = Decision(SESSION, 0.0, 2, (name_alone, two_kinds))
     with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
-        batch = release_decided(
-            decision, RECORDS, mou=mou, originator=CA, signing_key=SIGNING[CA],
-            handle_key=HANDLE_KEY[CA], rng=DeterministicRandom("r"), now=T0, audit=log,
-            schema=schema,
-        )  # fmt: skip
+        batch = _released_by_ca(decision, mou, log, schema)
         entries = list(log.entries())
     assert [d.record_id for d in batch.denied] == ["CAWL-1"]
     assert batch.denied[0].reasons == ("too-little-evidence",)
@@ -168,11 +171,7 @@ def test_keys_a_partner_declares_to_disagree_lift_no_pair_over_the_floor(tmp_pat
     assert lifted.score >= mou.match_threshold
     assert floor_score(agree, weights, lifted.disagreeing_keys, disagreement) < mou.match_threshold
     with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
-        batch = release_decided(
-            decision, RECORDS, mou=mou, originator=CA, signing_key=SIGNING[CA],
-            handle_key=HANDLE_KEY[CA], rng=DeterministicRandom("r"), now=T0, audit=log,
-            schema=schema,
-        )  # fmt: skip
+        batch = _released_by_ca(decision, mou, log, schema)
     assert not batch.sealed and batch.denied[0].reasons == ("below-mou-threshold",)
     # a negative disagreement counts as before
     keys = ["names", "initial_family_dob"]
@@ -201,10 +200,7 @@ def test_one_record_in_many_pairs_is_sent_a_bounded_number_of_times(
     )
     decision = Decision(SESSION, 0.0, pairs, copies, links=links)
     with AuditLog.open(tmp_path / "audit.db", signing_key=SIGNING[CA]) as log:
-        batch = release_decided(
-            decision, RECORDS, mou=mou, originator=CA, signing_key=SIGNING[CA],
-            handle_key=HANDLE_KEY[CA], rng=DeterministicRandom("r"), now=T0, audit=log,
-        )  # fmt: skip
+        batch = _released_by_ca(decision, mou, log)
         denied = [e.fields for e in log.entries() if e.kind is AuditEvent.RELEASE_DENIED]
     assert len(batch.sealed) == sent
     assert [f.fate for f in batch.fates][:sent] == [Fate.SENT] * sent  # the best pairs
