@@ -54,7 +54,7 @@ from xlink.errors import (
     QuotaExhausted,
     RemoteProtocolError,
 )
-from xlink.linkage.scoring import BEST_OF_EITHER
+from xlink.linkage.scoring import BEST_OF_EITHER, fellegi_sunter_score
 from xlink.linkage.tokens import TokenSetBuilder
 from xlink.query import RequestedHit
 from xlink.query import messages as M
@@ -589,6 +589,48 @@ def test_each_member_claimed_on_another_token_of_the_household_wins_one_of_it(
 _MIXED = (("CASO-90001", "Maria", "02/03/1970", "F", ""),
           ("CASO-90002", "Juan", "11/07/1995", "M", "AB123456"),
           ("CASO-90003", "Ana", "", "F", ""))  # fmt: skip
+
+
+def test_keys_declared_to_disagree_lift_no_claim_over_the_holders_floor(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The asker knows one person's family name, street and postcode, a claim below the MOU's
+    floor under the schema the holder scores with here (one that weighs those keys low and
+    fits ``dob_postcode``'s disagreement a positive weight, as fitted weights can be). It
+    decides the pair anyway and declares ``dob_postcode``, which it does not hold: the holder
+    scored the claim with that disagreement and released the record. The floor counts a
+    disagreement only where it lowers the score (xlink-query-v1 §7.5 item 3): refused."""
+    registry = _registry_with_a_household(pair, _MIXED[:1])
+    service = pair.holder.query_service(registry)
+    weights, disagreement = service._weights
+    low = {k: -1.0 for k in ("family_postcode", "street_postcode", "minhash_name_postcode")}
+    weights = {**weights, **low}
+    service._weights = (weights, {**disagreement, "dob_postcode": 5.0})
+    names = pair.asker.schema.key_names
+    seen: list[Any] = []
+
+    def deciding(source: Any, schema: Any, threshold: float) -> Any:
+        seen[:] = list(source.iter_pairs())
+        return decide(_Listed(source.session_id, tuple(seen)), schema, -100.0)
+
+    def declaring(record: int, presence: bytes, handles: Any) -> RequestedHit:
+        (me,) = [p for p in seen if p.peer_ref == record]
+        keys = set(me.agreeing_keys) | {"dob_postcode"}  # held by the record, not by the asker
+        return RequestedHit(
+            record, presence_bits(sorted(names.index(k) for k in keys), len(names)), handles
+        )
+
+    monkeypatch.setattr("xlink.agency._query_answers.decide", deciding)
+    monkeypatch.setattr("xlink.agency._query_answers.RequestedHit", declaring)
+    served, outcome, _ = _serve_and(
+        pair, service, lambda conn: ask(pair.asker, conn, _one_household_row(pair))
+    )
+    assert not isinstance(outcome, BaseException), outcome
+    (me,) = seen
+    assert fellegi_sunter_score(me.agreeing_keys, weights) < pair.holder.mou.match_threshold
+    assert served.requested == 1 and served.released == 0
+    denied = [f["reason"] for k, f in _holder_entries(pair) if k is AuditEvent.RELEASE_DENIED]
+    assert denied == ["below-mou-threshold"]
 
 
 def _lie_about_presence(
