@@ -52,8 +52,8 @@ def test_the_window_is_the_specs() -> None:
     assert RECIPROCAL_AHEAD == W
 
 
-def _machine(role: Role, ahead: int = 0) -> ReleaseTransfer:
-    m = ReleaseTransfer(SID, PAIRS, role=role, reciprocal=True, ahead=ahead)
+def _machine(role: Role) -> ReleaseTransfer:
+    m = ReleaseTransfer(SID, PAIRS, role=role, reciprocal=True)
     other = Role.RESPONDER if role is Role.INITIATOR else Role.INITIATOR
     assert m.next_frame() == frame(DIGEST, decided_pairs_digest(SID, PAIRS, sender=role))
     m.receive(frame(DIGEST, decided_pairs_digest(SID, PAIRS, sender=other)))
@@ -149,8 +149,8 @@ def test_offers_counted_says_both_offers() -> None:
     assert m.state is TransferState.COUNTED and m.to_send == 5
 
 
-def _counted(ours: int, theirs: int, ahead: int = 0) -> ReleaseTransfer:
-    m = _machine(Role.INITIATOR, ahead)
+def _counted(ours: int, theirs: int) -> ReleaseTransfer:
+    m = _machine(Role.INITIATOR)
     m.offer(ours)
     _drain(m)
     m.receive(frame(COUNT, u32(theirs)))
@@ -178,30 +178,6 @@ def test_a_peer_that_offers_and_then_sends_nothing_gets_w() -> None:
         m.receive(frame(RELEASE, _body("b", i)))
         m.answer(True, b"receipt")
         assert _drain(m) == [frame(RELEASE, _body("a", W + i)), frame(RECEIPT, b"receipt")]
-
-
-@pytest.mark.parametrize("ahead", [1, W - 1, W, 3 * W])
-def test_what_the_peer_holds_of_ours_from_earlier_narrows_the_window(ahead: int) -> None:
-    """A peer that already holds ``ahead`` of ours beyond its own, from earlier exchanges under
-    the MOU, gets ``W - ahead`` more before its releases make it up (none at W or more), each
-    of its releases then letting one of ours go as before."""
-    m = _counted(30, 30, ahead=ahead)
-    m.send_releases([_body("a", i) for i in range(30)])
-    first = max(0, W - ahead)
-    assert _drain(m) == [frame(RELEASE, _body("a", i)) for i in range(first)]
-    sent = first
-    for i in range(ahead + 2):
-        m.receive(frame(RELEASE, _body("b", i)))
-        m.answer(True, b"receipt")
-        out = _drain(m)
-        more = [f for f in out if f != frame(RECEIPT, b"receipt")]
-        assert more == ([frame(RELEASE, _body("a", sent))] if i + 1 > ahead - W else [])
-        sent += len(more)
-
-
-def test_the_window_carried_is_a_count() -> None:
-    with pytest.raises(ValueError, match="0 or more"):
-        ReleaseTransfer(SID, PAIRS, role=Role.INITIATOR, reciprocal=True, ahead=-1)
 
 
 def test_a_copy_credited_before_opens_no_window_and_is_still_receipted() -> None:

@@ -45,7 +45,7 @@ from xlink._sqlite import connect, transaction
 from xlink.errors import InputError, InternalProtocolError, UntransliterableError
 from xlink.linkage._derive import TokenDeriver
 from xlink.linkage.schema import LinkageSchema
-from xlink.linkage.scoring import KeyWeight, fellegi_sunter_score
+from xlink.linkage.scoring import KeyWeight, floor_score
 from xlink.linkage.tokens import TOKEN_SIZE
 from xlink.records.model import PersonName, PersonRecord
 from xlink.records.names import name_readings
@@ -167,14 +167,17 @@ def still_decided(
     token)``; the keys that disagree: ``disagreeing``) is still decided once the tokens that
     decided another of our records today are set aside (xlink-query-v1 §7.5 item 5): the rest,
     as agreeing keys, must reach ``threshold`` on ``weights`` (the schema's agreement and
-    disagreement weights) with the schema's evidence. True when nothing is set aside. The
-    caller exempts a pair at the schema's ``certain_threshold`` (a person recorded twice)."""
+    disagreement weights, each disagreement counted only where it lowers the score:
+    :func:`~xlink.linkage.scoring.floor_score`) with the schema's evidence. True when
+    nothing is set aside. The caller exempts a pair at the schema's ``certain_threshold`` (a
+    person recorded twice)."""
     stale = claims.stale(record_id, [token for _, token in claimed])
     if not stale:
         return True
     fresh = frozenset(key for key, token in claimed if token not in stale)
     agreement, disagreement = weights
-    score = fellegi_sunter_score(fresh, agreement, disagreeing, disagreement)
+    # as the floor is checked: a disagreement (the partner's key presence) only lowers
+    score = floor_score(fresh, agreement, disagreeing, disagreement)
     return score >= threshold and schema.has_evidence(fresh)
 
 

@@ -191,11 +191,8 @@ async def _transfer(
 ) -> dict[str, Any]:
     session_id = decision.session_id
     reciprocal = agency.mou.reciprocal
-    # §10.5: the window starts narrower by what the partner already holds of ours beyond its
-    # own, carried from earlier exchanges under the MOU
-    ahead = agency.queue.reciprocal_ahead(agency.peer_id, agency.mou.id) if reciprocal else 0
     peer_outputs = await agree_and_label(
-        gate, session, decision, idle_timeout, reciprocal=reciprocal, ahead=ahead
+        gate, session, decision, idle_timeout, reciprocal=reciprocal
     )
     overdue = agency.queue.audit_overdue(agency.clock())
     # The day's claims are read, applied and written (committed) before anything leaves,
@@ -222,24 +219,15 @@ async def _transfer(
     settler = ReceiptSettler(
         batch, mou=agency.mou, clock=agency.clock, queue=agency.queue, audit=agency.audit
     )
-    try:
-        transferred = await transfer_releases(
-            gate,
-            batch.sealed,
-            ending_on_dishonesty(receiver.store_one, clock_goes_on=not reciprocal),
-            idle_timeout,
-            encode=agency._handing_over(session_id, per_pair(session.labels.own_output)),
-            on_answer=settler.settle,
-            batch=Batch(agency.audit, agency.store, agency.queue),  # the audit log commits first
-        )
-    finally:
-        if reciprocal and gate.transfer is not None:  # however the transfer ended
-            agency.queue.carry_reciprocal(
-                agency.peer_id,
-                agency.mou.id,
-                receipted=settler.receipted,
-                credited=gate.transfer.credited,
-            )
+    transferred = await transfer_releases(
+        gate,
+        batch.sealed,
+        ending_on_dishonesty(receiver.store_one, clock_goes_on=not reciprocal),
+        idle_timeout,
+        encode=agency._handing_over(session_id, per_pair(session.labels.own_output)),
+        on_answer=settler.settle,
+        batch=Batch(agency.audit, agency.store, agency.queue),  # the audit log commits first
+    )
     if progress is not None:
         progress("releases sent", len(batch.sealed), len(batch.sealed))
     settled = settler.finish(transferred.answers)

@@ -51,14 +51,12 @@ async def agree_and_label(
     idle_timeout: float,
     *,
     reciprocal: bool = False,
-    ahead: int = 0,
 ) -> dict[tuple[bytes, ...], bytes]:
     """Both sides must have decided the same pairs before anything is released
     (:func:`agree_decided_pairs`); then the key material of the labels, for the decided
     pairs' tokens only, one evaluation per decided pair (:func:`exchange_labels`). Returns
     decided pair (its handles, ascending) -> the peer's OPRF output. ``reciprocal``: the
-    MOU's ``release.reciprocal`` (:func:`withhold_unreciprocated` follows); ``ahead`` what
-    the peer holds of ours beyond its own from earlier exchanges (the window's start)."""
+    MOU's ``release.reciprocal`` (:func:`withhold_unreciprocated` follows)."""
     decided_handles = [m.handles for m in decision.matches]
     await agree_decided_pairs(
         gate,
@@ -67,7 +65,6 @@ async def agree_and_label(
         idle_timeout,
         role=session.role,
         reciprocal=reciprocal,
-        ahead=ahead,
     )
     return await exchange_labels(
         gate,

@@ -60,12 +60,6 @@ CREATE TABLE IF NOT EXISTS release_queue (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS release_queue_match
     ON release_queue (mou_id, recipient, record_id, version);
-CREATE TABLE IF NOT EXISTS reciprocity (
-    recipient TEXT NOT NULL,
-    mou_id TEXT NOT NULL,
-    ahead INTEGER NOT NULL CHECK (ahead >= 0),
-    PRIMARY KEY (recipient, mou_id)
-) STRICT;
 """
 
 # A queue written before the ledger columns existed: its rows are kept, with no version (so
@@ -171,32 +165,6 @@ class ApprovalQueue(SqliteStore):
 
     def _log(self, kind: AuditEvent, fields: dict[str, object], now: datetime) -> None:
         self._audit.append(kind, fields, now=now)
-
-    def reciprocal_ahead(self, recipient: str, mou_id: str) -> int:
-        """Under a reciprocal MOU (xlink-release-v1 §10.5): how many of our releases
-        ``recipient`` has receipted, over every exchange under ``mou_id``, beyond its releases
-        we credited (0 when it is not ahead). A transfer starts its window that much
-        narrower: a partner that receipts ours and sends none of its own gets the window
-        once, not once per exchange."""
-        row = self._conn.execute(
-            "SELECT ahead FROM reciprocity WHERE recipient = ? AND mou_id = ?",
-            (recipient, mou_id),
-        ).fetchone()
-        return 0 if row is None else int(row[0])
-
-    def carry_reciprocal(
-        self, recipient: str, mou_id: str, *, receipted: int, credited: int
-    ) -> int:
-        """Add one reciprocal transfer's count to :meth:`reciprocal_ahead` (our releases it
-        receipted, its releases we credited; never below 0) and return the new value."""
-        with transaction(self._conn):
-            ahead = max(0, self.reciprocal_ahead(recipient, mou_id) + receipted - credited)
-            self._conn.execute(
-                "INSERT INTO reciprocity (recipient, mou_id, ahead) VALUES (?, ?, ?)"
-                " ON CONFLICT (recipient, mou_id) DO UPDATE SET ahead = excluded.ahead",
-                (recipient, mou_id, ahead),
-            )
-        return ahead
 
     def enqueue(
         self,

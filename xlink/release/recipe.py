@@ -413,11 +413,6 @@ class ReceiptSettler:
         self._items = batch.items or (None,) * len(batch.sealed)
         self._settled: dict[int, bool | None] = {}  # index -> verified / refused / None
 
-    @property
-    def receipted(self) -> int:
-        """Our releases whose receipt verified so far."""
-        return sum(1 for verified in self._settled.values() if verified)
-
     def settle(self, index: int, ok: bool, answer: bytes) -> None:
         """The peer's answer to our release number ``index`` (from 0): ``(True, receipt)`` or
         ``(False, reason)``. Each index is settled once (``ValueError`` for a second answer

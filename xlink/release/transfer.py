@@ -242,9 +242,6 @@ class ReleaseTransfer:
     hang-up.
 
     ``reciprocal``: the MOU's ``release.reciprocal`` (§10.5); both sides must run alike.
-    ``ahead`` (reciprocal): how many of our releases the peer holds, from earlier exchanges,
-    beyond its own we credited (:meth:`~xlink.release.ApprovalQueue.reciprocal_ahead`): the
-    window is that much narrower until the peer's releases make it up.
     """
 
     def __init__(
@@ -254,10 +251,7 @@ class ReleaseTransfer:
         *,
         role: Role,
         reciprocal: bool = False,
-        ahead: int = 0,
     ) -> None:
-        if not isinstance(ahead, int) or ahead < 0:
-            raise ValueError("ahead is a count of releases, 0 or more")
         decided = [tuple(pair) for pair in pairs]
         if not isinstance(role, Role):
             raise ValueError("role must be a Role")
@@ -298,9 +292,6 @@ class ReleaseTransfer:
         self._peer_releases = 0  # the peer's RELEASE frames received
         self._peer_done = False  # the peer's END is in
         self._credited = 0  # the peer's releases we answered with a receipt that credits
-        # reciprocal: ours the peer already held beyond its own we credited, from earlier
-        # exchanges under the MOU (§10.5): the window starts that much narrower
-        self._ahead = ahead if reciprocal else 0
         self._answers: list[tuple[bool, bytes]] = []
         self._receipts_done = False  # the peer's RECEIPTS_END is in
         self._pending: int | None = None  # the peer's release awaiting our answer
@@ -348,7 +339,7 @@ class ReleaseTransfer:
             if not (
                 kind == FrameType.RELEASE
                 and self.reciprocal
-                and self._releases_sent + self._ahead >= self._credited + RECIPROCAL_AHEAD
+                and self._releases_sent >= self._credited + RECIPROCAL_AHEAD
             ):
                 return self._ours_next(kind)
             # §10.5: no further ahead of the peer's releases; our answers go on meanwhile
@@ -481,11 +472,6 @@ class ReleaseTransfer:
         self._out.extend(transfer_frame(FrameType.RELEASE, b) for b in bodies)
         self._out.append(transfer_frame(FrameType.END))
         self._state = TransferState.RELEASING
-
-    @property
-    def credited(self) -> int:
-        """The peer's releases we answered with a receipt that credits it (§10.5)."""
-        return self._credited
 
     def answer(self, ok: bool, answer: bytes, credit: bool = True) -> None:
         """Answer the peer's release of the last :class:`ReleaseReceived` (the fields of an

@@ -245,7 +245,6 @@ async def agree_decided_pairs(
     role: Role,
     min_pace: float = MIN_TRANSFER_PACE,
     reciprocal: bool = False,
-    ahead: int = 0,
 ) -> None:
     """The first step of release transfer v3: send DIGEST, the :func:`decided_pairs_digest` of
     our decided matches ``pairs`` (their shared handles) in session ``session_id``, where we
@@ -268,11 +267,11 @@ async def agree_decided_pairs(
     as many idle timeouts as there are decided matches).
 
     ``reciprocal``: the MOU's ``release.reciprocal``; then :func:`offer_releases` comes before
-    :func:`transfer_releases`, and ``ahead`` narrows its window (:class:`ReleaseTransfer`).
+    :func:`transfer_releases`.
     """
     if gate.decided is not None:
         raise LocalProtocolError("the decided pairs were already agreed on this connection")
-    machine = ReleaseTransfer(session_id, pairs, role=role, reciprocal=reciprocal, ahead=ahead)
+    machine = ReleaseTransfer(session_id, pairs, role=role, reciprocal=reciprocal)
     limit_s = transfer_time_limit(machine.decided, idle_timeout, min_pace)
     gate.transfer = machine
     await _agree(gate, machine, idle_timeout, limit_s)
