@@ -633,6 +633,55 @@ def test_keys_declared_to_disagree_lift_no_claim_over_the_holders_floor(
     assert denied == ["below-mou-threshold"]
 
 
+def test_keys_declared_to_disagree_lift_no_claim_to_the_certain_threshold(
+    pair: QueryPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pair at the schema's certain threshold passes the holder's one-to-one checks (one
+    person recorded twice). The asker wins Ana of a household on its family name and address,
+    then asks for Maria on the same tokens declaring ``dob_postcode``, which it does not hold
+    and whose disagreement the holder's schema here weighs high: the holder took the lifted
+    score as certain and released a second member on tokens already spent today. The certain
+    threshold is taken on the floor score too (xlink-query-v1 §7.5 items 4, 5)."""
+    registry = _registry_with_a_household(pair, _MIXED[::2])  # Maria (a birth date), Ana
+    service = pair.holder.query_service(registry)
+    weights, disagreement = service._weights
+    shared = ("family_postcode", "street_postcode", "minhash_name_postcode")
+    certain = pair.holder.schema.certain_threshold
+    assert certain is not None
+    weights = {**weights, **{k: (certain - 0.1) / len(shared) for k in shared}}
+    service._weights = (weights, {**disagreement, "dob_postcode": 5.0})
+    names = pair.asker.schema.key_names
+    member = {service.table.record_id(i): i for i in range(len(service.table.record_ids))}
+    wanted: dict[str, Any] = {}
+    seen: list[Any] = []
+
+    def deciding(source: Any, schema: Any, threshold: float) -> Any:
+        seen[:] = [p for p in source.iter_pairs() if p.peer_ref == member[wanted["id"]]]
+        return decide(_Listed(source.session_id, tuple(seen)), schema, -100.0)
+
+    def declaring(record: int, presence: bytes, handles: Any) -> RequestedHit:
+        (me,) = seen
+        keys = set(me.agreeing_keys) | wanted["declared"]
+        return RequestedHit(
+            record, presence_bits(sorted(names.index(k) for k in keys), len(names)), handles
+        )
+
+    monkeypatch.setattr("xlink.agency._query_answers.decide", deciding)
+    monkeypatch.setattr("xlink.agency._query_answers.RequestedHit", declaring)
+    released = []
+    # Ana first, beating Maria as a rival by declaring a key Maria has whose disagreement costs
+    for who, declared in (("CASO-90003", {"initial_family_dob"}), ("CASO-90001", {"dob_postcode"})):
+        wanted.update(id=who, declared=declared)
+        served, outcome, _ = _serve_and(
+            pair, service, lambda conn: ask(pair.asker, conn, _one_household_row(pair))
+        )
+        assert not isinstance(outcome, BaseException), outcome
+        released.append(served.released)
+    assert released == [1, 0]
+    denied = [f["reason"] for k, f in _holder_entries(pair) if k is AuditEvent.RELEASE_DENIED]
+    assert denied == ["claimed-today"]
+
+
 def _lie_about_presence(
     pair: QueryPair, monkeypatch: pytest.MonkeyPatch, only: Callable[[int], bool] | None = None
 ) -> None:

@@ -87,15 +87,13 @@ class HolderChecks:
         score = fellegi_sunter_score(agreeing, weights, disagreeing, disagreement)
         # the floor counts a disagreement only where it lowers the score: the asker declares
         # the key presence that makes one
-        if (
-            floor_score(agreeing, weights, disagreeing, disagreement)
-            < self.agency.mou.match_threshold
-        ):
+        floor = floor_score(agreeing, weights, disagreeing, disagreement)
+        if floor < self.agency.mou.match_threshold:
             return "below-mou-threshold"
         if not schema.has_evidence(agreeing):
             return "too-little-evidence"  # one fact about a person (a name alone)
         contested = self._contested(
-            table, claims, hit.record, record_id, by_handle, hit.handles, asker_keys, score
+            table, claims, hit.record, record_id, by_handle, hit.handles, asker_keys, score, floor
         )
         if contested is not None:
             return contested  # one-to-one refuses it
@@ -136,16 +134,19 @@ class HolderChecks:
         handles: Sequence[bytes],
         asker_keys: frozenset[str],
         score: float,
+        floor: float,
     ) -> str | None:
         """One-to-one, as far as the holder can see it (spec §7.5 items 4 and 5), for a pair
         that reaches the threshold with the evidence: a pair at the schema's certain threshold
-        passes (None); else it is refused when another live record of ours is as good a match
+        passes (None), on its ``floor`` score (:func:`~xlink.linkage.scoring.floor_score`:
+        the disagreements the asker declares lift no pair past the rules); else it is refused
+        when another live record of ours is as good a match
         on the claimed tokens (:meth:`_rivalled`: ``rival-record``), or when the claimed tokens
         that did not already decide another of our records today do not reach the threshold
         with the evidence on their own (:class:`~xlink.agency._claims.Claims`:
         ``claimed-today``)."""
         schema = self.agency.schema
-        if schema.certain_threshold is not None and score >= schema.certain_threshold:
+        if schema.certain_threshold is not None and floor >= schema.certain_threshold:
             return None
         claimed = [by_handle[h][2] for h in handles]
         if self._rivalled(table, record, claimed, asker_keys, score):

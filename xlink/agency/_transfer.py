@@ -18,7 +18,7 @@ from xlink.agency._matches import write_matches
 from xlink.audit import AuditLog
 from xlink.decide import DecidedMatch, Decision
 from xlink.linkage._derive import TokenDeriver
-from xlink.linkage.scoring import ONE_TO_ONE
+from xlink.linkage.scoring import ONE_TO_ONE, floor_score
 from xlink.prepare import PreparedSide
 from xlink.protocol._confirm import SessionLabels
 from xlink.protocol.session import PsiSession
@@ -136,7 +136,11 @@ class ExchangeClaims:
 
     def _allowed_now(self, match: DecidedMatch) -> bool:
         claimed, certain = self._claimed(match), self._schema.certain_threshold
-        if (certain is None or match.policy_score < certain) and not still_decided(
+        agreement, disagreement = self._weights
+        # at the certain threshold on its floor score (the partner's declared disagreements
+        # lift no pair past the day of claims), a pair is one person recorded twice
+        floor = floor_score(match.agreeing_keys, agreement, match.disagreeing_keys, disagreement)
+        if (certain is None or floor < certain) and not still_decided(
             self._view,
             match.local_record_id,
             claimed,
