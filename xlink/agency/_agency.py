@@ -4,19 +4,17 @@
 :meth:`Agency.exchange`; an in-process exchange is two agencies on a
 :func:`~xlink.transport.memory_pair` (:func:`exchange_in_process`).
 
-The class is in three parts: this module opens the agency and runs the exchange; its releasing
-methods are :mod:`xlink.agency._releasing`'s, its real-time query mode's
-:mod:`xlink.agency._query_mode`'s.
+The class is in four parts: this module opens the agency and runs the exchange; preparing its
+lists is :mod:`xlink.agency._preparing`'s, its releasing methods :mod:`xlink.agency._releasing`'s,
+its real-time query mode's :mod:`xlink.agency._query_mode`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import functools
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -25,6 +23,7 @@ from xlink._workdir import workdir_lock
 from xlink.agency._exchange import run_ended, run_exchange
 from xlink.agency._opening import check_setup, record_in_force_once, record_unrecorded_runs
 from xlink.agency._outcome import AgencyOutcome
+from xlink.agency._preparing import Preparing
 from xlink.agency._query_mode import QueryMode
 from xlink.agency._releasing import Releasing
 from xlink.audit import AuditEvent, AuditLog
@@ -43,12 +42,9 @@ from xlink.errors import (
 from xlink.linkage.schema import LinkageSchema
 from xlink.officers import OFFICERS_DIR, OfficerRegistry
 from xlink.policy import Mou, mou_digest
-from xlink.prepare import PreparedSide, StrPath, prepare_records, prepare_side
+from xlink.prepare import PreparedSide, StrPath
 from xlink.progress import ProgressFn
 from xlink.protocol.config import Mode, Role, SessionConfig, chunk_size_for
-from xlink.protocol.hashed import CACHE_DIR, hash_tokens
-from xlink.records.model import PersonRecord
-from xlink.records.validation import BadFieldPolicy
 from xlink.release import ApprovalQueue
 from xlink.store import ReleaseStore
 from xlink.transport import (
@@ -70,7 +66,7 @@ def _check_suite(suite_id: int) -> None:
         raise ValueError(f"unknown PSI ciphersuite {suite_id}")
 
 
-class Agency(QueryMode, Releasing):
+class Agency(Preparing, QueryMode, Releasing):
     """One agency's side of exchanges with its partner under one MOU, in one working directory.
 
     Open with :meth:`open` and use as a context manager: it holds the workdir's lock (one run at
@@ -260,88 +256,6 @@ class Agency(QueryMode, Releasing):
         if self._queue is None:
             raise InputError("this agency is closed")
         return self._queue
-
-    # -- preparing ---------------------------------------------------------------------------
-
-    def prepare(
-        self,
-        files: Sequence[StrPath],
-        *,
-        mappings: Sequence[StrPath | None] | None = None,
-        date_order: str | None = None,
-        bad_field: BadFieldPolicy | str = BadFieldPolicy.DROP_FIELD,
-        progress: ProgressFn | None = None,
-        psi: bool = True,
-    ) -> PreparedSide:
-        """Load, validate and tokenise this agency's files with the MOU's schema; rejected
-        rows go to ``WORKDIR/rejects/`` with line, field and reason, and so do the field
-        errors of kept records (``bad_field``: as for :func:`~xlink.prepare.prepare_side`).
-        With ``psi`` (the default) the records of a category the MOU does not list are left
-        out (:meth:`releasable`) and the tokens hashed for the exchange (:meth:`hash_tokens`);
-        the query mode, which never runs that session, passes False."""
-        side = prepare_side(
-            list(files),
-            schema=self.schema,
-            mappings=mappings,
-            date_order=date_order,
-            bad_field=bad_field,
-            rejects_dir=self.workdir / "rejects",
-            progress=progress,
-            today=self.clock().astimezone(UTC).date(),
-        )
-        return self._for_sessions(side, psi, progress)
-
-    def prepare_records(
-        self,
-        records: Sequence[PersonRecord],
-        *,
-        progress: ProgressFn | None = None,
-        psi: bool = True,
-    ) -> PreparedSide:
-        """:meth:`prepare` for records built by the caller (``xlink.records.PersonRecord``:
-        from a system of the agency's own, or one traveller at a border desk to :meth:`ask`
-        about), their tokens derived with the MOU's schema
-        (:func:`~xlink.prepare.prepare_records`); ``psi`` as for :meth:`prepare`."""
-        today = self.clock().astimezone(UTC).date()
-        side = prepare_records(records, schema=self.schema, progress=progress, today=today)
-        return self._for_sessions(side, psi, progress)
-
-    def _for_sessions(
-        self, side: PreparedSide, psi: bool, progress: ProgressFn | None
-    ) -> PreparedSide:
-        if not psi:
-            return side
-        return self.hash_tokens(self.releasable(side), progress=progress)
-
-    def hash_tokens(
-        self, side: PreparedSide, *, progress: ProgressFn | None = None
-    ) -> PreparedSide:
-        """``side`` with its tokens hashed to the group under this MOU, before any partner
-        connects, on this agency's worker pool: reused from ``WORKDIR/cache/`` for the tokens
-        the last exchange under this MOU already hashed (xlink-psi-v2 §4.1; the cache is
-        rewritten with exactly these tokens, owner-only)."""
-        report = None
-        if progress is not None:
-            report = functools.partial(progress, "hashing tokens")
-        hashed = hash_tokens(
-            side.tokens,
-            suite_id=self.suite_id,
-            mou_digest=mou_digest(self.mou),
-            workers=self.workers,
-            cache_dir=self.workdir / CACHE_DIR,
-            progress=report,
-        )
-        return dataclasses.replace(side, hashed=hashed)
-
-    def releasable(self, side: PreparedSide) -> PreparedSide:
-        """``side`` without the records of a category the MOU does not list: they take no part
-        in an exchange or a query table with this partner, since a match on one, released or
-        not, tells the partner the person is on that list (the pair decides the same matches).
-        Hashed again when a record was left out. The exchange and the query holder call it."""
-        kept = side.only({policy.category for policy in self.mou.categories})
-        if kept is side:
-            return side
-        return self.hash_tokens(kept) if side.hashed is not None else kept
 
     # -- connecting --------------------------------------------------------------------------
 

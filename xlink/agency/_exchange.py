@@ -33,7 +33,7 @@ from xlink.protocol.config import Role, SessionConfig
 from xlink.protocol.events import Event, Progress, PsiResult
 from xlink.protocol.session import PsiSession
 from xlink.release.label import per_pair
-from xlink.release.recipe import ReceiptSettler
+from xlink.release.settle import ReceiptSettler
 from xlink.transport import Connection, run_session
 from xlink.transport.release_transfer import TransferGate, transfer_releases
 

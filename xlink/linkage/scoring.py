@@ -143,8 +143,9 @@ def floor_score(
     can be: the default schema's ``dob_postcode``, ``family_postcode``) a partner that
     declares keys it does not hold, or gives them made-up values, would lift a pair over the
     floor (xlink-release-v1 §3, xlink-query-v1 §7.5)."""
-    lowering = {key: min(bits, 0.0) for key, bits in disagreement.items()}
-    return fellegi_sunter_score(agreeing_keys, weights, disagreeing_keys, lowering)
+    disagreeing = set(disagreeing_keys)  # only theirs: it runs once per pair
+    lowering = {key: min(disagreement[key], 0.0) for key in disagreeing}
+    return fellegi_sunter_score(agreeing_keys, weights, disagreeing, lowering)
 
 
 def one_to_one(

@@ -41,12 +41,9 @@ from xlink.release.recipe import (
     DeniedRelease,
     Fate,
     MatchFate,
-    ReceiptSettler,
     ReleaseBatch,
     build_release,
-    receive_release,
     release_decided,
-    settle_receipts,
 )
 from xlink.release.record import (
     DST_RELEASE,
@@ -65,6 +62,7 @@ from xlink.release.seal import (
     open_release,
     seal_release,
 )
+from xlink.release.settle import ReceiptSettler, receive_release, settle_receipts
 
 __all__ = [
     "DST_RECEIPT",

@@ -1,5 +1,5 @@
-"""Recipes: release a whole :class:`~xlink.decide.Decision`, or receive one release, in one call
-(DESIGN §2 steps 6-7; docs/release.md).
+"""Recipes: release a whole :class:`~xlink.decide.Decision` in one call (DESIGN §2 step 6;
+docs/release.md); receiving and settling the answers are :mod:`xlink.release.settle`'s.
 
 The layer below (:func:`decide_release`, :class:`ReleaseRecord`, :func:`sign_release`,
 :func:`seal_release`, :func:`open_release`, :class:`ApprovalQueue`) is for integrators who need
@@ -9,18 +9,17 @@ the parts; these calls make no choices the MOU does not already make.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Protocol
 
 from xlink.audit import AuditEvent, AuditLog
-from xlink.crypto.keys import SealingKey, SigningKey
+from xlink.crypto.keys import SigningKey
 from xlink.crypto.rand import RandomSource
 from xlink.decide import DecidedMatch, Decision
-from xlink.errors import PolicyDenied, XlinkError
-from xlink.identifiers import REASON_CODE
+from xlink.errors import PolicyDenied
 from xlink.linkage.schema import LinkageSchema
 from xlink.linkage.scoring import ONE_TO_ONE, KeyWeight, floor_score
 from xlink.policy.document import mou_digest
@@ -29,17 +28,14 @@ from xlink.records.model import PersonRecord
 from xlink.release.handles import SourceHandleKey, make_source_handle
 from xlink.release.policy import ReleaseContent, decide_release
 from xlink.release.queue import ApprovalQueue, QueueItem, QueueState
-from xlink.release.receipt import issue_receipt, verify_receipt
 from xlink.release.record import (
     ID_SIZE,
     ReleaseRecord,
     content_digest,
-    encode_release,
     fields_fit,
-    release_digest,
     sign_release,
 )
-from xlink.release.seal import SealedRelease, open_release, seal_release
+from xlink.release.seal import SealedRelease, seal_release
 
 __all__ = [
     "MAX_PAIRS_PER_RECORD",
@@ -47,13 +43,10 @@ __all__ = [
     "DeniedRelease",
     "Fate",
     "MatchFate",
-    "ReceiptSettler",
     "ReleaseBatch",
     "audit_denied",
     "build_release",
-    "receive_release",
     "release_decided",
-    "settle_receipts",
 ]
 
 
@@ -346,16 +339,6 @@ def audit_denied(
     audit.append(AuditEvent.RELEASE_DENIED, fields, now=now)
 
 
-def _peer_reason(answer: bytes) -> str:
-    """The peer's refusal reason if it is a well-formed code, else ``unreadable`` (what a
-    partner writes is never copied into our log as is)."""
-    try:
-        text = answer.decode("ascii")
-    except UnicodeDecodeError:
-        return "unreadable"
-    return text if REASON_CODE.fullmatch(text) else "unreadable"
-
-
 def _reasons(reason: str | None) -> tuple[str, ...]:
     return () if reason is None else (reason,)
 
@@ -365,147 +348,11 @@ def _below_floor(
     threshold: float,
     weights: tuple[Mapping[str, KeyWeight | float], Mapping[str, float]] | None,
 ) -> bool:
-    """Whether ``match`` is below the MOU's floor: its score on the schema's own weights
-    (:attr:`~xlink.decide.DecidedMatch.policy_score`) and, with the schema's ``weights``, its
-    :func:`~xlink.linkage.scoring.floor_score`."""
-    if match.policy_score < threshold:
-        return True
+    """Whether ``match`` is below the MOU's floor: with the schema's ``weights``, its
+    :func:`~xlink.linkage.scoring.floor_score` (never above its score on those weights);
+    without them, its :attr:`~xlink.decide.DecidedMatch.policy_score`."""
     if weights is None:
-        return False
+        return match.policy_score < threshold
     agreement, disagreement = weights
-    return (
-        floor_score(match.agreeing_keys, agreement, match.disagreeing_keys, disagreement)
-        < threshold
-    )
-
-
-class ReceiptSettler:
-    """Settles the peer's answers to the sealed releases of ``batch``, each as it arrives
-    (:meth:`settle`; xlink-release-v1 §8, §10), so that a receipt that came in is recorded even
-    if the transfer then fails. ``clock`` dates each entry.
-
-    A verified receipt is audited as ``RECEIPT_RECEIVED``; the recipient's audit checkpoint it
-    carries is kept and countersigned (:meth:`AuditLog.keep_partner_checkpoint
-    <xlink.audit.AuditLog.keep_partner_checkpoint>`: ``CHECKPOINT_RECEIVED``); its ledger item
-    is marked delivered with the receipt's bytes kept (:meth:`ApprovalQueue.mark_sent`). A
-    refusal (audited as ``RELEASE_REFUSED`` with the peer's reason code, or ``unreadable``), or
-    a receipt that does not verify, its checkpoint included (``RECEIPT_INVALID``), leaves the
-    item handed out, so the next exchange offers that record version again. The caller audits
-    ``RELEASE_SENT`` as the transfer takes each release to send.
-    """
-
-    __slots__ = ("_audit", "_batch", "_clock", "_items", "_mou", "_queue", "_settled")
-
-    def __init__(
-        self,
-        batch: ReleaseBatch,
-        *,
-        mou: Mou,
-        clock: Callable[[], datetime],
-        queue: ApprovalQueue | None = None,
-        audit: AuditLog | None = None,
-    ) -> None:
-        self._batch = batch
-        self._mou = mou
-        self._clock = clock
-        self._queue = queue
-        self._audit = audit
-        self._items = batch.items or (None,) * len(batch.sealed)
-        self._settled: dict[int, bool | None] = {}  # index -> verified / refused / None
-
-    def settle(self, index: int, ok: bool, answer: bytes) -> None:
-        """The peer's answer to our release number ``index`` (from 0): ``(True, receipt)`` or
-        ``(False, reason)``. Each index is settled once (``ValueError`` for a second answer
-        or an index outside the batch)."""
-        if not 0 <= index < len(self._batch.sealed) or index in self._settled:
-            raise ValueError(f"release {index}: not in the batch, or already answered")
-        sealed, item = self._batch.sealed[index], self._items[index]
-        audit, now = self._audit, self._clock()
-        ids = {"session": sealed.session_id, "handle": sealed.release_id}
-        if not ok:
-            self._settled[index] = False
-            if audit is not None:
-                reason = _peer_reason(answer)
-                audit.append(AuditEvent.RELEASE_REFUSED, {**ids, "reason": reason}, now=now)
-            return
-        base = {**ids, "digest": sealed.digest}
-        try:
-            receipt = verify_receipt(answer, mou=self._mou, release=sealed, now=now)
-        except XlinkError:  # a forged or garbled receipt: not counted as delivered
-            self._settled[index] = None
-            if audit is not None:
-                audit.append(AuditEvent.RECEIPT_INVALID, base, now=now)
-            return
-        self._settled[index] = True
-        if audit is not None:
-            audit.append(AuditEvent.RECEIPT_RECEIVED, base, now=now)
-            if receipt.checkpoint is not None:
-                audit.keep_partner_checkpoint(
-                    sealed.recipient,
-                    receipt.checkpoint,
-                    now=now,
-                    session=sealed.session_id,
-                    handle=sealed.release_id,
-                )
-        if self._queue is not None and item is not None:
-            self._queue.mark_sent(
-                item,
-                sealed.release_id,
-                now=now,
-                session_id=sealed.session_id,
-                receipt=bytes(answer),
-            )
-
-    def finish(self, answers: Sequence[tuple[bool, bytes]]) -> tuple[int, int]:
-        """After the transfer, with every answer (one per sealed release, in order): settle
-        those :meth:`settle` has not seen, and return ``(receipts verified, refused by the
-        peer)``. ``ValueError`` unless there is one answer per sealed release."""
-        if len(answers) != len(self._batch.sealed):
-            raise ValueError("one answer per sealed release")
-        for index, (ok, answer) in enumerate(answers):
-            if index not in self._settled:
-                self.settle(index, ok, answer)
-        outcomes = list(self._settled.values())
-        return outcomes.count(True), outcomes.count(False)
-
-
-def settle_receipts(
-    batch: ReleaseBatch,
-    answers: Sequence[tuple[bool, bytes]],
-    *,
-    mou: Mou,
-    now: datetime,
-    queue: ApprovalQueue | None = None,
-    audit: AuditLog | None = None,
-) -> tuple[int, int]:
-    """The peer's answer to each sealed release of ``batch``, in order, settled at once as
-    :class:`ReceiptSettler` does, dated ``now`` (for answers that arrive together: the query
-    mode's RECEIPTS message). Returns ``(receipts verified, refused by the peer)``."""
-    settler = ReceiptSettler(batch, mou=mou, clock=lambda: now, queue=queue, audit=audit)
-    return settler.finish(answers)
-
-
-def receive_release(
-    sealed: bytes,
-    *,
-    mou: Mou,
-    sealing_key: SealingKey,
-    signing_key: SigningKey,
-    expected_session_id: bytes,
-    now: datetime,
-    audit: AuditLog | None = None,
-) -> tuple[ReleaseRecord, bytes]:
-    """The recipient's step (DESIGN §2 step 7): :func:`open_release` with every check, then
-    a signed receipt to return, carrying ``audit``'s checkpoint signed now (xlink-release-v1
-    §8; none without a log). Audited as ``RELEASE_RECEIVED`` and ``RECEIPT_SENT``, after the
-    checkpoint. Raises what :func:`open_release` raises; nothing is audited for a refused
-    release (the caller logs the refusal with its session)."""
-    record = open_release(sealed, sealing_key, mou=mou, expected_session_id=expected_session_id)
-    checkpoint = None if audit is None else audit.publish(now=now)
-    receipt = issue_receipt(record, signing_key, now=now, checkpoint=checkpoint)
-    if audit is not None:
-        digest = release_digest(encode_release(record))
-        base = {"session": record.session_id, "handle": record.release_id, "digest": digest}
-        audit.append(AuditEvent.RELEASE_RECEIVED, {**base, "peer": record.originator}, now=now)
-        audit.append(AuditEvent.RECEIPT_SENT, base, now=now)
-    return record, receipt
+    floor = floor_score(match.agreeing_keys, agreement, match.disagreeing_keys, disagreement)
+    return floor < threshold
