@@ -42,13 +42,21 @@ class Pair(TwoAgencies):
     """Both agencies on small subsets of the bundled watchlists, or on the whole bundled files
     (``whole``)."""
 
-    def __init__(self, base: Path, *, approval_required: bool, whole: bool = False) -> None:
+    def __init__(
+        self,
+        base: Path,
+        *,
+        approval_required: bool,
+        whole: bool = False,
+        reciprocal: bool = False,
+    ) -> None:
         super().__init__(
             base,
             BUNDLED if whole else small_files(base),
             passphrase=PASSPHRASE,
             timeout=TIMEOUT,
             approval_required=approval_required,
+            reciprocal=reciprocal,
         )
 
     def stored(self, agency: str) -> list[tuple[Any, ...]]:  # type: ignore[override]
@@ -143,12 +151,15 @@ def _releasing(phase: str, done: int) -> bool:
     return phase == "releases sent"
 
 
+@pytest.mark.parametrize("reciprocal", [False, True], ids=["plain", "reciprocal"])
 @pytest.mark.parametrize("victim", [US, CA])
 @pytest.mark.parametrize("when", [_psi_started, _releasing], ids=["psi", "transfer"])
 def test_an_interrupted_run_is_completed_by_the_next_one(
-    tmp_path: Path, victim: str, when: Callable[[str, int], bool]
+    tmp_path: Path, victim: str, when: Callable[[str, int], bool], reciprocal: bool
 ) -> None:
-    pair = Pair(tmp_path, approval_required=False)
+    """Under a reciprocal MOU too, and then each side has given exactly what the other
+    credited: the window carried to the next exchange is whole (xlink-release-v1 §10.5)."""
+    pair = Pair(tmp_path, approval_required=False, reciprocal=reciprocal)
     out = pair.run(interrupt=(victim, when))
     assert isinstance(out[victim], asyncio.CancelledError), out[victim]
     other = CA if victim == US else US
@@ -174,6 +185,10 @@ def test_an_interrupted_run_is_completed_by_the_next_one(
         assert kinds.count(AuditEvent.RUN_ENDED) == 2
     assert us.delivered_before + us.released_total == us.decided
     assert ca.delivered_before + ca.released_total == ca.decided
+    if reciprocal:
+        assert us.reciprocal_ahead == ca.reciprocal_ahead == 0
+    else:
+        assert us.reciprocal_ahead is None and ca.reciprocal_ahead is None
 
 
 @pytest.mark.parametrize(

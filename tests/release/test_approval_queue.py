@@ -19,6 +19,7 @@ from xlink.crypto.rand import DeterministicRandom
 from xlink.errors import DamagedDatabase, PolicyDenied
 from xlink.officers import OfficerAction, OfficerKey
 from xlink.release import ApprovalQueue, QueueError, QueueItem, QueueState
+from xlink.release.transfer import RECIPROCAL_AHEAD
 
 APPROVER = OFFICER.fingerprint
 
@@ -258,3 +259,99 @@ def test_a_row_altered_in_the_file_is_a_damaged_database(
         for use in (lambda: q.items(T0), lambda: q.audit_overdue(T0 + timedelta(days=400))):
             with pytest.raises(DamagedDatabase, match="altered in the file"):
                 use()
+
+
+def test_the_reciprocal_window_counts_each_item_once_over_every_exchange(
+    tmp_path: Path,
+) -> None:
+    """xlink-release-v1 §10.5: :meth:`ApprovalQueue.give` lets an item never given go only
+    while we are fewer than ``RECIPROCAL_AHEAD`` ahead of the partner's credits, marks it
+    given, and lets an item given before go again for nothing; the count is the ledger's,
+    across openings, and a reset (audited with the counts it had) starts it again."""
+    peer = MOU.peer_of(CA).agency_id
+    where = {"mou_id": MOU.id, "recipient": peer}
+    with _queue(tmp_path) as q:
+        ids = [
+            q.hold_for_sending(
+                _record(i), record_id=f"CAWL-{i}", mou=MOU, now=T0, version=bytes([i]) * 32
+            ).item_id
+            for i in range(12)
+        ]
+        assert q.give(ids, **where, credited=0, now=T0) == RECIPROCAL_AHEAD
+        assert q.given(ids) == frozenset(ids[:RECIPROCAL_AHEAD])
+        # given before: free; the next new one waits for a credit
+        assert q.give(ids[:3], **where, credited=0, now=T0) == 3
+        assert q.give(ids[RECIPROCAL_AHEAD:], **where, credited=0, now=T0) == 0
+        assert q.give(ids[RECIPROCAL_AHEAD:], **where, credited=2, now=T0) == 2
+    with _queue(tmp_path) as q:  # another exchange, another opening: the same count
+        balance = q.reciprocity(**where, credited=2)
+        assert (balance.given, balance.credited, balance.ahead, balance.window) == (
+            RECIPROCAL_AHEAD + 2,
+            2,
+            RECIPROCAL_AHEAD,
+            0,
+        )
+        assert q.give(ids[RECIPROCAL_AHEAD + 2 :], **where, credited=2, now=T0) == 0
+        assert q.reciprocity(**where, credited=5).window == 3  # more of the partner's came
+        had = q.reset_reciprocity(**where, credited=2, now=T0)
+        assert (had.given, had.credited) == (RECIPROCAL_AHEAD + 2, 2)
+        assert q.reciprocity(**where, credited=2).ahead == 0
+        assert q.give(ids[RECIPROCAL_AHEAD + 2 :], **where, credited=2, now=T0) == 2
+        with pytest.raises(QueueError):  # not an item handed out to that partner
+            q.give([ids[0]], mou_id=MOU.id, recipient="XX-OTHER", credited=0, now=T0)
+        log = q._audit
+        (reset,) = [e.fields for e in log.entries() if e.kind is AuditEvent.RECIPROCITY_RESET]
+    assert (reset["peer"], reset["given"], reset["credited"]) == (peer, RECIPROCAL_AHEAD + 2, 2)
+
+
+def test_a_record_version_given_before_goes_again_for_nothing_for_another_pair(
+    tmp_path: Path,
+) -> None:
+    """The window counts record versions, not ledger items: one given for one pair (a
+    partner that lists the person twice has two pairs with our record) goes for the other
+    pair at no cost, as the recipient credits it no more than once for one of its records
+    (found in review: two honest sides with duplicates shut both windows). Another record
+    whose release says the same (a tearline of no field) is a new hit: it counts."""
+    peer = MOU.peer_of(CA).agency_id
+    where = {"mou_id": MOU.id, "recipient": peer}
+    version = b"\x05" * 32
+    with _queue(tmp_path) as q:
+        first, second = (
+            q.hold_for_sending(_record(i), record_id="CAWL-5", mou=MOU, now=T0, version=version)
+            for i in (1, 2)
+        )
+        others = [
+            q.hold_for_sending(
+                _record(i), record_id=f"CAWL-{i}", mou=MOU, now=T0, version=bytes([i]) * 32
+            ).item_id
+            for i in range(10, 10 + RECIPROCAL_AHEAD)
+        ]
+        assert q.give([first.item_id, *others], **where, credited=0, now=T0) == RECIPROCAL_AHEAD
+        assert q.reciprocity(**where, credited=0).window == 0
+        assert q.given([second.item_id]) == {second.item_id}  # its content went already
+        assert q.give([second.item_id], **where, credited=0, now=T0) == 1
+        assert q.reciprocity(**where, credited=0).given == RECIPROCAL_AHEAD
+        same = q.hold_for_sending(_record(3), record_id="CAWL-6", mou=MOU, now=T0, version=version)
+        assert q.given([same.item_id]) == frozenset()
+        assert q.give([same.item_id], **where, credited=0, now=T0) == 0
+        assert q.give([same.item_id], **where, credited=1, now=T0) == 1
+
+
+def test_a_ledger_from_before_the_window_was_carried_starts_it_from_nothing(
+    tmp_path: Path,
+) -> None:
+    """A ledger kept before items were marked given gains the column, each item not given:
+    the carried window starts from nothing."""
+    peer = MOU.peer_of(CA).agency_id
+    with _queue(tmp_path) as q:
+        item = q.hold_for_sending(
+            _record(1), record_id="CAWL-1", mou=MOU, now=T0, version=b"\x01" * 32
+        )
+    with sqlite3.connect(tmp_path / "queue.db") as conn:
+        conn.execute("DROP INDEX release_queue_given")
+        conn.execute("ALTER TABLE release_queue DROP COLUMN given_us")
+        conn.execute("DROP TABLE reciprocity")
+    with _queue(tmp_path) as q:
+        assert q.reciprocity(mou_id=MOU.id, recipient=peer, credited=0).given == 0
+        assert q.give([item.item_id], mou_id=MOU.id, recipient=peer, credited=0, now=T0) == 1
+        assert q.given([item.item_id]) == {item.item_id}

@@ -197,40 +197,83 @@ def test_a_copy_credited_before_opens_no_window_and_is_still_receipted() -> None
     assert _drain(m) == [frame(RELEASE, _body("a", W)), frame(RECEIPT, b"receipt")]
 
 
+class _Gate:
+    """A connection that keeps what the outbox sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send(self, message: bytes) -> None:
+        self.sent.append(message)
+
+    async def settle(self, box: Outbox) -> list[int]:
+        """The kinds of the frames ``box`` sent once woken and left to run a little."""
+        box.wake()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        kinds = [f[4] for f in self.sent]
+        self.sent.clear()
+        return kinds
+
+
 def test_a_receipt_waiting_for_its_commit_holds_back_none_of_our_releases() -> None:
     """The driver's outbox lets an answer leave only once what it wrote is durable. A receipt
     given while the window was shut must not hold back the release a later credit lets go
     (found in review: it waited for the next commit)."""
     m = _counted(30, 30)
     m.send_releases([_body("a", i) for i in range(30)])
-    sent: list[bytes] = []
-
-    class _Gate:
-        async def send(self, message: bytes) -> None:
-            sent.append(message)
-
-    async def settle(box: Outbox) -> list[int]:
-        box.wake()
-        for _ in range(5):
-            await asyncio.sleep(0)
-        kinds = [f[4] for f in sent]
-        sent.clear()
-        return kinds
+    gate = _Gate()
 
     async def scenario() -> None:
-        box = Outbox(cast(Any, _Gate()), m, gated=True)
+        box = Outbox(cast(Any, gate), m, gated=True)
         try:
-            assert await settle(box) == [RELEASE] * W
+            assert await gate.settle(box) == [RELEASE] * W
             for i in range(2):  # credited, not yet committed
                 m.receive(frame(RELEASE, _body("b", i)))
                 m.answer(True, b"receipt %d" % i)
-                assert await settle(box) == [RELEASE]  # at once, the receipt held
+                assert await gate.settle(box) == [RELEASE]  # at once, the receipt held
             box.commit(2)
-            assert await settle(box) == [RECEIPT, RECEIPT]
+            assert await gate.settle(box) == [RECEIPT, RECEIPT]
         finally:
             await box.close()
 
     asyncio.run(scenario())
+
+
+def test_a_carried_window_lets_out_only_what_it_allows_and_only_once_committed() -> None:
+    """A window that writes what it lets out to a ledger (an agency's, carried over every
+    exchange with the partner: here already 5 ahead of it) paces the machine, asked after each
+    crediting answer only; the outbox lets a release it allows leave only once the driver
+    committed (the ledger's write is durable before the release can have left)."""
+    asked: list[int] = []
+
+    class Ledger:
+        def allowed(self, credited: int) -> int:
+            asked.append(credited)
+            return max(W - 5 + credited, 0)
+
+    m = _counted(30, 30)
+    m.send_releases([_body("a", i) for i in range(30)], window=Ledger())
+    gate = _Gate()
+
+    async def scenario() -> None:
+        box = Outbox(cast(Any, gate), m, gated=True, releases_gated=True)
+        try:
+            assert await gate.settle(box) == [RELEASE] * (W - 5)
+            m.receive(frame(RELEASE, _body("b", 0)))
+            m.answer(True, b"receipt 0")  # credits: one more allowed, not yet committed
+            assert await gate.settle(box) == []
+            box.commit(1)
+            assert await gate.settle(box) == [RELEASE, RECEIPT]
+            m.receive(frame(RELEASE, _body("b", 1)))
+            m.answer(True, b"receipt 1", credit=False)  # a copy credited before
+            box.commit(2)
+            assert await gate.settle(box) == [RECEIPT]
+        finally:
+            await box.close()
+
+    asyncio.run(scenario())
+    assert asked == [0, 1]
 
 
 @settings(max_examples=60, deadline=None)

@@ -261,17 +261,18 @@ def _accept(store: Any, record: Any, own: str, *, credit: bool = True) -> tuple[
         expected_session_id=SESSION,
         now=T0,
         own_record_id=own,
-        credit_copies=credit,
+        credit=credit,
     )
     return got.stored, got.credited
 
 
-def test_a_copy_earns_reciprocal_credit_once(tmp_path: Path) -> None:
-    """xlink-release-v1 §10.5: a release stored credits its originator, and so does the first
-    copy of it (an honest re-run after a lost receipt); later copies do not (a partner sending
-    what we hold again in each exchange, to be given new releases of ours for it). The note
-    is kept with the stored release, across sessions and store openings. A copy that comes
-    outside a reciprocal transfer (a query's answer) spends no credit."""
+def test_each_stored_release_credits_once_ever(tmp_path: Path) -> None:
+    """xlink-release-v1 §10.5: under a reciprocal transfer a stored release credits its
+    originator once, ever: when it, or the first copy of it, comes in one (a release stored
+    from a query's answer credits when a transfer brings it again). Later copies credit
+    nothing (a partner sending what we hold again in each exchange, to be given new releases
+    of ours for it), across sessions, store openings and a purge; the count outlives the
+    purge. Outside a reciprocal transfer nothing credits."""
     stored, *copies = (make_record(n) for n in (1, 3, 4, 5, 6))  # one content, five releases
     path = tmp_path / "store.db"
     with AuditLog.open(tmp_path / "audit.db", signing_key=AUDIT_KEY) as audit:
@@ -280,28 +281,32 @@ def test_a_copy_earns_reciprocal_credit_once(tmp_path: Path) -> None:
             with open_store(path, audit=audit) as store:
                 credited.append(_accept(store, record, "R1", credit=False))
         with open_store(path, audit=audit) as store:
-            for record in copies[1:]:
+            for record in copies[1:3]:
                 credited.append(_accept(store, record, "R1"))
             # another record of ours is another match: stored and credited
-            credited.append(_accept(store, copies[2], "R2"))
+            credited.append(_accept(store, copies[3], "R2"))
+            assert store.credited(CA) == 2 and store.credited("US-DHS") == 0
+            (first, _second) = sorted(store.list(T0), key=lambda m: m.own_record_id or "")
+            assert store.purge(first.expires_at) == 2 and store.list(first.expires_at) == ()
+            assert store.credited(CA) == 2  # a purge takes no credit back
         kinds = audit_kinds(audit)
     assert credited == [
-        (True, True),
-        (False, True),  # not in a reciprocal transfer: nothing noted
-        (False, True),  # the first copy a reciprocal transfer counts
+        (True, False),  # not in a reciprocal transfer: nothing credited
         (False, False),
+        (False, True),  # the first copy a reciprocal transfer brings credits
         (False, False),
         (True, True),
     ]
-    assert kinds.count(AuditEvent.RECEIPT_SENT) == 6  # every copy receipted all the same
+    assert kinds.count(AuditEvent.RECEIPT_SENT) == 5  # every copy receipted all the same
 
 
 def test_a_store_written_before_the_copy_note_is_upgraded_in_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A store kept by an earlier build has no ``copy_credited`` column and no ``received``
-    table: opening it adds them, its releases keep their rows, their first copy is credited
-    as a new store's, and the ids of what it received are known, those it purged before
+    """A store kept by an earlier build has no ``credits`` and no ``received`` table (and its
+    ``copy_credited`` column is no longer read): opening it adds them, its releases keep
+    their rows, their first copy is credited as a new store's (the count starts from
+    nothing), and the ids of what it received are known, those it purged before
     from its audit log (an honest holder's "delivered before" naming one was taken for a
     false answer); all of it in one transaction, so an open that fails part way leaves the
     next one to do it whole (it once left the table empty for good)."""
@@ -312,7 +317,8 @@ def test_a_store_written_before_the_copy_note_is_upgraded_in_place(
             _accept(store, stored, "R1")
             _accept(store, purged, "R2")
         with sqlite3.connect(path) as conn:
-            conn.execute("ALTER TABLE releases DROP COLUMN copy_credited")
+            conn.execute("ALTER TABLE releases ADD COLUMN copy_credited INTEGER DEFAULT 1")
+            conn.execute("DROP TABLE credits")
             conn.execute("DROP TABLE received")
             conn.execute("DELETE FROM releases WHERE release_id = ?", (purged.release_id,))
         import xlink.store.store as opener
@@ -331,6 +337,7 @@ def test_a_store_written_before_the_copy_note_is_upgraded_in_place(
             gone = store.received(purged.release_id, T0)
             assert gone is not None and (gone.originator, gone.held) == (CA, None)
             got = [_accept(store, r, "R1") for r in (copy, again)]
+            assert store.credited(CA) == 1
     assert got == [(False, True), (False, False)]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -59,6 +60,10 @@ def run_ended(
         fields["code"] = code
     if counts is not None:
         fields["released"], fields["received"] = counts
+    if agency.mou.reciprocal:  # the carried window's counts (xlink-release-v1 §10.5)
+        with contextlib.suppress(sqlite3.Error):  # (the run's end is audited all the same)
+            balance = agency.reciprocity()
+            fields["given"], fields["credited"] = balance.given, balance.credited
     agency.audit.append(AuditEvent.RUN_ENDED, fields, now=agency.clock())
 
 
@@ -204,10 +209,18 @@ async def _transfer(
     batch = agency.release(decision, side.records, day_claims=day_claims)
     claims.keep(view, lambda day: day_claims.replay(day, batch.fates))
     batch = day_claims.withdraw(batch, agency.audit, agency.clock())
-    if reciprocal:  # what the partner offers bounds what leaves
+    window = None
+    if reciprocal:  # what the partner offers bounds what leaves, and what it gave paces it
         batch = await withhold_unreciprocated(
-            gate, batch, decision, idle_timeout, audit=agency.audit, now=agency.clock()
+            gate,
+            batch,
+            decision,
+            idle_timeout,
+            audit=agency.audit,
+            now=agency.clock(),
+            given=agency.queue.given(i for i in batch.items if i is not None),
         )
+        window = agency._reciprocal_window(batch.items)
     if progress is not None:  # releases sent now (queued, pending, denied ones are not)
         progress("releases sent", 0, len(batch.sealed))
     receiver = Receiver(
@@ -227,14 +240,17 @@ async def _transfer(
         encode=agency._handing_over(session_id, per_pair(session.labels.own_output)),
         on_answer=settler.settle,
         batch=Batch(agency.audit, agency.store, agency.queue),  # the audit log commits first
+        window=window,
     )
     if progress is not None:
         progress("releases sent", len(batch.sealed), len(batch.sealed))
     settled = settler.finish(transferred.answers)
-    offered = gate.transfer.peer_offer if gate.transfer is not None else None
-    return transfer_counts(
-        agency.workdir, decision, side, batch, receiver, overdue, settled, offered
-    )
+    counted = transfer_counts(agency.workdir, decision, side, batch, receiver, overdue, settled)
+    if reciprocal:
+        assert gate.transfer is not None
+        counted["fields"]["peer_offered"] = gate.transfer.peer_offer
+        counted["fields"]["reciprocal_ahead"] = agency.reciprocity().ahead
+    return counted
 
 
 class _ProgressAuditor(SessionAuditor):

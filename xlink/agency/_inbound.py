@@ -69,9 +69,9 @@ def ending_on_dishonesty(
 class Receiver:
     """The receiving half of one transfer: opens each labelled release with the OPRF outputs
     of tokens we hold (spec §10.2) and stores it against the decided match it names.
-    ``reciprocal``: a transfer under ``release.reciprocal`` (§10.5), the only one whose copies
-    of stored releases spend their one credit (a query's answer or a plain transfer's do
-    not)."""
+    ``reciprocal``: a transfer under ``release.reciprocal`` (§10.5), the only one whose
+    releases credit the partner, each stored release once (a query's answer or a plain
+    transfer's credit nothing)."""
 
     def __init__(
         self,
@@ -110,8 +110,8 @@ class Receiver:
 
     def store_one(self, frame: bytes, for_match: int | None = None) -> Answer:
         """Open, check and store one release frame; the :class:`~xlink.release.transfer.Answer`
-        (accepted, receipt or refusal code, and whether it credits the partner: a copy of a
-        release we hold credits only the first time, xlink-release-v1 §10.5), the refusal
+        (accepted, receipt or refusal code, and whether it credits the partner: each stored
+        release once, xlink-release-v1 §10.5), the refusal
         audited (``RECEIVE_DENIED``).
         ``for_match``: the index of the decided match the frame answers (a query's answer
         slot): a frame whose label names another of our decided pairs is refused (not
@@ -141,7 +141,7 @@ class Receiver:
                 expected_matches=self._expected,
                 label_handles=label,
                 own_record_id=own,
-                credit_copies=self._reciprocal,
+                credit=self._reciprocal,
             )
         except XlinkError as exc:
             reason = _refusal_reason(exc)

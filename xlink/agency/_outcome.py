@@ -48,6 +48,11 @@ class AgencyOutcome:
     peer_offered: int | None = None
     """Under a reciprocal MOU, the releases the partner offered (its COUNT); it sent as many
     as the fewer of its offer and ours. None otherwise."""
+    reciprocal_ahead: int | None = None
+    """Under a reciprocal MOU, how many records of ours the partner has beyond its releases that
+    credited it, over every exchange since the last reset (xlink-release-v1 §10.5; negative:
+    it gave more); new ones of ours go only while this is under ``RECIPROCAL_AHEAD``. None
+    otherwise."""
     delivered_before: int = 0
     received: dict[str, int] = field(default_factory=dict)
     received_before: int = 0

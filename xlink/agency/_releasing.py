@@ -5,7 +5,7 @@ query holder both release through these methods."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, cast
 
 from xlink._sqlite import Batch
@@ -17,13 +17,41 @@ from xlink.records.model import PersonRecord
 from xlink.release import SourceHandleKey, release_decided
 from xlink.release.handles import open_source_handle_key
 from xlink.release.label import OutputsOf, seal_labelled
+from xlink.release.queue import Reciprocity
 from xlink.release.recipe import DayClaims, ReleaseBatch
 from xlink.release.seal import SealedRelease
+from xlink.release.transfer import ReciprocalWindow
 
 if TYPE_CHECKING:
     from xlink.agency._agency import Agency
 
 __all__ = ["Releasing"]
+
+
+class _LedgerWindow:
+    """The reciprocal window (xlink-release-v1 §10.5) of one transfer of the ledger items
+    ``ids``, in the order they are sent, carried over every exchange with the partner: each
+    time it is asked, the ledger (:meth:`~xlink.release.queue.ApprovalQueue.give`) lets out
+    as many more as the partner's credits allow: those in the store when the transfer began
+    and this transfer's (the machine's count of them, each written to the store in the
+    transfer's batch before the ledger's marks)."""
+
+    __slots__ = ("_agency", "_before", "_ids", "_sent")
+
+    def __init__(self, agency: Agency, ids: Sequence[int]) -> None:
+        self._agency, self._ids, self._sent = agency, ids, 0
+        self._before = agency.store.credited(agency.peer_id)
+
+    def allowed(self, credited: int) -> int:
+        agency = self._agency
+        self._sent += agency.queue.give(
+            (self._ids[i] for i in range(self._sent, len(self._ids))),
+            mou_id=agency.mou.id,
+            recipient=agency.peer_id,
+            credited=self._before + credited,
+            now=agency.clock(),
+        )
+        return self._sent
 
 
 class Releasing:
@@ -99,6 +127,36 @@ class Releasing:
             AuditEvent.RELEASE_SENT, {**fields, "category": sealed.category}, now=agency.clock()
         )
         return frame
+
+    def reciprocity(self) -> Reciprocity:
+        """Under a reciprocal MOU (xlink-release-v1 §10.5), what this agency counts toward
+        the partner over every exchange since the last reset: our releases given to it, its
+        releases that credited it, and so how far ahead of it we are
+        (:class:`~xlink.release.queue.Reciprocity`)."""
+        agency = self._agency()
+        credited = agency.store.credited(agency.peer_id)
+        return agency.queue.reciprocity(
+            mou_id=agency.mou.id, recipient=agency.peer_id, credited=credited
+        )
+
+    def reset_reciprocity(self) -> Reciprocity:
+        """Set what :meth:`reciprocity` counts back to nothing, audited
+        (``RECIPROCITY_RESET``); returns the counts it had. For an operator whose exchanges
+        with an honest partner were cut short until both windows shut (docs/release.md):
+        the partner may then have up to ``RECIPROCAL_AHEAD`` more of ours for nothing."""
+        agency = self._agency()
+        credited = agency.store.credited(agency.peer_id)
+        return agency.queue.reset_reciprocity(
+            mou_id=agency.mou.id, recipient=agency.peer_id, credited=credited, now=agency.clock()
+        )
+
+    def _reciprocal_window(self, items: Sequence[int | None]) -> ReciprocalWindow:
+        """The window of a reciprocal transfer of the ledger ``items``, in the order they
+        are sent, carried over every exchange with the partner (:class:`_LedgerWindow`)."""
+        ids = [i for i in items if i is not None]
+        if len(ids) != len(items):
+            raise ValueError("a release without its ledger item")
+        return _LedgerWindow(self._agency(), ids)
 
     def _handle_key(self) -> SourceHandleKey:
         """The originator's source-handle key, made on first use and kept wrapped under our

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -212,11 +212,21 @@ async def withhold_unreciprocated(
     *,
     audit: AuditLog,
     now: datetime,
+    given: Collection[int] = frozenset(),
 ) -> ReleaseBatch:
     """Under a reciprocal MOU (xlink-release-v1 §10.5): offer our releases
     (:func:`offer_releases`) and return ``batch`` with those beyond the partner's offer
     withheld: each denied :data:`UNRECIPROCATED` and audited so, its ledger item still
-    handed out (``TAKEN``) for a later exchange to send, as :func:`deny_after_all` leaves it."""
+    handed out (``TAKEN``) for a later exchange to send, as :func:`deny_after_all` leaves it.
+    The releases of the ledger items ``given`` before (the partner had them; they cost the
+    window nothing) come first, so that none waits behind a new one the window holds."""
+    if given:
+        order = sorted(range(len(batch.sealed)), key=lambda i: batch.items[i] not in given)
+        batch = dataclasses.replace(
+            batch,
+            sealed=tuple(batch.sealed[i] for i in order),
+            items=tuple(batch.items[i] for i in order),
+        )
     sending = await offer_releases(gate, len(batch.sealed), idle_timeout)
     kept = {sealed.release_id for sealed in batch.sealed[:sending]}
     withheld = [
@@ -270,12 +280,10 @@ def transfer_counts(
     receiver: Receiver,
     overdue: Sequence[QueueItem],
     settled: tuple[int, int],
-    peer_offered: int | None = None,
 ) -> dict[str, Any]:
     """Write the matches file and count what the transfer did: ``released`` and ``received``
     (totals), and ``fields``, the :class:`~xlink.agency.AgencyOutcome` members. ``settled``
-    is ``(receipts verified, refused by the peer)``; ``peer_offered`` the partner's offer
-    under a reciprocal MOU (None otherwise)."""
+    is ``(receipts verified, refused by the peer)``."""
     categories = {r.record_id: r.category.value for r in side.records}
     matches_file = write_matches(
         workdir / "matches", decision, batch.fates, categories, receiver.inbound
@@ -298,7 +306,6 @@ def transfer_counts(
             )
         ),
         "unreciprocated": kept_back,
-        "peer_offered": peer_offered,
         "delivered_before": fates["delivered"],
         "received": dict(sorted(received.items())),
         "received_before": sum(1 for got in receiver.accepted if got.status == "held-before"),

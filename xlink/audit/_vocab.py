@@ -79,6 +79,7 @@ class AuditEvent(Enum):
     RECORDS_EXPORTED = "records_exported"
     DECISION_REFUSED = "decision_refused"
     DECIDED = "decided"
+    RECIPROCITY_RESET = "reciprocity_reset"
 
 
 class FieldType(Enum):
@@ -191,6 +192,11 @@ FIELDS: Final[Mapping[str, FieldType]] = {
     "decided": FieldType.COUNT,
     "expected": FieldType.COUNT,
     "dominated": FieldType.COUNT,
+    # Under a reciprocal MOU (xlink-release-v1 §10.5), since the last reset: the records of
+    # ours given to the partner (each version of a record once) and the partner's stored
+    # releases that credited it (each once).
+    "given": FieldType.COUNT,
+    "credited": FieldType.COUNT,
 }
 
 E = AuditEvent
@@ -279,8 +285,11 @@ KINDS: Final[Mapping[AuditEvent, tuple[frozenset[str], frozenset[str]]]] = {
     # an entry, found by the next run); code the abort code when there is one.
     E.RUN_ENDED: (
         frozenset({"outcome", "peer"}),
-        frozenset({"session", "code", "released", "received", "mou"}),
+        frozenset({"session", "code", "released", "received", "mou", "given", "credited"}),
     ),
+    # An operator set the reciprocal window's count back to nothing (xlink releases
+    # reciprocity --reset): given and credited are the counts it had.
+    E.RECIPROCITY_RESET: (frozenset({"peer", "mou", "given", "credited"}), frozenset()),
     # Real-time queries (xlink-query-v1): counts, never content. role is RESPONDER on the
     # holder's side, INITIATOR on the asker's; evaluations counts OPRF elements (the quota's
     # unit), records the travellers asked about, matched the records decided.

@@ -12,24 +12,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from xlink.audit import AuditLog
+from xlink.audit import AuditEvent, AuditLog
 from xlink.cli._common import load_keys, parse_now
 from xlink.cli.cmd_keygen import add_passphrase_option, read_passphrase
 from xlink.crypto.keyfiles import AgencyKeys
 from xlink.errors import DecryptionError, InputError
 from xlink.officers import CLOCK_TOLERANCE, OFFICERS_DIR, OfficerKey, OfficerRegistry
+from xlink.policy import load_pair_mou
+from xlink.store import ReleaseStore
 
 __all__ = [
     "AUDIT_FILE",
     "Custody",
     "add_custody_options",
     "add_officer_options",
+    "add_store_options",
     "load_officer",
     "open_custody",
+    "open_store",
     "parse_read_time",
 ]
 
 AUDIT_FILE: Final = "audit.db"
+STORE_FILE: Final = "store.db"
 OFFICER_PASSPHRASE: Final = "officer-passphrase"  # noqa: S105 (an option prefix)
 DEFAULT_OFFICER_PASSPHRASE_ENV: Final = "XLINK_OFFICER_PASSPHRASE"  # noqa: S105 (a name)
 
@@ -127,3 +132,42 @@ def open_custody(args: argparse.Namespace) -> Iterator[Custody]:
             audit=audit,
         )
         yield Custody(keys, workdir, audit, officers)
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """``--mou FILE`` and ``--peer ID``: the MOU the workdir's store holds releases under."""
+    parser.add_argument("--mou", required=True, metavar="FILE", help="the signed MOU")
+    parser.add_argument(
+        "--peer",
+        metavar="ID",
+        help="the partner whose releases these are: required with a multilateral MOU "
+        "(docs/hub.md), checked against a bilateral one",
+    )
+
+
+@contextlib.contextmanager
+def open_store(args: argparse.Namespace, custody: Custody, now: datetime) -> Iterator[ReleaseStore]:
+    """The workdir's store of received releases (which must exist) under ``--mou`` with
+    ``--peer``, read-only as to receipts (no signing key), checked to be a store of exchanges
+    with that partner."""
+    path = Path(args.workdir) / STORE_FILE
+    if not path.is_file():
+        raise InputError(f"--workdir: {path} does not exist (no release was ever stored there)")
+    keys = custody.keys
+    mou = load_pair_mou(args.mou, local_agency=keys.agency_id, peer=args.peer, today=now.date())
+    peers = {str(e.fields["peer"]) for e in custody.audit.entries(kinds=(AuditEvent.MOU_ACCEPTED,))}
+    partner = mou.peer_of(keys.agency_id).agency_id
+    if peers and partner not in peers:
+        raise InputError(
+            f"--workdir: {args.workdir} holds exchanges with {', '.join(sorted(peers))}, "
+            f"not {partner} (another --peer or --mou?)"
+        )
+    with ReleaseStore.open(
+        path,
+        mou=mou,
+        sealing_key=keys.sealing_key,
+        signing_key=None,
+        audit=custody.audit,
+        officers=custody.officers,
+    ) as store:
+        yield store

@@ -1,21 +1,32 @@
-"""``xlink releases pending|waiting|approve|deny``: the outbound ledger and its two-step release
-queue (docs/release.md)."""
+"""``xlink releases pending|waiting|approve|deny|reciprocity``: the outbound ledger, its
+two-step release queue and a reciprocal MOU's counts (docs/release.md)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from xlink._workdir import workdir_lock
 from xlink.cli._common import add_now_option, emit_json, parse_now
-from xlink.cli._custody import add_custody_options, add_officer_options, load_officer, open_custody
+from xlink.cli._custody import (
+    Custody,
+    add_custody_options,
+    add_officer_options,
+    add_store_options,
+    load_officer,
+    open_custody,
+    open_store,
+)
 from xlink.cli.exitcodes import ExitCode
 from xlink.errors import InputError
 from xlink.identifiers import REASON_CODE_RULE
 from xlink.officers import OfficerAction
 from xlink.release import ApprovalQueue, QueueError, QueueItem, QueueState
+from xlink.release.transfer import RECIPROCAL_AHEAD
 
 __all__ = ["register", "run"]
 
@@ -75,7 +86,26 @@ def register(sub: Any) -> None:
         metavar="CODE",
         help="why, as a code such as insufficient-grounds ([a-z][a-z0-9_.-]*)",
     )
-    for action in (pending, waiting, approve, deny):
+    reciprocity = actions.add_parser(
+        "reciprocity",
+        help="show (or reset) what a reciprocal MOU counts toward the partner",
+        description="Under an MOU with release.reciprocal, show what this agency counts "
+        "toward the partner over every exchange since the last reset: records of ours given "
+        "to it (each version of a record once, however often and for whichever pair sent "
+        "again) and its releases that credited it (each once). New releases of ours go only "
+        "while we are fewer than 8 ahead; those of a record version given before go freely. "
+        "--reset sets both counts back to nothing (audited as RECIPROCITY_RESET), taking the "
+        "workdir's lock: only when both "
+        "sides show a window of 0 (exchanges cut short, their records then changed; one "
+        "side's reset is enough), never when only ours is ahead, for that partner holds ours "
+        "and gave none. The partner may then have up to 8 more of ours for nothing "
+        "(docs/release.md).",
+    )
+    reciprocity.add_argument(
+        "--reset", action="store_true", help="set the counts back to nothing (audited)"
+    )
+    add_store_options(reciprocity)
+    for action in (pending, waiting, approve, deny, reciprocity):
         add_custody_options(action)
         add_now_option(action)
         action.add_argument("--json", action="store_true", help="print JSON")
@@ -83,7 +113,7 @@ def register(sub: Any) -> None:
 
 
 @contextlib.contextmanager
-def _open(args: argparse.Namespace) -> Iterator[tuple[ApprovalQueue, str]]:
+def _open(args: argparse.Namespace) -> Iterator[tuple[ApprovalQueue, Custody]]:
     path = Path(args.workdir) / QUEUE_FILE
     if not path.is_file():
         raise InputError(f"--workdir: {path} does not exist (no release was ever queued there)")
@@ -91,7 +121,51 @@ def _open(args: argparse.Namespace) -> Iterator[tuple[ApprovalQueue, str]]:
         open_custody(args) as custody,
         ApprovalQueue.open(path, audit=custody.audit, officers=custody.officers) as queue,
     ):
-        yield queue, custody.keys.agency_id
+        yield queue, custody
+
+
+def _reciprocity(
+    args: argparse.Namespace, queue: ApprovalQueue, custody: Custody, now: datetime
+) -> int:
+    with open_store(args, custody, now) as store:
+        mou = store.mou
+        peer = mou.peer_of(custody.keys.agency_id).agency_id
+        credited = store.credited(peer)
+        if args.reset:
+            with workdir_lock(Path(args.workdir)):  # no exchange runs meanwhile
+                balance = queue.reset_reciprocity(
+                    mou_id=mou.id, recipient=peer, credited=store.credited(peer), now=now
+                )
+        else:
+            balance = queue.reciprocity(mou_id=mou.id, recipient=peer, credited=credited)
+    if args.json:
+        emit_json(
+            {
+                "peer": peer,
+                "mou": mou.id,
+                "reciprocal": mou.reciprocal,
+                "given": balance.given,
+                "credited": balance.credited,
+                "ahead": balance.ahead,
+                "window": balance.window,
+                "reset": bool(args.reset),
+            }
+        )
+        return ExitCode.OK
+    head = "before the reset: " if args.reset else ""
+    print(
+        f"{head}{balance.given} record(s) of ours given to {peer}, {balance.credited} of its "
+        f"credited; {balance.ahead} of ours ahead (at most {RECIPROCAL_AHEAD})"
+    )
+    if not mou.reciprocal:
+        print("  the MOU is not reciprocal: nothing paces our releases")
+    elif args.reset:
+        print(f"  reset (audited): {peer} may have up to {RECIPROCAL_AHEAD} more of ours at once")
+    elif balance.window == 0:
+        print(f"  no new release of ours goes before {peer} gives more")
+    else:
+        print(f"  up to {balance.window} new release(s) of ours may go before {peer} gives more")
+    return ExitCode.OK
 
 
 def _as_json(item: QueueItem) -> dict[str, object]:
@@ -148,8 +222,11 @@ def run(args: argparse.Namespace) -> int:
     now = parse_now(args.now)
     if args.releases_command == "deny" and not REASON_CODE_RULE.matches(args.reason):
         raise InputError(f"--reason: must be {REASON_CODE_RULE.description}")
-    with _open(args) as (queue, agency):
+    with _open(args) as (queue, custody):
+        agency = custody.keys.agency_id
         try:
+            if args.releases_command == "reciprocity":
+                return _reciprocity(args, queue, custody, now)
             if args.releases_command == "pending":
                 queue.audit_overdue(now)
                 none, some = "no releases awaiting approval", "release(s) awaiting approval"

@@ -33,6 +33,7 @@ from xlink.crypto.rand import system_random
 from xlink.crypto.workers import GroupWorkers
 from xlink.errors import InputError
 from xlink.release.policy import DENY_GRADING_MISSING
+from xlink.release.transfer import RECIPROCAL_AHEAD
 
 T = TypeVar("T")
 
@@ -249,6 +250,13 @@ def _print_outcome(o: AgencyOutcome, wall: float) -> None:
         print(
             f"    {o.unreciprocated} kept back: the MOU is reciprocal and the peer offered "
             f"{o.peer_offered}; the next exchange offers them again"
+        )
+    if o.reciprocal_ahead is not None and o.reciprocal_ahead > 0:
+        shut = o.reciprocal_ahead >= RECIPROCAL_AHEAD
+        print(
+            f"    {o.peer} holds {o.reciprocal_ahead} of ours beyond its own, over every "
+            f"exchange (at most {RECIPROCAL_AHEAD})"
+            + ("; no new release of ours goes before it gives more" if shut else "")
         )
     ours = o.released_total + o.unreciprocated  # what we offered, under a reciprocal MOU
     if o.peer_offered is not None and o.peer_offered > ours:

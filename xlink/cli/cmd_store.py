@@ -11,9 +11,8 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from xlink.audit import AuditEvent
 from xlink.cli._common import (
     add_now_option,
     emit_json,
@@ -23,14 +22,15 @@ from xlink.cli._common import (
 from xlink.cli._custody import (
     add_custody_options,
     add_officer_options,
+    add_store_options,
     load_officer,
     open_custody,
+    open_store,
     parse_read_time,
 )
 from xlink.cli.exitcodes import ExitCode
 from xlink.errors import InputError
 from xlink.officers import EXPORT_TARGET, OfficerAction
-from xlink.policy import load_pair_mou
 from xlink.release import ReleaseRecord
 from xlink.store import ReleaseStore, StoredRelease, to_stix_bundle
 from xlink.store._rows import expires_at
@@ -38,7 +38,6 @@ from xlink.store._rows import expires_at
 __all__ = ["register", "run"]
 
 _RELEASE_ID = re.compile(r"[0-9a-f]{32}")
-STORE_FILE: Final = "store.db"
 
 
 def register(sub: Any) -> None:
@@ -89,13 +88,7 @@ def register(sub: Any) -> None:
         )
         add_officer_options(action, "reads")
     for action in (list_, read, purge, export):
-        action.add_argument("--mou", required=True, metavar="FILE", help="the signed MOU")
-        action.add_argument(
-            "--peer",
-            metavar="ID",
-            help="the partner whose releases these are: required with a multilateral MOU "
-            "(docs/hub.md), checked against a bilateral one",
-        )
+        add_store_options(action)
         add_custody_options(action)
         add_now_option(action)
         action.add_argument("--json", action="store_true", help="print JSON")
@@ -104,30 +97,8 @@ def register(sub: Any) -> None:
 
 @contextlib.contextmanager
 def _open(args: argparse.Namespace, now: datetime) -> Iterator[tuple[ReleaseStore, str]]:
-    path = Path(args.workdir) / STORE_FILE
-    if not path.is_file():
-        raise InputError(f"--workdir: {path} does not exist (no release was ever stored there)")
-    with open_custody(args) as custody:
-        keys = custody.keys
-        mou = load_pair_mou(args.mou, local_agency=keys.agency_id, peer=args.peer, today=now.date())
-        peers = {
-            str(e.fields["peer"]) for e in custody.audit.entries(kinds=(AuditEvent.MOU_ACCEPTED,))
-        }
-        partner = mou.peer_of(keys.agency_id).agency_id
-        if peers and partner not in peers:
-            raise InputError(
-                f"--workdir: {args.workdir} holds exchanges with {', '.join(sorted(peers))}, "
-                f"not {partner} (another --peer or --mou?)"
-            )
-        with ReleaseStore.open(
-            path,
-            mou=mou,
-            sealing_key=keys.sealing_key,
-            signing_key=None,
-            audit=custody.audit,
-            officers=custody.officers,
-        ) as store:
-            yield store, keys.agency_id
+    with open_custody(args) as custody, open_store(args, custody, now) as store:
+        yield store, custody.keys.agency_id
 
 
 def _meta_json(m: StoredRelease) -> dict[str, object]:

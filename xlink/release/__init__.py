@@ -29,7 +29,7 @@ from xlink.release.handles import (
     resolve_source_handle,
 )
 from xlink.release.policy import ReleaseContent, decide_release, record_fields
-from xlink.release.queue import ApprovalQueue, QueueError, QueueItem, QueueState
+from xlink.release.queue import ApprovalQueue, QueueError, QueueItem, QueueState, Reciprocity
 from xlink.release.receipt import (
     DST_RECEIPT,
     RECEIPT_VERSION,
@@ -81,6 +81,7 @@ __all__ = [
     "QueueState",
     "Receipt",
     "ReceiptSettler",
+    "Reciprocity",
     "ReleaseBatch",
     "ReleaseContent",
     "ReleaseRecord",

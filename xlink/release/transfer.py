@@ -21,10 +21,12 @@ Under an MOU with ``release.reciprocal`` (§10.5) the releases take two calls:
 :meth:`ReleaseTransfer.offer` sends our COUNT (how many we could send); once the peer's is in
 (state COUNTED), :meth:`ReleaseTransfer.send_releases` takes exactly
 :attr:`ReleaseTransfer.to_send` of them, the fewer of the two offers, and
-:meth:`ReleaseTransfer.next_frame` gives our release ``i`` only once we answered at least
-``i + 1 - RECIPROCAL_AHEAD`` of the peer's releases with a receipt that credits it (a
-refusal opens nothing, nor does a receipt for a copy the store credited before: see
-:class:`Answer`); our answers do not wait behind our releases the window holds.
+:meth:`ReleaseTransfer.next_frame` gives our releases only as far as a
+:class:`ReciprocalWindow` allows, asked again after each of the peer's releases we answer
+with a receipt that credits it (a refusal opens nothing, nor does a receipt for a copy the
+store credited before: see :class:`Answer`). :class:`PerTransferWindow` lets release ``i``
+out once ``i + 1 - RECIPROCAL_AHEAD`` are credited; an agency's window counts over every
+exchange. Our answers do not wait behind our releases the window holds.
 
 The transfer ends with :class:`TransferComplete` (state DONE). Every frame the peer should not
 have sent (malformed, of another version, unknown, out of order, replayed, oversize, a count
@@ -46,7 +48,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from xlink.errors import (
     BadRelease,
@@ -91,6 +93,8 @@ __all__ = [
     "FrameType",
     "LabelsEvaluated",
     "OffersCounted",
+    "PerTransferWindow",
+    "ReciprocalWindow",
     "ReleaseAnswered",
     "ReleaseReceived",
     "ReleaseTransfer",
@@ -108,17 +112,36 @@ __all__ = [
 
 
 #: Under a reciprocal MOU (§10.5), the most releases of ours out beyond the peer's releases we
-#: receipted and credited: what a peer that stops or cheats after its COUNT can have beyond
-#: what it gave (a copy of a release we hold counts the first time it comes again, §10.5).
+#: credited: what a peer that stops or cheats after its COUNT can have beyond what it gave.
+#: An agency counts both over every exchange under the MOU (a :class:`ReciprocalWindow` of its
+#: ledger), so a peer that cheats again in a later exchange gets no more.
 RECIPROCAL_AHEAD = 8
+
+
+class ReciprocalWindow(Protocol):
+    """§10.5: how many of our releases, in the order we send them, may have left, once
+    ``credited`` of the peer's releases in this transfer were answered with a receipt that
+    credits it. Asked when our releases are given to the machine and after each crediting
+    answer; what it returns never shrinks within a transfer."""
+
+    def allowed(self, credited: int) -> int: ...
+
+
+class PerTransferWindow:
+    """The window of one transfer alone: :data:`RECIPROCAL_AHEAD` beyond this transfer's
+    credits, nothing carried from an exchange before (what the conformance runner and a
+    transfer without a ledger use)."""
+
+    def allowed(self, credited: int) -> int:
+        return credited + RECIPROCAL_AHEAD
 
 
 class Answer(NamedTuple):
     """Our answer to one release of the peer (:meth:`ReleaseTransfer.answer`): ``ok`` with
     the receipt, or not with the refusal reason. ``credit`` (reciprocal, §10.5): whether a
-    receipt opens our window; false for a copy of a release we hold that was credited once
-    already (an honest peer sends a release again once after a lost receipt; one that sends
-    the same again and again is given nothing more of ours for it)."""
+    receipt opens our window; false for a copy of a release we hold that credited the peer
+    before (an honest peer sends a release again after a lost receipt, and had it counted
+    once; one that sends the same again and again is given nothing more of ours for it)."""
 
     ok: bool
     body: bytes
@@ -292,6 +315,8 @@ class ReleaseTransfer:
         self._peer_releases = 0  # the peer's RELEASE frames received
         self._peer_done = False  # the peer's END is in
         self._credited = 0  # the peer's releases we answered with a receipt that credits
+        self._window: ReciprocalWindow = PerTransferWindow()
+        self._allowed = 0  # reciprocal: how many of ours the window lets out so far
         self._answers: list[tuple[bool, bytes]] = []
         self._receipts_done = False  # the peer's RECEIPTS_END is in
         self._pending: int | None = None  # the peer's release awaiting our answer
@@ -321,25 +346,31 @@ class ReleaseTransfer:
         return len(self._answers_out)
 
     @property
+    def allowed(self) -> int:
+        """Reciprocal (§10.5), once RELEASING: how many of our releases the window lets out
+        so far (the first that many, in order); unbounded otherwise."""
+        return self._allowed if self.reciprocal else self._ours
+
+    @property
     def awaiting_answer(self) -> int | None:
         """The index of the peer's release that :meth:`answer` must answer next, or None."""
         return self._pending
 
-    def next_frame(self, answers: int | None = None) -> bytes | None:
+    def next_frame(self, answers: int | None = None, releases: int | None = None) -> bytes | None:
         """The next frame to send, or None when nothing is due until a frame arrives or the
         caller acts (always None once ABORTED). Our answers to the peer's releases (RECEIPT,
         REFUSED, then RECEIPTS_END) follow our other frames, or go first while the reciprocal
         window holds our next release. ``answers``: how many more RECEIPT or REFUSED frames
         may leave now (None: any; a driver that makes answers durable first says how many
-        are); our other frames never wait behind one that may not."""
+        are); ``releases``: how many of our releases may have left by now (None: as many as
+        the window lets out; a driver whose window writes to a ledger says how many of those
+        writes are durable). Our other frames never wait behind one that may not."""
         if self._state is TransferState.ABORTED:
             return None
         if self._out:
             kind = self._out[0][len(RELEASE_MAGIC)]
-            if not (
-                kind == FrameType.RELEASE
-                and self.reciprocal
-                and self._releases_sent >= self._credited + RECIPROCAL_AHEAD
+            if kind != FrameType.RELEASE or self._releases_sent < min(
+                self.allowed, self._ours if releases is None else releases
             ):
                 return self._ours_next(kind)
             # §10.5: no further ahead of the peer's releases; our answers go on meanwhile
@@ -449,13 +480,16 @@ class ReleaseTransfer:
         self._out.append(transfer_frame(FrameType.COUNT, U32.pack(count)))
         self._state = TransferState.OFFERING
 
-    def send_releases(self, releases: Sequence[bytes]) -> None:
+    def send_releases(
+        self, releases: Sequence[bytes], *, window: ReciprocalWindow | None = None
+    ) -> None:
         """Queue COUNT, our releases (the RELEASE bodies: labelled releases, §10.2) and END;
         from AGREED (an unlabelled transfer) or LABELLED. Reciprocal (§10.5): from COUNTED,
-        exactly :attr:`to_send` releases, and no COUNT (:meth:`offer` sent it). Raises
-        :class:`~xlink.errors.LocalProtocolError` in another state, for more releases than
-        we decided matches, or (reciprocal) for another number than :attr:`to_send` (nothing
-        changed)."""
+        exactly :attr:`to_send` releases, and no COUNT (:meth:`offer` sent it), paced by
+        ``window`` (default :class:`PerTransferWindow`), asked now and after each crediting
+        answer. Raises :class:`~xlink.errors.LocalProtocolError` in another state, for more
+        releases than we decided matches, or (reciprocal) for another number than
+        :attr:`to_send` (nothing changed)."""
         if self.reciprocal:
             if self._state is not TransferState.COUNTED:
                 raise LocalProtocolError(f"releases are sent once counted, not {self._state.value}")
@@ -466,6 +500,9 @@ class ReleaseTransfer:
         if len(releases) > self.decided:
             raise LocalProtocolError("more releases than decided matches")
         bodies = [bytes(r) for r in releases]
+        if self.reciprocal:
+            self._window = PerTransferWindow() if window is None else window
+            self._allowed = self._window.allowed(self._credited)
         self._ours = len(bodies)
         if not self.reciprocal:
             self._out.append(transfer_frame(FrameType.COUNT, U32.pack(len(bodies))))
@@ -495,6 +532,8 @@ class ReleaseTransfer:
         self._pending = None
         if ok and credit:  # §10.5: a refusal opens no window (bad dates would earn ours)
             self._credited += 1
+            if self.reciprocal:
+                self._allowed = max(self._allowed, self._window.allowed(self._credited))
 
     def peer_closed(self) -> None:
         """The peer closed the connection. Before DONE that ends the transfer: raises

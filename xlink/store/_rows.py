@@ -85,8 +85,9 @@ class StoredRelease:
 class Accepted:
     """A release :meth:`ReleaseStore.accept` took: the receipt to return, the release's id and
     category, whether it was stored (False: a re-run's copy of content already held), and
-    whether it earns the originator credit under a reciprocal MOU (xlink-release-v1 §10.5):
-    a release stored, or the first copy of one (False for a copy of one copied before).
+    whether it credited the originator under a reciprocal MOU (xlink-release-v1 §10.5): each
+    stored release credits it once, ever, when it or a copy of it first comes in a reciprocal
+    transfer (False outside one, and for a copy of a release that credited it before).
     ``held_id`` is the stored release's id: the release's own, or for a copy the one it copies
     (what ``store read`` takes)."""
 
@@ -94,7 +95,7 @@ class Accepted:
     release_id: bytes
     category: Category
     stored: bool
-    credited: bool = True
+    credited: bool = False
     held_id: bytes = b""
 
     def __post_init__(self) -> None:
@@ -173,12 +174,22 @@ CREATE TABLE IF NOT EXISTS releases (
     sealed BLOB NOT NULL,
     receipt BLOB NOT NULL,
     own_record_id TEXT,
-    content BLOB,
-    copy_credited INTEGER NOT NULL DEFAULT 0
+    content BLOB
 ) STRICT;
 CREATE INDEX IF NOT EXISTS releases_expiry ON releases (expires_us);
 CREATE INDEX IF NOT EXISTS releases_content ON releases (originator, content);
+CREATE TABLE IF NOT EXISTS credits (
+    held_id BLOB PRIMARY KEY,
+    originator TEXT NOT NULL,
+    mou_id TEXT NOT NULL,
+    credited_us INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS credits_originator ON credits (originator, mou_id);
 """
+# ``credits``: each stored release that credited its originator under a reciprocal MOU
+# (xlink-release-v1 §10.5), once, kept after a purge: the count the reciprocal window carries
+# from exchange to exchange. A store written before it starts with none (its releases credit
+# once, when a copy of one comes). An older store's ``copy_credited`` column is no longer read.
 # Every release id received and receipted, copies included, kept after a purge (our record id
 # is cleared then, with the record): what a query holder's "delivered before" is checked
 # against (xlink-query-v1 §7.4). A store written before it gains it, in one transaction, with
@@ -203,7 +214,6 @@ _INSERT_RECEIVED: Final = (
 _ADDED_COLUMNS: Final = (
     ("own_record_id", "TEXT"),
     ("content", "BLOB"),
-    ("copy_credited", "INTEGER NOT NULL DEFAULT 0"),
 )
 _SELECT: Final = (
     "SELECT release_id, session_id, category, originator, received_us, expires_us, sealed,"

@@ -158,6 +158,11 @@ class ReleaseStore(StoredUse, SqliteStore):
 
     # close(): SqliteStore's (the audit log is the caller's to close).
 
+    @property
+    def mou(self) -> Mou:
+        """The MOU this store holds releases under."""
+        return self._mou
+
     # -- receiving ------------------------------------------------------------------------
 
     def receive(
@@ -189,7 +194,7 @@ class ReleaseStore(StoredUse, SqliteStore):
         expected_matches: DecidedMatches | None = None,
         label_handles: Collection[bytes] | None = None,
         own_record_id: str | None = None,
-        credit_copies: bool = False,
+        credit: bool = False,
     ) -> Accepted:
         """Verify one release and store it; return the signed receipt for the originator
         (DESIGN §2 step 7; xlink-release-v1 §7, §8).
@@ -216,11 +221,12 @@ class ReleaseStore(StoredUse, SqliteStore):
         ``own_record_id`` is our own record the release matched (local, shown to the analyst).
         A release with the same content (:func:`~xlink.release.record.content_digest`) from
         the same originator for the same own record as one already stored is a re-run's copy
-        (xlink-release-v1 §10.4): it is receipted (``RECEIPT_SENT``) but not stored again. It
-        is ``credited`` (§10.5) unless a copy of the stored release was credited before; with
-        ``credit_copies`` (a reciprocal transfer's) a credited copy is noted on the stored
-        release, so each is credited once. Without ``own_record_id`` nothing is treated as a
-        copy.
+        (xlink-release-v1 §10.4): it is receipted (``RECEIPT_SENT``) but not stored again.
+        With ``credit`` (a reciprocal transfer's, §10.5) the release is ``credited`` to its
+        originator, in the same transaction, unless the stored release (itself, or the one it
+        copies) credited it before: each stored release credits once, ever, and the count
+        (:meth:`credited`) outlives a purge. Without ``own_record_id`` nothing is treated as
+        a copy.
         """
         if self._signing_key is None:
             raise ValueError("receiving needs the signing key that signs receipts")
@@ -270,22 +276,17 @@ class ReleaseStore(StoredUse, SqliteStore):
                 self._audit.append(AuditEvent.RECEIPT_SENT, {**base, "digest": digest}, now=now)
                 if expected_matches is not None:
                     expected_matches._received(record.match_handles)
-                held_id, credited_before = held
-                if credit_copies and not credited_before:
-                    self._conn.execute(
-                        "UPDATE releases SET copy_credited = 1 WHERE release_id = ?", (held_id,)
-                    )
                 self._conn.execute(
                     _INSERT_RECEIVED,
-                    (record.release_id, record.originator, held_id, own_record_id),
+                    (record.release_id, record.originator, held, own_record_id),
                 )
                 return Accepted(
                     receipt,
                     record.release_id,
                     record.category,
                     stored=False,
-                    credited=not credited_before,
-                    held_id=held_id,
+                    credited=credit and self._credit(held, record, received_us),
+                    held_id=held,
                 )
             self._conn.execute(
                 _INSERT,
@@ -311,21 +312,40 @@ class ReleaseStore(StoredUse, SqliteStore):
             fields = {**base, "digest": digest, "peer": record.originator}
             self._audit.append(AuditEvent.RELEASE_RECEIVED, fields, now=now)
             self._audit.append(AuditEvent.RECEIPT_SENT, {**base, "digest": digest}, now=now)
+            credited = credit and self._credit(record.release_id, record, received_us)
         if expected_matches is not None:
             expected_matches._received(record.match_handles)
-        return Accepted(receipt, record.release_id, record.category, stored=True)
+        return Accepted(receipt, record.release_id, record.category, stored=True, credited=credited)
 
-    def _held(
-        self, record: ReleaseRecord, content: bytes, own_record_id: str
-    ) -> tuple[bytes, bool] | None:
+    def _held(self, record: ReleaseRecord, content: bytes, own_record_id: str) -> bytes | None:
         """The release already stored with this content from this originator for this record
-        of ours, and whether a copy of it was credited before; None if there is none."""
+        of ours (one that has not credited the originator first); None if there is none."""
         row = self._conn.execute(
-            "SELECT release_id, copy_credited FROM releases WHERE originator = ? AND content = ?"
-            " AND own_record_id = ? ORDER BY copy_credited LIMIT 1",
+            "SELECT release_id FROM releases WHERE originator = ? AND content = ?"
+            " AND own_record_id = ?"
+            " ORDER BY EXISTS (SELECT 1 FROM credits WHERE held_id = release_id) LIMIT 1",
             (record.originator, content, own_record_id),
         ).fetchone()
-        return None if row is None else (bytes(row[0]), bool(row[1]))
+        return None if row is None else bytes(row[0])
+
+    def _credit(self, held_id: bytes, record: ReleaseRecord, at_us: int) -> bool:
+        """Credit ``record``'s originator for the stored release ``held_id`` unless it was
+        credited for it before (xlink-release-v1 §10.5); whether it was credited now."""
+        cursor = self._conn.execute(
+            "INSERT OR IGNORE INTO credits (held_id, originator, mou_id, credited_us)"
+            " VALUES (?, ?, ?, ?)",
+            (held_id, record.originator, record.mou_id, at_us),
+        )
+        return cursor.rowcount == 1
+
+    def credited(self, originator: str) -> int:
+        """How many stored releases of ``originator`` credited it under this store's MOU
+        (xlink-release-v1 §10.5), over every exchange, purged ones included."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM credits WHERE originator = ? AND mou_id = ?",
+            (originator, self._mou.id),
+        ).fetchone()
+        return int(row[0])
 
     def receipt(self, release_id: bytes) -> bytes:
         """The receipt returned when ``release_id`` was stored (to send again after a lost

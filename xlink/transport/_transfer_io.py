@@ -139,20 +139,31 @@ class Outbox:
     ``gated``: the ``n``-th answer (RECEIPT, REFUSED) leaves once ``commit(k)``, ``k >= n``,
     said the writes behind it are durable; the machine keeps it until then
     (:meth:`~xlink.release.transfer.ReleaseTransfer.next_frame`), and frames of ours that
-    may leave do not wait behind it."""
+    may leave do not wait behind it. ``releases_gated``: so do our releases beyond those the
+    reciprocal window let out (:attr:`~xlink.release.transfer.ReleaseTransfer.allowed`) at the
+    last ``commit`` (or when the outbox was made: the driver commits first), the window
+    having written to a ledger what it lets out, durable only then."""
 
-    def __init__(self, gate: TransferGate, machine: ReleaseTransfer, *, gated: bool) -> None:
+    def __init__(
+        self,
+        gate: TransferGate,
+        machine: ReleaseTransfer,
+        *,
+        gated: bool,
+        releases_gated: bool = False,
+    ) -> None:
         self._gate = gate
         self._machine = machine
         self._wake = asyncio.Event()
         self._finishing = False
         self._answers = 0  # answers taken from the machine
         self._committed = 0 if gated else sys.maxsize  # answers that may leave
+        self._releases = machine.allowed if releases_gated else None  # ours that may go
         self._task = asyncio.create_task(self._send_all())
 
     async def _send_all(self) -> None:
         while True:
-            frame = self._machine.next_frame(self._committed - self._answers)
+            frame = self._machine.next_frame(self._committed - self._answers, self._releases)
             if frame is not None:
                 if frame[_TYPE_AT] in _ANSWERS:
                     self._answers += 1
@@ -167,8 +178,11 @@ class Outbox:
         self._wake.set()
 
     def commit(self, answers: int) -> None:
-        """The first ``answers`` answers given to the machine are durable: they may leave."""
+        """The first ``answers`` answers given to the machine are durable: they may leave;
+        and so are the window's writes for the releases it allows now (``releases_gated``)."""
         self._committed = max(self._committed, answers)
+        if self._releases is not None:
+            self._releases = self._machine.allowed
         self._wake.set()
 
     async def finish(self, idle_timeout: float) -> None:

@@ -45,6 +45,7 @@ from xlink.release.transfer import (
     RELEASE_MAGIC,
     Answer,
     DecisionMismatch,
+    ReciprocalWindow,
     ReleaseAnswered,
     ReleaseReceived,
     ReleaseTransfer,
@@ -187,13 +188,15 @@ async def _exchange(
     store_one: StoreOne | None = None,
     on_answer: OnAnswer | None = None,
     batch: Commits | None = None,
+    window_writes: bool = False,
 ) -> None:
     """Send the machine's frames while reading the peer's until the machine reaches ``until``
     (answering each release of the peer with ``store_one``, handing each answer to ours to
     ``on_answer`` as it arrives), then wait until every frame due is sent. With ``batch``:
     each of those operations runs in it, and our answers leave once it is flushed (see the
-    module's docstring for when)."""
-    outbox = Outbox(gate, machine, gated=batch is not None)
+    module's docstring for when); with ``window_writes`` too, our releases the reciprocal window
+    lets out once it is flushed (the window wrote to the batch)."""
+    outbox = Outbox(gate, machine, gated=batch is not None, releases_gated=window_writes)
     given = 0  # answers given to the machine
     pending = 0  # operations in the batch since its last flush
 
@@ -340,6 +343,7 @@ async def transfer_releases(
     on_answer: OnAnswer | None = None,
     *,
     batch: Commits | None = None,
+    window: ReciprocalWindow | None = None,
 ) -> TransferResult:
     """Release transfer v3 after :func:`agree_decided_pairs` (and :func:`exchange_labels`):
     send COUNT, our releases, END; answer each of the peer's releases with ``store_one(data)``
@@ -352,7 +356,10 @@ async def transfer_releases(
     commits what those three write in few commits (the module's docstring).
 
     Under a reciprocal MOU, :func:`offer_releases` came first and ``ours`` holds exactly the
-    number it returned; no COUNT is sent here.
+    number it returned; no COUNT is sent here. ``window`` paces them (default: the
+    transfer's own, :class:`~xlink.release.transfer.PerTransferWindow`); with ``batch`` it
+    writes in the batch (an agency's ledger), and the releases it allows leave once that is
+    committed.
 
     Raises :class:`TransferError`: a COUNT above our number of decided matches
     (``TOO_MANY_RELEASES``, before any of the peer's releases is stored), a frame out of order
@@ -374,11 +381,15 @@ async def transfer_releases(
     if batch is not None:
         batch.open()
     try:
-        bodies = [s.data if encode is None else encode(s) for s in ours]
-    finally:
-        if batch is not None:  # what encode audited is durable before anything is sent
-            batch.flush()
-    machine.send_releases(bodies)
+        try:
+            bodies = [s.data if encode is None else encode(s) for s in ours]
+            machine.send_releases(bodies, window=window)
+        finally:
+            if batch is not None:  # what encode and the window wrote is durable first
+                batch.flush()
+    except BaseException:
+        _abort(machine)
+        raise
     await _exchange(
         gate,
         machine,
@@ -387,6 +398,7 @@ async def transfer_releases(
         store_one=store_one,
         on_answer=on_answer,
         batch=batch,
+        window_writes=window is not None and batch is not None,
     )
     assert machine.result is not None
     return machine.result
