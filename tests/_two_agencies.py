@@ -66,7 +66,7 @@ class TwoAgencies:
     ) -> None:
         self.base = base
         self.suite_ids = suite_ids or {}  # the PSI suite each agency proposes (default: xlink's)
-        self.files = files
+        self.files = {agency: list(paths) for agency, paths in files.items()}  # ours to change
         self.passphrase = passphrase
         self.timeout = timeout
         self.ceremony: CeremonyFiles = demo_ceremony(

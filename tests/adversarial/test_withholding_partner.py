@@ -198,6 +198,7 @@ def _receipted_in_last_session(pair: TwoAgencies, agency: str) -> int:
     return sum(1 for k, _ in entries[last:] if k is AuditEvent.RECEIPT_SENT)
 
 
+@pytest.mark.slow
 def test_an_honest_rerun_after_lost_receipts_completes_and_counts_each_once(
     tmp_path: Path,
 ) -> None:

@@ -118,6 +118,7 @@ def _listing_twice(pair: TwoAgencies, agency: str, how_many: int) -> None:
     pair.files[agency] = [out, *pair.files[agency][1:]]
 
 
+@pytest.mark.slow
 def test_a_partner_listing_people_twice_never_shuts_the_windows(tmp_path: Path) -> None:
     """After a complete exchange, CA-RCMP lists ten people it delivered a second time. Each of
     our records of them now has two pairs: what we send for the new pair has the content the
